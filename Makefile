@@ -1,0 +1,80 @@
+# l5d: the single entry point for building, testing, benchmarking and the demo.
+# Every Go module listed in go.work is built, vetted and tested.
+
+SHELL := /bin/bash
+GO ?= go
+BIN := $(CURDIR)/bin
+MODULES := $(shell $(GO) work edit -json | sed -n 's/.*"DiskPath": "\(.*\)".*/\1/p')
+MODULE_PATTERNS := $(addsuffix /...,$(MODULES))
+# Binaries: name=module/cmd path.
+BINARIES := identity=identity/cmd/identity destination=destination/cmd/destination \
+	policy=policy/cmd/policy injector=injector/cmd/injector proxy=proxy/cmd/proxy \
+	proxy-init=proxy-init/cmd/proxy-init linkerd=cli/cmd/linkerd
+TEST_FLAGS ?= -count=1 -timeout 30m
+TOOLS := $(BIN)/tools
+STATICCHECK := $(TOOLS)/staticcheck
+
+.PHONY: all build test unit-test lint proto proto-check bench bench-proxy e2e demo ci kube-bins tools clean
+
+all: build
+
+## build: compile every binary into bin/
+build:
+	@mkdir -p $(BIN)
+	@set -e; for b in $(BINARIES); do name=$${b%%=*}; pkg=$${b#*=}; \
+		echo "go build -o bin/$$name ./$$pkg"; \
+		CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/$$name ./$$pkg; done
+
+## test: lint, then every module's tests (needs root for network namespaces and the
+## cached Kubernetes binaries from `make kube-bins`)
+test: lint kube-bins build unit-test
+
+unit-test:
+	$(GO) test $(TEST_FLAGS) $(MODULE_PATTERNS)
+
+## lint: gofmt, go vet and staticcheck over every module
+lint: tools
+	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(MODULE_PATTERNS)
+	$(STATICCHECK) $(MODULE_PATTERNS)
+
+## proto: regenerate the Go code for proto/ with the pinned toolchain
+proto:
+	$(MAKE) -C proto generate
+
+## proto-check: fail when regenerating changes any committed file
+proto-check: proto
+	@git diff --exit-code -- proto || { echo "generated proto code is stale: run make proto and commit"; exit 1; }
+
+## tools: build the pinned developer tools (tools/go.mod) into bin/tools
+tools:
+	@mkdir -p $(TOOLS)
+	cd tools && GOWORK=off $(GO) build -o $(TOOLS)/ honnef.co/go/tools/cmd/staticcheck \
+		github.com/bufbuild/buf/cmd/buf google.golang.org/protobuf/cmd/protoc-gen-go \
+		google.golang.org/grpc/cmd/protoc-gen-go-grpc
+
+## kube-bins: build etcd and the Kubernetes binaries into the cache (no-op when cached)
+kube-bins:
+	test/kubebins/build.sh
+
+## bench: every benchmark suite, medians and ratios against baselines
+bench:
+	@if [ -x test/bench/run.sh ]; then test/bench/run.sh; else echo "bench: no benchmark suites yet"; fi
+
+## bench-proxy: the proxy's headline benchmark against direct and nginx paths
+bench-proxy:
+	@if [ -x test/bench/proxy.sh ]; then test/bench/proxy.sh; else echo "bench-proxy: not built yet (issue: proxy part 1)"; exit 1; fi
+
+## e2e: the end-to-end suite against a local mesh
+e2e:
+	@if [ -x test/e2e/run.sh ]; then test/e2e/run.sh; else echo "e2e: the end-to-end suite does not exist yet"; fi
+
+## demo: a whole mesh on this machine
+demo:
+	@if [ -x test/demo/run.sh ]; then test/demo/run.sh; else echo "demo: not available yet; the local mesh (node agent, install, demo app) is still being built"; exit 1; fi
+
+## ci: what .ci/run does after installing prerequisites
+ci: proto-check test
+
+clean:
+	rm -rf $(BIN)
