@@ -1,0 +1,9 @@
+package kube
+
+import (
+	"testing"
+)
+
+func TestMain(m *testing.M) {
+	Main(m, Options{ControllerManager: true, Scheduler: true})
+}
