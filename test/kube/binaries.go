@@ -10,9 +10,6 @@ import (
 // KubeVersion is the Kubernetes release the control plane binaries are built from.
 const KubeVersion = "v1.34.4"
 
-// binaryNames are the programs a cluster may run, in start order.
-var binaryNames = []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"}
-
 // BinDir returns the directory holding the cached control-plane binaries: $L5D_KUBE_BIN_DIR
 // when set, else $XDG_CACHE_HOME/l5d/kube-<version> (or ~/.cache/...), the same place
 // `make kube-bins` (test/kubebins/build.sh) writes to.
