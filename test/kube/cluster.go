@@ -260,6 +260,13 @@ func (c *Cluster) startAPIServer(bin string, port, etcdPort int) error {
 		"--api-audiences="+ServiceAccountIssuer,
 		"--service-cluster-ip-range="+ServiceCIDR,
 		"--authorization-mode=Node,RBAC",
+		"--requestheader-client-ca-file="+pki.frontProxyCAFile,
+		"--requestheader-allowed-names="+frontProxyUser,
+		"--requestheader-username-headers=X-Remote-User",
+		"--requestheader-group-headers=X-Remote-Group",
+		"--requestheader-extra-headers-prefix=X-Remote-Extra-",
+		"--proxy-client-cert-file="+pki.frontProxyCertFile,
+		"--proxy-client-key-file="+pki.frontProxyKeyFile,
 		"--enable-admission-plugins=NamespaceLifecycle,ServiceAccount,MutatingAdmissionWebhook,ValidatingAdmissionWebhook",
 		// Without a node lifecycle controller nothing would ever lift the not-ready taint.
 		"--disable-admission-plugins=TaintNodesByCondition",

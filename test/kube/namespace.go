@@ -43,8 +43,9 @@ func WithAnnotations(annotations map[string]string) NamespaceOption {
 const cleanupTimeout = time.Minute
 
 // Namespace creates a namespace for t, named after the test with a random suffix, holding
-// the "default" service account and the kube-root-ca.crt config map as in a real cluster
-// (pod creation needs the service account to exist). It is deleted with everything in it
+// the "default" service account (pod creation needs it) and the kube-root-ca.crt config map
+// as in a real cluster (with the controller manager, its publisher adds the config map a
+// moment later). It is deleted with everything in it
 // when the test ends; pods go at once (grace period 0), since no kubelet would confirm a
 // graceful deletion.
 func (c *Cluster) Namespace(t testing.TB, opts ...NamespaceOption) string {
@@ -65,8 +66,12 @@ func (c *Cluster) Namespace(t testing.TB, opts ...NamespaceOption) string {
 			t.Errorf("kube: deleting namespace %s: %v", name, err)
 		}
 	})
+	// Created here even with the controller manager, so a pod can be made right away.
 	if err := ensureServiceAccount(ctx, c.client, name, "default"); err != nil {
 		t.Fatalf("kube: %v", err)
+	}
+	if c.opts.ControllerManager {
+		return name // its service-account and root-CA publisher controllers fill the namespace
 	}
 	cm := &corev1.ConfigMap{
 		ObjectMeta: metav1.ObjectMeta{Name: rootCAConfigMap, Namespace: name},

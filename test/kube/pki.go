@@ -131,20 +131,29 @@ func (a *authority) issue(subject pkix.Name, hosts []string, client bool) (*leaf
 
 // clusterPKI is everything the control plane needs, written under dir/pki.
 type clusterPKI struct {
-	ca        *authority
-	serving   *leaf // kube-apiserver, kube-controller-manager and kube-scheduler serving cert
-	admin     *leaf // client cert in system:masters
-	saKeyPEM  []byte
-	saPubPEM  []byte
-	caFile    string
-	certFile  string
-	keyFile   string
-	saKeyFile string
-	saPubFile string
+	ca      *authority
+	serving *leaf // kube-apiserver, kube-controller-manager and kube-scheduler serving cert
+	admin   *leaf // client cert in system:masters
+	// The aggregation layer's front proxy: its own CA and the client cert the API server
+	// presents to extension API servers, as kubeadm sets it up.
+	frontProxyCA     *authority
+	frontProxyClient *leaf
+	saKeyPEM         []byte
+	saPubPEM         []byte
+	caFile           string
+	certFile         string
+	keyFile          string
+	saKeyFile        string
+	saPubFile        string
+
+	frontProxyCAFile, frontProxyCertFile, frontProxyKeyFile string
 }
 
 // adminUser is the user name of the admin client certificate.
 const adminUser = "l5d-test-admin"
+
+// frontProxyUser is the common name of the aggregation layer's client certificate.
+const frontProxyUser = "front-proxy-client"
 
 // servingHosts are the names and addresses the control plane serving certificate is valid for.
 var servingHosts = []string{
@@ -164,6 +173,14 @@ func newClusterPKI(dir string) (*clusterPKI, error) {
 		return nil, err
 	}
 	admin, err := ca.issue(pkix.Name{CommonName: adminUser, Organization: []string{"system:masters"}}, nil, true)
+	if err != nil {
+		return nil, err
+	}
+	frontProxyCA, err := newAuthority("l5d-test-front-proxy-ca")
+	if err != nil {
+		return nil, err
+	}
+	frontProxyClient, err := frontProxyCA.issue(pkix.Name{CommonName: frontProxyUser}, nil, true)
 	if err != nil {
 		return nil, err
 	}
@@ -191,6 +208,12 @@ func newClusterPKI(dir string) (*clusterPKI, error) {
 		keyFile:   filepath.Join(dir, "serving.key"),
 		saKeyFile: filepath.Join(dir, "sa.key"),
 		saPubFile: filepath.Join(dir, "sa.pub"),
+
+		frontProxyCA:       frontProxyCA,
+		frontProxyClient:   frontProxyClient,
+		frontProxyCAFile:   filepath.Join(dir, "front-proxy-ca.crt"),
+		frontProxyCertFile: filepath.Join(dir, "front-proxy-client.crt"),
+		frontProxyKeyFile:  filepath.Join(dir, "front-proxy-client.key"),
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating PKI directory: %w", err)
@@ -198,6 +221,8 @@ func newClusterPKI(dir string) (*clusterPKI, error) {
 	for path, data := range map[string][]byte{
 		p.caFile: ca.certPEM, p.certFile: serving.certPEM, p.keyFile: serving.keyPEM,
 		p.saKeyFile: p.saKeyPEM, p.saPubFile: p.saPubPEM,
+		p.frontProxyCAFile: frontProxyCA.certPEM, p.frontProxyCertFile: frontProxyClient.certPEM,
+		p.frontProxyKeyFile: frontProxyClient.keyPEM,
 	} {
 		if err := os.WriteFile(path, data, 0o600); err != nil {
 			return nil, fmt.Errorf("writing %s: %w", path, err)

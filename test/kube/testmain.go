@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -113,12 +114,20 @@ func (c *Cluster) tailOnFailure(t testing.TB) {
 			names = append(names, name)
 		}
 		sort.Strings(names)
+		quiet := true
 		for _, name := range names {
 			tail := tailLog(c.procs[name].logPath, offsets[name], tailLines)
 			if strings.TrimSpace(tail) == "" {
 				continue
 			}
+			quiet = false
 			t.Logf("kube: %s logged during the test (last %d lines of %s):\n%s", name, tailLines, c.procs[name].logPath, tail)
+		}
+		if quiet {
+			t.Logf("kube: no component logged anything during the test")
+		}
+		if os.Getenv("L5D_KUBE_KEEP") != "1" {
+			t.Logf("kube: set L5D_KUBE_KEEP=1 to keep the full component logs in %s", filepath.Join(c.dir, "logs"))
 		}
 	})
 }
