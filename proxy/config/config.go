@@ -1,0 +1,384 @@
+// Package config reads the proxy's configuration from LINKERD2_PROXY_* environment
+// variables, with Linkerd's defaults. A variable that is set but invalid is an error that
+// names the variable, so the proxy stops at start with an actionable message.
+package config
+
+import (
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Environment variable names. Those the injector sets are Linkerd's; the L5D_PROXY_* ones
+// are this proxy's own additions.
+const (
+	EnvLog       = "LINKERD2_PROXY_LOG"
+	EnvLogFormat = "LINKERD2_PROXY_LOG_FORMAT"
+
+	EnvAdminListenAddr    = "LINKERD2_PROXY_ADMIN_LISTEN_ADDR"
+	EnvControlListenAddr  = "LINKERD2_PROXY_CONTROL_LISTEN_ADDR"
+	EnvInboundListenAddr  = "LINKERD2_PROXY_INBOUND_LISTEN_ADDR"
+	EnvOutboundListenAddr = "LINKERD2_PROXY_OUTBOUND_LISTEN_ADDR"
+
+	EnvInboundConnectTimeout   = "LINKERD2_PROXY_INBOUND_CONNECT_TIMEOUT"
+	EnvOutboundConnectTimeout  = "LINKERD2_PROXY_OUTBOUND_CONNECT_TIMEOUT"
+	EnvInboundAcceptKeepalive  = "LINKERD2_PROXY_INBOUND_ACCEPT_KEEPALIVE"
+	EnvOutboundAcceptKeepalive = "LINKERD2_PROXY_OUTBOUND_ACCEPT_KEEPALIVE"
+	EnvInboundConnectKeepalive = "LINKERD2_PROXY_INBOUND_CONNECT_KEEPALIVE"
+	EnvOutboundConnectKeepalv  = "LINKERD2_PROXY_OUTBOUND_CONNECT_KEEPALIVE"
+	EnvInboundDetectTimeout    = "LINKERD2_PROXY_INBOUND_DETECT_TIMEOUT"
+	EnvOutboundDetectTimeout   = "LINKERD2_PROXY_OUTBOUND_DETECT_TIMEOUT"
+
+	EnvInboundDisableDetection  = "LINKERD2_PROXY_INBOUND_PORTS_DISABLE_PROTOCOL_DETECTION"
+	EnvOutboundDisableDetection = "LINKERD2_PROXY_OUTBOUND_PORTS_DISABLE_PROTOCOL_DETECTION"
+	EnvInboundIPs               = "LINKERD2_PROXY_INBOUND_IPS"
+	EnvInboundPorts             = "LINKERD2_PROXY_INBOUND_PORTS"
+
+	EnvOutboundHTTPQueueCapacity = "LINKERD2_PROXY_OUTBOUND_HTTP_QUEUE_CAPACITY"
+	EnvOutboundHTTPFailfast      = "LINKERD2_PROXY_OUTBOUND_HTTP_FAILFAST_TIMEOUT"
+	EnvOutboundTCPQueueCapacity  = "LINKERD2_PROXY_OUTBOUND_TCP_QUEUE_CAPACITY"
+	EnvOutboundTCPFailfast       = "LINKERD2_PROXY_OUTBOUND_TCP_FAILFAST_TIMEOUT"
+	EnvInboundHTTPQueueCapacity  = "LINKERD2_PROXY_INBOUND_HTTP_QUEUE_CAPACITY"
+	EnvInboundHTTPFailfast       = "LINKERD2_PROXY_INBOUND_HTTP_FAILFAST_TIMEOUT"
+	EnvOutboundDiscoveryIdle     = "LINKERD2_PROXY_OUTBOUND_DISCOVERY_IDLE_TIMEOUT"
+	EnvInboundDiscoveryIdle      = "LINKERD2_PROXY_INBOUND_DISCOVERY_IDLE_TIMEOUT"
+
+	EnvDestinationAddr            = "LINKERD2_PROXY_DESTINATION_SVC_ADDR"
+	EnvDestinationName            = "LINKERD2_PROXY_DESTINATION_SVC_NAME"
+	EnvDestinationContext         = "LINKERD2_PROXY_DESTINATION_CONTEXT"
+	EnvDestinationProfileSuffixes = "LINKERD2_PROXY_DESTINATION_PROFILE_SUFFIXES"
+	EnvDestinationProfileNetworks = "LINKERD2_PROXY_DESTINATION_PROFILE_NETWORKS"
+
+	EnvPolicyAddr            = "LINKERD2_PROXY_POLICY_SVC_ADDR"
+	EnvPolicyName            = "LINKERD2_PROXY_POLICY_SVC_NAME"
+	EnvPolicyWorkload        = "LINKERD2_PROXY_POLICY_WORKLOAD"
+	EnvInboundDefaultPolicy  = "LINKERD2_PROXY_INBOUND_DEFAULT_POLICY"
+	EnvPolicyClusterNetworks = "LINKERD2_PROXY_POLICY_CLUSTER_NETWORKS"
+
+	EnvIdentityDisabled     = "LINKERD2_PROXY_IDENTITY_DISABLED"
+	EnvIdentityDir          = "LINKERD2_PROXY_IDENTITY_DIR"
+	EnvIdentityTrustAnchors = "LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS"
+	EnvIdentityTokenFile    = "LINKERD2_PROXY_IDENTITY_TOKEN_FILE"
+	EnvIdentityAddr         = "LINKERD2_PROXY_IDENTITY_SVC_ADDR"
+	EnvIdentityName         = "LINKERD2_PROXY_IDENTITY_SVC_NAME"
+	EnvIdentityLocalName    = "LINKERD2_PROXY_IDENTITY_LOCAL_NAME"
+	EnvTapName              = "LINKERD2_PROXY_TAP_SVC_NAME"
+
+	EnvShutdownEndpointEnabled = "LINKERD2_PROXY_SHUTDOWN_ENDPOINT_ENABLED"
+	EnvShutdownGracePeriod     = "LINKERD2_PROXY_SHUTDOWN_GRACE_PERIOD"
+	EnvCores                   = "LINKERD2_PROXY_CORES"
+
+	// EnvOutboundFallbackDst and EnvInboundFallbackDst give the original destination to
+	// use when SO_ORIGINAL_DST cannot provide one (no iptables redirect: tests, benchmarks,
+	// hand-run proxies). Unset means such connections are refused.
+	EnvOutboundFallbackDst = "L5D_PROXY_OUTBOUND_ORIG_DST"
+	EnvInboundFallbackDst  = "L5D_PROXY_INBOUND_ORIG_DST"
+	// EnvMemoryLimit is a soft Go heap limit in bytes (or with a KiB/MiB/GiB suffix);
+	// DefaultMemoryLimit when unset, "0" for none.
+	EnvMemoryLimit = "L5D_PROXY_MEMORY_LIMIT"
+)
+
+// Defaults, as in Linkerd.
+const (
+	DefaultLog                = "warn,linkerd=info"
+	DefaultAdminListenAddr    = "0.0.0.0:4191"
+	DefaultControlListenAddr  = "0.0.0.0:4190"
+	DefaultInboundListenAddr  = "0.0.0.0:4143"
+	DefaultOutboundListenAddr = "127.0.0.1:4140"
+	DefaultOpaquePorts        = "25,587,3306,4444,5432,6379,9300,11211"
+	DefaultProfileSuffixes    = "svc.cluster.local."
+	DefaultPrivateNetworks    = "10.0.0.0/8,100.64.0.0/10,172.16.0.0/12,192.168.0.0/16"
+	DefaultMemoryLimit        = 16 << 20
+)
+
+// LogFormat is plain or json.
+type LogFormat string
+
+// Log formats.
+const (
+	LogPlain LogFormat = "plain"
+	LogJSON  LogFormat = "json"
+)
+
+// Direction holds the settings that exist once for inbound and once for outbound.
+type Direction struct {
+	// ListenAddr is where the proxy accepts this direction's connections.
+	ListenAddr netip.AddrPort
+	// ConnectTimeout bounds dialling an endpoint or the application.
+	ConnectTimeout time.Duration
+	// AcceptKeepalive and ConnectKeepalive are TCP keepalive periods (0 disables).
+	AcceptKeepalive, ConnectKeepalive time.Duration
+	// DetectTimeout bounds protocol detection; the connection is then opaque TCP.
+	DetectTimeout time.Duration
+	// OpaquePorts skip protocol detection.
+	OpaquePorts PortSet
+	// QueueCapacity is the per-backend request queue size; QueueFailfast is how long a
+	// request may wait for an endpoint before the backend fails fast.
+	QueueCapacity int
+	QueueFailfast time.Duration
+	// TCPQueueCapacity and TCPFailfast are the same for opaque connections.
+	TCPQueueCapacity int
+	TCPFailfast      time.Duration
+	// DiscoveryIdleTimeout is how long an unused discovery stream is kept.
+	DiscoveryIdleTimeout time.Duration
+	// FallbackDst, when valid, is the original destination used for connections whose
+	// SO_ORIGINAL_DST is unavailable.
+	FallbackDst netip.AddrPort
+}
+
+// Config is the whole proxy configuration.
+type Config struct {
+	// LogFilter is the raw LINKERD2_PROXY_LOG value; LogLevel the level it gives the proxy.
+	LogFilter string
+	LogLevel  slog.Level
+	LogFormat LogFormat
+
+	AdminListenAddr   netip.AddrPort
+	ControlListenAddr netip.AddrPort
+	Inbound, Outbound Direction
+
+	// InboundIPs are the pod's IPs; InboundPorts the application's container ports.
+	InboundIPs   []netip.Addr
+	InboundPorts PortSet
+
+	// DestinationAddr is the Destination service host:port; empty disables discovery.
+	DestinationAddr    string
+	DestinationName    string
+	DestinationContext string
+	// ProfileSuffixes are the DNS suffixes for which names are resolved through discovery;
+	// ProfileNetworks the IP networks for which addresses are.
+	ProfileSuffixes []string
+	ProfileNetworks []netip.Prefix
+
+	PolicyAddr           string
+	PolicyName           string
+	PolicyWorkload       string
+	InboundDefaultPolicy string
+	ClusterNetworks      []netip.Prefix
+
+	IdentityDisabled     bool
+	IdentityDir          string
+	IdentityTrustAnchors string
+	IdentityTokenFile    string
+	IdentityAddr         string
+	IdentityName         string
+	IdentityLocalName    string
+	TapName              string
+
+	// ShutdownEndpoint enables POST /shutdown on the admin server.
+	ShutdownEndpoint bool
+	// ShutdownGracePeriod bounds draining on shutdown.
+	ShutdownGracePeriod time.Duration
+	// Cores is GOMAXPROCS (0: leave Go's default).
+	Cores int
+	// MemoryLimit is the soft Go memory limit in bytes (0: none).
+	MemoryLimit int64
+}
+
+// FromEnviron reads the configuration from the process environment.
+func FromEnviron() (*Config, error) { return Load(os.LookupEnv) }
+
+// Load reads the configuration through lookup (os.LookupEnv in production). The error
+// names the first invalid variable and why it is invalid.
+func Load(lookup func(string) (string, bool)) (*Config, error) {
+	r := reader{lookup: lookup}
+	c := &Config{}
+
+	c.LogFilter = r.str(EnvLog, DefaultLog)
+	r.parse(EnvLog, DefaultLog, func(s string) (err error) { c.LogLevel, err = ParseLogLevel(s); return })
+	r.parse(EnvLogFormat, "plain", func(s string) error {
+		switch f := LogFormat(strings.ToLower(strings.TrimSpace(s))); f {
+		case LogPlain, LogJSON:
+			c.LogFormat = f
+			return nil
+		}
+		return fmt.Errorf("unknown log format %q: want plain or json", s)
+	})
+
+	r.addr(EnvAdminListenAddr, DefaultAdminListenAddr, &c.AdminListenAddr)
+	r.addr(EnvControlListenAddr, DefaultControlListenAddr, &c.ControlListenAddr)
+	r.addr(EnvInboundListenAddr, DefaultInboundListenAddr, &c.Inbound.ListenAddr)
+	r.addr(EnvOutboundListenAddr, DefaultOutboundListenAddr, &c.Outbound.ListenAddr)
+
+	r.dur(EnvInboundConnectTimeout, "100ms", &c.Inbound.ConnectTimeout)
+	r.dur(EnvOutboundConnectTimeout, "1000ms", &c.Outbound.ConnectTimeout)
+	r.dur(EnvInboundAcceptKeepalive, "10s", &c.Inbound.AcceptKeepalive)
+	r.dur(EnvOutboundAcceptKeepalive, "10s", &c.Outbound.AcceptKeepalive)
+	r.dur(EnvInboundConnectKeepalive, "10s", &c.Inbound.ConnectKeepalive)
+	r.dur(EnvOutboundConnectKeepalv, "10s", &c.Outbound.ConnectKeepalive)
+	r.dur(EnvInboundDetectTimeout, "10s", &c.Inbound.DetectTimeout)
+	r.dur(EnvOutboundDetectTimeout, "10s", &c.Outbound.DetectTimeout)
+
+	r.ports(EnvInboundDisableDetection, DefaultOpaquePorts, &c.Inbound.OpaquePorts)
+	r.ports(EnvOutboundDisableDetection, DefaultOpaquePorts, &c.Outbound.OpaquePorts)
+	r.parse(EnvInboundIPs, "", func(s string) (err error) { c.InboundIPs, err = ParseIPs(s); return })
+	r.ports(EnvInboundPorts, "", &c.InboundPorts)
+
+	r.count(EnvOutboundHTTPQueueCapacity, "100", &c.Outbound.QueueCapacity)
+	r.dur(EnvOutboundHTTPFailfast, "3s", &c.Outbound.QueueFailfast)
+	r.count(EnvOutboundTCPQueueCapacity, "100", &c.Outbound.TCPQueueCapacity)
+	r.dur(EnvOutboundTCPFailfast, "3s", &c.Outbound.TCPFailfast)
+	r.count(EnvInboundHTTPQueueCapacity, "100", &c.Inbound.QueueCapacity)
+	r.dur(EnvInboundHTTPFailfast, "1s", &c.Inbound.QueueFailfast)
+	c.Inbound.TCPQueueCapacity, c.Inbound.TCPFailfast = c.Inbound.QueueCapacity, c.Inbound.QueueFailfast
+	r.dur(EnvOutboundDiscoveryIdle, "5s", &c.Outbound.DiscoveryIdleTimeout)
+	r.dur(EnvInboundDiscoveryIdle, "90s", &c.Inbound.DiscoveryIdleTimeout)
+
+	r.hostPort(EnvDestinationAddr, &c.DestinationAddr)
+	c.DestinationName = r.str(EnvDestinationName, "")
+	c.DestinationContext = r.str(EnvDestinationContext, "")
+	r.parse(EnvDestinationProfileSuffixes, DefaultProfileSuffixes, func(s string) (err error) {
+		c.ProfileSuffixes, err = ParseSuffixes(s)
+		return
+	})
+	r.parse(EnvDestinationProfileNetworks, DefaultPrivateNetworks, func(s string) (err error) {
+		c.ProfileNetworks, err = ParseNetworks(s)
+		return
+	})
+
+	r.hostPort(EnvPolicyAddr, &c.PolicyAddr)
+	c.PolicyName = r.str(EnvPolicyName, "")
+	c.PolicyWorkload = r.str(EnvPolicyWorkload, "")
+	r.parse(EnvInboundDefaultPolicy, "all-unauthenticated", func(s string) error {
+		switch s = strings.TrimSpace(s); s {
+		case "all-unauthenticated", "all-authenticated", "cluster-unauthenticated",
+			"cluster-authenticated", "deny", "audit":
+			c.InboundDefaultPolicy = s
+			return nil
+		}
+		return fmt.Errorf("unknown policy %q: want all-unauthenticated, all-authenticated, cluster-unauthenticated, cluster-authenticated, deny or audit", s)
+	})
+	r.parse(EnvPolicyClusterNetworks, DefaultPrivateNetworks, func(s string) (err error) {
+		c.ClusterNetworks, err = ParseNetworks(s)
+		return
+	})
+
+	r.parse(EnvIdentityDisabled, "false", func(s string) (err error) { c.IdentityDisabled, err = ParseBool(s); return })
+	c.IdentityDir = r.str(EnvIdentityDir, "")
+	c.IdentityTrustAnchors = r.str(EnvIdentityTrustAnchors, "")
+	c.IdentityTokenFile = r.str(EnvIdentityTokenFile, "")
+	r.hostPort(EnvIdentityAddr, &c.IdentityAddr)
+	c.IdentityName = r.str(EnvIdentityName, "")
+	c.IdentityLocalName = r.str(EnvIdentityLocalName, "")
+	c.TapName = r.str(EnvTapName, "")
+
+	r.parse(EnvShutdownEndpointEnabled, "false", func(s string) (err error) { c.ShutdownEndpoint, err = ParseBool(s); return })
+	r.dur(EnvShutdownGracePeriod, "120s", &c.ShutdownGracePeriod)
+	r.parse(EnvCores, "0", func(s string) error {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 0 || n > 1024 {
+			return fmt.Errorf("cores %q: want a whole number from 0 to 1024", s)
+		}
+		c.Cores = n
+		return nil
+	})
+	r.parse(EnvMemoryLimit, strconv.Itoa(DefaultMemoryLimit), func(s string) (err error) {
+		c.MemoryLimit, err = ParseBytes(s)
+		return
+	})
+
+	r.optAddr(EnvOutboundFallbackDst, &c.Outbound.FallbackDst)
+	r.optAddr(EnvInboundFallbackDst, &c.Inbound.FallbackDst)
+
+	if r.err != nil {
+		return nil, r.err
+	}
+	return c, nil
+}
+
+// ParseBytes parses a byte count: a whole number with an optional KiB, MiB or GiB suffix.
+func ParseBytes(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	mult := int64(1)
+	for suffix, m := range map[string]int64{"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30} {
+		if strings.HasSuffix(s, suffix) {
+			s, mult = strings.TrimSpace(strings.TrimSuffix(s, suffix)), m
+			break
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 || n > (1<<50)/mult {
+		return 0, fmt.Errorf("byte count %q: want a whole number with optional KiB, MiB or GiB", s)
+	}
+	return n * mult, nil
+}
+
+// reader applies parsers to variables and keeps the first error, wrapped with the
+// variable's name.
+type reader struct {
+	lookup func(string) (string, bool)
+	err    error
+}
+
+func (r *reader) str(name, def string) string {
+	if v, ok := r.lookup(name); ok {
+		return v
+	}
+	return def
+}
+
+// parse calls fn with the variable's value (def when unset). An unset variable whose
+// default is empty is not parsed.
+func (r *reader) parse(name, def string, fn func(string) error) {
+	v, ok := r.lookup(name)
+	if !ok {
+		if def == "" {
+			return
+		}
+		v = def
+	}
+	if err := fn(v); err != nil && r.err == nil {
+		r.err = fmt.Errorf("invalid %s=%q: %w", name, v, err)
+	}
+}
+
+func (r *reader) addr(name, def string, dst *netip.AddrPort) {
+	r.parse(name, def, func(s string) (err error) { *dst, err = ParseAddrPort(s); return })
+}
+
+// optAddr parses an optional ip:port; unset or empty leaves dst invalid.
+func (r *reader) optAddr(name string, dst *netip.AddrPort) {
+	r.parse(name, "", func(s string) (err error) {
+		if strings.TrimSpace(s) == "" {
+			return nil
+		}
+		*dst, err = ParseAddrPort(s)
+		return
+	})
+}
+
+func (r *reader) dur(name, def string, dst *time.Duration) {
+	r.parse(name, def, func(s string) (err error) { *dst, err = ParseDuration(s); return })
+}
+
+func (r *reader) ports(name, def string, dst *PortSet) {
+	r.parse(name, def, func(s string) (err error) { *dst, err = ParsePorts(s); return })
+	if *dst == nil {
+		*dst = PortSet{}
+	}
+}
+
+func (r *reader) count(name, def string, dst *int) {
+	r.parse(name, def, func(s string) error {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 0 || n > 1<<20 {
+			return fmt.Errorf("%q: want a whole number from 0 to %d", s, 1<<20)
+		}
+		*dst = n
+		return nil
+	})
+}
+
+func (r *reader) hostPort(name string, dst *string) {
+	r.parse(name, "", func(s string) (err error) {
+		if strings.TrimSpace(s) == "" {
+			return nil
+		}
+		*dst, err = ParseHostPort(s)
+		return
+	})
+}
