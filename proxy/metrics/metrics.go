@@ -1,0 +1,360 @@
+// Package metrics records the proxy's traffic metrics with Linkerd's names and labels and
+// writes them in the Prometheus text format.
+//
+// Recording is lock-free and allocation-free: a label set is resolved once (per
+// connection, target or endpoint) into an *HTTP or *TCP handle, and each event is then a
+// few atomic adds on that handle. Only exposition takes the registry's lock.
+package metrics
+
+import (
+	"bufio"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// LatencyBucketsMs are the upper bounds of response_latency_ms, as in Linkerd.
+var LatencyBucketsMs = [...]uint64{1, 2, 3, 4, 5, 10, 20, 30, 40, 50, 100, 200, 300, 400, 500,
+	1000, 2000, 3000, 4000, 5000, 10000, 20000, 30000, 40000, 50000}
+
+const nBuckets = len(LatencyBucketsMs) + 1 // plus +Inf
+
+// maxStatus bounds the status codes kept apart; others are recorded as 0.
+const maxStatus = 600
+
+// Labels renders label pairs (name, value, name, value, ...) as the inside of a
+// Prometheus label set: name="value",... with values escaped. Pairs with an empty value
+// are kept (Linkerd exports empty labels such as errno=""). It panics on an odd count,
+// a programming error.
+func Labels(kv ...string) string {
+	if len(kv)%2 != 0 {
+		panic("metrics.Labels: odd number of arguments")
+	}
+	var b strings.Builder
+	for i := 0; i < len(kv); i += 2 {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(kv[i])
+		b.WriteString(`="`)
+		escape(&b, kv[i+1])
+		b.WriteByte('"')
+	}
+	return b.String()
+}
+
+// Join joins rendered label sets, skipping empty ones.
+func Join(sets ...string) string {
+	var parts []string
+	for _, s := range sets {
+		if s != "" {
+			parts = append(parts, s)
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
+// DstLabels renders discovery metric labels with the dst_ prefix, sorted by name.
+func DstLabels(m map[string]string) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		if validLabelName(k) {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	kv := make([]string, 0, 2*len(keys))
+	for _, k := range keys {
+		kv = append(kv, "dst_"+k, m[k])
+	}
+	return Labels(kv...)
+}
+
+func validLabelName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || i > 0 && c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+func escape(b *strings.Builder, v string) {
+	for i := 0; i < len(v); i++ {
+		switch c := v[i]; c {
+		case '\\':
+			b.WriteString(`\\`)
+		case '"':
+			b.WriteString(`\"`)
+		case '\n':
+			b.WriteString(`\n`)
+		default:
+			b.WriteByte(c)
+		}
+	}
+}
+
+// Registry holds every label set's handles. The zero value is not usable; use New.
+type Registry struct {
+	start time.Time
+
+	mu   sync.RWMutex
+	http map[string]*HTTP
+	tcp  map[string]*TCP
+}
+
+// New returns an empty registry.
+func New() *Registry {
+	return &Registry{start: time.Now(), http: map[string]*HTTP{}, tcp: map[string]*TCP{}}
+}
+
+// HTTP returns the HTTP metrics handle for the rendered label set (see Labels), creating
+// it on first use. Callers resolve it once and keep it: this takes a lock.
+func (r *Registry) HTTP(labels string) *HTTP {
+	r.mu.RLock()
+	h := r.http[labels]
+	r.mu.RUnlock()
+	if h != nil {
+		return h
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if h = r.http[labels]; h == nil {
+		h = &HTTP{labels: labels}
+		r.http[labels] = h
+	}
+	return h
+}
+
+// TCP returns the TCP metrics handle for the rendered label set, creating it on first
+// use. Callers resolve it once per connection.
+func (r *Registry) TCP(labels string) *TCP {
+	r.mu.RLock()
+	t := r.tcp[labels]
+	r.mu.RUnlock()
+	if t != nil {
+		return t
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if t = r.tcp[labels]; t == nil {
+		t = &TCP{labels: labels}
+		r.tcp[labels] = t
+	}
+	return t
+}
+
+// HTTP is the request metrics of one label set (direction, authority, target, tls,
+// dst_* ...). Its methods are safe for concurrent use and do not allocate after the
+// first response of each status code.
+type HTTP struct {
+	labels   string
+	requests atomic.Uint64
+	statuses [maxStatus]atomic.Pointer[statusMetrics]
+}
+
+type statusMetrics struct {
+	success, failure atomic.Uint64
+	buckets          [nBuckets]atomic.Uint64
+	sumMicros        atomic.Uint64
+}
+
+// Request counts one request (request_total).
+func (h *HTTP) Request() { h.requests.Add(1) }
+
+// Response records one response: its status code, whether it is a failure (5xx, a gRPC
+// error status or a stream error), and the latency from request headers to the end of
+// the response stream.
+func (h *HTTP) Response(status int, failure bool, latency time.Duration) {
+	if status < 0 || status >= maxStatus {
+		status = 0
+	}
+	s := h.statuses[status].Load()
+	if s == nil {
+		s = new(statusMetrics)
+		if !h.statuses[status].CompareAndSwap(nil, s) {
+			s = h.statuses[status].Load()
+		}
+	}
+	if failure {
+		s.failure.Add(1)
+	} else {
+		s.success.Add(1)
+	}
+	us := uint64(max(latency, 0) / time.Microsecond)
+	ms := us / 1000
+	if us%1000 != 0 {
+		ms++ // bucket bounds are inclusive: 1.2ms falls in le="2"
+	}
+	i := 0
+	for i < len(LatencyBucketsMs) && ms > LatencyBucketsMs[i] {
+		i++
+	}
+	s.buckets[i].Add(1)
+	s.sumMicros.Add(us)
+}
+
+// TCP is the connection metrics of one label set. Its methods are safe for concurrent use.
+type TCP struct {
+	labels             string
+	open, close        atomic.Uint64
+	read, write        atomic.Uint64
+	openConnectionsNow atomic.Int64
+}
+
+// Open counts an accepted or established connection.
+func (t *TCP) Open() { t.open.Add(1); t.openConnectionsNow.Add(1) }
+
+// Close counts a closed connection.
+func (t *TCP) Close() { t.close.Add(1); t.openConnectionsNow.Add(-1) }
+
+// Read adds n bytes read from the peer.
+func (t *TCP) Read(n int) { t.read.Add(uint64(n)) }
+
+// Wrote adds n bytes written to the peer.
+func (t *TCP) Wrote(n int) { t.write.Add(uint64(n)) }
+
+// WriteTo writes every metric in the Prometheus text exposition format (version 0.0.4).
+func (r *Registry) WriteTo(w io.Writer) (int64, error) {
+	r.mu.RLock()
+	https := make([]*HTTP, 0, len(r.http))
+	for _, h := range r.http {
+		https = append(https, h)
+	}
+	tcps := make([]*TCP, 0, len(r.tcp))
+	for _, t := range r.tcp {
+		tcps = append(tcps, t)
+	}
+	r.mu.RUnlock()
+	slices.SortFunc(https, func(a, b *HTTP) int { return strings.Compare(a.labels, b.labels) })
+	slices.SortFunc(tcps, func(a, b *TCP) int { return strings.Compare(a.labels, b.labels) })
+
+	cw := &countingWriter{w: w}
+	e := expo{w: bufio.NewWriterSize(cw, 32<<10)}
+
+	e.header("request_total", "counter", "Total count of HTTP requests.")
+	for _, h := range https {
+		e.sample("request_total", h.labels, "", h.requests.Load())
+	}
+	e.header("response_total", "counter", "Total count of HTTP responses.")
+	for _, h := range https {
+		for code := range h.statuses {
+			s := h.statuses[code].Load()
+			if s == nil {
+				continue
+			}
+			sl := `status_code="` + strconv.Itoa(code) + `"`
+			if v := s.success.Load(); v > 0 {
+				e.sample("response_total", h.labels, sl+`,classification="success"`, v)
+			}
+			if v := s.failure.Load(); v > 0 {
+				e.sample("response_total", h.labels, sl+`,classification="failure"`, v)
+			}
+		}
+	}
+	e.header("response_latency_ms", "histogram",
+		"Elapsed times between a request's headers being received and its response stream completing")
+	for _, h := range https {
+		for code := range h.statuses {
+			s := h.statuses[code].Load()
+			if s == nil {
+				continue
+			}
+			sl := `status_code="` + strconv.Itoa(code) + `"`
+			var cum uint64
+			for i := range nBuckets {
+				cum += s.buckets[i].Load()
+				le := "+Inf"
+				if i < len(LatencyBucketsMs) {
+					le = strconv.FormatUint(LatencyBucketsMs[i], 10)
+				}
+				e.sample("response_latency_ms_bucket", h.labels, sl+`,le="`+le+`"`, cum)
+			}
+			e.sampleFloat("response_latency_ms_sum", h.labels, sl, float64(s.sumMicros.Load())/1000)
+			e.sample("response_latency_ms_count", h.labels, sl, cum)
+		}
+	}
+
+	e.header("tcp_open_total", "counter", "Total count of opened connections")
+	for _, t := range tcps {
+		e.sample("tcp_open_total", t.labels, "", t.open.Load())
+	}
+	e.header("tcp_close_total", "counter", "Total count of closed connections")
+	for _, t := range tcps {
+		e.sample("tcp_close_total", t.labels, `errno=""`, t.close.Load())
+	}
+	e.header("tcp_open_connections", "gauge", "Number of currently-open connections")
+	for _, t := range tcps {
+		e.sample("tcp_open_connections", t.labels, "", uint64(max(t.openConnectionsNow.Load(), 0)))
+	}
+	e.header("tcp_read_bytes_total", "counter", "Total count of bytes read from peers")
+	for _, t := range tcps {
+		e.sample("tcp_read_bytes_total", t.labels, "", t.read.Load())
+	}
+	e.header("tcp_write_bytes_total", "counter", "Total count of bytes written to peers")
+	for _, t := range tcps {
+		e.sample("tcp_write_bytes_total", t.labels, "", t.write.Load())
+	}
+	writeProcess(&e, r.start)
+	err := e.w.Flush()
+	return cw.n, err
+}
+
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// expo writes exposition lines into a buffered writer; write errors surface at Flush.
+type expo struct {
+	w   *bufio.Writer
+	num []byte
+}
+
+func (e *expo) header(name, typ, help string) {
+	e.w.WriteString("# HELP " + name + " " + help + "\n# TYPE " + name + " " + typ + "\n")
+}
+
+func (e *expo) labels(name, base, extra string) {
+	e.w.WriteString(name)
+	if base == "" && extra == "" {
+		return
+	}
+	e.w.WriteByte('{')
+	e.w.WriteString(base)
+	if base != "" && extra != "" {
+		e.w.WriteByte(',')
+	}
+	e.w.WriteString(extra)
+	e.w.WriteByte('}')
+}
+
+func (e *expo) sample(name, base, extra string, v uint64) {
+	e.labels(name, base, extra)
+	e.w.WriteByte(' ')
+	e.num = strconv.AppendUint(e.num[:0], v, 10)
+	e.w.Write(e.num)
+	e.w.WriteByte('\n')
+}
+
+func (e *expo) sampleFloat(name, base, extra string, v float64) {
+	e.labels(name, base, extra)
+	e.w.WriteByte(' ')
+	e.num = strconv.AppendFloat(e.num[:0], v, 'g', -1, 64)
+	e.w.Write(e.num)
+	e.w.WriteByte('\n')
+}
