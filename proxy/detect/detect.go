@@ -182,3 +182,7 @@ func (c *Conn) release() {
 		c.pooled, c.pending = nil, nil
 	}
 }
+
+// NetConn returns the underlying connection, for half-close and socket options. Reading
+// from it directly skips any bytes not yet replayed (see Buffered).
+func (c *Conn) NetConn() net.Conn { return c.Conn }

@@ -1,12 +1,60 @@
-// Command proxy is the l5d data-plane proxy.
+// Command proxy is the l5d data-plane proxy. It is configured only through
+// LINKERD2_PROXY_* environment variables (see package config) and stops at start, naming
+// the variable, when one is invalid.
 package main
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"os"
+	"os/signal"
+	"runtime"
+	"runtime/debug"
+	"syscall"
+
+	"github.com/l5d-go/l5d/proxy/app"
+	"github.com/l5d-go/l5d/proxy/config"
 )
 
 func main() {
-	fmt.Fprintln(os.Stderr, "proxy: not implemented yet")
-	os.Exit(1)
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "proxy:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	cfg, err := config.FromEnviron()
+	if err != nil {
+		return err
+	}
+	level := new(slog.LevelVar)
+	level.Set(cfg.LogLevel)
+	hopts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewTextHandler(os.Stderr, hopts)
+	if cfg.LogFormat == config.LogJSON {
+		h = slog.NewJSONHandler(os.Stderr, hopts)
+	}
+	log := slog.New(h)
+	slog.SetDefault(log)
+
+	if cfg.Cores > 0 {
+		runtime.GOMAXPROCS(cfg.Cores)
+	}
+	if cfg.MemoryLimit > 0 {
+		debug.SetMemoryLimit(cfg.MemoryLimit)
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	p, err := app.Start(ctx, cfg, app.Options{
+		Level: level,
+		Pprof: os.Getenv("L5D_PROXY_PPROF") == "true",
+		Log:   log,
+	})
+	if err != nil {
+		return err
+	}
+	return p.Wait()
 }

@@ -1,0 +1,286 @@
+// Package accept runs one proxy listener: it accepts connections, recovers each one's
+// original destination, detects its protocol (unless the port is opaque) and hands HTTP
+// connections to an HTTP server (HTTP/1 and HTTP/2 prior knowledge) and everything else to
+// an opaque TCP handler.
+package accept
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/l5d-go/l5d/proxy/detect"
+	"github.com/l5d-go/l5d/proxy/forward"
+	"github.com/l5d-go/l5d/proxy/metrics"
+)
+
+// OrigDstFunc returns the address a redirected connection was originally sent to
+// (SO_ORIGINAL_DST). It fails for connections that were not redirected.
+type OrigDstFunc func(c *net.TCPConn) (netip.AddrPort, error)
+
+// TCPHandler serves an opaque connection whose original destination is ci.OrigDst. It owns
+// conn and must close it. src counts the client side's bytes (see opaque.Relay).
+type TCPHandler func(ctx context.Context, conn net.Conn, ci *forward.ConnInfo, src *metrics.TCP)
+
+// Server is one listener's accept loop. Fields must be set before Serve.
+type Server struct {
+	// Direction is "inbound" or "outbound" (metrics label and logs).
+	Direction string
+	// OrigDst recovers original destinations; nil means every connection uses Fallback.
+	OrigDst OrigDstFunc
+	// Fallback is the original destination of connections OrigDst cannot resolve, or that
+	// were addressed to the listener itself (no redirect). Invalid: such connections are
+	// refused.
+	Fallback netip.AddrPort
+	// DetectTimeout bounds protocol detection.
+	DetectTimeout time.Duration
+	// Opaque reports whether a destination port skips detection.
+	Opaque func(dst netip.AddrPort) bool
+	// HTTP serves detected HTTP connections.
+	HTTP http.Handler
+	// TCP serves opaque connections.
+	TCP TCPHandler
+	// Metrics receives the accepted side's TCP metrics (peer="src").
+	Metrics *metrics.Registry
+	// TCPLabels renders extra labels of accepted connections (tls...). Optional.
+	TCPLabels string
+	// Keepalive is the accepted connections' TCP keepalive period (0: off).
+	Keepalive time.Duration
+	// Log receives connection errors at debug level and serving errors.
+	Log *slog.Logger
+
+	srcMu      sync.RWMutex
+	srcMetrics map[netip.AddrPort]*metrics.TCP
+	open       atomic.Int64
+}
+
+// Serve accepts on ln until ctx ends, then stops accepting, lets HTTP connections finish
+// their requests for up to grace and closes what remains. It returns nil after a clean
+// shutdown.
+func (s *Server) Serve(ctx context.Context, ln net.Listener, grace time.Duration) error {
+	if s.Log == nil {
+		s.Log = slog.Default()
+	}
+	s.srcMetrics = map[netip.AddrPort]*metrics.TCP{}
+	httpLn := newChanListener(ln.Addr())
+	hs := &http.Server{
+		Handler:           s.HTTP,
+		ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout:       90 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.Log.Handler(), slog.LevelDebug),
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			if cc, ok := c.(*countedConn); ok {
+				return forward.WithConnInfo(ctx, cc.info)
+			}
+			return ctx
+		},
+	}
+	hs.Protocols = new(http.Protocols)
+	hs.Protocols.SetHTTP1(true)
+	hs.Protocols.SetUnencryptedHTTP2(true)
+	httpDone := make(chan error, 1)
+	go func() { httpDone <- hs.Serve(httpLn) }()
+
+	var wg sync.WaitGroup
+	connCtx, cancelConns := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelConns()
+	acceptDone := make(chan error, 1)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				acceptDone <- err
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				s.serveConn(connCtx, c, httpLn)
+			}()
+		}
+	}()
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case err := <-acceptDone:
+		serveErr = fmt.Errorf("%s listener on %s: %w", s.Direction, ln.Addr(), err)
+	}
+	ln.Close()
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	if err := hs.Shutdown(shutdownCtx); err != nil {
+		hs.Close()
+	}
+	<-httpDone
+	cancelConns()
+	wg.Wait()
+	if serveErr != nil && ctx.Err() == nil {
+		return serveErr
+	}
+	return nil
+}
+
+// OpenConnections returns the number of accepted connections not yet closed.
+func (s *Server) OpenConnections() int { return int(s.open.Load()) }
+
+func (s *Server) serveConn(ctx context.Context, c net.Conn, httpLn *chanListener) {
+	tc, _ := c.(*net.TCPConn)
+	if tc != nil && s.Keepalive > 0 {
+		tc.SetKeepAliveConfig(net.KeepAliveConfig{Enable: true, Idle: s.Keepalive, Interval: s.Keepalive})
+	}
+	dst, err := s.origDst(tc)
+	if err != nil {
+		s.Log.Debug("refusing connection", "direction", s.Direction, "client", c.RemoteAddr(), "error", err)
+		c.Close()
+		return
+	}
+	ci := &forward.ConnInfo{Direction: s.Direction, OrigDst: dst, Client: addrPort(c.RemoteAddr())}
+	src := s.srcTCP(dst)
+	src.Open()
+	s.open.Add(1)
+
+	proto := detect.Opaque
+	var conn net.Conn = c
+	if s.Opaque == nil || !s.Opaque(dst) {
+		p, dc, err := detect.Detect(c, s.DetectTimeout)
+		if err != nil {
+			s.Log.Debug("protocol detection failed", "direction", s.Direction, "client", c.RemoteAddr(), "error", err)
+			c.Close()
+			src.Close()
+			s.open.Add(-1)
+			return
+		}
+		proto, conn = p, dc
+	}
+	if proto == detect.Opaque {
+		s.TCP(ctx, conn, ci, src)
+		src.Close()
+		s.open.Add(-1)
+		return
+	}
+	cc := &countedConn{Conn: conn, info: ci, m: src, open: &s.open}
+	if !httpLn.push(ctx, cc) {
+		cc.Close()
+	}
+}
+
+func (s *Server) origDst(tc *net.TCPConn) (netip.AddrPort, error) {
+	if s.OrigDst != nil && tc != nil {
+		dst, err := s.OrigDst(tc)
+		if err == nil && dst != addrPort(tc.LocalAddr()) {
+			return dst, nil
+		}
+		if err == nil {
+			err = errors.New("connection was not redirected (original destination is the proxy itself)")
+		}
+		if s.Fallback.IsValid() {
+			return s.Fallback, nil
+		}
+		return netip.AddrPort{}, err
+	}
+	if s.Fallback.IsValid() {
+		return s.Fallback, nil
+	}
+	return netip.AddrPort{}, errors.New("no original destination: SO_ORIGINAL_DST unavailable and no fallback configured")
+}
+
+func (s *Server) srcTCP(dst netip.AddrPort) *metrics.TCP {
+	s.srcMu.RLock()
+	m := s.srcMetrics[dst]
+	s.srcMu.RUnlock()
+	if m != nil {
+		return m
+	}
+	m = s.Metrics.TCP(metrics.Join(metrics.Labels("direction", s.Direction, "peer", "src",
+		"target_addr", dst.String(), "target_ip", dst.Addr().String()), s.TCPLabels))
+	s.srcMu.Lock()
+	if len(s.srcMetrics) < 10000 {
+		s.srcMetrics[dst] = m
+	}
+	s.srcMu.Unlock()
+	return m
+}
+
+func addrPort(a net.Addr) netip.AddrPort {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		return ta.AddrPort()
+	}
+	ap, _ := netip.ParseAddrPort(a.String())
+	return ap
+}
+
+// countedConn is an accepted HTTP connection: it counts bytes and closes its metrics once.
+type countedConn struct {
+	net.Conn
+	info   *forward.ConnInfo
+	m      *metrics.TCP
+	open   *atomic.Int64
+	closed atomic.Bool
+}
+
+func (c *countedConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.m.Read(n)
+	return n, err
+}
+
+func (c *countedConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	c.m.Wrote(n)
+	return n, err
+}
+
+func (c *countedConn) Close() error {
+	if c.closed.CompareAndSwap(false, true) {
+		c.m.Close()
+		c.open.Add(-1)
+	}
+	return c.Conn.Close()
+}
+
+// chanListener feeds connections that passed detection to the HTTP server.
+type chanListener struct {
+	addr   net.Addr
+	conns  chan net.Conn
+	done   chan struct{}
+	closed sync.Once
+}
+
+func newChanListener(addr net.Addr) *chanListener {
+	return &chanListener{addr: addr, conns: make(chan net.Conn), done: make(chan struct{})}
+}
+
+func (l *chanListener) push(ctx context.Context, c net.Conn) bool {
+	select {
+	case l.conns <- c:
+		return true
+	case <-l.done:
+		return false
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func (l *chanListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *chanListener) Close() error {
+	l.closed.Do(func() { close(l.done) })
+	return nil
+}
+
+func (l *chanListener) Addr() net.Addr { return l.addr }

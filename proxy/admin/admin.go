@@ -1,0 +1,144 @@
+// Package admin serves the proxy's admin port: /metrics (Prometheus text), /live, /ready,
+// /proxy-log-level (GET, and PUT from localhost) and /shutdown (POST from localhost, when
+// enabled), plus /debug/pprof/ when enabled.
+package admin
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+
+	"github.com/l5d-go/l5d/proxy/config"
+	"github.com/l5d-go/l5d/proxy/metrics"
+)
+
+// Options configures the admin handler.
+type Options struct {
+	// Metrics is exposed on /metrics.
+	Metrics *metrics.Registry
+	// Level is the proxy's log level, changed by PUT /proxy-log-level.
+	Level *slog.LevelVar
+	// LogFilter is the initial filter text reported by GET /proxy-log-level.
+	LogFilter string
+	// Shutdown, when non-nil, enables POST /shutdown, which calls it once.
+	Shutdown func()
+	// Pprof mounts the Go profiler under /debug/pprof/.
+	Pprof bool
+	Log   *slog.Logger
+}
+
+// Admin is the admin HTTP handler with its readiness state.
+type Admin struct {
+	opts  Options
+	ready atomic.Bool
+	mux   *http.ServeMux
+
+	mu     sync.Mutex
+	filter string
+	once   sync.Once
+}
+
+// New returns the admin handler, not ready until SetReady(true).
+func New(opts Options) *Admin {
+	if opts.Log == nil {
+		opts.Log = slog.Default()
+	}
+	a := &Admin{opts: opts, mux: http.NewServeMux(), filter: opts.LogFilter}
+	a.mux.HandleFunc("GET /metrics", a.serveMetrics)
+	a.mux.HandleFunc("GET /live", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "live\n") })
+	a.mux.HandleFunc("GET /ready", a.serveReady)
+	a.mux.HandleFunc("GET /proxy-log-level", a.getLevel)
+	a.mux.HandleFunc("PUT /proxy-log-level", a.putLevel)
+	a.mux.HandleFunc("POST /shutdown", a.shutdown)
+	if opts.Pprof {
+		a.mux.HandleFunc("/debug/pprof/", pprof.Index)
+		a.mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		a.mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		a.mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
+	return a
+}
+
+// SetReady sets what /ready reports.
+func (a *Admin) SetReady(ready bool) { a.ready.Store(ready) }
+
+// ServeHTTP implements http.Handler.
+func (a *Admin) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTTP(w, r) }
+
+func (a *Admin) serveMetrics(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+	if _, err := a.opts.Metrics.WriteTo(w); err != nil {
+		a.opts.Log.Debug("writing metrics", "error", err)
+	}
+}
+
+func (a *Admin) serveReady(w http.ResponseWriter, _ *http.Request) {
+	if !a.ready.Load() {
+		http.Error(w, "not ready", http.StatusServiceUnavailable)
+		return
+	}
+	io.WriteString(w, "ready\n")
+}
+
+func (a *Admin) getLevel(w http.ResponseWriter, _ *http.Request) {
+	a.mu.Lock()
+	f := a.filter
+	a.mu.Unlock()
+	io.WriteString(w, f+"\n")
+}
+
+func (a *Admin) putLevel(w http.ResponseWriter, r *http.Request) {
+	if !fromLoopback(r) {
+		http.Error(w, "the log level can only be changed from localhost", http.StatusForbidden)
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, 4096))
+	if err != nil {
+		http.Error(w, "reading body: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	level, err := config.ParseLogLevel(string(body))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	a.mu.Lock()
+	a.filter = string(body)
+	a.mu.Unlock()
+	if a.opts.Level != nil {
+		a.opts.Level.Set(level)
+	}
+	a.opts.Log.Info("log level changed", "filter", string(body))
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (a *Admin) shutdown(w http.ResponseWriter, r *http.Request) {
+	if a.opts.Shutdown == nil {
+		http.Error(w, fmt.Sprintf("shutdown endpoint is disabled (set %s=true)", config.EnvShutdownEndpointEnabled), http.StatusNotFound)
+		return
+	}
+	if !fromLoopback(r) {
+		http.Error(w, "shutdown is only allowed from localhost", http.StatusForbidden)
+		return
+	}
+	io.WriteString(w, "shutdown\n")
+	a.once.Do(func() {
+		a.opts.Log.Info("shutdown requested through the admin endpoint")
+		go a.opts.Shutdown()
+	})
+}
+
+func fromLoopback(r *http.Request) bool {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback()
+}

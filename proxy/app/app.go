@@ -1,0 +1,208 @@
+// Package app assembles a running proxy from its configuration: the admin server, the
+// inbound and outbound listeners with their routers, and the shared metrics registry.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/l5d-go/l5d/proxy/accept"
+	"github.com/l5d-go/l5d/proxy/admin"
+	"github.com/l5d-go/l5d/proxy/balance"
+	"github.com/l5d-go/l5d/proxy/config"
+	"github.com/l5d-go/l5d/proxy/forward"
+	"github.com/l5d-go/l5d/proxy/inbound"
+	"github.com/l5d-go/l5d/proxy/metrics"
+	"github.com/l5d-go/l5d/proxy/outbound"
+)
+
+// TLS labels of part 1: no identity between proxies yet.
+var (
+	outboundTLSLabels = metrics.Labels("tls", "no_identity", "no_tls_reason", "not_provided_by_service_discovery")
+	inboundTLSLabels  = metrics.Labels("tls", "no_identity", "no_tls_reason", "no_tls_from_remote")
+)
+
+// Options are the parts of a proxy that do not come from the environment.
+type Options struct {
+	// OrigDst reads SO_ORIGINAL_DST; nil means every connection uses the configured
+	// fallback destinations.
+	OrigDst accept.OrigDstFunc
+	// Discovery resolves outbound targets; nil forwards everything to original
+	// destinations.
+	Discovery outbound.Discovery
+	// Level is the proxy's adjustable log level.
+	Level *slog.LevelVar
+	// Pprof mounts /debug/pprof/ on the admin server.
+	Pprof bool
+	Log   *slog.Logger
+}
+
+// Proxy is a running proxy.
+type Proxy struct {
+	// Metrics is the registry exposed on /metrics.
+	Metrics *metrics.Registry
+	// Admin is the admin handler (readiness).
+	Admin *admin.Admin
+
+	inboundLn, outboundLn, adminLn net.Listener
+	cancel                         context.CancelFunc
+	done                           chan struct{}
+	err                            error
+}
+
+// Start binds the listeners named in cfg and serves until ctx ends or Shutdown is called
+// (also through POST /shutdown when enabled). Binding errors are returned at once.
+func Start(ctx context.Context, cfg *config.Config, opts Options) (*Proxy, error) {
+	if opts.Log == nil {
+		opts.Log = slog.Default()
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	p := &Proxy{Metrics: metrics.New(), cancel: cancel, done: make(chan struct{})}
+	var err error
+	listen := func(name string, a netip.AddrPort) net.Listener {
+		if err != nil {
+			return nil
+		}
+		var ln net.Listener
+		ln, err = net.Listen("tcp", a.String())
+		if err != nil {
+			err = fmt.Errorf("binding the %s listener on %s: %w", name, a, err)
+		}
+		return ln
+	}
+	p.adminLn = listen("admin", cfg.AdminListenAddr)
+	p.inboundLn = listen("inbound", cfg.Inbound.ListenAddr)
+	p.outboundLn = listen("outbound", cfg.Outbound.ListenAddr)
+	if err != nil {
+		for _, ln := range []net.Listener{p.adminLn, p.inboundLn, p.outboundLn} {
+			if ln != nil {
+				ln.Close()
+			}
+		}
+		cancel()
+		return nil, err
+	}
+
+	var shutdown func()
+	if cfg.ShutdownEndpoint {
+		shutdown = cancel
+	}
+	p.Admin = admin.New(admin.Options{Metrics: p.Metrics, Level: opts.Level, LogFilter: cfg.LogFilter,
+		Shutdown: shutdown, Pprof: opts.Pprof, Log: opts.Log})
+
+	outConnect := forward.TCPConnector(cfg.Outbound.ConnectTimeout, cfg.Outbound.ConnectKeepalive)
+	inConnect := forward.TCPConnector(cfg.Inbound.ConnectTimeout, cfg.Inbound.ConnectKeepalive)
+	outRouter := outbound.NewRouter(outbound.Options{
+		Suffixes:  cfg.ProfileSuffixes,
+		Networks:  cfg.ProfileNetworks,
+		Discovery: opts.Discovery,
+		Metrics:   p.Metrics,
+		Balancer:  balance.Options{Capacity: cfg.Outbound.QueueCapacity, Failfast: cfg.Outbound.QueueFailfast},
+		TLSLabels: outboundTLSLabels,
+		Connect:   outConnect,
+		Log:       opts.Log,
+	})
+	inRouter := inbound.NewRouter(inbound.Options{
+		Metrics:   p.Metrics,
+		Balancer:  balance.Options{Capacity: cfg.Inbound.QueueCapacity, Failfast: cfg.Inbound.QueueFailfast},
+		TLSLabels: inboundTLSLabels,
+		Connect:   inConnect,
+		Log:       opts.Log,
+	})
+	outClients := forward.NewClients(forward.ClientOptions{Connect: outConnect})
+	inClients := forward.NewClients(forward.ClientOptions{Connect: inConnect})
+
+	outSrv := &accept.Server{
+		Direction:     "outbound",
+		OrigDst:       opts.OrigDst,
+		Fallback:      cfg.Outbound.FallbackDst,
+		DetectTimeout: cfg.Outbound.DetectTimeout,
+		Opaque:        func(d netip.AddrPort) bool { return cfg.Outbound.OpaquePorts.Has(d.Port()) },
+		HTTP: &forward.Handler{Router: outRouter, Clients: outClients, Log: opts.Log,
+			ErrorMetrics: p.Metrics.HTTP(metrics.Join(metrics.Labels("direction", "outbound"), outboundTLSLabels))},
+		TCP:       outRouter.ServeTCP,
+		Metrics:   p.Metrics,
+		TCPLabels: outboundTLSLabels,
+		Keepalive: cfg.Outbound.AcceptKeepalive,
+		Log:       opts.Log,
+	}
+	inSrv := &accept.Server{
+		Direction:     "inbound",
+		OrigDst:       opts.OrigDst,
+		Fallback:      cfg.Inbound.FallbackDst,
+		DetectTimeout: cfg.Inbound.DetectTimeout,
+		Opaque:        func(d netip.AddrPort) bool { return cfg.Inbound.OpaquePorts.Has(d.Port()) },
+		HTTP: &forward.Handler{Router: inRouter, Clients: inClients, Log: opts.Log,
+			ErrorMetrics: p.Metrics.HTTP(metrics.Join(metrics.Labels("direction", "inbound"), inboundTLSLabels))},
+		TCP:       inRouter.ServeTCP,
+		Metrics:   p.Metrics,
+		TCPLabels: inboundTLSLabels,
+		Keepalive: cfg.Inbound.AcceptKeepalive,
+		Log:       opts.Log,
+	}
+
+	grace := min(cfg.ShutdownGracePeriod, 30*time.Second)
+	var wg sync.WaitGroup
+	errs := make([]error, 3)
+	wg.Add(3)
+	go func() { defer wg.Done(); errs[0] = outSrv.Serve(ctx, p.outboundLn, grace) }()
+	go func() { defer wg.Done(); errs[1] = inSrv.Serve(ctx, p.inboundLn, grace) }()
+	go func() { defer wg.Done(); errs[2] = serveAdmin(ctx, p.adminLn, p.Admin) }()
+	go func() {
+		wg.Wait()
+		outClients.Close()
+		inClients.Close()
+		p.err = errors.Join(errs...)
+		close(p.done)
+	}()
+	p.Admin.SetReady(true)
+	opts.Log.Info("proxy started", "outbound", p.outboundLn.Addr().String(),
+		"inbound", p.inboundLn.Addr().String(), "admin", p.adminLn.Addr().String())
+	return p, nil
+}
+
+func serveAdmin(ctx context.Context, ln net.Listener, h http.Handler) error {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	select {
+	case err := <-done:
+		return fmt.Errorf("admin server: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		srv.Close()
+	}
+	<-done
+	return nil
+}
+
+// Addrs returns the bound inbound, outbound and admin addresses (useful with port 0).
+func (p *Proxy) Addrs() (inbound, outbound, admin netip.AddrPort) {
+	ap := func(ln net.Listener) netip.AddrPort { return ln.Addr().(*net.TCPAddr).AddrPort() }
+	return ap(p.inboundLn), ap(p.outboundLn), ap(p.adminLn)
+}
+
+// Shutdown stops the proxy and waits for it to finish.
+func (p *Proxy) Shutdown() error {
+	p.cancel()
+	return p.Wait()
+}
+
+// Done is closed when the proxy has stopped.
+func (p *Proxy) Done() <-chan struct{} { return p.done }
+
+// Wait blocks until the proxy stops and returns the serving errors, if any.
+func (p *Proxy) Wait() error {
+	<-p.done
+	return p.err
+}

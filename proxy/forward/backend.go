@@ -1,0 +1,91 @@
+package forward
+
+import (
+	"net/http"
+	"net/netip"
+	"sync"
+
+	"github.com/l5d-go/l5d/proxy/balance"
+	"github.com/l5d-go/l5d/proxy/metrics"
+)
+
+// Endpoint is the forwarding state of one endpoint address, carried by the balancer.
+type Endpoint struct {
+	// Addr is the endpoint's address.
+	Addr netip.AddrPort
+	// H2 means the endpoint accepts HTTP/2 for HTTP/1 requests (it is a proxy).
+	H2 bool
+
+	hostPort string
+	metrics  *metrics.HTTP
+	byAuth   *AuthorityMetrics
+}
+
+// NewEndpoint returns endpoint state whose requests are recorded on m.
+func NewEndpoint(addr netip.AddrPort, h2 bool, m *metrics.HTTP) *Endpoint {
+	return &Endpoint{Addr: addr, H2: h2, hostPort: addr.String(), metrics: m}
+}
+
+// NewEndpointByAuthority returns endpoint state whose metrics are labelled with each
+// request's authority (the inbound side), through am.
+func NewEndpointByAuthority(addr netip.AddrPort, am *AuthorityMetrics) *Endpoint {
+	return &Endpoint{Addr: addr, hostPort: addr.String(), byAuth: am}
+}
+
+func (e *Endpoint) metricsFor(r *http.Request) *metrics.HTTP {
+	if e.byAuth != nil {
+		return e.byAuth.For(r.Host)
+	}
+	return e.metrics
+}
+
+// Backend is one logical destination: a set of endpoints behind a balancer.
+type Backend struct {
+	// Name is the logical name (authority) the backend serves, for logs.
+	Name string
+	// Balancer picks the endpoint of each request.
+	Balancer *balance.Balancer[*Endpoint]
+}
+
+// AuthorityMetrics resolves metric handles per request authority for one label set, with
+// a bound on how many authorities get their own series (beyond it, authority is empty).
+// Lookups of known authorities take a read lock and do not allocate.
+type AuthorityMetrics struct {
+	reg    *metrics.Registry
+	render func(authority string) string
+	limit  int
+
+	mu       sync.RWMutex
+	byAuth   map[string]*metrics.HTTP
+	overflow *metrics.HTTP
+}
+
+// NewAuthorityMetrics returns a resolver rendering each authority's label set with render
+// and keeping at most limit authorities apart.
+func NewAuthorityMetrics(reg *metrics.Registry, limit int, render func(authority string) string) *AuthorityMetrics {
+	return &AuthorityMetrics{reg: reg, render: render, limit: limit, byAuth: map[string]*metrics.HTTP{}}
+}
+
+// For returns the handle for authority.
+func (a *AuthorityMetrics) For(authority string) *metrics.HTTP {
+	a.mu.RLock()
+	m := a.byAuth[authority]
+	a.mu.RUnlock()
+	if m != nil {
+		return m
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if m = a.byAuth[authority]; m != nil {
+		return m
+	}
+	if len(a.byAuth) >= a.limit {
+		if a.overflow == nil {
+			a.overflow = a.reg.HTTP(a.render(""))
+		}
+		return a.overflow
+	}
+	m = a.reg.HTTP(a.render(authority))
+	a.byAuth[authority] = m
+	return m
+}

@@ -1,0 +1,97 @@
+package forward
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+)
+
+// ConnectFunc opens a transport connection to an endpoint address ("ip:port"). It is the
+// seam for the TLS layer between proxies: the identity layer wraps it.
+type ConnectFunc func(ctx context.Context, addr string) (net.Conn, error)
+
+// ConnectError is a failure to establish a connection to an endpoint (502).
+type ConnectError struct {
+	Addr string
+	Err  error
+}
+
+func (e *ConnectError) Error() string { return fmt.Sprintf("connecting to %s: %v", e.Addr, e.Err) }
+func (e *ConnectError) Unwrap() error { return e.Err }
+
+// TCPConnector returns a ConnectFunc dialling plain TCP with a connect timeout and a TCP
+// keepalive period (0 disables keepalive probes).
+func TCPConnector(timeout, keepalive time.Duration) ConnectFunc {
+	d := &net.Dialer{Timeout: timeout, KeepAlive: keepalive}
+	if keepalive == 0 {
+		d.KeepAlive = -1
+	}
+	return func(ctx context.Context, addr string) (net.Conn, error) {
+		c, err := d.DialContext(ctx, "tcp", addr)
+		if err != nil {
+			return nil, &ConnectError{Addr: addr, Err: err}
+		}
+		return c, nil
+	}
+}
+
+// ClientOptions configures Clients.
+type ClientOptions struct {
+	// Connect opens connections; required.
+	Connect ConnectFunc
+	// IdleTimeout closes pooled connections unused for this long (default 30s).
+	IdleTimeout time.Duration
+	// MaxIdlePerEndpoint bounds idle HTTP/1 connections kept per endpoint (default 128).
+	MaxIdlePerEndpoint int
+}
+
+// Clients holds the connection pools to endpoints: an HTTP/1 keep-alive pool and an
+// HTTP/2 (prior knowledge) pool per endpoint address. Safe for concurrent use.
+type Clients struct {
+	h1, h2 *http.Transport
+}
+
+// NewClients returns connection pools using opts.
+func NewClients(opts ClientOptions) *Clients {
+	idle := opts.IdleTimeout
+	if idle <= 0 {
+		idle = 30 * time.Second
+	}
+	perHost := opts.MaxIdlePerEndpoint
+	if perHost <= 0 {
+		perHost = 128
+	}
+	dial := func(ctx context.Context, _, addr string) (net.Conn, error) { return opts.Connect(ctx, addr) }
+	h1 := &http.Transport{
+		Proxy:               nil,
+		DialContext:         dial,
+		MaxIdleConnsPerHost: perHost,
+		IdleConnTimeout:     idle,
+		DisableCompression:  true,
+		WriteBufferSize:     16 << 10,
+		ReadBufferSize:      16 << 10,
+	}
+	h1.Protocols = new(http.Protocols)
+	h1.Protocols.SetHTTP1(true)
+	h2 := &http.Transport{
+		Proxy:              nil,
+		DialContext:        dial,
+		IdleConnTimeout:    idle,
+		DisableCompression: true,
+		HTTP2: &http.HTTP2Config{
+			SendPingTimeout: 10 * time.Second,
+			PingTimeout:     5 * time.Second,
+		},
+	}
+	h2.Protocols = new(http.Protocols)
+	h2.Protocols.SetUnencryptedHTTP2(true)
+	return &Clients{h1: h1, h2: h2}
+}
+
+// Close closes idle pooled connections; in-flight requests finish.
+func (c *Clients) Close() {
+	c.h1.CloseIdleConnections()
+	c.h2.CloseIdleConnections()
+}

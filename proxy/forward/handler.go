@@ -1,0 +1,291 @@
+package forward
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/l5d-go/l5d/proxy/balance"
+	"github.com/l5d-go/l5d/proxy/metrics"
+)
+
+// Header names used between proxies and towards clients.
+const (
+	// HeaderOrigProto marks an HTTP/1 request carried as HTTP/2 between proxies; its value
+	// is the original protocol ("HTTP/1.1").
+	HeaderOrigProto = "L5d-Orig-Proto"
+	// HeaderProxyError is set on responses the proxy generates, saying why.
+	HeaderProxyError = "L5d-Proxy-Error"
+)
+
+var origProtoHTTP11 = []string{"HTTP/1.1"}
+
+// Router selects the backend of a request arriving on the connection ci. An error is
+// answered with the status of StatusFor.
+type Router interface {
+	Route(r *http.Request, ci *ConnInfo) (*Backend, error)
+}
+
+// Handler forwards requests; see the package documentation.
+type Handler struct {
+	Router  Router
+	Clients *Clients
+	Log     *slog.Logger
+	// ErrorMetrics records responses the proxy generates before an endpoint is picked
+	// (no route, no endpoints); nil skips them.
+	ErrorMetrics *metrics.HTTP
+	// FailureBackoff is how long an endpoint that refused a connection is avoided by the
+	// balancer (default 1s).
+	FailureBackoff time.Duration
+}
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 16<<10); return &b }}
+
+// ServeHTTP forwards r and writes the response, or a proxy error, to w.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	ctx := r.Context()
+	be, err := h.Router.Route(r, ConnInfoFrom(ctx))
+	if err != nil {
+		h.fail(w, r, h.ErrorMetrics, start, err)
+		return
+	}
+	bep, err := be.Balancer.Pick(ctx)
+	if err != nil {
+		h.fail(w, r, h.ErrorMetrics, start, err)
+		return
+	}
+	ep := bep.Value
+	m := ep.metricsFor(r)
+	m.Request()
+
+	upgrade := upgradeType(r.Header)
+	removeHopHeaders(r.Header)
+	r.URL.Scheme = "http"
+	r.URL.Host = ep.hostPort
+	r.RequestURI = ""
+	r.Close = false
+	tr := h.Clients.h1
+	switch {
+	case upgrade != "":
+		r.Header["Connection"] = []string{"Upgrade"}
+		r.Header["Upgrade"] = []string{upgrade}
+	case r.ProtoMajor == 2:
+		if _, ok := r.Header[HeaderOrigProto]; ok {
+			delete(r.Header, HeaderOrigProto) // restore HTTP/1 for the application
+		} else {
+			tr = h.Clients.h2
+		}
+	case ep.H2:
+		r.Header[HeaderOrigProto] = origProtoHTTP11
+		tr = h.Clients.h2
+	}
+
+	bep.Start()
+	resp, err := tr.RoundTrip(r)
+	now := time.Now()
+	bep.Done(now, now.Sub(start), be.Balancer.Decay())
+	if err != nil {
+		var ce *ConnectError
+		if errors.As(err, &ce) {
+			backoff := h.FailureBackoff
+			if backoff <= 0 {
+				backoff = time.Second
+			}
+			bep.Failed(now.Add(backoff))
+		}
+		h.fail(w, r, m, start, err)
+		return
+	}
+	bep.Recovered()
+	if resp.StatusCode == http.StatusSwitchingProtocols && upgrade != "" {
+		h.serveUpgrade(w, resp, m, start)
+		return
+	}
+	failure, aborted := h.copyResponse(w, resp)
+	m.Response(resp.StatusCode, failure, time.Since(start))
+	if aborted {
+		// Abort the client's stream so that it sees the failure rather than a short body.
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// copyResponse streams resp to w and reports whether the response is a failure for
+// metrics: a 5xx status, a non-zero gRPC status or a broken body (aborted).
+func (h *Handler) copyResponse(w http.ResponseWriter, resp *http.Response) (failure, aborted bool) {
+	defer resp.Body.Close()
+	removeHopHeaders(resp.Header)
+	dst := w.Header()
+	for k, vv := range resp.Header {
+		dst[k] = vv
+	}
+	if resp.ContentLength >= 0 && len(resp.Header["Content-Length"]) == 0 && resp.StatusCode != http.StatusNoContent && resp.StatusCode != http.StatusNotModified {
+		dst.Set("Content-Length", itoa(resp.ContentLength))
+	}
+	w.WriteHeader(resp.StatusCode)
+	failure = resp.StatusCode >= 500
+
+	flusher, _ := w.(http.Flusher)
+	stream := resp.ContentLength < 0 && flusher != nil
+	if stream {
+		flusher.Flush() // streaming clients (gRPC, SSE) need the headers now
+	}
+	bp := bufPool.Get().(*[]byte)
+	buf := *bp
+	var bodyErr error
+	for {
+		n, err := resp.Body.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				bodyErr = werr
+				break
+			}
+			if stream {
+				flusher.Flush()
+			}
+		}
+		if err != nil {
+			if err != io.EOF {
+				bodyErr = err
+			}
+			break
+		}
+	}
+	bufPool.Put(bp)
+	if bodyErr != nil {
+		if h.Log != nil {
+			h.Log.Debug("response body interrupted", "error", bodyErr)
+		}
+		return true, true
+	}
+	for k, vv := range resp.Trailer {
+		dst[http.TrailerPrefix+k] = vv
+	}
+	if grpc := grpcStatus(resp); grpc != "" && grpc != "0" {
+		failure = true
+	}
+	return failure, false
+}
+
+func grpcStatus(resp *http.Response) string {
+	if vv := resp.Trailer["Grpc-Status"]; len(vv) > 0 {
+		return vv[0]
+	}
+	if vv := resp.Header["Grpc-Status"]; len(vv) > 0 {
+		return vv[0]
+	}
+	return ""
+}
+
+// StatusFor maps a forwarding error to the status the client gets and the reason put in
+// l5d-proxy-error.
+func StatusFor(err error) (int, string) {
+	var ce *ConnectError
+	var re *RouteError
+	switch {
+	case errors.As(err, &re):
+		return re.Status, re.Reason
+	case errors.Is(err, balance.ErrQueueFull):
+		return http.StatusServiceUnavailable, "service in fail-fast: queue full"
+	case errors.Is(err, balance.ErrUnavailable):
+		return http.StatusServiceUnavailable, "service in fail-fast: no endpoints"
+	case errors.Is(err, balance.ErrFailfast):
+		return http.StatusGatewayTimeout, "no endpoints available: failfast timeout"
+	case errors.As(err, &ce):
+		return http.StatusBadGateway, "connection refused or failed: " + ce.Addr
+	case errors.Is(err, context.DeadlineExceeded):
+		return http.StatusGatewayTimeout, "request timed out"
+	}
+	return http.StatusBadGateway, "upstream request failed"
+}
+
+// RouteError is a routing failure with the status to answer.
+type RouteError struct {
+	Status int
+	Reason string
+}
+
+func (e *RouteError) Error() string { return e.Reason }
+
+func (h *Handler) fail(w http.ResponseWriter, r *http.Request, m *metrics.HTTP, start time.Time, err error) {
+	if r.Context().Err() == context.Canceled {
+		return // the client went away; there is nobody to answer
+	}
+	status, reason := StatusFor(err)
+	if h.Log != nil {
+		h.Log.Debug("proxy error", "status", status, "host", r.Host, "error", err)
+	}
+	dst := w.Header()
+	dst.Set(HeaderProxyError, reason)
+	dst.Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(status)
+	io.WriteString(w, reason+"\n")
+	if m != nil {
+		m.Request()
+		m.Response(status, true, time.Since(start))
+	}
+}
+
+// hopHeaders are connection-specific and never forwarded.
+var hopHeaders = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
+
+func removeHopHeaders(h http.Header) {
+	if c := h["Connection"]; len(c) > 0 {
+		for _, v := range c {
+			for f := range strings.SplitSeq(v, ",") {
+				if f = strings.TrimSpace(f); f != "" && !strings.EqualFold(f, "close") && !strings.EqualFold(f, "keep-alive") {
+					delete(h, http.CanonicalHeaderKey(f))
+				}
+			}
+		}
+	}
+	te := h["Te"]
+	for _, k := range hopHeaders {
+		delete(h, k)
+	}
+	// "TE: trailers" is the one TE value HTTP/2 allows; gRPC clients send it.
+	for _, v := range te {
+		if strings.EqualFold(strings.TrimSpace(v), "trailers") {
+			h["Te"] = teTrailers
+		}
+	}
+}
+
+var teTrailers = []string{"trailers"}
+
+// upgradeType returns the protocol a request asks to switch to, or "".
+func upgradeType(h http.Header) string {
+	c := h["Connection"]
+	if len(c) == 0 {
+		return ""
+	}
+	for _, v := range c {
+		for f := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(f), "upgrade") {
+				if u := h["Upgrade"]; len(u) > 0 {
+					return u[0]
+				}
+			}
+		}
+	}
+	return ""
+}
+
+func itoa(n int64) string {
+	var b [20]byte
+	i := len(b)
+	for {
+		i--
+		b[i] = byte('0' + n%10)
+		n /= 10
+		if n == 0 {
+			break
+		}
+	}
+	return string(b[i:])
+}

@@ -1,0 +1,106 @@
+// Package inbound routes traffic arriving for the application: every connection goes to
+// the application on loopback at its original destination port, HTTP requests through the
+// HTTP layer (for metrics and HTTP/1 restoration) and everything else as opaque TCP.
+package inbound
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"sync"
+
+	"github.com/l5d-go/l5d/proxy/balance"
+	"github.com/l5d-go/l5d/proxy/forward"
+	"github.com/l5d-go/l5d/proxy/metrics"
+	"github.com/l5d-go/l5d/proxy/opaque"
+)
+
+// Options configures a Router.
+type Options struct {
+	// AppAddr is the application's address; its port is replaced by each connection's
+	// original destination port. Default 127.0.0.1.
+	AppAddr netip.Addr
+	// Metrics records inbound traffic.
+	Metrics *metrics.Registry
+	// Balancer configures the per-port queue.
+	Balancer balance.Options
+	// TLSLabels renders the tls labels of incoming traffic.
+	TLSLabels string
+	// Connect opens connections to the application.
+	Connect forward.ConnectFunc
+	// MaxAuthorities bounds distinct authority label values per port (default 100).
+	MaxAuthorities int
+	Log            *slog.Logger
+}
+
+// Router implements forward.Router for inbound traffic and serves opaque connections.
+type Router struct {
+	opts Options
+
+	mu     sync.RWMutex
+	byPort map[uint16]*forward.Backend
+}
+
+// NewRouter returns an inbound router.
+func NewRouter(opts Options) *Router {
+	if !opts.AppAddr.IsValid() {
+		opts.AppAddr = netip.AddrFrom4([4]byte{127, 0, 0, 1})
+	}
+	if opts.MaxAuthorities <= 0 {
+		opts.MaxAuthorities = 100
+	}
+	if opts.Log == nil {
+		opts.Log = slog.Default()
+	}
+	return &Router{opts: opts, byPort: map[uint16]*forward.Backend{}}
+}
+
+// Target returns where a connection originally sent to dst is delivered.
+func (rt *Router) Target(dst netip.AddrPort) netip.AddrPort {
+	return netip.AddrPortFrom(rt.opts.AppAddr, dst.Port())
+}
+
+// Route returns the backend for the request's original destination port.
+func (rt *Router) Route(_ *http.Request, ci *forward.ConnInfo) (*forward.Backend, error) {
+	port := ci.OrigDst.Port()
+	rt.mu.RLock()
+	be := rt.byPort[port]
+	rt.mu.RUnlock()
+	if be != nil {
+		return be, nil
+	}
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	if be = rt.byPort[port]; be != nil {
+		return be, nil
+	}
+	target := rt.Target(ci.OrigDst)
+	// target_addr is the address the client dialled, as Linkerd reports it.
+	dstLabels := metrics.Labels("target_addr", ci.OrigDst.String(), "target_ip", ci.OrigDst.Addr().String())
+	am := forward.NewAuthorityMetrics(rt.opts.Metrics, rt.opts.MaxAuthorities, func(authority string) string {
+		return metrics.Join(metrics.Labels("direction", "inbound", "authority", authority), dstLabels, rt.opts.TLSLabels)
+	})
+	bal := balance.New[*forward.Endpoint](rt.opts.Balancer)
+	bal.Set([]*balance.Endpoint[*forward.Endpoint]{balance.NewEndpoint(target, forward.NewEndpointByAuthority(target, am))})
+	be = &forward.Backend{Name: target.String(), Balancer: bal}
+	rt.byPort[port] = be
+	return be, nil
+}
+
+// ServeTCP relays an opaque connection to the application.
+func (rt *Router) ServeTCP(ctx context.Context, conn net.Conn, ci *forward.ConnInfo, src *metrics.TCP) {
+	target := rt.Target(ci.OrigDst)
+	server, err := rt.opts.Connect(ctx, target.String())
+	if err != nil {
+		rt.opts.Log.Debug("connecting to the application failed", "target", target, "error", err)
+		conn.Close()
+		return
+	}
+	dst := rt.opts.Metrics.TCP(metrics.Join(metrics.Labels("direction", "inbound", "peer", "dst",
+		"target_addr", target.String(), "target_ip", target.Addr().String()), rt.opts.TLSLabels))
+	dst.Open()
+	defer dst.Close()
+	opaque.Relay(conn, server, src, dst)
+}

@@ -1,0 +1,215 @@
+// Package outbound routes the application's outgoing traffic: it chooses each HTTP
+// request's target (l5d-dst-override, then a Host in a profile suffix, then the original
+// destination), resolves it to a balanced backend through discovery, and relays opaque
+// connections to a balanced endpoint or to their original destination.
+package outbound
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/l5d-go/l5d/proxy/accept"
+	"github.com/l5d-go/l5d/proxy/balance"
+	"github.com/l5d-go/l5d/proxy/forward"
+	"github.com/l5d-go/l5d/proxy/metrics"
+	"github.com/l5d-go/l5d/proxy/opaque"
+)
+
+// HeaderDstOverride names the target explicitly (ingress mode and tests).
+const HeaderDstOverride = "L5d-Dst-Override"
+
+// Discovery resolves targets to backends whose endpoints follow the control plane. Both
+// methods return ok=false when the target is not a known service; the proxy then
+// forwards to the original destination.
+type Discovery interface {
+	// Name resolves a logical authority "name:port" (a name in a profile suffix).
+	Name(ctx context.Context, authority string) (be *forward.Backend, ok bool)
+	// Addr resolves an original destination IP:port (a ClusterIP or pod address).
+	Addr(ctx context.Context, dst netip.AddrPort) (be *forward.Backend, ok bool)
+}
+
+// Options configures a Router.
+type Options struct {
+	// Suffixes are the DNS suffixes (with trailing dots) resolved through discovery.
+	Suffixes []string
+	// Networks are the address ranges resolved through discovery.
+	Networks []netip.Prefix
+	// Discovery is nil when the proxy runs without a control plane.
+	Discovery Discovery
+	// Metrics records forwarded traffic.
+	Metrics *metrics.Registry
+	// Balancer configures the per-backend queues of forwarded targets.
+	Balancer balance.Options
+	// TLSLabels renders the tls labels of outgoing traffic.
+	TLSLabels string
+	// Connect opens opaque connections to endpoints.
+	Connect forward.ConnectFunc
+	Log     *slog.Logger
+}
+
+// Router implements forward.Router for outbound traffic and serves opaque connections.
+type Router struct {
+	opts Options
+
+	mu      sync.RWMutex
+	forward map[forwardKey]*forward.Backend
+}
+
+type forwardKey struct {
+	dst       netip.AddrPort
+	authority string
+}
+
+// NewRouter returns an outbound router.
+func NewRouter(opts Options) *Router {
+	if opts.Log == nil {
+		opts.Log = slog.Default()
+	}
+	return &Router{opts: opts, forward: map[forwardKey]*forward.Backend{}}
+}
+
+// Route picks the backend of an outgoing request; see the package documentation.
+func (rt *Router) Route(r *http.Request, ci *forward.ConnInfo) (*forward.Backend, error) {
+	dst := ci.OrigDst
+	if vv := r.Header[HeaderDstOverride]; len(vv) > 0 && vv[0] != "" {
+		return rt.byName(r.Context(), vv[0], dst), nil
+	}
+	if host, ok := rt.profileName(r.Host); ok {
+		return rt.byName(r.Context(), host, dst), nil
+	}
+	if rt.opts.Discovery != nil && rt.inNetworks(dst.Addr()) {
+		if be, ok := rt.opts.Discovery.Addr(r.Context(), dst); ok {
+			return be, nil
+		}
+	}
+	return rt.forwardTo(dst, ""), nil
+}
+
+func (rt *Router) byName(ctx context.Context, authority string, dst netip.AddrPort) *forward.Backend {
+	authority = withPort(authority, dst.Port())
+	if rt.opts.Discovery != nil {
+		if be, ok := rt.opts.Discovery.Name(ctx, authority); ok {
+			return be
+		}
+	}
+	return rt.forwardTo(dst, authority)
+}
+
+// profileName returns host when it is in one of the profile suffixes.
+func (rt *Router) profileName(host string) (string, bool) {
+	if host == "" {
+		return "", false
+	}
+	name := host
+	if i := strings.LastIndexByte(name, ':'); i >= 0 && !strings.HasSuffix(name, "]") {
+		name = name[:i]
+	}
+	name = strings.TrimSuffix(name, ".")
+	for _, s := range rt.opts.Suffixes {
+		if s == "." {
+			return host, true
+		}
+		sfx := strings.TrimSuffix(s, ".")
+		if len(name) > len(sfx) && name[len(name)-len(sfx)-1] == '.' && strings.EqualFold(name[len(name)-len(sfx):], sfx) {
+			return host, true
+		}
+	}
+	return "", false
+}
+
+func (rt *Router) inNetworks(a netip.Addr) bool {
+	a = a.Unmap()
+	for _, p := range rt.opts.Networks {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// withPort returns authority with port appended when it has none.
+func withPort(authority string, port uint16) string {
+	if i := strings.LastIndexByte(authority, ':'); i >= 0 && !strings.HasSuffix(authority, "]") {
+		return authority
+	}
+	return authority + ":" + strconv.Itoa(int(port))
+}
+
+// forwardTo returns the backend that sends everything to dst, its metrics labelled with
+// authority (empty for address targets).
+func (rt *Router) forwardTo(dst netip.AddrPort, authority string) *forward.Backend {
+	k := forwardKey{dst, authority}
+	rt.mu.RLock()
+	be := rt.forward[k]
+	rt.mu.RUnlock()
+	if be != nil {
+		return be
+	}
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	if be = rt.forward[k]; be != nil {
+		return be
+	}
+	if len(rt.forward) >= 10000 {
+		clear(rt.forward) // bound memory for proxies that talk to very many addresses
+	}
+	labels := metrics.Join(metrics.Labels("direction", "outbound", "authority", authority,
+		"target_addr", dst.String(), "target_ip", dst.Addr().String()), rt.opts.TLSLabels)
+	ep := forward.NewEndpoint(dst, false, rt.opts.Metrics.HTTP(labels))
+	bal := balance.New[*forward.Endpoint](rt.opts.Balancer)
+	bal.Set([]*balance.Endpoint[*forward.Endpoint]{balance.NewEndpoint(dst, ep)})
+	be = &forward.Backend{Name: dst.String(), Balancer: bal}
+	rt.forward[k] = be
+	return be
+}
+
+// ServeTCP relays an opaque connection: balanced across the endpoints of a known
+// service, otherwise to the original destination.
+func (rt *Router) ServeTCP(ctx context.Context, conn net.Conn, ci *forward.ConnInfo, src *metrics.TCP) {
+	target := ci.OrigDst
+	var bep *balance.Endpoint[*forward.Endpoint]
+	if rt.opts.Discovery != nil && rt.inNetworks(target.Addr()) {
+		if be, ok := rt.opts.Discovery.Addr(ctx, target); ok {
+			e, err := be.Balancer.Pick(ctx)
+			if err != nil {
+				rt.opts.Log.Debug("no endpoint for opaque connection", "dst", target, "error", err)
+				conn.Close()
+				return
+			}
+			bep, target = e, e.Addr
+		}
+	}
+	start := time.Now()
+	if bep != nil {
+		bep.Start()
+	}
+	server, err := rt.opts.Connect(ctx, target.String())
+	connectRTT := time.Since(start)
+	if bep != nil {
+		bep.Done(time.Now(), connectRTT, balance.DefaultDecay)
+	}
+	if err != nil {
+		rt.opts.Log.Debug("opaque connect failed", "dst", target, "error", err)
+		conn.Close()
+		return
+	}
+	dst := rt.opts.Metrics.TCP(metrics.Join(metrics.Labels("direction", "outbound", "peer", "dst",
+		"target_addr", target.String(), "target_ip", target.Addr().String()), rt.opts.TLSLabels))
+	dst.Open()
+	defer dst.Close()
+	if bep != nil {
+		// The connection counts as in flight on its endpoint while it lasts.
+		bep.Start()
+		defer func() { bep.Done(time.Now(), connectRTT, balance.DefaultDecay) }()
+	}
+	opaque.Relay(conn, server, src, dst)
+}
+
+var _ accept.TCPHandler = (*Router)(nil).ServeTCP
