@@ -1,0 +1,79 @@
+package admin
+
+import (
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/l5d-go/l5d/proxy/metrics"
+)
+
+func do(t *testing.T, h http.Handler, method, path, body, remote string) (int, string) {
+	t.Helper()
+	r := httptest.NewRequest(method, path, strings.NewReader(body))
+	r.RemoteAddr = remote
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	b, _ := io.ReadAll(w.Result().Body)
+	return w.Code, string(b)
+}
+
+func TestAdminEndpoints(t *testing.T) {
+	reg := metrics.New()
+	reg.HTTP(metrics.Labels("direction", "inbound")).Request()
+	level := new(slog.LevelVar)
+	var shut atomic.Int32
+	a := New(Options{Metrics: reg, Level: level, LogFilter: "warn,linkerd=info", Shutdown: func() { shut.Add(1) }, Log: slog.New(slog.DiscardHandler)})
+	const local, remote = "127.0.0.1:5555", "10.1.2.3:5555"
+
+	cases := []struct {
+		name, method, path, body, from string
+		code                           int
+		contains                       string
+	}{
+		{"live", "GET", "/live", "", remote, 200, "live"},
+		{"not ready yet", "GET", "/ready", "", remote, 503, "not ready"},
+		{"metrics", "GET", "/metrics", "", remote, 200, `request_total{direction="inbound"} 1`},
+		{"log level read", "GET", "/proxy-log-level", "", remote, 200, "warn,linkerd=info"},
+		{"log level from remote refused", "PUT", "/proxy-log-level", "linkerd=debug", remote, 403, "localhost"},
+		{"bad log level", "PUT", "/proxy-log-level", "linkerd=loud", local, 400, "unknown level"},
+		{"log level set", "PUT", "/proxy-log-level", "linkerd=debug", local, 204, ""},
+		{"shutdown from remote refused", "POST", "/shutdown", "", remote, 403, "localhost"},
+	}
+	for _, tc := range cases {
+		code, body := do(t, a, tc.method, tc.path, tc.body, tc.from)
+		if code != tc.code || !strings.Contains(body, tc.contains) {
+			t.Errorf("%s: %d %q; want %d containing %q", tc.name, code, body, tc.code, tc.contains)
+		}
+	}
+	if level.Level() != slog.LevelDebug {
+		t.Errorf("level after PUT is %v; want debug", level.Level())
+	}
+	a.SetReady(true)
+	if code, _ := do(t, a, "GET", "/ready", "", remote); code != 200 {
+		t.Errorf("ready after SetReady: %d", code)
+	}
+	if code, _ := do(t, a, "POST", "/shutdown", "", local); code != 200 {
+		t.Errorf("shutdown from localhost: %d", code)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for shut.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if shut.Load() != 1 {
+		t.Error("shutdown callback not called")
+	}
+}
+
+func TestShutdownDisabledByDefault(t *testing.T) {
+	a := New(Options{Metrics: metrics.New(), Log: slog.New(slog.DiscardHandler)})
+	code, body := do(t, a, "POST", "/shutdown", "", "127.0.0.1:1")
+	if code != 404 || !strings.Contains(body, "LINKERD2_PROXY_SHUTDOWN_ENDPOINT_ENABLED") {
+		t.Errorf("disabled shutdown: %d %q; want 404 naming the variable", code, body)
+	}
+}
