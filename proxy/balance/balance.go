@@ -101,11 +101,16 @@ func (e *Endpoint[T]) Recovered() {
 	}
 }
 
-// load is PeakEWMA's cost: the latency estimate times the requests in flight plus one.
-func (e *Endpoint[T]) load(defaultRTT float64) float64 {
+// load is PeakEWMA's cost at time now: the latency estimate, decayed toward zero for the
+// time since its last update (so an idle endpoint is tried again), times the requests in
+// flight plus one. An endpoint never measured starts at defaultRTT.
+func (e *Endpoint[T]) load(now int64, defaultRTT float64, decay time.Duration) float64 {
 	v := defaultRTT
 	if b := e.ewmaNanos.Load(); b != 0 {
 		v = math.Float64frombits(b)
+		if elapsed := now - e.stampNano.Load(); elapsed > 0 {
+			v *= math.Exp(-float64(elapsed) / float64(decay))
+		}
 	}
 	return v * float64(e.pending.Load()+1)
 }
@@ -123,6 +128,8 @@ type Options struct {
 	Failfast   time.Duration
 	// Rand returns uniformly random numbers; math/rand/v2's when nil. Tests may fix it.
 	Rand func() uint64
+	// Now is the clock; time.Now when nil. It must agree with the times given to Done.
+	Now func() time.Time
 }
 
 // Balancer picks endpoints of one backend. It is safe for concurrent use.
@@ -132,6 +139,7 @@ type Balancer[T any] struct {
 	capacity   int64
 	failfast   time.Duration
 	rand       func() uint64
+	now        func() time.Time
 
 	eps        atomic.Pointer[[]*Endpoint[T]]
 	waiters    atomic.Int64
@@ -149,10 +157,14 @@ func New[T any](opts Options) *Balancer[T] {
 		capacity:   int64(cmpOr(opts.Capacity, DefaultCapacity)),
 		failfast:   cmpOr(opts.Failfast, DefaultFailfast),
 		rand:       opts.Rand,
+		now:        opts.Now,
 		changed:    make(chan struct{}),
 	}
 	if b.rand == nil {
 		b.rand = rand.Uint64
+	}
+	if b.now == nil {
+		b.now = time.Now
 	}
 	empty := []*Endpoint[T]{}
 	b.eps.Store(&empty)
@@ -213,7 +225,7 @@ func (b *Balancer[T]) pick() *Endpoint[T] {
 		j++
 	}
 	a, c := eps[i], eps[j]
-	now := time.Now().UnixNano()
+	now := b.now().UnixNano()
 	af, cf := a.failing(now), c.failing(now)
 	switch {
 	case af && !cf:
@@ -228,7 +240,7 @@ func (b *Balancer[T]) pick() *Endpoint[T] {
 			}
 		}
 	}
-	if c.load(b.defaultRTT) < a.load(b.defaultRTT) {
+	if c.load(now, b.defaultRTT, b.decay) < a.load(now, b.defaultRTT, b.decay) {
 		return c
 	}
 	return a

@@ -24,12 +24,12 @@ func seeded() func() uint64 { return rand.New(rand.NewPCG(1, 2)).Uint64 }
 // TestSlowEndpointGetsLessTraffic drives the balancer with a simulated clock: each pick
 // completes with its endpoint's latency; the slow endpoint must end up with a small share.
 func TestSlowEndpointGetsLessTraffic(t *testing.T) {
-	b := New[string](Options{Rand: seeded()})
+	now := time.Unix(1000, 0)
+	b := New[string](Options{Rand: seeded(), Now: func() time.Time { return now }})
 	eps := endpoints(3)
 	b.Set(eps)
 	latency := map[*Endpoint[string]]time.Duration{eps[0]: 5 * time.Millisecond, eps[1]: 5 * time.Millisecond, eps[2]: 100 * time.Millisecond}
 	counts := map[*Endpoint[string]]int{}
-	now := time.Unix(1000, 0)
 	const n = 3000
 	for range n {
 		e, err := b.Pick(context.Background())
@@ -51,6 +51,36 @@ func TestSlowEndpointGetsLessTraffic(t *testing.T) {
 
 // TestBusyEndpointGetsLessTraffic: with equal latency, an endpoint with many requests in
 // flight is avoided.
+// TestIdleEndpointIsRetried: an endpoint whose estimate is high but old decays back into
+// use, as PeakEWMA's estimate decays toward zero while it is not updated.
+func TestIdleEndpointIsRetried(t *testing.T) {
+	now := time.Unix(1000, 0)
+	b := New[string](Options{Rand: seeded(), Now: func() time.Time { return now }})
+	eps := endpoints(2)
+	b.Set(eps)
+	eps[0].Start()
+	eps[0].Done(now, time.Millisecond, b.Decay())
+	eps[1].Start()
+	eps[1].Done(now, time.Second, b.Decay()) // one very slow response
+	if e, _ := b.Pick(context.Background()); e != eps[0] {
+		t.Fatal("slow endpoint picked right after its slow response")
+	}
+	// eps[0] keeps being used at 1ms; eps[1] is left alone and its estimate decays.
+	picked := false
+	for range 120 {
+		now = now.Add(time.Second)
+		eps[0].Start()
+		eps[0].Done(now, time.Millisecond, b.Decay())
+		if e, _ := b.Pick(context.Background()); e == eps[1] {
+			picked = true
+			break
+		}
+	}
+	if !picked {
+		t.Error("an endpoint with one old slow sample was never retried within two minutes")
+	}
+}
+
 func TestBusyEndpointGetsLessTraffic(t *testing.T) {
 	b := New[string](Options{Rand: seeded()})
 	eps := endpoints(2)

@@ -93,7 +93,7 @@ func (rt *Router) Route(r *http.Request, ci *forward.ConnInfo) (*forward.Backend
 }
 
 func (rt *Router) byName(ctx context.Context, authority string, dst netip.AddrPort) *forward.Backend {
-	authority = withPort(authority, dst.Port())
+	authority = normalize(withPort(authority, dst.Port()))
 	if rt.opts.Discovery != nil {
 		if be, ok := rt.opts.Discovery.Name(ctx, authority); ok {
 			return be
@@ -132,6 +132,21 @@ func (rt *Router) inNetworks(a netip.Addr) bool {
 		}
 	}
 	return false
+}
+
+// normalize lower-cases an authority and drops the trailing dot of a fully qualified
+// name, so "Web.NS.svc.cluster.local.:80" and "web.ns.svc.cluster.local:80" are one
+// target. It does not allocate for an authority that is already normal.
+func normalize(authority string) string {
+	i := strings.LastIndexByte(authority, ':')
+	if i < 0 {
+		i = len(authority)
+	}
+	host := authority[:i]
+	if strings.HasSuffix(host, ".") || strings.ToLower(host) != host {
+		return strings.ToLower(strings.TrimSuffix(host, ".")) + authority[i:]
+	}
+	return authority
 }
 
 // withPort returns authority with port appended when it has none.

@@ -1,0 +1,103 @@
+package outbound
+
+import (
+	"context"
+	"net/http/httptest"
+	"net/netip"
+	"testing"
+
+	"github.com/l5d-go/l5d/proxy/balance"
+	"github.com/l5d-go/l5d/proxy/forward"
+	"github.com/l5d-go/l5d/proxy/metrics"
+)
+
+// recordingDiscovery knows a fixed set of names and addresses and records lookups.
+type recordingDiscovery struct {
+	names map[string]bool
+	addrs map[netip.AddrPort]bool
+	asked []string
+}
+
+func (d *recordingDiscovery) Name(_ context.Context, a string) (*forward.Backend, bool) {
+	d.asked = append(d.asked, "name "+a)
+	if d.names[a] {
+		return &forward.Backend{Name: a}, true
+	}
+	return nil, false
+}
+
+func (d *recordingDiscovery) Addr(_ context.Context, a netip.AddrPort) (*forward.Backend, bool) {
+	d.asked = append(d.asked, "addr "+a.String())
+	if d.addrs[a] {
+		return &forward.Backend{Name: a.String()}, true
+	}
+	return nil, false
+}
+
+func TestTargetSelection(t *testing.T) {
+	clusterIP := netip.MustParseAddrPort("10.96.0.10:8080")
+	external := netip.MustParseAddrPort("203.0.113.5:443")
+	cases := []struct {
+		name     string
+		host     string
+		override string
+		dst      netip.AddrPort
+		want     string // backend name
+	}{
+		{"override wins", "web.ns.svc.cluster.local:8080", "api.ns.svc.cluster.local:9090", clusterIP, "api.ns.svc.cluster.local:9090"},
+		{"override without port takes the original port", "", "api.ns.svc.cluster.local", clusterIP, "forward 10.96.0.10:8080"},
+		{"host in suffix", "web.ns.svc.cluster.local:8080", "", clusterIP, "web.ns.svc.cluster.local:8080"},
+		{"host in suffix with trailing dot and capitals", "Web.ns.svc.cluster.local.:8080", "", clusterIP, "web.ns.svc.cluster.local:8080"},
+		{"host without port gets the original port", "web.ns.svc.cluster.local", "", clusterIP, "web.ns.svc.cluster.local:8080"},
+		{"host outside suffix: profile by address", "example.com", "", clusterIP, "10.96.0.10:8080"},
+		{"unknown service name falls back to the address", "nope.ns.svc.cluster.local:8080", "", external, "forward 203.0.113.5:443"},
+		{"address outside profile networks is forwarded", "example.com", "", external, "forward 203.0.113.5:443"},
+		{"suffix must match a whole label", "web.notsvc.cluster.local:8080", "", external, "forward 203.0.113.5:443"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			d := &recordingDiscovery{
+				names: map[string]bool{"web.ns.svc.cluster.local:8080": true, "api.ns.svc.cluster.local:9090": true},
+				addrs: map[netip.AddrPort]bool{clusterIP: true},
+			}
+			rt := NewRouter(Options{
+				Suffixes:  []string{"svc.cluster.local."},
+				Networks:  []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")},
+				Discovery: d,
+				Metrics:   metrics.New(),
+				Balancer:  balance.Options{},
+			})
+			r := httptest.NewRequest("GET", "http://x/", nil)
+			r.Host = tc.host
+			if tc.override != "" {
+				r.Header.Set("l5d-dst-override", tc.override)
+			}
+			be, err := rt.Route(r, &forward.ConnInfo{Direction: "outbound", OrigDst: tc.dst})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := be.Name
+			if be.Balancer != nil {
+				got = "forward " + got
+			}
+			if got != tc.want {
+				t.Errorf("routed to %q, want %q (lookups %v)", got, tc.want, d.asked)
+			}
+		})
+	}
+}
+
+func TestForwardBackendsAreReused(t *testing.T) {
+	rt := NewRouter(Options{Metrics: metrics.New()})
+	dst := netip.MustParseAddrPort("192.0.2.1:80")
+	r := httptest.NewRequest("GET", "http://x/", nil)
+	ci := &forward.ConnInfo{OrigDst: dst}
+	a, _ := rt.Route(r, ci)
+	b, _ := rt.Route(r, ci)
+	if a != b {
+		t.Error("each request built a new backend for the same destination")
+	}
+	if n := testing.AllocsPerRun(100, func() { rt.Route(r, ci) }); n != 0 {
+		t.Errorf("routing a known destination allocates %v times", n)
+	}
+}
