@@ -20,8 +20,8 @@ func TestParse(t *testing.T) {
 		{in: " 3300 , 9900 ", want: "3300,9900"},
 		{in: "8000-9000", want: "8000-9000"},
 		{in: "25,587,8000-9000", want: "25,587,8000-9000"},
-		{in: "9000,25", want: "25,9000"},                   // sorted
-		{in: "25,25", want: "25"},                          // duplicates dropped
+		{in: "9000,25", want: "25,9000"},                    // sorted
+		{in: "25,25", want: "25"},                           // duplicates dropped
 		{in: "8000-9000,8500,8999-9100", want: "8000-9100"}, // overlaps merged
 		{in: "1-65535", want: "1-65535"},
 		{in: "7-7", want: "7"},
