@@ -167,9 +167,26 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn, httpLn *chanListener
 		return
 	}
 	cc := &countedConn{Conn: conn, info: ci, m: src, open: &s.open}
+	if fast, ok := s.HTTP.(FastHTTP1); ok && proto == detect.HTTP1 {
+		fast.ServeHTTP1(ctx, cc, ci, func(pending []byte) {
+			cc.pending = pending
+			if !httpLn.push(ctx, cc) {
+				cc.Close()
+			}
+		})
+		return
+	}
 	if !httpLn.push(ctx, cc) {
 		cc.Close()
 	}
+}
+
+// FastHTTP1 is implemented by HTTP handlers that serve HTTP/1 connections themselves
+// (forward.Handler). ServeHTTP1 owns conn until it returns, or until it calls fallback,
+// which hands the connection, with the given unhandled bytes replayed first, to the
+// general HTTP server.
+type FastHTTP1 interface {
+	ServeHTTP1(ctx context.Context, conn net.Conn, ci *forward.ConnInfo, fallback func(pending []byte))
 }
 
 func (s *Server) origDst(tc *net.TCPConn) (netip.AddrPort, error) {
@@ -224,9 +241,17 @@ type countedConn struct {
 	m      *metrics.TCP
 	open   *atomic.Int64
 	closed atomic.Bool
+	// pending are bytes to return before reading from Conn again.
+	pending []byte
 }
 
 func (c *countedConn) Read(p []byte) (int, error) {
+	if len(c.pending) > 0 {
+		// Bytes the fast path read (and counted) before handing the connection over.
+		n := copy(p, c.pending)
+		c.pending = c.pending[n:]
+		return n, nil
+	}
 	n, err := c.Conn.Read(p)
 	c.m.Read(n)
 	return n, err

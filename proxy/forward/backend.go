@@ -19,6 +19,7 @@ type Endpoint struct {
 	hostPort string
 	metrics  *metrics.HTTP
 	byAuth   *AuthorityMetrics
+	pool     connPool
 }
 
 // NewEndpoint returns endpoint state whose requests are recorded on m.
@@ -33,8 +34,12 @@ func NewEndpointByAuthority(addr netip.AddrPort, am *AuthorityMetrics) *Endpoint
 }
 
 func (e *Endpoint) metricsFor(r *http.Request) *metrics.HTTP {
+	return e.metricsForHost(r.Host)
+}
+
+func (e *Endpoint) metricsForHost(host string) *metrics.HTTP {
 	if e.byAuth != nil {
-		return e.byAuth.For(r.Host)
+		return e.byAuth.For(host)
 	}
 	return e.metrics
 }

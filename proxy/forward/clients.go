@@ -51,6 +51,10 @@ type ClientOptions struct {
 // HTTP/2 (prior knowledge) pool per endpoint address. Safe for concurrent use.
 type Clients struct {
 	h1, h2 *http.Transport
+	// Lean HTTP/1 pools (see ServeHTTP1) share these settings.
+	connect     ConnectFunc
+	idleTimeout time.Duration
+	maxIdle     int
 }
 
 // NewClients returns connection pools using opts.
@@ -87,7 +91,7 @@ func NewClients(opts ClientOptions) *Clients {
 	}
 	h2.Protocols = new(http.Protocols)
 	h2.Protocols.SetUnencryptedHTTP2(true)
-	return &Clients{h1: h1, h2: h2}
+	return &Clients{h1: h1, h2: h2, connect: opts.Connect, idleTimeout: idle, maxIdle: perHost}
 }
 
 // Close closes idle pooled connections; in-flight requests finish.

@@ -1,0 +1,376 @@
+package forward
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/l5d-go/l5d/proxy/h1"
+	"github.com/l5d-go/l5d/proxy/metrics"
+)
+
+// clientIdleTimeout closes a client connection that sends no new request for this long,
+// as the general HTTP server does.
+const clientIdleTimeout = 90 * time.Second
+
+// ServeHTTP1 serves an HTTP/1 client connection on the fast path: one goroutine reads each
+// request with the lean codec, forwards it over a pooled HTTP/1 connection to the picked
+// endpoint and relays the response, with no per-request goroutines or header maps.
+//
+// Requests the fast path leaves to the general handler (upgrades, Expect, HTTP/1.0,
+// unusual framing, malformed heads, endpoints reached over HTTP/2) make it call fallback
+// with the bytes read from conn but not yet handled and return; fallback must then serve
+// the rest of the connection (through ServeHTTP). Otherwise ServeHTTP1 closes conn when
+// the client is done or ctx ends.
+func (h *Handler) ServeHTTP1(ctx context.Context, conn net.Conn, ci *ConnInfo, fallback func(pending []byte)) {
+	s := fastConn{h: h, ctx: ctx, conn: conn, ci: ci}
+	s.cr = h1.NewReader(conn)
+	s.cw = h1.NewWriter(conn)
+	s.cr.FlushBefore(s.cw, nil)
+	s.hr = (&http.Request{Header: http.Header{}, URL: &url.URL{}, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1}).WithContext(ctx)
+	// When ctx ends, a connection waiting for its next request is closed at once and a
+	// busy one after its current response.
+	stop := context.AfterFunc(ctx, func() {
+		s.stopping.Store(true)
+		if s.idle.Load() {
+			conn.SetReadDeadline(time.Now())
+		}
+	})
+	defer stop()
+	if pending := s.serve(); pending != nil {
+		fallback(pending)
+		return
+	}
+	conn.Close()
+}
+
+// fastConn is the state of one client connection on the fast path.
+type fastConn struct {
+	h    *Handler
+	ctx  context.Context
+	conn net.Conn
+	ci   *ConnInfo
+	cr   *h1.Reader
+	cw   *h1.Writer
+	req  h1.Head
+	resp h1.Head
+	// hr is the request handed to the Router, reused across requests; its strings are
+	// kept while the client sends the same values.
+	hr *http.Request
+	// idle is true while waiting for the next request; stopping once ctx has ended.
+	idle, stopping atomic.Bool
+}
+
+// serve runs the request loop. It returns the unhandled bytes when the connection must
+// continue on the general handler, or nil when it is finished.
+func (s *fastConn) serve() (pending []byte) {
+	for {
+		if len(s.cr.Buffered()) == 0 {
+			s.idle.Store(true)
+			s.conn.SetReadDeadline(time.Now().Add(clientIdleTimeout))
+			if s.stopping.Load() { // checked after the deadline is set: see ServeHTTP1
+				return nil
+			}
+		}
+		err := s.cr.ReadRequest(&s.req)
+		s.idle.Store(false)
+		if err != nil {
+			switch {
+			case errors.Is(err, h1.ErrMalformed):
+				return s.handOff() // the general server answers 400 with the details
+			case errors.Is(err, h1.ErrHeadTooLarge):
+				s.writeError(nil, time.Now(), &RouteError{Status: http.StatusRequestHeaderFieldsTooLarge, Reason: "request head too large"}, true)
+			}
+			return nil
+		}
+		if s.req.Upgrade || s.req.Expect || s.req.Unusual || s.req.Minor == 0 || string(s.req.Method) == "CONNECT" {
+			return s.handOff()
+		}
+		s.conn.SetReadDeadline(time.Time{})
+		pending, done := s.forward()
+		if pending != nil || done {
+			return pending
+		}
+	}
+}
+
+func (s *fastConn) handOff() []byte {
+	s.conn.SetReadDeadline(time.Time{})
+	b := s.cr.Buffered()
+	if len(b) == 0 {
+		return []byte{}
+	}
+	return b
+}
+
+// forward handles the request in s.req. It returns the bytes to hand off when the request
+// belongs on the general handler, and done when the connection must end.
+func (s *fastConn) forward() (pending []byte, done bool) {
+	start := time.Now()
+	h := s.h
+	s.prepareRouteRequest()
+	be, err := h.Router.Route(s.hr, s.ci)
+	if err != nil {
+		return nil, s.writeError(h.ErrorMetrics, start, err, false)
+	}
+	bep, err := be.Balancer.Pick(s.ctx)
+	if err != nil {
+		return nil, s.writeError(h.ErrorMetrics, start, err, false)
+	}
+	ep := bep.Value
+	if ep.H2 {
+		return s.handOff(), false
+	}
+	m := ep.metricsForHost(s.hr.Host)
+	m.Request()
+
+	head := string(s.req.Method) == "HEAD"
+	clientClose := s.req.Close
+	hasBody := s.req.Chunked || s.req.ContentLength > 0
+	bep.Start()
+	uc, reused, err := ep.pool.get(s.ctx, h.Clients, ep.hostPort)
+	if err != nil {
+		now := time.Now()
+		bep.Done(now, now.Sub(start), be.Balancer.Decay())
+		bep.Failed(now.Add(h.failureBackoff()))
+		return nil, s.writeError(m, start, err, hasBody)
+	}
+	for attempt := 0; ; attempt++ {
+		uc.w.Reset(uc.conn)
+		writeRequestHead(uc.w, &s.req)
+		uc.r.FlushBefore(uc.w, s.cw)
+		s.cr.FlushBefore(s.cw, uc.w)
+		err = nil
+		if attempt == 0 {
+			s.cr.Consume(&s.req)
+			switch {
+			case s.req.Chunked:
+				err = h1.CopyChunked(uc.w, s.cr)
+			case s.req.ContentLength > 0:
+				err = h1.CopyFixed(uc.w, s.cr, s.req.ContentLength)
+			}
+			if err != nil { // the client broke off its request body
+				uc.conn.Close()
+				bep.Done(time.Now(), time.Since(start), be.Balancer.Decay())
+				m.Response(http.StatusBadGateway, true, time.Since(start))
+				return nil, true
+			}
+		}
+		err = uc.r.ReadResponse(&s.resp)
+		if err != nil && reused && !hasBody && attempt == 0 && staleConn(err, uc) {
+			// The pooled connection was closed by the endpoint while idle; the request
+			// never reached it, so it is safe to send again on a fresh connection.
+			uc.conn.Close()
+			uc, reused, err = ep.pool.get(s.ctx, h.Clients, ep.hostPort)
+			if err != nil {
+				break
+			}
+			continue
+		}
+		break
+	}
+	s.cr.FlushBefore(s.cw, nil)
+	now := time.Now()
+	bep.Done(now, now.Sub(start), be.Balancer.Decay())
+	if err != nil {
+		var ce *ConnectError
+		if errors.As(err, &ce) {
+			bep.Failed(now.Add(h.failureBackoff()))
+		} else if uc != nil {
+			uc.conn.Close()
+		}
+		return nil, s.writeError(m, start, upstreamError(err), false)
+	}
+	bep.Recovered()
+	// Interim responses (100 Continue, 103 Early Hints) pass through before the final one.
+	for s.resp.Status < 200 {
+		if s.resp.Status == http.StatusSwitchingProtocols {
+			uc.conn.Close()
+			return nil, s.writeError(m, start, &RouteError{Status: http.StatusBadGateway, Reason: "unexpected protocol switch"}, true)
+		}
+		writeResponseHead(s.cw, &s.resp, false, false)
+		uc.r.Consume(&s.resp)
+		if err := uc.r.ReadResponse(&s.resp); err != nil {
+			uc.conn.Close()
+			m.Response(http.StatusBadGateway, true, time.Since(start))
+			return nil, true
+		}
+	}
+	if s.resp.Unusual {
+		uc.conn.Close()
+		return nil, s.writeError(m, start, &RouteError{Status: http.StatusBadGateway, Reason: "endpoint sent a response with conflicting framing"}, false)
+	}
+	status := s.resp.Status
+	upstreamClose := s.resp.Close
+	untilEOF := false
+	switch {
+	case head || s.resp.Bodyless(nil):
+	case s.resp.Chunked, s.resp.ContentLength >= 0:
+	default:
+		untilEOF, clientClose, upstreamClose = true, true, true
+	}
+	writeResponseHead(s.cw, &s.resp, clientClose, untilEOF)
+	uc.r.Consume(&s.resp)
+	switch {
+	case head || s.resp.Bodyless(nil):
+	case s.resp.Chunked:
+		err = h1.CopyChunked(s.cw, uc.r)
+	case s.resp.ContentLength > 0:
+		err = h1.CopyFixed(s.cw, uc.r, s.resp.ContentLength)
+	case untilEOF:
+		err = h1.CopyUntilEOF(s.cw, uc.r)
+	}
+	end := time.Now()
+	if err != nil {
+		uc.conn.Close()
+		m.Response(status, true, end.Sub(start))
+		if h.Log != nil {
+			h.Log.Debug("response body interrupted", "error", err)
+		}
+		return nil, true // the client sees a truncated response: the connection must end
+	}
+	if upstreamClose {
+		uc.conn.Close()
+	} else {
+		ep.pool.put(h.Clients, uc, end)
+	}
+	m.Response(status, status >= 500, end.Sub(start))
+	if clientClose {
+		s.cw.Flush()
+		return nil, true
+	}
+	return nil, false
+}
+
+// prepareRouteRequest fills the reusable routing request from s.req, reusing the strings
+// of the previous request when the values repeat.
+func (s *fastConn) prepareRouteRequest() {
+	r := s.hr
+	if string(s.req.Method) != r.Method {
+		r.Method = string(s.req.Method)
+	}
+	if string(s.req.Host) != r.Host {
+		r.Host = string(s.req.Host)
+	}
+	if string(s.req.Target) != r.RequestURI {
+		r.RequestURI = string(s.req.Target)
+		path, _, _ := bytes.Cut(s.req.Target, []byte{'?'})
+		r.URL.Path = string(path)
+	}
+	clear(r.Header)
+	if v := s.req.Get("l5d-dst-override"); v != nil {
+		r.Header["L5d-Dst-Override"] = []string{string(v)}
+	}
+}
+
+// writeError answers the current request with a proxy error. It reports whether the
+// connection must end (the request body was not read, or the client asked to close).
+func (s *fastConn) writeError(m *metrics.HTTP, start time.Time, err error, bodyUnread bool) bool {
+	status, reason := StatusFor(err)
+	if s.h.Log != nil {
+		s.h.Log.Debug("proxy error", "status", status, "host", s.hr.Host, "error", err)
+	}
+	closeAfter := s.req.Close || bodyUnread || s.req.Chunked || s.req.ContentLength > 0
+	if !closeAfter {
+		s.cr.Consume(&s.req)
+	}
+	w := s.cw
+	w.WriteString("HTTP/1.1 ")
+	w.WriteString(strconv.Itoa(status))
+	w.WriteString(" ")
+	w.WriteString(http.StatusText(status))
+	w.WriteString("\r\nL5d-Proxy-Error: ")
+	w.WriteString(reason)
+	w.WriteString("\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ")
+	w.WriteString(strconv.Itoa(len(reason) + 1))
+	if closeAfter {
+		w.WriteString("\r\nConnection: close")
+	}
+	w.WriteString("\r\n\r\n")
+	w.WriteString(reason)
+	w.WriteString("\n")
+	if m != nil {
+		m.Request()
+		m.Response(status, true, time.Since(start))
+	}
+	if closeAfter {
+		w.Flush()
+	}
+	return closeAfter
+}
+
+func (h *Handler) failureBackoff() time.Duration {
+	if h.FailureBackoff > 0 {
+		return h.FailureBackoff
+	}
+	return time.Second
+}
+
+// staleConn reports whether err means a reused connection was already closed by the
+// endpoint before any response byte arrived.
+func staleConn(err error, uc *upstreamConn) bool {
+	if len(uc.r.Buffered()) > 0 {
+		return false
+	}
+	return errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+// upstreamError maps a failure to read the response to the error the client sees.
+func upstreamError(err error) error {
+	var ce *ConnectError
+	if errors.As(err, &ce) {
+		return err
+	}
+	return &RouteError{Status: http.StatusBadGateway, Reason: "endpoint closed the connection or sent an invalid response"}
+}
+
+// writeRequestHead writes the request line and end-to-end fields of req.
+func writeRequestHead(w *h1.Writer, req *h1.Head) {
+	w.Write(req.Method)
+	w.WriteString(" ")
+	w.Write(req.Target)
+	w.WriteString(" HTTP/1.1\r\n")
+	writeFields(w, req)
+	if req.Chunked {
+		w.WriteString("Transfer-Encoding: chunked\r\n")
+	}
+	w.WriteString("\r\n")
+}
+
+// writeResponseHead writes the status line and end-to-end fields of resp, adding the
+// framing of the response as relayed.
+func writeResponseHead(w *h1.Writer, resp *h1.Head, closeConn, untilEOF bool) {
+	w.WriteString("HTTP/1.1 ")
+	w.WriteString(strconv.Itoa(resp.Status))
+	w.WriteString(" ")
+	w.Write(resp.Reason)
+	w.WriteString("\r\n")
+	writeFields(w, resp)
+	if resp.Chunked && resp.Status >= 200 {
+		w.WriteString("Transfer-Encoding: chunked\r\n")
+	}
+	if closeConn || untilEOF {
+		w.WriteString("Connection: close\r\n")
+	}
+	w.WriteString("\r\n")
+}
+
+func writeFields(w *h1.Writer, head *h1.Head) {
+	for _, f := range head.Fields {
+		if head.IsHopByHop(f.Name) {
+			continue
+		}
+		w.Write(f.Name)
+		w.WriteString(": ")
+		w.Write(f.Value)
+		w.WriteString("\r\n")
+	}
+}

@@ -1,0 +1,364 @@
+package h1
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+)
+
+// Field is one header field; Name and Value point into the reader's buffer.
+type Field struct {
+	Name, Value []byte
+}
+
+// Head is a parsed request or response head. Its byte slices point into the Reader's
+// buffer and stay valid until the head is consumed with Reader.Consume.
+type Head struct {
+	// Request line (requests only).
+	Method, Target []byte
+	// Status line (responses only).
+	Status int
+	Reason []byte
+	// Minor is the HTTP/1 minor version (0 or 1).
+	Minor int
+	// Fields are the header fields in order, hop-by-hop ones included.
+	Fields []Field
+	// Host is the Host field's value (requests).
+	Host []byte
+	// ContentLength is the Content-Length value, or -1 when absent.
+	ContentLength int64
+	// Chunked is true when the body uses chunked transfer coding.
+	Chunked bool
+	// Close is true when the sender asked for the connection to close after this message
+	// (Connection: close, or HTTP/1.0 without keep-alive).
+	Close bool
+	// Upgrade is true when the message carries Connection: upgrade or an Upgrade field.
+	Upgrade bool
+	// Expect is true when a request carries an Expect field (such as 100-continue).
+	Expect bool
+	// Unusual is true when the message uses framing the fast path leaves to a general
+	// HTTP implementation: several Content-Length fields, a transfer coding other than
+	// chunked, or both Content-Length and Transfer-Encoding.
+	Unusual bool
+	// connection holds the Connection field values, for IsHopByHop.
+	connection [][]byte
+	size       int
+}
+
+// ErrMalformed wraps every parse failure of a message head.
+var ErrMalformed = errors.New("h1: malformed message head")
+
+func malformed(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrMalformed, fmt.Sprintf(format, args...))
+}
+
+// ReadRequest reads and parses a request head into h, reusing h's storage. It returns
+// io.EOF when the connection closed cleanly before a new request began.
+func (r *Reader) ReadRequest(h *Head) error {
+	if err := r.readHead(h); err != nil {
+		return err
+	}
+	return parseRequest(r.buf[r.r:r.r+h.size], h)
+}
+
+// ReadResponse reads and parses a response head into h, reusing h's storage.
+func (r *Reader) ReadResponse(h *Head) error {
+	if err := r.readHead(h); err != nil {
+		return err
+	}
+	return parseResponse(r.buf[r.r:r.r+h.size], h)
+}
+
+// Consume discards the head h from the buffer once the caller is done with its slices.
+func (r *Reader) Consume(h *Head) { r.r += h.size; h.size = 0 }
+
+// readHead buffers a complete head (through the empty line) and records its size.
+func (r *Reader) readHead(h *Head) error {
+	scanned := 0
+	for {
+		b := r.buf[r.r:r.w]
+		// Tolerate empty lines before a request line, as RFC 9112 allows.
+		for len(b) > 0 && (b[0] == '\r' || b[0] == '\n') && scanned == 0 {
+			r.r++
+			b = b[1:]
+		}
+		if i := bytes.Index(b[max(scanned-3, 0):], crlfcrlf); i >= 0 {
+			h.size = max(scanned-3, 0) + i + 4
+			return nil
+		}
+		scanned = len(b)
+		if err := r.fill(MaxHeadBytes); err != nil {
+			if err == ErrHeadTooLarge {
+				return err
+			}
+			if len(r.buf[r.r:r.w]) > 0 && isEOFish(err) {
+				return malformed("connection closed inside a message head")
+			}
+			return err
+		}
+	}
+}
+
+var crlfcrlf = []byte("\r\n\r\n")
+
+func parseRequest(b []byte, h *Head) error {
+	resetHead(h)
+	line, rest := cutLine(b)
+	sp1 := bytes.IndexByte(line, ' ')
+	if sp1 <= 0 {
+		return malformed("request line %q has no method", trunc(line))
+	}
+	sp2 := bytes.LastIndexByte(line, ' ')
+	if sp2 <= sp1+1 {
+		return malformed("request line %q has no target", trunc(line))
+	}
+	h.Method, h.Target = line[:sp1], line[sp1+1:sp2]
+	for _, c := range h.Method {
+		if !isTokenChar(c) {
+			return malformed("method %q is not a token", trunc(h.Method))
+		}
+	}
+	for _, c := range h.Target {
+		if c <= ' ' || c == 0x7f {
+			return malformed("request target contains a control character or space")
+		}
+	}
+	minor, err := parseVersion(line[sp2+1:])
+	if err != nil {
+		return err
+	}
+	h.Minor = minor
+	if err := parseFields(rest, h); err != nil {
+		return err
+	}
+	return nil
+}
+
+func parseResponse(b []byte, h *Head) error {
+	resetHead(h)
+	line, rest := cutLine(b)
+	if len(line) < 12 || line[8] != ' ' {
+		return malformed("status line %q", trunc(line))
+	}
+	minor, err := parseVersion(line[:8])
+	if err != nil {
+		return err
+	}
+	h.Minor = minor
+	code := 0
+	for _, c := range line[9:12] {
+		if c < '0' || c > '9' {
+			return malformed("status code in %q", trunc(line))
+		}
+		code = code*10 + int(c-'0')
+	}
+	if code < 100 {
+		return malformed("status code %d", code)
+	}
+	h.Status = code
+	if len(line) > 12 {
+		if line[12] != ' ' {
+			return malformed("status line %q", trunc(line))
+		}
+		h.Reason = line[13:]
+	}
+	return parseFields(rest, h)
+}
+
+func resetHead(h *Head) {
+	size := h.size
+	fields, conn := h.Fields[:0], h.connection[:0]
+	*h = Head{Fields: fields, connection: conn, ContentLength: -1, size: size}
+}
+
+func parseVersion(v []byte) (int, error) {
+	if len(v) != 8 || string(v[:7]) != "HTTP/1." || (v[7] != '0' && v[7] != '1') {
+		return 0, malformed("unsupported protocol version %q", trunc(v))
+	}
+	return int(v[7] - '0'), nil
+}
+
+// parseFields parses header lines (ending with the empty line) into h.
+func parseFields(b []byte, h *Head) error {
+	keepAlive := false
+	for len(b) > 0 {
+		var line []byte
+		line, b = cutLine(b)
+		if len(line) == 0 {
+			break
+		}
+		if line[0] == ' ' || line[0] == '\t' {
+			h.Unusual = true // obsolete line folding
+			continue
+		}
+		colon := bytes.IndexByte(line, ':')
+		if colon <= 0 {
+			return malformed("header line %q has no field name", trunc(line))
+		}
+		name := line[:colon]
+		for _, c := range name {
+			if !isTokenChar(c) {
+				return malformed("field name %q is not a token", trunc(name))
+			}
+		}
+		value := bytes.TrimRight(bytes.TrimLeft(line[colon+1:], " \t"), " \t")
+		for _, c := range value {
+			if (c < ' ' && c != '\t') || c == 0x7f {
+				return malformed("field %q has a control character in its value", trunc(name))
+			}
+		}
+		h.Fields = append(h.Fields, Field{Name: name, Value: value})
+		switch len(name) {
+		case 4:
+			if equalFold(name, "host") {
+				h.Host = value
+			}
+		case 6:
+			if equalFold(name, "expect") {
+				h.Expect = true
+			}
+		case 7:
+			if equalFold(name, "upgrade") {
+				h.Upgrade = true
+			}
+		case 10:
+			if equalFold(name, "connection") {
+				h.connection = append(h.connection, value)
+				for tok := range bytes.SplitSeq(value, []byte{','}) {
+					tok = bytes.TrimSpace(tok)
+					switch {
+					case equalFold(tok, "close"):
+						h.Close = true
+					case equalFold(tok, "keep-alive"):
+						keepAlive = true
+					case equalFold(tok, "upgrade"):
+						h.Upgrade = true
+					}
+				}
+			}
+		case 14:
+			if equalFold(name, "content-length") {
+				n, ok := parseDecimal(value)
+				if !ok {
+					return malformed("Content-Length %q is not a number", trunc(value))
+				}
+				if h.ContentLength >= 0 && h.ContentLength != n {
+					h.Unusual = true
+				}
+				h.ContentLength = n
+			}
+		case 17:
+			if equalFold(name, "transfer-encoding") {
+				if h.Chunked || !equalFold(value, "chunked") {
+					h.Unusual = true
+				}
+				h.Chunked = true
+			}
+		}
+	}
+	if h.Chunked && h.ContentLength >= 0 {
+		h.Unusual = true
+	}
+	if h.Minor == 0 && !keepAlive {
+		h.Close = true
+	}
+	return nil
+}
+
+// hopByHop are the fields that describe one connection and are never forwarded.
+var hopByHop = []string{"connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade"}
+
+// IsHopByHop reports whether the field named name applies to this connection only: a
+// standard hop-by-hop field or one listed in the Connection field.
+func (h *Head) IsHopByHop(name []byte) bool {
+	for _, s := range hopByHop {
+		if len(s) == len(name) && equalFold(name, s) {
+			return true
+		}
+	}
+	for _, v := range h.connection {
+		for tok := range bytes.SplitSeq(v, []byte{','}) {
+			if tok = bytes.TrimSpace(tok); len(tok) == len(name) && bytes.EqualFold(tok, name) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Get returns the value of the first field named name (case-insensitive), or nil.
+func (h *Head) Get(name string) []byte {
+	for _, f := range h.Fields {
+		if len(f.Name) == len(name) && equalFold(f.Name, name) {
+			return f.Value
+		}
+	}
+	return nil
+}
+
+// Bodyless reports whether a response to a request with method has no body whatever
+// its fields say (HEAD requests, 1xx, 204 and 304 responses).
+func (h *Head) Bodyless(method []byte) bool {
+	return string(method) == "HEAD" || h.Status < 200 || h.Status == 204 || h.Status == 304
+}
+
+func cutLine(b []byte) (line, rest []byte) {
+	i := bytes.IndexByte(b, '\n')
+	if i < 0 {
+		return b, nil
+	}
+	line, rest = b[:i], b[i+1:]
+	if n := len(line); n > 0 && line[n-1] == '\r' {
+		line = line[:n-1]
+	}
+	return line, rest
+}
+
+func parseDecimal(b []byte) (int64, bool) {
+	if len(b) == 0 || len(b) > 18 {
+		return 0, false
+	}
+	var n int64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
+}
+
+// equalFold compares b to the lower-case ASCII string s, ignoring case.
+func equalFold(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != s[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func isTokenChar(c byte) bool {
+	if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' {
+		return true
+	}
+	switch c {
+	case '!', '#', '$', '%', '&', '\'', '*', '+', '-', '.', '^', '_', '`', '|', '~':
+		return true
+	}
+	return false
+}
+
+func trunc(b []byte) []byte {
+	if len(b) > 64 {
+		return b[:64]
+	}
+	return b
+}
