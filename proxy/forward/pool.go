@@ -86,14 +86,3 @@ func (p *connPool) reap(idle time.Duration) {
 		uc.conn.Close()
 	}
 }
-
-// closeIdle closes every idle connection.
-func (p *connPool) closeIdle() {
-	p.mu.Lock()
-	idle := p.idle
-	p.idle = nil
-	p.mu.Unlock()
-	for _, uc := range idle {
-		uc.conn.Close()
-	}
-}
