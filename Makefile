@@ -40,7 +40,7 @@ lint: tools
 
 ## proto: regenerate the Go code for proto/ with the pinned toolchain
 proto:
-	$(MAKE) -C proto generate
+	@if [ -f proto/Makefile ]; then $(MAKE) -C proto generate; else echo "proto: no .proto sources yet"; fi
 
 ## proto-check: fail when regenerating changes any committed file
 proto-check: proto
