@@ -56,8 +56,7 @@ func Methods() []string {
 func Fields() []string {
 	var out []string
 	var walkMsgs func(protoreflect.MessageDescriptors)
-	var walkEnums func(protoreflect.EnumDescriptors)
-	walkEnums = func(eds protoreflect.EnumDescriptors) {
+	walkEnums := func(eds protoreflect.EnumDescriptors) {
 		for i := 0; i < eds.Len(); i++ {
 			ed := eds.Get(i)
 			for j := 0; j < ed.Values().Len(); j++ {
