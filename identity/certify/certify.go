@@ -1,0 +1,241 @@
+// Package certify implements io.linkerd.proxy.identity.Identity/Certify: it checks a
+// proxy's ServiceAccount token with a Kubernetes TokenReview, checks that the token's
+// account owns the requested identity and that the DER CSR asks for exactly that name
+// with an acceptable key, and signs a workload certificate with the current issuer.
+package certify
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/l5d-go/l5d/identity/issuer"
+	"github.com/l5d-go/l5d/pkg/certs"
+	pb "github.com/l5d-go/l5d/proto/gen/identity"
+)
+
+// Defaults, as in Linkerd.
+const (
+	DefaultTrustDomain  = "cluster.local"
+	DefaultControllerNS = "linkerd"
+	DefaultLifetime     = 24 * time.Hour
+	DefaultClockSkew    = 20 * time.Second
+	// TokenAudience is the audience of the projected tokens proxies present.
+	TokenAudience = "identity.l5d.io"
+)
+
+// Refusal reasons, the label of identity_certify_refused_total.
+const (
+	ReasonBadIdentity = "bad_identity"
+	ReasonBadCSR      = "bad_csr"
+	ReasonBadToken    = "bad_token"
+	ReasonWrongSA     = "wrong_serviceaccount"
+	ReasonUnavailable = "unavailable"
+)
+
+// Reviewer validates a token; see TokenReviewer.
+type Reviewer interface {
+	// Review returns the authenticated user name ("system:serviceaccount:ns:sa"), or
+	// ErrUnauthenticated when the token is not valid for the audience, or another error
+	// when the check could not be made.
+	Review(ctx context.Context, token string) (string, error)
+}
+
+// ErrUnauthenticated means the token was checked and is not valid.
+var ErrUnauthenticated = errors.New("token is not valid")
+
+// Options configures a Service.
+type Options struct {
+	Issuer       *issuer.Store
+	Reviewer     Reviewer
+	TrustDomain  string
+	ControllerNS string
+	Lifetime     time.Duration
+	ClockSkew    time.Duration
+	Log          *slog.Logger
+	Metrics      *Metrics
+	Now          func() time.Time
+}
+
+// Service is the Identity gRPC service.
+type Service struct {
+	pb.UnimplementedIdentityServer
+	o Options
+}
+
+// New returns a Service; zero options take Linkerd's defaults.
+func New(o Options) *Service {
+	if o.TrustDomain == "" {
+		o.TrustDomain = DefaultTrustDomain
+	}
+	if o.ControllerNS == "" {
+		o.ControllerNS = DefaultControllerNS
+	}
+	if o.Lifetime <= 0 {
+		o.Lifetime = DefaultLifetime
+	}
+	if o.ClockSkew <= 0 {
+		o.ClockSkew = DefaultClockSkew
+	}
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Metrics == nil {
+		o.Metrics = NewMetrics()
+	}
+	return &Service{o: o}
+}
+
+// Identity returns the identity name of a ServiceAccount.
+func (s *Service) Identity(ns, sa string) string {
+	return fmt.Sprintf("%s.%s.serviceaccount.identity.%s.%s", sa, ns, s.o.ControllerNS, s.o.TrustDomain)
+}
+
+// ParseIdentity splits an identity name into its ServiceAccount namespace and name,
+// checking the suffix for this control plane and trust domain.
+func (s *Service) ParseIdentity(id string) (ns, sa string, err error) {
+	suffix := ".serviceaccount.identity." + s.o.ControllerNS + "." + s.o.TrustDomain
+	rest, ok := strings.CutSuffix(id, suffix)
+	if !ok {
+		return "", "", fmt.Errorf("identity %q does not end in %q", trunc(id), suffix)
+	}
+	sa, ns, ok = strings.Cut(rest, ".")
+	if !ok || sa == "" || ns == "" || strings.Contains(ns, ".") {
+		return "", "", fmt.Errorf("identity %q is not <serviceaccount>.<namespace>%s", trunc(id), suffix)
+	}
+	for _, label := range []string{sa, ns} {
+		if len(label) > 253 || !dnsLabelish(label) {
+			return "", "", fmt.Errorf("identity %q has an invalid name %q", trunc(id), trunc(label))
+		}
+	}
+	return ns, sa, nil
+}
+
+// Certify implements the gRPC method.
+func (s *Service) Certify(ctx context.Context, req *pb.CertifyRequest) (*pb.CertifyResponse, error) {
+	start := s.o.Now()
+	resp, reason, err := s.certify(ctx, req)
+	s.o.Metrics.observe(reason, s.o.Now().Sub(start))
+	if err != nil {
+		s.o.Log.Info("certificate refused", "identity", trunc(req.GetIdentity()), "reason", reason, "error", err)
+		return nil, err
+	}
+	s.o.Log.Debug("certificate issued", "identity", req.GetIdentity())
+	return resp, nil
+}
+
+// Validate checks everything about a request that needs no API call: the identity name
+// and the CSR. It returns the parsed ServiceAccount and a gRPC status error.
+func (s *Service) Validate(req *pb.CertifyRequest) (ns, sa string, err error) {
+	ns, sa, err = s.ParseIdentity(req.GetIdentity())
+	if err != nil {
+		return "", "", status.Error(codes.InvalidArgument, err.Error())
+	}
+	if len(req.GetToken()) == 0 {
+		return "", "", status.Error(codes.Unauthenticated, "no token in the request")
+	}
+	csr, err := certs.ParseCSR(req.GetCertificateSigningRequest())
+	if err != nil {
+		return "", "", status.Errorf(codes.InvalidArgument, "certificate signing request: %v", err)
+	}
+	name, err := certs.CSRName(csr)
+	if err != nil {
+		return "", "", status.Errorf(codes.InvalidArgument, "certificate signing request: %v", err)
+	}
+	if name != req.GetIdentity() {
+		return "", "", status.Errorf(codes.InvalidArgument, "certificate signing request names %q, not the requested identity %q", trunc(name), trunc(req.GetIdentity()))
+	}
+	if err := acceptableKey(csr.PublicKey); err != nil {
+		return "", "", status.Errorf(codes.InvalidArgument, "certificate signing request: %v", err)
+	}
+	return ns, sa, nil
+}
+
+func (s *Service) certify(ctx context.Context, req *pb.CertifyRequest) (*pb.CertifyResponse, string, error) {
+	ns, sa, err := s.Validate(req)
+	if err != nil {
+		if status.Code(err) == codes.Unauthenticated {
+			return nil, ReasonBadToken, err
+		}
+		if strings.Contains(err.Error(), "certificate signing request") {
+			return nil, ReasonBadCSR, err
+		}
+		return nil, ReasonBadIdentity, err
+	}
+	creds := s.o.Issuer.Current()
+	if creds == nil {
+		return nil, ReasonUnavailable, status.Error(codes.Unavailable, "identity issuer not loaded yet")
+	}
+	user, err := s.o.Reviewer.Review(ctx, string(req.GetToken()))
+	switch {
+	case errors.Is(err, ErrUnauthenticated):
+		return nil, ReasonBadToken, status.Errorf(codes.Unauthenticated, "token for %q: %v", req.GetIdentity(), err)
+	case err != nil:
+		return nil, ReasonUnavailable, status.Errorf(codes.Unavailable, "checking the token with the Kubernetes API: %v", err)
+	}
+	if want := "system:serviceaccount:" + ns + ":" + sa; user != want {
+		return nil, ReasonWrongSA, status.Errorf(codes.PermissionDenied, "token belongs to %q, which may not use identity %q", user, req.GetIdentity())
+	}
+	validity := certs.Validity{NotBefore: s.o.Now().Add(-s.o.ClockSkew), NotAfter: s.o.Now().Add(s.o.Lifetime + s.o.ClockSkew)}
+	leaf, err := creds.Authority.IssueFromCSR(req.GetCertificateSigningRequest(), validity)
+	if err != nil {
+		return nil, ReasonUnavailable, status.Errorf(codes.Internal, "signing the certificate: %v", err)
+	}
+	chain := creds.Authority.ChainFor()
+	resp := &pb.CertifyResponse{LeafCertificate: leaf.Raw, ValidUntil: timestamppb.New(leaf.NotAfter)}
+	for _, c := range chain {
+		resp.IntermediateCertificates = append(resp.IntermediateCertificates, c.Raw)
+	}
+	return resp, "", nil
+}
+
+// acceptableKey allows ECDSA P-256 (what proxies generate) and RSA keys of at least 2048
+// bits; other curves and Ed25519 are refused, as Linkerd's proxies never send them.
+func acceptableKey(pub any) error {
+	switch k := pub.(type) {
+	case *ecdsa.PublicKey:
+		if k.Curve != elliptic.P256() {
+			return fmt.Errorf("ECDSA key on curve %s: only P-256 is accepted", k.Curve.Params().Name)
+		}
+		return nil
+	case *rsa.PublicKey:
+		if k.N.BitLen() < 2048 {
+			return fmt.Errorf("RSA key of %d bits: at least 2048 are required", k.N.BitLen())
+		}
+		return nil
+	case ed25519.PublicKey:
+		return errors.New("Ed25519 keys are not accepted: use ECDSA P-256")
+	}
+	return fmt.Errorf("unsupported public key type %T", pub)
+}
+
+func dnsLabelish(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return s[0] != '-' && s[len(s)-1] != '-'
+}
+
+func trunc(s string) string {
+	if len(s) > 300 {
+		return s[:300] + "..."
+	}
+	return s
+}
