@@ -303,6 +303,9 @@ func (c *Cluster) buildClients() error {
 		// Tests must not be slowed by client-side throttling.
 		QPS:   500,
 		Burst: 1000,
+		// Deprecation warnings (namespace cleanup lists v1 Endpoints) would interleave
+		// with test and benchmark output.
+		WarningHandler: rest.NoWarnings{},
 	}
 	var err error
 	if c.client, err = kubernetes.NewForConfig(c.cfg); err != nil {
