@@ -15,6 +15,7 @@ import (
 
 	"github.com/l5d-go/l5d/proxy/app"
 	"github.com/l5d-go/l5d/proxy/config"
+	"github.com/l5d-go/l5d/proxy/origdst"
 )
 
 func main() {
@@ -49,9 +50,10 @@ func run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	p, err := app.Start(ctx, cfg, app.Options{
-		Level: level,
-		Pprof: os.Getenv("L5D_PROXY_PPROF") == "true",
-		Log:   log,
+		OrigDst: origdst.Lookup,
+		Level:   level,
+		Pprof:   os.Getenv("L5D_PROXY_PPROF") == "true",
+		Log:     log,
 	})
 	if err != nil {
 		return err
