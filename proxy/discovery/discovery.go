@@ -1,0 +1,323 @@
+// Package discovery resolves outbound targets through the control plane's Destination
+// service: Get streams turn a logical name into a balanced endpoint set, and GetProfile
+// streams turn an original destination address into a service name (or a single known
+// pod endpoint).
+//
+// Each target has one shared stream, started by the first request for it and dropped
+// when no request has used the target for the idle timeout. A stream that breaks is
+// re-opened with jittered exponential backoff; meanwhile the last known endpoints stay in
+// force, so traffic to already-discovered targets survives a control-plane outage. A new
+// target whose first answer does not arrive (control plane away) is reported as unknown,
+// so the proxy forwards it to its original destination.
+//
+// Per request, resolving a known target is a lock-free map load and an atomic flag.
+package discovery
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"math/rand/v2"
+	"net/netip"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/l5d-go/l5d/proto/gen/destination"
+	"github.com/l5d-go/l5d/proxy/balance"
+	"github.com/l5d-go/l5d/proxy/forward"
+	"github.com/l5d-go/l5d/proxy/metrics"
+)
+
+// Defaults for Options.
+const (
+	DefaultIdleTimeout    = 90 * time.Second
+	DefaultResolveTimeout = 3 * time.Second
+	DefaultMinBackoff     = 100 * time.Millisecond
+	DefaultMaxBackoff     = 10 * time.Second
+)
+
+// Options configures a Resolver.
+type Options struct {
+	// Client is the Destination service client; required.
+	Client destination.DestinationClient
+	// ContextToken is sent with every request (LINKERD2_PROXY_DESTINATION_CONTEXT).
+	ContextToken string
+	// IdleTimeout drops a target's streams after it has had no requests for this long.
+	IdleTimeout time.Duration
+	// ResolveTimeout bounds how long the first request of a new target waits for the
+	// control plane's first answer before it is forwarded to its original destination.
+	ResolveTimeout time.Duration
+	// MinBackoff and MaxBackoff bound the jittered exponential backoff between attempts to
+	// re-open a broken stream.
+	MinBackoff, MaxBackoff time.Duration
+	// Metrics records the traffic of discovered endpoints; required.
+	Metrics *metrics.Registry
+	// Balancer configures each target's balancer.
+	Balancer balance.Options
+	// Log receives stream state changes.
+	Log *slog.Logger
+}
+
+// Resolver implements outbound.Discovery over the Destination API. Safe for concurrent
+// use; Close stops every stream.
+type Resolver struct {
+	opts   Options
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	names    sync.Map // authority -> *target
+	profiles sync.Map // "ip:port" -> *profile
+
+	idsMu sync.RWMutex
+	ids   map[netip.AddrPort]*peerID
+
+	stale atomic.Int64 // streams currently disconnected while serving last known state
+	wg    sync.WaitGroup
+}
+
+type peerID struct {
+	id   string
+	refs int
+}
+
+// New returns a resolver and starts its idle sweeper.
+func New(opts Options) *Resolver {
+	if opts.IdleTimeout <= 0 {
+		opts.IdleTimeout = DefaultIdleTimeout
+	}
+	if opts.ResolveTimeout <= 0 {
+		opts.ResolveTimeout = DefaultResolveTimeout
+	}
+	if opts.MinBackoff <= 0 {
+		opts.MinBackoff = DefaultMinBackoff
+	}
+	if opts.MaxBackoff < opts.MinBackoff {
+		opts.MaxBackoff = max(DefaultMaxBackoff, opts.MinBackoff)
+	}
+	if opts.Log == nil {
+		opts.Log = slog.Default()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &Resolver{opts: opts, ctx: ctx, cancel: cancel, ids: map[netip.AddrPort]*peerID{}}
+	r.wg.Add(1)
+	go r.sweep()
+	return r
+}
+
+// Close stops every stream and the sweeper. Backends already handed out keep their last
+// endpoints.
+func (r *Resolver) Close() {
+	r.cancel()
+	r.wg.Wait()
+}
+
+// Stale returns the number of streams that are disconnected and serving their last known
+// state.
+func (r *Resolver) Stale() int { return int(r.stale.Load()) }
+
+// Identity returns the TLS identity discovery gave the endpoint at addr, or "" when it
+// has none (the connection is then plain TCP). It is called once per new connection.
+func (r *Resolver) Identity(addr netip.AddrPort) string {
+	r.idsMu.RLock()
+	p := r.ids[addr]
+	r.idsMu.RUnlock()
+	if p == nil {
+		return ""
+	}
+	return p.id
+}
+
+func (r *Resolver) addID(addr netip.AddrPort, id string) {
+	if id == "" {
+		return
+	}
+	r.idsMu.Lock()
+	p := r.ids[addr]
+	if p == nil {
+		p = &peerID{}
+		r.ids[addr] = p
+	}
+	p.id = id
+	p.refs++
+	r.idsMu.Unlock()
+}
+
+func (r *Resolver) dropID(addr netip.AddrPort, id string) {
+	if id == "" {
+		return
+	}
+	r.idsMu.Lock()
+	if p := r.ids[addr]; p != nil {
+		if p.refs--; p.refs <= 0 {
+			delete(r.ids, addr)
+		}
+	}
+	r.idsMu.Unlock()
+}
+
+// Name resolves a logical authority "name:port" to its balanced backend. It returns
+// ok=false when the control plane says the name is not a service, or does not answer a
+// new name within the resolve timeout.
+func (r *Resolver) Name(ctx context.Context, authority string) (*forward.Backend, bool) {
+	if v, ok := r.names.Load(authority); ok {
+		t := v.(*target)
+		t.touch()
+		if t.resolved() {
+			return t.backend()
+		}
+		return t.wait(ctx, r.opts.ResolveTimeout)
+	}
+	t := newTarget(r, authority)
+	if v, loaded := r.names.LoadOrStore(authority, t); loaded {
+		t = v.(*target)
+	} else {
+		r.wg.Add(1)
+		go t.run()
+	}
+	t.touch()
+	return t.wait(ctx, r.opts.ResolveTimeout)
+}
+
+// Addr resolves an original destination through GetProfile: a service address becomes
+// its service's backend, a known pod address a single-endpoint backend carrying the pod's
+// identity and protocol hint. It returns ok=false for addresses the control plane does
+// not know, so they are forwarded as they are.
+func (r *Resolver) Addr(ctx context.Context, dst netip.AddrPort) (*forward.Backend, bool) {
+	key := dst.String()
+	var p *profile
+	if v, ok := r.profiles.Load(key); ok {
+		p = v.(*profile)
+	} else {
+		p = newProfile(r, dst)
+		if v, loaded := r.profiles.LoadOrStore(key, p); loaded {
+			p = v.(*profile)
+		} else {
+			r.wg.Add(1)
+			go p.run()
+		}
+	}
+	p.touch()
+	st := p.wait(ctx, r.opts.ResolveTimeout)
+	if st == nil {
+		return nil, false
+	}
+	if st.name != "" {
+		return r.Name(ctx, st.name)
+	}
+	if st.endpoint != nil {
+		return st.endpoint, true
+	}
+	return nil, false
+}
+
+// Opaque reports whether the last profile of dst marks it as an opaque-protocol port.
+// It does not start discovery.
+func (r *Resolver) Opaque(dst netip.AddrPort) bool {
+	v, ok := r.profiles.Load(dst.String())
+	if !ok {
+		return false
+	}
+	st := v.(*profile).latest.Load()
+	return st != nil && st.opaque
+}
+
+// sweep drops targets that have not been used for the idle timeout.
+func (r *Resolver) sweep() {
+	defer r.wg.Done()
+	tick := max(r.opts.IdleTimeout/4, 10*time.Millisecond)
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	for {
+		select {
+		case <-r.ctx.Done():
+			return
+		case now := <-t.C:
+			r.names.Range(func(k, v any) bool {
+				if v.(*target).idle(now, r.opts.IdleTimeout) {
+					r.names.CompareAndDelete(k, v)
+					v.(*target).stop()
+				}
+				return true
+			})
+			r.profiles.Range(func(k, v any) bool {
+				if v.(*profile).idle(now, r.opts.IdleTimeout) {
+					r.profiles.CompareAndDelete(k, v)
+					v.(*profile).stop()
+				}
+				return true
+			})
+		}
+	}
+}
+
+// usage tracks when a stream was last used, with one atomic load per request in the
+// common case.
+type usage struct {
+	used     atomic.Bool
+	lastSeen atomic.Int64 // unix nanoseconds, updated by the sweeper
+}
+
+func (u *usage) touch() {
+	if !u.used.Load() {
+		u.used.Store(true)
+	}
+}
+
+func (u *usage) idle(now time.Time, timeout time.Duration) bool {
+	if u.used.Swap(false) {
+		u.lastSeen.Store(now.UnixNano())
+		return false
+	}
+	return now.Sub(time.Unix(0, u.lastSeen.Load())) >= timeout
+}
+
+// backoff returns the jittered delay before attempt n (0-based) to re-open a stream.
+func (r *Resolver) backoff(n int) time.Duration {
+	d := r.opts.MinBackoff << min(n, 20)
+	if d > r.opts.MaxBackoff || d <= 0 {
+		d = r.opts.MaxBackoff
+	}
+	// Full jitter between half and the whole delay.
+	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
+}
+
+// sleep waits d or until ctx ends; it reports whether ctx is still live.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// notAService reports whether a stream error means the target is not a service: the
+// proxy forwards it to its original destination instead.
+func notAService(err error) bool {
+	switch status.Code(err) {
+	case codes.InvalidArgument, codes.NotFound:
+		return true
+	}
+	return false
+}
+
+func isCanceled(err error) bool {
+	return errors.Is(err, context.Canceled) || status.Code(err) == codes.Canceled
+}
+
+func authorityPort(authority string) (uint16, bool) {
+	for i := len(authority) - 1; i >= 0; i-- {
+		if authority[i] == ':' {
+			p, err := strconv.ParseUint(authority[i+1:], 10, 16)
+			return uint16(p), err == nil
+		}
+	}
+	return 0, false
+}

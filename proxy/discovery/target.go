@@ -1,0 +1,319 @@
+package discovery
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/l5d-go/l5d/proto/gen/destination"
+	pbnet "github.com/l5d-go/l5d/proto/gen/net"
+	"github.com/l5d-go/l5d/proxy/balance"
+	"github.com/l5d-go/l5d/proxy/forward"
+	"github.com/l5d-go/l5d/proxy/metrics"
+)
+
+// Resolution states of a watch.
+const (
+	statePending     int32 = iota // no answer yet
+	stateKnown                    // the control plane knows the target
+	stateUnknown                  // not a service: forward to the original destination
+	stateUnavailable              // no first answer (control plane away): forward as is
+)
+
+// watch is the state shared by Get and GetProfile streams: usage tracking, the first
+// answer's arrival and the resolution state.
+type watch struct {
+	usage
+	r      *Resolver
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	readyOnce sync.Once
+	ready     chan struct{}
+	state     atomic.Int32
+
+	// Owned by the stream goroutine.
+	stale bool
+}
+
+func (w *watch) init(r *Resolver) {
+	w.r = r
+	w.ctx, w.cancel = context.WithCancel(r.ctx)
+	w.ready = make(chan struct{})
+	w.lastSeen.Store(time.Now().UnixNano())
+}
+
+func (w *watch) stop() { w.cancel() }
+
+func (w *watch) resolved() bool { return w.state.Load() != statePending }
+
+func (w *watch) setState(s int32) {
+	w.state.Store(s)
+	w.readyOnce.Do(func() { close(w.ready) })
+}
+
+// waitReady waits for the first answer, at most timeout; it gives up early when ctx
+// ends. After a timeout the watch is marked unavailable so later requests do not wait.
+func (w *watch) waitReady(ctx context.Context, timeout time.Duration) {
+	if w.resolved() {
+		return
+	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-w.ready:
+	case <-ctx.Done():
+	case <-t.C:
+		if w.state.CompareAndSwap(statePending, stateUnavailable) {
+			w.r.opts.Log.Warn("control plane did not answer in time; forwarding to the original destination")
+		}
+	}
+}
+
+// connected records that a stream delivered an answer.
+func (w *watch) connected(what string) {
+	if w.stale {
+		w.stale = false
+		w.r.stale.Add(-1)
+		w.r.opts.Log.Info("discovery stream recovered", "target", what)
+	}
+}
+
+// broken records that a stream ended; it returns whether it had delivered data before.
+func (w *watch) broken(what string, err error) {
+	if w.ctx.Err() != nil {
+		return
+	}
+	if w.state.Load() == statePending {
+		w.setState(stateUnavailable)
+	}
+	if !w.stale && w.state.Load() == stateKnown {
+		w.stale = true
+		w.r.stale.Add(1)
+		w.r.opts.Log.Warn("discovery stream lost; serving the last known state", "target", what, "error", err)
+		return
+	}
+	w.r.opts.Log.Debug("discovery stream failed", "target", what, "error", err)
+}
+
+func (w *watch) finish() {
+	if w.stale {
+		w.stale = false
+		w.r.stale.Add(-1)
+	}
+}
+
+// loop runs stream until the watch stops, re-opening it with jittered backoff.
+// stream reports whether it received at least one message.
+func (w *watch) loop(what string, stream func() (bool, error)) {
+	defer w.r.wg.Done()
+	defer w.finish()
+	attempt := 0
+	for {
+		got, err := stream()
+		if w.ctx.Err() != nil {
+			return
+		}
+		if got {
+			attempt = 0
+		}
+		if notAService(err) {
+			w.setState(stateUnknown)
+			w.connected(what)
+		} else {
+			w.broken(what, err)
+		}
+		if !sleep(w.ctx, w.r.backoff(attempt)) {
+			return
+		}
+		attempt++
+	}
+}
+
+// target is one logical name's Get stream and its balanced backend.
+type target struct {
+	watch
+	authority string
+	be        *forward.Backend
+
+	// Owned by the stream goroutine.
+	eps map[netip.AddrPort]*endpoint
+}
+
+// endpoint is one discovered address with the attributes its forwarding state was
+// built from.
+type endpoint struct {
+	bep    *balance.Endpoint[*forward.Endpoint]
+	id     string
+	h2     bool
+	labels string
+}
+
+func newTarget(r *Resolver, authority string) *target {
+	t := &target{authority: authority, eps: map[netip.AddrPort]*endpoint{}}
+	t.init(r)
+	t.be = &forward.Backend{Name: authority, Balancer: balance.New[*forward.Endpoint](r.opts.Balancer)}
+	return t
+}
+
+func (t *target) backend() (*forward.Backend, bool) {
+	if t.state.Load() == stateKnown {
+		return t.be, true
+	}
+	return nil, false
+}
+
+func (t *target) wait(ctx context.Context, timeout time.Duration) (*forward.Backend, bool) {
+	t.waitReady(ctx, timeout)
+	return t.backend()
+}
+
+func (t *target) run() {
+	defer t.releaseIDs()
+	t.loop(t.authority, t.stream)
+}
+
+func (t *target) releaseIDs() {
+	for a, e := range t.eps {
+		t.r.dropID(a, e.id)
+	}
+}
+
+func (t *target) stream() (bool, error) {
+	ctx, cancel := context.WithCancel(t.ctx)
+	defer cancel()
+	s, err := t.r.opts.Client.Get(ctx, &destination.GetDestination{
+		Scheme: "k8s", Path: t.authority, ContextToken: t.r.opts.ContextToken})
+	if err != nil {
+		return false, fmt.Errorf("opening Destination.Get for %s: %w", t.authority, err)
+	}
+	first := true
+	for {
+		u, err := s.Recv()
+		if err != nil {
+			return !first, fmt.Errorf("Destination.Get for %s: %w", t.authority, err)
+		}
+		if first {
+			t.connected(t.authority)
+		}
+		t.apply(u, first)
+		first = false
+	}
+}
+
+// apply merges one update into the endpoint set; the first update of a (re)opened stream
+// replaces the set, since the server starts every stream with its whole state.
+func (t *target) apply(u *destination.Update, replace bool) {
+	next := t.eps
+	if replace {
+		next = make(map[netip.AddrPort]*endpoint, len(t.eps))
+	} else {
+		next = maps.Clone(t.eps)
+	}
+	state := stateKnown
+	switch {
+	case u.GetAdd() != nil:
+		set := u.GetAdd()
+		for _, wa := range set.GetAddrs() {
+			addr, ok := tcpAddr(wa.GetAddr())
+			if !ok {
+				t.r.opts.Log.Warn("discovery update has an invalid address; ignored", "target", t.authority)
+				continue
+			}
+			e := t.r.endpointFor(t.authority, addr, set.GetMetricLabels(), wa)
+			if old := t.eps[addr]; old != nil && old.same(e) {
+				e = old
+			}
+			next[addr] = e
+		}
+	case u.GetRemove() != nil:
+		for _, ta := range u.GetRemove().GetAddrs() {
+			if addr, ok := tcpAddr(ta); ok {
+				delete(next, addr)
+			}
+		}
+	case u.GetNoEndpoints() != nil:
+		clear(next)
+		if !u.GetNoEndpoints().GetExists() {
+			state = stateUnknown
+		}
+	default:
+		return
+	}
+	// Identities: register the new set's before dropping the old set's.
+	for a, e := range next {
+		if t.eps[a] != e {
+			t.r.addID(a, e.id)
+		}
+	}
+	for a, e := range t.eps {
+		if next[a] != e {
+			t.r.dropID(a, e.id)
+		}
+	}
+	t.eps = next
+	list := make([]*balance.Endpoint[*forward.Endpoint], 0, len(next))
+	for _, e := range next {
+		list = append(list, e.bep)
+	}
+	t.be.Balancer.Set(list)
+	t.setState(state)
+}
+
+func (e *endpoint) same(o *endpoint) bool {
+	return e.id == o.id && e.h2 == o.h2 && e.labels == o.labels
+}
+
+// endpointFor builds the forwarding state of a discovered address: its metric labels
+// (dst_* from the set and the address, tls from its identity) and protocol hint.
+func (r *Resolver) endpointFor(authority string, addr netip.AddrPort, setLabels map[string]string, wa *destination.WeightedAddr) *endpoint {
+	lbl := setLabels
+	if len(wa.GetMetricLabels()) > 0 {
+		lbl = maps.Clone(setLabels)
+		if lbl == nil {
+			lbl = map[string]string{}
+		}
+		maps.Copy(lbl, wa.GetMetricLabels())
+	}
+	id := identityOf(wa)
+	tls := metrics.Labels("tls", "no_identity", "no_tls_reason", "not_provided_by_service_discovery")
+	if id != "" {
+		tls = metrics.Labels("tls", "true", "server_id", id)
+	}
+	h2 := wa.GetProtocolHint().GetH2() != nil
+	labels := metrics.Join(metrics.Labels("direction", "outbound", "authority", authority,
+		"target_addr", addr.String(), "target_ip", addr.Addr().String()), metrics.DstLabels(lbl), tls)
+	fe := forward.NewEndpoint(addr, h2, r.opts.Metrics.HTTP(labels))
+	return &endpoint{bep: balance.NewEndpoint(addr, fe), id: id, h2: h2, labels: labels}
+}
+
+// identityOf returns the DNS-like TLS identity of a discovered address, or "".
+func identityOf(wa *destination.WeightedAddr) string {
+	return wa.GetTlsIdentity().GetDnsLikeIdentity().GetName()
+}
+
+// tcpAddr converts a protobuf address.
+func tcpAddr(a *pbnet.TcpAddress) (netip.AddrPort, bool) {
+	if a == nil || a.GetIp() == nil || a.GetPort() == 0 || a.GetPort() > 65535 {
+		return netip.AddrPort{}, false
+	}
+	var ip netip.Addr
+	switch {
+	case a.GetIp().GetIpv6() != nil:
+		v6 := a.GetIp().GetIpv6()
+		var b [16]byte
+		for i := range 8 {
+			b[i] = byte(v6.GetFirst() >> (56 - 8*i))
+			b[8+i] = byte(v6.GetLast() >> (56 - 8*i))
+		}
+		ip = netip.AddrFrom16(b)
+	default:
+		v4 := a.GetIp().GetIpv4()
+		ip = netip.AddrFrom4([4]byte{byte(v4 >> 24), byte(v4 >> 16), byte(v4 >> 8), byte(v4)})
+	}
+	return netip.AddrPortFrom(ip, uint16(a.GetPort())), true
+}

@@ -1,0 +1,235 @@
+// Package scriptedcp is a real gRPC control plane for the proxy's tests: a Destination
+// service whose endpoint sets and profiles the test scripts, and an Identity service that
+// signs CSRs with a test authority. The servers listen on loopback and can be stopped and
+// restarted on the same address to simulate a control-plane outage.
+package scriptedcp
+
+import (
+	"crypto/tls"
+	"fmt"
+	"maps"
+	"net"
+	"net/netip"
+	"sync"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+
+	"github.com/l5d-go/l5d/proto/gen/destination"
+	pbnet "github.com/l5d-go/l5d/proto/gen/net"
+)
+
+// Endpoint is one scripted address.
+type Endpoint struct {
+	Addr     netip.AddrPort
+	Identity string
+	H2       bool
+	Labels   map[string]string
+}
+
+// Destination serves Destination.Get and GetProfile from scripted state. Names without a
+// scripted set answer NoEndpoints{exists: false}; addresses without a scripted profile get
+// an empty profile.
+type Destination struct {
+	destination.UnimplementedDestinationServer
+
+	mu       sync.Mutex
+	sets     map[string][]Endpoint
+	profiles map[string]*destination.DestinationProfile
+	changed  chan struct{}
+	gets     map[string]int
+
+	srv  *grpc.Server
+	addr string
+	tls  *tls.Config
+}
+
+// NewDestination returns a service with no scripted state; Start serves it.
+func NewDestination() *Destination {
+	return &Destination{sets: map[string][]Endpoint{}, profiles: map[string]*destination.DestinationProfile{},
+		changed: make(chan struct{}), gets: map[string]int{}}
+}
+
+// Set scripts the endpoint set of path ("name:port"), pushed to open streams as diffs.
+func (d *Destination) Set(path string, eps ...Endpoint) {
+	d.mu.Lock()
+	d.sets[path] = eps
+	close(d.changed)
+	d.changed = make(chan struct{})
+	d.mu.Unlock()
+}
+
+// SetProfile scripts the profile of path ("ip:port" or "name:port").
+func (d *Destination) SetProfile(path string, p *destination.DestinationProfile) {
+	d.mu.Lock()
+	d.profiles[path] = p
+	close(d.changed)
+	d.changed = make(chan struct{})
+	d.mu.Unlock()
+}
+
+// Streams returns how many Get streams for path are open.
+func (d *Destination) Streams(path string) int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.gets[path]
+}
+
+// Start serves on addr ("127.0.0.1:0" for a new port), with TLS when cfg is non-nil, and
+// returns the bound address. Start after Stop serves again on the same address.
+func (d *Destination) Start(addr string, cfg *tls.Config) (string, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", fmt.Errorf("scripted destination: %w", err)
+	}
+	var opts []grpc.ServerOption
+	if cfg != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(cfg)))
+	}
+	srv := grpc.NewServer(opts...)
+	destination.RegisterDestinationServer(srv, d)
+	d.mu.Lock()
+	d.srv, d.addr, d.tls = srv, ln.Addr().String(), cfg
+	d.mu.Unlock()
+	go srv.Serve(ln)
+	return ln.Addr().String(), nil
+}
+
+// Stop kills the server and its streams at once.
+func (d *Destination) Stop() {
+	d.mu.Lock()
+	srv := d.srv
+	d.mu.Unlock()
+	if srv != nil {
+		srv.Stop()
+	}
+}
+
+// Get implements the Destination service.
+func (d *Destination) Get(req *destination.GetDestination, s grpc.ServerStreamingServer[destination.Update]) error {
+	path := req.GetPath()
+	d.mu.Lock()
+	d.gets[path]++
+	d.mu.Unlock()
+	defer func() {
+		d.mu.Lock()
+		d.gets[path]--
+		d.mu.Unlock()
+	}()
+	var sent map[netip.AddrPort]Endpoint
+	for {
+		d.mu.Lock()
+		eps, ok := d.sets[path]
+		changed := d.changed
+		d.mu.Unlock()
+		if !ok {
+			if sent == nil {
+				if err := s.Send(&destination.Update{Update: &destination.Update_NoEndpoints{
+					NoEndpoints: &destination.NoEndpoints{Exists: false}}}); err != nil {
+					return err
+				}
+				sent = map[netip.AddrPort]Endpoint{}
+			}
+		} else if err := sendDiff(s, &sent, eps); err != nil {
+			return err
+		}
+		select {
+		case <-s.Context().Done():
+			return nil
+		case <-changed:
+		}
+	}
+}
+
+func sendDiff(s grpc.ServerStreamingServer[destination.Update], sent *map[netip.AddrPort]Endpoint, eps []Endpoint) error {
+	first := *sent == nil
+	next := map[netip.AddrPort]Endpoint{}
+	var add []*destination.WeightedAddr
+	for _, e := range eps {
+		next[e.Addr] = e
+		if old, ok := (*sent)[e.Addr]; ok && old.Identity == e.Identity && old.H2 == e.H2 && maps.Equal(old.Labels, e.Labels) {
+			continue
+		}
+		add = append(add, weightedAddr(e))
+	}
+	var remove []*pbnet.TcpAddress
+	for a := range *sent {
+		if _, ok := next[a]; !ok {
+			remove = append(remove, TCPAddr(a))
+		}
+	}
+	*sent = next
+	if first && len(eps) == 0 {
+		return s.Send(&destination.Update{Update: &destination.Update_NoEndpoints{
+			NoEndpoints: &destination.NoEndpoints{Exists: true}}})
+	}
+	if len(add) > 0 {
+		if err := s.Send(&destination.Update{Update: &destination.Update_Add{Add: &destination.WeightedAddrSet{
+			Addrs: add, MetricLabels: map[string]string{"service": "scripted"}}}}); err != nil {
+			return err
+		}
+	}
+	if len(remove) > 0 {
+		return s.Send(&destination.Update{Update: &destination.Update_Remove{Remove: &destination.AddrSet{Addrs: remove}}})
+	}
+	return nil
+}
+
+func weightedAddr(e Endpoint) *destination.WeightedAddr {
+	wa := &destination.WeightedAddr{Addr: TCPAddr(e.Addr), Weight: 10000, MetricLabels: e.Labels}
+	if e.Identity != "" {
+		wa.TlsIdentity = &destination.TlsIdentity{Strategy: &destination.TlsIdentity_DnsLikeIdentity_{
+			DnsLikeIdentity: &destination.TlsIdentity_DnsLikeIdentity{Name: e.Identity}}}
+	}
+	if e.H2 {
+		wa.ProtocolHint = &destination.ProtocolHint{Protocol: &destination.ProtocolHint_H2_{H2: &destination.ProtocolHint_H2{}}}
+	}
+	return wa
+}
+
+// WeightedAddr renders a scripted endpoint as the protobuf message.
+func WeightedAddr(e Endpoint) *destination.WeightedAddr { return weightedAddr(e) }
+
+// TCPAddr converts an address to its protobuf form.
+func TCPAddr(a netip.AddrPort) *pbnet.TcpAddress {
+	ip := &pbnet.IPAddress{}
+	if a.Addr().Unmap().Is4() {
+		b := a.Addr().Unmap().As4()
+		ip.Ip = &pbnet.IPAddress_Ipv4{Ipv4: uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])}
+	} else {
+		b := a.Addr().As16()
+		var hi, lo uint64
+		for i := range 8 {
+			hi = hi<<8 | uint64(b[i])
+			lo = lo<<8 | uint64(b[8+i])
+		}
+		ip.Ip = &pbnet.IPAddress_Ipv6{Ipv6: &pbnet.IPv6{First: hi, Last: lo}}
+	}
+	return &pbnet.TcpAddress{Ip: ip, Port: uint32(a.Port())}
+}
+
+// GetProfile implements the Destination service.
+func (d *Destination) GetProfile(req *destination.GetDestination, s grpc.ServerStreamingServer[destination.DestinationProfile]) error {
+	var last *destination.DestinationProfile
+	first := true
+	for {
+		d.mu.Lock()
+		p := d.profiles[req.GetPath()]
+		changed := d.changed
+		d.mu.Unlock()
+		if p == nil {
+			p = &destination.DestinationProfile{}
+		}
+		if first || p != last {
+			if err := s.Send(p); err != nil {
+				return err
+			}
+		}
+		first, last = false, p
+		select {
+		case <-s.Context().Done():
+			return nil
+		case <-changed:
+		}
+	}
+}
