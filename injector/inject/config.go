@@ -1,0 +1,322 @@
+package inject
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/l5d-go/l5d/proxy-init/ports"
+	"github.com/l5d-go/l5d/proxy-init/subnets"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+)
+
+// proxyConfig is the per-pod configuration: Values with every annotation override applied.
+type proxyConfig struct {
+	proxyImage, initImage, debugImage string
+	pullPolicy                        corev1.PullPolicy
+	uid                               int64
+	logLevel, logFormat               string
+	resources                         corev1.ResourceRequirements
+	cores                             int64 // 0: unset
+	skipInbound, skipOutbound         string
+	skipSubnets                       string
+	opaquePorts                       string
+	inboundTimeout, outboundTimeout   time.Duration
+	inboundPolicy                     string
+	await                             bool
+	accessLog                         string
+	debugSidecar                      bool
+	nativeSidecar                     bool
+	waitBeforeExit                    int64
+	shutdownEndpoint                  bool
+}
+
+// AnnotationError is an annotation whose value cannot be used. Injection is refused as a
+// whole: nothing is half-injected.
+type AnnotationError struct {
+	Key, Value string
+	Err        error
+}
+
+func (e *AnnotationError) Error() string {
+	return fmt.Sprintf("annotation %s=%q: %v", e.Key, e.Value, e.Err)
+}
+
+func (e *AnnotationError) Unwrap() error { return e.Err }
+
+// lookup finds a config annotation: the pod's value wins over the namespace's.
+type lookup struct{ pod, ns map[string]string }
+
+func (l lookup) get(key string) (string, bool) {
+	if v, ok := l.pod[key]; ok {
+		return strings.TrimSpace(v), true
+	}
+	if v, ok := l.ns[key]; ok {
+		return strings.TrimSpace(v), true
+	}
+	return "", false
+}
+
+// resolve applies every override to v, collecting one error per bad annotation.
+func (v *Values) resolve(l lookup, containerPorts map[string]int32) (*proxyConfig, error) {
+	c := &proxyConfig{
+		pullPolicy:      v.ImagePullPolicy,
+		uid:             v.ProxyUID,
+		logLevel:        v.LogLevel,
+		logFormat:       v.LogFormat,
+		skipInbound:     v.SkipInboundPorts,
+		skipOutbound:    v.SkipOutboundPorts,
+		opaquePorts:     v.OpaquePorts,
+		inboundTimeout:  v.InboundConnectTimeout,
+		outboundTimeout: v.OutboundConnectTimeout,
+		inboundPolicy:   v.DefaultInboundPolicy,
+		await:           v.Await,
+		nativeSidecar:   v.NativeSidecar,
+	}
+	var errs []error
+	bad := func(key, val string, err error) {
+		errs = append(errs, &AnnotationError{Key: key, Value: val, Err: err})
+	}
+	str := func(key string, dst *string) {
+		if val, ok := l.get(key); ok {
+			if val == "" {
+				bad(key, val, errors.New("empty value"))
+				return
+			}
+			*dst = val
+		}
+	}
+	boolean := func(key string, dst *bool) {
+		if val, ok := l.get(key); ok {
+			b, err := strconv.ParseBool(val)
+			if err != nil {
+				bad(key, val, errors.New("not true or false"))
+				return
+			}
+			*dst = b
+		}
+	}
+	onOff := func(key string, dst *bool) {
+		if val, ok := l.get(key); ok {
+			switch val {
+			case "enabled":
+				*dst = true
+			case "disabled":
+				*dst = false
+			default:
+				bad(key, val, errors.New("not enabled or disabled"))
+			}
+		}
+	}
+	duration := func(key string, dst *time.Duration) {
+		if val, ok := l.get(key); ok {
+			d, err := time.ParseDuration(val)
+			if err != nil || d <= 0 {
+				bad(key, val, errors.New("not a positive duration such as 100ms or 1s"))
+				return
+			}
+			*dst = d
+		}
+	}
+	portList := func(key string, dst *string) {
+		if val, ok := l.get(key); ok {
+			list, err := ports.Parse(val)
+			if err != nil {
+				bad(key, val, err)
+				return
+			}
+			*dst = formatPorts(list)
+		}
+	}
+
+	proxyImage, proxyVersion := v.ProxyImage, v.ProxyVersion
+	str(AnnotationProxyImage, &proxyImage)
+	str(AnnotationProxyVersionOverride, &proxyVersion)
+	c.proxyImage = imageRef(proxyImage, proxyVersion)
+	initImage, initVersion := v.InitImage, v.InitVersion
+	str(AnnotationInitImage, &initImage)
+	str(AnnotationInitImageVersion, &initVersion)
+	c.initImage = imageRef(initImage, initVersion)
+	debugImage, debugVersion := v.DebugImage, v.DebugVersion
+	str(AnnotationDebugImage, &debugImage)
+	str(AnnotationDebugImageVersion, &debugVersion)
+	c.debugImage = imageRef(debugImage, debugVersion)
+
+	if val, ok := l.get(AnnotationImagePullPolicy); ok {
+		switch p := corev1.PullPolicy(val); p {
+		case corev1.PullAlways, corev1.PullIfNotPresent, corev1.PullNever:
+			c.pullPolicy = p
+		default:
+			bad(AnnotationImagePullPolicy, val, errors.New("not Always, IfNotPresent or Never"))
+		}
+	}
+	if val, ok := l.get(AnnotationProxyUID); ok {
+		uid, err := strconv.ParseInt(val, 10, 64)
+		if err != nil || uid < 0 {
+			bad(AnnotationProxyUID, val, errors.New("not a non-negative integer"))
+		} else {
+			c.uid = uid
+		}
+	}
+	str(AnnotationProxyLogLevel, &c.logLevel)
+	if val, ok := l.get(AnnotationProxyLogFormat); ok {
+		if err := checkLogFormat(val); err != nil {
+			bad(AnnotationProxyLogFormat, val, err)
+		} else {
+			c.logFormat = val
+		}
+	}
+
+	quantities := []struct {
+		key  string
+		name corev1.ResourceName
+		lim  bool
+	}{
+		{AnnotationProxyCPURequest, corev1.ResourceCPU, false},
+		{AnnotationProxyCPULimit, corev1.ResourceCPU, true},
+		{AnnotationProxyMemoryRequest, corev1.ResourceMemory, false},
+		{AnnotationProxyMemoryLimit, corev1.ResourceMemory, true},
+		{AnnotationProxyEphemeralRequest, corev1.ResourceEphemeralStorage, false},
+		{AnnotationProxyEphemeralLimit, corev1.ResourceEphemeralStorage, true},
+	}
+	for _, q := range quantities {
+		val, ok := l.get(q.key)
+		if !ok {
+			continue
+		}
+		qty, err := resource.ParseQuantity(val)
+		if err != nil || qty.Sign() <= 0 {
+			bad(q.key, val, errors.New("not a positive Kubernetes quantity such as 100m or 64Mi"))
+			continue
+		}
+		list := &c.resources.Requests
+		if q.lim {
+			list = &c.resources.Limits
+		}
+		if *list == nil {
+			*list = corev1.ResourceList{}
+		}
+		(*list)[q.name] = qty
+	}
+	for name, req := range c.resources.Requests {
+		if lim, ok := c.resources.Limits[name]; ok && req.Cmp(lim) > 0 {
+			errs = append(errs, fmt.Errorf("proxy %s request %s exceeds its limit %s", name, req.String(), lim.String()))
+		}
+	}
+	if lim, ok := c.resources.Limits[corev1.ResourceCPU]; ok {
+		c.cores = max(1, int64(math.Ceil(float64(lim.MilliValue())/1000)))
+	}
+
+	portList(AnnotationSkipInboundPorts, &c.skipInbound)
+	portList(AnnotationSkipOutboundPorts, &c.skipOutbound)
+	if val, ok := l.get(AnnotationSkipSubnets); ok {
+		ps, err := subnets.Parse(val)
+		if err != nil {
+			bad(AnnotationSkipSubnets, val, err)
+		} else {
+			parts := make([]string, len(ps))
+			for i, p := range ps {
+				parts[i] = p.String()
+			}
+			c.skipSubnets = strings.Join(parts, ",")
+		}
+	}
+	if val, ok := l.get(AnnotationOpaquePorts); ok {
+		list, err := parseOpaquePorts(val, containerPorts)
+		if err != nil {
+			bad(AnnotationOpaquePorts, val, err)
+		} else {
+			c.opaquePorts = list
+		}
+	}
+	duration(AnnotationInboundConnectTimeout, &c.inboundTimeout)
+	duration(AnnotationOutboundConnectTimeout, &c.outboundTimeout)
+	if val, ok := l.get(AnnotationDefaultInboundPolicy); ok {
+		if err := checkPolicy(val); err != nil {
+			bad(AnnotationDefaultInboundPolicy, val, err)
+		} else {
+			c.inboundPolicy = val
+		}
+	}
+	onOff(AnnotationProxyAwait, &c.await)
+	if val, ok := l.get(AnnotationAccessLog); ok {
+		if val != "apache" && val != "json" {
+			bad(AnnotationAccessLog, val, errors.New("not apache or json"))
+		} else {
+			c.accessLog = val
+		}
+	}
+	boolean(AnnotationEnableDebugSidecar, &c.debugSidecar)
+	// The beta key supersedes the deprecated alpha one when both are present.
+	boolean(AnnotationNativeSidecarAlpha, &c.nativeSidecar)
+	boolean(AnnotationNativeSidecarBeta, &c.nativeSidecar)
+	boolean(AnnotationEnableShutdownEndpoint, &c.shutdownEndpoint)
+	if val, ok := l.get(AnnotationWaitBeforeExitSeconds); ok {
+		n, err := strconv.ParseInt(val, 10, 64)
+		if err != nil || n < 0 {
+			bad(AnnotationWaitBeforeExitSeconds, val, errors.New("not a non-negative number of seconds"))
+		} else {
+			c.waitBeforeExit = n
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// parseOpaquePorts accepts numbers, ranges and names of the pod's container ports.
+func parseOpaquePorts(val string, named map[string]int32) (string, error) {
+	var items []string
+	for item := range strings.SplitSeq(val, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		if item[0] < '0' || item[0] > '9' {
+			p, ok := named[item]
+			if !ok {
+				return "", fmt.Errorf("port name %q is not a container port of the pod", item)
+			}
+			item = strconv.Itoa(int(p))
+		}
+		items = append(items, item)
+	}
+	list, err := ports.Parse(strings.Join(items, ","))
+	if err != nil {
+		return "", err
+	}
+	return formatPorts(list), nil
+}
+
+// formatPorts writes a port list in canonical form: items sorted, as given ("25,8000-9000").
+func formatPorts(list ports.List) string {
+	sorted := append(ports.List(nil), list...)
+	sort.SliceStable(sorted, func(i, j int) bool { return sorted[i].Lo < sorted[j].Lo })
+	parts := make([]string, 0, len(sorted))
+	for _, r := range sorted {
+		if r.Lo == r.Hi {
+			parts = append(parts, strconv.Itoa(int(r.Lo)))
+		} else {
+			parts = append(parts, fmt.Sprintf("%d-%d", r.Lo, r.Hi))
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
+// imageRef joins an image name and a version tag; an image already naming a tag or digest
+// after its last slash is used as is.
+func imageRef(image, version string) string {
+	last := image[strings.LastIndex(image, "/")+1:]
+	if strings.ContainsAny(last, ":@") || version == "" {
+		return image
+	}
+	return image + ":" + version
+}
+
+func mustQuantity(s string) resource.Quantity { return resource.MustParse(s) }

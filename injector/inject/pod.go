@@ -1,0 +1,332 @@
+package inject
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+)
+
+// Owner is the workload a pod belongs to, for the linkerd.io/proxy-<kind> label. Kind is the
+// Kubernetes kind ("Deployment", "Job"); an empty Kind adds no owner label.
+type Owner struct {
+	Kind string
+	Name string
+}
+
+// Env names the proxy reads (Linkerd's), set by the injector.
+const (
+	envLog                      = "LINKERD2_PROXY_LOG"
+	envLogFormat                = "LINKERD2_PROXY_LOG_FORMAT"
+	envCores                    = "LINKERD2_PROXY_CORES"
+	envDestinationAddr          = "LINKERD2_PROXY_DESTINATION_SVC_ADDR"
+	envDestinationName          = "LINKERD2_PROXY_DESTINATION_SVC_NAME"
+	envDestinationNetworks      = "LINKERD2_PROXY_DESTINATION_PROFILE_NETWORKS"
+	envDestinationSuffixes      = "LINKERD2_PROXY_DESTINATION_PROFILE_SUFFIXES"
+	envDestinationContext       = "LINKERD2_PROXY_DESTINATION_CONTEXT"
+	envPolicyAddr               = "LINKERD2_PROXY_POLICY_SVC_ADDR"
+	envPolicyName               = "LINKERD2_PROXY_POLICY_SVC_NAME"
+	envPolicyWorkload           = "LINKERD2_PROXY_POLICY_WORKLOAD"
+	envPolicyClusterNetworks    = "LINKERD2_PROXY_POLICY_CLUSTER_NETWORKS"
+	envInboundDefaultPolicy     = "LINKERD2_PROXY_INBOUND_DEFAULT_POLICY"
+	envInboundConnectTimeout    = "LINKERD2_PROXY_INBOUND_CONNECT_TIMEOUT"
+	envOutboundConnectTimeout   = "LINKERD2_PROXY_OUTBOUND_CONNECT_TIMEOUT"
+	envControlListen            = "LINKERD2_PROXY_CONTROL_LISTEN_ADDR"
+	envAdminListen              = "LINKERD2_PROXY_ADMIN_LISTEN_ADDR"
+	envOutboundListen           = "LINKERD2_PROXY_OUTBOUND_LISTEN_ADDR"
+	envInboundListen            = "LINKERD2_PROXY_INBOUND_LISTEN_ADDR"
+	envInboundIPs               = "LINKERD2_PROXY_INBOUND_IPS"
+	envInboundPorts             = "LINKERD2_PROXY_INBOUND_PORTS"
+	envInboundAcceptKeepalive   = "LINKERD2_PROXY_INBOUND_ACCEPT_KEEPALIVE"
+	envOutboundConnectKeepalive = "LINKERD2_PROXY_OUTBOUND_CONNECT_KEEPALIVE"
+	envOpaquePorts              = "LINKERD2_PROXY_INBOUND_PORTS_DISABLE_PROTOCOL_DETECTION"
+	envIdentityDir              = "LINKERD2_PROXY_IDENTITY_DIR"
+	envIdentityAnchors          = "LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS"
+	envIdentityTokenFile        = "LINKERD2_PROXY_IDENTITY_TOKEN_FILE"
+	envIdentityAddr             = "LINKERD2_PROXY_IDENTITY_SVC_ADDR"
+	envIdentityLocalName        = "LINKERD2_PROXY_IDENTITY_LOCAL_NAME"
+	envIdentityName             = "LINKERD2_PROXY_IDENTITY_SVC_NAME"
+	envShutdownEndpoint         = "LINKERD2_PROXY_SHUTDOWN_ENDPOINT_ENABLED"
+	// Read by Linkerd's proxy; see the package documentation for the l5d proxy's support.
+	envAccessLog   = "LINKERD2_PROXY_ACCESS_LOG"
+	envIngressMode = "LINKERD2_PROXY_INGRESS_MODE"
+)
+
+const (
+	identityDir       = "/var/run/linkerd/identity/end-entity"
+	tokenDir          = "/var/run/secrets/tokens"
+	tokenAudience     = "identity.l5d.io"
+	tokenExpiry       = 86400
+	awaitBinary       = "/usr/lib/linkerd/linkerd-await"
+	awaitTimeout      = "--timeout=2m"
+	volumeDefaultMode = 420
+)
+
+// InjectPodSpec injects the proxy into a pod (or pod template): meta and spec are changed in
+// place. mode is ModeEnabled or ModeIngress (see Decide, which callers run first); ns supplies
+// namespace-level config annotations and the workload namespace label; owner the
+// linkerd.io/proxy-<kind> label. On error (an annotation that cannot be used, named in the
+// error as an *AnnotationError) meta and spec are left unchanged.
+func (v *Values) InjectPodSpec(ns Namespace, owner Owner, mode Mode, meta *metav1.ObjectMeta, spec *corev1.PodSpec) error {
+	if err := v.Validate(); err != nil {
+		return fmt.Errorf("injector values: %w", err)
+	}
+	named := map[string]int32{}
+	var inbound []int
+	seen := map[int32]bool{}
+	for _, list := range [][]corev1.Container{spec.Containers, spec.InitContainers} {
+		for _, c := range list {
+			for _, p := range c.Ports {
+				if p.Name != "" {
+					named[p.Name] = p.ContainerPort
+				}
+				if p.Protocol != "" && p.Protocol != corev1.ProtocolTCP || seen[p.ContainerPort] {
+					continue
+				}
+				seen[p.ContainerPort] = true
+				inbound = append(inbound, int(p.ContainerPort))
+			}
+		}
+	}
+	sort.Ints(inbound)
+	cfg, err := v.resolve(lookup{pod: meta.Annotations, ns: ns.Annotations}, named)
+	if err != nil {
+		return err
+	}
+
+	proxy := v.proxyContainer(cfg, mode, inbound)
+	initC := v.initContainer(cfg)
+	if cfg.nativeSidecar {
+		always := corev1.ContainerRestartPolicyAlways
+		proxy.RestartPolicy = &always
+		// The kubelet starts the next container only once this probe passes: the app never
+		// runs before the proxy is ready, and the proxy stops after it.
+		proxy.StartupProbe = &corev1.Probe{
+			ProbeHandler:     corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/ready", Port: intstr.FromInt32(ProxyAdminPort), Scheme: corev1.URISchemeHTTP}},
+			TimeoutSeconds:   1,
+			PeriodSeconds:    1,
+			SuccessThreshold: 1,
+			FailureThreshold: 120,
+		}
+		spec.InitContainers = append([]corev1.Container{initC, proxy}, spec.InitContainers...)
+	} else {
+		if cfg.await {
+			proxy.Lifecycle = &corev1.Lifecycle{PostStart: &corev1.LifecycleHandler{Exec: &corev1.ExecAction{Command: []string{awaitBinary, awaitTimeout}}}}
+		}
+		if cfg.waitBeforeExit > 0 {
+			if proxy.Lifecycle == nil {
+				proxy.Lifecycle = &corev1.Lifecycle{}
+			}
+			proxy.Lifecycle.PreStop = &corev1.LifecycleHandler{Sleep: &corev1.SleepAction{Seconds: cfg.waitBeforeExit}}
+		}
+		spec.InitContainers = append([]corev1.Container{initC}, spec.InitContainers...)
+		spec.Containers = append([]corev1.Container{proxy}, spec.Containers...)
+	}
+	if cfg.debugSidecar {
+		spec.Containers = append(spec.Containers, corev1.Container{
+			Name:                     DebugContainerName,
+			Image:                    cfg.debugImage,
+			ImagePullPolicy:          cfg.pullPolicy,
+			TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
+		})
+	}
+	mode420 := int32(volumeDefaultMode)
+	expiry := int64(tokenExpiry)
+	spec.Volumes = append(spec.Volumes,
+		corev1.Volume{Name: VolumeXtablesLock, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+		corev1.Volume{Name: VolumeIdentityEndEntity, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory}}},
+		corev1.Volume{Name: VolumeIdentityToken, VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{
+			DefaultMode: &mode420,
+			Sources: []corev1.VolumeProjection{{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{
+				Audience: tokenAudience, ExpirationSeconds: &expiry, Path: VolumeIdentityToken,
+			}}},
+		}}},
+	)
+
+	if meta.Annotations == nil {
+		meta.Annotations = map[string]string{}
+	}
+	meta.Annotations[AnnotationCreatedBy] = v.CreatedBy
+	meta.Annotations[AnnotationProxyVersion] = proxyVersionOf(cfg.proxyImage)
+	meta.Annotations[AnnotationTrustRootSHA256] = v.TrustRootSHA256()
+	if _, ok := meta.Annotations[AnnotationInject]; !ok {
+		meta.Annotations[AnnotationInject] = string(mode)
+	}
+	if meta.Labels == nil {
+		meta.Labels = map[string]string{}
+	}
+	meta.Labels[LabelControlPlaneNS] = v.ControlPlaneNamespace
+	if owner.Kind != "" && owner.Name != "" {
+		meta.Labels[LabelProxyOwnerPrefix+strings.ToLower(owner.Kind)] = owner.Name
+	}
+	if nsName := ns.Name; nsName != "" {
+		meta.Labels[LabelWorkloadNS] = nsName
+	} else if meta.Namespace != "" {
+		meta.Labels[LabelWorkloadNS] = meta.Namespace
+	}
+	return nil
+}
+
+// proxyVersionOf is the tag of an image reference, or "" when it has none.
+func proxyVersionOf(image string) string {
+	last := image[strings.LastIndex(image, "/")+1:]
+	if i := strings.LastIndex(last, ":"); i >= 0 {
+		return last[i+1:]
+	}
+	return ""
+}
+
+func (v *Values) svc(name string, port int) string {
+	return fmt.Sprintf("%s.%s.svc.%s.:%d", name, v.ControlPlaneNamespace, v.ClusterDomain, port)
+}
+
+func (v *Values) identity(sa string) string {
+	return fmt.Sprintf("%s.%s.serviceaccount.identity.%s.%s", sa, v.ControlPlaneNamespace, v.ControlPlaneNamespace, v.TrustDomain)
+}
+
+func fieldEnv(name, path string) corev1.EnvVar {
+	return corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: path}}}
+}
+
+func ms(d interface{ Milliseconds() int64 }) string {
+	return strconv.FormatInt(d.Milliseconds(), 10) + "ms"
+}
+
+func (v *Values) proxyContainer(c *proxyConfig, mode Mode, inbound []int) corev1.Container {
+	val := func(name, value string) corev1.EnvVar { return corev1.EnvVar{Name: name, Value: value} }
+	env := []corev1.EnvVar{
+		fieldEnv("_pod_name", "metadata.name"),
+		fieldEnv("_pod_ns", "metadata.namespace"),
+		fieldEnv("_pod_nodeName", "spec.nodeName"),
+		val(envLog, c.logLevel),
+		val(envLogFormat, c.logFormat),
+		val(envDestinationAddr, v.svc("linkerd-dst-headless", 8086)),
+		val(envDestinationNetworks, v.ClusterNetworks),
+		val(envPolicyAddr, v.svc("linkerd-policy", 8090)),
+		val(envPolicyWorkload, "$(_pod_ns):$(_pod_name)"),
+		val(envInboundDefaultPolicy, c.inboundPolicy),
+		val(envPolicyClusterNetworks, v.ClusterNetworks),
+		val(envInboundConnectTimeout, ms(c.inboundTimeout)),
+		val(envOutboundConnectTimeout, ms(c.outboundTimeout)),
+		val(envControlListen, fmt.Sprintf("0.0.0.0:%d", ProxyControlPort)),
+		val(envAdminListen, fmt.Sprintf("0.0.0.0:%d", ProxyAdminPort)),
+		val(envOutboundListen, fmt.Sprintf("127.0.0.1:%d", ProxyOutboundPort)),
+		val(envInboundListen, fmt.Sprintf("0.0.0.0:%d", ProxyInboundPort)),
+		fieldEnv(envInboundIPs, "status.podIPs"),
+	}
+	if len(inbound) > 0 {
+		parts := make([]string, len(inbound))
+		for i, p := range inbound {
+			parts[i] = strconv.Itoa(p)
+		}
+		env = append(env, val(envInboundPorts, strings.Join(parts, ",")))
+	}
+	env = append(env,
+		val(envDestinationSuffixes, "svc."+v.ClusterDomain+"."),
+		val(envInboundAcceptKeepalive, "10000ms"),
+		val(envOutboundConnectKeepalive, "10000ms"),
+	)
+	if c.opaquePorts != "" {
+		env = append(env, val(envOpaquePorts, c.opaquePorts))
+	}
+	env = append(env, val(envDestinationContext, `{"ns":"$(_pod_ns)", "nodeName":"$(_pod_nodeName)"}`+"\n"))
+	if c.cores > 0 {
+		env = append(env, val(envCores, strconv.FormatInt(c.cores, 10)))
+	}
+	if c.accessLog != "" {
+		env = append(env, val(envAccessLog, c.accessLog))
+	}
+	if mode == ModeIngress {
+		env = append(env, val(envIngressMode, "true"))
+	}
+	if c.shutdownEndpoint {
+		env = append(env, val(envShutdownEndpoint, "true"))
+	}
+	env = append(env,
+		fieldEnv("_pod_sa", "spec.serviceAccountName"),
+		val("_l5d_ns", v.ControlPlaneNamespace),
+		val("_l5d_trustdomain", v.TrustDomain),
+		val(envIdentityDir, identityDir),
+		val(envIdentityAnchors, v.IdentityTrustAnchorsPEM),
+		val(envIdentityTokenFile, tokenDir+"/"+VolumeIdentityToken),
+		val(envIdentityAddr, v.svc("linkerd-identity-headless", 8080)),
+		val(envIdentityLocalName, "$(_pod_sa).$(_pod_ns).serviceaccount.identity."+v.ControlPlaneNamespace+"."+v.TrustDomain),
+		val(envIdentityName, v.identity("linkerd-identity")),
+		val(envDestinationName, v.identity("linkerd-destination")),
+		val(envPolicyName, v.identity("linkerd-destination")),
+	)
+	probe := func(path string, delay int32) *corev1.Probe {
+		return &corev1.Probe{
+			ProbeHandler:        corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: path, Port: intstr.FromInt32(ProxyAdminPort), Scheme: corev1.URISchemeHTTP}},
+			InitialDelaySeconds: delay, TimeoutSeconds: 1, PeriodSeconds: 10, SuccessThreshold: 1, FailureThreshold: 3,
+		}
+	}
+	no, yes := false, true
+	uid := c.uid
+	res := c.resources
+	return corev1.Container{
+		Name:            ProxyContainerName,
+		Image:           c.proxyImage,
+		ImagePullPolicy: c.pullPolicy,
+		Env:             env,
+		Ports: []corev1.ContainerPort{
+			{Name: PortNameProxy, ContainerPort: ProxyInboundPort, Protocol: corev1.ProtocolTCP},
+			{Name: PortNameAdmin, ContainerPort: ProxyAdminPort, Protocol: corev1.ProtocolTCP},
+		},
+		LivenessProbe:  probe("/live", 10),
+		ReadinessProbe: probe("/ready", 2),
+		Resources:      res,
+		SecurityContext: &corev1.SecurityContext{
+			AllowPrivilegeEscalation: &no,
+			ReadOnlyRootFilesystem:   &yes,
+			RunAsUser:                &uid,
+		},
+		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
+		VolumeMounts: []corev1.VolumeMount{
+			{Name: VolumeIdentityEndEntity, MountPath: identityDir},
+			{Name: VolumeIdentityToken, MountPath: tokenDir},
+		},
+	}
+}
+
+func (v *Values) initContainer(c *proxyConfig) corev1.Container {
+	inIgnore := fmt.Sprintf("%d,%d", ProxyControlPort, ProxyAdminPort)
+	if c.skipInbound != "" {
+		inIgnore += "," + c.skipInbound
+	}
+	args := []string{
+		"--incoming-proxy-port", strconv.Itoa(ProxyInboundPort),
+		"--outgoing-proxy-port", strconv.Itoa(ProxyOutboundPort),
+		"--proxy-uid", strconv.FormatInt(c.uid, 10),
+		"--inbound-ports-to-ignore", inIgnore,
+	}
+	if c.skipOutbound != "" {
+		args = append(args, "--outbound-ports-to-ignore", c.skipOutbound)
+	}
+	if c.skipSubnets != "" {
+		args = append(args, "--subnets-to-ignore", c.skipSubnets)
+	}
+	no, yes := false, true
+	nobody := int64(65534)
+	return corev1.Container{
+		Name:            InitContainerName,
+		Image:           c.initImage,
+		ImagePullPolicy: c.pullPolicy,
+		Args:            args,
+		Resources:       *v.InitResources.DeepCopy(),
+		SecurityContext: &corev1.SecurityContext{
+			AllowPrivilegeEscalation: &no,
+			Capabilities:             &corev1.Capabilities{Add: []corev1.Capability{"NET_ADMIN", "NET_RAW"}},
+			Privileged:               &no,
+			ReadOnlyRootFilesystem:   &yes,
+			RunAsNonRoot:             &yes,
+			RunAsUser:                &nobody,
+		},
+		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
+		VolumeMounts:             []corev1.VolumeMount{{Name: VolumeXtablesLock, MountPath: "/run"}},
+	}
+}

@@ -1,0 +1,185 @@
+package inject
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/l5d-go/l5d/proxy-init/ports"
+	"github.com/l5d-go/l5d/proxy-init/subnets"
+	corev1 "k8s.io/api/core/v1"
+)
+
+// Values is the mesh-wide configuration injection starts from: what linkerd-config holds
+// (control-plane namespace, trust domain and anchors, images, proxy defaults). Annotations on
+// a namespace and on a pod override the per-proxy parts. DefaultValues gives Linkerd's
+// defaults; a caller sets at least IdentityTrustAnchorsPEM.
+type Values struct {
+	// ControlPlaneNamespace is where linkerd-destination, linkerd-identity and linkerd-policy run.
+	ControlPlaneNamespace string
+	// ClusterDomain is the cluster's DNS domain ("cluster.local").
+	ClusterDomain string
+	// TrustDomain is the identity trust domain ("cluster.local").
+	TrustDomain string
+	// IdentityTrustAnchorsPEM is the PEM text of the trust anchors, put into every proxy verbatim.
+	IdentityTrustAnchorsPEM string
+
+	// CreatedBy fills linkerd.io/created-by, e.g. "linkerd/proxy-injector stable-2.12.2".
+	CreatedBy string
+
+	ProxyImage      string
+	ProxyVersion    string
+	InitImage       string
+	InitVersion     string
+	DebugImage      string
+	DebugVersion    string
+	ImagePullPolicy corev1.PullPolicy
+
+	// ProxyUID is the user the proxy runs as; proxy-init exempts its traffic.
+	ProxyUID int64
+	// LogLevel and LogFormat are LINKERD2_PROXY_LOG and LINKERD2_PROXY_LOG_FORMAT.
+	LogLevel  string
+	LogFormat string
+	// ClusterNetworks are the pod/service networks (profile and policy networks).
+	ClusterNetworks string
+	// DefaultInboundPolicy is LINKERD2_PROXY_INBOUND_DEFAULT_POLICY.
+	DefaultInboundPolicy string
+	// OpaquePorts are the default inbound ports without protocol detection.
+	OpaquePorts string
+	// SkipInboundPorts and SkipOutboundPorts are proxy-init's default skip lists; the proxy's
+	// own control and admin ports are always added to the inbound list.
+	SkipInboundPorts  string
+	SkipOutboundPorts string
+	// InboundConnectTimeout and OutboundConnectTimeout are the proxies' connect timeouts.
+	InboundConnectTimeout  time.Duration
+	OutboundConnectTimeout time.Duration
+	// Await adds the linkerd-await postStart hook (classic sidecars only).
+	Await bool
+	// NativeSidecar injects the proxy as a restartable init container (Kubernetes >= 1.29)
+	// unless a proxy-enable-native-sidecar annotation says otherwise.
+	NativeSidecar bool
+	// InitResources are the linkerd-init container's requests and limits.
+	InitResources corev1.ResourceRequirements
+}
+
+// Linkerd's default values.
+const (
+	DefaultControlPlaneNamespace = "linkerd"
+	DefaultClusterDomain         = "cluster.local"
+	DefaultVersion               = "stable-2.12.2"
+	DefaultProxyImage            = "cr.l5d.io/linkerd/proxy"
+	DefaultInitImage             = "cr.l5d.io/linkerd/proxy-init"
+	DefaultInitVersion           = "v2.0.0"
+	DefaultDebugImage            = "cr.l5d.io/linkerd/debug"
+	DefaultProxyUID              = 2102
+	DefaultLogLevel              = "warn,linkerd=info"
+	DefaultLogFormat             = "plain"
+	DefaultClusterNetworks       = "10.0.0.0/8,100.64.0.0/10,172.16.0.0/12,192.168.0.0/16"
+	DefaultInboundPolicy         = "all-unauthenticated"
+	DefaultOpaquePorts           = "25,587,3306,4444,5432,6379,9300,11211"
+	DefaultSkipPorts             = "4567,4568"
+
+	ProxyInboundPort  = 4143
+	ProxyOutboundPort = 4140
+	ProxyControlPort  = 4190
+	ProxyAdminPort    = 4191
+)
+
+// DefaultValues returns Linkerd's defaults with native sidecars on. IdentityTrustAnchorsPEM
+// is empty and must be set.
+func DefaultValues() Values {
+	q := func(s string) corev1.ResourceList {
+		return corev1.ResourceList{corev1.ResourceCPU: mustQuantity("100m"), corev1.ResourceMemory: mustQuantity(s)}
+	}
+	return Values{
+		ControlPlaneNamespace:  DefaultControlPlaneNamespace,
+		ClusterDomain:          DefaultClusterDomain,
+		TrustDomain:            DefaultClusterDomain,
+		CreatedBy:              "linkerd/proxy-injector " + DefaultVersion,
+		ProxyImage:             DefaultProxyImage,
+		ProxyVersion:           DefaultVersion,
+		InitImage:              DefaultInitImage,
+		InitVersion:            DefaultInitVersion,
+		DebugImage:             DefaultDebugImage,
+		DebugVersion:           DefaultVersion,
+		ImagePullPolicy:        corev1.PullIfNotPresent,
+		ProxyUID:               DefaultProxyUID,
+		LogLevel:               DefaultLogLevel,
+		LogFormat:              DefaultLogFormat,
+		ClusterNetworks:        DefaultClusterNetworks,
+		DefaultInboundPolicy:   DefaultInboundPolicy,
+		OpaquePorts:            DefaultOpaquePorts,
+		SkipInboundPorts:       DefaultSkipPorts,
+		SkipOutboundPorts:      DefaultSkipPorts,
+		InboundConnectTimeout:  100 * time.Millisecond,
+		OutboundConnectTimeout: 1000 * time.Millisecond,
+		Await:                  true,
+		NativeSidecar:          true,
+		InitResources:          corev1.ResourceRequirements{Requests: q("20Mi"), Limits: q("20Mi")},
+	}
+}
+
+// Validate reports the first setting that cannot produce a working proxy, naming it.
+func (v *Values) Validate() error {
+	var errs []error
+	req := func(name, val string) {
+		if strings.TrimSpace(val) == "" {
+			errs = append(errs, fmt.Errorf("%s must be set", name))
+		}
+	}
+	req("control-plane namespace", v.ControlPlaneNamespace)
+	req("cluster domain", v.ClusterDomain)
+	req("trust domain", v.TrustDomain)
+	req("identity trust anchors", v.IdentityTrustAnchorsPEM)
+	req("proxy image", v.ProxyImage)
+	req("proxy-init image", v.InitImage)
+	if !strings.Contains(v.IdentityTrustAnchorsPEM, "-----BEGIN CERTIFICATE-----") && v.IdentityTrustAnchorsPEM != "" {
+		errs = append(errs, errors.New("identity trust anchors: no PEM CERTIFICATE block"))
+	}
+	if v.ProxyUID < 0 {
+		errs = append(errs, fmt.Errorf("proxy uid %d: must not be negative", v.ProxyUID))
+	}
+	if err := checkPolicy(v.DefaultInboundPolicy); err != nil {
+		errs = append(errs, fmt.Errorf("default inbound policy: %w", err))
+	}
+	if err := checkLogFormat(v.LogFormat); err != nil {
+		errs = append(errs, fmt.Errorf("proxy log format: %w", err))
+	}
+	for name, list := range map[string]string{"opaque ports": v.OpaquePorts, "skip inbound ports": v.SkipInboundPorts, "skip outbound ports": v.SkipOutboundPorts} {
+		if _, err := ports.Parse(list); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", name, err))
+		}
+	}
+	if _, err := subnets.Parse(v.ClusterNetworks); err != nil {
+		errs = append(errs, fmt.Errorf("cluster networks: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// TrustRootSHA256 is the value of linkerd.io/trust-root-sha256: the hex SHA-256 of the
+// anchors' PEM text exactly as given.
+func (v *Values) TrustRootSHA256() string {
+	sum := sha256.Sum256([]byte(v.IdentityTrustAnchorsPEM))
+	return hex.EncodeToString(sum[:])
+}
+
+var validPolicies = []string{"all-unauthenticated", "all-authenticated", "cluster-unauthenticated", "cluster-authenticated", "deny"}
+
+func checkPolicy(p string) error {
+	for _, ok := range validPolicies {
+		if p == ok {
+			return nil
+		}
+	}
+	return fmt.Errorf("%q is not one of %s", p, strings.Join(validPolicies, ", "))
+}
+
+func checkLogFormat(f string) error {
+	if f == "plain" || f == "json" {
+		return nil
+	}
+	return fmt.Errorf("%q is not plain or json", f)
+}

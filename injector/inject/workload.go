@@ -1,0 +1,116 @@
+package inject
+
+import (
+	"fmt"
+	"strings"
+
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+)
+
+// Result is the outcome of injecting one object.
+type Result struct {
+	// Object is the injected copy, or the input itself when Decision.Inject is false.
+	Object runtime.Object
+	// Decision says whether (and why not) the object was injected.
+	Decision Decision
+}
+
+// InjectObject injects the pod template of a workload (Deployment, StatefulSet, DaemonSet,
+// ReplicaSet, ReplicationController, Job, CronJob) or a Pod, on a deep copy, following Decide
+// (force treats a missing linkerd.io/inject as enabled, as client-side injection does). This
+// is the entry point of `linkerd inject --manual`; the webhook calls InjectPod. Workload
+// templates get the linkerd.io/proxy-<kind> label naming the workload itself. Kinds without a
+// pod template are returned unchanged with ReasonNotEnabled and ErrNoPodTemplate.
+func (v *Values) InjectObject(ns Namespace, obj runtime.Object, force bool) (Result, error) {
+	out := obj.DeepCopyObject()
+	var (
+		meta  *metav1.ObjectMeta
+		spec  *corev1.PodSpec
+		owner Owner
+		podNS string
+		isPod bool
+	)
+	switch o := out.(type) {
+	case *corev1.Pod:
+		meta, spec, owner, podNS, isPod = &o.ObjectMeta, &o.Spec, OwnerOf(o), o.Namespace, true
+	case *appsv1.Deployment:
+		meta, spec, owner, podNS = &o.Spec.Template.ObjectMeta, &o.Spec.Template.Spec, Owner{"Deployment", o.Name}, o.Namespace
+	case *appsv1.StatefulSet:
+		meta, spec, owner, podNS = &o.Spec.Template.ObjectMeta, &o.Spec.Template.Spec, Owner{"StatefulSet", o.Name}, o.Namespace
+	case *appsv1.DaemonSet:
+		meta, spec, owner, podNS = &o.Spec.Template.ObjectMeta, &o.Spec.Template.Spec, Owner{"DaemonSet", o.Name}, o.Namespace
+	case *appsv1.ReplicaSet:
+		meta, spec, owner, podNS = &o.Spec.Template.ObjectMeta, &o.Spec.Template.Spec, Owner{"ReplicaSet", o.Name}, o.Namespace
+	case *corev1.ReplicationController:
+		if o.Spec.Template == nil {
+			return Result{Object: obj, Decision: Decision{Reason: ReasonNotEnabled}}, ErrNoPodTemplate
+		}
+		meta, spec, owner, podNS = &o.Spec.Template.ObjectMeta, &o.Spec.Template.Spec, Owner{"ReplicationController", o.Name}, o.Namespace
+	case *batchv1.Job:
+		meta, spec, owner, podNS = &o.Spec.Template.ObjectMeta, &o.Spec.Template.Spec, Owner{"Job", o.Name}, o.Namespace
+	case *batchv1.CronJob:
+		t := &o.Spec.JobTemplate.Spec.Template
+		meta, spec, owner, podNS = &t.ObjectMeta, &t.Spec, Owner{"CronJob", o.Name}, o.Namespace
+	default:
+		return Result{Object: obj, Decision: Decision{Reason: ReasonNotEnabled}}, fmt.Errorf("%T: %w", obj, ErrNoPodTemplate)
+	}
+	if ns.Name == "" {
+		ns.Name = podNS
+	}
+	d := Decide(ns, meta, spec, force)
+	if !d.Inject {
+		return Result{Object: obj, Decision: d}, nil
+	}
+	if err := v.InjectPodSpec(ns, owner, d.Mode, meta, spec); err != nil {
+		return Result{Object: obj, Decision: d}, err
+	}
+	if !isPod && ns.Name == "" {
+		// A template without a namespace gets the label from the pod at admission time.
+		delete(meta.Labels, LabelWorkloadNS)
+	}
+	return Result{Object: out, Decision: d}, nil
+}
+
+// ErrNoPodTemplate is returned by InjectObject for kinds that hold no pod template.
+var ErrNoPodTemplate = fmt.Errorf("object has no pod template")
+
+// InjectPod decides and injects a pod as the admission webhook sees it: ns is its namespace,
+// owner its workload (OwnerOf, or the webhook's resolution through the API). It returns the
+// injected copy (nil when not injected) and the decision.
+func (v *Values) InjectPod(ns Namespace, owner Owner, pod *corev1.Pod) (*corev1.Pod, Decision, error) {
+	d := Decide(ns, &pod.ObjectMeta, &pod.Spec, false)
+	if !d.Inject {
+		return nil, d, nil
+	}
+	out := pod.DeepCopy()
+	if ns.Name == "" {
+		ns.Name = pod.Namespace
+	}
+	if err := v.InjectPodSpec(ns, owner, d.Mode, &out.ObjectMeta, &out.Spec); err != nil {
+		return nil, d, err
+	}
+	return out, d, nil
+}
+
+// OwnerOf names a pod's workload from its controller reference alone: a ReplicaSet whose
+// name is "<deployment>-<pod-template-hash>" is reported as that Deployment, a Job whose
+// controller is a CronJob cannot be seen from the pod and stays a Job. A pod without a
+// controller has no Owner.
+func OwnerOf(pod *corev1.Pod) Owner {
+	ref := metav1.GetControllerOfNoCopy(pod)
+	if ref == nil {
+		return Owner{}
+	}
+	if ref.Kind == "ReplicaSet" {
+		if h := pod.Labels[appsv1.DefaultDeploymentUniqueLabelKey]; h != "" {
+			if name, ok := strings.CutSuffix(ref.Name, "-"+h); ok && name != "" {
+				return Owner{Kind: "Deployment", Name: name}
+			}
+		}
+	}
+	return Owner{Kind: ref.Kind, Name: ref.Name}
+}
