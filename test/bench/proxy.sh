@@ -1,0 +1,164 @@
+#!/bin/bash
+# make bench-proxy: the proxy's headline benchmark, on network-namespace pods on this
+# machine. Two pods on a bridge (inside a namespace of its own; the host's links and rules
+# are never touched), proxy-init's real iptables rules in both, and three paths from the
+# client pod to the same nginx app in the server pod, HTTP/1.1 keep-alive, 100-byte bodies:
+#
+#   direct  wrk -> app                                   (a port proxy-init ignores)
+#   nginx   wrk -> nginx -> nginx -> app                 (two-hop reverse-proxy chain)
+#   l5d     wrk -> outbound proxy -> inbound proxy -> app (transparent, through iptables)
+#
+# For each path: max throughput (wrk, REPEATS runs, median), CPU seconds per 10,000
+# requests spent by the two proxies, proxy RSS idle and under load, and latency
+# percentiles at fixed rates (fortio, when available). Ratios are printed against direct
+# and against nginx. Needs root, nginx, wrk, iproute2, iptables (Debian packages).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+REPEATS=${REPEATS:-5}
+DUR=${DUR:-10s}
+CONNS=${CONNS:-32}
+RATES=${RATES:-"1000 5000"}
+RATE_DUR=${RATE_DUR:-10s}
+[ "$(id -u)" = 0 ] || { echo "bench-proxy: needs root (network namespaces)"; exit 1; }
+for c in nginx wrk ip iptables-legacy-restore setpriv bc; do
+	command -v "$c" >/dev/null || { echo "bench-proxy: $c is missing (apt-get install nginx-light wrk iproute2 iptables util-linux bc)"; exit 1; }
+done
+
+tag=l5db$$
+node=$tag-node cli=$tag-client srv=$tag-server
+work=$(mktemp -d)
+chmod 755 "$work"
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	for ns in $cli $srv $node; do
+		for p in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$p" 2>/dev/null || true; done
+		ip netns del "$ns" 2>/dev/null || true
+	done
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+echo "== building proxy and proxy-init"
+(cd "$root" && CGO_ENABLED=0 go build -trimpath -o "$work/proxy" ./proxy/cmd/proxy && CGO_ENABLED=0 go build -trimpath -o "$work/proxy-init" ./proxy-init/cmd/proxy-init)
+
+# Network: bridge in the node namespace, one veth per pod.
+ip netns add "$node"
+ip -n "$node" link set lo up
+ip -n "$node" link add br0 type bridge
+ip -n "$node" addr add 10.245.0.1/16 dev br0
+ip -n "$node" link set br0 up
+n=2
+for ns in $cli $srv; do
+	ip netns add "$ns"
+	ip -n "$ns" link set lo up
+	ip -n "$node" link add "veth$n" type veth peer name eth0 netns "$ns"
+	ip -n "$node" link set "veth$n" master br0 up
+	ip -n "$ns" addr add "10.245.0.$n/16" dev eth0
+	ip -n "$ns" link set eth0 up
+	ip -n "$ns" route add default via 10.245.0.1
+	n=$((n + 1))
+done
+server=10.245.0.3
+
+body=$(printf 'x%.0s' $(seq 100))
+nginx_in() { # netns name conf-body
+	cat >"$work/$2.conf" <<CONF
+worker_processes 1; daemon off; pid $work/$2.pid; error_log $work/$2.err;
+events { worker_connections 4096; }
+http { access_log off; $3 }
+CONF
+	ip netns exec "$1" nginx -c "$work/$2.conf" &
+	pids+=($!)
+}
+upstream() { echo "upstream up { server $1; keepalive 64; } server { listen $2; location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }"; }
+nginx_in "$srv" app "server { listen 8080; listen 8081; location / { return 200 \"$body\"; } }"
+nginx_in "$srv" p2 "$(upstream 127.0.0.1:8080 9002)"
+nginx_in "$cli" p1 "$(upstream $server:9002 127.0.0.1:9001)"
+
+for ns in $cli $srv; do
+	ip netns exec "$ns" "$work/proxy-init" --iptables-mode nft --proxy-uid 2102 \
+		--inbound-ports-to-ignore 4190,4191,8081,9002 --outbound-ports-to-ignore 8081,9002 --log-level warn
+	ip netns exec "$ns" setpriv --reuid 2102 --regid 2102 --clear-groups env -i \
+		LINKERD2_PROXY_LOG=warn LINKERD2_PROXY_ADMIN_LISTEN_ADDR=0.0.0.0:4191 \
+		"$work/proxy" 2>"$work/proxy-$ns.log" &
+	pids+=($!)
+done
+proxy_in() { # ns: the pid of the proxy running in it
+	for p in $(pgrep -f "^$work/proxy\$"); do
+		if [ "$(ip netns identify "$p")" = "$1" ]; then echo "$p"; fi
+	done
+}
+cli_proxy=$(proxy_in "$cli") srv_proxy=$(proxy_in "$srv")
+
+wait_ok() { # ns host port: polls until GET / answers 200
+	for _ in $(seq 200); do
+		if ip netns exec "$1" timeout 2 bash -c "exec 3<>/dev/tcp/$2/$3 && printf 'GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' >&3 && head -1 <&3" 2>/dev/null | grep -q ' 200 '; then
+			return 0
+		fi
+		sleep 0.05
+	done
+	echo "bench-proxy: $2:$3 never answered from $1"; exit 1
+}
+wait_ok "$cli" "$server" 8081
+wait_ok "$cli" 127.0.0.1 9001
+wait_ok "$cli" "$server" 8080
+nginx_worker() { pgrep -P "$(cat "$work/$1.pid")" | head -1; }
+p1=$(nginx_worker p1) p2=$(nginx_worker p2)
+cpu() { awk '{print $14+$15}' "/proc/$1/stat"; }
+rss() { awk '/VmRSS/{print $2}' "/proc/$1/status"; }
+median() { sort -g | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
+
+idle_cli=$(rss "$cli_proxy") idle_srv=$(rss "$srv_proxy")
+declare -A RPS CPU RSSMAX
+run_path() { # name url pidA pidB
+	local rps=() cpus=() maxrss=0
+	for _ in $(seq "$REPEATS"); do
+		local a1=0 a2=0 b1=0 b2=0
+		[ -n "$3" ] && a1=$(cpu "$3") && a2=$(cpu "$4")
+		out=$(ip netns exec "$cli" wrk -t1 -c"$CONNS" -d"$DUR" "$2")
+		[ -n "$3" ] && b1=$(cpu "$3") && b2=$(cpu "$4")
+		reqs=$(awk '/requests in/{print $1}' <<<"$out")
+		rps+=("$(awk '/Requests\/sec/{print $2}' <<<"$out")")
+		[ -n "$3" ] && cpus+=("$(echo "scale=4; ($b1-$a1+$b2-$a2)/100*10000/$reqs" | bc)")
+		if [ -n "$3" ]; then
+			for p in "$3" "$4"; do r=$(rss "$p"); [ "$r" -gt "$maxrss" ] && maxrss=$r; done
+		fi
+	done
+	RPS[$1]=$(printf '%s\n' "${rps[@]}" | median)
+	CPU[$1]=$( ((${#cpus[@]})) && printf '%s\n' "${cpus[@]}" | median || echo -)
+	RSSMAX[$1]=$maxrss
+}
+echo "== throughput: wrk -t1 -c$CONNS -d$DUR, $REPEATS runs each, medians"
+run_path direct "http://$server:8081/" "" ""
+run_path nginx "http://127.0.0.1:9001/" "$p1" "$p2"
+run_path l5d "http://$server:8080/" "$cli_proxy" "$srv_proxy"
+printf '%-7s %12s %10s %10s %24s %16s\n' path "requests/s" "x direct" "x nginx" "CPU-s/10k req (pair)" "max RSS KB"
+for p in direct nginx l5d; do
+	printf '%-7s %12.0f %10.2f %10.2f %24s %16s\n' "$p" "${RPS[$p]}" \
+		"$(echo "scale=3; ${RPS[$p]}/${RPS[direct]}" | bc)" "$(echo "scale=3; ${RPS[$p]}/${RPS[nginx]}" | bc)" \
+		"${CPU[$p]}" "${RSSMAX[$p]}"
+done
+if [ "${CPU[nginx]}" != - ]; then
+	echo "l5d CPU per request vs nginx: x$(echo "scale=2; ${CPU[l5d]}/${CPU[nginx]}" | bc)"
+fi
+echo "l5d proxy RSS idle: client ${idle_cli} KB, server ${idle_srv} KB"
+
+fortio=$(command -v fortio || true)
+[ -z "$fortio" ] && [ -x "$root/bin/tools/fortio" ] && fortio=$root/bin/tools/fortio
+if [ -n "$fortio" ]; then
+	echo "== latency at fixed rates: fortio -c 16 -t $RATE_DUR (ms)"
+	printf '%-7s %6s %8s %8s %8s %10s\n' path qps p50 p99 p99.9 "achieved"
+	for rate in $RATES; do
+		for p in direct:http://$server:8081/ nginx:http://127.0.0.1:9001/ l5d:http://$server:8080/; do
+			name=${p%%:*} url=${p#*:}
+			out=$(ip netns exec "$cli" "$fortio" load -quiet -c 16 -qps "$rate" -t "$RATE_DUR" -p "50,99,99.9" "$url" 2>&1)
+			pct() { awk -v q="$1" '$1=="#" && $2=="target" && $3==q"%" {printf "%.3f", $4*1000}' <<<"$out"; }
+			printf '%-7s %6s %8s %8s %8s %10s\n' "$name" "$rate" "$(pct 50)" "$(pct 99)" "$(pct 99.9)" \
+				"$(awk '/All done/{print $(NF-1)}' <<<"$out" | tail -1)"
+		done
+	done
+else
+	echo "== latency: fortio not found (GOBIN=bin/tools go install fortio.org/fortio@v1.68.2)"
+fi
