@@ -17,7 +17,7 @@ import (
 // profile is one original destination address's GetProfile stream.
 type profile struct {
 	watch
-	dst   netip.AddrPort
+	dst    netip.AddrPort
 	latest atomic.Pointer[profileState]
 
 	// Owned by the stream goroutine: the identity registered for a pod endpoint.

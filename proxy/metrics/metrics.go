@@ -106,9 +106,26 @@ func escape(b *strings.Builder, v string) {
 type Registry struct {
 	start time.Time
 
-	mu   sync.RWMutex
-	http map[string]*HTTP
-	tcp  map[string]*TCP
+	mu    sync.RWMutex
+	http  map[string]*HTTP
+	tcp   map[string]*TCP
+	funcs []funcMetric
+}
+
+// funcMetric is a metric whose value is read at exposition time.
+type funcMetric struct {
+	name, typ, help, labels string
+	value                   func() float64
+}
+
+// Func registers a metric whose value is computed by value at each exposition: typ is
+// "gauge" or "counter", labels a rendered label set (see Labels) or "". It is meant for
+// a handful of process-wide values (identity, control-plane state), not per-request ones.
+// Metrics of one name must be registered one after another.
+func (r *Registry) Func(name, typ, help, labels string, value func() float64) {
+	r.mu.Lock()
+	r.funcs = append(r.funcs, funcMetric{name: name, typ: typ, help: help, labels: labels, value: value})
+	r.mu.Unlock()
 }
 
 // New returns an empty registry.
@@ -233,6 +250,7 @@ func (r *Registry) WriteTo(w io.Writer) (int64, error) {
 	for _, t := range r.tcp {
 		tcps = append(tcps, t)
 	}
+	funcs := r.funcs
 	r.mu.RUnlock()
 	slices.SortFunc(https, func(a, b *HTTP) int { return strings.Compare(a.labels, b.labels) })
 	slices.SortFunc(tcps, func(a, b *TCP) int { return strings.Compare(a.labels, b.labels) })
@@ -302,6 +320,12 @@ func (r *Registry) WriteTo(w io.Writer) (int64, error) {
 	e.header("tcp_write_bytes_total", "counter", "Total count of bytes written to peers")
 	for _, t := range tcps {
 		e.sample("tcp_write_bytes_total", t.labels, "", t.write.Load())
+	}
+	for i, f := range funcs {
+		if i == 0 || funcs[i-1].name != f.name {
+			e.header(f.name, f.typ, f.help)
+		}
+		e.sampleFloat(f.name, f.labels, "", f.value())
 	}
 	writeProcess(&e, r.start)
 	err := e.w.Flush()
