@@ -1,0 +1,171 @@
+package meshtls
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+)
+
+// Kind is what an inbound connection turned out to be.
+type Kind int
+
+// Kinds of inbound connections.
+const (
+	// Plain is not TLS: detection and forwarding continue on the connection as it is.
+	Plain Kind = iota
+	// Terminated is mesh TLS for this proxy, now decrypted.
+	Terminated
+	// Passthrough is TLS for another name: relayed to the application untouched.
+	Passthrough
+)
+
+// Accepted is the outcome of Terminator.Accept.
+type Accepted struct {
+	Kind Kind
+	// Conn carries the connection's bytes from the start (Plain, Passthrough) or the
+	// decrypted stream (Terminated).
+	Conn net.Conn
+	// ClientID is the verified identity of a Terminated connection's client, "" when the
+	// client presented no certificate.
+	ClientID string
+	// SNI is the server name a TLS client asked for.
+	SNI string
+}
+
+// Terminator recognises and terminates inbound mesh TLS.
+type Terminator struct {
+	creds Credentials
+	cfg   *tls.Config
+}
+
+// NewTerminator returns a terminator for the proxy's credentials.
+func NewTerminator(creds Credentials) *Terminator {
+	return &Terminator{creds: creds, cfg: ServerConfig(creds)}
+}
+
+// Accept reads the start of conn within timeout. A TLS ClientHello whose SNI is the
+// proxy's identity is answered with a handshake; any other TLS is handed back untouched
+// (nothing is written to the client), as is anything that is not TLS. An error means the
+// connection is unusable (it has not been closed).
+func (t *Terminator) Accept(conn net.Conn, timeout time.Duration) (Accepted, error) {
+	if timeout > 0 {
+		conn.SetReadDeadline(time.Now().Add(timeout))
+		defer conn.SetReadDeadline(time.Time{})
+	}
+	var first [1]byte
+	n, err := conn.Read(first[:])
+	if n == 0 {
+		if err == nil {
+			err = errors.New("empty read")
+		}
+		return Accepted{}, fmt.Errorf("reading the first byte: %w", err)
+	}
+	// 0x16 is a TLS handshake record.
+	if first[0] != 0x16 {
+		return Accepted{Kind: Plain, Conn: &replayConn{Conn: conn, pending: []byte{first[0]}}}, nil
+	}
+	sc := &sniffConn{Conn: conn, pending: []byte{first[0]}, recorded: []byte{first[0]}}
+	var sni string
+	var mine bool
+	cfg := t.cfg.Clone()
+	cfg.GetConfigForClient = func(h *tls.ClientHelloInfo) (*tls.Config, error) {
+		sni = h.ServerName
+		sc.mu.Lock()
+		defer sc.mu.Unlock()
+		if sni != "" && sni == t.creds.Name() {
+			mine = true
+			sc.recorded = nil
+			return nil, nil
+		}
+		sc.drop = true
+		return nil, errPassthrough
+	}
+	tc := tls.Server(sc, cfg)
+	err = tc.Handshake()
+	if !mine {
+		if sc.drop {
+			return Accepted{Kind: Passthrough, SNI: sni, Conn: &replayConn{Conn: conn, pending: sc.recorded}}, nil
+		}
+		return Accepted{}, fmt.Errorf("reading a TLS ClientHello: %w", err)
+	}
+	if err != nil {
+		return Accepted{}, fmt.Errorf("mesh TLS handshake: %w", err)
+	}
+	cs := tc.ConnectionState()
+	var client string
+	if len(cs.PeerCertificates) > 0 {
+		client = PeerIdentity(cs.PeerCertificates[0])
+	}
+	return Accepted{Kind: Terminated, Conn: &meshConn{Conn: tc}, ClientID: client, SNI: sni}, nil
+}
+
+var errPassthrough = errors.New("TLS for another server name")
+
+// sniffConn feeds crypto/tls while recording what it reads, so that a ClientHello for
+// another name can be replayed (recording stops once the hello is for this proxy), and drops writes (the alert) once passthrough is decided.
+type sniffConn struct {
+	net.Conn
+	mu       sync.Mutex
+	pending  []byte
+	recorded []byte
+	drop     bool
+}
+
+func (c *sniffConn) Read(p []byte) (int, error) {
+	if len(c.pending) > 0 {
+		n := copy(p, c.pending)
+		c.pending = c.pending[n:]
+		return n, nil
+	}
+	n, err := c.Conn.Read(p)
+	c.mu.Lock()
+	if c.recorded != nil {
+		c.recorded = append(c.recorded, p[:n]...)
+	}
+	c.mu.Unlock()
+	return n, err
+}
+
+func (c *sniffConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	drop := c.drop
+	c.mu.Unlock()
+	if drop {
+		return len(p), nil
+	}
+	return c.Conn.Write(p)
+}
+
+// replayConn returns pending bytes before reading from Conn.
+type replayConn struct {
+	net.Conn
+	pending []byte
+}
+
+func (c *replayConn) Read(p []byte) (int, error) {
+	if len(c.pending) > 0 {
+		n := copy(p, c.pending)
+		c.pending = c.pending[n:]
+		return n, nil
+	}
+	return c.Conn.Read(p)
+}
+
+// CloseWrite passes half-closes on for opaque relays.
+func (c *replayConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
+// CloseWrite sends a TLS close_notify so that opaque relays can half-close.
+func (c *meshConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
