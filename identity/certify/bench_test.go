@@ -21,7 +21,7 @@ func BenchmarkCertify(b *testing.B) { benchCertify(b, false) }
 func BenchmarkSignOnly(b *testing.B) { benchCertify(b, true) }
 
 func benchCertify(b *testing.B, local bool) {
-	e := startEnvB(b, local)
+	e := startEnv(b, envOptions{localReview: local})
 	ns := e.c.Namespace(b)
 	e.c.CreateServiceAccount(b, ns, "web")
 	reviewedUser.Store("system:serviceaccount:" + ns + ":web")

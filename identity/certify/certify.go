@@ -42,6 +42,7 @@ const (
 	ReasonBadToken    = "bad_token"
 	ReasonWrongSA     = "wrong_serviceaccount"
 	ReasonUnavailable = "unavailable"
+	ReasonInternal    = "internal"
 )
 
 // Reviewer validates a token; see TokenReviewer.
@@ -138,43 +139,46 @@ func (s *Service) Certify(ctx context.Context, req *pb.CertifyRequest) (*pb.Cert
 	return resp, nil
 }
 
-// Validate checks everything about a request that needs no API call: the identity name
-// and the CSR. It returns the parsed ServiceAccount and a gRPC status error.
+// Validate checks everything about a request that needs no API call: the identity name,
+// the presence of a token and the CSR. It returns the identity's ServiceAccount, or a
+// gRPC status error (InvalidArgument or Unauthenticated) saying what is wrong.
 func (s *Service) Validate(req *pb.CertifyRequest) (ns, sa string, err error) {
+	ns, sa, _, err = s.validate(req)
+	return ns, sa, err
+}
+
+func (s *Service) validate(req *pb.CertifyRequest) (ns, sa, reason string, err error) {
 	ns, sa, err = s.ParseIdentity(req.GetIdentity())
 	if err != nil {
-		return "", "", status.Error(codes.InvalidArgument, err.Error())
+		return "", "", ReasonBadIdentity, status.Error(codes.InvalidArgument, err.Error())
 	}
 	if len(req.GetToken()) == 0 {
-		return "", "", status.Error(codes.Unauthenticated, "no token in the request")
+		return "", "", ReasonBadToken, status.Error(codes.Unauthenticated, "no token in the request")
+	}
+	badCSR := func(format string, args ...any) (string, string, string, error) {
+		return "", "", ReasonBadCSR, status.Errorf(codes.InvalidArgument, "certificate signing request: "+format, args...)
 	}
 	csr, err := certs.ParseCSR(req.GetCertificateSigningRequest())
 	if err != nil {
-		return "", "", status.Errorf(codes.InvalidArgument, "certificate signing request: %v", err)
+		return badCSR("%v", err)
 	}
 	name, err := certs.CSRName(csr)
 	if err != nil {
-		return "", "", status.Errorf(codes.InvalidArgument, "certificate signing request: %v", err)
+		return badCSR("%v", err)
 	}
 	if name != req.GetIdentity() {
-		return "", "", status.Errorf(codes.InvalidArgument, "certificate signing request names %q, not the requested identity %q", trunc(name), trunc(req.GetIdentity()))
+		return badCSR("names %q, not the requested identity %q", trunc(name), trunc(req.GetIdentity()))
 	}
 	if err := acceptableKey(csr.PublicKey); err != nil {
-		return "", "", status.Errorf(codes.InvalidArgument, "certificate signing request: %v", err)
+		return badCSR("%v", err)
 	}
-	return ns, sa, nil
+	return ns, sa, "", nil
 }
 
 func (s *Service) certify(ctx context.Context, req *pb.CertifyRequest) (*pb.CertifyResponse, string, error) {
-	ns, sa, err := s.Validate(req)
+	ns, sa, reason, err := s.validate(req)
 	if err != nil {
-		if status.Code(err) == codes.Unauthenticated {
-			return nil, ReasonBadToken, err
-		}
-		if strings.Contains(err.Error(), "certificate signing request") {
-			return nil, ReasonBadCSR, err
-		}
-		return nil, ReasonBadIdentity, err
+		return nil, reason, err
 	}
 	creds := s.o.Issuer.Current()
 	if creds == nil {
@@ -188,16 +192,16 @@ func (s *Service) certify(ctx context.Context, req *pb.CertifyRequest) (*pb.Cert
 		return nil, ReasonUnavailable, status.Errorf(codes.Unavailable, "checking the token with the Kubernetes API: %v", err)
 	}
 	if want := "system:serviceaccount:" + ns + ":" + sa; user != want {
-		return nil, ReasonWrongSA, status.Errorf(codes.PermissionDenied, "token belongs to %q, which may not use identity %q", user, req.GetIdentity())
+		return nil, ReasonWrongSA, status.Errorf(codes.PermissionDenied, "token belongs to %q, which may not use identity %q", trunc(user), req.GetIdentity())
 	}
-	validity := certs.Validity{NotBefore: s.o.Now().Add(-s.o.ClockSkew), NotAfter: s.o.Now().Add(s.o.Lifetime + s.o.ClockSkew)}
+	now := s.o.Now()
+	validity := certs.Validity{NotBefore: now.Add(-s.o.ClockSkew), NotAfter: now.Add(s.o.Lifetime + s.o.ClockSkew)}
 	leaf, err := creds.Authority.IssueFromCSR(req.GetCertificateSigningRequest(), validity)
 	if err != nil {
-		return nil, ReasonUnavailable, status.Errorf(codes.Internal, "signing the certificate: %v", err)
+		return nil, ReasonInternal, status.Errorf(codes.Internal, "signing the certificate: %v", err)
 	}
-	chain := creds.Authority.ChainFor()
 	resp := &pb.CertifyResponse{LeafCertificate: leaf.Raw, ValidUntil: timestamppb.New(leaf.NotAfter)}
-	for _, c := range chain {
+	for _, c := range creds.Authority.ChainFor() {
 		resp.IntermediateCertificates = append(resp.IntermediateCertificates, c.Raw)
 	}
 	return resp, "", nil

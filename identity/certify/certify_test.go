@@ -1,26 +1,34 @@
 package certify_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"github.com/l5d-go/l5d/identity/certify"
 	"github.com/l5d-go/l5d/identity/issuer"
@@ -38,30 +46,67 @@ type env struct {
 	anchor  *certs.Authority
 	svc     *certify.Service
 	client  pb.IdentityClient
-	secret  *corev1.Secret
-	watcher *issuer.Watcher
+	metrics *certify.Metrics
+	// publish replaces the issuer the way the chosen source sees it: an update of the
+	// Secret through the API, or the kubelet's atomic rewrite of the mounted files.
+	publish func(t testing.TB, a *certs.Authority)
 }
 
-func issuerSecret(t testing.TB, ns string, a *certs.Authority) *corev1.Secret {
+// envOptions choose how the service under test is put together.
+type envOptions struct {
+	source          string // "api" (watch the Secret) or "files" (the mounted Secret); "files" when empty
+	localReview     bool   // accept every token as reviewedUser without a TokenReview (benchmark baseline)
+	requireAudience bool
+	reviewClient    kubernetes.Interface // client for TokenReviews; the cluster's when nil
+}
+
+func issuerPEM(t testing.TB, a *certs.Authority) (crt, key []byte) {
 	t.Helper()
 	key, err := certs.EncodePrivateKeyPEM(a.Key)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return certs.EncodeCertificatesPEM(append([]*x509.Certificate{a.Cert}, a.Chain...)...), key
+}
+
+func issuerSecret(t testing.TB, ns string, a *certs.Authority) *corev1.Secret {
+	t.Helper()
+	crt, key := issuerPEM(t, a)
 	return &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: issuer.DefaultSecretName, Namespace: ns},
-		Data: map[string][]byte{
-			"crt.pem": certs.EncodeCertificatesPEM(append([]*x509.Certificate{a.Cert}, a.Chain...)...),
-			"key.pem": key,
-		},
+		Data:       map[string][]byte{"crt.pem": crt, "key.pem": key},
 	}
 }
 
-func startEnv(t *testing.T) *env { return startEnvB(t, false) }
+// writeMounted lays the issuer out as the kubelet does for a Secret volume: a new
+// timestamped directory swapped in through the ..data symlink.
+func writeMounted(t testing.TB, dir string, a *certs.Authority) {
+	t.Helper()
+	crt, key := issuerPEM(t, a)
+	ts, err := os.MkdirTemp(dir, "..ts-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, data := range map[string][]byte{"crt.pem": crt, "key.pem": key} {
+		if err := os.WriteFile(filepath.Join(ts, name), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Lstat(filepath.Join(dir, name)); err != nil {
+			if err := os.Symlink(filepath.Join("..data", name), filepath.Join(dir, name)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	tmp := filepath.Join(dir, "..data_tmp")
+	if err := os.Symlink(filepath.Base(ts), tmp); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, "..data")); err != nil {
+		t.Fatal(err)
+	}
+}
 
-// startEnvB starts the service; with localReview, tokens are accepted without a
-// TokenReview (benchmark baseline) as belonging to web in any namespace.
-func startEnvB(t testing.TB, localReview bool) *env {
+func startEnv(t testing.TB, o envOptions) *env {
 	t.Helper()
 	c := kube.Shared(t)
 	ctx := t.Context()
@@ -75,35 +120,62 @@ func startEnvB(t testing.TB, localReview bool) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sec, err := c.Client().CoreV1().Secrets(cpNS).Create(ctx, issuerSecret(t, cpNS, iss), metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: issuer.DefaultTrustRootsMap, Namespace: cpNS},
-		Data: map[string]string{issuer.TrustRootsKey: string(certs.EncodeCertificatesPEM(anchor.Cert))}}
-	if _, err := c.Client().CoreV1().ConfigMaps(cpNS).Create(ctx, cm, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	anchorsPEM := certs.EncodeCertificatesPEM(anchor.Cert)
 	store := &issuer.Store{}
-	w := &issuer.Watcher{Client: c.Client(), Namespace: cpNS, Store: store, Component: "identity-test", Log: quiet}
-	if err := w.Register(prometheus.NewRegistry()); err != nil {
-		t.Fatal(err)
+	events := &issuer.EventRecorder{Client: c.Client(), Namespace: cpNS, SecretName: issuer.DefaultSecretName, Component: "identity-test"}
+	e := &env{c: c, cpNS: cpNS, anchor: anchor}
+	switch o.source {
+	case "api":
+		if _, err := c.Client().CoreV1().Secrets(cpNS).Create(ctx, issuerSecret(t, cpNS, iss), metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: issuer.DefaultTrustRootsMap, Namespace: cpNS},
+			Data: map[string]string{issuer.TrustRootsKey: string(anchorsPEM)}}
+		if _, err := c.Client().CoreV1().ConfigMaps(cpNS).Create(ctx, cm, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		w := &issuer.Watcher{Client: c.Client(), Namespace: cpNS, Store: store, Log: quiet, Events: events}
+		if err := w.Start(ctx, 30*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		e.publish = func(t testing.TB, a *certs.Authority) {
+			if _, err := c.Client().CoreV1().Secrets(cpNS).Update(t.Context(), issuerSecret(t, cpNS, a), metav1.UpdateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	case "files", "":
+		dir := t.TempDir()
+		anchorsFile := filepath.Join(t.TempDir(), issuer.TrustRootsKey)
+		if err := os.WriteFile(anchorsFile, anchorsPEM, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		writeMounted(t, dir, iss)
+		w := &issuer.FileWatcher{Dir: dir, TrustAnchorsFile: anchorsFile, Source: "Secret " + cpNS + "/" + issuer.DefaultSecretName,
+			Interval: 20 * time.Millisecond, Store: store, Log: quiet, Events: events}
+		if err := w.Start(ctx, 30*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		e.publish = func(t testing.TB, a *certs.Authority) { writeMounted(t, dir, a) }
+	default:
+		t.Fatalf("unknown source %q", o.source)
 	}
-	if err := w.Start(ctx, 30*time.Second); err != nil {
-		t.Fatal(err)
+	e.metrics = certify.NewMetrics()
+	rc := o.reviewClient
+	if rc == nil {
+		rc = c.Client()
 	}
-	m := certify.NewMetrics()
-	var reviewer certify.Reviewer = certify.NewTokenReviewer(c.Client(), certify.TokenAudience, 16, m)
-	if localReview {
+	var reviewer certify.Reviewer = certify.NewTokenReviewer(rc, certify.ReviewOptions{Audience: certify.TokenAudience,
+		RequireAudience: o.requireAudience, Metrics: e.metrics})
+	if o.localReview {
 		reviewer = trustingReviewer{}
 	}
-	svc := certify.New(certify.Options{Issuer: store, ControllerNS: cpNS, Metrics: m, Reviewer: reviewer, Log: quiet})
+	e.svc = certify.New(certify.Options{Issuer: store, ControllerNS: cpNS, Metrics: e.metrics, Reviewer: reviewer, Log: quiet})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	gs := grpc.NewServer()
-	pb.RegisterIdentityServer(gs, svc)
+	pb.RegisterIdentityServer(gs, e.svc)
 	go gs.Serve(ln)
 	t.Cleanup(gs.Stop)
 	cc, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -111,7 +183,8 @@ func startEnvB(t testing.TB, localReview bool) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cc.Close() })
-	return &env{c: c, cpNS: cpNS, anchor: anchor, svc: svc, client: pb.NewIdentityClient(cc), secret: sec, watcher: w}
+	e.client = pb.NewIdentityClient(cc)
+	return e
 }
 
 var quiet = slog.New(slog.DiscardHandler)
@@ -168,74 +241,182 @@ func verify(t *testing.T, resp *pb.CertifyResponse, id string, anchor *certs.Aut
 	return leaf
 }
 
+func certifyReq(id, token string, csrDER []byte) *pb.CertifyRequest {
+	return &pb.CertifyRequest{Identity: id, Token: []byte(token), CertificateSigningRequest: csrDER}
+}
+
 func TestCertifyWithPodBoundToken(t *testing.T) {
-	e := startEnv(t)
+	t.Parallel()
+	e := startEnv(t, envOptions{})
 	ns := e.c.Namespace(t)
 	e.c.CreateServiceAccount(t, ns, "web")
 	e.c.CreatePod(t, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web-0", Namespace: ns},
 		Spec: corev1.PodSpec{ServiceAccountName: "web", Containers: []corev1.Container{{Name: "app", Image: "app"}}}})
 	token := e.c.Token(t, ns, "web", kube.TokenOptions{Audiences: []string{certify.TokenAudience}, Pod: "web-0"})
 	id := e.svc.Identity(ns, "web")
-	resp, err := e.client.Certify(t.Context(), &pb.CertifyRequest{Identity: id, Token: []byte(token), CertificateSigningRequest: csr(t, p256(t), id)})
+	resp, err := e.client.Certify(t.Context(), certifyReq(id, token, csr(t, p256(t), id)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	verify(t, resp, id, e.anchor)
+	if got := testutil.ToFloat64(e.metrics.Issued()); got != 1 {
+		t.Fatalf("identity_certificates_issued_total = %v, want 1", got)
+	}
+
+	// Once the pod is gone its bound token no longer authenticates.
+	if err := e.c.Client().CoreV1().Pods(ns).Delete(t.Context(), "web-0", metav1.DeleteOptions{GracePeriodSeconds: new(int64)}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, err := e.client.Certify(t.Context(), certifyReq(id, token, csr(t, p256(t), id)))
+		if status.Code(err) == codes.Unauthenticated {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("token of a deleted pod still accepted: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond) // polling interval, not synchronisation
+	}
 }
 
 func TestCertifyRefusals(t *testing.T) {
-	e := startEnv(t)
+	t.Parallel()
+	e := startEnv(t, envOptions{})
 	ns := e.c.Namespace(t)
 	e.c.CreateServiceAccount(t, ns, "web")
 	e.c.CreateServiceAccount(t, ns, "other")
 	id := e.svc.Identity(ns, "web")
 	good := e.c.Token(t, ns, "web", kube.TokenOptions{Audiences: []string{certify.TokenAudience}})
 	otherTok := e.c.Token(t, ns, "other", kube.TokenOptions{Audiences: []string{certify.TokenAudience}})
-	wrongAud := e.c.Token(t, ns, "web", kube.TokenOptions{})
+	wrongAud := e.c.Token(t, ns, "web", kube.TokenOptions{Audiences: []string{"vault.example.com"}})
+	parts := strings.Split(good, ".")
+	forged := parts[0] + "." + parts[1] + "." + base64.RawURLEncoding.EncodeToString([]byte("not the signature"))
 	_, edKey, _ := ed25519.GenerateKey(rand.Reader)
 	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	rsa1024, _ := rsa.GenerateKey(rand.Reader, 1024)
 	key := p256(t)
 	for _, tc := range []struct {
-		name string
-		req  *pb.CertifyRequest
-		code codes.Code
+		name   string
+		req    *pb.CertifyRequest
+		code   codes.Code
+		reason string
+		says   string
 	}{
-		{"wrong audience", &pb.CertifyRequest{Identity: id, Token: []byte(wrongAud), CertificateSigningRequest: csr(t, key, id)}, codes.Unauthenticated},
-		{"garbage token", &pb.CertifyRequest{Identity: id, Token: []byte("not-a-jwt"), CertificateSigningRequest: csr(t, key, id)}, codes.Unauthenticated},
-		{"no token", &pb.CertifyRequest{Identity: id, CertificateSigningRequest: csr(t, key, id)}, codes.Unauthenticated},
-		{"another account's identity", &pb.CertifyRequest{Identity: id, Token: []byte(otherTok), CertificateSigningRequest: csr(t, key, id)}, codes.PermissionDenied},
-		{"no SAN", &pb.CertifyRequest{Identity: id, Token: []byte(good), CertificateSigningRequest: csr(t, key)}, codes.InvalidArgument},
-		{"two SANs", &pb.CertifyRequest{Identity: id, Token: []byte(good), CertificateSigningRequest: csr(t, key, id, "x.example")}, codes.InvalidArgument},
-		{"SAN differs from identity", &pb.CertifyRequest{Identity: id, Token: []byte(good), CertificateSigningRequest: csr(t, key, e.svc.Identity(ns, "other"))}, codes.InvalidArgument},
-		{"malformed DER", &pb.CertifyRequest{Identity: id, Token: []byte(good), CertificateSigningRequest: []byte{0x30, 0x03, 1, 2, 3}}, codes.InvalidArgument},
-		{"Ed25519 key", &pb.CertifyRequest{Identity: id, Token: []byte(good), CertificateSigningRequest: csr(t, edKey, id)}, codes.InvalidArgument},
-		{"P-384 key", &pb.CertifyRequest{Identity: id, Token: []byte(good), CertificateSigningRequest: csr(t, p384, id)}, codes.InvalidArgument},
-		{"identity of another trust domain", &pb.CertifyRequest{Identity: "web." + ns + ".serviceaccount.identity.linkerd.example.org", Token: []byte(good), CertificateSigningRequest: csr(t, key, id)}, codes.InvalidArgument},
+		{"wrong audience", certifyReq(id, wrongAud, csr(t, key, id)), codes.Unauthenticated, certify.ReasonBadToken, "token"},
+		{"garbage token", certifyReq(id, "not-a-jwt", csr(t, key, id)), codes.Unauthenticated, certify.ReasonBadToken, "token"},
+		{"forged signature", certifyReq(id, forged, csr(t, key, id)), codes.Unauthenticated, certify.ReasonBadToken, "token"},
+		{"no token", certifyReq(id, "", csr(t, key, id)), codes.Unauthenticated, certify.ReasonBadToken, "no token"},
+		{"another account's identity", certifyReq(id, otherTok, csr(t, key, id)), codes.PermissionDenied, certify.ReasonWrongSA, "system:serviceaccount:" + ns + ":other"},
+		{"no SAN", certifyReq(id, good, csr(t, key)), codes.InvalidArgument, certify.ReasonBadCSR, "certificate signing request"},
+		{"two SANs", certifyReq(id, good, csr(t, key, id, "x.example")), codes.InvalidArgument, certify.ReasonBadCSR, "certificate signing request"},
+		{"SAN differs from identity", certifyReq(id, good, csr(t, key, e.svc.Identity(ns, "other"))), codes.InvalidArgument, certify.ReasonBadCSR, "not the requested identity"},
+		{"malformed DER", certifyReq(id, good, []byte{0x30, 0x03, 1, 2, 3}), codes.InvalidArgument, certify.ReasonBadCSR, "certificate signing request"},
+		{"Ed25519 key", certifyReq(id, good, csr(t, edKey, id)), codes.InvalidArgument, certify.ReasonBadCSR, "Ed25519"},
+		{"P-384 key", certifyReq(id, good, csr(t, p384, id)), codes.InvalidArgument, certify.ReasonBadCSR, "P-384"},
+		{"RSA 1024 key", certifyReq(id, good, csr(t, rsa1024, id)), codes.InvalidArgument, certify.ReasonBadCSR, "RSA key of 1024 bits"},
+		{"identity of another trust domain", certifyReq("web."+ns+".serviceaccount.identity.linkerd.example.org", good, csr(t, key, id)), codes.InvalidArgument, certify.ReasonBadIdentity, "does not end in"},
+		{"identity without a namespace", certifyReq("web.serviceaccount.identity."+e.cpNS+".cluster.local", good, csr(t, key, id)), codes.InvalidArgument, certify.ReasonBadIdentity, "identity"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			before := testutil.ToFloat64(e.metrics.Refused(tc.reason))
 			_, err := e.client.Certify(t.Context(), tc.req)
 			if status.Code(err) != tc.code {
 				t.Fatalf("got %v, want code %s", err, tc.code)
 			}
-			if status.Convert(err).Message() == "" {
-				t.Fatal("refusal without a message")
+			if msg := status.Convert(err).Message(); !strings.Contains(msg, tc.says) {
+				t.Fatalf("message %q does not say %q", msg, tc.says)
+			}
+			if got := testutil.ToFloat64(e.metrics.Refused(tc.reason)); got != before+1 {
+				t.Fatalf("identity_certify_refused_total{reason=%q} went from %v to %v", tc.reason, before, got)
 			}
 		})
 	}
 	// The good request still works.
-	if _, err := e.client.Certify(t.Context(), &pb.CertifyRequest{Identity: id, Token: []byte(good), CertificateSigningRequest: csr(t, key, id)}); err != nil {
+	if _, err := e.client.Certify(t.Context(), certifyReq(id, good, csr(t, key, id))); err != nil {
 		t.Fatal(err)
+	}
+	// RSA keys of 2048 bits are accepted.
+	rsa2048, _ := rsa.GenerateKey(rand.Reader, 2048)
+	if _, err := e.client.Certify(t.Context(), certifyReq(id, good, csr(t, rsa2048, id))); err != nil {
+		t.Fatalf("RSA 2048 refused: %v", err)
 	}
 }
 
-func TestIssuerRotationWithoutFailedRequests(t *testing.T) {
-	e := startEnv(t)
+// TestTokenAudiences checks Linkerd's audience rule: a token minted for identity.l5d.io is
+// reviewed for that audience; a token without it (a pod's default ServiceAccount token,
+// as older proxies send) is reviewed for the API server's audiences, unless the service
+// requires the identity audience.
+func TestTokenAudiences(t *testing.T) {
+	t.Parallel()
+	lenient := startEnv(t, envOptions{})
+	strict := startEnv(t, envOptions{requireAudience: true})
+	ns := lenient.c.Namespace(t)
+	lenient.c.CreateServiceAccount(t, ns, "web")
+	apiAud := lenient.c.Token(t, ns, "web", kube.TokenOptions{})
+	both := lenient.c.Token(t, ns, "web", kube.TokenOptions{Audiences: []string{"vault.example.com", certify.TokenAudience}})
+	for _, tc := range []struct {
+		name  string
+		e     *env
+		token string
+		code  codes.Code
+	}{
+		{"API-audience token, lenient", lenient, apiAud, codes.OK},
+		{"API-audience token, -require-token-audience", strict, apiAud, codes.Unauthenticated},
+		{"token for several audiences including identity.l5d.io", lenient, both, codes.OK},
+		{"token for several audiences including identity.l5d.io, strict", strict, both, codes.OK},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			id := tc.e.svc.Identity(ns, "web")
+			resp, err := tc.e.client.Certify(t.Context(), certifyReq(id, tc.token, csr(t, p256(t), id)))
+			if status.Code(err) != tc.code {
+				t.Fatalf("got %v, want %s", err, tc.code)
+			}
+			if err == nil {
+				verify(t, resp, id, tc.e.anchor)
+			}
+		})
+	}
+}
+
+func TestAPIServerUnreachableIsUnavailable(t *testing.T) {
+	t.Parallel()
+	// A loopback port with nothing listening stands for an unreachable API server.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	dead, err := kubernetes.NewForConfig(&rest.Config{Host: "http://" + addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := startEnv(t, envOptions{reviewClient: dead})
 	ns := e.c.Namespace(t)
 	e.c.CreateServiceAccount(t, ns, "web")
 	id := e.svc.Identity(ns, "web")
 	token := e.c.Token(t, ns, "web", kube.TokenOptions{Audiences: []string{certify.TokenAudience}})
-	key := p256(t)
-	req := &pb.CertifyRequest{Identity: id, Token: []byte(token), CertificateSigningRequest: csr(t, key, id)}
+	_, err = e.client.Certify(t.Context(), certifyReq(id, token, csr(t, p256(t), id)))
+	if status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "Kubernetes API") {
+		t.Fatalf("got %v, want Unavailable naming the Kubernetes API", err)
+	}
+}
+
+func TestIssuerRotationWithoutFailedRequests(t *testing.T) {
+	t.Parallel()
+	for _, source := range []string{"files", "api"} {
+		t.Run(source, func(t *testing.T) { testRotation(t, source) })
+	}
+}
+
+func testRotation(t *testing.T, source string) {
+	e := startEnv(t, envOptions{source: source})
+	ns := e.c.Namespace(t)
+	e.c.CreateServiceAccount(t, ns, "web")
+	id := e.svc.Identity(ns, "web")
+	token := e.c.Token(t, ns, "web", kube.TokenOptions{Audiences: []string{certify.TokenAudience}})
+	req := certifyReq(id, token, csr(t, p256(t), id))
 	first, err := e.client.Certify(t.Context(), req)
 	if err != nil {
 		t.Fatal(err)
@@ -245,24 +426,24 @@ func TestIssuerRotationWithoutFailedRequests(t *testing.T) {
 	// Keep certifying during the switch: no call may fail.
 	ctx, cancel := context.WithCancel(t.Context())
 	errs := make(chan error, 1)
+	var during atomic.Int64
 	go func() {
 		defer close(errs)
 		for ctx.Err() == nil {
-			if _, err := e.client.Certify(ctx, req); err != nil && ctx.Err() == nil {
-				errs <- err
+			if _, err := e.client.Certify(ctx, req); err != nil {
+				if ctx.Err() == nil {
+					errs <- err
+				}
 				return
 			}
+			during.Add(1)
 		}
 	}()
 	newIss, err := e.anchor.NewIssuer("issuer-2.linkerd.cluster.local", certs.ValidFor(time.Now(), 48*time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
-	sec := issuerSecret(t, e.cpNS, newIss)
-	sec.ResourceVersion = ""
-	if _, err := e.c.Client().CoreV1().Secrets(e.cpNS).Update(t.Context(), sec, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	e.publish(t, newIss)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		resp, err := e.client.Certify(t.Context(), req)
@@ -271,44 +452,51 @@ func TestIssuerRotationWithoutFailedRequests(t *testing.T) {
 		}
 		leaf := verify(t, resp, id, e.anchor)
 		if leaf.Issuer.CommonName == "issuer-2.linkerd.cluster.local" {
+			if len(resp.IntermediateCertificates) == 0 || !bytes.Equal(resp.IntermediateCertificates[0], newIss.Cert.Raw) {
+				t.Fatal("response after rotation does not carry the new issuer")
+			}
 			break
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("still issuing from %s after the Secret changed", oldIssuer)
 		}
-		time.Sleep(50 * time.Millisecond) // polling interval, not synchronisation
+		time.Sleep(20 * time.Millisecond) // polling interval, not synchronisation
 	}
 	cancel()
 	if err := <-errs; err != nil {
 		t.Fatalf("a Certify call failed during rotation: %v", err)
 	}
+	if during.Load() == 0 {
+		t.Fatal("no Certify call ran during the rotation")
+	}
 
-	// A bad new issuer (signed by an unrelated anchor) is refused; the current one stays.
+	// A bad new issuer (signed by an unrelated anchor) is refused with an Event; the
+	// current one stays.
 	rogue, _ := certs.NewTrustAnchor("rogue", certs.ValidFor(time.Now(), time.Hour))
 	rogueIss, _ := rogue.NewIssuer("rogue-issuer", certs.ValidFor(time.Now(), time.Hour))
-	bad := issuerSecret(t, e.cpNS, rogueIss)
-	if _, err := e.c.Client().CoreV1().Secrets(e.cpNS).Update(t.Context(), bad, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	e.publish(t, rogueIss)
 	deadline = time.Now().Add(30 * time.Second)
 	for {
 		evs, err := e.c.Client().CoreV1().Events(e.cpNS).List(t.Context(), metav1.ListOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		found := false
-		for _, ev := range evs.Items {
-			if ev.Reason == "IssuerUpdateRefused" {
-				found = true
+		var refused *corev1.Event
+		for i, ev := range evs.Items {
+			if ev.Reason == issuer.ReasonIssuerUpdateRefused {
+				refused = &evs.Items[i]
 			}
 		}
-		if found {
+		if refused != nil {
+			if refused.InvolvedObject.Name != issuer.DefaultSecretName || !strings.Contains(refused.Message, "rogue-issuer") {
+				t.Fatalf("refusal event on %s says %q", refused.InvolvedObject.Name, refused.Message)
+			}
 			break
 		}
 		if time.Now().After(deadline) {
 			t.Fatal("no IssuerUpdateRefused event for an issuer that does not chain to the anchor")
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond) // polling interval, not synchronisation
 	}
 	resp, err := e.client.Certify(t.Context(), req)
 	if err != nil {

@@ -47,3 +47,9 @@ func (m *Metrics) observe(reason string, d time.Duration) {
 		m.refused.WithLabelValues(reason).Inc()
 	}
 }
+
+// Issued is the counter of certificates issued.
+func (m *Metrics) Issued() prometheus.Counter { return m.issued }
+
+// Refused is the counter of requests refused for reason (one of the Reason constants).
+func (m *Metrics) Refused(reason string) prometheus.Counter { return m.refused.WithLabelValues(reason) }

@@ -2,7 +2,11 @@ package certify
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	authv1 "k8s.io/api/authentication/v1"
@@ -14,27 +18,43 @@ import (
 // starts queues here instead of flooding the API server.
 const DefaultMaxConcurrentReviews = 16
 
-// TokenReviewer checks tokens with the Kubernetes TokenReview API for one audience, with
-// at most a fixed number of reviews in flight; further requests wait (until their
-// context ends) for a slot.
-type TokenReviewer struct {
-	client   kubernetes.Interface
-	audience string
-	slots    chan struct{}
-	metrics  *Metrics
+// ReviewOptions configures a TokenReviewer.
+type ReviewOptions struct {
+	// Audience is the audience projected tokens are minted for (TokenAudience).
+	Audience string
+	// RequireAudience refuses tokens that were not minted for Audience. When false (as
+	// in Linkerd), a token whose aud claim does not name Audience, such as a pod's
+	// default ServiceAccount token, is reviewed for the API server's own audiences.
+	RequireAudience bool
+	// MaxConcurrent bounds reviews in flight; DefaultMaxConcurrentReviews when <= 0.
+	MaxConcurrent int
+	// Metrics, when set, observe review latency.
+	Metrics *Metrics
 }
 
-// NewTokenReviewer returns a reviewer for audience allowing max concurrent reviews
-// (DefaultMaxConcurrentReviews when max <= 0). m may be nil.
-func NewTokenReviewer(client kubernetes.Interface, audience string, max int, m *Metrics) *TokenReviewer {
-	if max <= 0 {
-		max = DefaultMaxConcurrentReviews
+// TokenReviewer checks tokens with the Kubernetes TokenReview API, with at most a fixed
+// number of reviews in flight; further requests wait (until their context ends) for a
+// slot.
+type TokenReviewer struct {
+	client kubernetes.Interface
+	o      ReviewOptions
+	slots  chan struct{}
+}
+
+// NewTokenReviewer returns a reviewer using client.
+func NewTokenReviewer(client kubernetes.Interface, o ReviewOptions) *TokenReviewer {
+	if o.MaxConcurrent <= 0 {
+		o.MaxConcurrent = DefaultMaxConcurrentReviews
 	}
-	return &TokenReviewer{client: client, audience: audience, slots: make(chan struct{}, max), metrics: m}
+	return &TokenReviewer{client: client, o: o, slots: make(chan struct{}, o.MaxConcurrent)}
 }
 
 // Review implements Reviewer.
 func (r *TokenReviewer) Review(ctx context.Context, token string) (string, error) {
+	var audiences []string
+	if r.o.RequireAudience || slices.Contains(TokenAudiences(token), r.o.Audience) {
+		audiences = []string{r.o.Audience}
+	}
 	start := time.Now()
 	select {
 	case r.slots <- struct{}{}:
@@ -42,19 +62,55 @@ func (r *TokenReviewer) Review(ctx context.Context, token string) (string, error
 		return "", fmt.Errorf("waiting for a TokenReview slot: %w", ctx.Err())
 	}
 	defer func() { <-r.slots }()
-	tr := &authv1.TokenReview{Spec: authv1.TokenReviewSpec{Token: token, Audiences: []string{r.audience}}}
+	tr := &authv1.TokenReview{Spec: authv1.TokenReviewSpec{Token: token, Audiences: audiences}}
 	res, err := r.client.AuthenticationV1().TokenReviews().Create(ctx, tr, metav1.CreateOptions{})
-	if r.metrics != nil {
-		r.metrics.review.Observe(time.Since(start).Seconds())
+	if r.o.Metrics != nil {
+		r.o.Metrics.review.Observe(time.Since(start).Seconds())
 	}
 	if err != nil {
 		return "", fmt.Errorf("TokenReview: %w", err)
 	}
-	if res.Status.Error != "" && !res.Status.Authenticated {
-		return "", fmt.Errorf("%w: %s", ErrUnauthenticated, res.Status.Error)
+	st := res.Status
+	switch {
+	case !st.Authenticated && st.Error != "":
+		return "", fmt.Errorf("%w: %s", ErrUnauthenticated, st.Error)
+	case !st.Authenticated && audiences == nil:
+		return "", fmt.Errorf("%w: not a valid token for the Kubernetes API audiences, and not minted for audience %q", ErrUnauthenticated, r.o.Audience)
+	case !st.Authenticated:
+		return "", fmt.Errorf("%w for audience %q", ErrUnauthenticated, r.o.Audience)
+	case audiences != nil && !slices.Contains(st.Audiences, r.o.Audience):
+		// An authenticator that ignores audiences would accept any token; the review
+		// must confirm the audience it was asked about.
+		return "", fmt.Errorf("%w: the TokenReview did not confirm audience %q (got %q)", ErrUnauthenticated, r.o.Audience, st.Audiences)
 	}
-	if !res.Status.Authenticated {
-		return "", fmt.Errorf("%w for audience %q", ErrUnauthenticated, r.audience)
+	return st.User.Username, nil
+}
+
+// TokenAudiences returns the aud claim of a JWT without verifying the token: it only
+// decides which audience to ask the TokenReview about, never whether the token is
+// accepted. Anything that is not a JWT with a string or string-list aud yields nil.
+func TokenAudiences(token string) []string {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 || len(parts[1]) > 64<<10 {
+		return nil
 	}
-	return res.Status.User.Username, nil
+	payload, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(parts[1], "="))
+	if err != nil {
+		return nil
+	}
+	var claims struct {
+		Aud json.RawMessage `json:"aud"`
+	}
+	if json.Unmarshal(payload, &claims) != nil || len(claims.Aud) == 0 {
+		return nil
+	}
+	var one string
+	if json.Unmarshal(claims.Aud, &one) == nil {
+		return []string{one}
+	}
+	var many []string
+	if json.Unmarshal(claims.Aud, &many) == nil {
+		return many
+	}
+	return nil
 }

@@ -43,8 +43,15 @@ func run(ctx context.Context, args []string) error {
 	trustDomain := fs.String("identity-trust-domain", certify.DefaultTrustDomain, "trust domain of workload identities")
 	lifetime := fs.Duration("identity-issuance-lifetime", certify.DefaultLifetime, "lifetime of issued certificates")
 	skew := fs.Duration("identity-clock-skew-allowance", certify.DefaultClockSkew, "how far certificates are backdated (and extended) for clock skew")
-	secret := fs.String("identity-issuer-secret", issuer.DefaultSecretName, "Secret holding the issuer (crt.pem/key.pem, or tls.crt/tls.key for the kubernetes.io/tls scheme)")
-	roots := fs.String("identity-trust-roots-configmap", issuer.DefaultTrustRootsMap, "ConfigMap holding the trust anchors under ca-bundle.crt")
+	scheme := fs.String("identity-scheme", issuer.SchemeLinkerd, "issuer Secret format: linkerd.io/tls (crt.pem, key.pem) or kubernetes.io/tls (tls.crt, tls.key)")
+	source := fs.String("issuer-source", "files", "where the issuer comes from: files (the mounted Secret and trust-roots ConfigMap, as Linkerd mounts them) or api (watch both objects through the API server)")
+	issuerDir := fs.String("issuer", issuer.DefaultIssuerDir, "directory where the issuer Secret is mounted (-issuer-source files)")
+	anchorsFile := fs.String("identity-trust-anchors-file", issuer.DefaultTrustAnchorsFile, "PEM trust anchors mounted from the trust-roots ConfigMap (-issuer-source files)")
+	secret := fs.String("identity-issuer-secret", issuer.DefaultSecretName, "name of the issuer Secret (read with -issuer-source api; named in errors and Events)")
+	roots := fs.String("identity-trust-roots-configmap", issuer.DefaultTrustRootsMap, "name of the ConfigMap holding the trust anchors under ca-bundle.crt (-issuer-source api)")
+	audience := fs.Bool("require-token-audience", false, "refuse tokens not minted for audience identity.l5d.io (by default, as in Linkerd, tokens without it are reviewed for the API server's own audiences)")
+	qps := fs.Float64("kube-apiclient-qps", 100, "maximum queries per second to the Kubernetes API")
+	burst := fs.Int("kube-apiclient-burst", 200, "maximum burst of queries to the Kubernetes API")
 	reviews := fs.Int("max-concurrent-token-reviews", certify.DefaultMaxConcurrentReviews, "TokenReviews in flight at most; further Certify calls wait")
 	startTimeout := fs.Duration("startup-timeout", time.Minute, "how long to wait for a valid issuer at start")
 	pprof := fs.Bool("enable-pprof", false, "serve /debug/pprof/ on the admin server")
@@ -58,6 +65,7 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	kcfg.UserAgent = "linkerd-identity"
+	kcfg.QPS, kcfg.Burst = float32(*qps), *burst
 	clients, err := kcfg.Clients()
 	if err != nil {
 		return fmt.Errorf("kubernetes client: %w", err)
@@ -68,18 +76,35 @@ func run(ctx context.Context, args []string) error {
 	ready := adm.NewReadyFlag("issuer")
 
 	store := &issuer.Store{}
-	watcher := &issuer.Watcher{Client: clients.Kube, Namespace: *controllerNS, SecretName: *secret,
-		TrustRootsName: *roots, Store: store, Log: log, Component: "linkerd-identity"}
-	if err := watcher.Register(reg); err != nil {
+	issuerMetrics := issuer.NewMetrics()
+	if err := issuerMetrics.Register(reg); err != nil {
 		return err
+	}
+	events := &issuer.EventRecorder{Client: clients.Kube, Namespace: *controllerNS, SecretName: *secret, Component: "linkerd-identity"}
+	var watcher interface {
+		Start(ctx context.Context, timeout time.Duration) error
+	}
+	switch *source {
+	case "files":
+		watcher = &issuer.FileWatcher{Dir: *issuerDir, Scheme: *scheme, TrustAnchorsFile: *anchorsFile,
+			Source: fmt.Sprintf("Secret %s/%s", *controllerNS, *secret), Store: store, Log: log, Metrics: issuerMetrics, Events: events}
+	case "api":
+		watcher = &issuer.Watcher{Client: clients.Kube, Namespace: *controllerNS, SecretName: *secret,
+			TrustRootsName: *roots, Store: store, Log: log, Metrics: issuerMetrics, Events: events}
+	default:
+		return fmt.Errorf("-issuer-source %q: want files or api", *source)
+	}
+	if _, _, err := issuer.KeyNames(*scheme); err != nil {
+		return fmt.Errorf("-identity-scheme: %w", err)
 	}
 	metrics := certify.NewMetrics()
 	if err := metrics.Register(reg); err != nil {
 		return err
 	}
 	svc := certify.New(certify.Options{
-		Issuer:      store,
-		Reviewer:    certify.NewTokenReviewer(clients.Kube, certify.TokenAudience, *reviews, metrics),
+		Issuer: store,
+		Reviewer: certify.NewTokenReviewer(clients.Kube, certify.ReviewOptions{Audience: certify.TokenAudience,
+			RequireAudience: *audience, MaxConcurrent: *reviews, Metrics: metrics}),
 		TrustDomain: *trustDomain, ControllerNS: *controllerNS, Lifetime: *lifetime, ClockSkew: *skew,
 		Log: log, Metrics: metrics,
 	})

@@ -10,17 +10,17 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/l5d-go/l5d/identity/certify"
-	"github.com/l5d-go/l5d/identity/issuer"
 	"github.com/l5d-go/l5d/pkg/certs"
 	pb "github.com/l5d-go/l5d/proto/gen/identity"
 	"github.com/l5d-go/l5d/test/kube"
@@ -37,58 +37,97 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
+// writeMounted lays files out as the kubelet does for a Secret volume: a new timestamped
+// directory swapped in through the ..data symlink.
+func writeMounted(t *testing.T, dir string, files map[string][]byte) {
+	t.Helper()
+	ts, err := os.MkdirTemp(dir, "..ts-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, data := range files {
+		if err := os.WriteFile(filepath.Join(ts, name), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Lstat(filepath.Join(dir, name)); err != nil {
+			if err := os.Symlink(filepath.Join("..data", name), filepath.Join(dir, name)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := os.Symlink(filepath.Base(ts), filepath.Join(dir, "..data_tmp")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(dir, "..data_tmp"), filepath.Join(dir, "..data")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func issuerFiles(t *testing.T, iss *certs.Authority, crtName, keyName string) map[string][]byte {
+	t.Helper()
+	keyPEM, err := certs.EncodePrivateKeyPEM(iss.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return map[string][]byte{crtName: certs.EncodeCertificatesPEM(iss.Cert), keyName: keyPEM}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond) // polling interval, not synchronisation
+	}
+}
+
+func httpStatus(url string) int {
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
 // TestBinaryServesCertifyAndBecomesReady runs the command's wiring against the real API
-// server: not ready and failing while the issuer Secret is missing, then serving.
+// server with the issuer mounted as Linkerd mounts it (kubernetes.io/tls scheme, as
+// cert-manager writes it): not ready while the mounted Secret is empty, then ready and
+// serving Certify, with the issuance counted in /metrics.
 func TestBinaryServesCertifyAndBecomesReady(t *testing.T) {
+	t.Parallel()
 	c := kube.Shared(t)
 	cp := c.Namespace(t)
 	addr, adminAddr := freeAddr(t), freeAddr(t)
+	issuerDir := t.TempDir()
+	anchorsFile := filepath.Join(t.TempDir(), "ca-bundle.crt")
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"-addr", addr, "-admin-addr", adminAddr, "-kubeconfig", c.Kubeconfig(),
-			"-controller-namespace", cp, "-startup-timeout", "60s", "-log-level", "error"})
+			"-controller-namespace", cp, "-identity-scheme", "kubernetes.io/tls", "-issuer", issuerDir,
+			"-identity-trust-anchors-file", anchorsFile, "-startup-timeout", "60s", "-log-level", "error"})
 	}()
 	t.Cleanup(func() { cancel(); <-done })
 
-	ready := func() int {
-		resp, err := http.Get("http://" + adminAddr + "/ready")
-		if err != nil {
-			return 0
-		}
-		resp.Body.Close()
-		return resp.StatusCode
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for ready() == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("admin server never came up")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	ready := func() int { return httpStatus("http://" + adminAddr + "/ready") }
+	waitFor(t, "the admin server", func() bool { return ready() != 0 })
 	if code := ready(); code == http.StatusOK {
 		t.Fatal("ready before the issuer exists")
 	}
 
 	now := time.Now()
-	anchor, _ := certs.NewTrustAnchor(certs.DefaultAnchorCommonName, certs.ValidFor(now, time.Hour))
-	iss, _ := anchor.NewIssuer(certs.IssuerCommonName("cluster.local"), certs.ValidFor(now, time.Hour))
-	keyPEM, _ := certs.EncodePrivateKeyPEM(iss.Key)
-	cs := c.Client().CoreV1()
-	if _, err := cs.ConfigMaps(cp).Create(t.Context(), &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: issuer.DefaultTrustRootsMap},
-		Data: map[string]string{issuer.TrustRootsKey: string(certs.EncodeCertificatesPEM(anchor.Cert))}}, metav1.CreateOptions{}); err != nil {
+	anchor, _ := certs.NewTrustAnchor(certs.DefaultAnchorCommonName, certs.ValidFor(now, 72*time.Hour))
+	iss, _ := anchor.NewIssuer(certs.IssuerCommonName("cluster.local"), certs.ValidFor(now, 48*time.Hour))
+	if err := os.WriteFile(anchorsFile, certs.EncodeCertificatesPEM(anchor.Cert), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cs.Secrets(cp).Create(t.Context(), &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: issuer.DefaultSecretName},
-		Data: map[string][]byte{"crt.pem": certs.EncodeCertificatesPEM(iss.Cert), "key.pem": keyPEM}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	for ready() != http.StatusOK {
-		if time.Now().After(deadline) {
-			t.Fatal("not ready after the issuer Secret appeared")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	files := issuerFiles(t, iss, "tls.crt", "tls.key")
+	files["ca.crt"] = certs.EncodeCertificatesPEM(anchor.Cert)
+	writeMounted(t, issuerDir, files)
+	waitFor(t, "readiness after the issuer appeared", func() bool { return ready() == http.StatusOK })
 
 	ns := c.Namespace(t)
 	c.CreateServiceAccount(t, ns, "web")
@@ -109,8 +148,14 @@ func TestBinaryServesCertifyAndBecomesReady(t *testing.T) {
 		t.Fatal(err)
 	}
 	leaf, err := x509.ParseCertificate(resp.LeafCertificate)
-	if err != nil || leaf.DNSNames[0] != id {
-		t.Fatalf("leaf: %v %v", err, leaf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := certs.VerifyChain(leaf, []*x509.Certificate{iss.Cert}, []*x509.Certificate{anchor.Cert}, time.Now(), x509.ExtKeyUsageServerAuth); err != nil {
+		t.Fatalf("leaf does not verify: %v", err)
+	}
+	if life := leaf.NotAfter.Sub(leaf.NotBefore); life != 24*time.Hour+40*time.Second {
+		t.Fatalf("leaf lifetime %s, want 24h plus 20s of skew either side", life)
 	}
 	metrics, err := http.Get("http://" + adminAddr + "/metrics")
 	if err != nil {
@@ -118,7 +163,59 @@ func TestBinaryServesCertifyAndBecomesReady(t *testing.T) {
 	}
 	defer metrics.Body.Close()
 	body, _ := io.ReadAll(metrics.Body)
-	if !strings.Contains(string(body), "identity_certificates_issued_total 1") {
-		t.Fatalf("issued certificate not counted in /metrics")
+	for _, want := range []string{
+		"identity_certificates_issued_total 1",
+		fmt.Sprintf("identity_issuer_expiry_timestamp_seconds %s", strconv.FormatFloat(float64(iss.Cert.NotAfter.Unix()), 'g', -1, 64)),
+		"identity_tokenreview_duration_seconds_count 1",
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Fatalf("/metrics lacks %q", want)
+		}
+	}
+}
+
+// TestStartupFailsNamingTheProblem: a missing, expired or foreign issuer stops the
+// command with an error naming the Secret, the file and the problem.
+func TestStartupFailsNamingTheProblem(t *testing.T) {
+	t.Parallel()
+	c := kube.Shared(t)
+	now := time.Now()
+	anchor, _ := certs.NewTrustAnchor(certs.DefaultAnchorCommonName, certs.ValidFor(now, time.Hour))
+	expired, _ := anchor.NewIssuer("expired", certs.Validity{NotBefore: now.Add(-2 * time.Hour), NotAfter: now.Add(-time.Hour)})
+	rogueAnchor, _ := certs.NewTrustAnchor("rogue", certs.ValidFor(now, time.Hour))
+	rogue, _ := rogueAnchor.NewIssuer("rogue", certs.ValidFor(now, time.Hour))
+	anchorsFile := filepath.Join(t.TempDir(), "ca-bundle.crt")
+	if err := os.WriteFile(anchorsFile, certs.EncodeCertificatesPEM(anchor.Cert), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		files map[string][]byte
+		args  []string
+		want  []string
+	}{
+		{"missing", nil, nil, []string{"Secret linkerd/linkerd-identity-issuer", "crt.pem", "no such file"}},
+		{"expired", issuerFiles(t, expired, "crt.pem", "key.pem"), nil, []string{"Secret linkerd/linkerd-identity-issuer", `"expired" is not usable`}},
+		{"not chaining to the trust anchors", issuerFiles(t, rogue, "crt.pem", "key.pem"), nil, []string{"Secret linkerd/linkerd-identity-issuer", `"rogue" is not usable`}},
+		{"unknown scheme", nil, []string{"-identity-scheme", "example.com/pem"}, []string{"-identity-scheme", "example.com/pem"}},
+		{"unknown source", nil, []string{"-issuer-source", "vault"}, []string{"-issuer-source", "vault"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if tc.files != nil {
+				writeMounted(t, dir, tc.files)
+			}
+			args := append([]string{"-addr", "127.0.0.1:0", "-admin-addr", "127.0.0.1:0", "-kubeconfig", c.Kubeconfig(),
+				"-issuer", dir, "-identity-trust-anchors-file", anchorsFile, "-startup-timeout", "100ms", "-log-level", "error"}, tc.args...)
+			err := run(t.Context(), args)
+			if err == nil {
+				t.Fatal("started without a valid issuer")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Fatalf("error %q does not say %q", err, w)
+				}
+			}
+		})
 	}
 }
