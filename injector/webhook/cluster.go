@@ -1,0 +1,65 @@
+package webhook
+
+import (
+	"context"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	corelisters "k8s.io/client-go/listers/core/v1"
+
+	"github.com/l5d-go/l5d/injector/inject"
+)
+
+// KubeCluster reads namespaces (from Lister when set, else or when the lister has not seen a
+// new namespace yet, from the API) and pod owners through the API server.
+// RBAC: get/list/watch namespaces, get replicasets (apps) and jobs (batch).
+type KubeCluster struct {
+	Client kubernetes.Interface
+	Lister corelisters.NamespaceLister
+}
+
+// Namespace implements Cluster.
+func (k *KubeCluster) Namespace(ctx context.Context, name string) (inject.Namespace, error) {
+	var ns *corev1.Namespace
+	var err error
+	if k.Lister != nil {
+		ns, err = k.Lister.Get(name)
+	}
+	if k.Lister == nil || apierrors.IsNotFound(err) {
+		ns, err = k.Client.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{})
+	}
+	if err != nil {
+		return inject.Namespace{}, fmt.Errorf("get namespace %s: %w", name, err)
+	}
+	return inject.Namespace{Name: ns.Name, Labels: ns.Labels, Annotations: ns.Annotations}, nil
+}
+
+// Owner implements Cluster: a ReplicaSet controlled by a Deployment becomes the Deployment,
+// a Job controlled by a CronJob becomes the CronJob. Lookup failures fall back to
+// inject.OwnerOf.
+func (k *KubeCluster) Owner(ctx context.Context, namespace string, pod *corev1.Pod) inject.Owner {
+	ref := metav1.GetControllerOfNoCopy(pod)
+	if ref == nil {
+		return inject.Owner{}
+	}
+	var parent *metav1.OwnerReference
+	switch ref.Kind {
+	case "ReplicaSet":
+		if rs, err := k.Client.AppsV1().ReplicaSets(namespace).Get(ctx, ref.Name, metav1.GetOptions{}); err == nil {
+			parent = metav1.GetControllerOfNoCopy(rs)
+		} else {
+			return inject.OwnerOf(pod)
+		}
+	case "Job":
+		if job, err := k.Client.BatchV1().Jobs(namespace).Get(ctx, ref.Name, metav1.GetOptions{}); err == nil {
+			parent = metav1.GetControllerOfNoCopy(job)
+		}
+	}
+	if parent != nil {
+		return inject.Owner{Kind: parent.Kind, Name: parent.Name}
+	}
+	return inject.Owner{Kind: ref.Kind, Name: ref.Name}
+}

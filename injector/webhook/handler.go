@@ -1,0 +1,186 @@
+package webhook
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	admissionv1 "k8s.io/api/admission/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/record"
+
+	"github.com/l5d-go/l5d/injector/inject"
+)
+
+// Cluster is what the webhook reads from the API server for one pod.
+type Cluster interface {
+	// Namespace returns the labels and annotations of namespace name.
+	Namespace(ctx context.Context, name string) (inject.Namespace, error)
+	// Owner names the workload pod belongs to (Deployment rather than ReplicaSet, CronJob
+	// rather than Job); it falls back to inject.OwnerOf and never fails.
+	Owner(ctx context.Context, namespace string, pod *corev1.Pod) inject.Owner
+}
+
+// Handler answers AdmissionReviews for Pods. Values, Cluster and Metrics are required;
+// Events and Log are optional.
+type Handler struct {
+	// Values returns the current mesh configuration (it may change, e.g. on anchor rotation).
+	Values  func() *inject.Values
+	Cluster Cluster
+	Metrics *Metrics
+	// Events, when set, records on the pod's owner that its pod was injected or refused.
+	Events record.EventRecorder
+	Log    *slog.Logger
+	// Timeout bounds the API lookups of one review; 5s when zero.
+	Timeout time.Duration
+}
+
+// ServeHTTP decodes the AdmissionReview in the body and writes the review answer. A body that
+// is not an AdmissionReview gets HTTP 400 with the reason, and a log line.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	log := h.logger()
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		http.Error(w, "AdmissionReviews are POSTed", http.StatusMethodNotAllowed)
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, MaxBodyBytes+1))
+	if err != nil {
+		h.Metrics.BadRequests.Inc()
+		log.Warn("reading admission request", "remote", r.RemoteAddr, "err", err)
+		http.Error(w, "reading body: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	review, err := DecodeReview(body)
+	if err != nil {
+		h.Metrics.BadRequests.Inc()
+		log.Warn("rejecting malformed admission request", "remote", r.RemoteAddr, "err", err)
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	h.Metrics.Requests.Inc()
+	timeout := h.Timeout
+	if timeout == 0 {
+		timeout = 5 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), timeout)
+	defer cancel()
+	resp := h.Review(ctx, review.Request)
+	resp.UID = review.Request.UID
+	out := admissionv1.AdmissionReview{TypeMeta: review.TypeMeta, Response: resp}
+	raw, err := json.Marshal(&out)
+	if err != nil {
+		log.Error("encoding admission response", "err", err)
+		http.Error(w, "encoding response", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(raw)
+	h.Metrics.Latency.Observe(time.Since(start).Seconds())
+}
+
+func (h *Handler) logger() *slog.Logger {
+	if h.Log != nil {
+		return h.Log
+	}
+	return slog.Default()
+}
+
+// Review answers one admission request: Pod CREATEs are injected when inject.Decide says so;
+// everything else is admitted unchanged. A pod whose annotations cannot be used is refused
+// with a message naming the annotation.
+func (h *Handler) Review(ctx context.Context, req *admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse {
+	log := h.logger().With("namespace", req.Namespace, "uid", req.UID)
+	if req.Kind.Group != "" || req.Kind.Kind != "Pod" || req.Operation != admissionv1.Create {
+		h.count(ResultSkipped, "not_pod_create")
+		return allowed()
+	}
+	var pod corev1.Pod
+	if err := json.Unmarshal(req.Object.Raw, &pod); err != nil {
+		h.count(ResultError, "decode_pod")
+		log.Warn("cannot decode pod", "err", err)
+		return denied(http.StatusBadRequest, fmt.Sprintf("linkerd proxy injector: cannot decode the pod: %v", err))
+	}
+	nsName := req.Namespace
+	if nsName == "" {
+		nsName = pod.Namespace
+	}
+	ns, err := h.Cluster.Namespace(ctx, nsName)
+	if err != nil {
+		h.count(ResultError, "namespace_lookup")
+		log.Error("namespace lookup failed", "err", err)
+		return denied(http.StatusInternalServerError, fmt.Sprintf("linkerd proxy injector: reading namespace %s: %v", nsName, err))
+	}
+	values := h.Values()
+	d := inject.Decide(ns, &pod.ObjectMeta, &pod.Spec, false)
+	if !d.Inject {
+		h.count(ResultSkipped, string(d.Reason))
+		log.Debug("pod not injected", "pod", podName(&pod), "reason", d.Reason)
+		return allowed()
+	}
+	owner := h.Cluster.Owner(ctx, nsName, &pod)
+	injected, _, err := values.InjectPod(ns, owner, &pod)
+	if err != nil {
+		var ae *inject.AnnotationError
+		reason := "values"
+		if errors.As(err, &ae) {
+			reason = "annotation"
+		}
+		h.count(ResultRefused, reason)
+		log.Warn("refusing pod", "pod", podName(&pod), "err", err)
+		h.event(nsName, owner, corev1.EventTypeWarning, "InjectionRefused", "Linkerd proxy injection refused: "+err.Error())
+		return denied(http.StatusUnprocessableEntity, "linkerd proxy injector: "+err.Error())
+	}
+	patch, err := inject.JSONPatch(&pod, injected)
+	if err != nil {
+		h.count(ResultError, "patch")
+		log.Error("building patch", "err", err)
+		return denied(http.StatusInternalServerError, "linkerd proxy injector: "+err.Error())
+	}
+	h.count(ResultInjected, string(d.Reason))
+	log.Info("injected pod", "pod", podName(&pod), "owner_kind", owner.Kind, "owner", owner.Name, "mode", d.Mode)
+	h.event(nsName, owner, corev1.EventTypeNormal, "Injected", "Linkerd sidecar proxy injected")
+	pt := admissionv1.PatchTypeJSONPatch
+	return &admissionv1.AdmissionResponse{Allowed: true, Patch: patch, PatchType: &pt}
+}
+
+func (h *Handler) count(result, reason string) {
+	h.Metrics.Responses.WithLabelValues(result, reason).Inc()
+}
+
+// apiVersions of the owners events are recorded on.
+var ownerAPIVersions = map[string]string{
+	"Deployment": "apps/v1", "ReplicaSet": "apps/v1", "StatefulSet": "apps/v1", "DaemonSet": "apps/v1",
+	"Job": "batch/v1", "CronJob": "batch/v1", "ReplicationController": "v1",
+}
+
+func (h *Handler) event(ns string, owner inject.Owner, kind, reason, msg string) {
+	api, ok := ownerAPIVersions[owner.Kind]
+	if h.Events == nil || !ok || owner.Name == "" {
+		return
+	}
+	ref := &corev1.ObjectReference{APIVersion: api, Kind: owner.Kind, Namespace: ns, Name: owner.Name}
+	h.Events.Event(ref, kind, reason, msg)
+}
+
+func podName(p *corev1.Pod) string {
+	if p.Name != "" {
+		return p.Name
+	}
+	return p.GenerateName + "*"
+}
+
+func allowed() *admissionv1.AdmissionResponse { return &admissionv1.AdmissionResponse{Allowed: true} }
+
+func denied(code int32, msg string) *admissionv1.AdmissionResponse {
+	return &admissionv1.AdmissionResponse{Allowed: false, Result: &metav1.Status{
+		Status: metav1.StatusFailure, Code: code, Message: msg, Reason: metav1.StatusReason(http.StatusText(int(code))),
+	}}
+}

@@ -1,0 +1,329 @@
+package webhook
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/tools/record"
+
+	"github.com/l5d-go/l5d/injector/inject"
+	"github.com/l5d-go/l5d/test/kube"
+)
+
+func TestMain(m *testing.M) { kube.Main(m, kube.Options{ControllerManager: true}) }
+
+func testValues(t testing.TB) *inject.Values {
+	t.Helper()
+	pem, err := os.ReadFile("../inject/testdata/seed-anchors.pem")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := inject.DefaultValues()
+	v.IdentityTrustAnchorsPEM = string(pem)
+	return &v
+}
+
+// injector is a running webhook registered with the shared API server for some namespaces.
+type injector struct {
+	srv     *kube.HTTPSServer
+	metrics *Metrics
+}
+
+func startInjector(t *testing.T, c *kube.Cluster, namespaces ...string) *injector {
+	t.Helper()
+	values := testValues(t)
+	metrics := NewMetrics()
+	if err := metrics.Register(prometheus.NewRegistry()); err != nil {
+		t.Fatal(err)
+	}
+	bc := record.NewBroadcaster()
+	bc.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.Client().CoreV1().Events("")})
+	t.Cleanup(bc.Shutdown)
+	h := &Handler{
+		Values:  func() *inject.Values { return values },
+		Cluster: &KubeCluster{Client: c.Client()},
+		Metrics: metrics,
+		Events:  bc.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "linkerd-proxy-injector"}),
+	}
+	srv := kube.ServeHTTPS(t, h)
+	c.RegisterMutatingWebhook(t, kube.Webhook{
+		Name: "linkerd-proxy-injector.linkerd.io", URL: srv.URL, CABundle: srv.CABundle,
+		Namespaces: namespaces,
+		NamespaceSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{
+			Key: inject.LabelAdmissionWebhooks, Operator: metav1.LabelSelectorOpNotIn, Values: []string{"disabled"},
+		}}},
+		ReinvocationPolicy: admissionregistrationv1.IfNeededReinvocationPolicy,
+	})
+	return &injector{srv: srv, metrics: metrics}
+}
+
+func container(list []corev1.Container, name string) *corev1.Container {
+	for i := range list {
+		if list[i].Name == name {
+			return &list[i]
+		}
+	}
+	return nil
+}
+
+func env(c *corev1.Container, name string) string {
+	for _, e := range c.Env {
+		if e.Name == name {
+			return e.Value
+		}
+	}
+	return ""
+}
+
+// assertNative checks the stored pod runs linkerd-init then the proxy as a native sidecar.
+func assertNative(t *testing.T, pod *corev1.Pod) {
+	t.Helper()
+	if len(pod.Spec.InitContainers) < 2 || pod.Spec.InitContainers[0].Name != inject.InitContainerName || pod.Spec.InitContainers[1].Name != inject.ProxyContainerName {
+		t.Fatalf("init containers = %v, want linkerd-init then linkerd-proxy", names(pod.Spec.InitContainers))
+	}
+	proxy := &pod.Spec.InitContainers[1]
+	if proxy.RestartPolicy == nil || *proxy.RestartPolicy != corev1.ContainerRestartPolicyAlways {
+		t.Error("proxy is not a restartable (native sidecar) init container")
+	}
+	if container(pod.Spec.Containers, inject.ProxyContainerName) != nil {
+		t.Error("proxy also present among containers")
+	}
+	if got := env(proxy, "LINKERD2_PROXY_DESTINATION_SVC_ADDR"); got != "linkerd-dst-headless.linkerd.svc.cluster.local.:8086" {
+		t.Errorf("destination addr = %q", got)
+	}
+	if proxy.SecurityContext == nil || proxy.SecurityContext.RunAsUser == nil || *proxy.SecurityContext.RunAsUser != 2102 {
+		t.Error("proxy does not run as uid 2102")
+	}
+	if pod.Annotations[inject.AnnotationTrustRootSHA256] == "" || pod.Labels[inject.LabelWorkloadNS] != pod.Namespace ||
+		pod.Labels[inject.LabelControlPlaneNS] != "linkerd" {
+		t.Errorf("injected metadata missing: annotations %v labels %v", pod.Annotations, pod.Labels)
+	}
+}
+
+func names(cs []corev1.Container) []string {
+	var out []string
+	for _, c := range cs {
+		out = append(out, c.Name)
+	}
+	return out
+}
+
+func plainPod(ns, name string, ann map[string]string) *corev1.Pod {
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Annotations: ann},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{
+			Name: "app", Image: "example/app:1", Ports: []corev1.ContainerPort{{ContainerPort: 8080}},
+		}}},
+	}
+}
+
+func poll(t *testing.T, what string, f func() (bool, error)) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	var lastErr error
+	for time.Now().Before(deadline) {
+		ok, err := f()
+		if ok {
+			return
+		}
+		lastErr = err
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s (last error: %v)", what, lastErr)
+}
+
+func TestAdmissionThroughAPIServer(t *testing.T) {
+	c := kube.Shared(t)
+	ctx := context.Background()
+	enabled := c.Namespace(t, kube.WithAnnotations(map[string]string{inject.AnnotationInject: "enabled"}))
+	plain := c.Namespace(t)
+	classic := c.Namespace(t, kube.WithAnnotations(map[string]string{
+		inject.AnnotationInject: "enabled", inject.AnnotationNativeSidecarAlpha: "false",
+		inject.AnnotationSkipOutboundPorts: "443",
+	}))
+	exempt := c.Namespace(t, kube.WithAnnotations(map[string]string{inject.AnnotationInject: "enabled"}),
+		kube.WithLabels(map[string]string{inject.LabelAdmissionWebhooks: "disabled"}))
+	inj := startInjector(t, c, enabled, plain, classic, exempt)
+
+	t.Run("pod in annotated namespace is injected", func(t *testing.T) {
+		pod := c.CreatePod(t, plainPod(enabled, "web", nil))
+		assertNative(t, pod)
+		if got := env(&pod.Spec.InitContainers[1], "LINKERD2_PROXY_INBOUND_PORTS"); got != "8080" {
+			t.Errorf("inbound ports = %q, want 8080", got)
+		}
+		if pod.Annotations[inject.AnnotationInject] != "enabled" {
+			t.Errorf("linkerd.io/inject annotation = %q", pod.Annotations[inject.AnnotationInject])
+		}
+	})
+	t.Run("pod in un-annotated namespace is untouched", func(t *testing.T) {
+		pod := c.CreatePod(t, plainPod(plain, "web", nil))
+		if len(pod.Spec.InitContainers) != 0 || len(pod.Spec.Containers) != 1 || pod.Annotations[inject.AnnotationCreatedBy] != "" {
+			t.Errorf("pod changed: init %v containers %v", names(pod.Spec.InitContainers), names(pod.Spec.Containers))
+		}
+	})
+	t.Run("pod annotation enables injection in plain namespace", func(t *testing.T) {
+		pod := c.CreatePod(t, plainPod(plain, "opted-in", map[string]string{inject.AnnotationInject: "enabled"}))
+		assertNative(t, pod)
+	})
+	t.Run("inject disabled on the pod is respected", func(t *testing.T) {
+		pod := c.CreatePod(t, plainPod(enabled, "opted-out", map[string]string{inject.AnnotationInject: "disabled"}))
+		if len(pod.Spec.InitContainers) != 0 || len(pod.Spec.Containers) != 1 {
+			t.Errorf("disabled pod injected: init %v containers %v", names(pod.Spec.InitContainers), names(pod.Spec.Containers))
+		}
+	})
+	t.Run("namespace labelled admission-webhooks disabled is untouched", func(t *testing.T) {
+		pod := c.CreatePod(t, plainPod(exempt, "web", nil))
+		if len(pod.Spec.InitContainers) != 0 || len(pod.Spec.Containers) != 1 {
+			t.Errorf("exempt pod injected: %v", names(pod.Spec.Containers))
+		}
+	})
+	t.Run("classic sidecar from namespace config", func(t *testing.T) {
+		pod := c.CreatePod(t, plainPod(classic, "web", nil))
+		if len(pod.Spec.Containers) != 2 || pod.Spec.Containers[0].Name != inject.ProxyContainerName {
+			t.Fatalf("containers = %v, want linkerd-proxy first", names(pod.Spec.Containers))
+		}
+		if pod.Spec.Containers[0].Lifecycle == nil || pod.Spec.Containers[0].Lifecycle.PostStart == nil {
+			t.Error("classic proxy lacks the linkerd-await postStart hook")
+		}
+		args := strings.Join(pod.Spec.InitContainers[0].Args, " ")
+		if !strings.Contains(args, "--outbound-ports-to-ignore 443") {
+			t.Errorf("linkerd-init args %q lack the namespace's skip-outbound-ports", args)
+		}
+	})
+	t.Run("bad annotation is refused naming it", func(t *testing.T) {
+		pod := plainPod(enabled, "bad", map[string]string{inject.AnnotationSkipInboundPorts: "80,http"})
+		_, err := c.Client().CoreV1().Pods(enabled).Create(ctx, pod, metav1.CreateOptions{})
+		if err == nil || !strings.Contains(err.Error(), inject.AnnotationSkipInboundPorts) {
+			t.Fatalf("create err = %v, want a refusal naming %s", err, inject.AnnotationSkipInboundPorts)
+		}
+	})
+	t.Run("deployment pods are injected and labelled with the deployment", func(t *testing.T) {
+		one := int32(1)
+		dep := &appsv1.Deployment{
+			ObjectMeta: metav1.ObjectMeta{Name: "shop", Namespace: enabled},
+			Spec: appsv1.DeploymentSpec{
+				Replicas: &one,
+				Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "shop"}},
+				Template: corev1.PodTemplateSpec{
+					ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "shop"}},
+					Spec:       plainPod("", "", nil).Spec,
+				},
+			},
+		}
+		if _, err := c.Client().AppsV1().Deployments(enabled).Create(ctx, dep, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		pod := waitPod(t, c, enabled, "app=shop")
+		assertNative(t, pod)
+		if got := pod.Labels["linkerd.io/proxy-deployment"]; got != "shop" {
+			t.Errorf("linkerd.io/proxy-deployment = %q, want shop (labels %v)", got, pod.Labels)
+		}
+		poll(t, "an Injected event on the deployment", func() (bool, error) {
+			evs, err := c.Client().CoreV1().Events(enabled).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.kind=Deployment,involvedObject.name=shop"})
+			if err != nil {
+				return false, err
+			}
+			for _, e := range evs.Items {
+				if e.Reason == "Injected" {
+					return true, nil
+				}
+			}
+			return false, nil
+		})
+	})
+	t.Run("job pods get the native sidecar so the job can finish", func(t *testing.T) {
+		job := &batchv1.Job{
+			ObjectMeta: metav1.ObjectMeta{Name: "report", Namespace: enabled},
+			Spec: batchv1.JobSpec{Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "report"}},
+				Spec: corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever,
+					Containers: []corev1.Container{{Name: "report", Image: "example/report:1"}}},
+			}},
+		}
+		if _, err := c.Client().BatchV1().Jobs(enabled).Create(ctx, job, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		pod := waitPod(t, c, enabled, "app=report")
+		assertNative(t, pod)
+		if got := pod.Labels["linkerd.io/proxy-job"]; got != "report" {
+			t.Errorf("linkerd.io/proxy-job = %q, want report", got)
+		}
+	})
+
+	if got := testutil.ToFloat64(inj.metrics.Responses.WithLabelValues(ResultRefused, "annotation")); got < 1 {
+		t.Errorf("refused responses = %v, want >= 1", got)
+	}
+	if got := testutil.ToFloat64(inj.metrics.Responses.WithLabelValues(ResultInjected, string(inject.ReasonInjected))); got < 4 {
+		t.Errorf("injected responses = %v, want >= 4", got)
+	}
+}
+
+func waitPod(t *testing.T, c *kube.Cluster, ns, selector string) *corev1.Pod {
+	t.Helper()
+	var pod *corev1.Pod
+	poll(t, "a pod with "+selector, func() (bool, error) {
+		pods, err := c.Client().CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{LabelSelector: selector})
+		if err != nil || len(pods.Items) == 0 {
+			return false, err
+		}
+		pod = &pods.Items[0]
+		return true, nil
+	})
+	return pod
+}
+
+func TestMalformedReviews(t *testing.T) {
+	c := kube.Shared(t)
+	inj := startInjector(t, c, c.Namespace(t))
+	cases := []struct{ name, body, want string }{
+		{"empty", "", "empty body"},
+		{"not json", "{{{", "invalid AdmissionReview"},
+		{"wrong kind", `{"apiVersion":"v1","kind":"Pod"}`, "want admission.k8s.io/v1 AdmissionReview"},
+		{"no request", `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}`, "no request"},
+		{"no uid", `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{}}`, "without uid"},
+		{"request not an object", `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":7}`, "invalid AdmissionReview"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, err := inj.srv.Client().Post(inj.srv.URL, "application/json", strings.NewReader(tc.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), tc.want) {
+				t.Errorf("status %d body %q, want 400 mentioning %q", resp.StatusCode, body, tc.want)
+			}
+		})
+	}
+	t.Run("pod that does not decode is denied with a reason", func(t *testing.T) {
+		body := `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u1","kind":{"version":"v1","kind":"Pod"},"operation":"CREATE","namespace":"x","object":{"spec":{"containers":"nope"}}}}`
+		resp, err := inj.srv.Client().Post(inj.srv.URL, "application/json", bytes.NewBufferString(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !strings.Contains(string(out), `"allowed":false`) || !strings.Contains(string(out), "cannot decode the pod") || !strings.Contains(string(out), `"uid":"u1"`) {
+			t.Errorf("status %d body %s, want a denial for u1 explaining the pod does not decode", resp.StatusCode, out)
+		}
+	})
+	if got := testutil.ToFloat64(inj.metrics.BadRequests); got != float64(len(cases)) {
+		t.Errorf("bad request count = %v, want %d", got, len(cases))
+	}
+}
