@@ -17,8 +17,10 @@
 //	conn, err := a.Dial(ctx, "tcp", netip.AddrPortFrom(b.IPv4, 8080).String())
 //	err = a.Do(func() error { ... })             // any Go code, run inside a
 //	err = a.DoAs(2102, 2102, func() error { ... }) // sockets made in f belong to uid 2102
-//	p, err := a.Start(netns.AsUser(exec.Command(bin, args...), 2102, 2102)) // a process
-//	defer p.Kill()
+//	cmd := netns.AsUser(exec.Command(bin, args...), 2102, 2102) // uid/gid, no extra groups
+//	cmd.Env = []string{"LINKERD2_PROXY_LOG=info"}                // exactly this environment
+//	p, err := a.Start(cmd)                                       // a process inside a
+//	defer p.Kill()                                               // or p.Wait(); a.Run(cmd) does both
 //
 // Sockets belong to the namespace they were created in for their whole life: a listener
 // made with Listen or inside Do can be used from any goroutine afterwards. Code in Do runs
@@ -28,8 +30,14 @@
 // in the namespace for the namespace's whole life, run in their own process group, and get
 // SIGKILL if the test binary dies (Pdeathsig).
 //
+// n.Node is the bridge's namespace, the "node": node-level rules (kube-proxy's, say) go
+// there, with its Do, Start or Run like any pod's. Pod.Path gives a namespace's file for
+// programs that take one (proxy-init --netns).
+//
 // Namespaces are named l5dt-<pid>-<start time>-<network>-<pod> (`ip netns list` shows
 // them). The first New or NewNetwork of a process removes namespaces left by test
-// processes that no longer exist, killing what still runs in them. Needs the ip command
-// (Debian package iproute2).
+// processes that no longer exist (a run killed before its cleanup), killing what still runs
+// in them; Reclaim does the same on demand. Leftovers lists the namespaces of the current
+// process still present, for a TestMain to assert that nothing was left behind. Needs the
+// ip command (Debian package iproute2).
 package netns

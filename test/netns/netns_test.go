@@ -1,16 +1,60 @@
 package netns
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net/netip"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
+
+// childEnv makes the test binary play a test run that is killed before its cleanup.
+const childEnv = "L5D_NETNS_TEST_LEAKING_CHILD"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(childEnv) == "1" {
+		leakingChild()
+		return
+	}
+	code := m.Run()
+	if left, err := Leftovers(); err != nil || len(left) > 0 {
+		fmt.Fprintf(os.Stderr, "namespaces left behind: %v %v\n", left, err)
+		code = 1
+	}
+	os.Exit(code)
+}
+
+// leakingChild makes a network with a pod, starts a process in the pod that does not die
+// with it (as a leaked workload would), prints "<pod namespace> <node namespace> <pid>" and
+// waits to be killed.
+func leakingChild() {
+	n, err := NewNetwork()
+	if err != nil {
+		fmt.Println("error", err)
+		os.Exit(1)
+	}
+	p, err := n.AddPod("leak")
+	if err != nil {
+		fmt.Println("error", err)
+		os.Exit(1)
+	}
+	sleep := exec.Command("ip", "netns", "exec", p.Name(), "sleep", "600")
+	sleep.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := sleep.Start(); err != nil {
+		fmt.Println("error", err)
+		os.Exit(1)
+	}
+	fmt.Println(p.Name(), n.Node.Name(), sleep.Process.Pid)
+	select {}
+}
 
 func hostLinks(t *testing.T) string {
 	out, err := exec.Command("ip", "-o", "link", "show").CombinedOutput()
@@ -101,32 +145,90 @@ func TestCloseRemovesEverything(t *testing.T) {
 	}
 }
 
-func TestReclaimRemovesNamespacesOfDeadRunsOnly(t *testing.T) {
+func TestReclaimRemovesWhatAKilledRunLeft(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("needs root")
+		t.Skip("netns: needs root to create network namespaces")
 	}
-	// A namespace named for a process that no longer exists (pid 1 with another start
-	// time), as a killed earlier run leaves behind, and one of this live process.
-	dead := Prefix + "1-1-99-node"
-	own, err := ownerID()
+	child := exec.Command(os.Args[0], "-test.run=^$")
+	child.Env = append(os.Environ(), childEnv+"=1")
+	out, err := child.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	live := Prefix + own + "-999-node"
-	for _, name := range []string{dead, live} {
-		if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
-			t.Fatalf("ip netns add %s: %v: %s", name, err, out)
-		}
+	child.Stderr = os.Stderr
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
 	}
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", live).Run() })
+	line, err := bufio.NewReader(out).ReadString('\n')
+	f := strings.Fields(line)
+	if err != nil || len(f) != 3 || f[0] == "error" {
+		child.Process.Kill()
+		child.Wait()
+		t.Fatalf("child run: %q %v", line, err)
+	}
+	podNS, nodeNS := f[0], f[1]
+	pid, _ := strconv.Atoi(f[2])
+	t.Cleanup(func() {
+		syscall.Kill(pid, syscall.SIGKILL)
+		exec.Command("ip", "netns", "del", podNS).Run()
+		exec.Command("ip", "netns", "del", nodeNS).Run()
+	})
+	// The run is killed: no cleanup of its own happens.
+	child.Process.Signal(syscall.SIGKILL)
+	child.Wait()
+	if !strings.Contains(netnsList(t), podNS) {
+		t.Logf("%s was already reclaimed by another test process", podNS)
+	}
+	if !alive(pid) {
+		t.Fatalf("the leaked process %d died with its run; the test needs it alive", pid)
+	}
 	if err := Reclaim(); err != nil {
 		t.Fatal(err)
 	}
-	out, _ := exec.Command("ip", "netns", "list").CombinedOutput()
-	if strings.Contains(string(out), dead) {
-		t.Fatalf("leaked namespace %s not reclaimed:\n%s", dead, out)
+	list := netnsList(t)
+	for _, name := range []string{podNS, nodeNS} {
+		if strings.Contains(list, name) {
+			t.Errorf("leaked namespace %s not reclaimed:\n%s", name, list)
+		}
 	}
-	if !strings.Contains(string(out), live) {
-		t.Fatalf("namespace of a live run %s was removed", live)
+	deadline := time.Now().Add(10 * time.Second)
+	for alive(pid) {
+		if time.Now().After(deadline) {
+			t.Fatalf("process %d left running in the reclaimed namespace %s", pid, podNS)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+func TestReclaimLeavesLiveRunsAlone(t *testing.T) {
+	n := New(t)
+	p := n.Pod(t, "p")
+	if err := Reclaim(); err != nil {
+		t.Fatal(err)
+	}
+	if list := netnsList(t); !strings.Contains(list, p.Name()) || !strings.Contains(list, n.Node.Name()) {
+		t.Fatalf("Reclaim removed the namespaces of this live run:\n%s", list)
+	}
+	// A name with another prefix is not ours to remove, whatever it looks like.
+	if !ownerAlive("other-1-1-1-node") {
+		t.Fatal("a name without the prefix was taken for a dead run's")
+	}
+}
+
+func netnsList(t *testing.T) string {
+	out, err := exec.Command("ip", "netns", "list").CombinedOutput()
+	if err != nil {
+		t.Fatalf("ip netns list: %v: %s", err, out)
+	}
+	return string(out)
+}
+
+// alive reports whether pid exists and is not a zombie.
+func alive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	i := bytes.LastIndexByte(b, ')')
+	return i < 0 || !bytes.HasPrefix(bytes.TrimSpace(b[i+1:]), []byte("Z"))
 }

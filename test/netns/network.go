@@ -300,6 +300,29 @@ func Reclaim() error {
 	return errors.Join(errs...)
 }
 
+// Leftovers returns the names of the namespaces this process made that still exist, for a
+// TestMain to check that every Network was closed.
+func Leftovers() ([]string, error) {
+	owner, err := ownerID()
+	if err != nil {
+		return nil, err
+	}
+	entries, err := os.ReadDir(netnsDir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("netns: listing %s: %w", netnsDir, err)
+	}
+	var names []string
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), Prefix+owner+"-") {
+			names = append(names, e.Name())
+		}
+	}
+	return names, nil
+}
+
 // ipCmd runs `ip [-n netns] args...` and returns its output.
 func ipCmd(netns string, args ...string) ([]byte, error) {
 	if netns != "" {
