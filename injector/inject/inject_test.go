@@ -26,7 +26,7 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 // seedAnchorsSHA is linkerd.io/trust-root-sha256 of the injected pod in seed 003.
 const seedAnchorsSHA = "354fe6f49331e8e03d8fb07808e00a3e145d2661181cbfec7777b41051dc8e22"
 
-func testValues(t *testing.T) Values {
+func testValues(t testing.TB) Values {
 	t.Helper()
 	pem, err := os.ReadFile("testdata/seed-anchors.pem")
 	if err != nil {

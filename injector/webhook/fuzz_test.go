@@ -1,0 +1,61 @@
+package webhook
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/l5d-go/l5d/injector/inject"
+)
+
+// staticCluster answers lookups from fixed data: decoding and injection are pure logic here,
+// the API server tests cover the real lookups.
+type staticCluster struct{ ns inject.Namespace }
+
+func (s staticCluster) Namespace(context.Context, string) (inject.Namespace, error) { return s.ns, nil }
+func (s staticCluster) Owner(_ context.Context, _ string, p *corev1.Pod) inject.Owner {
+	return inject.OwnerOf(p)
+}
+
+// FuzzDecodeReview feeds arbitrary bodies to the decoder and, when they decode, to the
+// review logic: nothing may panic, and every answer is either an admission, a denial with a
+// message, or a patch that is valid JSON.
+func FuzzDecodeReview(f *testing.F) {
+	f.Add([]byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"1","kind":{"version":"v1","kind":"Pod"},"operation":"CREATE","namespace":"a","object":{"metadata":{"name":"p"},"spec":{"containers":[{"name":"app","ports":[{"containerPort":80}]}]}}}}`))
+	f.Add([]byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"2","kind":{"version":"v1","kind":"Pod"},"operation":"CREATE","object":{"metadata":{"annotations":{"config.linkerd.io/opaque-ports":"x,1-2","config.linkerd.io/proxy-cpu-limit":"3"}},"spec":{"hostNetwork":true}}}}`))
+	f.Add([]byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"3","kind":{"version":"v1","kind":"Pod"},"operation":"CREATE","object":null}}`))
+	f.Add([]byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}`))
+	f.Add([]byte(`[]`))
+	f.Add([]byte(``))
+	values := testValues(f)
+	metrics := NewMetrics()
+	if err := metrics.Register(prometheus.NewRegistry()); err != nil {
+		f.Fatal(err)
+	}
+	h := &Handler{
+		Values:  func() *inject.Values { return values },
+		Cluster: staticCluster{ns: inject.Namespace{Name: "a", Annotations: map[string]string{inject.AnnotationInject: "enabled"}}},
+		Metrics: metrics,
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		review, err := DecodeReview(body)
+		if err != nil {
+			if review != nil {
+				t.Fatal("review returned with an error")
+			}
+			return
+		}
+		resp := h.Review(context.Background(), review.Request)
+		switch {
+		case resp == nil:
+			t.Fatal("nil response")
+		case !resp.Allowed && (resp.Result == nil || resp.Result.Message == ""):
+			t.Fatal("denial without a message")
+		case resp.Patch != nil && !json.Valid(resp.Patch):
+			t.Fatalf("patch is not JSON: %q", resp.Patch)
+		}
+	})
+}
