@@ -11,8 +11,10 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
+	"encoding/json"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -58,6 +60,7 @@ type envOptions struct {
 	localReview     bool   // accept every token as reviewedUser without a TokenReview (benchmark baseline)
 	requireAudience bool
 	reviewClient    kubernetes.Interface // client for TokenReviews; the cluster's when nil
+	maxReviews      int
 }
 
 func issuerPEM(t testing.TB, a *certs.Authority) (crt, key []byte) {
@@ -165,7 +168,7 @@ func startEnv(t testing.TB, o envOptions) *env {
 		rc = c.Client()
 	}
 	var reviewer certify.Reviewer = certify.NewTokenReviewer(rc, certify.ReviewOptions{Audience: certify.TokenAudience,
-		RequireAudience: o.requireAudience, Metrics: e.metrics})
+		RequireAudience: o.requireAudience, MaxConcurrent: o.maxReviews, Metrics: e.metrics})
 	if o.localReview {
 		reviewer = trustingReviewer{}
 	}
@@ -403,6 +406,71 @@ func TestAPIServerUnreachableIsUnavailable(t *testing.T) {
 	}
 }
 
+// inflightCounter counts TokenReview requests in flight to the API server and their peak.
+type inflightCounter struct {
+	next      http.RoundTripper
+	cur, peak *atomic.Int64
+	total     *atomic.Int64
+}
+
+func (c inflightCounter) RoundTrip(r *http.Request) (*http.Response, error) {
+	if !strings.HasSuffix(r.URL.Path, "/tokenreviews") {
+		return c.next.RoundTrip(r)
+	}
+	c.total.Add(1)
+	n := c.cur.Add(1)
+	defer c.cur.Add(-1)
+	for {
+		p := c.peak.Load()
+		if n <= p || c.peak.CompareAndSwap(p, n) {
+			break
+		}
+	}
+	return c.next.RoundTrip(r)
+}
+
+// TestTokenReviewsAreBounded: a burst of Certify calls all succeed while the API server
+// never sees more TokenReviews at once than the configured bound.
+func TestTokenReviewsAreBounded(t *testing.T) {
+	t.Parallel()
+	c := kube.Shared(t)
+	var cur, peak, total atomic.Int64
+	cfg := rest.CopyConfig(c.RESTConfig())
+	cfg.QPS, cfg.Burst = 1000, 1000
+	cfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
+		return inflightCounter{next: rt, cur: &cur, peak: &peak, total: &total}
+	}
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const bound, burst = 2, 40
+	e := startEnv(t, envOptions{reviewClient: client, maxReviews: bound})
+	ns := e.c.Namespace(t)
+	e.c.CreateServiceAccount(t, ns, "web")
+	id := e.svc.Identity(ns, "web")
+	token := e.c.Token(t, ns, "web", kube.TokenOptions{Audiences: []string{certify.TokenAudience}})
+	req := certifyReq(id, token, csr(t, p256(t), id))
+	errs := make(chan error, burst)
+	for range burst {
+		go func() {
+			_, err := e.client.Certify(t.Context(), req)
+			errs <- err
+		}()
+	}
+	for range burst {
+		if err := <-errs; err != nil {
+			t.Fatalf("Certify during the burst: %v", err)
+		}
+	}
+	if total.Load() != burst {
+		t.Fatalf("%d TokenReviews for %d calls", total.Load(), burst)
+	}
+	if p := peak.Load(); p > bound {
+		t.Fatalf("%d TokenReviews in flight at once, bound is %d", p, bound)
+	}
+}
+
 func TestIssuerRotationWithoutFailedRequests(t *testing.T) {
 	t.Parallel()
 	for _, source := range []string{"files", "api"} {
@@ -531,6 +599,32 @@ func FuzzValidate(f *testing.F) {
 		parsed, err := x509.ParseCertificateRequest(der)
 		if err != nil || len(parsed.DNSNames) != 1 || parsed.DNSNames[0] != identity {
 			t.Fatalf("accepted a CSR that does not name %q", identity)
+		}
+	})
+}
+
+// FuzzTokenAudiences feeds arbitrary tokens to the unverified aud peek: it must never
+// panic, and a well-formed token must yield exactly the audiences it carries.
+func FuzzTokenAudiences(f *testing.F) {
+	enc := base64.RawURLEncoding.EncodeToString
+	f.Add("eyJhbGciOiJSUzI1NiJ9."+enc([]byte(`{"aud":["identity.l5d.io"]}`))+".sig", "identity.l5d.io")
+	f.Add("h."+enc([]byte(`{"aud":"identity.l5d.io"}`))+".s", "x")
+	f.Add("h."+enc([]byte(`{"aud":[1,2]}`))+".s", "")
+	f.Add("not-a-jwt", "a")
+	f.Add("a.b.c.d", "b")
+	f.Fuzz(func(t *testing.T, token, aud string) {
+		certify.TokenAudiences(token)
+		payload, err := json.Marshal(map[string]any{"aud": []string{aud}, "sub": "x"})
+		if err != nil {
+			t.Skip()
+		}
+		// json.Marshal replaces invalid UTF-8, so compare with what was encoded.
+		var want struct{ Aud []string }
+		if err := json.Unmarshal(payload, &want); err != nil {
+			t.Fatal(err)
+		}
+		if got := certify.TokenAudiences("h." + enc(payload) + ".s"); len(got) != 1 || got[0] != want.Aud[0] {
+			t.Fatalf("aud %q read back as %q", want.Aud[0], got)
 		}
 	})
 }

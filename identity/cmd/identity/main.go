@@ -70,6 +70,12 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("kubernetes client: %w", err)
 	}
+	if err := k8s.CheckPermissions(ctx, clients.Kube, []k8s.Permission{{Verb: "create", Group: "authentication.k8s.io", Resource: "tokenreviews"}}); err != nil {
+		return fmt.Errorf("cannot review ServiceAccount tokens: %w", err)
+	}
+	if err := k8s.CheckPermissions(ctx, clients.Kube, []k8s.Permission{{Verb: "create", Resource: "events", Namespace: *controllerNS}}); err != nil {
+		log.Warn("issuer rotations will only be logged, not recorded as Kubernetes Events", "error", err)
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	adm := admin.New(admin.Options{Gatherer: reg, EnablePprof: *pprof, Logger: log})

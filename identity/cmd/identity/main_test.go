@@ -83,6 +83,15 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+func mustKey(t *testing.T) *ecdsa.PrivateKey {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
 func httpStatus(url string) int {
 	resp, err := http.Get(url)
 	if err != nil {
