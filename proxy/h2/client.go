@@ -1,0 +1,608 @@
+package h2
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+)
+
+// Transport is an http.RoundTripper speaking HTTP/2 with prior knowledge over
+// connections from Connect, one shared connection per address (more when the peer's
+// stream limit is reached). It is safe for concurrent use.
+type Transport struct {
+	// Connect opens a connection to addr ("host:port"); it may add TLS.
+	Connect func(ctx context.Context, addr string) (net.Conn, error)
+	// Log receives connection errors at debug level; nil discards them.
+	Log *slog.Logger
+
+	mu    sync.Mutex
+	conns map[string][]*clientConn
+	dials map[string]*dialCall
+}
+
+type dialCall struct {
+	done chan struct{}
+	cc   *clientConn
+	err  error
+}
+
+// RoundTrip sends req on a shared connection and returns the response once its headers
+// arrive; the body streams afterwards. Request bodies are sent concurrently.
+func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	addr := req.URL.Host
+	for attempt := 0; ; attempt++ {
+		cc, err := t.conn(req.Context(), addr)
+		if err != nil {
+			if req.Body != nil {
+				req.Body.Close()
+			}
+			return nil, err
+		}
+		resp, err := cc.roundTrip(req)
+		if errors.Is(err, errRetryable) && attempt < 2 {
+			continue // the connection was going away before the request was sent
+		}
+		return resp, err
+	}
+}
+
+// CloseIdleConnections closes connections with no active streams.
+func (t *Transport) CloseIdleConnections() {
+	t.mu.Lock()
+	var idle []*clientConn
+	for addr, list := range t.conns {
+		keep := list[:0]
+		for _, cc := range list {
+			if cc.active.Load() == 0 {
+				idle = append(idle, cc)
+			} else {
+				keep = append(keep, cc)
+			}
+		}
+		t.conns[addr] = keep
+	}
+	t.mu.Unlock()
+	for _, cc := range idle {
+		cc.close(errConnClosed)
+	}
+}
+
+func (t *Transport) conn(ctx context.Context, addr string) (*clientConn, error) {
+	t.mu.Lock()
+	if t.conns == nil {
+		t.conns = map[string][]*clientConn{}
+		t.dials = map[string]*dialCall{}
+	}
+	list := t.conns[addr]
+	live := list[:0]
+	var best *clientConn
+	for _, cc := range list {
+		if cc.usable() {
+			live = append(live, cc)
+			if cc.hasCapacity() && (best == nil || cc.active.Load() < best.active.Load()) {
+				best = cc
+			}
+		}
+	}
+	t.conns[addr] = live
+	if best != nil {
+		t.mu.Unlock()
+		return best, nil
+	}
+	d := t.dials[addr]
+	if d == nil {
+		d = &dialCall{done: make(chan struct{})}
+		t.dials[addr] = d
+		go func() {
+			d.cc, d.err = t.dial(context.WithoutCancel(ctx), addr)
+			t.mu.Lock()
+			delete(t.dials, addr)
+			if d.err == nil {
+				t.conns[addr] = append(t.conns[addr], d.cc)
+			}
+			t.mu.Unlock()
+			close(d.done)
+		}()
+	}
+	t.mu.Unlock()
+	select {
+	case <-d.done:
+		return d.cc, d.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (t *Transport) dial(ctx context.Context, addr string) (*clientConn, error) {
+	c, err := t.Connect(ctx, addr)
+	if err != nil {
+		return nil, err
+	}
+	cc := &clientConn{t: t, conn: c, w: newFrameWriter(c), streams: map[uint32]*clientStream{}, nextID: 1, maxStreams: 100}
+	cc.w.lock()
+	if _, err := cc.w.bw.WriteString(http2.ClientPreface); err != nil {
+		cc.w.err = err
+	}
+	if cc.w.err == nil {
+		cc.w.err = cc.w.fr.WriteSettings(
+			http2.Setting{ID: http2.SettingEnablePush, Val: 0},
+			http2.Setting{ID: http2.SettingInitialWindowSize, Val: streamWindow},
+			http2.Setting{ID: http2.SettingMaxFrameSize, Val: maxFrameRead},
+			http2.Setting{ID: http2.SettingMaxHeaderListSize, Val: maxHeaderList},
+		)
+	}
+	if cc.w.err == nil {
+		cc.w.err = cc.w.fr.WriteWindowUpdate(0, connWindow-65535)
+	}
+	err = cc.w.err
+	cc.w.unlock()
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("h2: starting connection to %s: %w", addr, err)
+	}
+	go cc.readLoop()
+	return cc, nil
+}
+
+// errRetryable marks requests never sent because the connection was closing.
+var errRetryable = errors.New("h2: connection closing, request not sent")
+
+type clientConn struct {
+	t      *Transport
+	conn   net.Conn
+	w      *frameWriter
+	credit connCredit
+	active atomicInt
+
+	mu         sync.Mutex
+	streams    map[uint32]*clientStream
+	nextID     uint32
+	maxStreams uint32
+	closed     bool
+	goAway     bool
+	err        error
+}
+
+type atomicInt struct {
+	mu sync.Mutex
+	n  int
+}
+
+func (a *atomicInt) Add(d int) { a.mu.Lock(); a.n += d; a.mu.Unlock() }
+func (a *atomicInt) Load() int { a.mu.Lock(); defer a.mu.Unlock(); return a.n }
+
+func (cc *clientConn) usable() bool {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	return !cc.closed && !cc.goAway && cc.nextID < 1<<31-2
+}
+
+func (cc *clientConn) hasCapacity() bool {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	return uint32(len(cc.streams)) < cc.maxStreams
+}
+
+type clientStream struct {
+	cc      *clientConn
+	id      uint32
+	req     *http.Request
+	send    sendWindow // guarded by cc.w.mu
+	body    *recvPipe
+	resp    *http.Response
+	respCh  chan error // receives nil when resp is set, or the failure
+	gotResp bool       // guarded by cc.mu
+	trailer http.Header
+}
+
+func (cc *clientConn) roundTrip(req *http.Request) (*http.Response, error) {
+	hasBody := req.Body != nil && req.Body != http.NoBody // ContentLength 0 with a Body means unknown
+	cs := &clientStream{cc: cc, req: req, respCh: make(chan error, 1)}
+	cs.body = newRecvPipe(func(conn, stream int) {
+		if v := cc.credit.add(conn); v > 0 || stream > 0 {
+			cc.w.lock()
+			if cc.w.err == nil && v > 0 {
+				cc.w.err = cc.w.fr.WriteWindowUpdate(0, uint32(v))
+			}
+			if cc.w.err == nil && stream > 0 {
+				cc.w.err = cc.w.fr.WriteWindowUpdate(cs.id, uint32(stream))
+			}
+			cc.w.unlock()
+		}
+	})
+	cc.w.lock()
+	cc.mu.Lock()
+	if cc.closed || cc.goAway {
+		cc.mu.Unlock()
+		cc.w.unlock()
+		return nil, errRetryable
+	}
+	cs.id = cc.nextID
+	cc.nextID += 2
+	cc.streams[cs.id] = cs
+	cc.mu.Unlock()
+	cc.active.Add(1)
+	cs.send.window = int64(cc.w.initialWindow)
+	authority := req.Host
+	if authority == "" {
+		authority = req.URL.Host
+	}
+	cc.w.headers(cs.id, !hasBody, func(enc func(string, string)) {
+		enc(":method", req.Method)
+		enc(":scheme", "http")
+		enc(":authority", authority)
+		enc(":path", req.URL.RequestURI())
+		writeHeaderFields(enc, req.Header)
+		if req.ContentLength > 0 && req.Header.Get("Content-Length") == "" {
+			enc("content-length", strconv.FormatInt(req.ContentLength, 10))
+		}
+	})
+	err := cc.w.err
+	cc.w.unlock()
+	if err != nil {
+		cs.finish(err)
+		if req.Body != nil {
+			req.Body.Close()
+		}
+		return nil, fmt.Errorf("h2: sending request: %w", err)
+	}
+	if hasBody {
+		go cs.sendBody()
+	} else if req.Body != nil {
+		req.Body.Close()
+	}
+	select {
+	case err := <-cs.respCh:
+		if err != nil {
+			return nil, err
+		}
+		return cs.resp, nil
+	case <-req.Context().Done():
+		cs.cancel(http2.ErrCodeCancel, req.Context().Err())
+		return nil, req.Context().Err()
+	}
+}
+
+// sendBody copies the request body into DATA frames.
+func (cs *clientStream) sendBody() {
+	cc := cs.cc
+	defer cs.req.Body.Close()
+	buf := make([]byte, 16<<10)
+	for {
+		n, rerr := cs.req.Body.Read(buf)
+		end := rerr == io.EOF
+		if n > 0 || end {
+			cc.w.lock()
+			err := cc.w.data(cs.id, &cs.send, buf[:n], end && cs.req.Trailer == nil)
+			if err == nil && end && cs.req.Trailer != nil {
+				cc.w.headers(cs.id, true, func(enc func(string, string)) { writeHeaderFields(enc, cs.req.Trailer) })
+				err = cc.w.err
+			}
+			cc.w.unlock()
+			if err != nil {
+				return
+			}
+		}
+		if end {
+			return
+		}
+		if rerr != nil {
+			cs.cancel(http2.ErrCodeCancel, rerr)
+			return
+		}
+	}
+}
+
+// cancel resets the stream and fails whoever waits on it.
+func (cs *clientStream) cancel(code http2.ErrCode, err error) {
+	cc := cs.cc
+	cc.mu.Lock()
+	_, live := cc.streams[cs.id]
+	cc.mu.Unlock()
+	if live {
+		cc.w.lock()
+		if cc.w.err == nil {
+			cc.w.err = cc.w.fr.WriteRSTStream(cs.id, code)
+		}
+		cc.w.unlock()
+	}
+	cs.finish(err)
+}
+
+// finish removes the stream and ends its response (or fails the round trip) with err.
+func (cs *clientStream) finish(err error) {
+	cc := cs.cc
+	cc.mu.Lock()
+	_, live := cc.streams[cs.id]
+	delete(cc.streams, cs.id)
+	got := cs.gotResp
+	cs.gotResp = true
+	cc.mu.Unlock()
+	if live {
+		cc.active.Add(-1)
+	}
+	cc.w.lock()
+	cs.send.reset = true
+	cc.w.cond.Broadcast()
+	cc.w.unlock()
+	if !got {
+		cs.respCh <- err
+	}
+	if n := cs.body.discard(err); n > 0 {
+		cs.body.credit(n, 0)
+	}
+}
+
+// responseBody is what the caller reads; closing it early resets the stream.
+type responseBody struct{ cs *clientStream }
+
+func (b *responseBody) Read(p []byte) (int, error) {
+	n, err := b.cs.body.Read(p)
+	if err == io.EOF {
+		b.cs.copyTrailers()
+	}
+	return n, err
+}
+
+func (b *responseBody) Close() error {
+	b.cs.cancel(http2.ErrCodeCancel, errBodyClosed)
+	return nil
+}
+
+func (cs *clientStream) copyTrailers() {
+	cs.cc.mu.Lock()
+	t := cs.trailer
+	cs.trailer = nil
+	cs.cc.mu.Unlock()
+	for k, vv := range t {
+		cs.resp.Trailer[k] = vv
+	}
+}
+
+func (cc *clientConn) stream(id uint32) *clientStream {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	return cc.streams[id]
+}
+
+func (cc *clientConn) close(err error) {
+	cc.mu.Lock()
+	if cc.closed {
+		cc.mu.Unlock()
+		return
+	}
+	cc.closed = true
+	cc.err = err
+	streams := cc.streams
+	cc.streams = map[uint32]*clientStream{}
+	cc.mu.Unlock()
+	cc.conn.Close()
+	cc.w.fail(errConnClosed)
+	for _, cs := range streams {
+		cc.active.Add(-1)
+		cs.mu().Lock()
+		got := cs.gotResp
+		cs.gotResp = true
+		cs.mu().Unlock()
+		if !got {
+			cs.respCh <- fmt.Errorf("h2: connection lost before the response: %w", err)
+		}
+		cs.body.close(fmt.Errorf("h2: connection lost: %w", err))
+	}
+}
+
+func (cs *clientStream) mu() *sync.Mutex { return &cs.cc.mu }
+
+func (cc *clientConn) readLoop() {
+	fr := http2.NewFramer(nil, cc.conn)
+	fr.SetMaxReadFrameSize(maxFrameRead)
+	fr.MaxHeaderListSize = maxHeaderList
+	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	var err error
+	for {
+		var f http2.Frame
+		f, err = fr.ReadFrame()
+		if err != nil {
+			var se http2.StreamError
+			if errors.As(err, &se) {
+				if cs := cc.stream(se.StreamID); cs != nil {
+					cs.cancel(se.Code, se)
+				}
+				continue
+			}
+			break
+		}
+		switch f := f.(type) {
+		case *http2.MetaHeadersFrame:
+			cc.onHeaders(f)
+		case *http2.DataFrame:
+			cs := cc.stream(f.StreamID)
+			data := f.Data()
+			if pad := int(f.Length) - len(data); pad > 0 || cs == nil {
+				if cs == nil {
+					pad = int(f.Length)
+				}
+				if v := cc.credit.add(pad); v > 0 {
+					cc.w.lock()
+					if cc.w.err == nil {
+						cc.w.err = cc.w.fr.WriteWindowUpdate(0, uint32(v))
+					}
+					cc.w.unlock()
+				}
+			}
+			if cs == nil {
+				continue
+			}
+			if len(data) > 0 && !cs.body.push(data) {
+				cs.body.credit(len(data), 0)
+			}
+			if f.StreamEnded() {
+				cs.endResponse()
+			}
+		case *http2.SettingsFrame:
+			if f.IsAck() {
+				continue
+			}
+			cc.w.lock()
+			f.ForeachSetting(func(s http2.Setting) error {
+				switch s.ID {
+				case http2.SettingInitialWindowSize:
+					delta := int64(s.Val) - int64(cc.w.initialWindow)
+					cc.w.initialWindow = int32(min(s.Val, 1<<31-1))
+					cc.mu.Lock()
+					for _, cs := range cc.streams {
+						cs.send.window += delta
+					}
+					cc.mu.Unlock()
+				case http2.SettingMaxFrameSize:
+					cc.w.maxFrame = int(s.Val)
+				case http2.SettingHeaderTableSize:
+					cc.w.henc.SetMaxDynamicTableSizeLimit(s.Val)
+				case http2.SettingMaxConcurrentStreams:
+					cc.mu.Lock()
+					cc.maxStreams = s.Val
+					cc.mu.Unlock()
+				}
+				return nil
+			})
+			if cc.w.err == nil {
+				cc.w.err = cc.w.fr.WriteSettingsAck()
+			}
+			cc.w.cond.Broadcast()
+			cc.w.unlock()
+		case *http2.PingFrame:
+			if !f.IsAck() {
+				cc.w.lock()
+				if cc.w.err == nil {
+					cc.w.err = cc.w.fr.WritePing(true, f.Data)
+				}
+				cc.w.unlock()
+			}
+		case *http2.WindowUpdateFrame:
+			cc.w.lock()
+			if f.StreamID == 0 {
+				cc.w.connSend += int64(f.Increment)
+			} else if cs := cc.stream(f.StreamID); cs != nil {
+				cs.send.window += int64(f.Increment)
+			}
+			cc.w.cond.Broadcast()
+			cc.w.unlock()
+		case *http2.RSTStreamFrame:
+			if cs := cc.stream(f.StreamID); cs != nil {
+				cs.finish(fmt.Errorf("h2: stream reset by the server: %v", f.ErrCode))
+			}
+		case *http2.GoAwayFrame:
+			cc.mu.Lock()
+			cc.goAway = true
+			var orphans []*clientStream
+			for id, cs := range cc.streams {
+				if id > f.LastStreamID {
+					orphans = append(orphans, cs)
+				}
+			}
+			cc.mu.Unlock()
+			for _, cs := range orphans {
+				cs.finish(errRetryable)
+			}
+		}
+	}
+	if cc.t.Log != nil {
+		cc.t.Log.Debug("h2: connection ended", "remote", cc.conn.RemoteAddr(), "error", err)
+	}
+	cc.close(err)
+}
+
+func (cc *clientConn) onHeaders(f *http2.MetaHeadersFrame) {
+	cs := cc.stream(f.StreamID)
+	if cs == nil {
+		return
+	}
+	cc.mu.Lock()
+	got := cs.gotResp
+	cc.mu.Unlock()
+	if got {
+		// Trailers.
+		t := http.Header{}
+		for _, hf := range f.RegularFields() {
+			k := http.CanonicalHeaderKey(hf.Name)
+			t[k] = append(t[k], hf.Value)
+		}
+		cc.mu.Lock()
+		cs.trailer = t
+		cc.mu.Unlock()
+		cs.endResponse()
+		return
+	}
+	status := 0
+	for _, hf := range f.PseudoFields() {
+		if hf.Name == ":status" {
+			status, _ = strconv.Atoi(hf.Value)
+		}
+	}
+	if status < 200 {
+		if status >= 100 {
+			return // interim response
+		}
+		cs.cancel(http2.ErrCodeProtocol, errors.New("h2: response without a valid :status"))
+		return
+	}
+	regular := f.RegularFields()
+	header := make(http.Header, len(regular))
+	for _, hf := range regular {
+		k := http.CanonicalHeaderKey(hf.Name)
+		header[k] = append(header[k], hf.Value)
+	}
+	cl := int64(-1)
+	if v := header.Get("Content-Length"); v != "" {
+		if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+			cl = n
+		}
+	}
+	trailer := http.Header{}
+	for _, decl := range header["Trailer"] {
+		for _, k := range strings.Split(decl, ",") {
+			if k = strings.TrimSpace(k); k != "" {
+				trailer[http.CanonicalHeaderKey(k)] = nil
+			}
+		}
+	}
+	cs.resp = &http.Response{
+		Status: strconv.Itoa(status) + " " + http.StatusText(status), StatusCode: status,
+		Proto: "HTTP/2.0", ProtoMajor: 2, Header: header, ContentLength: cl,
+		Body: &responseBody{cs: cs}, Trailer: trailer, Request: cs.req,
+	}
+	if f.StreamEnded() {
+		cs.body.close(io.EOF)
+	}
+	cc.mu.Lock()
+	cs.gotResp = true
+	cc.mu.Unlock()
+	cs.respCh <- nil
+	if f.StreamEnded() {
+		cs.endResponse()
+	}
+}
+
+// endResponse marks the server's side finished: the body reads EOF and the stream is
+// forgotten (its request body may still be sending, which no longer matters).
+func (cs *clientStream) endResponse() {
+	cs.body.close(io.EOF)
+	cc := cs.cc
+	cc.mu.Lock()
+	_, live := cc.streams[cs.id]
+	delete(cc.streams, cs.id)
+	cc.mu.Unlock()
+	if live {
+		cc.active.Add(-1)
+	}
+}

@@ -1,0 +1,311 @@
+// Package h2 is the proxy's own HTTP/2 connection handling, for the hop between proxies
+// where every request crosses one shared connection: a client Transport (an
+// http.RoundTripper) and a server that feeds an http.Handler.
+//
+// It exists for speed. Frames from all streams of a connection are written through one
+// buffer that is flushed only when no other stream is waiting to write, so concurrent
+// requests share write system calls; the reading side decodes frames on one goroutine per
+// connection and hands them to streams without further goroutines. Flow control follows
+// RFC 9113: sends wait for the peer's connection and stream windows, and receive windows
+// are replenished as the application consumes data.
+package h2
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+)
+
+// Window sizes this package announces: a stream may have 4 MiB unread, a connection 32 MiB.
+const (
+	streamWindow  = 4 << 20
+	connWindow    = 32 << 20
+	maxFrameRead  = 1 << 20
+	maxHeaderList = 1 << 20
+	// creditBatch is how much consumed data is acknowledged in one WINDOW_UPDATE.
+	creditBatch = 64 << 10
+)
+
+// errConnClosed is returned for streams of a connection that went away.
+var errConnClosed = errors.New("h2: connection closed")
+
+// frameWriter serialises frame writes on one connection. Writers take the lock with
+// lock and release it with unlock, which flushes the buffer unless another writer is
+// already waiting for the lock (that one flushes later), so concurrent streams share
+// system calls.
+type frameWriter struct {
+	mu      sync.Mutex
+	cond    sync.Cond
+	waiting atomic.Int32
+	bw      *bufio.Writer
+	fr      *http2.Framer
+	henc    *hpack.Encoder
+	hbuf    bytes.Buffer
+	err     error
+
+	// Send flow control (guarded by mu).
+	connSend      int64
+	initialWindow int32
+	maxFrame      int
+}
+
+func newFrameWriter(c net.Conn) *frameWriter {
+	w := &frameWriter{bw: bufio.NewWriterSize(c, 32<<10), connSend: 65535, initialWindow: 65535, maxFrame: 16384}
+	w.cond.L = &w.mu
+	w.fr = http2.NewFramer(w.bw, nil)
+	w.henc = hpack.NewEncoder(&w.hbuf)
+	return w
+}
+
+func (w *frameWriter) lock() {
+	w.waiting.Add(1)
+	w.mu.Lock()
+	w.waiting.Add(-1)
+}
+
+func (w *frameWriter) unlock() {
+	if w.waiting.Load() == 0 && w.err == nil && w.bw.Buffered() > 0 {
+		w.err = w.bw.Flush()
+	}
+	w.mu.Unlock()
+}
+
+// fail records a write error and wakes every stream waiting for window.
+func (w *frameWriter) fail(err error) {
+	w.mu.Lock()
+	if w.err == nil {
+		w.err = err
+	}
+	w.cond.Broadcast()
+	w.mu.Unlock()
+}
+
+// headers writes a header block for stream id (with CONTINUATION frames as needed).
+// Caller holds the lock.
+func (w *frameWriter) headers(id uint32, endStream bool, fields func(enc func(name, value string))) {
+	if w.err != nil {
+		return
+	}
+	w.hbuf.Reset()
+	fields(func(name, value string) { w.henc.WriteField(hpack.HeaderField{Name: name, Value: value}) })
+	block := w.hbuf.Bytes()
+	first := true
+	for first || len(block) > 0 {
+		chunk := block
+		if len(chunk) > w.maxFrame {
+			chunk = chunk[:w.maxFrame]
+		}
+		block = block[len(chunk):]
+		end := len(block) == 0
+		if first {
+			w.err = w.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: chunk, EndStream: endStream, EndHeaders: end})
+			first = false
+		} else {
+			w.err = w.fr.WriteContinuation(id, end, chunk)
+		}
+		if w.err != nil {
+			return
+		}
+	}
+}
+
+// sendWindow is a stream's send window, guarded by the writer's lock.
+type sendWindow struct {
+	window int64
+	reset  bool
+}
+
+// data writes p on stream id as DATA frames within the flow-control windows, waiting
+// (and flushing first) when they are exhausted. Caller holds the lock.
+func (w *frameWriter) data(id uint32, sw *sendWindow, p []byte, endStream bool) error {
+	for {
+		if w.err != nil {
+			return w.err
+		}
+		if sw.reset {
+			return errStreamReset
+		}
+		if len(p) == 0 {
+			if endStream {
+				w.err = w.fr.WriteData(id, true, nil)
+			}
+			return w.err
+		}
+		n := int64(len(p))
+		n = min(n, w.connSend, sw.window, int64(w.maxFrame))
+		if n <= 0 {
+			if w.bw.Buffered() > 0 {
+				w.err = w.bw.Flush()
+			}
+			w.cond.Wait()
+			continue
+		}
+		w.connSend -= n
+		sw.window -= n
+		last := int(n) == len(p)
+		if w.err = w.fr.WriteData(id, endStream && last, p[:n]); w.err != nil {
+			return w.err
+		}
+		p = p[n:]
+		if last {
+			return nil
+		}
+	}
+}
+
+var errStreamReset = errors.New("h2: stream reset by peer")
+
+// recvPipe is a stream's received body: the connection's reader appends, the application
+// reads; consumed bytes are credited back to the peer in batches.
+type recvPipe struct {
+	mu     sync.Mutex
+	cond   sync.Cond
+	chunks [][]byte
+	off    int
+	err    error // io.EOF at END_STREAM, or why the stream ended
+	unread int
+	// credit acknowledges consumed bytes: conn to the connection's window, stream (when
+	// non-zero) to the stream's; called without mu held.
+	credit func(conn, stream int)
+	owed   int
+}
+
+func newRecvPipe(credit func(conn, stream int)) *recvPipe {
+	p := &recvPipe{credit: credit}
+	p.cond.L = &p.mu
+	return p
+}
+
+// push appends a copy of b; it returns false when the pipe is closed and b was dropped.
+func (p *recvPipe) push(b []byte) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.err != nil {
+		return false
+	}
+	p.chunks = append(p.chunks, append([]byte(nil), b...))
+	p.unread += len(b)
+	p.cond.Signal()
+	return true
+}
+
+// close ends the pipe with err (io.EOF for a clean end); later pushes are dropped.
+func (p *recvPipe) close(err error) {
+	p.mu.Lock()
+	if p.err == nil {
+		p.err = err
+	}
+	p.cond.Broadcast()
+	p.mu.Unlock()
+}
+
+// Read implements io.Reader.
+func (p *recvPipe) Read(b []byte) (int, error) {
+	p.mu.Lock()
+	for len(p.chunks) == 0 && p.err == nil {
+		p.cond.Wait()
+	}
+	if len(p.chunks) == 0 {
+		err := p.err
+		p.mu.Unlock()
+		return 0, err
+	}
+	n := 0
+	for n < len(b) && len(p.chunks) > 0 {
+		c := p.chunks[0][p.off:]
+		k := copy(b[n:], c)
+		n += k
+		if k == len(c) {
+			p.chunks[0] = nil
+			p.chunks = p.chunks[1:]
+			p.off = 0
+		} else {
+			p.off += k
+		}
+	}
+	p.unread -= n
+	p.owed += n
+	owed := 0
+	if p.owed >= creditBatch && p.err == nil {
+		owed, p.owed = p.owed, 0
+	}
+	p.mu.Unlock()
+	if p.credit != nil {
+		p.credit(n, owed)
+	}
+	return n, nil
+}
+
+// discard ends the pipe with err and returns how many received bytes were never read,
+// so that the connection window can be credited for them.
+func (p *recvPipe) discard(err error) int {
+	p.mu.Lock()
+	if p.err == nil || p.err == io.EOF {
+		p.err = err
+	}
+	n := p.unread
+	p.unread = 0
+	p.chunks = nil
+	p.cond.Broadcast()
+	p.mu.Unlock()
+	return n
+}
+
+// hopByHop are connection-specific fields HTTP/2 forbids.
+func hopByHop(name string) bool {
+	switch name {
+	case "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "host":
+		return true
+	}
+	return false
+}
+
+// writeHeaderFields encodes h (lower-cased names, hop-by-hop fields and trailer
+// declarations left out, "te" only as "trailers").
+func writeHeaderFields(enc func(name, value string), h http.Header) {
+	for k, vv := range h {
+		name := strings.ToLower(k)
+		if hopByHop(name) || name == "trailer" || strings.HasPrefix(k, http.TrailerPrefix) {
+			continue
+		}
+		if name == "te" {
+			for _, v := range vv {
+				if strings.EqualFold(strings.TrimSpace(v), "trailers") {
+					enc("te", "trailers")
+					break
+				}
+			}
+			continue
+		}
+		for _, v := range vv {
+			enc(name, v)
+		}
+	}
+}
+
+var _ io.Reader = (*recvPipe)(nil)
+
+// connCredit batches connection-level WINDOW_UPDATEs.
+type connCredit struct {
+	owed atomic.Int64
+}
+
+// add records n consumed bytes and returns how many to acknowledge now (0 until a batch
+// has accumulated).
+func (c *connCredit) add(n int) int64 {
+	if v := c.owed.Add(int64(n)); v >= creditBatch {
+		if c.owed.CompareAndSwap(v, 0) {
+			return v
+		}
+	}
+	return 0
+}

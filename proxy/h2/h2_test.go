@@ -1,0 +1,263 @@
+package h2
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/net/http2"
+)
+
+// start serves h on a loopback listener with Server and returns a Transport to it.
+func start(t *testing.T, h http.Handler) (*Transport, string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	t.Cleanup(func() { cancel(); ln.Close(); wg.Wait() })
+	srv := &Server{Handler: h}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() { defer wg.Done(); srv.ServeConn(ctx, c) }()
+		}
+	}()
+	d := net.Dialer{}
+	tr := &Transport{Connect: func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }}
+	t.Cleanup(tr.CloseIdleConnections)
+	return tr, "http://" + ln.Addr().String()
+}
+
+func echo() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), 500)
+			return
+		}
+		w.Header().Set("X-Method", r.Method)
+		w.Header().Set("X-Path", r.URL.RequestURI())
+		w.Header().Set("X-Host", r.Host)
+		w.Header().Set("X-Req-Trailer", r.Trailer.Get("Req-Trailer"))
+		if r.URL.Path == "/trailers" {
+			w.Header().Set("Trailer", "Grpc-Status")
+			w.Write(body)
+			w.Header().Set("Grpc-Status", "0")
+			w.Header().Set(http.TrailerPrefix+"Grpc-Message", "ok")
+			return
+		}
+		if r.URL.Path == "/empty" {
+			w.WriteHeader(204)
+			return
+		}
+		w.Write(body)
+	})
+}
+
+func do(t *testing.T, tr *Transport, req *http.Request) (*http.Response, []byte) {
+	t.Helper()
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", req.Method, req.URL, err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatalf("reading body: %v", err)
+	}
+	return resp, b
+}
+
+func TestRequestsAndResponses(t *testing.T) {
+	tr, base := start(t, echo())
+	req, _ := http.NewRequest("GET", base+"/a/b?c=d", nil)
+	req.Host = "web.ns.svc.cluster.local:8080"
+	resp, body := do(t, tr, req)
+	if resp.StatusCode != 200 || len(body) != 0 || resp.Header.Get("X-Path") != "/a/b?c=d" || resp.Header.Get("X-Host") != req.Host {
+		t.Fatalf("GET: %d %q %v", resp.StatusCode, body, resp.Header)
+	}
+	req, _ = http.NewRequest("POST", base+"/p", strings.NewReader("hello"))
+	resp, body = do(t, tr, req)
+	if string(body) != "hello" || resp.Header.Get("X-Method") != "POST" {
+		t.Fatalf("POST: %q %v", body, resp.Header)
+	}
+	req, _ = http.NewRequest("GET", base+"/empty", nil)
+	if resp, body = do(t, tr, req); resp.StatusCode != 204 || len(body) != 0 {
+		t.Fatalf("204: %d %q", resp.StatusCode, body)
+	}
+	req, _ = http.NewRequest("POST", base+"/trailers", io.NopCloser(strings.NewReader("grpc-frame")))
+	req.ContentLength = -1
+	req.Trailer = http.Header{"Req-Trailer": {"v"}}
+	resp, body = do(t, tr, req)
+	if string(body) != "grpc-frame" || resp.Trailer.Get("Grpc-Status") != "0" || resp.Trailer.Get("Grpc-Message") != "ok" || resp.Header.Get("X-Req-Trailer") != "v" {
+		t.Fatalf("trailers: body %q trailer %v header %v", body, resp.Trailer, resp.Header)
+	}
+}
+
+func TestLargeBodiesBothWaysRespectFlowControl(t *testing.T) {
+	tr, base := start(t, echo())
+	big := bytes.Repeat([]byte("0123456789abcdef"), 10<<20/16) // 10 MiB, beyond every window
+	req, _ := http.NewRequest("PUT", base+"/big", bytes.NewReader(big))
+	_, body := do(t, tr, req)
+	if sha256.Sum256(body) != sha256.Sum256(big) {
+		t.Fatalf("echoed %d bytes, want the same 10 MiB back", len(body))
+	}
+}
+
+func TestManyConcurrentStreamsShareOneConnection(t *testing.T) {
+	var conns sync.Map
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conns.Store(r.RemoteAddr, true)
+		io.WriteString(w, r.URL.Path)
+	})
+	tr, base := start(t, h)
+	var wg sync.WaitGroup
+	errs := make(chan error, 2000)
+	for g := range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 40 {
+				path := fmt.Sprintf("/%d/%d", g, i)
+				req, _ := http.NewRequest("GET", base+path, nil)
+				resp, err := tr.RoundTrip(req)
+				if err != nil {
+					errs <- err
+					return
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if string(b) != path {
+					errs <- fmt.Errorf("got %q for %s", b, path)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	n := 0
+	conns.Range(func(any, any) bool { n++; return true })
+	if n != 1 {
+		t.Fatalf("2000 requests used %d connections, want 1", n)
+	}
+}
+
+func TestStreamingBothWays(t *testing.T) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(200)
+		w.(http.Flusher).Flush() // headers first, as gRPC servers do
+		buf := make([]byte, 64)
+		for {
+			n, err := r.Body.Read(buf)
+			if n > 0 {
+				w.Write(bytes.ToUpper(buf[:n]))
+				w.(http.Flusher).Flush()
+			}
+			if err != nil {
+				return
+			}
+		}
+	})
+	tr, base := start(t, h)
+	pr, pw := io.Pipe()
+	req, _ := http.NewRequest("POST", base+"/stream", pr)
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	for _, msg := range []string{"ping", "pong", "done"} {
+		pw.Write([]byte(msg))
+		got := make([]byte, len(msg))
+		if _, err := io.ReadFull(resp.Body, got); err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != strings.ToUpper(msg) {
+			t.Fatalf("got %q for %q: the response did not stream", got, msg)
+		}
+	}
+	pw.Close()
+}
+
+func TestClientCancelResetsTheStream(t *testing.T) {
+	started, cancelled := make(chan struct{}), make(chan struct{})
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(started)
+		<-r.Context().Done()
+		close(cancelled)
+	})
+	tr, base := start(t, h)
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, "GET", base+"/slow", nil)
+	errc := make(chan error, 1)
+	go func() { _, err := tr.RoundTrip(req); errc <- err }()
+	<-started
+	cancel()
+	if err := <-errc; err == nil {
+		t.Fatal("cancelled request succeeded")
+	}
+	select {
+	case <-cancelled:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the server's handler never saw the cancellation")
+	}
+}
+
+func TestInteroperatesWithGoHTTP2(t *testing.T) {
+	// Our client against x/net's server, and x/net's client against our server.
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go (&http2.Server{}).ServeConn(c, &http2.ServeConnOpts{Handler: echo()})
+		}
+	}()
+	d := net.Dialer{}
+	ours := &Transport{Connect: func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }}
+	req, _ := http.NewRequest("POST", "http://"+ln.Addr().String()+"/trailers", strings.NewReader("x"))
+	resp, body := do(t, ours, req)
+	if string(body) != "x" || resp.Trailer.Get("Grpc-Status") != "0" {
+		t.Fatalf("against x/net server: %q %v", body, resp.Trailer)
+	}
+
+	_, base := start(t, echo())
+	theirs := &http2.Transport{AllowHTTP: true, DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
+		return d.DialContext(ctx, network, addr)
+	}}
+	_ = theirs
+	client := &http.Client{Transport: &http2.Transport{AllowHTTP: true, DialTLS: func(network, addr string, _ *tls.Config) (net.Conn, error) { return net.Dial(network, addr) }}}
+	resp2, err := client.Post(base+"/trailers", "text/plain", strings.NewReader("y"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp2.Body)
+	resp2.Body.Close()
+	if string(b) != "y" || resp2.Trailer.Get("Grpc-Status") != "0" {
+		t.Fatalf("x/net client against our server: %q %v", b, resp2.Trailer)
+	}
+}
