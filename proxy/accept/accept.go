@@ -18,6 +18,7 @@ import (
 
 	"github.com/l5d-go/l5d/proxy/detect"
 	"github.com/l5d-go/l5d/proxy/forward"
+	"github.com/l5d-go/l5d/proxy/meshtls"
 	"github.com/l5d-go/l5d/proxy/metrics"
 )
 
@@ -51,13 +52,17 @@ type Server struct {
 	Metrics *metrics.Registry
 	// TCPLabels renders extra labels of accepted connections (tls...). Optional.
 	TCPLabels string
+	// TLS, when set, inspects each connection before detection: mesh TLS for this proxy
+	// is terminated (its connections are labelled tls="true" with client_id), other TLS
+	// is relayed untouched as opaque (tls="passthru"), anything else continues as it is.
+	TLS *meshtls.Terminator
 	// Keepalive is the accepted connections' TCP keepalive period (0: off).
 	Keepalive time.Duration
 	// Log receives connection errors at debug level and serving errors.
 	Log *slog.Logger
 
 	srcMu      sync.RWMutex
-	srcMetrics map[netip.AddrPort]*metrics.TCP
+	srcMetrics map[srcKey]*metrics.TCP
 	open       atomic.Int64
 }
 
@@ -68,7 +73,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, grace time.Duration
 	if s.Log == nil {
 		s.Log = slog.Default()
 	}
-	s.srcMetrics = map[netip.AddrPort]*metrics.TCP{}
+	s.srcMetrics = map[srcKey]*metrics.TCP{}
 	httpLn := newChanListener(ln.Addr())
 	hs := &http.Server{
 		Handler:           s.HTTP,
@@ -143,14 +148,33 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn, httpLn *chanListener
 		return
 	}
 	ci := &forward.ConnInfo{Direction: s.Direction, OrigDst: dst, Client: addrPort(c.RemoteAddr())}
-	src := s.srcTCP(dst)
+	var conn net.Conn = c
+	labels := s.TCPLabels
+	passthrough := false
+	if s.TLS != nil {
+		res, err := s.TLS.Accept(c, s.DetectTimeout)
+		if err != nil {
+			s.Log.Debug("refusing connection", "direction", s.Direction, "client", c.RemoteAddr(), "error", err)
+			c.Close()
+			return
+		}
+		conn = res.Conn
+		switch res.Kind {
+		case meshtls.Terminated:
+			ci.TLS, ci.ClientID = true, res.ClientID
+			labels = metrics.Labels("tls", "true", "client_id", res.ClientID)
+		case meshtls.Passthrough:
+			passthrough = true
+			labels = metrics.Labels("tls", "passthru", "sni", res.SNI)
+		}
+	}
+	src := s.srcTCP(dst, labels)
 	src.Open()
 	s.open.Add(1)
 
 	proto := detect.Opaque
-	var conn net.Conn = c
-	if s.Opaque == nil || !s.Opaque(dst) {
-		p, dc, err := detect.Detect(c, s.DetectTimeout)
+	if !passthrough && (s.Opaque == nil || !s.Opaque(dst)) {
+		p, dc, err := detect.Detect(conn, s.DetectTimeout)
 		if err != nil {
 			s.Log.Debug("protocol detection failed", "direction", s.Direction, "client", c.RemoteAddr(), "error", err)
 			c.Close()
@@ -209,18 +233,25 @@ func (s *Server) origDst(tc *net.TCPConn) (netip.AddrPort, error) {
 	return netip.AddrPort{}, errors.New("no original destination: SO_ORIGINAL_DST unavailable and no fallback configured")
 }
 
-func (s *Server) srcTCP(dst netip.AddrPort) *metrics.TCP {
+// srcKey identifies the accepted-side TCP metrics of a destination and TLS state.
+type srcKey struct {
+	dst    netip.AddrPort
+	labels string
+}
+
+func (s *Server) srcTCP(dst netip.AddrPort, labels string) *metrics.TCP {
+	k := srcKey{dst, labels}
 	s.srcMu.RLock()
-	m := s.srcMetrics[dst]
+	m := s.srcMetrics[k]
 	s.srcMu.RUnlock()
 	if m != nil {
 		return m
 	}
 	m = s.Metrics.TCP(metrics.Join(metrics.Labels("direction", s.Direction, "peer", "src",
-		"target_addr", dst.String(), "target_ip", dst.Addr().String()), s.TCPLabels))
+		"target_addr", dst.String(), "target_ip", dst.Addr().String()), labels))
 	s.srcMu.Lock()
 	if len(s.srcMetrics) < 10000 {
-		s.srcMetrics[dst] = m
+		s.srcMetrics[k] = m
 	}
 	s.srcMu.Unlock()
 	return m

@@ -19,11 +19,12 @@ import (
 	"github.com/l5d-go/l5d/proxy/config"
 	"github.com/l5d-go/l5d/proxy/forward"
 	"github.com/l5d-go/l5d/proxy/inbound"
+	"github.com/l5d-go/l5d/proxy/meshtls"
 	"github.com/l5d-go/l5d/proxy/metrics"
 	"github.com/l5d-go/l5d/proxy/outbound"
 )
 
-// TLS labels of part 1: no identity between proxies yet.
+// TLS labels of traffic that is not mesh TLS.
 var (
 	outboundTLSLabels = metrics.Labels("tls", "no_identity", "no_tls_reason", "not_provided_by_service_discovery")
 	inboundTLSLabels  = metrics.Labels("tls", "no_identity", "no_tls_reason", "no_tls_from_remote")
@@ -34,8 +35,9 @@ type Options struct {
 	// OrigDst reads SO_ORIGINAL_DST; nil means every connection uses the configured
 	// fallback destinations.
 	OrigDst accept.OrigDstFunc
-	// Discovery resolves outbound targets; nil forwards everything to original
-	// destinations.
+	// Discovery resolves outbound targets. When nil, the proxy uses the Destination
+	// service named by LINKERD2_PROXY_DESTINATION_SVC_ADDR, or, without one, forwards
+	// everything to original destinations.
 	Discovery outbound.Discovery
 	// Level is the proxy's adjustable log level.
 	Level *slog.LevelVar
@@ -65,7 +67,11 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Proxy, error
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	p := &Proxy{Metrics: metrics.New(), cancel: cancel, done: make(chan struct{})}
-	var err error
+	ctl, err := startControl(cfg, p.Metrics, opts.Log)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
 	listen := func(name string, a netip.AddrPort) net.Listener {
 		if err != nil {
 			return nil
@@ -86,6 +92,7 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Proxy, error
 				ln.Close()
 			}
 		}
+		ctl.close()
 		cancel()
 		return nil, err
 	}
@@ -97,12 +104,26 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Proxy, error
 	p.Admin = admin.New(admin.Options{Metrics: p.Metrics, Level: opts.Level, LogFilter: cfg.LogFilter,
 		Shutdown: shutdown, Pprof: opts.Pprof, Log: opts.Log})
 
+	disc := opts.Discovery
+	if disc == nil && ctl.resolver != nil {
+		disc = ctl.resolver
+	}
 	outConnect := forward.TCPConnector(cfg.Outbound.ConnectTimeout, cfg.Outbound.ConnectKeepalive)
 	inConnect := forward.TCPConnector(cfg.Inbound.ConnectTimeout, cfg.Inbound.ConnectKeepalive)
+	var terminator *meshtls.Terminator
+	if ctl.id != nil {
+		// Endpoints discovery gave a TLS identity are reached over mesh TLS.
+		lookup := func(netip.AddrPort) string { return "" }
+		if ids, ok := disc.(interface{ Identity(netip.AddrPort) string }); ok {
+			lookup = ids.Identity
+		}
+		outConnect = meshtls.NewConnector(ctl.id, outConnect, lookup).Connect
+		terminator = meshtls.NewTerminator(ctl.id)
+	}
 	outRouter := outbound.NewRouter(outbound.Options{
 		Suffixes:  cfg.ProfileSuffixes,
 		Networks:  cfg.ProfileNetworks,
-		Discovery: opts.Discovery,
+		Discovery: disc,
 		Metrics:   p.Metrics,
 		Balancer:  balance.Options{Capacity: cfg.Outbound.QueueCapacity, Failfast: cfg.Outbound.QueueFailfast},
 		TLSLabels: outboundTLSLabels,
@@ -144,6 +165,7 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Proxy, error
 		TCP:       inRouter.ServeTCP,
 		Metrics:   p.Metrics,
 		TCPLabels: inboundTLSLabels,
+		TLS:       terminator,
 		Keepalive: cfg.Inbound.AcceptKeepalive,
 		Log:       opts.Log,
 	}
@@ -151,18 +173,33 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Proxy, error
 	grace := min(cfg.ShutdownGracePeriod, 30*time.Second)
 	var wg sync.WaitGroup
 	errs := make([]error, 3)
+	ctlDone := make(chan struct{})
+	go func() { defer close(ctlDone); ctl.run(ctx) }()
 	wg.Add(3)
 	go func() { defer wg.Done(); errs[0] = outSrv.Serve(ctx, p.outboundLn, grace) }()
 	go func() { defer wg.Done(); errs[1] = inSrv.Serve(ctx, p.inboundLn, grace) }()
 	go func() { defer wg.Done(); errs[2] = serveAdmin(ctx, p.adminLn, p.Admin) }()
 	go func() {
 		wg.Wait()
+		<-ctlDone
+		ctl.close()
 		outClients.Close()
 		inClients.Close()
 		p.err = errors.Join(errs...)
 		close(p.done)
 	}()
-	p.Admin.SetReady(true)
+	if ctl.id == nil {
+		p.Admin.SetReady(true)
+	} else {
+		// Not ready until the first identity certificate is in place.
+		go func() {
+			select {
+			case <-ctl.id.Ready():
+				p.Admin.SetReady(true)
+			case <-ctx.Done():
+			}
+		}()
+	}
 	opts.Log.Info("proxy started", "outbound", p.outboundLn.Addr().String(),
 		"inbound", p.inboundLn.Addr().String(), "admin", p.adminLn.Addr().String())
 	return p, nil

@@ -14,6 +14,10 @@ type ConnInfo struct {
 	OrigDst netip.AddrPort
 	// Client is the peer's address.
 	Client netip.AddrPort
+	// TLS reports that the connection arrived over mesh TLS (inbound side).
+	TLS bool
+	// ClientID is the client's verified mesh identity on a TLS connection, "" otherwise.
+	ClientID string
 }
 
 type connInfoKey struct{}

@@ -26,7 +26,8 @@ type Options struct {
 	Metrics *metrics.Registry
 	// Balancer configures the per-port queue.
 	Balancer balance.Options
-	// TLSLabels renders the tls labels of incoming traffic.
+	// TLSLabels renders the tls labels of incoming traffic that is not mesh TLS; mesh TLS
+	// connections are labelled tls="true" with their client_id.
 	TLSLabels string
 	// Connect opens connections to the application.
 	Connect forward.ConnectFunc
@@ -40,7 +41,22 @@ type Router struct {
 	opts Options
 
 	mu     sync.RWMutex
-	byPort map[uint16]*forward.Backend
+	byPort map[routeKey]*forward.Backend
+}
+
+// routeKey is what an inbound backend (and its metric labels) depends on.
+type routeKey struct {
+	port     uint16
+	tls      bool
+	clientID string
+}
+
+// tlsLabels renders the tls labels of a connection.
+func (rt *Router) tlsLabels(ci *forward.ConnInfo) string {
+	if ci.TLS {
+		return metrics.Labels("tls", "true", "client_id", ci.ClientID)
+	}
+	return rt.opts.TLSLabels
 }
 
 // NewRouter returns an inbound router.
@@ -54,7 +70,7 @@ func NewRouter(opts Options) *Router {
 	if opts.Log == nil {
 		opts.Log = slog.Default()
 	}
-	return &Router{opts: opts, byPort: map[uint16]*forward.Backend{}}
+	return &Router{opts: opts, byPort: map[routeKey]*forward.Backend{}}
 }
 
 // Target returns where a connection originally sent to dst is delivered.
@@ -64,28 +80,32 @@ func (rt *Router) Target(dst netip.AddrPort) netip.AddrPort {
 
 // Route returns the backend for the request's original destination port.
 func (rt *Router) Route(_ *http.Request, ci *forward.ConnInfo) (*forward.Backend, error) {
-	port := ci.OrigDst.Port()
+	key := routeKey{port: ci.OrigDst.Port(), tls: ci.TLS, clientID: ci.ClientID}
 	rt.mu.RLock()
-	be := rt.byPort[port]
+	be := rt.byPort[key]
 	rt.mu.RUnlock()
 	if be != nil {
 		return be, nil
 	}
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
-	if be = rt.byPort[port]; be != nil {
+	if be = rt.byPort[key]; be != nil {
 		return be, nil
 	}
+	if len(rt.byPort) >= 10000 {
+		clear(rt.byPort) // bound memory when very many client identities connect
+	}
+	tlsLabels := rt.tlsLabels(ci)
 	target := rt.Target(ci.OrigDst)
 	// target_addr is the address the client dialled, as Linkerd reports it.
 	dstLabels := metrics.Labels("target_addr", ci.OrigDst.String(), "target_ip", ci.OrigDst.Addr().String())
 	am := forward.NewAuthorityMetrics(rt.opts.Metrics, rt.opts.MaxAuthorities, func(authority string) string {
-		return metrics.Join(metrics.Labels("direction", "inbound", "authority", authority), dstLabels, rt.opts.TLSLabels)
+		return metrics.Join(metrics.Labels("direction", "inbound", "authority", authority), dstLabels, tlsLabels)
 	})
 	bal := balance.New[*forward.Endpoint](rt.opts.Balancer)
 	bal.Set([]*balance.Endpoint[*forward.Endpoint]{balance.NewEndpoint(target, forward.NewEndpointByAuthority(target, am))})
 	be = &forward.Backend{Name: target.String(), Balancer: bal}
-	rt.byPort[port] = be
+	rt.byPort[key] = be
 	return be, nil
 }
 
@@ -99,7 +119,7 @@ func (rt *Router) ServeTCP(ctx context.Context, conn net.Conn, ci *forward.ConnI
 		return
 	}
 	dst := rt.opts.Metrics.TCP(metrics.Join(metrics.Labels("direction", "inbound", "peer", "dst",
-		"target_addr", target.String(), "target_ip", target.Addr().String()), rt.opts.TLSLabels))
+		"target_addr", target.String(), "target_ip", target.Addr().String()), rt.tlsLabels(ci)))
 	dst.Open()
 	defer dst.Close()
 	opaque.Relay(conn, server, src, dst)

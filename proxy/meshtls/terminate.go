@@ -48,7 +48,8 @@ func NewTerminator(creds Credentials) *Terminator {
 
 // Accept reads the start of conn within timeout. A TLS ClientHello whose SNI is the
 // proxy's identity is answered with a handshake; any other TLS is handed back untouched
-// (nothing is written to the client), as is anything that is not TLS. An error means the
+// (nothing is written to the client), as is anything that is not TLS, including a client
+// that sends nothing within timeout (a server-speaks-first protocol). An error means the
 // connection is unusable (it has not been closed).
 func (t *Terminator) Accept(conn net.Conn, timeout time.Duration) (Accepted, error) {
 	if timeout > 0 {
@@ -57,6 +58,10 @@ func (t *Terminator) Accept(conn net.Conn, timeout time.Duration) (Accepted, err
 	}
 	var first [1]byte
 	n, err := conn.Read(first[:])
+	if ne, ok := err.(net.Error); n == 0 && ok && ne.Timeout() {
+		// The client waits for the server to speak first: not TLS.
+		return Accepted{Kind: Plain, Conn: conn}, nil
+	}
 	if n == 0 {
 		if err == nil {
 			err = errors.New("empty read")

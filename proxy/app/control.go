@@ -1,0 +1,145 @@
+package app
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/keepalive"
+
+	"github.com/l5d-go/l5d/pkg/certs"
+	"github.com/l5d-go/l5d/proto/gen/destination"
+	pbidentity "github.com/l5d-go/l5d/proto/gen/identity"
+	"github.com/l5d-go/l5d/proxy/config"
+	"github.com/l5d-go/l5d/proxy/discovery"
+	"github.com/l5d-go/l5d/proxy/identity"
+	"github.com/l5d-go/l5d/proxy/metrics"
+)
+
+// control is the proxy's control-plane side: its identity and discovery clients.
+type control struct {
+	id       *identity.Identity // nil when identity is disabled
+	resolver *discovery.Resolver
+	conns    []*grpc.ClientConn
+}
+
+// identityEnabled reports whether cfg asks for a workload identity.
+func identityEnabled(cfg *config.Config) bool {
+	return !cfg.IdentityDisabled && cfg.IdentityAddr != ""
+}
+
+// startControl builds the identity and discovery clients named in cfg. Control-plane
+// connections use TLS verified against the trust anchors with the *_SVC_NAME server
+// names; the Destination connection presents the proxy's certificate once it has one.
+func startControl(cfg *config.Config, reg *metrics.Registry, log *slog.Logger) (*control, error) {
+	c := &control{}
+	var anchors []*x509.Certificate
+	if identityEnabled(cfg) {
+		if cfg.IdentityLocalName == "" {
+			return nil, fmt.Errorf("%s must be set when %s is", config.EnvIdentityLocalName, config.EnvIdentityAddr)
+		}
+		if cfg.IdentityName == "" {
+			return nil, fmt.Errorf("%s must be set when %s is", config.EnvIdentityName, config.EnvIdentityAddr)
+		}
+		var err error
+		anchors, err = certs.ParseCertificatesPEM([]byte(cfg.IdentityTrustAnchors))
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", config.EnvIdentityTrustAnchors, err)
+		}
+		cc, err := dialControl(cfg.IdentityAddr, cfg.IdentityName, certs.NewPool(anchors...), nil)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", config.EnvIdentityAddr, err)
+		}
+		c.conns = append(c.conns, cc)
+		c.id, err = identity.New(identity.Options{
+			Client:       pbidentity.NewIdentityClient(cc),
+			LocalName:    cfg.IdentityLocalName,
+			TokenFile:    cfg.IdentityTokenFile,
+			TrustAnchors: anchors,
+			Metrics:      reg,
+			Log:          log,
+		})
+		if err != nil {
+			c.close()
+			return nil, err
+		}
+	}
+	if cfg.DestinationAddr != "" {
+		var cc *grpc.ClientConn
+		var err error
+		if c.id != nil {
+			name := cfg.DestinationName
+			if name == "" {
+				c.close()
+				return nil, fmt.Errorf("%s must be set when identity is enabled", config.EnvDestinationName)
+			}
+			cc, err = dialControl(cfg.DestinationAddr, name, c.id.Roots(), c.id.Certificate)
+		} else {
+			cc, err = dialControl(cfg.DestinationAddr, "", nil, nil)
+		}
+		if err != nil {
+			c.close()
+			return nil, fmt.Errorf("%s: %w", config.EnvDestinationAddr, err)
+		}
+		c.conns = append(c.conns, cc)
+		c.resolver = discovery.New(discovery.Options{
+			Client:       destination.NewDestinationClient(cc),
+			ContextToken: cfg.DestinationContext,
+			IdleTimeout:  cfg.Outbound.DiscoveryIdleTimeout,
+			Metrics:      reg,
+			Log:          log,
+		})
+		r := c.resolver
+		reg.Func("control_plane_stale_streams", "gauge",
+			"Discovery streams disconnected from the control plane and serving their last known state",
+			"", func() float64 { return float64(r.Stale()) })
+	}
+	return c, nil
+}
+
+// run keeps the identity certificate fresh until ctx ends.
+func (c *control) run(ctx context.Context) {
+	if c.id != nil {
+		c.id.Run(ctx)
+	}
+}
+
+func (c *control) close() {
+	if c.resolver != nil {
+		c.resolver.Close()
+	}
+	for _, cc := range c.conns {
+		cc.Close()
+	}
+}
+
+// dialControl returns a client connection to a control-plane service: TLS verified
+// against roots for serverName when roots is set (presenting cert's result when cert is
+// non-nil and has a certificate), plaintext otherwise (identity disabled).
+func dialControl(addr, serverName string, roots *x509.CertPool, cert func() *tls.Certificate) (*grpc.ClientConn, error) {
+	creds := insecure.NewCredentials()
+	if roots != nil {
+		tc := &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: roots, ServerName: serverName}
+		if cert != nil {
+			tc.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+				if c := cert(); c != nil {
+					return c, nil
+				}
+				return &tls.Certificate{}, nil // none yet: connect without a client certificate
+			}
+		}
+		creds = credentials.NewTLS(tc)
+	}
+	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds),
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 10 * time.Second, Timeout: 10 * time.Second}))
+	if err != nil {
+		return nil, fmt.Errorf("control-plane client for %s: %w", addr, err)
+	}
+	return cc, nil
+}

@@ -1,0 +1,373 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/l5d-go/l5d/proxy/config"
+	"github.com/l5d-go/l5d/proxy/internal/scriptedcp"
+)
+
+const svc = "web.ns.svc.cluster.local:80"
+
+// namedApp answers every request with its name.
+func namedApp(t *testing.T, name string) netip.AddrPort {
+	t.Helper()
+	addr, _ := serveHTTP(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		io.WriteString(w, name)
+	}))
+	return addr
+}
+
+// unreachable is an original destination nothing listens on: a request that reaches it
+// instead of a discovered endpoint fails.
+var unreachable = netip.MustParseAddrPort("127.0.0.1:1")
+
+func startDestination(t *testing.T) (*scriptedcp.Destination, string) {
+	t.Helper()
+	d := scriptedcp.NewDestination()
+	addr, err := d.Start("127.0.0.1:0", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(d.Stop)
+	return d, addr
+}
+
+func fetch(c *http.Client, url string) (string, error) {
+	resp, err := c.Get(url)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return "", err
+	}
+	if resp.StatusCode != 200 {
+		return "", fmt.Errorf("status %d (%s): %s", resp.StatusCode, resp.Header.Get("L5d-Proxy-Error"), b)
+	}
+	return string(b), nil
+}
+
+func TestDiscoveryBalancesAcrossEndpoints(t *testing.T) {
+	d, cp := startDestination(t)
+	var eps []scriptedcp.Endpoint
+	for i := range 3 {
+		// Each answer takes a while, so concurrent requests load every endpoint and P2C
+		// spreads them (an endpoint never tried starts at the 30ms default estimate).
+		name := fmt.Sprint("app-", i)
+		addr, _ := serveHTTP(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			time.Sleep(20 * time.Millisecond)
+			io.WriteString(w, name)
+		}))
+		eps = append(eps, scriptedcp.Endpoint{Addr: addr, Labels: map[string]string{"pod": fmt.Sprint("web-", i)}})
+	}
+	d.Set(svc, eps...)
+	p := startProxy(t, unreachable, netip.AddrPort{}, map[string]string{config.EnvDestinationAddr: cp}, nil)
+	_, out, _ := p.Addrs()
+	tr := startTraffic(clientTo(out, false), "http://"+svc+"/", 8)
+	waitFor(t, "requests on every endpoint", func() bool {
+		return tr.count("app-0") > 5 && tr.count("app-1") > 5 && tr.count("app-2") > 5
+	})
+	tr.finish(t)
+	m := scrape(t, p)
+	for _, want := range []string{`authority="` + svc + `"`, `dst_pod="web-1"`, `dst_service="scripted"`,
+		`tls="no_identity",no_tls_reason="not_provided_by_service_discovery"`} {
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	// A name the control plane does not know goes to its original destination.
+	other := namedApp(t, "direct")
+	p2 := startProxy(t, other, netip.AddrPort{}, map[string]string{config.EnvDestinationAddr: cp}, nil)
+	_, out2, _ := p2.Addrs()
+	if body, err := fetch(clientTo(out2, false), "http://unknown.ns.svc.cluster.local/"); err != nil || body != "direct" {
+		t.Fatalf("unknown service: %q %v", body, err)
+	}
+}
+
+// traffic sends requests from several clients until stopped, counting answers per body
+// and failures.
+type traffic struct {
+	mu       sync.Mutex
+	seen     map[string]int
+	failures atomic.Int64
+	firstErr atomic.Value
+	stop     chan struct{}
+	wg       sync.WaitGroup
+}
+
+func startTraffic(c *http.Client, url string, workers int) *traffic {
+	tr := &traffic{seen: map[string]int{}, stop: make(chan struct{})}
+	for range workers {
+		tr.wg.Add(1)
+		go func() {
+			defer tr.wg.Done()
+			for {
+				select {
+				case <-tr.stop:
+					return
+				default:
+				}
+				body, err := fetch(c, url)
+				if err != nil {
+					tr.failures.Add(1)
+					tr.firstErr.CompareAndSwap(nil, err.Error())
+					continue
+				}
+				tr.mu.Lock()
+				tr.seen[body]++
+				tr.mu.Unlock()
+			}
+		}()
+	}
+	return tr
+}
+
+func (tr *traffic) count(body string) int {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	return tr.seen[body]
+}
+
+func (tr *traffic) finish(t *testing.T) {
+	t.Helper()
+	close(tr.stop)
+	tr.wg.Wait()
+	if n := tr.failures.Load(); n > 0 {
+		t.Errorf("%d requests failed; first: %v", n, tr.firstErr.Load())
+	}
+}
+
+func TestEndpointChurnAndControlPlaneOutage(t *testing.T) {
+	d, cp := startDestination(t)
+	a := scriptedcp.Endpoint{Addr: namedApp(t, "a")}
+	b := scriptedcp.Endpoint{Addr: namedApp(t, "b")}
+	c := scriptedcp.Endpoint{Addr: namedApp(t, "c")}
+	d.Set(svc, a)
+	p := startProxy(t, unreachable, netip.AddrPort{}, map[string]string{config.EnvDestinationAddr: cp}, nil)
+	_, out, _ := p.Addrs()
+	tr := startTraffic(clientTo(out, false), "http://"+svc+"/", 4)
+	defer tr.finish(t)
+
+	waitFor(t, "traffic to a", func() bool { return tr.count("a") > 20 })
+	d.Set(svc, a, b) // added mid-traffic
+	waitFor(t, "traffic to b", func() bool { return tr.count("b") > 20 })
+	d.Set(svc, b) // a removed mid-traffic
+	waitFor(t, "a to be drained", func() bool {
+		n := tr.count("a")
+		before := tr.count("b")
+		waitFor(t, "more traffic", func() bool { return tr.count("b") > before+20 })
+		return tr.count("a") == n
+	})
+
+	// The control plane dies: the last endpoints keep serving.
+	d.Stop()
+	waitFor(t, "the stale metric", func() bool {
+		return strings.Contains(scrape(t, p), "control_plane_stale_streams 1\n")
+	})
+	before := tr.count("b")
+	waitFor(t, "traffic during the outage", func() bool { return tr.count("b") > before+50 })
+
+	// It comes back with a new endpoint set; traffic follows.
+	d.Set(svc, c)
+	if _, err := d.Start(cp, nil); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "traffic to c after recovery", func() bool { return tr.count("c") > 20 })
+	waitFor(t, "the stale metric to clear", func() bool {
+		return strings.Contains(scrape(t, p), "control_plane_stale_streams 0\n")
+	})
+}
+
+type meshCP struct {
+	pki             *scriptedcp.PKI
+	dst             *scriptedcp.Destination
+	idAddr, dstAddr string
+	tokenFile       string
+}
+
+const (
+	idSvcName  = "identity.linkerd.serviceaccount.identity.linkerd.cluster.local"
+	dstSvcName = "destination.linkerd.serviceaccount.identity.linkerd.cluster.local"
+)
+
+func startMeshCP(t *testing.T) *meshCP {
+	t.Helper()
+	pki, err := scriptedcp.NewPKI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &meshCP{pki: pki, dst: scriptedcp.NewDestination()}
+	idTLS, err := pki.ServerTLS(idSvcName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := &scriptedcp.Identity{PKI: pki, Token: "sa-token"}
+	if m.idAddr, err = ids.Start("127.0.0.1:0", idTLS); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ids.Stop)
+	dstTLS, err := pki.ServerTLS(dstSvcName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.dstAddr, err = m.dst.Start("127.0.0.1:0", dstTLS); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.dst.Stop)
+	m.tokenFile = filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(m.tokenFile, []byte("sa-token"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func (m *meshCP) env(local string) map[string]string {
+	return map[string]string{
+		config.EnvIdentityAddr:         m.idAddr,
+		config.EnvIdentityName:         idSvcName,
+		config.EnvIdentityLocalName:    local,
+		config.EnvIdentityTrustAnchors: m.pki.AnchorsPEM(),
+		config.EnvIdentityTokenFile:    m.tokenFile,
+		config.EnvDestinationAddr:      m.dstAddr,
+		config.EnvDestinationName:      dstSvcName,
+	}
+}
+
+func waitReady(t *testing.T, p *Proxy) {
+	t.Helper()
+	_, _, admin := p.Addrs()
+	waitFor(t, "the proxy to be ready", func() bool {
+		resp, err := http.Get("http://" + admin.String() + "/ready")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+}
+
+func TestMutualTLSBetweenProxies(t *testing.T) {
+	for _, h2 := range []bool{false, true} {
+		t.Run(fmt.Sprint("h2=", h2), func(t *testing.T) {
+			m := startMeshCP(t)
+			const (
+				clientName = "client.ns.serviceaccount.identity.linkerd.cluster.local"
+				serverName = "web.ns.serviceaccount.identity.linkerd.cluster.local"
+			)
+			appAddr := namedApp(t, "app")
+			server := startProxy(t, netip.AddrPort{}, appAddr, m.env(serverName), nil)
+			client := startProxy(t, unreachable, netip.AddrPort{}, m.env(clientName), nil)
+			waitReady(t, server)
+			waitReady(t, client)
+			serverIn, _, _ := server.Addrs()
+			m.dst.Set(svc, scriptedcp.Endpoint{Addr: serverIn, Identity: serverName, H2: h2})
+			_, out, _ := client.Addrs()
+			c := clientTo(out, false)
+			for range 5 {
+				if body, err := fetch(c, "http://"+svc+"/"); err != nil || body != "app" {
+					t.Fatalf("through mTLS: %q %v", body, err)
+				}
+			}
+			sm := scrape(t, server)
+			if !strings.Contains(sm, `request_total{direction="inbound",authority="`+svc+`"`) ||
+				!strings.Contains(sm, `tls="true",client_id="`+clientName+`"} 5`) {
+				t.Errorf("server metrics do not show the client identity:\n%s", grepLines(sm, "request_total"))
+			}
+			cm := scrape(t, client)
+			if !strings.Contains(cm, `tls="true",server_id="`+serverName+`"} 5`) {
+				t.Errorf("client metrics do not show the server identity:\n%s", grepLines(cm, "request_total"))
+			}
+			if !strings.Contains(cm, "identity_cert_refresh_count 1\n") {
+				t.Error("identity_cert_refresh_count not exported")
+			}
+		})
+	}
+}
+
+func TestWrongServerIdentityIsRefused(t *testing.T) {
+	m := startMeshCP(t)
+	appAddr := namedApp(t, "app")
+	server := startProxy(t, netip.AddrPort{}, appAddr, m.env("web.ns.serviceaccount.identity.linkerd.cluster.local"), nil)
+	client := startProxy(t, unreachable, netip.AddrPort{}, m.env("client.ns.serviceaccount.identity.linkerd.cluster.local"), nil)
+	waitReady(t, server)
+	waitReady(t, client)
+	serverIn, _, _ := server.Addrs()
+	// Discovery says the endpoint is another workload than the one listening there.
+	m.dst.Set(svc, scriptedcp.Endpoint{Addr: serverIn, Identity: "db.ns.serviceaccount.identity.linkerd.cluster.local"})
+	_, out, _ := client.Addrs()
+	resp, err := clientTo(out, false).Get("http://" + svc + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadGateway {
+		t.Fatalf("status %d, want 502 for an endpoint with the wrong identity", resp.StatusCode)
+	}
+	if strings.Contains(scrape(t, server), `direction="inbound",authority="`) {
+		t.Error("the request reached the server's application")
+	}
+}
+
+func TestNotReadyWithoutCertificate(t *testing.T) {
+	m := startMeshCP(t)
+	if err := os.WriteFile(m.tokenFile, []byte("wrong"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := startProxy(t, unreachable, netip.AddrPort{}, m.env("web.ns.serviceaccount.identity.linkerd.cluster.local"), nil)
+	_, _, admin := p.Addrs()
+	for range 3 {
+		resp, err := http.Get("http://" + admin.String() + "/ready")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode == 200 {
+			t.Fatal("ready without an identity certificate")
+		}
+	}
+	if err := os.WriteFile(m.tokenFile, []byte("sa-token"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitReady(t, p)
+}
+
+func TestIdentityConfigErrorsNameTheVariable(t *testing.T) {
+	m := startMeshCP(t)
+	env := m.env("web.ns.serviceaccount.identity.linkerd.cluster.local")
+	env[config.EnvIdentityTrustAnchors] = "not a certificate"
+	env[config.EnvAdminListenAddr] = "127.0.0.1:0"
+	env[config.EnvInboundListenAddr] = "127.0.0.1:0"
+	env[config.EnvOutboundListenAddr] = "127.0.0.1:0"
+	cfg, err := config.Load(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Start(context.Background(), cfg, Options{Log: testLog()})
+	if err == nil || !strings.Contains(err.Error(), config.EnvIdentityTrustAnchors) {
+		t.Fatalf("error %v does not name %s", err, config.EnvIdentityTrustAnchors)
+	}
+}
+
+func grepLines(s, substr string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, substr) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
