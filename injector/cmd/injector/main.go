@@ -1,12 +1,161 @@
-// Command injector is the l5d proxy injector: the mutating admission webhook.
+// Command injector is the l5d proxy injector: the mutating admission webhook that adds the
+// linkerd-init and linkerd-proxy containers to pods. It serves AdmissionReview v1 over HTTPS
+// on -addr (certificate and key from files, reloaded when they change) and its admin server
+// (/metrics, /ready, /live) on -admin-addr.
 package main
 
 import (
+	"context"
+	"errors"
+	"flag"
 	"fmt"
+	"net/http"
 	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/sync/errgroup"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/tools/record"
+
+	"github.com/l5d-go/l5d/injector/inject"
+	"github.com/l5d-go/l5d/injector/servingcert"
+	"github.com/l5d-go/l5d/injector/webhook"
+	"github.com/l5d-go/l5d/pkg/admin"
+	"github.com/l5d-go/l5d/pkg/k8s"
+	"github.com/l5d-go/l5d/pkg/logging"
 )
 
 func main() {
-	fmt.Fprintln(os.Stderr, "injector: not implemented yet")
-	os.Exit(1)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "injector:", err)
+		os.Exit(1)
+	}
+}
+
+// run serves until ctx ends or something fails.
+func run(ctx context.Context, args []string) error {
+	d := inject.DefaultValues()
+	fs := flag.NewFlagSet("injector", flag.ContinueOnError)
+	addr := fs.String("addr", ":8443", "address to serve the admission webhook (HTTPS) on")
+	adminAddr := fs.String("admin-addr", ":9995", "address of the admin server (/metrics, /ready, /live)")
+	certFile := fs.String("tls-cert-file", "/var/run/linkerd/tls/tls.crt", "webhook serving certificate (PEM), reloaded when it changes")
+	keyFile := fs.String("tls-key-file", "/var/run/linkerd/tls/tls.key", "webhook serving key (PEM), reloaded when it changes")
+	anchorsFile := fs.String("identity-trust-anchors-file", "", "PEM trust anchors; when empty they are read from -identity-trust-roots-configmap")
+	anchorsMap := fs.String("identity-trust-roots-configmap", "linkerd-identity-trust-roots", "ConfigMap (in -controller-namespace) holding the trust anchors under ca-bundle.crt")
+	native := fs.String("native-sidecar", "auto", "inject the proxy as a native sidecar: auto (when the API server is Kubernetes >= 1.29), true or false")
+	pprof := fs.Bool("enable-pprof", false, "serve /debug/pprof/ on the admin server")
+	fs.StringVar(&d.ControlPlaneNamespace, "controller-namespace", d.ControlPlaneNamespace, "namespace of the control plane")
+	fs.StringVar(&d.ClusterDomain, "cluster-domain", d.ClusterDomain, "cluster DNS domain")
+	fs.StringVar(&d.TrustDomain, "identity-trust-domain", d.TrustDomain, "trust domain of workload identities")
+	fs.StringVar(&d.ProxyImage, "proxy-image", d.ProxyImage, "proxy image name")
+	fs.StringVar(&d.ProxyVersion, "proxy-version", d.ProxyVersion, "proxy image tag")
+	fs.StringVar(&d.InitImage, "proxy-init-image", d.InitImage, "proxy-init image name")
+	fs.StringVar(&d.InitVersion, "proxy-init-version", d.InitVersion, "proxy-init image tag")
+	fs.StringVar(&d.DebugImage, "debug-image", d.DebugImage, "debug sidecar image name")
+	fs.StringVar(&d.DebugVersion, "debug-version", d.DebugVersion, "debug sidecar image tag")
+	fs.StringVar(&d.CreatedBy, "created-by", d.CreatedBy, "value of the linkerd.io/created-by annotation")
+	fs.StringVar(&d.LogLevel, "proxy-log-level", d.LogLevel, "default proxy log filter (LINKERD2_PROXY_LOG)")
+	fs.StringVar(&d.LogFormat, "proxy-log-format", d.LogFormat, "default proxy log format: plain or json")
+	fs.StringVar(&d.ClusterNetworks, "cluster-networks", d.ClusterNetworks, "cluster pod and service networks (CIDR list)")
+	fs.StringVar(&d.DefaultInboundPolicy, "default-inbound-policy", d.DefaultInboundPolicy, "default inbound policy of proxies")
+	fs.StringVar(&d.OpaquePorts, "default-opaque-ports", d.OpaquePorts, "default inbound ports without protocol detection")
+	fs.StringVar(&d.SkipInboundPorts, "default-skip-inbound-ports", d.SkipInboundPorts, "inbound ports proxy-init never redirects by default")
+	fs.StringVar(&d.SkipOutboundPorts, "default-skip-outbound-ports", d.SkipOutboundPorts, "outbound ports proxy-init never redirects by default")
+	fs.Int64Var(&d.ProxyUID, "proxy-uid", d.ProxyUID, "user id the proxy runs as")
+	kcfg := k8s.RegisterFlags(fs)
+	lcfg := logging.RegisterFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	log, err := lcfg.Logger()
+	if err != nil {
+		return err
+	}
+	kcfg.UserAgent = "linkerd-proxy-injector"
+	clients, err := kcfg.Clients()
+	if err != nil {
+		return fmt.Errorf("kubernetes client: %w", err)
+	}
+	certs, err := servingcert.New(*certFile, *keyFile)
+	if err != nil {
+		return err
+	}
+
+	startCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	switch *native {
+	case "true", "false":
+		d.NativeSidecar = *native == "true"
+	case "auto":
+		ok, version, err := webhook.SupportsNativeSidecars(clients.Kube.Discovery())
+		if err != nil {
+			return fmt.Errorf("-native-sidecar=auto: %w", err)
+		}
+		d.NativeSidecar = ok
+		log.Info("native sidecars", "enabled", ok, "kubernetes", version)
+	default:
+		return fmt.Errorf("-native-sidecar: %q is not auto, true or false", *native)
+	}
+	if *anchorsFile != "" {
+		pem, err := os.ReadFile(*anchorsFile)
+		if err != nil {
+			return fmt.Errorf("-identity-trust-anchors-file: %w", err)
+		}
+		d.IdentityTrustAnchorsPEM = string(pem)
+	} else if d.IdentityTrustAnchorsPEM, err = webhook.TrustAnchorsFromConfigMap(startCtx, clients.Kube, d.ControlPlaneNamespace, *anchorsMap, "ca-bundle.crt"); err != nil {
+		return err
+	}
+	if err := d.Validate(); err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := webhook.NewMetrics()
+	if err := metrics.Register(reg); err != nil {
+		return err
+	}
+	adm := admin.New(admin.Options{Gatherer: reg, EnablePprof: *pprof, Logger: log})
+	ready := adm.NewReadyFlag("namespace-cache")
+	adm.AddCheck("serving-certificate", certs.Err)
+
+	factory := k8s.NewInformerFactory(clients.Kube, 0)
+	nsLister := factory.Core().V1().Namespaces().Lister()
+	broadcaster := record.NewBroadcaster()
+	defer broadcaster.Shutdown()
+	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: clients.Kube.CoreV1().Events("")})
+	h := &webhook.Handler{
+		Values:  func() *inject.Values { return &d },
+		Cluster: &webhook.KubeCluster{Client: clients.Kube, Lister: nsLister},
+		Metrics: metrics,
+		Events:  broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "linkerd-proxy-injector"}),
+		Log:     log,
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/", h)
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return adm.Serve(gctx, *adminAddr) })
+	g.Go(func() error {
+		if err := k8s.StartAndSync(gctx, factory, time.Minute); err != nil {
+			return err
+		}
+		ready.Set(true)
+		return nil
+	})
+	g.Go(func() error { return webhook.ServeTLS(gctx, *addr, mux, certs.GetCertificate, log) })
+	log.Info("proxy injector starting", "addr", *addr, "admin", *adminAddr, "namespace", d.ControlPlaneNamespace,
+		"native_sidecar", d.NativeSidecar, "proxy_image", d.ProxyImage+":"+d.ProxyVersion)
+	if err := g.Wait(); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
 }
