@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -14,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/net/http2"
 )
 
 // start serves h on a loopback listener with Server and returns a Transport to it.
@@ -225,39 +223,31 @@ func TestClientCancelResetsTheStream(t *testing.T) {
 }
 
 func TestInteroperatesWithGoHTTP2(t *testing.T) {
-	// Our client against x/net's server, and x/net's client against our server.
+	// Our client against net/http's HTTP/2 server, and net/http's client against ours.
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go (&http2.Server{}).ServeConn(c, &http2.ServeConnOpts{Handler: echo()})
-		}
-	}()
+	std := &http.Server{Handler: echo(), Protocols: new(http.Protocols)}
+	std.Protocols.SetUnencryptedHTTP2(true)
+	go std.Serve(ln)
+	defer std.Close()
 	d := net.Dialer{}
 	ours := &Transport{Connect: func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }}
 	req, _ := http.NewRequest("POST", "http://"+ln.Addr().String()+"/trailers", strings.NewReader("x"))
 	resp, body := do(t, ours, req)
 	if string(body) != "x" || resp.Trailer.Get("Grpc-Status") != "0" {
-		t.Fatalf("against x/net server: %q %v", body, resp.Trailer)
+		t.Fatalf("against net/http's server: %q %v", body, resp.Trailer)
 	}
 
 	_, base := start(t, echo())
-	theirs := &http2.Transport{AllowHTTP: true, DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
-		return d.DialContext(ctx, network, addr)
-	}}
-	_ = theirs
-	client := &http.Client{Transport: &http2.Transport{AllowHTTP: true, DialTLS: func(network, addr string, _ *tls.Config) (net.Conn, error) { return net.Dial(network, addr) }}}
-	resp2, err := client.Post(base+"/trailers", "text/plain", strings.NewReader("y"))
+	tr := &http.Transport{Protocols: new(http.Protocols)}
+	tr.Protocols.SetUnencryptedHTTP2(true)
+	defer tr.CloseIdleConnections()
+	resp2, err := (&http.Client{Transport: tr}).Post(base+"/trailers", "text/plain", strings.NewReader("y"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	b, _ := io.ReadAll(resp2.Body)
 	resp2.Body.Close()
-	if string(b) != "y" || resp2.Trailer.Get("Grpc-Status") != "0" {
-		t.Fatalf("x/net client against our server: %q %v", b, resp2.Trailer)
+	if string(b) != "y" || resp2.Trailer.Get("Grpc-Status") != "0" || resp2.ProtoMajor != 2 {
+		t.Fatalf("net/http's client against our server: %q %v proto %d", b, resp2.Trailer, resp2.ProtoMajor)
 	}
 }
