@@ -12,7 +12,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
 )
 
 // start serves h on a loopback listener with Server and returns a Transport to it.
