@@ -119,8 +119,8 @@ func (s *Service) ParseIdentity(id string) (ns, sa string, err error) {
 		return "", "", fmt.Errorf("identity %q is not <serviceaccount>.<namespace>%s", trunc(id), suffix)
 	}
 	for _, label := range []string{sa, ns} {
-		if len(label) > 253 || !dnsLabelish(label) {
-			return "", "", fmt.Errorf("identity %q has an invalid name %q", trunc(id), trunc(label))
+		if len(label) > 63 || !dnsLabelish(label) {
+			return "", "", fmt.Errorf("identity %q has %q, which is not a DNS label (lower-case letters, digits and '-', at most 63)", trunc(id), trunc(label))
 		}
 	}
 	return ns, sa, nil
@@ -183,6 +183,10 @@ func (s *Service) certify(ctx context.Context, req *pb.CertifyRequest) (*pb.Cert
 	creds := s.o.Issuer.Current()
 	if creds == nil {
 		return nil, ReasonUnavailable, status.Error(codes.Unavailable, "identity issuer not loaded yet")
+	}
+	if now := s.o.Now(); !now.Before(creds.Expiry()) {
+		return nil, ReasonUnavailable, status.Errorf(codes.Unavailable, "identity issuer %q expired at %s: the issuer Secret must be rotated",
+			creds.Authority.Cert.Subject.CommonName, creds.Expiry().UTC().Format(time.RFC3339))
 	}
 	user, err := s.o.Reviewer.Review(ctx, string(req.GetToken()))
 	switch {

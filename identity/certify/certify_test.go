@@ -49,6 +49,7 @@ type env struct {
 	svc     *certify.Service
 	client  pb.IdentityClient
 	metrics *certify.Metrics
+	store   *issuer.Store
 	// publish replaces the issuer the way the chosen source sees it: an update of the
 	// Secret through the API, or the kubelet's atomic rewrite of the mounted files.
 	publish func(t testing.TB, a *certs.Authority)
@@ -126,7 +127,7 @@ func startEnv(t testing.TB, o envOptions) *env {
 	anchorsPEM := certs.EncodeCertificatesPEM(anchor.Cert)
 	store := &issuer.Store{}
 	events := &issuer.EventRecorder{Client: c.Client(), Namespace: cpNS, SecretName: issuer.DefaultSecretName, Component: "identity-test"}
-	e := &env{c: c, cpNS: cpNS, anchor: anchor}
+	e := &env{c: c, cpNS: cpNS, anchor: anchor, store: store}
 	switch o.source {
 	case "api":
 		if _, err := c.Client().CoreV1().Secrets(cpNS).Create(ctx, issuerSecret(t, cpNS, iss), metav1.CreateOptions{}); err != nil {
@@ -319,6 +320,7 @@ func TestCertifyRefusals(t *testing.T) {
 		{"P-384 key", certifyReq(id, good, csr(t, p384, id)), codes.InvalidArgument, certify.ReasonBadCSR, "P-384"},
 		{"RSA 1024 key", certifyReq(id, good, csr(t, rsa1024, id)), codes.InvalidArgument, certify.ReasonBadCSR, "RSA key of 1024 bits"},
 		{"identity of another trust domain", certifyReq("web."+ns+".serviceaccount.identity.linkerd.example.org", good, csr(t, key, id)), codes.InvalidArgument, certify.ReasonBadIdentity, "does not end in"},
+		{"identity with a name longer than a DNS label", certifyReq(strings.Repeat("w", 64)+"."+ns+".serviceaccount.identity."+e.cpNS+".cluster.local", good, csr(t, key, id)), codes.InvalidArgument, certify.ReasonBadIdentity, "not a DNS label"},
 		{"identity without a namespace", certifyReq("web.serviceaccount.identity."+e.cpNS+".cluster.local", good, csr(t, key, id)), codes.InvalidArgument, certify.ReasonBadIdentity, "identity"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -379,6 +381,24 @@ func TestTokenAudiences(t *testing.T) {
 				verify(t, resp, id, tc.e.anchor)
 			}
 		})
+	}
+}
+
+// TestExpiredIssuerIsUnavailable: once the issuer in use has expired (nobody rotated the
+// Secret), Certify says so instead of signing certificates nobody can verify.
+func TestExpiredIssuerIsUnavailable(t *testing.T) {
+	t.Parallel()
+	e := startEnv(t, envOptions{})
+	ns := e.c.Namespace(t)
+	e.c.CreateServiceAccount(t, ns, "web")
+	later := func() time.Time { return time.Now().Add(2 * 365 * 24 * time.Hour) }
+	svc := certify.New(certify.Options{Issuer: e.store, ControllerNS: e.cpNS, Log: quiet, Now: later,
+		Reviewer: certify.NewTokenReviewer(e.c.Client(), certify.ReviewOptions{Audience: certify.TokenAudience})})
+	id := svc.Identity(ns, "web")
+	token := e.c.Token(t, ns, "web", kube.TokenOptions{Audiences: []string{certify.TokenAudience}})
+	_, err := svc.Certify(t.Context(), certifyReq(id, token, csr(t, p256(t), id)))
+	if status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "expired") {
+		t.Fatalf("got %v, want Unavailable saying the issuer expired", err)
 	}
 }
 

@@ -193,3 +193,53 @@ func ExampleKeyNames() {
 	fmt.Println(crt, key)
 	// Output: tls.crt tls.key
 }
+
+// TestFileWatcherAnchorRotation follows the trust-anchor rotation procedure: the bundle
+// first gains the new anchor next to the old one, then the issuer is replaced by one the
+// new anchor signed, then the old anchor leaves the bundle. An issuer signed by an anchor
+// not (yet) in the bundle is refused.
+func TestFileWatcherAnchorRotation(t *testing.T) {
+	h := newHierarchy(t)
+	now := time.Now()
+	oldIss, _ := h.anchor.NewIssuer("old-issuer", certs.ValidFor(now, time.Hour))
+	newAnchor, _ := certs.NewTrustAnchor("new-anchor", certs.ValidFor(now, 24*time.Hour))
+	newIss, _ := newAnchor.NewIssuer("new-issuer", certs.ValidFor(now, time.Hour))
+	dir := t.TempDir()
+	writeAtomic(t, dir, issuerFiles(t, oldIss, "crt.pem", "key.pem"))
+	m := NewMetrics()
+	w := &FileWatcher{Dir: dir, TrustAnchorsFile: h.anchorFile, Interval: 5 * time.Millisecond, Store: &Store{}, Log: quiet, Metrics: m}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	if err := w.Start(ctx, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	writeAnchors := func(as ...*certs.Authority) {
+		var pem []byte
+		for _, a := range as {
+			pem = append(pem, certs.EncodeCertificatesPEM(a.Cert)...)
+		}
+		tmp := h.anchorFile + ".tmp"
+		if err := os.WriteFile(tmp, pem, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, h.anchorFile); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Too early: the new issuer does not chain to the current bundle.
+	writeAtomic(t, dir, issuerFiles(t, newIss, "crt.pem", "key.pem"))
+	waitFor(t, "the refusal", func() bool { return testutil.ToFloat64(m.refused) == 1 })
+	if !w.Store.Current().Authority.Cert.Equal(oldIss.Cert) {
+		t.Fatal("issuer of an unknown anchor taken into use")
+	}
+	// Adding the new anchor makes the same files valid.
+	writeAnchors(h.anchor, newAnchor)
+	waitFor(t, "the new issuer", func() bool { return w.Store.Current().Authority.Cert.Equal(newIss.Cert) })
+	if got := len(w.Store.Current().Anchors); got != 2 {
+		t.Fatalf("%d anchors in use, want 2", got)
+	}
+	// Dropping the old anchor updates the bundle in use.
+	writeAnchors(newAnchor)
+	waitFor(t, "the one-anchor bundle", func() bool { return len(w.Store.Current().Anchors) == 1 })
+}
