@@ -3,6 +3,7 @@ package inject
 import (
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"sort"
 	"strings"
 )
@@ -110,8 +111,5 @@ func diff(ops *[]PatchOp, path string, a, b any) {
 	*ops = append(*ops, PatchOp{Op: "replace", Path: path, Value: b})
 }
 
-func equalJSON(a, b any) bool {
-	x, _ := json.Marshal(a)
-	y, _ := json.Marshal(b)
-	return string(x) == string(y)
-}
+// equalJSON compares two decoded JSON values (maps, slices, strings, float64s, bools, nil).
+func equalJSON(a, b any) bool { return reflect.DeepEqual(a, b) }
