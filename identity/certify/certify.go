@@ -101,6 +101,23 @@ func New(o Options) *Service {
 	return &Service{o: o}
 }
 
+// CheckNames checks that the controller namespace is a DNS label and the trust domain a
+// DNS name, so that the identities built from them are valid DNS names.
+func CheckNames(controllerNS, trustDomain string) error {
+	if len(controllerNS) > 63 || controllerNS == "" || !dnsLabelish(controllerNS) {
+		return fmt.Errorf("controller namespace %q is not a DNS label", trunc(controllerNS))
+	}
+	if len(trustDomain) > 253 {
+		return fmt.Errorf("trust domain %q is longer than 253 characters", trunc(trustDomain))
+	}
+	for _, l := range strings.Split(trustDomain, ".") {
+		if l == "" || len(l) > 63 || !dnsLabelish(l) {
+			return fmt.Errorf("trust domain %q is not a DNS name (label %q)", trunc(trustDomain), trunc(l))
+		}
+	}
+	return nil
+}
+
 // Identity returns the identity name of a ServiceAccount.
 func (s *Service) Identity(ns, sa string) string {
 	return fmt.Sprintf("%s.%s.serviceaccount.identity.%s.%s", sa, ns, s.o.ControllerNS, s.o.TrustDomain)
@@ -231,7 +248,12 @@ func acceptableKey(pub any) error {
 	return fmt.Errorf("unsupported public key type %T", pub)
 }
 
+// dnsLabelish reports whether s is a non-empty run of lower-case letters, digits and
+// inner hyphens (length is checked by callers).
 func dnsLabelish(s string) bool {
+	if s == "" {
+		return false
+	}
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-') {

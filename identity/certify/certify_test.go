@@ -219,9 +219,11 @@ func p256(t testing.TB) *ecdsa.PrivateKey {
 	return k
 }
 
-// verify checks that resp is a leaf for id chaining to anchor, valid for about 24h.
+// verify checks that resp is a leaf for id chaining to anchor, usable for both server and
+// client TLS, valid for 24h with 20s of clock-skew allowance on either side.
 func verify(t *testing.T, resp *pb.CertifyResponse, id string, anchor *certs.Authority) *x509.Certificate {
 	t.Helper()
+	received := time.Now()
 	leaf, err := x509.ParseCertificate(resp.GetLeafCertificate())
 	if err != nil {
 		t.Fatalf("leaf is not DER: %v", err)
@@ -230,14 +232,19 @@ func verify(t *testing.T, resp *pb.CertifyResponse, id string, anchor *certs.Aut
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := certs.VerifyChain(leaf, inter, []*x509.Certificate{anchor.Cert}, time.Now(), x509.ExtKeyUsageClientAuth); err != nil {
-		t.Fatalf("leaf does not verify against the anchor: %v", err)
+	for _, usage := range []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth, x509.ExtKeyUsageServerAuth} {
+		if err := certs.VerifyChain(leaf, inter, []*x509.Certificate{anchor.Cert}, received, usage); err != nil {
+			t.Fatalf("leaf does not verify against the anchor for usage %v: %v", usage, err)
+		}
 	}
-	if len(leaf.DNSNames) != 1 || leaf.DNSNames[0] != id {
-		t.Fatalf("leaf SANs = %v, want [%s]", leaf.DNSNames, id)
+	if len(leaf.DNSNames) != 1 || leaf.DNSNames[0] != id || leaf.Subject.CommonName != id {
+		t.Fatalf("leaf SANs = %v, CN = %q, want [%s]", leaf.DNSNames, leaf.Subject.CommonName, id)
 	}
-	if life := leaf.NotAfter.Sub(leaf.NotBefore); life < 24*time.Hour || life > 24*time.Hour+time.Minute {
-		t.Fatalf("leaf lifetime %s, want 24h plus skew", life)
+	if life := leaf.NotAfter.Sub(leaf.NotBefore); life != 24*time.Hour+40*time.Second {
+		t.Fatalf("leaf lifetime %s, want 24h plus 20s of skew either side", life)
+	}
+	if back := received.Sub(leaf.NotBefore); back < 19*time.Second || back > 20*time.Second+time.Minute {
+		t.Fatalf("NotBefore %s is %s before the response, want it backdated by the 20s skew allowance", leaf.NotBefore, back)
 	}
 	if !resp.GetValidUntil().AsTime().Equal(leaf.NotAfter) {
 		t.Fatalf("valid_until %s != NotAfter %s", resp.GetValidUntil().AsTime(), leaf.NotAfter)
@@ -258,11 +265,14 @@ func TestCertifyWithPodBoundToken(t *testing.T) {
 		Spec: corev1.PodSpec{ServiceAccountName: "web", Containers: []corev1.Container{{Name: "app", Image: "app"}}}})
 	token := e.c.Token(t, ns, "web", kube.TokenOptions{Audiences: []string{certify.TokenAudience}, Pod: "web-0"})
 	id := e.svc.Identity(ns, "web")
-	resp, err := e.client.Certify(t.Context(), certifyReq(id, token, csr(t, p256(t), id)))
+	key := p256(t)
+	resp, err := e.client.Certify(t.Context(), certifyReq(id, token, csr(t, key, id)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	verify(t, resp, id, e.anchor)
+	if leaf := verify(t, resp, id, e.anchor); !key.PublicKey.Equal(leaf.PublicKey) {
+		t.Fatal("the leaf does not certify the CSR's key")
+	}
 	if got := testutil.ToFloat64(e.metrics.Issued()); got != 1 {
 		t.Fatalf("identity_certificates_issued_total = %v, want 1", got)
 	}

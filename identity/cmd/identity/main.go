@@ -64,6 +64,18 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	if _, _, err := issuer.KeyNames(*scheme); err != nil {
+		return fmt.Errorf("-identity-scheme: %w", err)
+	}
+	if *source != "files" && *source != "api" {
+		return fmt.Errorf("-issuer-source %q: want files or api", *source)
+	}
+	if *lifetime <= 0 || *skew < 0 {
+		return fmt.Errorf("-identity-issuance-lifetime (%s) must be positive and -identity-clock-skew-allowance (%s) not negative", *lifetime, *skew)
+	}
+	if err := certify.CheckNames(*controllerNS, *trustDomain); err != nil {
+		return err
+	}
 	kcfg.UserAgent = "linkerd-identity"
 	kcfg.QPS, kcfg.Burst = float32(*qps), *burst
 	clients, err := kcfg.Clients()
@@ -97,11 +109,6 @@ func run(ctx context.Context, args []string) error {
 	case "api":
 		watcher = &issuer.Watcher{Client: clients.Kube, Namespace: *controllerNS, SecretName: *secret,
 			TrustRootsName: *roots, Store: store, Log: log, Metrics: issuerMetrics, Events: events}
-	default:
-		return fmt.Errorf("-issuer-source %q: want files or api", *source)
-	}
-	if _, _, err := issuer.KeyNames(*scheme); err != nil {
-		return fmt.Errorf("-identity-scheme: %w", err)
 	}
 	metrics := certify.NewMetrics()
 	if err := metrics.Register(reg); err != nil {

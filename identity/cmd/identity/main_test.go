@@ -208,6 +208,9 @@ func TestStartupFailsNamingTheProblem(t *testing.T) {
 		{"not chaining to the trust anchors", issuerFiles(t, rogue, "crt.pem", "key.pem"), nil, []string{"Secret linkerd/linkerd-identity-issuer", `"rogue" is not usable`}},
 		{"unknown scheme", nil, []string{"-identity-scheme", "example.com/pem"}, []string{"-identity-scheme", "example.com/pem"}},
 		{"unknown source", nil, []string{"-issuer-source", "vault"}, []string{"-issuer-source", "vault"}},
+		{"zero lifetime", nil, []string{"-identity-issuance-lifetime", "0s"}, []string{"-identity-issuance-lifetime"}},
+		{"bad trust domain", nil, []string{"-identity-trust-domain", "cluster..local"}, []string{"trust domain", "cluster..local"}},
+		{"bad namespace", nil, []string{"-controller-namespace", "Linkerd"}, []string{"controller namespace", "Linkerd"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
