@@ -18,8 +18,17 @@ import (
 // soOriginalDst is SO_ORIGINAL_DST (linux/netfilter_ipv4.h), also IP6T_SO_ORIGINAL_DST.
 const soOriginalDst = 80
 
-// Lookup returns the original destination of conn. For a connection that was not
-// redirected it returns the connection's own local address.
+// ErrNotTracked is wrapped by Lookup's error when conntrack has no entry for the
+// connection: conntrack is not active in the socket's network namespace (no nat rules
+// there), so the connection cannot have been redirected.
+var ErrNotTracked = errors.New("origdst: connection not tracked by conntrack")
+
+// Lookup returns the original destination of conn, an accepted TCP connection: where the
+// client sent it before a nat-table REDIRECT (proxy-init's) sent it to the listener. An
+// IPv4 connection accepted on a dual-stack socket gives an IPv4 address. For a connection
+// that was not redirected, it returns conn's own local address when conntrack tracks the
+// namespace, and an error wrapping ErrNotTracked when it does not. Any other failure is
+// returned with the local address in the message.
 func Lookup(conn *net.TCPConn) (netip.AddrPort, error) {
 	local, ok := conn.LocalAddr().(*net.TCPAddr)
 	if !ok {
@@ -41,6 +50,9 @@ func Lookup(conn *net.TCPConn) (netip.AddrPort, error) {
 	})
 	if err == nil {
 		err = sockErr
+	}
+	if errors.Is(err, syscall.ENOENT) {
+		return netip.AddrPort{}, fmt.Errorf("%w: reading SO_ORIGINAL_DST of %s: %w", ErrNotTracked, local, err)
 	}
 	if err != nil {
 		return netip.AddrPort{}, fmt.Errorf("origdst: reading SO_ORIGINAL_DST of %s: %w", local, err)
