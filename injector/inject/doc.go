@@ -1,0 +1,22 @@
+// Package inject adds the Linkerd data plane to pods: the linkerd-init container (proxy-init's
+// iptables setup) and the linkerd-proxy sidecar, classic or native (a restartable init
+// container, the default, so Jobs complete), with the LINKERD2_PROXY_* environment, probes,
+// volumes, annotations and labels of a Linkerd-injected pod.
+//
+// It is pure: no HTTP, no Kubernetes client. The admission webhook (package webhook) and
+// `linkerd inject --manual` both call it, so both produce identical pods:
+//
+//	v := inject.DefaultValues()
+//	v.IdentityTrustAnchorsPEM = anchors
+//	res, err := v.InjectObject(inject.Namespace{}, deployment, true) // CLI: force = inject unless disabled
+//	pod, decision, err := v.InjectPod(ns, owner, pod)                // webhook
+//	patch, err := inject.JSONPatch(pod, injected)                    // RFC 6902 for the AdmissionResponse
+//
+// Decide applies the linkerd.io/inject rules; config.linkerd.io/* (and the alpha/beta native
+// sidecar) annotations on the namespace are defaults that the pod's own annotations override.
+// A value that cannot be used fails the whole injection with an *AnnotationError naming the
+// annotation.
+//
+// LINKERD2_PROXY_ACCESS_LOG (config.linkerd.io/access-log) and LINKERD2_PROXY_INGRESS_MODE
+// (linkerd.io/inject: ingress) carry Linkerd's names; the l5d proxy does not read them yet.
+package inject
