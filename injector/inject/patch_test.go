@@ -1,0 +1,115 @@
+package inject
+
+import (
+	"encoding/json"
+	"reflect"
+	"strconv"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// applyPatch applies add/remove/replace operations (all JSONPatch emits) to a decoded JSON
+// document, following RFC 6902.
+func applyPatch(t *testing.T, doc any, ops []PatchOp) any {
+	t.Helper()
+	for _, op := range ops {
+		parts := strings.Split(op.Path, "/")[1:]
+		for i, p := range parts {
+			parts[i] = strings.ReplaceAll(strings.ReplaceAll(p, "~1", "/"), "~0", "~")
+		}
+		doc = applyAt(t, doc, parts, op)
+	}
+	return doc
+}
+
+func applyAt(t *testing.T, node any, path []string, op PatchOp) any {
+	key := path[0]
+	switch n := node.(type) {
+	case map[string]any:
+		if len(path) > 1 {
+			n[key] = applyAt(t, n[key], path[1:], op)
+			return n
+		}
+		if op.Op == "remove" {
+			delete(n, key)
+		} else {
+			n[key] = op.Value
+		}
+		return n
+	case []any:
+		if len(path) == 1 && op.Op == "add" {
+			if key == "-" {
+				return append(n, op.Value)
+			}
+			i, _ := strconv.Atoi(key)
+			return append(n[:i], append([]any{op.Value}, n[i:]...)...)
+		}
+		i, err := strconv.Atoi(key)
+		if err != nil || i >= len(n) {
+			t.Fatalf("bad index in %s", op.Path)
+		}
+		if len(path) > 1 {
+			n[i] = applyAt(t, n[i], path[1:], op)
+			return n
+		}
+		if op.Op == "remove" {
+			return append(n[:i], n[i+1:]...)
+		}
+		n[i] = op.Value
+		return n
+	}
+	t.Fatalf("path %s through a non-container", op.Path)
+	return nil
+}
+
+// TestJSONPatchRoundTrip applies the generated patch to the original pod and gets exactly the
+// injected pod, for pods with and without existing metadata, init containers and volumes.
+func TestJSONPatchRoundTrip(t *testing.T) {
+	v := testValues(t)
+	pods := map[string]*corev1.Pod{
+		"bare": {Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app"}}}},
+		"full": {
+			ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "n", Labels: map[string]string{"a/b": "c"},
+				Annotations: map[string]string{"x~y": "z", AnnotationInject: "enabled", AnnotationNativeSidecarBeta: "false"}},
+			Spec: corev1.PodSpec{
+				InitContainers: []corev1.Container{{Name: "migrate"}},
+				Containers:     []corev1.Container{{Name: "app", Ports: []corev1.ContainerPort{{ContainerPort: 80}}}, {Name: "side"}},
+				Volumes:        []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}},
+			},
+		},
+	}
+	for name, pod := range pods {
+		t.Run(name, func(t *testing.T) {
+			if pod.Annotations == nil {
+				pod.Annotations = map[string]string{AnnotationInject: "enabled"}
+			}
+			injected, _, err := v.InjectPod(Namespace{Name: "n"}, Owner{}, pod)
+			if err != nil || injected == nil {
+				t.Fatalf("inject: %v", err)
+			}
+			raw, err := JSONPatch(pod, injected)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ops []PatchOp
+			if err := json.Unmarshal(raw, &ops); err != nil {
+				t.Fatal(err)
+			}
+			for _, op := range ops {
+				if op.Op == "replace" && strings.HasPrefix(op.Path, "/spec/containers") {
+					t.Errorf("patch rewrites existing containers: %s", op.Path)
+				}
+			}
+			orig, _ := toGeneric(pod)
+			want, _ := toGeneric(injected)
+			if got := applyPatch(t, orig, ops); !reflect.DeepEqual(got, want) {
+				g, _ := json.Marshal(got)
+				w, _ := json.Marshal(want)
+				t.Errorf("patched pod differs:\n got %s\nwant %s", g, w)
+			}
+		})
+	}
+}
