@@ -58,15 +58,24 @@ var ErrUnauthenticated = errors.New("token is not valid")
 
 // Options configures a Service.
 type Options struct {
-	Issuer       *issuer.Store
-	Reviewer     Reviewer
+	// Issuer holds the signing credentials; Certify is Unavailable while it is empty.
+	Issuer *issuer.Store
+	// Reviewer checks tokens (a TokenReviewer in production).
+	Reviewer Reviewer
+	// TrustDomain and ControllerNS end every identity; DefaultTrustDomain and
+	// DefaultControllerNS when empty.
 	TrustDomain  string
 	ControllerNS string
-	Lifetime     time.Duration
-	ClockSkew    time.Duration
-	Log          *slog.Logger
-	Metrics      *Metrics
-	Now          func() time.Time
+	// Lifetime of issued certificates; DefaultLifetime when <= 0.
+	Lifetime time.Duration
+	// ClockSkew backdates NotBefore and extends NotAfter; DefaultClockSkew when <= 0.
+	ClockSkew time.Duration
+	// Log receives one line per refusal (Info) and issuance (Debug); slog.Default when nil.
+	Log *slog.Logger
+	// Metrics count issuances and refusals; unregistered ones when nil.
+	Metrics *Metrics
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
 }
 
 // Service is the Identity gRPC service.

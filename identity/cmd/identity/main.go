@@ -70,8 +70,8 @@ func run(ctx context.Context, args []string) error {
 	if *source != "files" && *source != "api" {
 		return fmt.Errorf("-issuer-source %q: want files or api", *source)
 	}
-	if *lifetime <= 0 || *skew < 0 {
-		return fmt.Errorf("-identity-issuance-lifetime (%s) must be positive and -identity-clock-skew-allowance (%s) not negative", *lifetime, *skew)
+	if *lifetime <= 0 || *skew <= 0 {
+		return fmt.Errorf("-identity-issuance-lifetime (%s) and -identity-clock-skew-allowance (%s) must be positive", *lifetime, *skew)
 	}
 	if err := certify.CheckNames(*controllerNS, *trustDomain); err != nil {
 		return err
