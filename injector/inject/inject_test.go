@@ -81,6 +81,7 @@ func podParts(t *testing.T, obj runtime.Object) (*metav1.ObjectMeta, *corev1.Pod
 func TestGolden(t *testing.T) {
 	cases := []struct {
 		input  string
+		golden string
 		ns     Namespace
 		force  bool
 		values func(*Values)
@@ -100,9 +101,14 @@ func TestGolden(t *testing.T) {
 		{input: "daemonset-ingress.yaml"},
 		// Client-side injection (linkerd inject --manual) of a template without annotations.
 		{input: "cronjob.yaml", force: true},
+		// A Job on a cluster without native sidecars: the proxy's /shutdown endpoint is on.
+		{input: "job.yaml", golden: "job-classic", values: func(v *Values) { v.NativeSidecar = false }},
 	}
 	for _, tc := range cases {
-		t.Run(strings.TrimSuffix(tc.input, ".yaml"), func(t *testing.T) {
+		if tc.golden == "" {
+			tc.golden = strings.TrimSuffix(tc.input, ".yaml")
+		}
+		t.Run(tc.golden, func(t *testing.T) {
 			v := testValues(t)
 			if tc.values != nil {
 				tc.values(&v)
@@ -119,7 +125,7 @@ func TestGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			golden := filepath.Join("testdata", strings.TrimSuffix(tc.input, ".yaml")+".golden.yaml")
+			golden := filepath.Join("testdata", tc.golden+".golden.yaml")
 			if *update {
 				if err := os.WriteFile(golden, got, 0o644); err != nil {
 					t.Fatal(err)

@@ -98,6 +98,11 @@ func (v *Values) InjectPodSpec(ns Namespace, owner Owner, mode Mode, meta *metav
 		return err
 	}
 
+	if !cfg.nativeSidecar && (owner.Kind == "Job" || owner.Kind == "CronJob") {
+		// A classic sidecar never exits on its own: let the job stop it with POST /shutdown
+		// on the admin port once its work is done.
+		cfg.shutdownEndpoint = true
+	}
 	proxy := v.proxyContainer(cfg, mode, inbound)
 	initC := v.initContainer(cfg)
 	if cfg.nativeSidecar {
