@@ -8,7 +8,9 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -102,7 +104,7 @@ func TestRedirectionInNamespaces(t *testing.T) {
 	for _, mode := range []string{iptables.ModeLegacy, iptables.ModeNFT} {
 		t.Run(mode, func(t *testing.T) {
 			n := netns.New(t)
-			a, b, c := n.Pod(t, "a"), n.Pod(t, "b"), n.Pod(t, "c")
+			a, b, c, d := n.Pod(t, "a"), n.Pod(t, "b"), n.Pod(t, "c"), n.Pod(t, "d")
 			backends, err := iptables.ModeBackends(mode, true)
 			if err != nil {
 				t.Fatal(err)
@@ -111,31 +113,41 @@ func TestRedirectionInNamespaces(t *testing.T) {
 			cfg.InboundPortsToIgnore, _ = ports.Parse("4190,4191,9000")
 			cfg.OutboundPortsToIgnore, _ = ports.Parse("9000")
 			cfg.SubnetsToIgnore = []netip.Prefix{netip.PrefixFrom(c.IPv4, 32), netip.PrefixFrom(c.IPv6, 128)}
+			saveAll := func(p *netns.Pod) string {
+				return save(t, p, "iptables-"+mode+"-save") + save(t, p, "ip6tables-"+mode+"-save")
+			}
 			for _, p := range []*netns.Pod{a, b} {
 				in := &iptables.Installer{Config: cfg, Backends: backends, NetNS: p.Path()}
 				var sim bytes.Buffer
 				if err := in.Simulate(t.Context(), &sim); err != nil {
 					t.Fatal(err)
 				}
+				if saved := saveAll(p); strings.Contains(saved, "PROXY_INIT") {
+					t.Fatalf("Simulate changed the rules:\n%s", saved)
+				}
 				if err := in.Apply(t.Context()); err != nil {
 					t.Fatalf("apply in %s: %v", p.PodName, err)
 				}
-				if p == a {
-					// Simulate printed exactly the rules now installed.
-					saved := save(t, p, "iptables-"+mode+"-save") + save(t, p, "ip6tables-"+mode+"-save")
-					for _, line := range strings.Split(sim.String(), "\n") {
-						if strings.HasPrefix(line, "-A PROXY_INIT") && !strings.Contains(saved, line) {
-							t.Errorf("simulated rule %q is not what was installed:\n%s", line, saved)
-						}
-					}
-					// Re-running gives the same rules, not duplicates.
-					before := save(t, p, "iptables-"+mode+"-save") + save(t, p, "ip6tables-"+mode+"-save")
-					if err := in.Apply(t.Context()); err != nil {
-						t.Fatal(err)
-					}
-					if after := save(t, p, "iptables-"+mode+"-save") + save(t, p, "ip6tables-"+mode+"-save"); after != before {
-						t.Fatalf("second run changed the rules:\nbefore:\n%s\nafter:\n%s", before, after)
-					}
+				if p != a {
+					continue
+				}
+				// Simulate printed exactly what Apply applied: fed by hand to the
+				// binaries its comments name, in a pod without rules, it gives the same
+				// tables.
+				replay(t, d, sim.String())
+				if got, want := saveAll(d), saveAll(a); got != want {
+					t.Fatalf("the simulated input gives other rules than Apply:\nsimulated:\n%s\napplied:\n%s", got, want)
+				}
+				// Re-running gives the same rules, not duplicates.
+				before := saveAll(a)
+				if err := in.Apply(t.Context()); err != nil {
+					t.Fatal(err)
+				}
+				if after := saveAll(a); after != before {
+					t.Fatalf("second run changed the rules:\nbefore:\n%s\nafter:\n%s", before, after)
+				}
+				if n := strings.Count(before, "-j PROXY_INIT_OUTPUT"); n != 2 {
+					t.Fatalf("OUTPUT jumps to PROXY_INIT_OUTPUT %d times in the two families, want 2:\n%s", n, before)
 				}
 			}
 			for _, p := range []*netns.Pod{a, b} {
@@ -176,18 +188,108 @@ func TestRedirectionInNamespaces(t *testing.T) {
 	}
 }
 
+// replay feeds each "# <family>: <binary> <args>" section of a simulation to that binary,
+// inside pod p.
+func replay(t *testing.T, p *netns.Pod, sim string) {
+	t.Helper()
+	var head []string
+	var body strings.Builder
+	flush := func() {
+		if head == nil {
+			return
+		}
+		cmd := exec.Command(head[0], head[1:]...)
+		var out bytes.Buffer
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = strings.NewReader(body.String()), &out, &out
+		if err := p.Run(cmd); err != nil {
+			t.Fatalf("replaying %s: %v: %s\n%s", head, err, out.String(), body.String())
+		}
+		head = nil
+		body.Reset()
+	}
+	for _, line := range strings.SplitAfter(sim, "\n") {
+		if f := strings.Fields(line); len(f) >= 3 && f[0] == "#" && (f[1] == "IPv4:" || f[1] == "IPv6:") {
+			flush()
+			head = f[2:]
+			continue
+		}
+		body.WriteString(line)
+	}
+	flush()
+	if head == nil && !strings.Contains(sim, "*nat") {
+		t.Fatalf("simulation has no rules:\n%s", sim)
+	}
+}
+
 func TestMissingBinaryChangesNothing(t *testing.T) {
 	n := netns.New(t)
 	a := n.Pod(t, "a")
+	legacy, err := iptables.ModeBackends(iptables.ModeLegacy, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The IPv4 binaries exist, the IPv6 ones do not: not even IPv4 may be changed.
 	in := &iptables.Installer{Config: iptables.DefaultConfig(), NetNS: a.Path(),
-		Backends: []iptables.Backend{{Family: iptables.IPv4, Save: "iptables-nosuch-save", Restore: "iptables-nosuch-restore"}}}
-	err := in.Apply(t.Context())
-	if err == nil || !strings.Contains(err.Error(), "iptables-nosuch") {
+		Backends: append(legacy, iptables.Backend{Family: iptables.IPv6, Save: "ip6tables-nosuch-save", Restore: "ip6tables-nosuch-restore"})}
+	err = in.Apply(t.Context())
+	if err == nil || !strings.Contains(err.Error(), "ip6tables-nosuch") || !strings.Contains(err.Error(), "not found") {
 		t.Fatalf("err = %v, want one naming the missing binary", err)
 	}
 	if saved := save(t, a, "iptables-legacy-save") + save(t, a, "iptables-nft-save"); strings.Contains(saved, "PROXY_INIT") {
 		t.Fatalf("rules were installed despite the error:\n%s", saved)
 	}
+}
+
+// TestFailingBackendIsRolledBack makes the IPv6 backend fail after IPv4 was changed, as a
+// kernel without the ip6 nat table does: IPv4 must end as it was before.
+func TestFailingBackendIsRolledBack(t *testing.T) {
+	n := netns.New(t)
+	a := n.Pod(t, "a")
+	dir := t.TempDir()
+	broken := filepath.Join(dir, "ip6tables-broken-restore")
+	script := `#!/bin/sh
+for arg in "$@"; do
+	if [ "$arg" = --test ]; then exec ip6tables-legacy-restore "$@"; fi
+done
+echo "ip6tables-restore v1.8.11 (legacy): can not initialize ip6tables table nat: Table does not exist (do you need to insmod?)" >&2
+exit 1
+`
+	if err := os.WriteFile(broken, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	legacy, err := iptables.ModeBackends(iptables.ModeLegacy, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Rules from an earlier, good run.
+	earlier := &iptables.Installer{Config: iptables.DefaultConfig(), Backends: legacy, NetNS: a.Path()}
+	if err := earlier.Apply(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	before := save(t, a, "iptables-legacy-save")
+	cfg := iptables.DefaultConfig()
+	cfg.OutboundPortsToIgnore, _ = ports.Parse("25,587")
+	in := &iptables.Installer{Config: cfg, NetNS: a.Path(), Backends: append(legacy,
+		iptables.Backend{Family: iptables.IPv6, Save: "ip6tables-legacy-save", Restore: broken})}
+	err = in.Apply(t.Context())
 	var ce *iptables.CommandError
-	_ = errors.As(err, &ce)
+	if err == nil || !errors.As(err, &ce) || !strings.Contains(err.Error(), "Table does not exist") ||
+		!strings.Contains(err.Error(), "kernel lacks this iptables backend") {
+		t.Fatalf("err = %v, want a CommandError naming the missing backend", err)
+	}
+	if after := save(t, a, "iptables-legacy-save"); after != before {
+		t.Fatalf("IPv4 rules not put back after IPv6 failed:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+	if saved := save(t, a, "ip6tables-legacy-save"); strings.Contains(saved, "PROXY_INIT") {
+		t.Fatalf("IPv6 rules half installed:\n%s", saved)
+	}
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if left, err := netns.Leftovers(); err != nil || len(left) > 0 {
+		fmt.Fprintf(os.Stderr, "network namespaces left behind: %v %v\n", left, err)
+		code = 1
+	}
+	os.Exit(code)
 }
