@@ -47,6 +47,11 @@ type injector struct {
 func startInjector(t *testing.T, c *kube.Cluster, namespaces ...string) *injector {
 	t.Helper()
 	values := testValues(t)
+	return startInjectorWith(t, c, func() *inject.Values { return values }, namespaces...)
+}
+
+func startInjectorWith(t *testing.T, c *kube.Cluster, values func() *inject.Values, namespaces ...string) *injector {
+	t.Helper()
 	metrics := NewMetrics()
 	if err := metrics.Register(prometheus.NewRegistry()); err != nil {
 		t.Fatal(err)
@@ -55,7 +60,7 @@ func startInjector(t *testing.T, c *kube.Cluster, namespaces ...string) *injecto
 	bc.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.Client().CoreV1().Events("")})
 	t.Cleanup(bc.Shutdown)
 	h := &Handler{
-		Values:  func() *inject.Values { return values },
+		Values:  values,
 		Cluster: &KubeCluster{Client: c.Client()},
 		Metrics: metrics,
 		Events:  bc.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "linkerd-proxy-injector"}),
@@ -325,5 +330,50 @@ func TestMalformedReviews(t *testing.T) {
 	})
 	if got := testutil.ToFloat64(inj.metrics.BadRequests); got != float64(len(cases)) {
 		t.Errorf("bad request count = %v, want %d", got, len(cases))
+	}
+}
+
+// TestTrustAnchorRotation changes the trust-roots ConfigMap and checks that pods created
+// afterwards carry the new anchors, while a broken update is ignored.
+func TestTrustAnchorRotation(t *testing.T) {
+	c := kube.Shared(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	cp := c.Namespace(t)
+	first := testValues(t)
+	cmYAML := func(pem string) string {
+		return "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: linkerd-identity-trust-roots\ndata:\n  ca-bundle.crt: |\n    " +
+			strings.ReplaceAll(strings.TrimSpace(pem), "\n", "\n    ") + "\n"
+	}
+	c.Apply(t, cp, cmYAML(first.IdentityTrustAnchorsPEM))
+	store := NewValuesStore(*first)
+	if err := store.WatchAnchors(ctx, c.Client(), cp, "linkerd-identity-trust-roots", "ca-bundle.crt", 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	ns := c.Namespace(t, kube.WithAnnotations(map[string]string{inject.AnnotationInject: "enabled"}))
+	inj := startInjectorWith(t, c, store.Current, ns)
+
+	before := c.CreatePod(t, plainPod(ns, "before", nil)).Annotations[inject.AnnotationTrustRootSHA256]
+	if before != first.TrustRootSHA256() {
+		t.Fatalf("sha before rotation = %s, want %s", before, first.TrustRootSHA256())
+	}
+	// Any other PEM certificate serves as the new anchors.
+	second := strings.TrimSpace(string(inj.srv.CABundle)) + "\n"
+	c.Apply(t, cp, cmYAML(second))
+	want := store.Current().TrustRootSHA256()
+	poll(t, "the new anchors", func() (bool, error) {
+		want = store.Current().TrustRootSHA256()
+		return want != before, nil
+	})
+	pod := c.CreatePod(t, plainPod(ns, "after", nil))
+	if got := pod.Annotations[inject.AnnotationTrustRootSHA256]; got != want {
+		t.Errorf("sha after rotation = %s, want %s", got, want)
+	}
+	proxy := container(pod.Spec.InitContainers, inject.ProxyContainerName)
+	if proxy == nil || env(proxy, "LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS") != second {
+		t.Error("injected proxy does not carry the rotated anchors")
+	}
+	if err := store.SetAnchors("not a certificate"); err == nil || store.Current().TrustRootSHA256() != want {
+		t.Errorf("broken anchors accepted (err %v)", err)
 	}
 }

@@ -48,7 +48,7 @@ func run(ctx context.Context, args []string) error {
 	adminAddr := fs.String("admin-addr", ":9995", "address of the admin server (/metrics, /ready, /live)")
 	certFile := fs.String("tls-cert-file", "/var/run/linkerd/tls/tls.crt", "webhook serving certificate (PEM), reloaded when it changes")
 	keyFile := fs.String("tls-key-file", "/var/run/linkerd/tls/tls.key", "webhook serving key (PEM), reloaded when it changes")
-	anchorsFile := fs.String("identity-trust-anchors-file", "", "PEM trust anchors; when empty they are read from -identity-trust-roots-configmap")
+	anchorsFile := fs.String("identity-trust-anchors-file", "", "PEM trust anchors, read once; when empty they come from -identity-trust-roots-configmap and follow its changes")
 	anchorsMap := fs.String("identity-trust-roots-configmap", "linkerd-identity-trust-roots", "ConfigMap (in -controller-namespace) holding the trust anchors under ca-bundle.crt")
 	native := fs.String("native-sidecar", "auto", "inject the proxy as a native sidecar: auto (when the API server is Kubernetes >= 1.29), true or false")
 	pprof := fs.Bool("enable-pprof", false, "serve /debug/pprof/ on the admin server")
@@ -116,6 +116,8 @@ func run(ctx context.Context, args []string) error {
 	if err := d.Validate(); err != nil {
 		return fmt.Errorf("configuration: %w", err)
 	}
+	values := webhook.NewValuesStore(d)
+	values.Log = log
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -133,7 +135,7 @@ func run(ctx context.Context, args []string) error {
 	defer broadcaster.Shutdown()
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: clients.Kube.CoreV1().Events("")})
 	h := &webhook.Handler{
-		Values:  func() *inject.Values { return &d },
+		Values:  values.Current,
 		Cluster: &webhook.KubeCluster{Client: clients.Kube, Lister: nsLister},
 		Metrics: metrics,
 		Events:  broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "linkerd-proxy-injector"}),
@@ -147,6 +149,12 @@ func run(ctx context.Context, args []string) error {
 	g.Go(func() error {
 		if err := k8s.StartAndSync(gctx, factory, time.Minute); err != nil {
 			return err
+		}
+		if *anchorsFile == "" {
+			// Rotated anchors reach pods created from now on.
+			if err := values.WatchAnchors(gctx, clients.Kube, d.ControlPlaneNamespace, *anchorsMap, "ca-bundle.crt", time.Minute); err != nil {
+				return err
+			}
 		}
 		ready.Set(true)
 		return nil
