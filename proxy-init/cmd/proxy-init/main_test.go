@@ -2,12 +2,34 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/l5d-go/l5d/test/netns"
 )
+
+// asMainEnv makes the test binary run as proxy-init itself, for tests that need another
+// process (another user).
+const asMainEnv = "L5D_PROXY_INIT_TEST_AS_MAIN"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(asMainEnv) == "1" {
+		os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
+	}
+	code := m.Run()
+	if left, err := netns.Leftovers(); err != nil || len(left) > 0 {
+		fmt.Fprintf(os.Stderr, "network namespaces left behind: %v %v\n", left, err)
+		code = 1
+	}
+	os.Exit(code)
+}
 
 func TestFlagErrorsNameTheProblem(t *testing.T) {
 	for _, tc := range []struct {
@@ -47,9 +69,85 @@ func TestSimulateThenApplyInANamespace(t *testing.T) {
 	if code := run(t.Context(), args, &bytes.Buffer{}, &errb); code != 0 {
 		t.Fatalf("apply: exit %d: %s", code, errb.String())
 	}
-	if saved := iptablesSave(t, p); !strings.Contains(saved, "-j REDIRECT --to-ports 4143") {
+	saved := iptablesSave(t, p)
+	if !strings.Contains(saved, "-j REDIRECT --to-ports 4143") {
 		t.Fatalf("rules not installed:\n%s", saved)
 	}
+	if code := run(t.Context(), args, &bytes.Buffer{}, &errb); code != 0 {
+		t.Fatalf("second apply: exit %d: %s", code, errb.String())
+	}
+	if again := iptablesSave(t, p); stripCounters(again) != stripCounters(saved) {
+		t.Fatalf("running twice changed the rules:\nfirst:\n%s\nsecond:\n%s", saved, again)
+	}
+}
+
+// TestWithoutPermissionFailsClearly runs proxy-init inside a pod as an unprivileged user.
+func TestWithoutPermissionFailsClearly(t *testing.T) {
+	n := netns.New(t)
+	p := n.Pod(t, "p")
+	bin := copyTestBinary(t)
+	var stdout, stderr bytes.Buffer
+	cmd := netns.AsUser(exec.Command(bin, "--iptables-mode", "legacy", "--log-level", "error"), 65534, 65534)
+	cmd.Env = []string{asMainEnv + "=1", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := p.Run(cmd)
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+		t.Fatalf("exit: %v, want status 1; stderr:\n%s", err, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "NET_ADMIN") || !strings.Contains(stderr.String(), "iptables-legacy") {
+		t.Fatalf("stderr does not name the cause:\n%s", stderr.String())
+	}
+	if saved := iptablesSaveWith(t, p, "iptables-legacy-save"); strings.Contains(saved, "PROXY_INIT") {
+		t.Fatalf("rules installed:\n%s", saved)
+	}
+	t.Logf("proxy-init as uid 65534: %s", stderr.String())
+}
+
+// copyTestBinary copies the test binary where any user may run it.
+func copyTestBinary(t *testing.T) string {
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// t.TempDir is <tmp>/<test name><n>/<seq>, both made 0700.
+	dir := t.TempDir()
+	for _, d := range []string{filepath.Dir(dir), dir} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	src, err := os.Open(self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	bin := filepath.Join(dir, "proxy-init")
+	dst, err := os.OpenFile(bin, os.O_CREATE|os.O_WRONLY, 0o755)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(dst, src); err != nil {
+		t.Fatal(err)
+	}
+	if err := dst.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return bin
+}
+
+func stripCounters(save string) string {
+	var lines []string
+	for _, l := range strings.Split(save, "\n") {
+		if strings.HasPrefix(l, "#") {
+			continue
+		}
+		if i := strings.Index(l, " ["); strings.HasPrefix(l, ":") && i > 0 {
+			l = l[:i]
+		}
+		lines = append(lines, l)
+	}
+	return strings.Join(lines, "\n")
 }
 
 func TestMissingFirewallBinaryFails(t *testing.T) {
@@ -63,8 +161,12 @@ func TestMissingFirewallBinaryFails(t *testing.T) {
 }
 
 func iptablesSave(t *testing.T, p *netns.Pod) string {
+	return iptablesSaveWith(t, p, "iptables-nft-save")
+}
+
+func iptablesSaveWith(t *testing.T, p *netns.Pod, bin string) string {
 	var out bytes.Buffer
-	cmd := exec.Command("iptables-nft-save", "-t", "nat")
+	cmd := exec.Command(bin, "-t", "nat")
 	cmd.Stdout = &out
 	if err := p.Run(cmd); err != nil {
 		t.Fatal(err)
