@@ -269,6 +269,59 @@ func TestAdmissionThroughAPIServer(t *testing.T) {
 			t.Errorf("linkerd.io/proxy-job = %q, want report", got)
 		}
 	})
+	t.Run("statefulset pods are labelled with the statefulset", func(t *testing.T) {
+		one := int32(1)
+		sts := &appsv1.StatefulSet{
+			ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: enabled},
+			Spec: appsv1.StatefulSetSpec{
+				Replicas: &one, ServiceName: "db",
+				Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "db"}},
+				Template: corev1.PodTemplateSpec{
+					ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "db"}},
+					Spec:       plainPod("", "", nil).Spec,
+				},
+			},
+		}
+		if _, err := c.Client().AppsV1().StatefulSets(enabled).Create(ctx, sts, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		pod := waitPod(t, c, enabled, "app=db")
+		assertNative(t, pod)
+		if got := pod.Labels["linkerd.io/proxy-statefulset"]; got != "db" {
+			t.Errorf("linkerd.io/proxy-statefulset = %q, want db", got)
+		}
+	})
+	t.Run("pods of a cronjob's job are labelled with the cronjob", func(t *testing.T) {
+		cron := &batchv1.CronJob{
+			ObjectMeta: metav1.ObjectMeta{Name: "nightly", Namespace: enabled},
+			Spec: batchv1.CronJobSpec{Schedule: "0 3 * * *", JobTemplate: batchv1.JobTemplateSpec{Spec: batchv1.JobSpec{
+				Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever,
+					Containers: []corev1.Container{{Name: "backup", Image: "example/backup:1"}}}},
+			}}},
+		}
+		created, err := c.Client().BatchV1().CronJobs(enabled).Create(ctx, cron, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The cronjob controller does not run here; create the Job it would create.
+		yes := true
+		job := &batchv1.Job{
+			ObjectMeta: metav1.ObjectMeta{Name: "nightly-29000000", Namespace: enabled,
+				OwnerReferences: []metav1.OwnerReference{{APIVersion: "batch/v1", Kind: "CronJob", Name: created.Name, UID: created.UID, Controller: &yes}}},
+			Spec: batchv1.JobSpec{Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "nightly"}},
+				Spec:       cron.Spec.JobTemplate.Spec.Template.Spec,
+			}},
+		}
+		if _, err := c.Client().BatchV1().Jobs(enabled).Create(ctx, job, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		pod := waitPod(t, c, enabled, "app=nightly")
+		assertNative(t, pod)
+		if got := pod.Labels["linkerd.io/proxy-cronjob"]; got != "nightly" {
+			t.Errorf("linkerd.io/proxy-cronjob = %q, want nightly (labels %v)", got, pod.Labels)
+		}
+	})
 
 	if got := testutil.ToFloat64(inj.metrics.Responses.WithLabelValues(ResultRefused, "annotation")); got < 1 {
 		t.Errorf("refused responses = %v, want >= 1", got)
