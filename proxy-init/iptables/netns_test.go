@@ -78,6 +78,21 @@ func landing(t *testing.T, p *netns.Pod, uid int, dst netip.AddrPort) string {
 	return got
 }
 
+// landingProcess dials dst from a process (bash) run in pod p as uid and returns where it
+// landed.
+func landingProcess(t *testing.T, p *netns.Pod, uid uint32, dst netip.AddrPort) string {
+	t.Helper()
+	var out, errb bytes.Buffer
+	cmd := netns.AsUser(exec.Command("bash", "-c", `exec 3<>"/dev/tcp/$0/$1" && cat <&3`,
+		dst.Addr().String(), fmt.Sprint(dst.Port())), uid, uid)
+	cmd.Env = []string{"PATH=/usr/bin:/bin"}
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := p.Run(cmd); err != nil {
+		t.Fatalf("dial %s from a process in %s as uid %d: %v: %s", dst, p.PodName, uid, err, errb.String())
+	}
+	return out.String()
+}
+
 func save(t *testing.T, p *netns.Pod, bin string) string {
 	t.Helper()
 	var out bytes.Buffer
@@ -167,18 +182,26 @@ func TestRedirectionInNamespaces(t *testing.T) {
 			} {
 				bApp := netip.AddrPortFrom(fam.addr(b), 8080)
 				for _, tc := range []struct {
-					what string
-					uid  int
-					dst  netip.AddrPort
-					want string
+					what    string
+					uid     int
+					process bool // dial from a process run as uid, not a thread
+					dst     netip.AddrPort
+					want    string
 				}{
-					{"app dialling b:8080 lands on a's outbound proxy", -1, bApp, "outbound " + bApp.String()},
-					{"the proxy's uid is exempt and lands on b's inbound proxy", 2102, bApp, "inbound " + bApp.String()},
-					{"ignored ports bypass both sides", -1, netip.AddrPortFrom(fam.addr(b), 9000), "ignored"},
-					{"ignored subnets bypass", -1, netip.AddrPortFrom(fam.addr(c), 8080), "c-app"},
-					{"loopback bypasses", -1, netip.AddrPortFrom(fam.lo, 8080), "app"},
+					{"app dialling b:8080 lands on a's outbound proxy", -1, false, bApp, "outbound " + bApp.String()},
+					{"the proxy's uid is exempt and lands on b's inbound proxy", 2102, false, bApp, "inbound " + bApp.String()},
+					{"a process running as the proxy's uid is exempt", 2102, true, bApp, "inbound " + bApp.String()},
+					{"a process running as another uid is redirected", 1000, true, bApp, "outbound " + bApp.String()},
+					{"ignored ports bypass both sides", -1, false, netip.AddrPortFrom(fam.addr(b), 9000), "ignored"},
+					{"ignored subnets bypass", -1, false, netip.AddrPortFrom(fam.addr(c), 8080), "c-app"},
+					{"loopback bypasses", -1, false, netip.AddrPortFrom(fam.lo, 8080), "app"},
 				} {
-					got := landing(t, a, tc.uid, tc.dst)
+					var got string
+					if tc.process {
+						got = landingProcess(t, a, uint32(tc.uid), tc.dst)
+					} else {
+						got = landing(t, a, tc.uid, tc.dst)
+					}
 					if !strings.HasPrefix(got, tc.want) {
 						t.Errorf("%s %s: landed on %q, want %q", fam.name, tc.what, got, tc.want)
 					}
