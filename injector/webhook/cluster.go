@@ -11,7 +11,25 @@ import (
 	corelisters "k8s.io/client-go/listers/core/v1"
 
 	"github.com/l5d-go/l5d/injector/inject"
+	"github.com/l5d-go/l5d/pkg/k8s"
 )
+
+// Permissions lists the RBAC the injector needs: namespaces (config annotations), the owners
+// it resolves, the trust-roots ConfigMap in controlPlaneNS, and events.
+func Permissions(controlPlaneNS string) []k8s.Permission {
+	return []k8s.Permission{
+		{Verb: "get", Resource: "namespaces"},
+		{Verb: "list", Resource: "namespaces"},
+		{Verb: "watch", Resource: "namespaces"},
+		{Verb: "get", Group: "apps", Resource: "replicasets"},
+		{Verb: "get", Group: "batch", Resource: "jobs"},
+		{Verb: "get", Resource: "configmaps", Namespace: controlPlaneNS},
+		{Verb: "list", Resource: "configmaps", Namespace: controlPlaneNS},
+		{Verb: "watch", Resource: "configmaps", Namespace: controlPlaneNS},
+		{Verb: "create", Resource: "events"},
+		{Verb: "patch", Resource: "events"},
+	}
+}
 
 // KubeCluster reads namespaces (from Lister when set, else or when the lister has not seen a
 // new namespace yet, from the API) and pod owners through the API server.

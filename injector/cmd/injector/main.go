@@ -91,6 +91,9 @@ func run(ctx context.Context, args []string) error {
 
 	startCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
+	if err := k8s.CheckPermissions(startCtx, clients.Kube, webhook.Permissions(d.ControlPlaneNamespace)); err != nil {
+		return fmt.Errorf("RBAC: %w", err)
+	}
 	switch *native {
 	case "true", "false":
 		d.NativeSidecar = *native == "true"

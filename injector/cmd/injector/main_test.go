@@ -177,3 +177,32 @@ func TestBadFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestMissingRBAC runs the command as a service account without any role: it refuses to
+// start and lists what its ClusterRole lacks.
+func TestMissingRBAC(t *testing.T) {
+	c := kube.Shared(t)
+	ns := c.Namespace(t)
+	c.CreateServiceAccount(t, ns, "injector")
+	token := c.Token(t, ns, "injector", kube.TokenOptions{})
+	dir := t.TempDir()
+	selfSigned(t, dir)
+	if err := os.WriteFile(filepath.Join(dir, "ca.crt"), c.CA(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	kubeconfig := fmt.Sprintf(`apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: %q, certificate-authority: %q}}]
+users: [{name: u, user: {token: %q}}]
+contexts: [{name: x, context: {cluster: c, user: u}}]
+current-context: x
+`, c.Host(), filepath.Join(dir, "ca.crt"), token)
+	if err := os.WriteFile(filepath.Join(dir, "kubeconfig"), []byte(kubeconfig), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err := run(context.Background(), []string{"-kubeconfig", filepath.Join(dir, "kubeconfig"),
+		"-tls-cert-file", filepath.Join(dir, "tls.crt"), "-tls-key-file", filepath.Join(dir, "tls.key")})
+	if err == nil || !strings.Contains(err.Error(), "RBAC") || !strings.Contains(err.Error(), "replicasets") {
+		t.Errorf("run without RBAC = %v, want an error listing the missing permissions", err)
+	}
+}
