@@ -56,12 +56,19 @@ func leakingChild() {
 	select {}
 }
 
+// hostLinks lists the names of the host namespace's links.
 func hostLinks(t *testing.T) string {
 	out, err := exec.Command("ip", "-o", "link", "show").CombinedOutput()
 	if err != nil {
 		t.Fatalf("ip link: %v: %s", err, out)
 	}
-	return string(out)
+	var names []string
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if f := strings.Fields(line); len(f) > 1 {
+			names = append(names, f[1])
+		}
+	}
+	return strings.Join(names, " ")
 }
 
 func TestPodsReachEachOtherOverBothFamilies(t *testing.T) {
@@ -91,7 +98,23 @@ func TestPodsReachEachOtherOverBothFamilies(t *testing.T) {
 			c.Close()
 		}
 	}()
-	for _, dst := range []netip.Addr{b.IPv4, b.IPv6} {
+	// The node (bridge) namespace is reachable at the gateway addresses too.
+	nodeLn, err := n.Node.Listen("tcp", ":8080")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nodeLn.Close()
+	go func() {
+		for {
+			c, err := nodeLn.Accept()
+			if err != nil {
+				return
+			}
+			io.WriteString(c, c.RemoteAddr().String())
+			c.Close()
+		}
+	}()
+	for _, dst := range []netip.Addr{b.IPv4, b.IPv6, GatewayV4, GatewayV6} {
 		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 		c, err := a.Dial(ctx, "tcp", netip.AddrPortFrom(dst, 8080).String())
 		cancel()
@@ -111,14 +134,14 @@ func TestProcessRunsInPodAsUser(t *testing.T) {
 	n := New(t)
 	p := n.Pod(t, "p")
 	var out bytes.Buffer
-	cmd := AsUser(exec.Command("sh", "-c", "id -u; id -g; ip -o -4 addr show dev eth0; echo $GREETING"), 2102, 2103)
+	cmd := AsUser(exec.Command("sh", "-c", "id -u; id -g; id -G; ip -o -4 addr show dev eth0; echo $GREETING ${HOME:-nohome}"), 2102, 2103)
 	cmd.Env = []string{"GREETING=hello", "PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
 	cmd.Stdout = &out
 	if err := p.Run(cmd); err != nil {
 		t.Fatal(err)
 	}
 	got := out.String()
-	for _, want := range []string{"2102\n2103\n", p.IPv4.String(), "hello"} {
+	for _, want := range []string{"2102\n2103\n2103\n", p.IPv4.String(), "hello nohome"} {
 		if !strings.Contains(got, want) {
 			t.Fatalf("process output %q lacks %q", got, want)
 		}
@@ -126,22 +149,49 @@ func TestProcessRunsInPodAsUser(t *testing.T) {
 }
 
 func TestCloseRemovesEverything(t *testing.T) {
-	if testing.Short() {
-		t.Skip()
+	if os.Geteuid() != 0 {
+		t.Skip("netns: needs root to create network namespaces")
 	}
 	nw, err := NewNetwork()
 	if err != nil {
-		t.Skip(err)
+		t.Fatal(err)
 	}
-	if _, err := nw.AddPod("x"); err != nil {
+	p, err := nw.AddPod("x")
+	if err != nil {
+		nw.Close()
+		t.Fatal(err)
+	}
+	sleep, err := p.Start(exec.Command("sleep", "600"))
+	if err != nil {
+		nw.Close()
 		t.Fatal(err)
 	}
 	if err := nw.Close(); err != nil {
 		t.Fatal(err)
 	}
-	out, _ := exec.Command("ip", "netns", "list").CombinedOutput()
-	if strings.Contains(string(out), nw.id) {
-		t.Fatalf("namespaces left behind:\n%s", out)
+	if list := netnsList(t); strings.Contains(list, nw.id) {
+		t.Fatalf("namespaces left behind:\n%s", list)
+	}
+	select {
+	case <-sleep.Done():
+	default:
+		t.Fatal("Close returned before the pod's process ended")
+	}
+	if err := nw.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	if _, err := nw.AddPod("y"); err == nil {
+		t.Fatal("AddPod on a closed network worked")
+	}
+}
+
+func TestBadPodNamesAreRefused(t *testing.T) {
+	n := New(t)
+	n.Pod(t, "a")
+	for _, name := range []string{"", "A", "a b", "-a", "a-", "../x", strings.Repeat("x", 33), "a"} {
+		if _, err := n.AddPod(name); err == nil {
+			t.Errorf("AddPod(%q) worked", name)
+		}
 	}
 }
 
