@@ -43,10 +43,12 @@ type AnnotationError struct {
 	Err        error
 }
 
+// Error names the annotation, its value and what is wrong with it.
 func (e *AnnotationError) Error() string {
 	return fmt.Sprintf("annotation %s=%q: %v", e.Key, e.Value, e.Err)
 }
 
+// Unwrap returns the parse error.
 func (e *AnnotationError) Unwrap() error { return e.Err }
 
 // lookup finds a config annotation: the pod's value wins over the namespace's.

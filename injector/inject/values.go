@@ -30,6 +30,8 @@ type Values struct {
 	// CreatedBy fills linkerd.io/created-by, e.g. "linkerd/proxy-injector stable-2.12.2".
 	CreatedBy string
 
+	// ProxyImage/ProxyVersion, InitImage/InitVersion and DebugImage/DebugVersion name the
+	// proxy, proxy-init and debug sidecar images (name and tag); ImagePullPolicy applies to all.
 	ProxyImage      string
 	ProxyVersion    string
 	InitImage       string
@@ -82,6 +84,7 @@ const (
 	DefaultOpaquePorts           = "25,587,3306,4444,5432,6379,9300,11211"
 	DefaultSkipPorts             = "4567,4568"
 
+	// Ports of the injected proxy: inbound, outbound, control (tap) and admin.
 	ProxyInboundPort  = 4143
 	ProxyOutboundPort = 4140
 	ProxyControlPort  = 4190

@@ -1,6 +1,7 @@
 package inject
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
@@ -76,7 +77,7 @@ func (v *Values) InjectObject(ns Namespace, obj runtime.Object, force bool) (Res
 }
 
 // ErrNoPodTemplate is returned by InjectObject for kinds that hold no pod template.
-var ErrNoPodTemplate = fmt.Errorf("object has no pod template")
+var ErrNoPodTemplate = errors.New("object has no pod template")
 
 // InjectPod decides and injects a pod as the admission webhook sees it: ns is its namespace,
 // owner its workload (OwnerOf, or the webhook's resolution through the API). It returns the
