@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/l5d-go/l5d/test/netns"
+	"golang.org/x/sys/unix"
 )
 
 // asMainEnv makes the test binary run as proxy-init itself, for tests that need another
@@ -102,6 +103,50 @@ func TestWithoutPermissionFailsClearly(t *testing.T) {
 		t.Fatalf("rules installed:\n%s", saved)
 	}
 	t.Logf("proxy-init as uid 65534: %s", stderr.String())
+}
+
+// TestInitContainerAsInjected runs proxy-init as the injected linkerd-init container does:
+// Linkerd's arguments, uid 65534, only the NET_ADMIN and NET_RAW capabilities, and a
+// private xtables lock file (the container's /run is an emptyDir).
+func TestInitContainerAsInjected(t *testing.T) {
+	n := netns.New(t)
+	bin := copyTestBinary(t)
+	lockDir := filepath.Dir(bin) // made 0755 by copyTestBinary; the lock file needs 0777
+	if err := os.Chmod(lockDir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	for _, mode := range []string{"legacy", "nft"} {
+		t.Run(mode, func(t *testing.T) {
+			p := n.Pod(t, mode)
+			var stdout, stderr bytes.Buffer
+			cmd := netns.AsUser(exec.Command(bin,
+				"--incoming-proxy-port", "4143", "--outgoing-proxy-port", "4140", "--proxy-uid", "2102",
+				"--inbound-ports-to-ignore", "4190,4191,4567,4568", "--outbound-ports-to-ignore", "4567,4568",
+				"--iptables-mode", mode), 65534, 65534)
+			cmd.SysProcAttr.AmbientCaps = []uintptr{unix.CAP_NET_ADMIN, unix.CAP_NET_RAW}
+			cmd.Env = []string{asMainEnv + "=1", "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
+				"XTABLES_LOCKFILE=" + filepath.Join(lockDir, "xtables-"+mode+".lock")}
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			if err := p.Run(cmd); err != nil {
+				t.Fatalf("proxy-init as uid 65534 with NET_ADMIN and NET_RAW: %v\n%s", err, stderr.String())
+			}
+			for _, bin := range []string{"iptables-" + mode + "-save", "ip6tables-" + mode + "-save"} {
+				saved := iptablesSaveWith(t, p, bin)
+				for _, want := range []string{
+					"-A PREROUTING -m comment --comment \"proxy-init/install-proxy-init-prerouting\" -j PROXY_INIT_REDIRECT",
+					"-A PROXY_INIT_REDIRECT -p tcp -m multiport --dports 4190,4191,4567,4568 ",
+					"-j REDIRECT --to-ports 4143",
+					"-A PROXY_INIT_OUTPUT -m owner --uid-owner 2102 ",
+					"-A PROXY_INIT_OUTPUT -p tcp -m multiport --dports 4567,4568 ",
+					"-j REDIRECT --to-ports 4140",
+				} {
+					if !strings.Contains(saved, want) {
+						t.Errorf("%s lacks %q:\n%s", bin, want, saved)
+					}
+				}
+			}
+		})
+	}
 }
 
 // copyTestBinary copies the test binary where any user may run it.
