@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -283,17 +284,25 @@ func Reclaim() error {
 		if !strings.HasPrefix(name, Prefix) || ownerAlive(name) {
 			continue
 		}
+		// Another test process may reclaim the same namespace at the same time: a
+		// namespace that is gone when a step fails is not an error.
+		gone := func() bool {
+			_, err := os.Stat(filepath.Join(netnsDir, name))
+			return errors.Is(err, os.ErrNotExist)
+		}
 		out, err := ipCmd("", "netns", "pids", name)
 		if err != nil {
-			errs = append(errs, err)
+			if !gone() {
+				errs = append(errs, err)
+			}
 			continue
 		}
 		for _, f := range strings.Fields(string(out)) {
 			if pid, err := strconv.Atoi(f); err == nil && pid > 1 && pid != os.Getpid() {
-				_ = syscallKill(pid)
+				_ = syscall.Kill(pid, syscall.SIGKILL)
 			}
 		}
-		if _, err := ipCmd("", "netns", "del", name); err != nil {
+		if _, err := ipCmd("", "netns", "del", name); err != nil && !gone() {
 			errs = append(errs, err)
 		}
 	}
@@ -348,5 +357,3 @@ func ipBatch(netns string, lines ...string) ([]byte, error) {
 	}
 	return stdout.Bytes(), nil
 }
-
-func syscallKill(pid int) error { return syscall.Kill(pid, syscall.SIGKILL) }
