@@ -115,6 +115,9 @@ func save(t *testing.T, p *netns.Pod, bin string) string {
 	return strings.Join(lines, "\n")
 }
 
+// The installers of these tests wait for the xtables lock (Wait): iptables-legacy takes a
+// lock shared by every namespace, and other test processes may hold it for a moment.
+
 func TestRedirectionInNamespaces(t *testing.T) {
 	for _, mode := range []string{iptables.ModeLegacy, iptables.ModeNFT} {
 		t.Run(mode, func(t *testing.T) {
@@ -132,7 +135,7 @@ func TestRedirectionInNamespaces(t *testing.T) {
 				return save(t, p, "iptables-"+mode+"-save") + save(t, p, "ip6tables-"+mode+"-save")
 			}
 			for _, p := range []*netns.Pod{a, b} {
-				in := &iptables.Installer{Config: cfg, Backends: backends, NetNS: p.Path()}
+				in := &iptables.Installer{Wait: true, Config: cfg, Backends: backends, NetNS: p.Path()}
 				var sim bytes.Buffer
 				if err := in.Simulate(t.Context(), &sim); err != nil {
 					t.Fatal(err)
@@ -252,7 +255,7 @@ func TestMissingBinaryChangesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The IPv4 binaries exist, the IPv6 ones do not: not even IPv4 may be changed.
-	in := &iptables.Installer{Config: iptables.DefaultConfig(), NetNS: a.Path(),
+	in := &iptables.Installer{Wait: true, Config: iptables.DefaultConfig(), NetNS: a.Path(),
 		Backends: append(legacy, iptables.Backend{Family: iptables.IPv6, Save: "ip6tables-nosuch-save", Restore: "ip6tables-nosuch-restore"})}
 	err = in.Apply(t.Context())
 	if err == nil || !strings.Contains(err.Error(), "ip6tables-nosuch") || !strings.Contains(err.Error(), "not found") {
@@ -285,14 +288,14 @@ exit 1
 		t.Fatal(err)
 	}
 	// Rules from an earlier, good run.
-	earlier := &iptables.Installer{Config: iptables.DefaultConfig(), Backends: legacy, NetNS: a.Path()}
+	earlier := &iptables.Installer{Wait: true, Config: iptables.DefaultConfig(), Backends: legacy, NetNS: a.Path()}
 	if err := earlier.Apply(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	before := save(t, a, "iptables-legacy-save")
 	cfg := iptables.DefaultConfig()
 	cfg.OutboundPortsToIgnore, _ = ports.Parse("25,587")
-	in := &iptables.Installer{Config: cfg, NetNS: a.Path(), Backends: append(legacy,
+	in := &iptables.Installer{Wait: true, Config: cfg, NetNS: a.Path(), Backends: append(legacy,
 		iptables.Backend{Family: iptables.IPv6, Save: "ip6tables-legacy-save", Restore: broken})}
 	err = in.Apply(t.Context())
 	var ce *iptables.CommandError
