@@ -1,6 +1,7 @@
 package netns_test
 
 import (
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -48,4 +49,13 @@ func TestDoNamesABadPath(t *testing.T) {
 			t.Errorf("Do(%q) = %v (ran %v), want an error containing %q", tc.path, err, ran, tc.want)
 		}
 	}
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if left, err := podnet.Leftovers(); err != nil || len(left) > 0 {
+		fmt.Fprintf(os.Stderr, "network namespaces left behind: %v %v\n", left, err)
+		code = 1
+	}
+	os.Exit(code)
 }

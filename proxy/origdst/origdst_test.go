@@ -2,8 +2,10 @@ package origdst_test
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -105,4 +107,13 @@ func TestLookupWithoutConntrackSaysSo(t *testing.T) {
 			t.Errorf("Lookup of an untracked connection to %s = %v, %v; want ErrNotTracked naming the address", dst, got, err)
 		}
 	}
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if left, err := netns.Leftovers(); err != nil || len(left) > 0 {
+		fmt.Fprintf(os.Stderr, "network namespaces left behind: %v %v\n", left, err)
+		code = 1
+	}
+	os.Exit(code)
 }
