@@ -11,16 +11,16 @@
 //
 // Usage (as root; New skips the test otherwise):
 //
-//	n := netns.New(t)            // removed, with its pods and processes, when t ends
+//	n := netns.New(t)                   // removed, with pods and processes, when t ends
 //	a, b := n.Pod(t, "a"), n.Pod(t, "b")
-//	ln, err := b.Listen("tcp", ":8080")          // a socket inside b
+//	ln, err := b.Listen("tcp", ":8080") // a socket inside b
 //	conn, err := a.Dial(ctx, "tcp", netip.AddrPortFrom(b.IPv4, 8080).String())
-//	err = a.Do(func() error { ... })             // any Go code, run inside a
-//	err = a.DoAs(2102, 2102, func() error { ... }) // sockets made in f belong to uid 2102
+//	err = a.Do(func() error { ... })                // any Go code, run inside a
+//	err = a.DoAs(2102, 2102, func() error { ... })  // sockets made in f belong to uid 2102
 //	cmd := netns.AsUser(exec.Command(bin, args...), 2102, 2102) // uid/gid, no extra groups
-//	cmd.Env = []string{"LINKERD2_PROXY_LOG=info"}                // exactly this environment
-//	p, err := a.Start(cmd)                                       // a process inside a
-//	defer p.Kill()                                               // or p.Wait(); a.Run(cmd) does both
+//	cmd.Env = []string{"LINKERD2_PROXY_LOG=info"} // exactly this environment
+//	p, err := a.Start(cmd)                        // a process inside a
+//	defer p.Kill()                                // or p.Wait(); a.Run(cmd) does both
 //
 // Sockets belong to the namespace they were created in for their whole life: a listener
 // made with Listen or inside Do can be used from any goroutine afterwards. Code in Do runs
