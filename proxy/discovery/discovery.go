@@ -15,11 +15,9 @@ package discovery
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"math/rand/v2"
 	"net/netip"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -306,18 +304,4 @@ func notAService(err error) bool {
 		return true
 	}
 	return false
-}
-
-func isCanceled(err error) bool {
-	return errors.Is(err, context.Canceled) || status.Code(err) == codes.Canceled
-}
-
-func authorityPort(authority string) (uint16, bool) {
-	for i := len(authority) - 1; i >= 0; i-- {
-		if authority[i] == ':' {
-			p, err := strconv.ParseUint(authority[i+1:], 10, 16)
-			return uint16(p), err == nil
-		}
-	}
-	return 0, false
 }

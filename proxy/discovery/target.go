@@ -208,7 +208,7 @@ func (t *target) stream() (bool, error) {
 // apply merges one update into the endpoint set; the first update of a (re)opened stream
 // replaces the set, since the server starts every stream with its whole state.
 func (t *target) apply(u *destination.Update, replace bool) {
-	next := t.eps
+	var next map[netip.AddrPort]*endpoint
 	if replace {
 		next = make(map[netip.AddrPort]*endpoint, len(t.eps))
 	} else {
@@ -302,18 +302,18 @@ func tcpAddr(a *pbnet.TcpAddress) (netip.AddrPort, bool) {
 		return netip.AddrPort{}, false
 	}
 	var ip netip.Addr
-	switch {
-	case a.GetIp().GetIpv6() != nil:
-		v6 := a.GetIp().GetIpv6()
+	switch v := a.GetIp().GetIp().(type) {
+	case *pbnet.IPAddress_Ipv6:
 		var b [16]byte
 		for i := range 8 {
-			b[i] = byte(v6.GetFirst() >> (56 - 8*i))
-			b[8+i] = byte(v6.GetLast() >> (56 - 8*i))
+			b[i] = byte(v.Ipv6.GetFirst() >> (56 - 8*i))
+			b[8+i] = byte(v.Ipv6.GetLast() >> (56 - 8*i))
 		}
 		ip = netip.AddrFrom16(b)
+	case *pbnet.IPAddress_Ipv4:
+		ip = netip.AddrFrom4([4]byte{byte(v.Ipv4 >> 24), byte(v.Ipv4 >> 16), byte(v.Ipv4 >> 8), byte(v.Ipv4)})
 	default:
-		v4 := a.GetIp().GetIpv4()
-		ip = netip.AddrFrom4([4]byte{byte(v4 >> 24), byte(v4 >> 16), byte(v4 >> 8), byte(v4)})
+		return netip.AddrPort{}, false
 	}
 	return netip.AddrPortFrom(ip, uint16(a.GetPort())), true
 }

@@ -28,7 +28,7 @@ func (c *creds) Name() string                  { return c.name }
 func (c *creds) Certificate() *tls.Certificate { return c.cert }
 func (c *creds) Roots() *x509.CertPool         { return c.roots }
 
-func newCreds(t *testing.T, pki *scriptedcp.PKI, name string) *creds {
+func newCreds(t testing.TB, pki *scriptedcp.PKI, name string) *creds {
 	t.Helper()
 	key, err := certs.GenerateKey()
 	if err != nil {

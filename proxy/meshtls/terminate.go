@@ -53,8 +53,9 @@ func NewTerminator(creds Credentials) *Terminator {
 // connection is unusable (it has not been closed).
 func (t *Terminator) Accept(conn net.Conn, timeout time.Duration) (Accepted, error) {
 	if timeout > 0 {
-		conn.SetReadDeadline(time.Now().Add(timeout))
-		defer conn.SetReadDeadline(time.Time{})
+		// Bounds the handshake's writes too, against a client that does not read.
+		conn.SetDeadline(time.Now().Add(timeout))
+		defer conn.SetDeadline(time.Time{})
 	}
 	var first [1]byte
 	n, err := conn.Read(first[:])
