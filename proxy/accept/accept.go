@@ -191,6 +191,10 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn, httpLn *chanListener
 		return
 	}
 	cc := &countedConn{Conn: conn, info: ci, m: src, open: &s.open}
+	if fast, ok := s.HTTP.(FastHTTP2); ok && proto == detect.HTTP2 {
+		fast.ServeHTTP2(ctx, cc, ci)
+		return
+	}
 	if fast, ok := s.HTTP.(FastHTTP1); ok && proto == detect.HTTP1 {
 		fast.ServeHTTP1(ctx, cc, ci, func(pending []byte) {
 			cc.pending = pending
@@ -203,6 +207,12 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn, httpLn *chanListener
 	if !httpLn.push(ctx, cc) {
 		cc.Close()
 	}
+}
+
+// FastHTTP2 is implemented by HTTP handlers that serve HTTP/2 (prior knowledge)
+// connections themselves; ServeHTTP2 owns conn and closes it before returning.
+type FastHTTP2 interface {
+	ServeHTTP2(ctx context.Context, conn net.Conn, ci *forward.ConnInfo)
 }
 
 // FastHTTP1 is implemented by HTTP handlers that serve HTTP/1 connections themselves

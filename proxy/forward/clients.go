@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/l5d-go/l5d/proxy/h2"
 )
 
 // ConnectFunc opens a transport connection to an endpoint address ("ip:port"). It is the
@@ -50,7 +52,8 @@ type ClientOptions struct {
 // Clients holds the connection pools to endpoints: an HTTP/1 keep-alive pool and an
 // HTTP/2 (prior knowledge) pool per endpoint address. Safe for concurrent use.
 type Clients struct {
-	h1, h2 *http.Transport
+	h1 *http.Transport
+	h2 *h2.Transport
 	// Lean HTTP/1 pools (see ServeHTTP1) share these settings.
 	connect     ConnectFunc
 	idleTimeout time.Duration
@@ -79,19 +82,10 @@ func NewClients(opts ClientOptions) *Clients {
 	}
 	h1.Protocols = new(http.Protocols)
 	h1.Protocols.SetHTTP1(true)
-	h2 := &http.Transport{
-		Proxy:              nil,
-		DialContext:        dial,
-		IdleConnTimeout:    idle,
-		DisableCompression: true,
-		HTTP2: &http.HTTP2Config{
-			SendPingTimeout: 10 * time.Second,
-			PingTimeout:     5 * time.Second,
-		},
-	}
-	h2.Protocols = new(http.Protocols)
-	h2.Protocols.SetUnencryptedHTTP2(true)
-	return &Clients{h1: h1, h2: h2, connect: opts.Connect, idleTimeout: idle, maxIdle: perHost}
+	// Between proxies every request shares one HTTP/2 connection per endpoint; the lean
+	// transport batches their frames into shared writes.
+	h2t := &h2.Transport{Connect: opts.Connect}
+	return &Clients{h1: h1, h2: h2t, connect: opts.Connect, idleTimeout: idle, maxIdle: perHost}
 }
 
 // Close closes idle pooled connections; in-flight requests finish.

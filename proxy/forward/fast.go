@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/l5d-go/l5d/proxy/h1"
+	"github.com/l5d-go/l5d/proxy/h2"
 	"github.com/l5d-go/l5d/proxy/metrics"
 )
 
@@ -50,6 +51,15 @@ func (h *Handler) ServeHTTP1(ctx context.Context, conn net.Conn, ci *ConnInfo, f
 		return
 	}
 	conn.Close()
+}
+
+// ServeHTTP2 serves an HTTP/2 (prior knowledge) connection with the lean HTTP/2 server,
+// each stream through ServeHTTP, and closes conn when done.
+func (h *Handler) ServeHTTP2(ctx context.Context, conn net.Conn, ci *ConnInfo) {
+	srv := &h2.Server{Handler: h, Log: h.Log}
+	if err := srv.ServeConn(WithConnInfo(ctx, ci), conn); err != nil && h.Log != nil {
+		h.Log.Debug("HTTP/2 connection ended", "client", ci.Client, "error", err)
+	}
 }
 
 // fastConn is the state of one client connection on the fast path.

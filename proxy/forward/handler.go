@@ -70,7 +70,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r.URL.Host = ep.hostPort
 	r.RequestURI = ""
 	r.Close = false
-	tr := h.Clients.h1
+	var tr http.RoundTripper = h.Clients.h1
 	switch {
 	case upgrade != "":
 		r.Header["Connection"] = []string{"Upgrade"}

@@ -243,6 +243,9 @@ func (cc *clientConn) roundTrip(req *http.Request) (*http.Response, error) {
 		enc(":authority", authority)
 		enc(":path", req.URL.RequestURI())
 		writeHeaderFields(enc, req.Header)
+		if len(req.Trailer) > 0 {
+			enc("trailer", trailerNames(req.Trailer)) // declared; values may come at the end
+		}
 		if req.ContentLength > 0 && req.Header.Get("Content-Length") == "" {
 			enc("content-length", strconv.FormatInt(req.ContentLength, 10))
 		}
@@ -283,8 +286,9 @@ func (cs *clientStream) sendBody() {
 		end := rerr == io.EOF
 		if n > 0 || end {
 			cc.w.lock()
-			err := cc.w.data(cs.id, &cs.send, buf[:n], end && cs.req.Trailer == nil)
-			if err == nil && end && cs.req.Trailer != nil {
+			trailers := end && hasValues(cs.req.Trailer)
+			err := cc.w.data(cs.id, &cs.send, buf[:n], end && !trailers)
+			if err == nil && trailers {
 				cc.w.headers(cs.id, true, func(enc func(string, string)) { writeHeaderFields(enc, cs.req.Trailer) })
 				err = cc.w.err
 			}
@@ -301,6 +305,17 @@ func (cs *clientStream) sendBody() {
 			return
 		}
 	}
+}
+
+// hasValues reports whether a trailer map holds any value (a request's Trailer map may
+// only declare names).
+func hasValues(h http.Header) bool {
+	for _, vv := range h {
+		if len(vv) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // cancel resets the stream and fails whoever waits on it.
@@ -575,6 +590,9 @@ func (cc *clientConn) onHeaders(f *http2.MetaHeadersFrame) {
 				trailer[http.CanonicalHeaderKey(k)] = nil
 			}
 		}
+	}
+	if f.StreamEnded() && cl < 0 {
+		cl = 0 // a headers-only response (gRPC's trailers-only form) has no body
 	}
 	cs.resp = &http.Response{
 		Status: strconv.Itoa(status) + " " + http.StatusText(status), StatusCode: status,

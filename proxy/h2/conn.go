@@ -17,6 +17,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -267,6 +268,16 @@ func hopByHop(name string) bool {
 		return true
 	}
 	return false
+}
+
+// trailerNames joins the names of a trailer map for a "trailer" declaration.
+func trailerNames(t http.Header) string {
+	names := make([]string, 0, len(t))
+	for k := range t {
+		names = append(names, strings.ToLower(k))
+	}
+	sort.Strings(names)
+	return strings.Join(names, ",")
 }
 
 // writeHeaderFields encodes h (lower-cased names, hop-by-hop fields and trailer

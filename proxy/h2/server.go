@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
@@ -33,6 +34,7 @@ type Server struct {
 // from ctx. It closes c before returning.
 func (s *Server) ServeConn(ctx context.Context, c net.Conn) error {
 	defer c.Close()
+	c.SetDeadline(time.Time{}) // clear what protocol detection may have set
 	preface := make([]byte, len(http2.ClientPreface))
 	if _, err := io.ReadFull(c, preface); err != nil || string(preface) != http2.ClientPreface {
 		return fmt.Errorf("h2: bad client preface: %v", err)
@@ -506,10 +508,12 @@ func (rw *responseWriter) send(p []byte, endStream, flushOnly bool) error {
 				return
 			}
 			h := rw.header.Clone() // trailers the handler declared go at the end
-			for _, k := range declaredTrailers(declared) {
+			names := declaredTrailers(declared)
+			for _, k := range names {
 				delete(h, k)
 			}
 			writeHeaderFields(enc, h)
+			enc("trailer", strings.ToLower(strings.Join(names, ",")))
 		})
 		if endStream && noBody {
 			rw.err = w.err
