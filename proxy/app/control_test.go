@@ -2,8 +2,10 @@ package app
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/netip"
 	"os"
@@ -14,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/l5d-go/l5d/proto/gen/destination"
 	"github.com/l5d-go/l5d/proxy/config"
 	"github.com/l5d-go/l5d/proxy/internal/scriptedcp"
 )
@@ -21,10 +24,18 @@ import (
 const svc = "web.ns.svc.cluster.local:80"
 
 // namedApp answers every request with its name.
-func namedApp(t *testing.T, name string) netip.AddrPort {
+func namedApp(t *testing.T, name string) netip.AddrPort { return slowApp(t, name, 0) }
+
+// slowApp answers every request with its name after delay. A delay makes concurrent
+// requests load an endpoint, so P2C also tries endpoints it has not measured yet (they
+// start at the 30ms default estimate, above any loopback latency).
+func slowApp(t *testing.T, name string, delay time.Duration) netip.AddrPort {
 	t.Helper()
 	addr, _ := serveHTTP(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
+		if delay > 0 {
+			time.Sleep(delay)
+		}
 		io.WriteString(w, name)
 	}))
 	return addr
@@ -153,13 +164,13 @@ func (tr *traffic) finish(t *testing.T) {
 
 func TestEndpointChurnAndControlPlaneOutage(t *testing.T) {
 	d, cp := startDestination(t)
-	a := scriptedcp.Endpoint{Addr: namedApp(t, "a")}
-	b := scriptedcp.Endpoint{Addr: namedApp(t, "b")}
-	c := scriptedcp.Endpoint{Addr: namedApp(t, "c")}
+	a := scriptedcp.Endpoint{Addr: slowApp(t, "a", 20*time.Millisecond)}
+	b := scriptedcp.Endpoint{Addr: slowApp(t, "b", 20*time.Millisecond)}
+	c := scriptedcp.Endpoint{Addr: slowApp(t, "c", 20*time.Millisecond)}
 	d.Set(svc, a)
 	p := startProxy(t, unreachable, netip.AddrPort{}, map[string]string{config.EnvDestinationAddr: cp}, nil)
 	_, out, _ := p.Addrs()
-	tr := startTraffic(clientTo(out, false), "http://"+svc+"/", 4)
+	tr := startTraffic(clientTo(out, false), "http://"+svc+"/", 6)
 	defer tr.finish(t)
 
 	waitFor(t, "traffic to a", func() bool { return tr.count("a") > 20 })
@@ -195,7 +206,9 @@ func TestEndpointChurnAndControlPlaneOutage(t *testing.T) {
 type meshCP struct {
 	pki             *scriptedcp.PKI
 	dst             *scriptedcp.Destination
+	ids             *scriptedcp.Identity
 	idAddr, dstAddr string
+	idTLS, dstTLS   *tls.Config
 	tokenFile       string
 }
 
@@ -204,27 +217,29 @@ const (
 	dstSvcName = "destination.linkerd.serviceaccount.identity.linkerd.cluster.local"
 )
 
-func startMeshCP(t *testing.T) *meshCP {
+func startMeshCP(t *testing.T) *meshCP { return startMeshCPWith(t, time.Hour) }
+
+// startMeshCPWith starts identity and destination services issuing certificates valid
+// for lifetime.
+func startMeshCPWith(t *testing.T, lifetime time.Duration) *meshCP {
 	t.Helper()
 	pki, err := scriptedcp.NewPKI()
 	if err != nil {
 		t.Fatal(err)
 	}
 	m := &meshCP{pki: pki, dst: scriptedcp.NewDestination()}
-	idTLS, err := pki.ServerTLS(idSvcName)
-	if err != nil {
+	if m.idTLS, err = pki.ServerTLS(idSvcName); err != nil {
 		t.Fatal(err)
 	}
-	ids := &scriptedcp.Identity{PKI: pki, Token: "sa-token"}
-	if m.idAddr, err = ids.Start("127.0.0.1:0", idTLS); err != nil {
+	m.ids = &scriptedcp.Identity{PKI: pki, Token: "sa-token", Lifetime: lifetime}
+	if m.idAddr, err = m.ids.Start("127.0.0.1:0", m.idTLS); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(ids.Stop)
-	dstTLS, err := pki.ServerTLS(dstSvcName)
-	if err != nil {
+	t.Cleanup(m.ids.Stop)
+	if m.dstTLS, err = pki.ServerTLS(dstSvcName); err != nil {
 		t.Fatal(err)
 	}
-	if m.dstAddr, err = m.dst.Start("127.0.0.1:0", dstTLS); err != nil {
+	if m.dstAddr, err = m.dst.Start("127.0.0.1:0", m.dstTLS); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(m.dst.Stop)
@@ -370,4 +385,123 @@ func grepLines(s, substr string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// meshPair is a client proxy and a server proxy (in front of app) with identities, and
+// discovery pointing svc at the server's inbound listener.
+func meshPair(t *testing.T, m *meshCP, app netip.AddrPort, env map[string]string) (client, server *Proxy) {
+	t.Helper()
+	withEnv := func(local string) map[string]string {
+		e := m.env(local)
+		for k, v := range env {
+			e[k] = v
+		}
+		return e
+	}
+	server = startProxy(t, netip.AddrPort{}, app, withEnv(serverIdentity), nil)
+	client = startProxy(t, unreachable, netip.AddrPort{}, withEnv(clientIdentity), nil)
+	waitReady(t, server)
+	waitReady(t, client)
+	serverIn, _, _ := server.Addrs()
+	m.dst.Set(svc, scriptedcp.Endpoint{Addr: serverIn, Identity: serverIdentity, H2: true})
+	return client, server
+}
+
+const (
+	clientIdentity = "client.ns.serviceaccount.identity.linkerd.cluster.local"
+	serverIdentity = "web.ns.serviceaccount.identity.linkerd.cluster.local"
+)
+
+func refreshes(t *testing.T, p *Proxy) int {
+	m := scrape(t, p)
+	i := strings.Index(m, "\nidentity_cert_refresh_count ")
+	if i < 0 {
+		return 0
+	}
+	var n int
+	fmt.Sscan(m[i+len("\nidentity_cert_refresh_count "):], &n)
+	return n
+}
+
+func TestCertificateRenewalMidTraffic(t *testing.T) {
+	// Certificates live about three seconds, so each proxy renews every two or so.
+	m := startMeshCPWith(t, 2*time.Second)
+	client, server := meshPair(t, m, namedApp(t, "app"), nil)
+	_, out, _ := client.Addrs()
+	// New connections keep being made (no keep-alive), so handshakes use renewed certificates.
+	c := clientTo(out, false)
+	c.Transport.(*http.Transport).DisableKeepAlives = true
+	tr := startTraffic(c, "http://"+svc+"/", 2)
+	waitFor(t, "two renewals on both sides", func() bool { return refreshes(t, client) >= 3 && refreshes(t, server) >= 3 })
+	before := tr.count("app")
+	waitFor(t, "traffic after the renewals", func() bool { return tr.count("app") > before+10 })
+	tr.finish(t)
+}
+
+func TestMeshSurvivesControlPlaneOutage(t *testing.T) {
+	m := startMeshCP(t)
+	client, _ := meshPair(t, m, namedApp(t, "app"), nil)
+	_, out, _ := client.Addrs()
+	tr := startTraffic(clientTo(out, false), "http://"+svc+"/", 4)
+	defer tr.finish(t)
+	waitFor(t, "traffic", func() bool { return tr.count("app") > 20 })
+	m.dst.Stop()
+	m.ids.Stop()
+	waitFor(t, "the stale metric", func() bool { return strings.Contains(scrape(t, client), "control_plane_stale_streams 1\n") })
+	before := tr.count("app")
+	waitFor(t, "traffic during the outage", func() bool { return tr.count("app") > before+50 })
+	if _, err := m.dst.Start(m.dstAddr, m.dstTLS); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.ids.Start(m.idAddr, m.idTLS); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "recovery", func() bool { return strings.Contains(scrape(t, client), "control_plane_stale_streams 0\n") })
+}
+
+func TestOpaqueOverMutualTLSThroughProfile(t *testing.T) {
+	m := startMeshCP(t)
+	// A TCP echo application.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(c, c); c.Close() }()
+		}
+	}()
+	app := ln.Addr().(*net.TCPAddr).AddrPort()
+	// The client's original destination is a "ClusterIP" (here: an unreachable loopback
+	// address) whose profile names the service; its port skips detection.
+	client, server := meshPair(t, m, app, map[string]string{
+		config.EnvDestinationProfileNetworks: "127.0.0.0/8",
+		config.EnvOutboundDisableDetection:   "1",
+	})
+	m.dst.SetProfile(unreachable.String(), &destination.DestinationProfile{FullyQualifiedName: "web.ns.svc.cluster.local.", OpaqueProtocol: true})
+	serverIn, _, _ := server.Addrs()
+	m.dst.Set("web.ns.svc.cluster.local:1", scriptedcp.Endpoint{Addr: serverIn, Identity: serverIdentity})
+	_, out, _ := client.Addrs()
+	c, err := net.Dial("tcp", out.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.Write([]byte("ping over mtls\n")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, len("ping over mtls\n"))
+	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "ping over mtls\n" {
+		t.Fatalf("echo %q %v", buf, err)
+	}
+	c.Close()
+	waitFor(t, "server-side TCP metrics with the client identity", func() bool {
+		return strings.Contains(scrape(t, server), `tcp_open_total{direction="inbound",peer="src",target_addr="`+app.String()+`",target_ip="127.0.0.1",tls="true",client_id="`+clientIdentity+`"} 1`)
+	})
 }

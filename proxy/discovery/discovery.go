@@ -36,7 +36,7 @@ const (
 	DefaultIdleTimeout    = 90 * time.Second
 	DefaultResolveTimeout = 3 * time.Second
 	DefaultMinBackoff     = 100 * time.Millisecond
-	DefaultMaxBackoff     = 10 * time.Second
+	DefaultMaxBackoff     = 3 * time.Second
 )
 
 // Options configures a Resolver.
