@@ -145,7 +145,7 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Proxy, error
 		OrigDst:       opts.OrigDst,
 		Fallback:      cfg.Outbound.FallbackDst,
 		DetectTimeout: cfg.Outbound.DetectTimeout,
-		Opaque:        func(d netip.AddrPort) bool { return cfg.Outbound.OpaquePorts.Has(d.Port()) },
+		Opaque:        outboundOpaque(cfg, ctl, opts.Discovery),
 		HTTP: &forward.Handler{Router: outRouter, Clients: outClients, Log: opts.Log,
 			ErrorMetrics: p.Metrics.HTTP(metrics.Join(metrics.Labels("direction", "outbound"), outboundTLSLabels))},
 		TCP:       outRouter.ServeTCP,
@@ -203,6 +203,29 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Proxy, error
 	opts.Log.Info("proxy started", "outbound", p.outboundLn.Addr().String(),
 		"inbound", p.inboundLn.Addr().String(), "admin", p.adminLn.Addr().String())
 	return p, nil
+}
+
+// outboundOpaque reports whether an outbound destination skips protocol detection: its
+// port is configured opaque, or its profile (for addresses in the profile networks)
+// says so.
+func outboundOpaque(cfg *config.Config, ctl *control, custom outbound.Discovery) func(netip.AddrPort) bool {
+	ports := cfg.Outbound.OpaquePorts
+	if ctl.resolver == nil || custom != nil {
+		return func(d netip.AddrPort) bool { return ports.Has(d.Port()) }
+	}
+	r, nets := ctl.resolver, cfg.ProfileNetworks
+	return func(d netip.AddrPort) bool {
+		if ports.Has(d.Port()) {
+			return true
+		}
+		a := d.Addr().Unmap()
+		for _, n := range nets {
+			if n.Contains(a) {
+				return r.Opaque(context.Background(), d)
+			}
+		}
+		return false
+	}
 }
 
 func serveAdmin(ctx context.Context, ln net.Listener, h http.Handler) error {

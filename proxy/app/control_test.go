@@ -461,7 +461,7 @@ func TestMeshSurvivesControlPlaneOutage(t *testing.T) {
 
 func TestOpaqueOverMutualTLSThroughProfile(t *testing.T) {
 	m := startMeshCP(t)
-	// A TCP echo application.
+	// A server-speaks-first application: it greets, then echoes.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -473,15 +473,18 @@ func TestOpaqueOverMutualTLSThroughProfile(t *testing.T) {
 			if err != nil {
 				return
 			}
-			go func() { io.Copy(c, c); c.Close() }()
+			go func() { io.WriteString(c, "hello\n"); io.Copy(c, c); c.Close() }()
 		}
 	}()
 	app := ln.Addr().(*net.TCPAddr).AddrPort()
 	// The client's original destination is a "ClusterIP" (here: an unreachable loopback
-	// address) whose profile names the service; its port skips detection.
+	// address) whose profile names the service and marks it opaque, so the outbound proxy
+	// skips detection (which would wait 20s for the client to speak); the server side
+	// has the port configured opaque.
 	client, server := meshPair(t, m, app, map[string]string{
 		config.EnvDestinationProfileNetworks: "127.0.0.0/8",
-		config.EnvOutboundDisableDetection:   "1",
+		config.EnvOutboundDetectTimeout:      "20s",
+		config.EnvInboundDisableDetection:    fmt.Sprint(app.Port()),
 	})
 	m.dst.SetProfile(unreachable.String(), &destination.DestinationProfile{FullyQualifiedName: "web.ns.svc.cluster.local.", OpaqueProtocol: true})
 	serverIn, _, _ := server.Addrs()
@@ -492,7 +495,11 @@ func TestOpaqueOverMutualTLSThroughProfile(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	greeting := make([]byte, len("hello\n"))
+	if _, err := io.ReadFull(c, greeting); err != nil || string(greeting) != "hello\n" {
+		t.Fatalf("greeting %q %v", greeting, err)
+	}
 	if _, err := c.Write([]byte("ping over mtls\n")); err != nil {
 		t.Fatal(err)
 	}

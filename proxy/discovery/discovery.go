@@ -186,19 +186,7 @@ func (r *Resolver) Name(ctx context.Context, authority string) (*forward.Backend
 // identity and protocol hint. It returns ok=false for addresses the control plane does
 // not know, so they are forwarded as they are.
 func (r *Resolver) Addr(ctx context.Context, dst netip.AddrPort) (*forward.Backend, bool) {
-	key := dst.String()
-	var p *profile
-	if v, ok := r.profiles.Load(key); ok {
-		p = v.(*profile)
-	} else {
-		p = newProfile(r, dst)
-		if v, loaded := r.profiles.LoadOrStore(key, p); loaded {
-			p = v.(*profile)
-		} else {
-			r.wg.Add(1)
-			go p.run()
-		}
-	}
+	p := r.profile(dst)
 	p.touch()
 	st := p.wait(ctx, r.opts.ResolveTimeout)
 	if st == nil {
@@ -213,15 +201,30 @@ func (r *Resolver) Addr(ctx context.Context, dst netip.AddrPort) (*forward.Backe
 	return nil, false
 }
 
-// Opaque reports whether the last profile of dst marks it as an opaque-protocol port.
-// It does not start discovery.
-func (r *Resolver) Opaque(dst netip.AddrPort) bool {
-	v, ok := r.profiles.Load(dst.String())
-	if !ok {
-		return false
-	}
-	st := v.(*profile).latest.Load()
+// Opaque reports whether the profile of dst marks it as an opaque-protocol port, so its
+// connections skip protocol detection. It starts the address's GetProfile stream when
+// needed and waits at most the resolve timeout for its first answer; afterwards it is a
+// map load.
+func (r *Resolver) Opaque(ctx context.Context, dst netip.AddrPort) bool {
+	p := r.profile(dst)
+	p.touch()
+	p.waitReady(ctx, r.opts.ResolveTimeout)
+	st := p.latest.Load()
 	return st != nil && st.opaque
+}
+
+func (r *Resolver) profile(dst netip.AddrPort) *profile {
+	key := dst.String()
+	if v, ok := r.profiles.Load(key); ok {
+		return v.(*profile)
+	}
+	p := newProfile(r, dst)
+	if v, loaded := r.profiles.LoadOrStore(key, p); loaded {
+		return v.(*profile)
+	}
+	r.wg.Add(1)
+	go p.run()
+	return p
 }
 
 // sweep drops targets that have not been used for the idle timeout.

@@ -168,8 +168,11 @@ func TestAddrThroughProfile(t *testing.T) {
 	if !ok || len(be.Balancer.Endpoints()) != 1 || r.Identity(ap("10.0.0.9:80")) != "pod.id" {
 		t.Fatalf("pod address: ok=%v", ok)
 	}
-	if !r.Opaque(ap("10.0.0.9:80")) {
+	if !r.Opaque(context.Background(), ap("10.0.0.9:80")) {
 		t.Error("opaque profile not reported")
+	}
+	if r.Opaque(context.Background(), ap("10.96.0.10:80")) {
+		t.Error("a service without the opaque hint reported opaque")
 	}
 	if _, ok := r.Addr(context.Background(), ap("192.0.2.1:80")); ok {
 		t.Error("an address with no service resolved")
