@@ -24,12 +24,12 @@ import (
 const svc = "web.ns.svc.cluster.local:80"
 
 // namedApp answers every request with its name.
-func namedApp(t *testing.T, name string) netip.AddrPort { return slowApp(t, name, 0) }
+func namedApp(t testing.TB, name string) netip.AddrPort { return slowApp(t, name, 0) }
 
 // slowApp answers every request with its name after delay. A delay makes concurrent
 // requests load an endpoint, so P2C also tries endpoints it has not measured yet (they
 // start at the 30ms default estimate, above any loopback latency).
-func slowApp(t *testing.T, name string, delay time.Duration) netip.AddrPort {
+func slowApp(t testing.TB, name string, delay time.Duration) netip.AddrPort {
 	t.Helper()
 	addr, _ := serveHTTP(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
@@ -217,11 +217,11 @@ const (
 	dstSvcName = "destination.linkerd.serviceaccount.identity.linkerd.cluster.local"
 )
 
-func startMeshCP(t *testing.T) *meshCP { return startMeshCPWith(t, time.Hour) }
+func startMeshCP(t testing.TB) *meshCP { return startMeshCPWith(t, time.Hour) }
 
 // startMeshCPWith starts identity and destination services issuing certificates valid
 // for lifetime.
-func startMeshCPWith(t *testing.T, lifetime time.Duration) *meshCP {
+func startMeshCPWith(t testing.TB, lifetime time.Duration) *meshCP {
 	t.Helper()
 	pki, err := scriptedcp.NewPKI()
 	if err != nil {
@@ -262,7 +262,7 @@ func (m *meshCP) env(local string) map[string]string {
 	}
 }
 
-func waitReady(t *testing.T, p *Proxy) {
+func waitReady(t testing.TB, p *Proxy) {
 	t.Helper()
 	_, _, admin := p.Addrs()
 	waitFor(t, "the proxy to be ready", func() bool {
@@ -389,7 +389,7 @@ func grepLines(s, substr string) string {
 
 // meshPair is a client proxy and a server proxy (in front of app) with identities, and
 // discovery pointing svc at the server's inbound listener.
-func meshPair(t *testing.T, m *meshCP, app netip.AddrPort, env map[string]string) (client, server *Proxy) {
+func meshPair(t testing.TB, m *meshCP, app netip.AddrPort, env map[string]string) (client, server *Proxy) {
 	t.Helper()
 	withEnv := func(local string) map[string]string {
 		e := m.env(local)

@@ -1,0 +1,36 @@
+package app
+
+import (
+	"io"
+	"net/http"
+	"testing"
+)
+
+// BenchmarkMeshChainHTTP1: client -> outbound proxy -> (discovery, mTLS 1.3, HTTP/2
+// between proxies) -> inbound proxy -> app on loopback, with scripted identity and
+// destination services. Compare with BenchmarkChainHTTP1 for the cost of identity and
+// discovery on the request path.
+func BenchmarkMeshChainHTTP1(b *testing.B) {
+	m := startMeshCP(b)
+	client, _ := meshPair(b, m, benchApp(b), nil)
+	_, out, _ := client.Addrs()
+	c := clientTo(out, false)
+	b.ReportAllocs()
+	b.SetParallelism(4)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			resp, err := c.Get("http://" + svc + "/")
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				b.Errorf("status %d", resp.StatusCode)
+				return
+			}
+		}
+	})
+}
