@@ -87,7 +87,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	bep.Start()
-	resp, err := tr.RoundTrip(r)
+	var resp *http.Response
+	if tr == http.RoundTripper(h.Clients.h1) && upgrade == "" {
+		resp, err = h.roundTripH1(ctx, ep, r)
+	} else {
+		resp, err = tr.RoundTrip(r)
+	}
 	now := time.Now()
 	bep.Done(now, now.Sub(start), be.Balancer.Decay())
 	if err != nil {

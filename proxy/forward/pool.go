@@ -1,6 +1,7 @@
 package forward
 
 import (
+	"bufio"
 	"context"
 	"net"
 	"sync"
@@ -15,6 +16,10 @@ type upstreamConn struct {
 	r        *h1.Reader
 	w        *h1.Writer
 	lastUsed time.Time
+	// br and bw serve roundTripH1 (net/http's message parsing); made on first use.
+	// Between requests both this pair and r/w hold no buffered bytes.
+	br *bufio.Reader
+	bw *bufio.Writer
 }
 
 // connPool keeps idle HTTP/1 connections to one endpoint for reuse, most recently used
