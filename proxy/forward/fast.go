@@ -9,10 +9,12 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/l5d-go/l5d/proxy/balance"
 	"github.com/l5d-go/l5d/proxy/h1"
 	"github.com/l5d-go/l5d/proxy/h2"
 	"github.com/l5d-go/l5d/proxy/metrics"
@@ -137,7 +139,10 @@ func (s *fastConn) forward() (pending []byte, done bool) {
 	}
 	ep := bep.Value
 	if ep.H2 {
-		return s.handOff(), false
+		if s.req.Chunked || s.req.ContentLength > maxBufferedBody {
+			return s.handOff(), false
+		}
+		return nil, s.forwardH2(be, bep, start)
 	}
 	m := ep.metricsForHost(s.hr.Host)
 	m.Request()
@@ -259,6 +264,154 @@ func (s *fastConn) forward() (pending []byte, done bool) {
 	}
 	return nil, false
 }
+
+// maxBufferedBody is the largest request body the fast path reads into memory to send
+// over HTTP/2; larger and chunked bodies take the general handler.
+const maxBufferedBody = 64 << 10
+
+// forwardH2 sends the request in s.req to an endpoint that takes HTTP/1 carried over
+// HTTP/2 (another proxy) through the shared HTTP/2 transport, and relays the response as
+// HTTP/1.1. It reports whether the client connection must end.
+func (s *fastConn) forwardH2(be *Backend, bep *balance.Endpoint[*Endpoint], start time.Time) bool {
+	h, ep := s.h, bep.Value
+	m := ep.metricsForHost(s.hr.Host)
+	m.Request()
+	head := string(s.req.Method) == "HEAD"
+	clientClose := s.req.Close
+	header := make(http.Header, len(s.req.Fields)+1)
+	for _, f := range s.req.Fields {
+		if s.req.IsHopByHop(f.Name) || equalFoldASCII(f.Name, "host") {
+			continue
+		}
+		k := http.CanonicalHeaderKey(string(f.Name))
+		header[k] = append(header[k], string(f.Value))
+	}
+	header[HeaderOrigProto] = origProtoHTTP11
+	u, err := url.ParseRequestURI(string(s.req.Target))
+	if err != nil {
+		return s.writeError(m, start, &RouteError{Status: http.StatusBadRequest, Reason: "invalid request target"}, true)
+	}
+	u.Scheme, u.Host = "http", ep.hostPort
+	var body io.ReadCloser = http.NoBody
+	cl := s.req.ContentLength
+	s.cr.Consume(&s.req)
+	if cl > 0 {
+		buf := make([]byte, cl)
+		if err := s.cr.ReadFull(buf); err != nil {
+			m.Response(http.StatusBadRequest, true, time.Since(start))
+			return true
+		}
+		body = io.NopCloser(bytes.NewReader(buf))
+	} else {
+		cl = 0
+	}
+	req := (&http.Request{Method: s.hr.Method, URL: u, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: header, Body: body, ContentLength: cl, Host: s.hr.Host}).WithContext(s.ctx)
+	bep.Start()
+	resp, err := h.Clients.h2.RoundTrip(req)
+	now := time.Now()
+	bep.Done(now, now.Sub(start), be.Balancer.Decay())
+	if err != nil {
+		var ce *ConnectError
+		if errors.As(err, &ce) {
+			bep.Failed(now.Add(h.failureBackoff()))
+		}
+		return s.writeError(m, start, err, false)
+	}
+	bep.Recovered()
+	defer resp.Body.Close()
+	w := s.cw
+	status := resp.StatusCode
+	w.WriteString("HTTP/1.1 ")
+	w.WriteString(strconv.Itoa(status))
+	w.WriteString(" ")
+	w.WriteString(http.StatusText(status))
+	w.WriteString("\r\n")
+	for k, vv := range resp.Header {
+		if isHopHeader(k) {
+			continue
+		}
+		for _, v := range vv {
+			w.WriteString(k)
+			w.WriteString(": ")
+			w.WriteString(v)
+			w.WriteString("\r\n")
+		}
+	}
+	bodyless := head || status == http.StatusNoContent || status == http.StatusNotModified
+	chunked := !bodyless && resp.ContentLength < 0
+	switch {
+	case chunked:
+		w.WriteString("Transfer-Encoding: chunked\r\n")
+	case !bodyless && resp.Header.Get("Content-Length") == "":
+		w.WriteString("Content-Length: ")
+		w.WriteString(strconv.FormatInt(resp.ContentLength, 10))
+		w.WriteString("\r\n")
+	}
+	if clientClose {
+		w.WriteString("Connection: close\r\n")
+	}
+	w.WriteString("\r\n")
+	failure := status >= 500
+	if !bodyless {
+		bp := bufPool.Get().(*[]byte)
+		buf := *bp
+		var bodyErr error
+		for {
+			n, rerr := resp.Body.Read(buf)
+			if n > 0 {
+				if chunked {
+					w.WriteString(strconv.FormatInt(int64(n), 16))
+					w.WriteString("\r\n")
+				}
+				w.Write(buf[:n])
+				if chunked {
+					w.WriteString("\r\n")
+					w.Flush() // a streamed response reaches the client as it comes
+				}
+			}
+			if rerr != nil {
+				if rerr != io.EOF {
+					bodyErr = rerr
+				}
+				break
+			}
+		}
+		bufPool.Put(bp)
+		if bodyErr != nil {
+			m.Response(status, true, time.Since(start))
+			return true // the client sees a truncated response
+		}
+		if chunked {
+			w.WriteString("0\r\n")
+			for k, vv := range resp.Trailer {
+				for _, v := range vv {
+					w.WriteString(k)
+					w.WriteString(": ")
+					w.WriteString(v)
+					w.WriteString("\r\n")
+				}
+			}
+			w.WriteString("\r\n")
+		}
+	}
+	m.Response(status, failure, time.Since(start))
+	if clientClose {
+		w.Flush()
+		return true
+	}
+	return false
+}
+
+func isHopHeader(k string) bool {
+	switch k {
+	case "Connection", "Keep-Alive", "Proxy-Connection", "Te", "Trailer", "Transfer-Encoding", "Upgrade", HeaderOrigProto:
+		return true
+	}
+	return false
+}
+
+func equalFoldASCII(b []byte, s string) bool { return len(b) == len(s) && strings.EqualFold(string(b), s) }
 
 // prepareRouteRequest fills the reusable routing request from s.req, reusing the strings
 // of the previous request when the values repeat.

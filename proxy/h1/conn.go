@@ -50,6 +50,19 @@ func (r *Reader) Reset(src io.Reader) { r.src, r.r, r.w = src, 0, 0 }
 // valid until the next call on the Reader.
 func (r *Reader) Buffered() []byte { return r.buf[r.r:r.w] }
 
+// ReadFull fills p from the buffer and then the connection (a body of known length).
+func (r *Reader) ReadFull(p []byte) error {
+	for len(p) > 0 {
+		if err := r.readSome(); err != nil {
+			return truncated(err)
+		}
+		n := copy(p, r.buf[r.r:r.w])
+		r.r += n
+		p = p[n:]
+	}
+	return nil
+}
+
 // Discard consumes n buffered bytes; n must not exceed len(Buffered()).
 func (r *Reader) Discard(n int) { r.r += n }
 
