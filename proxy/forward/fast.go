@@ -411,7 +411,9 @@ func isHopHeader(k string) bool {
 	return false
 }
 
-func equalFoldASCII(b []byte, s string) bool { return len(b) == len(s) && strings.EqualFold(string(b), s) }
+func equalFoldASCII(b []byte, s string) bool {
+	return len(b) == len(s) && strings.EqualFold(string(b), s)
+}
 
 // prepareRouteRequest fills the reusable routing request from s.req, reusing the strings
 // of the previous request when the values repeat.

@@ -145,4 +145,6 @@ func (s *Identity) Stop() {
 }
 
 // Leaf parses the first certificate of a tls.Certificate.
-func Leaf(c *tls.Certificate) (*x509.Certificate, error) { return x509.ParseCertificate(c.Certificate[0]) }
+func Leaf(c *tls.Certificate) (*x509.Certificate, error) {
+	return x509.ParseCertificate(c.Certificate[0])
+}
