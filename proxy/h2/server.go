@@ -382,10 +382,16 @@ func (sc *serverConn) newRequest(f *http2.MetaHeadersFrame) (*http.Request, erro
 			cl = n
 		}
 	}
+	// Declared trailers are known before the body, as net/http presents them.
+	trailer := http.Header{}
+	for _, k := range declaredTrailers(header["Trailer"]) {
+		trailer[k] = nil
+	}
+	delete(header, "Trailer")
 	return &http.Request{
 		Method: method, URL: u, Proto: "HTTP/2.0", ProtoMajor: 2, Header: header,
 		Host: authority, RequestURI: path, RemoteAddr: sc.conn.RemoteAddr().String(),
-		ContentLength: cl, Trailer: http.Header{},
+		ContentLength: cl, Trailer: trailer,
 	}, nil
 }
 
