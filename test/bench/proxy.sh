@@ -41,7 +41,8 @@ cleanup() {
 trap cleanup EXIT
 
 echo "== building proxy and proxy-init"
-(cd "$root" && CGO_ENABLED=0 go build -trimpath -o "$work/proxy" ./proxy/cmd/proxy && CGO_ENABLED=0 go build -trimpath -o "$work/proxy-init" ./proxy-init/cmd/proxy-init)
+(cd "$root" && CGO_ENABLED=0 go build -trimpath -o "$work/proxy" ./proxy/cmd/proxy && CGO_ENABLED=0 go build -trimpath -o "$work/proxy-init" ./proxy-init/cmd/proxy-init &&
+	CGO_ENABLED=0 go build -trimpath -o "$work/grpcapp" ./test/bench/grpcapp)
 
 # Network: bridge in the node namespace, one veth per pod.
 ip netns add "$node"
@@ -76,10 +77,17 @@ upstream() { echo "upstream up { server $1; keepalive 64; } server { listen $2; 
 nginx_in "$srv" app "server { listen 8080; listen 8081; location / { return 200 \"$body\"; } }"
 nginx_in "$srv" p2 "$(upstream 127.0.0.1:8080 9002)"
 nginx_in "$cli" p1 "$(upstream $server:9002 127.0.0.1:9001)"
+# gRPC: the app on 9090 (meshed) and 9091 (direct); nginx grpc_pass chain 9011 -> 9012 -> app.
+for port in 9090 9091; do
+	ip netns exec "$srv" "$work/grpcapp" -addr ":$port" & pids+=($!)
+done
+grpc_hop() { echo "upstream g { server $1; keepalive 64; } server { listen $2 http2; location / { grpc_pass grpc://g; } }"; }
+nginx_in "$srv" g2 "$(grpc_hop 127.0.0.1:9090 9012)"
+nginx_in "$cli" g1 "$(grpc_hop $server:9012 127.0.0.1:9011)"
 
 for ns in $cli $srv; do
 	ip netns exec "$ns" "$work/proxy-init" --iptables-mode nft --proxy-uid 2102 \
-		--inbound-ports-to-ignore 4190,4191,8081,9002 --outbound-ports-to-ignore 8081,9002 --log-level warn
+		--inbound-ports-to-ignore 4190,4191,8081,9002,9091,9012 --outbound-ports-to-ignore 8081,9002,9091,9012 --log-level warn
 	ip netns exec "$ns" setpriv --reuid 2102 --regid 2102 --clear-groups env -i \
 		LINKERD2_PROXY_LOG=warn LINKERD2_PROXY_ADMIN_LISTEN_ADDR=0.0.0.0:4191 \
 		"$work/proxy" 2>"$work/proxy-$ns.log" &
@@ -161,4 +169,40 @@ if [ -n "$fortio" ]; then
 	done
 else
 	echo "== latency: fortio not found (GOBIN=bin/tools go install fortio.org/fortio@v1.68.2)"
+fi
+
+ghz=$(command -v ghz || true)
+[ -z "$ghz" ] && [ -x "$root/bin/tools/ghz" ] && ghz=$root/bin/tools/ghz
+if [ -n "$ghz" ]; then
+	echo "== gRPC unary (grpc.health.v1.Health/Check): ghz -c $CONNS -z $DUR, $REPEATS runs each, medians"
+	g1=$(nginx_worker g1) g2=$(nginx_worker g2)
+	declare -A GRPS GCPU GP99
+	grpc_path() { # name target pidA pidB
+		local rps=() cpus=() p99s=()
+		for _ in $(seq "$REPEATS"); do
+			local a=0 b=0
+			[ -n "$3" ] && a=$(( $(cpu "$3") + $(cpu "$4") ))
+			out=$(ip netns exec "$cli" "$ghz" --insecure --call grpc.health.v1.Health/Check -c "$CONNS" -z "$DUR" "$2" 2>&1)
+			[ -n "$3" ] && b=$(( $(cpu "$3") + $(cpu "$4") ))
+			r=$(awk '/Requests\/sec:/{print $2}' <<<"$out")
+			n=$(awk '/Count:/{print $2; exit}' <<<"$out")
+			rps+=("$r")
+			p99s+=("$(awk '/99 % in/{print $4}' <<<"$out")")
+			[ -n "$3" ] && cpus+=("$(echo "scale=4; ($b-$a)/100*10000/$n" | bc)")
+		done
+		GRPS[$1]=$(printf '%s\n' "${rps[@]}" | median)
+		GP99[$1]=$(printf '%s\n' "${p99s[@]}" | median)
+		GCPU[$1]=$( ((${#cpus[@]})) && printf '%s\n' "${cpus[@]}" | median || echo -)
+	}
+	grpc_path direct "$server:9091" "" ""
+	grpc_path nginx "127.0.0.1:9011" "$g1" "$g2"
+	grpc_path l5d "$server:9090" "$cli_proxy" "$srv_proxy"
+	printf '%-7s %12s %10s %10s %24s %10s\n' path "requests/s" "x direct" "x nginx" "CPU-s/10k req (pair)" "p99"
+	for p in direct nginx l5d; do
+		printf '%-7s %12.0f %10.2f %10.2f %24s %10s\n' "$p" "${GRPS[$p]}" \
+			"$(echo "scale=3; ${GRPS[$p]}/${GRPS[direct]}" | bc)" "$(echo "scale=3; ${GRPS[$p]}/${GRPS[nginx]}" | bc)" \
+			"${GCPU[$p]}" "${GP99[$p]}"
+	done
+else
+	echo "== gRPC: ghz not found (GOBIN=bin/tools go install github.com/bojand/ghz/cmd/ghz@v0.121.0)"
 fi
