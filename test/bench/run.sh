@@ -10,8 +10,8 @@ BENCHTIME=${BENCHTIME:-2s}
 # suite: package, benchmark regexp, baseline benchmark name
 suites=(
 	"./identity/certify|Certify|SignOnly"
+	"./injector/webhook|Admission|InjectOnly"
 )
-[ -x proxy/bench/loopback.sh ] || true
 
 medians() { # reads `go test -bench` output; prints "name metric median" lines
 	awk '/^Benchmark/ {
