@@ -162,7 +162,7 @@ if [ -n "$fortio" ]; then
 		for p in direct:http://$server:8081/ nginx:http://127.0.0.1:9001/ l5d:http://$server:8080/; do
 			name=${p%%:*} url=${p#*:}
 			out=$(ip netns exec "$cli" "$fortio" load -quiet -c 16 -qps "$rate" -t "$RATE_DUR" -p "50,99,99.9" "$url" 2>&1)
-			pct() { awk -v q="$1" '$1=="#" && $2=="target" && $3==q"%" {printf "%.3f", $4*1000}' <<<"$out"; }
+			pct() { awk -v q="$1" '$1=="#" && $2=="target" && $3==q"%" {printf "%.3f", $4*1000; exit}' <<<"$out"; }
 			printf '%-7s %6s %8s %8s %8s %10s\n' "$name" "$rate" "$(pct 50)" "$(pct 99)" "$(pct 99.9)" \
 				"$(awk '/All done/{print $(NF-1)}' <<<"$out" | tail -1)"
 		done

@@ -1,0 +1,183 @@
+// Package cluster keeps the destination service's view of the cluster in shared
+// informers (Services, EndpointSlices, Pods, ServiceProfiles) and tells watchers when
+// anything changed, so that each stream can recompute its answer on its own goroutine.
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/dynamic/dynamicinformer"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	discoverylisters "k8s.io/client-go/listers/discovery/v1"
+	"k8s.io/client-go/tools/cache"
+
+	sp "github.com/l5d-go/l5d/pkg/apis/serviceprofile"
+)
+
+// ServiceProfiles is the ServiceProfile resource.
+var ServiceProfiles = schema.GroupVersionResource{Group: sp.Group, Version: sp.Version, Resource: sp.Resource}
+
+// Index is the informer-backed view. Its reads are safe for concurrent use.
+type Index struct {
+	Services   corelisters.ServiceLister
+	Slices     discoverylisters.EndpointSliceLister
+	Pods       corelisters.PodLister
+	Namespaces corelisters.NamespaceLister
+	profiles   cache.GenericLister
+	podIdx     cache.Indexer
+
+	synced []cache.InformerSynced
+	start  []func(<-chan struct{})
+
+	mu      sync.Mutex
+	changed chan struct{}
+}
+
+// byIP indexes pods by their IPs.
+const byIP = "podIP"
+
+// New builds the index; call Start before use. dyn may be nil to run without
+// ServiceProfiles (profiles then have no routes).
+func New(client kubernetes.Interface, dyn dynamic.Interface) (*Index, error) {
+	x := &Index{changed: make(chan struct{})}
+	f := informers.NewSharedInformerFactory(client, 0)
+	notify := cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { x.notify() },
+		UpdateFunc: func(any, any) { x.notify() },
+		DeleteFunc: func(any) { x.notify() },
+	}
+	svc := f.Core().V1().Services()
+	sl := f.Discovery().V1().EndpointSlices()
+	pods := f.Core().V1().Pods()
+	nss := f.Core().V1().Namespaces()
+	if err := pods.Informer().AddIndexers(cache.Indexers{byIP: func(obj any) ([]string, error) {
+		p, ok := obj.(*corev1.Pod)
+		if !ok || p.Spec.HostNetwork {
+			return nil, nil
+		}
+		var ips []string
+		for _, ip := range p.Status.PodIPs {
+			ips = append(ips, ip.IP)
+		}
+		return ips, nil
+	}}); err != nil {
+		return nil, err
+	}
+	for _, inf := range []cache.SharedIndexInformer{svc.Informer(), sl.Informer(), pods.Informer(), nss.Informer()} {
+		if _, err := inf.AddEventHandler(notify); err != nil {
+			return nil, err
+		}
+		x.synced = append(x.synced, inf.HasSynced)
+	}
+	x.Services, x.Slices, x.Pods, x.Namespaces = svc.Lister(), sl.Lister(), pods.Lister(), nss.Lister()
+	x.podIdx = pods.Informer().GetIndexer()
+	x.start = append(x.start, f.Start)
+	if dyn != nil {
+		df := dynamicinformer.NewDynamicSharedInformerFactory(dyn, 0)
+		pi := df.ForResource(ServiceProfiles)
+		if _, err := pi.Informer().AddEventHandler(notify); err != nil {
+			return nil, err
+		}
+		x.profiles = pi.Lister()
+		x.synced = append(x.synced, pi.Informer().HasSynced)
+		x.start = append(x.start, df.Start)
+	}
+	return x, nil
+}
+
+// Start runs the informers until ctx ends and waits up to timeout for their caches.
+func (x *Index) Start(ctx context.Context, timeout time.Duration) error {
+	for _, s := range x.start {
+		s(ctx.Done())
+	}
+	sctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if !cache.WaitForCacheSync(sctx.Done(), x.synced...) {
+		return fmt.Errorf("informer caches did not sync within %s (check RBAC and that the ServiceProfile CRD is installed)", timeout)
+	}
+	return nil
+}
+
+// Changed returns a channel closed at the next change of any watched object. Take it
+// before reading, then wait on it after answering.
+func (x *Index) Changed() <-chan struct{} {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.changed
+}
+
+func (x *Index) notify() {
+	x.mu.Lock()
+	close(x.changed)
+	x.changed = make(chan struct{})
+	x.mu.Unlock()
+}
+
+// SlicesOf lists the EndpointSlices of a Service.
+func (x *Index) SlicesOf(ns, svc string) ([]*discoveryv1.EndpointSlice, error) {
+	return x.Slices.EndpointSlices(ns).List(labels.SelectorFromSet(labels.Set{discoveryv1.LabelServiceName: svc}))
+}
+
+// PodByIP returns a running pod with ip, or nil.
+func (x *Index) PodByIP(ip netip.Addr) *corev1.Pod {
+	objs, err := x.podIdx.ByIndex(byIP, ip.String())
+	if err != nil {
+		return nil
+	}
+	for _, o := range objs {
+		if p, ok := o.(*corev1.Pod); ok && p.Status.Phase != corev1.PodSucceeded && p.Status.Phase != corev1.PodFailed && p.DeletionTimestamp == nil {
+			return p
+		}
+	}
+	return nil
+}
+
+// ServiceByClusterIP returns the Service whose ClusterIP is ip, or nil.
+func (x *Index) ServiceByClusterIP(ip netip.Addr) *corev1.Service {
+	svcs, err := x.Services.List(labels.Everything())
+	if err != nil {
+		return nil
+	}
+	for _, s := range svcs {
+		for _, c := range s.Spec.ClusterIPs {
+			if a, err := netip.ParseAddr(c); err == nil && a == ip {
+				return s
+			}
+		}
+	}
+	return nil
+}
+
+// Profile returns the ServiceProfile ns/name, or nil when there is none (or it does not
+// decode, which the validator prevents).
+func (x *Index) Profile(ns, name string) *sp.ServiceProfile {
+	if x.profiles == nil {
+		return nil
+	}
+	obj, err := x.profiles.ByNamespace(ns).Get(name)
+	if err != nil {
+		return nil
+	}
+	u, ok := obj.(*unstructured.Unstructured)
+	if !ok {
+		return nil
+	}
+	var p sp.ServiceProfile
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &p); err != nil {
+		return nil
+	}
+	return &p
+}

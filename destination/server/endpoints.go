@@ -1,0 +1,231 @@
+package server
+
+import (
+	"net/netip"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+
+	"github.com/l5d-go/l5d/destination/authority"
+	"github.com/l5d-go/l5d/proxy-init/ports"
+	pb "github.com/l5d-go/l5d/proto/gen/destination"
+	pbnet "github.com/l5d-go/l5d/proto/gen/net"
+)
+
+// Annotation and container names read from workloads.
+const (
+	annOpaquePorts = "config.linkerd.io/opaque-ports"
+	proxyContainer = "linkerd-proxy"
+	labelCPNS      = "linkerd.io/control-plane-ns"
+	proxyInbound   = 4143
+	defaultWeight  = 10000
+)
+
+// endpointSet is the answer to Get for one target: ready addresses keyed by "ip:port".
+type endpointSet struct {
+	exists bool
+	labels map[string]string
+	addrs  map[netip.AddrPort]*pb.WeightedAddr
+}
+
+// endpoints computes the ready endpoints of t (a Service name target).
+func (s *Server) endpoints(t authority.Target) endpointSet {
+	svc, err := s.idx.Services.Services(t.Namespace).Get(t.Service)
+	if err != nil || svc.Spec.Type == corev1.ServiceTypeExternalName {
+		return endpointSet{}
+	}
+	set := endpointSet{exists: true, labels: map[string]string{"namespace": t.Namespace, "service": t.Service},
+		addrs: map[netip.AddrPort]*pb.WeightedAddr{}}
+	portName, found := "", false
+	for _, p := range svc.Spec.Ports {
+		if uint32(p.Port) == t.Port {
+			portName, found = p.Name, true
+		}
+	}
+	slices, err := s.idx.SlicesOf(t.Namespace, t.Service)
+	if err != nil {
+		return set
+	}
+	for _, sl := range slices {
+		var port int32
+		for _, p := range sl.Ports {
+			if p.Port == nil {
+				continue
+			}
+			name := ""
+			if p.Name != nil {
+				name = *p.Name
+			}
+			if (found && name == portName) || (!found && uint32(*p.Port) == t.Port) {
+				port = *p.Port
+			}
+		}
+		if port == 0 {
+			continue
+		}
+		for _, ep := range sl.Endpoints {
+			if !ready(ep) {
+				continue
+			}
+			if t.Hostname != "" && (ep.Hostname == nil || *ep.Hostname != t.Hostname) {
+				continue
+			}
+			var pod *corev1.Pod
+			if ep.TargetRef != nil && ep.TargetRef.Kind == "Pod" {
+				pod, _ = s.idx.Pods.Pods(ep.TargetRef.Namespace).Get(ep.TargetRef.Name)
+			}
+			for _, a := range ep.Addresses {
+				ip, err := netip.ParseAddr(a)
+				if err != nil {
+					continue
+				}
+				ap := netip.AddrPortFrom(ip, uint16(port))
+				wa := s.weightedAddr(ap, pod, svc)
+				if ep.Zone != nil && *ep.Zone != "" {
+					wa.MetricLabels["zone"] = *ep.Zone
+				}
+				set.addrs[ap] = wa
+			}
+		}
+	}
+	return set
+}
+
+func ready(ep discoveryv1.Endpoint) bool {
+	c := ep.Conditions
+	if c.Terminating != nil && *c.Terminating {
+		return false
+	}
+	return c.Ready == nil || *c.Ready
+}
+
+// weightedAddr renders one endpoint address. pod and svc may be nil.
+func (s *Server) weightedAddr(ap netip.AddrPort, pod *corev1.Pod, svc *corev1.Service) *pb.WeightedAddr {
+	wa := &pb.WeightedAddr{Addr: tcpAddr(ap), Weight: defaultWeight, MetricLabels: map[string]string{}}
+	if pod == nil {
+		return wa
+	}
+	wa.MetricLabels["pod"] = pod.Name
+	wa.MetricLabels["serviceaccount"] = serviceAccount(pod)
+	if cp := pod.Labels[labelCPNS]; cp != "" {
+		wa.MetricLabels["control_plane_ns"] = cp
+	}
+	for k, v := range ownerLabels(pod) {
+		wa.MetricLabels[k] = v
+	}
+	if !meshed(pod) {
+		return wa
+	}
+	id := s.identity(pod)
+	wa.TlsIdentity = &pb.TlsIdentity{
+		Strategy:   &pb.TlsIdentity_DnsLikeIdentity_{DnsLikeIdentity: &pb.TlsIdentity_DnsLikeIdentity{Name: id}},
+		ServerName: &pb.TlsIdentity_DnsLikeIdentity{Name: id},
+	}
+	if s.opaque(svc, pod, ap.Port()) {
+		wa.ProtocolHint = &pb.ProtocolHint{
+			Protocol:        &pb.ProtocolHint_Opaque_{Opaque: &pb.ProtocolHint_Opaque{}},
+			OpaqueTransport: &pb.ProtocolHint_OpaqueTransport{InboundPort: proxyInbound},
+		}
+	} else {
+		wa.ProtocolHint = &pb.ProtocolHint{Protocol: &pb.ProtocolHint_H2_{H2: &pb.ProtocolHint_H2{}}}
+	}
+	return wa
+}
+
+func (s *Server) identity(pod *corev1.Pod) string {
+	cp := pod.Labels[labelCPNS]
+	if cp == "" {
+		cp = s.cfg.ControllerNamespace
+	}
+	return serviceAccount(pod) + "." + pod.Namespace + ".serviceaccount.identity." + cp + "." + s.cfg.TrustDomain
+}
+
+func serviceAccount(pod *corev1.Pod) string {
+	if pod.Spec.ServiceAccountName != "" {
+		return pod.Spec.ServiceAccountName
+	}
+	return "default"
+}
+
+// meshed reports whether a pod runs the proxy (as a container or a native sidecar).
+func meshed(pod *corev1.Pod) bool {
+	for _, cs := range [][]corev1.Container{pod.Spec.Containers, pod.Spec.InitContainers} {
+		for _, c := range cs {
+			if c.Name == proxyContainer {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// ownerLabels returns the workload labels Linkerd reports (deployment, statefulset...).
+func ownerLabels(pod *corev1.Pod) map[string]string {
+	out := map[string]string{}
+	for k, v := range pod.Labels {
+		if kind, ok := strings.CutPrefix(k, "linkerd.io/proxy-"); ok && kind != "version" {
+			out[kind] = v
+		}
+	}
+	if len(out) > 0 {
+		return out
+	}
+	for _, r := range pod.OwnerReferences {
+		if r.Controller == nil || !*r.Controller {
+			continue
+		}
+		kind := strings.ToLower(r.Kind)
+		if h := pod.Labels["pod-template-hash"]; kind == "replicaset" && h != "" && strings.HasSuffix(r.Name, "-"+h) {
+			out["deployment"] = strings.TrimSuffix(r.Name, "-"+h)
+		} else {
+			out[kind] = r.Name
+		}
+	}
+	return out
+}
+
+// opaque reports whether port is opaque: the Service's annotation, else the pod's, else
+// the configured defaults.
+func (s *Server) opaque(svc *corev1.Service, pod *corev1.Pod, port uint16) bool {
+	for _, annotations := range []map[string]string{serviceAnnotations(svc), podAnnotations(pod)} {
+		if v, ok := annotations[annOpaquePorts]; ok {
+			if l, err := ports.Parse(v); err == nil {
+				return l.Contains(port)
+			}
+		}
+	}
+	return s.cfg.DefaultOpaquePorts.Contains(port)
+}
+
+func serviceAnnotations(svc *corev1.Service) map[string]string {
+	if svc == nil {
+		return nil
+	}
+	return svc.Annotations
+}
+
+func podAnnotations(pod *corev1.Pod) map[string]string {
+	if pod == nil {
+		return nil
+	}
+	return pod.Annotations
+}
+
+func tcpAddr(ap netip.AddrPort) *pbnet.TcpAddress {
+	ip := &pbnet.IPAddress{}
+	a := ap.Addr().Unmap()
+	if a.Is4() {
+		b := a.As4()
+		ip.Ip = &pbnet.IPAddress_Ipv4{Ipv4: uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])}
+	} else {
+		b := a.As16()
+		var hi, lo uint64
+		for i := 0; i < 8; i++ {
+			hi = hi<<8 | uint64(b[i])
+			lo = lo<<8 | uint64(b[8+i])
+		}
+		ip.Ip = &pbnet.IPAddress_Ipv6{Ipv6: &pbnet.IPv6{First: hi, Last: lo}}
+	}
+	return &pbnet.TcpAddress{Ip: ip, Port: uint32(ap.Port())}
+}

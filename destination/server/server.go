@@ -1,0 +1,181 @@
+// Package server implements io.linkerd.proxy.destination.Destination: Get streams a
+// Service's ready endpoints as add/remove updates, GetProfile streams its profile (routes,
+// retry budget, opaque protocol, or the endpoint of a pod address). Each stream runs on
+// its own goroutine, recomputes its answer from the shared informer caches whenever they
+// change and sends only differences, so a slow client never holds up others.
+package server
+
+import (
+	"log/slog"
+	"net/netip"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/l5d-go/l5d/destination/authority"
+	"github.com/l5d-go/l5d/destination/cluster"
+	"github.com/l5d-go/l5d/proxy-init/ports"
+	pb "github.com/l5d-go/l5d/proto/gen/destination"
+)
+
+// Config holds the cluster facts the answers depend on.
+type Config struct {
+	ControllerNamespace string
+	ClusterDomain       string
+	TrustDomain         string
+	DefaultOpaquePorts  ports.List
+}
+
+// DefaultOpaquePorts is Linkerd's default list.
+const DefaultOpaquePorts = "25,587,3306,4444,5432,6379,9300,11211"
+
+// Server is the Destination service.
+type Server struct {
+	pb.UnimplementedDestinationServer
+	idx *cluster.Index
+	cfg Config
+	log *slog.Logger
+	m   metrics
+}
+
+type metrics struct {
+	streams prometheus.GaugeVec
+	updates prometheus.CounterVec
+}
+
+// New returns the service over idx.
+func New(idx *cluster.Index, cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Server, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Server{idx: idx, cfg: cfg, log: log}
+	s.m.streams = *prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "destination_streams_open", Help: "Open Get and GetProfile streams."}, []string{"method"})
+	s.m.updates = *prometheus.NewCounterVec(prometheus.CounterOpts{Name: "destination_updates_sent_total", Help: "Updates sent on streams."}, []string{"method"})
+	if reg != nil {
+		for _, c := range []prometheus.Collector{&s.m.streams, &s.m.updates} {
+			if err := reg.Register(c); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return s, nil
+}
+
+// Get implements the Destination service.
+func (s *Server) Get(req *pb.GetDestination, stream grpc.ServerStreamingServer[pb.Update]) error {
+	t, err := authority.Parse(req.GetPath(), s.cfg.ClusterDomain)
+	if err != nil || t.IP.IsValid() {
+		// Not a Service name: the proxy falls back to the original destination.
+		if err != nil {
+			s.log.Debug("Get for a name outside the cluster", "path", req.GetPath(), "error", err)
+		}
+		return stream.Send(&pb.Update{Update: &pb.Update_NoEndpoints{NoEndpoints: &pb.NoEndpoints{Exists: false}}})
+	}
+	s.m.streams.WithLabelValues("Get").Inc()
+	defer s.m.streams.WithLabelValues("Get").Dec()
+	ctx := stream.Context()
+	sent := map[netip.AddrPort]*pb.WeightedAddr{}
+	first, lastExists := true, false
+	for {
+		changed := s.idx.Changed()
+		set := s.endpoints(t)
+		var updates []*pb.Update
+		if !set.exists {
+			if len(sent) > 0 {
+				updates = append(updates, removeUpdate(keys(sent)))
+				sent = map[netip.AddrPort]*pb.WeightedAddr{}
+			}
+			if first || lastExists {
+				updates = append(updates, &pb.Update{Update: &pb.Update_NoEndpoints{NoEndpoints: &pb.NoEndpoints{Exists: false}}})
+			}
+		} else {
+			var gone []netip.AddrPort
+			for ap := range sent {
+				if _, ok := set.addrs[ap]; !ok {
+					gone = append(gone, ap)
+				}
+			}
+			if len(gone) > 0 {
+				updates = append(updates, removeUpdate(gone))
+				for _, ap := range gone {
+					delete(sent, ap)
+				}
+			}
+			add := &pb.WeightedAddrSet{MetricLabels: set.labels}
+			for ap, wa := range set.addrs {
+				if old, ok := sent[ap]; !ok || !proto.Equal(old, wa) {
+					add.Addrs = append(add.Addrs, wa)
+					sent[ap] = wa
+				}
+			}
+			if len(add.Addrs) > 0 {
+				updates = append(updates, &pb.Update{Update: &pb.Update_Add{Add: add}})
+			} else if len(set.addrs) == 0 && (first || !lastExists || len(gone) > 0) {
+				updates = append(updates, &pb.Update{Update: &pb.Update_NoEndpoints{NoEndpoints: &pb.NoEndpoints{Exists: true}}})
+			}
+		}
+		for _, u := range updates {
+			if err := stream.Send(u); err != nil {
+				return err
+			}
+			s.m.updates.WithLabelValues("Get").Inc()
+		}
+		first, lastExists = false, set.exists
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+func keys(m map[netip.AddrPort]*pb.WeightedAddr) []netip.AddrPort {
+	out := make([]netip.AddrPort, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+func removeUpdate(aps []netip.AddrPort) *pb.Update {
+	set := &pb.AddrSet{}
+	for _, ap := range aps {
+		set.Addrs = append(set.Addrs, tcpAddr(ap))
+	}
+	return &pb.Update{Update: &pb.Update_Remove{Remove: set}}
+}
+
+// GetProfile implements the Destination service.
+func (s *Server) GetProfile(req *pb.GetDestination, stream grpc.ServerStreamingServer[pb.DestinationProfile]) error {
+	t, err := authority.Parse(req.GetPath(), s.cfg.ClusterDomain)
+	if err != nil {
+		return status.Errorf(codes.InvalidArgument, "GetProfile: %v", err)
+	}
+	cctx, err := authority.ParseContext(req.GetContextToken())
+	if err != nil {
+		s.log.Debug("ignoring a bad context token", "error", err)
+	}
+	s.m.streams.WithLabelValues("GetProfile").Inc()
+	defer s.m.streams.WithLabelValues("GetProfile").Dec()
+	ctx := stream.Context()
+	var last *pb.DestinationProfile
+	for {
+		changed := s.idx.Changed()
+		p := s.profile(t, cctx.NS)
+		if last == nil || !proto.Equal(last, p) {
+			if err := stream.Send(p); err != nil {
+				return err
+			}
+			s.m.updates.WithLabelValues("GetProfile").Inc()
+			last = p
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
