@@ -8,9 +8,9 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 
 	"github.com/l5d-go/l5d/destination/authority"
-	"github.com/l5d-go/l5d/proxy-init/ports"
 	pb "github.com/l5d-go/l5d/proto/gen/destination"
 	pbnet "github.com/l5d-go/l5d/proto/gen/net"
+	"github.com/l5d-go/l5d/proxy-init/ports"
 )
 
 // Annotation and container names read from workloads.

@@ -17,8 +17,8 @@ import (
 
 	"github.com/l5d-go/l5d/destination/cluster"
 	"github.com/l5d-go/l5d/destination/server"
-	"github.com/l5d-go/l5d/proxy-init/ports"
 	pb "github.com/l5d-go/l5d/proto/gen/destination"
+	"github.com/l5d-go/l5d/proxy-init/ports"
 	"github.com/l5d-go/l5d/test/kube"
 )
 
