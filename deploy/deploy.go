@@ -1,0 +1,148 @@
+// Package deploy embeds the l5d Helm charts (linkerd-crds and linkerd-control-plane) and
+// renders them with Helm's template engine, the way `linkerd install` and `linkerd upgrade`
+// do. The CRD chart's templates are the files of deploy/crds, embedded as they are, so the
+// chart and the CRDs the other components test against never drift apart.
+package deploy
+
+import (
+	"bytes"
+	"embed"
+	"fmt"
+	"io/fs"
+	"path"
+	"strings"
+
+	"helm.sh/helm/v3/pkg/chart"
+	"helm.sh/helm/v3/pkg/chart/loader"
+	"helm.sh/helm/v3/pkg/chartutil"
+	"helm.sh/helm/v3/pkg/engine"
+	"helm.sh/helm/v3/pkg/releaseutil"
+	"sigs.k8s.io/yaml"
+)
+
+// Names of the embedded charts.
+const (
+	CRDsChart         = "linkerd-crds"
+	ControlPlaneChart = "linkerd-control-plane"
+)
+
+//go:embed all:charts
+var chartFiles embed.FS
+
+//go:embed crds/*.yaml
+var crdFiles embed.FS
+
+// Chart loads one of the embedded charts by name (CRDsChart or ControlPlaneChart).
+func Chart(name string) (*chart.Chart, error) {
+	root := path.Join("charts", name)
+	var files []*loader.BufferedFile
+	err := fs.WalkDir(chartFiles, root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := chartFiles.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		files = append(files, &loader.BufferedFile{Name: strings.TrimPrefix(p, root+"/"), Data: data})
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("chart %q: %w", name, err)
+	}
+	if len(files) == 0 {
+		return nil, fmt.Errorf("no embedded chart named %q (have %s, %s)", name, CRDsChart, ControlPlaneChart)
+	}
+	if name == CRDsChart {
+		crds, err := fs.Glob(crdFiles, "crds/*.yaml")
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range crds {
+			data, err := crdFiles.ReadFile(p)
+			if err != nil {
+				return nil, err
+			}
+			files = append(files, &loader.BufferedFile{Name: "templates/" + path.Base(p), Data: data})
+		}
+	}
+	c, err := loader.LoadFiles(files)
+	if err != nil {
+		return nil, fmt.Errorf("chart %q: %w", name, err)
+	}
+	return c, nil
+}
+
+// HAValues returns the control-plane chart's values-ha.yaml as a values map.
+func HAValues() (map[string]any, error) {
+	data, err := chartFiles.ReadFile("charts/" + ControlPlaneChart + "/values-ha.yaml")
+	if err != nil {
+		return nil, err
+	}
+	v := map[string]any{}
+	if err := yaml.Unmarshal(data, &v); err != nil {
+		return nil, fmt.Errorf("values-ha.yaml: %w", err)
+	}
+	return v, nil
+}
+
+// Options say how to render a chart.
+type Options struct {
+	// Namespace is the release namespace, the control plane's namespace (default "linkerd").
+	Namespace string
+	// Values override the chart's values.yaml (merged deeply; Values win).
+	Values map[string]any
+	// KubeVersion is the Kubernetes version to render for (default: Helm's default).
+	KubeVersion string
+}
+
+// Render renders the named embedded chart with opts and returns a multi-document YAML
+// stream: objects in Helm's install order (namespaces, CRDs, RBAC, config, workloads,
+// webhooks), each preceded by a "# Source:" comment. The output depends only on the chart,
+// the values and the genCA/genSignedCert keys the templates generate.
+func Render(name string, opts Options) ([]byte, error) {
+	c, err := Chart(name)
+	if err != nil {
+		return nil, err
+	}
+	ns := opts.Namespace
+	if ns == "" {
+		ns = "linkerd"
+	}
+	caps := chartutil.DefaultCapabilities.Copy()
+	if opts.KubeVersion != "" {
+		kv, err := chartutil.ParseKubeVersion(opts.KubeVersion)
+		if err != nil {
+			return nil, fmt.Errorf("kubernetes version %q: %w", opts.KubeVersion, err)
+		}
+		caps.KubeVersion = *kv
+	}
+	vals, err := chartutil.ToRenderValues(c, opts.Values, chartutil.ReleaseOptions{
+		Name: name, Namespace: ns, Revision: 1, IsInstall: true,
+	}, caps)
+	if err != nil {
+		return nil, fmt.Errorf("values of %s: %w", name, err)
+	}
+	rendered, err := engine.Render(c, vals)
+	if err != nil {
+		return nil, fmt.Errorf("render %s: %w", name, err)
+	}
+	_, manifests, err := releaseutil.SortManifests(rendered, nil, releaseutil.InstallOrder)
+	if err != nil {
+		return nil, fmt.Errorf("render %s: %w", name, err)
+	}
+	var out bytes.Buffer
+	for _, m := range manifests {
+		fmt.Fprintf(&out, "---\n# Source: %s\n%s\n", m.Name, strings.TrimSpace(m.Content))
+	}
+	return out.Bytes(), nil
+}
+
+// ControlPlaneValues returns the control-plane chart's default values (values.yaml).
+func ControlPlaneValues() (map[string]any, error) {
+	c, err := Chart(ControlPlaneChart)
+	if err != nil {
+		return nil, err
+	}
+	return c.Values, nil
+}
