@@ -1,12 +1,105 @@
-// Command destination is the l5d destination service: endpoint and profile discovery.
+// Command destination is the l5d destination service: it serves
+// io.linkerd.proxy.destination.Destination (Get, GetProfile) on -addr and its admin
+// server (/metrics, /ready, /live) on -admin-addr, from shared informers over the cluster.
 package main
 
 import (
+	"context"
+	"flag"
 	"fmt"
 	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/l5d-go/l5d/destination/cluster"
+	"github.com/l5d-go/l5d/destination/server"
+	"github.com/l5d-go/l5d/pkg/admin"
+	"github.com/l5d-go/l5d/pkg/k8s"
+	"github.com/l5d-go/l5d/pkg/logging"
+	"github.com/l5d-go/l5d/pkg/rpc"
+	"github.com/l5d-go/l5d/proxy-init/ports"
+	pb "github.com/l5d-go/l5d/proto/gen/destination"
 )
 
 func main() {
-	fmt.Fprintln(os.Stderr, "destination: not implemented yet")
-	os.Exit(1)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "destination:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("destination", flag.ContinueOnError)
+	addr := fs.String("addr", ":8086", "address to serve the Destination gRPC API on")
+	adminAddr := fs.String("admin-addr", ":9996", "address of the admin server (/metrics, /ready, /live)")
+	controllerNS := fs.String("controller-namespace", "linkerd", "namespace of the control plane")
+	clusterDomain := fs.String("cluster-domain", "cluster.local", "the cluster's DNS domain")
+	trustDomain := fs.String("identity-trust-domain", "cluster.local", "trust domain of workload identities")
+	opaque := fs.String("default-opaque-ports", server.DefaultOpaquePorts, "ports treated as opaque unless annotated otherwise")
+	profiles := fs.Bool("enable-service-profiles", true, "watch ServiceProfiles (needs the CRD)")
+	syncTimeout := fs.Duration("sync-timeout", time.Minute, "how long to wait for the informer caches at start")
+	pprof := fs.Bool("enable-pprof", false, "serve /debug/pprof/ on the admin server")
+	kcfg := k8s.RegisterFlags(fs)
+	lcfg := logging.RegisterFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	log, err := lcfg.Logger()
+	if err != nil {
+		return err
+	}
+	def, err := ports.Parse(*opaque)
+	if err != nil {
+		return fmt.Errorf("-default-opaque-ports: %w", err)
+	}
+	kcfg.UserAgent = "linkerd-destination"
+	clients, err := kcfg.Clients()
+	if err != nil {
+		return fmt.Errorf("kubernetes client: %w", err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	adm := admin.New(admin.Options{Gatherer: reg, EnablePprof: *pprof, Logger: log})
+	ready := adm.NewReadyFlag("informers")
+
+	dyn := clients.Dynamic
+	if !*profiles {
+		dyn = nil
+	}
+	idx, err := cluster.New(clients.Kube, dyn)
+	if err != nil {
+		return err
+	}
+	svc, err := server.New(idx, server.Config{ControllerNamespace: *controllerNS, ClusterDomain: *clusterDomain,
+		TrustDomain: *trustDomain, DefaultOpaquePorts: def}, log, reg)
+	if err != nil {
+		return err
+	}
+	srv, err := rpc.NewServer(rpc.ServerOptions{Logger: log, Registerer: reg})
+	if err != nil {
+		return err
+	}
+	pb.RegisterDestinationServer(srv.GRPC, svc)
+	srv.SetServing("", false)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return adm.Serve(gctx, *adminAddr) })
+	g.Go(func() error {
+		if err := idx.Start(gctx, *syncTimeout); err != nil {
+			return err
+		}
+		ready.Set(true)
+		srv.SetServing("", true)
+		log.Info("destination caches synced")
+		return nil
+	})
+	g.Go(func() error { return srv.Serve(gctx, *addr) })
+	log.Info("destination service starting", "addr", *addr, "admin", *adminAddr, "cluster_domain", *clusterDomain)
+	return g.Wait()
 }
