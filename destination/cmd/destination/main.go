@@ -22,8 +22,8 @@ import (
 	"github.com/l5d-go/l5d/pkg/k8s"
 	"github.com/l5d-go/l5d/pkg/logging"
 	"github.com/l5d-go/l5d/pkg/rpc"
-	"github.com/l5d-go/l5d/proxy-init/ports"
 	pb "github.com/l5d-go/l5d/proto/gen/destination"
+	"github.com/l5d-go/l5d/proxy-init/ports"
 )
 
 func main() {
