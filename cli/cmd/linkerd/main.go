@@ -1,12 +1,21 @@
-// Command linkerd is the linkerd command-line interface.
+// Command linkerd is the linkerd command-line interface of l5d.
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
+	"os/signal"
+
+	"github.com/l5d-go/l5d/cli/command"
 )
 
 func main() {
-	fmt.Fprintln(os.Stderr, "linkerd: not implemented yet")
-	os.Exit(1)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	err := command.Root(os.Stdout, os.Stderr).ExecuteContext(ctx)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "Error:", err)
+		os.Exit(command.ExitCode(err))
+	}
 }

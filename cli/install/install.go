@@ -1,0 +1,158 @@
+// Package install builds the Helm values of `linkerd install` (trust anchor and issuer,
+// --ha, --set) and renders the embedded charts from the deploy module.
+package install
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/l5d-go/l5d/deploy"
+	"github.com/l5d-go/l5d/pkg/certs"
+	"helm.sh/helm/v3/pkg/chartutil"
+	"helm.sh/helm/v3/pkg/strvals"
+)
+
+// Lifetime of the trust anchor and issuer `linkerd install` generates.
+const Lifetime = 365 * 24 * time.Hour
+
+// Options are the flags of `linkerd install`.
+type Options struct {
+	// CRDs renders the linkerd-crds chart instead of the control plane.
+	CRDs bool
+	// HA merges values-ha.yaml under the user's values.
+	HA bool
+	// Sets are Helm --set expressions (key=value[,key=value]), applied in order, last wins.
+	Sets []string
+	// Namespace is the control-plane namespace (default linkerd).
+	Namespace string
+	// TrustAnchorsFile, IssuerCertFile and IssuerKeyFile name PEM files; all three or none.
+	TrustAnchorsFile, IssuerCertFile, IssuerKeyFile string
+	// Now is the clock used for generated certificates (default time.Now).
+	Now func() time.Time
+}
+
+// Render renders the chart selected by o to a YAML stream. When no certificate files are
+// given it generates an ECDSA P-256 trust anchor and issuer valid for one year and writes a
+// note to notes saying the anchor's private key is not kept anywhere.
+func Render(o Options, notes io.Writer) ([]byte, error) {
+	if o.CRDs {
+		return deploy.Render(deploy.CRDsChart, deploy.Options{Namespace: o.Namespace})
+	}
+	vals, err := Values(o, notes)
+	if err != nil {
+		return nil, err
+	}
+	return deploy.Render(deploy.ControlPlaneChart, deploy.Options{Namespace: o.Namespace, Values: vals})
+}
+
+// Values returns the control-plane values of o: the identity material, then values-ha.yaml
+// when HA is set, then the --set expressions.
+func Values(o Options, notes io.Writer) (map[string]any, error) {
+	anchors, crt, key, err := identityMaterial(o, notes)
+	if err != nil {
+		return nil, err
+	}
+	vals := map[string]any{}
+	if o.HA {
+		ha, err := deploy.HAValues()
+		if err != nil {
+			return nil, err
+		}
+		vals = ha
+	}
+	vals = chartutil.CoalesceTables(map[string]any{
+		"identityTrustAnchorsPEM": anchors,
+		"identity": map[string]any{"issuer": map[string]any{"tls": map[string]any{
+			"crtPEM": crt, "keyPEM": key,
+		}}},
+	}, vals)
+	for _, s := range o.Sets {
+		if err := strvals.ParseInto(s, vals); err != nil {
+			return nil, fmt.Errorf("--set %q: %w", s, err)
+		}
+	}
+	return vals, nil
+}
+
+// identityMaterial reads or generates the anchors PEM and the issuer certificate and key.
+func identityMaterial(o Options, notes io.Writer) (anchors, crt, key string, err error) {
+	given := 0
+	for _, f := range []string{o.TrustAnchorsFile, o.IssuerCertFile, o.IssuerKeyFile} {
+		if f != "" {
+			given++
+		}
+	}
+	switch given {
+	case 0:
+		return generate(o, notes)
+	case 3:
+		return readFiles(o)
+	default:
+		return "", "", "", fmt.Errorf("--identity-trust-anchors-file, --identity-issuer-certificate-file and --identity-issuer-key-file must be given together")
+	}
+}
+
+func generate(o Options, notes io.Writer) (string, string, string, error) {
+	now := time.Now
+	if o.Now != nil {
+		now = o.Now
+	}
+	v := certs.ValidFor(now(), Lifetime)
+	anchor, err := certs.NewTrustAnchor(certs.DefaultAnchorCommonName, v)
+	if err != nil {
+		return "", "", "", fmt.Errorf("generate trust anchor: %w", err)
+	}
+	issuer, err := anchor.NewIssuer(certs.IssuerCommonName("cluster.local"), v)
+	if err != nil {
+		return "", "", "", fmt.Errorf("generate issuer: %w", err)
+	}
+	key, err := certs.EncodePrivateKeyPEM(issuer.Key)
+	if err != nil {
+		return "", "", "", err
+	}
+	if notes != nil {
+		fmt.Fprintln(notes, "Generated a trust anchor and an identity issuer valid for one year; the trust anchor's private key is not saved anywhere.")
+		fmt.Fprintln(notes, "To rotate them later, install with --identity-trust-anchors-file, --identity-issuer-certificate-file and --identity-issuer-key-file.")
+	}
+	return string(certs.EncodeCertificatesPEM(anchor.Cert)), string(certs.EncodeCertificatesPEM(issuer.Cert)), string(key), nil
+}
+
+func readFiles(o Options) (string, string, string, error) {
+	now := time.Now
+	if o.Now != nil {
+		now = o.Now
+	}
+	anchorsPEM, err := os.ReadFile(o.TrustAnchorsFile)
+	if err != nil {
+		return "", "", "", fmt.Errorf("--identity-trust-anchors-file: %w", err)
+	}
+	anchors, err := certs.ParseCertificatesPEM(anchorsPEM)
+	if err != nil {
+		return "", "", "", fmt.Errorf("--identity-trust-anchors-file %s: %w", o.TrustAnchorsFile, err)
+	}
+	crtPEM, err := os.ReadFile(o.IssuerCertFile)
+	if err != nil {
+		return "", "", "", fmt.Errorf("--identity-issuer-certificate-file: %w", err)
+	}
+	leaf, inter, err := certs.DecodeChainPEM(crtPEM)
+	if err != nil {
+		return "", "", "", fmt.Errorf("--identity-issuer-certificate-file %s: %w", o.IssuerCertFile, err)
+	}
+	keyPEM, err := os.ReadFile(o.IssuerKeyFile)
+	if err != nil {
+		return "", "", "", fmt.Errorf("--identity-issuer-key-file: %w", err)
+	}
+	key, err := certs.DecodePrivateKeyPEM(keyPEM)
+	if err != nil {
+		return "", "", "", fmt.Errorf("--identity-issuer-key-file %s: %w", o.IssuerKeyFile, err)
+	}
+	if err := certs.MatchesKey(leaf, key); err != nil {
+		return "", "", "", fmt.Errorf("issuer certificate and key do not match: %w", err)
+	}
+	if err := certs.VerifyIssuer(leaf, inter, anchors, now()); err != nil {
+		return "", "", "", fmt.Errorf("issuer certificate is not signed by the trust anchors: %w", err)
+	}
+	return string(anchorsPEM), string(crtPEM), string(keyPEM), nil
+}
