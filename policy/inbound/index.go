@@ -1,0 +1,135 @@
+// Package inbound serves io.linkerd.proxy.inbound.InboundServerPolicies: for a pod and
+// port it answers the protocol and the authorizations the pod's proxy enforces, from the
+// Server that selects the port and the AuthorizationPolicies bound to it, or from the
+// default policy (pod annotation, namespace annotation, cluster default).
+package inbound
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/dynamic/dynamicinformer"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
+
+	api "github.com/l5d-go/l5d/pkg/apis/policy"
+)
+
+// Index is the informer-backed view of pods, namespaces and policy resources.
+type Index struct {
+	Pods       corelisters.PodLister
+	Namespaces corelisters.NamespaceLister
+	listers    map[schema.GroupVersionResource]cache.GenericLister
+	synced     []cache.InformerSynced
+	start      []func(<-chan struct{})
+
+	mu      sync.Mutex
+	changed chan struct{}
+}
+
+// NewIndex builds the index; call Start before use.
+func NewIndex(client kubernetes.Interface, dyn dynamic.Interface) (*Index, error) {
+	x := &Index{changed: make(chan struct{}), listers: map[schema.GroupVersionResource]cache.GenericLister{}}
+	notify := cache.ResourceEventHandlerFuncs{
+		AddFunc: func(any) { x.notify() }, UpdateFunc: func(any, any) { x.notify() }, DeleteFunc: func(any) { x.notify() },
+	}
+	f := informers.NewSharedInformerFactory(client, 0)
+	pods, nss := f.Core().V1().Pods(), f.Core().V1().Namespaces()
+	for _, inf := range []cache.SharedIndexInformer{pods.Informer(), nss.Informer()} {
+		if _, err := inf.AddEventHandler(notify); err != nil {
+			return nil, err
+		}
+		x.synced = append(x.synced, inf.HasSynced)
+	}
+	x.Pods, x.Namespaces = pods.Lister(), nss.Lister()
+	df := dynamicinformer.NewDynamicSharedInformerFactory(dyn, 0)
+	for _, gvr := range []schema.GroupVersionResource{api.Servers, api.AuthorizationPolicies, api.MeshTLSAuthentications, api.NetworkAuthentications} {
+		gi := df.ForResource(gvr)
+		if _, err := gi.Informer().AddEventHandler(notify); err != nil {
+			return nil, err
+		}
+		x.listers[gvr] = gi.Lister()
+		x.synced = append(x.synced, gi.Informer().HasSynced)
+	}
+	x.start = []func(<-chan struct{}){f.Start, df.Start}
+	return x, nil
+}
+
+// Start runs the informers until ctx ends and waits up to timeout for their caches.
+func (x *Index) Start(ctx context.Context, timeout time.Duration) error {
+	for _, s := range x.start {
+		s(ctx.Done())
+	}
+	sctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if !cache.WaitForCacheSync(sctx.Done(), x.synced...) {
+		return fmt.Errorf("informer caches did not sync within %s (check RBAC and that the policy CRDs are installed)", timeout)
+	}
+	return nil
+}
+
+// Changed returns a channel closed at the next change of any watched object.
+func (x *Index) Changed() <-chan struct{} {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.changed
+}
+
+func (x *Index) notify() {
+	x.mu.Lock()
+	close(x.changed)
+	x.changed = make(chan struct{})
+	x.mu.Unlock()
+}
+
+// list decodes every object of gvr in ns into a new T.
+func list[T any](x *Index, gvr schema.GroupVersionResource, ns string) []*T {
+	objs, err := x.listers[gvr].ByNamespace(ns).List(labels.Everything())
+	if err != nil {
+		return nil
+	}
+	out := make([]*T, 0, len(objs))
+	for _, o := range objs {
+		if u, ok := o.(*unstructured.Unstructured); ok {
+			v := new(T)
+			if runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, v) == nil {
+				out = append(out, v)
+			}
+		}
+	}
+	return out
+}
+
+func get[T any](x *Index, gvr schema.GroupVersionResource, ns, name string) *T {
+	o, err := x.listers[gvr].ByNamespace(ns).Get(name)
+	if err != nil {
+		return nil
+	}
+	u, ok := o.(*unstructured.Unstructured)
+	if !ok {
+		return nil
+	}
+	v := new(T)
+	if runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, v) != nil {
+		return nil
+	}
+	return v
+}
+
+func (x *Index) pod(ns, name string) *corev1.Pod {
+	p, err := x.Pods.Pods(ns).Get(name)
+	if err != nil {
+		return nil
+	}
+	return p
+}

@@ -1,0 +1,335 @@
+package inbound
+
+import (
+	"net/netip"
+	"sort"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/types/known/durationpb"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/intstr"
+
+	api "github.com/l5d-go/l5d/pkg/apis/policy"
+	"github.com/l5d-go/l5d/proto/gen/httproute"
+	pb "github.com/l5d-go/l5d/proto/gen/inbound"
+	"github.com/l5d-go/l5d/proto/gen/meta"
+	pbnet "github.com/l5d-go/l5d/proto/gen/net"
+	"github.com/l5d-go/l5d/proxy-init/ports"
+)
+
+// Default inbound policies.
+const (
+	AllUnauthenticated     = "all-unauthenticated"
+	AllAuthenticated       = "all-authenticated"
+	ClusterUnauthenticated = "cluster-unauthenticated"
+	ClusterAuthenticated   = "cluster-authenticated"
+	Deny                   = "deny"
+	Audit                  = "audit"
+
+	annDefaultPolicy = "config.linkerd.io/default-inbound-policy"
+	annOpaquePorts   = "config.linkerd.io/opaque-ports"
+)
+
+// Config holds the cluster-wide settings.
+type Config struct {
+	DefaultPolicy      string
+	ClusterNetworks    []netip.Prefix
+	ControllerNS       string
+	TrustDomain        string
+	DetectTimeout      time.Duration
+	DefaultOpaquePorts ports.List
+}
+
+// ValidDefault reports whether p names a default policy.
+func ValidDefault(p string) bool {
+	switch p {
+	case AllUnauthenticated, AllAuthenticated, ClusterUnauthenticated, ClusterAuthenticated, Deny, Audit:
+		return true
+	}
+	return false
+}
+
+var allNetworks = []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0")}
+
+// serverFor computes the policy of pod's port.
+func (c Config) serverFor(x *Index, pod *corev1.Pod, port uint32) *pb.Server {
+	if srv := c.selectServer(x, pod, port); srv != nil {
+		return c.explicit(x, pod, port, srv)
+	}
+	policy := c.DefaultPolicy
+	if ns, err := x.Namespaces.Get(pod.Namespace); err == nil && ValidDefault(ns.Annotations[annDefaultPolicy]) {
+		policy = ns.Annotations[annDefaultPolicy]
+	}
+	if v := pod.Annotations[annDefaultPolicy]; ValidDefault(v) {
+		policy = v
+	}
+	out := &pb.Server{
+		Protocol: c.detectOrOpaque(pod, port, nil),
+		Labels:   map[string]string{"group": "", "kind": "default", "name": policy},
+	}
+	if a := c.defaultAuthz(policy); a != nil {
+		out.Authorizations = []*pb.Authz{a}
+	}
+	return out
+}
+
+func (c Config) defaultAuthz(policy string) *pb.Authz {
+	md := &meta.Metadata{Kind: &meta.Metadata_Default{Default: policy}}
+	labels := map[string]string{"group": "", "kind": "default", "name": policy}
+	switch policy {
+	case AllUnauthenticated, Audit:
+		return &pb.Authz{Networks: networks(allNetworks), Authentication: unauthenticated(), Labels: labels, Metadata: md}
+	case ClusterUnauthenticated:
+		return &pb.Authz{Networks: networks(c.ClusterNetworks), Authentication: unauthenticated(), Labels: labels, Metadata: md}
+	case AllAuthenticated:
+		return &pb.Authz{Networks: networks(allNetworks), Authentication: anyIdentity(), Labels: labels, Metadata: md}
+	case ClusterAuthenticated:
+		return &pb.Authz{Networks: networks(c.ClusterNetworks), Authentication: anyIdentity(), Labels: labels, Metadata: md}
+	}
+	return nil // deny
+}
+
+func unauthenticated() *pb.Authn {
+	return &pb.Authn{Permit: &pb.Authn_Unauthenticated{Unauthenticated: &pb.Authn_PermitUnauthenticated{}}}
+}
+
+func anyIdentity() *pb.Authn {
+	return meshTLS(nil, [][]string{{}})
+}
+
+func meshTLS(ids []string, suffixes [][]string) *pb.Authn {
+	p := &pb.Authn_PermitMeshTLS_PermitClientIdentities{}
+	for _, id := range ids {
+		p.Identities = append(p.Identities, &pb.Identity{Name: id})
+	}
+	for _, s := range suffixes {
+		p.Suffixes = append(p.Suffixes, &pb.IdentitySuffix{Parts: s})
+	}
+	return &pb.Authn{Permit: &pb.Authn_MeshTLS{MeshTLS: &pb.Authn_PermitMeshTLS{
+		Clients: &pb.Authn_PermitMeshTLS_Identities{Identities: p}}}}
+}
+
+func networks(ps []netip.Prefix) []*pb.Network {
+	out := make([]*pb.Network, 0, len(ps))
+	for _, p := range ps {
+		out = append(out, &pb.Network{Net: ipNet(p)})
+	}
+	return out
+}
+
+func ipNet(p netip.Prefix) *pbnet.IPNetwork {
+	a := p.Addr()
+	ip := &pbnet.IPAddress{}
+	if a.Is4() {
+		b := a.As4()
+		ip.Ip = &pbnet.IPAddress_Ipv4{Ipv4: uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])}
+	} else {
+		b := a.As16()
+		var hi, lo uint64
+		for i := 0; i < 8; i++ {
+			hi, lo = hi<<8|uint64(b[i]), lo<<8|uint64(b[8+i])
+		}
+		ip.Ip = &pbnet.IPAddress_Ipv6{Ipv6: &pbnet.IPv6{First: hi, Last: lo}}
+	}
+	return &pbnet.IPNetwork{Ip: ip, PrefixLen: uint32(p.Bits())}
+}
+
+// detectOrOpaque is the protocol of a port without a declared protocol.
+func (c Config) detectOrOpaque(pod *corev1.Pod, port uint32, routes []*pb.HttpRoute) *pb.ProxyProtocol {
+	opaque := c.DefaultOpaquePorts
+	if v, ok := pod.Annotations[annOpaquePorts]; ok {
+		if l, err := ports.Parse(v); err == nil {
+			opaque = l
+		}
+	}
+	if opaque.Contains(uint16(port)) {
+		return &pb.ProxyProtocol{Kind: &pb.ProxyProtocol_Opaque_{Opaque: &pb.ProxyProtocol_Opaque{}}}
+	}
+	timeout := c.DetectTimeout
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	if routes == nil {
+		routes = []*pb.HttpRoute{defaultRoute()}
+	}
+	return &pb.ProxyProtocol{Kind: &pb.ProxyProtocol_Detect_{Detect: &pb.ProxyProtocol_Detect{
+		Timeout: durationpb.New(timeout), HttpRoutes: routes}}}
+}
+
+// defaultRoute matches every request; the server's authorizations apply to it.
+func defaultRoute() *pb.HttpRoute {
+	return &pb.HttpRoute{
+		Metadata: &meta.Metadata{Kind: &meta.Metadata_Default{Default: "default"}},
+		Rules: []*pb.HttpRoute_Rule{{Matches: []*httproute.HttpRouteMatch{{
+			Path: &httproute.PathMatch{Kind: &httproute.PathMatch_Prefix{Prefix: "/"}}}}}},
+	}
+}
+
+// selectServer returns the oldest Server in the pod's namespace selecting the port.
+func (c Config) selectServer(x *Index, pod *corev1.Pod, port uint32) *api.Server {
+	var found []*api.Server
+	for _, s := range list[api.Server](x, api.Servers, pod.Namespace) {
+		if !serverPortMatches(s.Spec.Port, pod, port) {
+			continue
+		}
+		sel, err := metav1.LabelSelectorAsSelector(s.Spec.PodSelector)
+		if err != nil || !sel.Matches(labels.Set(pod.Labels)) {
+			continue
+		}
+		found = append(found, s)
+	}
+	if len(found) == 0 {
+		return nil
+	}
+	sort.Slice(found, func(i, j int) bool {
+		if !found[i].CreationTimestamp.Equal(&found[j].CreationTimestamp) {
+			return found[i].CreationTimestamp.Before(&found[j].CreationTimestamp)
+		}
+		return found[i].Name < found[j].Name
+	})
+	return found[0]
+}
+
+func serverPortMatches(p intstr.IntOrString, pod *corev1.Pod, port uint32) bool {
+	if p.Type == intstr.Int {
+		return uint32(p.IntVal) == port
+	}
+	for _, cs := range [][]corev1.Container{pod.Spec.Containers, pod.Spec.InitContainers} {
+		for _, ct := range cs {
+			for _, cp := range ct.Ports {
+				if cp.Name == p.StrVal && uint32(cp.ContainerPort) == port {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// explicit renders a Server and the AuthorizationPolicies bound to it (or to its
+// namespace).
+func (c Config) explicit(x *Index, pod *corev1.Pod, port uint32, srv *api.Server) *pb.Server {
+	var authz []*pb.Authz
+	for _, ap := range list[api.AuthorizationPolicy](x, api.AuthorizationPolicies, srv.Namespace) {
+		t := ap.Spec.TargetRef
+		kind := strings.ToLower(t.Kind)
+		if !(kind == "server" && t.Name == srv.Name) && !(kind == "namespace" && t.Name == srv.Namespace) {
+			continue
+		}
+		if a := c.authz(x, ap); a != nil {
+			authz = append(authz, a)
+		}
+	}
+	route := defaultRoute()
+	var protocol *pb.ProxyProtocol
+	switch srv.Spec.ProxyProtocol {
+	case "HTTP/1":
+		protocol = &pb.ProxyProtocol{Kind: &pb.ProxyProtocol_Http1_{Http1: &pb.ProxyProtocol_Http1{Routes: []*pb.HttpRoute{route}}}}
+	case "HTTP/2":
+		protocol = &pb.ProxyProtocol{Kind: &pb.ProxyProtocol_Http2_{Http2: &pb.ProxyProtocol_Http2{Routes: []*pb.HttpRoute{route}}}}
+	case "gRPC":
+		protocol = &pb.ProxyProtocol{Kind: &pb.ProxyProtocol_Grpc_{Grpc: &pb.ProxyProtocol_Grpc{Routes: []*pb.GrpcRoute{{
+			Metadata: &meta.Metadata{Kind: &meta.Metadata_Default{Default: "default"}}, Rules: []*pb.GrpcRoute_Rule{{}}}}}}}
+	case "opaque":
+		protocol = &pb.ProxyProtocol{Kind: &pb.ProxyProtocol_Opaque_{Opaque: &pb.ProxyProtocol_Opaque{}}}
+	case "TLS":
+		protocol = &pb.ProxyProtocol{Kind: &pb.ProxyProtocol_Tls_{Tls: &pb.ProxyProtocol_Tls{}}}
+	default:
+		protocol = c.detectOrOpaque(pod, port, []*pb.HttpRoute{route})
+	}
+	return &pb.Server{
+		Protocol:       protocol,
+		Authorizations: authz,
+		Labels:         map[string]string{"group": api.Group, "kind": "server", "name": srv.Name},
+	}
+}
+
+// authz renders one AuthorizationPolicy, or nil when a required authentication is
+// missing (the policy then permits nothing).
+func (c Config) authz(x *Index, ap *api.AuthorizationPolicy) *pb.Authz {
+	out := &pb.Authz{
+		Labels:   map[string]string{"group": api.Group, "kind": "authorizationpolicy", "name": ap.Name},
+		Metadata: &meta.Metadata{Kind: &meta.Metadata_Resource{Resource: &meta.Resource{Group: api.Group, Kind: "AuthorizationPolicy", Name: ap.Name, Namespace: ap.Namespace}}},
+	}
+	var nets []*pb.Network
+	var authn *pb.Authn
+	for _, ref := range ap.Spec.RequiredAuthenticationRefs {
+		ns := ref.Namespace
+		if ns == "" {
+			ns = ap.Namespace
+		}
+		switch strings.ToLower(ref.Kind) {
+		case "meshtlsauthentication":
+			m := get[api.MeshTLSAuthentication](x, api.MeshTLSAuthentications, ns, ref.Name)
+			if m == nil {
+				return nil
+			}
+			authn = c.meshAuthn(m)
+		case "networkauthentication":
+			n := get[api.NetworkAuthentication](x, api.NetworkAuthentications, ns, ref.Name)
+			if n == nil {
+				return nil
+			}
+			for _, nw := range n.Spec.Networks {
+				p, err := netip.ParsePrefix(nw.CIDR)
+				if err != nil {
+					continue
+				}
+				entry := &pb.Network{Net: ipNet(p.Masked())}
+				for _, e := range nw.Except {
+					if ep, err := netip.ParsePrefix(e); err == nil {
+						entry.Except = append(entry.Except, ipNet(ep.Masked()))
+					}
+				}
+				nets = append(nets, entry)
+			}
+		case "serviceaccount":
+			authn = meshTLS([]string{c.identity(ref.Name, ns)}, nil)
+		default:
+			return nil
+		}
+	}
+	if nets == nil {
+		nets = networks(allNetworks)
+	}
+	if authn == nil {
+		authn = unauthenticated()
+	}
+	out.Networks, out.Authentication = nets, authn
+	return out
+}
+
+func (c Config) identity(sa, ns string) string {
+	return sa + "." + ns + ".serviceaccount.identity." + c.ControllerNS + "." + c.TrustDomain
+}
+
+func (c Config) meshAuthn(m *api.MeshTLSAuthentication) *pb.Authn {
+	var ids []string
+	var suffixes [][]string
+	for _, id := range m.Spec.Identities {
+		switch {
+		case id == "*":
+			suffixes = append(suffixes, []string{})
+		case strings.HasPrefix(id, "*."):
+			suffixes = append(suffixes, strings.Split(id[2:], "."))
+		default:
+			ids = append(ids, id)
+		}
+	}
+	for _, ref := range m.Spec.IdentityRefs {
+		ns := ref.Namespace
+		if ns == "" {
+			ns = m.Namespace
+		}
+		switch strings.ToLower(ref.Kind) {
+		case "serviceaccount":
+			ids = append(ids, c.identity(ref.Name, ns))
+		case "namespace":
+			suffixes = append(suffixes, strings.Split(ref.Name+".serviceaccount.identity."+c.ControllerNS+"."+c.TrustDomain, "."))
+		}
+	}
+	return meshTLS(ids, suffixes)
+}
