@@ -1,0 +1,419 @@
+// Package check runs the health checks of `linkerd check` against a cluster and prints
+// them in Linkerd's table or JSON format.
+package check
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/l5d-go/l5d/pkg/certs"
+	authv1 "k8s.io/api/authorization/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+)
+
+// Options select and parameterise the checks.
+type Options struct {
+	// Pre runs the pre-installation checks instead of the control-plane checks.
+	Pre bool
+	// Namespace is the control-plane namespace.
+	Namespace string
+	// Now is the clock for certificate validity (default time.Now).
+	Now func() time.Time
+}
+
+// Result is the outcome of one check.
+type Result struct {
+	Name    string `json:"description"`
+	Result  string `json:"result"` // success, warning or error
+	Error   string `json:"error,omitempty"`
+	Hint    string `json:"hint,omitempty"`
+	warning bool
+}
+
+// Category is a named group of results.
+type Category struct {
+	Name   string   `json:"categoryName"`
+	Checks []Result `json:"checks"`
+}
+
+// Report is the outcome of a run.
+type Report struct {
+	Success    bool       `json:"success"`
+	Categories []Category `json:"categories"`
+}
+
+type check struct {
+	name    string
+	hint    string
+	warning bool // a failure is only a warning
+	fatal   bool // a failure stops the run
+	run     func(ctx context.Context) error
+}
+
+type group struct {
+	name   string
+	checks []check
+}
+
+const hintBase = "https://linkerd.io/2/checks/#"
+
+// Run runs the checks against the cluster reached by kube and dyn.
+func Run(ctx context.Context, kube kubernetes.Interface, dyn dynamic.Interface, o Options) Report {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	r := &runner{kube: kube, dyn: dyn, o: o}
+	groups := []group{r.kubernetesAPI(), r.kubernetesVersion()}
+	if o.Pre {
+		groups = append(groups, r.preSetup())
+	} else {
+		groups = append(groups, r.existence(), r.config(), r.identity(), r.webhooks())
+	}
+	rep := Report{Success: true}
+	for _, g := range groups {
+		cat := Category{Name: g.name}
+		stop := false
+		for _, c := range g.checks {
+			err := c.run(ctx)
+			res := Result{Name: c.name, Result: "success"}
+			if err != nil {
+				res.Error, res.Hint = err.Error(), hintBase+c.hint
+				if c.warning {
+					res.Result, res.warning = "warning", true
+				} else {
+					res.Result = "error"
+					rep.Success = false
+				}
+			}
+			cat.Checks = append(cat.Checks, res)
+			if err != nil && c.fatal {
+				stop = true
+				break
+			}
+		}
+		rep.Categories = append(rep.Categories, cat)
+		if stop {
+			break
+		}
+	}
+	return rep
+}
+
+// WriteTable prints rep the way `linkerd check` does.
+func WriteTable(w io.Writer, rep Report) {
+	for _, c := range rep.Categories {
+		fmt.Fprintf(w, "%s\n%s\n", c.Name, dashes(len(c.Name)))
+		for _, r := range c.Checks {
+			switch r.Result {
+			case "success":
+				fmt.Fprintf(w, "√ %s\n", r.Name)
+			case "warning":
+				fmt.Fprintf(w, "‼ %s\n    %s\n    see %s for hints\n", r.Name, r.Error, r.Hint)
+			default:
+				fmt.Fprintf(w, "× %s\n    %s\n    see %s for hints\n", r.Name, r.Error, r.Hint)
+			}
+		}
+		fmt.Fprintln(w)
+	}
+	if rep.Success {
+		fmt.Fprintln(w, "Status check results are √")
+	} else {
+		fmt.Fprintln(w, "Status check results are ×")
+	}
+}
+
+// WriteJSON prints rep as JSON.
+func WriteJSON(w io.Writer, rep Report) error {
+	e := json.NewEncoder(w)
+	e.SetIndent("", "  ")
+	return e.Encode(rep)
+}
+
+func dashes(n int) string {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = '-'
+	}
+	return string(b)
+}
+
+type runner struct {
+	kube kubernetes.Interface
+	dyn  dynamic.Interface
+	o    Options
+}
+
+func (r *runner) kubernetesAPI() group {
+	return group{"kubernetes-api", []check{
+		{name: "can initialize the client", hint: "k8s-api", fatal: true, run: func(context.Context) error {
+			if r.kube == nil {
+				return errors.New("no Kubernetes client")
+			}
+			return nil
+		}},
+		{name: "can query the Kubernetes API", hint: "k8s-api", fatal: true, run: func(context.Context) error {
+			_, err := r.kube.Discovery().ServerVersion()
+			return err
+		}},
+	}}
+}
+
+func (r *runner) kubernetesVersion() group {
+	return group{"kubernetes-version", []check{
+		{name: "is running the minimum Kubernetes API version", hint: "k8s-version", run: func(context.Context) error {
+			v, err := r.kube.Discovery().ServerVersion()
+			if err != nil {
+				return err
+			}
+			var major, minor int
+			if _, err := fmt.Sscanf(v.Major+"."+v.Minor, "%d.%d", &major, &minor); err != nil {
+				return fmt.Errorf("unparsable server version %s.%s", v.Major, v.Minor)
+			}
+			if major < 1 || (major == 1 && minor < 22) {
+				return fmt.Errorf("Kubernetes is on version [%s.%s], but version [1.22] or more recent is required", v.Major, v.Minor)
+			}
+			return nil
+		}},
+	}}
+}
+
+func (r *runner) can(ctx context.Context, verb, group, resource, ns string) error {
+	rev, err := r.kube.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, &authv1.SelfSubjectAccessReview{
+		Spec: authv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &authv1.ResourceAttributes{
+			Verb: verb, Group: group, Resource: resource, Namespace: ns,
+		}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		return err
+	}
+	if !rev.Status.Allowed {
+		return fmt.Errorf("missing permission to %s %s", verb, resource)
+	}
+	return nil
+}
+
+func (r *runner) preSetup() group {
+	ns := r.o.Namespace
+	canCheck := func(name, verb, grp, res, ns string) check {
+		return check{name: name, hint: "pre-k8s", run: func(ctx context.Context) error { return r.can(ctx, verb, grp, res, ns) }}
+	}
+	return group{"pre-kubernetes-setup", []check{
+		{name: "control plane namespace does not already exist", hint: "pre-ns", run: func(ctx context.Context) error {
+			_, err := r.kube.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+			if err == nil {
+				return fmt.Errorf("The \"%s\" namespace already exists", ns)
+			}
+			if apierrors.IsNotFound(err) {
+				return nil
+			}
+			return err
+		}},
+		canCheck("can create non-namespaced resources", "create", "", "namespaces", ""),
+		canCheck("can create ServiceAccounts", "create", "", "serviceaccounts", ns),
+		canCheck("can create Services", "create", "", "services", ns),
+		canCheck("can create Deployments", "create", "apps", "deployments", ns),
+		canCheck("can create ConfigMaps", "create", "", "configmaps", ns),
+		canCheck("can create Secrets", "create", "", "secrets", ns),
+		canCheck("can read Secrets", "get", "", "secrets", ns),
+		canCheck("can read extension-apiserver-authentication configmap", "get", "", "configmaps", "kube-system"),
+	}}
+}
+
+func (r *runner) existence() group {
+	ns := r.o.Namespace
+	return group{"linkerd-existence", []check{
+		{name: "'linkerd-config' config map exists", hint: "l5d-existence-linkerd-config", fatal: true, run: func(ctx context.Context) error {
+			_, err := r.kube.CoreV1().ConfigMaps(ns).Get(ctx, "linkerd-config", metav1.GetOptions{})
+			return err
+		}},
+		{name: "control plane pods are ready", hint: "l5d-api-control-ready", run: func(ctx context.Context) error {
+			for _, c := range []string{"identity", "destination", "proxy-injector"} {
+				pods, err := r.kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "linkerd.io/control-plane-component=" + c})
+				if err != nil {
+					return err
+				}
+				ready := 0
+				for _, p := range pods.Items {
+					for _, cond := range p.Status.Conditions {
+						if cond.Type == corev1.PodReady && cond.Status == corev1.ConditionTrue {
+							ready++
+						}
+					}
+				}
+				if ready == 0 {
+					return fmt.Errorf("No running pods for \"linkerd-%s\"", c)
+				}
+			}
+			return nil
+		}},
+	}}
+}
+
+func (r *runner) config() group {
+	ns := r.o.Namespace
+	exists := func(name string, gvr schema.GroupVersionResource, namespaced bool, names ...string) check {
+		return check{name: name, hint: "l5d-existence-" + gvr.Resource, run: func(ctx context.Context) error {
+			for _, n := range names {
+				ri := r.dyn.Resource(gvr)
+				var err error
+				if namespaced {
+					_, err = ri.Namespace(ns).Get(ctx, n, metav1.GetOptions{})
+				} else {
+					_, err = ri.Get(ctx, n, metav1.GetOptions{})
+				}
+				if err != nil {
+					return fmt.Errorf("missing %s: %s", gvr.Resource, n)
+				}
+			}
+			return nil
+		}}
+	}
+	rbac := func(res string) schema.GroupVersionResource {
+		return schema.GroupVersionResource{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: res}
+	}
+	adm := func(res string) schema.GroupVersionResource {
+		return schema.GroupVersionResource{Group: "admissionregistration.k8s.io", Version: "v1", Resource: res}
+	}
+	roles := []string{"linkerd-" + ns + "-identity", "linkerd-" + ns + "-destination", "linkerd-" + ns + "-proxy-injector", "linkerd-policy"}
+	bindings := []string{"linkerd-" + ns + "-identity", "linkerd-" + ns + "-destination", "linkerd-" + ns + "-proxy-injector", "linkerd-destination-policy"}
+	return group{"linkerd-config", []check{
+		exists("control plane Namespace exists", schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}, false, ns),
+		exists("control plane ClusterRoles exist", rbac("clusterroles"), false, roles...),
+		exists("control plane ClusterRoleBindings exist", rbac("clusterrolebindings"), false, bindings...),
+		exists("control plane ServiceAccounts exist", schema.GroupVersionResource{Version: "v1", Resource: "serviceaccounts"}, true,
+			"linkerd-identity", "linkerd-destination", "linkerd-proxy-injector"),
+		exists("control plane CustomResourceDefinitions exist",
+			schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}, false,
+			"serviceprofiles.linkerd.io"),
+		exists("control plane MutatingWebhookConfigurations exist", adm("mutatingwebhookconfigurations"), false,
+			"linkerd-proxy-injector-webhook-config"),
+		exists("control plane ValidatingWebhookConfigurations exist", adm("validatingwebhookconfigurations"), false,
+			"linkerd-sp-validator-webhook-config", "linkerd-policy-validator-webhook-config"),
+	}}
+}
+
+// validity checks c against now and the 60-day warning window.
+func validity(c *x509.Certificate, now time.Time, what string) (within, sixty error) {
+	switch {
+	case now.Before(c.NotBefore):
+		within = fmt.Errorf("%s %s is not valid before %s", what, c.Subject.CommonName, c.NotBefore.UTC().Format(time.RFC3339))
+	case now.After(c.NotAfter):
+		within = fmt.Errorf("%s %s expired at %s", what, c.Subject.CommonName, c.NotAfter.UTC().Format(time.RFC3339))
+	}
+	if c.NotAfter.Sub(now) < 60*24*time.Hour {
+		sixty = fmt.Errorf("%s %s will expire on %s", what, c.Subject.CommonName, c.NotAfter.UTC().Format(time.RFC3339))
+	}
+	return within, sixty
+}
+
+func (r *runner) identity() group {
+	ns := r.o.Namespace
+	var anchors []*x509.Certificate
+	var issuer *x509.Certificate
+	var inter []*x509.Certificate
+	now := r.o.Now()
+	ecdsa := func(cs []*x509.Certificate, what string) error {
+		for _, c := range cs {
+			if c.PublicKeyAlgorithm != x509.ECDSA {
+				return fmt.Errorf("%s %s uses %s; ECDSA P-256 is required", what, c.Subject.CommonName, c.PublicKeyAlgorithm)
+			}
+		}
+		return nil
+	}
+	return group{"linkerd-identity", []check{
+		{name: "certificate config is valid", hint: "l5d-identity-cert-config-valid", fatal: true, run: func(ctx context.Context) error {
+			cm, err := r.kube.CoreV1().ConfigMaps(ns).Get(ctx, "linkerd-identity-trust-roots", metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			if anchors, err = certs.ParseCertificatesPEM([]byte(cm.Data["ca-bundle.crt"])); err != nil {
+				return fmt.Errorf("trust anchors in linkerd-identity-trust-roots: %w", err)
+			}
+			s, err := r.kube.CoreV1().Secrets(ns).Get(ctx, "linkerd-identity-issuer", metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			if issuer, inter, err = certs.DecodeChainPEM(s.Data["tls.crt"]); err != nil {
+				return fmt.Errorf("issuer certificate in linkerd-identity-issuer: %w", err)
+			}
+			return nil
+		}},
+		{name: "trust anchors are using supported crypto algorithm", hint: "l5d-identity-trustAnchors-use-supported-crypto", run: func(context.Context) error {
+			return ecdsa(anchors, "trust anchor")
+		}},
+		{name: "trust anchors are within their validity period", hint: "l5d-identity-trustAnchors-are-time-valid", run: func(context.Context) error {
+			for _, a := range anchors {
+				if err, _ := validity(a, now, "trust anchor"); err != nil {
+					return err
+				}
+			}
+			return nil
+		}},
+		{name: "trust anchors are valid for at least 60 days", hint: "l5d-identity-trustAnchors-not-expiring-soon", warning: true, run: func(context.Context) error {
+			for _, a := range anchors {
+				if _, err := validity(a, now, "trust anchor"); err != nil {
+					return err
+				}
+			}
+			return nil
+		}},
+		{name: "issuer cert is using supported crypto algorithm", hint: "l5d-identity-issuer-cert-uses-supported-crypto", run: func(context.Context) error {
+			return ecdsa([]*x509.Certificate{issuer}, "issuer certificate")
+		}},
+		{name: "issuer cert is within its validity period", hint: "l5d-identity-issuer-cert-is-time-valid", run: func(context.Context) error {
+			err, _ := validity(issuer, now, "issuer certificate")
+			return err
+		}},
+		{name: "issuer cert is valid for at least 60 days", hint: "l5d-identity-issuer-cert-not-expiring-soon", warning: true, run: func(context.Context) error {
+			_, err := validity(issuer, now, "issuer certificate")
+			return err
+		}},
+		{name: "issuer cert is issued by the trust anchor", hint: "l5d-identity-issuer-cert-issued-by-trust-anchor", run: func(context.Context) error {
+			return certs.VerifyIssuer(issuer, inter, anchors, now)
+		}},
+	}}
+}
+
+func (r *runner) webhooks() group {
+	ns := r.o.Namespace
+	now := r.o.Now()
+	var checks []check
+	for _, w := range []struct{ name, secret string }{
+		{"proxy-injector", "linkerd-proxy-injector-k8s-tls"},
+		{"sp-validator", "linkerd-sp-validator-k8s-tls"},
+		{"policy-validator", "linkerd-policy-validator-k8s-tls"},
+	} {
+		var cert *x509.Certificate
+		checks = append(checks,
+			check{name: w.name + " webhook has valid cert", hint: "l5d-" + w.name + "-webhook-cert-valid", run: func(ctx context.Context) error {
+				s, err := r.kube.CoreV1().Secrets(ns).Get(ctx, w.secret, metav1.GetOptions{})
+				if err != nil {
+					return err
+				}
+				if cert, err = certs.DecodeCertificatePEM(s.Data["tls.crt"]); err != nil {
+					return fmt.Errorf("secret %s: %w", w.secret, err)
+				}
+				err, _ = validity(cert, now, w.name+" certificate")
+				return err
+			}},
+			check{name: w.name + " cert is valid for at least 60 days", hint: "l5d-" + w.name + "-webhook-cert-not-expiring-soon", warning: true, run: func(context.Context) error {
+				if cert == nil {
+					return errors.New("no certificate")
+				}
+				_, err := validity(cert, now, w.name+" certificate")
+				return err
+			}},
+		)
+	}
+	return group{"linkerd-webhooks-and-apisvc-tls", checks}
+}

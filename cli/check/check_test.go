@@ -1,0 +1,91 @@
+package check
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/l5d-go/l5d/cli/install"
+	"github.com/l5d-go/l5d/test/kube"
+)
+
+func TestMain(m *testing.M) { kube.Main(m, kube.Options{}) }
+
+func results(rep Report) map[string]string {
+	m := map[string]string{}
+	for _, c := range rep.Categories {
+		for _, r := range c.Checks {
+			m[c.Name+"/"+r.Name] = r.Result
+		}
+	}
+	return m
+}
+
+// TestCheckAgainstInstalledControlPlane applies the rendered CRDs and control plane to a
+// real API server (no component pods run: there is no kubelet) and runs the checks.
+func TestCheckAgainstInstalledControlPlane(t *testing.T) {
+	c := kube.Shared(t)
+	ctx := context.Background()
+	ns := "l5d-check"
+
+	pre := Run(ctx, c.Client(), c.Dynamic(), Options{Pre: true, Namespace: ns})
+	if !pre.Success {
+		var b bytes.Buffer
+		WriteTable(&b, pre)
+		t.Fatalf("pre-install checks fail on an empty cluster:\n%s", b.String())
+	}
+
+	crds, err := install.Render(install.Options{CRDs: true}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Apply(t, "default", string(crds))
+	cp, err := install.Render(install.Options{Namespace: ns}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Apply(t, ns, string(cp))
+
+	rep := Run(ctx, c.Client(), c.Dynamic(), Options{Namespace: ns})
+	got := results(rep)
+	want := map[string]string{
+		"kubernetes-api/can query the Kubernetes API":                                         "success",
+		"linkerd-existence/'linkerd-config' config map exists":                                "success",
+		"linkerd-existence/control plane pods are ready":                                      "error",
+		"linkerd-config/control plane ClusterRoles exist":                                     "success",
+		"linkerd-config/control plane CustomResourceDefinitions exist":                        "success",
+		"linkerd-config/control plane ValidatingWebhookConfigurations exist":                  "success",
+		"linkerd-identity/issuer cert is issued by the trust anchor":                          "success",
+		"linkerd-identity/trust anchors are valid for at least 60 days":                       "success",
+		"linkerd-webhooks-and-apisvc-tls/proxy-injector webhook has valid cert":               "success",
+		"linkerd-webhooks-and-apisvc-tls/policy-validator cert is valid for at least 60 days": "success",
+	}
+	for k, w := range want {
+		if got[k] != w {
+			t.Errorf("%s: %q, want %q", k, got[k], w)
+		}
+	}
+	if rep.Success {
+		t.Error("report succeeds although no control-plane pod is ready")
+	}
+	var b bytes.Buffer
+	WriteTable(&b, rep)
+	for _, s := range []string{"linkerd-identity\n----------------\n√ certificate config is valid", "× control plane pods are ready", "see https://linkerd.io/2/checks/#", "Status check results are ×"} {
+		if !strings.Contains(b.String(), s) {
+			t.Errorf("table output lacks %q:\n%s", s, b.String())
+		}
+	}
+
+	// 50 days from now the 1-year certificates are fine; 300 days on they warn.
+	later := Run(ctx, c.Client(), c.Dynamic(), Options{Namespace: ns, Now: func() time.Time { return time.Now().Add(320 * 24 * time.Hour) }})
+	if r := results(later)["linkerd-identity/issuer cert is valid for at least 60 days"]; r != "warning" {
+		t.Errorf("issuer expiring in 45 days: %q, want warning", r)
+	}
+
+	pre = Run(ctx, c.Client(), c.Dynamic(), Options{Pre: true, Namespace: ns})
+	if results(pre)["pre-kubernetes-setup/control plane namespace does not already exist"] != "error" || pre.Success {
+		t.Error("check --pre passes with the control plane installed")
+	}
+}

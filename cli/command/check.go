@@ -1,0 +1,71 @@
+package command
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/l5d-go/l5d/cli/check"
+	"github.com/spf13/cobra"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+)
+
+// errChecksFailed is returned when a check fails; the output already says which.
+var errChecksFailed = errors.New("linkerd check found problems")
+
+func checkCmd(g *globals) *cobra.Command {
+	var (
+		o      check.Options
+		output string
+		wait   time.Duration
+	)
+	c := &cobra.Command{
+		Use:   "check",
+		Short: "Check the Linkerd installation for potential problems",
+		Args:  cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			if output != "table" && output != "json" {
+				return fmt.Errorf("--output must be table or json, not %q", output)
+			}
+			o.Namespace = g.namespace
+			var kube kubernetes.Interface
+			var dyn dynamic.Interface
+			if cfg, err := g.restConfig(); err == nil {
+				kube, _ = kubernetes.NewForConfig(cfg)
+				dyn, _ = dynamic.NewForConfig(cfg)
+			}
+			ctx, cancel := context.WithTimeout(contextOf(c), wait+30*time.Second)
+			defer cancel()
+			deadline := time.Now().Add(wait)
+			rep := check.Run(ctx, kube, dyn, o)
+			for !rep.Success && time.Now().Before(deadline) {
+				select {
+				case <-ctx.Done():
+				case <-time.After(2 * time.Second):
+				}
+				if ctx.Err() != nil {
+					break
+				}
+				rep = check.Run(ctx, kube, dyn, o)
+			}
+			if output == "json" {
+				if err := check.WriteJSON(c.OutOrStdout(), rep); err != nil {
+					return err
+				}
+			} else {
+				check.WriteTable(c.OutOrStdout(), rep)
+			}
+			if !rep.Success {
+				return errChecksFailed
+			}
+			return nil
+		},
+	}
+	f := c.Flags()
+	f.BoolVar(&o.Pre, "pre", false, "only run pre-installation checks")
+	f.StringVarP(&output, "output", "o", "table", "output format: table or json")
+	f.DurationVar(&wait, "wait", 0, "retry failing checks for up to this long")
+	return c
+}
