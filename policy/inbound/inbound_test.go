@@ -18,8 +18,8 @@ import (
 
 	policyapi "github.com/l5d-go/l5d/pkg/apis/policy"
 	"github.com/l5d-go/l5d/policy/inbound"
-	"github.com/l5d-go/l5d/proxy-init/ports"
 	pb "github.com/l5d-go/l5d/proto/gen/inbound"
+	"github.com/l5d-go/l5d/proxy-init/ports"
 	"github.com/l5d-go/l5d/test/kube"
 )
 
