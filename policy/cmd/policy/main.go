@@ -1,12 +1,108 @@
-// Command policy is the l5d policy controller: inbound and outbound policy discovery.
+// Command policy is the l5d policy controller: it serves
+// io.linkerd.proxy.inbound.InboundServerPolicies on -addr and its admin server on
+// -admin-addr, from shared informers over pods, namespaces and policy.linkerd.io resources.
 package main
 
 import (
+	"context"
+	"flag"
 	"fmt"
+	"net/netip"
 	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/l5d-go/l5d/pkg/admin"
+	"github.com/l5d-go/l5d/pkg/k8s"
+	"github.com/l5d-go/l5d/pkg/logging"
+	"github.com/l5d-go/l5d/pkg/rpc"
+	"github.com/l5d-go/l5d/policy/inbound"
+	pb "github.com/l5d-go/l5d/proto/gen/inbound"
+	"github.com/l5d-go/l5d/proxy-init/ports"
 )
 
 func main() {
-	fmt.Fprintln(os.Stderr, "policy: not implemented yet")
-	os.Exit(1)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "policy:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("policy", flag.ContinueOnError)
+	addr := fs.String("addr", ":8090", "address to serve the policy gRPC API on")
+	adminAddr := fs.String("admin-addr", ":9990", "address of the admin server (/metrics, /ready, /live)")
+	controllerNS := fs.String("control-plane-namespace", "linkerd", "namespace of the control plane")
+	trustDomain := fs.String("identity-domain", "cluster.local", "trust domain of workload identities")
+	defaultPolicy := fs.String("default-policy", inbound.AllUnauthenticated, "cluster default inbound policy: all-unauthenticated, all-authenticated, cluster-unauthenticated, cluster-authenticated, deny or audit")
+	clusterNetworks := fs.String("cluster-networks", "10.0.0.0/8,100.64.0.0/10,172.16.0.0/12,192.168.0.0/16", "comma-separated CIDRs of the cluster's networks")
+	opaque := fs.String("default-opaque-ports", "25,587,3306,4444,5432,6379,9300,11211", "ports treated as opaque unless annotated otherwise")
+	detect := fs.Duration("default-detect-timeout", 10*time.Second, "protocol detection timeout announced to proxies")
+	syncTimeout := fs.Duration("sync-timeout", time.Minute, "how long to wait for the informer caches at start")
+	kcfg := k8s.RegisterFlags(fs)
+	lcfg := logging.RegisterFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	log, err := lcfg.Logger()
+	if err != nil {
+		return err
+	}
+	if !inbound.ValidDefault(*defaultPolicy) {
+		return fmt.Errorf("-default-policy %q: want all-unauthenticated, all-authenticated, cluster-unauthenticated, cluster-authenticated, deny or audit", *defaultPolicy)
+	}
+	var nets []netip.Prefix
+	for _, c := range strings.Split(*clusterNetworks, ",") {
+		p, err := netip.ParsePrefix(strings.TrimSpace(c))
+		if err != nil {
+			return fmt.Errorf("-cluster-networks: %q is not a CIDR", c)
+		}
+		nets = append(nets, p.Masked())
+	}
+	def, err := ports.Parse(*opaque)
+	if err != nil {
+		return fmt.Errorf("-default-opaque-ports: %w", err)
+	}
+	kcfg.UserAgent = "linkerd-policy"
+	clients, err := kcfg.Clients()
+	if err != nil {
+		return fmt.Errorf("kubernetes client: %w", err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	adm := admin.New(admin.Options{Gatherer: reg, Logger: log})
+	ready := adm.NewReadyFlag("informers")
+	idx, err := inbound.NewIndex(clients.Kube, clients.Dynamic)
+	if err != nil {
+		return err
+	}
+	svc := inbound.New(idx, inbound.Config{DefaultPolicy: *defaultPolicy, ClusterNetworks: nets, ControllerNS: *controllerNS,
+		TrustDomain: *trustDomain, DetectTimeout: *detect, DefaultOpaquePorts: def}, log)
+	srv, err := rpc.NewServer(rpc.ServerOptions{Logger: log, Registerer: reg})
+	if err != nil {
+		return err
+	}
+	pb.RegisterInboundServerPoliciesServer(srv.GRPC, svc)
+	srv.SetServing("", false)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return adm.Serve(gctx, *adminAddr) })
+	g.Go(func() error {
+		if err := idx.Start(gctx, *syncTimeout); err != nil {
+			return err
+		}
+		ready.Set(true)
+		srv.SetServing("", true)
+		return nil
+	})
+	g.Go(func() error { return srv.Serve(gctx, *addr) })
+	log.Info("policy controller starting", "addr", *addr, "default_policy", *defaultPolicy)
+	return g.Wait()
 }
