@@ -1,0 +1,153 @@
+package command
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/l5d-go/l5d/test/kube"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+func TestMain(m *testing.M) { kube.Main(m, kube.Options{}) }
+
+// run executes the CLI with args and stdin, returning stdout, stderr and the error.
+func run(t *testing.T, stdin string, args ...string) (string, string, error) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	root := Root(&out, &errOut)
+	root.SetIn(strings.NewReader(stdin))
+	root.SetArgs(args)
+	err := root.Execute()
+	return out.String(), errOut.String(), err
+}
+
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	p := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(p, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatalf("%v (run with -update)", err)
+	}
+	if got != string(want) {
+		t.Errorf("output differs from %s; rerun with -update and review the diff\n%s", p, got)
+	}
+}
+
+func TestInjectGolden(t *testing.T) {
+	for _, tc := range []struct {
+		golden string
+		args   []string
+	}{
+		{"inject.golden.yaml", []string{"inject", "testdata/workloads.yaml"}},
+		{"inject-ingress.golden.yaml", []string{"inject", "--ingress", "--skip-inbound-ports", "25,587", "--skip-outbound-ports", "3306", "testdata/workloads.yaml"}},
+		{"inject-manual.golden.yaml", []string{"inject", "--manual", "--identity-trust-anchors-file", "testdata/anchors.pem", "testdata/workloads.yaml"}},
+		{"inject-manual.golden.json", []string{"inject", "--manual", "--identity-trust-anchors-file", "testdata/anchors.pem", "testdata/daemonset.json"}},
+	} {
+		t.Run(tc.golden, func(t *testing.T) {
+			out, report, err := run(t, "", tc.args...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			golden(t, tc.golden, out)
+			for _, line := range []string{`deployment "web" injected`, `cronjob "nightly" injected`, `pod "solo" injected`, `statefulset "db" skipped`} {
+				if strings.HasSuffix(tc.golden, ".yaml") && !strings.Contains(report, line) {
+					t.Errorf("report lacks %q:\n%s", line, report)
+				}
+			}
+		})
+	}
+}
+
+func TestUninjectRemovesManualInjection(t *testing.T) {
+	manual, _, err := run(t, "", "inject", "--manual", "--identity-trust-anchors-file", "testdata/anchors.pem", "testdata/workloads.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(manual, "name: linkerd-proxy") {
+		t.Fatal("--manual output has no proxy")
+	}
+	un, report, err := run(t, manual, "uninject", "-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	annotated, _, err := run(t, "", "inject", "testdata/workloads.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, _, err := run(t, annotated, "uninject", "-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if un != plain {
+		t.Errorf("uninject of a manual injection differs from uninject of an annotation-only injection:\n%s\n---- vs ----\n%s", un, plain)
+	}
+	for _, s := range []string{"linkerd-proxy", "linkerd-init", "linkerd-identity", "linkerd.io/inject: enabled", "trust-root-sha256"} {
+		if strings.Contains(un, s) {
+			t.Errorf("uninjected output still contains %q", s)
+		}
+	}
+	if !strings.Contains(report, `deployment "web" uninjected`) {
+		t.Errorf("report: %s", report)
+	}
+}
+
+func TestInjectBadInput(t *testing.T) {
+	for _, tc := range []struct{ name, in, want string }{
+		{"not yaml", "{{{", "document 1"},
+		{"no kind", "foo: bar\n", "apiVersion and kind are required"},
+		{"second doc bad", "apiVersion: v1\nkind: Service\nmetadata: {name: a}\n---\n: : :\n", "document 2"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, err := run(t, tc.in, "inject", "-")
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want it to mention %q", err, tc.want)
+			}
+		})
+	}
+	if _, _, err := run(t, "", "inject", "/nonexistent.yaml"); err == nil {
+		t.Error("missing file accepted")
+	}
+}
+
+// TestAgainstCluster runs version and check through the CLI against a real API server.
+func TestAgainstCluster(t *testing.T) {
+	c := kube.Shared(t)
+	kc := c.Kubeconfig()
+	out, _, err := run(t, "", "version", "--kubeconfig", kc, "-L", "l5d-none")
+	if err != nil || out != "Client version: dev\nServer version: unavailable\n" {
+		t.Errorf("version before install: %q %v", out, err)
+	}
+	out, _, err = run(t, "", "check", "--pre", "--kubeconfig", kc, "-L", "l5d-cli")
+	if err != nil || !strings.Contains(out, "Status check results are √") {
+		t.Errorf("check --pre on an empty cluster: %v\n%s", err, out)
+	}
+	install, _, err := run(t, "", "install", "-L", "l5d-cli")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Apply(t, "l5d-cli", install)
+	out, _, err = run(t, "", "version", "--kubeconfig", kc, "-L", "l5d-cli")
+	if err != nil || !strings.Contains(out, "Server version: dev") {
+		t.Errorf("version after install: %q %v", out, err)
+	}
+	out, _, err = run(t, "", "check", "-o", "json", "--kubeconfig", kc, "-L", "l5d-cli")
+	if err == nil || ExitCode(err) == 0 {
+		t.Error("check succeeds with no control-plane pods running")
+	}
+	if !strings.Contains(out, `"categoryName": "linkerd-identity"`) || !strings.Contains(out, `"success": false`) {
+		t.Errorf("json output:\n%s", out)
+	}
+	if _, _, err := run(t, "", "check", "-o", "yaml"); err == nil {
+		t.Error("bad --output accepted")
+	}
+}

@@ -1,0 +1,104 @@
+package command
+
+import (
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/l5d-go/l5d/cli/manifest"
+	"github.com/l5d-go/l5d/injector/inject"
+	"github.com/spf13/cobra"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// openInput opens FILE or "-" (stdin).
+func openInput(c *cobra.Command, name string) (io.ReadCloser, error) {
+	if name == "-" {
+		return io.NopCloser(c.InOrStdin()), nil
+	}
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, fmt.Errorf("input: %w", err)
+	}
+	return f, nil
+}
+
+func injectCmd(g *globals) *cobra.Command {
+	var (
+		o           manifest.InjectOptions
+		anchorsFile string
+	)
+	c := &cobra.Command{
+		Use:   "inject FILE|-",
+		Short: "Add the Linkerd proxy to Kubernetes configs",
+		Long: "inject annotates the pod templates of workloads with linkerd.io/inject: enabled so the\n" +
+			"proxy-injector adds the proxy; with --manual it adds the proxy itself.",
+		Args: cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			if o.Manual {
+				v := inject.DefaultValues()
+				v.ControlPlaneNamespace = g.namespace
+				v.CreatedBy = "linkerd/cli " + Version
+				anchors, err := trustAnchors(c, g, anchorsFile)
+				if err != nil {
+					return err
+				}
+				v.IdentityTrustAnchorsPEM = anchors
+				o.Values = &v
+			}
+			in, err := openInput(c, args[0])
+			if err != nil {
+				return err
+			}
+			defer in.Close()
+			return manifest.Transform(in, c.OutOrStdout(), c.ErrOrStderr(), manifest.Injector(o))
+		},
+	}
+	f := c.Flags()
+	f.BoolVar(&o.Manual, "manual", false, "include the proxy sidecar in the output instead of relying on the proxy-injector")
+	f.BoolVar(&o.Ingress, "ingress", false, "inject in ingress mode (linkerd.io/inject: ingress)")
+	f.StringVar(&o.SkipInboundPorts, "skip-inbound-ports", "", "inbound ports (and ranges) that bypass the proxy")
+	f.StringVar(&o.SkipOutboundPorts, "skip-outbound-ports", "", "outbound ports (and ranges) that bypass the proxy")
+	f.StringVar(&anchorsFile, "identity-trust-anchors-file", "", "with --manual: PEM trust anchors instead of reading them from the cluster")
+	return c
+}
+
+// trustAnchors reads the anchors from file, or from the control plane's linkerd-config.
+func trustAnchors(c *cobra.Command, g *globals, file string) (string, error) {
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", fmt.Errorf("--identity-trust-anchors-file: %w", err)
+		}
+		return string(b), nil
+	}
+	k, err := g.client()
+	if err != nil {
+		return "", fmt.Errorf("--manual reads the trust anchors from the cluster (or give --identity-trust-anchors-file): %w", err)
+	}
+	cm, err := k.CoreV1().ConfigMaps(g.namespace).Get(contextOf(c), "linkerd-config", metav1.GetOptions{})
+	if err != nil {
+		return "", fmt.Errorf("reading linkerd-config in namespace %s: %w", g.namespace, err)
+	}
+	a := cm.Data["identityTrustAnchorsPEM"]
+	if a == "" {
+		return "", fmt.Errorf("linkerd-config in namespace %s has no identityTrustAnchorsPEM", g.namespace)
+	}
+	return a, nil
+}
+
+func uninjectCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "uninject FILE|-",
+		Short: "Remove the Linkerd proxy from Kubernetes configs",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			in, err := openInput(c, args[0])
+			if err != nil {
+				return err
+			}
+			defer in.Close()
+			return manifest.Transform(in, c.OutOrStdout(), c.ErrOrStderr(), manifest.Uninject)
+		},
+	}
+}
