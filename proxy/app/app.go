@@ -22,6 +22,7 @@ import (
 	"github.com/l5d-go/l5d/proxy/meshtls"
 	"github.com/l5d-go/l5d/proxy/metrics"
 	"github.com/l5d-go/l5d/proxy/outbound"
+	"github.com/l5d-go/l5d/proxy/policy"
 )
 
 // TLS labels of traffic that is not mesh TLS.
@@ -130,7 +131,12 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Proxy, error
 		Connect:   outConnect,
 		Log:       opts.Log,
 	})
+	// Inbound authorization: the controller's answer per port, the configured default
+	// policy until then (and everywhere without a controller).
+	watcher := policy.NewWatcher(ctx, ctl.policy, cfg.PolicyWorkload,
+		policy.Default(cfg.InboundDefaultPolicy, cfg.ClusterNetworks), opts.Log)
 	inRouter := inbound.NewRouter(inbound.Options{
+		Policy:    watcher.Port,
 		Metrics:   p.Metrics,
 		Balancer:  balance.Options{Capacity: cfg.Inbound.QueueCapacity, Failfast: cfg.Inbound.QueueFailfast},
 		TLSLabels: inboundTLSLabels,

@@ -17,6 +17,7 @@ import (
 	"github.com/l5d-go/l5d/pkg/certs"
 	"github.com/l5d-go/l5d/proto/gen/destination"
 	pbidentity "github.com/l5d-go/l5d/proto/gen/identity"
+	pbinbound "github.com/l5d-go/l5d/proto/gen/inbound"
 	"github.com/l5d-go/l5d/proxy/config"
 	"github.com/l5d-go/l5d/proxy/discovery"
 	"github.com/l5d-go/l5d/proxy/identity"
@@ -27,6 +28,7 @@ import (
 type control struct {
 	id       *identity.Identity // nil when identity is disabled
 	resolver *discovery.Resolver
+	policy   pbinbound.InboundServerPoliciesClient // nil without a policy controller
 	conns    []*grpc.ClientConn
 }
 
@@ -100,6 +102,29 @@ func startControl(cfg *config.Config, reg *metrics.Registry, log *slog.Logger) (
 		reg.Func("control_plane_stale_streams", "gauge",
 			"Discovery streams disconnected from the control plane and serving their last known state",
 			"", func() float64 { return float64(r.Stale()) })
+	}
+	if cfg.PolicyAddr != "" {
+		if cfg.PolicyWorkload == "" {
+			c.close()
+			return nil, fmt.Errorf("%s must be set when %s is", config.EnvPolicyWorkload, config.EnvPolicyAddr)
+		}
+		var cc *grpc.ClientConn
+		var err error
+		if c.id != nil {
+			if cfg.PolicyName == "" {
+				c.close()
+				return nil, fmt.Errorf("%s must be set when identity is enabled", config.EnvPolicyName)
+			}
+			cc, err = dialControl(cfg.PolicyAddr, cfg.PolicyName, c.id.Roots(), c.id.Certificate)
+		} else {
+			cc, err = dialControl(cfg.PolicyAddr, "", nil, nil)
+		}
+		if err != nil {
+			c.close()
+			return nil, fmt.Errorf("%s: %w", config.EnvPolicyAddr, err)
+		}
+		c.conns = append(c.conns, cc)
+		c.policy = pbinbound.NewInboundServerPoliciesClient(cc)
 	}
 	return c, nil
 }

@@ -10,11 +10,13 @@ import (
 	"net/http"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 
 	"github.com/l5d-go/l5d/proxy/balance"
 	"github.com/l5d-go/l5d/proxy/forward"
 	"github.com/l5d-go/l5d/proxy/metrics"
 	"github.com/l5d-go/l5d/proxy/opaque"
+	"github.com/l5d-go/l5d/proxy/policy"
 )
 
 // Options configures a Router.
@@ -33,12 +35,15 @@ type Options struct {
 	Connect forward.ConnectFunc
 	// MaxAuthorities bounds distinct authority label values per port (default 100).
 	MaxAuthorities int
-	Log            *slog.Logger
+	// Policy returns the authorization policy of an inbound port; nil admits everything.
+	Policy func(port uint16) *policy.Port
+	Log    *slog.Logger
 }
 
 // Router implements forward.Router for inbound traffic and serves opaque connections.
 type Router struct {
-	opts Options
+	opts  Options
+	authz sync.Map // authzKey -> *atomic.Uint64
 
 	mu     sync.RWMutex
 	byPort map[routeKey]*forward.Backend
@@ -78,8 +83,46 @@ func (rt *Router) Target(dst netip.AddrPort) netip.AddrPort {
 	return netip.AddrPortFrom(rt.opts.AppAddr, dst.Port())
 }
 
-// Route returns the backend for the request's original destination port.
+// authzKey identifies an authorization decision's counter.
+type authzKey struct {
+	http, allowed bool
+	srv           *policy.Port
+	authz         *policy.Authz
+}
+
+// authorize checks the connection ci against its port's policy and counts the decision
+// in inbound_{http,tcp}_authz_{allow,deny}_total.
+func (rt *Router) authorize(ci *forward.ConnInfo, http bool) (*policy.Port, bool) {
+	if rt.opts.Policy == nil {
+		return nil, true
+	}
+	p := rt.opts.Policy(ci.OrigDst.Port())
+	a, ok := p.Allow(ci.Client.Addr(), ci.ClientID)
+	k := authzKey{http: http, allowed: ok, srv: p, authz: a}
+	c, found := rt.authz.Load(k)
+	if !found {
+		proto, verdict := "tcp", "deny"
+		if http {
+			proto = "http"
+		}
+		labels := metrics.Labels("srv_kind", p.ServerKind, "srv_name", p.Server)
+		if ok {
+			verdict = "allow"
+			labels = metrics.Join(labels, metrics.Labels("authz_kind", a.Kind, "authz_name", a.Name))
+		}
+		name := "inbound_" + proto + "_authz_" + verdict + "_total"
+		c, _ = rt.authz.LoadOrStore(k, rt.opts.Metrics.Counter(name, "Inbound "+proto+" authorization decisions ("+verdict+").", labels))
+	}
+	c.(*atomic.Uint64).Add(1)
+	return p, ok
+}
+
+// Route returns the backend for the request's original destination port, after checking
+// that the client is authorized (403 otherwise).
 func (rt *Router) Route(_ *http.Request, ci *forward.ConnInfo) (*forward.Backend, error) {
+	if p, ok := rt.authorize(ci, true); !ok {
+		return nil, &forward.RouteError{Status: http.StatusForbidden, Reason: "unauthorized request on server " + p.Server}
+	}
 	key := routeKey{port: ci.OrigDst.Port(), tls: ci.TLS, clientID: ci.ClientID}
 	rt.mu.RLock()
 	be := rt.byPort[key]
@@ -111,6 +154,11 @@ func (rt *Router) Route(_ *http.Request, ci *forward.ConnInfo) (*forward.Backend
 
 // ServeTCP relays an opaque connection to the application.
 func (rt *Router) ServeTCP(ctx context.Context, conn net.Conn, ci *forward.ConnInfo, src *metrics.TCP) {
+	if p, ok := rt.authorize(ci, false); !ok {
+		rt.opts.Log.Debug("refusing an unauthorized connection", "client", ci.Client, "client_id", ci.ClientID, "server", p.Server)
+		conn.Close()
+		return
+	}
 	target := rt.Target(ci.OrigDst)
 	server, err := rt.opts.Connect(ctx, target.String())
 	if err != nil {

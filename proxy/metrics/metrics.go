@@ -9,6 +9,7 @@ package metrics
 import (
 	"bufio"
 	"io"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -110,6 +111,35 @@ type Registry struct {
 	http  map[string]*HTTP
 	tcp   map[string]*TCP
 	funcs []funcMetric
+	// counters are labelled counters by name, then by rendered label set.
+	counters    map[string]map[string]*atomic.Uint64
+	counterHelp map[string]string
+}
+
+// Counter returns the counter name{labels}, creating it on first use. Callers resolve it
+// once per label set and keep it: this takes a lock.
+func (r *Registry) Counter(name, help, labels string) *atomic.Uint64 {
+	r.mu.RLock()
+	c := r.counters[name][labels]
+	r.mu.RUnlock()
+	if c != nil {
+		return c
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.counters == nil {
+		r.counters, r.counterHelp = map[string]map[string]*atomic.Uint64{}, map[string]string{}
+	}
+	byLabels := r.counters[name]
+	if byLabels == nil {
+		byLabels = map[string]*atomic.Uint64{}
+		r.counters[name], r.counterHelp[name] = byLabels, help
+	}
+	if c = byLabels[labels]; c == nil {
+		c = new(atomic.Uint64)
+		byLabels[labels] = c
+	}
+	return c
 }
 
 // funcMetric is a metric whose value is read at exposition time.
@@ -251,7 +281,21 @@ func (r *Registry) WriteTo(w io.Writer) (int64, error) {
 		tcps = append(tcps, t)
 	}
 	funcs := r.funcs
+	type counterSample struct {
+		labels string
+		v      uint64
+	}
+	counterNames := make([]string, 0, len(r.counters))
+	counterSamples := map[string][]counterSample{}
+	for name, byLabels := range r.counters {
+		counterNames = append(counterNames, name)
+		for l, c := range byLabels {
+			counterSamples[name] = append(counterSamples[name], counterSample{l, c.Load()})
+		}
+	}
+	counterHelp := maps.Clone(r.counterHelp)
 	r.mu.RUnlock()
+	slices.Sort(counterNames)
 	slices.SortFunc(https, func(a, b *HTTP) int { return strings.Compare(a.labels, b.labels) })
 	slices.SortFunc(tcps, func(a, b *TCP) int { return strings.Compare(a.labels, b.labels) })
 
@@ -326,6 +370,14 @@ func (r *Registry) WriteTo(w io.Writer) (int64, error) {
 			e.header(f.name, f.typ, f.help)
 		}
 		e.sampleFloat(f.name, f.labels, "", f.value())
+	}
+	for _, name := range counterNames {
+		e.header(name, "counter", counterHelp[name])
+		samples := counterSamples[name]
+		slices.SortFunc(samples, func(a, b counterSample) int { return strings.Compare(a.labels, b.labels) })
+		for _, c := range samples {
+			e.sample(name, c.labels, "", c.v)
+		}
 	}
 	writeProcess(&e, r.start)
 	err := e.w.Flush()

@@ -1,0 +1,180 @@
+// Package policy is the proxy's inbound authorization: the policy of each inbound port,
+// from the policy controller's InboundServerPolicies.WatchPort stream (the default policy
+// of LINKERD2_PROXY_INBOUND_DEFAULT_POLICY until the first answer, and the last answer
+// while the controller is unreachable), and the check of a client's address and mesh
+// identity against it.
+package policy
+
+import (
+	"net/netip"
+	"strings"
+
+	pb "github.com/l5d-go/l5d/proto/gen/inbound"
+	pbnet "github.com/l5d-go/l5d/proto/gen/net"
+)
+
+// Port is the policy of one inbound port.
+type Port struct {
+	// Server names the Server (or default policy) that governs the port, for metrics.
+	Server, ServerKind string
+	// Opaque is true when the controller says the port carries opaque TCP.
+	Opaque bool
+	authz  []Authz
+}
+
+// Authz is one authorization: clients from Networks, authenticated as required.
+type Authz struct {
+	// Name and Kind identify the authorization for metrics.
+	Name, Kind      string
+	nets            []network
+	unauthenticated bool
+	anyIdentity     bool
+	identities      map[string]struct{}
+	suffixes        []string // ".<suffix>" an identity must end with
+}
+
+type network struct {
+	net    netip.Prefix
+	except []netip.Prefix
+}
+
+// Allow returns the authorization that admits a client at addr with mesh identity id
+// ("" when the connection is not mesh TLS), or ok=false.
+func (p *Port) Allow(addr netip.Addr, id string) (a *Authz, ok bool) {
+	addr = addr.Unmap()
+	for i := range p.authz {
+		a := &p.authz[i]
+		if !a.fromNetwork(addr) {
+			continue
+		}
+		if a.unauthenticated {
+			return a, true
+		}
+		if id == "" {
+			continue
+		}
+		if a.anyIdentity {
+			return a, true
+		}
+		if _, ok := a.identities[id]; ok {
+			return a, true
+		}
+		for _, s := range a.suffixes {
+			if strings.HasSuffix(id, s) {
+				return a, true
+			}
+		}
+	}
+	return nil, false
+}
+
+func (a *Authz) fromNetwork(addr netip.Addr) bool {
+	for _, n := range a.nets {
+		if !n.net.Contains(addr) {
+			continue
+		}
+		excluded := false
+		for _, e := range n.except {
+			if e.Contains(addr) {
+				excluded = true
+			}
+		}
+		if !excluded {
+			return true
+		}
+	}
+	return false
+}
+
+var everywhere = []network{{net: netip.MustParsePrefix("0.0.0.0/0")}, {net: netip.MustParsePrefix("::/0")}}
+
+// Default returns the policy a default name stands for (all-unauthenticated,
+// all-authenticated, cluster-unauthenticated, cluster-authenticated, deny, audit); audit
+// admits everything, like all-unauthenticated, under its own name.
+func Default(name string, cluster []netip.Prefix) *Port {
+	var clusterNets []network
+	for _, p := range cluster {
+		clusterNets = append(clusterNets, network{net: p})
+	}
+	p := &Port{Server: name, ServerKind: "default"}
+	a := Authz{Name: name, Kind: "default"}
+	switch name {
+	case "all-unauthenticated", "audit":
+		a.nets, a.unauthenticated = everywhere, true
+	case "cluster-unauthenticated":
+		a.nets, a.unauthenticated = clusterNets, true
+	case "all-authenticated":
+		a.nets, a.anyIdentity = everywhere, true
+	case "cluster-authenticated":
+		a.nets, a.anyIdentity = clusterNets, true
+	default: // deny
+		return p
+	}
+	p.authz = []Authz{a}
+	return p
+}
+
+// FromProto translates a controller answer.
+func FromProto(s *pb.Server) *Port {
+	p := &Port{Server: s.Labels["name"], ServerKind: s.Labels["kind"], Opaque: s.GetProtocol().GetOpaque() != nil}
+	for _, az := range s.GetAuthorizations() {
+		a := Authz{Name: az.Labels["name"], Kind: az.Labels["kind"]}
+		for _, n := range az.GetNetworks() {
+			nw := network{net: prefix(n.GetNet())}
+			for _, e := range n.GetExcept() {
+				nw.except = append(nw.except, prefix(e))
+			}
+			if nw.net.IsValid() {
+				a.nets = append(a.nets, nw)
+			}
+		}
+		switch {
+		case az.GetAuthentication().GetUnauthenticated() != nil:
+			a.unauthenticated = true
+		case az.GetAuthentication().GetMeshTLS() != nil:
+			m := az.GetAuthentication().GetMeshTLS()
+			if m.GetUnauthenticated() != nil {
+				a.anyIdentity = true
+			}
+			ids := m.GetIdentities()
+			for _, id := range ids.GetIdentities() {
+				if a.identities == nil {
+					a.identities = map[string]struct{}{}
+				}
+				a.identities[id.GetName()] = struct{}{}
+			}
+			for _, s := range ids.GetSuffixes() {
+				if len(s.GetParts()) == 0 {
+					a.anyIdentity = true
+				} else {
+					a.suffixes = append(a.suffixes, "."+strings.Join(s.GetParts(), "."))
+				}
+			}
+		}
+		p.authz = append(p.authz, a)
+	}
+	return p
+}
+
+func prefix(n *pbnet.IPNetwork) netip.Prefix {
+	var a netip.Addr
+	switch ip := n.GetIp().GetIp().(type) {
+	case *pbnet.IPAddress_Ipv4:
+		v := ip.Ipv4
+		a = netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+	case *pbnet.IPAddress_Ipv6:
+		var b [16]byte
+		for i := 0; i < 8; i++ {
+			b[i] = byte(ip.Ipv6.GetFirst() >> (56 - 8*i))
+			b[8+i] = byte(ip.Ipv6.GetLast() >> (56 - 8*i))
+		}
+		a = netip.AddrFrom16(b)
+	default:
+		return netip.Prefix{}
+	}
+	p, err := a.Prefix(int(n.GetPrefixLen()))
+	if err != nil {
+		return netip.Prefix{}
+	}
+	return p
+}
