@@ -2,6 +2,7 @@ package command
 
 import (
 	"bytes"
+	"encoding/base64"
 	"flag"
 	"os"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/l5d-go/l5d/test/kube"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -135,6 +137,11 @@ func TestAgainstCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	crds, _, err := run(t, "", "install", "--crds")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Apply(t, "default", crds)
 	c.Apply(t, "l5d-cli", install)
 	out, _, err = run(t, "", "version", "--kubeconfig", kc, "-L", "l5d-cli")
 	if err != nil || !strings.Contains(out, "Server version: dev") {
@@ -149,5 +156,82 @@ func TestAgainstCluster(t *testing.T) {
 	}
 	if _, _, err := run(t, "", "check", "-o", "yaml"); err == nil {
 		t.Error("bad --output accepted")
+	}
+}
+
+// TestLifecycle covers upgrade (keeps the identity, applies --ha/--set over the stored
+// values), uninstall (lists what to delete) and profile --template (accepted by the API
+// server with the ServiceProfile CRD installed).
+func TestLifecycle(t *testing.T) {
+	c := kube.Shared(t)
+	kc := c.Kubeconfig()
+	const ns = "l5d-life"
+	crds, _, err := run(t, "", "install", "--crds")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Apply(t, "default", crds)
+	install, _, err := run(t, "", "install", "-L", ns, "--set", "proxy.logLevel=debug")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Apply(t, ns, install)
+	issuer, err := c.Client().CoreV1().Secrets(ns).Get(t.Context(), "linkerd-identity-issuer", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	up, _, err := run(t, "", "upgrade", "--ha", "--set", "controllerLogLevel=debug", "-L", ns, "--kubeconfig", kc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		base64.StdEncoding.EncodeToString(issuer.Data["tls.crt"]),
+		base64.StdEncoding.EncodeToString(issuer.Data["tls.key"]),
+		"value: \"debug\"", // stored proxy.logLevel kept
+		"- -log-level=debug", // new --set applied
+		"replicas: 3",        // --ha applied over the stored controllerReplicas
+		"kind: PodDisruptionBudget",
+	} {
+		if !strings.Contains(up, want) {
+			t.Errorf("upgrade output lacks %q", want)
+		}
+	}
+	c.Apply(t, ns, up)
+	if _, _, err := run(t, "", "upgrade", "-L", "l5d-nothing", "--kubeconfig", kc); err == nil || !strings.Contains(err.Error(), "no control plane to upgrade") {
+		t.Errorf("upgrade without a control plane: %v", err)
+	}
+
+	un, _, err := run(t, "", "uninstall", "-L", ns, "--kubeconfig", kc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"kind: ClusterRole\nmetadata:\n  name: linkerd-" + ns + "-identity",
+		"kind: ClusterRoleBinding\nmetadata:\n  name: linkerd-" + ns + "-proxy-injector",
+		"kind: MutatingWebhookConfiguration",
+		"kind: ValidatingWebhookConfiguration\nmetadata:\n  name: linkerd-sp-validator-webhook-config",
+		"kind: CustomResourceDefinition\nmetadata:\n  name: serviceprofiles.linkerd.io",
+		"kind: Namespace\nmetadata:\n  name: " + ns,
+	} {
+		if !strings.Contains(un, want) {
+			t.Errorf("uninstall output lacks %q:\n%s", want, un)
+		}
+	}
+	if strings.Contains(un, "linkerd-l5d-cli-") {
+		t.Error("uninstall lists another control plane's objects")
+	}
+
+	pns := c.Namespace(t, kube.WithLabels(map[string]string{"config.linkerd.io/admission-webhooks": "disabled"}))
+	prof, _, err := run(t, "", "profile", "--template", "web-svc", "-n", pns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs := c.Apply(t, pns, prof)
+	if len(objs) != 1 || objs[0].GetName() != "web-svc."+pns+".svc.cluster.local" {
+		t.Errorf("profile template applied as %v", objs)
+	}
+	if _, _, err := run(t, "", "profile", "--template", "Bad_Name"); err == nil {
+		t.Error("invalid service name accepted")
 	}
 }

@@ -54,26 +54,31 @@ func Values(o Options, notes io.Writer) (map[string]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	vals := map[string]any{}
+	vals := map[string]any{
+		"identityTrustAnchorsPEM": anchors,
+		"identity": map[string]any{"issuer": map[string]any{"tls": map[string]any{
+			"crtPEM": crt, "keyPEM": key,
+		}}},
+	}
+	return Overrides(vals, o)
+}
+
+// Overrides applies values-ha.yaml (when o.HA) over base and then o's --set expressions
+// over it, returning the merged values. base may be modified.
+func Overrides(base map[string]any, o Options) (map[string]any, error) {
 	if o.HA {
 		ha, err := deploy.HAValues()
 		if err != nil {
 			return nil, err
 		}
-		vals = ha
+		base = chartutil.CoalesceTables(ha, base)
 	}
-	vals = chartutil.CoalesceTables(map[string]any{
-		"identityTrustAnchorsPEM": anchors,
-		"identity": map[string]any{"issuer": map[string]any{"tls": map[string]any{
-			"crtPEM": crt, "keyPEM": key,
-		}}},
-	}, vals)
 	for _, s := range o.Sets {
-		if err := strvals.ParseInto(s, vals); err != nil {
+		if err := strvals.ParseInto(s, base); err != nil {
 			return nil, fmt.Errorf("--set %q: %w", s, err)
 		}
 	}
-	return vals, nil
+	return base, nil
 }
 
 // identityMaterial reads or generates the anchors PEM and the issuer certificate and key.
