@@ -188,7 +188,7 @@ func TestLifecycle(t *testing.T) {
 	for _, want := range []string{
 		base64.StdEncoding.EncodeToString(issuer.Data["tls.crt"]),
 		base64.StdEncoding.EncodeToString(issuer.Data["tls.key"]),
-		"value: \"debug\"", // stored proxy.logLevel kept
+		"value: \"debug\"",   // stored proxy.logLevel kept
 		"- -log-level=debug", // new --set applied
 		"replicas: 3",        // --ha applied over the stored controllerReplicas
 		"kind: PodDisruptionBudget",

@@ -126,9 +126,15 @@ func transformObject(doc []byte, report io.Writer, fn Func) (any, error) {
 	}
 	var generic map[string]any
 	if err := json.Unmarshal(jsonDoc, &generic); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("not a Kubernetes object: %w", err)
 	}
-	obj, _, err := decoder.Decode(jsonDoc, nil, nil)
+	if s, _ := generic["apiVersion"].(string); s == "" {
+		return nil, errors.New("not a Kubernetes object: apiVersion and kind are required")
+	}
+	if s, _ := generic["kind"].(string); s == "" {
+		return nil, errors.New("not a Kubernetes object: apiVersion and kind are required")
+	}
+	obj, gvk, err := decoder.Decode(jsonDoc, nil, nil)
 	if err != nil || PodTemplate(obj) == nil {
 		return generic, nil
 	}
@@ -136,6 +142,7 @@ func transformObject(doc []byte, report io.Writer, fn Func) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	res.GetObjectKind().SetGroupVersionKind(*gvk)
 	if line != "" && report != nil {
 		fmt.Fprintln(report, line)
 	}
