@@ -44,13 +44,17 @@ type controlPlane struct {
 	anchorsPEM string
 	idName     string
 	dstName    string
+	// serve starts the three gRPC servers on their node-namespace addresses; stop kills
+	// them (their connections included), as losing the control-plane pods would.
+	serve func()
+	stop  func()
 }
 
 func svcIdentity(sa, cp string) string {
 	return fmt.Sprintf("%s.%s.serviceaccount.identity.%s.%s", sa, cp, cp, trustDomain)
 }
 
-func startControlPlane(t *testing.T, c *kube.Cluster, n *netns.Network) *controlPlane {
+func startControlPlane(t *testing.T, c *kube.Cluster, n *netns.Network, lifetime time.Duration) *controlPlane {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	cp := &controlPlane{ns: c.Namespace(t)}
@@ -106,11 +110,10 @@ func startControlPlane(t *testing.T, c *kube.Cluster, n *netns.Network) *control
 	if err := w.Start(ctx, 30*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	idSrv := grpc.NewServer(grpc.Creds(serverTLS(cp.idName)))
-	pbid.RegisterIdentityServer(idSrv, certify.New(certify.Options{Issuer: store, ControllerNS: cp.ns, TrustDomain: trustDomain, Log: quiet,
-		Reviewer: certify.NewTokenReviewer(c.Client(), certify.ReviewOptions{Audience: certify.TokenAudience})}))
-	go idSrv.Serve(listen(8080))
-	t.Cleanup(idSrv.Stop)
+	idSvc := certify.New(certify.Options{Issuer: store, ControllerNS: cp.ns, TrustDomain: trustDomain, Log: quiet,
+		Lifetime: lifetime, ClockSkew: time.Second,
+		Reviewer: certify.NewTokenReviewer(c.Client(), certify.ReviewOptions{Audience: certify.TokenAudience})})
+	idCreds := serverTLS(cp.idName)
 
 	// Destination.
 	idx, err := cluster.New(c.Client(), c.Dynamic())
@@ -125,10 +128,7 @@ func startControlPlane(t *testing.T, c *kube.Cluster, n *netns.Network) *control
 	if err != nil {
 		t.Fatal(err)
 	}
-	dstSrv := grpc.NewServer(grpc.Creds(serverTLS(cp.dstName)))
-	pbdst.RegisterDestinationServer(dstSrv, dst)
-	go dstSrv.Serve(listen(8086))
-	t.Cleanup(dstSrv.Stop)
+	dstCreds := serverTLS(cp.dstName)
 
 	// Policy.
 	pidx, err := inbound.NewIndex(c.Client(), c.Dynamic())
@@ -138,11 +138,29 @@ func startControlPlane(t *testing.T, c *kube.Cluster, n *netns.Network) *control
 	if err := pidx.Start(ctx, 30*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	polSrv := grpc.NewServer(grpc.Creds(serverTLS(cp.dstName)))
-	pbin.RegisterInboundServerPoliciesServer(polSrv, inbound.New(pidx, inbound.Config{DefaultPolicy: inbound.AllUnauthenticated,
+	polSvc := inbound.New(pidx, inbound.Config{DefaultPolicy: inbound.AllUnauthenticated,
 		ControllerNS: cp.ns, TrustDomain: trustDomain, DefaultOpaquePorts: opaque,
-		ClusterNetworks: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}, quiet))
-	go polSrv.Serve(listen(8090))
-	t.Cleanup(polSrv.Stop)
+		ClusterNetworks: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}, quiet)
+	var running []*grpc.Server
+	cp.serve = func() {
+		idSrv := grpc.NewServer(grpc.Creds(idCreds))
+		pbid.RegisterIdentityServer(idSrv, idSvc)
+		dstSrv := grpc.NewServer(grpc.Creds(dstCreds))
+		pbdst.RegisterDestinationServer(dstSrv, dst)
+		polSrv := grpc.NewServer(grpc.Creds(dstCreds))
+		pbin.RegisterInboundServerPoliciesServer(polSrv, polSvc)
+		go idSrv.Serve(listen(8080))
+		go dstSrv.Serve(listen(8086))
+		go polSrv.Serve(listen(8090))
+		running = []*grpc.Server{idSrv, dstSrv, polSrv}
+	}
+	cp.stop = func() {
+		for _, s := range running {
+			s.Stop()
+		}
+		running = nil
+	}
+	cp.serve()
+	t.Cleanup(func() { cp.stop() })
 	return cp
 }

@@ -40,7 +40,7 @@ type world struct {
 	proxy string
 }
 
-func newWorld(t *testing.T) *world {
+func newWorld(t *testing.T, lifetime time.Duration) *world {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root for network namespaces")
 	}
@@ -70,7 +70,7 @@ func newWorld(t *testing.T) *world {
 	}
 	n := netns.New(t)
 	w := &world{c: c, n: n, dir: dir, proxy: bin}
-	w.cp = startControlPlane(t, c, n)
+	w.cp = startControlPlane(t, c, n, lifetime)
 	w.appNS = c.Namespace(t)
 	c.CreateNode(t, kube.Node{Name: "node-1"})
 	return w
@@ -78,14 +78,14 @@ func newWorld(t *testing.T) *world {
 
 // pod makes a pod in the API (ServiceAccount sa, label app=name) and in the network; when
 // meshed it gets proxy-init's rules and a proxy with an identity token for that pod.
-func (w *world) pod(t *testing.T, name, sa string, meshed bool) *netns.Pod {
+func (w *world) pod(t *testing.T, name, sa string, meshed bool, annotations map[string]string) *netns.Pod {
 	p := w.n.Pod(t, name)
 	w.c.CreateServiceAccount(t, w.appNS, sa)
 	containers := []corev1.Container{{Name: "app", Image: "app", Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}}}}
 	if meshed {
 		containers = append(containers, corev1.Container{Name: "linkerd-proxy", Image: "proxy"})
 	}
-	w.c.CreatePod(t, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: w.appNS, Labels: map[string]string{"app": name}},
+	w.c.CreatePod(t, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: w.appNS, Labels: map[string]string{"app": name}, Annotations: annotations},
 		Spec: corev1.PodSpec{ServiceAccountName: sa, Containers: containers}})
 	w.c.SetPodStatus(t, w.appNS, name, kube.PodStatus{Node: "node-1", IPs: []string{p.IPv4.String()}, Ready: true})
 	if !meshed {
