@@ -106,6 +106,9 @@ func (rt *Router) authorize(ci *forward.ConnInfo, http bool) (*policy.Port, bool
 			proto = "http"
 		}
 		labels := metrics.Labels("srv_kind", p.ServerKind, "srv_name", p.Server)
+		if !ok && p.Audit {
+			labels = metrics.Join(labels, metrics.Labels("mode", "audit"))
+		}
 		if ok {
 			verdict = "allow"
 			labels = metrics.Join(labels, metrics.Labels("authz_kind", a.Kind, "authz_name", a.Name))
@@ -114,6 +117,10 @@ func (rt *Router) authorize(ci *forward.ConnInfo, http bool) (*policy.Port, bool
 		c, _ = rt.authz.LoadOrStore(k, rt.opts.Metrics.Counter(name, "Inbound "+proto+" authorization decisions ("+verdict+").", labels))
 	}
 	c.(*atomic.Uint64).Add(1)
+	if !ok && p.Audit {
+		rt.opts.Log.Info("audit: an unauthorized client was let through", "client", ci.Client, "client_id", ci.ClientID, "port", ci.OrigDst.Port())
+		return p, true
+	}
 	return p, ok
 }
 

@@ -19,7 +19,9 @@ type Port struct {
 	Server, ServerKind string
 	// Opaque is true when the controller says the port carries opaque TCP.
 	Opaque bool
-	authz  []Authz
+	// Audit means refusals are only counted and logged: the client is let through.
+	Audit bool
+	authz []Authz
 }
 
 // Authz is one authorization: clients from Networks, authenticated as required.
@@ -90,7 +92,7 @@ var everywhere = []network{{net: netip.MustParsePrefix("0.0.0.0/0")}, {net: neti
 
 // Default returns the policy a default name stands for (all-unauthenticated,
 // all-authenticated, cluster-unauthenticated, cluster-authenticated, deny, audit); audit
-// admits everything, like all-unauthenticated, under its own name.
+// authorizes nobody but only counts refusals (see Port.Audit).
 func Default(name string, cluster []netip.Prefix) *Port {
 	var clusterNets []network
 	for _, p := range cluster {
@@ -99,8 +101,11 @@ func Default(name string, cluster []netip.Prefix) *Port {
 	p := &Port{Server: name, ServerKind: "default"}
 	a := Authz{Name: name, Kind: "default"}
 	switch name {
-	case "all-unauthenticated", "audit":
+	case "all-unauthenticated":
 		a.nets, a.unauthenticated = everywhere, true
+	case "audit":
+		p.Audit = true
+		return p
 	case "cluster-unauthenticated":
 		a.nets, a.unauthenticated = clusterNets, true
 	case "all-authenticated":
@@ -116,7 +121,8 @@ func Default(name string, cluster []netip.Prefix) *Port {
 
 // FromProto translates a controller answer.
 func FromProto(s *pb.Server) *Port {
-	p := &Port{Server: s.Labels["name"], ServerKind: s.Labels["kind"], Opaque: s.GetProtocol().GetOpaque() != nil}
+	p := &Port{Server: s.Labels["name"], ServerKind: s.Labels["kind"], Opaque: s.GetProtocol().GetOpaque() != nil,
+		Audit: s.Labels["kind"] == "default" && s.Labels["name"] == "audit"}
 	for _, az := range s.GetAuthorizations() {
 		a := Authz{Name: az.Labels["name"], Kind: az.Labels["kind"]}
 		for _, n := range az.GetNetworks() {

@@ -26,6 +26,7 @@ func TestDefaults(t *testing.T) {
 		{"all-authenticated", false, false, true, true},
 		{"cluster-authenticated", false, false, true, false},
 		{"deny", false, false, false, false},
+		{"audit", false, false, false, false}, // refused by the policy; Port.Audit lets them through
 	} {
 		p := Default(tc.name, cluster)
 		for _, c := range []struct {
@@ -66,5 +67,11 @@ func TestFromProtoIdentitiesAndNetworks(t *testing.T) {
 		if ok != c.want || (ok && a.Name != "web-authz") {
 			t.Errorf("%s %q: allowed=%v (%v), want %v", c.addr, c.id, ok, a, c.want)
 		}
+	}
+}
+
+func TestAuditPolicyIsMarked(t *testing.T) {
+	if !Default("audit", nil).Audit || Default("deny", nil).Audit {
+		t.Fatal("only the audit default is in audit mode")
 	}
 }
