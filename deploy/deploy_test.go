@@ -89,7 +89,6 @@ func TestGoldenManifests(t *testing.T) {
 		golden, chart string
 		values        func(t *testing.T) map[string]any
 	}{
-		{"crds.golden.yaml", CRDsChart, func(*testing.T) map[string]any { return nil }},
 		{"control-plane.golden.yaml", ControlPlaneChart, func(t *testing.T) map[string]any { return testValues(t) }},
 		{"control-plane-ha.golden.yaml", ControlPlaneChart, haValues},
 	} {
@@ -129,7 +128,10 @@ func kinds(t *testing.T, out []byte) map[string]map[string]any {
 }
 
 func TestControlPlaneObjects(t *testing.T) {
-	out, err := Render(ControlPlaneChart, Options{Values: testValues(t)})
+	v := testValues(t)
+	v["profileValidator"] = map[string]any{"enabled": true}
+	v["policyValidator"] = map[string]any{"enabled": true}
+	out, err := Render(ControlPlaneChart, Options{Values: v})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -243,5 +245,63 @@ func TestExternalIssuer(t *testing.T) {
 	}
 	if kinds(t, out)["Secret/linkerd-identity-issuer"] != nil {
 		t.Error("kubernetes.io/tls scheme still renders the issuer Secret")
+	}
+}
+
+// TestValidatorsOffByDefault: the validating webhooks whose servers have not landed are not
+// rendered by default, so nothing points the API server at a missing backend.
+func TestValidatorsOffByDefault(t *testing.T) {
+	out, err := Render(ControlPlaneChart, Options{Values: testValues(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs := kinds(t, out)
+	for k := range objs {
+		if strings.HasPrefix(k, "ValidatingWebhookConfiguration/") {
+			t.Errorf("default install renders %s", k)
+		}
+	}
+	if strings.Contains(string(out), "name: sp-validator\n") {
+		t.Error("default install runs an sp-validator container")
+	}
+}
+
+// TestCRDChartIsDeployCRDs: the linkerd-crds chart renders exactly the files of deploy/crds
+// (owned by the components that serve them), so the two cannot drift apart.
+func TestCRDChartIsDeployCRDs(t *testing.T) {
+	out, err := Render(CRDsChart, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := filepath.Glob("crds/*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no CRD files in deploy/crds: %v", err)
+	}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, doc := range strings.Split(string(data), "\n---") {
+			if strings.TrimSpace(doc) == "" {
+				continue
+			}
+			var o map[string]any
+			if err := yaml.Unmarshal([]byte(doc), &o); err != nil {
+				t.Fatalf("%s: %v", f, err)
+			}
+			if o == nil {
+				continue
+			}
+			name := o["metadata"].(map[string]any)["name"].(string)
+			if kinds(t, out)["CustomResourceDefinition/"+name] == nil {
+				t.Errorf("CRD chart lacks %s from %s", name, f)
+			}
+		}
+	}
+	for k := range kinds(t, out) {
+		if !strings.HasPrefix(k, "CustomResourceDefinition/") {
+			t.Errorf("CRD chart renders %s", k)
+		}
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/yaml"
 )
 
 // Options select and parameterise the checks.
@@ -73,14 +74,15 @@ func Run(ctx context.Context, kube kubernetes.Interface, dyn dynamic.Interface, 
 		o.Now = time.Now
 	}
 	r := &runner{kube: kube, dyn: dyn, o: o}
-	groups := []group{r.kubernetesAPI(), r.kubernetesVersion()}
+	groups := []func() group{r.kubernetesAPI, r.kubernetesVersion}
 	if o.Pre {
-		groups = append(groups, r.preSetup())
+		groups = append(groups, r.preSetup)
 	} else {
-		groups = append(groups, r.existence(), r.config(), r.identity(), r.webhooks())
+		groups = append(groups, r.existence, r.config, r.identity, r.webhooks)
 	}
 	rep := Report{Success: true}
-	for _, g := range groups {
+	for _, build := range groups {
+		g := build() // built after the previous groups ran: later groups use what they found
 		cat := Category{Name: g.name}
 		stop := false
 		for _, c := range g.checks {
@@ -151,6 +153,8 @@ type runner struct {
 	kube kubernetes.Interface
 	dyn  dynamic.Interface
 	o    Options
+	// webhooks the installed chart enables, from linkerd-config's values
+	spValidator, policyValidator bool
 }
 
 func (r *runner) kubernetesAPI() group {
@@ -180,6 +184,7 @@ func (r *runner) kubernetesVersion() group {
 				return fmt.Errorf("unparsable server version %s.%s", v.Major, v.Minor)
 			}
 			if major < 1 || (major == 1 && minor < 22) {
+				//lint:ignore ST1005 the wording is Linkerd's check output
 				return fmt.Errorf("Kubernetes is on version [%s.%s], but version [1.22] or more recent is required", v.Major, v.Minor)
 			}
 			return nil
@@ -211,6 +216,7 @@ func (r *runner) preSetup() group {
 		{name: "control plane namespace does not already exist", hint: "pre-ns", run: func(ctx context.Context) error {
 			_, err := r.kube.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
 			if err == nil {
+				//lint:ignore ST1005 the wording is Linkerd's check output
 				return fmt.Errorf("The \"%s\" namespace already exists", ns)
 			}
 			if apierrors.IsNotFound(err) {
@@ -233,8 +239,19 @@ func (r *runner) existence() group {
 	ns := r.o.Namespace
 	return group{"linkerd-existence", []check{
 		{name: "'linkerd-config' config map exists", hint: "l5d-existence-linkerd-config", fatal: true, run: func(ctx context.Context) error {
-			_, err := r.kube.CoreV1().ConfigMaps(ns).Get(ctx, "linkerd-config", metav1.GetOptions{})
-			return err
+			cm, err := r.kube.CoreV1().ConfigMaps(ns).Get(ctx, "linkerd-config", metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			var vals struct {
+				ProfileValidator struct{ Enabled bool } `json:"profileValidator"`
+				PolicyValidator  struct{ Enabled bool } `json:"policyValidator"`
+			}
+			if err := yaml.Unmarshal([]byte(cm.Data["values"]), &vals); err != nil {
+				return fmt.Errorf("linkerd-config values: %w", err)
+			}
+			r.spValidator, r.policyValidator = vals.ProfileValidator.Enabled, vals.PolicyValidator.Enabled
+			return nil
 		}},
 		{name: "control plane pods are ready", hint: "l5d-api-control-ready", run: func(ctx context.Context) error {
 			for _, c := range []string{"identity", "destination", "proxy-injector"} {
@@ -251,6 +268,7 @@ func (r *runner) existence() group {
 					}
 				}
 				if ready == 0 {
+					//lint:ignore ST1005 the wording is Linkerd's check output
 					return fmt.Errorf("No running pods for \"linkerd-%s\"", c)
 				}
 			}
@@ -285,6 +303,13 @@ func (r *runner) config() group {
 		return schema.GroupVersionResource{Group: "admissionregistration.k8s.io", Version: "v1", Resource: res}
 	}
 	roles := []string{"linkerd-" + ns + "-identity", "linkerd-" + ns + "-destination", "linkerd-" + ns + "-proxy-injector", "linkerd-policy"}
+	var vwcs []string
+	if r.spValidator {
+		vwcs = append(vwcs, "linkerd-sp-validator-webhook-config")
+	}
+	if r.policyValidator {
+		vwcs = append(vwcs, "linkerd-policy-validator-webhook-config")
+	}
 	bindings := []string{"linkerd-" + ns + "-identity", "linkerd-" + ns + "-destination", "linkerd-" + ns + "-proxy-injector", "linkerd-destination-policy"}
 	return group{"linkerd-config", []check{
 		exists("control plane Namespace exists", schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}, false, ns),
@@ -297,8 +322,7 @@ func (r *runner) config() group {
 			"serviceprofiles.linkerd.io"),
 		exists("control plane MutatingWebhookConfigurations exist", adm("mutatingwebhookconfigurations"), false,
 			"linkerd-proxy-injector-webhook-config"),
-		exists("control plane ValidatingWebhookConfigurations exist", adm("validatingwebhookconfigurations"), false,
-			"linkerd-sp-validator-webhook-config", "linkerd-policy-validator-webhook-config"),
+		exists("control plane ValidatingWebhookConfigurations exist", adm("validatingwebhookconfigurations"), false, vwcs...),
 	}}
 }
 
@@ -388,11 +412,17 @@ func (r *runner) webhooks() group {
 	ns := r.o.Namespace
 	now := r.o.Now()
 	var checks []check
-	for _, w := range []struct{ name, secret string }{
-		{"proxy-injector", "linkerd-proxy-injector-k8s-tls"},
-		{"sp-validator", "linkerd-sp-validator-k8s-tls"},
-		{"policy-validator", "linkerd-policy-validator-k8s-tls"},
+	for _, w := range []struct {
+		name, secret string
+		enabled      bool
+	}{
+		{"proxy-injector", "linkerd-proxy-injector-k8s-tls", true},
+		{"sp-validator", "linkerd-sp-validator-k8s-tls", r.spValidator},
+		{"policy-validator", "linkerd-policy-validator-k8s-tls", r.policyValidator},
 	} {
+		if !w.enabled {
+			continue
+		}
 		var cert *x509.Certificate
 		checks = append(checks,
 			check{name: w.name + " webhook has valid cert", hint: "l5d-" + w.name + "-webhook-cert-valid", run: func(ctx context.Context) error {

@@ -42,7 +42,7 @@ func TestCheckAgainstInstalledControlPlane(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Apply(t, "default", string(crds))
-	cp, err := install.Render(install.Options{Namespace: ns}, nil)
+	cp, err := install.Render(install.Options{Namespace: ns, Sets: []string{"profileValidator.enabled=true,policyValidator.enabled=true"}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,6 +61,7 @@ func TestCheckAgainstInstalledControlPlane(t *testing.T) {
 		"linkerd-identity/trust anchors are valid for at least 60 days":                       "success",
 		"linkerd-webhooks-and-apisvc-tls/proxy-injector webhook has valid cert":               "success",
 		"linkerd-webhooks-and-apisvc-tls/policy-validator cert is valid for at least 60 days": "success",
+		"linkerd-webhooks-and-apisvc-tls/sp-validator webhook has valid cert":                 "success",
 	}
 	for k, w := range want {
 		if got[k] != w {
@@ -87,5 +88,27 @@ func TestCheckAgainstInstalledControlPlane(t *testing.T) {
 	pre = Run(ctx, c.Client(), c.Dynamic(), Options{Pre: true, Namespace: ns})
 	if results(pre)["pre-kubernetes-setup/control plane namespace does not already exist"] != "error" || pre.Success {
 		t.Error("check --pre passes with the control plane installed")
+	}
+}
+
+// TestWebhooksFollowInstall checks that the validator checks run only for the webhooks the
+// installed chart enables.
+func TestWebhooksFollowInstall(t *testing.T) {
+	c := kube.Shared(t)
+	ns := "l5d-check-minimal"
+	cp, err := install.Render(install.Options{Namespace: ns}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Apply(t, ns, string(cp))
+	got := results(Run(context.Background(), c.Client(), c.Dynamic(), Options{Namespace: ns}))
+	if got["linkerd-webhooks-and-apisvc-tls/proxy-injector webhook has valid cert"] != "success" {
+		t.Errorf("proxy-injector cert: %q", got["linkerd-webhooks-and-apisvc-tls/proxy-injector webhook has valid cert"])
+	}
+	if _, ok := got["linkerd-webhooks-and-apisvc-tls/sp-validator webhook has valid cert"]; ok {
+		t.Error("sp-validator checked although the install does not enable it")
+	}
+	if got["linkerd-config/control plane ValidatingWebhookConfigurations exist"] != "success" {
+		t.Error("validating webhooks demanded although none is enabled")
 	}
 }

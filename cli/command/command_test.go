@@ -171,7 +171,7 @@ func TestLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Apply(t, "default", crds)
-	install, _, err := run(t, "", "install", "-L", ns, "--set", "proxy.logLevel=debug")
+	install, _, err := run(t, "", "install", "-L", ns, "--set", "proxy.logLevel=debug", "--set", "profileValidator.enabled=true")
 	if err != nil {
 		t.Fatal(err)
 	}
