@@ -101,21 +101,32 @@ func requestMatch(m *sp.RequestMatch) *pb.RequestMatch {
 		}
 		return out
 	}
-	switch {
-	case len(m.All) > 0:
-		return &pb.RequestMatch{Match: &pb.RequestMatch_All{All: seq(m.All)}}
-	case len(m.Any) > 0:
-		return &pb.RequestMatch{Match: &pb.RequestMatch_Any{Any: seq(m.Any)}}
-	case m.Not != nil:
-		if n := requestMatch(m.Not); n != nil {
-			return &pb.RequestMatch{Match: &pb.RequestMatch_Not{Not: n}}
-		}
-	case m.PathRegex != "":
-		return &pb.RequestMatch{Match: &pb.RequestMatch_Path{Path: &pb.PathMatch{Regex: m.PathRegex}}}
-	case m.Method != "":
-		return &pb.RequestMatch{Match: &pb.RequestMatch_Method{Method: method(m.Method)}}
+	// Several fields in one condition all have to match, as in Linkerd.
+	var parts []*pb.RequestMatch
+	if len(m.All) > 0 {
+		parts = append(parts, &pb.RequestMatch{Match: &pb.RequestMatch_All{All: seq(m.All)}})
 	}
-	return nil
+	if len(m.Any) > 0 {
+		parts = append(parts, &pb.RequestMatch{Match: &pb.RequestMatch_Any{Any: seq(m.Any)}})
+	}
+	if m.Not != nil {
+		if n := requestMatch(m.Not); n != nil {
+			parts = append(parts, &pb.RequestMatch{Match: &pb.RequestMatch_Not{Not: n}})
+		}
+	}
+	if m.PathRegex != "" {
+		parts = append(parts, &pb.RequestMatch{Match: &pb.RequestMatch_Path{Path: &pb.PathMatch{Regex: m.PathRegex}}})
+	}
+	if m.Method != "" {
+		parts = append(parts, &pb.RequestMatch{Match: &pb.RequestMatch_Method{Method: method(m.Method)}})
+	}
+	switch len(parts) {
+	case 0:
+		return nil
+	case 1:
+		return parts[0]
+	}
+	return &pb.RequestMatch{Match: &pb.RequestMatch_All{All: &pb.RequestMatch_Seq{Matches: parts}}}
 }
 
 func method(m string) *httptypes.HttpMethod {

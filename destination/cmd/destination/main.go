@@ -5,8 +5,10 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"flag"
 	"fmt"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -18,6 +20,7 @@ import (
 
 	"github.com/l5d-go/l5d/destination/cluster"
 	"github.com/l5d-go/l5d/destination/server"
+	"github.com/l5d-go/l5d/destination/spvalidator"
 	"github.com/l5d-go/l5d/pkg/admin"
 	"github.com/l5d-go/l5d/pkg/k8s"
 	"github.com/l5d-go/l5d/pkg/logging"
@@ -46,6 +49,9 @@ func run(ctx context.Context, args []string) error {
 	profiles := fs.Bool("enable-service-profiles", true, "watch ServiceProfiles (needs the CRD)")
 	syncTimeout := fs.Duration("sync-timeout", time.Minute, "how long to wait for the informer caches at start")
 	pprof := fs.Bool("enable-pprof", false, "serve /debug/pprof/ on the admin server")
+	spAddr := fs.String("sp-validator-addr", "", "serve the ServiceProfile validating webhook (HTTPS) on this address; empty disables it")
+	spCert := fs.String("sp-validator-cert", "/var/run/linkerd/tls/tls.crt", "the webhook's serving certificate (PEM)")
+	spKey := fs.String("sp-validator-key", "/var/run/linkerd/tls/tls.key", "the webhook's serving key (PEM)")
 	kcfg := k8s.RegisterFlags(fs)
 	lcfg := logging.RegisterFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -100,6 +106,21 @@ func run(ctx context.Context, args []string) error {
 		return nil
 	})
 	g.Go(func() error { return srv.Serve(gctx, *addr) })
+	if *spAddr != "" {
+		cert, err := tls.LoadX509KeyPair(*spCert, *spKey)
+		if err != nil {
+			return fmt.Errorf("sp-validator certificate: %w", err)
+		}
+		hs := &http.Server{Addr: *spAddr, Handler: &spvalidator.Handler{ClusterDomain: *clusterDomain, Log: log},
+			TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, ReadHeaderTimeout: 10 * time.Second}
+		g.Go(func() error {
+			go func() { <-gctx.Done(); hs.Close() }()
+			if err := hs.ListenAndServeTLS("", ""); err != nil && err != http.ErrServerClosed {
+				return fmt.Errorf("sp-validator: %w", err)
+			}
+			return nil
+		})
+	}
 	log.Info("destination service starting", "addr", *addr, "admin", *adminAddr, "cluster_domain", *clusterDomain)
 	return g.Wait()
 }
