@@ -159,10 +159,12 @@ labels:
   {{- end }}
   - {name: LINKERD2_PROXY_IDENTITY_LOCAL_NAME, value: "$(_pod_sa).$(_pod_ns).serviceaccount.identity.{{ $ns }}.{{ include "l5d.trustDomain" $ }}"}
   - {name: LINKERD2_PROXY_IDENTITY_SVC_NAME, value: {{ include "l5d.identityName" (list $ "linkerd-identity") }}}
+  {{- if $.Values.proxy.await }}
   lifecycle:
     postStart:
       exec:
         command: [/usr/lib/linkerd/linkerd-await, --timeout=2m]
+  {{- end }}
   livenessProbe:
     httpGet: {path: /live, port: {{ $.Values.proxy.ports.admin }}}
     initialDelaySeconds: 10
