@@ -30,6 +30,12 @@ type Options struct {
 	Namespace string
 	// Now is the clock for certificate validity (default time.Now).
 	Now func() time.Time
+	// Proxy adds the linkerd-data-plane checks for the meshed pods of DataPlaneNamespace
+	// (all namespaces when empty).
+	Proxy              bool
+	DataPlaneNamespace string
+	// CLIVersion is compared with the control plane's and the proxies' versions.
+	CLIVersion string
 }
 
 // Result is the outcome of one check.
@@ -78,7 +84,10 @@ func Run(ctx context.Context, kube kubernetes.Interface, dyn dynamic.Interface, 
 	if o.Pre {
 		groups = append(groups, r.preSetup)
 	} else {
-		groups = append(groups, r.existence, r.config, r.identity, r.webhooks)
+		groups = append(groups, r.existence, r.config, r.identity, r.webhooks, r.controlPlaneVersion)
+		if o.Proxy {
+			groups = append(groups, r.dataPlane)
+		}
 	}
 	rep := Report{Success: true}
 	for _, build := range groups {
@@ -446,4 +455,92 @@ func (r *runner) webhooks() group {
 		)
 	}
 	return group{"linkerd-webhooks-and-apisvc-tls", checks}
+}
+
+func (r *runner) controlPlaneVersion() group {
+	var version string
+	return group{"control-plane-version", []check{
+		{name: "can retrieve the control plane version", hint: "l5d-version-control", fatal: true, run: func(ctx context.Context) error {
+			cm, err := r.kube.CoreV1().ConfigMaps(r.o.Namespace).Get(ctx, "linkerd-config", metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			if version = cm.Labels["app.kubernetes.io/version"]; version == "" {
+				return errors.New("linkerd-config has no app.kubernetes.io/version label")
+			}
+			return nil
+		}},
+		{name: "control plane and cli versions match", hint: "l5d-version-control", warning: true, run: func(context.Context) error {
+			if version != r.o.CLIVersion {
+				return fmt.Errorf("control plane running %s but cli running %s", version, r.o.CLIVersion)
+			}
+			return nil
+		}},
+	}}
+}
+
+// meshed reports whether pod has a linkerd-proxy container (classic or native sidecar).
+func meshed(p *corev1.Pod) bool {
+	for _, cs := range [][]corev1.Container{p.Spec.Containers, p.Spec.InitContainers} {
+		for _, c := range cs {
+			if c.Name == "linkerd-proxy" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func (r *runner) dataPlane() group {
+	ns := r.o.DataPlaneNamespace
+	var pods []corev1.Pod
+	checks := []check{}
+	if ns != "" {
+		checks = append(checks, check{name: "data plane namespace exists", hint: "l5d-data-plane-exists", fatal: true, run: func(ctx context.Context) error {
+			_, err := r.kube.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+			if apierrors.IsNotFound(err) {
+				//lint:ignore ST1005 the wording is Linkerd's check output
+				return fmt.Errorf("The \"%s\" namespace does not exist", ns)
+			}
+			return err
+		}})
+	}
+	return group{"linkerd-data-plane", append(checks,
+		check{name: "data plane proxies are ready", hint: "l5d-data-plane-ready", run: func(ctx context.Context) error {
+			l, err := r.kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
+			if err != nil {
+				return err
+			}
+			pods = pods[:0]
+			for _, p := range l.Items {
+				if meshed(&p) {
+					pods = append(pods, p)
+				}
+			}
+			if len(pods) == 0 {
+				return errors.New("no meshed pods found")
+			}
+			for _, p := range pods {
+				ready := false
+				for _, st := range append(append([]corev1.ContainerStatus{}, p.Status.ContainerStatuses...), p.Status.InitContainerStatuses...) {
+					if st.Name == "linkerd-proxy" && st.Ready {
+						ready = true
+					}
+				}
+				if !ready {
+					//lint:ignore ST1005 the wording is Linkerd's check output
+					return fmt.Errorf("The \"%s\" pod's proxy is not ready", p.Name)
+				}
+			}
+			return nil
+		}},
+		check{name: "data plane and cli versions match", hint: "l5d-data-plane-cli-version", warning: true, run: func(context.Context) error {
+			for _, p := range pods {
+				if v := p.Annotations["linkerd.io/proxy-version"]; v != r.o.CLIVersion {
+					return fmt.Errorf("%s running %s but cli running %s", p.Name, v, r.o.CLIVersion)
+				}
+			}
+			return nil
+		}},
+	)}
 }

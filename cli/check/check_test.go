@@ -9,6 +9,8 @@ import (
 
 	"github.com/l5d-go/l5d/cli/install"
 	"github.com/l5d-go/l5d/test/kube"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 func TestMain(m *testing.M) { kube.Main(m, kube.Options{}) }
@@ -110,5 +112,74 @@ func TestWebhooksFollowInstall(t *testing.T) {
 	}
 	if got["linkerd-config/control plane ValidatingWebhookConfigurations exist"] != "success" {
 		t.Error("validating webhooks demanded although none is enabled")
+	}
+}
+
+func meshedPod(name, ns string, labels map[string]string) *corev1.Pod {
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: labels,
+			Annotations: map[string]string{"linkerd.io/proxy-version": "dev"}},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{
+			{Name: "linkerd-proxy", Image: "proxy"}, {Name: "app", Image: "app"},
+		}},
+	}
+}
+
+// TestHealthyInstall stands in for a kubelet: control-plane and workload pods reported
+// ready make every check pass; an unready workload proxy fails --proxy.
+func TestHealthyInstall(t *testing.T) {
+	c := kube.Shared(t)
+	ctx := context.Background()
+	ns := "l5d-check-healthy"
+	crds, err := install.Render(install.Options{CRDs: true}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Apply(t, "default", string(crds))
+	cp, err := install.Render(install.Options{Namespace: ns}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Apply(t, ns, string(cp))
+	for _, comp := range []string{"identity", "destination", "proxy-injector"} {
+		pod := meshedPod("linkerd-"+comp+"-0", ns, map[string]string{"linkerd.io/control-plane-component": comp})
+		pod.Spec.ServiceAccountName = "linkerd-" + comp
+		p := c.CreatePod(t, pod)
+		c.SetPodStatus(t, ns, p.Name, kube.PodStatus{Ready: true, IPs: []string{"10.244.9.1"}})
+	}
+	app := c.Namespace(t)
+	c.CreatePod(t, meshedPod("web", app, nil))
+	c.SetPodStatus(t, app, "web", kube.PodStatus{Ready: true, IPs: []string{"10.244.9.2"}})
+
+	o := Options{Namespace: ns, Proxy: true, DataPlaneNamespace: app, CLIVersion: "dev"}
+	rep := Run(ctx, c.Client(), c.Dynamic(), o)
+	if !rep.Success {
+		var b bytes.Buffer
+		WriteTable(&b, rep)
+		t.Fatalf("checks fail on a healthy install:\n%s", b.String())
+	}
+	got := results(rep)
+	for _, k := range []string{"control-plane-version/control plane and cli versions match", "linkerd-data-plane/data plane proxies are ready", "linkerd-data-plane/data plane and cli versions match"} {
+		if got[k] != "success" {
+			t.Errorf("%s: %q", k, got[k])
+		}
+	}
+
+	o.CLIVersion = "other"
+	if got := results(Run(ctx, c.Client(), c.Dynamic(), o)); got["control-plane-version/control plane and cli versions match"] != "warning" ||
+		got["linkerd-data-plane/data plane and cli versions match"] != "warning" {
+		t.Errorf("version mismatch not warned: %v", got)
+	}
+
+	o.CLIVersion = "dev"
+	c.CreatePod(t, meshedPod("slow", app, nil))
+	c.SetPodStatus(t, app, "slow", kube.PodStatus{Ready: false, IPs: []string{"10.244.9.3"}})
+	rep = Run(ctx, c.Client(), c.Dynamic(), o)
+	if rep.Success || results(rep)["linkerd-data-plane/data plane proxies are ready"] != "error" {
+		t.Error("unready proxy passes check --proxy")
+	}
+	o.DataPlaneNamespace = "no-such-ns"
+	if results(Run(ctx, c.Client(), c.Dynamic(), o))["linkerd-data-plane/data plane namespace exists"] != "error" {
+		t.Error("missing data-plane namespace not reported")
 	}
 }

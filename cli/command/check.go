@@ -30,6 +30,7 @@ func checkCmd(g *globals) *cobra.Command {
 				return fmt.Errorf("--output must be table or json, not %q", output)
 			}
 			o.Namespace = g.namespace
+			o.CLIVersion = Version
 			var kube kubernetes.Interface
 			var dyn dynamic.Interface
 			if cfg, err := g.restConfig(); err == nil {
@@ -65,6 +66,8 @@ func checkCmd(g *globals) *cobra.Command {
 	}
 	f := c.Flags()
 	f.BoolVar(&o.Pre, "pre", false, "only run pre-installation checks")
+	f.BoolVar(&o.Proxy, "proxy", false, "also check the data plane (meshed pods of --namespace)")
+	f.StringVarP(&o.DataPlaneNamespace, "namespace", "n", "", "namespace of the data plane for --proxy (default: all namespaces)")
 	f.StringVarP(&output, "output", "o", "table", "output format: table or json")
 	f.DurationVar(&wait, "wait", 0, "retry failing checks for up to this long")
 	return c
