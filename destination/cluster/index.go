@@ -38,6 +38,7 @@ type Index struct {
 	Namespaces corelisters.NamespaceLister
 	profiles   cache.GenericLister
 	podIdx     cache.Indexer
+	sliceIdx   cache.Indexer
 
 	synced []cache.InformerSynced
 	start  []func(<-chan struct{})
@@ -46,8 +47,11 @@ type Index struct {
 	changed chan struct{}
 }
 
-// byIP indexes pods by their IPs.
-const byIP = "podIP"
+// Index names: pods by IP, EndpointSlices by "<ns>/<service>".
+const (
+	byIP      = "podIP"
+	byService = "service"
+)
 
 // New builds the index; call Start before use. dyn may be nil to run without
 // ServiceProfiles (profiles then have no routes).
@@ -63,6 +67,15 @@ func New(client kubernetes.Interface, dyn dynamic.Interface) (*Index, error) {
 	sl := f.Discovery().V1().EndpointSlices()
 	pods := f.Core().V1().Pods()
 	nss := f.Core().V1().Namespaces()
+	if err := sl.Informer().AddIndexers(cache.Indexers{byService: func(obj any) ([]string, error) {
+		s, ok := obj.(*discoveryv1.EndpointSlice)
+		if !ok || s.Labels[discoveryv1.LabelServiceName] == "" {
+			return nil, nil
+		}
+		return []string{s.Namespace + "/" + s.Labels[discoveryv1.LabelServiceName]}, nil
+	}}); err != nil {
+		return nil, err
+	}
 	if err := pods.Informer().AddIndexers(cache.Indexers{byIP: func(obj any) ([]string, error) {
 		p, ok := obj.(*corev1.Pod)
 		if !ok || p.Spec.HostNetwork {
@@ -84,6 +97,7 @@ func New(client kubernetes.Interface, dyn dynamic.Interface) (*Index, error) {
 	}
 	x.Services, x.Slices, x.Pods, x.Namespaces = svc.Lister(), sl.Lister(), pods.Lister(), nss.Lister()
 	x.podIdx = pods.Informer().GetIndexer()
+	x.sliceIdx = sl.Informer().GetIndexer()
 	x.start = append(x.start, f.Start)
 	if dyn != nil {
 		df := dynamicinformer.NewDynamicSharedInformerFactory(dyn, 0)
@@ -128,7 +142,17 @@ func (x *Index) notify() {
 
 // SlicesOf lists the EndpointSlices of a Service.
 func (x *Index) SlicesOf(ns, svc string) ([]*discoveryv1.EndpointSlice, error) {
-	return x.Slices.EndpointSlices(ns).List(labels.SelectorFromSet(labels.Set{discoveryv1.LabelServiceName: svc}))
+	objs, err := x.sliceIdx.ByIndex(byService, ns+"/"+svc)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*discoveryv1.EndpointSlice, 0, len(objs))
+	for _, o := range objs {
+		if s, ok := o.(*discoveryv1.EndpointSlice); ok {
+			out = append(out, s)
+		}
+	}
+	return out, nil
 }
 
 // PodByIP returns a running pod with ip, or nil.

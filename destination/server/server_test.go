@@ -30,7 +30,9 @@ type env struct {
 	pb pb.DestinationClient
 }
 
-func start(t *testing.T) *env {
+func start(t *testing.T) *env { return startB(t) }
+
+func startB(t testing.TB) *env {
 	t.Helper()
 	c := kube.Shared(t)
 	c.Apply(t, "", string(mustRead(t, "../../deploy/crds/serviceprofile.yaml")))

@@ -7,10 +7,11 @@ cd "$(dirname "$0")/../.."
 COUNT=${COUNT:-5}
 BENCHTIME=${BENCHTIME:-2s}
 
-# suite: package, benchmark regexp, baseline benchmark name
+# suite: package, benchmark regexp, baseline benchmark name[, -benchtime]
 suites=(
 	"./identity/certify|Certify|SignOnly"
 	"./injector/webhook|Admission|InjectOnly"
+	"./destination/server|EndpointFanout|EndpointFanout/streams=500|20x"
 )
 
 medians() { # reads `go test -bench` output; prints "name metric median" lines
@@ -23,9 +24,10 @@ medians() { # reads `go test -bench` output; prints "name metric median" lines
 }
 
 for s in "${suites[@]}"; do
-	IFS='|' read -r pkg re base <<<"$s"
-	echo "== $pkg (median of $COUNT runs, -benchtime $BENCHTIME; baseline Benchmark$base)"
-	out=$(go test -run '^$' -bench "$re|$base" -benchtime "$BENCHTIME" -count "$COUNT" "$pkg" 2>/dev/null | grep -E '^Benchmark')
+	IFS='|' read -r pkg re base bt <<<"$s"
+	bt=${bt:-$BENCHTIME}
+	echo "== $pkg (median of $COUNT runs, -benchtime $bt; baseline Benchmark$base)"
+	out=$(go test -run '^$' -bench "$re|$base" -benchtime "$bt" -count "$COUNT" "$pkg" 2>/dev/null | grep -E '^Benchmark')
 	res=$(medians <<<"$out")
 	awk -v base="Benchmark$base" '
 		{ val[$1, $2] = $3; names[$1] = 1; metrics[$2] = 1; runs[$1] = $4 }

@@ -1,0 +1,139 @@
+package server_test
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	pb "github.com/l5d-go/l5d/proto/gen/destination"
+)
+
+// BenchmarkEndpointFanout measures, with 500 Services of 10 endpoints each and streams
+// open on them, the time from an EndpointSlice change at the API server to the update
+// reaching every stream subscribed to that Service (p50/p99 over all of them), and the
+// process's heap. Sub-benchmark streams=500 (one per Service) is the baseline for
+// streams=2000.
+func BenchmarkEndpointFanout(b *testing.B) {
+	for _, streams := range []int{500, 2000} {
+		b.Run(fmt.Sprintf("streams=%d", streams), func(b *testing.B) { benchFanout(b, streams) })
+	}
+}
+
+func benchFanout(b *testing.B, streams int) {
+	e := startB(b)
+	ns := e.c.Namespace(b)
+	const services = 500
+	ready := true
+	for i := range services {
+		name := fmt.Sprintf("svc-%d", i)
+		if _, err := e.c.Client().CoreV1().Services(ns).Create(b.Context(), &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: name},
+			Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 80}}}}, metav1.CreateOptions{}); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := e.c.Client().DiscoveryV1().EndpointSlices(ns).Create(b.Context(), slice(name, i, 10, ready), metav1.CreateOptions{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	// Open the streams and wait for each to see its 10 endpoints.
+	type sub struct {
+		svc int
+		got chan time.Time
+	}
+	var wg sync.WaitGroup
+	subs := make([]sub, streams)
+	for s := range streams {
+		svc := s % services
+		subs[s] = sub{svc: svc, got: make(chan time.Time, 64)}
+		stream, err := e.pb.Get(b.Context(), &pb.GetDestination{Path: fmt.Sprintf("svc-%d.%s.svc.cluster.local:80", svc, ns)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		wg.Add(1)
+		go func(got chan time.Time) {
+			n := 0
+			for {
+				u, err := stream.Recv()
+				if err != nil {
+					return
+				}
+				if a := u.GetAdd(); a != nil {
+					n += len(a.Addrs)
+					if n == 10 {
+						wg.Done()
+					} else if n > 10 {
+						got <- time.Now()
+					}
+				}
+			}
+		}(subs[s].got)
+	}
+	wg.Wait()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	b.ResetTimer()
+	var lat []time.Duration
+	for i := 0; i < b.N; i++ {
+		svc := i % services
+		name := fmt.Sprintf("svc-%d", svc)
+		start := time.Now()
+		// One more endpoint on the Service's slice.
+		if _, err := e.c.Client().DiscoveryV1().EndpointSlices(ns).Update(b.Context(), slice(name, svc, 11+i/services, ready), metav1.UpdateOptions{}); err != nil {
+			b.Fatal(err)
+		}
+		for _, s := range subs {
+			if s.svc != svc {
+				continue
+			}
+			select {
+			case at := <-s.got:
+				lat = append(lat, at.Sub(start))
+			case <-time.After(30 * time.Second):
+				b.Fatalf("a stream of %s never saw the change", name)
+			}
+		}
+	}
+	b.StopTimer()
+	slices.Sort(lat)
+	if len(lat) > 0 {
+		b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+		b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+	}
+	b.ReportMetric(float64(ms.HeapInuse)/(1<<20), "heap-MB")
+	b.ReportMetric(rssMB(), "rss-MB")
+}
+
+func slice(svc string, i, n int, ready bool) *discoveryv1.EndpointSlice {
+	port, name := int32(8080), "http"
+	s := &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Name: svc, Labels: map[string]string{discoveryv1.LabelServiceName: svc}},
+		AddressType: discoveryv1.AddressTypeIPv4, Ports: []discoveryv1.EndpointPort{{Name: &name, Port: &port}}}
+	for j := range n {
+		s.Endpoints = append(s.Endpoints, discoveryv1.Endpoint{Addresses: []string{fmt.Sprintf("10.%d.%d.%d", 100+i/250, i%250, j+1)},
+			Conditions: discoveryv1.EndpointConditions{Ready: &ready}})
+	}
+	return s
+}
+
+func rssMB() float64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+			var kb float64
+			fmt.Sscan(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), &kb)
+			return kb / 1024
+		}
+	}
+	return 0
+}
