@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
+	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/l5d-go/l5d/destination/authority"
 	"github.com/l5d-go/l5d/destination/cluster"
@@ -54,8 +55,16 @@ func New(idx *cluster.Index, cfg Config, log *slog.Logger, reg prometheus.Regist
 	s := &Server{idx: idx, cfg: cfg, log: log}
 	s.m.streams = *prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "destination_streams_open", Help: "Open Get and GetProfile streams."}, []string{"method"})
 	s.m.updates = *prometheus.NewCounterVec(prometheus.CounterOpts{Name: "destination_updates_sent_total", Help: "Updates sent on streams."}, []string{"method"})
+	cacheSize := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "endpoints_cache_size", Help: "EndpointSlices held in the informer cache."},
+		func() float64 {
+			l, err := idx.Slices.List(labels.Everything())
+			if err != nil {
+				return 0
+			}
+			return float64(len(l))
+		})
 	if reg != nil {
-		for _, c := range []prometheus.Collector{&s.m.streams, &s.m.updates} {
+		for _, c := range []prometheus.Collector{&s.m.streams, &s.m.updates, cacheSize} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}
