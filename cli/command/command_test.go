@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/l5d-go/l5d/test/kube"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -233,5 +234,43 @@ func TestLifecycle(t *testing.T) {
 	}
 	if _, _, err := run(t, "", "profile", "--template", "Bad_Name"); err == nil {
 		t.Error("invalid service name accepted")
+	}
+}
+
+// TestCheckWait: check --wait keeps retrying until the control plane becomes ready.
+func TestCheckWait(t *testing.T) {
+	c := kube.Shared(t)
+	const ns = "l5d-wait"
+	install, _, err := run(t, "", "install", "-L", ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Apply(t, ns, install)
+	crds, _, err := run(t, "", "install", "--crds")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Apply(t, "default", crds)
+	type result struct {
+		out string
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		out, _, err := run(t, "", "check", "--wait", "2m", "--kubeconfig", c.Kubeconfig(), "-L", ns)
+		done <- result{out, err}
+	}()
+	for _, comp := range []string{"identity", "destination", "proxy-injector"} {
+		pod := &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: "linkerd-" + comp, Namespace: ns,
+				Labels: map[string]string{"linkerd.io/control-plane-component": comp}},
+			Spec: corev1.PodSpec{ServiceAccountName: "linkerd-" + comp},
+		}
+		c.CreatePod(t, pod)
+		c.SetPodStatus(t, ns, pod.Name, kube.PodStatus{Ready: true, IPs: []string{"10.244.8.1"}})
+	}
+	r := <-done
+	if r.err != nil || !strings.Contains(r.out, "Status check results are √") {
+		t.Errorf("check --wait did not succeed once pods became ready: %v\n%s", r.err, r.out)
 	}
 }
