@@ -6,6 +6,7 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/netip"
 	"sync"
 	"time"
@@ -45,6 +46,9 @@ type Index struct {
 
 	mu      sync.Mutex
 	changed chan struct{}
+	// keyed are per-Service channels ("<ns>/<svc>"), closed by changes of that Service's
+	// EndpointSlices and by every global change.
+	keyed map[string]chan struct{}
 }
 
 // Index names: pods by IP, EndpointSlices by "<ns>/<service>".
@@ -56,11 +60,38 @@ const (
 // New builds the index; call Start before use. dyn may be nil to run without
 // ServiceProfiles (profiles then have no routes).
 func New(client kubernetes.Interface, dyn dynamic.Interface) (*Index, error) {
-	x := &Index{changed: make(chan struct{})}
+	x := &Index{changed: make(chan struct{}), keyed: map[string]chan struct{}{}}
 	f := informers.NewSharedInformerFactory(client, 0)
 	notify := cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(any) { x.notify() },
 		UpdateFunc: func(any, any) { x.notify() },
+		DeleteFunc: func(any) { x.notify() },
+	}
+	// EndpointSlice changes wake only the streams of their Service.
+	sliceKey := func(obj any) {
+		if s, ok := obj.(*discoveryv1.EndpointSlice); ok && s.Labels[discoveryv1.LabelServiceName] != "" {
+			x.notifyKey(s.Namespace + "/" + s.Labels[discoveryv1.LabelServiceName])
+			return
+		}
+		x.notify() // a tombstone or an unowned slice
+	}
+	sliceNotify := cache.ResourceEventHandlerFuncs{
+		AddFunc:    sliceKey,
+		UpdateFunc: func(_, obj any) { sliceKey(obj) },
+		DeleteFunc: sliceKey,
+	}
+	// Pod status churn that does not change an answer (readiness reaches streams through
+	// EndpointSlices) wakes nobody.
+	podNotify := cache.ResourceEventHandlerFuncs{
+		AddFunc: func(any) { x.notify() },
+		UpdateFunc: func(old, cur any) {
+			if o, ok := old.(*corev1.Pod); ok {
+				if c, ok := cur.(*corev1.Pod); ok && !podChanged(o, c) {
+					return
+				}
+			}
+			x.notify()
+		},
 		DeleteFunc: func(any) { x.notify() },
 	}
 	svc := f.Core().V1().Services()
@@ -89,8 +120,10 @@ func New(client kubernetes.Interface, dyn dynamic.Interface) (*Index, error) {
 	}}); err != nil {
 		return nil, err
 	}
-	for _, inf := range []cache.SharedIndexInformer{svc.Informer(), sl.Informer(), pods.Informer(), nss.Informer()} {
-		if _, err := inf.AddEventHandler(notify); err != nil {
+	for inf, h := range map[cache.SharedIndexInformer]cache.ResourceEventHandler{
+		svc.Informer(): notify, sl.Informer(): sliceNotify, pods.Informer(): podNotify, nss.Informer(): notify,
+	} {
+		if _, err := inf.AddEventHandler(h); err != nil {
 			return nil, err
 		}
 		x.synced = append(x.synced, inf.HasSynced)
@@ -133,11 +166,53 @@ func (x *Index) Changed() <-chan struct{} {
 	return x.changed
 }
 
+// ChangedFor returns a channel closed at the next change of the Service key
+// ("<ns>/<svc>": its EndpointSlices) or at the next global change.
+func (x *Index) ChangedFor(key string) <-chan struct{} {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	ch := x.keyed[key]
+	if ch == nil {
+		ch = make(chan struct{})
+		x.keyed[key] = ch
+	}
+	return ch
+}
+
 func (x *Index) notify() {
 	x.mu.Lock()
 	close(x.changed)
 	x.changed = make(chan struct{})
+	for k, ch := range x.keyed {
+		close(ch)
+		delete(x.keyed, k)
+	}
 	x.mu.Unlock()
+}
+
+func (x *Index) notifyKey(key string) {
+	x.mu.Lock()
+	if ch := x.keyed[key]; ch != nil {
+		close(ch)
+		delete(x.keyed, key)
+	}
+	x.mu.Unlock()
+}
+
+// podChanged reports whether an update touched what answers depend on.
+func podChanged(o, c *corev1.Pod) bool {
+	if !maps.Equal(o.Labels, c.Labels) || !maps.Equal(o.Annotations, c.Annotations) ||
+		o.Spec.ServiceAccountName != c.Spec.ServiceAccountName || o.Status.Phase != c.Status.Phase ||
+		(o.DeletionTimestamp == nil) != (c.DeletionTimestamp == nil) || len(o.Status.PodIPs) != len(c.Status.PodIPs) ||
+		len(o.Spec.Containers) != len(c.Spec.Containers) || len(o.Spec.InitContainers) != len(c.Spec.InitContainers) {
+		return true
+	}
+	for i := range o.Status.PodIPs {
+		if o.Status.PodIPs[i].IP != c.Status.PodIPs[i].IP {
+			return true
+		}
+	}
+	return false
 }
 
 // SlicesOf lists the EndpointSlices of a Service.

@@ -89,7 +89,7 @@ func (s *Server) Get(req *pb.GetDestination, stream grpc.ServerStreamingServer[p
 	sent := map[netip.AddrPort]*pb.WeightedAddr{}
 	first, lastExists := true, false
 	for {
-		changed := s.idx.Changed()
+		changed := s.idx.ChangedFor(t.Key())
 		set := s.endpoints(t)
 		var updates []*pb.Update
 		if !set.exists {
