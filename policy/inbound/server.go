@@ -3,6 +3,7 @@ package inbound
 import (
 	"context"
 	"log/slog"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -12,6 +13,9 @@ import (
 	"github.com/l5d-go/l5d/policy/workload"
 	pb "github.com/l5d-go/l5d/proto/gen/inbound"
 )
+
+// podCacheGrace is how long WatchPort waits for a pod that is not in the cache yet.
+const podCacheGrace = 10 * time.Second
 
 // Server is the InboundServerPolicies gRPC service.
 type Server struct {
@@ -53,12 +57,26 @@ func (s *Server) GetPort(_ context.Context, spec *pb.PortSpec) (*pb.Server, erro
 func (s *Server) WatchPort(spec *pb.PortSpec, stream grpc.ServerStreamingServer[pb.Server]) error {
 	ctx := stream.Context()
 	var last *pb.Server
+	// A pod may reach the proxy's watch before the informer cache: wait for it a while.
+	patience := time.Now().Add(podCacheGrace)
 	for {
 		changed := s.idx.Changed()
 		srv, err := s.answer(spec)
 		if err != nil {
-			if last == nil || status.Code(err) != codes.NotFound {
+			if status.Code(err) != codes.NotFound {
 				return err
+			}
+			if last == nil {
+				if time.Now().After(patience) {
+					return err
+				}
+				select {
+				case <-changed:
+				case <-time.After(time.Until(patience)):
+				case <-ctx.Done():
+					return nil
+				}
+				continue
 			}
 			srv = last // a pod being replaced keeps its last policy until it is gone
 		}
