@@ -11,6 +11,7 @@ BINARIES := identity=identity/cmd/identity destination=destination/cmd/destinati
 	policy=policy/cmd/policy injector=injector/cmd/injector proxy=proxy/cmd/proxy \
 	proxy-init=proxy-init/cmd/proxy-init linkerd=cli/cmd/linkerd
 TEST_FLAGS ?= -count=1 -timeout 30m
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 TOOLS := $(BIN)/tools
 STATICCHECK := $(TOOLS)/staticcheck
 
@@ -23,7 +24,7 @@ build:
 	@mkdir -p $(BIN)
 	@set -e; for b in $(BINARIES); do name=$${b%%=*}; pkg=$${b#*=}; \
 		echo "go build -o bin/$$name ./$$pkg"; \
-		CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/$$name ./$$pkg; done
+		CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-X github.com/l5d-go/l5d/cli/command.Version=$(VERSION)" -o $(BIN)/$$name ./$$pkg; done
 
 ## test: lint, then every module's tests (needs root for network namespaces and the
 ## cached Kubernetes binaries from `make kube-bins`)
