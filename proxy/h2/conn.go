@@ -17,6 +17,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -74,6 +75,15 @@ func (w *frameWriter) lock() {
 }
 
 func (w *frameWriter) unlock() {
+	if w.waiting.Load() != 0 || w.err != nil || w.bw.Buffered() == 0 {
+		w.mu.Unlock()
+		return
+	}
+	// Give goroutines that are about to write (other streams of this connection) one
+	// scheduling round to add their frames, then flush whatever is buffered once.
+	w.mu.Unlock()
+	runtime.Gosched()
+	w.mu.Lock()
 	if w.waiting.Load() == 0 && w.err == nil && w.bw.Buffered() > 0 {
 		w.err = w.bw.Flush()
 	}
