@@ -85,8 +85,8 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Proxy, error
 		return ln
 	}
 	p.adminLn = listen("admin", cfg.AdminListenAddr)
-	p.inboundLn = listen("inbound", cfg.Inbound.ListenAddr)
-	p.outboundLn = listen("outbound", cfg.Outbound.ListenAddr)
+	p.inboundLn = listenAll(listen, "inbound", cfg.Inbound.ListenAddr, cfg.Inbound.MoreListenAddrs)
+	p.outboundLn = listenAll(listen, "outbound", cfg.Outbound.ListenAddr, cfg.Outbound.MoreListenAddrs)
 	if err != nil {
 		for _, ln := range []net.Listener{p.adminLn, p.inboundLn, p.outboundLn} {
 			if ln != nil {

@@ -61,8 +61,9 @@ func meshPod(t *testing.T, p *netns.Pod, bin string, extraEnv ...string) {
 	cmd := netns.AsUser(exec.Command(bin), 2102, 2102)
 	cmd.Env = []string{
 		"LINKERD2_PROXY_LOG=warn",
-		"LINKERD2_PROXY_INBOUND_LISTEN_ADDR=0.0.0.0:4143",
-		"LINKERD2_PROXY_OUTBOUND_LISTEN_ADDR=127.0.0.1:4140",
+		// Dual stack: "[::]" accepts both families; loopback needs one address per family.
+		"LINKERD2_PROXY_INBOUND_LISTEN_ADDRS=[::]:4143",
+		"LINKERD2_PROXY_OUTBOUND_LISTEN_ADDRS=127.0.0.1:4140,[::1]:4140",
 		"LINKERD2_PROXY_ADMIN_LISTEN_ADDR=0.0.0.0:4191",
 	}
 	cmd.Env = append(cmd.Env, extraEnv...)
@@ -126,7 +127,7 @@ func podGet(t *testing.T, c *http.Client, url string) string {
 
 // TestTransparentProxyingBetweenPods runs the real proxy binary in two network-namespace
 // pods with proxy-init's rules: an application in pod a calling pod b's address goes
-// through a's outbound proxy and b's inbound proxy without knowing it, over IPv4.
+// through a's outbound proxy and b's inbound proxy without knowing it, over IPv4 and IPv6.
 func TestTransparentProxyingBetweenPods(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root for network namespaces")
@@ -147,9 +148,7 @@ func TestTransparentProxyingBetweenPods(t *testing.T) {
 	meshPod(t, b, bin)
 
 	c := podClient(a)
-	// IPv4 only: the proxy listens on one address per direction (Linkerd's IPv4 defaults);
-	// dual-stack listeners are not built yet.
-	for _, dst := range []netip.Addr{b.IPv4} {
+	for _, dst := range []netip.Addr{b.IPv4, b.IPv6} {
 		url := "http://" + netip.AddrPortFrom(dst, 8080).String() + "/"
 		for range 3 {
 			body := podGet(t, c, url)

@@ -23,6 +23,10 @@ const (
 	EnvControlListenAddr  = "LINKERD2_PROXY_CONTROL_LISTEN_ADDR"
 	EnvInboundListenAddr  = "LINKERD2_PROXY_INBOUND_LISTEN_ADDR"
 	EnvOutboundListenAddr = "LINKERD2_PROXY_OUTBOUND_LISTEN_ADDR"
+	// The plural forms list every address, for dual-stack pods (for example
+	// "127.0.0.1:4140,[::1]:4140"); when set they take precedence over the singular ones.
+	EnvInboundListenAddrs  = "LINKERD2_PROXY_INBOUND_LISTEN_ADDRS"
+	EnvOutboundListenAddrs = "LINKERD2_PROXY_OUTBOUND_LISTEN_ADDRS"
 
 	EnvInboundConnectTimeout   = "LINKERD2_PROXY_INBOUND_CONNECT_TIMEOUT"
 	EnvOutboundConnectTimeout  = "LINKERD2_PROXY_OUTBOUND_CONNECT_TIMEOUT"
@@ -108,6 +112,9 @@ const (
 type Direction struct {
 	// ListenAddr is where the proxy accepts this direction's connections.
 	ListenAddr netip.AddrPort
+	// MoreListenAddrs are further addresses accepting the same connections (the rest of
+	// a LINKERD2_PROXY_*_LISTEN_ADDRS list).
+	MoreListenAddrs []netip.AddrPort
 	// ConnectTimeout bounds dialling an endpoint or the application.
 	ConnectTimeout time.Duration
 	// AcceptKeepalive and ConnectKeepalive are TCP keepalive periods (0 disables).
@@ -203,6 +210,29 @@ func Load(lookup func(string) (string, bool)) (*Config, error) {
 	r.addr(EnvControlListenAddr, DefaultControlListenAddr, &c.ControlListenAddr)
 	r.addr(EnvInboundListenAddr, DefaultInboundListenAddr, &c.Inbound.ListenAddr)
 	r.addr(EnvOutboundListenAddr, DefaultOutboundListenAddr, &c.Outbound.ListenAddr)
+	for _, d := range []struct {
+		env string
+		dir *Direction
+	}{{EnvInboundListenAddrs, &c.Inbound}, {EnvOutboundListenAddrs, &c.Outbound}} {
+		r.parse(d.env, "", func(s string) error {
+			var addrs []netip.AddrPort
+			for _, item := range strings.Split(s, ",") {
+				if strings.TrimSpace(item) == "" {
+					continue
+				}
+				a, err := ParseAddrPort(item)
+				if err != nil {
+					return err
+				}
+				addrs = append(addrs, a)
+			}
+			if len(addrs) == 0 {
+				return fmt.Errorf("no address")
+			}
+			d.dir.ListenAddr, d.dir.MoreListenAddrs = addrs[0], addrs[1:]
+			return nil
+		})
+	}
 
 	r.dur(EnvInboundConnectTimeout, "100ms", &c.Inbound.ConnectTimeout)
 	r.dur(EnvOutboundConnectTimeout, "1000ms", &c.Outbound.ConnectTimeout)

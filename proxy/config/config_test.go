@@ -206,3 +206,21 @@ func TestParseHostPort(t *testing.T) {
 		}
 	}
 }
+
+func TestListenAddrsLists(t *testing.T) {
+	env := map[string]string{EnvOutboundListenAddrs: "127.0.0.1:4140, [::1]:4140", EnvInboundListenAddrs: "[::]:4143"}
+	cfg, err := Load(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Outbound.ListenAddr.String() != "127.0.0.1:4140" || len(cfg.Outbound.MoreListenAddrs) != 1 || cfg.Outbound.MoreListenAddrs[0].String() != "[::1]:4140" {
+		t.Fatalf("outbound %v %v", cfg.Outbound.ListenAddr, cfg.Outbound.MoreListenAddrs)
+	}
+	if cfg.Inbound.ListenAddr.String() != "[::]:4143" {
+		t.Fatalf("inbound %v", cfg.Inbound.ListenAddr)
+	}
+	env[EnvInboundListenAddrs] = "[::]:4143,nonsense"
+	if _, err := Load(func(k string) (string, bool) { v, ok := env[k]; return v, ok }); err == nil || !strings.Contains(err.Error(), EnvInboundListenAddrs) {
+		t.Fatalf("bad list: %v", err)
+	}
+}
