@@ -8,6 +8,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 
 	"github.com/l5d-go/l5d/test/kube"
 )
@@ -62,12 +63,15 @@ func TestDeploymentScaling(t *testing.T) {
 	kubelet(3)
 	w.until(t, "three endpoints", func(w *watcher) bool { return len(w.set) == 3 })
 	replicas = 1
-	cur, err := deps.Get(t.Context(), "web", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cur.Spec.Replicas = &replicas
-	if _, err := deps.Update(t.Context(), cur, metav1.UpdateOptions{}); err != nil {
+	if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		cur, err := deps.Get(t.Context(), "web", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		cur.Spec.Replicas = &replicas
+		_, err = deps.Update(t.Context(), cur, metav1.UpdateOptions{})
+		return err
+	}); err != nil {
 		t.Fatal(err)
 	}
 	w.until(t, "scaled down to one endpoint", func(w *watcher) bool { return len(w.set) == 1 })

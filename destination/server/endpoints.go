@@ -10,6 +10,7 @@ import (
 	"github.com/l5d-go/l5d/destination/authority"
 	pb "github.com/l5d-go/l5d/proto/gen/destination"
 	pbnet "github.com/l5d-go/l5d/proto/gen/net"
+	"github.com/l5d-go/l5d/proto/netconv"
 	"github.com/l5d-go/l5d/proxy-init/ports"
 )
 
@@ -212,20 +213,4 @@ func podAnnotations(pod *corev1.Pod) map[string]string {
 	return pod.Annotations
 }
 
-func tcpAddr(ap netip.AddrPort) *pbnet.TcpAddress {
-	ip := &pbnet.IPAddress{}
-	a := ap.Addr().Unmap()
-	if a.Is4() {
-		b := a.As4()
-		ip.Ip = &pbnet.IPAddress_Ipv4{Ipv4: uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])}
-	} else {
-		b := a.As16()
-		var hi, lo uint64
-		for i := 0; i < 8; i++ {
-			hi = hi<<8 | uint64(b[i])
-			lo = lo<<8 | uint64(b[8+i])
-		}
-		ip.Ip = &pbnet.IPAddress_Ipv6{Ipv6: &pbnet.IPv6{First: hi, Last: lo}}
-	}
-	return &pbnet.TcpAddress{Ip: ip, Port: uint32(ap.Port())}
-}
+func tcpAddr(ap netip.AddrPort) *pbnet.TcpAddress { return netconv.TCPAddress(ap) }

@@ -17,6 +17,7 @@ import (
 	pb "github.com/l5d-go/l5d/proto/gen/inbound"
 	"github.com/l5d-go/l5d/proto/gen/meta"
 	pbnet "github.com/l5d-go/l5d/proto/gen/net"
+	"github.com/l5d-go/l5d/proto/netconv"
 	"github.com/l5d-go/l5d/proxy-init/ports"
 )
 
@@ -120,22 +121,7 @@ func networks(ps []netip.Prefix) []*pb.Network {
 	return out
 }
 
-func ipNet(p netip.Prefix) *pbnet.IPNetwork {
-	a := p.Addr()
-	ip := &pbnet.IPAddress{}
-	if a.Is4() {
-		b := a.As4()
-		ip.Ip = &pbnet.IPAddress_Ipv4{Ipv4: uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])}
-	} else {
-		b := a.As16()
-		var hi, lo uint64
-		for i := 0; i < 8; i++ {
-			hi, lo = hi<<8|uint64(b[i]), lo<<8|uint64(b[8+i])
-		}
-		ip.Ip = &pbnet.IPAddress_Ipv6{Ipv6: &pbnet.IPv6{First: hi, Last: lo}}
-	}
-	return &pbnet.IPNetwork{Ip: ip, PrefixLen: uint32(p.Bits())}
-}
+func ipNet(p netip.Prefix) *pbnet.IPNetwork { return netconv.IPNetwork(p) }
 
 // detectOrOpaque is the protocol of a port without a declared protocol.
 func (c Config) detectOrOpaque(pod *corev1.Pod, port uint32, routes []*pb.HttpRoute) *pb.ProxyProtocol {

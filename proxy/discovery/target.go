@@ -11,6 +11,7 @@ import (
 
 	"github.com/l5d-go/l5d/proto/gen/destination"
 	pbnet "github.com/l5d-go/l5d/proto/gen/net"
+	"github.com/l5d-go/l5d/proto/netconv"
 	"github.com/l5d-go/l5d/proxy/balance"
 	"github.com/l5d-go/l5d/proxy/forward"
 	"github.com/l5d-go/l5d/proxy/metrics"
@@ -296,24 +297,8 @@ func identityOf(wa *destination.WeightedAddr) string {
 	return wa.GetTlsIdentity().GetDnsLikeIdentity().GetName()
 }
 
-// tcpAddr converts a protobuf address.
+// tcpAddr converts a protobuf address; port 0 is refused.
 func tcpAddr(a *pbnet.TcpAddress) (netip.AddrPort, bool) {
-	if a == nil || a.GetIp() == nil || a.GetPort() == 0 || a.GetPort() > 65535 {
-		return netip.AddrPort{}, false
-	}
-	var ip netip.Addr
-	switch v := a.GetIp().GetIp().(type) {
-	case *pbnet.IPAddress_Ipv6:
-		var b [16]byte
-		for i := range 8 {
-			b[i] = byte(v.Ipv6.GetFirst() >> (56 - 8*i))
-			b[8+i] = byte(v.Ipv6.GetLast() >> (56 - 8*i))
-		}
-		ip = netip.AddrFrom16(b)
-	case *pbnet.IPAddress_Ipv4:
-		ip = netip.AddrFrom4([4]byte{byte(v.Ipv4 >> 24), byte(v.Ipv4 >> 16), byte(v.Ipv4 >> 8), byte(v.Ipv4)})
-	default:
-		return netip.AddrPort{}, false
-	}
-	return netip.AddrPortFrom(ip, uint16(a.GetPort())), true
+	ap, ok := netconv.AddrPort(a)
+	return ap, ok && ap.Port() != 0
 }

@@ -11,6 +11,7 @@ import (
 
 	pb "github.com/l5d-go/l5d/proto/gen/inbound"
 	pbnet "github.com/l5d-go/l5d/proto/gen/net"
+	"github.com/l5d-go/l5d/proto/netconv"
 )
 
 // Port is the policy of one inbound port.
@@ -163,24 +164,6 @@ func FromProto(s *pb.Server) *Port {
 }
 
 func prefix(n *pbnet.IPNetwork) netip.Prefix {
-	var a netip.Addr
-	switch ip := n.GetIp().GetIp().(type) {
-	case *pbnet.IPAddress_Ipv4:
-		v := ip.Ipv4
-		a = netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
-	case *pbnet.IPAddress_Ipv6:
-		var b [16]byte
-		for i := 0; i < 8; i++ {
-			b[i] = byte(ip.Ipv6.GetFirst() >> (56 - 8*i))
-			b[8+i] = byte(ip.Ipv6.GetLast() >> (56 - 8*i))
-		}
-		a = netip.AddrFrom16(b)
-	default:
-		return netip.Prefix{}
-	}
-	p, err := a.Prefix(int(n.GetPrefixLen()))
-	if err != nil {
-		return netip.Prefix{}
-	}
+	p, _ := netconv.Prefix(n)
 	return p
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/l5d-go/l5d/proto/gen/destination"
 	pbnet "github.com/l5d-go/l5d/proto/gen/net"
+	"github.com/l5d-go/l5d/proto/netconv"
 )
 
 // Endpoint is one scripted address.
@@ -191,22 +192,7 @@ func weightedAddr(e Endpoint) *destination.WeightedAddr {
 func WeightedAddr(e Endpoint) *destination.WeightedAddr { return weightedAddr(e) }
 
 // TCPAddr converts an address to its protobuf form.
-func TCPAddr(a netip.AddrPort) *pbnet.TcpAddress {
-	ip := &pbnet.IPAddress{}
-	if a.Addr().Unmap().Is4() {
-		b := a.Addr().Unmap().As4()
-		ip.Ip = &pbnet.IPAddress_Ipv4{Ipv4: uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])}
-	} else {
-		b := a.Addr().As16()
-		var hi, lo uint64
-		for i := range 8 {
-			hi = hi<<8 | uint64(b[i])
-			lo = lo<<8 | uint64(b[8+i])
-		}
-		ip.Ip = &pbnet.IPAddress_Ipv6{Ipv6: &pbnet.IPv6{First: hi, Last: lo}}
-	}
-	return &pbnet.TcpAddress{Ip: ip, Port: uint32(a.Port())}
-}
+func TCPAddr(a netip.AddrPort) *pbnet.TcpAddress { return netconv.TCPAddress(a) }
 
 // GetProfile implements the Destination service.
 func (d *Destination) GetProfile(req *destination.GetDestination, s grpc.ServerStreamingServer[destination.DestinationProfile]) error {
