@@ -9,7 +9,7 @@ MODULE_PATTERNS := $(addsuffix /...,$(MODULES))
 # Binaries: name=module/cmd path.
 BINARIES := identity=identity/cmd/identity destination=destination/cmd/destination \
 	policy=policy/cmd/policy injector=injector/cmd/injector proxy=proxy/cmd/proxy \
-	proxy-init=proxy-init/cmd/proxy-init linkerd=cli/cmd/linkerd
+	proxy-init=proxy-init/cmd/proxy-init linkerd=cli/cmd/linkerd linkerd-await=proxy/cmd/linkerd-await
 TEST_FLAGS ?= -count=1 -timeout 30m
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 TOOLS := $(BIN)/tools
