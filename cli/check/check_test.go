@@ -93,8 +93,8 @@ func TestCheckAgainstInstalledControlPlane(t *testing.T) {
 	}
 }
 
-// TestWebhooksFollowInstall checks that the validator checks run only for the webhooks the
-// installed chart enables.
+// TestWebhooksFollowInstall checks that the validator checks run for the webhooks the
+// installed chart enables (the sp-validator by default, not the policy validator).
 func TestWebhooksFollowInstall(t *testing.T) {
 	c := kube.Shared(t)
 	ns := "l5d-check-minimal"
@@ -107,11 +107,16 @@ func TestWebhooksFollowInstall(t *testing.T) {
 	if got["linkerd-webhooks-and-apisvc-tls/proxy-injector webhook has valid cert"] != "success" {
 		t.Errorf("proxy-injector cert: %q", got["linkerd-webhooks-and-apisvc-tls/proxy-injector webhook has valid cert"])
 	}
-	if _, ok := got["linkerd-webhooks-and-apisvc-tls/sp-validator webhook has valid cert"]; ok {
-		t.Error("sp-validator checked although the install does not enable it")
+	if got["linkerd-webhooks-and-apisvc-tls/sp-validator webhook has valid cert"] != "success" {
+		t.Errorf("sp-validator cert: %q", got["linkerd-webhooks-and-apisvc-tls/sp-validator webhook has valid cert"])
+	}
+	for k := range got {
+		if strings.Contains(k, "policy-validator") {
+			t.Errorf("%s checked although the install does not enable the policy validator", k)
+		}
 	}
 	if got["linkerd-config/control plane ValidatingWebhookConfigurations exist"] != "success" {
-		t.Error("validating webhooks demanded although none is enabled")
+		t.Error("the sp-validator's ValidatingWebhookConfiguration is not found")
 	}
 }
 
