@@ -248,21 +248,26 @@ func TestExternalIssuer(t *testing.T) {
 	}
 }
 
-// TestValidatorsOffByDefault: the validating webhooks whose servers have not landed are not
-// rendered by default, so nothing points the API server at a missing backend.
-func TestValidatorsOffByDefault(t *testing.T) {
+// TestValidatorsByDefault: the sp-validator (served by the destination container) is on by
+// default; the policy validator, whose server has not landed, is not rendered, so nothing
+// points the API server at a missing backend.
+func TestValidatorsByDefault(t *testing.T) {
 	out, err := Render(ControlPlaneChart, Options{Values: testValues(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	objs := kinds(t, out)
+	var webhooks []string
 	for k := range objs {
 		if strings.HasPrefix(k, "ValidatingWebhookConfiguration/") {
-			t.Errorf("default install renders %s", k)
+			webhooks = append(webhooks, k)
 		}
 	}
-	if strings.Contains(string(out), "name: sp-validator\n") {
-		t.Error("default install runs an sp-validator container")
+	if len(webhooks) != 1 || webhooks[0] != "ValidatingWebhookConfiguration/linkerd-sp-validator-webhook-config" {
+		t.Errorf("validating webhooks %v, want only the sp-validator's", webhooks)
+	}
+	if !strings.Contains(string(out), "- -sp-validator-addr=:8443") {
+		t.Error("the destination container does not serve the sp-validator")
 	}
 }
 
