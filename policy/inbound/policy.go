@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	api "github.com/l5d-go/l5d/pkg/apis/policy"
+	"github.com/l5d-go/l5d/policy/network"
 	"github.com/l5d-go/l5d/proto/gen/httproute"
 	pb "github.com/l5d-go/l5d/proto/gen/inbound"
 	"github.com/l5d-go/l5d/proto/gen/meta"
@@ -259,16 +260,19 @@ func (c Config) authz(x *Index, ap *api.AuthorizationPolicy) *pb.Authz {
 			if n == nil {
 				return nil
 			}
+			if len(n.Spec.Networks) == 0 {
+				// Fail closed: an empty NetworkAuthentication allows no client.
+				return nil
+			}
 			for _, nw := range n.Spec.Networks {
-				p, err := netip.ParsePrefix(nw.CIDR)
+				parsed, err := network.Parse(nw.CIDR, nw.Except)
 				if err != nil {
-					continue
+					// Fail closed: skipping a bad entry could widen what is allowed.
+					return nil
 				}
-				entry := &pb.Network{Net: ipNet(p.Masked())}
-				for _, e := range nw.Except {
-					if ep, err := netip.ParsePrefix(e); err == nil {
-						entry.Except = append(entry.Except, ipNet(ep.Masked()))
-					}
+				entry := &pb.Network{Net: ipNet(parsed.Net)}
+				for _, e := range parsed.Except {
+					entry.Except = append(entry.Except, ipNet(e))
 				}
 				nets = append(nets, entry)
 			}

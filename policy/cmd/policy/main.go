@@ -7,10 +7,8 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"net/netip"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
@@ -23,6 +21,7 @@ import (
 	"github.com/l5d-go/l5d/pkg/logging"
 	"github.com/l5d-go/l5d/pkg/rpc"
 	"github.com/l5d-go/l5d/policy/inbound"
+	"github.com/l5d-go/l5d/policy/network"
 	pb "github.com/l5d-go/l5d/proto/gen/inbound"
 	"github.com/l5d-go/l5d/proxy-init/ports"
 )
@@ -59,13 +58,9 @@ func run(ctx context.Context, args []string) error {
 	if !inbound.ValidDefault(*defaultPolicy) {
 		return fmt.Errorf("-default-policy %q: want all-unauthenticated, all-authenticated, cluster-unauthenticated, cluster-authenticated, deny or audit", *defaultPolicy)
 	}
-	var nets []netip.Prefix
-	for _, c := range strings.Split(*clusterNetworks, ",") {
-		p, err := netip.ParsePrefix(strings.TrimSpace(c))
-		if err != nil {
-			return fmt.Errorf("-cluster-networks: %q is not a CIDR", c)
-		}
-		nets = append(nets, p.Masked())
+	nets, err := network.ParseList(*clusterNetworks)
+	if err != nil {
+		return fmt.Errorf("-cluster-networks: %w", err)
 	}
 	def, err := ports.Parse(*opaque)
 	if err != nil {
