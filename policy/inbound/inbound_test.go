@@ -186,6 +186,14 @@ spec:
 	if len(a.Networks) != 1 || ipv4(a.Networks[0]) != "10.0.0.0/8" || len(a.Networks[0].Except) != 1 {
 		t.Errorf("networks %v", a.Networks)
 	}
+	// A network the controller cannot parse must not widen the policy to all networks.
+	e.c.Apply(t, ns, `apiVersion: policy.linkerd.io/v1alpha1
+kind: NetworkAuthentication
+metadata: {name: pods}
+spec:
+  networks: [{cidr: 10.0.0.0/8, except: [not-a-cidr]}]
+`)
+	next("bad network permits nothing", func(s *pb.Server) bool { return len(s.Authorizations) == 0 })
 	if err := e.c.Dynamic().Resource(apiServers()).Namespace(ns).Delete(t.Context(), "web-http", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
