@@ -1,0 +1,90 @@
+package outbound
+
+import (
+	"context"
+	"log/slog"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	pb "github.com/l5d-go/l5d/proto/gen/outbound"
+	"github.com/l5d-go/l5d/proto/netconv"
+)
+
+// Server is the OutboundPolicies gRPC service.
+type Server struct {
+	pb.UnimplementedOutboundPoliciesServer
+	idx *Index
+	cfg Config
+	log *slog.Logger
+}
+
+// New returns the service over idx.
+func New(idx *Index, cfg Config, log *slog.Logger) *Server {
+	if log == nil {
+		log = slog.Default()
+	}
+	if cfg.ClusterDomain == "" {
+		cfg.ClusterDomain = "cluster.local"
+	}
+	return &Server{idx: idx, cfg: cfg, log: log}
+}
+
+// answer computes the policy for spec. An unknown Service authority is NotFound; an
+// address that is no Service's cluster IP gets an opaque forward to that address.
+func (s *Server) answer(spec *pb.TrafficSpec) (*pb.OutboundPolicy, error) {
+	switch t := spec.GetTarget().(type) {
+	case *pb.TrafficSpec_Authority:
+		tg, err := ParseAuthority(t.Authority, s.cfg.ClusterDomain)
+		if err != nil {
+			return nil, status.Error(codes.InvalidArgument, err.Error())
+		}
+		svc := s.idx.service(tg.Namespace, tg.Name)
+		if svc == nil {
+			return nil, status.Errorf(codes.NotFound, "service %s/%s not found", tg.Namespace, tg.Name)
+		}
+		return s.cfg.servicePolicy(svc, tg.Port), nil
+	case *pb.TrafficSpec_Addr:
+		ap, ok := netconv.AddrPort(t.Addr)
+		if !ok || ap.Port() == 0 {
+			return nil, status.Error(codes.InvalidArgument, "target address is not an IP address with a TCP port")
+		}
+		if svc := s.idx.byClusterIP(ap.Addr()); svc != nil {
+			return s.cfg.servicePolicy(svc, ap.Port()), nil
+		}
+		return forwardPolicy(ap), nil
+	default:
+		return nil, status.Error(codes.InvalidArgument, "traffic spec has neither an authority nor an address target")
+	}
+}
+
+// Get implements the service.
+func (s *Server) Get(_ context.Context, spec *pb.TrafficSpec) (*pb.OutboundPolicy, error) {
+	return s.answer(spec)
+}
+
+// Watch implements the service: the policy now, then again whenever it changes.
+func (s *Server) Watch(spec *pb.TrafficSpec, stream grpc.ServerStreamingServer[pb.OutboundPolicy]) error {
+	ctx := stream.Context()
+	var last *pb.OutboundPolicy
+	for {
+		changed := s.idx.Changed()
+		p, err := s.answer(spec)
+		if err != nil {
+			return err
+		}
+		if last == nil || !proto.Equal(last, p) {
+			if err := stream.Send(p); err != nil {
+				return err
+			}
+			last = p
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
