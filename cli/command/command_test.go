@@ -12,6 +12,7 @@ import (
 	"github.com/l5d-go/l5d/test/kube"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -232,6 +233,26 @@ func TestLifecycle(t *testing.T) {
 	if len(objs) != 1 || objs[0].GetName() != "web-svc."+pns+".svc.cluster.local" {
 		t.Errorf("profile template applied as %v", objs)
 	}
+	for _, args := range [][]string{
+		{"profile", "--open-api", "../profile/testdata/petstore.yaml", "pets", "-n", pns},
+		{"profile", "--proto", "../profile/testdata/greeter.proto", "greeter", "-n", pns},
+	} {
+		gen, _, err := run(t, "", args...)
+		if err != nil {
+			t.Fatalf("%v: %v", args, err)
+		}
+		objs := c.Apply(t, pns, gen)
+		routes, _, _ := unstructuredSlice(objs[0].Object, "spec", "routes")
+		if len(objs) != 1 || routes < 3 {
+			t.Errorf("%v: applied as %v", args, objs)
+		}
+	}
+	if _, _, err := run(t, "", "profile", "--open-api", "-", "svc"); err == nil || !strings.Contains(err.Error(), "not an OpenAPI document") {
+		t.Errorf("empty --open-api input: got %v", err)
+	}
+	if _, _, err := run(t, "", "profile", "--template", "--proto", "x.proto", "svc"); err == nil {
+		t.Error("--template with --proto accepted")
+	}
 	if _, _, err := run(t, "", "profile", "--template", "Bad_Name"); err == nil {
 		t.Error("invalid service name accepted")
 	}
@@ -273,4 +294,10 @@ func TestCheckWait(t *testing.T) {
 	if r.err != nil || !strings.Contains(r.out, "Status check results are √") {
 		t.Errorf("check --wait did not succeed once pods became ready: %v\n%s", r.err, r.out)
 	}
+}
+
+// unstructuredSlice returns the length of the list at path in obj.
+func unstructuredSlice(obj map[string]any, path ...string) (int, bool, error) {
+	l, ok, err := unstructured.NestedSlice(obj, path...)
+	return len(l), ok, err
 }

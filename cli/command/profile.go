@@ -2,7 +2,12 @@ package command
 
 import (
 	"fmt"
+	"io"
+	"os"
 	"text/template"
+
+	"github.com/l5d-go/l5d/cli/profile"
+	"github.com/l5d-go/l5d/pkg/apis/serviceprofile"
 
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -44,21 +49,32 @@ spec:
 func profileCmd() *cobra.Command {
 	var (
 		tmpl          bool
+		openAPI       string
+		proto         string
 		namespace     string
 		clusterDomain string
 	)
 	c := &cobra.Command{
-		Use:   "profile --template SERVICE",
+		Use:   "profile (--template | --open-api FILE|- | --proto FILE) SERVICE",
 		Short: "Output service profile config for Kubernetes",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
-			if !tmpl {
-				return fmt.Errorf("only --template is supported (--open-api and --proto are not implemented)")
+			set := 0
+			for _, on := range []bool{tmpl, openAPI != "", proto != ""} {
+				if on {
+					set++
+				}
+			}
+			if set != 1 {
+				return fmt.Errorf("exactly one of --template, --open-api and --proto is required")
 			}
 			for what, v := range map[string]string{"service": args[0], "namespace": namespace} {
 				if errs := validation.IsDNS1123Label(v); len(errs) > 0 {
 					return fmt.Errorf("invalid %s name %q: %s", what, v, errs[0])
 				}
+			}
+			if openAPI != "" || proto != "" {
+				return generateProfile(c, args[0], namespace, clusterDomain, openAPI, proto)
 			}
 			return profileTemplate.Execute(c.OutOrStdout(), map[string]string{
 				"Service": args[0], "Namespace": namespace, "ClusterDomain": clusterDomain,
@@ -66,7 +82,40 @@ func profileCmd() *cobra.Command {
 		},
 	}
 	c.Flags().BoolVar(&tmpl, "template", false, "output a commented ServiceProfile template")
+	c.Flags().StringVar(&openAPI, "open-api", "", "build the profile from a Swagger 2.0 or OpenAPI 3 document (JSON or YAML; - reads stdin)")
+	c.Flags().StringVar(&proto, "proto", "", "build the profile from the services of a .proto file (- reads stdin)")
 	c.Flags().StringVarP(&namespace, "namespace", "n", "default", "namespace of the service")
 	c.Flags().StringVar(&clusterDomain, "cluster-domain", "cluster.local", "cluster DNS domain")
 	return c
+}
+
+// generateProfile prints a ServiceProfile whose routes come from an OpenAPI document
+// or a .proto file.
+func generateProfile(c *cobra.Command, service, namespace, clusterDomain, openAPI, proto string) error {
+	file, parse := openAPI, profile.FromOpenAPI
+	if proto != "" {
+		file, parse = proto, profile.FromProto
+	}
+	var src []byte
+	var err error
+	if file == "-" {
+		src, err = io.ReadAll(c.InOrStdin())
+	} else {
+		src, err = os.ReadFile(file)
+	}
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", file, err)
+	}
+	routes, err := parse(src)
+	if err != nil {
+		return fmt.Errorf("%s: %w", file, err)
+	}
+	sp := profile.New(service, namespace, clusterDomain)
+	sp.Spec = serviceprofile.Spec{Routes: routes}
+	out, err := profile.Marshal(sp)
+	if err != nil {
+		return err
+	}
+	_, err = c.OutOrStdout().Write(out)
+	return err
 }
