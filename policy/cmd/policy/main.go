@@ -1,6 +1,7 @@
 // Command policy is the l5d policy controller: it serves
-// io.linkerd.proxy.inbound.InboundServerPolicies on -addr and its admin server on
-// -admin-addr, from shared informers over pods, namespaces and policy.linkerd.io resources.
+// io.linkerd.proxy.inbound.InboundServerPolicies and io.linkerd.proxy.outbound.OutboundPolicies
+// on -addr and its admin server on -admin-addr, from shared informers over pods, namespaces,
+// Services and policy.linkerd.io resources.
 package main
 
 import (
@@ -22,7 +23,9 @@ import (
 	"github.com/l5d-go/l5d/pkg/rpc"
 	"github.com/l5d-go/l5d/policy/inbound"
 	"github.com/l5d-go/l5d/policy/network"
+	"github.com/l5d-go/l5d/policy/outbound"
 	pb "github.com/l5d-go/l5d/proto/gen/inbound"
+	pbout "github.com/l5d-go/l5d/proto/gen/outbound"
 	"github.com/l5d-go/l5d/proxy-init/ports"
 )
 
@@ -40,6 +43,7 @@ func run(ctx context.Context, args []string) error {
 	addr := fs.String("addr", ":8090", "address to serve the policy gRPC API on")
 	adminAddr := fs.String("admin-addr", ":9990", "address of the admin server (/metrics, /ready, /live)")
 	controllerNS := fs.String("control-plane-namespace", "linkerd", "namespace of the control plane")
+	clusterDomain := fs.String("cluster-domain", "cluster.local", "Kubernetes cluster domain of Service names")
 	trustDomain := fs.String("identity-domain", "cluster.local", "trust domain of workload identities")
 	defaultPolicy := fs.String("default-policy", inbound.AllUnauthenticated, "cluster default inbound policy: all-unauthenticated, all-authenticated, cluster-unauthenticated, cluster-authenticated, deny or audit")
 	clusterNetworks := fs.String("cluster-networks", "10.0.0.0/8,100.64.0.0/10,172.16.0.0/12,192.168.0.0/16", "comma-separated CIDRs of the cluster's networks")
@@ -81,16 +85,25 @@ func run(ctx context.Context, args []string) error {
 	}
 	svc := inbound.New(idx, inbound.Config{DefaultPolicy: *defaultPolicy, ClusterNetworks: nets, ControllerNS: *controllerNS,
 		TrustDomain: *trustDomain, DetectTimeout: *detect, DefaultOpaquePorts: def}, log)
+	outIdx, err := outbound.NewIndex(clients.Kube)
+	if err != nil {
+		return err
+	}
+	outSvc := outbound.New(outIdx, outbound.Config{ClusterDomain: *clusterDomain, DetectTimeout: *detect, DefaultOpaquePorts: def}, log)
 	srv, err := rpc.NewServer(rpc.ServerOptions{Logger: log, Registerer: reg})
 	if err != nil {
 		return err
 	}
 	pb.RegisterInboundServerPoliciesServer(srv.GRPC, svc)
+	pbout.RegisterOutboundPoliciesServer(srv.GRPC, outSvc)
 	srv.SetServing("", false)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return adm.Serve(gctx, *adminAddr) })
 	g.Go(func() error {
 		if err := idx.Start(gctx, *syncTimeout); err != nil {
+			return err
+		}
+		if err := outIdx.Start(gctx, *syncTimeout); err != nil {
 			return err
 		}
 		ready.Set(true)
