@@ -8,7 +8,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
@@ -18,6 +17,7 @@ import (
 // Index is the informer-backed view of Services with a change signal.
 type Index struct {
 	services corelisters.ServiceLister
+	byIP     cache.Indexer
 	synced   []cache.InformerSynced
 	start    func(<-chan struct{})
 
@@ -30,6 +30,10 @@ func NewIndex(client kubernetes.Interface) (*Index, error) {
 	x := &Index{changed: make(chan struct{})}
 	f := informers.NewSharedInformerFactory(client, 0)
 	svcs := f.Core().V1().Services()
+	if err := svcs.Informer().AddIndexers(cache.Indexers{clusterIPIndex: clusterIPs}); err != nil {
+		return nil, fmt.Errorf("indexing services by cluster IP: %w", err)
+	}
+	x.byIP = svcs.Informer().GetIndexer()
 	if _, err := svcs.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: func(any) { x.notify() }, UpdateFunc: func(any, any) { x.notify() }, DeleteFunc: func(any) { x.notify() },
 	}); err != nil {
@@ -72,17 +76,32 @@ func (x *Index) service(ns, name string) *corev1.Service {
 	return s
 }
 
+const clusterIPIndex = "clusterIP"
+
+// clusterIPs indexes a Service by its cluster IPs in canonical form.
+func clusterIPs(obj any) ([]string, error) {
+	s, ok := obj.(*corev1.Service)
+	if !ok {
+		return nil, nil
+	}
+	var out []string
+	for _, ip := range append([]string{s.Spec.ClusterIP}, s.Spec.ClusterIPs...) {
+		if a, err := netip.ParseAddr(ip); err == nil {
+			out = append(out, a.String())
+		}
+	}
+	return out, nil
+}
+
 // byClusterIP returns the Service whose cluster IP is a, or nil.
 func (x *Index) byClusterIP(a netip.Addr) *corev1.Service {
-	all, err := x.services.List(labels.Everything())
+	objs, err := x.byIP.ByIndex(clusterIPIndex, a.Unmap().String())
 	if err != nil {
 		return nil
 	}
-	for _, s := range all {
-		for _, ip := range append([]string{s.Spec.ClusterIP}, s.Spec.ClusterIPs...) {
-			if p, err := netip.ParseAddr(ip); err == nil && p == a.Unmap() {
-				return s
-			}
+	for _, o := range objs {
+		if s, ok := o.(*corev1.Service); ok {
+			return s
 		}
 	}
 	return nil
