@@ -2,6 +2,7 @@ package command
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/l5d-go/l5d/cli/diagnostics"
@@ -32,6 +33,37 @@ func diagnosticsCmd() *cobra.Command {
 	}
 	ep.Flags().StringVar(&addr, "destination-addr", "localhost:8086", "host:port of the Destination API (e.g. through kubectl port-forward -n linkerd deploy/linkerd-destination 8086)")
 	ep.Flags().DurationVar(&timeout, "timeout", 10*time.Second, "how long to wait for the answer")
-	d.AddCommand(ep)
+	d.AddCommand(ep, policyCmd())
 	return d
+}
+
+func policyCmd() *cobra.Command {
+	var (
+		addr, workload, output string
+		port                   uint32
+		timeout                time.Duration
+	)
+	c := &cobra.Command{
+		Use:   "policy --workload NAMESPACE:POD --port PORT",
+		Short: "Introspect the inbound policy the policy controller serves a pod's proxy for a port",
+		Args:  cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			if output != "json" && output != "yaml" {
+				return fmt.Errorf("output format %q: want json or yaml", output)
+			}
+			ctx, cancel := context.WithTimeout(contextOf(c), timeout)
+			defer cancel()
+			srv, err := diagnostics.Policy(ctx, addr, workload, port)
+			if err != nil {
+				return err
+			}
+			return diagnostics.WritePolicy(c.OutOrStdout(), srv, output)
+		},
+	}
+	c.Flags().StringVar(&addr, "policy-addr", "localhost:8090", "host:port of the inbound policy API (e.g. through kubectl port-forward -n linkerd deploy/linkerd-destination 8090)")
+	c.Flags().StringVar(&workload, "workload", "", "the pod as namespace:pod")
+	c.Flags().Uint32Var(&port, "port", 0, "the pod's port")
+	c.Flags().StringVarP(&output, "output", "o", "yaml", "output format: json or yaml")
+	c.Flags().DurationVar(&timeout, "timeout", 10*time.Second, "how long to wait for the answer")
+	return c
 }

@@ -1,0 +1,116 @@
+package diagnostics
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/l5d-go/l5d/cli/install"
+	"github.com/l5d-go/l5d/policy/inbound"
+	pb "github.com/l5d-go/l5d/proto/gen/inbound"
+	"github.com/l5d-go/l5d/test/kube"
+	"google.golang.org/grpc"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// policyServer runs the real inbound policy server over the test cluster on loopback.
+func policyServer(t *testing.T, c *kube.Cluster) string {
+	t.Helper()
+	crds, err := install.Render(install.Options{CRDs: true}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Apply(t, "default", string(crds))
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	idx, err := inbound.NewIndex(c.Client(), c.Dynamic())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := idx.Start(ctx, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	g := grpc.NewServer()
+	pb.RegisterInboundServerPoliciesServer(g, inbound.New(idx, inbound.Config{
+		DefaultPolicy: inbound.AllUnauthenticated, ControllerNS: "linkerd", TrustDomain: "cluster.local", DetectTimeout: 10 * time.Second,
+	}, slog.New(slog.DiscardHandler)))
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go g.Serve(l)
+	t.Cleanup(g.Stop)
+	return l.Addr().String()
+}
+
+// TestPolicy: the command reports the policy the controller derives from the pod's
+// default-inbound-policy annotation, in JSON and YAML, and names bad input.
+func TestPolicy(t *testing.T) {
+	c := kube.Shared(t)
+	addr := policyServer(t, c)
+	ns := c.Namespace(t)
+	c.CreatePod(t, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web-0", Namespace: ns,
+		Annotations: map[string]string{"config.linkerd.io/default-inbound-policy": "cluster-authenticated"}},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "app", Ports: []corev1.ContainerPort{{ContainerPort: 8080}}}}}})
+
+	var srv *pb.Server
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		var err error
+		srv, err = Policy(ctx, addr, ns+":web-0", 8080)
+		cancel()
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("policy of %s:web-0: %v", ns, err)
+		}
+		time.Sleep(100 * time.Millisecond) // poll interval while the informers catch up
+	}
+	var js, ya bytes.Buffer
+	if err := WritePolicy(&js, srv, "json"); err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Labels map[string]string `json:"labels"`
+	}
+	if err := json.Unmarshal(js.Bytes(), &doc); err != nil {
+		t.Fatalf("json output %q: %v", js.String(), err)
+	}
+	if doc.Labels["kind"] != "default" || doc.Labels["name"] != "cluster-authenticated" {
+		t.Errorf("policy labels %v, want the pod's cluster-authenticated default\n%s", doc.Labels, js.String())
+	}
+	if err := WritePolicy(&ya, srv, "yaml"); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(ya.String(), "name: cluster-authenticated") {
+		t.Errorf("yaml output:\n%s", ya.String())
+	}
+	if err := WritePolicy(&ya, srv, "table"); err == nil {
+		t.Error("unknown output format accepted")
+	}
+
+	for _, tc := range []struct {
+		workload string
+		port     uint32
+		want     string
+	}{
+		{"web-0", 8080, "want namespace:pod"},
+		{ns + ":web-0", 0, "must be 1-65535"},
+		{ns + ":nope", 8080, "policy API at"},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_, err := Policy(ctx, addr, tc.workload, tc.port)
+		cancel()
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s port %d: err = %v, want %q", tc.workload, tc.port, err, tc.want)
+		}
+	}
+}
