@@ -33,7 +33,9 @@ func diagnosticsCmd() *cobra.Command {
 	}
 	ep.Flags().StringVar(&addr, "destination-addr", "localhost:8086", "host:port of the Destination API (e.g. through kubectl port-forward -n linkerd deploy/linkerd-destination 8086)")
 	ep.Flags().DurationVar(&timeout, "timeout", 10*time.Second, "how long to wait for the answer")
-	d.AddCommand(ep, policyCmd())
+	d.AddCommand(ep, policyCmd(),
+		metricsCmd("proxy-metrics", "Fetch the Prometheus metrics of a proxy (kubectl port-forward POD 4191)", "localhost:4191"),
+		metricsCmd("controller-metrics", "Fetch the Prometheus metrics of a control-plane component (kubectl port-forward -n linkerd deploy/linkerd-destination 9996)", "localhost:9996"))
 	return d
 }
 
@@ -64,6 +66,31 @@ func policyCmd() *cobra.Command {
 	c.Flags().StringVar(&workload, "workload", "", "the pod as namespace:pod")
 	c.Flags().Uint32Var(&port, "port", 0, "the pod's port")
 	c.Flags().StringVarP(&output, "output", "o", "yaml", "output format: json or yaml")
+	c.Flags().DurationVar(&timeout, "timeout", 10*time.Second, "how long to wait for the answer")
+	return c
+}
+
+func metricsCmd(name, short, defaultAddr string) *cobra.Command {
+	var (
+		addr    string
+		timeout time.Duration
+	)
+	c := &cobra.Command{
+		Use:   name + " --admin-addr HOST:PORT",
+		Short: short,
+		Args:  cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			ctx, cancel := context.WithTimeout(contextOf(c), timeout)
+			defer cancel()
+			body, err := diagnostics.Metrics(ctx, addr)
+			if err != nil {
+				return err
+			}
+			_, err = c.OutOrStdout().Write(body)
+			return err
+		},
+	}
+	c.Flags().StringVar(&addr, "admin-addr", defaultAddr, "host:port of the admin server")
 	c.Flags().DurationVar(&timeout, "timeout", 10*time.Second, "how long to wait for the answer")
 	return c
 }
