@@ -94,3 +94,36 @@ func metricsCmd(name, short, defaultAddr string) *cobra.Command {
 	c.Flags().DurationVar(&timeout, "timeout", 10*time.Second, "how long to wait for the answer")
 	return c
 }
+
+func identityCmd() *cobra.Command {
+	var (
+		addr    string
+		timeout time.Duration
+	)
+	c := &cobra.Command{
+		Use:   "identity --admin-addr HOST:PORT",
+		Short: "Show what a proxy's admin server tells about its mTLS certificate (kubectl port-forward POD 4191)",
+		Long: "identity reads the identity metrics of a proxy's admin server. The proxy keeps its certificate\n" +
+			"in memory and does not serve it, so only its expiry and refresh count are shown.",
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			ctx, cancel := context.WithTimeout(contextOf(c), timeout)
+			defer cancel()
+			id, err := diagnostics.Identity(ctx, addr)
+			if err != nil {
+				return err
+			}
+			w := c.OutOrStdout()
+			if id.Expires.IsZero() {
+				fmt.Fprintln(w, "The proxy has no certificate yet.")
+			} else {
+				fmt.Fprintf(w, "Certificate expires: %s (in %s)\n", id.Expires.Format(time.RFC3339), time.Until(id.Expires).Round(time.Minute))
+			}
+			fmt.Fprintf(w, "Certificate refreshes: %d\n", id.Refreshes)
+			return nil
+		},
+	}
+	c.Flags().StringVar(&addr, "admin-addr", "localhost:4191", "host:port of the proxy's admin server")
+	c.Flags().DurationVar(&timeout, "timeout", 10*time.Second, "how long to wait for the answer")
+	return c
+}
