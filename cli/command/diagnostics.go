@@ -3,6 +3,7 @@ package command
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/l5d-go/l5d/cli/diagnostics"
@@ -103,8 +104,8 @@ func identityCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "identity --admin-addr HOST:PORT",
 		Short: "Show what a proxy's admin server tells about its mTLS certificate (kubectl port-forward POD 4191)",
-		Long: "identity reads the identity metrics of a proxy's admin server. The proxy keeps its certificate\n" +
-			"in memory and does not serve it, so only its expiry and refresh count are shown.",
+		Long: "identity shows the certificate a proxy's admin server serves on /identity/certificate\n" +
+			"(subject, DNS names, issuer, validity) and its refresh count from the identity metrics.",
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			ctx, cancel := context.WithTimeout(contextOf(c), timeout)
@@ -114,6 +115,13 @@ func identityCmd() *cobra.Command {
 				return err
 			}
 			w := c.OutOrStdout()
+			if chain, ok, err := diagnostics.Certificate(ctx, addr); err != nil {
+				return err
+			} else if ok {
+				leaf := chain[0]
+				fmt.Fprintf(w, "Subject: %s\nDNS names: %s\nIssuer: %s\nValid: %s to %s\n", leaf.Subject.CommonName,
+					strings.Join(leaf.DNSNames, ", "), leaf.Issuer.CommonName, leaf.NotBefore.Format(time.RFC3339), leaf.NotAfter.Format(time.RFC3339))
+			}
 			if id.Expires.IsZero() {
 				fmt.Fprintln(w, "The proxy has no certificate yet.")
 			} else {

@@ -2,7 +2,11 @@ package diagnostics
 
 import (
 	"context"
+	"crypto/x509"
 	"fmt"
+	"github.com/l5d-go/l5d/pkg/certs"
+	"io"
+	"net/http"
 	"strconv"
 	"strings"
 	"time"
@@ -60,4 +64,33 @@ func ParseIdentity(metrics []byte) (ProxyIdentity, error) {
 		return ProxyIdentity{}, fmt.Errorf("no identity_cert_expiration_timestamp_seconds metric: not a proxy with identity enabled")
 	}
 	return id, nil
+}
+
+// Certificate fetches the proxy's certificate chain (leaf first) from its admin server's
+// /identity/certificate; ok is false when the proxy has none yet (404).
+func Certificate(ctx context.Context, adminAddr string) (chain []*x509.Certificate, ok bool, err error) {
+	req, err := http.NewRequestWithContext(ctx, "GET", "http://"+adminAddr+"/identity/certificate", nil)
+	if err != nil {
+		return nil, false, fmt.Errorf("admin address %q: %w", adminAddr, err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, false, fmt.Errorf("fetching %s: %w", req.URL, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusNotFound {
+		return nil, false, nil
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, false, fmt.Errorf("fetching %s: %s", req.URL, resp.Status)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return nil, false, fmt.Errorf("reading %s: %w", req.URL, err)
+	}
+	chain, err = certs.ParseCertificatesPEM(body)
+	if err != nil || len(chain) == 0 {
+		return nil, false, fmt.Errorf("%s: not a PEM certificate chain: %v", req.URL, err)
+	}
+	return chain, true, nil
 }

@@ -4,6 +4,7 @@
 package admin
 
 import (
+	"encoding/pem"
 	"fmt"
 	"io"
 	"log/slog"
@@ -30,7 +31,11 @@ type Options struct {
 	Shutdown func()
 	// Pprof mounts the Go profiler under /debug/pprof/.
 	Pprof bool
-	Log   *slog.Logger
+	// Certificate, when non-nil, returns the proxy's current mTLS certificate chain (leaf
+	// first, DER; nil before the first), served as PEM on GET /identity/certificate. The
+	// private key is never served.
+	Certificate func() [][]byte
+	Log         *slog.Logger
 }
 
 // Admin is the admin HTTP handler with its readiness state.
@@ -56,6 +61,7 @@ func New(opts Options) *Admin {
 	a.mux.HandleFunc("GET /proxy-log-level", a.getLevel)
 	a.mux.HandleFunc("PUT /proxy-log-level", a.putLevel)
 	a.mux.HandleFunc("POST /shutdown", a.shutdown)
+	a.mux.HandleFunc("GET /identity/certificate", a.serveCertificate)
 	if opts.Pprof {
 		a.mux.HandleFunc("/debug/pprof/", pprof.Index)
 		a.mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
@@ -63,6 +69,22 @@ func New(opts Options) *Admin {
 		a.mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
 	return a
+}
+
+// serveCertificate writes the certificate chain as PEM, or 404 when there is none.
+func (a *Admin) serveCertificate(w http.ResponseWriter, _ *http.Request) {
+	var chain [][]byte
+	if a.opts.Certificate != nil {
+		chain = a.opts.Certificate()
+	}
+	if len(chain) == 0 {
+		http.Error(w, "no identity certificate", http.StatusNotFound)
+		return
+	}
+	w.Header().Set("Content-Type", "application/x-pem-file")
+	for _, der := range chain {
+		pem.Encode(w, &pem.Block{Type: "CERTIFICATE", Bytes: der})
+	}
 }
 
 // SetReady sets what /ready reports.

@@ -77,3 +77,19 @@ func TestShutdownDisabledByDefault(t *testing.T) {
 		t.Errorf("disabled shutdown: %d %q; want 404 naming the variable", code, body)
 	}
 }
+
+func TestIdentityCertificateEndpoint(t *testing.T) {
+	var chain [][]byte
+	a := New(Options{Metrics: metrics.New(), Certificate: func() [][]byte { return chain }})
+	rec := httptest.NewRecorder()
+	a.ServeHTTP(rec, httptest.NewRequest("GET", "/identity/certificate", nil))
+	if rec.Code != http.StatusNotFound {
+		t.Fatalf("before a certificate: %d", rec.Code)
+	}
+	chain = [][]byte{{0x30, 0x01}, {0x30, 0x02}}
+	rec = httptest.NewRecorder()
+	a.ServeHTTP(rec, httptest.NewRequest("GET", "/identity/certificate", nil))
+	if rec.Code != 200 || strings.Count(rec.Body.String(), "BEGIN CERTIFICATE") != 2 || strings.Contains(rec.Body.String(), "PRIVATE") {
+		t.Fatalf("certificate endpoint: %d %q", rec.Code, rec.Body.String())
+	}
+}

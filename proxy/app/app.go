@@ -102,8 +102,17 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Proxy, error
 	if cfg.ShutdownEndpoint {
 		shutdown = cancel
 	}
+	var certificate func() [][]byte
+	if ctl.id != nil {
+		certificate = func() [][]byte {
+			if c := ctl.id.Certificate(); c != nil {
+				return c.Certificate
+			}
+			return nil
+		}
+	}
 	p.Admin = admin.New(admin.Options{Metrics: p.Metrics, Level: opts.Level, LogFilter: cfg.LogFilter,
-		Shutdown: shutdown, Pprof: opts.Pprof, Log: opts.Log})
+		Shutdown: shutdown, Pprof: opts.Pprof, Certificate: certificate, Log: opts.Log})
 
 	disc := opts.Discovery
 	if disc == nil && ctl.resolver != nil {

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"io"
 	"net"
 	"net/http"
 	"net/netip"
@@ -11,6 +12,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
+	"github.com/l5d-go/l5d/pkg/certs"
 	"github.com/l5d-go/l5d/proto/gen/inbound"
 	pbnet "github.com/l5d-go/l5d/proto/gen/net"
 	"github.com/l5d-go/l5d/proxy/config"
@@ -87,6 +89,17 @@ func TestInboundPolicyEnforcement(t *testing.T) {
 	other := startProxy(t, unreachable, netip.AddrPort{}, m.env(otherName), nil)
 	for _, p := range []*Proxy{server, client, other} {
 		waitReady(t, p)
+	}
+	// The admin server shows the certificate (never the key).
+	_, _, serverAdmin := server.Addrs()
+	resp, err := http.Get("http://" + serverAdmin.String() + "/identity/certificate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pemBytes, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if chain, err := certs.ParseCertificatesPEM(pemBytes); err != nil || len(chain) == 0 || len(chain[0].DNSNames) != 1 || chain[0].DNSNames[0] != serverName || strings.Contains(string(pemBytes), "PRIVATE") {
+		t.Fatalf("admin /identity/certificate: %v %q", err, pemBytes)
 	}
 	serverIn, _, _ := server.Addrs()
 	m.dst.Set(svc, scriptedcp.Endpoint{Addr: serverIn, Identity: serverName, H2: true})
