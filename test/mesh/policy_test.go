@@ -61,16 +61,6 @@ spec:
 	}
 }
 
-func grep(s, sub string) string {
-	var out []string
-	for _, l := range strings.Split(s, "\n") {
-		if strings.Contains(l, sub) {
-			out = append(out, l)
-		}
-	}
-	return strings.Join(out, "\n")
-}
-
 // TestDefaultPolicyFromPodAnnotation: under all-authenticated an unmeshed client is
 // refused and a meshed one admitted; a pod annotated all-unauthenticated admits both.
 func TestDefaultPolicyFromPodAnnotation(t *testing.T) {
