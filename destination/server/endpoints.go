@@ -1,6 +1,7 @@
 package server
 
 import (
+	"github.com/l5d-go/l5d/pkg/certs"
 	"net/netip"
 	"strings"
 
@@ -139,7 +140,7 @@ func (s *Server) identity(pod *corev1.Pod) string {
 	if cp == "" {
 		cp = s.cfg.ControllerNamespace
 	}
-	return serviceAccount(pod) + "." + pod.Namespace + ".serviceaccount.identity." + cp + "." + s.cfg.TrustDomain
+	return certs.WorkloadIdentity(serviceAccount(pod), pod.Namespace, cp, s.cfg.TrustDomain)
 }
 
 func serviceAccount(pod *corev1.Pod) string {

@@ -129,13 +129,13 @@ func CheckNames(controllerNS, trustDomain string) error {
 
 // Identity returns the identity name of a ServiceAccount.
 func (s *Service) Identity(ns, sa string) string {
-	return fmt.Sprintf("%s.%s.serviceaccount.identity.%s.%s", sa, ns, s.o.ControllerNS, s.o.TrustDomain)
+	return certs.WorkloadIdentity(sa, ns, s.o.ControllerNS, s.o.TrustDomain)
 }
 
 // ParseIdentity splits an identity name into its ServiceAccount namespace and name,
 // checking the suffix for this control plane and trust domain.
 func (s *Service) ParseIdentity(id string) (ns, sa string, err error) {
-	suffix := ".serviceaccount.identity." + s.o.ControllerNS + "." + s.o.TrustDomain
+	suffix := "." + certs.IdentitySuffix(s.o.ControllerNS, s.o.TrustDomain)
 	rest, ok := strings.CutSuffix(id, suffix)
 	if !ok {
 		return "", "", fmt.Errorf("identity %q does not end in %q", trunc(id), suffix)

@@ -2,6 +2,7 @@ package inject
 
 import (
 	"fmt"
+	"github.com/l5d-go/l5d/pkg/certs"
 	"sort"
 	"strconv"
 	"strings"
@@ -190,7 +191,7 @@ func (v *Values) svc(name string, port int) string {
 }
 
 func (v *Values) identity(sa string) string {
-	return fmt.Sprintf("%s.%s.serviceaccount.identity.%s.%s", sa, v.ControlPlaneNamespace, v.ControlPlaneNamespace, v.TrustDomain)
+	return certs.WorkloadIdentity(sa, v.ControlPlaneNamespace, v.ControlPlaneNamespace, v.TrustDomain)
 }
 
 func fieldEnv(name, path string) corev1.EnvVar {

@@ -1,6 +1,7 @@
 package inbound
 
 import (
+	"github.com/l5d-go/l5d/pkg/certs"
 	"net/netip"
 	"sort"
 	"strings"
@@ -293,7 +294,7 @@ func (c Config) authz(x *Index, ap *api.AuthorizationPolicy) *pb.Authz {
 }
 
 func (c Config) identity(sa, ns string) string {
-	return sa + "." + ns + ".serviceaccount.identity." + c.ControllerNS + "." + c.TrustDomain
+	return certs.WorkloadIdentity(sa, ns, c.ControllerNS, c.TrustDomain)
 }
 
 func (c Config) meshAuthn(m *api.MeshTLSAuthentication) *pb.Authn {
@@ -318,7 +319,7 @@ func (c Config) meshAuthn(m *api.MeshTLSAuthentication) *pb.Authn {
 		case "serviceaccount":
 			ids = append(ids, c.identity(ref.Name, ns))
 		case "namespace":
-			suffixes = append(suffixes, strings.Split(ref.Name+".serviceaccount.identity."+c.ControllerNS+"."+c.TrustDomain, "."))
+			suffixes = append(suffixes, strings.Split(ref.Name+"."+certs.IdentitySuffix(c.ControllerNS, c.TrustDomain), "."))
 		}
 	}
 	return meshTLS(ids, suffixes)
