@@ -52,9 +52,12 @@ spec:
   targetRef: {group: policy.linkerd.io, kind: Server, name: web-http}
   requiredAuthenticationRefs: [{group: policy.linkerd.io, kind: MeshTLSAuthentication, name: web-clients}]
 `)
+	// The three objects reach the caches one by one: wait until the policy admits the
+	// named ServiceAccount, then it must refuse the other one.
 	waitFor(t, "another ServiceAccount to be refused", func() bool { return podGet(other, target, authority) == 403 })
-	if got := podGet(client, target, authority); got != 200 {
-		t.Fatalf("the named ServiceAccount got %d, want 200", got)
+	waitFor(t, "the named ServiceAccount to be admitted", func() bool { return podGet(client, target, authority) == 200 })
+	if got := podGet(other, target, authority); got != 403 {
+		t.Fatalf("another ServiceAccount got %d, want 403", got)
 	}
 	if got := podGet(plain, target, ""); got == 200 {
 		t.Fatalf("an unmeshed pod got through")
