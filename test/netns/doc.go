@@ -13,6 +13,7 @@
 //
 //	n := netns.New(t)                   // removed, with pods and processes, when t ends
 //	a, b := n.Pod(t, "a"), n.Pod(t, "b")
+//	err := n.RemovePod("a")              // kills a's processes, deletes its namespace
 //	ln, err := b.Listen("tcp", ":8080") // a socket inside b
 //	conn, err := a.Dial(ctx, "tcp", netip.AddrPortFrom(b.IPv4, 8080).String())
 //	err = a.Do(func() error { ... })                // any Go code, run inside a

@@ -185,6 +185,37 @@ func TestCloseRemovesEverything(t *testing.T) {
 	}
 }
 
+func TestRemovePodKillsItsProcessesAndFreesTheName(t *testing.T) {
+	n := New(t)
+	a := n.Pod(t, "a")
+	keep := n.Pod(t, "b")
+	sleep, err := a.Start(exec.Command("sleep", "600"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.RemovePod("a"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-sleep.Done():
+	default:
+		t.Fatal("RemovePod returned before the pod's process ended")
+	}
+	if list := netnsList(t); strings.Contains(list, a.Name()) || !strings.Contains(list, keep.Name()) {
+		t.Fatalf("after removing a, want only b's namespace left:\n%s", list)
+	}
+	if err := n.RemovePod("a"); err == nil {
+		t.Fatal("removing a twice worked")
+	}
+	again := n.Pod(t, "a")
+	if again.IPv4 == a.IPv4 {
+		t.Fatalf("a re-added pod got the removed pod's address %s again", a.IPv4)
+	}
+	if got := n.Pods(); len(got) != 2 || got[0] != keep || got[1] != again {
+		t.Fatalf("Pods() = %v, want [b a]", got)
+	}
+}
+
 func TestBadPodNamesAreRefused(t *testing.T) {
 	n := New(t)
 	n.Pod(t, "a")

@@ -190,6 +190,27 @@ func hostAddrs(h int) (v4, v6 netip.Addr) {
 	return netip.AddrFrom4(b4), netip.AddrFrom16(b6)
 }
 
+// RemovePod kills the processes of the pod named name and deletes its namespace, so the
+// name can be added again; its addresses are not handed out again. It fails if the Network
+// has no such pod.
+func (n *Network) RemovePod(name string) error {
+	n.mu.Lock()
+	p, ok := n.pods[name]
+	if !ok {
+		n.mu.Unlock()
+		return fmt.Errorf("netns: no pod %q to remove", name)
+	}
+	delete(n.pods, name)
+	for i, q := range n.order {
+		if q == p {
+			n.order = append(n.order[:i:i], n.order[i+1:]...)
+			break
+		}
+	}
+	n.mu.Unlock()
+	return p.close()
+}
+
 // Pods returns the pods in the order they were added.
 func (n *Network) Pods() []*Pod {
 	n.mu.Lock()
