@@ -427,10 +427,18 @@ func (s *fastConn) prepareRouteRequest() {
 	}
 	if string(s.req.Target) != r.RequestURI {
 		r.RequestURI = string(s.req.Target)
-		path, _, _ := bytes.Cut(s.req.Target, []byte{'?'})
+		path, query, _ := bytes.Cut(s.req.Target, []byte{'?'})
 		r.URL.Path = string(path)
+		r.URL.RawQuery = string(query)
 	}
 	clear(r.Header)
+	if hr, ok := s.h.Router.(HeaderRouter); ok && hr.RoutesOnHeaders(s.ci) {
+		for _, f := range s.req.Fields {
+			k := http.CanonicalHeaderKey(string(f.Name))
+			r.Header[k] = append(r.Header[k], string(f.Value))
+		}
+		return
+	}
 	if v := s.req.Get("l5d-dst-override"); v != nil {
 		r.Header["L5d-Dst-Override"] = []string{string(v)}
 	}

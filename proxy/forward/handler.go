@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -29,6 +30,13 @@ var origProtoHTTP11 = []string{"HTTP/1.1"}
 // answered with the status of StatusFor.
 type Router interface {
 	Route(r *http.Request, ci *ConnInfo) (*Backend, error)
+}
+
+// HeaderRouter is implemented by Routers whose decisions on a connection may depend on
+// header fields other than Host and l5d-dst-override, or on the query string; the HTTP/1
+// fast path then hands them every field (otherwise it skips building the header map).
+type HeaderRouter interface {
+	RoutesOnHeaders(ci *ConnInfo) bool
 }
 
 // Handler forwards requests; see the package documentation.
@@ -212,7 +220,10 @@ func StatusFor(err error) (int, string) {
 // RouteError is a routing failure with the status to answer.
 type RouteError struct {
 	Status int
-	Reason string
+	// GRPCCode, when not 0, is the grpc-status gRPC requests get instead (in an HTTP 200
+	// trailers-only response).
+	GRPCCode int
+	Reason   string
 }
 
 func (e *RouteError) Error() string { return e.Reason }
@@ -226,6 +237,20 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, m *metrics.HTTP, 
 		h.Log.Debug("proxy error", "status", status, "host", r.Host, "error", err)
 	}
 	dst := w.Header()
+	var re *RouteError
+	if errors.As(err, &re) && re.GRPCCode != 0 && isGRPC(r) {
+		// A trailers-only gRPC response: the status travels in the headers.
+		dst.Set(HeaderProxyError, reason)
+		dst.Set("Content-Type", "application/grpc")
+		dst.Set("Grpc-Status", strconv.Itoa(re.GRPCCode))
+		dst.Set("Grpc-Message", reason)
+		w.WriteHeader(http.StatusOK)
+		if m != nil {
+			m.Request()
+			m.Response(http.StatusOK, true, time.Since(start))
+		}
+		return
+	}
 	dst.Set(HeaderProxyError, reason)
 	dst.Set("Content-Type", "text/plain; charset=utf-8")
 	w.WriteHeader(status)
@@ -234,6 +259,12 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, m *metrics.HTTP, 
 		m.Request()
 		m.Response(status, true, time.Since(start))
 	}
+}
+
+// isGRPC reports whether r is a gRPC request (its content type is application/grpc...).
+func isGRPC(r *http.Request) bool {
+	ct := r.Header["Content-Type"]
+	return len(ct) > 0 && strings.HasPrefix(ct[0], "application/grpc")
 }
 
 // hopHeaders are connection-specific and never forwarded.

@@ -87,36 +87,44 @@ func (rt *Router) Target(dst netip.AddrPort) netip.AddrPort {
 type authzKey struct {
 	http, allowed bool
 	srv           *policy.Port
+	route         *policy.Route
 	authz         *policy.Authz
 }
 
-// authorize checks the connection ci against its port's policy and counts the decision
-// in inbound_{http,tcp}_authz_{allow,deny}_total.
-func (rt *Router) authorize(ci *forward.ConnInfo, http bool) (*policy.Port, bool) {
-	if rt.opts.Policy == nil {
-		return nil, true
-	}
-	p := rt.opts.Policy(ci.OrigDst.Port())
-	a, ok := p.Allow(ci.Client.Addr(), ci.ClientID)
-	k := authzKey{http: http, allowed: ok, srv: p, authz: a}
+// count adds one to the counter of a decision in inbound_{http,tcp}_authz_{allow,deny}_total.
+func (rt *Router) count(k authzKey) {
 	c, found := rt.authz.Load(k)
 	if !found {
 		proto, verdict := "tcp", "deny"
-		if http {
+		if k.http {
 			proto = "http"
 		}
-		labels := metrics.Labels("srv_kind", p.ServerKind, "srv_name", p.Server)
-		if !ok && p.Audit {
+		labels := metrics.Labels("srv_kind", k.srv.ServerKind, "srv_name", k.srv.Server)
+		if k.route != nil {
+			labels = metrics.Join(labels, metrics.Labels("route_group", k.route.Group, "route_kind", k.route.Kind, "route_name", k.route.Name))
+		}
+		if !k.allowed && k.srv.Audit {
 			labels = metrics.Join(labels, metrics.Labels("mode", "audit"))
 		}
-		if ok {
+		if k.allowed {
 			verdict = "allow"
-			labels = metrics.Join(labels, metrics.Labels("authz_kind", a.Kind, "authz_name", a.Name))
+			labels = metrics.Join(labels, metrics.Labels("authz_kind", k.authz.Kind, "authz_name", k.authz.Name))
 		}
 		name := "inbound_" + proto + "_authz_" + verdict + "_total"
 		c, _ = rt.authz.LoadOrStore(k, rt.opts.Metrics.Counter(name, "Inbound "+proto+" authorization decisions ("+verdict+").", labels))
 	}
 	c.(*atomic.Uint64).Add(1)
+}
+
+// authorize checks the opaque connection ci against its port's policy and counts the
+// decision.
+func (rt *Router) authorize(ci *forward.ConnInfo) (*policy.Port, bool) {
+	if rt.opts.Policy == nil {
+		return nil, true
+	}
+	p := rt.opts.Policy(ci.OrigDst.Port())
+	a, ok := p.Allow(ci.Client.Addr(), ci.ClientID)
+	rt.count(authzKey{allowed: ok, srv: p, authz: a})
 	if !ok && p.Audit {
 		rt.opts.Log.Info("audit: an unauthorized client was let through", "client", ci.Client, "client_id", ci.ClientID, "port", ci.OrigDst.Port())
 		return p, true
@@ -124,11 +132,49 @@ func (rt *Router) authorize(ci *forward.ConnInfo, http bool) (*policy.Port, bool
 	return p, ok
 }
 
+// authorizeRequest matches r to a route of its port's policy and checks the client
+// against that route's authorizations: no route is a 404, a refusal a 403 (gRPC:
+// PERMISSION_DENIED).
+func (rt *Router) authorizeRequest(r *http.Request, ci *forward.ConnInfo) error {
+	if rt.opts.Policy == nil {
+		return nil
+	}
+	p := rt.opts.Policy(ci.OrigDst.Port())
+	route, ok := p.Match(r)
+	if !ok {
+		return &forward.RouteError{Status: http.StatusNotFound, GRPCCode: grpcNotFound, Reason: "no route found for request"}
+	}
+	a, ok := route.Allow(ci.Client.Addr(), ci.ClientID)
+	rt.count(authzKey{http: true, allowed: ok, srv: p, route: route, authz: a})
+	if ok {
+		return nil
+	}
+	if p.Audit {
+		rt.opts.Log.Info("audit: an unauthorized request was let through", "client", ci.Client, "client_id", ci.ClientID, "port", ci.OrigDst.Port(), "route", route.Name)
+		return nil
+	}
+	return &forward.RouteError{Status: http.StatusForbidden, GRPCCode: grpcPermissionDenied,
+		Reason: "unauthorized request on route " + route.Name + " of server " + p.Server}
+}
+
+// gRPC status codes of refused requests.
+const (
+	grpcNotFound         = 5
+	grpcPermissionDenied = 7
+)
+
+// RoutesOnHeaders implements forward.HeaderRouter: the policy of the connection's port
+// matches routes on header fields or query parameters.
+func (rt *Router) RoutesOnHeaders(ci *forward.ConnInfo) bool {
+	return rt.opts.Policy != nil && rt.opts.Policy(ci.OrigDst.Port()).NeedsHeaders()
+}
+
 // Route returns the backend for the request's original destination port, after checking
-// that the client is authorized (403 otherwise).
-func (rt *Router) Route(_ *http.Request, ci *forward.ConnInfo) (*forward.Backend, error) {
-	if p, ok := rt.authorize(ci, true); !ok {
-		return nil, &forward.RouteError{Status: http.StatusForbidden, Reason: "unauthorized request on server " + p.Server}
+// that the request has a route (404 otherwise) whose authorizations admit the client (403
+// otherwise; gRPC requests get grpc-status PERMISSION_DENIED).
+func (rt *Router) Route(r *http.Request, ci *forward.ConnInfo) (*forward.Backend, error) {
+	if err := rt.authorizeRequest(r, ci); err != nil {
+		return nil, err
 	}
 	key := routeKey{port: ci.OrigDst.Port(), tls: ci.TLS, clientID: ci.ClientID}
 	rt.mu.RLock()
@@ -161,7 +207,7 @@ func (rt *Router) Route(_ *http.Request, ci *forward.ConnInfo) (*forward.Backend
 
 // ServeTCP relays an opaque connection to the application.
 func (rt *Router) ServeTCP(ctx context.Context, conn net.Conn, ci *forward.ConnInfo, src *metrics.TCP) {
-	if p, ok := rt.authorize(ci, false); !ok {
+	if p, ok := rt.authorize(ci); !ok {
 		rt.opts.Log.Debug("refusing an unauthorized connection", "client", ci.Client, "client_id", ci.ClientID, "server", p.Server)
 		conn.Close()
 		return

@@ -6,6 +6,7 @@
 package policy
 
 import (
+	"fmt"
 	"net/netip"
 	"strings"
 
@@ -23,6 +24,11 @@ type Port struct {
 	// Audit means refusals are only counted and logged: the client is let through.
 	Audit bool
 	authz []Authz
+	// routes are the HTTP (or, when grpc, gRPC) routes requests are matched to; a server
+	// that declares none has one default route admitting what its authorizations admit.
+	routes       []Route
+	grpc         bool
+	needsHeaders bool
 }
 
 // Authz is one authorization: clients from Networks, authenticated as required.
@@ -43,10 +49,14 @@ type network struct {
 
 // Allow returns the authorization that admits a client at addr with mesh identity id
 // ("" when the connection is not mesh TLS), or ok=false.
-func (p *Port) Allow(addr netip.Addr, id string) (a *Authz, ok bool) {
+// This is the connection-level check of opaque connections; HTTP requests are checked
+// against the authorizations of their route (see Match and Route.Allow).
+func (p *Port) Allow(addr netip.Addr, id string) (a *Authz, ok bool) { return allow(p.authz, addr, id) }
+
+func allow(authz []Authz, addr netip.Addr, id string) (*Authz, bool) {
 	addr = addr.Unmap()
-	for i := range p.authz {
-		a := &p.authz[i]
+	for i := range authz {
+		a := &authz[i]
 		if !a.fromNetwork(addr) {
 			continue
 		}
@@ -106,6 +116,7 @@ func Default(name string, cluster []netip.Prefix) *Port {
 		a.nets, a.unauthenticated = everywhere, true
 	case "audit":
 		p.Audit = true
+		p.routes = []Route{defaultRoute(nil, false)}
 		return p
 	case "cluster-unauthenticated":
 		a.nets, a.unauthenticated = clusterNets, true
@@ -114,17 +125,67 @@ func Default(name string, cluster []netip.Prefix) *Port {
 	case "cluster-authenticated":
 		a.nets, a.anyIdentity = clusterNets, true
 	default: // deny
+		p.routes = []Route{defaultRoute(nil, false)}
 		return p
 	}
 	p.authz = []Authz{a}
+	p.routes = []Route{defaultRoute(p.authz, false)}
 	return p
 }
 
-// FromProto translates a controller answer.
-func FromProto(s *pb.Server) *Port {
+// FromProto translates a controller answer, compiling its routes (the HTTP routes of a
+// Detect, HTTP/1 or HTTP/2 server, the gRPC routes of a gRPC server). It fails, naming
+// the problem, when a route cannot be compiled (an invalid regular expression...).
+func FromProto(s *pb.Server) (*Port, error) {
 	p := &Port{Server: s.Labels["name"], ServerKind: s.Labels["kind"], Opaque: s.GetProtocol().GetOpaque() != nil,
 		Audit: s.Labels["kind"] == "default" && s.Labels["name"] == "audit"}
-	for _, az := range s.GetAuthorizations() {
+	p.authz = authorizations(s.GetAuthorizations())
+	var httpRoutes []*pb.HttpRoute
+	var grpcRoutes []*pb.GrpcRoute
+	proto := s.GetProtocol()
+	switch {
+	case proto.GetDetect() != nil:
+		httpRoutes = proto.GetDetect().GetHttpRoutes()
+	case proto.GetHttp1() != nil:
+		httpRoutes = proto.GetHttp1().GetRoutes()
+	case proto.GetHttp2() != nil:
+		httpRoutes = proto.GetHttp2().GetRoutes()
+	case proto.GetGrpc() != nil:
+		p.grpc = true
+		grpcRoutes = proto.GetGrpc().GetRoutes()
+	}
+	for _, r := range httpRoutes {
+		rt, err := compileHTTPRoute(r, p.authz)
+		if err != nil {
+			return nil, fmt.Errorf("server %s: %w", p.Server, err)
+		}
+		p.routes = append(p.routes, rt)
+	}
+	for _, r := range grpcRoutes {
+		rt, err := compileGRPCRoute(r, p.authz)
+		if err != nil {
+			return nil, fmt.Errorf("server %s: %w", p.Server, err)
+		}
+		p.routes = append(p.routes, rt)
+	}
+	if len(p.routes) == 0 {
+		// An older controller, or an opaque server that sees HTTP anyway.
+		p.routes = []Route{defaultRoute(p.authz, p.grpc)}
+	}
+	for i := range p.routes {
+		for _, m := range p.routes[i].matches {
+			if len(m.headers) > 0 || len(m.query) > 0 {
+				p.needsHeaders = true
+			}
+		}
+	}
+	return p, nil
+}
+
+// authorizations translates the controller's authorizations.
+func authorizations(azs []*pb.Authz) []Authz {
+	var out []Authz
+	for _, az := range azs {
 		a := Authz{Name: az.Labels["name"], Kind: az.Labels["kind"]}
 		for _, n := range az.GetNetworks() {
 			nw := network{net: prefix(n.GetNet())}
@@ -158,9 +219,9 @@ func FromProto(s *pb.Server) *Port {
 				}
 			}
 		}
-		p.authz = append(p.authz, a)
+		out = append(out, a)
 	}
-	return p
+	return out
 }
 
 func prefix(n *pbnet.IPNetwork) netip.Prefix {

@@ -51,7 +51,10 @@ func TestFromProtoIdentitiesAndNetworks(t *testing.T) {
 				Suffixes:   []*pb.IdentitySuffix{{Parts: []string{"other", "serviceaccount", "identity", "linkerd", "cluster", "local"}}},
 			}}}}},
 	}}}
-	p := FromProto(s)
+	p, err := FromProto(s)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range []struct {
 		addr, id string
 		want     bool

@@ -69,7 +69,12 @@ func (w *Watcher) watch(port uint16, dst *atomic.Pointer[Port]) {
 					}
 					break
 				}
-				dst.Store(FromProto(s))
+				p, err := FromProto(s)
+				if err != nil {
+					w.log.Warn("ignoring an invalid inbound policy; keeping the last one", "port", port, "error", err)
+					continue
+				}
+				dst.Store(p)
 				backoff = 100 * time.Millisecond
 			}
 		}
