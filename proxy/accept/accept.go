@@ -20,6 +20,7 @@ import (
 	"github.com/l5d-go/l5d/proxy/forward"
 	"github.com/l5d-go/l5d/proxy/meshtls"
 	"github.com/l5d-go/l5d/proxy/metrics"
+	"github.com/l5d-go/l5d/proxy/transportheader"
 )
 
 // OrigDstFunc returns the address a redirected connection was originally sent to
@@ -55,6 +56,9 @@ type Server struct {
 	// TLS, when set, inspects each connection before detection: mesh TLS for this proxy
 	// is terminated (its connections are labelled tls="true" with client_id), other TLS
 	// is relayed untouched as opaque (tls="passthru"), anything else continues as it is.
+	// Mesh TLS negotiated with the opaque transport's ALPN starts with a transport header:
+	// the connection then goes, as opaque TCP, to the port the header names (even when it
+	// was not redirected, as a client proxy connects to the inbound port directly).
 	TLS *meshtls.Terminator
 	// Keepalive is the accepted connections' TCP keepalive period (0: off).
 	Keepalive time.Duration
@@ -141,16 +145,16 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn, httpLn *chanListener
 	if tc != nil && s.Keepalive > 0 {
 		tc.SetKeepAliveConfig(net.KeepAliveConfig{Enable: true, Idle: s.Keepalive, Interval: s.Keepalive})
 	}
-	dst, err := s.origDst(tc)
-	if err != nil {
-		s.Log.Debug("refusing connection", "direction", s.Direction, "client", c.RemoteAddr(), "error", err)
+	dst, dstErr := s.origDst(tc)
+	if dstErr != nil && s.TLS == nil {
+		s.Log.Debug("refusing connection", "direction", s.Direction, "client", c.RemoteAddr(), "error", dstErr)
 		c.Close()
 		return
 	}
-	ci := &forward.ConnInfo{Direction: s.Direction, OrigDst: dst, Client: addrPort(c.RemoteAddr())}
+	ci := &forward.ConnInfo{Direction: s.Direction, Client: addrPort(c.RemoteAddr())}
 	var conn net.Conn = c
 	labels := s.TCPLabels
-	passthrough := false
+	passthrough, transported := false, false
 	if s.TLS != nil {
 		res, err := s.TLS.Accept(c, s.DetectTimeout)
 		if err != nil {
@@ -163,17 +167,38 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn, httpLn *chanListener
 		case meshtls.Terminated:
 			ci.TLS, ci.ClientID = true, res.ClientID
 			labels = metrics.Labels("tls", "true", "client_id", res.ClientID)
+			if res.ALPN == transportheader.ALPN {
+				// Opaque transport: the header names the application port the client
+				// proxy's connection was meant for.
+				h, err := s.readTransportHeader(conn)
+				if err == nil && h.Port == addrPort(c.LocalAddr()).Port() {
+					err = fmt.Errorf("the header names the proxy's own port %d", h.Port)
+				}
+				if err != nil {
+					s.Log.Warn("closing a connection with a malformed transport header", "client", c.RemoteAddr(), "client_id", res.ClientID, "error", err)
+					c.Close()
+					return
+				}
+				dst, dstErr = netip.AddrPortFrom(addrPort(c.LocalAddr()).Addr(), h.Port), nil
+				transported = h.Protocol == transportheader.Opaque
+			}
 		case meshtls.Passthrough:
 			passthrough = true
 			labels = metrics.Labels("tls", "passthru", "sni", res.SNI)
 		}
 	}
+	if dstErr != nil {
+		s.Log.Debug("refusing connection", "direction", s.Direction, "client", c.RemoteAddr(), "error", dstErr)
+		c.Close()
+		return
+	}
+	ci.OrigDst = dst
 	src := s.srcTCP(dst, labels)
 	src.Open()
 	s.open.Add(1)
 
 	proto := detect.Opaque
-	if !passthrough && (s.Opaque == nil || !s.Opaque(dst)) {
+	if !passthrough && !transported && (s.Opaque == nil || !s.Opaque(dst)) {
 		p, dc, err := detect.Detect(conn, s.DetectTimeout)
 		if err != nil {
 			s.Log.Debug("protocol detection failed", "direction", s.Direction, "client", c.RemoteAddr(), "error", err)
@@ -207,6 +232,16 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn, httpLn *chanListener
 	if !httpLn.push(ctx, cc) {
 		cc.Close()
 	}
+}
+
+// readTransportHeader reads the opaque transport header at the start of conn within the
+// detection timeout.
+func (s *Server) readTransportHeader(conn net.Conn) (transportheader.Header, error) {
+	if s.DetectTimeout > 0 {
+		conn.SetReadDeadline(time.Now().Add(s.DetectTimeout))
+		defer conn.SetReadDeadline(time.Time{})
+	}
+	return transportheader.Read(conn)
 }
 
 // FastHTTP2 is implemented by HTTP handlers that serve HTTP/2 (prior knowledge)

@@ -121,13 +121,20 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Proxy, error
 	outConnect := forward.TCPConnector(cfg.Outbound.ConnectTimeout, cfg.Outbound.ConnectKeepalive)
 	inConnect := forward.TCPConnector(cfg.Inbound.ConnectTimeout, cfg.Inbound.ConnectKeepalive)
 	var terminator *meshtls.Terminator
+	var outConnectOpaque forward.ConnectFunc
 	if ctl.id != nil {
-		// Endpoints discovery gave a TLS identity are reached over mesh TLS.
+		// Endpoints discovery gave a TLS identity are reached over mesh TLS; opaque
+		// connections to those with an opaque transport hint go through their inbound
+		// port with a transport header.
 		lookup := func(netip.AddrPort) string { return "" }
 		if ids, ok := disc.(interface{ Identity(netip.AddrPort) string }); ok {
 			lookup = ids.Identity
 		}
-		outConnect = meshtls.NewConnector(ctl.id, outConnect, lookup).Connect
+		connector := meshtls.NewConnector(ctl.id, outConnect, lookup)
+		if ot, ok := disc.(interface{ OpaqueTransport(netip.AddrPort) uint16 }); ok {
+			connector.SetOpaqueTransport(ot.OpaqueTransport)
+		}
+		outConnect, outConnectOpaque = connector.Connect, connector.ConnectOpaque
 		terminator = meshtls.NewTerminator(ctl.id)
 	}
 	outRouter := outbound.NewRouter(outbound.Options{
@@ -138,7 +145,9 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Proxy, error
 		Balancer:  balance.Options{Capacity: cfg.Outbound.QueueCapacity, Failfast: cfg.Outbound.QueueFailfast},
 		TLSLabels: outboundTLSLabels,
 		Connect:   outConnect,
-		Log:       opts.Log,
+		// Opaque connections to discovered endpoints may use the opaque transport.
+		ConnectOpaque: outConnectOpaque,
+		Log:           opts.Log,
 	})
 	// Inbound authorization: the controller's answer per port, the configured default
 	// policy until then (and everywhere without a controller).

@@ -79,8 +79,9 @@ type Resolver struct {
 }
 
 type peerID struct {
-	id   string
-	refs int
+	id        string
+	transport uint16
+	refs      int
 }
 
 // New returns a resolver and starts its idle sweeper.
@@ -130,7 +131,19 @@ func (r *Resolver) Identity(addr netip.AddrPort) string {
 	return p.id
 }
 
-func (r *Resolver) addID(addr netip.AddrPort, id string) {
+// OpaqueTransport returns the inbound port discovery said the meshed endpoint at addr
+// accepts opaque transport connections on (ProtocolHint.opaque_transport), or 0.
+func (r *Resolver) OpaqueTransport(addr netip.AddrPort) uint16 {
+	r.idsMu.RLock()
+	p := r.ids[addr]
+	r.idsMu.RUnlock()
+	if p == nil {
+		return 0
+	}
+	return p.transport
+}
+
+func (r *Resolver) addID(addr netip.AddrPort, id string, transport uint16) {
 	if id == "" {
 		return
 	}
@@ -140,7 +153,7 @@ func (r *Resolver) addID(addr netip.AddrPort, id string) {
 		p = &peerID{}
 		r.ids[addr] = p
 	}
-	p.id = id
+	p.id, p.transport = id, transport
 	p.refs++
 	r.idsMu.Unlock()
 }

@@ -82,16 +82,17 @@ func (p *profile) apply(dp *destination.DestinationProfile) {
 	}
 	var epAddr netip.AddrPort
 	var epID string
+	var epTransport uint16
 	if wa := dp.GetEndpoint(); st.name == "" && wa != nil {
 		if addr, ok := tcpAddr(wa.GetAddr()); ok {
 			e := p.r.endpointFor("", addr, nil, wa)
 			bal := balance.New[*forward.Endpoint](p.r.opts.Balancer)
 			bal.Set([]*balance.Endpoint[*forward.Endpoint]{e.bep})
 			st.endpoint = &forward.Backend{Name: addr.String(), Balancer: bal}
-			epAddr, epID = addr, e.id
+			epAddr, epID, epTransport = addr, e.id, e.transport
 		}
 	}
-	p.r.addID(epAddr, epID)
+	p.r.addID(epAddr, epID, epTransport)
 	p.r.dropID(p.epAddr, p.epID)
 	p.epAddr, p.epID = epAddr, epID
 	p.latest.Store(st)

@@ -152,6 +152,8 @@ type endpoint struct {
 	id     string
 	h2     bool
 	labels string
+	// transport is the opaque transport's inbound port, 0 for none.
+	transport uint16
 }
 
 func newTarget(r *Resolver, authority string) *target {
@@ -248,7 +250,7 @@ func (t *target) apply(u *destination.Update, replace bool) {
 	// Identities: register the new set's before dropping the old set's.
 	for a, e := range next {
 		if t.eps[a] != e {
-			t.r.addID(a, e.id)
+			t.r.addID(a, e.id, e.transport)
 		}
 	}
 	for a, e := range t.eps {
@@ -266,7 +268,7 @@ func (t *target) apply(u *destination.Update, replace bool) {
 }
 
 func (e *endpoint) same(o *endpoint) bool {
-	return e.id == o.id && e.h2 == o.h2 && e.labels == o.labels
+	return e.id == o.id && e.h2 == o.h2 && e.labels == o.labels && e.transport == o.transport
 }
 
 // endpointFor builds the forwarding state of a discovered address: its metric labels
@@ -289,7 +291,11 @@ func (r *Resolver) endpointFor(authority string, addr netip.AddrPort, setLabels 
 	labels := metrics.Join(metrics.Labels("direction", "outbound", "authority", authority,
 		"target_addr", addr.String(), "target_ip", addr.Addr().String()), metrics.DstLabels(lbl), tls)
 	fe := forward.NewEndpoint(addr, h2, r.opts.Metrics.HTTP(labels))
-	return &endpoint{bep: balance.NewEndpoint(addr, fe), id: id, h2: h2, labels: labels}
+	var transport uint16
+	if p := wa.GetProtocolHint().GetOpaqueTransport().GetInboundPort(); p > 0 && p <= 65535 {
+		transport = uint16(p)
+	}
+	return &endpoint{bep: balance.NewEndpoint(addr, fe), id: id, h2: h2, labels: labels, transport: transport}
 }
 
 // identityOf returns the DNS-like TLS identity of a discovered address, or "".

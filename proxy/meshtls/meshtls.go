@@ -18,6 +18,7 @@ import (
 	"sync"
 
 	"github.com/l5d-go/l5d/proxy/forward"
+	"github.com/l5d-go/l5d/proxy/transportheader"
 )
 
 // Credentials are what the proxy needs to speak mesh TLS: its own name and certificate
@@ -76,16 +77,51 @@ func verify(rawCerts [][]byte, roots *x509.CertPool, usage x509.ExtKeyUsage, nam
 // returns it, "" for none) are mesh TLS. It is called once per new connection; TLS
 // configurations are built once per peer identity and sessions are resumed.
 type Connector struct {
-	creds   Credentials
-	base    forward.ConnectFunc
-	lookup  func(netip.AddrPort) string
-	configs sync.Map // identity -> *tls.Config
-	cache   tls.ClientSessionCache
+	creds     Credentials
+	base      forward.ConnectFunc
+	lookup    func(netip.AddrPort) string
+	transport func(netip.AddrPort) uint16
+	configs   sync.Map // configKey -> *tls.Config
+	cache     tls.ClientSessionCache
+}
+
+type configKey struct {
+	id   string
+	alpn bool
 }
 
 // NewConnector returns a connector; see Connector.
 func NewConnector(creds Credentials, base forward.ConnectFunc, lookup func(netip.AddrPort) string) *Connector {
 	return &Connector{creds: creds, base: base, lookup: lookup, cache: tls.NewLRUClientSessionCache(1024)}
+}
+
+// SetOpaqueTransport makes ConnectOpaque use Linkerd's opaque transport for the
+// endpoints port returns an inbound port for (0: none). Call it before use.
+func (c *Connector) SetOpaqueTransport(port func(netip.AddrPort) uint16) { c.transport = port }
+
+// ConnectOpaque opens a connection carrying an opaque (non-HTTP) stream to addr. A meshed
+// endpoint with an opaque transport port is reached over mesh TLS on that port with the
+// ALPN protocol transportheader.ALPN, and the transport header naming addr's port is sent
+// first; any other endpoint is reached as Connect would.
+func (c *Connector) ConnectOpaque(ctx context.Context, addr string) (net.Conn, error) {
+	ap, err := netip.ParseAddrPort(addr)
+	if err != nil || c.transport == nil {
+		return c.Connect(ctx, addr)
+	}
+	id, port := c.lookup(ap), c.transport(ap)
+	if id == "" || port == 0 {
+		return c.Connect(ctx, addr)
+	}
+	via := netip.AddrPortFrom(ap.Addr(), port).String()
+	conn, err := c.connect(ctx, via, id, true)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := conn.Write(transportheader.Header{Port: ap.Port()}.Append(nil)); err != nil {
+		conn.Close()
+		return nil, &forward.ConnectError{Addr: via, Err: fmt.Errorf("sending the transport header: %w", err)}
+	}
+	return conn, nil
 }
 
 // Connect implements forward.ConnectFunc.
@@ -103,6 +139,10 @@ func (c *Connector) Connect(ctx context.Context, addr string) (net.Conn, error) 
 
 // ConnectTo opens mesh TLS to addr, requiring the server to be id.
 func (c *Connector) ConnectTo(ctx context.Context, addr, id string) (net.Conn, error) {
+	return c.connect(ctx, addr, id, false)
+}
+
+func (c *Connector) connect(ctx context.Context, addr, id string, transport bool) (net.Conn, error) {
 	if c.creds.Certificate() == nil {
 		return nil, &forward.ConnectError{Addr: addr, Err: ErrNoCertificate}
 	}
@@ -110,10 +150,14 @@ func (c *Connector) ConnectTo(ctx context.Context, addr, id string) (net.Conn, e
 	if err != nil {
 		return nil, err
 	}
-	tc := tls.Client(raw, c.clientConfig(id))
+	tc := tls.Client(raw, c.clientConfig(id, transport))
 	if err := tc.HandshakeContext(ctx); err != nil {
 		raw.Close()
 		return nil, &forward.ConnectError{Addr: addr, Err: fmt.Errorf("mesh TLS handshake with %s: %w", id, err)}
+	}
+	if transport && tc.ConnectionState().NegotiatedProtocol != transportheader.ALPN {
+		raw.Close()
+		return nil, &forward.ConnectError{Addr: addr, Err: fmt.Errorf("%s does not accept the opaque transport (ALPN %s)", id, transportheader.ALPN)}
 	}
 	// Hide the *tls.Conn type: HTTP transports must treat it as a plain transport.
 	return &meshConn{Conn: tc}, nil
@@ -122,8 +166,9 @@ func (c *Connector) ConnectTo(ctx context.Context, addr, id string) (net.Conn, e
 // meshConn is an established mesh TLS connection.
 type meshConn struct{ net.Conn }
 
-func (c *Connector) clientConfig(id string) *tls.Config {
-	if v, ok := c.configs.Load(id); ok {
+func (c *Connector) clientConfig(id string, transport bool) *tls.Config {
+	key := configKey{id, transport}
+	if v, ok := c.configs.Load(key); ok {
 		return v.(*tls.Config)
 	}
 	roots := c.creds.Roots()
@@ -148,7 +193,10 @@ func (c *Connector) clientConfig(id string) *tls.Config {
 			return err
 		},
 	}
-	v, _ := c.configs.LoadOrStore(id, cfg)
+	if transport {
+		cfg.NextProtos = []string{transportheader.ALPN}
+	}
+	v, _ := c.configs.LoadOrStore(key, cfg)
 	return v.(*tls.Config)
 }
 

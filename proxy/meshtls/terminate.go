@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"sync"
 	"time"
+
+	"github.com/l5d-go/l5d/proxy/transportheader"
 )
 
 // Kind is what an inbound connection turned out to be.
@@ -33,17 +36,25 @@ type Accepted struct {
 	ClientID string
 	// SNI is the server name a TLS client asked for.
 	SNI string
+	// ALPN is the application protocol negotiated on a Terminated connection;
+	// transportheader.ALPN means a transport header comes first.
+	ALPN string
 }
 
 // Terminator recognises and terminates inbound mesh TLS.
 type Terminator struct {
 	creds Credentials
 	cfg   *tls.Config
+	// transport is cfg selecting the opaque transport's ALPN protocol, for clients that
+	// offer it (other clients get no ALPN, whatever they offer).
+	transport *tls.Config
 }
 
 // NewTerminator returns a terminator for the proxy's credentials.
 func NewTerminator(creds Credentials) *Terminator {
-	return &Terminator{creds: creds, cfg: ServerConfig(creds)}
+	t := &Terminator{creds: creds, cfg: ServerConfig(creds), transport: ServerConfig(creds)}
+	t.transport.NextProtos = []string{transportheader.ALPN}
+	return t
 }
 
 // Accept reads the start of conn within timeout. A TLS ClientHello whose SNI is the
@@ -84,6 +95,9 @@ func (t *Terminator) Accept(conn net.Conn, timeout time.Duration) (Accepted, err
 		if sni != "" && sni == t.creds.Name() {
 			mine = true
 			sc.recorded = nil
+			if slices.Contains(h.SupportedProtos, transportheader.ALPN) {
+				return t.transport, nil
+			}
 			return nil, nil
 		}
 		sc.drop = true
@@ -105,7 +119,7 @@ func (t *Terminator) Accept(conn net.Conn, timeout time.Duration) (Accepted, err
 	if len(cs.PeerCertificates) > 0 {
 		client = PeerIdentity(cs.PeerCertificates[0])
 	}
-	return Accepted{Kind: Terminated, Conn: &meshConn{Conn: tc}, ClientID: client, SNI: sni}, nil
+	return Accepted{Kind: Terminated, Conn: &meshConn{Conn: tc}, ClientID: client, SNI: sni, ALPN: cs.NegotiatedProtocol}, nil
 }
 
 var errPassthrough = errors.New("TLS for another server name")

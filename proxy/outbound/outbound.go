@@ -51,7 +51,10 @@ type Options struct {
 	TLSLabels string
 	// Connect opens opaque connections to endpoints.
 	Connect forward.ConnectFunc
-	Log     *slog.Logger
+	// ConnectOpaque, when set, replaces Connect for connections to discovered endpoints
+	// (it may use the opaque transport; see meshtls.Connector.ConnectOpaque).
+	ConnectOpaque forward.ConnectFunc
+	Log           *slog.Logger
 }
 
 // Router implements forward.Router for outbound traffic and serves opaque connections.
@@ -205,7 +208,11 @@ func (rt *Router) ServeTCP(ctx context.Context, conn net.Conn, ci *forward.ConnI
 	if bep != nil {
 		bep.Start()
 	}
-	server, err := rt.opts.Connect(ctx, target.String())
+	connect := rt.opts.Connect
+	if bep != nil && rt.opts.ConnectOpaque != nil {
+		connect = rt.opts.ConnectOpaque
+	}
+	server, err := connect(ctx, target.String())
 	connectRTT := time.Since(start)
 	if bep != nil {
 		bep.Done(time.Now(), connectRTT, balance.DefaultDecay)

@@ -26,6 +26,8 @@ type Endpoint struct {
 	Identity string
 	H2       bool
 	Labels   map[string]string
+	// OpaqueTransport is the inbound port of the opaque transport hint (0: none).
+	OpaqueTransport uint16
 }
 
 // Destination serves Destination.Get and GetProfile from scripted state. Names without a
@@ -148,7 +150,7 @@ func sendDiff(s grpc.ServerStreamingServer[destination.Update], sent *map[netip.
 	var add []*destination.WeightedAddr
 	for _, e := range eps {
 		next[e.Addr] = e
-		if old, ok := (*sent)[e.Addr]; ok && old.Identity == e.Identity && old.H2 == e.H2 && maps.Equal(old.Labels, e.Labels) {
+		if old, ok := (*sent)[e.Addr]; ok && old.Identity == e.Identity && old.H2 == e.H2 && old.OpaqueTransport == e.OpaqueTransport && maps.Equal(old.Labels, e.Labels) {
 			continue
 		}
 		add = append(add, weightedAddr(e))
@@ -184,6 +186,12 @@ func weightedAddr(e Endpoint) *destination.WeightedAddr {
 	}
 	if e.H2 {
 		wa.ProtocolHint = &destination.ProtocolHint{Protocol: &destination.ProtocolHint_H2_{H2: &destination.ProtocolHint_H2{}}}
+	}
+	if e.OpaqueTransport != 0 {
+		if wa.ProtocolHint == nil {
+			wa.ProtocolHint = &destination.ProtocolHint{}
+		}
+		wa.ProtocolHint.OpaqueTransport = &destination.ProtocolHint_OpaqueTransport{InboundPort: uint32(e.OpaqueTransport)}
 	}
 	return wa
 }

@@ -1,0 +1,132 @@
+package app
+
+import (
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/l5d-go/l5d/proto/gen/destination"
+	"github.com/l5d-go/l5d/proxy/config"
+	"github.com/l5d-go/l5d/proxy/internal/scriptedcp"
+	"github.com/l5d-go/l5d/proxy/transportheader"
+)
+
+// greeterApp greets each connection, then echoes it.
+func greeterApp(t *testing.T) netip.AddrPort {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.WriteString(c, "hello\n"); io.Copy(c, c); c.Close() }()
+		}
+	}()
+	return ln.Addr().(*net.TCPAddr).AddrPort()
+}
+
+// expectGreetingAndEcho reads the greeting and checks one echo round trip on c.
+func expectGreetingAndEcho(t *testing.T, c net.Conn) {
+	t.Helper()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	greeting := make([]byte, len("hello\n"))
+	if _, err := io.ReadFull(c, greeting); err != nil || string(greeting) != "hello\n" {
+		t.Fatalf("greeting %q %v", greeting, err)
+	}
+	if _, err := io.WriteString(c, "ping\n"); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, len("ping\n"))
+	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "ping\n" {
+		t.Fatalf("echo %q %v", buf, err)
+	}
+}
+
+// TestOpaqueTransportBetweenProxies: an opaque connection to a meshed endpoint whose
+// discovery hint carries an opaque transport port goes over mesh TLS to the server
+// proxy's inbound port with a transport header, and the server proxy delivers it to the
+// original port (it has no other way to learn it: no fallback destination) and sees the
+// client's identity.
+func TestOpaqueTransportBetweenProxies(t *testing.T) {
+	m := startMeshCP(t)
+	app := greeterApp(t)
+	server := startProxy(t, netip.AddrPort{}, netip.AddrPort{}, m.env(serverIdentity), nil)
+	// The client's original destination is the app's address, in the profile networks,
+	// whose profile names the service and marks it opaque (no detection: the app speaks
+	// first).
+	clientEnv := m.env(clientIdentity)
+	clientEnv[config.EnvDestinationProfileNetworks] = "127.0.0.0/8"
+	clientEnv[config.EnvOutboundDetectTimeout] = "20s"
+	client := startProxy(t, app, netip.AddrPort{}, clientEnv, nil)
+	waitReady(t, server)
+	waitReady(t, client)
+	serverIn, _, _ := server.Addrs()
+	// The app's own address is the endpoint: connecting to it directly (without the
+	// transport) would fail the TLS handshake.
+	m.dst.SetProfile(app.String(), &destination.DestinationProfile{FullyQualifiedName: "web.ns.svc.cluster.local.", OpaqueProtocol: true})
+	m.dst.Set(fmt.Sprintf("web.ns.svc.cluster.local:%d", app.Port()),
+		scriptedcp.Endpoint{Addr: app, Identity: serverIdentity, OpaqueTransport: serverIn.Port()})
+
+	_, out, _ := client.Addrs()
+	c, err := net.Dial("tcp", out.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	expectGreetingAndEcho(t, c)
+	c.Close()
+	waitFor(t, "server-side TCP metrics with the client identity", func() bool {
+		return strings.Contains(scrape(t, server), `tcp_open_total{direction="inbound",peer="src",target_addr="`+app.String()+`",target_ip="127.0.0.1",tls="true",client_id="`+clientIdentity+`"} 1`)
+	})
+
+	// A raw mesh TLS client: a valid header reaches the app, a malformed one is refused
+	// and the proxy keeps serving.
+	dial := func(header []byte) net.Conn {
+		t.Helper()
+		cfg, err := m.pki.ServerTLS(clientIdentity)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.ServerName, cfg.InsecureSkipVerify, cfg.NextProtos, cfg.MinVersion = serverIdentity, true, []string{transportheader.ALPN}, tls.VersionTLS13
+		tc, err := tls.Dial("tcp", serverIn.String(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tc.ConnectionState().NegotiatedProtocol != transportheader.ALPN {
+			t.Fatalf("negotiated %q", tc.ConnectionState().NegotiatedProtocol)
+		}
+		if _, err := tc.Write(header); err != nil {
+			t.Fatal(err)
+		}
+		return tc
+	}
+	good := dial(transportheader.Header{Port: app.Port()}.Append(nil))
+	expectGreetingAndEcho(t, good)
+	good.Close()
+	for _, bad := range [][]byte{
+		[]byte("transport.l5d.io/v1\r\n\r\n\x00\x00\x00\x02\x08\x00"),     // port 0
+		[]byte("transport.l5d.io/v1\r\n\r\n\xff\xff\xff\xff"),             // absurd length
+		[]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\n\r\n"), // no header at all
+	} {
+		bc := dial(bad)
+		bc.SetDeadline(time.Now().Add(10 * time.Second))
+		if n, err := bc.Read(make([]byte, 16)); err == nil {
+			t.Fatalf("a malformed header %q got %d bytes back", bad, n)
+		}
+		bc.Close()
+	}
+	again := dial(transportheader.Header{Port: app.Port()}.Append(nil))
+	expectGreetingAndEcho(t, again)
+	again.Close()
+}
