@@ -179,7 +179,7 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn, httpLn *chanListener
 					c.Close()
 					return
 				}
-				dst, dstErr = netip.AddrPortFrom(addrPort(c.LocalAddr()).Addr(), h.Port), nil
+				dst, dstErr = netip.AddrPortFrom(addrPort(c.LocalAddr()).Addr().Unmap(), h.Port), nil
 				transported = h.Protocol == transportheader.Opaque
 			}
 		case meshtls.Passthrough:
