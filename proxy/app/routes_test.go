@@ -50,6 +50,13 @@ func startPolicyService(t *testing.T, m *meshCP, pol *scriptedPolicy) map[string
 	}
 }
 
+// unauthenticated admits everyone.
+func unauthenticated() *inbound.Authz {
+	return &inbound.Authz{Labels: map[string]string{"kind": "networkauthentication", "name": "anyone"},
+		Networks:       []*inbound.Network{{Net: everywhereV4()}},
+		Authentication: &inbound.Authn{Permit: &inbound.Authn_Unauthenticated{Unauthenticated: &inbound.Authn_PermitUnauthenticated{}}}}
+}
+
 // identityAuthz admits exactly the mesh identity id.
 func identityAuthz(name, id string) *inbound.Authz {
 	return &inbound.Authz{
@@ -89,6 +96,12 @@ func TestInboundRouteAuthorization(t *testing.T) {
 			pathRoute("probe", "/ready", true, &inbound.Authz{Labels: map[string]string{"kind": "default", "name": "probe"},
 				Networks:       []*inbound.Network{{Net: everywhereV4()}},
 				Authentication: &inbound.Authn{Permit: &inbound.Authn_Unauthenticated{Unauthenticated: &inbound.Authn_PermitUnauthenticated{}}}}),
+			{Metadata: routeMeta("HTTPRoute", "canary"), Authorizations: []*inbound.Authz{unauthenticated()},
+				Rules: []*inbound.HttpRoute_Rule{{Matches: []*httproute.HttpRouteMatch{{
+					Path:        &httproute.PathMatch{Kind: &httproute.PathMatch_Prefix{Prefix: "/canary"}},
+					Headers:     []*httproute.HeaderMatch{{Name: "x-canary", Value: &httproute.HeaderMatch_Exact{Exact: []byte("yes")}}},
+					QueryParams: []*httproute.QueryParamMatch{{Name: "v", Value: &httproute.QueryParamMatch_Regex{Regex: "[0-9]+"}}},
+				}}}}},
 		}}}},
 	}
 	env := m.env(serverIdentity)
@@ -104,14 +117,18 @@ func TestInboundRouteAuthorization(t *testing.T) {
 	}
 	serverIn, _, _ := server.Addrs()
 	m.dst.Set(svc, scriptedcp.Endpoint{Addr: serverIn, Identity: serverIdentity, H2: true})
-	status := func(p *Proxy, path string) int {
+	status := func(p *Proxy, path string, header ...string) int {
 		t.Helper()
 		c, url := clientTo(serverIn, false), "http://"+serverIn.String()+path
 		if p != nil {
 			_, out, _ := p.Addrs()
 			c, url = clientTo(out, false), "http://"+svc+path
 		}
-		resp, err := c.Get(url)
+		req, _ := http.NewRequest("GET", url, nil)
+		for i := 0; i+1 < len(header); i += 2 {
+			req.Header.Set(header[i], header[i+1])
+		}
+		resp, err := c.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -135,6 +152,29 @@ func TestInboundRouteAuthorization(t *testing.T) {
 		{"probe path is exact", nil, "/ready/x", http.StatusNotFound},
 	} {
 		if got := status(c.p, c.path); got != c.want {
+			t.Errorf("%s (%s): %d, want %d", c.who, c.path, got, c.want)
+		}
+	}
+	// Header and query matches, on the HTTP/1 fast path (unmeshed) and over HTTP/2
+	// between proxies.
+	for _, c := range []struct {
+		who    string
+		p      *Proxy
+		path   string
+		header string
+		want   int
+	}{
+		{"unmeshed, header and query", nil, "/canary?v=12", "yes", http.StatusOK},
+		{"unmeshed, no header", nil, "/canary?v=12", "", http.StatusNotFound},
+		{"unmeshed, query mismatch", nil, "/canary?v=x", "yes", http.StatusNotFound},
+		{"meshed, header and query", other, "/canary/a?v=1", "yes", http.StatusOK},
+		{"meshed, header mismatch", other, "/canary/a?v=1", "no", http.StatusNotFound},
+	} {
+		var h []string
+		if c.header != "" {
+			h = []string{"X-Canary", c.header}
+		}
+		if got := status(c.p, c.path, h...); got != c.want {
 			t.Errorf("%s (%s): %d, want %d", c.who, c.path, got, c.want)
 		}
 	}
