@@ -129,4 +129,21 @@ func TestOpaqueTransportBetweenProxies(t *testing.T) {
 	again := dial(transportheader.Header{Port: app.Port()}.Append(nil))
 	expectGreetingAndEcho(t, again)
 	again.Close()
+
+	// The policy of the header's port applies: a server whose policy denies everyone
+	// closes the transported connection before the app sees it.
+	denyEnv := m.env(serverIdentity)
+	denyEnv[config.EnvInboundDefaultPolicy] = "deny"
+	strict := startProxy(t, netip.AddrPort{}, netip.AddrPort{}, denyEnv, nil)
+	waitReady(t, strict)
+	serverIn, _, _ = strict.Addrs()
+	refused := dial(transportheader.Header{Port: app.Port()}.Append(nil))
+	refused.SetDeadline(time.Now().Add(10 * time.Second))
+	if n, err := refused.Read(make([]byte, 16)); err == nil {
+		t.Fatalf("a denied transported connection got %d bytes back", n)
+	}
+	refused.Close()
+	waitFor(t, "the refusal to be counted", func() bool {
+		return strings.Contains(scrape(t, strict), `inbound_tcp_authz_deny_total{srv_kind="default",srv_name="deny"} 1`)
+	})
 }

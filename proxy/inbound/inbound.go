@@ -44,6 +44,9 @@ type Options struct {
 type Router struct {
 	opts  Options
 	authz sync.Map // authzKey -> *atomic.Uint64
+	// authzKeys counts authz entries; policy updates bring new keys, so the map is
+	// cleared when it grows large (the counters stay in the registry).
+	authzKeys atomic.Int64
 
 	mu     sync.RWMutex
 	byPort map[routeKey]*forward.Backend
@@ -91,6 +94,9 @@ type authzKey struct {
 	authz         *policy.Authz
 }
 
+// maxAuthzKeys bounds the cached authorization counters.
+const maxAuthzKeys = 10000
+
 // count adds one to the counter of a decision in inbound_{http,tcp}_authz_{allow,deny}_total.
 func (rt *Router) count(k authzKey) {
 	c, found := rt.authz.Load(k)
@@ -111,6 +117,10 @@ func (rt *Router) count(k authzKey) {
 			labels = metrics.Join(labels, metrics.Labels("authz_kind", k.authz.Kind, "authz_name", k.authz.Name))
 		}
 		name := "inbound_" + proto + "_authz_" + verdict + "_total"
+		if rt.authzKeys.Add(1) > maxAuthzKeys {
+			rt.authz.Clear()
+			rt.authzKeys.Store(1)
+		}
 		c, _ = rt.authz.LoadOrStore(k, rt.opts.Metrics.Counter(name, "Inbound "+proto+" authorization decisions ("+verdict+").", labels))
 	}
 	c.(*atomic.Uint64).Add(1)
