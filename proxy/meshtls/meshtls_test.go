@@ -16,6 +16,7 @@ import (
 	"github.com/l5d-go/l5d/proxy/forward"
 	"github.com/l5d-go/l5d/proxy/internal/scriptedcp"
 	"github.com/l5d-go/l5d/proxy/opaque"
+	"github.com/l5d-go/l5d/proxy/transportheader"
 )
 
 type creds struct {
@@ -197,5 +198,59 @@ func TestPlainBytesAreReplayed(t *testing.T) {
 	buf := make([]byte, 16)
 	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "GET / HTTP/1.1\r\n" {
 		t.Fatalf("echo %q %v", buf, err)
+	}
+}
+
+// TestOpaqueTransportALPN: ConnectOpaque to an endpoint with an opaque transport port
+// negotiates transportheader.ALPN there and sends the header naming the original port;
+// a mesh TLS client offering another protocol is still accepted, without ALPN.
+func TestOpaqueTransportALPN(t *testing.T) {
+	pki, err := scriptedcp.NewPKI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, cli := newCreds(t, pki, serverID), newCreds(t, pki, clientID)
+	addr, accepted := serve(t, NewTerminator(srv), "")
+	inbound := netip.MustParseAddrPort(addr)
+	original := netip.AddrPortFrom(inbound.Addr(), 7000) // nothing listens there
+	var d net.Dialer
+	conn := NewConnector(cli, func(ctx context.Context, a string) (net.Conn, error) { return d.DialContext(ctx, "tcp", a) },
+		func(netip.AddrPort) string { return serverID })
+	conn.SetOpaqueTransport(func(a netip.AddrPort) uint16 {
+		if a == original {
+			return inbound.Port()
+		}
+		return 0
+	})
+	c, err := conn.ConnectOpaque(context.Background(), original.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	res := <-accepted
+	if res.Kind != Terminated || res.ALPN != transportheader.ALPN || res.ClientID != clientID {
+		t.Fatalf("accepted %+v", res)
+	}
+	// The server side echoes: the header the client sent comes back.
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	h, err := transportheader.Read(c)
+	if err != nil || h.Port != 7000 {
+		t.Fatalf("header %+v %v", h, err)
+	}
+
+	addr, accepted = serve(t, NewTerminator(srv), "")
+	cfg := conn.clientConfig(serverID, false).Clone()
+	cfg.NextProtos = []string{"h2"}
+	raw, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc := tls.Client(raw, cfg)
+	defer tc.Close()
+	if err := tc.Handshake(); err != nil {
+		t.Fatalf("a client offering h2: %v", err)
+	}
+	if res := <-accepted; res.Kind != Terminated || res.ALPN != "" {
+		t.Fatalf("accepted %+v", res)
 	}
 }
