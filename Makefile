@@ -9,7 +9,10 @@ MODULE_PATTERNS := $(addsuffix /...,$(MODULES))
 # Binaries: name=module/cmd path.
 BINARIES := identity=identity/cmd/identity destination=destination/cmd/destination \
 	policy=policy/cmd/policy injector=injector/cmd/injector proxy=proxy/cmd/proxy \
-	proxy-init=proxy-init/cmd/proxy-init linkerd=cli/cmd/linkerd linkerd-await=proxy/cmd/linkerd-await
+	proxy-init=proxy-init/cmd/proxy-init linkerd=cli/cmd/linkerd linkerd-await=proxy/cmd/linkerd-await \
+	demo-web=test/demo/cmd/demo-web demo-catalog=test/demo/cmd/demo-catalog \
+	demo-ratings=test/demo/cmd/demo-ratings demo-traffic=test/demo/cmd/demo-traffic \
+	l5d-demo-stat=test/cmd/l5d-demo-stat
 TEST_FLAGS ?= -count=1 -timeout 30m
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 TOOLS := $(BIN)/tools
@@ -39,13 +42,15 @@ lint: tools
 	$(GO) vet $(MODULE_PATTERNS)
 	$(STATICCHECK) $(MODULE_PATTERNS)
 
-## proto: regenerate the Go code for proto/ with the pinned toolchain
+## proto: regenerate the Go code for proto/ and the demo's test/demo/api with the pinned toolchain
 proto:
-	@if [ -f proto/Makefile ]; then $(MAKE) -C proto generate; else echo "proto: no .proto sources yet"; fi
+	$(MAKE) -C proto generate
+	$(MAKE) -C test/demo generate
 
 ## proto-check: fail when regenerating changes any committed file
 proto-check: proto
-	@git diff --exit-code -- proto || { echo "generated proto code is stale: run make proto and commit"; exit 1; }
+	@git diff --exit-code -- proto test/demo/gen && test -z "$$(git status --porcelain -- proto test/demo/gen)" || \
+		{ echo "generated proto code is stale: run make proto and commit"; exit 1; }
 
 ## tools: build the pinned developer tools (tools/go.mod) into bin/tools
 tools:

@@ -1,0 +1,48 @@
+package traffic_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/l5d-go/l5d/test/demo/demotest"
+	"github.com/l5d-go/l5d/test/demo/ratings"
+	"github.com/l5d-go/l5d/test/demo/traffic"
+)
+
+func TestGeneratorCoversEveryRoute(t *testing.T) {
+	s := demotest.Start(t, ratings.Options{FailureShare: 0.5})
+	g, err := traffic.New(traffic.Options{Target: s.WebURL, Rate: 500, Count: 100, LogEvery: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Run(context.Background()); err != nil {
+		t.Fatalf("Run with Count = %v, want nil", err)
+	}
+	st := g.Stats()
+	if st.Sent != 100 {
+		t.Fatalf("stats %+v, want 100 requests sent", st)
+	}
+	want := map[string]int64{"GET /": 20, "GET /api/items": 20, "GET /api/items/{id}": 40, "POST /api/items/{id}/rating": 20}
+	for k, v := range want {
+		if st.ByPath[k] != v {
+			t.Errorf("%s requested %d times, want %d (all: %v)", k, st.ByPath[k], v, st.ByPath)
+		}
+	}
+	// Only single-item reads call the flaky GetRating without degrading.
+	if st.Failed == 0 || st.Failed > st.ByPath["GET /api/items/{id}"] {
+		t.Errorf("%d requests failed, want some but at most the %d item reads", st.Failed, st.ByPath["GET /api/items/{id}"])
+	}
+}
+
+func TestInvalidOptions(t *testing.T) {
+	for _, o := range []traffic.Options{
+		{Target: "web:8080", Rate: 1},
+		{Target: "http://web:8080", Rate: 0},
+		{Target: "http://web:8080", Rate: 1, Count: -1},
+		{Target: "ftp://web", Rate: 1},
+	} {
+		if _, err := traffic.New(o); err == nil {
+			t.Errorf("New(%+v) succeeded, want an error", o)
+		}
+	}
+}
