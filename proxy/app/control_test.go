@@ -184,10 +184,11 @@ func TestEndpointChurnAndControlPlaneOutage(t *testing.T) {
 		return tr.count("a") == n
 	})
 
-	// The control plane dies: the last endpoints keep serving.
+	// The control plane dies: the last endpoints keep serving. The name's two streams
+	// (Get and GetProfile) are stale.
 	d.Stop()
 	waitFor(t, "the stale metric", func() bool {
-		return strings.Contains(scrape(t, p), "control_plane_stale_streams 1\n")
+		return strings.Contains(scrape(t, p), "control_plane_stale_streams 2\n")
 	})
 	before := tr.count("b")
 	waitFor(t, "traffic during the outage", func() bool { return tr.count("b") > before+50 })
@@ -447,7 +448,8 @@ func TestMeshSurvivesControlPlaneOutage(t *testing.T) {
 	waitFor(t, "traffic", func() bool { return tr.count("app") > 20 })
 	m.dst.Stop()
 	m.ids.Stop()
-	waitFor(t, "the stale metric", func() bool { return strings.Contains(scrape(t, client), "control_plane_stale_streams 1\n") })
+	// The name's Get and GetProfile streams serve their last state.
+	waitFor(t, "the stale metric", func() bool { return strings.Contains(scrape(t, client), "control_plane_stale_streams 2\n") })
 	before := tr.count("app")
 	waitFor(t, "traffic during the outage", func() bool { return tr.count("app") > before+50 })
 	if _, err := m.dst.Start(m.dstAddr, m.dstTLS); err != nil {

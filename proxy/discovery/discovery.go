@@ -18,6 +18,8 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/netip"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -174,7 +176,34 @@ func (r *Resolver) dropID(addr netip.AddrPort, id string) {
 // Name resolves a logical authority "name:port" to its balanced backend. It returns
 // ok=false when the control plane says the name is not a service, or does not answer a
 // new name within the resolve timeout.
+//
+// The backend carries the routes of the name's ServiceProfile (GetProfile for the name).
 func (r *Resolver) Name(ctx context.Context, authority string) (*forward.Backend, bool) {
+	be, ok := r.name(ctx, authority)
+	if !ok {
+		return nil, false
+	}
+	p := r.profileOf("name/"+authority, func() *profile { return newNameProfile(r, authority, portOf(authority)) })
+	p.touch()
+	p.waitReady(ctx, r.opts.ResolveTimeout)
+	return p.withRoutes(be), true
+}
+
+// portOf returns the port of an authority "host:port", 0 when it has none.
+func portOf(authority string) uint16 {
+	i := strings.LastIndexByte(authority, ':')
+	if i < 0 {
+		return 0
+	}
+	n, err := strconv.ParseUint(authority[i+1:], 10, 16)
+	if err != nil {
+		return 0
+	}
+	return uint16(n)
+}
+
+// name resolves a logical authority to its target's backend, without profile routes.
+func (r *Resolver) name(ctx context.Context, authority string) (*forward.Backend, bool) {
 	if v, ok := r.names.Load(authority); ok {
 		t := v.(*target)
 		t.touch()
@@ -206,7 +235,11 @@ func (r *Resolver) Addr(ctx context.Context, dst netip.AddrPort) (*forward.Backe
 		return nil, false
 	}
 	if st.name != "" {
-		return r.Name(ctx, st.name)
+		be, ok := r.name(ctx, st.name)
+		if !ok {
+			return nil, false
+		}
+		return p.withRoutes(be), true
 	}
 	if st.endpoint != nil {
 		return st.endpoint, true
@@ -227,11 +260,15 @@ func (r *Resolver) Opaque(ctx context.Context, dst netip.AddrPort) bool {
 }
 
 func (r *Resolver) profile(dst netip.AddrPort) *profile {
-	key := dst.String()
+	return r.profileOf(dst.String(), func() *profile { return newProfile(r, dst) })
+}
+
+// profileOf returns the profile stream of key, starting it with newP when there is none.
+func (r *Resolver) profileOf(key string, newP func() *profile) *profile {
 	if v, ok := r.profiles.Load(key); ok {
 		return v.(*profile)
 	}
-	p := newProfile(r, dst)
+	p := newP()
 	if v, loaded := r.profiles.LoadOrStore(key, p); loaded {
 		return v.(*profile)
 	}

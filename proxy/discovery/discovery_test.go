@@ -138,7 +138,8 @@ func TestOutageKeepsLastStateAndRecovers(t *testing.T) {
 		t.Fatalf("endpoints %v", got)
 	}
 	d.Stop()
-	waitFor(t, "stale state", func() bool { return r.Stale() == 1 })
+	// Both streams of the name, Get and GetProfile, serve their last state.
+	waitFor(t, "stale state", func() bool { return r.Stale() == 2 })
 	if got := addrsOf(r, name); !slices.Equal(got, []string{"10.0.0.1:80"}) {
 		t.Fatalf("during the outage endpoints are %v, want the last known", got)
 	}

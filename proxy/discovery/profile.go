@@ -12,13 +12,23 @@ import (
 	"github.com/l5d-go/l5d/proto/gen/destination"
 	"github.com/l5d-go/l5d/proxy/balance"
 	"github.com/l5d-go/l5d/proxy/forward"
+	"github.com/l5d-go/l5d/proxy/metrics"
+	"github.com/l5d-go/l5d/proxy/routes"
 )
 
-// profile is one original destination address's GetProfile stream.
+// profile is the GetProfile stream of one original destination address or of one
+// logical name "name:port".
 type profile struct {
 	watch
+	// path is what the stream asks for; dst is the address, invalid for a name.
+	path   string
+	port   uint16
 	dst    netip.AddrPort
 	latest atomic.Pointer[profileState]
+	// routes are the latest ServiceProfile routes; routed is the backend last handed out
+	// with them.
+	routes routes.Current
+	routed atomic.Pointer[forward.Backend]
 
 	// Owned by the stream goroutine: the identity registered for a pod endpoint.
 	epAddr netip.AddrPort
@@ -35,9 +45,30 @@ type profileState struct {
 }
 
 func newProfile(r *Resolver, dst netip.AddrPort) *profile {
-	p := &profile{dst: dst}
+	p := &profile{path: dst.String(), port: dst.Port(), dst: dst}
 	p.init(r)
 	return p
+}
+
+// newNameProfile returns the profile stream of a logical authority "name:port".
+func newNameProfile(r *Resolver, authority string, port uint16) *profile {
+	p := &profile{path: authority, port: port}
+	p.init(r)
+	return p
+}
+
+// withRoutes returns be carrying the profile's routes, or be itself when the profile has
+// none. The combined backend is kept while be stays the same.
+func (p *profile) withRoutes(be *forward.Backend) *forward.Backend {
+	if p.routes.Load() == nil {
+		return be
+	}
+	if w := p.routed.Load(); w != nil && w.Balancer == be.Balancer {
+		return w
+	}
+	w := &forward.Backend{Name: be.Name, Balancer: be.Balancer, Routes: &p.routes}
+	p.routed.Store(w)
+	return w
 }
 
 func (p *profile) wait(ctx context.Context, timeout time.Duration) *profileState {
@@ -50,25 +81,25 @@ func (p *profile) wait(ctx context.Context, timeout time.Duration) *profileState
 
 func (p *profile) run() {
 	defer func() { p.r.dropID(p.epAddr, p.epID) }()
-	p.loop(p.dst.String(), p.stream)
+	p.loop(p.path, p.stream)
 }
 
 func (p *profile) stream() (bool, error) {
 	ctx, cancel := context.WithCancel(p.ctx)
 	defer cancel()
 	s, err := p.r.opts.Client.GetProfile(ctx, &destination.GetDestination{
-		Scheme: "k8s", Path: p.dst.String(), ContextToken: p.r.opts.ContextToken})
+		Scheme: "k8s", Path: p.path, ContextToken: p.r.opts.ContextToken})
 	if err != nil {
-		return false, fmt.Errorf("opening Destination.GetProfile for %s: %w", p.dst, err)
+		return false, fmt.Errorf("opening Destination.GetProfile for %s: %w", p.path, err)
 	}
 	got := false
 	for {
 		dp, err := s.Recv()
 		if err != nil {
-			return got, fmt.Errorf("Destination.GetProfile for %s: %w", p.dst, err)
+			return got, fmt.Errorf("Destination.GetProfile for %s: %w", p.path, err)
 		}
 		if !got {
-			p.connected(p.dst.String())
+			p.connected(p.path)
 		}
 		got = true
 		p.apply(dp)
@@ -78,12 +109,13 @@ func (p *profile) stream() (bool, error) {
 func (p *profile) apply(dp *destination.DestinationProfile) {
 	st := &profileState{opaque: dp.GetOpaqueProtocol()}
 	if fqn := strings.TrimSuffix(dp.GetFullyQualifiedName(), "."); fqn != "" {
-		st.name = strings.ToLower(fqn) + ":" + strconv.Itoa(int(p.dst.Port()))
+		st.name = strings.ToLower(fqn) + ":" + strconv.Itoa(int(p.port))
 	}
+	p.applyRoutes(dp, st.name)
 	var epAddr netip.AddrPort
 	var epID string
 	var epTransport uint16
-	if wa := dp.GetEndpoint(); st.name == "" && wa != nil {
+	if wa := dp.GetEndpoint(); st.name == "" && wa != nil && p.dst.IsValid() {
 		if addr, ok := tcpAddr(wa.GetAddr()); ok {
 			e := p.r.endpointFor("", addr, nil, wa)
 			bal := balance.New[*forward.Endpoint](p.r.opts.Balancer)
@@ -96,9 +128,28 @@ func (p *profile) apply(dp *destination.DestinationProfile) {
 	p.r.dropID(p.epAddr, p.epID)
 	p.epAddr, p.epID = epAddr, epID
 	p.latest.Store(st)
+	if !p.dst.IsValid() {
+		p.setState(stateKnown) // a name's profile only carries routes
+		return
+	}
 	if st.name == "" && st.endpoint == nil {
 		p.setState(stateUnknown)
 		return
 	}
 	p.setState(stateKnown)
+}
+
+// applyRoutes compiles the profile's routes, their metrics labelled with the service
+// (name, or the stream's path when the profile names none).
+func (p *profile) applyRoutes(dp *destination.DestinationProfile, name string) {
+	dst := name
+	if dst == "" {
+		dst = p.path
+	}
+	t, err := routes.Compile(dp, routes.Options{Metrics: p.r.opts.Metrics,
+		Labels: metrics.Labels("direction", "outbound", "dst", dst), Previous: p.routes.Load()})
+	if err != nil {
+		p.r.opts.Log.Warn("ServiceProfile routes left out", "target", p.path, "error", err)
+	}
+	p.routes.Store(t)
 }

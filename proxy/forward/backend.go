@@ -7,6 +7,7 @@ import (
 
 	"github.com/l5d-go/l5d/proxy/balance"
 	"github.com/l5d-go/l5d/proxy/metrics"
+	"github.com/l5d-go/l5d/proxy/routes"
 )
 
 // Endpoint is the forwarding state of one endpoint address, carried by the balancer.
@@ -50,6 +51,9 @@ type Backend struct {
 	Name string
 	// Balancer picks the endpoint of each request.
 	Balancer *balance.Balancer[*Endpoint]
+	// Routes are the ServiceProfile routes of the target (timeouts, retries, route
+	// metrics); nil when it has no profile.
+	Routes *routes.Current
 }
 
 // AuthorityMetrics resolves metric handles per request authority for one label set, with

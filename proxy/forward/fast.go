@@ -18,6 +18,7 @@ import (
 	"github.com/l5d-go/l5d/proxy/h1"
 	"github.com/l5d-go/l5d/proxy/h2"
 	"github.com/l5d-go/l5d/proxy/metrics"
+	"github.com/l5d-go/l5d/proxy/routes"
 )
 
 // clientIdleTimeout closes a client connection that sends no new request for this long,
@@ -79,6 +80,9 @@ type fastConn struct {
 	hr *http.Request
 	// idle is true while waiting for the next request; stopping once ctx has ended.
 	idle, stopping atomic.Bool
+	// rt is the profile route of the current request without timeout or retries, whose
+	// metrics the request is recorded on; nil when there is none.
+	rt *routes.Route
 }
 
 // serve runs the request loop. It returns the unhandled bytes when the connection must
@@ -129,9 +133,21 @@ func (s *fastConn) forward() (pending []byte, done bool) {
 	start := time.Now()
 	h := s.h
 	s.prepareRouteRequest()
+	s.rt = nil
 	be, err := h.Router.Route(s.hr, s.ci)
 	if err != nil {
 		return nil, s.writeError(h.ErrorMetrics, start, err, false)
+	}
+	if be.Routes != nil {
+		if rt := be.Routes.Load().Match(s.hr.Method, s.hr.URL.Path); rt != nil {
+			if rt.NeedsPolicy() {
+				if s.req.Chunked || s.req.ContentLength > maxBufferedBody {
+					return s.handOff(), false
+				}
+				return nil, s.forwardHTTP(be, nil, rt, start)
+			}
+			s.rt = rt
+		}
 	}
 	bep, err := be.Balancer.Pick(s.ctx)
 	if err != nil {
@@ -142,7 +158,7 @@ func (s *fastConn) forward() (pending []byte, done bool) {
 		if s.req.Chunked || s.req.ContentLength > maxBufferedBody {
 			return s.handOff(), false
 		}
-		return nil, s.forwardH2(be, bep, start)
+		return nil, s.forwardHTTP(be, bep, s.rt, start)
 	}
 	m := ep.metricsForHost(s.hr.Host)
 	m.Request()
@@ -175,7 +191,7 @@ func (s *fastConn) forward() (pending []byte, done bool) {
 			if err != nil { // the client broke off its request body
 				uc.conn.Close()
 				bep.Done(time.Now(), time.Since(start), be.Balancer.Decay())
-				m.Response(http.StatusBadGateway, true, time.Since(start))
+				s.respond(m, http.StatusBadGateway, true, start)
 				return nil, true
 			}
 		}
@@ -215,7 +231,7 @@ func (s *fastConn) forward() (pending []byte, done bool) {
 		uc.r.Consume(&s.resp)
 		if err := uc.r.ReadResponse(&s.resp); err != nil {
 			uc.conn.Close()
-			m.Response(http.StatusBadGateway, true, time.Since(start))
+			s.respond(m, http.StatusBadGateway, true, start)
 			return nil, true
 		}
 	}
@@ -246,7 +262,7 @@ func (s *fastConn) forward() (pending []byte, done bool) {
 	end := time.Now()
 	if err != nil {
 		uc.conn.Close()
-		m.Response(status, true, end.Sub(start))
+		s.respond(m, status, true, start)
 		if h.Log != nil {
 			h.Log.Debug("response body interrupted", "error", err)
 		}
@@ -257,7 +273,7 @@ func (s *fastConn) forward() (pending []byte, done bool) {
 	} else {
 		ep.pool.put(h.Clients, uc, end)
 	}
-	m.Response(status, status >= 500, end.Sub(start))
+	s.respond(m, status, false, start)
 	if clientClose {
 		s.cw.Flush()
 		return nil, true
@@ -265,17 +281,43 @@ func (s *fastConn) forward() (pending []byte, done bool) {
 	return nil, false
 }
 
+// respond records the response of the current request on m and on its route, if any:
+// broken means the exchange failed (a failure whatever the status).
+func (s *fastConn) respond(m *metrics.HTTP, status int, broken bool, start time.Time) {
+	lat := time.Since(start)
+	m.Response(status, broken || status >= 500, lat)
+	if rt := s.rt; rt != nil {
+		failure := broken || rt.IsFailure(status, "")
+		rt.Metrics.Request()
+		rt.Actual.Request()
+		rt.Metrics.Response(status, failure, lat)
+		rt.Actual.Response(status, failure, lat)
+	}
+}
+
 // maxBufferedBody is the largest request body the fast path reads into memory to send
 // over HTTP/2; larger and chunked bodies take the general handler.
 const maxBufferedBody = 64 << 10
 
-// forwardH2 sends the request in s.req to an endpoint that takes HTTP/1 carried over
-// HTTP/2 (another proxy) through the shared HTTP/2 transport, and relays the response as
-// HTTP/1.1. It reports whether the client connection must end.
-func (s *fastConn) forwardH2(be *Backend, bep *balance.Endpoint[*Endpoint], start time.Time) bool {
-	h, ep := s.h, bep.Value
-	m := ep.metricsForHost(s.hr.Host)
-	m.Request()
+// forwardHTTP sends the request in s.req through the general client (exchange): to an
+// endpoint that takes HTTP/1 carried over HTTP/2 (another proxy, first), or on a route
+// with a timeout or retries (rt; first is nil and each attempt picks an endpoint). The
+// body, at most maxBufferedBody, is read into memory first. It relays the response as
+// HTTP/1.1 and reports whether the client connection must end.
+func (s *fastConn) forwardHTTP(be *Backend, first *balance.Endpoint[*Endpoint], rt *routes.Route, start time.Time) bool {
+	h := s.h
+	s.rt = nil // recorded here, not by writeError
+	policy := rt != nil && rt.NeedsPolicy()
+	if policy {
+		rt.Metrics.Request()
+	}
+	routeFailed := func(status int) {
+		if policy {
+			rt.Metrics.Response(status, true, time.Since(start))
+		} else {
+			recordRoute(rt, status, true, start)
+		}
+	}
 	head := string(s.req.Method) == "HEAD"
 	clientClose := s.req.Close
 	header := make(http.Header, len(s.req.Fields)+1)
@@ -286,39 +328,44 @@ func (s *fastConn) forwardH2(be *Backend, bep *balance.Endpoint[*Endpoint], star
 		k := http.CanonicalHeaderKey(string(f.Name))
 		header[k] = append(header[k], string(f.Value))
 	}
-	header[HeaderOrigProto] = origProtoHTTP11
 	u, err := url.ParseRequestURI(string(s.req.Target))
 	if err != nil {
-		return s.writeError(m, start, &RouteError{Status: http.StatusBadRequest, Reason: "invalid request target"}, true)
+		routeFailed(http.StatusBadRequest)
+		return s.writeError(h.ErrorMetrics, start, &RouteError{Status: http.StatusBadRequest, Reason: "invalid request target"}, true)
 	}
-	u.Scheme, u.Host = "http", ep.hostPort
-	var body io.ReadCloser = http.NoBody
+	var body *replay
 	cl := s.req.ContentLength
 	s.cr.Consume(&s.req)
 	if cl > 0 {
 		buf := make([]byte, cl)
 		if err := s.cr.ReadFull(buf); err != nil {
-			m.Response(http.StatusBadRequest, true, time.Since(start))
+			routeFailed(http.StatusBadRequest)
 			return true
 		}
-		body = io.NopCloser(bytes.NewReader(buf))
+		body = &replay{buf: buf, keep: true, err: io.EOF}
 	} else {
 		cl = 0
 	}
+	if policy && rt.Retryable {
+		rt.Budget.Deposit()
+	}
 	req := (&http.Request{Method: s.hr.Method, URL: u, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-		Header: header, Body: body, ContentLength: cl, Host: s.hr.Host}).WithContext(s.ctx)
-	bep.Start()
-	resp, err := h.Clients.h2.RoundTrip(req)
-	now := time.Now()
-	bep.Done(now, now.Sub(start), be.Balancer.Decay())
+		Header: header, ContentLength: cl, Host: s.hr.Host}).WithContext(s.ctx)
+	var prt *routes.Route // exchange applies the route's policy, if it has one
+	if policy {
+		prt = rt
+	}
+	resp, m, err := h.exchange(req, be, first, prt, body, false, start)
 	if err != nil {
-		var ce *ConnectError
-		if errors.As(err, &ce) {
-			bep.Failed(now.Add(h.failureBackoff()))
+		if m == nil {
+			m = h.ErrorMetrics
+		} else {
+			m = nil // the endpoint's metrics have the failed attempts
 		}
+		status, _ := StatusFor(err)
+		routeFailed(status)
 		return s.writeError(m, start, err, false)
 	}
-	bep.Recovered()
 	defer resp.Body.Close()
 	w := s.cw
 	status := resp.StatusCode
@@ -380,6 +427,7 @@ func (s *fastConn) forwardH2(be *Backend, bep *balance.Endpoint[*Endpoint], star
 		bufPool.Put(bp)
 		if bodyErr != nil {
 			m.Response(status, true, time.Since(start))
+			routeFailed(status)
 			return true // the client sees a truncated response
 		}
 		if chunked {
@@ -395,7 +443,15 @@ func (s *fastConn) forwardH2(be *Backend, bep *balance.Endpoint[*Endpoint], star
 			w.WriteString("\r\n")
 		}
 	}
-	m.Response(status, failure, time.Since(start))
+	lat := time.Since(start)
+	m.Response(status, failure, lat)
+	if policy {
+		rf := rt.IsFailure(status, grpcStatus(resp))
+		rt.Actual.Response(status, rf, lat)
+		rt.Metrics.Response(status, rf, lat)
+	} else if rt != nil {
+		recordRoute(rt, status, rt.IsFailure(status, grpcStatus(resp)), start)
+	}
 	if clientClose {
 		w.Flush()
 		return true
@@ -474,6 +530,7 @@ func (s *fastConn) writeError(m *metrics.HTTP, start time.Time, err error, bodyU
 		m.Request()
 		m.Response(status, true, time.Since(start))
 	}
+	recordRoute(s.rt, status, true, start)
 	if closeAfter {
 		w.Flush()
 	}

@@ -13,7 +13,9 @@ import (
 // roundTripH1 sends r to ep over a pooled HTTP/1.1 connection and reads the response
 // on the calling goroutine: no per-request goroutines or channels, unlike http.Transport.
 // The connection returns to the pool when the response body has been read to its end.
-func (h *Handler) roundTripH1(ctx context.Context, ep *Endpoint, r *http.Request) (*http.Response, error) {
+// With watch, ctx ending before the response headers arrive aborts the exchange (route
+// timeouts); otherwise only connecting observes ctx.
+func (h *Handler) roundTripH1(ctx context.Context, ep *Endpoint, r *http.Request, watch bool) (*http.Response, error) {
 	replayable := r.Body == nil || r.Body == http.NoBody
 	if _, ok := r.Header["User-Agent"]; !ok {
 		r.Header["User-Agent"] = nil // forward the client's absence of one, not Go's default
@@ -27,7 +29,17 @@ func (h *Handler) roundTripH1(ctx context.Context, ep *Endpoint, r *http.Request
 			uc.br = bufio.NewReaderSize(uc.conn, 8<<10)
 			uc.bw = bufio.NewWriterSize(uc.conn, 8<<10)
 		}
+		var stop func() bool
+		if watch {
+			conn := uc.conn
+			stop = context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
+		}
 		resp, err := sendH1(uc, r)
+		if stop != nil && !stop() {
+			// ctx ended during the exchange: the connection is unusable.
+			uc.conn.Close()
+			return nil, context.Cause(ctx)
+		}
 		if err != nil {
 			uc.conn.Close()
 			if reused && replayable && attempt == 0 {

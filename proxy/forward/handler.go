@@ -6,13 +6,13 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/l5d-go/l5d/proxy/balance"
 	"github.com/l5d-go/l5d/proxy/metrics"
+	"github.com/l5d-go/l5d/proxy/routes"
 )
 
 // Header names used between proxies and towards clients.
@@ -63,9 +63,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, h.ErrorMetrics, start, err)
 		return
 	}
+	var rt *routes.Route
+	if be.Routes != nil {
+		if rt = be.Routes.Load().Match(r.Method, r.URL.EscapedPath()); rt != nil && rt.NeedsPolicy() && upgradeType(r.Header) == "" {
+			h.servePolicy(w, r, be, rt, start)
+			return
+		}
+	}
 	bep, err := be.Balancer.Pick(ctx)
 	if err != nil {
-		h.fail(w, r, h.ErrorMetrics, start, err)
+		status := h.fail(w, r, h.ErrorMetrics, start, err)
+		recordRoute(rt, status, true, start)
 		return
 	}
 	ep := bep.Value
@@ -97,7 +105,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	bep.Start()
 	var resp *http.Response
 	if tr == http.RoundTripper(h.Clients.h1) && upgrade == "" {
-		resp, err = h.roundTripH1(ctx, ep, r)
+		resp, err = h.roundTripH1(ctx, ep, r, false)
 	} else {
 		resp, err = tr.RoundTrip(r)
 	}
@@ -112,7 +120,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 			bep.Failed(now.Add(backoff))
 		}
-		h.fail(w, r, m, start, err)
+		status := h.fail(w, r, m, start, err)
+		recordRoute(rt, status, true, start)
 		return
 	}
 	bep.Recovered()
@@ -121,11 +130,28 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	failure, aborted := h.copyResponse(w, resp)
-	m.Response(resp.StatusCode, failure, time.Since(start))
+	lat := time.Since(start)
+	m.Response(resp.StatusCode, failure, lat)
+	if rt != nil {
+		recordRoute(rt, resp.StatusCode, aborted || rt.IsFailure(resp.StatusCode, grpcStatus(resp)), start)
+	}
 	if aborted {
 		// Abort the client's stream so that it sees the failure rather than a short body.
 		panic(http.ErrAbortHandler)
 	}
+}
+
+// recordRoute records a request on a route without retries (rt may be nil): its one
+// attempt is both the effective and the actual request.
+func recordRoute(rt *routes.Route, status int, failure bool, start time.Time) {
+	if rt == nil {
+		return
+	}
+	lat := time.Since(start)
+	rt.Metrics.Request()
+	rt.Actual.Request()
+	rt.Metrics.Response(status, failure, lat)
+	rt.Actual.Response(status, failure, lat)
 }
 
 // copyResponse streams resp to w and reports whether the response is a failure for
@@ -211,7 +237,7 @@ func StatusFor(err error) (int, string) {
 		return http.StatusGatewayTimeout, "no endpoints available: failfast timeout"
 	case errors.As(err, &ce):
 		return http.StatusBadGateway, "connection refused or failed: " + ce.Addr
-	case errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, ErrRouteTimeout), errors.Is(err, context.DeadlineExceeded):
 		return http.StatusGatewayTimeout, "request timed out"
 	}
 	return http.StatusBadGateway, "upstream request failed"
@@ -228,29 +254,29 @@ type RouteError struct {
 
 func (e *RouteError) Error() string { return e.Reason }
 
-func (h *Handler) fail(w http.ResponseWriter, r *http.Request, m *metrics.HTTP, start time.Time, err error) {
-	if r.Context().Err() == context.Canceled {
-		return // the client went away; there is nobody to answer
-	}
+// fail answers r with the proxy error for err, records it on m (when non-nil) and
+// returns the status recorded. gRPC requests get the matching gRPC status instead.
+func (h *Handler) fail(w http.ResponseWriter, r *http.Request, m *metrics.HTTP, start time.Time, err error) int {
 	status, reason := StatusFor(err)
+	if r.Context().Err() == context.Canceled {
+		return status // the client went away; there is nobody to answer
+	}
 	if h.Log != nil {
 		h.Log.Debug("proxy error", "status", status, "host", r.Host, "error", err)
 	}
-	dst := w.Header()
-	var re *RouteError
-	if errors.As(err, &re) && re.GRPCCode != 0 && isGRPC(r) {
-		// A trailers-only gRPC response: the status travels in the headers.
-		dst.Set(HeaderProxyError, reason)
-		dst.Set("Content-Type", "application/grpc")
-		dst.Set("Grpc-Status", strconv.Itoa(re.GRPCCode))
-		dst.Set("Grpc-Message", reason)
-		w.WriteHeader(http.StatusOK)
+	if isGRPC(r) {
+		code := grpcCodeFor(status)
+		if re := (*RouteError)(nil); errors.As(err, &re) && re.GRPCCode != 0 {
+			code = re.GRPCCode
+		}
+		grpcError(w, code, reason)
 		if m != nil {
 			m.Request()
 			m.Response(http.StatusOK, true, time.Since(start))
 		}
-		return
+		return http.StatusOK
 	}
+	dst := w.Header()
 	dst.Set(HeaderProxyError, reason)
 	dst.Set("Content-Type", "text/plain; charset=utf-8")
 	w.WriteHeader(status)
@@ -259,12 +285,7 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, m *metrics.HTTP, 
 		m.Request()
 		m.Response(status, true, time.Since(start))
 	}
-}
-
-// isGRPC reports whether r is a gRPC request (its content type is application/grpc...).
-func isGRPC(r *http.Request) bool {
-	ct := r.Header["Content-Type"]
-	return len(ct) > 0 && strings.HasPrefix(ct[0], "application/grpc")
+	return status
 }
 
 // hopHeaders are connection-specific and never forwarded.

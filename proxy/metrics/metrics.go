@@ -107,10 +107,12 @@ func escape(b *strings.Builder, v string) {
 type Registry struct {
 	start time.Time
 
-	mu    sync.RWMutex
-	http  map[string]*HTTP
-	tcp   map[string]*TCP
-	funcs []funcMetric
+	mu   sync.RWMutex
+	http map[string]*HTTP
+	// route and routeActual are the per-route families (route_*, route_actual_*).
+	route, routeActual map[string]*HTTP
+	tcp                map[string]*TCP
+	funcs              []funcMetric
 	// counters are labelled counters by name, then by rendered label set.
 	counters    map[string]map[string]*atomic.Uint64
 	counterHelp map[string]string
@@ -160,23 +162,35 @@ func (r *Registry) Func(name, typ, help, labels string, value func() float64) {
 
 // New returns an empty registry.
 func New() *Registry {
-	return &Registry{start: time.Now(), http: map[string]*HTTP{}, tcp: map[string]*TCP{}}
+	return &Registry{start: time.Now(), http: map[string]*HTTP{}, tcp: map[string]*TCP{},
+		route: map[string]*HTTP{}, routeActual: map[string]*HTTP{}}
 }
 
 // HTTP returns the HTTP metrics handle for the rendered label set (see Labels), creating
 // it on first use. Callers resolve it once and keep it: this takes a lock.
-func (r *Registry) HTTP(labels string) *HTTP {
+func (r *Registry) HTTP(labels string) *HTTP { return r.httpIn(r.http, labels) }
+
+// Route returns the handle of a ServiceProfile route's effective traffic (route_request_total,
+// route_response_total, route_response_latency_ms: one request and one response per
+// request the application sent, whatever the retries), creating it on first use.
+func (r *Registry) Route(labels string) *HTTP { return r.httpIn(r.route, labels) }
+
+// RouteActual returns the handle of a route's actual traffic (route_actual_*: every attempt
+// sent to an endpoint, retries included), creating it on first use.
+func (r *Registry) RouteActual(labels string) *HTTP { return r.httpIn(r.routeActual, labels) }
+
+func (r *Registry) httpIn(m map[string]*HTTP, labels string) *HTTP {
 	r.mu.RLock()
-	h := r.http[labels]
+	h := m[labels]
 	r.mu.RUnlock()
 	if h != nil {
 		return h
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if h = r.http[labels]; h == nil {
+	if h = m[labels]; h == nil {
 		h = &HTTP{labels: labels}
-		r.http[labels] = h
+		m[labels] = h
 	}
 	return h
 }
@@ -276,6 +290,8 @@ func (r *Registry) WriteTo(w io.Writer) (int64, error) {
 	for _, h := range r.http {
 		https = append(https, h)
 	}
+	routes := slices.Collect(maps.Values(r.route))
+	actuals := slices.Collect(maps.Values(r.routeActual))
 	tcps := make([]*TCP, 0, len(r.tcp))
 	for _, t := range r.tcp {
 		tcps = append(tcps, t)
@@ -296,54 +312,17 @@ func (r *Registry) WriteTo(w io.Writer) (int64, error) {
 	counterHelp := maps.Clone(r.counterHelp)
 	r.mu.RUnlock()
 	slices.Sort(counterNames)
-	slices.SortFunc(https, func(a, b *HTTP) int { return strings.Compare(a.labels, b.labels) })
+	for _, hs := range [][]*HTTP{https, routes, actuals} {
+		slices.SortFunc(hs, func(a, b *HTTP) int { return strings.Compare(a.labels, b.labels) })
+	}
 	slices.SortFunc(tcps, func(a, b *TCP) int { return strings.Compare(a.labels, b.labels) })
 
 	cw := &countingWriter{w: w}
 	e := expo{w: bufio.NewWriterSize(cw, 32<<10)}
 
-	e.header("request_total", "counter", "Total count of HTTP requests.")
-	for _, h := range https {
-		e.sample("request_total", h.labels, "", h.requests.Load())
-	}
-	e.header("response_total", "counter", "Total count of HTTP responses.")
-	for _, h := range https {
-		for code := range h.statuses {
-			s := h.statuses[code].Load()
-			if s == nil {
-				continue
-			}
-			sl := `status_code="` + strconv.Itoa(code) + `"`
-			if v := s.success.Load(); v > 0 {
-				e.sample("response_total", h.labels, sl+`,classification="success"`, v)
-			}
-			if v := s.failure.Load(); v > 0 {
-				e.sample("response_total", h.labels, sl+`,classification="failure"`, v)
-			}
-		}
-	}
-	e.header("response_latency_ms", "histogram",
-		"Elapsed times between a request's headers being received and its response stream completing")
-	for _, h := range https {
-		for code := range h.statuses {
-			s := h.statuses[code].Load()
-			if s == nil {
-				continue
-			}
-			sl := `status_code="` + strconv.Itoa(code) + `"`
-			var cum uint64
-			for i := range nBuckets {
-				cum += s.buckets[i].Load()
-				le := "+Inf"
-				if i < len(LatencyBucketsMs) {
-					le = strconv.FormatUint(LatencyBucketsMs[i], 10)
-				}
-				e.sample("response_latency_ms_bucket", h.labels, sl+`,le="`+le+`"`, cum)
-			}
-			e.sampleFloat("response_latency_ms_sum", h.labels, sl, float64(s.sumMicros.Load())/1000)
-			e.sample("response_latency_ms_count", h.labels, sl, cum)
-		}
-	}
+	writeHTTP(&e, "", https)
+	writeHTTP(&e, "route_", routes)
+	writeHTTP(&e, "route_actual_", actuals)
 
 	e.header("tcp_open_total", "counter", "Total count of opened connections")
 	for _, t := range tcps {
@@ -382,6 +361,56 @@ func (r *Registry) WriteTo(w io.Writer) (int64, error) {
 	writeProcess(&e, r.start)
 	err := e.w.Flush()
 	return cw.n, err
+}
+
+// writeHTTP writes the request, response and latency families of hs, their names
+// prefixed with prefix. A family with no series is left out when prefixed.
+func writeHTTP(e *expo, prefix string, hs []*HTTP) {
+	if prefix != "" && len(hs) == 0 {
+		return
+	}
+	e.header(prefix+"request_total", "counter", "Total count of HTTP requests.")
+	for _, h := range hs {
+		e.sample(prefix+"request_total", h.labels, "", h.requests.Load())
+	}
+	e.header(prefix+"response_total", "counter", "Total count of HTTP responses.")
+	for _, h := range hs {
+		for code := range h.statuses {
+			s := h.statuses[code].Load()
+			if s == nil {
+				continue
+			}
+			sl := `status_code="` + strconv.Itoa(code) + `"`
+			if v := s.success.Load(); v > 0 {
+				e.sample(prefix+"response_total", h.labels, sl+`,classification="success"`, v)
+			}
+			if v := s.failure.Load(); v > 0 {
+				e.sample(prefix+"response_total", h.labels, sl+`,classification="failure"`, v)
+			}
+		}
+	}
+	e.header(prefix+"response_latency_ms", "histogram",
+		"Elapsed times between a request's headers being received and its response stream completing")
+	for _, h := range hs {
+		for code := range h.statuses {
+			s := h.statuses[code].Load()
+			if s == nil {
+				continue
+			}
+			sl := `status_code="` + strconv.Itoa(code) + `"`
+			var cum uint64
+			for i := range nBuckets {
+				cum += s.buckets[i].Load()
+				le := "+Inf"
+				if i < len(LatencyBucketsMs) {
+					le = strconv.FormatUint(LatencyBucketsMs[i], 10)
+				}
+				e.sample(prefix+"response_latency_ms_bucket", h.labels, sl+`,le="`+le+`"`, cum)
+			}
+			e.sampleFloat(prefix+"response_latency_ms_sum", h.labels, sl, float64(s.sumMicros.Load())/1000)
+			e.sample(prefix+"response_latency_ms_count", h.labels, sl, cum)
+		}
+	}
 }
 
 type countingWriter struct {
