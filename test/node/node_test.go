@@ -90,6 +90,9 @@ func startNode(t *testing.T) *testNode {
 			if err != nil {
 				t.Errorf("node.Run: %v", err)
 			}
+			if left := n.Pods(); len(left) > 0 {
+				t.Errorf("node.Run returned leaving %d pod namespaces behind", len(left))
+			}
 		case <-time.After(time.Minute):
 			t.Errorf("node.Run did not return a minute after its context ended")
 		}
