@@ -98,7 +98,7 @@ func TestContainerEnvLikeTheKubelet(t *testing.T) {
 func TestDownwardAPIValues(t *testing.T) {
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns", UID: "u1", Labels: map[string]string{"b": "2", "a": `q"uote`}},
-		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c"}}},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "c"}}},
 	}
 	for path, want := range map[string]string{
 		"metadata.labels":      `a="q\"uote"` + "\nb=\"2\"",
