@@ -269,3 +269,67 @@ func TestGRPCRoutes(t *testing.T) {
 		t.Errorf("gRPC retries: %s, want 6", got)
 	}
 }
+
+// BenchmarkProfileRoutesHTTP1 measures the outbound proxy alone (client -> proxy -> app,
+// HTTP/1 keep-alive) for a discovered service: without a ServiceProfile, with a profile
+// route that only adds route metrics (the fast path), and with a route timeout or retries
+// (the general client, which allocates).
+func BenchmarkProfileRoutesHTTP1(b *testing.B) {
+	for _, c := range []struct {
+		name  string
+		route func() *destination.Route
+	}{
+		{"no-profile", nil},
+		{"route-metrics", func() *destination.Route { return profileRoute("GET /", httptypes.HttpMethod_GET, "/") }},
+		{"route-timeout", func() *destination.Route {
+			r := profileRoute("GET /", httptypes.HttpMethod_GET, "/")
+			r.Timeout = durationpb.New(10 * time.Second)
+			return r
+		}},
+		{"route-retries", func() *destination.Route {
+			r := profileRoute("GET /", httptypes.HttpMethod_GET, "/")
+			r.IsRetryable = true
+			return r
+		}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			d := scriptedcp.NewDestination()
+			cp, err := d.Start("127.0.0.1:0", nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer d.Stop()
+			d.Set(svc, scriptedcp.Endpoint{Addr: benchApp(b)})
+			if c.route != nil {
+				d.SetProfile(svc, &destination.DestinationProfile{Routes: []*destination.Route{c.route()}})
+			}
+			p := startProxy(b, unreachable, netip.AddrPort{}, map[string]string{config.EnvDestinationAddr: cp}, nil)
+			_, out, _ := p.Addrs()
+			cl := clientTo(out, false)
+			if resp, err := cl.Get("http://" + svc + "/"); err != nil || resp.StatusCode != 200 {
+				b.Fatalf("warm-up: %v", err)
+			} else {
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+			b.ReportAllocs()
+			b.SetParallelism(4)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					resp, err := cl.Get("http://" + svc + "/")
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != http.StatusOK {
+						b.Errorf("status %d", resp.StatusCode)
+						return
+					}
+				}
+			})
+		})
+	}
+}
