@@ -100,8 +100,12 @@ func (s *Scraper) Scrape(ctx context.Context) (Snapshot, error) {
 func (s *Scraper) ScrapePod(ctx context.Context, pod string) (Counters, error) {
 	body, err := s.Client.CoreV1().RESTClient().Get().
 		Namespace(s.Namespace).Resource("pods").Name(pod + ":" + strconv.Itoa(AdminPort)).
-		SubResource("proxy").Suffix("metrics").DoRaw(ctx)
+		SubResource("proxy").Suffix("metrics").Do(ctx).Raw()
 	if err != nil {
+		// The body of a refusal says why (pod not found, address not proxyable, ...).
+		if why := strings.TrimSpace(string(body)); why != "" && len(why) < 512 {
+			return Counters{}, fmt.Errorf("scraping the proxy of pod %s/%s: %w: %s", s.Namespace, pod, err, why)
+		}
 		return Counters{}, fmt.Errorf("scraping the proxy of pod %s/%s: %w", s.Namespace, pod, err)
 	}
 	c, err := Parse(bytes.NewReader(body))
