@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -248,9 +250,9 @@ func TestExternalIssuer(t *testing.T) {
 	}
 }
 
-// TestValidatorsByDefault: the sp-validator (served by the destination container) is on by
-// default; the policy validator, whose server has not landed, is not rendered, so nothing
-// points the API server at a missing backend.
+// TestValidatorsByDefault: both validating webhooks are on by default, the sp-validator
+// served by the destination container and the policy validator by the policy container,
+// each with its certificate Secret mounted.
 func TestValidatorsByDefault(t *testing.T) {
 	out, err := Render(ControlPlaneChart, Options{Values: testValues(t)})
 	if err != nil {
@@ -263,11 +265,21 @@ func TestValidatorsByDefault(t *testing.T) {
 			webhooks = append(webhooks, k)
 		}
 	}
-	if len(webhooks) != 1 || webhooks[0] != "ValidatingWebhookConfiguration/linkerd-sp-validator-webhook-config" {
-		t.Errorf("validating webhooks %v, want only the sp-validator's", webhooks)
+	sort.Strings(webhooks)
+	if want := []string{"ValidatingWebhookConfiguration/linkerd-policy-validator-webhook-config",
+		"ValidatingWebhookConfiguration/linkerd-sp-validator-webhook-config"}; !slices.Equal(webhooks, want) {
+		t.Errorf("validating webhooks %v, want %v", webhooks, want)
 	}
 	if !strings.Contains(string(out), "- -sp-validator-addr=:8443") {
 		t.Error("the destination container does not serve the sp-validator")
+	}
+	for _, want := range []string{"- -validator-addr=:9443", "- {containerPort: 9443, name: policy-https}", "secretName: linkerd-policy-validator-k8s-tls"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("the policy container does not serve the policy validator: no %q", want)
+		}
+	}
+	if objs["Secret/linkerd-policy-validator-k8s-tls"] == nil || objs["Service/linkerd-policy-validator"] == nil {
+		t.Error("the policy validator's Secret or Service is missing")
 	}
 }
 

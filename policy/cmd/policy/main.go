@@ -1,13 +1,16 @@
 // Command policy is the l5d policy controller: it serves
 // io.linkerd.proxy.inbound.InboundServerPolicies and io.linkerd.proxy.outbound.OutboundPolicies
 // on -addr and its admin server on -admin-addr, from shared informers over pods, namespaces,
-// Services and policy.linkerd.io resources.
+// Services and policy.linkerd.io resources; with -validator-addr it also serves the
+// linkerd-policy-validator admission webhook over HTTPS.
 package main
 
 import (
 	"context"
+	"crypto/tls"
 	"flag"
 	"fmt"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -24,6 +27,7 @@ import (
 	"github.com/l5d-go/l5d/policy/inbound"
 	"github.com/l5d-go/l5d/policy/network"
 	"github.com/l5d-go/l5d/policy/outbound"
+	"github.com/l5d-go/l5d/policy/validator"
 	pb "github.com/l5d-go/l5d/proto/gen/inbound"
 	pbout "github.com/l5d-go/l5d/proto/gen/outbound"
 	"github.com/l5d-go/l5d/proxy-init/ports"
@@ -49,6 +53,9 @@ func run(ctx context.Context, args []string) error {
 	clusterNetworks := fs.String("cluster-networks", "10.0.0.0/8,100.64.0.0/10,172.16.0.0/12,192.168.0.0/16", "comma-separated CIDRs of the cluster's networks")
 	opaque := fs.String("default-opaque-ports", "25,587,3306,4444,5432,6379,9300,11211", "ports treated as opaque unless annotated otherwise")
 	detect := fs.Duration("default-detect-timeout", 10*time.Second, "protocol detection timeout announced to proxies")
+	validatorAddr := fs.String("validator-addr", "", "serve the policy validating admission webhook (HTTPS) on this address, e.g. :9443; empty disables it")
+	validatorCert := fs.String("validator-cert", "/var/run/linkerd/tls/tls.crt", "the webhook's serving certificate (PEM), from the linkerd-policy-validator-k8s-tls Secret")
+	validatorKey := fs.String("validator-key", "/var/run/linkerd/tls/tls.key", "the webhook's serving key (PEM)")
 	syncTimeout := fs.Duration("sync-timeout", time.Minute, "how long to wait for the informer caches at start")
 	kcfg := k8s.RegisterFlags(fs)
 	lcfg := logging.RegisterFlags(fs)
@@ -111,6 +118,21 @@ func run(ctx context.Context, args []string) error {
 		return nil
 	})
 	g.Go(func() error { return srv.Serve(gctx, *addr) })
-	log.Info("policy controller starting", "addr", *addr, "default_policy", *defaultPolicy)
+	if *validatorAddr != "" {
+		cert, err := tls.LoadX509KeyPair(*validatorCert, *validatorKey)
+		if err != nil {
+			return fmt.Errorf("policy validator certificate: %w", err)
+		}
+		hs := &http.Server{Addr: *validatorAddr, Handler: &validator.Handler{Log: log},
+			TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, ReadHeaderTimeout: 10 * time.Second}
+		g.Go(func() error {
+			go func() { <-gctx.Done(); hs.Close() }()
+			if err := hs.ListenAndServeTLS("", ""); err != nil && err != http.ErrServerClosed {
+				return fmt.Errorf("policy validator: %w", err)
+			}
+			return nil
+		})
+	}
+	log.Info("policy controller starting", "addr", *addr, "validator_addr", *validatorAddr, "default_policy", *defaultPolicy)
 	return g.Wait()
 }
