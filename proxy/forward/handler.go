@@ -104,9 +104,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	bep.Start()
 	var resp *http.Response
-	if tr == http.RoundTripper(h.Clients.h1) && upgrade == "" {
+	switch {
+	case tr == http.RoundTripper(h.Clients.h1) && upgrade == "" && leanH1(r):
+		resp, err = h.roundTripLean(ctx, ep, r)
+	case tr == http.RoundTripper(h.Clients.h1) && upgrade == "":
 		resp, err = h.roundTripH1(ctx, ep, r, false)
-	} else {
+	default:
 		resp, err = tr.RoundTrip(r)
 	}
 	now := time.Now()

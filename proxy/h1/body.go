@@ -1,6 +1,7 @@
 package h1
 
 import (
+	"bytes"
 	"errors"
 	"io"
 )
@@ -165,4 +166,103 @@ func truncated(err error) error {
 		return ErrBodyTruncated
 	}
 	return err
+}
+
+// Read reads unconsumed bytes: those buffered first, then from the connection. It
+// serves bodies the caller delimits itself (a known length, or the end of the
+// connection).
+func (r *Reader) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if err := r.readSome(); err != nil {
+		return 0, err
+	}
+	n := copy(p, r.buf[r.r:r.w])
+	r.r += n
+	return n, nil
+}
+
+// ChunkedBody decodes a chunked message body read from R: Read returns the chunk data
+// and io.EOF after the last chunk and the trailer section, whose fields are passed to
+// Trailer (when set) as they are read. The zero value with R set is ready to use.
+type ChunkedBody struct {
+	R *Reader
+	// Trailer receives each trailer field; the slices are valid only during the call.
+	Trailer func(name, value []byte)
+	left    int64 // data bytes left in the current chunk
+	started bool  // a chunk was read, so a CRLF precedes the next size line
+	done    bool
+}
+
+// Read implements io.Reader.
+func (b *ChunkedBody) Read(p []byte) (int, error) {
+	if b.done {
+		return 0, io.EOF
+	}
+	r := b.R
+	if b.left == 0 {
+		if b.started {
+			crlf, err := r.line()
+			if err != nil {
+				return 0, err
+			}
+			if len(crlf) > 2 || (len(crlf) == 2 && crlf[0] != '\r') {
+				return 0, malformed("chunk data longer than its size")
+			}
+			r.r += len(crlf)
+		}
+		line, err := r.line()
+		if err != nil {
+			return 0, err
+		}
+		size, err := chunkSize(line)
+		if err != nil {
+			return 0, err
+		}
+		r.r += len(line)
+		b.started = true
+		if size == 0 {
+			if err := b.readTrailers(); err != nil {
+				return 0, err
+			}
+			b.done = true
+			return 0, io.EOF
+		}
+		b.left = size
+	}
+	if err := r.readSome(); err != nil {
+		return 0, truncated(err)
+	}
+	n := copy(p[:min(int64(len(p)), b.left)], r.buf[r.r:r.w])
+	r.r += n
+	b.left -= int64(n)
+	return n, nil
+}
+
+func (b *ChunkedBody) readTrailers() error {
+	r := b.R
+	for {
+		line, err := r.line()
+		if err != nil {
+			return err
+		}
+		r.r += len(line)
+		content := bytes.TrimRight(line, "\r\n")
+		if len(content) == 0 {
+			return nil
+		}
+		name, value, ok := bytes.Cut(content, []byte{':'})
+		if !ok || len(name) == 0 {
+			return malformed("trailer line %q", trunc(line))
+		}
+		for _, c := range name {
+			if !isTokenChar(c) {
+				return malformed("trailer field name %q", trunc(name))
+			}
+		}
+		if b.Trailer != nil {
+			b.Trailer(name, bytes.TrimSpace(value))
+		}
+	}
 }

@@ -1,0 +1,348 @@
+package forward
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/net/http/httpguts"
+
+	"github.com/l5d-go/l5d/proxy/h1"
+)
+
+// leanH1 reports whether roundTripLean can send r: its body, if any, has a known length
+// and it declares no trailers (those take net/http's message writer).
+func leanH1(r *http.Request) bool {
+	if len(r.Trailer) > 0 {
+		return false
+	}
+	return r.Body == nil || r.Body == http.NoBody || r.ContentLength >= 0
+}
+
+// roundTripLean sends r to ep over a pooled HTTP/1.1 connection with the lean codec and
+// returns the response with its header fields copied out of the read buffer; the body
+// reads straight from the connection, which returns to the pool when the body has been
+// read to its end. It replaces net/http's message writer and parser (and their per-field
+// allocations) for requests arriving as HTTP/2 from another proxy.
+func (h *Handler) roundTripLean(ctx context.Context, ep *Endpoint, r *http.Request) (*http.Response, error) {
+	if !validMethod(r.Method) {
+		return nil, &RouteError{Status: http.StatusBadRequest, Reason: "invalid request method"}
+	}
+	host := r.Host
+	if host == "" {
+		host = r.URL.Host
+	}
+	if !httpguts.ValidHostHeader(host) {
+		return nil, &RouteError{Status: http.StatusBadRequest, Reason: "invalid request authority"}
+	}
+	target := r.URL.RequestURI()
+	hasBody := r.Body != nil && r.Body != http.NoBody && r.ContentLength > 0
+	var resp *http.Response
+	for attempt := 0; ; attempt++ {
+		uc, reused, err := ep.pool.get(ctx, h.Clients, ep.hostPort)
+		if err != nil {
+			return nil, err
+		}
+		uc.w.Reset(uc.conn)
+		uc.r.FlushBefore(uc.w, nil)
+		writeLeanRequest(uc.w, r, host, target)
+		if hasBody && attempt == 0 {
+			if err := copyRequestBody(uc.w, r.Body, r.ContentLength); err != nil {
+				uc.conn.Close()
+				return nil, err
+			}
+		}
+		resp, err = readLeanResponse(uc, r.Method == http.MethodHead)
+		if err != nil {
+			stale := reused && !hasBody && attempt == 0 && staleConn(err, uc)
+			uc.conn.Close()
+			if stale {
+				continue // the endpoint closed the idle connection; nothing reached it
+			}
+			return nil, err
+		}
+		lb := resp.Body.(*leanBody)
+		lb.uc, lb.ep, lb.c = uc, ep, h.Clients
+		if lb.left == 0 && lb.chunked == nil && !lb.untilEOF {
+			lb.release()
+			resp.Body = http.NoBody
+		}
+		return resp, nil
+	}
+}
+
+// writeLeanRequest writes the request head: end-to-end fields of r (Host and framing
+// fields replaced by their proper values) and Content-Length when there is a body.
+func writeLeanRequest(w *h1.Writer, r *http.Request, host, target string) {
+	w.WriteString(r.Method)
+	w.WriteString(" ")
+	w.WriteString(target)
+	w.WriteString(" HTTP/1.1\r\nHost: ")
+	w.WriteString(host)
+	w.WriteString("\r\n")
+	for k, vv := range r.Header {
+		switch k {
+		case "Host", "Content-Length", "Transfer-Encoding", "Trailer", "Connection":
+			continue
+		}
+		for _, v := range vv {
+			w.WriteString(k)
+			w.WriteString(": ")
+			w.WriteString(v)
+			w.WriteString("\r\n")
+		}
+	}
+	switch {
+	case r.ContentLength > 0 && r.Body != nil && r.Body != http.NoBody:
+		w.WriteString("Content-Length: ")
+		w.WriteString(strconv.FormatInt(r.ContentLength, 10))
+		w.WriteString("\r\n")
+	case r.Method == http.MethodPost || r.Method == http.MethodPut || r.Method == http.MethodPatch:
+		w.WriteString("Content-Length: 0\r\n")
+	}
+	w.WriteString("\r\n")
+}
+
+var errShortRequestBody = errors.New("request body shorter than its Content-Length")
+
+// copyRequestBody relays exactly n bytes of body to w.
+func copyRequestBody(w *h1.Writer, body io.Reader, n int64) error {
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	buf := *bp
+	for n > 0 {
+		k, err := body.Read(buf[:min(int64(len(buf)), n)])
+		if k > 0 {
+			if _, werr := w.Write(buf[:k]); werr != nil {
+				return werr
+			}
+			n -= int64(k)
+		}
+		if err != nil {
+			if err == io.EOF && n == 0 {
+				break
+			}
+			if err == io.EOF {
+				return errShortRequestBody
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// errEndpointResponse reports a response the lean codec does not relay.
+var errEndpointResponse = &RouteError{Status: http.StatusBadGateway, Reason: "endpoint sent a response with conflicting framing or an unexpected protocol switch"}
+
+// readLeanResponse reads the final response head from uc (interim responses are not
+// relayed) and returns it with a *leanBody not yet tied to its pool.
+func readLeanResponse(uc *upstreamConn, head bool) (*http.Response, error) {
+	var rh h1.Head
+	for {
+		if err := uc.r.ReadResponse(&rh); err != nil {
+			return nil, err
+		}
+		if rh.Status >= 200 {
+			break
+		}
+		if rh.Status == http.StatusSwitchingProtocols {
+			return nil, errEndpointResponse
+		}
+		uc.r.Consume(&rh)
+	}
+	if rh.Unusual {
+		return nil, errEndpointResponse
+	}
+	// One allocation holds every value string and one every value slice.
+	n, size := 0, 0
+	for _, f := range rh.Fields {
+		if !rh.IsHopByHop(f.Name) {
+			n++
+			size += len(f.Value)
+		}
+	}
+	lr := &leanResponse{}
+	header := make(http.Header, n)
+	var all strings.Builder
+	all.Grow(size)
+	for _, f := range rh.Fields {
+		if !rh.IsHopByHop(f.Name) {
+			all.Write(f.Value)
+		}
+	}
+	values := all.String()
+	slots := make([]string, n)
+	i, off := 0, 0
+	for _, f := range rh.Fields {
+		if rh.IsHopByHop(f.Name) {
+			continue
+		}
+		k := canonicalName(f.Name)
+		slots[i] = values[off : off+len(f.Value)]
+		off += len(f.Value)
+		if vv, ok := header[k]; ok {
+			header[k] = append(vv, slots[i])
+		} else {
+			header[k] = slots[i : i+1 : i+1]
+		}
+		i++
+	}
+	resp := &lr.resp
+	*resp = http.Response{
+		StatusCode: rh.Status, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: header, ContentLength: rh.ContentLength, Close: rh.Close,
+	}
+	lb := &lr.body
+	lb.reusable = !rh.Close
+	switch {
+	case head || rh.Bodyless(nil):
+		if head {
+			resp.ContentLength = max(rh.ContentLength, 0)
+		} else {
+			resp.ContentLength = 0
+		}
+	case rh.Chunked:
+		resp.ContentLength = -1
+		resp.Trailer = http.Header{}
+		lb.chunked = &h1.ChunkedBody{R: uc.r, Trailer: func(name, value []byte) {
+			k := canonicalName(name)
+			resp.Trailer[k] = append(resp.Trailer[k], string(value))
+		}}
+	case rh.ContentLength >= 0:
+		lb.left = rh.ContentLength
+	default:
+		resp.ContentLength = -1
+		lb.untilEOF, lb.reusable, resp.Close = true, false, true
+	}
+	uc.r.Consume(&rh)
+	resp.Body = lb
+	return resp, nil
+}
+
+// canonicalName returns the canonical form of a field name, without allocating for the
+// common ones.
+func canonicalName(name []byte) string {
+	switch string(name) {
+	case "Content-Length", "content-length":
+		return "Content-Length"
+	case "Content-Type", "content-type":
+		return "Content-Type"
+	case "Date", "date":
+		return "Date"
+	case "Server", "server":
+		return "Server"
+	case "Cache-Control", "cache-control":
+		return "Cache-Control"
+	case "Content-Encoding", "content-encoding":
+		return "Content-Encoding"
+	case "Etag", "ETag", "etag":
+		return "Etag"
+	case "Last-Modified", "last-modified":
+		return "Last-Modified"
+	case "Location", "location":
+		return "Location"
+	case "Vary", "vary":
+		return "Vary"
+	}
+	return http.CanonicalHeaderKey(string(name))
+}
+
+// validMethod reports whether m is a non-empty token.
+func validMethod(m string) bool {
+	if m == "" {
+		return false
+	}
+	for i := 0; i < len(m); i++ {
+		if !httpguts.IsTokenRune(rune(m[i])) {
+			return false
+		}
+	}
+	return true
+}
+
+// leanResponse is a response and its body in one allocation.
+type leanResponse struct {
+	resp http.Response
+	body leanBody
+}
+
+// leanBody is a response body read through the lean codec; the connection returns to
+// the pool once the body has been read to its end.
+type leanBody struct {
+	uc       *upstreamConn
+	ep       *Endpoint
+	c        *Clients
+	left     int64 // bytes left of a body of known length
+	chunked  *h1.ChunkedBody
+	untilEOF bool
+	reusable bool
+	done     bool
+}
+
+func (b *leanBody) Read(p []byte) (int, error) {
+	if b.done {
+		return 0, io.EOF
+	}
+	switch {
+	case b.chunked != nil:
+		n, err := b.chunked.Read(p)
+		if err == io.EOF {
+			b.release()
+		} else if err != nil {
+			b.fail()
+		}
+		return n, err
+	case b.untilEOF:
+		n, err := b.uc.r.Read(p)
+		if err != nil {
+			b.release()
+			if errors.Is(err, io.EOF) {
+				return n, io.EOF
+			}
+		}
+		return n, err
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	n, err := b.uc.r.Read(p[:min(int64(len(p)), b.left)])
+	b.left -= int64(n)
+	if b.left == 0 {
+		b.release()
+		return n, io.EOF
+	}
+	if err != nil {
+		b.fail()
+		return n, h1.ErrBodyTruncated
+	}
+	return n, nil
+}
+
+func (b *leanBody) fail() {
+	b.reusable = false
+	b.release()
+}
+
+// Close gives the connection back when the body was read through, else closes it.
+func (b *leanBody) Close() error {
+	if !b.done {
+		b.fail()
+	}
+	return nil
+}
+
+func (b *leanBody) release() {
+	if b.done {
+		return
+	}
+	b.done = true
+	if b.reusable && len(b.uc.r.Buffered()) == 0 {
+		b.ep.pool.put(b.c, b.uc, time.Now())
+	} else {
+		b.uc.conn.Close()
+	}
+}

@@ -1,0 +1,149 @@
+package forward
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/l5d-go/l5d/proxy/balance"
+	"github.com/l5d-go/l5d/proxy/h2"
+	"github.com/l5d-go/l5d/proxy/metrics"
+)
+
+// startInboundH2 serves HTTP/2 (as from another proxy) on loopback, forwarding every
+// request to target over HTTP/1, and returns a client for it.
+func startInboundH2(t *testing.T, target netip.AddrPort) (addr string, client *h2.Transport) {
+	t.Helper()
+	reg := metrics.New()
+	ep := NewEndpoint(target, false, reg.HTTP(metrics.Labels("direction", "inbound")))
+	bal := balance.New[*Endpoint](balance.Options{})
+	bal.Set([]*balance.Endpoint[*Endpoint]{balance.NewEndpoint(target, ep)})
+	h := &Handler{
+		Router:  fixedRouter{&Backend{Name: target.String(), Balancer: bal}},
+		Clients: NewClients(ClientOptions{Connect: TCPConnector(time.Second, 0)}),
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(func() { cancel(); ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go h.ServeHTTP2(ctx, c, &ConnInfo{Direction: "inbound", OrigDst: target})
+		}
+	}()
+	tr := &h2.Transport{Connect: TCPConnector(time.Second, 0)}
+	t.Cleanup(tr.CloseIdleConnections)
+	return ln.Addr().String(), tr
+}
+
+func meshedRequest(t *testing.T, tr *h2.Transport, addr, method, path, body string) (*http.Response, string) {
+	t.Helper()
+	var rb io.Reader
+	if body != "" {
+		rb = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, "http://"+addr+path, rb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Host = "app.example"
+	req.Header.Set(HeaderOrigProto, "HTTP/1.1")
+	req.Header.Set("X-Test", "kept")
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	got, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatalf("%s %s: reading body: %v", method, path, err)
+	}
+	return resp, string(got)
+}
+
+func TestMeshedRequestsReachHTTP1App(t *testing.T) {
+	app, conns := rawServer(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		for {
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			body, _ := io.ReadAll(req.Body)
+			echo := req.Method + " " + req.URL.RequestURI() + " host=" + req.Host + " x-test=" + req.Header.Get("X-Test") +
+				" orig-proto=" + req.Header.Get(HeaderOrigProto) + " body=" + string(body)
+			switch req.URL.Path {
+			case "/chunked":
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Sum\r\n\r\n"+
+					"5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nX-Sum: 42\r\n\r\n")
+			case "/head":
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\nX-Multi: a\r\nX-Multi: b\r\n\r\n")
+			case "/no-content":
+				io.WriteString(c, "HTTP/1.1 204 No Content\r\n\r\n")
+			case "/until-close":
+				io.WriteString(c, "HTTP/1.1 200 OK\r\n\r\nuntil the end")
+				return
+			default:
+				io.WriteString(c, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: ")
+				io.WriteString(c, itoa(int64(len(echo)))+"\r\nConnection: X-Private\r\nX-Private: dropped\r\n\r\n"+echo)
+			}
+		}
+	})
+	addr, tr := startInboundH2(t, app)
+
+	resp, body := meshedRequest(t, tr, addr, "POST", "/echo?q=1", "abc")
+	want := "POST /echo?q=1 host=app.example x-test=kept orig-proto= body=abc"
+	if resp.StatusCode != 200 || body != want || resp.Header.Get("X-Private") != "" {
+		t.Fatalf("echo: %d %q (want %q), X-Private=%q", resp.StatusCode, body, want, resp.Header.Get("X-Private"))
+	}
+	resp, body = meshedRequest(t, tr, addr, "GET", "/chunked", "")
+	if resp.StatusCode != 200 || body != "hello world" || resp.Trailer.Get("X-Sum") != "42" {
+		t.Fatalf("chunked: %d %q trailer=%v", resp.StatusCode, body, resp.Trailer)
+	}
+	resp, body = meshedRequest(t, tr, addr, "HEAD", "/head", "")
+	if resp.StatusCode != 200 || body != "" || resp.Header.Get("Content-Length") != "1000" || strings.Join(resp.Header["X-Multi"], ",") != "a,b" {
+		t.Fatalf("HEAD: %d %q %v", resp.StatusCode, body, resp.Header)
+	}
+	resp, body = meshedRequest(t, tr, addr, "GET", "/no-content", "")
+	if resp.StatusCode != 204 || body != "" {
+		t.Fatalf("204: %d %q", resp.StatusCode, body)
+	}
+	if n := conns.Load(); n != 1 {
+		t.Fatalf("app saw %d connections for keep-alive responses, want 1", n)
+	}
+	resp, body = meshedRequest(t, tr, addr, "GET", "/until-close", "")
+	if resp.StatusCode != 200 || body != "until the end" {
+		t.Fatalf("close-delimited: %d %q", resp.StatusCode, body)
+	}
+	// The connection closed by the app is not reused.
+	resp, body = meshedRequest(t, tr, addr, "GET", "/again", "")
+	if resp.StatusCode != 200 || !strings.HasPrefix(body, "GET /again ") {
+		t.Fatalf("after close: %d %q", resp.StatusCode, body)
+	}
+}
+
+func TestMeshedRequestGetsBadGatewayForBrokenResponse(t *testing.T) {
+	app, _ := rawServer(t, func(c net.Conn) {
+		if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
+			return
+		}
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\nContent-Length: 11\r\n\r\n0123456789")
+	})
+	addr, tr := startInboundH2(t, app)
+	resp, _ := meshedRequest(t, tr, addr, "GET", "/", "")
+	if resp.StatusCode != http.StatusBadGateway || resp.Header.Get(HeaderProxyError) == "" {
+		t.Fatalf("got %d %q, want 502 with l5d-proxy-error", resp.StatusCode, resp.Header.Get(HeaderProxyError))
+	}
+}
