@@ -333,3 +333,48 @@ func BenchmarkProfileRoutesHTTP1(b *testing.B) {
 		})
 	}
 }
+
+// TestLargeBodiesAreNotRetried: a request whose body is over 64 KiB is not kept for a
+// retry, so its failure reaches the client, over HTTP/1 and HTTP/2.
+func TestLargeBodiesAreNotRetried(t *testing.T) {
+	for _, h2 := range []bool{false, true} {
+		t.Run(fmt.Sprintf("h2=%v", h2), func(t *testing.T) {
+			app, p, out := routedProxy(t, nil)
+			c := clientTo(out, h2)
+			big := strings.Repeat("x", 100<<10)
+			resp, err := c.Post("http://"+svc+"/flaky", "text/plain", strings.NewReader(big))
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusInternalServerError {
+				t.Fatalf("status %d, want the app's 500", resp.StatusCode)
+			}
+			// Small bodies are retried: the app fails every other request.
+			for range 2 {
+				resp, err = c.Post("http://"+svc+"/flaky", "text/plain", strings.NewReader("small"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 || string(b) != "ok:small" {
+					t.Fatalf("small body: %d %q", resp.StatusCode, b)
+				}
+			}
+			if n := app.flaky.Load(); n != 4 {
+				t.Errorf("the app saw %d requests, want 4 (big, small, small failed and retried)", n)
+			}
+			for series, want := range map[string]string{
+				`route_retry_total{` + routeLabels + `"POST /flaky"}`:                                               "1",
+				`route_response_total{` + routeLabels + `"POST /flaky",status_code="500",classification="failure"}`: "1",
+				`route_response_total{` + routeLabels + `"POST /flaky",status_code="200",classification="success"}`: "2",
+			} {
+				if got := metricValue(t, p, series); got != want {
+					t.Errorf("%s = %s, want %s", series, got, want)
+				}
+			}
+		})
+	}
+}

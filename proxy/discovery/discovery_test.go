@@ -179,3 +179,34 @@ func TestAddrThroughProfile(t *testing.T) {
 		t.Error("an address with no service resolved")
 	}
 }
+
+func TestBackendsCarryProfileRoutes(t *testing.T) {
+	d, _, r, _ := setup(t, time.Minute)
+	const name = "web.ns.svc.cluster.local:80"
+	d.Set(name, scriptedcp.Endpoint{Addr: ap("10.0.0.1:80")})
+	route := func(label, re string) *destination.Route {
+		return &destination.Route{MetricsLabels: map[string]string{"route": label},
+			Condition: &destination.RequestMatch{Match: &destination.RequestMatch_Path{Path: &destination.PathMatch{Regex: re}}}}
+	}
+	// The ClusterIP's profile and the name's profile are separate streams.
+	d.SetProfile("10.96.0.10:80", &destination.DestinationProfile{FullyQualifiedName: "web.ns.svc.cluster.local.",
+		Routes: []*destination.Route{route("by-addr", "/a")}})
+	d.SetProfile(name, &destination.DestinationProfile{Routes: []*destination.Route{route("by-name", "/n"), route("bad", "(")}})
+	be, ok := r.Addr(context.Background(), ap("10.96.0.10:80"))
+	if !ok || be.Routes.Load().Match("GET", "/a").Name != "by-addr" {
+		t.Fatalf("address backend: ok=%v routes %v", ok, be.Routes)
+	}
+	be, ok = r.Name(context.Background(), name)
+	if !ok || be.Routes.Load().Match("GET", "/n").Name != "by-name" || be.Routes.Load().Len() != 1 {
+		t.Fatalf("name backend: ok=%v routes %v", ok, be.Routes)
+	}
+	if again, _ := r.Name(context.Background(), name); again != be {
+		t.Error("the backend with routes is rebuilt per request")
+	}
+	// A profile that loses its routes gives the plain backend back.
+	d.SetProfile(name, &destination.DestinationProfile{})
+	waitFor(t, "the routes to go", func() bool {
+		be, _ := r.Name(context.Background(), name)
+		return be.Routes == nil
+	})
+}
