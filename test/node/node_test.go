@@ -46,7 +46,16 @@ func startNode(t *testing.T) *testNode {
 	}
 	c := kube.Shared(t)
 	n := netns.New(t)
-	bin := filepath.Join(t.TempDir(), "testapp")
+	// Containers run as other users too: the binary's directory must be open to them.
+	binDir, err := os.MkdirTemp("", "l5d-node-testapp-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(binDir) })
+	if err := os.Chmod(binDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(binDir, "testapp")
 	if out, err := exec.Command("go", "build", "-o", bin, "./internal/testapp").CombinedOutput(); err != nil {
 		t.Fatalf("building testapp: %v\n%s", err, out)
 	}
@@ -167,7 +176,12 @@ func (tn *testNode) waitLog(t *testing.T, pod, container string, want ...string)
 		}
 		for _, w := range want {
 			if !lines[w] {
-				return false, "log so far:\n" + got
+				p, err := tn.client.CoreV1().Pods(tn.ns).Get(context.Background(), pod, metav1.GetOptions{})
+				status := fmt.Sprint(err)
+				if err == nil {
+					status = fmt.Sprintf("%+v", p.Status)
+				}
+				return false, "log so far:\n" + got + "\npod status: " + status
 			}
 		}
 		return true, ""

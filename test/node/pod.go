@@ -300,6 +300,7 @@ func (w *podWorker) runContainers(ctx context.Context) {
 		}
 	}
 	if w.restartPolicy() == corev1.RestartPolicyAlways {
+		<-ctx.Done()
 		return
 	}
 	for _, c := range regular {

@@ -434,11 +434,16 @@ func TestDeletingAPodStopsItsProcessesAndFreesItsNamespace(t *testing.T) {
 	tn := startNode(t)
 	ctx := context.Background()
 	before := len(tn.net.Pods())
+	server := app("app", "serve:0.0.0.0:8080")
+	server.ReadinessProbe = &corev1.Probe{
+		ProbeHandler:  corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt(8080)}},
+		PeriodSeconds: 1,
+	}
 	tn.createPod(t, &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "doomed"},
 		Spec: corev1.PodSpec{
 			TerminationGracePeriodSeconds: ptr(int64(20)),
-			Containers:                    []corev1.Container{app("app", "serve:0.0.0.0:8080")},
+			Containers:                    []corev1.Container{server},
 		},
 	})
 	p := tn.waitReady(t, "doomed")
