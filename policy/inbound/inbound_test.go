@@ -38,7 +38,7 @@ func start(t *testing.T, defaultPolicy string) *env {
 		t.Fatal(err)
 	}
 	c.Apply(t, "", string(crds))
-	for _, n := range []string{"servers", "authorizationpolicies", "meshtlsauthentications", "networkauthentications"} {
+	for _, n := range []string{"servers", "serverauthorizations", "authorizationpolicies", "meshtlsauthentications", "networkauthentications"} {
 		c.WaitCRD(t, n+".policy.linkerd.io")
 	}
 	idx, err := inbound.NewIndex(c.Client(), c.Dynamic())
@@ -69,6 +69,28 @@ func start(t *testing.T, defaultPolicy string) *env {
 func (e *env) pod(t *testing.T, ns, name string, annotations map[string]string) {
 	e.c.CreatePod(t, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: map[string]string{"app": "web"}, Annotations: annotations},
 		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "app", Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}}}}}})
+}
+
+// poll calls ok until it holds, failing the test with describe() after a deadline.
+func (e *env) poll(t *testing.T, what string, ok func() bool, describe func() string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not reached; last:\n%s", what, describe())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// getPort answers the policy of ns:pod's port.
+func (e *env) getPort(t *testing.T, ns, pod string, port uint32) *pb.Server {
+	t.Helper()
+	s, err := e.client.GetPort(t.Context(), &pb.PortSpec{Workload: ns + ":" + pod, Port: port})
+	if err != nil {
+		t.Fatalf("GetPort %s:%s %d: %v", ns, pod, port, err)
+	}
+	return s
 }
 
 func ipv4(a *pb.Network) string {

@@ -53,7 +53,7 @@ func NewIndex(client kubernetes.Interface, dyn dynamic.Interface) (*Index, error
 	}
 	x.Pods, x.Namespaces = pods.Lister(), nss.Lister()
 	df := dynamicinformer.NewDynamicSharedInformerFactory(dyn, 0)
-	for _, gvr := range []schema.GroupVersionResource{api.Servers, api.AuthorizationPolicies, api.MeshTLSAuthentications, api.NetworkAuthentications} {
+	for _, gvr := range []schema.GroupVersionResource{api.Servers, api.ServerAuthorizations, api.AuthorizationPolicies, api.MeshTLSAuthentications, api.NetworkAuthentications} {
 		gi := df.ForResource(gvr)
 		if _, err := gi.Informer().AddEventHandler(notify); err != nil {
 			return nil, err

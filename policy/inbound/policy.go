@@ -15,7 +15,6 @@ import (
 
 	api "github.com/l5d-go/l5d/pkg/apis/policy"
 	"github.com/l5d-go/l5d/policy/network"
-	"github.com/l5d-go/l5d/proto/gen/httproute"
 	pb "github.com/l5d-go/l5d/proto/gen/inbound"
 	"github.com/l5d-go/l5d/proto/gen/meta"
 	pbnet "github.com/l5d-go/l5d/proto/gen/net"
@@ -69,14 +68,15 @@ func (c Config) serverFor(x *Index, pod *corev1.Pod, port uint32) *pb.Server {
 	if v := pod.Annotations[annDefaultPolicy]; ValidDefault(v) {
 		policy = v
 	}
-	out := &pb.Server{
-		Protocol: c.detectOrOpaque(pod, port, nil),
-		Labels:   map[string]string{"group": "", "kind": "default", "name": policy},
-	}
+	var authz []*pb.Authz
 	if a := c.defaultAuthz(policy); a != nil {
-		out.Authorizations = []*pb.Authz{a}
+		authz = []*pb.Authz{a}
 	}
-	return out
+	return &pb.Server{
+		Protocol:       c.detectOrOpaque(pod, port, defaultHTTPRoutes(probePaths(pod, port))),
+		Authorizations: authz,
+		Labels:         map[string]string{"group": "", "kind": "default", "name": policy},
+	}
 }
 
 func (c Config) defaultAuthz(policy string) *pb.Authz {
@@ -125,7 +125,8 @@ func networks(ps []netip.Prefix) []*pb.Network {
 
 func ipNet(p netip.Prefix) *pbnet.IPNetwork { return netconv.IPNetwork(p) }
 
-// detectOrOpaque is the protocol of a port without a declared protocol.
+// detectOrOpaque is the protocol of a port without a declared protocol: opaque when the
+// pod's (or the default) opaque ports list it, else detection with routes.
 func (c Config) detectOrOpaque(pod *corev1.Pod, port uint32, routes []*pb.HttpRoute) *pb.ProxyProtocol {
 	opaque := c.DefaultOpaquePorts
 	if v, ok := pod.Annotations[annOpaquePorts]; ok {
@@ -140,20 +141,8 @@ func (c Config) detectOrOpaque(pod *corev1.Pod, port uint32, routes []*pb.HttpRo
 	if timeout <= 0 {
 		timeout = 10 * time.Second
 	}
-	if routes == nil {
-		routes = []*pb.HttpRoute{defaultRoute()}
-	}
 	return &pb.ProxyProtocol{Kind: &pb.ProxyProtocol_Detect_{Detect: &pb.ProxyProtocol_Detect{
 		Timeout: durationpb.New(timeout), HttpRoutes: routes}}}
-}
-
-// defaultRoute matches every request; the server's authorizations apply to it.
-func defaultRoute() *pb.HttpRoute {
-	return &pb.HttpRoute{
-		Metadata: &meta.Metadata{Kind: &meta.Metadata_Default{Default: "default"}},
-		Rules: []*pb.HttpRoute_Rule{{Matches: []*httproute.HttpRouteMatch{{
-			Path: &httproute.PathMatch{Kind: &httproute.PathMatch_Prefix{Prefix: "/"}}}}}},
-	}
 }
 
 // selectServer returns the oldest Server in the pod's namespace selecting the port.
@@ -162,6 +151,9 @@ func (c Config) selectServer(x *Index, pod *corev1.Pod, port uint32) *api.Server
 	for _, s := range list[api.Server](x, api.Servers, pod.Namespace) {
 		if !serverPortMatches(s.Spec.Port, pod, port) {
 			continue
+		}
+		if s.Spec.PodSelector == nil {
+			continue // selects external workloads
 		}
 		sel, err := metav1.LabelSelectorAsSelector(s.Spec.PodSelector)
 		if err != nil || !sel.Matches(labels.Set(pod.Labels)) {
@@ -197,10 +189,10 @@ func serverPortMatches(p intstr.IntOrString, pod *corev1.Pod, port uint32) bool 
 	return false
 }
 
-// explicit renders a Server and the AuthorizationPolicies bound to it (or to its
-// namespace).
+// explicit renders a Server with the ServerAuthorizations selecting it, the
+// AuthorizationPolicies bound to it (or to its namespace) and its accessPolicy.
 func (c Config) explicit(x *Index, pod *corev1.Pod, port uint32, srv *api.Server) *pb.Server {
-	var authz []*pb.Authz
+	authz := c.serverAuthorizations(x, srv)
 	for _, ap := range list[api.AuthorizationPolicy](x, api.AuthorizationPolicies, srv.Namespace) {
 		t := ap.Spec.TargetRef
 		kind := strings.ToLower(t.Kind)
@@ -211,13 +203,18 @@ func (c Config) explicit(x *Index, pod *corev1.Pod, port uint32, srv *api.Server
 			authz = append(authz, a)
 		}
 	}
-	route := defaultRoute()
+	if p := srv.Spec.AccessPolicy; p != "" && p != Deny && ValidDefault(p) {
+		if a := c.defaultAuthz(p); a != nil {
+			authz = append(authz, a)
+		}
+	}
+	httpRoutes := func() []*pb.HttpRoute { return defaultHTTPRoutes(probePaths(pod, port)) }
 	var protocol *pb.ProxyProtocol
 	switch srv.Spec.ProxyProtocol {
 	case "HTTP/1":
-		protocol = &pb.ProxyProtocol{Kind: &pb.ProxyProtocol_Http1_{Http1: &pb.ProxyProtocol_Http1{Routes: []*pb.HttpRoute{route}}}}
+		protocol = &pb.ProxyProtocol{Kind: &pb.ProxyProtocol_Http1_{Http1: &pb.ProxyProtocol_Http1{Routes: httpRoutes()}}}
 	case "HTTP/2":
-		protocol = &pb.ProxyProtocol{Kind: &pb.ProxyProtocol_Http2_{Http2: &pb.ProxyProtocol_Http2{Routes: []*pb.HttpRoute{route}}}}
+		protocol = &pb.ProxyProtocol{Kind: &pb.ProxyProtocol_Http2_{Http2: &pb.ProxyProtocol_Http2{Routes: httpRoutes()}}}
 	case "gRPC":
 		protocol = &pb.ProxyProtocol{Kind: &pb.ProxyProtocol_Grpc_{Grpc: &pb.ProxyProtocol_Grpc{Routes: []*pb.GrpcRoute{{
 			Metadata: &meta.Metadata{Kind: &meta.Metadata_Default{Default: "default"}}, Rules: []*pb.GrpcRoute_Rule{{}}}}}}}
@@ -226,7 +223,7 @@ func (c Config) explicit(x *Index, pod *corev1.Pod, port uint32, srv *api.Server
 	case "TLS":
 		protocol = &pb.ProxyProtocol{Kind: &pb.ProxyProtocol_Tls_{Tls: &pb.ProxyProtocol_Tls{}}}
 	default:
-		protocol = c.detectOrOpaque(pod, port, []*pb.HttpRoute{route})
+		protocol = c.detectOrOpaque(pod, port, httpRoutes())
 	}
 	return &pb.Server{
 		Protocol:       protocol,
@@ -240,7 +237,7 @@ func (c Config) explicit(x *Index, pod *corev1.Pod, port uint32, srv *api.Server
 func (c Config) authz(x *Index, ap *api.AuthorizationPolicy) *pb.Authz {
 	out := &pb.Authz{
 		Labels:   map[string]string{"group": api.Group, "kind": "authorizationpolicy", "name": ap.Name},
-		Metadata: &meta.Metadata{Kind: &meta.Metadata_Resource{Resource: &meta.Resource{Group: api.Group, Kind: "AuthorizationPolicy", Name: ap.Name, Namespace: ap.Namespace}}},
+		Metadata: &meta.Metadata{Kind: &meta.Metadata_Resource{Resource: &meta.Resource{Group: api.Group, Kind: "authorizationpolicy", Name: ap.Name, Namespace: ap.Namespace}}},
 	}
 	var nets []*pb.Network
 	var authn *pb.Authn
@@ -298,18 +295,7 @@ func (c Config) identity(sa, ns string) string {
 }
 
 func (c Config) meshAuthn(m *api.MeshTLSAuthentication) *pb.Authn {
-	var ids []string
-	var suffixes [][]string
-	for _, id := range m.Spec.Identities {
-		switch {
-		case id == "*":
-			suffixes = append(suffixes, []string{})
-		case strings.HasPrefix(id, "*."):
-			suffixes = append(suffixes, strings.Split(id[2:], "."))
-		default:
-			ids = append(ids, id)
-		}
-	}
+	ids, suffixes := identityMatches(m.Spec.Identities)
 	for _, ref := range m.Spec.IdentityRefs {
 		ns := ref.Namespace
 		if ns == "" {
@@ -323,4 +309,20 @@ func (c Config) meshAuthn(m *api.MeshTLSAuthentication) *pb.Authn {
 		}
 	}
 	return meshTLS(ids, suffixes)
+}
+
+// identityMatches splits identity patterns into exact names and suffixes: "*" is any
+// identity (the empty suffix), "*.a.b" any identity ending in ".a.b".
+func identityMatches(patterns []string) (ids []string, suffixes [][]string) {
+	for _, id := range patterns {
+		switch {
+		case id == "*":
+			suffixes = append(suffixes, []string{})
+		case strings.HasPrefix(id, "*."):
+			suffixes = append(suffixes, strings.Split(id[2:], "."))
+		default:
+			ids = append(ids, id)
+		}
+	}
+	return ids, suffixes
 }

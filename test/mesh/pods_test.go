@@ -52,7 +52,7 @@ func newWorld(t *testing.T, lifetime time.Duration) *world {
 		}
 		c.Apply(t, "", string(b))
 	}
-	for _, crd := range []string{"serviceprofiles.linkerd.io", "servers.policy.linkerd.io", "authorizationpolicies.policy.linkerd.io",
+	for _, crd := range []string{"serviceprofiles.linkerd.io", "servers.policy.linkerd.io", "serverauthorizations.policy.linkerd.io", "authorizationpolicies.policy.linkerd.io",
 		"meshtlsauthentications.policy.linkerd.io", "networkauthentications.policy.linkerd.io"} {
 		c.WaitCRD(t, crd)
 	}

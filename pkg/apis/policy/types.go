@@ -1,6 +1,6 @@
 // Package policy holds Go types of the policy.linkerd.io custom resources the policy
-// controller serves (Server, AuthorizationPolicy, MeshTLSAuthentication,
-// NetworkAuthentication), with the CRDs' JSON field names. They are read from
+// controller serves (Server, ServerAuthorization, AuthorizationPolicy,
+// MeshTLSAuthentication, NetworkAuthentication), with the CRDs' JSON field names. They are read from
 // unstructured objects with runtime.DefaultUnstructuredConverter.
 package policy
 
@@ -15,13 +15,15 @@ const Group = "policy.linkerd.io"
 
 // Resources served by the controller, at the versions it reads.
 var (
-	Servers                = schema.GroupVersionResource{Group: Group, Version: "v1beta1", Resource: "servers"}
+	Servers                = schema.GroupVersionResource{Group: Group, Version: "v1beta3", Resource: "servers"}
 	AuthorizationPolicies  = schema.GroupVersionResource{Group: Group, Version: "v1alpha1", Resource: "authorizationpolicies"}
 	MeshTLSAuthentications = schema.GroupVersionResource{Group: Group, Version: "v1alpha1", Resource: "meshtlsauthentications"}
 	NetworkAuthentications = schema.GroupVersionResource{Group: Group, Version: "v1alpha1", Resource: "networkauthentications"}
 )
 
-// Server selects one port on a set of pods.
+// Server selects one port on a set of pods (or external workloads). The v1beta1 and
+// v1beta2 versions are the same object without AccessPolicy (v1beta1 also without
+// ExternalWorkloadSelector); the CRD serves all three without conversion.
 type Server struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
@@ -30,11 +32,18 @@ type Server struct {
 
 // ServerSpec is a Server's specification.
 type ServerSpec struct {
-	PodSelector *metav1.LabelSelector `json:"podSelector"`
+	// PodSelector selects pods in the Server's namespace; exactly one of it and
+	// ExternalWorkloadSelector is set.
+	PodSelector *metav1.LabelSelector `json:"podSelector,omitempty"`
+	// ExternalWorkloadSelector selects ExternalWorkloads (not served by this controller).
+	ExternalWorkloadSelector *metav1.LabelSelector `json:"externalWorkloadSelector,omitempty"`
 	// Port is a port number or a named container port.
 	Port intstr.IntOrString `json:"port"`
 	// ProxyProtocol is HTTP/1, HTTP/2, gRPC, opaque, TLS or unknown (detect).
 	ProxyProtocol string `json:"proxyProtocol,omitempty"`
+	// AccessPolicy is the default policy (deny when empty) for traffic no authorization
+	// permits: one of the default inbound policy names.
+	AccessPolicy string `json:"accessPolicy,omitempty"`
 }
 
 // AuthorizationPolicy permits the clients that pass every required authentication to
