@@ -193,7 +193,10 @@ func serverPortMatches(p intstr.IntOrString, pod *corev1.Pod, port uint32) bool 
 // AuthorizationPolicies bound to it (or to its namespace) and its accessPolicy.
 func (c Config) explicit(x *Index, pod *corev1.Pod, port uint32, srv *api.Server) *pb.Server {
 	authz := c.serverAuthorizations(x, srv)
-	for _, ap := range list[api.AuthorizationPolicy](x, api.AuthorizationPolicies, srv.Namespace) {
+	aps := list[api.AuthorizationPolicy](x, api.AuthorizationPolicies, srv.Namespace)
+	// In name order, so that an unchanged policy renders the same answer.
+	sort.Slice(aps, func(i, j int) bool { return aps[i].Name < aps[j].Name })
+	for _, ap := range aps {
 		t := ap.Spec.TargetRef
 		kind := strings.ToLower(t.Kind)
 		if !(kind == "server" && t.Name == srv.Name) && !(kind == "namespace" && t.Name == srv.Namespace) {
