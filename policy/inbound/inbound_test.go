@@ -83,14 +83,21 @@ func (e *env) poll(t *testing.T, what string, ok func() bool, describe func() st
 	}
 }
 
-// getPort answers the policy of ns:pod's port.
+// getPort answers the policy of ns:pod's port, waiting for a new pod to reach the
+// controller's cache.
 func (e *env) getPort(t *testing.T, ns, pod string, port uint32) *pb.Server {
 	t.Helper()
-	s, err := e.client.GetPort(t.Context(), &pb.PortSpec{Workload: ns + ":" + pod, Port: port})
-	if err != nil {
-		t.Fatalf("GetPort %s:%s %d: %v", ns, pod, port, err)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		s, err := e.client.GetPort(t.Context(), &pb.PortSpec{Workload: ns + ":" + pod, Port: port})
+		if err == nil {
+			return s
+		}
+		if status.Code(err) != codes.NotFound || time.Now().After(deadline) {
+			t.Fatalf("GetPort %s:%s %d: %v", ns, pod, port, err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
-	return s
 }
 
 func ipv4(a *pb.Network) string {
