@@ -27,8 +27,9 @@ func leanH1(r *http.Request) bool {
 // returns the response with its header fields copied out of the read buffer; the body
 // reads straight from the connection, which returns to the pool when the body has been
 // read to its end. It replaces net/http's message writer and parser (and their per-field
-// allocations) for requests arriving as HTTP/2 from another proxy.
-func (h *Handler) roundTripLean(ctx context.Context, ep *Endpoint, r *http.Request) (*http.Response, error) {
+// allocations) for requests arriving as HTTP/2 from another proxy. With watch, ctx ending
+// before the response headers arrive aborts the exchange (route timeouts).
+func (h *Handler) roundTripLean(ctx context.Context, ep *Endpoint, r *http.Request, watch bool) (*http.Response, error) {
 	if !validMethod(r.Method) {
 		return nil, &RouteError{Status: http.StatusBadRequest, Reason: "invalid request method"}
 	}
@@ -47,16 +48,30 @@ func (h *Handler) roundTripLean(ctx context.Context, ep *Endpoint, r *http.Reque
 		if err != nil {
 			return nil, err
 		}
+		var stop func() bool
+		if watch {
+			conn := uc.conn
+			stop = context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
+		}
 		uc.w.Reset(uc.conn)
 		uc.r.FlushBefore(uc.w, nil)
 		writeLeanRequest(uc.w, r, host, target)
+		var bodyErr error
 		if hasBody && attempt == 0 {
-			if err := copyRequestBody(uc.w, r.Body, r.ContentLength); err != nil {
-				uc.conn.Close()
-				return nil, err
-			}
+			bodyErr = copyRequestBody(uc.w, r.Body, r.ContentLength)
 		}
-		resp, err = readLeanResponse(uc, r.Method == http.MethodHead)
+		if bodyErr == nil {
+			resp, err = readLeanResponse(uc, r.Method == http.MethodHead)
+		}
+		if stop != nil && !stop() {
+			// ctx ended during the exchange: the connection is unusable.
+			uc.conn.Close()
+			return nil, context.Cause(ctx)
+		}
+		if bodyErr != nil {
+			uc.conn.Close()
+			return nil, bodyErr
+		}
 		if err != nil {
 			stale := reused && !hasBody && attempt == 0 && staleConn(err, uc)
 			uc.conn.Close()

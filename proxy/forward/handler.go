@@ -106,7 +106,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var resp *http.Response
 	switch {
 	case tr == http.RoundTripper(h.Clients.h1) && upgrade == "" && leanH1(r):
-		resp, err = h.roundTripLean(ctx, ep, r)
+		resp, err = h.roundTripLean(ctx, ep, r, false)
 	case tr == http.RoundTripper(h.Clients.h1) && upgrade == "":
 		resp, err = h.roundTripH1(ctx, ep, r, false)
 	default:

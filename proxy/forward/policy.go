@@ -79,9 +79,12 @@ func (h *Handler) exchange(r *http.Request, be *Backend, first *balance.Endpoint
 		bep.Start()
 		var resp *http.Response
 		var err error
-		if h2 {
+		switch {
+		case h2:
 			resp, err = h.Clients.h2.RoundTrip(req)
-		} else {
+		case leanH1(req):
+			resp, err = h.roundTripLean(req.Context(), ep, req, timer != nil)
+		default:
 			resp, err = h.roundTripH1(req.Context(), ep, req, timer != nil)
 		}
 		if timer != nil {
