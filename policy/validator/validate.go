@@ -212,21 +212,34 @@ func Identity(id string) error {
 var ProxyProtocols = []string{"unknown", "HTTP/1", "HTTP/2", "gRPC", "opaque", "TLS"}
 
 // Server checks a Server's port (a number 1-65535 or an IANA_SVC_NAME port name), its
-// podSelector (present, with valid label keys, values and operators) and its proxyProtocol.
+// selector (exactly one of podSelector and externalWorkloadSelector, with valid label
+// keys, values and operators), its proxyProtocol and its accessPolicy.
 func Server(s *api.Server) field.ErrorList {
 	var errs field.ErrorList
 	errs = append(errs, Port(spec.Child("port"), s.Spec.Port)...)
-	sel := spec.Child("podSelector")
-	if s.Spec.PodSelector == nil {
+	sel, ext := spec.Child("podSelector"), spec.Child("externalWorkloadSelector")
+	switch {
+	case s.Spec.PodSelector == nil && s.Spec.ExternalWorkloadSelector == nil:
 		errs = append(errs, field.Required(sel, "selects the pods the Server applies to ({} selects all pods of the namespace)"))
-	} else {
+	case s.Spec.PodSelector != nil && s.Spec.ExternalWorkloadSelector != nil:
+		errs = append(errs, field.Forbidden(ext, "a Server selects pods or external workloads, not both"))
+	case s.Spec.PodSelector != nil:
 		errs = append(errs, metavalidation.ValidateLabelSelector(s.Spec.PodSelector, metavalidation.LabelSelectorValidationOptions{}, sel)...)
+	default:
+		errs = append(errs, metavalidation.ValidateLabelSelector(s.Spec.ExternalWorkloadSelector, metavalidation.LabelSelectorValidationOptions{}, ext)...)
 	}
 	if p := s.Spec.ProxyProtocol; p != "" && !slices.Contains(ProxyProtocols, p) {
 		errs = append(errs, field.NotSupported(spec.Child("proxyProtocol"), p, ProxyProtocols))
 	}
+	if p := s.Spec.AccessPolicy; p != "" && !slices.Contains(AccessPolicies, p) {
+		errs = append(errs, field.NotSupported(spec.Child("accessPolicy"), p, AccessPolicies))
+	}
 	return errs
 }
+
+// AccessPolicies are the Server accessPolicy values (the default inbound policies);
+// empty means deny.
+var AccessPolicies = []string{"all-unauthenticated", "all-authenticated", "cluster-unauthenticated", "cluster-authenticated", "deny", "audit"}
 
 // Port checks a port given as a number (1-65535) or a container port name (IANA_SVC_NAME).
 func Port(f *field.Path, p intstr.IntOrString) field.ErrorList {

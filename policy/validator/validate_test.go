@@ -61,6 +61,10 @@ func TestValidate(t *testing.T) {
 		{"Server", `{"spec":{"podSelector":{"matchLabels":{"bad key!":"x"}},"port":80}}`, "spec.podSelector.matchLabels"},
 		{"Server", `{"spec":{"podSelector":{"matchExpressions":[{"key":"app","operator":"In"}]},"port":80}}`, "spec.podSelector.matchExpressions[0].values"},
 		{"Server", `{"spec":{"podSelector":{},"port":80,"proxyProtocol":"HTTP/3"}}`, "spec.proxyProtocol"},
+		{"Server", `{"spec":{"externalWorkloadSelector":{"matchLabels":{"app":"vm"}},"port":80,"accessPolicy":"audit"}}`, ""},
+		{"Server", `{"spec":{"podSelector":{},"externalWorkloadSelector":{},"port":80}}`, "spec.externalWorkloadSelector"},
+		{"Server", `{"spec":{"externalWorkloadSelector":{"matchLabels":{"bad key!":"x"}},"port":80}}`, "spec.externalWorkloadSelector.matchLabels"},
+		{"Server", `{"spec":{"podSelector":{},"port":80,"accessPolicy":"allow"}}`, "spec.accessPolicy"},
 	} {
 		err := validator.Validate(gk(tc.kind), []byte(tc.obj))
 		switch {
