@@ -320,14 +320,7 @@ func (s *fastConn) forwardHTTP(be *Backend, first *balance.Endpoint[*Endpoint], 
 	}
 	head := string(s.req.Method) == "HEAD"
 	clientClose := s.req.Close
-	header := make(http.Header, len(s.req.Fields)+1)
-	for _, f := range s.req.Fields {
-		if s.req.IsHopByHop(f.Name) || equalFoldASCII(f.Name, "host") {
-			continue
-		}
-		k := http.CanonicalHeaderKey(string(f.Name))
-		header[k] = append(header[k], string(f.Value))
-	}
+	header := fieldsHeader(&s.req, false)
 	u, err := url.ParseRequestURI(string(s.req.Target))
 	if err != nil {
 		routeFailed(http.StatusBadRequest)

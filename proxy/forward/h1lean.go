@@ -172,40 +172,8 @@ func readLeanResponse(uc *upstreamConn, head bool) (*http.Response, error) {
 	if rh.Unusual {
 		return nil, errEndpointResponse
 	}
-	// One allocation holds every value string and one every value slice.
-	n, size := 0, 0
-	for _, f := range rh.Fields {
-		if !rh.IsHopByHop(f.Name) {
-			n++
-			size += len(f.Value)
-		}
-	}
 	lr := &leanResponse{}
-	header := make(http.Header, n)
-	var all strings.Builder
-	all.Grow(size)
-	for _, f := range rh.Fields {
-		if !rh.IsHopByHop(f.Name) {
-			all.Write(f.Value)
-		}
-	}
-	values := all.String()
-	slots := make([]string, n)
-	i, off := 0, 0
-	for _, f := range rh.Fields {
-		if rh.IsHopByHop(f.Name) {
-			continue
-		}
-		k := canonicalName(f.Name)
-		slots[i] = values[off : off+len(f.Value)]
-		off += len(f.Value)
-		if vv, ok := header[k]; ok {
-			header[k] = append(vv, slots[i])
-		} else {
-			header[k] = slots[i : i+1 : i+1]
-		}
-		i++
-	}
+	header := fieldsHeader(&rh, true)
 	resp := &lr.resp
 	*resp = http.Response{
 		StatusCode: rh.Status, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
@@ -238,6 +206,48 @@ func readLeanResponse(uc *upstreamConn, head bool) (*http.Response, error) {
 	return resp, nil
 }
 
+// fieldsHeader copies the end-to-end fields of head (and Host unless withHost is false
+// for a request) into a header map with three allocations: the map, one string holding
+// every value and one slice holding every value slot.
+func fieldsHeader(head *h1.Head, withHost bool) http.Header {
+	keep := func(name []byte) bool {
+		return !head.IsHopByHop(name) && (withHost || !equalFoldASCII(name, "host"))
+	}
+	n, size := 0, 0
+	for _, f := range head.Fields {
+		if keep(f.Name) {
+			n++
+			size += len(f.Value)
+		}
+	}
+	header := make(http.Header, n+1)
+	var all strings.Builder
+	all.Grow(size)
+	for _, f := range head.Fields {
+		if keep(f.Name) {
+			all.Write(f.Value)
+		}
+	}
+	values := all.String()
+	slots := make([]string, n)
+	i, off := 0, 0
+	for _, f := range head.Fields {
+		if !keep(f.Name) {
+			continue
+		}
+		k := canonicalName(f.Name)
+		slots[i] = values[off : off+len(f.Value)]
+		off += len(f.Value)
+		if vv, ok := header[k]; ok {
+			header[k] = append(vv, slots[i])
+		} else {
+			header[k] = slots[i : i+1 : i+1]
+		}
+		i++
+	}
+	return header
+}
+
 // canonicalName returns the canonical form of a field name, without allocating for the
 // common ones.
 func canonicalName(name []byte) string {
@@ -262,6 +272,30 @@ func canonicalName(name []byte) string {
 		return "Location"
 	case "Vary", "vary":
 		return "Vary"
+	case "User-Agent", "user-agent":
+		return "User-Agent"
+	case "Accept", "accept":
+		return "Accept"
+	case "Accept-Encoding", "accept-encoding":
+		return "Accept-Encoding"
+	case "Accept-Language", "accept-language":
+		return "Accept-Language"
+	case "Authorization", "authorization":
+		return "Authorization"
+	case "Cookie", "cookie":
+		return "Cookie"
+	case "Set-Cookie", "set-cookie":
+		return "Set-Cookie"
+	case "Referer", "referer":
+		return "Referer"
+	case "Origin", "origin":
+		return "Origin"
+	case "X-Forwarded-For", "x-forwarded-for":
+		return "X-Forwarded-For"
+	case "X-Request-Id", "x-request-id":
+		return "X-Request-Id"
+	case "L5d-Dst-Override", "l5d-dst-override":
+		return "L5d-Dst-Override"
 	}
 	return http.CanonicalHeaderKey(string(name))
 }

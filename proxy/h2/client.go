@@ -198,7 +198,7 @@ type clientStream struct {
 	id      uint32
 	req     *http.Request
 	send    sendWindow // guarded by cc.w.mu
-	body    *recvPipe
+	body    recvPipe
 	resp    *http.Response
 	respCh  chan error // receives nil when resp is set, or the failure
 	gotResp bool       // guarded by cc.mu
@@ -208,18 +208,7 @@ type clientStream struct {
 func (cc *clientConn) roundTrip(req *http.Request) (*http.Response, error) {
 	hasBody := req.Body != nil && req.Body != http.NoBody // ContentLength 0 with a Body means unknown
 	cs := &clientStream{cc: cc, req: req, respCh: make(chan error, 1)}
-	cs.body = newRecvPipe(func(conn, stream int) {
-		if v := cc.credit.add(conn); v > 0 || stream > 0 {
-			cc.w.lock()
-			if cc.w.err == nil && v > 0 {
-				cc.w.err = cc.w.fr.WriteWindowUpdate(0, uint32(v))
-			}
-			if cc.w.err == nil && stream > 0 {
-				cc.w.err = cc.w.fr.WriteWindowUpdate(cs.id, uint32(stream))
-			}
-			cc.w.unlock()
-		}
-	})
+	cs.body.init(cs)
 	cc.w.lock()
 	cc.mu.Lock()
 	if cc.closed || cc.goAway {
@@ -273,6 +262,21 @@ func (cc *clientConn) roundTrip(req *http.Request) (*http.Response, error) {
 	case <-req.Context().Done():
 		cs.cancel(http2.ErrCodeCancel, req.Context().Err())
 		return nil, req.Context().Err()
+	}
+}
+
+// credit acknowledges consumed response bytes (see recvPipe.credit).
+func (cs *clientStream) credit(conn, stream int) {
+	cc := cs.cc
+	if v := cc.credit.add(conn); v > 0 || stream > 0 {
+		cc.w.lock()
+		if cc.w.err == nil && v > 0 {
+			cc.w.err = cc.w.fr.WriteWindowUpdate(0, uint32(v))
+		}
+		if cc.w.err == nil && stream > 0 {
+			cc.w.err = cc.w.fr.WriteWindowUpdate(cs.id, uint32(stream))
+		}
+		cc.w.unlock()
 	}
 }
 
@@ -354,7 +358,7 @@ func (cs *clientStream) finish(err error) {
 		cs.respCh <- err
 	}
 	if n := cs.body.discard(err); n > 0 {
-		cs.body.credit(n, 0)
+		cs.credit(n, 0)
 	}
 }
 
@@ -379,6 +383,9 @@ func (cs *clientStream) copyTrailers() {
 	t := cs.trailer
 	cs.trailer = nil
 	cs.cc.mu.Unlock()
+	if len(t) > 0 && cs.resp.Trailer == nil {
+		cs.resp.Trailer = make(http.Header, len(t))
+	}
 	for k, vv := range t {
 		cs.resp.Trailer[k] = vv
 	}
@@ -459,7 +466,7 @@ func (cc *clientConn) readLoop() {
 				continue
 			}
 			if len(data) > 0 && !cs.body.push(data) {
-				cs.body.credit(len(data), 0)
+				cs.credit(len(data), 0)
 			}
 			if f.StreamEnded() {
 				cs.endResponse()
@@ -547,11 +554,7 @@ func (cc *clientConn) onHeaders(f *http2.MetaHeadersFrame) {
 	cc.mu.Unlock()
 	if got {
 		// Trailers.
-		t := http.Header{}
-		for _, hf := range f.RegularFields() {
-			k := http.CanonicalHeaderKey(hf.Name)
-			t[k] = append(t[k], hf.Value)
-		}
+		t := fieldsHeader(f.RegularFields())
 		cc.mu.Lock()
 		cs.trailer = t
 		cc.mu.Unlock()
@@ -571,20 +574,18 @@ func (cc *clientConn) onHeaders(f *http2.MetaHeadersFrame) {
 		cs.cancel(http2.ErrCodeProtocol, errors.New("h2: response without a valid :status"))
 		return
 	}
-	regular := f.RegularFields()
-	header := make(http.Header, len(regular))
-	for _, hf := range regular {
-		k := http.CanonicalHeaderKey(hf.Name)
-		header[k] = append(header[k], hf.Value)
-	}
+	header := fieldsHeader(f.RegularFields())
 	cl := int64(-1)
 	if v := header.Get("Content-Length"); v != "" {
 		if n, err := strconv.ParseInt(v, 10, 64); err == nil {
 			cl = n
 		}
 	}
-	trailer := http.Header{}
+	var trailer http.Header // made when trailers are declared or arrive
 	for _, decl := range header["Trailer"] {
+		if trailer == nil {
+			trailer = http.Header{}
+		}
 		for _, k := range strings.Split(decl, ",") {
 			if k = strings.TrimSpace(k); k != "" {
 				trailer[http.CanonicalHeaderKey(k)] = nil
@@ -595,7 +596,7 @@ func (cc *clientConn) onHeaders(f *http2.MetaHeadersFrame) {
 		cl = 0 // a headers-only response (gRPC's trailers-only form) has no body
 	}
 	cs.resp = &http.Response{
-		Status: strconv.Itoa(status) + " " + http.StatusText(status), StatusCode: status,
+		Status: statusLine(status), StatusCode: status,
 		Proto: "HTTP/2.0", ProtoMajor: 2, Header: header, ContentLength: cl,
 		Body: &responseBody{cs: cs}, Trailer: trailer, Request: cs.req,
 	}
@@ -609,6 +610,22 @@ func (cc *clientConn) onHeaders(f *http2.MetaHeadersFrame) {
 	if f.StreamEnded() {
 		cs.endResponse()
 	}
+}
+
+// statusLines caches "200 OK" style status texts.
+var statusLines = func() (lines [600]string) {
+	for code := 100; code < len(lines); code++ {
+		lines[code] = strconv.Itoa(code) + " " + http.StatusText(code)
+	}
+	return lines
+}()
+
+// statusLine returns the Status text of an http.Response for code.
+func statusLine(code int) string {
+	if code >= 100 && code < len(statusLines) {
+		return statusLines[code]
+	}
+	return strconv.Itoa(code) + " " + http.StatusText(code)
 }
 
 // endResponse marks the server's side finished: the body reads EOF and the stream is

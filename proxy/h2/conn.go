@@ -52,6 +52,7 @@ type frameWriter struct {
 	fr      *http2.Framer
 	henc    *hpack.Encoder
 	hbuf    bytes.Buffer
+	enc     func(name, value string) // encodes one field into hbuf
 	err     error
 
 	// Send flow control (guarded by mu).
@@ -65,6 +66,7 @@ func newFrameWriter(c net.Conn) *frameWriter {
 	w.cond.L = &w.mu
 	w.fr = http2.NewFramer(w.bw, nil)
 	w.henc = hpack.NewEncoder(&w.hbuf)
+	w.enc = func(name, value string) { w.henc.WriteField(hpack.HeaderField{Name: name, Value: value}) }
 	return w
 }
 
@@ -107,7 +109,7 @@ func (w *frameWriter) headers(id uint32, endStream bool, fields func(enc func(na
 		return
 	}
 	w.hbuf.Reset()
-	fields(func(name, value string) { w.henc.WriteField(hpack.HeaderField{Name: name, Value: value}) })
+	fields(w.enc)
 	block := w.hbuf.Bytes()
 	first := true
 	for first || len(block) > 0 {
@@ -186,14 +188,22 @@ type recvPipe struct {
 	unread int
 	// credit acknowledges consumed bytes: conn to the connection's window, stream (when
 	// non-zero) to the stream's; called without mu held.
-	credit func(conn, stream int)
+	credit creditor
 	owed   int
+	// slot backs chunks while a single chunk is queued (the common small body).
+	slot [1][]byte
 }
 
-func newRecvPipe(credit func(conn, stream int)) *recvPipe {
-	p := &recvPipe{credit: credit}
+// creditor acknowledges consumed bytes to the peer (see recvPipe.credit).
+type creditor interface {
+	credit(conn, stream int)
+}
+
+// init prepares a pipe embedded in its stream.
+func (p *recvPipe) init(credit creditor) {
+	p.credit = credit
 	p.cond.L = &p.mu
-	return p
+	p.chunks = p.slot[:0]
 }
 
 // push appends a copy of b; it returns false when the pipe is closed and b was dropped.
@@ -202,6 +212,9 @@ func (p *recvPipe) push(b []byte) bool {
 	defer p.mu.Unlock()
 	if p.err != nil {
 		return false
+	}
+	if len(p.chunks) == 0 {
+		p.chunks = p.slot[:0]
 	}
 	p.chunks = append(p.chunks, append([]byte(nil), b...))
 	p.unread += len(b)
@@ -251,7 +264,7 @@ func (p *recvPipe) Read(b []byte) (int, error) {
 	}
 	p.mu.Unlock()
 	if p.credit != nil {
-		p.credit(n, owed)
+		p.credit.credit(n, owed)
 	}
 	return n, nil
 }
@@ -265,7 +278,8 @@ func (p *recvPipe) discard(err error) int {
 	}
 	n := p.unread
 	p.unread = 0
-	p.chunks = nil
+	p.chunks = p.slot[:0]
+	p.slot[0] = nil
 	p.cond.Broadcast()
 	p.mu.Unlock()
 	return n
@@ -294,7 +308,7 @@ func trailerNames(t http.Header) string {
 // declarations left out, "te" only as "trailers").
 func writeHeaderFields(enc func(name, value string), h http.Header) {
 	for k, vv := range h {
-		name := strings.ToLower(k)
+		name := lowerName(k)
 		if hopByHop(name) || name == "trailer" || strings.HasPrefix(k, http.TrailerPrefix) {
 			continue
 		}
@@ -314,6 +328,98 @@ func writeHeaderFields(enc func(name, value string), h http.Header) {
 }
 
 var _ io.Reader = (*recvPipe)(nil)
+
+// fieldsHeader builds a header map from decoded fields with two allocations: the map and
+// one slice holding every value slot.
+func fieldsHeader(fields []hpack.HeaderField) http.Header {
+	header := make(http.Header, len(fields))
+	slots := make([]string, len(fields))
+	for i, hf := range fields {
+		k := canonicalKey(hf.Name)
+		slots[i] = hf.Value
+		if vv, ok := header[k]; ok {
+			header[k] = append(vv, hf.Value)
+		} else {
+			header[k] = slots[i : i+1 : i+1]
+		}
+	}
+	return header
+}
+
+// canonicalKey is http.CanonicalHeaderKey for a lower-case HTTP/2 field name, without
+// allocating for common names.
+func canonicalKey(name string) string {
+	switch name {
+	case "content-length":
+		return "Content-Length"
+	case "content-type":
+		return "Content-Type"
+	case "date":
+		return "Date"
+	case "server":
+		return "Server"
+	case "user-agent":
+		return "User-Agent"
+	case "accept":
+		return "Accept"
+	case "accept-encoding":
+		return "Accept-Encoding"
+	case "l5d-orig-proto":
+		return "L5d-Orig-Proto"
+	case "l5d-dst-override":
+		return "L5d-Dst-Override"
+	case "te":
+		return "Te"
+	case "grpc-status":
+		return "Grpc-Status"
+	case "grpc-message":
+		return "Grpc-Message"
+	case "grpc-encoding":
+		return "Grpc-Encoding"
+	case "grpc-accept-encoding":
+		return "Grpc-Accept-Encoding"
+	case "grpc-timeout":
+		return "Grpc-Timeout"
+	}
+	return http.CanonicalHeaderKey(name)
+}
+
+// lowerName is strings.ToLower for header names, without allocating for common ones.
+func lowerName(k string) string {
+	switch k {
+	case "Content-Length":
+		return "content-length"
+	case "Content-Type":
+		return "content-type"
+	case "Date":
+		return "date"
+	case "Server":
+		return "server"
+	case "User-Agent":
+		return "user-agent"
+	case "Accept":
+		return "accept"
+	case "Accept-Encoding":
+		return "accept-encoding"
+	case "L5d-Orig-Proto":
+		return "l5d-orig-proto"
+	case "L5d-Dst-Override":
+		return "l5d-dst-override"
+	case "Te":
+		return "te"
+	case "Grpc-Status":
+		return "grpc-status"
+	case "Grpc-Message":
+		return "grpc-message"
+	case "Grpc-Encoding":
+		return "grpc-encoding"
+	case "Grpc-Accept-Encoding":
+		return "grpc-accept-encoding"
+	case "Grpc-Timeout":
+		return "grpc-timeout"
+	}
+	return strings.ToLower(k)
+}
 
 // connCredit batches connection-level WINDOW_UPDATEs.
 type connCredit struct {

@@ -91,12 +91,26 @@ type serverConn struct {
 type serverStream struct {
 	sc     *serverConn
 	id     uint32
-	body   *recvPipe
+	body   recvPipe
+	rw     responseWriter
 	send   sendWindow // guarded by sc.w.mu
 	cancel context.CancelFunc
 	req    *http.Request
 	done   bool // guarded by sc.mu: the handler finished
 	ended  bool // guarded by sc.mu: the client's side ended (END_STREAM)
+}
+
+// credit acknowledges consumed request bytes (see recvPipe.credit).
+func (st *serverStream) credit(conn, stream int) {
+	sc := st.sc
+	sc.creditConn(conn)
+	if stream > 0 {
+		sc.w.lock()
+		if sc.w.err == nil {
+			sc.w.err = sc.w.fr.WriteWindowUpdate(st.id, uint32(stream))
+		}
+		sc.w.unlock()
+	}
 }
 
 func (st *serverStream) abort(err error) {
@@ -260,6 +274,9 @@ func (sc *serverConn) onHeaders(f *http2.MetaHeadersFrame) error {
 			sc.resetStream(id, http2.ErrCodeProtocol)
 			return nil
 		}
+		if st.req.Trailer == nil {
+			st.req.Trailer = http.Header{}
+		}
 		for _, hf := range f.RegularFields() {
 			st.req.Trailer[http.CanonicalHeaderKey(hf.Name)] = append(st.req.Trailer[http.CanonicalHeaderKey(hf.Name)], hf.Value)
 		}
@@ -277,16 +294,7 @@ func (sc *serverConn) onHeaders(f *http2.MetaHeadersFrame) error {
 	}
 	ctx, cancel := context.WithCancel(sc.ctx)
 	st := &serverStream{sc: sc, id: id, cancel: cancel}
-	st.body = newRecvPipe(func(conn, stream int) {
-		sc.creditConn(conn)
-		if stream > 0 {
-			sc.w.lock()
-			if sc.w.err == nil {
-				sc.w.err = sc.w.fr.WriteWindowUpdate(id, uint32(stream))
-			}
-			sc.w.unlock()
-		}
-	})
+	st.body.init(st)
 	sc.w.lock()
 	st.send.window = int64(sc.w.initialWindow)
 	sc.w.unlock()
@@ -359,12 +367,7 @@ func (sc *serverConn) newRequest(f *http2.MetaHeadersFrame) (*http.Request, erro
 	if method == "" || (method != "CONNECT" && path == "") {
 		return nil, errors.New("missing :method or :path")
 	}
-	regular := f.RegularFields()
-	header := make(http.Header, len(regular))
-	for _, hf := range regular {
-		k := http.CanonicalHeaderKey(hf.Name)
-		header[k] = append(header[k], hf.Value)
-	}
+	header := fieldsHeader(f.RegularFields())
 	if authority == "" {
 		authority = header.Get("Host")
 	}
@@ -383,8 +386,11 @@ func (sc *serverConn) newRequest(f *http2.MetaHeadersFrame) (*http.Request, erro
 		}
 	}
 	// Declared trailers are known before the body, as net/http presents them.
-	trailer := http.Header{}
+	var trailer http.Header // made when trailers are declared or arrive
 	for _, k := range declaredTrailers(header["Trailer"]) {
+		if trailer == nil {
+			trailer = http.Header{}
+		}
 		trailer[k] = nil
 	}
 	delete(header, "Trailer")
@@ -412,7 +418,8 @@ var errBodyClosed = errors.New("h2: request body closed")
 func (st *serverStream) run() {
 	sc := st.sc
 	defer sc.wg.Done()
-	rw := &responseWriter{st: st, header: http.Header{}}
+	rw := &st.rw
+	rw.st, rw.header = st, http.Header{}
 	aborted := false
 	func() {
 		defer func() {
