@@ -1,6 +1,7 @@
 package h2
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -171,6 +172,19 @@ type clientConn struct {
 	closed     bool
 	goAway     bool
 	err        error
+
+	// ready are streams whose response headers the read loop has taken but not yet
+	// handed to their callers (see readLoop); used by the read loop only.
+	ready []*clientStream
+}
+
+// announce hands the responses in ready to their callers.
+func (cc *clientConn) announce() {
+	for i, cs := range cc.ready {
+		cs.respCh <- nil
+		cc.ready[i] = nil
+	}
+	cc.ready = cc.ready[:0]
 }
 
 type atomicInt struct {
@@ -426,12 +440,19 @@ func (cc *clientConn) close(err error) {
 func (cs *clientStream) mu() *sync.Mutex { return &cs.cc.mu }
 
 func (cc *clientConn) readLoop() {
-	fr := http2.NewFramer(nil, cc.conn)
+	br := bufio.NewReaderSize(cc.conn, readBufSize)
+	fr := http2.NewFramer(nil, br)
 	fr.SetMaxReadFrameSize(maxFrameRead)
 	fr.MaxHeaderListSize = maxHeaderList
 	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	var err error
 	for {
+		// Responses whose headers arrived are announced once no further complete frame
+		// is buffered, so that a waiting caller wakes once with the body that came
+		// along rather than again for each DATA frame.
+		if len(cc.ready) > 0 && !frameBuffered(br) {
+			cc.announce()
+		}
 		var f http2.Frame
 		f, err = fr.ReadFrame()
 		if err != nil {
@@ -538,6 +559,7 @@ func (cc *clientConn) readLoop() {
 			}
 		}
 	}
+	cc.announce()
 	if cc.t.Log != nil {
 		cc.t.Log.Debug("h2: connection ended", "remote", cc.conn.RemoteAddr(), "error", err)
 	}
@@ -606,7 +628,7 @@ func (cc *clientConn) onHeaders(f *http2.MetaHeadersFrame) {
 	cc.mu.Lock()
 	cs.gotResp = true
 	cc.mu.Unlock()
-	cs.respCh <- nil
+	cc.ready = append(cc.ready, cs)
 	if f.StreamEnded() {
 		cs.endResponse()
 	}

@@ -35,7 +35,21 @@ const (
 	maxHeaderList = 1 << 20
 	// creditBatch is how much consumed data is acknowledged in one WINDOW_UPDATE.
 	creditBatch = 64 << 10
+	// readBufSize buffers a connection's input so that the frames of one TLS record
+	// (or one read) are decoded without further calls into the connection.
+	readBufSize = 16 << 10
 )
+
+// frameBuffered reports whether br holds a complete frame, which ReadFrame then returns
+// without blocking.
+func frameBuffered(br *bufio.Reader) bool {
+	n := br.Buffered()
+	if n < 9 {
+		return false
+	}
+	h, _ := br.Peek(9)
+	return n >= 9+(int(h[0])<<16|int(h[1])<<8|int(h[2]))
+}
 
 // errConnClosed is returned for streams of a connection that went away.
 var errConnClosed = errors.New("h2: connection closed")

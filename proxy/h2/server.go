@@ -1,6 +1,7 @@
 package h2
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -143,7 +144,7 @@ func (sc *serverConn) goAway(code http2.ErrCode, why string) error {
 }
 
 func (sc *serverConn) readLoop() error {
-	fr := http2.NewFramer(nil, sc.conn)
+	fr := http2.NewFramer(nil, bufio.NewReaderSize(sc.conn, readBufSize))
 	fr.SetMaxReadFrameSize(maxFrameRead)
 	fr.MaxHeaderListSize = maxHeaderList
 	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
