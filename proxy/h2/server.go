@@ -43,6 +43,9 @@ func (s *Server) ServeConn(ctx context.Context, c net.Conn) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	sc := &serverConn{srv: s, conn: c, w: newFrameWriter(c), ctx: ctx, streams: map[uint32]*serverStream{}}
+	if a := c.RemoteAddr(); a != nil {
+		sc.remote = a.String()
+	}
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	defer stop()
 	maxStreams := s.MaxConcurrentStreams
@@ -83,6 +86,7 @@ type serverConn struct {
 	ctx    context.Context
 	credit connCredit
 	wg     sync.WaitGroup
+	remote string // the client's address, for requests' RemoteAddr
 
 	mu      sync.Mutex
 	streams map[uint32]*serverStream
@@ -397,7 +401,7 @@ func (sc *serverConn) newRequest(f *http2.MetaHeadersFrame) (*http.Request, erro
 	delete(header, "Trailer")
 	return &http.Request{
 		Method: method, URL: u, Proto: "HTTP/2.0", ProtoMajor: 2, Header: header,
-		Host: authority, RequestURI: path, RemoteAddr: sc.conn.RemoteAddr().String(),
+		Host: authority, RequestURI: path, RemoteAddr: sc.remote,
 		ContentLength: cl, Trailer: trailer,
 	}, nil
 }
