@@ -41,12 +41,28 @@ type Options struct {
 	ControllerManager bool
 	// Scheduler runs kube-scheduler, which binds pending pods to Ready nodes (see CreateNode).
 	Scheduler bool
+	// AdvertiseAddress, when set, is the API server's --advertise-address: the endpoint
+	// reconciler then publishes it, with the secure port, as the endpoint of the default
+	// "kubernetes" Service, and the serving certificate is also valid for it. The API
+	// server still listens on 127.0.0.1 only; making the address reach it is the caller's
+	// job. Empty leaves the Service without endpoints (nothing routes to it).
+	AdvertiseAddress string
+	// ServingHosts are extra names and IP addresses the control plane's serving
+	// certificate is valid for.
+	ServingHosts []string
+	// APIServerArgs are extra kube-apiserver flags, appended after the package's own (a
+	// repeated flag overrides it), e.g. --egress-selector-config-file=PATH.
+	APIServerArgs []string
+	// ControllerManagerArgs are extra kube-controller-manager flags, appended after the
+	// package's own, e.g. --cluster-cidr=10.244.0.0/16.
+	ControllerManagerArgs []string
 }
 
 // ServiceAccountIssuer is the issuer of service-account tokens and one of the API audiences.
 const ServiceAccountIssuer = "https://kubernetes.default.svc.cluster.local"
 
-// ServiceCIDR is the API-level service cluster IP range; nothing routes to it.
+// ServiceCIDR is the service cluster IP range. Nothing routes to it unless a kube-proxy
+// runs somewhere (test/localcluster runs one in its node namespace).
 const ServiceCIDR = "10.96.0.0/16"
 
 // startTimeout bounds the wait for each component to become ready on a loaded machine.
@@ -117,7 +133,11 @@ func start(opts Options, bins map[string]string) (_ *Cluster, err error) {
 			c.Stop()
 		}
 	}()
-	if c.pki, err = newClusterPKI(filepath.Join(dir, "pki")); err != nil {
+	hosts := append(append([]string(nil), servingHosts...), opts.ServingHosts...)
+	if opts.AdvertiseAddress != "" {
+		hosts = append(hosts, opts.AdvertiseAddress)
+	}
+	if c.pki, err = newClusterPKI(filepath.Join(dir, "pki"), hosts); err != nil {
 		return nil, err
 	}
 	ports, err := freePorts(5)
@@ -243,13 +263,18 @@ func (c *Cluster) startEtcd(bin string, clientPort, peerPort int) error {
 
 func (c *Cluster) startAPIServer(bin string, port, etcdPort int) error {
 	pki := c.pki
-	p, err := c.run("kube-apiserver", bin,
-		"--etcd-servers=http://127.0.0.1:"+strconv.Itoa(etcdPort),
+	// Endpoints may not hold loopback addresses: without an advertised address the
+	// "kubernetes" Service gets none (nothing routes to it anyway).
+	advertise := []string{"--advertise-address=127.0.0.1", "--endpoint-reconciler-type=none"}
+	if c.opts.AdvertiseAddress != "" {
+		advertise = []string{"--advertise-address=" + c.opts.AdvertiseAddress, "--endpoint-reconciler-type=lease"}
+	}
+	args := append([]string{
+		"--etcd-servers=http://127.0.0.1:" + strconv.Itoa(etcdPort),
 		"--bind-address=127.0.0.1",
-		"--advertise-address=127.0.0.1",
-		"--secure-port="+strconv.Itoa(port),
-		// Endpoints may not hold loopback addresses, and nothing routes to the service anyway.
-		"--endpoint-reconciler-type=none",
+		"--secure-port=" + strconv.Itoa(port),
+	}, advertise...)
+	args = append(args,
 		"--cert-dir="+filepath.Join(c.dir, "apiserver-certs"),
 		"--tls-cert-file="+pki.certFile,
 		"--tls-private-key-file="+pki.keyFile,
@@ -275,6 +300,7 @@ func (c *Cluster) startAPIServer(bin string, port, etcdPort int) error {
 		"--profiling=false",
 		"--v=1",
 	)
+	p, err := c.run("kube-apiserver", bin, append(args, c.opts.APIServerArgs...)...)
 	if err != nil {
 		return err
 	}
@@ -323,14 +349,21 @@ func (c *Cluster) buildClients() error {
 	}
 	c.mapper = restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(disco))
 
+	c.kubecfg = filepath.Join(c.dir, "kubeconfig")
+	return c.WriteKubeconfig(c.kubecfg, c.host)
+}
+
+// WriteKubeconfig writes an admin kubeconfig for the API server at URL server (Host(), or
+// an address that leads to it, such as a relay, valid for the serving certificate) to
+// path, mode 0600.
+func (c *Cluster) WriteKubeconfig(path, server string) error {
 	kc := clientcmdapi.NewConfig()
-	kc.Clusters["l5d-test"] = &clientcmdapi.Cluster{Server: c.host, CertificateAuthorityData: c.pki.ca.certPEM}
+	kc.Clusters["l5d-test"] = &clientcmdapi.Cluster{Server: server, CertificateAuthorityData: c.pki.ca.certPEM}
 	kc.AuthInfos[adminUser] = &clientcmdapi.AuthInfo{ClientCertificateData: c.pki.admin.certPEM, ClientKeyData: c.pki.admin.keyPEM}
 	kc.Contexts["l5d-test"] = &clientcmdapi.Context{Cluster: "l5d-test", AuthInfo: adminUser, Namespace: "default"}
 	kc.CurrentContext = "l5d-test"
-	c.kubecfg = filepath.Join(c.dir, "kubeconfig")
-	if err := clientcmd.WriteToFile(*kc, c.kubecfg); err != nil {
-		return fmt.Errorf("kube: writing kubeconfig: %w", err)
+	if err := clientcmd.WriteToFile(*kc, path); err != nil {
+		return fmt.Errorf("kube: writing kubeconfig %s: %w", path, err)
 	}
 	return nil
 }
@@ -398,6 +431,7 @@ func (c *Cluster) startControllerManager(bin string, port int) error {
 		"--root-ca-file="+c.pki.caFile,
 		"--use-service-account-credentials=false",
 	)
+	args = append(args, c.opts.ControllerManagerArgs...)
 	p, err := c.run("kube-controller-manager", bin, args...)
 	if err != nil {
 		return err

@@ -155,20 +155,21 @@ const adminUser = "l5d-test-admin"
 // frontProxyUser is the common name of the aggregation layer's client certificate.
 const frontProxyUser = "front-proxy-client"
 
-// servingHosts are the names and addresses the control plane serving certificate is valid for.
+// servingHosts are the names and addresses the control plane serving certificate is always
+// valid for (Options can add more).
 var servingHosts = []string{
 	"127.0.0.1", "::1", "localhost", "10.96.0.1",
 	"kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local",
 }
 
-// newClusterPKI generates the CA, serving and admin certificates and the service-account
-// signing key pair and writes them under dir.
-func newClusterPKI(dir string) (*clusterPKI, error) {
+// newClusterPKI generates the CA, serving (valid for hosts) and admin certificates and the
+// service-account signing key pair and writes them under dir.
+func newClusterPKI(dir string, hosts []string) (*clusterPKI, error) {
 	ca, err := newAuthority("l5d-test-kubernetes-ca")
 	if err != nil {
 		return nil, err
 	}
-	serving, err := ca.issue(pkix.Name{CommonName: "kube-apiserver"}, servingHosts, false)
+	serving, err := ca.issue(pkix.Name{CommonName: "kube-apiserver"}, hosts, false)
 	if err != nil {
 		return nil, err
 	}

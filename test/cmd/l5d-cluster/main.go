@@ -1,0 +1,92 @@
+// Command l5d-cluster runs a whole local Kubernetes cluster on this machine (see
+// test/localcluster): a control plane on loopback and one node whose pods are processes
+// in network namespaces.
+//
+//	l5d-cluster up -run-dir DIR [-bin-dir DIR]... [-node NAME] [-v]
+//
+// It prints the kubeconfig path and an export line, then runs until SIGINT or SIGTERM and
+// removes everything it started (the run directory stays). Needs root.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/l5d-go/l5d/test/localcluster"
+)
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "l5d-cluster:", err)
+		os.Exit(1)
+	}
+}
+
+// dirList is a repeatable flag.
+type dirList []string
+
+func (d *dirList) String() string     { return strings.Join(*d, ",") }
+func (d *dirList) Set(s string) error { *d = append(*d, s); return nil }
+
+const usage = `usage: l5d-cluster up -run-dir DIR [-bin-dir DIR]... [-node NAME] [-v]`
+
+func run(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "up" {
+		return errors.New(usage)
+	}
+	fs := flag.NewFlagSet("l5d-cluster up", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	runDir := fs.String("run-dir", "", "directory for the kubeconfig, hosts file, logs and pod files (created if missing)")
+	var binDirs dirList
+	fs.Var(&binDirs, "bin-dir", "directory of executables that images map to by name (repeatable; default: bin/ next to this program)")
+	nodeName := fs.String("node", localcluster.DefaultNodeName, "name of the node")
+	verbose := fs.Bool("v", false, "log debug messages")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q\n%s", fs.Args(), usage)
+	}
+	if *runDir == "" {
+		return fmt.Errorf("-run-dir is required\n%s", usage)
+	}
+	if len(binDirs) == 0 {
+		if exe, err := os.Executable(); err == nil {
+			binDirs = dirList{filepath.Dir(exe)}
+		}
+	}
+	level := slog.LevelInfo
+	if *verbose {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	log.Info("starting the cluster", "runDir", *runDir, "binDirs", []string(binDirs))
+	c, err := localcluster.Up(ctx, localcluster.Options{
+		RunDir: *runDir, BinDirs: binDirs, NodeName: *nodeName, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "kubeconfig: %s\nexport KUBECONFIG=%s\n", c.Kubeconfig(), c.Kubeconfig())
+	fmt.Fprintf(stdout, "# pods reach the API server at %s; hosts file %s; kube-proxy log %s\n",
+		c.APIServerAddr(), c.HostsFile(), c.KubeProxyLog())
+	select {
+	case <-ctx.Done():
+		log.Info("stopping the cluster")
+	case <-c.Done():
+		log.Error("the node stopped", "err", c.Err())
+	}
+	return c.Close()
+}

@@ -1,0 +1,474 @@
+package localcluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/l5d-go/l5d/test/kube"
+	"github.com/l5d-go/l5d/test/netns"
+	"github.com/l5d-go/l5d/test/node"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+)
+
+// The cluster's address plan.
+var (
+	// NodeIP is the node's address: the bridge in the node namespace (test/netns's
+	// gateway). Pods reach the API server on it (the "kubernetes" Service's endpoint).
+	NodeIP = netns.GatewayV4
+	// ClusterCIDR is the pod network.
+	ClusterCIDR = netns.PodNetworkV4
+	// ServiceCIDR is the range of Service cluster IPs.
+	ServiceCIDR = netip.MustParsePrefix(kube.ServiceCIDR)
+	// APIServiceIP is the cluster IP of the default "kubernetes" Service.
+	APIServiceIP = netip.MustParseAddr("10.96.0.1")
+)
+
+// DefaultNodeName is the name of the cluster's one Node unless Options says otherwise.
+const DefaultNodeName = "l5d-node"
+
+// Options configures Up.
+type Options struct {
+	// RunDir holds everything the cluster writes: kubeconfig, node-kubeconfig, hosts, the
+	// egress selector configuration, logs/ and the node agent's pods/. It is created if
+	// missing and left in place by Close.
+	RunDir string
+	// BinDirs are searched, in order, for the executable an image stands for (see Images).
+	BinDirs []string
+	// NodeName is the Node's name; empty means DefaultNodeName.
+	NodeName string
+	// KubeProxy is the kube-proxy binary; empty means kube-proxy in kube.BinDir().
+	KubeProxy string
+	// Logger receives the cluster's own log (relay, egress proxy, node agent); nil means
+	// slog.Default().
+	Logger *slog.Logger
+}
+
+// Cluster is a running local cluster: a control plane on host loopback and one node whose
+// network namespace is a test/netns Network's bridge namespace. Its methods are safe for
+// concurrent use.
+type Cluster struct {
+	opts        Options
+	log         *slog.Logger
+	kube        *kube.Cluster
+	network     *netns.Network
+	relay       *relay
+	egress      *connectProxy
+	kubeProxy   *netns.Process
+	resolver    atomic.Pointer[resolver] // set once the Service cache has synced
+	kubeconfig  string
+	nodeConfig  string
+	hostsPath   string
+	apiPort     int
+	cancel      context.CancelFunc
+	background  sync.WaitGroup
+	closeOnce   sync.Once
+	closeErr    error
+	closing     atomic.Bool
+	failOnce    sync.Once
+	failed      chan struct{} // closed by fail
+	failErr     error
+	kubeProxyLg string
+}
+
+// maxUnixSocketPath is the longest path a Unix socket address can hold.
+const maxUnixSocketPath = 107
+
+// Up starts a cluster and returns when its control plane is ready, kube-proxy runs in the
+// node namespace and the hosts file is written. It needs root. On failure everything
+// started is stopped again. The caller must call Close.
+func Up(ctx context.Context, opts Options) (_ *Cluster, err error) {
+	if opts.RunDir == "" {
+		return nil, errors.New("localcluster: Options.RunDir is required")
+	}
+	if os.Geteuid() != 0 {
+		return nil, errors.New("localcluster: needs root (network namespaces, iptables in them)")
+	}
+	if opts.NodeName == "" {
+		opts.NodeName = DefaultNodeName
+	}
+	if opts.KubeProxy == "" {
+		opts.KubeProxy = filepath.Join(kube.BinDir(), "kube-proxy")
+	}
+	if st, err := os.Stat(opts.KubeProxy); err != nil || st.IsDir() {
+		return nil, fmt.Errorf("localcluster: kube-proxy binary %s is missing; build it with `make kube-bins`", opts.KubeProxy)
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	runDir, err := filepath.Abs(opts.RunDir)
+	if err != nil {
+		return nil, fmt.Errorf("localcluster: run directory: %w", err)
+	}
+	opts.RunDir = runDir
+	if err := os.MkdirAll(filepath.Join(runDir, "logs"), 0o755); err != nil {
+		return nil, fmt.Errorf("localcluster: creating the run directory: %w", err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	c := &Cluster{
+		opts:       opts,
+		log:        opts.Logger,
+		cancel:     cancel,
+		kubeconfig: filepath.Join(runDir, "kubeconfig"),
+		nodeConfig: filepath.Join(runDir, "node-kubeconfig"),
+		hostsPath:  filepath.Join(runDir, "hosts"),
+		failed:     make(chan struct{}),
+	}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, c.Close())
+		}
+	}()
+
+	if c.network, err = netns.NewNetwork(); err != nil {
+		return nil, fmt.Errorf("localcluster: %w", err)
+	}
+	// The node namespace routes between pods and to cluster IPs.
+	if err := c.network.Node.Run(exec.Command("sysctl", "-q", "-w", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1")); err != nil {
+		return nil, fmt.Errorf("localcluster: enabling forwarding in the node namespace: %w", err)
+	}
+
+	// The egress proxy's socket must exist before the API server reads its configuration;
+	// it resolves names only once the Service informer below runs.
+	egressLn, egressPath, err := listenEgressSocket(runDir)
+	if err != nil {
+		return nil, err
+	}
+	egressCfg := filepath.Join(runDir, "egress-selector.yaml")
+	if err := os.WriteFile(egressCfg, []byte(egressSelectorConfig(egressPath)), 0o600); err != nil {
+		egressLn.Close()
+		return nil, fmt.Errorf("localcluster: writing the egress selector configuration: %w", err)
+	}
+	c.egress = newConnectProxy(egressLn, func(hostport string) (string, error) {
+		r := c.resolver.Load()
+		if r == nil {
+			return "", errors.New("the Service cache is not ready yet")
+		}
+		return r.resolve(hostport)
+	}, c.dialNode, c.log.With("component", "egress-proxy"))
+
+	c.kube, err = kube.Start(kube.Options{
+		ControllerManager: true,
+		Scheduler:         true,
+		AdvertiseAddress:  NodeIP.String(),
+		ServingHosts:      []string{APIServiceIP.String()},
+		APIServerArgs:     []string{"--egress-selector-config-file=" + egressCfg},
+		ControllerManagerArgs: []string{
+			"--cluster-cidr=" + ClusterCIDR.String(),
+			"--service-cluster-ip-range=" + ServiceCIDR.String(),
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("localcluster: starting the control plane: %w", err)
+	}
+	if c.apiPort, err = portOf(c.kube.Host()); err != nil {
+		return nil, err
+	}
+
+	// Pods -> API server: a listener in the node namespace on the advertised address,
+	// relayed to the loopback port.
+	ln, err := c.network.Node.Listen("tcp", netip.AddrPortFrom(NodeIP, uint16(c.apiPort)).String())
+	if err != nil {
+		return nil, fmt.Errorf("localcluster: listening for pods on the node address: %w", err)
+	}
+	upstream := "127.0.0.1:" + strconv.Itoa(c.apiPort)
+	c.relay = newRelay(ln, func(ctx context.Context) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "tcp", upstream)
+	}, c.log.With("component", "apiserver-relay"))
+
+	if err := c.kube.WriteKubeconfig(c.kubeconfig, c.kube.Host()); err != nil {
+		return nil, fmt.Errorf("localcluster: %w", err)
+	}
+	if err := c.kube.WriteKubeconfig(c.nodeConfig, "https://"+c.APIServerAddr().String()); err != nil {
+		return nil, fmt.Errorf("localcluster: %w", err)
+	}
+
+	factory := informers.NewSharedInformerFactory(c.kube.Client(), 0)
+	svcInformer := factory.Core().V1().Services()
+	hosts, err := newHostsWriter(c.hostsPath, svcInformer.Lister(), c.log.With("component", "hosts"))
+	if err != nil {
+		return nil, fmt.Errorf("localcluster: %w", err)
+	}
+	if _, err := svcInformer.Informer().AddEventHandler(hosts.handler()); err != nil {
+		return nil, fmt.Errorf("localcluster: watching services: %w", err)
+	}
+	factory.Start(ctx.Done())
+	for typ, ok := range factory.WaitForCacheSync(ctx.Done()) {
+		if !ok {
+			return nil, fmt.Errorf("localcluster: %v cache did not sync", typ)
+		}
+	}
+	c.resolver.Store(&resolver{services: svcInformer.Lister()})
+	c.background.Add(1)
+	go func() {
+		defer c.background.Done()
+		defer factory.Shutdown()
+		hosts.run(ctx)
+	}()
+
+	if err := c.ensureNode(ctx); err != nil {
+		return nil, err
+	}
+	c.startNode(ctx)
+	if err := c.startKubeProxy(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// startNode runs the node agent (test/node) until ctx ends.
+func (c *Cluster) startNode(ctx context.Context) {
+	cfg := node.Config{
+		Client:    c.kube.Client(),
+		NodeName:  c.opts.NodeName,
+		Network:   c.network,
+		Images:    Images(c.opts.BinDirs...),
+		HostsFile: c.hostsPath,
+		RunDir:    c.opts.RunDir,
+		Logger:    c.log.With("component", "node"),
+	}
+	c.background.Add(1)
+	go func() {
+		defer c.background.Done()
+		err := node.Run(ctx, cfg)
+		if c.closing.Load() {
+			return
+		}
+		if err == nil {
+			err = errors.New("stopped")
+		}
+		c.fail(fmt.Errorf("localcluster: the node agent: %w", err))
+	}()
+}
+
+// listenEgressSocket makes the egress proxy's Unix socket: RunDir/egress.sock when that
+// path is short enough for a socket address, else one in a fresh directory under /tmp.
+func listenEgressSocket(runDir string) (net.Listener, string, error) {
+	path := filepath.Join(runDir, "egress.sock")
+	if len(path) > maxUnixSocketPath {
+		dir, err := os.MkdirTemp("", "l5dc-")
+		if err != nil {
+			return nil, "", fmt.Errorf("localcluster: making a directory for the egress socket: %w", err)
+		}
+		path = filepath.Join(dir, "egress.sock")
+	}
+	_ = os.Remove(path) // a socket file left by an earlier run
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, "", fmt.Errorf("localcluster: listening on the egress socket: %w", err)
+	}
+	return ln, path, nil
+}
+
+// portOf returns the port of an https://host:port URL.
+func portOf(hostURL string) (int, error) {
+	_, port, err := net.SplitHostPort(hostURL[len("https://"):])
+	if err != nil {
+		return 0, fmt.Errorf("localcluster: API server URL %q: %w", hostURL, err)
+	}
+	return strconv.Atoi(port)
+}
+
+// ensureNode registers the Node with the node address unless it exists, so kube-proxy
+// finds its node IP at once; the node agent takes the object over.
+func (c *Cluster) ensureNode(ctx context.Context) error {
+	node := &corev1.Node{
+		ObjectMeta: metav1.ObjectMeta{Name: c.opts.NodeName, Labels: map[string]string{
+			"kubernetes.io/hostname": c.opts.NodeName, "kubernetes.io/os": "linux",
+		}},
+		Spec: corev1.NodeSpec{PodCIDR: ClusterCIDR.String(), PodCIDRs: []string{ClusterCIDR.String()}},
+	}
+	nodes := c.kube.Client().CoreV1().Nodes()
+	created, err := nodes.Create(ctx, node, metav1.CreateOptions{})
+	if apierrors.IsAlreadyExists(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("localcluster: registering node %s: %w", c.opts.NodeName, err)
+	}
+	created.Status.Addresses = []corev1.NodeAddress{
+		{Type: corev1.NodeInternalIP, Address: NodeIP.String()},
+		{Type: corev1.NodeHostName, Address: c.opts.NodeName},
+	}
+	if _, err := nodes.UpdateStatus(ctx, created, metav1.UpdateOptions{}); err != nil {
+		return fmt.Errorf("localcluster: setting node %s's address: %w", c.opts.NodeName, err)
+	}
+	return nil
+}
+
+// startKubeProxy runs kube-proxy in iptables mode inside the node namespace, talking to
+// the API server through the relay, leaving the conntrack sysctls alone and masquerading
+// all Service traffic: pods share one bridge, so without br_netfilter (a host setting) a
+// reply from a backend pod would bypass the node namespace's un-DNAT unless the client's
+// address is rewritten to the node's.
+func (c *Cluster) startKubeProxy() error {
+	c.kubeProxyLg = filepath.Join(c.opts.RunDir, "logs", "kube-proxy.log")
+	logFile, err := os.OpenFile(c.kubeProxyLg, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return fmt.Errorf("localcluster: opening the kube-proxy log: %w", err)
+	}
+	defer logFile.Close()
+	cmd := exec.Command(c.opts.KubeProxy,
+		"--kubeconfig="+c.nodeConfig,
+		"--proxy-mode=iptables",
+		"--hostname-override="+c.opts.NodeName,
+		"--cluster-cidr="+ClusterCIDR.String(),
+		"--bind-address="+NodeIP.String(),
+		"--healthz-bind-address="+NodeIP.String()+":10256",
+		"--metrics-bind-address="+NodeIP.String()+":10249",
+		"--masquerade-all",
+		"--conntrack-max-per-core=0",
+		"--conntrack-min=0",
+		"--conntrack-tcp-timeout-established=0",
+		"--conntrack-tcp-timeout-close-wait=0",
+		"--iptables-min-sync-period=0s",
+		"--v=2",
+	)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.Env = append(os.Environ(), "GOMAXPROCS=2")
+	if c.kubeProxy, err = c.network.Node.Start(cmd); err != nil {
+		return fmt.Errorf("localcluster: starting kube-proxy: %w", err)
+	}
+	p := c.kubeProxy
+	go func() {
+		err := p.Wait()
+		if !c.closing.Load() {
+			c.fail(fmt.Errorf("localcluster: kube-proxy exited (%v); see %s", err, c.kubeProxyLg))
+		}
+	}()
+	return nil
+}
+
+// fail records the first reason the cluster stopped working and closes Done.
+func (c *Cluster) fail(err error) {
+	c.failOnce.Do(func() {
+		c.failErr = err
+		c.log.Error("cluster failure", "err", err)
+		close(c.failed)
+	})
+}
+
+// Done is closed when a part of the cluster that should run until Close (kube-proxy, the
+// node agent) has stopped on its own; Err says why.
+func (c *Cluster) Done() <-chan struct{} { return c.failed }
+
+// Err is the reason Done was closed, or nil while it is open.
+func (c *Cluster) Err() error {
+	select {
+	case <-c.failed:
+		return c.failErr
+	default:
+		return nil
+	}
+}
+
+// Kubeconfig is the path of an admin kubeconfig for the API server on host loopback, for
+// kubectl, the linkerd CLI and tests.
+func (c *Cluster) Kubeconfig() string { return c.kubeconfig }
+
+// NodeKubeconfig is the path of an admin kubeconfig whose server is the node address
+// (APIServerAddr), usable from the node namespace and from pods.
+func (c *Cluster) NodeKubeconfig() string { return c.nodeConfig }
+
+// Client is an admin clientset.
+func (c *Cluster) Client() kubernetes.Interface { return c.kube.Client() }
+
+// RESTConfig is a copy of the admin client configuration (host loopback).
+func (c *Cluster) RESTConfig() *rest.Config { return c.kube.RESTConfig() }
+
+// Kube is the underlying control plane, for the test/kube helpers (Apply, Namespace, ...).
+func (c *Cluster) Kube() *kube.Cluster { return c.kube }
+
+// Network is the node's network: Network.Node is the node namespace, pods join its bridge.
+func (c *Cluster) Network() *netns.Network { return c.network }
+
+// HostsFile is the path of the hosts file naming every Service (see README.md).
+func (c *Cluster) HostsFile() string { return c.hostsPath }
+
+// RunDir is the run directory, absolute.
+func (c *Cluster) RunDir() string { return c.opts.RunDir }
+
+// NodeName is the Node's name.
+func (c *Cluster) NodeName() string { return c.opts.NodeName }
+
+// APIServerAddr is where pods reach the API server directly: the node address and the
+// API server's port, the endpoint of the "kubernetes" Service.
+func (c *Cluster) APIServerAddr() netip.AddrPort {
+	return netip.AddrPortFrom(NodeIP, uint16(c.apiPort))
+}
+
+// KubeProxyLog is the path of kube-proxy's log.
+func (c *Cluster) KubeProxyLog() string { return c.kubeProxyLg }
+
+// DialPod dials addr over TCP from the node namespace, as the node would: a pod IP, a
+// cluster IP (through kube-proxy's rules) or a Service name <svc>.<ns>[.svc[.cluster.local]]
+// with a port, which becomes the Service's cluster IP.
+func (c *Cluster) DialPod(ctx context.Context, addr string) (net.Conn, error) {
+	if r := c.resolver.Load(); r != nil {
+		resolved, err := r.resolve(addr)
+		if err != nil {
+			return nil, fmt.Errorf("localcluster: %w", err)
+		}
+		addr = resolved
+	}
+	return c.dialNode(ctx, addr)
+}
+
+// dialNode dials the literal address addr from the node namespace.
+func (c *Cluster) dialNode(ctx context.Context, addr string) (net.Conn, error) {
+	conn, err := c.network.Node.Dial(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("localcluster: dialling %s from the node: %w", addr, err)
+	}
+	return conn, nil
+}
+
+// Close stops the node agent (killing every pod), kube-proxy, the relay, the egress proxy
+// and the control plane and removes the network namespaces. The run directory stays. It may be called more than once.
+func (c *Cluster) Close() error {
+	c.closeOnce.Do(func() {
+		var errs []error
+		c.closing.Store(true)
+		c.cancel()
+		if c.kubeProxy != nil {
+			errs = append(errs, c.kubeProxy.Kill())
+		}
+		if c.relay != nil {
+			errs = append(errs, c.relay.Close())
+		}
+		if c.egress != nil {
+			errs = append(errs, c.egress.Close())
+		}
+		done := make(chan struct{})
+		go func() { c.background.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(time.Minute):
+			errs = append(errs, errors.New("localcluster: the node agent and hosts writer did not stop within a minute"))
+		}
+		if c.kube != nil {
+			c.kube.Stop()
+		}
+		if c.network != nil {
+			errs = append(errs, c.network.Close())
+		}
+		c.closeErr = errors.Join(errs...)
+	})
+	return c.closeErr
+}
