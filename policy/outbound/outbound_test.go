@@ -3,6 +3,7 @@ package outbound_test
 import (
 	"context"
 	"io"
+	"log/slog"
 	"net"
 	"net/netip"
 	"testing"
@@ -33,7 +34,8 @@ type env struct {
 func start(t *testing.T) *env {
 	t.Helper()
 	c := kube.Shared(t)
-	idx, err := outbound.NewIndex(c.Client())
+	installRouteCRDs(t, c)
+	idx, err := outbound.NewIndex(c.Client(), c.Dynamic())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +45,7 @@ func start(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	opaque, _ := ports.Parse("25,587,3306,4444,5432,6379,9300,11211")
-	srv := outbound.New(idx, outbound.Config{ClusterDomain: "cluster.local", DefaultOpaquePorts: opaque}, nil)
+	srv := outbound.New(idx, outbound.Config{ClusterDomain: "cluster.local", DefaultOpaquePorts: opaque}, slog.New(slog.DiscardHandler))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -2,14 +2,15 @@ package outbound
 
 import (
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"time"
 
 	"google.golang.org/protobuf/types/known/durationpb"
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/l5d-go/l5d/policy/routes"
 	"github.com/l5d-go/l5d/proto/gen/destination"
-	"github.com/l5d-go/l5d/proto/gen/httproute"
 	pbmeta "github.com/l5d-go/l5d/proto/gen/meta"
 	pb "github.com/l5d-go/l5d/proto/gen/outbound"
 	"github.com/l5d-go/l5d/proto/netconv"
@@ -56,42 +57,80 @@ func (c Config) opaque(s *corev1.Service, port uint16) bool {
 	return c.DefaultOpaquePorts.Contains(port)
 }
 
-// servicePolicy is the policy for traffic to port of Service s.
-func (c Config) servicePolicy(s *corev1.Service, port uint16) *pb.OutboundPolicy {
-	md := serviceMeta(s, port)
-	backend := &pb.Backend{Metadata: md, Queue: queue(), Kind: &pb.Backend_Balancer{Balancer: &pb.Backend_BalanceP2C{
+// balancer is the P2C PeakEWMA backend over the destination path of port of Service
+// name.ns.
+func (c Config) balancer(md *pbmeta.Metadata, name, ns string, port uint16) *pb.Backend {
+	return &pb.Backend{Metadata: md, Queue: queue(), Kind: &pb.Backend_Balancer{Balancer: &pb.Backend_BalanceP2C{
 		Discovery: &pb.Backend_EndpointDiscovery{Kind: &pb.Backend_EndpointDiscovery_Dst{Dst: &pb.Backend_EndpointDiscovery_DestinationGet{
-			Path: fmt.Sprintf("%s.%s.svc.%s:%d", s.Name, s.Namespace, c.ClusterDomain, port)}}},
+			Path: fmt.Sprintf("%s.%s.svc.%s:%d", name, ns, c.ClusterDomain, port)}}},
 		Load: &pb.Backend_BalanceP2C_PeakEwma_{PeakEwma: &pb.Backend_BalanceP2C_PeakEwma{
 			DefaultRtt: durationpb.New(30 * time.Millisecond), Decay: durationpb.New(10 * time.Second)}},
 	}}}
+}
+
+// serviceConfig is what a Service's annotations say about its routes.
+type serviceConfig struct {
+	timeouts routes.TimeoutConfig
+	retry    routes.RetryConfig
+	accrual  *pb.FailureAccrual
+}
+
+// annotations reads s's timeout, retry and failure accrual annotations; an invalid one is
+// logged and ignored.
+func annotations(s *corev1.Service, log *slog.Logger) serviceConfig {
+	var sc serviceConfig
+	var err error
+	if sc.timeouts, err = routes.ParseTimeoutAnnotations(s.Annotations); err != nil {
+		log.Warn("ignoring the Service's timeout annotations", "namespace", s.Namespace, "service", s.Name, "error", err)
+	}
+	if sc.retry, err = routes.ParseRetryAnnotations(s.Annotations); err != nil {
+		log.Warn("ignoring the Service's retry annotations", "namespace", s.Namespace, "service", s.Name, "error", err)
+	}
+	if sc.accrual, err = routes.FailureAccrual(s.Annotations); err != nil {
+		log.Warn("ignoring the Service's failure accrual annotations", "namespace", s.Namespace, "service", s.Name, "error", err)
+	}
+	return sc
+}
+
+// servicePolicy is the policy for traffic to port of Service s with the routes attached to
+// it; lookup finds backend Services.
+func (c Config) servicePolicy(s *corev1.Service, port uint16, att attached, lookup func(ns, name string) *corev1.Service, log *slog.Logger) *pb.OutboundPolicy {
+	md := serviceMeta(s, port)
+	backend := c.balancer(md, s.Name, s.Namespace, port)
 	opaque := opaqueRoute(backend)
 	if c.opaque(s, port) {
 		return &pb.OutboundPolicy{Metadata: md, Protocol: &pb.ProxyProtocol{Kind: &pb.ProxyProtocol_Opaque_{Opaque: opaque}}}
 	}
+	sc := annotations(s, log)
+	b := routeBuilder{cfg: c, svc: s, port: port, parent: backend, lookup: lookup, sc: sc}
+	if len(att.GRPC) > 0 {
+		var rs []*pb.GrpcRoute
+		for _, r := range att.GRPC {
+			rs = append(rs, b.grpcRoute(r))
+		}
+		return &pb.OutboundPolicy{Metadata: md, Protocol: &pb.ProxyProtocol{Kind: &pb.ProxyProtocol_Grpc_{Grpc: &pb.ProxyProtocol_Grpc{
+			Routes: rs, FailureAccrual: sc.accrual}}}}
+	}
+	httpRoutes := func() []*pb.HttpRoute {
+		if len(att.HTTP) == 0 {
+			return []*pb.HttpRoute{b.defaultRoute()}
+		}
+		var rs []*pb.HttpRoute
+		for _, r := range att.HTTP {
+			rs = append(rs, b.httpRoute(r))
+		}
+		return rs
+	}
 	return &pb.OutboundPolicy{Metadata: md, Protocol: &pb.ProxyProtocol{Kind: &pb.ProxyProtocol_Detect_{Detect: &pb.ProxyProtocol_Detect{
 		Timeout: durationpb.New(c.detectTimeout()),
 		Opaque:  opaque,
-		Http1:   &pb.ProxyProtocol_Http1{Routes: []*pb.HttpRoute{defaultHTTPRoute(backend)}},
-		Http2:   &pb.ProxyProtocol_Http2{Routes: []*pb.HttpRoute{defaultHTTPRoute(backend)}},
+		Http1:   &pb.ProxyProtocol_Http1{Routes: httpRoutes(), FailureAccrual: sc.accrual},
+		Http2:   &pb.ProxyProtocol_Http2{Routes: httpRoutes(), FailureAccrual: sc.accrual},
 	}}}}
 }
 
 func defaultMeta() *pbmeta.Metadata {
 	return &pbmeta.Metadata{Kind: &pbmeta.Metadata_Default{Default: "default"}}
-}
-
-// defaultHTTPRoute matches every request and sends it to backend.
-func defaultHTTPRoute(backend *pb.Backend) *pb.HttpRoute {
-	return &pb.HttpRoute{
-		Metadata: defaultMeta(),
-		Hosts:    nil, // every host
-		Rules: []*pb.HttpRoute_Rule{{
-			Matches: []*httproute.HttpRouteMatch{{Path: &httproute.PathMatch{Kind: &httproute.PathMatch_Prefix{Prefix: "/"}}}},
-			Backends: &pb.HttpRoute_Distribution{Kind: &pb.HttpRoute_Distribution_FirstAvailable_{FirstAvailable: &pb.HttpRoute_Distribution_FirstAvailable{
-				Backends: []*pb.HttpRoute_RouteBackend{{Backend: backend}}}}},
-		}},
-	}
 }
 
 func opaqueRoute(backend *pb.Backend) *pb.ProxyProtocol_Opaque {

@@ -9,6 +9,9 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/l5d-go/l5d/policy/workload"
 	pb "github.com/l5d-go/l5d/proto/gen/outbound"
 	"github.com/l5d-go/l5d/proto/netconv"
 )
@@ -45,19 +48,29 @@ func (s *Server) answer(spec *pb.TrafficSpec) (*pb.OutboundPolicy, error) {
 		if svc == nil {
 			return nil, status.Errorf(codes.NotFound, "service %s/%s not found", tg.Namespace, tg.Name)
 		}
-		return s.cfg.servicePolicy(svc, tg.Port), nil
+		return s.policy(svc, tg.Port, spec), nil
 	case *pb.TrafficSpec_Addr:
 		ap, ok := netconv.AddrPort(t.Addr)
 		if !ok || ap.Port() == 0 {
 			return nil, status.Error(codes.InvalidArgument, "target address is not an IP address with a TCP port")
 		}
 		if svc := s.idx.byClusterIP(ap.Addr()); svc != nil {
-			return s.cfg.servicePolicy(svc, ap.Port()), nil
+			return s.policy(svc, ap.Port(), spec), nil
 		}
 		return forwardPolicy(ap), nil
 	default:
 		return nil, status.Error(codes.InvalidArgument, "traffic spec has neither an authority nor an address target")
 	}
+}
+
+// policy is the answer for port of svc to the client named in spec.
+func (s *Server) policy(svc *corev1.Service, port uint16, spec *pb.TrafficSpec) *pb.OutboundPolicy {
+	var clientNS string
+	if w, err := workload.Parse(spec.GetSourceWorkload()); err == nil {
+		clientNS = w.Namespace
+	}
+	att := s.idx.routesFor(svc, port, clientNS, s.log)
+	return s.cfg.servicePolicy(svc, port, att, s.idx.service, s.log)
 }
 
 // Get implements the service.

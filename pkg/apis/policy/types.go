@@ -1,6 +1,6 @@
 // Package policy holds Go types of the policy.linkerd.io custom resources the policy
 // controller serves (Server, ServerAuthorization, AuthorizationPolicy,
-// MeshTLSAuthentication, NetworkAuthentication), with the CRDs' JSON field names. They are read from
+// MeshTLSAuthentication, NetworkAuthentication, HTTPRoute), with the CRDs' JSON field names. They are read from
 // unstructured objects with runtime.DefaultUnstructuredConverter.
 package policy
 
@@ -8,6 +8,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 )
 
 // Group is the API group of the policy resources.
@@ -98,4 +99,73 @@ type NetworkAuthenticationSpec struct {
 type Network struct {
 	CIDR   string   `json:"cidr"`
 	Except []string `json:"except,omitempty"`
+}
+
+// HTTPRoutes is the policy.linkerd.io HTTPRoute resource at the version the controller
+// reads (v1beta3; v1beta1 and v1beta2 are served with the same schema).
+var HTTPRoutes = schema.GroupVersionResource{Group: Group, Version: "v1beta3", Resource: "httproutes"}
+
+// HTTPRoute is Linkerd's own HTTPRoute: the Gateway API HTTPRoute with Linkerd's filter set
+// (header modifiers, redirects and failure injection). Its parents are Services (outbound
+// routing) or Servers (inbound policy). Nested fields reuse the Gateway API types, so the
+// same translation serves both flavors.
+type HTTPRoute struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+	Spec              HTTPRouteSpec             `json:"spec"`
+	Status            gatewayv1.HTTPRouteStatus `json:"status,omitempty"`
+}
+
+// HTTPRouteSpec is an HTTPRoute's specification.
+type HTTPRouteSpec struct {
+	ParentRefs []gatewayv1.ParentReference `json:"parentRefs,omitempty"`
+	Hostnames  []gatewayv1.Hostname        `json:"hostnames,omitempty"`
+	Rules      []HTTPRouteRule             `json:"rules,omitempty"`
+}
+
+// HTTPRouteRule matches requests and says what to do with them.
+type HTTPRouteRule struct {
+	Matches     []gatewayv1.HTTPRouteMatch   `json:"matches,omitempty"`
+	Filters     []HTTPRouteFilter            `json:"filters,omitempty"`
+	BackendRefs []HTTPBackendRef             `json:"backendRefs,omitempty"`
+	Timeouts    *gatewayv1.HTTPRouteTimeouts `json:"timeouts,omitempty"`
+}
+
+// HTTPBackendRef is a weighted backend with its own filters.
+type HTTPBackendRef struct {
+	gatewayv1.BackendRef `json:",inline"`
+	Filters              []HTTPRouteFilter `json:"filters,omitempty"`
+}
+
+// Filter types of a policy.linkerd.io HTTPRoute.
+const (
+	FilterRequestHeaderModifier  = "RequestHeaderModifier"
+	FilterResponseHeaderModifier = "ResponseHeaderModifier"
+	FilterRequestRedirect        = "RequestRedirect"
+	FilterFailureInjector        = "FailureInjector"
+)
+
+// HTTPRouteFilter is one filter; Type names the field that is set.
+type HTTPRouteFilter struct {
+	Type                   string                               `json:"type"`
+	RequestHeaderModifier  *gatewayv1.HTTPHeaderFilter          `json:"requestHeaderModifier,omitempty"`
+	ResponseHeaderModifier *gatewayv1.HTTPHeaderFilter          `json:"responseHeaderModifier,omitempty"`
+	RequestRedirect        *gatewayv1.HTTPRequestRedirectFilter `json:"requestRedirect,omitempty"`
+	FailureInjector        *FailureInjector                     `json:"failureInjector,omitempty"`
+}
+
+// FailureInjector answers a ratio of requests with an error instead of forwarding them.
+type FailureInjector struct {
+	// Status is the HTTP status of the injected failure (default 500).
+	Status *int32 `json:"status,omitempty"`
+	// Message is the error message (the HTTP body or gRPC message).
+	Message string `json:"message,omitempty"`
+	// Ratio of requests that fail, numerator/denominator (default 1/1).
+	Ratio *Ratio `json:"ratio,omitempty"`
+}
+
+// Ratio is numerator/denominator.
+type Ratio struct {
+	Numerator   uint32 `json:"numerator"`
+	Denominator uint32 `json:"denominator"`
 }

@@ -92,7 +92,7 @@ func run(ctx context.Context, args []string) error {
 	}
 	svc := inbound.New(idx, inbound.Config{DefaultPolicy: *defaultPolicy, ClusterNetworks: nets, ControllerNS: *controllerNS,
 		TrustDomain: *trustDomain, DetectTimeout: *detect, DefaultOpaquePorts: def}, log)
-	outIdx, err := outbound.NewIndex(clients.Kube)
+	outIdx, err := outbound.NewIndex(clients.Kube, clients.Dynamic)
 	if err != nil {
 		return err
 	}

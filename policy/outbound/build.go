@@ -1,0 +1,149 @@
+package outbound
+
+import (
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/l5d-go/l5d/policy/routes"
+	"github.com/l5d-go/l5d/proto/gen/grpcroute"
+	"github.com/l5d-go/l5d/proto/gen/httproute"
+	pbmeta "github.com/l5d-go/l5d/proto/gen/meta"
+	pb "github.com/l5d-go/l5d/proto/gen/outbound"
+)
+
+// routeBuilder renders the routes attached to one Service port.
+type routeBuilder struct {
+	cfg    Config
+	svc    *corev1.Service
+	port   uint16
+	parent *pb.Backend // the parent Service's balancer
+	lookup func(ns, name string) *corev1.Service
+	sc     serviceConfig
+}
+
+// retry is the route's retry configuration when it has any retry annotation, else the
+// Service's.
+func (b routeBuilder) retry(m routes.Meta) routes.RetryConfig {
+	if r, err := routes.ParseRetryAnnotations(m.Annotations); err == nil && r.Set {
+		return r
+	}
+	return b.sc.retry
+}
+
+// defaultRoute matches every request and sends it to the Service, with the Service's
+// timeouts and retries.
+func (b routeBuilder) defaultRoute() *pb.HttpRoute {
+	t := b.sc.timeouts.Proto()
+	return &pb.HttpRoute{
+		Metadata: defaultMeta(),
+		Rules: []*pb.HttpRoute_Rule{{
+			Matches: []*httproute.HttpRouteMatch{{Path: &httproute.PathMatch{Kind: &httproute.PathMatch_Prefix{Prefix: "/"}}}},
+			Backends: &pb.HttpRoute_Distribution{Kind: &pb.HttpRoute_Distribution_FirstAvailable_{FirstAvailable: &pb.HttpRoute_Distribution_FirstAvailable{
+				Backends: []*pb.HttpRoute_RouteBackend{{Backend: b.parent}}}}},
+			Timeouts: t,
+			Retry:    b.sc.retry.HTTPProto(),
+		}},
+	}
+}
+
+// backendKind says how a backendRef resolves: a Service balancer, or a failure because
+// the Service is missing or the ref is not a Service.
+func (b routeBuilder) resolve(ref routes.Backend) (backend *pb.Backend, failure string) {
+	md := &pbmeta.Metadata{Kind: &pbmeta.Metadata_Resource{Resource: &pbmeta.Resource{
+		Group: ref.Group, Kind: ref.Kind, Name: ref.Name, Namespace: ref.Namespace, Port: uint32(ref.Port)}}}
+	if !ref.IsService() {
+		return &pb.Backend{Metadata: md, Queue: queue()}, fmt.Sprintf("backend %s/%s is a %s, not a Service", ref.Namespace, ref.Name, ref.Kind)
+	}
+	if b.lookup(ref.Namespace, ref.Name) == nil {
+		return &pb.Backend{Metadata: md, Queue: queue()}, fmt.Sprintf("Service %s/%s not found", ref.Namespace, ref.Name)
+	}
+	return b.cfg.balancer(md, ref.Name, ref.Namespace, ref.Port), ""
+}
+
+func httpFilters(fs []routes.HTTPFilter) []*pb.HttpRoute_Filter {
+	var out []*pb.HttpRoute_Filter
+	for _, f := range fs {
+		switch {
+		case f.RequestHeaders != nil:
+			out = append(out, &pb.HttpRoute_Filter{Kind: &pb.HttpRoute_Filter_RequestHeaderModifier{RequestHeaderModifier: f.RequestHeaders}})
+		case f.ResponseHeaders != nil:
+			out = append(out, &pb.HttpRoute_Filter{Kind: &pb.HttpRoute_Filter_ResponseHeaderModifier{ResponseHeaderModifier: f.ResponseHeaders}})
+		case f.Redirect != nil:
+			out = append(out, &pb.HttpRoute_Filter{Kind: &pb.HttpRoute_Filter_Redirect{Redirect: f.Redirect}})
+		case f.FailureInjector != nil:
+			out = append(out, &pb.HttpRoute_Filter{Kind: &pb.HttpRoute_Filter_FailureInjector{FailureInjector: f.FailureInjector}})
+		}
+	}
+	return out
+}
+
+func grpcFilters(fs []routes.GRPCFilter) []*pb.GrpcRoute_Filter {
+	var out []*pb.GrpcRoute_Filter
+	for _, f := range fs {
+		switch {
+		case f.RequestHeaders != nil:
+			out = append(out, &pb.GrpcRoute_Filter{Kind: &pb.GrpcRoute_Filter_RequestHeaderModifier{RequestHeaderModifier: f.RequestHeaders}})
+		case f.FailureInjector != nil:
+			out = append(out, &pb.GrpcRoute_Filter{Kind: &pb.GrpcRoute_Filter_FailureInjector{FailureInjector: f.FailureInjector}})
+		}
+	}
+	return out
+}
+
+func (b routeBuilder) httpRoute(r *routes.HTTPRoute) *pb.HttpRoute {
+	out := &pb.HttpRoute{Metadata: r.Metadata(), Hosts: r.Hosts}
+	retry := b.retry(r.Meta).HTTPProto()
+	for _, rule := range r.Rules {
+		t := rule.Timeouts.Or(b.sc.timeouts).Proto()
+		pr := &pb.HttpRoute_Rule{Matches: rule.Matches, Filters: httpFilters(rule.Filters), Timeouts: t, Retry: retry}
+		if len(rule.Backends) == 0 {
+			pr.Backends = &pb.HttpRoute_Distribution{Kind: &pb.HttpRoute_Distribution_FirstAvailable_{FirstAvailable: &pb.HttpRoute_Distribution_FirstAvailable{
+				Backends: []*pb.HttpRoute_RouteBackend{{Backend: b.parent}}}}}
+		} else {
+			var ws []*pb.HttpRoute_WeightedRouteBackend
+			for _, ref := range rule.Backends {
+				be, failure := b.resolve(ref)
+				rb := &pb.HttpRoute_RouteBackend{Backend: be, Filters: httpFilters(ref.HTTPFilters)}
+				if failure != "" {
+					rb.Filters = []*pb.HttpRoute_Filter{{Kind: &pb.HttpRoute_Filter_FailureInjector{FailureInjector: &httproute.HttpFailureInjector{
+						Status: 500, Message: failure, Ratio: &httproute.Ratio{Numerator: 1, Denominator: 1}}}}}
+				}
+				ws = append(ws, &pb.HttpRoute_WeightedRouteBackend{Backend: rb, Weight: ref.Weight})
+			}
+			pr.Backends = &pb.HttpRoute_Distribution{Kind: &pb.HttpRoute_Distribution_RandomAvailable_{RandomAvailable: &pb.HttpRoute_Distribution_RandomAvailable{Backends: ws}}}
+		}
+		out.Rules = append(out.Rules, pr)
+	}
+	return out
+}
+
+// grpcUnavailable is the gRPC status of a call to a backend that does not resolve.
+const grpcUnavailable = 14
+
+func (b routeBuilder) grpcRoute(r *routes.GRPCRoute) *pb.GrpcRoute {
+	out := &pb.GrpcRoute{Metadata: r.Metadata(), Hosts: r.Hosts}
+	retry := b.retry(r.Meta).GRPCProto()
+	for _, rule := range r.Rules {
+		t := rule.Timeouts.Or(b.sc.timeouts).Proto()
+		pr := &pb.GrpcRoute_Rule{Matches: rule.Matches, Filters: grpcFilters(rule.Filters), Timeouts: t, Retry: retry}
+		if len(rule.Backends) == 0 {
+			pr.Backends = &pb.GrpcRoute_Distribution{Kind: &pb.GrpcRoute_Distribution_FirstAvailable_{FirstAvailable: &pb.GrpcRoute_Distribution_FirstAvailable{
+				Backends: []*pb.GrpcRoute_RouteBackend{{Backend: b.parent}}}}}
+		} else {
+			var ws []*pb.GrpcRoute_WeightedRouteBackend
+			for _, ref := range rule.Backends {
+				be, failure := b.resolve(ref)
+				rb := &pb.GrpcRoute_RouteBackend{Backend: be, Filters: grpcFilters(ref.GRPCFilters)}
+				if failure != "" {
+					rb.Filters = []*pb.GrpcRoute_Filter{{Kind: &pb.GrpcRoute_Filter_FailureInjector{FailureInjector: &grpcroute.GrpcFailureInjector{
+						Code: grpcUnavailable, Message: failure, Ratio: &httproute.Ratio{Numerator: 1, Denominator: 1}}}}}
+				}
+				ws = append(ws, &pb.GrpcRoute_WeightedRouteBackend{Backend: rb, Weight: ref.Weight})
+			}
+			pr.Backends = &pb.GrpcRoute_Distribution{Kind: &pb.GrpcRoute_Distribution_RandomAvailable_{RandomAvailable: &pb.GrpcRoute_Distribution_RandomAvailable{Backends: ws}}}
+		}
+		out.Rules = append(out.Rules, pr)
+	}
+	return out
+}
