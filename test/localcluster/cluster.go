@@ -138,9 +138,14 @@ func Up(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	if c.network, err = netns.NewNetwork(); err != nil {
 		return nil, fmt.Errorf("localcluster: %w", err)
 	}
-	// The node namespace routes between pods and to cluster IPs.
+	// The node namespace routes between pods, and has a route for cluster IPs so that its
+	// own connections to them (the egress proxy's) get as far as kube-proxy's OUTPUT rules,
+	// as a real node's default route lets them.
 	if err := c.network.Node.Run(exec.Command("sysctl", "-q", "-w", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1")); err != nil {
 		return nil, fmt.Errorf("localcluster: enabling forwarding in the node namespace: %w", err)
+	}
+	if err := c.network.Node.Run(exec.Command("ip", "route", "add", ServiceCIDR.String(), "dev", "br0", "src", NodeIP.String())); err != nil {
+		return nil, fmt.Errorf("localcluster: routing the service range in the node namespace: %w", err)
 	}
 
 	// The egress proxy's socket must exist before the API server reads its configuration;
