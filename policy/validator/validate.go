@@ -30,12 +30,18 @@ var spec = field.NewPath("spec")
 // that every cidr and except entry parses, and that each exception lies inside its network
 // without covering all of it.
 func NetworkAuthentication(n *api.NetworkAuthentication) field.ErrorList {
-	var errs field.ErrorList
 	nets := spec.Child("networks")
 	if len(n.Spec.Networks) == 0 {
-		return append(errs, field.Required(nets, "at least one network is needed; an empty list permits no client"))
+		return field.ErrorList{field.Required(nets, "at least one network is needed; an empty list permits no client")}
 	}
-	for i, nw := range n.Spec.Networks {
+	return networks(nets, n.Spec.Networks)
+}
+
+// networks checks a list of networks with exceptions, as a NetworkAuthentication and a
+// ServerAuthorization give them.
+func networks(nets *field.Path, list []api.Network) field.ErrorList {
+	var errs field.ErrorList
+	for i, nw := range list {
 		f := nets.Index(i)
 		cidr, err := network.ParsePrefix(nw.CIDR)
 		if err != nil {
