@@ -12,6 +12,7 @@ suites=(
 	"./identity/certify|Certify|SignOnly"
 	"./injector/webhook|Admission|InjectOnly"
 	"./destination/server|EndpointFanout|EndpointFanout/streams=500|20x"
+	"./policy/cmd/policy|PolicyFanout|PolicyFanout/streams=500|20x"
 )
 
 medians() { # reads `go test -bench` output; prints "name metric median" lines
