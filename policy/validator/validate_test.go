@@ -169,3 +169,19 @@ func FuzzHandler(f *testing.F) {
 		}
 	})
 }
+
+// FuzzValidate feeds arbitrary objects to each kind's validation: it must answer (nil or
+// an error naming fields), never panic.
+func FuzzValidate(f *testing.F) {
+	kinds := []string{"NetworkAuthentication", "AuthorizationPolicy", "MeshTLSAuthentication", "Server"}
+	f.Add(uint8(0), []byte(`{"spec":{"networks":[{"cidr":"10.0.0.0/8","except":["10.0.0.0/7","fd00::/8","10.1.1.1"]}]}}`))
+	f.Add(uint8(1), []byte(`{"spec":{"targetRef":{"group":"core","kind":"namespace","name":"x"},"requiredAuthenticationRefs":[{"kind":"serviceaccount","name":"a","namespace":"B"}]}}`))
+	f.Add(uint8(2), []byte(`{"spec":{"identities":["*","*.a.b","a*.b"],"identityRefs":[{"kind":"Namespace","name":"*"}]}}`))
+	f.Add(uint8(3), []byte(`{"spec":{"podSelector":{"matchExpressions":[{"key":"a/b/c","operator":"Gt","values":["1"]}]},"port":"-x-"}}`))
+	f.Fuzz(func(t *testing.T, k uint8, obj []byte) {
+		err := validator.Validate(gk(kinds[int(k)%len(kinds)]), obj)
+		if err != nil && err.Error() == "" {
+			t.Fatal("an error without a message")
+		}
+	})
+}
