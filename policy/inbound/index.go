@@ -35,6 +35,11 @@ type Index struct {
 
 	mu      sync.Mutex
 	changed chan struct{}
+
+	// decoded holds the typed form of each policy object by UID and resourceVersion, so
+	// that the answers every watch recomputes on a change do not convert the same
+	// unstructured objects again; entries go when their object changes or is deleted.
+	decoded sync.Map
 }
 
 // NewIndex builds the index; call Start before use.
@@ -56,6 +61,11 @@ func NewIndex(client kubernetes.Interface, dyn dynamic.Interface) (*Index, error
 	for _, gvr := range []schema.GroupVersionResource{api.Servers, api.ServerAuthorizations, api.AuthorizationPolicies, api.MeshTLSAuthentications, api.NetworkAuthentications} {
 		gi := df.ForResource(gvr)
 		if _, err := gi.Informer().AddEventHandler(notify); err != nil {
+			return nil, err
+		}
+		if _, err := gi.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+			UpdateFunc: func(old, _ any) { x.forget(old) }, DeleteFunc: x.forget,
+		}); err != nil {
 			return nil, err
 		}
 		x.listers[gvr] = gi.Lister()
@@ -101,13 +111,53 @@ func list[T any](x *Index, gvr schema.GroupVersionResource, ns string) []*T {
 	out := make([]*T, 0, len(objs))
 	for _, o := range objs {
 		if u, ok := o.(*unstructured.Unstructured); ok {
-			v := new(T)
-			if runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, v) == nil {
+			if v := decode[T](x, u); v != nil {
 				out = append(out, v)
 			}
 		}
 	}
 	return out
+}
+
+// decode returns the typed form of u, shared by every caller (read only), or nil when u
+// does not decode into T.
+func decode[T any](x *Index, u *unstructured.Unstructured) *T {
+	key := decodedKey(u)
+	if key != "" {
+		if v, ok := x.decoded.Load(key); ok {
+			if t, ok := v.(*T); ok {
+				return t
+			}
+		}
+	}
+	v := new(T)
+	if runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, v) != nil {
+		return nil
+	}
+	if key != "" {
+		x.decoded.Store(key, v)
+	}
+	return v
+}
+
+func decodedKey(u *unstructured.Unstructured) string {
+	uid, rv := u.GetUID(), u.GetResourceVersion()
+	if uid == "" || rv == "" {
+		return ""
+	}
+	return string(uid) + "/" + rv
+}
+
+// forget drops the decoded form of an object that changed or was deleted.
+func (x *Index) forget(obj any) {
+	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = d.Obj
+	}
+	if u, ok := obj.(*unstructured.Unstructured); ok {
+		if key := decodedKey(u); key != "" {
+			x.decoded.Delete(key)
+		}
+	}
 }
 
 func get[T any](x *Index, gvr schema.GroupVersionResource, ns, name string) *T {
@@ -119,11 +169,7 @@ func get[T any](x *Index, gvr schema.GroupVersionResource, ns, name string) *T {
 	if !ok {
 		return nil
 	}
-	v := new(T)
-	if runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, v) != nil {
-		return nil
-	}
-	return v
+	return decode[T](x, u)
 }
 
 func (x *Index) pod(ns, name string) *corev1.Pod {

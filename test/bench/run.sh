@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 COUNT=${COUNT:-5}
+ONLY=${ONLY:-} # run only the suites whose package matches this regexp, e.g. ONLY=policy
 BENCHTIME=${BENCHTIME:-2s}
 
 # suite: package, benchmark regexp, baseline benchmark name[, -benchtime]
@@ -26,6 +27,7 @@ medians() { # reads `go test -bench` output; prints "name metric median" lines
 
 for s in "${suites[@]}"; do
 	IFS='|' read -r pkg re base bt <<<"$s"
+	[[ -z $ONLY || $pkg =~ $ONLY ]] || continue
 	bt=${bt:-$BENCHTIME}
 	echo "== $pkg (median of $COUNT runs, -benchtime $bt; baseline Benchmark$base)"
 	out=$(go test -run '^$' -bench "$re|$base" -benchtime "$bt" -count "$COUNT" "$pkg" 2>/dev/null | grep -E '^Benchmark')

@@ -184,8 +184,10 @@ func identities(s *pb.Server) []string {
 	return out
 }
 
-func podName(i int) string        { return fmt.Sprintf("web-%d", i) }
-func clientIdentity(k int) string { return fmt.Sprintf("client-%d.bench.serviceaccount.identity.linkerd.cluster.local", k) }
+func podName(i int) string { return fmt.Sprintf("web-%d", i) }
+func clientIdentity(k int) string {
+	return fmt.Sprintf("client-%d.bench.serviceaccount.identity.linkerd.cluster.local", k)
+}
 
 // setup builds the fixture once: the objects at the API server, then the policy process,
 // started once they exist and ready once its caches hold them.
@@ -213,6 +215,10 @@ func build(c *kube.Cluster) (*fixture, error) {
 	}
 	if _, err := c.Client().CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: benchNS}}, metav1.CreateOptions{}); err != nil {
 		return nil, fmt.Errorf("namespace: %w", err)
+	}
+	// No controller-manager runs: the pods' ServiceAccount is created here.
+	if _, err := c.Client().CoreV1().ServiceAccounts(benchNS).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil {
+		return nil, fmt.Errorf("service account: %w", err)
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(16)
