@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -97,6 +99,20 @@ func TestDeploymentPodsBecomeReadyServeAndAppearInEndpointSlices(t *testing.T) {
 		if want := "hello from " + p.Name + "\n"; err != nil || body != want {
 			t.Errorf("GET the pod %s from the node: %q, %v; want %q (the pod's hostname)", p.Name, body, err, want)
 		}
+	}
+	if kubectl, err := exec.LookPath(filepath.Join(kube.BinDir(), "kubectl")); err == nil || func() bool { kubectl, err = exec.LookPath("kubectl"); return err == nil }() {
+		out, err := exec.Command(kubectl, "--kubeconfig", tn.c.Kubeconfig(), "get", "pods", "-n", tn.ns, "-l", "app=web", "--no-headers").CombinedOutput()
+		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+		if err != nil || len(lines) != 2 {
+			t.Errorf("kubectl get pods: %v\n%s", err, out)
+		}
+		for _, l := range lines {
+			if f := strings.Fields(l); len(f) < 3 || f[1] != "2/2" || f[2] != "Running" {
+				t.Errorf("kubectl get pods shows %q, want READY 2/2 and STATUS Running", l)
+			}
+		}
+	} else {
+		t.Log("no kubectl: not checking what kubectl get pods shows")
 	}
 	slices.Sort(ips)
 	tn.eventually(t, "the EndpointSlice to list both ready pods", func() (bool, string) {
