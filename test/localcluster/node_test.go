@@ -115,3 +115,39 @@ func TestDeploymentServedByNameToAnotherPod(t *testing.T) {
 		t.Errorf("client pod %s, output %q; want hello from a web pod", phase, out)
 	}
 }
+
+func TestPodInClusterConfigReachesAPIServer(t *testing.T) {
+	c := cluster(t)
+	imageDir(t)
+	ns := c.Kube().Namespace(t)
+	ctx := context.Background()
+	if _, err := c.Client().CoreV1().Pods(ns).Create(ctx, &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "whoami", Namespace: ns},
+		Spec: corev1.PodSpec{
+			RestartPolicy: corev1.RestartPolicyNever,
+			Containers:    []corev1.Container{{Name: "app", Image: "ghcr.io/l5d-go/hello:test", Args: []string{"whoami"}}},
+		},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var phase corev1.PodPhase
+	eventually(t, "the whoami pod to finish", func() error {
+		p, err := c.Client().CoreV1().Pods(ns).Get(ctx, "whoami", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		phase = p.Status.Phase
+		if phase != corev1.PodSucceeded && phase != corev1.PodFailed {
+			return fmt.Errorf("phase %s", phase)
+		}
+		return nil
+	})
+	out, err := os.ReadFile(node.LogPath(c.RunDir(), ns, "whoami", "app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "system:serviceaccount:" + ns + ":default via https://10.96.0.1:443"
+	if phase != corev1.PodSucceeded || string(out) != want {
+		t.Errorf("whoami pod %s, output %q; want %q", phase, out, want)
+	}
+}
