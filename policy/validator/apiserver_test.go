@@ -114,6 +114,37 @@ spec: {}
 			t.Errorf("want a refusal naming %s, got %v\n%s", tc.field, err, tc.yaml)
 		}
 	}
+	// Routes and ServerAuthorizations.
+	route := `apiVersion: policy.linkerd.io/v1beta3
+kind: HTTPRoute
+metadata: {name: books}
+spec:
+  parentRefs: [{group: policy.linkerd.io, kind: Server, name: web-http}]
+  rules:
+  - matches: [{path: {type: PathPrefix, value: /books}, headers: [{name: x-user, type: RegularExpression, value: "a.*"}]}]
+`
+	authz := `apiVersion: policy.linkerd.io/v1beta1
+kind: ServerAuthorization
+metadata: {name: web-saz}
+spec:
+  server: {name: web-http}
+  client:
+    meshTLS: {identities: ["*.` + ns + `.serviceaccount.identity.linkerd.cluster.local"]}
+`
+	c.Apply(t, ns, route)
+	c.Apply(t, ns, authz)
+	for _, tc := range []struct{ yaml, field string }{
+		{strings.Replace(route, "value: /books", "value: books", 1), "spec.rules[0].matches[0].path.value"},
+		{strings.Replace(route, `"a.*"`, `"a(("`, 1), "spec.rules[0].matches[0].headers[0].value"},
+		{strings.Replace(authz, "meshTLS: {identities:", "meshTLS: {unauthenticatedTLS: true, identities:", 1), "spec.client.meshTLS.unauthenticatedTLS"},
+		{strings.Replace(authz, "server: {name: web-http}", "server: {}", 1), "spec.server"},
+	} {
+		_, err := c.ApplyYAML(t.Context(), ns, tc.yaml)
+		if err == nil || !strings.Contains(err.Error(), tc.field) {
+			t.Errorf("want a refusal naming %s, got %v\n%s", tc.field, err, tc.yaml)
+		}
+	}
+
 	// An update is checked too, and the stored object is left as it was.
 	_, err := c.ApplyYAML(t.Context(), ns, strings.Replace(valid[0], "port: http", "port: 0", 1))
 	if err == nil || !strings.Contains(err.Error(), "spec.port") {

@@ -27,6 +27,10 @@ var validators = map[schema.GroupKind]func(raw []byte) (field.ErrorList, error){
 	{Group: api.Group, Kind: "AuthorizationPolicy"}:   check(AuthorizationPolicy),
 	{Group: api.Group, Kind: "MeshTLSAuthentication"}: check(MeshTLSAuthentication),
 	{Group: api.Group, Kind: "Server"}:                check(Server),
+	{Group: api.Group, Kind: "ServerAuthorization"}:   check(ServerAuthorization),
+	{Group: api.Group, Kind: "HTTPRoute"}:             check(LinkerdHTTPRoute),
+	{Group: gatewayGroup, Kind: "HTTPRoute"}:          check(GatewayHTTPRoute),
+	{Group: gatewayGroup, Kind: "GRPCRoute"}:          check(GatewayGRPCRoute),
 }
 
 func check[T any](validate func(*T) field.ErrorList) func([]byte) (field.ErrorList, error) {

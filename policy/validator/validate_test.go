@@ -185,3 +185,40 @@ func FuzzValidate(f *testing.F) {
 		}
 	})
 }
+
+func TestValidateRoutesAndServerAuthorizations(t *testing.T) {
+	gw := func(kind string) schema.GroupKind {
+		return schema.GroupKind{Group: "gateway.networking.k8s.io", Kind: kind}
+	}
+	for _, tc := range []struct {
+		gk    schema.GroupKind
+		obj   string
+		field string // "" = valid
+	}{
+		{gk("HTTPRoute"), `{"metadata":{"name":"r","namespace":"ns"},"spec":{"parentRefs":[{"group":"policy.linkerd.io","kind":"Server","name":"web"}],"rules":[{"matches":[{"path":{"type":"PathPrefix","value":"/api"},"headers":[{"name":"x-user","type":"RegularExpression","value":"a.*"}]}]}]}}`, ""},
+		{gk("HTTPRoute"), `{"metadata":{"name":"r","namespace":"ns"},"spec":{"rules":[{"matches":[{"path":{"type":"PathPrefix","value":"api"}}]}]}}`, "spec.rules[0].matches[0].path.value"},
+		{gk("HTTPRoute"), `{"metadata":{"name":"r","namespace":"ns"},"spec":{"rules":[{},{"matches":[{"path":{"type":"RegularExpression","value":"/(a"}}]}]}}`, "spec.rules[1].matches[0].path.value"},
+		{gk("HTTPRoute"), `{"metadata":{"name":"r","namespace":"ns"},"spec":{"rules":[{"matches":[{"headers":[{"name":"bad header","value":"x"}]}]}]}}`, "spec.rules[0].matches[0].headers[0].name"},
+		{gk("HTTPRoute"), `{"metadata":{"name":"r","namespace":"ns"},"spec":{"rules":[{"matches":[{"queryParams":[{"name":"q","type":"RegularExpression","value":"["}]}]}]}}`, "spec.rules[0].matches[0].queryParams[0].value"},
+		{gw("HTTPRoute"), `{"metadata":{"name":"r","namespace":"ns"},"spec":{"rules":[{"matches":[{"path":{"type":"Exact","value":"/x"}}]}]}}`, ""},
+		{gw("HTTPRoute"), `{"metadata":{"name":"r","namespace":"ns"},"spec":{"rules":[{"matches":[{"path":{"type":"Exact","value":"x"}}]}]}}`, "spec.rules[0].matches[0].path.value"},
+		{gw("HTTPRoute"), `{"metadata":{"name":"r","namespace":"ns"},"spec":{"rules":[{"timeouts":{"request":"soon"}}]}}`, "spec.rules[0].timeouts.request"},
+		{gw("GRPCRoute"), `{"metadata":{"name":"r","namespace":"ns"},"spec":{"rules":[{"matches":[{"headers":[{"name":"a:b","value":"x"}]}]}]}}`, "spec.rules[0].matches[0].headers[0].name"},
+
+		{gk("ServerAuthorization"), `{"spec":{"server":{"name":"web"},"client":{"meshTLS":{"identities":["*.ns.serviceaccount.identity.linkerd.cluster.local"]},"networks":[{"cidr":"10.0.0.0/8"}]}}}`, ""},
+		{gk("ServerAuthorization"), `{"spec":{"server":{"selector":{"matchLabels":{"a":"b"}}},"client":{"unauthenticated":true}}}`, ""},
+		{gk("ServerAuthorization"), `{"spec":{"server":{},"client":{"unauthenticated":true}}}`, "spec.server"},
+		{gk("ServerAuthorization"), `{"spec":{"server":{"name":"web"},"client":{"unauthenticated":true,"meshTLS":{}}}}`, "spec.client.unauthenticated"},
+		{gk("ServerAuthorization"), `{"spec":{"server":{"name":"web"},"client":{"meshTLS":{"unauthenticatedTLS":true,"identities":["a.b"]}}}}`, "spec.client.meshTLS.unauthenticatedTLS"},
+		{gk("ServerAuthorization"), `{"spec":{"server":{"name":"web"},"client":{"meshTLS":{"identities":["a.*.b"]}}}}`, "spec.client.meshTLS.identities[0]"},
+		{gk("ServerAuthorization"), `{"spec":{"server":{"name":"web"},"client":{"unauthenticated":true,"networks":[{"cidr":"10.0.0.0/8","except":["11.0.0.0/8"]}]}}}`, "spec.client.networks[0].except[0]"},
+	} {
+		err := validator.Validate(tc.gk, []byte(tc.obj))
+		switch {
+		case tc.field == "" && err != nil:
+			t.Errorf("%s %s: refused: %v", tc.gk, tc.obj, err)
+		case tc.field != "" && (err == nil || !strings.Contains(err.Error(), tc.field+":")):
+			t.Errorf("%s %s: want an error naming %s, got %v", tc.gk, tc.obj, tc.field, err)
+		}
+	}
+}
