@@ -138,3 +138,35 @@ func compareMeta(p, q routes.Meta) int {
 	}
 	return cmp.Or(cmp.Compare(p.Namespace, q.Namespace), cmp.Compare(p.Name, q.Name), cmp.Compare(p.Group, q.Group))
 }
+
+// RouteObject is a stored route with the resource it is served as.
+type RouteObject struct {
+	Resource schema.GroupVersionResource
+	Object   *unstructured.Unstructured
+}
+
+// AllRoutes returns every route of every watched kind in every namespace.
+func (x *Index) AllRoutes() []RouteObject {
+	var out []RouteObject
+	for _, gvr := range RouteResources {
+		x.mu.Lock()
+		l := x.routes[gvr]
+		x.mu.Unlock()
+		if l == nil {
+			continue
+		}
+		objs, err := l.List(labels.Everything())
+		if err != nil {
+			continue
+		}
+		for _, o := range objs {
+			if u, ok := o.(*unstructured.Unstructured); ok {
+				out = append(out, RouteObject{Resource: gvr, Object: u})
+			}
+		}
+	}
+	return out
+}
+
+// Service returns the cached Service ns/name, or nil.
+func (x *Index) Service(ns, name string) *corev1.Service { return x.service(ns, name) }

@@ -27,6 +27,7 @@ import (
 	"github.com/l5d-go/l5d/policy/inbound"
 	"github.com/l5d-go/l5d/policy/network"
 	"github.com/l5d-go/l5d/policy/outbound"
+	"github.com/l5d-go/l5d/policy/status"
 	"github.com/l5d-go/l5d/policy/validator"
 	pb "github.com/l5d-go/l5d/proto/gen/inbound"
 	pbout "github.com/l5d-go/l5d/proto/gen/outbound"
@@ -56,6 +57,7 @@ func run(ctx context.Context, args []string) error {
 	validatorAddr := fs.String("validator-addr", "", "serve the policy validating admission webhook (HTTPS) on this address, e.g. :9443; empty disables it")
 	validatorCert := fs.String("validator-cert", "/var/run/linkerd/tls/tls.crt", "the webhook's serving certificate (PEM), from the linkerd-policy-validator-k8s-tls Secret")
 	validatorKey := fs.String("validator-key", "/var/run/linkerd/tls/tls.key", "the webhook's serving key (PEM)")
+	identity := fs.String("status-identity", os.Getenv("POD_NAME"), "this replica's identity in the route status lease (default $POD_NAME; empty disables route status writes)")
 	syncTimeout := fs.Duration("sync-timeout", time.Minute, "how long to wait for the informer caches at start")
 	kcfg := k8s.RegisterFlags(fs)
 	lcfg := logging.RegisterFlags(fs)
@@ -115,7 +117,11 @@ func run(ctx context.Context, args []string) error {
 		}
 		ready.Set(true)
 		srv.SetServing("", true)
-		return nil
+		if *identity == "" {
+			log.Warn("no -status-identity or POD_NAME: not writing route status")
+			return nil
+		}
+		return status.New(outIdx, clients.Kube, clients.Dynamic, status.Config{Namespace: *controllerNS, Identity: *identity}, log).Run(gctx)
 	})
 	g.Go(func() error { return srv.Serve(gctx, *addr) })
 	if *validatorAddr != "" {
