@@ -5,6 +5,9 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -38,8 +41,21 @@ func start(t *testing.T, defaultPolicy string) *env {
 		t.Fatal(err)
 	}
 	c.Apply(t, "", string(crds))
-	for _, n := range []string{"servers", "serverauthorizations", "authorizationpolicies", "meshtlsauthentications", "networkauthentications"} {
+	for _, n := range []string{"servers", "serverauthorizations", "authorizationpolicies", "meshtlsauthentications", "networkauthentications", "httproutes"} {
 		c.WaitCRD(t, n+".policy.linkerd.io")
+	}
+	// The Gateway API route CRDs, from the gateway-api module the controller builds with.
+	dir, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "sigs.k8s.io/gateway-api").Output()
+	if err != nil {
+		t.Fatalf("locating the gateway-api module: %v", err)
+	}
+	for _, n := range []string{"httproutes", "grpcroutes"} {
+		crd, err := os.ReadFile(filepath.Join(strings.TrimSpace(string(dir)), "config/crd/standard/gateway.networking.k8s.io_"+n+".yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Apply(t, "", string(crd))
+		c.WaitCRD(t, n+".gateway.networking.k8s.io")
 	}
 	idx, err := inbound.NewIndex(c.Client(), c.Dynamic())
 	if err != nil {
@@ -230,3 +246,5 @@ spec:
 }
 
 func apiServers() schema.GroupVersionResource { return policyapi.Servers }
+
+func policyHTTPRoutes() schema.GroupVersionResource { return policyapi.HTTPRoutes }

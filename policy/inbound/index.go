@@ -7,14 +7,18 @@ package inbound
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/client-go/informers"
@@ -25,13 +29,17 @@ import (
 	api "github.com/l5d-go/l5d/pkg/apis/policy"
 )
 
-// Index is the informer-backed view of pods, namespaces and policy resources.
+// Index is the informer-backed view of pods, namespaces, policy resources and the
+// route kinds (RouteResources) the API server serves at Start.
 type Index struct {
 	Pods       corelisters.PodLister
 	Namespaces corelisters.NamespaceLister
 	listers    map[schema.GroupVersionResource]cache.GenericLister
 	synced     []cache.InformerSynced
 	start      []func(<-chan struct{})
+	disc       discovery.DiscoveryInterface
+	dyn        dynamicinformer.DynamicSharedInformerFactory
+	notifier   cache.ResourceEventHandler
 
 	mu      sync.Mutex
 	changed chan struct{}
@@ -44,7 +52,7 @@ type Index struct {
 
 // NewIndex builds the index; call Start before use.
 func NewIndex(client kubernetes.Interface, dyn dynamic.Interface) (*Index, error) {
-	x := &Index{changed: make(chan struct{}), listers: map[schema.GroupVersionResource]cache.GenericLister{}}
+	x := &Index{changed: make(chan struct{}), listers: map[schema.GroupVersionResource]cache.GenericLister{}, disc: client.Discovery()}
 	notify := cache.ResourceEventHandlerFuncs{
 		AddFunc: func(any) { x.notify() }, UpdateFunc: func(any, any) { x.notify() }, DeleteFunc: func(any) { x.notify() },
 	}
@@ -72,11 +80,36 @@ func NewIndex(client kubernetes.Interface, dyn dynamic.Interface) (*Index, error
 		x.synced = append(x.synced, gi.Informer().HasSynced)
 	}
 	x.start = []func(<-chan struct{}){f.Start, df.Start}
+	x.dyn, x.notifier = df, notify
 	return x, nil
+}
+
+// watchRoutes adds informers over the route kinds the API server serves; a kind whose
+// CRD is not installed is skipped (restart the controller to pick it up).
+func (x *Index) watchRoutes() error {
+	for _, gvr := range RouteResources {
+		rs, err := x.disc.ServerResourcesForGroupVersion(gvr.GroupVersion().String())
+		if err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("discovering %s: %w", gvr.GroupVersion(), err)
+		}
+		if rs == nil || !slices.ContainsFunc(rs.APIResources, func(r metav1.APIResource) bool { return r.Name == gvr.Resource }) {
+			continue
+		}
+		gi := x.dyn.ForResource(gvr)
+		if _, err := gi.Informer().AddEventHandler(x.notifier); err != nil {
+			return fmt.Errorf("watching %s: %w", gvr, err)
+		}
+		x.listers[gvr] = gi.Lister()
+		x.synced = append(x.synced, gi.Informer().HasSynced)
+	}
+	return nil
 }
 
 // Start runs the informers until ctx ends and waits up to timeout for their caches.
 func (x *Index) Start(ctx context.Context, timeout time.Duration) error {
+	if err := x.watchRoutes(); err != nil {
+		return err
+	}
 	for _, s := range x.start {
 		s(ctx.Done())
 	}
@@ -104,7 +137,11 @@ func (x *Index) notify() {
 
 // list decodes every object of gvr in ns into a new T.
 func list[T any](x *Index, gvr schema.GroupVersionResource, ns string) []*T {
-	objs, err := x.listers[gvr].ByNamespace(ns).List(labels.Everything())
+	l, ok := x.listers[gvr]
+	if !ok {
+		return nil // a route kind the API server does not serve
+	}
+	objs, err := l.ByNamespace(ns).List(labels.Everything())
 	if err != nil {
 		return nil
 	}

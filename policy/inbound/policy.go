@@ -211,7 +211,13 @@ func (c Config) explicit(x *Index, pod *corev1.Pod, port uint32, srv *api.Server
 			authz = append(authz, a)
 		}
 	}
-	httpRoutes := func() []*pb.HttpRoute { return defaultHTTPRoutes(probePaths(pod, port)) }
+	// HTTPRoutes attached to the Server replace the default and probe routes.
+	httpRoutes := func() []*pb.HttpRoute {
+		if rs := c.attachedHTTPRoutes(x, srv); len(rs) > 0 {
+			return rs
+		}
+		return defaultHTTPRoutes(probePaths(pod, port))
+	}
 	var protocol *pb.ProxyProtocol
 	switch srv.Spec.ProxyProtocol {
 	case "HTTP/1":
@@ -219,8 +225,11 @@ func (c Config) explicit(x *Index, pod *corev1.Pod, port uint32, srv *api.Server
 	case "HTTP/2":
 		protocol = &pb.ProxyProtocol{Kind: &pb.ProxyProtocol_Http2_{Http2: &pb.ProxyProtocol_Http2{Routes: httpRoutes()}}}
 	case "gRPC":
-		protocol = &pb.ProxyProtocol{Kind: &pb.ProxyProtocol_Grpc_{Grpc: &pb.ProxyProtocol_Grpc{Routes: []*pb.GrpcRoute{{
-			Metadata: &meta.Metadata{Kind: &meta.Metadata_Default{Default: "default"}}, Rules: []*pb.GrpcRoute_Rule{{}}}}}}}
+		routes := c.attachedGRPCRoutes(x, srv)
+		if len(routes) == 0 {
+			routes = []*pb.GrpcRoute{{Metadata: &meta.Metadata{Kind: &meta.Metadata_Default{Default: "default"}}, Rules: []*pb.GrpcRoute_Rule{{}}}}
+		}
+		protocol = &pb.ProxyProtocol{Kind: &pb.ProxyProtocol_Grpc_{Grpc: &pb.ProxyProtocol_Grpc{Routes: routes}}}
 	case "opaque":
 		protocol = &pb.ProxyProtocol{Kind: &pb.ProxyProtocol_Opaque_{Opaque: &pb.ProxyProtocol_Opaque{}}}
 	case "TLS":
