@@ -99,6 +99,11 @@ func (x *Index) watchRoutes() error {
 		if _, err := gi.Informer().AddEventHandler(x.notifier); err != nil {
 			return fmt.Errorf("watching %s: %w", gvr, err)
 		}
+		if _, err := gi.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+			UpdateFunc: func(old, _ any) { x.forget(old) }, DeleteFunc: x.forget,
+		}); err != nil {
+			return fmt.Errorf("watching %s: %w", gvr, err)
+		}
 		x.listers[gvr] = gi.Lister()
 		x.synced = append(x.synced, gi.Informer().HasSynced)
 	}
