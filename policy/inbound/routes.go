@@ -8,8 +8,8 @@ import (
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	api "github.com/l5d-go/l5d/pkg/apis/policy"
-	pb "github.com/l5d-go/l5d/proto/gen/inbound"
 	"github.com/l5d-go/l5d/policy/routes"
+	pb "github.com/l5d-go/l5d/proto/gen/inbound"
 )
 
 // Route resources the index watches when their CRDs are installed.
