@@ -30,7 +30,7 @@ for s in "${suites[@]}"; do
 	[[ -z $ONLY || $pkg =~ $ONLY ]] || continue
 	bt=${bt:-$BENCHTIME}
 	echo "== $pkg (median of $COUNT runs, -benchtime $bt; baseline Benchmark$base)"
-	out=$(go test -run '^$' -bench "$re|$base" -benchtime "$bt" -count "$COUNT" "$pkg" 2>/dev/null | grep -E '^Benchmark')
+	out=$(go test -run '^$' -bench "$re|$base" -benchtime "$bt" -count "$COUNT" "$pkg" 2>/dev/null | grep -E '^Benchmark.*ns/op')
 	res=$(medians <<<"$out")
 	awk -v base="Benchmark$base" '
 		{ val[$1, $2] = $3; names[$1] = 1; metrics[$2] = 1; runs[$1] = $4 }
