@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# make demo: a whole mesh on this machine. Builds what is missing, starts a local cluster
+# (test/localcluster: etcd, kube-apiserver, controller-manager, scheduler, kube-proxy and a
+# node agent whose pods are processes in network namespaces), installs l5d the way the
+# Linkerd docs tell a user to, deploys the demo application meshed, and prints its golden
+# metrics until Ctrl-C; then removes everything it started. Needs root.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+root=$PWD
+export PATH=/usr/local/go/bin:$PATH
+run_dir=${L5D_DEMO_DIR:-/var/run/l5d-demo}
+interval=${L5D_DEMO_INTERVAL:-10s}
+# L5D_DEMO_ROUNDS: stop after this many metric tables (0: until Ctrl-C), for scripted runs.
+rounds=${L5D_DEMO_ROUNDS:-0}
+
+say() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+die() { printf '\033[31mdemo: %s\033[0m\n' "$*" >&2; exit 1; }
+
+[ "$(id -u)" = 0 ] || die "run as root (pods are network namespaces)"
+
+say "installing what this machine lacks"
+need=()
+for p in iptables iproute2 make git; do dpkg -s "$p" >/dev/null 2>&1 || need+=("$p"); done
+if [ ${#need[@]} -gt 0 ]; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
+fi
+
+say "building l5d, the demo application and the Kubernetes binaries"
+make --no-print-directory kube-bins build
+kube_bin=${L5D_KUBE_BIN_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/l5d/kube-v1.34.4}
+# Containers run as their securityContext's user (the proxy as 2102): they must be able to
+# reach the binaries, so the node runs a world-readable copy of bin/.
+pod_bin=$run_dir/bin
+rm -rf "$run_dir"
+mkdir -p "$pod_bin"
+chmod 755 "$run_dir"
+cp "$root"/bin/* "$pod_bin"/ 2>/dev/null || true
+chmod 755 "$pod_bin" "$pod_bin"/*
+export PATH=$root/bin:$kube_bin:$PATH
+
+say "starting a local cluster (logs in $run_dir/logs)"
+l5d-cluster up -run-dir "$run_dir" -bin-dir "$pod_bin" >"$run_dir/cluster.out" 2>"$run_dir/cluster.err" &
+cluster=$!
+cleanup() {
+  trap - EXIT INT TERM
+  say "cleaning up"
+  kill -TERM "$cluster" 2>/dev/null || true
+  wait "$cluster" 2>/dev/null || true
+  echo "stopped; logs stay in $run_dir"
+}
+trap cleanup EXIT
+trap 'exit 0' INT TERM
+for _ in $(seq 600); do
+  grep -q '^export KUBECONFIG=' "$run_dir/cluster.out" 2>/dev/null && break
+  kill -0 "$cluster" 2>/dev/null || { cat "$run_dir/cluster.err" >&2; die "the cluster did not start"; }
+  sleep 0.5
+done
+export KUBECONFIG
+KUBECONFIG=$(sed -n 's/^export KUBECONFIG=//p' "$run_dir/cluster.out")
+[ -n "$KUBECONFIG" ] || die "the cluster did not come up within 5 minutes (see $run_dir/cluster.err)"
+kubectl get nodes
+
+say "linkerd check --pre"
+linkerd check --pre
+say "linkerd install --crds | kubectl apply -f -"
+linkerd install --crds | kubectl apply -f -
+say "linkerd install | kubectl apply -f -"
+linkerd install | kubectl apply -f -
+say "linkerd check"
+linkerd check --wait 5m
+
+say "deploying the demo application (namespace l5d-demo, annotated linkerd.io/inject: enabled)"
+kubectl apply -f test/demo/app.yaml
+kubectl -n l5d-demo rollout status deploy --timeout 5m
+kubectl -n l5d-demo get pods -o wide
+linkerd check --proxy -n l5d-demo --wait 2m
+
+cat <<EOF
+
+The mesh is running. In another shell:
+  export KUBECONFIG=$KUBECONFIG PATH=$root/bin:$kube_bin:\$PATH
+  kubectl -n l5d-demo get pods                       # every pod 2/2: app + l5d proxy
+  linkerd check --proxy -n l5d-demo
+  pod=\$(kubectl -n l5d-demo get pod -l app=web -o name | head -1 | cut -d/ -f2)
+  kubectl get --raw /api/v1/namespaces/l5d-demo/pods/\$pod:4191/proxy/metrics | grep ^request_total
+  l5d-demo-stat -kubeconfig \$KUBECONFIG -namespace l5d-demo -once
+Pod logs: $run_dir/pods/<namespace>_<pod>/logs/. Ctrl-C here stops and removes it all.
+EOF
+
+say "golden metrics per deployment, every $interval (Ctrl-C to stop)"
+if [ "$rounds" -gt 0 ]; then
+  for _ in $(seq "$rounds"); do l5d-demo-stat -kubeconfig "$KUBECONFIG" -namespace l5d-demo -interval "$interval" -once; done
+else
+  l5d-demo-stat -kubeconfig "$KUBECONFIG" -namespace l5d-demo -interval "$interval" &
+  wait $! || true
+fi
