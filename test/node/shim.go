@@ -75,10 +75,21 @@ func runShim(specJSON string) error {
 	sort.SliceStable(mounts, func(i, j int) bool {
 		return strings.Count(filepath.Clean(mounts[i].Target), "/") < strings.Count(filepath.Clean(mounts[j].Target), "/")
 	})
-	for _, m := range mounts {
-		if err := bindMount(m); err != nil {
+	// Open every source before mounting anything: a volume mounted over a parent of a later
+	// source (an emptyDir at /run hides a run directory under /var/run) must not hide it.
+	sources := make([]*os.File, len(mounts))
+	for i, m := range mounts {
+		f, err := os.OpenFile(m.Source, unix.O_PATH|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("mount source: %w", err)
+		}
+		sources[i] = f
+	}
+	for i, m := range mounts {
+		if err := bindMount(m, sources[i]); err != nil {
 			return err
 		}
+		sources[i].Close()
 	}
 	groups := make([]int, len(s.Groups))
 	for i, g := range s.Groups {
@@ -115,14 +126,14 @@ func runShim(specJSON string) error {
 }
 
 // bindMount makes m's target (a directory, or an empty file for a file source) and
-// bind-mounts the source there, read-only if asked.
-func bindMount(m shimMount) error {
+// bind-mounts the source, already opened as src (O_PATH), there, read-only if asked.
+func bindMount(m shimMount, src *os.File) error {
 	if !filepath.IsAbs(m.Target) {
 		return fmt.Errorf("mount path %q: want an absolute path", m.Target)
 	}
-	fi, err := os.Stat(m.Source)
+	fi, err := src.Stat()
 	if err != nil {
-		return fmt.Errorf("mount source: %w", err)
+		return fmt.Errorf("mount source %s: %w", m.Source, err)
 	}
 	if fi.IsDir() {
 		if err := os.MkdirAll(m.Target, 0o755); err != nil {
@@ -140,7 +151,7 @@ func bindMount(m shimMount) error {
 			f.Close()
 		}
 	}
-	if err := unix.Mount(m.Source, m.Target, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+	if err := unix.Mount(fmt.Sprintf("/proc/self/fd/%d", src.Fd()), m.Target, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 		return fmt.Errorf("bind-mounting %s at %s: %w", m.Source, m.Target, err)
 	}
 	if m.ReadOnly {
