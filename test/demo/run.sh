@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
 export PATH=/usr/local/go/bin:$PATH
-run_dir=${L5D_DEMO_DIR:-/var/run/l5d-demo}
+run_dir=${L5D_DEMO_DIR:-/var/lib/l5d-demo}
 interval=${L5D_DEMO_INTERVAL:-10s}
 # L5D_DEMO_ROUNDS: stop after this many metric tables (0: until Ctrl-C), for scripted runs.
 rounds=${L5D_DEMO_ROUNDS:-0}

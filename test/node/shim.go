@@ -75,6 +75,11 @@ func runShim(specJSON string) error {
 	sort.SliceStable(mounts, func(i, j int) bool {
 		return strings.Count(filepath.Clean(mounts[i].Target), "/") < strings.Count(filepath.Clean(mounts[j].Target), "/")
 	})
+	// The program, too, is opened before the mounts, which may cover the directory it is in.
+	prog, err := os.OpenFile(s.Argv[0], unix.O_PATH, 0)
+	if err != nil {
+		return fmt.Errorf("program: %w", err)
+	}
 	// Open every source before mounting anything: a volume mounted over a parent of a later
 	// source (an emptyDir at /run hides a run directory under /var/run) must not hide it.
 	sources := make([]*os.File, len(mounts))
@@ -119,7 +124,7 @@ func runShim(specJSON string) error {
 	if err := os.Chdir(dir); err != nil {
 		return fmt.Errorf("working directory: %w", err)
 	}
-	if err := syscall.Exec(s.Argv[0], s.Argv, os.Environ()); err != nil {
+	if err := syscall.Exec(fmt.Sprintf("/proc/self/fd/%d", prog.Fd()), s.Argv, os.Environ()); err != nil {
 		return fmt.Errorf("exec %s: %w", s.Argv[0], err)
 	}
 	return nil
