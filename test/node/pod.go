@@ -841,9 +841,13 @@ func (c *ctr) processBin(ctx context.Context, argv []string, resolve func(string
 		return nil, "", err
 	}
 	uid, gid, groups := ids(pod, &c.spec)
+	caps, err := addedCapabilities(&c.spec)
+	if err != nil {
+		return nil, "", err
+	}
 	spec, err := json.Marshal(shimSpec{
 		Argv: argv, Dir: c.spec.WorkingDir, UID: uid, GID: gid, Groups: groups,
-		Hostname: hostname, Mounts: mounts,
+		Hostname: hostname, Mounts: mounts, Caps: caps,
 	})
 	if err != nil {
 		return nil, "", err

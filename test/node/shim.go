@@ -32,6 +32,8 @@ type shimSpec struct {
 	Hostname string `json:"hostname,omitempty"`
 	// Mounts are bind mounts made in the process's own mount namespace, parents first.
 	Mounts []shimMount `json:"mounts,omitempty"`
+	// Caps are capability numbers a non-root program keeps (securityContext.capabilities.add).
+	Caps []uintptr `json:"caps,omitempty"`
 }
 
 // shimMount bind-mounts Source (a file or directory) at Target.
@@ -103,11 +105,22 @@ func runShim(specJSON string) error {
 	if err := syscall.Setgroups(groups); err != nil {
 		return fmt.Errorf("setting groups %v: %w", s.Groups, err)
 	}
+	keepCaps := len(s.Caps) > 0 && s.UID != 0
+	if keepCaps {
+		if err := keepCapabilities(); err != nil {
+			return err
+		}
+	}
 	if err := syscall.Setgid(int(s.GID)); err != nil {
 		return fmt.Errorf("setting gid %d: %w", s.GID, err)
 	}
 	if err := syscall.Setuid(int(s.UID)); err != nil {
 		return fmt.Errorf("setting uid %d: %w", s.UID, err)
+	}
+	if keepCaps {
+		if err := raiseAmbient(s.Caps); err != nil {
+			return err
+		}
 	}
 	// Changing credentials clears the parent-death signal the agent asked for; ask again,
 	// and give up if the agent is already gone.

@@ -3,6 +3,7 @@ package node
 import (
 	"bytes"
 	"encoding/json"
+	corev1 "k8s.io/api/core/v1"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -86,5 +87,51 @@ func TestShimRefusesABadSpec(t *testing.T) {
 		if err := runShim(spec); err == nil {
 			t.Errorf("runShim(%q) worked", spec)
 		}
+	}
+}
+
+// A non-root container that adds NET_ADMIN and NET_RAW (as the injected linkerd-init does)
+// holds exactly those capabilities, and a mount over /run does not hide its program or
+// the volumes' sources living under a run directory there.
+func TestShimGivesAddedCapabilitiesToANonRootProgram(t *testing.T) {
+	n := netns.New(t)
+	pod := n.Pod(t, "caps")
+	run := t.TempDir()
+	if err := os.Chmod(run, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	empty := filepath.Join(run, "empty")
+	if err := os.Mkdir(empty, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	caps, err := addedCapabilities(&corev1.Container{Name: "init", SecurityContext: &corev1.SecurityContext{
+		Capabilities: &corev1.Capabilities{Add: []corev1.Capability{"NET_ADMIN", "CAP_NET_RAW"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec, err := json.Marshal(shimSpec{
+		Argv: []string{"/bin/sh", "-c", `grep -E '^Cap(Eff|Amb)' /proc/self/status`},
+		UID:  65534, GID: 65534, Caps: caps,
+		Mounts: []shimMount{{Source: empty, Target: filepath.Dir(run)}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	cmd := &exec.Cmd{
+		Path: "/proc/self/exe", Args: []string{shimArg0, string(spec)},
+		Env: []string{"PATH=" + defaultPath}, Stdout: &out, Stderr: &out,
+		SysProcAttr: &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS | syscall.CLONE_NEWUTS},
+	}
+	if err := pod.Run(cmd); err != nil {
+		t.Fatalf("shim: %v\n%s", err, out.String())
+	}
+	want := "CapEff:\t0000000000003000\nCapAmb:\t0000000000003000\n"
+	if out.String() != want {
+		t.Errorf("the container holds:\n%s\nwant NET_ADMIN and NET_RAW only:\n%s", out.String(), want)
+	}
+	if _, err := addedCapabilities(&corev1.Container{Name: "x", SecurityContext: &corev1.SecurityContext{
+		Capabilities: &corev1.Capabilities{Add: []corev1.Capability{"WIZARDRY"}}}}); err == nil || !strings.Contains(err.Error(), "WIZARDRY") {
+		t.Errorf("an unknown capability gave %v, want an error naming it", err)
 	}
 }
