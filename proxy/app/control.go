@@ -6,6 +6,8 @@ import (
 	"crypto/x509"
 	"fmt"
 	"log/slog"
+	"net"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc"
@@ -162,7 +164,7 @@ func dialControl(addr, serverName string, roots *x509.CertPool, cert func() *tls
 		}
 		creds = credentials.NewTLS(tc)
 	}
-	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds),
+	cc, err := grpc.NewClient(loopbackName(addr), grpc.WithTransportCredentials(creds),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 10 * time.Second, Timeout: 10 * time.Second}),
 		// Reconnect soon after the control plane returns: streams resume within seconds.
 		grpc.WithConnectParams(grpc.ConnectParams{MinConnectTimeout: 5 * time.Second, Backoff: backoff.Config{
@@ -171,4 +173,16 @@ func dialControl(addr, serverName string, roots *x509.CertPool, cert func() *tls
 		return nil, fmt.Errorf("control-plane client for %s: %w", addr, err)
 	}
 	return cc, nil
+}
+
+// loopbackName rewrites the fully qualified "localhost." (what Linkerd's identity pod is
+// told to call: the trailing dot keeps search domains out) to "localhost": resolvers answer
+// "localhost" from the hosts file, but may send "localhost." to a DNS server, which a pod
+// without one never hears back from. Other addresses are returned unchanged.
+func loopbackName(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || !strings.EqualFold(host, "localhost.") {
+		return addr
+	}
+	return net.JoinHostPort("localhost", port)
 }

@@ -514,3 +514,18 @@ func TestOpaqueOverMutualTLSThroughProfile(t *testing.T) {
 		return strings.Contains(scrape(t, server), `tcp_open_total{direction="inbound",peer="src",target_addr="`+app.String()+`",target_ip="127.0.0.1",tls="true",client_id="`+clientIdentity+`"} 1`)
 	})
 }
+
+func TestLoopbackNameDropsTheRootDot(t *testing.T) {
+	for in, want := range map[string]string{
+		"localhost.:8080": "localhost:8080",
+		"LOCALHOST.:8080": "localhost:8080",
+		"localhost:8080":  "localhost:8080",
+		"linkerd-identity-headless.linkerd.svc.cluster.local.:8080": "linkerd-identity-headless.linkerd.svc.cluster.local.:8080",
+		"[::1]:8080": "[::1]:8080",
+		"no-port":    "no-port",
+	} {
+		if got := loopbackName(in); got != want {
+			t.Errorf("loopbackName(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -206,12 +206,16 @@ func Up(ctx context.Context, opts Options) (_ *Cluster, err error) {
 
 	factory := informers.NewSharedInformerFactory(c.kube.Client(), 0)
 	svcInformer := factory.Core().V1().Services()
-	hosts, err := newHostsWriter(c.hostsPath, svcInformer.Lister(), c.log.With("component", "hosts"))
+	sliceInformer := factory.Discovery().V1().EndpointSlices()
+	hosts, err := newHostsWriter(c.hostsPath, svcInformer.Lister(), sliceInformer.Lister(), c.log.With("component", "hosts"))
 	if err != nil {
 		return nil, fmt.Errorf("localcluster: %w", err)
 	}
 	if _, err := svcInformer.Informer().AddEventHandler(hosts.handler()); err != nil {
 		return nil, fmt.Errorf("localcluster: watching services: %w", err)
+	}
+	if _, err := sliceInformer.Informer().AddEventHandler(hosts.handler()); err != nil {
+		return nil, fmt.Errorf("localcluster: watching endpoint slices: %w", err)
 	}
 	factory.Start(ctx.Done())
 	for typ, ok := range factory.WaitForCacheSync(ctx.Done()) {

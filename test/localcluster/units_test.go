@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	"log/slog"
 	"net"
 	"net/http"
@@ -96,10 +97,20 @@ func TestRenderHosts(t *testing.T) {
 		svc("b", "web", "10.96.0.20"),
 		svc("a", "api", "10.96.0.10", "fd00:96::10"),
 		svc("a", "headless", "None"),
-	}, "cluster.local"))
+		svc("a", "empty", "None"),
+	}, []*discoveryv1.EndpointSlice{{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "a", Name: "headless-x", Labels: map[string]string{discoveryv1.LabelServiceName: "headless"}},
+		Endpoints: []discoveryv1.Endpoint{
+			{Addresses: []string{"10.244.0.7"}},
+			{Addresses: []string{"10.244.0.8"}, Conditions: discoveryv1.EndpointConditions{Ready: ptrTo(false)}},
+			{Addresses: []string{"10.244.0.9"}, Conditions: discoveryv1.EndpointConditions{Ready: ptrTo(true)}},
+		},
+	}}, "cluster.local"))
 	want := hostsHeader +
 		"10.96.0.10\tapi.a.svc.cluster.local\tapi.a.svc\tapi.a\n" +
 		"fd00:96::10\tapi.a.svc.cluster.local\tapi.a.svc\tapi.a\n" +
+		"10.244.0.7\theadless.a.svc.cluster.local\theadless.a.svc\theadless.a\n" +
+		"10.244.0.9\theadless.a.svc.cluster.local\theadless.a.svc\theadless.a\n" +
 		"10.96.0.20\tweb.b.svc.cluster.local\tweb.b.svc\tweb.b\n"
 	if got != want {
 		t.Errorf("renderHosts:\n%s\nwant:\n%s", got, want)
@@ -257,3 +268,5 @@ func TestConnectProxyRejectsBadRequests(t *testing.T) {
 		}
 	}
 }
+
+func ptrTo[T any](v T) *T { return &v }
