@@ -1,6 +1,7 @@
 package inbound_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -138,7 +139,9 @@ spec:
 		got = routeSummaries(s)
 		return got == want && s.Labels["name"] == "web-http" && len(s.Authorizations) == 0
 	}, func() string { return got })
-	if s := e.getPort(t, ns, "web-0", 9000); s.Protocol.GetOpaque() == nil {
-		t.Errorf("opaque Server: %v", s.Protocol)
-	}
+	var opaque *pb.Server
+	e.poll(t, "the opaque Server selects port 9000", func() bool {
+		opaque = e.getPort(t, ns, "web-0", 9000)
+		return opaque.Protocol.GetOpaque() != nil && opaque.Labels["name"] == "web-admin"
+	}, func() string { return fmt.Sprintf("%v %v", opaque.Labels, opaque.Protocol) })
 }
