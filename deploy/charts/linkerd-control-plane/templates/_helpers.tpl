@@ -159,7 +159,8 @@ labels:
   {{- end }}
   - {name: LINKERD2_PROXY_IDENTITY_LOCAL_NAME, value: "$(_pod_sa).$(_pod_ns).serviceaccount.identity.{{ $ns }}.{{ include "l5d.trustDomain" $ }}"}
   - {name: LINKERD2_PROXY_IDENTITY_SVC_NAME, value: {{ include "l5d.identityName" (list $ "linkerd-identity") }}}
-  {{- if $.Values.proxy.await }}
+  {{- /* The identity pod's proxy gets its certificate from the container it would hold back. */}}
+  {{- if and $.Values.proxy.await (not (index . 3)) }}
   lifecycle:
     postStart:
       exec:
