@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -43,6 +44,9 @@ type Index struct {
 
 	mu      sync.Mutex
 	changed chan struct{}
+	// waiters holds, by namespace and pod name, the channels ChangedFor handed out that
+	// no change has closed yet.
+	waiters map[string]map[string]chan struct{}
 
 	// decoded holds the typed form of each policy object by UID and resourceVersion, so
 	// that the answers every watch recomputes on a change do not convert the same
@@ -52,14 +56,24 @@ type Index struct {
 
 // NewIndex builds the index; call Start before use.
 func NewIndex(client kubernetes.Interface, dyn dynamic.Interface) (*Index, error) {
-	x := &Index{changed: make(chan struct{}), listers: map[schema.GroupVersionResource]cache.GenericLister{}, disc: client.Discovery()}
-	notify := cache.ResourceEventHandlerFuncs{
-		AddFunc: func(any) { x.notify() }, UpdateFunc: func(any, any) { x.notify() }, DeleteFunc: func(any) { x.notify() },
+	x := &Index{changed: make(chan struct{}), waiters: map[string]map[string]chan struct{}{},
+		listers: map[schema.GroupVersionResource]cache.GenericLister{}, disc: client.Discovery()}
+	// Each kind of change wakes only the watches whose answer it can affect: a pod's own
+	// watches, its namespace's (policy objects and the namespace's default), or those of
+	// the pods an authentication reaches through AuthorizationPolicies.
+	handler := func(wake func(obj any)) cache.ResourceEventHandler {
+		return cache.ResourceEventHandlerFuncs{
+			AddFunc: wake, UpdateFunc: func(_, obj any) { wake(obj) }, DeleteFunc: wake,
+		}
 	}
+	namespaced := handler(func(obj any) { x.notify(wakeNamespace(objectKey(obj))) })
 	f := informers.NewSharedInformerFactory(client, 0)
 	pods, nss := f.Core().V1().Pods(), f.Core().V1().Namespaces()
-	for _, inf := range []cache.SharedIndexInformer{pods.Informer(), nss.Informer()} {
-		if _, err := inf.AddEventHandler(notify); err != nil {
+	for inf, h := range map[cache.SharedIndexInformer]cache.ResourceEventHandler{
+		pods.Informer(): handler(func(obj any) { x.notify(wakePod(objectKey(obj))) }),
+		nss.Informer():  handler(func(obj any) { _, name := objectKey(obj); x.notify(wakeNamespace(name, "")) }),
+	} {
+		if _, err := inf.AddEventHandler(h); err != nil {
 			return nil, err
 		}
 		x.synced = append(x.synced, inf.HasSynced)
@@ -68,7 +82,11 @@ func NewIndex(client kubernetes.Interface, dyn dynamic.Interface) (*Index, error
 	df := dynamicinformer.NewDynamicSharedInformerFactory(dyn, 0)
 	for _, gvr := range []schema.GroupVersionResource{api.Servers, api.ServerAuthorizations, api.AuthorizationPolicies, api.MeshTLSAuthentications, api.NetworkAuthentications} {
 		gi := df.ForResource(gvr)
-		if _, err := gi.Informer().AddEventHandler(notify); err != nil {
+		h := namespaced
+		if gvr == api.MeshTLSAuthentications || gvr == api.NetworkAuthentications {
+			h = handler(func(obj any) { x.notify(x.wakeAuthnUsers(gvr, obj)...) })
+		}
+		if _, err := gi.Informer().AddEventHandler(h); err != nil {
 			return nil, err
 		}
 		if _, err := gi.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
@@ -80,7 +98,7 @@ func NewIndex(client kubernetes.Interface, dyn dynamic.Interface) (*Index, error
 		x.synced = append(x.synced, gi.Informer().HasSynced)
 	}
 	x.start = []func(<-chan struct{}){f.Start, df.Start}
-	x.dyn, x.notifier = df, notify
+	x.dyn, x.notifier = df, namespaced
 	return x, nil
 }
 
@@ -133,11 +151,129 @@ func (x *Index) Changed() <-chan struct{} {
 	return x.changed
 }
 
-func (x *Index) notify() {
+// ChangedFor returns a channel closed at the next change that can affect the policy of
+// pod ns/name: a change to the pod, to its namespace or to a policy object or route in
+// it, or to an authentication an AuthorizationPolicy applying to the pod may require.
+func (x *Index) ChangedFor(ns, name string) <-chan struct{} {
 	x.mu.Lock()
+	defer x.mu.Unlock()
+	pods := x.waiters[ns]
+	if pods == nil {
+		pods = map[string]chan struct{}{}
+		x.waiters[ns] = pods
+	}
+	ch := pods[name]
+	if ch == nil {
+		ch = make(chan struct{})
+		pods[name] = ch
+	}
+	return ch
+}
+
+// wake selects the ChangedFor channels a change closes; it is called with x.mu held.
+type wake func(waiters map[string]map[string]chan struct{})
+
+func wakePod(ns, name string) wake {
+	return func(w map[string]map[string]chan struct{}) {
+		if ch, ok := w[ns][name]; ok {
+			close(ch)
+			delete(w[ns], name)
+		}
+	}
+}
+
+// wakeNamespace wakes every watch of a pod in ns (the name of a namespaced object is
+// ignored).
+func wakeNamespace(ns, _ string) wake {
+	return func(w map[string]map[string]chan struct{}) {
+		for _, ch := range w[ns] {
+			close(ch)
+		}
+		delete(w, ns)
+	}
+}
+
+func wakeAll(w map[string]map[string]chan struct{}) {
+	for ns := range w {
+		wakeNamespace(ns, "")(w)
+	}
+}
+
+func (x *Index) notify(wakes ...wake) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
 	close(x.changed)
 	x.changed = make(chan struct{})
-	x.mu.Unlock()
+	for _, w := range wakes {
+		w(x.waiters)
+	}
+}
+
+// objectKey returns the namespace and name of an informer event's object.
+func objectKey(obj any) (ns, name string) {
+	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = d.Obj
+	}
+	if o, ok := obj.(metav1.Object); ok {
+		return o.GetNamespace(), o.GetName()
+	}
+	return "", ""
+}
+
+// wakeAuthnUsers finds the pods whose policy may use the authentication obj of kind gvr:
+// those selected by a Server that an AuthorizationPolicy requiring it targets, and every
+// pod of the namespace of one that targets anything else (a namespace or a route).
+func (x *Index) wakeAuthnUsers(gvr schema.GroupVersionResource, obj any) []wake {
+	ns, name := objectKey(obj)
+	if name == "" {
+		return []wake{wakeAll}
+	}
+	kind := "meshtlsauthentication"
+	if gvr == api.NetworkAuthentications {
+		kind = "networkauthentication"
+	}
+	aps, err := x.listers[api.AuthorizationPolicies].List(labels.Everything())
+	if err != nil {
+		return []wake{wakeAll}
+	}
+	var wakes []wake
+	for _, o := range aps {
+		u, ok := o.(*unstructured.Unstructured)
+		if !ok {
+			continue
+		}
+		ap := decode[api.AuthorizationPolicy](x, u)
+		if ap == nil || !slices.ContainsFunc(ap.Spec.RequiredAuthenticationRefs, func(r api.TargetRef) bool {
+			refNS := r.Namespace
+			if refNS == "" {
+				refNS = ap.Namespace
+			}
+			return strings.ToLower(r.Kind) == kind && r.Name == name && refNS == ns
+		}) {
+			continue
+		}
+		if strings.ToLower(ap.Spec.TargetRef.Kind) != "server" {
+			wakes = append(wakes, wakeNamespace(ap.Namespace, ""))
+			continue
+		}
+		srv := get[api.Server](x, api.Servers, ap.Namespace, ap.Spec.TargetRef.Name)
+		if srv == nil || srv.Spec.PodSelector == nil {
+			continue // the policy applies to no pod
+		}
+		sel, err := metav1.LabelSelectorAsSelector(srv.Spec.PodSelector)
+		if err != nil {
+			continue // an invalid selector selects no pod
+		}
+		pods, err := x.Pods.Pods(ap.Namespace).List(sel)
+		if err != nil {
+			wakes = append(wakes, wakeNamespace(ap.Namespace, ""))
+			continue
+		}
+		for _, p := range pods {
+			wakes = append(wakes, wakePod(p.Namespace, p.Name))
+		}
+	}
+	return wakes
 }
 
 // list decodes every object of gvr in ns into a new T.

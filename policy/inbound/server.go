@@ -56,11 +56,15 @@ func (s *Server) GetPort(_ context.Context, spec *pb.PortSpec) (*pb.Server, erro
 // WatchPort implements the service: the policy now, then again whenever it changes.
 func (s *Server) WatchPort(spec *pb.PortSpec, stream grpc.ServerStreamingServer[pb.Server]) error {
 	ctx := stream.Context()
+	w, err := workload.Parse(spec.GetWorkload())
+	if err != nil {
+		return status.Error(codes.InvalidArgument, err.Error())
+	}
 	var last *pb.Server
 	// A pod may reach the proxy's watch before the informer cache: wait for it a while.
 	patience := time.Now().Add(podCacheGrace)
 	for {
-		changed := s.idx.Changed()
+		changed := s.idx.ChangedFor(w.Namespace, w.Pod)
 		srv, err := s.answer(spec)
 		if err != nil {
 			if status.Code(err) != codes.NotFound {

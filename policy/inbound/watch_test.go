@@ -200,3 +200,43 @@ var suffixes atomic.Int64
 
 // randomSuffix makes names unique within the test binary.
 func randomSuffix() string { return strconv.FormatInt(suffixes.Add(1), 10) }
+
+// An authentication change reaches the watches whose policy requires it, also from
+// another namespace and through a namespace-wide AuthorizationPolicy, including when the
+// authentication is created after the policy that names it.
+func TestWatchFollowsAuthenticationsAcrossNamespaces(t *testing.T) {
+	e := start(t, inbound.AllUnauthenticated)
+	ns := e.c.Namespace(t)
+	shared := e.c.Namespace(t)
+	e.pod(t, ns, "web-0", nil)
+	e.c.Apply(t, ns, `apiVersion: policy.linkerd.io/v1beta3
+kind: Server
+metadata: {name: web-http}
+spec:
+  podSelector: {matchLabels: {app: web}}
+  port: http
+  proxyProtocol: HTTP/1
+---
+apiVersion: policy.linkerd.io/v1alpha1
+kind: AuthorizationPolicy
+metadata: {name: from-shared}
+spec:
+  targetRef: {kind: Namespace, name: `+ns+`}
+  requiredAuthenticationRefs: [{kind: MeshTLSAuthentication, name: clients, namespace: `+shared+`}]
+`)
+	w := e.watch(t, ns, "web-0", 8080)
+	w.until("the Server denies while the authentication is missing", func(s *pb.Server) bool {
+		return s.Labels["name"] == "web-http" && len(s.Authorizations) == 0
+	})
+	meshTLS := func(identity string) string {
+		return "apiVersion: policy.linkerd.io/v1alpha1\nkind: MeshTLSAuthentication\nmetadata: {name: clients}\nspec: {identities: [" + identity + "]}\n"
+	}
+	e.c.Apply(t, shared, meshTLS("a.example"))
+	w.until("the authentication, once created, authorizes", func(s *pb.Server) bool {
+		return authzNames(s) == "authorizationpolicy/from-shared" && strings.Contains(s.String(), "a.example")
+	})
+	e.c.Apply(t, shared, meshTLS("b.example"))
+	w.until("the changed authentication", func(s *pb.Server) bool {
+		return strings.Contains(s.String(), "b.example") && !strings.Contains(s.String(), "a.example")
+	})
+}
