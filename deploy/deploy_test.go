@@ -45,7 +45,7 @@ func testValues(t testing.TB) map[string]any {
 
 var (
 	pemBlock   = regexp.MustCompile(`-----BEGIN ([A-Z ]+)-----[A-Za-z0-9+/=\s]*?-----END [A-Z ]+-----`)
-	secretData = regexp.MustCompile(`(?m)^(\s*(?:tls\.crt|tls\.key|ca\.crt|caBundle|linkerd\.io/trust-root-sha256): ).+$`)
+	secretData = regexp.MustCompile(`(?m)^(\s*(?:tls\.crt|tls\.key|crt\.pem|key\.pem|ca\.crt|caBundle|linkerd\.io/trust-root-sha256): ).+$`)
 )
 
 // mask replaces generated key material with placeholders so manifests can be compared.

@@ -376,7 +376,8 @@ func (r *runner) identity() group {
 			if err != nil {
 				return err
 			}
-			if issuer, inter, err = certs.DecodeChainPEM(s.Data["tls.crt"]); err != nil {
+			crt, _ := IssuerPEM(s.Data)
+			if issuer, inter, err = certs.DecodeChainPEM(crt); err != nil {
 				return fmt.Errorf("issuer certificate in linkerd-identity-issuer: %w", err)
 			}
 			return nil
@@ -543,4 +544,15 @@ func (r *runner) dataPlane() group {
 			return nil
 		}},
 	)}
+}
+
+// IssuerPEM returns the issuer certificate chain and key from the data of the
+// linkerd-identity-issuer Secret, whichever layout it has: crt.pem and key.pem
+// (linkerd.io/tls, what install writes) or tls.crt and tls.key (kubernetes.io/tls, written
+// by cert-manager and other external issuers).
+func IssuerPEM(data map[string][]byte) (crt, key []byte) {
+	if c, ok := data["crt.pem"]; ok {
+		return c, data["key.pem"]
+	}
+	return data["tls.crt"], data["tls.key"]
 }

@@ -183,13 +183,16 @@ func TestLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	if len(issuer.Data["crt.pem"]) == 0 || len(issuer.Data["key.pem"]) == 0 {
+		t.Fatalf("install wrote an issuer Secret without crt.pem and key.pem (keys: %v)", keysOf(issuer.Data))
+	}
 	up, _, err := run(t, "", "upgrade", "--ha", "--set", "controllerLogLevel=debug", "-L", ns, "--kubeconfig", kc)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{
-		base64.StdEncoding.EncodeToString(issuer.Data["tls.crt"]),
-		base64.StdEncoding.EncodeToString(issuer.Data["tls.key"]),
+		base64.StdEncoding.EncodeToString(issuer.Data["crt.pem"]),
+		base64.StdEncoding.EncodeToString(issuer.Data["key.pem"]),
 		"value: \"debug\"",   // stored proxy.logLevel kept
 		"- -log-level=debug", // new --set applied
 		"replicas: 3",        // --ha applied over the stored controllerReplicas
@@ -300,4 +303,12 @@ func TestCheckWait(t *testing.T) {
 func unstructuredSlice(obj map[string]any, path ...string) (int, bool, error) {
 	l, ok, err := unstructured.NestedSlice(obj, path...)
 	return len(l), ok, err
+}
+
+func keysOf(m map[string][]byte) []string {
+	var ks []string
+	for k := range m {
+		ks = append(ks, k)
+	}
+	return ks
 }

@@ -2,6 +2,7 @@ package command
 
 import (
 	"fmt"
+	"github.com/l5d-go/l5d/cli/check"
 	"sort"
 	"strings"
 
@@ -127,7 +128,8 @@ func upgradeCmd(g *globals) *cobra.Command {
 				if err != nil {
 					return fmt.Errorf("reading the issuer to keep it: %w", err)
 				}
-				iss["tls"] = map[string]any{"crtPEM": string(s.Data["tls.crt"]), "keyPEM": string(s.Data["tls.key"])}
+				crt, key := check.IssuerPEM(s.Data)
+				iss["tls"] = map[string]any{"crtPEM": string(crt), "keyPEM": string(key)}
 			}
 			vals, err := install.Overrides(base, o)
 			if err != nil {

@@ -152,7 +152,10 @@ func (c *control) close() {
 // non-nil and has a certificate), plaintext otherwise (identity disabled).
 func dialControl(addr, serverName string, roots *x509.CertPool, cert func() *tls.Certificate) (*grpc.ClientConn, error) {
 	creds := insecure.NewCredentials()
-	if roots != nil {
+	// A control-plane address naming localhost is a controller in this pod (the identity pod's own
+	// proxy calls localhost.:8080): it is reached in plaintext, as Linkerd's proxy does, since
+	// that connection never leaves the pod and the controller behind it serves no TLS.
+	if roots != nil && !isLoopback(addr) {
 		tc := &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: roots, ServerName: serverName}
 		if cert != nil {
 			tc.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
@@ -185,4 +188,12 @@ func loopbackName(addr string) string {
 		return addr
 	}
 	return net.JoinHostPort("localhost", port)
+}
+
+// isLoopback reports whether addr names the host localhost (with or without the root
+// dot), which is how a chart points a proxy at a controller in its own pod. Literal
+// loopback IPs keep TLS: tests and local setups serve a TLS control plane there.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	return err == nil && strings.EqualFold(strings.TrimSuffix(host, "."), "localhost")
 }

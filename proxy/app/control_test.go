@@ -529,3 +529,14 @@ func TestLoopbackNameDropsTheRootDot(t *testing.T) {
 		}
 	}
 }
+
+func TestLocalhostControlAddressesArePlaintext(t *testing.T) {
+	for addr, want := range map[string]bool{
+		"localhost.:8080": true, "localhost:8080": true, "LocalHost.:8080": true,
+		"127.0.0.1:8080": false, "linkerd-identity-headless.linkerd.svc.cluster.local.:8080": false, "bad": false,
+	} {
+		if got := isLoopback(addr); got != want {
+			t.Errorf("isLoopback(%q) = %v, want %v", addr, got, want)
+		}
+	}
+}
