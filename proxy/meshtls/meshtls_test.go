@@ -250,7 +250,7 @@ func TestOpaqueTransportALPN(t *testing.T) {
 	if err := tc.Handshake(); err != nil {
 		t.Fatalf("a client offering h2: %v", err)
 	}
-	if res := <-accepted; res.Kind != Terminated || res.ALPN != "" {
-		t.Fatalf("accepted %+v", res)
+	if res := <-accepted; res.Kind != Terminated || res.ALPN != "h2" || tc.ConnectionState().NegotiatedProtocol != "h2" {
+		t.Fatalf("accepted %+v, client negotiated %q; want h2 selected (gRPC clients require it)", res, tc.ConnectionState().NegotiatedProtocol)
 	}
 }

@@ -46,14 +46,16 @@ type Terminator struct {
 	creds Credentials
 	cfg   *tls.Config
 	// transport is cfg selecting the opaque transport's ALPN protocol, for clients that
-	// offer it (other clients get no ALPN, whatever they offer).
-	transport *tls.Config
+	// offer it; h2 is cfg selecting "h2", for clients that offer that (gRPC clients of the
+	// control plane insist on it); other clients get no ALPN, whatever they offer.
+	transport, h2 *tls.Config
 }
 
 // NewTerminator returns a terminator for the proxy's credentials.
 func NewTerminator(creds Credentials) *Terminator {
-	t := &Terminator{creds: creds, cfg: ServerConfig(creds), transport: ServerConfig(creds)}
+	t := &Terminator{creds: creds, cfg: ServerConfig(creds), transport: ServerConfig(creds), h2: ServerConfig(creds)}
 	t.transport.NextProtos = []string{transportheader.ALPN}
+	t.h2.NextProtos = []string{"h2"}
 	return t
 }
 
@@ -97,6 +99,9 @@ func (t *Terminator) Accept(conn net.Conn, timeout time.Duration) (Accepted, err
 			sc.recorded = nil
 			if slices.Contains(h.SupportedProtos, transportheader.ALPN) {
 				return t.transport, nil
+			}
+			if slices.Contains(h.SupportedProtos, "h2") {
+				return t.h2, nil
 			}
 			return nil, nil
 		}
