@@ -72,10 +72,10 @@ bench:
 bench-proxy:
 	@if [ -x test/bench/proxy.sh ]; then test/bench/proxy.sh; else echo "bench-proxy: not built yet (issue: proxy part 1)"; exit 1; fi
 
-## e2e: the end-to-end suite against a local mesh (until the node agent exists: the control
-## plane against a real API server serving proxies in network-namespace pods, test/mesh)
-e2e: kube-bins
-	@if [ -x test/e2e/run.sh ]; then test/e2e/run.sh; else $(GO) test $(TEST_FLAGS) -v ./test/mesh/...; fi
+## e2e: the end-to-end suite: test/e2e on a whole local cluster (install with the CLI, check,
+## the demo app meshed over mTLS) and test/mesh (control plane + proxies in netns pods)
+e2e: kube-bins build
+	$(GO) test $(TEST_FLAGS) -v ./test/e2e/... ./test/mesh/...
 
 ## demo: a whole mesh on this machine
 demo:
