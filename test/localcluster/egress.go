@@ -95,10 +95,8 @@ type connectProxy struct {
 	dial    func(ctx context.Context, addr string) (net.Conn, error)
 	log     *slog.Logger
 
-	wg     sync.WaitGroup
-	mu     sync.Mutex
-	conns  map[net.Conn]struct{}
-	closed bool
+	wg    sync.WaitGroup
+	conns connSet
 }
 
 // maxConnectHeader bounds the CONNECT request head a client may send.
@@ -106,7 +104,7 @@ const maxConnectHeader = 16 << 10
 
 // newConnectProxy starts serving ln; Close stops it.
 func newConnectProxy(ln net.Listener, resolve func(string) (string, error), dial func(context.Context, string) (net.Conn, error), log *slog.Logger) *connectProxy {
-	p := &connectProxy{ln: ln, resolve: resolve, dial: dial, log: log, conns: map[net.Conn]struct{}{}}
+	p := &connectProxy{ln: ln, resolve: resolve, dial: dial, log: log}
 	p.wg.Add(1)
 	go p.serve()
 	return p
@@ -122,33 +120,17 @@ func (p *connectProxy) serve() {
 			}
 			return
 		}
-		if !p.track(c) {
+		if !p.conns.track(c) {
 			c.Close()
 			return
 		}
 		p.wg.Add(1)
 		go func() {
 			defer p.wg.Done()
-			defer p.untrack(c)
+			defer p.conns.untrack(c)
 			p.handle(c)
 		}()
 	}
-}
-
-func (p *connectProxy) track(c net.Conn) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed {
-		return false
-	}
-	p.conns[c] = struct{}{}
-	return true
-}
-
-func (p *connectProxy) untrack(c net.Conn) {
-	p.mu.Lock()
-	delete(p.conns, c)
-	p.mu.Unlock()
 }
 
 // reply writes a bodiless HTTP/1.1 response.
@@ -194,12 +176,12 @@ func (p *connectProxy) handle(c net.Conn) {
 		c.Close()
 		return
 	}
-	if !p.track(up) {
+	if !p.conns.track(up) {
 		up.Close()
 		c.Close()
 		return
 	}
-	defer p.untrack(up)
+	defer p.conns.untrack(up)
 	p.log.Debug("egress proxy: connected", "target", target, "addr", addr)
 	reply(c, http.StatusOK, "")
 	// The client speaks only after the 200, so nothing of it can be buffered in br yet
@@ -217,12 +199,7 @@ func (p *connectProxy) handle(c net.Conn) {
 
 // Close stops accepting, closes every connection and waits for their handlers.
 func (p *connectProxy) Close() error {
-	p.mu.Lock()
-	p.closed = true
-	for c := range p.conns {
-		c.Close()
-	}
-	p.mu.Unlock()
+	p.conns.closeAll()
 	err := p.ln.Close()
 	p.wg.Wait()
 	if err != nil && !errors.Is(err, net.ErrClosed) {

@@ -19,15 +19,13 @@ type relay struct {
 	dial func(ctx context.Context) (net.Conn, error)
 	log  *slog.Logger
 
-	wg     sync.WaitGroup
-	mu     sync.Mutex
-	conns  map[net.Conn]struct{}
-	closed bool
+	wg    sync.WaitGroup
+	conns connSet
 }
 
 // newRelay starts relaying ln's connections; Close stops it.
 func newRelay(ln net.Listener, dial func(ctx context.Context) (net.Conn, error), log *slog.Logger) *relay {
-	r := &relay{ln: ln, dial: dial, log: log, conns: map[net.Conn]struct{}{}}
+	r := &relay{ln: ln, dial: dial, log: log}
 	r.wg.Add(1)
 	go r.serve()
 	return r
@@ -43,14 +41,14 @@ func (r *relay) serve() {
 			}
 			return
 		}
-		if !r.track(c) {
+		if !r.conns.track(c) {
 			c.Close()
 			return
 		}
 		r.wg.Add(1)
 		go func() {
 			defer r.wg.Done()
-			defer r.untrack(c)
+			defer r.conns.untrack(c)
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			up, err := r.dial(ctx)
 			cancel()
@@ -59,32 +57,15 @@ func (r *relay) serve() {
 				c.Close()
 				return
 			}
-			if !r.track(up) {
+			if !r.conns.track(up) {
 				up.Close()
 				c.Close()
 				return
 			}
-			defer r.untrack(up)
+			defer r.conns.untrack(up)
 			splice(c, up)
 		}()
 	}
-}
-
-// track records c so Close can end it; false when the relay is closed.
-func (r *relay) track(c net.Conn) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.closed {
-		return false
-	}
-	r.conns[c] = struct{}{}
-	return true
-}
-
-func (r *relay) untrack(c net.Conn) {
-	r.mu.Lock()
-	delete(r.conns, c)
-	r.mu.Unlock()
 }
 
 // Addr is the listener's address.
@@ -92,12 +73,7 @@ func (r *relay) Addr() net.Addr { return r.ln.Addr() }
 
 // Close stops accepting, closes every open connection and waits for the copies to end.
 func (r *relay) Close() error {
-	r.mu.Lock()
-	r.closed = true
-	for c := range r.conns {
-		c.Close()
-	}
-	r.mu.Unlock()
+	r.conns.closeAll()
 	err := r.ln.Close()
 	r.wg.Wait()
 	if err != nil && !errors.Is(err, net.ErrClosed) {
