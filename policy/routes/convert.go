@@ -63,60 +63,62 @@ func routeAnnotations(ann map[string]string) (TimeoutConfig, error) {
 
 // FromLinkerdHTTP validates and translates a policy.linkerd.io HTTPRoute.
 func FromLinkerdHTTP(r *api.HTTPRoute) (*HTTPRoute, error) {
-	m, err := meta(PolicyGroup, KindHTTPRoute, r.ObjectMeta, r.Spec.ParentRefs, r.Spec.Hostnames)
-	if err != nil {
-		return nil, err
-	}
-	annT, err := routeAnnotations(r.Annotations)
-	if err != nil {
-		return nil, err
-	}
-	out := &HTTPRoute{Meta: m}
+	rules := make([]httpRuleParts[api.HTTPRouteFilter], len(r.Spec.Rules))
 	for i, rule := range r.Spec.Rules {
-		hr, err := httpRule(rule.Matches, rule.Timeouts, annT, r.Namespace)
-		if err == nil {
-			hr.Filters, err = LinkerdHTTPFilters(rule.Filters)
+		rules[i] = httpRuleParts[api.HTTPRouteFilter]{matches: rule.Matches, timeouts: rule.Timeouts, filters: rule.Filters}
+		for _, b := range rule.BackendRefs {
+			rules[i].backends = append(rules[i].backends, b.BackendRef)
+			rules[i].backendFilters = append(rules[i].backendFilters, b.Filters)
 		}
-		for j := 0; err == nil && j < len(rule.BackendRefs); j++ {
-			var b Backend
-			if b, err = backend(rule.BackendRefs[j].BackendRef, r.Namespace); err == nil {
-				if b.HTTPFilters, err = LinkerdHTTPFilters(rule.BackendRefs[j].Filters); err != nil {
-					err = fmt.Errorf("backendRefs[%d]: %w", j, err)
-				}
-			}
-			hr.Backends = append(hr.Backends, b)
-		}
-		if err == nil {
-			err = checkWeights(hr.Backends)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("rules[%d]: %w", i, err)
-		}
-		out.Rules = append(out.Rules, hr)
 	}
-	return out, nil
+	return translateHTTP(PolicyGroup, r.ObjectMeta, r.Spec.ParentRefs, r.Spec.Hostnames, rules, LinkerdHTTPFilters)
 }
 
 // FromGatewayHTTP validates and translates a gateway.networking.k8s.io HTTPRoute.
 func FromGatewayHTTP(r *gatewayv1.HTTPRoute) (*HTTPRoute, error) {
-	m, err := meta(GatewayGroup, KindHTTPRoute, r.ObjectMeta, r.Spec.ParentRefs, r.Spec.Hostnames)
+	rules := make([]httpRuleParts[gatewayv1.HTTPRouteFilter], len(r.Spec.Rules))
+	for i, rule := range r.Spec.Rules {
+		rules[i] = httpRuleParts[gatewayv1.HTTPRouteFilter]{matches: rule.Matches, timeouts: rule.Timeouts, filters: rule.Filters}
+		for _, b := range rule.BackendRefs {
+			rules[i].backends = append(rules[i].backends, b.BackendRef)
+			rules[i].backendFilters = append(rules[i].backendFilters, b.Filters)
+		}
+	}
+	return translateHTTP(GatewayGroup, r.ObjectMeta, r.Spec.ParentRefs, r.Spec.Hostnames, rules, GatewayHTTPFilters)
+}
+
+// httpRuleParts is one rule of either HTTPRoute flavour; F is the flavour's filter type
+// (the only part in which the two differ).
+type httpRuleParts[F any] struct {
+	matches        []gatewayv1.HTTPRouteMatch
+	timeouts       *gatewayv1.HTTPRouteTimeouts
+	filters        []F
+	backends       []gatewayv1.BackendRef
+	backendFilters [][]F
+}
+
+// translateHTTP validates and translates an HTTPRoute of either flavour, with filters
+// translating its filter type; errors name the rule and backend at fault.
+func translateHTTP[F any](group string, om metav1.ObjectMeta, parents []gatewayv1.ParentReference, hostnames []gatewayv1.Hostname,
+	rules []httpRuleParts[F], filters func([]F) ([]HTTPFilter, error)) (*HTTPRoute, error) {
+	m, err := meta(group, KindHTTPRoute, om, parents, hostnames)
 	if err != nil {
 		return nil, err
 	}
-	annT, err := routeAnnotations(r.Annotations)
+	annT, err := routeAnnotations(om.Annotations)
 	if err != nil {
 		return nil, err
 	}
 	out := &HTTPRoute{Meta: m}
-	for i, rule := range r.Spec.Rules {
-		hr, err := httpRule(rule.Matches, rule.Timeouts, annT, r.Namespace)
+	for i, rule := range rules {
+		hr, err := httpRule(rule.matches, rule.timeouts, annT, om.Namespace)
 		if err == nil {
-			hr.Filters, err = GatewayHTTPFilters(rule.Filters)
+			hr.Filters, err = filters(rule.filters)
 		}
-		for j := 0; err == nil && j < len(rule.BackendRefs); j++ {
+		for j := 0; err == nil && j < len(rule.backends); j++ {
 			var b Backend
-			if b, err = backend(rule.BackendRefs[j].BackendRef, r.Namespace); err == nil {
-				if b.HTTPFilters, err = GatewayHTTPFilters(rule.BackendRefs[j].Filters); err != nil {
+			if b, err = backend(rule.backends[j], om.Namespace); err == nil {
+				if b.HTTPFilters, err = filters(rule.backendFilters[j]); err != nil {
 					err = fmt.Errorf("backendRefs[%d]: %w", j, err)
 				}
 			}
