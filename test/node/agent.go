@@ -28,7 +28,7 @@ import (
 // Config is what Run needs to play a node.
 type Config struct {
 	// Client talks to the API server; it needs rights over nodes, leases, pods (and their
-	// status), services, config maps, secrets and service-account tokens.
+	// status), services, config maps and secrets (get, list, watch) and service-account tokens.
 	Client kubernetes.Interface
 	// NodeName is the Node the agent registers; it runs the pods bound to it.
 	NodeName string
@@ -77,6 +77,9 @@ type agent struct {
 	closing bool
 	wg      sync.WaitGroup
 	seq     atomic.Int64
+
+	watchMu sync.Mutex
+	watches map[watchKey]*objWatch // Secrets and ConfigMaps that pods' volumes read
 }
 
 // Run registers Node cfg.NodeName (Ready, InternalIP NodeIP, pod CIDRs of the Network,
@@ -103,7 +106,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := os.MkdirAll(cfg.RunDir, 0o755); err != nil {
 		return fmt.Errorf("node: making the run directory: %w", err)
 	}
-	a := &agent{cfg: cfg, log: cfg.Logger.With("node", cfg.NodeName), workers: map[types.UID]*podWorker{}, ran: map[types.UID]bool{}}
+	a := &agent{cfg: cfg, log: cfg.Logger.With("node", cfg.NodeName), workers: map[types.UID]*podWorker{}, ran: map[types.UID]bool{}, watches: map[watchKey]*objWatch{}}
 	if err := a.registerNode(ctx); err != nil {
 		return err
 	}

@@ -17,7 +17,10 @@
 // Images names, started through a shim (this package's binary re-executed, see the init
 // function) that enters a private mount and UTS namespace, bind-mounts the pod's volumes
 // and the hosts file, takes the securityContext's uid/gid and execs the program with the
-// environment the kubelet would give it. Probes are dialled from the node's namespace;
+// environment the kubelet would give it. Secret, ConfigMap, downward API and projected
+// volumes use the kubelet's atomic-writer layout (..data linking to a timestamped
+// directory) and are rewritten while the pod runs when the objects they read change.
+// Probes are dialled from the node's namespace;
 // deletion stops containers with SIGTERM, then SIGKILL after the grace period, and
 // confirms the deletion. See README.md for what is and is not supported.
 //

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -24,11 +25,12 @@ import (
 
 // podWorker runs one pod: its network namespace, volumes, containers, probes and status.
 type podWorker struct {
-	a    *agent
-	log  *slog.Logger
-	uid  types.UID
-	dir  string
-	name string // of its netns pod
+	a         *agent
+	log       *slog.Logger
+	uid       types.UID
+	namespace string
+	dir       string
+	name      string // of its netns pod
 
 	stopOnce sync.Once
 	stopCh   chan struct{} // closed when the pod must stop
@@ -49,7 +51,12 @@ type podWorker struct {
 	phase       corev1.PodPhase
 	transitions map[corev1.PodConditionType]metav1.Time
 	lastConds   map[corev1.PodConditionType]corev1.ConditionStatus
-	tokens      []*tokenFile
+	vols        []*podVolume // written by prepare, then kept current by keepVolumes
+	refs        map[objRef]bool
+	volKick     chan struct{}
+
+	volMu    sync.Mutex
+	volsGone bool // teardown removed the volumes: write no more
 }
 
 func newPodWorker(a *agent, pod *corev1.Pod) *podWorker {
@@ -57,11 +64,14 @@ func newPodWorker(a *agent, pod *corev1.Pod) *podWorker {
 		a:           a,
 		log:         a.log.With("pod", pod.Namespace+"/"+pod.Name),
 		uid:         pod.UID,
+		namespace:   pod.Namespace,
 		dir:         podDir(a.cfg.RunDir, pod.Namespace, pod.Name),
 		name:        fmt.Sprintf("k%d", a.seq.Add(1)),
 		stopCh:      make(chan struct{}),
 		killCh:      make(chan struct{}),
 		dirty:       make(chan struct{}, 1),
+		volKick:     make(chan struct{}, 1),
+		refs:        volumeRefs(pod),
 		pod:         pod,
 		startTime:   metav1.Now(),
 		phase:       corev1.PodPending,
@@ -78,11 +88,16 @@ func newPodWorker(a *agent, pod *corev1.Pod) *podWorker {
 	return w
 }
 
-// update records the pod's latest state; a deletion stops the pod with its grace period.
+// update records the pod's latest state; a deletion stops the pod with its grace period,
+// new labels or annotations refresh the downward API volumes.
 func (w *podWorker) update(pod *corev1.Pod) {
 	w.mu.Lock()
+	old := w.pod
 	w.pod = pod
 	w.mu.Unlock()
+	if !maps.Equal(old.Labels, pod.Labels) || !maps.Equal(old.Annotations, pod.Annotations) {
+		w.kickVolumes()
+	}
 	if pod.DeletionTimestamp != nil {
 		grace := int64(30)
 		if pod.DeletionGracePeriodSeconds != nil {
@@ -131,6 +146,8 @@ func (w *podWorker) run(agentCtx context.Context) {
 		}
 		cancel()
 	}()
+	release := w.a.watchObjects(w.namespace, w.refs)
+	defer release()
 	statusDone := make(chan struct{})
 	go w.statusLoop(ctx, statusDone)
 	w.markDirty()
@@ -139,7 +156,7 @@ func (w *podWorker) run(agentCtx context.Context) {
 	go func() {
 		defer close(ran)
 		if w.prepare(ctx) {
-			go w.refreshTokens(ctx)
+			go w.keepVolumes(ctx)
 			w.runContainers(ctx)
 		}
 	}()
@@ -364,9 +381,12 @@ func (w *podWorker) teardown() {
 			<-c.finished
 		}
 	}
+	w.volMu.Lock()
+	w.volsGone = true
 	if err := os.RemoveAll(filepath.Join(w.dir, "volumes")); err != nil {
 		w.log.Warn("removing the pod's volumes", "error", err)
 	}
+	w.volMu.Unlock()
 	w.mu.Lock()
 	w.net = nil
 	w.mu.Unlock()

@@ -8,6 +8,8 @@
 //	write:PATH:T   creates PATH holding line T, mode 0644 (or prints "write PATH error ...")
 //	exit:N         exits with status N
 //	wait:PATH      waits until PATH exists
+//	follow:PATH:T  reads PATH every 20ms, printing "follow PATH <content>" (or "follow PATH
+//	               absent") whenever what it reads changes, until it reads T
 //	serve:ADDR     serves HTTP until SIGTERM: /code/N answers status N, anything else 200
 //	sleep          waits for SIGTERM
 //
@@ -15,7 +17,9 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"os"
 	"os/signal"
@@ -83,6 +87,20 @@ func main() {
 				}
 				time.Sleep(50 * time.Millisecond)
 			}
+		case "follow":
+			path, want, _ := strings.Cut(arg, ":")
+			last := "\x00"
+			for {
+				cur := readForFollow(path)
+				if cur != last {
+					fmt.Printf("follow %s %s\n", path, strings.ReplaceAll(cur, "\n", `\n`))
+					last = cur
+				}
+				if cur == want {
+					break
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
 		case "serve":
 			http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 				if code, ok := strings.CutPrefix(r.URL.Path, "/code/"); ok {
@@ -105,4 +123,21 @@ func main() {
 			os.Exit(2)
 		}
 	}
+}
+
+// readForFollow is the content of path, "absent" when it does not exist or "error ..." when
+// it cannot be read. A path that vanishes is read once more: a Secret volume's file can
+// resolve to the previous version's directory just as it is removed.
+func readForFollow(path string) string {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		b, err = os.ReadFile(path)
+	}
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return "absent"
+	case err != nil:
+		return "error " + err.Error()
+	}
+	return string(b)
 }
