@@ -195,3 +195,35 @@ func TestReadersNeverSeeAMix(t *testing.T) {
 		t.Error(p)
 	}
 }
+
+// Paths come from Secret and ConfigMap keys and item paths: whatever they are, Write
+// either refuses them or writes inside the directory.
+func FuzzWriteStaysInsideTheDirectory(f *testing.F) {
+	for _, seed := range []string{"a", "a/b", "../x", "..data", "/abs", "a/../../b", "", ".", "a//b/", "..2026_x", "x/..data"} {
+		f.Add(seed)
+	}
+	root := f.TempDir()
+	f.Fuzz(func(t *testing.T, p string) {
+		if strings.ContainsRune(p, 0) {
+			return // not a file name at all
+		}
+		parent, err := os.MkdirTemp(root, "case-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer os.RemoveAll(parent)
+		dir := filepath.Join(parent, "vol")
+		_, err = atomicdir.Write(dir, map[string]atomicdir.File{p: {Data: []byte("x"), Mode: 0o644}}, -1)
+		entries, _ := os.ReadDir(parent)
+		if len(entries) > 1 || (len(entries) == 1 && entries[0].Name() != "vol") {
+			t.Fatalf("Write(%q) (error %v) wrote beside the directory: %v", p, err, entries)
+		}
+		if err != nil {
+			return
+		}
+		b, err := os.ReadFile(filepath.Join(dir, p))
+		if err != nil || string(b) != "x" {
+			t.Fatalf("Write(%q) succeeded but the file reads %q, %v", p, b, err)
+		}
+	})
+}
