@@ -122,6 +122,7 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Proxy, error
 	inConnect := forward.TCPConnector(cfg.Inbound.ConnectTimeout, cfg.Inbound.ConnectKeepalive)
 	var terminator *meshtls.Terminator
 	var outConnectOpaque forward.ConnectFunc
+	var outTag func(string) string
 	if ctl.id != nil {
 		// Endpoints discovery gave a TLS identity are reached over mesh TLS; opaque
 		// connections to those with an opaque transport hint go through their inbound
@@ -131,6 +132,15 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Proxy, error
 			lookup = ids.Identity
 		}
 		connector := meshtls.NewConnector(ctl.id, outConnect, lookup)
+		// Shared HTTP/2 connections are pooled per identity, so a connection opened in
+		// plaintext before discovery gave the address an identity is not reused after.
+		outTag = func(addr string) string {
+			ap, err := netip.ParseAddrPort(addr)
+			if err != nil {
+				return ""
+			}
+			return lookup(ap)
+		}
 		if ot, ok := disc.(interface{ OpaqueTransport(netip.AddrPort) uint16 }); ok {
 			connector.SetOpaqueTransport(ot.OpaqueTransport)
 		}
@@ -161,7 +171,7 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Proxy, error
 		Connect:   inConnect,
 		Log:       opts.Log,
 	})
-	outClients := forward.NewClients(forward.ClientOptions{Connect: outConnect})
+	outClients := forward.NewClients(forward.ClientOptions{Connect: outConnect, Tag: outTag})
 	inClients := forward.NewClients(forward.ClientOptions{Connect: inConnect})
 
 	outSrv := &accept.Server{

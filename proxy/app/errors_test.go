@@ -24,15 +24,15 @@ type staticDiscovery struct {
 	names map[string]*forward.Backend
 }
 
-func (d *staticDiscovery) Name(_ context.Context, authority string) (*forward.Backend, bool) {
+func (d *staticDiscovery) Name(_ context.Context, authority string) (*forward.Backend, bool, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	be, ok := d.names[authority]
-	return be, ok
+	return be, ok, nil
 }
 
-func (d *staticDiscovery) Addr(context.Context, netip.AddrPort) (*forward.Backend, bool) {
-	return nil, false
+func (d *staticDiscovery) Addr(context.Context, netip.AddrPort) (*forward.Backend, bool, error) {
+	return nil, false, nil
 }
 
 func newBackend(d *staticDiscovery, authority string, opts balance.Options) *forward.Backend {

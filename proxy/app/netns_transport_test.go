@@ -107,8 +107,7 @@ func TestOpaqueTransportBetweenPods(t *testing.T) {
 	want := `tcp_open_total{direction="inbound",peer="src",target_addr="` + appAddr.String() + `",target_ip="` + server.IPv4.String() + `",tls="true",client_id="` + clientIdentity + `"}`
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		// Until discovery answers the client's proxy may forward in plaintext; the
-		// server's metrics tell when a connection came through the transport.
+		// The server's metrics tell when a connection came through the transport.
 		c, err := client.Dial(t.Context(), "tcp", appAddr.String())
 		if err != nil {
 			t.Fatal(err)

@@ -6,9 +6,14 @@
 // Each target has one shared stream, started by the first request for it and dropped
 // when no request has used the target for the idle timeout. A stream that breaks is
 // re-opened with jittered exponential backoff; meanwhile the last known endpoints stay in
-// force, so traffic to already-discovered targets survives a control-plane outage. A new
-// target whose first answer does not arrive (control plane away) is reported as unknown,
-// so the proxy forwards it to its original destination.
+// force, so traffic to already-discovered targets survives a control-plane outage.
+//
+// Only the control plane's answer decides that a target is not a service (Get's
+// NoEndpoints{exists: false}, a profile naming no service nor endpoint, or an
+// InvalidArgument or NotFound status): the proxy then forwards it to its original
+// destination. A new target the control plane has not answered for yet, because it is
+// slow, not ready or unreachable, makes its requests wait for the answer up to the
+// resolve timeout and then fail, never go to the original destination in plaintext.
 //
 // Per request, resolving a known target is a lock-free map load and an atomic flag.
 package discovery
@@ -35,8 +40,10 @@ import (
 
 // Defaults for Options.
 const (
-	DefaultIdleTimeout    = 90 * time.Second
-	DefaultResolveTimeout = 3 * time.Second
+	DefaultIdleTimeout = 90 * time.Second
+	// DefaultResolveTimeout is how long Linkerd's proxy lets a request wait on a
+	// control-plane lookup (its control client's failfast timeout).
+	DefaultResolveTimeout = 10 * time.Second
 	DefaultMinBackoff     = 100 * time.Millisecond
 	DefaultMaxBackoff     = 3 * time.Second
 )
@@ -49,8 +56,9 @@ type Options struct {
 	ContextToken string
 	// IdleTimeout drops a target's streams after it has had no requests for this long.
 	IdleTimeout time.Duration
-	// ResolveTimeout bounds how long the first request of a new target waits for the
-	// control plane's first answer before it is forwarded to its original destination.
+	// ResolveTimeout bounds how long a request for a new target waits for the control
+	// plane's first answer. A request that waited this long fails (balance.ErrFailfast),
+	// and so do later ones at once (balance.ErrUnavailable) until the answer arrives.
 	ResolveTimeout time.Duration
 	// MinBackoff and MaxBackoff bound the jittered exponential backoff between attempts to
 	// re-open a broken stream.
@@ -174,19 +182,24 @@ func (r *Resolver) dropID(addr netip.AddrPort, id string) {
 }
 
 // Name resolves a logical authority "name:port" to its balanced backend. It returns
-// ok=false when the control plane says the name is not a service, or does not answer a
-// new name within the resolve timeout.
+// ok=false with a nil error when the control plane says the name is not a service, and an
+// error when the control plane has not answered for a new name (see
+// Options.ResolveTimeout) or ctx ends first.
 //
-// The backend carries the routes of the name's ServiceProfile (GetProfile for the name).
-func (r *Resolver) Name(ctx context.Context, authority string) (*forward.Backend, bool) {
-	be, ok := r.name(ctx, authority)
-	if !ok {
-		return nil, false
+// The backend carries the routes of the name's ServiceProfile (GetProfile for the name);
+// routes are optional, so a profile that has not arrived in time does not fail the
+// request.
+func (r *Resolver) Name(ctx context.Context, authority string) (*forward.Backend, bool, error) {
+	be, ok, err := r.name(ctx, authority)
+	if !ok || err != nil {
+		return nil, false, err
 	}
 	p := r.profileOf("name/"+authority, func() *profile { return newNameProfile(r, authority, portOf(authority)) })
 	p.touch()
-	p.waitReady(ctx, r.opts.ResolveTimeout)
-	return p.withRoutes(be), true
+	if err := p.waitReady(ctx, r.opts.ResolveTimeout); err != nil {
+		r.opts.Log.Debug("serving a name without its profile routes", "target", authority, "error", err)
+	}
+	return p.withRoutes(be), true, nil
 }
 
 // portOf returns the port of an authority "host:port", 0 when it has none.
@@ -203,12 +216,13 @@ func portOf(authority string) uint16 {
 }
 
 // name resolves a logical authority to its target's backend, without profile routes.
-func (r *Resolver) name(ctx context.Context, authority string) (*forward.Backend, bool) {
+func (r *Resolver) name(ctx context.Context, authority string) (*forward.Backend, bool, error) {
 	if v, ok := r.names.Load(authority); ok {
 		t := v.(*target)
 		t.touch()
 		if t.resolved() {
-			return t.backend()
+			be, ok := t.backend()
+			return be, ok, nil
 		}
 		return t.wait(ctx, r.opts.ResolveTimeout)
 	}
@@ -225,36 +239,39 @@ func (r *Resolver) name(ctx context.Context, authority string) (*forward.Backend
 
 // Addr resolves an original destination through GetProfile: a service address becomes
 // its service's backend, a known pod address a single-endpoint backend carrying the pod's
-// identity and protocol hint. It returns ok=false for addresses the control plane does
-// not know, so they are forwarded as they are.
-func (r *Resolver) Addr(ctx context.Context, dst netip.AddrPort) (*forward.Backend, bool) {
+// identity and protocol hint. It returns ok=false with a nil error for addresses the
+// control plane says it does not know, so they are forwarded as they are, and an error
+// when the control plane has not answered (see Options.ResolveTimeout) or ctx ends first.
+func (r *Resolver) Addr(ctx context.Context, dst netip.AddrPort) (*forward.Backend, bool, error) {
 	p := r.profile(dst)
 	p.touch()
-	st := p.wait(ctx, r.opts.ResolveTimeout)
-	if st == nil {
-		return nil, false
+	st, err := p.wait(ctx, r.opts.ResolveTimeout)
+	if st == nil || err != nil {
+		return nil, false, err
 	}
 	if st.name != "" {
-		be, ok := r.name(ctx, st.name)
-		if !ok {
-			return nil, false
+		be, ok, err := r.name(ctx, st.name)
+		if !ok || err != nil {
+			return nil, false, err
 		}
-		return p.withRoutes(be), true
+		return p.withRoutes(be), true, nil
 	}
 	if st.endpoint != nil {
-		return st.endpoint, true
+		return st.endpoint, true, nil
 	}
-	return nil, false
+	return nil, false, nil
 }
 
 // Opaque reports whether the profile of dst marks it as an opaque-protocol port, so its
 // connections skip protocol detection. It starts the address's GetProfile stream when
-// needed and waits at most the resolve timeout for its first answer; afterwards it is a
-// map load.
+// needed and waits at most the resolve timeout for its first answer (false without one:
+// the connection's requests then fail in Addr); afterwards it is a map load.
 func (r *Resolver) Opaque(ctx context.Context, dst netip.AddrPort) bool {
 	p := r.profile(dst)
 	p.touch()
-	p.waitReady(ctx, r.opts.ResolveTimeout)
+	if err := p.waitReady(ctx, r.opts.ResolveTimeout); err != nil {
+		return false
+	}
 	st := p.latest.Load()
 	return st != nil && st.opaque
 }

@@ -2,6 +2,7 @@ package discovery
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/netip"
 	"slices"
@@ -12,11 +13,19 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/l5d-go/l5d/proto/gen/destination"
+	"github.com/l5d-go/l5d/proxy/balance"
 	"github.com/l5d-go/l5d/proxy/internal/scriptedcp"
 	"github.com/l5d-go/l5d/proxy/metrics"
 )
 
 func setup(t *testing.T, idle time.Duration) (*scriptedcp.Destination, string, *Resolver, *metrics.Registry) {
+	t.Helper()
+	return setupWith(t, Options{IdleTimeout: idle})
+}
+
+// setupWith starts a scripted Destination service and a resolver with opts (Client,
+// Metrics, backoff and Log filled in).
+func setupWith(t *testing.T, opts Options) (*scriptedcp.Destination, string, *Resolver, *metrics.Registry) {
 	t.Helper()
 	d := scriptedcp.NewDestination()
 	addr, err := d.Start("127.0.0.1:0", nil)
@@ -30,8 +39,9 @@ func setup(t *testing.T, idle time.Duration) (*scriptedcp.Destination, string, *
 	}
 	t.Cleanup(func() { cc.Close() })
 	reg := metrics.New()
-	r := New(Options{Client: destination.NewDestinationClient(cc), IdleTimeout: idle, Metrics: reg,
-		MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond, Log: slog.New(slog.DiscardHandler)})
+	opts.Client, opts.Metrics, opts.Log = destination.NewDestinationClient(cc), reg, slog.New(slog.DiscardHandler)
+	opts.MinBackoff, opts.MaxBackoff = 10*time.Millisecond, 50*time.Millisecond
+	r := New(opts)
 	t.Cleanup(r.Close)
 	return d, addr, r, reg
 }
@@ -50,8 +60,8 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 func addrsOf(r *Resolver, name string) []string {
-	be, ok := r.Name(context.Background(), name)
-	if !ok {
+	be, ok, err := r.Name(context.Background(), name)
+	if !ok || err != nil {
 		return nil
 	}
 	var out []string
@@ -70,7 +80,7 @@ func TestNameFollowsUpdates(t *testing.T) {
 	if got := addrsOf(r, name); !slices.Equal(got, []string{"10.0.0.1:8080"}) {
 		t.Fatalf("endpoints %v", got)
 	}
-	be, _ := r.Name(context.Background(), name)
+	be, _, _ := r.Name(context.Background(), name)
 	ep := be.Balancer.Endpoints()[0]
 	if !ep.Value.H2 {
 		t.Error("h2 hint lost")
@@ -85,7 +95,7 @@ func TestNameFollowsUpdates(t *testing.T) {
 		t.Error("endpoint without identity got one")
 	}
 	// Unchanged endpoints keep their balancer state across updates.
-	be2, _ := r.Name(context.Background(), name)
+	be2, _, _ := r.Name(context.Background(), name)
 	if !slices.Contains(be2.Balancer.Endpoints(), ep) {
 		t.Error("unchanged endpoint was replaced by an update")
 	}
@@ -97,17 +107,17 @@ func TestNameFollowsUpdates(t *testing.T) {
 
 func TestUnknownNameIsNotResolved(t *testing.T) {
 	_, _, r, _ := setup(t, time.Minute)
-	if _, ok := r.Name(context.Background(), "nothing.ns.svc.cluster.local:80"); ok {
-		t.Fatal("a name the control plane does not know resolved")
+	if _, ok, err := r.Name(context.Background(), "nothing.ns.svc.cluster.local:80"); ok || err != nil {
+		t.Fatalf("a name the control plane says is not a service: ok=%v err=%v, want ok=false and no error", ok, err)
 	}
 }
 
 func TestEmptyServiceIsKnown(t *testing.T) {
 	d, _, r, _ := setup(t, time.Minute)
 	d.Set("empty.ns.svc.cluster.local:80")
-	be, ok := r.Name(context.Background(), "empty.ns.svc.cluster.local:80")
-	if !ok || len(be.Balancer.Endpoints()) != 0 {
-		t.Fatalf("empty service: ok=%v", ok)
+	be, ok, err := r.Name(context.Background(), "empty.ns.svc.cluster.local:80")
+	if !ok || err != nil || len(be.Balancer.Endpoints()) != 0 {
+		t.Fatalf("empty service: ok=%v err=%v", ok, err)
 	}
 }
 
@@ -116,16 +126,16 @@ func TestOneSharedStreamDroppedWhenIdle(t *testing.T) {
 	const name = "web.ns.svc.cluster.local:80"
 	d.Set(name, scriptedcp.Endpoint{Addr: ap("10.0.0.1:80")})
 	for range 50 {
-		if _, ok := r.Name(context.Background(), name); !ok {
-			t.Fatal("not resolved")
+		if _, ok, err := r.Name(context.Background(), name); !ok || err != nil {
+			t.Fatalf("not resolved: %v", err)
 		}
 	}
 	if n := d.Streams(name); n != 1 {
 		t.Fatalf("%d streams for one target, want 1", n)
 	}
 	waitFor(t, "the idle stream to close", func() bool { return d.Streams(name) == 0 })
-	if _, ok := r.Name(context.Background(), name); !ok {
-		t.Fatal("not resolved again after the idle drop")
+	if _, ok, err := r.Name(context.Background(), name); !ok || err != nil {
+		t.Fatalf("not resolved again after the idle drop: %v", err)
 	}
 	waitFor(t, "a new stream", func() bool { return d.Streams(name) == 1 })
 }
@@ -143,15 +153,23 @@ func TestOutageKeepsLastStateAndRecovers(t *testing.T) {
 	if got := addrsOf(r, name); !slices.Equal(got, []string{"10.0.0.1:80"}) {
 		t.Fatalf("during the outage endpoints are %v, want the last known", got)
 	}
-	// A new target during the outage falls back to the original destination.
-	if _, ok := r.Name(context.Background(), "new.ns.svc.cluster.local:80"); ok {
-		t.Fatal("a new target resolved while the control plane is away")
+	// A new target during the outage waits for the control plane: a request whose
+	// context ends first fails, it is not forwarded as "unknown".
+	const newName = "new.ns.svc.cluster.local:80"
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, ok, err := r.Name(ctx, newName); ok || err == nil {
+		t.Fatalf("a new target while the control plane is away: ok=%v err=%v, want an error", ok, err)
 	}
 	d.Set(name, scriptedcp.Endpoint{Addr: ap("10.0.0.2:80")})
+	d.Set(newName, scriptedcp.Endpoint{Addr: ap("10.0.0.3:80")})
 	if _, err := d.Start(addr, nil); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "recovery", func() bool { return slices.Equal(addrsOf(r, name), []string{"10.0.0.2:80"}) })
+	if got := addrsOf(r, newName); !slices.Equal(got, []string{"10.0.0.3:80"}) {
+		t.Fatalf("the new target after recovery: %v", got)
+	}
 	waitFor(t, "not stale", func() bool { return r.Stale() == 0 })
 }
 
@@ -161,13 +179,13 @@ func TestAddrThroughProfile(t *testing.T) {
 	d.SetProfile("10.96.0.10:80", &destination.DestinationProfile{FullyQualifiedName: "web.ns.svc.cluster.local."})
 	d.SetProfile("10.0.0.9:80", &destination.DestinationProfile{OpaqueProtocol: true,
 		Endpoint: scriptedcp.WeightedAddr(scriptedcp.Endpoint{Addr: ap("10.0.0.9:80"), Identity: "pod.id"})})
-	be, ok := r.Addr(context.Background(), ap("10.96.0.10:80"))
-	if !ok || be.Name != "web.ns.svc.cluster.local:80" {
-		t.Fatalf("ClusterIP resolved to %v %v", be, ok)
+	be, ok, err := r.Addr(context.Background(), ap("10.96.0.10:80"))
+	if !ok || err != nil || be.Name != "web.ns.svc.cluster.local:80" {
+		t.Fatalf("ClusterIP resolved to %v %v %v", be, ok, err)
 	}
-	be, ok = r.Addr(context.Background(), ap("10.0.0.9:80"))
-	if !ok || len(be.Balancer.Endpoints()) != 1 || r.Identity(ap("10.0.0.9:80")) != "pod.id" {
-		t.Fatalf("pod address: ok=%v", ok)
+	be, ok, err = r.Addr(context.Background(), ap("10.0.0.9:80"))
+	if !ok || err != nil || len(be.Balancer.Endpoints()) != 1 || r.Identity(ap("10.0.0.9:80")) != "pod.id" {
+		t.Fatalf("pod address: ok=%v err=%v", ok, err)
 	}
 	if !r.Opaque(context.Background(), ap("10.0.0.9:80")) {
 		t.Error("opaque profile not reported")
@@ -175,8 +193,8 @@ func TestAddrThroughProfile(t *testing.T) {
 	if r.Opaque(context.Background(), ap("10.96.0.10:80")) {
 		t.Error("a service without the opaque hint reported opaque")
 	}
-	if _, ok := r.Addr(context.Background(), ap("192.0.2.1:80")); ok {
-		t.Error("an address with no service resolved")
+	if _, ok, err := r.Addr(context.Background(), ap("192.0.2.1:80")); ok || err != nil {
+		t.Errorf("an address with no service: ok=%v err=%v, want ok=false and no error", ok, err)
 	}
 }
 
@@ -192,21 +210,83 @@ func TestBackendsCarryProfileRoutes(t *testing.T) {
 	d.SetProfile("10.96.0.10:80", &destination.DestinationProfile{FullyQualifiedName: "web.ns.svc.cluster.local.",
 		Routes: []*destination.Route{route("by-addr", "/a")}})
 	d.SetProfile(name, &destination.DestinationProfile{Routes: []*destination.Route{route("by-name", "/n"), route("bad", "(")}})
-	be, ok := r.Addr(context.Background(), ap("10.96.0.10:80"))
+	be, ok, _ := r.Addr(context.Background(), ap("10.96.0.10:80"))
 	if !ok || be.Routes.Load().Match("GET", "/a").Name != "by-addr" {
 		t.Fatalf("address backend: ok=%v routes %v", ok, be.Routes)
 	}
-	be, ok = r.Name(context.Background(), name)
+	be, ok, _ = r.Name(context.Background(), name)
 	if !ok || be.Routes.Load().Match("GET", "/n").Name != "by-name" || be.Routes.Load().Len() != 1 {
 		t.Fatalf("name backend: ok=%v routes %v", ok, be.Routes)
 	}
-	if again, _ := r.Name(context.Background(), name); again != be {
+	if again, _, _ := r.Name(context.Background(), name); again != be {
 		t.Error("the backend with routes is rebuilt per request")
 	}
 	// A profile that loses its routes gives the plain backend back.
 	d.SetProfile(name, &destination.DestinationProfile{})
 	waitFor(t, "the routes to go", func() bool {
-		be, _ := r.Name(context.Background(), name)
+		be, _, _ := r.Name(context.Background(), name)
 		return be.Routes == nil
 	})
+}
+
+// TestNoAnswerFailsRatherThanForwards: while the control plane holds its first answer
+// for a name, a request waits the resolve timeout and fails (failfast); later requests
+// fail at once; none is told "not a service" (which would forward it in plaintext).
+// Once the answer comes, the name resolves.
+func TestNoAnswerFailsRatherThanForwards(t *testing.T) {
+	d, _, r, _ := setupWith(t, Options{IdleTimeout: time.Minute, ResolveTimeout: 50 * time.Millisecond})
+	const name = "web.ns.svc.cluster.local:80"
+	d.Set(name, scriptedcp.Endpoint{Addr: ap("10.0.0.1:80")})
+	d.SetProfile("10.96.0.10:80", &destination.DestinationProfile{FullyQualifiedName: "web.ns.svc.cluster.local."})
+	d.Hold()
+	if _, ok, err := r.Name(context.Background(), name); ok || !errors.Is(err, balance.ErrFailfast) {
+		t.Fatalf("first request without an answer: ok=%v err=%v, want balance.ErrFailfast", ok, err)
+	}
+	if _, ok, err := r.Name(context.Background(), name); ok || !errors.Is(err, balance.ErrUnavailable) {
+		t.Fatalf("next request without an answer: ok=%v err=%v, want balance.ErrUnavailable", ok, err)
+	}
+	if _, ok, err := r.Addr(context.Background(), ap("10.96.0.10:80")); ok || !errors.Is(err, balance.ErrFailfast) {
+		t.Fatalf("an address without an answer: ok=%v err=%v, want balance.ErrFailfast", ok, err)
+	}
+	d.Release()
+	waitFor(t, "the name to resolve", func() bool { return slices.Equal(addrsOf(r, name), []string{"10.0.0.1:80"}) })
+	waitFor(t, "the address to resolve", func() bool {
+		be, ok, err := r.Addr(context.Background(), ap("10.96.0.10:80"))
+		return ok && err == nil && be.Name == name
+	})
+}
+
+// TestStreamBrokenBeforeAnswerKeepsWaiting: a request for a new name waits through a
+// control plane that breaks its stream before answering (a destination pod not ready
+// yet) and gets the endpoints once it answers.
+func TestStreamBrokenBeforeAnswerKeepsWaiting(t *testing.T) {
+	d, addr, r, _ := setup(t, time.Minute)
+	const name = "web.ns.svc.cluster.local:80"
+	d.Set(name, scriptedcp.Endpoint{Addr: ap("10.0.0.1:80")})
+	d.Hold()
+	type result struct {
+		be  []string
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		be, ok, err := r.Name(context.Background(), name)
+		var addrs []string
+		if ok {
+			for _, e := range be.Balancer.Endpoints() {
+				addrs = append(addrs, e.Addr.String())
+			}
+		}
+		done <- result{addrs, err}
+	}()
+	waitFor(t, "the request's stream to wait for an answer", func() bool { return d.Held() > 0 })
+	d.Stop() // the stream breaks with no answer
+	d.Release()
+	if _, err := d.Start(addr, nil); err != nil {
+		t.Fatal(err)
+	}
+	got := <-done
+	if got.err != nil || !slices.Equal(got.be, []string{"10.0.0.1:80"}) {
+		t.Fatalf("request across a broken first stream: endpoints %v, error %v", got.be, got.err)
+	}
 }

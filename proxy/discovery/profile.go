@@ -46,14 +46,14 @@ type profileState struct {
 
 func newProfile(r *Resolver, dst netip.AddrPort) *profile {
 	p := &profile{path: dst.String(), port: dst.Port(), dst: dst}
-	p.init(r)
+	p.init(r, p.path)
 	return p
 }
 
 // newNameProfile returns the profile stream of a logical authority "name:port".
 func newNameProfile(r *Resolver, authority string, port uint16) *profile {
 	p := &profile{path: authority, port: port}
-	p.init(r)
+	p.init(r, "profile of "+authority)
 	return p
 }
 
@@ -71,12 +71,16 @@ func (p *profile) withRoutes(be *forward.Backend) *forward.Backend {
 	return w
 }
 
-func (p *profile) wait(ctx context.Context, timeout time.Duration) *profileState {
-	p.waitReady(ctx, timeout)
-	if p.state.Load() != stateKnown {
-		return nil
+// wait returns the latest profile once the control plane has answered, nil when it
+// said the address is not a service; see watch.waitReady for the error.
+func (p *profile) wait(ctx context.Context, timeout time.Duration) (*profileState, error) {
+	if err := p.waitReady(ctx, timeout); err != nil {
+		return nil, err
 	}
-	return p.latest.Load()
+	if p.state.Load() != stateKnown {
+		return nil, nil
+	}
+	return p.latest.Load(), nil
 }
 
 func (p *profile) run() {

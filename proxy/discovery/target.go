@@ -19,10 +19,9 @@ import (
 
 // Resolution states of a watch.
 const (
-	statePending     int32 = iota // no answer yet
-	stateKnown                    // the control plane knows the target
-	stateUnknown                  // not a service: forward to the original destination
-	stateUnavailable              // no first answer (control plane away): forward as is
+	statePending int32 = iota // no answer yet: requests wait for one
+	stateKnown                // the control plane knows the target
+	stateUnknown              // not a service: forward to the original destination
 )
 
 // watch is the state shared by Get and GetProfile streams: usage tracking, the first
@@ -30,19 +29,25 @@ const (
 type watch struct {
 	usage
 	r      *Resolver
+	what   string // the target, for logs and errors
 	ctx    context.Context
 	cancel context.CancelFunc
 
 	readyOnce sync.Once
 	ready     chan struct{}
 	state     atomic.Int32
+	// failfast is set once a request waited the whole resolve timeout without an answer:
+	// later requests fail at once until the first answer arrives.
+	failfast atomic.Bool
+	// lastErr is the latest stream error, for the error requests get while pending.
+	lastErr atomic.Pointer[error]
 
 	// Owned by the stream goroutine.
 	stale bool
 }
 
-func (w *watch) init(r *Resolver) {
-	w.r = r
+func (w *watch) init(r *Resolver, what string) {
+	w.r, w.what = r, what
 	w.ctx, w.cancel = context.WithCancel(r.ctx)
 	w.ready = make(chan struct{})
 	w.lastSeen.Store(time.Now().UnixNano())
@@ -57,22 +62,51 @@ func (w *watch) setState(s int32) {
 	w.readyOnce.Do(func() { close(w.ready) })
 }
 
-// waitReady waits for the first answer, at most timeout; it gives up early when ctx
-// ends. After a timeout the watch is marked unavailable so later requests do not wait.
-func (w *watch) waitReady(ctx context.Context, timeout time.Duration) {
+// waitReady waits for the first answer, at most timeout, and returns nil once there is
+// one. Without an answer in time it returns an error wrapping balance.ErrFailfast and puts
+// the watch in failfast: until the answer arrives, later calls return an error wrapping
+// balance.ErrUnavailable at once. A target the control plane has not answered for is
+// never treated as unknown: forwarding it in plaintext could bypass mesh TLS for a
+// service that is meshed.
+func (w *watch) waitReady(ctx context.Context, timeout time.Duration) error {
 	if w.resolved() {
-		return
+		return nil
+	}
+	if w.failfast.Load() {
+		return w.noAnswer(balance.ErrUnavailable)
 	}
 	t := time.NewTimer(timeout)
 	defer t.Stop()
 	select {
 	case <-w.ready:
+		return nil
 	case <-ctx.Done():
+		return fmt.Errorf("waiting for the control plane to answer for %s: %w", w.what, ctx.Err())
 	case <-t.C:
-		if w.state.CompareAndSwap(statePending, stateUnavailable) {
-			w.r.opts.Log.Warn("control plane did not answer in time; forwarding to the original destination")
+		if w.resolved() {
+			return nil
 		}
+		if w.failfast.CompareAndSwap(false, true) {
+			w.r.opts.Log.Warn("control plane did not answer in time; failing requests until it does",
+				"target", w.what, "waited", timeout, "error", w.lastError())
+		}
+		return w.noAnswer(balance.ErrFailfast)
 	}
+}
+
+func (w *watch) lastError() error {
+	if p := w.lastErr.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// noAnswer is the error of a request for a target the control plane has not answered.
+func (w *watch) noAnswer(kind error) error {
+	if err := w.lastError(); err != nil {
+		return fmt.Errorf("no answer from the control plane for %s (%v): %w", w.what, err, kind)
+	}
+	return fmt.Errorf("no answer from the control plane for %s: %w", w.what, kind)
 }
 
 // connected records that a stream delivered an answer.
@@ -84,14 +118,13 @@ func (w *watch) connected(what string) {
 	}
 }
 
-// broken records that a stream ended; it returns whether it had delivered data before.
+// broken records that a stream ended. A target with an answer keeps it (stale); one
+// without stays pending, so its requests keep waiting for the next attempt.
 func (w *watch) broken(what string, err error) {
 	if w.ctx.Err() != nil {
 		return
 	}
-	if w.state.Load() == statePending {
-		w.setState(stateUnavailable)
-	}
+	w.lastErr.Store(&err)
 	if !w.stale && w.state.Load() == stateKnown {
 		w.stale = true
 		w.r.stale.Add(1)
@@ -158,7 +191,7 @@ type endpoint struct {
 
 func newTarget(r *Resolver, authority string) *target {
 	t := &target{authority: authority, eps: map[netip.AddrPort]*endpoint{}}
-	t.init(r)
+	t.init(r, authority)
 	t.be = &forward.Backend{Name: authority, Balancer: balance.New[*forward.Endpoint](r.opts.Balancer)}
 	return t
 }
@@ -170,9 +203,14 @@ func (t *target) backend() (*forward.Backend, bool) {
 	return nil, false
 }
 
-func (t *target) wait(ctx context.Context, timeout time.Duration) (*forward.Backend, bool) {
-	t.waitReady(ctx, timeout)
-	return t.backend()
+// wait returns the target's backend once the control plane has answered; see
+// watch.waitReady for the error.
+func (t *target) wait(ctx context.Context, timeout time.Duration) (*forward.Backend, bool, error) {
+	if err := t.waitReady(ctx, timeout); err != nil {
+		return nil, false, err
+	}
+	be, ok := t.backend()
+	return be, ok, nil
 }
 
 func (t *target) run() {

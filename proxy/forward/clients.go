@@ -47,6 +47,12 @@ type ClientOptions struct {
 	IdleTimeout time.Duration
 	// MaxIdlePerEndpoint bounds idle HTTP/1 connections kept per endpoint (default 128).
 	MaxIdlePerEndpoint int
+	// Tag, when set, returns what Connect would currently do differently for an address
+	// (the TLS identity it would require): shared HTTP/2 connections are pooled per
+	// address and tag, so one opened in plaintext is not reused once the address has an
+	// identity. HTTP/1 pools are per Endpoint, which discovery replaces when its identity
+	// changes.
+	Tag func(addr string) string
 }
 
 // Clients holds the connection pools to endpoints: an HTTP/1 keep-alive pool and an
@@ -84,7 +90,7 @@ func NewClients(opts ClientOptions) *Clients {
 	h1.Protocols.SetHTTP1(true)
 	// Between proxies every request shares one HTTP/2 connection per endpoint; the lean
 	// transport batches their frames into shared writes.
-	h2t := &h2.Transport{Connect: opts.Connect}
+	h2t := &h2.Transport{Connect: opts.Connect, Tag: opts.Tag}
 	return &Clients{h1: h1, h2: h2t, connect: opts.Connect, idleTimeout: idle, maxIdle: perHost}
 }
 

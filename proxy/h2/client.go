@@ -18,18 +18,26 @@ import (
 )
 
 // Transport is an http.RoundTripper speaking HTTP/2 with prior knowledge over
-// connections from Connect, one shared connection per address (more when the peer's
-// stream limit is reached). It is safe for concurrent use.
+// connections from Connect, one shared connection per address and tag (more when the
+// peer's stream limit is reached). It is safe for concurrent use.
 type Transport struct {
 	// Connect opens a connection to addr ("host:port"); it may add TLS.
 	Connect func(ctx context.Context, addr string) (net.Conn, error)
+	// Tag, when set, returns what Connect would currently do differently for addr (the
+	// TLS identity it would require). A connection opened under one tag is not used for
+	// requests made under another, so a connection opened in plaintext before an
+	// address's identity was known is not reused once it is.
+	Tag func(addr string) string
 	// Log receives connection errors at debug level; nil discards them.
 	Log *slog.Logger
 
 	mu    sync.Mutex
-	conns map[string][]*clientConn
-	dials map[string]*dialCall
+	conns map[poolKey][]*clientConn
+	dials map[poolKey]*dialCall
 }
+
+// poolKey names the connections interchangeable for a request.
+type poolKey struct{ addr, tag string }
 
 type dialCall struct {
 	done chan struct{}
@@ -61,7 +69,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 func (t *Transport) CloseIdleConnections() {
 	t.mu.Lock()
 	var idle []*clientConn
-	for addr, list := range t.conns {
+	for key, list := range t.conns {
 		keep := list[:0]
 		for _, cc := range list {
 			if cc.active.Load() == 0 {
@@ -70,7 +78,7 @@ func (t *Transport) CloseIdleConnections() {
 				keep = append(keep, cc)
 			}
 		}
-		t.conns[addr] = keep
+		t.conns[key] = keep
 	}
 	t.mu.Unlock()
 	for _, cc := range idle {
@@ -79,12 +87,16 @@ func (t *Transport) CloseIdleConnections() {
 }
 
 func (t *Transport) conn(ctx context.Context, addr string) (*clientConn, error) {
+	key := poolKey{addr: addr}
+	if t.Tag != nil {
+		key.tag = t.Tag(addr)
+	}
 	t.mu.Lock()
 	if t.conns == nil {
-		t.conns = map[string][]*clientConn{}
-		t.dials = map[string]*dialCall{}
+		t.conns = map[poolKey][]*clientConn{}
+		t.dials = map[poolKey]*dialCall{}
 	}
-	list := t.conns[addr]
+	list := t.conns[key]
 	live := list[:0]
 	var best *clientConn
 	for _, cc := range list {
@@ -95,21 +107,21 @@ func (t *Transport) conn(ctx context.Context, addr string) (*clientConn, error) 
 			}
 		}
 	}
-	t.conns[addr] = live
+	t.conns[key] = live
 	if best != nil {
 		t.mu.Unlock()
 		return best, nil
 	}
-	d := t.dials[addr]
+	d := t.dials[key]
 	if d == nil {
 		d = &dialCall{done: make(chan struct{})}
-		t.dials[addr] = d
+		t.dials[key] = d
 		go func() {
 			d.cc, d.err = t.dial(context.WithoutCancel(ctx), addr)
 			t.mu.Lock()
-			delete(t.dials, addr)
+			delete(t.dials, key)
 			if d.err == nil {
-				t.conns[addr] = append(t.conns[addr], d.cc)
+				t.conns[key] = append(t.conns[key], d.cc)
 			}
 			t.mu.Unlock()
 			close(d.done)

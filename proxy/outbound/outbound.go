@@ -6,6 +6,7 @@ package outbound
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -26,13 +27,16 @@ import (
 const HeaderDstOverride = "L5d-Dst-Override"
 
 // Discovery resolves targets to backends whose endpoints follow the control plane. Both
-// methods return ok=false when the target is not a known service; the proxy then
-// forwards to the original destination.
+// methods return ok=false with a nil error when the control plane says the target is
+// not a service; the proxy then forwards to the original destination. They return an
+// error when there is no answer (the control plane is slow or away and the target is
+// new): the request or connection then fails rather than bypass discovery, since the
+// target may be a meshed service that must be reached over mesh TLS.
 type Discovery interface {
 	// Name resolves a logical authority "name:port" (a name in a profile suffix).
-	Name(ctx context.Context, authority string) (be *forward.Backend, ok bool)
+	Name(ctx context.Context, authority string) (be *forward.Backend, ok bool, err error)
 	// Addr resolves an original destination IP:port (a ClusterIP or pod address).
-	Addr(ctx context.Context, dst netip.AddrPort) (be *forward.Backend, ok bool)
+	Addr(ctx context.Context, dst netip.AddrPort) (be *forward.Backend, ok bool, err error)
 }
 
 // Options configures a Router.
@@ -78,31 +82,43 @@ func NewRouter(opts Options) *Router {
 	return &Router{opts: opts, forward: map[forwardKey]*forward.Backend{}}
 }
 
-// Route picks the backend of an outgoing request; see the package documentation.
+// Route picks the backend of an outgoing request; see the package documentation. Every
+// request asks discovery again, so a target first forwarded to its original destination
+// moves to its discovered backend as soon as the control plane knows it. A discovery
+// failure is returned wrapped (balance.ErrFailfast or ErrUnavailable when the control
+// plane has not answered).
 func (rt *Router) Route(r *http.Request, ci *forward.ConnInfo) (*forward.Backend, error) {
 	dst := ci.OrigDst
 	if vv := r.Header[HeaderDstOverride]; len(vv) > 0 && vv[0] != "" {
-		return rt.byName(r.Context(), vv[0], dst), nil
+		return rt.byName(r.Context(), vv[0], dst)
 	}
 	if host, ok := rt.profileName(r.Host); ok {
-		return rt.byName(r.Context(), host, dst), nil
+		return rt.byName(r.Context(), host, dst)
 	}
 	if rt.opts.Discovery != nil && rt.inNetworks(dst.Addr()) {
-		if be, ok := rt.opts.Discovery.Addr(r.Context(), dst); ok {
+		be, ok, err := rt.opts.Discovery.Addr(r.Context(), dst)
+		if err != nil {
+			return nil, fmt.Errorf("discovering %s: %w", dst, err)
+		}
+		if ok {
 			return be, nil
 		}
 	}
 	return rt.forwardTo(dst, ""), nil
 }
 
-func (rt *Router) byName(ctx context.Context, authority string, dst netip.AddrPort) *forward.Backend {
+func (rt *Router) byName(ctx context.Context, authority string, dst netip.AddrPort) (*forward.Backend, error) {
 	authority = normalize(withPort(authority, dst.Port()))
 	if rt.opts.Discovery != nil {
-		if be, ok := rt.opts.Discovery.Name(ctx, authority); ok {
-			return be
+		be, ok, err := rt.opts.Discovery.Name(ctx, authority)
+		if err != nil {
+			return nil, fmt.Errorf("discovering %s: %w", authority, err)
+		}
+		if ok {
+			return be, nil
 		}
 	}
-	return rt.forwardTo(dst, authority)
+	return rt.forwardTo(dst, authority), nil
 }
 
 // profileName returns host when it is in one of the profile suffixes.
@@ -189,12 +205,19 @@ func (rt *Router) forwardTo(dst netip.AddrPort, authority string) *forward.Backe
 }
 
 // ServeTCP relays an opaque connection: balanced across the endpoints of a known
-// service, otherwise to the original destination.
+// service, to the original destination when the control plane says it is not a service,
+// and closed when discovery has no answer for it.
 func (rt *Router) ServeTCP(ctx context.Context, conn net.Conn, ci *forward.ConnInfo, src *metrics.TCP) {
 	target := ci.OrigDst
 	var bep *balance.Endpoint[*forward.Endpoint]
 	if rt.opts.Discovery != nil && rt.inNetworks(target.Addr()) {
-		if be, ok := rt.opts.Discovery.Addr(ctx, target); ok {
+		be, ok, err := rt.opts.Discovery.Addr(ctx, target)
+		if err != nil {
+			rt.opts.Log.Debug("closing an opaque connection: discovery failed", "dst", target, "error", err)
+			conn.Close()
+			return
+		}
+		if ok {
 			e, err := be.Balancer.Pick(ctx)
 			if err != nil {
 				rt.opts.Log.Debug("no endpoint for opaque connection", "dst", target, "error", err)

@@ -24,8 +24,8 @@ func TestMeshedPodsMutualTLSAndPolicy(t *testing.T) {
 	plain := w.pod(t, "plain", "plain", false, nil)
 	target := "http://" + netip.AddrPortFrom(server.IPv4, 8080).String() + "/"
 
-	// Until discovery answers (slow on a loaded machine) the client may forward to the
-	// original destination in plaintext; once it has, requests go over mTLS.
+	// Requests wait for discovery (slow on a loaded machine) and go over mTLS; the first
+	// ones may fail while the pods and their Service are still being set up.
 	clientID := "client." + w.appNS + ".serviceaccount.identity." + w.cp.ns + "." + trustDomain
 	waitFor(t, "the server's proxy to see the client's identity", func() bool {
 		return podGet(client, target, authority) == 200 &&

@@ -1,16 +1,18 @@
 // Package scriptedcp is a real gRPC control plane for the proxy's tests: a Destination
-// service whose endpoint sets and profiles the test scripts, and an Identity service that
+// service whose endpoint sets, profiles and answer delays the test scripts, and an Identity service that
 // signs CSRs with a test authority. The servers listen on loopback and can be stopped and
 // restarted on the same address to simulate a control-plane outage.
 package scriptedcp
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
 	"maps"
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -41,6 +43,9 @@ type Destination struct {
 	profiles map[string]*destination.DestinationProfile
 	changed  chan struct{}
 	gets     map[string]int
+	// hold, while non-nil, keeps new streams from answering until it is closed.
+	hold chan struct{}
+	held atomic.Int32
 
 	srv  *grpc.Server
 	addr string
@@ -69,6 +74,47 @@ func (d *Destination) SetProfile(path string, p *destination.DestinationProfile)
 	close(d.changed)
 	d.changed = make(chan struct{})
 	d.mu.Unlock()
+}
+
+// Hold makes every stream opened from now on wait before its first answer until Release:
+// a control plane that is slow to answer.
+func (d *Destination) Hold() {
+	d.mu.Lock()
+	if d.hold == nil {
+		d.hold = make(chan struct{})
+	}
+	d.mu.Unlock()
+}
+
+// Release lets held streams, and later ones, answer.
+func (d *Destination) Release() {
+	d.mu.Lock()
+	if d.hold != nil {
+		close(d.hold)
+		d.hold = nil
+	}
+	d.mu.Unlock()
+}
+
+// Held returns how many streams (Get and GetProfile) are waiting to answer.
+func (d *Destination) Held() int { return int(d.held.Load()) }
+
+// waitHold waits while answers are held; it reports false when the stream ended first.
+func (d *Destination) waitHold(ctx context.Context) bool {
+	d.mu.Lock()
+	h := d.hold
+	d.mu.Unlock()
+	if h == nil {
+		return true
+	}
+	d.held.Add(1)
+	defer d.held.Add(-1)
+	select {
+	case <-h:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // Streams returns how many Get streams for path are open.
@@ -119,6 +165,9 @@ func (d *Destination) Get(req *destination.GetDestination, s grpc.ServerStreamin
 		d.gets[path]--
 		d.mu.Unlock()
 	}()
+	if !d.waitHold(s.Context()) {
+		return nil
+	}
 	var sent map[netip.AddrPort]Endpoint
 	for {
 		d.mu.Lock()
@@ -204,6 +253,9 @@ func TCPAddr(a netip.AddrPort) *pbnet.TcpAddress { return netconv.TCPAddress(a) 
 
 // GetProfile implements the Destination service.
 func (d *Destination) GetProfile(req *destination.GetDestination, s grpc.ServerStreamingServer[destination.DestinationProfile]) error {
+	if !d.waitHold(s.Context()) {
+		return nil
+	}
 	var last *destination.DestinationProfile
 	first := true
 	for {
