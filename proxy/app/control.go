@@ -168,6 +168,11 @@ func dialControl(addr, serverName string, roots *x509.CertPool, cert func() *tls
 		creds = credentials.NewTLS(tc)
 	}
 	cc, err := grpc.NewClient(loopbackName(addr), grpc.WithTransportCredentials(creds),
+		// No service config from DNS TXT records: Linkerd's controllers publish none, and
+		// the lookup, made before every (re)connection, waits out the resolver's timeout
+		// (10s) wherever no DNS server answers TXT queries, delaying the first
+		// certificate and every discovery answer by as much.
+		grpc.WithDisableServiceConfig(),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 10 * time.Second, Timeout: 10 * time.Second}),
 		// Reconnect soon after the control plane returns: streams resume within seconds.
 		grpc.WithConnectParams(grpc.ConnectParams{MinConnectTimeout: 5 * time.Second, Backoff: backoff.Config{
