@@ -103,9 +103,11 @@ func run(ctx context.Context, args []string) error {
 		ready.Set(true)
 		srv.SetServing("", true)
 		log.Info("destination caches synced")
-		return nil
+		// As Linkerd's controller does, the API is served only once the caches are synced:
+		// answers from empty caches would tell proxies that meshed services are not
+		// services, and they would send them plaintext to their original destinations.
+		return srv.Serve(gctx, *addr)
 	})
-	g.Go(func() error { return srv.Serve(gctx, *addr) })
 	if *spAddr != "" {
 		cert, err := tls.LoadX509KeyPair(*spCert, *spKey)
 		if err != nil {
