@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sync"
@@ -40,6 +41,13 @@ type Config struct {
 	Images func(image string) (string, error)
 	// HostsFile, when set, is bind-mounted read-only at /etc/hosts in every container.
 	HostsFile string
+	// ClusterDNS, when valid, is the cluster DNS server: pods with dnsPolicy ClusterFirst
+	// (the default) get a resolv.conf naming it, with the kubelet's search path for
+	// ClusterDomain and ndots:5, bind-mounted read-only at /etc/resolv.conf. When it is not
+	// valid, such pods keep the node's /etc/resolv.conf, as with dnsPolicy Default.
+	ClusterDNS netip.Addr
+	// ClusterDomain is the cluster's DNS domain; empty means DefaultClusterDomain.
+	ClusterDomain string
 	// RunDir holds volumes and logs: RunDir/pods/<namespace>_<name>/{volumes,logs}.
 	RunDir string
 	// Logger receives the agent's own log; nil means slog.Default().

@@ -7,6 +7,7 @@
 //		Network:  network,                        // netns.NewNetwork(); pods join its bridge
 //		Images:   func(image string) (string, error) { ... }, // image or command[0] -> local binary
 //		HostsFile: hostsPath,                      // optional /etc/hosts for every container
+//		ClusterDNS: dnsAddr,                       // optional: ClusterFirst pods' nameserver
 //		RunDir:   dir,                             // volumes and logs
 //	})
 //
@@ -16,7 +17,7 @@
 // containers in order, native sidecars, then containers; each container is the binary
 // Images names, started through a shim (this package's binary re-executed, see the init
 // function) that enters a private mount and UTS namespace, bind-mounts the pod's volumes
-// and the hosts file, takes the securityContext's uid/gid and execs the program with the
+// and the hosts file (and, with ClusterDNS, the kubelet's resolv.conf), takes the securityContext's uid/gid and execs the program with the
 // environment the kubelet would give it. Secret, ConfigMap, downward API and projected
 // volumes use the kubelet's atomic-writer layout (..data linking to a timestamped
 // directory) and are rewritten while the pod runs when the objects they read change.

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -37,6 +38,10 @@ type testNode struct {
 
 // hostsLine is in the hosts file every container sees at /etc/hosts.
 const hostsLine = "10.96.7.7 backend.example"
+
+// testClusterDNS is the cluster DNS server the agent names in pods' resolv.conf (nothing
+// answers there in these tests; the file's content is what they check).
+var testClusterDNS = netip.MustParseAddr("10.96.0.10")
 
 // startNode builds testapp, starts an agent for a node of its own and makes a namespace.
 func startNode(t *testing.T) *testNode {
@@ -87,9 +92,10 @@ func startNode(t *testing.T) *testNode {
 				}
 				return "", fmt.Errorf("no local binary for image %q", image)
 			},
-			HostsFile: hosts,
-			RunDir:    runDir,
-			Logger:    logger,
+			HostsFile:  hosts,
+			ClusterDNS: testClusterDNS,
+			RunDir:     runDir,
+			Logger:     logger,
 		})
 	}()
 	t.Cleanup(func() {

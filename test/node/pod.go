@@ -54,6 +54,7 @@ type podWorker struct {
 	vols        []*podVolume // written by prepare, then kept current by keepVolumes
 	refs        map[objRef]bool
 	volKick     chan struct{}
+	resolvConf  string // the pod's resolv.conf, "" to keep the node's; set by prepare
 
 	volMu    sync.Mutex
 	volsGone bool // teardown removed the volumes: write no more
@@ -191,6 +192,13 @@ func (w *podWorker) prepare(ctx context.Context) bool {
 	if err := os.MkdirAll(filepath.Join(w.dir, "logs"), 0o755); err != nil {
 		w.log.Error("making the pod directory", "error", err)
 	}
+	resolv, err := w.writeResolvConf(w.current())
+	if err != nil {
+		w.log.Error("writing the pod's resolv.conf", "error", err)
+		w.setWaiting("ContainerCreating", err.Error())
+		return false
+	}
+	w.resolvConf = resolv
 	p, err := w.a.cfg.Network.AddPod(w.name)
 	if err != nil {
 		w.log.Error("making the pod's network namespace", "error", err)
@@ -968,10 +976,11 @@ func envLookup(env []string) func(string) (string, bool) {
 	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
 }
 
-// mounts are the container's volume mounts (and the hosts file) as shim bind mounts.
+// mounts are the container's volume mounts (and the hosts file and resolv.conf) as shim
+// bind mounts.
 func (w *podWorker) mounts(pod *corev1.Pod, c *corev1.Container) ([]shimMount, error) {
 	var ms []shimMount
-	hasHosts := false
+	hasHosts, hasResolv := false, false
 	for _, vm := range c.VolumeMounts {
 		var vol *corev1.Volume
 		for i := range pod.Spec.Volumes {
@@ -997,13 +1006,19 @@ func (w *podWorker) mounts(pod *corev1.Pod, c *corev1.Container) ([]shimMount, e
 				}
 			}
 		}
-		if filepath.Clean(vm.MountPath) == "/etc/hosts" {
+		switch filepath.Clean(vm.MountPath) {
+		case "/etc/hosts":
 			hasHosts = true
+		case "/etc/resolv.conf":
+			hasResolv = true
 		}
 		ms = append(ms, shimMount{Source: src, Target: vm.MountPath, ReadOnly: vm.ReadOnly})
 	}
 	if w.a.cfg.HostsFile != "" && !hasHosts {
 		ms = append(ms, shimMount{Source: w.a.cfg.HostsFile, Target: "/etc/hosts", ReadOnly: true})
+	}
+	if w.resolvConf != "" && !hasResolv {
+		ms = append(ms, shimMount{Source: w.resolvConf, Target: "/etc/resolv.conf", ReadOnly: true})
 	}
 	return ms, nil
 }

@@ -159,7 +159,7 @@ func TestContainersGetEnvVolumesAndARealToken(t *testing.T) {
 	const audience = "l5d-node-test"
 	c := app("app", "id", "env",
 		"cat:/var/run/l5dtest/cfg/color-file", "cat:/var/run/l5dtest/sec/password", "cat:/var/run/l5dtest/info/labels", "cat:/var/run/l5dtest/info/cpu",
-		"cat:/var/run/l5dtest/tok/token", "cat:/etc/hosts",
+		"cat:/var/run/l5dtest/tok/token", "cat:/etc/hosts", "cat:/etc/resolv.conf",
 		"cat:/var/run/secrets/kubernetes.io/serviceaccount/namespace",
 		"write:/var/run/l5dtest/cfg/new:x", "write:/var/run/l5dtest/scratch/new:x", "cat:/var/run/l5dtest/scratch/new", "sleep")
 	c.Env = []corev1.EnvVar{
@@ -267,6 +267,11 @@ func TestContainersGetEnvVolumesAndARealToken(t *testing.T) {
 	}
 	if !strings.Contains(got, `cat /etc/hosts 127.0.0.1 localhost\n`+hostsLine) {
 		t.Errorf("/etc/hosts is not the node's hosts file:\n%s", got)
+	}
+	// dnsPolicy ClusterFirst (the default): the kubelet's resolv.conf for the namespace.
+	wantResolv := `cat /etc/resolv.conf nameserver 10.96.0.10\nsearch ` + tn.ns + `.svc.cluster.local svc.cluster.local cluster.local\noptions ndots:5\n` + "\n"
+	if !strings.Contains(got, wantResolv) {
+		t.Errorf("/etc/resolv.conf is not the ClusterFirst file %q:\n%s", wantResolv, got)
 	}
 	if !strings.Contains(tn.log("envy", "app"), "read-only file system") {
 		t.Errorf("writing into a readOnly mount did not fail with EROFS:\n%s", got)
