@@ -50,8 +50,12 @@ type Options struct {
 	RunDir string
 	// BinDirs are searched, in order, for the executable an image stands for (see Images).
 	BinDirs []string
-	// NodeName is the Node's name; empty means DefaultNodeName.
+	// NodeName is the first Node's name; empty means DefaultNodeName.
 	NodeName string
+	// Nodes is how many Nodes the node agent plays (0 means 1), so that pods with
+	// required anti-affinity across hosts (linkerd install --ha) can schedule. Node i > 0
+	// is named NodeName-<i+1>. All of them share the one node namespace and bridge.
+	Nodes int
 	// KubeProxy is the kube-proxy binary; empty means kube-proxy in kube.BinDir().
 	KubeProxy string
 	// Logger receives the cluster's own log (relay, egress proxy, node agent); nil means
@@ -101,6 +105,12 @@ func Up(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	}
 	if opts.NodeName == "" {
 		opts.NodeName = DefaultNodeName
+	}
+	if opts.Nodes < 0 {
+		return nil, fmt.Errorf("localcluster: Options.Nodes is %d; want at least 1", opts.Nodes)
+	}
+	if opts.Nodes == 0 {
+		opts.Nodes = 1
 	}
 	if opts.KubeProxy == "" {
 		opts.KubeProxy = filepath.Join(kube.BinDir(), "kube-proxy")
@@ -231,26 +241,28 @@ func Up(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		hosts.run(ctx)
 	}()
 
-	if err := c.ensureNode(ctx); err != nil {
-		return nil, err
+	for _, name := range c.NodeNames() {
+		if err := c.ensureNode(ctx, name); err != nil {
+			return nil, err
+		}
+		c.startNode(ctx, name)
 	}
-	c.startNode(ctx)
 	if err := c.startKubeProxy(); err != nil {
 		return nil, err
 	}
 	return c, nil
 }
 
-// startNode runs the node agent (test/node) until ctx ends.
-func (c *Cluster) startNode(ctx context.Context) {
+// startNode runs the node agent (test/node) for Node name until ctx ends.
+func (c *Cluster) startNode(ctx context.Context, name string) {
 	cfg := node.Config{
 		Client:    c.kube.Client(),
-		NodeName:  c.opts.NodeName,
+		NodeName:  name,
 		Network:   c.network,
 		Images:    Images(c.opts.BinDirs...),
 		HostsFile: c.hostsPath,
 		RunDir:    c.opts.RunDir,
-		Logger:    c.log.With("component", "node"),
+		Logger:    c.log.With("component", "node", "node", name),
 	}
 	c.background.Add(1)
 	go func() {
@@ -262,7 +274,7 @@ func (c *Cluster) startNode(ctx context.Context) {
 		if err == nil {
 			err = errors.New("stopped")
 		}
-		c.fail(fmt.Errorf("localcluster: the node agent: %w", err))
+		c.fail(fmt.Errorf("localcluster: the node agent of %s: %w", name, err))
 	}()
 }
 
@@ -294,12 +306,12 @@ func portOf(hostURL string) (int, error) {
 	return strconv.Atoi(port)
 }
 
-// ensureNode registers the Node with the node address unless it exists, so kube-proxy
+// ensureNode registers Node name with the node address unless it exists, so kube-proxy
 // finds its node IP at once; the node agent takes the object over.
-func (c *Cluster) ensureNode(ctx context.Context) error {
+func (c *Cluster) ensureNode(ctx context.Context, name string) error {
 	node := &corev1.Node{
-		ObjectMeta: metav1.ObjectMeta{Name: c.opts.NodeName, Labels: map[string]string{
-			"kubernetes.io/hostname": c.opts.NodeName, "kubernetes.io/os": "linux",
+		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{
+			"kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
 		}},
 		Spec: corev1.NodeSpec{PodCIDR: ClusterCIDR.String(), PodCIDRs: []string{ClusterCIDR.String()}},
 	}
@@ -309,14 +321,14 @@ func (c *Cluster) ensureNode(ctx context.Context) error {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("localcluster: registering node %s: %w", c.opts.NodeName, err)
+		return fmt.Errorf("localcluster: registering node %s: %w", name, err)
 	}
 	created.Status.Addresses = []corev1.NodeAddress{
 		{Type: corev1.NodeInternalIP, Address: NodeIP.String()},
-		{Type: corev1.NodeHostName, Address: c.opts.NodeName},
+		{Type: corev1.NodeHostName, Address: name},
 	}
 	if _, err := nodes.UpdateStatus(ctx, created, metav1.UpdateOptions{}); err != nil {
-		return fmt.Errorf("localcluster: setting node %s's address: %w", c.opts.NodeName, err)
+		return fmt.Errorf("localcluster: setting node %s's address: %w", name, err)
 	}
 	return nil
 }
@@ -413,8 +425,17 @@ func (c *Cluster) HostsFile() string { return c.hostsPath }
 // RunDir is the run directory, absolute.
 func (c *Cluster) RunDir() string { return c.opts.RunDir }
 
-// NodeName is the Node's name.
+// NodeName is the first Node's name (kube-proxy runs as that node).
 func (c *Cluster) NodeName() string { return c.opts.NodeName }
+
+// NodeNames are the names of every Node the cluster's node agent plays, first one first.
+func (c *Cluster) NodeNames() []string {
+	names := []string{c.opts.NodeName}
+	for i := 2; i <= c.opts.Nodes; i++ {
+		names = append(names, fmt.Sprintf("%s-%d", c.opts.NodeName, i))
+	}
+	return names
+}
 
 // APIServerAddr is where pods reach the API server directly: the node address and the
 // API server's port, the endpoint of the "kubernetes" Service.

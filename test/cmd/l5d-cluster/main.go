@@ -37,7 +37,7 @@ type dirList []string
 func (d *dirList) String() string     { return strings.Join(*d, ",") }
 func (d *dirList) Set(s string) error { *d = append(*d, s); return nil }
 
-const usage = `usage: l5d-cluster up -run-dir DIR [-bin-dir DIR]... [-node NAME] [-v]`
+const usage = `usage: l5d-cluster up -run-dir DIR [-bin-dir DIR]... [-node NAME] [-nodes N] [-v]`
 
 func run(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] != "up" {
@@ -48,7 +48,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 	runDir := fs.String("run-dir", "", "directory for the kubeconfig, hosts file, logs and pod files (created if missing)")
 	var binDirs dirList
 	fs.Var(&binDirs, "bin-dir", "directory of executables that images map to by name (repeatable; default: bin/ next to this program)")
-	nodeName := fs.String("node", localcluster.DefaultNodeName, "name of the node")
+	nodeName := fs.String("node", localcluster.DefaultNodeName, "name of the (first) node")
+	nodes := fs.Int("nodes", 1, "how many nodes to play (linkerd install --ha needs 3: its replicas must be on different hosts)")
 	verbose := fs.Bool("v", false, "log debug messages")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
@@ -74,7 +75,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	defer stop()
 	log.Info("starting the cluster", "runDir", *runDir, "binDirs", []string(binDirs))
 	c, err := localcluster.Up(ctx, localcluster.Options{
-		RunDir: *runDir, BinDirs: binDirs, NodeName: *nodeName, Logger: log,
+		RunDir: *runDir, BinDirs: binDirs, NodeName: *nodeName, Nodes: *nodes, Logger: log,
 	})
 	if err != nil {
 		return err

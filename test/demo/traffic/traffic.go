@@ -5,12 +5,15 @@ package traffic
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -32,6 +35,9 @@ type Options struct {
 	// MaxInFlight bounds the concurrent requests (0: 64); a tick finding that many in
 	// flight is skipped and counted.
 	MaxInFlight int
+	// Path, when set, makes every request a GET of that path (for example "/ready")
+	// instead of the rotation over the front end's pages.
+	Path string
 	// Client sends the requests (nil: a client with a 10s timeout).
 	Client *http.Client
 	Log    *slog.Logger
@@ -41,9 +47,14 @@ type Options struct {
 type Stats struct {
 	// Sent is the number of completed requests, Failed those that got no response or a
 	// 5xx status, Skipped the ticks dropped because MaxInFlight requests were running.
-	Sent, Failed, Skipped int64
+	Sent    int64 `json:"sent"`
+	Failed  int64 `json:"failed"`
+	Skipped int64 `json:"skipped"`
 	// ByPath counts completed requests per route, e.g. "GET /api/items/{id}".
-	ByPath map[string]int64
+	ByPath map[string]int64 `json:"byPath"`
+	// ByStatus counts completed requests per HTTP status code; "error" counts those that
+	// got no response.
+	ByStatus map[string]int64 `json:"byStatus"`
 }
 
 // Generator sends the demo traffic. Use New.
@@ -58,6 +69,7 @@ type Generator struct {
 
 	mu         sync.Mutex
 	byPath     map[string]int64
+	byStatus   map[string]int64
 	windowFail int64
 }
 
@@ -69,6 +81,9 @@ func New(opts Options) (*Generator, error) {
 	}
 	if !(opts.Rate > 0) {
 		return nil, fmt.Errorf("traffic: rate %v must be a positive number of requests per second", opts.Rate)
+	}
+	if opts.Path != "" && !strings.HasPrefix(opts.Path, "/") {
+		return nil, fmt.Errorf("traffic: path %q must start with /", opts.Path)
 	}
 	if opts.LogEvery < 0 || opts.Count < 0 || opts.MaxInFlight < 0 {
 		return nil, fmt.Errorf("traffic: log-every %d, count %d and max-in-flight %d must not be negative",
@@ -87,18 +102,15 @@ func New(opts Options) (*Generator, error) {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
 	u.Path = strings.TrimSuffix(u.Path, "/")
-	return &Generator{opts: opts, base: u, ids: catalog.ItemIDs(), byPath: map[string]int64{}}, nil
+	return &Generator{opts: opts, base: u, ids: catalog.ItemIDs(), byPath: map[string]int64{}, byStatus: map[string]int64{}}, nil
 }
 
 // Stats returns the counts so far.
 func (g *Generator) Stats() Stats {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	s := Stats{Sent: g.sent.Load(), Failed: g.failed.Load(), Skipped: g.skip.Load(), ByPath: make(map[string]int64, len(g.byPath))}
-	for k, v := range g.byPath {
-		s.ByPath[k] = v
-	}
-	return s
+	return Stats{Sent: g.sent.Load(), Failed: g.failed.Load(), Skipped: g.skip.Load(),
+		ByPath: maps.Clone(g.byPath), ByStatus: maps.Clone(g.byStatus)}
 }
 
 // Run sends requests at the configured rate until ctx ends or Count requests have
@@ -141,6 +153,9 @@ func (g *Generator) Run(ctx context.Context) error {
 // (twice, so ratings see the most calls) and a vote.
 // key names the route, e.g. "GET /api/items/{id}".
 func (g *Generator) request(i uint64) (method, path, key string, body []byte) {
+	if g.opts.Path != "" {
+		return http.MethodGet, g.opts.Path, "GET " + g.opts.Path, nil
+	}
 	id := g.ids[rand.IntN(len(g.ids))]
 	switch i % 5 {
 	case 0:
@@ -157,7 +172,7 @@ func (g *Generator) request(i uint64) (method, path, key string, body []byte) {
 
 func (g *Generator) one(ctx context.Context) {
 	method, path, key, body := g.request(g.next.Add(1) - 1)
-	failed := false
+	failed, code := false, "error"
 	req, err := http.NewRequestWithContext(ctx, method, g.base.String()+path, bytes.NewReader(body))
 	if err == nil {
 		if body != nil {
@@ -169,6 +184,7 @@ func (g *Generator) one(ctx context.Context) {
 			io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
 			failed = resp.StatusCode >= 500
+			code = strconv.Itoa(resp.StatusCode)
 		}
 	}
 	if err != nil {
@@ -182,6 +198,7 @@ func (g *Generator) one(ctx context.Context) {
 	}
 	g.mu.Lock()
 	g.byPath[key]++
+	g.byStatus[code]++
 	if failed {
 		g.windowFail++
 	}
@@ -196,4 +213,13 @@ func (g *Generator) one(ctx context.Context) {
 		g.opts.Log.Info("traffic", "sent", n, "last", g.opts.LogEvery, "failed_in_last", logFail,
 			"failed_total", g.failed.Load(), "skipped_total", g.skip.Load())
 	}
+}
+
+// StatsHandler serves g's Stats as JSON on GET, so a test or an operator can read the
+// generator's view of the requests (for example through the API server's pod proxy).
+func StatsHandler(g *Generator) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(g.Stats())
+	})
 }

@@ -2,6 +2,8 @@ package traffic_test
 
 import (
 	"context"
+	"encoding/json"
+	"net/http/httptest"
 	"testing"
 
 	"github.com/l5d-go/l5d/test/demo/demotest"
@@ -40,9 +42,30 @@ func TestInvalidOptions(t *testing.T) {
 		{Target: "http://web:8080", Rate: 0},
 		{Target: "http://web:8080", Rate: 1, Count: -1},
 		{Target: "ftp://web", Rate: 1},
+		{Target: "http://web:8080", Rate: 1, Path: "ready"},
 	} {
 		if _, err := traffic.New(o); err == nil {
 			t.Errorf("New(%+v) succeeded, want an error", o)
 		}
+	}
+}
+
+func TestFixedPathAndStatsEndpoint(t *testing.T) {
+	s := demotest.Start(t, ratings.Options{})
+	g, err := traffic.New(traffic.Options{Target: s.WebURL, Rate: 500, Count: 20, Path: "/api/items/nope"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	traffic.StatsHandler(g).ServeHTTP(rec, httptest.NewRequest("GET", "/stats", nil))
+	var st traffic.Stats
+	if err := json.Unmarshal(rec.Body.Bytes(), &st); err != nil {
+		t.Fatalf("/stats is not JSON Stats: %v\n%s", err, rec.Body)
+	}
+	if st.Sent != 20 || st.ByPath["GET /api/items/nope"] != 20 || st.ByStatus["404"] != 20 || st.Failed != 0 {
+		t.Errorf("stats %+v, want 20 GETs of the one path, all 404 and none failed", st)
 	}
 }

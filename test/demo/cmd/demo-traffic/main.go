@@ -1,6 +1,6 @@
 // Command demo-traffic requests the demo front end at -target at a steady -rate, forever
-// (or -count requests), logging a summary line every -log-every requests. It serves a
-// readiness endpoint on -admin-addr.
+// (or -count requests), logging a summary line every -log-every requests. On -admin-addr
+// it serves its counts so far as JSON at /stats and answers "ready" on every other path.
 package main
 
 import (
@@ -8,6 +8,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -33,6 +34,7 @@ func run() error {
 	flag.Float64Var(&opts.Rate, "rate", rate, "requests started per second (env RATE)")
 	flag.IntVar(&opts.LogEvery, "log-every", 100, "log a summary line every this many requests")
 	flag.IntVar(&opts.Count, "count", 0, "stop after this many requests (0: run forever)")
+	flag.StringVar(&opts.Path, "path", serve.Env("REQUEST_PATH", ""), "GET only this path instead of the front end's rotation (env REQUEST_PATH)")
 	flag.IntVar(&opts.MaxInFlight, "max-in-flight", 64, "most concurrent requests")
 	adminAddr := flag.String("admin-addr", serve.Env("ADMIN_ADDR", ":9990"), "readiness endpoint listen address (env ADMIN_ADDR)")
 	flag.Parse()
@@ -47,6 +49,9 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	admin := http.NewServeMux()
+	admin.Handle("GET /stats", traffic.StatsHandler(g))
+	admin.Handle("/", serve.ReadyHandler())
 	opts.Log.Info("sending traffic", "target", opts.Target, "rate", opts.Rate)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -59,5 +64,5 @@ func run() error {
 			}
 			return err
 		},
-		func(ctx context.Context) error { return serve.HTTP(ctx, adminLn, serve.ReadyHandler()) })
+		func(ctx context.Context) error { return serve.HTTP(ctx, adminLn, admin) })
 }
