@@ -1,0 +1,402 @@
+// Package e2e runs l5d the way a user meets it, on a whole local cluster
+// (test/localcluster) of three nodes: install with the linkerd CLI (--ha, with a trust
+// anchor and issuer of the suite's own so it can rotate the issuer), check, and mesh
+// workloads. One cluster and one control plane serve every test of the package, in order;
+// each test uses namespaces of its own and leaves the control plane as it found it.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/l5d-go/l5d/pkg/certs"
+	"github.com/l5d-go/l5d/test/demo/traffic"
+	"github.com/l5d-go/l5d/test/kube"
+	"github.com/l5d-go/l5d/test/localcluster"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// suiteTimeout bounds the whole suite: setup and every test.
+const suiteTimeout = 20 * time.Minute
+
+// issuanceLifetime is the life of the workload certificates the suite's identity
+// controller issues: short, so that proxies renew (at 70%) within a test's span, and
+// an issuer rotation reaches every proxy in about a minute and a half.
+const issuanceLifetime = 2 * time.Minute
+
+// Suite is the one cluster every test shares.
+type Suite struct {
+	// Root is the repository root; Bins the world-readable copy of bin/ pods run from.
+	Root, Bins string
+	Cluster    *localcluster.Cluster
+	// Anchor is the trust anchor the control plane was installed with (its key lets a
+	// test sign a new issuer); Issuer the issuer it was installed with.
+	Anchor, Issuer *certs.Authority
+	// Ctx ends at the suite's deadline.
+	Ctx context.Context
+}
+
+var (
+	suite     *Suite
+	skipWhy   string // set when the suite cannot run here
+	setupErr  error
+	setupTime time.Duration
+)
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	os.Exit(runSuite(m))
+}
+
+func runSuite(m *testing.M) int {
+	switch {
+	case os.Geteuid() != 0:
+		skipWhy = "e2e: needs root (pods are network namespaces)"
+	case os.Getenv("L5D_SKIP_KUBE") != "":
+		skipWhy = "e2e: L5D_SKIP_KUBE is set"
+	}
+	if skipWhy != "" || testing.Short() {
+		if skipWhy == "" {
+			skipWhy = "e2e: -short"
+		}
+		return m.Run()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), suiteTimeout)
+	defer cancel()
+	start := time.Now()
+	var cleanup func()
+	suite, cleanup, setupErr = setUp(ctx)
+	setupTime = time.Since(start)
+	code := m.Run()
+	if suite != nil && code != 0 {
+		suite.dumpLogs(os.Stdout)
+	}
+	if cleanup != nil {
+		cleanup()
+	}
+	return code
+}
+
+// need returns the suite, skipping t when it cannot run here and failing it when the
+// setup failed.
+func need(t *testing.T) *Suite {
+	t.Helper()
+	if skipWhy != "" {
+		t.Skip(skipWhy)
+	}
+	if setupErr != nil {
+		t.Fatalf("e2e setup (after %v): %v", setupTime.Round(time.Second), setupErr)
+	}
+	return suite
+}
+
+// setUp starts the cluster and installs the control plane with the CLI, as a user
+// would: check --pre, install --crds | kubectl apply, install --ha | kubectl apply, check.
+func setUp(ctx context.Context) (s *Suite, cleanup func(), err error) {
+	var undo []func()
+	cleanup = func() {
+		for i := len(undo) - 1; i >= 0; i-- {
+			undo[i]()
+		}
+	}
+	defer func() {
+		if err != nil && s != nil {
+			s.dumpLogs(os.Stdout)
+		}
+	}()
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		return nil, cleanup, err
+	}
+	bins, err := podBinaries(filepath.Join(root, "bin"))
+	if bins != "" {
+		undo = append(undo, func() { os.RemoveAll(bins) })
+	}
+	if err != nil {
+		return nil, cleanup, err
+	}
+	runDir, err := os.MkdirTemp("", "l5d-e2e-")
+	if err != nil {
+		return nil, cleanup, err
+	}
+	undo = append(undo, func() { os.RemoveAll(runDir) })
+	logFile, err := os.Create(filepath.Join(runDir, "cluster.log"))
+	if err != nil {
+		return nil, cleanup, err
+	}
+	undo = append(undo, func() { logFile.Close() })
+	c, err := localcluster.Up(ctx, localcluster.Options{
+		RunDir: runDir, BinDirs: []string{bins}, Nodes: 3,
+		Logger: slog.New(slog.NewTextHandler(logFile, nil)),
+	})
+	if err != nil {
+		return nil, cleanup, fmt.Errorf("starting the local cluster: %w", err)
+	}
+	undo = append(undo, func() { c.Close() })
+	s = &Suite{Root: root, Bins: bins, Cluster: c, Ctx: ctx}
+
+	v := certs.ValidFor(time.Now(), 24*time.Hour)
+	if s.Anchor, err = certs.NewTrustAnchor(certs.DefaultAnchorCommonName, v); err != nil {
+		return s, cleanup, err
+	}
+	if s.Issuer, err = s.Anchor.NewIssuer(certs.IssuerCommonName("cluster.local"), v); err != nil {
+		return s, cleanup, err
+	}
+	certDir := filepath.Join(runDir, "certs")
+	key, err := certs.EncodePrivateKeyPEM(s.Issuer.Key)
+	if err != nil {
+		return s, cleanup, err
+	}
+	if err := os.MkdirAll(certDir, 0o700); err != nil {
+		return s, cleanup, err
+	}
+	for name, data := range map[string][]byte{
+		"ca.crt":     certs.EncodeCertificatesPEM(s.Anchor.Cert),
+		"issuer.crt": certs.EncodeCertificatesPEM(s.Issuer.Cert),
+		"issuer.key": key,
+	} {
+		if err := os.WriteFile(filepath.Join(certDir, name), data, 0o600); err != nil {
+			return s, cleanup, err
+		}
+	}
+
+	if _, err := s.Run(nil, s.Linkerd(), "check", "--pre"); err != nil {
+		return s, cleanup, err
+	}
+	crds, err := s.Run(nil, s.Linkerd(), "install", "--crds")
+	if err != nil {
+		return s, cleanup, err
+	}
+	if _, err := s.Run([]byte(crds), s.Kubectl(), "apply", "-f", "-"); err != nil {
+		return s, cleanup, err
+	}
+	cp, err := s.Run(nil, s.Linkerd(), "install", "--ha",
+		"--identity-trust-anchors-file", filepath.Join(certDir, "ca.crt"),
+		"--identity-issuer-certificate-file", filepath.Join(certDir, "issuer.crt"),
+		"--identity-issuer-key-file", filepath.Join(certDir, "issuer.key"),
+		"--set", "identity.issuer.issuanceLifetime="+issuanceLifetime.String())
+	if err != nil {
+		return s, cleanup, err
+	}
+	if _, err := s.Run([]byte(cp), s.Kubectl(), "apply", "-f", "-"); err != nil {
+		return s, cleanup, err
+	}
+	if _, err := s.Run(nil, s.Linkerd(), "check", "--wait", "6m"); err != nil {
+		return s, cleanup, err
+	}
+	return s, cleanup, nil
+}
+
+// Linkerd is the path of our linkerd CLI; Kubectl that of kubectl.
+func (s *Suite) Linkerd() string { return filepath.Join(s.Root, "bin", "linkerd") }
+
+// Kubectl is the path of the kubectl binary from the test substrate.
+func (s *Suite) Kubectl() string { return filepath.Join(kube.BinDir(), "kubectl") }
+
+// Run runs a command with the cluster's kubeconfig and stdin, returning its stdout, or an
+// error carrying its output.
+func (s *Suite) Run(stdin []byte, name string, args ...string) (string, error) {
+	cmd := exec.CommandContext(s.Ctx, name, args...)
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+s.Cluster.Kubeconfig())
+	cmd.Stdin = bytes.NewReader(stdin)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return string(out), fmt.Errorf("%s %s: %w\n%s\n%s", filepath.Base(name), strings.Join(args, " "), err, out, stderr.String())
+	}
+	return string(out), nil
+}
+
+// MustRun is Run failing t on error.
+func (s *Suite) MustRun(t *testing.T, stdin []byte, name string, args ...string) string {
+	t.Helper()
+	out, err := s.Run(stdin, name, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// Apply applies YAML manifests with kubectl.
+func (s *Suite) Apply(t *testing.T, yaml string) {
+	t.Helper()
+	s.MustRun(t, []byte(yaml), s.Kubectl(), "apply", "-f", "-")
+}
+
+// Namespace creates a namespace with the given annotations (for example
+// linkerd.io/inject: enabled) and deletes it when t ends.
+func (s *Suite) Namespace(t *testing.T, name string, annotations map[string]string) {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: annotations}}
+	if _, err := s.Cluster.Client().CoreV1().Namespaces().Create(s.Ctx, ns, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("creating namespace %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		_ = s.Cluster.Client().CoreV1().Namespaces().Delete(context.Background(), name, metav1.DeleteOptions{})
+	})
+}
+
+// Eventually polls cond every interval until it returns "" (done) or the deadline
+// passes; then it fails t with the last reason cond gave.
+func (s *Suite) Eventually(t *testing.T, within time.Duration, what string, cond func() string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(s.Ctx, within)
+	defer cancel()
+	why := "never checked"
+	for {
+		if why = cond(); why == "" {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%s: not after %v: %s", what, within, why)
+		case <-time.After(time.Second): // poll interval
+		}
+	}
+}
+
+// PodsReady returns the namespace's pods matching selector when there are n of them,
+// each Ready and (when meshed) with a linkerd-proxy container; else "" pods and why not.
+func (s *Suite) PodsReady(ns, selector string, n int, meshed bool) ([]corev1.Pod, string) {
+	list, err := s.Cluster.Client().CoreV1().Pods(ns).List(s.Ctx, metav1.ListOptions{LabelSelector: selector})
+	if err != nil {
+		return nil, err.Error()
+	}
+	var why []string
+	var live []corev1.Pod
+	for _, p := range list.Items {
+		if p.DeletionTimestamp != nil {
+			continue
+		}
+		live = append(live, p)
+		if meshed && !hasProxy(&p) {
+			why = append(why, p.Name+": not injected")
+		} else if !podReady(&p) {
+			why = append(why, p.Name+": not ready ("+string(p.Status.Phase)+")")
+		}
+	}
+	if len(live) != n {
+		why = append(why, fmt.Sprintf("%d pods match %q, want %d", len(live), selector, n))
+	}
+	if len(why) > 0 {
+		return nil, strings.Join(why, "; ")
+	}
+	return live, ""
+}
+
+// WaitPodsReady waits (up to within) for PodsReady and returns the pods.
+func (s *Suite) WaitPodsReady(t *testing.T, within time.Duration, ns, selector string, n int, meshed bool) []corev1.Pod {
+	t.Helper()
+	var pods []corev1.Pod
+	s.Eventually(t, within, fmt.Sprintf("%d ready pods %q in %s", n, selector, ns), func() string {
+		var why string
+		pods, why = s.PodsReady(ns, selector, n, meshed)
+		return why
+	})
+	return pods
+}
+
+func hasProxy(p *corev1.Pod) bool {
+	for _, c := range append(append([]corev1.Container{}, p.Spec.InitContainers...), p.Spec.Containers...) {
+		if c.Name == "linkerd-proxy" {
+			return true
+		}
+	}
+	return false
+}
+
+func podReady(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// PodGet GETs path on a pod's port through the API server's pod proxy (as
+// `kubectl get --raw` does).
+func (s *Suite) PodGet(ns, pod string, port int, path string) ([]byte, error) {
+	return s.Cluster.Client().CoreV1().RESTClient().Get().
+		AbsPath("/api/v1/namespaces", ns, "pods", fmt.Sprintf("%s:%d", pod, port), "proxy", strings.TrimPrefix(path, "/")).
+		DoRaw(s.Ctx)
+}
+
+// ProxyMetrics returns the Prometheus text of a meshed pod's proxy (admin port 4191).
+func (s *Suite) ProxyMetrics(ns, pod string) (string, error) {
+	b, err := s.PodGet(ns, pod, 4191, "/metrics")
+	return string(b), err
+}
+
+// TrafficStats reads a demo-traffic pod's counts from its admin port's /stats.
+func (s *Suite) TrafficStats(ns, pod string) (traffic.Stats, error) {
+	var st traffic.Stats
+	b, err := s.PodGet(ns, pod, 9990, "/stats")
+	if err != nil {
+		return st, err
+	}
+	if err := json.Unmarshal(b, &st); err != nil {
+		return st, fmt.Errorf("stats of %s/%s: %w: %s", ns, pod, err, b)
+	}
+	return st, nil
+}
+
+// podBinaries copies bin/ into a fresh directory every container user can read and
+// execute (the proxy runs as uid 2102) and returns it.
+func podBinaries(bin string) (string, error) {
+	entries, err := os.ReadDir(bin)
+	if err != nil || len(entries) == 0 {
+		return "", fmt.Errorf("e2e needs the built binaries in %s (make build): %v", bin, err)
+	}
+	dir, err := os.MkdirTemp("", "l5d-e2e-bin-")
+	if err != nil {
+		return "", err
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return dir, err
+	}
+	for _, e := range entries {
+		if e.IsDir() {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(bin, e.Name()))
+		if err != nil {
+			return dir, err
+		}
+		if err := os.WriteFile(filepath.Join(dir, e.Name()), b, 0o755); err != nil {
+			return dir, err
+		}
+	}
+	return dir, nil
+}
+
+// dumpLogs writes the tail of every container log and of the cluster's own log.
+func (s *Suite) dumpLogs(w io.Writer) {
+	logs, _ := filepath.Glob(filepath.Join(s.Cluster.RunDir(), "pods", "*", "logs", "*.log"))
+	logs = append(logs, filepath.Join(s.Cluster.RunDir(), "cluster.log"))
+	sort.Strings(logs)
+	for _, l := range logs {
+		b, err := os.ReadFile(l)
+		if err != nil {
+			continue
+		}
+		if len(b) > 3000 {
+			b = b[len(b)-3000:]
+		}
+		fmt.Fprintf(w, "== %s\n%s\n", l, b)
+	}
+}
