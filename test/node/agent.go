@@ -73,6 +73,10 @@ func podDir(runDir, namespace, pod string) string {
 	return filepath.Join(runDir, "pods", namespace+"_"+pod)
 }
 
+// podSeq numbers pod network namespaces ("k1", "k2", ...) across every agent of the
+// process, so several agents (nodes) can share one Network.
+var podSeq atomic.Int64
+
 // agent is one running node.
 type agent struct {
 	cfg      Config
@@ -84,7 +88,6 @@ type agent struct {
 	ran     map[types.UID]bool // pods whose worker has ended: never run again
 	closing bool
 	wg      sync.WaitGroup
-	seq     atomic.Int64
 
 	watchMu sync.Mutex
 	watches map[watchKey]*objWatch // Secrets and ConfigMaps that pods' volumes read

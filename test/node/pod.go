@@ -67,7 +67,7 @@ func newPodWorker(a *agent, pod *corev1.Pod) *podWorker {
 		uid:         pod.UID,
 		namespace:   pod.Namespace,
 		dir:         podDir(a.cfg.RunDir, pod.Namespace, pod.Name),
-		name:        fmt.Sprintf("k%d", a.seq.Add(1)),
+		name:        fmt.Sprintf("k%d", podSeq.Add(1)),
 		stopCh:      make(chan struct{}),
 		killCh:      make(chan struct{}),
 		dirty:       make(chan struct{}, 1),
