@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/l5d-go/l5d/test/kube"
+	"github.com/l5d-go/l5d/test/localcluster/internal/clusterdns"
 	"github.com/l5d-go/l5d/test/netns"
 	"github.com/l5d-go/l5d/test/node"
 	corev1 "k8s.io/api/core/v1"
@@ -73,6 +74,7 @@ type Cluster struct {
 	network     *netns.Network
 	relay       *relay
 	egress      *connectProxy
+	dns         *clusterdns.Server
 	kubeProxy   *netns.Process
 	resolver    atomic.Pointer[resolver] // set once the Service cache has synced
 	kubeconfig  string
@@ -93,8 +95,8 @@ type Cluster struct {
 // maxUnixSocketPath is the longest path a Unix socket address can hold.
 const maxUnixSocketPath = 107
 
-// Up starts a cluster and returns when its control plane is ready, kube-proxy runs in the
-// node namespace and the hosts file is written. It needs root. On failure everything
+// Up starts a cluster and returns when its control plane is ready, the cluster DNS server
+// answers on DNSAddr, kube-proxy runs in the node namespace and the hosts file is written. It needs root. On failure everything
 // started is stopped again. The caller must call Close.
 func Up(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	if opts.RunDir == "" {
@@ -194,6 +196,10 @@ func Up(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	if c.apiPort, err = portOf(c.kube.Host()); err != nil {
 		return nil, err
 	}
+	// First, before any other Service can be given its conventional address.
+	if err := ensureKubeDNSService(ctx, c.kube.Client()); err != nil {
+		return nil, err
+	}
 
 	// Pods -> API server: a listener in the node namespace on the advertised address,
 	// relayed to the loopback port.
@@ -217,6 +223,7 @@ func Up(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	factory := informers.NewSharedInformerFactory(c.kube.Client(), 0)
 	svcInformer := factory.Core().V1().Services()
 	sliceInformer := factory.Discovery().V1().EndpointSlices()
+	nsLister := factory.Core().V1().Namespaces().Lister()
 	hosts, err := newHostsWriter(c.hostsPath, svcInformer.Lister(), sliceInformer.Lister(), c.log.With("component", "hosts"))
 	if err != nil {
 		return nil, fmt.Errorf("localcluster: %w", err)
@@ -234,6 +241,10 @@ func Up(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		}
 	}
 	c.resolver.Store(&resolver{services: svcInformer.Lister()})
+	records := informerRecords{services: svcInformer.Lister(), slices: sliceInformer.Lister(), namespaces: nsLister}
+	if c.dns, err = startDNS(c.network.Node, records, c.log.With("component", "dns")); err != nil {
+		return nil, err
+	}
 	c.background.Add(1)
 	go func() {
 		defer c.background.Done()
@@ -256,13 +267,15 @@ func Up(ctx context.Context, opts Options) (_ *Cluster, err error) {
 // startNode runs the node agent (test/node) for Node name until ctx ends.
 func (c *Cluster) startNode(ctx context.Context, name string) {
 	cfg := node.Config{
-		Client:    c.kube.Client(),
-		NodeName:  name,
-		Network:   c.network,
-		Images:    Images(c.opts.BinDirs...),
-		HostsFile: c.hostsPath,
-		RunDir:    c.opts.RunDir,
-		Logger:    c.log.With("component", "node", "node", name),
+		Client:        c.kube.Client(),
+		NodeName:      name,
+		Network:       c.network,
+		Images:        Images(c.opts.BinDirs...),
+		HostsFile:     c.hostsPath,
+		ClusterDNS:    DNSAddr.Addr(),
+		ClusterDomain: ClusterDomain,
+		RunDir:        c.opts.RunDir,
+		Logger:        c.log.With("component", "node", "node", name),
 	}
 	c.background.Add(1)
 	go func() {
@@ -469,8 +482,8 @@ func (c *Cluster) dialNode(ctx context.Context, addr string) (net.Conn, error) {
 	return conn, nil
 }
 
-// Close stops the node agent (killing every pod), kube-proxy, the relay, the egress proxy
-// and the control plane and removes the network namespaces. The run directory stays. It may be called more than once.
+// Close stops the node agent (killing every pod), kube-proxy, the relay, the egress proxy,
+// the DNS server and the control plane and removes the network namespaces. The run directory stays. It may be called more than once.
 func (c *Cluster) Close() error {
 	c.closeOnce.Do(func() {
 		var errs []error
@@ -484,6 +497,9 @@ func (c *Cluster) Close() error {
 		}
 		if c.egress != nil {
 			errs = append(errs, c.egress.Close())
+		}
+		if c.dns != nil {
+			errs = append(errs, c.dns.Close())
 		}
 		done := make(chan struct{})
 		go func() { c.background.Wait(); close(done) }()

@@ -2,15 +2,21 @@
 // every HTTP request on :$PORT (default 8080) with "hello from <hostname>". With the
 // argument "whoami" it builds the in-cluster client configuration (service-account token,
 // CA and KUBERNETES_SERVICE_HOST/PORT), asks the API server who it is and prints the user
-// name.
+// name. With "resolve NAME..." it looks each name up with the system resolver (so through
+// the pod's /etc/resolv.conf) and prints one line per name: "NAME ok ADDR,ADDR" (sorted),
+// "NAME notfound" for a name the DNS says does not exist, "NAME error ERR" otherwise.
 package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log"
+	"net"
 	"net/http"
 	"os"
+	"slices"
+	"strings"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -21,6 +27,10 @@ import (
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == "whoami" {
 		whoami()
+		return
+	}
+	if len(os.Args) > 1 && os.Args[1] == "resolve" {
+		resolve(os.Args[2:])
 		return
 	}
 	port := os.Getenv("PORT")
@@ -51,4 +61,20 @@ func whoami() {
 		log.Fatalf("hello: self-subject review via %s: %v", cfg.Host, err)
 	}
 	fmt.Printf("%s via %s", r.Status.UserInfo.Username, cfg.Host)
+}
+
+func resolve(names []string) {
+	for _, name := range names {
+		addrs, err := net.DefaultResolver.LookupHost(context.Background(), name)
+		var dnsErr *net.DNSError
+		switch {
+		case err == nil:
+			slices.Sort(addrs)
+			fmt.Printf("%s ok %s\n", name, strings.Join(addrs, ","))
+		case errors.As(err, &dnsErr) && dnsErr.IsNotFound:
+			fmt.Printf("%s notfound\n", name)
+		default:
+			fmt.Printf("%s error %v\n", name, err)
+		}
+	}
 }
