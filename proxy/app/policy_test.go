@@ -147,9 +147,31 @@ func TestInboundPolicyEnforcement(t *testing.T) {
 		!strings.Contains(sm, `inbound_http_authz_deny_total{srv_kind="server",srv_name="web-http",route_group="",route_kind="default",route_name="default"}`) {
 		t.Fatalf("authorization metrics missing:\n%s", grepLines(sm, "authz"))
 	}
+	// The refusals are counted under the client's identity (or as plaintext).
+	if !hasLine(sm, "response_total{", `direction="inbound"`, `tls="true"`, `client_id="`+otherName+`"`, `status_code="403"`) ||
+		!hasLine(sm, "response_total{", `direction="inbound"`, `tls="no_identity"`, `status_code="403"`) {
+		t.Fatalf("inbound 403 responses not counted by client:\n%s", grepLines(sm, "response_total"))
+	}
 	// Unauthenticated from anywhere: everyone in.
 	pol.set(&inbound.Server{Labels: map[string]string{"kind": "default", "name": "all-unauthenticated"},
 		Authorizations: []*inbound.Authz{{Labels: map[string]string{"name": "all-unauthenticated"}, Networks: []*inbound.Network{{Net: everywhereV4()}},
 			Authentication: &inbound.Authn{Permit: &inbound.Authn_Unauthenticated{Unauthenticated: &inbound.Authn_PermitUnauthenticated{}}}}}})
 	waitFor(t, "unmeshed clients to be allowed", func() bool { return status(nil) == http.StatusOK })
+}
+
+// hasLine reports whether a line of text starts with prefix and contains every part.
+func hasLine(text, prefix string, parts ...string) bool {
+	for _, l := range strings.Split(text, "\n") {
+		if !strings.HasPrefix(l, prefix) {
+			continue
+		}
+		ok := true
+		for _, p := range parts {
+			ok = ok && strings.Contains(l, p)
+		}
+		if ok {
+			return true
+		}
+	}
+	return false
 }

@@ -136,7 +136,7 @@ func (s *fastConn) forward() (pending []byte, done bool) {
 	s.rt = nil
 	be, err := h.Router.Route(s.hr, s.ci)
 	if err != nil {
-		return nil, s.writeError(h.ErrorMetrics, start, err, false)
+		return nil, s.writeError(h.errorMetrics(s.ci), start, err, false)
 	}
 	if be.Routes != nil {
 		if rt := be.Routes.Load().Match(s.hr.Method, s.hr.URL.Path); rt != nil {
@@ -151,7 +151,7 @@ func (s *fastConn) forward() (pending []byte, done bool) {
 	}
 	bep, err := be.Balancer.Pick(s.ctx)
 	if err != nil {
-		return nil, s.writeError(h.ErrorMetrics, start, err, false)
+		return nil, s.writeError(h.errorMetrics(s.ci), start, err, false)
 	}
 	ep := bep.Value
 	if ep.H2 {
@@ -324,7 +324,7 @@ func (s *fastConn) forwardHTTP(be *Backend, first *balance.Endpoint[*Endpoint], 
 	u, err := url.ParseRequestURI(string(s.req.Target))
 	if err != nil {
 		routeFailed(http.StatusBadRequest)
-		return s.writeError(h.ErrorMetrics, start, &RouteError{Status: http.StatusBadRequest, Reason: "invalid request target"}, true)
+		return s.writeError(h.errorMetrics(s.ci), start, &RouteError{Status: http.StatusBadRequest, Reason: "invalid request target"}, true)
 	}
 	var body *replay
 	cl := s.req.ContentLength
@@ -351,7 +351,7 @@ func (s *fastConn) forwardHTTP(be *Backend, first *balance.Endpoint[*Endpoint], 
 	resp, m, err := h.exchange(req, be, first, prt, body, false, start)
 	if err != nil {
 		if m == nil {
-			m = h.ErrorMetrics
+			m = h.errorMetrics(s.ci)
 		} else {
 			m = nil // the endpoint's metrics have the failed attempts
 		}

@@ -45,11 +45,30 @@ type Handler struct {
 	Clients *Clients
 	Log     *slog.Logger
 	// ErrorMetrics records responses the proxy generates before an endpoint is picked
-	// (no route, no endpoints); nil skips them.
+	// (no route, no endpoints) unless the Router is an ErrorMetricsRouter labelling them
+	// per connection; nil skips them.
 	ErrorMetrics *metrics.HTTP
 	// FailureBackoff is how long an endpoint that refused a connection is avoided by the
 	// balancer (default 1s).
 	FailureBackoff time.Duration
+}
+
+// ErrorMetricsRouter is implemented by Routers that label the responses the proxy
+// generates on a connection (refusals, errors before an endpoint is picked) by that
+// connection, e.g. with its client's mesh identity. ErrorMetrics returns nil to leave a
+// response to Handler.ErrorMetrics.
+type ErrorMetricsRouter interface {
+	ErrorMetrics(ci *ConnInfo) *metrics.HTTP
+}
+
+// errorMetrics returns the handle recording the responses the proxy generates on ci.
+func (h *Handler) errorMetrics(ci *ConnInfo) *metrics.HTTP {
+	if er, ok := h.Router.(ErrorMetricsRouter); ok && ci != nil {
+		if m := er.ErrorMetrics(ci); m != nil {
+			return m
+		}
+	}
+	return h.ErrorMetrics
 }
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 16<<10); return &b }}
@@ -58,9 +77,10 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 16<<10); return &b }
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	ctx := r.Context()
-	be, err := h.Router.Route(r, ConnInfoFrom(ctx))
+	ci := ConnInfoFrom(ctx)
+	be, err := h.Router.Route(r, ci)
 	if err != nil {
-		h.fail(w, r, h.ErrorMetrics, start, err)
+		h.fail(w, r, h.errorMetrics(ci), start, err)
 		return
 	}
 	var rt *routes.Route
@@ -72,7 +92,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	bep, err := be.Balancer.Pick(ctx)
 	if err != nil {
-		status := h.fail(w, r, h.ErrorMetrics, start, err)
+		status := h.fail(w, r, h.errorMetrics(ci), start, err)
 		recordRoute(rt, status, true, start)
 		return
 	}

@@ -181,7 +181,7 @@ func (h *Handler) servePolicy(w http.ResponseWriter, r *http.Request, be *Backen
 	resp, m, err := h.exchange(r, be, nil, rt, body, restoreH1, start)
 	if err != nil {
 		if m == nil {
-			m = h.ErrorMetrics // no endpoint was picked
+			m = h.errorMetrics(ConnInfoFrom(r.Context())) // no endpoint was picked
 		} else {
 			m = nil // the endpoint's metrics have the failed attempts
 		}

@@ -215,6 +215,15 @@ func (rt *Router) Route(r *http.Request, ci *forward.ConnInfo) (*forward.Backend
 	return be, nil
 }
 
+// ErrorMetrics implements forward.ErrorMetricsRouter: the responses the proxy answers
+// itself on a connection (403 refusals, 404 without a route, errors reaching the
+// application) are counted with the connection's target and tls labels, so a refused
+// mesh client is counted under its client_id.
+func (rt *Router) ErrorMetrics(ci *forward.ConnInfo) *metrics.HTTP {
+	return rt.opts.Metrics.HTTP(metrics.Join(metrics.Labels("direction", "inbound",
+		"target_addr", ci.OrigDst.String(), "target_ip", ci.OrigDst.Addr().String()), rt.tlsLabels(ci)))
+}
+
 // ServeTCP relays an opaque connection to the application.
 func (rt *Router) ServeTCP(ctx context.Context, conn net.Conn, ci *forward.ConnInfo, src *metrics.TCP) {
 	if p, ok := rt.authorize(ci); !ok {
