@@ -42,6 +42,7 @@ func TestAuthorizationPolicyAdmitsOneServiceAccount(t *testing.T) {
 	s.podOf(t, ns, "catalog")
 
 	for _, c := range []string{allowed, other} {
+		s.waitTrafficStatus(t, ns, c, "403") // past the clients' start-up
 		d := s.trafficWindow(t, ns, c, 10)
 		if d.ByStatus["403"] != d.Sent {
 			t.Fatalf("under the deny default, %s got %v, want only 403s", c, d.ByStatus)
