@@ -45,6 +45,11 @@ type Server struct {
 	DetectTimeout time.Duration
 	// Opaque reports whether a destination port skips detection.
 	Opaque func(dst netip.AddrPort) bool
+	// Hold, when set, is called for each connection once its original destination is
+	// known, before Opaque; the release it returns (nil for none) is called once, when the
+	// connection is closed. Discovery uses it to keep what the connection resolved cached
+	// for as long as the connection is open.
+	Hold func(dst netip.AddrPort) (release func())
 	// HTTP serves detected HTTP connections.
 	HTTP http.Handler
 	// TCP serves opaque connections.
@@ -196,6 +201,10 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn, httpLn *chanListener
 	src := s.srcTCP(dst, labels)
 	src.Open()
 	s.open.Add(1)
+	var release func()
+	if s.Hold != nil {
+		release = s.Hold(dst)
+	}
 
 	proto := detect.Opaque
 	if !passthrough && !transported && (s.Opaque == nil || !s.Opaque(dst)) {
@@ -205,6 +214,9 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn, httpLn *chanListener
 			c.Close()
 			src.Close()
 			s.open.Add(-1)
+			if release != nil {
+				release()
+			}
 			return
 		}
 		proto, conn = p, dc
@@ -213,9 +225,12 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn, httpLn *chanListener
 		s.TCP(ctx, conn, ci, src)
 		src.Close()
 		s.open.Add(-1)
+		if release != nil {
+			release()
+		}
 		return
 	}
-	cc := &countedConn{Conn: conn, info: ci, m: src, open: &s.open}
+	cc := &countedConn{Conn: conn, info: ci, m: src, open: &s.open, release: release}
 	if fast, ok := s.HTTP.(FastHTTP2); ok && proto == detect.HTTP2 {
 		fast.ServeHTTP2(ctx, cc, ci)
 		return
@@ -317,6 +332,8 @@ type countedConn struct {
 	m      *metrics.TCP
 	open   *atomic.Int64
 	closed atomic.Bool
+	// release, when set, ends the connection's hold on what it resolved (Server.Hold).
+	release func()
 	// pending are bytes to return before reading from Conn again.
 	pending []byte
 }
@@ -343,6 +360,9 @@ func (c *countedConn) Close() error {
 	if c.closed.CompareAndSwap(false, true) {
 		c.m.Close()
 		c.open.Add(-1)
+		if c.release != nil {
+			c.release()
+		}
 	}
 	return c.Conn.Close()
 }

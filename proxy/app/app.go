@@ -180,6 +180,7 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Proxy, error
 		Fallback:      cfg.Outbound.FallbackDst,
 		DetectTimeout: cfg.Outbound.DetectTimeout,
 		Opaque:        outboundOpaque(cfg, ctl, opts.Discovery),
+		Hold:          outboundHold(cfg, ctl, opts.Discovery),
 		HTTP: &forward.Handler{Router: outRouter, Clients: outClients, Log: opts.Log,
 			ErrorMetrics: p.Metrics.HTTP(metrics.Join(metrics.Labels("direction", "outbound"), outboundTLSLabels))},
 		TCP:       outRouter.ServeTCP,
@@ -259,6 +260,25 @@ func outboundOpaque(cfg *config.Config, ctl *control, custom outbound.Discovery)
 			}
 		}
 		return false
+	}
+}
+
+// outboundHold keeps the discovery answer of an outbound connection's original
+// destination (in the profile networks) cached while the connection is open, so a new
+// connection to a target in use finds it even while the control plane is unreachable.
+func outboundHold(cfg *config.Config, ctl *control, custom outbound.Discovery) func(netip.AddrPort) func() {
+	if ctl.resolver == nil || custom != nil {
+		return nil
+	}
+	r, nets := ctl.resolver, cfg.ProfileNetworks
+	return func(d netip.AddrPort) func() {
+		a := d.Addr().Unmap()
+		for _, n := range nets {
+			if n.Contains(a) {
+				return r.Hold(d)
+			}
+		}
+		return nil
 	}
 }
 

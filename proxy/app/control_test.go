@@ -56,21 +56,7 @@ func startDestination(t *testing.T) (*scriptedcp.Destination, string) {
 	return d, addr
 }
 
-func fetch(c *http.Client, url string) (string, error) {
-	resp, err := c.Get(url)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return "", err
-	}
-	if resp.StatusCode != 200 {
-		return "", fmt.Errorf("status %d (%s): %s", resp.StatusCode, resp.Header.Get("L5d-Proxy-Error"), b)
-	}
-	return string(b), nil
-}
+func fetch(c *http.Client, url string) (string, error) { return fetchAs(c, url, "") }
 
 func TestDiscoveryBalancesAcrossEndpoints(t *testing.T) {
 	d, cp := startDestination(t)

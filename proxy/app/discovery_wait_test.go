@@ -3,6 +3,8 @@ package app
 import (
 	"context"
 	"fmt"
+	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/netip"
@@ -21,9 +23,16 @@ import (
 // client forwarded a request there itself, the server would see it in plaintext.
 func discoveredPair(t *testing.T, m *meshCP) (client, server *Proxy, serverIn netip.AddrPort) {
 	t.Helper()
+	return discoveredPairWith(t, m, nil)
+}
+
+// discoveredPairWith is discoveredPair with extra environment for both proxies.
+func discoveredPairWith(t *testing.T, m *meshCP, extra map[string]string) (client, server *Proxy, serverIn netip.AddrPort) {
+	t.Helper()
 	env := func(local string) map[string]string {
 		e := m.env(local)
 		e[config.EnvDestinationProfileNetworks] = "127.0.0.0/8"
+		maps.Copy(e, extra)
 		return e
 	}
 	server = startProxy(t, netip.AddrPort{}, namedApp(t, "app"), env(serverIdentity), nil)
@@ -132,4 +141,75 @@ func countingDial(addr netip.AddrPort, n *atomic.Int32) func(context.Context, st
 		var d net.Dialer
 		return d.DialContext(ctx, "tcp", addr.String())
 	}
+}
+
+// TestNewConnectionDuringOutageToTargetInUse: an application holds an HTTP/1 keep-alive
+// connection to a service address, its requests routed by the service's name, for longer
+// than the discovery idle timeout. The control plane then goes away, and the application
+// opens a new connection to the same address: the discovery answer is still cached,
+// because a connection resolved through it is open, so the new connection's request
+// reaches the endpoint over mesh TLS instead of waiting for the control plane and failing.
+func TestNewConnectionDuringOutageToTargetInUse(t *testing.T) {
+	m := startMeshCP(t)
+	client, server, serverIn := discoveredPairWith(t, m,
+		map[string]string{config.EnvOutboundDiscoveryIdle: "200ms"})
+	m.dst.SetProfile(serverIn.String(), &destination.DestinationProfile{FullyQualifiedName: "web.ns.svc.cluster.local."})
+	_, out, _ := client.Addrs()
+	port := fmt.Sprint(serverIn.Port())
+	url := "http://web.ns.svc.cluster.local:" + port + "/"
+	var conns atomic.Int32
+	held := clientTo(out, false)
+	held.Transport.(*http.Transport).DialContext = countingDial(out, &conns)
+	if body, err := fetch(held, url); err != nil || body != "app" {
+		t.Fatalf("first request: %q %v", body, err)
+	}
+	// Past the idle timeout with the connection open and idle: two other services are
+	// requested on it (by Host) in turn, each after the one before was dropped as idle, so by the
+	// second drop the sweep that found everything the connection used before idle too
+	// has finished.
+	for _, other := range []string{"other-a", "other-b"} {
+		name := other + ".ns.svc.cluster.local:" + port
+		m.dst.Set(name, scriptedcp.Endpoint{Addr: serverIn, Identity: serverIdentity, H2: true})
+		if body, err := fetchAs(held, url, name); err != nil || body != "app" {
+			t.Fatalf("request to %s: %q %v", name, body, err)
+		}
+		waitFor(t, name+" to be dropped as idle", func() bool { return m.dst.Streams(name) == 0 })
+	}
+	if n := conns.Load(); n != 1 {
+		t.Fatalf("the application opened %d connections, want 1 held open", n)
+	}
+	m.dst.Stop()
+	fresh := clientTo(out, false)
+	if body, err := fetch(fresh, url); err != nil || body != "app" {
+		t.Fatalf("request on a new connection during the outage: %q %v", body, err)
+	}
+	if body, err := fetch(held, url); err != nil || body != "app" {
+		t.Fatalf("request on the held connection during the outage: %q %v", body, err)
+	}
+	if mtls, plain := inboundRequests(t, server); mtls != 5 || plain != 0 {
+		t.Fatalf("server saw %d requests over mTLS from the client and %d in plaintext; want 5 and none", mtls, plain)
+	}
+}
+
+// fetchAs is fetch with the request's Host set to host (url's host when empty); the
+// client still pools the connection by url.
+func fetchAs(c *http.Client, url, host string) (string, error) {
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		return "", err
+	}
+	req.Host = host
+	resp, err := c.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return "", err
+	}
+	if resp.StatusCode != 200 {
+		return "", fmt.Errorf("status %d (%s): %s", resp.StatusCode, resp.Header.Get("L5d-Proxy-Error"), b)
+	}
+	return string(b), nil
 }

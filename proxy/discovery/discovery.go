@@ -4,7 +4,10 @@
 // pod endpoint).
 //
 // Each target has one shared stream, started by the first request for it and dropped
-// when no request has used the target for the idle timeout. A stream that breaks is
+// when no request has used the target for the idle timeout. A connection that resolved
+// its original destination through Hold keeps that address's profile, and the service it
+// names, cached while it is open: the idle timeout counts from when the last such
+// connection closed. A stream that breaks is
 // re-opened with jittered exponential backoff; meanwhile the last known endpoints stay in
 // force, so traffic to already-discovered targets survives a control-plane outage.
 //
@@ -276,6 +279,23 @@ func (r *Resolver) Opaque(ctx context.Context, dst netip.AddrPort) bool {
 	return st != nil && st.opaque
 }
 
+// Hold keeps the profile of dst, and the service and name profile it names, cached until
+// release is called, however long no request uses them: a connection holds its original
+// destination while it is open, so a new connection to the same target finds the answer
+// cached even when the control plane is unreachable. It starts the address's GetProfile
+// stream when needed and does not wait for an answer. The idle timeout counts from the
+// last release. release must be called exactly once.
+func (r *Resolver) Hold(dst netip.AddrPort) (release func()) {
+	for {
+		p := r.profile(dst)
+		if p.hold() {
+			return p.release
+		}
+		// The sweeper dropped p after the map load: start a new stream.
+		r.profiles.CompareAndDelete(dst.String(), p)
+	}
+}
+
 func (r *Resolver) profile(dst netip.AddrPort) *profile {
 	return r.profileOf(dst.String(), func() *profile { return newProfile(r, dst) })
 }
@@ -294,7 +314,7 @@ func (r *Resolver) profileOf(key string, newP func() *profile) *profile {
 	return p
 }
 
-// sweep drops targets that have not been used for the idle timeout.
+// sweep drops targets that have not been used for the idle timeout and are not held.
 func (r *Resolver) sweep() {
 	defer r.wg.Done()
 	tick := max(r.opts.IdleTimeout/4, 10*time.Millisecond)
@@ -305,6 +325,7 @@ func (r *Resolver) sweep() {
 		case <-r.ctx.Done():
 			return
 		case now := <-t.C:
+			r.keepHeldServices()
 			r.names.Range(func(k, v any) bool {
 				if v.(*target).idle(now, r.opts.IdleTimeout) {
 					r.names.CompareAndDelete(k, v)
@@ -323,11 +344,36 @@ func (r *Resolver) sweep() {
 	}
 }
 
+// keepHeldServices marks the service, and the name profile, that a held address profile
+// names as used: requests on a held connection route by that name, and may be far apart.
+func (r *Resolver) keepHeldServices() {
+	r.profiles.Range(func(_, v any) bool {
+		p := v.(*profile)
+		if p.holds.Load() <= 0 {
+			return true
+		}
+		st := p.latest.Load()
+		if st == nil || st.name == "" {
+			return true
+		}
+		if t, ok := r.names.Load(st.name); ok {
+			t.(*target).touch()
+		}
+		if np, ok := r.profiles.Load("name/" + st.name); ok {
+			np.(*profile).touch()
+		}
+		return true
+	})
+}
+
 // usage tracks when a stream was last used, with one atomic load per request in the
-// common case.
+// common case, and how many connections hold it.
 type usage struct {
 	used     atomic.Bool
 	lastSeen atomic.Int64 // unix nanoseconds, updated by the sweeper
+	// holds counts the connections holding the stream; -1 once the sweeper dropped it,
+	// after which it cannot be held.
+	holds atomic.Int64
 }
 
 func (u *usage) touch() {
@@ -336,12 +382,36 @@ func (u *usage) touch() {
 	}
 }
 
+// hold adds a holder; it reports false when the stream was already dropped.
+func (u *usage) hold() bool {
+	for {
+		n := u.holds.Load()
+		if n < 0 {
+			return false
+		}
+		if u.holds.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
+// release removes a holder; the idle timeout starts over from now.
+func (u *usage) release() {
+	u.touch()
+	u.holds.Add(-1)
+}
+
+// idle reports whether the stream has had no holder and no use for timeout; a stream it
+// reports idle is marked dropped and can no longer be held.
 func (u *usage) idle(now time.Time, timeout time.Duration) bool {
-	if u.used.Swap(false) {
+	if u.used.Swap(false) || u.holds.Load() > 0 {
 		u.lastSeen.Store(now.UnixNano())
 		return false
 	}
-	return now.Sub(time.Unix(0, u.lastSeen.Load())) >= timeout
+	if now.Sub(time.Unix(0, u.lastSeen.Load())) < timeout {
+		return false
+	}
+	return u.holds.CompareAndSwap(0, -1)
 }
 
 // backoff returns the jittered delay before attempt n (0-based) to re-open a stream.

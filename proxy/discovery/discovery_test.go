@@ -290,3 +290,39 @@ func TestStreamBrokenBeforeAnswerKeepsWaiting(t *testing.T) {
 		t.Fatalf("request across a broken first stream: endpoints %v, error %v", got.be, got.err)
 	}
 }
+
+// TestHeldProfileSurvivesSweeps: an address held by an open connection keeps its
+// GetProfile stream, and the service it names keeps its Get and GetProfile streams, long
+// past the idle timeout with no requests, while an address nobody holds is dropped. Once
+// released, the held streams are dropped after the idle timeout too.
+func TestHeldProfileSurvivesSweeps(t *testing.T) {
+	d, _, r, _ := setup(t, 200*time.Millisecond)
+	const name = "web.ns.svc.cluster.local:80"
+	held, unused := ap("10.96.0.10:80"), ap("10.96.0.11:80")
+	d.Set(name, scriptedcp.Endpoint{Addr: ap("10.0.0.1:80")})
+	d.SetProfile(held.String(), &destination.DestinationProfile{FullyQualifiedName: "web.ns.svc.cluster.local."})
+	release := r.Hold(held)
+	if r.Opaque(context.Background(), held) {
+		t.Fatal("the held address reported opaque")
+	}
+	// A connection's requests route by the service name.
+	if got := addrsOf(r, name); !slices.Equal(got, []string{"10.0.0.1:80"}) {
+		t.Fatalf("endpoints %v", got)
+	}
+	// Each unused address is looked up and released after the one before it was dropped,
+	// so by the second drop the sweep that dropped the first, with everything last used
+	// before it, has finished.
+	for _, a := range []netip.AddrPort{unused, ap("10.96.0.12:80")} {
+		rel := r.Hold(a)
+		r.Opaque(context.Background(), a) // its stream has answered
+		rel()
+		waitFor(t, "the unused address to be dropped", func() bool { return d.ProfileStreams(a.String()) == 0 })
+	}
+	if n, g, np := d.ProfileStreams(held.String()), d.Streams(name), d.ProfileStreams(name); n != 1 || g != 1 || np != 1 {
+		t.Fatalf("while held: %d profile streams for the address, %d Get and %d GetProfile streams for its service; want 1 each", n, g, np)
+	}
+	release()
+	waitFor(t, "the released address and its service to be dropped", func() bool {
+		return d.ProfileStreams(held.String()) == 0 && d.Streams(name) == 0 && d.ProfileStreams(name) == 0
+	})
+}

@@ -43,6 +43,7 @@ type Destination struct {
 	profiles map[string]*destination.DestinationProfile
 	changed  chan struct{}
 	gets     map[string]int
+	profs    map[string]int
 	// hold, while non-nil, keeps new streams from answering until it is closed.
 	hold chan struct{}
 	held atomic.Int32
@@ -55,7 +56,7 @@ type Destination struct {
 // NewDestination returns a service with no scripted state; Start serves it.
 func NewDestination() *Destination {
 	return &Destination{sets: map[string][]Endpoint{}, profiles: map[string]*destination.DestinationProfile{},
-		changed: make(chan struct{}), gets: map[string]int{}}
+		changed: make(chan struct{}), gets: map[string]int{}, profs: map[string]int{}}
 }
 
 // Set scripts the endpoint set of path ("name:port"), pushed to open streams as diffs.
@@ -122,6 +123,13 @@ func (d *Destination) Streams(path string) int {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.gets[path]
+}
+
+// ProfileStreams returns how many GetProfile streams for path are open.
+func (d *Destination) ProfileStreams(path string) int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.profs[path]
 }
 
 // Start serves on addr ("127.0.0.1:0" for a new port), with TLS when cfg is non-nil, and
@@ -253,6 +261,15 @@ func TCPAddr(a netip.AddrPort) *pbnet.TcpAddress { return netconv.TCPAddress(a) 
 
 // GetProfile implements the Destination service.
 func (d *Destination) GetProfile(req *destination.GetDestination, s grpc.ServerStreamingServer[destination.DestinationProfile]) error {
+	path := req.GetPath()
+	d.mu.Lock()
+	d.profs[path]++
+	d.mu.Unlock()
+	defer func() {
+		d.mu.Lock()
+		d.profs[path]--
+		d.mu.Unlock()
+	}()
 	if !d.waitHold(s.Context()) {
 		return nil
 	}
@@ -260,7 +277,7 @@ func (d *Destination) GetProfile(req *destination.GetDestination, s grpc.ServerS
 	first := true
 	for {
 		d.mu.Lock()
-		p := d.profiles[req.GetPath()]
+		p := d.profiles[path]
 		changed := d.changed
 		d.mu.Unlock()
 		if p == nil {
