@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 const demoNS = "l5d-demo"
@@ -35,9 +34,7 @@ func TestInstallCheckInjectAndMTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Apply(t, string(app))
-	t.Cleanup(func() {
-		_ = s.Cluster.Client().CoreV1().Namespaces().Delete(s.Ctx, demoNS, metav1.DeleteOptions{})
-	})
+	s.deleteAtCleanup(t, demoNS)
 	pods := s.WaitPodsReady(t, 4*time.Minute, demoNS, "", 4, true)
 	s.MustRun(t, nil, s.Linkerd(), "check", "--proxy", "-n", demoNS, "--wait", "2m")
 

@@ -245,8 +245,17 @@ func (s *Suite) Namespace(t *testing.T, name string, annotations map[string]stri
 	if _, err := s.Cluster.Client().CoreV1().Namespaces().Create(s.Ctx, ns, metav1.CreateOptions{}); err != nil {
 		t.Fatalf("creating namespace %s: %v", name, err)
 	}
+	s.deleteAtCleanup(t, name)
+}
+
+// deleteAtCleanup deletes namespace ns when t ends, first printing its pods' logs if t
+// failed (they go with the pods).
+func (s *Suite) deleteAtCleanup(t *testing.T, ns string) {
 	t.Cleanup(func() {
-		_ = s.Cluster.Client().CoreV1().Namespaces().Delete(context.Background(), name, metav1.DeleteOptions{})
+		if t.Failed() {
+			s.dumpNamespaceLogs(os.Stdout, ns)
+		}
+		_ = s.Cluster.Client().CoreV1().Namespaces().Delete(context.Background(), ns, metav1.DeleteOptions{})
 	})
 }
 
@@ -386,8 +395,18 @@ func podBinaries(bin string) (string, error) {
 
 // dumpLogs writes the tail of every container log and of the cluster's own log.
 func (s *Suite) dumpLogs(w io.Writer) {
-	logs, _ := filepath.Glob(filepath.Join(s.Cluster.RunDir(), "pods", "*", "logs", "*.log"))
-	logs = append(logs, filepath.Join(s.Cluster.RunDir(), "cluster.log"))
+	s.dumpNamespaceLogs(w, "*")
+	s.dumpFiles(w, []string{filepath.Join(s.Cluster.RunDir(), "cluster.log")})
+}
+
+// dumpNamespaceLogs writes the tail of every container log of the pods in namespace ns
+// (a glob pattern).
+func (s *Suite) dumpNamespaceLogs(w io.Writer, ns string) {
+	logs, _ := filepath.Glob(filepath.Join(s.Cluster.RunDir(), "pods", ns+"_*", "logs", "*.log"))
+	s.dumpFiles(w, logs)
+}
+
+func (s *Suite) dumpFiles(w io.Writer, logs []string) {
 	sort.Strings(logs)
 	for _, l := range logs {
 		b, err := os.ReadFile(l)

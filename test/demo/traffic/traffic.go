@@ -192,6 +192,7 @@ func (g *Generator) one(ctx context.Context) {
 			return // shutting down: not a failure of the application
 		}
 		failed = true
+		g.opts.Log.Warn("request got no response", "method", method, "path", path, "err", err)
 	}
 	if failed {
 		g.failed.Add(1)
