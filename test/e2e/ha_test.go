@@ -32,8 +32,8 @@ func TestControlPlaneDisruptionsFailNoRequest(t *testing.T) {
 	s := need(t)
 	const ns = "e2e-ha"
 	s.DemoApp(t, ns, "0")
-	pods := s.WaitPodsReady(t, 4*time.Minute, ns, "", 4, true)
-	trafficPod := podWithApp(t, pods, "traffic")
+	s.WaitPodsReady(t, 4*time.Minute, ns, "", 4, true)
+	trafficPod := s.podOf(t, ns, "traffic")
 	base := s.SteadyTraffic(t, ns, trafficPod)
 
 	t.Run("one replica of each component killed", func(t *testing.T) {
@@ -89,7 +89,7 @@ func TestControlPlaneDisruptionsFailNoRequest(t *testing.T) {
 		if fresh.Name == "" {
 			t.Fatalf("no web replica presents a certificate from the new issuer")
 		}
-		trafficID := "traffic." + ns + ".serviceaccount.identity.linkerd.cluster.local"
+		trafficID := identity(ns, "traffic")
 		s.Eventually(t, 2*time.Minute, "the new web replica serves mTLS requests from "+trafficID, func() string {
 			m, err := s.ProxyMetrics(ns, fresh.Name)
 			if err != nil {
@@ -122,17 +122,6 @@ func (s *Suite) DemoApp(t *testing.T, ns, failureShare string) {
 	app = app[:i] + share + fmt.Sprintf("%q", failureShare) + app[j:]
 	s.Apply(t, app)
 	s.deleteAtCleanup(t, ns)
-}
-
-func podWithApp(t *testing.T, pods []corev1.Pod, app string) string {
-	t.Helper()
-	for _, p := range pods {
-		if p.Labels["app"] == app {
-			return p.Name
-		}
-	}
-	t.Fatalf("no pod with app=%s", app)
-	return ""
 }
 
 // SteadyTraffic waits until a demo-traffic pod has completed at least 50 requests in a
@@ -256,7 +245,7 @@ func (s *Suite) IssuedBy(t *testing.T, pod corev1.Pod, sa, ns string, issuer *ce
 		}
 		defer conn.Close()
 		tc := tls.Client(conn, &tls.Config{
-			ServerName:         certs.WorkloadIdentity(sa, ns, "linkerd", "cluster.local"),
+			ServerName:         identity(ns, sa),
 			InsecureSkipVerify: true, // the point is to read the certificate, whoever signed it
 			VerifyConnection: func(cs tls.ConnectionState) error {
 				if len(cs.PeerCertificates) > 0 {
