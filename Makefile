@@ -72,8 +72,8 @@ bench:
 bench-proxy:
 	@if [ -x test/bench/proxy.sh ]; then test/bench/proxy.sh; else echo "bench-proxy: not built yet (issue: proxy part 1)"; exit 1; fi
 
-## e2e: the end-to-end suite: test/e2e on a whole local cluster (install with the CLI, check,
-## the demo app meshed over mTLS) and test/mesh (control plane + proxies in netns pods)
+## e2e: the end-to-end suite: test/e2e on a whole three-node local cluster (HA install with the CLI,
+## policy, profiles, Jobs, replica kills, outage, issuer rotation) and test/mesh
 e2e: kube-bins build
 	$(GO) test $(TEST_FLAGS) -v ./test/e2e/... ./test/mesh/...
 
