@@ -20,10 +20,12 @@ import (
 	"github.com/l5d-go/l5d/proto/gen/destination"
 	pbidentity "github.com/l5d-go/l5d/proto/gen/identity"
 	pbinbound "github.com/l5d-go/l5d/proto/gen/inbound"
+	pboutbound "github.com/l5d-go/l5d/proto/gen/outbound"
 	"github.com/l5d-go/l5d/proxy/config"
 	"github.com/l5d-go/l5d/proxy/discovery"
 	"github.com/l5d-go/l5d/proxy/identity"
 	"github.com/l5d-go/l5d/proxy/metrics"
+	"github.com/l5d-go/l5d/proxy/outpolicy"
 )
 
 // control is the proxy's control-plane side: its identity and discovery clients.
@@ -75,6 +77,9 @@ func startControl(cfg *config.Config, reg *metrics.Registry, log *slog.Logger) (
 			return nil, err
 		}
 	}
+	// Discovery starts once the policy client exists: it follows outbound policies.
+	var dstClient destination.DestinationClient
+	var policies *outpolicy.Watcher
 	if cfg.DestinationAddr != "" {
 		var cc *grpc.ClientConn
 		var err error
@@ -93,17 +98,7 @@ func startControl(cfg *config.Config, reg *metrics.Registry, log *slog.Logger) (
 			return nil, fmt.Errorf("%s: %w", config.EnvDestinationAddr, err)
 		}
 		c.conns = append(c.conns, cc)
-		c.resolver = discovery.New(discovery.Options{
-			Client:       destination.NewDestinationClient(cc),
-			ContextToken: cfg.DestinationContext,
-			IdleTimeout:  cfg.Outbound.DiscoveryIdleTimeout,
-			Metrics:      reg,
-			Log:          log,
-		})
-		r := c.resolver
-		reg.Func("control_plane_stale_streams", "gauge",
-			"Discovery streams disconnected from the control plane and serving their last known state",
-			"", func() float64 { return float64(r.Stale()) })
+		dstClient = destination.NewDestinationClient(cc)
 	}
 	if cfg.PolicyAddr != "" {
 		if cfg.PolicyWorkload == "" {
@@ -127,6 +122,22 @@ func startControl(cfg *config.Config, reg *metrics.Registry, log *slog.Logger) (
 		}
 		c.conns = append(c.conns, cc)
 		c.policy = pbinbound.NewInboundServerPoliciesClient(cc)
+		policies = outpolicy.NewWatcher(outpolicy.Options{
+			Client: pboutbound.NewOutboundPoliciesClient(cc), Workload: cfg.PolicyWorkload, Metrics: reg, Log: log})
+	}
+	if dstClient != nil {
+		c.resolver = discovery.New(discovery.Options{
+			Client:       dstClient,
+			ContextToken: cfg.DestinationContext,
+			IdleTimeout:  cfg.Outbound.DiscoveryIdleTimeout,
+			Policies:     policies,
+			Metrics:      reg,
+			Log:          log,
+		})
+		r := c.resolver
+		reg.Func("control_plane_stale_streams", "gauge",
+			"Discovery streams disconnected from the control plane and serving their last known state",
+			"", func() float64 { return float64(r.Stale()) })
 	}
 	return c, nil
 }

@@ -39,6 +39,7 @@ import (
 	"github.com/l5d-go/l5d/proxy/balance"
 	"github.com/l5d-go/l5d/proxy/forward"
 	"github.com/l5d-go/l5d/proxy/metrics"
+	"github.com/l5d-go/l5d/proxy/outpolicy"
 )
 
 // Defaults for Options.
@@ -70,6 +71,11 @@ type Options struct {
 	Metrics *metrics.Registry
 	// Balancer configures each target's balancer.
 	Balancer balance.Options
+	// Policies, when set, follows the outbound policy (OutboundPolicies.Watch) of each
+	// service target: its HTTPRoutes then decide where the target's requests go, unless
+	// the target's ServiceProfile has routes. A new target's first request waits for the
+	// policy at most ResolveTimeout, once.
+	Policies *outpolicy.Watcher
 	// Log receives stream state changes.
 	Log *slog.Logger
 }
@@ -202,6 +208,7 @@ func (r *Resolver) Name(ctx context.Context, authority string) (*forward.Backend
 	if err := p.waitReady(ctx, r.opts.ResolveTimeout); err != nil {
 		r.opts.Log.Debug("serving a name without its profile routes", "target", authority, "error", err)
 	}
+	p.waitPolicy(ctx)
 	return p.withRoutes(be), true, nil
 }
 
@@ -257,6 +264,7 @@ func (r *Resolver) Addr(ctx context.Context, dst netip.AddrPort) (*forward.Backe
 		if !ok || err != nil {
 			return nil, false, err
 		}
+		p.waitPolicy(ctx)
 		return p.withRoutes(be), true, nil
 	}
 	if st.endpoint != nil {

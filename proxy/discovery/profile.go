@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/l5d-go/l5d/proxy/balance"
 	"github.com/l5d-go/l5d/proxy/forward"
 	"github.com/l5d-go/l5d/proxy/metrics"
+	"github.com/l5d-go/l5d/proxy/outpolicy"
 	"github.com/l5d-go/l5d/proxy/routes"
 )
 
@@ -29,6 +31,10 @@ type profile struct {
 	// with them.
 	routes routes.Current
 	routed atomic.Pointer[forward.Backend]
+	// policy routes a service target's requests by its outbound policy; started on
+	// first use, nil without a policy watcher.
+	policyOnce sync.Once
+	policy     atomic.Pointer[outpolicy.Router]
 
 	// Owned by the stream goroutine: the identity registered for a pod endpoint.
 	epAddr netip.AddrPort
@@ -60,15 +66,46 @@ func newNameProfile(r *Resolver, authority string, port uint16) *profile {
 // withRoutes returns be carrying the profile's routes, or be itself when the profile has
 // none. The combined backend is kept while be stays the same.
 func (p *profile) withRoutes(be *forward.Backend) *forward.Backend {
-	if p.routes.Load() == nil {
+	pr := p.policyRouter()
+	if p.routes.Load() == nil && pr == nil {
 		return be
 	}
 	if w := p.routed.Load(); w != nil && w.Balancer == be.Balancer {
 		return w
 	}
 	w := &forward.Backend{Name: be.Name, Balancer: be.Balancer, Routes: &p.routes}
+	if pr != nil {
+		w.Policy = pr
+	}
 	p.routed.Store(w)
 	return w
+}
+
+// policyRouter returns the outbound policy router of the profile's service target,
+// starting the target's policy watch (for the address, or the name) on first use; nil
+// without a policy watcher.
+func (p *profile) policyRouter() *outpolicy.Router {
+	if p.r.opts.Policies == nil {
+		return nil
+	}
+	if pr := p.policy.Load(); pr != nil {
+		return pr
+	}
+	p.policyOnce.Do(func() {
+		cur := p.r.opts.Policies.Watch(p.ctx, p.dst, p.path)
+		p.policy.Store(outpolicy.NewRouter(cur, &p.routes, p.r.name))
+	})
+	return p.policy.Load()
+}
+
+// waitPolicy waits, once per target and at most the resolve timeout, for the first
+// answer of the target's policy watch; without one the target routes without a policy.
+func (p *profile) waitPolicy(ctx context.Context) {
+	if pr := p.policyRouter(); pr != nil {
+		if err := pr.WaitReady(ctx, p.r.opts.ResolveTimeout); err != nil {
+			p.r.opts.Log.Debug("routing without an outbound policy", "target", p.path, "error", err)
+		}
+	}
 }
 
 // wait returns the latest profile once the control plane has answered, nil when it

@@ -54,6 +54,22 @@ type Backend struct {
 	// Routes are the ServiceProfile routes of the target (timeouts, retries, route
 	// metrics); nil when it has no profile.
 	Routes *routes.Current
+	// Policy, when set and Active, routes each request by the target's outbound policy
+	// (HTTPRoute/GRPCRoute) to another backend; nil for targets without one.
+	Policy PolicyRouter
+}
+
+// PolicyRouter routes the requests of one target by its outbound policy.
+type PolicyRouter interface {
+	// Active reports whether the target's requests route by the policy. It is called
+	// per request and must not allocate. A target whose policy only forwards to itself,
+	// or that has ServiceProfile routes (which take precedence), is not active.
+	Active() bool
+	// RouteRequest chooses the backend of r, applies the chosen rule's request filters to
+	// r and returns the route whose timeout applies (nil for none). An error is answered
+	// with the status of StatusFor (a *RouteError for refusals: no route, an injected
+	// failure, a backend that does not resolve).
+	RouteRequest(r *http.Request) (*Backend, *routes.Route, error)
 }
 
 // AuthorityMetrics resolves metric handles per request authority for one label set, with

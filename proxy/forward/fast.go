@@ -138,6 +138,9 @@ func (s *fastConn) forward() (pending []byte, done bool) {
 	if err != nil {
 		return nil, s.writeError(h.errorMetrics(s.ci), start, err, false)
 	}
+	if be.Policy != nil && be.Policy.Active() {
+		return s.handOff(), false // policy routing (filters, splits) takes the general handler
+	}
 	if be.Routes != nil {
 		if rt := be.Routes.Load().Match(s.hr.Method, s.hr.URL.Path); rt != nil {
 			if rt.NeedsPolicy() {

@@ -83,6 +83,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, h.errorMetrics(ci), start, err)
 		return
 	}
+	if be.Policy != nil && be.Policy.Active() {
+		var prt *routes.Route
+		if be, prt, err = be.Policy.RouteRequest(r); err != nil {
+			h.fail(w, r, h.errorMetrics(ci), start, err)
+			return
+		}
+		if prt != nil && upgradeType(r.Header) == "" {
+			h.servePolicy(w, r, be, prt, start)
+			return
+		}
+	}
 	var rt *routes.Route
 	if be.Routes != nil {
 		if rt = be.Routes.Load().Match(r.Method, r.URL.EscapedPath()); rt != nil && rt.NeedsPolicy() && upgradeType(r.Header) == "" {

@@ -1,0 +1,202 @@
+package app
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/netip"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/l5d-go/l5d/proto/gen/destination"
+	"github.com/l5d-go/l5d/proto/gen/httproute"
+	"github.com/l5d-go/l5d/proto/gen/httptypes"
+	pbmeta "github.com/l5d-go/l5d/proto/gen/meta"
+	pb "github.com/l5d-go/l5d/proto/gen/outbound"
+	"github.com/l5d-go/l5d/proxy/config"
+	"github.com/l5d-go/l5d/proxy/internal/scriptedcp"
+)
+
+const svcV2 = "web-v2.ns.svc.cluster.local:80"
+
+// policyApp answers with its name and the X-Route header it got; /slow answers only
+// once the request is cancelled.
+func policyApp(t *testing.T, name string) netip.AddrPort {
+	t.Helper()
+	addr, _ := serveHTTP(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		if r.URL.Path == "/slow" {
+			<-r.Context().Done()
+			return
+		}
+		fmt.Fprintf(w, "%s%s", name, r.Header.Get("X-Route"))
+	}))
+	return addr
+}
+
+// weighted is one backend Service of a route rule.
+type weighted struct {
+	authority string
+	weight    uint32
+}
+
+// routeRule builds an HTTPRoute rule as the policy controller sends it: matching a path
+// prefix, splitting across Services.
+func routeRule(prefix string, timeout time.Duration, filters []*pb.HttpRoute_Filter, backends ...weighted) *pb.HttpRoute_Rule {
+	var ws []*pb.HttpRoute_WeightedRouteBackend
+	for _, b := range backends {
+		ws = append(ws, &pb.HttpRoute_WeightedRouteBackend{Weight: b.weight, Backend: &pb.HttpRoute_RouteBackend{Backend: &pb.Backend{
+			Kind: &pb.Backend_Balancer{Balancer: &pb.Backend_BalanceP2C{Discovery: &pb.Backend_EndpointDiscovery{
+				Kind: &pb.Backend_EndpointDiscovery_Dst{Dst: &pb.Backend_EndpointDiscovery_DestinationGet{Path: b.authority}}}}}}}})
+	}
+	rule := &pb.HttpRoute_Rule{
+		Matches:  []*httproute.HttpRouteMatch{{Path: &httproute.PathMatch{Kind: &httproute.PathMatch_Prefix{Prefix: prefix}}}},
+		Filters:  filters,
+		Backends: &pb.HttpRoute_Distribution{Kind: &pb.HttpRoute_Distribution_RandomAvailable_{RandomAvailable: &pb.HttpRoute_Distribution_RandomAvailable{Backends: ws}}},
+	}
+	if timeout > 0 {
+		rule.Timeouts = &httproute.Timeouts{Request: durationpb.New(timeout)}
+	}
+	return rule
+}
+
+// httpRoutePolicy is a Detect policy whose HTTP routes are one HTTPRoute with rules.
+func httpRoutePolicy(rules ...*pb.HttpRoute_Rule) *pb.OutboundPolicy {
+	route := &pb.HttpRoute{Metadata: &pbmeta.Metadata{Kind: &pbmeta.Metadata_Resource{Resource: &pbmeta.Resource{
+		Group: "gateway.networking.k8s.io", Kind: "HTTPRoute", Name: "web-split", Namespace: "ns"}}}, Rules: rules}
+	return &pb.OutboundPolicy{Protocol: &pb.ProxyProtocol{Kind: &pb.ProxyProtocol_Detect_{Detect: &pb.ProxyProtocol_Detect{
+		Timeout: durationpb.New(10 * time.Second),
+		Http1:   &pb.ProxyProtocol_Http1{Routes: []*pb.HttpRoute{route}},
+		Http2:   &pb.ProxyProtocol_Http2{Routes: []*pb.HttpRoute{route}},
+	}}}}
+}
+
+// policyProxy starts the apps of web and web-v2 and an outbound proxy whose control
+// plane has both Services and the scripted outbound policies.
+func policyProxy(t *testing.T) (*scriptedcp.Destination, *scriptedcp.OutboundPolicies, netip.AddrPort) {
+	t.Helper()
+	d, cp := startDestination(t)
+	d.Set(svc, scriptedcp.Endpoint{Addr: policyApp(t, "web")})
+	d.Set(svcV2, scriptedcp.Endpoint{Addr: policyApp(t, "v2")})
+	op := scriptedcp.NewOutboundPolicies()
+	opAddr, err := op.Start("127.0.0.1:0", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(op.Stop)
+	p := startProxy(t, unreachable, netip.AddrPort{}, map[string]string{
+		config.EnvDestinationAddr: cp,
+		config.EnvPolicyAddr:      opAddr,
+		config.EnvPolicyWorkload:  `{"ns":"ns","pod":"client-0"}`,
+	}, nil)
+	_, out, _ := p.Addrs()
+	return d, op, out
+}
+
+// answers sends n requests to url and counts the bodies (failures as "error: ...").
+func answers(c *http.Client, url string, n int) map[string]int {
+	seen := map[string]int{}
+	for range n {
+		body, err := fetch(c, url)
+		if err != nil {
+			body = "error: " + err.Error()
+		}
+		seen[body]++
+	}
+	return seen
+}
+
+// TestOutboundPolicyTrafficSplit: an HTTPRoute's weights decide which Service gets the
+// requests sent to web: 100/0 all to web, 0/100 all to web-v2, 50/50 to both; over the
+// HTTP/1 fast path's connections and over HTTP/2.
+func TestOutboundPolicyTrafficSplit(t *testing.T) {
+	for _, h2 := range []bool{false, true} {
+		t.Run(fmt.Sprintf("h2=%v", h2), func(t *testing.T) {
+			_, op, out := policyProxy(t)
+			op.Set(svc, httpRoutePolicy(routeRule("/", 0, nil, weighted{svc, 100}, weighted{svcV2, 0})))
+			c := clientTo(out, h2)
+			url := "http://" + svc + "/"
+			if got := answers(c, url, 20); got["web"] != 20 {
+				t.Fatalf("weights 100/0: answers %v, want all from web", got)
+			}
+			op.Set(svc, httpRoutePolicy(routeRule("/", 0, nil, weighted{svc, 0}, weighted{svcV2, 100})))
+			waitFor(t, "web-v2 to answer", func() bool { b, _ := fetch(c, url); return b == "v2" })
+			if got := answers(c, url, 20); got["v2"] != 20 {
+				t.Fatalf("weights 0/100: answers %v, want all from web-v2", got)
+			}
+			op.Set(svc, httpRoutePolicy(routeRule("/", 0, nil, weighted{svc, 50}, weighted{svcV2, 50})))
+			seen := map[string]int{}
+			waitFor(t, "both Services to answer under 50/50", func() bool {
+				for k, v := range answers(c, url, 10) {
+					seen[k] += v
+				}
+				return seen["web"] > 0 && seen["v2"] > 0
+			})
+			for k := range seen {
+				if k != "web" && k != "v2" {
+					t.Fatalf("weights 50/50: unexpected answer %q (all: %v)", k, seen)
+				}
+			}
+		})
+	}
+}
+
+// TestOutboundPolicyRouteRules: a rule's request header modifier reaches the backend, a
+// rule timeout turns a slow backend into 504, a request matching no rule gets 404, a
+// backend weighted alone that fails (the controller's failure injector for a missing
+// Service) answers 500, and a ServiceProfile with routes takes precedence over the
+// policy.
+func TestOutboundPolicyRouteRules(t *testing.T) {
+	d, op, out := policyProxy(t)
+	setRoute := []*pb.HttpRoute_Filter{{Kind: &pb.HttpRoute_Filter_RequestHeaderModifier{RequestHeaderModifier: &httproute.RequestHeaderModifier{
+		Set: &httptypes.Headers{Headers: []*httptypes.Headers_Header{{Name: "x-route", Value: []byte(":api")}}}}}}}
+	missing := routeRule("/missing", 0, nil)
+	missing.Backends = &pb.HttpRoute_Distribution{Kind: &pb.HttpRoute_Distribution_RandomAvailable_{RandomAvailable: &pb.HttpRoute_Distribution_RandomAvailable{
+		Backends: []*pb.HttpRoute_WeightedRouteBackend{{Weight: 1, Backend: &pb.HttpRoute_RouteBackend{Backend: &pb.Backend{},
+			Filters: []*pb.HttpRoute_Filter{{Kind: &pb.HttpRoute_Filter_FailureInjector{FailureInjector: &httproute.HttpFailureInjector{
+				Status: 500, Message: "Service ns/gone not found"}}}}}}}}}}
+	op.Set(svc, httpRoutePolicy(
+		routeRule("/api", 0, setRoute, weighted{svcV2, 1}),
+		routeRule("/slow", 200*time.Millisecond, nil, weighted{svc, 1}),
+		missing,
+	))
+	for _, h2 := range []bool{false, true} {
+		c := clientTo(out, h2)
+		status := func(path string) (int, string, string) {
+			t.Helper()
+			resp, body := get(t, c, "http://"+svc+path)
+			return resp.StatusCode, body, resp.Header.Get("L5d-Proxy-Error")
+		}
+		if code, body, _ := status("/api/items"); code != http.StatusOK || body != "v2:api" {
+			t.Errorf("h2=%v /api/items: %d %q, want 200 from web-v2 with the header the route sets", h2, code, body)
+		}
+		if code, _, reason := status("/slow"); code != http.StatusGatewayTimeout || reason != "request timed out" {
+			t.Errorf("h2=%v /slow: %d %q, want 504 after the rule's timeout", h2, code, reason)
+		}
+		if code, _, reason := status("/other"); code != http.StatusNotFound || reason != "no route found for request" {
+			t.Errorf("h2=%v /other: %d %q, want 404 no route", h2, code, reason)
+		}
+		if code, _, reason := status("/missing"); code != http.StatusInternalServerError || reason != "Service ns/gone not found" {
+			t.Errorf("h2=%v /missing: %d %q, want 500 from the failing backend", h2, code, reason)
+		}
+	}
+	// A ServiceProfile with routes for web takes precedence: /other reaches web itself.
+	d.SetProfile(svc, &destination.DestinationProfile{FullyQualifiedName: "web.ns.svc.cluster.local.",
+		Routes: []*destination.Route{profileRoute("GET /", httptypes.HttpMethod_GET, "/.*")}})
+	c := clientTo(out, false)
+	waitFor(t, "the ServiceProfile to take over", func() bool { b, _ := fetch(c, "http://"+svc+"/other"); return b == "web" })
+	if got := answers(c, "http://"+svc+"/api/items", 5); got["web"] != 5 {
+		t.Fatalf("with a ServiceProfile: answers %v, want all from web without the route's header", got)
+	}
+}
+
+// TestOutboundPolicyAbsent: a target the policy controller has no policy for routes as
+// without a policy controller.
+func TestOutboundPolicyAbsent(t *testing.T) {
+	_, _, out := policyProxy(t)
+	if got := answers(clientTo(out, false), "http://"+svc+"/", 5); got["web"] != 5 {
+		t.Fatalf("answers %v, want all from web", got)
+	}
+}

@@ -1,0 +1,83 @@
+package outpolicy
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/l5d-go/l5d/proxy/forward"
+	"github.com/l5d-go/l5d/proxy/routes"
+)
+
+// ResolveFunc resolves a backend Service's authority to its balanced backend, as
+// discovery does for any target: ok=false when the control plane says it is not a
+// service, an error when it has not answered.
+type ResolveFunc func(ctx context.Context, authority string) (be *forward.Backend, ok bool, err error)
+
+// Router routes the requests of one target by its outbound policy; it implements
+// forward.PolicyRouter.
+type Router struct {
+	cur     *Current
+	profile *routes.Current
+	resolve ResolveFunc
+}
+
+// NewRouter returns the policy router of a target whose policy is cur and whose
+// ServiceProfile routes are profile (which may be nil): while the profile has routes,
+// the ServiceProfile takes precedence and the policy is not applied.
+func NewRouter(cur *Current, profile *routes.Current, resolve ResolveFunc) *Router {
+	return &Router{cur: cur, profile: profile, resolve: resolve}
+}
+
+// Active reports whether requests route by the policy: there is one, it does more than
+// forward to the target itself, and the target has no ServiceProfile routes.
+func (rt *Router) Active() bool {
+	p := rt.cur.Load()
+	return p != nil && !p.trivial && rt.profile.Load() == nil
+}
+
+// RouteRequest picks the rule of r (404 "no route found for request" when none matches;
+// gRPC NOT_FOUND), applies its request filters and then a backend's, chosen at random
+// by weight, and resolves that backend's Service. A backend that does not resolve, and
+// a rule whose backends all have weight 0, fail the request with 500.
+func (rt *Router) RouteRequest(r *http.Request) (*forward.Backend, *routes.Route, error) {
+	p := rt.cur.Load()
+	rule, ok := p.Match(r)
+	if !ok {
+		return nil, nil, &forward.RouteError{Status: http.StatusNotFound, GRPCCode: grpcNotFound, Reason: "no route found for request"}
+	}
+	if f := rule.filters.apply(r.Header); f != nil {
+		return nil, nil, f.err()
+	}
+	b := rule.pick()
+	if b == nil {
+		return nil, nil, &forward.RouteError{Status: http.StatusInternalServerError, Reason: "no backend with a weight for the route " + rule.Name}
+	}
+	if f := b.filters.apply(r.Header); f != nil {
+		return nil, nil, f.err()
+	}
+	if b.authority == "" {
+		return nil, nil, &forward.RouteError{Status: http.StatusInternalServerError, Reason: "route backend unavailable"}
+	}
+	be, ok, err := rt.resolve(r.Context(), b.authority)
+	if err != nil {
+		return nil, nil, fmt.Errorf("discovering route backend %s: %w", b.authority, err)
+	}
+	if !ok {
+		return nil, nil, &forward.RouteError{Status: http.StatusInternalServerError, Reason: "route backend " + b.authority + " is not a service"}
+	}
+	return be, rule.route, nil
+}
+
+func (f *failure) err() error {
+	return &forward.RouteError{Status: f.status, GRPCCode: f.code, Reason: f.message}
+}
+
+var _ forward.PolicyRouter = (*Router)(nil)
+
+// WaitReady waits at most timeout for the controller's first answer about the target;
+// see Current.WaitReady.
+func (rt *Router) WaitReady(ctx context.Context, timeout time.Duration) error {
+	return rt.cur.WaitReady(ctx, timeout)
+}
