@@ -1,5 +1,5 @@
 // Package mesh tests the control plane and the data plane together: the identity,
-// destination and policy services (the same packages as their binaries) against a real
+// destination and policy (inbound and outbound) services (the same packages as their binaries) against a real
 // kube-apiserver, serving proxies that run as real processes in network-namespace pods
 // behind proxy-init's iptables rules.
 package mesh
@@ -24,9 +24,11 @@ import (
 	"github.com/l5d-go/l5d/identity/issuer"
 	"github.com/l5d-go/l5d/pkg/certs"
 	"github.com/l5d-go/l5d/policy/inbound"
+	"github.com/l5d-go/l5d/policy/outbound"
 	pbdst "github.com/l5d-go/l5d/proto/gen/destination"
 	pbid "github.com/l5d-go/l5d/proto/gen/identity"
 	pbin "github.com/l5d-go/l5d/proto/gen/inbound"
+	pbout "github.com/l5d-go/l5d/proto/gen/outbound"
 	"github.com/l5d-go/l5d/proxy-init/ports"
 	"github.com/l5d-go/l5d/test/kube"
 	"github.com/l5d-go/l5d/test/netns"
@@ -141,6 +143,14 @@ func startControlPlane(t *testing.T, c *kube.Cluster, n *netns.Network, lifetime
 	polSvc := inbound.New(pidx, inbound.Config{DefaultPolicy: inbound.AllUnauthenticated,
 		ControllerNS: cp.ns, TrustDomain: trustDomain, DefaultOpaquePorts: opaque,
 		ClusterNetworks: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}, quiet)
+	outIdx, err := outbound.NewIndex(c.Client(), c.Dynamic())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := outIdx.Start(ctx, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	outSvc := outbound.New(outIdx, outbound.Config{ClusterDomain: "cluster.local", DefaultOpaquePorts: opaque}, quiet)
 	var running []*grpc.Server
 	cp.serve = func() {
 		idSrv := grpc.NewServer(grpc.Creds(idCreds))
@@ -149,6 +159,7 @@ func startControlPlane(t *testing.T, c *kube.Cluster, n *netns.Network, lifetime
 		pbdst.RegisterDestinationServer(dstSrv, dst)
 		polSrv := grpc.NewServer(grpc.Creds(dstCreds))
 		pbin.RegisterInboundServerPoliciesServer(polSrv, polSvc)
+		pbout.RegisterOutboundPoliciesServer(polSrv, outSvc)
 		go idSrv.Serve(listen(8080))
 		go dstSrv.Serve(listen(8086))
 		go polSrv.Serve(listen(8090))

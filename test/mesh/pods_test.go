@@ -53,7 +53,7 @@ func newWorld(t *testing.T, lifetime time.Duration) *world {
 		c.Apply(t, "", string(b))
 	}
 	for _, crd := range []string{"serviceprofiles.linkerd.io", "servers.policy.linkerd.io", "serverauthorizations.policy.linkerd.io", "authorizationpolicies.policy.linkerd.io",
-		"meshtlsauthentications.policy.linkerd.io", "networkauthentications.policy.linkerd.io"} {
+		"meshtlsauthentications.policy.linkerd.io", "networkauthentications.policy.linkerd.io", "httproutes.policy.linkerd.io"} {
 		c.WaitCRD(t, crd)
 	}
 	dir, err := os.MkdirTemp("", "l5d-mesh-")
