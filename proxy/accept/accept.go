@@ -20,6 +20,7 @@ import (
 	"github.com/l5d-go/l5d/proxy/forward"
 	"github.com/l5d-go/l5d/proxy/meshtls"
 	"github.com/l5d-go/l5d/proxy/metrics"
+	"github.com/l5d-go/l5d/proxy/rawsock"
 	"github.com/l5d-go/l5d/proxy/transportheader"
 )
 
@@ -151,6 +152,7 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn, httpLn *chanListener
 		tc.SetKeepAliveConfig(net.KeepAliveConfig{Enable: true, Idle: s.Keepalive, Interval: s.Keepalive})
 	}
 	dst, dstErr := s.origDst(tc)
+	c = rawsock.Wrap(c)
 	if dstErr != nil && s.TLS == nil {
 		s.Log.Debug("refusing connection", "direction", s.Direction, "client", c.RemoteAddr(), "error", dstErr)
 		c.Close()

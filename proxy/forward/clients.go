@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/l5d-go/l5d/proxy/h2"
+	"github.com/l5d-go/l5d/proxy/rawsock"
 )
 
 // ConnectFunc opens a transport connection to an endpoint address ("ip:port"). It is the
@@ -35,7 +36,7 @@ func TCPConnector(timeout, keepalive time.Duration) ConnectFunc {
 		if err != nil {
 			return nil, &ConnectError{Addr: addr, Err: err}
 		}
-		return c, nil
+		return rawsock.Wrap(c), nil
 	}
 }
 

@@ -1,0 +1,164 @@
+// Package rawsock gives TCP connections reads and writes that bypass the Go scheduler's
+// system-call bookkeeping.
+//
+// A goroutine reading or writing a net.TCPConn enters the runtime's "in system call"
+// state for each read(2) and write(2); when the call takes longer than the runtime
+// monitor's 20µs tick while other goroutines wait, the monitor hands the goroutine's
+// processor to another thread, and under load it keeps polling at that tick. For a proxy
+// whose every request is a few socket calls, that handoff traffic (thread wakeups,
+// futexes, monitor sleeps) costs more CPU than the proxying itself. The sockets are
+// non-blocking (the netpoller owns them), so their reads and writes never sleep in the
+// kernel: Conn issues them as raw system calls from the goroutine's own thread and waits
+// for readiness through the netpoller, exactly as net.TCPConn does, so deadlines, Close
+// and half-closes behave the same.
+package rawsock
+
+import (
+	"io"
+	"net"
+	"os"
+	"sync"
+	"syscall"
+	"unsafe"
+)
+
+// Conn is a *net.TCPConn whose Read and Write issue raw system calls. Every other method
+// (deadlines, CloseWrite, keepalive settings, SyscallConn, ReadFrom/WriteTo) is the
+// embedded connection's.
+type Conn struct {
+	*net.TCPConn
+	rc syscall.RawConn
+	// The state of the read and of the write in progress, used by the callbacks made
+	// once in Wrap so that a call allocates nothing.
+	rmu, wmu sync.Mutex
+	r, w     ioState
+	readFn   func(fd uintptr) bool
+	writeFn  func(fd uintptr) bool
+}
+
+// ioState is one direction's call in progress.
+type ioState struct {
+	buf   []byte
+	n     int
+	errno syscall.Errno
+}
+
+// Wrap returns c as a *Conn when it is a *net.TCPConn, and c itself otherwise.
+func Wrap(c net.Conn) net.Conn {
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		return c
+	}
+	rc, err := tc.SyscallConn()
+	if err != nil {
+		return c
+	}
+	c2 := &Conn{TCPConn: tc, rc: rc}
+	c2.readFn = c2.read
+	c2.writeFn = c2.write
+	return c2
+}
+
+// maxRW bounds one system call's length, as package net does.
+const maxRW = 1 << 30
+
+// Read reads like net.TCPConn.Read: io.EOF at the end of the stream, a *net.OpError
+// otherwise (timeouts and closed connections unwrap to os.ErrDeadlineExceeded and
+// net.ErrClosed).
+func (c *Conn) Read(b []byte) (int, error) {
+	if len(b) == 0 {
+		return c.TCPConn.Read(b)
+	}
+	if len(b) > maxRW {
+		b = b[:maxRW]
+	}
+	c.rmu.Lock()
+	c.r = ioState{buf: b}
+	err := c.rc.Read(c.readFn)
+	n, errno := c.r.n, c.r.errno
+	c.r.buf = nil
+	c.rmu.Unlock()
+	if err != nil {
+		return 0, c.opError("read", err)
+	}
+	if errno != 0 {
+		return 0, c.opError("read", os.NewSyscallError("read", errno))
+	}
+	if n == 0 {
+		return 0, io.EOF
+	}
+	return n, nil
+}
+
+// read is the RawConn callback of Read: false asks the netpoller to wait for readiness.
+func (c *Conn) read(fd uintptr) bool {
+	b := c.r.buf
+	for {
+		n, _, errno := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
+		switch errno {
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return false
+		}
+		c.r.n, c.r.errno = int(n), errno
+		return true
+	}
+}
+
+// Write writes all of b like net.TCPConn.Write, waiting for the socket to drain when its
+// buffer is full.
+func (c *Conn) Write(b []byte) (int, error) {
+	if len(b) == 0 {
+		return c.TCPConn.Write(b)
+	}
+	c.wmu.Lock()
+	c.w = ioState{buf: b}
+	err := c.rc.Write(c.writeFn)
+	nn, errno := c.w.n, c.w.errno
+	c.w.buf = nil
+	c.wmu.Unlock()
+	switch {
+	case err != nil:
+		return nn, c.opError("write", err)
+	case errno != 0:
+		return nn, c.opError("write", os.NewSyscallError("write", errno))
+	case nn < len(b):
+		return nn, c.opError("write", io.ErrUnexpectedEOF)
+	}
+	return nn, nil
+}
+
+// write is the RawConn callback of Write: false asks the netpoller to wait for room.
+func (c *Conn) write(fd uintptr) bool {
+	b := c.w.buf
+	for c.w.n < len(b) {
+		chunk := b[c.w.n:]
+		if len(chunk) > maxRW {
+			chunk = chunk[:maxRW]
+		}
+		n, _, errno := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&chunk[0])), uintptr(len(chunk)))
+		switch {
+		case errno == syscall.EINTR:
+			continue
+		case errno == syscall.EAGAIN:
+			return false
+		case errno != 0:
+			c.w.errno = errno
+			return true
+		case n == 0:
+			return true
+		}
+		c.w.n += int(n)
+	}
+	return true
+}
+
+// opError wraps err as package net does for TCP reads and writes; an error RawConn
+// already wrapped keeps its cause under op.
+func (c *Conn) opError(op string, err error) error {
+	if oe, ok := err.(*net.OpError); ok {
+		err = oe.Err
+	}
+	return &net.OpError{Op: op, Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}
+}
