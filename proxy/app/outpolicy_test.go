@@ -5,12 +5,15 @@ import (
 	"io"
 	"net/http"
 	"net/netip"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/l5d-go/l5d/proto/gen/destination"
+	"github.com/l5d-go/l5d/proto/gen/grpcroute"
 	"github.com/l5d-go/l5d/proto/gen/httproute"
 	"github.com/l5d-go/l5d/proto/gen/httptypes"
 	pbmeta "github.com/l5d-go/l5d/proto/gen/meta"
@@ -22,14 +25,21 @@ import (
 const svcV2 = "web-v2.ns.svc.cluster.local:80"
 
 // policyApp answers with its name and the X-Route header it got; /slow answers only
-// once the request is cancelled.
+// once the request is cancelled; /flaky fails every other request with 500.
 func policyApp(t *testing.T, name string) netip.AddrPort {
 	t.Helper()
+	var flaky atomic.Int64
 	addr, _ := serveHTTP(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
-		if r.URL.Path == "/slow" {
+		switch r.URL.Path {
+		case "/slow":
 			<-r.Context().Done()
 			return
+		case "/flaky": // every other request fails
+			if flaky.Add(1)%2 == 1 {
+				w.WriteHeader(http.StatusInternalServerError)
+				return
+			}
 		}
 		fmt.Fprintf(w, "%s%s", name, r.Header.Get("X-Route"))
 	}))
@@ -198,5 +208,77 @@ func TestOutboundPolicyAbsent(t *testing.T) {
 	_, _, out := policyProxy(t)
 	if got := answers(clientTo(out, false), "http://"+svc+"/", 5); got["web"] != 5 {
 		t.Fatalf("answers %v, want all from web", got)
+	}
+}
+
+// TestOutboundPolicyRouteRetries: a rule whose retry policy covers 5xx answers every
+// request of a backend failing every other one with success (bodies included), over
+// HTTP/1 and HTTP/2; the same backend on a rule without retries shows its failures.
+func TestOutboundPolicyRouteRetries(t *testing.T) {
+	_, op, out := policyProxy(t)
+	retried := routeRule("/flaky", 0, nil, weighted{svcV2, 1})
+	retried.Retry = &pb.HttpRoute_Retry{MaxRetries: 2, Conditions: &pb.HttpRoute_Retry_Conditions{
+		StatusRanges: []*pb.HttpRoute_Retry_Conditions_StatusRange{{Start: 500, End: 599}}}}
+	op.Set(svc, httpRoutePolicy(retried))
+	for _, h2 := range []bool{false, true} {
+		c := clientTo(out, h2)
+		for i := range 10 {
+			resp, err := c.Post("http://"+svc+"/flaky", "text/plain", strings.NewReader(fmt.Sprint("body-", i)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK || string(body) != "v2" {
+				t.Fatalf("h2=%v request %d on the retried rule: %d %q, want 200 from web-v2", h2, i, resp.StatusCode, body)
+			}
+		}
+	}
+	op.Set(svc, httpRoutePolicy(routeRule("/flaky", 0, nil, weighted{svcV2, 1})))
+	c := clientTo(out, false)
+	waitFor(t, "the rule without retries to show failures", func() bool {
+		resp, err := c.Get("http://" + svc + "/flaky")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusInternalServerError
+	})
+}
+
+// TestOutboundPolicyGRPCRoutes: under a gRPC policy a call to the matched service method
+// goes to the route's backend Service, and a call matching no route gets grpc-status 5
+// (NOT_FOUND) in an HTTP 200 answer.
+func TestOutboundPolicyGRPCRoutes(t *testing.T) {
+	_, op, out := policyProxy(t)
+	backend := &pb.GrpcRoute_Distribution{Kind: &pb.GrpcRoute_Distribution_FirstAvailable_{FirstAvailable: &pb.GrpcRoute_Distribution_FirstAvailable{
+		Backends: []*pb.GrpcRoute_RouteBackend{{Backend: &pb.Backend{Kind: &pb.Backend_Balancer{Balancer: &pb.Backend_BalanceP2C{Discovery: &pb.Backend_EndpointDiscovery{
+			Kind: &pb.Backend_EndpointDiscovery_Dst{Dst: &pb.Backend_EndpointDiscovery_DestinationGet{Path: svcV2}}}}}}}}}}}
+	op.Set(svc, &pb.OutboundPolicy{Protocol: &pb.ProxyProtocol{Kind: &pb.ProxyProtocol_Grpc_{Grpc: &pb.ProxyProtocol_Grpc{Routes: []*pb.GrpcRoute{{
+		Metadata: &pbmeta.Metadata{Kind: &pbmeta.Metadata_Resource{Resource: &pbmeta.Resource{Group: "gateway.networking.k8s.io", Kind: "GRPCRoute", Name: "hello"}}},
+		Rules: []*pb.GrpcRoute_Rule{{
+			Matches:  []*grpcroute.GrpcRouteMatch{{Rpc: &grpcroute.GrpcRpcMatch{Service: "demo.Greeter", Method: "Hello"}}},
+			Backends: backend,
+		}},
+	}}}}}})
+	c := clientTo(out, true)
+	call := func(method string) (*http.Response, string) {
+		t.Helper()
+		req, _ := http.NewRequest("POST", "http://"+svc+"/demo.Greeter/"+method, strings.NewReader("\x00\x00\x00\x00\x00"))
+		req.Header.Set("Content-Type", "application/grpc")
+		req.Header.Set("Te", "trailers")
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp, string(body)
+	}
+	if resp, body := call("Hello"); resp.StatusCode != http.StatusOK || body != "v2" {
+		t.Fatalf("demo.Greeter/Hello: %d %q, want the route's backend web-v2", resp.StatusCode, body)
+	}
+	if resp, _ := call("Bye"); resp.StatusCode != http.StatusOK || resp.Header.Get("Grpc-Status") != "5" {
+		t.Fatalf("demo.Greeter/Bye: %d grpc-status %q, want 200 with grpc-status 5", resp.StatusCode, resp.Header.Get("Grpc-Status"))
 	}
 }

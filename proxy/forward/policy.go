@@ -110,13 +110,13 @@ func (h *Handler) exchange(r *http.Request, be *Backend, first *balance.Endpoint
 				return nil, m, err
 			}
 			rt.Actual.Response(status, true, now.Sub(start))
-			if ctx.Err() == nil && retryableError(err) && mayRetry(rt, body) {
+			if ctx.Err() == nil && retryableError(err) && mayRetry(rt, body, attempt) {
 				continue
 			}
 			return nil, m, err
 		}
 		bep.Recovered()
-		if rt != nil && rt.Retryable && ctx.Err() == nil && rt.IsFailure(resp.StatusCode, headerGRPCStatus(resp)) && mayRetry(rt, body) {
+		if rt != nil && rt.Retryable && ctx.Err() == nil && rt.ShouldRetry(resp.StatusCode, headerGRPCStatus(resp)) && mayRetry(rt, body, attempt) {
 			discard(resp)
 			now = time.Now()
 			m.Response(resp.StatusCode, true, now.Sub(start))
@@ -127,10 +127,10 @@ func (h *Handler) exchange(r *http.Request, be *Backend, first *balance.Endpoint
 	}
 }
 
-// mayRetry reports whether a failed request on rt may be sent again, taking a retry from
-// the budget when it may, and counts the retry or its refusal.
-func mayRetry(rt *routes.Route, body *replay) bool {
-	if !rt.Retryable || (body != nil && !body.replayable()) {
+// mayRetry reports whether a request on rt that failed its attempt (0-based) may be sent
+// again, taking a retry from the budget when it may, and counts the retry or its refusal.
+func mayRetry(rt *routes.Route, body *replay, attempt int) bool {
+	if !rt.Retryable || (body != nil && !body.replayable()) || (rt.MaxRetries > 0 && attempt >= rt.MaxRetries) {
 		return false
 	}
 	if !rt.Budget.Withdraw() {

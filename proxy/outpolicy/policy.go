@@ -59,9 +59,72 @@ type Rule struct {
 	totalWeight       uint64
 	// Timeout bounds each attempt until the response headers arrive; 0 means none.
 	Timeout time.Duration
-	// route is what requests on a rule with a timeout are forwarded under (see
-	// Watcher.bindRoutes); nil otherwise.
+	// Retries is how many times a failed request may be sent again; retryOn says which
+	// responses count as failed (connection failures and timeouts always do).
+	Retries int
+	retryOn func(status int, grpcStatus string) bool
+	// route is what requests on a rule with a timeout or retries are forwarded under
+	// (see Watcher.bindRoutes); nil otherwise.
 	route *routes.Route
+}
+
+// maxRetries bounds the retries of one request whatever the policy says.
+const maxRetries = 100
+
+// httpRetry compiles an HTTP route's retry policy: failed responses are those in the
+// status ranges (5xx when none is given).
+func (r *Rule) httpRetry(rp *pb.HttpRoute_Retry) error {
+	if rp == nil || rp.GetMaxRetries() == 0 {
+		return nil
+	}
+	type span struct{ lo, hi int }
+	var spans []span
+	for _, sr := range rp.GetConditions().GetStatusRanges() {
+		lo, hi := int(sr.GetStart()), int(sr.GetEnd())
+		if hi == 0 {
+			hi = lo
+		}
+		if lo < 100 || hi > 599 || lo > hi {
+			return fmt.Errorf("retry status range %d-%d is not a range of HTTP statuses", sr.GetStart(), sr.GetEnd())
+		}
+		spans = append(spans, span{lo, hi})
+	}
+	if len(spans) == 0 {
+		spans = []span{{500, 599}}
+	}
+	r.Retries = min(int(rp.GetMaxRetries()), maxRetries)
+	r.retryOn = func(status int, _ string) bool {
+		for _, s := range spans {
+			if status >= s.lo && status <= s.hi {
+				return true
+			}
+		}
+		return false
+	}
+	r.Timeout = shorter(r.Timeout, positive(rp.GetTimeout()))
+	return nil
+}
+
+// grpcRetry compiles a gRPC route's retry policy: failed responses are those whose
+// grpc-status is one of the conditions' codes.
+func (r *Rule) grpcRetry(rp *pb.GrpcRoute_Retry) {
+	if rp == nil || rp.GetMaxRetries() == 0 {
+		return
+	}
+	c := rp.GetConditions()
+	codes := map[string]bool{"1": c.GetCancelled(), "4": c.GetDeadineExceeded(), "8": c.GetResourceExhausted(),
+		"13": c.GetInternal(), "14": c.GetUnavailable()}
+	r.Retries = min(int(rp.GetMaxRetries()), maxRetries)
+	r.retryOn = func(_ int, grpcStatus string) bool { return codes[grpcStatus] }
+	r.Timeout = shorter(r.Timeout, positive(rp.GetTimeout()))
+}
+
+// shorter returns the shorter of two timeouts, where 0 means none.
+func shorter(a, b time.Duration) time.Duration {
+	if a == 0 || (b > 0 && b < a) {
+		return b
+	}
+	return a
 }
 
 // backendRef is one weighted backend of a rule: a Service resolved through the
@@ -152,6 +215,9 @@ func compileHTTP(routes []*pb.HttpRoute) (*Policy, error) {
 			if err := cr.setBackends(httpBackends(rule.GetBackends())); err != nil {
 				return nil, fmt.Errorf("route %s rule %d: %w", name, i, err)
 			}
+			if err := cr.httpRetry(rule.GetRetry()); err != nil {
+				return nil, fmt.Errorf("route %s rule %d: %w", name, i, err)
+			}
 			p.needsQuery = p.needsQuery || m.NeedsQuery()
 			p.trivial = p.trivial && kind == "default" && cr.plain() && rule.GetRetry() == nil && len(r.GetHosts()) == 0
 			p.rules = append(p.rules, cr)
@@ -181,6 +247,7 @@ func compileGRPC(routes []*pb.GrpcRoute) (*Policy, error) {
 			if err := cr.setBackends(grpcBackends(rule.GetBackends())); err != nil {
 				return nil, fmt.Errorf("route %s rule %d: %w", name, i, err)
 			}
+			cr.grpcRetry(rule.GetRetry())
 			p.trivial = p.trivial && kind == "default" && cr.plain() && rule.GetRetry() == nil && len(r.GetHosts()) == 0
 			p.rules = append(p.rules, cr)
 		}
@@ -190,7 +257,7 @@ func compileGRPC(routes []*pb.GrpcRoute) (*Policy, error) {
 
 // plain reports whether the rule only forwards to one backend, unchanged.
 func (r *Rule) plain() bool {
-	return r.filters.empty() && r.Timeout == 0 && len(r.backends) == 1 && r.backends[0].filters.empty() && r.backends[0].authority != ""
+	return r.filters.empty() && r.Timeout == 0 && r.Retries == 0 && len(r.backends) == 1 && r.backends[0].filters.empty() && r.backends[0].authority != ""
 }
 
 // timeout is the bound of one attempt: the shorter of the request and response

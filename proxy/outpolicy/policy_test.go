@@ -161,6 +161,33 @@ func TestWeightedPick(t *testing.T) {
 	}
 }
 
+func TestRetryConditions(t *testing.T) {
+	rule := &pb.HttpRoute_Rule{Timeouts: &httproute.Timeouts{Request: durationpb.New(2 * time.Second)},
+		Retry: &pb.HttpRoute_Retry{MaxRetries: 3, Timeout: durationpb.New(time.Second), Conditions: &pb.HttpRoute_Retry_Conditions{
+			StatusRanges: []*pb.HttpRoute_Retry_Conditions_StatusRange{{Start: 502, End: 504}, {Start: 429}}}}}
+	p, err := FromProto(detect(&pb.HttpRoute{Metadata: resourceMeta("r"), Rules: []*pb.HttpRoute_Rule{rule}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := p.Rules()[0]
+	if r.Retries != 3 || r.Timeout != time.Second {
+		t.Fatalf("retries %d, attempt timeout %v; want 3 and the retry's 1s", r.Retries, r.Timeout)
+	}
+	for status, want := range map[int]bool{500: false, 502: true, 504: true, 429: true, 200: false} {
+		if got := r.retryOn(status, ""); got != want {
+			t.Errorf("status %d retried: %v, want %v", status, got, want)
+		}
+	}
+	g, err := FromProto(&pb.OutboundPolicy{Protocol: &pb.ProxyProtocol{Kind: &pb.ProxyProtocol_Grpc_{Grpc: &pb.ProxyProtocol_Grpc{Routes: []*pb.GrpcRoute{{
+		Rules: []*pb.GrpcRoute_Rule{{Retry: &pb.GrpcRoute_Retry{MaxRetries: 1, Conditions: &pb.GrpcRoute_Retry_Conditions{Unavailable: true}}}}}}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gr := g.Rules()[0]; !gr.retryOn(200, "14") || gr.retryOn(200, "13") || gr.retryOn(200, "0") {
+		t.Error("gRPC retry conditions: want only UNAVAILABLE (14) retried")
+	}
+}
+
 func TestFiltersApply(t *testing.T) {
 	f, err := httpFilters([]*pb.HttpRoute_Filter{{Kind: &pb.HttpRoute_Filter_RequestHeaderModifier{RequestHeaderModifier: &httproute.RequestHeaderModifier{
 		Set:    &httptypes.Headers{Headers: []*httptypes.Headers_Header{{Name: "x-set", Value: []byte("s")}}},
@@ -212,7 +239,9 @@ func TestInvalidPoliciesAreRefused(t *testing.T) {
 		"status": {withRule(&pb.HttpRoute_Rule{Filters: []*pb.HttpRoute_Filter{{Kind: &pb.HttpRoute_Filter_FailureInjector{FailureInjector: &httproute.HttpFailureInjector{Status: 42}}}}}), "not an HTTP status"},
 		"ratio": {withRule(&pb.HttpRoute_Rule{Filters: []*pb.HttpRoute_Filter{{Kind: &pb.HttpRoute_Filter_FailureInjector{FailureInjector: &httproute.HttpFailureInjector{
 			Status: 500, Ratio: &httproute.Ratio{Numerator: 2, Denominator: 1}}}}}}), "not a fraction"},
-		"dst path":     {withRule(&pb.HttpRoute_Rule{Backends: first("no port")}), "not a host:port"},
+		"dst path": {withRule(&pb.HttpRoute_Rule{Backends: first("no port")}), "not a host:port"},
+		"retry range": {withRule(&pb.HttpRoute_Rule{Retry: &pb.HttpRoute_Retry{MaxRetries: 1, Conditions: &pb.HttpRoute_Retry_Conditions{
+			StatusRanges: []*pb.HttpRoute_Retry_Conditions_StatusRange{{Start: 599, End: 500}}}}}), "retry status range"},
 		"empty filter": {withRule(&pb.HttpRoute_Rule{Filters: []*pb.HttpRoute_Filter{{}}}), "unknown kind"},
 		"grpc code": {&pb.OutboundPolicy{Protocol: &pb.ProxyProtocol{Kind: &pb.ProxyProtocol_Grpc_{Grpc: &pb.ProxyProtocol_Grpc{Routes: []*pb.GrpcRoute{{
 			Rules: []*pb.GrpcRoute_Rule{{Filters: []*pb.GrpcRoute_Filter{{Kind: &pb.GrpcRoute_Filter_FailureInjector{FailureInjector: &grpcroute.GrpcFailureInjector{Code: 99}}}}}}}}}}}}, "gRPC code"},

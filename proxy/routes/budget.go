@@ -74,6 +74,9 @@ func (b *Budget) same(o *Budget) bool {
 
 // Deposit records one request that could be retried.
 func (b *Budget) Deposit() {
+	if b == nil {
+		return
+	}
 	b.mu.Lock()
 	b.advance()
 	b.slots[b.cur].deposited += b.deposit
@@ -82,6 +85,9 @@ func (b *Budget) Deposit() {
 
 // Withdraw takes one retry from the budget; it reports false when the budget is exhausted.
 func (b *Budget) Withdraw() bool {
+	if b == nil {
+		return true
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.advance()

@@ -40,13 +40,20 @@ type Route struct {
 	Timeout time.Duration
 	// Retryable means failed requests may be sent again, within Budget.
 	Retryable bool
-	// Budget is the profile's retry budget, shared by its routes.
+	// Budget is the profile's retry budget, shared by its routes; nil (outbound policy
+	// routes, bounded by MaxRetries) never refuses a retry.
 	Budget *Budget
 	// Metrics counts the route's requests as the application sees them, Actual every
 	// attempt sent to an endpoint.
 	Metrics, Actual *metrics.HTTP
 	// Retries counts retries sent; Skipped failed requests not retried for lack of budget.
 	Retries, Skipped *atomic.Uint64
+	// MaxRetries, when positive, bounds the retries of one request (outbound policy
+	// routes); 0 leaves them to the budget alone.
+	MaxRetries int
+	// RetryOn, when set, says which responses are retried (an outbound policy route's
+	// retry conditions); otherwise the failures of IsFailure are.
+	RetryOn func(status int, grpcStatus string) bool
 
 	match   matcher
 	classes []class
@@ -88,6 +95,15 @@ func (r *Route) IsFailure(status int, grpcStatus string) bool {
 		}
 	}
 	return status >= 500 || (grpcStatus != "" && grpcStatus != "0")
+}
+
+// ShouldRetry reports whether a response with status and gRPC status ("" when it has
+// none) is retried on a retryable route: RetryOn when set, else IsFailure.
+func (r *Route) ShouldRetry(status int, grpcStatus string) bool {
+	if r.RetryOn != nil {
+		return r.RetryOn(status, grpcStatus)
+	}
+	return r.IsFailure(status, grpcStatus)
 }
 
 // Current holds the latest Table of a profile; it is updated as the profile changes and
