@@ -282,3 +282,64 @@ func TestOutboundPolicyGRPCRoutes(t *testing.T) {
 		t.Fatalf("demo.Greeter/Bye: %d grpc-status %q, want 200 with grpc-status 5", resp.StatusCode, resp.Header.Get("Grpc-Status"))
 	}
 }
+
+// BenchmarkOutboundPolicyHTTP1 compares an outbound proxy without a policy controller,
+// with the controller's default route (which keeps the HTTP/1 fast path), and with a
+// 50/50 split between two Services (general handler, per-request rule match and pick).
+func BenchmarkOutboundPolicyHTTP1(b *testing.B) {
+	defaultRoute := &pb.HttpRoute{Metadata: &pbmeta.Metadata{Kind: &pbmeta.Metadata_Default{Default: "default"}},
+		Rules: []*pb.HttpRoute_Rule{routeRule("/", 0, nil, weighted{svc, 1})}}
+	for _, c := range []struct {
+		name   string
+		policy *pb.OutboundPolicy
+	}{
+		{"no-controller", nil},
+		{"default-route", &pb.OutboundPolicy{Protocol: &pb.ProxyProtocol{Kind: &pb.ProxyProtocol_Detect_{Detect: &pb.ProxyProtocol_Detect{
+			Http1: &pb.ProxyProtocol_Http1{Routes: []*pb.HttpRoute{defaultRoute}}}}}}},
+		{"split", httpRoutePolicy(routeRule("/", 0, nil, weighted{svc, 50}, weighted{svcV2, 50}))},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			d := scriptedcp.NewDestination()
+			cp, err := d.Start("127.0.0.1:0", nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer d.Stop()
+			app := benchApp(b)
+			d.Set(svc, scriptedcp.Endpoint{Addr: app})
+			d.Set(svcV2, scriptedcp.Endpoint{Addr: app})
+			env := map[string]string{config.EnvDestinationAddr: cp}
+			if c.policy != nil {
+				op := scriptedcp.NewOutboundPolicies()
+				opAddr, err := op.Start("127.0.0.1:0", nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer op.Stop()
+				op.Set(svc, c.policy)
+				env[config.EnvPolicyAddr], env[config.EnvPolicyWorkload] = opAddr, "ns:client"
+			}
+			p := startProxy(b, unreachable, netip.AddrPort{}, env, nil)
+			_, out, _ := p.Addrs()
+			cl := clientTo(out, false)
+			b.ReportAllocs()
+			b.SetParallelism(4)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					resp, err := cl.Get("http://" + svc + "/")
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != http.StatusOK {
+						b.Errorf("status %d", resp.StatusCode)
+						return
+					}
+				}
+			})
+		})
+	}
+}
