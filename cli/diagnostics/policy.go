@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 	"sigs.k8s.io/yaml"
 )
 
@@ -35,8 +36,9 @@ func Policy(ctx context.Context, addr, workload string, port uint32) (*pb.Server
 	return srv, nil
 }
 
-// WritePolicy prints srv as indented JSON (format "json") or YAML (format "yaml").
-func WritePolicy(w io.Writer, srv *pb.Server, format string) error {
+// WritePolicy prints a policy answer (an inbound Server or an OutboundPolicy) as
+// indented JSON (format "json") or YAML (format "yaml").
+func WritePolicy(w io.Writer, srv proto.Message, format string) error {
 	js, err := protojson.MarshalOptions{Multiline: true, Indent: "  "}.Marshal(srv)
 	if err != nil {
 		return fmt.Errorf("encoding policy: %w", err)

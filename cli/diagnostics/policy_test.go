@@ -12,7 +12,9 @@ import (
 
 	"github.com/l5d-go/l5d/cli/install"
 	"github.com/l5d-go/l5d/policy/inbound"
+	"github.com/l5d-go/l5d/policy/outbound"
 	pb "github.com/l5d-go/l5d/proto/gen/inbound"
+	pbout "github.com/l5d-go/l5d/proto/gen/outbound"
 	"github.com/l5d-go/l5d/test/kube"
 	"google.golang.org/grpc"
 	corev1 "k8s.io/api/core/v1"
@@ -36,10 +38,18 @@ func policyServer(t *testing.T, c *kube.Cluster) string {
 	if err := idx.Start(ctx, time.Minute); err != nil {
 		t.Fatal(err)
 	}
+	outIdx, err := outbound.NewIndex(c.Client(), c.Dynamic())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := outIdx.Start(ctx, time.Minute); err != nil {
+		t.Fatal(err)
+	}
 	g := grpc.NewServer()
 	pb.RegisterInboundServerPoliciesServer(g, inbound.New(idx, inbound.Config{
 		DefaultPolicy: inbound.AllUnauthenticated, ControllerNS: "linkerd", TrustDomain: "cluster.local", DetectTimeout: 10 * time.Second,
 	}, slog.New(slog.DiscardHandler)))
+	pbout.RegisterOutboundPoliciesServer(g, outbound.New(outIdx, outbound.Config{DetectTimeout: 10 * time.Second}, slog.New(slog.DiscardHandler)))
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -112,5 +122,53 @@ func TestPolicy(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s port %d: err = %v, want %q", tc.workload, tc.port, err, tc.want)
 		}
+	}
+}
+
+// TestOutboundPolicy: for a Service port the command reports the outbound policy the
+// controller serves client proxies (protocol detection with the default HTTP route to
+// the Service), and an unknown Service is an error naming the policy API.
+func TestOutboundPolicy(t *testing.T) {
+	c := kube.Shared(t)
+	addr := policyServer(t, c)
+	ns := c.Namespace(t)
+	if _, err := c.Client().CoreV1().Services(ns).Create(context.Background(), &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: ns},
+		Spec:       corev1.ServiceSpec{Selector: map[string]string{"app": "web"}, Ports: []corev1.ServicePort{{Port: 80}}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	authority := "web." + ns + ".svc.cluster.local:80"
+	var p *pbout.OutboundPolicy
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		var err error
+		p, err = OutboundPolicy(ctx, addr, authority, ns)
+		cancel()
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("outbound policy of %s: %v", authority, err)
+		}
+		time.Sleep(100 * time.Millisecond) // poll interval while the informers catch up
+	}
+	var ya bytes.Buffer
+	if err := WritePolicy(&ya, p, "yaml"); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"detect:", "http1:", "routes:", "name: web"} {
+		if !strings.Contains(ya.String(), want) {
+			t.Errorf("outbound policy lacks %q:\n%s", want, ya.String())
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := OutboundPolicy(ctx, addr, "nope."+ns+".svc.cluster.local:80", ns); err == nil || !strings.Contains(err.Error(), "policy API at") {
+		t.Errorf("unknown Service: err = %v", err)
+	}
+	if _, err := OutboundPolicy(ctx, addr, "web", ns); err == nil || !strings.Contains(err.Error(), "want host:port") {
+		t.Errorf("authority without port: err = %v", err)
 	}
 }

@@ -18,7 +18,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/l5d-go/l5d/test/demo/golden"
+	"github.com/l5d-go/l5d/cli/golden"
 )
 
 func main() {
@@ -81,7 +81,7 @@ func scrape(ctx context.Context, s *golden.Scraper, warn io.Writer) (golden.Snap
 	if err != nil {
 		return golden.Snapshot{}, err
 	}
-	for _, d := range snap.Deployments {
+	for _, d := range snap.Resources {
 		for _, e := range d.Errors {
 			fmt.Fprintln(warn, "warning:", e)
 		}

@@ -2,7 +2,7 @@ package golden
 
 import (
 	"context"
-	"os"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/l5d-go/l5d/cli/resource"
 	"github.com/l5d-go/l5d/test/kube"
 )
 
@@ -33,7 +34,7 @@ func pod(ns, name, app string, meshed bool) *corev1.Pod {
 	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: map[string]string{"app": app}},
 		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: app, Image: "ghcr.io/l5d-go/demo-" + app + ":v1"}}}}
 	if meshed {
-		p.Spec.Containers = append(p.Spec.Containers, corev1.Container{Name: ProxyContainer, Image: "cr.l5d.io/linkerd/proxy:dev"})
+		p.Spec.Containers = append(p.Spec.Containers, corev1.Container{Name: resource.ProxyContainer, Image: "cr.l5d.io/linkerd/proxy:dev"})
 	}
 	return p
 }
@@ -65,10 +66,10 @@ func TestScrapeThroughAPIServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(snap.Deployments) != 2 || snap.Deployments[0].Name != "catalog" || snap.Deployments[1].Name != "web" {
-		t.Fatalf("deployments %+v, want catalog and web in order", snap.Deployments)
+	if len(snap.Resources) != 2 || snap.Resources[0].Name != "catalog" || snap.Resources[1].Name != "web" {
+		t.Fatalf("deployments %+v, want catalog and web in order", snap.Resources)
 	}
-	cat, web := snap.Deployments[0], snap.Deployments[1]
+	cat, web := snap.Resources[0], snap.Resources[1]
 	if cat.Pods != 1 || cat.Meshed != 1 || len(cat.Errors) != 0 || len(cat.Counters) != 0 {
 		t.Errorf("catalog %+v, want 1/1 meshed, a pending pod neither scraped nor failed", cat)
 	}
@@ -76,7 +77,7 @@ func TestScrapeThroughAPIServer(t *testing.T) {
 		t.Errorf("web has %d/%d meshed pods, want 1/2 (the finished pod does not count)", web.Meshed, web.Pods)
 	}
 	if len(web.Errors) != 1 || !strings.Contains(web.Errors[0].Error(), ns+"/web-meshed") ||
-		!strings.Contains(web.Errors[0].Error(), "web-meshed:4191") {
+		!strings.Contains(web.Errors[0].Error(), "port 4191") {
 		t.Errorf("web scrape errors %v, want one naming pod %s/web-meshed and its admin port", web.Errors, ns)
 	} else {
 		t.Logf("API server answer: %v", web.Errors[0])
@@ -87,27 +88,58 @@ func TestScrapeThroughAPIServer(t *testing.T) {
 	}
 }
 
-// TestDemoManifestsApply applies app.yaml to a real API server, which validates every
-// object, and finds the four demo deployments with the scraper.
-func TestDemoManifestsApply(t *testing.T) {
+// TestScrapeGroupsByKind groups the same pods by pod and by namespace, and limits the
+// scrape to one named resource.
+func TestScrapeGroupsByKind(t *testing.T) {
 	c := kube.Shared(t)
-	b, err := os.ReadFile("../app.yaml")
+	ns := c.Namespace(t)
+	ctx := context.Background()
+	if _, err := c.Client().AppsV1().Deployments(ns).Create(ctx, deployment(ns, "web"), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	c.CreatePod(t, pod(ns, "web-b", "web", true))
+	c.CreatePod(t, pod(ns, "web-a", "web", false))
+	c.CreatePod(t, pod(ns, "db-0", "db", true))
+	rows := func(s *Scraper) string {
+		t.Helper()
+		snap, err := s.Scrape(ctx)
+		if err != nil {
+			return err.Error()
+		}
+		var out []string
+		for _, r := range snap.Resources {
+			out = append(out, fmt.Sprintf("%s %d/%d", r.Name, r.Meshed, r.Pods))
+		}
+		return strings.Join(out, ",")
+	}
+	for _, tc := range []struct {
+		s    *Scraper
+		want string
+	}{
+		{&Scraper{Client: c.Client(), Namespace: ns}, "web 1/2"},
+		{&Scraper{Client: c.Client(), Namespace: ns, Kind: resource.Deployment, Name: "web"}, "web 1/2"},
+		{&Scraper{Client: c.Client(), Namespace: ns, Kind: resource.Pod}, "db-0 1/1,web-a 0/1,web-b 1/1"},
+		{&Scraper{Client: c.Client(), Namespace: ns, Kind: resource.Pod, Name: "web-a"}, "web-a 0/1"},
+		{&Scraper{Client: c.Client(), Namespace: ns, Kind: resource.Namespace}, ns + " 2/3"},
+		{&Scraper{Client: c.Client(), Kind: resource.Namespace, Name: ns}, ns + " 2/3"},
+		{&Scraper{Client: c.Client(), Namespace: ns, Kind: resource.Deployment, Name: "nope"}, "deployment " + ns + "/nope: "},
+		{&Scraper{Client: c.Client(), Namespace: ns, Kind: resource.Pod, Name: "nope"}, "pod " + ns + "/nope: not found"},
+		{&Scraper{Client: c.Client(), Kind: resource.Namespace, Name: ns + "-nope"}, "namespace " + ns + "-nope: "},
+		{&Scraper{Client: c.Client(), Namespace: ns, Kind: resource.Service}, `resource kind "service": stat covers deployments, pods and namespaces`},
+	} {
+		if got := rows(tc.s); !strings.HasPrefix(got, tc.want) {
+			t.Errorf("%+v: got %q, want %q", *tc.s, got, tc.want)
+		}
+	}
+	snap, err := (&Scraper{Client: c.Client(), Kind: resource.Namespace}).Scrape(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		c.Client().CoreV1().Namespaces().Delete(context.Background(), "l5d-demo", metav1.DeleteOptions{})
-	})
-	c.Apply(t, "", string(b))
-	snap, err := (&Scraper{Client: c.Client(), Namespace: "l5d-demo"}).Scrape(context.Background())
-	if err != nil {
-		t.Fatal(err)
+	found := false
+	for _, r := range snap.Resources {
+		found = found || r.Name == ns && r.Pods == 3
 	}
-	var names []string
-	for _, d := range snap.Deployments {
-		names = append(names, d.Name)
-	}
-	if strings.Join(names, ",") != "catalog,ratings,traffic,web" {
-		t.Errorf("deployments in l5d-demo: %v, want catalog, ratings, traffic and web", names)
+	if !found {
+		t.Errorf("every namespace: %s with 3 pods missing from %+v", ns, snap.Resources)
 	}
 }
