@@ -154,6 +154,7 @@ func TestOutboundPolicyTrafficSplit(t *testing.T) {
 }
 
 // TestOutboundPolicyRouteRules: a rule's request header modifier reaches the backend, a
+// redirect filter answers 301 with the rewritten Location, a
 // rule timeout turns a slow backend into 504, a request matching no rule gets 404, a
 // backend weighted alone that fails (the controller's failure injector for a missing
 // Service) answers 500, and a ServiceProfile with routes takes precedence over the
@@ -167,7 +168,10 @@ func TestOutboundPolicyRouteRules(t *testing.T) {
 		Backends: []*pb.HttpRoute_WeightedRouteBackend{{Weight: 1, Backend: &pb.HttpRoute_RouteBackend{Backend: &pb.Backend{},
 			Filters: []*pb.HttpRoute_Filter{{Kind: &pb.HttpRoute_Filter_FailureInjector{FailureInjector: &httproute.HttpFailureInjector{
 				Status: 500, Message: "Service ns/gone not found"}}}}}}}}}}
+	moved := routeRule("/old", 0, []*pb.HttpRoute_Filter{{Kind: &pb.HttpRoute_Filter_Redirect{Redirect: &httproute.RequestRedirect{
+		Status: 301, Path: &httproute.PathModifier{Replace: &httproute.PathModifier_Prefix{Prefix: "/new"}}}}}}, weighted{svc, 1})
 	op.Set(svc, httpRoutePolicy(
+		moved,
 		routeRule("/api", 0, setRoute, weighted{svcV2, 1}),
 		routeRule("/slow", 200*time.Millisecond, nil, weighted{svc, 1}),
 		missing,
@@ -187,6 +191,11 @@ func TestOutboundPolicyRouteRules(t *testing.T) {
 		}
 		if code, _, reason := status("/other"); code != http.StatusNotFound || reason != "no route found for request" {
 			t.Errorf("h2=%v /other: %d %q, want 404 no route", h2, code, reason)
+		}
+		noFollow := &http.Client{Transport: c.Transport, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		if resp, _ := get(t, noFollow, "http://"+svc+"/old/page?x=1"); resp.StatusCode != http.StatusMovedPermanently ||
+			resp.Header.Get("Location") != "http://web.ns.svc.cluster.local/new/page?x=1" {
+			t.Errorf("h2=%v /old/page: %d Location %q, want 301 to /new/page", h2, resp.StatusCode, resp.Header.Get("Location"))
 		}
 		if code, _, reason := status("/missing"); code != http.StatusInternalServerError || reason != "Service ns/gone not found" {
 			t.Errorf("h2=%v /missing: %d %q, want 500 from the failing backend", h2, code, reason)

@@ -66,7 +66,8 @@ type PolicyRouter interface {
 	// or that has ServiceProfile routes (which take precedence), is not active.
 	Active() bool
 	// RouteRequest chooses the backend of r, applies the chosen rule's request filters to
-	// r and returns the route whose timeout applies (nil for none). An error is answered
+	// r and returns the route whose timeout applies (nil for none); a nil backend without
+	// error means the policy no longer applies (the target serves r). An error is answered
 	// with the status of StatusFor (a *RouteError for refusals: no route, an injected
 	// failure, a backend that does not resolve).
 	RouteRequest(r *http.Request) (*Backend, *routes.Route, error)

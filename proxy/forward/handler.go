@@ -84,14 +84,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if be.Policy != nil && be.Policy.Active() {
-		var prt *routes.Route
-		if be, prt, err = be.Policy.RouteRequest(r); err != nil {
+		pbe, prt, err := be.Policy.RouteRequest(r)
+		if err != nil {
 			h.fail(w, r, h.errorMetrics(ci), start, err)
 			return
 		}
-		if prt != nil && upgradeType(r.Header) == "" {
-			h.servePolicy(w, r, be, prt, start)
-			return
+		if pbe != nil {
+			be = pbe
+			if prt != nil && upgradeType(r.Header) == "" {
+				h.servePolicy(w, r, be, prt, start)
+				return
+			}
 		}
 	}
 	var rt *routes.Route
@@ -284,6 +287,9 @@ type RouteError struct {
 	// trailers-only response).
 	GRPCCode int
 	Reason   string
+	// Location, when set, makes the answer a redirect: Status with this Location and
+	// no l5d-proxy-error (an HTTPRoute's RequestRedirect filter).
+	Location string
 }
 
 func (e *RouteError) Error() string { return e.Reason }
@@ -297,6 +303,15 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, m *metrics.HTTP, 
 	}
 	if h.Log != nil {
 		h.Log.Debug("proxy error", "status", status, "host", r.Host, "error", err)
+	}
+	if re := (*RouteError)(nil); errors.As(err, &re) && re.Location != "" {
+		w.Header().Set("Location", re.Location)
+		w.WriteHeader(status)
+		if m != nil {
+			m.Request()
+			m.Response(status, false, time.Since(start))
+		}
+		return status
 	}
 	if isGRPC(r) {
 		code := grpcCodeFor(status)

@@ -32,6 +32,9 @@ func FuzzFromProto(f *testing.F) {
 		for _, r := range []*http.Request{request("GET", "/"), request("POST", "/api/x?v=1", "X-Canary", "1")} {
 			if rule, ok := p.Match(r); ok {
 				rule.filters.apply(r.Header)
+				if rd := rule.filters.redirect; rd != nil {
+					rd.location(r)
+				}
 				if b := rule.pick(); b != nil {
 					b.filters.apply(r.Header)
 				}

@@ -142,6 +142,7 @@ type filters struct {
 	set, add []header
 	remove   []string
 	fail     *failure
+	redirect *redirect
 }
 
 // failure is a failure injector: a fraction num/den of requests get status (or, for
@@ -209,6 +210,13 @@ func compileHTTP(routes []*pb.HttpRoute) (*Policy, error) {
 			cr := &Rule{Group: group, Kind: kind, Name: name, matcher: m}
 			if cr.filters, err = httpFilters(rule.GetFilters()); err != nil {
 				return nil, fmt.Errorf("route %s rule %d: %w", name, i, err)
+			}
+			if rd := cr.filters.redirect; rd != nil {
+				for _, m := range rule.GetMatches() {
+					if pfx := m.GetPath().GetPrefix(); pfx != "" {
+						rd.prefixes = append(rd.prefixes, pfx)
+					}
+				}
 			}
 			//lint:ignore SA1019 controllers before Timeouts send only the deprecated field
 			cr.Timeout = timeout(rule.GetTimeouts(), rule.GetRequestTimeout())
@@ -388,7 +396,13 @@ func httpFilters(fs []*pb.HttpRoute_Filter) (filters, error) {
 			}
 			fl.status, fl.code = st, grpcCodeFor(st)
 			out.fail = fl
-		case f.GetRedirect() != nil, f.GetResponseHeaderModifier() != nil:
+		case f.GetRedirect() != nil:
+			rd, err := compileRedirect(f.GetRedirect())
+			if err != nil {
+				return out, err
+			}
+			out.redirect = rd
+		case f.GetResponseHeaderModifier() != nil:
 			// Not applied by this proxy yet; the route still routes.
 		default:
 			return out, errors.New("filter of an unknown kind")
@@ -494,7 +508,7 @@ func validHeaderName(s string) bool {
 }
 
 func (f *filters) empty() bool {
-	return len(f.set) == 0 && len(f.add) == 0 && len(f.remove) == 0 && f.fail == nil
+	return len(f.set) == 0 && len(f.add) == 0 && len(f.remove) == 0 && f.fail == nil && f.redirect == nil
 }
 
 // apply modifies h by the header filters and returns the injected failure, if this

@@ -252,3 +252,35 @@ func TestInvalidPoliciesAreRefused(t *testing.T) {
 		}
 	}
 }
+
+func TestRedirectLocation(t *testing.T) {
+	full, pfx := "/login", "/v2"
+	for _, tc := range []struct {
+		rd   *httproute.RequestRedirect
+		r    *http.Request
+		want string
+	}{
+		{&httproute.RequestRedirect{}, request("GET", "/a?b=c"), "http://web.ns.svc.cluster.local/a?b=c"},
+		{&httproute.RequestRedirect{Host: "other.example", Port: 8080, Status: 301}, request("GET", "/a"), "http://other.example:8080/a"},
+		{&httproute.RequestRedirect{Scheme: &httptypes.Scheme{Type: &httptypes.Scheme_Registered_{Registered: httptypes.Scheme_HTTPS}}},
+			request("GET", "/a"), "https://web.ns.svc.cluster.local/a"},
+		{&httproute.RequestRedirect{Path: &httproute.PathModifier{Replace: &httproute.PathModifier_Full{Full: full}}}, request("GET", "/a/b"), "http://web.ns.svc.cluster.local/login"},
+		{&httproute.RequestRedirect{Path: &httproute.PathModifier{Replace: &httproute.PathModifier_Prefix{Prefix: pfx}}}, request("GET", "/v1/items?x=1"), "http://web.ns.svc.cluster.local/v2/items?x=1"},
+		{&httproute.RequestRedirect{Path: &httproute.PathModifier{Replace: &httproute.PathModifier_Prefix{Prefix: pfx}}}, request("GET", "/v1"), "http://web.ns.svc.cluster.local/v2"},
+	} {
+		rd, err := compileRedirect(tc.rd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd.prefixes = []string{"/v1"}
+		if got := rd.location(tc.r); got != tc.want {
+			t.Errorf("redirect %v of %s: %s, want %s", tc.rd, tc.r.URL, got, tc.want)
+		}
+	}
+	for _, bad := range []*httproute.RequestRedirect{{Status: 200}, {Port: 70000}, {Host: "a b"},
+		{Path: &httproute.PathModifier{Replace: &httproute.PathModifier_Full{Full: "relative"}}}} {
+		if _, err := compileRedirect(bad); err == nil {
+			t.Errorf("redirect %v accepted", bad)
+		}
+	}
+}

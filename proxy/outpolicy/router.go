@@ -43,12 +43,18 @@ func (rt *Router) Active() bool {
 // a rule whose backends all have weight 0, fail the request with 500.
 func (rt *Router) RouteRequest(r *http.Request) (*forward.Backend, *routes.Route, error) {
 	p := rt.cur.Load()
+	if p.Trivial() {
+		return nil, nil, nil // the policy changed since Active: the target applies
+	}
 	rule, ok := p.Match(r)
 	if !ok {
 		return nil, nil, &forward.RouteError{Status: http.StatusNotFound, GRPCCode: grpcNotFound, Reason: "no route found for request"}
 	}
 	if f := rule.filters.apply(r.Header); f != nil {
 		return nil, nil, f.err()
+	}
+	if rd := rule.filters.redirect; rd != nil {
+		return nil, nil, &forward.RouteError{Status: rd.status, Reason: "redirected by route " + rule.Name, Location: rd.location(r)}
 	}
 	b := rule.pick()
 	if b == nil {
