@@ -31,7 +31,7 @@ func Root(out, errOut io.Writer) *cobra.Command {
 	root.PersistentFlags().StringVarP(&g.namespace, "linkerd-namespace", "L", ns, "namespace of the control plane")
 	root.PersistentFlags().StringVar(&g.kubeconfig, "kubeconfig", "", "path to the kubeconfig file")
 	root.PersistentFlags().StringVar(&g.context, "context", "", "kubeconfig context")
-	root.AddCommand(installCmd(g), versionCmd(g), checkCmd(g), injectCmd(g), uninjectCmd(), uninstallCmd(g), upgradeCmd(g), profileCmd(), diagnosticsCmd(g), identityCmd(g), vizCmd(g))
+	root.AddCommand(installCmd(g), versionCmd(g), checkCmd(g), injectCmd(g), uninjectCmd(), uninstallCmd(g), upgradeCmd(g), profileCmd(), diagnosticsCmd(g), identityCmd(g), vizCmd(g), authzCmd(g))
 	return root
 }
 

@@ -79,3 +79,20 @@ func fields(out string) string {
 	}
 	return strings.Join(lines, "|")
 }
+
+func TestAuthzBadInput(t *testing.T) {
+	c := kube.Shared(t)
+	ns := c.Namespace(t)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"authz", "-n", ns, "ns/" + ns}, "not a namespace"},
+		{[]string{"authz", "-n", ns, "deploy", "nope"}, "deployment/nope in namespace " + ns},
+		{[]string{"authz", "-n", ns, "widget/x"}, `unknown resource kind "widget"`},
+	} {
+		if _, _, err := run(t, "", append(tc.args, "--kubeconfig", c.Kubeconfig())...); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: err = %v, want %q", tc.args, err, tc.want)
+		}
+	}
+}
