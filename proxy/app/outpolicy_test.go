@@ -153,7 +153,8 @@ func TestOutboundPolicyTrafficSplit(t *testing.T) {
 	}
 }
 
-// TestOutboundPolicyRouteRules: a rule's request header modifier reaches the backend, a
+// TestOutboundPolicyRouteRules: a rule's request header modifier reaches the backend and
+// its response header modifier the client, a
 // redirect filter answers 301 with the rewritten Location, a
 // rule timeout turns a slow backend into 504, a request matching no rule gets 404, a
 // backend weighted alone that fails (the controller's failure injector for a missing
@@ -162,7 +163,9 @@ func TestOutboundPolicyTrafficSplit(t *testing.T) {
 func TestOutboundPolicyRouteRules(t *testing.T) {
 	d, op, out := policyProxy(t)
 	setRoute := []*pb.HttpRoute_Filter{{Kind: &pb.HttpRoute_Filter_RequestHeaderModifier{RequestHeaderModifier: &httproute.RequestHeaderModifier{
-		Set: &httptypes.Headers{Headers: []*httptypes.Headers_Header{{Name: "x-route", Value: []byte(":api")}}}}}}}
+		Set: &httptypes.Headers{Headers: []*httptypes.Headers_Header{{Name: "x-route", Value: []byte(":api")}}}}}},
+		{Kind: &pb.HttpRoute_Filter_ResponseHeaderModifier{ResponseHeaderModifier: &httproute.ResponseHeaderModifier{
+			Add: &httptypes.Headers{Headers: []*httptypes.Headers_Header{{Name: "x-served-by", Value: []byte("route-api")}}}}}}}
 	missing := routeRule("/missing", 0, nil)
 	missing.Backends = &pb.HttpRoute_Distribution{Kind: &pb.HttpRoute_Distribution_RandomAvailable_{RandomAvailable: &pb.HttpRoute_Distribution_RandomAvailable{
 		Backends: []*pb.HttpRoute_WeightedRouteBackend{{Weight: 1, Backend: &pb.HttpRoute_RouteBackend{Backend: &pb.Backend{},
@@ -185,6 +188,9 @@ func TestOutboundPolicyRouteRules(t *testing.T) {
 		}
 		if code, body, _ := status("/api/items"); code != http.StatusOK || body != "v2:api" {
 			t.Errorf("h2=%v /api/items: %d %q, want 200 from web-v2 with the header the route sets", h2, code, body)
+		}
+		if resp, _ := get(t, c, "http://"+svc+"/api/items"); resp.Header.Get("X-Served-By") != "route-api" {
+			t.Errorf("h2=%v /api/items: response header x-served-by %q, want the route's response modifier", h2, resp.Header.Get("X-Served-By"))
 		}
 		if code, _, reason := status("/slow"); code != http.StatusGatewayTimeout || reason != "request timed out" {
 			t.Errorf("h2=%v /slow: %d %q, want 504 after the rule's timeout", h2, code, reason)

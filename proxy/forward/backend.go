@@ -65,12 +65,22 @@ type PolicyRouter interface {
 	// per request and must not allocate. A target whose policy only forwards to itself,
 	// or that has ServiceProfile routes (which take precedence), is not active.
 	Active() bool
-	// RouteRequest chooses the backend of r, applies the chosen rule's request filters to
-	// r and returns the route whose timeout applies (nil for none); a nil backend without
-	// error means the policy no longer applies (the target serves r). An error is answered
-	// with the status of StatusFor (a *RouteError for refusals: no route, an injected
-	// failure, a backend that does not resolve).
-	RouteRequest(r *http.Request) (*Backend, *routes.Route, error)
+	// RouteRequest chooses where r goes and applies the chosen rule's request filters to
+	// r. An error is answered with the status of StatusFor (a *RouteError for refusals:
+	// no route, an injected failure, a redirect, a backend that does not resolve).
+	RouteRequest(r *http.Request) (PolicyDecision, error)
+}
+
+// PolicyDecision is where an outbound policy sends one request.
+type PolicyDecision struct {
+	// Backend serves the request; nil means the policy no longer applies (the target
+	// serves it as without a policy).
+	Backend *Backend
+	// Route, when set, is the route whose timeout and retries apply.
+	Route *routes.Route
+	// ModifyResponse, when set, edits the response's header fields before they are sent
+	// (an HTTPRoute's ResponseHeaderModifier filters).
+	ModifyResponse func(http.Header)
 }
 
 // AuthorityMetrics resolves metric handles per request authority for one label set, with

@@ -84,15 +84,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if be.Policy != nil && be.Policy.Active() {
-		pbe, prt, err := be.Policy.RouteRequest(r)
+		d, err := be.Policy.RouteRequest(r)
 		if err != nil {
 			h.fail(w, r, h.errorMetrics(ci), start, err)
 			return
 		}
-		if pbe != nil {
-			be = pbe
-			if prt != nil && upgradeType(r.Header) == "" {
-				h.servePolicy(w, r, be, prt, start)
+		if d.Backend != nil {
+			be = d.Backend
+			upgrade := upgradeType(r.Header) != ""
+			if d.ModifyResponse != nil && !upgrade { // an upgrade needs the connection itself
+				w = &modifiedResponse{ResponseWriter: w, modify: d.ModifyResponse}
+			}
+			if d.Route != nil && !upgrade {
+				h.servePolicy(w, r, be, d.Route, start)
 				return
 			}
 		}
@@ -395,3 +399,40 @@ func itoa(n int64) string {
 	}
 	return string(b[i:])
 }
+
+// modifiedResponse applies modify to the response header fields when they are sent.
+type modifiedResponse struct {
+	http.ResponseWriter
+	modify  func(http.Header)
+	written bool
+}
+
+func (m *modifiedResponse) WriteHeader(status int) {
+	if !m.written {
+		m.written = true
+		if status >= 200 {
+			m.modify(m.ResponseWriter.Header())
+		}
+	}
+	m.ResponseWriter.WriteHeader(status)
+}
+
+func (m *modifiedResponse) Write(b []byte) (int, error) {
+	if !m.written {
+		m.WriteHeader(http.StatusOK)
+	}
+	return m.ResponseWriter.Write(b)
+}
+
+// Flush sends what was written so far, when the client connection can.
+func (m *modifiedResponse) Flush() {
+	if !m.written {
+		m.WriteHeader(http.StatusOK)
+	}
+	if f, ok := m.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Unwrap gives http.ResponseController the client's writer.
+func (m *modifiedResponse) Unwrap() http.ResponseWriter { return m.ResponseWriter }

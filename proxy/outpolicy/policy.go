@@ -143,6 +143,26 @@ type filters struct {
 	remove   []string
 	fail     *failure
 	redirect *redirect
+	// respMod applies the response header modifiers; nil when there are none.
+	respMod func(http.Header)
+}
+
+// headerEdit is a compiled header modifier.
+type headerEdit struct {
+	set, add []header
+	remove   []string
+}
+
+func (e *headerEdit) apply(h http.Header) {
+	for _, hv := range e.set {
+		h[hv.name] = []string{hv.value}
+	}
+	for _, hv := range e.add {
+		h[hv.name] = append(h[hv.name], hv.value)
+	}
+	for _, name := range e.remove {
+		delete(h, name)
+	}
 }
 
 // failure is a failure injector: a fraction num/den of requests get status (or, for
@@ -403,7 +423,13 @@ func httpFilters(fs []*pb.HttpRoute_Filter) (filters, error) {
 			}
 			out.redirect = rd
 		case f.GetResponseHeaderModifier() != nil:
-			// Not applied by this proxy yet; the route still routes.
+			m := f.GetResponseHeaderModifier()
+			var e filters
+			if err := e.headerModifier(&httproute.RequestHeaderModifier{Set: m.GetSet(), Add: m.GetAdd(), Remove: m.GetRemove()}); err != nil {
+				return out, fmt.Errorf("response %w", err)
+			}
+			edit := &headerEdit{set: e.set, add: e.add, remove: e.remove}
+			out.respMod = combine(out.respMod, edit.apply)
 		default:
 			return out, errors.New("filter of an unknown kind")
 		}
@@ -508,7 +534,7 @@ func validHeaderName(s string) bool {
 }
 
 func (f *filters) empty() bool {
-	return len(f.set) == 0 && len(f.add) == 0 && len(f.remove) == 0 && f.fail == nil && f.redirect == nil
+	return len(f.set) == 0 && len(f.add) == 0 && len(f.remove) == 0 && f.fail == nil && f.redirect == nil && f.respMod == nil
 }
 
 // apply modifies h by the header filters and returns the injected failure, if this

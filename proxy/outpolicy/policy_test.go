@@ -242,6 +242,8 @@ func TestInvalidPoliciesAreRefused(t *testing.T) {
 		"dst path": {withRule(&pb.HttpRoute_Rule{Backends: first("no port")}), "not a host:port"},
 		"retry range": {withRule(&pb.HttpRoute_Rule{Retry: &pb.HttpRoute_Retry{MaxRetries: 1, Conditions: &pb.HttpRoute_Retry_Conditions{
 			StatusRanges: []*pb.HttpRoute_Retry_Conditions_StatusRange{{Start: 599, End: 500}}}}}), "retry status range"},
+		"response header name": {withRule(&pb.HttpRoute_Rule{Filters: []*pb.HttpRoute_Filter{{Kind: &pb.HttpRoute_Filter_ResponseHeaderModifier{ResponseHeaderModifier: &httproute.ResponseHeaderModifier{
+			Remove: []string{"bad:name"}}}}}}), "response header modifier"},
 		"empty filter": {withRule(&pb.HttpRoute_Rule{Filters: []*pb.HttpRoute_Filter{{}}}), "unknown kind"},
 		"grpc code": {&pb.OutboundPolicy{Protocol: &pb.ProxyProtocol{Kind: &pb.ProxyProtocol_Grpc_{Grpc: &pb.ProxyProtocol_Grpc{Routes: []*pb.GrpcRoute{{
 			Rules: []*pb.GrpcRoute_Rule{{Filters: []*pb.GrpcRoute_Filter{{Kind: &pb.GrpcRoute_Filter_FailureInjector{FailureInjector: &grpcroute.GrpcFailureInjector{Code: 99}}}}}}}}}}}}, "gRPC code"},

@@ -41,39 +41,51 @@ func (rt *Router) Active() bool {
 // gRPC NOT_FOUND), applies its request filters and then a backend's, chosen at random
 // by weight, and resolves that backend's Service. A backend that does not resolve, and
 // a rule whose backends all have weight 0, fail the request with 500.
-func (rt *Router) RouteRequest(r *http.Request) (*forward.Backend, *routes.Route, error) {
+func (rt *Router) RouteRequest(r *http.Request) (forward.PolicyDecision, error) {
+	var none forward.PolicyDecision
 	p := rt.cur.Load()
 	if p.Trivial() {
-		return nil, nil, nil // the policy changed since Active: the target applies
+		return none, nil // the policy changed since Active: the target applies
 	}
 	rule, ok := p.Match(r)
 	if !ok {
-		return nil, nil, &forward.RouteError{Status: http.StatusNotFound, GRPCCode: grpcNotFound, Reason: "no route found for request"}
+		return none, &forward.RouteError{Status: http.StatusNotFound, GRPCCode: grpcNotFound, Reason: "no route found for request"}
 	}
 	if f := rule.filters.apply(r.Header); f != nil {
-		return nil, nil, f.err()
+		return none, f.err()
 	}
 	if rd := rule.filters.redirect; rd != nil {
-		return nil, nil, &forward.RouteError{Status: rd.status, Reason: "redirected by route " + rule.Name, Location: rd.location(r)}
+		return none, &forward.RouteError{Status: rd.status, Reason: "redirected by route " + rule.Name, Location: rd.location(r)}
 	}
 	b := rule.pick()
 	if b == nil {
-		return nil, nil, &forward.RouteError{Status: http.StatusInternalServerError, Reason: "no backend with a weight for the route " + rule.Name}
+		return none, &forward.RouteError{Status: http.StatusInternalServerError, Reason: "no backend with a weight for the route " + rule.Name}
 	}
 	if f := b.filters.apply(r.Header); f != nil {
-		return nil, nil, f.err()
+		return none, f.err()
 	}
 	if b.authority == "" {
-		return nil, nil, &forward.RouteError{Status: http.StatusInternalServerError, Reason: "route backend unavailable"}
+		return none, &forward.RouteError{Status: http.StatusInternalServerError, Reason: "route backend unavailable"}
 	}
 	be, ok, err := rt.resolve(r.Context(), b.authority)
 	if err != nil {
-		return nil, nil, fmt.Errorf("discovering route backend %s: %w", b.authority, err)
+		return none, fmt.Errorf("discovering route backend %s: %w", b.authority, err)
 	}
 	if !ok {
-		return nil, nil, &forward.RouteError{Status: http.StatusInternalServerError, Reason: "route backend " + b.authority + " is not a service"}
+		return none, &forward.RouteError{Status: http.StatusInternalServerError, Reason: "route backend " + b.authority + " is not a service"}
 	}
-	return be, rule.route, nil
+	return forward.PolicyDecision{Backend: be, Route: rule.route, ModifyResponse: combine(rule.filters.respMod, b.filters.respMod)}, nil
+}
+
+// combine returns a function applying a then b (either may be nil).
+func combine(a, b func(http.Header)) func(http.Header) {
+	switch {
+	case a == nil:
+		return b
+	case b == nil:
+		return a
+	}
+	return func(h http.Header) { a(h); b(h) }
 }
 
 func (f *failure) err() error {
