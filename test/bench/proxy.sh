@@ -8,7 +8,7 @@
 #   nginx   wrk -> nginx -> nginx -> app                 (two-hop reverse-proxy chain)
 #   l5d     wrk -> outbound proxy -> inbound proxy -> app (transparent, through iptables)
 #
-# For each path: max throughput (wrk, REPEATS runs, median), CPU seconds per 10,000
+# For each path: max throughput (wrk, REPEATS rounds taking the paths in turn, median), CPU seconds per 10,000
 # requests spent by the two proxies, proxy RSS idle and under load, and latency
 # percentiles at fixed rates (fortio, when available). Ratios are printed against direct
 # and against nginx. Needs root, nginx, wrk, iproute2, iptables (Debian packages).
@@ -119,38 +119,47 @@ rss() { awk '/VmRSS/{print $2}' "/proc/$1/status"; }
 median() { sort -g | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
 
 idle_cli=$(rss "$cli_proxy") idle_srv=$(rss "$srv_proxy")
-declare -A RPS CPU RSSMAX
-run_path() { # name url pidA pidB
-	local rps=() cpus=() maxrss=0
-	for _ in $(seq "$REPEATS"); do
-		local a1=0 a2=0 b1=0 b2=0
-		[ -n "$3" ] && a1=$(cpu "$3") && a2=$(cpu "$4")
-		out=$(ip netns exec "$cli" wrk -t1 -c"$CONNS" -d"$DUR" "$2")
-		[ -n "$3" ] && b1=$(cpu "$3") && b2=$(cpu "$4")
-		reqs=$(awk '/requests in/{print $1}' <<<"$out")
-		rps+=("$(awk '/Requests\/sec/{print $2}' <<<"$out")")
-		[ -n "$3" ] && cpus+=("$(echo "scale=4; ($b1-$a1+$b2-$a2)/100*10000/$reqs" | bc)")
-		if [ -n "$3" ]; then
-			for p in "$3" "$4"; do r=$(rss "$p"); [ "$r" -gt "$maxrss" ] && maxrss=$r; done
-		fi
-	done
-	RPS[$1]=$(printf '%s\n' "${rps[@]}" | median)
-	CPU[$1]=$( ((${#cpus[@]})) && printf '%s\n' "${cpus[@]}" | median || echo -)
-	RSSMAX[$1]=$maxrss
+declare -A RPS CPU RSSMAX LAST_RPS LAST_CPU
+run_once() { # name url pidA pidB: one wrk run, appended to the path's samples
+	local a1=0 a2=0 b1=0 b2=0
+	[ -n "$3" ] && a1=$(cpu "$3") && a2=$(cpu "$4")
+	out=$(ip netns exec "$cli" wrk -t1 -c"$CONNS" -d"$DUR" "$2")
+	[ -n "$3" ] && b1=$(cpu "$3") && b2=$(cpu "$4")
+	reqs=$(awk '/requests in/{print $1}' <<<"$out")
+	LAST_RPS[$1]=$(awk '/Requests\/sec/{print $2}' <<<"$out")
+	RPS[$1]+=" ${LAST_RPS[$1]}"
+	LAST_CPU[$1]=-
+	if [ -n "$3" ]; then
+		LAST_CPU[$1]=$(echo "scale=4; ($b1-$a1+$b2-$a2)/100*10000/$reqs" | bc)
+		CPU[$1]+=" ${LAST_CPU[$1]}"
+		for p in "$3" "$4"; do
+			r=$(rss "$p")
+			if [ "$r" -gt "${RSSMAX[$1]:-0}" ]; then RSSMAX[$1]=$r; fi
+		done
+	fi
 }
-echo "== throughput: wrk -t1 -c$CONNS -d$DUR, $REPEATS runs each, medians"
-run_path direct "http://$server:8081/" "" ""
-run_path nginx "http://127.0.0.1:9001/" "$p1" "$p2"
-run_path l5d "http://$server:8080/" "$cli_proxy" "$srv_proxy"
+med() { tr ' ' '\n' <<<"$1" | grep . | median; }
+# The paths take turns within each round, so that load from elsewhere on the machine
+# falls on all of them alike; the ratios to nginx are medians of the per-round ratios.
+echo "== throughput: wrk -t1 -c$CONNS -d$DUR, $REPEATS rounds (direct, nginx, l5d in turn), medians"
+ratio_rps="" ratio_cpu=""
+for round in $(seq "$REPEATS"); do
+	run_once direct "http://$server:8081/" "" ""
+	run_once nginx "http://127.0.0.1:9001/" "$p1" "$p2"
+	run_once l5d "http://$server:8080/" "$cli_proxy" "$srv_proxy"
+	ratio_rps+=" $(echo "scale=4; ${LAST_RPS[l5d]}/${LAST_RPS[nginx]}" | bc)"
+	ratio_cpu+=" $(echo "scale=4; ${LAST_CPU[l5d]}/${LAST_CPU[nginx]}" | bc)"
+	echo "round $round: req/s direct ${LAST_RPS[direct]} nginx ${LAST_RPS[nginx]} l5d ${LAST_RPS[l5d]}; CPU-s/10k nginx ${LAST_CPU[nginx]} l5d ${LAST_CPU[l5d]}"
+done
 printf '%-7s %12s %10s %10s %24s %16s\n' path "requests/s" "x direct" "x nginx" "CPU-s/10k req (pair)" "max RSS KB"
 for p in direct nginx l5d; do
-	printf '%-7s %12.0f %10.2f %10.2f %24s %16s\n' "$p" "${RPS[$p]}" \
-		"$(echo "scale=3; ${RPS[$p]}/${RPS[direct]}" | bc)" "$(echo "scale=3; ${RPS[$p]}/${RPS[nginx]}" | bc)" \
-		"${CPU[$p]}" "${RSSMAX[$p]}"
+	r=$(med "${RPS[$p]}") d=$(med "${RPS[direct]}") n=$(med "${RPS[nginx]}")
+	c=-
+	if [ -n "${CPU[$p]:-}" ]; then c=$(printf '%.4f' "$(med "${CPU[$p]}")"); fi
+	printf '%-7s %12.0f %10.2f %10.2f %24s %16s\n' "$p" "$r" \
+		"$(echo "scale=3; $r/$d" | bc)" "$(echo "scale=3; $r/$n" | bc)" "$c" "${RSSMAX[$p]:-0}"
 done
-if [ "${CPU[nginx]}" != - ]; then
-	echo "l5d CPU per request vs nginx: x$(echo "scale=2; ${CPU[l5d]}/${CPU[nginx]}" | bc)"
-fi
+printf 'l5d vs nginx, median of per-round ratios: throughput x%.2f, CPU per request x%.2f\n' "$(med "$ratio_rps")" "$(med "$ratio_cpu")"
 echo "l5d proxy RSS idle: client ${idle_cli} KB, server ${idle_srv} KB"
 
 fortio=$(command -v fortio || true)
