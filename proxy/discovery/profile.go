@@ -63,8 +63,9 @@ func newNameProfile(r *Resolver, authority string, port uint16) *profile {
 	return p
 }
 
-// withRoutes returns be carrying the profile's routes, or be itself when the profile has
-// none. The combined backend is kept while be stays the same.
+// withRoutes returns be carrying the profile's routes and the target's outbound policy
+// router, or be itself when the profile has no routes and there is no policy watcher.
+// The combined backend is kept while be stays the same.
 func (p *profile) withRoutes(be *forward.Backend) *forward.Backend {
 	pr := p.policyRouter()
 	if p.routes.Load() == nil && pr == nil {
