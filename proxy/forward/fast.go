@@ -25,6 +25,10 @@ import (
 // as the general HTTP server does.
 const clientIdleTimeout = 90 * time.Second
 
+// idleDeadlineSlack is how stale the idle deadline may get before it is renewed: a
+// connection idles between clientIdleTimeout-idleDeadlineSlack and clientIdleTimeout.
+const idleDeadlineSlack = time.Second
+
 // ServeHTTP1 serves an HTTP/1 client connection on the fast path: one goroutine reads each
 // request with the lean codec, forwards it over a pooled HTTP/1 connection to the picked
 // endpoint and relays the response, with no per-request goroutines or header maps.
@@ -80,6 +84,8 @@ type fastConn struct {
 	hr *http.Request
 	// idle is true while waiting for the next request; stopping once ctx has ended.
 	idle, stopping atomic.Bool
+	// idleSince is when the idle deadline in force was set (zero: none is set).
+	idleSince time.Time
 	// rt is the profile route of the current request without timeout or retries, whose
 	// metrics the request is recorded on; nil when there is none.
 	rt *routes.Route
@@ -91,7 +97,13 @@ func (s *fastConn) serve() (pending []byte) {
 	for {
 		if len(s.cr.Buffered()) == 0 {
 			s.idle.Store(true)
-			s.conn.SetReadDeadline(time.Now().Add(clientIdleTimeout))
+			// The idle deadline stays set across body-less requests (nothing is read
+			// from the client while they are relayed) and is renewed once it is a
+			// second old, so that most requests cost no timer update.
+			if now := time.Now(); now.Sub(s.idleSince) > idleDeadlineSlack {
+				s.conn.SetReadDeadline(now.Add(clientIdleTimeout))
+				s.idleSince = now
+			}
 			if s.stopping.Load() { // checked after the deadline is set: see ServeHTTP1
 				return nil
 			}
@@ -110,7 +122,11 @@ func (s *fastConn) serve() (pending []byte) {
 		if s.req.Upgrade || s.req.Expect || s.req.Unusual || s.req.Minor == 0 || string(s.req.Method) == "CONNECT" {
 			return s.handOff()
 		}
-		s.conn.SetReadDeadline(time.Time{})
+		if s.req.Chunked || s.req.ContentLength > 0 {
+			// The body is read without a deadline, however long the client takes.
+			s.conn.SetReadDeadline(time.Time{})
+			s.idleSince = time.Time{}
+		}
 		pending, done := s.forward()
 		if pending != nil || done {
 			return pending
