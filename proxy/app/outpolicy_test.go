@@ -358,3 +358,38 @@ func BenchmarkOutboundPolicyHTTP1(b *testing.B) {
 		})
 	}
 }
+
+// TestOutboundPolicyFailureAccrual: under consecutive-failure accrual (2 failures, an
+// hour's penalty) a backend Service endpoint that answers only 500 is taken out of
+// balancing after its second failure: once a healthy endpoint joins it, every request
+// succeeds.
+func TestOutboundPolicyFailureAccrual(t *testing.T) {
+	d, op, out := policyProxy(t)
+	var badHits atomic.Int64
+	bad, _ := serveHTTP(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		badHits.Add(1)
+		w.WriteHeader(http.StatusInternalServerError)
+	}))
+	d.Set(svcV2, scriptedcp.Endpoint{Addr: bad})
+	pol := httpRoutePolicy(routeRule("/", 0, nil, weighted{svcV2, 1}))
+	pol.GetProtocol().GetDetect().GetHttp1().FailureAccrual = &pb.FailureAccrual{Kind: &pb.FailureAccrual_ConsecutiveFailures_{
+		ConsecutiveFailures: &pb.FailureAccrual_ConsecutiveFailures{MaxFailures: 2, Backoff: &pb.ExponentialBackoff{
+			MinBackoff: durationpb.New(time.Hour), MaxBackoff: durationpb.New(time.Hour)}}}}
+	op.Set(svc, pol)
+	c := clientTo(out, false)
+	waitFor(t, "the failing endpoint to fail twice", func() bool {
+		resp, _ := get(t, c, "http://"+svc+"/")
+		return resp.StatusCode == http.StatusInternalServerError && badHits.Load() >= 2
+	})
+	d.Set(svcV2, scriptedcp.Endpoint{Addr: bad}, scriptedcp.Endpoint{Addr: namedApp(t, "v2")})
+	waitFor(t, "the healthy endpoint to answer", func() bool { b, _ := fetch(c, "http://"+svc+"/"); return b == "v2" })
+	hits := badHits.Load()
+	for i := range 40 {
+		if resp, body := get(t, c, "http://"+svc+"/"); resp.StatusCode != http.StatusOK || body != "v2" {
+			t.Fatalf("request %d: %d %q, want every request on the healthy endpoint", i, resp.StatusCode, body)
+		}
+	}
+	if n := badHits.Load() - hits; n != 0 {
+		t.Fatalf("the failing endpoint got %d more requests during its penalty", n)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 
 	"github.com/l5d-go/l5d/proxy/balance"
 	"github.com/l5d-go/l5d/proxy/metrics"
@@ -21,6 +22,8 @@ type Endpoint struct {
 	metrics  *metrics.HTTP
 	byAuth   *AuthorityMetrics
 	pool     connPool
+	// failures counts consecutive failed responses, for failure accrual.
+	failures atomic.Int32
 }
 
 // NewEndpoint returns endpoint state whose requests are recorded on m.

@@ -99,6 +99,9 @@ func (h *Handler) exchange(r *http.Request, be *Backend, first *balance.Endpoint
 		}
 		now := time.Now()
 		bep.Done(now, now.Sub(start), be.Balancer.Decay())
+		if rt != nil && rt.Accrual != nil {
+			accrue(rt.Accrual, bep, err != nil || rt.IsFailure(resp.StatusCode, headerGRPCStatus(resp)), now)
+		}
 		if err != nil {
 			var ce *ConnectError
 			if errors.As(err, &ce) {
@@ -115,7 +118,9 @@ func (h *Handler) exchange(r *http.Request, be *Backend, first *balance.Endpoint
 			}
 			return nil, m, err
 		}
-		bep.Recovered()
+		if rt == nil || rt.Accrual == nil || ep.failures.Load() == 0 {
+			bep.Recovered()
+		}
 		if rt != nil && rt.Retryable && ctx.Err() == nil && rt.ShouldRetry(resp.StatusCode, headerGRPCStatus(resp)) && mayRetry(rt, body, attempt) {
 			discard(resp)
 			now = time.Now()
@@ -124,6 +129,22 @@ func (h *Handler) exchange(r *http.Request, be *Backend, first *balance.Endpoint
 			continue
 		}
 		return resp, m, nil
+	}
+}
+
+// accrue records an attempt's outcome on its endpoint under failure accrual: a success
+// resets the count, and from the a.MaxFailures-th consecutive failure on the endpoint is
+// avoided for a growing penalty.
+func accrue(a *routes.Accrual, bep *balance.Endpoint[*Endpoint], failed bool, now time.Time) {
+	ep := bep.Value
+	if !failed {
+		if ep.failures.Load() != 0 {
+			ep.failures.Store(0)
+		}
+		return
+	}
+	if n := int(ep.failures.Add(1)); n >= a.MaxFailures {
+		bep.Failed(now.Add(a.Penalty(n - a.MaxFailures)))
 	}
 }
 

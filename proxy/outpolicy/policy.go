@@ -46,6 +46,8 @@ type Policy struct {
 	// keeps the proxy's plain forwarding path.
 	trivial    bool
 	needsQuery bool
+	// accrual is the failure accrual of the target's backends; nil for none.
+	accrual *routes.Accrual
 }
 
 // Rule is one compiled rule of a route: which requests it takes and what happens to them.
@@ -194,17 +196,64 @@ func (p *Policy) Rules() []*Rule {
 // HTTP/2), HTTP/2 policies their HTTP/2 routes, gRPC policies their gRPC routes.
 func FromProto(m *pb.OutboundPolicy) (*Policy, error) {
 	proto := m.GetProtocol()
+	var p *Policy
+	var fa *pb.FailureAccrual
+	var err error
 	switch {
 	case proto.GetDetect() != nil:
-		return compileHTTP(proto.GetDetect().GetHttp1().GetRoutes())
+		p, err = compileHTTP(proto.GetDetect().GetHttp1().GetRoutes())
+		fa = proto.GetDetect().GetHttp1().GetFailureAccrual()
 	case proto.GetHttp1() != nil:
-		return compileHTTP(proto.GetHttp1().GetRoutes())
+		p, err = compileHTTP(proto.GetHttp1().GetRoutes())
+		fa = proto.GetHttp1().GetFailureAccrual()
 	case proto.GetHttp2() != nil:
-		return compileHTTP(proto.GetHttp2().GetRoutes())
+		p, err = compileHTTP(proto.GetHttp2().GetRoutes())
+		fa = proto.GetHttp2().GetFailureAccrual()
 	case proto.GetGrpc() != nil:
-		return compileGRPC(proto.GetGrpc().GetRoutes())
+		p, err = compileGRPC(proto.GetGrpc().GetRoutes())
+		fa = proto.GetGrpc().GetFailureAccrual()
+	default:
+		return nil, nil
 	}
-	return nil, nil
+	if err != nil {
+		return nil, err
+	}
+	if p.accrual, err = compileAccrual(fa); err != nil {
+		return nil, err
+	}
+	if p.accrual != nil {
+		p.trivial = false
+	}
+	return p, nil
+}
+
+// compileAccrual compiles consecutive-failure accrual (nil when there is none); the
+// penalty defaults to 1s..1m like Linkerd's.
+func compileAccrual(fa *pb.FailureAccrual) (*routes.Accrual, error) {
+	cf := fa.GetConsecutiveFailures()
+	if cf == nil {
+		return nil, nil
+	}
+	if cf.GetMaxFailures() == 0 {
+		return nil, errors.New("failure accrual with max_failures 0")
+	}
+	a := &routes.Accrual{MaxFailures: int(min(cf.GetMaxFailures(), 1<<20)), MinPenalty: time.Second, MaxPenalty: time.Minute}
+	b := cf.GetBackoff()
+	if d := positive(b.GetMinBackoff()); d > 0 {
+		a.MinPenalty = d
+	}
+	if d := positive(b.GetMaxBackoff()); d > 0 {
+		a.MaxPenalty = d
+	}
+	if a.MaxPenalty < a.MinPenalty {
+		return nil, fmt.Errorf("failure accrual backoff %s..%s: the maximum is below the minimum", a.MinPenalty, a.MaxPenalty)
+	}
+	if j := float64(b.GetJitterRatio()); j > 0 && j <= 100 {
+		a.JitterRatio = j
+	} else if j != 0 {
+		return nil, fmt.Errorf("failure accrual jitter ratio %v is not within 0..100", b.GetJitterRatio())
+	}
+	return a, nil
 }
 
 func routeMeta(md *meta.Metadata) (group, kind, name string) {

@@ -244,6 +244,11 @@ func TestInvalidPoliciesAreRefused(t *testing.T) {
 			StatusRanges: []*pb.HttpRoute_Retry_Conditions_StatusRange{{Start: 599, End: 500}}}}}), "retry status range"},
 		"response header name": {withRule(&pb.HttpRoute_Rule{Filters: []*pb.HttpRoute_Filter{{Kind: &pb.HttpRoute_Filter_ResponseHeaderModifier{ResponseHeaderModifier: &httproute.ResponseHeaderModifier{
 			Remove: []string{"bad:name"}}}}}}), "response header modifier"},
+		"accrual max failures": {&pb.OutboundPolicy{Protocol: &pb.ProxyProtocol{Kind: &pb.ProxyProtocol_Http1_{Http1: &pb.ProxyProtocol_Http1{
+			FailureAccrual: &pb.FailureAccrual{Kind: &pb.FailureAccrual_ConsecutiveFailures_{ConsecutiveFailures: &pb.FailureAccrual_ConsecutiveFailures{}}}}}}}, "max_failures 0"},
+		"accrual backoff": {&pb.OutboundPolicy{Protocol: &pb.ProxyProtocol{Kind: &pb.ProxyProtocol_Http1_{Http1: &pb.ProxyProtocol_Http1{
+			FailureAccrual: &pb.FailureAccrual{Kind: &pb.FailureAccrual_ConsecutiveFailures_{ConsecutiveFailures: &pb.FailureAccrual_ConsecutiveFailures{
+				MaxFailures: 3, Backoff: &pb.ExponentialBackoff{MinBackoff: durationpb.New(time.Minute), MaxBackoff: durationpb.New(time.Second)}}}}}}}}, "below the minimum"},
 		"empty filter": {withRule(&pb.HttpRoute_Rule{Filters: []*pb.HttpRoute_Filter{{}}}), "unknown kind"},
 		"grpc code": {&pb.OutboundPolicy{Protocol: &pb.ProxyProtocol{Kind: &pb.ProxyProtocol_Grpc_{Grpc: &pb.ProxyProtocol_Grpc{Routes: []*pb.GrpcRoute{{
 			Rules: []*pb.GrpcRoute_Rule{{Filters: []*pb.GrpcRoute_Filter{{Kind: &pb.GrpcRoute_Filter_FailureInjector{FailureInjector: &grpcroute.GrpcFailureInjector{Code: 99}}}}}}}}}}}}, "gRPC code"},

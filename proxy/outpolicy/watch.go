@@ -179,17 +179,18 @@ func (w *Watcher) stream(ctx context.Context, spec *pb.TrafficSpec, c *Current) 
 	}
 }
 
-// bindRoutes gives each rule with a timeout or retries the route its requests are
-// forwarded under, with route metrics labelled by the target and the route.
+// bindRoutes gives each rule with a timeout or retries, and every rule under failure
+// accrual, the route its requests are forwarded under, with route metrics labelled by
+// the target and the route.
 func (w *Watcher) bindRoutes(p *Policy, target string) {
 	for _, r := range p.Rules() {
-		if r.Timeout <= 0 && r.Retries == 0 {
+		if r.Timeout <= 0 && r.Retries == 0 && p.accrual == nil {
 			continue
 		}
 		labels := metrics.Labels("direction", "outbound", "dst", target,
 			"route_group", r.Group, "route_kind", r.Kind, "route_name", r.Name)
 		r.route = &routes.Route{Name: r.Name, Timeout: r.Timeout,
-			Retryable: r.Retries > 0, MaxRetries: r.Retries, RetryOn: r.retryOn,
+			Retryable: r.Retries > 0, MaxRetries: r.Retries, RetryOn: r.retryOn, Accrual: p.accrual,
 			Metrics: w.opts.Metrics.Route(labels), Actual: w.opts.Metrics.RouteActual(labels),
 			Retries: w.opts.Metrics.Counter("route_retry_total", "Total count of retries of requests on ServiceProfile routes.", labels),
 			Skipped: w.opts.Metrics.Counter("route_retry_skipped_total",

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math/rand/v2"
 	"regexp"
 	"slices"
 	"sync/atomic"
@@ -54,6 +55,9 @@ type Route struct {
 	// RetryOn, when set, says which responses are retried (an outbound policy route's
 	// retry conditions); otherwise the failures of IsFailure are.
 	RetryOn func(status int, grpcStatus string) bool
+	// Accrual, when set, takes an endpoint out of balancing after consecutive failures
+	// (an outbound policy's failure accrual).
+	Accrual *Accrual
 
 	match   matcher
 	classes []class
@@ -95,6 +99,28 @@ func (r *Route) IsFailure(status int, grpcStatus string) bool {
 		}
 	}
 	return status >= 500 || (grpcStatus != "" && grpcStatus != "0")
+}
+
+// Accrual is consecutive-failure accrual: an endpoint whose last MaxFailures responses
+// failed is avoided for a penalty that grows exponentially from MinPenalty to MaxPenalty
+// with each further failure, with random jitter of up to JitterRatio of the penalty.
+type Accrual struct {
+	MaxFailures            int
+	MinPenalty, MaxPenalty time.Duration
+	JitterRatio            float64
+}
+
+// Penalty is how long an endpoint is avoided after its n-th consecutive failure beyond
+// MaxFailures (n >= 0).
+func (a *Accrual) Penalty(n int) time.Duration {
+	d := a.MinPenalty << min(n, 30)
+	if d > a.MaxPenalty || d <= 0 {
+		d = a.MaxPenalty
+	}
+	if a.JitterRatio > 0 {
+		d += time.Duration(rand.Float64() * a.JitterRatio * float64(d))
+	}
+	return d
 }
 
 // ShouldRetry reports whether a response with status and gRPC status ("" when it has
