@@ -3,19 +3,12 @@ package diagnostics
 import (
 	"bytes"
 	"context"
-	"log/slog"
-	"net"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/l5d-go/l5d/cli/install"
-	"github.com/l5d-go/l5d/destination/cluster"
-	"github.com/l5d-go/l5d/destination/server"
-	pb "github.com/l5d-go/l5d/proto/gen/destination"
+	"github.com/l5d-go/l5d/cli/internal/cptest"
 	"github.com/l5d-go/l5d/test/kube"
-	"github.com/prometheus/client_golang/prometheus"
-	"google.golang.org/grpc"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -24,41 +17,9 @@ import (
 
 func TestMain(m *testing.M) { kube.Main(m, kube.Options{}) }
 
-// destination runs the real destination server over the test cluster on loopback.
-func destination(t *testing.T, c *kube.Cluster) string {
-	t.Helper()
-	crds, err := install.Render(install.Options{CRDs: true}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.Apply(t, "default", string(crds))
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	idx, err := cluster.New(c.Client(), c.Dynamic())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := idx.Start(ctx, time.Minute); err != nil {
-		t.Fatal(err)
-	}
-	svc, err := server.New(idx, server.Config{ControllerNamespace: "linkerd", ClusterDomain: "cluster.local", TrustDomain: "cluster.local"}, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := grpc.NewServer()
-	pb.RegisterDestinationServer(g, svc)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go g.Serve(l)
-	t.Cleanup(g.Stop)
-	return l.Addr().String()
-}
-
 func TestEndpoints(t *testing.T) {
 	c := kube.Shared(t)
-	addr := destination(t, c)
+	addr := cptest.Destination(t, c)
 	ns := c.Namespace(t)
 	k := c.Client()
 	ctx := context.Background()

@@ -1,7 +1,9 @@
 package diagnostics
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -39,10 +41,16 @@ func Policy(ctx context.Context, addr, workload string, port uint32) (*pb.Server
 // WritePolicy prints a policy answer (an inbound Server or an OutboundPolicy) as
 // indented JSON (format "json") or YAML (format "yaml").
 func WritePolicy(w io.Writer, srv proto.Message, format string) error {
-	js, err := protojson.MarshalOptions{Multiline: true, Indent: "  "}.Marshal(srv)
+	compact, err := protojson.Marshal(srv)
 	if err != nil {
 		return fmt.Errorf("encoding policy: %w", err)
 	}
+	// protojson varies its whitespace on purpose; indent it the same way every time.
+	var buf bytes.Buffer
+	if err := json.Indent(&buf, compact, "", "  "); err != nil {
+		return fmt.Errorf("encoding policy: %w", err)
+	}
+	js := buf.Bytes()
 	switch format {
 	case "json":
 		_, err = fmt.Fprintf(w, "%s\n", js)

@@ -4,66 +4,23 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"log/slog"
-	"net"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/l5d-go/l5d/cli/install"
-	"github.com/l5d-go/l5d/policy/inbound"
-	"github.com/l5d-go/l5d/policy/outbound"
+	"github.com/l5d-go/l5d/cli/internal/cptest"
 	pb "github.com/l5d-go/l5d/proto/gen/inbound"
 	pbout "github.com/l5d-go/l5d/proto/gen/outbound"
 	"github.com/l5d-go/l5d/test/kube"
-	"google.golang.org/grpc"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
-
-// policyServer runs the real inbound policy server over the test cluster on loopback.
-func policyServer(t *testing.T, c *kube.Cluster) string {
-	t.Helper()
-	crds, err := install.Render(install.Options{CRDs: true}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.Apply(t, "default", string(crds))
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	idx, err := inbound.NewIndex(c.Client(), c.Dynamic())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := idx.Start(ctx, time.Minute); err != nil {
-		t.Fatal(err)
-	}
-	outIdx, err := outbound.NewIndex(c.Client(), c.Dynamic())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := outIdx.Start(ctx, time.Minute); err != nil {
-		t.Fatal(err)
-	}
-	g := grpc.NewServer()
-	pb.RegisterInboundServerPoliciesServer(g, inbound.New(idx, inbound.Config{
-		DefaultPolicy: inbound.AllUnauthenticated, ControllerNS: "linkerd", TrustDomain: "cluster.local", DetectTimeout: 10 * time.Second,
-	}, slog.New(slog.DiscardHandler)))
-	pbout.RegisterOutboundPoliciesServer(g, outbound.New(outIdx, outbound.Config{DetectTimeout: 10 * time.Second}, slog.New(slog.DiscardHandler)))
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go g.Serve(l)
-	t.Cleanup(g.Stop)
-	return l.Addr().String()
-}
 
 // TestPolicy: the command reports the policy the controller derives from the pod's
 // default-inbound-policy annotation, in JSON and YAML, and names bad input.
 func TestPolicy(t *testing.T) {
 	c := kube.Shared(t)
-	addr := policyServer(t, c)
+	addr := cptest.Policy(t, c)
 	ns := c.Namespace(t)
 	c.CreatePod(t, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web-0", Namespace: ns,
 		Annotations: map[string]string{"config.linkerd.io/default-inbound-policy": "cluster-authenticated"}},
@@ -130,7 +87,7 @@ func TestPolicy(t *testing.T) {
 // the Service), and an unknown Service is an error naming the policy API.
 func TestOutboundPolicy(t *testing.T) {
 	c := kube.Shared(t)
-	addr := policyServer(t, c)
+	addr := cptest.Policy(t, c)
 	ns := c.Namespace(t)
 	if _, err := c.Client().CoreV1().Services(ns).Create(context.Background(), &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: ns},
