@@ -11,14 +11,17 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 )
 
-// restConfig loads the kubeconfig named by the global flags (or the default rules).
+// restConfig loads the kubeconfig named by the global flags (or the default rules),
+// impersonating --as/--as-group when set.
 func (g *globals) restConfig() (*rest.Config, error) {
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
 	if g.kubeconfig != "" {
 		rules.ExplicitPath = g.kubeconfig
 	}
-	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules,
-		&clientcmd.ConfigOverrides{CurrentContext: g.context}).ClientConfig()
+	overrides := &clientcmd.ConfigOverrides{CurrentContext: g.context}
+	overrides.AuthInfo.Impersonate = g.as
+	overrides.AuthInfo.ImpersonateGroups = g.asGroups
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, overrides).ClientConfig()
 	if err != nil {
 		return nil, fmt.Errorf("kubeconfig: %w", err)
 	}

@@ -31,6 +31,8 @@ func Root(out, errOut io.Writer) *cobra.Command {
 	root.PersistentFlags().StringVarP(&g.namespace, "linkerd-namespace", "L", ns, "namespace of the control plane")
 	root.PersistentFlags().StringVar(&g.kubeconfig, "kubeconfig", "", "path to the kubeconfig file")
 	root.PersistentFlags().StringVar(&g.context, "context", "", "kubeconfig context")
+	root.PersistentFlags().StringVar(&g.as, "as", "", "username to impersonate for Kubernetes operations")
+	root.PersistentFlags().StringArrayVar(&g.asGroups, "as-group", nil, "group to impersonate for Kubernetes operations (repeatable)")
 	root.AddCommand(installCmd(g), versionCmd(g), checkCmd(g), injectCmd(g), uninjectCmd(), uninstallCmd(g), upgradeCmd(g), profileCmd(), diagnosticsCmd(g), identityCmd(g), vizCmd(g), authzCmd(g))
 	return root
 }
@@ -38,6 +40,9 @@ func Root(out, errOut io.Writer) *cobra.Command {
 // globals are the persistent flags every command sees.
 type globals struct {
 	namespace, kubeconfig, context string
+	// as and asGroups impersonate a user and groups (--as, --as-group).
+	as       string
+	asGroups []string
 }
 
 func installCmd(g *globals) *cobra.Command {

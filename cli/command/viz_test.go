@@ -96,3 +96,13 @@ func TestAuthzBadInput(t *testing.T) {
 		}
 	}
 }
+
+// TestImpersonation: --as makes the API server judge the requests as that user.
+func TestImpersonation(t *testing.T) {
+	c := kube.Shared(t)
+	ns := c.Namespace(t)
+	_, _, err := run(t, "", "viz", "stat", "deploy", "-n", ns, "-t", "1ms", "--kubeconfig", c.Kubeconfig(), "--as", "mallory", "--as-group", "outsiders")
+	if err == nil || !strings.Contains(err.Error(), `User "mallory" cannot list resource`) {
+		t.Errorf("stat as mallory: err = %v", err)
+	}
+}

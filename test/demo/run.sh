@@ -82,9 +82,10 @@ The mesh is running. In another shell:
   export KUBECONFIG=$KUBECONFIG PATH=$root/bin:$kube_bin:\$PATH
   kubectl -n l5d-demo get pods                       # every pod 2/2: app + l5d proxy
   linkerd check --proxy -n l5d-demo
-  pod=\$(kubectl -n l5d-demo get pod -l app=web -o name | head -1 | cut -d/ -f2)
-  kubectl get --raw /api/v1/namespaces/l5d-demo/pods/\$pod:4191/proxy/metrics | grep ^request_total
-  l5d-demo-stat -kubeconfig \$KUBECONFIG -namespace l5d-demo -once
+  linkerd viz stat deploy -n l5d-demo                # golden metrics, read from the proxies
+  linkerd diagnostics proxy-metrics -n l5d-demo deploy/web | grep ^request_total
+  linkerd identity -n l5d-demo deploy/web | grep Subject:
+  linkerd authz -n l5d-demo deploy/web
 Pod logs: $run_dir/pods/<namespace>_<pod>/logs/. Ctrl-C here stops and removes it all.
 EOF
 
