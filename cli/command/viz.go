@@ -28,9 +28,9 @@ func statCmd(g *globals) *cobra.Command {
 		window time.Duration
 	)
 	c := &cobra.Command{
-		Use:   "stat (deploy|pod|ns)[/NAME] [NAME] [-n NAMESPACE]",
-		Short: "Display the golden metrics (success rate, RPS, latency, TLS) of deployments, pods or namespaces",
-		Long: "stat prints, per deployment, pod or namespace, the golden metrics of the inbound HTTP\n" +
+		Use:   "stat (deploy|svc|pod|ns)[/NAME] [NAME] [-n NAMESPACE]",
+		Short: "Display the golden metrics (success rate, RPS, latency, TLS) of deployments, services, pods or namespaces",
+		Long: "stat prints, per deployment, service, pod or namespace, the golden metrics of the inbound HTTP\n" +
 			"traffic its meshed pods' proxies served during --time-window:\n\n" +
 			"  NAME MESHED SUCCESS RPS LATENCY_P50 LATENCY_P95 LATENCY_P99 TLS\n\n" +
 			"MESHED counts the pods with a proxy out of all; SUCCESS is the share of successful\n" +
@@ -106,8 +106,8 @@ func statTarget(args []string) (resource.Ref, error) {
 	if err != nil {
 		return ref, err
 	}
-	if k != resource.Deployment && k != resource.Pod && k != resource.Namespace {
-		return ref, fmt.Errorf("stat covers deploy, pod and ns, not %s", k)
+	if k != resource.Deployment && k != resource.Service && k != resource.Pod && k != resource.Namespace {
+		return ref, fmt.Errorf("stat covers deploy, svc, pod and ns, not %s", k)
 	}
 	if len(args) == 2 {
 		if hasName {

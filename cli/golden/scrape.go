@@ -28,7 +28,9 @@ type Scraper struct {
 	// means every namespace.
 	Namespace string
 	// Kind groups the pods: resource.Deployment (the default: pods matched by each
-	// deployment's selector), resource.Pod (each pod alone) or resource.Namespace.
+	// deployment's selector), resource.Service (by each Service's selector; the pods'
+	// inbound traffic, whichever way it came), resource.Pod (each pod alone) or
+	// resource.Namespace.
 	Kind string
 	// Name limits the scrape to the one resource of that name; empty means all of Kind.
 	Name string
@@ -140,6 +142,33 @@ func (s *Scraper) groups(ctx context.Context) ([]group, error) {
 			}
 			groups = append(groups, g)
 		}
+	case resource.Service:
+		var svcs []corev1.Service
+		if s.Name != "" {
+			svc, err := s.Client.CoreV1().Services(s.Namespace).Get(ctx, s.Name, metav1.GetOptions{})
+			if err != nil {
+				return nil, fmt.Errorf("service %s/%s: %w", s.Namespace, s.Name, err)
+			}
+			svcs = []corev1.Service{*svc}
+		} else {
+			sl, err := s.Client.CoreV1().Services(s.Namespace).List(ctx, metav1.ListOptions{})
+			if err != nil {
+				return nil, fmt.Errorf("listing services in %s: %w", nsName(s.Namespace), err)
+			}
+			svcs = sl.Items
+		}
+		for _, svc := range svcs {
+			g := group{name: svc.Name}
+			if len(svc.Spec.Selector) > 0 { // a Service without a selector has no pods
+				sel := labels.SelectorFromSet(svc.Spec.Selector)
+				for _, p := range pods {
+					if sel.Matches(labels.Set(p.Labels)) {
+						g.pods = append(g.pods, p)
+					}
+				}
+			}
+			groups = append(groups, g)
+		}
 	case resource.Pod:
 		for _, p := range pods {
 			if s.Name == "" || p.Name == s.Name {
@@ -175,7 +204,7 @@ func (s *Scraper) groups(ctx context.Context) ([]group, error) {
 			groups = append(groups, group{name: n, pods: byNS[n]})
 		}
 	default:
-		return nil, fmt.Errorf("resource kind %q: stat covers deployments, pods and namespaces", kind)
+		return nil, fmt.Errorf("resource kind %q: stat covers deployments, services, pods and namespaces", kind)
 	}
 	slices.SortFunc(groups, func(a, b group) int { return strings.Compare(a.name, b.name) })
 	return groups, nil

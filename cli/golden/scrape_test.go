@@ -100,6 +100,12 @@ func TestScrapeGroupsByKind(t *testing.T) {
 	c.CreatePod(t, pod(ns, "web-b", "web", true))
 	c.CreatePod(t, pod(ns, "web-a", "web", false))
 	c.CreatePod(t, pod(ns, "db-0", "db", true))
+	for name, sel := range map[string]map[string]string{"web": {"app": "web"}, "bare": nil} {
+		if _, err := c.Client().CoreV1().Services(ns).Create(ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+			Spec: corev1.ServiceSpec{Selector: sel, Ports: []corev1.ServicePort{{Port: 80}}}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	rows := func(s *Scraper) string {
 		t.Helper()
 		snap, err := s.Scrape(ctx)
@@ -125,7 +131,9 @@ func TestScrapeGroupsByKind(t *testing.T) {
 		{&Scraper{Client: c.Client(), Namespace: ns, Kind: resource.Deployment, Name: "nope"}, "deployment " + ns + "/nope: "},
 		{&Scraper{Client: c.Client(), Namespace: ns, Kind: resource.Pod, Name: "nope"}, "pod " + ns + "/nope: not found"},
 		{&Scraper{Client: c.Client(), Kind: resource.Namespace, Name: ns + "-nope"}, "namespace " + ns + "-nope: "},
-		{&Scraper{Client: c.Client(), Namespace: ns, Kind: resource.Service}, `resource kind "service": stat covers deployments, pods and namespaces`},
+		{&Scraper{Client: c.Client(), Namespace: ns, Kind: resource.Service}, "bare 0/0,web 1/2"},
+		{&Scraper{Client: c.Client(), Namespace: ns, Kind: resource.Service, Name: "web"}, "web 1/2"},
+		{&Scraper{Client: c.Client(), Namespace: ns, Kind: resource.StatefulSet}, `resource kind "statefulset": stat covers deployments, services, pods and namespaces`},
 	} {
 		if got := rows(tc.s); !strings.HasPrefix(got, tc.want) {
 			t.Errorf("%+v: got %q, want %q", *tc.s, got, tc.want)
