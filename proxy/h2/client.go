@@ -306,11 +306,17 @@ func (cs *clientStream) credit(conn, stream int) {
 	}
 }
 
+// sendBufPool holds sendBody's read buffers: the frame writer copies what it sends, so a
+// buffer is free again when sendBody returns.
+var sendBufPool = sync.Pool{New: func() any { b := make([]byte, 16<<10); return &b }}
+
 // sendBody copies the request body into DATA frames.
 func (cs *clientStream) sendBody() {
 	cc := cs.cc
 	defer cs.req.Body.Close()
-	buf := make([]byte, 16<<10)
+	bp := sendBufPool.Get().(*[]byte)
+	defer sendBufPool.Put(bp)
+	buf := *bp
 	for {
 		n, rerr := cs.req.Body.Read(buf)
 		end := rerr == io.EOF

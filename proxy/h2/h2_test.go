@@ -15,7 +15,7 @@ import (
 )
 
 // start serves h on a loopback listener with Server and returns a Transport to it.
-func start(t *testing.T, h http.Handler) (*Transport, string) {
+func start(t testing.TB, h http.Handler) (*Transport, string) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
