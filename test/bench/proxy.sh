@@ -7,7 +7,14 @@
 #   direct  wrk -> app                                   (a port proxy-init ignores)
 #   nginx   wrk -> nginx -> nginx -> app                 (two-hop reverse-proxy chain)
 #   l5d     wrk -> outbound proxy -> inbound proxy -> app (transparent, through iptables)
+#   l5d-mesh wrk -> outbound proxy =mTLS, HTTP/2=> inbound proxy -> app
 #
+# l5d runs the proxies without a control plane (plaintext HTTP/1 forwarding). l5d-mesh is
+# the meshed path, in a second pair of pods whose proxies have identities from benchcp
+# (proxy/internal/benchcp: Identity and Destination, in the node namespace): the client
+# proxy learns from the server address's profile the server proxy's identity and the
+# HTTP/2 hint, and upgrades. The server proxy's metrics must show inbound requests with
+# tls="true" and the client's identity before anything is measured.
 # For each path: max throughput (wrk, REPEATS rounds taking the paths in turn, median), CPU seconds per 10,000
 # requests spent by the two proxies, proxy RSS idle and under load, and latency
 # percentiles at fixed rates (fortio, when available). Ratios are printed against direct
@@ -25,14 +32,14 @@ for c in nginx wrk ip iptables-legacy-restore setpriv bc; do
 done
 
 tag=l5db$$
-node=$tag-node cli=$tag-client srv=$tag-server
+node=$tag-node cli=$tag-client srv=$tag-server mcli=$tag-mclient msrv=$tag-mserver
 work=$(mktemp -d)
 chmod 755 "$work"
 pids=()
 cleanup() {
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 	wait 2>/dev/null || true
-	for ns in $cli $srv $node; do
+	for ns in $cli $srv $mcli $msrv $node; do
 		for p in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$p" 2>/dev/null || true; done
 		ip netns del "$ns" 2>/dev/null || true
 	done
@@ -42,7 +49,8 @@ trap cleanup EXIT
 
 echo "== building proxy and proxy-init"
 (cd "$root" && CGO_ENABLED=0 go build -trimpath -o "$work/proxy" ./proxy/cmd/proxy && CGO_ENABLED=0 go build -trimpath -o "$work/proxy-init" ./proxy-init/cmd/proxy-init &&
-	CGO_ENABLED=0 go build -trimpath -o "$work/grpcapp" ./test/bench/grpcapp)
+	CGO_ENABLED=0 go build -trimpath -o "$work/grpcapp" ./test/bench/grpcapp &&
+	CGO_ENABLED=0 go build -trimpath -o "$work/benchcp" ./proxy/internal/benchcp)
 
 # Network: bridge in the node namespace, one veth per pod.
 ip netns add "$node"
@@ -51,7 +59,7 @@ ip -n "$node" link add br0 type bridge
 ip -n "$node" addr add 10.245.0.1/16 dev br0
 ip -n "$node" link set br0 up
 n=2
-for ns in $cli $srv; do
+for ns in $cli $srv $mcli $msrv; do
 	ip netns add "$ns"
 	ip -n "$ns" link set lo up
 	ip -n "$node" link add "veth$n" type veth peer name eth0 netns "$ns"
@@ -61,7 +69,12 @@ for ns in $cli $srv; do
 	ip -n "$ns" route add default via 10.245.0.1
 	n=$((n + 1))
 done
-server=10.245.0.3
+server=10.245.0.3 mserver=10.245.0.5
+cid=client.bench.serviceaccount.identity.linkerd.cluster.local
+sid=server.bench.serviceaccount.identity.linkerd.cluster.local
+mkdir -m 755 "$work/cp"
+ip netns exec "$node" "$work/benchcp" -ip 10.245.0.1 -dir "$work/cp" -endpoint "$mserver:8080=$sid" 2>"$work/benchcp.log" &
+pids+=($!)
 
 body=$(printf 'x%.0s' $(seq 100))
 nginx_in() { # netns name conf-body
@@ -75,6 +88,7 @@ CONF
 }
 upstream() { echo "upstream up { server $1; keepalive 64; } server { listen $2; location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }"; }
 nginx_in "$srv" app "server { listen 8080; listen 8081; location / { return 200 \"$body\"; } }"
+nginx_in "$msrv" mapp "server { listen 8080; location / { return 200 \"$body\"; } }"
 nginx_in "$srv" p2 "$(upstream 127.0.0.1:8080 9002)"
 nginx_in "$cli" p1 "$(upstream $server:9002 127.0.0.1:9001)"
 # gRPC: the app on 9090 (meshed) and 9091 (direct); nginx grpc_pass chain 9011 -> 9012 -> app.
@@ -93,12 +107,34 @@ for ns in $cli $srv; do
 		"$work/proxy" 2>"$work/proxy-$ns.log" &
 	pids+=($!)
 done
+for _ in $(seq 200); do [ -e "$work/cp/anchors.pem" ] && break; sleep 0.05; done
+[ -e "$work/cp/anchors.pem" ] || { echo "bench-proxy: benchcp never started:"; cat "$work/benchcp.log"; exit 1; }
+for pod in "$mcli:$cid" "$msrv:$sid"; do
+	ns=${pod%%:*}
+	ip netns exec "$ns" "$work/proxy-init" --iptables-mode nft --proxy-uid 2102 \
+		--inbound-ports-to-ignore 4190,4191 --log-level warn
+	# The environment the injector gives a meshed proxy.
+	ip netns exec "$ns" setpriv --reuid 2102 --regid 2102 --clear-groups env -i \
+		LINKERD2_PROXY_LOG=warn LINKERD2_PROXY_ADMIN_LISTEN_ADDR=0.0.0.0:4191 \
+		LINKERD2_PROXY_IDENTITY_DIR="$work/cp" \
+		LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS="$(cat "$work/cp/anchors.pem")" \
+		LINKERD2_PROXY_IDENTITY_TOKEN_FILE="$work/cp/token" \
+		LINKERD2_PROXY_IDENTITY_LOCAL_NAME="${pod#*:}" \
+		LINKERD2_PROXY_IDENTITY_SVC_ADDR=10.245.0.1:8080 \
+		LINKERD2_PROXY_IDENTITY_SVC_NAME=identity.linkerd.serviceaccount.identity.linkerd.cluster.local \
+		LINKERD2_PROXY_DESTINATION_SVC_ADDR=10.245.0.1:8086 \
+		LINKERD2_PROXY_DESTINATION_SVC_NAME=destination.linkerd.serviceaccount.identity.linkerd.cluster.local \
+		LINKERD2_PROXY_DESTINATION_PROFILE_NETWORKS=10.245.0.0/16 \
+		"$work/proxy" 2>"$work/proxy-$ns.log" &
+	pids+=($!)
+done
 proxy_in() { # ns: the pid of the proxy running in it
 	for p in $(pgrep -f "^$work/proxy\$"); do
 		if [ "$(ip netns identify "$p")" = "$1" ]; then echo "$p"; fi
 	done
 }
 cli_proxy=$(proxy_in "$cli") srv_proxy=$(proxy_in "$srv")
+mcli_proxy=$(proxy_in "$mcli") msrv_proxy=$(proxy_in "$msrv")
 
 wait_ok() { # ns host port: polls until GET / answers 200
 	for _ in $(seq 200); do
@@ -112,6 +148,25 @@ wait_ok() { # ns host port: polls until GET / answers 200
 wait_ok "$cli" "$server" 8081
 wait_ok "$cli" 127.0.0.1 9001
 wait_ok "$cli" "$server" 8080
+wait_ok "$mcli" "$mserver" 8080
+# The meshed path must really be meshed: inbound requests at the server proxy over TLS from
+# the client's identity.
+metrics() { ip netns exec "$1" timeout 5 bash -c 'exec 3<>/dev/tcp/127.0.0.1/4191 && printf "GET /metrics HTTP/1.0\r\n\r\n" >&3 && cat <&3'; }
+meshed=""
+for _ in $(seq 100); do
+	wait_ok "$mcli" "$mserver" 8080
+	if metrics "$msrv" | grep '^request_total{' | grep 'direction="inbound"' | grep 'tls="true"' | grep -q "client_id=\"$cid\""; then
+		meshed=yes; break
+	fi
+	sleep 0.1
+done
+if [ -z "$meshed" ]; then
+	echo "bench-proxy: the l5d-mesh path is NOT meshed: the server proxy saw no inbound request with tls=\"true\" from $cid"
+	metrics "$msrv" | grep -E '^(request_total|tcp_open_total)' || true
+	echo "-- client proxy log:"; cat "$work/proxy-$mcli.log"; echo "-- server proxy log:"; cat "$work/proxy-$msrv.log"
+	exit 1
+fi
+echo "== l5d-mesh verified: $(metrics "$msrv" | grep '^request_total{' | grep 'direction="inbound"' | grep 'tls="true"' | head -1)"
 nginx_worker() { pgrep -P "$(cat "$work/$1.pid")" | head -1; }
 p1=$(nginx_worker p1) p2=$(nginx_worker p2)
 cpu() { awk '{print $14+$15}' "/proc/$1/stat"; }
@@ -119,11 +174,12 @@ rss() { awk '/VmRSS/{print $2}' "/proc/$1/status"; }
 median() { sort -g | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
 
 idle_cli=$(rss "$cli_proxy") idle_srv=$(rss "$srv_proxy")
-declare -A RPS CPU RSSMAX LAST_RPS LAST_CPU
-run_once() { # name url pidA pidB: one wrk run, appended to the path's samples
+idle_mcli=$(rss "$mcli_proxy") idle_msrv=$(rss "$msrv_proxy")
+declare -A RPS CPU RSSMAX LAST_RPS LAST_CPU LAST_RSS
+run_once() { # name url pidA pidB [client-ns]: one wrk run, appended to the path's samples
 	local a1=0 a2=0 b1=0 b2=0
 	[ -n "$3" ] && a1=$(cpu "$3") && a2=$(cpu "$4")
-	out=$(ip netns exec "$cli" wrk -t1 -c"$CONNS" -d"$DUR" "$2")
+	out=$(ip netns exec "${5:-$cli}" wrk -t1 -c"$CONNS" -d"$DUR" "$2")
 	[ -n "$3" ] && b1=$(cpu "$3") && b2=$(cpu "$4")
 	reqs=$(awk '/requests in/{print $1}' <<<"$out")
 	LAST_RPS[$1]=$(awk '/Requests\/sec/{print $2}' <<<"$out")
@@ -132,8 +188,10 @@ run_once() { # name url pidA pidB: one wrk run, appended to the path's samples
 	if [ -n "$3" ]; then
 		LAST_CPU[$1]=$(echo "scale=4; ($b1-$a1+$b2-$a2)/100*10000/$reqs" | bc)
 		CPU[$1]+=" ${LAST_CPU[$1]}"
+		LAST_RSS[$1]=0
 		for p in "$3" "$4"; do
 			r=$(rss "$p")
+			if [ "$r" -gt "${LAST_RSS[$1]}" ]; then LAST_RSS[$1]=$r; fi
 			if [ "$r" -gt "${RSSMAX[$1]:-0}" ]; then RSSMAX[$1]=$r; fi
 		done
 	fi
@@ -141,26 +199,34 @@ run_once() { # name url pidA pidB: one wrk run, appended to the path's samples
 med() { tr ' ' '\n' <<<"$1" | grep . | median; }
 # The paths take turns within each round, so that load from elsewhere on the machine
 # falls on all of them alike; the ratios to nginx are medians of the per-round ratios.
-echo "== throughput: wrk -t1 -c$CONNS -d$DUR, $REPEATS rounds (direct, nginx, l5d in turn), medians"
-ratio_rps="" ratio_cpu=""
+echo "== throughput: wrk -t1 -c$CONNS -d$DUR, $REPEATS rounds (direct, nginx, l5d, l5d-mesh in turn), medians"
+declare -A ratio_rps ratio_cpu ratio_rss
 for round in $(seq "$REPEATS"); do
 	run_once direct "http://$server:8081/" "" ""
 	run_once nginx "http://127.0.0.1:9001/" "$p1" "$p2"
 	run_once l5d "http://$server:8080/" "$cli_proxy" "$srv_proxy"
-	ratio_rps+=" $(echo "scale=4; ${LAST_RPS[l5d]}/${LAST_RPS[nginx]}" | bc)"
-	ratio_cpu+=" $(echo "scale=4; ${LAST_CPU[l5d]}/${LAST_CPU[nginx]}" | bc)"
-	echo "round $round: req/s direct ${LAST_RPS[direct]} nginx ${LAST_RPS[nginx]} l5d ${LAST_RPS[l5d]}; CPU-s/10k nginx ${LAST_CPU[nginx]} l5d ${LAST_CPU[l5d]}"
+	run_once l5d-mesh "http://$mserver:8080/" "$mcli_proxy" "$msrv_proxy" "$mcli"
+	for p in l5d l5d-mesh; do
+		ratio_rps[$p]+=" $(echo "scale=4; ${LAST_RPS[$p]}/${LAST_RPS[nginx]}" | bc)"
+		ratio_cpu[$p]+=" $(echo "scale=4; ${LAST_CPU[$p]}/${LAST_CPU[nginx]}" | bc)"
+		ratio_rss[$p]+=" $(echo "scale=4; ${LAST_RSS[$p]}/${LAST_RSS[nginx]}" | bc)"
+	done
+	echo "round $round: req/s direct ${LAST_RPS[direct]} nginx ${LAST_RPS[nginx]} l5d ${LAST_RPS[l5d]} l5d-mesh ${LAST_RPS[l5d-mesh]};" \
+		"CPU-s/10k nginx ${LAST_CPU[nginx]} l5d ${LAST_CPU[l5d]} l5d-mesh ${LAST_CPU[l5d-mesh]}"
 done
-printf '%-7s %12s %10s %10s %24s %16s\n' path "requests/s" "x direct" "x nginx" "CPU-s/10k req (pair)" "max RSS KB"
-for p in direct nginx l5d; do
+printf '%-9s %12s %10s %10s %24s %16s\n' path "requests/s" "x direct" "x nginx" "CPU-s/10k req (pair)" "max RSS KB"
+for p in direct nginx l5d l5d-mesh; do
 	r=$(med "${RPS[$p]}") d=$(med "${RPS[direct]}") n=$(med "${RPS[nginx]}")
 	c=-
 	if [ -n "${CPU[$p]:-}" ]; then c=$(printf '%.4f' "$(med "${CPU[$p]}")"); fi
-	printf '%-7s %12.0f %10.2f %10.2f %24s %16s\n' "$p" "$r" \
+	printf '%-9s %12.0f %10.2f %10.2f %24s %16s\n' "$p" "$r" \
 		"$(echo "scale=3; $r/$d" | bc)" "$(echo "scale=3; $r/$n" | bc)" "$c" "${RSSMAX[$p]:-0}"
 done
-printf 'l5d vs nginx, median of per-round ratios: throughput x%.2f, CPU per request x%.2f\n' "$(med "$ratio_rps")" "$(med "$ratio_cpu")"
-echo "l5d proxy RSS idle: client ${idle_cli} KB, server ${idle_srv} KB"
+for p in l5d l5d-mesh; do
+	printf '%s vs nginx, median of per-round ratios: throughput x%.2f, CPU per request x%.2f, max RSS per process x%.2f\n' \
+		"$p" "$(med "${ratio_rps[$p]}")" "$(med "${ratio_cpu[$p]}")" "$(med "${ratio_rss[$p]}")"
+done
+echo "l5d proxy RSS idle: client ${idle_cli} KB, server ${idle_srv} KB; l5d-mesh: client ${idle_mcli} KB, server ${idle_msrv} KB"
 
 fortio=$(command -v fortio || true)
 [ -z "$fortio" ] && [ -x "$root/bin/tools/fortio" ] && fortio=$root/bin/tools/fortio
