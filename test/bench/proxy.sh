@@ -166,7 +166,15 @@ if [ -z "$meshed" ]; then
 	echo "-- client proxy log:"; cat "$work/proxy-$mcli.log"; echo "-- server proxy log:"; cat "$work/proxy-$msrv.log"
 	exit 1
 fi
+# And HTTP/2 between the proxies: $CONNS client connections share the client proxy's few
+# connections to the server proxy (HTTP/1 would need one per concurrent request).
+ip netns exec "$mcli" wrk -t1 -c"$CONNS" -d1s "http://$mserver:8080/" >/dev/null
+conns=$(metrics "$msrv" | grep '^tcp_open_total{' | grep 'direction="inbound"' | grep 'tls="true"' | grep "client_id=\"$cid\"" | awk '{s+=$NF} END {print s+0}')
+if [ "$conns" -ge "$CONNS" ]; then
+	echo "bench-proxy: the l5d-mesh path is not multiplexed: $conns mesh TLS connections for $CONNS client connections"; exit 1
+fi
 echo "== l5d-mesh verified: $(metrics "$msrv" | grep '^request_total{' | grep 'direction="inbound"' | grep 'tls="true"' | head -1)"
+echo "   $CONNS concurrent client connections rode $conns mesh TLS connection(s) (HTTP/2)"
 nginx_worker() { pgrep -P "$(cat "$work/$1.pid")" | head -1; }
 p1=$(nginx_worker p1) p2=$(nginx_worker p2)
 cpu() { awk '{print $14+$15}' "/proc/$1/stat"; }
