@@ -154,8 +154,10 @@ spec:
 		Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 80}}}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	poll(t, "ResolvedRefs to turn true", func() bool {
-		return conditions(t, c, ns, "split")["ResolvedRefs"] == cond{"True", "ResolvedRefs"}
+	// The write is counted once UpdateStatus has returned, which can be after a reader
+	// already sees the new status: wait for both.
+	poll(t, "ResolvedRefs to turn true, written by the new leader", func() bool {
+		return conditions(t, c, ns, "split")["ResolvedRefs"] == cond{"True", "ResolvedRefs"} && follower.w.Writes() > 0
 	})
 	if follower.w.Writes() != 1 {
 		t.Errorf("new leader writes = %d, want 1", follower.w.Writes())
