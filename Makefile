@@ -19,7 +19,12 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 TOOLS := $(BIN)/tools
 STATICCHECK := $(TOOLS)/staticcheck
 
-.PHONY: all build test unit-test lint proto proto-check bench bench-proxy e2e demo ci kube-bins tools clean
+.PHONY: all build test unit-test race fuzz-smoke lint proto proto-check bench bench-proxy e2e demo ci kube-bins tools clean test-deps bench-deps
+# Debian packages the tests and the proxy benchmark run (installed by tools/debian-deps.sh).
+TEST_DEBS := iptables iproute2 curl git
+BENCH_DEBS := iptables iproute2 nginx-light wrk nghttp2-client util-linux bc
+# Packages whose tests also run under the race detector (the proxy's codecs and forwarding).
+RACE_PKGS := ./proxy/h1/... ./proxy/h2/... ./proxy/forward/...
 
 all: build
 
@@ -30,12 +35,27 @@ build:
 		echo "go build -o bin/$$name ./$$pkg"; \
 		CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-X github.com/l5d-go/l5d/cli/command.Version=$(VERSION)" -o $(BIN)/$$name ./$$pkg; done
 
-## test: lint, then every module's tests (needs root for network namespaces and the
-## cached Kubernetes binaries from `make kube-bins`)
-test: lint kube-bins build unit-test
+## test: lint, then every module's tests, the proxy's codecs under the race detector and a
+## short run of each trust-boundary fuzz target (needs root for network namespaces; installs
+## the Debian packages it needs and builds the Kubernetes binaries into the cache)
+test: test-deps lint kube-bins build unit-test race fuzz-smoke
 
 unit-test:
 	$(GO) test $(TEST_FLAGS) $(MODULE_PATTERNS)
+
+## race: the proxy's HTTP codecs and forwarding under the race detector
+race:
+	$(GO) test -race $(TEST_FLAGS) $(RACE_PKGS)
+
+## fuzz-smoke: each trust-boundary fuzz target for FUZZTIME (default 10s)
+fuzz-smoke:
+	tools/fuzz-smoke.sh
+
+test-deps:
+	@tools/debian-deps.sh $(TEST_DEBS)
+
+bench-deps:
+	@tools/debian-deps.sh $(BENCH_DEBS)
 
 ## lint: gofmt, go vet and staticcheck over every module
 lint: tools
@@ -69,12 +89,12 @@ bench:
 	@if [ -x test/bench/run.sh ]; then test/bench/run.sh; else echo "bench: no benchmark suites yet"; fi
 
 ## bench-proxy: the proxy's headline benchmark against direct and nginx paths
-bench-proxy:
+bench-proxy: bench-deps
 	@if [ -x test/bench/proxy.sh ]; then test/bench/proxy.sh; else echo "bench-proxy: not built yet (issue: proxy part 1)"; exit 1; fi
 
 ## e2e: the end-to-end suite: test/e2e on a whole three-node local cluster (HA install with the CLI,
 ## policy, profiles, Jobs, replica kills, outage, issuer rotation) and test/mesh
-e2e: kube-bins build
+e2e: test-deps kube-bins build
 	$(GO) test $(TEST_FLAGS) -v ./test/e2e/... ./test/mesh/...
 
 ## demo: a whole mesh on this machine
