@@ -18,6 +18,7 @@ import (
 	"github.com/l5d-go/l5d/proxy/h1"
 	"github.com/l5d-go/l5d/proxy/h2"
 	"github.com/l5d-go/l5d/proxy/metrics"
+	"github.com/l5d-go/l5d/proxy/policy"
 	"github.com/l5d-go/l5d/proxy/routes"
 )
 
@@ -89,6 +90,8 @@ type fastConn struct {
 	// rt is the profile route of the current request without timeout or retries, whose
 	// metrics the request is recorded on; nil when there is none.
 	rt *routes.Route
+	// path is hr's path as route matching compares it (policy.NormalizePath).
+	path string
 }
 
 // serve runs the request loop. It returns the unhandled bytes when the connection must
@@ -158,7 +161,7 @@ func (s *fastConn) forward() (pending []byte, done bool) {
 		return s.handOff(), false // policy routing (filters, splits) takes the general handler
 	}
 	if be.Routes != nil {
-		if rt := be.Routes.Load().Match(s.hr.Method, s.hr.URL.Path); rt != nil {
+		if rt := be.Routes.Load().Match(s.hr.Method, s.path); rt != nil {
 			if rt.NeedsPolicy() {
 				if s.req.Chunked || s.req.ContentLength > maxBufferedBody {
 					return s.handOff(), false
@@ -496,8 +499,16 @@ func (s *fastConn) prepareRouteRequest() {
 	if string(s.req.Target) != r.RequestURI {
 		r.RequestURI = string(s.req.Target)
 		path, query, _ := bytes.Cut(s.req.Target, []byte{'?'})
-		r.URL.Path = string(path)
+		// As net/http: Path is decoded, RawPath the path as sent when they differ (the
+		// parser refused invalid percent-encodings).
+		r.URL.Path, r.URL.RawPath = string(path), ""
+		if bytes.IndexByte(path, '%') >= 0 {
+			if p, err := url.PathUnescape(r.URL.Path); err == nil {
+				r.URL.Path, r.URL.RawPath = p, r.URL.Path
+			}
+		}
 		r.URL.RawQuery = string(query)
+		s.path, _ = policy.NormalizePath(r.URL.EscapedPath())
 	}
 	clear(r.Header)
 	if hr, ok := s.h.Router.(HeaderRouter); ok && hr.RoutesOnHeaders(s.ci) {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/l5d-go/l5d/proxy/balance"
 	"github.com/l5d-go/l5d/proxy/metrics"
+	"github.com/l5d-go/l5d/proxy/policy"
 	"github.com/l5d-go/l5d/proxy/routes"
 )
 
@@ -103,7 +104,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	var rt *routes.Route
 	if be.Routes != nil {
-		if rt = be.Routes.Load().Match(r.Method, r.URL.EscapedPath()); rt != nil && rt.NeedsPolicy() && upgradeType(r.Header) == "" {
+		if rt = be.Routes.Load().Match(r.Method, routePath(r)); rt != nil && rt.NeedsPolicy() && upgradeType(r.Header) == "" {
 			h.servePolicy(w, r, be, rt, start)
 			return
 		}
@@ -180,6 +181,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// Abort the client's stream so that it sees the failure rather than a short body.
 		panic(http.ErrAbortHandler)
 	}
+}
+
+// routePath is r's path as route matching compares it (policy.NormalizePath).
+func routePath(r *http.Request) string {
+	p, _ := policy.NormalizePath(r.URL.EscapedPath())
+	return p
 }
 
 // recordRoute records a request on a route without retries (rt may be nil): its one

@@ -118,9 +118,18 @@ func parseRequest(b []byte, h *Head) error {
 			return malformed("method %q is not a token", trunc(h.Method))
 		}
 	}
-	for _, c := range h.Target {
-		if c <= ' ' || c == 0x7f {
+	inPath := true
+	for i, c := range h.Target {
+		switch {
+		case c <= ' ' || c == 0x7f:
 			return malformed("request target contains a control character or space")
+		case c == '?':
+			inPath = false
+		case c == '%' && inPath:
+			// As net/http, refuse a path with an invalid percent-encoding.
+			if i+2 >= len(h.Target) || !isHex(h.Target[i+1]) || !isHex(h.Target[i+2]) {
+				return malformed("request target has an invalid percent-encoding")
+			}
 		}
 	}
 	minor, err := parseVersion(line[sp2+1:])
@@ -354,6 +363,10 @@ func isTokenChar(c byte) bool {
 		return true
 	}
 	return false
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }
 
 func trunc(b []byte) []byte {
