@@ -30,7 +30,7 @@ type fastProxy struct {
 	handoffs chan []byte
 }
 
-func startFastProxy(t *testing.T, target netip.AddrPort) *fastProxy {
+func startFastProxy(t testing.TB, target netip.AddrPort) *fastProxy {
 	t.Helper()
 	reg := metrics.New()
 	ep := NewEndpoint(target, false, reg.HTTP(metrics.Labels("direction", "outbound")))
@@ -63,7 +63,7 @@ func startFastProxy(t *testing.T, target netip.AddrPort) *fastProxy {
 }
 
 // rawServer accepts connections on loopback and runs serve on each; it counts them.
-func rawServer(t *testing.T, serve func(c net.Conn)) (netip.AddrPort, *atomic.Int32) {
+func rawServer(t testing.TB, serve func(c net.Conn)) (netip.AddrPort, *atomic.Int32) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -110,7 +110,7 @@ func httpServer(t *testing.T) (netip.AddrPort, *atomic.Int32) {
 	return ln.Addr().(*net.TCPAddr).AddrPort(), &conns
 }
 
-func dial(t *testing.T, addr string) (net.Conn, *bufio.Reader) {
+func dial(t testing.TB, addr string) (net.Conn, *bufio.Reader) {
 	t.Helper()
 	c, err := net.Dial("tcp", addr)
 	if err != nil {

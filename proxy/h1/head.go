@@ -40,10 +40,24 @@ type Head struct {
 	// HTTP implementation: several Content-Length fields, a transfer coding other than
 	// chunked, or both Content-Length and Transfer-Encoding.
 	Unusual bool
-	// connection holds the Connection field values, for IsHopByHop.
-	connection [][]byte
+	// connTokens are the options of the Connection fields (at most
+	// maxConnectionTokens), parsed once per head for IsHopByHop.
+	connTokens [][]byte
 	size       int
 }
+
+// MaxFields bounds the number of header fields of a message head, as hyper (the HTTP
+// implementation of Linkerd's proxy) does by default. A head with more is refused with
+// ErrTooManyFields.
+const MaxFields = 100
+
+// maxConnectionTokens bounds the options listed in the Connection fields of a head; a
+// head with more is malformed. Real clients send one or two.
+const maxConnectionTokens = 32
+
+// ErrTooManyFields is returned for a head with more than MaxFields fields; it is an
+// ErrHeadTooLarge.
+var ErrTooManyFields = fmt.Errorf("%w: more than %d header fields", ErrHeadTooLarge, MaxFields)
 
 // ErrMalformed wraps every parse failure of a message head.
 var ErrMalformed = errors.New("h1: malformed message head")
@@ -176,8 +190,8 @@ func parseResponse(b []byte, h *Head) error {
 
 func resetHead(h *Head) {
 	size := h.size
-	fields, conn := h.Fields[:0], h.connection[:0]
-	*h = Head{Fields: fields, connection: conn, ContentLength: -1, size: size}
+	fields, conn := h.Fields[:0], h.connTokens[:0]
+	*h = Head{Fields: fields, connTokens: conn, ContentLength: -1, size: size}
 }
 
 func parseVersion(v []byte) (int, error) {
@@ -216,6 +230,9 @@ func parseFields(b []byte, h *Head) error {
 				return malformed("field %q has a control character in its value", trunc(name))
 			}
 		}
+		if len(h.Fields) == MaxFields {
+			return ErrTooManyFields
+		}
 		h.Fields = append(h.Fields, Field{Name: name, Value: value})
 		switch len(name) {
 		case 4:
@@ -232,9 +249,15 @@ func parseFields(b []byte, h *Head) error {
 			}
 		case 10:
 			if equalFold(name, "connection") {
-				h.connection = append(h.connection, value)
 				for tok := range bytes.SplitSeq(value, []byte{','}) {
-					tok = bytes.TrimSpace(tok)
+					tok = bytes.Trim(tok, " \t")
+					if len(tok) == 0 {
+						continue
+					}
+					if len(h.connTokens) == maxConnectionTokens {
+						return malformed("more than %d Connection options", maxConnectionTokens)
+					}
+					h.connTokens = append(h.connTokens, tok)
 					switch {
 					case equalFold(tok, "close"):
 						h.Close = true
@@ -278,18 +301,17 @@ func parseFields(b []byte, h *Head) error {
 var hopByHop = []string{"connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade"}
 
 // IsHopByHop reports whether the field named name applies to this connection only: a
-// standard hop-by-hop field or one listed in the Connection field.
+// standard hop-by-hop field or one listed in the Connection field. Its cost is bounded:
+// the Connection options were parsed with the head, and there are few.
 func (h *Head) IsHopByHop(name []byte) bool {
 	for _, s := range hopByHop {
 		if len(s) == len(name) && equalFold(name, s) {
 			return true
 		}
 	}
-	for _, v := range h.connection {
-		for tok := range bytes.SplitSeq(v, []byte{','}) {
-			if tok = bytes.TrimSpace(tok); len(tok) == len(name) && bytes.EqualFold(tok, name) {
-				return true
-			}
+	for _, tok := range h.connTokens {
+		if len(tok) == len(name) && bytes.EqualFold(tok, name) {
+			return true
 		}
 	}
 	return false
