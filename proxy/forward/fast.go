@@ -210,9 +210,15 @@ func (s *fastConn) forward() (pending []byte, done bool) {
 			case s.req.ContentLength > 0:
 				err = h1.CopyFixed(uc.w, s.cr, s.req.ContentLength)
 			}
-			if err != nil { // the client broke off its request body
+			if err != nil { // the client broke off its request body, or framed it badly
 				uc.conn.Close()
 				bep.Done(time.Now(), time.Since(start), be.Balancer.Decay())
+				if errors.Is(err, h1.ErrMalformed) {
+					s.respond(m, http.StatusBadRequest, true, start)
+					s.rt = nil // recorded by respond
+					s.writeError(nil, start, &RouteError{Status: http.StatusBadRequest, Reason: "malformed request body"}, true)
+					return nil, true
+				}
 				s.respond(m, http.StatusBadGateway, true, start)
 				return nil, true
 			}

@@ -37,8 +37,7 @@ type Head struct {
 	// Expect is true when a request carries an Expect field (such as 100-continue).
 	Expect bool
 	// Unusual is true when the message uses framing the fast path leaves to a general
-	// HTTP implementation: several Content-Length fields, a transfer coding other than
-	// chunked, or both Content-Length and Transfer-Encoding.
+	// HTTP implementation: transfer codings before chunked ("gzip, chunked").
 	Unusual bool
 	// connTokens are the options of the Connection fields (at most
 	// maxConnectionTokens), parsed once per head for IsHopByHop.
@@ -96,8 +95,8 @@ func (r *Reader) readHead(h *Head) error {
 			r.r++
 			b = b[1:]
 		}
-		if i := bytes.Index(b[max(scanned-3, 0):], crlfcrlf); i >= 0 {
-			h.size = max(scanned-3, 0) + i + 4
+		if n := headEnd(b, max(scanned-3, 0)); n > 0 {
+			h.size = n
 			return nil
 		}
 		scanned = len(b)
@@ -113,11 +112,32 @@ func (r *Reader) readHead(h *Head) error {
 	}
 }
 
-var crlfcrlf = []byte("\r\n\r\n")
+// headEnd returns the length of the head at the start of b, through its empty line, or
+// 0 when b does not hold all of it yet; from is where to start looking. Lines end with
+// CRLF; a bare LF also ends one here, so that a head using them ends where a lenient
+// parser would end it (and is then refused) instead of running on into the next message.
+func headEnd(b []byte, from int) int {
+	for i := from; ; {
+		j := bytes.IndexByte(b[i:], '\n')
+		if j < 0 {
+			return 0
+		}
+		i += j + 1
+		switch {
+		case i < len(b) && b[i] == '\n':
+			return i + 1
+		case i+1 < len(b) && b[i] == '\r' && b[i+1] == '\n':
+			return i + 2
+		}
+	}
+}
 
 func parseRequest(b []byte, h *Head) error {
 	resetHead(h)
-	line, rest := cutLine(b)
+	line, rest, ok := cutLine(b)
+	if !ok {
+		return errBareLF
+	}
 	sp1 := bytes.IndexByte(line, ' ')
 	if sp1 <= 0 {
 		return malformed("request line %q has no method", trunc(line))
@@ -154,12 +174,18 @@ func parseRequest(b []byte, h *Head) error {
 	if err := parseFields(rest, h); err != nil {
 		return err
 	}
+	if h.Host == nil && minor == 1 {
+		return malformed("HTTP/1.1 request without Host")
+	}
 	return nil
 }
 
 func parseResponse(b []byte, h *Head) error {
 	resetHead(h)
-	line, rest := cutLine(b)
+	line, rest, ok := cutLine(b)
+	if !ok {
+		return errBareLF
+	}
 	if len(line) < 12 || line[8] != ' ' {
 		return malformed("status line %q", trunc(line))
 	}
@@ -184,6 +210,11 @@ func parseResponse(b []byte, h *Head) error {
 			return malformed("status line %q", trunc(line))
 		}
 		h.Reason = line[13:]
+		for _, c := range h.Reason {
+			if (c < ' ' && c != '\t') || c == 0x7f {
+				return malformed("status line has a control character in its reason")
+			}
+		}
 	}
 	return parseFields(rest, h)
 }
@@ -201,18 +232,25 @@ func parseVersion(v []byte) (int, error) {
 	return int(v[7] - '0'), nil
 }
 
-// parseFields parses header lines (ending with the empty line) into h.
+// parseFields parses header lines (ending with the empty line) into h. It refuses what
+// would let two parsers disagree on where a message ends or which fields it has (RFC
+// 9112 sections 2.2, 5, 6): bare LF line endings, obsolete line folding, field names
+// that are not tokens, control characters in values, Content-Length fields that differ
+// or are not numbers, Transfer-Encoding that does not end with chunked (requests) or
+// applies chunked twice, Transfer-Encoding with Content-Length, several Host fields.
 func parseFields(b []byte, h *Head) error {
-	keepAlive := false
+	keepAlive, hosts, teFields := false, 0, 0
 	for len(b) > 0 {
-		var line []byte
-		line, b = cutLine(b)
+		line, rest, ok := cutLine(b)
+		if !ok {
+			return errBareLF
+		}
+		b = rest
 		if len(line) == 0 {
 			break
 		}
 		if line[0] == ' ' || line[0] == '\t' {
-			h.Unusual = true // obsolete line folding
-			continue
+			return malformed("obsolete line folding")
 		}
 		colon := bytes.IndexByte(line, ':')
 		if colon <= 0 {
@@ -237,6 +275,9 @@ func parseFields(b []byte, h *Head) error {
 		switch len(name) {
 		case 4:
 			if equalFold(name, "host") {
+				if hosts++; hosts > 1 && h.Method != nil {
+					return malformed("several Host fields")
+				}
 				h.Host = value
 			}
 		case 6:
@@ -275,27 +316,63 @@ func parseFields(b []byte, h *Head) error {
 					return malformed("Content-Length %q is not a number", trunc(value))
 				}
 				if h.ContentLength >= 0 && h.ContentLength != n {
-					h.Unusual = true
+					return malformed("Content-Length fields differ")
 				}
 				h.ContentLength = n
 			}
 		case 17:
 			if equalFold(name, "transfer-encoding") {
-				if h.Chunked || !equalFold(value, "chunked") {
-					h.Unusual = true
+				if teFields++; teFields > 1 || h.Chunked {
+					return malformed("several Transfer-Encoding fields")
 				}
-				h.Chunked = true
+				if err := parseTransferEncoding(value, h); err != nil {
+					return err
+				}
 			}
 		}
 	}
-	if h.Chunked && h.ContentLength >= 0 {
-		h.Unusual = true
+	if teFields > 0 && h.ContentLength >= 0 {
+		return malformed("both Transfer-Encoding and Content-Length")
 	}
 	if h.Minor == 0 && !keepAlive {
 		h.Close = true
 	}
 	return nil
 }
+
+// parseTransferEncoding reads a Transfer-Encoding value: chunked, possibly after other
+// codings (then the message is Unusual). chunked must come last and only once; a
+// request whose last coding is not chunked has no way to end its body.
+func parseTransferEncoding(value []byte, h *Head) error {
+	n := 0
+	for c := range bytes.SplitSeq(value, []byte{','}) {
+		c = bytes.Trim(c, " \t")
+		if len(c) == 0 {
+			continue
+		}
+		if h.Chunked {
+			return malformed("Transfer-Encoding %q has codings after chunked", trunc(value))
+		}
+		for _, ch := range c {
+			if !isTokenChar(ch) && ch != ';' && ch != '=' && ch != ' ' && ch != '\t' && ch != '"' {
+				return malformed("Transfer-Encoding %q", trunc(value))
+			}
+		}
+		if equalFold(c, "chunked") {
+			h.Chunked = true
+		}
+		n++
+	}
+	if !h.Chunked {
+		return malformed("Transfer-Encoding %q does not end with chunked", trunc(value))
+	}
+	if n > 1 {
+		h.Unusual = true
+	}
+	return nil
+}
+
+var errBareLF = malformed("line ending with a bare LF")
 
 // hopByHop are the fields that describe one connection and are never forwarded.
 var hopByHop = []string{"connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade"}
@@ -333,16 +410,14 @@ func (h *Head) Bodyless(method []byte) bool {
 	return string(method) == "HEAD" || h.Status < 200 || h.Status == 204 || h.Status == 304
 }
 
-func cutLine(b []byte) (line, rest []byte) {
+// cutLine returns the first line of b without its CRLF, and the rest; ok is false when
+// the line ends with a bare LF (or does not end).
+func cutLine(b []byte) (line, rest []byte, ok bool) {
 	i := bytes.IndexByte(b, '\n')
-	if i < 0 {
-		return b, nil
+	if i <= 0 || b[i-1] != '\r' {
+		return nil, nil, false
 	}
-	line, rest = b[:i], b[i+1:]
-	if n := len(line); n > 0 && line[n-1] == '\r' {
-		line = line[:n-1]
-	}
-	return line, rest
+	return b[:i-1], b[i+1:], true
 }
 
 func parseDecimal(b []byte) (int64, bool) {
