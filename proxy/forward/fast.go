@@ -40,7 +40,7 @@ const idleDeadlineSlack = time.Second
 // the rest of the connection (through ServeHTTP). Otherwise ServeHTTP1 closes conn when
 // the client is done or ctx ends.
 func (h *Handler) ServeHTTP1(ctx context.Context, conn net.Conn, ci *ConnInfo, fallback func(pending []byte)) {
-	s := fastConn{h: h, ctx: ctx, conn: conn, ci: ci}
+	s := fastConn{h: h, ctx: ctx, conn: conn, ci: ci, inbound: ci.inbound()}
 	s.cr = h1.NewReader(conn)
 	s.cw = h1.NewWriter(conn)
 	s.cr.FlushBefore(s.cw, nil)
@@ -92,6 +92,8 @@ type fastConn struct {
 	rt *routes.Route
 	// path is hr's path as route matching compares it (policy.NormalizePath).
 	path string
+	// inbound is set on connections to the inbound side (see ConnInfo.setClientID).
+	inbound bool
 }
 
 // serve runs the request loop. It returns the unhandled bytes when the connection must
@@ -198,7 +200,7 @@ func (s *fastConn) forward() (pending []byte, done bool) {
 	}
 	for attempt := 0; ; attempt++ {
 		uc.w.Reset(uc.conn)
-		writeRequestHead(uc.w, &s.req)
+		s.writeRequestHead(uc.w)
 		uc.r.FlushBefore(uc.w, s.cw)
 		s.cr.FlushBefore(s.cw, uc.w)
 		err = nil
@@ -349,6 +351,9 @@ func (s *fastConn) forwardHTTP(be *Backend, first *balance.Endpoint[*Endpoint], 
 	head := string(s.req.Method) == "HEAD"
 	clientClose := s.req.Close
 	header := fieldsHeader(&s.req, false)
+	if s.inbound {
+		s.ci.setClientID(header)
+	}
 	u, err := url.ParseRequestURI(string(s.req.Target))
 	if err != nil {
 		routeFailed(http.StatusBadRequest)
@@ -519,9 +524,18 @@ func (s *fastConn) prepareRouteRequest() {
 	clear(r.Header)
 	if hr, ok := s.h.Router.(HeaderRouter); ok && hr.RoutesOnHeaders(s.ci) {
 		for _, f := range s.req.Fields {
+			if s.inbound && inboundOwned(f.Name) {
+				continue
+			}
 			k := http.CanonicalHeaderKey(string(f.Name))
 			r.Header[k] = append(r.Header[k], string(f.Value))
 		}
+		if s.inbound {
+			s.ci.setClientID(r.Header)
+		}
+		return
+	}
+	if s.inbound {
 		return
 	}
 	if v := s.req.Get("l5d-dst-override"); v != nil {
@@ -591,13 +605,30 @@ func upstreamError(err error) error {
 	return &RouteError{Status: http.StatusBadGateway, Reason: "endpoint closed the connection or sent an invalid response"}
 }
 
-// writeRequestHead writes the request line and end-to-end fields of req.
-func writeRequestHead(w *h1.Writer, req *h1.Head) {
+// writeRequestHead writes the request line and end-to-end fields of the request in s.req;
+// inbound, the client's l5d-client-id and l5d-dst-override are replaced by the
+// connection's verified identity (ConnInfo.setClientID).
+func (s *fastConn) writeRequestHead(w *h1.Writer) {
+	req := &s.req
 	w.Write(req.Method)
 	w.WriteString(" ")
 	w.Write(req.Target)
 	w.WriteString(" HTTP/1.1\r\n")
-	writeFields(w, req)
+	if s.inbound {
+		for _, f := range req.Fields {
+			if req.IsHopByHop(f.Name) || inboundOwned(f.Name) {
+				continue
+			}
+			writeField(w, f)
+		}
+		if id := s.ci.ClientID; id != "" {
+			w.WriteString("l5d-client-id: ")
+			w.WriteString(id)
+			w.WriteString("\r\n")
+		}
+	} else {
+		writeFields(w, req)
+	}
 	if req.Chunked {
 		w.WriteString("Transfer-Encoding: chunked\r\n")
 	}
@@ -627,9 +658,13 @@ func writeFields(w *h1.Writer, head *h1.Head) {
 		if head.IsHopByHop(f.Name) {
 			continue
 		}
-		w.Write(f.Name)
-		w.WriteString(": ")
-		w.Write(f.Value)
-		w.WriteString("\r\n")
+		writeField(w, f)
 	}
+}
+
+func writeField(w *h1.Writer, f h1.Field) {
+	w.Write(f.Name)
+	w.WriteString(": ")
+	w.Write(f.Value)
+	w.WriteString("\r\n")
 }

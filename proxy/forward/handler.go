@@ -79,6 +79,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	ctx := r.Context()
 	ci := ConnInfoFrom(ctx)
+	if ci.inbound() {
+		ci.setClientID(r.Header)
+	}
 	be, err := h.Router.Route(r, ci)
 	if err != nil {
 		h.fail(w, r, h.errorMetrics(ci), start, err)
