@@ -26,6 +26,15 @@ import (
 // as the general HTTP server does.
 const clientIdleTimeout = 90 * time.Second
 
+// HeaderReadTimeout is how long a client has to send a whole request head once its
+// first byte has arrived, on the fast path and in the general HTTP server
+// (http.Server.ReadHeaderTimeout) alike.
+const HeaderReadTimeout = 30 * time.Second
+
+// BodyIdleTimeout abandons a request body that makes no progress for this long: the
+// request fails and the client connection is closed.
+const BodyIdleTimeout = 60 * time.Second
+
 // idleDeadlineSlack is how stale the idle deadline may get before it is renewed: a
 // connection idles between clientIdleTimeout-idleDeadlineSlack and clientIdleTimeout.
 const idleDeadlineSlack = time.Second
@@ -44,6 +53,7 @@ func (h *Handler) ServeHTTP1(ctx context.Context, conn net.Conn, ci *ConnInfo, f
 	s.cr = h1.NewReader(conn)
 	s.cw = h1.NewWriter(conn)
 	s.cr.FlushBefore(s.cw, nil)
+	s.cr.BeforeRead = s.beforeRead
 	s.hr = (&http.Request{Header: http.Header{}, URL: &url.URL{}, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1}).WithContext(ctx)
 	// When ctx ends, a connection waiting for its next request is closed at once and a
 	// busy one after its current response.
@@ -94,6 +104,40 @@ type fastConn struct {
 	path string
 	// inbound is set on connections to the inbound side (see ConnInfo.setClientID).
 	inbound bool
+	// reading is what the client connection is being read for (readingHead,
+	// readingBody); headTimed is set once the head being read has its deadline;
+	// bodySince is when the body deadline in force was set.
+	reading   int
+	headTimed bool
+	bodySince time.Time
+}
+
+const (
+	readingHead = iota
+	readingBody
+)
+
+// beforeRead runs before every read from the client (h1.Reader.BeforeRead): once part of
+// a request head has arrived, the rest must come within HeaderReadTimeout; a request
+// body must make progress at least every BodyIdleTimeout (the deadline is renewed at
+// most once a second).
+func (s *fastConn) beforeRead(buffered int) {
+	if s.stopping.Load() {
+		return // the deadline set on shutdown stays
+	}
+	switch s.reading {
+	case readingHead:
+		if buffered > 0 && !s.headTimed {
+			s.headTimed = true
+			s.conn.SetReadDeadline(time.Now().Add(s.h.headerReadTimeout()))
+			s.idleSince = time.Time{}
+		}
+	case readingBody:
+		if now := time.Now(); now.Sub(s.bodySince) > idleDeadlineSlack {
+			s.conn.SetReadDeadline(now.Add(s.h.bodyIdleTimeout()))
+			s.bodySince = now
+		}
+	}
 }
 
 // serve runs the request loop. It returns the unhandled bytes when the connection must
@@ -113,6 +157,7 @@ func (s *fastConn) serve() (pending []byte) {
 				return nil
 			}
 		}
+		s.reading, s.headTimed = readingHead, false
 		err := s.cr.ReadRequest(&s.req)
 		s.idle.Store(false)
 		if err != nil {
@@ -128,8 +173,8 @@ func (s *fastConn) serve() (pending []byte) {
 			return s.handOff()
 		}
 		if s.req.Chunked || s.req.ContentLength > 0 {
-			// The body is read without a deadline, however long the client takes.
-			s.conn.SetReadDeadline(time.Time{})
+			// The body must make progress (see beforeRead).
+			s.reading, s.bodySince = readingBody, time.Time{}
 			s.idleSince = time.Time{}
 		}
 		pending, done := s.forward()
@@ -140,6 +185,7 @@ func (s *fastConn) serve() (pending []byte) {
 }
 
 func (s *fastConn) handOff() []byte {
+	s.cr.BeforeRead = nil
 	s.conn.SetReadDeadline(time.Time{})
 	b := s.cr.Buffered()
 	if len(b) == 0 {

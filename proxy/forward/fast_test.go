@@ -30,7 +30,7 @@ type fastProxy struct {
 	handoffs chan []byte
 }
 
-func startFastProxy(t testing.TB, target netip.AddrPort) *fastProxy {
+func startFastProxy(t testing.TB, target netip.AddrPort, opts ...func(*Handler)) *fastProxy {
 	t.Helper()
 	reg := metrics.New()
 	ep := NewEndpoint(target, false, reg.HTTP(metrics.Labels("direction", "outbound")))
@@ -39,6 +39,9 @@ func startFastProxy(t testing.TB, target netip.AddrPort) *fastProxy {
 	h := &Handler{
 		Router:  fixedRouter{&Backend{Name: target.String(), Balancer: bal}},
 		Clients: NewClients(ClientOptions{Connect: TCPConnector(time.Second, 0)}),
+	}
+	for _, o := range opts {
+		o(h)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -52,6 +52,23 @@ type Handler struct {
 	// FailureBackoff is how long an endpoint that refused a connection is avoided by the
 	// balancer (default 1s).
 	FailureBackoff time.Duration
+	// HeaderReadTimeout and BodyIdleTimeout override the constants of the same names on
+	// the fast path when positive (tests).
+	HeaderReadTimeout, BodyIdleTimeout time.Duration
+}
+
+func (h *Handler) headerReadTimeout() time.Duration {
+	if h.HeaderReadTimeout > 0 {
+		return h.HeaderReadTimeout
+	}
+	return HeaderReadTimeout
+}
+
+func (h *Handler) bodyIdleTimeout() time.Duration {
+	if h.BodyIdleTimeout > 0 {
+		return h.BodyIdleTimeout
+	}
+	return BodyIdleTimeout
 }
 
 // ErrorMetricsRouter is implemented by Routers that label the responses the proxy

@@ -12,7 +12,7 @@ import (
 
 // headServer is a loopback app that reads each request head (without parsing it beyond
 // the lines), records it on heads when set, and answers 200 with no body.
-func headServer(t testing.TB, heads chan<- string) (addr string, target func() *fastProxy) {
+func headServer(t testing.TB, heads chan<- string, opts ...func(*Handler)) (addr string, target func() *fastProxy) {
 	app, _ := rawServer(t, func(c net.Conn) {
 		br := bufio.NewReaderSize(c, 128<<10)
 		for {
@@ -35,7 +35,7 @@ func headServer(t testing.TB, heads chan<- string) (addr string, target func() *
 			}
 		}
 	})
-	p := startFastProxy(t, app)
+	p := startFastProxy(t, app, opts...)
 	return p.addr, func() *fastProxy { return p }
 }
 
