@@ -99,6 +99,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if ci.inbound() {
 		ci.setClientID(r.Header)
 	}
+	if r.ProtoMajor == 1 && r.Body != nil && r.Body != http.NoBody {
+		h.timeBody(w, r)
+	}
 	be, err := h.Router.Route(r, ci)
 	if err != nil {
 		h.fail(w, r, h.errorMetrics(ci), start, err)
@@ -201,6 +204,45 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// Abort the client's stream so that it sees the failure rather than a short body.
 		panic(http.ErrAbortHandler)
 	}
+}
+
+// timeBody makes the HTTP/1 request body of r fail once it makes no progress for
+// BodyIdleTimeout, through the general server's connection deadline (as the fast path
+// does); the deadline is lifted when the body ends.
+func (h *Handler) timeBody(w http.ResponseWriter, r *http.Request) {
+	rc := http.NewResponseController(w)
+	now := time.Now()
+	if rc.SetReadDeadline(now.Add(h.bodyIdleTimeout())) != nil {
+		return
+	}
+	r.Body = &idleBody{ReadCloser: r.Body, rc: rc, timeout: h.bodyIdleTimeout(), since: now}
+}
+
+// idleBody renews its connection's read deadline as the body makes progress (at most
+// once a second) and lifts it at the end of the body.
+type idleBody struct {
+	io.ReadCloser
+	rc      *http.ResponseController
+	timeout time.Duration
+	since   time.Time
+	done    bool
+}
+
+func (b *idleBody) Read(p []byte) (int, error) {
+	if !b.done {
+		if now := time.Now(); now.Sub(b.since) > time.Second {
+			b.rc.SetReadDeadline(now.Add(b.timeout))
+			b.since = now
+		}
+	}
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && !b.done {
+		b.done = true
+		if err == io.EOF { // a failed body keeps its deadline: the server closes the connection
+			b.rc.SetReadDeadline(time.Time{})
+		}
+	}
+	return n, err
 }
 
 // routePath is r's path as route matching compares it (policy.NormalizePath).
