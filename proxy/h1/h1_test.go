@@ -117,6 +117,7 @@ func TestMalformedHeads(t *testing.T) {
 		"GET /a b HTTP/1.1\r\nHost: a\r\n\r\n",
 		"GET /%zz HTTP/1.1\r\nHost: a\r\n\r\n",
 		"GET /a% HTTP/1.1\r\nHost: a\r\n\r\n",
+		"GET a?b=c HTTP/1.1\r\nHost: a\r\n\r\n",
 		// Too many Connection options.
 		"GET / HTTP/1.1\r\nHost: a\r\nConnection: " + strings.Repeat("x,", 33) + "\r\n\r\n",
 	} {

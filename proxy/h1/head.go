@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net/url"
 )
 
 // Field is one header field; Name and Value point into the reader's buffer.
@@ -164,6 +165,12 @@ func parseRequest(b []byte, h *Head) error {
 			if i+2 >= len(h.Target) || !isHex(h.Target[i+1]) || !isHex(h.Target[i+2]) {
 				return malformed("request target has an invalid percent-encoding")
 			}
+		}
+	}
+	if h.Target[0] != '/' && string(h.Target) != "*" && string(h.Method) != "CONNECT" {
+		// Absolute form (RFC 9112 section 3.2.2), rare: check it as net/http does.
+		if _, err := url.ParseRequestURI(string(h.Target)); err != nil {
+			return malformed("request target %q", trunc(h.Target))
 		}
 	}
 	minor, err := parseVersion(line[sp2+1:])
