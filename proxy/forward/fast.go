@@ -668,7 +668,7 @@ func (s *fastConn) writeRequestHead(w *h1.Writer) {
 			writeField(w, f)
 		}
 		if id := s.ci.ClientID; id != "" {
-			w.WriteString("l5d-client-id: ")
+			w.WriteString("L5d-Client-Id: ")
 			w.WriteString(id)
 			w.WriteString("\r\n")
 		}
