@@ -28,6 +28,9 @@ type fastProxy struct {
 	addr     string
 	reg      *metrics.Registry
 	handoffs chan []byte
+	// h is the proxy's handler and target the app it forwards to.
+	h      *Handler
+	target netip.AddrPort
 }
 
 func startFastProxy(t testing.TB, target netip.AddrPort, opts ...func(*Handler)) *fastProxy {
@@ -49,7 +52,7 @@ func startFastProxy(t testing.TB, target netip.AddrPort, opts ...func(*Handler))
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(func() { cancel(); ln.Close() })
-	p := &fastProxy{addr: ln.Addr().String(), reg: reg, handoffs: make(chan []byte, 10)}
+	p := &fastProxy{addr: ln.Addr().String(), reg: reg, handoffs: make(chan []byte, 10), h: h, target: target}
 	go func() {
 		for {
 			c, err := ln.Accept()

@@ -52,12 +52,12 @@ type Head struct {
 const MaxFields = 100
 
 // maxConnectionTokens bounds the options listed in the Connection fields of a head; a
-// head with more is malformed. Real clients send one or two.
+// head with more is refused with ErrTooManyFields. Real clients send one or two.
 const maxConnectionTokens = 32
 
-// ErrTooManyFields is returned for a head with more than MaxFields fields; it is an
-// ErrHeadTooLarge.
-var ErrTooManyFields = fmt.Errorf("%w: more than %d header fields", ErrHeadTooLarge, MaxFields)
+// ErrTooManyFields is returned for a head with more than MaxFields fields or more than
+// 32 Connection options; it is an ErrHeadTooLarge.
+var ErrTooManyFields = fmt.Errorf("%w: too many header fields or Connection options", ErrHeadTooLarge)
 
 // ErrMalformed wraps every parse failure of a message head.
 var ErrMalformed = errors.New("h1: malformed message head")
@@ -303,7 +303,7 @@ func parseFields(b []byte, h *Head) error {
 						continue
 					}
 					if len(h.connTokens) == maxConnectionTokens {
-						return malformed("more than %d Connection options", maxConnectionTokens)
+						return ErrTooManyFields
 					}
 					h.connTokens = append(h.connTokens, tok)
 					switch {
