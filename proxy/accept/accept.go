@@ -87,7 +87,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, grace time.Duration
 	httpLn := newChanListener(ln.Addr())
 	hs := &http.Server{
 		Handler:           s.HTTP,
-		ReadHeaderTimeout: 30 * time.Second,
+		ReadHeaderTimeout: forward.HeaderReadTimeout,
 		IdleTimeout:       90 * time.Second,
 		ErrorLog:          slog.NewLogLogger(s.Log.Handler(), slog.LevelDebug),
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {

@@ -2,7 +2,9 @@ package forward
 
 import (
 	"context"
+	"net/http"
 	"net/netip"
+	"sync/atomic"
 )
 
 // ConnInfo describes the accepted connection a request arrived on. The listener creates
@@ -18,6 +20,68 @@ type ConnInfo struct {
 	TLS bool
 	// ClientID is the client's verified mesh identity on a TLS connection, "" otherwise.
 	ClientID string
+
+	// clientIDValues is the l5d-client-id field value of the connection's requests,
+	// made once (see setClientID).
+	clientIDValues atomic.Pointer[[]string]
+}
+
+// Header fields the inbound side owns: l5d-client-id is set from the connection's
+// verified identity and l5d-dst-override only means something to an outbound proxy, so a
+// client's own values never reach the application.
+const (
+	HeaderClientID    = "L5d-Client-Id"
+	headerDstOverride = "L5d-Dst-Override"
+)
+
+// inbound reports whether ci is a connection to the inbound side.
+func (ci *ConnInfo) inbound() bool { return ci != nil && ci.Direction == "inbound" }
+
+// setClientID replaces the client's l5d-client-id and l5d-dst-override fields of an
+// inbound request with l5d-client-id naming the connection's verified mesh identity, if
+// it has one. It allocates nothing when the client sent neither field, beyond the first
+// request of a mesh TLS connection.
+func (ci *ConnInfo) setClientID(h http.Header) {
+	delete(h, HeaderClientID)
+	delete(h, headerDstOverride)
+	if ci.ClientID == "" {
+		return
+	}
+	v := ci.clientIDValues.Load()
+	if v == nil {
+		vv := []string{ci.ClientID}
+		v = &vv
+		ci.clientIDValues.Store(v)
+	}
+	h[HeaderClientID] = (*v)[:1:1]
+}
+
+// inboundOwned reports whether a field named name is one setClientID replaces.
+func inboundOwned(name []byte) bool {
+	switch len(name) {
+	case len(HeaderClientID):
+		return asciiFold(name, "l5d-client-id")
+	case len(headerDstOverride):
+		return asciiFold(name, "l5d-dst-override")
+	}
+	return false
+}
+
+// asciiFold reports whether b equals the lower-case ASCII string s, ignoring case.
+func asciiFold(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := range len(b) {
+		c := b[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != s[i] {
+			return false
+		}
+	}
+	return true
 }
 
 type connInfoKey struct{}

@@ -18,12 +18,22 @@ import (
 	"github.com/l5d-go/l5d/proxy/h1"
 	"github.com/l5d-go/l5d/proxy/h2"
 	"github.com/l5d-go/l5d/proxy/metrics"
+	"github.com/l5d-go/l5d/proxy/policy"
 	"github.com/l5d-go/l5d/proxy/routes"
 )
 
 // clientIdleTimeout closes a client connection that sends no new request for this long,
 // as the general HTTP server does.
 const clientIdleTimeout = 90 * time.Second
+
+// HeaderReadTimeout is how long a client has to send a whole request head once its
+// first byte has arrived, on the fast path and in the general HTTP server
+// (http.Server.ReadHeaderTimeout) alike.
+const HeaderReadTimeout = 30 * time.Second
+
+// BodyIdleTimeout abandons a request body that makes no progress for this long: the
+// request fails and the client connection is closed.
+const BodyIdleTimeout = 60 * time.Second
 
 // idleDeadlineSlack is how stale the idle deadline may get before it is renewed: a
 // connection idles between clientIdleTimeout-idleDeadlineSlack and clientIdleTimeout.
@@ -39,10 +49,11 @@ const idleDeadlineSlack = time.Second
 // the rest of the connection (through ServeHTTP). Otherwise ServeHTTP1 closes conn when
 // the client is done or ctx ends.
 func (h *Handler) ServeHTTP1(ctx context.Context, conn net.Conn, ci *ConnInfo, fallback func(pending []byte)) {
-	s := fastConn{h: h, ctx: ctx, conn: conn, ci: ci}
+	s := fastConn{h: h, ctx: ctx, conn: conn, ci: ci, inbound: ci.inbound()}
 	s.cr = h1.NewReader(conn)
 	s.cw = h1.NewWriter(conn)
 	s.cr.FlushBefore(s.cw, nil)
+	s.cr.BeforeRead = s.beforeRead
 	s.hr = (&http.Request{Header: http.Header{}, URL: &url.URL{}, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1}).WithContext(ctx)
 	// When ctx ends, a connection waiting for its next request is closed at once and a
 	// busy one after its current response.
@@ -89,6 +100,44 @@ type fastConn struct {
 	// rt is the profile route of the current request without timeout or retries, whose
 	// metrics the request is recorded on; nil when there is none.
 	rt *routes.Route
+	// path is hr's path as route matching compares it (policy.NormalizePath).
+	path string
+	// inbound is set on connections to the inbound side (see ConnInfo.setClientID).
+	inbound bool
+	// reading is what the client connection is being read for (readingHead,
+	// readingBody); headTimed is set once the head being read has its deadline;
+	// bodySince is when the body deadline in force was set.
+	reading   int
+	headTimed bool
+	bodySince time.Time
+}
+
+const (
+	readingHead = iota
+	readingBody
+)
+
+// beforeRead runs before every read from the client (h1.Reader.BeforeRead): once part of
+// a request head has arrived, the rest must come within HeaderReadTimeout; a request
+// body must make progress at least every BodyIdleTimeout (the deadline is renewed at
+// most once a second).
+func (s *fastConn) beforeRead(buffered int) {
+	if s.stopping.Load() {
+		return // the deadline set on shutdown stays
+	}
+	switch s.reading {
+	case readingHead:
+		if buffered > 0 && !s.headTimed {
+			s.headTimed = true
+			s.conn.SetReadDeadline(time.Now().Add(s.h.headerReadTimeout()))
+			s.idleSince = time.Time{}
+		}
+	case readingBody:
+		if now := time.Now(); now.Sub(s.bodySince) > idleDeadlineSlack {
+			s.conn.SetReadDeadline(now.Add(s.h.bodyIdleTimeout()))
+			s.bodySince = now
+		}
+	}
 }
 
 // serve runs the request loop. It returns the unhandled bytes when the connection must
@@ -108,6 +157,7 @@ func (s *fastConn) serve() (pending []byte) {
 				return nil
 			}
 		}
+		s.reading, s.headTimed = readingHead, false
 		err := s.cr.ReadRequest(&s.req)
 		s.idle.Store(false)
 		if err != nil {
@@ -123,8 +173,8 @@ func (s *fastConn) serve() (pending []byte) {
 			return s.handOff()
 		}
 		if s.req.Chunked || s.req.ContentLength > 0 {
-			// The body is read without a deadline, however long the client takes.
-			s.conn.SetReadDeadline(time.Time{})
+			// The body must make progress (see beforeRead).
+			s.reading, s.bodySince = readingBody, time.Time{}
 			s.idleSince = time.Time{}
 		}
 		pending, done := s.forward()
@@ -135,6 +185,7 @@ func (s *fastConn) serve() (pending []byte) {
 }
 
 func (s *fastConn) handOff() []byte {
+	s.cr.BeforeRead = nil
 	s.conn.SetReadDeadline(time.Time{})
 	b := s.cr.Buffered()
 	if len(b) == 0 {
@@ -158,7 +209,7 @@ func (s *fastConn) forward() (pending []byte, done bool) {
 		return s.handOff(), false // policy routing (filters, splits) takes the general handler
 	}
 	if be.Routes != nil {
-		if rt := be.Routes.Load().Match(s.hr.Method, s.hr.URL.Path); rt != nil {
+		if rt := be.Routes.Load().Match(s.hr.Method, s.path); rt != nil {
 			if rt.NeedsPolicy() {
 				if s.req.Chunked || s.req.ContentLength > maxBufferedBody {
 					return s.handOff(), false
@@ -195,7 +246,7 @@ func (s *fastConn) forward() (pending []byte, done bool) {
 	}
 	for attempt := 0; ; attempt++ {
 		uc.w.Reset(uc.conn)
-		writeRequestHead(uc.w, &s.req)
+		s.writeRequestHead(uc.w)
 		uc.r.FlushBefore(uc.w, s.cw)
 		s.cr.FlushBefore(s.cw, uc.w)
 		err = nil
@@ -207,9 +258,15 @@ func (s *fastConn) forward() (pending []byte, done bool) {
 			case s.req.ContentLength > 0:
 				err = h1.CopyFixed(uc.w, s.cr, s.req.ContentLength)
 			}
-			if err != nil { // the client broke off its request body
+			if err != nil { // the client broke off its request body, or framed it badly
 				uc.conn.Close()
 				bep.Done(time.Now(), time.Since(start), be.Balancer.Decay())
+				if errors.Is(err, h1.ErrMalformed) {
+					s.respond(m, http.StatusBadRequest, true, start)
+					s.rt = nil // recorded by respond
+					s.writeError(nil, start, &RouteError{Status: http.StatusBadRequest, Reason: "malformed request body"}, true)
+					return nil, true
+				}
 				s.respond(m, http.StatusBadGateway, true, start)
 				return nil, true
 			}
@@ -340,6 +397,9 @@ func (s *fastConn) forwardHTTP(be *Backend, first *balance.Endpoint[*Endpoint], 
 	head := string(s.req.Method) == "HEAD"
 	clientClose := s.req.Close
 	header := fieldsHeader(&s.req, false)
+	if s.inbound {
+		s.ci.setClientID(header)
+	}
 	u, err := url.ParseRequestURI(string(s.req.Target))
 	if err != nil {
 		routeFailed(http.StatusBadRequest)
@@ -496,15 +556,32 @@ func (s *fastConn) prepareRouteRequest() {
 	if string(s.req.Target) != r.RequestURI {
 		r.RequestURI = string(s.req.Target)
 		path, query, _ := bytes.Cut(s.req.Target, []byte{'?'})
-		r.URL.Path = string(path)
+		// As net/http: Path is decoded, RawPath the path as sent when they differ (the
+		// parser refused invalid percent-encodings).
+		r.URL.Path, r.URL.RawPath = string(path), ""
+		if bytes.IndexByte(path, '%') >= 0 {
+			if p, err := url.PathUnescape(r.URL.Path); err == nil {
+				r.URL.Path, r.URL.RawPath = p, r.URL.Path
+			}
+		}
 		r.URL.RawQuery = string(query)
+		s.path, _ = policy.NormalizePath(r.URL.EscapedPath())
 	}
 	clear(r.Header)
 	if hr, ok := s.h.Router.(HeaderRouter); ok && hr.RoutesOnHeaders(s.ci) {
 		for _, f := range s.req.Fields {
+			if s.inbound && inboundOwned(f.Name) {
+				continue
+			}
 			k := http.CanonicalHeaderKey(string(f.Name))
 			r.Header[k] = append(r.Header[k], string(f.Value))
 		}
+		if s.inbound {
+			s.ci.setClientID(r.Header)
+		}
+		return
+	}
+	if s.inbound {
 		return
 	}
 	if v := s.req.Get("l5d-dst-override"); v != nil {
@@ -574,13 +651,30 @@ func upstreamError(err error) error {
 	return &RouteError{Status: http.StatusBadGateway, Reason: "endpoint closed the connection or sent an invalid response"}
 }
 
-// writeRequestHead writes the request line and end-to-end fields of req.
-func writeRequestHead(w *h1.Writer, req *h1.Head) {
+// writeRequestHead writes the request line and end-to-end fields of the request in s.req;
+// inbound, the client's l5d-client-id and l5d-dst-override are replaced by the
+// connection's verified identity (ConnInfo.setClientID).
+func (s *fastConn) writeRequestHead(w *h1.Writer) {
+	req := &s.req
 	w.Write(req.Method)
 	w.WriteString(" ")
 	w.Write(req.Target)
 	w.WriteString(" HTTP/1.1\r\n")
-	writeFields(w, req)
+	if s.inbound {
+		for _, f := range req.Fields {
+			if req.IsHopByHop(f.Name) || inboundOwned(f.Name) {
+				continue
+			}
+			writeField(w, f)
+		}
+		if id := s.ci.ClientID; id != "" {
+			w.WriteString("L5d-Client-Id: ")
+			w.WriteString(id)
+			w.WriteString("\r\n")
+		}
+	} else {
+		writeFields(w, req)
+	}
 	if req.Chunked {
 		w.WriteString("Transfer-Encoding: chunked\r\n")
 	}
@@ -610,9 +704,13 @@ func writeFields(w *h1.Writer, head *h1.Head) {
 		if head.IsHopByHop(f.Name) {
 			continue
 		}
-		w.Write(f.Name)
-		w.WriteString(": ")
-		w.Write(f.Value)
-		w.WriteString("\r\n")
+		writeField(w, f)
 	}
+}
+
+func writeField(w *h1.Writer, f h1.Field) {
+	w.Write(f.Name)
+	w.WriteString(": ")
+	w.Write(f.Value)
+	w.WriteString("\r\n")
 }

@@ -28,9 +28,12 @@ type fastProxy struct {
 	addr     string
 	reg      *metrics.Registry
 	handoffs chan []byte
+	// h is the proxy's handler and target the app it forwards to.
+	h      *Handler
+	target netip.AddrPort
 }
 
-func startFastProxy(t *testing.T, target netip.AddrPort) *fastProxy {
+func startFastProxy(t testing.TB, target netip.AddrPort, opts ...func(*Handler)) *fastProxy {
 	t.Helper()
 	reg := metrics.New()
 	ep := NewEndpoint(target, false, reg.HTTP(metrics.Labels("direction", "outbound")))
@@ -40,13 +43,16 @@ func startFastProxy(t *testing.T, target netip.AddrPort) *fastProxy {
 		Router:  fixedRouter{&Backend{Name: target.String(), Balancer: bal}},
 		Clients: NewClients(ClientOptions{Connect: TCPConnector(time.Second, 0)}),
 	}
+	for _, o := range opts {
+		o(h)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(func() { cancel(); ln.Close() })
-	p := &fastProxy{addr: ln.Addr().String(), reg: reg, handoffs: make(chan []byte, 10)}
+	p := &fastProxy{addr: ln.Addr().String(), reg: reg, handoffs: make(chan []byte, 10), h: h, target: target}
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -63,7 +69,7 @@ func startFastProxy(t *testing.T, target netip.AddrPort) *fastProxy {
 }
 
 // rawServer accepts connections on loopback and runs serve on each; it counts them.
-func rawServer(t *testing.T, serve func(c net.Conn)) (netip.AddrPort, *atomic.Int32) {
+func rawServer(t testing.TB, serve func(c net.Conn)) (netip.AddrPort, *atomic.Int32) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -110,7 +116,7 @@ func httpServer(t *testing.T) (netip.AddrPort, *atomic.Int32) {
 	return ln.Addr().(*net.TCPAddr).AddrPort(), &conns
 }
 
-func dial(t *testing.T, addr string) (net.Conn, *bufio.Reader) {
+func dial(t testing.TB, addr string) (net.Conn, *bufio.Reader) {
 	t.Helper()
 	c, err := net.Dial("tcp", addr)
 	if err != nil {

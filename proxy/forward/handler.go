@@ -12,6 +12,7 @@ import (
 
 	"github.com/l5d-go/l5d/proxy/balance"
 	"github.com/l5d-go/l5d/proxy/metrics"
+	"github.com/l5d-go/l5d/proxy/policy"
 	"github.com/l5d-go/l5d/proxy/routes"
 )
 
@@ -51,6 +52,23 @@ type Handler struct {
 	// FailureBackoff is how long an endpoint that refused a connection is avoided by the
 	// balancer (default 1s).
 	FailureBackoff time.Duration
+	// HeaderReadTimeout and BodyIdleTimeout override the constants of the same names on
+	// the fast path when positive (tests).
+	HeaderReadTimeout, BodyIdleTimeout time.Duration
+}
+
+func (h *Handler) headerReadTimeout() time.Duration {
+	if h.HeaderReadTimeout > 0 {
+		return h.HeaderReadTimeout
+	}
+	return HeaderReadTimeout
+}
+
+func (h *Handler) bodyIdleTimeout() time.Duration {
+	if h.BodyIdleTimeout > 0 {
+		return h.BodyIdleTimeout
+	}
+	return BodyIdleTimeout
 }
 
 // ErrorMetricsRouter is implemented by Routers that label the responses the proxy
@@ -78,6 +96,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	ctx := r.Context()
 	ci := ConnInfoFrom(ctx)
+	if ci.inbound() {
+		ci.setClientID(r.Header)
+	}
+	if r.ProtoMajor == 1 && r.Body != nil && r.Body != http.NoBody {
+		h.timeBody(w, r)
+	}
 	be, err := h.Router.Route(r, ci)
 	if err != nil {
 		h.fail(w, r, h.errorMetrics(ci), start, err)
@@ -103,7 +127,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	var rt *routes.Route
 	if be.Routes != nil {
-		if rt = be.Routes.Load().Match(r.Method, r.URL.EscapedPath()); rt != nil && rt.NeedsPolicy() && upgradeType(r.Header) == "" {
+		if rt = be.Routes.Load().Match(r.Method, routePath(r)); rt != nil && rt.NeedsPolicy() && upgradeType(r.Header) == "" {
 			h.servePolicy(w, r, be, rt, start)
 			return
 		}
@@ -180,6 +204,51 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// Abort the client's stream so that it sees the failure rather than a short body.
 		panic(http.ErrAbortHandler)
 	}
+}
+
+// timeBody makes the HTTP/1 request body of r fail once it makes no progress for
+// BodyIdleTimeout, through the general server's connection deadline (as the fast path
+// does); the deadline is lifted when the body ends.
+func (h *Handler) timeBody(w http.ResponseWriter, r *http.Request) {
+	rc := http.NewResponseController(w)
+	now := time.Now()
+	if rc.SetReadDeadline(now.Add(h.bodyIdleTimeout())) != nil {
+		return
+	}
+	r.Body = &idleBody{ReadCloser: r.Body, rc: rc, timeout: h.bodyIdleTimeout(), since: now}
+}
+
+// idleBody renews its connection's read deadline as the body makes progress (at most
+// once a second) and lifts it at the end of the body.
+type idleBody struct {
+	io.ReadCloser
+	rc      *http.ResponseController
+	timeout time.Duration
+	since   time.Time
+	done    bool
+}
+
+func (b *idleBody) Read(p []byte) (int, error) {
+	if !b.done {
+		if now := time.Now(); now.Sub(b.since) > time.Second {
+			b.rc.SetReadDeadline(now.Add(b.timeout))
+			b.since = now
+		}
+	}
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && !b.done {
+		b.done = true
+		if err == io.EOF { // a failed body keeps its deadline: the server closes the connection
+			b.rc.SetReadDeadline(time.Time{})
+		}
+	}
+	return n, err
+}
+
+// routePath is r's path as route matching compares it (policy.NormalizePath).
+func routePath(r *http.Request) string {
+	p, _ := policy.NormalizePath(r.URL.EscapedPath())
+	return p
 }
 
 // recordRoute records a request on a route without retries (rt may be nil): its one

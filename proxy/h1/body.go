@@ -74,8 +74,8 @@ func CopyChunked(w *Writer, r *Reader) error {
 		if err != nil {
 			return err
 		}
-		if len(crlf) > 2 || (len(crlf) == 2 && crlf[0] != '\r') {
-			return malformed("chunk data longer than its size")
+		if string(crlf) != "\r\n" {
+			return malformed("chunk data not followed by CRLF")
 		}
 		if _, err := w.Write(crlf); err != nil {
 			return err
@@ -84,10 +84,14 @@ func CopyChunked(w *Writer, r *Reader) error {
 	}
 }
 
-// copyTrailers relays trailer lines through the final empty line.
+// copyTrailers relays trailer lines through the final empty line, checking each.
 func (r *Reader) copyTrailers(w *Writer) error {
-	for {
+	for n := 0; ; n++ {
 		line, err := r.line()
+		if err != nil {
+			return err
+		}
+		_, _, last, err := trailerLine(line, n)
 		if err != nil {
 			return err
 		}
@@ -95,11 +99,44 @@ func (r *Reader) copyTrailers(w *Writer) error {
 			return err
 		}
 		r.r += len(line)
-		if len(line) <= 2 && (len(line) == 1 || line[0] == '\r') {
+		if last {
 			return nil
 		}
 	}
 }
+
+// trailerLine checks the n-th line of a trailer section (its CRLF included): a field
+// as in a head, or the empty line that ends the section (last).
+func trailerLine(line []byte, n int) (name, value []byte, last bool, err error) {
+	content, ok := bytes.CutSuffix(line, crlf)
+	if !ok || bytes.IndexByte(content, '\r') >= 0 {
+		return nil, nil, false, malformed("trailer line %q does not end with CRLF", trunc(line))
+	}
+	if len(content) == 0 {
+		return nil, nil, true, nil
+	}
+	if n >= MaxFields {
+		return nil, nil, false, malformed("more than %d trailer fields", MaxFields)
+	}
+	name, value, ok = bytes.Cut(content, []byte{':'})
+	if !ok || len(name) == 0 {
+		return nil, nil, false, malformed("trailer line %q", trunc(line))
+	}
+	for _, c := range name {
+		if !isTokenChar(c) {
+			return nil, nil, false, malformed("trailer field name %q", trunc(name))
+		}
+	}
+	value = bytes.Trim(value, " \t")
+	for _, c := range value {
+		if (c < ' ' && c != '\t') || c == 0x7f {
+			return nil, nil, false, malformed("trailer field %q has a control character in its value", trunc(name))
+		}
+	}
+	return name, value, false, nil
+}
+
+var crlf = []byte("\r\n")
 
 // line returns the next line in the buffer, its line ending included, without consuming
 // it; it reads more input as needed.
@@ -129,11 +166,18 @@ func (r *Reader) line() ([]byte, error) {
 	}
 }
 
-// chunkSize parses a chunk-size line ("1a;ext=v\r\n").
+// chunkSize parses a chunk-size line ("1a;ext=v\r\n"): hex digits (at most 15), then
+// optional whitespace and chunk extensions, then CRLF. A bare LF, a CR or another
+// control character anywhere else is refused, as net/http does since CVE-2025-22871:
+// parsers that disagree on where a chunk line ends disagree on where the body ends.
 func chunkSize(line []byte) (int64, error) {
+	content, ok := bytes.CutSuffix(line, crlf)
+	if !ok {
+		return 0, malformed("chunk size line %q does not end with CRLF", trunc(line))
+	}
 	var n int64
 	digits := 0
-	for _, c := range line {
+	for i, c := range content {
 		var d byte
 		switch {
 		case '0' <= c && c <= '9':
@@ -146,11 +190,10 @@ func chunkSize(line []byte) (int64, error) {
 			if digits == 0 {
 				return 0, malformed("chunk size line %q", trunc(line))
 			}
-			switch c {
-			case ';', ' ', '\t', '\r', '\n':
-				return n, nil
+			if err := chunkExtensions(content[i:]); err != nil {
+				return 0, err
 			}
-			return 0, malformed("chunk size line %q", trunc(line))
+			return n, nil
 		}
 		if digits == 15 {
 			return 0, malformed("chunk size too large")
@@ -158,7 +201,28 @@ func chunkSize(line []byte) (int64, error) {
 		n = n<<4 | int64(d)
 		digits++
 	}
-	return 0, malformed("chunk size line %q", trunc(line))
+	if digits == 0 {
+		return 0, malformed("chunk size line %q", trunc(line))
+	}
+	return n, nil
+}
+
+// chunkExtensions checks what follows the size on a chunk line: whitespace, then
+// nothing or ";" and extensions without control characters (tab aside).
+func chunkExtensions(b []byte) error {
+	b = bytes.TrimLeft(b, " \t")
+	if len(b) == 0 {
+		return nil
+	}
+	if b[0] != ';' {
+		return malformed("chunk size line has %q after the size", trunc(b))
+	}
+	for _, c := range b {
+		if (c < ' ' && c != '\t') || c == 0x7f {
+			return malformed("chunk extension has a control character")
+		}
+	}
+	return nil
 }
 
 func truncated(err error) error {
@@ -207,8 +271,8 @@ func (b *ChunkedBody) Read(p []byte) (int, error) {
 			if err != nil {
 				return 0, err
 			}
-			if len(crlf) > 2 || (len(crlf) == 2 && crlf[0] != '\r') {
-				return 0, malformed("chunk data longer than its size")
+			if string(crlf) != "\r\n" {
+				return 0, malformed("chunk data not followed by CRLF")
 			}
 			r.r += len(crlf)
 		}
@@ -242,27 +306,21 @@ func (b *ChunkedBody) Read(p []byte) (int, error) {
 
 func (b *ChunkedBody) readTrailers() error {
 	r := b.R
-	for {
+	for n := 0; ; n++ {
 		line, err := r.line()
 		if err != nil {
 			return err
 		}
+		name, value, last, err := trailerLine(line, n)
+		if err != nil {
+			return err
+		}
 		r.r += len(line)
-		content := bytes.TrimRight(line, "\r\n")
-		if len(content) == 0 {
+		if last {
 			return nil
 		}
-		name, value, ok := bytes.Cut(content, []byte{':'})
-		if !ok || len(name) == 0 {
-			return malformed("trailer line %q", trunc(line))
-		}
-		for _, c := range name {
-			if !isTokenChar(c) {
-				return malformed("trailer field name %q", trunc(name))
-			}
-		}
 		if b.Trailer != nil {
-			b.Trailer(name, bytes.TrimSpace(value))
+			b.Trailer(name, value)
 		}
 	}
 }

@@ -25,12 +25,63 @@ func TestChunkedBodyDecodesDataAndTrailers(t *testing.T) {
 	}
 }
 
+// lenientChunked are chunked bodies that lenient parsers read differently (request
+// smuggling): the codec refuses them, whether it relays or decodes them.
+var lenientChunked = []string{
+	"5\nhello\n0\n\n",                                                // bare LF lines
+	"5\nhello\r\n0\r\n\r\n",                                          // bare LF after the size
+	"5\r\nhello\n0\r\n\r\n",                                          // bare LF after the data
+	"5\r\nhello\r\n0\r\n\n",                                          // bare LF ending the trailers
+	"5\r\nhelloXX0\r\n\r\n",                                          // data longer than its size
+	"5;a=\"b\rc\"\r\nhello\r\n0\r\n\r\n",                             // CR in an extension
+	"5;a\x00\r\nhello\r\n0\r\n\r\n",                                  // NUL in an extension
+	"5 x\r\nhello\r\n0\r\n\r\n",                                      // junk after the size
+	"5\r\r\nhello\r\n0\r\n\r\n",                                      // CR CR LF
+	"5\r\nhello\r\n0\r\nX: a\rb\r\n\r\n",                             // bare CR in a trailer
+	"5\r\nhello\r\n0\r\nX: a\nY: b\r\n\r\n",                          // bare LF in the trailers
+	"5\r\nhello\r\n0\r\nX : a\r\n\r\n",                               // trailer name not a token
+	"5\r\nhello\r\n0\r\n X: a\r\n\r\n",                               // folded trailer
+	"1000000000000000\r\n",                                           // size overflow
+	"-5\r\nhello\r\n0\r\n\r\n",                                       // negative size
+	";x\r\n0\r\n\r\n",                                                // no size
+	"5\r\nhello\r\n0\r\n" + strings.Repeat("X: 1\r\n", 101) + "\r\n", // too many trailers
+}
+
+// TestCopyChunkedRejectsLenientFraming: relaying refuses the same bodies.
+func TestCopyChunkedRejectsLenientFraming(t *testing.T) {
+	for _, in := range lenientChunked {
+		var out bytes.Buffer
+		err := CopyChunked(NewWriter(&out), NewReader(strings.NewReader(in)))
+		if !errors.Is(err, ErrMalformed) {
+			t.Errorf("%q: got %v, want ErrMalformed", in, err)
+		}
+	}
+	// Well-formed bodies still pass: extensions, whitespace before them, trailers.
+	for _, in := range []string{"5 ;a=b\r\nhello\r\n0\r\n\r\n", "5\t\r\nhello\r\n0;x=\"y z\"\r\nX: 1\r\n\r\n"} {
+		var out bytes.Buffer
+		w := NewWriter(&out)
+		if err := CopyChunked(w, NewReader(strings.NewReader(in))); err != nil {
+			t.Errorf("%q: %v", in, err)
+		}
+		w.Flush()
+		if out.String() != in {
+			t.Errorf("%q relayed as %q", in, out.String())
+		}
+	}
+}
+
 func TestChunkedBodyRejectsBadFraming(t *testing.T) {
 	for _, in := range []string{
 		"zz\r\nhello\r\n0\r\n\r\n",       // size not hex
 		"3\r\nhello\r\n0\r\n\r\n",        // data longer than its size
 		"5\r\nhello\r\n0\r\nbad\r\n\r\n", // trailer without a colon
 	} {
+		_, err := io.ReadAll(&ChunkedBody{R: NewReader(strings.NewReader(in))})
+		if !errors.Is(err, ErrMalformed) {
+			t.Errorf("%q: got %v, want ErrMalformed", in, err)
+		}
+	}
+	for _, in := range lenientChunked {
 		_, err := io.ReadAll(&ChunkedBody{R: NewReader(strings.NewReader(in))})
 		if !errors.Is(err, ErrMalformed) {
 			t.Errorf("%q: got %v, want ErrMalformed", in, err)

@@ -32,6 +32,10 @@ type Reader struct {
 	// before are flushed before every read from src that may block, so that buffered
 	// output is never held back while waiting for input.
 	before [2]*Writer
+	// BeforeRead, when set, is called before every read from the connection with the
+	// number of bytes buffered and not consumed (inside ReadRequest: the part of the
+	// head already read), for deadlines that follow the reader's progress.
+	BeforeRead func(buffered int)
 }
 
 // NewReader returns a Reader over src.
@@ -87,6 +91,9 @@ func (r *Reader) fill(limit int) error {
 				return err
 			}
 		}
+	}
+	if r.BeforeRead != nil {
+		r.BeforeRead(r.w - r.r)
 	}
 	n, err := r.src.Read(r.buf[r.w:])
 	r.w += n

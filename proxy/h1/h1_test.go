@@ -55,14 +55,12 @@ func TestFramingFlags(t *testing.T) {
 	}{
 		{head: "GET / HTTP/1.0\r\n\r\n", close: true},
 		{head: "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"},
-		{head: "GET / HTTP/1.1\r\nConnection: close\r\n\r\n", close: true},
-		{head: "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", chunked: true},
-		{head: "POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", chunked: true, unusual: true},
-		{head: "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n", chunked: true, unusual: true},
-		{head: "POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n", unusual: true},
-		{head: "GET / HTTP/1.1\r\nX: a\r\n b\r\n\r\n", unusual: true},
-		{head: "GET / HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n", upgrade: true},
-		{head: "PUT / HTTP/1.1\r\nExpect: 100-continue\r\n\r\n", expect: true},
+		{head: "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", close: true},
+		{head: "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n", chunked: true},
+		{head: "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", chunked: true, unusual: true},
+		{head: "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n"},
+		{head: "GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n", upgrade: true},
+		{head: "PUT / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n\r\n", expect: true},
 	} {
 		var h Head
 		if err := reader(tc.head).ReadRequest(&h); err != nil {
@@ -74,6 +72,8 @@ func TestFramingFlags(t *testing.T) {
 	}
 }
 
+// TestMalformedHeads: the parser refuses what net/http refuses and what lets two
+// parsers disagree on a message's fields or end (request smuggling).
 func TestMalformedHeads(t *testing.T) {
 	for _, head := range []string{
 		"GET\r\n\r\n",
@@ -81,15 +81,59 @@ func TestMalformedHeads(t *testing.T) {
 		"G(T / HTTP/1.1\r\n\r\n",
 		"GET / HTTP/1.1\r\nNo colon\r\n\r\n",
 		"GET / HTTP/1.1\r\nBad Name: x\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost : x\r\n\r\n",
+		"GET / HTTP/1.1\r\n: x\r\n\r\n",
 		"GET / HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
 		"GET / HTTP/1.1\r\nX: a\x00b\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: a\rb\r\n\r\n",
 		"GET / HTTP/1.1\r\nHost: x",
+		// Missing or several Host fields (routing would use one, the app another).
+		"GET / HTTP/1.1\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+		// Bare LF line endings, including a bare-LF empty line ending the fields
+		// before the CRLF one.
+		"GET / HTTP/1.1\nHost: a\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: a\nX: 1\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: a\r\n\nGET /smuggled HTTP/1.1\r\nHost: b\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: a\n\n",
+		// Obsolete line folding.
+		"GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n b\r\n\r\n",
+		"GET / HTTP/1.1\r\n Host: a\r\n\r\n",
+		// Framing: differing Content-Length, Transfer-Encoding not ending with a
+		// single chunked, Transfer-Encoding with Content-Length.
+		"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n",
+		"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3, 3\r\n\r\n",
+		"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +3\r\n\r\n",
+		"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1000000000000000000000\r\n\r\n",
+		"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n",
+		"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+		"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+		"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n",
+		"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+		"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, chunked\r\n\r\n",
+		"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: \r\n\r\n",
+		"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: \x0bchunked\r\n\r\n",
+		// Request target.
+		"GET /a b HTTP/1.1\r\nHost: a\r\n\r\n",
+		"GET /%zz HTTP/1.1\r\nHost: a\r\n\r\n",
+		"GET /a% HTTP/1.1\r\nHost: a\r\n\r\n",
+		"GET a?b=c HTTP/1.1\r\nHost: a\r\n\r\n",
 	} {
 		var h Head
 		err := reader(head).ReadRequest(&h)
 		if !errors.Is(err, ErrMalformed) {
 			t.Errorf("%q: err = %v, want ErrMalformed", head, err)
 		}
+	}
+	var tooMany Head
+	if err := reader("GET / HTTP/1.1\r\nHost: a\r\n" + strings.Repeat("X: 1\r\n", MaxFields) + "\r\n").ReadRequest(&tooMany); !errors.Is(err, ErrTooManyFields) || !errors.Is(err, ErrHeadTooLarge) {
+		t.Errorf("%d fields: %v, want ErrTooManyFields", MaxFields+1, err)
+	}
+	if err := reader("GET / HTTP/1.1\r\nHost: a\r\nConnection: " + strings.Repeat("x,", 33) + "\r\n\r\n").ReadRequest(&tooMany); !errors.Is(err, ErrTooManyFields) {
+		t.Errorf("33 Connection options: %v, want ErrTooManyFields", err)
+	}
+	if err := reader("GET /%41?q=%zz HTTP/1.1\r\nHost: a\r\n" + strings.Repeat("X: 1\r\n", MaxFields-1) + "\r\n").ReadRequest(&tooMany); err != nil {
+		t.Errorf("%d fields, escapes only checked in the path: %v", MaxFields, err)
 	}
 	var h Head
 	big := "GET / HTTP/1.1\r\nX: " + strings.Repeat("a", MaxHeadBytes) + "\r\n\r\n"
@@ -114,7 +158,11 @@ func TestReadResponseHead(t *testing.T) {
 	if h.Status != 200 || !h.Chunked || h.Bodyless(nil) || !h.Bodyless([]byte("HEAD")) {
 		t.Fatalf("second response: %+v", h)
 	}
-	for _, bad := range []string{"HTTP/1.1 20 OK\r\n\r\n", "HTTP/1.1 abc OK\r\n\r\n", "HTTP/3 200 OK\r\n\r\n", "HTTP/1.1 200OK\r\n\r\n"} {
+	for _, bad := range []string{"HTTP/1.1 20 OK\r\n\r\n", "HTTP/1.1 abc OK\r\n\r\n", "HTTP/3 200 OK\r\n\r\n", "HTTP/1.1 200OK\r\n\r\n",
+		"HTTP/1.1 200 O\rK\r\n\r\n", "HTTP/1.1 200 OK\nX: 1\r\n\r\n", "HTTP/1.1 200 OK\r\nX: 1\r\n y\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 2\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n"} {
 		if err := reader(bad).ReadResponse(&h); !errors.Is(err, ErrMalformed) {
 			t.Errorf("%q: %v", bad, err)
 		}

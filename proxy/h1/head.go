@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net/url"
 )
 
 // Field is one header field; Name and Value point into the reader's buffer.
@@ -37,13 +38,26 @@ type Head struct {
 	// Expect is true when a request carries an Expect field (such as 100-continue).
 	Expect bool
 	// Unusual is true when the message uses framing the fast path leaves to a general
-	// HTTP implementation: several Content-Length fields, a transfer coding other than
-	// chunked, or both Content-Length and Transfer-Encoding.
+	// HTTP implementation: transfer codings before chunked ("gzip, chunked").
 	Unusual bool
-	// connection holds the Connection field values, for IsHopByHop.
-	connection [][]byte
+	// connTokens are the options of the Connection fields (at most
+	// maxConnectionTokens), parsed once per head for IsHopByHop.
+	connTokens [][]byte
 	size       int
 }
+
+// MaxFields bounds the number of header fields of a message head, as hyper (the HTTP
+// implementation of Linkerd's proxy) does by default. A head with more is refused with
+// ErrTooManyFields.
+const MaxFields = 100
+
+// maxConnectionTokens bounds the options listed in the Connection fields of a head; a
+// head with more is refused with ErrTooManyFields. Real clients send one or two.
+const maxConnectionTokens = 32
+
+// ErrTooManyFields is returned for a head with more than MaxFields fields or more than
+// 32 Connection options; it is an ErrHeadTooLarge.
+var ErrTooManyFields = fmt.Errorf("%w: too many header fields or Connection options", ErrHeadTooLarge)
 
 // ErrMalformed wraps every parse failure of a message head.
 var ErrMalformed = errors.New("h1: malformed message head")
@@ -82,8 +96,8 @@ func (r *Reader) readHead(h *Head) error {
 			r.r++
 			b = b[1:]
 		}
-		if i := bytes.Index(b[max(scanned-3, 0):], crlfcrlf); i >= 0 {
-			h.size = max(scanned-3, 0) + i + 4
+		if n := headEnd(b, max(scanned-3, 0)); n > 0 {
+			h.size = n
 			return nil
 		}
 		scanned = len(b)
@@ -99,11 +113,32 @@ func (r *Reader) readHead(h *Head) error {
 	}
 }
 
-var crlfcrlf = []byte("\r\n\r\n")
+// headEnd returns the length of the head at the start of b, through its empty line, or
+// 0 when b does not hold all of it yet; from is where to start looking. Lines end with
+// CRLF; a bare LF also ends one here, so that a head using them ends where a lenient
+// parser would end it (and is then refused) instead of running on into the next message.
+func headEnd(b []byte, from int) int {
+	for i := from; ; {
+		j := bytes.IndexByte(b[i:], '\n')
+		if j < 0 {
+			return 0
+		}
+		i += j + 1
+		switch {
+		case i < len(b) && b[i] == '\n':
+			return i + 1
+		case i+1 < len(b) && b[i] == '\r' && b[i+1] == '\n':
+			return i + 2
+		}
+	}
+}
 
 func parseRequest(b []byte, h *Head) error {
 	resetHead(h)
-	line, rest := cutLine(b)
+	line, rest, ok := cutLine(b)
+	if !ok {
+		return errBareLF
+	}
 	sp1 := bytes.IndexByte(line, ' ')
 	if sp1 <= 0 {
 		return malformed("request line %q has no method", trunc(line))
@@ -118,9 +153,24 @@ func parseRequest(b []byte, h *Head) error {
 			return malformed("method %q is not a token", trunc(h.Method))
 		}
 	}
-	for _, c := range h.Target {
-		if c <= ' ' || c == 0x7f {
+	inPath := true
+	for i, c := range h.Target {
+		switch {
+		case c <= ' ' || c == 0x7f:
 			return malformed("request target contains a control character or space")
+		case c == '?':
+			inPath = false
+		case c == '%' && inPath:
+			// As net/http, refuse a path with an invalid percent-encoding.
+			if i+2 >= len(h.Target) || !isHex(h.Target[i+1]) || !isHex(h.Target[i+2]) {
+				return malformed("request target has an invalid percent-encoding")
+			}
+		}
+	}
+	if h.Target[0] != '/' && string(h.Target) != "*" && string(h.Method) != "CONNECT" {
+		// Absolute form (RFC 9112 section 3.2.2), rare: check it as net/http does.
+		if _, err := url.ParseRequestURI(string(h.Target)); err != nil {
+			return malformed("request target %q", trunc(h.Target))
 		}
 	}
 	minor, err := parseVersion(line[sp2+1:])
@@ -131,12 +181,18 @@ func parseRequest(b []byte, h *Head) error {
 	if err := parseFields(rest, h); err != nil {
 		return err
 	}
+	if h.Host == nil && minor == 1 {
+		return malformed("HTTP/1.1 request without Host")
+	}
 	return nil
 }
 
 func parseResponse(b []byte, h *Head) error {
 	resetHead(h)
-	line, rest := cutLine(b)
+	line, rest, ok := cutLine(b)
+	if !ok {
+		return errBareLF
+	}
 	if len(line) < 12 || line[8] != ' ' {
 		return malformed("status line %q", trunc(line))
 	}
@@ -161,14 +217,19 @@ func parseResponse(b []byte, h *Head) error {
 			return malformed("status line %q", trunc(line))
 		}
 		h.Reason = line[13:]
+		for _, c := range h.Reason {
+			if (c < ' ' && c != '\t') || c == 0x7f {
+				return malformed("status line has a control character in its reason")
+			}
+		}
 	}
 	return parseFields(rest, h)
 }
 
 func resetHead(h *Head) {
 	size := h.size
-	fields, conn := h.Fields[:0], h.connection[:0]
-	*h = Head{Fields: fields, connection: conn, ContentLength: -1, size: size}
+	fields, conn := h.Fields[:0], h.connTokens[:0]
+	*h = Head{Fields: fields, connTokens: conn, ContentLength: -1, size: size}
 }
 
 func parseVersion(v []byte) (int, error) {
@@ -178,18 +239,25 @@ func parseVersion(v []byte) (int, error) {
 	return int(v[7] - '0'), nil
 }
 
-// parseFields parses header lines (ending with the empty line) into h.
+// parseFields parses header lines (ending with the empty line) into h. It refuses what
+// would let two parsers disagree on where a message ends or which fields it has (RFC
+// 9112 sections 2.2, 5, 6): bare LF line endings, obsolete line folding, field names
+// that are not tokens, control characters in values, Content-Length fields that differ
+// or are not numbers, Transfer-Encoding that does not end with chunked (requests) or
+// applies chunked twice, Transfer-Encoding with Content-Length, several Host fields.
 func parseFields(b []byte, h *Head) error {
-	keepAlive := false
+	keepAlive, hosts, teFields := false, 0, 0
 	for len(b) > 0 {
-		var line []byte
-		line, b = cutLine(b)
+		line, rest, ok := cutLine(b)
+		if !ok {
+			return errBareLF
+		}
+		b = rest
 		if len(line) == 0 {
 			break
 		}
 		if line[0] == ' ' || line[0] == '\t' {
-			h.Unusual = true // obsolete line folding
-			continue
+			return malformed("obsolete line folding")
 		}
 		colon := bytes.IndexByte(line, ':')
 		if colon <= 0 {
@@ -207,10 +275,16 @@ func parseFields(b []byte, h *Head) error {
 				return malformed("field %q has a control character in its value", trunc(name))
 			}
 		}
+		if len(h.Fields) == MaxFields {
+			return ErrTooManyFields
+		}
 		h.Fields = append(h.Fields, Field{Name: name, Value: value})
 		switch len(name) {
 		case 4:
 			if equalFold(name, "host") {
+				if hosts++; hosts > 1 && h.Method != nil {
+					return malformed("several Host fields")
+				}
 				h.Host = value
 			}
 		case 6:
@@ -223,9 +297,15 @@ func parseFields(b []byte, h *Head) error {
 			}
 		case 10:
 			if equalFold(name, "connection") {
-				h.connection = append(h.connection, value)
 				for tok := range bytes.SplitSeq(value, []byte{','}) {
-					tok = bytes.TrimSpace(tok)
+					tok = bytes.Trim(tok, " \t")
+					if len(tok) == 0 {
+						continue
+					}
+					if len(h.connTokens) == maxConnectionTokens {
+						return ErrTooManyFields
+					}
+					h.connTokens = append(h.connTokens, tok)
 					switch {
 					case equalFold(tok, "close"):
 						h.Close = true
@@ -243,21 +323,23 @@ func parseFields(b []byte, h *Head) error {
 					return malformed("Content-Length %q is not a number", trunc(value))
 				}
 				if h.ContentLength >= 0 && h.ContentLength != n {
-					h.Unusual = true
+					return malformed("Content-Length fields differ")
 				}
 				h.ContentLength = n
 			}
 		case 17:
 			if equalFold(name, "transfer-encoding") {
-				if h.Chunked || !equalFold(value, "chunked") {
-					h.Unusual = true
+				if teFields++; teFields > 1 || h.Chunked {
+					return malformed("several Transfer-Encoding fields")
 				}
-				h.Chunked = true
+				if err := parseTransferEncoding(value, h); err != nil {
+					return err
+				}
 			}
 		}
 	}
-	if h.Chunked && h.ContentLength >= 0 {
-		h.Unusual = true
+	if teFields > 0 && h.ContentLength >= 0 {
+		return malformed("both Transfer-Encoding and Content-Length")
 	}
 	if h.Minor == 0 && !keepAlive {
 		h.Close = true
@@ -265,22 +347,55 @@ func parseFields(b []byte, h *Head) error {
 	return nil
 }
 
+// parseTransferEncoding reads a Transfer-Encoding value: chunked, possibly after other
+// codings (then the message is Unusual). chunked must come last and only once; a
+// request whose last coding is not chunked has no way to end its body.
+func parseTransferEncoding(value []byte, h *Head) error {
+	n := 0
+	for c := range bytes.SplitSeq(value, []byte{','}) {
+		c = bytes.Trim(c, " \t")
+		if len(c) == 0 {
+			continue
+		}
+		if h.Chunked {
+			return malformed("Transfer-Encoding %q has codings after chunked", trunc(value))
+		}
+		for _, ch := range c {
+			if !isTokenChar(ch) && ch != ';' && ch != '=' && ch != ' ' && ch != '\t' && ch != '"' {
+				return malformed("Transfer-Encoding %q", trunc(value))
+			}
+		}
+		if equalFold(c, "chunked") {
+			h.Chunked = true
+		}
+		n++
+	}
+	if !h.Chunked {
+		return malformed("Transfer-Encoding %q does not end with chunked", trunc(value))
+	}
+	if n > 1 {
+		h.Unusual = true
+	}
+	return nil
+}
+
+var errBareLF = malformed("line ending with a bare LF")
+
 // hopByHop are the fields that describe one connection and are never forwarded.
 var hopByHop = []string{"connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade"}
 
 // IsHopByHop reports whether the field named name applies to this connection only: a
-// standard hop-by-hop field or one listed in the Connection field.
+// standard hop-by-hop field or one listed in the Connection field. Its cost is bounded:
+// the Connection options were parsed with the head, and there are few.
 func (h *Head) IsHopByHop(name []byte) bool {
 	for _, s := range hopByHop {
 		if len(s) == len(name) && equalFold(name, s) {
 			return true
 		}
 	}
-	for _, v := range h.connection {
-		for tok := range bytes.SplitSeq(v, []byte{','}) {
-			if tok = bytes.TrimSpace(tok); len(tok) == len(name) && bytes.EqualFold(tok, name) {
-				return true
-			}
+	for _, tok := range h.connTokens {
+		if len(tok) == len(name) && bytes.EqualFold(tok, name) {
+			return true
 		}
 	}
 	return false
@@ -302,16 +417,14 @@ func (h *Head) Bodyless(method []byte) bool {
 	return string(method) == "HEAD" || h.Status < 200 || h.Status == 204 || h.Status == 304
 }
 
-func cutLine(b []byte) (line, rest []byte) {
+// cutLine returns the first line of b without its CRLF, and the rest; ok is false when
+// the line ends with a bare LF (or does not end).
+func cutLine(b []byte) (line, rest []byte, ok bool) {
 	i := bytes.IndexByte(b, '\n')
-	if i < 0 {
-		return b, nil
+	if i <= 0 || b[i-1] != '\r' {
+		return nil, nil, false
 	}
-	line, rest = b[:i], b[i+1:]
-	if n := len(line); n > 0 && line[n-1] == '\r' {
-		line = line[:n-1]
-	}
-	return line, rest
+	return b[:i-1], b[i+1:], true
 }
 
 func parseDecimal(b []byte) (int64, bool) {
@@ -354,6 +467,10 @@ func isTokenChar(c byte) bool {
 		return true
 	}
 	return false
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }
 
 func trunc(b []byte) []byte {

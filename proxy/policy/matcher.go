@@ -70,18 +70,19 @@ func CompileGRPCMatcher(hosts []*httproute.HostMatch, ms []*grpcroute.GrpcRouteM
 func (m *Matcher) NeedsQuery() bool { return m.needsQuery }
 
 // Match reports whether r matches one of the rule's matches under one of its hosts, and
-// the best rank among those that match. query is r's parsed query; it may be nil when
-// NeedsQuery is false.
+// the best rank among those that match, comparing paths as NormalizePath gives them.
+// query is r's parsed query; it may be nil when NeedsQuery is false.
 func (m *Matcher) Match(r *http.Request, query url.Values) (Rank, bool) {
 	host, ok := m.rt.hostRank(r.Host)
 	if !ok {
 		return Rank{}, false
 	}
+	path, _ := requestPath(r) // outbound routing is not authorization: best effort
 	var best rank
 	found := false
 	for i := range m.rt.matches {
 		cm := &m.rt.matches[i]
-		if !cm.matches(r, query) {
+		if !cm.matches(r, path, query) {
 			continue
 		}
 		if rk := cm.rank(host); !found || rk.better(best) {

@@ -94,9 +94,18 @@ func (a rank) better(b rank) bool {
 
 // Match returns the route of a request: the most specific match wins and, between equally
 // specific ones, the first declared. ok=false means no route matches (answered 404).
+//
+// Paths are compared in the form NormalizePath gives. A request whose path cannot be
+// normalized safely matches nothing on a port whose routes depend on the path (any path
+// match other than the prefix "/", any gRPC service or method): the application might
+// read it as a path of another route than the one it would match.
 func (p *Port) Match(r *http.Request) (*Route, bool) {
 	if len(p.routes) == 1 && p.routes[0].catchAll() {
 		return &p.routes[0], true // the common case: one route for every request
+	}
+	path, safe := requestPath(r)
+	if !safe && p.routesOnPath() {
+		return nil, false
 	}
 	var best *Route
 	var bestRank rank
@@ -113,7 +122,7 @@ func (p *Port) Match(r *http.Request) (*Route, bool) {
 			if len(m.query) > 0 && !queried {
 				query, queried = parseQuery(r), true
 			}
-			if !m.matches(r, query) {
+			if !m.matches(r, path, query) {
 				continue
 			}
 			rk := m.rank(host)
@@ -123,6 +132,35 @@ func (p *Port) Match(r *http.Request) (*Route, bool) {
 		}
 	}
 	return best, best != nil
+}
+
+// requestPath returns the normalized path of r (see NormalizePath) and whether it could
+// be normalized safely.
+func requestPath(r *http.Request) (string, bool) {
+	if r.URL == nil {
+		return "", true
+	}
+	return NormalizePath(r.URL.EscapedPath())
+}
+
+// routesOnPath reports whether the route a request matches on p may depend on its path.
+func (p *Port) routesOnPath() bool {
+	for i := range p.routes {
+		for j := range p.routes[i].matches {
+			if p.routes[i].matches[j].onPath() {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// onPath reports whether m tells paths apart (the prefix "/" matches them all).
+func (m *routeMatch) onPath() bool {
+	if m.grpc {
+		return m.grpcService != "" || m.grpcName != ""
+	}
+	return m.kind != pathAny && !(m.kind == pathPrefix && strings.TrimSuffix(m.path, "/") == "")
 }
 
 func parseQuery(r *http.Request) url.Values {
@@ -192,11 +230,8 @@ func (m *routeMatch) rank(host int) rank {
 	return rk
 }
 
-func (m *routeMatch) matches(r *http.Request, query url.Values) bool {
-	path := ""
-	if r.URL != nil {
-		path = r.URL.Path
-	}
+// matches reports whether r, whose normalized path is path, matches m.
+func (m *routeMatch) matches(r *http.Request, path string, query url.Values) bool {
 	if m.grpc {
 		svc, method, ok := strings.Cut(strings.TrimPrefix(path, "/"), "/")
 		if !ok || (m.grpcService != "" && svc != m.grpcService) || (m.grpcName != "" && method != m.grpcName) {
@@ -357,9 +392,9 @@ func compileHTTPMatch(m *httproute.HttpRouteMatch) (routeMatch, error) {
 	switch {
 	case m.GetPath() == nil || m.GetPath().GetKind() == nil:
 	case m.GetPath().GetExact() != "" || isExact(m.GetPath()):
-		out.kind, out.path = pathExact, m.GetPath().GetExact()
+		out.kind, out.path = pathExact, configuredPath(m.GetPath().GetExact())
 	case isPrefix(m.GetPath()):
-		out.kind, out.path = pathPrefix, m.GetPath().GetPrefix()
+		out.kind, out.path = pathPrefix, configuredPath(m.GetPath().GetPrefix())
 	default:
 		re, err := regexp.Compile("^(?:" + m.GetPath().GetRegex() + ")$")
 		if err != nil {
@@ -386,6 +421,16 @@ func compileHTTPMatch(m *httproute.HttpRouteMatch) (routeMatch, error) {
 		out.query = append(out.query, vm)
 	}
 	return out, nil
+}
+
+// configuredPath is the normalized form of a route's exact or prefix path, so that it
+// compares with normalized request paths ("/%61dmin" in a route is "/admin"). A path
+// that cannot be normalized is kept as written.
+func configuredPath(p string) string {
+	if n, ok := NormalizePath(p); ok {
+		return n
+	}
+	return p
 }
 
 func isExact(p *httproute.PathMatch) bool {

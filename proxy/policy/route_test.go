@@ -151,3 +151,48 @@ func TestServerWithoutRoutesHasDefaultRoute(t *testing.T) {
 		t.Fatal("the default route does not carry the server's authorizations")
 	}
 }
+
+// TestRoutesMatchNormalizedPaths: routes compare the normalized path whatever way the
+// request spells it; a path that cannot be normalized safely matches no route on a port
+// whose routes depend on the path, and does not matter on one whose routes do not.
+func TestRoutesMatchNormalizedPaths(t *testing.T) {
+	p, err := FromProto(&pb.Server{Labels: map[string]string{"name": "web"}, Protocol: detect(
+		httpRoute("admin", &httproute.HttpRouteMatch{Path: prefixMatch("/admin")}),
+		httpRoute("encoded-config", &httproute.HttpRouteMatch{Path: &httproute.PathMatch{Kind: &httproute.PathMatch_Exact{Exact: "/%7Euser"}}}),
+		httpRoute("open", &httproute.HttpRouteMatch{Path: prefixMatch("/")}),
+	)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ url, want string }{
+		{"/admin", "admin"},
+		{"/%61dmin/x", "admin"},
+		{"/ADMIN", "open"}, // paths are case-sensitive
+		{"/~user", "encoded-config"},
+		{"/%7euser", "encoded-config"},
+		{"/public", "open"},
+		{"/caf%C3%A9", "open"},
+		{"/public/../admin", ""},
+		{"/admin%2Fx", ""},
+		{"/./admin", ""},
+	} {
+		rt, ok := p.Match(httptest.NewRequest("GET", c.url, nil))
+		switch {
+		case c.want == "" && ok:
+			t.Errorf("%s: route %s, want none", c.url, rt.Name)
+		case c.want != "" && (!ok || rt.Name != c.want):
+			t.Errorf("%s: route %v, want %s", c.url, rt, c.want)
+		}
+	}
+	// A port whose routes do not look at the path admits any path.
+	p, err = FromProto(&pb.Server{Labels: map[string]string{"name": "web"}, Protocol: detect(
+		httpRoute("root", &httproute.HttpRouteMatch{Path: prefixMatch("/")}),
+		httpRoute("canary", &httproute.HttpRouteMatch{Headers: []*httproute.HeaderMatch{{Name: "x-canary", Value: &httproute.HeaderMatch_Exact{Exact: []byte("1")}}}}),
+	)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rt, ok := p.Match(httptest.NewRequest("GET", "/a/../b", nil)); !ok || rt.Name != "root" {
+		t.Errorf("/a/../b on a port without path routes: %v %v", rt, ok)
+	}
+}
