@@ -7,6 +7,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"math"
 	"os"
 	"os/signal"
 	"syscall"
@@ -58,6 +59,7 @@ func run(ctx context.Context, args []string) error {
 	waitingPerPeer := fs.Int("max-waiting-token-reviews-per-peer", certify.DefaultMaxWaitingPerPeer, "Certify calls from one caller address waiting for a TokenReview at most; further calls get ResourceExhausted at once")
 	startTimeout := fs.Duration("startup-timeout", time.Minute, "how long to wait for a valid issuer at start")
 	pprof := fs.Bool("enable-pprof", false, "serve /debug/pprof/ on the admin server")
+	maxStreams := fs.Uint("grpc-max-concurrent-streams", rpc.DefaultMaxConcurrentStreams, "gRPC streams one client connection may have open at once (a proxy's watches share one connection)")
 	kcfg := k8s.RegisterFlags(fs)
 	lcfg := logging.RegisterFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -84,6 +86,9 @@ func run(ctx context.Context, args []string) error {
 	}
 	if *reviewsPerPeer < 0 || *reviewsPerPeer > *reviews {
 		return fmt.Errorf("-max-concurrent-token-reviews-per-peer %d: must be between 1 and -max-concurrent-token-reviews (%d), or 0 for half of it", *reviewsPerPeer, *reviews)
+	}
+	if *maxStreams == 0 || *maxStreams > math.MaxUint32 {
+		return fmt.Errorf("-grpc-max-concurrent-streams %d: must be between 1 and %d", *maxStreams, uint32(math.MaxUint32))
 	}
 	if err := certify.CheckNames(*controllerNS, *trustDomain); err != nil {
 		return err
@@ -134,7 +139,7 @@ func run(ctx context.Context, args []string) error {
 		TrustDomain: *trustDomain, ControllerNS: *controllerNS, Lifetime: *lifetime, ClockSkew: *skew,
 		Log: log, Metrics: metrics,
 	})
-	srv, err := rpc.NewServer(rpc.ServerOptions{Logger: log, Registerer: reg})
+	srv, err := rpc.NewServer(rpc.ServerOptions{Logger: log, Registerer: reg, MaxConcurrentStreams: uint32(*maxStreams)})
 	if err != nil {
 		return err
 	}
