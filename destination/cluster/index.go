@@ -1,6 +1,7 @@
 // Package cluster keeps the destination service's view of the cluster in shared
-// informers (Services, EndpointSlices, Pods, ServiceProfiles) and tells watchers when
-// anything changed, so that each stream can recompute its answer on its own goroutine.
+// informers (Services, EndpointSlices, Pods, ServiceProfiles) and tells each watcher when
+// something its answer depends on changed (see the Key functions), so that each stream
+// recomputes its answer on its own goroutine, and only when it may differ.
 package cluster
 
 import (
