@@ -84,6 +84,7 @@ func (p *profiles) until(what string, ok func(*pb.DestinationProfile) bool) {
 // when something they answer from changes (their Service, its ServiceProfile, the pod or
 // Service with their IP), not on every change in the cluster. Unrelated Service updates,
 // ServiceProfiles and pods cause no recompute; each relevant change causes exactly one.
+// A Get stream on a Service nothing changes is never woken either.
 func TestProfileStreamsWakeOnlyForTheirTarget(t *testing.T) {
 	e := start(t)
 	ns := e.c.Namespace(t)
@@ -96,6 +97,16 @@ func TestProfileStreamsWakeOnlyForTheirTarget(t *testing.T) {
 			Ports: []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromInt32(8080)}}}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	// A Service without a selector, which nothing in this test changes: a Get stream on it
+	// must not wake for any of the changes below.
+	if _, err := svcs.Create(t.Context(), &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "idle"},
+		Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 80}}}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	idle := e.get(t, "idle."+ns+".svc.cluster.local:80")
+	idle.until(t, "no endpoints for the idle Service", func(w *watcher) bool {
+		return w.last.GetNoEndpoints() != nil && w.last.GetNoEndpoints().Exists
+	})
 	byName := e.getProfile(t, "web."+ns+".svc.cluster.local:80")
 	byName.until("the Service's profile", func(p *pb.DestinationProfile) bool { return p.FullyQualifiedName != "" })
 	byIP := e.getProfile(t, "10.3.0.1:8080")
@@ -161,5 +172,8 @@ spec:
 
 	if got := recomputes() - base; got != 3 {
 		t.Fatalf("GetProfile streams recomputed %v times for 3 relevant changes (and 7 unrelated ones), want 3", got)
+	}
+	if got := counterValue(t, e.reg, "destination_stream_recomputes_total", "method", "Get"); got != 1 {
+		t.Fatalf("the Get stream of the idle Service computed its answer %v times, want once", got)
 	}
 }
