@@ -1,6 +1,7 @@
 // Package cluster keeps the destination service's view of the cluster in shared
-// informers (Services, EndpointSlices, Pods, ServiceProfiles) and tells watchers when
-// anything changed, so that each stream can recompute its answer on its own goroutine.
+// informers (Services, EndpointSlices, Pods, ServiceProfiles) and tells each watcher when
+// something its answer depends on changed (see the Key functions), so that each stream
+// recomputes its answer on its own goroutine, and only when it may differ.
 package cluster
 
 import (
@@ -8,6 +9,7 @@ import (
 	"fmt"
 	"maps"
 	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
@@ -44,56 +46,102 @@ type Index struct {
 	synced []cache.InformerSynced
 	start  []func(<-chan struct{})
 
-	mu      sync.Mutex
-	changed chan struct{}
-	// keyed are per-Service channels ("<ns>/<svc>"), closed by changes of that Service's
-	// EndpointSlices and by every global change.
+	mu sync.Mutex
+	// keyed are the channels streams wait on (see the Key functions), each closed and
+	// forgotten at the next change of what its key names, or at a change the index
+	// cannot attribute (then every channel is closed).
 	keyed map[string]chan struct{}
 }
+
+// Change keys: what a stream's answer depends on. A change closes the channels of the
+// keys it affects, so only the streams whose answer may differ wake up.
+
+// EndpointsKey names what the endpoints of Service ns/name depend on: the Service, its
+// EndpointSlices and the pods they point to.
+func EndpointsKey(ns, name string) string { return "endpoints/" + ns + "/" + name }
+
+// ProfileKey names what the profile of Service ns/name depends on: the Service and the
+// ServiceProfiles named after it (in any namespace: clients' own take precedence).
+func ProfileKey(ns, name string) string { return "profile/" + ns + "/" + name }
+
+// AddrKey names what the profile of an IP address depends on: the Services with that
+// cluster IP and the pods with that pod IP.
+func AddrKey(ip netip.Addr) string { return "addr/" + ip.Unmap().String() }
 
 // Index names: pods by IP, EndpointSlices by "<ns>/<service>".
 const (
 	byIP      = "podIP"
 	byService = "service"
+	byPod     = "pod"
 )
 
 // New builds the index; call Start before use. dyn may be nil to run without
 // ServiceProfiles (profiles then have no routes).
 func New(client kubernetes.Interface, dyn dynamic.Interface) (*Index, error) {
-	x := &Index{changed: make(chan struct{}), keyed: map[string]chan struct{}{}}
+	x := &Index{keyed: map[string]chan struct{}{}}
 	f := informers.NewSharedInformerFactory(client, 0)
-	notify := cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(any) { x.notify() },
-		UpdateFunc: func(any, any) { x.notify() },
-		DeleteFunc: func(any) { x.notify() },
-	}
-	// EndpointSlice changes wake only the streams of their Service.
-	sliceKey := func(obj any) {
-		if s, ok := obj.(*discoveryv1.EndpointSlice); ok && s.Labels[discoveryv1.LabelServiceName] != "" {
-			x.notifyKey(s.Namespace + "/" + s.Labels[discoveryv1.LabelServiceName])
-			return
+	svcNotify := x.handler(func(obj any) ([]string, bool) {
+		s, ok := obj.(*corev1.Service)
+		if !ok {
+			return nil, false
 		}
-		x.notify() // a tombstone or an unowned slice
-	}
-	sliceNotify := cache.ResourceEventHandlerFuncs{
-		AddFunc:    sliceKey,
-		UpdateFunc: func(_, obj any) { sliceKey(obj) },
-		DeleteFunc: sliceKey,
-	}
-	// Pod status churn that does not change an answer (readiness reaches streams through
-	// EndpointSlices) wakes nobody.
-	podNotify := cache.ResourceEventHandlerFuncs{
-		AddFunc: func(any) { x.notify() },
-		UpdateFunc: func(old, cur any) {
-			if o, ok := old.(*corev1.Pod); ok {
-				if c, ok := cur.(*corev1.Pod); ok && !podChanged(o, c) {
-					return
+		keys := []string{EndpointsKey(s.Namespace, s.Name), ProfileKey(s.Namespace, s.Name)}
+		for _, ip := range append([]string{s.Spec.ClusterIP}, s.Spec.ClusterIPs...) {
+			if a, err := netip.ParseAddr(ip); err == nil {
+				keys = append(keys, AddrKey(a))
+			}
+		}
+		return keys, true
+	}, nil)
+	// EndpointSlice changes wake only the streams of their Service.
+	sliceNotify := x.handler(func(obj any) ([]string, bool) {
+		s, ok := obj.(*discoveryv1.EndpointSlice)
+		if !ok || s.Labels[discoveryv1.LabelServiceName] == "" {
+			return nil, false
+		}
+		return []string{EndpointsKey(s.Namespace, s.Labels[discoveryv1.LabelServiceName])}, true
+	}, nil)
+	// A pod change wakes the streams of the Services whose EndpointSlices point to it and
+	// those of its addresses. Pod status churn that does not change an answer (readiness
+	// reaches streams through EndpointSlices) wakes nobody.
+	podNotify := x.handler(func(obj any) ([]string, bool) {
+		p, ok := obj.(*corev1.Pod)
+		if !ok {
+			return nil, false
+		}
+		var keys []string
+		for _, ip := range p.Status.PodIPs {
+			if a, err := netip.ParseAddr(ip.IP); err == nil {
+				keys = append(keys, AddrKey(a))
+			}
+		}
+		if x.sliceIdx != nil {
+			objs, _ := x.sliceIdx.ByIndex(byPod, p.Namespace+"/"+p.Name)
+			for _, o := range objs {
+				if s, ok := o.(*discoveryv1.EndpointSlice); ok && s.Labels[discoveryv1.LabelServiceName] != "" {
+					keys = append(keys, EndpointsKey(s.Namespace, s.Labels[discoveryv1.LabelServiceName]))
 				}
 			}
-			x.notify()
-		},
-		DeleteFunc: func(any) { x.notify() },
-	}
+		}
+		return keys, true
+	}, func(old, cur any) bool {
+		o, ok1 := old.(*corev1.Pod)
+		c, ok2 := cur.(*corev1.Pod)
+		return !ok1 || !ok2 || podChanged(o, c)
+	})
+	// A ServiceProfile is named after the Service it describes: <svc>.<ns>.svc.<domain>.
+	// One whose name is not of that form is looked up by no stream.
+	profileNotify := x.handler(func(obj any) ([]string, bool) {
+		u, ok := obj.(*unstructured.Unstructured)
+		if !ok {
+			return nil, false
+		}
+		parts := strings.SplitN(u.GetName(), ".", 4)
+		if len(parts) < 4 || parts[2] != "svc" {
+			return nil, true
+		}
+		return []string{ProfileKey(parts[1], parts[0])}, true
+	}, nil)
 	svc := f.Core().V1().Services()
 	sl := f.Discovery().V1().EndpointSlices()
 	pods := f.Core().V1().Pods()
@@ -104,6 +152,22 @@ func New(client kubernetes.Interface, dyn dynamic.Interface) (*Index, error) {
 			return nil, nil
 		}
 		return []string{s.Namespace + "/" + s.Labels[discoveryv1.LabelServiceName]}, nil
+	}, byPod: func(obj any) ([]string, error) {
+		s, ok := obj.(*discoveryv1.EndpointSlice)
+		if !ok {
+			return nil, nil
+		}
+		var pods []string
+		for _, ep := range s.Endpoints {
+			if r := ep.TargetRef; r != nil && r.Kind == "Pod" {
+				ns := r.Namespace
+				if ns == "" {
+					ns = s.Namespace
+				}
+				pods = append(pods, ns+"/"+r.Name)
+			}
+		}
+		return pods, nil
 	}}); err != nil {
 		return nil, err
 	}
@@ -121,13 +185,15 @@ func New(client kubernetes.Interface, dyn dynamic.Interface) (*Index, error) {
 		return nil, err
 	}
 	for inf, h := range map[cache.SharedIndexInformer]cache.ResourceEventHandler{
-		svc.Informer(): notify, sl.Informer(): sliceNotify, pods.Informer(): podNotify, nss.Informer(): notify,
+		svc.Informer(): svcNotify, sl.Informer(): sliceNotify, pods.Informer(): podNotify,
 	} {
 		if _, err := inf.AddEventHandler(h); err != nil {
 			return nil, err
 		}
 		x.synced = append(x.synced, inf.HasSynced)
 	}
+	// No answer depends on Namespaces; their cache only has to be synced.
+	x.synced = append(x.synced, nss.Informer().HasSynced)
 	x.Services, x.Slices, x.Pods, x.Namespaces = svc.Lister(), sl.Lister(), pods.Lister(), nss.Lister()
 	x.podIdx = pods.Informer().GetIndexer()
 	x.sliceIdx = sl.Informer().GetIndexer()
@@ -135,7 +201,7 @@ func New(client kubernetes.Interface, dyn dynamic.Interface) (*Index, error) {
 	if dyn != nil {
 		df := dynamicinformer.NewDynamicSharedInformerFactory(dyn, 0)
 		pi := df.ForResource(ServiceProfiles)
-		if _, err := pi.Informer().AddEventHandler(notify); err != nil {
+		if _, err := pi.Informer().AddEventHandler(profileNotify); err != nil {
 			return nil, err
 		}
 		x.profiles = pi.Lister()
@@ -158,16 +224,9 @@ func (x *Index) Start(ctx context.Context, timeout time.Duration) error {
 	return nil
 }
 
-// Changed returns a channel closed at the next change of any watched object. Take it
-// before reading, then wait on it after answering.
-func (x *Index) Changed() <-chan struct{} {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	return x.changed
-}
-
-// ChangedFor returns a channel closed at the next change of the Service key
-// ("<ns>/<svc>": its EndpointSlices) or at the next global change.
+// ChangedFor returns a channel closed at the next change that may affect key (one of
+// EndpointsKey, ProfileKey, AddrKey). Take it before reading, then wait on it after
+// answering.
 func (x *Index) ChangedFor(key string) <-chan struct{} {
 	x.mu.Lock()
 	defer x.mu.Unlock()
@@ -179,10 +238,39 @@ func (x *Index) ChangedFor(key string) <-chan struct{} {
 	return ch
 }
 
-func (x *Index) notify() {
+// handler returns event handlers that close the channels of the keys of the old and new
+// objects. keys reports false for an object it does not know; then every channel is
+// closed, so that no stream misses a change. changed, when set, filters updates that
+// affect no answer.
+func (x *Index) handler(keys func(obj any) ([]string, bool), changed func(old, cur any) bool) cache.ResourceEventHandler {
+	notify := func(objs ...any) {
+		var all []string
+		for _, obj := range objs {
+			if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+				obj = t.Obj
+			}
+			k, ok := keys(obj)
+			if !ok {
+				x.notifyAll()
+				return
+			}
+			all = append(all, k...)
+		}
+		x.notifyKeys(all)
+	}
+	return cache.ResourceEventHandlerFuncs{
+		AddFunc: func(obj any) { notify(obj) },
+		UpdateFunc: func(old, cur any) {
+			if changed == nil || changed(old, cur) {
+				notify(old, cur)
+			}
+		},
+		DeleteFunc: func(obj any) { notify(obj) },
+	}
+}
+
+func (x *Index) notifyAll() {
 	x.mu.Lock()
-	close(x.changed)
-	x.changed = make(chan struct{})
 	for k, ch := range x.keyed {
 		close(ch)
 		delete(x.keyed, k)
@@ -190,11 +278,13 @@ func (x *Index) notify() {
 	x.mu.Unlock()
 }
 
-func (x *Index) notifyKey(key string) {
+func (x *Index) notifyKeys(keys []string) {
 	x.mu.Lock()
-	if ch := x.keyed[key]; ch != nil {
-		close(ch)
-		delete(x.keyed, key)
+	for _, k := range keys {
+		if ch := x.keyed[k]; ch != nil {
+			close(ch)
+			delete(x.keyed, k)
+		}
 	}
 	x.mu.Unlock()
 }

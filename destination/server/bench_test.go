@@ -137,3 +137,116 @@ func rssMB() float64 {
 	}
 	return 0
 }
+
+// BenchmarkProfileFanout measures, with 500 Services and GetProfile streams open on them,
+// the time from a Service change at the API server (its opaque-ports annotation) to the new
+// profile reaching every stream of that Service (p50/p99), and how many stream answers
+// were recomputed per change (recomputes/op: the streams woken; only the changed
+// Service's should be). Sub-benchmark streams=500 (one per Service) is the baseline for
+// streams=2000.
+func BenchmarkProfileFanout(b *testing.B) {
+	for _, streams := range []int{500, 2000} {
+		b.Run(fmt.Sprintf("streams=%d", streams), func(b *testing.B) { benchProfileFanout(b, streams) })
+	}
+}
+
+func benchProfileFanout(b *testing.B, streams int) {
+	e := startB(b)
+	ns := e.c.Namespace(b)
+	const services = 500
+	svcs := e.c.Client().CoreV1().Services(ns)
+	for i := range services {
+		if _, err := svcs.Create(b.Context(), &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("svc-%d", i)},
+			Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 80}}}}, metav1.CreateOptions{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	type sub struct {
+		svc int
+		got chan time.Time
+	}
+	var wg sync.WaitGroup
+	subs := make([]sub, streams)
+	for s := range streams {
+		svc := s % services
+		subs[s] = sub{svc: svc, got: make(chan time.Time, 64)}
+		stream, err := e.pb.GetProfile(b.Context(), &pb.GetDestination{Path: fmt.Sprintf("svc-%d.%s.svc.cluster.local:80", svc, ns)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		wg.Add(1)
+		go func(got chan time.Time) {
+			first := true
+			for {
+				if _, err := stream.Recv(); err != nil {
+					return
+				}
+				if first {
+					first = false
+					wg.Done()
+				} else {
+					got <- time.Now()
+				}
+			}
+		}(subs[s].got)
+	}
+	wg.Wait()
+	recomputes := func() float64 {
+		mfs, err := e.reg.Gather()
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() != "destination_stream_recomputes_total" {
+				continue
+			}
+			for _, m := range mf.GetMetric() {
+				for _, lp := range m.GetLabel() {
+					if lp.GetName() == "method" && lp.GetValue() == "GetProfile" {
+						return m.GetCounter().GetValue()
+					}
+				}
+			}
+		}
+		return 0
+	}
+	b.ResetTimer()
+	before := recomputes()
+	var lat []time.Duration
+	for i := 0; i < b.N; i++ {
+		svc := i % services
+		name := fmt.Sprintf("svc-%d", svc)
+		s, err := svcs.Get(b.Context(), name, metav1.GetOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		// Toggle the Service between opaque and not on its port: its profile changes.
+		if _, ok := s.Annotations["config.linkerd.io/opaque-ports"]; ok {
+			s.Annotations = nil
+		} else {
+			s.Annotations = map[string]string{"config.linkerd.io/opaque-ports": "80"}
+		}
+		start := time.Now()
+		if _, err := svcs.Update(b.Context(), s, metav1.UpdateOptions{}); err != nil {
+			b.Fatal(err)
+		}
+		for _, s := range subs {
+			if s.svc != svc {
+				continue
+			}
+			select {
+			case at := <-s.got:
+				lat = append(lat, at.Sub(start))
+			case <-time.After(30 * time.Second):
+				b.Fatalf("a stream of %s never saw the change", name)
+			}
+		}
+	}
+	b.StopTimer()
+	slices.Sort(lat)
+	if len(lat) > 0 {
+		b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+		b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+	}
+	b.ReportMetric((recomputes()-before)/float64(b.N), "recomputes/op")
+}

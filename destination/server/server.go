@@ -43,8 +43,9 @@ type Server struct {
 }
 
 type metrics struct {
-	streams prometheus.GaugeVec
-	updates prometheus.CounterVec
+	streams    prometheus.GaugeVec
+	updates    prometheus.CounterVec
+	recomputes prometheus.CounterVec
 }
 
 // New returns the service over idx.
@@ -55,6 +56,8 @@ func New(idx *cluster.Index, cfg Config, log *slog.Logger, reg prometheus.Regist
 	s := &Server{idx: idx, cfg: cfg, log: log}
 	s.m.streams = *prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "destination_streams_open", Help: "Open Get and GetProfile streams."}, []string{"method"})
 	s.m.updates = *prometheus.NewCounterVec(prometheus.CounterOpts{Name: "destination_updates_sent_total", Help: "Updates sent on streams."}, []string{"method"})
+	s.m.recomputes = *prometheus.NewCounterVec(prometheus.CounterOpts{Name: "destination_stream_recomputes_total",
+		Help: "Answers recomputed from the caches by Get and GetProfile streams (once at the start, then once per wake-up by a change that may affect them)."}, []string{"method"})
 	cacheSize := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "endpoints_cache_size", Help: "EndpointSlices held in the informer cache."},
 		func() float64 {
 			l, err := idx.Slices.List(labels.Everything())
@@ -64,7 +67,7 @@ func New(idx *cluster.Index, cfg Config, log *slog.Logger, reg prometheus.Regist
 			return float64(len(l))
 		})
 	if reg != nil {
-		for _, c := range []prometheus.Collector{&s.m.streams, &s.m.updates, cacheSize} {
+		for _, c := range []prometheus.Collector{&s.m.streams, &s.m.updates, &s.m.recomputes, cacheSize} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}
@@ -88,8 +91,10 @@ func (s *Server) Get(req *pb.GetDestination, stream grpc.ServerStreamingServer[p
 	ctx := stream.Context()
 	sent := map[netip.AddrPort]*pb.WeightedAddr{}
 	first, lastExists := true, false
+	recomputes := s.m.recomputes.WithLabelValues("Get")
 	for {
-		changed := s.idx.ChangedFor(t.Key())
+		changed := s.idx.ChangedFor(cluster.EndpointsKey(t.Namespace, t.Service))
+		recomputes.Inc()
 		set := s.endpoints(t)
 		var updates []*pb.Update
 		if !set.exists {
@@ -171,8 +176,21 @@ func (s *Server) GetProfile(req *pb.GetDestination, stream grpc.ServerStreamingS
 	defer s.m.streams.WithLabelValues("GetProfile").Dec()
 	ctx := stream.Context()
 	var last *pb.DestinationProfile
+	recomputes := s.m.recomputes.WithLabelValues("GetProfile")
 	for {
-		changed := s.idx.Changed()
+		// Wait only for what this answer depends on: the Service and its ServiceProfiles,
+		// or for an address, whatever has it (a Service's cluster IP, a pod) and the
+		// profile of the Service it resolves to.
+		var changed, svcChanged <-chan struct{}
+		if t.IP.IsValid() {
+			changed = s.idx.ChangedFor(cluster.AddrKey(t.IP))
+			if svc := s.idx.ServiceByClusterIP(t.IP); svc != nil {
+				svcChanged = s.idx.ChangedFor(cluster.ProfileKey(svc.Namespace, svc.Name))
+			}
+		} else {
+			changed = s.idx.ChangedFor(cluster.ProfileKey(t.Namespace, t.Service))
+		}
+		recomputes.Inc()
 		p := s.profile(t, cctx.NS)
 		if last == nil || !proto.Equal(last, p) {
 			if err := stream.Send(p); err != nil {
@@ -183,6 +201,7 @@ func (s *Server) GetProfile(req *pb.GetDestination, stream grpc.ServerStreamingS
 		}
 		select {
 		case <-changed:
+		case <-svcChanged:
 		case <-ctx.Done():
 			return nil
 		}

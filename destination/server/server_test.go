@@ -26,8 +26,9 @@ func TestMain(m *testing.M) { kube.Main(m, kube.Options{ControllerManager: true}
 
 // env is a destination server over the real API server, reached over gRPC.
 type env struct {
-	c  *kube.Cluster
-	pb pb.DestinationClient
+	c   *kube.Cluster
+	pb  pb.DestinationClient
+	reg *prometheus.Registry
 }
 
 func start(t *testing.T) *env { return startB(t) }
@@ -47,7 +48,8 @@ func startB(t testing.TB) *env {
 		t.Fatal(err)
 	}
 	def, _ := ports.Parse(server.DefaultOpaquePorts)
-	srv, err := server.New(idx, server.Config{ControllerNamespace: "linkerd", ClusterDomain: "cluster.local", TrustDomain: "cluster.local", DefaultOpaquePorts: def}, nil, prometheus.NewRegistry())
+	reg := prometheus.NewRegistry()
+	srv, err := server.New(idx, server.Config{ControllerNamespace: "linkerd", ClusterDomain: "cluster.local", TrustDomain: "cluster.local", DefaultOpaquePorts: def}, nil, reg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +63,7 @@ func startB(t testing.TB) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cc.Close() })
-	return &env{c: c, pb: pb.NewDestinationClient(cc)}
+	return &env{c: c, pb: pb.NewDestinationClient(cc), reg: reg}
 }
 
 // pod creates a running pod with ip behind label app=web; meshed pods carry the proxy.

@@ -42,14 +42,16 @@ const (
 	ReasonBadToken    = "bad_token"
 	ReasonWrongSA     = "wrong_serviceaccount"
 	ReasonUnavailable = "unavailable"
+	ReasonOverloaded  = "overloaded"
 	ReasonInternal    = "internal"
 )
 
 // Reviewer validates a token; see TokenReviewer.
 type Reviewer interface {
 	// Review returns the authenticated user name ("system:serviceaccount:ns:sa"), or
-	// ErrUnauthenticated when the token is not valid for the audience, or another error
-	// when the check could not be made.
+	// ErrUnauthenticated when the token is not valid for the audience, ErrOverloaded
+	// when the check was refused because too many are waiting, or another error when
+	// the check could not be made.
 	Review(ctx context.Context, token string) (string, error)
 }
 
@@ -218,6 +220,8 @@ func (s *Service) certify(ctx context.Context, req *pb.CertifyRequest) (*pb.Cert
 	switch {
 	case errors.Is(err, ErrUnauthenticated):
 		return nil, ReasonBadToken, status.Errorf(codes.Unauthenticated, "token for %q: %v", req.GetIdentity(), err)
+	case errors.Is(err, ErrOverloaded):
+		return nil, ReasonOverloaded, status.Errorf(codes.ResourceExhausted, "token for %q not checked: %v", req.GetIdentity(), err)
 	case err != nil:
 		return nil, ReasonUnavailable, status.Errorf(codes.Unavailable, "checking the token with the Kubernetes API: %v", err)
 	}

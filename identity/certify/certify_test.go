@@ -50,6 +50,7 @@ type env struct {
 	client  pb.IdentityClient
 	metrics *certify.Metrics
 	store   *issuer.Store
+	addr    string // the gRPC server's address
 	// publish replaces the issuer the way the chosen source sees it: an update of the
 	// Secret through the API, or the kubelet's atomic rewrite of the mounted files.
 	publish func(t testing.TB, a *certs.Authority)
@@ -62,6 +63,8 @@ type envOptions struct {
 	requireAudience bool
 	reviewClient    kubernetes.Interface // client for TokenReviews; the cluster's when nil
 	maxReviews      int
+	maxPerPeer      int // reviews in flight per peer
+	maxWaitPerPeer  int // callers waiting per peer
 }
 
 func issuerPEM(t testing.TB, a *certs.Authority) (crt, key []byte) {
@@ -169,7 +172,8 @@ func startEnv(t testing.TB, o envOptions) *env {
 		rc = c.Client()
 	}
 	var reviewer certify.Reviewer = certify.NewTokenReviewer(rc, certify.ReviewOptions{Audience: certify.TokenAudience,
-		RequireAudience: o.requireAudience, MaxConcurrent: o.maxReviews, Metrics: e.metrics})
+		RequireAudience: o.requireAudience, MaxConcurrent: o.maxReviews, Metrics: e.metrics,
+		MaxConcurrentPerPeer: o.maxPerPeer, MaxWaitingPerPeer: o.maxWaitPerPeer})
 	if o.localReview {
 		reviewer = trustingReviewer{}
 	}
@@ -182,13 +186,29 @@ func startEnv(t testing.TB, o envOptions) *env {
 	pb.RegisterIdentityServer(gs, e.svc)
 	go gs.Serve(ln)
 	t.Cleanup(gs.Stop)
-	cc, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	e.addr = ln.Addr().String()
+	e.client = e.clientFrom(t, "")
+	return e
+}
+
+// clientFrom returns a client whose connections come from the loopback address src
+// (127.0.0.2 and so on are loopback too), so that the server sees a distinct peer; the
+// kernel picks the source when src is empty.
+func (e *env) clientFrom(t testing.TB, src string) pb.IdentityClient {
+	t.Helper()
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+	if src != "" {
+		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}
+		opts = append(opts, grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
+			return d.DialContext(ctx, "tcp", addr)
+		}))
+	}
+	cc, err := grpc.NewClient(e.addr, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cc.Close() })
-	e.client = pb.NewIdentityClient(cc)
-	return e
+	return pb.NewIdentityClient(cc)
 }
 
 var quiet = slog.New(slog.DiscardHandler)
@@ -475,7 +495,8 @@ func TestTokenReviewsAreBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	const bound, burst = 2, 40
-	e := startEnv(t, envOptions{reviewClient: client, maxReviews: bound})
+	// The burst comes from one address (this test's), so its per-peer bounds allow it all.
+	e := startEnv(t, envOptions{reviewClient: client, maxReviews: bound, maxPerPeer: bound, maxWaitPerPeer: burst})
 	ns := e.c.Namespace(t)
 	e.c.CreateServiceAccount(t, ns, "web")
 	id := e.svc.Identity(ns, "web")

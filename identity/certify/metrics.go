@@ -2,6 +2,7 @@ package certify
 
 import (
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -13,11 +14,15 @@ type Metrics struct {
 	refused  *prometheus.CounterVec
 	duration prometheus.Histogram
 	review   prometheus.Histogram
+	shed     *prometheus.CounterVec
+	waiting  prometheus.GaugeFunc
+	inFlight prometheus.GaugeFunc
+	queue    atomic.Pointer[fairQueue]
 }
 
 // NewMetrics returns unregistered metrics; see Register.
 func NewMetrics() *Metrics {
-	return &Metrics{
+	m := &Metrics{
 		issued: prometheus.NewCounter(prometheus.CounterOpts{Name: "identity_certificates_issued_total",
 			Help: "Workload certificates issued."}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "identity_certify_refused_total",
@@ -26,12 +31,35 @@ func NewMetrics() *Metrics {
 			Help: "Certify request handling time.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
 		review: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "identity_tokenreview_duration_seconds",
 			Help: "Kubernetes TokenReview latency, including waiting for a review slot.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
+		shed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "identity_tokenreviews_shed_total",
+			Help: "Certify calls refused with ResourceExhausted, without a TokenReview, because too many callers were waiting for a review slot, by reason (peer_queue_full, queue_full)."}, []string{"reason"}),
 	}
+	stat := func(waiting bool) func() float64 {
+		return func() float64 {
+			q := m.queue.Load()
+			if q == nil {
+				return 0
+			}
+			busy, w := q.stats()
+			if waiting {
+				return float64(w)
+			}
+			return float64(busy)
+		}
+	}
+	m.waiting = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "identity_tokenreviews_waiting",
+		Help: "Certify calls waiting for a TokenReview slot."}, stat(true))
+	m.inFlight = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "identity_tokenreviews_in_flight",
+		Help: "TokenReviews in flight."}, stat(false))
+	return m
 }
+
+// setQueue makes the gauges report q (the last TokenReviewer built with these metrics).
+func (m *Metrics) setQueue(q *fairQueue) { m.queue.Store(q) }
 
 // Register adds the metrics to reg.
 func (m *Metrics) Register(reg prometheus.Registerer) error {
-	for _, c := range []prometheus.Collector{m.issued, m.refused, m.duration, m.review} {
+	for _, c := range []prometheus.Collector{m.issued, m.refused, m.duration, m.review, m.shed, m.waiting, m.inFlight} {
 		if err := reg.Register(c); err != nil {
 			return fmt.Errorf("registering identity metrics: %w", err)
 		}
@@ -53,3 +81,13 @@ func (m *Metrics) Issued() prometheus.Counter { return m.issued }
 
 // Refused is the counter of requests refused for reason (one of the Reason constants).
 func (m *Metrics) Refused(reason string) prometheus.Counter { return m.refused.WithLabelValues(reason) }
+
+// Shed is the counter of Certify calls refused without a review for reason (one of the
+// Shed constants).
+func (m *Metrics) Shed(reason string) prometheus.Counter { return m.shed.WithLabelValues(reason) }
+
+// Waiting is the gauge of Certify calls waiting for a TokenReview slot.
+func (m *Metrics) Waiting() prometheus.Collector { return m.waiting }
+
+// InFlight is the gauge of TokenReviews in flight.
+func (m *Metrics) InFlight() prometheus.Collector { return m.inFlight }

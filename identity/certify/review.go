@@ -28,17 +28,32 @@ type ReviewOptions struct {
 	RequireAudience bool
 	// MaxConcurrent bounds reviews in flight; DefaultMaxConcurrentReviews when <= 0.
 	MaxConcurrent int
+	// MaxConcurrentPerPeer bounds the reviews in flight for one peer (see PeerKey), so
+	// that one caller cannot hold every slot; half of MaxConcurrent (at least 1) when
+	// <= 0, at most MaxConcurrent.
+	MaxConcurrentPerPeer int
+	// MaxWaiting bounds callers waiting for a slot, all peers together;
+	// DefaultMaxWaitingReviews when <= 0. A caller beyond it gets ErrOverloaded at once.
+	MaxWaiting int
+	// MaxWaitingPerPeer bounds one peer's callers waiting for a slot;
+	// DefaultMaxWaitingPerPeer when <= 0. A caller beyond it gets ErrOverloaded at once.
+	MaxWaitingPerPeer int
+	// PeerKey names the caller of a request for the per-peer bounds and the turn order;
+	// PeerIP (the gRPC peer's address) when nil.
+	PeerKey func(ctx context.Context) string
 	// Metrics, when set, observe review latency.
 	Metrics *Metrics
 }
 
 // TokenReviewer checks tokens with the Kubernetes TokenReview API, with at most a fixed
-// number of reviews in flight; further requests wait (until their context ends) for a
-// slot.
+// number of reviews in flight. Slots are shared fairly among peers: one peer holds at
+// most MaxConcurrentPerPeer of them, further requests wait (until their context ends) in
+// a bounded queue per peer, and freed slots go to the waiting peers in turn, so a flood
+// of calls from one address (junk tokens, say) cannot starve the proxies of others.
 type TokenReviewer struct {
 	client kubernetes.Interface
 	o      ReviewOptions
-	slots  chan struct{}
+	q      *fairQueue
 }
 
 // NewTokenReviewer returns a reviewer using client.
@@ -46,22 +61,44 @@ func NewTokenReviewer(client kubernetes.Interface, o ReviewOptions) *TokenReview
 	if o.MaxConcurrent <= 0 {
 		o.MaxConcurrent = DefaultMaxConcurrentReviews
 	}
-	return &TokenReviewer{client: client, o: o, slots: make(chan struct{}, o.MaxConcurrent)}
+	if o.MaxConcurrentPerPeer <= 0 {
+		o.MaxConcurrentPerPeer = max(1, o.MaxConcurrent/2)
+	}
+	o.MaxConcurrentPerPeer = min(o.MaxConcurrentPerPeer, o.MaxConcurrent)
+	if o.MaxWaiting <= 0 {
+		o.MaxWaiting = DefaultMaxWaitingReviews
+	}
+	if o.MaxWaitingPerPeer <= 0 {
+		o.MaxWaitingPerPeer = DefaultMaxWaitingPerPeer
+	}
+	if o.PeerKey == nil {
+		o.PeerKey = PeerIP
+	}
+	r := &TokenReviewer{client: client, o: o}
+	shed := func(string) {}
+	if o.Metrics != nil {
+		shed = func(reason string) { o.Metrics.shed.WithLabelValues(reason).Inc() }
+	}
+	r.q = newFairQueue(o.MaxConcurrent, o.MaxConcurrentPerPeer, o.MaxWaiting, o.MaxWaitingPerPeer, shed)
+	if o.Metrics != nil {
+		o.Metrics.setQueue(r.q)
+	}
+	return r
 }
 
-// Review implements Reviewer.
+// Review implements Reviewer. It returns an error wrapping ErrOverloaded, without a
+// review, when the caller's peer or everyone already has too many callers waiting.
 func (r *TokenReviewer) Review(ctx context.Context, token string) (string, error) {
 	var audiences []string
 	if r.o.RequireAudience || slices.Contains(TokenAudiences(token), r.o.Audience) {
 		audiences = []string{r.o.Audience}
 	}
 	start := time.Now()
-	select {
-	case r.slots <- struct{}{}:
-	case <-ctx.Done():
-		return "", fmt.Errorf("waiting for a TokenReview slot: %w", ctx.Err())
+	key := r.o.PeerKey(ctx)
+	if err := r.q.acquire(ctx, key); err != nil {
+		return "", err
 	}
-	defer func() { <-r.slots }()
+	defer r.q.release(key)
 	tr := &authv1.TokenReview{Spec: authv1.TokenReviewSpec{Token: token, Audiences: audiences}}
 	res, err := r.client.AuthenticationV1().TokenReviews().Create(ctx, tr, metav1.CreateOptions{})
 	if r.o.Metrics != nil {

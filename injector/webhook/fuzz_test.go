@@ -16,8 +16,8 @@ import (
 type staticCluster struct{ ns inject.Namespace }
 
 func (s staticCluster) Namespace(context.Context, string) (inject.Namespace, error) { return s.ns, nil }
-func (s staticCluster) Owner(_ context.Context, _ string, p *corev1.Pod) inject.Owner {
-	return inject.OwnerOf(p)
+func (s staticCluster) Owner(_ context.Context, _ string, p *corev1.Pod) ResolvedOwner {
+	return ResolvedOwner{Owner: inject.OwnerOf(p)}
 }
 
 // FuzzDecodeReview feeds arbitrary bodies to the decoder and, when they decode, to the

@@ -24,7 +24,18 @@ type Cluster interface {
 	Namespace(ctx context.Context, name string) (inject.Namespace, error)
 	// Owner names the workload pod belongs to (Deployment rather than ReplicaSet, CronJob
 	// rather than Job); it falls back to inject.OwnerOf and never fails.
-	Owner(ctx context.Context, namespace string, pod *corev1.Pod) inject.Owner
+	Owner(ctx context.Context, namespace string, pod *corev1.Pod) ResolvedOwner
+}
+
+// ResolvedOwner is the workload a pod belongs to.
+type ResolvedOwner struct {
+	// Owner names the workload for the pod's labels (a best guess when unverified).
+	inject.Owner
+	// Verified is that workload as the API server has it (with its UID), when the object
+	// named by the pod's controller reference exists with the reference's UID; nil
+	// otherwise. Events are recorded only on a verified owner, so that a caller forging
+	// AdmissionReviews cannot make the injector write Events about objects of its choosing.
+	Verified *corev1.ObjectReference
 }
 
 // Handler answers AdmissionReviews for Pods. Values, Cluster and Metrics are required;
@@ -34,7 +45,8 @@ type Handler struct {
 	Values  func() *inject.Values
 	Cluster Cluster
 	Metrics *Metrics
-	// Events, when set, records on the pod's owner that its pod was injected or refused.
+	// Events, when set, records on the pod's owner that its pod was injected or refused:
+	// only for requests that are not dry runs, and only on an owner Cluster verified.
 	Events record.EventRecorder
 	Log    *slog.Logger
 	// Timeout bounds the API lookups of one review; 5s when zero.
@@ -126,7 +138,8 @@ func (h *Handler) Review(ctx context.Context, req *admissionv1.AdmissionRequest)
 		return allowed()
 	}
 	owner := h.Cluster.Owner(ctx, nsName, &pod)
-	injected, _, err := values.InjectPod(ns, owner, &pod)
+	dryRun := req.DryRun != nil && *req.DryRun
+	injected, _, err := values.InjectPod(ns, owner.Owner, &pod)
 	if err != nil {
 		var ae *inject.AnnotationError
 		reason := "values"
@@ -135,7 +148,7 @@ func (h *Handler) Review(ctx context.Context, req *admissionv1.AdmissionRequest)
 		}
 		h.count(ResultRefused, reason)
 		log.Warn("refusing pod", "pod", podName(&pod), "err", err)
-		h.event(nsName, owner, corev1.EventTypeWarning, "InjectionRefused", "Linkerd proxy injection refused: "+err.Error())
+		h.event(owner, dryRun, corev1.EventTypeWarning, "InjectionRefused", "Linkerd proxy injection refused: "+err.Error())
 		return denied(http.StatusUnprocessableEntity, "linkerd proxy injector: "+err.Error())
 	}
 	patch, err := inject.JSONPatch(&pod, injected)
@@ -146,7 +159,7 @@ func (h *Handler) Review(ctx context.Context, req *admissionv1.AdmissionRequest)
 	}
 	h.count(ResultInjected, string(d.Reason))
 	log.Info("injected pod", "pod", podName(&pod), "owner_kind", owner.Kind, "owner", owner.Name, "mode", d.Mode)
-	h.event(nsName, owner, corev1.EventTypeNormal, "Injected", "Linkerd sidecar proxy injected")
+	h.event(owner, dryRun, corev1.EventTypeNormal, "Injected", "Linkerd sidecar proxy injected")
 	pt := admissionv1.PatchTypeJSONPatch
 	return &admissionv1.AdmissionResponse{Allowed: true, Patch: patch, PatchType: &pt}
 }
@@ -155,19 +168,12 @@ func (h *Handler) count(result, reason string) {
 	h.Metrics.Responses.WithLabelValues(result, reason).Inc()
 }
 
-// apiVersions of the owners events are recorded on.
-var ownerAPIVersions = map[string]string{
-	"Deployment": "apps/v1", "ReplicaSet": "apps/v1", "StatefulSet": "apps/v1", "DaemonSet": "apps/v1",
-	"Job": "batch/v1", "CronJob": "batch/v1", "ReplicationController": "v1",
-}
-
-func (h *Handler) event(ns string, owner inject.Owner, kind, reason, msg string) {
-	api, ok := ownerAPIVersions[owner.Kind]
-	if h.Events == nil || !ok || owner.Name == "" {
+// event records an Event on the verified owner; dry runs and unverified owners get none.
+func (h *Handler) event(owner ResolvedOwner, dryRun bool, kind, reason, msg string) {
+	if h.Events == nil || dryRun || owner.Verified == nil {
 		return
 	}
-	ref := &corev1.ObjectReference{APIVersion: api, Kind: owner.Kind, Namespace: ns, Name: owner.Name}
-	h.Events.Event(ref, kind, reason, msg)
+	h.Events.Event(owner.Verified, kind, reason, msg)
 }
 
 func podName(p *corev1.Pod) string {

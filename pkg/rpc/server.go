@@ -1,6 +1,7 @@
 package rpc
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -40,6 +41,17 @@ const (
 	// DefaultShutdownTimeout is how long Serve lets in-flight calls finish before it
 	// closes the remaining connections.
 	DefaultShutdownTimeout = 10 * time.Second
+	// DefaultMaxConcurrentStreams bounds the streams one client connection may have open
+	// at once (advertised in SETTINGS_MAX_CONCURRENT_STREAMS; a stream beyond it is
+	// refused with RST_STREAM REFUSED_STREAM). A proxy holds a Get and a GetProfile watch
+	// per destination it talks to, plus policy watches, on one connection, so the bound
+	// leaves room for a busy ingress while stopping one connection from opening streams
+	// (and handler goroutines) without limit, which grpc-go otherwise allows.
+	DefaultMaxConcurrentStreams = 1000
+	// DefaultMaxRecvMsgSize bounds one request message. The control-plane APIs take small
+	// requests (a CSR and a token at most), so this is far above need and far below
+	// grpc-go's 4 MiB default times the stream limit.
+	DefaultMaxRecvMsgSize = 1 << 20
 )
 
 // ServerOptions configures NewServer. The zero value is usable: it logs to slog.Default,
@@ -54,6 +66,12 @@ type ServerOptions struct {
 	TLS *tls.Config
 	// ShutdownTimeout bounds graceful shutdown in Serve; DefaultShutdownTimeout when zero.
 	ShutdownTimeout time.Duration
+	// MaxConcurrentStreams bounds the streams open at once on one client connection;
+	// DefaultMaxConcurrentStreams when zero.
+	MaxConcurrentStreams uint32
+	// MaxRecvMsgSize bounds the size of one received message in bytes (larger ones fail
+	// with ResourceExhausted); DefaultMaxRecvMsgSize when zero.
+	MaxRecvMsgSize int
 	// Extra options are appended after the ones built here.
 	Extra []grpc.ServerOption
 }
@@ -75,7 +93,8 @@ type Server struct {
 
 // NewServer builds a Server with recovery, logging and Prometheus interceptors, keepalive
 // enforcement (clients may ping every MinClientPingInterval, even without active streams),
-// server keepalive pings, and the health service. It fails only when the metrics cannot be
+// server keepalive pings, a bound on concurrent streams per connection and on request
+// message size, and the health service. It fails only when the metrics cannot be
 // registered.
 func NewServer(opts ServerOptions) (*Server, error) {
 	log := opts.Logger
@@ -120,6 +139,8 @@ func NewServer(opts ServerOptions) (*Server, error) {
 			Time:    ServerPingInterval,
 			Timeout: PingTimeout,
 		}),
+		grpc.MaxConcurrentStreams(cmp.Or(opts.MaxConcurrentStreams, DefaultMaxConcurrentStreams)),
+		grpc.MaxRecvMsgSize(cmp.Or(opts.MaxRecvMsgSize, DefaultMaxRecvMsgSize)),
 	}
 	if opts.TLS != nil {
 		serverOpts = append(serverOpts, grpc.Creds(credentials.NewTLS(opts.TLS)))

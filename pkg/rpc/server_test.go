@@ -110,7 +110,7 @@ type harness struct {
 func startServer(t *testing.T, opts ServerOptions) *harness {
 	t.Helper()
 	h := &harness{
-		svc:  &testService{entered: make(chan struct{}, 4), release: make(chan struct{})},
+		svc:  &testService{entered: make(chan struct{}, 16), release: make(chan struct{})},
 		reg:  prometheus.NewRegistry(),
 		logs: &syncBuffer{},
 		done: make(chan error, 1),

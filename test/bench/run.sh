@@ -12,7 +12,7 @@ BENCHTIME=${BENCHTIME:-2s}
 suites=(
 	"./identity/certify|Certify|SignOnly"
 	"./injector/webhook|Admission|InjectOnly"
-	"./destination/server|EndpointFanout|EndpointFanout/streams=500|20x"
+	"./destination/server|Fanout|EndpointFanout/streams=500|20x"
 	"./policy/cmd/policy|PolicyFanout|PolicyFanout/streams=500|20x"
 )
 

@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"flag"
 	"fmt"
+	"math"
 	"net/http"
 	"os"
 	"os/signal"
@@ -49,6 +50,7 @@ func run(ctx context.Context, args []string) error {
 	profiles := fs.Bool("enable-service-profiles", true, "watch ServiceProfiles (needs the CRD)")
 	syncTimeout := fs.Duration("sync-timeout", time.Minute, "how long to wait for the informer caches at start")
 	pprof := fs.Bool("enable-pprof", false, "serve /debug/pprof/ on the admin server")
+	maxStreams := fs.Uint("grpc-max-concurrent-streams", rpc.DefaultMaxConcurrentStreams, "gRPC streams one client connection may have open at once (a proxy's watches share one connection)")
 	spAddr := fs.String("sp-validator-addr", "", "serve the ServiceProfile validating webhook (HTTPS) on this address; empty disables it")
 	spCert := fs.String("sp-validator-cert", "/var/run/linkerd/tls/tls.crt", "the webhook's serving certificate (PEM)")
 	spKey := fs.String("sp-validator-key", "/var/run/linkerd/tls/tls.key", "the webhook's serving key (PEM)")
@@ -60,6 +62,9 @@ func run(ctx context.Context, args []string) error {
 	log, err := lcfg.Logger()
 	if err != nil {
 		return err
+	}
+	if *maxStreams == 0 || *maxStreams > math.MaxUint32 {
+		return fmt.Errorf("-grpc-max-concurrent-streams %d: must be between 1 and %d", *maxStreams, uint32(math.MaxUint32))
 	}
 	def, err := ports.Parse(*opaque)
 	if err != nil {
@@ -88,7 +93,7 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	srv, err := rpc.NewServer(rpc.ServerOptions{Logger: log, Registerer: reg})
+	srv, err := rpc.NewServer(rpc.ServerOptions{Logger: log, Registerer: reg, MaxConcurrentStreams: uint32(*maxStreams)})
 	if err != nil {
 		return err
 	}

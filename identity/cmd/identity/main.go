@@ -7,6 +7,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"math"
 	"os"
 	"os/signal"
 	"syscall"
@@ -53,8 +54,12 @@ func run(ctx context.Context, args []string) error {
 	qps := fs.Float64("kube-apiclient-qps", 100, "maximum queries per second to the Kubernetes API")
 	burst := fs.Int("kube-apiclient-burst", 200, "maximum burst of queries to the Kubernetes API")
 	reviews := fs.Int("max-concurrent-token-reviews", certify.DefaultMaxConcurrentReviews, "TokenReviews in flight at most; further Certify calls wait")
+	reviewsPerPeer := fs.Int("max-concurrent-token-reviews-per-peer", 0, "TokenReviews in flight at most for one caller address (default half of -max-concurrent-token-reviews)")
+	waiting := fs.Int("max-waiting-token-reviews", certify.DefaultMaxWaitingReviews, "Certify calls waiting for a TokenReview at most; further calls get ResourceExhausted at once")
+	waitingPerPeer := fs.Int("max-waiting-token-reviews-per-peer", certify.DefaultMaxWaitingPerPeer, "Certify calls from one caller address waiting for a TokenReview at most; further calls get ResourceExhausted at once")
 	startTimeout := fs.Duration("startup-timeout", time.Minute, "how long to wait for a valid issuer at start")
 	pprof := fs.Bool("enable-pprof", false, "serve /debug/pprof/ on the admin server")
+	maxStreams := fs.Uint("grpc-max-concurrent-streams", rpc.DefaultMaxConcurrentStreams, "gRPC streams one client connection may have open at once (a proxy's watches share one connection)")
 	kcfg := k8s.RegisterFlags(fs)
 	lcfg := logging.RegisterFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -72,6 +77,18 @@ func run(ctx context.Context, args []string) error {
 	}
 	if *lifetime <= 0 || *skew <= 0 {
 		return fmt.Errorf("-identity-issuance-lifetime (%s) and -identity-clock-skew-allowance (%s) must be positive", *lifetime, *skew)
+	}
+	for name, v := range map[string]int{"max-concurrent-token-reviews": *reviews, "max-waiting-token-reviews": *waiting,
+		"max-waiting-token-reviews-per-peer": *waitingPerPeer} {
+		if v <= 0 {
+			return fmt.Errorf("-%s %d: must be positive", name, v)
+		}
+	}
+	if *reviewsPerPeer < 0 || *reviewsPerPeer > *reviews {
+		return fmt.Errorf("-max-concurrent-token-reviews-per-peer %d: must be between 1 and -max-concurrent-token-reviews (%d), or 0 for half of it", *reviewsPerPeer, *reviews)
+	}
+	if *maxStreams == 0 || *maxStreams > math.MaxUint32 {
+		return fmt.Errorf("-grpc-max-concurrent-streams %d: must be between 1 and %d", *maxStreams, uint32(math.MaxUint32))
 	}
 	if err := certify.CheckNames(*controllerNS, *trustDomain); err != nil {
 		return err
@@ -117,11 +134,12 @@ func run(ctx context.Context, args []string) error {
 	svc := certify.New(certify.Options{
 		Issuer: store,
 		Reviewer: certify.NewTokenReviewer(clients.Kube, certify.ReviewOptions{Audience: certify.TokenAudience,
-			RequireAudience: *audience, MaxConcurrent: *reviews, Metrics: metrics}),
+			RequireAudience: *audience, MaxConcurrent: *reviews, MaxConcurrentPerPeer: *reviewsPerPeer,
+			MaxWaiting: *waiting, MaxWaitingPerPeer: *waitingPerPeer, Metrics: metrics}),
 		TrustDomain: *trustDomain, ControllerNS: *controllerNS, Lifetime: *lifetime, ClockSkew: *skew,
 		Log: log, Metrics: metrics,
 	})
-	srv, err := rpc.NewServer(rpc.ServerOptions{Logger: log, Registerer: reg})
+	srv, err := rpc.NewServer(rpc.ServerOptions{Logger: log, Registerer: reg, MaxConcurrentStreams: uint32(*maxStreams)})
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,137 @@
+package certify_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/l5d-go/l5d/identity/certify"
+	"github.com/l5d-go/l5d/test/kube"
+)
+
+// holdJunk holds TokenReviews of tokens containing marker at the transport until gate
+// closes (a slow or overloaded API server, as a flood makes it), counting them in held.
+type holdJunk struct {
+	next   http.RoundTripper
+	marker []byte
+	gate   <-chan struct{}
+	held   *atomic.Int64
+}
+
+func (h holdJunk) RoundTrip(r *http.Request) (*http.Response, error) {
+	if !strings.HasSuffix(r.URL.Path, "/tokenreviews") || r.Body == nil {
+		return h.next.RoundTrip(r)
+	}
+	body, err := io.ReadAll(r.Body)
+	r.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	if bytes.Contains(body, h.marker) {
+		h.held.Add(1)
+		select {
+		case <-h.gate:
+		case <-r.Context().Done():
+		}
+		h.held.Add(-1)
+	}
+	return h.next.RoundTrip(r)
+}
+
+// TestJunkTokenFloodDoesNotStarveOtherPeers: one peer (127.0.0.2) floods Certify with junk
+// tokens whose TokenReviews the API server is slow to answer. The flood holds at most its
+// share of the review slots, a bounded number of its calls wait, the rest get
+// ResourceExhausted at once (counted); meanwhile a proxy on another peer (127.0.0.3) gets
+// its certificate, and once the API server answers, the waiting junk gets Unauthenticated.
+func TestJunkTokenFloodDoesNotStarveOtherPeers(t *testing.T) {
+	t.Parallel()
+	c := kube.Shared(t)
+	gate := make(chan struct{})
+	var held atomic.Int64
+	const junk = "junk-token-from-a-hostile-peer"
+	cfg := rest.CopyConfig(c.RESTConfig())
+	cfg.QPS, cfg.Burst = 1000, 1000
+	cfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
+		return holdJunk{next: rt, marker: []byte(junk), gate: gate, held: &held}
+	}
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const slots, perPeer, waitPerPeer, flood = 4, 2, 8, 100
+	e := startEnv(t, envOptions{reviewClient: client, maxReviews: slots, maxPerPeer: perPeer, maxWaitPerPeer: waitPerPeer})
+	ns := e.c.Namespace(t)
+	e.c.CreateServiceAccount(t, ns, "web")
+	id := e.svc.Identity(ns, "web")
+	csrDER := csr(t, p256(t), id)
+
+	hostile := e.clientFrom(t, "127.0.0.2")
+	errs := make(chan error, flood)
+	floodCtx, stopFlood := context.WithCancel(t.Context())
+	defer stopFlood()
+	for range flood {
+		go func() {
+			_, err := hostile.Certify(floodCtx, certifyReq(id, junk, csrDER))
+			errs <- err
+		}()
+	}
+	// Everything beyond the peer's slots and queue is refused at once, while the API server
+	// still holds the flood's reviews.
+	shed := flood - perPeer - waitPerPeer
+	for i := range shed {
+		select {
+		case err := <-errs:
+			if status.Code(err) != codes.ResourceExhausted || !strings.Contains(err.Error(), "waiting for a TokenReview") {
+				t.Fatalf("flood call %d: %v, want ResourceExhausted saying too many are waiting for a TokenReview", i, err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("only %d of the %d flood calls beyond the bounds were refused; the rest wait", i, shed)
+		}
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for held.Load() != perPeer || testutil.ToFloat64(e.metrics.Waiting()) != waitPerPeer {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d flood reviews at the API server (want %d), %v waiting (want %d)", held.Load(), perPeer, testutil.ToFloat64(e.metrics.Waiting()), waitPerPeer)
+		}
+		time.Sleep(10 * time.Millisecond) // polling interval, not synchronisation
+	}
+	if got := testutil.ToFloat64(e.metrics.Shed(certify.ShedPeerQueueFull)); got != float64(shed) {
+		t.Errorf("identity_tokenreviews_shed_total{reason=peer_queue_full} = %v, want %d", got, shed)
+	}
+	if got := testutil.ToFloat64(e.metrics.Refused(certify.ReasonOverloaded)); got != float64(shed) {
+		t.Errorf("identity_certify_refused_total{reason=overloaded} = %v, want %d", got, shed)
+	}
+
+	// A proxy on another address gets its certificate while the flood is stuck.
+	token := e.c.Token(t, ns, "web", kube.TokenOptions{Audiences: []string{certify.TokenAudience}})
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	resp, err := e.clientFrom(t, "127.0.0.3").Certify(ctx, certifyReq(id, token, csr(t, p256(t), id)))
+	if err != nil {
+		t.Fatalf("Certify from another peer during the flood: %v", err)
+	}
+	verify(t, resp, id, e.anchor)
+	if held.Load() != perPeer {
+		t.Fatalf("the flood's reviews were answered before the other peer's call: the test proves nothing")
+	}
+
+	// The API server answers the flood's reviews: the waiting junk is refused as such.
+	close(gate)
+	for i := range perPeer + waitPerPeer {
+		if err := <-errs; status.Code(err) != codes.Unauthenticated {
+			t.Fatalf("queued flood call %d: %v, want Unauthenticated", i, err)
+		}
+	}
+}
