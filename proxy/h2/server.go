@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 )
@@ -102,7 +103,15 @@ type serverStream struct {
 	cancel context.CancelFunc
 	req    *http.Request
 	done   bool // guarded by sc.mu: the handler finished
-	ended  bool // guarded by sc.mu: the client's side ended (END_STREAM)
+	ended  bool // guarded by sc.mu (written by the read loop): the client's side ended (END_STREAM)
+
+	// trailer collects the values of the declared request trailers (nil when none were
+	// declared). The read loop owns it until it closes the body with io.EOF; the body's
+	// reader then owns it and publishes it into reqTrailer (the handler's
+	// Request.Trailer), so that the map the handler and whatever it hands the request to
+	// see is never written by another goroutine.
+	trailer    http.Header
+	reqTrailer http.Header
 }
 
 // credit acknowledges consumed request bytes (see recvPipe.credit).
@@ -274,18 +283,7 @@ func (sc *serverConn) onSettings(f *http2.SettingsFrame) error {
 func (sc *serverConn) onHeaders(f *http2.MetaHeadersFrame) error {
 	id := f.StreamID
 	if st := sc.stream(id); st != nil {
-		// Trailers end the request body.
-		if !f.StreamEnded() {
-			sc.resetStream(id, http2.ErrCodeProtocol)
-			return nil
-		}
-		if st.req.Trailer == nil {
-			st.req.Trailer = http.Header{}
-		}
-		for _, hf := range f.RegularFields() {
-			st.req.Trailer[http.CanonicalHeaderKey(hf.Name)] = append(st.req.Trailer[http.CanonicalHeaderKey(hf.Name)], hf.Value)
-		}
-		sc.endClientSide(st)
+		sc.onTrailers(st, f)
 		return nil
 	}
 	if id%2 == 0 || id <= sc.lastID {
@@ -311,6 +309,13 @@ func (sc *serverConn) onHeaders(f *http2.MetaHeadersFrame) error {
 	} else {
 		req.Body = &requestBody{st: st}
 	}
+	if req.Trailer != nil {
+		st.reqTrailer = req.Trailer
+		st.trailer = make(http.Header, len(req.Trailer))
+		for k := range req.Trailer {
+			st.trailer[k] = nil
+		}
+	}
 	st.req = req.WithContext(ctx)
 	sc.mu.Lock()
 	sc.streams[id] = st
@@ -320,15 +325,56 @@ func (sc *serverConn) onHeaders(f *http2.MetaHeadersFrame) error {
 	return nil
 }
 
+// onTrailers handles a HEADERS frame on an open stream: the request's trailers, which
+// end its body. Their values are kept for the body's reader (see serverStream.trailer);
+// only declared names are kept, as net/http does. A malformed trailer block resets the
+// stream with PROTOCOL_ERROR, and HEADERS after the client's END_STREAM with
+// STREAM_CLOSED (RFC 9113 sections 5.1 and 8.1).
+func (sc *serverConn) onTrailers(st *serverStream, f *http2.MetaHeadersFrame) {
+	if st.ended {
+		sc.resetStream(st.id, http2.ErrCodeStreamClosed)
+		return
+	}
+	if !f.StreamEnded() || len(f.PseudoFields()) > 0 {
+		sc.resetStream(st.id, http2.ErrCodeProtocol)
+		return
+	}
+	for _, hf := range f.RegularFields() {
+		k := canonicalKey(hf.Name)
+		if !httpguts.ValidTrailerHeader(k) {
+			sc.resetStream(st.id, http2.ErrCodeProtocol)
+			return
+		}
+		if vv, declared := st.trailer[k]; declared {
+			st.trailer[k] = append(vv, hf.Value)
+		}
+	}
+	sc.endClientSide(st)
+}
+
+// publishTrailers copies the received trailer values into the handler's Request.Trailer.
+// It runs on the goroutine that read the body's io.EOF, after the read loop let go of
+// st.trailer (the body's lock orders the two).
+func (st *serverStream) publishTrailers() {
+	t := st.trailer
+	st.trailer = nil
+	for k, vv := range t {
+		if _, ok := st.reqTrailer[k]; ok && vv != nil {
+			st.reqTrailer[k] = vv
+		}
+	}
+}
+
+// endClientSide marks the client's side of st ended and ends its body. The stream is
+// marked first, so that a handler finishing on the body's io.EOF finds it ended.
 func (sc *serverConn) endClientSide(st *serverStream) {
-	st.body.close(io.EOF)
 	sc.mu.Lock()
 	st.ended = true
-	finished := st.done
-	if finished {
+	if st.done {
 		delete(sc.streams, st.id)
 	}
 	sc.mu.Unlock()
+	st.body.close(io.EOF)
 }
 
 func (sc *serverConn) onData(f *http2.DataFrame) {
@@ -409,7 +455,15 @@ func (sc *serverConn) newRequest(f *http2.MetaHeadersFrame) (*http.Request, erro
 // requestBody is a stream's request body as the handler sees it.
 type requestBody struct{ st *serverStream }
 
-func (b *requestBody) Read(p []byte) (int, error) { return b.st.body.Read(p) }
+// Read reads the body; the read that returns io.EOF first publishes the request's
+// trailers (see serverStream.trailer).
+func (b *requestBody) Read(p []byte) (int, error) {
+	n, err := b.st.body.Read(p)
+	if err == io.EOF && b.st.trailer != nil {
+		b.st.publishTrailers()
+	}
+	return n, err
+}
 
 // Close stops reading; bytes still arriving are dropped and credited back.
 func (b *requestBody) Close() error {
@@ -445,11 +499,12 @@ func (st *serverStream) run() {
 	sc.mu.Lock()
 	st.done = true
 	ended := st.ended
+	_, live := sc.streams[st.id]
 	if ended {
 		delete(sc.streams, st.id)
 	}
 	sc.mu.Unlock()
-	if !ended {
+	if !ended && live {
 		// The response is complete but the client is still sending: it may stop.
 		sc.resetStream(st.id, http2.ErrCodeNo)
 	}
