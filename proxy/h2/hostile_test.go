@@ -7,8 +7,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -119,12 +121,14 @@ func (rc *rawClient) request(id uint32, method, path string, end bool, extra ...
 
 // outcome is what a raw client learnt from the server about its streams.
 type outcome struct {
-	status  map[uint32]string        // :status of each answered stream
-	resets  map[uint32]http2.ErrCode // RST_STREAM received per stream
-	goAway  *http2.GoAwayFrame
-	ended   map[uint32]bool // streams whose response ended
-	data    map[uint32]int  // response body bytes per stream
-	readErr error           // why reading stopped (io.EOF: the server closed)
+	status       map[uint32]string        // :status of each answered stream
+	resets       map[uint32]http2.ErrCode // RST_STREAM received per stream
+	goAway       *http2.GoAwayFrame
+	ended        map[uint32]bool // streams whose response ended
+	data         map[uint32]int  // response body bytes per stream
+	readErr      error           // why reading stopped (io.EOF: the server closed)
+	pings        int             // PING acknowledgements
+	settingsAcks int
 }
 
 // read reads frames until done reports true, the server closes the connection or the
@@ -156,8 +160,12 @@ func (rc *rawClient) read(done func(o *outcome) bool) *outcome {
 			g := *f
 			o.goAway = &g
 		case *http2.PingFrame:
-			if !f.IsAck() {
-				rc.fr.WritePing(true, f.Data)
+			if f.IsAck() {
+				o.pings++
+			}
+		case *http2.SettingsFrame:
+			if f.IsAck() {
+				o.settingsAcks++
 			}
 		}
 	}
@@ -258,3 +266,352 @@ func TestRequestTrailersVisibleAtEOF(t *testing.T) {
 	}
 }
 
+// heapAlloc returns the live heap after a collection.
+func heapAlloc() int64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return int64(ms.HeapAlloc)
+}
+
+// blockingHandler never reads the request body and returns when release is closed (or,
+// with honourCancel, when the request is cancelled); started counts its calls.
+func blockingHandler(started *atomic.Int64, release <-chan struct{}, honourCancel bool) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		started.Add(1)
+		if honourCancel {
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+			return
+		}
+		<-release
+	})
+}
+
+// flood writes n bytes of DATA on each of the streams ids (16 KiB frames, ignoring flow
+// control), then a PING whose acknowledgement tells that the server read it all. Write
+// errors (the server closed the connection) end it early.
+func (rc *rawClient) flood(n int, ids ...uint32) {
+	chunk := make([]byte, 16<<10)
+	for _, id := range ids {
+		for sent := 0; sent < n; sent += len(chunk) {
+			if rc.fr.WriteData(id, false, chunk) != nil {
+				return
+			}
+		}
+	}
+	rc.fr.WritePing(false, [8]byte{1})
+}
+
+// TestReceiveWindowEnforcedOnStream: a client sending far beyond the stream window the
+// server announced (4 MiB) to a handler that does not read gets FLOW_CONTROL_ERROR on the
+// stream, and the server keeps no more than the window (issue 27: 128 MiB on one stream
+// grew the heap by 128 MiB).
+func TestReceiveWindowEnforcedOnStream(t *testing.T) {
+	var started atomic.Int64
+	release := make(chan struct{})
+	defer close(release)
+	rc := dialRaw(t, serve(t, &Server{Handler: blockingHandler(&started, release, false)}))
+	before := heapAlloc()
+	rc.request(1, "POST", "/", false)
+	go rc.flood(64<<20, 1)
+	o := rc.read(func(o *outcome) bool { return o.pings > 0 })
+	if o.closed() || o.resets[1] != http2.ErrCodeFlowControl {
+		t.Fatalf("64 MiB on a 4 MiB stream window: %+v, want the stream reset with FLOW_CONTROL_ERROR and the connection kept", o)
+	}
+	if grew := heapAlloc() - before; grew > 24<<20 {
+		t.Fatalf("the heap grew by %d MiB for a 4 MiB stream window", grew>>20)
+	}
+}
+
+// TestReceiveWindowEnforcedOnConnection: streams each within their window but together
+// beyond the connection window (32 MiB) close the connection with FLOW_CONTROL_ERROR.
+func TestReceiveWindowEnforcedOnConnection(t *testing.T) {
+	var started atomic.Int64
+	release := make(chan struct{})
+	defer close(release)
+	rc := dialRaw(t, serve(t, &Server{Handler: blockingHandler(&started, release, false)}))
+	before := heapAlloc()
+	var ids []uint32
+	for i := range 12 {
+		id := uint32(2*i + 1)
+		rc.request(id, "POST", "/", false)
+		ids = append(ids, id)
+	}
+	go rc.flood(4<<20, ids...)
+	o := rc.read(func(o *outcome) bool { return o.pings > 0 || o.goAway != nil })
+	if o.goAway == nil || o.goAway.ErrCode != http2.ErrCodeFlowControl {
+		t.Fatalf("48 MiB on a 32 MiB connection window: %+v, want GOAWAY FLOW_CONTROL_ERROR", o)
+	}
+	if grew := heapAlloc() - before; grew > 48<<20 {
+		t.Fatalf("the heap grew by %d MiB for a 32 MiB connection window", grew>>20)
+	}
+}
+
+// TestMaxConcurrentStreamsEnforced: streams beyond the announced limit are refused with
+// REFUSED_STREAM and their handlers never run (issue 27: 3,000 handlers ran on one
+// connection announcing 1000).
+func TestMaxConcurrentStreamsEnforced(t *testing.T) {
+	var started atomic.Int64
+	release := make(chan struct{})
+	defer close(release)
+	rc := dialRaw(t, serve(t, &Server{Handler: blockingHandler(&started, release, false), MaxConcurrentStreams: 10}))
+	for i := range 15 {
+		rc.request(uint32(2*i+1), "GET", "/", true)
+	}
+	o := rc.read(func(o *outcome) bool { return len(o.resets) == 5 })
+	for i := 10; i < 15; i++ {
+		if code := o.resets[uint32(2*i+1)]; code != http2.ErrCodeRefusedStream {
+			t.Fatalf("stream %d: %v (%+v), want REFUSED_STREAM", 2*i+1, code, o)
+		}
+	}
+	if n := started.Load(); n > 10 {
+		t.Fatalf("%d handlers ran for a limit of 10 streams", n)
+	}
+}
+
+// rapidReset opens n streams and resets each at once (CVE-2023-44487), and reads until
+// the server answers with GOAWAY or closes.
+func rapidReset(t *testing.T, rc *rawClient, n int) *outcome {
+	t.Helper()
+	go func() {
+		for i := range n {
+			id := uint32(2*i + 1)
+			if rc.request(id, "GET", "/", true) != nil || rc.fr.WriteRSTStream(id, http2.ErrCodeCancel) != nil {
+				return
+			}
+		}
+		rc.fr.WritePing(false, [8]byte{2})
+	}()
+	return rc.read(func(o *outcome) bool { return o.goAway != nil || o.pings > 0 })
+}
+
+// TestRapidResetSlowHandlers: HEADERS+RST_STREAM pairs whose handlers do not return when
+// cancelled: at most the stream limit of handlers run, and the connection is closed with
+// ENHANCE_YOUR_CALM (issue 27: 20,000 pairs ran 20,000 handlers with no GOAWAY).
+func TestRapidResetSlowHandlers(t *testing.T) {
+	var started atomic.Int64
+	release := make(chan struct{})
+	defer close(release)
+	rc := dialRaw(t, serve(t, &Server{Handler: blockingHandler(&started, release, false), MaxConcurrentStreams: 10}))
+	o := rapidReset(t, rc, 5000)
+	if o.goAway == nil || o.goAway.ErrCode != http2.ErrCodeEnhanceYourCalm {
+		t.Fatalf("5000 rapid resets: %+v, want GOAWAY ENHANCE_YOUR_CALM", o)
+	}
+	if n := started.Load(); n > 10 {
+		t.Fatalf("%d handlers ran for a limit of 10 streams", n)
+	}
+}
+
+// TestRapidResetFastHandlers: the same with handlers that return as soon as their request
+// is cancelled (as the proxy's do): resets beyond the budget close the connection with
+// ENHANCE_YOUR_CALM, so the handlers run stay bounded by the budget.
+func TestRapidResetFastHandlers(t *testing.T) {
+	var started atomic.Int64
+	release := make(chan struct{})
+	defer close(release)
+	rc := dialRaw(t, serve(t, &Server{Handler: blockingHandler(&started, release, true), MaxConcurrentStreams: 10}))
+	o := rapidReset(t, rc, 5000)
+	if o.goAway == nil || o.goAway.ErrCode != http2.ErrCodeEnhanceYourCalm {
+		t.Fatalf("5000 rapid resets: %+v, want GOAWAY ENHANCE_YOUR_CALM", o)
+	}
+	if n := started.Load(); n > 100 {
+		t.Fatalf("%d handlers ran; want them bounded by the reset budget", n)
+	}
+}
+
+// TestInvalidSettingsRefused: SETTINGS values outside RFC 9113's ranges close the
+// connection with the error the RFC names; SETTINGS_MAX_FRAME_SIZE 0 used to send the
+// server's header writer into an endless loop of empty CONTINUATION frames.
+func TestInvalidSettingsRefused(t *testing.T) {
+	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Header().Set("X-Big", strings.Repeat("b", 20000)) })
+	addr := serve(t, &Server{Handler: ok})
+	for _, tc := range []struct {
+		s    []http2.Setting
+		want http2.ErrCode
+	}{
+		{[]http2.Setting{{ID: http2.SettingMaxFrameSize, Val: 0}}, http2.ErrCodeProtocol},
+		{[]http2.Setting{{ID: http2.SettingMaxFrameSize, Val: 1 << 24}}, http2.ErrCodeProtocol},
+		{[]http2.Setting{{ID: http2.SettingInitialWindowSize, Val: 1 << 31}}, http2.ErrCodeFlowControl},
+		{[]http2.Setting{{ID: http2.SettingEnablePush, Val: 2}}, http2.ErrCodeProtocol},
+		{[]http2.Setting{{ID: http2.SettingMaxFrameSize, Val: 16384}, {ID: http2.SettingMaxFrameSize, Val: 16384}}, http2.ErrCodeProtocol},
+	} {
+		rc := dialRaw(t, addr)
+		rc.fr.WriteSettings(tc.s...)
+		rc.request(1, "GET", "/", true)
+		o := rc.read(func(o *outcome) bool { return o.goAway != nil || len(o.ended) > 0 })
+		if o.goAway == nil || o.goAway.ErrCode != tc.want {
+			t.Errorf("SETTINGS %v: %+v, want GOAWAY %v", tc.s, o, tc.want)
+		}
+	}
+	// Window updates beyond 2^31-1: the connection's is a connection error, a stream's a
+	// stream error.
+	rc := dialRaw(t, addr)
+	rc.fr.WriteWindowUpdate(0, 1<<31-1)
+	o := rc.read(func(o *outcome) bool { return o.goAway != nil })
+	if o.goAway == nil || o.goAway.ErrCode != http2.ErrCodeFlowControl {
+		t.Errorf("connection window overflow: %+v, want GOAWAY FLOW_CONTROL_ERROR", o)
+	}
+}
+
+// TestConnectionSpecificFieldsRefused: requests carrying connection-specific fields are
+// malformed in HTTP/2 (RFC 9113 section 8.2.2) and answered 400 without reaching the
+// handler; "te: trailers" is allowed.
+func TestConnectionSpecificFieldsRefused(t *testing.T) {
+	var started atomic.Int64
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { started.Add(1) })
+	rc := dialRaw(t, serve(t, &Server{Handler: h}))
+	bad := [][]string{{"connection", "close"}, {"keep-alive", "1"}, {"proxy-connection", "x"}, {"transfer-encoding", "chunked"}, {"upgrade", "websocket"}, {"te", "gzip"}}
+	for i, kv := range bad {
+		rc.request(uint32(2*i+1), "GET", "/", true, kv...)
+	}
+	good := uint32(2*len(bad) + 1)
+	rc.request(good, "GET", "/", true, "te", "trailers")
+	o := rc.read(func(o *outcome) bool { return len(o.ended)+len(o.resets) == len(bad)+1 })
+	for i, kv := range bad {
+		id := uint32(2*i + 1)
+		if o.status[id] != "400" && o.resets[id] != http2.ErrCodeProtocol {
+			t.Errorf("%s: status %q reset %v, want 400 or PROTOCOL_ERROR", kv[0], o.status[id], o.resets[id])
+		}
+	}
+	if o.status[good] != "200" || started.Load() != 1 {
+		t.Fatalf("te: trailers: status %q, handlers run %d; want 200 and only that one", o.status[good], started.Load())
+	}
+}
+
+// TestHeaderListTooLarge: a header block beyond the announced SETTINGS_MAX_HEADER_LIST_SIZE
+// is answered 431 (or refused) without reaching the handler, and a CONTINUATION flood
+// (CVE-2023-45288) closes the connection once the list is too large instead of reading
+// forever.
+func TestHeaderListTooLarge(t *testing.T) {
+	var started atomic.Int64
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { started.Add(1) })
+	addr := serve(t, &Server{Handler: h})
+	rc := dialRaw(t, addr)
+	// One HEADERS frame within the 1 MiB frame limit (values compress well) whose
+	// decoded list is beyond the 1 MiB header list limit.
+	var pairs []string
+	for i := range 2000 {
+		pairs = append(pairs, fmt.Sprintf("x-big-%04d", i), strings.Repeat("v", 500))
+	}
+	rc.request(1, "GET", "/", true, pairs...)
+	o := rc.read(func(o *outcome) bool { return len(o.ended) > 0 || len(o.resets) > 0 || o.goAway != nil })
+	if o.status[1] != "431" {
+		t.Fatalf("1.08 MB header list: %+v, want 431", o)
+	}
+	if started.Load() != 0 {
+		t.Fatal("the handler ran for a truncated header list")
+	}
+	rc = dialRaw(t, addr)
+	go func() {
+		rc.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: rc.block(":method", "GET", ":scheme", "http", ":path", "/"), EndStream: true})
+		frag := rc.block("x-flood", strings.Repeat("f", 16000))
+		for range 1000 { // 16 MB of CONTINUATION
+			if rc.fr.WriteContinuation(1, false, frag) != nil {
+				return
+			}
+		}
+	}()
+	o = rc.read(func(o *outcome) bool { return o.goAway != nil })
+	if !o.closed() && o.goAway == nil {
+		t.Fatalf("CONTINUATION flood: %+v, want the connection closed", o)
+	}
+}
+
+// hostileServer accepts one connection on loopback, answers the preface with settings
+// and calls act with the first request's stream ID; it returns the address.
+func hostileServer(t *testing.T, settings []http2.Setting, act func(fr *http2.Framer, henc func(...string) []byte, id uint32)) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	t.Cleanup(func() { ln.Close(); <-done })
+	go func() {
+		defer close(done)
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(60 * time.Second))
+		if _, err := io.ReadFull(c, make([]byte, len(http2.ClientPreface))); err != nil {
+			return
+		}
+		fr := http2.NewFramer(c, c)
+		fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+		var hbuf bytes.Buffer
+		enc := hpack.NewEncoder(&hbuf)
+		henc := func(pairs ...string) []byte {
+			hbuf.Reset()
+			for i := 0; i+1 < len(pairs); i += 2 {
+				enc.WriteField(hpack.HeaderField{Name: pairs[i], Value: pairs[i+1]})
+			}
+			return append([]byte(nil), hbuf.Bytes()...)
+		}
+		fr.WriteSettings(settings...)
+		for {
+			f, err := fr.ReadFrame()
+			if err != nil {
+				return
+			}
+			if h, ok := f.(*http2.MetaHeadersFrame); ok {
+				act(fr, henc, h.StreamID)
+				io.Copy(io.Discard, c) // until the client closes
+				return
+			}
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// TestClientRefusesHostileServer: the Transport's side of the same protections. A server
+// announcing SETTINGS_MAX_FRAME_SIZE 0 used to send the client's header writer into an
+// endless loop; a server ignoring the client's receive windows must not make it buffer
+// without bound.
+func TestClientRefusesHostileServer(t *testing.T) {
+	d := net.Dialer{}
+	tr := &Transport{Connect: func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }}
+	defer tr.CloseIdleConnections()
+
+	addr := hostileServer(t, []http2.Setting{{ID: http2.SettingMaxFrameSize, Val: 0}}, func(*http2.Framer, func(...string) []byte, uint32) {})
+	req, _ := http.NewRequest("GET", "http://"+addr+"/", nil)
+	req.Header.Set("X-Big", strings.Repeat("b", 40000))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := tr.RoundTrip(req.WithContext(ctx)); err == nil || ctx.Err() != nil {
+		t.Fatalf("SETTINGS_MAX_FRAME_SIZE 0: %v, want the connection refused at once", err)
+	}
+
+	before := heapAlloc()
+	sent := make(chan struct{})
+	addr = hostileServer(t, nil, func(fr *http2.Framer, henc func(...string) []byte, id uint32) {
+		defer close(sent)
+		fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: henc(":status", "200"), EndHeaders: true})
+		chunk := make([]byte, 16<<10)
+		for range (64 << 20) / len(chunk) {
+			if fr.WriteData(id, false, chunk) != nil {
+				return
+			}
+		}
+	})
+	req, _ = http.NewRequest("GET", "http://"+addr+"/", nil)
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	// The body is not read until the server has written its 64 MiB, far beyond the 4 MiB
+	// stream window; reading then ends in an error, not 64 MiB.
+	<-sent
+	n, err := io.Copy(io.Discard, resp.Body)
+	if err == nil || n > 8<<20 {
+		t.Fatalf("read %d bytes, error %v; want the stream reset within its window", n, err)
+	}
+	if grew := heapAlloc() - before; grew > 24<<20 {
+		t.Fatalf("the heap grew by %d MiB for a 4 MiB stream window", grew>>20)
+	}
+}
