@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -115,4 +116,55 @@ func TestH2RequestTrailerFloodThroughProxy(t *testing.T) {
 	if resp, body := get(t, clientTo(ch.entry, false), "http://web.example/after"); resp.StatusCode != 200 || body != "" {
 		t.Fatalf("after the flood: %d %q", resp.StatusCode, body)
 	}
+}
+
+// TestH2RapidResetThroughProxy: issue 27's rapid reset (CVE-2023-44487) through the proxy.
+// 5,000 HEADERS+RST_STREAM pairs on one h2c connection used to put 2,917 requests on the
+// app with no GOAWAY; the proxy now closes the connection with ENHANCE_YOUR_CALM once the
+// resets exceed its budget (the 1000 announced streams), so the requests reaching the app
+// stay below that, and it keeps serving other clients.
+func TestH2RapidResetThroughProxy(t *testing.T) {
+	var hits atomic.Int64
+	appAddr, _ := serveHTTP(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		io.WriteString(w, "ok")
+	}))
+	ch := newChain(t, appAddr, nil)
+	a := dialH2(t, ch.entry)
+	const pairs = 5000
+	go func() {
+		for i := range pairs {
+			id := uint32(2*i + 1)
+			if a.headers(id, true, ":method", "GET", ":scheme", "http", ":authority", "web.example", ":path", "/r") != nil ||
+				a.fr.WriteRSTStream(id, http2.ErrCodeCancel) != nil {
+				return
+			}
+		}
+		a.fr.WritePing(false, [8]byte{1})
+	}()
+	var goAway *http2.GoAwayFrame
+	for goAway == nil {
+		f, err := a.fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("connection ended without GOAWAY: %v (the app saw %d requests)", err, hits.Load())
+		}
+		switch f := f.(type) {
+		case *http2.GoAwayFrame:
+			goAway = f
+		case *http2.PingFrame:
+			if f.IsAck() {
+				t.Fatalf("%d rapid resets were all read without GOAWAY; the app saw %d requests", pairs, hits.Load())
+			}
+		}
+	}
+	if goAway.ErrCode != http2.ErrCodeEnhanceYourCalm {
+		t.Fatalf("GOAWAY %v, want ENHANCE_YOUR_CALM", goAway.ErrCode)
+	}
+	if resp, body := get(t, clientTo(ch.entry, false), "http://web.example/after"); resp.StatusCode != 200 || body != "ok" {
+		t.Fatalf("after the attack: %d %q", resp.StatusCode, body)
+	}
+	if n := hits.Load() - 1; n > 1000 {
+		t.Fatalf("%d rapid resets put %d requests on the app; want at most the reset budget (1000)", pairs, n)
+	}
+	t.Logf("%d rapid resets put %d requests on the app before GOAWAY (last stream %d)", pairs, hits.Load()-1, goAway.LastStreamID)
 }
