@@ -615,3 +615,29 @@ func TestClientRefusesHostileServer(t *testing.T) {
 		t.Fatalf("the heap grew by %d MiB for a 4 MiB stream window", grew>>20)
 	}
 }
+
+// TestIdleConnectionClosed: a connection with no open stream is sent GOAWAY (NO_ERROR)
+// and closed after the idle timeout, so idle clients cannot hold connections forever; a
+// connection with a stream open stays.
+func TestIdleConnectionClosed(t *testing.T) {
+	release := make(chan struct{})
+	var started atomic.Int64
+	addr := serve(t, &Server{Handler: blockingHandler(&started, release, false), IdleTimeout: 20 * time.Millisecond})
+	busy := dialRaw(t, addr)
+	busy.request(1, "GET", "/", true)
+	idle := dialRaw(t, addr)
+	o := idle.read(func(o *outcome) bool { return false })
+	if !o.closed() || o.goAway == nil || o.goAway.ErrCode != http2.ErrCodeNo {
+		t.Fatalf("idle connection: %+v, want GOAWAY NO_ERROR then closed", o)
+	}
+	for deadline := time.Now().Add(10 * time.Second); started.Load() == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the busy connection's handler never started")
+		}
+	}
+	// The busy connection is still served: its stream answers once released.
+	close(release)
+	if o := busy.read(func(o *outcome) bool { return o.ended[1] }); o.status[1] != "200" {
+		t.Fatalf("busy connection: %+v, want its stream answered", o)
+	}
+}
