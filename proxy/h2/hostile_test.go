@@ -520,22 +520,18 @@ func TestHeaderListTooLarge(t *testing.T) {
 	}
 }
 
-// hostileServer accepts one connection on loopback, answers the preface with settings
-// and calls act with the first request's stream ID; it returns the address.
+// hostileServer serves every connection on a loopback listener the same way: it answers
+// the preface with settings and calls act with the first request's stream ID. It returns
+// the address.
 func hostileServer(t *testing.T, settings []http2.Setting, act func(fr *http2.Framer, henc func(...string) []byte, id uint32)) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan struct{})
-	t.Cleanup(func() { ln.Close(); <-done })
-	go func() {
-		defer close(done)
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	serveOne := func(c net.Conn) {
 		defer c.Close()
 		c.SetDeadline(time.Now().Add(60 * time.Second))
 		if _, err := io.ReadFull(c, make([]byte, len(http2.ClientPreface))); err != nil {
@@ -564,6 +560,18 @@ func hostileServer(t *testing.T, settings []http2.Setting, act func(fr *http2.Fr
 				return
 			}
 		}
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() { defer wg.Done(); serveOne(c) }()
+		}
 	}()
 	return ln.Addr().String()
 }
@@ -588,8 +596,9 @@ func TestClientRefusesHostileServer(t *testing.T) {
 
 	before := heapAlloc()
 	sent := make(chan struct{})
+	var once sync.Once
 	addr = hostileServer(t, nil, func(fr *http2.Framer, henc func(...string) []byte, id uint32) {
-		defer close(sent)
+		defer once.Do(func() { close(sent) })
 		fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: henc(":status", "200"), EndHeaders: true})
 		chunk := make([]byte, 16<<10)
 		for range (64 << 20) / len(chunk) {
