@@ -53,6 +53,9 @@ const (
 	// handlers waiting for a slot (streams whose earlier handlers still run after their
 	// streams were reset) before it is closed with ENHANCE_YOUR_CALM, as x/net/http2 does.
 	queuedHandlersPerStream = 4
+	// goAwayGrace is how long an idle connection stays open after its GOAWAY, so that
+	// the client reads it before the connection closes.
+	goAwayGrace = time.Second
 	// resetRefillPerSecond is how fast the reset budget (MaxConcurrentStreams streams
 	// reset before their response completed) refills besides one per completed response.
 	resetRefillPerSecond = 100
@@ -146,6 +149,9 @@ type serverConn struct {
 	// time (resetRefillPerSecond) give them back, up to maxStreams.
 	resetTokens int
 	refilled    time.Time
+	// draining is set once GOAWAY was sent to an idle connection: streams the client
+	// opens later are ignored (it retries them on another connection).
+	draining bool
 }
 
 type serverStream struct {
@@ -228,7 +234,8 @@ func (sc *serverConn) goAway(code http2.ErrCode, why string) error {
 }
 
 // closeWhenIdle starts the idle timer: every idle period, a connection that had no open
-// stream nor new one since the last check is sent GOAWAY and closed. No per-request work.
+// stream nor new one since the last check is sent GOAWAY (NO_ERROR) and closed
+// goAwayGrace later; streams opened meanwhile are ignored. No per-request work.
 func (sc *serverConn) closeWhenIdle(idle time.Duration) *time.Timer {
 	seen := uint32(0)
 	var t *time.Timer
@@ -236,13 +243,14 @@ func (sc *serverConn) closeWhenIdle(idle time.Duration) *time.Timer {
 		sc.mu.Lock()
 		busy := len(sc.streams) > 0 || sc.handlers > 0 || sc.lastID != seen
 		seen = sc.lastID
+		sc.draining = sc.draining || !busy
 		sc.mu.Unlock()
 		if busy {
 			t.Reset(idle)
 			return
 		}
 		sc.goAway(http2.ErrCodeNo, "idle connection")
-		sc.conn.Close()
+		time.AfterFunc(goAwayGrace, func() { sc.conn.Close() }) // harmless once closed
 	})
 	return t
 }
@@ -260,6 +268,12 @@ func (sc *serverConn) readLoop() error {
 			var ce http2.ConnectionError
 			switch {
 			case errors.As(err, &se):
+				if id := se.StreamID; id%2 == 1 && id > sc.lastID {
+					// A malformed request's HEADERS: the stream exists (and is closed).
+					sc.mu.Lock()
+					sc.lastID = id
+					sc.mu.Unlock()
+				}
 				if !sc.refuse(se.StreamID, se.Code) {
 					return sc.goAway(http2.ErrCodeEnhanceYourCalm, errCalm.Error())
 				}
@@ -477,7 +491,11 @@ func (sc *serverConn) onHeaders(f *http2.MetaHeadersFrame) error {
 	sc.mu.Lock()
 	sc.lastID = id
 	full := len(sc.streams) >= int(sc.maxStreams)
+	draining := sc.draining
 	sc.mu.Unlock()
+	if draining {
+		return nil // after our GOAWAY: the client retries it on another connection
+	}
 	if full {
 		// Over the announced limit (RFC 9113 section 5.1.2): the client may retry.
 		sc.resetStream(id, http2.ErrCodeRefusedStream)
