@@ -24,6 +24,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 )
@@ -378,7 +379,8 @@ func trailerNames(t http.Header) string {
 }
 
 // writeHeaderFields encodes h (lower-cased names, hop-by-hop fields and trailer
-// declarations left out, "te" only as "trailers").
+// declarations left out, "te" only as "trailers" when one of its tokens is): HTTP/2 never
+// carries connection-specific fields (RFC 9113 section 8.2.2).
 func writeHeaderFields(enc func(name, value string), h http.Header) {
 	for k, vv := range h {
 		name := lowerName(k)
@@ -386,11 +388,8 @@ func writeHeaderFields(enc func(name, value string), h http.Header) {
 			continue
 		}
 		if name == "te" {
-			for _, v := range vv {
-				if strings.EqualFold(strings.TrimSpace(v), "trailers") {
-					enc("te", "trailers")
-					break
-				}
+			if httpguts.HeaderValuesContainsToken(vv, "trailers") {
+				enc("te", "trailers")
 			}
 			continue
 		}

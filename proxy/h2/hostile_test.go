@@ -129,12 +129,13 @@ type outcome struct {
 	readErr      error           // why reading stopped (io.EOF: the server closed)
 	pings        int             // PING acknowledgements
 	settingsAcks int
+	fields       map[uint32][]hpack.HeaderField // every header field received, per stream
 }
 
 // read reads frames until done reports true, the server closes the connection or the
 // deadline passes, and returns what it saw.
 func (rc *rawClient) read(done func(o *outcome) bool) *outcome {
-	o := &outcome{status: map[uint32]string{}, resets: map[uint32]http2.ErrCode{}, ended: map[uint32]bool{}, data: map[uint32]int{}}
+	o := &outcome{status: map[uint32]string{}, resets: map[uint32]http2.ErrCode{}, ended: map[uint32]bool{}, data: map[uint32]int{}, fields: map[uint32][]hpack.HeaderField{}}
 	for !done(o) {
 		f, err := rc.fr.ReadFrame()
 		if err != nil {
@@ -143,6 +144,7 @@ func (rc *rawClient) read(done func(o *outcome) bool) *outcome {
 		}
 		switch f := f.(type) {
 		case *http2.MetaHeadersFrame:
+			o.fields[f.StreamID] = append(o.fields[f.StreamID], f.Fields...)
 			if v := f.PseudoValue("status"); v != "" {
 				o.status[f.StreamID] = v
 			}
@@ -648,5 +650,88 @@ func TestIdleConnectionClosed(t *testing.T) {
 	close(release)
 	if o := busy.read(func(o *outcome) bool { return o.ended[1] }); o.status[1] != "200" {
 		t.Fatalf("busy connection: %+v, want its stream answered", o)
+	}
+}
+
+// connSpecificSent returns the connection-specific fields among fields.
+func connSpecificSent(fields []hpack.HeaderField) []string {
+	var bad []string
+	for _, hf := range fields {
+		if connectionSpecific(hf.Name, hf.Value) || hf.Name == "host" {
+			bad = append(bad, hf.Name+": "+hf.Value)
+		}
+	}
+	return bad
+}
+
+// TestConnectionSpecificFieldsNeverSent: fields a handler (or a request forwarded from
+// HTTP/1) carries that are connection-specific in HTTP/2 are left out of what the server
+// and the client send, "te" only as "trailers".
+func TestConnectionSpecificFieldsNeverSent(t *testing.T) {
+	hop := http.Header{"Connection": {"close"}, "Keep-Alive": {"timeout=5"}, "Proxy-Connection": {"keep-alive"},
+		"Transfer-Encoding": {"chunked"}, "Upgrade": {"websocket"}, "Te": {"gzip, trailers"}, "X-Kept": {"1"}}
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for k, vv := range hop {
+			w.Header()[k] = vv
+		}
+		w.Header().Set("Trailer", "X-T")
+		io.WriteString(w, "body")
+		w.Header().Set("X-T", "t")
+		w.Header().Set(http.TrailerPrefix+"Connection", "close")
+	})
+	rc := dialRaw(t, serve(t, &Server{Handler: h}))
+	rc.request(1, "GET", "/", true)
+	o := rc.read(func(o *outcome) bool { return o.ended[1] })
+	if bad := connSpecificSent(o.fields[1]); len(bad) > 0 || o.status[1] != "200" {
+		t.Fatalf("the server sent %v (status %s)", bad, o.status[1])
+	}
+
+	got := make(chan []hpack.HeaderField, 1)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		io.ReadFull(c, make([]byte, len(http2.ClientPreface)))
+		fr := http2.NewFramer(c, c)
+		fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+		fr.WriteSettings()
+		for {
+			f, err := fr.ReadFrame()
+			if err != nil {
+				return
+			}
+			if h, ok := f.(*http2.MetaHeadersFrame); ok {
+				got <- h.Fields
+				return
+			}
+		}
+	}()
+	d := net.Dialer{}
+	tr := &Transport{Connect: func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }}
+	defer tr.CloseIdleConnections()
+	req, _ := http.NewRequest("GET", "http://"+ln.Addr().String()+"/", nil)
+	for k, vv := range hop {
+		req.Header[k] = vv
+	}
+	go tr.RoundTrip(req)
+	fields := <-got
+	if bad := connSpecificSent(fields); len(bad) > 0 {
+		t.Fatalf("the client sent %v", bad)
+	}
+	te := ""
+	for _, hf := range fields {
+		if hf.Name == "te" {
+			te = hf.Value
+		}
+	}
+	if te != "trailers" {
+		t.Fatalf("te %q, want trailers (kept from gzip, trailers)", te)
 	}
 }
