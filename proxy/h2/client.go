@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
@@ -60,6 +61,9 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		resp, err := cc.roundTrip(req)
 		if errors.Is(err, errRetryable) && attempt < 2 {
 			continue // the connection was going away before the request was sent
+		}
+		if errors.Is(err, errConnFull) && attempt < 10 {
+			continue // another request took the last stream: pick or open another connection
 		}
 		return resp, err
 	}
@@ -141,7 +145,8 @@ func (t *Transport) dial(ctx context.Context, addr string) (*clientConn, error) 
 	if err != nil {
 		return nil, err
 	}
-	cc := &clientConn{t: t, conn: c, w: newFrameWriter(c), streams: map[uint32]*clientStream{}, nextID: 1, maxStreams: 100}
+	cc := &clientConn{t: t, conn: c, w: newFrameWriter(c), streams: map[uint32]*clientStream{}, nextID: 1, maxStreams: 100,
+		settled: make(chan struct{})}
 	cc.inflow.give(connWindow)
 	cc.w.lock()
 	if _, err := cc.w.bw.WriteString(http2.ClientPreface); err != nil {
@@ -165,11 +170,28 @@ func (t *Transport) dial(ctx context.Context, addr string) (*clientConn, error) 
 		return nil, fmt.Errorf("h2: starting connection to %s: %w", addr, err)
 	}
 	go cc.readLoop()
+	// The server's preface is its SETTINGS frame: wait for it (briefly), so that requests
+	// respect its stream limit and frame size from the first one on rather than being
+	// refused by a server with a limit below the default assumed until then.
+	t0 := time.NewTimer(settingsWait)
+	defer t0.Stop()
+	select {
+	case <-cc.settled:
+	case <-t0.C:
+	case <-ctx.Done():
+	}
 	return cc, nil
 }
 
+// settingsWait bounds how long a new connection waits for the server's SETTINGS.
+const settingsWait = time.Second
+
 // errRetryable marks requests never sent because the connection was closing.
 var errRetryable = errors.New("h2: connection closing, request not sent")
+
+// errConnFull marks requests not sent because the connection had reached the server's
+// SETTINGS_MAX_CONCURRENT_STREAMS, which the server enforces.
+var errConnFull = errors.New("h2: connection at its stream limit, request not sent")
 
 type clientConn struct {
 	t      *Transport
@@ -186,6 +208,10 @@ type clientConn struct {
 	closed     bool
 	goAway     bool
 	err        error
+
+	// settled is closed once the server's first SETTINGS frame was applied (or the
+	// connection ended).
+	settled chan struct{}
 
 	// ready are streams whose response headers the read loop has taken but not yet
 	// handed to their callers (see readLoop); used by the read loop only.
@@ -245,6 +271,11 @@ func (cc *clientConn) roundTrip(req *http.Request) (*http.Response, error) {
 		cc.mu.Unlock()
 		cc.w.unlock()
 		return nil, errRetryable
+	}
+	if uint32(len(cc.streams)) >= cc.maxStreams {
+		cc.mu.Unlock()
+		cc.w.unlock()
+		return nil, errConnFull
 	}
 	cs.id = cc.nextID
 	cc.nextID += 2
@@ -470,6 +501,12 @@ func (cc *clientConn) readLoop() {
 	fr.MaxHeaderListSize = maxHeaderList
 	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	var err error
+	settled := false
+	defer func() {
+		if !settled {
+			close(cc.settled)
+		}
+	}()
 	for {
 		// Responses whose headers arrived are announced once no further complete frame
 		// is buffered, so that a waiting caller wakes once with the body that came
@@ -502,6 +539,10 @@ func (cc *clientConn) readLoop() {
 			err = cc.onData(f)
 		case *http2.SettingsFrame:
 			err = cc.onSettings(f)
+			if !settled {
+				settled = true
+				close(cc.settled)
+			}
 		case *http2.PingFrame:
 			if !f.IsAck() {
 				cc.w.lock()

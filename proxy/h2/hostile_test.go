@@ -735,3 +735,40 @@ func TestConnectionSpecificFieldsNeverSent(t *testing.T) {
 		t.Fatalf("te %q, want trailers (kept from gzip, trailers)", te)
 	}
 }
+
+// TestClientRespectsServerStreamLimit: concurrent requests beyond a server's
+// SETTINGS_MAX_CONCURRENT_STREAMS (which the server enforces) all succeed: the Transport
+// checks the limit when it allocates a stream and opens more connections, so none is
+// refused.
+func TestClientRespectsServerStreamLimit(t *testing.T) {
+	var started atomic.Int64
+	release := make(chan struct{})
+	addr := serve(t, &Server{Handler: blockingHandler(&started, release, false), MaxConcurrentStreams: 5})
+	d := net.Dialer{}
+	tr := &Transport{Connect: func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }}
+	defer tr.CloseIdleConnections()
+	// One request first, so that the connection has the server's SETTINGS.
+	go close(release)
+	req, _ := http.NewRequest("POST", "http://"+addr+"/", strings.NewReader("x"))
+	if resp, err := tr.RoundTrip(req); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("%v %v", resp, err)
+	}
+	const n = 40
+	errs := make(chan error, n)
+	for range n {
+		go func() {
+			req, _ := http.NewRequest("POST", "http://"+addr+"/", strings.NewReader("body"))
+			resp, err := tr.RoundTrip(req)
+			if err == nil {
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+			errs <- err
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -164,7 +164,10 @@ type serverStream struct {
 	cancel context.CancelFunc
 	req    *http.Request
 	done   bool // guarded by sc.mu: the response is complete
-	ended  bool // guarded by sc.mu (written by the read loop): the client's side ended (END_STREAM)
+	// unfinished is set (under sc.mu) when the response completed while the client was
+	// still sending: the stream is then reset with NO_ERROR (RFC 9113 section 8.1).
+	unfinished bool
+	ended      bool // guarded by sc.mu (written by the read loop): the client's side ended (END_STREAM)
 	// reject, when non-zero, is the status answered instead of calling the handler (a
 	// malformed request, x/net/http2's 400 and 431).
 	reject int
@@ -628,16 +631,19 @@ func (sc *serverConn) endClientSide(st *serverStream) {
 	st.body.close(io.EOF)
 }
 
-// responded marks st's response complete. The caller holds the writer's lock and has
-// written the response's last frame, which therefore cannot have reached the client: a
-// client seeing END_STREAM may open a new stream at once, and this one must no longer
-// count against the stream limit by then.
+// responded marks st's response complete and forgets the stream (its handler has
+// returned: responses end in finish). The caller holds the writer's lock and has written
+// the response's last frame, which therefore cannot have reached the client: a client
+// seeing END_STREAM may open a new stream at once, and this one must no longer count
+// against the stream limit by then. Request data still arriving is dropped (and
+// credited back) by onData; run resets the stream if the client was still sending.
 func (sc *serverConn) responded(st *serverStream) {
 	sc.mu.Lock()
 	if !st.done {
 		st.done = true
-		if st.ended && sc.streams[st.id] == st {
+		if sc.streams[st.id] == st {
 			delete(sc.streams, st.id)
+			st.unfinished = !st.ended
 		}
 		sc.resetTokens = min(sc.resetTokens+1, int(sc.maxStreams))
 	}
@@ -822,15 +828,23 @@ func (st *serverStream) run() {
 	}
 	rw.finish()
 	sc.mu.Lock()
-	live := sc.streams[st.id] == st
-	ended := st.ended
-	if live && ended {
+	live := sc.streams[st.id] == st // the response did not complete (write error, reset)
+	if live {
 		delete(sc.streams, st.id)
 	}
+	reset := (live && !st.ended) || st.unfinished
 	sc.mu.Unlock()
-	if live && !ended {
-		// The response is over but the client is still sending: it may stop.
-		sc.resetStream(st.id, http2.ErrCodeNo)
+	// Body bytes the handler left unread are credited back to the connection.
+	sc.creditConn(st.body.discard(errBodyClosed))
+	if reset {
+		// The response is over but the client is still sending: it may stop. Its
+		// unread body is credited back to the connection.
+		st.abort(errStreamReset)
+		sc.w.lock()
+		if sc.w.err == nil {
+			sc.w.err = sc.w.fr.WriteRSTStream(st.id, http2.ErrCodeNo)
+		}
+		sc.w.unlock()
 	}
 }
 
