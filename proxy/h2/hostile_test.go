@@ -130,6 +130,7 @@ type outcome struct {
 	pings        int             // PING acknowledgements
 	settingsAcks int
 	fields       map[uint32][]hpack.HeaderField // every header field received, per stream
+	connCredit   int64                          // connection WINDOW_UPDATE increments
 }
 
 // read reads frames until done reports true, the server closes the connection or the
@@ -158,6 +159,10 @@ func (rc *rawClient) read(done func(o *outcome) bool) *outcome {
 			}
 		case *http2.RSTStreamFrame:
 			o.resets[f.StreamID] = f.ErrCode
+		case *http2.WindowUpdateFrame:
+			if f.StreamID == 0 {
+				o.connCredit += int64(f.Increment)
+			}
 		case *http2.GoAwayFrame:
 			g := *f
 			o.goAway = &g
@@ -770,5 +775,31 @@ func TestClientRespectsServerStreamLimit(t *testing.T) {
 		if err := <-errs; err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestUnreadBodyCreditedBack: body bytes a handler leaves unread are credited back to the
+// connection window when its stream is forgotten; they used to be lost, so a connection
+// whose handlers answered without reading stalled once 32 MiB had gone that way.
+func TestUnreadBodyCreditedBack(t *testing.T) {
+	var started atomic.Int64
+	release := make(chan struct{})
+	rc := dialRaw(t, serve(t, &Server{Handler: blockingHandler(&started, release, false)}))
+	o := rc.read(func(o *outcome) bool { return o.connCredit > 0 }) // the initial window
+	initial := o.connCredit
+	body := make([]byte, 16<<10)
+	rc.request(1, "POST", "/", false)
+	for range 9 {
+		rc.fr.WriteData(1, false, body)
+	}
+	rc.fr.WriteData(1, true, nil)
+	rc.fr.WritePing(false, [8]byte{3}) // its ACK: the server has queued all of it
+	if o = rc.read(func(o *outcome) bool { return o.pings > 0 }); o.connCredit != 0 {
+		t.Fatalf("credited %d bytes before any was consumed", o.connCredit)
+	}
+	close(release) // the handler returns without reading
+	o = rc.read(func(o *outcome) bool { return o.ended[1] && o.connCredit >= 128<<10 })
+	if o.connCredit < 128<<10 {
+		t.Fatalf("%+v: %d bytes credited back (initial %d), want the 144 KiB left unread", o, o.connCredit, initial)
 	}
 }
