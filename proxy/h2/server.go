@@ -164,6 +164,8 @@ type serverStream struct {
 	cancel context.CancelFunc
 	req    *http.Request
 	done   bool // guarded by sc.mu: the response is complete
+	// hasBody: the request did not end with its HEADERS.
+	hasBody bool
 	// unfinished is set (under sc.mu) when the response completed while the client was
 	// still sending: the stream is then reset with NO_ERROR (RFC 9113 section 8.1).
 	unfinished bool
@@ -510,7 +512,7 @@ func (sc *serverConn) onHeaders(f *http2.MetaHeadersFrame) error {
 		return nil
 	}
 	ctx, cancel := context.WithCancel(sc.ctx)
-	st := &serverStream{sc: sc, id: id, cancel: cancel, reject: reject, declared: req.ContentLength}
+	st := &serverStream{sc: sc, id: id, cancel: cancel, reject: reject, declared: req.ContentLength, hasBody: !f.StreamEnded()}
 	st.body.init(st)
 	st.inflow.give(streamWindow)
 	sc.w.lock()
@@ -552,10 +554,9 @@ func (sc *serverConn) onHeaders(f *http2.MetaHeadersFrame) error {
 	return nil
 }
 
-// handlerDone frees a finished handler's slot and starts the next queued stream still
-// open, if any.
-func (sc *serverConn) handlerDone() {
-	sc.mu.Lock()
+// handlerDoneLocked frees a finished handler's slot and starts the next queued stream
+// still open, if any. The caller holds sc.mu.
+func (sc *serverConn) handlerDoneLocked() {
 	sc.handlers--
 	var next *serverStream
 	for len(sc.queue) > 0 && next == nil {
@@ -570,7 +571,6 @@ func (sc *serverConn) handlerDone() {
 	if len(sc.queue) == 0 {
 		sc.queue = nil
 	}
-	sc.mu.Unlock()
 	if next != nil {
 		sc.wg.Add(1)
 		go next.run()
@@ -608,7 +608,11 @@ func (sc *serverConn) onTrailers(st *serverStream, f *http2.MetaHeadersFrame) bo
 
 // publishTrailers copies the received trailer values into the handler's Request.Trailer.
 // It runs on the goroutine that read the body's io.EOF, after the read loop let go of
-// st.trailer (the body's lock orders the two).
+// st.trailer (the body's lock orders the two). It is kept out of line: inlined, its map
+// iterator would enlarge every body Read's frame (a deep call path on the handler's
+// goroutine, whose stack then grows more often).
+//
+//go:noinline
 func (st *serverStream) publishTrailers() {
 	t := st.trailer
 	st.trailer = nil
@@ -797,11 +801,12 @@ var errBodyClosed = errors.New("h2: request body closed")
 func (st *serverStream) run() {
 	sc := st.sc
 	defer sc.wg.Done()
-	defer sc.handlerDone()
-	defer st.cancel()
 	if st.req.Context().Err() != nil {
 		// Reset, or the connection ended, before the handler started: it never runs, so
 		// a rapid reset costs no handler call.
+		sc.mu.Lock()
+		sc.handlerDoneLocked()
+		sc.mu.Unlock()
 		return
 	}
 	rw := &st.rw
@@ -824,6 +829,10 @@ func (st *serverStream) run() {
 	}()
 	if aborted {
 		sc.resetStream(st.id, http2.ErrCodeInternal)
+		sc.mu.Lock()
+		sc.handlerDoneLocked()
+		sc.mu.Unlock()
+		st.cancel()
 		return
 	}
 	rw.finish()
@@ -833,9 +842,13 @@ func (st *serverStream) run() {
 		delete(sc.streams, st.id)
 	}
 	reset := (live && !st.ended) || st.unfinished
+	sc.handlerDoneLocked()
 	sc.mu.Unlock()
-	// Body bytes the handler left unread are credited back to the connection.
-	sc.creditConn(st.body.discard(errBodyClosed))
+	st.cancel()
+	if st.hasBody {
+		// Body bytes the handler left unread are credited back to the connection.
+		sc.creditConn(st.body.discard(errBodyClosed))
+	}
 	if reset {
 		// The response is over but the client is still sending: it may stop. Its
 		// unread body is credited back to the connection.
