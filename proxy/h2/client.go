@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
@@ -60,6 +61,9 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		resp, err := cc.roundTrip(req)
 		if errors.Is(err, errRetryable) && attempt < 2 {
 			continue // the connection was going away before the request was sent
+		}
+		if errors.Is(err, errConnFull) && attempt < 10 {
+			continue // another request took the last stream: pick or open another connection
 		}
 		return resp, err
 	}
@@ -141,7 +145,9 @@ func (t *Transport) dial(ctx context.Context, addr string) (*clientConn, error) 
 	if err != nil {
 		return nil, err
 	}
-	cc := &clientConn{t: t, conn: c, w: newFrameWriter(c), streams: map[uint32]*clientStream{}, nextID: 1, maxStreams: 100}
+	cc := &clientConn{t: t, conn: c, w: newFrameWriter(c), streams: map[uint32]*clientStream{}, nextID: 1, maxStreams: 100,
+		settled: make(chan struct{})}
+	cc.inflow.give(connWindow)
 	cc.w.lock()
 	if _, err := cc.w.bw.WriteString(http2.ClientPreface); err != nil {
 		cc.w.err = err
@@ -164,17 +170,35 @@ func (t *Transport) dial(ctx context.Context, addr string) (*clientConn, error) 
 		return nil, fmt.Errorf("h2: starting connection to %s: %w", addr, err)
 	}
 	go cc.readLoop()
+	// The server's preface is its SETTINGS frame: wait for it (briefly), so that requests
+	// respect its stream limit and frame size from the first one on rather than being
+	// refused by a server with a limit below the default assumed until then.
+	t0 := time.NewTimer(settingsWait)
+	defer t0.Stop()
+	select {
+	case <-cc.settled:
+	case <-t0.C:
+	case <-ctx.Done():
+	}
 	return cc, nil
 }
 
+// settingsWait bounds how long a new connection waits for the server's SETTINGS.
+const settingsWait = time.Second
+
 // errRetryable marks requests never sent because the connection was closing.
 var errRetryable = errors.New("h2: connection closing, request not sent")
+
+// errConnFull marks requests not sent because the connection had reached the server's
+// SETTINGS_MAX_CONCURRENT_STREAMS, which the server enforces.
+var errConnFull = errors.New("h2: connection at its stream limit, request not sent")
 
 type clientConn struct {
 	t      *Transport
 	conn   net.Conn
 	w      *frameWriter
 	credit connCredit
+	inflow inflow // what the server may still send on the connection
 	active atomicInt
 
 	mu         sync.Mutex
@@ -184,6 +208,10 @@ type clientConn struct {
 	closed     bool
 	goAway     bool
 	err        error
+
+	// settled is closed once the server's first SETTINGS frame was applied (or the
+	// connection ended).
+	settled chan struct{}
 
 	// ready are streams whose response headers the read loop has taken but not yet
 	// handed to their callers (see readLoop); used by the read loop only.
@@ -225,6 +253,7 @@ type clientStream struct {
 	req     *http.Request
 	send    sendWindow // guarded by cc.w.mu
 	body    recvPipe
+	inflow  inflow // what the server may still send on the stream
 	resp    *http.Response
 	respCh  chan error // receives nil when resp is set, or the failure
 	gotResp bool       // guarded by cc.mu
@@ -235,12 +264,18 @@ func (cc *clientConn) roundTrip(req *http.Request) (*http.Response, error) {
 	hasBody := req.Body != nil && req.Body != http.NoBody // ContentLength 0 with a Body means unknown
 	cs := &clientStream{cc: cc, req: req, respCh: make(chan error, 1)}
 	cs.body.init(cs)
+	cs.inflow.give(streamWindow)
 	cc.w.lock()
 	cc.mu.Lock()
 	if cc.closed || cc.goAway {
 		cc.mu.Unlock()
 		cc.w.unlock()
 		return nil, errRetryable
+	}
+	if uint32(len(cc.streams)) >= cc.maxStreams {
+		cc.mu.Unlock()
+		cc.w.unlock()
+		return nil, errConnFull
 	}
 	cs.id = cc.nextID
 	cc.nextID += 2
@@ -295,6 +330,8 @@ func (cc *clientConn) roundTrip(req *http.Request) (*http.Response, error) {
 func (cs *clientStream) credit(conn, stream int) {
 	cc := cs.cc
 	if v := cc.credit.add(conn); v > 0 || stream > 0 {
+		cc.inflow.give(v)
+		cs.inflow.give(int64(stream))
 		cc.w.lock()
 		if cc.w.err == nil && v > 0 {
 			cc.w.err = cc.w.fr.WriteWindowUpdate(0, uint32(v))
@@ -464,6 +501,12 @@ func (cc *clientConn) readLoop() {
 	fr.MaxHeaderListSize = maxHeaderList
 	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	var err error
+	settled := false
+	defer func() {
+		if !settled {
+			close(cc.settled)
+		}
+	}()
 	for {
 		// Responses whose headers arrived are announced once no further complete frame
 		// is buffered, so that a waiting caller wakes once with the body that came
@@ -475,11 +518,17 @@ func (cc *clientConn) readLoop() {
 		f, err = fr.ReadFrame()
 		if err != nil {
 			var se http2.StreamError
-			if errors.As(err, &se) {
+			var ce http2.ConnectionError
+			switch {
+			case errors.As(err, &se):
 				if cs := cc.stream(se.StreamID); cs != nil {
 					cs.cancel(se.Code, se)
 				}
 				continue
+			case errors.As(err, &ce):
+				err = cc.goAwayErr(http2.ErrCode(ce), fmt.Sprintf("reading frame: %v", err))
+			case errors.Is(err, http2.ErrFrameTooLarge):
+				err = cc.goAwayErr(http2.ErrCodeFrameSize, "frame too large")
 			}
 			break
 		}
@@ -487,60 +536,13 @@ func (cc *clientConn) readLoop() {
 		case *http2.MetaHeadersFrame:
 			cc.onHeaders(f)
 		case *http2.DataFrame:
-			cs := cc.stream(f.StreamID)
-			data := f.Data()
-			if pad := int(f.Length) - len(data); pad > 0 || cs == nil {
-				if cs == nil {
-					pad = int(f.Length)
-				}
-				if v := cc.credit.add(pad); v > 0 {
-					cc.w.lock()
-					if cc.w.err == nil {
-						cc.w.err = cc.w.fr.WriteWindowUpdate(0, uint32(v))
-					}
-					cc.w.unlock()
-				}
-			}
-			if cs == nil {
-				continue
-			}
-			if len(data) > 0 && !cs.body.push(data) {
-				cs.credit(len(data), 0)
-			}
-			if f.StreamEnded() {
-				cs.endResponse()
-			}
+			err = cc.onData(f)
 		case *http2.SettingsFrame:
-			if f.IsAck() {
-				continue
+			err = cc.onSettings(f)
+			if !settled {
+				settled = true
+				close(cc.settled)
 			}
-			cc.w.lock()
-			f.ForeachSetting(func(s http2.Setting) error {
-				switch s.ID {
-				case http2.SettingInitialWindowSize:
-					delta := int64(s.Val) - int64(cc.w.initialWindow)
-					cc.w.initialWindow = int32(min(s.Val, 1<<31-1))
-					cc.mu.Lock()
-					for _, cs := range cc.streams {
-						cs.send.window += delta
-					}
-					cc.mu.Unlock()
-				case http2.SettingMaxFrameSize:
-					cc.w.maxFrame = int(s.Val)
-				case http2.SettingHeaderTableSize:
-					cc.w.henc.SetMaxDynamicTableSizeLimit(s.Val)
-				case http2.SettingMaxConcurrentStreams:
-					cc.mu.Lock()
-					cc.maxStreams = s.Val
-					cc.mu.Unlock()
-				}
-				return nil
-			})
-			if cc.w.err == nil {
-				cc.w.err = cc.w.fr.WriteSettingsAck()
-			}
-			cc.w.cond.Broadcast()
-			cc.w.unlock()
 		case *http2.PingFrame:
 			if !f.IsAck() {
 				cc.w.lock()
@@ -550,17 +552,14 @@ func (cc *clientConn) readLoop() {
 				cc.w.unlock()
 			}
 		case *http2.WindowUpdateFrame:
-			cc.w.lock()
-			if f.StreamID == 0 {
-				cc.w.connSend += int64(f.Increment)
-			} else if cs := cc.stream(f.StreamID); cs != nil {
-				cs.send.window += int64(f.Increment)
-			}
-			cc.w.cond.Broadcast()
-			cc.w.unlock()
+			err = cc.onWindowUpdate(f)
 		case *http2.RSTStreamFrame:
 			if cs := cc.stream(f.StreamID); cs != nil {
-				cs.finish(fmt.Errorf("h2: stream reset by the server: %v", f.ErrCode))
+				err := fmt.Errorf("h2: stream reset by the server: %v", f.ErrCode)
+				if f.ErrCode == http2.ErrCodeRefusedStream && (cs.req.Body == nil || cs.req.Body == http.NoBody) {
+					err = errRetryable // not processed (RFC 9113 section 8.7), and nothing to resend
+				}
+				cs.finish(err)
 			}
 		case *http2.GoAwayFrame:
 			cc.mu.Lock()
@@ -576,12 +575,145 @@ func (cc *clientConn) readLoop() {
 				cs.finish(errRetryable)
 			}
 		}
+		if err != nil {
+			break
+		}
 	}
 	cc.announce()
 	if cc.t.Log != nil {
 		cc.t.Log.Debug("h2: connection ended", "remote", cc.conn.RemoteAddr(), "error", err)
 	}
 	cc.close(err)
+}
+
+// goAwayErr sends GOAWAY with code for a server's protocol violation and returns the
+// error ending the connection.
+func (cc *clientConn) goAwayErr(code http2.ErrCode, why string) error {
+	cc.w.lock()
+	if cc.w.err == nil {
+		cc.w.err = cc.w.fr.WriteGoAway(0, code, []byte(why))
+		if cc.w.err == nil {
+			cc.w.err = cc.w.bw.Flush()
+		}
+	}
+	cc.w.unlock()
+	return fmt.Errorf("h2: %s (GOAWAY %v)", why, code)
+}
+
+// creditConn acknowledges n bytes received on the connection but not for a reader.
+func (cc *clientConn) creditConn(n int) {
+	if v := cc.credit.add(n); v > 0 {
+		cc.inflow.give(v)
+		cc.w.lock()
+		if cc.w.err == nil {
+			cc.w.err = cc.w.fr.WriteWindowUpdate(0, uint32(v))
+		}
+		cc.w.unlock()
+	}
+}
+
+// onData takes a DATA frame's length from the receive windows (a server exceeding the
+// connection's loses the connection with FLOW_CONTROL_ERROR, a stream's the stream) and
+// queues its data for the response body.
+func (cc *clientConn) onData(f *http2.DataFrame) error {
+	if !cc.inflow.take(f.Length) {
+		return cc.goAwayErr(http2.ErrCodeFlowControl, "server exceeded the connection receive window")
+	}
+	cs := cc.stream(f.StreamID)
+	if cs == nil {
+		cc.creditConn(int(f.Length))
+		return nil
+	}
+	if !cs.inflow.take(f.Length) {
+		cc.creditConn(int(f.Length))
+		cs.cancel(http2.ErrCodeFlowControl, errors.New("h2: server exceeded the stream receive window"))
+		return nil
+	}
+	data := f.Data()
+	if pad := int(f.Length) - len(data); pad > 0 {
+		cc.creditConn(pad)
+		cs.body.forgive(pad)
+	}
+	if len(data) > 0 && !cs.body.push(data) {
+		cs.credit(len(data), 0)
+	}
+	if f.StreamEnded() {
+		cs.endResponse()
+	}
+	return nil
+}
+
+// onSettings validates and applies the server's SETTINGS (see checkSettings).
+func (cc *clientConn) onSettings(f *http2.SettingsFrame) error {
+	if f.IsAck() {
+		return nil
+	}
+	if code, err := checkSettings(f); err != nil {
+		return cc.goAwayErr(code, err.Error())
+	}
+	cc.w.lock()
+	err := f.ForeachSetting(func(s http2.Setting) error {
+		switch s.ID {
+		case http2.SettingInitialWindowSize:
+			delta := int64(s.Val) - int64(cc.w.initialWindow)
+			cc.mu.Lock()
+			defer cc.mu.Unlock()
+			for _, cs := range cc.streams {
+				if cs.send.window+delta > maxWindow {
+					return errors.New("INITIAL_WINDOW_SIZE takes a stream window above 2^31-1")
+				}
+			}
+			cc.w.initialWindow = int32(s.Val)
+			for _, cs := range cc.streams {
+				cs.send.window += delta
+			}
+		case http2.SettingMaxFrameSize:
+			cc.w.maxFrame = int(s.Val)
+		case http2.SettingHeaderTableSize:
+			cc.w.henc.SetMaxDynamicTableSizeLimit(s.Val)
+		case http2.SettingMaxConcurrentStreams:
+			cc.mu.Lock()
+			cc.maxStreams = s.Val
+			cc.mu.Unlock()
+		}
+		return nil
+	})
+	if err == nil && cc.w.err == nil {
+		cc.w.err = cc.w.fr.WriteSettingsAck()
+	}
+	cc.w.cond.Broadcast()
+	cc.w.unlock()
+	if err != nil {
+		return cc.goAwayErr(http2.ErrCodeFlowControl, err.Error())
+	}
+	return nil
+}
+
+// onWindowUpdate adds to a send window; a window above 2^31-1 is a flow-control error
+// (RFC 9113 section 6.9.1) of the connection or of the stream.
+func (cc *clientConn) onWindowUpdate(f *http2.WindowUpdateFrame) error {
+	cc.w.lock()
+	var cs *clientStream
+	overflow := false
+	if f.StreamID == 0 {
+		if overflow = cc.w.connSend+int64(f.Increment) > maxWindow; !overflow {
+			cc.w.connSend += int64(f.Increment)
+		}
+	} else if cs = cc.stream(f.StreamID); cs != nil {
+		if overflow = cs.send.window+int64(f.Increment) > maxWindow; !overflow {
+			cs.send.window += int64(f.Increment)
+		}
+	}
+	cc.w.cond.Broadcast()
+	cc.w.unlock()
+	switch {
+	case !overflow:
+	case cs == nil:
+		return cc.goAwayErr(http2.ErrCodeFlowControl, "connection send window above 2^31-1")
+	default:
+		cs.cancel(http2.ErrCodeFlowControl, errors.New("h2: server took the stream send window above 2^31-1"))
+	}
+	return nil
 }
 
 func (cc *clientConn) onHeaders(f *http2.MetaHeadersFrame) {
@@ -592,8 +724,16 @@ func (cc *clientConn) onHeaders(f *http2.MetaHeadersFrame) {
 	cc.mu.Lock()
 	got := cs.gotResp
 	cc.mu.Unlock()
+	if f.Truncated {
+		cs.cancel(http2.ErrCodeProtocol, errors.New("h2: response header list larger than announced"))
+		return
+	}
 	if got {
-		// Trailers.
+		// Trailers: they end the stream and carry no pseudo-header field.
+		if !f.StreamEnded() || len(f.PseudoFields()) > 0 {
+			cs.cancel(http2.ErrCodeProtocol, errors.New("h2: malformed response trailers"))
+			return
+		}
 		t := fieldsHeader(f.RegularFields())
 		cc.mu.Lock()
 		cs.trailer = t

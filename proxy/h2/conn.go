@@ -14,6 +14,7 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -23,6 +24,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 )
@@ -38,7 +40,58 @@ const (
 	// readBufSize buffers a connection's input so that the frames of one TLS record
 	// (or one read) are decoded without further calls into the connection.
 	readBufSize = 16 << 10
+	// maxWindow is the largest flow-control window RFC 9113 (section 6.9.1) allows.
+	maxWindow = 1<<31 - 1
+	// maxSettings is how many parameters one SETTINGS frame may carry, as x/net/http2
+	// accepts.
+	maxSettings = 100
 )
+
+// checkSettings validates a received SETTINGS frame: at most maxSettings parameters,
+// none repeated (x/net/http2's limits) and each within the range RFC 9113 section 6.5.2
+// gives it. It returns the code of the connection error to answer a bad one with.
+func checkSettings(f *http2.SettingsFrame) (http2.ErrCode, error) {
+	if f.NumSettings() > maxSettings || f.HasDuplicates() {
+		return http2.ErrCodeProtocol, errors.New("SETTINGS with too many or repeated parameters")
+	}
+	code := http2.ErrCodeNo
+	err := f.ForeachSetting(func(s http2.Setting) error {
+		if err := s.Valid(); err != nil {
+			var ce http2.ConnectionError
+			code = http2.ErrCodeProtocol
+			if errors.As(err, &ce) {
+				code = http2.ErrCode(ce)
+			}
+			return fmt.Errorf("invalid setting %v", s)
+		}
+		return nil
+	})
+	return code, err
+}
+
+// connectionSpecific reports whether a received header field makes a message malformed
+// in HTTP/2 (RFC 9113 section 8.2.2): connection-specific fields, and "te" other than
+// "trailers".
+func connectionSpecific(name, value string) bool {
+	switch name {
+	case "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade":
+		return true
+	case "te":
+		return value != "trailers"
+	}
+	return false
+}
+
+// inflow is a receive window: what the peer may still send before we acknowledge more.
+// The reading side takes from it, the side acknowledging consumed bytes gives back to it
+// before sending the WINDOW_UPDATE.
+type inflow struct{ n atomic.Int64 }
+
+// take reports whether n bytes fit in the window, and takes them.
+func (f *inflow) take(n uint32) bool { return f.n.Add(-int64(n)) >= 0 }
+
+// give returns n acknowledged bytes to the window.
+func (f *inflow) give(n int64) { f.n.Add(n) }
 
 // frameBuffered reports whether br holds a complete frame, which ReadFrame then returns
 // without blocking.
@@ -236,6 +289,13 @@ func (p *recvPipe) push(b []byte) bool {
 	return true
 }
 
+// forgive counts n bytes (padding) as consumed, to be acknowledged with the next batch.
+func (p *recvPipe) forgive(n int) {
+	p.mu.Lock()
+	p.owed += n
+	p.mu.Unlock()
+}
+
 // close ends the pipe with err (io.EOF for a clean end); later pushes are dropped.
 func (p *recvPipe) close(err error) {
 	p.mu.Lock()
@@ -319,7 +379,8 @@ func trailerNames(t http.Header) string {
 }
 
 // writeHeaderFields encodes h (lower-cased names, hop-by-hop fields and trailer
-// declarations left out, "te" only as "trailers").
+// declarations left out, "te" only as "trailers" when one of its tokens is): HTTP/2 never
+// carries connection-specific fields (RFC 9113 section 8.2.2).
 func writeHeaderFields(enc func(name, value string), h http.Header) {
 	for k, vv := range h {
 		name := lowerName(k)
@@ -327,11 +388,8 @@ func writeHeaderFields(enc func(name, value string), h http.Header) {
 			continue
 		}
 		if name == "te" {
-			for _, v := range vv {
-				if strings.EqualFold(strings.TrimSpace(v), "trailers") {
-					enc("te", "trailers")
-					break
-				}
+			if httpguts.HeaderValuesContainsToken(vv, "trailers") {
+				enc("te", "trailers")
 			}
 			continue
 		}

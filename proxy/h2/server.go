@@ -15,43 +15,80 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 )
 
 // Server serves HTTP/2 (prior knowledge) connections, calling Handler for each request
 // stream on a goroutine of its own.
+//
+// It keeps the protections of golang.org/x/net/http2's server against hostile clients:
+// receive windows are enforced (FLOW_CONTROL_ERROR), streams beyond the announced
+// MaxConcurrentStreams are refused (REFUSED_STREAM), at most MaxConcurrentStreams
+// handlers run at once with a bounded queue behind them, streams reset before their
+// handler started never run it, resets beyond a budget (rapid reset, CVE-2023-44487) and
+// an overflowing handler queue close the connection with ENHANCE_YOUR_CALM, SETTINGS and
+// WINDOW_UPDATE values are validated, the header list is bounded (CONTINUATION floods,
+// CVE-2023-45288), malformed requests (connection-specific fields, bad Content-Length)
+// are refused, and idle connections are closed.
 type Server struct {
 	// Handler answers requests. Panicking with http.ErrAbortHandler resets the stream.
 	Handler http.Handler
-	// MaxConcurrentStreams is announced to clients (default 1000).
+	// MaxConcurrentStreams is announced to clients and enforced (default 1000).
 	MaxConcurrentStreams uint32
+	// IdleTimeout closes a connection, with GOAWAY, once it has had no open stream for
+	// between IdleTimeout and twice that (default 90s; negative: never).
+	IdleTimeout time.Duration
 	// Log receives connection errors at debug level; nil discards them.
 	Log *slog.Logger
 }
+
+const (
+	// defaultIdleTimeout is Server.IdleTimeout's default, the HTTP/1 fast path's.
+	defaultIdleTimeout = 90 * time.Second
+	// prefaceTimeout bounds the wait for the client's connection preface.
+	prefaceTimeout = 10 * time.Second
+	// queuedHandlersPerStream: a connection may have this many times MaxConcurrentStreams
+	// handlers waiting for a slot (streams whose earlier handlers still run after their
+	// streams were reset) before it is closed with ENHANCE_YOUR_CALM, as x/net/http2 does.
+	queuedHandlersPerStream = 4
+	// goAwayGrace is how long an idle connection stays open after its GOAWAY, so that
+	// the client reads it before the connection closes.
+	goAwayGrace = time.Second
+	// resetRefillPerSecond is how fast the reset budget (MaxConcurrentStreams streams
+	// reset before their response completed) refills besides one per completed response.
+	resetRefillPerSecond = 100
+)
+
+// errCalm is returned when a client is closed for abusing resets or the handler queue.
+var errCalm = errors.New("h2: too many streams reset before their response (rapid reset) or waiting for a handler")
 
 // ServeConn serves c until the client closes it, a protocol error occurs or ctx ends; the
 // client's connection preface must not have been consumed. Requests' contexts derive
 // from ctx. It closes c before returning.
 func (s *Server) ServeConn(ctx context.Context, c net.Conn) error {
 	defer c.Close()
-	c.SetDeadline(time.Time{}) // clear what protocol detection may have set
+	c.SetDeadline(time.Now().Add(prefaceTimeout)) // replaces what protocol detection set
 	preface := make([]byte, len(http2.ClientPreface))
 	if _, err := io.ReadFull(c, preface); err != nil || string(preface) != http2.ClientPreface {
 		return fmt.Errorf("h2: bad client preface: %v", err)
 	}
+	c.SetDeadline(time.Time{})
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	sc := &serverConn{srv: s, conn: c, w: newFrameWriter(c), ctx: ctx, streams: map[uint32]*serverStream{}}
+	maxStreams := s.MaxConcurrentStreams
+	if maxStreams == 0 {
+		maxStreams = 1000
+	}
+	sc := &serverConn{srv: s, conn: c, w: newFrameWriter(c), ctx: ctx, streams: map[uint32]*serverStream{},
+		maxStreams: maxStreams, unackedSettings: 1, resetTokens: int(maxStreams), refilled: time.Now()}
+	sc.inflow.give(connWindow)
 	if a := c.RemoteAddr(); a != nil {
 		sc.remote = a.String()
 	}
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	defer stop()
-	maxStreams := s.MaxConcurrentStreams
-	if maxStreams == 0 {
-		maxStreams = 1000
-	}
 	sc.w.lock()
 	sc.w.err = sc.w.fr.WriteSettings(
 		http2.Setting{ID: http2.SettingMaxConcurrentStreams, Val: maxStreams},
@@ -63,11 +100,19 @@ func (s *Server) ServeConn(ctx context.Context, c net.Conn) error {
 		sc.w.err = sc.w.fr.WriteWindowUpdate(0, connWindow-65535)
 	}
 	sc.w.unlock()
+	if idle := s.IdleTimeout; idle >= 0 {
+		if idle == 0 {
+			idle = defaultIdleTimeout
+		}
+		t := sc.closeWhenIdle(idle)
+		defer t.Stop()
+	}
 	err := sc.readLoop()
 	sc.w.fail(errConnClosed)
 	sc.mu.Lock()
 	streams := sc.streams
 	sc.streams = map[uint32]*serverStream{}
+	sc.queue = nil
 	sc.mu.Unlock()
 	for _, st := range streams {
 		st.abort(errConnClosed)
@@ -80,29 +125,66 @@ func (s *Server) ServeConn(ctx context.Context, c net.Conn) error {
 }
 
 type serverConn struct {
-	srv    *Server
-	conn   net.Conn
-	w      *frameWriter
-	ctx    context.Context
-	credit connCredit
-	wg     sync.WaitGroup
-	remote string // the client's address, for requests' RemoteAddr
+	srv        *Server
+	conn       net.Conn
+	w          *frameWriter
+	ctx        context.Context
+	credit     connCredit
+	inflow     inflow // what the client may still send on the connection
+	wg         sync.WaitGroup
+	remote     string // the client's address, for requests' RemoteAddr
+	maxStreams uint32
 
-	mu      sync.Mutex
-	streams map[uint32]*serverStream
-	lastID  uint32
+	// Used by the read loop only.
+	unackedSettings int
+
+	mu       sync.Mutex
+	streams  map[uint32]*serverStream
+	lastID   uint32 // written by the read loop
+	handlers int    // handlers running
+	// queue holds streams waiting for a handler slot; those reset meanwhile are skipped.
+	queue []*serverStream
+	// resetTokens is the reset budget: a stream the client resets (or makes us reset)
+	// before its response completed takes one; a completed response and the passing of
+	// time (resetRefillPerSecond) give them back, up to maxStreams.
+	resetTokens int
+	refilled    time.Time
+	// draining is set once GOAWAY was sent to an idle connection: streams the client
+	// opens later are ignored (it retries them on another connection).
+	draining bool
 }
 
 type serverStream struct {
 	sc     *serverConn
 	id     uint32
 	body   recvPipe
+	inflow inflow // what the client may still send on the stream
 	rw     responseWriter
 	send   sendWindow // guarded by sc.w.mu
 	cancel context.CancelFunc
 	req    *http.Request
-	done   bool // guarded by sc.mu: the handler finished
-	ended  bool // guarded by sc.mu: the client's side ended (END_STREAM)
+	done   bool // guarded by sc.mu: the response is complete
+	// hasBody: the request did not end with its HEADERS.
+	hasBody bool
+	// unfinished is set (under sc.mu) when the response completed while the client was
+	// still sending: the stream is then reset with NO_ERROR (RFC 9113 section 8.1).
+	unfinished bool
+	ended      bool // guarded by sc.mu (written by the read loop): the client's side ended (END_STREAM)
+	// reject, when non-zero, is the status answered instead of calling the handler (a
+	// malformed request, x/net/http2's 400 and 431).
+	reject int
+
+	// Used by the read loop only: the declared Content-Length (-1: none) and the body
+	// bytes received, which must match it.
+	declared, received int64
+
+	// trailer collects the values of the declared request trailers (nil when none were
+	// declared). The read loop owns it until it closes the body with io.EOF; the body's
+	// reader then owns it and publishes it into reqTrailer (the handler's
+	// Request.Trailer), so that the map the handler and whatever it hands the request to
+	// see is never written by another goroutine.
+	trailer    http.Header
+	reqTrailer http.Header
 }
 
 // credit acknowledges consumed request bytes (see recvPipe.credit).
@@ -110,6 +192,7 @@ func (st *serverStream) credit(conn, stream int) {
 	sc := st.sc
 	sc.creditConn(conn)
 	if stream > 0 {
+		st.inflow.give(int64(stream))
 		sc.w.lock()
 		if sc.w.err == nil {
 			sc.w.err = sc.w.fr.WriteWindowUpdate(st.id, uint32(stream))
@@ -130,6 +213,7 @@ func (st *serverStream) abort(err error) {
 
 func (sc *serverConn) creditConn(n int) {
 	if v := sc.credit.add(n); v > 0 {
+		sc.inflow.give(v)
 		sc.w.lock()
 		if sc.w.err == nil {
 			sc.w.err = sc.w.fr.WriteWindowUpdate(0, uint32(v))
@@ -138,13 +222,42 @@ func (sc *serverConn) creditConn(n int) {
 	}
 }
 
+// goAway sends GOAWAY with code and returns the error ending the connection.
 func (sc *serverConn) goAway(code http2.ErrCode, why string) error {
+	sc.mu.Lock()
+	last := sc.lastID
+	sc.mu.Unlock()
 	sc.w.lock()
 	if sc.w.err == nil {
-		sc.w.err = sc.w.fr.WriteGoAway(sc.lastID, code, []byte(why))
+		sc.w.err = sc.w.fr.WriteGoAway(last, code, []byte(why))
+		if sc.w.err == nil {
+			sc.w.err = sc.w.bw.Flush()
+		}
 	}
 	sc.w.unlock()
-	return fmt.Errorf("h2: %s", why)
+	return fmt.Errorf("h2: %s (GOAWAY %v)", why, code)
+}
+
+// closeWhenIdle starts the idle timer: every idle period, a connection that had no open
+// stream nor new one since the last check is sent GOAWAY (NO_ERROR) and closed
+// goAwayGrace later; streams opened meanwhile are ignored. No per-request work.
+func (sc *serverConn) closeWhenIdle(idle time.Duration) *time.Timer {
+	seen := uint32(0)
+	var t *time.Timer
+	t = time.AfterFunc(idle, func() {
+		sc.mu.Lock()
+		busy := len(sc.streams) > 0 || sc.handlers > 0 || sc.lastID != seen
+		seen = sc.lastID
+		sc.draining = sc.draining || !busy
+		sc.mu.Unlock()
+		if busy {
+			t.Reset(idle)
+			return
+		}
+		sc.goAway(http2.ErrCodeNo, "idle connection")
+		time.AfterFunc(goAwayGrace, func() { sc.conn.Close() }) // harmless once closed
+	})
+	return t
 }
 
 func (sc *serverConn) readLoop() error {
@@ -157,9 +270,23 @@ func (sc *serverConn) readLoop() error {
 		f, err := fr.ReadFrame()
 		if err != nil {
 			var se http2.StreamError
-			if errors.As(err, &se) {
-				sc.resetStream(se.StreamID, se.Code)
+			var ce http2.ConnectionError
+			switch {
+			case errors.As(err, &se):
+				if id := se.StreamID; id%2 == 1 && id > sc.lastID {
+					// A malformed request's HEADERS: the stream exists (and is closed).
+					sc.mu.Lock()
+					sc.lastID = id
+					sc.mu.Unlock()
+				}
+				if !sc.refuse(se.StreamID, se.Code) {
+					return sc.goAway(http2.ErrCodeEnhanceYourCalm, errCalm.Error())
+				}
 				continue
+			case errors.As(err, &ce):
+				return sc.goAway(http2.ErrCode(ce), fmt.Sprintf("reading frame: %v", err))
+			case errors.Is(err, http2.ErrFrameTooLarge):
+				return sc.goAway(http2.ErrCodeFrameSize, "frame too large")
 			}
 			return err
 		}
@@ -175,12 +302,17 @@ func (sc *serverConn) readLoop() error {
 				return err
 			}
 		case *http2.DataFrame:
-			sc.onData(f)
+			if err := sc.onData(f); err != nil {
+				return err
+			}
 		case *http2.SettingsFrame:
 			if err := sc.onSettings(f); err != nil {
 				return err
 			}
 		case *http2.PingFrame:
+			// Answered synchronously: a client that does not read its acknowledgements
+			// stalls its own connection's read loop rather than queueing them (x/net
+			// closes the connection past 10,000 queued control frames).
 			if !f.IsAck() {
 				sc.w.lock()
 				if sc.w.err == nil {
@@ -189,17 +321,18 @@ func (sc *serverConn) readLoop() error {
 				sc.w.unlock()
 			}
 		case *http2.WindowUpdateFrame:
-			sc.w.lock()
-			if f.StreamID == 0 {
-				sc.w.connSend += int64(f.Increment)
-			} else if st := sc.stream(f.StreamID); st != nil {
-				st.send.window += int64(f.Increment)
+			if err := sc.onWindowUpdate(f); err != nil {
+				return err
 			}
-			sc.w.cond.Broadcast()
-			sc.w.unlock()
 		case *http2.RSTStreamFrame:
+			if sc.idle(f.StreamID) {
+				return sc.goAway(http2.ErrCodeProtocol, "RST_STREAM on an idle stream")
+			}
 			if st := sc.remove(f.StreamID); st != nil {
 				st.abort(errStreamReset)
+				if !sc.earlyReset(st) {
+					return sc.goAway(http2.ErrCodeEnhanceYourCalm, errCalm.Error())
+				}
 			}
 		case *http2.GoAwayFrame:
 			return io.EOF
@@ -207,6 +340,64 @@ func (sc *serverConn) readLoop() error {
 			return sc.goAway(http2.ErrCodeProtocol, "client sent PUSH_PROMISE")
 		}
 	}
+}
+
+// idle reports whether stream id was never opened by the client (RFC 9113 section 5.1:
+// frames other than HEADERS and PRIORITY on it are a connection error). Read loop only.
+func (sc *serverConn) idle(id uint32) bool { return id > sc.lastID }
+
+// earlyReset takes a token from the reset budget for st, reset before its response
+// completed, and reports whether the client is still within budget.
+func (sc *serverConn) earlyReset(st *serverStream) bool {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	if st.done {
+		return true
+	}
+	sc.resetTokens--
+	if sc.resetTokens >= 0 {
+		return true
+	}
+	now := time.Now()
+	if n := int(now.Sub(sc.refilled) * resetRefillPerSecond / time.Second); n > 0 {
+		sc.resetTokens = min(sc.resetTokens+n, int(sc.maxStreams))
+		sc.refilled = now
+	}
+	return sc.resetTokens >= 0
+}
+
+func (sc *serverConn) onWindowUpdate(f *http2.WindowUpdateFrame) error {
+	if f.StreamID == 0 {
+		sc.w.lock()
+		overflow := sc.w.connSend+int64(f.Increment) > maxWindow
+		if !overflow {
+			sc.w.connSend += int64(f.Increment)
+			sc.w.cond.Broadcast()
+		}
+		sc.w.unlock()
+		if overflow {
+			return sc.goAway(http2.ErrCodeFlowControl, "connection send window above 2^31-1")
+		}
+		return nil
+	}
+	if sc.idle(f.StreamID) {
+		return sc.goAway(http2.ErrCodeProtocol, "WINDOW_UPDATE on an idle stream")
+	}
+	st := sc.stream(f.StreamID)
+	if st == nil {
+		return nil // a closed stream: allowed
+	}
+	sc.w.lock()
+	overflow := st.send.window+int64(f.Increment) > maxWindow
+	if !overflow {
+		st.send.window += int64(f.Increment)
+		sc.w.cond.Broadcast()
+	}
+	sc.w.unlock()
+	if overflow && !sc.refuse(f.StreamID, http2.ErrCodeFlowControl) {
+		return sc.goAway(http2.ErrCodeEnhanceYourCalm, errCalm.Error())
+	}
+	return nil
 }
 
 func (sc *serverConn) stream(id uint32) *serverStream {
@@ -224,8 +415,9 @@ func (sc *serverConn) remove(id uint32) *serverStream {
 	return st
 }
 
-func (sc *serverConn) resetStream(id uint32, code http2.ErrCode) {
-	if st := sc.remove(id); st != nil {
+func (sc *serverConn) resetStream(id uint32, code http2.ErrCode) *serverStream {
+	st := sc.remove(id)
+	if st != nil {
 		st.abort(errStreamReset)
 	}
 	sc.w.lock()
@@ -233,26 +425,45 @@ func (sc *serverConn) resetStream(id uint32, code http2.ErrCode) {
 		sc.w.err = sc.w.fr.WriteRSTStream(id, code)
 	}
 	sc.w.unlock()
+	return st
+}
+
+// refuse resets stream id for the client's fault (a stream error). Such resets count
+// against the reset budget like the client's own (a client could otherwise provoke them
+// instead of sending RST_STREAM); it reports whether the client is within budget.
+func (sc *serverConn) refuse(id uint32, code http2.ErrCode) bool {
+	if st := sc.resetStream(id, code); st != nil {
+		return sc.earlyReset(st)
+	}
+	return true
 }
 
 func (sc *serverConn) onSettings(f *http2.SettingsFrame) error {
 	if f.IsAck() {
+		if sc.unackedSettings--; sc.unackedSettings < 0 {
+			return sc.goAway(http2.ErrCodeProtocol, "SETTINGS acknowledged that were never sent")
+		}
 		return nil
+	}
+	if code, err := checkSettings(f); err != nil {
+		return sc.goAway(code, err.Error())
 	}
 	sc.w.lock()
 	err := f.ForeachSetting(func(s http2.Setting) error {
 		switch s.ID {
 		case http2.SettingInitialWindowSize:
-			if s.Val > 1<<31-1 {
-				return errors.New("initial window too large")
-			}
 			delta := int64(s.Val) - int64(sc.w.initialWindow)
-			sc.w.initialWindow = int32(s.Val)
 			sc.mu.Lock()
+			defer sc.mu.Unlock()
+			for _, st := range sc.streams {
+				if st.send.window+delta > maxWindow {
+					return errors.New("INITIAL_WINDOW_SIZE takes a stream window above 2^31-1")
+				}
+			}
+			sc.w.initialWindow = int32(s.Val)
 			for _, st := range sc.streams {
 				st.send.window += delta
 			}
-			sc.mu.Unlock()
 		case http2.SettingMaxFrameSize:
 			sc.w.maxFrame = int(s.Val)
 		case http2.SettingHeaderTableSize:
@@ -274,32 +485,36 @@ func (sc *serverConn) onSettings(f *http2.SettingsFrame) error {
 func (sc *serverConn) onHeaders(f *http2.MetaHeadersFrame) error {
 	id := f.StreamID
 	if st := sc.stream(id); st != nil {
-		// Trailers end the request body.
-		if !f.StreamEnded() {
-			sc.resetStream(id, http2.ErrCodeProtocol)
-			return nil
+		if !sc.onTrailers(st, f) {
+			return sc.goAway(http2.ErrCodeEnhanceYourCalm, errCalm.Error())
 		}
-		if st.req.Trailer == nil {
-			st.req.Trailer = http.Header{}
-		}
-		for _, hf := range f.RegularFields() {
-			st.req.Trailer[http.CanonicalHeaderKey(hf.Name)] = append(st.req.Trailer[http.CanonicalHeaderKey(hf.Name)], hf.Value)
-		}
-		sc.endClientSide(st)
 		return nil
 	}
 	if id%2 == 0 || id <= sc.lastID {
 		return sc.goAway(http2.ErrCodeProtocol, fmt.Sprintf("bad stream id %d", id))
 	}
+	sc.mu.Lock()
 	sc.lastID = id
-	req, err := sc.newRequest(f)
+	full := len(sc.streams) >= int(sc.maxStreams)
+	draining := sc.draining
+	sc.mu.Unlock()
+	if draining {
+		return nil // after our GOAWAY: the client retries it on another connection
+	}
+	if full {
+		// Over the announced limit (RFC 9113 section 5.1.2): the client may retry.
+		sc.resetStream(id, http2.ErrCodeRefusedStream)
+		return nil
+	}
+	req, reject, err := sc.newRequest(f)
 	if err != nil {
 		sc.resetStream(id, http2.ErrCodeProtocol)
 		return nil
 	}
 	ctx, cancel := context.WithCancel(sc.ctx)
-	st := &serverStream{sc: sc, id: id, cancel: cancel}
+	st := &serverStream{sc: sc, id: id, cancel: cancel, reject: reject, declared: req.ContentLength, hasBody: !f.StreamEnded()}
 	st.body.init(st)
+	st.inflow.give(streamWindow)
 	sc.w.lock()
 	st.send.window = int64(sc.w.initialWindow)
 	sc.w.unlock()
@@ -311,38 +526,176 @@ func (sc *serverConn) onHeaders(f *http2.MetaHeadersFrame) error {
 	} else {
 		req.Body = &requestBody{st: st}
 	}
+	if req.Trailer != nil {
+		st.reqTrailer = req.Trailer
+		st.trailer = make(http.Header, len(req.Trailer))
+		for k := range req.Trailer {
+			st.trailer[k] = nil
+		}
+	}
 	st.req = req.WithContext(ctx)
 	sc.mu.Lock()
 	sc.streams[id] = st
+	start := sc.handlers < int(sc.maxStreams)
+	overflow := false
+	if start {
+		sc.handlers++
+	} else if overflow = len(sc.queue) >= queuedHandlersPerStream*int(sc.maxStreams); !overflow {
+		sc.queue = append(sc.queue, st)
+	}
 	sc.mu.Unlock()
-	sc.wg.Add(1)
-	go st.run()
+	if overflow {
+		return sc.goAway(http2.ErrCodeEnhanceYourCalm, errCalm.Error())
+	}
+	if start {
+		sc.wg.Add(1)
+		go st.run()
+	}
 	return nil
 }
 
+// handlerDoneLocked frees a finished handler's slot and starts the next queued stream
+// still open, if any. The caller holds sc.mu.
+func (sc *serverConn) handlerDoneLocked() {
+	sc.handlers--
+	var next *serverStream
+	for len(sc.queue) > 0 && next == nil {
+		st := sc.queue[0]
+		sc.queue[0] = nil
+		sc.queue = sc.queue[1:]
+		if sc.streams[st.id] == st {
+			next = st
+			sc.handlers++
+		}
+	}
+	if len(sc.queue) == 0 {
+		sc.queue = nil
+	}
+	if next != nil {
+		sc.wg.Add(1)
+		go next.run()
+	}
+}
+
+// onTrailers handles a HEADERS frame on an open stream: the request's trailers, which
+// end its body. Their values are kept for the body's reader (see serverStream.trailer);
+// only declared names are kept, as net/http does. A malformed trailer block resets the
+// stream with PROTOCOL_ERROR, and HEADERS after the client's END_STREAM with
+// STREAM_CLOSED (RFC 9113 sections 5.1 and 8.1). It reports whether the client is
+// within its reset budget.
+func (sc *serverConn) onTrailers(st *serverStream, f *http2.MetaHeadersFrame) bool {
+	if st.ended {
+		return sc.refuse(st.id, http2.ErrCodeStreamClosed)
+	}
+	if !f.StreamEnded() || len(f.PseudoFields()) > 0 || f.Truncated {
+		return sc.refuse(st.id, http2.ErrCodeProtocol)
+	}
+	for _, hf := range f.RegularFields() {
+		k := canonicalKey(hf.Name)
+		if !httpguts.ValidTrailerHeader(k) {
+			return sc.refuse(st.id, http2.ErrCodeProtocol)
+		}
+		if vv, declared := st.trailer[k]; declared {
+			st.trailer[k] = append(vv, hf.Value)
+		}
+	}
+	if st.declared >= 0 && st.received != st.declared {
+		return sc.refuse(st.id, http2.ErrCodeProtocol)
+	}
+	sc.endClientSide(st)
+	return true
+}
+
+// publishTrailers copies the received trailer values into the handler's Request.Trailer.
+// It runs on the goroutine that read the body's io.EOF, after the read loop let go of
+// st.trailer (the body's lock orders the two). It is kept out of line: inlined, its map
+// iterator would enlarge every body Read's frame (a deep call path on the handler's
+// goroutine, whose stack then grows more often).
+//
+//go:noinline
+func (st *serverStream) publishTrailers() {
+	t := st.trailer
+	st.trailer = nil
+	for k, vv := range t {
+		if _, ok := st.reqTrailer[k]; ok && vv != nil {
+			st.reqTrailer[k] = vv
+		}
+	}
+}
+
+// endClientSide marks the client's side of st ended and ends its body. The stream is
+// marked first, so that a handler finishing on the body's io.EOF finds it ended.
 func (sc *serverConn) endClientSide(st *serverStream) {
-	st.body.close(io.EOF)
 	sc.mu.Lock()
 	st.ended = true
-	finished := st.done
-	if finished {
+	if st.done && sc.streams[st.id] == st {
 		delete(sc.streams, st.id)
+	}
+	sc.mu.Unlock()
+	st.body.close(io.EOF)
+}
+
+// responded marks st's response complete and forgets the stream (its handler has
+// returned: responses end in finish). The caller holds the writer's lock and has written
+// the response's last frame, which therefore cannot have reached the client: a client
+// seeing END_STREAM may open a new stream at once, and this one must no longer count
+// against the stream limit by then. Request data still arriving is dropped (and
+// credited back) by onData; run resets the stream if the client was still sending.
+func (sc *serverConn) responded(st *serverStream) {
+	sc.mu.Lock()
+	if !st.done {
+		st.done = true
+		if sc.streams[st.id] == st {
+			delete(sc.streams, st.id)
+			st.unfinished = !st.ended
+		}
+		sc.resetTokens = min(sc.resetTokens+1, int(sc.maxStreams))
 	}
 	sc.mu.Unlock()
 }
 
-func (sc *serverConn) onData(f *http2.DataFrame) {
-	st := sc.stream(f.StreamID)
-	data := f.Data()
-	padding := int(f.Length) - len(data)
+// onData takes a DATA frame's length from the receive windows (a client exceeding the
+// connection's gets FLOW_CONTROL_ERROR on the connection, a stream's on the stream) and
+// queues its data for the stream's body.
+func (sc *serverConn) onData(f *http2.DataFrame) error {
+	id := f.StreamID
+	if sc.idle(id) {
+		return sc.goAway(http2.ErrCodeProtocol, "DATA on an idle stream")
+	}
+	if !sc.inflow.take(f.Length) {
+		return sc.goAway(http2.ErrCodeFlowControl, "client exceeded the connection receive window")
+	}
+	st := sc.stream(id)
 	if st == nil {
 		// A stream already finished or reset: its bytes still count against the
-		// connection window.
+		// connection window, which gets them back.
 		sc.creditConn(int(f.Length))
-		return
+		return nil
 	}
-	if padding > 0 {
+	if st.ended || !st.inflow.take(f.Length) {
+		sc.creditConn(int(f.Length))
+		code := http2.ErrCodeFlowControl
+		if st.ended {
+			code = http2.ErrCodeStreamClosed
+		}
+		if !sc.refuse(id, code) {
+			return sc.goAway(http2.ErrCodeEnhanceYourCalm, errCalm.Error())
+		}
+		return nil
+	}
+	data := f.Data()
+	st.received += int64(len(data))
+	if st.declared >= 0 && (st.received > st.declared || f.StreamEnded() && st.received != st.declared) {
+		// The body does not match its Content-Length: malformed (RFC 9113 section 8.1.1).
+		sc.creditConn(int(f.Length))
+		if !sc.refuse(id, http2.ErrCodeProtocol) {
+			return sc.goAway(http2.ErrCodeEnhanceYourCalm, errCalm.Error())
+		}
+		return nil
+	}
+	if padding := int(f.Length) - len(data); padding > 0 {
 		sc.creditConn(padding)
+		st.body.forgive(padding)
 	}
 	if len(data) > 0 && !st.body.push(data) {
 		sc.creditConn(len(data))
@@ -350,10 +703,15 @@ func (sc *serverConn) onData(f *http2.DataFrame) {
 	if f.StreamEnded() {
 		sc.endClientSide(st)
 	}
+	return nil
 }
 
-// newRequest builds the http.Request of a HEADERS frame.
-func (sc *serverConn) newRequest(f *http2.MetaHeadersFrame) (*http.Request, error) {
+// newRequest builds the http.Request of a HEADERS frame. A request that cannot be built
+// (bad pseudo-header fields or Content-Length) is an error, for a PROTOCOL_ERROR reset;
+// reject is the status to answer one that is malformed in HTTP/2 terms instead of calling
+// the handler, as x/net/http2 does: 431 when the header list was truncated at the
+// announced SETTINGS_MAX_HEADER_LIST_SIZE, 400 for connection-specific fields.
+func (sc *serverConn) newRequest(f *http2.MetaHeadersFrame) (req *http.Request, reject int, err error) {
 	var method, scheme, authority, path string
 	for _, hf := range f.PseudoFields() {
 		switch hf.Name {
@@ -366,29 +724,40 @@ func (sc *serverConn) newRequest(f *http2.MetaHeadersFrame) (*http.Request, erro
 		case ":path":
 			path = hf.Value
 		default:
-			return nil, fmt.Errorf("unknown pseudo-header %s", hf.Name)
+			return nil, 0, fmt.Errorf("unknown pseudo-header %s", hf.Name)
 		}
 	}
 	if method == "" || (method != "CONNECT" && path == "") {
-		return nil, errors.New("missing :method or :path")
+		return nil, 0, errors.New("missing :method or :path")
 	}
-	header := fieldsHeader(f.RegularFields())
+	fields := f.RegularFields()
+	for _, hf := range fields {
+		if connectionSpecific(hf.Name, hf.Value) {
+			reject = http.StatusBadRequest
+		}
+	}
+	if f.Truncated {
+		reject = http.StatusRequestHeaderFieldsTooLarge
+	}
+	header := fieldsHeader(fields)
 	if authority == "" {
 		authority = header.Get("Host")
 	}
 	u, err := url.ParseRequestURI(path)
 	if err != nil && method != "CONNECT" {
-		return nil, fmt.Errorf("bad :path: %w", err)
+		return nil, 0, fmt.Errorf("bad :path: %w", err)
 	}
 	if u == nil {
 		u = &url.URL{}
 	}
 	u.Scheme, u.Host = scheme, authority
 	cl := int64(-1)
-	if v := header.Get("Content-Length"); v != "" {
-		if n, err := strconv.ParseInt(v, 10, 64); err == nil && n >= 0 {
-			cl = n
+	for _, v := range header["Content-Length"] {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 || (cl >= 0 && n != cl) {
+			return nil, 0, fmt.Errorf("bad content-length %q", v)
 		}
+		cl = n
 	}
 	// Declared trailers are known before the body, as net/http presents them.
 	var trailer http.Header // made when trailers are declared or arrive
@@ -403,13 +772,21 @@ func (sc *serverConn) newRequest(f *http2.MetaHeadersFrame) (*http.Request, erro
 		Method: method, URL: u, Proto: "HTTP/2.0", ProtoMajor: 2, Header: header,
 		Host: authority, RequestURI: path, RemoteAddr: sc.remote,
 		ContentLength: cl, Trailer: trailer,
-	}, nil
+	}, reject, nil
 }
 
 // requestBody is a stream's request body as the handler sees it.
 type requestBody struct{ st *serverStream }
 
-func (b *requestBody) Read(p []byte) (int, error) { return b.st.body.Read(p) }
+// Read reads the body; the read that returns io.EOF first publishes the request's
+// trailers (see serverStream.trailer).
+func (b *requestBody) Read(p []byte) (int, error) {
+	n, err := b.st.body.Read(p)
+	if err == io.EOF && b.st.trailer != nil {
+		b.st.publishTrailers()
+	}
+	return n, err
+}
 
 // Close stops reading; bytes still arriving are dropped and credited back.
 func (b *requestBody) Close() error {
@@ -419,10 +796,19 @@ func (b *requestBody) Close() error {
 
 var errBodyClosed = errors.New("h2: request body closed")
 
-// run calls the handler and finishes the response.
+// run calls the handler (or answers a rejected request) and finishes the response; then
+// it hands its handler slot to the next queued stream.
 func (st *serverStream) run() {
 	sc := st.sc
 	defer sc.wg.Done()
+	if st.req.Context().Err() != nil {
+		// Reset, or the connection ended, before the handler started: it never runs, so
+		// a rapid reset costs no handler call.
+		sc.mu.Lock()
+		sc.handlerDoneLocked()
+		sc.mu.Unlock()
+		return
+	}
 	rw := &st.rw
 	rw.st, rw.header = st, http.Header{}
 	aborted := false
@@ -435,25 +821,44 @@ func (st *serverStream) run() {
 				}
 			}
 		}()
+		if st.reject != 0 {
+			http.Error(rw, http.StatusText(st.reject), st.reject)
+			return
+		}
 		sc.srv.Handler.ServeHTTP(rw, st.req)
 	}()
 	if aborted {
 		sc.resetStream(st.id, http2.ErrCodeInternal)
+		sc.mu.Lock()
+		sc.handlerDoneLocked()
+		sc.mu.Unlock()
+		st.cancel()
 		return
 	}
 	rw.finish()
 	sc.mu.Lock()
-	st.done = true
-	ended := st.ended
-	if ended {
+	live := sc.streams[st.id] == st // the response did not complete (write error, reset)
+	if live {
 		delete(sc.streams, st.id)
 	}
+	reset := (live && !st.ended) || st.unfinished
+	sc.handlerDoneLocked()
 	sc.mu.Unlock()
-	if !ended {
-		// The response is complete but the client is still sending: it may stop.
-		sc.resetStream(st.id, http2.ErrCodeNo)
-	}
 	st.cancel()
+	if st.hasBody {
+		// Body bytes the handler left unread are credited back to the connection.
+		sc.creditConn(st.body.discard(errBodyClosed))
+	}
+	if reset {
+		// The response is over but the client is still sending: it may stop. Its
+		// unread body is credited back to the connection.
+		st.abort(errStreamReset)
+		sc.w.lock()
+		if sc.w.err == nil {
+			sc.w.err = sc.w.fr.WriteRSTStream(st.id, http2.ErrCodeNo)
+		}
+		sc.w.unlock()
+	}
 }
 
 // responseWriter writes a stream's response. Body bytes are buffered until the handler
@@ -534,7 +939,9 @@ func (rw *responseWriter) send(p []byte, endStream, flushOnly bool) error {
 			enc("trailer", strings.ToLower(strings.Join(names, ",")))
 		})
 		if endStream && noBody {
-			rw.err = w.err
+			if rw.err = w.err; rw.err == nil {
+				st.sc.responded(st)
+			}
 			return rw.err
 		}
 	}
@@ -550,6 +957,9 @@ func (rw *responseWriter) send(p []byte, endStream, flushOnly bool) error {
 			rw.err = err
 			return err
 		}
+	}
+	if endStream && w.err == nil {
+		st.sc.responded(st)
 	}
 	if flushOnly && w.err == nil && w.bw.Buffered() > 0 && w.waiting.Load() == 0 {
 		w.err = w.bw.Flush()
@@ -575,6 +985,9 @@ func (rw *responseWriter) finish() {
 	w.lock()
 	if !rw.st.send.reset {
 		w.headers(rw.st.id, true, func(enc func(string, string)) { writeHeaderFields(enc, trailers) })
+		if w.err == nil {
+			rw.st.sc.responded(rw.st)
+		}
 	}
 	w.unlock()
 }
