@@ -66,6 +66,11 @@ type Server struct {
 	// the connection then goes, as opaque TCP, to the port the header names (even when it
 	// was not redirected, as a client proxy connects to the inbound port directly).
 	TLS *meshtls.Terminator
+	// OwnPort, when set, reports whether a port is one of the proxy's own listeners
+	// (inbound, outbound, admin, control). A connection whose destination port, original or
+	// named by a transport header, is one of them is refused: it would be delivered to the
+	// proxy itself on loopback, where the admin server trusts its clients.
+	OwnPort func(port uint16) bool
 	// Keepalive is the accepted connections' TCP keepalive period (0: off).
 	Keepalive time.Duration
 	// Log receives connection errors at debug level and serving errors.
@@ -176,9 +181,16 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn, httpLn *chanListener
 			labels = metrics.Labels("tls", "true", "client_id", res.ClientID)
 			if res.ALPN == transportheader.ALPN {
 				// Opaque transport: the header names the application port the client
-				// proxy's connection was meant for.
+				// proxy's connection was meant for. Only a client proxy with a verified
+				// mesh identity may use it: the header lets a client choose any port on
+				// loopback.
+				if res.ClientID == "" {
+					s.Log.Warn("refusing an opaque transport connection without a client identity", "client", c.RemoteAddr())
+					c.Close()
+					return
+				}
 				h, err := s.readTransportHeader(conn)
-				if err == nil && h.Port == addrPort(c.LocalAddr()).Port() {
+				if err == nil && (h.Port == addrPort(c.LocalAddr()).Port() || s.OwnPort != nil && s.OwnPort(h.Port)) {
 					err = fmt.Errorf("the header names the proxy's own port %d", h.Port)
 				}
 				if err != nil {
@@ -193,6 +205,9 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn, httpLn *chanListener
 			passthrough = true
 			labels = metrics.Labels("tls", "passthru", "sni", res.SNI)
 		}
+	}
+	if dstErr == nil && s.OwnPort != nil && s.OwnPort(dst.Port()) {
+		dstErr = fmt.Errorf("the original destination %s is one of the proxy's own ports", dst)
 	}
 	if dstErr != nil {
 		s.Log.Debug("refusing connection", "direction", s.Direction, "client", c.RemoteAddr(), "error", dstErr)

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -201,6 +202,7 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Proxy, error
 		Metrics:   p.Metrics,
 		TCPLabels: inboundTLSLabels,
 		TLS:       terminator,
+		OwnPort:   ownPorts(cfg, p).Has,
 		Keepalive: cfg.Inbound.AcceptKeepalive,
 		Log:       opts.Log,
 	}
@@ -238,6 +240,27 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Proxy, error
 	opts.Log.Info("proxy started", "outbound", p.outboundLn.Addr().String(),
 		"inbound", p.inboundLn.Addr().String(), "admin", p.adminLn.Addr().String())
 	return p, nil
+}
+
+// ownPorts returns the ports of the proxy's listeners: the inbound, outbound and admin
+// ports it bound (the configured ones, or those the system chose for port 0) and the
+// configured control (tap) port. Inbound connections are never delivered to them.
+func ownPorts(cfg *config.Config, p *Proxy) config.PortSet {
+	set := config.PortSet{}
+	add := func(a netip.AddrPort) {
+		if a.Port() != 0 {
+			set[a.Port()] = struct{}{}
+		}
+	}
+	in, out, admin := p.Addrs()
+	for _, a := range []netip.AddrPort{in, out, admin, cfg.ControlListenAddr, cfg.AdminListenAddr,
+		cfg.Inbound.ListenAddr, cfg.Outbound.ListenAddr} {
+		add(a)
+	}
+	for _, a := range append(slices.Clone(cfg.Inbound.MoreListenAddrs), cfg.Outbound.MoreListenAddrs...) {
+		add(a)
+	}
+	return set
 }
 
 // outboundOpaque reports whether an outbound destination skips protocol detection: its
