@@ -71,6 +71,16 @@ type Server struct {
 	// named by a transport header, is one of them is refused: it would be delivered to the
 	// proxy itself on loopback, where the admin server trusts its clients.
 	OwnPort func(port uint16) bool
+	// Admit, when set, is called once a connection's destination is known, before
+	// detection; false refuses the connection. It may block for a bounded time: the
+	// inbound side waits there for the destination port's policy.
+	Admit func(dst netip.AddrPort) bool
+	// OpaqueFallback, when set, reports whether a connection to dst that does not speak
+	// HTTP may be served as opaque TCP. When it does not, a connection whose detection
+	// gave up on bytes that begin an HTTP request (a client that paused) is served as
+	// HTTP, and others are refused, including TLS passed through and opaque transport
+	// connections. Ports configured opaque (Opaque) are not asked.
+	OpaqueFallback func(dst netip.AddrPort) bool
 	// Keepalive is the accepted connections' TCP keepalive period (0: off).
 	Keepalive time.Duration
 	// Log receives connection errors at debug level and serving errors.
@@ -215,6 +225,11 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn, httpLn *chanListener
 		return
 	}
 	ci.OrigDst = dst
+	if s.Admit != nil && !s.Admit(dst) {
+		s.Log.Debug("refusing connection", "direction", s.Direction, "client", c.RemoteAddr(), "dst", dst, "error", "not admitted")
+		c.Close()
+		return
+	}
 	src := s.srcTCP(dst, labels)
 	src.Open()
 	s.open.Add(1)
@@ -223,28 +238,46 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn, httpLn *chanListener
 		release = s.Hold(dst)
 	}
 
-	proto := detect.Opaque
-	if !passthrough && !transported && (s.Opaque == nil || !s.Opaque(dst)) {
-		p, dc, err := detect.Detect(conn, s.DetectTimeout)
-		if err != nil {
-			s.Log.Debug("protocol detection failed", "direction", s.Direction, "client", c.RemoteAddr(), "error", err)
-			c.Close()
-			src.Close()
-			s.open.Add(-1)
-			if release != nil {
-				release()
-			}
-			return
-		}
-		proto, conn = p, dc
-	}
-	if proto == detect.Opaque {
-		s.TCP(ctx, conn, ci, src)
+	// done ends a connection not handed to the HTTP side.
+	done := func() {
 		src.Close()
 		s.open.Add(-1)
 		if release != nil {
 			release()
 		}
+	}
+	proto := detect.Opaque
+	configuredOpaque := s.Opaque != nil && s.Opaque(dst)
+	// Unless the port is configured opaque, OpaqueFallback decides whether what is not
+	// HTTP may be relayed as opaque TCP.
+	if !passthrough && !transported && !configuredOpaque {
+		p, dc, err := detect.Detect(conn, s.DetectTimeout)
+		if err != nil {
+			s.Log.Debug("protocol detection failed", "direction", s.Direction, "client", c.RemoteAddr(), "error", err)
+			c.Close()
+			done()
+			return
+		}
+		proto, conn = p, dc
+		if proto == detect.Opaque && s.OpaqueFallback != nil && !s.OpaqueFallback(dst) {
+			// Only HTTP may reach this port: what began as a request is served as one,
+			// anything else is refused.
+			if proto = detect.Partial(dc.Buffered()); proto == detect.Opaque {
+				s.Log.Debug("refusing a connection that is not HTTP to a port only served as HTTP", "direction", s.Direction, "client", c.RemoteAddr(), "dst", dst)
+				conn.Close()
+				done()
+				return
+			}
+		}
+	} else if !configuredOpaque && s.OpaqueFallback != nil && !s.OpaqueFallback(dst) {
+		s.Log.Debug("refusing an opaque connection to a port only served as HTTP", "direction", s.Direction, "client", c.RemoteAddr(), "dst", dst)
+		conn.Close()
+		done()
+		return
+	}
+	if proto == detect.Opaque {
+		s.TCP(ctx, conn, ci, src)
+		done()
 		return
 	}
 	cc := &countedConn{Conn: conn, info: ci, m: src, open: &s.open, release: release}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/netip"
@@ -162,15 +163,19 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Proxy, error
 	})
 	// Inbound authorization: the controller's answer per port, the configured default
 	// policy until then (and everywhere without a controller).
+	// With a controller, a port's connections wait (up to the inbound detection timeout)
+	// for its policy and are refused without one: the proxy fails closed.
 	watcher := policy.NewWatcher(ctx, ctl.policy, cfg.PolicyWorkload,
 		policy.Default(cfg.InboundDefaultPolicy, cfg.ClusterNetworks), opts.Log)
+	watcher.Wait = cfg.Inbound.DetectTimeout
 	inRouter := inbound.NewRouter(inbound.Options{
-		Policy:    watcher.Port,
-		Metrics:   p.Metrics,
-		Balancer:  balance.Options{Capacity: cfg.Inbound.QueueCapacity, Failfast: cfg.Inbound.QueueFailfast},
-		TLSLabels: inboundTLSLabels,
-		Connect:   inConnect,
-		Log:       opts.Log,
+		Policy:      watcher.Port,
+		PolicyKnown: watcher.Known,
+		Metrics:     p.Metrics,
+		Balancer:    balance.Options{Capacity: cfg.Inbound.QueueCapacity, Failfast: cfg.Inbound.QueueFailfast},
+		TLSLabels:   inboundTLSLabels,
+		Connect:     inConnect,
+		Log:         opts.Log,
 	})
 	outClients := forward.NewClients(forward.ClientOptions{Connect: outConnect, Tag: outTag})
 	inClients := forward.NewClients(forward.ClientOptions{Connect: inConnect})
@@ -203,8 +208,11 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Proxy, error
 		TCPLabels: inboundTLSLabels,
 		TLS:       terminator,
 		OwnPort:   ownPorts(cfg, p).Has,
-		Keepalive: cfg.Inbound.AcceptKeepalive,
-		Log:       opts.Log,
+		Admit:     inRouter.Admit,
+		// A port with HTTP routes is never reachable as opaque TCP.
+		OpaqueFallback: inRouter.OpaqueFallback,
+		Keepalive:      cfg.Inbound.AcceptKeepalive,
+		Log:            opts.Log,
 	}
 
 	grace := min(cfg.ShutdownGracePeriod, 30*time.Second)
@@ -225,21 +233,32 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Proxy, error
 		p.err = errors.Join(errs...)
 		close(p.done)
 	}()
-	if ctl.id == nil {
+	// Not ready until the first identity certificate is in place and the controller has
+	// given the policies of the application's ports (LINKERD2_PROXY_INBOUND_PORTS).
+	ports := slices.Sorted(maps.Keys(cfg.InboundPorts))
+	if ctl.id == nil && (ctl.policy == nil || len(ports) == 0) {
 		p.Admin.SetReady(true)
 	} else {
-		// Not ready until the first identity certificate is in place.
-		go func() {
-			select {
-			case <-ctl.id.Ready():
-				p.Admin.SetReady(true)
-			case <-ctx.Done():
-			}
-		}()
+		go p.becomeReady(ctx, ctl, watcher, ports)
 	}
 	opts.Log.Info("proxy started", "outbound", p.outboundLn.Addr().String(),
 		"inbound", p.inboundLn.Addr().String(), "admin", p.adminLn.Addr().String())
 	return p, nil
+}
+
+// becomeReady marks the proxy ready once it has its identity certificate (with identity
+// enabled) and the controller's policies of ports, unless ctx ends first.
+func (p *Proxy) becomeReady(ctx context.Context, ctl *control, watcher *policy.Watcher, ports []uint16) {
+	if ctl.id != nil {
+		select {
+		case <-ctl.id.Ready():
+		case <-ctx.Done():
+			return
+		}
+	}
+	if watcher.WaitKnown(ctx, ports) == nil {
+		p.Admin.SetReady(true)
+	}
 }
 
 // ownPorts returns the ports of the proxy's listeners: the inbound, outbound and admin

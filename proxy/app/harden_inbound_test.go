@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -179,4 +180,119 @@ func TestTransportHeaderHardening(t *testing.T) {
 	if sm := scrape(t, server); !strings.Contains(sm, `inbound_tcp_authz_deny_total{srv_kind="server",srv_name="deny-all"}`) {
 		t.Fatalf("the denied port's refusal is not counted:\n%s", grepLines(sm, "authz"))
 	}
+}
+
+// TestInboundPolicyFailsClosed: with a policy controller configured, a port's traffic is
+// not served before the controller has given the port's policy: a controller that does
+// not answer keeps the port closed (the connection is held for the detection timeout,
+// then refused) and the proxy not ready; once the answers come, the proxy is ready and
+// each port's policy applies.
+func TestInboundPolicyFailsClosed(t *testing.T) {
+	m := startMeshCP(t)
+	app := namedApp(t, "app")
+	pol := newPortPolicies(denyAll())
+	pol.byPort[uint32(app.Port())] = allowAll()
+	env := m.env(serverIdentity)
+	for k, v := range startPolicyService(t, m, pol) {
+		env[k] = v
+	}
+	env[config.EnvInboundDefaultPolicy] = "all-unauthenticated"
+	env[config.EnvInboundPorts] = strconv.Itoa(int(app.Port()))
+	// Bounds how long a connection waits for its port's policy.
+	env[config.EnvInboundDetectTimeout] = "200ms"
+	server := startProxy(t, netip.AddrPort{}, app, env, nil)
+	serverIn, _, admin := server.Addrs()
+	c := clientTo(serverIn, false)
+	if resp, err := c.Get("http://" + serverIn.String() + "/"); err == nil {
+		resp.Body.Close()
+		t.Fatalf("a request was answered %d before the port's policy was known", resp.StatusCode)
+	}
+	if pol.watches(app.Port()) == 0 {
+		t.Fatal("the application port's policy was never asked for")
+	}
+	resp, err := http.Get("http://" + admin.String() + "/ready")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("/ready answered %d before the application port's policy was known", resp.StatusCode)
+	}
+
+	close(pol.release)
+	waitReady(t, server)
+	if resp, body := get(t, c, "http://"+serverIn.String()+"/"); resp.StatusCode != http.StatusOK || body != "app" {
+		t.Fatalf("once the policy is known: %d %q", resp.StatusCode, body)
+	}
+	if resp, _ := get(t, c, "http://"+serverIn.String()+"/"); resp.StatusCode != http.StatusOK {
+		t.Fatalf("again: %d", resp.StatusCode)
+	}
+}
+
+// TestDetectionStallDoesNotBypassRoutes: a client that pauses during protocol detection
+// does not reach a Server with HTTP routes as opaque TCP (which only checks the
+// server-level authorizations): a request that began before the pause is still routed,
+// and bytes that are not HTTP are refused. A Server without routes of its own still
+// serves a server-speaks-first protocol once detection gives up.
+func TestDetectionStallDoesNotBypassRoutes(t *testing.T) {
+	m := startMeshCP(t)
+	web, greeter := namedApp(t, "app"), greeterApp(t)
+	pol := newPortPolicies(denyAll())
+	pol.byPort[uint32(web.Port())] = &inbound.Server{Labels: map[string]string{"kind": "server", "name": "web-http"},
+		Authorizations: []*inbound.Authz{unauthenticated()},
+		Protocol: &inbound.ProxyProtocol{Kind: &inbound.ProxyProtocol_Detect_{Detect: &inbound.ProxyProtocol_Detect{
+			HttpRoutes: []*inbound.HttpRoute{pathRoute("public", "/public", false)}}}}}
+	pol.byPort[uint32(greeter.Port())] = allowAll()
+	close(pol.release)
+	start := func(app netip.AddrPort) netip.AddrPort {
+		env := m.env(serverIdentity)
+		for k, v := range startPolicyService(t, m, pol) {
+			env[k] = v
+		}
+		env[config.EnvInboundPorts] = strconv.Itoa(int(app.Port()))
+		env[config.EnvInboundDetectTimeout] = "100ms"
+		p := startProxy(t, netip.AddrPort{}, app, env, nil)
+		waitReady(t, p)
+		in, _, _ := p.Addrs()
+		return in
+	}
+	webIn, greeterIn := start(web), start(greeter)
+
+	c := clientTo(webIn, false)
+	if resp, body := get(t, c, "http://web/public"); resp.StatusCode != http.StatusOK || body != "app" {
+		t.Fatalf("/public: %d %q", resp.StatusCode, body)
+	}
+	if resp, _ := get(t, c, "http://web/admin"); resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("/admin: %d, want 404", resp.StatusCode)
+	}
+	// The attack: the first byte, a pause well past the detection timeout, then the rest.
+	dial := func(addr netip.AddrPort) net.Conn {
+		t.Helper()
+		conn, err := net.Dial("tcp", addr.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() }) // before the proxies stop
+		return conn
+	}
+	conn := dial(webIn)
+	io.WriteString(conn, "G")
+	time.Sleep(time.Second) // the stall under test, not synchronisation
+	io.WriteString(conn, "ET /admin HTTP/1.1\r\nHost: web\r\nConnection: close\r\n\r\n")
+	if got := readAll(conn); !strings.HasPrefix(got, "HTTP/1.1 404") {
+		t.Fatalf("a request that stalled during detection got %q, want a 404", got)
+	}
+	conn.Close()
+	// Not HTTP at all: refused, the application never sees it.
+	conn = dial(webIn)
+	io.WriteString(conn, "\x00\x01\x02 binary\r\n")
+	if got := readAll(conn); got != "" {
+		t.Fatalf("bytes that are not HTTP got %q", got)
+	}
+	conn.Close()
+
+	// A server-speaks-first application behind a Server without routes.
+	conn = dial(greeterIn)
+	expectGreetingAndEcho(t, conn)
+	conn.Close()
 }
