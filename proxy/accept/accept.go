@@ -343,6 +343,9 @@ func (s *Server) origDst(tc *net.TCPConn) (netip.AddrPort, error) {
 	return netip.AddrPort{}, errors.New("no original destination: SO_ORIGINAL_DST unavailable and no fallback configured")
 }
 
+// maxSrcMetrics bounds the cached handles of Server.srcTCP.
+const maxSrcMetrics = 10000
+
 // srcKey identifies the accepted-side TCP metrics of a destination and TLS state.
 type srcKey struct {
 	dst    netip.AddrPort
@@ -360,9 +363,12 @@ func (s *Server) srcTCP(dst netip.AddrPort, labels string) *metrics.TCP {
 	m = s.Metrics.TCP(metrics.Join(metrics.Labels("direction", s.Direction, "peer", "src",
 		"target_addr", dst.String(), "target_ip", dst.Addr().String()), labels))
 	s.srcMu.Lock()
-	if len(s.srcMetrics) < 10000 {
-		s.srcMetrics[k] = m
+	if len(s.srcMetrics) >= maxSrcMetrics {
+		// Many destinations or server names: start over rather than keep every handle
+		// (the registry keeps the series themselves, bounded).
+		clear(s.srcMetrics)
 	}
+	s.srcMetrics[k] = m
 	s.srcMu.Unlock()
 	return m
 }
