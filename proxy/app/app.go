@@ -168,6 +168,7 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Proxy, error
 	watcher := policy.NewWatcher(ctx, ctl.policy, cfg.PolicyWorkload,
 		policy.Default(cfg.InboundDefaultPolicy, cfg.ClusterNetworks), opts.Log)
 	watcher.Wait = cfg.Inbound.DetectTimeout
+	watcher.DefaultUntilKnown = servesControlPlane(cfg)
 	inRouter := inbound.NewRouter(inbound.Options{
 		Policy:      watcher.Port,
 		PolicyKnown: watcher.Known,
@@ -244,6 +245,19 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Proxy, error
 	opts.Log.Info("proxy started", "outbound", p.outboundLn.Addr().String(),
 		"inbound", p.inboundLn.Addr().String(), "admin", p.adminLn.Addr().String())
 	return p, nil
+}
+
+// servesControlPlane reports whether the proxy fronts a control-plane component the mesh
+// bootstraps through: its identity is that of the identity, destination or policy
+// controller. Such a proxy cannot wait for inbound policies before serving (nor before
+// being ready): every proxy, the policy controller's included, needs the identity
+// controller to be reachable to get a certificate, and the policy controller's pods are
+// only found once ready. Linkerd's proxy met the same cycle when it made connections wait
+// for policies (linkerd/linkerd2-proxy#2267). Its ports use the default policy until the
+// controller answers.
+func servesControlPlane(cfg *config.Config) bool {
+	id := cfg.IdentityLocalName
+	return identityEnabled(cfg) && id != "" && (id == cfg.IdentityName || id == cfg.DestinationName || id == cfg.PolicyName)
 }
 
 // becomeReady marks the proxy ready once it has its identity certificate (with identity

@@ -296,3 +296,24 @@ func TestDetectionStallDoesNotBypassRoutes(t *testing.T) {
 	expectGreetingAndEcho(t, conn)
 	conn.Close()
 }
+
+// TestControlPlaneProxiesDoNotWaitForPolicies: the proxy of a control-plane component the
+// mesh bootstraps through (here the policy controller's own: its identity is the policy
+// service's) serves with the default policy and is ready before the controller answers.
+func TestControlPlaneProxiesDoNotWaitForPolicies(t *testing.T) {
+	m := startMeshCP(t)
+	app := namedApp(t, "app")
+	pol := newPortPolicies(denyAll()) // never released: the controller does not answer
+	env := m.env(policySvcName)
+	for k, v := range startPolicyService(t, m, pol) {
+		env[k] = v
+	}
+	env[config.EnvInboundDefaultPolicy] = "all-unauthenticated"
+	env[config.EnvInboundPorts] = strconv.Itoa(int(app.Port()))
+	server := startProxy(t, netip.AddrPort{}, app, env, nil)
+	waitReady(t, server)
+	serverIn, _, _ := server.Addrs()
+	if resp, body := get(t, clientTo(serverIn, false), "http://"+serverIn.String()+"/"); resp.StatusCode != http.StatusOK || body != "app" {
+		t.Fatalf("a control-plane proxy before the controller answers: %d %q", resp.StatusCode, body)
+	}
+}

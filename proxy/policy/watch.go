@@ -30,6 +30,12 @@ type Watcher struct {
 	// Wait bounds how long Port holds a caller for a port's first answer (DefaultWait when
 	// zero). Set it before the first call.
 	Wait time.Duration
+	// DefaultUntilKnown makes the default policy apply to a port until the controller's
+	// first answer about it, without holding anyone: for the proxies of the control plane
+	// itself, which the mesh bootstraps through (the policy controller cannot answer
+	// anyone before the identity controller has certified its proxy, nor be found before
+	// its pod is ready). Set it before the first call.
+	DefaultUntilKnown bool
 
 	client   pb.InboundServerPoliciesClient
 	workload string
@@ -70,6 +76,9 @@ func (w *Watcher) Port(port uint16) *Port {
 	if p := pw.policy.Load(); p != nil {
 		return p
 	}
+	if w.DefaultUntilKnown {
+		return w.def
+	}
 	if w.await(pw) {
 		return pw.policy.Load()
 	}
@@ -80,9 +89,10 @@ func (w *Watcher) Port(port uint16) *Port {
 }
 
 // Known waits, like Port, for the policy of port and reports whether it is known (always
-// true without a controller).
+// true without a controller, or with DefaultUntilKnown).
 func (w *Watcher) Known(port uint16) bool {
-	if w.client == nil {
+	if w.client == nil || w.DefaultUntilKnown {
+		w.Port(port)
 		return true
 	}
 	pw := w.watch(port)
@@ -90,10 +100,16 @@ func (w *Watcher) Known(port uint16) bool {
 }
 
 // WaitKnown starts watching ports and waits until the controller has answered about each
-// of them, or ctx ends (its error is returned then). Without a controller it returns nil
-// at once.
+// of them, or ctx ends (its error is returned then). Without a controller, or with
+// DefaultUntilKnown, it starts the watches and returns nil at once.
 func (w *Watcher) WaitKnown(ctx context.Context, ports []uint16) error {
 	if w.client == nil {
+		return nil
+	}
+	if w.DefaultUntilKnown {
+		for _, p := range ports {
+			w.watch(p)
+		}
 		return nil
 	}
 	watches := make([]*portWatch, len(ports))

@@ -135,3 +135,25 @@ func TestOpaqueFallback(t *testing.T) {
 		t.Error("a default policy without routes of its own must fall back (its authorizations decide)")
 	}
 }
+
+// TestWatcherDefaultUntilKnown: a control-plane proxy's watcher applies the default policy
+// until the controller answers, without holding anyone, then the answer.
+func TestWatcherDefaultUntilKnown(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	fc := &fakeController{answers: make(chan *pb.Server), watches: make(chan uint32, 10)}
+	w := NewWatcher(ctx, fc, "linkerd:destination", Default("all-unauthenticated", nil), nil)
+	w.Wait, w.DefaultUntilKnown = time.Hour, true
+	if p := w.Port(8090); p.Server != "all-unauthenticated" || !w.Known(8090) || w.WaitKnown(ctx, []uint16{8090}) != nil {
+		t.Fatalf("before the answer: %q", p.Server)
+	}
+	<-fc.watches
+	fc.answers <- &pb.Server{Labels: map[string]string{"kind": "server", "name": "deny-all"}}
+	deadline := time.Now().Add(10 * time.Second)
+	for w.Port(8090).Server != "deny-all" {
+		if time.Now().After(deadline) {
+			t.Fatal("the answer never applied")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
