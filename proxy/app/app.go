@@ -161,10 +161,10 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Proxy, error
 		ConnectOpaque: outConnectOpaque,
 		Log:           opts.Log,
 	})
-	// Inbound authorization: the controller's answer per port, the configured default
-	// policy until then (and everywhere without a controller).
-	// With a controller, a port's connections wait (up to the inbound detection timeout)
-	// for its policy and are refused without one: the proxy fails closed.
+	// Inbound authorization: the controller's answer per port (the configured default
+	// policy everywhere without a controller). Until the controller has answered about a
+	// port, its connections wait (up to the inbound detection timeout) and are refused
+	// without an answer: the proxy fails closed, except in the control plane's own pods.
 	watcher := policy.NewWatcher(ctx, ctl.policy, cfg.PolicyWorkload,
 		policy.Default(cfg.InboundDefaultPolicy, cfg.ClusterNetworks), opts.Log)
 	watcher.Wait = cfg.Inbound.DetectTimeout
