@@ -104,7 +104,7 @@ func escape(b *strings.Builder, v string) {
 }
 
 // DefaultMaxSeries is the default of Registry.MaxSeries.
-const DefaultMaxSeries = 5000
+const DefaultMaxSeries = 1000
 
 // DefaultRetainIdle is the default of Registry.RetainIdle (Linkerd's proxy keeps idle
 // metrics for 10 minutes too).
