@@ -66,6 +66,21 @@ type Server struct {
 	// the connection then goes, as opaque TCP, to the port the header names (even when it
 	// was not redirected, as a client proxy connects to the inbound port directly).
 	TLS *meshtls.Terminator
+	// OwnPort, when set, reports whether a port is one of the proxy's own listeners
+	// (inbound, outbound, admin, control). A connection whose destination port, original or
+	// named by a transport header, is one of them is refused: it would be delivered to the
+	// proxy itself on loopback, where the admin server trusts its clients.
+	OwnPort func(port uint16) bool
+	// Admit, when set, is called once a connection's destination is known, before
+	// detection; false refuses the connection. It may block for a bounded time: the
+	// inbound side waits there for the destination port's policy.
+	Admit func(dst netip.AddrPort) bool
+	// OpaqueFallback, when set, reports whether a connection to dst that does not speak
+	// HTTP may be served as opaque TCP. When it does not, a connection whose detection
+	// gave up on bytes that begin an HTTP request (a client that paused) is served as
+	// HTTP, and others are refused, including TLS passed through and opaque transport
+	// connections. Ports configured opaque (Opaque) are not asked.
+	OpaqueFallback func(dst netip.AddrPort) bool
 	// Keepalive is the accepted connections' TCP keepalive period (0: off).
 	Keepalive time.Duration
 	// Log receives connection errors at debug level and serving errors.
@@ -176,9 +191,16 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn, httpLn *chanListener
 			labels = metrics.Labels("tls", "true", "client_id", res.ClientID)
 			if res.ALPN == transportheader.ALPN {
 				// Opaque transport: the header names the application port the client
-				// proxy's connection was meant for.
+				// proxy's connection was meant for. Only a client proxy with a verified
+				// mesh identity may use it: the header lets a client choose any port on
+				// loopback.
+				if res.ClientID == "" {
+					s.Log.Warn("refusing an opaque transport connection without a client identity", "client", c.RemoteAddr())
+					c.Close()
+					return
+				}
 				h, err := s.readTransportHeader(conn)
-				if err == nil && h.Port == addrPort(c.LocalAddr()).Port() {
+				if err == nil && (h.Port == addrPort(c.LocalAddr()).Port() || s.OwnPort != nil && s.OwnPort(h.Port)) {
 					err = fmt.Errorf("the header names the proxy's own port %d", h.Port)
 				}
 				if err != nil {
@@ -194,12 +216,20 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn, httpLn *chanListener
 			labels = metrics.Labels("tls", "passthru", "sni", res.SNI)
 		}
 	}
+	if dstErr == nil && s.OwnPort != nil && s.OwnPort(dst.Port()) {
+		dstErr = fmt.Errorf("the original destination %s is one of the proxy's own ports", dst)
+	}
 	if dstErr != nil {
 		s.Log.Debug("refusing connection", "direction", s.Direction, "client", c.RemoteAddr(), "error", dstErr)
 		c.Close()
 		return
 	}
 	ci.OrigDst = dst
+	if s.Admit != nil && !s.Admit(dst) {
+		s.Log.Debug("refusing connection", "direction", s.Direction, "client", c.RemoteAddr(), "dst", dst, "error", "not admitted")
+		c.Close()
+		return
+	}
 	src := s.srcTCP(dst, labels)
 	src.Open()
 	s.open.Add(1)
@@ -208,28 +238,46 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn, httpLn *chanListener
 		release = s.Hold(dst)
 	}
 
-	proto := detect.Opaque
-	if !passthrough && !transported && (s.Opaque == nil || !s.Opaque(dst)) {
-		p, dc, err := detect.Detect(conn, s.DetectTimeout)
-		if err != nil {
-			s.Log.Debug("protocol detection failed", "direction", s.Direction, "client", c.RemoteAddr(), "error", err)
-			c.Close()
-			src.Close()
-			s.open.Add(-1)
-			if release != nil {
-				release()
-			}
-			return
-		}
-		proto, conn = p, dc
-	}
-	if proto == detect.Opaque {
-		s.TCP(ctx, conn, ci, src)
+	// done ends a connection not handed to the HTTP side.
+	done := func() {
 		src.Close()
 		s.open.Add(-1)
 		if release != nil {
 			release()
 		}
+	}
+	proto := detect.Opaque
+	configuredOpaque := s.Opaque != nil && s.Opaque(dst)
+	// Unless the port is configured opaque, OpaqueFallback decides whether what is not
+	// HTTP may be relayed as opaque TCP.
+	if !passthrough && !transported && !configuredOpaque {
+		p, dc, err := detect.Detect(conn, s.DetectTimeout)
+		if err != nil {
+			s.Log.Debug("protocol detection failed", "direction", s.Direction, "client", c.RemoteAddr(), "error", err)
+			c.Close()
+			done()
+			return
+		}
+		proto, conn = p, dc
+		if proto == detect.Opaque && s.OpaqueFallback != nil && !s.OpaqueFallback(dst) {
+			// Only HTTP may reach this port: what began as a request is served as one,
+			// anything else is refused.
+			if proto = detect.Partial(dc.Buffered()); proto == detect.Opaque {
+				s.Log.Debug("refusing a connection that is not HTTP to a port only served as HTTP", "direction", s.Direction, "client", c.RemoteAddr(), "dst", dst)
+				conn.Close()
+				done()
+				return
+			}
+		}
+	} else if !configuredOpaque && s.OpaqueFallback != nil && !s.OpaqueFallback(dst) {
+		s.Log.Debug("refusing an opaque connection to a port only served as HTTP", "direction", s.Direction, "client", c.RemoteAddr(), "dst", dst)
+		conn.Close()
+		done()
+		return
+	}
+	if proto == detect.Opaque {
+		s.TCP(ctx, conn, ci, src)
+		done()
 		return
 	}
 	cc := &countedConn{Conn: conn, info: ci, m: src, open: &s.open, release: release}
@@ -295,6 +343,9 @@ func (s *Server) origDst(tc *net.TCPConn) (netip.AddrPort, error) {
 	return netip.AddrPort{}, errors.New("no original destination: SO_ORIGINAL_DST unavailable and no fallback configured")
 }
 
+// maxSrcMetrics bounds the cached handles of Server.srcTCP.
+const maxSrcMetrics = 10000
+
 // srcKey identifies the accepted-side TCP metrics of a destination and TLS state.
 type srcKey struct {
 	dst    netip.AddrPort
@@ -312,9 +363,12 @@ func (s *Server) srcTCP(dst netip.AddrPort, labels string) *metrics.TCP {
 	m = s.Metrics.TCP(metrics.Join(metrics.Labels("direction", s.Direction, "peer", "src",
 		"target_addr", dst.String(), "target_ip", dst.Addr().String()), labels))
 	s.srcMu.Lock()
-	if len(s.srcMetrics) < 10000 {
-		s.srcMetrics[k] = m
+	if len(s.srcMetrics) >= maxSrcMetrics {
+		// Many destinations or server names: start over rather than keep every handle
+		// (the registry keeps the series themselves, bounded).
+		clear(s.srcMetrics)
 	}
+	s.srcMetrics[k] = m
 	s.srcMu.Unlock()
 	return m
 }

@@ -127,3 +127,38 @@ func TestConnectionHoldsItsDestinationWhileOpen(t *testing.T) {
 		})
 	}
 }
+
+// TestOwnPortsAreRefused: an inbound connection whose original destination is one of the
+// proxy's own ports (the admin port, say) is closed without being served: delivered to
+// loopback, it would reach the admin server as a local client.
+func TestOwnPortsAreRefused(t *testing.T) {
+	var served atomic.Int32
+	for _, own := range []bool{true, false} {
+		s := &Server{
+			Direction:     "inbound",
+			Fallback:      netip.MustParseAddrPort("10.0.0.1:4191"),
+			DetectTimeout: 10 * time.Second,
+			Opaque:        func(netip.AddrPort) bool { return true },
+			OwnPort:       func(p uint16) bool { return own && p == 4191 },
+			TCP: func(_ context.Context, conn net.Conn, _ *forward.ConnInfo, _ *metrics.TCP) {
+				served.Add(1)
+				io.WriteString(conn, "served")
+				conn.Close()
+			},
+			Metrics: metrics.New(),
+		}
+		c, err := net.Dial("tcp", serve(t, s).String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		b, _ := io.ReadAll(c)
+		c.Close()
+		if want := map[bool]string{true: "", false: "served"}[own]; string(b) != want {
+			t.Fatalf("own port %v: got %q, want %q", own, b, want)
+		}
+	}
+	if served.Load() != 1 {
+		t.Fatalf("served %d connections, want only the one to another port", served.Load())
+	}
+}

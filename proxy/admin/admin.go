@@ -1,6 +1,6 @@
 // Package admin serves the proxy's admin port: /metrics (Prometheus text), /live, /ready,
 // /proxy-log-level (GET, and PUT from localhost) and /shutdown (POST from localhost, when
-// enabled), plus /debug/pprof/ when enabled.
+// enabled), plus /debug/pprof/ (from localhost) when enabled.
 package admin
 
 import (
@@ -63,10 +63,11 @@ func New(opts Options) *Admin {
 	a.mux.HandleFunc("POST /shutdown", a.shutdown)
 	a.mux.HandleFunc("GET /identity/certificate", a.serveCertificate)
 	if opts.Pprof {
-		a.mux.HandleFunc("/debug/pprof/", pprof.Index)
-		a.mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		a.mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-		a.mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		// Profiles reveal memory contents and cost CPU: local clients only.
+		a.mux.HandleFunc("/debug/pprof/", loopbackOnly(pprof.Index))
+		a.mux.HandleFunc("/debug/pprof/profile", loopbackOnly(pprof.Profile))
+		a.mux.HandleFunc("/debug/pprof/symbol", loopbackOnly(pprof.Symbol))
+		a.mux.HandleFunc("/debug/pprof/trace", loopbackOnly(pprof.Trace))
 	}
 	return a
 }
@@ -156,6 +157,20 @@ func (a *Admin) shutdown(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
+// loopbackOnly serves h to clients on loopback and answers 403 to others.
+func loopbackOnly(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if !fromLoopback(r) {
+			http.Error(w, "only allowed from localhost", http.StatusForbidden)
+			return
+		}
+		h(w, r)
+	}
+}
+
+// fromLoopback reports whether r comes from a loopback address. The proxy never delivers
+// inbound traffic to its own ports (see accept.Server.OwnPort), so a loopback client is
+// in the pod.
 func fromLoopback(r *http.Request) bool {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {

@@ -93,3 +93,16 @@ func TestIdentityCertificateEndpoint(t *testing.T) {
 		t.Fatalf("certificate endpoint: %d %q", rec.Code, rec.Body.String())
 	}
 }
+
+// TestPprofOnlyFromLoopback: the profiler, when mounted, answers local clients only.
+func TestPprofOnlyFromLoopback(t *testing.T) {
+	a := New(Options{Metrics: metrics.New(), Pprof: true, Log: slog.New(slog.DiscardHandler)})
+	for _, path := range []string{"/debug/pprof/", "/debug/pprof/symbol", "/debug/pprof/goroutine?debug=1"} {
+		if code, _ := do(t, a, "GET", path, "", "10.1.2.3:5555"); code != http.StatusForbidden {
+			t.Errorf("%s from a remote client: %d, want 403", path, code)
+		}
+		if code, _ := do(t, a, "GET", path, "", "[::1]:5555"); code != http.StatusOK {
+			t.Errorf("%s from loopback: %d, want 200", path, code)
+		}
+	}
+}

@@ -7,9 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -159,17 +161,22 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Proxy, error
 		ConnectOpaque: outConnectOpaque,
 		Log:           opts.Log,
 	})
-	// Inbound authorization: the controller's answer per port, the configured default
-	// policy until then (and everywhere without a controller).
+	// Inbound authorization: the controller's answer per port (the configured default
+	// policy everywhere without a controller). Until the controller has answered about a
+	// port, its connections wait (up to the inbound detection timeout) and are refused
+	// without an answer: the proxy fails closed, except in the control plane's own pods.
 	watcher := policy.NewWatcher(ctx, ctl.policy, cfg.PolicyWorkload,
 		policy.Default(cfg.InboundDefaultPolicy, cfg.ClusterNetworks), opts.Log)
+	watcher.Wait = cfg.Inbound.DetectTimeout
+	watcher.DefaultUntilKnown = servesControlPlane(cfg)
 	inRouter := inbound.NewRouter(inbound.Options{
-		Policy:    watcher.Port,
-		Metrics:   p.Metrics,
-		Balancer:  balance.Options{Capacity: cfg.Inbound.QueueCapacity, Failfast: cfg.Inbound.QueueFailfast},
-		TLSLabels: inboundTLSLabels,
-		Connect:   inConnect,
-		Log:       opts.Log,
+		Policy:      watcher.Port,
+		PolicyKnown: watcher.Known,
+		Metrics:     p.Metrics,
+		Balancer:    balance.Options{Capacity: cfg.Inbound.QueueCapacity, Failfast: cfg.Inbound.QueueFailfast},
+		TLSLabels:   inboundTLSLabels,
+		Connect:     inConnect,
+		Log:         opts.Log,
 	})
 	outClients := forward.NewClients(forward.ClientOptions{Connect: outConnect, Tag: outTag})
 	inClients := forward.NewClients(forward.ClientOptions{Connect: inConnect})
@@ -201,8 +208,12 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Proxy, error
 		Metrics:   p.Metrics,
 		TCPLabels: inboundTLSLabels,
 		TLS:       terminator,
-		Keepalive: cfg.Inbound.AcceptKeepalive,
-		Log:       opts.Log,
+		OwnPort:   ownPorts(cfg, p).Has,
+		Admit:     inRouter.Admit,
+		// A port with HTTP routes is never reachable as opaque TCP.
+		OpaqueFallback: inRouter.OpaqueFallback,
+		Keepalive:      cfg.Inbound.AcceptKeepalive,
+		Log:            opts.Log,
 	}
 
 	grace := min(cfg.ShutdownGracePeriod, 30*time.Second)
@@ -223,21 +234,66 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Proxy, error
 		p.err = errors.Join(errs...)
 		close(p.done)
 	}()
-	if ctl.id == nil {
+	// Not ready until the first identity certificate is in place and the controller has
+	// given the policies of the application's ports (LINKERD2_PROXY_INBOUND_PORTS).
+	ports := slices.Sorted(maps.Keys(cfg.InboundPorts))
+	if ctl.id == nil && (ctl.policy == nil || len(ports) == 0) {
 		p.Admin.SetReady(true)
 	} else {
-		// Not ready until the first identity certificate is in place.
-		go func() {
-			select {
-			case <-ctl.id.Ready():
-				p.Admin.SetReady(true)
-			case <-ctx.Done():
-			}
-		}()
+		go p.becomeReady(ctx, ctl, watcher, ports)
 	}
 	opts.Log.Info("proxy started", "outbound", p.outboundLn.Addr().String(),
 		"inbound", p.inboundLn.Addr().String(), "admin", p.adminLn.Addr().String())
 	return p, nil
+}
+
+// servesControlPlane reports whether the proxy fronts a control-plane component the mesh
+// bootstraps through: its identity is that of the identity, destination or policy
+// controller. Such a proxy cannot wait for inbound policies before serving (nor before
+// being ready): every proxy, the policy controller's included, needs the identity
+// controller to be reachable to get a certificate, and the policy controller's pods are
+// only found once ready. Linkerd's proxy met the same cycle when it made connections wait
+// for policies (linkerd/linkerd2-proxy#2267). Its ports use the default policy until the
+// controller answers.
+func servesControlPlane(cfg *config.Config) bool {
+	id := cfg.IdentityLocalName
+	return identityEnabled(cfg) && id != "" && (id == cfg.IdentityName || id == cfg.DestinationName || id == cfg.PolicyName)
+}
+
+// becomeReady marks the proxy ready once it has its identity certificate (with identity
+// enabled) and the controller's policies of ports, unless ctx ends first.
+func (p *Proxy) becomeReady(ctx context.Context, ctl *control, watcher *policy.Watcher, ports []uint16) {
+	if ctl.id != nil {
+		select {
+		case <-ctl.id.Ready():
+		case <-ctx.Done():
+			return
+		}
+	}
+	if watcher.WaitKnown(ctx, ports) == nil {
+		p.Admin.SetReady(true)
+	}
+}
+
+// ownPorts returns the ports of the proxy's listeners: the inbound, outbound and admin
+// ports it bound (the configured ones, or those the system chose for port 0) and the
+// configured control (tap) port. Inbound connections are never delivered to them.
+func ownPorts(cfg *config.Config, p *Proxy) config.PortSet {
+	set := config.PortSet{}
+	add := func(a netip.AddrPort) {
+		if a.Port() != 0 {
+			set[a.Port()] = struct{}{}
+		}
+	}
+	in, out, admin := p.Addrs()
+	for _, a := range []netip.AddrPort{in, out, admin, cfg.ControlListenAddr, cfg.AdminListenAddr,
+		cfg.Inbound.ListenAddr, cfg.Outbound.ListenAddr} {
+		add(a)
+	}
+	for _, a := range append(slices.Clone(cfg.Inbound.MoreListenAddrs), cfg.Outbound.MoreListenAddrs...) {
+		add(a)
+	}
+	return set
 }
 
 // outboundOpaque reports whether an outbound destination skips protocol detection: its

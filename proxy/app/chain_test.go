@@ -30,12 +30,13 @@ func (a *echoApp) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func startEcho(t *testing.T) (*echoApp, netip.AddrPort) {
 	app := &echoApp{}
-	addr, srv := serveHTTP(t, app)
-	srv.ConnState = func(_ net.Conn, s http.ConnState) {
-		if s == http.StateNew {
-			app.conns.Add(1)
+	addr, _ := serveHTTPWith(t, app, func(srv *http.Server) {
+		srv.ConnState = func(_ net.Conn, s http.ConnState) {
+			if s == http.StateNew {
+				app.conns.Add(1)
+			}
 		}
-	}
+	})
 	return app, addr
 }
 

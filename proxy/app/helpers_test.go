@@ -78,6 +78,13 @@ func newChain(t testing.TB, app netip.AddrPort, env map[string]string) *chain {
 // serveHTTP starts an HTTP/1 + h2c server on loopback and returns its address.
 func serveHTTP(t testing.TB, h http.Handler) (netip.AddrPort, *http.Server) {
 	t.Helper()
+	return serveHTTPWith(t, h, nil)
+}
+
+// serveHTTPWith is serveHTTP with configure, when set, applied to the server before it
+// serves (changing it afterwards races with its connections).
+func serveHTTPWith(t testing.TB, h http.Handler, configure func(*http.Server)) (netip.AddrPort, *http.Server) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -86,6 +93,9 @@ func serveHTTP(t testing.TB, h http.Handler) (netip.AddrPort, *http.Server) {
 	srv.Protocols = new(http.Protocols)
 	srv.Protocols.SetHTTP1(true)
 	srv.Protocols.SetUnencryptedHTTP2(true)
+	if configure != nil {
+		configure(srv)
+	}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
 	return ln.Addr().(*net.TCPAddr).AddrPort(), srv

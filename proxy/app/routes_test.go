@@ -29,7 +29,7 @@ const otherIdentity = "other.ns.serviceaccount.identity.linkerd.cluster.local"
 
 // startPolicyService serves pol as the policy controller and returns env entries that
 // point a proxy at it.
-func startPolicyService(t *testing.T, m *meshCP, pol *scriptedPolicy) map[string]string {
+func startPolicyService(t *testing.T, m *meshCP, pol inbound.InboundServerPoliciesServer) map[string]string {
 	t.Helper()
 	tlsCfg, err := m.pki.ServerTLS(policySvcName)
 	if err != nil {

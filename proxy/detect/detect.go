@@ -105,6 +105,24 @@ func Classify(b []byte) Protocol {
 	return p
 }
 
+// Partial returns the protocol b is the start of, for bytes detection could not decide
+// on (the client paused or closed before a whole request line): HTTP2 for a prefix of the
+// HTTP/2 preface, HTTP1 for bytes that may still become an HTTP/1 request line, and the
+// verdict itself for bytes that are decided. No bytes at all are Opaque.
+func Partial(b []byte) Protocol {
+	if len(b) == 0 {
+		return Opaque
+	}
+	p, done := verdict(b)
+	if done {
+		return p
+	}
+	if n := min(len(b), len(Preface)); string(b[:n]) == Preface[:n] {
+		return HTTP2
+	}
+	return HTTP1
+}
+
 // Detect reads from conn until the protocol is known, the client stops sending for
 // timeout, the connection ends, or MaxPeek bytes are read. It returns the protocol and a
 // Conn that replays the bytes read before reading on from conn. A timeout or end of input

@@ -1,8 +1,10 @@
 package detect
 
 import (
+	"bytes"
 	"io"
 	"net"
+	"strings"
 	"testing"
 	"time"
 )
@@ -125,6 +127,68 @@ func FuzzVerdict(f *testing.F) {
 		}
 		if p == HTTP1 && !done {
 			t.Fatalf("HTTP/1 verdict not final for %q", b)
+		}
+	})
+}
+
+func TestPartial(t *testing.T) {
+	cases := map[string]Protocol{
+		"":                   Opaque,
+		"G":                  HTTP1,
+		"GET /admin":         HTTP1,
+		"GET /admin HTTP/1.": HTTP1,
+		"PRI * HT":           HTTP2,
+		"GET / HTTP/1.1\r\n": HTTP1,
+		"\x00\x01":           Opaque,
+		" GET":               Opaque,
+		"GET /x FTP/1.0\r\n": Opaque,
+	}
+	for in, want := range cases {
+		if got := Partial([]byte(in)); got != want {
+			t.Errorf("Partial(%q) = %v, want %v", in, got, want)
+		}
+	}
+}
+
+// FuzzDetect runs detection over a connection that delivers the input in two writes and
+// then closes: every byte is replayed in order, the protocol is the verdict on the bytes
+// detection consumed, and Partial agrees with it.
+func FuzzDetect(f *testing.F) {
+	for _, s := range []string{"GET / HTTP/1.1\r\nHost: x\r\n\r\n", Preface + "\x00\x00\x00\x04", "PRI * HTTP/2.0\r\n", "\x16\x03\x01\x00", "G", ""} {
+		f.Add([]byte(s), uint16(1))
+	}
+	f.Fuzz(func(t *testing.T, data []byte, split uint16) {
+		if len(data) > 2*MaxPeek {
+			return
+		}
+		k := min(int(split), len(data))
+		client, server := net.Pipe()
+		defer server.Close()
+		go func() {
+			client.Write(data[:k])
+			client.Write(data[k:])
+			client.Close()
+		}()
+		p, dc, err := Detect(server, 0) // no deadline: net.Pipe refuses one once closed
+		if err != nil {
+			t.Fatalf("Detect: %v", err)
+		}
+		consumed := append([]byte(nil), dc.Buffered()...)
+		if v, done := verdict(consumed); done && v != p || !done && p != Opaque {
+			t.Fatalf("protocol %v for consumed bytes %q (verdict %v, final %v)", p, consumed, v, done)
+		}
+		if p != Opaque && Partial(consumed) != p {
+			t.Fatalf("Partial(%q) = %v, Detect said %v", consumed, Partial(consumed), p)
+		}
+		if q := Partial(consumed); q == HTTP2 && !strings.HasPrefix(Preface, string(consumed[:min(len(consumed), len(Preface))])) {
+			t.Fatalf("Partial says HTTP/2 for %q", consumed)
+		}
+		all, err := io.ReadAll(dc)
+		if err != nil {
+			t.Fatalf("reading on: %v", err)
+		}
+		if !bytes.Equal(all, data) {
+			t.Fatalf("replayed %q, sent %q", all, data)
 		}
 	})
 }

@@ -37,7 +37,10 @@ type Options struct {
 	MaxAuthorities int
 	// Policy returns the authorization policy of an inbound port; nil admits everything.
 	Policy func(port uint16) *policy.Port
-	Log    *slog.Logger
+	// PolicyKnown, when set, waits (for a bounded time) until the policy of a port is
+	// known and reports whether it is; see Admit.
+	PolicyKnown func(port uint16) bool
+	Log         *slog.Logger
 }
 
 // Router implements forward.Router for inbound traffic and serves opaque connections.
@@ -84,6 +87,25 @@ func NewRouter(opts Options) *Router {
 // Target returns where a connection originally sent to dst is delivered.
 func (rt *Router) Target(dst netip.AddrPort) netip.AddrPort {
 	return netip.AddrPortFrom(rt.opts.AppAddr, dst.Port())
+}
+
+// Admit reports whether a connection to dst may be served: with PolicyKnown set, only
+// once the policy of dst's port is known (it waits for it, for a bounded time), so that
+// no connection is served before its port's authorizations are. It is meant for
+// accept.Server.Admit.
+func (rt *Router) Admit(dst netip.AddrPort) bool {
+	if rt.opts.PolicyKnown == nil || rt.opts.PolicyKnown(dst.Port()) {
+		return true
+	}
+	rt.opts.Log.Debug("refusing a connection: the port's policy is unknown", "port", dst.Port())
+	return false
+}
+
+// OpaqueFallback reports whether a connection to dst that does not speak HTTP may be
+// served as opaque TCP: the policy of its port allows it (see policy.Port.OpaqueFallback).
+// It is meant for accept.Server.OpaqueFallback.
+func (rt *Router) OpaqueFallback(dst netip.AddrPort) bool {
+	return rt.opts.Policy == nil || rt.opts.Policy(dst.Port()).OpaqueFallback()
 }
 
 // authzKey identifies an authorization decision's counter.

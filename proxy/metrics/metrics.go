@@ -103,8 +103,33 @@ func escape(b *strings.Builder, v string) {
 	}
 }
 
+// DefaultMaxSeries is the default of Registry.MaxSeries.
+const DefaultMaxSeries = 1000
+
+// DefaultRetainIdle is the default of Registry.RetainIdle (Linkerd's proxy keeps idle
+// metrics for 10 minutes too).
+const DefaultRetainIdle = 10 * time.Minute
+
+// OverflowLabels are the labels of the series that takes what a family records beyond
+// Registry.MaxSeries.
+var OverflowLabels = Labels("overflow", "true")
+
 // Registry holds every label set's handles. The zero value is not usable; use New.
+//
+// Label cardinality is bounded: each family (HTTP, route, route_actual, TCP, each named
+// counter) keeps at most MaxSeries label sets, recording any further one under the
+// family's overflow series (OverflowLabels), and an HTTP or TCP series that has had no
+// traffic (and, for TCP, no open connection) for RetainIdle is dropped at an exposition.
+// A handle whose series was dropped stays usable: its next event brings the series back,
+// with its counts.
 type Registry struct {
+	// MaxSeries bounds the label sets of each family (DefaultMaxSeries when zero).
+	MaxSeries int
+	// RetainIdle is how long an idle series is kept (DefaultRetainIdle when zero).
+	RetainIdle time.Duration
+	// now is the clock of idleness (time.Now; tests replace it).
+	now func() time.Time
+
 	start time.Time
 
 	mu   sync.RWMutex
@@ -138,10 +163,39 @@ func (r *Registry) Counter(name, help, labels string) *atomic.Uint64 {
 		r.counters[name], r.counterHelp[name] = byLabels, help
 	}
 	if c = byLabels[labels]; c == nil {
+		if full(byLabels, r.maxSeries()) {
+			labels = OverflowLabels
+			if c = byLabels[labels]; c != nil {
+				return c
+			}
+		}
 		c = new(atomic.Uint64)
 		byLabels[labels] = c
 	}
 	return c
+}
+
+// full reports whether a family has max label sets besides its overflow series.
+func full[V any](m map[string]V, limit int) bool {
+	n := len(m)
+	if _, ok := m[OverflowLabels]; ok {
+		n--
+	}
+	return n >= limit
+}
+
+func (r *Registry) maxSeries() int {
+	if r.MaxSeries > 0 {
+		return r.MaxSeries
+	}
+	return DefaultMaxSeries
+}
+
+func (r *Registry) retainIdle() time.Duration {
+	if r.RetainIdle > 0 {
+		return r.RetainIdle
+	}
+	return DefaultRetainIdle
 }
 
 // funcMetric is a metric whose value is read at exposition time.
@@ -162,7 +216,7 @@ func (r *Registry) Func(name, typ, help, labels string, value func() float64) {
 
 // New returns an empty registry.
 func New() *Registry {
-	return &Registry{start: time.Now(), http: map[string]*HTTP{}, tcp: map[string]*TCP{},
+	return &Registry{start: time.Now(), now: time.Now, http: map[string]*HTTP{}, tcp: map[string]*TCP{},
 		route: map[string]*HTTP{}, routeActual: map[string]*HTTP{}}
 }
 
@@ -189,10 +243,127 @@ func (r *Registry) httpIn(m map[string]*HTTP, labels string) *HTTP {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if h = m[labels]; h == nil {
-		h = &HTTP{labels: labels}
+		if full(m, r.maxSeries()) {
+			labels = OverflowLabels
+			if h = m[labels]; h != nil {
+				return h
+			}
+		}
+		h = &HTTP{labels: labels, reg: r, family: m, idleSince: r.now()}
 		m[labels] = h
 	}
 	return h
+}
+
+// reviveHTTP returns the live handle that takes h's events now that h's series was
+// dropped: h itself, back in its family, or the family's current series of h's labels
+// (h's counts are added to it), or the overflow series when the family is full.
+func (r *Registry) reviveHTTP(h *HTTP) *HTTP {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for h.dead.Load() && h.fwd != nil {
+		h = h.fwd
+	}
+	if !h.dead.Load() {
+		return h
+	}
+	m := h.family
+	cur := m[h.labels]
+	if cur == nil && full(m, r.maxSeries()) {
+		if cur = m[OverflowLabels]; cur == nil {
+			cur = &HTTP{labels: OverflowLabels, reg: r, family: m, idleSince: r.now()}
+			m[OverflowLabels] = cur
+		}
+	}
+	if cur == nil {
+		m[h.labels] = h
+		h.idleSince = r.now()
+		h.dead.Store(false)
+		return h
+	}
+	cur.add(h)
+	h.fwd = cur
+	return cur
+}
+
+// add adds o's counts to h.
+func (h *HTTP) add(o *HTTP) {
+	h.requests.Add(o.requests.Load())
+	for code := range o.statuses {
+		os := o.statuses[code].Load()
+		if os == nil {
+			continue
+		}
+		hs := h.statuses[code].Load()
+		if hs == nil {
+			hs = new(statusMetrics)
+			if !h.statuses[code].CompareAndSwap(nil, hs) {
+				hs = h.statuses[code].Load()
+			}
+		}
+		hs.success.Add(os.success.Load())
+		hs.failure.Add(os.failure.Load())
+		for i := range os.buckets {
+			hs.buckets[i].Add(os.buckets[i].Load())
+		}
+		hs.sumMicros.Add(os.sumMicros.Load())
+	}
+}
+
+// reviveTCP is reviveHTTP for TCP handles.
+func (r *Registry) reviveTCP(t *TCP) *TCP {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for t.dead.Load() && t.fwd != nil {
+		t = t.fwd
+	}
+	if !t.dead.Load() {
+		return t
+	}
+	cur := r.tcp[t.labels]
+	if cur == nil && full(r.tcp, r.maxSeries()) {
+		if cur = r.tcp[OverflowLabels]; cur == nil {
+			cur = &TCP{labels: OverflowLabels, reg: r, idleSince: r.now()}
+			r.tcp[OverflowLabels] = cur
+		}
+	}
+	if cur == nil {
+		r.tcp[t.labels] = t
+		t.idleSince = r.now()
+		t.dead.Store(false)
+		return t
+	}
+	cur.open.Add(t.open.Load())
+	cur.close.Add(t.close.Load())
+	cur.read.Add(t.read.Load())
+	cur.write.Add(t.write.Load())
+	cur.openConnectionsNow.Add(t.openConnectionsNow.Load())
+	t.fwd = cur
+	return cur
+}
+
+// sweep drops the HTTP and TCP series that have been idle for RetainIdle. It holds the
+// write lock.
+func (r *Registry) sweep() {
+	now, retain := r.now(), r.retainIdle()
+	for _, m := range []map[string]*HTTP{r.http, r.route, r.routeActual} {
+		for labels, h := range m {
+			if sig := h.requests.Load(); sig != h.sig {
+				h.sig, h.idleSince = sig, now
+			} else if now.Sub(h.idleSince) >= retain {
+				delete(m, labels)
+				h.dead.Store(true)
+			}
+		}
+	}
+	for labels, t := range r.tcp {
+		if sig := t.open.Load() + t.close.Load() + t.read.Load() + t.write.Load(); sig != t.sig {
+			t.sig, t.idleSince = sig, now
+		} else if t.openConnectionsNow.Load() <= 0 && now.Sub(t.idleSince) >= retain {
+			delete(r.tcp, labels)
+			t.dead.Store(true)
+		}
+	}
 }
 
 // TCP returns the TCP metrics handle for the rendered label set, creating it on first
@@ -207,7 +378,13 @@ func (r *Registry) TCP(labels string) *TCP {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if t = r.tcp[labels]; t == nil {
-		t = &TCP{labels: labels}
+		if full(r.tcp, r.maxSeries()) {
+			labels = OverflowLabels
+			if t = r.tcp[labels]; t != nil {
+				return t
+			}
+		}
+		t = &TCP{labels: labels, reg: r, idleSince: r.now()}
 		r.tcp[labels] = t
 	}
 	return t
@@ -220,6 +397,25 @@ type HTTP struct {
 	labels   string
 	requests atomic.Uint64
 	statuses [maxStatus]atomic.Pointer[statusMetrics]
+
+	// dead is set once the registry dropped the series (see Registry); the next event
+	// revives it.
+	dead   atomic.Bool
+	reg    *Registry
+	family map[string]*HTTP
+	// Guarded by reg.mu: fwd is the handle that took over a dropped series; sig and
+	// idleSince are the activity the last sweep saw and since when it has not changed.
+	fwd       *HTTP
+	sig       uint64
+	idleSince time.Time
+}
+
+// live returns the handle that records h's events: h, unless its series was dropped.
+func (h *HTTP) live() *HTTP {
+	if !h.dead.Load() {
+		return h
+	}
+	return h.reg.reviveHTTP(h)
 }
 
 type statusMetrics struct {
@@ -229,7 +425,7 @@ type statusMetrics struct {
 }
 
 // Request counts one request (request_total).
-func (h *HTTP) Request() { h.requests.Add(1) }
+func (h *HTTP) Request() { h.live().requests.Add(1) }
 
 // Response records one response: its status code, whether it is a failure (5xx, a gRPC
 // error status or a stream error), and the latency from request headers to the end of
@@ -238,6 +434,7 @@ func (h *HTTP) Response(status int, failure bool, latency time.Duration) {
 	if status < 0 || status >= maxStatus {
 		status = 0
 	}
+	h = h.live()
 	s := h.statuses[status].Load()
 	if s == nil {
 		s = new(statusMetrics)
@@ -269,22 +466,41 @@ type TCP struct {
 	open, close        atomic.Uint64
 	read, write        atomic.Uint64
 	openConnectionsNow atomic.Int64
+
+	// As in HTTP.
+	dead      atomic.Bool
+	reg       *Registry
+	fwd       *TCP
+	sig       uint64
+	idleSince time.Time
+}
+
+// live returns the handle that records t's events: t, unless its series was dropped.
+func (t *TCP) live() *TCP {
+	if !t.dead.Load() {
+		return t
+	}
+	return t.reg.reviveTCP(t)
 }
 
 // Open counts an accepted or established connection.
-func (t *TCP) Open() { t.open.Add(1); t.openConnectionsNow.Add(1) }
+func (t *TCP) Open() { t = t.live(); t.open.Add(1); t.openConnectionsNow.Add(1) }
 
 // Close counts a closed connection.
-func (t *TCP) Close() { t.close.Add(1); t.openConnectionsNow.Add(-1) }
+func (t *TCP) Close() { t = t.live(); t.close.Add(1); t.openConnectionsNow.Add(-1) }
 
 // Read adds n bytes read from the peer.
-func (t *TCP) Read(n int) { t.read.Add(uint64(n)) }
+func (t *TCP) Read(n int) { t.live().read.Add(uint64(n)) }
 
 // Wrote adds n bytes written to the peer.
-func (t *TCP) Wrote(n int) { t.write.Add(uint64(n)) }
+func (t *TCP) Wrote(n int) { t.live().write.Add(uint64(n)) }
 
 // WriteTo writes every metric in the Prometheus text exposition format (version 0.0.4).
+// Series idle for RetainIdle are dropped first.
 func (r *Registry) WriteTo(w io.Writer) (int64, error) {
+	r.mu.Lock()
+	r.sweep()
+	r.mu.Unlock()
 	r.mu.RLock()
 	https := make([]*HTTP, 0, len(r.http))
 	for _, h := range r.http {

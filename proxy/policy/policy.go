@@ -1,8 +1,9 @@
 // Package policy is the proxy's inbound authorization: the policy of each inbound port,
-// from the policy controller's InboundServerPolicies.WatchPort stream (the default policy
-// of LINKERD2_PROXY_INBOUND_DEFAULT_POLICY until the first answer, and the last answer
-// while the controller is unreachable), and the check of a client's address and mesh
-// identity against it.
+// from the policy controller's InboundServerPolicies.WatchPort stream (nothing is served
+// on a port until the first answer, and the last answer stays in force while the
+// controller is unreachable; without a controller, the default policy of
+// LINKERD2_PROXY_INBOUND_DEFAULT_POLICY applies everywhere), and the check of a client's
+// address and mesh identity against it.
 package policy
 
 import (
@@ -29,6 +30,30 @@ type Port struct {
 	routes       []Route
 	grpc         bool
 	needsHeaders bool
+	// declared is set when the server declares an HTTP protocol (HTTP/1, HTTP/2, gRPC)
+	// rather than detecting it.
+	declared bool
+}
+
+// OpaqueFallback reports whether a connection to the port that does not speak HTTP
+// (detection found another protocol or gave up) may be served as opaque TCP, under the
+// server-level authorizations: only when the port is opaque, or detects its protocol and
+// has no HTTP route of its own (only the default routes, which admit what the server's
+// authorizations admit). A server with routes of its own, or of a declared HTTP protocol,
+// is only reachable through its routes.
+func (p *Port) OpaqueFallback() bool {
+	if p.Opaque {
+		return true
+	}
+	if p.declared {
+		return false
+	}
+	for i := range p.routes {
+		if p.routes[i].Kind != "default" {
+			return false
+		}
+	}
+	return true
 }
 
 // Authz is one authorization: clients from Networks, authenticated as required.
@@ -147,11 +172,13 @@ func FromProto(s *pb.Server) (*Port, error) {
 	case proto.GetDetect() != nil:
 		httpRoutes = proto.GetDetect().GetHttpRoutes()
 	case proto.GetHttp1() != nil:
+		p.declared = true
 		httpRoutes = proto.GetHttp1().GetRoutes()
 	case proto.GetHttp2() != nil:
+		p.declared = true
 		httpRoutes = proto.GetHttp2().GetRoutes()
 	case proto.GetGrpc() != nil:
-		p.grpc = true
+		p.grpc, p.declared = true, true
 		grpcRoutes = proto.GetGrpc().GetRoutes()
 	}
 	for _, r := range httpRoutes {
