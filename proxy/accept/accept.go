@@ -18,6 +18,7 @@ import (
 
 	"github.com/l5d-go/l5d/proxy/detect"
 	"github.com/l5d-go/l5d/proxy/forward"
+	"github.com/l5d-go/l5d/proxy/h1"
 	"github.com/l5d-go/l5d/proxy/meshtls"
 	"github.com/l5d-go/l5d/proxy/metrics"
 	"github.com/l5d-go/l5d/proxy/rawsock"
@@ -103,8 +104,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, grace time.Duration
 	hs := &http.Server{
 		Handler:           s.HTTP,
 		ReadHeaderTimeout: forward.HeaderReadTimeout,
-		IdleTimeout:       90 * time.Second,
-		ErrorLog:          slog.NewLogLogger(s.Log.Handler(), slog.LevelDebug),
+		// The general server takes the same head bound as the fast path, so a head handed
+		// over (an Expect request, HTTP/1.0) cannot be larger than one the fast path refuses.
+		MaxHeaderBytes: h1.MaxHeadBytes,
+		IdleTimeout:    90 * time.Second,
+		ErrorLog:       slog.NewLogLogger(s.Log.Handler(), slog.LevelDebug),
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
 			if cc, ok := c.(*countedConn); ok {
 				return forward.WithConnInfo(ctx, cc.info)

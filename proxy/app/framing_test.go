@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -71,6 +72,27 @@ func TestInboundRefusesLenientFraming(t *testing.T) {
 	for _, proto := range []string{"HTTP/1.1", "HTTP/1.0"} {
 		if got := rawRequest(t, lin, "GET / "+proto+"\r\nHost: web\r\n\r\n"); got != http.StatusBadGateway {
 			t.Errorf("%s: bare CR in the app's reason phrase: %d, want 502", proto, got)
+		}
+	}
+}
+
+// TestInboundHeadBoundOnEveryPath: a request head over h1.MaxHeadBytes is refused with 431
+// for HTTP/1.1 and HTTP/1.0 alike (the general HTTP/1 server, which takes connections the
+// fast path hands over, has the same bound).
+func TestInboundHeadBoundOnEveryPath(t *testing.T) {
+	appAddr, _ := serveHTTP(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, "app")
+	}))
+	p := startProxy(t, netip.AddrPort{}, appAddr, nil, nil)
+	waitReady(t, p)
+	in, _, _ := p.Addrs()
+	big := "X-Big: " + strings.Repeat("a", 200<<10) + "\r\n"
+	for _, proto := range []string{"HTTP/1.1", "HTTP/1.0"} {
+		if got := rawRequest(t, in, "GET / "+proto+"\r\nHost: web\r\n\r\n"); got != http.StatusOK {
+			t.Fatalf("%s: a normal request: %d, want 200", proto, got)
+		}
+		if got := rawRequest(t, in, "GET / "+proto+"\r\nHost: web\r\n"+big+"\r\n"); got != http.StatusRequestHeaderFieldsTooLarge {
+			t.Errorf("%s: a 200 KiB head: %d, want 431", proto, got)
 		}
 	}
 }
