@@ -23,8 +23,8 @@ STATICCHECK := $(TOOLS)/staticcheck
 # Debian packages the tests and the proxy benchmark run (installed by tools/debian-deps.sh).
 TEST_DEBS := iptables iproute2 curl git
 BENCH_DEBS := iptables iproute2 nginx-light wrk nghttp2-client util-linux bc
-# Packages whose tests also run under the race detector (the proxy's codecs and forwarding).
-RACE_PKGS := ./proxy/h1/... ./proxy/h2/... ./proxy/forward/...
+# Packages whose tests also run under the race detector: the whole proxy.
+RACE_PKGS := ./proxy/...
 
 all: build
 
@@ -35,7 +35,7 @@ build:
 		echo "go build -o bin/$$name ./$$pkg"; \
 		CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-X github.com/l5d-go/l5d/cli/command.Version=$(VERSION)" -o $(BIN)/$$name ./$$pkg; done
 
-## test: lint, then every module's tests, the proxy's codecs under the race detector and a
+## test: lint, then every module's tests, the proxy's tests under the race detector and a
 ## short run of each trust-boundary fuzz target (needs root for network namespaces; installs
 ## the Debian packages it needs and builds the Kubernetes binaries into the cache)
 test: test-deps lint kube-bins build unit-test race fuzz-smoke
@@ -43,7 +43,7 @@ test: test-deps lint kube-bins build unit-test race fuzz-smoke
 unit-test:
 	$(GO) test $(TEST_FLAGS) $(MODULE_PATTERNS)
 
-## race: the proxy's HTTP codecs and forwarding under the race detector
+## race: the proxy's tests under the race detector
 race:
 	$(GO) test -race $(TEST_FLAGS) $(RACE_PKGS)
 
