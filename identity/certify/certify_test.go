@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -65,6 +66,7 @@ type envOptions struct {
 	maxReviews      int
 	maxPerPeer      int // reviews in flight per peer
 	maxWaitPerPeer  int // callers waiting per peer
+	localProxies    []netip.Prefix
 }
 
 func issuerPEM(t testing.TB, a *certs.Authority) (crt, key []byte) {
@@ -173,7 +175,7 @@ func startEnv(t testing.TB, o envOptions) *env {
 	}
 	var reviewer certify.Reviewer = certify.NewTokenReviewer(rc, certify.ReviewOptions{Audience: certify.TokenAudience,
 		RequireAudience: o.requireAudience, MaxConcurrent: o.maxReviews, Metrics: e.metrics,
-		MaxConcurrentPerPeer: o.maxPerPeer, MaxWaitingPerPeer: o.maxWaitPerPeer})
+		MaxConcurrentPerPeer: o.maxPerPeer, MaxWaitingPerPeer: o.maxWaitPerPeer, LocalProxies: o.localProxies})
 	if o.localReview {
 		reviewer = trustingReviewer{}
 	}
@@ -216,7 +218,7 @@ var quiet = slog.New(slog.DiscardHandler)
 // trustingReviewer believes every token belongs to the identity asked for (benchmarks).
 type trustingReviewer struct{}
 
-func (trustingReviewer) Review(ctx context.Context, token string) (string, error) {
+func (trustingReviewer) Review(ctx context.Context, token, identity string) (string, error) {
 	return reviewedUser.Load().(string), nil
 }
 
@@ -338,10 +340,10 @@ func TestCertifyRefusals(t *testing.T) {
 		says   string
 	}{
 		{"wrong audience", certifyReq(id, wrongAud, csr(t, key, id)), codes.Unauthenticated, certify.ReasonBadToken, "token"},
-		{"garbage token", certifyReq(id, "not-a-jwt", csr(t, key, id)), codes.Unauthenticated, certify.ReasonBadToken, "token"},
+		{"garbage token", certifyReq(id, "not-a-jwt", csr(t, key, id)), codes.Unauthenticated, certify.ReasonMalformedToken, "not a JWT"},
 		{"forged signature", certifyReq(id, forged, csr(t, key, id)), codes.Unauthenticated, certify.ReasonBadToken, "token"},
 		{"no token", certifyReq(id, "", csr(t, key, id)), codes.Unauthenticated, certify.ReasonBadToken, "no token"},
-		{"another account's identity", certifyReq(id, otherTok, csr(t, key, id)), codes.PermissionDenied, certify.ReasonWrongSA, "system:serviceaccount:" + ns + ":other"},
+		{"another account's token", certifyReq(id, otherTok, csr(t, key, id)), codes.Unauthenticated, certify.ReasonTokenForOtherIdentity, "system:serviceaccount:" + ns + ":other"},
 		{"no SAN", certifyReq(id, good, csr(t, key)), codes.InvalidArgument, certify.ReasonBadCSR, "certificate signing request"},
 		{"two SANs", certifyReq(id, good, csr(t, key, id, "x.example")), codes.InvalidArgument, certify.ReasonBadCSR, "certificate signing request"},
 		{"SAN differs from identity", certifyReq(id, good, csr(t, key, e.svc.Identity(ns, "other"))), codes.InvalidArgument, certify.ReasonBadCSR, "not the requested identity"},
