@@ -211,10 +211,8 @@ func (s *Service) validate(req *pb.CertifyRequest) (ns, sa, reason string, err e
 }
 
 func (s *Service) certify(ctx context.Context, req *pb.CertifyRequest) (*pb.CertifyResponse, string, error) {
-	ns, sa, reason, err := s.validate(req)
-	if err != nil {
-		return nil, reason, err
-	}
+	// The issuer first: while it is missing or expired nothing can be signed, and saying
+	// so beats refusing the request for what a working service would refuse it for.
 	creds := s.o.Issuer.Current()
 	if creds == nil {
 		return nil, ReasonUnavailable, status.Error(codes.Unavailable, "identity issuer not loaded yet")
@@ -222,6 +220,10 @@ func (s *Service) certify(ctx context.Context, req *pb.CertifyRequest) (*pb.Cert
 	if now := s.o.Now(); !now.Before(creds.Expiry()) {
 		return nil, ReasonUnavailable, status.Errorf(codes.Unavailable, "identity issuer %q expired at %s: the issuer Secret must be rotated",
 			creds.Authority.Cert.Subject.CommonName, creds.Expiry().UTC().Format(time.RFC3339))
+	}
+	ns, sa, reason, err := s.validate(req)
+	if err != nil {
+		return nil, reason, err
 	}
 	user, err := s.o.Reviewer.Review(ctx, string(req.GetToken()), req.GetIdentity())
 	switch {

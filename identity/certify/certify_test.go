@@ -560,6 +560,19 @@ func testRotation(t *testing.T, source string) {
 			during.Add(1)
 		}
 	}()
+	// The switch starts once the background calls do (a fast source may otherwise
+	// complete it before the first of them).
+	for wait := time.Now().Add(30 * time.Second); during.Load() == 0; {
+		select {
+		case err := <-errs:
+			t.Fatalf("background Certify before the rotation: %v", err)
+		default:
+		}
+		if time.Now().After(wait) {
+			t.Fatal("no background Certify call completed")
+		}
+		time.Sleep(5 * time.Millisecond) // polling interval, not synchronisation
+	}
 	newIss, err := e.anchor.NewIssuer("issuer-2.linkerd.cluster.local", certs.ValidFor(time.Now(), 48*time.Hour))
 	if err != nil {
 		t.Fatal(err)
@@ -635,10 +648,16 @@ func FuzzValidate(f *testing.F) {
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	id := svc.Identity("ns", "web")
 	good := csr(f, key, id)
-	f.Add(id, []byte("tok"), good)
-	f.Add("web.ns.serviceaccount.identity.linkerd.cluster.local", []byte{}, []byte{0x30})
-	f.Add("..serviceaccount.identity.linkerd.cluster.local", []byte("t"), good)
-	f.Fuzz(func(t *testing.T, identity string, token, der []byte) {
+	f.Add(id, []byte("tok"), good, true)
+	f.Add(id, []byte("tok"), good, false)
+	f.Add("web.ns.serviceaccount.identity.linkerd.cluster.local", []byte{}, []byte{0x30}, true)
+	f.Add("..serviceaccount.identity.linkerd.cluster.local", []byte("t"), good, false)
+	f.Fuzz(func(t *testing.T, identity string, token, der []byte, mint bool) {
+		// mint replaces the token by a well-formed one whose claims name the identity's
+		// account, so that the CSR checks after the token's are reached.
+		if ns, sa, err := svc.ParseIdentity(identity); mint && err == nil {
+			token = []byte(jwt(t, map[string]any{"alg": "RS256"}, saClaims(ns, sa, time.Now().Add(time.Hour)), string(token)+"s"))
+		}
 		ns, sa, err := svc.Validate(&pb.CertifyRequest{Identity: identity, Token: token, CertificateSigningRequest: der})
 		if err != nil {
 			if _, ok := status.FromError(err); !ok {

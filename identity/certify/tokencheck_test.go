@@ -2,6 +2,7 @@ package certify_test
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -85,5 +86,54 @@ func TestJunkTokensCostNoTokenReview(t *testing.T) {
 	}
 	if n := reviews.Load(); n != 1 {
 		t.Fatalf("%d TokenReviews for one valid token, want 1", n)
+	}
+}
+
+// FuzzCheckTokenClaims: any token is checked without panicking, and a well-formed token
+// whose claims name the account, under any ServiceAccount names, passes.
+func FuzzCheckTokenClaims(f *testing.F) {
+	now := time.Unix(1_800_000_000, 0)
+	enc := func(v any) string {
+		b, _ := json.Marshal(v)
+		return base64.RawURLEncoding.EncodeToString(b)
+	}
+	f.Add(enc(map[string]any{"alg": "RS256"})+"."+enc(saClaims("ns", "web", now.Add(time.Hour)))+".c2ln", "ns", "web")
+	f.Add("not-a-jwt", "a", "b")
+	f.Add("a.b.c.d", "a", "b")
+	f.Add("eyJhbGciOiJSUzI1NiJ9.eyJleHAiOjFlOTk5OX0.c2ln", "a", "b")
+	f.Add("eyJhbGciOiJSUzI1NiJ9.eyJleHAiOi0xZTMwMH0.c2ln", "a", "b")
+	f.Fuzz(func(t *testing.T, token, ns, sa string) {
+		if reason, err := certify.CheckTokenClaims(token, ns, sa, now, time.Minute); (err == nil) != (reason == "") {
+			t.Fatalf("reason %q with error %v", reason, err)
+		}
+		if strings.ContainsAny(ns+sa, ":") {
+			t.Skip() // a ServiceAccount name never has a colon; sub would be ambiguous
+		}
+		good := enc(map[string]any{"alg": "ES256"}) + "." + enc(saClaims(ns, sa, now.Add(time.Hour))) + ".c2ln"
+		var c struct{ Sub string }
+		if b, _ := json.Marshal(map[string]string{"sub": ns + sa}); json.Unmarshal(b, &c) != nil || c.Sub != ns+sa {
+			t.Skip() // json.Marshal replaced invalid UTF-8: the claims name other strings
+		}
+		if _, err := certify.CheckTokenClaims(good, ns, sa, now, time.Minute); err != nil && len(good) <= certify.MaxTokenSize {
+			t.Fatalf("claims naming %q/%q refused: %v", ns, sa, err)
+		}
+	})
+}
+
+// BenchmarkCheckTokenClaims is the cost of refusing or passing a token before any
+// TokenReview (compare BenchmarkCertify, which includes one).
+func BenchmarkCheckTokenClaims(b *testing.B) {
+	now := time.Now()
+	for _, tc := range []struct{ name, token string }{
+		{"projected token", jwt(b, map[string]any{"alg": "RS256", "kid": "k"}, saClaims("ns", "web", now.Add(time.Hour)), strings.Repeat("s", 256))},
+		{"not a JWT", "junk-token-from-behind-the-pod-proxy"},
+		{"near max size", jwt(b, map[string]any{"alg": "RS256"}, map[string]any{"pad": strings.Repeat("x", certify.MaxTokenSize*3/4-200)}, "s")},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				certify.CheckTokenClaims(tc.token, "ns", "web", now, time.Minute)
+			}
+		})
 	}
 }
