@@ -170,8 +170,9 @@ func (s *Service) Certify(ctx context.Context, req *pb.CertifyRequest) (*pb.Cert
 }
 
 // Validate checks everything about a request that needs no API call: the identity name,
-// the token's structure and claims (CheckTokenClaims) and the CSR. It returns the identity's ServiceAccount, or a
-// gRPC status error (InvalidArgument or Unauthenticated) saying what is wrong.
+// the token's structure and claims (CheckTokenClaims) and the CSR. It returns the
+// identity's ServiceAccount, or a gRPC status error (InvalidArgument or Unauthenticated)
+// saying what is wrong.
 func (s *Service) Validate(req *pb.CertifyRequest) (ns, sa string, err error) {
 	ns, sa, _, err = s.validate(req)
 	return ns, sa, err
