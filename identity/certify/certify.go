@@ -51,8 +51,10 @@ type Reviewer interface {
 	// Review returns the authenticated user name ("system:serviceaccount:ns:sa"), or
 	// ErrUnauthenticated when the token is not valid for the audience, ErrOverloaded
 	// when the check was refused because too many are waiting, or another error when
-	// the check could not be made.
-	Review(ctx context.Context, token string) (string, error)
+	// the check could not be made. identity is the requested identity, whose
+	// ServiceAccount the token's unverified claims were found to name (see
+	// CheckTokenClaims); a reviewer may use it to share its capacity among callers.
+	Review(ctx context.Context, token, identity string) (string, error)
 }
 
 // ErrUnauthenticated means the token was checked and is not valid.
@@ -168,8 +170,9 @@ func (s *Service) Certify(ctx context.Context, req *pb.CertifyRequest) (*pb.Cert
 }
 
 // Validate checks everything about a request that needs no API call: the identity name,
-// the presence of a token and the CSR. It returns the identity's ServiceAccount, or a
-// gRPC status error (InvalidArgument or Unauthenticated) saying what is wrong.
+// the token's structure and claims (CheckTokenClaims) and the CSR. It returns the
+// identity's ServiceAccount, or a gRPC status error (InvalidArgument or Unauthenticated)
+// saying what is wrong.
 func (s *Service) Validate(req *pb.CertifyRequest) (ns, sa string, err error) {
 	ns, sa, _, err = s.validate(req)
 	return ns, sa, err
@@ -182,6 +185,11 @@ func (s *Service) validate(req *pb.CertifyRequest) (ns, sa, reason string, err e
 	}
 	if len(req.GetToken()) == 0 {
 		return "", "", ReasonBadToken, status.Error(codes.Unauthenticated, "no token in the request")
+	}
+	// Before the CSR, whose signature check costs more, and before any TokenReview: a
+	// token that cannot be the requested account's is refused here, for free.
+	if reason, err := CheckTokenClaims(string(req.GetToken()), ns, sa, s.o.Now(), TokenExpiryLeeway+s.o.ClockSkew); err != nil {
+		return "", "", reason, status.Error(codes.Unauthenticated, err.Error())
 	}
 	badCSR := func(format string, args ...any) (string, string, string, error) {
 		return "", "", ReasonBadCSR, status.Errorf(codes.InvalidArgument, "certificate signing request: "+format, args...)
@@ -204,10 +212,8 @@ func (s *Service) validate(req *pb.CertifyRequest) (ns, sa, reason string, err e
 }
 
 func (s *Service) certify(ctx context.Context, req *pb.CertifyRequest) (*pb.CertifyResponse, string, error) {
-	ns, sa, reason, err := s.validate(req)
-	if err != nil {
-		return nil, reason, err
-	}
+	// The issuer first: while it is missing or expired nothing can be signed, and saying
+	// so beats refusing the request for what a working service would refuse it for.
 	creds := s.o.Issuer.Current()
 	if creds == nil {
 		return nil, ReasonUnavailable, status.Error(codes.Unavailable, "identity issuer not loaded yet")
@@ -216,7 +222,11 @@ func (s *Service) certify(ctx context.Context, req *pb.CertifyRequest) (*pb.Cert
 		return nil, ReasonUnavailable, status.Errorf(codes.Unavailable, "identity issuer %q expired at %s: the issuer Secret must be rotated",
 			creds.Authority.Cert.Subject.CommonName, creds.Expiry().UTC().Format(time.RFC3339))
 	}
-	user, err := s.o.Reviewer.Review(ctx, string(req.GetToken()))
+	ns, sa, reason, err := s.validate(req)
+	if err != nil {
+		return nil, reason, err
+	}
+	user, err := s.o.Reviewer.Review(ctx, string(req.GetToken()), req.GetIdentity())
 	switch {
 	case errors.Is(err, ErrUnauthenticated):
 		return nil, ReasonBadToken, status.Errorf(codes.Unauthenticated, "token for %q: %v", req.GetIdentity(), err)

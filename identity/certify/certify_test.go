@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -65,6 +66,7 @@ type envOptions struct {
 	maxReviews      int
 	maxPerPeer      int // reviews in flight per peer
 	maxWaitPerPeer  int // callers waiting per peer
+	localProxies    []netip.Prefix
 }
 
 func issuerPEM(t testing.TB, a *certs.Authority) (crt, key []byte) {
@@ -173,7 +175,7 @@ func startEnv(t testing.TB, o envOptions) *env {
 	}
 	var reviewer certify.Reviewer = certify.NewTokenReviewer(rc, certify.ReviewOptions{Audience: certify.TokenAudience,
 		RequireAudience: o.requireAudience, MaxConcurrent: o.maxReviews, Metrics: e.metrics,
-		MaxConcurrentPerPeer: o.maxPerPeer, MaxWaitingPerPeer: o.maxWaitPerPeer})
+		MaxConcurrentPerPeer: o.maxPerPeer, MaxWaitingPerPeer: o.maxWaitPerPeer, LocalProxies: o.localProxies})
 	if o.localReview {
 		reviewer = trustingReviewer{}
 	}
@@ -216,7 +218,7 @@ var quiet = slog.New(slog.DiscardHandler)
 // trustingReviewer believes every token belongs to the identity asked for (benchmarks).
 type trustingReviewer struct{}
 
-func (trustingReviewer) Review(ctx context.Context, token string) (string, error) {
+func (trustingReviewer) Review(ctx context.Context, token, identity string) (string, error) {
 	return reviewedUser.Load().(string), nil
 }
 
@@ -338,10 +340,10 @@ func TestCertifyRefusals(t *testing.T) {
 		says   string
 	}{
 		{"wrong audience", certifyReq(id, wrongAud, csr(t, key, id)), codes.Unauthenticated, certify.ReasonBadToken, "token"},
-		{"garbage token", certifyReq(id, "not-a-jwt", csr(t, key, id)), codes.Unauthenticated, certify.ReasonBadToken, "token"},
+		{"garbage token", certifyReq(id, "not-a-jwt", csr(t, key, id)), codes.Unauthenticated, certify.ReasonMalformedToken, "not a JWT"},
 		{"forged signature", certifyReq(id, forged, csr(t, key, id)), codes.Unauthenticated, certify.ReasonBadToken, "token"},
 		{"no token", certifyReq(id, "", csr(t, key, id)), codes.Unauthenticated, certify.ReasonBadToken, "no token"},
-		{"another account's identity", certifyReq(id, otherTok, csr(t, key, id)), codes.PermissionDenied, certify.ReasonWrongSA, "system:serviceaccount:" + ns + ":other"},
+		{"another account's token", certifyReq(id, otherTok, csr(t, key, id)), codes.Unauthenticated, certify.ReasonTokenForOtherIdentity, "system:serviceaccount:" + ns + ":other"},
 		{"no SAN", certifyReq(id, good, csr(t, key)), codes.InvalidArgument, certify.ReasonBadCSR, "certificate signing request"},
 		{"two SANs", certifyReq(id, good, csr(t, key, id, "x.example")), codes.InvalidArgument, certify.ReasonBadCSR, "certificate signing request"},
 		{"SAN differs from identity", certifyReq(id, good, csr(t, key, e.svc.Identity(ns, "other"))), codes.InvalidArgument, certify.ReasonBadCSR, "not the requested identity"},
@@ -558,6 +560,19 @@ func testRotation(t *testing.T, source string) {
 			during.Add(1)
 		}
 	}()
+	// The switch starts once the background calls do (a fast source may otherwise
+	// complete it before the first of them).
+	for wait := time.Now().Add(30 * time.Second); during.Load() == 0; {
+		select {
+		case err := <-errs:
+			t.Fatalf("background Certify before the rotation: %v", err)
+		default:
+		}
+		if time.Now().After(wait) {
+			t.Fatal("no background Certify call completed")
+		}
+		time.Sleep(5 * time.Millisecond) // polling interval, not synchronisation
+	}
 	newIss, err := e.anchor.NewIssuer("issuer-2.linkerd.cluster.local", certs.ValidFor(time.Now(), 48*time.Hour))
 	if err != nil {
 		t.Fatal(err)
@@ -633,10 +648,16 @@ func FuzzValidate(f *testing.F) {
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	id := svc.Identity("ns", "web")
 	good := csr(f, key, id)
-	f.Add(id, []byte("tok"), good)
-	f.Add("web.ns.serviceaccount.identity.linkerd.cluster.local", []byte{}, []byte{0x30})
-	f.Add("..serviceaccount.identity.linkerd.cluster.local", []byte("t"), good)
-	f.Fuzz(func(t *testing.T, identity string, token, der []byte) {
+	f.Add(id, []byte("tok"), good, true)
+	f.Add(id, []byte("tok"), good, false)
+	f.Add("web.ns.serviceaccount.identity.linkerd.cluster.local", []byte{}, []byte{0x30}, true)
+	f.Add("..serviceaccount.identity.linkerd.cluster.local", []byte("t"), good, false)
+	f.Fuzz(func(t *testing.T, identity string, token, der []byte, mint bool) {
+		// mint replaces the token by a well-formed one whose claims name the identity's
+		// account, so that the CSR checks after the token's are reached.
+		if ns, sa, err := svc.ParseIdentity(identity); mint && err == nil {
+			token = []byte(jwt(t, map[string]any{"alg": "RS256"}, saClaims(ns, sa, time.Now().Add(time.Hour)), string(token)+"s"))
+		}
 		ns, sa, err := svc.Validate(&pb.CertifyRequest{Identity: identity, Token: token, CertificateSigningRequest: der})
 		if err != nil {
 			if _, ok := status.FromError(err); !ok {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"sync"
 
 	"google.golang.org/grpc/peer"
@@ -29,20 +30,38 @@ const (
 	ShedQueueFull     = "queue_full"
 )
 
-// PeerIP is the default ReviewOptions.PeerKey: the IP address of the gRPC peer of ctx, or
-// "" when ctx carries none (a call made without gRPC).
-func PeerIP(ctx context.Context) string {
-	p, ok := peer.FromContext(ctx)
-	if !ok || p.Addr == nil {
-		return ""
+// DefaultLocalProxies are the loopback networks: in a Linkerd install the identity pod's
+// own proxy terminates the callers' TLS and forwards every call from 127.0.0.1.
+var DefaultLocalProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+
+// Caller names the caller of a Certify call for the fair sharing of TokenReview slots:
+// "address <ip>" for a gRPC peer outside localProxies; "identity <identity>" for a peer
+// inside them (a proxy that hides the real caller's address: keying by it would make
+// every caller one) or a call without a gRPC peer. The identity is the one requested,
+// which Service has checked the token's claims to name before any review, so a flood of
+// forged tokens under one name shares that name's slots; it is unverified, so a flood
+// spread over many names is bounded only by the global limits.
+func Caller(ctx context.Context, identity string, localProxies []netip.Prefix) string {
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		var addr netip.Addr
+		if a, ok := p.Addr.(*net.TCPAddr); ok {
+			addr = a.AddrPort().Addr()
+		} else if ap, err := netip.ParseAddrPort(p.Addr.String()); err == nil {
+			addr = ap.Addr()
+		}
+		addr = addr.Unmap()
+		local := false
+		for _, n := range localProxies {
+			if n.Contains(addr) {
+				local = true
+				break
+			}
+		}
+		if addr.IsValid() && !local {
+			return "address " + addr.String()
+		}
 	}
-	if a, ok := p.Addr.(*net.TCPAddr); ok {
-		return a.IP.String()
-	}
-	if host, _, err := net.SplitHostPort(p.Addr.String()); err == nil {
-		return host
-	}
-	return p.Addr.String()
+	return "identity " + identity
 }
 
 // fairQueue hands out a fixed number of slots fairly among peers: a peer holds at most
@@ -108,7 +127,7 @@ func (q *fairQueue) acquire(ctx context.Context, key string) error {
 		q.mu.Unlock()
 		q.shed(reason)
 		if reason == ShedPeerQueueFull {
-			return fmt.Errorf("%w: %d already waiting from this caller's address %q (limit %d); retry later", ErrOverloaded, n, key, q.maxPerPeer)
+			return fmt.Errorf("%w: %d already waiting for the same caller, %s (limit %d); retry later", ErrOverloaded, n, trunc(key), q.maxPerPeer)
 		}
 		return fmt.Errorf("%w: %d already waiting in all (limit %d); retry later", ErrOverloaded, all, q.maxWaiting)
 	}

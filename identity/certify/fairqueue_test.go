@@ -3,8 +3,12 @@ package certify
 import (
 	"context"
 	"errors"
+	"net"
+	"net/netip"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc/peer"
 )
 
 // waitStats polls until q has busy slots held and waiting callers.
@@ -99,5 +103,37 @@ func TestFairQueuePerPeerSlotsAndCancel(t *testing.T) {
 	waitStats(t, q, 0, 0)
 	if len(q.peers) != 0 || len(q.turn) != 0 {
 		t.Fatalf("state left behind: %d peers, %d in turn", len(q.peers), len(q.turn))
+	}
+}
+
+// TestCaller: a peer outside the local proxies is its address; a local proxy's calls
+// (IPv4 or IPv6 loopback, also IPv4-mapped) and calls without a peer are the identity's.
+func TestCaller(t *testing.T) {
+	tcp := func(s string) net.Addr { return net.TCPAddrFromAddrPort(netip.MustParseAddrPort(s)) }
+	for _, tc := range []struct {
+		addr net.Addr
+		want string
+	}{
+		{tcp("10.1.2.3:40000"), "address 10.1.2.3"},
+		{tcp("[fd00::7]:40000"), "address fd00::7"},
+		{tcp("[::ffff:10.1.2.3]:40000"), "address 10.1.2.3"},
+		{tcp("127.0.0.1:40000"), "identity web"},
+		{tcp("127.0.0.9:40000"), "identity web"},
+		{tcp("[::1]:40000"), "identity web"},
+		{tcp("[::ffff:127.0.0.1]:40000"), "identity web"},
+		{&net.UnixAddr{Name: "@sock", Net: "unix"}, "identity web"},
+		{nil, "identity web"},
+	} {
+		ctx := context.Background()
+		if tc.addr != nil {
+			ctx = peer.NewContext(ctx, &peer.Peer{Addr: tc.addr})
+		}
+		if got := Caller(ctx, "web", DefaultLocalProxies); got != tc.want {
+			t.Errorf("Caller from %v = %q, want %q", tc.addr, got, tc.want)
+		}
+	}
+	only := []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+	if got := Caller(peer.NewContext(context.Background(), &peer.Peer{Addr: tcp("127.0.0.2:1")}), "web", only); got != "address 127.0.0.2" {
+		t.Errorf("Caller from 127.0.0.2 with only 127.0.0.1 a local proxy = %q", got)
 	}
 }

@@ -3,8 +3,11 @@ package certify_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"io"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -51,7 +54,8 @@ func (h holdJunk) RoundTrip(r *http.Request) (*http.Response, error) {
 }
 
 // TestJunkTokenFloodDoesNotStarveOtherPeers: one peer (127.0.0.2) floods Certify with junk
-// tokens whose TokenReviews the API server is slow to answer. The flood holds at most its
+// tokens (well-formed JWTs signed by nobody, so that they pass CheckTokenClaims) whose
+// TokenReviews the API server is slow to answer. The flood holds at most its
 // share of the review slots, a bounded number of its calls wait, the rest get
 // ResourceExhausted at once (counted); meanwhile a proxy on another peer (127.0.0.3) gets
 // its certificate, and once the API server answers, the waiting junk gets Unauthenticated.
@@ -60,21 +64,26 @@ func TestJunkTokenFloodDoesNotStarveOtherPeers(t *testing.T) {
 	c := kube.Shared(t)
 	gate := make(chan struct{})
 	var held atomic.Int64
-	const junk = "junk-token-from-a-hostile-peer"
+	const junkSig = "junk-signature-from-a-hostile-peer"
+	marker := base64.RawURLEncoding.EncodeToString([]byte(junkSig))
 	cfg := rest.CopyConfig(c.RESTConfig())
 	cfg.QPS, cfg.Burst = 1000, 1000
 	cfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
-		return holdJunk{next: rt, marker: []byte(junk), gate: gate, held: &held}
+		return holdJunk{next: rt, marker: []byte(marker), gate: gate, held: &held}
 	}
 	client, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	const slots, perPeer, waitPerPeer, flood = 4, 2, 8, 100
-	e := startEnv(t, envOptions{reviewClient: client, maxReviews: slots, maxPerPeer: perPeer, maxWaitPerPeer: waitPerPeer})
+	// 127.0.0.2 and 127.0.0.3 stand for callers on other hosts: only 127.0.0.1 is a local
+	// proxy here.
+	e := startEnv(t, envOptions{reviewClient: client, maxReviews: slots, maxPerPeer: perPeer, maxWaitPerPeer: waitPerPeer,
+		localProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}})
 	ns := e.c.Namespace(t)
 	e.c.CreateServiceAccount(t, ns, "web")
 	id := e.svc.Identity(ns, "web")
+	junk := jwt(t, map[string]any{"alg": "RS256"}, saClaims(ns, "web", time.Now().Add(time.Hour)), junkSig)
 	csrDER := csr(t, p256(t), id)
 
 	hostile := e.clientFrom(t, "127.0.0.2")
@@ -128,6 +137,129 @@ func TestJunkTokenFloodDoesNotStarveOtherPeers(t *testing.T) {
 	}
 
 	// The API server answers the flood's reviews: the waiting junk is refused as such.
+	close(gate)
+	for i := range perPeer + waitPerPeer {
+		if err := <-errs; status.Code(err) != codes.Unauthenticated {
+			t.Fatalf("queued flood call %d: %v, want Unauthenticated", i, err)
+		}
+	}
+}
+
+// countReviews counts the TokenReviews sent through it.
+type countReviews struct {
+	next http.RoundTripper
+	n    *atomic.Int64
+}
+
+func (c countReviews) RoundTrip(r *http.Request) (*http.Response, error) {
+	if strings.HasSuffix(r.URL.Path, "/tokenreviews") {
+		c.n.Add(1)
+	}
+	return c.next.RoundTrip(r)
+}
+
+// jwt returns a compact JWT with header and claims as given and sig as its signature
+// bytes: structurally a token, but signed by nobody the API server trusts.
+func jwt(t testing.TB, header, claims map[string]any, sig string) string {
+	t.Helper()
+	enc := func(v any) string {
+		b, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return base64.RawURLEncoding.EncodeToString(b)
+	}
+	return enc(header) + "." + enc(claims) + "." + base64.RawURLEncoding.EncodeToString([]byte(sig))
+}
+
+// saClaims are the claims of a projected ServiceAccount token for ns/sa expiring at exp.
+func saClaims(ns, sa string, exp time.Time) map[string]any {
+	return map[string]any{
+		"iss": "https://kubernetes.default.svc.cluster.local", "aud": []string{certify.TokenAudience},
+		"sub": "system:serviceaccount:" + ns + ":" + sa, "exp": exp.Unix(), "iat": time.Now().Unix(),
+		"kubernetes.io": map[string]any{"namespace": ns, "serviceaccount": map[string]any{"name": sa, "uid": "0c7d1a2e-0000-4000-8000-000000000000"}},
+	}
+}
+
+// TestForgedTokenFloodThroughPodProxyDoesNotStarveOthers: in a real install every caller
+// reaches identity through the identity pod's own proxy, so every call comes from
+// 127.0.0.1. A flood of forged ServiceAccount tokens (well-formed, unexpired, claiming the
+// requested identity, signed by nobody), whose reviews the API server is slow to answer,
+// takes only the claimed identity's share of the slots and queue; the rest is refused at
+// once (counted); a proxy of another ServiceAccount, also from 127.0.0.1, gets its
+// certificate within its deadline; once the API server answers, the waiting forgeries
+// are Unauthenticated.
+func TestForgedTokenFloodThroughPodProxyDoesNotStarveOthers(t *testing.T) {
+	t.Parallel()
+	c := kube.Shared(t)
+	gate := make(chan struct{})
+	var held atomic.Int64
+	const forgedSig = "forged-signature-from-behind-the-pod-proxy"
+	marker := base64.RawURLEncoding.EncodeToString([]byte(forgedSig))
+	cfg := rest.CopyConfig(c.RESTConfig())
+	cfg.QPS, cfg.Burst = 1000, 1000
+	cfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
+		return holdJunk{next: rt, marker: []byte(marker), gate: gate, held: &held}
+	}
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const slots, perPeer, waitPerPeer, flood = 4, 2, 8, 100
+	e := startEnv(t, envOptions{reviewClient: client, maxReviews: slots, maxPerPeer: perPeer, maxWaitPerPeer: waitPerPeer})
+	ns := e.c.Namespace(t)
+	e.c.CreateServiceAccount(t, ns, "web")
+	e.c.CreateServiceAccount(t, ns, "api")
+	victim := e.svc.Identity(ns, "web")
+	forged := jwt(t, map[string]any{"alg": "RS256", "kid": "forged"}, saClaims(ns, "web", time.Now().Add(time.Hour)), forgedSig)
+	csrDER := csr(t, p256(t), victim)
+
+	podProxy := e.clientFrom(t, "127.0.0.1") // the identity pod's own proxy
+	errs := make(chan error, flood)
+	floodCtx, stopFlood := context.WithCancel(t.Context())
+	defer stopFlood()
+	for range flood {
+		go func() {
+			_, err := podProxy.Certify(floodCtx, certifyReq(victim, forged, csrDER))
+			errs <- err
+		}()
+	}
+	shed := flood - perPeer - waitPerPeer
+	for i := range shed {
+		select {
+		case err := <-errs:
+			if status.Code(err) != codes.ResourceExhausted || !strings.Contains(err.Error(), "waiting for a TokenReview") {
+				t.Fatalf("flood call %d: %v, want ResourceExhausted saying too many are waiting for a TokenReview", i, err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("only %d of the %d flood calls beyond the bounds were refused; the rest wait", i, shed)
+		}
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for held.Load() != perPeer || testutil.ToFloat64(e.metrics.Waiting()) != waitPerPeer {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d flood reviews at the API server (want %d), %v waiting (want %d)", held.Load(), perPeer, testutil.ToFloat64(e.metrics.Waiting()), waitPerPeer)
+		}
+		time.Sleep(10 * time.Millisecond) // polling interval, not synchronisation
+	}
+	if got := testutil.ToFloat64(e.metrics.Refused(certify.ReasonOverloaded)); got != float64(shed) {
+		t.Errorf("identity_certify_refused_total{reason=overloaded} = %v, want %d", got, shed)
+	}
+
+	// A proxy of another ServiceAccount, through the same pod proxy, is not starved.
+	id := e.svc.Identity(ns, "api")
+	token := e.c.Token(t, ns, "api", kube.TokenOptions{Audiences: []string{certify.TokenAudience}})
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	resp, err := podProxy.Certify(ctx, certifyReq(id, token, csr(t, p256(t), id)))
+	if err != nil {
+		t.Fatalf("Certify of another ServiceAccount through the pod proxy during the flood: %v", err)
+	}
+	verify(t, resp, id, e.anchor)
+	if held.Load() != perPeer {
+		t.Fatalf("the flood's reviews were answered before the other call: the test proves nothing")
+	}
+
 	close(gate)
 	for i := range perPeer + waitPerPeer {
 		if err := <-errs; status.Code(err) != codes.Unauthenticated {

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -28,28 +29,37 @@ type ReviewOptions struct {
 	RequireAudience bool
 	// MaxConcurrent bounds reviews in flight; DefaultMaxConcurrentReviews when <= 0.
 	MaxConcurrent int
-	// MaxConcurrentPerPeer bounds the reviews in flight for one peer (see PeerKey), so
-	// that one caller cannot hold every slot; half of MaxConcurrent (at least 1) when
-	// <= 0, at most MaxConcurrent.
+	// MaxConcurrentPerPeer bounds the reviews in flight for one caller (see
+	// LocalProxies), so that one caller cannot hold every slot; half of MaxConcurrent (at
+	// least 1) when <= 0, at most MaxConcurrent.
 	MaxConcurrentPerPeer int
-	// MaxWaiting bounds callers waiting for a slot, all peers together;
+	// MaxWaiting bounds callers waiting for a slot, all callers together;
 	// DefaultMaxWaitingReviews when <= 0. A caller beyond it gets ErrOverloaded at once.
 	MaxWaiting int
-	// MaxWaitingPerPeer bounds one peer's callers waiting for a slot;
-	// DefaultMaxWaitingPerPeer when <= 0. A caller beyond it gets ErrOverloaded at once.
+	// MaxWaitingPerPeer bounds one caller's calls waiting for a slot;
+	// DefaultMaxWaitingPerPeer when <= 0. A call beyond it gets ErrOverloaded at once.
 	MaxWaitingPerPeer int
-	// PeerKey names the caller of a request for the per-peer bounds and the turn order;
-	// PeerIP (the gRPC peer's address) when nil.
-	PeerKey func(ctx context.Context) string
+	// LocalProxies are the addresses of proxies that forward every caller from their own
+	// address; DefaultLocalProxies when nil. A call from elsewhere is one caller's by its
+	// IP address; a call from a local proxy is one caller's by the identity it requests
+	// (see Caller).
+	LocalProxies []netip.Prefix
 	// Metrics, when set, observe review latency.
 	Metrics *Metrics
 }
 
 // TokenReviewer checks tokens with the Kubernetes TokenReview API, with at most a fixed
-// number of reviews in flight. Slots are shared fairly among peers: one peer holds at
-// most MaxConcurrentPerPeer of them, further requests wait (until their context ends) in
-// a bounded queue per peer, and freed slots go to the waiting peers in turn, so a flood
-// of calls from one address (junk tokens, say) cannot starve the proxies of others.
+// number of reviews in flight. Slots are shared fairly among callers (see Caller): one
+// caller holds at most MaxConcurrentPerPeer of them, further requests wait (until their
+// context ends) in a bounded queue per caller, and freed slots go to the waiting callers
+// in turn, so a flood of calls from one address, or under one claimed identity through
+// the identity pod's own proxy (forged tokens, say), cannot starve the proxies of others.
+//
+// Behind a local proxy the caller is the identity requested, which the token's
+// unverified claims name (Service checks that before any review): a flood under one
+// name gets that name's share, but a flood spread over many names, each its own caller,
+// is bounded only by MaxWaiting and MaxConcurrent in all. Proxies of the flooded
+// identity itself share its slots with the flood until the reviews refuse it.
 type TokenReviewer struct {
 	client kubernetes.Interface
 	o      ReviewOptions
@@ -71,8 +81,8 @@ func NewTokenReviewer(client kubernetes.Interface, o ReviewOptions) *TokenReview
 	if o.MaxWaitingPerPeer <= 0 {
 		o.MaxWaitingPerPeer = DefaultMaxWaitingPerPeer
 	}
-	if o.PeerKey == nil {
-		o.PeerKey = PeerIP
+	if o.LocalProxies == nil {
+		o.LocalProxies = DefaultLocalProxies
 	}
 	r := &TokenReviewer{client: client, o: o}
 	shed := func(string) {}
@@ -87,14 +97,14 @@ func NewTokenReviewer(client kubernetes.Interface, o ReviewOptions) *TokenReview
 }
 
 // Review implements Reviewer. It returns an error wrapping ErrOverloaded, without a
-// review, when the caller's peer or everyone already has too many callers waiting.
-func (r *TokenReviewer) Review(ctx context.Context, token string) (string, error) {
+// review, when the caller (see Caller) or everyone already has too many calls waiting.
+func (r *TokenReviewer) Review(ctx context.Context, token, identity string) (string, error) {
 	var audiences []string
 	if r.o.RequireAudience || slices.Contains(TokenAudiences(token), r.o.Audience) {
 		audiences = []string{r.o.Audience}
 	}
 	start := time.Now()
-	key := r.o.PeerKey(ctx)
+	key := Caller(ctx, identity, r.o.LocalProxies)
 	if err := r.q.acquire(ctx, key); err != nil {
 		return "", err
 	}
