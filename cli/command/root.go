@@ -126,6 +126,7 @@ func installCmd(g *globals) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			o.Namespace = g.namespace
+			o.Version = Version
 			if o.CRDs {
 				fmt.Fprintln(c.ErrOrStderr(), "Rendering Linkerd CRDs...")
 			}

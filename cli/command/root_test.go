@@ -5,6 +5,8 @@ import (
 	"context"
 	"strings"
 	"testing"
+
+	"github.com/l5d-go/l5d/test/kube"
 )
 
 // TestUnknownCommandFails checks that an unknown subcommand or flag, at any level of the
@@ -51,5 +53,58 @@ func TestCommandGroupHelp(t *testing.T) {
 		if !strings.Contains(out.String(), "Available Commands:") {
 			t.Errorf("%q: no help on stdout: %q", args, out.String())
 		}
+	}
+}
+
+// TestInstallCarriesCLIVersion checks that a CLI built as version X installs a control
+// plane that reports X (linkerd-config's app.kubernetes.io/version, read by linkerd version
+// and linkerd check) and runs images and injects proxies tagged X, so that linkerd check's
+// version checks pass; --set linkerdVersion still overrides it.
+func TestInstallCarriesCLIVersion(t *testing.T) {
+	const v = "v9.9.9-test"
+	old := Version
+	Version = v
+	t.Cleanup(func() { Version = old })
+
+	c := kube.Shared(t)
+	kc := c.Kubeconfig()
+	ns := "l5d-version"
+	crds, _, err := run(t, "", "install", "--crds")
+	if err != nil {
+		t.Fatal(err)
+	}
+	install, _, err := run(t, "", "install", "-L", ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"app.kubernetes.io/version: \"" + v + "\"",
+		"/proxy:" + v + "\n",
+		"/identity:" + v + "\n",
+		"-proxy-version=" + v + "\n",
+		"-proxy-init-version=" + v + "\n",
+		"linkerd.io/proxy-version: \"" + v + "\"",
+		"linkerd/proxy-injector " + v + "\n",
+	} {
+		if !strings.Contains(install, want) {
+			t.Errorf("install output lacks %q", want)
+		}
+	}
+	if strings.Contains(install, ":dev\n") || strings.Contains(install, "version: dev") {
+		t.Error("install output still names version dev")
+	}
+	c.Apply(t, "default", crds)
+	c.Apply(t, ns, install)
+	out, _, err := run(t, "", "version", "--kubeconfig", kc, "-L", ns)
+	if err != nil || out != "Client version: "+v+"\nServer version: "+v+"\n" {
+		t.Errorf("version after install: %q %v", out, err)
+	}
+
+	pinned, _, err := run(t, "", "install", "-L", ns, "--set", "linkerdVersion=edge-1.2.3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(pinned, "app.kubernetes.io/version: \"edge-1.2.3\"") || strings.Contains(pinned, v) {
+		t.Error("--set linkerdVersion does not override the CLI's version")
 	}
 }
