@@ -1,6 +1,7 @@
 package inject
 
 import (
+	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -121,5 +122,68 @@ func TestAdminShutdownAnnotation(t *testing.T) {
 				t.Errorf("%s set: %v, want %v", envShutdownEndpoint, got, tc.want)
 			}
 		})
+	}
+}
+
+// initArg returns the value following flag in linkerd-init's arguments, or "" and false.
+func initArg(spec *corev1.PodSpec, flag string) (string, bool) {
+	for _, c := range spec.InitContainers {
+		if c.Name != InitContainerName {
+			continue
+		}
+		for i := 0; i+1 < len(c.Args); i++ {
+			if c.Args[i] == flag {
+				return c.Args[i+1], true
+			}
+		}
+	}
+	return "", false
+}
+
+// TestIptablesModeReachesInit checks that Values.IptablesMode (Helm's
+// proxyInit.iptablesMode) is passed to linkerd-init, which otherwise defaults to legacy and
+// fails on nodes with only nf_tables, and that an unknown mode is refused.
+func TestIptablesModeReachesInit(t *testing.T) {
+	for _, mode := range []string{"", "legacy", "nft"} {
+		v := testValues(t)
+		want := "legacy"
+		if mode != "" {
+			v.IptablesMode, want = mode, mode
+		}
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{AnnotationInject: "enabled"}}, Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app"}}}}
+		out, _, err := v.InjectPod(Namespace{Name: "n"}, Owner{}, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, ok := initArg(&out.Spec, "--iptables-mode"); !ok || got != want {
+			t.Errorf("mode %q: linkerd-init --iptables-mode %q (present %v), want %q", mode, got, ok, want)
+		}
+	}
+	v := testValues(t)
+	v.IptablesMode = "iptables"
+	if err := v.Validate(); err == nil || !strings.Contains(err.Error(), "iptables mode") {
+		t.Errorf("Validate with iptables mode %q: %v", v.IptablesMode, err)
+	}
+}
+
+// TestProxyResourcesDefaults checks that Values.ProxyResources (Helm's proxy.resources)
+// reach the proxy container and that an annotation overrides only its own entry.
+func TestProxyResourcesDefaults(t *testing.T) {
+	v := testValues(t)
+	v.ProxyResources = corev1.ResourceRequirements{
+		Requests: corev1.ResourceList{corev1.ResourceCPU: mustQuantity("150m"), corev1.ResourceMemory: mustQuantity("40Mi")},
+		Limits:   corev1.ResourceList{corev1.ResourceMemory: mustQuantity("90Mi")},
+	}
+	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{AnnotationInject: "enabled", AnnotationProxyMemoryLimit: "200Mi"}}, Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app"}}}}
+	out, _, err := v.InjectPod(Namespace{Name: "n"}, Owner{}, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := findProxy(&out.Spec).Resources
+	if r.Requests.Cpu().String() != "150m" || r.Requests.Memory().String() != "40Mi" || r.Limits.Memory().String() != "200Mi" {
+		t.Errorf("proxy resources %v", r)
+	}
+	if v.ProxyResources.Limits.Memory().String() != "90Mi" {
+		t.Error("injection changed the shared Values")
 	}
 }

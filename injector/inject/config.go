@@ -79,6 +79,7 @@ func (v *Values) resolve(l lookup, containerPorts map[string]int32) (*proxyConfi
 		inboundPolicy:   v.DefaultInboundPolicy,
 		await:           v.Await,
 		nativeSidecar:   v.NativeSidecar,
+		resources:       *v.ProxyResources.DeepCopy(),
 	}
 	var errs []error
 	bad := func(key, val string, err error) {

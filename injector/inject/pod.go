@@ -337,6 +337,7 @@ func (v *Values) initContainer(c *proxyConfig) corev1.Container {
 		"--outgoing-proxy-port", strconv.Itoa(ProxyOutboundPort),
 		"--proxy-uid", strconv.FormatInt(c.uid, 10),
 		"--inbound-ports-to-ignore", inIgnore,
+		"--iptables-mode", v.IptablesMode,
 	}
 	if c.skipOutbound != "" {
 		args = append(args, "--outbound-ports-to-ignore", c.skipOutbound)
