@@ -108,3 +108,49 @@ func TestInstallCarriesCLIVersion(t *testing.T) {
 		t.Error("--set linkerdVersion does not override the CLI's version")
 	}
 }
+
+// TestInjectManualCarriesVersion checks that `linkerd inject --manual` injects the proxy
+// and proxy-init images that l5d installs: those of the installed control plane when it
+// reads the cluster, else the chart's at the CLI's version, so that linkerd check's
+// data-plane version check compares like with like.
+func TestInjectManualCarriesVersion(t *testing.T) {
+	old := Version
+	t.Cleanup(func() { Version = old })
+	Version = "v9.9.9-test"
+	out, _, err := run(t, "", "inject", "--manual", "--identity-trust-anchors-file", "testdata/anchors.pem", "testdata/workloads.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"image: ghcr.io/l5d-go/proxy:v9.9.9-test\n", "image: ghcr.io/l5d-go/proxy-init:v9.9.9-test\n", "linkerd.io/proxy-version: v9.9.9-test\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("inject --manual lacks %q", want)
+		}
+	}
+	if strings.Contains(out, "stable-2.12.2") {
+		t.Error("inject --manual still injects Linkerd's stable-2.12.2 images")
+	}
+
+	c := kube.Shared(t)
+	ns := "l5d-manual"
+	Version = "v7.7.7"
+	crds, _, err := run(t, "", "install", "--crds")
+	if err != nil {
+		t.Fatal(err)
+	}
+	install, _, err := run(t, "", "install", "-L", ns, "--set", "imageRegistry=registry.example/l5d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Apply(t, "default", crds)
+	c.Apply(t, ns, install)
+	Version = "v9.9.9-test"
+	out, _, err = run(t, "", "inject", "--manual", "--kubeconfig", c.Kubeconfig(), "-L", ns, "testdata/workloads.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"image: registry.example/l5d/proxy:v7.7.7\n", "image: registry.example/l5d/proxy-init:v7.7.7\n", "linkerd.io/proxy-version: v7.7.7\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("inject --manual against the cluster lacks %q", want)
+		}
+	}
+}
