@@ -19,7 +19,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 TOOLS := $(BIN)/tools
 STATICCHECK := $(TOOLS)/staticcheck
 
-.PHONY: all build test unit-test race fuzz-smoke lint proto proto-check bench bench-proxy e2e demo ci kube-bins tools clean test-deps bench-deps
+.PHONY: all build test unit-test race fuzz-smoke lint proto proto-check bench bench-proxy bench-tools e2e demo ci kube-bins tools clean test-deps bench-deps
 # Debian packages the tests and the proxy benchmark run (installed by tools/debian-deps.sh).
 TEST_DEBS := iptables iproute2 curl git
 BENCH_DEBS := iptables iproute2 nginx-light wrk nghttp2-client util-linux bc
@@ -88,8 +88,16 @@ kube-bins:
 bench:
 	@if [ -x test/bench/run.sh ]; then test/bench/run.sh; else echo "bench: no benchmark suites yet"; fi
 
+## bench-tools: build the pinned load generators of bench-proxy into bin/tools: fortio
+## (tools/fortio/go.mod) and ghz (tools/ghz/go.mod), each its own module since their
+## dependencies clash with each other and with tools/go.mod
+bench-tools:
+	@mkdir -p $(TOOLS)
+	cd tools/fortio && GOWORK=off $(GO) build -o $(TOOLS)/ fortio.org/fortio
+	cd tools/ghz && GOWORK=off $(GO) build -o $(TOOLS)/ github.com/bojand/ghz/cmd/ghz
+
 ## bench-proxy: the proxy's headline benchmark against direct and nginx paths
-bench-proxy: bench-deps
+bench-proxy: bench-deps bench-tools
 	@if [ -x test/bench/proxy.sh ]; then test/bench/proxy.sh; else echo "bench-proxy: not built yet (issue: proxy part 1)"; exit 1; fi
 
 ## e2e: the end-to-end suite: test/e2e on a whole three-node local cluster (HA install with the CLI,

@@ -322,3 +322,34 @@ func TestCRDChartIsDeployCRDs(t *testing.T) {
 		}
 	}
 }
+
+// TestRejectsValuesInjectedPodsCannotHonour checks that the Helm values injected proxies
+// cannot follow fail the render, naming the value, instead of being silently ignored.
+func TestRejectsValuesInjectedPodsCannotHonour(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		set  map[string]any
+		want string
+	}{
+		{"iptables mode", map[string]any{"proxyInit": map[string]any{"iptablesMode": "iptables"}}, `proxyInit.iptablesMode "iptables": must be legacy or nft`},
+		{"admin port", map[string]any{"proxy": map[string]any{"ports": map[string]any{"admin": 5000}}}, "proxy.ports.admin 5000"},
+		{"inbound port", map[string]any{"proxy": map[string]any{"ports": map[string]any{"inbound": 4000}}}, "proxy.ports.inbound 4000"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			vals := testValues(t)
+			for k, v := range tc.set {
+				vals[k] = v
+			}
+			_, err := Render(ControlPlaneChart, Options{Values: vals})
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("render: %v, want an error naming %q", err, tc.want)
+			}
+		})
+	}
+	vals := testValues(t)
+	vals["proxyInit"] = map[string]any{"iptablesMode": "nft"}
+	out, err := Render(ControlPlaneChart, Options{Values: vals})
+	if err != nil || !strings.Contains(string(out), "-iptables-mode=nft") {
+		t.Errorf("nft: %v", err)
+	}
+}

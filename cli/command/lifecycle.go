@@ -90,6 +90,7 @@ func upgradeCmd(g *globals) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			o.Namespace = g.namespace
+			o.Version = Version
 			if o.CRDs {
 				out, err := install.Render(o, nil)
 				if err != nil {
@@ -112,7 +113,7 @@ func upgradeCmd(g *globals) *cobra.Command {
 				return fmt.Errorf("linkerd-config values: %w", err)
 			}
 			base["identityTrustAnchorsPEM"] = cm.Data["identityTrustAnchorsPEM"]
-			delete(base, "linkerdVersion")
+			delete(base, "linkerdVersion") // the CLI's version (install.Overrides) replaces it
 			id, _ := base["identity"].(map[string]any)
 			if id == nil {
 				id = map[string]any{}

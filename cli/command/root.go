@@ -2,9 +2,12 @@
 package command
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/l5d-go/l5d/cli/install"
 	"github.com/spf13/cobra"
@@ -34,7 +37,77 @@ func Root(out, errOut io.Writer) *cobra.Command {
 	root.PersistentFlags().StringVar(&g.as, "as", "", "username to impersonate for Kubernetes operations")
 	root.PersistentFlags().StringArrayVar(&g.asGroups, "as-group", nil, "group to impersonate for Kubernetes operations (repeatable)")
 	root.AddCommand(installCmd(g), versionCmd(g), checkCmd(g), injectCmd(g), uninjectCmd(), uninstallCmd(g), upgradeCmd(g), profileCmd(), diagnosticsCmd(g), identityCmd(g), vizCmd(g), authzCmd(g))
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &UsageError{Err: err} })
+	// cobra adds its completion command only when the tree runs: add it now so that it too
+	// refuses unknown subcommands.
+	root.InitDefaultCompletionCmd()
+	failUnknownSubcommands(root)
 	return root
+}
+
+// Main runs the command tree on args as the linkerd binary does and returns its exit status:
+// 0 on success, else ExitCode of the error, which is written to errOut as Linkerd's CLI
+// writes it ("Error: ..."), followed for a usage error (unknown command or flag) by
+// "Run 'linkerd ... --help' for usage.".
+func Main(ctx context.Context, args []string, out, errOut io.Writer) int {
+	root := Root(out, errOut)
+	if args == nil {
+		args = []string{}
+	}
+	root.SetArgs(args)
+	cmd, err := root.ExecuteContextC(ctx)
+	if err == nil {
+		return 0
+	}
+	fmt.Fprintln(errOut, "Error:", err)
+	var u *UsageError
+	if errors.As(err, &u) && cmd != nil {
+		fmt.Fprintf(errOut, "Run '%s --help' for usage.\n", cmd.CommandPath())
+	}
+	return ExitCode(err)
+}
+
+// UsageError is a command line that names no command or flag of the tree: an unknown
+// subcommand, an unknown flag or a flag value that does not parse.
+type UsageError struct{ Err error }
+
+// Error is the underlying message, as cobra words it.
+func (e *UsageError) Error() string { return e.Err.Error() }
+
+// Unwrap returns the underlying error.
+func (e *UsageError) Unwrap() error { return e.Err }
+
+// failUnknownSubcommands makes every command of the tree under c that only groups
+// subcommands fail on an argument naming none of them with `unknown command "X" for
+// "linkerd viz"` (a *UsageError), as Linkerd's CLI does. cobra checks this itself only for
+// the root: a nested group without Run prints its help and succeeds, so `linkerd viz install
+// | kubectl apply -f -` fed help text to kubectl. Such a group still prints its help when
+// run without arguments.
+func failUnknownSubcommands(c *cobra.Command) {
+	for _, sub := range c.Commands() {
+		failUnknownSubcommands(sub)
+	}
+	if !c.HasSubCommands() || c.Runnable() {
+		return
+	}
+	c.Args = unknownSubcommand
+	if c.SuggestionsMinimumDistance <= 0 {
+		c.SuggestionsMinimumDistance = 2 // cobra's default for the root
+	}
+	c.RunE = func(c *cobra.Command, _ []string) error { return c.Help() }
+}
+
+// unknownSubcommand is the Args check of a command group: any argument is an unknown
+// subcommand.
+func unknownSubcommand(c *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return nil
+	}
+	msg := fmt.Sprintf("unknown command %q for %q", args[0], c.CommandPath())
+	if s := c.SuggestionsFor(args[0]); len(s) > 0 {
+		msg += "\n\nDid you mean this?\n\t" + strings.Join(s, "\n\t")
+	}
+	return &UsageError{Err: errors.New(msg)}
 }
 
 // globals are the persistent flags every command sees.
@@ -53,6 +126,7 @@ func installCmd(g *globals) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			o.Namespace = g.namespace
+			o.Version = Version
 			if o.CRDs {
 				fmt.Fprintln(c.ErrOrStderr(), "Rendering Linkerd CRDs...")
 			}

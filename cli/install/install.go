@@ -29,6 +29,12 @@ type Options struct {
 	Namespace string
 	// TrustAnchorsFile, IssuerCertFile and IssuerKeyFile name PEM files; all three or none.
 	TrustAnchorsFile, IssuerCertFile, IssuerKeyFile string
+	// Version is the version the CLI was built as. When set, it becomes the chart's
+	// linkerdVersion (before values-ha.yaml and --set, which may override it): the control
+	// plane reports it (linkerd-config's app.kubernetes.io/version), its images and the
+	// proxies it injects are tagged with it, so that linkerd check finds the control plane,
+	// the proxies and the CLI on one version.
+	Version string
 	// Now is the clock used for generated certificates (default time.Now).
 	Now func() time.Time
 }
@@ -63,9 +69,13 @@ func Values(o Options, notes io.Writer) (map[string]any, error) {
 	return Overrides(vals, o)
 }
 
-// Overrides applies values-ha.yaml (when o.HA) over base and then o's --set expressions
-// over it, returning the merged values. base may be modified.
+// Overrides sets linkerdVersion to o.Version (when set), applies values-ha.yaml (when o.HA)
+// over base and then o's --set expressions over it, returning the merged values. base may be
+// modified.
 func Overrides(base map[string]any, o Options) (map[string]any, error) {
+	if o.Version != "" {
+		base["linkerdVersion"] = o.Version
+	}
 	if o.HA {
 		ha, err := deploy.HAValues()
 		if err != nil {

@@ -13,6 +13,10 @@ const (
 	AnnotationProxyVersion = "linkerd.io/proxy-version"
 	// AnnotationTrustRootSHA256 is the hex SHA-256 of the trust anchors' PEM text.
 	AnnotationTrustRootSHA256 = "linkerd.io/trust-root-sha256"
+	// AnnotationIdentityMode is "default": the proxy takes its mTLS identity from the
+	// control plane (Linkerd wrote "disabled" for proxies without identity, which l5d never
+	// injects). Tools written for Linkerd read it to tell meshed pods' identity.
+	AnnotationIdentityMode = "linkerd.io/identity-mode"
 
 	// LabelControlPlaneNS names the control plane's namespace on injected pods.
 	LabelControlPlaneNS = "linkerd.io/control-plane-ns"
@@ -52,10 +56,17 @@ const (
 	AnnotationEnableDebugSidecar     = "config.linkerd.io/enable-debug-sidecar"
 	AnnotationDebugImage             = "config.linkerd.io/debug-image"
 	AnnotationDebugImageVersion      = "config.linkerd.io/debug-image-version"
-	AnnotationNativeSidecarAlpha     = "config.alpha.linkerd.io/proxy-enable-native-sidecar"
-	AnnotationNativeSidecarBeta      = "config.beta.linkerd.io/proxy-enable-native-sidecar"
 	AnnotationWaitBeforeExitSeconds  = "config.alpha.linkerd.io/proxy-wait-before-exit-seconds"
-	AnnotationEnableShutdownEndpoint = "config.alpha.linkerd.io/proxy-enable-shutdown-endpoint"
+
+	// AnnotationNativeSidecar ("true"/"false") injects the proxy as a native sidecar or
+	// not; it wins over the older beta and alpha keys, which are still read (beta over alpha).
+	AnnotationNativeSidecar      = "config.linkerd.io/proxy-enable-native-sidecar"
+	AnnotationNativeSidecarBeta  = "config.beta.linkerd.io/proxy-enable-native-sidecar"
+	AnnotationNativeSidecarAlpha = "config.alpha.linkerd.io/proxy-enable-native-sidecar"
+	// AnnotationProxyAdminShutdown ("enabled"/"disabled") serves the proxy's POST /shutdown
+	// admin endpoint (LINKERD2_PROXY_SHUTDOWN_ENDPOINT_ENABLED), off by default except for
+	// classic-sidecar Jobs and CronJobs, whose proxy must be stopped once the job is done.
+	AnnotationProxyAdminShutdown = "config.linkerd.io/proxy-admin-shutdown"
 )
 
 // Container, volume and port names of the injected parts.

@@ -79,6 +79,7 @@ func (v *Values) resolve(l lookup, containerPorts map[string]int32) (*proxyConfi
 		inboundPolicy:   v.DefaultInboundPolicy,
 		await:           v.Await,
 		nativeSidecar:   v.NativeSidecar,
+		resources:       *v.ProxyResources.DeepCopy(),
 	}
 	var errs []error
 	bad := func(key, val string, err error) {
@@ -254,10 +255,11 @@ func (v *Values) resolve(l lookup, containerPorts map[string]int32) (*proxyConfi
 		}
 	}
 	boolean(AnnotationEnableDebugSidecar, &c.debugSidecar)
-	// The beta key supersedes the deprecated alpha one when both are present.
+	// The GA key supersedes the beta one, which supersedes the deprecated alpha one.
 	boolean(AnnotationNativeSidecarAlpha, &c.nativeSidecar)
 	boolean(AnnotationNativeSidecarBeta, &c.nativeSidecar)
-	boolean(AnnotationEnableShutdownEndpoint, &c.shutdownEndpoint)
+	boolean(AnnotationNativeSidecar, &c.nativeSidecar)
+	onOff(AnnotationProxyAdminShutdown, &c.shutdownEndpoint)
 	if val, ok := l.get(AnnotationWaitBeforeExitSeconds); ok {
 		n, err := strconv.ParseInt(val, 10, 64)
 		if err != nil || n < 0 {

@@ -15,7 +15,15 @@
 // Decide applies the linkerd.io/inject rules; config.linkerd.io/* (and the alpha/beta native
 // sidecar) annotations on the namespace are defaults that the pod's own annotations override.
 // A value that cannot be used fails the whole injection with an *AnnotationError naming the
-// annotation.
+// annotation. Native sidecars: config.linkerd.io/proxy-enable-native-sidecar wins over the
+// beta key, which wins over the alpha one. config.linkerd.io/proxy-admin-shutdown
+// (enabled/disabled) serves the proxy's POST /shutdown.
+//
+// An injected pod carries what Linkerd's injector writes: the annotations linkerd.io/created-by,
+// proxy-version, trust-root-sha256, identity-mode ("default") and inject, plus
+// config.linkerd.io/opaque-ports when the pod has none (the namespace's value, or the default
+// opaque ports among its container ports), and the labels linkerd.io/control-plane-ns,
+// workload-ns and proxy-<owner kind>.
 //
 // LINKERD2_PROXY_ACCESS_LOG (config.linkerd.io/access-log) and LINKERD2_PROXY_INGRESS_MODE
 // (linkerd.io/inject: ingress) carry Linkerd's names; the l5d proxy does not read them yet.

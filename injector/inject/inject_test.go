@@ -320,6 +320,8 @@ func TestBadAnnotationsRefused(t *testing.T) {
 		{AnnotationAccessLog, "xml", "access-log"},
 		{AnnotationProxyUID, "root", "proxy-uid"},
 		{AnnotationNativeSidecarBeta, "sometimes", "proxy-enable-native-sidecar"},
+		{AnnotationNativeSidecar, "yes please", "config.linkerd.io/proxy-enable-native-sidecar"},
+		{AnnotationProxyAdminShutdown, "true", "config.linkerd.io/proxy-admin-shutdown"},
 		{AnnotationInboundConnectTimeout, "soon", "proxy-inbound-connect-timeout"},
 		{AnnotationProxyLogFormat, "xml", "proxy-log-format"},
 		{AnnotationImagePullPolicy, "Sometimes", "image-pull-policy"},
@@ -368,6 +370,9 @@ func TestNativeSidecarSwitch(t *testing.T) {
 		{"alpha annotation off", true, map[string]string{AnnotationNativeSidecarAlpha: "false"}, false},
 		{"beta annotation on with global off", false, map[string]string{AnnotationNativeSidecarBeta: "true"}, true},
 		{"beta wins over alpha", true, map[string]string{AnnotationNativeSidecarAlpha: "false", AnnotationNativeSidecarBeta: "true"}, true},
+		{"GA annotation off", true, map[string]string{AnnotationNativeSidecar: "false"}, false},
+		{"GA annotation on with global off", false, map[string]string{AnnotationNativeSidecar: "true"}, true},
+		{"GA wins over beta and alpha", true, map[string]string{AnnotationNativeSidecar: "false", AnnotationNativeSidecarBeta: "true", AnnotationNativeSidecarAlpha: "true"}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			v := testValues(t)

@@ -2,10 +2,12 @@ package inject
 
 import (
 	"fmt"
-	"github.com/l5d-go/l5d/pkg/certs"
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/l5d-go/l5d/pkg/certs"
+	"github.com/l5d-go/l5d/proxy-init/ports"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -159,6 +161,16 @@ func (v *Values) InjectPodSpec(ns Namespace, owner Owner, mode Mode, meta *metav
 	meta.Annotations[AnnotationCreatedBy] = v.CreatedBy
 	meta.Annotations[AnnotationProxyVersion] = proxyVersionOf(cfg.proxyImage)
 	meta.Annotations[AnnotationTrustRootSHA256] = v.TrustRootSHA256()
+	meta.Annotations[AnnotationIdentityMode] = "default"
+	if _, ok := meta.Annotations[AnnotationOpaquePorts]; !ok {
+		// The destination controller reads the pod's annotation only: give it the ports the
+		// proxy treats as opaque, as Linkerd's injector does.
+		if _, fromNS := ns.Annotations[AnnotationOpaquePorts]; fromNS {
+			meta.Annotations[AnnotationOpaquePorts] = cfg.opaquePorts
+		} else if exposed := exposedOpaquePorts(v.OpaquePorts, inbound); exposed != "" {
+			meta.Annotations[AnnotationOpaquePorts] = exposed
+		}
+	}
 	if _, ok := meta.Annotations[AnnotationInject]; !ok {
 		meta.Annotations[AnnotationInject] = string(mode)
 	}
@@ -175,6 +187,22 @@ func (v *Values) InjectPodSpec(ns Namespace, owner Owner, mode Mode, meta *metav
 		meta.Labels[LabelWorkloadNS] = meta.Namespace
 	}
 	return nil
+}
+
+// exposedOpaquePorts lists, comma-separated, the container ports (sorted) that the port
+// list defaults (already validated) holds; "" when none.
+func exposedOpaquePorts(defaults string, containerPorts []int) string {
+	list, err := ports.Parse(defaults)
+	if err != nil {
+		return ""
+	}
+	var parts []string
+	for _, p := range containerPorts {
+		if p > 0 && p <= 65535 && list.Contains(uint16(p)) {
+			parts = append(parts, strconv.Itoa(p))
+		}
+	}
+	return strings.Join(parts, ",")
 }
 
 // proxyVersionOf is the tag of an image reference, or "" when it has none.
@@ -309,6 +337,7 @@ func (v *Values) initContainer(c *proxyConfig) corev1.Container {
 		"--outgoing-proxy-port", strconv.Itoa(ProxyOutboundPort),
 		"--proxy-uid", strconv.FormatInt(c.uid, 10),
 		"--inbound-ports-to-ignore", inIgnore,
+		"--iptables-mode", v.IptablesMode,
 	}
 	if c.skipOutbound != "" {
 		args = append(args, "--outbound-ports-to-ignore", c.skipOutbound)

@@ -65,6 +65,13 @@ type Values struct {
 	NativeSidecar bool
 	// InitResources are the linkerd-init container's requests and limits.
 	InitResources corev1.ResourceRequirements
+	// ProxyResources are the proxy container's default requests and limits; each
+	// config.linkerd.io/proxy-{cpu,memory,ephemeral-storage}-{request,limit} annotation
+	// overrides its own entry.
+	ProxyResources corev1.ResourceRequirements
+	// IptablesMode is the iptables backend linkerd-init uses (--iptables-mode): "legacy" or
+	// "nft" (Helm's proxyInit.iptablesMode). Nodes whose kernel has only nf_tables need "nft".
+	IptablesMode string
 }
 
 // Linkerd's default values.
@@ -83,6 +90,7 @@ const (
 	DefaultInboundPolicy         = "all-unauthenticated"
 	DefaultOpaquePorts           = "25,587,3306,4444,5432,6379,9300,11211"
 	DefaultSkipPorts             = "4567,4568"
+	DefaultIptablesMode          = "legacy"
 
 	// Ports of the injected proxy: inbound, outbound, control (tap) and admin.
 	ProxyInboundPort  = 4143
@@ -122,6 +130,7 @@ func DefaultValues() Values {
 		Await:                  true,
 		NativeSidecar:          true,
 		InitResources:          corev1.ResourceRequirements{Requests: q("20Mi"), Limits: q("20Mi")},
+		IptablesMode:           DefaultIptablesMode,
 	}
 }
 
@@ -154,6 +163,22 @@ func (v *Values) Validate() error {
 	for name, list := range map[string]string{"opaque ports": v.OpaquePorts, "skip inbound ports": v.SkipInboundPorts, "skip outbound ports": v.SkipOutboundPorts} {
 		if _, err := ports.Parse(list); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", name, err))
+		}
+	}
+	if v.IptablesMode != "legacy" && v.IptablesMode != "nft" {
+		errs = append(errs, fmt.Errorf("iptables mode %q: not legacy or nft", v.IptablesMode))
+	}
+	switch v.ImagePullPolicy {
+	case corev1.PullAlways, corev1.PullIfNotPresent, corev1.PullNever:
+	default:
+		errs = append(errs, fmt.Errorf("image pull policy %q: not Always, IfNotPresent or Never", v.ImagePullPolicy))
+	}
+	if v.InboundConnectTimeout <= 0 || v.OutboundConnectTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("connect timeouts %v (inbound) and %v (outbound) must be positive", v.InboundConnectTimeout, v.OutboundConnectTimeout))
+	}
+	for name, req := range v.ProxyResources.Requests {
+		if lim, ok := v.ProxyResources.Limits[name]; ok && req.Cmp(lim) > 0 {
+			errs = append(errs, fmt.Errorf("proxy %s request %s exceeds its limit %s", name, req.String(), lim.String()))
 		}
 	}
 	if _, err := subnets.Parse(v.ClusterNetworks); err != nil {

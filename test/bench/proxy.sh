@@ -251,7 +251,7 @@ if [ -n "$fortio" ]; then
 		done
 	done
 else
-	echo "== latency: fortio not found (GOBIN=bin/tools go install fortio.org/fortio@v1.68.2)"
+	echo "== latency: fortio not found (make bench-tools builds it into bin/tools)"
 fi
 
 ghz=$(command -v ghz || true)
@@ -287,5 +287,5 @@ if [ -n "$ghz" ]; then
 			"${GCPU[$p]}" "${GP99[$p]}"
 	done
 else
-	echo "== gRPC: ghz not found (GOBIN=bin/tools go install github.com/bojand/ghz/cmd/ghz@v0.121.0)"
+	echo "== gRPC: ghz not found (make bench-tools builds it into bin/tools)"
 fi

@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -40,18 +41,30 @@ func main() {
 	}
 }
 
-// run serves until ctx ends or something fails.
-func run(ctx context.Context, args []string) error {
+// options are the injector's command-line settings besides the injection values.
+type options struct {
+	addr, adminAddr, certFile, keyFile string
+	anchorsFile, anchorsMap, native    string
+	pprof                              bool
+	kcfg                               *k8s.Config
+	lcfg                               *logging.Config
+}
+
+// parseFlags parses the injector's command line: the injection values (the chart passes
+// every proxy.* and proxyInit.* Helm value that reaches injected pods as a flag) and the
+// other options.
+func parseFlags(args []string) (inject.Values, *options, error) {
 	d := inject.DefaultValues()
+	o := &options{}
 	fs := flag.NewFlagSet("injector", flag.ContinueOnError)
-	addr := fs.String("addr", ":8443", "address to serve the admission webhook (HTTPS) on")
-	adminAddr := fs.String("admin-addr", ":9995", "address of the admin server (/metrics, /ready, /live)")
-	certFile := fs.String("tls-cert-file", "/var/run/linkerd/tls/tls.crt", "webhook serving certificate (PEM), reloaded when it changes")
-	keyFile := fs.String("tls-key-file", "/var/run/linkerd/tls/tls.key", "webhook serving key (PEM), reloaded when it changes")
-	anchorsFile := fs.String("identity-trust-anchors-file", "", "PEM trust anchors, read once; when empty they come from -identity-trust-roots-configmap and follow its changes")
-	anchorsMap := fs.String("identity-trust-roots-configmap", "linkerd-identity-trust-roots", "ConfigMap (in -controller-namespace) holding the trust anchors under ca-bundle.crt")
-	native := fs.String("native-sidecar", "auto", "inject the proxy as a native sidecar: auto (when the API server is Kubernetes >= 1.29), true or false")
-	pprof := fs.Bool("enable-pprof", false, "serve /debug/pprof/ on the admin server")
+	fs.StringVar(&o.addr, "addr", ":8443", "address to serve the admission webhook (HTTPS) on")
+	fs.StringVar(&o.adminAddr, "admin-addr", ":9995", "address of the admin server (/metrics, /ready, /live)")
+	fs.StringVar(&o.certFile, "tls-cert-file", "/var/run/linkerd/tls/tls.crt", "webhook serving certificate (PEM), reloaded when it changes")
+	fs.StringVar(&o.keyFile, "tls-key-file", "/var/run/linkerd/tls/tls.key", "webhook serving key (PEM), reloaded when it changes")
+	fs.StringVar(&o.anchorsFile, "identity-trust-anchors-file", "", "PEM trust anchors, read once; when empty they come from -identity-trust-roots-configmap and follow its changes")
+	fs.StringVar(&o.anchorsMap, "identity-trust-roots-configmap", "linkerd-identity-trust-roots", "ConfigMap (in -controller-namespace) holding the trust anchors under ca-bundle.crt")
+	fs.StringVar(&o.native, "native-sidecar", "auto", "inject the proxy as a native sidecar: auto (when the API server is Kubernetes >= 1.29), true or false")
+	fs.BoolVar(&o.pprof, "enable-pprof", false, "serve /debug/pprof/ on the admin server")
 	fs.StringVar(&d.ControlPlaneNamespace, "controller-namespace", d.ControlPlaneNamespace, "namespace of the control plane")
 	fs.StringVar(&d.ClusterDomain, "cluster-domain", d.ClusterDomain, "cluster DNS domain")
 	fs.StringVar(&d.TrustDomain, "identity-trust-domain", d.TrustDomain, "trust domain of workload identities")
@@ -61,6 +74,10 @@ func run(ctx context.Context, args []string) error {
 	fs.StringVar(&d.InitVersion, "proxy-init-version", d.InitVersion, "proxy-init image tag")
 	fs.StringVar(&d.DebugImage, "debug-image", d.DebugImage, "debug sidecar image name")
 	fs.StringVar(&d.DebugVersion, "debug-version", d.DebugVersion, "debug sidecar image tag")
+	fs.Func("image-pull-policy", "pull policy of the injected images: Always, IfNotPresent or Never (default IfNotPresent)", func(s string) error {
+		d.ImagePullPolicy = corev1.PullPolicy(s)
+		return nil
+	})
 	fs.StringVar(&d.CreatedBy, "created-by", d.CreatedBy, "value of the linkerd.io/created-by annotation")
 	fs.StringVar(&d.LogLevel, "proxy-log-level", d.LogLevel, "default proxy log filter (LINKERD2_PROXY_LOG)")
 	fs.StringVar(&d.LogFormat, "proxy-log-format", d.LogFormat, "default proxy log format: plain or json")
@@ -70,11 +87,34 @@ func run(ctx context.Context, args []string) error {
 	fs.StringVar(&d.SkipInboundPorts, "default-skip-inbound-ports", d.SkipInboundPorts, "inbound ports proxy-init never redirects by default")
 	fs.StringVar(&d.SkipOutboundPorts, "default-skip-outbound-ports", d.SkipOutboundPorts, "outbound ports proxy-init never redirects by default")
 	fs.Int64Var(&d.ProxyUID, "proxy-uid", d.ProxyUID, "user id the proxy runs as")
-	kcfg := k8s.RegisterFlags(fs)
-	lcfg := logging.RegisterFlags(fs)
+	fs.BoolVar(&d.Await, "proxy-await", d.Await, "hold a classic sidecar pod's other containers until the proxy is ready (linkerd-await postStart hook)")
+	fs.DurationVar(&d.InboundConnectTimeout, "proxy-inbound-connect-timeout", d.InboundConnectTimeout, "default inbound connect timeout of proxies")
+	fs.DurationVar(&d.OutboundConnectTimeout, "proxy-outbound-connect-timeout", d.OutboundConnectTimeout, "default outbound connect timeout of proxies")
+	fs.StringVar(&d.IptablesMode, "iptables-mode", d.IptablesMode, "iptables backend linkerd-init uses: legacy or nft")
+	fs.Func("proxy-resources", `default requests and limits of the proxy container as JSON ({"requests":{"cpu":"100m"},"limits":{"memory":"250Mi"}}); annotations override each`, func(s string) error {
+		return json.Unmarshal([]byte(s), &d.ProxyResources)
+	})
+	fs.Func("proxy-init-resources", "requests and limits of the linkerd-init container as JSON", func(s string) error {
+		d.InitResources = corev1.ResourceRequirements{}
+		return json.Unmarshal([]byte(s), &d.InitResources)
+	})
+	o.kcfg = k8s.RegisterFlags(fs)
+	o.lcfg = logging.RegisterFlags(fs)
 	if err := fs.Parse(args); err != nil {
+		return d, nil, err
+	}
+	return d, o, nil
+}
+
+// run serves until ctx ends or something fails.
+func run(ctx context.Context, args []string) error {
+	d, o, err := parseFlags(args)
+	if err != nil {
 		return err
 	}
+	addr, adminAddr, certFile, keyFile := &o.addr, &o.adminAddr, &o.certFile, &o.keyFile
+	anchorsFile, anchorsMap, native, pprof := &o.anchorsFile, &o.anchorsMap, &o.native, &o.pprof
+	kcfg, lcfg := o.kcfg, o.lcfg
 	log, err := lcfg.Logger()
 	if err != nil {
 		return err

@@ -12,8 +12,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/l5d-go/l5d/injector/inject"
 	"github.com/l5d-go/l5d/test/netns"
 	"golang.org/x/sys/unix"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // asMainEnv makes the test binary run as proxy-init itself, for tests that need another
@@ -105,9 +108,34 @@ func TestWithoutPermissionFailsClearly(t *testing.T) {
 	t.Logf("proxy-init as uid 65534: %s", stderr.String())
 }
 
+// injectedInitArgs returns the arguments the proxy injector gives linkerd-init with its
+// default values and iptablesMode mode.
+func injectedInitArgs(t *testing.T, mode string) []string {
+	t.Helper()
+	v := inject.DefaultValues()
+	v.IdentityTrustAnchorsPEM = "-----BEGIN CERTIFICATE-----\nMA==\n-----END CERTIFICATE-----\n"
+	v.IptablesMode = mode
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "n", Annotations: map[string]string{inject.AnnotationInject: "enabled"}},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app"}}},
+	}
+	out, _, err := v.InjectPod(inject.Namespace{Name: "n"}, inject.Owner{}, pod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range out.Spec.InitContainers {
+		if c.Name == inject.InitContainerName {
+			return c.Args
+		}
+	}
+	t.Fatal("the injector added no linkerd-init container")
+	return nil
+}
+
 // TestInitContainerAsInjected runs proxy-init as the injected linkerd-init container does:
-// Linkerd's arguments, uid 65534, only the NET_ADMIN and NET_RAW capabilities, and a
-// private xtables lock file (the container's /run is an emptyDir).
+// the arguments the proxy injector gives it (for each iptablesMode), uid 65534, only the
+// NET_ADMIN and NET_RAW capabilities, and a private xtables lock file (the container's /run
+// is an emptyDir). The rules must land in the mode's backend.
 func TestInitContainerAsInjected(t *testing.T) {
 	n := netns.New(t)
 	bin := copyTestBinary(t)
@@ -119,16 +147,21 @@ func TestInitContainerAsInjected(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			p := n.Pod(t, mode)
 			var stdout, stderr bytes.Buffer
-			cmd := netns.AsUser(exec.Command(bin,
-				"--incoming-proxy-port", "4143", "--outgoing-proxy-port", "4140", "--proxy-uid", "2102",
-				"--inbound-ports-to-ignore", "4190,4191,4567,4568", "--outbound-ports-to-ignore", "4567,4568",
-				"--iptables-mode", mode), 65534, 65534)
+			args := injectedInitArgs(t, mode)
+			if !strings.Contains(strings.Join(args, " "), "--iptables-mode "+mode) {
+				t.Fatalf("injected linkerd-init arguments %q lack --iptables-mode %s", args, mode)
+			}
+			cmd := netns.AsUser(exec.Command(bin, args...), 65534, 65534)
 			cmd.SysProcAttr.AmbientCaps = []uintptr{unix.CAP_NET_ADMIN, unix.CAP_NET_RAW}
 			cmd.Env = []string{asMainEnv + "=1", "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
 				"XTABLES_LOCKFILE=" + filepath.Join(lockDir, "xtables-"+mode+".lock")}
 			cmd.Stdout, cmd.Stderr = &stdout, &stderr
 			if err := p.Run(cmd); err != nil {
 				t.Fatalf("proxy-init as uid 65534 with NET_ADMIN and NET_RAW: %v\n%s", err, stderr.String())
+			}
+			other := map[string]string{"legacy": "nft", "nft": "legacy"}[mode]
+			if saved := iptablesSaveWith(t, p, "iptables-"+other+"-save"); strings.Contains(saved, "PROXY_INIT") {
+				t.Errorf("rules went to the %s backend, not %s:\n%s", other, mode, saved)
 			}
 			for _, bin := range []string{"iptables-" + mode + "-save", "ip6tables-" + mode + "-save"} {
 				saved := iptablesSaveWith(t, p, bin)
