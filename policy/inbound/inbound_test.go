@@ -103,14 +103,20 @@ func (e *env) poll(t *testing.T, what string, ok func() bool, describe func() st
 // controller's cache.
 func (e *env) getPort(t *testing.T, ns, pod string, port uint32) *pb.Server {
 	t.Helper()
+	return e.getWorkloadPort(t, ns+":"+pod, port)
+}
+
+// getWorkloadPort is getPort for a workload in any of the forms the API takes.
+func (e *env) getWorkloadPort(t *testing.T, workload string, port uint32) *pb.Server {
+	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		s, err := e.client.GetPort(t.Context(), &pb.PortSpec{Workload: ns + ":" + pod, Port: port})
+		s, err := e.client.GetPort(t.Context(), &pb.PortSpec{Workload: workload, Port: port})
 		if err == nil {
 			return s
 		}
 		if status.Code(err) != codes.NotFound || time.Now().After(deadline) {
-			t.Fatalf("GetPort %s:%s %d: %v", ns, pod, port, err)
+			t.Fatalf("GetPort %s %d: %v", workload, port, err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -142,10 +148,7 @@ func TestDefaultPolicies(t *testing.T) {
 		}},
 		{ns + ":denied", "deny", func(s *pb.Server) bool { return len(s.Authorizations) == 0 }},
 	} {
-		s, err := e.client.GetPort(t.Context(), &pb.PortSpec{Workload: tc.workload, Port: 8080})
-		if err != nil {
-			t.Fatalf("%s: %v", tc.workload, err)
-		}
+		s := e.getWorkloadPort(t, tc.workload, 8080)
 		if s.Labels["name"] != tc.name || s.Labels["kind"] != "default" || !tc.check(s) || s.Protocol.GetDetect() == nil {
 			t.Errorf("%s: got %v, want default %s", tc.workload, s, tc.name)
 		}
