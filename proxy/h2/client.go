@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/hpack"
 )
 
 // Transport is an http.RoundTripper speaking HTTP/2 with prior knowledge over
@@ -498,8 +497,7 @@ func (cc *clientConn) readLoop() {
 	br := bufio.NewReaderSize(cc.conn, readBufSize)
 	fr := http2.NewFramer(nil, br)
 	fr.SetMaxReadFrameSize(maxFrameRead)
-	fr.MaxHeaderListSize = maxHeaderList
-	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	hr := newHeaderReader(fr)
 	var err error
 	settled := false
 	defer func() {
@@ -516,6 +514,14 @@ func (cc *clientConn) readLoop() {
 		}
 		var f http2.Frame
 		f, err = fr.ReadFrame()
+		if hf, ok := f.(*http2.HeadersFrame); ok && err == nil {
+			var hb *headerBlock
+			if hb, err = hr.read(hf); err == nil {
+				cc.onHeaders(hb)
+				hr.release()
+				continue
+			}
+		}
 		if err != nil {
 			var se http2.StreamError
 			var ce http2.ConnectionError
@@ -533,8 +539,6 @@ func (cc *clientConn) readLoop() {
 			break
 		}
 		switch f := f.(type) {
-		case *http2.MetaHeadersFrame:
-			cc.onHeaders(f)
 		case *http2.DataFrame:
 			err = cc.onData(f)
 		case *http2.SettingsFrame:
@@ -716,7 +720,7 @@ func (cc *clientConn) onWindowUpdate(f *http2.WindowUpdateFrame) error {
 	return nil
 }
 
-func (cc *clientConn) onHeaders(f *http2.MetaHeadersFrame) {
+func (cc *clientConn) onHeaders(f *headerBlock) {
 	cs := cc.stream(f.StreamID)
 	if cs == nil {
 		return

@@ -17,7 +17,6 @@ import (
 
 	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/hpack"
 )
 
 // Server serves HTTP/2 (prior knowledge) connections, calling Handler for each request
@@ -263,11 +262,14 @@ func (sc *serverConn) closeWhenIdle(idle time.Duration) *time.Timer {
 func (sc *serverConn) readLoop() error {
 	fr := http2.NewFramer(nil, bufio.NewReaderSize(sc.conn, readBufSize))
 	fr.SetMaxReadFrameSize(maxFrameRead)
-	fr.MaxHeaderListSize = maxHeaderList
-	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	hr := newHeaderReader(fr)
 	first := true
 	for {
 		f, err := fr.ReadFrame()
+		var hb *headerBlock
+		if hf, ok := f.(*http2.HeadersFrame); ok && err == nil {
+			hb, err = hr.read(hf)
+		}
 		if err != nil {
 			var se http2.StreamError
 			var ce http2.ConnectionError
@@ -296,11 +298,15 @@ func (sc *serverConn) readLoop() error {
 			}
 			first = false
 		}
-		switch f := f.(type) {
-		case *http2.MetaHeadersFrame:
-			if err := sc.onHeaders(f); err != nil {
+		if hb != nil {
+			err := sc.onHeaders(hb)
+			hr.release()
+			if err != nil {
 				return err
 			}
+			continue
+		}
+		switch f := f.(type) {
 		case *http2.DataFrame:
 			if err := sc.onData(f); err != nil {
 				return err
@@ -482,7 +488,7 @@ func (sc *serverConn) onSettings(f *http2.SettingsFrame) error {
 	return nil
 }
 
-func (sc *serverConn) onHeaders(f *http2.MetaHeadersFrame) error {
+func (sc *serverConn) onHeaders(f *headerBlock) error {
 	id := f.StreamID
 	if st := sc.stream(id); st != nil {
 		if !sc.onTrailers(st, f) {
@@ -583,7 +589,7 @@ func (sc *serverConn) handlerDoneLocked() {
 // stream with PROTOCOL_ERROR, and HEADERS after the client's END_STREAM with
 // STREAM_CLOSED (RFC 9113 sections 5.1 and 8.1). It reports whether the client is
 // within its reset budget.
-func (sc *serverConn) onTrailers(st *serverStream, f *http2.MetaHeadersFrame) bool {
+func (sc *serverConn) onTrailers(st *serverStream, f *headerBlock) bool {
 	if st.ended {
 		return sc.refuse(st.id, http2.ErrCodeStreamClosed)
 	}
@@ -711,7 +717,7 @@ func (sc *serverConn) onData(f *http2.DataFrame) error {
 // reject is the status to answer one that is malformed in HTTP/2 terms instead of calling
 // the handler, as x/net/http2 does: 431 when the header list was truncated at the
 // announced SETTINGS_MAX_HEADER_LIST_SIZE, 400 for connection-specific fields.
-func (sc *serverConn) newRequest(f *http2.MetaHeadersFrame) (req *http.Request, reject int, err error) {
+func (sc *serverConn) newRequest(f *headerBlock) (req *http.Request, reject int, err error) {
 	var method, scheme, authority, path string
 	for _, hf := range f.PseudoFields() {
 		switch hf.Name {
