@@ -220,7 +220,7 @@ type clientConn struct {
 // announce hands the responses in ready to their callers.
 func (cc *clientConn) announce() {
 	for i, cs := range cc.ready {
-		cs.respCh <- nil
+		cs.respCh <- struct{}{}
 		cc.ready[i] = nil
 	}
 	cc.ready = cc.ready[:0]
@@ -247,21 +247,24 @@ func (cc *clientConn) hasCapacity() bool {
 }
 
 type clientStream struct {
-	cc      *clientConn
-	id      uint32
-	req     *http.Request
-	send    sendWindow // guarded by cc.w.mu
-	body    recvPipe
-	inflow  inflow // what the server may still send on the stream
-	resp    *http.Response
-	respCh  chan error // receives nil when resp is set, or the failure
-	gotResp bool       // guarded by cc.mu
+	cc     *clientConn
+	id     uint32
+	req    *http.Request
+	send   sendWindow // guarded by cc.w.mu
+	body   recvPipe
+	inflow inflow // what the server may still send on the stream
+	resp   *http.Response
+	// respCh receives once resp is set (respErr nil) or the stream failed (respErr, set
+	// before the send).
+	respCh  chan struct{}
+	respErr error
+	gotResp bool // guarded by cc.mu
 	trailer http.Header
 }
 
 func (cc *clientConn) roundTrip(req *http.Request) (*http.Response, error) {
 	hasBody := req.Body != nil && req.Body != http.NoBody // ContentLength 0 with a Body means unknown
-	cs := &clientStream{cc: cc, req: req, respCh: make(chan error, 1)}
+	cs := &clientStream{cc: cc, req: req, respCh: make(chan struct{}, 1)}
 	cs.body.init(cs)
 	cs.inflow.give(streamWindow)
 	cc.w.lock()
@@ -314,9 +317,9 @@ func (cc *clientConn) roundTrip(req *http.Request) (*http.Response, error) {
 		req.Body.Close()
 	}
 	select {
-	case err := <-cs.respCh:
-		if err != nil {
-			return nil, err
+	case <-cs.respCh:
+		if cs.respErr != nil {
+			return nil, cs.respErr
 		}
 		return cs.resp, nil
 	case <-req.Context().Done():
@@ -423,7 +426,8 @@ func (cs *clientStream) finish(err error) {
 	cc.w.cond.Broadcast()
 	cc.w.unlock()
 	if !got {
-		cs.respCh <- err
+		cs.respErr = err
+		cs.respCh <- struct{}{}
 	}
 	if n := cs.body.discard(err); n > 0 {
 		cs.credit(n, 0)
@@ -485,7 +489,8 @@ func (cc *clientConn) close(err error) {
 		cs.gotResp = true
 		cs.mu().Unlock()
 		if !got {
-			cs.respCh <- fmt.Errorf("h2: connection lost before the response: %w", err)
+			cs.respErr = fmt.Errorf("h2: connection lost before the response: %w", err)
+			cs.respCh <- struct{}{}
 		}
 		cs.body.close(fmt.Errorf("h2: connection lost: %w", err))
 	}
@@ -497,6 +502,7 @@ func (cc *clientConn) readLoop() {
 	br := bufio.NewReaderSize(cc.conn, readBufSize)
 	fr := http2.NewFramer(nil, br)
 	fr.SetMaxReadFrameSize(maxFrameRead)
+	fr.SetReuseFrames() // frames are handled before the next read (DATA is copied)
 	hr := newHeaderReader(fr)
 	var err error
 	settled := false

@@ -262,6 +262,7 @@ func (sc *serverConn) closeWhenIdle(idle time.Duration) *time.Timer {
 func (sc *serverConn) readLoop() error {
 	fr := http2.NewFramer(nil, bufio.NewReaderSize(sc.conn, readBufSize))
 	fr.SetMaxReadFrameSize(maxFrameRead)
+	fr.SetReuseFrames() // frames are handled before the next read (DATA is copied)
 	hr := newHeaderReader(fr)
 	first := true
 	for {
