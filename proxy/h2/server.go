@@ -162,7 +162,9 @@ type serverStream struct {
 	send   sendWindow // guarded by sc.w.mu
 	cancel context.CancelFunc
 	req    *http.Request
-	done   bool // guarded by sc.mu: the response is complete
+	// reqBody is the request's Body when the request has one.
+	reqBody requestBody
+	done    bool // guarded by sc.mu: the response is complete
 	// hasBody: the request did not end with its HEADERS.
 	hasBody bool
 	// unfinished is set (under sc.mu) when the response completed while the client was
@@ -513,7 +515,10 @@ func (sc *serverConn) onHeaders(f *headerBlock) error {
 		sc.resetStream(id, http2.ErrCodeRefusedStream)
 		return nil
 	}
-	req, reject, err := sc.newRequest(f)
+	// The request is built here and copied once into the one WithContext makes.
+	var base http.Request
+	req := &base
+	reject, err := sc.newRequest(f, req)
 	if err != nil {
 		sc.resetStream(id, http2.ErrCodeProtocol)
 		return nil
@@ -531,7 +536,8 @@ func (sc *serverConn) onHeaders(f *headerBlock) error {
 		st.body.close(io.EOF)
 		st.ended = true
 	} else {
-		req.Body = &requestBody{st: st}
+		st.reqBody.st = st
+		req.Body = &st.reqBody
 	}
 	if req.Trailer != nil {
 		st.reqTrailer = req.Trailer
@@ -713,12 +719,12 @@ func (sc *serverConn) onData(f *http2.DataFrame) error {
 	return nil
 }
 
-// newRequest builds the http.Request of a HEADERS frame. A request that cannot be built
+// newRequest builds the http.Request of a HEADERS frame in req. A request that cannot be built
 // (bad pseudo-header fields or Content-Length) is an error, for a PROTOCOL_ERROR reset;
 // reject is the status to answer one that is malformed in HTTP/2 terms instead of calling
 // the handler, as x/net/http2 does: 431 when the header list was truncated at the
 // announced SETTINGS_MAX_HEADER_LIST_SIZE, 400 for connection-specific fields.
-func (sc *serverConn) newRequest(f *headerBlock) (req *http.Request, reject int, err error) {
+func (sc *serverConn) newRequest(f *headerBlock, req *http.Request) (reject int, err error) {
 	var method, scheme, authority, path string
 	for _, hf := range f.PseudoFields() {
 		switch hf.Name {
@@ -731,11 +737,11 @@ func (sc *serverConn) newRequest(f *headerBlock) (req *http.Request, reject int,
 		case ":path":
 			path = hf.Value
 		default:
-			return nil, 0, fmt.Errorf("unknown pseudo-header %s", hf.Name)
+			return 0, fmt.Errorf("unknown pseudo-header %s", hf.Name)
 		}
 	}
 	if method == "" || (method != "CONNECT" && path == "") {
-		return nil, 0, errors.New("missing :method or :path")
+		return 0, errors.New("missing :method or :path")
 	}
 	fields := f.RegularFields()
 	for _, hf := range fields {
@@ -752,7 +758,7 @@ func (sc *serverConn) newRequest(f *headerBlock) (req *http.Request, reject int,
 	}
 	u, err := url.ParseRequestURI(path)
 	if err != nil && method != "CONNECT" {
-		return nil, 0, fmt.Errorf("bad :path: %w", err)
+		return 0, fmt.Errorf("bad :path: %w", err)
 	}
 	if u == nil {
 		u = &url.URL{}
@@ -762,7 +768,7 @@ func (sc *serverConn) newRequest(f *headerBlock) (req *http.Request, reject int,
 	for _, v := range header["Content-Length"] {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n < 0 || (cl >= 0 && n != cl) {
-			return nil, 0, fmt.Errorf("bad content-length %q", v)
+			return 0, fmt.Errorf("bad content-length %q", v)
 		}
 		cl = n
 	}
@@ -775,11 +781,12 @@ func (sc *serverConn) newRequest(f *headerBlock) (req *http.Request, reject int,
 		trailer[k] = nil
 	}
 	delete(header, "Trailer")
-	return &http.Request{
+	*req = http.Request{
 		Method: method, URL: u, Proto: "HTTP/2.0", ProtoMajor: 2, Header: header,
 		Host: authority, RequestURI: path, RemoteAddr: sc.remote,
 		ContentLength: cl, Trailer: trailer,
-	}, reject, nil
+	}
+	return reject, nil
 }
 
 // requestBody is a stream's request body as the handler sees it.
