@@ -254,6 +254,9 @@ type clientStream struct {
 	body   recvPipe
 	inflow inflow // what the server may still send on the stream
 	resp   *http.Response
+	// respVal and bodyVal back resp and its Body, made with the stream.
+	respVal http.Response
+	bodyVal responseBody
 	// respCh receives once resp is set (respErr nil) or the stream failed (respErr, set
 	// before the send).
 	respCh  chan struct{}
@@ -785,11 +788,13 @@ func (cc *clientConn) onHeaders(f *headerBlock) {
 	if f.StreamEnded() && cl < 0 {
 		cl = 0 // a headers-only response (gRPC's trailers-only form) has no body
 	}
-	cs.resp = &http.Response{
+	cs.bodyVal.cs = cs
+	cs.respVal = http.Response{
 		Status: statusLine(status), StatusCode: status,
 		Proto: "HTTP/2.0", ProtoMajor: 2, Header: header, ContentLength: cl,
-		Body: &responseBody{cs: cs}, Trailer: trailer, Request: cs.req,
+		Body: &cs.bodyVal, Trailer: trailer, Request: cs.req,
 	}
+	cs.resp = &cs.respVal
 	if f.StreamEnded() {
 		cs.body.close(io.EOF)
 	}
