@@ -243,6 +243,22 @@ func TestHeaderReaderMatchesXNet(t *testing.T) {
 	}
 }
 
+// FuzzHeaderReader compares headerReader with x/net/http2's Framer on arbitrary frames.
+func FuzzHeaderReader(f *testing.F) {
+	w := newWireBuilder()
+	w.block(1, true, 16384, ":method", "GET", ":scheme", "http", ":path", "/a", ":authority", "svc", "user-agent", "x")
+	w.block(3, false, 5, ":status", "200", "x-a", "b", "trailer", "a, b")
+	w.block(5, true, 16384, ":method", "GET", "X-Upper", "v")
+	f.Add(w.buf.Bytes())
+	f.Fuzz(func(t *testing.T, wire []byte) {
+		want := readWithXNet(wire)
+		got := readWithHeaderReader(wire)
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("headerReader read\n%s\nx/net read\n%s", summarize(got), summarize(want))
+		}
+	})
+}
+
 func summarize(out []blockOutcome) string {
 	var b strings.Builder
 	for _, o := range out {
