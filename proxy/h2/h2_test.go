@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -249,4 +250,50 @@ func TestInteroperatesWithGoHTTP2(t *testing.T) {
 	if string(b) != "y" || resp2.Trailer.Get("Grpc-Status") != "0" || resp2.ProtoMajor != 2 {
 		t.Fatalf("net/http's client against our server: %q %v proto %d", b, resp2.Trailer, resp2.ProtoMajor)
 	}
+}
+
+// TestRequestContextEndsWithConnection: a running handler's request context is
+// cancelled when ServeConn's context ends (the connection closes and aborts its streams).
+func TestRequestContextEndsWithConnection(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	started, ended := make(chan struct{}), make(chan error, 1)
+	srv := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(started)
+		select {
+		case <-r.Context().Done():
+			ended <- r.Context().Err()
+		case <-time.After(5 * time.Second):
+			ended <- errors.New("request context still live 5s after the connection's context ended")
+		}
+	})}
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		srv.ServeConn(ctx, c)
+	}()
+	d := net.Dialer{}
+	tr := &Transport{Connect: func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }}
+	defer tr.CloseIdleConnections()
+	go func() {
+		req, _ := http.NewRequest("GET", "http://"+ln.Addr().String()+"/", nil)
+		if resp, err := tr.RoundTrip(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	<-started
+	cancel()
+	if err := <-ended; !errors.Is(err, context.Canceled) {
+		t.Fatalf("handler saw %v, want context.Canceled", err)
+	}
+	<-served
 }

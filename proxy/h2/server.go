@@ -64,8 +64,9 @@ const (
 var errCalm = errors.New("h2: too many streams reset before their response (rapid reset) or waiting for a handler")
 
 // ServeConn serves c until the client closes it, a protocol error occurs or ctx ends; the
-// client's connection preface must not have been consumed. Requests' contexts derive
-// from ctx. It closes c before returning.
+// client's connection preface must not have been consumed. Requests' contexts carry
+// ctx's values; they are cancelled when their stream ends, and ctx ending closes the
+// connection, which ends every stream. It closes c before returning.
 func (s *Server) ServeConn(ctx context.Context, c net.Conn) error {
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(prefaceTimeout)) // replaces what protocol detection set
@@ -80,7 +81,11 @@ func (s *Server) ServeConn(ctx context.Context, c net.Conn) error {
 	if maxStreams == 0 {
 		maxStreams = 1000
 	}
-	sc := &serverConn{srv: s, conn: c, w: newFrameWriter(c), ctx: ctx, streams: map[uint32]*serverStream{},
+	// Streams' contexts are not children of ctx: each stream is cancelled on its own
+	// (abort, or its end in run), and at the connection's end every open stream is
+	// aborted, so registering each with ctx would only cost two locked map updates of
+	// the connection's context per stream.
+	sc := &serverConn{srv: s, conn: c, w: newFrameWriter(c), ctx: context.WithoutCancel(ctx), streams: map[uint32]*serverStream{},
 		maxStreams: maxStreams, unackedSettings: 1, resetTokens: int(maxStreams), refilled: time.Now()}
 	sc.inflow.give(connWindow)
 	if a := c.RemoteAddr(); a != nil {
@@ -127,7 +132,7 @@ type serverConn struct {
 	srv        *Server
 	conn       net.Conn
 	w          *frameWriter
-	ctx        context.Context
+	ctx        context.Context // the parent of streams' contexts: ServeConn's ctx without its cancellation
 	credit     connCredit
 	inflow     inflow // what the client may still send on the connection
 	wg         sync.WaitGroup
