@@ -297,3 +297,33 @@ func TestRequestContextEndsWithConnection(t *testing.T) {
 	}
 	<-served
 }
+
+// TestAdoptHeader: a handler may hand its own header map to the response before it used
+// Header; afterwards the map is the response's and adopting another one is refused.
+func TestAdoptHeader(t *testing.T) {
+	tr, base := start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a := w.(interface{ AdoptHeader(http.Header) bool })
+		if r.URL.Path == "/late" {
+			w.Header().Set("X-Set", "1")
+			if a.AdoptHeader(http.Header{"X-Adopted": {"no"}}) {
+				t.Error("adopted a header map after Header was used")
+			}
+			return
+		}
+		if a.AdoptHeader(nil) {
+			t.Error("adopted a nil header map")
+		}
+		if !a.AdoptHeader(http.Header{"X-Adopted": {"yes"}, "Content-Type": {"text/plain"}}) {
+			t.Error("refused a header map before Header was used")
+		}
+		w.Header().Set("X-Set", "2")
+		io.WriteString(w, "ok")
+	}))
+	for path, want := range map[string][2]string{"/": {"yes", "2"}, "/late": {"", "1"}} {
+		req, _ := http.NewRequest("GET", base+path, nil)
+		resp, _ := do(t, tr, req)
+		if got := [2]string{resp.Header.Get("X-Adopted"), resp.Header.Get("X-Set")}; got != want {
+			t.Errorf("%s: X-Adopted, X-Set = %q, want %q", path, got, want)
+		}
+	}
+}

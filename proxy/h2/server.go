@@ -829,7 +829,7 @@ func (st *serverStream) run() {
 		return
 	}
 	rw := &st.rw
-	rw.st, rw.header = st, http.Header{}
+	rw.st = st
 	aborted := false
 	func() {
 		defer func() {
@@ -892,7 +892,25 @@ type responseWriter struct {
 	err         error
 }
 
-func (rw *responseWriter) Header() http.Header { return rw.header }
+// Header returns the response's header map, made on first use.
+func (rw *responseWriter) Header() http.Header {
+	if rw.header == nil {
+		rw.header = http.Header{}
+	}
+	return rw.header
+}
+
+// AdoptHeader makes h the response's header map, as if the handler had set each of its
+// fields, when Header was never called (nor the response started) and h is not nil; it
+// reports whether it did. The handler hands h over: a proxy relaying a response whose
+// header map it owns saves the copy.
+func (rw *responseWriter) AdoptHeader(h http.Header) bool {
+	if rw.header != nil || h == nil || rw.status != 0 || rw.headersSent {
+		return false
+	}
+	rw.header = h
+	return true
+}
 
 func (rw *responseWriter) WriteHeader(code int) {
 	if rw.status != 0 || code < 200 {
