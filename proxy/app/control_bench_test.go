@@ -34,3 +34,25 @@ func BenchmarkMeshChainHTTP1(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkMeshChainHTTP1Serial is BenchmarkMeshChainHTTP1 with one request at a time:
+// the latency path, where each proxy has a single stream under way.
+func BenchmarkMeshChainHTTP1Serial(b *testing.B) {
+	m := startMeshCP(b)
+	client, _ := meshPair(b, m, benchApp(b), nil)
+	_, out, _ := client.Addrs()
+	c := clientTo(out, false)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		resp, err := c.Get("http://" + svc + "/")
+		if err != nil {
+			b.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			b.Fatalf("status %d", resp.StatusCode)
+		}
+	}
+}

@@ -28,7 +28,7 @@ nginx_conf p2 18082 "upstream up { server 127.0.0.1:18080; keepalive 64; }" \
 nginx_conf p1 18081 "upstream up { server 127.0.0.1:18082; keepalive 64; }" \
 	'location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection ""; }'
 
-(cd "$here" && CGO_ENABLED=0 go build -trimpath -o "$dir/proxy" ./proxy/cmd/proxy)
+(cd "$here" && CGO_ENABLED=0 go build -trimpath -tags grpcnotrace -o "$dir/proxy" ./proxy/cmd/proxy)
 LINKERD2_PROXY_INBOUND_LISTEN_ADDR=127.0.0.1:18091 LINKERD2_PROXY_OUTBOUND_LISTEN_ADDR=127.0.0.1:18191 \
 	LINKERD2_PROXY_ADMIN_LISTEN_ADDR=127.0.0.1:18291 L5D_PROXY_INBOUND_ORIG_DST=127.0.0.1:18080 \
 	"$dir/proxy" 2>"$dir/in.log" & pids+=($!); in_pid=$!

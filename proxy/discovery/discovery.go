@@ -88,7 +88,7 @@ type Resolver struct {
 	cancel context.CancelFunc
 
 	names    sync.Map // authority -> *target
-	profiles sync.Map // "ip:port" -> *profile
+	profiles sync.Map // netip.AddrPort or nameKey -> *profile
 
 	idsMu sync.RWMutex
 	ids   map[netip.AddrPort]*peerID
@@ -203,7 +203,7 @@ func (r *Resolver) Name(ctx context.Context, authority string) (*forward.Backend
 	if !ok || err != nil {
 		return nil, false, err
 	}
-	p := r.profileOf("name/"+authority, func() *profile { return newNameProfile(r, authority, portOf(authority)) })
+	p := profileOf(r, nameKey(authority), func() *profile { return newNameProfile(r, authority, portOf(authority)) })
 	p.touch()
 	if err := p.waitReady(ctx, r.opts.ResolveTimeout); err != nil {
 		r.opts.Log.Debug("serving a name without its profile routes", "target", authority, "error", err)
@@ -300,16 +300,22 @@ func (r *Resolver) Hold(dst netip.AddrPort) (release func()) {
 			return p.release
 		}
 		// The sweeper dropped p after the map load: start a new stream.
-		r.profiles.CompareAndDelete(dst.String(), p)
+		r.profiles.CompareAndDelete(dst, p)
 	}
 }
 
 func (r *Resolver) profile(dst netip.AddrPort) *profile {
-	return r.profileOf(dst.String(), func() *profile { return newProfile(r, dst) })
+	return profileOf(r, dst, func() *profile { return newProfile(r, dst) })
 }
 
+// nameKey is the key of a logical name's profile in Resolver.profiles, whose other keys
+// are the addresses (netip.AddrPort) of address profiles.
+type nameKey string
+
 // profileOf returns the profile stream of key, starting it with newP when there is none.
-func (r *Resolver) profileOf(key string, newP func() *profile) *profile {
+// It is generic so that looking up an existing profile converts key to an interface
+// without allocating.
+func profileOf[K nameKey | netip.AddrPort](r *Resolver, key K, newP func() *profile) *profile {
 	if v, ok := r.profiles.Load(key); ok {
 		return v.(*profile)
 	}
@@ -367,7 +373,7 @@ func (r *Resolver) keepHeldServices() {
 		if t, ok := r.names.Load(st.name); ok {
 			t.(*target).touch()
 		}
-		if np, ok := r.profiles.Load("name/" + st.name); ok {
+		if np, ok := r.profiles.Load(nameKey(st.name)); ok {
 			np.(*profile).touch()
 		}
 		return true

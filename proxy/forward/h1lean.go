@@ -156,9 +156,9 @@ var errEndpointResponse = &RouteError{Status: http.StatusBadGateway, Reason: "en
 // readLeanResponse reads the final response head from uc (interim responses are not
 // relayed) and returns it with a *leanBody not yet tied to its pool.
 func readLeanResponse(uc *upstreamConn, head bool) (*http.Response, error) {
-	var rh h1.Head
+	rh := &uc.head
 	for {
-		if err := uc.r.ReadResponse(&rh); err != nil {
+		if err := uc.r.ReadResponse(rh); err != nil {
 			return nil, err
 		}
 		if rh.Status >= 200 {
@@ -167,13 +167,13 @@ func readLeanResponse(uc *upstreamConn, head bool) (*http.Response, error) {
 		if rh.Status == http.StatusSwitchingProtocols {
 			return nil, errEndpointResponse
 		}
-		uc.r.Consume(&rh)
+		uc.r.Consume(rh)
 	}
 	if rh.Unusual {
 		return nil, errEndpointResponse
 	}
 	lr := &leanResponse{}
-	header := fieldsHeader(&rh, true)
+	header := fieldsHeader(rh, true)
 	resp := &lr.resp
 	*resp = http.Response{
 		StatusCode: rh.Status, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
@@ -201,7 +201,7 @@ func readLeanResponse(uc *upstreamConn, head bool) (*http.Response, error) {
 		resp.ContentLength = -1
 		lb.untilEOF, lb.reusable, resp.Close = true, false, true
 	}
-	uc.r.Consume(&rh)
+	uc.r.Consume(rh)
 	resp.Body = lb
 	return resp, nil
 }

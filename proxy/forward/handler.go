@@ -264,14 +264,24 @@ func recordRoute(rt *routes.Route, status int, failure bool, start time.Time) {
 	rt.Actual.Response(status, failure, lat)
 }
 
+// headerAdopter is a ResponseWriter that can take over a header map (h2's).
+type headerAdopter interface {
+	AdoptHeader(http.Header) bool
+}
+
 // copyResponse streams resp to w and reports whether the response is a failure for
 // metrics: a 5xx status, a non-zero gRPC status or a broken body (aborted).
 func (h *Handler) copyResponse(w http.ResponseWriter, resp *http.Response) (failure, aborted bool) {
 	defer resp.Body.Close()
 	removeHopHeaders(resp.Header)
-	dst := w.Header()
-	for k, vv := range resp.Header {
-		dst[k] = vv
+	var dst http.Header
+	if a, ok := w.(headerAdopter); ok && a.AdoptHeader(resp.Header) {
+		dst = resp.Header // the response's map, which nothing else uses, becomes w's
+	} else {
+		dst = w.Header()
+		for k, vv := range resp.Header {
+			dst[k] = vv
+		}
 	}
 	if resp.ContentLength >= 0 && len(resp.Header["Content-Length"]) == 0 && resp.StatusCode != http.StatusNoContent && resp.StatusCode != http.StatusNotModified {
 		dst.Set("Content-Length", itoa(resp.ContentLength))

@@ -20,6 +20,9 @@ type upstreamConn struct {
 	// Between requests both this pair and r/w hold no buffered bytes.
 	br *bufio.Reader
 	bw *bufio.Writer
+	// head is the response head being read (readLeanResponse), kept so that its field
+	// list is reused from one response to the next.
+	head h1.Head
 }
 
 // connPool keeps idle HTTP/1 connections to one endpoint for reuse, most recently used

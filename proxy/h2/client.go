@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/hpack"
 )
 
 // Transport is an http.RoundTripper speaking HTTP/2 with prior knowledge over
@@ -221,7 +220,7 @@ type clientConn struct {
 // announce hands the responses in ready to their callers.
 func (cc *clientConn) announce() {
 	for i, cs := range cc.ready {
-		cs.respCh <- nil
+		cs.respCh <- struct{}{}
 		cc.ready[i] = nil
 	}
 	cc.ready = cc.ready[:0]
@@ -248,21 +247,27 @@ func (cc *clientConn) hasCapacity() bool {
 }
 
 type clientStream struct {
-	cc      *clientConn
-	id      uint32
-	req     *http.Request
-	send    sendWindow // guarded by cc.w.mu
-	body    recvPipe
-	inflow  inflow // what the server may still send on the stream
-	resp    *http.Response
-	respCh  chan error // receives nil when resp is set, or the failure
-	gotResp bool       // guarded by cc.mu
+	cc     *clientConn
+	id     uint32
+	req    *http.Request
+	send   sendWindow // guarded by cc.w.mu
+	body   recvPipe
+	inflow inflow // what the server may still send on the stream
+	resp   *http.Response
+	// respVal and bodyVal back resp and its Body, made with the stream.
+	respVal http.Response
+	bodyVal responseBody
+	// respCh receives once resp is set (respErr nil) or the stream failed (respErr, set
+	// before the send).
+	respCh  chan struct{}
+	respErr error
+	gotResp bool // guarded by cc.mu
 	trailer http.Header
 }
 
 func (cc *clientConn) roundTrip(req *http.Request) (*http.Response, error) {
 	hasBody := req.Body != nil && req.Body != http.NoBody // ContentLength 0 with a Body means unknown
-	cs := &clientStream{cc: cc, req: req, respCh: make(chan error, 1)}
+	cs := &clientStream{cc: cc, req: req, respCh: make(chan struct{}, 1)}
 	cs.body.init(cs)
 	cs.inflow.give(streamWindow)
 	cc.w.lock()
@@ -315,9 +320,9 @@ func (cc *clientConn) roundTrip(req *http.Request) (*http.Response, error) {
 		req.Body.Close()
 	}
 	select {
-	case err := <-cs.respCh:
-		if err != nil {
-			return nil, err
+	case <-cs.respCh:
+		if cs.respErr != nil {
+			return nil, cs.respErr
 		}
 		return cs.resp, nil
 	case <-req.Context().Done():
@@ -424,7 +429,8 @@ func (cs *clientStream) finish(err error) {
 	cc.w.cond.Broadcast()
 	cc.w.unlock()
 	if !got {
-		cs.respCh <- err
+		cs.respErr = err
+		cs.respCh <- struct{}{}
 	}
 	if n := cs.body.discard(err); n > 0 {
 		cs.credit(n, 0)
@@ -486,7 +492,8 @@ func (cc *clientConn) close(err error) {
 		cs.gotResp = true
 		cs.mu().Unlock()
 		if !got {
-			cs.respCh <- fmt.Errorf("h2: connection lost before the response: %w", err)
+			cs.respErr = fmt.Errorf("h2: connection lost before the response: %w", err)
+			cs.respCh <- struct{}{}
 		}
 		cs.body.close(fmt.Errorf("h2: connection lost: %w", err))
 	}
@@ -498,8 +505,8 @@ func (cc *clientConn) readLoop() {
 	br := bufio.NewReaderSize(cc.conn, readBufSize)
 	fr := http2.NewFramer(nil, br)
 	fr.SetMaxReadFrameSize(maxFrameRead)
-	fr.MaxHeaderListSize = maxHeaderList
-	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	fr.SetReuseFrames() // frames are handled before the next read (DATA is copied)
+	hr := newHeaderReader(fr)
 	var err error
 	settled := false
 	defer func() {
@@ -516,6 +523,14 @@ func (cc *clientConn) readLoop() {
 		}
 		var f http2.Frame
 		f, err = fr.ReadFrame()
+		if hf, ok := f.(*http2.HeadersFrame); ok && err == nil {
+			var hb *headerBlock
+			if hb, err = hr.read(hf); err == nil {
+				cc.onHeaders(hb)
+				hr.release()
+				continue
+			}
+		}
 		if err != nil {
 			var se http2.StreamError
 			var ce http2.ConnectionError
@@ -533,8 +548,6 @@ func (cc *clientConn) readLoop() {
 			break
 		}
 		switch f := f.(type) {
-		case *http2.MetaHeadersFrame:
-			cc.onHeaders(f)
 		case *http2.DataFrame:
 			err = cc.onData(f)
 		case *http2.SettingsFrame:
@@ -716,7 +729,7 @@ func (cc *clientConn) onWindowUpdate(f *http2.WindowUpdateFrame) error {
 	return nil
 }
 
-func (cc *clientConn) onHeaders(f *http2.MetaHeadersFrame) {
+func (cc *clientConn) onHeaders(f *headerBlock) {
 	cs := cc.stream(f.StreamID)
 	if cs == nil {
 		return
@@ -775,11 +788,13 @@ func (cc *clientConn) onHeaders(f *http2.MetaHeadersFrame) {
 	if f.StreamEnded() && cl < 0 {
 		cl = 0 // a headers-only response (gRPC's trailers-only form) has no body
 	}
-	cs.resp = &http.Response{
+	cs.bodyVal.cs = cs
+	cs.respVal = http.Response{
 		Status: statusLine(status), StatusCode: status,
 		Proto: "HTTP/2.0", ProtoMajor: 2, Header: header, ContentLength: cl,
-		Body: &responseBody{cs: cs}, Trailer: trailer, Request: cs.req,
+		Body: &cs.bodyVal, Trailer: trailer, Request: cs.req,
 	}
+	cs.resp = &cs.respVal
 	if f.StreamEnded() {
 		cs.body.close(io.EOF)
 	}

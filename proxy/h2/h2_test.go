@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -248,5 +249,81 @@ func TestInteroperatesWithGoHTTP2(t *testing.T) {
 	resp2.Body.Close()
 	if string(b) != "y" || resp2.Trailer.Get("Grpc-Status") != "0" || resp2.ProtoMajor != 2 {
 		t.Fatalf("net/http's client against our server: %q %v proto %d", b, resp2.Trailer, resp2.ProtoMajor)
+	}
+}
+
+// TestRequestContextEndsWithConnection: a running handler's request context is
+// cancelled when ServeConn's context ends (the connection closes and aborts its streams).
+func TestRequestContextEndsWithConnection(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	started, ended := make(chan struct{}), make(chan error, 1)
+	srv := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(started)
+		select {
+		case <-r.Context().Done():
+			ended <- r.Context().Err()
+		case <-time.After(5 * time.Second):
+			ended <- errors.New("request context still live 5s after the connection's context ended")
+		}
+	})}
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		srv.ServeConn(ctx, c)
+	}()
+	d := net.Dialer{}
+	tr := &Transport{Connect: func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }}
+	defer tr.CloseIdleConnections()
+	go func() {
+		req, _ := http.NewRequest("GET", "http://"+ln.Addr().String()+"/", nil)
+		if resp, err := tr.RoundTrip(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	<-started
+	cancel()
+	if err := <-ended; !errors.Is(err, context.Canceled) {
+		t.Fatalf("handler saw %v, want context.Canceled", err)
+	}
+	<-served
+}
+
+// TestAdoptHeader: a handler may hand its own header map to the response before it used
+// Header; afterwards the map is the response's and adopting another one is refused.
+func TestAdoptHeader(t *testing.T) {
+	tr, base := start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a := w.(interface{ AdoptHeader(http.Header) bool })
+		if r.URL.Path == "/late" {
+			w.Header().Set("X-Set", "1")
+			if a.AdoptHeader(http.Header{"X-Adopted": {"no"}}) {
+				t.Error("adopted a header map after Header was used")
+			}
+			return
+		}
+		if a.AdoptHeader(nil) {
+			t.Error("adopted a nil header map")
+		}
+		if !a.AdoptHeader(http.Header{"X-Adopted": {"yes"}, "Content-Type": {"text/plain"}}) {
+			t.Error("refused a header map before Header was used")
+		}
+		w.Header().Set("X-Set", "2")
+		io.WriteString(w, "ok")
+	}))
+	for path, want := range map[string][2]string{"/": {"yes", "2"}, "/late": {"", "1"}} {
+		req, _ := http.NewRequest("GET", base+path, nil)
+		resp, _ := do(t, tr, req)
+		if got := [2]string{resp.Header.Get("X-Adopted"), resp.Header.Get("X-Set")}; got != want {
+			t.Errorf("%s: X-Adopted, X-Set = %q, want %q", path, got, want)
+		}
 	}
 }

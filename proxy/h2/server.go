@@ -17,7 +17,6 @@ import (
 
 	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/hpack"
 )
 
 // Server serves HTTP/2 (prior knowledge) connections, calling Handler for each request
@@ -65,8 +64,9 @@ const (
 var errCalm = errors.New("h2: too many streams reset before their response (rapid reset) or waiting for a handler")
 
 // ServeConn serves c until the client closes it, a protocol error occurs or ctx ends; the
-// client's connection preface must not have been consumed. Requests' contexts derive
-// from ctx. It closes c before returning.
+// client's connection preface must not have been consumed. Requests' contexts carry
+// ctx's values; they are cancelled when their stream ends, and ctx ending closes the
+// connection, which ends every stream. It closes c before returning.
 func (s *Server) ServeConn(ctx context.Context, c net.Conn) error {
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(prefaceTimeout)) // replaces what protocol detection set
@@ -81,7 +81,11 @@ func (s *Server) ServeConn(ctx context.Context, c net.Conn) error {
 	if maxStreams == 0 {
 		maxStreams = 1000
 	}
-	sc := &serverConn{srv: s, conn: c, w: newFrameWriter(c), ctx: ctx, streams: map[uint32]*serverStream{},
+	// Streams' contexts are not children of ctx: each stream is cancelled on its own
+	// (abort, or its end in run), and at the connection's end every open stream is
+	// aborted, so registering each with ctx would only cost two locked map updates of
+	// the connection's context per stream.
+	sc := &serverConn{srv: s, conn: c, w: newFrameWriter(c), ctx: context.WithoutCancel(ctx), streams: map[uint32]*serverStream{},
 		maxStreams: maxStreams, unackedSettings: 1, resetTokens: int(maxStreams), refilled: time.Now()}
 	sc.inflow.give(connWindow)
 	if a := c.RemoteAddr(); a != nil {
@@ -128,7 +132,7 @@ type serverConn struct {
 	srv        *Server
 	conn       net.Conn
 	w          *frameWriter
-	ctx        context.Context
+	ctx        context.Context // the parent of streams' contexts: ServeConn's ctx without its cancellation
 	credit     connCredit
 	inflow     inflow // what the client may still send on the connection
 	wg         sync.WaitGroup
@@ -163,7 +167,9 @@ type serverStream struct {
 	send   sendWindow // guarded by sc.w.mu
 	cancel context.CancelFunc
 	req    *http.Request
-	done   bool // guarded by sc.mu: the response is complete
+	// reqBody is the request's Body when the request has one.
+	reqBody requestBody
+	done    bool // guarded by sc.mu: the response is complete
 	// hasBody: the request did not end with its HEADERS.
 	hasBody bool
 	// unfinished is set (under sc.mu) when the response completed while the client was
@@ -263,11 +269,15 @@ func (sc *serverConn) closeWhenIdle(idle time.Duration) *time.Timer {
 func (sc *serverConn) readLoop() error {
 	fr := http2.NewFramer(nil, bufio.NewReaderSize(sc.conn, readBufSize))
 	fr.SetMaxReadFrameSize(maxFrameRead)
-	fr.MaxHeaderListSize = maxHeaderList
-	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	fr.SetReuseFrames() // frames are handled before the next read (DATA is copied)
+	hr := newHeaderReader(fr)
 	first := true
 	for {
 		f, err := fr.ReadFrame()
+		var hb *headerBlock
+		if hf, ok := f.(*http2.HeadersFrame); ok && err == nil {
+			hb, err = hr.read(hf)
+		}
 		if err != nil {
 			var se http2.StreamError
 			var ce http2.ConnectionError
@@ -296,11 +306,15 @@ func (sc *serverConn) readLoop() error {
 			}
 			first = false
 		}
-		switch f := f.(type) {
-		case *http2.MetaHeadersFrame:
-			if err := sc.onHeaders(f); err != nil {
+		if hb != nil {
+			err := sc.onHeaders(hb)
+			hr.release()
+			if err != nil {
 				return err
 			}
+			continue
+		}
+		switch f := f.(type) {
 		case *http2.DataFrame:
 			if err := sc.onData(f); err != nil {
 				return err
@@ -482,7 +496,7 @@ func (sc *serverConn) onSettings(f *http2.SettingsFrame) error {
 	return nil
 }
 
-func (sc *serverConn) onHeaders(f *http2.MetaHeadersFrame) error {
+func (sc *serverConn) onHeaders(f *headerBlock) error {
 	id := f.StreamID
 	if st := sc.stream(id); st != nil {
 		if !sc.onTrailers(st, f) {
@@ -506,7 +520,10 @@ func (sc *serverConn) onHeaders(f *http2.MetaHeadersFrame) error {
 		sc.resetStream(id, http2.ErrCodeRefusedStream)
 		return nil
 	}
-	req, reject, err := sc.newRequest(f)
+	// The request is built here and copied once into the one WithContext makes.
+	var base http.Request
+	req := &base
+	reject, err := sc.newRequest(f, req)
 	if err != nil {
 		sc.resetStream(id, http2.ErrCodeProtocol)
 		return nil
@@ -524,7 +541,8 @@ func (sc *serverConn) onHeaders(f *http2.MetaHeadersFrame) error {
 		st.body.close(io.EOF)
 		st.ended = true
 	} else {
-		req.Body = &requestBody{st: st}
+		st.reqBody.st = st
+		req.Body = &st.reqBody
 	}
 	if req.Trailer != nil {
 		st.reqTrailer = req.Trailer
@@ -583,7 +601,7 @@ func (sc *serverConn) handlerDoneLocked() {
 // stream with PROTOCOL_ERROR, and HEADERS after the client's END_STREAM with
 // STREAM_CLOSED (RFC 9113 sections 5.1 and 8.1). It reports whether the client is
 // within its reset budget.
-func (sc *serverConn) onTrailers(st *serverStream, f *http2.MetaHeadersFrame) bool {
+func (sc *serverConn) onTrailers(st *serverStream, f *headerBlock) bool {
 	if st.ended {
 		return sc.refuse(st.id, http2.ErrCodeStreamClosed)
 	}
@@ -706,12 +724,12 @@ func (sc *serverConn) onData(f *http2.DataFrame) error {
 	return nil
 }
 
-// newRequest builds the http.Request of a HEADERS frame. A request that cannot be built
+// newRequest builds the http.Request of a HEADERS frame in req. A request that cannot be built
 // (bad pseudo-header fields or Content-Length) is an error, for a PROTOCOL_ERROR reset;
 // reject is the status to answer one that is malformed in HTTP/2 terms instead of calling
 // the handler, as x/net/http2 does: 431 when the header list was truncated at the
 // announced SETTINGS_MAX_HEADER_LIST_SIZE, 400 for connection-specific fields.
-func (sc *serverConn) newRequest(f *http2.MetaHeadersFrame) (req *http.Request, reject int, err error) {
+func (sc *serverConn) newRequest(f *headerBlock, req *http.Request) (reject int, err error) {
 	var method, scheme, authority, path string
 	for _, hf := range f.PseudoFields() {
 		switch hf.Name {
@@ -724,11 +742,11 @@ func (sc *serverConn) newRequest(f *http2.MetaHeadersFrame) (req *http.Request, 
 		case ":path":
 			path = hf.Value
 		default:
-			return nil, 0, fmt.Errorf("unknown pseudo-header %s", hf.Name)
+			return 0, fmt.Errorf("unknown pseudo-header %s", hf.Name)
 		}
 	}
 	if method == "" || (method != "CONNECT" && path == "") {
-		return nil, 0, errors.New("missing :method or :path")
+		return 0, errors.New("missing :method or :path")
 	}
 	fields := f.RegularFields()
 	for _, hf := range fields {
@@ -745,7 +763,7 @@ func (sc *serverConn) newRequest(f *http2.MetaHeadersFrame) (req *http.Request, 
 	}
 	u, err := url.ParseRequestURI(path)
 	if err != nil && method != "CONNECT" {
-		return nil, 0, fmt.Errorf("bad :path: %w", err)
+		return 0, fmt.Errorf("bad :path: %w", err)
 	}
 	if u == nil {
 		u = &url.URL{}
@@ -755,7 +773,7 @@ func (sc *serverConn) newRequest(f *http2.MetaHeadersFrame) (req *http.Request, 
 	for _, v := range header["Content-Length"] {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n < 0 || (cl >= 0 && n != cl) {
-			return nil, 0, fmt.Errorf("bad content-length %q", v)
+			return 0, fmt.Errorf("bad content-length %q", v)
 		}
 		cl = n
 	}
@@ -768,11 +786,12 @@ func (sc *serverConn) newRequest(f *http2.MetaHeadersFrame) (req *http.Request, 
 		trailer[k] = nil
 	}
 	delete(header, "Trailer")
-	return &http.Request{
+	*req = http.Request{
 		Method: method, URL: u, Proto: "HTTP/2.0", ProtoMajor: 2, Header: header,
 		Host: authority, RequestURI: path, RemoteAddr: sc.remote,
 		ContentLength: cl, Trailer: trailer,
-	}, reject, nil
+	}
+	return reject, nil
 }
 
 // requestBody is a stream's request body as the handler sees it.
@@ -810,7 +829,7 @@ func (st *serverStream) run() {
 		return
 	}
 	rw := &st.rw
-	rw.st, rw.header = st, http.Header{}
+	rw.st = st
 	aborted := false
 	func() {
 		defer func() {
@@ -873,7 +892,25 @@ type responseWriter struct {
 	err         error
 }
 
-func (rw *responseWriter) Header() http.Header { return rw.header }
+// Header returns the response's header map, made on first use.
+func (rw *responseWriter) Header() http.Header {
+	if rw.header == nil {
+		rw.header = http.Header{}
+	}
+	return rw.header
+}
+
+// AdoptHeader makes h the response's header map, as if the handler had set each of its
+// fields, when Header was never called (nor the response started) and h is not nil; it
+// reports whether it did. The handler hands h over: a proxy relaying a response whose
+// header map it owns saves the copy.
+func (rw *responseWriter) AdoptHeader(h http.Header) bool {
+	if rw.header != nil || h == nil || rw.status != 0 || rw.headersSent {
+		return false
+	}
+	rw.header = h
+	return true
+}
 
 func (rw *responseWriter) WriteHeader(code int) {
 	if rw.status != 0 || code < 200 {

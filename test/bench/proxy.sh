@@ -48,7 +48,8 @@ cleanup() {
 trap cleanup EXIT
 
 echo "== building proxy and proxy-init"
-(cd "$root" && CGO_ENABLED=0 go build -trimpath -o "$work/proxy" ./proxy/cmd/proxy && CGO_ENABLED=0 go build -trimpath -o "$work/proxy-init" ./proxy-init/cmd/proxy-init &&
+# grpcnotrace: the proxy ships without grpc-go's x/net/trace and the templates it links (see proxy/cmd/proxy).
+(cd "$root" && CGO_ENABLED=0 go build -trimpath -tags grpcnotrace -o "$work/proxy" ./proxy/cmd/proxy && CGO_ENABLED=0 go build -trimpath -o "$work/proxy-init" ./proxy-init/cmd/proxy-init &&
 	CGO_ENABLED=0 go build -trimpath -o "$work/grpcapp" ./test/bench/grpcapp &&
 	CGO_ENABLED=0 go build -trimpath -o "$work/benchcp" ./proxy/internal/benchcp)
 

@@ -1,6 +1,11 @@
 // Command proxy is the l5d data-plane proxy. It is configured only through
 // LINKERD2_PROXY_* environment variables (see package config) and stops at start, naming
 // the variable, when one is invalid.
+//
+// Build it with -tags grpcnotrace (make build, the image and the benchmarks do): grpc-go
+// then leaves out its x/net/trace support, which the proxy never enables and which links
+// html/template and text/template, 2.3 MB of code of the 14 MB the proxy maps (2 MB of
+// resident memory per proxy).
 package main
 
 import (
