@@ -12,6 +12,7 @@ targets=(
 	"./proxy/h1 FuzzChunkedBody"
 	"./proxy/forward FuzzFastPathHead"
 	"./proxy/h2 FuzzServerFrames"
+	"./proxy/h2 FuzzHeaderReader"
 	"./proxy/detect FuzzDetect"
 	"./proxy/transportheader FuzzDecode"
 	"./proxy/detect FuzzVerdict"
