@@ -16,9 +16,14 @@
 # HTTP/2 hint, and upgrades. The server proxy's metrics must show inbound requests with
 # tls="true" and the client's identity before anything is measured.
 # For each path: max throughput (wrk, REPEATS rounds taking the paths in turn, median), CPU seconds per 10,000
-# requests spent by the two proxies, proxy RSS idle and under load, and latency
-# percentiles at fixed rates (fortio, when available). Ratios are printed against direct
-# and against nginx. Needs root, nginx, wrk, iproute2, iptables (Debian packages).
+# requests spent by the two proxies, proxy RSS idle and under load, latency percentiles at
+# fixed rates (fortio, when available) and gRPC unary throughput and CPU (ghz, when
+# available; the grpcapp on 9090 in the server pods, and on 9091 for direct). The gRPC
+# requests of l5d-mesh must also show at the server proxy with tls="true" and the client's
+# identity before they are measured. Ratios are printed against direct and against nginx,
+# and a last table gathers every l5d-mesh/nginx ratio (throughput, CPU per request, max RSS,
+# latency percentiles at each rate, gRPC throughput and CPU).
+# Needs root, nginx, wrk, iproute2, iptables (Debian packages).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 REPEATS=${REPEATS:-5}
@@ -74,7 +79,8 @@ server=10.245.0.3 mserver=10.245.0.5
 cid=client.bench.serviceaccount.identity.linkerd.cluster.local
 sid=server.bench.serviceaccount.identity.linkerd.cluster.local
 mkdir -m 755 "$work/cp"
-ip netns exec "$node" "$work/benchcp" -ip 10.245.0.1 -dir "$work/cp" -endpoint "$mserver:8080=$sid" 2>"$work/benchcp.log" &
+ip netns exec "$node" "$work/benchcp" -ip 10.245.0.1 -dir "$work/cp" \
+	-endpoint "$mserver:8080=$sid" -endpoint "$mserver:9090=$sid" 2>"$work/benchcp.log" &
 pids+=($!)
 
 body=$(printf 'x%.0s' $(seq 100))
@@ -92,10 +98,13 @@ nginx_in "$srv" app "server { listen 8080; listen 8081; location / { return 200 
 nginx_in "$msrv" mapp "server { listen 8080; location / { return 200 \"$body\"; } }"
 nginx_in "$srv" p2 "$(upstream 127.0.0.1:8080 9002)"
 nginx_in "$cli" p1 "$(upstream $server:9002 127.0.0.1:9001)"
-# gRPC: the app on 9090 (meshed) and 9091 (direct); nginx grpc_pass chain 9011 -> 9012 -> app.
+# gRPC: the app on 9090 (through the proxies) and 9091 (direct); nginx grpc_pass chain
+# 9011 -> 9012 -> app. The mesh server pod runs it on 9090 too (benchcp's profile for
+# $mserver:9090 names the server identity and the HTTP/2 hint, like 8080's).
 for port in 9090 9091; do
 	ip netns exec "$srv" "$work/grpcapp" -addr ":$port" & pids+=($!)
 done
+ip netns exec "$msrv" "$work/grpcapp" -addr ":9090" & pids+=($!)
 grpc_hop() { echo "upstream g { server $1; keepalive 64; } server { listen $2 http2; location / { grpc_pass grpc://g; } }"; }
 nginx_in "$srv" g2 "$(grpc_hop 127.0.0.1:9090 9012)"
 nginx_in "$cli" g1 "$(grpc_hop $server:9012 127.0.0.1:9011)"
@@ -239,34 +248,38 @@ echo "l5d proxy RSS idle: client ${idle_cli} KB, server ${idle_srv} KB; l5d-mesh
 
 fortio=$(command -v fortio || true)
 [ -z "$fortio" ] && [ -x "$root/bin/tools/fortio" ] && fortio=$root/bin/tools/fortio
+declare -A LAT # [path,rate,percentile] = ms
 if [ -n "$fortio" ]; then
 	echo "== latency at fixed rates: fortio -c 16 -t $RATE_DUR (ms)"
-	printf '%-7s %6s %8s %8s %8s %10s\n' path qps p50 p99 p99.9 "achieved"
+	printf '%-8s %6s %8s %8s %8s %10s\n' path qps p50 p99 p99.9 "achieved"
 	for rate in $RATES; do
-		for p in direct:http://$server:8081/ nginx:http://127.0.0.1:9001/ l5d:http://$server:8080/; do
-			name=${p%%:*} url=${p#*:}
-			out=$(ip netns exec "$cli" "$fortio" load -quiet -c 16 -qps "$rate" -t "$RATE_DUR" -p "50,99,99.9" "$url" 2>&1)
+		# name|client-ns|url: l5d-mesh from the mesh client pod, as for throughput.
+		for p in "direct|$cli|http://$server:8081/" "nginx|$cli|http://127.0.0.1:9001/" "l5d|$cli|http://$server:8080/" \
+			"l5d-mesh|$mcli|http://$mserver:8080/"; do
+			IFS='|' read -r name ns url <<<"$p"
+			out=$(ip netns exec "$ns" "$fortio" load -quiet -c 16 -qps "$rate" -t "$RATE_DUR" -p "50,99,99.9" "$url" 2>&1)
 			pct() { awk -v q="$1" '$1=="#" && $2=="target" && $3==q"%" {printf "%.3f", $4*1000; exit}' <<<"$out"; }
-			printf '%-7s %6s %8s %8s %8s %10s\n' "$name" "$rate" "$(pct 50)" "$(pct 99)" "$(pct 99.9)" \
-				"$(awk '/All done/{print $(NF-1)}' <<<"$out" | tail -1)"
+			for q in 50 99 99.9; do LAT[$name,$rate,$q]=$(pct $q); done
+			printf '%-8s %6s %8s %8s %8s %10s\n' "$name" "$rate" "${LAT[$name,$rate,50]}" "${LAT[$name,$rate,99]}" \
+				"${LAT[$name,$rate,99.9]}" "$(awk '/All done/{print $(NF-1)}' <<<"$out" | tail -1)"
 		done
 	done
 else
 	echo "== latency: fortio not found (make bench-tools builds it into bin/tools)"
 fi
 
+declare -A GRPS GCPU GP99
 ghz=$(command -v ghz || true)
 [ -z "$ghz" ] && [ -x "$root/bin/tools/ghz" ] && ghz=$root/bin/tools/ghz
 if [ -n "$ghz" ]; then
 	echo "== gRPC unary (grpc.health.v1.Health/Check): ghz -c $CONNS -z $DUR, $REPEATS runs each, medians"
 	g1=$(nginx_worker g1) g2=$(nginx_worker g2)
-	declare -A GRPS GCPU GP99
-	grpc_path() { # name target pidA pidB
+	grpc_path() { # name target pidA pidB [client-ns]
 		local rps=() cpus=() p99s=()
 		for _ in $(seq "$REPEATS"); do
 			local a=0 b=0
 			[ -n "$3" ] && a=$(( $(cpu "$3") + $(cpu "$4") ))
-			out=$(ip netns exec "$cli" "$ghz" --insecure --call grpc.health.v1.Health/Check -c "$CONNS" -z "$DUR" "$2" 2>&1)
+			out=$(ip netns exec "${5:-$cli}" "$ghz" --insecure --call grpc.health.v1.Health/Check -c "$CONNS" -z "$DUR" "$2" 2>&1)
 			[ -n "$3" ] && b=$(( $(cpu "$3") + $(cpu "$4") ))
 			r=$(awk '/Requests\/sec:/{print $2}' <<<"$out")
 			n=$(awk '/Count:/{print $2; exit}' <<<"$out")
@@ -281,12 +294,50 @@ if [ -n "$ghz" ]; then
 	grpc_path direct "$server:9091" "" ""
 	grpc_path nginx "127.0.0.1:9011" "$g1" "$g2"
 	grpc_path l5d "$server:9090" "$cli_proxy" "$srv_proxy"
-	printf '%-7s %12s %10s %10s %24s %10s\n' path "requests/s" "x direct" "x nginx" "CPU-s/10k req (pair)" "p99"
-	for p in direct nginx l5d; do
-		printf '%-7s %12.0f %10.2f %10.2f %24s %10s\n' "$p" "${GRPS[$p]}" \
+	# The meshed gRPC path must really be meshed: inbound requests to the gRPC port at the
+	# server proxy over TLS from the client's identity (a short ghz run to warm it up).
+	gmeshed=""
+	for _ in $(seq 20); do
+		ip netns exec "$mcli" "$ghz" --insecure --call grpc.health.v1.Health/Check -c 4 -n 100 "$mserver:9090" >/dev/null 2>&1 || true
+		if metrics "$msrv" | grep '^request_total{' | grep 'direction="inbound"' | grep "target_addr=\"$mserver:9090\"" |
+			grep 'tls="true"' | grep -q "client_id=\"$cid\""; then
+			gmeshed=yes; break
+		fi
+		sleep 0.1
+	done
+	if [ -z "$gmeshed" ]; then
+		echo "bench-proxy: the l5d-mesh gRPC path is NOT meshed: the server proxy saw no inbound request to $mserver:9090 with tls=\"true\" from $cid"
+		metrics "$msrv" | grep -E '^(request_total|tcp_open_total)' || true
+		echo "-- client proxy log:"; cat "$work/proxy-$mcli.log"; echo "-- server proxy log:"; cat "$work/proxy-$msrv.log"
+		exit 1
+	fi
+	echo "== l5d-mesh gRPC verified: $(metrics "$msrv" | grep '^request_total{' | grep 'direction="inbound"' | grep "target_addr=\"$mserver:9090\"" | grep 'tls="true"' | head -1)"
+	grpc_path l5d-mesh "$mserver:9090" "$mcli_proxy" "$msrv_proxy" "$mcli"
+	printf '%-8s %12s %10s %10s %24s %10s\n' path "requests/s" "x direct" "x nginx" "CPU-s/10k req (pair)" "p99"
+	for p in direct nginx l5d l5d-mesh; do
+		printf '%-8s %12.0f %10.2f %10.2f %24s %10s\n' "$p" "${GRPS[$p]}" \
 			"$(echo "scale=3; ${GRPS[$p]}/${GRPS[direct]}" | bc)" "$(echo "scale=3; ${GRPS[$p]}/${GRPS[nginx]}" | bc)" \
 			"${GCPU[$p]}" "${GP99[$p]}"
 	done
 else
 	echo "== gRPC: ghz not found (make bench-tools builds it into bin/tools)"
 fi
+
+# One table of every l5d-mesh/nginx ratio measured above (below 1 is better than nginx for
+# CPU, RSS and latency; above 1 is better for throughput). "-" when the figure was not measured.
+ratio() { # a b: a/b to two places, or - when either is missing or b is zero
+	if [ -z "$1" ] || [ -z "$2" ] || [ "$1" = - ] || [ "$2" = - ] || [ "$(echo "$2 == 0" | bc)" = 1 ]; then echo -; return; fi
+	printf 'x%.2f' "$(echo "scale=4; $1/$2" | bc)"
+}
+echo "== summary: l5d-mesh / nginx"
+printf '%-40s %10s\n' figure ratio
+printf '%-40s %10s\n' "throughput (wrk, median per-round)" "$(printf 'x%.2f' "$(med "${ratio_rps[l5d-mesh]}")")"
+printf '%-40s %10s\n' "CPU per request (wrk, median per-round)" "$(printf 'x%.2f' "$(med "${ratio_cpu[l5d-mesh]}")")"
+printf '%-40s %10s\n' "max RSS per process (wrk)" "$(ratio "${RSSMAX[l5d-mesh]}" "${RSSMAX[nginx]}")"
+for rate in $RATES; do
+	for q in 50 99 99.9; do
+		printf '%-40s %10s\n' "latency p$q at $rate req/s" "$(ratio "${LAT[l5d-mesh,$rate,$q]:-}" "${LAT[nginx,$rate,$q]:-}")"
+	done
+done
+printf '%-40s %10s\n' "gRPC throughput (ghz)" "$(ratio "${GRPS[l5d-mesh]:-}" "${GRPS[nginx]:-}")"
+printf '%-40s %10s\n' "gRPC CPU per request (ghz)" "$(ratio "${GCPU[l5d-mesh]:-}" "${GCPU[nginx]:-}")"
