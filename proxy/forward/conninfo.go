@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"net/netip"
 	"sync/atomic"
+
+	"github.com/l5d-go/l5d/proxy/h1"
 )
 
 // ConnInfo describes the accepted connection a request arrived on. The listener creates
@@ -60,28 +62,11 @@ func (ci *ConnInfo) setClientID(h http.Header) {
 func inboundOwned(name []byte) bool {
 	switch len(name) {
 	case len(HeaderClientID):
-		return asciiFold(name, "l5d-client-id")
+		return h1.EqualFold(name, "l5d-client-id")
 	case len(headerDstOverride):
-		return asciiFold(name, "l5d-dst-override")
+		return h1.EqualFold(name, "l5d-dst-override")
 	}
 	return false
-}
-
-// asciiFold reports whether b equals the lower-case ASCII string s, ignoring case.
-func asciiFold(b []byte, s string) bool {
-	if len(b) != len(s) {
-		return false
-	}
-	for i := range len(b) {
-		c := b[i]
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if c != s[i] {
-			return false
-		}
-	}
-	return true
 }
 
 type connInfoKey struct{}

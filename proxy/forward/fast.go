@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -539,10 +538,6 @@ func isHopHeader(k string) bool {
 	return false
 }
 
-func equalFoldASCII(b []byte, s string) bool {
-	return len(b) == len(s) && strings.EqualFold(string(b), s)
-}
-
 // prepareRouteRequest fills the reusable routing request from s.req, reusing the strings
 // of the previous request when the values repeat.
 func (s *fastConn) prepareRouteRequest() {
@@ -660,20 +655,11 @@ func (s *fastConn) writeRequestHead(w *h1.Writer) {
 	w.WriteString(" ")
 	w.Write(req.Target)
 	w.WriteString(" HTTP/1.1\r\n")
-	if s.inbound {
-		for _, f := range req.Fields {
-			if req.IsHopByHop(f.Name) || inboundOwned(f.Name) {
-				continue
-			}
-			writeField(w, f)
-		}
-		if id := s.ci.ClientID; id != "" {
-			w.WriteString("L5d-Client-Id: ")
-			w.WriteString(id)
-			w.WriteString("\r\n")
-		}
-	} else {
-		writeFields(w, req)
+	writeFields(w, req, s.inbound)
+	if id := s.ci.ClientID; s.inbound && id != "" {
+		w.WriteString("L5d-Client-Id: ")
+		w.WriteString(id)
+		w.WriteString("\r\n")
 	}
 	if req.Chunked {
 		w.WriteString("Transfer-Encoding: chunked\r\n")
@@ -689,7 +675,7 @@ func writeResponseHead(w *h1.Writer, resp *h1.Head, closeConn, untilEOF bool) {
 	w.WriteString(" ")
 	w.Write(resp.Reason)
 	w.WriteString("\r\n")
-	writeFields(w, resp)
+	writeFields(w, resp, false)
 	if resp.Chunked && resp.Status >= 200 {
 		w.WriteString("Transfer-Encoding: chunked\r\n")
 	}
@@ -699,18 +685,16 @@ func writeResponseHead(w *h1.Writer, resp *h1.Head, closeConn, untilEOF bool) {
 	w.WriteString("\r\n")
 }
 
-func writeFields(w *h1.Writer, head *h1.Head) {
+// writeFields writes head's end-to-end fields; inbound, without the fields the inbound
+// proxy owns (inboundOwned).
+func writeFields(w *h1.Writer, head *h1.Head, inbound bool) {
 	for _, f := range head.Fields {
-		if head.IsHopByHop(f.Name) {
+		if head.IsHopByHop(f.Name) || inbound && inboundOwned(f.Name) {
 			continue
 		}
-		writeField(w, f)
+		w.Write(f.Name)
+		w.WriteString(": ")
+		w.Write(f.Value)
+		w.WriteString("\r\n")
 	}
-}
-
-func writeField(w *h1.Writer, f h1.Field) {
-	w.Write(f.Name)
-	w.WriteString(": ")
-	w.Write(f.Value)
-	w.WriteString("\r\n")
 }

@@ -211,7 +211,7 @@ func readLeanResponse(uc *upstreamConn, head bool) (*http.Response, error) {
 // every value and one slice holding every value slot.
 func fieldsHeader(head *h1.Head, withHost bool) http.Header {
 	keep := func(name []byte) bool {
-		return !head.IsHopByHop(name) && (withHost || !equalFoldASCII(name, "host"))
+		return !head.IsHopByHop(name) && (withHost || !h1.EqualFold(name, "host"))
 	}
 	n, size := 0, 0
 	for _, f := range head.Fields {

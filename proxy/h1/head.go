@@ -281,22 +281,22 @@ func parseFields(b []byte, h *Head) error {
 		h.Fields = append(h.Fields, Field{Name: name, Value: value})
 		switch len(name) {
 		case 4:
-			if equalFold(name, "host") {
+			if EqualFold(name, "host") {
 				if hosts++; hosts > 1 && h.Method != nil {
 					return malformed("several Host fields")
 				}
 				h.Host = value
 			}
 		case 6:
-			if equalFold(name, "expect") {
+			if EqualFold(name, "expect") {
 				h.Expect = true
 			}
 		case 7:
-			if equalFold(name, "upgrade") {
+			if EqualFold(name, "upgrade") {
 				h.Upgrade = true
 			}
 		case 10:
-			if equalFold(name, "connection") {
+			if EqualFold(name, "connection") {
 				for tok := range bytes.SplitSeq(value, []byte{','}) {
 					tok = bytes.Trim(tok, " \t")
 					if len(tok) == 0 {
@@ -307,17 +307,17 @@ func parseFields(b []byte, h *Head) error {
 					}
 					h.connTokens = append(h.connTokens, tok)
 					switch {
-					case equalFold(tok, "close"):
+					case EqualFold(tok, "close"):
 						h.Close = true
-					case equalFold(tok, "keep-alive"):
+					case EqualFold(tok, "keep-alive"):
 						keepAlive = true
-					case equalFold(tok, "upgrade"):
+					case EqualFold(tok, "upgrade"):
 						h.Upgrade = true
 					}
 				}
 			}
 		case 14:
-			if equalFold(name, "content-length") {
+			if EqualFold(name, "content-length") {
 				n, ok := parseDecimal(value)
 				if !ok {
 					return malformed("Content-Length %q is not a number", trunc(value))
@@ -328,7 +328,7 @@ func parseFields(b []byte, h *Head) error {
 				h.ContentLength = n
 			}
 		case 17:
-			if equalFold(name, "transfer-encoding") {
+			if EqualFold(name, "transfer-encoding") {
 				if teFields++; teFields > 1 || h.Chunked {
 					return malformed("several Transfer-Encoding fields")
 				}
@@ -365,7 +365,7 @@ func parseTransferEncoding(value []byte, h *Head) error {
 				return malformed("Transfer-Encoding %q", trunc(value))
 			}
 		}
-		if equalFold(c, "chunked") {
+		if EqualFold(c, "chunked") {
 			h.Chunked = true
 		}
 		n++
@@ -389,7 +389,7 @@ var hopByHop = []string{"connection", "keep-alive", "proxy-connection", "te", "t
 // the Connection options were parsed with the head, and there are few.
 func (h *Head) IsHopByHop(name []byte) bool {
 	for _, s := range hopByHop {
-		if len(s) == len(name) && equalFold(name, s) {
+		if len(s) == len(name) && EqualFold(name, s) {
 			return true
 		}
 	}
@@ -404,7 +404,7 @@ func (h *Head) IsHopByHop(name []byte) bool {
 // Get returns the value of the first field named name (case-insensitive), or nil.
 func (h *Head) Get(name string) []byte {
 	for _, f := range h.Fields {
-		if len(f.Name) == len(name) && equalFold(f.Name, name) {
+		if len(f.Name) == len(name) && EqualFold(f.Name, name) {
 			return f.Value
 		}
 	}
@@ -441,8 +441,9 @@ func parseDecimal(b []byte) (int64, bool) {
 	return n, true
 }
 
-// equalFold compares b to the lower-case ASCII string s, ignoring case.
-func equalFold(b []byte, s string) bool {
+// EqualFold reports whether b equals the lower-case ASCII string s, ignoring ASCII case
+// (field names; no allocation).
+func EqualFold(b []byte, s string) bool {
 	if len(b) != len(s) {
 		return false
 	}
