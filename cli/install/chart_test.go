@@ -1,0 +1,327 @@
+package install
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/l5d-go/l5d/pkg/certs"
+	"helm.sh/helm/v3/pkg/releaseutil"
+	"sigs.k8s.io/yaml"
+)
+
+// chartsDir holds one directory per Helm chart; every one of them is checked.
+const chartsDir = "../../deploy/charts"
+
+// kubeVersion is the Kubernetes version Helm renders and lints for (the local cluster's).
+const kubeVersion = "v1.34.0"
+
+// helmValues are the value flags of a helm command: "{dir}" in a path is the directory of
+// the generated certificates, "{chart}" the chart's directory.
+type helmValues struct {
+	files, sets, setFiles []string // -f, --set, --set-file
+}
+
+// args returns the flags.
+func (v helmValues) args(dir, chartDir string) []string {
+	r := strings.NewReplacer("{dir}", dir, "{chart}", chartDir)
+	var out []string
+	for _, f := range v.files {
+		out = append(out, "-f", r.Replace(f))
+	}
+	for _, s := range v.sets {
+		out = append(out, "--set", s)
+	}
+	for _, s := range v.setFiles {
+		out = append(out, "--set-file", r.Replace(s))
+	}
+	return out
+}
+
+// cliCase is one `linkerd install` invocation and the Helm values a Helm user gives for the
+// same install.
+type cliCase struct {
+	name string
+	// cli is what `linkerd install` is run with; its certificate files are filled in.
+	cli Options
+	// helm are the values as `helm install` takes them.
+	helm helmValues
+}
+
+// version stands for the CLI's build version in the renders.
+const version = "v9.9.9-test"
+
+// setFiles are the --set-file flags of a Helm install with the generated certificates.
+var setFiles = []string{
+	"identityTrustAnchorsPEM={dir}/ca.crt",
+	"identity.issuer.tls.crtPEM={dir}/issuer.crt",
+	"identity.issuer.tls.keyPEM={dir}/issuer.key",
+}
+
+// cases maps each chart to its `linkerd` counterparts. A chart added under deploy/charts
+// must get a row here, naming the CLI command that renders it.
+var cases = map[string][]cliCase{
+	"linkerd-crds": {{name: "crds", cli: Options{CRDs: true}}},
+	"linkerd-control-plane": {
+		{
+			// The Helm commands of the seeds: the namespace comes from --create-namespace.
+			name: "book",
+			cli:  Options{Version: version, Sets: []string{"installNamespace=false"}},
+			helm: helmValues{setFiles: setFiles, sets: []string{"linkerdVersion=" + version}},
+		},
+		{
+			name: "same-values",
+			cli:  Options{Version: version, Sets: []string{"proxy.defaultInboundPolicy=all-authenticated"}},
+			helm: helmValues{setFiles: setFiles, sets: []string{
+				"installNamespace=true", "linkerdVersion=" + version, "proxy.defaultInboundPolicy=all-authenticated",
+			}},
+		},
+		{
+			name: "ha",
+			cli:  Options{Version: version, HA: true},
+			helm: helmValues{
+				files:    []string{"{chart}/values-ha.yaml"},
+				setFiles: setFiles,
+				sets:     []string{"installNamespace=true", "linkerdVersion=" + version},
+			},
+		},
+	},
+}
+
+// TestChartsMatchInstall checks every chart under deploy/charts with the pinned helm CLI
+// (make helm), reading the chart's directory: `helm lint --strict` finds nothing, and the
+// objects `helm template` renders are those `linkerd install` renders for the same values,
+// field by field, apart from the key material each render generates afresh (the webhooks'
+// certificates).
+func TestChartsMatchInstall(t *testing.T) {
+	helm := helmBinary(t)
+	entries, err := os.ReadDir(chartsDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := writeIdentity(t)
+	seen := 0
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		seen++
+		chartDir := filepath.Join(chartsDir, e.Name())
+		t.Run(e.Name(), func(t *testing.T) {
+			rows, ok := cases[e.Name()]
+			if !ok {
+				t.Fatalf("chart %s has no `linkerd` counterpart in this test's cases: add the command that renders it", e.Name())
+			}
+			for _, tc := range rows {
+				t.Run(tc.name, func(t *testing.T) {
+					args := tc.helm.args(dir, chartDir)
+					lint(t, helm, chartDir, args)
+					got := objects(t, helmTemplate(t, helm, chartDir, args))
+					o := tc.cli
+					if !o.CRDs {
+						o.TrustAnchorsFile = filepath.Join(dir, "ca.crt")
+						o.IssuerCertFile = filepath.Join(dir, "issuer.crt")
+						o.IssuerKeyFile = filepath.Join(dir, "issuer.key")
+					}
+					want := objects(t, cliRender(t, o))
+					generated := volatile(want, objects(t, cliRender(t, o)))
+					compare(t, got, want, generated)
+				})
+			}
+		})
+	}
+	if seen < 2 {
+		t.Fatalf("found %d charts under %s", seen, chartsDir)
+	}
+}
+
+// writeIdentity writes a trust anchor (ca.crt) and an issuer signed by it (issuer.crt,
+// issuer.key) to a temporary directory, as `step certificate create` would.
+func writeIdentity(t *testing.T) string {
+	t.Helper()
+	v := certs.ValidFor(time.Now(), 24*time.Hour)
+	anchor, err := certs.NewTrustAnchor(certs.DefaultAnchorCommonName, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	issuer, err := anchor.NewIssuer(certs.IssuerCommonName("cluster.local"), v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := certs.EncodePrivateKeyPEM(issuer.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	for name, data := range map[string][]byte{
+		"ca.crt":     certs.EncodeCertificatesPEM(anchor.Cert),
+		"issuer.crt": certs.EncodeCertificatesPEM(issuer.Cert),
+		"issuer.key": key,
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// helmBinary returns the pinned helm CLI: $L5D_HELM, or bin/tools/helm (make helm).
+func helmBinary(t *testing.T) string {
+	t.Helper()
+	p := os.Getenv("L5D_HELM")
+	if p == "" {
+		p = filepath.Join("..", "..", "bin", "tools", "helm")
+	}
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("the helm CLI is missing (%v): build it with `make helm` at the repository root, or point L5D_HELM at it", err)
+	}
+	return p
+}
+
+// runHelm runs the helm CLI with args and returns its standard output.
+func runHelm(t *testing.T, helm string, args ...string) string {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	cmd := exec.Command(helm, args...)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("helm %s: %v\n%s%s", strings.Join(args, " "), err, stdout.String(), stderr.String())
+	}
+	return stdout.String()
+}
+
+// lint fails t on any warning or error of `helm lint --strict` (the runs fails on either).
+func lint(t *testing.T, helm, chartDir string, values []string) {
+	t.Helper()
+	out := runHelm(t, helm, append([]string{"lint", "--strict", "-n", "linkerd", "--kube-version", kubeVersion, chartDir}, values...)...)
+	if !strings.Contains(out, "0 chart(s) failed") {
+		t.Errorf("helm lint %s:\n%s", chartDir, out)
+	}
+}
+
+// helmTemplate renders the chart directory as a release named after it in namespace linkerd.
+func helmTemplate(t *testing.T, helm, chartDir string, values []string) string {
+	t.Helper()
+	return runHelm(t, helm, append([]string{"template", filepath.Base(chartDir), chartDir, "-n", "linkerd", "--kube-version", kubeVersion}, values...)...)
+}
+
+func cliRender(t *testing.T, o Options) string {
+	t.Helper()
+	out, err := Render(o, nil)
+	if err != nil {
+		t.Fatalf("linkerd install: %v", err)
+	}
+	return string(out)
+}
+
+// objects splits a manifest stream into its objects, each flattened to its leaves
+// ("spec.template.spec.containers.0.image" -> value), keyed Kind/namespace/name.
+func objects(t *testing.T, manifest string) map[string]map[string]string {
+	t.Helper()
+	out := map[string]map[string]string{}
+	for _, doc := range releaseutil.SplitManifests(manifest) {
+		var o map[string]any
+		if err := yaml.Unmarshal([]byte(doc), &o); err != nil {
+			t.Fatalf("rendered document is not YAML: %v\n%s", err, doc)
+		}
+		if o == nil {
+			continue
+		}
+		md, _ := o["metadata"].(map[string]any)
+		key := fmt.Sprintf("%v/%v/%v", o["kind"], md["namespace"], md["name"])
+		if md["namespace"] == nil {
+			key = fmt.Sprintf("%v//%v", o["kind"], md["name"])
+		}
+		if _, dup := out[key]; dup {
+			t.Errorf("%s rendered twice", key)
+		}
+		leaves := map[string]string{}
+		flatten("", o, leaves)
+		out[key] = leaves
+	}
+	return out
+}
+
+func flatten(prefix string, v any, into map[string]string) {
+	switch v := v.(type) {
+	case map[string]any:
+		for k, x := range v {
+			flatten(prefix+"."+k, x, into)
+		}
+	case []any:
+		for i, x := range v {
+			flatten(fmt.Sprintf("%s.%d", prefix, i), x, into)
+		}
+	default:
+		into[prefix] = fmt.Sprint(v)
+	}
+}
+
+// volatile returns the fields (object key + field path) that differ between two renders of
+// the same values: what the chart generates afresh on every render.
+func volatile(a, b map[string]map[string]string) map[string]bool {
+	out := map[string]bool{}
+	for k, fa := range a {
+		for p, x := range fa {
+			if b[k][p] != x {
+				out[k+" "+p] = true
+			}
+		}
+	}
+	return out
+}
+
+// compare reports objects or fields Helm and the CLI render differently.
+func compare(t *testing.T, helm, cli map[string]map[string]string, generated map[string]bool) {
+	t.Helper()
+	if h, c := keys(helm), keys(cli); !reflect.DeepEqual(h, c) {
+		t.Errorf("objects differ:\nhelm template: %v\nlinkerd install: %v", h, c)
+	}
+	if len(helm) == 0 {
+		t.Error("helm renders no object")
+	}
+	diffs := 0
+	for _, k := range keys(cli) {
+		h, c := helm[k], cli[k]
+		if h == nil {
+			continue
+		}
+		for _, p := range union(h, c) {
+			if generated[k+" "+p] || h[p] == c[p] {
+				continue
+			}
+			if diffs++; diffs <= 20 {
+				t.Errorf("%s %s: helm template %q, linkerd install %q", k, p, h[p], c[p])
+			}
+		}
+	}
+	if diffs > 20 {
+		t.Errorf("... %d differences in all", diffs)
+	}
+}
+
+func keys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func union(a, b map[string]string) []string {
+	out := keys(a)
+	for k := range b {
+		if _, ok := a[k]; !ok {
+			out = append(out, k)
+		}
+	}
+	return out
+}
