@@ -85,6 +85,16 @@ tools:
 helm:
 	@tools/helm/build.sh $(TOOLS) >/dev/null
 
+## charts: package every chart under deploy/charts for this release (VERSION) into CHARTS_DIR
+## (default bin/charts): <chart>-<version>.tgz, a Helm repository index.yaml (base URL
+## CHARTS_URL, default relative) and oci/<chart>/, an OCI layout of what `helm push` pushes;
+## every time stamp is the commit's, so the bytes are the same on every run
+CHARTS_DIR ?= $(BIN)/charts
+CHARTS_URL ?=
+charts: helm
+	$(TOOLS)/l5d-charts -charts deploy/charts -out $(CHARTS_DIR) -version $(VERSION) -url "$(CHARTS_URL)" \
+		-epoch $$(git log -1 --format=%ct 2>/dev/null || echo 0)
+
 ## kube-bins: build etcd and the Kubernetes binaries into the cache (no-op when cached)
 kube-bins:
 	test/kubebins/build.sh
