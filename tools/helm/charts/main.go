@@ -24,7 +24,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -50,7 +49,7 @@ func main() {
 	url := flag.String("url", "", "base URL of the chart repository in index.yaml (default: relative)")
 	flag.Parse()
 	if err := run(*chartsDir, *out, *version, *url, time.Unix(*epoch, 0).UTC()); err != nil {
-		slog.Error("charts", "err", err)
+		fmt.Fprintln(os.Stderr, "l5d-charts:", err)
 		os.Exit(1)
 	}
 }
