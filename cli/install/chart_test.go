@@ -60,9 +60,9 @@ const version = "v9.9.9-test"
 
 // setFiles are the --set-file flags of a Helm install with the generated certificates.
 var setFiles = []string{
-	"identityTrustAnchorsPEM={dir}/ca.crt",
-	"identity.issuer.tls.crtPEM={dir}/issuer.crt",
-	"identity.issuer.tls.keyPEM={dir}/issuer.key",
+	"identityTrustAnchorsPEM={dir}/" + certs.TrustAnchorFile,
+	"identity.issuer.tls.crtPEM={dir}/" + certs.IssuerCertFile,
+	"identity.issuer.tls.keyPEM={dir}/" + certs.IssuerKeyFile,
 }
 
 // cases maps each chart to its `linkerd` counterparts. A chart added under deploy/charts
@@ -106,7 +106,10 @@ func TestChartsMatchInstall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := writeIdentity(t)
+	dir := t.TempDir()
+	if _, _, err := certs.WriteIdentityFiles(dir, "cluster.local", certs.ValidFor(time.Now(), 24*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
 	seen := 0
 	for _, e := range entries {
 		if !e.IsDir() {
@@ -126,9 +129,9 @@ func TestChartsMatchInstall(t *testing.T) {
 					got := objects(t, helmTemplate(t, helm, chartDir, args))
 					o := tc.cli
 					if !o.CRDs {
-						o.TrustAnchorsFile = filepath.Join(dir, "ca.crt")
-						o.IssuerCertFile = filepath.Join(dir, "issuer.crt")
-						o.IssuerKeyFile = filepath.Join(dir, "issuer.key")
+						o.TrustAnchorsFile = filepath.Join(dir, certs.TrustAnchorFile)
+						o.IssuerCertFile = filepath.Join(dir, certs.IssuerCertFile)
+						o.IssuerKeyFile = filepath.Join(dir, certs.IssuerKeyFile)
 					}
 					want := objects(t, cliRender(t, o))
 					generated := volatile(want, objects(t, cliRender(t, o)))
@@ -140,36 +143,6 @@ func TestChartsMatchInstall(t *testing.T) {
 	if seen < 2 {
 		t.Fatalf("found %d charts under %s", seen, chartsDir)
 	}
-}
-
-// writeIdentity writes a trust anchor (ca.crt) and an issuer signed by it (issuer.crt,
-// issuer.key) to a temporary directory, as `step certificate create` would.
-func writeIdentity(t *testing.T) string {
-	t.Helper()
-	v := certs.ValidFor(time.Now(), 24*time.Hour)
-	anchor, err := certs.NewTrustAnchor(certs.DefaultAnchorCommonName, v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	issuer, err := anchor.NewIssuer(certs.IssuerCommonName("cluster.local"), v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := certs.EncodePrivateKeyPEM(issuer.Key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	for name, data := range map[string][]byte{
-		"ca.crt":     certs.EncodeCertificatesPEM(anchor.Cert),
-		"issuer.crt": certs.EncodeCertificatesPEM(issuer.Cert),
-		"issuer.key": key,
-	} {
-		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dir
 }
 
 // helmBinary returns the pinned helm CLI: $L5D_HELM, or bin/tools/helm (make helm).

@@ -308,7 +308,10 @@ func TestHelmLifecycle(t *testing.T) {
 
 	c, runDir := startCluster(t, ctx)
 	work := t.TempDir()
-	certDir := writeIdentity(t, work)
+	certDir := filepath.Join(work, "certs")
+	if _, _, err := certs.WriteIdentityFiles(certDir, "cluster.local", certs.ValidFor(time.Now(), 24*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
 	env := []string{
 		"KUBECONFIG=" + c.Kubeconfig(),
 		"HELM_CACHE_HOME=" + filepath.Join(work, "helm-cache"),
@@ -330,10 +333,10 @@ func TestHelmLifecycle(t *testing.T) {
 	step("linkerd check --pre", linkerd, "check", "--pre")
 	step("helm install linkerd-crds", helm, "install", "linkerd-crds", crdsChart, "-n", "linkerd", "--create-namespace")
 	step("helm install linkerd-control-plane", helm, "install", "linkerd-control-plane", cpChart, "-n", "linkerd",
-		"--set-file", "identityTrustAnchorsPEM="+filepath.Join(certDir, "ca.crt"),
-		"--set-file", "identity.issuer.tls.crtPEM="+filepath.Join(certDir, "issuer.crt"),
-		"--set-file", "identity.issuer.tls.keyPEM="+filepath.Join(certDir, "issuer.key"))
-	step("linkerd check", linkerd, "check", "--wait", "5m")
+		"--set-file", "identityTrustAnchorsPEM="+filepath.Join(certDir, certs.TrustAnchorFile),
+		"--set-file", "identity.issuer.tls.crtPEM="+filepath.Join(certDir, certs.IssuerCertFile),
+		"--set-file", "identity.issuer.tls.keyPEM="+filepath.Join(certDir, certs.IssuerKeyFile))
+	step("linkerd check --proxy", linkerd, "check", "--proxy", "--wait", "5m")
 
 	// HA with the values-ha.yaml the chart ships (helm fetch --untar, as Linkerd's docs say).
 	haValues := filepath.Join(work, "values-ha.yaml")
@@ -342,8 +345,10 @@ func TestHelmLifecycle(t *testing.T) {
 	}
 	step("helm upgrade linkerd-control-plane -f values-ha.yaml", helm, "upgrade", "linkerd-control-plane", cpChart,
 		"-n", "linkerd", "--reuse-values", "-f", haValues)
+	t0 := time.Now()
 	checkHA(t, ctx, c)
-	step("linkerd check (HA)", linkerd, "check", "--wait", "5m")
+	t.Logf("three ready replicas per Deployment, one per node: %v", time.Since(t0).Round(100*time.Millisecond))
+	step("linkerd check --proxy (HA)", linkerd, "check", "--proxy", "--wait", "5m")
 	if out := step("helm list", helm, "list", "-n", "linkerd", "-o", "json"); !strings.Contains(out, `"revision":"2"`) {
 		t.Errorf("helm list after the upgrade: %s", out)
 	}
@@ -352,7 +357,9 @@ func TestHelmLifecycle(t *testing.T) {
 	step("helm uninstall linkerd-crds", helm, "uninstall", "linkerd-crds", "-n", "linkerd", "--wait")
 	// --create-namespace made the namespace outside the releases; the user deletes it.
 	step("kubectl delete namespace linkerd", filepath.Join(kube.BinDir(), "kubectl"), "delete", "namespace", "linkerd", "--wait=false")
+	t0 = time.Now()
 	nothingLeft(t, ctx, c)
+	t.Logf("nothing left: %v", time.Since(t0).Round(100*time.Millisecond))
 	t.Logf("whole lifecycle (cluster start included): %v", time.Since(start).Round(time.Second))
 }
 
@@ -407,39 +414,6 @@ func startCluster(t *testing.T, ctx context.Context) (*localcluster.Cluster, str
 	}
 	t.Cleanup(func() { c.Close() })
 	return c, runDir
-}
-
-// writeIdentity writes a trust anchor (ca.crt) and an issuer it signed (issuer.crt,
-// issuer.key) under dir/certs, as the step commands of Linkerd's Helm instructions do.
-func writeIdentity(t *testing.T, dir string) string {
-	t.Helper()
-	v := certs.ValidFor(time.Now(), 24*time.Hour)
-	anchor, err := certs.NewTrustAnchor(certs.DefaultAnchorCommonName, v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	issuer, err := anchor.NewIssuer(certs.IssuerCommonName("cluster.local"), v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := certs.EncodePrivateKeyPEM(issuer.Key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certDir := filepath.Join(dir, "certs")
-	if err := os.MkdirAll(certDir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	for name, data := range map[string][]byte{
-		"ca.crt":     certs.EncodeCertificatesPEM(anchor.Cert),
-		"issuer.crt": certs.EncodeCertificatesPEM(issuer.Cert),
-		"issuer.key": key,
-	} {
-		if err := os.WriteFile(filepath.Join(certDir, name), data, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return certDir
 }
 
 // fileInPackage returns the file named name in the chart package tgz.
