@@ -332,10 +332,13 @@ func TestHelmLifecycle(t *testing.T) {
 
 	step("linkerd check --pre", linkerd, "check", "--pre")
 	step("helm install linkerd-crds", helm, "install", "linkerd-crds", crdsChart, "-n", "linkerd", "--create-namespace")
-	step("helm install linkerd-control-plane", helm, "install", "linkerd-control-plane", cpChart, "-n", "linkerd",
+	notes := step("helm install linkerd-control-plane", helm, "install", "linkerd-control-plane", cpChart, "-n", "linkerd",
 		"--set-file", "identityTrustAnchorsPEM="+filepath.Join(certDir, certs.TrustAnchorFile),
 		"--set-file", "identity.issuer.tls.crtPEM="+filepath.Join(certDir, certs.IssuerCertFile),
 		"--set-file", "identity.issuer.tls.keyPEM="+filepath.Join(certDir, certs.IssuerKeyFile))
+	if !strings.Contains(notes, "control plane "+version+" is installing") || !strings.Contains(notes, "linkerd check --wait 5m\n") {
+		t.Errorf("helm install prints no notes on what to do next:\n%s", notes)
+	}
 	step("linkerd check --proxy", linkerd, "check", "--proxy", "--wait", "5m")
 
 	// HA with the values-ha.yaml the chart ships (helm fetch --untar, as Linkerd's docs say).
