@@ -1,4 +1,4 @@
-package install
+package command
 
 import (
 	"bytes"
@@ -20,17 +20,17 @@ import (
 // chartsDir holds one directory per Helm chart; every one of them is checked.
 const chartsDir = "../../deploy/charts"
 
-// kubeVersion is the Kubernetes version Helm renders and lints for (the local cluster's).
-const kubeVersion = "v1.34.0"
+// helmKubeVersion is the Kubernetes version Helm renders and lints for (the local cluster's).
+const helmKubeVersion = "v1.34.0"
 
-// helmValues are the value flags of a helm command: "{dir}" in a path is the directory of
+// helmFlags are the value flags of a helm command: "{dir}" in a path is the directory of
 // the generated certificates, "{chart}" the chart's directory.
-type helmValues struct {
+type helmFlags struct {
 	files, sets, setFiles []string // -f, --set, --set-file
 }
 
 // args returns the flags.
-func (v helmValues) args(dir, chartDir string) []string {
+func (v helmFlags) args(dir, chartDir string) []string {
 	r := strings.NewReplacer("{dir}", dir, "{chart}", chartDir)
 	var out []string
 	for _, f := range v.files {
@@ -45,51 +45,64 @@ func (v helmValues) args(dir, chartDir string) []string {
 	return out
 }
 
-// cliCase is one `linkerd install` invocation and the Helm values a Helm user gives for the
-// same install.
-type cliCase struct {
+// chartCase is one `linkerd` invocation and the Helm values a Helm user gives for the same
+// install.
+type chartCase struct {
 	name string
-	// cli is what `linkerd install` is run with; its certificate files are filled in.
-	cli Options
+	// cli are the arguments of the linkerd command; "{dir}" is the directory of the
+	// generated certificates.
+	cli []string
 	// helm are the values as `helm install` takes them.
-	helm helmValues
+	helm helmFlags
 }
 
-// version stands for the CLI's build version in the renders.
-const version = "v9.9.9-test"
+// testCLIVersion stands for the CLI's build version in the renders.
+const testCLIVersion = "v9.9.9-test"
 
-// setFiles are the --set-file flags of a Helm install with the generated certificates.
-var setFiles = []string{
+// identityFlags are the certificate flags of `linkerd install` with the generated files.
+var identityFlags = []string{
+	"--identity-trust-anchors-file", "{dir}/" + certs.TrustAnchorFile,
+	"--identity-issuer-certificate-file", "{dir}/" + certs.IssuerCertFile,
+	"--identity-issuer-key-file", "{dir}/" + certs.IssuerKeyFile,
+}
+
+// withIdentity returns the install command's arguments followed by more.
+func withIdentity(cmd []string, more ...string) []string {
+	return append(append(append([]string{}, cmd...), identityFlags...), more...)
+}
+
+// helmSetFiles are the --set-file flags of a Helm install with the generated certificates.
+var helmSetFiles = []string{
 	"identityTrustAnchorsPEM={dir}/" + certs.TrustAnchorFile,
 	"identity.issuer.tls.crtPEM={dir}/" + certs.IssuerCertFile,
 	"identity.issuer.tls.keyPEM={dir}/" + certs.IssuerKeyFile,
 }
 
-// cases maps each chart to its `linkerd` counterparts. A chart added under deploy/charts
-// must get a row here, naming the CLI command that renders it.
-var cases = map[string][]cliCase{
-	"linkerd-crds": {{name: "crds", cli: Options{CRDs: true}}},
+// chartCases maps each chart to its `linkerd` counterparts. A chart added under
+// deploy/charts must get a row here, naming the CLI command that renders it.
+var chartCases = map[string][]chartCase{
+	"linkerd-crds": {{name: "crds", cli: []string{"install", "--crds"}}},
 	"linkerd-control-plane": {
 		{
 			// The Helm commands of the seeds: the namespace comes from --create-namespace.
 			name: "book",
-			cli:  Options{Version: version, Sets: []string{"installNamespace=false"}},
-			helm: helmValues{setFiles: setFiles, sets: []string{"linkerdVersion=" + version}},
+			cli:  withIdentity([]string{"install"}, "--set", "installNamespace=false"),
+			helm: helmFlags{setFiles: helmSetFiles, sets: []string{"linkerdVersion=" + testCLIVersion}},
 		},
 		{
 			name: "same-values",
-			cli:  Options{Version: version, Sets: []string{"proxy.defaultInboundPolicy=all-authenticated"}},
-			helm: helmValues{setFiles: setFiles, sets: []string{
-				"installNamespace=true", "linkerdVersion=" + version, "proxy.defaultInboundPolicy=all-authenticated",
+			cli:  withIdentity([]string{"install"}, "--set", "proxy.defaultInboundPolicy=all-authenticated"),
+			helm: helmFlags{setFiles: helmSetFiles, sets: []string{
+				"installNamespace=true", "linkerdVersion=" + testCLIVersion, "proxy.defaultInboundPolicy=all-authenticated",
 			}},
 		},
 		{
 			name: "ha",
-			cli:  Options{Version: version, HA: true},
-			helm: helmValues{
+			cli:  withIdentity([]string{"install", "--ha"}),
+			helm: helmFlags{
 				files:    []string{"{chart}/values-ha.yaml"},
-				setFiles: setFiles,
-				sets:     []string{"installNamespace=true", "linkerdVersion=" + version},
+				setFiles: helmSetFiles,
+				sets:     []string{"installNamespace=true", "linkerdVersion=" + testCLIVersion},
 			},
 		},
 	},
@@ -97,11 +110,13 @@ var cases = map[string][]cliCase{
 
 // TestChartsMatchInstall checks every chart under deploy/charts with the pinned helm CLI
 // (make helm), reading the chart's directory: `helm lint --strict` finds nothing, and the
-// objects `helm template` renders are those `linkerd install` renders for the same values,
-// field by field, apart from the key material each render generates afresh (the webhooks'
-// certificates).
+// objects `helm template` renders are those the linkerd command (`linkerd install`, built
+// as testCLIVersion) prints for the same values, field by field, apart from the key material
+// each render generates afresh (the webhooks' certificates).
 func TestChartsMatchInstall(t *testing.T) {
 	helm := helmBinary(t)
+	defer func(v string) { Version = v }(Version)
+	Version = testCLIVersion
 	entries, err := os.ReadDir(chartsDir)
 	if err != nil {
 		t.Fatal(err)
@@ -118,24 +133,22 @@ func TestChartsMatchInstall(t *testing.T) {
 		seen++
 		chartDir := filepath.Join(chartsDir, e.Name())
 		t.Run(e.Name(), func(t *testing.T) {
-			rows, ok := cases[e.Name()]
+			rows, ok := chartCases[e.Name()]
 			if !ok {
 				t.Fatalf("chart %s has no `linkerd` counterpart in this test's cases: add the command that renders it", e.Name())
 			}
 			for _, tc := range rows {
 				t.Run(tc.name, func(t *testing.T) {
 					args := tc.helm.args(dir, chartDir)
-					lint(t, helm, chartDir, args)
-					got := objects(t, helmTemplate(t, helm, chartDir, args))
-					o := tc.cli
-					if !o.CRDs {
-						o.TrustAnchorsFile = filepath.Join(dir, certs.TrustAnchorFile)
-						o.IssuerCertFile = filepath.Join(dir, certs.IssuerCertFile)
-						o.IssuerKeyFile = filepath.Join(dir, certs.IssuerKeyFile)
+					helmLint(t, helm, chartDir, args)
+					got := manifestObjects(t, helmTemplate(t, helm, chartDir, args))
+					cli := make([]string, len(tc.cli))
+					for i, a := range tc.cli {
+						cli[i] = strings.ReplaceAll(a, "{dir}", dir)
 					}
-					want := objects(t, cliRender(t, o))
-					generated := volatile(want, objects(t, cliRender(t, o)))
-					compare(t, got, want, generated)
+					want := manifestObjects(t, runLinkerd(t, cli))
+					generated := volatileFields(want, manifestObjects(t, runLinkerd(t, cli)))
+					compareObjects(t, got, want, generated)
 				})
 			}
 		})
@@ -170,10 +183,10 @@ func runHelm(t *testing.T, helm string, args ...string) string {
 	return stdout.String()
 }
 
-// lint fails t on any warning or error of `helm lint --strict` (the runs fails on either).
-func lint(t *testing.T, helm, chartDir string, values []string) {
+// helmLint fails t on any warning or error of `helm lint --strict` (the run fails on either).
+func helmLint(t *testing.T, helm, chartDir string, values []string) {
 	t.Helper()
-	out := runHelm(t, helm, append([]string{"lint", "--strict", "-n", "linkerd", "--kube-version", kubeVersion, chartDir}, values...)...)
+	out := runHelm(t, helm, append([]string{"lint", "--strict", "-n", "linkerd", "--kube-version", helmKubeVersion, chartDir}, values...)...)
 	if !strings.Contains(out, "0 chart(s) failed") {
 		t.Errorf("helm lint %s:\n%s", chartDir, out)
 	}
@@ -182,21 +195,22 @@ func lint(t *testing.T, helm, chartDir string, values []string) {
 // helmTemplate renders the chart directory as a release named after it in namespace linkerd.
 func helmTemplate(t *testing.T, helm, chartDir string, values []string) string {
 	t.Helper()
-	return runHelm(t, helm, append([]string{"template", filepath.Base(chartDir), chartDir, "-n", "linkerd", "--kube-version", kubeVersion}, values...)...)
+	return runHelm(t, helm, append([]string{"template", filepath.Base(chartDir), chartDir, "-n", "linkerd", "--kube-version", helmKubeVersion}, values...)...)
 }
 
-func cliRender(t *testing.T, o Options) string {
+// runLinkerd runs the linkerd command with args and returns what it prints on stdout.
+func runLinkerd(t *testing.T, args []string) string {
 	t.Helper()
-	out, err := Render(o, nil)
+	out, errOut, err := run(t, "", args...)
 	if err != nil {
-		t.Fatalf("linkerd install: %v", err)
+		t.Fatalf("linkerd %s: %v\n%s", strings.Join(args, " "), err, errOut)
 	}
-	return string(out)
+	return out
 }
 
-// objects splits a manifest stream into its objects, each flattened to its leaves
-// ("spec.template.spec.containers.0.image" -> value), keyed Kind/namespace/name.
-func objects(t *testing.T, manifest string) map[string]map[string]string {
+// manifestObjects splits a manifest stream into its objects, each flattened to its
+// leaves ("spec.template.spec.containers.0.image" -> value), keyed Kind/namespace/name.
+func manifestObjects(t *testing.T, manifest string) map[string]map[string]string {
 	t.Helper()
 	out := map[string]map[string]string{}
 	for _, doc := range releaseutil.SplitManifests(manifest) {
@@ -216,30 +230,30 @@ func objects(t *testing.T, manifest string) map[string]map[string]string {
 			t.Errorf("%s rendered twice", key)
 		}
 		leaves := map[string]string{}
-		flatten("", o, leaves)
+		flattenYAML("", o, leaves)
 		out[key] = leaves
 	}
 	return out
 }
 
-func flatten(prefix string, v any, into map[string]string) {
+func flattenYAML(prefix string, v any, into map[string]string) {
 	switch v := v.(type) {
 	case map[string]any:
 		for k, x := range v {
-			flatten(prefix+"."+k, x, into)
+			flattenYAML(prefix+"."+k, x, into)
 		}
 	case []any:
 		for i, x := range v {
-			flatten(fmt.Sprintf("%s.%d", prefix, i), x, into)
+			flattenYAML(fmt.Sprintf("%s.%d", prefix, i), x, into)
 		}
 	default:
 		into[prefix] = fmt.Sprint(v)
 	}
 }
 
-// volatile returns the fields (object key + field path) that differ between two renders of
-// the same values: what the chart generates afresh on every render.
-func volatile(a, b map[string]map[string]string) map[string]bool {
+// volatileFields returns the fields (object key + field path) that differ between two
+// renders of the same values: what the chart generates afresh on every render.
+func volatileFields(a, b map[string]map[string]string) map[string]bool {
 	out := map[string]bool{}
 	for k, fa := range a {
 		for p, x := range fa {
@@ -251,27 +265,27 @@ func volatile(a, b map[string]map[string]string) map[string]bool {
 	return out
 }
 
-// compare reports objects or fields Helm and the CLI render differently.
-func compare(t *testing.T, helm, cli map[string]map[string]string, generated map[string]bool) {
+// compareObjects reports objects or fields Helm and the CLI render differently.
+func compareObjects(t *testing.T, helm, cli map[string]map[string]string, generated map[string]bool) {
 	t.Helper()
-	if h, c := keys(helm), keys(cli); !reflect.DeepEqual(h, c) {
+	if h, c := sortedKeys(helm), sortedKeys(cli); !reflect.DeepEqual(h, c) {
 		t.Errorf("objects differ:\nhelm template: %v\nlinkerd install: %v", h, c)
 	}
 	if len(helm) == 0 {
 		t.Error("helm renders no object")
 	}
 	diffs := 0
-	for _, k := range keys(cli) {
+	for _, k := range sortedKeys(cli) {
 		h, c := helm[k], cli[k]
 		if h == nil {
 			continue
 		}
-		for _, p := range union(h, c) {
+		for _, p := range unionKeys(h, c) {
 			if generated[k+" "+p] || h[p] == c[p] {
 				continue
 			}
 			if diffs++; diffs <= 20 {
-				t.Errorf("%s %s: helm template %q, linkerd install %q", k, p, h[p], c[p])
+				t.Errorf("%s %s: helm template %q, linkerd %q", k, p, h[p], c[p])
 			}
 		}
 	}
@@ -280,7 +294,7 @@ func compare(t *testing.T, helm, cli map[string]map[string]string, generated map
 	}
 }
 
-func keys[V any](m map[string]V) []string {
+func sortedKeys[V any](m map[string]V) []string {
 	out := make([]string, 0, len(m))
 	for k := range m {
 		out = append(out, k)
@@ -289,8 +303,8 @@ func keys[V any](m map[string]V) []string {
 	return out
 }
 
-func union(a, b map[string]string) []string {
-	out := keys(a)
+func unionKeys(a, b map[string]string) []string {
+	out := sortedKeys(a)
 	for k := range b {
 		if _, ok := a[k]; !ok {
 			out = append(out, k)
