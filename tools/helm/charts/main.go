@@ -1,4 +1,4 @@
-// Command charts packages every Helm chart under a directory for a release, reproducibly:
+// Command l5d-charts (make charts; build.sh builds it) packages every Helm chart under a directory for a release, reproducibly:
 // each chart as `helm package` lays it out (<name>-<version>.tgz, by Helm's own loader and
 // archiver), a Helm repository index.yaml over them, and for each chart an OCI image layout
 // (oci/<name>/, tagged with the chart version) holding the manifest `helm push` would push:
@@ -6,7 +6,7 @@
 // entries, gzip header, index, OCI created annotation) is -epoch, so two runs over the same
 // sources give the same bytes.
 //
-//	charts -charts deploy/charts -out bin/charts -version $(VERSION) -epoch $(git log -1 --format=%ct)
+//	l5d-charts -charts deploy/charts -out bin/charts -version $(VERSION) -epoch $(git log -1 --format=%ct)
 //
 // -version is the release (git describe): it becomes each chart's appVersion (the default
 // image tag, linkerdVersion) and, made SemVer where it is not (0.0.0-git-<describe>), its
@@ -43,7 +43,7 @@ import (
 
 func main() {
 	chartsDir := flag.String("charts", "deploy/charts", "directory with one chart per subdirectory")
-	out := flag.String("out", "bin/charts", "output directory (created; its previous packages are replaced)")
+	out := flag.String("out", "bin/charts", "output directory (created; the *.tgz, index.yaml and oci/ of a previous run are replaced)")
 	version := flag.String("version", "", "release version (git describe), the charts' appVersion")
 	epoch := flag.Int64("epoch", 0, "Unix time stamped on every file and in the index (e.g. the commit time)")
 	url := flag.String("url", "", "base URL of the chart repository in index.yaml (default: relative)")
@@ -84,11 +84,18 @@ func run(chartsDir, out, release, url string, stamp time.Time) error {
 	if err != nil {
 		return err
 	}
-	if err := os.RemoveAll(out); err != nil {
-		return err
-	}
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return err
+	}
+	// Only what a previous run wrote goes: out may hold other files.
+	old, err := filepath.Glob(filepath.Join(out, "*.tgz"))
+	if err != nil {
+		return err
+	}
+	for _, p := range append(old, filepath.Join(out, "index.yaml"), filepath.Join(out, "oci")) {
+		if err := os.RemoveAll(p); err != nil {
+			return err
+		}
 	}
 	index := repo.NewIndexFile()
 	for _, e := range entries {
