@@ -276,8 +276,9 @@ func runErr(ctx context.Context, env []string, name string, args ...string) (str
 // rollout and the uninstall.
 const lifecycleTimeout = 12 * time.Minute
 
-// TestHelmLifecycle installs, checks, upgrades to HA and uninstalls l5d with the helm CLI on
-// a three-node local cluster, with the commands of Linkerd's Helm instructions.
+// TestHelmLifecycle installs, checks, upgrades (the CRDs, then the control plane to HA) and
+// uninstalls l5d with the helm CLI on a three-node local cluster, with the commands of
+// Linkerd's Helm instructions.
 func TestHelmLifecycle(t *testing.T) {
 	switch {
 	case testing.Short():
@@ -346,14 +347,26 @@ func TestHelmLifecycle(t *testing.T) {
 	if err := os.WriteFile(haValues, fileInPackage(t, cpChart, "linkerd-control-plane/values-ha.yaml"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// Since Linkerd 2.12 both charts are upgraded, the CRDs first.
+	step("helm upgrade linkerd-crds", helm, "upgrade", "linkerd-crds", crdsChart, "-n", "linkerd")
 	step("helm upgrade linkerd-control-plane -f values-ha.yaml", helm, "upgrade", "linkerd-control-plane", cpChart,
 		"-n", "linkerd", "--reuse-values", "-f", haValues)
 	t0 := time.Now()
 	checkHA(t, ctx, c)
 	t.Logf("three ready replicas per Deployment, one per node: %v", time.Since(t0).Round(100*time.Millisecond))
 	step("linkerd check --proxy (HA)", linkerd, "check", "--proxy", "--wait", "5m")
-	if out := step("helm list", helm, "list", "-n", "linkerd", "-o", "json"); !strings.Contains(out, `"revision":"2"`) {
-		t.Errorf("helm list after the upgrade: %s", out)
+	var releases []struct{ Name, Revision, Status string }
+	out := step("helm list", helm, "list", "-n", "linkerd", "-o", "json")
+	if err := json.Unmarshal([]byte(out), &releases); err != nil {
+		t.Fatalf("helm list: %v: %s", err, out)
+	}
+	if len(releases) != 2 {
+		t.Errorf("helm list: %s", out)
+	}
+	for _, r := range releases {
+		if r.Revision != "2" || r.Status != "deployed" {
+			t.Errorf("release %s after its upgrade: revision %s, %s", r.Name, r.Revision, r.Status)
+		}
 	}
 
 	step("helm uninstall linkerd-control-plane", helm, "uninstall", "linkerd-control-plane", "-n", "linkerd", "--wait")
