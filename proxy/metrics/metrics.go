@@ -116,10 +116,12 @@ var OverflowLabels = Labels("overflow", "true")
 
 // Registry holds every label set's handles. The zero value is not usable; use New.
 //
-// Label cardinality is bounded: each family (HTTP, route, route_actual, TCP, each named
-// counter) keeps at most MaxSeries label sets, recording any further one under the
-// family's overflow series (OverflowLabels), and an HTTP or TCP series that has had no
-// traffic (and, for TCP, no open connection) for RetainIdle is dropped at an exposition.
+// Label cardinality is bounded: each family (HTTP, route, route_actual, TCP, each
+// outbound policy family, the balancer gauges, each named counter) keeps at most
+// MaxSeries label sets, recording any further one under the family's overflow series
+// (OverflowLabels; a balancer gauge beyond the bound is not exported), and an HTTP, TCP
+// or policy series that has had no traffic (and, for TCP, no open connection) for
+// RetainIdle is dropped at an exposition, as is a balancer gauge once released.
 // A handle whose series was dropped stays usable: its next event brings the series back,
 // with its counts.
 type Registry struct {
@@ -138,6 +140,11 @@ type Registry struct {
 	route, routeActual map[string]*HTTP
 	tcp                map[string]*TCP
 	funcs              []funcMetric
+	// The outbound policy's route and backend families (see policy.go), and the
+	// balancer gauges by family and label set.
+	httpRoute, httpBackend, httpRetry *policyFamily
+	grpcRoute, grpcBackend, grpcRetry *policyFamily
+	balancers                         map[string]*BalancerGauge
 	// counters are labelled counters by name, then by rendered label set.
 	counters    map[string]map[string]*atomic.Uint64
 	counterHelp map[string]string
@@ -216,8 +223,10 @@ func (r *Registry) Func(name, typ, help, labels string, value func() float64) {
 
 // New returns an empty registry.
 func New() *Registry {
-	return &Registry{start: time.Now(), now: time.Now, http: map[string]*HTTP{}, tcp: map[string]*TCP{},
-		route: map[string]*HTTP{}, routeActual: map[string]*HTTP{}}
+	r := &Registry{start: time.Now(), now: time.Now, http: map[string]*HTTP{}, tcp: map[string]*TCP{},
+		route: map[string]*HTTP{}, routeActual: map[string]*HTTP{}, balancers: map[string]*BalancerGauge{}}
+	newPolicyFamilies(r)
+	return r
 }
 
 // HTTP returns the HTTP metrics handle for the rendered label set (see Labels), creating
@@ -364,6 +373,7 @@ func (r *Registry) sweep() {
 			t.dead.Store(true)
 		}
 	}
+	r.sweepPolicy(now, retain)
 }
 
 // TCP returns the TCP metrics handle for the rendered label set, creating it on first
@@ -526,7 +536,15 @@ func (r *Registry) WriteTo(w io.Writer) (int64, error) {
 		}
 	}
 	counterHelp := maps.Clone(r.counterHelp)
+	pfams := r.policyFamilies()
+	pseries := make([][]*Requests, len(pfams))
+	for i, f := range pfams {
+		pseries[i] = slices.Collect(maps.Values(f.m))
+		slices.SortFunc(pseries[i], func(a, b *Requests) int { return strings.Compare(a.labels, b.labels) })
+	}
+	gauges := slices.Collect(maps.Values(r.balancers))
 	r.mu.RUnlock()
+	slices.SortFunc(gauges, func(a, b *BalancerGauge) int { return strings.Compare(a.labels, b.labels) })
 	slices.Sort(counterNames)
 	for _, hs := range [][]*HTTP{https, routes, actuals} {
 		slices.SortFunc(hs, func(a, b *HTTP) int { return strings.Compare(a.labels, b.labels) })
@@ -539,6 +557,8 @@ func (r *Registry) WriteTo(w io.Writer) (int64, error) {
 	writeHTTP(&e, "", https)
 	writeHTTP(&e, "route_", routes)
 	writeHTTP(&e, "route_actual_", actuals)
+	writePolicy(&e, pfams, pseries)
+	writeBalancers(&e, gauges)
 
 	e.header("tcp_open_total", "counter", "Total count of opened connections")
 	for _, t := range tcps {
