@@ -84,6 +84,11 @@ type PolicyDecision struct {
 	// ModifyResponse, when set, edits the response's header fields before they are sent
 	// (an HTTPRoute's ResponseHeaderModifier filters).
 	ModifyResponse func(http.Header)
+	// RouteMetrics and BackendMetrics, when set, record the request in the outbound
+	// policy's route families (once, as the application sees it) and route-backend
+	// families (each attempt). RouteRequest may return RouteMetrics with an error: the
+	// matched route refused the request, and the refusal is recorded on it.
+	RouteMetrics, BackendMetrics *metrics.Requests
 }
 
 // AuthorityMetrics resolves metric handles per request authority for one label set, with

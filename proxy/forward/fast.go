@@ -426,7 +426,7 @@ func (s *fastConn) forwardHTTP(be *Backend, first *balance.Endpoint[*Endpoint], 
 	if policy {
 		prt = rt
 	}
-	resp, m, err := h.exchange(req, be, first, prt, body, false, start)
+	resp, m, _, err := h.exchange(req, be, first, prt, nil, body, false, start)
 	if err != nil {
 		if m == nil {
 			m = h.errorMetrics(s.ci)
