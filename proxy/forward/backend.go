@@ -72,6 +72,11 @@ type PolicyRouter interface {
 	// r. An error is answered with the status of StatusFor (a *RouteError for refusals:
 	// no route, an injected failure, a redirect, a backend that does not resolve).
 	RouteRequest(r *http.Request) (PolicyDecision, error)
+	// DefaultMetrics returns the outbound policy series of a request the target serves
+	// itself (Active is false) under its policy's default route: the route's, for the
+	// request's host, and be's as the route's backend; nil, nil when the target has no
+	// such policy. It is called per request and must not allocate.
+	DefaultMetrics(be *Backend, host string) (route, backend *metrics.Requests)
 }
 
 // PolicyDecision is where an outbound policy sends one request.

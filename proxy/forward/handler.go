@@ -112,7 +112,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		d, err := be.Policy.RouteRequest(r)
 		if err != nil {
 			h.fail(w, r, h.errorMetrics(ci), start, err)
-			recordPolicy(d.RouteMetrics, nil, false, err, start)
+			recordErr(d.RouteMetrics, err, start)
 			return
 		}
 		if d.Backend != nil {
@@ -127,6 +127,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		}
+	} else if be.Policy != nil {
+		pm.route, pm.backend = be.Policy.DefaultMetrics(be, r.Host)
 	}
 	var rt *routes.Route
 	if be.Routes != nil {
@@ -135,12 +137,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	pm.backend.Request()
 	bep, err := be.Balancer.Pick(ctx)
 	if err != nil {
 		status := h.fail(w, r, h.errorMetrics(ci), start, err)
 		recordRoute(rt, status, true, start)
-		pm.end(nil, false, err, start)
+		pm.endErr(err, start)
 		return
 	}
 	ep := bep.Value
@@ -192,19 +193,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		status := h.fail(w, r, m, start, err)
 		recordRoute(rt, status, true, start)
-		pm.end(nil, false, err, start)
+		pm.endErr(err, start)
 		return
 	}
 	bep.Recovered()
 	if resp.StatusCode == http.StatusSwitchingProtocols && upgrade != "" {
-		pm.end(resp, false, nil, start)
+		pm.endResp(resp, false, start)
 		h.serveUpgrade(w, resp, m, start)
 		return
 	}
 	failure, aborted := h.copyResponse(w, resp)
 	lat := time.Since(start)
 	m.Response(resp.StatusCode, failure, lat)
-	pm.end(resp, aborted, nil, start)
+	pm.endResp(resp, aborted, start)
 	if rt != nil {
 		recordRoute(rt, resp.StatusCode, aborted || rt.IsFailure(resp.StatusCode, grpcStatus(resp)), start)
 	}

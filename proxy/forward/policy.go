@@ -52,7 +52,7 @@ func (h *Handler) exchange(r *http.Request, be *Backend, first *balance.Endpoint
 		if bep == nil {
 			var err error
 			if bep, err = be.Balancer.Pick(ctx); err != nil {
-				recordPolicy(bm, nil, false, err, attemptStart)
+				recordErr(bm, err, attemptStart)
 				return nil, nil, attemptStart, err
 			}
 		}
@@ -117,7 +117,7 @@ func (h *Handler) exchange(r *http.Request, be *Backend, first *balance.Endpoint
 			}
 			status, _ := StatusFor(err)
 			m.Response(status, true, now.Sub(start))
-			recordPolicy(bm, nil, false, err, attemptStart)
+			recordErr(bm, err, attemptStart)
 			if rt == nil {
 				return nil, m, attemptStart, err
 			}
@@ -135,7 +135,7 @@ func (h *Handler) exchange(r *http.Request, be *Backend, first *balance.Endpoint
 			now = time.Now()
 			m.Response(resp.StatusCode, true, now.Sub(start))
 			rt.Actual.Response(resp.StatusCode, true, now.Sub(start))
-			recordPolicy(bm, resp, false, nil, attemptStart)
+			recordResp(bm, resp, false, attemptStart)
 			continue
 		}
 		return resp, m, attemptStart, nil
@@ -220,14 +220,14 @@ func (h *Handler) servePolicy(w http.ResponseWriter, r *http.Request, be *Backen
 		}
 		status := h.fail(w, r, m, start, err)
 		rt.Metrics.Response(status, true, time.Since(start))
-		recordPolicy(pm.route, nil, false, err, start)
+		recordErr(pm.route, err, start)
 		return
 	}
 	failure, aborted := h.copyResponse(w, resp)
 	lat := time.Since(start)
 	m.Response(resp.StatusCode, failure, lat)
-	recordPolicy(pm.route, resp, aborted, nil, start)
-	recordPolicy(pm.backend, resp, aborted, nil, attemptStart)
+	recordResp(pm.route, resp, aborted, start)
+	recordResp(pm.backend, resp, aborted, attemptStart)
 	routeFailure := aborted || rt.IsFailure(resp.StatusCode, grpcStatus(resp))
 	rt.Actual.Response(resp.StatusCode, routeFailure, lat)
 	rt.Metrics.Response(resp.StatusCode, routeFailure, lat)

@@ -11,56 +11,92 @@ import (
 )
 
 // policyMetrics are the outbound policy series of one request forwarded in one attempt:
-// its route's and its backend's. Nil fields record nothing.
+// its route's and its backend's. Its end methods record the request on both, counting
+// it in the backend's requests as it ends (a request handed from the HTTP/1 fast path
+// to the general handler is counted once). Nil fields record nothing, and the zero value
+// costs a nil check per event.
 type policyMetrics struct{ route, backend *metrics.Requests }
 
-// end records the request's end on both series; see recordPolicy.
-func (p policyMetrics) end(resp *http.Response, broken bool, err error, start time.Time) {
-	if p.route == nil && p.backend == nil {
+func (p policyMetrics) none() bool { return p.route == nil && p.backend == nil }
+
+// endResp records the request's response on both series (broken: its body failed).
+func (p policyMetrics) endResp(resp *http.Response, broken bool, start time.Time) {
+	if p.none() {
 		return
 	}
-	recordPolicy(p.route, resp, broken, err, start)
-	recordPolicy(p.backend, resp, broken, err, start)
+	p.backend.Request()
+	recordResp(p.route, resp, broken, start)
+	recordResp(p.backend, resp, broken, start)
 }
 
-// recordPolicy records on q (nil records nothing) the end of a request that started at
-// start: its response resp (broken when the response body failed), or err when there was
-// none. A refusal the proxy answers (a *RouteError: an injected failure, a redirect) is
-// recorded with its status; other errors with their error label and no status (gRPC:
-// UNKNOWN).
-func recordPolicy(q *metrics.Requests, resp *http.Response, broken bool, err error, start time.Time) {
+// endErr records on both series a request that failed with err.
+func (p policyMetrics) endErr(err error, start time.Time) {
+	if p.none() {
+		return
+	}
+	p.backend.Request()
+	recordErr(p.route, err, start)
+	recordErr(p.backend, err, start)
+}
+
+// endStatus records on both series an HTTP/1 response by its status (broken: it failed
+// after its header).
+func (p policyMetrics) endStatus(status int, broken bool, start time.Time) {
+	if p.none() {
+		return
+	}
+	p.backend.Request()
+	recordStatus(p.route, status, "", broken, start)
+	recordStatus(p.backend, status, "", broken, start)
+}
+
+// recordResp records on q (nil records nothing) the response of a request that started
+// at start; broken means its body failed.
+func recordResp(q *metrics.Requests, resp *http.Response, broken bool, start time.Time) {
+	if q != nil {
+		recordStatus(q, resp.StatusCode, grpcStatus(resp), broken, start)
+	}
+}
+
+func recordStatus(q *metrics.Requests, status int, grpcStatus string, broken bool, start time.Time) {
 	if q == nil {
 		return
 	}
-	d := time.Since(start)
-	grpc := q.GRPC()
-	if err != nil {
-		if re := (*RouteError)(nil); errors.As(err, &re) {
-			st := re.Status
-			if grpc {
-				if st = re.GRPCCode; st == 0 {
-					st = grpcCodeFor(re.Status)
-				}
-			}
-			q.Done(st, metrics.ErrNone, d)
-			return
-		}
-		st := 0
-		if grpc {
-			st = metrics.GRPCUnknown
-		}
-		q.Done(st, errorKind(err), d)
-		return
-	}
-	st := resp.StatusCode
-	if grpc {
-		st = metrics.ParseGRPCStatus(grpcStatus(resp))
+	if q.GRPC() {
+		status = metrics.ParseGRPCStatus(grpcStatus)
 	}
 	e := metrics.ErrNone
 	if broken {
 		e = metrics.ErrUnknown
 	}
-	q.Done(st, e, d)
+	q.Done(status, e, time.Since(start))
+}
+
+// recordErr records on q (nil records nothing) a request that started at start and
+// failed with err. A refusal the proxy answers (a *RouteError: an injected failure, a
+// redirect) is recorded with its status; other errors with their error label and no
+// status (gRPC: UNKNOWN).
+func recordErr(q *metrics.Requests, err error, start time.Time) {
+	if q == nil {
+		return
+	}
+	d := time.Since(start)
+	grpc := q.GRPC()
+	if re := (*RouteError)(nil); errors.As(err, &re) {
+		st := re.Status
+		if grpc {
+			if st = re.GRPCCode; st == 0 {
+				st = grpcCodeFor(re.Status)
+			}
+		}
+		q.Done(st, metrics.ErrNone, d)
+		return
+	}
+	st := 0
+	if grpc {
+		st = metrics.GRPCUnknown
+	}
+	q.Done(st, errorKind(err), d)
 }
 
 // errorKind is the error label of a forwarding error, as Linkerd's proxy labels it.

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/l5d-go/l5d/proxy/forward"
+	"github.com/l5d-go/l5d/proxy/metrics"
 	"github.com/l5d-go/l5d/proxy/routes"
 )
 
@@ -79,6 +80,21 @@ func (rt *Router) RouteRequest(r *http.Request) (forward.PolicyDecision, error) 
 	b.gauge.Set(be.Balancer)
 	return forward.PolicyDecision{Backend: be, Route: rule.route, ModifyResponse: combine(rule.filters.respMod, b.filters.respMod),
 		RouteMetrics: refused.RouteMetrics, BackendMetrics: b.metrics}, nil
+}
+
+// DefaultMetrics returns the series of a request to the target under its policy's
+// default route (the policy controller's generated route, forwarding to the target
+// itself), and binds the route backend's balancer gauge to be's balancer; nil, nil when
+// the policy is not trivial or the target has ServiceProfile routes.
+func (rt *Router) DefaultMetrics(be *forward.Backend, host string) (route, backend *metrics.Requests) {
+	p := rt.cur.Load()
+	if p == nil || !p.trivial || len(p.rules) != 1 || rt.profile.Load() != nil {
+		return nil, nil
+	}
+	rule := p.rules[0]
+	b := &rule.backends[0]
+	b.gauge.Set(be.Balancer)
+	return rule.metrics.forHost(host), b.metrics
 }
 
 // combine returns a function applying a then b (either may be nil).
