@@ -25,8 +25,9 @@ func (p policyMetrics) endResp(resp *http.Response, broken bool, start time.Time
 		return
 	}
 	p.backend.Request()
-	recordResp(p.route, resp, broken, start)
-	recordResp(p.backend, resp, broken, start)
+	d, grpc := time.Since(start), grpcStatus(resp)
+	recordStatus(p.route, resp.StatusCode, grpc, broken, d)
+	recordStatus(p.backend, resp.StatusCode, grpc, broken, d)
 }
 
 // endErr records on both series a request that failed with err.
@@ -46,19 +47,22 @@ func (p policyMetrics) endStatus(status int, broken bool, start time.Time) {
 		return
 	}
 	p.backend.Request()
-	recordStatus(p.route, status, "", broken, start)
-	recordStatus(p.backend, status, "", broken, start)
+	d := time.Since(start)
+	recordStatus(p.route, status, "", broken, d)
+	recordStatus(p.backend, status, "", broken, d)
 }
 
 // recordResp records on q (nil records nothing) the response of a request that started
 // at start; broken means its body failed.
 func recordResp(q *metrics.Requests, resp *http.Response, broken bool, start time.Time) {
 	if q != nil {
-		recordStatus(q, resp.StatusCode, grpcStatus(resp), broken, start)
+		recordStatus(q, resp.StatusCode, grpcStatus(resp), broken, time.Since(start))
 	}
 }
 
-func recordStatus(q *metrics.Requests, status int, grpcStatus string, broken bool, start time.Time) {
+// recordStatus records on q (nil records nothing) a response of d by its HTTP status and
+// grpc-status.
+func recordStatus(q *metrics.Requests, status int, grpcStatus string, broken bool, d time.Duration) {
 	if q == nil {
 		return
 	}
@@ -69,7 +73,7 @@ func recordStatus(q *metrics.Requests, status int, grpcStatus string, broken boo
 	if broken {
 		e = metrics.ErrUnknown
 	}
-	q.Done(status, e, time.Since(start))
+	q.Done(status, e, d)
 }
 
 // recordErr records on q (nil records nothing) a request that started at start and

@@ -1,8 +1,10 @@
 package outpolicy
 
 import (
+	"maps"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/l5d-go/l5d/proxy/metrics"
 )
@@ -12,15 +14,15 @@ import (
 const maxHostnames = 100
 
 // routeMetrics resolves a rule's series in the route families by request hostname.
-// Lookups of known hostnames take a read lock and do not allocate.
+// Lookups of known hostnames read an immutable map without locks and do not allocate.
 type routeMetrics struct {
 	reg  *metrics.Registry
 	grpc bool
 	base string // the parent and route labels
 
-	mu     sync.RWMutex
-	byHost map[string]*metrics.Requests
-	other  *metrics.Requests
+	hosts atomic.Pointer[map[string]*metrics.Requests]
+	mu    sync.Mutex // serializes additions to hosts
+	other *metrics.Requests
 }
 
 // forHost returns the series of requests for host (a Host header or URI authority; its
@@ -31,25 +33,33 @@ func (m *routeMetrics) forHost(host string) *metrics.Requests {
 		return nil
 	}
 	host = hostname(host)
-	m.mu.RLock()
-	q := m.byHost[host]
-	m.mu.RUnlock()
-	if q != nil {
-		return q
+	if hs := m.hosts.Load(); hs != nil {
+		if q := (*hs)[host]; q != nil {
+			return q
+		}
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if q = m.byHost[host]; q != nil {
+	var cur map[string]*metrics.Requests
+	if hs := m.hosts.Load(); hs != nil {
+		cur = *hs
+	}
+	if q := cur[host]; q != nil {
 		return q
 	}
-	if len(m.byHost) >= maxHostnames {
+	if len(cur) >= maxHostnames {
 		if m.other == nil {
 			m.other = m.reg.RouteRequests(m.grpc, metrics.Join(m.base, metrics.Labels("hostname", "")))
 		}
 		return m.other
 	}
-	q = m.reg.RouteRequests(m.grpc, metrics.Join(m.base, metrics.Labels("hostname", host)))
-	m.byHost[host] = q
+	q := m.reg.RouteRequests(m.grpc, metrics.Join(m.base, metrics.Labels("hostname", host)))
+	next := maps.Clone(cur)
+	if next == nil {
+		next = map[string]*metrics.Requests{}
+	}
+	next[host] = q
+	m.hosts.Store(&next)
 	return q
 }
 
@@ -74,7 +84,7 @@ func (w *Watcher) bindMetrics(p *Policy) {
 	parent := p.parent.ParentLabels()
 	for _, r := range p.rules {
 		base := metrics.Join(parent, r.ref.RouteLabels())
-		r.metrics = &routeMetrics{reg: reg, grpc: p.grpc, base: base, byHost: map[string]*metrics.Requests{}}
+		r.metrics = &routeMetrics{reg: reg, grpc: p.grpc, base: base}
 		for i := range r.backends {
 			b := &r.backends[i]
 			b.metrics = reg.BackendRequests(p.grpc, metrics.Join(base, b.ref.BackendLabels()))
