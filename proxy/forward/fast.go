@@ -395,7 +395,6 @@ func (s *fastConn) forwardHTTP(be *Backend, first *balance.Endpoint[*Endpoint], 
 		rt.Metrics.Request()
 	}
 	routeFailed := func(status int) {
-		pm.endStatus(status, true, start)
 		if policy {
 			rt.Metrics.Response(status, true, time.Since(start))
 		} else {
@@ -411,6 +410,7 @@ func (s *fastConn) forwardHTTP(be *Backend, first *balance.Endpoint[*Endpoint], 
 	u, err := url.ParseRequestURI(string(s.req.Target))
 	if err != nil {
 		routeFailed(http.StatusBadRequest)
+		pm.endStatus(http.StatusBadRequest, true, start)
 		return s.writeError(h.errorMetrics(s.ci), start, &RouteError{Status: http.StatusBadRequest, Reason: "invalid request target"}, true)
 	}
 	var body *replay
@@ -420,6 +420,7 @@ func (s *fastConn) forwardHTTP(be *Backend, first *balance.Endpoint[*Endpoint], 
 		buf := make([]byte, cl)
 		if err := s.cr.ReadFull(buf); err != nil {
 			routeFailed(http.StatusBadRequest)
+			pm.endStatus(http.StatusBadRequest, true, start)
 			return true
 		}
 		body = &replay{buf: buf, keep: true, err: io.EOF}
@@ -444,6 +445,7 @@ func (s *fastConn) forwardHTTP(be *Backend, first *balance.Endpoint[*Endpoint], 
 		}
 		status, _ := StatusFor(err)
 		routeFailed(status)
+		pm.endErr(err, start)
 		return s.writeError(m, start, err, false)
 	}
 	defer resp.Body.Close()
@@ -508,6 +510,7 @@ func (s *fastConn) forwardHTTP(be *Backend, first *balance.Endpoint[*Endpoint], 
 		if bodyErr != nil {
 			m.Response(status, true, time.Since(start))
 			routeFailed(status)
+			pm.endResp(resp, true, start)
 			return true // the client sees a truncated response
 		}
 		if chunked {
