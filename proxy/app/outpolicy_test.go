@@ -90,6 +90,15 @@ func policyProxy(t *testing.T) (*scriptedcp.Destination, *scriptedcp.OutboundPol
 	d, cp := startDestination(t)
 	d.Set(svc, scriptedcp.Endpoint{Addr: policyApp(t, "web")})
 	d.Set(svcV2, scriptedcp.Endpoint{Addr: policyApp(t, "v2")})
+	op, p := policyProxyOver(t, cp)
+	_, out, _ := p.Addrs()
+	return d, op, out
+}
+
+// policyProxyOver starts scripted outbound policies and an outbound proxy using them and
+// the destination service at cp.
+func policyProxyOver(t *testing.T, cp string) (*scriptedcp.OutboundPolicies, *Proxy) {
+	t.Helper()
 	op := scriptedcp.NewOutboundPolicies()
 	opAddr, err := op.Start("127.0.0.1:0", nil)
 	if err != nil {
@@ -101,8 +110,7 @@ func policyProxy(t *testing.T) (*scriptedcp.Destination, *scriptedcp.OutboundPol
 		config.EnvPolicyAddr:      opAddr,
 		config.EnvPolicyWorkload:  `{"ns":"ns","pod":"client-0"}`,
 	}, nil)
-	_, out, _ := p.Addrs()
-	return d, op, out
+	return op, p
 }
 
 // answers sends n requests to url and counts the bodies (failures as "error: ...").

@@ -16,7 +16,6 @@ import (
 	"github.com/l5d-go/l5d/proto/gen/grpcroute"
 	pbmeta "github.com/l5d-go/l5d/proto/gen/meta"
 	pb "github.com/l5d-go/l5d/proto/gen/outbound"
-	"github.com/l5d-go/l5d/proxy/config"
 	"github.com/l5d-go/l5d/proxy/internal/scriptedcp"
 )
 
@@ -68,17 +67,7 @@ func metricsProxy(t *testing.T) (*scriptedcp.OutboundPolicies, *Proxy, netip.Add
 		w.Header().Set("Grpc-Status", "0")
 	}))
 	d.Set(svcV2, scriptedcp.Endpoint{Addr: grpcApp})
-	op := scriptedcp.NewOutboundPolicies()
-	opAddr, err := op.Start("127.0.0.1:0", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(op.Stop)
-	p := startProxy(t, unreachable, netip.AddrPort{}, map[string]string{
-		config.EnvDestinationAddr: cp,
-		config.EnvPolicyAddr:      opAddr,
-		config.EnvPolicyWorkload:  `{"ns":"ns","pod":"client-0"}`,
-	}, nil)
+	op, p := policyProxyOver(t, cp)
 	_, out, _ := p.Addrs()
 	return op, p, out
 }

@@ -243,25 +243,35 @@ func (r *Registry) Route(labels string) *HTTP { return r.httpIn(r.route, labels)
 func (r *Registry) RouteActual(labels string) *HTTP { return r.httpIn(r.routeActual, labels) }
 
 func (r *Registry) httpIn(m map[string]*HTTP, labels string) *HTTP {
+	return lookup(r, m, labels, func(labels string) *HTTP {
+		return &HTTP{labels: labels, reg: r, family: m, idleSince: r.now()}
+	})
+}
+
+// lookup returns the series of labels in the family m, adding mk(labels) on first use;
+// once m is full, the family's overflow series (added with mk too) takes its place.
+// Known series are found under the read lock.
+func lookup[V comparable](r *Registry, m map[string]V, labels string, mk func(labels string) V) V {
+	var zero V
 	r.mu.RLock()
-	h := m[labels]
+	v := m[labels]
 	r.mu.RUnlock()
-	if h != nil {
-		return h
+	if v != zero {
+		return v
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if h = m[labels]; h == nil {
+	if v = m[labels]; v == zero {
 		if full(m, r.maxSeries()) {
 			labels = OverflowLabels
-			if h = m[labels]; h != nil {
-				return h
+			if v = m[labels]; v != zero {
+				return v
 			}
 		}
-		h = &HTTP{labels: labels, reg: r, family: m, idleSince: r.now()}
-		m[labels] = h
+		v = mk(labels)
+		m[labels] = v
 	}
-	return h
+	return v
 }
 
 // reviveHTTP returns the live handle that takes h's events now that h's series was
@@ -379,25 +389,9 @@ func (r *Registry) sweep() {
 // TCP returns the TCP metrics handle for the rendered label set, creating it on first
 // use. Callers resolve it once per connection.
 func (r *Registry) TCP(labels string) *TCP {
-	r.mu.RLock()
-	t := r.tcp[labels]
-	r.mu.RUnlock()
-	if t != nil {
-		return t
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if t = r.tcp[labels]; t == nil {
-		if full(r.tcp, r.maxSeries()) {
-			labels = OverflowLabels
-			if t = r.tcp[labels]; t != nil {
-				return t
-			}
-		}
-		t = &TCP{labels: labels, reg: r, idleSince: r.now()}
-		r.tcp[labels] = t
-	}
-	return t
+	return lookup(r, r.tcp, labels, func(labels string) *TCP {
+		return &TCP{labels: labels, reg: r, idleSince: r.now()}
+	})
 }
 
 // HTTP is the request metrics of one label set (direction, authority, target, tls,

@@ -294,25 +294,9 @@ func (r *Registry) RouteRetries(grpc bool, labels string) *Requests {
 }
 
 func (r *Registry) requestsIn(f *policyFamily, labels string) *Requests {
-	r.mu.RLock()
-	q := f.m[labels]
-	r.mu.RUnlock()
-	if q != nil {
-		return q
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if q = f.m[labels]; q == nil {
-		if full(f.m, r.maxSeries()) {
-			labels = OverflowLabels
-			if q = f.m[labels]; q != nil {
-				return q
-			}
-		}
-		q = &Requests{labels: labels, fam: f, reg: r, idleSince: r.now()}
-		f.m[labels] = q
-	}
-	return q
+	return lookup(r, f.m, labels, func(labels string) *Requests {
+		return &Requests{labels: labels, fam: f, reg: r, idleSince: r.now()}
+	})
 }
 
 // reviveRequests is reviveHTTP for policy series.
@@ -414,7 +398,8 @@ func (g *BalancerGauge) Set(b EndpointCounter) {
 	if cur := g.owner.Load(); cur != nil && *cur == b {
 		return
 	}
-	g.owner.Store(&b)
+	nb := b // only a change takes an allocation
+	g.owner.Store(&nb)
 }
 
 // Release unbinds the gauge; its series is dropped at the next exposition.
