@@ -188,6 +188,12 @@ func TestInboundRouteAuthorization(t *testing.T) {
 			t.Errorf("metrics lack %s:\n%s", want, grepLines(sm, "authz"))
 		}
 	}
+	// The inbound HTTP metrics carry the Server and route that took each request, and
+	// the target port, as Linkerd's do (linkerd viz stat-inbound groups by them).
+	if !hasLine(sm, "response_total{", `direction="inbound"`, `target_port="`, `srv_kind="server"`, `srv_name="web-http"`,
+		`route_group="policy.linkerd.io"`, `route_kind="httproute"`, `route_name="client-route"`, `status_code="200"`) {
+		t.Errorf("inbound response_total lacks the server and route labels:\n%s", grepLines(sm, "response_total{"))
+	}
 }
 
 // TestInboundGRPCRouteDenied: a gRPC server's routes admit a client to one service and
