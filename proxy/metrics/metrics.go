@@ -2,8 +2,9 @@
 // writes them in the Prometheus text format.
 //
 // Recording is lock-free and allocation-free: a label set is resolved once (per
-// connection, target or endpoint) into an *HTTP or *TCP handle, and each event is then a
-// few atomic adds on that handle. Only exposition takes the registry's lock.
+// connection, target, endpoint, or outbound policy route and backend) into an *HTTP,
+// *TCP or *Requests handle, and each event is then a few atomic adds on that handle. Only
+// exposition takes the registry's lock. policy.go has the outbound policy's families.
 package metrics
 
 import (
