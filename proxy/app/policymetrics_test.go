@@ -199,15 +199,7 @@ func TestOutboundPolicyGRPCRouteMetrics(t *testing.T) {
 	c := clientTo(out, true)
 	call := func(method string) string {
 		t.Helper()
-		req, _ := http.NewRequest("POST", "http://"+svc+"/demo.Greeter/"+method, strings.NewReader("\x00\x00\x00\x00\x00"))
-		req.Header.Set("Content-Type", "application/grpc")
-		req.Header.Set("Te", "trailers")
-		resp, err := c.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		io.Copy(io.Discard, resp.Body)
+		resp, _ := callGreeter(t, c, method)
 		if s := resp.Trailer.Get("Grpc-Status"); s != "" {
 			return s
 		}

@@ -427,22 +427,22 @@ func writePolicy(e *expo, fams []*policyFamily, series [][]*Requests) {
 			writeStatuses(e, f, f.prefix+"_request_statuses_total", statusLabel,
 				"Completed request-response streams, by status and error.", qs)
 		case backendFamily:
-			name := f.prefix + "_backend_requests_total"
-			e.header(name, "counter", "The total number of requests dispatched to route backends.")
-			for _, q := range qs {
-				e.sample(name, q.labels, "", q.requests.Load())
-			}
+			writeRequests(e, f.prefix+"_backend_requests_total", "The total number of requests dispatched to route backends.", qs)
 			writeDurations(e, f, f.prefix+"_backend_response_duration_seconds",
 				"The time between request dispatch to a backend and the response's completion.", qs)
 			writeStatuses(e, f, f.prefix+"_backend_response_statuses_total", statusLabel,
 				"Completed responses from route backends, by status and error.", qs)
 		case retryFamily:
-			name := f.prefix + "_retry_requests_total"
-			e.header(name, "counter", "The total number of retries sent on routes.")
-			for _, q := range qs {
-				e.sample(name, q.labels, "", q.requests.Load())
-			}
+			writeRequests(e, f.prefix+"_retry_requests_total", "The total number of retries sent on routes.", qs)
 		}
+	}
+}
+
+// writeRequests writes the request counts of qs as the counter name.
+func writeRequests(e *expo, name, help string, qs []*Requests) {
+	e.header(name, "counter", help)
+	for _, q := range qs {
+		e.sample(name, q.labels, "", q.requests.Load())
 	}
 }
 
