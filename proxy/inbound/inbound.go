@@ -127,6 +127,7 @@ func (rt *Router) OpaqueFallback(dst netip.AddrPort) bool {
 // authzKey identifies an authorization decision's counter.
 type authzKey struct {
 	http, allowed bool
+	target        netip.AddrPort
 	srv           *policy.Port
 	route         *policy.Route
 	authz         *policy.Authz
@@ -143,7 +144,7 @@ func (rt *Router) count(k authzKey) {
 		if k.http {
 			proto = "http"
 		}
-		labels := metrics.Labels("srv_kind", k.srv.ServerKind, "srv_name", k.srv.Server)
+		labels := metrics.Join(targetLabels(k.target), metrics.Labels("srv_kind", k.srv.ServerKind, "srv_name", k.srv.Server))
 		if k.route != nil {
 			labels = metrics.Join(labels, metrics.Labels("route_group", k.route.Group, "route_kind", k.route.Kind, "route_name", k.route.Name))
 		}
@@ -172,7 +173,7 @@ func (rt *Router) authorize(ci *forward.ConnInfo) (*policy.Port, bool) {
 	}
 	p := rt.opts.Policy(ci.OrigDst.Port())
 	a, ok := p.Allow(ci.Client.Addr(), ci.ClientID)
-	rt.count(authzKey{allowed: ok, srv: p, authz: a})
+	rt.count(authzKey{allowed: ok, target: ci.OrigDst, srv: p, authz: a})
 	if !ok && p.Audit {
 		rt.opts.Log.Info("audit: an unauthorized client was let through", "client", ci.Client, "client_id", ci.ClientID, "port", ci.OrigDst.Port())
 		return p, true
@@ -194,7 +195,7 @@ func (rt *Router) authorizeRequest(r *http.Request, ci *forward.ConnInfo) (srvRo
 	}
 	sr := srvRoute{srvKind: p.ServerKind, srvName: p.Server, routeGroup: route.Group, routeKind: route.Kind, routeName: route.Name}
 	a, ok := route.Allow(ci.Client.Addr(), ci.ClientID)
-	rt.count(authzKey{http: true, allowed: ok, srv: p, route: route, authz: a})
+	rt.count(authzKey{http: true, allowed: ok, target: ci.OrigDst, srv: p, route: route, authz: a})
 	if ok {
 		return sr, nil
 	}
@@ -246,7 +247,7 @@ func (rt *Router) Route(r *http.Request, ci *forward.ConnInfo) (*forward.Backend
 	tlsLabels := rt.tlsLabels(ci)
 	target := rt.Target(ci.OrigDst)
 	// target_addr is the address the client dialled, as Linkerd reports it.
-	dstLabels := targetLabels(ci)
+	dstLabels := targetLabels(ci.OrigDst)
 	srvLabels := sr.labels()
 	am := forward.NewAuthorityMetrics(rt.opts.Metrics, rt.opts.MaxAuthorities, func(authority string) string {
 		return metrics.Join(metrics.Labels("direction", "inbound", "authority", authority), dstLabels, srvLabels, tlsLabels)
@@ -263,14 +264,14 @@ func (rt *Router) Route(r *http.Request, ci *forward.ConnInfo) (*forward.Backend
 // application) are counted with the connection's target and tls labels, so a refused
 // mesh client is counted under its client_id.
 func (rt *Router) ErrorMetrics(ci *forward.ConnInfo) *metrics.HTTP {
-	return rt.opts.Metrics.HTTP(metrics.Join(metrics.Labels("direction", "inbound"), targetLabels(ci), rt.tlsLabels(ci)))
+	return rt.opts.Metrics.HTTP(metrics.Join(metrics.Labels("direction", "inbound"), targetLabels(ci.OrigDst), rt.tlsLabels(ci)))
 }
 
 // targetLabels renders the target_addr, target_ip and target_port labels of inbound HTTP
-// metrics on ci.
-func targetLabels(ci *forward.ConnInfo) string {
-	return metrics.Labels("target_addr", ci.OrigDst.String(), "target_ip", ci.OrigDst.Addr().String(),
-		"target_port", strconv.Itoa(int(ci.OrigDst.Port())))
+// and authorization metrics: dst is the address the client dialled.
+func targetLabels(dst netip.AddrPort) string {
+	return metrics.Labels("target_addr", dst.String(), "target_ip", dst.Addr().String(),
+		"target_port", strconv.Itoa(int(dst.Port())))
 }
 
 // ServeTCP relays an opaque connection to the application.
