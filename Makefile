@@ -33,7 +33,7 @@ build:
 	@mkdir -p $(BIN)
 	@set -e; for b in $(BINARIES); do name=$${b%%=*}; pkg=$${b#*=}; \
 		echo "go build -o bin/$$name ./$$pkg"; \
-		CGO_ENABLED=0 $(GO) build -trimpath -tags grpcnotrace -ldflags "-X github.com/l5d-go/l5d/cli/command.Version=$(VERSION)" -o $(BIN)/$$name ./$$pkg; done
+		CGO_ENABLED=0 $(GO) build -trimpath -tags grpcnotrace -ldflags "-X github.com/l5d-go/l5d/cli/command.Version=$(VERSION) -X main.version=$(VERSION)" -o $(BIN)/$$name ./$$pkg; done
 
 ## test: lint, then every module's tests, the proxy's tests under the race detector and a
 ## short run of each trust-boundary fuzz target (needs root for network namespaces; installs
