@@ -187,12 +187,21 @@ func (s *Server) routeStats(ctx context.Context, match model.LabelSet, dstRe mod
 		latencies = make([]model.Vector, len(promql.Quantiles))
 	)
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() (err error) { eff, err = s.vector(gctx, promql.RouteResponses("route_response_total", sel, window)); return })
+	g.Go(func() (err error) {
+		eff, err = s.vector(gctx, promql.RouteResponses("route_response_total", sel, window))
+		return
+	})
 	if actual {
-		g.Go(func() (err error) { act, err = s.vector(gctx, promql.RouteResponses("route_actual_response_total", sel, window)); return })
+		g.Go(func() (err error) {
+			act, err = s.vector(gctx, promql.RouteResponses("route_actual_response_total", sel, window))
+			return
+		})
 	}
 	for i, q := range promql.Quantiles {
-		g.Go(func() (err error) { latencies[i], err = s.vector(gctx, promql.RouteLatencyQuantile(q, sel, window)); return })
+		g.Go(func() (err error) {
+			latencies[i], err = s.vector(gctx, promql.RouteLatencyQuantile(q, sel, window))
+			return
+		})
 	}
 	if err := g.Wait(); err != nil {
 		return nil, err

@@ -53,9 +53,15 @@ func New(client kubernetes.Interface, dyn dynamic.Interface) *Cache {
 		}
 		return i.Lister()
 	}
-	apps := func(r string) schema.GroupVersionResource { return schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: r} }
-	core := func(r string) schema.GroupVersionResource { return schema.GroupVersionResource{Version: "v1", Resource: r} }
-	batch := func(r string) schema.GroupVersionResource { return schema.GroupVersionResource{Group: "batch", Version: "v1", Resource: r} }
+	apps := func(r string) schema.GroupVersionResource {
+		return schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: r}
+	}
+	core := func(r string) schema.GroupVersionResource {
+		return schema.GroupVersionResource{Version: "v1", Resource: r}
+	}
+	batch := func(r string) schema.GroupVersionResource {
+		return schema.GroupVersionResource{Group: "batch", Version: "v1", Resource: r}
+	}
 	c.listers[api.Deployment] = gen(apps("deployments"))
 	c.listers[api.StatefulSet] = gen(apps("statefulsets"))
 	c.listers[api.DaemonSet] = gen(apps("daemonsets"))
