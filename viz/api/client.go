@@ -67,6 +67,18 @@ func (c *Client) ListServices(ctx context.Context, req *ListServicesRequest) (*L
 	return &rsp, c.call(ctx, PathListServices, req, &rsp)
 }
 
+// StatInbound calls StatInbound.
+func (c *Client) StatInbound(ctx context.Context, req *RouteStatsRequest) (*StatInboundResponse, error) {
+	var rsp StatInboundResponse
+	return &rsp, c.call(ctx, PathStatInbound, req, &rsp)
+}
+
+// StatOutbound calls StatOutbound.
+func (c *Client) StatOutbound(ctx context.Context, req *RouteStatsRequest) (*StatOutboundResponse, error) {
+	var rsp StatOutboundResponse
+	return &rsp, c.call(ctx, PathStatOutbound, req, &rsp)
+}
+
 func (c *Client) call(ctx context.Context, path string, req, rsp any) error {
 	body, err := json.Marshal(req)
 	if err != nil {

@@ -3,6 +3,8 @@ package metricsapi_test
 import (
 	"context"
 	"fmt"
+	"math"
+	"strconv"
 	"net/http/httptest"
 	"os"
 	"strings"
@@ -107,15 +109,35 @@ func newFixture(t *testing.T) *fixture {
 	}
 
 	id := func(sa, ns string) string { return sa + "." + ns + ".serviceaccount.identity.linkerd.cluster.local" }
+	const (
+		itemsRoute   = `srv_kind="Server",srv_name="web-http",target_port="8080",route_kind="HTTPRoute",route_name="items"`
+		defaultRoute = `srv_kind="Server",srv_name="web-http",target_port="8080",route_kind="default",route_name="default"`
+	)
+	catalogRoute := fmt.Sprintf(`parent_group="core",parent_kind="Service",parent_name="catalog",parent_namespace=%q,parent_port="8080",route_group="gateway.networking.k8s.io",route_kind="HTTPRoute",route_name="catalog-route",route_namespace=%q`, ns, ns)
 	webText := func(n int) string {
 		return strings.Join([]string{
 			// Inbound: 9 successes and 1 failure per 15s from catalog... and prometheus.
-			fmt.Sprintf(`response_total{direction="inbound",tls="true",client_id=%q,status_code="200",classification="success"} %d`, id("prometheus", "linkerd-viz"), 9*n),
-			fmt.Sprintf(`response_total{direction="inbound",tls="true",client_id=%q,status_code="500",classification="failure"} %d`, id("prometheus", "linkerd-viz"), n),
-			fmt.Sprintf(`response_latency_ms_bucket{direction="inbound",le="10"} %d`, 5*n),
-			fmt.Sprintf(`response_latency_ms_bucket{direction="inbound",le="50"} %d`, 9*n),
-			fmt.Sprintf(`response_latency_ms_bucket{direction="inbound",le="100"} %d`, 10*n),
-			fmt.Sprintf(`response_latency_ms_bucket{direction="inbound",le="+Inf"} %d`, 10*n),
+			// on Server web-http: the successes on its HTTPRoute items, the failures on the
+			// default route (which observed no latency).
+			fmt.Sprintf(`response_total{direction="inbound",tls="true",client_id=%q,%s,status_code="200",classification="success"} %d`, id("prometheus", "linkerd-viz"), itemsRoute, 9*n),
+			fmt.Sprintf(`response_total{direction="inbound",tls="true",client_id=%q,%s,status_code="500",classification="failure"} %d`, id("prometheus", "linkerd-viz"), defaultRoute, n),
+			fmt.Sprintf(`response_latency_ms_bucket{direction="inbound",%s,le="10"} %d`, itemsRoute, 5*n),
+			fmt.Sprintf(`response_latency_ms_bucket{direction="inbound",%s,le="50"} %d`, itemsRoute, 9*n),
+			fmt.Sprintf(`response_latency_ms_bucket{direction="inbound",%s,le="100"} %d`, itemsRoute, 10*n),
+			fmt.Sprintf(`response_latency_ms_bucket{direction="inbound",%s,le="+Inf"} %d`, itemsRoute, 10*n),
+			// Gateway API route metrics: HTTPRoute catalog-route (to Service catalog:8080)
+			// answered 6 and timed out 2 per 15s, with 1 retry; its backends catalog and
+			// catalog-v2 answered 5 and failed 1; gRPC to ratings:9090 on its default route.
+			fmt.Sprintf(`outbound_http_route_request_statuses_total{%s,http_status="200",error=""} %d`, catalogRoute, 6*n),
+			fmt.Sprintf(`outbound_http_route_request_statuses_total{%s,http_status="",error="REQUEST_TIMEOUT"} %d`, catalogRoute, 2*n),
+			fmt.Sprintf(`outbound_http_route_retry_requests_total{%s} %d`, catalogRoute, n),
+			fmt.Sprintf(`outbound_http_route_request_duration_seconds_bucket{%s,le="0.01"} %d`, catalogRoute, 8*n),
+			fmt.Sprintf(`outbound_http_route_request_duration_seconds_bucket{%s,le="+Inf"} %d`, catalogRoute, 8*n),
+			fmt.Sprintf(`outbound_http_route_backend_response_statuses_total{%s,backend_kind="Service",backend_name="catalog",backend_namespace=%q,backend_port="8080",http_status="200",error=""} %d`, catalogRoute, ns, 5*n),
+			fmt.Sprintf(`outbound_http_route_backend_response_statuses_total{%s,backend_kind="Service",backend_name="catalog-v2",backend_namespace=%q,backend_port="8080",http_status="503",error=""} %d`, catalogRoute, ns, n),
+			fmt.Sprintf(`outbound_http_route_backend_response_duration_seconds_bucket{%s,backend_name="catalog",backend_port="8080",le="0.002"} %d`, catalogRoute, 5*n),
+			fmt.Sprintf(`outbound_http_route_backend_response_duration_seconds_bucket{%s,backend_name="catalog",backend_port="8080",le="+Inf"} %d`, catalogRoute, 5*n),
+			fmt.Sprintf(`outbound_grpc_route_request_statuses_total{parent_kind="Service",parent_name="ratings",parent_namespace=%q,parent_port="9090",route_kind="default",route_name="default",grpc_status="OK",error=""} %d`, ns, 4*n),
 			`tcp_open_connections{direction="inbound"} 2`,
 			fmt.Sprintf(`tcp_read_bytes_total{direction="inbound"} %d`, 1500*n),
 			fmt.Sprintf(`tcp_write_bytes_total{direction="inbound"} %d`, 3000*n),
@@ -171,6 +193,15 @@ func newFixture(t *testing.T) *fixture {
 
 // The outbound latency buckets hold 4 observations per scrape, all <= 5ms: the median
 // interpolates to 2.5ms (3 rounded), p95 and p99 to 4.75 and 4.95ms (5).
+
+// lat renders latencies as p50/p95/p99 (ms, up to 2 decimals), "-" without any.
+func lat(l api.Latencies) string {
+	if l.P50 == nil {
+		return "-"
+	}
+	f := func(p *float64) string { return strconv.FormatFloat(math.Round(*p*100)/100, 'f', -1, 64) }
+	return f(l.P50) + "/" + f(l.P95) + "/" + f(l.P99)
+}
 
 // statRows renders a StatSummary answer's rows as "ns/name meshed/running success
 // failure p50 p95 p99 [conns read write]", "-" for rows without traffic.
@@ -337,6 +368,45 @@ func TestAgainstPrometheus(t *testing.T) {
 		}, "\n")
 		if got := routes(api.TopRoutesRequest{Selector: api.ResourceSelection{Resource: res(api.Deployment, "catalog")}}); got != want {
 			t.Errorf("catalog: got\n%s\nwant\n%s", got, want)
+		}
+	})
+
+	t.Run("StatInbound", func(t *testing.T) {
+		rsp, err := f.client.StatInbound(ctx, &api.RouteStatsRequest{Resource: res(api.Deployment, "web")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, r := range rsp.Rows {
+			got = append(got, fmt.Sprintf("%s %s:%s %s %q %d/%d %s", r.Name, r.Server, r.Port, r.Route, r.RouteType, r.SuccessCount, r.FailureCount, lat(r.Latencies)))
+		}
+		want := []string{`web web-http:8080 [default] "" 0/4 -`, `web web-http:8080 items "HTTPRoute" 36/0 10/75/95`}
+		if strings.Join(got, "\n") != strings.Join(want, "\n") {
+			t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+	})
+
+	t.Run("StatOutbound", func(t *testing.T) {
+		rsp, err := f.client.StatOutbound(ctx, &api.RouteStatsRequest{Resource: res(api.Deployment, "web")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, r := range rsp.Rows {
+			got = append(got, fmt.Sprintf("%s %s:%s %s %q %d/%d timeouts %d retries %d %s", r.Name, r.Service, r.Port, r.Route, r.RouteType,
+				r.SuccessCount, r.FailureCount, r.Timeouts, r.Retries, lat(r.Latencies)))
+			for _, b := range r.Backends {
+				got = append(got, fmt.Sprintf("  -> %s:%s %d/%d timeouts %d %s", b.Name, b.Port, b.SuccessCount, b.FailureCount, b.Timeouts, lat(b.Latencies)))
+			}
+		}
+		want := []string{
+			`web catalog:8080 catalog-route "HTTPRoute" 24/8 timeouts 8 retries 4 5/9.5/9.9`,
+			`  -> catalog:8080 20/0 timeouts 0 1/1.9/1.98`,
+			`  -> catalog-v2:8080 0/4 timeouts 0 -`,
+			`web ratings:9090 [default] "" 16/0 timeouts 0 retries 0 -`,
+		}
+		if strings.Join(got, "\n") != strings.Join(want, "\n") {
+			t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 		}
 	})
 
