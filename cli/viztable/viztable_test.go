@@ -127,3 +127,34 @@ func TestCheckFormat(t *testing.T) {
 		t.Errorf("CheckFormat(yaml) = %v", err)
 	}
 }
+
+func f64(v float64) *float64 { return &v }
+
+func TestStatInboundOutbound(t *testing.T) {
+	in := &api.StatInboundResponse{TimeWindow: "1m", Rows: []api.InboundRow{
+		{Name: "web", Server: "[default]", Port: "4191", Route: "[default]", SuccessCount: 12},
+		{Name: "web", Server: "web-http", Port: "8080", Route: "items", RouteType: "HTTPRoute", SuccessCount: 36, FailureCount: 4,
+			Latencies: api.Latencies{P50: f64(10), P95: f64(75), P99: f64(95)}},
+	}}
+	out := &api.StatOutboundResponse{TimeWindow: "1m", Rows: []api.OutboundRow{
+		{Name: "web", Service: "catalog", Port: "8080", Route: "catalog-route", RouteType: "HTTPRoute", SuccessCount: 24, FailureCount: 8, Timeouts: 8, Retries: 4,
+			Latencies: api.Latencies{P50: f64(5), P95: f64(9.5), P99: f64(9.9)},
+			Backends: []api.OutboundBackend{
+				{Name: "catalog", Port: "8080", SuccessCount: 20, Latencies: api.Latencies{P50: f64(1), P95: f64(1.9), P99: f64(1.98)}},
+				{Name: "catalog-v2", Port: "8080", FailureCount: 4},
+			}},
+		{Name: "web", Service: "ratings", Port: "9090", Route: "[default]", SuccessCount: 16, Backends: []api.OutboundBackend{{Name: "ratings", Port: "9090", SuccessCount: 16}}},
+	}}
+	for _, format := range []string{Table, JSON} {
+		var b bytes.Buffer
+		if err := WriteStatInbound(&b, in, format); err != nil {
+			t.Fatal(err)
+		}
+		golden(t, "stat-inbound."+map[string]string{Table: "txt", JSON: "json"}[format], b.Bytes())
+		b.Reset()
+		if err := WriteStatOutbound(&b, out, format); err != nil {
+			t.Fatal(err)
+		}
+		golden(t, "stat-outbound."+map[string]string{Table: "txt", JSON: "json"}[format], b.Bytes())
+	}
+}

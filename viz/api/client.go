@@ -105,6 +105,15 @@ func (c *Client) call(ctx context.Context, path string, req, rsp any) error {
 	}
 	if hrsp.StatusCode != http.StatusOK {
 		msg := strings.TrimSpace(string(data))
+		// The Kubernetes API server's service proxy answers its own failures (no such
+		// service, no endpoints) with a Status object: keep its message.
+		var status struct {
+			Kind    string `json:"kind"`
+			Message string `json:"message"`
+		}
+		if json.Unmarshal(data, &status) == nil && status.Kind == "Status" && status.Message != "" {
+			msg = "API server: " + status.Message
+		}
 		if len(msg) > 512 {
 			msg = msg[:512] + "..."
 		}
