@@ -6,8 +6,7 @@
 // machine's load: queries evaluated at End see Scrapes samples Step apart. Every target
 // serves scrape n (again and again: same timestamps, Prometheus stores nothing new)
 // until Prometheus holds scrape n of every target, then n+1: a scrape that failed or
-// timed out on a loaded machine is simply repeated. Start lies in the past, so every
-// sample is accepted.
+// timed out on a loaded machine is simply repeated.
 package promtest
 
 import (
@@ -108,8 +107,16 @@ func Run(t testing.TB, o Options) *Prometheus {
 	if o.Step == 0 {
 		o.Step = 15 * time.Second
 	}
-	start := time.Now().Add(-10*time.Minute - time.Duration(o.Scrapes)*o.Step).Truncate(time.Second)
-	end := start.Add(time.Duration(o.Scrapes) * o.Step)
+	// Prometheus accepts samples up to an hour older than the newest it holds (its own
+	// scrape bookkeeping is stamped now): a fixture up to 50m long ends 10m ago, a longer
+	// one starts 55m ago and ends in the future.
+	span := time.Duration(o.Scrapes) * o.Step
+	start := time.Now().Add(-10*time.Minute - span)
+	if span > 50*time.Minute {
+		start = time.Now().Add(-55 * time.Minute)
+	}
+	start = start.Truncate(time.Second)
+	end := start.Add(span)
 
 	var current atomic.Int64 // the scrape every target serves
 	current.Store(1)
