@@ -15,6 +15,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/l5d-go/l5d/injector/inject"
 	"github.com/l5d-go/l5d/test/kube"
 	"github.com/l5d-go/l5d/viz/api"
 	"github.com/l5d-go/l5d/viz/internal/promtest"
@@ -37,7 +38,7 @@ func deployment(name string, meshed bool) *appsv1.Deployment {
 	one := int32(1)
 	containers := []corev1.Container{{Name: "app", Image: "app"}}
 	if meshed {
-		containers = append(containers, corev1.Container{Name: cluster.ProxyContainer, Image: "proxy"})
+		containers = append(containers, corev1.Container{Name: inject.ProxyContainerName, Image: "proxy"})
 	}
 	return &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{Name: name},
