@@ -157,7 +157,7 @@ func newFixture(t *testing.T) *fixture {
 		}, "\n")
 	}
 	catalogText := func(n int) string {
-		return fmt.Sprintf(`response_total{direction="inbound",tls="true",client_id=%q,status_code="200",classification="success"} %d`, id("default", ns), 4*n)
+		return fmt.Sprintf(`response_total{direction="inbound",authority="catalog.%s.svc.cluster.local:8080",tls="true",client_id=%q,status_code="200",classification="success"} %d`, ns, id("default", ns), 4*n)
 	}
 	prom := promtest.Run(t, promtest.Options{Targets: []promtest.Target{
 		{Labels: map[string]string{"namespace": ns, "pod": pods["web"], "deployment": "web"}, Text: webText},
@@ -282,6 +282,10 @@ func TestAgainstPrometheus(t *testing.T) {
 			req:  api.StatSummaryRequest{Selector: api.ResourceSelection{Resource: res(api.Pod, f.pods["catalog"])}},
 			want: []string{fmt.Sprintf("pod/%s/%s 1/1 16 0 0 0 0", ns, f.pods["catalog"])},
 		}, {
+			name: "authorities: those with traffic",
+			req:  api.StatSummaryRequest{Selector: api.ResourceSelection{Resource: res(api.Authority, "")}},
+			want: []string{fmt.Sprintf("authority/%s/catalog.%s.svc.cluster.local:8080 0/0 16 0 0 0 0", ns, ns)},
+		}, {
 			name: "skip stats",
 			req:  api.StatSummaryRequest{Selector: api.ResourceSelection{Resource: res(api.Deployment, "web")}, SkipStats: true},
 			want: []string{fmt.Sprintf("deployment/%s/web 1/1 -", ns)},
@@ -307,7 +311,7 @@ func TestAgainstPrometheus(t *testing.T) {
 		for _, tb := range rsp.Ok.StatTables {
 			types = append(types, tb.PodGroup.Rows[0].Resource.Type)
 		}
-		if got := strings.Join(types, ","); got != "deployment,pod,service,replicaset" {
+		if got := strings.Join(types, ","); got != "deployment,pod,service,authority,replicaset" {
 			t.Errorf("tables of all: %s", got)
 		}
 	})
