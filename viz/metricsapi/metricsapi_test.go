@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -32,6 +34,8 @@ type fixture struct {
 	ns     string
 	client *api.Client
 	pods   map[string]string // deployment -> its pod
+	// metrics is the server's registry.
+	metrics *prometheus.Registry
 }
 
 func deployment(name string, meshed bool) *appsv1.Deployment {
@@ -170,7 +174,8 @@ func newFixture(t *testing.T) *fixture {
 	if err := cache.Start(cctx, time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	srv := &metricsapi.Server{Prom: prom.API, Cache: cache, Now: func() time.Time { return prom.End }}
+	reg := prometheus.NewRegistry()
+	srv := &metricsapi.Server{Prom: prom.API, Cache: cache, Now: func() time.Time { return prom.End }, Metrics: reg}
 	// The cache may not have seen the pods' Running status yet: wait for it.
 	deadline = time.Now().Add(time.Minute)
 	for {
@@ -189,7 +194,7 @@ func newFixture(t *testing.T) *fixture {
 	}
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(hs.Close)
-	return &fixture{ns: ns, client: &api.Client{BaseURL: hs.URL}, pods: pods}
+	return &fixture{ns: ns, client: &api.Client{BaseURL: hs.URL}, pods: pods, metrics: reg}
 }
 
 // The outbound latency buckets hold 4 observations per scrape, all <= 5ms: the median
@@ -433,6 +438,13 @@ func TestAgainstPrometheus(t *testing.T) {
 		}
 		if len(svcs.Services) != 2 || svcs.Services[0].Name != "catalog" || svcs.Services[1].Name != "web" {
 			t.Errorf("ListServices: %+v", svcs.Services)
+		}
+	})
+
+	t.Run("request metrics", func(t *testing.T) {
+		n, err := testutil.GatherAndCount(f.metrics, "metrics_api_request_duration_seconds")
+		if err != nil || n == 0 {
+			t.Errorf("metrics_api_request_duration_seconds: %d series, %v", n, err)
 		}
 	})
 
