@@ -144,8 +144,9 @@ func benchAdmission(b *testing.B, mode string) {
 	// The webhook may take a moment to be called for a new configuration: wait for it.
 	deadline := time.Now().Add(time.Minute)
 	for {
-		injected := container(create().Spec.InitContainers, inject.ProxyContainerName) != nil ||
-			container(create().Spec.Containers, inject.ProxyContainerName) != nil
+		got := create()
+		injected := container(got.Spec.InitContainers, inject.ProxyContainerName) != nil ||
+			container(got.Spec.Containers, inject.ProxyContainerName) != nil
 		mu.Lock()
 		called := len(hook) > 0
 		mu.Unlock()
