@@ -23,6 +23,7 @@ import (
 
 	"github.com/l5d-go/l5d/injector/inject"
 	"github.com/l5d-go/l5d/pkg/k8s"
+	"github.com/l5d-go/l5d/test/bench/cpucost"
 	"github.com/l5d-go/l5d/test/kube"
 )
 
@@ -80,7 +81,9 @@ func benchHandler(b *testing.B) *Handler {
 // it (p50-µs, p99-µs), the webhook's own serving time per review as measured around its
 // handler (hook-p50-µs, hook-p99-µs), webhook calls per create (2: the API server calls it
 // again, reinvocationPolicy IfNeeded, after the ServiceAccount admission plugin mounts the
-// token into the injected containers) and creates per second. The webhook is set up as
+// token into the injected containers), creates per second, and the CPU time per create of
+// this process (webhook and client; cpu-µs/op) and of the API server (apiserver-cpu-µs/op).
+// The webhook is set up as
 // the injector command sets it up: namespaces and owners from informer caches, read through the
 // API server unless cached (OwnerCache).
 func BenchmarkAdmission(b *testing.B) { benchAdmission(b, "enabled") }
@@ -161,6 +164,10 @@ func benchAdmission(b *testing.B, mode string) {
 	hook = hook[:0]
 	mu.Unlock()
 	lat := make([]time.Duration, 0, b.N)
+	cpu, err := cpucost.Start(b.Context(), c.Client().Discovery().RESTClient())
+	if err != nil {
+		b.Fatal(err)
+	}
 	start := time.Now()
 	for b.Loop() {
 		t0 := time.Now()
@@ -168,6 +175,7 @@ func benchAdmission(b *testing.B, mode string) {
 		lat = append(lat, time.Since(t0))
 	}
 	elapsed := time.Since(start)
+	cpu.Report(b, len(lat))
 	mu.Lock()
 	defer mu.Unlock()
 	report(b, "", lat)
