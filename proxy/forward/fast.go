@@ -171,7 +171,8 @@ func (s *fastConn) serve() (pending []byte) {
 			}
 			return nil
 		}
-		if s.req.Upgrade || s.req.Expect || s.req.Unusual || s.req.Minor == 0 || string(s.req.Method) == "CONNECT" {
+		// Tapped requests take the general handler, where tap observes them.
+		if s.req.Upgrade || s.req.Expect || s.req.Unusual || s.req.Minor == 0 || string(s.req.Method) == "CONNECT" || s.h.Tap.Active() {
 			return s.handOff()
 		}
 		if s.req.Chunked || s.req.ContentLength > 0 {

@@ -14,6 +14,7 @@ import (
 	"github.com/l5d-go/l5d/proxy/metrics"
 	"github.com/l5d-go/l5d/proxy/policy"
 	"github.com/l5d-go/l5d/proxy/routes"
+	"github.com/l5d-go/l5d/proxy/tap"
 )
 
 // Header names used between proxies and towards clients.
@@ -55,6 +56,8 @@ type Handler struct {
 	// HeaderReadTimeout and BodyIdleTimeout override the constants of the same names on
 	// the fast path when positive (tests).
 	HeaderReadTimeout, BodyIdleTimeout time.Duration
+	// Tap, when set, is the proxy's tap sessions, which observe the requests they match.
+	Tap *tap.Hub
 }
 
 func (h *Handler) headerReadTimeout() time.Duration {
@@ -93,6 +96,14 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 16<<10); return &b }
 
 // ServeHTTP forwards r and writes the response, or a proxy error, to w.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h.Tap.Active() {
+		h.serveTapped(w, r)
+		return
+	}
+	h.serve(w, r)
+}
+
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	ctx := r.Context()
 	ci := ConnInfoFrom(ctx)
