@@ -21,6 +21,7 @@ import (
 	pb "github.com/l5d-go/l5d/proto/gen/tap"
 	"github.com/l5d-go/l5d/proto/netconv"
 	"github.com/l5d-go/l5d/proxy/config"
+	"github.com/l5d-go/l5d/proxy/internal/scriptedcp"
 )
 
 const tapIdentity = "tap.linkerd-viz.serviceaccount.identity.linkerd.cluster.local"
@@ -43,14 +44,28 @@ func tapApp(t *testing.T) netip.AddrPort {
 }
 
 // tapMesh is a client proxy and a server proxy in front of tapApp, both serving tap to
-// tapIdentity.
+// tapIdentity; discovery gives the server's endpoint the labels of deployment web.
 func tapMesh(t *testing.T) (m *meshCP, client, server *Proxy) {
+	m, client, server, _ = tapMeshApp(t)
+	return m, client, server
+}
+
+func tapMeshApp(t *testing.T) (m *meshCP, client, server *Proxy, app netip.AddrPort) {
 	m = startMeshCP(t)
-	client, server = meshPair(t, m, tapApp(t), map[string]string{
+	app = tapApp(t)
+	client, server = meshPair(t, m, app, map[string]string{
 		config.EnvTapName:           tapIdentity,
 		config.EnvControlListenAddr: "127.0.0.1:0",
 	})
-	return m, client, server
+	serverIn, _, _ := server.Addrs()
+	m.dst.Set(svc, scriptedcp.Endpoint{Addr: serverIn, Identity: serverIdentity, H2: true,
+		Labels: map[string]string{"deployment": "web", "namespace": "ns"}})
+	return m, client, server, app
+}
+
+func dstLabel(k, v string) *pb.ObserveRequest_Match {
+	return &pb.ObserveRequest_Match{Match: &pb.ObserveRequest_Match_DestinationLabel{
+		DestinationLabel: &pb.ObserveRequest_Match_Label{Key: k, Value: v}}}
 }
 
 // tapClient connects to the tap server of p (whose identity is name) with a certificate
@@ -122,6 +137,10 @@ func all(ms ...*pb.ObserveRequest_Match) *pb.ObserveRequest_Match {
 	return &pb.ObserveRequest_Match{Match: &pb.ObserveRequest_Match_All{All: &pb.ObserveRequest_Match_Seq{Matches: ms}}}
 }
 
+func anyOf(ms ...*pb.ObserveRequest_Match) *pb.ObserveRequest_Match {
+	return &pb.ObserveRequest_Match{Match: &pb.ObserveRequest_Match_Any{Any: &pb.ObserveRequest_Match_Seq{Matches: ms}}}
+}
+
 var withHeaders = &pb.ObserveRequest_Extract{Extract: &pb.ObserveRequest_Extract_Http_{Http: &pb.ObserveRequest_Extract_Http{
 	Extract: &pb.ObserveRequest_Extract_Http_Headers_{Headers: &pb.ObserveRequest_Extract_Http_Headers{}}}}}
 
@@ -168,11 +187,19 @@ func header(h *pbhttp.Headers, name string) string {
 }
 
 func TestTapSeesExactlyTheMatchingRequests(t *testing.T) {
-	m, client, server := tapMesh(t)
+	m, client, server, app := tapMeshApp(t)
 	match := all(pathPrefix("/tapped"), methodIs(pbhttp.HttpMethod_GET))
 	in := observe(t, tapClient(t, m, server, serverIdentity, tapIdentity, false), server,
 		&pb.ObserveRequest{Match: match, Extract: withHeaders})
-	out := observe(t, tapClient(t, m, client, clientIdentity, tapIdentity, false), client, &pb.ObserveRequest{Match: match})
+	out := observe(t, tapClient(t, m, client, clientIdentity, tapIdentity, false), client,
+		&pb.ObserveRequest{Match: all(match, dstLabel("deployment", "web"))})
+	other := observe(t, tapClient(t, m, client, clientIdentity, tapIdentity, false), client,
+		&pb.ObserveRequest{Match: anyOf(dstLabel("deployment", "other"), pathPrefix("/marker"))})
+	// Requests go to the labelled endpoint once the client proxy has the update.
+	waitFor(t, "the labelled endpoint", func() bool {
+		send(t, client, "GET", "/warmup")
+		return strings.Contains(scrape(t, client), `dst_deployment="web"`)
+	})
 
 	send(t, client, "GET", "/tapped/a")
 	send(t, client, "GET", "/other")
@@ -192,8 +219,8 @@ func TestTapSeesExactlyTheMatchingRequests(t *testing.T) {
 		if l := x.req.GetSourceMeta().GetLabels(); l["tls"] != "true" || l["client_id"] != clientIdentity {
 			t.Errorf("source labels %v, want tls=true client_id=%s", l, clientIdentity)
 		}
-		if dst, _ := netconv.AddrPort(x.req.GetDestination()); dst.Port() != serverIn.Port() && !dst.IsValid() {
-			t.Errorf("destination %v", dst)
+		if dst, _ := netconv.AddrPort(x.req.GetDestination()); dst != app {
+			t.Errorf("inbound destination %v, want the application %v", dst, app)
 		}
 		if ri.GetHeaders() == nil {
 			t.Error("request headers not extracted")
@@ -216,14 +243,30 @@ func TestTapSeesExactlyTheMatchingRequests(t *testing.T) {
 		if ox.rsp.GetHttp().GetResponseInit().GetHttpStatus() != 200 {
 			t.Errorf("outbound response-init %v", ox.rsp)
 		}
+		if dst, _ := netconv.AddrPort(ox.req.GetDestination()); dst != serverIn {
+			t.Errorf("outbound destination %v, want the endpoint %v", dst, serverIn)
+		}
+		if l := ox.req.GetDestinationMeta().GetLabels(); l["tls"] != "true" || l["server_id"] != serverIdentity || l["namespace"] != "ns" {
+			t.Errorf("outbound destination labels %v, want tls=true server_id=%s namespace=ns", l, serverIdentity)
+		}
+		if l := ox.req.GetSourceMeta().GetLabels(); l["tls"] != "loopback" {
+			t.Errorf("outbound source labels %v, want tls=loopback", l)
+		}
 	}
 	// The next events are those of a later matching request: nothing else was tapped.
 	send(t, client, "GET", "/tapped/grpc")
-	x := recvExchange(t, in)
-	if p := x.req.GetHttp().GetRequestInit().GetPath(); p != "/tapped/grpc" {
-		t.Fatalf("unexpected tapped request %s", p)
+	if p := recvExchange(t, in).req.GetHttp().GetRequestInit().GetPath(); p != "/tapped/grpc" {
+		t.Errorf("inbound: unexpected tapped request %s", p)
 	}
-	_ = x
+	if p := recvExchange(t, out).req.GetHttp().GetRequestInit().GetPath(); p != "/tapped/grpc" {
+		t.Errorf("outbound: unexpected tapped request %s", p)
+	}
+	// The session selecting another deployment saw none of them: its first request is
+	// the marker.
+	send(t, client, "GET", "/marker")
+	if p := recvExchange(t, other).req.GetHttp().GetRequestInit().GetPath(); p != "/marker" {
+		t.Errorf("a session selecting another deployment saw %s", p)
+	}
 }
 
 func TestTapReportsGRPCStatus(t *testing.T) {

@@ -17,6 +17,9 @@ type Endpoint struct {
 	Addr netip.AddrPort
 	// H2 means the endpoint accepts HTTP/2 for HTTP/1 requests (it is a proxy).
 	H2 bool
+	// TapLabels describe the endpoint to tap clients (its dst labels from discovery,
+	// tls and server_id); nil when there are none.
+	TapLabels map[string]string
 
 	hostPort string
 	metrics  *metrics.HTTP

@@ -100,10 +100,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.serveTapped(w, r)
 		return
 	}
-	h.serve(w, r)
+	h.serve(w, r, nil)
 }
 
-func (h *Handler) serve(w http.ResponseWriter, r *http.Request) {
+// serve forwards r; tw, when not nil, is the tap observing it (w itself).
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, tw *tapWriter) {
 	start := time.Now()
 	ctx := r.Context()
 	ci := ConnInfoFrom(ctx)
@@ -156,6 +157,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ep := bep.Value
+	if tw != nil {
+		tw.picked(ep)
+	}
 	m := ep.metricsFor(r)
 	m.Request()
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"time"
 
 	pb "github.com/l5d-go/l5d/proto/gen/tap"
 	"github.com/l5d-go/l5d/proto/netconv"
@@ -11,6 +12,8 @@ import (
 
 // Request is what a tap match sees of one request at its start.
 type Request struct {
+	// Start is when the request arrived (now when zero).
+	Start time.Time
 	// Inbound is set on the inbound side, unset on the outbound side.
 	Inbound bool
 	// Source is the client's address; Destination the address it connected to.

@@ -158,7 +158,10 @@ func (h *Hub) Start(r *Request, hdr http.Header) *Tapped {
 			continue
 		}
 		if t == nil {
-			t = &Tapped{start: time.Now(), id: h.streams.Add(1)}
+			t = &Tapped{start: r.Start, id: h.streams.Add(1)}
+			if t.start.IsZero() {
+				t.start = time.Now()
+			}
 		}
 		t.sessions = append(t.sessions, s)
 		t.headers = t.headers || s.headers
