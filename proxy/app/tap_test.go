@@ -26,6 +26,12 @@ import (
 
 const tapIdentity = "tap.linkerd-viz.serviceaccount.identity.linkerd.cluster.local"
 
+// tapEnv makes a proxy serve tap on a loopback port to tapIdentity.
+var tapEnv = map[string]string{
+	config.EnvTapName:           tapIdentity,
+	config.EnvControlListenAddr: "127.0.0.1:0",
+}
+
 // tapApp answers with its body "tapped", and, under /grpc, as a gRPC server failing
 // with status 7 (a trailers-only response).
 func tapApp(t *testing.T) netip.AddrPort {
@@ -53,10 +59,7 @@ func tapMesh(t *testing.T) (m *meshCP, client, server *Proxy) {
 func tapMeshApp(t *testing.T) (m *meshCP, client, server *Proxy, app netip.AddrPort) {
 	m = startMeshCP(t)
 	app = tapApp(t)
-	client, server = meshPair(t, m, app, map[string]string{
-		config.EnvTapName:           tapIdentity,
-		config.EnvControlListenAddr: "127.0.0.1:0",
-	})
+	client, server = meshPair(t, m, app, tapEnv)
 	serverIn, _, _ := server.Addrs()
 	m.dst.Set(svc, scriptedcp.Endpoint{Addr: serverIn, Identity: serverIdentity, H2: true,
 		Labels: map[string]string{"deployment": "web", "namespace": "ns"}})
@@ -70,7 +73,7 @@ func dstLabel(k, v string) *pb.ObserveRequest_Match {
 
 // tapClient connects to the tap server of p (whose identity is name) with a certificate
 // for identity (none when empty), or in plaintext when plain is set.
-func tapClient(t *testing.T, m *meshCP, p *Proxy, name, identity string, plain bool) pb.TapClient {
+func tapClient(t testing.TB, m *meshCP, p *Proxy, name, identity string, plain bool) pb.TapClient {
 	t.Helper()
 	creds := insecure.NewCredentials()
 	if !plain {
@@ -95,7 +98,7 @@ func tapClient(t *testing.T, m *meshCP, p *Proxy, name, identity string, plain b
 }
 
 // observe opens a tap session on p and waits until the proxy has it open.
-func observe(t *testing.T, c pb.TapClient, p *Proxy, req *pb.ObserveRequest) pb.Tap_ObserveClient {
+func observe(t testing.TB, c pb.TapClient, p *Proxy, req *pb.ObserveRequest) pb.Tap_ObserveClient {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
