@@ -27,7 +27,9 @@ func ports(lo, hi uint32) *M {
 		Match: &pb.ObserveRequest_Match_Tcp_Ports{Ports: &pb.ObserveRequest_Match_Tcp_PortRange{Min: lo, Max: hi}}}}}
 }
 
-func httpMatch(h *pb.ObserveRequest_Match_Http) *M { return &M{Match: &pb.ObserveRequest_Match_Http_{Http: h}} }
+func httpMatch(h *pb.ObserveRequest_Match_Http) *M {
+	return &M{Match: &pb.ObserveRequest_Match_Http_{Http: h}}
+}
 
 func authority(exact string) *M {
 	return httpMatch(&pb.ObserveRequest_Match_Http{Match: &pb.ObserveRequest_Match_Http_Authority{
