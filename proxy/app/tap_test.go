@@ -14,8 +14,10 @@ import (
 	"testing"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 
 	pbhttp "github.com/l5d-go/l5d/proto/gen/httptypes"
 	pb "github.com/l5d-go/l5d/proto/gen/tap"
@@ -344,5 +346,19 @@ func TestSlowTapReaderNeverSlowsTraffic(t *testing.T) {
 	wg.Wait()
 	if !strings.Contains(scrape(t, server), "tap_event_dropped_total ") || strings.Contains(scrape(t, server), "tap_event_dropped_total 0\n") {
 		t.Errorf("no dropped events counted:\n%s", grepLines(scrape(t, server), "tap_"))
+	}
+}
+
+func TestTapRejectsABadMatch(t *testing.T) {
+	m, _, server := tapMesh(t)
+	c := tapClient(t, m, server, serverIdentity, tapIdentity, false)
+	bad := &pb.ObserveRequest_Match{Match: &pb.ObserveRequest_Match_Destination{Destination: &pb.ObserveRequest_Match_Tcp{
+		Match: &pb.ObserveRequest_Match_Tcp_Ports{Ports: &pb.ObserveRequest_Match_Tcp_PortRange{Min: 9000, Max: 80}}}}}
+	stream, err := c.Observe(context.Background(), &pb.ObserveRequest{Match: bad})
+	if err == nil {
+		_, err = stream.Recv()
+	}
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "ports: invalid range 9000-80") {
+		t.Fatalf("Observe with an inverted port range: %v, want InvalidArgument naming it", err)
 	}
 }
