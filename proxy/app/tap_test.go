@@ -75,7 +75,7 @@ func dstLabel(k, v string) *pb.ObserveRequest_Match {
 
 // tapClient connects to the tap server of p (whose identity is name) with a certificate
 // for identity (none when empty), or in plaintext when plain is set.
-func tapClient(t testing.TB, m *meshCP, p *Proxy, name, identity string, plain bool) pb.TapClient {
+func tapClient(t testing.TB, m *meshCP, p *Proxy, name, identity string, plain bool, opts ...grpc.DialOption) pb.TapClient {
 	t.Helper()
 	creds := insecure.NewCredentials()
 	if !plain {
@@ -91,7 +91,7 @@ func tapClient(t testing.TB, m *meshCP, p *Proxy, name, identity string, plain b
 		}
 		creds = credentials.NewTLS(cfg)
 	}
-	cc, err := grpc.NewClient(p.TapAddr().String(), grpc.WithTransportCredentials(creds))
+	cc, err := grpc.NewClient(p.TapAddr().String(), append(opts, grpc.WithTransportCredentials(creds))...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -333,7 +333,10 @@ func TestTapLimitEndsTheStream(t *testing.T) {
 // goes on: every request completes.
 func TestSlowTapReaderNeverSlowsTraffic(t *testing.T) {
 	m, client, server := tapMesh(t)
-	observe(t, tapClient(t, m, server, serverIdentity, tapIdentity, false), server, &pb.ObserveRequest{})
+	// A fixed flow-control window (no BDP growth) bounds what gRPC itself buffers, well
+	// below the events of the traffic, so the session's buffer fills.
+	observe(t, tapClient(t, m, server, serverIdentity, tapIdentity, false, grpc.WithInitialWindowSize(64<<10)),
+		server, &pb.ObserveRequest{})
 	const workers, each = 4, 500
 	var wg sync.WaitGroup
 	for range workers {
