@@ -7,6 +7,7 @@ package authz
 import (
 	"context"
 	"fmt"
+	"github.com/l5d-go/l5d/pkg/proxyconf"
 	"io"
 	"slices"
 	"strings"
@@ -31,7 +32,7 @@ var routeResources = []schema.GroupVersionResource{
 }
 
 // DefaultPolicyEnv is the proxy's environment variable holding its default inbound policy.
-const DefaultPolicyEnv = "LINKERD2_PROXY_INBOUND_DEFAULT_POLICY"
+const DefaultPolicyEnv = proxyconf.EnvInboundDefaultPolicy
 
 // Row is one line of the table: an authorization (AuthorizationPolicy or
 // ServerAuthorization) of a Server, on one of its routes or on all of them ("*").

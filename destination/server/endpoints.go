@@ -2,6 +2,7 @@ package server
 
 import (
 	"github.com/l5d-go/l5d/pkg/certs"
+	"github.com/l5d-go/l5d/pkg/proxyconf"
 	"net/netip"
 	"strings"
 
@@ -17,7 +18,7 @@ import (
 
 // Annotation and container names read from workloads.
 const (
-	annOpaquePorts = "config.linkerd.io/opaque-ports"
+	annOpaquePorts = proxyconf.AnnOpaquePorts
 	proxyContainer = "linkerd-proxy"
 	labelCPNS      = "linkerd.io/control-plane-ns"
 	proxyInbound   = 4143

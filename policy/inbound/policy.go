@@ -2,6 +2,7 @@ package inbound
 
 import (
 	"github.com/l5d-go/l5d/pkg/certs"
+	"github.com/l5d-go/l5d/pkg/proxyconf"
 	"net/netip"
 	"sort"
 	"strings"
@@ -31,8 +32,8 @@ const (
 	Deny                   = "deny"
 	Audit                  = "audit"
 
-	annDefaultPolicy = "config.linkerd.io/default-inbound-policy"
-	annOpaquePorts   = "config.linkerd.io/opaque-ports"
+	annDefaultPolicy = proxyconf.AnnDefaultInboundPolicy
+	annOpaquePorts   = proxyconf.AnnOpaquePorts
 )
 
 // Config holds the cluster-wide settings.

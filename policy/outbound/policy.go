@@ -2,6 +2,7 @@ package outbound
 
 import (
 	"fmt"
+	"github.com/l5d-go/l5d/pkg/proxyconf"
 	"log/slog"
 	"net/netip"
 	"time"
@@ -18,7 +19,7 @@ import (
 )
 
 // OpaquePortsAnnotation lists a Service's ports that carry opaque traffic.
-const OpaquePortsAnnotation = "config.linkerd.io/opaque-ports"
+const OpaquePortsAnnotation = proxyconf.AnnOpaquePorts
 
 // Config holds the cluster-wide settings of the outbound answers.
 type Config struct {

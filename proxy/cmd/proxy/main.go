@@ -49,8 +49,11 @@ func run() error {
 	log := slog.New(h)
 	slog.SetDefault(log)
 
-	if cfg.Cores > 0 {
-		runtime.GOMAXPROCS(cfg.Cores)
+	if n := cfg.Workers(runtime.NumCPU()); n > 0 {
+		runtime.GOMAXPROCS(n)
+	}
+	for _, name := range config.SetUnsupported(os.LookupEnv) {
+		log.Warn("environment variable not supported by this proxy; ignored", "name", name, "why", config.Unsupported[name])
 	}
 	if cfg.MemoryLimit > 0 {
 		debug.SetMemoryLimit(cfg.MemoryLimit)
