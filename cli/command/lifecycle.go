@@ -83,7 +83,10 @@ func uninstallCmd(g *globals) *cobra.Command {
 }
 
 func upgradeCmd(g *globals) *cobra.Command {
-	var o install.Options
+	var (
+		o      install.Options
+		output string
+	)
 	c := &cobra.Command{
 		Use:   "upgrade",
 		Short: "Output Kubernetes configs to upgrade an existing control plane, keeping its identity and values",
@@ -93,6 +96,9 @@ func upgradeCmd(g *globals) *cobra.Command {
 			o.Version = Version
 			if o.CRDs {
 				out, err := install.Render(o, nil)
+				if err == nil {
+					out, err = install.Format(out, output)
+				}
 				if err != nil {
 					return err
 				}
@@ -140,6 +146,9 @@ func upgradeCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if out, err = install.Format(out, output); err != nil {
+				return err
+			}
 			_, err = c.OutOrStdout().Write(out)
 			return err
 		},
@@ -148,5 +157,9 @@ func upgradeCmd(g *globals) *cobra.Command {
 	f.BoolVar(&o.CRDs, "crds", false, "output the CustomResourceDefinitions only")
 	f.BoolVar(&o.HA, "ha", false, "enable high-availability settings (values-ha.yaml)")
 	f.StringArrayVar(&o.Sets, "set", nil, "Helm value override key=value (repeatable)")
+	f.StringArrayVarP(&o.ValueFiles, "values", "f", nil, "Helm values file (repeatable; --set wins over it)")
+	f.StringArrayVar(&o.SetStrings, "set-string", nil, "Helm value override key=value kept a string (repeatable)")
+	f.StringArrayVar(&o.SetFiles, "set-file", nil, "Helm value override key=path, the value read from the file (repeatable)")
+	f.StringVarP(&output, "output", "o", "yaml", "output format: yaml or json")
 	return c
 }

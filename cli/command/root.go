@@ -119,7 +119,10 @@ type globals struct {
 }
 
 func installCmd(g *globals) *cobra.Command {
-	var o install.Options
+	var (
+		o      install.Options
+		output string
+	)
 	c := &cobra.Command{
 		Use:   "install",
 		Short: "Output Kubernetes configs to install the l5d control plane (or its CRDs with --crds)",
@@ -132,6 +135,9 @@ func installCmd(g *globals) *cobra.Command {
 			}
 			out, err := install.Render(o, c.ErrOrStderr())
 			if err != nil {
+				return err
+			}
+			if out, err = install.Format(out, output); err != nil {
 				return err
 			}
 			if _, err := c.OutOrStdout().Write(out); err != nil {
@@ -147,6 +153,10 @@ func installCmd(g *globals) *cobra.Command {
 	f.BoolVar(&o.CRDs, "crds", false, "output the CustomResourceDefinitions only")
 	f.BoolVar(&o.HA, "ha", false, "enable high-availability settings (values-ha.yaml)")
 	f.StringArrayVar(&o.Sets, "set", nil, "Helm value override key=value (repeatable)")
+	f.StringArrayVarP(&o.ValueFiles, "values", "f", nil, "Helm values file (repeatable; --set wins over it)")
+	f.StringArrayVar(&o.SetStrings, "set-string", nil, "Helm value override key=value kept a string (repeatable)")
+	f.StringArrayVar(&o.SetFiles, "set-file", nil, "Helm value override key=path, the value read from the file (repeatable)")
+	f.StringVarP(&output, "output", "o", "yaml", "output format: yaml or json")
 	f.StringVar(&o.TrustAnchorsFile, "identity-trust-anchors-file", "", "PEM file of the trust anchors")
 	f.StringVar(&o.IssuerCertFile, "identity-issuer-certificate-file", "", "PEM file of the issuer certificate")
 	f.StringVar(&o.IssuerKeyFile, "identity-issuer-key-file", "", "PEM file of the issuer private key")
