@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/l5d-go/l5d/proxy/config"
 	"github.com/l5d-go/l5d/proxy/metrics"
 )
 
@@ -104,5 +106,33 @@ func TestPprofOnlyFromLoopback(t *testing.T) {
 		if code, _ := do(t, a, "GET", path, "", "[::1]:5555"); code != http.StatusOK {
 			t.Errorf("%s from loopback: %d, want 200", path, code)
 		}
+	}
+}
+
+// TestEnvJSON checks GET /env.json: the proxy's configuration variables that are set, as a
+// JSON object, only to loopback clients; and no endpoint when Env is nil.
+func TestEnvJSON(t *testing.T) {
+	set := map[string]string{"LINKERD2_PROXY_LOG": "info", "LINKERD2_PROXY_CORES": "2", "AWS_SECRET_ACCESS_KEY": "s3cr3t"}
+	a := New(Options{Metrics: metrics.New(), Log: slog.New(slog.DiscardHandler),
+		Env: func() map[string]string {
+			return config.Environ(func(k string) (string, bool) { v, ok := set[k]; return v, ok })
+		}})
+	code, body := do(t, a, "GET", "/env.json", "", "127.0.0.1:5555")
+	if code != http.StatusOK {
+		t.Fatalf("/env.json: %d %s", code, body)
+	}
+	var got map[string]string
+	if err := json.Unmarshal([]byte(body), &got); err != nil {
+		t.Fatalf("/env.json is not a JSON object: %v\n%s", err, body)
+	}
+	if len(got) != 2 || got["LINKERD2_PROXY_LOG"] != "info" || got["LINKERD2_PROXY_CORES"] != "2" {
+		t.Errorf("/env.json = %v, want the two proxy variables only", got)
+	}
+	if code, _ := do(t, a, "GET", "/env.json", "", "10.1.2.3:5555"); code != http.StatusForbidden {
+		t.Errorf("/env.json from a remote client: %d, want 403", code)
+	}
+	b := New(Options{Metrics: metrics.New(), Log: slog.New(slog.DiscardHandler)})
+	if code, _ := do(t, b, "GET", "/env.json", "", "127.0.0.1:5555"); code != http.StatusNotFound {
+		t.Errorf("/env.json without Env: %d, want 404", code)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"slices"
 	"sync"
 	"time"
@@ -118,7 +119,8 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Proxy, error
 		}
 	}
 	p.Admin = admin.New(admin.Options{Metrics: p.Metrics, Level: opts.Level, LogFilter: cfg.LogFilter,
-		Shutdown: shutdown, Pprof: opts.Pprof, Certificate: certificate, Log: opts.Log})
+		Shutdown: shutdown, Pprof: opts.Pprof, Certificate: certificate, Log: opts.Log,
+		Env: func() map[string]string { return config.Environ(os.LookupEnv) }})
 
 	disc := opts.Discovery
 	if disc == nil && ctl.resolver != nil {

@@ -370,6 +370,24 @@ var Unsupported = map[string]string{
 		"(config.linkerd.io/proxy-metrics-hostname-labels); their label sets are fixed",
 }
 
+// Environ returns the proxy's configuration variables that lookup finds set: those Load reads
+// and the Unsupported ones, and nothing else, so a variable added to the container for
+// another purpose (a credential, say) is never reported. GET /env.json serves it.
+func Environ(lookup func(string) (string, bool)) map[string]string {
+	env := map[string]string{}
+	for _, name := range Names() {
+		if v, ok := lookup(name); ok {
+			env[name] = v
+		}
+	}
+	for name := range Unsupported {
+		if v, ok := lookup(name); ok {
+			env[name] = v
+		}
+	}
+	return env
+}
+
 // SetUnsupported returns the Unsupported variables that lookup finds set, sorted.
 func SetUnsupported(lookup func(string) (string, bool)) []string {
 	var set []string
