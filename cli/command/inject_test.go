@@ -1,11 +1,16 @@
 package command
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/l5d-go/l5d/test/kube"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // TestInjectOverrideFlags checks that each --proxy-* and other override flag writes
@@ -117,5 +122,34 @@ func TestInjectInputs(t *testing.T) {
 	empty := t.TempDir()
 	if _, _, err := run(t, "", "inject", empty); err == nil || !strings.Contains(err.Error(), "no .yaml") {
 		t.Errorf("empty directory: %v", err)
+	}
+}
+
+// TestVersionProxyVerboseAPIAddr checks `linkerd version --proxy` (proxy versions of the
+// meshed pods of a namespace, counted), the global --verbose (each Kubernetes request on
+// stderr) and --api-addr (overrides the kubeconfig's server) against a real API server.
+func TestVersionProxyVerboseAPIAddr(t *testing.T) {
+	c := kube.Shared(t)
+	ns := c.Namespace(t)
+	for i, v := range []string{"v1", "v1", "v2"} {
+		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("p%d", i), Namespace: ns,
+			Labels:      map[string]string{"linkerd.io/control-plane-ns": "l5d-ver"},
+			Annotations: map[string]string{"linkerd.io/proxy-version": v}},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "app"}}}}
+		c.CreatePod(t, pod)
+	}
+	out, errOut, err := run(t, "", "version", "--proxy", "-n", ns, "--verbose", "--kubeconfig", c.Kubeconfig(), "-L", "l5d-ver")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "Proxy versions:\n\tv1 (2 pods)\n\tv2 (1 pod)\n"; !strings.HasSuffix(out, want) {
+		t.Errorf("version --proxy:\n%s\nwant it to end with\n%s", out, want)
+	}
+	if !strings.Contains(errOut, "kubernetes request") || !strings.Contains(errOut, "/api/v1/namespaces/"+ns+"/pods") {
+		t.Errorf("--verbose stderr lacks the pods request:\n%s", errOut)
+	}
+	out, errOut, _ = run(t, "", "version", "--verbose", "--api-addr", "https://127.0.0.1:1", "--kubeconfig", c.Kubeconfig(), "-L", "l5d-ver")
+	if !strings.Contains(out, "Server version: unavailable") || !strings.Contains(errOut, "127.0.0.1:1") {
+		t.Errorf("--api-addr not used:\n%s\n%s", out, errOut)
 	}
 }

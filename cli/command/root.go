@@ -30,7 +30,9 @@ func Root(out, errOut io.Writer) *cobra.Command {
 	if ns == "" {
 		ns = "linkerd"
 	}
-	g := &globals{}
+	g := &globals{stderr: errOut}
+	root.PersistentFlags().BoolVar(&g.verbose, "verbose", false, "turn on debug logging: each Kubernetes API request, its status and duration, on stderr")
+	root.PersistentFlags().StringVar(&g.apiAddr, "api-addr", "", "Kubernetes API server address (https://host:port), overriding the kubeconfig's")
 	root.PersistentFlags().StringVarP(&g.namespace, "linkerd-namespace", "L", ns, "namespace of the control plane")
 	root.PersistentFlags().StringVar(&g.kubeconfig, "kubeconfig", "", "path to the kubeconfig file")
 	root.PersistentFlags().StringVar(&g.context, "context", "", "kubeconfig context")
@@ -116,6 +118,10 @@ type globals struct {
 	// as and asGroups impersonate a user and groups (--as, --as-group).
 	as       string
 	asGroups []string
+	// verbose logs every Kubernetes API request to stderr; apiAddr overrides the server.
+	verbose bool
+	apiAddr string
+	stderr  io.Writer
 }
 
 func installCmd(g *globals) *cobra.Command {
@@ -164,7 +170,10 @@ func installCmd(g *globals) *cobra.Command {
 }
 
 func versionCmd(g *globals) *cobra.Command {
-	client := false
+	var (
+		client, proxy bool
+		dataNS        string
+	)
 	c := &cobra.Command{
 		Use:   "version",
 		Short: "Print the client and server version information",
@@ -175,10 +184,15 @@ func versionCmd(g *globals) *cobra.Command {
 				return nil
 			}
 			fmt.Fprintf(c.OutOrStdout(), "Server version: %s\n", serverVersion(c, g))
+			if proxy {
+				return printProxyVersions(c, g, dataNS)
+			}
 			return nil
 		},
 	}
 	c.Flags().BoolVar(&client, "client", false, "print the client version only")
+	c.Flags().BoolVar(&proxy, "proxy", false, "also print the versions of the data-plane proxies")
+	c.Flags().StringVarP(&dataNS, "namespace", "n", "", "namespace of the proxies for --proxy (default: all namespaces)")
 	return c
 }
 
