@@ -153,3 +153,51 @@ func TestVersionProxyVerboseAPIAddr(t *testing.T) {
 		t.Errorf("--api-addr not used:\n%s\n%s", out, errOut)
 	}
 }
+
+// TestPrune installs the control plane on a real API server, adds a ConfigMap and a
+// ClusterRole carrying its label that the charts do not render (what an older version left
+// behind), and checks that `linkerd prune` lists exactly those two.
+func TestPrune(t *testing.T) {
+	c := kube.Shared(t)
+	ns := "l5d-prune"
+	kc := c.Kubeconfig()
+	manifest, _, err := run(t, "", "install", "-L", ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crds, _, err := run(t, "", "install", "--crds")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Apply(t, "default", crds)
+	c.Apply(t, ns, manifest)
+	out, _, err := run(t, "", "prune", "--kubeconfig", kc, "-L", ns)
+	if err != nil || strings.TrimSpace(out) != "" {
+		t.Fatalf("prune right after install: %v\n%s", err, out)
+	}
+	c.Apply(t, ns, `apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: linkerd-old-config
+  labels: {linkerd.io/control-plane-ns: `+ns+`}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: linkerd-`+ns+`-old-role
+  labels: {linkerd.io/control-plane-ns: `+ns+`}
+rules: []
+`)
+	out, _, err = run(t, "", "prune", "--kubeconfig", kc, "-L", ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: linkerd-" + ns + "-old-role\n" +
+		"---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: linkerd-old-config\n  namespace: " + ns + "\n"
+	if out != want {
+		t.Errorf("prune:\n%s\nwant\n%s", out, want)
+	}
+	if _, _, err := run(t, "", "prune", "--kubeconfig", kc, "-L", "l5d-prune-none"); err == nil || !strings.Contains(err.Error(), "no control plane to prune in namespace l5d-prune-none") {
+		t.Errorf("prune without a control plane: %v", err)
+	}
+}

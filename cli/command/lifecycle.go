@@ -105,38 +105,9 @@ func upgradeCmd(g *globals) *cobra.Command {
 				_, err = c.OutOrStdout().Write(out)
 				return err
 			}
-			k, err := g.client()
+			base, err := installedValues(c, g, "upgrade")
 			if err != nil {
 				return err
-			}
-			ctx := contextOf(c)
-			cm, err := k.CoreV1().ConfigMaps(g.namespace).Get(ctx, "linkerd-config", metav1.GetOptions{})
-			if err != nil {
-				return fmt.Errorf("no control plane to upgrade in namespace %s: %w", g.namespace, err)
-			}
-			base := map[string]any{}
-			if err := yaml.Unmarshal([]byte(cm.Data["values"]), &base); err != nil {
-				return fmt.Errorf("linkerd-config values: %w", err)
-			}
-			base["identityTrustAnchorsPEM"] = cm.Data["identityTrustAnchorsPEM"]
-			delete(base, "linkerdVersion") // the CLI's version (install.Overrides) replaces it
-			id, _ := base["identity"].(map[string]any)
-			if id == nil {
-				id = map[string]any{}
-				base["identity"] = id
-			}
-			iss, _ := id["issuer"].(map[string]any)
-			if iss == nil {
-				iss = map[string]any{}
-				id["issuer"] = iss
-			}
-			if iss["scheme"] != "kubernetes.io/tls" {
-				s, err := k.CoreV1().Secrets(g.namespace).Get(ctx, "linkerd-identity-issuer", metav1.GetOptions{})
-				if err != nil {
-					return fmt.Errorf("reading the issuer to keep it: %w", err)
-				}
-				crt, key := check.IssuerPEM(s.Data)
-				iss["tls"] = map[string]any{"crtPEM": string(crt), "keyPEM": string(key)}
 			}
 			vals, err := install.Overrides(base, o)
 			if err != nil {
@@ -162,4 +133,45 @@ func upgradeCmd(g *globals) *cobra.Command {
 	f.StringArrayVar(&o.SetFiles, "set-file", nil, "Helm value override key=path, the value read from the file (repeatable)")
 	f.StringVarP(&output, "output", "o", "yaml", "output format: yaml or json")
 	return c
+}
+
+// installedValues returns the chart values of the installed control plane: linkerd-config's
+// values with its trust anchors and the issuer kept (its Secret read back unless an external
+// issuer manages it), linkerdVersion left for the CLI to set. verb names the command in the
+// error when there is no control plane.
+func installedValues(c *cobra.Command, g *globals, verb string) (map[string]any, error) {
+	k, err := g.client()
+	if err != nil {
+		return nil, err
+	}
+	ctx := contextOf(c)
+	cm, err := k.CoreV1().ConfigMaps(g.namespace).Get(ctx, "linkerd-config", metav1.GetOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("no control plane to %s in namespace %s: %w", verb, g.namespace, err)
+	}
+	base := map[string]any{}
+	if err := yaml.Unmarshal([]byte(cm.Data["values"]), &base); err != nil {
+		return nil, fmt.Errorf("linkerd-config values: %w", err)
+	}
+	base["identityTrustAnchorsPEM"] = cm.Data["identityTrustAnchorsPEM"]
+	delete(base, "linkerdVersion") // the CLI's version (install.Overrides) replaces it
+	id, _ := base["identity"].(map[string]any)
+	if id == nil {
+		id = map[string]any{}
+		base["identity"] = id
+	}
+	iss, _ := id["issuer"].(map[string]any)
+	if iss == nil {
+		iss = map[string]any{}
+		id["issuer"] = iss
+	}
+	if iss["scheme"] != "kubernetes.io/tls" {
+		s, err := k.CoreV1().Secrets(g.namespace).Get(ctx, "linkerd-identity-issuer", metav1.GetOptions{})
+		if err != nil {
+			return nil, fmt.Errorf("reading the issuer to keep it: %w", err)
+		}
+		crt, key := check.IssuerPEM(s.Data)
+		iss["tls"] = map[string]any{"crtPEM": string(crt), "keyPEM": string(key)}
+	}
+	return base, nil
 }
