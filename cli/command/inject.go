@@ -145,7 +145,11 @@ func injectCmd(g *globals) *cobra.Command {
 	f.StringVar(&anchorsFile, "identity-trust-anchors-file", "", "with --manual: PEM trust anchors instead of reading them from the cluster")
 	f.BoolVarP(&recursive, "recursive", "r", false, "read the manifests of directories' subdirectories too")
 	for _, o := range overrideFlags {
-		f.String(o.flag, "", o.usage)
+		short := ""
+		if o.flag == "proxy-version" {
+			short = "v" // Linkerd's shorthand
+		}
+		f.StringP(o.flag, short, "", o.usage)
 	}
 	for _, o := range boolOverrideFlags {
 		f.Bool(o.flag, false, o.usage)
