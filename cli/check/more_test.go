@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/l5d-go/l5d/cli/install"
 	"github.com/l5d-go/l5d/test/kube"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -57,16 +56,7 @@ func TestLinkerdCategories(t *testing.T) {
 	ctx := context.Background()
 	kc := c.Client()
 	ns := "l5d-check-cats"
-	crds, err := install.Render(install.Options{CRDs: true}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.Apply(t, "default", string(crds))
-	cp, err := install.Render(install.Options{Namespace: ns}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.Apply(t, ns, string(cp))
+	installReady(t, c, ns)
 	// The HA checks follow linkerd-config's webhookFailurePolicy. The webhook itself stays
 	// Ignore: the API server shares one cluster-wide webhook configuration between tests,
 	// and no injector runs to answer it.
@@ -80,12 +70,6 @@ func TestLinkerdCategories(t *testing.T) {
 	cm.Data["values"] = strings.Replace(cm.Data["values"], "webhookFailurePolicy: Ignore", "webhookFailurePolicy: Fail", 1)
 	if _, err := kc.CoreV1().ConfigMaps(ns).Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
-	}
-	for _, comp := range []string{"identity", "destination", "proxy-injector"} {
-		pod := meshedPod("linkerd-"+comp+"-0", ns, map[string]string{"linkerd.io/control-plane-component": comp})
-		pod.Spec.ServiceAccountName = "linkerd-" + comp
-		c.CreatePod(t, pod)
-		c.SetPodStatus(t, ns, pod.Name, kube.PodStatus{Ready: true, IPs: []string{"10.244.8.1"}})
 	}
 	app := c.Namespace(t)
 	web := meshedPod("web", app, map[string]string{"app": "web"})
@@ -155,7 +139,7 @@ func TestLinkerdCategories(t *testing.T) {
 	expect(t, rep, "linkerd-extension-checks/namespace configuration for extensions", "warning", "l5d-check-ext", "l5d-extension-namespaces")
 
 	// A control-plane proxy that is not ready is an error.
-	c.SetPodStatus(t, ns, "linkerd-destination-0", kube.PodStatus{Ready: false, IPs: []string{"10.244.8.1"}})
+	c.SetPodStatus(t, ns, "linkerd-destination-0", kube.PodStatus{Ready: false, IPs: []string{"10.244.9.1"}})
 	rep = Run(ctx, kc, c.Dynamic(), o)
 	expect(t, rep, "linkerd-control-plane-proxy/control plane proxies are healthy", "error", "linkerd-destination-0", "l5d-cp-proxy-healthy")
 	if rep.Success {

@@ -105,15 +105,7 @@ func upgradeCmd(g *globals) *cobra.Command {
 				_, err = c.OutOrStdout().Write(out)
 				return err
 			}
-			base, err := installedValues(c, g, "upgrade")
-			if err != nil {
-				return err
-			}
-			vals, err := install.Overrides(base, o)
-			if err != nil {
-				return err
-			}
-			out, err := deploy.Render(deploy.ControlPlaneChart, deploy.Options{Namespace: g.namespace, Values: vals})
+			out, err := renderUpgrade(c, g, o, "upgrade")
 			if err != nil {
 				return err
 			}
@@ -133,6 +125,20 @@ func upgradeCmd(g *globals) *cobra.Command {
 	f.StringArrayVar(&o.SetFiles, "set-file", nil, "Helm value override key=path, the value read from the file (repeatable)")
 	f.StringVarP(&output, "output", "o", "yaml", "output format: yaml or json")
 	return c
+}
+
+// renderUpgrade renders the control plane an upgrade applies: the installed values
+// (installedValues) with o's overrides, at the CLI's version.
+func renderUpgrade(c *cobra.Command, g *globals, o install.Options, verb string) ([]byte, error) {
+	base, err := installedValues(c, g, verb)
+	if err != nil {
+		return nil, err
+	}
+	vals, err := install.Overrides(base, o)
+	if err != nil {
+		return nil, err
+	}
+	return deploy.Render(deploy.ControlPlaneChart, deploy.Options{Namespace: g.namespace, Values: vals})
 }
 
 // installedValues returns the chart values of the installed control plane: linkerd-config's

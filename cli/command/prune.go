@@ -8,7 +8,6 @@ import (
 	"sort"
 
 	"github.com/l5d-go/l5d/cli/install"
-	"github.com/l5d-go/l5d/deploy"
 	"github.com/spf13/cobra"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -80,16 +79,8 @@ func pruneCmd(g *globals) *cobra.Command {
 			"what an upgrade leaves behind. Pipe it to kubectl delete -f -.",
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			base, err := installedValues(c, g, "prune")
-			if err != nil {
-				return err
-			}
 			o.Version = Version
-			vals, err := install.Overrides(base, o)
-			if err != nil {
-				return err
-			}
-			out, err := deploy.Render(deploy.ControlPlaneChart, deploy.Options{Namespace: g.namespace, Values: vals})
+			out, err := renderUpgrade(c, g, o, "prune")
 			if err != nil {
 				return err
 			}
