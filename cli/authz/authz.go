@@ -7,13 +7,13 @@ package authz
 import (
 	"context"
 	"fmt"
-	"github.com/l5d-go/l5d/pkg/proxyconf"
 	"io"
 	"slices"
 	"strings"
 	"text/tabwriter"
 
 	api "github.com/l5d-go/l5d/pkg/apis/policy"
+	"github.com/l5d-go/l5d/pkg/proxyconf"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"

@@ -2,10 +2,10 @@ package command
 
 import (
 	"fmt"
-	"github.com/l5d-go/l5d/cli/check"
 	"sort"
 	"strings"
 
+	"github.com/l5d-go/l5d/cli/check"
 	"github.com/l5d-go/l5d/cli/install"
 	"github.com/l5d-go/l5d/deploy"
 	"github.com/spf13/cobra"

@@ -1,11 +1,11 @@
 package server
 
 import (
-	"github.com/l5d-go/l5d/pkg/certs"
-	"github.com/l5d-go/l5d/pkg/proxyconf"
 	"net/netip"
 	"strings"
 
+	"github.com/l5d-go/l5d/pkg/certs"
+	"github.com/l5d-go/l5d/pkg/proxyconf"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 

@@ -1,10 +1,10 @@
 package inject
 
 import (
-	"github.com/l5d-go/l5d/pkg/proxyconf"
 	"strings"
 	"testing"
 
+	"github.com/l5d-go/l5d/pkg/proxyconf"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )

@@ -2,7 +2,6 @@ package inject
 
 import (
 	"fmt"
-	"github.com/l5d-go/l5d/pkg/proxyconf"
 	"slices"
 	"sort"
 	"strconv"
@@ -10,6 +9,7 @@ import (
 	"time"
 
 	"github.com/l5d-go/l5d/pkg/certs"
+	"github.com/l5d-go/l5d/pkg/proxyconf"
 	"github.com/l5d-go/l5d/proxy-init/ports"
 
 	corev1 "k8s.io/api/core/v1"

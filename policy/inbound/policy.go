@@ -1,13 +1,13 @@
 package inbound
 
 import (
-	"github.com/l5d-go/l5d/pkg/certs"
-	"github.com/l5d-go/l5d/pkg/proxyconf"
 	"net/netip"
 	"sort"
 	"strings"
 	"time"
 
+	"github.com/l5d-go/l5d/pkg/certs"
+	"github.com/l5d-go/l5d/pkg/proxyconf"
 	"google.golang.org/protobuf/types/known/durationpb"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"

@@ -2,11 +2,11 @@ package outbound
 
 import (
 	"fmt"
-	"github.com/l5d-go/l5d/pkg/proxyconf"
 	"log/slog"
 	"net/netip"
 	"time"
 
+	"github.com/l5d-go/l5d/pkg/proxyconf"
 	"google.golang.org/protobuf/types/known/durationpb"
 	corev1 "k8s.io/api/core/v1"
 

@@ -1,7 +1,8 @@
 // Package admin serves the proxy's admin port: /metrics (Prometheus text), /live, /ready,
 // /proxy-log-level (GET, and PUT from localhost), /shutdown (POST from localhost, when
 // enabled), /identity/certificate, /env.json (the LINKERD2_PROXY_* configuration, from
-// localhost), plus /debug/pprof/ (from localhost) when enabled.
+// localhost), /logs.json (the log as a JSON stream, from localhost), plus /debug/pprof/ (from
+// localhost) when enabled.
 package admin
 
 import (
@@ -18,6 +19,7 @@ import (
 	"sync/atomic"
 
 	"github.com/l5d-go/l5d/proxy/config"
+	"github.com/l5d-go/l5d/proxy/logstream"
 	"github.com/l5d-go/l5d/proxy/metrics"
 )
 
@@ -40,7 +42,10 @@ type Options struct {
 	// Env, when non-nil, returns the proxy's configuration environment (config.Environ),
 	// served as a JSON object on GET /env.json to loopback clients.
 	Env func() map[string]string
-	Log *slog.Logger
+	// Logs, when non-nil, streams the proxy's log as JSON lines on GET /logs.json to
+	// loopback clients, from the request until they disconnect.
+	Logs *logstream.Hub
+	Log  *slog.Logger
 }
 
 // Admin is the admin HTTP handler with its readiness state.
@@ -69,6 +74,9 @@ func New(opts Options) *Admin {
 	a.mux.HandleFunc("GET /identity/certificate", a.serveCertificate)
 	if opts.Env != nil {
 		a.mux.HandleFunc("GET /env.json", loopbackOnly(a.serveEnv))
+	}
+	if opts.Logs != nil {
+		a.mux.HandleFunc("GET /logs.json", loopbackOnly(a.serveLogs))
 	}
 	if opts.Pprof {
 		// Profiles reveal memory contents and cost CPU: local clients only.
@@ -175,6 +183,29 @@ func (a *Admin) serveEnv(w http.ResponseWriter, _ *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_, _ = w.Write(append(b, '\n'))
+}
+
+// serveLogs streams log lines (newline-delimited JSON) until the client goes away.
+func (a *Admin) serveLogs(w http.ResponseWriter, r *http.Request) {
+	lines, done := a.opts.Logs.Subscribe(256)
+	defer done()
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	_ = rc.Flush()
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case line := <-lines:
+			if _, err := w.Write(line); err != nil {
+				return
+			}
+			if err := rc.Flush(); err != nil {
+				return
+			}
+		}
+	}
 }
 
 func loopbackOnly(h http.HandlerFunc) http.HandlerFunc {

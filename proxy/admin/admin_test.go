@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"bufio"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/l5d-go/l5d/proxy/config"
+	"github.com/l5d-go/l5d/proxy/logstream"
 	"github.com/l5d-go/l5d/proxy/metrics"
 )
 
@@ -134,5 +136,42 @@ func TestEnvJSON(t *testing.T) {
 	b := New(Options{Metrics: metrics.New(), Log: slog.New(slog.DiscardHandler)})
 	if code, _ := do(t, b, "GET", "/env.json", "", "127.0.0.1:5555"); code != http.StatusNotFound {
 		t.Errorf("/env.json without Env: %d, want 404", code)
+	}
+}
+
+// TestLogsJSON streams GET /logs.json from a loopback client: a record logged once the
+// stream is open arrives as a JSON line; a remote client is refused.
+func TestLogsJSON(t *testing.T) {
+	hub := logstream.New()
+	log := slog.New(hub.Handler(slog.NewTextHandler(io.Discard, nil)))
+	a := New(Options{Metrics: metrics.New(), Log: slog.New(slog.DiscardHandler), Logs: hub})
+	srv := httptest.NewServer(a)
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/logs.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "application/x-ndjson" {
+		t.Fatalf("/logs.json: %s %s", resp.Status, resp.Header.Get("Content-Type"))
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for hub.Subscribers() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the stream never subscribed")
+		}
+		time.Sleep(5 * time.Millisecond) // poll interval until the handler has subscribed
+	}
+	log.Warn("connection refused", "addr", "10.0.0.7:80")
+	line, err := bufio.NewReader(resp.Body).ReadBytes('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(line, &m); err != nil || m["msg"] != "connection refused" || m["addr"] != "10.0.0.7:80" || m["level"] != "WARN" {
+		t.Errorf("line %s (%v)", line, err)
+	}
+	if code, _ := do(t, a, "GET", "/logs.json", "", "10.1.2.3:5555"); code != http.StatusForbidden {
+		t.Errorf("/logs.json from a remote client: %d, want 403", code)
 	}
 }

@@ -5,7 +5,6 @@ package config
 
 import (
 	"fmt"
-	"github.com/l5d-go/l5d/pkg/proxyconf"
 	"log/slog"
 	"math"
 	"net/netip"
@@ -14,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/l5d-go/l5d/pkg/proxyconf"
 )
 
 // Environment variable names. Those the injector sets are Linkerd's; the L5D_PROXY_* ones
