@@ -13,6 +13,7 @@ import (
 	"text/tabwriter"
 
 	api "github.com/l5d-go/l5d/pkg/apis/policy"
+	"github.com/l5d-go/l5d/pkg/proxyconf"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -31,7 +32,7 @@ var routeResources = []schema.GroupVersionResource{
 }
 
 // DefaultPolicyEnv is the proxy's environment variable holding its default inbound policy.
-const DefaultPolicyEnv = "LINKERD2_PROXY_INBOUND_DEFAULT_POLICY"
+const DefaultPolicyEnv = proxyconf.EnvInboundDefaultPolicy
 
 // Row is one line of the table: an authorization (AuthorizationPolicy or
 // ServerAuthorization) of a Server, on one of its routes or on all of them ("*").

@@ -36,6 +36,12 @@ type Options struct {
 	DataPlaneNamespace string
 	// CLIVersion is compared with the control plane's and the proxies' versions.
 	CLIVersion string
+	// ExpectedVersion is the version the CLI, control plane and proxies should run
+	// (`--expected-version`); without it the up-to-date checks are skipped, since l5d has no
+	// version-check service to ask for the latest release.
+	ExpectedVersion string
+	// CRDs runs only the Kubernetes API and CRD checks (`--crds`).
+	CRDs bool
 }
 
 // Result is the outcome of one check.
@@ -81,13 +87,18 @@ func Run(ctx context.Context, kube kubernetes.Interface, dyn dynamic.Interface, 
 	}
 	r := &runner{kube: kube, dyn: dyn, o: o}
 	groups := []func() group{r.kubernetesAPI, r.kubernetesVersion}
-	if o.Pre {
-		groups = append(groups, r.preSetup)
-	} else {
-		groups = append(groups, r.existence, r.config, r.identity, r.webhooks, r.controlPlaneVersion)
+	switch {
+	case o.CRDs:
+		groups = append(groups, r.crds)
+	case o.Pre:
+		groups = append(groups, r.preSetup, r.linkerdVersion)
+	default:
+		groups = append(groups, r.existence, r.config, r.identity, r.webhooks, r.linkerdVersion,
+			r.controlPlaneVersion, r.controlPlaneProxy, r.ha)
 		if o.Proxy {
-			groups = append(groups, r.dataPlane)
+			groups = append(groups, r.identityDataPlane, r.dataPlane, r.opaquePorts)
 		}
+		groups = append(groups, r.extensions)
 	}
 	rep := Report{Success: true}
 	for _, build := range groups {
@@ -96,6 +107,9 @@ func Run(ctx context.Context, kube kubernetes.Interface, dyn dynamic.Interface, 
 		stop := false
 		for _, c := range g.checks {
 			err := c.run(ctx)
+			if errors.Is(err, errSkip) {
+				continue
+			}
 			res := Result{Name: c.name, Result: "success"}
 			if err != nil {
 				res.Error, res.Hint = err.Error(), hintBase+c.hint
@@ -112,7 +126,9 @@ func Run(ctx context.Context, kube kubernetes.Interface, dyn dynamic.Interface, 
 				break
 			}
 		}
-		rep.Categories = append(rep.Categories, cat)
+		if len(cat.Checks) > 0 {
+			rep.Categories = append(rep.Categories, cat)
+		}
 		if stop {
 			break
 		}
@@ -143,6 +159,25 @@ func WriteTable(w io.Writer, rep Report) {
 	}
 }
 
+// WriteShort prints rep the way `linkerd check -o short` does: only the checks that did not
+// succeed, under their category, then the status line.
+func WriteShort(w io.Writer, rep Report) {
+	var short Report
+	short.Success = rep.Success
+	for _, c := range rep.Categories {
+		var bad []Result
+		for _, r := range c.Checks {
+			if r.Result != "success" {
+				bad = append(bad, r)
+			}
+		}
+		if len(bad) > 0 {
+			short.Categories = append(short.Categories, Category{Name: c.Name, Checks: bad})
+		}
+	}
+	WriteTable(w, short)
+}
+
 // WriteJSON prints rep as JSON.
 func WriteJSON(w io.Writer, rep Report) error {
 	e := json.NewEncoder(w)
@@ -164,6 +199,10 @@ type runner struct {
 	o    Options
 	// webhooks the installed chart enables, from linkerd-config's values
 	spValidator, policyValidator bool
+	// haInstall is webhookFailurePolicy Fail (values-ha.yaml); clusterNets the
+	// clusterNetworks value.
+	haInstall   bool
+	clusterNets string
 }
 
 func (r *runner) kubernetesAPI() group {
@@ -237,29 +276,34 @@ func (r *runner) preSetup() group {
 		canCheck("can create ServiceAccounts", "create", "", "serviceaccounts", ns),
 		canCheck("can create Services", "create", "", "services", ns),
 		canCheck("can create Deployments", "create", "apps", "deployments", ns),
+		canCheck("can create CronJobs", "create", "batch", "cronjobs", ns),
 		canCheck("can create ConfigMaps", "create", "", "configmaps", ns),
 		canCheck("can create Secrets", "create", "", "secrets", ns),
 		canCheck("can read Secrets", "get", "", "secrets", ns),
 		canCheck("can read extension-apiserver-authentication configmap", "get", "", "configmaps", "kube-system"),
+		{name: "no clock skew detected", hint: "pre-k8s-clock-skew", warning: true, run: r.clockSkew},
 	}}
 }
 
 func (r *runner) existence() group {
 	ns := r.o.Namespace
-	return group{"linkerd-existence", []check{
+	return group{"linkerd-existence", append([]check{
 		{name: "'linkerd-config' config map exists", hint: "l5d-existence-linkerd-config", fatal: true, run: func(ctx context.Context) error {
 			cm, err := r.kube.CoreV1().ConfigMaps(ns).Get(ctx, "linkerd-config", metav1.GetOptions{})
 			if err != nil {
 				return err
 			}
 			var vals struct {
-				ProfileValidator struct{ Enabled bool } `json:"profileValidator"`
-				PolicyValidator  struct{ Enabled bool } `json:"policyValidator"`
+				ProfileValidator     struct{ Enabled bool } `json:"profileValidator"`
+				PolicyValidator      struct{ Enabled bool } `json:"policyValidator"`
+				WebhookFailurePolicy string                 `json:"webhookFailurePolicy"`
+				ClusterNetworks      string                 `json:"clusterNetworks"`
 			}
 			if err := yaml.Unmarshal([]byte(cm.Data["values"]), &vals); err != nil {
 				return fmt.Errorf("linkerd-config values: %w", err)
 			}
 			r.spValidator, r.policyValidator = vals.ProfileValidator.Enabled, vals.PolicyValidator.Enabled
+			r.haInstall, r.clusterNets = vals.WebhookFailurePolicy == "Fail", vals.ClusterNetworks
 			return nil
 		}},
 		{name: "control plane pods are ready", hint: "l5d-api-control-ready", run: func(ctx context.Context) error {
@@ -283,7 +327,7 @@ func (r *runner) existence() group {
 			}
 			return nil
 		}},
-	}}
+	}, r.clusterNetworks()...)}
 }
 
 func (r *runner) config() group {
@@ -326,9 +370,7 @@ func (r *runner) config() group {
 		exists("control plane ClusterRoleBindings exist", rbac("clusterrolebindings"), false, bindings...),
 		exists("control plane ServiceAccounts exist", schema.GroupVersionResource{Version: "v1", Resource: "serviceaccounts"}, true,
 			"linkerd-identity", "linkerd-destination", "linkerd-proxy-injector"),
-		exists("control plane CustomResourceDefinitions exist",
-			schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}, false,
-			"serviceprofiles.linkerd.io"),
+		{name: "control plane CustomResourceDefinitions exist", hint: "l5d-existence-crd", run: r.crdsExist},
 		exists("control plane MutatingWebhookConfigurations exist", adm("mutatingwebhookconfigurations"), false,
 			"linkerd-proxy-injector-webhook-config"),
 		exists("control plane ValidatingWebhookConfigurations exist", adm("validatingwebhookconfigurations"), false, vwcs...),
@@ -471,6 +513,9 @@ func (r *runner) controlPlaneVersion() group {
 			}
 			return nil
 		}},
+		{name: "control plane is up-to-date", hint: "l5d-version-control", warning: true, run: func(context.Context) error {
+			return r.upToDate(version)
+		}},
 		{name: "control plane and cli versions match", hint: "l5d-version-control", warning: true, run: func(context.Context) error {
 			if version != r.o.CLIVersion {
 				return fmt.Errorf("control plane running %s but cli running %s", version, r.o.CLIVersion)
@@ -535,6 +580,9 @@ func (r *runner) dataPlane() group {
 			}
 			return nil
 		}},
+		check{name: "data plane is up-to-date", hint: "l5d-data-plane-version", warning: true, run: func(context.Context) error {
+			return r.proxiesUpToDate(pods)
+		}},
 		check{name: "data plane and cli versions match", hint: "l5d-data-plane-cli-version", warning: true, run: func(context.Context) error {
 			for _, p := range pods {
 				if v := p.Annotations["linkerd.io/proxy-version"]; v != r.o.CLIVersion {
@@ -542,6 +590,31 @@ func (r *runner) dataPlane() group {
 				}
 			}
 			return nil
+		}},
+		check{name: "data plane pod labels are configured correctly", hint: "l5d-data-plane-pod-labels", warning: true, run: func(context.Context) error {
+			var objs []metav1.ObjectMeta
+			for _, p := range pods {
+				objs = append(objs, p.ObjectMeta)
+			}
+			return misplacedLabels("pods", objs)
+		}},
+		check{name: "data plane service labels are configured correctly", hint: "l5d-data-plane-services-labels", warning: true, run: func(ctx context.Context) error {
+			svcs, err := r.kube.CoreV1().Services(ns).List(ctx, metav1.ListOptions{})
+			if err != nil {
+				return err
+			}
+			var objs []metav1.ObjectMeta
+			for _, s := range svcs.Items {
+				objs = append(objs, s.ObjectMeta)
+			}
+			return misplacedLabels("services", objs)
+		}},
+		check{name: "data plane service annotations are configured correctly", hint: "l5d-data-plane-services-annotations", warning: true, run: func(ctx context.Context) error {
+			svcs, err := r.kube.CoreV1().Services(ns).List(ctx, metav1.ListOptions{})
+			if err != nil {
+				return err
+			}
+			return podOnlyServiceAnnotations(svcs.Items)
 		}},
 	)}
 }

@@ -130,12 +130,10 @@ func meshedPod(name, ns string, labels map[string]string) *corev1.Pod {
 	}
 }
 
-// TestHealthyInstall stands in for a kubelet: control-plane and workload pods reported
-// ready make every check pass; an unready workload proxy fails --proxy.
-func TestHealthyInstall(t *testing.T) {
-	c := kube.Shared(t)
-	ctx := context.Background()
-	ns := "l5d-check-healthy"
+// installReady applies the CRDs and a control plane in ns and stands in for a kubelet: one
+// ready pod (with a proxy container) per component.
+func installReady(t *testing.T, c *kube.Cluster, ns string) {
+	t.Helper()
 	crds, err := install.Render(install.Options{CRDs: true}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -152,6 +150,15 @@ func TestHealthyInstall(t *testing.T) {
 		p := c.CreatePod(t, pod)
 		c.SetPodStatus(t, ns, p.Name, kube.PodStatus{Ready: true, IPs: []string{"10.244.9.1"}})
 	}
+}
+
+// TestHealthyInstall stands in for a kubelet: control-plane and workload pods reported
+// ready make every check pass; an unready workload proxy fails --proxy.
+func TestHealthyInstall(t *testing.T) {
+	c := kube.Shared(t)
+	ctx := context.Background()
+	ns := "l5d-check-healthy"
+	installReady(t, c, ns)
 	app := c.Namespace(t)
 	c.CreatePod(t, meshedPod("web", app, nil))
 	c.SetPodStatus(t, app, "web", kube.PodStatus{Ready: true, IPs: []string{"10.244.9.2"}})

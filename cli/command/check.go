@@ -26,8 +26,10 @@ func checkCmd(g *globals) *cobra.Command {
 		Short: "Check the Linkerd installation for potential problems",
 		Args:  cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			if output != "table" && output != "json" {
-				return fmt.Errorf("--output must be table or json, not %q", output)
+			switch output {
+			case "table", "json", "short":
+			default:
+				return fmt.Errorf("--output must be table, json or short, not %q", output)
 			}
 			o.Namespace = g.namespace
 			o.CLIVersion = Version
@@ -51,11 +53,14 @@ func checkCmd(g *globals) *cobra.Command {
 				}
 				rep = check.Run(ctx, kube, dyn, o)
 			}
-			if output == "json" {
+			switch output {
+			case "json":
 				if err := check.WriteJSON(c.OutOrStdout(), rep); err != nil {
 					return err
 				}
-			} else {
+			case "short":
+				check.WriteShort(c.OutOrStdout(), rep)
+			default:
 				check.WriteTable(c.OutOrStdout(), rep)
 			}
 			if !rep.Success {
@@ -68,7 +73,9 @@ func checkCmd(g *globals) *cobra.Command {
 	f.BoolVar(&o.Pre, "pre", false, "only run pre-installation checks")
 	f.BoolVar(&o.Proxy, "proxy", false, "also check the data plane (meshed pods of --namespace)")
 	f.StringVarP(&o.DataPlaneNamespace, "namespace", "n", "", "namespace of the data plane for --proxy (default: all namespaces)")
-	f.StringVarP(&output, "output", "o", "table", "output format: table or json")
-	f.DurationVar(&wait, "wait", 0, "retry failing checks for up to this long")
+	f.StringVarP(&output, "output", "o", "table", "output format: table, json or short")
+	f.DurationVar(&wait, "wait", 5*time.Minute, "retry failing checks for up to this long")
+	f.StringVar(&o.ExpectedVersion, "expected-version", "", "version the CLI, control plane and proxies should run (l5d has no version-check service)")
+	f.BoolVar(&o.CRDs, "crds", false, "only check that the Linkerd CRDs are installed")
 	return c
 }

@@ -149,7 +149,7 @@ func TestAgainstCluster(t *testing.T) {
 	if err != nil || !strings.Contains(out, "Server version: dev") {
 		t.Errorf("version after install: %q %v", out, err)
 	}
-	out, _, err = run(t, "", "check", "-o", "json", "--kubeconfig", kc, "-L", "l5d-cli")
+	out, _, err = run(t, "", "check", "-o", "json", "--wait", "0s", "--kubeconfig", kc, "-L", "l5d-cli")
 	if err == nil || ExitCode(err) == 0 {
 		t.Error("check succeeds with no control-plane pods running")
 	}

@@ -28,7 +28,7 @@ func diagnosticsCmd(g *globals) *cobra.Command {
 			"the proxies' and controllers' admin servers (pods/proxy) and the control plane's\n" +
 			"Destination and policy APIs (a port-forward the command opens itself).",
 	}
-	d.AddCommand(endpointsCmd(g), policyCmd(g), proxyMetricsCmd(g), controllerMetricsCmd(g))
+	d.AddCommand(endpointsCmd(g), profileDiagCmd(g), policyCmd(g), proxyMetricsCmd(g), controllerMetricsCmd(g))
 	return d
 }
 
@@ -91,6 +91,44 @@ func endpointsCmd(g *globals) *cobra.Command {
 		},
 	}
 	c.Flags().StringVar(&addr, "destination-addr", "", "host:port of the Destination API to use instead of a port-forward to linkerd-destination")
+	c.Flags().DurationVar(&timeout, "timeout", 30*time.Second, "how long to wait for the answer")
+	return c
+}
+
+func profileDiagCmd(g *globals) *cobra.Command {
+	var (
+		addr, ns, output string
+		timeout          time.Duration
+	)
+	c := &cobra.Command{
+		Use:   "profile [-n NAMESPACE] AUTHORITY",
+		Short: "Introspect the service profile the Destination API serves proxies (e.g. web-svc.emojivoto.svc.cluster.local:80)",
+		Long: "profile prints, as JSON or YAML, the profile the Destination API answers a proxy in\n" +
+			"--namespace (the client's namespace, default default) for AUTHORITY: routes, retry budget,\n" +
+			"traffic split and whether the port is opaque. It reaches the API through a port-forward\n" +
+			"to a linkerd-destination pod; --destination-addr names an address to use instead.",
+		Args: cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			if output != "json" && output != "yaml" {
+				return fmt.Errorf("output format %q: want json or yaml", output)
+			}
+			ctx, cancel := context.WithTimeout(contextOf(c), timeout)
+			defer cancel()
+			a, done, err := controlPlaneAddr(ctx, g, addr, destinationPort)
+			if err != nil {
+				return err
+			}
+			defer done()
+			p, err := diagnostics.Profile(ctx, a, args[0], ns)
+			if err != nil {
+				return err
+			}
+			return diagnostics.WritePolicy(c.OutOrStdout(), p, output)
+		},
+	}
+	c.Flags().StringVar(&addr, "destination-addr", "", "host:port of the Destination API to use instead of a port-forward to linkerd-destination")
+	c.Flags().StringVarP(&ns, "namespace", "n", "default", "namespace of the client whose view is shown")
+	c.Flags().StringVarP(&output, "output", "o", "json", "output format: json or yaml")
 	c.Flags().DurationVar(&timeout, "timeout", 30*time.Second, "how long to wait for the answer")
 	return c
 }

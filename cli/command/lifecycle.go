@@ -2,10 +2,10 @@ package command
 
 import (
 	"fmt"
-	"github.com/l5d-go/l5d/cli/check"
 	"sort"
 	"strings"
 
+	"github.com/l5d-go/l5d/cli/check"
 	"github.com/l5d-go/l5d/cli/install"
 	"github.com/l5d-go/l5d/deploy"
 	"github.com/spf13/cobra"
@@ -83,7 +83,10 @@ func uninstallCmd(g *globals) *cobra.Command {
 }
 
 func upgradeCmd(g *globals) *cobra.Command {
-	var o install.Options
+	var (
+		o      install.Options
+		output string
+	)
 	c := &cobra.Command{
 		Use:   "upgrade",
 		Short: "Output Kubernetes configs to upgrade an existing control plane, keeping its identity and values",
@@ -93,51 +96,20 @@ func upgradeCmd(g *globals) *cobra.Command {
 			o.Version = Version
 			if o.CRDs {
 				out, err := install.Render(o, nil)
+				if err == nil {
+					out, err = install.Format(out, output)
+				}
 				if err != nil {
 					return err
 				}
 				_, err = c.OutOrStdout().Write(out)
 				return err
 			}
-			k, err := g.client()
+			out, err := renderUpgrade(c, g, o, "upgrade")
 			if err != nil {
 				return err
 			}
-			ctx := contextOf(c)
-			cm, err := k.CoreV1().ConfigMaps(g.namespace).Get(ctx, "linkerd-config", metav1.GetOptions{})
-			if err != nil {
-				return fmt.Errorf("no control plane to upgrade in namespace %s: %w", g.namespace, err)
-			}
-			base := map[string]any{}
-			if err := yaml.Unmarshal([]byte(cm.Data["values"]), &base); err != nil {
-				return fmt.Errorf("linkerd-config values: %w", err)
-			}
-			base["identityTrustAnchorsPEM"] = cm.Data["identityTrustAnchorsPEM"]
-			delete(base, "linkerdVersion") // the CLI's version (install.Overrides) replaces it
-			id, _ := base["identity"].(map[string]any)
-			if id == nil {
-				id = map[string]any{}
-				base["identity"] = id
-			}
-			iss, _ := id["issuer"].(map[string]any)
-			if iss == nil {
-				iss = map[string]any{}
-				id["issuer"] = iss
-			}
-			if iss["scheme"] != "kubernetes.io/tls" {
-				s, err := k.CoreV1().Secrets(g.namespace).Get(ctx, "linkerd-identity-issuer", metav1.GetOptions{})
-				if err != nil {
-					return fmt.Errorf("reading the issuer to keep it: %w", err)
-				}
-				crt, key := check.IssuerPEM(s.Data)
-				iss["tls"] = map[string]any{"crtPEM": string(crt), "keyPEM": string(key)}
-			}
-			vals, err := install.Overrides(base, o)
-			if err != nil {
-				return err
-			}
-			out, err := deploy.Render(deploy.ControlPlaneChart, deploy.Options{Namespace: g.namespace, Values: vals})
-			if err != nil {
+			if out, err = install.Format(out, output); err != nil {
 				return err
 			}
 			_, err = c.OutOrStdout().Write(out)
@@ -148,5 +120,64 @@ func upgradeCmd(g *globals) *cobra.Command {
 	f.BoolVar(&o.CRDs, "crds", false, "output the CustomResourceDefinitions only")
 	f.BoolVar(&o.HA, "ha", false, "enable high-availability settings (values-ha.yaml)")
 	f.StringArrayVar(&o.Sets, "set", nil, "Helm value override key=value (repeatable)")
+	f.StringArrayVarP(&o.ValueFiles, "values", "f", nil, "Helm values file (repeatable; --set wins over it)")
+	f.StringArrayVar(&o.SetStrings, "set-string", nil, "Helm value override key=value kept a string (repeatable)")
+	f.StringArrayVar(&o.SetFiles, "set-file", nil, "Helm value override key=path, the value read from the file (repeatable)")
+	f.StringVarP(&output, "output", "o", "yaml", "output format: yaml or json")
 	return c
+}
+
+// renderUpgrade renders the control plane an upgrade applies: the installed values
+// (installedValues) with o's overrides, at the CLI's version.
+func renderUpgrade(c *cobra.Command, g *globals, o install.Options, verb string) ([]byte, error) {
+	base, err := installedValues(c, g, verb)
+	if err != nil {
+		return nil, err
+	}
+	vals, err := install.Overrides(base, o)
+	if err != nil {
+		return nil, err
+	}
+	return deploy.Render(deploy.ControlPlaneChart, deploy.Options{Namespace: g.namespace, Values: vals})
+}
+
+// installedValues returns the chart values of the installed control plane: linkerd-config's
+// values with its trust anchors and the issuer kept (its Secret read back unless an external
+// issuer manages it), linkerdVersion left for the CLI to set. verb names the command in the
+// error when there is no control plane.
+func installedValues(c *cobra.Command, g *globals, verb string) (map[string]any, error) {
+	k, err := g.client()
+	if err != nil {
+		return nil, err
+	}
+	ctx := contextOf(c)
+	cm, err := k.CoreV1().ConfigMaps(g.namespace).Get(ctx, "linkerd-config", metav1.GetOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("no control plane to %s in namespace %s: %w", verb, g.namespace, err)
+	}
+	base := map[string]any{}
+	if err := yaml.Unmarshal([]byte(cm.Data["values"]), &base); err != nil {
+		return nil, fmt.Errorf("linkerd-config values: %w", err)
+	}
+	base["identityTrustAnchorsPEM"] = cm.Data["identityTrustAnchorsPEM"]
+	delete(base, "linkerdVersion") // the CLI's version (install.Overrides) replaces it
+	id, _ := base["identity"].(map[string]any)
+	if id == nil {
+		id = map[string]any{}
+		base["identity"] = id
+	}
+	iss, _ := id["issuer"].(map[string]any)
+	if iss == nil {
+		iss = map[string]any{}
+		id["issuer"] = iss
+	}
+	if iss["scheme"] != "kubernetes.io/tls" {
+		s, err := k.CoreV1().Secrets(g.namespace).Get(ctx, "linkerd-identity-issuer", metav1.GetOptions{})
+		if err != nil {
+			return nil, fmt.Errorf("reading the issuer to keep it: %w", err)
+		}
+		crt, key := check.IssuerPEM(s.Data)
+		iss["tls"] = map[string]any{"crtPEM": string(crt), "keyPEM": string(key)}
+	}
+	return base, nil
 }

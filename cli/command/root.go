@@ -30,13 +30,15 @@ func Root(out, errOut io.Writer) *cobra.Command {
 	if ns == "" {
 		ns = "linkerd"
 	}
-	g := &globals{}
+	g := &globals{stderr: errOut}
+	root.PersistentFlags().BoolVar(&g.verbose, "verbose", false, "turn on debug logging: each Kubernetes API request, its status and duration, on stderr")
+	root.PersistentFlags().StringVar(&g.apiAddr, "api-addr", "", "Kubernetes API server address (https://host:port), overriding the kubeconfig's")
 	root.PersistentFlags().StringVarP(&g.namespace, "linkerd-namespace", "L", ns, "namespace of the control plane")
 	root.PersistentFlags().StringVar(&g.kubeconfig, "kubeconfig", "", "path to the kubeconfig file")
 	root.PersistentFlags().StringVar(&g.context, "context", "", "kubeconfig context")
 	root.PersistentFlags().StringVar(&g.as, "as", "", "username to impersonate for Kubernetes operations")
 	root.PersistentFlags().StringArrayVar(&g.asGroups, "as-group", nil, "group to impersonate for Kubernetes operations (repeatable)")
-	root.AddCommand(installCmd(g), versionCmd(g), checkCmd(g), injectCmd(g), uninjectCmd(), uninstallCmd(g), upgradeCmd(g), profileCmd(), diagnosticsCmd(g), identityCmd(g), vizCmd(g), authzCmd(g))
+	root.AddCommand(installCmd(g), versionCmd(g), checkCmd(g), injectCmd(g), uninjectCmd(), uninstallCmd(g), upgradeCmd(g), pruneCmd(g), profileCmd(), diagnosticsCmd(g), identityCmd(g), vizCmd(g), authzCmd(g))
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &UsageError{Err: err} })
 	// cobra adds its completion command only when the tree runs: add it now so that it too
 	// refuses unknown subcommands.
@@ -116,10 +118,17 @@ type globals struct {
 	// as and asGroups impersonate a user and groups (--as, --as-group).
 	as       string
 	asGroups []string
+	// verbose logs every Kubernetes API request to stderr; apiAddr overrides the server.
+	verbose bool
+	apiAddr string
+	stderr  io.Writer
 }
 
 func installCmd(g *globals) *cobra.Command {
-	var o install.Options
+	var (
+		o      install.Options
+		output string
+	)
 	c := &cobra.Command{
 		Use:   "install",
 		Short: "Output Kubernetes configs to install the l5d control plane (or its CRDs with --crds)",
@@ -132,6 +141,9 @@ func installCmd(g *globals) *cobra.Command {
 			}
 			out, err := install.Render(o, c.ErrOrStderr())
 			if err != nil {
+				return err
+			}
+			if out, err = install.Format(out, output); err != nil {
 				return err
 			}
 			if _, err := c.OutOrStdout().Write(out); err != nil {
@@ -147,6 +159,10 @@ func installCmd(g *globals) *cobra.Command {
 	f.BoolVar(&o.CRDs, "crds", false, "output the CustomResourceDefinitions only")
 	f.BoolVar(&o.HA, "ha", false, "enable high-availability settings (values-ha.yaml)")
 	f.StringArrayVar(&o.Sets, "set", nil, "Helm value override key=value (repeatable)")
+	f.StringArrayVarP(&o.ValueFiles, "values", "f", nil, "Helm values file (repeatable; --set wins over it)")
+	f.StringArrayVar(&o.SetStrings, "set-string", nil, "Helm value override key=value kept a string (repeatable)")
+	f.StringArrayVar(&o.SetFiles, "set-file", nil, "Helm value override key=path, the value read from the file (repeatable)")
+	f.StringVarP(&output, "output", "o", "yaml", "output format: yaml or json")
 	f.StringVar(&o.TrustAnchorsFile, "identity-trust-anchors-file", "", "PEM file of the trust anchors")
 	f.StringVar(&o.IssuerCertFile, "identity-issuer-certificate-file", "", "PEM file of the issuer certificate")
 	f.StringVar(&o.IssuerKeyFile, "identity-issuer-key-file", "", "PEM file of the issuer private key")
@@ -154,7 +170,10 @@ func installCmd(g *globals) *cobra.Command {
 }
 
 func versionCmd(g *globals) *cobra.Command {
-	client := false
+	var (
+		client, proxy bool
+		dataNS        string
+	)
 	c := &cobra.Command{
 		Use:   "version",
 		Short: "Print the client and server version information",
@@ -165,10 +184,15 @@ func versionCmd(g *globals) *cobra.Command {
 				return nil
 			}
 			fmt.Fprintf(c.OutOrStdout(), "Server version: %s\n", serverVersion(c, g))
+			if proxy {
+				return printProxyVersions(c, g, dataNS)
+			}
 			return nil
 		},
 	}
 	c.Flags().BoolVar(&client, "client", false, "print the client version only")
+	c.Flags().BoolVar(&proxy, "proxy", false, "also print the versions of the data-plane proxies")
+	c.Flags().StringVarP(&dataNS, "namespace", "n", "", "namespace of the proxies for --proxy (default: all namespaces)")
 	return c
 }
 

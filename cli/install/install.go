@@ -3,6 +3,9 @@
 package install
 
 import (
+	"bufio"
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -12,6 +15,8 @@ import (
 	"github.com/l5d-go/l5d/pkg/certs"
 	"helm.sh/helm/v3/pkg/chartutil"
 	"helm.sh/helm/v3/pkg/strvals"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/yaml"
 )
 
 // Lifetime of the trust anchor and issuer `linkerd install` generates.
@@ -23,8 +28,14 @@ type Options struct {
 	CRDs bool
 	// HA merges values-ha.yaml under the user's values.
 	HA bool
+	// ValueFiles are Helm values files (-f/--values), merged in order under the --set
+	// expressions, a later file winning over an earlier one.
+	ValueFiles []string
 	// Sets are Helm --set expressions (key=value[,key=value]), applied in order, last wins.
 	Sets []string
+	// SetStrings (--set-string) are like Sets with every value kept a string; SetFiles
+	// (--set-file, key=path) set a key to the content of a file. Both apply after Sets.
+	SetStrings, SetFiles []string
 	// Namespace is the control-plane namespace (default linkerd).
 	Namespace string
 	// TrustAnchorsFile, IssuerCertFile and IssuerKeyFile name PEM files; all three or none.
@@ -85,12 +96,89 @@ func Overrides(base map[string]any, o Options) (map[string]any, error) {
 		}
 		base = chartutil.CoalesceTables(ha, base)
 	}
+	for _, f := range o.ValueFiles {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("--values: %w", err)
+		}
+		file := map[string]any{}
+		if err := yaml.Unmarshal(b, &file); err != nil {
+			return nil, fmt.Errorf("--values %s: %w", f, err)
+		}
+		base = chartutil.CoalesceTables(file, base)
+	}
 	for _, s := range o.Sets {
 		if err := strvals.ParseInto(s, base); err != nil {
 			return nil, fmt.Errorf("--set %q: %w", s, err)
 		}
 	}
+	for _, s := range o.SetStrings {
+		if err := strvals.ParseIntoString(s, base); err != nil {
+			return nil, fmt.Errorf("--set-string %q: %w", s, err)
+		}
+	}
+	for _, s := range o.SetFiles {
+		read := func(rs []rune) (any, error) {
+			b, err := os.ReadFile(string(rs))
+			if err != nil {
+				return nil, err
+			}
+			return string(b), nil
+		}
+		if err := strvals.ParseIntoFile(s, base, read); err != nil {
+			return nil, fmt.Errorf("--set-file %q: %w", s, err)
+		}
+	}
 	return base, nil
+}
+
+// Format writes a rendered YAML stream as format: "yaml" (unchanged) or "json" (each object
+// as indented JSON, separated by "---" lines, which kubectl apply -f accepts).
+func Format(rendered []byte, format string) ([]byte, error) {
+	switch format {
+	case "yaml", "":
+		return rendered, nil
+	case "json":
+	default:
+		return nil, fmt.Errorf("--output must be yaml or json, not %q", format)
+	}
+	var out bytes.Buffer
+	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(rendered)))
+	for {
+		doc, err := r.Read()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("splitting the rendered manifests: %w", err)
+		}
+		if len(bytes.TrimSpace(stripComments(doc))) == 0 {
+			continue
+		}
+		j, err := yaml.YAMLToJSON(doc)
+		if err != nil {
+			return nil, fmt.Errorf("converting to JSON: %w", err)
+		}
+		var ind bytes.Buffer
+		if err := json.Indent(&ind, j, "", "  "); err != nil {
+			return nil, err
+		}
+		out.WriteString("---\n")
+		out.Write(ind.Bytes())
+		out.WriteString("\n")
+	}
+	return out.Bytes(), nil
+}
+
+// stripComments drops YAML comment lines (Helm's "# Source:" headers).
+func stripComments(doc []byte) []byte {
+	var out [][]byte
+	for line := range bytes.SplitSeq(doc, []byte("\n")) {
+		if !bytes.HasPrefix(bytes.TrimSpace(line), []byte("#")) {
+			out = append(out, line)
+		}
+	}
+	return bytes.Join(out, []byte("\n"))
 }
 
 // identityMaterial reads or generates the anchors PEM and the issuer certificate and key.

@@ -18,6 +18,9 @@ type InjectOptions struct {
 	SkipInboundPorts, SkipOutboundPorts string
 	// Values are the mesh values for Manual (trust anchors, images); required with Manual.
 	Values *inject.Values
+	// Annotations are further configuration annotations (config.linkerd.io/* and the
+	// alpha/beta ones) written on each pod template: the --proxy-* and other override flags.
+	Annotations map[string]string
 }
 
 // Injector returns the Func of `linkerd inject` with o.
@@ -41,6 +44,9 @@ func Injector(o InjectOptions) Func {
 		}
 		if o.SkipOutboundPorts != "" {
 			t.Meta.Annotations[inject.AnnotationSkipOutboundPorts] = o.SkipOutboundPorts
+		}
+		for k, v := range o.Annotations {
+			t.Meta.Annotations[k] = v
 		}
 		if !o.Manual {
 			return obj, Describe(obj) + " injected", nil

@@ -1,10 +1,11 @@
 package server
 
 import (
-	"github.com/l5d-go/l5d/pkg/certs"
 	"net/netip"
 	"strings"
 
+	"github.com/l5d-go/l5d/pkg/certs"
+	"github.com/l5d-go/l5d/pkg/proxyconf"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 
@@ -17,7 +18,7 @@ import (
 
 // Annotation and container names read from workloads.
 const (
-	annOpaquePorts = "config.linkerd.io/opaque-ports"
+	annOpaquePorts = proxyconf.AnnOpaquePorts
 	proxyContainer = "linkerd-proxy"
 	labelCPNS      = "linkerd.io/control-plane-ns"
 	proxyInbound   = 4143

@@ -1,5 +1,7 @@
 package inject
 
+import "github.com/l5d-go/l5d/pkg/proxyconf"
+
 // Annotation and label keys the injector reads (inputs) and writes (outputs). The names are
 // Linkerd's, so manifests written for Linkerd work unchanged.
 const (
@@ -27,46 +29,47 @@ const (
 	LabelProxyOwnerPrefix = "linkerd.io/proxy-"
 
 	// LabelAdmissionWebhooks set to "disabled" on a namespace exempts it from the webhooks.
-	LabelAdmissionWebhooks = "config.linkerd.io/admission-webhooks"
+	LabelAdmissionWebhooks = proxyconf.LabelAdmissionWebhooks
 
-	// Configuration overrides, on a namespace (defaults for its pods) or a pod (template).
-	AnnotationProxyImage             = "config.linkerd.io/proxy-image"
-	AnnotationProxyVersionOverride   = "config.linkerd.io/proxy-version"
-	AnnotationInitImage              = "config.linkerd.io/init-image"
-	AnnotationInitImageVersion       = "config.linkerd.io/init-image-version"
-	AnnotationImagePullPolicy        = "config.linkerd.io/image-pull-policy"
-	AnnotationProxyLogLevel          = "config.linkerd.io/proxy-log-level"
-	AnnotationProxyLogFormat         = "config.linkerd.io/proxy-log-format"
-	AnnotationProxyCPURequest        = "config.linkerd.io/proxy-cpu-request"
-	AnnotationProxyCPULimit          = "config.linkerd.io/proxy-cpu-limit"
-	AnnotationProxyMemoryRequest     = "config.linkerd.io/proxy-memory-request"
-	AnnotationProxyMemoryLimit       = "config.linkerd.io/proxy-memory-limit"
-	AnnotationProxyEphemeralRequest  = "config.linkerd.io/proxy-ephemeral-storage-request"
-	AnnotationProxyEphemeralLimit    = "config.linkerd.io/proxy-ephemeral-storage-limit"
-	AnnotationSkipInboundPorts       = "config.linkerd.io/skip-inbound-ports"
-	AnnotationSkipOutboundPorts      = "config.linkerd.io/skip-outbound-ports"
-	AnnotationSkipSubnets            = "config.linkerd.io/skip-subnets"
-	AnnotationOpaquePorts            = "config.linkerd.io/opaque-ports"
-	AnnotationInboundConnectTimeout  = "config.linkerd.io/proxy-inbound-connect-timeout"
-	AnnotationOutboundConnectTimeout = "config.linkerd.io/proxy-outbound-connect-timeout"
-	AnnotationDefaultInboundPolicy   = "config.linkerd.io/default-inbound-policy"
-	AnnotationProxyAwait             = "config.linkerd.io/proxy-await"
-	AnnotationAccessLog              = "config.linkerd.io/access-log"
-	AnnotationProxyUID               = "config.linkerd.io/proxy-uid"
-	AnnotationEnableDebugSidecar     = "config.linkerd.io/enable-debug-sidecar"
-	AnnotationDebugImage             = "config.linkerd.io/debug-image"
-	AnnotationDebugImageVersion      = "config.linkerd.io/debug-image-version"
-	AnnotationWaitBeforeExitSeconds  = "config.alpha.linkerd.io/proxy-wait-before-exit-seconds"
+	// Configuration overrides, on a namespace (defaults for its pods) or a pod (template); the
+	// names live in pkg/proxyconf, ConfigAnnotations says what each one changes.
+	AnnotationProxyImage             = proxyconf.AnnProxyImage
+	AnnotationProxyVersionOverride   = proxyconf.AnnProxyVersion
+	AnnotationInitImage              = proxyconf.AnnInitImage
+	AnnotationInitImageVersion       = proxyconf.AnnInitImageVersion
+	AnnotationImagePullPolicy        = proxyconf.AnnImagePullPolicy
+	AnnotationProxyLogLevel          = proxyconf.AnnProxyLogLevel
+	AnnotationProxyLogFormat         = proxyconf.AnnProxyLogFormat
+	AnnotationProxyCPURequest        = proxyconf.AnnProxyCPURequest
+	AnnotationProxyCPULimit          = proxyconf.AnnProxyCPULimit
+	AnnotationProxyMemoryRequest     = proxyconf.AnnProxyMemoryRequest
+	AnnotationProxyMemoryLimit       = proxyconf.AnnProxyMemoryLimit
+	AnnotationProxyEphemeralRequest  = proxyconf.AnnProxyEphemeralRequest
+	AnnotationProxyEphemeralLimit    = proxyconf.AnnProxyEphemeralLimit
+	AnnotationSkipInboundPorts       = proxyconf.AnnSkipInboundPorts
+	AnnotationSkipOutboundPorts      = proxyconf.AnnSkipOutboundPorts
+	AnnotationSkipSubnets            = proxyconf.AnnSkipSubnets
+	AnnotationOpaquePorts            = proxyconf.AnnOpaquePorts
+	AnnotationInboundConnectTimeout  = proxyconf.AnnInboundConnectTimeout
+	AnnotationOutboundConnectTimeout = proxyconf.AnnOutboundConnectTimeout
+	AnnotationDefaultInboundPolicy   = proxyconf.AnnDefaultInboundPolicy
+	AnnotationProxyAwait             = proxyconf.AnnProxyAwait
+	AnnotationAccessLog              = proxyconf.AnnAccessLog
+	AnnotationProxyUID               = proxyconf.AnnProxyUID
+	AnnotationEnableDebugSidecar     = proxyconf.AnnEnableDebugSidecar
+	AnnotationDebugImage             = proxyconf.AnnDebugImage
+	AnnotationDebugImageVersion      = proxyconf.AnnDebugImageVersion
+	AnnotationWaitBeforeExitSeconds  = proxyconf.AnnWaitBeforeExitSeconds
 
 	// AnnotationNativeSidecar ("true"/"false") injects the proxy as a native sidecar or
 	// not; it wins over the older beta and alpha keys, which are still read (beta over alpha).
-	AnnotationNativeSidecar      = "config.linkerd.io/proxy-enable-native-sidecar"
-	AnnotationNativeSidecarBeta  = "config.beta.linkerd.io/proxy-enable-native-sidecar"
-	AnnotationNativeSidecarAlpha = "config.alpha.linkerd.io/proxy-enable-native-sidecar"
+	AnnotationNativeSidecar      = proxyconf.AnnNativeSidecar
+	AnnotationNativeSidecarBeta  = proxyconf.AnnNativeSidecarBeta
+	AnnotationNativeSidecarAlpha = proxyconf.AnnNativeSidecarAlpha
 	// AnnotationProxyAdminShutdown ("enabled"/"disabled") serves the proxy's POST /shutdown
 	// admin endpoint (LINKERD2_PROXY_SHUTDOWN_ENDPOINT_ENABLED), off by default except for
 	// classic-sidecar Jobs and CronJobs, whose proxy must be stopped once the job is done.
-	AnnotationProxyAdminShutdown = "config.linkerd.io/proxy-admin-shutdown"
+	AnnotationProxyAdminShutdown = proxyconf.AnnProxyAdminShutdown
 )
 
 // Container, volume and port names of the injected parts.

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/l5d-go/l5d/pkg/proxyconf"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -114,12 +115,12 @@ func TestAdminShutdownAnnotation(t *testing.T) {
 			}
 			got := false
 			for _, e := range findProxy(&out.Spec).Env {
-				if e.Name == envShutdownEndpoint && e.Value == "true" {
+				if e.Name == proxyconf.EnvShutdownEndpointEnabled && e.Value == "true" {
 					got = true
 				}
 			}
 			if got != tc.want {
-				t.Errorf("%s set: %v, want %v", envShutdownEndpoint, got, tc.want)
+				t.Errorf("%s set: %v, want %v", proxyconf.EnvShutdownEndpointEnabled, got, tc.want)
 			}
 		})
 	}

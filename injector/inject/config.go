@@ -1,6 +1,7 @@
 package inject
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/l5d-go/l5d/pkg/proxyconf"
 	"github.com/l5d-go/l5d/proxy-init/ports"
 	"github.com/l5d-go/l5d/proxy-init/subnets"
 	corev1 "k8s.io/api/core/v1"
@@ -34,6 +36,19 @@ type proxyConfig struct {
 	nativeSidecar                     bool
 	waitBeforeExit                    int64
 	shutdownEndpoint                  bool
+
+	debugPullPolicy                                   corev1.PullPolicy
+	gid                                               int64 // -1: unset
+	adminPort, controlPort, inboundPort, outboundPort int32
+	podInboundPorts                                   string // "": the container ports
+	closeWaitSecs                                     int64
+	cpuRatio                                          string // "": unset
+	inboundDiscovery, outboundDiscovery               time.Duration
+	disableInboundDetect, disableOutboundDetect       bool
+	shutdownGrace                                     time.Duration
+	externalProfiles                                  bool
+	hostnameLabels                                    bool
+	additionalEnv                                     []corev1.EnvVar
 }
 
 // AnnotationError is an annotation whose value cannot be used. Injection is refused as a
@@ -80,6 +95,11 @@ func (v *Values) resolve(l lookup, containerPorts map[string]int32) (*proxyConfi
 		await:           v.Await,
 		nativeSidecar:   v.NativeSidecar,
 		resources:       *v.ProxyResources.DeepCopy(),
+		gid:             -1,
+		adminPort:       ProxyAdminPort,
+		controlPort:     ProxyControlPort,
+		inboundPort:     ProxyInboundPort,
+		outboundPort:    ProxyOutboundPort,
 	}
 	var errs []error
 	bad := func(key, val string, err error) {
@@ -150,20 +170,82 @@ func (v *Values) resolve(l lookup, containerPorts map[string]int32) (*proxyConfi
 	str(AnnotationDebugImageVersion, &debugVersion)
 	c.debugImage = imageRef(debugImage, debugVersion)
 
-	if val, ok := l.get(AnnotationImagePullPolicy); ok {
-		switch p := corev1.PullPolicy(val); p {
-		case corev1.PullAlways, corev1.PullIfNotPresent, corev1.PullNever:
-			c.pullPolicy = p
-		default:
-			bad(AnnotationImagePullPolicy, val, errors.New("not Always, IfNotPresent or Never"))
+	pullPolicy := func(key string, dst *corev1.PullPolicy) {
+		if val, ok := l.get(key); ok {
+			switch p := corev1.PullPolicy(val); p {
+			case corev1.PullAlways, corev1.PullIfNotPresent, corev1.PullNever:
+				*dst = p
+			default:
+				bad(key, val, errors.New("not Always, IfNotPresent or Never"))
+			}
 		}
 	}
-	if val, ok := l.get(AnnotationProxyUID); ok {
-		uid, err := strconv.ParseInt(val, 10, 64)
-		if err != nil || uid < 0 {
-			bad(AnnotationProxyUID, val, errors.New("not a non-negative integer"))
+	pullPolicy(AnnotationImagePullPolicy, &c.pullPolicy)
+	c.debugPullPolicy = c.pullPolicy
+	pullPolicy(proxyconf.AnnDebugImagePullPolicy, &c.debugPullPolicy)
+	id := func(key string, dst *int64) {
+		if val, ok := l.get(key); ok {
+			n, err := strconv.ParseInt(val, 10, 64)
+			if err != nil || n < 0 {
+				bad(key, val, errors.New("not a non-negative integer"))
+			} else {
+				*dst = n
+			}
+		}
+	}
+	id(AnnotationProxyUID, &c.uid)
+	id(proxyconf.AnnProxyGID, &c.gid)
+	port := func(key string, dst *int32) {
+		if val, ok := l.get(key); ok {
+			n, err := strconv.ParseUint(val, 10, 16)
+			if err != nil || n == 0 {
+				bad(key, val, errors.New("not a port from 1 to 65535"))
+			} else {
+				*dst = int32(n)
+			}
+		}
+	}
+	port(proxyconf.AnnAdminPort, &c.adminPort)
+	port(proxyconf.AnnControlPort, &c.controlPort)
+	port(proxyconf.AnnInboundPort, &c.inboundPort)
+	port(proxyconf.AnnOutboundPort, &c.outboundPort)
+	if ps := []int32{c.adminPort, c.controlPort, c.inboundPort, c.outboundPort}; len(map[int32]bool{ps[0]: true, ps[1]: true, ps[2]: true, ps[3]: true}) != 4 {
+		errs = append(errs, fmt.Errorf("proxy ports must differ: admin %d, control %d, inbound %d, outbound %d", ps[0], ps[1], ps[2], ps[3]))
+	}
+	portList(proxyconf.AnnPodInboundPorts, &c.podInboundPorts)
+	if val, ok := l.get(proxyconf.AnnCloseWaitTimeout); ok {
+		d, err := time.ParseDuration(val)
+		if err != nil || d < time.Second || d%time.Second != 0 {
+			bad(proxyconf.AnnCloseWaitTimeout, val, errors.New("not a whole number of seconds such as 1m or 3600s"))
 		} else {
-			c.uid = uid
+			c.closeWaitSecs = int64(d / time.Second)
+		}
+	}
+	if val, ok := l.get(proxyconf.AnnProxyCPURatioLimit); ok {
+		r, err := strconv.ParseFloat(val, 64)
+		if err != nil || !(r > 0 && r <= 1) {
+			bad(proxyconf.AnnProxyCPURatioLimit, val, errors.New("not a ratio above 0 and at most 1, such as 0.2"))
+		} else {
+			c.cpuRatio = strconv.FormatFloat(r, 'f', -1, 64)
+		}
+	}
+	duration(proxyconf.AnnInboundDiscoveryCacheTimeout, &c.inboundDiscovery)
+	duration(proxyconf.AnnOutboundDiscoveryCacheTimeout, &c.outboundDiscovery)
+	duration(proxyconf.AnnShutdownGracePeriod, &c.shutdownGrace)
+	boolean(proxyconf.AnnDisableInboundDetectTimeout, &c.disableInboundDetect)
+	boolean(proxyconf.AnnDisableOutboundDetectTimeout, &c.disableOutboundDetect)
+	boolean(proxyconf.AnnEnableExternalProfiles, &c.externalProfiles)
+	boolean(proxyconf.AnnProxyMetricsHostnameLabels, &c.hostnameLabels)
+	if val, ok := l.get(proxyconf.AnnProxyLogHTTPHeaders); ok && val != "off" && val != "insecure" {
+		// l5d's proxy never writes header values to its log; both values are accepted.
+		bad(proxyconf.AnnProxyLogHTTPHeaders, val, errors.New("not off or insecure"))
+	}
+	if val, ok := l.get(proxyconf.AnnProxyAdditionalEnv); ok {
+		env, err := parseAdditionalEnv(val)
+		if err != nil {
+			bad(proxyconf.AnnProxyAdditionalEnv, val, err)
+		} else {
+			c.additionalEnv = env
 		}
 	}
 	str(AnnotationProxyLogLevel, &c.logLevel)
@@ -272,6 +354,23 @@ func (v *Values) resolve(l lookup, containerPorts map[string]int32) (*proxyConfi
 		return nil, err
 	}
 	return c, nil
+}
+
+// parseAdditionalEnv reads a JSON list of Kubernetes EnvVar objects (Helm's
+// proxy.additionalEnv shape) naming LINKERD2_PROXY_* variables, each with a value or valueFrom.
+func parseAdditionalEnv(val string) ([]corev1.EnvVar, error) {
+	var env []corev1.EnvVar
+	dec := json.NewDecoder(strings.NewReader(val))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&env); err != nil {
+		return nil, fmt.Errorf(`not a JSON list of env vars such as [{"name":"LINKERD2_PROXY_X","value":"1"}]: %w`, err)
+	}
+	for _, e := range env {
+		if !strings.HasPrefix(e.Name, "LINKERD2_PROXY_") {
+			return nil, fmt.Errorf("env var %q: only LINKERD2_PROXY_* variables may be added", e.Name)
+		}
+	}
+	return env, nil
 }
 
 // parseOpaquePorts accepts numbers, ranges and names of the pod's container ports.

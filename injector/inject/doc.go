@@ -25,6 +25,9 @@
 // opaque ports among its container ports), and the labels linkerd.io/control-plane-ns,
 // workload-ns and proxy-<owner kind>.
 //
-// LINKERD2_PROXY_ACCESS_LOG (config.linkerd.io/access-log) and LINKERD2_PROXY_INGRESS_MODE
-// (linkerd.io/inject: ingress) carry Linkerd's names; the l5d proxy does not read them yet.
+// ConfigAnnotations lists every configuration annotation honoured (Linkerd's 49, names in
+// pkg/proxyconf) and what each reaches: a LINKERD2_PROXY_* variable as Linkerd's injector
+// writes it, or a part of the pod spec. The variables the l5d proxy deliberately ignores
+// (access log, ingress mode, metrics hostname labels) are listed with the reason in
+// proxy/config.Unsupported, and the proxy warns at start when one is set.
 package inject

@@ -184,7 +184,18 @@ func findProxy(spec *corev1.PodSpec) *corev1.Container {
 	return nil
 }
 
-var proxyEnvName = regexp.MustCompile(`"(LINKERD2_PROXY_[A-Z0-9_]+)"`)
+// proxyReads is the set of variables the proxy reads or deliberately ignores (documented in
+// proxy/config.Unsupported).
+func proxyReads() map[string]bool {
+	known := map[string]bool{}
+	for _, n := range proxycfg.Names() {
+		known[n] = true
+	}
+	for n := range proxycfg.Unsupported {
+		known[n] = true
+	}
+	return known
+}
 
 // checkProxyAcceptsEnv runs the l5d proxy's own configuration loader on the injected
 // environment (with the kubelet's $(VAR) expansion and downward-API values) and checks that
@@ -195,17 +206,7 @@ func checkProxyAcceptsEnv(t *testing.T, spec *corev1.PodSpec) {
 	if proxy == nil {
 		t.Fatal("no linkerd-proxy container")
 	}
-	src, err := os.ReadFile("../../proxy/config/config.go")
-	if err != nil {
-		t.Fatalf("reading the proxy's config names: %v", err)
-	}
-	known := map[string]bool{
-		// Linkerd's names for features the l5d proxy does not read yet.
-		"LINKERD2_PROXY_ACCESS_LOG": true, "LINKERD2_PROXY_INGRESS_MODE": true,
-	}
-	for _, m := range proxyEnvName.FindAllStringSubmatch(string(src), -1) {
-		known[m[1]] = true
-	}
+	known := proxyReads()
 	fields := map[string]string{
 		"metadata.name": "web-0", "metadata.namespace": "shop", "spec.nodeName": "node-1",
 		"status.podIPs": "10.244.0.7,fd00:244::7", "spec.serviceAccountName": "web",

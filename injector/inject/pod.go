@@ -2,11 +2,14 @@ package inject
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/l5d-go/l5d/pkg/certs"
+	"github.com/l5d-go/l5d/pkg/proxyconf"
 	"github.com/l5d-go/l5d/proxy-init/ports"
 
 	corev1 "k8s.io/api/core/v1"
@@ -20,44 +23,6 @@ type Owner struct {
 	Kind string
 	Name string
 }
-
-// Env names the proxy reads (Linkerd's), set by the injector.
-const (
-	envLog                      = "LINKERD2_PROXY_LOG"
-	envLogFormat                = "LINKERD2_PROXY_LOG_FORMAT"
-	envCores                    = "LINKERD2_PROXY_CORES"
-	envDestinationAddr          = "LINKERD2_PROXY_DESTINATION_SVC_ADDR"
-	envDestinationName          = "LINKERD2_PROXY_DESTINATION_SVC_NAME"
-	envDestinationNetworks      = "LINKERD2_PROXY_DESTINATION_PROFILE_NETWORKS"
-	envDestinationSuffixes      = "LINKERD2_PROXY_DESTINATION_PROFILE_SUFFIXES"
-	envDestinationContext       = "LINKERD2_PROXY_DESTINATION_CONTEXT"
-	envPolicyAddr               = "LINKERD2_PROXY_POLICY_SVC_ADDR"
-	envPolicyName               = "LINKERD2_PROXY_POLICY_SVC_NAME"
-	envPolicyWorkload           = "LINKERD2_PROXY_POLICY_WORKLOAD"
-	envPolicyClusterNetworks    = "LINKERD2_PROXY_POLICY_CLUSTER_NETWORKS"
-	envInboundDefaultPolicy     = "LINKERD2_PROXY_INBOUND_DEFAULT_POLICY"
-	envInboundConnectTimeout    = "LINKERD2_PROXY_INBOUND_CONNECT_TIMEOUT"
-	envOutboundConnectTimeout   = "LINKERD2_PROXY_OUTBOUND_CONNECT_TIMEOUT"
-	envControlListen            = "LINKERD2_PROXY_CONTROL_LISTEN_ADDR"
-	envAdminListen              = "LINKERD2_PROXY_ADMIN_LISTEN_ADDR"
-	envOutboundListen           = "LINKERD2_PROXY_OUTBOUND_LISTEN_ADDR"
-	envInboundListen            = "LINKERD2_PROXY_INBOUND_LISTEN_ADDR"
-	envInboundIPs               = "LINKERD2_PROXY_INBOUND_IPS"
-	envInboundPorts             = "LINKERD2_PROXY_INBOUND_PORTS"
-	envInboundAcceptKeepalive   = "LINKERD2_PROXY_INBOUND_ACCEPT_KEEPALIVE"
-	envOutboundConnectKeepalive = "LINKERD2_PROXY_OUTBOUND_CONNECT_KEEPALIVE"
-	envOpaquePorts              = "LINKERD2_PROXY_INBOUND_PORTS_DISABLE_PROTOCOL_DETECTION"
-	envIdentityDir              = "LINKERD2_PROXY_IDENTITY_DIR"
-	envIdentityAnchors          = "LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS"
-	envIdentityTokenFile        = "LINKERD2_PROXY_IDENTITY_TOKEN_FILE"
-	envIdentityAddr             = "LINKERD2_PROXY_IDENTITY_SVC_ADDR"
-	envIdentityLocalName        = "LINKERD2_PROXY_IDENTITY_LOCAL_NAME"
-	envIdentityName             = "LINKERD2_PROXY_IDENTITY_SVC_NAME"
-	envShutdownEndpoint         = "LINKERD2_PROXY_SHUTDOWN_ENDPOINT_ENABLED"
-	// Read by Linkerd's proxy; see the package documentation for the l5d proxy's support.
-	envAccessLog   = "LINKERD2_PROXY_ACCESS_LOG"
-	envIngressMode = "LINKERD2_PROXY_INGRESS_MODE"
-)
 
 const (
 	identityDir       = "/var/run/linkerd/identity/end-entity"
@@ -114,7 +79,7 @@ func (v *Values) InjectPodSpec(ns Namespace, owner Owner, mode Mode, meta *metav
 		// The kubelet starts the next container only once this probe passes: the app never
 		// runs before the proxy is ready, and the proxy stops after it.
 		proxy.StartupProbe = &corev1.Probe{
-			ProbeHandler:     corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/ready", Port: intstr.FromInt32(ProxyAdminPort), Scheme: corev1.URISchemeHTTP}},
+			ProbeHandler:     corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/ready", Port: intstr.FromInt32(cfg.adminPort), Scheme: corev1.URISchemeHTTP}},
 			TimeoutSeconds:   1,
 			PeriodSeconds:    1,
 			SuccessThreshold: 1,
@@ -123,7 +88,11 @@ func (v *Values) InjectPodSpec(ns Namespace, owner Owner, mode Mode, meta *metav
 		spec.InitContainers = append([]corev1.Container{initC, proxy}, spec.InitContainers...)
 	} else {
 		if cfg.await {
-			proxy.Lifecycle = &corev1.Lifecycle{PostStart: &corev1.LifecycleHandler{Exec: &corev1.ExecAction{Command: []string{awaitBinary, awaitTimeout}}}}
+			await := []string{awaitBinary, awaitTimeout}
+			if cfg.adminPort != ProxyAdminPort {
+				await = append(await, fmt.Sprintf("--port=%d", cfg.adminPort))
+			}
+			proxy.Lifecycle = &corev1.Lifecycle{PostStart: &corev1.LifecycleHandler{Exec: &corev1.ExecAction{Command: await}}}
 		}
 		if cfg.waitBeforeExit > 0 {
 			if proxy.Lifecycle == nil {
@@ -138,7 +107,7 @@ func (v *Values) InjectPodSpec(ns Namespace, owner Owner, mode Mode, meta *metav
 		spec.Containers = append(spec.Containers, corev1.Container{
 			Name:                     DebugContainerName,
 			Image:                    cfg.debugImage,
-			ImagePullPolicy:          cfg.pullPolicy,
+			ImagePullPolicy:          cfg.debugPullPolicy,
 			TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
 		})
 	}
@@ -205,6 +174,31 @@ func exposedOpaquePorts(defaults string, containerPorts []int) string {
 	return strings.Join(parts, ",")
 }
 
+// detectTimeoutDisabled is the detect timeout Linkerd writes when an annotation disables it.
+const detectTimeoutDisabled = "365d"
+
+// profileSuffixes is LINKERD2_PROXY_DESTINATION_PROFILE_SUFFIXES: the cluster's service
+// suffix, or "." (every name) when external profiles are enabled.
+func profileSuffixes(external bool, clusterDomain string) string {
+	if external {
+		return "."
+	}
+	return "svc." + clusterDomain + "."
+}
+
+// mergeEnv appends extra to env; an extra variable already in env replaces it in place.
+func mergeEnv(env, extra []corev1.EnvVar) []corev1.EnvVar {
+	for _, e := range extra {
+		i := slices.IndexFunc(env, func(x corev1.EnvVar) bool { return x.Name == e.Name })
+		if i >= 0 {
+			env[i] = e
+		} else {
+			env = append(env, e)
+		}
+	}
+	return env
+}
+
 // proxyVersionOf is the tag of an image reference, or "" when it has none.
 func proxyVersionOf(image string) string {
 	last := image[strings.LastIndex(image, "/")+1:]
@@ -236,80 +230,112 @@ func (v *Values) proxyContainer(c *proxyConfig, mode Mode, inbound []int) corev1
 		fieldEnv("_pod_name", "metadata.name"),
 		fieldEnv("_pod_ns", "metadata.namespace"),
 		fieldEnv("_pod_nodeName", "spec.nodeName"),
-		val(envLog, c.logLevel),
-		val(envLogFormat, c.logFormat),
-		val(envDestinationAddr, v.svc("linkerd-dst-headless", 8086)),
-		val(envDestinationNetworks, v.ClusterNetworks),
-		val(envPolicyAddr, v.svc("linkerd-policy", 8090)),
-		val(envPolicyWorkload, "$(_pod_ns):$(_pod_name)"),
-		val(envInboundDefaultPolicy, c.inboundPolicy),
-		val(envPolicyClusterNetworks, v.ClusterNetworks),
-		val(envInboundConnectTimeout, ms(c.inboundTimeout)),
-		val(envOutboundConnectTimeout, ms(c.outboundTimeout)),
-		val(envControlListen, fmt.Sprintf("0.0.0.0:%d", ProxyControlPort)),
-		val(envAdminListen, fmt.Sprintf("0.0.0.0:%d", ProxyAdminPort)),
-		val(envOutboundListen, fmt.Sprintf("127.0.0.1:%d", ProxyOutboundPort)),
-		val(envInboundListen, fmt.Sprintf("0.0.0.0:%d", ProxyInboundPort)),
-		fieldEnv(envInboundIPs, "status.podIPs"),
+		val(proxyconf.EnvLog, c.logLevel),
+		val(proxyconf.EnvLogFormat, c.logFormat),
+		val(proxyconf.EnvDestinationAddr, v.svc("linkerd-dst-headless", 8086)),
+		val(proxyconf.EnvDestinationProfileNetworks, v.ClusterNetworks),
+		val(proxyconf.EnvPolicyAddr, v.svc("linkerd-policy", 8090)),
+		val(proxyconf.EnvPolicyWorkload, "$(_pod_ns):$(_pod_name)"),
+		val(proxyconf.EnvInboundDefaultPolicy, c.inboundPolicy),
+		val(proxyconf.EnvPolicyClusterNetworks, v.ClusterNetworks),
+		val(proxyconf.EnvInboundConnectTimeout, ms(c.inboundTimeout)),
+		val(proxyconf.EnvOutboundConnectTimeout, ms(c.outboundTimeout)),
+		val(proxyconf.EnvControlListenAddr, fmt.Sprintf("0.0.0.0:%d", c.controlPort)),
+		val(proxyconf.EnvAdminListenAddr, fmt.Sprintf("0.0.0.0:%d", c.adminPort)),
+		val(proxyconf.EnvOutboundListenAddr, fmt.Sprintf("127.0.0.1:%d", c.outboundPort)),
+		val(proxyconf.EnvInboundListenAddr, fmt.Sprintf("0.0.0.0:%d", c.inboundPort)),
+		fieldEnv(proxyconf.EnvInboundIPs, "status.podIPs"),
 	}
-	if len(inbound) > 0 {
+	if c.podInboundPorts != "" {
+		env = append(env, val(proxyconf.EnvInboundPorts, c.podInboundPorts))
+	} else if len(inbound) > 0 {
 		parts := make([]string, len(inbound))
 		for i, p := range inbound {
 			parts[i] = strconv.Itoa(p)
 		}
-		env = append(env, val(envInboundPorts, strings.Join(parts, ",")))
+		env = append(env, val(proxyconf.EnvInboundPorts, strings.Join(parts, ",")))
 	}
 	env = append(env,
-		val(envDestinationSuffixes, "svc."+v.ClusterDomain+"."),
-		val(envInboundAcceptKeepalive, "10000ms"),
-		val(envOutboundConnectKeepalive, "10000ms"),
+		val(proxyconf.EnvDestinationProfileSuffixes, profileSuffixes(c.externalProfiles, v.ClusterDomain)),
+		val(proxyconf.EnvInboundAcceptKeepalive, "10000ms"),
+		val(proxyconf.EnvOutboundConnectKeepalive, "10000ms"),
 	)
 	if c.opaquePorts != "" {
-		env = append(env, val(envOpaquePorts, c.opaquePorts))
+		env = append(env, val(proxyconf.EnvInboundDisableDetection, c.opaquePorts))
 	}
-	env = append(env, val(envDestinationContext, `{"ns":"$(_pod_ns)", "nodeName":"$(_pod_nodeName)"}`+"\n"))
+	env = append(env, val(proxyconf.EnvDestinationContext, `{"ns":"$(_pod_ns)", "nodeName":"$(_pod_nodeName)"}`+"\n"))
 	if c.cores > 0 {
-		env = append(env, val(envCores, strconv.FormatInt(c.cores, 10)))
+		env = append(env, val(proxyconf.EnvCores, strconv.FormatInt(c.cores, 10)))
+	}
+	if c.cpuRatio != "" {
+		env = append(env, val(proxyconf.EnvCoresMaxRatio, c.cpuRatio))
+	}
+	for _, d := range []struct {
+		name string
+		dur  time.Duration
+	}{
+		{proxyconf.EnvInboundDiscoveryIdle, c.inboundDiscovery},
+		{proxyconf.EnvOutboundDiscoveryIdle, c.outboundDiscovery},
+		{proxyconf.EnvShutdownGracePeriod, c.shutdownGrace},
+	} {
+		if d.dur > 0 {
+			env = append(env, val(d.name, ms(d.dur)))
+		}
+	}
+	if c.disableInboundDetect {
+		env = append(env, val(proxyconf.EnvInboundDetectTimeout, detectTimeoutDisabled))
+	}
+	if c.disableOutboundDetect {
+		env = append(env, val(proxyconf.EnvOutboundDetectTimeout, detectTimeoutDisabled))
+	}
+	if c.hostnameLabels {
+		env = append(env, val(proxyconf.EnvMetricsHostnameLabels, "true"))
 	}
 	if c.accessLog != "" {
-		env = append(env, val(envAccessLog, c.accessLog))
+		env = append(env, val(proxyconf.EnvAccessLog, c.accessLog))
 	}
 	if mode == ModeIngress {
-		env = append(env, val(envIngressMode, "true"))
+		env = append(env, val(proxyconf.EnvIngressMode, "true"))
 	}
 	if c.shutdownEndpoint {
-		env = append(env, val(envShutdownEndpoint, "true"))
+		env = append(env, val(proxyconf.EnvShutdownEndpointEnabled, "true"))
 	}
 	env = append(env,
 		fieldEnv("_pod_sa", "spec.serviceAccountName"),
 		val("_l5d_ns", v.ControlPlaneNamespace),
 		val("_l5d_trustdomain", v.TrustDomain),
-		val(envIdentityDir, identityDir),
-		val(envIdentityAnchors, v.IdentityTrustAnchorsPEM),
-		val(envIdentityTokenFile, tokenDir+"/"+VolumeIdentityToken),
-		val(envIdentityAddr, v.svc("linkerd-identity-headless", 8080)),
-		val(envIdentityLocalName, "$(_pod_sa).$(_pod_ns).serviceaccount.identity."+v.ControlPlaneNamespace+"."+v.TrustDomain),
-		val(envIdentityName, v.identity("linkerd-identity")),
-		val(envDestinationName, v.identity("linkerd-destination")),
-		val(envPolicyName, v.identity("linkerd-destination")),
+		val(proxyconf.EnvIdentityDir, identityDir),
+		val(proxyconf.EnvIdentityTrustAnchors, v.IdentityTrustAnchorsPEM),
+		val(proxyconf.EnvIdentityTokenFile, tokenDir+"/"+VolumeIdentityToken),
+		val(proxyconf.EnvIdentityAddr, v.svc("linkerd-identity-headless", 8080)),
+		val(proxyconf.EnvIdentityLocalName, "$(_pod_sa).$(_pod_ns).serviceaccount.identity."+v.ControlPlaneNamespace+"."+v.TrustDomain),
+		val(proxyconf.EnvIdentityName, v.identity("linkerd-identity")),
+		val(proxyconf.EnvDestinationName, v.identity("linkerd-destination")),
+		val(proxyconf.EnvPolicyName, v.identity("linkerd-destination")),
 	)
+	env = mergeEnv(env, c.additionalEnv)
 	probe := func(path string, delay int32) *corev1.Probe {
 		return &corev1.Probe{
-			ProbeHandler:        corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: path, Port: intstr.FromInt32(ProxyAdminPort), Scheme: corev1.URISchemeHTTP}},
+			ProbeHandler:        corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: path, Port: intstr.FromInt32(c.adminPort), Scheme: corev1.URISchemeHTTP}},
 			InitialDelaySeconds: delay, TimeoutSeconds: 1, PeriodSeconds: 10, SuccessThreshold: 1, FailureThreshold: 3,
 		}
 	}
 	no, yes := false, true
 	uid := c.uid
 	res := c.resources
+	var gid *int64
+	if c.gid >= 0 {
+		g := c.gid
+		gid = &g
+	}
 	return corev1.Container{
 		Name:            ProxyContainerName,
 		Image:           c.proxyImage,
 		ImagePullPolicy: c.pullPolicy,
 		Env:             env,
 		Ports: []corev1.ContainerPort{
-			{Name: PortNameProxy, ContainerPort: ProxyInboundPort, Protocol: corev1.ProtocolTCP},
-			{Name: PortNameAdmin, ContainerPort: ProxyAdminPort, Protocol: corev1.ProtocolTCP},
+			{Name: PortNameProxy, ContainerPort: c.inboundPort, Protocol: corev1.ProtocolTCP},
+			{Name: PortNameAdmin, ContainerPort: c.adminPort, Protocol: corev1.ProtocolTCP},
 		},
 		LivenessProbe:  probe("/live", 10),
 		ReadinessProbe: probe("/ready", 2),
@@ -318,6 +344,7 @@ func (v *Values) proxyContainer(c *proxyConfig, mode Mode, inbound []int) corev1
 			AllowPrivilegeEscalation: &no,
 			ReadOnlyRootFilesystem:   &yes,
 			RunAsUser:                &uid,
+			RunAsGroup:               gid,
 		},
 		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
 		VolumeMounts: []corev1.VolumeMount{
@@ -328,13 +355,13 @@ func (v *Values) proxyContainer(c *proxyConfig, mode Mode, inbound []int) corev1
 }
 
 func (v *Values) initContainer(c *proxyConfig) corev1.Container {
-	inIgnore := fmt.Sprintf("%d,%d", ProxyControlPort, ProxyAdminPort)
+	inIgnore := fmt.Sprintf("%d,%d", c.controlPort, c.adminPort)
 	if c.skipInbound != "" {
 		inIgnore += "," + c.skipInbound
 	}
 	args := []string{
-		"--incoming-proxy-port", strconv.Itoa(ProxyInboundPort),
-		"--outgoing-proxy-port", strconv.Itoa(ProxyOutboundPort),
+		"--incoming-proxy-port", strconv.Itoa(int(c.inboundPort)),
+		"--outgoing-proxy-port", strconv.Itoa(int(c.outboundPort)),
 		"--proxy-uid", strconv.FormatInt(c.uid, 10),
 		"--inbound-ports-to-ignore", inIgnore,
 		"--iptables-mode", v.IptablesMode,
@@ -345,22 +372,32 @@ func (v *Values) initContainer(c *proxyConfig) corev1.Container {
 	if c.skipSubnets != "" {
 		args = append(args, "--subnets-to-ignore", c.skipSubnets)
 	}
+	if c.gid >= 0 {
+		args = append(args, "--proxy-gid", strconv.FormatInt(c.gid, 10))
+	}
 	no, yes := false, true
 	nobody := int64(65534)
+	sc := &corev1.SecurityContext{
+		AllowPrivilegeEscalation: &no,
+		Capabilities:             &corev1.Capabilities{Add: []corev1.Capability{"NET_ADMIN", "NET_RAW"}},
+		Privileged:               &no,
+		ReadOnlyRootFilesystem:   &yes,
+		RunAsNonRoot:             &yes,
+		RunAsUser:                &nobody,
+	}
+	if c.closeWaitSecs > 0 {
+		// Writing the conntrack sysctl needs a privileged root container, as in Linkerd.
+		args = append(args, "--timeout-close-wait-secs", strconv.FormatInt(c.closeWaitSecs, 10))
+		root := int64(0)
+		sc.Privileged, sc.AllowPrivilegeEscalation, sc.RunAsNonRoot, sc.RunAsUser = &yes, &yes, &no, &root
+	}
 	return corev1.Container{
-		Name:            InitContainerName,
-		Image:           c.initImage,
-		ImagePullPolicy: c.pullPolicy,
-		Args:            args,
-		Resources:       *v.InitResources.DeepCopy(),
-		SecurityContext: &corev1.SecurityContext{
-			AllowPrivilegeEscalation: &no,
-			Capabilities:             &corev1.Capabilities{Add: []corev1.Capability{"NET_ADMIN", "NET_RAW"}},
-			Privileged:               &no,
-			ReadOnlyRootFilesystem:   &yes,
-			RunAsNonRoot:             &yes,
-			RunAsUser:                &nobody,
-		},
+		Name:                     InitContainerName,
+		Image:                    c.initImage,
+		ImagePullPolicy:          c.pullPolicy,
+		Args:                     args,
+		Resources:                *v.InitResources.DeepCopy(),
+		SecurityContext:          sc,
 		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
 		VolumeMounts:             []corev1.VolumeMount{{Name: VolumeXtablesLock, MountPath: "/run"}},
 	}

@@ -1,12 +1,13 @@
 package inbound
 
 import (
-	"github.com/l5d-go/l5d/pkg/certs"
 	"net/netip"
 	"sort"
 	"strings"
 	"time"
 
+	"github.com/l5d-go/l5d/pkg/certs"
+	"github.com/l5d-go/l5d/pkg/proxyconf"
 	"google.golang.org/protobuf/types/known/durationpb"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -31,8 +32,8 @@ const (
 	Deny                   = "deny"
 	Audit                  = "audit"
 
-	annDefaultPolicy = "config.linkerd.io/default-inbound-policy"
-	annOpaquePorts   = "config.linkerd.io/opaque-ports"
+	annDefaultPolicy = proxyconf.AnnDefaultInboundPolicy
+	annOpaquePorts   = proxyconf.AnnOpaquePorts
 )
 
 // Config holds the cluster-wide settings.

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/l5d-go/l5d/pkg/proxyconf"
 	"google.golang.org/protobuf/types/known/durationpb"
 	corev1 "k8s.io/api/core/v1"
 
@@ -18,7 +19,7 @@ import (
 )
 
 // OpaquePortsAnnotation lists a Service's ports that carry opaque traffic.
-const OpaquePortsAnnotation = "config.linkerd.io/opaque-ports"
+const OpaquePortsAnnotation = proxyconf.AnnOpaquePorts
 
 // Config holds the cluster-wide settings of the outbound answers.
 type Config struct {

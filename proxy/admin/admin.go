@@ -1,9 +1,12 @@
 // Package admin serves the proxy's admin port: /metrics (Prometheus text), /live, /ready,
-// /proxy-log-level (GET, and PUT from localhost) and /shutdown (POST from localhost, when
-// enabled), plus /debug/pprof/ (from localhost) when enabled.
+// /proxy-log-level (GET, and PUT from localhost), /shutdown (POST from localhost, when
+// enabled), /identity/certificate, /env.json (the LINKERD2_PROXY_* configuration, from
+// localhost), /logs.json (the log as a JSON stream, from localhost), plus /debug/pprof/ (from
+// localhost) when enabled.
 package admin
 
 import (
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"io"
@@ -16,6 +19,7 @@ import (
 	"sync/atomic"
 
 	"github.com/l5d-go/l5d/proxy/config"
+	"github.com/l5d-go/l5d/proxy/logstream"
 	"github.com/l5d-go/l5d/proxy/metrics"
 )
 
@@ -35,7 +39,13 @@ type Options struct {
 	// first, DER; nil before the first), served as PEM on GET /identity/certificate. The
 	// private key is never served.
 	Certificate func() [][]byte
-	Log         *slog.Logger
+	// Env, when non-nil, returns the proxy's configuration environment (config.Environ),
+	// served as a JSON object on GET /env.json to loopback clients.
+	Env func() map[string]string
+	// Logs, when non-nil, streams the proxy's log as JSON lines on GET /logs.json to
+	// loopback clients, from the request until they disconnect.
+	Logs *logstream.Hub
+	Log  *slog.Logger
 }
 
 // Admin is the admin HTTP handler with its readiness state.
@@ -62,6 +72,12 @@ func New(opts Options) *Admin {
 	a.mux.HandleFunc("PUT /proxy-log-level", a.putLevel)
 	a.mux.HandleFunc("POST /shutdown", a.shutdown)
 	a.mux.HandleFunc("GET /identity/certificate", a.serveCertificate)
+	if opts.Env != nil {
+		a.mux.HandleFunc("GET /env.json", loopbackOnly(a.serveEnv))
+	}
+	if opts.Logs != nil {
+		a.mux.HandleFunc("GET /logs.json", loopbackOnly(a.serveLogs))
+	}
 	if opts.Pprof {
 		// Profiles reveal memory contents and cost CPU: local clients only.
 		a.mux.HandleFunc("/debug/pprof/", loopbackOnly(pprof.Index))
@@ -158,6 +174,40 @@ func (a *Admin) shutdown(w http.ResponseWriter, r *http.Request) {
 }
 
 // loopbackOnly serves h to clients on loopback and answers 403 to others.
+// serveEnv writes the configuration environment as a JSON object, keys sorted.
+func (a *Admin) serveEnv(w http.ResponseWriter, _ *http.Request) {
+	b, err := json.MarshalIndent(a.opts.Env(), "", "  ")
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(append(b, '\n'))
+}
+
+// serveLogs streams log lines (newline-delimited JSON) until the client goes away.
+func (a *Admin) serveLogs(w http.ResponseWriter, r *http.Request) {
+	lines, done := a.opts.Logs.Subscribe(256)
+	defer done()
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	_ = rc.Flush()
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case line := <-lines:
+			if _, err := w.Write(line); err != nil {
+				return
+			}
+			if err := rc.Flush(); err != nil {
+				return
+			}
+		}
+	}
+}
+
 func loopbackOnly(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if !fromLoopback(r) {

@@ -1,6 +1,8 @@
 package admin
 
 import (
+	"bufio"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
@@ -10,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/l5d-go/l5d/proxy/config"
+	"github.com/l5d-go/l5d/proxy/logstream"
 	"github.com/l5d-go/l5d/proxy/metrics"
 )
 
@@ -104,5 +108,70 @@ func TestPprofOnlyFromLoopback(t *testing.T) {
 		if code, _ := do(t, a, "GET", path, "", "[::1]:5555"); code != http.StatusOK {
 			t.Errorf("%s from loopback: %d, want 200", path, code)
 		}
+	}
+}
+
+// TestEnvJSON checks GET /env.json: the proxy's configuration variables that are set, as a
+// JSON object, only to loopback clients; and no endpoint when Env is nil.
+func TestEnvJSON(t *testing.T) {
+	set := map[string]string{"LINKERD2_PROXY_LOG": "info", "LINKERD2_PROXY_CORES": "2", "AWS_SECRET_ACCESS_KEY": "s3cr3t"}
+	a := New(Options{Metrics: metrics.New(), Log: slog.New(slog.DiscardHandler),
+		Env: func() map[string]string {
+			return config.Environ(func(k string) (string, bool) { v, ok := set[k]; return v, ok })
+		}})
+	code, body := do(t, a, "GET", "/env.json", "", "127.0.0.1:5555")
+	if code != http.StatusOK {
+		t.Fatalf("/env.json: %d %s", code, body)
+	}
+	var got map[string]string
+	if err := json.Unmarshal([]byte(body), &got); err != nil {
+		t.Fatalf("/env.json is not a JSON object: %v\n%s", err, body)
+	}
+	if len(got) != 2 || got["LINKERD2_PROXY_LOG"] != "info" || got["LINKERD2_PROXY_CORES"] != "2" {
+		t.Errorf("/env.json = %v, want the two proxy variables only", got)
+	}
+	if code, _ := do(t, a, "GET", "/env.json", "", "10.1.2.3:5555"); code != http.StatusForbidden {
+		t.Errorf("/env.json from a remote client: %d, want 403", code)
+	}
+	b := New(Options{Metrics: metrics.New(), Log: slog.New(slog.DiscardHandler)})
+	if code, _ := do(t, b, "GET", "/env.json", "", "127.0.0.1:5555"); code != http.StatusNotFound {
+		t.Errorf("/env.json without Env: %d, want 404", code)
+	}
+}
+
+// TestLogsJSON streams GET /logs.json from a loopback client: a record logged once the
+// stream is open arrives as a JSON line; a remote client is refused.
+func TestLogsJSON(t *testing.T) {
+	hub := logstream.New()
+	log := slog.New(hub.Handler(slog.NewTextHandler(io.Discard, nil)))
+	a := New(Options{Metrics: metrics.New(), Log: slog.New(slog.DiscardHandler), Logs: hub})
+	srv := httptest.NewServer(a)
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/logs.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "application/x-ndjson" {
+		t.Fatalf("/logs.json: %s %s", resp.Status, resp.Header.Get("Content-Type"))
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for hub.Subscribers() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the stream never subscribed")
+		}
+		time.Sleep(5 * time.Millisecond) // poll interval until the handler has subscribed
+	}
+	log.Warn("connection refused", "addr", "10.0.0.7:80")
+	line, err := bufio.NewReader(resp.Body).ReadBytes('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(line, &m); err != nil || m["msg"] != "connection refused" || m["addr"] != "10.0.0.7:80" || m["level"] != "WARN" {
+		t.Errorf("line %s (%v)", line, err)
+	}
+	if code, _ := do(t, a, "GET", "/logs.json", "", "10.1.2.3:5555"); code != http.StatusForbidden {
+		t.Errorf("/logs.json from a remote client: %d, want 403", code)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -22,6 +23,7 @@ import (
 	"github.com/l5d-go/l5d/proxy/config"
 	"github.com/l5d-go/l5d/proxy/forward"
 	"github.com/l5d-go/l5d/proxy/inbound"
+	"github.com/l5d-go/l5d/proxy/logstream"
 	"github.com/l5d-go/l5d/proxy/meshtls"
 	"github.com/l5d-go/l5d/proxy/metrics"
 	"github.com/l5d-go/l5d/proxy/outbound"
@@ -48,6 +50,8 @@ type Options struct {
 	Level *slog.LevelVar
 	// Pprof mounts /debug/pprof/ on the admin server.
 	Pprof bool
+	// Logs, when set, streams the log (whose handler it wraps) on GET /logs.json.
+	Logs *logstream.Hub
 	// Version is the version label of proxy_build_info (the binary's module version
 	// when empty).
 	Version string
@@ -126,7 +130,8 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Proxy, error
 		}
 	}
 	p.Admin = admin.New(admin.Options{Metrics: p.Metrics, Level: opts.Level, LogFilter: cfg.LogFilter,
-		Shutdown: shutdown, Pprof: opts.Pprof, Certificate: certificate, Log: opts.Log})
+		Shutdown: shutdown, Pprof: opts.Pprof, Certificate: certificate, Log: opts.Log,
+		Env: func() map[string]string { return config.Environ(os.LookupEnv) }, Logs: opts.Logs})
 
 	disc := opts.Discovery
 	if disc == nil && ctl.resolver != nil {

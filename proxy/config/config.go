@@ -6,75 +6,80 @@ package config
 import (
 	"fmt"
 	"log/slog"
+	"math"
 	"net/netip"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/l5d-go/l5d/pkg/proxyconf"
 )
 
 // Environment variable names. Those the injector sets are Linkerd's; the L5D_PROXY_* ones
 // are this proxy's own additions.
 const (
-	EnvLog       = "LINKERD2_PROXY_LOG"
-	EnvLogFormat = "LINKERD2_PROXY_LOG_FORMAT"
+	EnvLog       = proxyconf.EnvLog
+	EnvLogFormat = proxyconf.EnvLogFormat
 
-	EnvAdminListenAddr    = "LINKERD2_PROXY_ADMIN_LISTEN_ADDR"
-	EnvControlListenAddr  = "LINKERD2_PROXY_CONTROL_LISTEN_ADDR"
-	EnvInboundListenAddr  = "LINKERD2_PROXY_INBOUND_LISTEN_ADDR"
-	EnvOutboundListenAddr = "LINKERD2_PROXY_OUTBOUND_LISTEN_ADDR"
+	EnvAdminListenAddr    = proxyconf.EnvAdminListenAddr
+	EnvControlListenAddr  = proxyconf.EnvControlListenAddr
+	EnvInboundListenAddr  = proxyconf.EnvInboundListenAddr
+	EnvOutboundListenAddr = proxyconf.EnvOutboundListenAddr
 	// The plural forms list every address, for dual-stack pods (for example
 	// "127.0.0.1:4140,[::1]:4140"); when set they take precedence over the singular ones.
-	EnvInboundListenAddrs  = "LINKERD2_PROXY_INBOUND_LISTEN_ADDRS"
-	EnvOutboundListenAddrs = "LINKERD2_PROXY_OUTBOUND_LISTEN_ADDRS"
+	EnvInboundListenAddrs  = proxyconf.EnvInboundListenAddrs
+	EnvOutboundListenAddrs = proxyconf.EnvOutboundListenAddrs
 
-	EnvInboundConnectTimeout   = "LINKERD2_PROXY_INBOUND_CONNECT_TIMEOUT"
-	EnvOutboundConnectTimeout  = "LINKERD2_PROXY_OUTBOUND_CONNECT_TIMEOUT"
-	EnvInboundAcceptKeepalive  = "LINKERD2_PROXY_INBOUND_ACCEPT_KEEPALIVE"
-	EnvOutboundAcceptKeepalive = "LINKERD2_PROXY_OUTBOUND_ACCEPT_KEEPALIVE"
-	EnvInboundConnectKeepalive = "LINKERD2_PROXY_INBOUND_CONNECT_KEEPALIVE"
-	EnvOutboundConnectKeepalv  = "LINKERD2_PROXY_OUTBOUND_CONNECT_KEEPALIVE"
-	EnvInboundDetectTimeout    = "LINKERD2_PROXY_INBOUND_DETECT_TIMEOUT"
-	EnvOutboundDetectTimeout   = "LINKERD2_PROXY_OUTBOUND_DETECT_TIMEOUT"
+	EnvInboundConnectTimeout   = proxyconf.EnvInboundConnectTimeout
+	EnvOutboundConnectTimeout  = proxyconf.EnvOutboundConnectTimeout
+	EnvInboundAcceptKeepalive  = proxyconf.EnvInboundAcceptKeepalive
+	EnvOutboundAcceptKeepalive = proxyconf.EnvOutboundAcceptKeepalive
+	EnvInboundConnectKeepalive = proxyconf.EnvInboundConnectKeepalive
+	EnvOutboundConnectKeepalv  = proxyconf.EnvOutboundConnectKeepalive
+	EnvInboundDetectTimeout    = proxyconf.EnvInboundDetectTimeout
+	EnvOutboundDetectTimeout   = proxyconf.EnvOutboundDetectTimeout
 
-	EnvInboundDisableDetection  = "LINKERD2_PROXY_INBOUND_PORTS_DISABLE_PROTOCOL_DETECTION"
-	EnvOutboundDisableDetection = "LINKERD2_PROXY_OUTBOUND_PORTS_DISABLE_PROTOCOL_DETECTION"
-	EnvInboundIPs               = "LINKERD2_PROXY_INBOUND_IPS"
-	EnvInboundPorts             = "LINKERD2_PROXY_INBOUND_PORTS"
+	EnvInboundDisableDetection  = proxyconf.EnvInboundDisableDetection
+	EnvOutboundDisableDetection = proxyconf.EnvOutboundDisableDetection
+	EnvInboundIPs               = proxyconf.EnvInboundIPs
+	EnvInboundPorts             = proxyconf.EnvInboundPorts
 
-	EnvOutboundHTTPQueueCapacity = "LINKERD2_PROXY_OUTBOUND_HTTP_QUEUE_CAPACITY"
-	EnvOutboundHTTPFailfast      = "LINKERD2_PROXY_OUTBOUND_HTTP_FAILFAST_TIMEOUT"
-	EnvOutboundTCPQueueCapacity  = "LINKERD2_PROXY_OUTBOUND_TCP_QUEUE_CAPACITY"
-	EnvOutboundTCPFailfast       = "LINKERD2_PROXY_OUTBOUND_TCP_FAILFAST_TIMEOUT"
-	EnvInboundHTTPQueueCapacity  = "LINKERD2_PROXY_INBOUND_HTTP_QUEUE_CAPACITY"
-	EnvInboundHTTPFailfast       = "LINKERD2_PROXY_INBOUND_HTTP_FAILFAST_TIMEOUT"
-	EnvOutboundDiscoveryIdle     = "LINKERD2_PROXY_OUTBOUND_DISCOVERY_IDLE_TIMEOUT"
-	EnvInboundDiscoveryIdle      = "LINKERD2_PROXY_INBOUND_DISCOVERY_IDLE_TIMEOUT"
+	EnvOutboundHTTPQueueCapacity = proxyconf.EnvOutboundHTTPQueueCapacity
+	EnvOutboundHTTPFailfast      = proxyconf.EnvOutboundHTTPFailfast
+	EnvOutboundTCPQueueCapacity  = proxyconf.EnvOutboundTCPQueueCapacity
+	EnvOutboundTCPFailfast       = proxyconf.EnvOutboundTCPFailfast
+	EnvInboundHTTPQueueCapacity  = proxyconf.EnvInboundHTTPQueueCapacity
+	EnvInboundHTTPFailfast       = proxyconf.EnvInboundHTTPFailfast
+	EnvOutboundDiscoveryIdle     = proxyconf.EnvOutboundDiscoveryIdle
+	EnvInboundDiscoveryIdle      = proxyconf.EnvInboundDiscoveryIdle
 
-	EnvDestinationAddr            = "LINKERD2_PROXY_DESTINATION_SVC_ADDR"
-	EnvDestinationName            = "LINKERD2_PROXY_DESTINATION_SVC_NAME"
-	EnvDestinationContext         = "LINKERD2_PROXY_DESTINATION_CONTEXT"
-	EnvDestinationProfileSuffixes = "LINKERD2_PROXY_DESTINATION_PROFILE_SUFFIXES"
-	EnvDestinationProfileNetworks = "LINKERD2_PROXY_DESTINATION_PROFILE_NETWORKS"
+	EnvDestinationAddr            = proxyconf.EnvDestinationAddr
+	EnvDestinationName            = proxyconf.EnvDestinationName
+	EnvDestinationContext         = proxyconf.EnvDestinationContext
+	EnvDestinationProfileSuffixes = proxyconf.EnvDestinationProfileSuffixes
+	EnvDestinationProfileNetworks = proxyconf.EnvDestinationProfileNetworks
 
-	EnvPolicyAddr            = "LINKERD2_PROXY_POLICY_SVC_ADDR"
-	EnvPolicyName            = "LINKERD2_PROXY_POLICY_SVC_NAME"
-	EnvPolicyWorkload        = "LINKERD2_PROXY_POLICY_WORKLOAD"
-	EnvInboundDefaultPolicy  = "LINKERD2_PROXY_INBOUND_DEFAULT_POLICY"
-	EnvPolicyClusterNetworks = "LINKERD2_PROXY_POLICY_CLUSTER_NETWORKS"
+	EnvPolicyAddr            = proxyconf.EnvPolicyAddr
+	EnvPolicyName            = proxyconf.EnvPolicyName
+	EnvPolicyWorkload        = proxyconf.EnvPolicyWorkload
+	EnvInboundDefaultPolicy  = proxyconf.EnvInboundDefaultPolicy
+	EnvPolicyClusterNetworks = proxyconf.EnvPolicyClusterNetworks
 
-	EnvIdentityDisabled     = "LINKERD2_PROXY_IDENTITY_DISABLED"
-	EnvIdentityDir          = "LINKERD2_PROXY_IDENTITY_DIR"
-	EnvIdentityTrustAnchors = "LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS"
-	EnvIdentityTokenFile    = "LINKERD2_PROXY_IDENTITY_TOKEN_FILE"
-	EnvIdentityAddr         = "LINKERD2_PROXY_IDENTITY_SVC_ADDR"
-	EnvIdentityName         = "LINKERD2_PROXY_IDENTITY_SVC_NAME"
-	EnvIdentityLocalName    = "LINKERD2_PROXY_IDENTITY_LOCAL_NAME"
-	EnvTapName              = "LINKERD2_PROXY_TAP_SVC_NAME"
+	EnvIdentityDisabled     = proxyconf.EnvIdentityDisabled
+	EnvIdentityDir          = proxyconf.EnvIdentityDir
+	EnvIdentityTrustAnchors = proxyconf.EnvIdentityTrustAnchors
+	EnvIdentityTokenFile    = proxyconf.EnvIdentityTokenFile
+	EnvIdentityAddr         = proxyconf.EnvIdentityAddr
+	EnvIdentityName         = proxyconf.EnvIdentityName
+	EnvIdentityLocalName    = proxyconf.EnvIdentityLocalName
+	EnvTapName              = proxyconf.EnvTapName
 
-	EnvShutdownEndpointEnabled = "LINKERD2_PROXY_SHUTDOWN_ENDPOINT_ENABLED"
-	EnvShutdownGracePeriod     = "LINKERD2_PROXY_SHUTDOWN_GRACE_PERIOD"
-	EnvCores                   = "LINKERD2_PROXY_CORES"
+	EnvShutdownEndpointEnabled = proxyconf.EnvShutdownEndpointEnabled
+	EnvShutdownGracePeriod     = proxyconf.EnvShutdownGracePeriod
+	EnvCores                   = proxyconf.EnvCores
+	EnvCoresMaxRatio           = proxyconf.EnvCoresMaxRatio
 
 	// EnvOutboundFallbackDst and EnvInboundFallbackDst give the original destination to
 	// use when SO_ORIGINAL_DST cannot provide one (no iptables redirect: tests, benchmarks,
@@ -182,6 +187,9 @@ type Config struct {
 	ShutdownGracePeriod time.Duration
 	// Cores is GOMAXPROCS (0: leave Go's default).
 	Cores int
+	// CoresMaxRatio, when above 0 and Cores is 0, caps GOMAXPROCS at this share of the
+	// node's CPUs (rounded, at least 1): Linkerd's proxy-cpu-ratio-limit.
+	CoresMaxRatio float64
 	// MemoryLimit is the soft Go memory limit in bytes (0: none).
 	MemoryLimit int64
 }
@@ -306,6 +314,14 @@ func Load(lookup func(string) (string, bool)) (*Config, error) {
 		c.Cores = n
 		return nil
 	})
+	r.parse(EnvCoresMaxRatio, "", func(s string) error {
+		f, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+		if err != nil || !(f > 0 && f <= 1) {
+			return fmt.Errorf("ratio %q: want a number above 0 and at most 1, such as 0.2", s)
+		}
+		c.CoresMaxRatio = f
+		return nil
+	})
 	r.parse(EnvMemoryLimit, strconv.Itoa(DefaultMemoryLimit), func(s string) (err error) {
 		c.MemoryLimit, err = ParseBytes(s)
 		return
@@ -318,6 +334,71 @@ func Load(lookup func(string) (string, bool)) (*Config, error) {
 		return nil, r.err
 	}
 	return c, nil
+}
+
+// Workers is the GOMAXPROCS the proxy should run with on a node with numCPU CPUs: Cores
+// when set (a CPU limit wins, as in Linkerd), else CoresMaxRatio of numCPU rounded to the
+// nearest whole number and at least 1, else 0 (leave Go's default).
+func (c *Config) Workers(numCPU int) int {
+	switch {
+	case c.Cores > 0:
+		return c.Cores
+	case c.CoresMaxRatio > 0:
+		return max(1, int(math.Round(c.CoresMaxRatio*float64(numCPU))))
+	}
+	return 0
+}
+
+// Names lists every environment variable Load reads, in the order it reads them.
+func Names() []string {
+	var names []string
+	_, _ = Load(func(name string) (string, bool) {
+		names = append(names, name)
+		return "", false
+	})
+	return names
+}
+
+// Unsupported names the LINKERD2_PROXY_* variables Linkerd's injector writes (and so does
+// l5d's, from the same annotations) that this proxy deliberately does not act on, with why.
+// The proxy logs a warning at start for each one that is set.
+var Unsupported = map[string]string{
+	proxyconf.EnvAccessLog: "HTTP access logging (config.linkerd.io/access-log) is not " +
+		"implemented: the proxy's per-request path writes no log lines",
+	proxyconf.EnvIngressMode: "ingress mode (linkerd.io/inject: ingress) routes on the " +
+		"l5d-dst-override or Host header; the proxy routes on the original destination only",
+	proxyconf.EnvMetricsHostnameLabels: "outbound metrics carry no hostname label " +
+		"(config.linkerd.io/proxy-metrics-hostname-labels); their label sets are fixed",
+}
+
+// Environ returns the proxy's configuration variables that lookup finds set: those Load reads
+// and the Unsupported ones, and nothing else, so a variable added to the container for
+// another purpose (a credential, say) is never reported. GET /env.json serves it.
+func Environ(lookup func(string) (string, bool)) map[string]string {
+	env := map[string]string{}
+	for _, name := range Names() {
+		if v, ok := lookup(name); ok {
+			env[name] = v
+		}
+	}
+	for name := range Unsupported {
+		if v, ok := lookup(name); ok {
+			env[name] = v
+		}
+	}
+	return env
+}
+
+// SetUnsupported returns the Unsupported variables that lookup finds set, sorted.
+func SetUnsupported(lookup func(string) (string, bool)) []string {
+	var set []string
+	for name := range Unsupported {
+		if _, ok := lookup(name); ok {
+			set = append(set, name)
+		}
+	}
+	sort.Strings(set)
+	return set
 }
 
 // ParseBytes parses a byte count: a whole number with an optional KiB, MiB or GiB suffix.

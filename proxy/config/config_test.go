@@ -224,3 +224,59 @@ func TestListenAddrsLists(t *testing.T) {
 		t.Fatalf("bad list: %v", err)
 	}
 }
+
+// TestWorkers checks GOMAXPROCS from LINKERD2_PROXY_CORES (a CPU limit, which wins) and
+// LINKERD2_PROXY_CORES_MAX_RATIO (Linkerd's proxy-cpu-ratio-limit), and that a ratio outside
+// (0, 1] is refused naming the variable.
+func TestWorkers(t *testing.T) {
+	for _, tc := range []struct {
+		env    map[string]string
+		numCPU int
+		want   int
+	}{
+		{nil, 8, 0},
+		{map[string]string{EnvCores: "2"}, 8, 2},
+		{map[string]string{EnvCoresMaxRatio: "0.3"}, 10, 3},
+		{map[string]string{EnvCoresMaxRatio: "0.2"}, 2, 1},
+		{map[string]string{EnvCoresMaxRatio: "1"}, 4, 4},
+		{map[string]string{EnvCores: "1", EnvCoresMaxRatio: "1"}, 16, 1},
+	} {
+		c, err := Load(func(k string) (string, bool) { v, ok := tc.env[k]; return v, ok })
+		if err != nil {
+			t.Fatalf("%v: %v", tc.env, err)
+		}
+		if got := c.Workers(tc.numCPU); got != tc.want {
+			t.Errorf("%v on %d CPUs: %d workers, want %d", tc.env, tc.numCPU, got, tc.want)
+		}
+	}
+	for _, bad := range []string{"0", "1.5", "-0.1", "half"} {
+		_, err := Load(func(k string) (string, bool) {
+			if k == EnvCoresMaxRatio {
+				return bad, true
+			}
+			return "", false
+		})
+		if err == nil || !strings.Contains(err.Error(), EnvCoresMaxRatio) {
+			t.Errorf("ratio %q: error %v, want one naming %s", bad, err, EnvCoresMaxRatio)
+		}
+	}
+}
+
+// TestNamesAndUnsupported checks Names lists what Load reads (the injector's parity test
+// relies on it) and SetUnsupported reports only the ignored variables that are set.
+func TestNamesAndUnsupported(t *testing.T) {
+	names := map[string]bool{}
+	for _, n := range Names() {
+		names[n] = true
+	}
+	for _, want := range []string{EnvLog, EnvCores, EnvCoresMaxRatio, EnvShutdownGracePeriod, EnvInboundDiscoveryIdle, EnvMemoryLimit} {
+		if !names[want] {
+			t.Errorf("Names() lacks %s", want)
+		}
+	}
+	env := map[string]string{"LINKERD2_PROXY_ACCESS_LOG": "json", EnvLog: "info"}
+	got := SetUnsupported(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	if len(got) != 1 || got[0] != "LINKERD2_PROXY_ACCESS_LOG" {
+		t.Errorf("SetUnsupported = %v, want [LINKERD2_PROXY_ACCESS_LOG]", got)
+	}
+}

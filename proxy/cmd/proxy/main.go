@@ -20,6 +20,7 @@ import (
 
 	"github.com/l5d-go/l5d/proxy/app"
 	"github.com/l5d-go/l5d/proxy/config"
+	"github.com/l5d-go/l5d/proxy/logstream"
 	"github.com/l5d-go/l5d/proxy/origdst"
 )
 
@@ -46,11 +47,15 @@ func run() error {
 	if cfg.LogFormat == config.LogJSON {
 		h = slog.NewJSONHandler(os.Stderr, hopts)
 	}
-	log := slog.New(h)
+	logs := logstream.New()
+	log := slog.New(logs.Handler(h))
 	slog.SetDefault(log)
 
-	if cfg.Cores > 0 {
-		runtime.GOMAXPROCS(cfg.Cores)
+	if n := cfg.Workers(runtime.NumCPU()); n > 0 {
+		runtime.GOMAXPROCS(n)
+	}
+	for _, name := range config.SetUnsupported(os.LookupEnv) {
+		log.Warn("environment variable not supported by this proxy; ignored", "name", name, "why", config.Unsupported[name])
 	}
 	if cfg.MemoryLimit > 0 {
 		debug.SetMemoryLimit(cfg.MemoryLimit)
@@ -64,6 +69,7 @@ func run() error {
 		Pprof:   os.Getenv("L5D_PROXY_PPROF") == "true",
 		Version: version,
 		Log:     log,
+		Logs:    logs,
 	})
 	if err != nil {
 		return err

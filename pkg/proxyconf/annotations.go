@@ -1,0 +1,65 @@
+package proxyconf
+
+// Prefixes of the configuration annotations.
+const (
+	Prefix      = "config.linkerd.io/"
+	PrefixAlpha = "config.alpha.linkerd.io/"
+	PrefixBeta  = "config.beta.linkerd.io/"
+)
+
+// Configuration annotations, on a namespace (defaults for its pods) or a pod (template).
+const (
+	AnnProxyImage                    = Prefix + "proxy-image"
+	AnnProxyVersion                  = Prefix + "proxy-version"
+	AnnInitImage                     = Prefix + "init-image"
+	AnnInitImageVersion              = Prefix + "init-image-version"
+	AnnImagePullPolicy               = Prefix + "image-pull-policy"
+	AnnDebugImage                    = Prefix + "debug-image"
+	AnnDebugImageVersion             = Prefix + "debug-image-version"
+	AnnDebugImagePullPolicy          = Prefix + "debug-image-pull-policy"
+	AnnEnableDebugSidecar            = Prefix + "enable-debug-sidecar"
+	AnnProxyLogLevel                 = Prefix + "proxy-log-level"
+	AnnProxyLogFormat                = Prefix + "proxy-log-format"
+	AnnProxyLogHTTPHeaders           = Prefix + "proxy-log-http-headers"
+	AnnProxyCPURequest               = Prefix + "proxy-cpu-request"
+	AnnProxyCPULimit                 = Prefix + "proxy-cpu-limit"
+	AnnProxyCPURatioLimit            = Prefix + "proxy-cpu-ratio-limit"
+	AnnProxyMemoryRequest            = Prefix + "proxy-memory-request"
+	AnnProxyMemoryLimit              = Prefix + "proxy-memory-limit"
+	AnnProxyEphemeralRequest         = Prefix + "proxy-ephemeral-storage-request"
+	AnnProxyEphemeralLimit           = Prefix + "proxy-ephemeral-storage-limit"
+	AnnProxyUID                      = Prefix + "proxy-uid"
+	AnnProxyGID                      = Prefix + "proxy-gid"
+	AnnAdminPort                     = Prefix + "admin-port"
+	AnnControlPort                   = Prefix + "control-port"
+	AnnInboundPort                   = Prefix + "inbound-port"
+	AnnOutboundPort                  = Prefix + "outbound-port"
+	AnnPodInboundPorts               = Prefix + "pod-inbound-ports"
+	AnnSkipInboundPorts              = Prefix + "skip-inbound-ports"
+	AnnSkipOutboundPorts             = Prefix + "skip-outbound-ports"
+	AnnSkipSubnets                   = Prefix + "skip-subnets"
+	AnnOpaquePorts                   = Prefix + "opaque-ports"
+	AnnCloseWaitTimeout              = Prefix + "close-wait-timeout"
+	AnnInboundConnectTimeout         = Prefix + "proxy-inbound-connect-timeout"
+	AnnOutboundConnectTimeout        = Prefix + "proxy-outbound-connect-timeout"
+	AnnInboundDiscoveryCacheTimeout  = Prefix + "proxy-inbound-discovery-cache-unused-timeout"
+	AnnOutboundDiscoveryCacheTimeout = Prefix + "proxy-outbound-discovery-cache-unused-timeout"
+	AnnDisableInboundDetectTimeout   = Prefix + "proxy-disable-inbound-protocol-detect-timeout"
+	AnnDisableOutboundDetectTimeout  = Prefix + "proxy-disable-outbound-protocol-detect-timeout"
+	AnnShutdownGracePeriod           = Prefix + "shutdown-grace-period"
+	AnnDefaultInboundPolicy          = Prefix + "default-inbound-policy"
+	AnnEnableExternalProfiles        = Prefix + "enable-external-profiles"
+	AnnProxyAwait                    = Prefix + "proxy-await"
+	AnnAccessLog                     = Prefix + "access-log"
+	AnnProxyAdminShutdown            = Prefix + "proxy-admin-shutdown"
+	AnnProxyAdditionalEnv            = Prefix + "proxy-additional-env"
+	AnnProxyMetricsHostnameLabels    = Prefix + "proxy-metrics-hostname-labels"
+	AnnNativeSidecar                 = Prefix + "proxy-enable-native-sidecar"
+	AnnNativeSidecarBeta             = PrefixBeta + "proxy-enable-native-sidecar"
+	AnnNativeSidecarAlpha            = PrefixAlpha + "proxy-enable-native-sidecar"
+	AnnWaitBeforeExitSeconds         = PrefixAlpha + "proxy-wait-before-exit-seconds"
+)
+
+// LabelAdmissionWebhooks set to "disabled" on a namespace exempts it from Linkerd's
+// admission webhooks (a label, though it shares the annotations' prefix).
+const LabelAdmissionWebhooks = Prefix + "admission-webhooks"
