@@ -1,11 +1,13 @@
 package inject
 
+import "github.com/l5d-go/l5d/pkg/annotations"
+
 // Annotation and label keys the injector reads (inputs) and writes (outputs). The names are
 // Linkerd's, so manifests written for Linkerd work unchanged.
 const (
 	// AnnotationInject turns injection on or off for a namespace, workload or pod: enabled,
 	// ingress or disabled. The most specific level wins.
-	AnnotationInject = "linkerd.io/inject"
+	AnnotationInject = annotations.Inject
 
 	// AnnotationCreatedBy records the injector (or CLI) and version that injected a pod.
 	AnnotationCreatedBy = "linkerd.io/created-by"
@@ -43,16 +45,16 @@ const (
 	AnnotationProxyMemoryLimit       = "config.linkerd.io/proxy-memory-limit"
 	AnnotationProxyEphemeralRequest  = "config.linkerd.io/proxy-ephemeral-storage-request"
 	AnnotationProxyEphemeralLimit    = "config.linkerd.io/proxy-ephemeral-storage-limit"
-	AnnotationSkipInboundPorts       = "config.linkerd.io/skip-inbound-ports"
-	AnnotationSkipOutboundPorts      = "config.linkerd.io/skip-outbound-ports"
-	AnnotationSkipSubnets            = "config.linkerd.io/skip-subnets"
+	AnnotationSkipInboundPorts       = annotations.SkipInboundPorts
+	AnnotationSkipOutboundPorts      = annotations.SkipOutboundPorts
+	AnnotationSkipSubnets            = annotations.SkipSubnets
 	AnnotationOpaquePorts            = "config.linkerd.io/opaque-ports"
 	AnnotationInboundConnectTimeout  = "config.linkerd.io/proxy-inbound-connect-timeout"
 	AnnotationOutboundConnectTimeout = "config.linkerd.io/proxy-outbound-connect-timeout"
 	AnnotationDefaultInboundPolicy   = "config.linkerd.io/default-inbound-policy"
 	AnnotationProxyAwait             = "config.linkerd.io/proxy-await"
 	AnnotationAccessLog              = "config.linkerd.io/access-log"
-	AnnotationProxyUID               = "config.linkerd.io/proxy-uid"
+	AnnotationProxyUID               = annotations.ProxyUID
 	AnnotationEnableDebugSidecar     = "config.linkerd.io/enable-debug-sidecar"
 	AnnotationDebugImage             = "config.linkerd.io/debug-image"
 	AnnotationDebugImageVersion      = "config.linkerd.io/debug-image-version"
@@ -71,8 +73,8 @@ const (
 
 // Container, volume and port names of the injected parts.
 const (
-	ProxyContainerName      = "linkerd-proxy"
-	InitContainerName       = "linkerd-init"
+	ProxyContainerName      = annotations.ProxyContainer
+	InitContainerName       = annotations.InitContainer
 	DebugContainerName      = "linkerd-debug"
 	VolumeXtablesLock       = "linkerd-proxy-init-xtables-lock"
 	VolumeIdentityEndEntity = "linkerd-identity-end-entity"
