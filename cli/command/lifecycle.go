@@ -147,6 +147,7 @@ func upgradeCmd(g *globals) *cobra.Command {
 	f := c.Flags()
 	f.BoolVar(&o.CRDs, "crds", false, "output the CustomResourceDefinitions only")
 	f.BoolVar(&o.HA, "ha", false, "enable high-availability settings (values-ha.yaml)")
+	f.BoolVar(&o.CNIEnabled, "linkerd-cni-enabled", false, "switch the injector to the linkerd-cni plugin (Helm's cniEnabled); without it the installed value is kept")
 	f.StringArrayVar(&o.Sets, "set", nil, "Helm value override key=value (repeatable)")
 	return c
 }

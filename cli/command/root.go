@@ -146,6 +146,7 @@ func installCmd(g *globals) *cobra.Command {
 	f := c.Flags()
 	f.BoolVar(&o.CRDs, "crds", false, "output the CustomResourceDefinitions only")
 	f.BoolVar(&o.HA, "ha", false, "enable high-availability settings (values-ha.yaml)")
+	f.BoolVar(&o.CNIEnabled, "linkerd-cni-enabled", false, "the linkerd-cni plugin (linkerd install-cni) sets up pods' redirection: inject no linkerd-init, which needs NET_ADMIN and NET_RAW, but the network validator (Helm's cniEnabled)")
 	f.StringArrayVar(&o.Sets, "set", nil, "Helm value override key=value (repeatable)")
 	f.StringVar(&o.TrustAnchorsFile, "identity-trust-anchors-file", "", "PEM file of the trust anchors")
 	f.StringVar(&o.IssuerCertFile, "identity-issuer-certificate-file", "", "PEM file of the issuer certificate")

@@ -23,6 +23,9 @@ type Options struct {
 	CRDs bool
 	// HA merges values-ha.yaml under the user's values.
 	HA bool
+	// CNIEnabled sets cniEnabled: the linkerd-cni plugin, not linkerd-init, installs the
+	// pods' redirect rules.
+	CNIEnabled bool
 	// Sets are Helm --set expressions (key=value[,key=value]), applied in order, last wins.
 	Sets []string
 	// Namespace is the control-plane namespace (default linkerd).
@@ -72,7 +75,7 @@ func Values(o Options, notes io.Writer) (map[string]any, error) {
 }
 
 // Overrides sets linkerdVersion to o.Version (when set), applies values-ha.yaml (when o.HA)
-// over base and then o's --set expressions over it, returning the merged values. base may be
+// over base, sets cniEnabled (when o.CNIEnabled) and then o's --set expressions over it, returning the merged values. base may be
 // modified.
 func Overrides(base map[string]any, o Options) (map[string]any, error) {
 	if o.Version != "" {
@@ -84,6 +87,9 @@ func Overrides(base map[string]any, o Options) (map[string]any, error) {
 			return nil, err
 		}
 		base = chartutil.CoalesceTables(ha, base)
+	}
+	if o.CNIEnabled {
+		base["cniEnabled"] = true
 	}
 	for _, s := range o.Sets {
 		if err := strvals.ParseInto(s, base); err != nil {

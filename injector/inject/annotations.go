@@ -75,6 +75,7 @@ const (
 const (
 	ProxyContainerName      = annotations.ProxyContainer
 	InitContainerName       = annotations.InitContainer
+	ValidatorContainerName  = annotations.NetworkValidatorContainer
 	DebugContainerName      = "linkerd-debug"
 	VolumeXtablesLock       = "linkerd-proxy-init-xtables-lock"
 	VolumeIdentityEndEntity = "linkerd-identity-end-entity"
