@@ -10,6 +10,8 @@ MODULE_PATTERNS := $(addsuffix /...,$(MODULES))
 BINARIES := identity=identity/cmd/identity destination=destination/cmd/destination \
 	policy=policy/cmd/policy injector=injector/cmd/injector proxy=proxy/cmd/proxy \
 	proxy-init=proxy-init/cmd/proxy-init linkerd=cli/cmd/linkerd linkerd-await=proxy/cmd/linkerd-await \
+	linkerd-cni=proxy-init/cmd/linkerd-cni linkerd-install-cni=proxy-init/cmd/linkerd-install-cni \
+	linkerd-network-validator=proxy-init/cmd/linkerd-network-validator \
 	demo-web=test/demo/cmd/demo-web demo-catalog=test/demo/cmd/demo-catalog \
 	demo-ratings=test/demo/cmd/demo-ratings demo-traffic=test/demo/cmd/demo-traffic \
 	l5d-demo-stat=test/cmd/l5d-demo-stat \
