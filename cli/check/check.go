@@ -36,6 +36,9 @@ type Options struct {
 	DataPlaneNamespace string
 	// CLIVersion is compared with the control plane's and the proxies' versions.
 	CLIVersion string
+	// CNIEnabled adds the linkerd-cni-plugin checks (--linkerd-cni-enabled), before and
+	// after installation.
+	CNIEnabled bool
 }
 
 // Result is the outcome of one check.
@@ -83,7 +86,11 @@ func Run(ctx context.Context, kube kubernetes.Interface, dyn dynamic.Interface, 
 	groups := []func() group{r.kubernetesAPI, r.kubernetesVersion}
 	if o.Pre {
 		groups = append(groups, r.preSetup)
-	} else {
+	}
+	if o.CNIEnabled {
+		groups = append(groups, r.cniPlugin)
+	}
+	if !o.Pre {
 		groups = append(groups, r.existence, r.config, r.identity, r.webhooks, r.controlPlaneVersion)
 		if o.Proxy {
 			groups = append(groups, r.dataPlane)
