@@ -21,7 +21,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 TOOLS := $(BIN)/tools
 STATICCHECK := $(TOOLS)/staticcheck
 
-.PHONY: helm charts all build test unit-test race fuzz-smoke lint proto proto-check bench bench-proxy bench-tools e2e demo ci kube-bins prometheus-bin tools clean test-deps bench-deps
+.PHONY: helm cni-plugins charts all build test unit-test race fuzz-smoke lint proto proto-check bench bench-proxy bench-tools e2e demo ci kube-bins prometheus-bin tools clean test-deps bench-deps
 # Debian packages the tests and the proxy benchmark run (installed by tools/debian-deps.sh).
 TEST_DEBS := iptables iproute2 curl git
 BENCH_DEBS := iptables iproute2 nginx-light wrk nghttp2-client util-linux bc
@@ -86,6 +86,11 @@ tools:
 ## charts with) into bin/tools/helm; the chart tests run it
 helm:
 	@tools/helm/build.sh $(TOOLS) >/dev/null
+
+## cni-plugins: build the standard CNI plugins (bridge, host-local, loopback) of the local
+## cluster's CNI mode into the cache (~/.cache/l5d/cni-plugins-<version>)
+cni-plugins:
+	@tools/cni-plugins/build.sh >/dev/null
 
 ## charts: package every chart under deploy/charts for this release (VERSION) into CHARTS_DIR
 ## (default bin/charts): <chart>-<version>.tgz, a Helm repository index.yaml (base URL
