@@ -180,6 +180,32 @@ func (n *Network) AddPod(name string) (*Pod, error) {
 	return p, nil
 }
 
+// AddBarePod adds a pod as a container runtime creates a sandbox for its CNI plugins: a
+// namespace with only lo, down, and no address; the caller (the plugins) connects it and
+// fills in IPv4, IPv6 and Interface. Like AddPod's, its processes are killed and its
+// namespace deleted by RemovePod and Close. name is as for AddPod.
+func (n *Network) AddBarePod(name string) (*Pod, error) {
+	if !podName.MatchString(name) {
+		return nil, fmt.Errorf("netns: pod name %q: want 1-32 lower-case letters, digits or inner dashes", name)
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return nil, errors.New("netns: network is closed")
+	}
+	if _, dup := n.pods[name]; dup {
+		return nil, fmt.Errorf("netns: pod %q already exists", name)
+	}
+	ns, err := createNamespace(Prefix + n.id + "-" + name)
+	if err != nil {
+		return nil, err
+	}
+	p := &Pod{Namespace: ns, PodName: name}
+	n.pods[name] = p
+	n.order = append(n.order, p)
+	return p, nil
+}
+
 // hostAddrs returns the addresses of host number h (2 and up): 10.244.x.y and
 // fd00:244::xy with x.y = h.
 func hostAddrs(h int) (v4, v6 netip.Addr) {
