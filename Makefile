@@ -40,7 +40,7 @@ build:
 ## test: lint, then every module's tests, the proxy's tests under the race detector and a
 ## short run of each trust-boundary fuzz target (needs root for network namespaces; installs
 ## the Debian packages it needs and builds the Kubernetes binaries into the cache)
-test: test-deps lint kube-bins prometheus-bin helm build unit-test race fuzz-smoke
+test: test-deps lint kube-bins prometheus-bin helm cni-plugins build unit-test race fuzz-smoke
 
 unit-test:
 	$(GO) test $(TEST_FLAGS) $(MODULE_PATTERNS)
@@ -129,8 +129,8 @@ bench-proxy: bench-deps bench-tools
 
 ## e2e: the end-to-end suite: test/e2e on a whole three-node local cluster (HA install with the CLI,
 ## policy, profiles, Jobs, replica kills, outage, issuer rotation) and test/mesh
-e2e: test-deps kube-bins build
-	$(GO) test $(TEST_FLAGS) -v ./test/e2e/... ./test/mesh/...
+e2e: test-deps kube-bins cni-plugins build
+	$(GO) test $(TEST_FLAGS) -v ./test/e2e/... ./test/mesh/... ./test/cni/...
 
 ## demo: a whole mesh on this machine
 demo:

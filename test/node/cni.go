@@ -39,6 +39,32 @@ type CNI struct {
 	CacheDir string
 }
 
+// BridgeNetworkName is the name of the network BridgeNetwork describes.
+const BridgeNetworkName = "l5d-pods"
+
+// BridgeNetwork returns a node's primary CNI network (a .conflist) on the test/netns
+// bridge: the standard bridge plugin attaches pods to br0, which already holds the gateway
+// address, and host-local hands out 10.244.128.2-10.244.191.254, a part of the pod network
+// test/netns's own pods never reach, keeping its leases in ipamDir.
+func BridgeNetwork(ipamDir string) string {
+	return fmt.Sprintf(`{
+  "cniVersion": "1.0.0",
+  "name": %q,
+  "plugins": [{
+    "type": "bridge",
+    "bridge": "br0",
+    "isGateway": false,
+    "ipam": {
+      "type": "host-local",
+      "dataDir": %q,
+      "ranges": [[{"subnet": %q, "rangeStart": "10.244.128.2", "rangeEnd": "10.244.191.254", "gateway": %q}]],
+      "routes": [{"dst": "0.0.0.0/0"}]
+    }
+  }]
+}
+`, BridgeNetworkName, ipamDir, netns.PodNetworkV4.String(), netns.GatewayV4.String())
+}
+
 // podIfName is the pod's interface, as the kubelet names it.
 const podIfName = "eth0"
 

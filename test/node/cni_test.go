@@ -14,7 +14,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
-	"github.com/l5d-go/l5d/test/netns"
 	"github.com/l5d-go/l5d/test/node"
 )
 
@@ -29,27 +28,6 @@ func cniPlugins(t *testing.T) string {
 	return lines[len(lines)-1]
 }
 
-// bridgeNetwork is a node's primary network: the standard bridge plugin on the node's
-// bridge (br0, which already has the gateway address) with host-local addresses from the
-// upper half of the pod network, which test/netns's own pods do not reach.
-func bridgeNetwork(ipamDir string) string {
-	return fmt.Sprintf(`{
-  "cniVersion": "1.0.0",
-  "name": "l5d-pods",
-  "plugins": [{
-    "type": "bridge",
-    "bridge": "br0",
-    "isGateway": false,
-    "ipam": {
-      "type": "host-local",
-      "dataDir": %q,
-      "ranges": [[{"subnet": "10.244.0.0/16", "rangeStart": "10.244.128.2", "rangeEnd": "10.244.191.254", "gateway": "%s"}]],
-      "routes": [{"dst": "0.0.0.0/0"}]
-    }
-  }]
-}`, ipamDir, netns.GatewayV4)
-}
-
 func TestCNIModeRunsTheNodesCNIConfiguration(t *testing.T) {
 	plugins := cniPlugins(t)
 	var ipamDir string
@@ -59,7 +37,7 @@ func TestCNIModeRunsTheNodesCNIConfiguration(t *testing.T) {
 		if err := os.MkdirAll(confDir, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(filepath.Join(confDir, "10-l5d-pods.conflist"), []byte(bridgeNetwork(ipamDir)), 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(confDir, "10-"+node.BridgeNetworkName+".conflist"), []byte(node.BridgeNetwork(ipamDir)), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		return &node.CNI{ConfDir: confDir, BinDirs: []string{plugins}, CacheDir: filepath.Join(runDir, "cni", "cache")}
@@ -76,7 +54,7 @@ func TestCNIModeRunsTheNodesCNIConfiguration(t *testing.T) {
 	if err != nil || !netip.MustParsePrefix("10.244.128.0/18").Contains(ip) {
 		t.Fatalf("pod IP %q is not host-local's (10.244.128.2-10.244.191.254): %v", p.Status.PodIP, err)
 	}
-	lease := filepath.Join(ipamDir, "l5d-pods", ip.String())
+	lease := filepath.Join(ipamDir, node.BridgeNetworkName, ip.String())
 	if _, err := os.Stat(lease); err != nil {
 		t.Fatalf("host-local holds no lease for %s: %v", ip, err)
 	}
