@@ -2,24 +2,20 @@ package main_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/l5d-go/l5d/pkg/annotations"
-	"github.com/l5d-go/l5d/proxy/origdst"
+	"github.com/l5d-go/l5d/proxy-init/internal/redirecttest"
 	"github.com/l5d-go/l5d/test/kube"
 	"github.com/l5d-go/l5d/test/netns"
 )
@@ -100,82 +96,10 @@ func call(bin, command string, p *netns.Pod, ns, pod string, conf []byte) ([]byt
 	return out.Bytes(), nil
 }
 
-// save returns both families' nat tables in pod p, without counters.
+// save returns both families' nat tables in pod p.
 func save(t *testing.T, p *netns.Pod) string {
 	t.Helper()
-	var all []string
-	for _, bin := range []string{"iptables-legacy-save", "ip6tables-legacy-save"} {
-		var out bytes.Buffer
-		cmd := exec.Command(bin, "-t", "nat")
-		cmd.Stdout = &out
-		if err := p.Run(cmd); err != nil {
-			t.Fatalf("%s: %v", bin, err)
-		}
-		for _, l := range strings.Split(out.String(), "\n") {
-			if strings.HasPrefix(l, "#") {
-				continue
-			}
-			if i := strings.Index(l, " ["); strings.HasPrefix(l, ":") && i > 0 {
-				l = l[:i]
-			}
-			all = append(all, l)
-		}
-	}
-	return strings.Join(all, "\n")
-}
-
-// serve answers every connection on addr in pod p with "tag original-destination".
-func serve(t *testing.T, p *netns.Pod, addr, tag string) {
-	t.Helper()
-	ln, err := p.Listen("tcp", addr)
-	if err != nil {
-		t.Fatalf("listen %s in %s: %v", addr, p.PodName, err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			if dst, err := origdst.Lookup(c.(*net.TCPConn)); err != nil {
-				fmt.Fprintf(c, "%s error:%v", tag, err)
-			} else {
-				fmt.Fprintf(c, "%s %s", tag, dst)
-			}
-			c.Close()
-		}
-	}()
-}
-
-// landing dials dst from pod p as uid (the test's own when negative) and returns the
-// answer: which listener took the connection.
-func landing(t *testing.T, p *netns.Pod, uid int, dst netip.AddrPort) string {
-	t.Helper()
-	var got string
-	dial := func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		c, err := (&net.Dialer{}).DialContext(ctx, "tcp", dst.String())
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		c.SetDeadline(time.Now().Add(10 * time.Second))
-		b, err := io.ReadAll(c)
-		got = string(b)
-		return err
-	}
-	var err error
-	if uid >= 0 {
-		err = p.DoAs(uint32(uid), uint32(uid), dial)
-	} else {
-		err = p.Do(dial)
-	}
-	if err != nil {
-		t.Fatalf("dial %s from %s: %v", dst, p.PodName, err)
-	}
-	return got
+	return redirecttest.Save(t, p, "iptables-legacy-save") + redirecttest.Save(t, p, "ip6tables-legacy-save")
 }
 
 // meshedPod is a pod as the injector leaves it in CNI mode: the proxy, no linkerd-init.
@@ -213,8 +137,8 @@ func TestMeshedPodIsRedirectedAndDelRemovesTheRules(t *testing.T) {
 	for _, l := range []struct{ addr, tag string }{
 		{":4143", "inbound"}, {":4140", "outbound"}, {":8080", "app"}, {":9000", "skipped"}, {":9100", "skipped"},
 	} {
-		serve(t, web, l.addr, l.tag)
-		serve(t, client, l.addr, "client-"+l.tag)
+		redirecttest.Listen(t, web, l.addr, l.tag)
+		redirecttest.Listen(t, client, l.addr, "client-"+l.tag)
 	}
 	conf := netConf(c.Kubeconfig(), web, nil)
 	before := save(t, web)
@@ -252,7 +176,7 @@ func TestMeshedPodIsRedirectedAndDelRemovesTheRules(t *testing.T) {
 				{"the namespace's skip-outbound-ports annotation is honoured", web, -1, netip.AddrPortFrom(fam.cli, 9100), "client-skipped"},
 				{"the proxy-uid annotation's user is exempt", web, 2103, cliApp, "client-app"},
 			} {
-				if got := landing(t, tc.from, tc.uid, tc.dst); !strings.HasPrefix(got, tc.want) {
+				if got := redirecttest.Landing(t, tc.from, tc.uid, tc.dst); !strings.HasPrefix(got, tc.want) {
 					t.Errorf("%s: got %q, want %q", tc.what, got, tc.want)
 				}
 			}
@@ -277,7 +201,7 @@ func TestMeshedPodIsRedirectedAndDelRemovesTheRules(t *testing.T) {
 			t.Fatalf("after DEL #%d the tables are not as before ADD:\nbefore:\n%s\nafter:\n%s", i+1, before, after)
 		}
 	}
-	if got := landing(t, client, -1, netip.AddrPortFrom(web.IPv4, 8080)); !strings.HasPrefix(got, "app") {
+	if got := redirecttest.Landing(t, client, -1, netip.AddrPortFrom(web.IPv4, 8080)); !strings.HasPrefix(got, "app") {
 		t.Fatalf("after DEL, a connection to the app landed on %q", got)
 	}
 	if _, err := call(bin, "CHECK", web, ns, "web", conf); err == nil {
