@@ -6,7 +6,9 @@ import (
 
 	"sigs.k8s.io/yaml"
 
+	"github.com/l5d-go/l5d/pkg/annotations"
 	"github.com/l5d-go/l5d/proxy-init/cni"
+	"github.com/l5d-go/l5d/test/kube"
 )
 
 // TestInstallCNIConfigIsThePlugins checks that the plugin configuration linkerd install-cni
@@ -55,5 +57,25 @@ func TestInstallCNIConfigIsThePlugins(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.args[0]) {
 			t.Errorf("install-cni %q: %v, want an error naming %s", tc.args, err, tc.args[0])
 		}
+	}
+}
+
+// TestManualInjectFollowsTheControlPlanesCNIMode checks that linkerd inject --manual, which
+// reads the installed values from linkerd-config, adds the network validator instead of
+// linkerd-init for a control plane installed with --linkerd-cni-enabled.
+func TestManualInjectFollowsTheControlPlanesCNIMode(t *testing.T) {
+	c := kube.Shared(t)
+	const ns = "l5d-cni-manual"
+	cp, _, err := run(t, "", "install", "-L", ns, "--linkerd-cni-enabled")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Apply(t, ns, cp)
+	out, errOut, err := run(t, "", "inject", "--manual", "-L", ns, "--kubeconfig", c.Kubeconfig(), "testdata/workloads.yaml")
+	if err != nil {
+		t.Fatalf("inject --manual: %v\n%s", err, errOut)
+	}
+	if !strings.Contains(out, "name: "+annotations.NetworkValidatorContainer) || strings.Contains(out, "name: "+annotations.InitContainer) || strings.Contains(out, "NET_ADMIN") {
+		t.Errorf("inject --manual against a CNI-mode control plane:\n%s", out)
 	}
 }
