@@ -297,3 +297,51 @@ func TestBadInputGetsACNIErrorNamingTheProblem(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkAdd measures a meshed pod's ADD (the plugin reads the pod and its namespace from
+// the API server, then installs the rules) against the same rules installed by the
+// proxy-init binary, as the linkerd-init container does, in the same run; each iteration
+// ends with the plugin's DEL. Compare the two ns/op (medians of -count runs):
+//
+//	go test -run '^$' -bench . -count 5 ./proxy-init/cmd/linkerd-cni/
+func BenchmarkAdd(b *testing.B) {
+	if os.Geteuid() != 0 {
+		b.Skip("needs root for network namespaces")
+	}
+	dir := b.TempDir()
+	bin, initBin := filepath.Join(dir, "linkerd-cni"), filepath.Join(dir, "proxy-init")
+	for out, pkg := range map[string]string{bin: ".", initBin: "../proxy-init"} {
+		if o, err := exec.Command("go", "build", "-o", out, pkg).CombinedOutput(); err != nil {
+			b.Fatalf("building %s: %v\n%s", pkg, err, o)
+		}
+	}
+	c := kube.Shared(b)
+	ns := c.Namespace(b)
+	c.CreatePod(b, meshedPod(ns, "web", nil, false))
+	n := netns.New(b)
+	web := n.Pod(b, "web")
+	conf := netConf(c.Kubeconfig(), web, nil)
+	del := func(b *testing.B) {
+		if _, err := call(bin, "DEL", web, ns, "web", conf); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.Run("linkerd-cni", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := call(bin, "ADD", web, ns, "web", conf); err != nil {
+				b.Fatal(err)
+			}
+			del(b)
+		}
+	})
+	b.Run("proxy-init", func(b *testing.B) {
+		for b.Loop() {
+			cmd := exec.Command(initBin, "--netns", web.Path(), "--use-wait-flag", "--iptables-mode", "legacy",
+				"--proxy-uid", "2102", "--inbound-ports-to-ignore", "4190,4191", "--log-level", "warn")
+			if out, err := cmd.CombinedOutput(); err != nil {
+				b.Fatalf("proxy-init: %v\n%s", err, out)
+			}
+			del(b)
+		}
+	})
+}
