@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -96,15 +97,30 @@ func (r *cniRuntime) networks() ([]*libcni.NetworkConfigList, error) {
 	if filepath.Ext(first) == ".conflist" {
 		list, err = libcni.NetworkConfFromFile(first)
 	} else {
-		var one *libcni.PluginConfig
-		if one, err = libcni.ConfFromFile(first); err == nil {
-			list, err = libcni.ConfListFromConf(one)
-		}
+		list, err = singlePluginList(first)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("loading %s: %w", first, err)
 	}
 	return []*libcni.NetworkConfigList{lo, list}, nil
+}
+
+// singlePluginList reads a one-plugin .conf (or .json) file as the list of that plugin,
+// as runtimes still accept them: its name and cniVersion become the list's.
+func singlePluginList(path string) (*libcni.NetworkConfigList, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	plugin := map[string]any{}
+	if err := json.Unmarshal(data, &plugin); err != nil {
+		return nil, fmt.Errorf("%s is not a JSON object: %w", path, err)
+	}
+	list, err := json.Marshal(map[string]any{"cniVersion": plugin["cniVersion"], "name": plugin["name"], "plugins": []any{plugin}})
+	if err != nil {
+		return nil, err
+	}
+	return libcni.NetworkConfFromBytes(list)
 }
 
 // add runs ADD for every network and returns the pod's addresses. On failure, what was

@@ -70,9 +70,10 @@ func TestCNIModeRunsTheNodesCNIConfiguration(t *testing.T) {
 		return os.IsNotExist(err), fmt.Sprint(err)
 	})
 
-	// A network that fails ADD keeps the pod in ContainerCreating, saying why.
-	broken := filepath.Join(filepath.Dir(lease), "..", "..", "net.d", "00-broken.conflist")
-	if err := os.WriteFile(broken, []byte(`{"cniVersion":"1.0.0","name":"broken","plugins":[{"type":"no-such-plugin"}]}`), 0o644); err != nil {
+	// A network that fails ADD keeps the pod in ContainerCreating, saying why; a
+	// single-plugin .conf sorting first is the network now.
+	broken := filepath.Join(filepath.Dir(lease), "..", "..", "net.d", "00-broken.conf")
+	if err := os.WriteFile(broken, []byte(`{"cniVersion":"1.0.0","name":"broken","type":"no-such-plugin"}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	tn.createPod(t, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "stuck"}, Spec: corev1.PodSpec{Containers: []corev1.Container{app("app", "serve:0.0.0.0:8080")}}})
