@@ -10,6 +10,8 @@ MODULE_PATTERNS := $(addsuffix /...,$(MODULES))
 BINARIES := identity=identity/cmd/identity destination=destination/cmd/destination \
 	policy=policy/cmd/policy injector=injector/cmd/injector proxy=proxy/cmd/proxy \
 	proxy-init=proxy-init/cmd/proxy-init linkerd=cli/cmd/linkerd linkerd-await=proxy/cmd/linkerd-await \
+	linkerd-cni=proxy-init/cmd/linkerd-cni linkerd-install-cni=proxy-init/cmd/linkerd-install-cni \
+	linkerd-network-validator=proxy-init/cmd/linkerd-network-validator \
 	demo-web=test/demo/cmd/demo-web demo-catalog=test/demo/cmd/demo-catalog \
 	demo-ratings=test/demo/cmd/demo-ratings demo-traffic=test/demo/cmd/demo-traffic \
 	l5d-demo-stat=test/cmd/l5d-demo-stat \
@@ -19,7 +21,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 TOOLS := $(BIN)/tools
 STATICCHECK := $(TOOLS)/staticcheck
 
-.PHONY: helm charts all build test unit-test race fuzz-smoke lint proto proto-check bench bench-proxy bench-tools e2e demo ci kube-bins prometheus-bin tools clean test-deps bench-deps
+.PHONY: helm cni-plugins charts all build test unit-test race fuzz-smoke lint proto proto-check bench bench-proxy bench-tools e2e demo ci kube-bins prometheus-bin tools clean test-deps bench-deps
 # Debian packages the tests and the proxy benchmark run (installed by tools/debian-deps.sh).
 TEST_DEBS := iptables iproute2 curl git
 BENCH_DEBS := iptables iproute2 nginx-light wrk nghttp2-client util-linux bc
@@ -38,7 +40,7 @@ build:
 ## test: lint, then every module's tests, the proxy's tests under the race detector and a
 ## short run of each trust-boundary fuzz target (needs root for network namespaces; installs
 ## the Debian packages it needs and builds the Kubernetes binaries into the cache)
-test: test-deps lint kube-bins prometheus-bin helm build unit-test race fuzz-smoke
+test: test-deps lint kube-bins prometheus-bin helm cni-plugins build unit-test race fuzz-smoke
 
 unit-test:
 	$(GO) test $(TEST_FLAGS) $(MODULE_PATTERNS)
@@ -85,6 +87,11 @@ tools:
 helm:
 	@tools/helm/build.sh $(TOOLS) >/dev/null
 
+## cni-plugins: build the standard CNI plugins (bridge, host-local, loopback) of the local
+## cluster's CNI mode into the cache (~/.cache/l5d/cni-plugins-<version>)
+cni-plugins:
+	@tools/cni-plugins/build.sh >/dev/null
+
 ## charts: package every chart under deploy/charts for this release (VERSION) into CHARTS_DIR
 ## (default bin/charts): <chart>-<version>.tgz, a Helm repository index.yaml (base URL
 ## CHARTS_URL, default relative) and oci/<chart>/, an OCI layout of what `helm push` pushes;
@@ -122,8 +129,8 @@ bench-proxy: bench-deps bench-tools
 
 ## e2e: the end-to-end suite: test/e2e on a whole three-node local cluster (HA install with the CLI,
 ## policy, profiles, Jobs, replica kills, outage, issuer rotation) and test/mesh
-e2e: test-deps kube-bins build
-	$(GO) test $(TEST_FLAGS) -v ./test/e2e/... ./test/mesh/...
+e2e: test-deps kube-bins cni-plugins build
+	$(GO) test $(TEST_FLAGS) -v ./test/e2e/... ./test/mesh/... ./test/cni/...
 
 ## demo: a whole mesh on this machine
 demo:

@@ -25,12 +25,13 @@ import (
 const (
 	CRDsChart         = "linkerd-crds"
 	ControlPlaneChart = "linkerd-control-plane"
+	CNIChart          = "linkerd2-cni"
 )
 
 //go:embed all:charts
 var chartFiles embed.FS
 
-// Chart loads one of the embedded charts by name (CRDsChart or ControlPlaneChart).
+// Chart loads one of the embedded charts by name (CRDsChart, ControlPlaneChart or CNIChart).
 func Chart(name string) (*chart.Chart, error) {
 	root := path.Join("charts", name)
 	var files []*loader.BufferedFile
@@ -49,7 +50,7 @@ func Chart(name string) (*chart.Chart, error) {
 		return nil, fmt.Errorf("chart %q: %w", name, err)
 	}
 	if len(files) == 0 {
-		return nil, fmt.Errorf("no embedded chart named %q (have %s, %s)", name, CRDsChart, ControlPlaneChart)
+		return nil, fmt.Errorf("no embedded chart named %q (have %s, %s, %s)", name, CRDsChart, ControlPlaneChart, CNIChart)
 	}
 	c, err := loader.LoadFiles(files)
 	if err != nil {

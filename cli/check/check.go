@@ -42,6 +42,9 @@ type Options struct {
 	ExpectedVersion string
 	// CRDs runs only the Kubernetes API and CRD checks (`--crds`).
 	CRDs bool
+	// CNIEnabled adds the linkerd-cni-plugin checks (--linkerd-cni-enabled), before and
+	// after installation.
+	CNIEnabled bool
 }
 
 // Result is the outcome of one check.
@@ -92,7 +95,13 @@ func Run(ctx context.Context, kube kubernetes.Interface, dyn dynamic.Interface, 
 		groups = append(groups, r.crds)
 	case o.Pre:
 		groups = append(groups, r.preSetup, r.linkerdVersion)
+		if o.CNIEnabled {
+			groups = append(groups, r.cniPlugin)
+		}
 	default:
+		if o.CNIEnabled {
+			groups = append(groups, r.cniPlugin)
+		}
 		groups = append(groups, r.existence, r.config, r.identity, r.webhooks, r.linkerdVersion,
 			r.controlPlaneVersion, r.controlPlaneProxy, r.ha)
 		if o.Proxy {

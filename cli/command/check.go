@@ -71,6 +71,7 @@ func checkCmd(g *globals) *cobra.Command {
 	}
 	f := c.Flags()
 	f.BoolVar(&o.Pre, "pre", false, "only run pre-installation checks")
+	f.BoolVar(&o.CNIEnabled, "linkerd-cni-enabled", false, "also check the linkerd-cni plugin (linkerd install-cni), which sets up pods' redirection instead of linkerd-init")
 	f.BoolVar(&o.Proxy, "proxy", false, "also check the data plane (meshed pods of --namespace)")
 	f.StringVarP(&o.DataPlaneNamespace, "namespace", "n", "", "namespace of the data plane for --proxy (default: all namespaces)")
 	f.StringVarP(&output, "output", "o", "table", "output format: table, json or short")

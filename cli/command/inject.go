@@ -128,6 +128,8 @@ func injectCmd(g *globals) *cobra.Command {
 				if err := setImages(&v, chartValues); err != nil {
 					return err
 				}
+				// A control plane installed with --linkerd-cni-enabled injects the validator.
+				v.CNIEnabled, _ = chartValues["cniEnabled"].(bool)
 				o.Values = &v
 			}
 			in, err := readInputs(c, args, recursive)

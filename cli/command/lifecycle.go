@@ -119,6 +119,7 @@ func upgradeCmd(g *globals) *cobra.Command {
 	f := c.Flags()
 	f.BoolVar(&o.CRDs, "crds", false, "output the CustomResourceDefinitions only")
 	f.BoolVar(&o.HA, "ha", false, "enable high-availability settings (values-ha.yaml)")
+	f.BoolVar(&o.CNIEnabled, "linkerd-cni-enabled", false, "switch the injector to the linkerd-cni plugin (Helm's cniEnabled); without it the installed value is kept")
 	f.StringArrayVar(&o.Sets, "set", nil, "Helm value override key=value (repeatable)")
 	f.StringArrayVarP(&o.ValueFiles, "values", "f", nil, "Helm values file (repeatable; --set wins over it)")
 	f.StringArrayVar(&o.SetStrings, "set-string", nil, "Helm value override key=value kept a string (repeatable)")

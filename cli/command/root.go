@@ -38,7 +38,7 @@ func Root(out, errOut io.Writer) *cobra.Command {
 	root.PersistentFlags().StringVar(&g.context, "context", "", "kubeconfig context")
 	root.PersistentFlags().StringVar(&g.as, "as", "", "username to impersonate for Kubernetes operations")
 	root.PersistentFlags().StringArrayVar(&g.asGroups, "as-group", nil, "group to impersonate for Kubernetes operations (repeatable)")
-	root.AddCommand(installCmd(g), versionCmd(g), checkCmd(g), injectCmd(g), uninjectCmd(), uninstallCmd(g), upgradeCmd(g), pruneCmd(g), profileCmd(), diagnosticsCmd(g), identityCmd(g), vizCmd(g), authzCmd(g))
+	root.AddCommand(installCmd(g), installCNICmd(), versionCmd(g), checkCmd(g), injectCmd(g), uninjectCmd(), uninstallCmd(g), upgradeCmd(g), pruneCmd(g), profileCmd(), diagnosticsCmd(g), identityCmd(g), vizCmd(g), authzCmd(g))
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &UsageError{Err: err} })
 	// cobra adds its completion command only when the tree runs: add it now so that it too
 	// refuses unknown subcommands.
@@ -158,6 +158,7 @@ func installCmd(g *globals) *cobra.Command {
 	f := c.Flags()
 	f.BoolVar(&o.CRDs, "crds", false, "output the CustomResourceDefinitions only")
 	f.BoolVar(&o.HA, "ha", false, "enable high-availability settings (values-ha.yaml)")
+	f.BoolVar(&o.CNIEnabled, "linkerd-cni-enabled", false, "the linkerd-cni plugin (linkerd install-cni) sets up pods' redirection: inject no linkerd-init, which needs NET_ADMIN and NET_RAW, but the network validator (Helm's cniEnabled)")
 	f.StringArrayVar(&o.Sets, "set", nil, "Helm value override key=value (repeatable)")
 	f.StringArrayVarP(&o.ValueFiles, "values", "f", nil, "Helm values file (repeatable; --set wins over it)")
 	f.StringArrayVar(&o.SetStrings, "set-string", nil, "Helm value override key=value kept a string (repeatable)")

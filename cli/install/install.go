@@ -31,6 +31,9 @@ type Options struct {
 	// ValueFiles are Helm values files (-f/--values), merged in order under the --set
 	// expressions, a later file winning over an earlier one.
 	ValueFiles []string
+	// CNIEnabled sets cniEnabled: the linkerd-cni plugin, not linkerd-init, installs the
+	// pods' redirect rules.
+	CNIEnabled bool
 	// Sets are Helm --set expressions (key=value[,key=value]), applied in order, last wins.
 	Sets []string
 	// SetStrings (--set-string) are like Sets with every value kept a string; SetFiles
@@ -83,7 +86,7 @@ func Values(o Options, notes io.Writer) (map[string]any, error) {
 }
 
 // Overrides sets linkerdVersion to o.Version (when set), applies values-ha.yaml (when o.HA)
-// over base and then o's --set expressions over it, returning the merged values. base may be
+// over base, sets cniEnabled (when o.CNIEnabled) and then o's --set expressions over it, returning the merged values. base may be
 // modified.
 func Overrides(base map[string]any, o Options) (map[string]any, error) {
 	if o.Version != "" {
@@ -106,6 +109,9 @@ func Overrides(base map[string]any, o Options) (map[string]any, error) {
 			return nil, fmt.Errorf("--values %s: %w", f, err)
 		}
 		base = chartutil.CoalesceTables(file, base)
+	}
+	if o.CNIEnabled {
+		base["cniEnabled"] = true
 	}
 	for _, s := range o.Sets {
 		if err := strvals.ParseInto(s, base); err != nil {

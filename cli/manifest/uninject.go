@@ -3,16 +3,19 @@ package manifest
 import (
 	"strings"
 
+	"github.com/l5d-go/l5d/pkg/proxyconf"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 )
 
 // Names of what injection adds to a pod.
 var (
-	injectedContainers = map[string]bool{"linkerd-proxy": true, "linkerd-init": true, "linkerd-debug": true}
-	injectedVolumes    = map[string]bool{"linkerd-proxy-init-xtables-lock": true, "linkerd-identity-end-entity": true, "linkerd-identity-token": true}
-	injectedAnnots     = map[string]bool{"linkerd.io/created-by": true, "linkerd.io/proxy-version": true, "linkerd.io/trust-root-sha256": true, "linkerd.io/identity-mode": true, "linkerd.io/inject": true}
-	injectedLabels     = map[string]bool{"linkerd.io/control-plane-ns": true, "linkerd.io/workload-ns": true}
+	injectedContainers = map[string]bool{
+		proxyconf.ProxyContainer: true, proxyconf.InitContainer: true, proxyconf.NetworkValidatorContainer: true, "linkerd-debug": true,
+	}
+	injectedVolumes = map[string]bool{"linkerd-proxy-init-xtables-lock": true, "linkerd-identity-end-entity": true, "linkerd-identity-token": true}
+	injectedAnnots  = map[string]bool{"linkerd.io/created-by": true, "linkerd.io/proxy-version": true, "linkerd.io/trust-root-sha256": true, "linkerd.io/identity-mode": true, "linkerd.io/inject": true}
+	injectedLabels  = map[string]bool{"linkerd.io/control-plane-ns": true, "linkerd.io/workload-ns": true}
 )
 
 // Uninject removes the proxy, linkerd-init, their volumes and the injection annotations and

@@ -7,7 +7,7 @@ import "github.com/l5d-go/l5d/pkg/proxyconf"
 const (
 	// AnnotationInject turns injection on or off for a namespace, workload or pod: enabled,
 	// ingress or disabled. The most specific level wins.
-	AnnotationInject = "linkerd.io/inject"
+	AnnotationInject = proxyconf.AnnInject
 
 	// AnnotationCreatedBy records the injector (or CLI) and version that injected a pod.
 	AnnotationCreatedBy = "linkerd.io/created-by"
@@ -74,8 +74,9 @@ const (
 
 // Container, volume and port names of the injected parts.
 const (
-	ProxyContainerName      = "linkerd-proxy"
-	InitContainerName       = "linkerd-init"
+	ProxyContainerName      = proxyconf.ProxyContainer
+	InitContainerName       = proxyconf.InitContainer
+	ValidatorContainerName  = proxyconf.NetworkValidatorContainer
 	DebugContainerName      = "linkerd-debug"
 	VolumeXtablesLock       = "linkerd-proxy-init-xtables-lock"
 	VolumeIdentityEndEntity = "linkerd-identity-end-entity"

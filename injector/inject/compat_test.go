@@ -188,3 +188,55 @@ func TestProxyResourcesDefaults(t *testing.T) {
 		t.Error("injection changed the shared Values")
 	}
 }
+
+// TestCNIModeInjectsTheValidator checks that with Values.CNIEnabled (Helm's cniEnabled)
+// pods get the linkerd-network-validator init container, without any capability and not as
+// the proxy's user, instead of linkerd-init, for classic and native sidecars alike.
+func TestCNIModeInjectsTheValidator(t *testing.T) {
+	for _, native := range []bool{false, true} {
+		v := testValues(t)
+		v.CNIEnabled = true
+		v.NativeSidecar = native
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{AnnotationInject: "enabled"}}, Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app"}}}}
+		out, _, err := v.InjectPod(Namespace{Name: "n"}, Owner{}, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		inits := out.Spec.InitContainers
+		if len(inits) == 0 || inits[0].Name != ValidatorContainerName {
+			t.Fatalf("native %v: first init container is not %s: %+v", native, ValidatorContainerName, inits)
+		}
+		val := inits[0]
+		proxyImage := ""
+		for _, c := range append(append([]corev1.Container{}, out.Spec.InitContainers...), out.Spec.Containers...) {
+			if c.Name == ProxyContainerName {
+				proxyImage = c.Image
+			}
+		}
+		if val.Command[0] != validatorBinary || val.Image != proxyImage {
+			t.Errorf("native %v: validator command %q image %q", native, val.Command, val.Image)
+		}
+		sc := val.SecurityContext
+		if sc.Capabilities == nil || len(sc.Capabilities.Add) != 0 || *sc.RunAsUser == v.ProxyUID {
+			t.Errorf("native %v: validator security context %+v", native, sc)
+		}
+		if args := strings.Join(val.Args, " "); !strings.Contains(args, "--listen-addr 0.0.0.0:4140") {
+			t.Errorf("native %v: validator args %q do not listen on the proxy's outbound port", native, args)
+		}
+		for _, list := range [][]corev1.Container{out.Spec.InitContainers, out.Spec.Containers} {
+			for _, c := range list {
+				if c.Name == InitContainerName {
+					t.Errorf("native %v: linkerd-init injected in CNI mode", native)
+				}
+				if c.SecurityContext != nil && c.SecurityContext.Capabilities != nil && len(c.SecurityContext.Capabilities.Add) > 0 {
+					t.Errorf("native %v: container %s adds capabilities %v", native, c.Name, c.SecurityContext.Capabilities.Add)
+				}
+			}
+		}
+		for _, vol := range out.Spec.Volumes {
+			if vol.Name == VolumeXtablesLock {
+				t.Errorf("native %v: linkerd-init's xtables lock volume injected in CNI mode", native)
+			}
+		}
+	}
+}

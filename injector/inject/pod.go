@@ -113,8 +113,10 @@ func (v *Values) InjectPodSpec(ns Namespace, owner Owner, mode Mode, meta *metav
 	}
 	mode420 := int32(volumeDefaultMode)
 	expiry := int64(tokenExpiry)
+	if !v.CNIEnabled { // linkerd-init's lock directory
+		spec.Volumes = append(spec.Volumes, corev1.Volume{Name: VolumeXtablesLock, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}})
+	}
 	spec.Volumes = append(spec.Volumes,
-		corev1.Volume{Name: VolumeXtablesLock, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
 		corev1.Volume{Name: VolumeIdentityEndEntity, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory}}},
 		corev1.Volume{Name: VolumeIdentityToken, VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{
 			DefaultMode: &mode420,
@@ -354,7 +356,14 @@ func (v *Values) proxyContainer(c *proxyConfig, mode Mode, inbound []int) corev1
 	}
 }
 
+// validatorBinary is the network validator's path in the proxy image.
+const validatorBinary = "/usr/lib/linkerd/linkerd-network-validator"
+
+// initContainer is linkerd-init, or in CNI mode the network validator.
 func (v *Values) initContainer(c *proxyConfig) corev1.Container {
+	if v.CNIEnabled {
+		return v.validatorContainer(c)
+	}
 	inIgnore := fmt.Sprintf("%d,%d", c.controlPort, c.adminPort)
 	if c.skipInbound != "" {
 		inIgnore += "," + c.skipInbound
@@ -400,5 +409,37 @@ func (v *Values) initContainer(c *proxyConfig) corev1.Container {
 		SecurityContext:          sc,
 		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
 		VolumeMounts:             []corev1.VolumeMount{{Name: VolumeXtablesLock, MountPath: "/run"}},
+	}
+}
+
+// validatorContainer checks, before the proxy starts, that the linkerd-cni plugin
+// redirects the pod's traffic (it listens on the proxy's outbound port), and fails the pod
+// with a message naming linkerd-cni when it does not. It runs as an ordinary user with no
+// capability: the proxy's user would be exempt from redirection.
+func (v *Values) validatorContainer(c *proxyConfig) corev1.Container {
+	no, yes := false, true
+	nobody := int64(65534)
+	return corev1.Container{
+		Name:            ValidatorContainerName,
+		Image:           c.proxyImage,
+		ImagePullPolicy: c.pullPolicy,
+		Command:         []string{validatorBinary},
+		Args: []string{
+			"--log-format", "plain",
+			"--log-level", "debug",
+			"--listen-addr", fmt.Sprintf("0.0.0.0:%d", ProxyOutboundPort),
+			"--timeout", "10s",
+		},
+		Resources: *v.InitResources.DeepCopy(),
+		SecurityContext: &corev1.SecurityContext{
+			AllowPrivilegeEscalation: &no,
+			Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+			Privileged:               &no,
+			ReadOnlyRootFilesystem:   &yes,
+			RunAsNonRoot:             &yes,
+			RunAsUser:                &nobody,
+			RunAsGroup:               &nobody,
+		},
+		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
 	}
 }

@@ -72,6 +72,11 @@ type Values struct {
 	// IptablesMode is the iptables backend linkerd-init uses (--iptables-mode): "legacy" or
 	// "nft" (Helm's proxyInit.iptablesMode). Nodes whose kernel has only nf_tables need "nft".
 	IptablesMode string
+	// CNIEnabled says the linkerd-cni plugin installs the redirect rules (Helm's
+	// cniEnabled, linkerd install --linkerd-cni-enabled): pods get the
+	// linkerd-network-validator init container, which needs no capability, instead of
+	// linkerd-init.
+	CNIEnabled bool
 }
 
 // Linkerd's default values.

@@ -123,10 +123,56 @@ func (in *Installer) apply(ctx context.Context) error {
 	}
 	for _, p := range plans {
 		if err := in.verify(ctx, p); err != nil {
-			return errors.Join(err, in.rollback(ctx, plans))
+			return errors.Join(fmt.Errorf("after installing: %w", err), in.rollback(ctx, plans))
 		}
 	}
 	return nil
+}
+
+// Remove takes proxy-init's chains and jumps out of every backend's nat table, leaving
+// other rules alone; a table without them is left as it is, so removing is idempotent.
+// Config is not used. Each family is removed in one iptables-restore transaction; an
+// error names the family and the command that failed.
+func (in *Installer) Remove(ctx context.Context) error {
+	if len(in.Backends) == 0 {
+		return errors.New("no iptables backend to configure")
+	}
+	return netns.Do(in.NetNS, func() error {
+		var errs []error
+		for _, b := range in.Backends {
+			st, err := in.read(ctx, b)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			input := RemoveInput(st)
+			if input == nil {
+				continue
+			}
+			if err := in.restore(ctx, b, input, false); err != nil {
+				errs = append(errs, fmt.Errorf("%s: removing the rules with %s: %w", b.Family, b.Restore, err))
+				continue
+			}
+			in.log().Info("removed the proxy-init rules", "family", b.Family.String())
+		}
+		return errors.Join(errs...)
+	})
+}
+
+// Check reports whether every backend's nat table holds the rules Config gives and both
+// jumps: nil when it does, otherwise an error naming the family and what is missing.
+func (in *Installer) Check(ctx context.Context) error {
+	if err := in.check(); err != nil {
+		return err
+	}
+	return netns.Do(in.NetNS, func() error {
+		for _, b := range in.Backends {
+			if err := in.verify(ctx, Plan{Backend: b, Rules: in.Config.Rules(b.Family)}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // plan reads backend b's current state and renders the restore input.
@@ -194,12 +240,12 @@ func (in *Installer) verify(ctx context.Context, p Plan) error {
 	}
 	for _, chain := range []string{RedirectChain, OutputChain} {
 		if got := len(after.Chains[chain]); got != want[chain] {
-			return fmt.Errorf("%s: after installing, %s holds %d rules instead of %d", p.Backend.Family, chain, got, want[chain])
+			return fmt.Errorf("%s: %s holds %d rules instead of %d", p.Backend.Family, chain, got, want[chain])
 		}
 	}
 	for from := range jumpFrom {
 		if !after.Jumps[from] {
-			return fmt.Errorf("%s: after installing, %s does not jump to %s", p.Backend.Family, from, jumpFrom[from])
+			return fmt.Errorf("%s: %s does not jump to %s", p.Backend.Family, from, jumpFrom[from])
 		}
 	}
 	return nil

@@ -2,81 +2,20 @@ package iptables_test
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
+	"github.com/l5d-go/l5d/proxy-init/internal/redirecttest"
 	"github.com/l5d-go/l5d/proxy-init/iptables"
 	"github.com/l5d-go/l5d/proxy-init/ports"
-	"github.com/l5d-go/l5d/proxy/origdst"
 	"github.com/l5d-go/l5d/test/netns"
 )
-
-// serveTagged accepts on ln and answers each connection with "tag original-destination".
-func serveTagged(t *testing.T, ln net.Listener, tag string) {
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			dst, err := origdst.Lookup(c.(*net.TCPConn))
-			if err != nil {
-				fmt.Fprintf(c, "%s error:%v", tag, err)
-			} else {
-				fmt.Fprintf(c, "%s %s", tag, dst)
-			}
-			c.Close()
-		}
-	}()
-}
-
-func listen(t *testing.T, p *netns.Pod, addr, tag string) {
-	t.Helper()
-	ln, err := p.Listen("tcp", addr)
-	if err != nil {
-		t.Fatalf("listen %s in %s: %v", addr, p.PodName, err)
-	}
-	serveTagged(t, ln, tag)
-}
-
-// landing dials dst from pod p (as uid when uid >= 0) and returns where it landed.
-func landing(t *testing.T, p *netns.Pod, uid int, dst netip.AddrPort) string {
-	t.Helper()
-	var got string
-	dial := func() error {
-		d := net.Dialer{Timeout: 5 * time.Second}
-		c, err := d.DialContext(context.Background(), "tcp", dst.String())
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		c.SetDeadline(time.Now().Add(5 * time.Second))
-		b, err := io.ReadAll(c)
-		got = string(b)
-		return err
-	}
-	var err error
-	if uid >= 0 {
-		err = p.DoAs(uint32(uid), uint32(uid), dial)
-	} else {
-		err = p.Do(dial)
-	}
-	if err != nil {
-		t.Fatalf("dial %s from %s: %v", dst, p.PodName, err)
-	}
-	return got
-}
 
 // landingProcess dials dst from a process (bash) run in pod p as uid and returns where it
 // landed.
@@ -91,28 +30,6 @@ func landingProcess(t *testing.T, p *netns.Pod, uid uint32, dst netip.AddrPort) 
 		t.Fatalf("dial %s from a process in %s as uid %d: %v: %s", dst, p.PodName, uid, err, errb.String())
 	}
 	return out.String()
-}
-
-func save(t *testing.T, p *netns.Pod, bin string) string {
-	t.Helper()
-	var out bytes.Buffer
-	cmd := exec.Command(bin, "-t", "nat")
-	cmd.Stdout = &out
-	if err := p.Run(cmd); err != nil {
-		t.Fatalf("%s: %v", bin, err)
-	}
-	// Counters and the header's timestamp change between runs.
-	var lines []string
-	for _, l := range strings.Split(out.String(), "\n") {
-		if strings.HasPrefix(l, "#") {
-			continue
-		}
-		if i := strings.Index(l, " ["); strings.HasPrefix(l, ":") && i > 0 {
-			l = l[:i]
-		}
-		lines = append(lines, l)
-	}
-	return strings.Join(lines, "\n")
 }
 
 // The installers of these tests wait for the xtables lock (Wait): iptables-legacy takes a
@@ -132,7 +49,7 @@ func TestRedirectionInNamespaces(t *testing.T) {
 			cfg.OutboundPortsToIgnore, _ = ports.Parse("9000")
 			cfg.SubnetsToIgnore = []netip.Prefix{netip.PrefixFrom(c.IPv4, 32), netip.PrefixFrom(c.IPv6, 128)}
 			saveAll := func(p *netns.Pod) string {
-				return save(t, p, "iptables-"+mode+"-save") + save(t, p, "ip6tables-"+mode+"-save")
+				return redirecttest.Save(t, p, "iptables-"+mode+"-save") + redirecttest.Save(t, p, "ip6tables-"+mode+"-save")
 			}
 			for _, p := range []*netns.Pod{a, b} {
 				in := &iptables.Installer{Wait: true, Config: cfg, Backends: backends, NetNS: p.Path()}
@@ -169,12 +86,12 @@ func TestRedirectionInNamespaces(t *testing.T) {
 				}
 			}
 			for _, p := range []*netns.Pod{a, b} {
-				listen(t, p, ":4140", "outbound")
-				listen(t, p, ":4143", "inbound")
-				listen(t, p, ":8080", "app")
-				listen(t, p, ":9000", "ignored")
+				redirecttest.Listen(t, p, ":4140", "outbound")
+				redirecttest.Listen(t, p, ":4143", "inbound")
+				redirecttest.Listen(t, p, ":8080", "app")
+				redirecttest.Listen(t, p, ":9000", "ignored")
 			}
-			listen(t, c, ":8080", "c-app")
+			redirecttest.Listen(t, c, ":8080", "c-app")
 			for _, fam := range []struct {
 				name string
 				addr func(*netns.Pod) netip.Addr
@@ -203,7 +120,7 @@ func TestRedirectionInNamespaces(t *testing.T) {
 					if tc.process {
 						got = landingProcess(t, a, uint32(tc.uid), tc.dst)
 					} else {
-						got = landing(t, a, tc.uid, tc.dst)
+						got = redirecttest.Landing(t, a, tc.uid, tc.dst)
 					}
 					if !strings.HasPrefix(got, tc.want) {
 						t.Errorf("%s %s: landed on %q, want %q", fam.name, tc.what, got, tc.want)
@@ -261,7 +178,7 @@ func TestMissingBinaryChangesNothing(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "ip6tables-nosuch") || !strings.Contains(err.Error(), "not found") {
 		t.Fatalf("err = %v, want one naming the missing binary", err)
 	}
-	if saved := save(t, a, "iptables-legacy-save") + save(t, a, "iptables-nft-save"); strings.Contains(saved, "PROXY_INIT") {
+	if saved := redirecttest.Save(t, a, "iptables-legacy-save") + redirecttest.Save(t, a, "iptables-nft-save"); strings.Contains(saved, "PROXY_INIT") {
 		t.Fatalf("rules were installed despite the error:\n%s", saved)
 	}
 }
@@ -292,7 +209,7 @@ exit 1
 	if err := earlier.Apply(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	before := save(t, a, "iptables-legacy-save")
+	before := redirecttest.Save(t, a, "iptables-legacy-save")
 	cfg := iptables.DefaultConfig()
 	cfg.OutboundPortsToIgnore, _ = ports.Parse("25,587")
 	in := &iptables.Installer{Wait: true, Config: cfg, NetNS: a.Path(), Backends: append(legacy,
@@ -303,10 +220,10 @@ exit 1
 		!strings.Contains(err.Error(), "kernel lacks this iptables backend") {
 		t.Fatalf("err = %v, want a CommandError naming the missing backend", err)
 	}
-	if after := save(t, a, "iptables-legacy-save"); after != before {
+	if after := redirecttest.Save(t, a, "iptables-legacy-save"); after != before {
 		t.Fatalf("IPv4 rules not put back after IPv6 failed:\nbefore:\n%s\nafter:\n%s", before, after)
 	}
-	if saved := save(t, a, "ip6tables-legacy-save"); strings.Contains(saved, "PROXY_INIT") {
+	if saved := redirecttest.Save(t, a, "ip6tables-legacy-save"); strings.Contains(saved, "PROXY_INIT") {
 		t.Fatalf("IPv6 rules half installed:\n%s", saved)
 	}
 }

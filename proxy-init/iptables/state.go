@@ -15,6 +15,9 @@ type State struct {
 	// Jumps maps a built-in chain (PREROUTING, OUTPUT) to whether it already jumps to its
 	// proxy-init chain, with or without proxy-init's comment.
 	Jumps map[string]bool
+	// JumpLines maps a built-in chain to its rules that jump to its proxy-init chain, as
+	// iptables-save lines, so that they can be deleted exactly as they were written.
+	JumpLines map[string][]string
 	// OtherBackend is set when iptables-save warned that tables of the other backend
 	// (legacy or nft) exist too: rules there still apply to packets, and are not replaced.
 	OtherBackend string
@@ -25,7 +28,7 @@ var jumpFrom = map[string]string{"PREROUTING": RedirectChain, "OUTPUT": OutputCh
 
 // ParseSave reads the output of `iptables-save -t nat` (or ip6tables-save).
 func ParseSave(out []byte) (State, error) {
-	st := State{Chains: map[string][]string{}, Jumps: map[string]bool{}}
+	st := State{Chains: map[string][]string{}, Jumps: map[string]bool{}, JumpLines: map[string][]string{}}
 	sc := bufio.NewScanner(bytes.NewReader(out))
 	sc.Buffer(make([]byte, 64*1024), 16*1024*1024)
 	inNat, sawNat := false, false
@@ -61,6 +64,7 @@ func ParseSave(out []byte) (State, error) {
 			}
 			if to, ok := jumpFrom[chain]; ok && len(f) >= 4 && f[len(f)-2] == "-j" && f[len(f)-1] == to {
 				st.Jumps[chain] = true
+				st.JumpLines[chain] = append(st.JumpLines[chain], line)
 			}
 		default:
 			return State{}, fmt.Errorf("unexpected iptables-save line %q", line)
@@ -146,6 +150,40 @@ func RollbackInput(before State) []byte {
 	}
 	for _, chain := range []string{RedirectChain, OutputChain} {
 		if _, existed := before.Chains[chain]; !existed {
+			fmt.Fprintf(&b, "-X %s\n", chain)
+		}
+	}
+	b.WriteString("COMMIT\n")
+	return []byte(b.String())
+}
+
+// Installed reports whether the table holds anything of proxy-init's: a chain or a jump.
+func (st State) Installed() bool { return len(st.Chains) > 0 || len(st.JumpLines) > 0 }
+
+// RemoveInput renders the input for `iptables-restore --noflush` that takes everything of
+// proxy-init's out of a table in state st: every jump to a proxy-init chain is deleted as
+// iptables-save printed it, and the chains that exist are emptied and deleted. Chains and
+// rules of other programs are left alone. It returns nil when st holds nothing of
+// proxy-init's, so that removing twice is not an error.
+func RemoveInput(st State) []byte {
+	if !st.Installed() {
+		return nil
+	}
+	var b strings.Builder
+	b.WriteString("*nat\n")
+	for _, chain := range []string{RedirectChain, OutputChain} {
+		if _, ok := st.Chains[chain]; ok {
+			fmt.Fprintf(&b, ":%s - [0:0]\n", chain)
+		}
+	}
+	for _, from := range []string{"PREROUTING", "OUTPUT"} {
+		for _, line := range st.JumpLines[from] {
+			b.WriteString("-D" + strings.TrimPrefix(line, "-A"))
+			b.WriteByte('\n')
+		}
+	}
+	for _, chain := range []string{RedirectChain, OutputChain} {
+		if _, ok := st.Chains[chain]; ok {
 			fmt.Fprintf(&b, "-X %s\n", chain)
 		}
 	}

@@ -62,6 +62,64 @@ type Options struct {
 	// Logger receives the cluster's own log (relay, egress proxy, node agent); nil means
 	// slog.Default().
 	Logger *slog.Logger
+	// CNIPlugins, when set, is a directory holding the standard bridge, host-local and
+	// loopback CNI plugins (tools/cni-plugins/build.sh): the node agents then set up pods'
+	// networks with the node's CNI configuration (see CNIConfDir and CNIBinDir), whose
+	// primary network is the bridge plugin on the node's bridge, as a container runtime
+	// does, so that chained plugins such as linkerd-cni run for real.
+	CNIPlugins string
+}
+
+// CNI directories under the run directory, used when Options.CNIPlugins is set.
+const (
+	cniConfSubdir = "cni/net.d"
+	cniBinSubdir  = "cni/bin"
+)
+
+// CNIConfDir is the nodes' CNI configuration directory (/etc/cni/net.d on a node); ""
+// unless Options.CNIPlugins is set.
+func (c *Cluster) CNIConfDir() string {
+	if c.opts.CNIPlugins == "" {
+		return ""
+	}
+	return filepath.Join(c.opts.RunDir, cniConfSubdir)
+}
+
+// CNIBinDir is the nodes' CNI binary directory (/opt/cni/bin on a node), holding copies of
+// the standard plugins; "" unless Options.CNIPlugins is set.
+func (c *Cluster) CNIBinDir() string {
+	if c.opts.CNIPlugins == "" {
+		return ""
+	}
+	return filepath.Join(c.opts.RunDir, cniBinSubdir)
+}
+
+// setUpCNI makes the CNI directories: the standard plugins copied into the binary
+// directory (which installers such as linkerd-cni's write to) and the primary network.
+func setUpCNI(opts Options) (*node.CNI, error) {
+	if opts.CNIPlugins == "" {
+		return nil, nil
+	}
+	conf, bin := filepath.Join(opts.RunDir, cniConfSubdir), filepath.Join(opts.RunDir, cniBinSubdir)
+	for _, d := range []string{conf, bin} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, fmt.Errorf("localcluster: CNI directory: %w", err)
+		}
+	}
+	for _, p := range []string{"bridge", "host-local", "loopback"} {
+		b, err := os.ReadFile(filepath.Join(opts.CNIPlugins, p))
+		if err != nil {
+			return nil, fmt.Errorf("localcluster: the %s CNI plugin (build it with tools/cni-plugins/build.sh): %w", p, err)
+		}
+		if err := os.WriteFile(filepath.Join(bin, p), b, 0o755); err != nil {
+			return nil, fmt.Errorf("localcluster: installing the %s CNI plugin: %w", p, err)
+		}
+	}
+	network := node.BridgeNetwork(filepath.Join(opts.RunDir, "cni", "ipam"))
+	if err := os.WriteFile(filepath.Join(conf, "10-"+node.BridgeNetworkName+".conflist"), []byte(network), 0o644); err != nil {
+		return nil, fmt.Errorf("localcluster: writing the CNI network: %w", err)
+	}
+	return &node.CNI{ConfDir: conf, BinDirs: []string{bin}, CacheDir: filepath.Join(opts.RunDir, "cni", "cache")}, nil
 }
 
 // Cluster is a running local cluster: a control plane on host loopback and one node whose
@@ -90,6 +148,7 @@ type Cluster struct {
 	failed      chan struct{} // closed by fail
 	failErr     error
 	kubeProxyLg string
+	cni         *node.CNI // nil: test/netns's own pod networks
 }
 
 // maxUnixSocketPath is the longest path a Unix socket address can hold.
@@ -131,9 +190,14 @@ func Up(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	if err := os.MkdirAll(filepath.Join(runDir, "logs"), 0o755); err != nil {
 		return nil, fmt.Errorf("localcluster: creating the run directory: %w", err)
 	}
+	cni, err := setUpCNI(opts)
+	if err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	c := &Cluster{
 		opts:       opts,
+		cni:        cni,
 		log:        opts.Logger,
 		cancel:     cancel,
 		kubeconfig: filepath.Join(runDir, "kubeconfig"),
@@ -276,6 +340,7 @@ func (c *Cluster) startNode(ctx context.Context, name string) {
 		ClusterDomain: ClusterDomain,
 		RunDir:        c.opts.RunDir,
 		Logger:        c.log.With("component", "node", "node", name),
+		CNI:           c.cni,
 	}
 	c.background.Add(1)
 	go func() {

@@ -136,16 +136,10 @@ func (n *Network) Pod(tb testing.TB, name string) *Pod {
 // the first pod, then .3 and ::3 and so on) and default routes via the bridge. name is
 // lower-case letters, digits and dashes, unique within the Network.
 func (n *Network) AddPod(name string) (*Pod, error) {
-	if !podName.MatchString(name) {
-		return nil, fmt.Errorf("netns: pod name %q: want 1-32 lower-case letters, digits or inner dashes", name)
-	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.closed {
-		return nil, errors.New("netns: network is closed")
-	}
-	if _, dup := n.pods[name]; dup {
-		return nil, fmt.Errorf("netns: pod %q already exists", name)
+	if err := n.checkNewPod(name); err != nil {
+		return nil, err
 	}
 	host := n.next
 	if host >= 1<<16-1 {
@@ -178,6 +172,40 @@ func (n *Network) AddPod(name string) (*Pod, error) {
 	n.pods[name] = p
 	n.order = append(n.order, p)
 	return p, nil
+}
+
+// AddBarePod adds a pod as a container runtime creates a sandbox for its CNI plugins: a
+// namespace with only lo, down, and no address; the caller (the plugins) connects it and
+// fills in IPv4, IPv6 and Interface. Like AddPod's, its processes are killed and its
+// namespace deleted by RemovePod and Close. name is as for AddPod.
+func (n *Network) AddBarePod(name string) (*Pod, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if err := n.checkNewPod(name); err != nil {
+		return nil, err
+	}
+	ns, err := createNamespace(Prefix + n.id + "-" + name)
+	if err != nil {
+		return nil, err
+	}
+	p := &Pod{Namespace: ns, PodName: name}
+	n.pods[name] = p
+	n.order = append(n.order, p)
+	return p, nil
+}
+
+// checkNewPod says why a pod named name cannot be added, or nil; n.mu is held.
+func (n *Network) checkNewPod(name string) error {
+	if !podName.MatchString(name) {
+		return fmt.Errorf("netns: pod name %q: want 1-32 lower-case letters, digits or inner dashes", name)
+	}
+	if n.closed {
+		return errors.New("netns: network is closed")
+	}
+	if _, dup := n.pods[name]; dup {
+		return fmt.Errorf("netns: pod %q already exists", name)
+	}
+	return nil
 }
 
 // hostAddrs returns the addresses of host number h (2 and up): 10.244.x.y and

@@ -52,6 +52,9 @@ type Config struct {
 	RunDir string
 	// Logger receives the agent's own log; nil means slog.Default().
 	Logger *slog.Logger
+	// CNI, when set, makes the agent set up pods' networks with the node's CNI
+	// configuration (see CNI) instead of Network.AddPod.
+	CNI *CNI
 }
 
 // NodeIP is the node's InternalIP and every pod's hostIP: the bridge's address.
@@ -82,6 +85,7 @@ type agent struct {
 	cfg      Config
 	log      *slog.Logger
 	services corelisters.ServiceLister
+	cni      *cniRuntime // nil: test/netns's own veth
 
 	mu      sync.Mutex
 	workers map[types.UID]*podWorker
@@ -118,6 +122,9 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("node: making the run directory: %w", err)
 	}
 	a := &agent{cfg: cfg, log: cfg.Logger.With("node", cfg.NodeName), workers: map[types.UID]*podWorker{}, ran: map[types.UID]bool{}, watches: map[watchKey]*objWatch{}}
+	if cfg.CNI != nil {
+		a.cni = newCNIRuntime(cfg.CNI, cfg.Network.Node)
+	}
 	if err := a.registerNode(ctx); err != nil {
 		return err
 	}

@@ -46,6 +46,13 @@ var testClusterDNS = netip.MustParseAddr("10.96.0.10")
 // startNode builds testapp, starts an agent for a node of its own and makes a namespace.
 func startNode(t *testing.T) *testNode {
 	t.Helper()
+	return startNodeWith(t, nil)
+}
+
+// startNodeWith is startNode with the agent's CNI configuration made by cni (nil: none)
+// from the run directory.
+func startNodeWith(t *testing.T, cni func(t *testing.T, runDir string) *node.CNI) *testNode {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("node: needs root for network and mount namespaces")
 	}
@@ -74,6 +81,10 @@ func startNode(t *testing.T) *testNode {
 		base = base[:40]
 	}
 	name := fmt.Sprintf("node-%s-%d", strings.Trim(base, "-"), time.Now().UnixNano()%100000)
+	var cniCfg *node.CNI
+	if cni != nil {
+		cniCfg = cni(t, runDir)
+	}
 	tn := &testNode{c: c, client: c.Client(), net: n, name: name, runDir: runDir}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -96,6 +107,7 @@ func startNode(t *testing.T) *testNode {
 			ClusterDNS: testClusterDNS,
 			RunDir:     runDir,
 			Logger:     logger,
+			CNI:        cniCfg,
 		})
 	}()
 	t.Cleanup(func() {

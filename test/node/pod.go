@@ -199,21 +199,25 @@ func (w *podWorker) prepare(ctx context.Context) bool {
 		return false
 	}
 	w.resolvConf = resolv
-	p, err := w.a.cfg.Network.AddPod(w.name)
-	if err != nil {
-		w.log.Error("making the pod's network namespace", "error", err)
+	p, ok := w.addNetwork(ctx)
+	if !ok {
 		return false
 	}
 	w.mu.Lock()
 	if w.stopping {
 		w.mu.Unlock()
-		if err := w.a.cfg.Network.RemovePod(w.name); err != nil {
+		if err := w.removeNetwork(p); err != nil {
 			w.log.Warn("removing the pod's network namespace", "error", err)
 		}
 		return false
 	}
 	w.net = p
-	w.ips = []netip.Addr{p.IPv4, p.IPv6}
+	w.ips = nil
+	for _, a := range []netip.Addr{p.IPv4, p.IPv6} {
+		if a.IsValid() {
+			w.ips = append(w.ips, a)
+		}
+	}
 	w.mu.Unlock()
 	w.markDirty()
 	for delay := 500 * time.Millisecond; ; delay = min(delay*2, 10*time.Second) {
@@ -380,7 +384,10 @@ func (w *podWorker) teardown() {
 	w.stopGroup(regular, deadline)
 	w.stopGroup(sidecars, deadline)
 	if hasNet {
-		if err := w.a.cfg.Network.RemovePod(w.name); err != nil {
+		w.mu.Lock()
+		p := w.net
+		w.mu.Unlock()
+		if err := w.removeNetwork(p); err != nil {
 			w.log.Warn("removing the pod's network namespace", "error", err)
 		}
 	}

@@ -93,6 +93,7 @@ func parseFlags(args []string) (inject.Values, *options, error) {
 	fs.DurationVar(&d.InboundConnectTimeout, "proxy-inbound-connect-timeout", d.InboundConnectTimeout, "default inbound connect timeout of proxies")
 	fs.DurationVar(&d.OutboundConnectTimeout, "proxy-outbound-connect-timeout", d.OutboundConnectTimeout, "default outbound connect timeout of proxies")
 	fs.StringVar(&d.IptablesMode, "iptables-mode", d.IptablesMode, "iptables backend linkerd-init uses: legacy or nft")
+	fs.BoolVar(&d.CNIEnabled, "cni-enabled", d.CNIEnabled, "the linkerd-cni plugin installs the redirect rules: inject the linkerd-network-validator init container instead of linkerd-init")
 	fs.Func("proxy-resources", `default requests and limits of the proxy container as JSON ({"requests":{"cpu":"100m"},"limits":{"memory":"250Mi"}}); annotations override each`, func(s string) error {
 		return json.Unmarshal([]byte(s), &d.ProxyResources)
 	})
