@@ -1,6 +1,6 @@
-// Package deploy embeds the l5d Helm charts (linkerd-crds and linkerd-control-plane) and
-// renders them with Helm's template engine, the way `linkerd install` and `linkerd upgrade`
-// do. The CRD chart's templates are the files of deploy/crds, embedded as they are, so the
+// Package deploy embeds the l5d Helm charts (linkerd-crds, linkerd-control-plane and the
+// viz extension's linkerd-viz) and renders them with Helm's template engine, the way
+// `linkerd install`, `linkerd upgrade` and `linkerd viz install` do. The CRD chart's templates are the files of deploy/crds, embedded as they are, so the
 // chart and the CRDs the other components test against never drift apart.
 package deploy
 
@@ -24,6 +24,7 @@ import (
 const (
 	CRDsChart         = "linkerd-crds"
 	ControlPlaneChart = "linkerd-control-plane"
+	VizChart          = "linkerd-viz"
 )
 
 //go:embed all:charts
@@ -32,7 +33,7 @@ var chartFiles embed.FS
 //go:embed crds/*.yaml
 var crdFiles embed.FS
 
-// Chart loads one of the embedded charts by name (CRDsChart or ControlPlaneChart).
+// Chart loads one of the embedded charts by name (CRDsChart, ControlPlaneChart or VizChart).
 func Chart(name string) (*chart.Chart, error) {
 	root := path.Join("charts", name)
 	var files []*loader.BufferedFile
@@ -51,7 +52,7 @@ func Chart(name string) (*chart.Chart, error) {
 		return nil, fmt.Errorf("chart %q: %w", name, err)
 	}
 	if len(files) == 0 {
-		return nil, fmt.Errorf("no embedded chart named %q (have %s, %s)", name, CRDsChart, ControlPlaneChart)
+		return nil, fmt.Errorf("no embedded chart named %q (have %s, %s, %s)", name, CRDsChart, ControlPlaneChart, VizChart)
 	}
 	if name == CRDsChart {
 		crds, err := fs.Glob(crdFiles, "crds/*.yaml")
@@ -88,7 +89,8 @@ func HAValues() (map[string]any, error) {
 
 // Options say how to render a chart.
 type Options struct {
-	// Namespace is the release namespace, the control plane's namespace (default "linkerd").
+	// Namespace is the release namespace (default "linkerd"): the control plane's, or the
+	// extension's for VizChart (linkerd-viz).
 	Namespace string
 	// Values override the chart's values.yaml (merged deeply; Values win).
 	Values map[string]any
