@@ -89,9 +89,16 @@ func Run(ctx context.Context, kube kubernetes.Interface, dyn dynamic.Interface, 
 			groups = append(groups, r.dataPlane)
 		}
 	}
+	return runGroups(ctx, groups)
+}
+
+// runGroups runs the checks of each group in order. A group is built only when the
+// previous groups have run, so that it can use what they found; a failed fatal check ends
+// the run.
+func runGroups(ctx context.Context, groups []func() group) Report {
 	rep := Report{Success: true}
 	for _, build := range groups {
-		g := build() // built after the previous groups ran: later groups use what they found
+		g := build()
 		cat := Category{Name: g.name}
 		stop := false
 		for _, c := range g.checks {
@@ -480,8 +487,8 @@ func (r *runner) controlPlaneVersion() group {
 	}}
 }
 
-// meshed reports whether pod has a linkerd-proxy container (classic or native sidecar).
-func meshed(p *corev1.Pod) bool {
+// Meshed reports whether pod has a linkerd-proxy container (classic or native sidecar).
+func Meshed(p *corev1.Pod) bool {
 	for _, cs := range [][]corev1.Container{p.Spec.Containers, p.Spec.InitContainers} {
 		for _, c := range cs {
 			if c.Name == "linkerd-proxy" {
@@ -514,7 +521,7 @@ func (r *runner) dataPlane() group {
 			}
 			pods = pods[:0]
 			for _, p := range l.Items {
-				if meshed(&p) {
+				if Meshed(&p) {
 					pods = append(pods, p)
 				}
 			}

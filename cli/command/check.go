@@ -39,29 +39,8 @@ func checkCmd(g *globals) *cobra.Command {
 			}
 			ctx, cancel := context.WithTimeout(contextOf(c), wait+30*time.Second)
 			defer cancel()
-			deadline := time.Now().Add(wait)
-			rep := check.Run(ctx, kube, dyn, o)
-			for !rep.Success && time.Now().Before(deadline) {
-				select {
-				case <-ctx.Done():
-				case <-time.After(2 * time.Second):
-				}
-				if ctx.Err() != nil {
-					break
-				}
-				rep = check.Run(ctx, kube, dyn, o)
-			}
-			if output == "json" {
-				if err := check.WriteJSON(c.OutOrStdout(), rep); err != nil {
-					return err
-				}
-			} else {
-				check.WriteTable(c.OutOrStdout(), rep)
-			}
-			if !rep.Success {
-				return errChecksFailed
-			}
-			return nil
+			rep := retryChecks(ctx, wait, func() check.Report { return check.Run(ctx, kube, dyn, o) })
+			return writeReport(c, output, rep)
 		},
 	}
 	f := c.Flags()
@@ -71,4 +50,35 @@ func checkCmd(g *globals) *cobra.Command {
 	f.StringVarP(&output, "output", "o", "table", "output format: table or json")
 	f.DurationVar(&wait, "wait", 0, "retry failing checks for up to this long")
 	return c
+}
+
+// retryChecks runs the checks until they pass or wait is over (or ctx ends), every 2s, and
+// returns the last report.
+func retryChecks(ctx context.Context, wait time.Duration, run func() check.Report) check.Report {
+	deadline := time.Now().Add(wait)
+	rep := run()
+	for !rep.Success && time.Now().Before(deadline) {
+		select {
+		case <-ctx.Done():
+			return rep
+		case <-time.After(2 * time.Second):
+		}
+		rep = run()
+	}
+	return rep
+}
+
+// writeReport prints rep as a table or JSON and returns errChecksFailed when a check failed.
+func writeReport(c *cobra.Command, output string, rep check.Report) error {
+	if output == "json" {
+		if err := check.WriteJSON(c.OutOrStdout(), rep); err != nil {
+			return err
+		}
+	} else {
+		check.WriteTable(c.OutOrStdout(), rep)
+	}
+	if !rep.Success {
+		return errChecksFailed
+	}
+	return nil
 }

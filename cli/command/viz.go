@@ -19,6 +19,7 @@ func vizCmd(g *globals) *cobra.Command {
 			"the Kubernetes API server (pods/proxy) and computes the figures itself.",
 	}
 	v.AddCommand(statCmd(g))
+	v.AddCommand(vizInstallCmd(g), vizUninstallCmd(g), vizCheckCmd(g), vizListCmd(g), vizAllowScrapesCmd(g), vizPruneCmd(g))
 	return v
 }
 

@@ -11,7 +11,6 @@ import (
 	"github.com/l5d-go/l5d/deploy"
 	"github.com/l5d-go/l5d/pkg/certs"
 	"helm.sh/helm/v3/pkg/chartutil"
-	"helm.sh/helm/v3/pkg/strvals"
 )
 
 // Lifetime of the trust anchor and issuer `linkerd install` generates.
@@ -83,12 +82,7 @@ func Overrides(base map[string]any, o Options) (map[string]any, error) {
 		}
 		base = chartutil.CoalesceTables(ha, base)
 	}
-	for _, s := range o.Sets {
-		if err := strvals.ParseInto(s, base); err != nil {
-			return nil, fmt.Errorf("--set %q: %w", s, err)
-		}
-	}
-	return base, nil
+	return ValueOptions{Sets: o.Sets}.MergeInto(base)
 }
 
 // identityMaterial reads or generates the anchors PEM and the issuer certificate and key.

@@ -1,0 +1,135 @@
+package vizext
+
+import (
+	"fmt"
+	"io"
+	"text/template"
+
+	"k8s.io/apimachinery/pkg/util/validation"
+)
+
+// ScrapeOptions say whose proxies' metrics to admit.
+type ScrapeOptions struct {
+	// Namespace holds the meshed pods Prometheus must scrape.
+	Namespace string
+	// VizNamespace is the extension's namespace (Prometheus' ServiceAccount and the kubelet
+	// NetworkAuthentication live there).
+	VizNamespace string
+	// CreatedBy is the linkerd.io/created-by annotation (e.g. "linkerd/cli v1.2.3").
+	CreatedBy string
+}
+
+// allowScrapes is the policy of `linkerd viz allow-scrapes`, as Linkerd's: a Server for
+// every pod's proxy admin port (linkerd-admin, 4191) in the namespace, HTTP routes for its
+// /metrics and its probes, and authorizations for Prometheus' ServiceAccount (the metrics)
+// and the kubelet's networks (the probes). Under a deny default policy these are what lets
+// Prometheus and the kubelet keep reaching the proxies.
+var allowScrapes = template.Must(template.New("allow-scrapes").Parse(`---
+apiVersion: policy.linkerd.io/v1beta1
+kind: Server
+metadata:
+  name: proxy-admin
+  namespace: {{.Namespace}}
+  annotations:
+    linkerd.io/created-by: {{.CreatedBy}}
+  labels:
+    linkerd.io/extension: viz
+spec:
+  podSelector:
+    matchLabels: {}
+  port: linkerd-admin
+  proxyProtocol: HTTP/1
+---
+apiVersion: policy.linkerd.io/v1beta3
+kind: HTTPRoute
+metadata:
+  name: proxy-metrics
+  namespace: {{.Namespace}}
+  annotations:
+    linkerd.io/created-by: {{.CreatedBy}}
+  labels:
+    linkerd.io/extension: viz
+spec:
+  parentRefs:
+  - name: proxy-admin
+    kind: Server
+    group: policy.linkerd.io
+  rules:
+  - matches:
+    - path:
+        value: /metrics
+---
+apiVersion: policy.linkerd.io/v1beta3
+kind: HTTPRoute
+metadata:
+  name: proxy-probes
+  namespace: {{.Namespace}}
+  annotations:
+    linkerd.io/created-by: {{.CreatedBy}}
+  labels:
+    linkerd.io/extension: viz
+spec:
+  parentRefs:
+  - name: proxy-admin
+    kind: Server
+    group: policy.linkerd.io
+  rules:
+  - matches:
+    - path:
+        value: /live
+    - path:
+        value: /ready
+---
+apiVersion: policy.linkerd.io/v1alpha1
+kind: AuthorizationPolicy
+metadata:
+  name: prometheus-scrape
+  namespace: {{.Namespace}}
+  annotations:
+    linkerd.io/created-by: {{.CreatedBy}}
+  labels:
+    linkerd.io/extension: viz
+spec:
+  targetRef:
+    group: policy.linkerd.io
+    kind: HTTPRoute
+    name: proxy-metrics
+  requiredAuthenticationRefs:
+  - kind: ServiceAccount
+    name: prometheus
+    namespace: {{.VizNamespace}}
+---
+apiVersion: policy.linkerd.io/v1alpha1
+kind: AuthorizationPolicy
+metadata:
+  name: proxy-probes
+  namespace: {{.Namespace}}
+  annotations:
+    linkerd.io/created-by: {{.CreatedBy}}
+  labels:
+    linkerd.io/extension: viz
+spec:
+  targetRef:
+    group: policy.linkerd.io
+    kind: HTTPRoute
+    name: proxy-probes
+  requiredAuthenticationRefs:
+  - group: policy.linkerd.io
+    kind: NetworkAuthentication
+    name: kubelet
+    namespace: {{.VizNamespace}}
+`))
+
+// WriteAllowScrapes writes the policy admitting Prometheus' scrapes (and the kubelet's
+// probes) of every proxy in o.Namespace. An invalid namespace name is an error naming it.
+func WriteAllowScrapes(w io.Writer, o ScrapeOptions) error {
+	for _, n := range []struct{ flag, v string }{{"--namespace", o.Namespace}, {"viz namespace", o.VizNamespace}} {
+		if n.v == "" {
+			return fmt.Errorf("%s is required", n.flag)
+		}
+		if errs := validation.IsDNS1123Label(n.v); len(errs) > 0 {
+			return fmt.Errorf("%s %q is not a namespace name: %s", n.flag, n.v, errs[0])
+		}
+	}
+	return allowScrapes.Execute(w, o)
+}
