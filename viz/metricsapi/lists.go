@@ -1,0 +1,57 @@
+package metricsapi
+
+import (
+	"context"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/l5d-go/l5d/viz/api"
+	"github.com/l5d-go/l5d/viz/metricsapi/cluster"
+)
+
+// ListPods answers a ListPodsRequest: the cached pods of the selected namespace (every
+// namespace without one), narrowed by its label selector, with whether each is meshed
+// (Added) and its proxy ready, and the workload that owns it.
+func (s *Server) ListPods(_ context.Context, req *api.ListPodsRequest) (*api.ListPodsResponse, error) {
+	ns, selector := "", ""
+	if req.Selector != nil {
+		ns, selector = req.Selector.Resource.Namespace, req.Selector.LabelSelector
+	}
+	pods, err := s.Cache.AllPods(ns, selector)
+	if err != nil {
+		return nil, badRequest("%v", err)
+	}
+	rsp := &api.ListPodsResponse{Pods: []api.PodInfo{}}
+	for _, p := range pods {
+		kind, name := s.Cache.Owner(p)
+		info := api.PodInfo{
+			Name: p.Namespace + "/" + p.Name, PodIP: p.Status.PodIP, Status: string(p.Status.Phase),
+			Added: cluster.Meshed(p), ControllerNamespace: p.Labels["linkerd.io/control-plane-ns"],
+			ResourceVersion: p.ResourceVersion, ServiceAccount: p.Spec.ServiceAccountName,
+		}
+		if kind != api.Pod {
+			info.OwnerKind, info.OwnerName = kind, name
+		}
+		for _, cs := range append(append([]corev1.ContainerStatus{}, p.Status.ContainerStatuses...), p.Status.InitContainerStatuses...) {
+			if cs.Name == cluster.ProxyContainer {
+				info.ProxyReady = cs.Ready
+			}
+		}
+		rsp.Pods = append(rsp.Pods, info)
+	}
+	return rsp, nil
+}
+
+// ListServices answers a ListServicesRequest: the services of a namespace (every
+// namespace without one).
+func (s *Server) ListServices(_ context.Context, req *api.ListServicesRequest) (*api.ListServicesResponse, error) {
+	svcs, err := s.Cache.Services(req.Namespace)
+	if err != nil {
+		return nil, err
+	}
+	rsp := &api.ListServicesResponse{Services: []api.ServiceInfo{}}
+	for _, svc := range svcs {
+		rsp.Services = append(rsp.Services, api.ServiceInfo{Name: svc.Name, Namespace: svc.Namespace})
+	}
+	return rsp, nil
+}

@@ -1,0 +1,256 @@
+package metricsapi
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/prometheus/common/model"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/l5d-go/l5d/viz/api"
+	"github.com/l5d-go/l5d/viz/metricsapi/promql"
+)
+
+// TopRoutes answers a TopRoutesRequest with a table per selected resource: a row per
+// ServiceProfile route (declared routes even without traffic, and [DEFAULT] for
+// requests that matched none) of each authority.
+//
+// Without ToResource the authorities are the services selecting the resource's pods and
+// the figures those of the requests its pods served: the inbound route series of its
+// proxies or, where the proxies export none, the route series of every client's
+// requests to those services. With ToResource (a service, or a workload whose services
+// are taken) the figures are those of the resource's own requests to it, with the
+// actual counts (every attempt, retries included) beside the effective ones.
+func (s *Server) TopRoutes(ctx context.Context, req *api.TopRoutesRequest) (*api.TopRoutesResponse, error) {
+	sel := req.Selector.Resource
+	if err := validResource("selector", &sel, false); err != nil {
+		return nil, err
+	}
+	if sel.Type == api.Authority {
+		return nil, badRequest("routes of authorities are not supported: use a service or workload")
+	}
+	if req.ToResource != nil {
+		if err := validResource("to resource", req.ToResource, false); err != nil {
+			return nil, err
+		}
+		if req.ToResource.Type == api.Authority || req.ToResource.Type == api.Namespace {
+			return nil, badRequest("--to must name a service or workload, not a %s", req.ToResource.Type)
+		}
+	}
+	window := req.TimeWindow
+	if window == "" {
+		window = api.DefaultTimeWindow
+	}
+	if _, err := api.ParseWindow(window); err != nil {
+		return nil, badRequest("%v", err)
+	}
+	objs, err := s.Cache.List(sel, req.Selector.LabelSelector)
+	if err != nil {
+		return nil, badRequest("%v", err)
+	}
+	ok := &api.TopRoutesOk{}
+	for _, o := range objs {
+		t, err := s.routeTable(ctx, o.Resource, req.ToResource, window)
+		if err != nil {
+			return nil, err
+		}
+		ok.Routes = append(ok.Routes, t)
+	}
+	return &api.TopRoutesResponse{Ok: ok}, nil
+}
+
+// routeKey is one route of one authority (without port).
+type routeKey struct{ route, authority string }
+
+func (s *Server) routeTable(ctx context.Context, r api.Resource, to *api.Resource, window string) (api.RouteTable, error) {
+	table := api.RouteTable{Resource: r.Type + "/" + r.Name, Rows: []api.RouteRow{}}
+	svcOf := r
+	if to != nil {
+		svcOf = *to
+		if svcOf.Namespace == "" {
+			svcOf.Namespace = r.Namespace
+		}
+	}
+	svcs, err := s.Cache.ServicesOf(svcOf)
+	if err != nil {
+		return table, badRequest("%v", err)
+	}
+	var authorities []string
+	for _, svc := range svcs {
+		authorities = append(authorities, fmt.Sprintf("%s.%s.svc.%s", svc.Name, svc.Namespace, s.clusterDomain()))
+	}
+	if len(authorities) == 0 {
+		return table, nil
+	}
+	dst := model.LabelValue(authorityRegexp(authorities))
+	var effective, actual model.LabelSet
+	if to == nil {
+		effective = model.LabelSet{promql.LabelDirection: "inbound", promql.LabelNamespace: model.LabelValue(r.Namespace)}
+		if r.Type != api.Namespace {
+			kl, err := promql.KindLabel(r.Type)
+			if err != nil {
+				return table, badRequest("%v", err)
+			}
+			effective[kl] = model.LabelValue(r.Name)
+		}
+	} else {
+		effective = model.LabelSet{promql.LabelDirection: "outbound", promql.LabelNamespace: model.LabelValue(r.Namespace)}
+		if r.Type != api.Namespace {
+			kl, err := promql.KindLabel(r.Type)
+			if err != nil {
+				return table, badRequest("%v", err)
+			}
+			effective[kl] = model.LabelValue(r.Name)
+		}
+		actual = effective
+	}
+	stats, err := s.routeStats(ctx, effective, dst, actual != nil, window)
+	if err != nil {
+		return table, err
+	}
+	if to == nil && len(stats) == 0 {
+		// No inbound route series: count what every client sent to the services.
+		if stats, err = s.routeStats(ctx, model.LabelSet{promql.LabelDirection: "outbound"}, dst, false, window); err != nil {
+			return table, err
+		}
+	}
+	keys := map[routeKey]bool{}
+	for _, a := range authorities {
+		names, err := s.Cache.ProfileRoutes(svcOfNamespace(a), a)
+		if err != nil {
+			return table, err
+		}
+		for _, n := range names {
+			keys[routeKey{n, a}] = true
+		}
+		keys[routeKey{api.DefaultRoute, a}] = true
+	}
+	for k := range stats {
+		keys[k] = true
+	}
+	sorted := make([]routeKey, 0, len(keys))
+	for k := range keys {
+		sorted = append(sorted, k)
+	}
+	slices.SortFunc(sorted, func(a, b routeKey) int {
+		if c := strings.Compare(a.authority, b.authority); c != 0 {
+			return c
+		}
+		// [DEFAULT] last, as Linkerd prints it.
+		if (a.route == api.DefaultRoute) != (b.route == api.DefaultRoute) {
+			if a.route == api.DefaultRoute {
+				return 1
+			}
+			return -1
+		}
+		return strings.Compare(a.route, b.route)
+	})
+	for _, k := range sorted {
+		table.Rows = append(table.Rows, api.RouteRow{Route: k.route, Authority: k.authority, Stats: stats[k], TimeWindow: window})
+	}
+	return table, nil
+}
+
+// svcOfNamespace is the namespace of a "name.ns.svc.domain" authority.
+func svcOfNamespace(authority string) string {
+	parts := strings.SplitN(authority, ".", 3)
+	if len(parts) < 2 {
+		return ""
+	}
+	return parts[1]
+}
+
+// authorityRegexp matches the dst label of requests to any of the authorities, with or
+// without a port.
+func authorityRegexp(authorities []string) string {
+	quoted := make([]string, len(authorities))
+	for i, a := range authorities {
+		quoted[i] = regexp.QuoteMeta(a)
+	}
+	return "(" + strings.Join(quoted, "|") + ")(:\\d+)?"
+}
+
+// routeStats queries the route series matching match and dst=~dstRe, keyed by route and
+// authority; with actual, the route_actual_* counts too.
+func (s *Server) routeStats(ctx context.Context, match model.LabelSet, dstRe model.LabelValue, actual bool, window string) (map[routeKey]*api.BasicStats, error) {
+	sel := match.String()
+	sel = sel[:len(sel)-1]
+	if len(match) > 0 {
+		sel += ", "
+	}
+	sel += fmt.Sprintf("%s=~%q}", promql.LabelRouteDst, string(dstRe))
+	var (
+		eff, act  model.Vector
+		latencies = make([]model.Vector, len(promql.Quantiles))
+	)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() (err error) {
+		eff, err = s.vector(gctx, promql.RouteResponses("route_response_total", sel, window))
+		return
+	})
+	if actual {
+		g.Go(func() (err error) {
+			act, err = s.vector(gctx, promql.RouteResponses("route_actual_response_total", sel, window))
+			return
+		})
+	}
+	for i, q := range promql.Quantiles {
+		g.Go(func() (err error) {
+			latencies[i], err = s.vector(gctx, promql.RouteLatencyQuantile(q, sel, window))
+			return
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	stats := map[routeKey]*api.BasicStats{}
+	get := func(m model.Metric, create bool) *api.BasicStats {
+		route := string(m[promql.LabelRoute])
+		if route == "" {
+			route = api.DefaultRoute
+		}
+		authority, _, _ := strings.Cut(string(m[promql.LabelRouteDst]), ":")
+		k := routeKey{route, authority}
+		if stats[k] == nil && create {
+			stats[k] = &api.BasicStats{}
+		}
+		return stats[k]
+	}
+	for _, smp := range eff {
+		st := get(smp.Metric, true)
+		if smp.Metric[promql.LabelClassification] == "success" {
+			st.SuccessCount += count(smp.Value)
+		} else {
+			st.FailureCount += count(smp.Value)
+		}
+	}
+	for _, smp := range act {
+		st := get(smp.Metric, true)
+		if smp.Metric[promql.LabelClassification] == "success" {
+			st.ActualSuccessCount += count(smp.Value)
+		} else {
+			st.ActualFailureCount += count(smp.Value)
+		}
+	}
+	for i, vec := range latencies {
+		for _, smp := range vec {
+			st := get(smp.Metric, false)
+			if st == nil {
+				continue
+			}
+			ms := latencyMs(smp.Value)
+			switch i {
+			case 0:
+				st.LatencyMsP50 = ms
+			case 1:
+				st.LatencyMsP95 = ms
+			case 2:
+				st.LatencyMsP99 = ms
+			}
+		}
+	}
+	return stats, nil
+}
