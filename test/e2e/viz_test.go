@@ -3,11 +3,13 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/l5d-go/l5d/test/demo/traffic"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -17,8 +19,9 @@ const vizNS = "linkerd-viz"
 // -f -`, `linkerd viz check`), runs the demo application in a namespace of its own, and
 // checks that the extension's real Prometheus holds the demo proxies' metrics under
 // Linkerd's labels (asked through the API server's service proxy, as the CLI asks), that
-// `linkerd viz check --proxy` and `linkerd viz list` see the demo pods scraped, and that
-// `linkerd viz uninstall | kubectl delete -f -` leaves nothing of the extension behind.
+// `linkerd viz check --proxy` and `linkerd viz list` see the demo pods scraped, that viz
+// stat, edges and routes answer from metrics-api (vizQueries), and that `linkerd viz
+// uninstall | kubectl delete -f -` leaves nothing of the extension behind.
 func TestViz(t *testing.T) {
 	s := need(t)
 	const ns = "e2e-viz"
@@ -93,6 +96,8 @@ func TestViz(t *testing.T) {
 		}
 	}
 
+	s.vizQueries(t, ns)
+
 	// Uninstall removes everything install created.
 	un := s.MustRun(t, nil, s.Linkerd(), "viz", "uninstall")
 	s.MustRun(t, []byte(un), s.Kubectl(), "delete", "-f", "-")
@@ -148,4 +153,121 @@ func (s *Suite) PromQuery(q string) ([]map[string]string, error) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i]["pod"] < out[j]["pod"] })
 	return out, nil
+}
+
+// vizQueries checks the metrics-api's answers on the demo in namespace ns (ratings failing
+// 10% of its calls): after a minute of traffic, `viz stat deploy` shows every deployment
+// meshed and web's success rate within 5 points of the traffic generator's own count over
+// that minute; --from and --to narrow it to web's callees and callers; `viz edges` shows
+// web -> catalog and web -> ratings secured with both identities; and `viz routes` shows a
+// ServiceProfile's route with numbers.
+func (s *Suite) vizQueries(t *testing.T, ns string) {
+	s.Apply(t, fmt.Sprintf(`apiVersion: linkerd.io/v1alpha2
+kind: ServiceProfile
+metadata: {name: ratings.%[1]s.svc.cluster.local, namespace: %[1]s}
+spec:
+  routes:
+  - name: GetRating
+    condition: {method: POST, pathRegex: '%[2]s'}
+`, ns, regexp.QuoteMeta(getRatingPath)))
+	tr := s.podOf(t, ns, "traffic")
+	start := s.mustTrafficStats(t, ns, tr)
+	var end traffic.Stats
+	s.Eventually(t, 3*time.Minute, "a minute of demo traffic (600 requests)", func() string {
+		end = s.mustTrafficStats(t, ns, tr)
+		if n := end.Sent - start.Sent; n < 600 {
+			return fmt.Sprintf("%d requests so far", n)
+		}
+		return ""
+	})
+	d := statsDelta(start, end)
+	want := 1 - float64(d.Failed)/float64(d.Sent)
+
+	type statRow struct {
+		Name    string   `json:"name"`
+		Meshed  string   `json:"meshed"`
+		Success *float64 `json:"success"`
+		RPS     *float64 `json:"rps"`
+	}
+	stat := func(args ...string) map[string]statRow {
+		var rows []statRow
+		out := s.MustRun(t, nil, s.Linkerd(), append([]string{"viz", "stat", "deploy", "-n", ns, "-t", "1m", "-o", "json"}, args...)...)
+		if err := json.Unmarshal([]byte(out), &rows); err != nil {
+			t.Fatalf("viz stat %v -o json: %v\n%s", args, err, out)
+		}
+		m := map[string]statRow{}
+		for _, r := range rows {
+			if r.Success != nil {
+				m[r.Name] = r
+			}
+		}
+		return m
+	}
+	all := stat()
+	for _, dep := range []string{"web", "catalog", "ratings"} {
+		if r, ok := all[dep]; !ok || r.Meshed != "1/1" || r.RPS == nil || *r.RPS <= 0 {
+			t.Errorf("viz stat deploy/%s: %+v, want meshed 1/1 with traffic", dep, r)
+		}
+	}
+	if r := all["web"]; r.Success == nil || *r.Success < want-0.05 || *r.Success > want+0.05 {
+		t.Errorf("viz stat: web's success rate %v, the traffic generator counted %.3f (%d of %d failed)", r.Success, want, d.Failed, d.Sent)
+	}
+	if got := keys(stat("--from", "deploy/web")); got != "catalog ratings" {
+		t.Errorf("viz stat deploy --from deploy/web: deployments with traffic %q, want catalog and ratings", got)
+	}
+	if got := keys(stat("--to", "deploy/ratings")); got != "web" {
+		t.Errorf("viz stat deploy --to deploy/ratings: deployments with traffic %q, want web", got)
+	}
+
+	var edges []struct {
+		Src      string `json:"src"`
+		Dst      string `json:"dst"`
+		ClientID string `json:"client_id"`
+		ServerID string `json:"server_id"`
+	}
+	out := s.MustRun(t, nil, s.Linkerd(), "viz", "edges", "deploy", "-n", ns, "-o", "json")
+	if err := json.Unmarshal([]byte(out), &edges); err != nil {
+		t.Fatalf("viz edges -o json: %v\n%s", err, out)
+	}
+	for _, dst := range []string{"catalog", "ratings"} {
+		found := false
+		for _, e := range edges {
+			if e.Src == "web" && e.Dst == dst {
+				found = true
+				if e.ClientID != identity(ns, "web") || e.ServerID != identity(ns, dst) {
+					t.Errorf("edge web -> %s: client %q server %q, want both identities", dst, e.ClientID, e.ServerID)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("viz edges deploy -n %s has no web -> %s:\n%s", ns, dst, out)
+		}
+	}
+
+	s.Eventually(t, 2*time.Minute, "viz routes shows GetRating with numbers", func() string {
+		out, err := s.Run(nil, s.Linkerd(), "viz", "routes", "deploy/web", "-n", ns, "--to", "svc/ratings", "-o", "json")
+		if err != nil {
+			return err.Error()
+		}
+		var tables map[string][]struct {
+			Route string   `json:"route"`
+			RPS   *float64 `json:"rps"`
+		}
+		if err := json.Unmarshal([]byte(out), &tables); err != nil {
+			return fmt.Sprintf("%v: %s", err, out)
+		}
+		for _, rows := range tables {
+			for _, r := range rows {
+				if r.Route == "GetRating" && r.RPS != nil && *r.RPS > 0 {
+					return ""
+				}
+			}
+		}
+		return out
+	})
+}
+
+// keys returns a map's keys sorted and joined by spaces.
+func keys[V any](m map[string]V) string {
+	return strings.Join(sortedKeys(m), " ")
 }
