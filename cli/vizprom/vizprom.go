@@ -43,7 +43,12 @@ func New(cfg *rest.Config, ns string) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("prometheus client: %w", err)
 	}
-	base := strings.TrimSuffix(cfg.Host, "/") + ProxyPath(ns)
+	return NewForURL(strings.TrimSuffix(cfg.Host, "/")+ProxyPath(ns), hc)
+}
+
+// NewForURL returns a client for the Prometheus whose HTTP API root is base (e.g.
+// "http://127.0.0.1:9090"), reached with hc.
+func NewForURL(base string, hc *http.Client) (*Client, error) {
 	c, err := api.NewClient(api.Config{Address: base, Client: hc})
 	if err != nil {
 		return nil, fmt.Errorf("prometheus client for %s: %w", base, err)

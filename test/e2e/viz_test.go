@@ -41,6 +41,19 @@ func TestViz(t *testing.T) {
 	s.WaitPodsReady(t, 4*time.Minute, vizNS, "linkerd.io/extension=viz", 2, true)
 	s.MustRun(t, nil, s.Linkerd(), "viz", "check", "--wait", "3m")
 	pods := s.WaitPodsReady(t, 4*time.Minute, ns, "", 4, true)
+	// The minute of traffic vizQueries compares with starts now, once requests succeed,
+	// and runs while the scrapes are checked.
+	tr := s.podOf(t, ns, "traffic")
+	s.waitTrafficStatus(t, ns, tr, "200")
+	start := s.mustTrafficStats(t, ns, tr)
+	s.Apply(t, fmt.Sprintf(`apiVersion: linkerd.io/v1alpha2
+kind: ServiceProfile
+metadata: {name: ratings.%[1]s.svc.cluster.local, namespace: %[1]s}
+spec:
+  routes:
+  - name: GetRating
+    condition: {method: POST, pathRegex: '%[2]s'}
+`, ns, regexp.QuoteMeta(getRatingPath)))
 
 	// Every demo pod's proxy is scraped, with Linkerd viz's labels.
 	for _, p := range pods {
@@ -96,7 +109,7 @@ func TestViz(t *testing.T) {
 		}
 	}
 
-	s.vizQueries(t, ns)
+	s.vizQueries(t, ns, tr, start)
 
 	// Uninstall removes everything install created.
 	un := s.MustRun(t, nil, s.Linkerd(), "viz", "uninstall")
@@ -156,22 +169,13 @@ func (s *Suite) PromQuery(q string) ([]map[string]string, error) {
 }
 
 // vizQueries checks the metrics-api's answers on the demo in namespace ns (ratings failing
-// 10% of its calls): after a minute of traffic, `viz stat deploy` shows every deployment
+// 10% of its calls, a ServiceProfile naming its GetRating route): after a minute of
+// traffic since the generator tr counted start, `viz stat deploy` shows every deployment
 // meshed and web's success rate within 5 points of the traffic generator's own count over
 // that minute; --from and --to narrow it to web's callees and callers; `viz edges` shows
-// web -> catalog and web -> ratings secured with both identities; and `viz routes` shows a
-// ServiceProfile's route with numbers.
-func (s *Suite) vizQueries(t *testing.T, ns string) {
-	s.Apply(t, fmt.Sprintf(`apiVersion: linkerd.io/v1alpha2
-kind: ServiceProfile
-metadata: {name: ratings.%[1]s.svc.cluster.local, namespace: %[1]s}
-spec:
-  routes:
-  - name: GetRating
-    condition: {method: POST, pathRegex: '%[2]s'}
-`, ns, regexp.QuoteMeta(getRatingPath)))
-	tr := s.podOf(t, ns, "traffic")
-	start := s.mustTrafficStats(t, ns, tr)
+// web -> catalog and web -> ratings secured with both identities; and `viz routes` shows
+// the profile's route with numbers.
+func (s *Suite) vizQueries(t *testing.T, ns, tr string, start traffic.Stats) {
 	var end traffic.Stats
 	s.Eventually(t, 3*time.Minute, "a minute of demo traffic (600 requests)", func() string {
 		end = s.mustTrafficStats(t, ns, tr)
