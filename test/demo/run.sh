@@ -95,17 +95,23 @@ The mesh is running. In another shell:
   linkerd check --proxy -n l5d-demo
   linkerd viz check --proxy -n l5d-demo              # Prometheus scrapes every demo proxy
   linkerd viz list -n l5d-demo
-  linkerd viz stat deploy -n l5d-demo                # golden metrics, read from the proxies
+  linkerd viz stat deploy -n l5d-demo                # golden metrics from Prometheus (metrics-api)
+  linkerd viz edges deploy -n l5d-demo               # who calls whom, with mTLS identities
   linkerd diagnostics proxy-metrics -n l5d-demo deploy/web | grep ^request_total
   linkerd identity -n l5d-demo deploy/web | grep Subject:
   linkerd authz -n l5d-demo deploy/web
 Pod logs: $run_dir/pods/<namespace>_<pod>/logs/. Ctrl-C here stops and removes it all.
 EOF
 
-say "golden metrics per deployment, every $interval (Ctrl-C to stop)"
-if [ "$rounds" -gt 0 ]; then
-  for _ in $(seq "$rounds"); do l5d-demo-stat -kubeconfig "$KUBECONFIG" -namespace l5d-demo -interval "$interval" -once; done
-else
-  l5d-demo-stat -kubeconfig "$KUBECONFIG" -namespace l5d-demo -interval "$interval" &
-  wait $! || true
-fi
+say "golden metrics per deployment from linkerd viz stat (Prometheus, through metrics-api), every $interval (Ctrl-C to stop)"
+stat_rounds() {
+  local n=0
+  while [ "$rounds" -eq 0 ] || [ "$n" -lt "$rounds" ]; do
+    sleep "$interval"
+    printf '\n%s\n' "$(date -u +%T)"
+    linkerd viz stat deploy -n l5d-demo -t 1m || true
+    n=$((n + 1))
+  done
+}
+stat_rounds &
+wait $! || true
