@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 )
 
 // errChecksFailed is returned when a check fails; the output already says which.
@@ -17,39 +18,64 @@ var errChecksFailed = errors.New("linkerd check found problems")
 
 func checkCmd(g *globals) *cobra.Command {
 	var (
-		o      check.Options
-		output string
-		wait   time.Duration
+		o check.Options
+		f checkFlags
 	)
 	c := &cobra.Command{
 		Use:   "check",
 		Short: "Check the Linkerd installation for potential problems",
 		Args:  cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			if output != "table" && output != "json" {
-				return fmt.Errorf("--output must be table or json, not %q", output)
-			}
 			o.Namespace = g.namespace
 			o.CLIVersion = Version
-			var kube kubernetes.Interface
-			var dyn dynamic.Interface
-			if cfg, err := g.restConfig(); err == nil {
-				kube, _ = kubernetes.NewForConfig(cfg)
-				dyn, _ = dynamic.NewForConfig(cfg)
-			}
-			ctx, cancel := context.WithTimeout(contextOf(c), wait+30*time.Second)
-			defer cancel()
-			rep := retryChecks(ctx, wait, func() check.Report { return check.Run(ctx, kube, dyn, o) })
-			return writeReport(c, output, rep)
+			return f.run(c, g, func(ctx context.Context, k checkClients) check.Report {
+				return check.Run(ctx, k.kube, k.dyn, o)
+			})
 		},
 	}
-	f := c.Flags()
-	f.BoolVar(&o.Pre, "pre", false, "only run pre-installation checks")
-	f.BoolVar(&o.Proxy, "proxy", false, "also check the data plane (meshed pods of --namespace)")
-	f.StringVarP(&o.DataPlaneNamespace, "namespace", "n", "", "namespace of the data plane for --proxy (default: all namespaces)")
-	f.StringVarP(&output, "output", "o", "table", "output format: table or json")
-	f.DurationVar(&wait, "wait", 0, "retry failing checks for up to this long")
+	fs := c.Flags()
+	fs.BoolVar(&o.Pre, "pre", false, "only run pre-installation checks")
+	fs.BoolVar(&o.Proxy, "proxy", false, "also check the data plane (meshed pods of --namespace)")
+	fs.StringVarP(&o.DataPlaneNamespace, "namespace", "n", "", "namespace of the data plane for --proxy (default: all namespaces)")
+	f.register(c)
 	return c
+}
+
+// checkFlags are the flags every check command takes besides its own.
+type checkFlags struct {
+	output string
+	wait   time.Duration
+}
+
+func (f *checkFlags) register(c *cobra.Command) {
+	c.Flags().StringVarP(&f.output, "output", "o", "table", "output format: table or json")
+	c.Flags().DurationVar(&f.wait, "wait", 0, "retry failing checks for up to this long")
+}
+
+// checkClients reach the cluster for the checks: nil clients (and cfgErr) when the
+// kubeconfig cannot be loaded, which the first check reports.
+type checkClients struct {
+	cfg    *rest.Config
+	cfgErr error
+	kube   kubernetes.Interface
+	dyn    dynamic.Interface
+}
+
+// run validates the flags, runs checks until they pass or --wait is over and prints the
+// last report; a failed check is errChecksFailed.
+func (f *checkFlags) run(c *cobra.Command, g *globals, checks func(context.Context, checkClients) check.Report) error {
+	if f.output != "table" && f.output != "json" {
+		return fmt.Errorf("--output must be table or json, not %q", f.output)
+	}
+	var k checkClients
+	if k.cfg, k.cfgErr = g.restConfig(); k.cfgErr == nil {
+		k.kube, _ = kubernetes.NewForConfig(k.cfg)
+		k.dyn, _ = dynamic.NewForConfig(k.cfg)
+	}
+	ctx, cancel := context.WithTimeout(contextOf(c), f.wait+30*time.Second)
+	defer cancel()
+	rep := retryChecks(ctx, f.wait, func() check.Report { return checks(ctx, k) })
+	return writeReport(c, f.output, rep)
 }
 
 // retryChecks runs the checks until they pass or wait is over (or ctx ends), every 2s, and

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"sort"
 	"strings"
-	"time"
 
 	"github.com/l5d-go/l5d/cli/check"
 	"github.com/l5d-go/l5d/cli/install"
@@ -14,7 +13,6 @@ import (
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 )
 
@@ -152,44 +150,30 @@ func vizAllowScrapesCmd(g *globals) *cobra.Command {
 
 func vizCheckCmd(g *globals) *cobra.Command {
 	var (
-		o      check.VizOptions
-		output string
-		wait   time.Duration
+		o check.VizOptions
+		f checkFlags
 	)
 	c := &cobra.Command{
 		Use:   "check",
 		Short: "Check the linkerd-viz extension for potential problems",
 		Args:  cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			if output != "table" && output != "json" {
-				return fmt.Errorf("--output must be table or json, not %q", output)
-			}
 			o.Namespace = g.namespace
 			o.CLIVersion = Version
-			var kube kubernetes.Interface
-			var dyn dynamic.Interface
-			cfg, cfgErr := g.restConfig()
-			if cfgErr == nil {
-				kube, _ = kubernetes.NewForConfig(cfg)
-				dyn, _ = dynamic.NewForConfig(cfg)
-			}
-			o.Prometheus = func(ns string) (check.Prometheus, error) {
-				if cfgErr != nil {
-					return nil, cfgErr
+			return f.run(c, g, func(ctx context.Context, k checkClients) check.Report {
+				o.Prometheus = func(ns string) (check.Prometheus, error) {
+					if k.cfgErr != nil {
+						return nil, k.cfgErr
+					}
+					return vizprom.New(k.cfg, ns)
 				}
-				return vizprom.New(cfg, ns)
-			}
-			ctx, cancel := context.WithTimeout(contextOf(c), wait+30*time.Second)
-			defer cancel()
-			rep := retryChecks(ctx, wait, func() check.Report { return check.RunViz(ctx, kube, dyn, o) })
-			return writeReport(c, output, rep)
+				return check.RunViz(ctx, k.kube, k.dyn, o)
+			})
 		},
 	}
-	f := c.Flags()
-	f.BoolVar(&o.Proxy, "proxy", false, "also check the data plane (meshed pods of --namespace) as Prometheus sees it")
-	f.StringVarP(&o.DataPlaneNamespace, "namespace", "n", "", "namespace of the data plane for --proxy (default: all namespaces)")
-	f.StringVarP(&output, "output", "o", "table", "output format: table or json")
-	f.DurationVar(&wait, "wait", 0, "retry failing checks for up to this long")
+	c.Flags().BoolVar(&o.Proxy, "proxy", false, "also check the data plane (meshed pods of --namespace) as Prometheus sees it")
+	c.Flags().StringVarP(&o.DataPlaneNamespace, "namespace", "n", "", "namespace of the data plane for --proxy (default: all namespaces)")
+	f.register(c)
 	return c
 }
 

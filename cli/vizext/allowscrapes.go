@@ -24,16 +24,18 @@ type ScrapeOptions struct {
 // /metrics and its probes, and authorizations for Prometheus' ServiceAccount (the metrics)
 // and the kubelet's networks (the probes). Under a deny default policy these are what lets
 // Prometheus and the kubelet keep reaching the proxies.
-var allowScrapes = template.Must(template.New("allow-scrapes").Parse(`---
-apiVersion: policy.linkerd.io/v1beta1
-kind: Server
-metadata:
-  name: proxy-admin
+var allowScrapes = template.Must(template.New("allow-scrapes").Parse(`{{define "meta"}}
   namespace: {{.Namespace}}
   annotations:
     linkerd.io/created-by: {{.CreatedBy}}
   labels:
     linkerd.io/extension: viz
+{{- end}}---
+apiVersion: policy.linkerd.io/v1beta1
+kind: Server
+metadata:
+  name: proxy-admin
+  {{- template "meta" .}}
 spec:
   podSelector:
     matchLabels: {}
@@ -44,11 +46,7 @@ apiVersion: policy.linkerd.io/v1beta3
 kind: HTTPRoute
 metadata:
   name: proxy-metrics
-  namespace: {{.Namespace}}
-  annotations:
-    linkerd.io/created-by: {{.CreatedBy}}
-  labels:
-    linkerd.io/extension: viz
+  {{- template "meta" .}}
 spec:
   parentRefs:
   - name: proxy-admin
@@ -63,11 +61,7 @@ apiVersion: policy.linkerd.io/v1beta3
 kind: HTTPRoute
 metadata:
   name: proxy-probes
-  namespace: {{.Namespace}}
-  annotations:
-    linkerd.io/created-by: {{.CreatedBy}}
-  labels:
-    linkerd.io/extension: viz
+  {{- template "meta" .}}
 spec:
   parentRefs:
   - name: proxy-admin
@@ -84,11 +78,7 @@ apiVersion: policy.linkerd.io/v1alpha1
 kind: AuthorizationPolicy
 metadata:
   name: prometheus-scrape
-  namespace: {{.Namespace}}
-  annotations:
-    linkerd.io/created-by: {{.CreatedBy}}
-  labels:
-    linkerd.io/extension: viz
+  {{- template "meta" .}}
 spec:
   targetRef:
     group: policy.linkerd.io
@@ -103,11 +93,7 @@ apiVersion: policy.linkerd.io/v1alpha1
 kind: AuthorizationPolicy
 metadata:
   name: proxy-probes
-  namespace: {{.Namespace}}
-  annotations:
-    linkerd.io/created-by: {{.CreatedBy}}
-  labels:
-    linkerd.io/extension: viz
+  {{- template "meta" .}}
 spec:
   targetRef:
     group: policy.linkerd.io
