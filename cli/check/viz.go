@@ -287,7 +287,9 @@ func (v *vizRunner) vizDataPlane() group {
 			return fmt.Errorf("prometheus may not be authorized to scrape the following pods (their default inbound policy is deny and no Server admits scrapes of %s):\n\t* %s\n    consider running: %s",
 				proxyAdminPortName, strings.Join(denied, "\n\t* "), strings.Join(advice, "; "))
 		}},
-		check{name: "data plane proxy metrics are present in Prometheus", hint: "l5d-data-plane-prom", run: func(ctx context.Context) error {
+		// The user's own Prometheus (prometheusUrl) is not reachable through the API
+		// server: the check can only warn that it did not look.
+		check{name: "data plane proxy metrics are present in Prometheus", hint: "l5d-data-plane-prom", warning: v.external != "", run: func(ctx context.Context) error {
 			if v.prom == nil {
 				return fmt.Errorf("the extension uses the Prometheus at %s, which the CLI does not query", v.external)
 			}
