@@ -303,3 +303,70 @@ func statViaAPI(c *cobra.Command, v *vizAPI, f *vizFlags, args []string, from, f
 	}
 	return viztable.WriteStat(c.OutOrStdout(), rsp.Ok, viztable.StatOptions{Format: f.output, AllNamespaces: f.allNamespaces, Prefix: r.Type == api.All})
 }
+
+// routeStatsCmd is stat-inbound or stat-outbound.
+func routeStatsCmd(g *globals, outbound bool) *cobra.Command {
+	var f vizFlags
+	use, short, long := "stat-inbound", "Display inbound traffic stats of a resource, per server and route",
+		"stat-inbound prints the HTTP traffic a resource's pods served over --time-window, per\n"+
+			"Server and route (Gateway API or policy HTTPRoutes and GRPCRoutes; [default] for the\n"+
+			"default policy and route):\n\n"+
+			"  NAME SERVER ROUTE TYPE SUCCESS RPS LATENCY_P50 LATENCY_P95 LATENCY_P99\n\n"+
+			"  linkerd viz stat-inbound deploy/web -n emojivoto"
+	if outbound {
+		use, short, long = "stat-outbound", "Display outbound traffic stats of a resource, per route and backend",
+			"stat-outbound prints the HTTP and gRPC traffic a resource's pods sent over --time-window,\n"+
+				"per service and route, with its timeouts and retries, and per backend below it:\n\n"+
+				"  NAME SERVICE ROUTE TYPE BACKEND SUCCESS RPS LATENCY_P50 LATENCY_P95 LATENCY_P99 TIMEOUTS RETRIES\n\n"+
+				"  linkerd viz stat-outbound deploy/web -n emojivoto"
+	}
+	c := &cobra.Command{
+		Use:   use + " (deploy|sts|ds|job|pod|ns|rc|cronjob)/NAME [-n NAMESPACE]",
+		Short: short,
+		Long:  long,
+		Args:  cobra.RangeArgs(1, 2),
+		RunE: func(c *cobra.Command, args []string) error {
+			if err := f.check(); err != nil {
+				return err
+			}
+			if f.output == viztable.Wide {
+				return fmt.Errorf("--output wide: %s prints table or json", use)
+			}
+			if f.allNamespaces || f.selector != "" {
+				return fmt.Errorf("%s takes one resource: --all-namespaces and --selector do not apply", use)
+			}
+			r, err := parseResourceArgs(args, f.namespace)
+			if err != nil {
+				return err
+			}
+			if r.Type == api.All || r.Type == api.Authority || r.Type == api.Service {
+				return fmt.Errorf("%s takes a workload, pod or namespace, not %q", use, args[0])
+			}
+			v, err := g.vizAPI(f.vizNS)
+			if err != nil {
+				return err
+			}
+			ctx := contextOf(c)
+			if err := v.need(ctx); err != nil {
+				return err
+			}
+			req := &api.RouteStatsRequest{Resource: r, TimeWindow: f.window}
+			if outbound {
+				rsp, err := v.client.StatOutbound(ctx, req)
+				if err != nil {
+					return v.explain(err)
+				}
+				return viztable.WriteStatOutbound(c.OutOrStdout(), rsp, f.output)
+			}
+			rsp, err := v.client.StatInbound(ctx, req)
+			if err != nil {
+				return v.explain(err)
+			}
+			return viztable.WriteStatInbound(c.OutOrStdout(), rsp, f.output)
+		},
+	}
+	f.register(c, api.DefaultTimeWindow)
+	c.Flags().Lookup("all-namespaces").Hidden = true
+	c.Flags().Lookup("selector").Hidden = true
+	return c
+}

@@ -4,6 +4,7 @@
 package viztable
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -32,8 +33,33 @@ func CheckFormat(f string) error {
 
 const padding = 3
 
-func newWriter(w io.Writer) *tabwriter.Writer {
-	return tabwriter.NewWriter(w, 0, 0, padding, ' ', tabwriter.AlignRight)
+// alignedTable is a table of right-aligned columns whose lines start at the left
+// margin: tabwriter pads every right-aligned cell on its left, the first one included,
+// and Flush drops that first padding.
+type alignedTable struct {
+	out io.Writer
+	buf bytes.Buffer
+	*tabwriter.Writer
+}
+
+func newWriter(w io.Writer) *alignedTable {
+	t := &alignedTable{out: w}
+	t.Writer = tabwriter.NewWriter(&t.buf, 0, 0, padding, ' ', tabwriter.AlignRight)
+	return t
+}
+
+// Flush writes the table.
+func (t *alignedTable) Flush() error {
+	if err := t.Writer.Flush(); err != nil {
+		return err
+	}
+	margin := strings.Repeat(" ", padding)
+	for line := range strings.SplitSeq(strings.TrimSuffix(t.buf.String(), "\n"), "\n") {
+		if _, err := fmt.Fprintln(t.out, strings.TrimPrefix(line, margin)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // row writes cells right-aligned; the first cells (the names) are left-aligned by

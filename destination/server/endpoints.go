@@ -163,8 +163,16 @@ func meshed(pod *corev1.Pod) bool {
 }
 
 // ownerLabels returns the workload labels Linkerd reports (deployment, statefulset...).
+// A job is reported as k8s_job, as Linkerd does: the proxy prefixes these labels with
+// dst_, and "job" is the label Prometheus gives every scrape target.
 func ownerLabels(pod *corev1.Pod) map[string]string {
 	out := map[string]string{}
+	defer func() {
+		if v, ok := out["job"]; ok {
+			delete(out, "job")
+			out["k8s_job"] = v
+		}
+	}()
 	for k, v := range pod.Labels {
 		if kind, ok := strings.CutPrefix(k, "linkerd.io/proxy-"); ok && kind != "version" {
 			out[kind] = v

@@ -67,6 +67,18 @@ func (c *Client) ListServices(ctx context.Context, req *ListServicesRequest) (*L
 	return &rsp, c.call(ctx, PathListServices, req, &rsp)
 }
 
+// StatInbound calls StatInbound.
+func (c *Client) StatInbound(ctx context.Context, req *RouteStatsRequest) (*StatInboundResponse, error) {
+	var rsp StatInboundResponse
+	return &rsp, c.call(ctx, PathStatInbound, req, &rsp)
+}
+
+// StatOutbound calls StatOutbound.
+func (c *Client) StatOutbound(ctx context.Context, req *RouteStatsRequest) (*StatOutboundResponse, error) {
+	var rsp StatOutboundResponse
+	return &rsp, c.call(ctx, PathStatOutbound, req, &rsp)
+}
+
 func (c *Client) call(ctx context.Context, path string, req, rsp any) error {
 	body, err := json.Marshal(req)
 	if err != nil {
@@ -93,6 +105,15 @@ func (c *Client) call(ctx context.Context, path string, req, rsp any) error {
 	}
 	if hrsp.StatusCode != http.StatusOK {
 		msg := strings.TrimSpace(string(data))
+		// The Kubernetes API server's service proxy answers its own failures (no such
+		// service, no endpoints) with a Status object: keep its message.
+		var status struct {
+			Kind    string `json:"kind"`
+			Message string `json:"message"`
+		}
+		if json.Unmarshal(data, &status) == nil && status.Kind == "Status" && status.Message != "" {
+			msg = "API server: " + status.Message
+		}
 		if len(msg) > 512 {
 			msg = msg[:512] + "..."
 		}

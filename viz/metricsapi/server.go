@@ -1,6 +1,7 @@
 // Package metricsapi is the viz metrics API server: it answers StatSummary, Edges,
-// TopRoutes, ListPods and ListServices (package api) from Prometheus, through the PromQL
-// of package promql, and from the cluster cache, over JSON HTTP on /api/v1/<Method>.
+// TopRoutes, ListPods and ListServices (package api), and l5d's StatInbound and
+// StatOutbound, from Prometheus (through the PromQL of package promql) and from the
+// cluster cache, over JSON HTTP on /api/v1/<Method>.
 package metricsapi
 
 import (
@@ -50,6 +51,8 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST "+api.PathTopRoutes, handle(s, s.TopRoutes))
 	mux.HandleFunc("POST "+api.PathListPods, handle(s, s.ListPods))
 	mux.HandleFunc("POST "+api.PathListServices, handle(s, s.ListServices))
+	mux.HandleFunc("POST "+api.PathStatInbound, handle(s, s.StatInbound))
+	mux.HandleFunc("POST "+api.PathStatOutbound, handle(s, s.StatOutbound))
 	return mux
 }
 

@@ -180,32 +180,61 @@ func by(names ...model.LabelNames) string {
 	return strings.Join(all, ", ")
 }
 
+// Increase sums the growth of a counter family matching match over window, by groupBy.
+func Increase(family string, match model.LabelSet, window string, groupBy ...model.LabelNames) string {
+	return fmt.Sprintf("sum(increase(%s%s[%s])) by (%s)", family, match, window, by(groupBy...))
+}
+
+// Quantile is the q-quantile (e.g. "0.95") of a histogram family's buckets ("..._bucket")
+// matching match over window, by groupBy, in the histogram's unit.
+func Quantile(q, bucketFamily string, match model.LabelSet, window string, groupBy ...model.LabelNames) string {
+	return fmt.Sprintf("histogram_quantile(%s, sum(irate(%s%s[%s])) by (%s))", q, bucketFamily, match, window,
+		by(append([]model.LabelNames{{"le"}}, groupBy...)...))
+}
+
+// Gauge sums a gauge family matching match by groupBy.
+func Gauge(family string, match model.LabelSet, groupBy ...model.LabelNames) string {
+	return fmt.Sprintf("sum(%s%s) by (%s)", family, match, by(groupBy...))
+}
+
 // Responses counts responses over window by the group, classification and tls.
 func Responses(s Selection, window string) string {
-	return fmt.Sprintf("sum(increase(response_total%s[%s])) by (%s)", s.Match, window,
-		by(s.GroupBy, model.LabelNames{LabelClassification, LabelTLS}))
+	return Increase("response_total", s.Match, window, s.GroupBy, model.LabelNames{LabelClassification, LabelTLS})
 }
 
 // LatencyQuantile is the q-quantile (e.g. "0.95") of response latency in milliseconds
 // over window by the group.
 func LatencyQuantile(q string, s Selection, window string) string {
-	return fmt.Sprintf("histogram_quantile(%s, sum(irate(response_latency_ms_bucket%s[%s])) by (%s))", q, s.Match, window,
-		by(model.LabelNames{"le"}, s.GroupBy))
+	return Quantile(q, "response_latency_ms_bucket", s.Match, window, s.GroupBy)
 }
 
 // TCPOpenConnections is the number of open connections by the group.
 func TCPOpenConnections(s Selection) string {
-	return fmt.Sprintf("sum(tcp_open_connections%s) by (%s)", s.Match, by(s.GroupBy))
+	return Gauge("tcp_open_connections", s.Match, s.GroupBy)
 }
 
 // TCPReadBytes and TCPWriteBytes are the bytes read and written over window by the group.
 func TCPReadBytes(s Selection, window string) string {
-	return fmt.Sprintf("sum(increase(tcp_read_bytes_total%s[%s])) by (%s)", s.Match, window, by(s.GroupBy))
+	return Increase("tcp_read_bytes_total", s.Match, window, s.GroupBy)
 }
 
 // TCPWriteBytes: see TCPReadBytes.
 func TCPWriteBytes(s Selection, window string) string {
-	return fmt.Sprintf("sum(increase(tcp_write_bytes_total%s[%s])) by (%s)", s.Match, window, by(s.GroupBy))
+	return Increase("tcp_write_bytes_total", s.Match, window, s.GroupBy)
+}
+
+// ResourceSelection selects the series scraped from r's pods, grouped by r's kind label
+// (by namespace for namespaces).
+func ResourceSelection(r api.Resource) (Selection, error) {
+	m, err := srcLabels(r)
+	if err != nil {
+		return Selection{}, err
+	}
+	g, err := srcGroupBy(r.Type)
+	if err != nil {
+		return Selection{}, err
+	}
+	return Selection{Match: m, GroupBy: g}, nil
 }
 
 // Quantiles are the latency quantiles a stat reports, as PromQL literals.
