@@ -129,6 +129,11 @@ func Render(name string, opts Options) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("render %s: %w", name, err)
 	}
+	for f := range rendered {
+		if strings.HasSuffix(f, "/NOTES.txt") { // what helm install prints, not an object
+			delete(rendered, f)
+		}
+	}
 	_, manifests, err := releaseutil.SortManifests(rendered, nil, releaseutil.InstallOrder)
 	if err != nil {
 		return nil, fmt.Errorf("render %s: %w", name, err)

@@ -20,9 +20,15 @@ var vizObjects = []string{
 	"ServiceProfile/metrics-api.linkerd-viz.svc.cluster.local", "ServiceProfile/prometheus.linkerd-viz.svc.cluster.local",
 }
 
+// renderViz renders the chart as `linkerd viz install` does (installNamespace set) with
+// values over it.
 func renderViz(t *testing.T, values map[string]any) map[string]map[string]any {
 	t.Helper()
-	out, err := Render(VizChart, Options{Namespace: "linkerd-viz", Values: values})
+	v := map[string]any{"installNamespace": true}
+	for k, x := range values {
+		v[k] = x
+	}
+	out, err := Render(VizChart, Options{Namespace: "linkerd-viz", Values: v})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,7 +36,7 @@ func renderViz(t *testing.T, values map[string]any) map[string]map[string]any {
 }
 
 func TestVizGolden(t *testing.T) {
-	out, err := Render(VizChart, Options{Namespace: "linkerd-viz"})
+	out, err := Render(VizChart, Options{Namespace: "linkerd-viz", Values: map[string]any{"installNamespace": true}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,6 +145,19 @@ func TestVizValues(t *testing.T) {
 		}
 		if objs["ServiceProfile/prometheus.linkerd-viz.svc.example.org"] == nil {
 			t.Error("ServiceProfiles do not follow clusterDomain")
+		}
+	})
+	t.Run("helm defaults", func(t *testing.T) {
+		out, err := Render(VizChart, Options{Namespace: "linkerd-viz"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		objs := kinds(t, out)
+		if objs["Namespace/linkerd-viz"] != nil {
+			t.Error("the chart renders the Namespace without installNamespace")
+		}
+		if img := container(t, objs, "metrics-api", "metrics-api")["image"]; img != "ghcr.io/l5d-go/metrics-api:dev" {
+			t.Errorf("metrics-api image %v, want the chart's appVersion as tag", img)
 		}
 	})
 	t.Run("no prometheus at all", func(t *testing.T) {

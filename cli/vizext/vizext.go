@@ -55,7 +55,7 @@ func Render(o Options, cluster map[string]any) ([]byte, error) {
 
 // Values returns the chart values for o (see Render).
 func Values(o Options, cluster map[string]any) (map[string]any, error) {
-	vals := map[string]any{}
+	vals := map[string]any{"installNamespace": true}
 	if o.LinkerdNamespace != "" {
 		vals["linkerdNamespace"] = o.LinkerdNamespace
 	}

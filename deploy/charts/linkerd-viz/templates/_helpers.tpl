@@ -1,10 +1,13 @@
 {{/* Namespace of the extension (the release namespace, linkerd-viz). */}}
 {{- define "viz.ns" -}}{{ .Release.Namespace }}{{- end -}}
 
+{{/* Version of the extension: linkerdVersion, or else the chart's appVersion. */}}
+{{- define "viz.version" -}}{{ default .Chart.AppVersion .Values.linkerdVersion }}{{- end -}}
+
 {{/* Image reference, as the control-plane chart's l5d.image: pass (list $ .Values.<component>.image). */}}
 {{- define "l5d.image" -}}
 {{- $ := index . 0 -}}{{- $img := index . 1 -}}
-{{ default $.Values.defaultRegistry $img.registry }}/{{ $img.name }}:{{ default $.Values.linkerdVersion $img.tag }}
+{{ default $.Values.defaultRegistry $img.registry }}/{{ $img.name }}:{{ default (include "viz.version" $) $img.tag }}
 {{- end -}}
 
 {{/* Labels every object of the extension carries; linkerd viz uninstall finds cluster-scoped
@@ -12,7 +15,7 @@ objects by linkerd.io/extension=viz. */}}
 {{- define "viz.labels" -}}
 linkerd.io/extension: viz
 app.kubernetes.io/part-of: l5d
-app.kubernetes.io/version: {{ .Values.linkerdVersion | quote }}
+app.kubernetes.io/version: {{ include "viz.version" . | quote }}
 {{- end -}}
 
 {{/* Labels of a component's objects and pods: pass (list $ "component"). */}}
@@ -26,7 +29,7 @@ component: {{ index . 1 }}
 {{- define "viz.podMeta" -}}
 {{- $ := index . 0 -}}
 annotations:
-  linkerd.io/created-by: linkerd/helm {{ $.Values.linkerdVersion }}
+  linkerd.io/created-by: linkerd/helm {{ include "viz.version" $ }}
   config.linkerd.io/proxy-await: enabled
   {{- with index . 2 }}
   {{- toYaml . | nindent 2 }}
