@@ -170,7 +170,7 @@ func TestVizAllowScrapes(t *testing.T) {
 	for _, o := range objs {
 		names = append(names, o.GetKind()+"/"+o.GetName())
 	}
-	if got := strings.Join(names, " "); got != "Server/proxy-admin HTTPRoute/proxy-metrics HTTPRoute/proxy-probes AuthorizationPolicy/prometheus-scrape AuthorizationPolicy/proxy-probes" {
+	if got := strings.Join(names, " "); got != "Server/proxy-admin HTTPRoute/proxy-metrics AuthorizationPolicy/prometheus-scrape HTTPRoute/proxy-probes AuthorizationPolicy/proxy-probes" {
 		t.Errorf("allow-scrapes applied %s", got)
 	}
 	for _, args := range [][]string{

@@ -41,12 +41,13 @@ spec:
     matchLabels: {}
   port: linkerd-admin
   proxyProtocol: HTTP/1
+{{- range .Routes}}
 ---
 apiVersion: policy.linkerd.io/v1beta3
 kind: HTTPRoute
 metadata:
-  name: proxy-metrics
-  {{- template "meta" .}}
+  name: {{.Name}}
+  {{- template "meta" $}}
 spec:
   parentRefs:
   - name: proxy-admin
@@ -54,57 +55,42 @@ spec:
     group: policy.linkerd.io
   rules:
   - matches:
+    {{- range .Paths}}
     - path:
-        value: /metrics
----
-apiVersion: policy.linkerd.io/v1beta3
-kind: HTTPRoute
-metadata:
-  name: proxy-probes
-  {{- template "meta" .}}
-spec:
-  parentRefs:
-  - name: proxy-admin
-    kind: Server
-    group: policy.linkerd.io
-  rules:
-  - matches:
-    - path:
-        value: /live
-    - path:
-        value: /ready
+        value: {{.}}
+    {{- end}}
 ---
 apiVersion: policy.linkerd.io/v1alpha1
 kind: AuthorizationPolicy
 metadata:
-  name: prometheus-scrape
-  {{- template "meta" .}}
+  name: {{.Policy}}
+  {{- template "meta" $}}
 spec:
   targetRef:
     group: policy.linkerd.io
     kind: HTTPRoute
-    name: proxy-metrics
+    name: {{.Name}}
   requiredAuthenticationRefs:
-  - kind: ServiceAccount
-    name: prometheus
-    namespace: {{.VizNamespace}}
----
-apiVersion: policy.linkerd.io/v1alpha1
-kind: AuthorizationPolicy
-metadata:
-  name: proxy-probes
-  {{- template "meta" .}}
-spec:
-  targetRef:
-    group: policy.linkerd.io
-    kind: HTTPRoute
-    name: proxy-probes
-  requiredAuthenticationRefs:
-  - group: policy.linkerd.io
-    kind: NetworkAuthentication
-    name: kubelet
-    namespace: {{.VizNamespace}}
+  - {{with .Group}}group: {{.}}
+    {{end}}kind: {{.Kind}}
+    name: {{.Client}}
+    namespace: {{$.VizNamespace}}
+{{- end}}
 `))
+
+// scrapeRoute is one HTTPRoute of the proxy-admin Server and the AuthorizationPolicy
+// admitting its client.
+type scrapeRoute struct {
+	Name, Policy string
+	Paths        []string
+	// Group, Kind and Client name the required authentication (in the viz namespace).
+	Group, Kind, Client string
+}
+
+var scrapeRoutes = []scrapeRoute{
+	{Name: "proxy-metrics", Policy: "prometheus-scrape", Paths: []string{"/metrics"}, Kind: "ServiceAccount", Client: "prometheus"},
+	{Name: "proxy-probes", Policy: "proxy-probes", Paths: []string{"/live", "/ready"}, Group: "policy.linkerd.io", Kind: "NetworkAuthentication", Client: "kubelet"},
+}
 
 // WriteAllowScrapes writes the policy admitting Prometheus' scrapes (and the kubelet's
 // probes) of every proxy in o.Namespace. An invalid namespace name is an error naming it.
@@ -117,5 +103,8 @@ func WriteAllowScrapes(w io.Writer, o ScrapeOptions) error {
 			return fmt.Errorf("%s %q is not a namespace name: %s", n.flag, n.v, errs[0])
 		}
 	}
-	return allowScrapes.Execute(w, o)
+	return allowScrapes.Execute(w, struct {
+		ScrapeOptions
+		Routes []scrapeRoute
+	}{o, scrapeRoutes})
 }
