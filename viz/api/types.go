@@ -31,7 +31,7 @@ const (
 )
 
 // StatAllTypes are the types "all" expands to, in the order Linkerd prints them.
-var StatAllTypes = []string{DaemonSet, StatefulSet, Job, Deployment, ReplicationController, Pod, Service, CronJob, ReplicaSet}
+var StatAllTypes = []string{DaemonSet, StatefulSet, Job, Deployment, ReplicationController, Pod, Service, Authority, CronJob, ReplicaSet}
 
 var typeAliases = map[string]string{
 	"au": Authority, "authority": Authority, "authorities": Authority,

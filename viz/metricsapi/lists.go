@@ -5,8 +5,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/l5d-go/l5d/injector/inject"
 	"github.com/l5d-go/l5d/viz/api"
-	"github.com/l5d-go/l5d/viz/metricsapi/cluster"
 )
 
 // ListPods answers a ListPodsRequest: the cached pods of the selected namespace (every
@@ -26,14 +26,14 @@ func (s *Server) ListPods(_ context.Context, req *api.ListPodsRequest) (*api.Lis
 		kind, name := s.Cache.Owner(p)
 		info := api.PodInfo{
 			Name: p.Namespace + "/" + p.Name, PodIP: p.Status.PodIP, Status: string(p.Status.Phase),
-			Added: cluster.Meshed(p), ControllerNamespace: p.Labels["linkerd.io/control-plane-ns"],
+			Added: inject.HasProxy(&p.Spec), ControllerNamespace: p.Labels[inject.LabelControlPlaneNS],
 			ResourceVersion: p.ResourceVersion, ServiceAccount: p.Spec.ServiceAccountName,
 		}
 		if kind != api.Pod {
 			info.OwnerKind, info.OwnerName = kind, name
 		}
 		for _, cs := range append(append([]corev1.ContainerStatus{}, p.Status.ContainerStatuses...), p.Status.InitContainerStatuses...) {
-			if cs.Name == cluster.ProxyContainer {
+			if cs.Name == inject.ProxyContainerName {
 				info.ProxyReady = cs.Ready
 			}
 		}

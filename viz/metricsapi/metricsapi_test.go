@@ -11,10 +11,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/l5d-go/l5d/injector/inject"
 	"github.com/l5d-go/l5d/test/kube"
 	"github.com/l5d-go/l5d/viz/api"
 	"github.com/l5d-go/l5d/viz/internal/promtest"
@@ -31,13 +34,15 @@ type fixture struct {
 	ns     string
 	client *api.Client
 	pods   map[string]string // deployment -> its pod
+	// metrics is the server's registry.
+	metrics *prometheus.Registry
 }
 
 func deployment(name string, meshed bool) *appsv1.Deployment {
 	one := int32(1)
 	containers := []corev1.Container{{Name: "app", Image: "app"}}
 	if meshed {
-		containers = append(containers, corev1.Container{Name: cluster.ProxyContainer, Image: "proxy"})
+		containers = append(containers, corev1.Container{Name: inject.ProxyContainerName, Image: "proxy"})
 	}
 	return &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{Name: name},
@@ -156,7 +161,7 @@ func newFixture(t *testing.T) *fixture {
 		}, "\n")
 	}
 	catalogText := func(n int) string {
-		return fmt.Sprintf(`response_total{direction="inbound",tls="true",client_id=%q,status_code="200",classification="success"} %d`, id("default", ns), 4*n)
+		return fmt.Sprintf(`response_total{direction="inbound",authority="catalog.%s.svc.cluster.local:8080",tls="true",client_id=%q,status_code="200",classification="success"} %d`, ns, id("default", ns), 4*n)
 	}
 	prom := promtest.Run(t, promtest.Options{Targets: []promtest.Target{
 		{Labels: map[string]string{"namespace": ns, "pod": pods["web"], "deployment": "web"}, Text: webText},
@@ -169,7 +174,8 @@ func newFixture(t *testing.T) *fixture {
 	if err := cache.Start(cctx, time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	srv := &metricsapi.Server{Prom: prom.API, Cache: cache, Now: func() time.Time { return prom.End }}
+	reg := prometheus.NewRegistry()
+	srv := &metricsapi.Server{Prom: prom.API, Cache: cache, Now: func() time.Time { return prom.End }, Metrics: reg}
 	// The cache may not have seen the pods' Running status yet: wait for it.
 	deadline = time.Now().Add(time.Minute)
 	for {
@@ -188,7 +194,7 @@ func newFixture(t *testing.T) *fixture {
 	}
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(hs.Close)
-	return &fixture{ns: ns, client: &api.Client{BaseURL: hs.URL}, pods: pods}
+	return &fixture{ns: ns, client: &api.Client{BaseURL: hs.URL}, pods: pods, metrics: reg}
 }
 
 // The outbound latency buckets hold 4 observations per scrape, all <= 5ms: the median
@@ -281,6 +287,10 @@ func TestAgainstPrometheus(t *testing.T) {
 			req:  api.StatSummaryRequest{Selector: api.ResourceSelection{Resource: res(api.Pod, f.pods["catalog"])}},
 			want: []string{fmt.Sprintf("pod/%s/%s 1/1 16 0 0 0 0", ns, f.pods["catalog"])},
 		}, {
+			name: "authorities: those with traffic",
+			req:  api.StatSummaryRequest{Selector: api.ResourceSelection{Resource: res(api.Authority, "")}},
+			want: []string{fmt.Sprintf("authority/%s/catalog.%s.svc.cluster.local:8080 0/0 16 0 0 0 0", ns, ns)},
+		}, {
 			name: "skip stats",
 			req:  api.StatSummaryRequest{Selector: api.ResourceSelection{Resource: res(api.Deployment, "web")}, SkipStats: true},
 			want: []string{fmt.Sprintf("deployment/%s/web 1/1 -", ns)},
@@ -306,7 +316,7 @@ func TestAgainstPrometheus(t *testing.T) {
 		for _, tb := range rsp.Ok.StatTables {
 			types = append(types, tb.PodGroup.Rows[0].Resource.Type)
 		}
-		if got := strings.Join(types, ","); got != "deployment,pod,service,replicaset" {
+		if got := strings.Join(types, ","); got != "deployment,pod,service,authority,replicaset" {
 			t.Errorf("tables of all: %s", got)
 		}
 	})
@@ -428,6 +438,13 @@ func TestAgainstPrometheus(t *testing.T) {
 		}
 		if len(svcs.Services) != 2 || svcs.Services[0].Name != "catalog" || svcs.Services[1].Name != "web" {
 			t.Errorf("ListServices: %+v", svcs.Services)
+		}
+	})
+
+	t.Run("request metrics", func(t *testing.T) {
+		n, err := testutil.GatherAndCount(f.metrics, "metrics_api_request_duration_seconds")
+		if err != nil || n == 0 {
+			t.Errorf("metrics_api_request_duration_seconds: %d series, %v", n, err)
 		}
 	})
 

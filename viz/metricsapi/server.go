@@ -16,6 +16,8 @@ import (
 	"time"
 
 	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/common/model"
 
 	"github.com/l5d-go/l5d/viz/api"
@@ -34,6 +36,9 @@ type Server struct {
 	Now func() time.Time
 	// Log receives request failures; slog.Default when nil.
 	Log *slog.Logger
+	// Metrics, when set, receives metrics_api_request_duration_seconds{path, code,
+	// method}, the time taken to answer each call.
+	Metrics prometheus.Registerer
 }
 
 // errBadRequest marks errors caused by the request (HTTP 400).
@@ -43,16 +48,33 @@ func badRequest(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", errBadRequest, fmt.Sprintf(format, args...))
 }
 
-// Handler serves the API's methods as POSTs of JSON requests.
+// Handler serves the API's methods as POSTs of JSON requests. Call it once: it
+// registers its metrics with s.Metrics.
 func (s *Server) Handler() http.Handler {
+	var durations *prometheus.HistogramVec
+	if s.Metrics != nil {
+		durations = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "metrics_api_request_duration_seconds",
+			Help:    "Time taken to answer metrics API calls, by path, HTTP status and method.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 2, 12),
+		}, []string{"path", "code", "method"})
+		s.Metrics.MustRegister(durations)
+	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST "+api.PathStatSummary, handle(s, s.StatSummary))
-	mux.HandleFunc("POST "+api.PathEdges, handle(s, s.Edges))
-	mux.HandleFunc("POST "+api.PathTopRoutes, handle(s, s.TopRoutes))
-	mux.HandleFunc("POST "+api.PathListPods, handle(s, s.ListPods))
-	mux.HandleFunc("POST "+api.PathListServices, handle(s, s.ListServices))
-	mux.HandleFunc("POST "+api.PathStatInbound, handle(s, s.StatInbound))
-	mux.HandleFunc("POST "+api.PathStatOutbound, handle(s, s.StatOutbound))
+	add := func(path string, h http.HandlerFunc) {
+		var hh http.Handler = h
+		if durations != nil {
+			hh = promhttp.InstrumentHandlerDuration(durations.MustCurryWith(prometheus.Labels{"path": path}), h)
+		}
+		mux.Handle("POST "+path, hh)
+	}
+	add(api.PathStatSummary, handle(s, s.StatSummary))
+	add(api.PathEdges, handle(s, s.Edges))
+	add(api.PathTopRoutes, handle(s, s.TopRoutes))
+	add(api.PathListPods, handle(s, s.ListPods))
+	add(api.PathListServices, handle(s, s.ListServices))
+	add(api.PathStatInbound, handle(s, s.StatInbound))
+	add(api.PathStatOutbound, handle(s, s.StatOutbound))
 	return mux
 }
 

@@ -100,7 +100,7 @@ func (s *Server) statTable(ctx context.Context, r api.Resource, req *api.StatSum
 	if r.Type == api.Authority {
 		// Authorities are not Kubernetes objects: the rows are those with traffic.
 		for k := range stats {
-			if r.Name == "" || k.name == r.Name {
+			if k.name != "" && (r.Name == "" || k.name == r.Name) {
 				rows = append(rows, row(api.Resource{Type: api.Authority, Namespace: k.ns, Name: k.name}, cluster.Object{}))
 			}
 		}

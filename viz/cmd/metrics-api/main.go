@@ -82,7 +82,7 @@ func run(ctx context.Context, args []string) error {
 	adm := admin.New(admin.Options{Gatherer: reg, Logger: log})
 	ready := adm.NewReadyFlag("informers")
 	c := cluster.New(clients.Kube, dyn)
-	srv := &metricsapi.Server{Prom: promv1.NewAPI(pc), Cache: c, ClusterDomain: *clusterDomain, Log: log}
+	srv := &metricsapi.Server{Prom: promv1.NewAPI(pc), Cache: c, ClusterDomain: *clusterDomain, Log: log, Metrics: reg}
 	hs := &http.Server{Addr: *addr, Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
 
 	g, gctx := errgroup.WithContext(ctx)

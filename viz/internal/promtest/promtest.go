@@ -3,9 +3,10 @@
 //
 // Each target's text is rendered for scrape n = 1..Scrapes and stamped with the
 // simulated time Start + n*Step, so the stored series are exactly known whatever the
-// machine's load: queries evaluated at End see Scrapes samples Step apart. After the
-// last scrape a target keeps serving it unchanged (same timestamps: Prometheus stores
-// nothing new). Start lies in the past, so every sample is accepted.
+// machine's load: queries evaluated at End see Scrapes samples Step apart. Every target
+// serves scrape n (again and again: same timestamps, Prometheus stores nothing new)
+// until Prometheus holds scrape n of every target, then n+1: a scrape that failed or
+// timed out on a loaded machine is simply repeated.
 package promtest
 
 import (
@@ -18,7 +19,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -95,8 +97,8 @@ func repoRoot() (string, error) {
 }
 
 // Run starts Prometheus on loopback with a temporary data directory, serves the
-// targets, and returns once every target's last scrape is queryable. Everything stops
-// when the test ends.
+// targets, and returns once every target's last scrape is queryable and Prometheus has
+// stopped scraping. Everything stops when the test ends.
 func Run(t testing.TB, o Options) *Prometheus {
 	t.Helper()
 	if o.Scrapes == 0 {
@@ -105,11 +107,19 @@ func Run(t testing.TB, o Options) *Prometheus {
 	if o.Step == 0 {
 		o.Step = 15 * time.Second
 	}
-	start := time.Now().Add(-10*time.Minute - time.Duration(o.Scrapes)*o.Step).Truncate(time.Second)
-	end := start.Add(time.Duration(o.Scrapes) * o.Step)
+	// Prometheus accepts samples up to an hour older than the newest it holds (its own
+	// scrape bookkeeping is stamped now): a fixture up to 50m long ends 10m ago, a longer
+	// one starts 55m ago and ends in the future.
+	span := time.Duration(o.Scrapes) * o.Step
+	start := time.Now().Add(-10*time.Minute - span)
+	if span > 50*time.Minute {
+		start = time.Now().Add(-55 * time.Minute)
+	}
+	start = start.Truncate(time.Second)
+	end := start.Add(span)
 
-	var mu sync.Mutex
-	served := make([]int, len(o.Targets))
+	var current atomic.Int64 // the scrape every target serves
+	current.Store(1)
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /metrics/{i}", func(w http.ResponseWriter, r *http.Request) {
 		i, err := strconv.Atoi(r.PathValue("i"))
@@ -117,10 +127,7 @@ func Run(t testing.TB, o Options) *Prometheus {
 			http.NotFound(w, r)
 			return
 		}
-		mu.Lock()
-		served[i]++
-		n := min(served[i], o.Scrapes)
-		mu.Unlock()
+		n := int(current.Load())
 		ts := strconv.FormatInt(start.Add(time.Duration(n)*o.Step).UnixMilli(), 10)
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 		text := o.Targets[i].Text(n) + fmt.Sprintf("\n%s %d", scrapeMetric, n)
@@ -182,21 +189,43 @@ func Run(t testing.TB, o Options) *Prometheus {
 		t.Fatal(err)
 	}
 	p := &Prometheus{URL: "http://" + addr, API: promv1.NewAPI(pc), End: end, Dir: dir, cmd: cmd}
-	// Loaded when every target's last scrape is there.
-	q := fmt.Sprintf(`count(%s == %d)`, scrapeMetric, o.Scrapes)
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		v, _, _, err := p.API.Query(context.Background(), q, end)
-		if err == nil {
-			if vec, ok := v.(model.Vector); ok && len(vec) == 1 && int(vec[0].Value) == len(o.Targets) {
-				return p
+	deadline := time.Now().Add(2*time.Minute + time.Duration(o.Scrapes)*time.Second)
+	for n := 1; n <= o.Scrapes; n++ {
+		current.Store(int64(n))
+		// Scrape n is in when every target's scrape counter reads n at its time.
+		q := fmt.Sprintf(`count(%s == %d)`, scrapeMetric, n)
+		at := start.Add(time.Duration(n) * o.Step)
+		for {
+			v, _, _, err := p.API.Query(context.Background(), q, at)
+			if err == nil {
+				if vec, ok := v.(model.Vector); ok && len(vec) == 1 && int(vec[0].Value) == len(o.Targets) {
+					break
+				}
 			}
+			if time.Now().After(deadline) {
+				log, _ := os.ReadFile(logf.Name())
+				t.Fatalf("prometheus did not load scrape %d of %d in time (last error %v); its log:\n%s", n, o.Scrapes, err, log)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	// Loaded: stop scraping (reload without scrape jobs) so that queries and measurements
+	// of the server are not disturbed by scrapes.
+	if err := os.WriteFile(cfgPath, []byte("global:\n  scrape_interval: 100ms\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		tg, err := p.API.Targets(context.Background())
+		if err == nil && len(tg.Active) == 0 {
+			return p
 		}
 		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(logf.Name())
-			t.Fatalf("prometheus did not load the fixture within 2m (last error %v); its log:\n%s", err, log)
+			t.Fatalf("prometheus still scraping after its reload: %v", err)
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 

@@ -22,13 +22,11 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 
+	"github.com/l5d-go/l5d/injector/inject"
 	"github.com/l5d-go/l5d/pkg/apis/serviceprofile"
 	"github.com/l5d-go/l5d/pkg/k8s"
 	"github.com/l5d-go/l5d/viz/api"
 )
-
-// ProxyContainer is the name of the container the injector adds to a meshed pod.
-const ProxyContainer = "linkerd-proxy"
 
 // Cache answers from informer caches. Create it with New, then Start it.
 type Cache struct {
@@ -169,7 +167,7 @@ func (c *Cache) List(r api.Resource, selector string) ([]Object, error) {
 			switch p.Status.Phase {
 			case corev1.PodRunning:
 				obj.Running++
-				if Meshed(p) {
+				if inject.HasProxy(&p.Spec) {
 					obj.Meshed++
 				}
 				sas[serviceAccount(p)] = true
@@ -205,18 +203,6 @@ func serviceAccount(p *corev1.Pod) string {
 		return "default"
 	}
 	return p.Spec.ServiceAccountName
-}
-
-// Meshed reports whether the pod has a proxy container (regular or native sidecar).
-func Meshed(p *corev1.Pod) bool {
-	for _, cs := range [][]corev1.Container{p.Spec.Containers, p.Spec.InitContainers} {
-		for _, ct := range cs {
-			if ct.Name == ProxyContainer {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // Pods returns the pods of a resource: the pod itself, a workload's (through owner
