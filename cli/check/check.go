@@ -11,6 +11,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/l5d-go/l5d/injector/inject"
 	"github.com/l5d-go/l5d/pkg/certs"
 	authv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -488,16 +489,7 @@ func (r *runner) controlPlaneVersion() group {
 }
 
 // Meshed reports whether pod has a linkerd-proxy container (classic or native sidecar).
-func Meshed(p *corev1.Pod) bool {
-	for _, cs := range [][]corev1.Container{p.Spec.Containers, p.Spec.InitContainers} {
-		for _, c := range cs {
-			if c.Name == "linkerd-proxy" {
-				return true
-			}
-		}
-	}
-	return false
-}
+func Meshed(p *corev1.Pod) bool { return inject.HasProxy(&p.Spec) }
 
 func (r *runner) dataPlane() group {
 	ns := r.o.DataPlaneNamespace
