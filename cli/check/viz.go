@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/l5d-go/l5d/injector/inject"
 	"github.com/prometheus/common/model"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -84,7 +85,7 @@ func ready(p *corev1.Pod) bool {
 // proxyReady reports whether p's linkerd-proxy container (classic or native sidecar) is ready.
 func proxyReady(p *corev1.Pod) bool {
 	for _, st := range append(append([]corev1.ContainerStatus{}, p.Status.ContainerStatuses...), p.Status.InitContainerStatuses...) {
-		if st.Name == "linkerd-proxy" && st.Ready {
+		if st.Name == inject.ProxyContainerName && st.Ready {
 			return true
 		}
 	}
