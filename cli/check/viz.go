@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/l5d-go/l5d/injector/inject"
-	"github.com/prometheus/common/model"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -23,8 +22,9 @@ import (
 type Prometheus interface {
 	// Ready fails unless Prometheus is up and ready to serve queries.
 	Ready(ctx context.Context) error
-	// Query evaluates an instant PromQL query.
-	Query(ctx context.Context, q string) (model.Vector, error)
+	// ScrapedProxies returns "namespace/pod" of every proxy scraped successfully in
+	// namespace ns (all when empty).
+	ScrapedProxies(ctx context.Context, ns string) (map[string]bool, error)
 }
 
 // VizOptions select and parameterise the checks of `linkerd viz check`.
@@ -48,7 +48,6 @@ const (
 	annDefaultPolicy    = "config.linkerd.io/default-inbound-policy"
 	proxyAdminPortName  = "linkerd-admin"
 	proxyAdminPort      = 4191
-	proxyScrapeJob      = "linkerd-proxy"
 	vizHintAllowScrapes = "linkerd viz allow-scrapes --namespace %s | kubectl apply -f -"
 )
 
@@ -294,19 +293,9 @@ func (v *vizRunner) vizDataPlane() group {
 			if v.prom == nil {
 				return fmt.Errorf("the extension uses the Prometheus at %s, which the CLI does not query", v.external)
 			}
-			q := fmt.Sprintf(`up{job=%q}`, proxyScrapeJob)
-			if ns != "" {
-				q = fmt.Sprintf(`up{job=%q,namespace=%q}`, proxyScrapeJob, ns)
-			}
-			vec, err := v.prom.Query(ctx, q)
+			up, err := v.prom.ScrapedProxies(ctx, ns)
 			if err != nil {
 				return err
-			}
-			up := map[string]bool{}
-			for _, s := range vec {
-				if s.Value == 1 {
-					up[string(s.Metric["namespace"])+"/"+string(s.Metric["pod"])] = true
-				}
 			}
 			var missing []string
 			for _, p := range pods {

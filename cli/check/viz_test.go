@@ -76,7 +76,7 @@ scrape_configs:
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	for {
-		if v, err := p.Query(ctx, `up{job="linkerd-proxy"} == 1`); err == nil && len(v) == 1 {
+		if up, err := p.ScrapedProxies(ctx, ns); err == nil && up[ns+"/"+pod] {
 			return url
 		}
 		select {

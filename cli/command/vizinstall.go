@@ -211,17 +211,9 @@ func vizListCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			q := `up{job="linkerd-proxy"}`
-			if ns != "" {
-				q = fmt.Sprintf(`up{job="linkerd-proxy",namespace=%q}`, ns)
-			}
-			vec, err := prom.Query(ctx, q)
+			up, err := prom.ScrapedProxies(ctx, ns)
 			if err != nil {
 				return err
-			}
-			up := map[string]bool{}
-			for _, s := range vec {
-				up[string(s.Metric["namespace"])+"/"+string(s.Metric["pod"])] = s.Value == 1
 			}
 			var scraped, missing []string
 			for _, p := range pods.Items {

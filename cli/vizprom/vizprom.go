@@ -18,10 +18,12 @@ import (
 	"k8s.io/client-go/rest"
 )
 
-// Service and port name of the chart's Prometheus.
+// Service and port name of the chart's Prometheus, and the scrape job of the proxies'
+// admin ports in its configuration.
 const (
 	Service  = "prometheus"
 	PortName = "admin-http"
+	ProxyJob = "linkerd-proxy"
 )
 
 // Client queries one Prometheus behind the API server.
@@ -85,4 +87,24 @@ func (c *Client) Ready(ctx context.Context) error {
 		return fmt.Errorf("prometheus readiness: %s", resp.Status)
 	}
 	return nil
+}
+
+// ScrapedProxies returns "namespace/pod" of every proxy whose last scrape succeeded
+// (up{job="linkerd-proxy"} is 1), in namespace ns, or all namespaces when ns is empty.
+func (c *Client) ScrapedProxies(ctx context.Context, ns string) (map[string]bool, error) {
+	q := fmt.Sprintf(`up{job=%q}`, ProxyJob)
+	if ns != "" {
+		q = fmt.Sprintf(`up{job=%q,namespace=%q}`, ProxyJob, ns)
+	}
+	vec, err := c.Query(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	up := map[string]bool{}
+	for _, s := range vec {
+		if s.Value == 1 {
+			up[string(s.Metric["namespace"])+"/"+string(s.Metric["pod"])] = true
+		}
+	}
+	return up, nil
 }
