@@ -173,6 +173,11 @@ func TestVizAllowScrapes(t *testing.T) {
 	if got := strings.Join(names, " "); got != "Server/proxy-admin HTTPRoute/proxy-metrics AuthorizationPolicy/prometheus-scrape HTTPRoute/proxy-probes AuthorizationPolicy/proxy-probes" {
 		t.Errorf("allow-scrapes applied %s", got)
 	}
+	// --ignore-cluster renders without reaching any cluster.
+	out, _, err = run(t, "", "viz", "install", "--ignore-cluster", "--kubeconfig", "/nonexistent/kubeconfig")
+	if err != nil || !strings.Contains(out, "-controller-namespace=linkerd") || !strings.Contains(out, "kind: Namespace") {
+		t.Errorf("viz install --ignore-cluster: %v\n%.500s", err, out)
+	}
 	for _, args := range [][]string{
 		{"viz", "allow-scrapes"},
 		{"viz", "allow-scrapes", "--namespace", "Not_A_Namespace"},
