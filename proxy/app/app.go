@@ -46,7 +46,10 @@ type Options struct {
 	Level *slog.LevelVar
 	// Pprof mounts /debug/pprof/ on the admin server.
 	Pprof bool
-	Log   *slog.Logger
+	// Version is the version label of proxy_build_info (the binary's module version
+	// when empty).
+	Version string
+	Log     *slog.Logger
 }
 
 // Proxy is a running proxy.
@@ -70,6 +73,7 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Proxy, error
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	p := &Proxy{Metrics: metrics.New(), cancel: cancel, done: make(chan struct{})}
+	p.Metrics.BuildInfo(opts.Version)
 	ctl, err := startControl(cfg, p.Metrics, opts.Log)
 	if err != nil {
 		cancel()

@@ -107,28 +107,33 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, h.errorMetrics(ci), start, err)
 		return
 	}
+	var pm policyMetrics
 	if be.Policy != nil && be.Policy.Active() {
 		d, err := be.Policy.RouteRequest(r)
 		if err != nil {
 			h.fail(w, r, h.errorMetrics(ci), start, err)
+			recordErr(d.RouteMetrics, err, start)
 			return
 		}
 		if d.Backend != nil {
 			be = d.Backend
+			pm = policyMetrics{d.RouteMetrics, d.BackendMetrics}
 			upgrade := upgradeType(r.Header) != ""
 			if d.ModifyResponse != nil && !upgrade { // an upgrade needs the connection itself
 				w = &modifiedResponse{ResponseWriter: w, modify: d.ModifyResponse}
 			}
 			if d.Route != nil && !upgrade {
-				h.servePolicy(w, r, be, d.Route, start)
+				h.servePolicy(w, r, be, d.Route, pm, start)
 				return
 			}
 		}
+	} else if be.Policy != nil {
+		pm.route, pm.backend = be.Policy.DefaultMetrics(be, r.Host)
 	}
 	var rt *routes.Route
 	if be.Routes != nil {
 		if rt = be.Routes.Load().Match(r.Method, routePath(r)); rt != nil && rt.NeedsPolicy() && upgradeType(r.Header) == "" {
-			h.servePolicy(w, r, be, rt, start)
+			h.servePolicy(w, r, be, rt, pm, start)
 			return
 		}
 	}
@@ -136,6 +141,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		status := h.fail(w, r, h.errorMetrics(ci), start, err)
 		recordRoute(rt, status, true, start)
+		pm.endErr(err, start)
 		return
 	}
 	ep := bep.Value
@@ -187,16 +193,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		status := h.fail(w, r, m, start, err)
 		recordRoute(rt, status, true, start)
+		pm.endErr(err, start)
 		return
 	}
 	bep.Recovered()
 	if resp.StatusCode == http.StatusSwitchingProtocols && upgrade != "" {
+		pm.endResp(resp, false, start)
 		h.serveUpgrade(w, resp, m, start)
 		return
 	}
 	failure, aborted := h.copyResponse(w, resp)
 	lat := time.Since(start)
 	m.Response(resp.StatusCode, failure, lat)
+	pm.endResp(resp, aborted, start)
 	if rt != nil {
 		recordRoute(rt, resp.StatusCode, aborted || rt.IsFailure(resp.StatusCode, grpcStatus(resp)), start)
 	}
