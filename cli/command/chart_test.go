@@ -54,6 +54,8 @@ type chartCase struct {
 	cli []string
 	// helm are the values as `helm install` takes them.
 	helm helmFlags
+	// namespace is the release's (default linkerd).
+	namespace string
 }
 
 // testCLIVersion stands for the CLI's build version in the renders.
@@ -106,6 +108,22 @@ var chartCases = map[string][]chartCase{
 			},
 		},
 	},
+	// The viz extension in its own namespace; --ignore-cluster renders the defaults a Helm
+	// user gets (no control plane to read settings from).
+	"linkerd-viz": {
+		{
+			name:      "helm-namespace",
+			cli:       []string{"viz", "install", "--ignore-cluster", "--set", "installNamespace=false"},
+			helm:      helmFlags{sets: []string{"linkerdVersion=" + testCLIVersion}},
+			namespace: "linkerd-viz",
+		},
+		{
+			name:      "same-values",
+			cli:       []string{"viz", "install", "--ignore-cluster", "--set", "prometheus.args.storage\\.tsdb\\.retention\\.time=2h"},
+			helm:      helmFlags{sets: []string{"installNamespace=true", "linkerdVersion=" + testCLIVersion, "prometheus.args.storage\\.tsdb\\.retention\\.time=2h"}},
+			namespace: "linkerd-viz",
+		},
+	},
 }
 
 // TestChartsMatchInstall checks every chart under deploy/charts with the pinned helm CLI
@@ -140,8 +158,12 @@ func TestChartsMatchInstall(t *testing.T) {
 			for _, tc := range rows {
 				t.Run(tc.name, func(t *testing.T) {
 					args := tc.helm.args(dir, chartDir)
-					helmLint(t, helm, chartDir, args)
-					got := manifestObjects(t, helmTemplate(t, helm, chartDir, args))
+					ns := tc.namespace
+					if ns == "" {
+						ns = "linkerd"
+					}
+					helmLint(t, helm, chartDir, ns, args)
+					got := manifestObjects(t, helmTemplate(t, helm, chartDir, ns, args))
 					cli := make([]string, len(tc.cli))
 					for i, a := range tc.cli {
 						cli[i] = strings.ReplaceAll(a, "{dir}", dir)
@@ -184,18 +206,18 @@ func runHelm(t *testing.T, helm string, args ...string) string {
 }
 
 // helmLint fails t on any warning or error of `helm lint --strict` (the run fails on either).
-func helmLint(t *testing.T, helm, chartDir string, values []string) {
+func helmLint(t *testing.T, helm, chartDir, ns string, values []string) {
 	t.Helper()
-	out := runHelm(t, helm, append([]string{"lint", "--strict", "-n", "linkerd", "--kube-version", helmKubeVersion, chartDir}, values...)...)
+	out := runHelm(t, helm, append([]string{"lint", "--strict", "-n", ns, "--kube-version", helmKubeVersion, chartDir}, values...)...)
 	if !strings.Contains(out, "0 chart(s) failed") {
 		t.Errorf("helm lint %s:\n%s", chartDir, out)
 	}
 }
 
-// helmTemplate renders the chart directory as a release named after it in namespace linkerd.
-func helmTemplate(t *testing.T, helm, chartDir string, values []string) string {
+// helmTemplate renders the chart directory as a release named after it in namespace ns.
+func helmTemplate(t *testing.T, helm, chartDir, ns string, values []string) string {
 	t.Helper()
-	return runHelm(t, helm, append([]string{"template", filepath.Base(chartDir), chartDir, "-n", "linkerd", "--kube-version", helmKubeVersion}, values...)...)
+	return runHelm(t, helm, append([]string{"template", filepath.Base(chartDir), chartDir, "-n", ns, "--kube-version", helmKubeVersion}, values...)...)
 }
 
 // runLinkerd runs the linkerd command with args and returns what it prints on stdout.
