@@ -491,21 +491,26 @@ func (r *runner) controlPlaneVersion() group {
 // Meshed reports whether pod has a linkerd-proxy container (classic or native sidecar).
 func Meshed(p *corev1.Pod) bool { return inject.HasProxy(&p.Spec) }
 
+// dataPlaneNamespace is the first check of a data-plane category: none for all namespaces
+// (ns empty), else that ns exists.
+func (r *runner) dataPlaneNamespace(ns string) []check {
+	if ns == "" {
+		return nil
+	}
+	return []check{{name: "data plane namespace exists", hint: "l5d-data-plane-exists", fatal: true, run: func(ctx context.Context) error {
+		_, err := r.kube.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			//lint:ignore ST1005 the wording is Linkerd's check output
+			return fmt.Errorf("The \"%s\" namespace does not exist", ns)
+		}
+		return err
+	}}}
+}
+
 func (r *runner) dataPlane() group {
 	ns := r.o.DataPlaneNamespace
 	var pods []corev1.Pod
-	checks := []check{}
-	if ns != "" {
-		checks = append(checks, check{name: "data plane namespace exists", hint: "l5d-data-plane-exists", fatal: true, run: func(ctx context.Context) error {
-			_, err := r.kube.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
-			if apierrors.IsNotFound(err) {
-				//lint:ignore ST1005 the wording is Linkerd's check output
-				return fmt.Errorf("The \"%s\" namespace does not exist", ns)
-			}
-			return err
-		}})
-	}
-	return group{"linkerd-data-plane", append(checks,
+	return group{"linkerd-data-plane", append(r.dataPlaneNamespace(ns),
 		check{name: "data plane proxies are ready", hint: "l5d-data-plane-ready", run: func(ctx context.Context) error {
 			l, err := r.kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
 			if err != nil {

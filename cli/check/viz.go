@@ -245,18 +245,7 @@ func (v *vizRunner) viz() group {
 func (v *vizRunner) vizDataPlane() group {
 	ns := v.vo.DataPlaneNamespace
 	var pods []corev1.Pod
-	var checks []check
-	if ns != "" {
-		checks = append(checks, check{name: "data plane namespace exists", hint: "l5d-data-plane-exists", fatal: true, run: func(ctx context.Context) error {
-			_, err := v.kube.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
-			if apierrors.IsNotFound(err) {
-				//lint:ignore ST1005 the wording is Linkerd's check output
-				return fmt.Errorf("The \"%s\" namespace does not exist", ns)
-			}
-			return err
-		}})
-	}
-	return group{"linkerd-viz-data-plane", append(checks,
+	return group{"linkerd-viz-data-plane", append(v.dataPlaneNamespace(ns),
 		check{name: "prometheus is authorized to scrape data plane pods", hint: "l5d-viz-data-plane-prom-authz", warning: true, run: func(ctx context.Context) error {
 			l, err := v.kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
 			if err != nil {
