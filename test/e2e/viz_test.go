@@ -215,6 +215,8 @@ func (s *Suite) vizQueries(t *testing.T, ns, tr string, start traffic.Stats) {
 	}
 	if r := all["web"]; r.Success == nil || *r.Success < want-0.05 || *r.Success > want+0.05 {
 		t.Errorf("viz stat: web's success rate %v, the traffic generator counted %.3f (%d of %d failed)", r.Success, want, d.Failed, d.Sent)
+	} else {
+		t.Logf("web's success rate: %.4f by viz stat -t 1m, %.4f by the traffic generator (%d of %d failed)", *r.Success, want, d.Failed, d.Sent)
 	}
 	if got := keys(stat("--from", "deploy/web")); got != "catalog ratings" {
 		t.Errorf("viz stat deploy --from deploy/web: deployments with traffic %q, want catalog and ratings", got)
