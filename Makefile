@@ -128,8 +128,9 @@ bench-proxy: bench-deps bench-tools
 	@if [ -x test/bench/proxy.sh ]; then test/bench/proxy.sh; else echo "bench-proxy: not built yet (issue: proxy part 1)"; exit 1; fi
 
 ## e2e: the end-to-end suite: test/e2e on a whole three-node local cluster (HA install with the CLI,
-## policy, profiles, Jobs, replica kills, outage, issuer rotation) and test/mesh
-e2e: test-deps kube-bins cni-plugins build
+## policy, profiles, Jobs, replica kills, outage, issuer rotation, the viz extension with a real
+## Prometheus), test/mesh and test/cni (CNI mode on a one-node cluster)
+e2e: test-deps kube-bins prometheus-bin cni-plugins build
 	$(GO) test $(TEST_FLAGS) -v ./test/e2e/... ./test/mesh/... ./test/cni/...
 
 ## demo: a whole mesh on this machine

@@ -1,7 +1,8 @@
-// Package deploy embeds the l5d Helm charts (every directory under deploy/charts) and
-// renders them with Helm's template engine, the way `linkerd install` and `linkerd upgrade`
-// do. Each chart is complete as it is on disk, so the real `helm` CLI installs the same
-// files. The CRD chart's templates are the CRDs the other components test against
+// Package deploy embeds the l5d Helm charts (every directory under deploy/charts:
+// linkerd-crds, linkerd-control-plane and the viz extension's linkerd-viz) and renders them
+// with Helm's template engine, the way `linkerd install`, `linkerd upgrade` and `linkerd viz
+// install` do. Each chart is complete as it is on disk, so the real `helm` CLI installs the
+// same files. The CRD chart's templates are the CRDs the other components test against
 // (deploy/crds is a link to them).
 package deploy
 
@@ -26,12 +27,13 @@ const (
 	CRDsChart         = "linkerd-crds"
 	ControlPlaneChart = "linkerd-control-plane"
 	CNIChart          = "linkerd2-cni"
+	VizChart          = "linkerd-viz"
 )
 
 //go:embed all:charts
 var chartFiles embed.FS
 
-// Chart loads one of the embedded charts by name (CRDsChart, ControlPlaneChart or CNIChart).
+// Chart loads one of the embedded charts by name (CRDsChart, ControlPlaneChart, CNIChart or VizChart).
 func Chart(name string) (*chart.Chart, error) {
 	root := path.Join("charts", name)
 	var files []*loader.BufferedFile
@@ -50,7 +52,7 @@ func Chart(name string) (*chart.Chart, error) {
 		return nil, fmt.Errorf("chart %q: %w", name, err)
 	}
 	if len(files) == 0 {
-		return nil, fmt.Errorf("no embedded chart named %q (have %s, %s, %s)", name, CRDsChart, ControlPlaneChart, CNIChart)
+		return nil, fmt.Errorf("no embedded chart named %q (have %s, %s, %s, %s)", name, CRDsChart, ControlPlaneChart, CNIChart, VizChart)
 	}
 	c, err := loader.LoadFiles(files)
 	if err != nil {
@@ -74,7 +76,8 @@ func HAValues() (map[string]any, error) {
 
 // Options say how to render a chart.
 type Options struct {
-	// Namespace is the release namespace, the control plane's namespace (default "linkerd").
+	// Namespace is the release namespace (default "linkerd"): the control plane's, or the
+	// extension's for VizChart (linkerd-viz).
 	Namespace string
 	// Values override the chart's values.yaml (merged deeply; Values win).
 	Values map[string]any

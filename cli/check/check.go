@@ -11,6 +11,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/l5d-go/l5d/injector/inject"
 	"github.com/l5d-go/l5d/pkg/certs"
 	authv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -109,9 +110,16 @@ func Run(ctx context.Context, kube kubernetes.Interface, dyn dynamic.Interface, 
 		}
 		groups = append(groups, r.extensions)
 	}
+	return runGroups(ctx, groups)
+}
+
+// runGroups runs the checks of each group in order. A group is built only when the
+// previous groups have run, so that it can use what they found; a failed fatal check ends
+// the run.
+func runGroups(ctx context.Context, groups []func() group) Report {
 	rep := Report{Success: true}
 	for _, build := range groups {
-		g := build() // built after the previous groups ran: later groups use what they found
+		g := build()
 		cat := Category{Name: g.name}
 		stop := false
 		for _, c := range g.checks {
@@ -534,33 +542,29 @@ func (r *runner) controlPlaneVersion() group {
 	}}
 }
 
-// meshed reports whether pod has a linkerd-proxy container (classic or native sidecar).
-func meshed(p *corev1.Pod) bool {
-	for _, cs := range [][]corev1.Container{p.Spec.Containers, p.Spec.InitContainers} {
-		for _, c := range cs {
-			if c.Name == "linkerd-proxy" {
-				return true
-			}
-		}
+// Meshed reports whether pod has a linkerd-proxy container (classic or native sidecar).
+func Meshed(p *corev1.Pod) bool { return inject.HasProxy(&p.Spec) }
+
+// dataPlaneNamespace is the first check of a data-plane category: none for all namespaces
+// (ns empty), else that ns exists.
+func (r *runner) dataPlaneNamespace(ns string) []check {
+	if ns == "" {
+		return nil
 	}
-	return false
+	return []check{{name: "data plane namespace exists", hint: "l5d-data-plane-exists", fatal: true, run: func(ctx context.Context) error {
+		_, err := r.kube.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			//lint:ignore ST1005 the wording is Linkerd's check output
+			return fmt.Errorf("The \"%s\" namespace does not exist", ns)
+		}
+		return err
+	}}}
 }
 
 func (r *runner) dataPlane() group {
 	ns := r.o.DataPlaneNamespace
 	var pods []corev1.Pod
-	checks := []check{}
-	if ns != "" {
-		checks = append(checks, check{name: "data plane namespace exists", hint: "l5d-data-plane-exists", fatal: true, run: func(ctx context.Context) error {
-			_, err := r.kube.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
-			if apierrors.IsNotFound(err) {
-				//lint:ignore ST1005 the wording is Linkerd's check output
-				return fmt.Errorf("The \"%s\" namespace does not exist", ns)
-			}
-			return err
-		}})
-	}
-	return group{"linkerd-data-plane", append(checks,
+	return group{"linkerd-data-plane", append(r.dataPlaneNamespace(ns),
 		check{name: "data plane proxies are ready", hint: "l5d-data-plane-ready", run: func(ctx context.Context) error {
 			l, err := r.kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
 			if err != nil {
@@ -568,7 +572,7 @@ func (r *runner) dataPlane() group {
 			}
 			pods = pods[:0]
 			for _, p := range l.Items {
-				if meshed(&p) {
+				if Meshed(&p) {
 					pods = append(pods, p)
 				}
 			}

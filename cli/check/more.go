@@ -97,16 +97,6 @@ func (r *runner) proxiesUpToDate(pods []corev1.Pod) error {
 	return nil
 }
 
-// proxyReady reports whether the pod's linkerd-proxy container (classic or native) is ready.
-func proxyReady(p *corev1.Pod) bool {
-	for _, st := range append(append([]corev1.ContainerStatus{}, p.Status.ContainerStatuses...), p.Status.InitContainerStatuses...) {
-		if st.Name == "linkerd-proxy" && st.Ready {
-			return true
-		}
-	}
-	return false
-}
-
 // controlPlaneProxy is linkerd-control-plane-proxy: the proxies of control-plane pods. l5d's
 // own components carry no proxy, so the category appears only when some do.
 func (r *runner) controlPlaneProxy() group {
@@ -118,7 +108,7 @@ func (r *runner) controlPlaneProxy() group {
 				return err
 			}
 			for _, p := range l.Items {
-				if meshed(&p) {
+				if Meshed(&p) {
 					pods = append(pods, p)
 				}
 			}
@@ -261,7 +251,7 @@ func (r *runner) opaquePorts() group {
 				sel := labels.SelectorFromSet(s.Spec.Selector)
 				svcOpaque := portSet(s.Annotations[proxyconf.AnnOpaquePorts])
 				for _, p := range pods.Items {
-					if p.Namespace != s.Namespace || !sel.Matches(labels.Set(p.Labels)) || !meshed(&p) {
+					if p.Namespace != s.Namespace || !sel.Matches(labels.Set(p.Labels)) || !Meshed(&p) {
 						continue
 					}
 					podOpaque := portSet(p.Annotations[proxyconf.AnnOpaquePorts])

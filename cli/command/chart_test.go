@@ -125,6 +125,22 @@ var chartCases = map[string][]chartCase{
 			},
 		},
 	},
+	// The viz extension in its own namespace; --ignore-cluster renders the defaults a Helm
+	// user gets (no control plane to read settings from).
+	"linkerd-viz": {
+		{
+			name:      "helm-namespace",
+			cli:       []string{"viz", "install", "--ignore-cluster", "--set", "installNamespace=false"},
+			helm:      helmFlags{sets: []string{"linkerdVersion=" + testCLIVersion}},
+			namespace: "linkerd-viz",
+		},
+		{
+			name:      "same-values",
+			cli:       []string{"viz", "install", "--ignore-cluster", "--set", "prometheus.args.storage\\.tsdb\\.retention\\.time=2h"},
+			helm:      helmFlags{sets: []string{"installNamespace=true", "linkerdVersion=" + testCLIVersion, "prometheus.args.storage\\.tsdb\\.retention\\.time=2h"}},
+			namespace: "linkerd-viz",
+		},
+	},
 }
 
 // TestChartsMatchInstall checks every chart under deploy/charts with the pinned helm CLI

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -116,6 +117,15 @@ func serverVersion(c *cobra.Command, g *globals) string {
 		return v
 	}
 	return "unavailable"
+}
+
+// dynamic returns a dynamic client for the kubeconfig named by the global flags.
+func (g *globals) dynamic() (dynamic.Interface, error) {
+	cfg, err := g.restConfig()
+	if err != nil {
+		return nil, err
+	}
+	return dynamic.NewForConfig(cfg)
 }
 
 func contextOf(c *cobra.Command) context.Context {

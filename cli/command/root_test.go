@@ -17,7 +17,9 @@ func TestUnknownCommandFails(t *testing.T) {
 		args []string
 		want []string
 	}{
-		{[]string{"viz", "install"}, []string{`Error: unknown command "install" for "linkerd viz"`, "Run 'linkerd viz --help' for usage."}},
+		{[]string{"viz", "instal"}, []string{`Error: unknown command "instal" for "linkerd viz"`, "Did you mean this?\n\tinstall", "Run 'linkerd viz --help' for usage."}},
+		{[]string{"viz", "install", "--bogus"}, []string{"Error: unknown flag: --bogus", "Run 'linkerd viz install --help' for usage."}},
+		{[]string{"viz", "check", "--bogus"}, []string{"Error: unknown flag: --bogus", "Run 'linkerd viz check --help' for usage."}},
 		{[]string{"viz", "stats"}, []string{`Error: unknown command "stats" for "linkerd viz"`, "Did you mean this?\n\tstat", "Run 'linkerd viz --help' for usage."}},
 		{[]string{"diagnostics", "bogus"}, []string{`Error: unknown command "bogus" for "linkerd diagnostics"`, "Run 'linkerd diagnostics --help' for usage."}},
 		{[]string{"completion", "bogus"}, []string{`Error: unknown command "bogus" for "linkerd completion"`}},

@@ -13,12 +13,13 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/l5d-go/l5d/cli/vizext"
 	"github.com/l5d-go/l5d/cli/viztable"
 	"github.com/l5d-go/l5d/viz/api"
 )
 
 // DefaultVizNamespace is where `linkerd viz install` puts the extension.
-const DefaultVizNamespace = "linkerd-viz"
+const DefaultVizNamespace = vizext.DefaultNamespace
 
 // metricsAPIService is the Service of metrics-api in the viz namespace.
 const metricsAPIService = "metrics-api"

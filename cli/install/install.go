@@ -14,7 +14,6 @@ import (
 	"github.com/l5d-go/l5d/deploy"
 	"github.com/l5d-go/l5d/pkg/certs"
 	"helm.sh/helm/v3/pkg/chartutil"
-	"helm.sh/helm/v3/pkg/strvals"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 )
@@ -99,41 +98,12 @@ func Overrides(base map[string]any, o Options) (map[string]any, error) {
 		}
 		base = chartutil.CoalesceTables(ha, base)
 	}
-	for _, f := range o.ValueFiles {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			return nil, fmt.Errorf("--values: %w", err)
-		}
-		file := map[string]any{}
-		if err := yaml.Unmarshal(b, &file); err != nil {
-			return nil, fmt.Errorf("--values %s: %w", f, err)
-		}
-		base = chartutil.CoalesceTables(file, base)
+	base, err := ValueOptions{Files: o.ValueFiles, Sets: o.Sets, StringSets: o.SetStrings, FileSets: o.SetFiles}.MergeInto(base)
+	if err != nil {
+		return nil, err
 	}
 	if o.CNIEnabled {
-		base["cniEnabled"] = true
-	}
-	for _, s := range o.Sets {
-		if err := strvals.ParseInto(s, base); err != nil {
-			return nil, fmt.Errorf("--set %q: %w", s, err)
-		}
-	}
-	for _, s := range o.SetStrings {
-		if err := strvals.ParseIntoString(s, base); err != nil {
-			return nil, fmt.Errorf("--set-string %q: %w", s, err)
-		}
-	}
-	for _, s := range o.SetFiles {
-		read := func(rs []rune) (any, error) {
-			b, err := os.ReadFile(string(rs))
-			if err != nil {
-				return nil, err
-			}
-			return string(b), nil
-		}
-		if err := strvals.ParseIntoFile(s, base, read); err != nil {
-			return nil, fmt.Errorf("--set-file %q: %w", s, err)
-		}
+		base["cniEnabled"] = true // the explicit flag wins over values files and --set
 	}
 	return base, nil
 }

@@ -2,8 +2,9 @@
 # make demo: a whole mesh on this machine. Builds what is missing, starts a local cluster
 # (test/localcluster: etcd, kube-apiserver, controller-manager, scheduler, kube-proxy and a
 # node agent whose pods are processes in network namespaces), installs l5d the way the
-# Linkerd docs tell a user to, deploys the demo application meshed, and prints its golden
-# metrics until Ctrl-C; then removes everything it started. Needs root.
+# Linkerd docs tell a user to (control plane, then the viz extension with its Prometheus),
+# deploys the demo application meshed, and prints its golden metrics until Ctrl-C; then
+# removes everything it started. Needs root.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
@@ -27,15 +28,20 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 say "building l5d, the demo application and the Kubernetes binaries"
-make --no-print-directory kube-bins build
+make --no-print-directory kube-bins prometheus-bin build
 kube_bin=${L5D_KUBE_BIN_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/l5d/kube-v1.34.4}
-# Containers run as their securityContext's user (the proxy as 2102): they must be able to
-# reach the binaries, so the node runs a world-readable copy of bin/.
+# The viz extension's Prometheus (image prom/prometheus) is the real server, built and
+# cached by tools/prometheus/build.sh.
+prometheus=$(tools/prometheus/build.sh 2>/dev/null | tail -1)
+# Containers run as their securityContext's user (the proxy as 2102, Prometheus as 65534):
+# they must be able to reach the binaries, so the node runs a world-readable copy of bin/
+# and of Prometheus.
 pod_bin=$run_dir/bin
 rm -rf "$run_dir"
 mkdir -p "$pod_bin"
 chmod 755 "$run_dir"
 cp "$root"/bin/* "$pod_bin"/ 2>/dev/null || true
+cp "$prometheus" "$pod_bin"/
 chmod 755 "$pod_bin" "$pod_bin"/*
 export PATH=$root/bin:$kube_bin:$PATH
 
@@ -69,12 +75,17 @@ say "linkerd install | kubectl apply -f -"
 linkerd install | kubectl apply -f -
 say "linkerd check"
 linkerd check --wait 5m
+say "linkerd viz install | kubectl apply -f -"
+linkerd viz install | kubectl apply -f -
+say "linkerd viz check"
+linkerd viz check --wait 5m
 
 say "deploying the demo application (namespace l5d-demo, annotated linkerd.io/inject: enabled)"
 kubectl apply -f test/demo/app.yaml
 kubectl -n l5d-demo rollout status deploy --timeout 5m
 kubectl -n l5d-demo get pods -o wide
 linkerd check --proxy -n l5d-demo --wait 2m
+linkerd viz check --proxy -n l5d-demo --wait 2m
 
 cat <<EOF
 
@@ -82,17 +93,25 @@ The mesh is running. In another shell:
   export KUBECONFIG=$KUBECONFIG PATH=$root/bin:$kube_bin:\$PATH
   kubectl -n l5d-demo get pods                       # every pod 2/2: app + l5d proxy
   linkerd check --proxy -n l5d-demo
-  linkerd viz stat deploy -n l5d-demo                # golden metrics, read from the proxies
+  linkerd viz check --proxy -n l5d-demo              # Prometheus scrapes every demo proxy
+  linkerd viz list -n l5d-demo
+  linkerd viz stat deploy -n l5d-demo                # golden metrics from Prometheus (metrics-api)
+  linkerd viz edges deploy -n l5d-demo               # who calls whom, with mTLS identities
   linkerd diagnostics proxy-metrics -n l5d-demo deploy/web | grep ^request_total
   linkerd identity -n l5d-demo deploy/web | grep Subject:
   linkerd authz -n l5d-demo deploy/web
 Pod logs: $run_dir/pods/<namespace>_<pod>/logs/. Ctrl-C here stops and removes it all.
 EOF
 
-say "golden metrics per deployment, every $interval (Ctrl-C to stop)"
-if [ "$rounds" -gt 0 ]; then
-  for _ in $(seq "$rounds"); do l5d-demo-stat -kubeconfig "$KUBECONFIG" -namespace l5d-demo -interval "$interval" -once; done
-else
-  l5d-demo-stat -kubeconfig "$KUBECONFIG" -namespace l5d-demo -interval "$interval" &
-  wait $! || true
-fi
+say "golden metrics per deployment from linkerd viz stat (Prometheus, through metrics-api), every $interval (Ctrl-C to stop)"
+stat_rounds() {
+  local n=0
+  while [ "$rounds" -eq 0 ] || [ "$n" -lt "$rounds" ]; do
+    sleep "$interval"
+    printf '\n%s\n' "$(date -u +%T)"
+    linkerd viz stat deploy -n l5d-demo -t 1m || true
+    n=$((n + 1))
+  done
+}
+stat_rounds &
+wait $! || true

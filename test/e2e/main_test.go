@@ -121,7 +121,7 @@ func setUp(ctx context.Context) (s *Suite, cleanup func(), err error) {
 	if err != nil {
 		return nil, cleanup, err
 	}
-	bins, err := podBinaries(filepath.Join(root, "bin"))
+	bins, err := podBinaries(root)
 	if bins != "" {
 		undo = append(undo, func() { os.RemoveAll(bins) })
 	}
@@ -364,13 +364,28 @@ func (s *Suite) TrafficStats(ns, pod string) (traffic.Stats, error) {
 	return st, nil
 }
 
-// podBinaries copies bin/ into a fresh directory every container user can read and
-// execute (the proxy runs as uid 2102) and returns it.
-func podBinaries(bin string) (string, error) {
+// podBinaries copies bin/ and the Prometheus server the viz extension runs (image
+// "prometheus", built and cached by tools/prometheus/build.sh, as `make e2e` does) into a
+// fresh directory every container user can read and execute (the proxy runs as uid 2102,
+// Prometheus as 65534) and returns it.
+func podBinaries(root string) (string, error) {
+	bin := filepath.Join(root, "bin")
 	entries, err := os.ReadDir(bin)
 	if err != nil || len(entries) == 0 {
 		return "", fmt.Errorf("e2e needs the built binaries in %s (make build): %v", bin, err)
 	}
+	var files []string
+	for _, e := range entries {
+		if !e.IsDir() {
+			files = append(files, filepath.Join(bin, e.Name()))
+		}
+	}
+	out, err := exec.Command(filepath.Join(root, "tools", "prometheus", "build.sh")).Output()
+	if err != nil {
+		return "", fmt.Errorf("e2e needs the Prometheus server (make prometheus-bin): %w", err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	files = append(files, lines[len(lines)-1])
 	dir, err := os.MkdirTemp("", "l5d-e2e-bin-")
 	if err != nil {
 		return "", err
@@ -378,15 +393,12 @@ func podBinaries(bin string) (string, error) {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		return dir, err
 	}
-	for _, e := range entries {
-		if e.IsDir() {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join(bin, e.Name()))
+	for _, f := range files {
+		b, err := os.ReadFile(f)
 		if err != nil {
 			return dir, err
 		}
-		if err := os.WriteFile(filepath.Join(dir, e.Name()), b, 0o755); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, filepath.Base(f)), b, 0o755); err != nil {
 			return dir, err
 		}
 	}
