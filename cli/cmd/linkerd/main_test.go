@@ -21,17 +21,17 @@ func TestBuiltCLIUnknownCommand(t *testing.T) {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	var stdout, stderr bytes.Buffer
-	cmd := exec.Command(bin, "viz", "instal")
+	cmd := exec.Command(bin, "viz", "bogus")
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
 	var exit *exec.ExitError
 	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
-		t.Fatalf("linkerd viz instal: %v, want exit status 1", err)
+		t.Fatalf("linkerd viz bogus: %v, want exit status 1", err)
 	}
 	if stdout.Len() != 0 {
 		t.Errorf("stdout %q, want nothing", stdout.String())
 	}
-	want := "Error: unknown command \"instal\" for \"linkerd viz\"\nRun 'linkerd viz --help' for usage.\n"
+	want := "Error: unknown command \"bogus\" for \"linkerd viz\"\nRun 'linkerd viz --help' for usage.\n"
 	if got := stderr.String(); !strings.HasPrefix(got, want) {
 		t.Errorf("stderr %q, want %q", got, want)
 	}
