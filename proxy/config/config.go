@@ -180,7 +180,8 @@ type Config struct {
 	ShutdownEndpoint bool
 	// ShutdownGracePeriod bounds draining on shutdown.
 	ShutdownGracePeriod time.Duration
-	// Cores is GOMAXPROCS (0: leave Go's default).
+	// Cores is how many cores (GOMAXPROCS) the proxy uses (0: unset, one, as Linkerd's
+	// proxy; see proxy/cmd/proxy).
 	Cores int
 	// MemoryLimit is the soft Go memory limit in bytes (0: none).
 	MemoryLimit int64
