@@ -281,7 +281,7 @@ echo "l5d proxy RSS idle: client ${idle_cli} KB, server ${idle_srv} KB; l5d-mesh
 fortio=$(command -v fortio || true)
 [ -z "$fortio" ] && [ -x "$root/bin/tools/fortio" ] && fortio=$root/bin/tools/fortio
 declare -A LAT # [path,rate,percentile] = ms
-if [ -n "$fortio" ]; then
+if [ -n "$fortio" ] && [ -n "$RATES" ]; then
 	echo "== latency at fixed rates: fortio -c 16 -t $RATE_DUR (ms)"
 	printf '%-8s %6s %8s %8s %8s %10s\n' path qps p50 p99 p99.9 "achieved"
 	for rate in $RATES; do
@@ -297,6 +297,8 @@ if [ -n "$fortio" ]; then
 				"${LAT[$name,$rate,99.9]}" "$(awk '/All done/{print $(NF-1)}' <<<"$out" | tail -1)"
 		done
 	done
+elif [ -z "$RATES" ]; then
+	echo "== latency: skipped (RATES=\"\")"
 else
 	echo "== latency: fortio not found (make bench-tools builds it into bin/tools)"
 fi
@@ -366,9 +368,10 @@ ratio() { # a b: a/b to two places, or - when either is missing or b is zero
 }
 echo "== summary: l5d-mesh / nginx"
 printf '%-40s %10s\n' figure ratio
-printf '%-40s %10s\n' "throughput (wrk, median per-round)" "$(printf 'x%.2f' "$(med "${ratio_rps[l5d-mesh]}")")"
-printf '%-40s %10s\n' "CPU per request (wrk, median per-round)" "$(printf 'x%.2f' "$(med "${ratio_cpu[l5d-mesh]}")")"
-printf '%-40s %10s\n' "max RSS per process (wrk)" "$(ratio "${RSSMAX[l5d-mesh]}" "${RSSMAX[nginx]}")"
+medx() { if [ -n "${1// /}" ]; then printf 'x%.2f' "$(med "$1")"; else echo -; fi; } # - when not measured
+printf '%-40s %10s\n' "throughput (wrk, median per-round)" "$(medx "${ratio_rps[l5d-mesh]:-}")"
+printf '%-40s %10s\n' "CPU per request (wrk, median per-round)" "$(medx "${ratio_cpu[l5d-mesh]:-}")"
+printf '%-40s %10s\n' "max RSS per process (wrk)" "$(ratio "${RSSMAX[l5d-mesh]:-}" "${RSSMAX[nginx]}")"
 for rate in $RATES; do
 	for q in 50 99 99.9; do
 		printf '%-40s %10s\n' "latency p$q at $rate req/s" "$(ratio "${LAT[l5d-mesh,$rate,$q]:-}" "${LAT[nginx,$rate,$q]:-}")"
