@@ -185,7 +185,8 @@ type Config struct {
 	ShutdownEndpoint bool
 	// ShutdownGracePeriod bounds draining on shutdown.
 	ShutdownGracePeriod time.Duration
-	// Cores is GOMAXPROCS (0: leave Go's default).
+	// Cores is how many cores (GOMAXPROCS) the proxy uses (0: unset, one, as Linkerd's
+	// proxy; see Workers).
 	Cores int
 	// CoresMaxRatio, when above 0 and Cores is 0, caps GOMAXPROCS at this share of the
 	// node's CPUs (rounded, at least 1): Linkerd's proxy-cpu-ratio-limit.
@@ -336,17 +337,19 @@ func Load(lookup func(string) (string, bool)) (*Config, error) {
 	return c, nil
 }
 
-// Workers is the GOMAXPROCS the proxy should run with on a node with numCPU CPUs: Cores
-// when set (a CPU limit wins, as in Linkerd), else CoresMaxRatio of numCPU rounded to the
-// nearest whole number and at least 1, else 0 (leave Go's default).
+// Workers is the GOMAXPROCS the proxy should run with when numCPU CPUs are available (Go's
+// default GOMAXPROCS, which follows the container's CPU limit): Cores when set (a CPU limit
+// wins, as in Linkerd), else CoresMaxRatio of numCPU rounded to the nearest whole number,
+// else one, Linkerd's single-threaded default; never more than numCPU nor less than one.
 func (c *Config) Workers(numCPU int) int {
+	n := 1
 	switch {
 	case c.Cores > 0:
-		return c.Cores
+		n = c.Cores
 	case c.CoresMaxRatio > 0:
-		return max(1, int(math.Round(c.CoresMaxRatio*float64(numCPU))))
+		n = int(math.Round(c.CoresMaxRatio * float64(numCPU)))
 	}
-	return 0
+	return max(1, min(n, numCPU))
 }
 
 // Names lists every environment variable Load reads, in the order it reads them.

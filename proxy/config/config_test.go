@@ -234,8 +234,10 @@ func TestWorkers(t *testing.T) {
 		numCPU int
 		want   int
 	}{
-		{nil, 8, 0},
+		{nil, 8, 1}, // unset: Linkerd's single-threaded default
+		{nil, 0, 1}, // never zero
 		{map[string]string{EnvCores: "2"}, 8, 2},
+		{map[string]string{EnvCores: "4"}, 2, 2}, // capped at what is available
 		{map[string]string{EnvCoresMaxRatio: "0.3"}, 10, 3},
 		{map[string]string{EnvCoresMaxRatio: "0.2"}, 2, 1},
 		{map[string]string{EnvCoresMaxRatio: "1"}, 4, 4},

@@ -148,17 +148,13 @@ func (t *Transport) dial(ctx context.Context, addr string) (*clientConn, error) 
 		settled: make(chan struct{})}
 	cc.inflow.give(connWindow)
 	cc.w.lock()
-	if _, err := cc.w.bw.WriteString(http2.ClientPreface); err != nil {
-		cc.w.err = err
-	}
-	if cc.w.err == nil {
-		cc.w.err = cc.w.fr.WriteSettings(
-			http2.Setting{ID: http2.SettingEnablePush, Val: 0},
-			http2.Setting{ID: http2.SettingInitialWindowSize, Val: streamWindow},
-			http2.Setting{ID: http2.SettingMaxFrameSize, Val: maxFrameRead},
-			http2.Setting{ID: http2.SettingMaxHeaderListSize, Val: maxHeaderList},
-		)
-	}
+	cc.w.raw(http2.ClientPreface)
+	cc.w.err = cc.w.fr.WriteSettings(
+		http2.Setting{ID: http2.SettingEnablePush, Val: 0},
+		http2.Setting{ID: http2.SettingInitialWindowSize, Val: streamWindow},
+		http2.Setting{ID: http2.SettingMaxFrameSize, Val: maxFrameRead},
+		http2.Setting{ID: http2.SettingMaxHeaderListSize, Val: maxHeaderList},
+	)
 	if cc.w.err == nil {
 		cc.w.err = cc.w.fr.WriteWindowUpdate(0, connWindow-65535)
 	}
@@ -605,9 +601,7 @@ func (cc *clientConn) goAwayErr(code http2.ErrCode, why string) error {
 	cc.w.lock()
 	if cc.w.err == nil {
 		cc.w.err = cc.w.fr.WriteGoAway(0, code, []byte(why))
-		if cc.w.err == nil {
-			cc.w.err = cc.w.bw.Flush()
-		}
+		cc.w.syncLocked()
 	}
 	cc.w.unlock()
 	return fmt.Errorf("h2: %s (GOAWAY %v)", why, code)

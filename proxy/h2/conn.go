@@ -2,9 +2,9 @@
 // where every request crosses one shared connection: a client Transport (an
 // http.RoundTripper) and a server that feeds an http.Handler.
 //
-// It exists for speed. Frames from all streams of a connection are written through one
-// buffer that is flushed only when no other stream is waiting to write, so concurrent
-// requests share write system calls; the reading side decodes frames on one goroutine per
+// It exists for speed. Frames from all streams of a connection are appended to one
+// buffer, written by whichever stream finds no write in progress; frames added during a
+// write go out with the next, so concurrent requests share write system calls; the reading side decodes frames on one goroutine per
 // connection and hands them to streams without further goroutines. Flow control follows
 // RFC 9113: sends wait for the peer's connection and stream windows, and receive windows
 // are replenished as the application consumes data.
@@ -108,19 +108,30 @@ func frameBuffered(br *bufio.Reader) bool {
 var errConnClosed = errors.New("h2: connection closed")
 
 // frameWriter serialises frame writes on one connection. Writers take the lock with
-// lock and release it with unlock, which flushes the buffer unless another writer is
-// already waiting for the lock (that one flushes later), so concurrent streams share
-// system calls.
+// lock, append frames to a pending buffer and release the lock with unlock, which writes
+// the pending frames to the connection unless another goroutine is already writing: that
+// one writes them, together with whatever else was added meanwhile, before it returns.
+// The goroutine starting a write yields the processor once first, so that streams woken
+// by the same input add their frames to the same write; the others never wait for the
+// write system call, which is made without the lock held. The pending buffer is
+// bounded: past maxPending bytes, writers wait for the write in progress (a peer that
+// does not read stalls its own connection and no more).
 type frameWriter struct {
-	mu      sync.Mutex
-	cond    sync.Cond
-	waiting atomic.Int32
-	bw      *bufio.Writer
-	fr      *http2.Framer
-	henc    *hpack.Encoder
-	hbuf    bytes.Buffer
-	enc     func(name, value string) // encodes one field into hbuf
-	err     error
+	mu   sync.Mutex
+	cond sync.Cond // send windows changed (or the connection failed)
+	// room is signalled when a write system call returns, for writers waiting for the
+	// pending buffer to drain; roomWaiters counts them.
+	room        sync.Cond
+	roomWaiters int
+	conn        io.Writer
+	out         []byte // pending frames, in order
+	spare       []byte // the previous write's buffer, reused for the next batch
+	writing     bool   // a goroutine is writing out to conn (outside mu)
+	fr          *http2.Framer
+	henc        *hpack.Encoder
+	hbuf        bytes.Buffer
+	enc         func(name, value string) // encodes one field into hbuf
+	err         error
 
 	// Send flow control (guarded by mu).
 	connSend      int64
@@ -128,44 +139,115 @@ type frameWriter struct {
 	maxFrame      int
 }
 
+const (
+	// maxPending bounds the frames waiting for the write in progress; writers past it
+	// wait for that write to return.
+	maxPending = 64 << 10
+	// maxSendFrame bounds the DATA frames sent, whatever larger size the peer accepts: one
+	// TLS record holds 16 KiB, and the pending buffer stays small.
+	maxSendFrame = 16 << 10
+)
+
 func newFrameWriter(c net.Conn) *frameWriter {
-	w := &frameWriter{bw: bufio.NewWriterSize(c, 32<<10), connSend: 65535, initialWindow: 65535, maxFrame: 16384}
+	w := &frameWriter{conn: c, connSend: 65535, initialWindow: 65535, maxFrame: 16384}
 	w.cond.L = &w.mu
-	w.fr = http2.NewFramer(w.bw, nil)
+	w.room.L = &w.mu
+	w.fr = http2.NewFramer((*pendingWriter)(w), nil)
 	w.henc = hpack.NewEncoder(&w.hbuf)
 	w.enc = func(name, value string) { w.henc.WriteField(hpack.HeaderField{Name: name, Value: value}) }
 	return w
 }
 
-func (w *frameWriter) lock() {
-	w.waiting.Add(1)
-	w.mu.Lock()
-	w.waiting.Add(-1)
+// pendingWriter is the frameWriter as the Framer's io.Writer: frames are appended to the
+// pending buffer (the caller holds the lock).
+type pendingWriter frameWriter
+
+func (p *pendingWriter) Write(b []byte) (int, error) {
+	p.out = append(p.out, b...)
+	return len(b), nil
 }
 
+// lock takes the writer's lock, waiting while the pending buffer is full and being written.
+func (w *frameWriter) lock() {
+	w.mu.Lock()
+	for w.writing && len(w.out) >= maxPending && w.err == nil {
+		w.roomWaiters++
+		w.room.Wait()
+		w.roomWaiters--
+	}
+}
+
+// unlock writes the pending frames (unless a write is in progress, which will) and
+// releases the lock.
 func (w *frameWriter) unlock() {
-	if w.waiting.Load() != 0 || w.err != nil || w.bw.Buffered() == 0 {
-		w.mu.Unlock()
+	w.flushLocked()
+	w.mu.Unlock()
+}
+
+// flushLocked writes the pending frames to the connection, batch after batch until none
+// is left, unless another goroutine is already doing so. The caller holds the lock, which
+// is released during each write system call and held again on return.
+func (w *frameWriter) flushLocked() {
+	if w.writing {
 		return
 	}
-	// Give goroutines that are about to write (other streams of this connection) one
-	// scheduling round to add their frames, then flush whatever is buffered once.
+	w.writing = true
+	// Let goroutines about to write (other streams of this connection, woken by the same
+	// burst of input) add their frames first: they find a write in progress and return at
+	// once, and all go out in one system call. Only the goroutine starting a write
+	// yields, once per batch.
 	w.mu.Unlock()
 	runtime.Gosched()
 	w.mu.Lock()
-	if w.waiting.Load() == 0 && w.err == nil && w.bw.Buffered() > 0 {
-		w.err = w.bw.Flush()
+	for len(w.out) > 0 && w.err == nil {
+		b := w.out
+		w.out = w.spare[:0]
+		w.spare = nil
+		w.mu.Unlock()
+		_, err := w.conn.Write(b)
+		w.mu.Lock()
+		if cap(b) <= maxPending {
+			w.spare = b[:0]
+		}
+		if err != nil && w.err == nil {
+			w.err = err
+			w.cond.Broadcast()
+		}
+		if w.roomWaiters > 0 {
+			w.room.Broadcast()
+		}
 	}
-	w.mu.Unlock()
+	w.writing = false
+	if w.roomWaiters > 0 {
+		w.room.Broadcast()
+	}
 }
 
-// fail records a write error and wakes every stream waiting for window.
+// syncLocked writes the pending frames and waits until they are written (or the
+// connection failed). The caller holds the lock.
+func (w *frameWriter) syncLocked() error {
+	w.flushLocked()
+	for w.writing && w.err == nil {
+		w.roomWaiters++
+		w.room.Wait()
+		w.roomWaiters--
+		w.flushLocked()
+	}
+	return w.err
+}
+
+// raw appends bytes that are not a frame (the client's connection preface). The caller
+// holds the lock.
+func (w *frameWriter) raw(s string) { w.out = append(w.out, s...) }
+
+// fail records a write error and wakes every stream waiting for window or room.
 func (w *frameWriter) fail(err error) {
 	w.mu.Lock()
 	if w.err == nil {
 		w.err = err
 	}
 	w.cond.Broadcast()
+	w.room.Broadcast()
 	w.mu.Unlock()
 }
 
@@ -205,7 +287,8 @@ type sendWindow struct {
 }
 
 // data writes p on stream id as DATA frames within the flow-control windows, waiting
-// (and flushing first) when they are exhausted. Caller holds the lock.
+// (after writing what is pending) when they are exhausted, and for the pending buffer to
+// drain when it is full. Caller holds the lock.
 func (w *frameWriter) data(id uint32, sw *sendWindow, p []byte, endStream bool) error {
 	for {
 		if w.err != nil {
@@ -220,13 +303,23 @@ func (w *frameWriter) data(id uint32, sw *sendWindow, p []byte, endStream bool) 
 			}
 			return w.err
 		}
-		n := int64(len(p))
-		n = min(n, w.connSend, sw.window, int64(w.maxFrame))
-		if n <= 0 {
-			if w.bw.Buffered() > 0 {
-				w.err = w.bw.Flush()
+		if len(w.out) >= maxPending {
+			if w.writing {
+				w.roomWaiters++
+				w.room.Wait()
+				w.roomWaiters--
+			} else {
+				w.flushLocked()
 			}
-			w.cond.Wait()
+			continue
+		}
+		n := int64(len(p))
+		n = min(n, w.connSend, sw.window, int64(w.maxFrame), maxSendFrame)
+		if n <= 0 {
+			w.flushLocked()
+			if w.err == nil {
+				w.cond.Wait()
+			}
 			continue
 		}
 		w.connSend -= n

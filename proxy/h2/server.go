@@ -236,9 +236,7 @@ func (sc *serverConn) goAway(code http2.ErrCode, why string) error {
 	sc.w.lock()
 	if sc.w.err == nil {
 		sc.w.err = sc.w.fr.WriteGoAway(last, code, []byte(why))
-		if sc.w.err == nil {
-			sc.w.err = sc.w.bw.Flush()
-		}
+		sc.w.syncLocked()
 	}
 	sc.w.unlock()
 	return fmt.Errorf("h2: %s (GOAWAY %v)", why, code)
@@ -930,7 +928,7 @@ func (rw *responseWriter) Write(p []byte) (int, error) {
 		rw.buf = append(rw.buf, p...)
 		return len(p), nil
 	}
-	if err := rw.send(p, false, false); err != nil {
+	if err := rw.send(p, false); err != nil {
 		return 0, err
 	}
 	return len(p), nil
@@ -941,11 +939,11 @@ func (rw *responseWriter) Flush() {
 	if rw.status == 0 {
 		rw.WriteHeader(http.StatusOK)
 	}
-	rw.send(nil, false, true)
+	rw.send(nil, false)
 }
 
 // send writes headers (once), buffered data and p; endStream ends the stream after them.
-func (rw *responseWriter) send(p []byte, endStream, flushOnly bool) error {
+func (rw *responseWriter) send(p []byte, endStream bool) error {
 	if rw.err != nil {
 		return rw.err
 	}
@@ -998,9 +996,6 @@ func (rw *responseWriter) send(p []byte, endStream, flushOnly bool) error {
 	if endStream && w.err == nil {
 		st.sc.responded(st)
 	}
-	if flushOnly && w.err == nil && w.bw.Buffered() > 0 && w.waiting.Load() == 0 {
-		w.err = w.bw.Flush()
-	}
 	return w.err
 }
 
@@ -1012,10 +1007,10 @@ func (rw *responseWriter) finish() {
 	}
 	trailers := rw.trailers()
 	if len(trailers) == 0 {
-		rw.send(nil, true, false)
+		rw.send(nil, true)
 		return
 	}
-	if rw.send(nil, false, false) != nil {
+	if rw.send(nil, false) != nil {
 		return
 	}
 	w := rw.st.sc.w

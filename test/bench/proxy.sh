@@ -29,8 +29,19 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 REPEATS=${REPEATS:-5}
 DUR=${DUR:-10s}
 CONNS=${CONNS:-32}
-RATES=${RATES:-"1000 5000"}
+RATES=${RATES-"1000 5000"} # RATES="" skips the latency rows
 RATE_DUR=${RATE_DUR:-10s}
+# PATHS: the throughput paths to run (nginx is always run: the ratios are against it).
+PATHS=${PATHS:-"direct nginx l5d l5d-mesh"}
+# GRPC=0 skips the gRPC rows (ghz).
+GRPC=${GRPC:-1}
+# PROFILE=dir: CPU profiles of the two l5d-mesh proxies during the last throughput round
+# (dir/client.prof, dir/server.prof, with dir/proxy to read them: go tool pprof dir/proxy dir/client.prof).
+PROFILE=${PROFILE:-}
+# PROXY_BIN=file: run this proxy binary instead of building one (to compare builds in turn).
+PROXY_BIN=${PROXY_BIN:-}
+# PROXY_ENV="NAME=value ...": more environment for every proxy (e.g. LINKERD2_PROXY_CORES=2).
+PROXY_ENV=${PROXY_ENV:-}
 [ "$(id -u)" = 0 ] || { echo "bench-proxy: needs root (network namespaces)"; exit 1; }
 for c in nginx wrk ip iptables-legacy-restore setpriv bc; do
 	command -v "$c" >/dev/null || { echo "bench-proxy: $c is missing (apt-get install nginx-light wrk iproute2 iptables util-linux bc)"; exit 1; }
@@ -54,7 +65,8 @@ trap cleanup EXIT
 
 echo "== building proxy and proxy-init"
 # grpcnotrace: the proxy ships without grpc-go's x/net/trace and the templates it links (see proxy/cmd/proxy).
-(cd "$root" && CGO_ENABLED=0 go build -trimpath -tags grpcnotrace -o "$work/proxy" ./proxy/cmd/proxy && CGO_ENABLED=0 go build -trimpath -o "$work/proxy-init" ./proxy-init/cmd/proxy-init &&
+if [ -n "$PROXY_BIN" ]; then cp "$PROXY_BIN" "$work/proxy"; fi
+(cd "$root" && { [ -n "$PROXY_BIN" ] || CGO_ENABLED=0 go build -trimpath -tags grpcnotrace -o "$work/proxy" ./proxy/cmd/proxy; } && CGO_ENABLED=0 go build -trimpath -o "$work/proxy-init" ./proxy-init/cmd/proxy-init &&
 	CGO_ENABLED=0 go build -trimpath -o "$work/grpcapp" ./test/bench/grpcapp &&
 	CGO_ENABLED=0 go build -trimpath -o "$work/benchcp" ./proxy/internal/benchcp)
 
@@ -113,7 +125,7 @@ for ns in $cli $srv; do
 	ip netns exec "$ns" "$work/proxy-init" --iptables-mode nft --proxy-uid 2102 \
 		--inbound-ports-to-ignore 4190,4191,8081,9002,9091,9012 --outbound-ports-to-ignore 8081,9002,9091,9012 --log-level warn
 	ip netns exec "$ns" setpriv --reuid 2102 --regid 2102 --clear-groups env -i \
-		LINKERD2_PROXY_LOG=warn LINKERD2_PROXY_ADMIN_LISTEN_ADDR=0.0.0.0:4191 \
+		LINKERD2_PROXY_LOG=warn LINKERD2_PROXY_ADMIN_LISTEN_ADDR=0.0.0.0:4191 $PROXY_ENV \
 		"$work/proxy" 2>"$work/proxy-$ns.log" &
 	pids+=($!)
 done
@@ -135,6 +147,7 @@ for pod in "$mcli:$cid" "$msrv:$sid"; do
 		LINKERD2_PROXY_DESTINATION_SVC_ADDR=10.245.0.1:8086 \
 		LINKERD2_PROXY_DESTINATION_SVC_NAME=destination.linkerd.serviceaccount.identity.linkerd.cluster.local \
 		LINKERD2_PROXY_DESTINATION_PROFILE_NETWORKS=10.245.0.0/16 \
+		L5D_PROXY_PPROF=$([ -n "$PROFILE" ] && echo true || echo false) $PROXY_ENV \
 		"$work/proxy" 2>"$work/proxy-$ns.log" &
 	pids+=($!)
 done
@@ -188,23 +201,25 @@ echo "   $CONNS concurrent client connections rode $conns mesh TLS connection(s)
 nginx_worker() { pgrep -P "$(cat "$work/$1.pid")" | head -1; }
 p1=$(nginx_worker p1) p2=$(nginx_worker p2)
 cpu() { awk '{print $14+$15}' "/proc/$1/stat"; }
+sysrw() { awk '/^sysc[rw]:/{s+=$2} END {print s}' "/proc/$1/io"; } # read and write system calls so far
 rss() { awk '/VmRSS/{print $2}' "/proc/$1/status"; }
 median() { sort -g | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
 
 idle_cli=$(rss "$cli_proxy") idle_srv=$(rss "$srv_proxy")
 idle_mcli=$(rss "$mcli_proxy") idle_msrv=$(rss "$msrv_proxy")
-declare -A RPS CPU RSSMAX LAST_RPS LAST_CPU LAST_RSS
+declare -A RPS CPU RSSMAX LAST_RPS LAST_CPU LAST_RSS LAST_SYS
 run_once() { # name url pidA pidB [client-ns]: one wrk run, appended to the path's samples
-	local a1=0 a2=0 b1=0 b2=0
-	[ -n "$3" ] && a1=$(cpu "$3") && a2=$(cpu "$4")
+	local a1=0 a2=0 b1=0 b2=0 s1=0 s2=0
+	[ -n "$3" ] && a1=$(cpu "$3") && a2=$(cpu "$4") && s1=$(($(sysrw "$3") + $(sysrw "$4")))
 	out=$(ip netns exec "${5:-$cli}" wrk -t1 -c"$CONNS" -d"$DUR" "$2")
-	[ -n "$3" ] && b1=$(cpu "$3") && b2=$(cpu "$4")
+	[ -n "$3" ] && b1=$(cpu "$3") && b2=$(cpu "$4") && s2=$(($(sysrw "$3") + $(sysrw "$4")))
 	reqs=$(awk '/requests in/{print $1}' <<<"$out")
 	LAST_RPS[$1]=$(awk '/Requests\/sec/{print $2}' <<<"$out")
 	RPS[$1]+=" ${LAST_RPS[$1]}"
-	LAST_CPU[$1]=-
+	LAST_CPU[$1]=- LAST_SYS[$1]=-
 	if [ -n "$3" ]; then
 		LAST_CPU[$1]=$(echo "scale=4; ($b1-$a1+$b2-$a2)/100*10000/$reqs" | bc)
+		LAST_SYS[$1]=$(echo "scale=2; ($s2-$s1)/$reqs" | bc)
 		CPU[$1]+=" ${LAST_CPU[$1]}"
 		LAST_RSS[$1]=0
 		for p in "$3" "$4"; do
@@ -219,28 +234,45 @@ med() { tr ' ' '\n' <<<"$1" | grep . | median; }
 # falls on all of them alike; the ratios to nginx are medians of the per-round ratios.
 echo "== throughput: wrk -t1 -c$CONNS -d$DUR, $REPEATS rounds (direct, nginx, l5d, l5d-mesh in turn), medians"
 declare -A ratio_rps ratio_cpu ratio_rss
+on() { [[ " $PATHS " == *" $1 "* ]]; }
+profile() { # ns file: a CPU profile of the proxy in ns for DUR less a second, in the background
+	local secs=$((${DUR%s} - 1))
+	ip netns exec "$1" curl -s -o "$PROFILE/$2" "http://127.0.0.1:4191/debug/pprof/profile?seconds=$secs" &
+	profiling+=($!)
+}
+profiling=()
+if [ -n "$PROFILE" ]; then mkdir -p "$PROFILE" && cp "$work/proxy" "$PROFILE/proxy"; fi
 for round in $(seq "$REPEATS"); do
-	run_once direct "http://$server:8081/" "" ""
+	if on direct; then run_once direct "http://$server:8081/" "" ""; else LAST_RPS[direct]=-; fi
 	run_once nginx "http://127.0.0.1:9001/" "$p1" "$p2"
-	run_once l5d "http://$server:8080/" "$cli_proxy" "$srv_proxy"
-	run_once l5d-mesh "http://$mserver:8080/" "$mcli_proxy" "$msrv_proxy" "$mcli"
+	if on l5d; then run_once l5d "http://$server:8080/" "$cli_proxy" "$srv_proxy"; else LAST_RPS[l5d]=- LAST_CPU[l5d]=- LAST_SYS[l5d]=-; fi
+	if on l5d-mesh; then
+		if [ -n "$PROFILE" ] && [ "$round" = "$REPEATS" ]; then profile "$mcli" client.prof; profile "$msrv" server.prof; fi
+		run_once l5d-mesh "http://$mserver:8080/" "$mcli_proxy" "$msrv_proxy" "$mcli"
+	else LAST_RPS[l5d-mesh]=- LAST_CPU[l5d-mesh]=- LAST_SYS[l5d-mesh]=-; fi
 	for p in l5d l5d-mesh; do
+		on "$p" || continue
 		ratio_rps[$p]+=" $(echo "scale=4; ${LAST_RPS[$p]}/${LAST_RPS[nginx]}" | bc)"
 		ratio_cpu[$p]+=" $(echo "scale=4; ${LAST_CPU[$p]}/${LAST_CPU[nginx]}" | bc)"
 		ratio_rss[$p]+=" $(echo "scale=4; ${LAST_RSS[$p]}/${LAST_RSS[nginx]}" | bc)"
 	done
 	echo "round $round: req/s direct ${LAST_RPS[direct]} nginx ${LAST_RPS[nginx]} l5d ${LAST_RPS[l5d]} l5d-mesh ${LAST_RPS[l5d-mesh]};" \
-		"CPU-s/10k nginx ${LAST_CPU[nginx]} l5d ${LAST_CPU[l5d]} l5d-mesh ${LAST_CPU[l5d-mesh]}"
+		"CPU-s/10k nginx ${LAST_CPU[nginx]} l5d ${LAST_CPU[l5d]} l5d-mesh ${LAST_CPU[l5d-mesh]};" \
+		"read+write syscalls/req (pair) nginx ${LAST_SYS[nginx]} l5d ${LAST_SYS[l5d]} l5d-mesh ${LAST_SYS[l5d-mesh]}"
 done
+for p in "${profiling[@]}"; do wait "$p"; done
 printf '%-9s %12s %10s %10s %24s %16s\n' path "requests/s" "x direct" "x nginx" "CPU-s/10k req (pair)" "max RSS KB"
 for p in direct nginx l5d l5d-mesh; do
-	r=$(med "${RPS[$p]}") d=$(med "${RPS[direct]}") n=$(med "${RPS[nginx]}")
+	on "$p" || [ "$p" = nginx ] || continue
+	r=$(med "${RPS[$p]}") n=$(med "${RPS[nginx]}") xd=-
+	if on direct; then xd=$(printf '%.2f' "$(echo "scale=3; $r/$(med "${RPS[direct]}")" | bc)"); fi
 	c=-
 	if [ -n "${CPU[$p]:-}" ]; then c=$(printf '%.4f' "$(med "${CPU[$p]}")"); fi
-	printf '%-9s %12.0f %10.2f %10.2f %24s %16s\n' "$p" "$r" \
-		"$(echo "scale=3; $r/$d" | bc)" "$(echo "scale=3; $r/$n" | bc)" "$c" "${RSSMAX[$p]:-0}"
+	printf '%-9s %12.0f %10s %10.2f %24s %16s\n' "$p" "$r" \
+		"$xd" "$(echo "scale=3; $r/$n" | bc)" "$c" "${RSSMAX[$p]:-0}"
 done
 for p in l5d l5d-mesh; do
+	on "$p" || continue
 	printf '%s vs nginx, median of per-round ratios: throughput x%.2f, CPU per request x%.2f, max RSS per process x%.2f\n' \
 		"$p" "$(med "${ratio_rps[$p]}")" "$(med "${ratio_cpu[$p]}")" "$(med "${ratio_rss[$p]}")"
 done
@@ -249,7 +281,7 @@ echo "l5d proxy RSS idle: client ${idle_cli} KB, server ${idle_srv} KB; l5d-mesh
 fortio=$(command -v fortio || true)
 [ -z "$fortio" ] && [ -x "$root/bin/tools/fortio" ] && fortio=$root/bin/tools/fortio
 declare -A LAT # [path,rate,percentile] = ms
-if [ -n "$fortio" ]; then
+if [ -n "$fortio" ] && [ -n "$RATES" ]; then
 	echo "== latency at fixed rates: fortio -c 16 -t $RATE_DUR (ms)"
 	printf '%-8s %6s %8s %8s %8s %10s\n' path qps p50 p99 p99.9 "achieved"
 	for rate in $RATES; do
@@ -257,6 +289,7 @@ if [ -n "$fortio" ]; then
 		for p in "direct|$cli|http://$server:8081/" "nginx|$cli|http://127.0.0.1:9001/" "l5d|$cli|http://$server:8080/" \
 			"l5d-mesh|$mcli|http://$mserver:8080/"; do
 			IFS='|' read -r name ns url <<<"$p"
+			on "$name" || [ "$name" = nginx ] || continue
 			out=$(ip netns exec "$ns" "$fortio" load -quiet -c 16 -qps "$rate" -t "$RATE_DUR" -p "50,99,99.9" "$url" 2>&1)
 			pct() { awk -v q="$1" '$1=="#" && $2=="target" && $3==q"%" {printf "%.3f", $4*1000; exit}' <<<"$out"; }
 			for q in 50 99 99.9; do LAT[$name,$rate,$q]=$(pct $q); done
@@ -264,6 +297,8 @@ if [ -n "$fortio" ]; then
 				"${LAT[$name,$rate,99.9]}" "$(awk '/All done/{print $(NF-1)}' <<<"$out" | tail -1)"
 		done
 	done
+elif [ -z "$RATES" ]; then
+	echo "== latency: skipped (RATES=\"\")"
 else
 	echo "== latency: fortio not found (make bench-tools builds it into bin/tools)"
 fi
@@ -271,7 +306,7 @@ fi
 declare -A GRPS GCPU GP99
 ghz=$(command -v ghz || true)
 [ -z "$ghz" ] && [ -x "$root/bin/tools/ghz" ] && ghz=$root/bin/tools/ghz
-if [ -n "$ghz" ]; then
+if [ -n "$ghz" ] && [ "$GRPC" != 0 ]; then
 	echo "== gRPC unary (grpc.health.v1.Health/Check): ghz -c $CONNS -z $DUR, $REPEATS runs each, medians"
 	g1=$(nginx_worker g1) g2=$(nginx_worker g2)
 	grpc_path() { # name target pidA pidB [client-ns]
@@ -319,6 +354,8 @@ if [ -n "$ghz" ]; then
 			"$(echo "scale=3; ${GRPS[$p]}/${GRPS[direct]}" | bc)" "$(echo "scale=3; ${GRPS[$p]}/${GRPS[nginx]}" | bc)" \
 			"${GCPU[$p]}" "${GP99[$p]}"
 	done
+elif [ "$GRPC" = 0 ]; then
+	echo "== gRPC: skipped (GRPC=0)"
 else
 	echo "== gRPC: ghz not found (make bench-tools builds it into bin/tools)"
 fi
@@ -331,9 +368,10 @@ ratio() { # a b: a/b to two places, or - when either is missing or b is zero
 }
 echo "== summary: l5d-mesh / nginx"
 printf '%-40s %10s\n' figure ratio
-printf '%-40s %10s\n' "throughput (wrk, median per-round)" "$(printf 'x%.2f' "$(med "${ratio_rps[l5d-mesh]}")")"
-printf '%-40s %10s\n' "CPU per request (wrk, median per-round)" "$(printf 'x%.2f' "$(med "${ratio_cpu[l5d-mesh]}")")"
-printf '%-40s %10s\n' "max RSS per process (wrk)" "$(ratio "${RSSMAX[l5d-mesh]}" "${RSSMAX[nginx]}")"
+medx() { if [ -n "${1// /}" ]; then printf 'x%.2f' "$(med "$1")"; else echo -; fi; } # - when not measured
+printf '%-40s %10s\n' "throughput (wrk, median per-round)" "$(medx "${ratio_rps[l5d-mesh]:-}")"
+printf '%-40s %10s\n' "CPU per request (wrk, median per-round)" "$(medx "${ratio_cpu[l5d-mesh]:-}")"
+printf '%-40s %10s\n' "max RSS per process (wrk)" "$(ratio "${RSSMAX[l5d-mesh]:-}" "${RSSMAX[nginx]}")"
 for rate in $RATES; do
 	for q in 50 99 99.9; do
 		printf '%-40s %10s\n' "latency p$q at $rate req/s" "$(ratio "${LAT[l5d-mesh,$rate,$q]:-}" "${LAT[nginx,$rate,$q]:-}")"

@@ -51,8 +51,8 @@ func run() error {
 	log := slog.New(logs.Handler(h))
 	slog.SetDefault(log)
 
-	if n := cfg.Workers(runtime.NumCPU()); n > 0 {
-		runtime.GOMAXPROCS(n)
+	if _, set := os.LookupEnv("GOMAXPROCS"); !set { // GOMAXPROCS in the environment wins
+		runtime.GOMAXPROCS(cfg.Workers(runtime.GOMAXPROCS(0)))
 	}
 	for _, name := range config.SetUnsupported(os.LookupEnv) {
 		log.Warn("environment variable not supported by this proxy; ignored", "name", name, "why", config.Unsupported[name])
@@ -76,3 +76,4 @@ func run() error {
 	}
 	return p.Wait()
 }
+

@@ -1,0 +1,119 @@
+package h2
+
+import (
+	"bytes"
+	"io"
+	"net"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"golang.org/x/net/http2"
+)
+
+// countingConn counts the Write calls reaching a connection.
+type countingConn struct {
+	net.Conn
+	writes atomic.Int32
+}
+
+func (c *countingConn) Write(b []byte) (int, error) {
+	c.writes.Add(1)
+	return c.Conn.Write(b)
+}
+
+// ping appends one PING frame through w's lock and unlock (which may write).
+func ping(w *frameWriter, n byte) {
+	w.lock()
+	w.err = w.fr.WritePing(false, [8]byte{n})
+	w.unlock()
+}
+
+// TestWritesShareSystemCalls: while one write is blocked in the connection, other
+// writers neither wait for it nor write themselves; what they added goes out in one
+// further write once the first returns.
+func TestWritesShareSystemCalls(t *testing.T) {
+	near, far := net.Pipe()
+	defer near.Close()
+	defer far.Close()
+	conn := &countingConn{Conn: near}
+	w := newFrameWriter(conn)
+	first := make(chan struct{})
+	go func() { ping(w, 0); close(first) }() // blocks in Write: nobody reads yet
+	// The first write has started once the connection saw its call.
+	frame := make([]byte, 9+8)
+	if _, err := io.ReadFull(far, frame[:1]); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for i := 1; i <= 10; i++ {
+		wg.Add(1)
+		go func() { defer wg.Done(); ping(w, byte(i)) }()
+	}
+	wg.Wait() // all ten returned while the first write is still blocked
+	if n := conn.writes.Load(); n != 1 {
+		t.Fatalf("%d writes reached the connection while the first was blocked, want 1", n)
+	}
+	fr := http2.NewFramer(nil, io.MultiReader(bytes.NewReader(frame[:1]), far))
+	seen := map[byte]bool{}
+	for range 11 {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen[f.(*http2.PingFrame).Data[0]] = true
+	}
+	<-first
+	if len(seen) != 11 {
+		t.Fatalf("got pings %v, want 0-10", seen)
+	}
+	if n := conn.writes.Load(); n != 2 {
+		t.Fatalf("%d writes for 11 frames, want 2 (the first, then the ten added meanwhile)", n)
+	}
+}
+
+// TestPendingFramesBounded: a peer that does not read makes writers wait once
+// maxPending bytes are pending, rather than buffering without bound.
+func TestPendingFramesBounded(t *testing.T) {
+	near, far := net.Pipe()
+	defer near.Close()
+	w := newFrameWriter(near)
+	const frames = 2 * maxPending / (9 + 8)
+	var done atomic.Int32
+	// One goroutine's write blocks (nobody reads beyond its first byte); another keeps
+	// adding frames.
+	go ping(w, 0)
+	if _, err := io.ReadFull(far, make([]byte, 1)); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for i := range frames - 1 {
+			ping(w, byte(i))
+			done.Add(1)
+		}
+	}()
+	// Poll until the writer is held back by a full pending buffer.
+	for {
+		w.mu.Lock()
+		full := w.writing && len(w.out) >= maxPending
+		pending := len(w.out)
+		w.mu.Unlock()
+		if pending > maxPending+9+8 {
+			t.Fatalf("%d bytes pending, bound %d", pending, maxPending)
+		}
+		if full {
+			break
+		}
+		if done.Load() == frames-1 {
+			t.Fatal("every frame was taken although nobody reads")
+		}
+		runtime.Gosched()
+	}
+	// Reading releases it: every frame arrives.
+	n, err := io.Copy(io.Discard, io.LimitReader(far, frames*(9+8)-1))
+	if err != nil || n != frames*(9+8)-1 {
+		t.Fatalf("read %d bytes (%v), want %d", n, err, frames*(9+8)-1)
+	}
+	far.Close()
+}
