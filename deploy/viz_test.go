@@ -6,8 +6,8 @@ import (
 )
 
 // vizObjects are the objects `linkerd viz install` renders by default: the metrics half of
-// seed 003's listing and the tap API (the dashboard and the tap injector come with later
-// parts of the extension).
+// seed 003's listing, the tap API and the tap injector (the dashboard comes with a later
+// part of the extension).
 var vizObjects = []string{
 	"Namespace/linkerd-viz",
 	"ClusterRole/linkerd-linkerd-viz-metrics-api", "ClusterRoleBinding/linkerd-linkerd-viz-metrics-api", "ServiceAccount/metrics-api",
@@ -22,6 +22,9 @@ var vizObjects = []string{
 	"ClusterRole/linkerd-linkerd-viz-tap", "ClusterRole/linkerd-linkerd-viz-tap-admin", "ClusterRoleBinding/linkerd-linkerd-viz-tap",
 	"ClusterRoleBinding/linkerd-linkerd-viz-tap-auth-delegator", "RoleBinding/linkerd-linkerd-viz-tap-auth-reader",
 	"ServiceAccount/tap", "Secret/tap-k8s-tls", "APIService/v1alpha1.tap.linkerd.io", "Service/tap", "Deployment/tap",
+	"ClusterRole/linkerd-tap-injector", "ClusterRoleBinding/linkerd-tap-injector", "ServiceAccount/tap-injector",
+	"Secret/tap-injector-k8s-tls", "Service/tap-injector", "Deployment/tap-injector",
+	"MutatingWebhookConfiguration/linkerd-tap-injector-webhook-config",
 }
 
 // renderViz renders the chart as `linkerd viz install` does (installNamespace set) with

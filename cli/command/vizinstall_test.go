@@ -98,7 +98,7 @@ func TestVizLifecycle(t *testing.T) {
 	}
 	del := func(r vizext.Ref) {
 		gv, _ := schema.ParseGroupVersion(r.APIVersion)
-		res := map[string]string{"ClusterRole": "clusterroles", "ClusterRoleBinding": "clusterrolebindings", "APIService": "apiservices", "Namespace": "namespaces"}[r.Kind]
+		res := map[string]string{"ClusterRole": "clusterroles", "ClusterRoleBinding": "clusterrolebindings", "APIService": "apiservices", "MutatingWebhookConfiguration": "mutatingwebhookconfigurations", "Namespace": "namespaces"}[r.Kind]
 		if res == "" {
 			t.Fatalf("unexpected kind %s", r.Kind)
 		}
@@ -122,7 +122,7 @@ func TestVizLifecycle(t *testing.T) {
 	var want, got []string
 	for _, r := range rendered {
 		switch r.Kind {
-		case "Namespace", "ClusterRole", "ClusterRoleBinding", "APIService", "RoleBinding", "Server", "AuthorizationPolicy", "MeshTLSAuthentication", "NetworkAuthentication", "ServiceProfile":
+		case "Namespace", "ClusterRole", "ClusterRoleBinding", "APIService", "MutatingWebhookConfiguration", "RoleBinding", "Server", "AuthorizationPolicy", "MeshTLSAuthentication", "NetworkAuthentication", "ServiceProfile":
 			want = append(want, r.Kind+"/"+r.Namespace+"/"+r.Name)
 		}
 	}
