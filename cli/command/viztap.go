@@ -37,46 +37,17 @@ func tapCmd(g *globals) *cobra.Command {
 			"  linkerd viz tap ns/emojivoto -o wide",
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(c *cobra.Command, args []string) error {
-			r, err := parseResourceArgs(args, f.namespace)
+			req, err := f.request(args)
 			if err != nil {
 				return err
 			}
-			if _, ok := api.TapResources[r.Type]; !ok || r.Name == "" {
-				return fmt.Errorf("tap takes a named workload, pod, service or namespace (e.g. deploy/web), not %q", args[0])
-			}
-			p, err := viztap.NewPrinter(c.OutOrStdout(), f.output, r.Type)
+			p, err := viztap.NewPrinter(c.OutOrStdout(), f.output, req.Target.Resource.Type)
 			if err != nil {
 				return err
 			}
-			if f.maxRps < 0 {
-				return fmt.Errorf("--max-rps %v: must be positive", f.maxRps)
-			}
-			if f.toNS == "" {
-				f.toNS = f.namespace
-			}
-			to, err := parseRef("to", f.to, f.toNS)
+			st, err := g.startTap(c, req)
 			if err != nil {
 				return err
-			}
-			if to != nil && to.Name == "" {
-				return fmt.Errorf("--to %s: name a resource, e.g. deploy/catalog", f.to)
-			}
-			cfg, err := g.restConfig()
-			if err != nil {
-				return err
-			}
-			kube, err := kubernetes.NewForConfig(cfg)
-			if err != nil {
-				return err
-			}
-			req := api.TapByResourceRequest{
-				Target: api.ResourceSelection{Resource: r},
-				Match:  api.TapMatch{To: to, Method: f.method, Path: f.path, Authority: f.authority, Scheme: f.scheme},
-				MaxRps: f.maxRps,
-			}
-			st, err := api.Tap(contextOf(c), kube.Discovery().RESTClient(), req)
-			if err != nil {
-				return explainTap(err)
 			}
 			defer st.Close()
 			for {
@@ -93,6 +64,13 @@ func tapCmd(g *globals) *cobra.Command {
 			}
 		},
 	}
+	f.register(c)
+	c.Flags().StringVarP(&f.output, "output", "o", "", "output format: wide, json or jsonpath=TEMPLATE")
+	return c
+}
+
+// register adds the flags tap and top share.
+func (f *tapFlags) register(c *cobra.Command) {
 	c.Flags().StringVarP(&f.namespace, "namespace", "n", "default", "namespace of the resource")
 	c.Flags().StringVar(&f.to, "to", "", "only requests to this resource (e.g. deploy/catalog)")
 	c.Flags().StringVar(&f.toNS, "to-namespace", "", "namespace of --to (default: --namespace)")
@@ -101,8 +79,53 @@ func tapCmd(g *globals) *cobra.Command {
 	c.Flags().StringVar(&f.authority, "authority", "", "only requests to this authority")
 	c.Flags().StringVar(&f.scheme, "scheme", "", "only requests with this scheme (http or https)")
 	c.Flags().Float64Var(&f.maxRps, "max-rps", api.DefaultMaxRps, "the most requests per second to show")
-	c.Flags().StringVarP(&f.output, "output", "o", "", "output format: wide, json or jsonpath=TEMPLATE")
-	return c
+}
+
+// request validates the resource arguments and flags into a tap request.
+func (f *tapFlags) request(args []string) (api.TapByResourceRequest, error) {
+	r, err := parseResourceArgs(args, f.namespace)
+	if err != nil {
+		return api.TapByResourceRequest{}, err
+	}
+	if _, ok := api.TapResources[r.Type]; !ok || r.Name == "" {
+		return api.TapByResourceRequest{}, fmt.Errorf("tap takes a named workload, pod, service or namespace (e.g. deploy/web), not %q", args[0])
+	}
+	if f.maxRps < 0 {
+		return api.TapByResourceRequest{}, fmt.Errorf("--max-rps %v: must be positive", f.maxRps)
+	}
+	toNS := f.toNS
+	if toNS == "" {
+		toNS = f.namespace
+	}
+	to, err := parseRef("to", f.to, toNS)
+	if err != nil {
+		return api.TapByResourceRequest{}, err
+	}
+	if to != nil && to.Name == "" {
+		return api.TapByResourceRequest{}, fmt.Errorf("--to %s: name a resource, e.g. deploy/catalog", f.to)
+	}
+	return api.TapByResourceRequest{
+		Target: api.ResourceSelection{Resource: r},
+		Match:  api.TapMatch{To: to, Method: f.method, Path: f.path, Authority: f.authority, Scheme: f.scheme},
+		MaxRps: f.maxRps,
+	}, nil
+}
+
+// startTap opens a tap through the API server as the CLI's user.
+func (g *globals) startTap(c *cobra.Command, req api.TapByResourceRequest) (*api.TapStream, error) {
+	cfg, err := g.restConfig()
+	if err != nil {
+		return nil, err
+	}
+	kube, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	st, err := api.Tap(contextOf(c), kube.Discovery().RESTClient(), req)
+	if err != nil {
+		return nil, explainTap(err)
+	}
+	return st, nil
 }
 
 // explainTap adds what to do to the tap API's refusals.

@@ -1,7 +1,8 @@
 // Package viztap prints tap events as `linkerd viz tap` does: one line per event in
 // Linkerd's format (req, rsp and end lines with the proxy direction, the addresses and
 // the TLS state), with -o wide the Kubernetes resources of both ends, or each event as
-// JSON or through a JSONPath template.
+// JSON or through a JSONPath template; and aggregates them into `linkerd viz top`'s table
+// (Top).
 package viztap
 
 import (

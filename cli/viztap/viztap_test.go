@@ -86,3 +86,28 @@ func TestPrinterFormats(t *testing.T) {
 		}
 	}
 }
+
+func TestTop(t *testing.T) {
+	var top Top
+	add := func(stream uint64, path string, status uint32, lat time.Duration) {
+		sid := &pbtap.TapEvent_Http_StreamId{Stream: stream}
+		top.Add(event(pbtap.TapEvent_OUTBOUND, &pbtap.TapEvent_Http{Event: &pbtap.TapEvent_Http_RequestInit_{RequestInit: &pbtap.TapEvent_Http_RequestInit{
+			Id: sid, Method: &httptypes.HttpMethod{Type: &httptypes.HttpMethod_Registered_{Registered: httptypes.HttpMethod_GET}}, Path: path}}}))
+		top.Add(event(pbtap.TapEvent_OUTBOUND, &pbtap.TapEvent_Http{Event: &pbtap.TapEvent_Http_ResponseInit_{ResponseInit: &pbtap.TapEvent_Http_ResponseInit{Id: sid, HttpStatus: status}}}))
+		top.Add(event(pbtap.TapEvent_OUTBOUND, &pbtap.TapEvent_Http{Event: &pbtap.TapEvent_Http_ResponseEnd_{ResponseEnd: &pbtap.TapEvent_Http_ResponseEnd{Id: sid, SinceRequestInit: durationpb.New(lat)}}}))
+	}
+	add(1, "/books", 200, 2*time.Millisecond)
+	add(2, "/books", 500, 4*time.Millisecond)
+	add(3, "/books", 200, 3*time.Millisecond)
+	add(4, "/authors", 200, 300*time.Microsecond)
+	var buf bytes.Buffer
+	if err := top.Write(&buf, false); err != nil {
+		t.Fatal(err)
+	}
+	want := "Source  Destination    Method  Path      Count  Best   Worst  Last   Success Rate\n" +
+		"web-1   10.0.0.7:8080  GET     /books    3      2ms    4ms    3ms    66.67%\n" +
+		"web-1   10.0.0.7:8080  GET     /authors  1      300µs  300µs  300µs  100.00%\n"
+	if buf.String() != want {
+		t.Errorf("top:\n%s\nwant:\n%s", buf.String(), want)
+	}
+}
