@@ -19,7 +19,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 TOOLS := $(BIN)/tools
 STATICCHECK := $(TOOLS)/staticcheck
 
-.PHONY: all build test unit-test race fuzz-smoke lint proto proto-check bench bench-proxy bench-tools e2e demo ci kube-bins prometheus-bin tools clean test-deps bench-deps
+.PHONY: helm charts all build test unit-test race fuzz-smoke lint proto proto-check bench bench-proxy bench-tools e2e demo ci kube-bins prometheus-bin tools clean test-deps bench-deps
 # Debian packages the tests and the proxy benchmark run (installed by tools/debian-deps.sh).
 TEST_DEBS := iptables iproute2 curl git
 BENCH_DEBS := iptables iproute2 nginx-light wrk nghttp2-client util-linux bc
@@ -33,12 +33,12 @@ build:
 	@mkdir -p $(BIN)
 	@set -e; for b in $(BINARIES); do name=$${b%%=*}; pkg=$${b#*=}; \
 		echo "go build -o bin/$$name ./$$pkg"; \
-		CGO_ENABLED=0 $(GO) build -trimpath -tags grpcnotrace -ldflags "-X github.com/l5d-go/l5d/cli/command.Version=$(VERSION)" -o $(BIN)/$$name ./$$pkg; done
+		CGO_ENABLED=0 $(GO) build -trimpath -tags grpcnotrace -ldflags "-X github.com/l5d-go/l5d/cli/command.Version=$(VERSION) -X main.version=$(VERSION)" -o $(BIN)/$$name ./$$pkg; done
 
 ## test: lint, then every module's tests, the proxy's tests under the race detector and a
 ## short run of each trust-boundary fuzz target (needs root for network namespaces; installs
 ## the Debian packages it needs and builds the Kubernetes binaries into the cache)
-test: test-deps lint kube-bins prometheus-bin build unit-test race fuzz-smoke
+test: test-deps lint kube-bins prometheus-bin helm build unit-test race fuzz-smoke
 
 unit-test:
 	$(GO) test $(TEST_FLAGS) $(MODULE_PATTERNS)
@@ -79,6 +79,21 @@ tools:
 	cd tools && GOWORK=off $(GO) build -o $(TOOLS)/ honnef.co/go/tools/cmd/staticcheck \
 		github.com/bufbuild/buf/cmd/buf google.golang.org/protobuf/cmd/protoc-gen-go \
 		google.golang.org/grpc/cmd/protoc-gen-go-grpc
+
+## helm: build the pinned Helm CLI (tools/helm/go.mod, the release deploy/go.mod renders the
+## charts with) into bin/tools/helm; the chart tests run it
+helm:
+	@tools/helm/build.sh $(TOOLS) >/dev/null
+
+## charts: package every chart under deploy/charts for this release (VERSION) into CHARTS_DIR
+## (default bin/charts): <chart>-<version>.tgz, a Helm repository index.yaml (base URL
+## CHARTS_URL, default relative) and oci/<chart>/, an OCI layout of what `helm push` pushes;
+## every time stamp is the commit's, so the bytes are the same on every run
+CHARTS_DIR ?= $(BIN)/charts
+CHARTS_URL ?=
+charts: helm
+	$(TOOLS)/l5d-charts -charts deploy/charts -out $(CHARTS_DIR) -version $(VERSION) -url "$(CHARTS_URL)" \
+		-epoch $$(git log -1 --format=%ct 2>/dev/null || echo 0)
 
 ## kube-bins: build etcd and the Kubernetes binaries into the cache (no-op when cached)
 kube-bins:

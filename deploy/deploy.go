@@ -1,7 +1,9 @@
-// Package deploy embeds the l5d Helm charts (linkerd-crds, linkerd-control-plane and the
-// viz extension's linkerd-viz) and renders them with Helm's template engine, the way
-// `linkerd install`, `linkerd upgrade` and `linkerd viz install` do. The CRD chart's templates are the files of deploy/crds, embedded as they are, so the
-// chart and the CRDs the other components test against never drift apart.
+// Package deploy embeds the l5d Helm charts (every directory under deploy/charts:
+// linkerd-crds, linkerd-control-plane and the viz extension's linkerd-viz) and renders them
+// with Helm's template engine, the way `linkerd install`, `linkerd upgrade` and `linkerd
+// viz install` do. Each chart is complete as it is on disk, so the real `helm` CLI
+// installs the same files. The CRD chart's templates are the CRDs the other components
+// test against (deploy/crds is a link to them).
 package deploy
 
 import (
@@ -30,9 +32,6 @@ const (
 //go:embed all:charts
 var chartFiles embed.FS
 
-//go:embed crds/*.yaml
-var crdFiles embed.FS
-
 // Chart loads one of the embedded charts by name (CRDsChart, ControlPlaneChart or VizChart).
 func Chart(name string) (*chart.Chart, error) {
 	root := path.Join("charts", name)
@@ -53,19 +52,6 @@ func Chart(name string) (*chart.Chart, error) {
 	}
 	if len(files) == 0 {
 		return nil, fmt.Errorf("no embedded chart named %q (have %s, %s, %s)", name, CRDsChart, ControlPlaneChart, VizChart)
-	}
-	if name == CRDsChart {
-		crds, err := fs.Glob(crdFiles, "crds/*.yaml")
-		if err != nil {
-			return nil, err
-		}
-		for _, p := range crds {
-			data, err := crdFiles.ReadFile(p)
-			if err != nil {
-				return nil, err
-			}
-			files = append(files, &loader.BufferedFile{Name: "templates/" + path.Base(p), Data: data})
-		}
 	}
 	c, err := loader.LoadFiles(files)
 	if err != nil {

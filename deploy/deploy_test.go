@@ -18,7 +18,8 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
-// testValues returns control-plane values with a freshly generated anchor and issuer.
+// testValues returns control-plane values with a freshly generated anchor and issuer, and
+// the Namespace rendered as `linkerd install` renders it.
 func testValues(t testing.TB) map[string]any {
 	t.Helper()
 	now := time.Now()
@@ -35,6 +36,7 @@ func testValues(t testing.TB) map[string]any {
 		t.Fatal(err)
 	}
 	return map[string]any{
+		"installNamespace":        true,
 		"identityTrustAnchorsPEM": string(certs.EncodeCertificatesPEM(anchor.Cert)),
 		"identity": map[string]any{"issuer": map[string]any{"tls": map[string]any{
 			"crtPEM": string(certs.EncodeCertificatesPEM(issuer.Cert)),
@@ -283,8 +285,8 @@ func TestValidatorsByDefault(t *testing.T) {
 	}
 }
 
-// TestCRDChartIsDeployCRDs: the linkerd-crds chart renders exactly the files of deploy/crds
-// (owned by the components that serve them), so the two cannot drift apart.
+// TestCRDChartIsDeployCRDs: the linkerd-crds chart renders every CRD of deploy/crds (a link
+// to the chart's templates, read by the components' tests) and nothing else.
 func TestCRDChartIsDeployCRDs(t *testing.T) {
 	out, err := Render(CRDsChart, Options{})
 	if err != nil {

@@ -215,9 +215,10 @@ func routesCmd(g *globals) *cobra.Command {
 	)
 	c := &cobra.Command{
 		Use:   "routes (deploy|sts|ds|job|pod|svc|...)[/NAME] [--to TYPE/NAME] [-n NAMESPACE]",
-		Short: "Display route stats: per ServiceProfile route of the services a resource serves or calls",
-		Long: "routes prints, per route of the ServiceProfiles of the services a resource serves (or,\n" +
-			"with --to, of its requests to a service), the golden metrics over --time-window:\n\n" +
+		Short: "Display route stats: per ServiceProfile or Gateway API route of the services a resource serves or calls",
+		Long: "routes prints, per route of the services a resource serves (or, with --to, of its\n" +
+			"requests to a service): their ServiceProfile routes and their HTTPRoutes and GRPCRoutes,\n" +
+			"the golden metrics over --time-window:\n\n" +
 			"  ROUTE SERVICE SUCCESS RPS LATENCY_P50 LATENCY_P95 LATENCY_P99\n\n" +
 			"[DEFAULT] counts the requests that matched no route. With -o wide the success rate and\n" +
 			"rate are shown both as the caller saw them (EFFECTIVE, after retries) and as sent to\n" +

@@ -52,14 +52,16 @@ func Render(o Options, notes io.Writer) ([]byte, error) {
 	return deploy.Render(deploy.ControlPlaneChart, deploy.Options{Namespace: o.Namespace, Values: vals})
 }
 
-// Values returns the control-plane values of o: the identity material, then values-ha.yaml
-// when HA is set, then the --set expressions.
+// Values returns the control-plane values of o: the identity material and installNamespace
+// (the CLI renders the control-plane Namespace, which Helm users create with
+// --create-namespace), then values-ha.yaml when HA is set, then the --set expressions.
 func Values(o Options, notes io.Writer) (map[string]any, error) {
 	anchors, crt, key, err := identityMaterial(o, notes)
 	if err != nil {
 		return nil, err
 	}
 	vals := map[string]any{
+		"installNamespace":        true,
 		"identityTrustAnchorsPEM": anchors,
 		"identity": map[string]any{"issuer": map[string]any{"tls": map[string]any{
 			"crtPEM": crt, "keyPEM": key,

@@ -174,25 +174,32 @@ func (s *Service) Certify(ctx context.Context, req *pb.CertifyRequest) (*pb.Cert
 // identity's ServiceAccount, or a gRPC status error (InvalidArgument or Unauthenticated)
 // saying what is wrong.
 func (s *Service) Validate(req *pb.CertifyRequest) (ns, sa string, err error) {
-	ns, sa, _, err = s.validate(req)
-	return ns, sa, err
+	v, _, err := s.validate(req)
+	return v.ns, v.sa, err
 }
 
-func (s *Service) validate(req *pb.CertifyRequest) (ns, sa, reason string, err error) {
-	ns, sa, err = s.ParseIdentity(req.GetIdentity())
+// validRequest is what validate found in a request: the identity's ServiceAccount and
+// the public key of the CSR, whose signature and name have been checked.
+type validRequest struct {
+	ns, sa string
+	key    any
+}
+
+func (s *Service) validate(req *pb.CertifyRequest) (v validRequest, reason string, err error) {
+	ns, sa, err := s.ParseIdentity(req.GetIdentity())
 	if err != nil {
-		return "", "", ReasonBadIdentity, status.Error(codes.InvalidArgument, err.Error())
+		return v, ReasonBadIdentity, status.Error(codes.InvalidArgument, err.Error())
 	}
 	if len(req.GetToken()) == 0 {
-		return "", "", ReasonBadToken, status.Error(codes.Unauthenticated, "no token in the request")
+		return v, ReasonBadToken, status.Error(codes.Unauthenticated, "no token in the request")
 	}
 	// Before the CSR, whose signature check costs more, and before any TokenReview: a
 	// token that cannot be the requested account's is refused here, for free.
 	if reason, err := CheckTokenClaims(string(req.GetToken()), ns, sa, s.o.Now(), TokenExpiryLeeway+s.o.ClockSkew); err != nil {
-		return "", "", reason, status.Error(codes.Unauthenticated, err.Error())
+		return v, reason, status.Error(codes.Unauthenticated, err.Error())
 	}
-	badCSR := func(format string, args ...any) (string, string, string, error) {
-		return "", "", ReasonBadCSR, status.Errorf(codes.InvalidArgument, "certificate signing request: "+format, args...)
+	badCSR := func(format string, args ...any) (validRequest, string, error) {
+		return validRequest{}, ReasonBadCSR, status.Errorf(codes.InvalidArgument, "certificate signing request: "+format, args...)
 	}
 	csr, err := certs.ParseCSR(req.GetCertificateSigningRequest())
 	if err != nil {
@@ -208,7 +215,7 @@ func (s *Service) validate(req *pb.CertifyRequest) (ns, sa, reason string, err e
 	if err := acceptableKey(csr.PublicKey); err != nil {
 		return badCSR("%v", err)
 	}
-	return ns, sa, "", nil
+	return validRequest{ns: ns, sa: sa, key: csr.PublicKey}, "", nil
 }
 
 func (s *Service) certify(ctx context.Context, req *pb.CertifyRequest) (*pb.CertifyResponse, string, error) {
@@ -222,7 +229,7 @@ func (s *Service) certify(ctx context.Context, req *pb.CertifyRequest) (*pb.Cert
 		return nil, ReasonUnavailable, status.Errorf(codes.Unavailable, "identity issuer %q expired at %s: the issuer Secret must be rotated",
 			creds.Authority.Cert.Subject.CommonName, creds.Expiry().UTC().Format(time.RFC3339))
 	}
-	ns, sa, reason, err := s.validate(req)
+	v, reason, err := s.validate(req)
 	if err != nil {
 		return nil, reason, err
 	}
@@ -235,12 +242,14 @@ func (s *Service) certify(ctx context.Context, req *pb.CertifyRequest) (*pb.Cert
 	case err != nil:
 		return nil, ReasonUnavailable, status.Errorf(codes.Unavailable, "checking the token with the Kubernetes API: %v", err)
 	}
-	if want := "system:serviceaccount:" + ns + ":" + sa; user != want {
+	if want := saUserPrefix + v.ns + ":" + v.sa; user != want {
 		return nil, ReasonWrongSA, status.Errorf(codes.PermissionDenied, "token belongs to %q, which may not use identity %q", trunc(user), req.GetIdentity())
 	}
 	now := s.o.Now()
 	validity := certs.Validity{NotBefore: now.Add(-s.o.ClockSkew), NotAfter: now.Add(s.o.Lifetime + s.o.ClockSkew)}
-	leaf, err := creds.Authority.IssueFromCSR(req.GetCertificateSigningRequest(), validity)
+	// The CSR was parsed and its signature, name and key checked by validate: sign its
+	// key for the identity it was checked to name, without parsing it again.
+	leaf, err := creds.Authority.IssueLeaf(v.key, req.GetIdentity(), validity)
 	if err != nil {
 		return nil, ReasonInternal, status.Errorf(codes.Internal, "signing the certificate: %v", err)
 	}

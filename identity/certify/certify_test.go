@@ -12,6 +12,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -60,7 +61,7 @@ type env struct {
 // envOptions choose how the service under test is put together.
 type envOptions struct {
 	source          string // "api" (watch the Secret) or "files" (the mounted Secret); "files" when empty
-	localReview     bool   // accept every token as reviewedUser without a TokenReview (benchmark baseline)
+	localReview     bool   // accept every token as the requested identity's without a TokenReview (benchmark baseline)
 	requireAudience bool
 	reviewClient    kubernetes.Interface // client for TokenReviews; the cluster's when nil
 	maxReviews      int
@@ -215,14 +216,17 @@ func (e *env) clientFrom(t testing.TB, src string) pb.IdentityClient {
 
 var quiet = slog.New(slog.DiscardHandler)
 
-// trustingReviewer believes every token belongs to the identity asked for (benchmarks).
+// trustingReviewer believes every token belongs to the ServiceAccount of the identity
+// asked for (<sa>.<ns>.serviceaccount.identity...), without a TokenReview (benchmarks).
 type trustingReviewer struct{}
 
 func (trustingReviewer) Review(ctx context.Context, token, identity string) (string, error) {
-	return reviewedUser.Load().(string), nil
+	parts := strings.SplitN(identity, ".", 3)
+	if len(parts) < 3 {
+		return "", fmt.Errorf("trustingReviewer: identity %q names no ServiceAccount", identity)
+	}
+	return "system:serviceaccount:" + parts[1] + ":" + parts[0], nil
 }
-
-var reviewedUser atomic.Value
 
 func csr(t testing.TB, key any, names ...string) []byte {
 	t.Helper()

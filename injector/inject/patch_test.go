@@ -11,6 +11,17 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
+// toGeneric encodes v and decodes it into maps, slices and scalars.
+func toGeneric(v any) (any, error) {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	var out any
+	err = json.Unmarshal(raw, &out)
+	return out, err
+}
+
 // applyPatch applies add/remove/replace operations (all JSONPatch emits) to a decoded JSON
 // document, following RFC 6902.
 func applyPatch(t *testing.T, doc any, ops []PatchOp) any {
@@ -111,5 +122,60 @@ func TestJSONPatchRoundTrip(t *testing.T) {
 				t.Errorf("patched pod differs:\n got %s\nwant %s", g, w)
 			}
 		})
+	}
+}
+
+// TestJSONPatchTrickyJSON: keys and strings with quotes, escapes, brackets and separators,
+// nested and empty containers, nulls and numbers: the patch applied to before gives after.
+func TestJSONPatchTrickyJSON(t *testing.T) {
+	doc := func(s string) any {
+		var v any
+		if err := json.Unmarshal([]byte(s), &v); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	cases := []struct{ before, after string }{
+		{`{}`, `{"a":1}`},
+		{`{"a":1}`, `{}`},
+		{`{"a":[]}`, `{"a":[{}]}`},
+		{`{"a":null}`, `{"a":{"b":null}}`},
+		{`{"k\"ey":"v,}]","x/y~z":"\\"}`, `{"k\"ey":"v,}]!","x/y~z":"\\\"","ünï<>&":"\u2028"}`},
+		{`{"s":"{[\"]}"}`, `{"s":"{[\"]}","t":["{","}",1.5e300,-0,true,false,null]}`},
+		{`{"l":[1,2,3]}`, `{"l":[0,1,2,3]}`},
+		{`{"l":[1,2,3]}`, `{"l":[1,2,3,"4"]}`},
+		{`{"l":[1,2,3]}`, `{"l":[1,3]}`},
+		{`{"l":[{"a":"]"},{"b":"["}]}`, `{"l":[{"a":"]"},{"b":"["},{"c":"{"}]}`},
+		{`{"n":{"m":{"o":[[],[[]]]}}}`, `{"n":{"m":{"o":[[],[[1]]]}}}`},
+		{`{"big":12345678901234567890}`, `{"big":12345678901234567891}`},
+	}
+	for _, tc := range cases {
+		raw, err := JSONPatch(doc(tc.before), doc(tc.after))
+		if err != nil {
+			t.Fatalf("%s -> %s: %v", tc.before, tc.after, err)
+		}
+		var ops []PatchOp
+		if err := json.Unmarshal(raw, &ops); err != nil {
+			t.Fatalf("%s -> %s: patch %s is not JSON: %v", tc.before, tc.after, raw, err)
+		}
+		if got, want := applyPatch(t, doc(tc.before), ops), doc(tc.after); !reflect.DeepEqual(got, want) {
+			t.Errorf("%s patched with %s = %v, want %s", tc.before, raw, got, tc.after)
+		}
+	}
+}
+
+// TestJSONPatchMalformed: the scanner refuses what json.Marshal never writes, without
+// panicking.
+func TestJSONPatchMalformed(t *testing.T) {
+	for _, v := range []string{``, `{`, `{"a"}`, `{"a":}`, `{"a":1,}`, `{"a":"1}`, `{"a\u":1}`, `{"a":1}}`, `[`, `[1,`, `[1]x`, `[1,]`} {
+		var err error
+		if strings.HasPrefix(v, "[") {
+			_, err = arrayItems([]byte(v))
+		} else {
+			_, err = objectMembers([]byte(v))
+		}
+		if err == nil {
+			t.Errorf("%q: no error", v)
+		}
 	}
 }

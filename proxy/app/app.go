@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/l5d-go/l5d/proxy/accept"
@@ -25,6 +26,7 @@ import (
 	"github.com/l5d-go/l5d/proxy/metrics"
 	"github.com/l5d-go/l5d/proxy/outbound"
 	"github.com/l5d-go/l5d/proxy/policy"
+	"github.com/l5d-go/l5d/proxy/tap"
 )
 
 // TLS labels of traffic that is not mesh TLS.
@@ -46,7 +48,10 @@ type Options struct {
 	Level *slog.LevelVar
 	// Pprof mounts /debug/pprof/ on the admin server.
 	Pprof bool
-	Log   *slog.Logger
+	// Version is the version label of proxy_build_info (the binary's module version
+	// when empty).
+	Version string
+	Log     *slog.Logger
 }
 
 // Proxy is a running proxy.
@@ -60,6 +65,9 @@ type Proxy struct {
 	cancel                         context.CancelFunc
 	done                           chan struct{}
 	err                            error
+
+	// tapLn is the tap (control) listener, nil when tap is disabled.
+	tapLn net.Listener
 }
 
 // Start binds the listeners named in cfg and serves until ctx ends or Shutdown is called
@@ -70,6 +78,7 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Proxy, error
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	p := &Proxy{Metrics: metrics.New(), cancel: cancel, done: make(chan struct{})}
+	p.Metrics.BuildInfo(opts.Version)
 	ctl, err := startControl(cfg, p.Metrics, opts.Log)
 	if err != nil {
 		cancel()
@@ -89,8 +98,11 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Proxy, error
 	p.adminLn = listen("admin", cfg.AdminListenAddr)
 	p.inboundLn = listenAll(listen, "inbound", cfg.Inbound.ListenAddr, cfg.Inbound.MoreListenAddrs)
 	p.outboundLn = listenAll(listen, "outbound", cfg.Outbound.ListenAddr, cfg.Outbound.MoreListenAddrs)
+	if tapEnabled(cfg, ctl) {
+		p.tapLn = listen("tap", cfg.ControlListenAddr)
+	}
 	if err != nil {
-		for _, ln := range []net.Listener{p.adminLn, p.inboundLn, p.outboundLn} {
+		for _, ln := range []net.Listener{p.adminLn, p.inboundLn, p.outboundLn, p.tapLn} {
 			if ln != nil {
 				ln.Close()
 			}
@@ -178,6 +190,7 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Proxy, error
 		Connect:     inConnect,
 		Log:         opts.Log,
 	})
+	hub := p.tapHub()
 	outClients := forward.NewClients(forward.ClientOptions{Connect: outConnect, Tag: outTag})
 	inClients := forward.NewClients(forward.ClientOptions{Connect: inConnect})
 
@@ -188,7 +201,7 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Proxy, error
 		DetectTimeout: cfg.Outbound.DetectTimeout,
 		Opaque:        outboundOpaque(cfg, ctl, opts.Discovery),
 		Hold:          outboundHold(cfg, ctl, opts.Discovery),
-		HTTP: &forward.Handler{Router: outRouter, Clients: outClients, Log: opts.Log,
+		HTTP: &forward.Handler{Router: outRouter, Clients: outClients, Log: opts.Log, Tap: hub,
 			ErrorMetrics: p.Metrics.HTTP(metrics.Join(metrics.Labels("direction", "outbound"), outboundTLSLabels))},
 		TCP:       outRouter.ServeTCP,
 		Metrics:   p.Metrics,
@@ -202,7 +215,7 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Proxy, error
 		Fallback:      cfg.Inbound.FallbackDst,
 		DetectTimeout: cfg.Inbound.DetectTimeout,
 		Opaque:        func(d netip.AddrPort) bool { return cfg.Inbound.OpaquePorts.Has(d.Port()) },
-		HTTP: &forward.Handler{Router: inRouter, Clients: inClients, Log: opts.Log,
+		HTTP: &forward.Handler{Router: inRouter, Clients: inClients, Log: opts.Log, Tap: hub,
 			ErrorMetrics: p.Metrics.HTTP(metrics.Join(metrics.Labels("direction", "inbound"), inboundTLSLabels))},
 		TCP:       inRouter.ServeTCP,
 		Metrics:   p.Metrics,
@@ -218,10 +231,16 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Proxy, error
 
 	grace := min(cfg.ShutdownGracePeriod, 30*time.Second)
 	var wg sync.WaitGroup
-	errs := make([]error, 3)
+	errs := make([]error, 4)
 	ctlDone := make(chan struct{})
 	go func() { defer close(ctlDone); ctl.run(ctx) }()
 	wg.Add(3)
+	if p.tapLn != nil {
+		srv := &tap.Server{Hub: hub, Name: cfg.TapName, TLS: meshtls.ServerConfig(ctl.id),
+			PeerIdentity: meshtls.PeerIdentity, Refused: p.tapRefused, Log: opts.Log}
+		wg.Add(1)
+		go func() { defer wg.Done(); errs[3] = srv.Serve(ctx, p.tapLn) }()
+	}
 	go func() { defer wg.Done(); errs[0] = outSrv.Serve(ctx, p.outboundLn, grace) }()
 	go func() { defer wg.Done(); errs[1] = inSrv.Serve(ctx, p.inboundLn, grace) }()
 	go func() { defer wg.Done(); errs[2] = serveAdmin(ctx, p.adminLn, p.Admin) }()
@@ -276,8 +295,8 @@ func (p *Proxy) becomeReady(ctx context.Context, ctl *control, watcher *policy.W
 }
 
 // ownPorts returns the ports of the proxy's listeners: the inbound, outbound and admin
-// ports it bound (the configured ones, or those the system chose for port 0) and the
-// configured control (tap) port. Inbound connections are never delivered to them.
+// and tap ports it bound (the configured ones, or those the system chose for port 0) and
+// the configured control (tap) port. Inbound connections are never delivered to them.
 func ownPorts(cfg *config.Config, p *Proxy) config.PortSet {
 	set := config.PortSet{}
 	add := func(a netip.AddrPort) {
@@ -286,7 +305,7 @@ func ownPorts(cfg *config.Config, p *Proxy) config.PortSet {
 		}
 	}
 	in, out, admin := p.Addrs()
-	for _, a := range []netip.AddrPort{in, out, admin, cfg.ControlListenAddr, cfg.AdminListenAddr,
+	for _, a := range []netip.AddrPort{in, out, admin, p.TapAddr(), cfg.ControlListenAddr, cfg.AdminListenAddr,
 		cfg.Inbound.ListenAddr, cfg.Outbound.ListenAddr} {
 		add(a)
 	}
@@ -354,6 +373,37 @@ func serveAdmin(ctx context.Context, ln net.Listener, h http.Handler) error {
 	}
 	<-done
 	return nil
+}
+
+// tapEnabled reports whether the proxy serves tap: it has a mesh identity to serve it
+// over and LINKERD2_PROXY_TAP_SVC_NAME names the one client allowed.
+func tapEnabled(cfg *config.Config, ctl *control) bool {
+	return ctl.id != nil && cfg.TapName != ""
+}
+
+// tapHub returns the tap sessions of the proxy's handlers, with their metrics, or nil
+// when tap is disabled.
+func (p *Proxy) tapHub() *tap.Hub {
+	if p.tapLn == nil {
+		return nil
+	}
+	hub := &tap.Hub{Dropped: p.Metrics.Counter("tap_event_dropped_total",
+		"Tap events dropped because a tap client read too slowly.", "")}
+	p.Metrics.Func("tap_sessions", "gauge", "Open tap sessions.", "", func() float64 { return float64(hub.Sessions()) })
+	return hub
+}
+
+// tapRefused is the counter of tap clients refused for reason.
+func (p *Proxy) tapRefused(reason string) *atomic.Uint64 {
+	return p.Metrics.Counter("tap_refused_total", "Tap clients refused, by reason.", metrics.Labels("reason", reason))
+}
+
+// TapAddr returns the bound tap address, or the zero AddrPort when tap is disabled.
+func (p *Proxy) TapAddr() netip.AddrPort {
+	if p.tapLn == nil {
+		return netip.AddrPort{}
+	}
+	return p.tapLn.Addr().(*net.TCPAddr).AddrPort()
 }
 
 // Addrs returns the bound inbound, outbound and admin addresses (useful with port 0).

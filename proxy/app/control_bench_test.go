@@ -4,15 +4,44 @@ import (
 	"io"
 	"net/http"
 	"testing"
+
+	pb "github.com/l5d-go/l5d/proto/gen/tap"
 )
 
 // BenchmarkMeshChainHTTP1: client -> outbound proxy -> (discovery, mTLS 1.3, HTTP/2
 // between proxies) -> inbound proxy -> app on loopback, with scripted identity and
 // destination services. Compare with BenchmarkChainHTTP1 for the cost of identity and
-// discovery on the request path.
+// discovery on the request path. Both proxies serve tap, as meshed proxies do, with no
+// session open.
 func BenchmarkMeshChainHTTP1(b *testing.B) {
 	m := startMeshCP(b)
-	client, _ := meshPair(b, m, benchApp(b), nil)
+	client, _ := meshPair(b, m, benchApp(b), tapEnv)
+	benchMeshChain(b, client)
+}
+
+// BenchmarkMeshChainHTTP1Tapped is BenchmarkMeshChainHTTP1 with a tap session open on
+// each proxy that observes every request, its events read as they come: the cost of
+// being tapped.
+func BenchmarkMeshChainHTTP1Tapped(b *testing.B) {
+	m := startMeshCP(b)
+	client, server := meshPair(b, m, benchApp(b), tapEnv)
+	for _, p := range []struct {
+		proxy *Proxy
+		name  string
+	}{{client, clientIdentity}, {server, serverIdentity}} {
+		s := observe(b, tapClient(b, m, p.proxy, p.name, tapIdentity, false), p.proxy, &pb.ObserveRequest{})
+		go func() {
+			for {
+				if _, err := s.Recv(); err != nil {
+					return
+				}
+			}
+		}()
+	}
+	benchMeshChain(b, client)
+}
+
+func benchMeshChain(b *testing.B, client *Proxy) {
 	_, out, _ := client.Addrs()
 	c := clientTo(out, false)
 	b.ReportAllocs()
@@ -39,7 +68,7 @@ func BenchmarkMeshChainHTTP1(b *testing.B) {
 // the latency path, where each proxy has a single stream under way.
 func BenchmarkMeshChainHTTP1Serial(b *testing.B) {
 	m := startMeshCP(b)
-	client, _ := meshPair(b, m, benchApp(b), nil)
+	client, _ := meshPair(b, m, benchApp(b), tapEnv)
 	_, out, _ := client.Addrs()
 	c := clientTo(out, false)
 	b.ReportAllocs()

@@ -177,7 +177,7 @@ func TestTransportHeaderHardening(t *testing.T) {
 	c = transportDial(t, m, serverIn, clientIdentity, transportheader.Header{Port: allowed.Port()})
 	expectGreetingAndEcho(t, c)
 	c.Close()
-	if sm := scrape(t, server); !strings.Contains(sm, `inbound_tcp_authz_deny_total{srv_kind="server",srv_name="deny-all"}`) {
+	if sm := scrape(t, server); !hasLine(sm, "inbound_tcp_authz_deny_total{", `,srv_kind="server",srv_name="deny-all"}`) {
 		t.Fatalf("the denied port's refusal is not counted:\n%s", grepLines(sm, "authz"))
 	}
 }

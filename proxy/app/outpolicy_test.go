@@ -90,6 +90,15 @@ func policyProxy(t *testing.T) (*scriptedcp.Destination, *scriptedcp.OutboundPol
 	d, cp := startDestination(t)
 	d.Set(svc, scriptedcp.Endpoint{Addr: policyApp(t, "web")})
 	d.Set(svcV2, scriptedcp.Endpoint{Addr: policyApp(t, "v2")})
+	op, p := policyProxyOver(t, cp)
+	_, out, _ := p.Addrs()
+	return d, op, out
+}
+
+// policyProxyOver starts scripted outbound policies and an outbound proxy using them and
+// the destination service at cp.
+func policyProxyOver(t *testing.T, cp string) (*scriptedcp.OutboundPolicies, *Proxy) {
+	t.Helper()
 	op := scriptedcp.NewOutboundPolicies()
 	opAddr, err := op.Start("127.0.0.1:0", nil)
 	if err != nil {
@@ -101,8 +110,7 @@ func policyProxy(t *testing.T) (*scriptedcp.Destination, *scriptedcp.OutboundPol
 		config.EnvPolicyAddr:      opAddr,
 		config.EnvPolicyWorkload:  `{"ns":"ns","pod":"client-0"}`,
 	}, nil)
-	_, out, _ := p.Addrs()
-	return d, op, out
+	return op, p
 }
 
 // answers sends n requests to url and counts the bodies (failures as "error: ...").
@@ -277,25 +285,29 @@ func TestOutboundPolicyGRPCRoutes(t *testing.T) {
 		}},
 	}}}}}})
 	c := clientTo(out, true)
-	call := func(method string) (*http.Response, string) {
-		t.Helper()
-		req, _ := http.NewRequest("POST", "http://"+svc+"/demo.Greeter/"+method, strings.NewReader("\x00\x00\x00\x00\x00"))
-		req.Header.Set("Content-Type", "application/grpc")
-		req.Header.Set("Te", "trailers")
-		resp, err := c.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		return resp, string(body)
-	}
+	call := func(method string) (*http.Response, string) { t.Helper(); return callGreeter(t, c, method) }
 	if resp, body := call("Hello"); resp.StatusCode != http.StatusOK || body != "v2" {
 		t.Fatalf("demo.Greeter/Hello: %d %q, want the route's backend web-v2", resp.StatusCode, body)
 	}
 	if resp, _ := call("Bye"); resp.StatusCode != http.StatusOK || resp.Header.Get("Grpc-Status") != "5" {
 		t.Fatalf("demo.Greeter/Bye: %d grpc-status %q, want 200 with grpc-status 5", resp.StatusCode, resp.Header.Get("Grpc-Status"))
 	}
+}
+
+// callGreeter calls demo.Greeter/method on svc through c (an empty gRPC message) and
+// returns the response, its body read.
+func callGreeter(t *testing.T, c *http.Client, method string) (*http.Response, string) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", "http://"+svc+"/demo.Greeter/"+method, strings.NewReader("\x00\x00\x00\x00\x00"))
+	req.Header.Set("Content-Type", "application/grpc")
+	req.Header.Set("Te", "trailers")
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp, string(body)
 }
 
 // BenchmarkOutboundPolicyHTTP1 compares an outbound proxy without a policy controller,

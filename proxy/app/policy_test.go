@@ -143,8 +143,8 @@ func TestInboundPolicyEnforcement(t *testing.T) {
 		t.Fatalf("unmeshed client: %d, want 403", got)
 	}
 	sm := scrape(t, server)
-	if !strings.Contains(sm, `inbound_http_authz_allow_total{srv_kind="server",srv_name="web-http",route_group="",route_kind="default",route_name="default",authz_kind="authorizationpolicy",authz_name="web-authz"}`) ||
-		!strings.Contains(sm, `inbound_http_authz_deny_total{srv_kind="server",srv_name="web-http",route_group="",route_kind="default",route_name="default"}`) {
+	if !hasLine(sm, "inbound_http_authz_allow_total{", `,srv_kind="server",srv_name="web-http",route_group="",route_kind="default",route_name="default",authz_kind="authorizationpolicy",authz_name="web-authz"}`) ||
+		!hasLine(sm, "inbound_http_authz_deny_total{", `,srv_kind="server",srv_name="web-http",route_group="",route_kind="default",route_name="default"}`) {
 		t.Fatalf("authorization metrics missing:\n%s", grepLines(sm, "authz"))
 	}
 	// The refusals are counted under the client's identity (or as plaintext).

@@ -5,7 +5,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"strings"
 	"testing"
 	"time"
 
@@ -179,14 +178,22 @@ func TestInboundRouteAuthorization(t *testing.T) {
 		}
 	}
 	sm := scrape(t, server)
-	for _, want := range []string{
-		`inbound_http_authz_allow_total{srv_kind="server",srv_name="web-http",route_group="policy.linkerd.io",route_kind="httproute",route_name="client-route",authz_kind="authorizationpolicy",authz_name="client-authz"}`,
-		`inbound_http_authz_deny_total{srv_kind="server",srv_name="web-http",route_group="policy.linkerd.io",route_kind="httproute",route_name="other-route"}`,
-		`inbound_http_authz_allow_total{srv_kind="server",srv_name="web-http",route_group="policy.linkerd.io",route_kind="httproute",route_name="probe",authz_kind="default",authz_name="probe"}`,
+	// Decisions are counted with the target the client dialled (target_addr, target_ip,
+	// target_port, as in Linkerd) and the Server, route and authorization.
+	for _, want := range [][2]string{
+		{"inbound_http_authz_allow_total{", `,srv_kind="server",srv_name="web-http",route_group="policy.linkerd.io",route_kind="httproute",route_name="client-route",authz_kind="authorizationpolicy",authz_name="client-authz"}`},
+		{"inbound_http_authz_deny_total{", `,srv_kind="server",srv_name="web-http",route_group="policy.linkerd.io",route_kind="httproute",route_name="other-route"}`},
+		{"inbound_http_authz_allow_total{", `,srv_kind="server",srv_name="web-http",route_group="policy.linkerd.io",route_kind="httproute",route_name="probe",authz_kind="default",authz_name="probe"}`},
 	} {
-		if !strings.Contains(sm, want) {
-			t.Errorf("metrics lack %s:\n%s", want, grepLines(sm, "authz"))
+		if !hasLine(sm, want[0], `{target_addr="127.0.0.1:`, `",target_ip="127.0.0.1",target_port="`, want[1]) {
+			t.Errorf("metrics lack %s%s:\n%s", want[0], want[1], grepLines(sm, "authz"))
 		}
+	}
+	// The inbound HTTP metrics carry the Server and route that took each request, and
+	// the target port, as Linkerd's do (linkerd viz stat-inbound groups by them).
+	if !hasLine(sm, "response_total{", `direction="inbound"`, `target_port="`, `srv_kind="server"`, `srv_name="web-http"`,
+		`route_group="policy.linkerd.io"`, `route_kind="httproute"`, `route_name="client-route"`, `status_code="200"`) {
+		t.Errorf("inbound response_total lacks the server and route labels:\n%s", grepLines(sm, "response_total{"))
 	}
 }
 
@@ -253,7 +260,7 @@ func TestInboundGRPCRouteDenied(t *testing.T) {
 		t.Fatalf("Watch on a route the client is not authorized for: %v, want PermissionDenied", err)
 	}
 	sm := scrape(t, server)
-	if want := `inbound_http_authz_deny_total{srv_kind="server",srv_name="web-grpc",route_group="policy.linkerd.io",route_kind="grpcroute",route_name="watch"}`; !strings.Contains(sm, want) {
+	if want := `,srv_kind="server",srv_name="web-grpc",route_group="policy.linkerd.io",route_kind="grpcroute",route_name="watch"}`; !hasLine(sm, "inbound_http_authz_deny_total{", want) {
 		t.Errorf("metrics lack %s:\n%s", want, grepLines(sm, "authz"))
 	}
 }

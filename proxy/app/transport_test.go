@@ -144,6 +144,6 @@ func TestOpaqueTransportBetweenProxies(t *testing.T) {
 	}
 	refused.Close()
 	waitFor(t, "the refusal to be counted", func() bool {
-		return strings.Contains(scrape(t, strict), `inbound_tcp_authz_deny_total{srv_kind="default",srv_name="deny"} 1`)
+		return hasLine(scrape(t, strict), "inbound_tcp_authz_deny_total{", `target_port="`, `,srv_kind="default",srv_name="deny"} 1`)
 	})
 }

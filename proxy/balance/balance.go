@@ -280,3 +280,18 @@ func (b *Balancer[T]) wait(ctx context.Context) (*Endpoint[T], error) {
 
 // Queued returns the number of requests waiting for an endpoint.
 func (b *Balancer[T]) Queued() int { return int(b.waiters.Load()) }
+
+// EndpointStates counts the endpoints by state, for Linkerd's balancer_endpoints
+// gauges: ready endpoints take requests; pending ones are in failure backoff (after a
+// connection failure or failure accrual) and are avoided.
+func (b *Balancer[T]) EndpointStates() (ready, pending int) {
+	now := b.now().UnixNano()
+	for _, e := range *b.eps.Load() {
+		if e.failing(now) {
+			pending++
+		} else {
+			ready++
+		}
+	}
+	return ready, pending
+}

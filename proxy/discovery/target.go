@@ -329,11 +329,27 @@ func (r *Resolver) endpointFor(authority string, addr netip.AddrPort, setLabels 
 	labels := metrics.Join(metrics.Labels("direction", "outbound", "authority", authority,
 		"target_addr", addr.String(), "target_ip", addr.Addr().String()), metrics.DstLabels(lbl), tls)
 	fe := forward.NewEndpoint(addr, h2, r.opts.Metrics.HTTP(labels))
+	fe.TapLabels = tapLabels(lbl, id)
 	var transport uint16
 	if p := wa.GetProtocolHint().GetOpaqueTransport().GetInboundPort(); p > 0 && p <= 65535 {
 		transport = uint16(p)
 	}
 	return &endpoint{bep: balance.NewEndpoint(addr, fe), id: id, h2: h2, labels: labels, transport: transport}
+}
+
+// tapLabels are the labels tap clients see of an endpoint: its dst labels from
+// discovery, and tls with the server_id it is reached as.
+func tapLabels(dst map[string]string, id string) map[string]string {
+	l := maps.Clone(dst)
+	if l == nil {
+		l = map[string]string{}
+	}
+	if id != "" {
+		l["tls"], l["server_id"] = "true", id
+	} else {
+		l["tls"] = "not_provided_by_service_discovery"
+	}
+	return l
 }
 
 // identityOf returns the DNS-like TLS identity of a discovered address, or "".

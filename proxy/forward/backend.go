@@ -17,6 +17,9 @@ type Endpoint struct {
 	Addr netip.AddrPort
 	// H2 means the endpoint accepts HTTP/2 for HTTP/1 requests (it is a proxy).
 	H2 bool
+	// TapLabels describe the endpoint to tap clients (its dst labels from discovery,
+	// tls and server_id); nil when there are none.
+	TapLabels map[string]string
 
 	hostPort string
 	metrics  *metrics.HTTP
@@ -72,6 +75,11 @@ type PolicyRouter interface {
 	// r. An error is answered with the status of StatusFor (a *RouteError for refusals:
 	// no route, an injected failure, a redirect, a backend that does not resolve).
 	RouteRequest(r *http.Request) (PolicyDecision, error)
+	// DefaultMetrics returns the outbound policy series of a request the target serves
+	// itself (Active is false) under its policy's default route: the route's, for the
+	// request's host, and be's as the route's backend; nil, nil when the target has no
+	// such policy. It is called per request and must not allocate.
+	DefaultMetrics(be *Backend, host string) (route, backend *metrics.Requests)
 }
 
 // PolicyDecision is where an outbound policy sends one request.
@@ -84,6 +92,11 @@ type PolicyDecision struct {
 	// ModifyResponse, when set, edits the response's header fields before they are sent
 	// (an HTTPRoute's ResponseHeaderModifier filters).
 	ModifyResponse func(http.Header)
+	// RouteMetrics and BackendMetrics, when set, record the request in the outbound
+	// policy's route families (once, as the application sees it) and route-backend
+	// families (each attempt). RouteRequest may return RouteMetrics with an error: the
+	// matched route refused the request, and the refusal is recorded on it.
+	RouteMetrics, BackendMetrics *metrics.Requests
 }
 
 // AuthorityMetrics resolves metric handles per request authority for one label set, with

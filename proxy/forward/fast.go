@@ -99,6 +99,9 @@ type fastConn struct {
 	// rt is the profile route of the current request without timeout or retries, whose
 	// metrics the request is recorded on; nil when there is none.
 	rt *routes.Route
+	// pm are the outbound policy series the current request is recorded on (its target's
+	// default route, see PolicyRouter.DefaultMetrics); zero when there are none.
+	pm policyMetrics
 	// path is hr's path as route matching compares it (policy.NormalizePath).
 	path string
 	// inbound is set on connections to the inbound side (see ConnInfo.setClientID).
@@ -168,7 +171,8 @@ func (s *fastConn) serve() (pending []byte) {
 			}
 			return nil
 		}
-		if s.req.Upgrade || s.req.Expect || s.req.Unusual || s.req.Minor == 0 || string(s.req.Method) == "CONNECT" {
+		// Tapped requests take the general handler, where tap observes them.
+		if s.req.Upgrade || s.req.Expect || s.req.Unusual || s.req.Minor == 0 || string(s.req.Method) == "CONNECT" || s.h.Tap.Active() {
 			return s.handOff()
 		}
 		if s.req.Chunked || s.req.ContentLength > 0 {
@@ -199,13 +203,16 @@ func (s *fastConn) forward() (pending []byte, done bool) {
 	start := time.Now()
 	h := s.h
 	s.prepareRouteRequest()
-	s.rt = nil
+	s.rt, s.pm = nil, policyMetrics{}
 	be, err := h.Router.Route(s.hr, s.ci)
 	if err != nil {
 		return nil, s.writeError(h.errorMetrics(s.ci), start, err, false)
 	}
-	if be.Policy != nil && be.Policy.Active() {
-		return s.handOff(), false // policy routing (filters, splits) takes the general handler
+	if be.Policy != nil {
+		if be.Policy.Active() {
+			return s.handOff(), false // policy routing (filters, splits) takes the general handler
+		}
+		s.pm.route, s.pm.backend = be.Policy.DefaultMetrics(be, s.hr.Host)
 	}
 	if be.Routes != nil {
 		if rt := be.Routes.Load().Match(s.hr.Method, s.path); rt != nil {
@@ -262,7 +269,7 @@ func (s *fastConn) forward() (pending []byte, done bool) {
 				bep.Done(time.Now(), time.Since(start), be.Balancer.Decay())
 				if errors.Is(err, h1.ErrMalformed) {
 					s.respond(m, http.StatusBadRequest, true, start)
-					s.rt = nil // recorded by respond
+					s.rt, s.pm = nil, policyMetrics{} // recorded by respond
 					s.writeError(nil, start, &RouteError{Status: http.StatusBadRequest, Reason: "malformed request body"}, true)
 					return nil, true
 				}
@@ -361,6 +368,7 @@ func (s *fastConn) forward() (pending []byte, done bool) {
 func (s *fastConn) respond(m *metrics.HTTP, status int, broken bool, start time.Time) {
 	lat := time.Since(start)
 	m.Response(status, broken || status >= 500, lat)
+	s.pm.endStatus(status, broken, start)
 	if rt := s.rt; rt != nil {
 		failure := broken || rt.IsFailure(status, "")
 		rt.Metrics.Request()
@@ -381,7 +389,8 @@ const maxBufferedBody = 64 << 10
 // HTTP/1.1 and reports whether the client connection must end.
 func (s *fastConn) forwardHTTP(be *Backend, first *balance.Endpoint[*Endpoint], rt *routes.Route, start time.Time) bool {
 	h := s.h
-	s.rt = nil // recorded here, not by writeError
+	pm := s.pm
+	s.rt, s.pm = nil, policyMetrics{} // recorded here, not by writeError
 	policy := rt != nil && rt.NeedsPolicy()
 	if policy {
 		rt.Metrics.Request()
@@ -402,6 +411,7 @@ func (s *fastConn) forwardHTTP(be *Backend, first *balance.Endpoint[*Endpoint], 
 	u, err := url.ParseRequestURI(string(s.req.Target))
 	if err != nil {
 		routeFailed(http.StatusBadRequest)
+		pm.endStatus(http.StatusBadRequest, true, start)
 		return s.writeError(h.errorMetrics(s.ci), start, &RouteError{Status: http.StatusBadRequest, Reason: "invalid request target"}, true)
 	}
 	var body *replay
@@ -411,6 +421,7 @@ func (s *fastConn) forwardHTTP(be *Backend, first *balance.Endpoint[*Endpoint], 
 		buf := make([]byte, cl)
 		if err := s.cr.ReadFull(buf); err != nil {
 			routeFailed(http.StatusBadRequest)
+			pm.endStatus(http.StatusBadRequest, true, start)
 			return true
 		}
 		body = &replay{buf: buf, keep: true, err: io.EOF}
@@ -426,7 +437,7 @@ func (s *fastConn) forwardHTTP(be *Backend, first *balance.Endpoint[*Endpoint], 
 	if policy {
 		prt = rt
 	}
-	resp, m, err := h.exchange(req, be, first, prt, body, false, start)
+	resp, m, _, err := h.exchange(req, be, first, prt, nil, body, false, start)
 	if err != nil {
 		if m == nil {
 			m = h.errorMetrics(s.ci)
@@ -435,6 +446,7 @@ func (s *fastConn) forwardHTTP(be *Backend, first *balance.Endpoint[*Endpoint], 
 		}
 		status, _ := StatusFor(err)
 		routeFailed(status)
+		pm.endErr(err, start)
 		return s.writeError(m, start, err, false)
 	}
 	defer resp.Body.Close()
@@ -499,6 +511,7 @@ func (s *fastConn) forwardHTTP(be *Backend, first *balance.Endpoint[*Endpoint], 
 		if bodyErr != nil {
 			m.Response(status, true, time.Since(start))
 			routeFailed(status)
+			pm.endResp(resp, true, start)
 			return true // the client sees a truncated response
 		}
 		if chunked {
@@ -516,6 +529,7 @@ func (s *fastConn) forwardHTTP(be *Backend, first *balance.Endpoint[*Endpoint], 
 	}
 	lat := time.Since(start)
 	m.Response(status, failure, lat)
+	pm.endResp(resp, false, start)
 	if policy {
 		rf := rt.IsFailure(status, grpcStatus(resp))
 		rt.Actual.Response(status, rf, lat)
@@ -615,6 +629,7 @@ func (s *fastConn) writeError(m *metrics.HTTP, start time.Time, err error, bodyU
 		m.Response(status, true, time.Since(start))
 	}
 	recordRoute(s.rt, status, true, start)
+	s.pm.endErr(err, start)
 	if closeAfter {
 		w.Flush()
 	}

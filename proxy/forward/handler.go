@@ -14,6 +14,7 @@ import (
 	"github.com/l5d-go/l5d/proxy/metrics"
 	"github.com/l5d-go/l5d/proxy/policy"
 	"github.com/l5d-go/l5d/proxy/routes"
+	"github.com/l5d-go/l5d/proxy/tap"
 )
 
 // Header names used between proxies and towards clients.
@@ -55,6 +56,8 @@ type Handler struct {
 	// HeaderReadTimeout and BodyIdleTimeout override the constants of the same names on
 	// the fast path when positive (tests).
 	HeaderReadTimeout, BodyIdleTimeout time.Duration
+	// Tap, when set, is the proxy's tap sessions, which observe the requests they match.
+	Tap *tap.Hub
 }
 
 func (h *Handler) headerReadTimeout() time.Duration {
@@ -93,6 +96,15 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 16<<10); return &b }
 
 // ServeHTTP forwards r and writes the response, or a proxy error, to w.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h.Tap.Active() {
+		h.serveTapped(w, r)
+		return
+	}
+	h.serve(w, r, nil)
+}
+
+// serve forwards r; tw, when not nil, is the tap observing it (w itself).
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, tw *tapWriter) {
 	start := time.Now()
 	ctx := r.Context()
 	ci := ConnInfoFrom(ctx)
@@ -107,28 +119,33 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, h.errorMetrics(ci), start, err)
 		return
 	}
+	var pm policyMetrics
 	if be.Policy != nil && be.Policy.Active() {
 		d, err := be.Policy.RouteRequest(r)
 		if err != nil {
 			h.fail(w, r, h.errorMetrics(ci), start, err)
+			recordErr(d.RouteMetrics, err, start)
 			return
 		}
 		if d.Backend != nil {
 			be = d.Backend
+			pm = policyMetrics{d.RouteMetrics, d.BackendMetrics}
 			upgrade := upgradeType(r.Header) != ""
 			if d.ModifyResponse != nil && !upgrade { // an upgrade needs the connection itself
 				w = &modifiedResponse{ResponseWriter: w, modify: d.ModifyResponse}
 			}
 			if d.Route != nil && !upgrade {
-				h.servePolicy(w, r, be, d.Route, start)
+				h.servePolicy(w, r, be, d.Route, pm, start)
 				return
 			}
 		}
+	} else if be.Policy != nil {
+		pm.route, pm.backend = be.Policy.DefaultMetrics(be, r.Host)
 	}
 	var rt *routes.Route
 	if be.Routes != nil {
 		if rt = be.Routes.Load().Match(r.Method, routePath(r)); rt != nil && rt.NeedsPolicy() && upgradeType(r.Header) == "" {
-			h.servePolicy(w, r, be, rt, start)
+			h.servePolicy(w, r, be, rt, pm, start)
 			return
 		}
 	}
@@ -136,9 +153,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		status := h.fail(w, r, h.errorMetrics(ci), start, err)
 		recordRoute(rt, status, true, start)
+		pm.endErr(err, start)
 		return
 	}
 	ep := bep.Value
+	if tw != nil {
+		tw.picked(ep)
+	}
 	m := ep.metricsFor(r)
 	m.Request()
 
@@ -187,16 +208,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		status := h.fail(w, r, m, start, err)
 		recordRoute(rt, status, true, start)
+		pm.endErr(err, start)
 		return
 	}
 	bep.Recovered()
 	if resp.StatusCode == http.StatusSwitchingProtocols && upgrade != "" {
+		pm.endResp(resp, false, start)
 		h.serveUpgrade(w, resp, m, start)
 		return
 	}
 	failure, aborted := h.copyResponse(w, resp)
 	lat := time.Since(start)
 	m.Response(resp.StatusCode, failure, lat)
+	pm.endResp(resp, aborted, start)
 	if rt != nil {
 		recordRoute(rt, resp.StatusCode, aborted || rt.IsFailure(resp.StatusCode, grpcStatus(resp)), start)
 	}

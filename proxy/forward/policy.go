@@ -28,10 +28,12 @@ var ErrRouteTimeout = errors.New("request timed out")
 // response headers at most the route's timeout, and a failed attempt is sent again
 // while the route is retryable, the body could be kept (body, nil when r has none) and
 // the retry budget allows. It returns the response to relay with the metrics handle of
-// the endpoint that produced it; the caller records that response. r must have its hop
-// headers removed; restoreH1 means r is an HTTP/1 request carried over HTTP/2 to be
-// forwarded as HTTP/1.
-func (h *Handler) exchange(r *http.Request, be *Backend, first *balance.Endpoint[*Endpoint], rt *routes.Route, body *replay, restoreH1 bool, start time.Time) (*http.Response, *metrics.HTTP, error) {
+// the endpoint that produced it; the caller records that response. bm, when set, is the
+// outbound policy backend's series: exchange records each attempt on it but the last
+// one's response, which the caller records, timed from the returned start of that
+// attempt. r must have its hop headers removed; restoreH1 means r is an HTTP/1
+// request carried over HTTP/2 to be forwarded as HTTP/1.
+func (h *Handler) exchange(r *http.Request, be *Backend, first *balance.Endpoint[*Endpoint], rt *routes.Route, bm *metrics.Requests, body *replay, restoreH1 bool, start time.Time) (*http.Response, *metrics.HTTP, time.Time, error) {
 	ctx := r.Context()
 	r.URL.Scheme = "http"
 	r.RequestURI = ""
@@ -42,10 +44,16 @@ func (h *Handler) exchange(r *http.Request, be *Backend, first *balance.Endpoint
 	for attempt := 0; ; attempt++ {
 		bep := first
 		first = nil
+		attemptStart := start
+		if bm != nil {
+			bm.Request()
+			attemptStart = time.Now()
+		}
 		if bep == nil {
 			var err error
 			if bep, err = be.Balancer.Pick(ctx); err != nil {
-				return nil, nil, err
+				recordErr(bm, err, attemptStart)
+				return nil, nil, attemptStart, err
 			}
 		}
 		ep := bep.Value
@@ -109,14 +117,15 @@ func (h *Handler) exchange(r *http.Request, be *Backend, first *balance.Endpoint
 			}
 			status, _ := StatusFor(err)
 			m.Response(status, true, now.Sub(start))
+			recordErr(bm, err, attemptStart)
 			if rt == nil {
-				return nil, m, err
+				return nil, m, attemptStart, err
 			}
 			rt.Actual.Response(status, true, now.Sub(start))
 			if ctx.Err() == nil && retryableError(err) && mayRetry(rt, body, attempt) {
 				continue
 			}
-			return nil, m, err
+			return nil, m, attemptStart, err
 		}
 		if rt == nil || rt.Accrual == nil || ep.failures.Load() == 0 {
 			bep.Recovered()
@@ -126,9 +135,10 @@ func (h *Handler) exchange(r *http.Request, be *Backend, first *balance.Endpoint
 			now = time.Now()
 			m.Response(resp.StatusCode, true, now.Sub(start))
 			rt.Actual.Response(resp.StatusCode, true, now.Sub(start))
+			recordResp(bm, resp, false, attemptStart)
 			continue
 		}
-		return resp, m, nil
+		return resp, m, attemptStart, nil
 	}
 }
 
@@ -159,6 +169,7 @@ func mayRetry(rt *routes.Route, body *replay, attempt int) bool {
 		return false
 	}
 	rt.Retries.Add(1)
+	rt.RetryRequests.Request()
 	return true
 }
 
@@ -183,8 +194,9 @@ func headerGRPCStatus(resp *http.Response) string {
 	return ""
 }
 
-// servePolicy forwards a request on a route with a timeout or retries.
-func (h *Handler) servePolicy(w http.ResponseWriter, r *http.Request, be *Backend, rt *routes.Route, start time.Time) {
+// servePolicy forwards a request on a route with a timeout or retries; pm are its
+// outbound policy series, if any.
+func (h *Handler) servePolicy(w http.ResponseWriter, r *http.Request, be *Backend, rt *routes.Route, pm policyMetrics, start time.Time) {
 	rt.Metrics.Request()
 	removeHopHeaders(r.Header)
 	restoreH1 := false
@@ -199,7 +211,7 @@ func (h *Handler) servePolicy(w http.ResponseWriter, r *http.Request, be *Backen
 	if rt.Retryable {
 		rt.Budget.Deposit()
 	}
-	resp, m, err := h.exchange(r, be, nil, rt, body, restoreH1, start)
+	resp, m, attemptStart, err := h.exchange(r, be, nil, rt, pm.backend, body, restoreH1, start)
 	if err != nil {
 		if m == nil {
 			m = h.errorMetrics(ConnInfoFrom(r.Context())) // no endpoint was picked
@@ -208,11 +220,14 @@ func (h *Handler) servePolicy(w http.ResponseWriter, r *http.Request, be *Backen
 		}
 		status := h.fail(w, r, m, start, err)
 		rt.Metrics.Response(status, true, time.Since(start))
+		recordErr(pm.route, err, start)
 		return
 	}
 	failure, aborted := h.copyResponse(w, resp)
 	lat := time.Since(start)
 	m.Response(resp.StatusCode, failure, lat)
+	recordResp(pm.route, resp, aborted, start)
+	recordResp(pm.backend, resp, aborted, attemptStart)
 	routeFailure := aborted || rt.IsFailure(resp.StatusCode, grpcStatus(resp))
 	rt.Actual.Response(resp.StatusCode, routeFailure, lat)
 	rt.Metrics.Response(resp.StatusCode, routeFailure, lat)

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"sync"
 	"sync/atomic"
 
@@ -55,11 +56,26 @@ type Router struct {
 	byPort map[routeKey]*forward.Backend
 }
 
-// routeKey is what an inbound backend (and its metric labels) depends on.
+// routeKey is what an inbound backend (and its metric labels) depends on: the port,
+// the client, and the Server and route of the port's policy that took the request
+// (names, not pointers, so a policy update with the same routes keeps the backends).
 type routeKey struct {
 	port     uint16
 	tls      bool
 	clientID string
+	srv      srvRoute
+}
+
+// srvRoute names a policy's Server and route in the srv_* and route_* labels Linkerd
+// puts on inbound HTTP metrics; zero without a policy.
+type srvRoute struct{ srvKind, srvName, routeGroup, routeKind, routeName string }
+
+func (s srvRoute) labels() string {
+	if s == (srvRoute{}) {
+		return ""
+	}
+	return metrics.Labels("srv_kind", s.srvKind, "srv_name", s.srvName,
+		"route_group", s.routeGroup, "route_kind", s.routeKind, "route_name", s.routeName)
 }
 
 // tlsLabels renders the tls labels of a connection.
@@ -111,6 +127,7 @@ func (rt *Router) OpaqueFallback(dst netip.AddrPort) bool {
 // authzKey identifies an authorization decision's counter.
 type authzKey struct {
 	http, allowed bool
+	target        netip.AddrPort
 	srv           *policy.Port
 	route         *policy.Route
 	authz         *policy.Authz
@@ -127,7 +144,7 @@ func (rt *Router) count(k authzKey) {
 		if k.http {
 			proto = "http"
 		}
-		labels := metrics.Labels("srv_kind", k.srv.ServerKind, "srv_name", k.srv.Server)
+		labels := metrics.Join(targetLabels(k.target), metrics.Labels("srv_kind", k.srv.ServerKind, "srv_name", k.srv.Server))
 		if k.route != nil {
 			labels = metrics.Join(labels, metrics.Labels("route_group", k.route.Group, "route_kind", k.route.Kind, "route_name", k.route.Name))
 		}
@@ -156,7 +173,7 @@ func (rt *Router) authorize(ci *forward.ConnInfo) (*policy.Port, bool) {
 	}
 	p := rt.opts.Policy(ci.OrigDst.Port())
 	a, ok := p.Allow(ci.Client.Addr(), ci.ClientID)
-	rt.count(authzKey{allowed: ok, srv: p, authz: a})
+	rt.count(authzKey{allowed: ok, target: ci.OrigDst, srv: p, authz: a})
 	if !ok && p.Audit {
 		rt.opts.Log.Info("audit: an unauthorized client was let through", "client", ci.Client, "client_id", ci.ClientID, "port", ci.OrigDst.Port())
 		return p, true
@@ -166,26 +183,27 @@ func (rt *Router) authorize(ci *forward.ConnInfo) (*policy.Port, bool) {
 
 // authorizeRequest matches r to a route of its port's policy and checks the client
 // against that route's authorizations: no route is a 404, a refusal a 403 (gRPC:
-// PERMISSION_DENIED).
-func (rt *Router) authorizeRequest(r *http.Request, ci *forward.ConnInfo) error {
+// PERMISSION_DENIED). It returns the Server and route that took the request.
+func (rt *Router) authorizeRequest(r *http.Request, ci *forward.ConnInfo) (srvRoute, error) {
 	if rt.opts.Policy == nil {
-		return nil
+		return srvRoute{}, nil
 	}
 	p := rt.opts.Policy(ci.OrigDst.Port())
 	route, ok := p.Match(r)
 	if !ok {
-		return &forward.RouteError{Status: http.StatusNotFound, GRPCCode: grpcNotFound, Reason: "no route found for request"}
+		return srvRoute{}, &forward.RouteError{Status: http.StatusNotFound, GRPCCode: grpcNotFound, Reason: "no route found for request"}
 	}
+	sr := srvRoute{srvKind: p.ServerKind, srvName: p.Server, routeGroup: route.Group, routeKind: route.Kind, routeName: route.Name}
 	a, ok := route.Allow(ci.Client.Addr(), ci.ClientID)
-	rt.count(authzKey{http: true, allowed: ok, srv: p, route: route, authz: a})
+	rt.count(authzKey{http: true, allowed: ok, target: ci.OrigDst, srv: p, route: route, authz: a})
 	if ok {
-		return nil
+		return sr, nil
 	}
 	if p.Audit {
 		rt.opts.Log.Info("audit: an unauthorized request was let through", "client", ci.Client, "client_id", ci.ClientID, "port", ci.OrigDst.Port(), "route", route.Name)
-		return nil
+		return sr, nil
 	}
-	return &forward.RouteError{Status: http.StatusForbidden, GRPCCode: grpcPermissionDenied,
+	return sr, &forward.RouteError{Status: http.StatusForbidden, GRPCCode: grpcPermissionDenied,
 		Reason: "unauthorized request on route " + route.Name + " of server " + p.Server}
 }
 
@@ -203,12 +221,15 @@ func (rt *Router) RoutesOnHeaders(ci *forward.ConnInfo) bool {
 
 // Route returns the backend for the request's original destination port, after checking
 // that the request has a route (404 otherwise) whose authorizations admit the client (403
-// otherwise; gRPC requests get grpc-status PERMISSION_DENIED).
+// otherwise; gRPC requests get grpc-status PERMISSION_DENIED). Its metrics carry the
+// Server's and the route's labels (srv_kind, srv_name, route_group, route_kind,
+// route_name), as Linkerd's do, and target_port.
 func (rt *Router) Route(r *http.Request, ci *forward.ConnInfo) (*forward.Backend, error) {
-	if err := rt.authorizeRequest(r, ci); err != nil {
+	sr, err := rt.authorizeRequest(r, ci)
+	if err != nil {
 		return nil, err
 	}
-	key := routeKey{port: ci.OrigDst.Port(), tls: ci.TLS, clientID: ci.ClientID}
+	key := routeKey{port: ci.OrigDst.Port(), tls: ci.TLS, clientID: ci.ClientID, srv: sr}
 	rt.mu.RLock()
 	be := rt.byPort[key]
 	rt.mu.RUnlock()
@@ -226,9 +247,10 @@ func (rt *Router) Route(r *http.Request, ci *forward.ConnInfo) (*forward.Backend
 	tlsLabels := rt.tlsLabels(ci)
 	target := rt.Target(ci.OrigDst)
 	// target_addr is the address the client dialled, as Linkerd reports it.
-	dstLabels := metrics.Labels("target_addr", ci.OrigDst.String(), "target_ip", ci.OrigDst.Addr().String())
+	dstLabels := targetLabels(ci.OrigDst)
+	srvLabels := sr.labels()
 	am := forward.NewAuthorityMetrics(rt.opts.Metrics, rt.opts.MaxAuthorities, func(authority string) string {
-		return metrics.Join(metrics.Labels("direction", "inbound", "authority", authority), dstLabels, tlsLabels)
+		return metrics.Join(metrics.Labels("direction", "inbound", "authority", authority), dstLabels, srvLabels, tlsLabels)
 	})
 	bal := balance.New[*forward.Endpoint](rt.opts.Balancer)
 	bal.Set([]*balance.Endpoint[*forward.Endpoint]{balance.NewEndpoint(target, forward.NewEndpointByAuthority(target, am))})
@@ -242,8 +264,14 @@ func (rt *Router) Route(r *http.Request, ci *forward.ConnInfo) (*forward.Backend
 // application) are counted with the connection's target and tls labels, so a refused
 // mesh client is counted under its client_id.
 func (rt *Router) ErrorMetrics(ci *forward.ConnInfo) *metrics.HTTP {
-	return rt.opts.Metrics.HTTP(metrics.Join(metrics.Labels("direction", "inbound",
-		"target_addr", ci.OrigDst.String(), "target_ip", ci.OrigDst.Addr().String()), rt.tlsLabels(ci)))
+	return rt.opts.Metrics.HTTP(metrics.Join(metrics.Labels("direction", "inbound"), targetLabels(ci.OrigDst), rt.tlsLabels(ci)))
+}
+
+// targetLabels renders the target_addr, target_ip and target_port labels of inbound HTTP
+// and authorization metrics: dst is the address the client dialled.
+func targetLabels(dst netip.AddrPort) string {
+	return metrics.Labels("target_addr", dst.String(), "target_ip", dst.Addr().String(),
+		"target_port", strconv.Itoa(int(dst.Port())))
 }
 
 // ServeTCP relays an opaque connection to the application.

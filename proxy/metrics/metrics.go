@@ -2,8 +2,9 @@
 // writes them in the Prometheus text format.
 //
 // Recording is lock-free and allocation-free: a label set is resolved once (per
-// connection, target or endpoint) into an *HTTP or *TCP handle, and each event is then a
-// few atomic adds on that handle. Only exposition takes the registry's lock.
+// connection, target, endpoint, or outbound policy route and backend) into an *HTTP,
+// *TCP or *Requests handle, and each event is then a few atomic adds on that handle. Only
+// exposition takes the registry's lock. policy.go has the outbound policy's families.
 package metrics
 
 import (
@@ -116,10 +117,12 @@ var OverflowLabels = Labels("overflow", "true")
 
 // Registry holds every label set's handles. The zero value is not usable; use New.
 //
-// Label cardinality is bounded: each family (HTTP, route, route_actual, TCP, each named
-// counter) keeps at most MaxSeries label sets, recording any further one under the
-// family's overflow series (OverflowLabels), and an HTTP or TCP series that has had no
-// traffic (and, for TCP, no open connection) for RetainIdle is dropped at an exposition.
+// Label cardinality is bounded: each family (HTTP, route, route_actual, TCP, each
+// outbound policy family, the balancer gauges, each named counter) keeps at most
+// MaxSeries label sets, recording any further one under the family's overflow series
+// (OverflowLabels; a balancer gauge beyond the bound is not exported), and an HTTP, TCP
+// or policy series that has had no traffic (and, for TCP, no open connection) for
+// RetainIdle is dropped at an exposition, as is a balancer gauge once released.
 // A handle whose series was dropped stays usable: its next event brings the series back,
 // with its counts.
 type Registry struct {
@@ -138,6 +141,11 @@ type Registry struct {
 	route, routeActual map[string]*HTTP
 	tcp                map[string]*TCP
 	funcs              []funcMetric
+	// The outbound policy's route and backend families (see policy.go), and the
+	// balancer gauges by family and label set.
+	httpRoute, httpBackend, httpRetry *policyFamily
+	grpcRoute, grpcBackend, grpcRetry *policyFamily
+	balancers                         map[string]*BalancerGauge
 	// counters are labelled counters by name, then by rendered label set.
 	counters    map[string]map[string]*atomic.Uint64
 	counterHelp map[string]string
@@ -216,8 +224,10 @@ func (r *Registry) Func(name, typ, help, labels string, value func() float64) {
 
 // New returns an empty registry.
 func New() *Registry {
-	return &Registry{start: time.Now(), now: time.Now, http: map[string]*HTTP{}, tcp: map[string]*TCP{},
-		route: map[string]*HTTP{}, routeActual: map[string]*HTTP{}}
+	r := &Registry{start: time.Now(), now: time.Now, http: map[string]*HTTP{}, tcp: map[string]*TCP{},
+		route: map[string]*HTTP{}, routeActual: map[string]*HTTP{}, balancers: map[string]*BalancerGauge{}}
+	newPolicyFamilies(r)
+	return r
 }
 
 // HTTP returns the HTTP metrics handle for the rendered label set (see Labels), creating
@@ -234,25 +244,35 @@ func (r *Registry) Route(labels string) *HTTP { return r.httpIn(r.route, labels)
 func (r *Registry) RouteActual(labels string) *HTTP { return r.httpIn(r.routeActual, labels) }
 
 func (r *Registry) httpIn(m map[string]*HTTP, labels string) *HTTP {
+	return lookup(r, m, labels, func(labels string) *HTTP {
+		return &HTTP{labels: labels, reg: r, family: m, idleSince: r.now()}
+	})
+}
+
+// lookup returns the series of labels in the family m, adding mk(labels) on first use;
+// once m is full, the family's overflow series (added with mk too) takes its place.
+// Known series are found under the read lock.
+func lookup[V comparable](r *Registry, m map[string]V, labels string, mk func(labels string) V) V {
+	var zero V
 	r.mu.RLock()
-	h := m[labels]
+	v := m[labels]
 	r.mu.RUnlock()
-	if h != nil {
-		return h
+	if v != zero {
+		return v
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if h = m[labels]; h == nil {
+	if v = m[labels]; v == zero {
 		if full(m, r.maxSeries()) {
 			labels = OverflowLabels
-			if h = m[labels]; h != nil {
-				return h
+			if v = m[labels]; v != zero {
+				return v
 			}
 		}
-		h = &HTTP{labels: labels, reg: r, family: m, idleSince: r.now()}
-		m[labels] = h
+		v = mk(labels)
+		m[labels] = v
 	}
-	return h
+	return v
 }
 
 // reviveHTTP returns the live handle that takes h's events now that h's series was
@@ -364,30 +384,15 @@ func (r *Registry) sweep() {
 			t.dead.Store(true)
 		}
 	}
+	r.sweepPolicy(now, retain)
 }
 
 // TCP returns the TCP metrics handle for the rendered label set, creating it on first
 // use. Callers resolve it once per connection.
 func (r *Registry) TCP(labels string) *TCP {
-	r.mu.RLock()
-	t := r.tcp[labels]
-	r.mu.RUnlock()
-	if t != nil {
-		return t
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if t = r.tcp[labels]; t == nil {
-		if full(r.tcp, r.maxSeries()) {
-			labels = OverflowLabels
-			if t = r.tcp[labels]; t != nil {
-				return t
-			}
-		}
-		t = &TCP{labels: labels, reg: r, idleSince: r.now()}
-		r.tcp[labels] = t
-	}
-	return t
+	return lookup(r, r.tcp, labels, func(labels string) *TCP {
+		return &TCP{labels: labels, reg: r, idleSince: r.now()}
+	})
 }
 
 // HTTP is the request metrics of one label set (direction, authority, target, tls,
@@ -526,7 +531,15 @@ func (r *Registry) WriteTo(w io.Writer) (int64, error) {
 		}
 	}
 	counterHelp := maps.Clone(r.counterHelp)
+	pfams := r.policyFamilies()
+	pseries := make([][]*Requests, len(pfams))
+	for i, f := range pfams {
+		pseries[i] = slices.Collect(maps.Values(f.m))
+		slices.SortFunc(pseries[i], func(a, b *Requests) int { return strings.Compare(a.labels, b.labels) })
+	}
+	gauges := slices.Collect(maps.Values(r.balancers))
 	r.mu.RUnlock()
+	slices.SortFunc(gauges, func(a, b *BalancerGauge) int { return strings.Compare(a.labels, b.labels) })
 	slices.Sort(counterNames)
 	for _, hs := range [][]*HTTP{https, routes, actuals} {
 		slices.SortFunc(hs, func(a, b *HTTP) int { return strings.Compare(a.labels, b.labels) })
@@ -539,6 +552,8 @@ func (r *Registry) WriteTo(w io.Writer) (int64, error) {
 	writeHTTP(&e, "", https)
 	writeHTTP(&e, "route_", routes)
 	writeHTTP(&e, "route_actual_", actuals)
+	writePolicy(&e, pfams, pseries)
+	writeBalancers(&e, gauges)
 
 	e.header("tcp_open_total", "counter", "Total count of opened connections")
 	for _, t := range tcps {

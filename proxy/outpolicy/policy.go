@@ -22,6 +22,7 @@ import (
 	"github.com/l5d-go/l5d/proto/gen/httptypes"
 	"github.com/l5d-go/l5d/proto/gen/meta"
 	pb "github.com/l5d-go/l5d/proto/gen/outbound"
+	"github.com/l5d-go/l5d/proxy/metrics"
 	"github.com/l5d-go/l5d/proxy/policy"
 	"github.com/l5d-go/l5d/proxy/routes"
 )
@@ -48,6 +49,8 @@ type Policy struct {
 	needsQuery bool
 	// accrual is the failure accrual of the target's backends; nil for none.
 	accrual *routes.Accrual
+	// parent is the Service the policy is for (the parent_* metric labels).
+	parent metrics.Ref
 }
 
 // Rule is one compiled rule of a route: which requests it takes and what happens to them.
@@ -68,6 +71,10 @@ type Rule struct {
 	// route is what requests on a rule with a timeout or retries are forwarded under
 	// (see Watcher.bindRoutes); nil otherwise.
 	route *routes.Route
+	// ref is the route the rule belongs to (the route_* metric labels), and metrics its
+	// series in the route families (see Watcher.bindRoutes).
+	ref     metrics.Ref
+	metrics *routeMetrics
 }
 
 // maxRetries bounds the retries of one request whatever the policy says.
@@ -135,6 +142,11 @@ type backendRef struct {
 	authority string // "name.ns.svc.cluster.local:port"; "" when the backend cannot be reached
 	weight    uint32
 	filters   filters
+	// ref is the backend's resource (the backend_* metric labels); metrics and gauge are
+	// its series in the route-backend and balancer families (see Watcher.bindRoutes).
+	ref     metrics.Ref
+	metrics *metrics.Requests
+	gauge   *metrics.BalancerGauge
 }
 
 type header struct{ name, value string }
@@ -221,6 +233,7 @@ func FromProto(m *pb.OutboundPolicy) (*Policy, error) {
 	if p.accrual, err = compileAccrual(fa); err != nil {
 		return nil, err
 	}
+	p.parent = metaRef(m.GetMetadata())
 	if p.accrual != nil {
 		p.trivial = false
 	}
@@ -256,6 +269,17 @@ func compileAccrual(fa *pb.FailureAccrual) (*routes.Accrual, error) {
 	return a, nil
 }
 
+// metaRef is the resource md names, as metric labels have it: a generated (default)
+// resource has kind "default" and its name.
+func metaRef(md *meta.Metadata) metrics.Ref {
+	if d := md.GetDefault(); d != "" {
+		return metrics.Ref{Kind: "default", Name: d}
+	}
+	r := md.GetResource()
+	return metrics.Ref{Group: r.GetGroup(), Kind: r.GetKind(), Namespace: r.GetNamespace(), Name: r.GetName(),
+		Section: r.GetSection(), Port: r.GetPort()}
+}
+
 func routeMeta(md *meta.Metadata) (group, kind, name string) {
 	if d := md.GetDefault(); d != "" {
 		return "", "default", d
@@ -276,7 +300,7 @@ func compileHTTP(routes []*pb.HttpRoute) (*Policy, error) {
 			if err != nil {
 				return nil, fmt.Errorf("route %s rule %d: %w", name, i, err)
 			}
-			cr := &Rule{Group: group, Kind: kind, Name: name, matcher: m}
+			cr := &Rule{Group: group, Kind: kind, Name: name, matcher: m, ref: metaRef(r.GetMetadata())}
 			if cr.filters, err = httpFilters(rule.GetFilters()); err != nil {
 				return nil, fmt.Errorf("route %s rule %d: %w", name, i, err)
 			}
@@ -315,7 +339,7 @@ func compileGRPC(routes []*pb.GrpcRoute) (*Policy, error) {
 			if err != nil {
 				return nil, fmt.Errorf("route %s rule %d: %w", name, i, err)
 			}
-			cr := &Rule{Group: group, Kind: kind, Name: name, matcher: m}
+			cr := &Rule{Group: group, Kind: kind, Name: name, matcher: m, ref: metaRef(r.GetMetadata())}
 			if cr.filters, err = grpcFilters(rule.GetFilters()); err != nil {
 				return nil, fmt.Errorf("route %s rule %d: %w", name, i, err)
 			}
@@ -413,7 +437,7 @@ func (r *Rule) setBackends(bs []rawBackend) error {
 		if b.err != nil {
 			return fmt.Errorf("backend %d: %w", i, b.err)
 		}
-		ref := backendRef{weight: b.weight, filters: b.filters}
+		ref := backendRef{weight: b.weight, filters: b.filters, ref: metaRef(b.backend.GetMetadata())}
 		if path := b.backend.GetBalancer().GetDiscovery().GetDst().GetPath(); path != "" {
 			if !validAuthority(path) {
 				return fmt.Errorf("backend %d: destination path %q is not a host:port authority", i, path)

@@ -113,15 +113,17 @@ func TestMatchPrecedence(t *testing.T) {
 	}
 }
 
+// split is a policy whose one rule splits requests a:b between Services a and b.
+func split(a, b uint32) *pb.OutboundPolicy {
+	return detect(&pb.HttpRoute{Metadata: resourceMeta("split"), Rules: []*pb.HttpRoute_Rule{{
+		Backends: &pb.HttpRoute_Distribution{Kind: &pb.HttpRoute_Distribution_RandomAvailable_{RandomAvailable: &pb.HttpRoute_Distribution_RandomAvailable{
+			Backends: []*pb.HttpRoute_WeightedRouteBackend{
+				{Weight: a, Backend: &pb.HttpRoute_RouteBackend{Backend: dstBackend("a.ns.svc.cluster.local:80")}},
+				{Weight: b, Backend: &pb.HttpRoute_RouteBackend{Backend: dstBackend("b.ns.svc.cluster.local:80")}},
+			}}}}}}})
+}
+
 func TestWeightedPick(t *testing.T) {
-	split := func(a, b uint32) *pb.OutboundPolicy {
-		return detect(&pb.HttpRoute{Metadata: resourceMeta("split"), Rules: []*pb.HttpRoute_Rule{{
-			Backends: &pb.HttpRoute_Distribution{Kind: &pb.HttpRoute_Distribution_RandomAvailable_{RandomAvailable: &pb.HttpRoute_Distribution_RandomAvailable{
-				Backends: []*pb.HttpRoute_WeightedRouteBackend{
-					{Weight: a, Backend: &pb.HttpRoute_RouteBackend{Backend: dstBackend("a.ns.svc.cluster.local:80")}},
-					{Weight: b, Backend: &pb.HttpRoute_RouteBackend{Backend: dstBackend("b.ns.svc.cluster.local:80")}},
-				}}}}}}})
-	}
 	count := func(p *Policy) map[string]int {
 		rule, ok := p.Match(request("GET", "/"))
 		if !ok {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/l5d-go/l5d/proxy/forward"
+	"github.com/l5d-go/l5d/proxy/metrics"
 	"github.com/l5d-go/l5d/proxy/routes"
 )
 
@@ -51,30 +52,49 @@ func (rt *Router) RouteRequest(r *http.Request) (forward.PolicyDecision, error) 
 	if !ok {
 		return none, &forward.RouteError{Status: http.StatusNotFound, GRPCCode: grpcNotFound, Reason: "no route found for request"}
 	}
+	// From here on the request is the route's: its refusals are recorded on it.
+	refused := forward.PolicyDecision{RouteMetrics: rule.metrics.forHost(r.Host)}
 	if f := rule.filters.apply(r.Header); f != nil {
-		return none, f.err()
+		return refused, f.err()
 	}
 	if rd := rule.filters.redirect; rd != nil {
-		return none, &forward.RouteError{Status: rd.status, Reason: "redirected by route " + rule.Name, Location: rd.location(r)}
+		return refused, &forward.RouteError{Status: rd.status, Reason: "redirected by route " + rule.Name, Location: rd.location(r)}
 	}
 	b := rule.pick()
 	if b == nil {
-		return none, &forward.RouteError{Status: http.StatusInternalServerError, Reason: "no backend with a weight for the route " + rule.Name}
+		return refused, &forward.RouteError{Status: http.StatusInternalServerError, Reason: "no backend with a weight for the route " + rule.Name}
 	}
 	if f := b.filters.apply(r.Header); f != nil {
-		return none, f.err()
+		return refused, f.err()
 	}
 	if b.authority == "" {
-		return none, &forward.RouteError{Status: http.StatusInternalServerError, Reason: "route backend unavailable"}
+		return refused, &forward.RouteError{Status: http.StatusInternalServerError, Reason: "route backend unavailable"}
 	}
 	be, ok, err := rt.resolve(r.Context(), b.authority)
 	if err != nil {
-		return none, fmt.Errorf("discovering route backend %s: %w", b.authority, err)
+		return refused, fmt.Errorf("discovering route backend %s: %w", b.authority, err)
 	}
 	if !ok {
-		return none, &forward.RouteError{Status: http.StatusInternalServerError, Reason: "route backend " + b.authority + " is not a service"}
+		return refused, &forward.RouteError{Status: http.StatusInternalServerError, Reason: "route backend " + b.authority + " is not a service"}
 	}
-	return forward.PolicyDecision{Backend: be, Route: rule.route, ModifyResponse: combine(rule.filters.respMod, b.filters.respMod)}, nil
+	b.gauge.Set(be.Balancer)
+	return forward.PolicyDecision{Backend: be, Route: rule.route, ModifyResponse: combine(rule.filters.respMod, b.filters.respMod),
+		RouteMetrics: refused.RouteMetrics, BackendMetrics: b.metrics}, nil
+}
+
+// DefaultMetrics returns the series of a request to the target under its policy's
+// default route (the policy controller's generated route, forwarding to the target
+// itself), and binds the route backend's balancer gauge to be's balancer; nil, nil when
+// the policy is not trivial or the target has ServiceProfile routes.
+func (rt *Router) DefaultMetrics(be *forward.Backend, host string) (route, backend *metrics.Requests) {
+	p := rt.cur.Load()
+	if p == nil || !p.trivial || len(p.rules) != 1 || rt.profile.Load() != nil {
+		return nil, nil
+	}
+	rule := p.rules[0]
+	b := &rule.backends[0]
+	b.gauge.Set(be.Balancer)
+	return rule.metrics.forHost(host), b.metrics
 }
 
 // combine returns a function applying a then b (either may be nil).

@@ -27,7 +27,8 @@ type Options struct {
 	// (LINKERD2_PROXY_POLICY_WORKLOAD), so that the controller can pick the routes of the
 	// client's namespace.
 	Workload string
-	// Metrics registers the route metrics of rules with a timeout; required.
+	// Metrics registers the route, route-backend and balancer metrics of the policies'
+	// rules; required.
 	Metrics *metrics.Registry
 	// MaxBackoff bounds the jittered backoff between attempts to re-open a stream (5s
 	// when zero).
@@ -174,7 +175,9 @@ func (w *Watcher) stream(ctx context.Context, spec *pb.TrafficSpec, c *Current) 
 			continue
 		}
 		w.bindRoutes(p, c.target)
-		c.p.Store(p)
+		w.bindMetrics(p)
+		old := c.p.Swap(p)
+		releaseGauges(old, p)
 		c.setReady()
 	}
 }
@@ -192,7 +195,8 @@ func (w *Watcher) bindRoutes(p *Policy, target string) {
 		r.route = &routes.Route{Name: r.Name, Timeout: r.Timeout,
 			Retryable: r.Retries > 0, MaxRetries: r.Retries, RetryOn: r.retryOn, Accrual: p.accrual,
 			Metrics: w.opts.Metrics.Route(labels), Actual: w.opts.Metrics.RouteActual(labels),
-			Retries: w.opts.Metrics.Counter("route_retry_total", "Total count of retries of requests on ServiceProfile routes.", labels),
+			RetryRequests: w.opts.Metrics.RouteRetries(p.grpc, metrics.Join(p.parent.ParentLabels(), r.ref.RouteLabels())),
+			Retries:       w.opts.Metrics.Counter("route_retry_total", "Total count of retries of requests on ServiceProfile routes.", labels),
 			Skipped: w.opts.Metrics.Counter("route_retry_skipped_total",
 				"Total count of failed requests on retryable ServiceProfile routes not retried because the retry budget was exhausted.",
 				metrics.Join(labels, `reason="budget"`))}

@@ -49,6 +49,9 @@ type Route struct {
 	Metrics, Actual *metrics.HTTP
 	// Retries counts retries sent; Skipped failed requests not retried for lack of budget.
 	Retries, Skipped *atomic.Uint64
+	// RetryRequests, when set, counts retries sent in Linkerd's
+	// outbound_{http,grpc}_route_retry_requests_total (outbound policy routes).
+	RetryRequests *metrics.Requests
 	// MaxRetries, when positive, bounds the retries of one request (outbound policy
 	// routes); 0 leaves them to the budget alone.
 	MaxRetries int

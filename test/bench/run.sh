@@ -11,7 +11,7 @@ BENCHTIME=${BENCHTIME:-2s}
 # suite: package, benchmark regexp, baseline benchmark name[, -benchtime]
 suites=(
 	"./identity/certify|Certify|SignOnly"
-	"./injector/webhook|Admission|InjectOnly"
+	"./injector/webhook|Admission|AdmissionUnmutated"
 	"./destination/server|Fanout|EndpointFanout/streams=500|20x"
 	"./policy/cmd/policy|PolicyFanout|PolicyFanout/streams=500|20x"
 )

@@ -364,16 +364,19 @@ func TestAgainstPrometheus(t *testing.T) {
 		want := strings.Join([]string{
 			"deployment/web GET /items " + auth + " 12 4 actual 12 12 p50 10",
 			"deployment/web POST /items " + auth + " -",
+			"deployment/web catalog-route " + auth + " 24 8 actual 20 4 p50 5",
 			"deployment/web [DEFAULT] " + auth + " -",
 		}, "\n")
 		if got := routes(api.TopRoutesRequest{Selector: api.ResourceSelection{Resource: res(api.Deployment, "web")}, ToResource: ptr(res(api.Service, "catalog"))}); got != want {
 			t.Errorf("web --to svc/catalog: got\n%s\nwant\n%s", got, want)
 		}
 		// Without --to: catalog's routes as its clients saw them (the proxies export no
-		// inbound route series here), effective only.
+		// inbound route series here), effective only for the ServiceProfile's; the
+		// HTTPRoute's actual counts are its backends' responses.
 		want = strings.Join([]string{
 			"deployment/catalog GET /items " + auth + " 12 4 actual 0 0 p50 10",
 			"deployment/catalog POST /items " + auth + " -",
+			"deployment/catalog catalog-route " + auth + " 24 8 actual 20 4 p50 5",
 			"deployment/catalog [DEFAULT] " + auth + " -",
 		}, "\n")
 		if got := routes(api.TopRoutesRequest{Selector: api.ResourceSelection{Resource: res(api.Deployment, "catalog")}}); got != want {

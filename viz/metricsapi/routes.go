@@ -3,6 +3,7 @@ package metricsapi
 import (
 	"context"
 	"fmt"
+	"math"
 	"regexp"
 	"slices"
 	"strings"
@@ -16,7 +17,8 @@ import (
 
 // TopRoutes answers a TopRoutesRequest with a table per selected resource: a row per
 // ServiceProfile route (declared routes even without traffic, and [DEFAULT] for
-// requests that matched none) of each authority.
+// requests that matched none) and per Gateway API route (HTTPRoute, GRPCRoute) with
+// traffic, of each authority.
 //
 // Without ToResource the authorities are the services selecting the resource's pods and
 // the figures those of the requests its pods served: the inbound route series of its
@@ -115,6 +117,27 @@ func (s *Server) routeTable(ctx context.Context, r api.Resource, to *api.Resourc
 		// No inbound route series: count what every client sent to the services.
 		if stats, err = s.routeStats(ctx, model.LabelSet{promql.LabelDirection: "outbound"}, dst, false, window); err != nil {
 			return table, err
+		}
+	}
+	// Gateway API routes (HTTPRoute, GRPCRoute) of the services: the clients' outbound
+	// route families; with to, the resource's own.
+	var src model.LabelSet
+	if to != nil {
+		src = effective.Clone()
+		delete(src, promql.LabelDirection)
+	}
+	names := make([]string, len(svcs))
+	for i, svc := range svcs {
+		names[i] = svc.Name
+	}
+	gw, err := s.gatewayRouteStats(ctx, src, svcs[0].Namespace, names, window)
+	if err != nil {
+		return table, err
+	}
+	for k, st := range gw {
+		// A ServiceProfile's [DEFAULT] already counts what its routes did not match.
+		if stats[k] == nil {
+			stats[k] = st
 		}
 	}
 	keys := map[routeKey]bool{}
@@ -241,15 +264,83 @@ func (s *Server) routeStats(ctx context.Context, match model.LabelSet, dstRe mod
 			if st == nil {
 				continue
 			}
-			ms := latencyMs(smp.Value)
-			switch i {
-			case 0:
-				st.LatencyMsP50 = ms
-			case 1:
-				st.LatencyMsP95 = ms
-			case 2:
-				st.LatencyMsP99 = ms
+			setQuantile(st, i, latencyMs(smp.Value))
+		}
+	}
+	return stats, nil
+}
+
+// gatewayRouteStats queries the outbound_{http,grpc}_route_* families for requests
+// matching src (all clients when empty) to the named services of namespace ns, keyed by
+// route name ("[DEFAULT]" for the default route) and service authority: effective
+// counts from the route's request statuses, actual ones from its backends' responses
+// (every attempt, retries included), latency from its request durations.
+func (s *Server) gatewayRouteStats(ctx context.Context, src model.LabelSet, ns string, services []string, window string) (map[routeKey]*api.BasicStats, error) {
+	quoted := make([]string, len(services))
+	for i, n := range services {
+		quoted[i] = regexp.QuoteMeta(n)
+	}
+	sel := strings.TrimSuffix(src.String(), "}")
+	if len(src) > 0 {
+		sel += ", "
+	}
+	sel += fmt.Sprintf("parent_namespace=%q, parent_name=~%q}", ns, strings.Join(quoted, "|"))
+	route := "parent_name, route_name, route_kind"
+	stats := map[routeKey]*api.BasicStats{}
+	get := func(m model.Metric) *api.BasicStats {
+		name, kind := routeName(m)
+		if kind == "" || name == defaultName {
+			name = api.DefaultRoute
+		}
+		k := routeKey{name, fmt.Sprintf("%s.%s.svc.%s", m["parent_name"], ns, s.clusterDomain())}
+		if stats[k] == nil {
+			stats[k] = &api.BasicStats{}
+		}
+		return stats[k]
+	}
+	for _, proto := range []string{"http", "grpc"} {
+		f, status := "outbound_"+proto+"_route_", "http_status, error"
+		if proto == "grpc" {
+			status = "grpc_status, error"
+		}
+		qs := []string{
+			fmt.Sprintf("sum(increase(%srequest_statuses_total%s[%s])) by (%s, %s)", f, sel, window, route, status),
+			fmt.Sprintf("sum(increase(%sbackend_response_statuses_total%s[%s])) by (%s, %s)", f, sel, window, route, status),
+		}
+		for _, q := range promql.Quantiles {
+			qs = append(qs, fmt.Sprintf("histogram_quantile(%s, sum(irate(%srequest_duration_seconds_bucket%s[%s])) by (le, %s))", q, f, sel, window, route))
+		}
+		vecs, err := s.queries(ctx, qs...)
+		if err != nil {
+			return nil, err
+		}
+		for _, smp := range vecs[0] {
+			st, n := get(smp.Metric), count(smp.Value)
+			if failed(smp.Metric) {
+				st.FailureCount += n
+			} else {
+				st.SuccessCount += n
 			}
+		}
+		for _, smp := range vecs[1] {
+			st, n := get(smp.Metric), count(smp.Value)
+			if failed(smp.Metric) {
+				st.ActualFailureCount += n
+			} else {
+				st.ActualSuccessCount += n
+			}
+		}
+		for q, vec := range vecs[2:] {
+			for _, smp := range vec {
+				if !math.IsNaN(float64(smp.Value)) {
+					setQuantile(get(smp.Metric), q, latencyMs(smp.Value*1000))
+				}
+			}
+		}
+	}
+	for k, st := range stats {
+		if st.SuccessCount+st.FailureCount == 0 {
+			delete(stats, k)
 		}
 	}
 	return stats, nil

@@ -155,15 +155,7 @@ func (s *Server) stats(ctx context.Context, sel promql.Selection, window string,
 			if st == nil {
 				continue
 			}
-			ms := latencyMs(smp.Value)
-			switch i {
-			case 0:
-				st.LatencyMsP50 = ms
-			case 1:
-				st.LatencyMsP95 = ms
-			case 2:
-				st.LatencyMsP99 = ms
-			}
+			setQuantile(st, i, latencyMs(smp.Value))
 		}
 	}
 	var tcp map[key]*api.TCPStats
@@ -202,4 +194,16 @@ func latencyMs(v model.SampleValue) uint64 {
 		return math.MaxUint64
 	}
 	return uint64(math.Round(f))
+}
+
+// setQuantile sets the i-th of promql.Quantiles (p50, p95, p99) of st.
+func setQuantile(st *api.BasicStats, i int, ms uint64) {
+	switch i {
+	case 0:
+		st.LatencyMsP50 = ms
+	case 1:
+		st.LatencyMsP95 = ms
+	case 2:
+		st.LatencyMsP99 = ms
+	}
 }

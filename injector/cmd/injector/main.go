@@ -22,6 +22,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/metadata"
+	"k8s.io/client-go/metadata/metadatainformer"
 	"k8s.io/client-go/tools/record"
 
 	"github.com/l5d-go/l5d/injector/inject"
@@ -169,17 +171,23 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	adm := admin.New(admin.Options{Gatherer: reg, EnablePprof: *pprof, Logger: log})
-	ready := adm.NewReadyFlag("namespace-cache")
+	ready := adm.NewReadyFlag("informer-caches")
 	adm.AddCheck("serving-certificate", certs.Err)
 
 	factory := k8s.NewInformerFactory(clients.Kube, 0)
 	nsLister := factory.Core().V1().Namespaces().Lister()
+	meta, err := metadata.NewForConfig(clients.Config)
+	if err != nil {
+		return fmt.Errorf("kubernetes metadata client: %w", err)
+	}
+	metaFactory := metadatainformer.NewSharedInformerFactory(meta, 0)
+	owners := webhook.NewOwnerCache(metaFactory)
 	broadcaster := record.NewBroadcaster()
 	defer broadcaster.Shutdown()
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: clients.Kube.CoreV1().Events("")})
 	h := &webhook.Handler{
 		Values:  values.Current,
-		Cluster: &webhook.KubeCluster{Client: clients.Kube, Lister: nsLister},
+		Cluster: &webhook.KubeCluster{Client: clients.Kube, Lister: nsLister, Owners: owners},
 		Metrics: metrics,
 		Events:  broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "linkerd-proxy-injector"}),
 		Log:     log,
@@ -191,6 +199,9 @@ func run(ctx context.Context, args []string) error {
 	g.Go(func() error { return adm.Serve(gctx, *adminAddr) })
 	g.Go(func() error {
 		if err := k8s.StartAndSync(gctx, factory, time.Minute); err != nil {
+			return err
+		}
+		if err := k8s.StartAndSync(gctx, metaFactory, time.Minute); err != nil {
 			return err
 		}
 		if *anchorsFile == "" {

@@ -23,6 +23,10 @@ import (
 	"github.com/l5d-go/l5d/proxy/origdst"
 )
 
+// version is the proxy's release, set by make (-X main.version); it labels
+// proxy_build_info.
+var version string
+
 func main() {
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "proxy:", err)
@@ -58,6 +62,7 @@ func run() error {
 		OrigDst: origdst.Lookup,
 		Level:   level,
 		Pprof:   os.Getenv("L5D_PROXY_PPROF") == "true",
+		Version: version,
 		Log:     log,
 	})
 	if err != nil {

@@ -10,17 +10,21 @@
 {{- index . 1 }}.{{ include "l5d.ns" $ }}.serviceaccount.identity.{{ include "l5d.ns" $ }}.{{ include "l5d.trustDomain" $ }}
 {{- end -}}
 
+{{/* Version of the control plane: linkerdVersion, or else the chart's appVersion (the
+release the chart was packaged with). */}}
+{{- define "l5d.version" -}}{{ default .Chart.AppVersion .Values.linkerdVersion }}{{- end -}}
+
 {{/* Image reference: pass (list $ "name" "version-override"). */}}
 {{- define "l5d.image" -}}
 {{- $ := index . 0 -}}
-{{ $.Values.imageRegistry }}/{{ index . 1 }}:{{ default $.Values.linkerdVersion (index . 2) }}
+{{ $.Values.imageRegistry }}/{{ index . 1 }}:{{ default (include "l5d.version" $) (index . 2) }}
 {{- end -}}
 
 {{/* Labels every control-plane object carries. */}}
 {{- define "l5d.labels" -}}
 linkerd.io/control-plane-ns: {{ include "l5d.ns" . }}
 app.kubernetes.io/part-of: l5d
-app.kubernetes.io/version: {{ .Values.linkerdVersion | quote }}
+app.kubernetes.io/version: {{ include "l5d.version" . | quote }}
 {{- end -}}
 
 {{/* Pod anti-affinity across nodes for a component: pass (list $ "component"). */}}
@@ -62,9 +66,9 @@ spec:
 {{- define "l5d.podMeta" -}}
 {{- $ := index . 0 -}}
 annotations:
-  linkerd.io/created-by: linkerd/helm {{ $.Values.linkerdVersion }}
+  linkerd.io/created-by: linkerd/helm {{ include "l5d.version" $ }}
   linkerd.io/inject: disabled
-  linkerd.io/proxy-version: {{ default $.Values.linkerdVersion $.Values.proxy.image.version | quote }}
+  linkerd.io/proxy-version: {{ default (include "l5d.version" $) $.Values.proxy.image.version | quote }}
   linkerd.io/trust-root-sha256: {{ sha256sum $.Values.identityTrustAnchorsPEM }}
 labels:
   linkerd.io/control-plane-component: {{ index . 1 }}
