@@ -13,7 +13,7 @@ import (
 
 	"github.com/l5d-go/l5d/cli/profile"
 	"github.com/l5d-go/l5d/cli/viztap"
-	"github.com/l5d-go/l5d/pkg/apis/serviceprofile"
+	pbtap "github.com/l5d-go/l5d/proto/gen/tap"
 	"github.com/l5d-go/l5d/viz/api"
 )
 
@@ -60,19 +60,11 @@ func topCmd(g *globals) *cobra.Command {
 				mu  sync.Mutex
 				top viztap.Top
 			)
-			done := make(chan error, 1)
-			go func() {
-				for {
-					ev, err := st.Next()
-					if err != nil {
-						done <- err
-						return
-					}
-					mu.Lock()
-					top.Add(ev)
-					mu.Unlock()
-				}
-			}()
+			done := readEvents(st, func(ev *pbtap.TapEvent) {
+				mu.Lock()
+				top.Add(ev)
+				mu.Unlock()
+			})
 			draw := func() error {
 				mu.Lock()
 				defer mu.Unlock()
@@ -153,21 +145,13 @@ func profileFromTap(c *cobra.Command, g *globals, service, namespace, clusterDom
 		mu   sync.Mutex
 		seen []profile.Request
 	)
-	done := make(chan error, 1)
-	go func() {
-		for {
-			ev, err := st.Next()
-			if err != nil {
-				done <- err
-				return
-			}
-			if init := ev.GetHttp().GetRequestInit(); init != nil {
-				mu.Lock()
-				seen = append(seen, profile.Request{Method: viztap.Method(init), Path: init.GetPath()})
-				mu.Unlock()
-			}
+	done := readEvents(st, func(ev *pbtap.TapEvent) {
+		if init := ev.GetHttp().GetRequestInit(); init != nil {
+			mu.Lock()
+			seen = append(seen, profile.Request{Method: viztap.Method(init), Path: init.GetPath()})
+			mu.Unlock()
 		}
-	}()
+	})
 	select {
 	case <-time.After(d):
 	case <-contextOf(c).Done():
@@ -179,14 +163,24 @@ func profileFromTap(c *cobra.Command, g *globals, service, namespace, clusterDom
 	mu.Lock()
 	routes := profile.FromRequests(seen, limit)
 	mu.Unlock()
-	sp := profile.New(service, namespace, clusterDomain)
-	sp.Spec = serviceprofile.Spec{Routes: routes}
-	b, err := profile.Marshal(sp)
-	if err != nil {
-		return err
-	}
-	_, err = c.OutOrStdout().Write(b)
-	return err
+	return writeProfile(c, service, namespace, clusterDomain, routes)
+}
+
+// readEvents hands st's events to each in a goroutine until the stream fails or ends; the
+// channel then receives the error (io.EOF at the end).
+func readEvents(st *api.TapStream, each func(*pbtap.TapEvent)) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		for {
+			ev, err := st.Next()
+			if err != nil {
+				done <- err
+				return
+			}
+			each(ev)
+		}
+	}()
+	return done
 }
 
 // vizProfileCmd is `linkerd profile` with Linkerd viz's --tap: the routes come from the
