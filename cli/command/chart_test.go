@@ -54,6 +54,8 @@ type chartCase struct {
 	cli []string
 	// helm are the values as `helm install` takes them.
 	helm helmFlags
+	// namespace is the release namespace; linkerd when empty.
+	namespace string
 }
 
 // testCLIVersion stands for the CLI's build version in the renders.
@@ -82,6 +84,10 @@ var helmSetFiles = []string{
 // deploy/charts must get a row here, naming the CLI command that renders it.
 var chartCases = map[string][]chartCase{
 	"linkerd-crds": {{name: "crds", cli: []string{"install", "--crds"}}},
+	"linkerd-viz": {{
+		name: "viz", cli: []string{"viz", "install", "--ignore-cluster"}, namespace: "linkerd-viz",
+		helm: helmFlags{sets: []string{"installNamespace=true", "linkerdVersion=" + testCLIVersion}},
+	}},
 	"linkerd-control-plane": {
 		{
 			// The Helm commands of the seeds: the namespace comes from --create-namespace.
@@ -140,8 +146,12 @@ func TestChartsMatchInstall(t *testing.T) {
 			for _, tc := range rows {
 				t.Run(tc.name, func(t *testing.T) {
 					args := tc.helm.args(dir, chartDir)
-					helmLint(t, helm, chartDir, args)
-					got := manifestObjects(t, helmTemplate(t, helm, chartDir, args))
+					ns := tc.namespace
+					if ns == "" {
+						ns = "linkerd"
+					}
+					helmLint(t, helm, chartDir, ns, args)
+					got := manifestObjects(t, helmTemplate(t, helm, chartDir, ns, args))
 					cli := make([]string, len(tc.cli))
 					for i, a := range tc.cli {
 						cli[i] = strings.ReplaceAll(a, "{dir}", dir)
@@ -184,18 +194,18 @@ func runHelm(t *testing.T, helm string, args ...string) string {
 }
 
 // helmLint fails t on any warning or error of `helm lint --strict` (the run fails on either).
-func helmLint(t *testing.T, helm, chartDir string, values []string) {
+func helmLint(t *testing.T, helm, chartDir, ns string, values []string) {
 	t.Helper()
-	out := runHelm(t, helm, append([]string{"lint", "--strict", "-n", "linkerd", "--kube-version", helmKubeVersion, chartDir}, values...)...)
+	out := runHelm(t, helm, append([]string{"lint", "--strict", "-n", ns, "--kube-version", helmKubeVersion, chartDir}, values...)...)
 	if !strings.Contains(out, "0 chart(s) failed") {
 		t.Errorf("helm lint %s:\n%s", chartDir, out)
 	}
 }
 
-// helmTemplate renders the chart directory as a release named after it in namespace linkerd.
-func helmTemplate(t *testing.T, helm, chartDir string, values []string) string {
+// helmTemplate renders the chart directory as a release named after it in namespace ns.
+func helmTemplate(t *testing.T, helm, chartDir, ns string, values []string) string {
 	t.Helper()
-	return runHelm(t, helm, append([]string{"template", filepath.Base(chartDir), chartDir, "-n", "linkerd", "--kube-version", helmKubeVersion}, values...)...)
+	return runHelm(t, helm, append([]string{"template", filepath.Base(chartDir), chartDir, "-n", ns, "--kube-version", helmKubeVersion}, values...)...)
 }
 
 // runLinkerd runs the linkerd command with args and returns what it prints on stdout.
