@@ -110,6 +110,11 @@ func generateProfile(c *cobra.Command, service, namespace, clusterDomain, openAP
 	if err != nil {
 		return fmt.Errorf("%s: %w", file, err)
 	}
+	return writeProfile(c, service, namespace, clusterDomain, routes)
+}
+
+// writeProfile prints the ServiceProfile of service with routes.
+func writeProfile(c *cobra.Command, service, namespace, clusterDomain string, routes []serviceprofile.RouteSpec) error {
 	sp := profile.New(service, namespace, clusterDomain)
 	sp.Spec = serviceprofile.Spec{Routes: routes}
 	out, err := profile.Marshal(sp)

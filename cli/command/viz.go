@@ -22,7 +22,7 @@ func vizCmd(g *globals) *cobra.Command {
 			"metrics-api (reached through the Kubernetes API server's service proxy). Without the\n" +
 			"extension, stat falls back to reading each proxy's /metrics directly.",
 	}
-	v.AddCommand(statCmd(g), edgesCmd(g), routesCmd(g), routeStatsCmd(g, false), routeStatsCmd(g, true))
+	v.AddCommand(statCmd(g), edgesCmd(g), routesCmd(g), routeStatsCmd(g, false), routeStatsCmd(g, true), tapCmd(g), topCmd(g), vizProfileCmd(g))
 	v.AddCommand(vizInstallCmd(g), vizUninstallCmd(g), vizCheckCmd(g), vizListCmd(g), vizAllowScrapesCmd(g), vizPruneCmd(g))
 	return v
 }

@@ -98,7 +98,7 @@ func TestVizLifecycle(t *testing.T) {
 	}
 	del := func(r vizext.Ref) {
 		gv, _ := schema.ParseGroupVersion(r.APIVersion)
-		res := map[string]string{"ClusterRole": "clusterroles", "ClusterRoleBinding": "clusterrolebindings", "Namespace": "namespaces"}[r.Kind]
+		res := map[string]string{"ClusterRole": "clusterroles", "ClusterRoleBinding": "clusterrolebindings", "APIService": "apiservices", "MutatingWebhookConfiguration": "mutatingwebhookconfigurations", "Namespace": "namespaces"}[r.Kind]
 		if res == "" {
 			t.Fatalf("unexpected kind %s", r.Kind)
 		}
@@ -108,7 +108,8 @@ func TestVizLifecycle(t *testing.T) {
 	}
 	del(vizext.Ref{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "ClusterRole", Name: "linkerd-linkerd-viz-old"})
 
-	// Uninstall: exactly the cluster-scoped objects and the policy objects install rendered,
+	// Uninstall: exactly the cluster-scoped objects, the policy objects and the tap API's
+	// RoleBinding in kube-system install rendered,
 	// then the namespace, which takes the rest with it.
 	un, _, err := run(t, "", "viz", "uninstall", "--kubeconfig", kc)
 	if err != nil {
@@ -121,7 +122,7 @@ func TestVizLifecycle(t *testing.T) {
 	var want, got []string
 	for _, r := range rendered {
 		switch r.Kind {
-		case "Namespace", "ClusterRole", "ClusterRoleBinding", "Server", "AuthorizationPolicy", "MeshTLSAuthentication", "NetworkAuthentication", "ServiceProfile":
+		case "Namespace", "ClusterRole", "ClusterRoleBinding", "APIService", "MutatingWebhookConfiguration", "RoleBinding", "Server", "AuthorizationPolicy", "MeshTLSAuthentication", "NetworkAuthentication", "ServiceProfile":
 			want = append(want, r.Kind+"/"+r.Namespace+"/"+r.Name)
 		}
 	}

@@ -151,3 +151,24 @@ func FuzzFromProto(f *testing.F) {
 		}
 	})
 }
+
+func TestFromRequests(t *testing.T) {
+	reqs := []Request{
+		{"GET", "/books?page=2"}, {"GET", "/books"}, {"post", "/books"}, {"GET", "/books/1"},
+		{"GET", "/a.b"}, {"", "/nomethod"},
+	}
+	routes := FromRequests(reqs, 0)
+	var names []string
+	for _, r := range routes {
+		names = append(names, r.Name)
+	}
+	if got := strings.Join(names, ","); got != "GET /a.b,GET /books,POST /books,GET /books/1" {
+		t.Errorf("routes %s", got)
+	}
+	if re := routes[0].Condition.All[0].PathRegex; re != `/a\.b` {
+		t.Errorf("path regex %q: want the path quoted", re)
+	}
+	if limited := FromRequests(reqs, 1); len(limited) != 1 || limited[0].Name != "GET /books" {
+		t.Errorf("limit 1: %v, want the most frequent route", limited)
+	}
+}

@@ -129,7 +129,8 @@ func (r Ref) key() string { return r.Kind + "/" + r.Namespace + "/" + r.Name }
 // objects in the extension's namespaces, then those namespaces (every Namespace labelled
 // linkerd.io/extension=viz), in an order `kubectl delete -f -` can follow. Objects
 // labelled as the extension's in other namespaces (the policy of `linkerd viz
-// allow-scrapes`, which the user applied) are left out.
+// allow-scrapes`, which the user applied) are left out, except the tap API's RoleBinding
+// in kube-system.
 func Installed(ctx context.Context, dyn dynamic.Interface) ([]Ref, error) {
 	sel := metav1.ListOptions{LabelSelector: Selector}
 	nsList, err := dyn.Resource(namespaces).List(ctx, sel)
@@ -150,7 +151,7 @@ func Installed(ctx context.Context, dyn dynamic.Interface) ([]Ref, error) {
 			return nil, fmt.Errorf("listing %s: %w", k.gvr.Resource, err)
 		}
 		for _, o := range l.Items {
-			if k.namespaced && !own[o.GetNamespace()] {
+			if k.namespaced && !own[o.GetNamespace()] && !authReader(k.kind, o.GetNamespace()) {
 				continue
 			}
 			refs = append(refs, Ref{k.gvr.GroupVersion().String(), k.kind, o.GetNamespace(), o.GetName()})
@@ -168,6 +169,11 @@ func Installed(ctx context.Context, dyn dynamic.Interface) ([]Ref, error) {
 	}
 	return refs, nil
 }
+
+// authReader reports whether an object of kind in ns may be the tap API's RoleBinding in
+// kube-system (linkerd-<ns>-tap-auth-reader, to the extension-apiserver-authentication
+// ConfigMap), the one object the chart puts in another namespace.
+func authReader(kind, ns string) bool { return kind == "RoleBinding" && ns == "kube-system" }
 
 // Rendered lists the objects of a rendered manifest stream.
 func Rendered(manifests []byte) ([]Ref, error) {

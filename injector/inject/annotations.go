@@ -28,6 +28,16 @@ const (
 	// and holds the owner's name.
 	LabelProxyOwnerPrefix = "linkerd.io/proxy-"
 
+	// AnnotationDisableTap set to "true" on a pod or namespace keeps viz's tap injector from
+	// enabling tap on its proxies.
+	AnnotationDisableTap = "config.linkerd.io/disable-tap"
+	// AnnotationTapEnabled is "true" on pods whose proxies viz's tap injector configured
+	// to serve tap.
+	AnnotationTapEnabled = "viz.linkerd.io/tap-enabled"
+	// EnvTapSvcName is the proxy's environment variable naming the one identity its tap
+	// server (port 4190) serves; without it the proxy serves no tap.
+	EnvTapSvcName = "LINKERD2_PROXY_TAP_SVC_NAME"
+
 	// LabelAdmissionWebhooks set to "disabled" on a namespace exempts it from the webhooks.
 	LabelAdmissionWebhooks = proxyconf.LabelAdmissionWebhooks
 

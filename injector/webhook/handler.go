@@ -56,8 +56,16 @@ type Handler struct {
 // ServeHTTP decodes the AdmissionReview in the body and writes the review answer. A body that
 // is not an AdmissionReview gets HTTP 400 with the reason, and a log line.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ServeReview(w, r, h.Review, h.Metrics, h.Timeout, h.logger())
+}
+
+// ServeReview is the HTTP side of a mutating or validating webhook (this one and viz's
+// tap injector): it decodes the AdmissionReview POSTed in r's body, calls review with a
+// context bounded by timeout (5s when zero) and writes its answer with the request's
+// UID. A body that is not an AdmissionReview gets HTTP 400 with the reason, and a log
+// line. m, when set, counts requests, bad requests and latency.
+func ServeReview(w http.ResponseWriter, r *http.Request, review func(context.Context, *admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse, m *Metrics, timeout time.Duration, log *slog.Logger) {
 	start := time.Now()
-	log := h.logger()
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		http.Error(w, "AdmissionReviews are POSTed", http.StatusMethodNotAllowed)
@@ -65,28 +73,33 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, MaxBodyBytes+1))
 	if err != nil {
-		h.Metrics.BadRequests.Inc()
+		if m != nil {
+			m.BadRequests.Inc()
+		}
 		log.Warn("reading admission request", "remote", r.RemoteAddr, "err", err)
 		http.Error(w, "reading body: "+err.Error(), http.StatusBadRequest)
 		return
 	}
-	review, err := DecodeReview(body)
+	rev, err := DecodeReview(body)
 	if err != nil {
-		h.Metrics.BadRequests.Inc()
+		if m != nil {
+			m.BadRequests.Inc()
+		}
 		log.Warn("rejecting malformed admission request", "remote", r.RemoteAddr, "err", err)
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	h.Metrics.Requests.Inc()
-	timeout := h.Timeout
+	if m != nil {
+		m.Requests.Inc()
+	}
 	if timeout == 0 {
 		timeout = 5 * time.Second
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), timeout)
 	defer cancel()
-	resp := h.Review(ctx, review.Request)
-	resp.UID = review.Request.UID
-	out := admissionv1.AdmissionReview{TypeMeta: review.TypeMeta, Response: resp}
+	resp := review(ctx, rev.Request)
+	resp.UID = rev.Request.UID
+	out := admissionv1.AdmissionReview{TypeMeta: rev.TypeMeta, Response: resp}
 	raw, err := json.Marshal(&out)
 	if err != nil {
 		log.Error("encoding admission response", "err", err)
@@ -95,7 +108,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_, _ = w.Write(raw)
-	h.Metrics.Latency.Observe(time.Since(start).Seconds())
+	if m != nil {
+		m.Latency.Observe(time.Since(start).Seconds())
+	}
 }
 
 func (h *Handler) logger() *slog.Logger {

@@ -45,7 +45,12 @@ type Server struct {
 
 // Serve serves tap on ln until ctx ends.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	srv := grpc.NewServer(grpc.Creds(&authCreds{TransportCredentials: credentials.NewTLS(s.TLS), s: s}))
+	// The handshake is authCreds' own: grpc-go's TLS credentials refuse clients that
+	// negotiate no ALPN protocol, and a proxy's outbound mesh TLS (the tap API dials
+	// through its meshed pod's proxy, as Linkerd's does) offers none.
+	cfg := s.TLS.Clone()
+	cfg.NextProtos = []string{"h2"}
+	srv := grpc.NewServer(grpc.Creds(&authCreds{TransportCredentials: credentials.NewTLS(s.TLS), s: s, cfg: cfg}))
 	pb.RegisterTapServer(srv, s)
 	stop := context.AfterFunc(ctx, srv.Stop)
 	defer stop()
@@ -68,17 +73,20 @@ func (s *Server) refuse(reason string, err error) error {
 // authCreds refuses, at the handshake, every client but the tap service.
 type authCreds struct {
 	credentials.TransportCredentials
-	s *Server
+	s   *Server
+	cfg *tls.Config
 }
 
 func (c *authCreds) ServerHandshake(conn net.Conn) (net.Conn, credentials.AuthInfo, error) {
-	tc, info, err := c.TransportCredentials.ServerHandshake(conn)
-	if err != nil {
+	tc := tls.Server(conn, c.cfg)
+	if err := tc.Handshake(); err != nil {
+		tc.Close()
 		return nil, nil, c.s.refuse(RefusedTLS, err)
 	}
-	ti, _ := info.(credentials.TLSInfo)
+	state := tc.ConnectionState()
+	info := credentials.TLSInfo{State: state, CommonAuthInfo: credentials.CommonAuthInfo{SecurityLevel: credentials.PrivacyAndIntegrity}}
 	var leaf *x509.Certificate
-	if certs := ti.State.PeerCertificates; len(certs) > 0 {
+	if certs := state.PeerCertificates; len(certs) > 0 {
 		leaf = certs[0]
 	}
 	if leaf == nil {
@@ -93,7 +101,7 @@ func (c *authCreds) ServerHandshake(conn net.Conn) (net.Conn, credentials.AuthIn
 }
 
 func (c *authCreds) Clone() credentials.TransportCredentials {
-	return &authCreds{TransportCredentials: c.TransportCredentials.Clone(), s: c.s}
+	return &authCreds{TransportCredentials: c.TransportCredentials.Clone(), s: c.s, cfg: c.cfg}
 }
 
 // Observe streams the events of the requests matching req until its limit is reached

@@ -37,8 +37,10 @@ func TestViz(t *testing.T) {
 			}
 		}
 	})
+	// The tap injector must be serving before the demo's pods are created (its webhook
+	// ignores failures): metrics-api, prometheus, tap and tap-injector.
+	s.WaitPodsReady(t, 4*time.Minute, vizNS, "linkerd.io/extension=viz", 4, true)
 	s.DemoApp(t, ns, "0.1")
-	s.WaitPodsReady(t, 4*time.Minute, vizNS, "linkerd.io/extension=viz", 2, true)
 	s.MustRun(t, nil, s.Linkerd(), "viz", "check", "--wait", "3m")
 	pods := s.WaitPodsReady(t, 4*time.Minute, ns, "", 4, true)
 	// The minute of traffic vizQueries compares with starts now, once requests succeed,
@@ -110,6 +112,7 @@ spec:
 	}
 
 	s.vizQueries(t, ns, tr, start)
+	s.vizTap(t, ns)
 
 	// Uninstall removes everything install created.
 	un := s.MustRun(t, nil, s.Linkerd(), "viz", "uninstall")
