@@ -203,6 +203,7 @@ func (r *runner) identityDataPlane() group {
 			}
 			if len(stale) > 0 {
 				sum := sha256.Sum256([]byte(want))
+				//lint:ignore ST1005 Linkerd's check prints this message as it is
 				return fmt.Errorf("Some pods do not have the current trust bundle (sha256 %s) and must be restarted:\n%s",
 					hex.EncodeToString(sum[:8]), strings.Join(stale, "\n"))
 			}
@@ -326,6 +327,7 @@ func misplacedLabels(kind string, objs []metav1.ObjectMeta) error {
 	}
 	if len(bad) > 0 {
 		sort.Strings(bad)
+		//lint:ignore ST1005 Linkerd's check prints this message as it is
 		return fmt.Errorf("Some labels on data plane %s should be annotations:\n%s", kind, strings.Join(bad, "\n"))
 	}
 	return nil
@@ -344,6 +346,7 @@ func podOnlyServiceAnnotations(svcs []corev1.Service) error {
 	}
 	if len(bad) > 0 {
 		sort.Strings(bad)
+		//lint:ignore ST1005 Linkerd's check prints this message as it is
 		return fmt.Errorf("Some annotations on data plane services should be on pods:\n%s", strings.Join(bad, "\n"))
 	}
 	return nil
