@@ -62,11 +62,18 @@ func NewPrinter(w io.Writer, output, resourceType string) (*Printer, error) {
 func (p *Printer) Print(ev *pbtap.TapEvent) error {
 	switch p.format {
 	case JSON:
-		b, err := protojson.MarshalOptions{Multiline: true, Indent: "  "}.Marshal(ev)
+		b, err := protojson.Marshal(ev)
 		if err != nil {
 			return fmt.Errorf("encoding a tap event: %w", err)
 		}
-		_, err = fmt.Fprintf(p.w, "%s\n", b)
+		// protojson varies its whitespace from build to build on purpose; indenting
+		// again gives the same text for the same event every time.
+		var out bytes.Buffer
+		if err := json.Indent(&out, b, "", "  "); err != nil {
+			return fmt.Errorf("encoding a tap event: %w", err)
+		}
+		out.WriteByte('\n')
+		_, err = p.w.Write(out.Bytes())
 		return err
 	case JSONPath:
 		b, err := protojson.Marshal(ev)
