@@ -196,14 +196,7 @@ func TestTruncatesWhatDoesNotFit(t *testing.T) {
 // program would use it through resolv.conf: search-list expansion is the caller's, so
 // names here are fully qualified.
 func TestGoResolver(t *testing.T) {
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", pc.LocalAddr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
+	pc, ln := listenUDPAndTCP(t)
 	s := Serve(&Responder{Domain: "cluster.local", Records: testRecords}, pc, ln, nil)
 	defer s.Close()
 	for _, network := range []string{"udp", "tcp"} {
@@ -262,4 +255,26 @@ func FuzzAnswer(f *testing.F) {
 			}
 		}
 	})
+}
+
+// listenUDPAndTCP listens on one loopback port for both UDP and TCP, as a DNS server does:
+// the kernel picks a free UDP port, which another test's TCP socket may hold, so it tries
+// again with another port then.
+func listenUDPAndTCP(t *testing.T) (net.PacketConn, net.Listener) {
+	t.Helper()
+	var lastErr error
+	for range 50 {
+		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln, err := net.Listen("tcp", pc.LocalAddr().String())
+		if err == nil {
+			return pc, ln
+		}
+		pc.Close()
+		lastErr = err
+	}
+	t.Fatalf("no loopback port free for both UDP and TCP: %v", lastErr)
+	return nil, nil
 }
