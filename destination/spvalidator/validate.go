@@ -4,10 +4,10 @@
 package spvalidator
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"regexp"
@@ -15,9 +15,9 @@ import (
 	"time"
 
 	admissionv1 "k8s.io/api/admission/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	sp "github.com/l5d-go/l5d/pkg/apis/serviceprofile"
+	"github.com/l5d-go/l5d/pkg/webhook"
 )
 
 // Validate checks a ServiceProfile for a cluster whose domain is clusterDomain and
@@ -147,45 +147,41 @@ func token(s string) bool {
 	return s != ""
 }
 
-// Handler serves AdmissionReview v1 for ServiceProfiles.
+// Handler serves AdmissionReviews of ServiceProfiles through pkg/webhook: a valid profile
+// is allowed, an invalid one denied naming every bad field; a malformed body gets 400.
 type Handler struct {
 	ClusterDomain string
 	Log           *slog.Logger
+	// Metrics, when set, counts reviews; Responses by result (allowed, denied) and reason.
+	Metrics *webhook.Metrics
 }
 
-// ServeHTTP answers one AdmissionReview; a malformed body gets 400.
+// ServeHTTP answers one AdmissionReview.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	log := h.Log
-	if log == nil {
-		log = slog.Default()
-	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, 4<<20))
-	if err != nil {
-		http.Error(w, "reading the request: "+err.Error(), http.StatusBadRequest)
-		return
-	}
-	var review admissionv1.AdmissionReview
-	if err := json.Unmarshal(body, &review); err != nil || review.Request == nil {
-		log.Warn("malformed AdmissionReview", "error", err)
-		http.Error(w, "malformed AdmissionReview: want admission.k8s.io/v1 with a request", http.StatusBadRequest)
-		return
-	}
-	resp := &admissionv1.AdmissionResponse{UID: review.Request.UID, Allowed: true}
+	(&webhook.Handler{Review: h.Review, Metrics: h.Metrics, Log: h.Log}).ServeHTTP(w, r)
+}
+
+// Review validates the ServiceProfile in req; a profile without a namespace takes the
+// request's.
+func (h *Handler) Review(_ context.Context, req *admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse {
 	var p sp.ServiceProfile
-	if err := json.Unmarshal(review.Request.Object.Raw, &p); err != nil {
-		resp.Allowed = false
-		resp.Result = &metav1.Status{Code: http.StatusBadRequest, Message: "ServiceProfile does not decode: " + err.Error()}
-	} else {
-		if p.Namespace == "" {
-			p.Namespace = review.Request.Namespace
-		}
-		if err := Validate(&p, h.ClusterDomain); err != nil {
-			resp.Allowed = false
-			resp.Result = &metav1.Status{Code: http.StatusUnprocessableEntity, Message: "ServiceProfile " + p.Name + " is invalid: " + strings.ReplaceAll(err.Error(), "\n", "; ")}
-		}
+	if err := json.Unmarshal(req.Object.Raw, &p); err != nil {
+		h.count("denied", "decode")
+		return webhook.Denied(http.StatusBadRequest, "ServiceProfile does not decode: "+err.Error())
 	}
-	review.Response = resp
-	review.Request = nil
-	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(&review)
+	if p.Namespace == "" {
+		p.Namespace = req.Namespace
+	}
+	if err := Validate(&p, h.ClusterDomain); err != nil {
+		h.count("denied", "invalid")
+		return webhook.Denied(http.StatusUnprocessableEntity, "ServiceProfile "+p.Name+" is invalid: "+strings.ReplaceAll(err.Error(), "\n", "; "))
+	}
+	h.count("allowed", "valid")
+	return webhook.Allowed()
+}
+
+func (h *Handler) count(result, reason string) {
+	if h.Metrics != nil {
+		h.Metrics.Responses.WithLabelValues(result, reason).Inc()
+	}
 }

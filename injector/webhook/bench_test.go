@@ -23,6 +23,7 @@ import (
 
 	"github.com/l5d-go/l5d/injector/inject"
 	"github.com/l5d-go/l5d/pkg/k8s"
+	pkgwebhook "github.com/l5d-go/l5d/pkg/webhook"
 	"github.com/l5d-go/l5d/test/bench/cpucost"
 	"github.com/l5d-go/l5d/test/kube"
 )
@@ -226,7 +227,7 @@ func BenchmarkInjectOnly(b *testing.B) {
 	body := typicalReview(b)
 	h := benchHandler(b)
 	for b.Loop() {
-		review, err := DecodeReview(body)
+		review, err := pkgwebhook.DecodeReview(body)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/l5d-go/l5d/injector/inject"
+	pkgwebhook "github.com/l5d-go/l5d/pkg/webhook"
 )
 
 // staticCluster answers lookups from fixed data: decoding and injection are pure logic here,
@@ -41,7 +42,7 @@ func FuzzDecodeReview(f *testing.F) {
 		Metrics: metrics,
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		review, err := DecodeReview(body)
+		review, err := pkgwebhook.DecodeReview(body)
 		if err != nil {
 			if review != nil {
 				t.Fatal("review returned with an error")

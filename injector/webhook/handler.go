@@ -5,17 +5,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"time"
 
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/record"
 
 	"github.com/l5d-go/l5d/injector/inject"
+	pkgwebhook "github.com/l5d-go/l5d/pkg/webhook"
 )
 
 // Cluster is what the webhook reads from the API server for one pod.
@@ -53,64 +52,10 @@ type Handler struct {
 	Timeout time.Duration
 }
 
-// ServeHTTP decodes the AdmissionReview in the body and writes the review answer. A body that
-// is not an AdmissionReview gets HTTP 400 with the reason, and a log line.
+// ServeHTTP answers AdmissionReviews through pkg/webhook's Handler: a body that is not an
+// AdmissionReview gets HTTP 400 with the reason, and a log line.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	ServeReview(w, r, h.Review, h.Metrics, h.Timeout, h.logger())
-}
-
-// ServeReview is the HTTP side of a mutating or validating webhook (this one and viz's
-// tap injector): it decodes the AdmissionReview POSTed in r's body, calls review with a
-// context bounded by timeout (5s when zero) and writes its answer with the request's
-// UID. A body that is not an AdmissionReview gets HTTP 400 with the reason, and a log
-// line. m, when set, counts requests, bad requests and latency.
-func ServeReview(w http.ResponseWriter, r *http.Request, review func(context.Context, *admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse, m *Metrics, timeout time.Duration, log *slog.Logger) {
-	start := time.Now()
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		http.Error(w, "AdmissionReviews are POSTed", http.StatusMethodNotAllowed)
-		return
-	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, MaxBodyBytes+1))
-	if err != nil {
-		if m != nil {
-			m.BadRequests.Inc()
-		}
-		log.Warn("reading admission request", "remote", r.RemoteAddr, "err", err)
-		http.Error(w, "reading body: "+err.Error(), http.StatusBadRequest)
-		return
-	}
-	rev, err := DecodeReview(body)
-	if err != nil {
-		if m != nil {
-			m.BadRequests.Inc()
-		}
-		log.Warn("rejecting malformed admission request", "remote", r.RemoteAddr, "err", err)
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	if m != nil {
-		m.Requests.Inc()
-	}
-	if timeout == 0 {
-		timeout = 5 * time.Second
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), timeout)
-	defer cancel()
-	resp := review(ctx, rev.Request)
-	resp.UID = rev.Request.UID
-	out := admissionv1.AdmissionReview{TypeMeta: rev.TypeMeta, Response: resp}
-	raw, err := json.Marshal(&out)
-	if err != nil {
-		log.Error("encoding admission response", "err", err)
-		http.Error(w, "encoding response", http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	_, _ = w.Write(raw)
-	if m != nil {
-		m.Latency.Observe(time.Since(start).Seconds())
-	}
+	(&pkgwebhook.Handler{Review: h.Review, Metrics: h.Metrics, Timeout: h.Timeout, Log: h.logger()}).ServeHTTP(w, r)
 }
 
 func (h *Handler) logger() *slog.Logger {
@@ -127,13 +72,13 @@ func (h *Handler) Review(ctx context.Context, req *admissionv1.AdmissionRequest)
 	log := h.logger().With("namespace", req.Namespace, "uid", req.UID)
 	if req.Kind.Group != "" || req.Kind.Kind != "Pod" || req.Operation != admissionv1.Create {
 		h.count(ResultSkipped, "not_pod_create")
-		return allowed()
+		return pkgwebhook.Allowed()
 	}
 	var pod corev1.Pod
 	if err := json.Unmarshal(req.Object.Raw, &pod); err != nil {
 		h.count(ResultError, "decode_pod")
 		log.Warn("cannot decode pod", "err", err)
-		return denied(http.StatusBadRequest, fmt.Sprintf("linkerd proxy injector: cannot decode the pod: %v", err))
+		return pkgwebhook.Denied(http.StatusBadRequest, fmt.Sprintf("linkerd proxy injector: cannot decode the pod: %v", err))
 	}
 	nsName := req.Namespace
 	if nsName == "" {
@@ -143,14 +88,14 @@ func (h *Handler) Review(ctx context.Context, req *admissionv1.AdmissionRequest)
 	if err != nil {
 		h.count(ResultError, "namespace_lookup")
 		log.Error("namespace lookup failed", "err", err)
-		return denied(http.StatusInternalServerError, fmt.Sprintf("linkerd proxy injector: reading namespace %s: %v", nsName, err))
+		return pkgwebhook.Denied(http.StatusInternalServerError, fmt.Sprintf("linkerd proxy injector: reading namespace %s: %v", nsName, err))
 	}
 	values := h.Values()
 	d := inject.Decide(ns, &pod.ObjectMeta, &pod.Spec, false)
 	if !d.Inject {
 		h.count(ResultSkipped, string(d.Reason))
 		log.Debug("pod not injected", "pod", podName(&pod), "reason", d.Reason)
-		return allowed()
+		return pkgwebhook.Allowed()
 	}
 	owner := h.Cluster.Owner(ctx, nsName, &pod)
 	dryRun := req.DryRun != nil && *req.DryRun
@@ -164,19 +109,18 @@ func (h *Handler) Review(ctx context.Context, req *admissionv1.AdmissionRequest)
 		h.count(ResultRefused, reason)
 		log.Warn("refusing pod", "pod", podName(&pod), "err", err)
 		h.event(owner, dryRun, corev1.EventTypeWarning, "InjectionRefused", "Linkerd proxy injection refused: "+err.Error())
-		return denied(http.StatusUnprocessableEntity, "linkerd proxy injector: "+err.Error())
+		return pkgwebhook.Denied(http.StatusUnprocessableEntity, "linkerd proxy injector: "+err.Error())
 	}
 	patch, err := inject.JSONPatch(&pod, injected)
 	if err != nil {
 		h.count(ResultError, "patch")
 		log.Error("building patch", "err", err)
-		return denied(http.StatusInternalServerError, "linkerd proxy injector: "+err.Error())
+		return pkgwebhook.Denied(http.StatusInternalServerError, "linkerd proxy injector: "+err.Error())
 	}
 	h.count(ResultInjected, string(d.Reason))
 	log.Info("injected pod", "pod", podName(&pod), "owner_kind", owner.Kind, "owner", owner.Name, "mode", d.Mode)
 	h.event(owner, dryRun, corev1.EventTypeNormal, "Injected", "Linkerd sidecar proxy injected")
-	pt := admissionv1.PatchTypeJSONPatch
-	return &admissionv1.AdmissionResponse{Allowed: true, Patch: patch, PatchType: &pt}
+	return pkgwebhook.Patched(patch)
 }
 
 func (h *Handler) count(result, reason string) {
@@ -196,12 +140,4 @@ func podName(p *corev1.Pod) string {
 		return p.Name
 	}
 	return p.GenerateName + "*"
-}
-
-func allowed() *admissionv1.AdmissionResponse { return &admissionv1.AdmissionResponse{Allowed: true} }
-
-func denied(code int32, msg string) *admissionv1.AdmissionResponse {
-	return &admissionv1.AdmissionResponse{Allowed: false, Result: &metav1.Status{
-		Status: metav1.StatusFailure, Code: code, Message: msg, Reason: metav1.StatusReason(http.StatusText(int(code))),
-	}}
 }

@@ -2,52 +2,14 @@ package webhook
 
 import (
 	"context"
-	"crypto/tls"
-	"errors"
 	"fmt"
-	"log/slog"
-	"net"
-	"net/http"
 	"strconv"
 	"strings"
-	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/kubernetes"
 )
-
-// ServeTLS serves h over HTTPS on addr with the certificate from getCert until ctx ends,
-// then shuts down gracefully (bounded by five seconds).
-func ServeTLS(ctx context.Context, addr string, h http.Handler, getCert func(*tls.ClientHelloInfo) (*tls.Certificate, error), log *slog.Logger) error {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("webhook listen %s: %w", addr, err)
-	}
-	srv := &http.Server{
-		Handler:           h,
-		TLSConfig:         &tls.Config{GetCertificate: getCert, MinVersion: tls.VersionTLS12},
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(sctx)
-	}()
-	log.Info("serving admission webhook", "addr", ln.Addr().String())
-	err = srv.ServeTLS(ln, "", "")
-	if errors.Is(err, http.ErrServerClosed) {
-		<-done
-		return nil
-	}
-	return fmt.Errorf("webhook server: %w", err)
-}
 
 // SupportsNativeSidecars reports whether the API server is Kubernetes 1.29 or later, where
 // restartable init containers (native sidecars) are on by default.

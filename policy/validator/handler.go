@@ -1,10 +1,10 @@
 package validator
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -15,10 +15,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	api "github.com/l5d-go/l5d/pkg/apis/policy"
+	"github.com/l5d-go/l5d/pkg/webhook"
 )
-
-// maxBody bounds an AdmissionReview; the API server sends objects well under it.
-const maxBody = 4 << 20
 
 // validators maps each validated group and kind to a function decoding the object and
 // returning its problems.
@@ -66,78 +64,42 @@ func Validate(gk schema.GroupKind, raw []byte) error {
 }
 
 // Handler serves AdmissionReview (admission.k8s.io/v1, and v1beta1 which has the same
-// shape) for the policy resources: the answer allows a valid object and denies an invalid
-// one with a message naming every bad field. A body that is not an AdmissionReview with a
-// request gets 400 and a message saying so.
+// shape) for the policy resources through pkg/webhook: the answer allows a valid object and
+// denies an invalid one with a message naming every bad field. A body that is not an
+// AdmissionReview with a request gets 400 and a message saying so.
 type Handler struct {
 	Log *slog.Logger
+	// Metrics, when set, counts reviews; Responses by result (allowed, denied) and the kind.
+	Metrics *webhook.Metrics
 }
 
 // ServeHTTP answers one AdmissionReview.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	log := h.Log
-	if log == nil {
-		log = slog.Default()
-	}
-	if r.Method != http.MethodPost {
-		http.Error(w, "POST an AdmissionReview", http.StatusMethodNotAllowed)
-		return
-	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
-	if err != nil {
-		http.Error(w, "reading the request: "+err.Error(), http.StatusBadRequest)
-		return
-	}
-	if len(body) > maxBody {
-		http.Error(w, fmt.Sprintf("AdmissionReview larger than %d bytes", maxBody), http.StatusRequestEntityTooLarge)
-		return
-	}
-	review, err := decodeReview(body)
-	if err != nil {
-		log.Warn("malformed AdmissionReview", "error", err)
-		http.Error(w, "malformed AdmissionReview: "+err.Error(), http.StatusBadRequest)
-		return
-	}
-	req := review.Request
-	resp := &admissionv1.AdmissionResponse{UID: req.UID, Allowed: true}
+	(&webhook.Handler{Review: h.Review, Metrics: h.Metrics, Log: h.Log}).ServeHTTP(w, r)
+}
+
+// Review validates the object of a CREATE or UPDATE; other operations are allowed.
+func (h *Handler) Review(_ context.Context, req *admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse {
 	gk := schema.GroupKind{Group: req.Kind.Group, Kind: req.Kind.Kind}
 	if req.Operation == admissionv1.Create || req.Operation == admissionv1.Update || req.Operation == "" {
 		if err := Validate(gk, req.Object.Raw); err != nil {
-			resp.Allowed = false
-			resp.Result = &metav1.Status{Status: metav1.StatusFailure, Code: http.StatusUnprocessableEntity, Reason: metav1.StatusReasonInvalid,
-				Message: fmt.Sprintf("%s %s is invalid: %v", gk.Kind, req.Name, err)}
+			h.count("denied", gk.Kind)
+			log := h.Log
+			if log == nil {
+				log = slog.Default()
+			}
 			log.Info("refused", "kind", gk.Kind, "namespace", req.Namespace, "name", req.Name, "reason", err)
+			resp := webhook.Denied(http.StatusUnprocessableEntity, fmt.Sprintf("%s %s is invalid: %v", gk.Kind, req.Name, err))
+			resp.Result.Reason = metav1.StatusReasonInvalid
+			return resp
 		}
 	}
-	out := admissionv1.AdmissionReview{TypeMeta: review.TypeMeta, Response: resp}
-	w.Header().Set("Content-Type", "application/json")
-	if err := json.NewEncoder(w).Encode(&out); err != nil {
-		log.Warn("writing the AdmissionReview answer", "error", err)
-	}
+	h.count("allowed", gk.Kind)
+	return webhook.Allowed()
 }
 
-// decodeReview parses an AdmissionReview and checks that it carries a request with an
-// identifier and the kind of its object.
-func decodeReview(body []byte) (*admissionv1.AdmissionReview, error) {
-	var review admissionv1.AdmissionReview
-	if err := json.Unmarshal(body, &review); err != nil {
-		return nil, fmt.Errorf("not JSON of admission.k8s.io/v1 AdmissionReview: %w", err)
+func (h *Handler) count(result, kind string) {
+	if h.Metrics != nil {
+		h.Metrics.Responses.WithLabelValues(result, kind).Inc()
 	}
-	switch review.APIVersion {
-	case "":
-		review.APIVersion = admissionv1.SchemeGroupVersion.String()
-	case "admission.k8s.io/v1", "admission.k8s.io/v1beta1":
-	default:
-		return nil, fmt.Errorf("apiVersion %q: want admission.k8s.io/v1 or v1beta1", review.APIVersion)
-	}
-	review.Kind = "AdmissionReview"
-	switch {
-	case review.Request == nil:
-		return nil, fmt.Errorf("no request")
-	case review.Request.UID == "":
-		return nil, fmt.Errorf("request.uid is empty")
-	case review.Request.Kind.Kind == "":
-		return nil, fmt.Errorf("request.kind is empty")
-	}
-	return &review, nil
 }

@@ -21,7 +21,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/l5d-go/l5d/injector/inject"
-	"github.com/l5d-go/l5d/injector/webhook"
+	"github.com/l5d-go/l5d/pkg/webhook"
 )
 
 // Injector answers AdmissionReviews for Pods.
@@ -36,16 +36,16 @@ type Injector struct {
 	Timeout time.Duration
 }
 
-// ServeHTTP implements http.Handler through injector/webhook's AdmissionReview handling.
+// ServeHTTP implements http.Handler through pkg/webhook's AdmissionReview handling.
 func (i *Injector) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	webhook.ServeReview(w, r, i.Review, nil, i.Timeout, i.Log)
+	(&webhook.Handler{Review: i.Review, Timeout: i.Timeout, Log: i.Log}).ServeHTTP(w, r)
 }
 
 // Review answers one admission request: pods as described in the package documentation
 // get a JSON patch; anything else is admitted unchanged. A namespace that cannot be read
 // fails the review (the webhook's failurePolicy decides what happens to the pod).
 func (i *Injector) Review(ctx context.Context, req *admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse {
-	ok := &admissionv1.AdmissionResponse{Allowed: true}
+	ok := webhook.Allowed()
 	if req.Kind.Group != "" || req.Kind.Kind != "Pod" || req.Operation != admissionv1.Create {
 		return ok
 	}
@@ -83,8 +83,7 @@ func (i *Injector) Review(ctx context.Context, req *admissionv1.AdmissionRequest
 	if string(patch) == "[]" {
 		return ok
 	}
-	pt := admissionv1.PatchTypeJSONPatch
-	return &admissionv1.AdmissionResponse{Allowed: true, Patch: patch, PatchType: &pt}
+	return webhook.Patched(patch)
 }
 
 // setEnv sets name to value in env, in place when it is there.
@@ -99,7 +98,5 @@ func setEnv(env []corev1.EnvVar, name, value string) []corev1.EnvVar {
 }
 
 func failed(code int32, msg string) *admissionv1.AdmissionResponse {
-	return &admissionv1.AdmissionResponse{Allowed: false, Result: &metav1.Status{
-		Status: metav1.StatusFailure, Code: code, Message: "tap injector: " + msg,
-	}}
+	return webhook.Denied(code, "tap injector: "+msg)
 }

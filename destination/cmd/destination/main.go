@@ -5,11 +5,9 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"flag"
 	"fmt"
 	"math"
-	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -26,6 +24,8 @@ import (
 	"github.com/l5d-go/l5d/pkg/k8s"
 	"github.com/l5d-go/l5d/pkg/logging"
 	"github.com/l5d-go/l5d/pkg/rpc"
+	"github.com/l5d-go/l5d/pkg/servingcert"
+	"github.com/l5d-go/l5d/pkg/webhook"
 	pb "github.com/l5d-go/l5d/proto/gen/destination"
 	"github.com/l5d-go/l5d/proxy-init/ports"
 )
@@ -114,19 +114,17 @@ func run(ctx context.Context, args []string) error {
 		return srv.Serve(gctx, *addr)
 	})
 	if *spAddr != "" {
-		cert, err := tls.LoadX509KeyPair(*spCert, *spKey)
+		// The certificate is reloaded when the mounted Secret changes, as the injector's is.
+		certs, err := servingcert.New(*spCert, *spKey)
 		if err != nil {
-			return fmt.Errorf("sp-validator certificate: %w", err)
+			return fmt.Errorf("sp-validator: %w", err)
 		}
-		hs := &http.Server{Addr: *spAddr, Handler: &spvalidator.Handler{ClusterDomain: *clusterDomain, Log: log},
-			TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, ReadHeaderTimeout: 10 * time.Second}
-		g.Go(func() error {
-			go func() { <-gctx.Done(); hs.Close() }()
-			if err := hs.ListenAndServeTLS("", ""); err != nil && err != http.ErrServerClosed {
-				return fmt.Errorf("sp-validator: %w", err)
-			}
-			return nil
-		})
+		metrics := webhook.NewMetrics("sp_validator")
+		if err := metrics.Register(reg); err != nil {
+			return err
+		}
+		h := &spvalidator.Handler{ClusterDomain: *clusterDomain, Log: log, Metrics: metrics}
+		g.Go(func() error { return webhook.ServeTLS(gctx, *spAddr, h, certs.GetCertificate, log) })
 	}
 	log.Info("destination service starting", "addr", *addr, "admin", *adminAddr, "cluster_domain", *clusterDomain)
 	return g.Wait()

@@ -27,11 +27,12 @@ import (
 	"k8s.io/client-go/tools/record"
 
 	"github.com/l5d-go/l5d/injector/inject"
-	"github.com/l5d-go/l5d/injector/servingcert"
 	"github.com/l5d-go/l5d/injector/webhook"
 	"github.com/l5d-go/l5d/pkg/admin"
 	"github.com/l5d-go/l5d/pkg/k8s"
 	"github.com/l5d-go/l5d/pkg/logging"
+	"github.com/l5d-go/l5d/pkg/servingcert"
+	pkgwebhook "github.com/l5d-go/l5d/pkg/webhook"
 )
 
 func main() {
@@ -214,7 +215,7 @@ func run(ctx context.Context, args []string) error {
 		ready.Set(true)
 		return nil
 	})
-	g.Go(func() error { return webhook.ServeTLS(gctx, *addr, mux, certs.GetCertificate, log) })
+	g.Go(func() error { return pkgwebhook.ServeTLS(gctx, *addr, mux, certs.GetCertificate, log) })
 	log.Info("proxy injector starting", "addr", *addr, "admin", *adminAddr, "namespace", d.ControlPlaneNamespace,
 		"native_sidecar", d.NativeSidecar, "proxy_image", d.ProxyImage+":"+d.ProxyVersion)
 	if err := g.Wait(); err != nil && !errors.Is(err, context.Canceled) {

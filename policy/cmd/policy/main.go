@@ -7,10 +7,8 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"flag"
 	"fmt"
-	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -24,6 +22,8 @@ import (
 	"github.com/l5d-go/l5d/pkg/k8s"
 	"github.com/l5d-go/l5d/pkg/logging"
 	"github.com/l5d-go/l5d/pkg/rpc"
+	"github.com/l5d-go/l5d/pkg/servingcert"
+	"github.com/l5d-go/l5d/pkg/webhook"
 	"github.com/l5d-go/l5d/policy/inbound"
 	"github.com/l5d-go/l5d/policy/network"
 	"github.com/l5d-go/l5d/policy/outbound"
@@ -125,19 +125,17 @@ func run(ctx context.Context, args []string) error {
 	})
 	g.Go(func() error { return srv.Serve(gctx, *addr) })
 	if *validatorAddr != "" {
-		cert, err := tls.LoadX509KeyPair(*validatorCert, *validatorKey)
+		// The certificate is reloaded when the mounted Secret changes, as the injector's is.
+		certs, err := servingcert.New(*validatorCert, *validatorKey)
 		if err != nil {
-			return fmt.Errorf("policy validator certificate: %w", err)
+			return fmt.Errorf("policy validator: %w", err)
 		}
-		hs := &http.Server{Addr: *validatorAddr, Handler: &validator.Handler{Log: log},
-			TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, ReadHeaderTimeout: 10 * time.Second}
-		g.Go(func() error {
-			go func() { <-gctx.Done(); hs.Close() }()
-			if err := hs.ListenAndServeTLS("", ""); err != nil && err != http.ErrServerClosed {
-				return fmt.Errorf("policy validator: %w", err)
-			}
-			return nil
-		})
+		metrics := webhook.NewMetrics("policy_validator")
+		if err := metrics.Register(reg); err != nil {
+			return err
+		}
+		h := &validator.Handler{Log: log, Metrics: metrics}
+		g.Go(func() error { return webhook.ServeTLS(gctx, *validatorAddr, h, certs.GetCertificate, log) })
 	}
 	log.Info("policy controller starting", "addr", *addr, "validator_addr", *validatorAddr, "default_policy", *defaultPolicy)
 	return g.Wait()

@@ -16,12 +16,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/l5d-go/l5d/injector/servingcert"
-	"github.com/l5d-go/l5d/injector/webhook"
 	"github.com/l5d-go/l5d/pkg/admin"
 	"github.com/l5d-go/l5d/pkg/certs"
 	"github.com/l5d-go/l5d/pkg/k8s"
 	"github.com/l5d-go/l5d/pkg/logging"
+	"github.com/l5d-go/l5d/pkg/servingcert"
+	"github.com/l5d-go/l5d/pkg/webhook"
 	"github.com/l5d-go/l5d/viz/tapinjector"
 )
 

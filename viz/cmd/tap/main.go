@@ -23,10 +23,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/l5d-go/l5d/injector/servingcert"
 	"github.com/l5d-go/l5d/pkg/admin"
 	"github.com/l5d-go/l5d/pkg/k8s"
 	"github.com/l5d-go/l5d/pkg/logging"
+	"github.com/l5d-go/l5d/pkg/servingcert"
 	"github.com/l5d-go/l5d/viz/metricsapi/cluster"
 	"github.com/l5d-go/l5d/viz/tap"
 )
