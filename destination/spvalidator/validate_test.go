@@ -58,16 +58,30 @@ spec:
 	}
 }
 
+// TestMalformedReviewIs400 checks that bodies the API server never sends get an HTTP error
+// naming the problem; reviews without a UID, of another apiVersion or larger than any object
+// used to be answered (pkg/webhook's checks now apply, as to the other webhooks).
 func TestMalformedReviewIs400(t *testing.T) {
-	rec := httptest.NewRecorder()
-	(&spvalidator.Handler{}).ServeHTTP(rec, httptest.NewRequest("POST", "/", bytes.NewBufferString("{nope")))
-	if rec.Code != http.StatusBadRequest {
-		t.Fatalf("status %d", rec.Code)
+	for _, tc := range []struct {
+		name, method, body, want string
+		code                     int
+	}{
+		{"not json", "POST", "{nope", "invalid AdmissionReview", http.StatusBadRequest},
+		{"no uid", "POST", `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"kind":{"group":"linkerd.io","kind":"ServiceProfile"}}}`, "without uid", http.StatusBadRequest},
+		{"other apiVersion", "POST", `{"apiVersion":"v1","kind":"Pod","request":{"uid":"1","kind":{"kind":"ServiceProfile"}}}`, "want admission.k8s.io/v1", http.StatusBadRequest},
+		{"oversized", "POST", strings.Repeat(" ", 5<<20), "larger than", http.StatusRequestEntityTooLarge},
+		{"GET", "GET", "", "POSTed", http.StatusMethodNotAllowed},
+	} {
+		rec := httptest.NewRecorder()
+		(&spvalidator.Handler{}).ServeHTTP(rec, httptest.NewRequest(tc.method, "/", bytes.NewBufferString(tc.body)))
+		if rec.Code != tc.code || !strings.Contains(rec.Body.String(), tc.want) {
+			t.Errorf("%s: status %d body %q, want %d mentioning %q", tc.name, rec.Code, rec.Body, tc.code, tc.want)
+		}
 	}
 }
 
 func FuzzHandler(f *testing.F) {
-	f.Add([]byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"1","object":{"metadata":{"name":"a.b.svc.cluster.local","namespace":"b"},"spec":{"routes":[{"name":"x","condition":{"pathRegex":"("}}]}}}}`))
+	f.Add([]byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"1","kind":{"group":"linkerd.io","kind":"ServiceProfile"},"object":{"metadata":{"name":"a.b.svc.cluster.local","namespace":"b"},"spec":{"routes":[{"name":"x","condition":{"pathRegex":"("}}]}}}}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		rec := httptest.NewRecorder()
 		(&spvalidator.Handler{ClusterDomain: "cluster.local"}).ServeHTTP(rec, httptest.NewRequest("POST", "/", bytes.NewReader(body)))

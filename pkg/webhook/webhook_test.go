@@ -1,0 +1,245 @@
+package webhook
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"errors"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	admissionv1 "k8s.io/api/admission/v1"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+
+	"github.com/l5d-go/l5d/pkg/certs"
+	"github.com/l5d-go/l5d/pkg/servingcert"
+	"github.com/l5d-go/l5d/test/kube"
+)
+
+func TestMain(m *testing.M) { kube.Main(m, kube.Options{}) }
+
+func TestDecodeReview(t *testing.T) {
+	for _, tc := range []struct{ name, body, want string }{
+		{"empty", ``, "empty body"},
+		{"not json", `{{{`, "invalid AdmissionReview"},
+		{"wrong kind", `{"apiVersion":"v1","kind":"Pod"}`, "want admission.k8s.io/v1 AdmissionReview"},
+		{"no apiVersion", `{"request":{"uid":"1","kind":{"kind":"Pod"}}}`, `apiVersion ""`},
+		{"unknown version", `{"apiVersion":"admission.k8s.io/v9","kind":"AdmissionReview","request":{"uid":"1","kind":{"kind":"Pod"}}}`, "admission.k8s.io/v9"},
+		{"no request", `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}`, "no request"},
+		{"no uid", `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"kind":{"kind":"Pod"}}}`, "without uid"},
+		{"no kind", `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"1"}}`, "without the kind"},
+		{"request not an object", `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":7}`, "invalid AdmissionReview"},
+	} {
+		_, err := DecodeReview([]byte(tc.body))
+		if !errors.Is(err, ErrBadReview) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: error %v, want ErrBadReview mentioning %q", tc.name, err, tc.want)
+		}
+	}
+	if _, err := DecodeReview(bytes.Repeat([]byte{' '}, MaxBodyBytes+1)); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("oversized body: %v, want ErrTooLarge", err)
+	}
+	for _, v := range []string{"admission.k8s.io/v1", "admission.k8s.io/v1beta1"} {
+		rev, err := DecodeReview([]byte(`{"apiVersion":"` + v + `","kind":"AdmissionReview","request":{"uid":"u","kind":{"kind":"Pod"}}}`))
+		if err != nil || rev.APIVersion != v || rev.Request.UID != "u" {
+			t.Errorf("%s: %v %+v", v, err, rev)
+		}
+	}
+}
+
+// TestHandler checks the HTTP answers: the review's apiVersion and UID echoed, 405, 400 and
+// 413 with messages, and the metrics.
+func TestHandler(t *testing.T) {
+	m := NewMetrics("test")
+	h := &Handler{Metrics: m, Review: func(_ context.Context, req *admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse {
+		if req.Name == "bad" {
+			return Denied(http.StatusUnprocessableEntity, "bad is bad")
+		}
+		return Allowed()
+	}}
+	post := func(method, body string) (int, string) {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(method, "/", strings.NewReader(body)))
+		return rec.Code, rec.Body.String()
+	}
+	if code, _ := post(http.MethodGet, ""); code != http.StatusMethodNotAllowed {
+		t.Errorf("GET: %d, want 405", code)
+	}
+	if code, body := post(http.MethodPost, `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}`); code != http.StatusBadRequest || !strings.Contains(body, "no request") {
+		t.Errorf("no request: %d %q", code, body)
+	}
+	if code, body := post(http.MethodPost, strings.Repeat(" ", MaxBodyBytes+1)); code != http.StatusRequestEntityTooLarge || !strings.Contains(body, "larger than") {
+		t.Errorf("oversized: %d %q", code, body)
+	}
+	code, body := post(http.MethodPost, `{"apiVersion":"admission.k8s.io/v1beta1","kind":"AdmissionReview","request":{"uid":"u1","name":"bad","kind":{"kind":"ConfigMap"}}}`)
+	var out admissionv1.AdmissionReview
+	if err := json.Unmarshal([]byte(body), &out); code != http.StatusOK || err != nil || out.APIVersion != "admission.k8s.io/v1beta1" ||
+		out.Response == nil || out.Response.UID != "u1" || out.Response.Allowed || out.Response.Result.Message != "bad is bad" {
+		t.Errorf("denial: %d %s", code, body)
+	}
+	if got := testutil.ToFloat64(m.BadRequests); got != 2 {
+		t.Errorf("bad requests = %v, want 2", got)
+	}
+	if got := testutil.ToFloat64(m.Requests); got != 1 {
+		t.Errorf("requests = %v, want 1", got)
+	}
+}
+
+// testCA is a certificate authority for serving certificates of 127.0.0.1.
+type testCA struct {
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+	pem  []byte
+}
+
+func newTestCA(t *testing.T, cn string) *testCA {
+	t.Helper()
+	key, err := certs.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: cn},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &testCA{cert: cert, key: key, pem: certs.EncodeCertificatePEM(der)}
+}
+
+// writeLeaf writes a serving certificate for 127.0.0.1 signed by ca to dir/tls.crt and
+// dir/tls.key, each through a rename as a kubelet updates a mounted Secret.
+func (ca *testCA) writeLeaf(t *testing.T, dir string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: "webhook"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyPEM, err := certs.EncodePrivateKeyPEM(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, data := range map[string][]byte{"tls.crt": certs.EncodeCertificatePEM(der), "tls.key": keyPEM} {
+		tmp := filepath.Join(dir, "."+name)
+		if err := os.WriteFile(tmp, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestAPIServerFollowsRotatedCertificate serves a validating webhook from certificate files
+// through the real API server, then replaces the files with a certificate from a new CA and
+// points the webhook configuration at that CA only: the API server's calls succeed again
+// only if the running server picked up the new files (the validators used to load theirs
+// once, at start).
+func TestAPIServerFollowsRotatedCertificate(t *testing.T) {
+	c := kube.Shared(t)
+	ns := c.Namespace(t)
+	dir := t.TempDir()
+	ca1 := newTestCA(t, "webhook-ca-1")
+	ca1.writeLeaf(t, dir)
+	reloader, err := servingcert.New(filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &Handler{Review: func(_ context.Context, req *admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse {
+		if strings.HasPrefix(req.Name, "bad") {
+			return Denied(http.StatusUnprocessableEntity, "test webhook refuses "+req.Name)
+		}
+		return Allowed()
+	}}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- serveTLS(ctx, ln, h, reloader.GetCertificate, nil) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-served; err != nil {
+			t.Errorf("serveTLS: %v", err)
+		}
+	})
+	name := c.RegisterValidatingWebhook(t, kube.Webhook{Name: "rotation.webhook.l5d.test", URL: "https://" + ln.Addr().String(),
+		CABundle: ca1.pem, Namespaces: []string{ns}, Rules: []admissionregistrationv1.RuleWithOperations{{
+			Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
+			Rule:       admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"configmaps"}},
+		}}})
+	// waitRefused polls until the API server's call to the webhook gets through TLS and the
+	// webhook's refusal comes back.
+	waitRefused := func(what string) {
+		t.Helper()
+		var last error
+		err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+			cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "bad"}}
+			_, last = c.Client().CoreV1().ConfigMaps(ns).Create(ctx, cm, metav1.CreateOptions{})
+			if last == nil {
+				return false, errors.New("a ConfigMap the webhook refuses was created")
+			}
+			return strings.Contains(last.Error(), "test webhook refuses bad"), nil
+		})
+		if err != nil {
+			t.Fatalf("%s: %v (last answer: %v)", what, err, last)
+		}
+	}
+	waitRefused("first certificate")
+
+	ca2 := newTestCA(t, "webhook-ca-2")
+	ca2.writeLeaf(t, dir)
+	api := c.Client().AdmissionregistrationV1().ValidatingWebhookConfigurations()
+	cfg, err := api.Get(context.Background(), name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Webhooks[0].ClientConfig.CABundle = ca2.pem
+	if _, err := api.Update(context.Background(), cfg, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitRefused("rotated certificate")
+	// The server now presents the new certificate to any client.
+	pool := x509.NewCertPool()
+	pool.AddCert(ca2.cert)
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+	resp, err := client.Post("https://"+ln.Addr().String(), "application/json", strings.NewReader(""))
+	if err != nil {
+		t.Fatalf("TLS with the new CA: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "empty body") {
+		t.Errorf("empty body: %d %q", resp.StatusCode, body)
+	}
+}
