@@ -3,21 +3,16 @@ package webhook
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
 	"errors"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -102,45 +97,25 @@ func TestHandler(t *testing.T) {
 	}
 }
 
-// testCA is a certificate authority for serving certificates of 127.0.0.1.
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pem  []byte
+// newCA returns a certificate authority for the webhook's serving certificates.
+func newCA(t *testing.T, cn string) *certs.Authority {
+	t.Helper()
+	ca, err := certs.NewTrustAnchor(cn, certs.ValidFor(time.Now(), time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ca
 }
 
-func newTestCA(t *testing.T, cn string) *testCA {
+// writeLeaf writes a serving certificate for localhost signed by ca to dir/tls.crt and
+// dir/tls.key, each through a rename as a kubelet updates a mounted Secret.
+func writeLeaf(t *testing.T, ca *certs.Authority, dir string) {
 	t.Helper()
 	key, err := certs.GenerateKey()
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: cn},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &testCA{cert: cert, key: key, pem: certs.EncodeCertificatePEM(der)}
-}
-
-// writeLeaf writes a serving certificate for 127.0.0.1 signed by ca to dir/tls.crt and
-// dir/tls.key, each through a rename as a kubelet updates a mounted Secret.
-func (ca *testCA) writeLeaf(t *testing.T, dir string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: "webhook"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	leaf, err := ca.IssueLeaf(key.Public(), "localhost", certs.ValidFor(time.Now(), time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +123,7 @@ func (ca *testCA) writeLeaf(t *testing.T, dir string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, data := range map[string][]byte{"tls.crt": certs.EncodeCertificatePEM(der), "tls.key": keyPEM} {
+	for name, data := range map[string][]byte{"tls.crt": certs.EncodeCertificatesPEM(leaf), "tls.key": keyPEM} {
 		tmp := filepath.Join(dir, "."+name)
 		if err := os.WriteFile(tmp, data, 0o600); err != nil {
 			t.Fatal(err)
@@ -168,8 +143,8 @@ func TestAPIServerFollowsRotatedCertificate(t *testing.T) {
 	c := kube.Shared(t)
 	ns := c.Namespace(t)
 	dir := t.TempDir()
-	ca1 := newTestCA(t, "webhook-ca-1")
-	ca1.writeLeaf(t, dir)
+	ca1 := newCA(t, "webhook-ca-1")
+	writeLeaf(t, ca1, dir)
 	reloader, err := servingcert.New(filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key"))
 	if err != nil {
 		t.Fatal(err)
@@ -184,6 +159,7 @@ func TestAPIServerFollowsRotatedCertificate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	url := "https://localhost:" + strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
 	go func() { served <- serveTLS(ctx, ln, h, reloader.GetCertificate, nil) }()
@@ -193,8 +169,8 @@ func TestAPIServerFollowsRotatedCertificate(t *testing.T) {
 			t.Errorf("serveTLS: %v", err)
 		}
 	})
-	name := c.RegisterValidatingWebhook(t, kube.Webhook{Name: "rotation.webhook.l5d.test", URL: "https://" + ln.Addr().String(),
-		CABundle: ca1.pem, Namespaces: []string{ns}, Rules: []admissionregistrationv1.RuleWithOperations{{
+	name := c.RegisterValidatingWebhook(t, kube.Webhook{Name: "rotation.webhook.l5d.test", URL: url,
+		CABundle: certs.EncodeCertificatesPEM(ca1.Cert), Namespaces: []string{ns}, Rules: []admissionregistrationv1.RuleWithOperations{{
 			Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
 			Rule:       admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"configmaps"}},
 		}}})
@@ -217,23 +193,22 @@ func TestAPIServerFollowsRotatedCertificate(t *testing.T) {
 	}
 	waitRefused("first certificate")
 
-	ca2 := newTestCA(t, "webhook-ca-2")
-	ca2.writeLeaf(t, dir)
+	ca2 := newCA(t, "webhook-ca-2")
+	writeLeaf(t, ca2, dir)
 	api := c.Client().AdmissionregistrationV1().ValidatingWebhookConfigurations()
 	cfg, err := api.Get(context.Background(), name, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.Webhooks[0].ClientConfig.CABundle = ca2.pem
+	cfg.Webhooks[0].ClientConfig.CABundle = certs.EncodeCertificatesPEM(ca2.Cert)
 	if _, err := api.Update(context.Background(), cfg, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	waitRefused("rotated certificate")
 	// The server now presents the new certificate to any client.
-	pool := x509.NewCertPool()
-	pool.AddCert(ca2.cert)
+	pool := certs.NewPool(ca2.Cert)
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
-	resp, err := client.Post("https://"+ln.Addr().String(), "application/json", strings.NewReader(""))
+	resp, err := client.Post(url, "application/json", strings.NewReader(""))
 	if err != nil {
 		t.Fatalf("TLS with the new CA: %v", err)
 	}
