@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -195,6 +196,26 @@ func TestAPIServerFollowsRotatedCertificate(t *testing.T) {
 
 	ca2 := newCA(t, "webhook-ca-2")
 	writeLeaf(t, ca2, dir)
+	// The running server presents the new certificate: a client trusting only the new CA
+	// gets through (the reloader checks the files at most once a second).
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: certs.NewPool(ca2.Cert), MinVersion: tls.VersionTLS12}}}
+	var answer string
+	err = wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, time.Minute, true, func(context.Context) (bool, error) {
+		resp, err := client.Post(url, "application/json", strings.NewReader(""))
+		if err != nil {
+			answer = err.Error()
+			return false, nil
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		answer = fmt.Sprintf("%d %q", resp.StatusCode, body)
+		return resp.StatusCode == http.StatusBadRequest && strings.Contains(string(body), "empty body"), nil
+	})
+	if err != nil {
+		t.Fatalf("the server did not pick up the rotated certificate: %v (last answer: %s)", err, answer)
+	}
+	// From now on the API server gets through only with the new CA: its calls succeed again
+	// once it uses the updated configuration.
 	api := c.Client().AdmissionregistrationV1().ValidatingWebhookConfigurations()
 	cfg, err := api.Get(context.Background(), name, metav1.GetOptions{})
 	if err != nil {
@@ -205,16 +226,4 @@ func TestAPIServerFollowsRotatedCertificate(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitRefused("rotated certificate")
-	// The server now presents the new certificate to any client.
-	pool := certs.NewPool(ca2.Cert)
-	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
-	resp, err := client.Post(url, "application/json", strings.NewReader(""))
-	if err != nil {
-		t.Fatalf("TLS with the new CA: %v", err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "empty body") {
-		t.Errorf("empty body: %d %q", resp.StatusCode, body)
-	}
 }
