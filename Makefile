@@ -15,7 +15,8 @@ BINARIES := identity=identity/cmd/identity destination=destination/cmd/destinati
 	demo-web=test/demo/cmd/demo-web demo-catalog=test/demo/cmd/demo-catalog \
 	demo-ratings=test/demo/cmd/demo-ratings demo-traffic=test/demo/cmd/demo-traffic \
 	l5d-demo-stat=test/cmd/l5d-demo-stat \
-	l5d-cluster=test/cmd/l5d-cluster metrics-api=viz/cmd/metrics-api tap=viz/cmd/tap tap-injector=viz/cmd/tap-injector
+	l5d-cluster=test/cmd/l5d-cluster metrics-api=viz/cmd/metrics-api tap=viz/cmd/tap tap-injector=viz/cmd/tap-injector \
+	web=viz/cmd/web
 TEST_FLAGS ?= -count=1 -timeout 30m
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 TOOLS := $(BIN)/tools
