@@ -56,12 +56,15 @@ type Server struct {
 	Health []string
 	// EnforcedHost must match a request's Host (port included) for it to be served.
 	EnforcedHost *regexp.Regexp
-	// Log receives the server's errors.
+	// Log receives the server's errors; nil means slog.Default().
 	Log *slog.Logger
 }
 
 // Handler returns the server's HTTP handler.
 func (s *Server) Handler() http.Handler {
+	if s.Log == nil {
+		s.Log = slog.Default()
+	}
 	mux := http.NewServeMux()
 	files, err := fs.Sub(static, "static")
 	if err != nil {
