@@ -75,17 +75,28 @@ func (s *Suite) vizDashboard(t *testing.T, ns string) {
 	}
 	t.Logf("viz dashboard: %s", url)
 
-	// DNS rebinding: the same relay, the attacker's name as Host.
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url+"/", nil)
-	req.Host = "evil.example.com"
-	rsp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
+	get := func(host, path string) (int, string) {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url+path, nil)
+		if host != "" {
+			req.Host = host
+		}
+		rsp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rsp.Body.Close()
+		body, _ := io.ReadAll(rsp.Body)
+		return rsp.StatusCode, string(body)
 	}
-	body, _ := io.ReadAll(rsp.Body)
-	rsp.Body.Close()
-	if rsp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "evil.example.com") {
-		t.Errorf("Host evil.example.com: HTTP %d %q, want 400 naming the host", rsp.StatusCode, body)
+	if code, body := get("", "/"); code != http.StatusOK || !strings.Contains(body, "<title>Linkerd dashboard</title>") {
+		t.Errorf("GET %s/: HTTP %d %.300q, want the dashboard", url, code, body)
+	}
+	if code, body := get("", "/api/health"); code != http.StatusOK || !strings.Contains(body, `"component":"web"`) {
+		t.Errorf("GET %s/api/health: HTTP %d %.300q, want the pods of the control plane and viz", url, code, body)
+	}
+	// DNS rebinding: the same relay, the attacker's name as Host.
+	if code, body := get("evil.example.com", "/"); code != http.StatusBadRequest || !strings.Contains(body, "evil.example.com") {
+		t.Errorf("Host evil.example.com: HTTP %d %q, want 400 naming the host", code, body)
 	}
 
 	actx, acancel := chromedp.NewExecAllocator(ctx, append(chromedp.DefaultExecAllocatorOptions[:],
@@ -123,7 +134,8 @@ func (s *Suite) vizDashboard(t *testing.T, ns string) {
 	s.Eventually(t, 2*time.Minute, "the namespace page lists web, catalog and ratings meshed with traffic", func() string {
 		got, err := rows("deployments")
 		if err != nil || got == nil {
-			return fmt.Sprintf("no deployments table yet (%v)", err)
+			page, _ := chromedp.Run(bctx, chromedp.Evaluate[string](`document.body.innerText`))
+			return fmt.Sprintf("no deployments table yet (%v); the page reads: %.500q", err, page)
 		}
 		seen := map[string][]string{}
 		for _, r := range got {

@@ -49,7 +49,8 @@ function meshed(r) { return r.meshedPodCount + "/" + r.runningPodCount; }
 async function stat(type, namespace, name) {
   const rsp = await call("StatSummary", {selector: {resource: {type, namespace, name}}, timeWindow: WINDOW});
   if (rsp.error) throw new Error(rsp.error.error);
-  return rsp.ok.statTables.flatMap(t => t.podGroup.rows);
+  // Go encodes an empty list as null.
+  return (rsp.ok.statTables || []).flatMap(t => t.podGroup.rows || []);
 }
 
 async function namespacesPage(main) {
@@ -81,7 +82,7 @@ async function workloadPage(main, ns, kind, name) {
   ]);
   const live = el("div", {id: "live"},
     el("h2", {}, "Stats"), table(["Name", "Meshed", ...STAT_HEADERS], rows.map(r => [r.resource.name, meshed(r), ...statCells(r.stats)]), "stats"));
-  const edgeRows = (edges.ok ? edges.ok.edges : []).map(e => {
+  const edgeRows = ((edges.ok && edges.ok.edges) || []).map(e => {
     const inbound = e.dst.name === name && e.dst.type === kind;
     const other = inbound ? e.src : e.dst;
     return [inbound ? "inbound" : "outbound",
@@ -90,7 +91,7 @@ async function workloadPage(main, ns, kind, name) {
       el("td", {class: e.noIdentityMsg ? "bad" : "good"}, e.noIdentityMsg ? "no: " + e.noIdentityMsg : "yes (mTLS)")];
   });
   live.append(el("h2", {}, "Edges"), table(["Direction", "Resource", "Namespace", "Client identity", "Server identity", "Secured"], edgeRows, "edges"));
-  const routeRows = (routes.ok ? routes.ok.routes : []).flatMap(t => t.rows.map(r => [r.route, r.authority, ...statCells(r.stats)]));
+  const routeRows = ((routes.ok && routes.ok.routes) || []).flatMap(t => (t.rows || []).map(r => [r.route, r.authority, ...statCells(r.stats)]));
   live.append(el("h2", {}, "Top routes"), table(["Route", "Authority", ...STAT_HEADERS], routeRows, "routes"));
   let tapBox = document.getElementById("tap-box");
   if (!tapBox || tapBox.dataset.target !== ns + "/" + kind + "/" + name) tapBox = tapView(res);
