@@ -15,15 +15,17 @@ BINARIES := identity=identity/cmd/identity destination=destination/cmd/destinati
 	demo-web=test/demo/cmd/demo-web demo-catalog=test/demo/cmd/demo-catalog \
 	demo-ratings=test/demo/cmd/demo-ratings demo-traffic=test/demo/cmd/demo-traffic \
 	l5d-demo-stat=test/cmd/l5d-demo-stat \
-	l5d-cluster=test/cmd/l5d-cluster metrics-api=viz/cmd/metrics-api tap=viz/cmd/tap tap-injector=viz/cmd/tap-injector
+	l5d-cluster=test/cmd/l5d-cluster metrics-api=viz/cmd/metrics-api tap=viz/cmd/tap tap-injector=viz/cmd/tap-injector \
+	web=viz/cmd/web
 TEST_FLAGS ?= -count=1 -timeout 30m
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 TOOLS := $(BIN)/tools
 STATICCHECK := $(TOOLS)/staticcheck
 
 .PHONY: helm cni-plugins charts all build test unit-test race fuzz-smoke lint proto proto-check bench bench-proxy bench-tools e2e demo ci kube-bins prometheus-bin tools clean test-deps bench-deps
-# Debian packages the tests and the proxy benchmark run (installed by tools/debian-deps.sh).
-TEST_DEBS := iptables iproute2 curl git
+# Debian packages the tests and the proxy benchmark run (installed by tools/debian-deps.sh;
+# chromium is the headless browser test/e2e drives the dashboard with).
+TEST_DEBS := iptables iproute2 curl git chromium
 BENCH_DEBS := iptables iproute2 nginx-light wrk nghttp2-client util-linux bc
 # Packages whose tests also run under the race detector: the whole proxy.
 RACE_PKGS := ./proxy/...

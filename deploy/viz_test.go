@@ -6,8 +6,7 @@ import (
 )
 
 // vizObjects are the objects `linkerd viz install` renders by default: the metrics half of
-// seed 003's listing, the tap API and the tap injector (the dashboard comes with a later
-// part of the extension).
+// seed 003's listing, the tap API, the tap injector and the dashboard (web).
 var vizObjects = []string{
 	"Namespace/linkerd-viz",
 	"ClusterRole/linkerd-linkerd-viz-metrics-api", "ClusterRoleBinding/linkerd-linkerd-viz-metrics-api", "ServiceAccount/metrics-api",
@@ -25,6 +24,9 @@ var vizObjects = []string{
 	"ClusterRole/linkerd-tap-injector", "ClusterRoleBinding/linkerd-tap-injector", "ServiceAccount/tap-injector",
 	"Secret/tap-injector-k8s-tls", "Service/tap-injector", "Deployment/tap-injector",
 	"MutatingWebhookConfiguration/linkerd-tap-injector-webhook-config",
+	"ClusterRole/linkerd-linkerd-viz-web-check", "ClusterRoleBinding/linkerd-linkerd-viz-web-check",
+	"ClusterRoleBinding/linkerd-linkerd-viz-web-admin", "ServiceAccount/web", "Service/web", "Deployment/web",
+	"Server/web", "AuthorizationPolicy/web",
 }
 
 // renderViz renders the chart as `linkerd viz install` does (installNamespace set) with

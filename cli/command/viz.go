@@ -23,7 +23,7 @@ func vizCmd(g *globals) *cobra.Command {
 			"extension, stat falls back to reading each proxy's /metrics directly.",
 	}
 	v.AddCommand(statCmd(g), edgesCmd(g), routesCmd(g), routeStatsCmd(g, false), routeStatsCmd(g, true), tapCmd(g), topCmd(g), vizProfileCmd(g))
-	v.AddCommand(vizInstallCmd(g), vizUninstallCmd(g), vizCheckCmd(g), vizListCmd(g), vizAllowScrapesCmd(g), vizPruneCmd(g))
+	v.AddCommand(vizInstallCmd(g), vizUninstallCmd(g), vizCheckCmd(g), vizListCmd(g), vizAllowScrapesCmd(g), vizPruneCmd(g), vizDashboardCmd(g))
 	return v
 }
 

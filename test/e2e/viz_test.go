@@ -38,9 +38,9 @@ func TestViz(t *testing.T) {
 		}
 	})
 	// The tap injector must be serving before the demo's pods are created (its webhook
-	// ignores failures): metrics-api, prometheus, tap and tap-injector.
-	s.WaitPodsReady(t, 4*time.Minute, vizNS, "linkerd.io/extension=viz", 4, true)
-	s.DemoApp(t, ns, "0.1")
+	// ignores failures): metrics-api, prometheus, tap, tap-injector and web.
+	s.WaitPodsReady(t, 4*time.Minute, vizNS, "linkerd.io/extension=viz", 5, true)
+	s.DemoApp(t, ns, "0.25")
 	s.MustRun(t, nil, s.Linkerd(), "viz", "check", "--wait", "3m")
 	pods := s.WaitPodsReady(t, 4*time.Minute, ns, "", 4, true)
 	// The minute of traffic vizQueries compares with starts now, once requests succeed,
@@ -113,6 +113,7 @@ spec:
 
 	s.vizQueries(t, ns, tr, start)
 	s.vizTap(t, ns)
+	s.vizDashboard(t, ns)
 
 	// Uninstall removes everything install created.
 	un := s.MustRun(t, nil, s.Linkerd(), "viz", "uninstall")
@@ -172,7 +173,7 @@ func (s *Suite) PromQuery(q string) ([]map[string]string, error) {
 }
 
 // vizQueries checks the metrics-api's answers on the demo in namespace ns (ratings failing
-// 10% of its calls, a ServiceProfile naming its GetRating route): after a minute of
+// 25% of its calls, a ServiceProfile naming its GetRating route): after a minute of
 // traffic since the generator tr counted start, `viz stat deploy` shows every deployment
 // meshed and web's success rate within 5 points of the traffic generator's own count over
 // that minute; --from and --to narrow it to web's callees and callers; `viz edges` shows

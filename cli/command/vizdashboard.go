@@ -1,0 +1,149 @@
+package command
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"time"
+
+	"github.com/spf13/cobra"
+	appsv1 "k8s.io/api/apps/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/l5d-go/l5d/cli/svcrelay"
+)
+
+// webService is the dashboard's Service in the viz namespace and its port's name.
+const (
+	webService  = "web"
+	webPortName = "http"
+)
+
+func vizDashboardCmd(g *globals) *cobra.Command {
+	var (
+		address, show, vizNS string
+		port                 int
+		wait                 time.Duration
+	)
+	c := &cobra.Command{
+		Use:   "dashboard [--port PORT] [--show linkerd|url]",
+		Short: "Open the viz dashboard in a web browser",
+		Long: "dashboard serves a local address that relays to the viz extension's web component\n" +
+			"(Service web, port http) through the Kubernetes API server's service proxy, prints\n" +
+			"it and opens it in the default browser (--show url only prints it). It runs until\n" +
+			"interrupted. The dashboard only answers requests addressed to localhost, 127.0.0.1\n" +
+			"or [::1] (the chart's dashboard.enforcedHostRegexp): keep --address one of those.\n\n" +
+			"  linkerd viz dashboard\n" +
+			"  linkerd viz dashboard --port 8080 --show url",
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			if show != "linkerd" && show != "url" {
+				return fmt.Errorf("--show %q: want linkerd (open the browser) or url (print the address only)", show)
+			}
+			if port < 0 || port > 65535 {
+				return fmt.Errorf("--port %d: want 0 (any free port) to 65535", port)
+			}
+			cfg, err := g.restConfig()
+			if err != nil {
+				return err
+			}
+			kube, err := kubernetes.NewForConfig(cfg)
+			if err != nil {
+				return err
+			}
+			ctx := c.Context()
+			if err := waitWebReady(ctx, kube, vizNS, wait); err != nil {
+				return err
+			}
+			relay, err := svcrelay.Handler(cfg, vizNS, webService, webPortName, nil)
+			if err != nil {
+				return err
+			}
+			ln, err := net.Listen("tcp", net.JoinHostPort(address, strconv.Itoa(port)))
+			if err != nil {
+				return fmt.Errorf("listening on %s:%d (choose another with --port): %w", address, port, err)
+			}
+			url := "http://" + ln.Addr().String()
+			if address == "localhost" {
+				url = "http://localhost:" + strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+			}
+			out := c.OutOrStdout()
+			fmt.Fprintf(out, "Linkerd dashboard available at:\n%s\n", url)
+			if show == "linkerd" {
+				fmt.Fprintln(out, "Opening Linkerd dashboard in the default browser")
+				if err := openBrowser(url); err != nil {
+					fmt.Fprintf(c.ErrOrStderr(), "Failed to open the dashboard automatically (%v)\nVisit %s in your browser to view the dashboard\n", err, url)
+				}
+			}
+			hs := &http.Server{Handler: relay, ReadHeaderTimeout: 10 * time.Second}
+			go func() {
+				<-ctx.Done()
+				_ = hs.Close()
+			}()
+			if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("serving %s: %w", url, err)
+			}
+			return nil
+		},
+	}
+	c.Flags().StringVar(&address, "address", "localhost", "address the local relay listens on")
+	c.Flags().IntVarP(&port, "port", "p", 50750, "port the local relay listens on (0: any free port)")
+	c.Flags().StringVar(&show, "show", "linkerd", "linkerd: print the address and open it in the browser; url: only print it")
+	c.Flags().DurationVar(&wait, "wait", 5*time.Minute, "how long to wait for the dashboard to be available")
+	c.Flags().StringVar(&vizNS, "viz-namespace", DefaultVizNamespace, "namespace of the viz extension")
+	return c
+}
+
+// waitWebReady waits up to wait for Deployment web in ns to have an available replica.
+func waitWebReady(ctx context.Context, kube kubernetes.Interface, ns string, wait time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	var last error
+	for {
+		d, err := kube.AppsV1().Deployments(ns).Get(ctx, webService, metav1.GetOptions{})
+		switch {
+		case apierrors.IsNotFound(err):
+			return fmt.Errorf("the viz dashboard is not installed in namespace %s (deployment %s not found): run `linkerd viz install | kubectl apply -f -`", ns, webService)
+		case err != nil:
+			last = err
+		case available(d):
+			return nil
+		default:
+			last = fmt.Errorf("deployment %s/%s has no available replica", ns, webService)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting %v for the viz dashboard: %w", wait, last)
+		case <-tick.C:
+		}
+	}
+}
+
+func available(d *appsv1.Deployment) bool { return d.Status.AvailableReplicas > 0 }
+
+// openBrowser opens url in the desktop's default browser.
+func openBrowser(url string) error {
+	var cmd *exec.Cmd
+	switch runtime.GOOS {
+	case "darwin":
+		cmd = exec.Command("open", url)
+	case "windows":
+		cmd = exec.Command("rundll32", "url.dll,FileProtocolHandler", url)
+	default:
+		cmd = exec.Command("xdg-open", url)
+	}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	go func() { _ = cmd.Wait() }()
+	return nil
+}
