@@ -23,6 +23,8 @@ targets=(
 	"./injector/webhook FuzzDecodeReview"
 	"./policy/validator FuzzHandler"
 	"./destination/spvalidator FuzzHandler"
+	"./pkg/proxyconf FuzzParsePorts"
+	"./pkg/proxyconf FuzzParseNetworks"
 )
 for t in "${targets[@]}"; do
 	set -- $t

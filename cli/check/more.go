@@ -417,16 +417,9 @@ func (r *runner) crds() group {
 // or cluster policy).
 func (r *runner) clusterNetworks() []check {
 	nets := func() ([]netip.Prefix, error) {
-		var out []netip.Prefix
-		for item := range strings.SplitSeq(r.clusterNets, ",") {
-			if item = strings.TrimSpace(item); item == "" {
-				continue
-			}
-			p, err := netip.ParsePrefix(item)
-			if err != nil {
-				return nil, fmt.Errorf("clusterNetworks %q in linkerd-config: %w", r.clusterNets, err)
-			}
-			out = append(out, p)
+		out, err := proxyconf.ParseNetworks(r.clusterNets)
+		if err != nil {
+			return nil, fmt.Errorf("clusterNetworks in linkerd-config: %w", err)
 		}
 		return out, nil
 	}

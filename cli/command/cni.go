@@ -8,7 +8,7 @@ import (
 	"helm.sh/helm/v3/pkg/strvals"
 
 	"github.com/l5d-go/l5d/deploy"
-	"github.com/l5d-go/l5d/proxy-init/ports"
+	"github.com/l5d-go/l5d/pkg/proxyconf"
 )
 
 // cniNamespace is where linkerd install-cni puts the DaemonSet, as Linkerd does.
@@ -78,7 +78,7 @@ func (o installCNIOptions) values() (map[string]any, error) {
 	for _, l := range []struct{ name, v string }{
 		{"skip-inbound-ports", o.skipIn}, {"skip-outbound-ports", o.skipOut}, {"redirect-ports", o.redirect},
 	} {
-		if _, err := ports.Parse(l.v); err != nil {
+		if _, err := proxyconf.ParsePorts(l.v); err != nil {
 			return nil, fmt.Errorf("--%s %q: %w", l.name, l.v, err)
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/l5d-go/l5d/pkg/certs"
+	"github.com/l5d-go/l5d/pkg/k8s"
 	"github.com/l5d-go/l5d/pkg/proxyconf"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -13,7 +14,6 @@ import (
 	pb "github.com/l5d-go/l5d/proto/gen/destination"
 	pbnet "github.com/l5d-go/l5d/proto/gen/net"
 	"github.com/l5d-go/l5d/proto/netconv"
-	"github.com/l5d-go/l5d/proxy-init/ports"
 )
 
 // Annotation and container names read from workloads.
@@ -196,15 +196,17 @@ func ownerLabels(pod *corev1.Pod) map[string]string {
 	return out
 }
 
-// opaque reports whether port is opaque: the Service's annotation, else the pod's, else
-// the configured defaults.
+// opaque reports whether port is opaque: the Service's annotation (port names are the
+// Service's), else the pod's (names are its container ports'), else the configured defaults.
+// Bad items in an annotation are skipped, as Linkerd does; the injector reports them.
 func (s *Server) opaque(svc *corev1.Service, pod *corev1.Pod, port uint16) bool {
-	for _, annotations := range []map[string]string{serviceAnnotations(svc), podAnnotations(pod)} {
-		if v, ok := annotations[annOpaquePorts]; ok {
-			if l, err := ports.Parse(v); err == nil {
-				return l.Contains(port)
-			}
-		}
+	if v, ok := serviceAnnotations(svc)[annOpaquePorts]; ok {
+		l, _ := proxyconf.ParseOpaquePorts(v, k8s.ServicePortNames(svc))
+		return l.Contains(port)
+	}
+	if v, ok := podAnnotations(pod)[annOpaquePorts]; ok {
+		l, _ := proxyconf.ParseOpaquePorts(v, k8s.ContainerPortNames(&pod.Spec))
+		return l.Contains(port)
 	}
 	return s.cfg.DefaultOpaquePorts.Contains(port)
 }

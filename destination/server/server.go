@@ -18,8 +18,8 @@ import (
 
 	"github.com/l5d-go/l5d/destination/authority"
 	"github.com/l5d-go/l5d/destination/cluster"
+	"github.com/l5d-go/l5d/pkg/proxyconf"
 	pb "github.com/l5d-go/l5d/proto/gen/destination"
-	"github.com/l5d-go/l5d/proxy-init/ports"
 )
 
 // Config holds the cluster facts the answers depend on.
@@ -27,11 +27,8 @@ type Config struct {
 	ControllerNamespace string
 	ClusterDomain       string
 	TrustDomain         string
-	DefaultOpaquePorts  ports.List
+	DefaultOpaquePorts  proxyconf.Ports
 }
-
-// DefaultOpaquePorts is Linkerd's default list.
-const DefaultOpaquePorts = "25,587,3306,4444,5432,6379,9300,11211"
 
 // Server is the Destination service.
 type Server struct {

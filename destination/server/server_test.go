@@ -17,8 +17,8 @@ import (
 
 	"github.com/l5d-go/l5d/destination/cluster"
 	"github.com/l5d-go/l5d/destination/server"
+	"github.com/l5d-go/l5d/pkg/proxyconf"
 	pb "github.com/l5d-go/l5d/proto/gen/destination"
-	"github.com/l5d-go/l5d/proxy-init/ports"
 	"github.com/l5d-go/l5d/test/kube"
 )
 
@@ -47,7 +47,7 @@ func startB(t testing.TB) *env {
 	if err := idx.Start(ctx, 30*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	def, _ := ports.Parse(server.DefaultOpaquePorts)
+	def, _ := proxyconf.ParsePorts(proxyconf.DefaultOpaquePorts)
 	reg := prometheus.NewRegistry()
 	srv, err := server.New(idx, server.Config{ControllerNamespace: "linkerd", ClusterDomain: "cluster.local", TrustDomain: "cluster.local", DefaultOpaquePorts: def}, nil, reg)
 	if err != nil {
@@ -292,4 +292,44 @@ spec:
 		t.Fatal(err)
 	}
 	next("back to the service namespace", func(p *pb.DestinationProfile) bool { return route(p) == "server-side" })
+}
+
+// TestNamedOpaquePorts: config.linkerd.io/opaque-ports names resolve as Linkerd resolves
+// them, a pod's against its container ports and a Service's against its ports. (Before the
+// shared reader, destination ignored names that the policy controller accepted.)
+func TestNamedOpaquePorts(t *testing.T) {
+	e := start(t)
+	ns := e.c.Namespace(t)
+	e.c.CreateNode(t, kube.Node{Name: "node-1"})
+	e.service(t, ns, map[string]string{"config.linkerd.io/opaque-ports": "http"})
+	e.c.CreatePod(t, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: ns,
+		Annotations: map[string]string{"config.linkerd.io/opaque-ports": "mysql, not-a-port"}},
+		Spec: corev1.PodSpec{ServiceAccountName: "web", Containers: []corev1.Container{
+			{Name: "app", Image: "app", Ports: []corev1.ContainerPort{{Name: "mysql", ContainerPort: 3307}, {ContainerPort: 8080}}},
+			{Name: "linkerd-proxy", Image: "proxy"}}}})
+	e.c.SetPodStatus(t, ns, "db", kube.PodStatus{Node: "node-1", IPs: []string{"10.2.0.7"}, Ready: true})
+	for _, tc := range []struct {
+		path   string
+		opaque bool
+	}{
+		{"web." + ns + ".svc.cluster.local:80", true}, // the Service port named http
+		{"10.2.0.7:3307", true},                       // the container port named mysql
+		{"10.2.0.7:8080", false},                      // the bad item is skipped, nothing else
+	} {
+		p := e.getProfile(t, tc.path)
+		p.until(tc.path+" resolved", func(p *pb.DestinationProfile) bool {
+			return p.FullyQualifiedName != "" || p.GetEndpoint() != nil
+		})
+		ps, err := e.pb.GetProfile(t.Context(), &pb.GetDestination{Path: tc.path})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := ps.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.OpaqueProtocol != tc.opaque {
+			t.Errorf("GetProfile(%s).OpaqueProtocol = %v, want %v", tc.path, got.OpaqueProtocol, tc.opaque)
+		}
+	}
 }

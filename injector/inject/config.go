@@ -11,8 +11,6 @@ import (
 	"time"
 
 	"github.com/l5d-go/l5d/pkg/proxyconf"
-	"github.com/l5d-go/l5d/proxy-init/ports"
-	"github.com/l5d-go/l5d/proxy-init/subnets"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 )
@@ -148,7 +146,7 @@ func (v *Values) resolve(l lookup, containerPorts map[string]int32) (*proxyConfi
 	}
 	portList := func(key string, dst *string) {
 		if val, ok := l.get(key); ok {
-			list, err := ports.Parse(val)
+			list, err := proxyconf.ParsePorts(val)
 			if err != nil {
 				bad(key, val, err)
 				return
@@ -300,7 +298,7 @@ func (v *Values) resolve(l lookup, containerPorts map[string]int32) (*proxyConfi
 	portList(AnnotationSkipInboundPorts, &c.skipInbound)
 	portList(AnnotationSkipOutboundPorts, &c.skipOutbound)
 	if val, ok := l.get(AnnotationSkipSubnets); ok {
-		ps, err := subnets.Parse(val)
+		ps, err := proxyconf.ParseNetworks(val)
 		if err != nil {
 			bad(AnnotationSkipSubnets, val, err)
 		} else {
@@ -373,33 +371,24 @@ func parseAdditionalEnv(val string) ([]corev1.EnvVar, error) {
 	return env, nil
 }
 
-// parseOpaquePorts accepts numbers, ranges and names of the pod's container ports.
+// parseOpaquePorts reads config.linkerd.io/opaque-ports with the mesh's one reader
+// (numbers, ranges and names of the pod's container ports, names first) and, unlike the
+// controllers, which skip a bad item as Linkerd does, refuses the value naming the first bad
+// item: the injector is where a user hears about it.
 func parseOpaquePorts(val string, named map[string]int32) (string, error) {
-	var items []string
-	for item := range strings.SplitSeq(val, ",") {
-		item = strings.TrimSpace(item)
-		if item == "" {
-			continue
-		}
-		if item[0] < '0' || item[0] > '9' {
-			p, ok := named[item]
-			if !ok {
-				return "", fmt.Errorf("port name %q is not a container port of the pod", item)
-			}
-			item = strconv.Itoa(int(p))
-		}
-		items = append(items, item)
-	}
-	list, err := ports.Parse(strings.Join(items, ","))
-	if err != nil {
-		return "", err
+	list, skipped := proxyconf.ParseOpaquePorts(val, func(name string) (uint16, bool) {
+		p, ok := named[name]
+		return uint16(p), ok && p > 0 && p <= 65535
+	})
+	if len(skipped) > 0 {
+		return "", fmt.Errorf("%w (not a port, a range or a container port name of the pod)", skipped[0])
 	}
 	return formatPorts(list), nil
 }
 
 // formatPorts writes a port list in canonical form: items sorted, as given ("25,8000-9000").
-func formatPorts(list ports.List) string {
-	sorted := append(ports.List(nil), list...)
+func formatPorts(list proxyconf.Ports) string {
+	sorted := append(proxyconf.Ports(nil), list...)
 	sort.SliceStable(sorted, func(i, j int) bool { return sorted[i].Lo < sorted[j].Lo })
 	parts := make([]string, 0, len(sorted))
 	for _, r := range sorted {

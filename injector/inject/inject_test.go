@@ -11,8 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/l5d-go/l5d/proxy-init/ports"
-	"github.com/l5d-go/l5d/proxy-init/subnets"
+	"github.com/l5d-go/l5d/pkg/proxyconf"
 	proxycfg "github.com/l5d-go/l5d/proxy/config"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -260,9 +259,9 @@ func checkInitArgsParse(t *testing.T, spec *corev1.PodSpec) {
 		var err error
 		switch args[i] {
 		case "--inbound-ports-to-ignore", "--outbound-ports-to-ignore":
-			_, err = ports.Parse(args[i+1])
+			_, err = proxyconf.ParsePorts(args[i+1])
 		case "--subnets-to-ignore":
-			_, err = subnets.Parse(args[i+1])
+			_, err = proxyconf.ParseNetworks(args[i+1])
 		}
 		if err != nil {
 			t.Errorf("proxy-init rejects %s %s: %v", args[i], args[i+1], err)

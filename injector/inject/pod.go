@@ -10,7 +10,6 @@ import (
 
 	"github.com/l5d-go/l5d/pkg/certs"
 	"github.com/l5d-go/l5d/pkg/proxyconf"
-	"github.com/l5d-go/l5d/proxy-init/ports"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -163,7 +162,7 @@ func (v *Values) InjectPodSpec(ns Namespace, owner Owner, mode Mode, meta *metav
 // exposedOpaquePorts lists, comma-separated, the container ports (sorted) that the port
 // list defaults (already validated) holds; "" when none.
 func exposedOpaquePorts(defaults string, containerPorts []int) string {
-	list, err := ports.Parse(defaults)
+	list, err := proxyconf.ParsePorts(defaults)
 	if err != nil {
 		return ""
 	}

@@ -8,8 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/l5d-go/l5d/proxy-init/ports"
-	"github.com/l5d-go/l5d/proxy-init/subnets"
+	"github.com/l5d-go/l5d/pkg/proxyconf"
 	corev1 "k8s.io/api/core/v1"
 )
 
@@ -93,8 +92,6 @@ const (
 	DefaultLogFormat             = "plain"
 	DefaultClusterNetworks       = "10.0.0.0/8,100.64.0.0/10,172.16.0.0/12,192.168.0.0/16"
 	DefaultInboundPolicy         = "all-unauthenticated"
-	DefaultOpaquePorts           = "25,587,3306,4444,5432,6379,9300,11211"
-	DefaultSkipPorts             = "4567,4568"
 	DefaultIptablesMode          = "legacy"
 
 	// Ports of the injected proxy: inbound, outbound, control (tap) and admin.
@@ -127,9 +124,9 @@ func DefaultValues() Values {
 		LogFormat:              DefaultLogFormat,
 		ClusterNetworks:        DefaultClusterNetworks,
 		DefaultInboundPolicy:   DefaultInboundPolicy,
-		OpaquePorts:            DefaultOpaquePorts,
-		SkipInboundPorts:       DefaultSkipPorts,
-		SkipOutboundPorts:      DefaultSkipPorts,
+		OpaquePorts:            proxyconf.DefaultOpaquePorts,
+		SkipInboundPorts:       proxyconf.DefaultSkipPorts,
+		SkipOutboundPorts:      proxyconf.DefaultSkipPorts,
 		InboundConnectTimeout:  100 * time.Millisecond,
 		OutboundConnectTimeout: 1000 * time.Millisecond,
 		Await:                  true,
@@ -166,7 +163,7 @@ func (v *Values) Validate() error {
 		errs = append(errs, fmt.Errorf("proxy log format: %w", err))
 	}
 	for name, list := range map[string]string{"opaque ports": v.OpaquePorts, "skip inbound ports": v.SkipInboundPorts, "skip outbound ports": v.SkipOutboundPorts} {
-		if _, err := ports.Parse(list); err != nil {
+		if _, err := proxyconf.ParsePorts(list); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", name, err))
 		}
 	}
@@ -186,7 +183,7 @@ func (v *Values) Validate() error {
 			errs = append(errs, fmt.Errorf("proxy %s request %s exceeds its limit %s", name, req.String(), lim.String()))
 		}
 	}
-	if _, err := subnets.Parse(v.ClusterNetworks); err != nil {
+	if _, err := proxyconf.ParseNetworks(v.ClusterNetworks); err != nil {
 		errs = append(errs, fmt.Errorf("cluster networks: %w", err))
 	}
 	return errors.Join(errs...)

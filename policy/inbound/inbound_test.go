@@ -20,9 +20,9 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	policyapi "github.com/l5d-go/l5d/pkg/apis/policy"
+	"github.com/l5d-go/l5d/pkg/proxyconf"
 	"github.com/l5d-go/l5d/policy/inbound"
 	pb "github.com/l5d-go/l5d/proto/gen/inbound"
-	"github.com/l5d-go/l5d/proxy-init/ports"
 	"github.com/l5d-go/l5d/test/kube"
 )
 
@@ -66,7 +66,7 @@ func start(t *testing.T, defaultPolicy string) *env {
 	if err := idx.Start(ctx, 30*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	opaque, _ := ports.Parse("25,587,3306,4444,5432,6379,9300,11211")
+	opaque, _ := proxyconf.ParsePorts("25,587,3306,4444,5432,6379,9300,11211")
 	srv := inbound.New(idx, inbound.Config{DefaultPolicy: defaultPolicy, ControllerNS: "linkerd", TrustDomain: "cluster.local",
 		ClusterNetworks: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}, DefaultOpaquePorts: opaque}, nil)
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")

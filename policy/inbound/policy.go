@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/l5d-go/l5d/pkg/certs"
+	"github.com/l5d-go/l5d/pkg/k8s"
 	"github.com/l5d-go/l5d/pkg/proxyconf"
 	"google.golang.org/protobuf/types/known/durationpb"
 	corev1 "k8s.io/api/core/v1"
@@ -20,7 +21,6 @@ import (
 	"github.com/l5d-go/l5d/proto/gen/meta"
 	pbnet "github.com/l5d-go/l5d/proto/gen/net"
 	"github.com/l5d-go/l5d/proto/netconv"
-	"github.com/l5d-go/l5d/proxy-init/ports"
 )
 
 // Default inbound policies.
@@ -43,7 +43,7 @@ type Config struct {
 	ControllerNS       string
 	TrustDomain        string
 	DetectTimeout      time.Duration
-	DefaultOpaquePorts ports.List
+	DefaultOpaquePorts proxyconf.Ports
 }
 
 // ValidDefault reports whether p names a default policy.
@@ -131,9 +131,7 @@ func ipNet(p netip.Prefix) *pbnet.IPNetwork { return netconv.IPNetwork(p) }
 func (c Config) detectOrOpaque(pod *corev1.Pod, port uint32, routes []*pb.HttpRoute) *pb.ProxyProtocol {
 	opaque := c.DefaultOpaquePorts
 	if v, ok := pod.Annotations[annOpaquePorts]; ok {
-		if l, err := ports.Parse(v); err == nil {
-			opaque = l
-		}
+		opaque, _ = proxyconf.ParseOpaquePorts(v, k8s.ContainerPortNames(&pod.Spec))
 	}
 	if opaque.Contains(uint16(port)) {
 		return &pb.ProxyProtocol{Kind: &pb.ProxyProtocol_Opaque_{Opaque: &pb.ProxyProtocol_Opaque{}}}

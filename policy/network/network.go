@@ -1,31 +1,14 @@
-// Package network parses the CIDRs of a NetworkAuthentication and of the cluster-networks
-// flag: user input at a trust boundary, so every failure names the offending value.
+// Package network reads the networks of a NetworkAuthentication: a CIDR with the sub-networks
+// excluded from it, each read as every component reads a network (proxyconf.ParseNetwork).
+// User input at a trust boundary, so every failure names the offending value.
 package network
 
 import (
 	"fmt"
 	"net/netip"
-	"strings"
-)
 
-// ParsePrefix parses a CIDR ("10.0.0.0/8", "fd00::/8") or a bare address, which stands for
-// that single host. The result is masked to its network address.
-func ParsePrefix(s string) (netip.Prefix, error) {
-	s = strings.TrimSpace(s)
-	if strings.Contains(s, "/") {
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			return netip.Prefix{}, fmt.Errorf("%q is not a CIDR: %w", s, err)
-		}
-		return p.Masked(), nil
-	}
-	a, err := netip.ParseAddr(s)
-	if err != nil {
-		return netip.Prefix{}, fmt.Errorf("%q is neither a CIDR nor an IP address: %w", s, err)
-	}
-	a = a.Unmap()
-	return netip.PrefixFrom(a, a.BitLen()), nil
-}
+	"github.com/l5d-go/l5d/pkg/proxyconf"
+)
 
 // Network is one allowed network with the sub-networks excluded from it.
 type Network struct {
@@ -36,31 +19,17 @@ type Network struct {
 // Parse parses a network and its exceptions. Any unparsable exception is an error: dropping
 // it would silently widen what the network allows.
 func Parse(cidr string, except []string) (Network, error) {
-	p, err := ParsePrefix(cidr)
+	p, err := proxyconf.ParseNetwork(cidr)
 	if err != nil {
 		return Network{}, fmt.Errorf("cidr: %w", err)
 	}
 	n := Network{Net: p}
 	for i, e := range except {
-		ep, err := ParsePrefix(e)
+		ep, err := proxyconf.ParseNetwork(e)
 		if err != nil {
 			return Network{}, fmt.Errorf("except[%d]: %w", i, err)
 		}
 		n.Except = append(n.Except, ep)
 	}
 	return n, nil
-}
-
-// ParseList parses a comma-separated list of CIDRs, as given to -cluster-networks. Empty
-// entries are errors.
-func ParseList(s string) ([]netip.Prefix, error) {
-	var out []netip.Prefix
-	for i, c := range strings.Split(s, ",") {
-		p, err := ParsePrefix(c)
-		if err != nil {
-			return nil, fmt.Errorf("entry %d: %w", i, err)
-		}
-		out = append(out, p)
-	}
-	return out, nil
 }

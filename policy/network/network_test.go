@@ -1,9 +1,10 @@
 package network
 
 import (
-	"net/netip"
 	"strings"
 	"testing"
+
+	"github.com/l5d-go/l5d/pkg/proxyconf"
 )
 
 func TestParse(t *testing.T) {
@@ -36,16 +37,6 @@ func TestParse(t *testing.T) {
 	}
 }
 
-func TestParseList(t *testing.T) {
-	got, err := ParseList("10.0.0.0/8, fd00::/8")
-	if err != nil || len(got) != 2 || got[1] != netip.MustParsePrefix("fd00::/8") {
-		t.Fatalf("ParseList = %v, %v", got, err)
-	}
-	if _, err := ParseList("10.0.0.0/8,,"); err == nil || !strings.Contains(err.Error(), "entry 1") {
-		t.Fatalf("empty entry: error = %v, want it to name entry 1", err)
-	}
-}
-
 func FuzzParse(f *testing.F) {
 	for _, s := range []string{"10.0.0.0/8", "::/0", "1.2.3.4", "::ffff:1.2.3.4/104", "/", "1.2.3.4/-1", "0.0.0.0/0%eth0"} {
 		f.Add(s, "10.1.0.0/16")
@@ -58,7 +49,7 @@ func FuzzParse(f *testing.F) {
 		if !n.Net.IsValid() || n.Net != n.Net.Masked() {
 			t.Fatalf("Parse(%q) = %v: invalid or unmasked", cidr, n.Net)
 		}
-		again, err := ParsePrefix(n.Net.String())
+		again, err := proxyconf.ParseNetwork(n.Net.String())
 		if err != nil || again != n.Net {
 			t.Fatalf("re-parse of %v = %v, %v", n.Net, again, err)
 		}

@@ -17,10 +17,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/l5d-go/l5d/pkg/proxyconf"
 	"github.com/l5d-go/l5d/policy/outbound"
 	pb "github.com/l5d-go/l5d/proto/gen/outbound"
 	"github.com/l5d-go/l5d/proto/netconv"
-	"github.com/l5d-go/l5d/proxy-init/ports"
 	"github.com/l5d-go/l5d/test/kube"
 )
 
@@ -44,7 +44,7 @@ func start(t *testing.T) *env {
 	if err := idx.Start(ctx, 30*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	opaque, _ := ports.Parse("25,587,3306,4444,5432,6379,9300,11211")
+	opaque, _ := proxyconf.ParsePorts("25,587,3306,4444,5432,6379,9300,11211")
 	srv := outbound.New(idx, outbound.Config{ClusterDomain: "cluster.local", DefaultOpaquePorts: opaque}, slog.New(slog.DiscardHandler))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/l5d-go/l5d/pkg/k8s"
 	"github.com/l5d-go/l5d/pkg/proxyconf"
 	"google.golang.org/protobuf/types/known/durationpb"
 	corev1 "k8s.io/api/core/v1"
@@ -15,7 +16,6 @@ import (
 	pbmeta "github.com/l5d-go/l5d/proto/gen/meta"
 	pb "github.com/l5d-go/l5d/proto/gen/outbound"
 	"github.com/l5d-go/l5d/proto/netconv"
-	"github.com/l5d-go/l5d/proxy-init/ports"
 )
 
 // OpaquePortsAnnotation lists a Service's ports that carry opaque traffic.
@@ -23,9 +23,9 @@ const OpaquePortsAnnotation = proxyconf.AnnOpaquePorts
 
 // Config holds the cluster-wide settings of the outbound answers.
 type Config struct {
-	ClusterDomain      string        // e.g. "cluster.local"
-	DetectTimeout      time.Duration // announced in Detect; 10s when zero
-	DefaultOpaquePorts ports.List    // opaque unless a Service annotation says otherwise
+	ClusterDomain      string          // e.g. "cluster.local"
+	DetectTimeout      time.Duration   // announced in Detect; 10s when zero
+	DefaultOpaquePorts proxyconf.Ports // opaque unless a Service annotation says otherwise
 }
 
 func (c Config) detectTimeout() time.Duration {
@@ -45,15 +45,8 @@ func serviceMeta(s *corev1.Service, port uint16) *pbmeta.Metadata {
 
 func (c Config) opaque(s *corev1.Service, port uint16) bool {
 	if v, ok := s.Annotations[OpaquePortsAnnotation]; ok {
-		if l, err := ports.Parse(v); err == nil {
-			return l.Contains(port)
-		}
-		for _, sp := range s.Spec.Ports { // named ports are allowed in the annotation
-			if sp.Name == v && sp.Port == int32(port) {
-				return true
-			}
-		}
-		return false
+		l, _ := proxyconf.ParseOpaquePorts(v, k8s.ServicePortNames(s))
+		return l.Contains(port)
 	}
 	return c.DefaultOpaquePorts.Contains(port)
 }

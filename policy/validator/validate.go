@@ -15,7 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	api "github.com/l5d-go/l5d/pkg/apis/policy"
-	"github.com/l5d-go/l5d/policy/network"
+	"github.com/l5d-go/l5d/pkg/proxyconf"
 )
 
 // Groups of the kinds that references may name.
@@ -43,14 +43,14 @@ func networks(nets *field.Path, list []api.Network) field.ErrorList {
 	var errs field.ErrorList
 	for i, nw := range list {
 		f := nets.Index(i)
-		cidr, err := network.ParsePrefix(nw.CIDR)
+		cidr, err := proxyconf.ParseNetwork(nw.CIDR)
 		if err != nil {
 			errs = append(errs, field.Invalid(f.Child("cidr"), nw.CIDR, err.Error()))
 			continue
 		}
 		for j, e := range nw.Except {
 			g := f.Child("except").Index(j)
-			ex, err := network.ParsePrefix(e)
+			ex, err := proxyconf.ParseNetwork(e)
 			sameFamily := ex.Addr().Is4() == cidr.Addr().Is4()
 			switch {
 			case err != nil:

@@ -17,8 +17,6 @@ import (
 
 	"github.com/l5d-go/l5d/pkg/proxyconf"
 	"github.com/l5d-go/l5d/proxy-init/iptables"
-	"github.com/l5d-go/l5d/proxy-init/ports"
-	"github.com/l5d-go/l5d/proxy-init/subnets"
 )
 
 // PluginType is the plugin's binary name and the "type" of its configuration.
@@ -87,9 +85,9 @@ func (l *PortList) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// parse turns the list into a ports.List; name is the setting, for the error.
-func (l PortList) parse(name string) (ports.List, error) {
-	list, err := ports.Parse(strings.Join(l, ","))
+// parse turns the list into a proxyconf.Ports; name is the setting, for the error.
+func (l PortList) parse(name string) (proxyconf.Ports, error) {
+	list, err := proxyconf.ParsePorts(strings.Join(l, ","))
 	if err != nil {
 		return nil, fmt.Errorf("linkerd.%s: %w", name, err)
 	}
@@ -154,7 +152,7 @@ func Parse(stdin []byte) (*Settings, error) {
 	if base.OutboundPortsToIgnore, err = li.OutboundPortsToIgnore.parse("outbound-ports-to-ignore"); err != nil {
 		return nil, err
 	}
-	if base.SubnetsToIgnore, err = subnets.Parse(strings.Join(li.SubnetsToIgnore, ",")); err != nil {
+	if base.SubnetsToIgnore, err = proxyconf.ParseNetworks(strings.Join(li.SubnetsToIgnore, ",")); err != nil {
 		return nil, fmt.Errorf("linkerd.subnets-to-ignore: %w", err)
 	}
 	if err := base.Validate(); err != nil {
@@ -190,21 +188,21 @@ func PodConfig(base iptables.Config, podAnn, nsAnn map[string]string) (iptables.
 	}
 	for _, a := range []struct {
 		key string
-		dst *ports.List
+		dst *proxyconf.Ports
 	}{
 		{proxyconf.AnnSkipInboundPorts, &cfg.InboundPortsToIgnore},
 		{proxyconf.AnnSkipOutboundPorts, &cfg.OutboundPortsToIgnore},
 	} {
 		if v, ok := get(a.key); ok && v != "" {
-			l, err := ports.Parse(v)
+			l, err := proxyconf.ParsePorts(v)
 			if err != nil {
 				return iptables.Config{}, bad(a.key, v, err)
 			}
-			*a.dst = ports.Join(*a.dst, l)
+			*a.dst = proxyconf.JoinPorts(*a.dst, l)
 		}
 	}
 	if v, ok := get(proxyconf.AnnSkipSubnets); ok && v != "" {
-		ps, err := subnets.Parse(v)
+		ps, err := proxyconf.ParseNetworks(v)
 		if err != nil {
 			return iptables.Config{}, bad(proxyconf.AnnSkipSubnets, v, err)
 		}

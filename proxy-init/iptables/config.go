@@ -22,8 +22,7 @@ import (
 	"fmt"
 	"net/netip"
 
-	"github.com/l5d-go/l5d/proxy-init/ports"
-	"github.com/l5d-go/l5d/proxy-init/subnets"
+	"github.com/l5d-go/l5d/pkg/proxyconf"
 )
 
 // Chain names, as Linkerd's proxy-init uses them.
@@ -69,11 +68,11 @@ type Config struct {
 	// redirected outbound. NoID (-1) leaves the exemption out.
 	ProxyUID, ProxyGID int64
 	// PortsToRedirect limits inbound redirection to these ports; empty means all ports.
-	PortsToRedirect ports.List
+	PortsToRedirect proxyconf.Ports
 	// InboundPortsToIgnore are destination ports of inbound connections left alone.
-	InboundPortsToIgnore ports.List
+	InboundPortsToIgnore proxyconf.Ports
 	// OutboundPortsToIgnore are destination ports of outbound connections left alone.
-	OutboundPortsToIgnore ports.List
+	OutboundPortsToIgnore proxyconf.Ports
 	// SubnetsToIgnore are left alone both ways: inbound connections from them and outbound
 	// connections to them. Each family's rules take the prefixes of that family.
 	SubnetsToIgnore []netip.Prefix
@@ -117,7 +116,7 @@ func (c Config) Validate() error {
 
 // subnetsOf returns the ignored subnets of family f.
 func (c Config) subnetsOf(f Family) []netip.Prefix {
-	v4, v6 := subnets.Split(c.SubnetsToIgnore)
+	v4, v6 := proxyconf.SplitNetworks(c.SubnetsToIgnore)
 	if f == IPv6 {
 		return v6
 	}

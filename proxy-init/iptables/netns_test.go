@@ -11,9 +11,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/l5d-go/l5d/pkg/proxyconf"
 	"github.com/l5d-go/l5d/proxy-init/internal/redirecttest"
 	"github.com/l5d-go/l5d/proxy-init/iptables"
-	"github.com/l5d-go/l5d/proxy-init/ports"
 	"github.com/l5d-go/l5d/test/netns"
 )
 
@@ -45,8 +45,8 @@ func TestRedirectionInNamespaces(t *testing.T) {
 				t.Fatal(err)
 			}
 			cfg := iptables.DefaultConfig()
-			cfg.InboundPortsToIgnore, _ = ports.Parse("4190,4191,9000")
-			cfg.OutboundPortsToIgnore, _ = ports.Parse("9000")
+			cfg.InboundPortsToIgnore, _ = proxyconf.ParsePorts("4190,4191,9000")
+			cfg.OutboundPortsToIgnore, _ = proxyconf.ParsePorts("9000")
 			cfg.SubnetsToIgnore = []netip.Prefix{netip.PrefixFrom(c.IPv4, 32), netip.PrefixFrom(c.IPv6, 128)}
 			saveAll := func(p *netns.Pod) string {
 				return redirecttest.Save(t, p, "iptables-"+mode+"-save") + redirecttest.Save(t, p, "ip6tables-"+mode+"-save")
@@ -211,7 +211,7 @@ exit 1
 	}
 	before := redirecttest.Save(t, a, "iptables-legacy-save")
 	cfg := iptables.DefaultConfig()
-	cfg.OutboundPortsToIgnore, _ = ports.Parse("25,587")
+	cfg.OutboundPortsToIgnore, _ = proxyconf.ParsePorts("25,587")
 	in := &iptables.Installer{Wait: true, Config: cfg, NetNS: a.Path(), Backends: append(legacy,
 		iptables.Backend{Family: iptables.IPv6, Save: "ip6tables-legacy-save", Restore: broken})}
 	err = in.Apply(t.Context())

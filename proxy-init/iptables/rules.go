@@ -78,7 +78,7 @@ func (c Config) Rules(f Family) []Rule {
 // redirectRules are PROXY_INIT_REDIRECT's rules: inbound connections.
 func (c Config) redirectRules(f Family) []Rule {
 	var rs []Rule
-	for _, group := range c.InboundPortsToIgnore.Multiport() {
+	for _, group := range multiport(c.InboundPortsToIgnore) {
 		rs = append(rs, rule(RedirectChain, cat(
 			[]string{"-p", "tcp", "-m", "multiport", "--dports", group},
 			comment(CommentIgnoreInboundPorts),
@@ -95,7 +95,7 @@ func (c Config) redirectRules(f Family) []Rule {
 		rs = append(rs, rule(RedirectChain, cat(
 			[]string{"-p", "tcp"}, comment(CommentRedirectAllIncoming), to)...))
 	}
-	for _, group := range c.PortsToRedirect.Multiport() {
+	for _, group := range multiport(c.PortsToRedirect) {
 		rs = append(rs, rule(RedirectChain, cat(
 			[]string{"-p", "tcp", "-m", "multiport", "--dports", group},
 			comment(CommentRedirectInboundPorts), to)...))
@@ -118,7 +118,7 @@ func (c Config) outputRules(f Family) []Rule {
 			comment(CommentIgnoreProxyGroup), ret)...))
 	}
 	rs = append(rs, rule(OutputChain, cat([]string{"-o", "lo"}, comment(CommentIgnoreLoopback), ret)...))
-	for _, group := range c.OutboundPortsToIgnore.Multiport() {
+	for _, group := range multiport(c.OutboundPortsToIgnore) {
 		rs = append(rs, rule(OutputChain, cat(
 			[]string{"-p", "tcp", "-m", "multiport", "--dports", group},
 			comment(CommentIgnoreOutboundPorts), ret)...))

@@ -5,12 +5,12 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/l5d-go/l5d/proxy-init/ports"
+	"github.com/l5d-go/l5d/pkg/proxyconf"
 )
 
-func mustPorts(t *testing.T, s string) ports.List {
+func mustPorts(t *testing.T, s string) proxyconf.Ports {
 	t.Helper()
-	l, err := ports.Parse(s)
+	l, err := proxyconf.ParsePorts(s)
 	if err != nil {
 		t.Fatal(err)
 	}

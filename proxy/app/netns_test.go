@@ -21,8 +21,8 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/l5d-go/l5d/pkg/proxyconf"
 	"github.com/l5d-go/l5d/proxy-init/iptables"
-	"github.com/l5d-go/l5d/proxy-init/ports"
 	"github.com/l5d-go/l5d/proxy/internal/scriptedcp"
 	"github.com/l5d-go/l5d/test/netns"
 )
@@ -54,7 +54,7 @@ func meshPod(t *testing.T, p *netns.Pod, bin string, extraEnv ...string) {
 		t.Fatal(err)
 	}
 	cfg := iptables.DefaultConfig()
-	cfg.InboundPortsToIgnore, _ = ports.Parse("4190,4191")
+	cfg.InboundPortsToIgnore, _ = proxyconf.ParsePorts("4190,4191")
 	if err := (&iptables.Installer{Config: cfg, Backends: backends, NetNS: p.Path()}).Apply(t.Context()); err != nil {
 		t.Fatal(err)
 	}

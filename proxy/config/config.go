@@ -98,7 +98,6 @@ const (
 	DefaultControlListenAddr  = "0.0.0.0:4190"
 	DefaultInboundListenAddr  = "0.0.0.0:4143"
 	DefaultOutboundListenAddr = "127.0.0.1:4140"
-	DefaultOpaquePorts        = "25,587,3306,4444,5432,6379,9300,11211"
 	DefaultProfileSuffixes    = "svc.cluster.local."
 	DefaultPrivateNetworks    = "10.0.0.0/8,100.64.0.0/10,172.16.0.0/12,192.168.0.0/16"
 	DefaultMemoryLimit        = 16 << 20
@@ -252,8 +251,8 @@ func Load(lookup func(string) (string, bool)) (*Config, error) {
 	r.dur(EnvInboundDetectTimeout, "10s", &c.Inbound.DetectTimeout)
 	r.dur(EnvOutboundDetectTimeout, "10s", &c.Outbound.DetectTimeout)
 
-	r.ports(EnvInboundDisableDetection, DefaultOpaquePorts, &c.Inbound.OpaquePorts)
-	r.ports(EnvOutboundDisableDetection, DefaultOpaquePorts, &c.Outbound.OpaquePorts)
+	r.ports(EnvInboundDisableDetection, proxyconf.DefaultOpaquePorts, &c.Inbound.OpaquePorts)
+	r.ports(EnvOutboundDisableDetection, proxyconf.DefaultOpaquePorts, &c.Outbound.OpaquePorts)
 	r.parse(EnvInboundIPs, "", func(s string) (err error) { c.InboundIPs, err = ParseIPs(s); return })
 	r.ports(EnvInboundPorts, "", &c.InboundPorts)
 

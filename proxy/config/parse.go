@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/l5d-go/l5d/pkg/proxyconf"
 )
 
 // ParseDuration parses a duration in the proxy's environment syntax: a non-negative integer
@@ -122,30 +124,16 @@ func parsePort(s string) (uint16, error) {
 	return uint16(n), nil
 }
 
-// ParsePorts parses a comma-separated list of ports and inclusive ranges ("25,587,3306",
-// "8000-8010"). Empty entries are ignored; the result is a set.
+// ParsePorts parses a port list as every component does (proxyconf.ParsePorts: ports and
+// inclusive ranges, "25,587,8000-8010") into a set for the per-connection lookups.
 func ParsePorts(s string) (PortSet, error) {
+	list, err := proxyconf.ParsePorts(s)
+	if err != nil {
+		return nil, err
+	}
 	set := PortSet{}
-	for item := range strings.SplitSeq(s, ",") {
-		item = strings.TrimSpace(item)
-		if item == "" {
-			continue
-		}
-		lo, hi, isRange := strings.Cut(item, "-")
-		a, err := parsePort(strings.TrimSpace(lo))
-		if err != nil {
-			return nil, err
-		}
-		b := a
-		if isRange {
-			if b, err = parsePort(strings.TrimSpace(hi)); err != nil {
-				return nil, err
-			}
-			if b < a {
-				return nil, fmt.Errorf("port range %q is reversed", item)
-			}
-		}
-		for p := uint32(a); p <= uint32(b); p++ {
+	for _, r := range list {
+		for p := uint32(r.Lo); p <= uint32(r.Hi); p++ {
 			set[uint16(p)] = struct{}{}
 		}
 	}
@@ -158,31 +146,9 @@ type PortSet map[uint16]struct{}
 // Has reports whether p is in the set.
 func (s PortSet) Has(p uint16) bool { _, ok := s[p]; return ok }
 
-// ParseNetworks parses a comma-separated list of CIDRs ("10.0.0.0/8,fd00::/8"). A bare IP
-// is taken as a single-address network.
-func ParseNetworks(s string) ([]netip.Prefix, error) {
-	var out []netip.Prefix
-	for item := range strings.SplitSeq(s, ",") {
-		item = strings.TrimSpace(item)
-		if item == "" {
-			continue
-		}
-		if !strings.Contains(item, "/") {
-			a, err := netip.ParseAddr(item)
-			if err != nil {
-				return nil, fmt.Errorf("network %q: want CIDR such as 10.0.0.0/8: %w", item, err)
-			}
-			out = append(out, netip.PrefixFrom(a, a.BitLen()))
-			continue
-		}
-		p, err := netip.ParsePrefix(item)
-		if err != nil {
-			return nil, fmt.Errorf("network %q: want CIDR such as 10.0.0.0/8: %w", item, err)
-		}
-		out = append(out, p.Masked())
-	}
-	return out, nil
-}
+// ParseNetworks parses a network list as every component does (proxyconf.ParseNetworks:
+// CIDRs or bare addresses, "10.0.0.0/8,fd00::/8").
+func ParseNetworks(s string) ([]netip.Prefix, error) { return proxyconf.ParseNetworks(s) }
 
 // ParseSuffixes parses a comma-separated list of DNS suffixes ("svc.cluster.local."). Each is
 // normalised to lower case with a trailing dot; "." matches every name.

@@ -23,13 +23,13 @@ import (
 	"github.com/l5d-go/l5d/identity/certify"
 	"github.com/l5d-go/l5d/identity/issuer"
 	"github.com/l5d-go/l5d/pkg/certs"
+	"github.com/l5d-go/l5d/pkg/proxyconf"
 	"github.com/l5d-go/l5d/policy/inbound"
 	"github.com/l5d-go/l5d/policy/outbound"
 	pbdst "github.com/l5d-go/l5d/proto/gen/destination"
 	pbid "github.com/l5d-go/l5d/proto/gen/identity"
 	pbin "github.com/l5d-go/l5d/proto/gen/inbound"
 	pbout "github.com/l5d-go/l5d/proto/gen/outbound"
-	"github.com/l5d-go/l5d/proxy-init/ports"
 	"github.com/l5d-go/l5d/test/kube"
 	"github.com/l5d-go/l5d/test/netns"
 )
@@ -125,7 +125,7 @@ func startControlPlane(t *testing.T, c *kube.Cluster, n *netns.Network, lifetime
 	if err := idx.Start(ctx, 30*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	opaque, _ := ports.Parse(dstserver.DefaultOpaquePorts)
+	opaque, _ := proxyconf.ParsePorts(proxyconf.DefaultOpaquePorts)
 	dst, err := dstserver.New(idx, dstserver.Config{ControllerNamespace: cp.ns, ClusterDomain: "cluster.local", TrustDomain: trustDomain, DefaultOpaquePorts: opaque}, quiet, nil)
 	if err != nil {
 		t.Fatal(err)

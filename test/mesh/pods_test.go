@@ -17,8 +17,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/l5d-go/l5d/identity/certify"
+	"github.com/l5d-go/l5d/pkg/proxyconf"
 	"github.com/l5d-go/l5d/proxy-init/iptables"
-	"github.com/l5d-go/l5d/proxy-init/ports"
 	"github.com/l5d-go/l5d/test/kube"
 	"github.com/l5d-go/l5d/test/netns"
 )
@@ -98,7 +98,7 @@ func (w *world) pod(t *testing.T, name, sa string, meshed bool, annotations map[
 	}
 	backends, _ := iptables.ModeBackends(iptables.ModeNFT, false)
 	cfg := iptables.DefaultConfig()
-	cfg.InboundPortsToIgnore, _ = ports.Parse("4190,4191")
+	cfg.InboundPortsToIgnore, _ = proxyconf.ParsePorts("4190,4191")
 	if err := (&iptables.Installer{Config: cfg, Backends: backends, NetNS: p.Path()}).Apply(t.Context()); err != nil {
 		t.Fatal(err)
 	}

@@ -23,11 +23,11 @@ import (
 	"github.com/l5d-go/l5d/pkg/admin"
 	"github.com/l5d-go/l5d/pkg/k8s"
 	"github.com/l5d-go/l5d/pkg/logging"
+	"github.com/l5d-go/l5d/pkg/proxyconf"
 	"github.com/l5d-go/l5d/pkg/rpc"
 	"github.com/l5d-go/l5d/pkg/servingcert"
 	"github.com/l5d-go/l5d/pkg/webhook"
 	pb "github.com/l5d-go/l5d/proto/gen/destination"
-	"github.com/l5d-go/l5d/proxy-init/ports"
 )
 
 func main() {
@@ -46,7 +46,7 @@ func run(ctx context.Context, args []string) error {
 	controllerNS := fs.String("controller-namespace", "linkerd", "namespace of the control plane")
 	clusterDomain := fs.String("cluster-domain", "cluster.local", "the cluster's DNS domain")
 	trustDomain := fs.String("identity-trust-domain", "cluster.local", "trust domain of workload identities")
-	opaque := fs.String("default-opaque-ports", server.DefaultOpaquePorts, "ports treated as opaque unless annotated otherwise")
+	opaque := fs.String("default-opaque-ports", proxyconf.DefaultOpaquePorts, "ports treated as opaque unless annotated otherwise")
 	profiles := fs.Bool("enable-service-profiles", true, "watch ServiceProfiles (needs the CRD)")
 	syncTimeout := fs.Duration("sync-timeout", time.Minute, "how long to wait for the informer caches at start")
 	pprof := fs.Bool("enable-pprof", false, "serve /debug/pprof/ on the admin server")
@@ -66,7 +66,7 @@ func run(ctx context.Context, args []string) error {
 	if *maxStreams == 0 || *maxStreams > math.MaxUint32 {
 		return fmt.Errorf("-grpc-max-concurrent-streams %d: must be between 1 and %d", *maxStreams, uint32(math.MaxUint32))
 	}
-	def, err := ports.Parse(*opaque)
+	def, err := proxyconf.ParsePorts(*opaque)
 	if err != nil {
 		return fmt.Errorf("-default-opaque-ports: %w", err)
 	}

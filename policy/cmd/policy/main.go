@@ -21,17 +21,16 @@ import (
 	"github.com/l5d-go/l5d/pkg/admin"
 	"github.com/l5d-go/l5d/pkg/k8s"
 	"github.com/l5d-go/l5d/pkg/logging"
+	"github.com/l5d-go/l5d/pkg/proxyconf"
 	"github.com/l5d-go/l5d/pkg/rpc"
 	"github.com/l5d-go/l5d/pkg/servingcert"
 	"github.com/l5d-go/l5d/pkg/webhook"
 	"github.com/l5d-go/l5d/policy/inbound"
-	"github.com/l5d-go/l5d/policy/network"
 	"github.com/l5d-go/l5d/policy/outbound"
 	"github.com/l5d-go/l5d/policy/status"
 	"github.com/l5d-go/l5d/policy/validator"
 	pb "github.com/l5d-go/l5d/proto/gen/inbound"
 	pbout "github.com/l5d-go/l5d/proto/gen/outbound"
-	"github.com/l5d-go/l5d/proxy-init/ports"
 )
 
 func main() {
@@ -52,7 +51,7 @@ func run(ctx context.Context, args []string) error {
 	trustDomain := fs.String("identity-domain", "cluster.local", "trust domain of workload identities")
 	defaultPolicy := fs.String("default-policy", inbound.AllUnauthenticated, "cluster default inbound policy: all-unauthenticated, all-authenticated, cluster-unauthenticated, cluster-authenticated, deny or audit")
 	clusterNetworks := fs.String("cluster-networks", "10.0.0.0/8,100.64.0.0/10,172.16.0.0/12,192.168.0.0/16", "comma-separated CIDRs of the cluster's networks")
-	opaque := fs.String("default-opaque-ports", "25,587,3306,4444,5432,6379,9300,11211", "ports treated as opaque unless annotated otherwise")
+	opaque := fs.String("default-opaque-ports", proxyconf.DefaultOpaquePorts, "ports treated as opaque unless annotated otherwise")
 	detect := fs.Duration("default-detect-timeout", 10*time.Second, "protocol detection timeout announced to proxies")
 	validatorAddr := fs.String("validator-addr", "", "serve the policy validating admission webhook (HTTPS) on this address, e.g. :9443; empty disables it")
 	validatorCert := fs.String("validator-cert", "/var/run/linkerd/tls/tls.crt", "the webhook's serving certificate (PEM), from the linkerd-policy-validator-k8s-tls Secret")
@@ -71,11 +70,11 @@ func run(ctx context.Context, args []string) error {
 	if !inbound.ValidDefault(*defaultPolicy) {
 		return fmt.Errorf("-default-policy %q: want all-unauthenticated, all-authenticated, cluster-unauthenticated, cluster-authenticated, deny or audit", *defaultPolicy)
 	}
-	nets, err := network.ParseList(*clusterNetworks)
+	nets, err := proxyconf.ParseNetworks(*clusterNetworks)
 	if err != nil {
 		return fmt.Errorf("-cluster-networks: %w", err)
 	}
-	def, err := ports.Parse(*opaque)
+	def, err := proxyconf.ParsePorts(*opaque)
 	if err != nil {
 		return fmt.Errorf("-default-opaque-ports: %w", err)
 	}

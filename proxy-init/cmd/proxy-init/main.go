@@ -15,9 +15,8 @@ import (
 	"syscall"
 
 	"github.com/l5d-go/l5d/pkg/logging"
+	"github.com/l5d-go/l5d/pkg/proxyconf"
 	"github.com/l5d-go/l5d/proxy-init/iptables"
-	"github.com/l5d-go/l5d/proxy-init/ports"
-	"github.com/l5d-go/l5d/proxy-init/subnets"
 )
 
 func main() {
@@ -28,16 +27,16 @@ func main() {
 }
 
 // portListFlag collects a repeatable, comma-separated port list flag.
-type portListFlag struct{ list ports.List }
+type portListFlag struct{ list proxyconf.Ports }
 
 func (f *portListFlag) String() string { return f.list.String() }
 
 func (f *portListFlag) Set(s string) error {
-	l, err := ports.Parse(s)
+	l, err := proxyconf.ParsePorts(s)
 	if err != nil {
 		return err
 	}
-	f.list = ports.Join(f.list, l)
+	f.list = proxyconf.JoinPorts(f.list, l)
 	return nil
 }
 
@@ -47,7 +46,7 @@ type subnetListFlag struct{ list []string }
 func (f *subnetListFlag) String() string { return strings.Join(f.list, ",") }
 
 func (f *subnetListFlag) Set(s string) error {
-	if _, err := subnets.Parse(s); err != nil {
+	if _, err := proxyconf.ParseNetworks(s); err != nil {
 		return err
 	}
 	f.list = append(f.list, s)
@@ -126,7 +125,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return usageErr("--%s %d: must be a TCP port, 1-65535", p.name, p.v)
 		}
 	}
-	prefixes, err := subnets.Parse(skipSubnets.String())
+	prefixes, err := proxyconf.ParseNetworks(skipSubnets.String())
 	if err != nil {
 		return usageErr("--subnets-to-ignore: %v", err)
 	}
