@@ -5,7 +5,7 @@ import (
 	"strings"
 	"time"
 
-	goldenmetrics "github.com/l5d-go/l5d/cli/golden"
+	goldenmetrics "github.com/l5d-go/l5d/cli/goldenmetrics"
 	"github.com/l5d-go/l5d/cli/resource"
 	"github.com/spf13/cobra"
 	"k8s.io/client-go/kubernetes"

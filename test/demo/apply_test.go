@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/l5d-go/l5d/cli/golden"
+	"github.com/l5d-go/l5d/cli/goldenmetrics"
 	"github.com/l5d-go/l5d/test/kube"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -25,7 +25,7 @@ func TestDemoManifestsApply(t *testing.T) {
 		c.Client().CoreV1().Namespaces().Delete(context.Background(), "l5d-demo", metav1.DeleteOptions{})
 	})
 	c.Apply(t, "", string(b))
-	snap, err := (&golden.Scraper{Client: c.Client(), Namespace: "l5d-demo"}).Scrape(context.Background())
+	snap, err := (&goldenmetrics.Scraper{Client: c.Client(), Namespace: "l5d-demo"}).Scrape(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/l5d-go/l5d/cli/golden"
+	"github.com/l5d-go/l5d/cli/goldenmetrics"
 	"github.com/l5d-go/l5d/test/demo/demotest"
 	"github.com/l5d-go/l5d/test/demo/ratings"
 )
@@ -96,14 +96,14 @@ func startProxy(t *testing.T, app string) (inbound, admin string) {
 	}
 }
 
-func scrapeAdmin(t *testing.T, admin string) golden.Counters {
+func scrapeAdmin(t *testing.T, admin string) goldenmetrics.Counters {
 	t.Helper()
 	resp, err := http.Get("http://" + admin + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	c, err := golden.Parse(resp.Body)
+	c, err := goldenmetrics.Parse(resp.Body)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,8 +146,8 @@ func TestGoldenFromRealProxy(t *testing.T) {
 	}
 	after := scrapeAdmin(t, admin)
 
-	d := golden.Delta(before, after)
-	g := golden.Compute(d, 10*time.Second)
+	d := goldenmetrics.Delta(before, after)
+	g := goldenmetrics.Compute(d, 10*time.Second)
 	t.Logf("between the scrapes: %+v", g)
 	if d.Requests != 40 || g.Responses != 40 {
 		t.Errorf("requests %v, responses %v between the scrapes, want 40 and 40", d.Requests, g.Responses)

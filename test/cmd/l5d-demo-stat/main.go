@@ -18,7 +18,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/l5d-go/l5d/cli/golden"
+	"github.com/l5d-go/l5d/cli/goldenmetrics"
 )
 
 func main() {
@@ -49,7 +49,7 @@ func run(ctx context.Context, out, warn io.Writer, kubeconfig, namespace string,
 	if err != nil {
 		return fmt.Errorf("building the Kubernetes client: %w", err)
 	}
-	s := &golden.Scraper{Client: client, Namespace: namespace}
+	s := &goldenmetrics.Scraper{Client: client, Namespace: namespace}
 	before, err := scrape(ctx, s, warn)
 	if err != nil {
 		return err
@@ -64,7 +64,7 @@ func run(ctx context.Context, out, warn io.Writer, kubeconfig, namespace string,
 		if err != nil {
 			return err
 		}
-		if err := golden.WriteTable(out, golden.Stats(before, after)); err != nil {
+		if err := goldenmetrics.WriteTable(out, goldenmetrics.Stats(before, after)); err != nil {
 			return err
 		}
 		if once {
@@ -76,10 +76,10 @@ func run(ctx context.Context, out, warn io.Writer, kubeconfig, namespace string,
 }
 
 // scrape takes a snapshot and reports the pods it could not scrape on warn.
-func scrape(ctx context.Context, s *golden.Scraper, warn io.Writer) (golden.Snapshot, error) {
+func scrape(ctx context.Context, s *goldenmetrics.Scraper, warn io.Writer) (goldenmetrics.Snapshot, error) {
 	snap, err := s.Scrape(ctx)
 	if err != nil {
-		return golden.Snapshot{}, err
+		return goldenmetrics.Snapshot{}, err
 	}
 	for _, d := range snap.Resources {
 		for _, e := range d.Errors {

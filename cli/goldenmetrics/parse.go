@@ -1,4 +1,4 @@
-// Package golden computes a workload's golden metrics (success rate, requests per second,
+// Package goldenmetrics computes a workload's golden metrics (success rate, requests per second,
 // latency percentiles and the share of mesh-TLS traffic) from the Prometheus text that
 // its Linkerd proxies expose on /metrics, the way `linkerd viz stat` reports them, and
 // scrapes that text from meshed pods through the Kubernetes API server.
@@ -6,7 +6,7 @@
 // Only the proxies' inbound HTTP metrics count, as in Linkerd: request_total,
 // response_total (classification="success"|"failure") and the response_latency_ms
 // histogram with direction="inbound"; TLS is the request_total label tls="true".
-package golden
+package goldenmetrics
 
 import (
 	"fmt"
