@@ -8,21 +8,14 @@ import (
 	"flag"
 	"fmt"
 	"math"
-	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/l5d-go/l5d/destination/cluster"
 	"github.com/l5d-go/l5d/destination/server"
 	"github.com/l5d-go/l5d/destination/spvalidator"
-	"github.com/l5d-go/l5d/pkg/admin"
-	"github.com/l5d-go/l5d/pkg/k8s"
-	"github.com/l5d-go/l5d/pkg/logging"
+	"github.com/l5d-go/l5d/pkg/component"
 	"github.com/l5d-go/l5d/pkg/proxyconf"
 	"github.com/l5d-go/l5d/pkg/rpc"
 	"github.com/l5d-go/l5d/pkg/servingcert"
@@ -30,39 +23,30 @@ import (
 	pb "github.com/l5d-go/l5d/proto/gen/destination"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:]); err != nil {
-		fmt.Fprintln(os.Stderr, "destination:", err)
-		os.Exit(1)
-	}
-}
+func main() { component.Main("destination", run) }
 
 func run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("destination", flag.ContinueOnError)
 	addr := fs.String("addr", ":8086", "address to serve the Destination gRPC API on")
-	adminAddr := fs.String("admin-addr", ":9996", "address of the admin server (/metrics, /ready, /live)")
 	controllerNS := fs.String("controller-namespace", "linkerd", "namespace of the control plane")
 	clusterDomain := fs.String("cluster-domain", "cluster.local", "the cluster's DNS domain")
 	trustDomain := fs.String("identity-trust-domain", "cluster.local", "trust domain of workload identities")
 	opaque := fs.String("default-opaque-ports", proxyconf.DefaultOpaquePorts, "ports treated as opaque unless annotated otherwise")
 	profiles := fs.Bool("enable-service-profiles", true, "watch ServiceProfiles (needs the CRD)")
 	syncTimeout := fs.Duration("sync-timeout", time.Minute, "how long to wait for the informer caches at start")
-	pprof := fs.Bool("enable-pprof", false, "serve /debug/pprof/ on the admin server")
 	maxStreams := fs.Uint("grpc-max-concurrent-streams", rpc.DefaultMaxConcurrentStreams, "gRPC streams one client connection may have open at once (a proxy's watches share one connection)")
 	spAddr := fs.String("sp-validator-addr", "", "serve the ServiceProfile validating webhook (HTTPS) on this address; empty disables it")
 	spCert := fs.String("sp-validator-cert", "/var/run/linkerd/tls/tls.crt", "the webhook's serving certificate (PEM)")
 	spKey := fs.String("sp-validator-key", "/var/run/linkerd/tls/tls.key", "the webhook's serving key (PEM)")
-	kcfg := k8s.RegisterFlags(fs)
-	lcfg := logging.RegisterFlags(fs)
+	common := component.Register(fs, "linkerd-destination", ":9996")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	log, err := lcfg.Logger()
+	comp, err := common.Start()
 	if err != nil {
 		return err
 	}
+	log := comp.Log
 	if *maxStreams == 0 || *maxStreams > math.MaxUint32 {
 		return fmt.Errorf("-grpc-max-concurrent-streams %d: must be between 1 and %d", *maxStreams, uint32(math.MaxUint32))
 	}
@@ -70,14 +54,12 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("-default-opaque-ports: %w", err)
 	}
-	kcfg.UserAgent = "linkerd-destination"
-	clients, err := kcfg.Clients()
+	clients, err := comp.Clients()
 	if err != nil {
-		return fmt.Errorf("kubernetes client: %w", err)
+		return err
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	adm := admin.New(admin.Options{Gatherer: reg, EnablePprof: *pprof, Logger: log})
+	reg := comp.Registry
+	adm := comp.Admin
 	ready := adm.NewReadyFlag("informers")
 
 	dyn := clients.Dynamic
@@ -100,7 +82,7 @@ func run(ctx context.Context, args []string) error {
 	pb.RegisterDestinationServer(srv.GRPC, svc)
 	srv.SetServing("", false)
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return adm.Serve(gctx, *adminAddr) })
+	g.Go(func() error { return comp.ServeAdmin(gctx) })
 	g.Go(func() error {
 		if err := idx.Start(gctx, *syncTimeout); err != nil {
 			return err
@@ -126,6 +108,6 @@ func run(ctx context.Context, args []string) error {
 		h := &spvalidator.Handler{ClusterDomain: *clusterDomain, Log: log, Metrics: metrics}
 		g.Go(func() error { return webhook.ServeTLS(gctx, *spAddr, h, certs.GetCertificate, log) })
 	}
-	log.Info("destination service starting", "addr", *addr, "admin", *adminAddr, "cluster_domain", *clusterDomain)
+	log.Info("destination service starting", "addr", *addr, "admin", comp.AdminAddr, "cluster_domain", *clusterDomain)
 	return g.Wait()
 }

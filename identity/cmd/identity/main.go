@@ -8,38 +8,24 @@ import (
 	"flag"
 	"fmt"
 	"math"
-	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/l5d-go/l5d/identity/certify"
 	"github.com/l5d-go/l5d/identity/issuer"
-	"github.com/l5d-go/l5d/pkg/admin"
+	"github.com/l5d-go/l5d/pkg/component"
 	"github.com/l5d-go/l5d/pkg/k8s"
-	"github.com/l5d-go/l5d/pkg/logging"
 	"github.com/l5d-go/l5d/pkg/rpc"
 	pb "github.com/l5d-go/l5d/proto/gen/identity"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:]); err != nil {
-		fmt.Fprintln(os.Stderr, "identity:", err)
-		os.Exit(1)
-	}
-}
+func main() { component.Main("identity", run) }
 
 // run serves until ctx ends or something fails.
 func run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("identity", flag.ContinueOnError)
 	addr := fs.String("addr", ":8080", "address to serve the Identity gRPC API on")
-	adminAddr := fs.String("admin-addr", ":9990", "address of the admin server (/metrics, /ready, /live)")
 	controllerNS := fs.String("controller-namespace", certify.DefaultControllerNS, "namespace of the control plane")
 	trustDomain := fs.String("identity-trust-domain", certify.DefaultTrustDomain, "trust domain of workload identities")
 	lifetime := fs.Duration("identity-issuance-lifetime", certify.DefaultLifetime, "lifetime of issued certificates")
@@ -58,17 +44,16 @@ func run(ctx context.Context, args []string) error {
 	waiting := fs.Int("max-waiting-token-reviews", certify.DefaultMaxWaitingReviews, "Certify calls waiting for a TokenReview at most; further calls get ResourceExhausted at once")
 	waitingPerPeer := fs.Int("max-waiting-token-reviews-per-peer", certify.DefaultMaxWaitingPerPeer, "Certify calls of one caller (as for -max-concurrent-token-reviews-per-peer) waiting for a TokenReview at most; further calls get ResourceExhausted at once")
 	startTimeout := fs.Duration("startup-timeout", time.Minute, "how long to wait for a valid issuer at start")
-	pprof := fs.Bool("enable-pprof", false, "serve /debug/pprof/ on the admin server")
 	maxStreams := fs.Uint("grpc-max-concurrent-streams", rpc.DefaultMaxConcurrentStreams, "gRPC streams one client connection may have open at once (a proxy's watches share one connection)")
-	kcfg := k8s.RegisterFlags(fs)
-	lcfg := logging.RegisterFlags(fs)
+	common := component.Register(fs, "linkerd-identity", ":9990")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	log, err := lcfg.Logger()
+	comp, err := common.Start()
 	if err != nil {
 		return err
 	}
+	log := comp.Log
 	if _, _, err := issuer.KeyNames(*scheme); err != nil {
 		return fmt.Errorf("-identity-scheme: %w", err)
 	}
@@ -93,11 +78,11 @@ func run(ctx context.Context, args []string) error {
 	if err := certify.CheckNames(*controllerNS, *trustDomain); err != nil {
 		return err
 	}
-	kcfg.UserAgent = "linkerd-identity"
+	kcfg := comp.Kube()
 	kcfg.QPS, kcfg.Burst = float32(*qps), *burst
-	clients, err := kcfg.Clients()
+	clients, err := comp.Clients()
 	if err != nil {
-		return fmt.Errorf("kubernetes client: %w", err)
+		return err
 	}
 	if err := k8s.CheckPermissions(ctx, clients.Kube, []k8s.Permission{{Verb: "create", Group: "authentication.k8s.io", Resource: "tokenreviews"}}); err != nil {
 		return fmt.Errorf("cannot review ServiceAccount tokens: %w", err)
@@ -105,9 +90,8 @@ func run(ctx context.Context, args []string) error {
 	if err := k8s.CheckPermissions(ctx, clients.Kube, []k8s.Permission{{Verb: "create", Resource: "events", Namespace: *controllerNS}}); err != nil {
 		log.Warn("issuer rotations will only be logged, not recorded as Kubernetes Events", "error", err)
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	adm := admin.New(admin.Options{Gatherer: reg, EnablePprof: *pprof, Logger: log})
+	reg := comp.Registry
+	adm := comp.Admin
 	ready := adm.NewReadyFlag("issuer")
 
 	store := &issuer.Store{}
@@ -147,7 +131,7 @@ func run(ctx context.Context, args []string) error {
 	srv.SetServing("", false)
 
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return adm.Serve(gctx, *adminAddr) })
+	g.Go(func() error { return comp.ServeAdmin(gctx) })
 	g.Go(func() error {
 		if err := watcher.Start(gctx, *startTimeout); err != nil {
 			return err
@@ -157,6 +141,6 @@ func run(ctx context.Context, args []string) error {
 		return nil
 	})
 	g.Go(func() error { return srv.Serve(gctx, *addr) })
-	log.Info("identity service starting", "addr", *addr, "admin", *adminAddr, "trust_domain", *trustDomain, "namespace", *controllerNS)
+	log.Info("identity service starting", "addr", *addr, "admin", comp.AdminAddr, "trust_domain", *trustDomain, "namespace", *controllerNS)
 	return g.Wait()
 }

@@ -12,12 +12,8 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/kubernetes/scheme"
@@ -28,29 +24,19 @@ import (
 
 	"github.com/l5d-go/l5d/injector/inject"
 	"github.com/l5d-go/l5d/injector/webhook"
-	"github.com/l5d-go/l5d/pkg/admin"
+	"github.com/l5d-go/l5d/pkg/component"
 	"github.com/l5d-go/l5d/pkg/k8s"
-	"github.com/l5d-go/l5d/pkg/logging"
 	"github.com/l5d-go/l5d/pkg/servingcert"
 	pkgwebhook "github.com/l5d-go/l5d/pkg/webhook"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:]); err != nil {
-		fmt.Fprintln(os.Stderr, "injector:", err)
-		os.Exit(1)
-	}
-}
+func main() { component.Main("injector", run) }
 
 // options are the injector's command-line settings besides the injection values.
 type options struct {
-	addr, adminAddr, certFile, keyFile string
-	anchorsFile, anchorsMap, native    string
-	pprof                              bool
-	kcfg                               *k8s.Config
-	lcfg                               *logging.Config
+	addr, certFile, keyFile         string
+	anchorsFile, anchorsMap, native string
+	common                          *component.Flags
 }
 
 // parseFlags parses the injector's command line: the injection values (the chart passes
@@ -61,13 +47,11 @@ func parseFlags(args []string) (inject.Values, *options, error) {
 	o := &options{}
 	fs := flag.NewFlagSet("injector", flag.ContinueOnError)
 	fs.StringVar(&o.addr, "addr", ":8443", "address to serve the admission webhook (HTTPS) on")
-	fs.StringVar(&o.adminAddr, "admin-addr", ":9995", "address of the admin server (/metrics, /ready, /live)")
 	fs.StringVar(&o.certFile, "tls-cert-file", "/var/run/linkerd/tls/tls.crt", "webhook serving certificate (PEM), reloaded when it changes")
 	fs.StringVar(&o.keyFile, "tls-key-file", "/var/run/linkerd/tls/tls.key", "webhook serving key (PEM), reloaded when it changes")
 	fs.StringVar(&o.anchorsFile, "identity-trust-anchors-file", "", "PEM trust anchors, read once; when empty they come from -identity-trust-roots-configmap and follow its changes")
 	fs.StringVar(&o.anchorsMap, "identity-trust-roots-configmap", "linkerd-identity-trust-roots", "ConfigMap (in -controller-namespace) holding the trust anchors under ca-bundle.crt")
 	fs.StringVar(&o.native, "native-sidecar", "auto", "inject the proxy as a native sidecar: auto (when the API server is Kubernetes >= 1.29), true or false")
-	fs.BoolVar(&o.pprof, "enable-pprof", false, "serve /debug/pprof/ on the admin server")
 	fs.StringVar(&d.ControlPlaneNamespace, "controller-namespace", d.ControlPlaneNamespace, "namespace of the control plane")
 	fs.StringVar(&d.ClusterDomain, "cluster-domain", d.ClusterDomain, "cluster DNS domain")
 	fs.StringVar(&d.TrustDomain, "identity-trust-domain", d.TrustDomain, "trust domain of workload identities")
@@ -102,8 +86,7 @@ func parseFlags(args []string) (inject.Values, *options, error) {
 		d.InitResources = corev1.ResourceRequirements{}
 		return json.Unmarshal([]byte(s), &d.InitResources)
 	})
-	o.kcfg = k8s.RegisterFlags(fs)
-	o.lcfg = logging.RegisterFlags(fs)
+	o.common = component.Register(fs, "linkerd-proxy-injector", ":9995")
 	if err := fs.Parse(args); err != nil {
 		return d, nil, err
 	}
@@ -116,17 +99,16 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	addr, adminAddr, certFile, keyFile := &o.addr, &o.adminAddr, &o.certFile, &o.keyFile
-	anchorsFile, anchorsMap, native, pprof := &o.anchorsFile, &o.anchorsMap, &o.native, &o.pprof
-	kcfg, lcfg := o.kcfg, o.lcfg
-	log, err := lcfg.Logger()
+	addr, certFile, keyFile := &o.addr, &o.certFile, &o.keyFile
+	anchorsFile, anchorsMap, native := &o.anchorsFile, &o.anchorsMap, &o.native
+	comp, err := o.common.Start()
 	if err != nil {
 		return err
 	}
-	kcfg.UserAgent = "linkerd-proxy-injector"
-	clients, err := kcfg.Clients()
+	log := comp.Log
+	clients, err := comp.Clients()
 	if err != nil {
-		return fmt.Errorf("kubernetes client: %w", err)
+		return err
 	}
 	certs, err := servingcert.New(*certFile, *keyFile)
 	if err != nil {
@@ -166,13 +148,12 @@ func run(ctx context.Context, args []string) error {
 	values := webhook.NewValuesStore(d)
 	values.Log = log
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg := comp.Registry
 	metrics := webhook.NewMetrics()
 	if err := metrics.Register(reg); err != nil {
 		return err
 	}
-	adm := admin.New(admin.Options{Gatherer: reg, EnablePprof: *pprof, Logger: log})
+	adm := comp.Admin
 	ready := adm.NewReadyFlag("informer-caches")
 	adm.AddCheck("serving-certificate", certs.Err)
 
@@ -198,7 +179,7 @@ func run(ctx context.Context, args []string) error {
 	mux.Handle("/", h)
 
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return adm.Serve(gctx, *adminAddr) })
+	g.Go(func() error { return comp.ServeAdmin(gctx) })
 	g.Go(func() error {
 		if err := k8s.StartAndSync(gctx, factory, time.Minute); err != nil {
 			return err
@@ -216,7 +197,7 @@ func run(ctx context.Context, args []string) error {
 		return nil
 	})
 	g.Go(func() error { return pkgwebhook.ServeTLS(gctx, *addr, mux, certs.GetCertificate, log) })
-	log.Info("proxy injector starting", "addr", *addr, "admin", *adminAddr, "namespace", d.ControlPlaneNamespace,
+	log.Info("proxy injector starting", "addr", *addr, "admin", comp.AdminAddr, "namespace", d.ControlPlaneNamespace,
 		"native_sidecar", d.NativeSidecar, "proxy_image", d.ProxyImage+":"+d.ProxyVersion)
 	if err := g.Wait(); err != nil && !errors.Is(err, context.Canceled) {
 		return err

@@ -10,17 +10,11 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/l5d-go/l5d/pkg/admin"
-	"github.com/l5d-go/l5d/pkg/k8s"
-	"github.com/l5d-go/l5d/pkg/logging"
+	"github.com/l5d-go/l5d/pkg/component"
 	"github.com/l5d-go/l5d/pkg/proxyconf"
 	"github.com/l5d-go/l5d/pkg/rpc"
 	"github.com/l5d-go/l5d/pkg/servingcert"
@@ -33,19 +27,11 @@ import (
 	pbout "github.com/l5d-go/l5d/proto/gen/outbound"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:]); err != nil {
-		fmt.Fprintln(os.Stderr, "policy:", err)
-		os.Exit(1)
-	}
-}
+func main() { component.Main("policy", run) }
 
 func run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("policy", flag.ContinueOnError)
 	addr := fs.String("addr", ":8090", "address to serve the policy gRPC API on")
-	adminAddr := fs.String("admin-addr", ":9990", "address of the admin server (/metrics, /ready, /live)")
 	controllerNS := fs.String("control-plane-namespace", "linkerd", "namespace of the control plane")
 	clusterDomain := fs.String("cluster-domain", "cluster.local", "Kubernetes cluster domain of Service names")
 	trustDomain := fs.String("identity-domain", "cluster.local", "trust domain of workload identities")
@@ -58,15 +44,15 @@ func run(ctx context.Context, args []string) error {
 	validatorKey := fs.String("validator-key", "/var/run/linkerd/tls/tls.key", "the webhook's serving key (PEM)")
 	identity := fs.String("status-identity", os.Getenv("POD_NAME"), "this replica's identity in the route status lease (default $POD_NAME; empty disables route status writes)")
 	syncTimeout := fs.Duration("sync-timeout", time.Minute, "how long to wait for the informer caches at start")
-	kcfg := k8s.RegisterFlags(fs)
-	lcfg := logging.RegisterFlags(fs)
+	common := component.Register(fs, "linkerd-policy", ":9990")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	log, err := lcfg.Logger()
+	comp, err := common.Start()
 	if err != nil {
 		return err
 	}
+	log := comp.Log
 	if !inbound.ValidDefault(*defaultPolicy) {
 		return fmt.Errorf("-default-policy %q: want all-unauthenticated, all-authenticated, cluster-unauthenticated, cluster-authenticated, deny or audit", *defaultPolicy)
 	}
@@ -78,14 +64,12 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("-default-opaque-ports: %w", err)
 	}
-	kcfg.UserAgent = "linkerd-policy"
-	clients, err := kcfg.Clients()
+	clients, err := comp.Clients()
 	if err != nil {
-		return fmt.Errorf("kubernetes client: %w", err)
+		return err
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	adm := admin.New(admin.Options{Gatherer: reg, Logger: log})
+	reg := comp.Registry
+	adm := comp.Admin
 	ready := adm.NewReadyFlag("informers")
 	idx, err := inbound.NewIndex(clients.Kube, clients.Dynamic)
 	if err != nil {
@@ -106,7 +90,7 @@ func run(ctx context.Context, args []string) error {
 	pbout.RegisterOutboundPoliciesServer(srv.GRPC, outSvc)
 	srv.SetServing("", false)
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return adm.Serve(gctx, *adminAddr) })
+	g.Go(func() error { return comp.ServeAdmin(gctx) })
 	g.Go(func() error {
 		if err := idx.Start(gctx, *syncTimeout); err != nil {
 			return err

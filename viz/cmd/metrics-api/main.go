@@ -12,52 +12,37 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	promapi "github.com/prometheus/client_golang/api"
 	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/l5d-go/l5d/pkg/admin"
-	"github.com/l5d-go/l5d/pkg/k8s"
-	"github.com/l5d-go/l5d/pkg/logging"
+	"github.com/l5d-go/l5d/pkg/component"
 	"github.com/l5d-go/l5d/viz/metricsapi"
 	"github.com/l5d-go/l5d/viz/metricsapi/cluster"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:]); err != nil {
-		fmt.Fprintln(os.Stderr, "metrics-api:", err)
-		os.Exit(1)
-	}
-}
+func main() { component.Main("metrics-api", run) }
 
 func run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("metrics-api", flag.ContinueOnError)
 	addr := fs.String("addr", ":8085", "address to serve the metrics API on")
-	adminAddr := fs.String("admin-addr", ":9995", "address of the admin server (/metrics, /ready, /live)")
 	promURL := fs.String("prometheus-url", "", "URL of the Prometheus server to query (required)")
 	controllerNS := fs.String("controller-namespace", "linkerd", "namespace of the Linkerd control plane")
 	clusterDomain := fs.String("cluster-domain", "cluster.local", "the cluster's DNS domain")
 	syncTimeout := fs.Duration("sync-timeout", time.Minute, "how long to wait for the informer caches at start")
 	profiles := fs.Bool("enable-service-profiles", true, "read ServiceProfiles for route names (needs the CRD)")
-	kcfg := k8s.RegisterFlags(fs)
-	lcfg := logging.RegisterFlags(fs)
+	common := component.Register(fs, "linkerd-metrics-api", ":9995")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	log, err := lcfg.Logger()
+	comp, err := common.Start()
 	if err != nil {
 		return err
 	}
-	k8s.LogToSlog(log)
+	log := comp.Log
 	if *promURL == "" {
 		return errors.New("-prometheus-url is required (e.g. http://prometheus.linkerd-viz.svc.cluster.local:9090)")
 	}
@@ -68,25 +53,23 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("-prometheus-url: %w", err)
 	}
-	kcfg.UserAgent = "linkerd-metrics-api"
-	clients, err := kcfg.Clients()
+	clients, err := comp.Clients()
 	if err != nil {
-		return fmt.Errorf("kubernetes client: %w", err)
+		return err
 	}
 	dyn := clients.Dynamic
 	if !*profiles {
 		dyn = nil
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	adm := admin.New(admin.Options{Gatherer: reg, Logger: log})
+	reg := comp.Registry
+	adm := comp.Admin
 	ready := adm.NewReadyFlag("informers")
 	c := cluster.New(clients.Kube, dyn)
 	srv := &metricsapi.Server{Prom: promv1.NewAPI(pc), Cache: c, ClusterDomain: *clusterDomain, Log: log, Metrics: reg}
 	hs := &http.Server{Addr: *addr, Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
 
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return adm.Serve(gctx, *adminAddr) })
+	g.Go(func() error { return comp.ServeAdmin(gctx) })
 	g.Go(func() error {
 		if err := c.Start(gctx, *syncTimeout); err != nil {
 			return err
@@ -104,7 +87,7 @@ func run(ctx context.Context, args []string) error {
 		}
 		return nil
 	})
-	log.Info("metrics-api starting", "addr", *addr, "admin", *adminAddr, "prometheus", *promURL,
+	log.Info("metrics-api starting", "addr", *addr, "admin", comp.AdminAddr, "prometheus", *promURL,
 		"controller_namespace", *controllerNS, "cluster_domain", *clusterDomain)
 	return g.Wait()
 }

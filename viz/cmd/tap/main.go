@@ -15,35 +15,22 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/l5d-go/l5d/pkg/admin"
-	"github.com/l5d-go/l5d/pkg/k8s"
-	"github.com/l5d-go/l5d/pkg/logging"
+	"github.com/l5d-go/l5d/pkg/component"
 	"github.com/l5d-go/l5d/pkg/servingcert"
 	"github.com/l5d-go/l5d/viz/metricsapi/cluster"
 	"github.com/l5d-go/l5d/viz/tap"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:]); err != nil {
-		fmt.Fprintln(os.Stderr, "tap:", err)
-		os.Exit(1)
-	}
-}
+func main() { component.Main("tap", run) }
 
 func run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("tap", flag.ContinueOnError)
 	addr := fs.String("addr", ":8089", "address to serve the tap API on (HTTPS)")
-	adminAddr := fs.String("admin-addr", ":9998", "address of the admin server (/metrics, /ready, /live)")
 	certFile := fs.String("tls-cert", "", "serving certificate (PEM), for the name <service>.<namespace>.svc (required)")
 	keyFile := fs.String("tls-key", "", "serving certificate's key (PEM) (required)")
 	clientCert := fs.String("client-cert", "", "certificate (PEM) of the tap identity to present to the proxies; empty dials them in plaintext through this pod's proxy")
@@ -52,16 +39,15 @@ func run(ctx context.Context, args []string) error {
 	controllerNS := fs.String("controller-namespace", "linkerd", "namespace of the Linkerd control plane (names the proxies' identities)")
 	trustDomain := fs.String("trust-domain", "cluster.local", "the mesh's trust domain (names the proxies' identities)")
 	syncTimeout := fs.Duration("sync-timeout", time.Minute, "how long to wait for the informer caches at start")
-	kcfg := k8s.RegisterFlags(fs)
-	lcfg := logging.RegisterFlags(fs)
+	common := component.Register(fs, "linkerd-tap", ":9998")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	log, err := lcfg.Logger()
+	comp, err := common.Start()
 	if err != nil {
 		return err
 	}
-	k8s.LogToSlog(log)
+	log := comp.Log
 	if *certFile == "" || *keyFile == "" {
 		return errors.New("-tls-cert and -tls-key are required (the API server calls the tap API over HTTPS)")
 	}
@@ -91,19 +77,16 @@ func run(ctx context.Context, args []string) error {
 			Roots:       roots, ControlPlaneNamespace: *controllerNS, TrustDomain: *trustDomain, Log: log,
 		}
 	}
-	kcfg.UserAgent = "linkerd-tap"
-	clients, err := kcfg.Clients()
+	clients, err := comp.Clients()
 	if err != nil {
-		return fmt.Errorf("kubernetes client: %w", err)
+		return err
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	adm := admin.New(admin.Options{Gatherer: reg, Logger: log})
+	adm := comp.Admin
 	ready := adm.NewReadyFlag("informers")
 	c := cluster.New(clients.Kube, nil)
 
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return adm.Serve(gctx, *adminAddr) })
+	g.Go(func() error { return comp.ServeAdmin(gctx) })
 	g.Go(func() error {
 		auth, err := tap.LoadRequestHeader(gctx, clients.Kube)
 		if err != nil {
@@ -130,6 +113,6 @@ func run(ctx context.Context, args []string) error {
 		}
 		return nil
 	})
-	log.Info("tap starting", "addr", *addr, "admin", *adminAddr, "controller_namespace", *controllerNS, "trust_domain", *trustDomain)
+	log.Info("tap starting", "addr", *addr, "admin", comp.AdminAddr, "controller_namespace", *controllerNS, "trust_domain", *trustDomain)
 	return g.Wait()
 }
