@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/l5d-go/l5d/pkg/certs"
+	"github.com/l5d-go/l5d/pkg/eventually"
 )
 
 // writeAtomic lays files out the way the kubelet's atomic writer does for a Secret
@@ -75,17 +76,6 @@ func issuerFiles(t *testing.T, a *certs.Authority, crtName, keyName string) map[
 		t.Fatal(err)
 	}
 	return map[string][]byte{crtName: certs.EncodeCertificatesPEM(append([]*x509.Certificate{a.Cert}, a.Chain...)...), keyName: key}
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond) // polling interval, not synchronisation
-	}
 }
 
 func TestFileWatcherStartupProblemsNameTheSecret(t *testing.T) {
@@ -160,7 +150,7 @@ func TestFileWatcherRotation(t *testing.T) {
 
 			second, _ := h.anchor.NewIssuer("identity-2.linkerd.cluster.local", certs.ValidFor(now, 2*time.Hour))
 			writeAtomic(t, dir, issuerFiles(t, second, crtName, keyName))
-			waitFor(t, "the second issuer", func() bool { return w.Store.Current().Authority.Cert.Equal(second.Cert) })
+			eventually.True(t, "the second issuer", func() bool { return w.Store.Current().Authority.Cert.Equal(second.Cert) })
 			if got := testutil.ToFloat64(m.rotations); got != 1 {
 				t.Fatalf("rotations = %v, want 1", got)
 			}
@@ -170,20 +160,20 @@ func TestFileWatcherRotation(t *testing.T) {
 			bad := issuerFiles(t, third, crtName, keyName)
 			bad[keyName] = issuerFiles(t, second, crtName, keyName)[keyName]
 			writeAtomic(t, dir, bad)
-			waitFor(t, "the refusal", func() bool { return testutil.ToFloat64(m.refused) == 1 })
+			eventually.True(t, "the refusal", func() bool { return testutil.ToFloat64(m.refused) == 1 })
 			if !w.Store.Current().Authority.Cert.Equal(second.Cert) {
 				t.Fatal("a refused issuer replaced the one in use")
 			}
 			// The refusal is reported once, not on every poll.
 			polled := w.polls.Load()
-			waitFor(t, "five more polls", func() bool { return w.polls.Load() >= polled+5 })
+			eventually.True(t, "five more polls", func() bool { return w.polls.Load() >= polled+5 })
 			if got := testutil.ToFloat64(m.refused); got != 1 {
 				t.Fatalf("refused = %v after several polls of the same bad issuer, want 1", got)
 			}
 
 			// Fixing the Secret takes effect.
 			writeAtomic(t, dir, issuerFiles(t, third, crtName, keyName))
-			waitFor(t, "the third issuer", func() bool { return w.Store.Current().Authority.Cert.Equal(third.Cert) })
+			eventually.True(t, "the third issuer", func() bool { return w.Store.Current().Authority.Cert.Equal(third.Cert) })
 		})
 	}
 }
@@ -229,17 +219,17 @@ func TestFileWatcherAnchorRotation(t *testing.T) {
 
 	// Too early: the new issuer does not chain to the current bundle.
 	writeAtomic(t, dir, issuerFiles(t, newIss, "crt.pem", "key.pem"))
-	waitFor(t, "the refusal", func() bool { return testutil.ToFloat64(m.refused) == 1 })
+	eventually.True(t, "the refusal", func() bool { return testutil.ToFloat64(m.refused) == 1 })
 	if !w.Store.Current().Authority.Cert.Equal(oldIss.Cert) {
 		t.Fatal("issuer of an unknown anchor taken into use")
 	}
 	// Adding the new anchor makes the same files valid.
 	writeAnchors(h.anchor, newAnchor)
-	waitFor(t, "the new issuer", func() bool { return w.Store.Current().Authority.Cert.Equal(newIss.Cert) })
+	eventually.True(t, "the new issuer", func() bool { return w.Store.Current().Authority.Cert.Equal(newIss.Cert) })
 	if got := len(w.Store.Current().Anchors); got != 2 {
 		t.Fatalf("%d anchors in use, want 2", got)
 	}
 	// Dropping the old anchor updates the bundle in use.
 	writeAnchors(newAnchor)
-	waitFor(t, "the one-anchor bundle", func() bool { return len(w.Store.Current().Anchors) == 1 })
+	eventually.True(t, "the one-anchor bundle", func() bool { return len(w.Store.Current().Anchors) == 1 })
 }

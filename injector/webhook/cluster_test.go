@@ -14,6 +14,7 @@ import (
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/metadata/metadatainformer"
 
+	"github.com/l5d-go/l5d/pkg/eventually"
 	"github.com/l5d-go/l5d/pkg/k8s"
 	"github.com/l5d-go/l5d/test/kube"
 )
@@ -67,13 +68,13 @@ func TestOwnerCache(t *testing.T) {
 	}
 	// The deployment controller makes the ReplicaSet; wait until the cache has it.
 	var rs metav1.Object
-	poll(t, "the Deployment's ReplicaSet in the owner cache", func() (bool, error) {
+	eventually.True(t, "the Deployment's ReplicaSet in the owner cache", func() bool {
 		list, err := c.Client().AppsV1().ReplicaSets(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=web"})
 		if err != nil || len(list.Items) == 0 {
-			return false, err
+			return false
 		}
 		rs = &list.Items[0]
-		return kc.Owners.get("ReplicaSet", ns, rs.GetName()) != nil, nil
+		return kc.Owners.get("ReplicaSet", ns, rs.GetName()) != nil
 	})
 
 	before := gets.Load()

@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/l5d-go/l5d/injector/inject"
+	"github.com/l5d-go/l5d/pkg/eventually"
 	"github.com/l5d-go/l5d/test/kube"
 )
 
@@ -94,10 +95,10 @@ func TestForgedReviewsRecordNoEvents(t *testing.T) {
 	c.CreatePod(t, ownedPod(ns, "web-0", "StatefulSet", "web", web.UID, nil, nil))
 	var got []string
 	var uid types.UID
-	poll(t, "the Injected event on the real StatefulSet", func() (bool, error) {
+	eventually.True(t, "the Injected event on the real StatefulSet", func() bool {
 		evs, err := c.Client().CoreV1().Events(ns).List(ctx, metav1.ListOptions{})
 		if err != nil {
-			return false, err
+			return false
 		}
 		got = got[:0]
 		found := false
@@ -110,7 +111,7 @@ func TestForgedReviewsRecordNoEvents(t *testing.T) {
 				found, uid = true, e.InvolvedObject.UID
 			}
 		}
-		return found, nil
+		return found
 	})
 	if len(got) != 1 {
 		t.Fatalf("injector events %q, want only the Injected event on StatefulSet web", got)

@@ -22,6 +22,7 @@ import (
 	"k8s.io/client-go/tools/record"
 
 	"github.com/l5d-go/l5d/injector/inject"
+	"github.com/l5d-go/l5d/pkg/eventually"
 	"github.com/l5d-go/l5d/test/kube"
 )
 
@@ -137,21 +138,6 @@ func plainPod(ns, name string, ann map[string]string) *corev1.Pod {
 	}
 }
 
-func poll(t *testing.T, what string, f func() (bool, error)) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	var lastErr error
-	for time.Now().Before(deadline) {
-		ok, err := f()
-		if ok {
-			return
-		}
-		lastErr = err
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s (last error: %v)", what, lastErr)
-}
-
 func TestAdmissionThroughAPIServer(t *testing.T) {
 	c := kube.Shared(t)
 	ctx := context.Background()
@@ -238,17 +224,17 @@ func TestAdmissionThroughAPIServer(t *testing.T) {
 		if got := pod.Labels["linkerd.io/proxy-deployment"]; got != "shop" {
 			t.Errorf("linkerd.io/proxy-deployment = %q, want shop (labels %v)", got, pod.Labels)
 		}
-		poll(t, "an Injected event on the deployment", func() (bool, error) {
+		eventually.True(t, "an Injected event on the deployment", func() bool {
 			evs, err := c.Client().CoreV1().Events(enabled).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.kind=Deployment,involvedObject.name=shop"})
 			if err != nil {
-				return false, err
+				return false
 			}
 			for _, e := range evs.Items {
 				if e.Reason == "Injected" {
-					return true, nil
+					return true
 				}
 			}
-			return false, nil
+			return false
 		})
 	})
 	t.Run("job pods get the native sidecar so the job can finish", func(t *testing.T) {
@@ -334,13 +320,13 @@ func TestAdmissionThroughAPIServer(t *testing.T) {
 func waitPod(t *testing.T, c *kube.Cluster, ns, selector string) *corev1.Pod {
 	t.Helper()
 	var pod *corev1.Pod
-	poll(t, "a pod with "+selector, func() (bool, error) {
+	eventually.True(t, "a pod with "+selector, func() bool {
 		pods, err := c.Client().CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{LabelSelector: selector})
 		if err != nil || len(pods.Items) == 0 {
-			return false, err
+			return false
 		}
 		pod = &pods.Items[0]
-		return true, nil
+		return true
 	})
 	return pod
 }
@@ -414,9 +400,9 @@ func TestTrustAnchorRotation(t *testing.T) {
 	second := strings.TrimSpace(string(inj.srv.CABundle)) + "\n"
 	c.Apply(t, cp, cmYAML(second))
 	want := store.Current().TrustRootSHA256()
-	poll(t, "the new anchors", func() (bool, error) {
+	eventually.True(t, "the new anchors", func() bool {
 		want = store.Current().TrustRootSHA256()
-		return want != before, nil
+		return want != before
 	})
 	pod := c.CreatePod(t, plainPod(ns, "after", nil))
 	if got := pod.Annotations[inject.AnnotationTrustRootSHA256]; got != want {

@@ -14,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
+	"github.com/l5d-go/l5d/pkg/eventually"
 	"github.com/l5d-go/l5d/policy/outbound"
 	"github.com/l5d-go/l5d/policy/status"
 	"github.com/l5d-go/l5d/test/kube"
@@ -67,17 +68,6 @@ func startReplica(t *testing.T, c *kube.Cluster, leaseNS, name string) *replica 
 	return r
 }
 
-func poll(t *testing.T, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond) // polling interval, not synchronisation
-	}
-}
-
 type cond struct{ status, reason string }
 
 // conditions returns our status entry's conditions by type, or nil.
@@ -110,7 +100,7 @@ func TestOneLeaderWritesStatusOnce(t *testing.T) {
 	leaseNS, ns := c.Namespace(t), c.Namespace(t)
 	a := startReplica(t, c, leaseNS, "policy-a")
 	b := startReplica(t, c, leaseNS, "policy-b")
-	poll(t, "a leader", func() bool { return a.w.IsLeader() || b.w.IsLeader() })
+	eventually.True(t, "a leader", func() bool { return a.w.IsLeader() || b.w.IsLeader() })
 	leader, follower := a, b
 	if b.w.IsLeader() {
 		leader, follower = b, a
@@ -131,7 +121,7 @@ spec:
   parentRefs: [{group: core, kind: Service, name: web, port: 80}]
   rules: [{backendRefs: [{name: web, port: 80, weight: 9}, {name: web-v2, port: 80, weight: 1}]}]
 `)
-	poll(t, "status naming the missing backend", func() bool {
+	eventually.True(t, "status naming the missing backend", func() bool {
 		cs := conditions(t, c, ns, "split")
 		return cs["Accepted"] == cond{"True", "Accepted"} && cs["ResolvedRefs"] == cond{"False", "BackendNotFound"}
 	})
@@ -141,7 +131,7 @@ spec:
 		Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 80}}}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	poll(t, "another reconcile pass", func() bool { return leader.w.Passes() > passes })
+	eventually.True(t, "another reconcile pass", func() bool { return leader.w.Passes() > passes })
 	if leader.w.Writes() != 1 || follower.w.Writes() != 0 {
 		t.Fatalf("writes: leader %d, follower %d; want 1 and 0", leader.w.Writes(), follower.w.Writes())
 	}
@@ -149,14 +139,14 @@ spec:
 	// The leader goes away: the other replica takes over and resolves the backend once it exists.
 	leader.cancel()
 	<-leader.done
-	poll(t, "the follower to lead", follower.w.IsLeader)
+	eventually.True(t, "the follower to lead", follower.w.IsLeader)
 	if _, err := c.Client().CoreV1().Services(ns).Create(ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "web-v2"},
 		Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 80}}}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	// The write is counted once UpdateStatus has returned, which can be after a reader
 	// already sees the new status: wait for both.
-	poll(t, "ResolvedRefs to turn true, written by the new leader", func() bool {
+	eventually.True(t, "ResolvedRefs to turn true, written by the new leader", func() bool {
 		return conditions(t, c, ns, "split")["ResolvedRefs"] == cond{"True", "ResolvedRefs"} && follower.w.Writes() > 0
 	})
 	if follower.w.Writes() != 1 {

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/l5d-go/l5d/pkg/eventually"
 	"github.com/l5d-go/l5d/proxy/forward"
 	"github.com/l5d-go/l5d/proxy/metrics"
 )
@@ -47,17 +48,6 @@ func serve(t *testing.T, s *Server) netip.AddrPort {
 		}
 	})
 	return ln.Addr().(*net.TCPAddr).AddrPort()
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // TestConnectionHoldsItsDestinationWhileOpen: an HTTP keep-alive connection and an opaque
@@ -119,8 +109,8 @@ func TestConnectionHoldsItsDestinationWhileOpen(t *testing.T) {
 				t.Fatal("held a destination other than the connection's")
 			}
 			c.Close()
-			waitFor(t, "the closed connection to release its destination", func() bool { return h.released.Load() == 1 })
-			waitFor(t, "the connection to be closed on the server", func() bool { return s.OpenConnections() == 0 })
+			eventually.True(t, "the closed connection to release its destination", func() bool { return h.released.Load() == 1 })
+			eventually.True(t, "the connection to be closed on the server", func() bool { return s.OpenConnections() == 0 })
 			if held, released := h.held.Load(), h.released.Load(); held != 1 || released != 1 {
 				t.Fatalf("after close: held %d times, released %d; want 1 and 1", held, released)
 			}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/l5d-go/l5d/pkg/eventually"
 	"github.com/l5d-go/l5d/proxy/forward"
 	"github.com/l5d-go/l5d/proxy/internal/scriptedcp"
 	"github.com/l5d-go/l5d/proxy/meshtls"
@@ -92,7 +93,7 @@ func TestPassthroughSNIMetricsAreBounded(t *testing.T) {
 		tc.Handshake() // the proxy relays the ClientHello to the stand-in application, which closes
 		c.Close()
 	}
-	waitFor(t, "the connections to be closed", func() bool { return s.OpenConnections() == 0 })
+	eventually.True(t, "the connections to be closed", func() bool { return s.OpenConnections() == 0 })
 	var during strings.Builder
 	reg.WriteTo(&during)
 	if n := countSeries(during.String(), "tcp_open_total"); n > maxSeries+1 {

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/l5d-go/l5d/pkg/eventually"
 	"github.com/l5d-go/l5d/proxy/config"
 )
 
@@ -239,7 +240,7 @@ func TestOpaqueServerSpeaksFirst(t *testing.T) {
 		t.Fatalf("echo after half-close: %q %v", rest, err)
 	}
 	want := `tcp_read_bytes_total{direction="inbound",peer="dst",target_addr="` + appAddr.String() + `",target_ip="127.0.0.1",tls="no_identity",no_tls_reason="no_tls_from_remote"} 20`
-	waitFor(t, "tcp metrics "+want, func() bool {
+	eventually.True(t, "tcp metrics "+want, func() bool {
 		return strings.Contains(scrape(t, in), want)
 	})
 }

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/l5d-go/l5d/pkg/eventually"
 	"github.com/l5d-go/l5d/proto/gen/destination"
 	"github.com/l5d-go/l5d/proxy/config"
 	"github.com/l5d-go/l5d/proxy/internal/scriptedcp"
@@ -75,7 +76,7 @@ func TestDiscoveryBalancesAcrossEndpoints(t *testing.T) {
 	p := startProxy(t, unreachable, netip.AddrPort{}, map[string]string{config.EnvDestinationAddr: cp}, nil)
 	_, out, _ := p.Addrs()
 	tr := startTraffic(clientTo(out, false), "http://"+svc+"/", 8)
-	waitFor(t, "requests on every endpoint", func() bool {
+	eventually.True(t, "requests on every endpoint", func() bool {
 		return tr.count("app-0") > 5 && tr.count("app-1") > 5 && tr.count("app-2") > 5
 	})
 	tr.finish(t)
@@ -159,33 +160,33 @@ func TestEndpointChurnAndControlPlaneOutage(t *testing.T) {
 	tr := startTraffic(clientTo(out, false), "http://"+svc+"/", 6)
 	defer tr.finish(t)
 
-	waitFor(t, "traffic to a", func() bool { return tr.count("a") > 20 })
+	eventually.True(t, "traffic to a", func() bool { return tr.count("a") > 20 })
 	d.Set(svc, a, b) // added mid-traffic
-	waitFor(t, "traffic to b", func() bool { return tr.count("b") > 20 })
+	eventually.True(t, "traffic to b", func() bool { return tr.count("b") > 20 })
 	d.Set(svc, b) // a removed mid-traffic
-	waitFor(t, "a to be drained", func() bool {
+	eventually.True(t, "a to be drained", func() bool {
 		n := tr.count("a")
 		before := tr.count("b")
-		waitFor(t, "more traffic", func() bool { return tr.count("b") > before+20 })
+		eventually.True(t, "more traffic", func() bool { return tr.count("b") > before+20 })
 		return tr.count("a") == n
 	})
 
 	// The control plane dies: the last endpoints keep serving. The name's two streams
 	// (Get and GetProfile) are stale.
 	d.Stop()
-	waitFor(t, "the stale metric", func() bool {
+	eventually.True(t, "the stale metric", func() bool {
 		return strings.Contains(scrape(t, p), "control_plane_stale_streams 2\n")
 	})
 	before := tr.count("b")
-	waitFor(t, "traffic during the outage", func() bool { return tr.count("b") > before+50 })
+	eventually.True(t, "traffic during the outage", func() bool { return tr.count("b") > before+50 })
 
 	// It comes back with a new endpoint set; traffic follows.
 	d.Set(svc, c)
 	if _, err := d.Start(cp, nil); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "traffic to c after recovery", func() bool { return tr.count("c") > 20 })
-	waitFor(t, "the stale metric to clear", func() bool {
+	eventually.True(t, "traffic to c after recovery", func() bool { return tr.count("c") > 20 })
+	eventually.True(t, "the stale metric to clear", func() bool {
 		return strings.Contains(scrape(t, p), "control_plane_stale_streams 0\n")
 	})
 }
@@ -252,7 +253,7 @@ func (m *meshCP) env(local string) map[string]string {
 func waitReady(t testing.TB, p *Proxy) {
 	t.Helper()
 	_, _, admin := p.Addrs()
-	waitFor(t, "the proxy to be ready", func() bool {
+	eventually.True(t, "the proxy to be ready", func() bool {
 		resp, err := http.Get("http://" + admin.String() + "/ready")
 		if err != nil {
 			return false
@@ -419,9 +420,9 @@ func TestCertificateRenewalMidTraffic(t *testing.T) {
 	c := clientTo(out, false)
 	c.Transport.(*http.Transport).DisableKeepAlives = true
 	tr := startTraffic(c, "http://"+svc+"/", 2)
-	waitFor(t, "two renewals on both sides", func() bool { return refreshes(t, client) >= 3 && refreshes(t, server) >= 3 })
+	eventually.True(t, "two renewals on both sides", func() bool { return refreshes(t, client) >= 3 && refreshes(t, server) >= 3 })
 	before := tr.count("app")
-	waitFor(t, "traffic after the renewals", func() bool { return tr.count("app") > before+10 })
+	eventually.True(t, "traffic after the renewals", func() bool { return tr.count("app") > before+10 })
 	tr.finish(t)
 }
 
@@ -431,20 +432,20 @@ func TestMeshSurvivesControlPlaneOutage(t *testing.T) {
 	_, out, _ := client.Addrs()
 	tr := startTraffic(clientTo(out, false), "http://"+svc+"/", 4)
 	defer tr.finish(t)
-	waitFor(t, "traffic", func() bool { return tr.count("app") > 20 })
+	eventually.True(t, "traffic", func() bool { return tr.count("app") > 20 })
 	m.dst.Stop()
 	m.ids.Stop()
 	// The name's Get and GetProfile streams serve their last state.
-	waitFor(t, "the stale metric", func() bool { return strings.Contains(scrape(t, client), "control_plane_stale_streams 2\n") })
+	eventually.True(t, "the stale metric", func() bool { return strings.Contains(scrape(t, client), "control_plane_stale_streams 2\n") })
 	before := tr.count("app")
-	waitFor(t, "traffic during the outage", func() bool { return tr.count("app") > before+50 })
+	eventually.True(t, "traffic during the outage", func() bool { return tr.count("app") > before+50 })
 	if _, err := m.dst.Start(m.dstAddr, m.dstTLS); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := m.ids.Start(m.idAddr, m.idTLS); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "recovery", func() bool { return strings.Contains(scrape(t, client), "control_plane_stale_streams 0\n") })
+	eventually.True(t, "recovery", func() bool { return strings.Contains(scrape(t, client), "control_plane_stale_streams 0\n") })
 }
 
 func TestOpaqueOverMutualTLSThroughProfile(t *testing.T) {
@@ -496,7 +497,7 @@ func TestOpaqueOverMutualTLSThroughProfile(t *testing.T) {
 		t.Fatalf("echo %q %v", buf, err)
 	}
 	c.Close()
-	waitFor(t, "server-side TCP metrics with the client identity", func() bool {
+	eventually.True(t, "server-side TCP metrics with the client identity", func() bool {
 		return strings.Contains(scrape(t, server), `tcp_open_total{direction="inbound",peer="src",target_addr="`+app.String()+`",target_ip="127.0.0.1",tls="true",client_id="`+clientIdentity+`"} 1`)
 	})
 }

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/l5d-go/l5d/pkg/eventually"
 	"github.com/l5d-go/l5d/proto/gen/destination"
 	"github.com/l5d-go/l5d/proxy/config"
 	"github.com/l5d-go/l5d/proxy/internal/scriptedcp"
@@ -88,7 +89,7 @@ func TestRequestBeforeDiscoveryAnswersGoesOverMTLS(t *testing.T) {
 		body, err := fetch(clientTo(out, true), "http://"+serverIn.String()+"/")
 		done <- result{body, err}
 	}()
-	waitFor(t, "the client proxy to wait for discovery", func() bool { return m.dst.Held() > 0 })
+	eventually.True(t, "the client proxy to wait for discovery", func() bool { return m.dst.Held() > 0 })
 	// The stream breaks before answering; the request keeps waiting.
 	m.dst.Stop()
 	m.dst.Release()
@@ -124,7 +125,7 @@ func TestLongLivedConnectionMovesToMTLSOnceDiscovered(t *testing.T) {
 		t.Fatalf("before discovery knows it: %d over mTLS, %d in plaintext; want none and 1", mtls, plain)
 	}
 	m.dst.SetProfile(serverIn.String(), &destination.DestinationProfile{FullyQualifiedName: "web.ns.svc.cluster.local."})
-	waitFor(t, "requests on the same connection to go over mTLS", func() bool {
+	eventually.True(t, "requests on the same connection to go over mTLS", func() bool {
 		body, err := fetch(c, url)
 		mtls, _ := inboundRequests(t, server)
 		return err == nil && body == "app" && mtls > 0
@@ -162,7 +163,7 @@ func TestNewConnectionDuringOutageToTargetInUse(t *testing.T) {
 	held.Transport.(*http.Transport).DialContext = countingDial(out, &conns)
 	// The first request may race the very first mesh TLS connection on a loaded machine;
 	// what this test is about starts once one has gone through.
-	waitFor(t, "a first request through the mesh", func() bool {
+	eventually.True(t, "a first request through the mesh", func() bool {
 		body, err := fetch(held, url)
 		return err == nil && body == "app"
 	})
@@ -176,7 +177,7 @@ func TestNewConnectionDuringOutageToTargetInUse(t *testing.T) {
 		if body, err := fetchAs(held, url, name); err != nil || body != "app" {
 			t.Fatalf("request to %s: %q %v", name, body, err)
 		}
-		waitFor(t, name+" to be dropped as idle", func() bool { return m.dst.Streams(name) == 0 })
+		eventually.True(t, name+" to be dropped as idle", func() bool { return m.dst.Streams(name) == 0 })
 	}
 	if n := conns.Load(); n != 1 {
 		t.Fatalf("the application opened %d connections, want 1 held open", n)

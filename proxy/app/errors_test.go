@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/l5d-go/l5d/pkg/eventually"
 	"github.com/l5d-go/l5d/proxy/balance"
 	"github.com/l5d-go/l5d/proxy/forward"
 	"github.com/l5d-go/l5d/proxy/metrics"
@@ -115,7 +116,7 @@ func TestQueueFullIs503AndQueuedRequestsProceed(t *testing.T) {
 		resp.Body.Close()
 		queued <- resp.StatusCode
 	}()
-	waitFor(t, "a queued request", func() bool { return be.Balancer.Queued() == 1 })
+	eventually.True(t, "a queued request", func() bool { return be.Balancer.Queued() == 1 })
 	resp, _ := get(t, c, "http://busy.ns.svc.cluster.local:80/")
 	if resp.StatusCode != 503 || resp.Header.Get("L5d-Proxy-Error") == "" {
 		t.Fatalf("request over queue capacity: %d; want 503 with l5d-proxy-error", resp.StatusCode)
@@ -209,14 +210,14 @@ func TestEndpointChurnWithoutFailures(t *testing.T) {
 	}
 	// Add b, then remove a (a scale-out followed by a scale-in), then add a back and
 	// remove b: each step must move traffic without failing any request in flight.
-	waitFor(t, "traffic to a", func() bool { return hitsA.Load() > 50 })
+	eventually.True(t, "traffic to a", func() bool { return hitsA.Load() > 50 })
 	be.Balancer.Set([]*balance.Endpoint[*forward.Endpoint]{epA, epB})
 	be.Balancer.Set([]*balance.Endpoint[*forward.Endpoint]{epB})
-	waitFor(t, "traffic to b", func() bool { return hitsB.Load() > 50 })
+	eventually.True(t, "traffic to b", func() bool { return hitsB.Load() > 50 })
 	be.Balancer.Set([]*balance.Endpoint[*forward.Endpoint]{epA, epB})
 	be.Balancer.Set([]*balance.Endpoint[*forward.Endpoint]{epA})
 	before := hitsA.Load()
-	waitFor(t, "traffic back to a", func() bool { return hitsA.Load() > before+50 })
+	eventually.True(t, "traffic back to a", func() bool { return hitsA.Load() > before+50 })
 	close(stop)
 	wg.Wait()
 	if n := failures.Load(); n != 0 {

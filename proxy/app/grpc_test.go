@@ -15,6 +15,8 @@ import (
 	"google.golang.org/grpc/reflection"
 	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/grpc/status"
+
+	"github.com/l5d-go/l5d/pkg/eventually"
 )
 
 // TestGRPCStreamingThroughChain runs real gRPC services through both proxies: a
@@ -86,7 +88,7 @@ func TestGRPCStreamingThroughChain(t *testing.T) {
 	if status.Code(err) != codes.NotFound {
 		t.Fatalf("check of unknown service: %v; want NotFound", err)
 	}
-	waitFor(t, "gRPC failure in metrics", func() bool {
+	eventually.True(t, "gRPC failure in metrics", func() bool {
 		return strings.Contains(scrape(t, ch.out), `status_code="200",classification="failure"} 1`)
 	})
 }

@@ -12,6 +12,7 @@ import (
 
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/l5d-go/l5d/pkg/eventually"
 	"github.com/l5d-go/l5d/proto/gen/destination"
 	"github.com/l5d-go/l5d/proto/gen/grpcroute"
 	"github.com/l5d-go/l5d/proto/gen/httproute"
@@ -140,13 +141,13 @@ func TestOutboundPolicyTrafficSplit(t *testing.T) {
 				t.Fatalf("weights 100/0: answers %v, want all from web", got)
 			}
 			op.Set(svc, httpRoutePolicy(routeRule("/", 0, nil, weighted{svc, 0}, weighted{svcV2, 100})))
-			waitFor(t, "web-v2 to answer", func() bool { b, _ := fetch(c, url); return b == "v2" })
+			eventually.True(t, "web-v2 to answer", func() bool { b, _ := fetch(c, url); return b == "v2" })
 			if got := answers(c, url, 20); got["v2"] != 20 {
 				t.Fatalf("weights 0/100: answers %v, want all from web-v2", got)
 			}
 			op.Set(svc, httpRoutePolicy(routeRule("/", 0, nil, weighted{svc, 50}, weighted{svcV2, 50})))
 			seen := map[string]int{}
-			waitFor(t, "both Services to answer under 50/50", func() bool {
+			eventually.True(t, "both Services to answer under 50/50", func() bool {
 				for k, v := range answers(c, url, 10) {
 					seen[k] += v
 				}
@@ -219,7 +220,7 @@ func TestOutboundPolicyRouteRules(t *testing.T) {
 	d.SetProfile(svc, &destination.DestinationProfile{FullyQualifiedName: "web.ns.svc.cluster.local.",
 		Routes: []*destination.Route{profileRoute("GET /", httptypes.HttpMethod_GET, "/.*")}})
 	c := clientTo(out, false)
-	waitFor(t, "the ServiceProfile to take over", func() bool { b, _ := fetch(c, "http://"+svc+"/other"); return b == "web" })
+	eventually.True(t, "the ServiceProfile to take over", func() bool { b, _ := fetch(c, "http://"+svc+"/other"); return b == "web" })
 	if got := answers(c, "http://"+svc+"/api/items", 5); got["web"] != 5 {
 		t.Fatalf("with a ServiceProfile: answers %v, want all from web without the route's header", got)
 	}
@@ -259,7 +260,7 @@ func TestOutboundPolicyRouteRetries(t *testing.T) {
 	}
 	op.Set(svc, httpRoutePolicy(routeRule("/flaky", 0, nil, weighted{svcV2, 1})))
 	c := clientTo(out, false)
-	waitFor(t, "the rule without retries to show failures", func() bool {
+	eventually.True(t, "the rule without retries to show failures", func() bool {
 		resp, err := c.Get("http://" + svc + "/flaky")
 		if err != nil {
 			return false
@@ -389,12 +390,12 @@ func TestOutboundPolicyFailureAccrual(t *testing.T) {
 			MinBackoff: durationpb.New(time.Hour), MaxBackoff: durationpb.New(time.Hour)}}}}
 	op.Set(svc, pol)
 	c := clientTo(out, false)
-	waitFor(t, "the failing endpoint to fail twice", func() bool {
+	eventually.True(t, "the failing endpoint to fail twice", func() bool {
 		resp, _ := get(t, c, "http://"+svc+"/")
 		return resp.StatusCode == http.StatusInternalServerError && badHits.Load() >= 2
 	})
 	d.Set(svcV2, scriptedcp.Endpoint{Addr: bad}, scriptedcp.Endpoint{Addr: namedApp(t, "v2")})
-	waitFor(t, "the healthy endpoint to answer", func() bool { b, _ := fetch(c, "http://"+svc+"/"); return b == "v2" })
+	eventually.True(t, "the healthy endpoint to answer", func() bool { b, _ := fetch(c, "http://"+svc+"/"); return b == "v2" })
 	hits := badHits.Load()
 	for i := range 40 {
 		if resp, body := get(t, c, "http://"+svc+"/"); resp.StatusCode != http.StatusOK || body != "v2" {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/l5d-go/l5d/pkg/eventually"
 	"github.com/l5d-go/l5d/proto/gen/inbound"
 	"github.com/l5d-go/l5d/proxy/config"
 )
@@ -79,7 +80,7 @@ func TestInboundRoutePathNormalized(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode
 	}
-	waitFor(t, "the routes to be in force", func() bool {
+	eventually.True(t, "the routes to be in force", func() bool {
 		return rawRequest(t, serverIn, "GET /public HTTP/1.1\r\nHost: web\r\n\r\n") == http.StatusOK
 	})
 	// How each path is answered: on HTTP/1 (fast path: HTTP/1.1; general handler:

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/credentials"
 
 	"github.com/l5d-go/l5d/pkg/certs"
+	"github.com/l5d-go/l5d/pkg/eventually"
 	"github.com/l5d-go/l5d/proto/gen/inbound"
 	pbnet "github.com/l5d-go/l5d/proto/gen/net"
 	"github.com/l5d-go/l5d/proxy/config"
@@ -120,7 +121,7 @@ func TestInboundPolicyEnforcement(t *testing.T) {
 		return resp.StatusCode
 	}
 	// The controller answers an empty Server: nobody is authorized.
-	waitFor(t, "the controller's empty policy", func() bool { return status(client) == http.StatusForbidden })
+	eventually.True(t, "the controller's empty policy", func() bool { return status(client) == http.StatusForbidden })
 	if got := status(nil); got != http.StatusForbidden {
 		t.Fatalf("unmeshed client: %d, want 403", got)
 	}
@@ -135,7 +136,7 @@ func TestInboundPolicyEnforcement(t *testing.T) {
 					Identities: []*inbound.Identity{{Name: clientName}}}}}}},
 		}},
 	})
-	waitFor(t, "the client to be authorized", func() bool { return status(client) == http.StatusOK })
+	eventually.True(t, "the client to be authorized", func() bool { return status(client) == http.StatusOK })
 	if got := status(other); got != http.StatusForbidden {
 		t.Fatalf("another ServiceAccount: %d, want 403", got)
 	}
@@ -156,7 +157,7 @@ func TestInboundPolicyEnforcement(t *testing.T) {
 	pol.set(&inbound.Server{Labels: map[string]string{"kind": "default", "name": "all-unauthenticated"},
 		Authorizations: []*inbound.Authz{{Labels: map[string]string{"name": "all-unauthenticated"}, Networks: []*inbound.Network{{Net: everywhereV4()}},
 			Authentication: &inbound.Authn{Permit: &inbound.Authn_Unauthenticated{Unauthenticated: &inbound.Authn_PermitUnauthenticated{}}}}}})
-	waitFor(t, "unmeshed clients to be allowed", func() bool { return status(nil) == http.StatusOK })
+	eventually.True(t, "unmeshed clients to be allowed", func() bool { return status(nil) == http.StatusOK })
 }
 
 // hasLine reports whether a line of text starts with prefix and contains every part.

@@ -16,6 +16,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
+	"github.com/l5d-go/l5d/pkg/eventually"
 	"github.com/l5d-go/l5d/proto/gen/grpcroute"
 	"github.com/l5d-go/l5d/proto/gen/httproute"
 	"github.com/l5d-go/l5d/proto/gen/inbound"
@@ -134,7 +135,7 @@ func TestInboundRouteAuthorization(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode
 	}
-	waitFor(t, "the routes to be in force", func() bool { return status(client, "/client/x") == http.StatusOK })
+	eventually.True(t, "the routes to be in force", func() bool { return status(client, "/client/x") == http.StatusOK })
 	for _, c := range []struct {
 		who  string
 		p    *Proxy
@@ -248,7 +249,7 @@ func TestInboundGRPCRouteDenied(t *testing.T) {
 	hc := healthpb.NewHealthClient(conn)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	waitFor(t, "Check to be admitted", func() bool {
+	eventually.True(t, "Check to be admitted", func() bool {
 		_, err := hc.Check(ctx, &healthpb.HealthCheckRequest{})
 		return err == nil
 	})

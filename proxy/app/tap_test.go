@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
+	"github.com/l5d-go/l5d/pkg/eventually"
 	pbhttp "github.com/l5d-go/l5d/proto/gen/httptypes"
 	pb "github.com/l5d-go/l5d/proto/gen/tap"
 	"github.com/l5d-go/l5d/proto/netconv"
@@ -109,7 +110,7 @@ func observe(t testing.TB, c pb.TapClient, p *Proxy, req *pb.ObserveRequest) pb.
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the tap session to open", func() bool { return p.tapHubSessions() > before })
+	eventually.True(t, "the tap session to open", func() bool { return p.tapHubSessions() > before })
 	return stream
 }
 
@@ -201,7 +202,7 @@ func TestTapSeesExactlyTheMatchingRequests(t *testing.T) {
 	other := observe(t, tapClient(t, m, client, clientIdentity, tapIdentity, false), client,
 		&pb.ObserveRequest{Match: anyOf(dstLabel("deployment", "other"), pathPrefix("/marker"))})
 	// Requests go to the labelled endpoint once the client proxy has the update.
-	waitFor(t, "the labelled endpoint", func() bool {
+	eventually.True(t, "the labelled endpoint", func() bool {
 		send(t, client, "GET", "/warmup")
 		return strings.Contains(scrape(t, client), `dst_deployment="web"`)
 	})
@@ -305,7 +306,7 @@ func TestTapRefusesOtherClients(t *testing.T) {
 				t.Fatal("tap client was not refused")
 			}
 			want := `tap_refused_total{reason="` + tc.reason + `"}`
-			waitFor(t, want, func() bool {
+			eventually.True(t, want, func() bool {
 				return strings.Contains(scrape(t, server), want)
 			})
 		})
@@ -326,7 +327,7 @@ func TestTapLimitEndsTheStream(t *testing.T) {
 	if ev, err := in.Recv(); !errors.Is(err, io.EOF) {
 		t.Fatalf("after the limit: %v, %v; want the end of the stream", ev, err)
 	}
-	waitFor(t, "the session to close", func() bool { return server.tapHubSessions() == 0 })
+	eventually.True(t, "the session to close", func() bool { return server.tapHubSessions() == 0 })
 }
 
 // A tap client that never reads loses events, counted, while the traffic it observes

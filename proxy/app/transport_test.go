@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/l5d-go/l5d/pkg/eventually"
 	"github.com/l5d-go/l5d/proto/gen/destination"
 	"github.com/l5d-go/l5d/proxy/config"
 	"github.com/l5d-go/l5d/proxy/internal/scriptedcp"
@@ -86,7 +87,7 @@ func TestOpaqueTransportBetweenProxies(t *testing.T) {
 	defer c.Close()
 	expectGreetingAndEcho(t, c)
 	c.Close()
-	waitFor(t, "server-side TCP metrics with the client identity", func() bool {
+	eventually.True(t, "server-side TCP metrics with the client identity", func() bool {
 		return strings.Contains(scrape(t, server), `tcp_open_total{direction="inbound",peer="src",target_addr="`+app.String()+`",target_ip="127.0.0.1",tls="true",client_id="`+clientIdentity+`"} 1`)
 	})
 
@@ -143,7 +144,7 @@ func TestOpaqueTransportBetweenProxies(t *testing.T) {
 		t.Fatalf("a denied transported connection got %d bytes back", n)
 	}
 	refused.Close()
-	waitFor(t, "the refusal to be counted", func() bool {
+	eventually.True(t, "the refusal to be counted", func() bool {
 		return hasLine(scrape(t, strict), "inbound_tcp_authz_deny_total{", `target_port="`, `,srv_kind="default",srv_name="deny"} 1`)
 	})
 }

@@ -8,6 +8,8 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/l5d-go/l5d/pkg/eventually"
 )
 
 func endpoints(n int) []*Endpoint[string] {
@@ -132,7 +134,7 @@ func TestQueuedRequestGetsEndpointWhenOneAppears(t *testing.T) {
 		}
 		got <- e
 	}()
-	waitFor(t, func() bool { return b.Queued() == 1 })
+	eventually.True(t, "the queue to fill", func() bool { return b.Queued() == 1 })
 	eps := endpoints(1)
 	b.Set(eps)
 	if e := <-got; e != eps[0] {
@@ -148,7 +150,7 @@ func TestQueueFullSheds(t *testing.T) {
 	for range 2 {
 		go func() { _, err := b.Pick(ctx); errs <- err }()
 	}
-	waitFor(t, func() bool { return b.Queued() == 2 })
+	eventually.True(t, "the queue to fill", func() bool { return b.Queued() == 2 })
 	if _, err := b.Pick(ctx); !errors.Is(err, ErrQueueFull) {
 		t.Fatalf("third request: %v, want ErrQueueFull", err)
 	}
@@ -185,17 +187,6 @@ func TestPickDoesNotAllocate(t *testing.T) {
 	})
 	if n != 0 {
 		t.Errorf("Pick allocates %v times", n)
-	}
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 10s")
-		}
-		time.Sleep(time.Millisecond)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/l5d-go/l5d/pkg/eventually"
 	"github.com/l5d-go/l5d/proto/gen/destination"
 	"github.com/l5d-go/l5d/proxy/balance"
 	"github.com/l5d-go/l5d/proxy/internal/scriptedcp"
@@ -48,17 +49,6 @@ func setupWith(t *testing.T, opts Options) (*scriptedcp.Destination, string, *Re
 
 func ap(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func addrsOf(r *Resolver, name string) []string {
 	be, ok, err := r.Name(context.Background(), name)
 	if !ok || err != nil {
@@ -90,7 +80,7 @@ func TestNameFollowsUpdates(t *testing.T) {
 	}
 	d.Set(name, scriptedcp.Endpoint{Addr: ap("10.0.0.1:8080"), Identity: "web.ns.serviceaccount.identity.linkerd.cluster.local", H2: true,
 		Labels: map[string]string{"pod": "web-1"}}, scriptedcp.Endpoint{Addr: ap("10.0.0.2:8080")})
-	waitFor(t, "second endpoint", func() bool { return len(addrsOf(r, name)) == 2 })
+	eventually.True(t, "second endpoint", func() bool { return len(addrsOf(r, name)) == 2 })
 	if r.Identity(ap("10.0.0.2:8080")) != "" {
 		t.Error("endpoint without identity got one")
 	}
@@ -100,8 +90,8 @@ func TestNameFollowsUpdates(t *testing.T) {
 		t.Error("unchanged endpoint was replaced by an update")
 	}
 	d.Set(name, scriptedcp.Endpoint{Addr: ap("10.0.0.2:8080")})
-	waitFor(t, "removal", func() bool { return slices.Equal(addrsOf(r, name), []string{"10.0.0.2:8080"}) })
-	waitFor(t, "identity release", func() bool { return r.Identity(ap("10.0.0.1:8080")) == "" })
+	eventually.True(t, "removal", func() bool { return slices.Equal(addrsOf(r, name), []string{"10.0.0.2:8080"}) })
+	eventually.True(t, "identity release", func() bool { return r.Identity(ap("10.0.0.1:8080")) == "" })
 
 }
 
@@ -133,11 +123,11 @@ func TestOneSharedStreamDroppedWhenIdle(t *testing.T) {
 	if n := d.Streams(name); n != 1 {
 		t.Fatalf("%d streams for one target, want 1", n)
 	}
-	waitFor(t, "the idle stream to close", func() bool { return d.Streams(name) == 0 })
+	eventually.True(t, "the idle stream to close", func() bool { return d.Streams(name) == 0 })
 	if _, ok, err := r.Name(context.Background(), name); !ok || err != nil {
 		t.Fatalf("not resolved again after the idle drop: %v", err)
 	}
-	waitFor(t, "a new stream", func() bool { return d.Streams(name) == 1 })
+	eventually.True(t, "a new stream", func() bool { return d.Streams(name) == 1 })
 }
 
 func TestOutageKeepsLastStateAndRecovers(t *testing.T) {
@@ -149,7 +139,7 @@ func TestOutageKeepsLastStateAndRecovers(t *testing.T) {
 	}
 	d.Stop()
 	// Both streams of the name, Get and GetProfile, serve their last state.
-	waitFor(t, "stale state", func() bool { return r.Stale() == 2 })
+	eventually.True(t, "stale state", func() bool { return r.Stale() == 2 })
 	if got := addrsOf(r, name); !slices.Equal(got, []string{"10.0.0.1:80"}) {
 		t.Fatalf("during the outage endpoints are %v, want the last known", got)
 	}
@@ -166,11 +156,11 @@ func TestOutageKeepsLastStateAndRecovers(t *testing.T) {
 	if _, err := d.Start(addr, nil); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "recovery", func() bool { return slices.Equal(addrsOf(r, name), []string{"10.0.0.2:80"}) })
+	eventually.True(t, "recovery", func() bool { return slices.Equal(addrsOf(r, name), []string{"10.0.0.2:80"}) })
 	if got := addrsOf(r, newName); !slices.Equal(got, []string{"10.0.0.3:80"}) {
 		t.Fatalf("the new target after recovery: %v", got)
 	}
-	waitFor(t, "not stale", func() bool { return r.Stale() == 0 })
+	eventually.True(t, "not stale", func() bool { return r.Stale() == 0 })
 }
 
 func TestAddrThroughProfile(t *testing.T) {
@@ -223,7 +213,7 @@ func TestBackendsCarryProfileRoutes(t *testing.T) {
 	}
 	// A profile that loses its routes gives the plain backend back.
 	d.SetProfile(name, &destination.DestinationProfile{})
-	waitFor(t, "the routes to go", func() bool {
+	eventually.True(t, "the routes to go", func() bool {
 		be, _, _ := r.Name(context.Background(), name)
 		return be.Routes == nil
 	})
@@ -249,8 +239,8 @@ func TestNoAnswerFailsRatherThanForwards(t *testing.T) {
 		t.Fatalf("an address without an answer: ok=%v err=%v, want balance.ErrFailfast", ok, err)
 	}
 	d.Release()
-	waitFor(t, "the name to resolve", func() bool { return slices.Equal(addrsOf(r, name), []string{"10.0.0.1:80"}) })
-	waitFor(t, "the address to resolve", func() bool {
+	eventually.True(t, "the name to resolve", func() bool { return slices.Equal(addrsOf(r, name), []string{"10.0.0.1:80"}) })
+	eventually.True(t, "the address to resolve", func() bool {
 		be, ok, err := r.Addr(context.Background(), ap("10.96.0.10:80"))
 		return ok && err == nil && be.Name == name
 	})
@@ -279,7 +269,7 @@ func TestStreamBrokenBeforeAnswerKeepsWaiting(t *testing.T) {
 		}
 		done <- result{addrs, err}
 	}()
-	waitFor(t, "the request's stream to wait for an answer", func() bool { return d.Held() > 0 })
+	eventually.True(t, "the request's stream to wait for an answer", func() bool { return d.Held() > 0 })
 	d.Stop() // the stream breaks with no answer
 	d.Release()
 	if _, err := d.Start(addr, nil); err != nil {
@@ -316,13 +306,13 @@ func TestHeldProfileSurvivesSweeps(t *testing.T) {
 		rel := r.Hold(a)
 		r.Opaque(context.Background(), a) // its stream has answered
 		rel()
-		waitFor(t, "the unused address to be dropped", func() bool { return d.ProfileStreams(a.String()) == 0 })
+		eventually.True(t, "the unused address to be dropped", func() bool { return d.ProfileStreams(a.String()) == 0 })
 	}
 	if n, g, np := d.ProfileStreams(held.String()), d.Streams(name), d.ProfileStreams(name); n != 1 || g != 1 || np != 1 {
 		t.Fatalf("while held: %d profile streams for the address, %d Get and %d GetProfile streams for its service; want 1 each", n, g, np)
 	}
 	release()
-	waitFor(t, "the released address and its service to be dropped", func() bool {
+	eventually.True(t, "the released address and its service to be dropped", func() bool {
 		return d.ProfileStreams(held.String()) == 0 && d.Streams(name) == 0 && d.ProfileStreams(name) == 0
 	})
 }

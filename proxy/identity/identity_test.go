@@ -14,23 +14,13 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/l5d-go/l5d/pkg/eventually"
 	pbidentity "github.com/l5d-go/l5d/proto/gen/identity"
 	"github.com/l5d-go/l5d/proxy/internal/scriptedcp"
 	"github.com/l5d-go/l5d/proxy/metrics"
 )
 
 const localName = "web.default.serviceaccount.identity.linkerd.cluster.local"
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
 
 type fixture struct {
 	pki   *scriptedcp.PKI
@@ -123,7 +113,7 @@ func TestRenewsAndRereadsToken(t *testing.T) {
 	if err := os.WriteFile(f.token, []byte("token-2"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "renewal with the new token", func() bool {
+	eventually.True(t, "renewal with the new token", func() bool {
 		return slices.Contains(f.srv.Tokens(), "token-2") && id.Certificate() != first
 	})
 	if id.Refreshes() < 2 {
@@ -138,7 +128,7 @@ func TestRejectsCertificateFromAnotherTrustDomain(t *testing.T) {
 		t.Fatal(err)
 	}
 	id := f.start(t, Options{TrustAnchors: []*x509.Certificate{other.Anchor.Cert}})
-	waitFor(t, "several attempts", func() bool { return len(f.srv.Tokens()) >= 3 })
+	eventually.True(t, "several attempts", func() bool { return len(f.srv.Tokens()) >= 3 })
 	if id.Certificate() != nil {
 		t.Fatal("installed a certificate that does not chain to the trust anchors")
 	}
@@ -153,7 +143,7 @@ func TestRetriesUntilServiceAnswers(t *testing.T) {
 	f := newFixture(t, time.Hour)
 	f.srv.Token = "good"
 	id := f.start(t, Options{})
-	waitFor(t, "rejected attempts", func() bool { return len(f.srv.Tokens()) >= 2 })
+	eventually.True(t, "rejected attempts", func() bool { return len(f.srv.Tokens()) >= 2 })
 	if err := os.WriteFile(f.token, []byte("good"), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/l5d-go/l5d/pkg/eventually"
 	"github.com/l5d-go/l5d/proto/gen/httproute"
 	pb "github.com/l5d-go/l5d/proto/gen/outbound"
 	"github.com/l5d-go/l5d/proxy/internal/scriptedcp"
@@ -25,17 +26,6 @@ func startWatcher(t *testing.T, addr string) *Watcher {
 	}
 	t.Cleanup(func() { cc.Close() })
 	return NewWatcher(Options{Client: pb.NewOutboundPoliciesClient(cc), Metrics: metrics.New(), MaxBackoff: 50 * time.Millisecond})
-}
-
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 func TestWatchFollowsAndKeepsThePolicy(t *testing.T) {
@@ -71,9 +61,9 @@ func TestWatchFollowsAndKeepsThePolicy(t *testing.T) {
 	}
 	// A changed policy reaches the open watch.
 	op.Set(web, detect(defaultRoute()))
-	waitUntil(t, "the default route", func() bool { return cur.Load().Trivial() })
+	eventually.True(t, "the default route", func() bool { return cur.Load().Trivial() })
 	op.Set(web, split)
-	waitUntil(t, "the split route again", func() bool { return !cur.Load().Trivial() })
+	eventually.True(t, "the split route again", func() bool { return !cur.Load().Trivial() })
 	// The controller goes away: the last policy stays.
 	op.Stop()
 	later := w.Watch(ctx, netip.AddrPort{}, "late.ns.svc.cluster.local:80")

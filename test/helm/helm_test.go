@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/l5d-go/l5d/pkg/certs"
+	"github.com/l5d-go/l5d/pkg/eventually"
 	"github.com/l5d-go/l5d/test/kube"
 	"github.com/l5d-go/l5d/test/localcluster"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -468,21 +469,21 @@ func fileInPackage(t *testing.T, tgz, name string) []byte {
 func checkHA(t *testing.T, ctx context.Context, c *localcluster.Cluster) {
 	t.Helper()
 	cs := c.Client()
-	eventually(t, ctx, 5*time.Minute, "three ready replicas of each control-plane Deployment, one per node", func() string {
+	eventually.NoErrorWithin(t, 5*time.Minute, "three ready replicas of each control-plane Deployment, one per node", func() error {
 		deps, err := cs.AppsV1().Deployments("linkerd").List(ctx, metav1.ListOptions{})
 		if err != nil {
-			return err.Error()
+			return err
 		}
 		if len(deps.Items) != 3 {
-			return fmt.Sprintf("%d Deployments", len(deps.Items))
+			return fmt.Errorf("%d Deployments", len(deps.Items))
 		}
 		for _, d := range deps.Items {
 			if d.Status.UpdatedReplicas != 3 || d.Status.ReadyReplicas != 3 || d.Status.Replicas != 3 {
-				return fmt.Sprintf("%s: %d replicas, %d updated, %d ready", d.Name, d.Status.Replicas, d.Status.UpdatedReplicas, d.Status.ReadyReplicas)
+				return fmt.Errorf("%s: %d replicas, %d updated, %d ready", d.Name, d.Status.Replicas, d.Status.UpdatedReplicas, d.Status.ReadyReplicas)
 			}
 			pods, err := cs.CoreV1().Pods("linkerd").List(ctx, metav1.ListOptions{LabelSelector: metav1.FormatLabelSelector(d.Spec.Selector)})
 			if err != nil {
-				return err.Error()
+				return err
 			}
 			nodes := map[string]bool{}
 			for _, p := range pods.Items {
@@ -491,13 +492,13 @@ func checkHA(t *testing.T, ctx context.Context, c *localcluster.Cluster) {
 				}
 			}
 			if len(nodes) != 3 {
-				return fmt.Sprintf("%s: pods on nodes %v", d.Name, keys(nodes))
+				return fmt.Errorf("%s: pods on nodes %v", d.Name, keys(nodes))
 			}
 			if _, err := cs.PolicyV1().PodDisruptionBudgets("linkerd").Get(ctx, d.Name, metav1.GetOptions{}); err != nil {
-				return err.Error()
+				return err
 			}
 		}
-		return ""
+		return nil
 	})
 }
 
@@ -513,16 +514,16 @@ func nothingLeft(t *testing.T, ctx context.Context, c *localcluster.Cluster) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, ctx, 3*time.Minute, "nothing of l5d left after helm uninstall", func() string {
+	eventually.NoErrorWithin(t, 3*time.Minute, "nothing of l5d left after helm uninstall", func() error {
 		lists, err := discovery.ServerPreferredResources(disc)
 		if err != nil {
-			return err.Error()
+			return err
 		}
 		var left []string
 		for _, l := range lists {
 			gv, err := schema.ParseGroupVersion(l.GroupVersion)
 			if err != nil {
-				return err.Error()
+				return err
 			}
 			for _, r := range l.APIResources {
 				if !slices.Contains(r.Verbs, "list") || r.Name == "events" {
@@ -533,7 +534,7 @@ func nothingLeft(t *testing.T, ctx context.Context, c *localcluster.Cluster) {
 				if r.Namespaced {
 					list, err := res.Namespace("linkerd").List(ctx, metav1.ListOptions{})
 					if err != nil {
-						return fmt.Sprintf("listing %s: %v", r.Name, err)
+						return fmt.Errorf("listing %s: %v", r.Name, err)
 					}
 					for _, o := range list.Items {
 						objs = append(objs, r.Kind+" linkerd/"+o.GetName())
@@ -541,7 +542,7 @@ func nothingLeft(t *testing.T, ctx context.Context, c *localcluster.Cluster) {
 				} else {
 					list, err := res.List(ctx, metav1.ListOptions{})
 					if err != nil {
-						return fmt.Sprintf("listing %s: %v", r.Name, err)
+						return fmt.Errorf("listing %s: %v", r.Name, err)
 					}
 					for _, o := range list.Items {
 						if _, labelled := o.GetLabels()["linkerd.io/control-plane-ns"]; labelled || strings.Contains(o.GetName(), "linkerd") {
@@ -554,29 +555,10 @@ func nothingLeft(t *testing.T, ctx context.Context, c *localcluster.Cluster) {
 		}
 		if len(left) > 0 {
 			sort.Strings(left)
-			return "left behind: " + strings.Join(left, ", ")
+			return errors.New("left behind: " + strings.Join(left, ", "))
 		}
-		return ""
+		return nil
 	})
-}
-
-// eventually polls cond every second until it returns "" or within passes, then fails t
-// with cond's last reason.
-func eventually(t *testing.T, ctx context.Context, within time.Duration, what string, cond func() string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(ctx, within)
-	defer cancel()
-	for {
-		why := cond()
-		if why == "" {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("%s: not after %v: %s", what, within, why)
-		case <-time.After(time.Second): // poll interval
-		}
-	}
 }
 
 // dumpLogs prints the tail of the control plane's container logs and the cluster's log.

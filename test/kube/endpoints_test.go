@@ -9,6 +9,8 @@ import (
 
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/l5d-go/l5d/pkg/eventually"
 )
 
 func TestDeploymentPodsReachEndpointSlice(t *testing.T) {
@@ -41,7 +43,7 @@ spec:
 	// The deployment and replica set controllers make the pods; the scheduler binds them.
 	ctx := context.Background()
 	var names []string
-	poll(t, time.Minute, "two scheduled web pods", func() error {
+	eventually.NoErrorWithin(t, time.Minute, "two scheduled web pods", func() error {
 		pods, err := c.Client().CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=web"})
 		if err != nil {
 			return err
@@ -65,7 +67,7 @@ spec:
 		want = append(want, ip)
 	}
 
-	poll(t, time.Minute, "an EndpointSlice with both ready pods", func() error {
+	eventually.NoErrorWithin(t, time.Minute, "an EndpointSlice with both ready pods", func() error {
 		slices_, err := c.Client().DiscoveryV1().EndpointSlices(ns).List(ctx,
 			metav1.ListOptions{LabelSelector: discoveryv1.LabelServiceName + "=web"})
 		if err != nil {
@@ -88,20 +90,4 @@ spec:
 		}
 		return nil
 	})
-}
-
-// poll calls check every 100ms until it returns nil, failing t with the last error after timeout.
-func poll(t testing.TB, timeout time.Duration, what string, check func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("waiting for %s: %v", what, err)
-		}
-		time.Sleep(100 * time.Millisecond) // polling interval
-	}
 }

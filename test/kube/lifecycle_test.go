@@ -16,6 +16,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/l5d-go/l5d/pkg/eventually"
 )
 
 func TestStartNamesBuildCommandWhenBinariesMissing(t *testing.T) {
@@ -204,7 +206,7 @@ func TestChildrenDieWithTestBinary(t *testing.T) {
 	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
 	_ = cmd.Process.Signal(syscall.SIGKILL)
 	_ = cmd.Wait()
-	poll(t, 30*time.Second, "the grandchild to die with its parent", func() error {
+	eventually.NoErrorWithin(t, 30*time.Second, "the grandchild to die with its parent", func() error {
 		if grandchild.alive() {
 			return errors.New("still running")
 		}

@@ -11,6 +11,8 @@ import (
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/l5d-go/l5d/pkg/eventually"
 )
 
 // review asks the API server who token belongs to, for audiences.
@@ -89,7 +91,7 @@ func TestPodBoundTokenDiesWithPod(t *testing.T) {
 	// The authenticator reads pods through an informer: poll until it has seen the deletion.
 	// Each poll adds a distinct extra audience, so no poll hits a cached success of another.
 	attempt := 0
-	poll(t, 30*time.Second, "the token of a deleted pod to be rejected", func() error {
+	eventually.NoErrorWithin(t, 30*time.Second, "the token of a deleted pod to be rejected", func() error {
 		attempt++
 		if st := review(t, c, unseen, []string{audience, fmt.Sprintf("poll-%d.l5d.test", attempt)}); st.Authenticated {
 			return errors.New("still authenticated")

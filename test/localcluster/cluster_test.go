@@ -26,6 +26,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/l5d-go/l5d/pkg/eventually"
 	"github.com/l5d-go/l5d/test/kube"
 	"github.com/l5d-go/l5d/test/netns"
 	admissionv1 "k8s.io/api/admission/v1"
@@ -162,23 +163,6 @@ func exposePod(t *testing.T, c *Cluster, ns, name string, pod *netns.Pod, port, 
 
 func ptr[T any](v T) *T { return &v }
 
-// eventually polls f every 200ms until it succeeds or two minutes pass (kube-proxy syncs
-// its rules a moment after a Service changes), failing with f's last error.
-func eventually(t *testing.T, what string, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: still failing after 2m: %v", what, err)
-		}
-		time.Sleep(200 * time.Millisecond) // polling interval
-	}
-}
-
 // run runs argv in pod and returns its standard output, or an error with its stderr.
 func run(pod *netns.Pod, argv ...string) (string, error) {
 	cmd := exec.Command(argv[0], argv[1:]...)
@@ -199,7 +183,7 @@ func TestClusterIPReachesPodThroughKubeProxy(t *testing.T) {
 	if !ServiceCIDR.Contains(mustAddr(t, ip)) {
 		t.Fatalf("cluster IP %s is outside %s", ip, ServiceCIDR)
 	}
-	eventually(t, "curl the cluster IP from another pod", func() error {
+	eventually.NoError(t, "curl the cluster IP from another pod", func() error {
 		out, err := run(client, "curl", "-sS", "--max-time", "5", "http://"+ip+"/")
 		if err != nil {
 			return err
@@ -241,7 +225,7 @@ func TestHostsFileResolvesServiceNamesInsidePods(t *testing.T) {
 	// The hosts file is bind-mounted over /etc/hosts in a mount namespace of the pod
 	// process's own, as the node agent does for containers.
 	script := fmt.Sprintf(`mount --bind %s /etc/hosts && getent hosts %s && curl -sS --max-time 5 http://%s/`, c.HostsFile(), name, name)
-	eventually(t, "resolve and curl the Service name", func() error {
+	eventually.NoError(t, "resolve and curl the Service name", func() error {
 		out, err := run(client, "unshare", "--mount", "--propagation", "private", "sh", "-c", script)
 		if err != nil {
 			return err
@@ -326,7 +310,7 @@ func TestAPIServerCallsWebhookServedByPodBehindService(t *testing.T) {
 		_ = c.Client().AdmissionregistrationV1().ValidatingWebhookConfigurations().Delete(context.Background(), cfg.Name, metav1.DeleteOptions{})
 	})
 	want := "refused by the webhook in pod " + hookPod.IPv4.String()
-	eventually(t, "the API server asks the webhook", func() error {
+	eventually.NoError(t, "the API server asks the webhook", func() error {
 		_, err := c.Client().CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "deny-me"}}, metav1.CreateOptions{})
 		if err == nil {
 			_ = c.Client().CoreV1().ConfigMaps(ns).Delete(ctx, "deny-me", metav1.DeleteOptions{})
@@ -364,7 +348,7 @@ func TestPodReachesAPIServerThroughKubernetesService(t *testing.T) {
 		t.Fatal(err)
 	}
 	var user string
-	eventually(t, "a self-subject review from inside the pod", func() error {
+	eventually.NoError(t, "a self-subject review from inside the pod", func() error {
 		r, err := client.AuthenticationV1().SelfSubjectReviews().Create(context.Background(), &authenticationv1.SelfSubjectReview{}, metav1.CreateOptions{})
 		if err != nil {
 			return err

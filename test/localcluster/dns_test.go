@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/l5d-go/l5d/pkg/eventually"
 	"github.com/l5d-go/l5d/test/node"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -79,7 +80,7 @@ func TestPodsResolveServiceNamesThroughClusterDNS(t *testing.T) {
 	// the objects, over UDP and TCP.
 	for _, network := range []string{"udp", "tcp"} {
 		r := resolverVia(c.Network().Node.Dial, network, DNSAddr.String())
-		eventually(t, "the cluster DNS server to know the Services over "+network, func() error {
+		eventually.NoError(t, "the cluster DNS server to know the Services over "+network, func() error {
 			return errors.Join(
 				lookupEquals(r, "catalog."+ns+".svc.cluster.local.", ip),
 				lookupEquals(r, "db."+ns+".svc.cluster.local.", "10.244.250.1", "10.244.250.2"),
@@ -107,7 +108,7 @@ func TestPodsResolveServiceNamesThroughClusterDNS(t *testing.T) {
 		t.Fatal(err)
 	}
 	var phase corev1.PodPhase
-	eventually(t, "the resolver pod to finish", func() error {
+	eventually.NoError(t, "the resolver pod to finish", func() error {
 		p, err := c.Client().CoreV1().Pods(ns).Get(ctx, "resolver", metav1.GetOptions{})
 		if err != nil {
 			return err
@@ -160,7 +161,7 @@ func TestKubeDNSServiceAnswersOnItsClusterIP(t *testing.T) {
 	pod := addPod(t, c, "dnsclient")
 	for _, network := range []string{"udp", "tcp"} {
 		r := resolverVia(pod.Dial, network, net.JoinHostPort(DNSServiceIP.String(), "53"))
-		eventually(t, "kubernetes.default through the kube-dns Service over "+network, func() error {
+		eventually.NoError(t, "kubernetes.default through the kube-dns Service over "+network, func() error {
 			return lookupEquals(r, "kubernetes.default.svc.cluster.local.", APIServiceIP.String())
 		})
 		_, err := r.LookupHost(context.Background(), "no-such-service.default.svc.cluster.local.")

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/l5d-go/l5d/pkg/eventually"
 	"github.com/l5d-go/l5d/test/node"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -70,7 +71,7 @@ func TestDeploymentServedByNameToAnotherPod(t *testing.T) {
 	}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "two ready replicas", func() error {
+	eventually.NoError(t, "two ready replicas", func() error {
 		d, err := c.Client().AppsV1().Deployments(ns).Get(ctx, "web", metav1.GetOptions{})
 		if err != nil {
 			return err
@@ -96,7 +97,7 @@ func TestDeploymentServedByNameToAnotherPod(t *testing.T) {
 		t.Fatal(err)
 	}
 	var phase corev1.PodPhase
-	eventually(t, "the client pod to finish", func() error {
+	eventually.NoError(t, "the client pod to finish", func() error {
 		p, err := c.Client().CoreV1().Pods(ns).Get(ctx, "client", metav1.GetOptions{})
 		if err != nil {
 			return err
@@ -131,7 +132,7 @@ func TestPodInClusterConfigReachesAPIServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	var phase corev1.PodPhase
-	eventually(t, "the whoami pod to finish", func() error {
+	eventually.NoError(t, "the whoami pod to finish", func() error {
 		p, err := c.Client().CoreV1().Pods(ns).Get(ctx, "whoami", metav1.GetOptions{})
 		if err != nil {
 			return err

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/l5d-go/l5d/pkg/eventually"
 	"github.com/l5d-go/l5d/test/netns"
 )
 
@@ -42,7 +43,7 @@ func TestHTTPRouteMovesTrafficToAnotherService(t *testing.T) {
 	w.service(t, "web-v2")
 	client := w.pod(t, "client", "client", true, nil)
 	target := "http://" + netip.AddrPortFrom(web.IPv4, 8080).String() + "/"
-	waitFor(t, "the client to reach web", func() bool {
+	eventually.True(t, "the client to reach web", func() bool {
 		code, body := podAnswer(client, target, authority)
 		return code == 200 && body == "web"
 	})
@@ -59,7 +60,7 @@ spec:
     - matches: [{path: {type: PathPrefix, value: /gone}}]
       backendRefs: [{name: gone, port: 8080}]
 `)
-	waitFor(t, "the HTTPRoute to move traffic to web-v2", func() bool {
+	eventually.True(t, "the HTTPRoute to move traffic to web-v2", func() bool {
 		code, body := podAnswer(client, target, authority)
 		return code == 200 && body == "web-v2"
 	})

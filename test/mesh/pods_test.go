@@ -17,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/l5d-go/l5d/identity/certify"
+	"github.com/l5d-go/l5d/pkg/eventually"
 	"github.com/l5d-go/l5d/pkg/proxyconf"
 	"github.com/l5d-go/l5d/proxy-init/iptables"
 	"github.com/l5d-go/l5d/test/kube"
@@ -135,7 +136,7 @@ func (w *world) pod(t *testing.T, name, sa string, meshed bool, annotations map[
 			t.Logf("proxy in %s logged:\n%s", name, logs.String())
 		}
 	})
-	waitFor(t, "the proxy in "+name+" to be ready (certificate issued)", func() bool {
+	eventually.True(t, "the proxy in "+name+" to be ready (certificate issued)", func() bool {
 		return podGet(p, "http://127.0.0.1:4191/ready", "") == 200
 	})
 	return p
@@ -192,15 +193,4 @@ func podBody(t *testing.T, p *netns.Pod, url string) string {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
-}
-
-func waitFor(t *testing.T, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(50 * time.Millisecond) // polling interval
-	}
 }

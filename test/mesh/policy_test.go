@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/l5d-go/l5d/pkg/eventually"
 	"github.com/l5d-go/l5d/test/netns"
 )
 
@@ -27,7 +28,7 @@ func TestMeshedPodsMutualTLSAndPolicy(t *testing.T) {
 	// Requests wait for discovery (slow on a loaded machine) and go over mTLS; the first
 	// ones may fail while the pods and their Service are still being set up.
 	clientID := "client." + w.appNS + ".serviceaccount.identity." + w.cp.ns + "." + trustDomain
-	waitFor(t, "the server's proxy to see the client's identity", func() bool {
+	eventually.True(t, "the server's proxy to see the client's identity", func() bool {
 		return podGet(client, target, authority) == 200 &&
 			strings.Contains(podBody(t, server, "http://127.0.0.1:4191/metrics"), `tls="true",client_id="`+clientID+`"`)
 	})
@@ -54,8 +55,8 @@ spec:
 `)
 	// The three objects reach the caches one by one: wait until the policy admits the
 	// named ServiceAccount, then it must refuse the other one.
-	waitFor(t, "another ServiceAccount to be refused", func() bool { return podGet(other, target, authority) == 403 })
-	waitFor(t, "the named ServiceAccount to be admitted", func() bool { return podGet(client, target, authority) == 200 })
+	eventually.True(t, "another ServiceAccount to be refused", func() bool { return podGet(other, target, authority) == 403 })
+	eventually.True(t, "the named ServiceAccount to be admitted", func() bool { return podGet(client, target, authority) == 200 })
 	if got := podGet(other, target, authority); got != 403 {
 		t.Fatalf("another ServiceAccount got %d, want 403", got)
 	}
@@ -77,9 +78,9 @@ func TestDefaultPolicyFromPodAnnotation(t *testing.T) {
 	plain := w.pod(t, "plain", "plain", false, nil)
 	strictURL := "http://" + netip.AddrPortFrom(strict.IPv4, 8080).String() + "/"
 	openURL := "http://" + netip.AddrPortFrom(open.IPv4, 8080).String() + "/"
-	waitFor(t, "the unmeshed pod to be refused by all-authenticated", func() bool { return podGet(plain, strictURL, "") == 403 })
-	waitFor(t, "the meshed client to be admitted", func() bool { return podGet(client, strictURL, strictName) == 200 })
-	waitFor(t, "the unmeshed pod to be admitted by all-unauthenticated", func() bool { return podGet(plain, openURL, "") == 200 })
+	eventually.True(t, "the unmeshed pod to be refused by all-authenticated", func() bool { return podGet(plain, strictURL, "") == 403 })
+	eventually.True(t, "the meshed client to be admitted", func() bool { return podGet(client, strictURL, strictName) == 200 })
+	eventually.True(t, "the unmeshed pod to be admitted by all-unauthenticated", func() bool { return podGet(plain, openURL, "") == 200 })
 	if got := podGet(client, openURL, openName); got != 200 {
 		t.Fatalf("meshed client to the open pod: %d", got)
 	}
@@ -95,7 +96,7 @@ func TestTrafficSurvivesControlPlaneOutageAndRenewal(t *testing.T) {
 	authority := w.service(t, "web")
 	client := w.pod(t, "client", "client", true, nil)
 	target := "http://" + netip.AddrPortFrom(server.IPv4, 8080).String() + "/"
-	waitFor(t, "the client to reach web", func() bool { return podGet(client, target, authority) == 200 })
+	eventually.True(t, "the client to reach web", func() bool { return podGet(client, target, authority) == 200 })
 
 	refreshes := func(p *netns.Pod) int {
 		for _, l := range strings.Split(podBody(t, p, "http://127.0.0.1:4191/metrics"), "\n") {
@@ -125,5 +126,5 @@ func TestTrafficSurvivesControlPlaneOutageAndRenewal(t *testing.T) {
 		}
 	}
 	w.cp.serve()
-	waitFor(t, "traffic after the control plane returns", func() bool { return podGet(client, target, authority) == 200 })
+	eventually.True(t, "traffic after the control plane returns", func() bool { return podGet(client, target, authority) == 200 })
 }

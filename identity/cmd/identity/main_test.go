@@ -22,6 +22,7 @@ import (
 
 	"github.com/l5d-go/l5d/identity/certify"
 	"github.com/l5d-go/l5d/pkg/certs"
+	"github.com/l5d-go/l5d/pkg/eventually"
 	pb "github.com/l5d-go/l5d/proto/gen/identity"
 	"github.com/l5d-go/l5d/test/kube"
 )
@@ -72,17 +73,6 @@ func issuerFiles(t *testing.T, iss *certs.Authority, crtName, keyName string) ma
 	return map[string][]byte{crtName: certs.EncodeCertificatesPEM(iss.Cert), keyName: keyPEM}
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond) // polling interval, not synchronisation
-	}
-}
-
 func mustKey(t *testing.T) *ecdsa.PrivateKey {
 	t.Helper()
 	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -122,7 +112,7 @@ func TestBinaryServesCertifyAndBecomesReady(t *testing.T) {
 	t.Cleanup(func() { cancel(); <-done })
 
 	ready := func() int { return httpStatus("http://" + adminAddr + "/ready") }
-	waitFor(t, "the admin server", func() bool { return ready() != 0 })
+	eventually.True(t, "the admin server", func() bool { return ready() != 0 })
 	if code := ready(); code == http.StatusOK {
 		t.Fatal("ready before the issuer exists")
 	}
@@ -136,7 +126,7 @@ func TestBinaryServesCertifyAndBecomesReady(t *testing.T) {
 	files := issuerFiles(t, iss, "tls.crt", "tls.key")
 	files["ca.crt"] = certs.EncodeCertificatesPEM(anchor.Cert)
 	writeMounted(t, issuerDir, files)
-	waitFor(t, "readiness after the issuer appeared", func() bool { return ready() == http.StatusOK })
+	eventually.True(t, "readiness after the issuer appeared", func() bool { return ready() == http.StatusOK })
 
 	ns := c.Namespace(t)
 	c.CreateServiceAccount(t, ns, "web")

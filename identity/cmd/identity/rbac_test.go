@@ -19,6 +19,7 @@ import (
 	"github.com/l5d-go/l5d/identity/certify"
 	"github.com/l5d-go/l5d/identity/issuer"
 	"github.com/l5d-go/l5d/pkg/certs"
+	"github.com/l5d-go/l5d/pkg/eventually"
 	pb "github.com/l5d-go/l5d/proto/gen/identity"
 	"github.com/l5d-go/l5d/test/kube"
 )
@@ -115,7 +116,7 @@ func TestRunsWithDocumentedRBAC(t *testing.T) {
 					"-identity-trust-anchors-file", anchorsFile, "-startup-timeout", "30s", "-log-level", "error"})
 			}()
 			defer func() { cancel(); <-done }()
-			waitFor(t, "readiness", func() bool {
+			eventually.True(t, "readiness", func() bool {
 				select {
 				case <-done:
 					t.Fatalf("identity stopped: %v", runErr)
@@ -142,7 +143,7 @@ func TestRunsWithDocumentedRBAC(t *testing.T) {
 			rogueAnchor, _ := certs.NewTrustAnchor("rogue", certs.ValidFor(now, time.Hour))
 			rogue, _ := rogueAnchor.NewIssuer("rogue", certs.ValidFor(now, time.Hour))
 			writeMounted(t, dir, issuerFiles(t, rogue, "crt.pem", "key.pem"))
-			waitFor(t, "the IssuerUpdateRefused event", func() bool {
+			eventually.True(t, "the IssuerUpdateRefused event", func() bool {
 				evs, err := c.Client().CoreV1().Events(cp).List(t.Context(), metav1.ListOptions{})
 				if err != nil {
 					t.Fatal(err)

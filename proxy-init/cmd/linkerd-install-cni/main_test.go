@@ -11,9 +11,10 @@ import (
 	"sync"
 	"syscall"
 	"testing"
-	"time"
 
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/l5d-go/l5d/pkg/eventually"
 )
 
 // node is a fake node's CNI directories and a service account's files, all in a temporary
@@ -95,18 +96,6 @@ func write(t *testing.T, path, text string) {
 	}
 }
 
-// eventually polls cond until it holds or 30s have passed.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // types returns the plugin types of the configuration file at path, or nil.
 func types(path string) []string {
 	data, err := os.ReadFile(path)
@@ -133,12 +122,12 @@ func TestInstallerChainsThePluginAndKeepsItThere(t *testing.T) {
 	n := start(t, bin, map[string]string{"10-bridge.conflist": bridgeConflist, "99-other.conf": `{"type":"other"}`})
 	conf := filepath.Join(n.netDir, "10-bridge.conflist")
 	want := []string{"bridge", "portmap", "linkerd-cni"}
-	eventually(t, "linkerd-cni is chained last in the primary configuration", func() bool { return slices.Equal(types(conf), want) })
+	eventually.True(t, "linkerd-cni is chained last in the primary configuration", func() bool { return slices.Equal(types(conf), want) })
 	if got := types(filepath.Join(n.netDir, "99-other.conf")); got != nil {
 		t.Errorf("a configuration that is not the primary was changed: %v", got)
 	}
 	plugin, _ := os.ReadFile(filepath.Join(bin, "linkerd-cni"))
-	eventually(t, "the plugin binary is installed", func() bool {
+	eventually.True(t, "the plugin binary is installed", func() bool {
 		got, _ := os.ReadFile(filepath.Join(n.binDir, "linkerd-cni"))
 		return bytes.Equal(got, plugin)
 	})
@@ -157,13 +146,13 @@ func TestInstallerChainsThePluginAndKeepsItThere(t *testing.T) {
 		}
 		return cfg.AuthInfos[cfg.Contexts[cfg.CurrentContext].AuthInfo].Token
 	}
-	eventually(t, "the kubeconfig holds the token", func() bool { return token() == "token-1" })
+	eventually.True(t, "the kubeconfig holds the token", func() bool { return token() == "token-1" })
 
 	// The primary plugin rewrites its configuration; the token is rotated.
 	write(t, conf, bridgeConflist)
 	write(t, filepath.Join(n.tokenDir, "token"), "token-2")
-	eventually(t, "linkerd-cni is chained again", func() bool { return slices.Equal(types(conf), want) })
-	eventually(t, "the kubeconfig holds the new token", func() bool { return token() == "token-2" })
+	eventually.True(t, "linkerd-cni is chained again", func() bool { return slices.Equal(types(conf), want) })
+	eventually.True(t, "the kubeconfig holds the new token", func() bool { return token() == "token-2" })
 
 	// Stopping takes the plugin out and removes its files.
 	n.cmd.Process.Signal(syscall.SIGTERM)
@@ -183,12 +172,12 @@ func TestInstallerChainsThePluginAndKeepsItThere(t *testing.T) {
 func TestInstallerWaitsForThePrimaryAndConvertsASingleConf(t *testing.T) {
 	bin := build(t)
 	n := start(t, bin, nil)
-	eventually(t, "the installer says it waits", func() bool {
+	eventually.True(t, "the installer says it waits", func() bool {
 		return strings.Contains(n.log.String(), "waiting for the primary CNI plugin")
 	})
 	write(t, filepath.Join(n.netDir, "10-bridge.conf"), `{"cniVersion":"0.4.0","name":"pods","type":"bridge","bridge":"cni0"}`)
 	list := filepath.Join(n.netDir, "10-bridge.conflist")
-	eventually(t, "the single .conf becomes a .conflist ending with linkerd-cni", func() bool {
+	eventually.True(t, "the single .conf becomes a .conflist ending with linkerd-cni", func() bool {
 		return slices.Equal(types(list), []string{"bridge", "linkerd-cni"})
 	})
 	if _, err := os.Stat(filepath.Join(n.netDir, "10-bridge.conf")); !os.IsNotExist(err) {
