@@ -189,11 +189,14 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Proxy, error
 	inRouter := inbound.NewRouter(inbound.Options{
 		Policy:      watcher.Port,
 		PolicyKnown: watcher.Known,
-		Metrics:     p.Metrics,
-		Balancer:    balance.Options{Capacity: cfg.Inbound.QueueCapacity, Failfast: cfg.Inbound.QueueFailfast},
-		TLSLabels:   inboundTLSLabels,
-		Connect:     inConnect,
-		Log:         opts.Log,
+		// Ports listed as requiring identity or TLS refuse other connections.
+		RequireIdentity: cfg.RequireIdentityPorts.Has,
+		RequireTLS:      cfg.RequireTLSPorts.Has,
+		Metrics:         p.Metrics,
+		Balancer:        balance.Options{Capacity: cfg.Inbound.QueueCapacity, Failfast: cfg.Inbound.QueueFailfast},
+		TLSLabels:       inboundTLSLabels,
+		Connect:         inConnect,
+		Log:             opts.Log,
 	})
 	hub := p.tapHub()
 	outClients := forward.NewClients(forward.ClientOptions{Connect: outConnect, Tag: outTag})

@@ -45,6 +45,8 @@ const (
 	EnvOutboundDisableDetection = proxyconf.EnvOutboundDisableDetection
 	EnvInboundIPs               = proxyconf.EnvInboundIPs
 	EnvInboundPorts             = proxyconf.EnvInboundPorts
+	EnvInboundPortsRequireID    = proxyconf.EnvInboundPortsRequireID
+	EnvInboundPortsRequireTLS   = proxyconf.EnvInboundPortsRequireTLS
 
 	EnvOutboundHTTPQueueCapacity = proxyconf.EnvOutboundHTTPQueueCapacity
 	EnvOutboundHTTPFailfast      = proxyconf.EnvOutboundHTTPFailfast
@@ -156,6 +158,10 @@ type Config struct {
 	// InboundIPs are the pod's IPs; InboundPorts the application's container ports.
 	InboundIPs   []netip.Addr
 	InboundPorts PortSet
+	// RequireIdentityPorts are inbound ports that only serve mesh TLS connections with a
+	// verified client identity; RequireTLSPorts those that only serve mesh TLS (with or
+	// without a client identity). Other connections to them are closed.
+	RequireIdentityPorts, RequireTLSPorts PortSet
 
 	// DestinationAddr is the Destination service host:port; empty disables discovery.
 	DestinationAddr    string
@@ -256,6 +262,8 @@ func Load(lookup func(string) (string, bool)) (*Config, error) {
 	r.ports(EnvOutboundDisableDetection, DefaultOpaquePorts, &c.Outbound.OpaquePorts)
 	r.parse(EnvInboundIPs, "", func(s string) (err error) { c.InboundIPs, err = ParseIPs(s); return })
 	r.ports(EnvInboundPorts, "", &c.InboundPorts)
+	r.ports(EnvInboundPortsRequireID, "", &c.RequireIdentityPorts)
+	r.ports(EnvInboundPortsRequireTLS, "", &c.RequireTLSPorts)
 
 	r.count(EnvOutboundHTTPQueueCapacity, "100", &c.Outbound.QueueCapacity)
 	r.dur(EnvOutboundHTTPFailfast, "3s", &c.Outbound.QueueFailfast)
