@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"maps"
 	"net"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/l5d-go/l5d/proxy/accept"
+	"github.com/l5d-go/l5d/proxy/accesslog"
 	"github.com/l5d-go/l5d/proxy/admin"
 	"github.com/l5d-go/l5d/proxy/balance"
 	"github.com/l5d-go/l5d/proxy/config"
@@ -55,7 +57,10 @@ type Options struct {
 	// Version is the version label of proxy_build_info (the binary's module version
 	// when empty).
 	Version string
-	Log     *slog.Logger
+	// AccessLog receives the HTTP access log when LINKERD2_PROXY_ACCESS_LOG enables it;
+	// os.Stderr when nil.
+	AccessLog io.Writer
+	Log       *slog.Logger
 }
 
 // Proxy is a running proxy.
@@ -199,6 +204,7 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Proxy, error
 		Log:             opts.Log,
 	})
 	hub := p.tapHub()
+	accessLog := startAccessLog(cfg, opts, p.Metrics)
 	outClients := forward.NewClients(forward.ClientOptions{Connect: outConnect, Tag: outTag})
 	inClients := forward.NewClients(forward.ClientOptions{Connect: inConnect})
 
@@ -223,7 +229,7 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Proxy, error
 		Fallback:      cfg.Inbound.FallbackDst,
 		DetectTimeout: cfg.Inbound.DetectTimeout,
 		Opaque:        func(d netip.AddrPort) bool { return cfg.Inbound.OpaquePorts.Has(d.Port()) },
-		HTTP: &forward.Handler{Router: inRouter, Clients: inClients, Log: opts.Log, Tap: hub,
+		HTTP: &forward.Handler{Router: inRouter, Clients: inClients, Log: opts.Log, Tap: hub, AccessLog: accessLog.logger,
 			ErrorMetrics: p.Metrics.HTTP(metrics.Join(metrics.Labels("direction", "inbound"), inboundTLSLabels))},
 		TCP:       inRouter.ServeTCP,
 		Metrics:   p.Metrics,
@@ -254,6 +260,7 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Proxy, error
 	go func() { defer wg.Done(); errs[2] = serveAdmin(ctx, p.adminLn, p.Admin) }()
 	go func() {
 		wg.Wait()
+		accessLog.stop() // after the servers, so the last requests are written
 		<-ctlDone
 		ctl.close()
 		outClients.Close()
@@ -433,4 +440,38 @@ func (p *Proxy) Done() <-chan struct{} { return p.done }
 func (p *Proxy) Wait() error {
 	<-p.done
 	return p.err
+}
+
+// accessLog is the running inbound access log, if any.
+type accessLog struct {
+	logger *accesslog.Logger
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// startAccessLog starts writing the access log cfg asks for (to opts.AccessLog, else
+// stderr) until stop; entries dropped because the writer fell behind are counted in
+// access_log_dropped_total.
+func startAccessLog(cfg *config.Config, opts Options, reg *metrics.Registry) accessLog {
+	if cfg.AccessLog == 0 {
+		return accessLog{}
+	}
+	w := opts.AccessLog
+	if w == nil {
+		w = os.Stderr
+	}
+	dropped := reg.Counter("access_log_dropped_total",
+		"HTTP access log entries dropped because the log writer fell behind.", "")
+	ctx, cancel := context.WithCancel(context.Background())
+	l := accessLog{logger: accesslog.New(w, cfg.AccessLog, 0, dropped), cancel: cancel, done: make(chan struct{})}
+	go func() { defer close(l.done); l.logger.Run(ctx) }()
+	return l
+}
+
+// stop writes the queued entries and returns once the log has stopped.
+func (l accessLog) stop() {
+	if l.done != nil {
+		l.cancel()
+		<-l.done
+	}
 }

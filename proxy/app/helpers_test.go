@@ -28,6 +28,12 @@ func testLog() *slog.Logger {
 // inFallback are the original destinations of its outbound and inbound connections.
 func startProxy(t testing.TB, outFallback, inFallback netip.AddrPort, env map[string]string, disc outbound.Discovery) *Proxy {
 	t.Helper()
+	return startProxyWith(t, outFallback, inFallback, env, Options{Discovery: disc})
+}
+
+// startProxyWith is startProxy with opts (its Log and Level are the tests').
+func startProxyWith(t testing.TB, outFallback, inFallback netip.AddrPort, env map[string]string, opts Options) *Proxy {
+	t.Helper()
 	m := map[string]string{
 		config.EnvAdminListenAddr:    "127.0.0.1:0",
 		config.EnvInboundListenAddr:  "127.0.0.1:0",
@@ -46,7 +52,8 @@ func startProxy(t testing.TB, outFallback, inFallback netip.AddrPort, env map[st
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := Start(context.Background(), cfg, Options{Discovery: disc, Log: testLog(), Level: new(slog.LevelVar)})
+	opts.Log, opts.Level = testLog(), new(slog.LevelVar)
+	p, err := Start(context.Background(), cfg, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

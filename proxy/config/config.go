@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/l5d-go/l5d/pkg/proxyconf"
+	"github.com/l5d-go/l5d/proxy/accesslog"
 )
 
 // Environment variable names. Those the injector sets are Linkerd's; the L5D_PROXY_* ones
@@ -82,6 +83,7 @@ const (
 	EnvShutdownGracePeriod     = proxyconf.EnvShutdownGracePeriod
 	EnvCores                   = proxyconf.EnvCores
 	EnvCoresMaxRatio           = proxyconf.EnvCoresMaxRatio
+	EnvAccessLog               = proxyconf.EnvAccessLog
 
 	// EnvOutboundFallbackDst and EnvInboundFallbackDst give the original destination to
 	// use when SO_ORIGINAL_DST cannot provide one (no iptables redirect: tests, benchmarks,
@@ -199,6 +201,9 @@ type Config struct {
 	CoresMaxRatio float64
 	// MemoryLimit is the soft Go memory limit in bytes (0: none).
 	MemoryLimit int64
+	// AccessLog is the format of the inbound HTTP access log written to stderr
+	// (LINKERD2_PROXY_ACCESS_LOG: apache or json); 0 when there is none.
+	AccessLog accesslog.Format
 }
 
 // FromEnviron reads the configuration from the process environment.
@@ -336,6 +341,14 @@ func Load(lookup func(string) (string, bool)) (*Config, error) {
 		return
 	})
 
+	r.parse(EnvAccessLog, "", func(s string) (err error) {
+		if strings.TrimSpace(s) == "" {
+			return nil // set but empty, as a template may leave it: no access log
+		}
+		c.AccessLog, err = accesslog.ParseFormat(s)
+		return
+	})
+
 	r.optAddr(EnvOutboundFallbackDst, &c.Outbound.FallbackDst)
 	r.optAddr(EnvInboundFallbackDst, &c.Inbound.FallbackDst)
 
@@ -374,8 +387,6 @@ func Names() []string {
 // l5d's, from the same annotations) that this proxy deliberately does not act on, with why.
 // The proxy logs a warning at start for each one that is set.
 var Unsupported = map[string]string{
-	proxyconf.EnvAccessLog: "HTTP access logging (config.linkerd.io/access-log) is not " +
-		"implemented: the proxy's per-request path writes no log lines",
 	proxyconf.EnvIngressMode: "ingress mode (linkerd.io/inject: ingress) routes on the " +
 		"l5d-dst-override or Host header; the proxy routes on the original destination only",
 	proxyconf.EnvMetricsHostnameLabels: "outbound metrics carry no hostname label " +

@@ -171,8 +171,9 @@ func (s *fastConn) serve() (pending []byte) {
 			}
 			return nil
 		}
-		// Tapped requests take the general handler, where tap observes them.
-		if s.req.Upgrade || s.req.Expect || s.req.Unusual || s.req.Minor == 0 || string(s.req.Method) == "CONNECT" || s.h.Tap.Active() {
+		// Tapped and access-logged requests take the general handler, where tap observes
+		// them and the access log records them.
+		if s.req.Upgrade || s.req.Expect || s.req.Unusual || s.req.Minor == 0 || string(s.req.Method) == "CONNECT" || s.h.Tap.Active() || s.h.AccessLog != nil {
 			return s.handOff()
 		}
 		if s.req.Chunked || s.req.ContentLength > 0 {

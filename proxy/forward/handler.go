@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/l5d-go/l5d/proxy/accesslog"
 	"github.com/l5d-go/l5d/proxy/balance"
 	"github.com/l5d-go/l5d/proxy/metrics"
 	"github.com/l5d-go/l5d/proxy/policy"
@@ -58,6 +59,9 @@ type Handler struct {
 	HeaderReadTimeout, BodyIdleTimeout time.Duration
 	// Tap, when set, is the proxy's tap sessions, which observe the requests they match.
 	Tap *tap.Hub
+	// AccessLog, when set, records every request (see serveLogged); HTTP/1 connections
+	// then take the general handler.
+	AccessLog *accesslog.Logger
 }
 
 func (h *Handler) headerReadTimeout() time.Duration {
@@ -96,6 +100,10 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 16<<10); return &b }
 
 // ServeHTTP forwards r and writes the response, or a proxy error, to w.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h.AccessLog != nil {
+		h.serveLogged(w, r)
+		return
+	}
 	if h.Tap.Active() {
 		h.serveTapped(w, r)
 		return
