@@ -181,6 +181,7 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Proxy, error
 		Connect:   outConnect,
 		// Opaque connections to discovered endpoints may use the opaque transport.
 		ConnectOpaque: outConnectOpaque,
+		IngressMode:   cfg.IngressMode,
 		Log:           opts.Log,
 	})
 	// Inbound authorization: the controller's answer per port (the configured default

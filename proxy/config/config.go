@@ -84,6 +84,7 @@ const (
 	EnvCores                   = proxyconf.EnvCores
 	EnvCoresMaxRatio           = proxyconf.EnvCoresMaxRatio
 	EnvAccessLog               = proxyconf.EnvAccessLog
+	EnvIngressMode             = proxyconf.EnvIngressMode
 
 	// EnvOutboundFallbackDst and EnvInboundFallbackDst give the original destination to
 	// use when SO_ORIGINAL_DST cannot provide one (no iptables redirect: tests, benchmarks,
@@ -204,6 +205,9 @@ type Config struct {
 	// AccessLog is the format of the inbound HTTP access log written to stderr
 	// (LINKERD2_PROXY_ACCESS_LOG: apache or json); 0 when there is none.
 	AccessLog accesslog.Format
+	// IngressMode routes outbound requests by their l5d-dst-override header
+	// (LINKERD2_PROXY_INGRESS_MODE, set for linkerd.io/inject: ingress).
+	IngressMode bool
 }
 
 // FromEnviron reads the configuration from the process environment.
@@ -349,6 +353,8 @@ func Load(lookup func(string) (string, bool)) (*Config, error) {
 		return
 	})
 
+	r.parse(EnvIngressMode, "false", func(s string) (err error) { c.IngressMode, err = ParseBool(s); return })
+
 	r.optAddr(EnvOutboundFallbackDst, &c.Outbound.FallbackDst)
 	r.optAddr(EnvInboundFallbackDst, &c.Inbound.FallbackDst)
 
@@ -387,8 +393,6 @@ func Names() []string {
 // l5d's, from the same annotations) that this proxy deliberately does not act on, with why.
 // The proxy logs a warning at start for each one that is set.
 var Unsupported = map[string]string{
-	proxyconf.EnvIngressMode: "ingress mode (linkerd.io/inject: ingress) routes on the " +
-		"l5d-dst-override or Host header; the proxy routes on the original destination only",
 	proxyconf.EnvMetricsHostnameLabels: "outbound metrics carry no hostname label " +
 		"(config.linkerd.io/proxy-metrics-hostname-labels); their label sets are fixed",
 }

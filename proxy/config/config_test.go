@@ -100,6 +100,7 @@ func TestLoadRejectsInvalidNamingTheVariable(t *testing.T) {
 		{EnvInboundPortsRequireID, "9000-8000"},
 		{EnvInboundPortsRequireTLS, "0"},
 		{EnvAccessLog, "/var/log/access.log"},
+		{EnvIngressMode, "ingress"},
 		{EnvDestinationProfileNetworks, "10.0.0.0/33"},
 		{EnvDestinationProfileSuffixes, "bad..name"},
 		{EnvDestinationAddr, "no-port"},
@@ -275,7 +276,7 @@ func TestNamesAndUnsupported(t *testing.T) {
 	for _, n := range Names() {
 		names[n] = true
 	}
-	for _, want := range []string{EnvLog, EnvCores, EnvCoresMaxRatio, EnvShutdownGracePeriod, EnvInboundDiscoveryIdle, EnvMemoryLimit, EnvAccessLog, EnvInboundPortsRequireID, EnvInboundPortsRequireTLS} {
+	for _, want := range []string{EnvLog, EnvCores, EnvCoresMaxRatio, EnvShutdownGracePeriod, EnvInboundDiscoveryIdle, EnvMemoryLimit, EnvAccessLog, EnvIngressMode, EnvInboundPortsRequireID, EnvInboundPortsRequireTLS} {
 		if !names[want] {
 			t.Errorf("Names() lacks %s", want)
 		}
