@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"net/netip"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -82,29 +81,11 @@ func TestParseFormat(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for the writer goroutine and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestFullQueueDropsAndCounts: Log never blocks; entries beyond the queue's capacity
 // are dropped and counted, and those queued are written when Run starts and before it
 // returns.
 func TestFullQueueDropsAndCounts(t *testing.T) {
-	var out syncBuffer
+	var out bytes.Buffer // Run writes from this goroutine
 	l := New(&out, Apache, 2, nil)
 	for range 5 {
 		l.Log(entry())

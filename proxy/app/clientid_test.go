@@ -2,7 +2,6 @@ package app
 
 import (
 	"fmt"
-	"io"
 	"net/http"
 	"net/netip"
 	"testing"
@@ -49,19 +48,4 @@ func TestApplicationSeesClientIdentity(t *testing.T) {
 			t.Errorf("plaintext caller (h2=%v): the application saw l5d-client-id %s, want none", h2, got)
 		}
 	}
-}
-
-// do sends req with c and returns the response and its whole body.
-func do(t testing.TB, c *http.Client, req *http.Request) (*http.Response, string) {
-	t.Helper()
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp, string(b)
 }

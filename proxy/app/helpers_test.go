@@ -129,7 +129,17 @@ func clientTo(addr netip.AddrPort, h2 bool) *http.Client {
 
 func get(t testing.TB, c *http.Client, url string) (*http.Response, string) {
 	t.Helper()
-	resp, err := c.Get(url)
+	req, err := http.NewRequest("GET", url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return do(t, c, req)
+}
+
+// do sends req with c and returns the response and its whole body.
+func do(t testing.TB, c *http.Client, req *http.Request) (*http.Response, string) {
+	t.Helper()
+	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
