@@ -147,8 +147,14 @@ func timestamp(b []byte, t time.Time) []byte {
 	return t.UTC().AppendFormat(b, "2006-01-02T15:04:05.000000000Z")
 }
 
+// clientAddr renders the client's address, an IPv4 client of a dual-stack listener
+// (an IPv4-mapped IPv6 address) as plain IPv4.
+func clientAddr(e *Entry) string {
+	return netip.AddrPortFrom(e.Client.Addr().Unmap(), e.Client.Port()).String()
+}
+
 func appendApache(b []byte, e *Entry) []byte {
-	b = append(b, e.Client.String()...)
+	b = append(b, clientAddr(e)...)
 	b = append(b, ' ')
 	if e.ClientID != "" {
 		b = append(b, e.ClientID...)
@@ -193,7 +199,7 @@ func appendJSON(b []byte, e *Entry) []byte {
 		id = "-"
 	}
 	out, err := json.Marshal(jsonEntry{
-		ClientAddr: e.Client.String(), ClientID: id, Host: e.Host, Method: e.Method,
+		ClientAddr: clientAddr(e), ClientID: id, Host: e.Host, Method: e.Method,
 		ProcessingNS: strconv.FormatInt(e.Processing.Nanoseconds(), 10), RequestBytes: e.RequestBytes,
 		ResponseBytes: e.ResponseBytes, Status: e.Status, Timestamp: string(timestamp(nil, e.Start)),
 		TotalNS: strconv.FormatInt(e.Total.Nanoseconds(), 10), TraceID: e.TraceID, URI: e.URI,

@@ -29,6 +29,7 @@ func TestApacheLine(t *testing.T) {
 	}
 	e := entry()
 	e.ClientID, e.URI, e.Version, e.Start = "", "/ping", "HTTP/1.1", e.Start.Add(-20*time.Millisecond)
+	e.Client = netip.MustParseAddrPort("[::ffff:10.42.0.63]:51160") // a dual-stack listener's IPv4 client
 	got = string(l.AppendLine(nil, e))
 	want = `10.42.0.63:51160 - - [2022-08-23T20:28:20.051809491Z] "GET /ping HTTP/1.1" 200` + "\n"
 	if got != want {
