@@ -217,7 +217,8 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Proxy, error
 		Opaque:        outboundOpaque(cfg, ctl, opts.Discovery),
 		Hold:          outboundHold(cfg, ctl, opts.Discovery),
 		HTTP: &forward.Handler{Router: outRouter, Clients: outClients, Log: opts.Log, Tap: hub,
-			ErrorMetrics: p.Metrics.HTTP(metrics.Join(metrics.Labels("direction", "outbound"), outboundTLSLabels))},
+			ErrorMetrics: p.Metrics.HTTP(metrics.Join(metrics.Labels("direction", "outbound"), outboundTLSLabels)),
+			ErrorHeaders: outboundErrorHeaders(cfg)},
 		TCP:       outRouter.ServeTCP,
 		Metrics:   p.Metrics,
 		TCPLabels: outboundTLSLabels,
@@ -231,7 +232,8 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Proxy, error
 		DetectTimeout: cfg.Inbound.DetectTimeout,
 		Opaque:        func(d netip.AddrPort) bool { return cfg.Inbound.OpaquePorts.Has(d.Port()) },
 		HTTP: &forward.Handler{Router: inRouter, Clients: inClients, Log: opts.Log, Tap: hub, AccessLog: accessLog.logger,
-			ErrorMetrics: p.Metrics.HTTP(metrics.Join(metrics.Labels("direction", "inbound"), inboundTLSLabels))},
+			ErrorMetrics: p.Metrics.HTTP(metrics.Join(metrics.Labels("direction", "inbound"), inboundTLSLabels)),
+			ErrorHeaders: meshedClient},
 		TCP:       inRouter.ServeTCP,
 		Metrics:   p.Metrics,
 		TCPLabels: inboundTLSLabels,
@@ -475,4 +477,19 @@ func (l accessLog) stop() {
 		l.cancel()
 		<-l.done
 	}
+}
+
+// meshedClient reports whether a connection's client has a verified mesh identity: as
+// Linkerd's, the inbound proxy tells only such clients why it refused or failed a
+// request (l5d-proxy-error).
+func meshedClient(ci *forward.ConnInfo) bool { return ci != nil && ci.ClientID != "" }
+
+// outboundErrorHeaders is whether the outbound proxy's error responses say why: not in
+// ingress mode, where the application relays them to clients outside the cluster (nil:
+// always).
+func outboundErrorHeaders(cfg *config.Config) func(*forward.ConnInfo) bool {
+	if cfg.IngressMode {
+		return func(*forward.ConnInfo) bool { return false }
+	}
+	return nil
 }

@@ -62,6 +62,17 @@ type Handler struct {
 	// AccessLog, when set, records every request (see serveLogged); HTTP/1 connections
 	// then take the general handler.
 	AccessLog *accesslog.Logger
+	// ErrorHeaders, when set, reports whether the error responses the proxy answers
+	// itself on a connection say why, in l5d-proxy-error and the body (gRPC errors keep
+	// their grpc-message); nil means they always do. Linkerd's inbound proxy tells only
+	// meshed clients, and its outbound proxy tells nobody in ingress mode, whose clients
+	// are outside the cluster.
+	ErrorHeaders func(ci *ConnInfo) bool
+}
+
+// errorHeaders reports whether error responses on ci say why; see ErrorHeaders.
+func (h *Handler) errorHeaders(ci *ConnInfo) bool {
+	return h.ErrorHeaders == nil || h.ErrorHeaders(ci)
 }
 
 func (h *Handler) headerReadTimeout() time.Duration {
@@ -433,7 +444,7 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, m *metrics.HTTP, 
 		if re := (*RouteError)(nil); errors.As(err, &re) && re.GRPCCode != 0 {
 			code = re.GRPCCode
 		}
-		grpcError(w, code, reason)
+		grpcError(w, code, reason, h.errorHeaders(ConnInfoFrom(r.Context())))
 		if m != nil {
 			m.Request()
 			m.Response(http.StatusOK, true, time.Since(start))
@@ -441,6 +452,15 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, m *metrics.HTTP, 
 		return http.StatusOK
 	}
 	dst := w.Header()
+	if !h.errorHeaders(ConnInfoFrom(r.Context())) {
+		dst.Set("Content-Length", "0")
+		w.WriteHeader(status)
+		if m != nil {
+			m.Request()
+			m.Response(status, true, time.Since(start))
+		}
+		return status
+	}
 	dst.Set(HeaderProxyError, reason)
 	dst.Set("Content-Type", "text/plain; charset=utf-8")
 	w.WriteHeader(status)

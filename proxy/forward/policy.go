@@ -321,10 +321,12 @@ func grpcCodeFor(status int) int {
 
 // grpcError answers a gRPC request with a proxy error as a trailers-only response, as
 // Linkerd does: the HTTP status is 200 and the error travels in grpc-status and
-// grpc-message.
-func grpcError(w http.ResponseWriter, code int, reason string) {
+// grpc-message (and l5d-proxy-error when emit is set).
+func grpcError(w http.ResponseWriter, code int, reason string, emit bool) {
 	dst := w.Header()
-	dst.Set(HeaderProxyError, reason)
+	if emit {
+		dst.Set(HeaderProxyError, reason)
+	}
 	dst.Set("Content-Type", "application/grpc")
 	dst.Set("Grpc-Status", strconv.Itoa(code))
 	dst.Set("Grpc-Message", reason)
