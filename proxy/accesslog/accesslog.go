@@ -58,7 +58,8 @@ type Entry struct {
 	Status        int
 	ResponseBytes string
 	// Total is the time from the request's arrival to the response headers; Processing
-	// the part of it spent in the proxy.
+	// the part of it spent in the proxy (Total less the wait for the application's
+	// response headers).
 	Total, Processing time.Duration
 }
 

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/netip"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -86,6 +87,12 @@ func TestAccessLogJSON(t *testing.T) {
 		if s, _ := got[k].(string); s == "" {
 			t.Errorf("%s missing in %v", k, got)
 		}
+	}
+	// The proxy's share of the time excludes the wait for the application.
+	total, err1 := strconv.ParseInt(got["total_ns"].(string), 10, 64)
+	processing, err2 := strconv.ParseInt(got["processing_ns"].(string), 10, 64)
+	if err1 != nil || err2 != nil || processing > total || total <= 0 {
+		t.Errorf("processing_ns %v, total_ns %v: want 0 <= processing <= total", got["processing_ns"], got["total_ns"])
 	}
 }
 

@@ -1,6 +1,7 @@
 package forward
 
 import (
+	"context"
 	"net/http"
 	"time"
 
@@ -26,11 +27,12 @@ func (h *Handler) serveLogged(w http.ResponseWriter, r *http.Request) {
 	if ci := ConnInfoFrom(r.Context()); ci != nil {
 		lw.entry.Client, lw.entry.ClientID = ci.Client, ci.ClientID
 	}
+	r = r.WithContext(context.WithValue(r.Context(), upstreamWaitKey{}, &lw.upstream))
 	defer func() {
 		if !lw.responded {
 			lw.entry.Total = time.Since(lw.entry.Start)
 		}
-		lw.entry.Processing = lw.entry.Total
+		lw.entry.Processing = max(0, lw.entry.Total-lw.upstream)
 		h.AccessLog.Log(&lw.entry)
 	}()
 	if h.Tap.Active() {
@@ -38,6 +40,18 @@ func (h *Handler) serveLogged(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.serve(lw, r, nil)
+}
+
+// upstreamWaitKey is the context key of the time a logged request waited for its
+// response headers from the application or endpoint (all attempts).
+type upstreamWaitKey struct{}
+
+// addUpstreamWait adds d to the upstream wait of the logged request of ctx, if any. It is
+// only called with Handler.AccessLog set; the request's goroutine is the only writer.
+func addUpstreamWait(ctx context.Context, d time.Duration) {
+	if w, _ := ctx.Value(upstreamWaitKey{}).(*time.Duration); w != nil {
+		*w += d
+	}
 }
 
 // traceID is the request's trace identifier as Linkerd's access log takes it:
@@ -57,6 +71,8 @@ type loggedWriter struct {
 	http.ResponseWriter
 	entry     accesslog.Entry
 	responded bool
+	// upstream is how long the request waited for response headers from upstream.
+	upstream time.Duration
 }
 
 func (w *loggedWriter) WriteHeader(status int) {

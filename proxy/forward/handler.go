@@ -204,6 +204,10 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, tw *tapWriter) {
 		tr = h.Clients.h2
 	}
 
+	var sent time.Time
+	if h.AccessLog != nil {
+		sent = time.Now()
+	}
 	bep.Start()
 	var resp *http.Response
 	switch {
@@ -215,6 +219,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, tw *tapWriter) {
 		resp, err = tr.RoundTrip(r)
 	}
 	now := time.Now()
+	if h.AccessLog != nil {
+		addUpstreamWait(ctx, now.Sub(sent))
+	}
 	bep.Done(now, now.Sub(start), be.Balancer.Decay())
 	if err != nil {
 		var ce *ConnectError

@@ -84,6 +84,10 @@ func (h *Handler) exchange(r *http.Request, be *Backend, first *balance.Endpoint
 			timer = time.AfterFunc(rt.Timeout, func() { cancel(ErrRouteTimeout) })
 			req = r.WithContext(actx)
 		}
+		var sent time.Time
+		if h.AccessLog != nil {
+			sent = time.Now()
+		}
 		bep.Start()
 		var resp *http.Response
 		var err error
@@ -94,6 +98,9 @@ func (h *Handler) exchange(r *http.Request, be *Backend, first *balance.Endpoint
 			resp, err = h.roundTripLean(req.Context(), ep, req, timer != nil)
 		default:
 			resp, err = h.roundTripH1(req.Context(), ep, req, timer != nil)
+		}
+		if h.AccessLog != nil {
+			addUpstreamWait(ctx, time.Since(sent))
 		}
 		if timer != nil {
 			if !timer.Stop() && err == nil {
