@@ -61,8 +61,9 @@ type Options struct {
 	// (it may use the opaque transport; see meshtls.Connector.ConnectOpaque).
 	ConnectOpaque forward.ConnectFunc
 	// IngressMode (LINKERD2_PROXY_INGRESS_MODE, linkerd.io/inject: ingress) routes a
-	// request carrying l5d-dst-override to the target it names, whatever its original
-	// destination: an ingress controller names the Service it picked. Without it the
+	// request carrying l5d-dst-override to the target it names ("name[:port]", port 80
+	// when it has none), whatever its original destination: an ingress controller names
+	// the Service it picked. Without it the
 	// header is ignored, so an application's clients cannot steer its proxy to any
 	// target by sending it.
 	IngressMode bool
@@ -99,7 +100,8 @@ func (rt *Router) Route(r *http.Request, ci *forward.ConnInfo) (*forward.Backend
 	dst := ci.OrigDst
 	if rt.opts.IngressMode {
 		if vv := r.Header[HeaderDstOverride]; len(vv) > 0 && vv[0] != "" {
-			return rt.byName(r.Context(), vv[0], dst)
+			// Without a port the header names the Service's port 80, as in Linkerd.
+			return rt.byName(r.Context(), withPort(vv[0], 80), dst)
 		}
 	}
 	if host, ok := rt.profileName(r.Host); ok {

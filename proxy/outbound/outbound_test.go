@@ -66,7 +66,7 @@ func TestTargetSelection(t *testing.T) {
 		ingress  bool
 	}{
 		{"ingress: override wins", "web.ns.svc.cluster.local:8080", "api.ns.svc.cluster.local:9090", clusterIP, "api.ns.svc.cluster.local:9090", true},
-		{"ingress: override without port takes the original port", "", "api.ns.svc.cluster.local", clusterIP, "forward 10.96.0.10:8080", true},
+		{"ingress: override without port names port 80", "", "api.ns.svc.cluster.local", clusterIP, "api.ns.svc.cluster.local:80", true},
 		{"ingress: override of an address outside the networks", "example.com", "api.ns.svc.cluster.local:9090", external, "api.ns.svc.cluster.local:9090", true},
 		{"ingress: without override, host in suffix", "web.ns.svc.cluster.local:8080", "", clusterIP, "web.ns.svc.cluster.local:8080", true},
 		{"ingress: without override, the original destination", "example.com", "", clusterIP, "10.96.0.10:8080", true},
@@ -83,7 +83,7 @@ func TestTargetSelection(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			d := &recordingDiscovery{
-				names: map[string]bool{"web.ns.svc.cluster.local:8080": true, "api.ns.svc.cluster.local:9090": true},
+				names: map[string]bool{"web.ns.svc.cluster.local:8080": true, "api.ns.svc.cluster.local:9090": true, "api.ns.svc.cluster.local:80": true},
 				addrs: map[netip.AddrPort]bool{clusterIP: true},
 			}
 			rt := testRouter(d)
