@@ -129,3 +129,17 @@ func TestAccessLogApache(t *testing.T) {
 		t.Errorf("access_log_dropped_total not exported as 0:\n%s", grepLines(scrape(t, server), "access_log"))
 	}
 }
+
+// TestAccessLogProtocolSwitch: a request that switches protocols (WebSocket) is logged
+// with status 101 as soon as it switches, not when the upgraded connection ends.
+func TestAccessLogProtocolSwitch(t *testing.T) {
+	log := &lockedBuffer{}
+	p := startProxyWith(t, netip.AddrPort{}, upgradeApp(t), map[string]string{config.EnvAccessLog: "apache"}, Options{AccessLog: log})
+	in, _, _ := p.Addrs()
+	conn := switchProtocols(t, in)
+	defer conn.Close()
+	waitFor(t, "the access log line while the upgraded connection is open", func() bool { return len(log.lines()) > 0 })
+	if lines := log.lines(); len(lines) != 1 || !strings.HasSuffix(lines[0], `"GET /ws HTTP/1.1" 101`) {
+		t.Fatalf("access log: %q, want the request with 101", lines)
+	}
+}

@@ -1,7 +1,9 @@
 package forward
 
 import (
+	"bufio"
 	"context"
+	"net"
 	"net/http"
 	"time"
 
@@ -12,7 +14,7 @@ import (
 // once the handler returns (also when it aborts the response). The entry is read from the
 // request before it is forwarded, which changes its header fields and URL.
 func (h *Handler) serveLogged(w http.ResponseWriter, r *http.Request) {
-	lw := &loggedWriter{ResponseWriter: w, entry: accesslog.Entry{
+	lw := &loggedWriter{ResponseWriter: w, logger: h.AccessLog, entry: accesslog.Entry{
 		Start: time.Now(), Method: r.Method, URI: r.RequestURI, Version: r.Proto, Host: r.Host,
 		UserAgent: r.Header.Get("User-Agent"), RequestBytes: r.Header.Get("Content-Length"),
 		TraceID: traceID(r.Header),
@@ -29,11 +31,9 @@ func (h *Handler) serveLogged(w http.ResponseWriter, r *http.Request) {
 	}
 	r = r.WithContext(context.WithValue(r.Context(), upstreamWaitKey{}, &lw.upstream))
 	defer func() {
-		if !lw.responded {
-			lw.entry.Total = time.Since(lw.entry.Start)
+		if !lw.logged {
+			lw.log()
 		}
-		lw.entry.Processing = max(0, lw.entry.Total-lw.upstream)
-		h.AccessLog.Log(&lw.entry)
 	}()
 	if h.Tap.Active() {
 		h.serveTapped(lw, r)
@@ -73,6 +73,31 @@ type loggedWriter struct {
 	responded bool
 	// upstream is how long the request waited for response headers from upstream.
 	upstream time.Duration
+	// logged is set once the entry is handed to logger.
+	logged bool
+	logger *accesslog.Logger
+}
+
+// log completes the entry and hands it to the log.
+func (w *loggedWriter) log() {
+	if !w.responded {
+		w.entry.Total = time.Since(w.entry.Start)
+	}
+	w.entry.Processing = max(0, w.entry.Total-w.upstream)
+	w.logged = true
+	w.logger.Log(&w.entry)
+}
+
+// Hijack takes the client connection over for a protocol switch: the handler only does
+// so once the application agreed to switch, so the request is logged at once, with
+// status 101, rather than when the upgraded connection ends.
+func (w *loggedWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err == nil && !w.responded {
+		w.responded, w.entry.Status, w.entry.Total = true, http.StatusSwitchingProtocols, time.Since(w.entry.Start)
+		w.log()
+	}
+	return c, brw, err
 }
 
 func (w *loggedWriter) WriteHeader(status int) {
