@@ -11,7 +11,9 @@ func TestCompileSplit(t *testing.T) {
 	dp := func(ws ...*destination.WeightedDst) *destination.DestinationProfile {
 		return &destination.DestinationProfile{DstOverrides: ws}
 	}
-	w := func(a string, n uint32) *destination.WeightedDst { return &destination.WeightedDst{Authority: a, Weight: n} }
+	w := func(a string, n uint32) *destination.WeightedDst {
+		return &destination.WeightedDst{Authority: a, Weight: n}
+	}
 	for _, tc := range []struct {
 		name string
 		dp   *destination.DestinationProfile
