@@ -28,6 +28,6 @@
 // ConfigAnnotations lists every configuration annotation honoured (Linkerd's 49, names in
 // pkg/proxyconf) and what each reaches: a LINKERD2_PROXY_* variable as Linkerd's injector
 // writes it, or a part of the pod spec. The variables the l5d proxy deliberately ignores
-// (access log, ingress mode, metrics hostname labels) are listed with the reason in
+// (metrics hostname labels) are listed with the reason in
 // proxy/config.Unsupported, and the proxy warns at start when one is set.
 package inject

@@ -72,10 +72,11 @@ type Server struct {
 	// named by a transport header, is one of them is refused: it would be delivered to the
 	// proxy itself on loopback, where the admin server trusts its clients.
 	OwnPort func(port uint16) bool
-	// Admit, when set, is called once a connection's destination is known, before
-	// detection; false refuses the connection. It may block for a bounded time: the
-	// inbound side waits there for the destination port's policy.
-	Admit func(dst netip.AddrPort) bool
+	// Admit, when set, is called once a connection's destination (ci.OrigDst) and mesh
+	// TLS identity are known, before detection; false refuses the connection. It may
+	// block for a bounded time: the inbound side waits there for the destination port's
+	// policy.
+	Admit func(ci *forward.ConnInfo) bool
 	// OpaqueFallback, when set, reports whether a connection to dst that does not speak
 	// HTTP may be served as opaque TCP. When it does not, a connection whose detection
 	// gave up on bytes that begin an HTTP request (a client that paused) is served as
@@ -229,7 +230,7 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn, httpLn *chanListener
 		return
 	}
 	ci.OrigDst = dst
-	if s.Admit != nil && !s.Admit(dst) {
+	if s.Admit != nil && !s.Admit(ci) {
 		s.Log.Debug("refusing connection", "direction", s.Direction, "client", c.RemoteAddr(), "dst", dst, "error", "not admitted")
 		c.Close()
 		return

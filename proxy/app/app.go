@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"maps"
 	"net"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/l5d-go/l5d/proxy/accept"
+	"github.com/l5d-go/l5d/proxy/accesslog"
 	"github.com/l5d-go/l5d/proxy/admin"
 	"github.com/l5d-go/l5d/proxy/balance"
 	"github.com/l5d-go/l5d/proxy/config"
@@ -55,7 +57,10 @@ type Options struct {
 	// Version is the version label of proxy_build_info (the binary's module version
 	// when empty).
 	Version string
-	Log     *slog.Logger
+	// AccessLog receives the HTTP access log when LINKERD2_PROXY_ACCESS_LOG enables it;
+	// os.Stderr when nil.
+	AccessLog io.Writer
+	Log       *slog.Logger
 }
 
 // Proxy is a running proxy.
@@ -176,6 +181,7 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Proxy, error
 		Connect:   outConnect,
 		// Opaque connections to discovered endpoints may use the opaque transport.
 		ConnectOpaque: outConnectOpaque,
+		IngressMode:   cfg.IngressMode,
 		Log:           opts.Log,
 	})
 	// Inbound authorization: the controller's answer per port (the configured default
@@ -189,13 +195,17 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Proxy, error
 	inRouter := inbound.NewRouter(inbound.Options{
 		Policy:      watcher.Port,
 		PolicyKnown: watcher.Known,
-		Metrics:     p.Metrics,
-		Balancer:    balance.Options{Capacity: cfg.Inbound.QueueCapacity, Failfast: cfg.Inbound.QueueFailfast},
-		TLSLabels:   inboundTLSLabels,
-		Connect:     inConnect,
-		Log:         opts.Log,
+		// Ports listed as requiring identity or TLS refuse other connections.
+		RequireIdentity: cfg.RequireIdentityPorts.Has,
+		RequireTLS:      cfg.RequireTLSPorts.Has,
+		Metrics:         p.Metrics,
+		Balancer:        balance.Options{Capacity: cfg.Inbound.QueueCapacity, Failfast: cfg.Inbound.QueueFailfast},
+		TLSLabels:       inboundTLSLabels,
+		Connect:         inConnect,
+		Log:             opts.Log,
 	})
 	hub := p.tapHub()
+	accessLog := startAccessLog(cfg, opts, p.Metrics)
 	outClients := forward.NewClients(forward.ClientOptions{Connect: outConnect, Tag: outTag})
 	inClients := forward.NewClients(forward.ClientOptions{Connect: inConnect})
 
@@ -207,7 +217,8 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Proxy, error
 		Opaque:        outboundOpaque(cfg, ctl, opts.Discovery),
 		Hold:          outboundHold(cfg, ctl, opts.Discovery),
 		HTTP: &forward.Handler{Router: outRouter, Clients: outClients, Log: opts.Log, Tap: hub,
-			ErrorMetrics: p.Metrics.HTTP(metrics.Join(metrics.Labels("direction", "outbound"), outboundTLSLabels))},
+			ErrorMetrics: p.Metrics.HTTP(metrics.Join(metrics.Labels("direction", "outbound"), outboundTLSLabels)),
+			ErrorHeaders: outboundErrorHeaders(cfg)},
 		TCP:       outRouter.ServeTCP,
 		Metrics:   p.Metrics,
 		TCPLabels: outboundTLSLabels,
@@ -220,8 +231,9 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Proxy, error
 		Fallback:      cfg.Inbound.FallbackDst,
 		DetectTimeout: cfg.Inbound.DetectTimeout,
 		Opaque:        func(d netip.AddrPort) bool { return cfg.Inbound.OpaquePorts.Has(d.Port()) },
-		HTTP: &forward.Handler{Router: inRouter, Clients: inClients, Log: opts.Log, Tap: hub,
-			ErrorMetrics: p.Metrics.HTTP(metrics.Join(metrics.Labels("direction", "inbound"), inboundTLSLabels))},
+		HTTP: &forward.Handler{Router: inRouter, Clients: inClients, Log: opts.Log, Tap: hub, AccessLog: accessLog.logger,
+			ErrorMetrics: p.Metrics.HTTP(metrics.Join(metrics.Labels("direction", "inbound"), inboundTLSLabels)),
+			ErrorHeaders: meshedClient},
 		TCP:       inRouter.ServeTCP,
 		Metrics:   p.Metrics,
 		TCPLabels: inboundTLSLabels,
@@ -251,6 +263,7 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Proxy, error
 	go func() { defer wg.Done(); errs[2] = serveAdmin(ctx, p.adminLn, p.Admin) }()
 	go func() {
 		wg.Wait()
+		accessLog.stop() // after the servers, so the last requests are written
 		<-ctlDone
 		ctl.close()
 		outClients.Close()
@@ -430,4 +443,53 @@ func (p *Proxy) Done() <-chan struct{} { return p.done }
 func (p *Proxy) Wait() error {
 	<-p.done
 	return p.err
+}
+
+// accessLog is the running inbound access log, if any.
+type accessLog struct {
+	logger *accesslog.Logger
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// startAccessLog starts writing the access log cfg asks for (to opts.AccessLog, else
+// stderr) until stop; entries dropped because the writer fell behind are counted in
+// access_log_dropped_total.
+func startAccessLog(cfg *config.Config, opts Options, reg *metrics.Registry) accessLog {
+	if cfg.AccessLog == 0 {
+		return accessLog{}
+	}
+	w := opts.AccessLog
+	if w == nil {
+		w = os.Stderr
+	}
+	dropped := reg.Counter("access_log_dropped_total",
+		"HTTP access log entries dropped because the log writer fell behind.", "")
+	ctx, cancel := context.WithCancel(context.Background())
+	l := accessLog{logger: accesslog.New(w, cfg.AccessLog, 0, dropped), cancel: cancel, done: make(chan struct{})}
+	go func() { defer close(l.done); l.logger.Run(ctx) }()
+	return l
+}
+
+// stop writes the queued entries and returns once the log has stopped.
+func (l accessLog) stop() {
+	if l.done != nil {
+		l.cancel()
+		<-l.done
+	}
+}
+
+// meshedClient reports whether a connection's client has a verified mesh identity: as
+// Linkerd's, the inbound proxy tells only such clients why it refused or failed a
+// request (l5d-proxy-error).
+func meshedClient(ci *forward.ConnInfo) bool { return ci != nil && ci.ClientID != "" }
+
+// outboundErrorHeaders is whether the outbound proxy's error responses say why: not in
+// ingress mode, where the application relays them to clients outside the cluster (nil:
+// always).
+func outboundErrorHeaders(cfg *config.Config) func(*forward.ConnInfo) bool {
+	if cfg.IngressMode {
+		return func(*forward.ConnInfo) bool { return false }
+	}
+	return nil
 }

@@ -146,7 +146,10 @@ func TestHTTP2PriorKnowledgeWithTrailers(t *testing.T) {
 	}
 }
 
-func TestWebSocketUpgrade(t *testing.T) {
+// upgradeApp switches a request with Upgrade: websocket to a protocol that echoes lines
+// upper-cased, so a test sees both directions work.
+func upgradeApp(t testing.TB) netip.AddrPort {
+	t.Helper()
 	appAddr, _ := serveHTTP(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Upgrade") != "websocket" {
 			http.Error(w, "no upgrade", 400)
@@ -169,12 +172,23 @@ func TestWebSocketUpgrade(t *testing.T) {
 			brw.Flush()
 		}
 	}))
-	ch := newChain(t, appAddr, nil)
-	conn, err := net.Dial("tcp", ch.entry.String())
+	return appAddr
+}
+
+func TestWebSocketUpgrade(t *testing.T) {
+	ch := newChain(t, upgradeApp(t), nil)
+	switchProtocols(t, ch.entry).Close()
+}
+
+// switchProtocols sends an upgrade request to addr and checks that the connection then
+// echoes lines as upgradeApp does; it returns the connection, still open.
+func switchProtocols(t *testing.T, addr netip.AddrPort) net.Conn {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr.String())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
+	t.Cleanup(func() { conn.Close() })
 	fmt.Fprint(conn, "GET /ws HTTP/1.1\r\nHost: ws.example\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
 	br := bufio.NewReader(conn)
 	resp, err := http.ReadResponse(br, nil)
@@ -191,6 +205,7 @@ func TestWebSocketUpgrade(t *testing.T) {
 			t.Fatalf("echo of %q: %q %v", msg, got, err)
 		}
 	}
+	return conn
 }
 
 func TestOpaqueServerSpeaksFirst(t *testing.T) {

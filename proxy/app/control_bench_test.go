@@ -3,9 +3,12 @@ package app
 import (
 	"io"
 	"net/http"
+	"net/netip"
 	"testing"
 
 	pb "github.com/l5d-go/l5d/proto/gen/tap"
+	"github.com/l5d-go/l5d/proxy/config"
+	"github.com/l5d-go/l5d/proxy/internal/scriptedcp"
 )
 
 // BenchmarkMeshChainHTTP1: client -> outbound proxy -> (discovery, mTLS 1.3, HTTP/2
@@ -84,4 +87,26 @@ func BenchmarkMeshChainHTTP1Serial(b *testing.B) {
 			b.Fatalf("status %d", resp.StatusCode)
 		}
 	}
+}
+
+// BenchmarkMeshChainHTTP1AccessLog is BenchmarkMeshChainHTTP1 with the server proxy
+// writing a JSON access log line per request (to io.Discard): the cost of access logging.
+func BenchmarkMeshChainHTTP1AccessLog(b *testing.B) {
+	m := startMeshCP(b)
+	env := m.env(serverIdentity)
+	for k, v := range tapEnv {
+		env[k] = v
+	}
+	env[config.EnvAccessLog] = "json"
+	server := startProxyWith(b, netip.AddrPort{}, benchApp(b), env, Options{AccessLog: io.Discard})
+	withTap := m.env(clientIdentity)
+	for k, v := range tapEnv {
+		withTap[k] = v
+	}
+	client := startProxy(b, unreachable, netip.AddrPort{}, withTap, nil)
+	waitReady(b, server)
+	waitReady(b, client)
+	serverIn, _, _ := server.Addrs()
+	m.dst.Set(svc, scriptedcp.Endpoint{Addr: serverIn, Identity: serverIdentity, H2: true})
+	benchMeshChain(b, client)
 }

@@ -28,6 +28,12 @@ func testLog() *slog.Logger {
 // inFallback are the original destinations of its outbound and inbound connections.
 func startProxy(t testing.TB, outFallback, inFallback netip.AddrPort, env map[string]string, disc outbound.Discovery) *Proxy {
 	t.Helper()
+	return startProxyWith(t, outFallback, inFallback, env, Options{Discovery: disc})
+}
+
+// startProxyWith is startProxy with opts (its Log and Level are the tests').
+func startProxyWith(t testing.TB, outFallback, inFallback netip.AddrPort, env map[string]string, opts Options) *Proxy {
+	t.Helper()
 	m := map[string]string{
 		config.EnvAdminListenAddr:    "127.0.0.1:0",
 		config.EnvInboundListenAddr:  "127.0.0.1:0",
@@ -46,7 +52,8 @@ func startProxy(t testing.TB, outFallback, inFallback netip.AddrPort, env map[st
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := Start(context.Background(), cfg, Options{Discovery: disc, Log: testLog(), Level: new(slog.LevelVar)})
+	opts.Log, opts.Level = testLog(), new(slog.LevelVar)
+	p, err := Start(context.Background(), cfg, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +129,17 @@ func clientTo(addr netip.AddrPort, h2 bool) *http.Client {
 
 func get(t testing.TB, c *http.Client, url string) (*http.Response, string) {
 	t.Helper()
-	resp, err := c.Get(url)
+	req, err := http.NewRequest("GET", url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return do(t, c, req)
+}
+
+// do sends req with c and returns the response and its whole body.
+func do(t testing.TB, c *http.Client, req *http.Request) (*http.Response, string) {
+	t.Helper()
+	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

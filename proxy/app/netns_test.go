@@ -49,6 +49,12 @@ func buildProxy(t *testing.T) string {
 // meshPod installs proxy-init's rules in p and starts the proxy binary in it as uid 2102.
 func meshPod(t *testing.T, p *netns.Pod, bin string, extraEnv ...string) {
 	t.Helper()
+	meshPodLogged(t, p, bin, extraEnv...)
+}
+
+// meshPodLogged is meshPod returning what the proxy writes to its stderr.
+func meshPodLogged(t *testing.T, p *netns.Pod, bin string, extraEnv ...string) *lockedBuffer {
+	t.Helper()
 	backends, err := iptables.ModeBackends(iptables.ModeNFT, true)
 	if err != nil {
 		t.Fatal(err)
@@ -67,8 +73,8 @@ func meshPod(t *testing.T, p *netns.Pod, bin string, extraEnv ...string) {
 		"LINKERD2_PROXY_ADMIN_LISTEN_ADDR=0.0.0.0:4191",
 	}
 	cmd.Env = append(cmd.Env, extraEnv...)
-	var logs strings.Builder
-	cmd.Stderr = &logs
+	logs := &lockedBuffer{}
+	cmd.Stderr = logs
 	proc, err := p.Start(cmd)
 	if err != nil {
 		t.Fatal(err)
@@ -76,10 +82,11 @@ func meshPod(t *testing.T, p *netns.Pod, bin string, extraEnv ...string) {
 	t.Cleanup(func() {
 		proc.Kill()
 		if t.Failed() {
-			t.Logf("proxy in %s logged:\n%s", p.PodName, logs.String())
+			t.Logf("proxy in %s logged:\n%s", p.PodName, strings.Join(logs.lines(), "\n"))
 		}
 	})
 	waitHTTP(t, p, "http://127.0.0.1:4191/ready")
+	return logs
 }
 
 // podClient makes HTTP requests from inside pod p.

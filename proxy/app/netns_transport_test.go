@@ -28,58 +28,7 @@ func TestOpaqueTransportBetweenPods(t *testing.T) {
 	n := netns.New(t)
 	client, server := n.Pod(t, "client"), n.Pod(t, "server")
 
-	// Identity and Destination in the node namespace, with TLS as the proxies expect.
-	pki, err := scriptedcp.NewPKI()
-	if err != nil {
-		t.Fatal(err)
-	}
-	idTLS, err := pki.ServerTLS(idSvcName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dstTLS, err := pki.ServerTLS(dstSvcName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ids := &scriptedcp.Identity{PKI: pki, Token: "sa-token", Lifetime: time.Hour}
-	dst := scriptedcp.NewDestination()
-	var idAddr, dstAddr string
-	if err := n.Node.Do(func() (err error) {
-		if idAddr, err = ids.Start(netns.GatewayV4.String()+":8080", idTLS); err != nil {
-			return err
-		}
-		dstAddr, err = dst.Start(netns.GatewayV4.String()+":8086", dstTLS)
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(ids.Stop)
-	t.Cleanup(dst.Stop)
-	// The proxies run as uid 2102: the token must be readable by them.
-	dir, err := os.MkdirTemp("", "l5d-token-")
-	if err == nil {
-		err = os.Chmod(dir, 0o755)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	token := filepath.Join(dir, "token")
-	if err := os.WriteFile(token, []byte("sa-token"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	env := func(local string) []string {
-		return []string{
-			config.EnvIdentityAddr + "=" + idAddr,
-			config.EnvIdentityName + "=" + idSvcName,
-			config.EnvIdentityLocalName + "=" + local,
-			config.EnvIdentityTrustAnchors + "=" + pki.AnchorsPEM(),
-			config.EnvIdentityTokenFile + "=" + token,
-			config.EnvDestinationAddr + "=" + dstAddr,
-			config.EnvDestinationName + "=" + dstSvcName,
-			config.EnvDestinationProfileNetworks + "=" + netns.PodNetworkV4.String(),
-		}
-	}
+	env, dst := nodeControlPlane(t, n)
 
 	// A server-speaks-first application on 7000: its greeting only arrives over a
 	// connection the server's proxy delivered.
@@ -123,4 +72,65 @@ func TestOpaqueTransportBetweenPods(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond) // pacing between attempts, not synchronisation
 	}
+}
+
+// nodeControlPlane starts scripted Identity and Destination services in n's node
+// namespace, with TLS as the proxies expect, and returns the environment of a pod's
+// proxy whose identity is local, and the Destination service.
+func nodeControlPlane(t *testing.T, n *netns.Network) (env func(local string) []string, dst *scriptedcp.Destination) {
+	t.Helper()
+	// Identity and Destination in the node namespace, with TLS as the proxies expect.
+	pki, err := scriptedcp.NewPKI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	idTLS, err := pki.ServerTLS(idSvcName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dstTLS, err := pki.ServerTLS(dstSvcName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := &scriptedcp.Identity{PKI: pki, Token: "sa-token", Lifetime: time.Hour}
+	dst = scriptedcp.NewDestination()
+	var idAddr, dstAddr string
+	if err := n.Node.Do(func() (err error) {
+		if idAddr, err = ids.Start(netns.GatewayV4.String()+":8080", idTLS); err != nil {
+			return err
+		}
+		dstAddr, err = dst.Start(netns.GatewayV4.String()+":8086", dstTLS)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ids.Stop)
+	t.Cleanup(dst.Stop)
+	// The proxies run as uid 2102: the token must be readable by them.
+	dir, err := os.MkdirTemp("", "l5d-token-")
+	if err == nil {
+		err = os.Chmod(dir, 0o755)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	token := filepath.Join(dir, "token")
+	if err := os.WriteFile(token, []byte("sa-token"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env = func(local string) []string {
+		return []string{
+			config.EnvIdentityAddr + "=" + idAddr,
+			config.EnvIdentityName + "=" + idSvcName,
+			config.EnvIdentityLocalName + "=" + local,
+			config.EnvIdentityTrustAnchors + "=" + pki.AnchorsPEM(),
+			config.EnvIdentityTokenFile + "=" + token,
+			config.EnvDestinationAddr + "=" + dstAddr,
+			config.EnvDestinationName + "=" + dstSvcName,
+			config.EnvDestinationProfileNetworks + "=" + netns.PodNetworkV4.String(),
+		}
+	}
+
+	return env, dst
 }

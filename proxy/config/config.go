@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/l5d-go/l5d/pkg/proxyconf"
+	"github.com/l5d-go/l5d/proxy/accesslog"
 )
 
 // Environment variable names. Those the injector sets are Linkerd's; the L5D_PROXY_* ones
@@ -45,6 +46,8 @@ const (
 	EnvOutboundDisableDetection = proxyconf.EnvOutboundDisableDetection
 	EnvInboundIPs               = proxyconf.EnvInboundIPs
 	EnvInboundPorts             = proxyconf.EnvInboundPorts
+	EnvInboundPortsRequireID    = proxyconf.EnvInboundPortsRequireID
+	EnvInboundPortsRequireTLS   = proxyconf.EnvInboundPortsRequireTLS
 
 	EnvOutboundHTTPQueueCapacity = proxyconf.EnvOutboundHTTPQueueCapacity
 	EnvOutboundHTTPFailfast      = proxyconf.EnvOutboundHTTPFailfast
@@ -80,6 +83,8 @@ const (
 	EnvShutdownGracePeriod     = proxyconf.EnvShutdownGracePeriod
 	EnvCores                   = proxyconf.EnvCores
 	EnvCoresMaxRatio           = proxyconf.EnvCoresMaxRatio
+	EnvAccessLog               = proxyconf.EnvAccessLog
+	EnvIngressMode             = proxyconf.EnvIngressMode
 
 	// EnvOutboundFallbackDst and EnvInboundFallbackDst give the original destination to
 	// use when SO_ORIGINAL_DST cannot provide one (no iptables redirect: tests, benchmarks,
@@ -155,6 +160,10 @@ type Config struct {
 	// InboundIPs are the pod's IPs; InboundPorts the application's container ports.
 	InboundIPs   []netip.Addr
 	InboundPorts PortSet
+	// RequireIdentityPorts are inbound ports that only serve mesh TLS connections with a
+	// verified client identity; RequireTLSPorts those that only serve mesh TLS (with or
+	// without a client identity). Other connections to them are closed.
+	RequireIdentityPorts, RequireTLSPorts PortSet
 
 	// DestinationAddr is the Destination service host:port; empty disables discovery.
 	DestinationAddr    string
@@ -192,6 +201,12 @@ type Config struct {
 	CoresMaxRatio float64
 	// MemoryLimit is the soft Go memory limit in bytes (0: none).
 	MemoryLimit int64
+	// AccessLog is the format of the inbound HTTP access log written to stderr
+	// (LINKERD2_PROXY_ACCESS_LOG: apache or json); 0 when there is none.
+	AccessLog accesslog.Format
+	// IngressMode routes outbound requests by their l5d-dst-override header
+	// (LINKERD2_PROXY_INGRESS_MODE, set for linkerd.io/inject: ingress).
+	IngressMode bool
 }
 
 // FromEnviron reads the configuration from the process environment.
@@ -255,6 +270,8 @@ func Load(lookup func(string) (string, bool)) (*Config, error) {
 	r.ports(EnvOutboundDisableDetection, proxyconf.DefaultOpaquePorts, &c.Outbound.OpaquePorts)
 	r.parse(EnvInboundIPs, "", func(s string) (err error) { c.InboundIPs, err = ParseIPs(s); return })
 	r.ports(EnvInboundPorts, "", &c.InboundPorts)
+	r.ports(EnvInboundPortsRequireID, "", &c.RequireIdentityPorts)
+	r.ports(EnvInboundPortsRequireTLS, "", &c.RequireTLSPorts)
 
 	r.count(EnvOutboundHTTPQueueCapacity, "100", &c.Outbound.QueueCapacity)
 	r.dur(EnvOutboundHTTPFailfast, "3s", &c.Outbound.QueueFailfast)
@@ -327,6 +344,16 @@ func Load(lookup func(string) (string, bool)) (*Config, error) {
 		return
 	})
 
+	r.parse(EnvAccessLog, "", func(s string) (err error) {
+		if strings.TrimSpace(s) == "" {
+			return nil // set but empty, as a template may leave it: no access log
+		}
+		c.AccessLog, err = accesslog.ParseFormat(s)
+		return
+	})
+
+	r.parse(EnvIngressMode, "false", func(s string) (err error) { c.IngressMode, err = ParseBool(s); return })
+
 	r.optAddr(EnvOutboundFallbackDst, &c.Outbound.FallbackDst)
 	r.optAddr(EnvInboundFallbackDst, &c.Inbound.FallbackDst)
 
@@ -365,10 +392,6 @@ func Names() []string {
 // l5d's, from the same annotations) that this proxy deliberately does not act on, with why.
 // The proxy logs a warning at start for each one that is set.
 var Unsupported = map[string]string{
-	proxyconf.EnvAccessLog: "HTTP access logging (config.linkerd.io/access-log) is not " +
-		"implemented: the proxy's per-request path writes no log lines",
-	proxyconf.EnvIngressMode: "ingress mode (linkerd.io/inject: ingress) routes on the " +
-		"l5d-dst-override or Host header; the proxy routes on the original destination only",
 	proxyconf.EnvMetricsHostnameLabels: "outbound metrics carry no hostname label " +
 		"(config.linkerd.io/proxy-metrics-hostname-labels); their label sets are fixed",
 }

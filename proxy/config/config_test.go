@@ -96,6 +96,11 @@ func TestLoadRejectsInvalidNamingTheVariable(t *testing.T) {
 		{EnvInboundConnectTimeout, "100"},
 		{EnvInboundDisableDetection, "25,abc"},
 		{EnvInboundDisableDetection, "70000"},
+		{EnvInboundPortsRequireID, "8080,http"},
+		{EnvInboundPortsRequireID, "9000-8000"},
+		{EnvInboundPortsRequireTLS, "0"},
+		{EnvAccessLog, "/var/log/access.log"},
+		{EnvIngressMode, "ingress"},
 		{EnvDestinationProfileNetworks, "10.0.0.0/33"},
 		{EnvDestinationProfileSuffixes, "bad..name"},
 		{EnvDestinationAddr, "no-port"},
@@ -271,14 +276,14 @@ func TestNamesAndUnsupported(t *testing.T) {
 	for _, n := range Names() {
 		names[n] = true
 	}
-	for _, want := range []string{EnvLog, EnvCores, EnvCoresMaxRatio, EnvShutdownGracePeriod, EnvInboundDiscoveryIdle, EnvMemoryLimit} {
+	for _, want := range []string{EnvLog, EnvCores, EnvCoresMaxRatio, EnvShutdownGracePeriod, EnvInboundDiscoveryIdle, EnvMemoryLimit, EnvAccessLog, EnvIngressMode, EnvInboundPortsRequireID, EnvInboundPortsRequireTLS} {
 		if !names[want] {
 			t.Errorf("Names() lacks %s", want)
 		}
 	}
-	env := map[string]string{"LINKERD2_PROXY_ACCESS_LOG": "json", EnvLog: "info"}
+	env := map[string]string{"LINKERD2_PROXY_METRICS_HOSTNAME_LABELS": "true", EnvAccessLog: "json", EnvLog: "info"}
 	got := SetUnsupported(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
-	if len(got) != 1 || got[0] != "LINKERD2_PROXY_ACCESS_LOG" {
-		t.Errorf("SetUnsupported = %v, want [LINKERD2_PROXY_ACCESS_LOG]", got)
+	if len(got) != 1 || got[0] != "LINKERD2_PROXY_METRICS_HOSTNAME_LABELS" {
+		t.Errorf("SetUnsupported = %v, want [LINKERD2_PROXY_METRICS_HOSTNAME_LABELS]", got)
 	}
 }

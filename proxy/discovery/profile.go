@@ -35,6 +35,11 @@ type profile struct {
 	// first use, nil without a policy watcher.
 	policyOnce sync.Once
 	policy     atomic.Pointer[outpolicy.Router]
+	// split is the profile's dstOverrides, nil when they keep traffic on its service;
+	// router routes by it, else by the outbound policy (made on first use).
+	split      atomic.Pointer[split]
+	routerOnce sync.Once
+	router     *profileRouter
 
 	// Owned by the stream goroutine: the identity registered for a pod endpoint.
 	epAddr netip.AddrPort
@@ -68,18 +73,26 @@ func newNameProfile(r *Resolver, authority string, port uint16) *profile {
 // The combined backend is kept while be stays the same.
 func (p *profile) withRoutes(be *forward.Backend) *forward.Backend {
 	pr := p.policyRouter()
-	if p.routes.Load() == nil && pr == nil {
+	if p.routes.Load() == nil && pr == nil && p.split.Load() == nil {
 		return be
 	}
 	if w := p.routed.Load(); w != nil && w.Balancer == be.Balancer {
 		return w
 	}
-	w := &forward.Backend{Name: be.Name, Balancer: be.Balancer, Routes: &p.routes}
-	if pr != nil {
-		w.Policy = pr
-	}
+	w := &forward.Backend{Name: be.Name, Balancer: be.Balancer, Routes: &p.routes, Policy: p.profileRouter(pr)}
 	p.routed.Store(w)
 	return w
+}
+
+// profileRouter returns the profile's router (dstOverrides, else pr), made once.
+func (p *profile) profileRouter(pr *outpolicy.Router) *profileRouter {
+	p.routerOnce.Do(func() {
+		p.router = &profileRouter{p: p}
+		if pr != nil {
+			p.router.policy = pr
+		}
+	})
+	return p.router
 }
 
 // policyRouter returns the outbound policy router of the profile's service target,
@@ -154,6 +167,11 @@ func (p *profile) apply(dp *destination.DestinationProfile) {
 		st.name = strings.ToLower(fqn) + ":" + strconv.Itoa(int(p.port))
 	}
 	p.applyRoutes(dp, st.name)
+	self := st.name
+	if self == "" {
+		self = p.path
+	}
+	p.split.Store(compileSplit(dp, self, p.port))
 	var epAddr netip.AddrPort
 	var epID string
 	var epTransport uint16

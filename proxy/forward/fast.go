@@ -171,8 +171,9 @@ func (s *fastConn) serve() (pending []byte) {
 			}
 			return nil
 		}
-		// Tapped requests take the general handler, where tap observes them.
-		if s.req.Upgrade || s.req.Expect || s.req.Unusual || s.req.Minor == 0 || string(s.req.Method) == "CONNECT" || s.h.Tap.Active() {
+		// Tapped and access-logged requests take the general handler, where tap observes
+		// them and the access log records them.
+		if s.req.Upgrade || s.req.Expect || s.req.Unusual || s.req.Minor == 0 || string(s.req.Method) == "CONNECT" || s.h.Tap.Active() || s.h.AccessLog != nil {
 			return s.handOff()
 		}
 		if s.req.Chunked || s.req.ContentLength > 0 {
@@ -614,16 +615,23 @@ func (s *fastConn) writeError(m *metrics.HTTP, start time.Time, err error, bodyU
 	w.WriteString(strconv.Itoa(status))
 	w.WriteString(" ")
 	w.WriteString(http.StatusText(status))
-	w.WriteString("\r\nL5d-Proxy-Error: ")
-	w.WriteString(reason)
-	w.WriteString("\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ")
-	w.WriteString(strconv.Itoa(len(reason) + 1))
+	emit := s.h.errorHeaders(s.ci)
+	if emit {
+		w.WriteString("\r\nL5d-Proxy-Error: ")
+		w.WriteString(reason)
+		w.WriteString("\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ")
+		w.WriteString(strconv.Itoa(len(reason) + 1))
+	} else {
+		w.WriteString("\r\nContent-Length: 0")
+	}
 	if closeAfter {
 		w.WriteString("\r\nConnection: close")
 	}
 	w.WriteString("\r\n\r\n")
-	w.WriteString(reason)
-	w.WriteString("\n")
+	if emit {
+		w.WriteString(reason)
+		w.WriteString("\n")
+	}
 	if m != nil {
 		m.Request()
 		m.Response(status, true, time.Since(start))

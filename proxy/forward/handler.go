@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/l5d-go/l5d/proxy/accesslog"
 	"github.com/l5d-go/l5d/proxy/balance"
 	"github.com/l5d-go/l5d/proxy/metrics"
 	"github.com/l5d-go/l5d/proxy/policy"
@@ -58,6 +59,20 @@ type Handler struct {
 	HeaderReadTimeout, BodyIdleTimeout time.Duration
 	// Tap, when set, is the proxy's tap sessions, which observe the requests they match.
 	Tap *tap.Hub
+	// AccessLog, when set, records every request (see serveLogged); HTTP/1 connections
+	// then take the general handler.
+	AccessLog *accesslog.Logger
+	// ErrorHeaders, when set, reports whether the error responses the proxy answers
+	// itself on a connection say why, in l5d-proxy-error and the body (gRPC errors keep
+	// their grpc-message); nil means they always do. Linkerd's inbound proxy tells only
+	// meshed clients, and its outbound proxy tells nobody in ingress mode, whose clients
+	// are outside the cluster.
+	ErrorHeaders func(ci *ConnInfo) bool
+}
+
+// errorHeaders reports whether error responses on ci say why; see ErrorHeaders.
+func (h *Handler) errorHeaders(ci *ConnInfo) bool {
+	return h.ErrorHeaders == nil || h.ErrorHeaders(ci)
 }
 
 func (h *Handler) headerReadTimeout() time.Duration {
@@ -96,6 +111,10 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 16<<10); return &b }
 
 // ServeHTTP forwards r and writes the response, or a proxy error, to w.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h.AccessLog != nil {
+		h.serveLogged(w, r)
+		return
+	}
 	if h.Tap.Active() {
 		h.serveTapped(w, r)
 		return
@@ -185,6 +204,10 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, tw *tapWriter) {
 		tr = h.Clients.h2
 	}
 
+	var sent time.Time
+	if h.AccessLog != nil {
+		sent = time.Now()
+	}
 	bep.Start()
 	var resp *http.Response
 	switch {
@@ -196,6 +219,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, tw *tapWriter) {
 		resp, err = tr.RoundTrip(r)
 	}
 	now := time.Now()
+	if h.AccessLog != nil {
+		addUpstreamWait(ctx, now.Sub(sent))
+	}
 	bep.Done(now, now.Sub(start), be.Balancer.Decay())
 	if err != nil {
 		var ce *ConnectError
@@ -425,7 +451,7 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, m *metrics.HTTP, 
 		if re := (*RouteError)(nil); errors.As(err, &re) && re.GRPCCode != 0 {
 			code = re.GRPCCode
 		}
-		grpcError(w, code, reason)
+		grpcError(w, code, reason, h.errorHeaders(ConnInfoFrom(r.Context())))
 		if m != nil {
 			m.Request()
 			m.Response(http.StatusOK, true, time.Since(start))
@@ -433,6 +459,15 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, m *metrics.HTTP, 
 		return http.StatusOK
 	}
 	dst := w.Header()
+	if !h.errorHeaders(ConnInfoFrom(r.Context())) {
+		dst.Set("Content-Length", "0")
+		w.WriteHeader(status)
+		if m != nil {
+			m.Request()
+			m.Response(status, true, time.Since(start))
+		}
+		return status
+	}
 	dst.Set(HeaderProxyError, reason)
 	dst.Set("Content-Type", "text/plain; charset=utf-8")
 	w.WriteHeader(status)

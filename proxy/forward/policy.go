@@ -84,6 +84,10 @@ func (h *Handler) exchange(r *http.Request, be *Backend, first *balance.Endpoint
 			timer = time.AfterFunc(rt.Timeout, func() { cancel(ErrRouteTimeout) })
 			req = r.WithContext(actx)
 		}
+		var sent time.Time
+		if h.AccessLog != nil {
+			sent = time.Now()
+		}
 		bep.Start()
 		var resp *http.Response
 		var err error
@@ -94,6 +98,9 @@ func (h *Handler) exchange(r *http.Request, be *Backend, first *balance.Endpoint
 			resp, err = h.roundTripLean(req.Context(), ep, req, timer != nil)
 		default:
 			resp, err = h.roundTripH1(req.Context(), ep, req, timer != nil)
+		}
+		if h.AccessLog != nil {
+			addUpstreamWait(ctx, time.Since(sent))
 		}
 		if timer != nil {
 			if !timer.Stop() && err == nil {
@@ -321,10 +328,12 @@ func grpcCodeFor(status int) int {
 
 // grpcError answers a gRPC request with a proxy error as a trailers-only response, as
 // Linkerd does: the HTTP status is 200 and the error travels in grpc-status and
-// grpc-message.
-func grpcError(w http.ResponseWriter, code int, reason string) {
+// grpc-message (and l5d-proxy-error when emit is set).
+func grpcError(w http.ResponseWriter, code int, reason string, emit bool) {
 	dst := w.Header()
-	dst.Set(HeaderProxyError, reason)
+	if emit {
+		dst.Set(HeaderProxyError, reason)
+	}
 	dst.Set("Content-Type", "application/grpc")
 	dst.Set("Grpc-Status", strconv.Itoa(code))
 	dst.Set("Grpc-Message", reason)

@@ -41,7 +41,11 @@ type Options struct {
 	// PolicyKnown, when set, waits (for a bounded time) until the policy of a port is
 	// known and reports whether it is; see Admit.
 	PolicyKnown func(port uint16) bool
-	Log         *slog.Logger
+	// RequireIdentity and RequireTLS, when set, report whether a port only serves mesh
+	// TLS connections with a verified client identity, or mesh TLS connections at all
+	// (LINKERD2_PROXY_INBOUND_PORTS_REQUIRE_IDENTITY and _REQUIRE_TLS); see Admit.
+	RequireIdentity, RequireTLS func(port uint16) bool
+	Log                         *slog.Logger
 }
 
 // Router implements forward.Router for inbound traffic and serves opaque connections.
@@ -105,16 +109,46 @@ func (rt *Router) Target(dst netip.AddrPort) netip.AddrPort {
 	return netip.AddrPortFrom(rt.opts.AppAddr, dst.Port())
 }
 
-// Admit reports whether a connection to dst may be served: with PolicyKnown set, only
-// once the policy of dst's port is known (it waits for it, for a bounded time), so that
-// no connection is served before its port's authorizations are. It is meant for
+// Admit reports whether the connection ci (its original destination known) may be
+// served. A port that requires identity refuses connections without mesh TLS or without
+// a verified client identity, a port that requires TLS those without mesh TLS: they are
+// counted in inbound_tcp_errors_total{error="unauthorized"}, as Linkerd counts
+// connections it refuses, and closed. Then, with PolicyKnown set, a connection is only
+// served once the policy of its port is known (it waits for it, for a bounded time), so
+// that no connection is served before its port's authorizations are. It is meant for
 // accept.Server.Admit.
-func (rt *Router) Admit(dst netip.AddrPort) bool {
-	if rt.opts.PolicyKnown == nil || rt.opts.PolicyKnown(dst.Port()) {
+func (rt *Router) Admit(ci *forward.ConnInfo) bool {
+	port := ci.OrigDst.Port()
+	if why := rt.requirement(ci, port); why != "" {
+		rt.opts.Metrics.Counter("inbound_tcp_errors_total",
+			"Inbound TCP connections that could not be processed due to a proxy error.",
+			metrics.Labels("target_addr", ci.OrigDst.String(), "error", "unauthorized")).Add(1)
+		rt.opts.Log.Debug("refusing a connection", "client", ci.Client, "port", port, "error", why)
+		return false
+	}
+	if rt.opts.PolicyKnown == nil || rt.opts.PolicyKnown(port) {
 		return true
 	}
-	rt.opts.Log.Debug("refusing a connection: the port's policy is unknown", "port", dst.Port())
+	rt.opts.Log.Debug("refusing a connection: the port's policy is unknown", "port", port)
 	return false
+}
+
+// requirement returns why ci does not meet its port's TLS or identity requirement, or "".
+func (rt *Router) requirement(ci *forward.ConnInfo, port uint16) string {
+	switch {
+	case rt.opts.RequireIdentity != nil && rt.opts.RequireIdentity(port):
+		if !ci.TLS {
+			return "identity required: the connection is not mesh TLS"
+		}
+		if ci.ClientID == "" {
+			return "identity required: the client presented no mesh identity"
+		}
+	case rt.opts.RequireTLS != nil && rt.opts.RequireTLS(port):
+		if !ci.TLS {
+			return "TLS required: the connection is not mesh TLS"
+		}
+	}
+	return ""
 }
 
 // OpaqueFallback reports whether a connection to dst that does not speak HTTP may be

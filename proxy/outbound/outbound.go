@@ -1,7 +1,8 @@
 // Package outbound routes the application's outgoing traffic: it chooses each HTTP
-// request's target (l5d-dst-override, then a Host in a profile suffix, then the original
-// destination), resolves it to a balanced backend through discovery, and relays opaque
-// connections to a balanced endpoint or to their original destination.
+// request's target (in ingress mode l5d-dst-override first, then a Host in a profile
+// suffix, then the original destination), resolves it to a balanced backend through
+// discovery, and relays opaque connections to a balanced endpoint or to their original
+// destination.
 package outbound
 
 import (
@@ -23,7 +24,8 @@ import (
 	"github.com/l5d-go/l5d/proxy/opaque"
 )
 
-// HeaderDstOverride names the target explicitly (ingress mode and tests).
+// HeaderDstOverride names the target explicitly; only honoured in ingress mode
+// (Options.IngressMode), as in Linkerd.
 const HeaderDstOverride = "L5d-Dst-Override"
 
 // Discovery resolves targets to backends whose endpoints follow the control plane. Both
@@ -58,7 +60,14 @@ type Options struct {
 	// ConnectOpaque, when set, replaces Connect for connections to discovered endpoints
 	// (it may use the opaque transport; see meshtls.Connector.ConnectOpaque).
 	ConnectOpaque forward.ConnectFunc
-	Log           *slog.Logger
+	// IngressMode (LINKERD2_PROXY_INGRESS_MODE, linkerd.io/inject: ingress) routes a
+	// request carrying l5d-dst-override to the target it names ("name[:port]", port 80
+	// when it has none), whatever its original destination: an ingress controller names
+	// the Service it picked. Without it the
+	// header is ignored, so an application's clients cannot steer its proxy to any
+	// target by sending it.
+	IngressMode bool
+	Log         *slog.Logger
 }
 
 // Router implements forward.Router for outbound traffic and serves opaque connections.
@@ -89,8 +98,11 @@ func NewRouter(opts Options) *Router {
 // plane has not answered).
 func (rt *Router) Route(r *http.Request, ci *forward.ConnInfo) (*forward.Backend, error) {
 	dst := ci.OrigDst
-	if vv := r.Header[HeaderDstOverride]; len(vv) > 0 && vv[0] != "" {
-		return rt.byName(r.Context(), vv[0], dst)
+	if rt.opts.IngressMode {
+		if vv := r.Header[HeaderDstOverride]; len(vv) > 0 && vv[0] != "" {
+			// Without a port the header names the Service's port 80, as in Linkerd.
+			return rt.byName(r.Context(), withPort(vv[0], 80), dst)
+		}
 	}
 	if host, ok := rt.profileName(r.Host); ok {
 		return rt.byName(r.Context(), host, dst)

@@ -63,24 +63,31 @@ func TestTargetSelection(t *testing.T) {
 		override string
 		dst      netip.AddrPort
 		want     string // backend name
+		ingress  bool
 	}{
-		{"override wins", "web.ns.svc.cluster.local:8080", "api.ns.svc.cluster.local:9090", clusterIP, "api.ns.svc.cluster.local:9090"},
-		{"override without port takes the original port", "", "api.ns.svc.cluster.local", clusterIP, "forward 10.96.0.10:8080"},
-		{"host in suffix", "web.ns.svc.cluster.local:8080", "", clusterIP, "web.ns.svc.cluster.local:8080"},
-		{"host in suffix with trailing dot and capitals", "Web.ns.svc.cluster.local.:8080", "", clusterIP, "web.ns.svc.cluster.local:8080"},
-		{"host without port gets the original port", "web.ns.svc.cluster.local", "", clusterIP, "web.ns.svc.cluster.local:8080"},
-		{"host outside suffix: profile by address", "example.com", "", clusterIP, "10.96.0.10:8080"},
-		{"unknown service name falls back to the address", "nope.ns.svc.cluster.local:8080", "", external, "forward 203.0.113.5:443"},
-		{"address outside profile networks is forwarded", "example.com", "", external, "forward 203.0.113.5:443"},
-		{"suffix must match a whole label", "web.notsvc.cluster.local:8080", "", external, "forward 203.0.113.5:443"},
+		{"ingress: override wins", "web.ns.svc.cluster.local:8080", "api.ns.svc.cluster.local:9090", clusterIP, "api.ns.svc.cluster.local:9090", true},
+		{"ingress: override without port names port 80", "", "api.ns.svc.cluster.local", clusterIP, "api.ns.svc.cluster.local:80", true},
+		{"ingress: override of an address outside the networks", "example.com", "api.ns.svc.cluster.local:9090", external, "api.ns.svc.cluster.local:9090", true},
+		{"ingress: without override, host in suffix", "web.ns.svc.cluster.local:8080", "", clusterIP, "web.ns.svc.cluster.local:8080", true},
+		{"ingress: without override, the original destination", "example.com", "", clusterIP, "10.96.0.10:8080", true},
+		{"default mode ignores the override", "web.ns.svc.cluster.local:8080", "api.ns.svc.cluster.local:9090", clusterIP, "web.ns.svc.cluster.local:8080", false},
+		{"default mode ignores the override: original destination", "example.com", "api.ns.svc.cluster.local:9090", external, "forward 203.0.113.5:443", false},
+		{"host in suffix", "web.ns.svc.cluster.local:8080", "", clusterIP, "web.ns.svc.cluster.local:8080", false},
+		{"host in suffix with trailing dot and capitals", "Web.ns.svc.cluster.local.:8080", "", clusterIP, "web.ns.svc.cluster.local:8080", false},
+		{"host without port gets the original port", "web.ns.svc.cluster.local", "", clusterIP, "web.ns.svc.cluster.local:8080", false},
+		{"host outside suffix: profile by address", "example.com", "", clusterIP, "10.96.0.10:8080", false},
+		{"unknown service name falls back to the address", "nope.ns.svc.cluster.local:8080", "", external, "forward 203.0.113.5:443", false},
+		{"address outside profile networks is forwarded", "example.com", "", external, "forward 203.0.113.5:443", false},
+		{"suffix must match a whole label", "web.notsvc.cluster.local:8080", "", external, "forward 203.0.113.5:443", false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			d := &recordingDiscovery{
-				names: map[string]bool{"web.ns.svc.cluster.local:8080": true, "api.ns.svc.cluster.local:9090": true},
+				names: map[string]bool{"web.ns.svc.cluster.local:8080": true, "api.ns.svc.cluster.local:9090": true, "api.ns.svc.cluster.local:80": true},
 				addrs: map[netip.AddrPort]bool{clusterIP: true},
 			}
 			rt := testRouter(d)
+			rt.opts.IngressMode = tc.ingress
 			r := httptest.NewRequest("GET", "http://x/", nil)
 			r.Host = tc.host
 			if tc.override != "" {

@@ -1,10 +1,6 @@
 package mesh
 
 import (
-	"context"
-	"io"
-	"net"
-	"net/http"
 	"net/netip"
 	"testing"
 	"time"
@@ -15,19 +11,7 @@ import (
 
 // podAnswer makes a GET from inside p with Host host and returns the status and body (0
 // and "" when the request failed).
-func podAnswer(p *netns.Pod, url, host string) (int, string) {
-	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true,
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) { return p.Dial(ctx, network, addr) }}}
-	req, _ := http.NewRequest("GET", url, nil)
-	req.Host = host
-	resp, err := c.Do(req)
-	if err != nil {
-		return 0, ""
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
-}
+func podAnswer(p *netns.Pod, url, host string) (int, string) { return podRequest(p, url, host, nil) }
 
 // TestHTTPRouteMovesTrafficToAnotherService: a meshed client's requests for Service web
 // reach web's pod until an HTTPRoute whose parent is web sends weight 0 to web and 100
