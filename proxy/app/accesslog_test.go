@@ -11,6 +11,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/l5d-go/l5d/pkg/eventually"
 	"github.com/l5d-go/l5d/proxy/config"
 	"github.com/l5d-go/l5d/proxy/internal/scriptedcp"
 )
@@ -68,7 +69,7 @@ func TestAccessLogJSON(t *testing.T) {
 	if resp, body := do(t, clientTo(out, false), req); resp.StatusCode != 200 || body != "app" {
 		t.Fatalf("%d %q", resp.StatusCode, body)
 	}
-	waitFor(t, "the access log line", func() bool { return len(log.lines()) == 1 })
+	eventually.True(t, "the access log line", func() bool { return len(log.lines()) == 1 })
 	var got map[string]any
 	if err := json.Unmarshal([]byte(log.lines()[0]), &got); err != nil {
 		t.Fatalf("%v: %q", err, log.lines()[0])
@@ -113,7 +114,7 @@ func TestAccessLogApache(t *testing.T) {
 			t.Fatalf("plaintext: %q %v", body, err)
 		}
 	}
-	waitFor(t, "three access log lines", func() bool { return len(log.lines()) == 3 })
+	eventually.True(t, "three access log lines", func() bool { return len(log.lines()) == 3 })
 	ts := `\[\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z\]`
 	patterns := []string{
 		`^127\.0\.0\.1:\d+ ` + regexp.QuoteMeta(clientIdentity) + ` - ` + ts + ` "GET http://` + regexp.QuoteMeta(svc) + `/authors HTTP/2\.0" 200$`,
@@ -138,7 +139,7 @@ func TestAccessLogProtocolSwitch(t *testing.T) {
 	in, _, _ := p.Addrs()
 	conn := switchProtocols(t, in)
 	defer conn.Close()
-	waitFor(t, "the access log line while the upgraded connection is open", func() bool { return len(log.lines()) > 0 })
+	eventually.True(t, "the access log line while the upgraded connection is open", func() bool { return len(log.lines()) > 0 })
 	if lines := log.lines(); len(lines) != 1 || !strings.HasSuffix(lines[0], `"GET /ws HTTP/1.1" 101`) {
 		t.Fatalf("access log: %q, want the request with 101", lines)
 	}

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/l5d-go/l5d/pkg/eventually"
 	"github.com/l5d-go/l5d/proto/gen/destination"
 	"github.com/l5d-go/l5d/proto/gen/httptypes"
 	"github.com/l5d-go/l5d/proxy/config"
@@ -53,13 +54,13 @@ func TestDstOverridesSplitTraffic(t *testing.T) {
 
 	// All of the weight on v2 (a trailing dot and no port, as a profile may write it).
 	d.SetProfile(svc, profile(&destination.WeightedDst{Authority: "web-v2.ns.svc.cluster.local.", Weight: 10000}))
-	waitFor(t, "the split to apply", func() bool { b, _ := fetch(c, "http://"+svc+"/books"); return strings.HasPrefix(b, "v2") })
+	eventually.True(t, "the split to apply", func() bool { b, _ := fetch(c, "http://"+svc+"/books"); return strings.HasPrefix(b, "v2") })
 	if got := count(20); got["v2 "+v2] != 20 {
 		t.Fatalf("with every request on web-v2: %v", got)
 	}
 	// 50/50 (500m each in the ServiceProfile).
 	d.SetProfile(svc, profile(&destination.WeightedDst{Authority: svc, Weight: 5000}, &destination.WeightedDst{Authority: v2, Weight: 5000}))
-	waitFor(t, "the 50/50 split", func() bool { return count(10)["v1 "+svc] > 0 })
+	eventually.True(t, "the 50/50 split", func() bool { return count(10)["v1 "+svc] > 0 })
 	got := count(400)
 	// Binomial(400, 0.5): outside 140..260 with probability below 1e-9.
 	if v1, v2n := got["v1 "+svc], got["v2 "+v2]; v1+v2n != 400 || v1 < 140 || v1 > 260 {
@@ -76,5 +77,5 @@ func TestDstOverridesSplitTraffic(t *testing.T) {
 	}
 	// Overrides naming only the service itself: no split.
 	d.SetProfile(svc, profile(&destination.WeightedDst{Authority: svc, Weight: 10000}))
-	waitFor(t, "the split to end", func() bool { return count(10)["v1 "+svc] == 10 })
+	eventually.True(t, "the split to end", func() bool { return count(10)["v1 "+svc] == 10 })
 }

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/emptypb"
 
+	"github.com/l5d-go/l5d/pkg/eventually"
 	"github.com/l5d-go/l5d/proto/gen/grpcroute"
 	pbmeta "github.com/l5d-go/l5d/proto/gen/meta"
 	pb "github.com/l5d-go/l5d/proto/gen/outbound"
@@ -104,7 +105,7 @@ func TestGRPCTrailersOnlyFailuresAreRetried(t *testing.T) {
 		t.Errorf("the backend got %d calls for 6, want 12 (each failure retried once)", n)
 	}
 	op.Set(svc, grpcPolicy(nil, nil))
-	waitFor(t, "the route without retries to show the failures", func() bool { return status.Code(hello(conn)) == codes.Unavailable })
+	eventually.True(t, "the route without retries to show the failures", func() bool { return status.Code(hello(conn)) == codes.Unavailable })
 }
 
 // TestGRPCTrailersOnlyFailuresAccrue: under consecutive-failure accrual, an endpoint
@@ -119,11 +120,11 @@ func TestGRPCTrailersOnlyFailuresAccrue(t *testing.T) {
 		ConsecutiveFailures: &pb.FailureAccrual_ConsecutiveFailures{MaxFailures: 2, Backoff: &pb.ExponentialBackoff{
 			MinBackoff: durationpb.New(time.Hour), MaxBackoff: durationpb.New(time.Hour)}}}}))
 	conn := greeterConn(t, out)
-	waitFor(t, "the failing endpoint to fail twice", func() bool {
+	eventually.True(t, "the failing endpoint to fail twice", func() bool {
 		return status.Code(hello(conn)) == codes.Unavailable && badCalls.Load() >= 2
 	})
 	d.Set(svcV2, scriptedcp.Endpoint{Addr: bad}, scriptedcp.Endpoint{Addr: good})
-	waitFor(t, "the healthy endpoint to answer", func() bool { return hello(conn) == nil })
+	eventually.True(t, "the healthy endpoint to answer", func() bool { return hello(conn) == nil })
 	before := badCalls.Load()
 	for i := range 40 {
 		if err := hello(conn); err != nil {

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/l5d-go/l5d/pkg/eventually"
 	"github.com/l5d-go/l5d/proxy/config"
 	"github.com/l5d-go/l5d/proxy/internal/scriptedcp"
 	"github.com/l5d-go/l5d/test/netns"
@@ -93,7 +94,7 @@ func TestIdentityHeaderRequiredIdentityAndAccessLogBetweenPods(t *testing.T) {
 	// The access log, on the server proxy's stderr: the meshed request, with the client's
 	// identity, then the outsider's on 8081, without one.
 	var entries []map[string]any
-	waitFor(t, "two access log lines", func() bool {
+	eventually.True(t, "two access log lines", func() bool {
 		entries = entries[:0]
 		for _, l := range serverLog.lines() {
 			var e map[string]any

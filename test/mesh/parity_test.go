@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/l5d-go/l5d/pkg/eventually"
 	"github.com/l5d-go/l5d/test/netns"
 )
 
@@ -55,7 +56,7 @@ func TestApplicationSeesCallerIdentity(t *testing.T) {
 	forged := map[string]string{"L5d-Client-Id": "admin." + w.appNS + ".serviceaccount.identity." + w.cp.ns + "." + trustDomain}
 
 	want := fmt.Sprintf("%q", []string{"client." + w.appNS + ".serviceaccount.identity." + w.cp.ns + "." + trustDomain})
-	waitFor(t, "the application to see the client's identity", func() bool {
+	eventually.True(t, "the application to see the client's identity", func() bool {
 		code, body := podRequest(client, target, authority, forged)
 		return code == 200 && body == want
 	})
@@ -77,7 +78,7 @@ func TestServiceProfileDstOverridesSplitTraffic(t *testing.T) {
 	v2Authority := w.service(t, "web-v2")
 	client := w.pod(t, "client", "client", true, nil)
 	target := "http://" + netip.AddrPortFrom(web.IPv4, 8080).String() + "/"
-	waitFor(t, "the client to reach web", func() bool {
+	eventually.True(t, "the client to reach web", func() bool {
 		code, body := podAnswer(client, target, authority)
 		return code == 200 && body == "web"
 	})
@@ -91,7 +92,7 @@ spec:
 %s`, w.appNS, overrides)
 	}
 	w.c.Apply(t, w.appNS, profile(fmt.Sprintf("  - {authority: %s, weight: 1}\n", v2Authority)))
-	waitFor(t, "the dstOverride to move traffic to web-v2", func() bool {
+	eventually.True(t, "the dstOverride to move traffic to web-v2", func() bool {
 		code, body := podAnswer(client, target, authority)
 		return code == 200 && body == "web-v2"
 	})
@@ -102,7 +103,7 @@ spec:
 	}
 
 	w.c.Apply(t, w.appNS, profile(fmt.Sprintf("  - {authority: %s, weight: 500m}\n  - {authority: %s, weight: 500m}\n", authority, v2Authority)))
-	waitFor(t, "the 50/50 split to reach web again", func() bool {
+	eventually.True(t, "the 50/50 split to reach web again", func() bool {
 		_, body := podAnswer(client, target, authority)
 		return body == "web"
 	})
