@@ -53,8 +53,13 @@ type LinkOptions struct {
 }
 
 // LinkGen reads the target cluster (kube) and returns what the source cluster needs to
-// mirror it: the credentials Secret (a kubeconfig with the target's remote-access
-// ServiceAccount token) and the Link (v1alpha3), as a YAML stream.
+// mirror it, as a YAML stream: the credentials Secret (a kubeconfig with the target's
+// remote-access ServiceAccount token) in the extension's namespace for the service
+// mirror, the same in the control plane's namespace (labelled
+// multicluster.linkerd.io/cluster-name, with the target's trust and cluster domains)
+// for the destination controller's pod-to-pod discovery, and the Link (v1alpha3).
+// The source cluster's control plane is assumed to live in a namespace of the same
+// name as the target's (LinkerdNamespace).
 func LinkGen(ctx context.Context, kube kubernetes.Interface, cluster map[string]any, o LinkOptions) ([]byte, error) {
 	if o.ClusterName == "" {
 		return nil, fmt.Errorf("--cluster-name is required: the name the source cluster will know this one by")
@@ -109,8 +114,19 @@ func LinkGen(ctx context.Context, kube kubernetes.Interface, cluster map[string]
 		Type: mc.CredentialsSecretType,
 		Data: map[string][]byte{mc.CredentialsKey: kubeconfig},
 	}
+	// The destination controller's copy, in the control plane's namespace, for
+	// pod-to-pod mirrors: the same kubeconfig, with the target's domains.
+	destSecret := corev1.Secret{
+		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
+		ObjectMeta: metav1.ObjectMeta{Name: secretName, Namespace: o.LinkerdNamespace,
+			Labels: map[string]string{mc.LabelDestinationCluster: o.ClusterName},
+			Annotations: map[string]string{"linkerd.io/created-by": o.CreatedBy,
+				mc.AnnTrustDomain: defaultStr(trustDomain(cluster), "cluster.local"), mc.AnnClusterDomain: clusterDomain(cluster)}},
+		Type: mc.CredentialsSecretType,
+		Data: map[string][]byte{mc.CredentialsKey: kubeconfig},
+	}
 	var b bytes.Buffer
-	for _, obj := range []any{secret, link} {
+	for _, obj := range []any{secret, destSecret, link} {
 		y, err := yaml.Marshal(obj)
 		if err != nil {
 			return nil, err

@@ -79,7 +79,7 @@ func TestInstallLinkUnlink(t *testing.T) {
 			LinkOptions{ClusterName: "east", Gateway: true, Server: c.Host(), CAData: c.CA(), CreatedBy: "linkerd/cli test"})
 		return err
 	})
-	var secret corev1.Secret
+	var secret, destSecret corev1.Secret
 	var link mc.Link
 	for _, doc := range strings.Split(string(out), "---\n") {
 		if strings.TrimSpace(doc) == "" {
@@ -92,6 +92,9 @@ func TestInstallLinkUnlink(t *testing.T) {
 		var target any = &link
 		if u["kind"] == "Secret" {
 			target = &secret
+			if u["metadata"].(map[string]any)["namespace"] == "linkerd" {
+				target = &destSecret
+			}
 		}
 		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u, target); err != nil {
 			t.Fatal(err)
@@ -99,6 +102,10 @@ func TestInstallLinkUnlink(t *testing.T) {
 	}
 	if link.APIVersion != "multicluster.linkerd.io/v1alpha3" || secret.Name != "cluster-credentials-east" || secret.Type != mc.CredentialsSecretType {
 		t.Fatalf("link %+v, secret %s (%s)", link.TypeMeta, secret.Name, secret.Type)
+	}
+	if destSecret.Labels[mc.LabelDestinationCluster] != "east" || destSecret.Annotations[mc.AnnTrustDomain] != "cluster.local" ||
+		string(destSecret.Data[mc.CredentialsKey]) != string(secret.Data[mc.CredentialsKey]) {
+		t.Errorf("the destination controller's secret: %+v", destSecret.ObjectMeta)
 	}
 
 	t.Run("the link's gateway", func(t *testing.T) {
@@ -134,6 +141,9 @@ func TestInstallLinkUnlink(t *testing.T) {
 	})
 
 	// Apply the link and its service mirror (link's output) to the same cluster.
+	if _, err := c.Client().CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "linkerd"}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
 	c.Apply(t, "", string(out))
 	ctrl, err := RenderController("", "east", "test")
 	if err != nil {
@@ -182,7 +192,8 @@ func TestInstallLinkUnlink(t *testing.T) {
 		}
 		s := strings.Join(got, " ")
 		for _, want := range []string{"Link/" + ns + "/east", "Secret/" + ns + "/cluster-credentials-east", "Deployment/" + ns + "/controller-east",
-			"ClusterRole//linkerd-service-mirror-access-local-resources-east", "Service/" + appNS + "/catalog-east"} {
+			"ClusterRole//linkerd-service-mirror-access-local-resources-east", "Service/" + appNS + "/catalog-east",
+			"Secret/linkerd/cluster-credentials-east"} {
 			if !strings.Contains(s, want) {
 				t.Errorf("unlink refs lack %s: %s", want, s)
 			}

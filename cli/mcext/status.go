@@ -66,7 +66,8 @@ var linkKinds = []struct {
 
 // UnlinkRefs lists what `linkerd multicluster unlink` deletes for cluster name: the
 // objects labelled mirror.linkerd.io/cluster-name=<name> (the Link, its Secret, its
-// service mirror and the mirrors it made). It fails when there is no such Link.
+// service mirror and the mirrors it made) and the destination controller's Secret
+// (multicluster.linkerd.io/cluster-name=<name>). It fails when there is no such Link.
 func UnlinkRefs(ctx context.Context, dyn dynamic.Interface, ns, name string) ([]Ref, error) {
 	ns = Namespace(ns)
 	if _, err := dyn.Resource(mc.Links).Namespace(ns).Get(ctx, name, metav1.GetOptions{}); err != nil {
@@ -91,6 +92,16 @@ func UnlinkRefs(ctx context.Context, dyn dynamic.Interface, ns, name string) ([]
 			}
 			refs = append(refs, Ref{APIVersion: k.gvr.GroupVersion().String(), Kind: k.kind, Namespace: o.GetNamespace(), Name: o.GetName()})
 		}
+	}
+	// The destination controller's copy of the credentials, in the control plane's
+	// namespace.
+	dsel := labels.SelectorFromSet(labels.Set{mc.LabelDestinationCluster: name}).String()
+	secrets, err := dyn.Resource(schema.GroupVersionResource{Version: "v1", Resource: "secrets"}).List(ctx, metav1.ListOptions{LabelSelector: dsel})
+	if err != nil {
+		return nil, fmt.Errorf("listing the destination controller's credentials of %s: %w", name, err)
+	}
+	for _, o := range secrets.Items {
+		refs = append(refs, Ref{APIVersion: "v1", Kind: "Secret", Namespace: o.GetNamespace(), Name: o.GetName()})
 	}
 	return refs, nil
 }

@@ -36,10 +36,11 @@ const DefaultOpaquePorts = "25,587,3306,4444,5432,6379,9300,11211"
 // Server is the Destination service.
 type Server struct {
 	pb.UnimplementedDestinationServer
-	idx *cluster.Index
-	cfg Config
-	log *slog.Logger
-	m   metrics
+	idx    *cluster.Index
+	cfg    Config
+	log    *slog.Logger
+	m      metrics
+	remote RemoteClusters // nil: no pod-to-pod multicluster
 }
 
 type metrics struct {
@@ -94,6 +95,7 @@ func (s *Server) Get(req *pb.GetDestination, stream grpc.ServerStreamingServer[p
 	recomputes := s.m.recomputes.WithLabelValues("Get")
 	for {
 		changed := s.idx.ChangedFor(cluster.EndpointsKey(t.Namespace, t.Service))
+		remoteClusters, remoteEndpoints := s.remoteChanged(t)
 		recomputes.Inc()
 		set := s.endpoints(t)
 		var updates []*pb.Update
@@ -140,6 +142,8 @@ func (s *Server) Get(req *pb.GetDestination, stream grpc.ServerStreamingServer[p
 		first, lastExists = false, set.exists
 		select {
 		case <-changed:
+		case <-remoteClusters:
+		case <-remoteEndpoints:
 		case <-ctx.Done():
 			return nil
 		}

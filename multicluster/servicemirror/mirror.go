@@ -385,6 +385,11 @@ func (c *Controller) desiredService(remote *corev1.Service, name string, mode Mo
 	anns := filtered(remote.Annotations, c.Link.ExcludedAnnotations, "kubectl.kubernetes.io/last-applied-configuration")
 	anns[mc.AnnRemoteResourceVersion] = remote.ResourceVersion
 	anns[mc.AnnRemoteSvcFQName] = c.fqName(remote)
+	if mode == ModeGateway {
+		// Also on the Service: EndpointSlices mirrored from the Endpoints need not
+		// carry the Endpoints' annotations.
+		anns[mc.AnnRemoteGatewayIdentity] = c.Link.GatewayIdentity
+	}
 	var ports []corev1.ServicePort
 	for _, p := range remote.Spec.Ports {
 		ports = append(ports, corev1.ServicePort{Name: p.Name, Protocol: p.Protocol, Port: p.Port, AppProtocol: p.AppProtocol})

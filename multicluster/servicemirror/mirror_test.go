@@ -197,7 +197,7 @@ func TestMirrorFollowsRemoteServices(t *testing.T) {
 			if svc.Annotations["note"] != "from east" {
 				return fmt.Errorf("annotations %v", svc.Annotations)
 			}
-			if got := ep.Annotations[mc.AnnRemoteGatewayIdentity]; got != c.Link.GatewayIdentity {
+			if got := ep.Annotations[mc.AnnRemoteGatewayIdentity]; got != c.Link.GatewayIdentity || svc.Annotations[mc.AnnRemoteGatewayIdentity] != got {
 				return fmt.Errorf("gateway identity %q", got)
 			}
 			// The gateway has not been probed alive: the address is not ready.

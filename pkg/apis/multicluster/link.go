@@ -95,6 +95,13 @@ const (
 	AnnGatewayIdentity = "mirror.linkerd.io/gateway-identity"
 	AnnProbePath       = "mirror.linkerd.io/probe-path"
 	AnnProbePeriod     = "mirror.linkerd.io/probe-period"
+	// LabelDestinationCluster names the linked cluster on the Secret, in the control
+	// plane's namespace, through which the destination controller reads that cluster's
+	// endpoints for pod-to-pod mirrors; AnnTrustDomain and AnnClusterDomain on it are
+	// the linked cluster's trust and DNS domains.
+	LabelDestinationCluster = "multicluster.linkerd.io/cluster-name"
+	AnnTrustDomain          = "multicluster.linkerd.io/trust-domain"
+	AnnClusterDomain        = "multicluster.linkerd.io/cluster-domain"
 )
 
 // Link describes a one-way link to a target cluster: how to reach its API server
