@@ -50,7 +50,10 @@ type linkedClusters struct {
 	ns            string
 }
 
-func link(t *testing.T) *linkedClusters {
+func link(t *testing.T) *linkedClusters { return linkB(t) }
+
+// linkB is link for tests and benchmarks.
+func linkB(t testing.TB) *linkedClusters {
 	local := kube.Shared(t)
 	if os.Getenv("L5D_SKIP_KUBE") == "1" {
 		t.Skip("L5D_SKIP_KUBE=1")
@@ -77,7 +80,9 @@ func link(t *testing.T) *linkedClusters {
 	return &linkedClusters{local: local.Client(), remote: remote.Client(), viaRelay: remoteClient, remoteCluster: remote, relay: relay, ns: ns}
 }
 
-func testLink(t *testing.T, gatewayIP string) *mc.Config {
+func testLink(t *testing.T, gatewayIP string) *mc.Config { return testLinkB(t, gatewayIP) }
+
+func testLinkB(t testing.TB, gatewayIP string) *mc.Config {
 	l := &mc.Link{ObjectMeta: metav1.ObjectMeta{Name: "east", Namespace: mc.Namespace}, Spec: mc.LinkSpec{
 		TargetClusterName:        "east",
 		ClusterCredentialsSecret: "cluster-credentials-east",

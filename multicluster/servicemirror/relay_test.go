@@ -12,7 +12,7 @@ import (
 // listener and every open connection (the API server "goes away"), Up listens again
 // on the same port.
 type switchRelay struct {
-	t      *testing.T
+	t      testing.TB
 	addr   string
 	target string
 
@@ -22,7 +22,7 @@ type switchRelay struct {
 	wg    sync.WaitGroup
 }
 
-func newSwitchRelay(t *testing.T, target string) *switchRelay {
+func newSwitchRelay(t testing.TB, target string) *switchRelay {
 	r := &switchRelay{t: t, target: target, conns: map[net.Conn]struct{}{}}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
