@@ -122,7 +122,7 @@ func (m *mcRunner) controllers(ctx context.Context) error {
 			return err
 		}
 		if d.Status.ReadyReplicas == 0 {
-			return fmt.Errorf("Deployment %s/%s has no ready replica", l.Namespace, name)
+			return fmt.Errorf("the Deployment %s/%s has no ready replica", l.Namespace, name)
 		}
 		return nil
 	})

@@ -21,6 +21,8 @@
 // differences are reconciled.
 package servicemirror
 
+//lint:file-ignore SA1019 as Linkerd's service mirror, gateway mirrors are v1 Endpoints (their selector-less Services' EndpointSlices are derived by the API server's endpointslice-mirroring controller), which tools and users of Linkerd look for
+
 import (
 	"context"
 	"errors"

@@ -1,5 +1,7 @@
 package servicemirror
 
+//lint:file-ignore SA1019 the service mirror writes v1 Endpoints (see mirror.go)
+
 import (
 	"context"
 	"fmt"
