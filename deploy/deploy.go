@@ -1,5 +1,6 @@
 // Package deploy embeds the l5d Helm charts (every directory under deploy/charts:
-// linkerd-crds, linkerd-control-plane and the viz extension's linkerd-viz) and renders them
+// linkerd-crds, linkerd-control-plane, the viz extension's linkerd-viz and the
+// multicluster extension's linkerd-multicluster) and renders them
 // with Helm's template engine, the way `linkerd install`, `linkerd upgrade` and `linkerd viz
 // install` do. Each chart is complete as it is on disk, so the real `helm` CLI installs the
 // same files. The CRD chart's templates are the CRDs the other components test against
@@ -28,12 +29,14 @@ const (
 	ControlPlaneChart = "linkerd-control-plane"
 	CNIChart          = "linkerd2-cni"
 	VizChart          = "linkerd-viz"
+	MulticlusterChart = "linkerd-multicluster"
 )
 
 //go:embed all:charts
 var chartFiles embed.FS
 
-// Chart loads one of the embedded charts by name (CRDsChart, ControlPlaneChart, CNIChart or VizChart).
+// Chart loads one of the embedded charts by name (CRDsChart, ControlPlaneChart, CNIChart,
+// VizChart or MulticlusterChart).
 func Chart(name string) (*chart.Chart, error) {
 	root := path.Join("charts", name)
 	var files []*loader.BufferedFile
@@ -52,7 +55,7 @@ func Chart(name string) (*chart.Chart, error) {
 		return nil, fmt.Errorf("chart %q: %w", name, err)
 	}
 	if len(files) == 0 {
-		return nil, fmt.Errorf("no embedded chart named %q (have %s, %s, %s, %s)", name, CRDsChart, ControlPlaneChart, CNIChart, VizChart)
+		return nil, fmt.Errorf("no embedded chart named %q (have %s, %s, %s, %s, %s)", name, CRDsChart, ControlPlaneChart, CNIChart, VizChart, MulticlusterChart)
 	}
 	c, err := loader.LoadFiles(files)
 	if err != nil {

@@ -125,6 +125,21 @@ var chartCases = map[string][]chartCase{
 			},
 		},
 	},
+	// The multicluster extension in its own namespace, with and without its gateway.
+	"linkerd-multicluster": {
+		{
+			name:      "helm-namespace",
+			cli:       []string{"multicluster", "install", "--ignore-cluster", "--set", "installNamespace=false"},
+			helm:      helmFlags{sets: []string{"linkerdVersion=" + testCLIVersion}},
+			namespace: "linkerd-multicluster",
+		},
+		{
+			name:      "pod-to-pod",
+			cli:       []string{"multicluster", "install", "--ignore-cluster", "--gateway=false"},
+			helm:      helmFlags{sets: []string{"installNamespace=true", "linkerdVersion=" + testCLIVersion, "gateway.enabled=false"}},
+			namespace: "linkerd-multicluster",
+		},
+	},
 	// The viz extension in its own namespace; --ignore-cluster renders the defaults a Helm
 	// user gets (no control plane to read settings from).
 	"linkerd-viz": {

@@ -11,6 +11,7 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 
 	"github.com/l5d-go/l5d/destination/authority"
+	"github.com/l5d-go/l5d/destination/cluster"
 	pb "github.com/l5d-go/l5d/proto/gen/destination"
 	pbnet "github.com/l5d-go/l5d/proto/gen/net"
 	"github.com/l5d-go/l5d/proto/netconv"
@@ -32,6 +33,20 @@ type endpointSet struct {
 	addrs  map[netip.AddrPort]*pb.WeightedAddr
 }
 
+// view is a cluster whose endpoints are read: this one, or a linked cluster's
+// (multicluster pod to pod), whose workload identities have its own trust domain.
+type view struct {
+	idx         *cluster.Index
+	trustDomain string
+	// controllerNS is the control plane's namespace for pods without the
+	// linkerd.io/control-plane-ns label.
+	controllerNS string
+}
+
+func (s *Server) local() view {
+	return view{idx: s.idx, trustDomain: s.cfg.TrustDomain, controllerNS: s.cfg.ControllerNamespace}
+}
+
 // endpoints computes the ready endpoints of t (a Service name target).
 func (s *Server) endpoints(t authority.Target) endpointSet {
 	svc, err := s.idx.Services.Services(t.Namespace).Get(t.Service)
@@ -40,15 +55,33 @@ func (s *Server) endpoints(t authority.Target) endpointSet {
 	}
 	set := endpointSet{exists: true, labels: map[string]string{"namespace": t.Namespace, "service": t.Service},
 		addrs: map[netip.AddrPort]*pb.WeightedAddr{}}
+	if remote, ok := s.remoteView(svc); ok {
+		// A pod-to-pod mirror: the remote Service's endpoints, through the Link.
+		if remote.idx != nil {
+			rt := t
+			rt.Service = remoteServiceName(svc)
+			if rsvc, err := remote.idx.Services.Services(t.Namespace).Get(rt.Service); err == nil {
+				s.addEndpoints(&set, remote, rt, rsvc)
+			}
+		}
+		return set
+	}
+	s.addEndpoints(&set, s.local(), t, svc)
+	return set
+}
+
+// addEndpoints adds the ready endpoints of Service svc (target t) in v to set.
+func (s *Server) addEndpoints(set *endpointSet, v view, t authority.Target, svc *corev1.Service) {
+	idx := v.idx
 	portName, found := "", false
 	for _, p := range svc.Spec.Ports {
 		if uint32(p.Port) == t.Port {
 			portName, found = p.Name, true
 		}
 	}
-	slices, err := s.idx.SlicesOf(t.Namespace, t.Service)
+	slices, err := idx.SlicesOf(t.Namespace, t.Service)
 	if err != nil {
-		return set
+		return
 	}
 	for _, sl := range slices {
 		var port int32
@@ -76,7 +109,7 @@ func (s *Server) endpoints(t authority.Target) endpointSet {
 			}
 			var pod *corev1.Pod
 			if ep.TargetRef != nil && ep.TargetRef.Kind == "Pod" {
-				pod, _ = s.idx.Pods.Pods(ep.TargetRef.Namespace).Get(ep.TargetRef.Name)
+				pod, _ = idx.Pods.Pods(ep.TargetRef.Namespace).Get(ep.TargetRef.Name)
 			}
 			for _, a := range ep.Addresses {
 				ip, err := netip.ParseAddr(a)
@@ -84,7 +117,10 @@ func (s *Server) endpoints(t authority.Target) endpointSet {
 					continue
 				}
 				ap := netip.AddrPortFrom(ip, uint16(port))
-				wa := s.weightedAddr(ap, pod, svc)
+				wa := s.weightedAddrIn(v, ap, pod, svc)
+				if pod == nil {
+					s.gatewayEndpoint(wa, svc, sl, t.Port)
+				}
 				if ep.Zone != nil && *ep.Zone != "" {
 					wa.MetricLabels["zone"] = *ep.Zone
 				}
@@ -92,7 +128,6 @@ func (s *Server) endpoints(t authority.Target) endpointSet {
 			}
 		}
 	}
-	return set
 }
 
 func ready(ep discoveryv1.Endpoint) bool {
@@ -103,8 +138,13 @@ func ready(ep discoveryv1.Endpoint) bool {
 	return c.Ready == nil || *c.Ready
 }
 
-// weightedAddr renders one endpoint address. pod and svc may be nil.
+// weightedAddr renders one endpoint address of this cluster. pod and svc may be nil.
 func (s *Server) weightedAddr(ap netip.AddrPort, pod *corev1.Pod, svc *corev1.Service) *pb.WeightedAddr {
+	return s.weightedAddrIn(s.local(), ap, pod, svc)
+}
+
+// weightedAddrIn renders one endpoint address of v. pod and svc may be nil.
+func (s *Server) weightedAddrIn(v view, ap netip.AddrPort, pod *corev1.Pod, svc *corev1.Service) *pb.WeightedAddr {
 	wa := &pb.WeightedAddr{Addr: tcpAddr(ap), Weight: defaultWeight, MetricLabels: map[string]string{}}
 	if pod == nil {
 		return wa
@@ -120,7 +160,7 @@ func (s *Server) weightedAddr(ap netip.AddrPort, pod *corev1.Pod, svc *corev1.Se
 	if !meshed(pod) {
 		return wa
 	}
-	id := s.identity(pod)
+	id := v.identity(pod)
 	wa.TlsIdentity = &pb.TlsIdentity{
 		Strategy:   &pb.TlsIdentity_DnsLikeIdentity_{DnsLikeIdentity: &pb.TlsIdentity_DnsLikeIdentity{Name: id}},
 		ServerName: &pb.TlsIdentity_DnsLikeIdentity{Name: id},
@@ -136,12 +176,12 @@ func (s *Server) weightedAddr(ap netip.AddrPort, pod *corev1.Pod, svc *corev1.Se
 	return wa
 }
 
-func (s *Server) identity(pod *corev1.Pod) string {
+func (v view) identity(pod *corev1.Pod) string {
 	cp := pod.Labels[labelCPNS]
 	if cp == "" {
-		cp = s.cfg.ControllerNamespace
+		cp = v.controllerNS
 	}
-	return certs.WorkloadIdentity(serviceAccount(pod), pod.Namespace, cp, s.cfg.TrustDomain)
+	return certs.WorkloadIdentity(serviceAccount(pod), pod.Namespace, cp, v.trustDomain)
 }
 
 func serviceAccount(pod *corev1.Pod) string {

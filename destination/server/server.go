@@ -33,10 +33,11 @@ type Config struct {
 // Server is the Destination service.
 type Server struct {
 	pb.UnimplementedDestinationServer
-	idx *cluster.Index
-	cfg Config
-	log *slog.Logger
-	m   metrics
+	idx    *cluster.Index
+	cfg    Config
+	log    *slog.Logger
+	m      metrics
+	remote RemoteClusters // nil: no pod-to-pod multicluster
 }
 
 type metrics struct {
@@ -91,6 +92,7 @@ func (s *Server) Get(req *pb.GetDestination, stream grpc.ServerStreamingServer[p
 	recomputes := s.m.recomputes.WithLabelValues("Get")
 	for {
 		changed := s.idx.ChangedFor(cluster.EndpointsKey(t.Namespace, t.Service))
+		remoteClusters, remoteEndpoints := s.remoteChanged(t)
 		recomputes.Inc()
 		set := s.endpoints(t)
 		var updates []*pb.Update
@@ -137,6 +139,8 @@ func (s *Server) Get(req *pb.GetDestination, stream grpc.ServerStreamingServer[p
 		first, lastExists = false, set.exists
 		select {
 		case <-changed:
+		case <-remoteClusters:
+		case <-remoteEndpoints:
 		case <-ctx.Done():
 			return nil
 		}

@@ -33,7 +33,8 @@ type env struct {
 
 func start(t *testing.T) *env { return startB(t) }
 
-func startB(t testing.TB) *env {
+// startB starts the server; each of with is applied to it before it serves.
+func startB(t testing.TB, with ...func(*server.Server)) *env {
 	t.Helper()
 	c := kube.Shared(t)
 	c.Apply(t, "", string(mustRead(t, "../../deploy/crds/serviceprofile.yaml")))
@@ -52,6 +53,9 @@ func startB(t testing.TB) *env {
 	srv, err := server.New(idx, server.Config{ControllerNamespace: "linkerd", ClusterDomain: "cluster.local", TrustDomain: "cluster.local", DefaultOpaquePorts: def}, nil, reg)
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, f := range with {
+		f(srv)
 	}
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	gs := grpc.NewServer()

@@ -46,6 +46,7 @@ type proxyConfig struct {
 	shutdownGrace                                     time.Duration
 	externalProfiles                                  bool
 	hostnameLabels                                    bool
+	gateway                                           bool
 	additionalEnv                                     []corev1.EnvVar
 }
 
@@ -234,6 +235,7 @@ func (v *Values) resolve(l lookup, containerPorts map[string]int32) (*proxyConfi
 	boolean(proxyconf.AnnDisableOutboundDetectTimeout, &c.disableOutboundDetect)
 	boolean(proxyconf.AnnEnableExternalProfiles, &c.externalProfiles)
 	boolean(proxyconf.AnnProxyMetricsHostnameLabels, &c.hostnameLabels)
+	boolean(proxyconf.AnnEnableGateway, &c.gateway)
 	if val, ok := l.get(proxyconf.AnnProxyLogHTTPHeaders); ok && val != "off" && val != "insecure" {
 		// l5d's proxy never writes header values to its log; both values are accepted.
 		bad(proxyconf.AnnProxyLogHTTPHeaders, val, errors.New("not off or insecure"))

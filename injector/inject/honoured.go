@@ -76,4 +76,5 @@ var ConfigAnnotations = []ConfigAnnotation{
 	{Key: proxyconf.AnnProxyLogHTTPHeaders, Example: "insecure", Spec: "none: l5d's proxy never logs header values, so off and insecure are both accepted"},
 	{Key: proxyconf.AnnProxyAdditionalEnv, Example: `[{"name":"LINKERD2_PROXY_OUTBOUND_HTTP_QUEUE_CAPACITY","value":"1000"}]`, Spec: "the listed proxy env vars, after (and replacing) the injector's"},
 	{Key: proxyconf.AnnProxyMetricsHostnameLabels, Example: "true", Env: []string{proxyconf.EnvMetricsHostnameLabels}},
+	{Key: proxyconf.AnnEnableGateway, Example: "true", Env: []string{proxyconf.EnvInboundGatewaySuffixes}},
 }

@@ -298,6 +298,10 @@ func (v *Values) proxyContainer(c *proxyConfig, mode Mode, inbound []int) corev1
 	if mode == ModeIngress {
 		env = append(env, val(proxyconf.EnvIngressMode, "true"))
 	}
+	if c.gateway {
+		// The multicluster gateway: the names it may forward to, as Linkerd's injector.
+		env = append(env, val(proxyconf.EnvInboundGatewaySuffixes, "svc."+v.ClusterDomain+"."))
+	}
 	if c.shutdownEndpoint {
 		env = append(env, val(proxyconf.EnvShutdownEndpointEnabled, "true"))
 	}

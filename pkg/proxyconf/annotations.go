@@ -54,6 +54,7 @@ const (
 	AnnProxyAdminShutdown            = Prefix + "proxy-admin-shutdown"
 	AnnProxyAdditionalEnv            = Prefix + "proxy-additional-env"
 	AnnProxyMetricsHostnameLabels    = Prefix + "proxy-metrics-hostname-labels"
+	AnnEnableGateway                 = Prefix + "enable-gateway"
 	AnnNativeSidecar                 = Prefix + "proxy-enable-native-sidecar"
 	AnnNativeSidecarBeta             = PrefixBeta + "proxy-enable-native-sidecar"
 	AnnNativeSidecarAlpha            = PrefixAlpha + "proxy-enable-native-sidecar"

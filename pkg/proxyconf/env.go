@@ -56,6 +56,7 @@ const (
 	EnvCores                      = "LINKERD2_PROXY_CORES"
 	EnvAccessLog                  = "LINKERD2_PROXY_ACCESS_LOG"
 	EnvIngressMode                = "LINKERD2_PROXY_INGRESS_MODE"
+	EnvInboundGatewaySuffixes     = "LINKERD2_PROXY_INBOUND_GATEWAY_SUFFIXES"
 	EnvCoresMaxRatio              = "LINKERD2_PROXY_CORES_MAX_RATIO"
 	EnvMetricsHostnameLabels      = "LINKERD2_PROXY_METRICS_HOSTNAME_LABELS"
 )

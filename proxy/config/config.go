@@ -394,6 +394,9 @@ func Names() []string {
 var Unsupported = map[string]string{
 	proxyconf.EnvMetricsHostnameLabels: "outbound metrics carry no hostname label " +
 		"(config.linkerd.io/proxy-metrics-hostname-labels); their label sets are fixed",
+	proxyconf.EnvInboundGatewaySuffixes: "multicluster gateway mode (config.linkerd.io/enable-gateway) " +
+		"is not implemented: inbound connections naming the proxy's own port are still refused, " +
+		"so a gateway forwards nothing (it fails closed)",
 }
 
 // Environ returns the proxy's configuration variables that lookup finds set: those Load reads

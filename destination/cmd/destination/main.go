@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/l5d-go/l5d/destination/cluster"
+	"github.com/l5d-go/l5d/destination/remote"
 	"github.com/l5d-go/l5d/destination/server"
 	"github.com/l5d-go/l5d/destination/spvalidator"
 	"github.com/l5d-go/l5d/pkg/component"
@@ -35,6 +36,7 @@ func run(ctx context.Context, args []string) error {
 	profiles := fs.Bool("enable-service-profiles", true, "watch ServiceProfiles (needs the CRD)")
 	syncTimeout := fs.Duration("sync-timeout", time.Minute, "how long to wait for the informer caches at start")
 	maxStreams := fs.Uint("grpc-max-concurrent-streams", rpc.DefaultMaxConcurrentStreams, "gRPC streams one client connection may have open at once (a proxy's watches share one connection)")
+	podToPod := fs.Bool("enable-pod-to-pod-multicluster", false, "resolve pod-to-pod multicluster mirrors through the linked clusters' Secrets in -controller-namespace (labelled multicluster.linkerd.io/cluster-name; needs get/list/watch on secrets there)")
 	spAddr := fs.String("sp-validator-addr", "", "serve the ServiceProfile validating webhook (HTTPS) on this address; empty disables it")
 	spCert := fs.String("sp-validator-cert", "/var/run/linkerd/tls/tls.crt", "the webhook's serving certificate (PEM)")
 	spKey := fs.String("sp-validator-key", "/var/run/linkerd/tls/tls.key", "the webhook's serving key (PEM)")
@@ -75,6 +77,11 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	var store *remote.Store
+	if *podToPod {
+		store = remote.New(clients.Kube, *controllerNS, log, reg)
+		svc.SetRemoteClusters(store)
+	}
 	srv, err := rpc.NewServer(rpc.ServerOptions{Logger: log, Registerer: reg, MaxConcurrentStreams: uint32(*maxStreams)})
 	if err != nil {
 		return err
@@ -83,6 +90,9 @@ func run(ctx context.Context, args []string) error {
 	srv.SetServing("", false)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return comp.ServeAdmin(gctx) })
+	if store != nil {
+		g.Go(func() error { return store.Run(gctx) })
+	}
 	g.Go(func() error {
 		if err := idx.Start(gctx, *syncTimeout); err != nil {
 			return err
