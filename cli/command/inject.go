@@ -18,7 +18,6 @@ import (
 	"github.com/spf13/cobra"
 	"helm.sh/helm/v3/pkg/chartutil"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/yaml"
 )
 
 // readInputs reads the manifests named by args (files, directories, URLs, - for stdin).
@@ -188,9 +187,9 @@ func controlPlaneConfig(c *cobra.Command, g *globals, file string) (string, map[
 	if a == "" {
 		return "", nil, fmt.Errorf("linkerd-config in namespace %s has no identityTrustAnchorsPEM", g.namespace)
 	}
-	vals := map[string]any{}
-	if err := yaml.Unmarshal([]byte(cm.Data["values"]), &vals); err != nil {
-		return "", nil, fmt.Errorf("linkerd-config values: %w", err)
+	vals, err := deploy.InstalledValues(cm.Data["values"])
+	if err != nil {
+		return "", nil, err
 	}
 	return a, vals, nil
 }
@@ -219,10 +218,15 @@ func setImages(v *inject.Values, vals map[string]any) error {
 		if tag == "" {
 			tag = version
 		}
-		return registry + "/" + str(component, "image", "name"), tag
+		name := str(component, "image", "name")
+		if !strings.Contains(name, "/") { // a full reference is kept, as the chart does
+			name = registry + "/" + name
+		}
+		return name, tag
 	}
 	v.ProxyImage, v.ProxyVersion = image("proxy")
 	v.InitImage, v.InitVersion = image("proxyInit")
+	v.DebugImage, v.DebugVersion = image("debugContainer")
 	return nil
 }
 

@@ -14,10 +14,18 @@
 release the chart was packaged with). */}}
 {{- define "l5d.version" -}}{{ default .Chart.AppVersion .Values.linkerdVersion }}{{- end -}}
 
+{{/* Image name without tag: pass (list $ "name"). A name with a "/" is a full reference
+(Linkerd's shape, e.g. cr.l5d.io/linkerd/proxy, and what linkerd-config's values record);
+any other is under imageRegistry. */}}
+{{- define "l5d.imageName" -}}
+{{- $ := index . 0 -}}
+{{- if contains "/" (index . 1) -}}{{ index . 1 }}{{- else -}}{{ $.Values.imageRegistry }}/{{ index . 1 }}{{- end -}}
+{{- end -}}
+
 {{/* Image reference: pass (list $ "name" "version-override"). */}}
 {{- define "l5d.image" -}}
 {{- $ := index . 0 -}}
-{{ $.Values.imageRegistry }}/{{ index . 1 }}:{{ default (include "l5d.version" $) (index . 2) }}
+{{ include "l5d.imageName" (list $ (index . 1)) }}:{{ default (include "l5d.version" $) (index . 2) }}
 {{- end -}}
 
 {{/* Labels every control-plane object carries. */}}
