@@ -6,6 +6,7 @@ import (
 
 	"github.com/l5d-go/l5d/pkg/certs"
 	"github.com/l5d-go/l5d/pkg/proxyconf"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 
@@ -22,7 +23,11 @@ const (
 	proxyContainer = "linkerd-proxy"
 	labelCPNS      = "linkerd.io/control-plane-ns"
 	proxyInbound   = 4143
-	defaultWeight  = 10000
+	// defaultWeight is an endpoint's weight on Linkerd's scale, where 10,000 is 100%
+	// (decimillis); ServiceProfile dstOverrides weights are sent on the same scale.
+	defaultWeight = 10000
+	// labelZone is the node label Kubernetes derives EndpointSlice zones from.
+	labelZone = corev1.LabelTopologyZone
 )
 
 // endpointSet is the answer to Get for one target: ready addresses keyed by "ip:port".
@@ -32,8 +37,9 @@ type endpointSet struct {
 	addrs  map[netip.AddrPort]*pb.WeightedAddr
 }
 
-// endpoints computes the ready endpoints of t (a Service name target).
-func (s *Server) endpoints(t authority.Target) endpointSet {
+// endpoints computes the ready endpoints of t (a Service name target) for a client in
+// clientZone ("" when unknown).
+func (s *Server) endpoints(t authority.Target, clientZone string) endpointSet {
 	svc, err := s.idx.Services.Services(t.Namespace).Get(t.Service)
 	if err != nil || svc.Spec.Type == corev1.ServiceTypeExternalName {
 		return endpointSet{}
@@ -85,14 +91,43 @@ func (s *Server) endpoints(t authority.Target) endpointSet {
 				}
 				ap := netip.AddrPortFrom(ip, uint16(port))
 				wa := s.weightedAddr(ap, pod, svc)
-				if ep.Zone != nil && *ep.Zone != "" {
-					wa.MetricLabels["zone"] = *ep.Zone
+				zone := ""
+				if ep.Zone != nil {
+					zone = *ep.Zone
 				}
+				if zone != "" {
+					wa.MetricLabels["zone"] = zone
+				}
+				wa.MetricLabels["zone_locality"] = zoneLocality(clientZone, zone)
 				set.addrs[ap] = wa
 			}
 		}
 	}
 	return set
+}
+
+// zoneLocality is Linkerd's zone_locality label of an endpoint in zone for a client in
+// clientZone: local or remote, unknown when either zone is unknown.
+func zoneLocality(clientZone, zone string) string {
+	switch {
+	case clientZone == "" || zone == "":
+		return "unknown"
+	case clientZone == zone:
+		return "local"
+	}
+	return "remote"
+}
+
+// nodeZone returns the topology zone of the node named node, "" when unknown.
+func (s *Server) nodeZone(node string) string {
+	if node == "" || s.idx.Nodes == nil {
+		return ""
+	}
+	n, err := s.idx.Nodes.Get(node)
+	if err != nil {
+		return ""
+	}
+	return n.Labels[labelZone]
 }
 
 func ready(ep discoveryv1.Endpoint) bool {
@@ -113,6 +148,9 @@ func (s *Server) weightedAddr(ap netip.AddrPort, pod *corev1.Pod, svc *corev1.Se
 	wa.MetricLabels["serviceaccount"] = serviceAccount(pod)
 	if cp := pod.Labels[labelCPNS]; cp != "" {
 		wa.MetricLabels["control_plane_ns"] = cp
+	}
+	if h := pod.Labels[appsv1.DefaultDeploymentUniqueLabelKey]; h != "" {
+		wa.MetricLabels["pod_template_hash"] = h
 	}
 	for k, v := range ownerLabels(pod) {
 		wa.MetricLabels[k] = v
