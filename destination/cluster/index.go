@@ -41,10 +41,10 @@ type Index struct {
 	Namespaces corelisters.NamespaceLister
 	// Nodes gives the topology zone of a client's node (zone_locality). No answer is
 	// recomputed when a node's labels change.
-	Nodes corelisters.NodeLister
-	profiles   cache.GenericLister
-	podIdx     cache.Indexer
-	sliceIdx   cache.Indexer
+	Nodes    corelisters.NodeLister
+	profiles cache.GenericLister
+	podIdx   cache.Indexer
+	sliceIdx cache.Indexer
 
 	synced []cache.InformerSynced
 	start  []func(<-chan struct{})
