@@ -237,3 +237,51 @@ func readFiles(o Options) (string, string, string, error) {
 	}
 	return string(anchorsPEM), string(crtPEM), string(keyPEM), nil
 }
+
+// InjectorArgs renders the control plane with vals in namespace ns and returns the arguments
+// of its proxy-injector container: the mesh-wide injection settings the installed webhook
+// runs with (inject.ValuesFromArgs reads them). vals needs the trust anchors; the issuer
+// is not needed (it is rendered as external).
+func InjectorArgs(vals map[string]any, ns string) ([]string, error) {
+	vals = chartutil.CoalesceTables(map[string]any{
+		"identity": map[string]any{"issuer": map[string]any{"scheme": "kubernetes.io/tls"}},
+	}, vals)
+	out, err := deploy.Render(deploy.ControlPlaneChart, deploy.Options{Namespace: ns, Values: vals})
+	if err != nil {
+		return nil, err
+	}
+	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(out)))
+	for {
+		doc, err := r.Read()
+		if err == io.EOF {
+			return nil, fmt.Errorf("the control-plane chart renders no linkerd-proxy-injector Deployment")
+		}
+		if err != nil {
+			return nil, fmt.Errorf("splitting the rendered control plane: %w", err)
+		}
+		var d struct {
+			Kind     string `json:"kind"`
+			Metadata struct {
+				Name string `json:"name"`
+			} `json:"metadata"`
+			Spec struct {
+				Template struct {
+					Spec struct {
+						Containers []struct {
+							Name string   `json:"name"`
+							Args []string `json:"args"`
+						} `json:"containers"`
+					} `json:"spec"`
+				} `json:"template"`
+			} `json:"spec"`
+		}
+		if err := yaml.Unmarshal(doc, &d); err != nil || d.Kind != "Deployment" || d.Metadata.Name != "linkerd-proxy-injector" {
+			continue
+		}
+		for _, c := range d.Spec.Template.Spec.Containers {
+			if c.Name == "proxy-injector" {
+				return c.Args, nil
+			}
+		}
+	}
+}
