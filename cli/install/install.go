@@ -119,31 +119,42 @@ func Format(rendered []byte, format string) ([]byte, error) {
 		return nil, fmt.Errorf("--output must be yaml or json, not %q", format)
 	}
 	var out bytes.Buffer
-	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(rendered)))
-	for {
-		doc, err := r.Read()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("splitting the rendered manifests: %w", err)
-		}
+	err := EachDocument(rendered, func(doc []byte) error {
 		if len(bytes.TrimSpace(stripComments(doc))) == 0 {
-			continue
+			return nil
 		}
 		j, err := yaml.YAMLToJSON(doc)
 		if err != nil {
-			return nil, fmt.Errorf("converting to JSON: %w", err)
+			return fmt.Errorf("converting to JSON: %w", err)
 		}
 		var ind bytes.Buffer
 		if err := json.Indent(&ind, j, "", "  "); err != nil {
-			return nil, err
+			return err
 		}
 		out.WriteString("---\n")
 		out.Write(ind.Bytes())
 		out.WriteString("\n")
+		return nil
+	})
+	return out.Bytes(), err
+}
+
+// EachDocument calls fn with each document of a YAML stream (such as a rendered chart), in
+// order, stopping at fn's first error.
+func EachDocument(stream []byte, fn func(doc []byte) error) error {
+	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(stream)))
+	for {
+		doc, err := r.Read()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("splitting the rendered manifests: %w", err)
+		}
+		if err := fn(doc); err != nil {
+			return err
+		}
 	}
-	return out.Bytes(), nil
 }
 
 // stripComments drops YAML comment lines (Helm's "# Source:" headers).
@@ -250,15 +261,8 @@ func InjectorArgs(vals map[string]any, ns string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(out)))
-	for {
-		doc, err := r.Read()
-		if err == io.EOF {
-			return nil, fmt.Errorf("the control-plane chart renders no linkerd-proxy-injector Deployment")
-		}
-		if err != nil {
-			return nil, fmt.Errorf("splitting the rendered control plane: %w", err)
-		}
+	var args []string
+	err = EachDocument(out, func(doc []byte) error {
 		var d struct {
 			Kind     string `json:"kind"`
 			Metadata struct {
@@ -276,12 +280,17 @@ func InjectorArgs(vals map[string]any, ns string) ([]string, error) {
 			} `json:"spec"`
 		}
 		if err := yaml.Unmarshal(doc, &d); err != nil || d.Kind != "Deployment" || d.Metadata.Name != "linkerd-proxy-injector" {
-			continue
+			return nil
 		}
 		for _, c := range d.Spec.Template.Spec.Containers {
 			if c.Name == "proxy-injector" {
-				return c.Args, nil
+				args = c.Args
 			}
 		}
+		return nil
+	})
+	if err == nil && args == nil {
+		err = fmt.Errorf("the control-plane chart renders no proxy-injector container")
 	}
+	return args, err
 }
