@@ -2,9 +2,6 @@ package check
 
 import (
 	"context"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -50,18 +47,7 @@ func TestGatewayAPICRDs(t *testing.T) {
 		t.Error("missing Gateway API CRDs fail check --pre; they only warn")
 	}
 
-	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "sigs.k8s.io/gateway-api").Output()
-	if err != nil {
-		t.Fatalf("locating sigs.k8s.io/gateway-api: %v", err)
-	}
-	for _, kind := range []string{"httproutes", "grpcroutes"} {
-		data, err := os.ReadFile(filepath.Join(strings.TrimSpace(string(out)), "config", "crd", "standard", "gateway.networking.k8s.io_"+kind+".yaml"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.Apply(t, "", string(data))
-		c.WaitCRD(t, kind+".gateway.networking.k8s.io")
-	}
+	c.ApplyGatewayAPICRDs(t, "httproutes", "grpcroutes")
 	pre = Run(ctx, c.Client(), dyn, Options{Pre: true, Namespace: "l5d-check-gwapi"})
 	expect(t, pre, key, "success", "", "")
 }
