@@ -116,3 +116,33 @@ spec:
 		return l["namespace"] == ns && l["pod"] == "web-a" && l["pod_template_hash"] == "5d8f7c9b6"
 	})
 }
+
+// TestGetProfileOfAPodNameAsLinkerd: GetProfile of a pod's name under a headless Service
+// (<pod>.<svc>.<ns>.svc.cluster.local) answers that pod as a lone endpoint, with its
+// identity and namespace label, as Linkerd's destination does, not the Service's profile.
+func TestGetProfileOfAPodNameAsLinkerd(t *testing.T) {
+	e := start(t)
+	ns := e.c.Namespace(t)
+	node := e.c.CreateNode(t, kube.Node{})
+	e.c.CreateServiceAccount(t, ns, "db")
+	if _, err := e.c.Client().CoreV1().Services(ns).Create(t.Context(), &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "db"},
+		Spec: corev1.ServiceSpec{ClusterIP: corev1.ClusterIPNone, Selector: map[string]string{"app": "db"},
+			Ports: []corev1.ServicePort{{Name: "pg", Port: 5432}}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	e.c.CreatePod(t, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "db-0", Namespace: ns, Labels: map[string]string{"app": "db"}},
+		Spec: corev1.PodSpec{Hostname: "db-0", Subdomain: "db", ServiceAccountName: "db", Containers: []corev1.Container{
+			{Name: "app", Image: "app", Ports: []corev1.ContainerPort{{Name: "pg", ContainerPort: 5432}}},
+			{Name: "linkerd-proxy", Image: "proxy"}}}})
+	e.c.SetPodStatus(t, ns, "db-0", kube.PodStatus{Node: node.Name, IPs: []string{"10.7.0.1"}, Ready: true})
+
+	p := e.getProfile(t, "db-0.db."+ns+".svc.cluster.local:5432")
+	p.until("the pod as the endpoint", func(p *pb.DestinationProfile) bool {
+		ep := p.GetEndpoint()
+		return ep.GetTlsIdentity().GetDnsLikeIdentity().GetName() == "db."+ns+".serviceaccount.identity.linkerd.cluster.local" &&
+			ep.GetMetricLabels()["namespace"] == ns && ep.GetMetricLabels()["pod"] == "db-0" &&
+			p.OpaqueProtocol && p.FullyQualifiedName == ""
+	})
+}

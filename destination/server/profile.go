@@ -39,6 +39,12 @@ func (s *Server) profile(t authority.Target, clientNS string) *pb.DestinationPro
 			return p
 		}
 	}
+	if t.Hostname != "" {
+		// A pod's name under a headless Service (<pod>.<svc>.<ns>.svc...): as Linkerd's,
+		// the answer is that pod as a lone endpoint, not the Service.
+		s.hostnameEndpoint(p, t)
+		return p
+	}
 	// A Service that does not exist (yet) gets the default profile, named, as Linkerd's
 	// does: Get then says whether it exists.
 	fqdn := t.FQDN(s.cfg.ClusterDomain)
@@ -64,6 +70,23 @@ func (s *Server) profile(t authority.Target, clientNS string) *pb.DestinationPro
 			Group: "linkerd.io", Kind: "ServiceProfile", Name: prof.Name, Namespace: prof.Namespace}}}
 	}
 	return p
+}
+
+// hostnameEndpoint sets p's endpoint to the ready address of t's Service whose hostname is
+// t.Hostname, on t's port; nothing when there is none.
+func (s *Server) hostnameEndpoint(p *pb.DestinationProfile, t authority.Target) {
+	set := s.endpoints(t, "")
+	for ap, wa := range set.addrs {
+		pod := s.idx.PodByIP(ap.Addr())
+		p.Endpoint = wa
+		delete(p.Endpoint.MetricLabels, "zone_locality")
+		if pod != nil {
+			p.Endpoint.MetricLabels["namespace"] = pod.Namespace
+		}
+		svc, _ := s.idx.Services.Services(t.Namespace).Get(t.Service)
+		p.OpaqueProtocol = s.opaque(svc, pod, ap.Port())
+		return
+	}
 }
 
 // applyProfile translates a ServiceProfile into p. Invalid parts (which the validator

@@ -205,6 +205,9 @@ func (s *Server) GetProfile(req *pb.GetDestination, stream grpc.ServerStreamingS
 			}
 		} else {
 			changed = s.idx.ChangedFor(cluster.ProfileKey(t.Namespace, t.Service))
+			if t.Hostname != "" { // the answer is one of the Service's endpoints
+				svcChanged = s.idx.ChangedFor(cluster.EndpointsKey(t.Namespace, t.Service))
+			}
 		}
 		recomputes.Inc()
 		p := s.profile(t, cctx.NS)
