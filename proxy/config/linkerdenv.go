@@ -4,8 +4,8 @@ import "github.com/l5d-go/l5d/pkg/proxyconf"
 
 // linkerdInjectorOnly are variables Linkerd's injector writes into every proxy (and l5d's
 // does, for pods to be interchangeable) whose behaviour this proxy does not have, with why.
-// They are accepted, never an error, and listed in Unsupported, so the proxy warns once at
-// start for each one that is set. A name the proxy reads (Names) is not listed.
+// They are accepted, never an error, and listed in Unsupported: the proxy names those that
+// are set in one warning at start. A name the proxy reads (Names) is not listed.
 var linkerdInjectorOnly = map[string]string{
 	proxyconf.EnvCoresMin: "the proxy's worker count follows LINKERD2_PROXY_CORES or " +
 		"LINKERD2_PROXY_CORES_MAX_RATIO; no minimum is applied",
