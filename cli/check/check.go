@@ -299,6 +299,7 @@ func (r *runner) preSetup() group {
 		canCheck("can read Secrets", "get", "", "secrets", ns),
 		canCheck("can read extension-apiserver-authentication configmap", "get", "", "configmaps", "kube-system"),
 		{name: "no clock skew detected", hint: "pre-k8s-clock-skew", warning: true, run: r.clockSkew},
+		r.gatewayAPICheck(),
 	}}
 }
 
@@ -388,6 +389,7 @@ func (r *runner) config() group {
 		exists("control plane ServiceAccounts exist", schema.GroupVersionResource{Version: "v1", Resource: "serviceaccounts"}, true,
 			"linkerd-identity", "linkerd-destination", "linkerd-proxy-injector"),
 		{name: "control plane CustomResourceDefinitions exist", hint: "l5d-existence-crd", run: r.crdsExist},
+		r.gatewayAPICheck(),
 		exists("control plane MutatingWebhookConfigurations exist", adm("mutatingwebhookconfigurations"), false,
 			"linkerd-proxy-injector-webhook-config"),
 		exists("control plane ValidatingWebhookConfigurations exist", adm("validatingwebhookconfigurations"), false, vwcs...),

@@ -17,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
 )
 
 // errSkip from a check leaves it out of the report: it does not apply to this cluster (an
@@ -387,18 +388,47 @@ var linkerdCRDs = []string{
 	"serviceprofiles.linkerd.io", "servers.policy.linkerd.io", "serverauthorizations.policy.linkerd.io",
 	"authorizationpolicies.policy.linkerd.io", "meshtlsauthentications.policy.linkerd.io",
 	"networkauthentications.policy.linkerd.io", "httproutes.policy.linkerd.io",
+	"externalworkloads.workload.linkerd.io",
+}
+
+// GatewayAPICRDs are the Gateway API CustomResourceDefinitions the policy controller serves
+// routes from. They are not part of `linkerd install --crds`: the cluster's Gateway API
+// installation (its standard channel) provides them.
+var GatewayAPICRDs = []string{"httproutes.gateway.networking.k8s.io", "grpcroutes.gateway.networking.k8s.io"}
+
+var crdResource = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
+
+// missingCRDs returns those of names the API server does not serve.
+func missingCRDs(ctx context.Context, dyn dynamic.Interface, names []string) ([]string, error) {
+	var missing []string
+	for _, n := range names {
+		if _, err := dyn.Resource(crdResource).Get(ctx, n, metav1.GetOptions{}); apierrors.IsNotFound(err) {
+			missing = append(missing, n)
+		} else if err != nil {
+			return nil, fmt.Errorf("reading CustomResourceDefinition %s: %w", n, err)
+		}
+	}
+	return missing, nil
+}
+
+// MissingGatewayAPICRDs returns those of GatewayAPICRDs the cluster does not serve.
+func MissingGatewayAPICRDs(ctx context.Context, dyn dynamic.Interface) ([]string, error) {
+	return missingCRDs(ctx, dyn, GatewayAPICRDs)
+}
+
+// GatewayAPIError names the missing Gateway API CRDs, what is lost without them (the policy
+// controller serves no Gateway API HTTPRoute or GRPCRoute; its own policy.linkerd.io
+// HTTPRoute still works) and how to install them.
+func GatewayAPIError(missing []string) error {
+	return fmt.Errorf("the Gateway API CRDs are not installed (missing %s): Gateway API HTTPRoutes and GRPCRoutes will not be served until they are; "+
+		"install the Gateway API's standard channel (https://gateway-api.sigs.k8s.io/guides/#installing-gateway-api)", strings.Join(missing, ", "))
 }
 
 // crdsExist checks every Linkerd CRD is installed (the linkerd-crd category and --crds).
 func (r *runner) crdsExist(ctx context.Context) error {
-	gvr := schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
-	var missing []string
-	for _, n := range linkerdCRDs {
-		if _, err := r.dyn.Resource(gvr).Get(ctx, n, metav1.GetOptions{}); apierrors.IsNotFound(err) {
-			missing = append(missing, n)
-		} else if err != nil {
-			return err
-		}
+	missing, err := missingCRDs(ctx, r.dyn, linkerdCRDs)
+	if err != nil {
+		return err
 	}
 	if len(missing) > 0 {
 		return fmt.Errorf("missing %s; run `linkerd install --crds | kubectl apply -f -`", strings.Join(missing, ", "))
@@ -409,6 +439,18 @@ func (r *runner) crdsExist(ctx context.Context) error {
 func (r *runner) crds() group {
 	return group{"linkerd-crd", []check{
 		{name: "control plane CustomResourceDefinitions exist", hint: "l5d-existence-crd", fatal: true, run: r.crdsExist},
+		r.gatewayAPICheck(),
+	}}
+}
+
+// gatewayAPICheck warns when the Gateway API CRDs are missing, as Linkerd's check does.
+func (r *runner) gatewayAPICheck() check {
+	return check{name: "Gateway API CRDs are installed", hint: "l5d-gateway-api-crds", warning: true, run: func(ctx context.Context) error {
+		missing, err := MissingGatewayAPICRDs(ctx, r.dyn)
+		if err != nil || len(missing) == 0 {
+			return err
+		}
+		return GatewayAPIError(missing)
 	}}
 }
 

@@ -117,3 +117,18 @@ func writeReport(c *cobra.Command, output string, rep check.Report) error {
 	}
 	return nil
 }
+
+// noteGatewayAPI tells `linkerd install` users when the cluster the kubeconfig names lacks
+// the Gateway API CRDs, as Linkerd's install does. Without a reachable cluster (rendering
+// offline) it says nothing: install needs no cluster.
+func noteGatewayAPI(c *cobra.Command, g *globals) {
+	dyn, err := g.dynamic()
+	if err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(contextOf(c), 5*time.Second)
+	defer cancel()
+	if missing, err := check.MissingGatewayAPICRDs(ctx, dyn); err == nil && len(missing) > 0 {
+		fmt.Fprintf(c.ErrOrStderr(), "Note: %v\n", check.GatewayAPIError(missing))
+	}
+}

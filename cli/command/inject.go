@@ -16,9 +16,7 @@ import (
 	"github.com/l5d-go/l5d/injector/inject"
 	"github.com/l5d-go/l5d/pkg/proxyconf"
 	"github.com/spf13/cobra"
-	"helm.sh/helm/v3/pkg/chartutil"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/yaml"
 )
 
 // readInputs reads the manifests named by args (files, directories, URLs, - for stdin).
@@ -117,19 +115,22 @@ func injectCmd(g *globals) *cobra.Command {
 			}
 			o.Annotations = ann
 			if o.Manual {
-				v := inject.DefaultValues()
-				v.ControlPlaneNamespace = g.namespace
-				v.CreatedBy = "linkerd/cli " + Version
 				anchors, chartValues, err := controlPlaneConfig(c, g, anchorsFile)
 				if err != nil {
 					return err
 				}
-				v.IdentityTrustAnchorsPEM = anchors
-				if err := setImages(&v, chartValues); err != nil {
+				// Inject as the installed webhook does: the settings its chart gives it.
+				chartValues["identityTrustAnchorsPEM"] = anchors
+				args, err := install.InjectorArgs(chartValues, g.namespace)
+				if err != nil {
+					return fmt.Errorf("the control plane's injection settings: %w", err)
+				}
+				v, err := inject.ValuesFromArgs(args)
+				if err != nil {
 					return err
 				}
-				// A control plane installed with --linkerd-cni-enabled injects the validator.
-				v.CNIEnabled, _ = chartValues["cniEnabled"].(bool)
+				v.CreatedBy = "linkerd/cli " + Version
+				v.IdentityTrustAnchorsPEM = anchors
 				o.Values = &v
 			}
 			in, err := readInputs(c, args, recursive)
@@ -162,8 +163,9 @@ func injectCmd(g *globals) *cobra.Command {
 
 // controlPlaneConfig returns the trust anchors and the chart values of the control plane
 // that manual injection targets: with file, the anchors it holds and the chart's defaults at
-// the CLI's version (what `linkerd install` installs); else both from the installed control
-// plane's linkerd-config.
+// the CLI's version (what `linkerd install` installs, images ghcr.io/l5d-go/...:<version>);
+// else both from the installed control plane's linkerd-config (its images, versions and
+// proxy settings).
 func controlPlaneConfig(c *cobra.Command, g *globals, file string) (string, map[string]any, error) {
 	if file != "" {
 		b, err := os.ReadFile(file)
@@ -188,42 +190,11 @@ func controlPlaneConfig(c *cobra.Command, g *globals, file string) (string, map[
 	if a == "" {
 		return "", nil, fmt.Errorf("linkerd-config in namespace %s has no identityTrustAnchorsPEM", g.namespace)
 	}
-	vals := map[string]any{}
-	if err := yaml.Unmarshal([]byte(cm.Data["values"]), &vals); err != nil {
-		return "", nil, fmt.Errorf("linkerd-config values: %w", err)
+	vals, err := deploy.InstalledValues(cm.Data["values"])
+	if err != nil {
+		return "", nil, err
 	}
 	return a, vals, nil
-}
-
-// setImages sets the proxy and proxy-init images of v as the chart names them for its proxy
-// injector: imageRegistry/<image.name>, tagged image.version or else linkerdVersion. vals
-// are chart values over which the chart's defaults apply.
-func setImages(v *inject.Values, vals map[string]any) error {
-	defaults, err := deploy.ControlPlaneValues()
-	if err != nil {
-		return err
-	}
-	vals = chartutil.CoalesceTables(vals, defaults)
-	str := func(path ...string) string {
-		var cur any = vals
-		for _, p := range path {
-			m, _ := cur.(map[string]any)
-			cur = m[p]
-		}
-		s, _ := cur.(string)
-		return s
-	}
-	registry, version := str("imageRegistry"), str("linkerdVersion")
-	image := func(component string) (string, string) {
-		tag := str(component, "image", "version")
-		if tag == "" {
-			tag = version
-		}
-		return registry + "/" + str(component, "image", "name"), tag
-	}
-	v.ProxyImage, v.ProxyVersion = image("proxy")
-	v.InitImage, v.InitVersion = image("proxyInit")
-	return nil
 }
 
 func uninjectCmd() *cobra.Command {

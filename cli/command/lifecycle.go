@@ -12,7 +12,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
-	"sigs.k8s.io/yaml"
 )
 
 // uninstallKinds are the cluster-scoped kinds the control plane creates, found by label.
@@ -156,9 +155,9 @@ func installedValues(c *cobra.Command, g *globals, verb string) (map[string]any,
 	if err != nil {
 		return nil, fmt.Errorf("no control plane to %s in namespace %s: %w", verb, g.namespace, err)
 	}
-	base := map[string]any{}
-	if err := yaml.Unmarshal([]byte(cm.Data["values"]), &base); err != nil {
-		return nil, fmt.Errorf("linkerd-config values: %w", err)
+	base, err := deploy.InstalledValues(cm.Data["values"])
+	if err != nil {
+		return nil, err
 	}
 	base["identityTrustAnchorsPEM"] = cm.Data["identityTrustAnchorsPEM"]
 	delete(base, "linkerdVersion") // the CLI's version (install.Overrides) replaces it

@@ -1,17 +1,13 @@
 package command
 
 import (
-	"bufio"
-	"bytes"
 	"fmt"
-	"io"
 	"sort"
 
 	"github.com/l5d-go/l5d/cli/install"
 	"github.com/spf13/cobra"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/dynamic"
 	"sigs.k8s.io/yaml"
 )
@@ -44,15 +40,7 @@ type objRef struct{ apiVersion, kind, namespace, name string }
 // renderedRefs lists the objects of a rendered YAML stream by kind, namespace and name.
 func renderedRefs(rendered []byte) (map[objRef]bool, error) {
 	refs := map[objRef]bool{}
-	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(rendered)))
-	for {
-		doc, err := r.Read()
-		if err == io.EOF {
-			return refs, nil
-		}
-		if err != nil {
-			return nil, fmt.Errorf("reading the rendered control plane: %w", err)
-		}
+	err := install.EachDocument(rendered, func(doc []byte) error {
 		var m struct {
 			Kind     string `json:"kind"`
 			Metadata struct {
@@ -61,12 +49,14 @@ func renderedRefs(rendered []byte) (map[objRef]bool, error) {
 			} `json:"metadata"`
 		}
 		if err := yaml.Unmarshal(doc, &m); err != nil {
-			return nil, fmt.Errorf("reading the rendered control plane: %w", err)
+			return fmt.Errorf("reading the rendered control plane: %w", err)
 		}
 		if m.Kind != "" {
 			refs[objRef{kind: m.Kind, namespace: m.Metadata.Namespace, name: m.Metadata.Name}] = true
 		}
-	}
+		return nil
+	})
+	return refs, err
 }
 
 func pruneCmd(g *globals) *cobra.Command {

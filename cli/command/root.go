@@ -152,6 +152,7 @@ func installCmd(g *globals) *cobra.Command {
 			if o.CRDs {
 				fmt.Fprintln(c.ErrOrStderr(), "Next, run `linkerd install | kubectl apply -f -` to install the control plane.")
 			}
+			noteGatewayAPI(c, g)
 			return nil
 		},
 	}

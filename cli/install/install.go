@@ -119,31 +119,42 @@ func Format(rendered []byte, format string) ([]byte, error) {
 		return nil, fmt.Errorf("--output must be yaml or json, not %q", format)
 	}
 	var out bytes.Buffer
-	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(rendered)))
-	for {
-		doc, err := r.Read()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("splitting the rendered manifests: %w", err)
-		}
+	err := EachDocument(rendered, func(doc []byte) error {
 		if len(bytes.TrimSpace(stripComments(doc))) == 0 {
-			continue
+			return nil
 		}
 		j, err := yaml.YAMLToJSON(doc)
 		if err != nil {
-			return nil, fmt.Errorf("converting to JSON: %w", err)
+			return fmt.Errorf("converting to JSON: %w", err)
 		}
 		var ind bytes.Buffer
 		if err := json.Indent(&ind, j, "", "  "); err != nil {
-			return nil, err
+			return err
 		}
 		out.WriteString("---\n")
 		out.Write(ind.Bytes())
 		out.WriteString("\n")
+		return nil
+	})
+	return out.Bytes(), err
+}
+
+// EachDocument calls fn with each document of a YAML stream (such as a rendered chart), in
+// order, stopping at fn's first error.
+func EachDocument(stream []byte, fn func(doc []byte) error) error {
+	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(stream)))
+	for {
+		doc, err := r.Read()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("splitting the rendered manifests: %w", err)
+		}
+		if err := fn(doc); err != nil {
+			return err
+		}
 	}
-	return out.Bytes(), nil
 }
 
 // stripComments drops YAML comment lines (Helm's "# Source:" headers).
@@ -236,4 +247,50 @@ func readFiles(o Options) (string, string, string, error) {
 		return "", "", "", fmt.Errorf("issuer certificate is not signed by the trust anchors: %w", err)
 	}
 	return string(anchorsPEM), string(crtPEM), string(keyPEM), nil
+}
+
+// InjectorArgs renders the control plane with vals in namespace ns and returns the arguments
+// of its proxy-injector container: the mesh-wide injection settings the installed webhook
+// runs with (inject.ValuesFromArgs reads them). vals needs the trust anchors; the issuer
+// is not needed (it is rendered as external).
+func InjectorArgs(vals map[string]any, ns string) ([]string, error) {
+	vals = chartutil.CoalesceTables(map[string]any{
+		"identity": map[string]any{"issuer": map[string]any{"scheme": "kubernetes.io/tls"}},
+	}, vals)
+	out, err := deploy.Render(deploy.ControlPlaneChart, deploy.Options{Namespace: ns, Values: vals})
+	if err != nil {
+		return nil, err
+	}
+	var args []string
+	err = EachDocument(out, func(doc []byte) error {
+		var d struct {
+			Kind     string `json:"kind"`
+			Metadata struct {
+				Name string `json:"name"`
+			} `json:"metadata"`
+			Spec struct {
+				Template struct {
+					Spec struct {
+						Containers []struct {
+							Name string   `json:"name"`
+							Args []string `json:"args"`
+						} `json:"containers"`
+					} `json:"spec"`
+				} `json:"template"`
+			} `json:"spec"`
+		}
+		if err := yaml.Unmarshal(doc, &d); err != nil || d.Kind != "Deployment" || d.Metadata.Name != "linkerd-proxy-injector" {
+			return nil
+		}
+		for _, c := range d.Spec.Template.Spec.Containers {
+			if c.Name == "proxy-injector" {
+				args = c.Args
+			}
+		}
+		return nil
+	})
+	if err == nil && args == nil {
+		err = fmt.Errorf("the control-plane chart renders no proxy-injector container")
+	}
+	return args, err
 }

@@ -39,9 +39,12 @@ type Index struct {
 	Slices     discoverylisters.EndpointSliceLister
 	Pods       corelisters.PodLister
 	Namespaces corelisters.NamespaceLister
-	profiles   cache.GenericLister
-	podIdx     cache.Indexer
-	sliceIdx   cache.Indexer
+	// Nodes gives the topology zone of a client's node (zone_locality). No answer is
+	// recomputed when a node's labels change.
+	Nodes    corelisters.NodeLister
+	profiles cache.GenericLister
+	podIdx   cache.Indexer
+	sliceIdx cache.Indexer
 
 	synced []cache.InformerSynced
 	start  []func(<-chan struct{})
@@ -192,9 +195,11 @@ func New(client kubernetes.Interface, dyn dynamic.Interface) (*Index, error) {
 		}
 		x.synced = append(x.synced, inf.HasSynced)
 	}
-	// No answer depends on Namespaces; their cache only has to be synced.
-	x.synced = append(x.synced, nss.Informer().HasSynced)
-	x.Services, x.Slices, x.Pods, x.Namespaces = svc.Lister(), sl.Lister(), pods.Lister(), nss.Lister()
+	// No answer depends on Namespaces; their cache only has to be synced. Nodes are read
+	// when a stream starts or recomputes (the client's zone).
+	nodes := f.Core().V1().Nodes()
+	x.synced = append(x.synced, nss.Informer().HasSynced, nodes.Informer().HasSynced)
+	x.Services, x.Slices, x.Pods, x.Namespaces, x.Nodes = svc.Lister(), sl.Lister(), pods.Lister(), nss.Lister(), nodes.Lister()
 	x.podIdx = pods.Informer().GetIndexer()
 	x.sliceIdx = sl.Informer().GetIndexer()
 	x.start = append(x.start, f.Start)

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -42,6 +44,22 @@ func benchFanout(b *testing.B, streams int) {
 		if _, err := e.c.Client().DiscoveryV1().EndpointSlices(ns).Create(b.Context(), slice(name, i, 10, ready), metav1.CreateOptions{}); err != nil {
 			b.Fatal(err)
 		}
+	}
+	// Get answers NotFound for a Service the server's caches do not hold yet: wait until
+	// they hold the last one created (the informer applies events in order).
+	for deadline := time.Now().Add(time.Minute); ; {
+		s, err := e.pb.Get(b.Context(), &pb.GetDestination{Path: fmt.Sprintf("svc-%d.%s.svc.cluster.local:80", services-1, ns)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		_, err = s.Recv()
+		if err == nil {
+			break
+		}
+		if status.Code(err) != codes.NotFound || time.Now().After(deadline) {
+			b.Fatalf("Get of the last Service: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond) // polling for the informer to see the Services
 	}
 	// Open the streams and wait for each to see its 10 endpoints.
 	type sub struct {

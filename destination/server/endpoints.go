@@ -7,6 +7,7 @@ import (
 	"github.com/l5d-go/l5d/pkg/certs"
 	"github.com/l5d-go/l5d/pkg/k8s"
 	"github.com/l5d-go/l5d/pkg/proxyconf"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 
@@ -23,7 +24,11 @@ const (
 	proxyContainer = "linkerd-proxy"
 	labelCPNS      = "linkerd.io/control-plane-ns"
 	proxyInbound   = 4143
-	defaultWeight  = 10000
+	// defaultWeight is an endpoint's weight on Linkerd's scale, where 10,000 is 100%
+	// (decimillis); ServiceProfile dstOverrides weights are sent on the same scale.
+	defaultWeight = 10000
+	// labelZone is the node label Kubernetes derives EndpointSlice zones from.
+	labelZone = corev1.LabelTopologyZone
 )
 
 // endpointSet is the answer to Get for one target: ready addresses keyed by "ip:port".
@@ -47,8 +52,9 @@ func (s *Server) local() view {
 	return view{idx: s.idx, trustDomain: s.cfg.TrustDomain, controllerNS: s.cfg.ControllerNamespace}
 }
 
-// endpoints computes the ready endpoints of t (a Service name target).
-func (s *Server) endpoints(t authority.Target) endpointSet {
+// endpoints computes the ready endpoints of t (a Service name target) for a client in
+// clientZone ("" when unknown).
+func (s *Server) endpoints(t authority.Target, clientZone string) endpointSet {
 	svc, err := s.idx.Services.Services(t.Namespace).Get(t.Service)
 	if err != nil || svc.Spec.Type == corev1.ServiceTypeExternalName {
 		return endpointSet{}
@@ -61,17 +67,18 @@ func (s *Server) endpoints(t authority.Target) endpointSet {
 			rt := t
 			rt.Service = remoteServiceName(svc)
 			if rsvc, err := remote.idx.Services.Services(t.Namespace).Get(rt.Service); err == nil {
-				s.addEndpoints(&set, remote, rt, rsvc)
+				s.addEndpoints(&set, remote, rt, rsvc, clientZone)
 			}
 		}
 		return set
 	}
-	s.addEndpoints(&set, s.local(), t, svc)
+	s.addEndpoints(&set, s.local(), t, svc, clientZone)
 	return set
 }
 
-// addEndpoints adds the ready endpoints of Service svc (target t) in v to set.
-func (s *Server) addEndpoints(set *endpointSet, v view, t authority.Target, svc *corev1.Service) {
+// addEndpoints adds the ready endpoints of Service svc (target t) in v to set, with their
+// zone locality for a client in clientZone.
+func (s *Server) addEndpoints(set *endpointSet, v view, t authority.Target, svc *corev1.Service, clientZone string) {
 	idx := v.idx
 	portName, found := "", false
 	for _, p := range svc.Spec.Ports {
@@ -121,13 +128,42 @@ func (s *Server) addEndpoints(set *endpointSet, v view, t authority.Target, svc 
 				if pod == nil {
 					s.gatewayEndpoint(wa, svc, sl, t.Port)
 				}
-				if ep.Zone != nil && *ep.Zone != "" {
-					wa.MetricLabels["zone"] = *ep.Zone
+				zone := ""
+				if ep.Zone != nil {
+					zone = *ep.Zone
 				}
+				if zone != "" {
+					wa.MetricLabels["zone"] = zone
+				}
+				wa.MetricLabels["zone_locality"] = zoneLocality(clientZone, zone)
 				set.addrs[ap] = wa
 			}
 		}
 	}
+}
+
+// zoneLocality is Linkerd's zone_locality label of an endpoint in zone for a client in
+// clientZone: local or remote, unknown when either zone is unknown.
+func zoneLocality(clientZone, zone string) string {
+	switch {
+	case clientZone == "" || zone == "":
+		return "unknown"
+	case clientZone == zone:
+		return "local"
+	}
+	return "remote"
+}
+
+// nodeZone returns the topology zone of the node named node, "" when unknown.
+func (s *Server) nodeZone(node string) string {
+	if node == "" || s.idx.Nodes == nil {
+		return ""
+	}
+	n, err := s.idx.Nodes.Get(node)
+	if err != nil {
+		return ""
+	}
+	return n.Labels[labelZone]
 }
 
 func ready(ep discoveryv1.Endpoint) bool {
@@ -153,6 +189,9 @@ func (s *Server) weightedAddrIn(v view, ap netip.AddrPort, pod *corev1.Pod, svc 
 	wa.MetricLabels["serviceaccount"] = serviceAccount(pod)
 	if cp := pod.Labels[labelCPNS]; cp != "" {
 		wa.MetricLabels["control_plane_ns"] = cp
+	}
+	if h := pod.Labels[appsv1.DefaultDeploymentUniqueLabelKey]; h != "" {
+		wa.MetricLabels["pod_template_hash"] = h
 	}
 	for k, v := range ownerLabels(pod) {
 		wa.MetricLabels[k] = v

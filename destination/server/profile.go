@@ -11,6 +11,7 @@ import (
 	sp "github.com/l5d-go/l5d/pkg/apis/serviceprofile"
 	pb "github.com/l5d-go/l5d/proto/gen/destination"
 	"github.com/l5d-go/l5d/proto/gen/httptypes"
+	"github.com/l5d-go/l5d/proto/gen/meta"
 )
 
 // defaultRetryBudget is Linkerd's: 20% extra load, at least 10 retries/s, over 10s.
@@ -28,6 +29,9 @@ func (s *Server) profile(t authority.Target, clientNS string) *pb.DestinationPro
 			if pod := s.idx.PodByIP(t.IP); pod != nil {
 				ap := netip.AddrPortFrom(t.IP, uint16(t.Port))
 				p.Endpoint = s.weightedAddr(ap, pod, nil)
+				// Get's endpoints leave the namespace to the set's labels; a lone
+				// endpoint carries it itself, as Linkerd's does.
+				p.Endpoint.MetricLabels["namespace"] = pod.Namespace
 				p.OpaqueProtocol = s.opaque(nil, pod, uint16(t.Port))
 			} else {
 				p.OpaqueProtocol = s.cfg.DefaultOpaquePorts.Contains(uint16(t.Port))
@@ -35,12 +39,23 @@ func (s *Server) profile(t authority.Target, clientNS string) *pb.DestinationPro
 			return p
 		}
 	}
-	svc, err := s.idx.Services.Services(t.Namespace).Get(t.Service)
-	if err != nil {
+	if t.Hostname != "" {
+		// A pod's name under a headless Service (<pod>.<svc>.<ns>.svc...): as Linkerd's,
+		// the answer is that pod as a lone endpoint, not the Service.
+		s.hostnameEndpoint(p, t)
 		return p
 	}
+	// A Service that does not exist (yet) gets the default profile, named, as Linkerd's
+	// does: Get then says whether it exists.
 	fqdn := t.FQDN(s.cfg.ClusterDomain)
 	p.FullyQualifiedName = fqdn
+	p.ParentRef = &meta.Metadata{Kind: &meta.Metadata_Resource{Resource: &meta.Resource{
+		Group: "core", Kind: "Service", Name: t.Service, Namespace: t.Namespace, Port: t.Port}}}
+	svc, err := s.idx.Services.Services(t.Namespace).Get(t.Service)
+	if err != nil {
+		p.OpaqueProtocol = s.cfg.DefaultOpaquePorts.Contains(uint16(t.Port))
+		return p
+	}
 	p.OpaqueProtocol = s.opaque(svc, nil, uint16(t.Port))
 	var prof *sp.ServiceProfile
 	if clientNS != "" && clientNS != t.Namespace {
@@ -51,8 +66,27 @@ func (s *Server) profile(t authority.Target, clientNS string) *pb.DestinationPro
 	}
 	if prof != nil {
 		applyProfile(p, prof)
+		p.ProfileRef = &meta.Metadata{Kind: &meta.Metadata_Resource{Resource: &meta.Resource{
+			Group: "linkerd.io", Kind: "ServiceProfile", Name: prof.Name, Namespace: prof.Namespace}}}
 	}
 	return p
+}
+
+// hostnameEndpoint sets p's endpoint to the ready address of t's Service whose hostname is
+// t.Hostname, on t's port; nothing when there is none.
+func (s *Server) hostnameEndpoint(p *pb.DestinationProfile, t authority.Target) {
+	set := s.endpoints(t, "")
+	for ap, wa := range set.addrs {
+		pod := s.idx.PodByIP(ap.Addr())
+		p.Endpoint = wa
+		delete(p.Endpoint.MetricLabels, "zone_locality")
+		if pod != nil {
+			p.Endpoint.MetricLabels["namespace"] = pod.Namespace
+		}
+		svc, _ := s.idx.Services.Services(t.Namespace).Get(t.Service)
+		p.OpaqueProtocol = s.opaque(svc, pod, ap.Port())
+		return
+	}
 }
 
 // applyProfile translates a ServiceProfile into p. Invalid parts (which the validator
@@ -84,7 +118,9 @@ func applyProfile(p *pb.DestinationProfile, prof *sp.ServiceProfile) {
 		if d == nil || d.Authority == "" {
 			continue
 		}
-		p.DstOverrides = append(p.DstOverrides, &pb.WeightedDst{Authority: d.Authority, Weight: uint32(d.Weight.MilliValue())})
+		// The weight is a quantity (1, 900m...); the proxy API's scale is Linkerd's
+		// 10,000 for 100%, so 900m (0.9) is 9000.
+		p.DstOverrides = append(p.DstOverrides, &pb.WeightedDst{Authority: d.Authority, Weight: uint32(d.Weight.MilliValue() * (defaultWeight / 1000))})
 	}
 }
 

@@ -14,6 +14,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/l5d-go/l5d/destination/authority"
@@ -76,13 +78,27 @@ func New(idx *cluster.Index, cfg Config, log *slog.Logger, reg prometheus.Regist
 
 // Get implements the Destination service.
 func (s *Server) Get(req *pb.GetDestination, stream grpc.ServerStreamingServer[pb.Update]) error {
+	// Not a Service of this cluster: the codes Linkerd's destination answers with, on which
+	// proxies (Linkerd's and l5d's) forward to the original destination.
 	t, err := authority.Parse(req.GetPath(), s.cfg.ClusterDomain)
-	if err != nil || t.IP.IsValid() {
-		// Not a Service name: the proxy falls back to the original destination.
-		if err != nil {
-			s.log.Debug("Get for a name outside the cluster", "path", req.GetPath(), "error", err)
-		}
-		return stream.Send(&pb.Update{Update: &pb.Update_NoEndpoints{NoEndpoints: &pb.NoEndpoints{Exists: false}}})
+	if err != nil {
+		s.log.Debug("Get for a name outside the cluster", "path", req.GetPath(), "error", err)
+		return status.Errorf(codes.InvalidArgument, "invalid authority %s: %v", req.GetPath(), err)
+	}
+	if t.IP.IsValid() {
+		return status.Errorf(codes.InvalidArgument, "IP queries not supported by Get API: host=%s", t.IP)
+	}
+	switch svc, err := s.idx.Services.Services(t.Namespace).Get(t.Service); {
+	case apierrors.IsNotFound(err):
+		return status.Errorf(codes.NotFound, "Service %s.%s not found", t.Service, t.Namespace)
+	case err != nil:
+		return status.Errorf(codes.Internal, "reading Service %s.%s: %v", t.Service, t.Namespace, err)
+	case svc.Spec.Type == corev1.ServiceTypeExternalName:
+		return status.Errorf(codes.InvalidArgument, "invalid authority %s: ExternalName Service", req.GetPath())
+	}
+	cctx, err := authority.ParseContext(req.GetContextToken())
+	if err != nil {
+		s.log.Debug("ignoring a bad context token", "error", err)
 	}
 	s.m.streams.WithLabelValues("Get").Inc()
 	defer s.m.streams.WithLabelValues("Get").Dec()
@@ -94,7 +110,7 @@ func (s *Server) Get(req *pb.GetDestination, stream grpc.ServerStreamingServer[p
 		changed := s.idx.ChangedFor(cluster.EndpointsKey(t.Namespace, t.Service))
 		remoteClusters, remoteEndpoints := s.remoteChanged(t)
 		recomputes.Inc()
-		set := s.endpoints(t)
+		set := s.endpoints(t, s.nodeZone(cctx.NodeName))
 		var updates []*pb.Update
 		if !set.exists {
 			if len(sent) > 0 {
@@ -190,6 +206,9 @@ func (s *Server) GetProfile(req *pb.GetDestination, stream grpc.ServerStreamingS
 			}
 		} else {
 			changed = s.idx.ChangedFor(cluster.ProfileKey(t.Namespace, t.Service))
+			if t.Hostname != "" { // the answer is one of the Service's endpoints
+				svcChanged = s.idx.ChangedFor(cluster.EndpointsKey(t.Namespace, t.Service))
+			}
 		}
 		recomputes.Inc()
 		p := s.profile(t, cctx.NS)

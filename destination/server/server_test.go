@@ -10,7 +10,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -100,12 +102,35 @@ type watcher struct {
 	last    *pb.Update
 }
 
+// get opens a Get stream on path. A Service the server's caches do not hold yet is
+// NotFound, so the stream is re-opened (polling, up to 30s) until the server knows it.
 func (e *env) get(t *testing.T, path string) *watcher {
-	s, err := e.pb.Get(t.Context(), &pb.GetDestination{Scheme: "k8s", Path: path})
-	if err != nil {
-		t.Fatal(err)
+	return e.getWith(t, &pb.GetDestination{Scheme: "k8s", Path: path})
+}
+
+func (e *env) getWith(t *testing.T, req *pb.GetDestination) *watcher {
+	t.Helper()
+	var (
+		s     grpc.ServerStreamingClient[pb.Update]
+		first *pb.Update
+	)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var err error
+		if s, err = e.pb.Get(t.Context(), req); err != nil {
+			t.Fatal(err)
+		}
+		first, err = s.Recv()
+		if err == nil {
+			break
+		}
+		if status.Code(err) != codes.NotFound || time.Now().After(deadline) {
+			t.Fatalf("Get %s: %v", req.GetPath(), err)
+		}
+		time.Sleep(20 * time.Millisecond) // polling for the informer to see the Service
 	}
 	w := &watcher{updates: make(chan *pb.Update, 100), set: map[netip.AddrPort]*pb.WeightedAddr{}}
+	w.updates <- first
 	go func() {
 		for {
 			u, err := s.Recv()
@@ -199,10 +224,46 @@ func TestGetFollowsPodsAndService(t *testing.T) {
 	})
 }
 
-func TestGetOutsideTheClusterFallsBack(t *testing.T) {
+// TestGetRefusesWhatIsNotAService: Get answers as Linkerd's destination does for what is
+// not a Service of the cluster (proxies then forward to the original destination): an IP
+// or a name outside the cluster domain is InvalidArgument, a Service that does not exist
+// is NotFound, an ExternalName Service is InvalidArgument.
+func TestGetRefusesWhatIsNotAService(t *testing.T) {
 	e := start(t)
-	w := e.get(t, "example.com:443")
-	w.until(t, "no_endpoints{exists:false}", func(w *watcher) bool { return w.last.GetNoEndpoints() != nil && !w.last.GetNoEndpoints().Exists })
+	ns := e.c.Namespace(t)
+	if _, err := e.c.Client().CoreV1().Services(ns).Create(t.Context(), &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "ext"},
+		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeExternalName, ExternalName: "example.com"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	code := func(path string) (codes.Code, string) {
+		s, err := e.pb.Get(t.Context(), &pb.GetDestination{Scheme: "k8s", Path: path})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = s.Recv()
+		return status.Code(err), status.Convert(err).Message()
+	}
+	for path, want := range map[string]codes.Code{
+		"example.com:443": codes.InvalidArgument,
+		"10.1.2.3:8080":   codes.InvalidArgument,
+		"missing." + ns + ".svc.cluster.local:80": codes.NotFound,
+	} {
+		if got, msg := code(path); got != want {
+			t.Errorf("Get %s: %v (%s), want %v", path, got, msg, want)
+		}
+	}
+	// The ExternalName Service reaches the caches in a moment; until then it is NotFound.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		got, msg := code("ext." + ns + ".svc.cluster.local:80")
+		if got == codes.InvalidArgument {
+			break
+		}
+		if got != codes.NotFound || time.Now().After(deadline) {
+			t.Fatalf("Get of an ExternalName Service: %v (%s), want InvalidArgument", got, msg)
+		}
+		time.Sleep(20 * time.Millisecond) // polling for the informer to see the Service
+	}
 }
 
 func TestOpaquePortAnnotationChangesHints(t *testing.T) {

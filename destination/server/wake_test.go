@@ -185,21 +185,19 @@ spec:
 }
 
 // serviceBarrier returns once the destination server has handled the creation of Service
-// name: a Get stream opened before the Service exists sees it appear. The informer runs
-// handlers in order, so every earlier Service event has been handled too.
+// name: a GetProfile stream opened before the Service exists sees its opaque-ports
+// annotation (port 80 opaque) appear. The informer runs handlers in order, so every
+// earlier Service event has been handled too.
 func (e *env) serviceBarrier(t *testing.T, ns, name string) {
 	t.Helper()
-	w := e.get(t, name+"."+ns+".svc.cluster.local:80")
-	w.until(t, "the barrier Service absent", func(w *watcher) bool {
-		return w.last.GetNoEndpoints() != nil && !w.last.GetNoEndpoints().Exists
-	})
-	if _, err := e.c.Client().CoreV1().Services(ns).Create(t.Context(), &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: name},
-		Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 80}}}}, metav1.CreateOptions{}); err != nil {
+	p := e.getProfile(t, name+"."+ns+".svc.cluster.local:80")
+	p.until("the barrier Service's default profile", func(p *pb.DestinationProfile) bool { return !p.OpaqueProtocol })
+	if _, err := e.c.Client().CoreV1().Services(ns).Create(t.Context(), &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: map[string]string{"config.linkerd.io/opaque-ports": "80"}},
+		Spec:       corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 80}}}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	w.until(t, "the barrier Service present", func(w *watcher) bool {
-		return w.last.GetNoEndpoints() != nil && w.last.GetNoEndpoints().Exists
-	})
+	p.until("the barrier Service present", func(p *pb.DestinationProfile) bool { return p.OpaqueProtocol })
 }
 
 // podBarrier returns once the destination server has handled a new pod with ip (and a

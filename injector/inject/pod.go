@@ -221,6 +221,15 @@ func fieldEnv(name, path string) corev1.EnvVar {
 	return corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: path}}}
 }
 
+// durationOr formats d as ms does, or returns def (Linkerd's default, as its chart writes
+// it) when d is not set.
+func durationOr(d time.Duration, def string) string {
+	if d <= 0 {
+		return def
+	}
+	return ms(d)
+}
+
 func ms(d interface{ Milliseconds() int64 }) string {
 	return strconv.FormatInt(d.Milliseconds(), 10) + "ms"
 }
@@ -230,20 +239,32 @@ func (v *Values) proxyContainer(c *proxyConfig, mode Mode, inbound []int) corev1
 	env := []corev1.EnvVar{
 		fieldEnv("_pod_name", "metadata.name"),
 		fieldEnv("_pod_ns", "metadata.namespace"),
+		fieldEnv("_pod_uid", "metadata.uid"),
 		fieldEnv("_pod_nodeName", "spec.nodeName"),
+		val("_pod_containerName", ProxyContainerName),
+		val(proxyconf.EnvShutdownEndpointEnabled, strconv.FormatBool(c.shutdownEndpoint)),
 		val(proxyconf.EnvLog, c.logLevel),
 		val(proxyconf.EnvLogFormat, c.logFormat),
 		val(proxyconf.EnvDestinationAddr, v.svc("linkerd-dst-headless", 8086)),
 		val(proxyconf.EnvDestinationProfileNetworks, v.ClusterNetworks),
 		val(proxyconf.EnvPolicyAddr, v.svc("linkerd-policy", 8090)),
-		val(proxyconf.EnvPolicyWorkload, "$(_pod_ns):$(_pod_name)"),
+		val(proxyconf.EnvPolicyWorkload, `{"ns":"$(_pod_ns)", "pod":"$(_pod_name)"}`+"\n"),
 		val(proxyconf.EnvInboundDefaultPolicy, c.inboundPolicy),
 		val(proxyconf.EnvPolicyClusterNetworks, v.ClusterNetworks),
+		// Linkerd's defaults for its control-plane streams; this proxy lists them as
+		// unsupported (proxy/config), Linkerd's proxy honours them.
+		val(proxyconf.EnvControlStreamInitialTimeout, "3s"),
+		val(proxyconf.EnvControlStreamIdleTimeout, "5m"),
+		val(proxyconf.EnvControlStreamLifetime, "1h"),
 		val(proxyconf.EnvInboundConnectTimeout, ms(c.inboundTimeout)),
 		val(proxyconf.EnvOutboundConnectTimeout, ms(c.outboundTimeout)),
+		val(proxyconf.EnvOutboundDiscoveryIdle, durationOr(c.outboundDiscovery, "5s")),
+		val(proxyconf.EnvInboundDiscoveryIdle, durationOr(c.inboundDiscovery, "90s")),
 		val(proxyconf.EnvControlListenAddr, fmt.Sprintf("0.0.0.0:%d", c.controlPort)),
 		val(proxyconf.EnvAdminListenAddr, fmt.Sprintf("0.0.0.0:%d", c.adminPort)),
+		// The singular name is what proxies before Linkerd's edge-24.4.5 read.
 		val(proxyconf.EnvOutboundListenAddr, fmt.Sprintf("127.0.0.1:%d", c.outboundPort)),
+		val(proxyconf.EnvOutboundListenAddrs, fmt.Sprintf("127.0.0.1:%d", c.outboundPort)),
 		val(proxyconf.EnvInboundListenAddr, fmt.Sprintf("0.0.0.0:%d", c.inboundPort)),
 		fieldEnv(proxyconf.EnvInboundIPs, "status.podIPs"),
 	}
@@ -260,11 +281,17 @@ func (v *Values) proxyContainer(c *proxyConfig, mode Mode, inbound []int) corev1
 		val(proxyconf.EnvDestinationProfileSuffixes, profileSuffixes(c.externalProfiles, v.ClusterDomain)),
 		val(proxyconf.EnvInboundAcceptKeepalive, "10000ms"),
 		val(proxyconf.EnvOutboundConnectKeepalive, "10000ms"),
+		val(proxyconf.EnvInboundAcceptUserTimeout, "30s"),
+		val(proxyconf.EnvOutboundConnectUserTimeout, "30s"),
+		val(proxyconf.EnvInboundHTTP2KeepAliveInterval, "10s"),
+		val(proxyconf.EnvInboundHTTP2KeepAliveTimeout, "3s"),
+		val(proxyconf.EnvOutboundHTTP2KeepAliveInterval, "10s"),
+		val(proxyconf.EnvOutboundHTTP2KeepAliveTimeout, "3s"),
 	)
 	if c.opaquePorts != "" {
 		env = append(env, val(proxyconf.EnvInboundDisableDetection, c.opaquePorts))
 	}
-	env = append(env, val(proxyconf.EnvDestinationContext, `{"ns":"$(_pod_ns)", "nodeName":"$(_pod_nodeName)"}`+"\n"))
+	env = append(env, val(proxyconf.EnvDestinationContext, `{"ns":"$(_pod_ns)", "nodeName":"$(_pod_nodeName)", "pod":"$(_pod_name)"}`+"\n"))
 	if c.cores > 0 {
 		env = append(env, val(proxyconf.EnvCores, strconv.FormatInt(c.cores, 10)))
 	}
@@ -275,8 +302,6 @@ func (v *Values) proxyContainer(c *proxyConfig, mode Mode, inbound []int) corev1
 		name string
 		dur  time.Duration
 	}{
-		{proxyconf.EnvInboundDiscoveryIdle, c.inboundDiscovery},
-		{proxyconf.EnvOutboundDiscoveryIdle, c.outboundDiscovery},
 		{proxyconf.EnvShutdownGracePeriod, c.shutdownGrace},
 	} {
 		if d.dur > 0 {
@@ -289,9 +314,7 @@ func (v *Values) proxyContainer(c *proxyConfig, mode Mode, inbound []int) corev1
 	if c.disableOutboundDetect {
 		env = append(env, val(proxyconf.EnvOutboundDetectTimeout, detectTimeoutDisabled))
 	}
-	if c.hostnameLabels {
-		env = append(env, val(proxyconf.EnvMetricsHostnameLabels, "true"))
-	}
+	env = append(env, val(proxyconf.EnvMetricsHostnameLabels, strconv.FormatBool(c.hostnameLabels)))
 	if c.accessLog != "" {
 		env = append(env, val(proxyconf.EnvAccessLog, c.accessLog))
 	}
@@ -301,9 +324,6 @@ func (v *Values) proxyContainer(c *proxyConfig, mode Mode, inbound []int) corev1
 	if c.gateway {
 		// The multicluster gateway: the names it may forward to, as Linkerd's injector.
 		env = append(env, val(proxyconf.EnvInboundGatewaySuffixes, "svc."+v.ClusterDomain+"."))
-	}
-	if c.shutdownEndpoint {
-		env = append(env, val(proxyconf.EnvShutdownEndpointEnabled, "true"))
 	}
 	env = append(env,
 		fieldEnv("_pod_sa", "spec.serviceAccountName"),

@@ -58,5 +58,17 @@ const (
 	EnvIngressMode                = "LINKERD2_PROXY_INGRESS_MODE"
 	EnvInboundGatewaySuffixes     = "LINKERD2_PROXY_INBOUND_GATEWAY_SUFFIXES"
 	EnvCoresMaxRatio              = "LINKERD2_PROXY_CORES_MAX_RATIO"
-	EnvMetricsHostnameLabels      = "LINKERD2_PROXY_METRICS_HOSTNAME_LABELS"
+	EnvMetricsHostnameLabels      = "LINKERD2_PROXY_OUTBOUND_METRICS_HOSTNAME_LABELS"
+
+	// Written by Linkerd's injector (and l5d's) with Linkerd's defaults.
+	EnvCoresMin                       = "LINKERD2_PROXY_CORES_MIN"
+	EnvControlStreamInitialTimeout    = "LINKERD2_PROXY_CONTROL_STREAM_INITIAL_TIMEOUT"
+	EnvControlStreamIdleTimeout       = "LINKERD2_PROXY_CONTROL_STREAM_IDLE_TIMEOUT"
+	EnvControlStreamLifetime          = "LINKERD2_PROXY_CONTROL_STREAM_LIFETIME"
+	EnvInboundAcceptUserTimeout       = "LINKERD2_PROXY_INBOUND_ACCEPT_USER_TIMEOUT"
+	EnvOutboundConnectUserTimeout     = "LINKERD2_PROXY_OUTBOUND_CONNECT_USER_TIMEOUT"
+	EnvInboundHTTP2KeepAliveInterval  = "LINKERD2_PROXY_INBOUND_SERVER_HTTP2_KEEP_ALIVE_INTERVAL"
+	EnvInboundHTTP2KeepAliveTimeout   = "LINKERD2_PROXY_INBOUND_SERVER_HTTP2_KEEP_ALIVE_TIMEOUT"
+	EnvOutboundHTTP2KeepAliveInterval = "LINKERD2_PROXY_OUTBOUND_SERVER_HTTP2_KEEP_ALIVE_INTERVAL"
+	EnvOutboundHTTP2KeepAliveTimeout  = "LINKERD2_PROXY_OUTBOUND_SERVER_HTTP2_KEEP_ALIVE_TIMEOUT"
 )

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/l5d-go/l5d/pkg/proxyconf"
 )
 
 func env(m map[string]string) func(string) (string, bool) {
@@ -281,9 +283,9 @@ func TestNamesAndUnsupported(t *testing.T) {
 			t.Errorf("Names() lacks %s", want)
 		}
 	}
-	env := map[string]string{"LINKERD2_PROXY_METRICS_HOSTNAME_LABELS": "true", EnvAccessLog: "json", EnvLog: "info"}
+	env := map[string]string{proxyconf.EnvMetricsHostnameLabels: "true", EnvAccessLog: "json", EnvLog: "info"}
 	got := SetUnsupported(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
-	if len(got) != 1 || got[0] != "LINKERD2_PROXY_METRICS_HOSTNAME_LABELS" {
-		t.Errorf("SetUnsupported = %v, want [LINKERD2_PROXY_METRICS_HOSTNAME_LABELS]", got)
+	if len(got) != 1 || got[0] != proxyconf.EnvMetricsHostnameLabels {
+		t.Errorf("SetUnsupported = %v, want [%s]", got, proxyconf.EnvMetricsHostnameLabels)
 	}
 }

@@ -40,7 +40,12 @@ func ParseLogLevel(filter string) (slog.Level, error) {
 			lvl, target = target, ""
 		}
 		// Span filters such as target[span]=level are accepted; the span part is ignored.
+		// A span filter without a target, such as Linkerd's default "[{headers}]=off"
+		// (which keeps HTTP headers out of every target's logs), applies to spans this
+		// proxy does not log: it is accepted and has no effect.
+		spanOnly := false
 		if i := strings.IndexByte(target, '['); i >= 0 {
+			spanOnly = i == 0 && strings.HasSuffix(strings.TrimSpace(target), "]")
 			target = target[:i]
 		}
 		l, ok := logLevels[strings.ToLower(strings.TrimSpace(lvl))]
@@ -56,6 +61,7 @@ func ParseLogLevel(filter string) (slog.Level, error) {
 				own = l
 			}
 			haveOwn = true
+		case spanOnly:
 		case target == "":
 			return 0, fmt.Errorf("log directive %q: empty target", d)
 		}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/l5d-go/l5d/pkg/eventually"
@@ -315,4 +316,24 @@ func TestHeldProfileSurvivesSweeps(t *testing.T) {
 	eventually.True(t, "the released address and its service to be dropped", func() bool {
 		return d.ProfileStreams(held.String()) == 0 && d.Streams(name) == 0 && d.ProfileStreams(name) == 0
 	})
+}
+
+// TestRefusalsAreNotServices: the codes Linkerd's destination (and l5d's) answers for what
+// is not a Service, InvalidArgument (an IP, a name outside the cluster, an ExternalName
+// Service) and NotFound (a Service that does not exist), make the target unknown: the
+// proxy forwards to the original destination at once instead of failing the request
+// after the resolve timeout.
+func TestRefusalsAreNotServices(t *testing.T) {
+	d, _, r, _ := setupWith(t, Options{IdleTimeout: time.Minute, ResolveTimeout: time.Hour})
+	d.Refuse("missing.ns.svc.cluster.local:80", codes.NotFound)
+	d.Refuse("example.com:443", codes.InvalidArgument)
+	d.Refuse("192.0.2.7:8080", codes.InvalidArgument)
+	for _, name := range []string{"missing.ns.svc.cluster.local:80", "example.com:443"} {
+		if _, ok, err := r.Name(context.Background(), name); ok || err != nil {
+			t.Errorf("Get %s refused: ok=%v err=%v, want ok=false and no error", name, ok, err)
+		}
+	}
+	if _, ok, err := r.Addr(context.Background(), ap("192.0.2.7:8080")); ok || err != nil {
+		t.Errorf("GetProfile of an address refused: ok=%v err=%v, want ok=false and no error", ok, err)
+	}
 }

@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -203,4 +206,24 @@ func (c *Cluster) crdServed(name string) (*apiextensionsv1.CustomResourceDefinit
 		}
 	}
 	return crd, nil
+}
+
+// ApplyGatewayAPICRDs applies the Gateway API's standard-channel CRDs of the given kinds
+// (plural resource names such as "httproutes", "grpcroutes") from the sigs.k8s.io/gateway-api
+// module the workspace requires, and waits until each is established.
+func (c *Cluster) ApplyGatewayAPICRDs(t testing.TB, kinds ...string) {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "sigs.k8s.io/gateway-api").Output()
+	if err != nil {
+		t.Fatalf("kube: locating sigs.k8s.io/gateway-api: %v", err)
+	}
+	dir := filepath.Join(strings.TrimSpace(string(out)), "config", "crd", "standard")
+	for _, kind := range kinds {
+		data, err := os.ReadFile(filepath.Join(dir, "gateway.networking.k8s.io_"+kind+".yaml"))
+		if err != nil {
+			t.Fatalf("kube: Gateway API CRD %s: %v", kind, err)
+		}
+		c.Apply(t, "", string(data))
+		c.WaitCRD(t, kind+".gateway.networking.k8s.io")
+	}
 }

@@ -6,7 +6,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -52,40 +51,7 @@ func parseFlags(args []string) (inject.Values, *options, error) {
 	fs.StringVar(&o.anchorsFile, "identity-trust-anchors-file", "", "PEM trust anchors, read once; when empty they come from -identity-trust-roots-configmap and follow its changes")
 	fs.StringVar(&o.anchorsMap, "identity-trust-roots-configmap", "linkerd-identity-trust-roots", "ConfigMap (in -controller-namespace) holding the trust anchors under ca-bundle.crt")
 	fs.StringVar(&o.native, "native-sidecar", "auto", "inject the proxy as a native sidecar: auto (when the API server is Kubernetes >= 1.29), true or false")
-	fs.StringVar(&d.ControlPlaneNamespace, "controller-namespace", d.ControlPlaneNamespace, "namespace of the control plane")
-	fs.StringVar(&d.ClusterDomain, "cluster-domain", d.ClusterDomain, "cluster DNS domain")
-	fs.StringVar(&d.TrustDomain, "identity-trust-domain", d.TrustDomain, "trust domain of workload identities")
-	fs.StringVar(&d.ProxyImage, "proxy-image", d.ProxyImage, "proxy image name")
-	fs.StringVar(&d.ProxyVersion, "proxy-version", d.ProxyVersion, "proxy image tag")
-	fs.StringVar(&d.InitImage, "proxy-init-image", d.InitImage, "proxy-init image name")
-	fs.StringVar(&d.InitVersion, "proxy-init-version", d.InitVersion, "proxy-init image tag")
-	fs.StringVar(&d.DebugImage, "debug-image", d.DebugImage, "debug sidecar image name")
-	fs.StringVar(&d.DebugVersion, "debug-version", d.DebugVersion, "debug sidecar image tag")
-	fs.Func("image-pull-policy", "pull policy of the injected images: Always, IfNotPresent or Never (default IfNotPresent)", func(s string) error {
-		d.ImagePullPolicy = corev1.PullPolicy(s)
-		return nil
-	})
-	fs.StringVar(&d.CreatedBy, "created-by", d.CreatedBy, "value of the linkerd.io/created-by annotation")
-	fs.StringVar(&d.LogLevel, "proxy-log-level", d.LogLevel, "default proxy log filter (LINKERD2_PROXY_LOG)")
-	fs.StringVar(&d.LogFormat, "proxy-log-format", d.LogFormat, "default proxy log format: plain or json")
-	fs.StringVar(&d.ClusterNetworks, "cluster-networks", d.ClusterNetworks, "cluster pod and service networks (CIDR list)")
-	fs.StringVar(&d.DefaultInboundPolicy, "default-inbound-policy", d.DefaultInboundPolicy, "default inbound policy of proxies")
-	fs.StringVar(&d.OpaquePorts, "default-opaque-ports", d.OpaquePorts, "default inbound ports without protocol detection")
-	fs.StringVar(&d.SkipInboundPorts, "default-skip-inbound-ports", d.SkipInboundPorts, "inbound ports proxy-init never redirects by default")
-	fs.StringVar(&d.SkipOutboundPorts, "default-skip-outbound-ports", d.SkipOutboundPorts, "outbound ports proxy-init never redirects by default")
-	fs.Int64Var(&d.ProxyUID, "proxy-uid", d.ProxyUID, "user id the proxy runs as")
-	fs.BoolVar(&d.Await, "proxy-await", d.Await, "hold a classic sidecar pod's other containers until the proxy is ready (linkerd-await postStart hook)")
-	fs.DurationVar(&d.InboundConnectTimeout, "proxy-inbound-connect-timeout", d.InboundConnectTimeout, "default inbound connect timeout of proxies")
-	fs.DurationVar(&d.OutboundConnectTimeout, "proxy-outbound-connect-timeout", d.OutboundConnectTimeout, "default outbound connect timeout of proxies")
-	fs.StringVar(&d.IptablesMode, "iptables-mode", d.IptablesMode, "iptables backend linkerd-init uses: legacy or nft")
-	fs.BoolVar(&d.CNIEnabled, "cni-enabled", d.CNIEnabled, "the linkerd-cni plugin installs the redirect rules: inject the linkerd-network-validator init container instead of linkerd-init")
-	fs.Func("proxy-resources", `default requests and limits of the proxy container as JSON ({"requests":{"cpu":"100m"},"limits":{"memory":"250Mi"}}); annotations override each`, func(s string) error {
-		return json.Unmarshal([]byte(s), &d.ProxyResources)
-	})
-	fs.Func("proxy-init-resources", "requests and limits of the linkerd-init container as JSON", func(s string) error {
-		d.InitResources = corev1.ResourceRequirements{}
-		return json.Unmarshal([]byte(s), &d.InitResources)
-	})
+	d.RegisterFlags(fs)
 	o.common = component.Register(fs, "linkerd-proxy-injector", ":9995")
 	if err := fs.Parse(args); err != nil {
 		return d, nil, err

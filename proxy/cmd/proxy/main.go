@@ -54,8 +54,12 @@ func run() error {
 	if _, set := os.LookupEnv("GOMAXPROCS"); !set { // GOMAXPROCS in the environment wins
 		runtime.GOMAXPROCS(cfg.Workers(runtime.GOMAXPROCS(0)))
 	}
-	for _, name := range config.SetUnsupported(os.LookupEnv) {
-		log.Warn("environment variable not supported by this proxy; ignored", "name", name, "why", config.Unsupported[name])
+	// One warning for all of them: injectors (Linkerd's and l5d's) write several by default.
+	if names := config.SetUnsupported(os.LookupEnv); len(names) > 0 {
+		log.Warn("environment variables not supported by this proxy; ignored (reasons at debug level)", "names", names)
+		for _, name := range names {
+			log.Debug("environment variable ignored", "name", name, "why", config.Unsupported[name])
+		}
 	}
 	if cfg.MemoryLimit > 0 {
 		debug.SetMemoryLimit(cfg.MemoryLimit)

@@ -15,7 +15,9 @@ import (
 	"sync/atomic"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/status"
 
 	"github.com/l5d-go/l5d/proto/gen/destination"
 	pbnet "github.com/l5d-go/l5d/proto/gen/net"
@@ -41,6 +43,7 @@ type Destination struct {
 	mu       sync.Mutex
 	sets     map[string][]Endpoint
 	profiles map[string]*destination.DestinationProfile
+	refused  map[string]codes.Code
 	changed  chan struct{}
 	gets     map[string]int
 	profs    map[string]int
@@ -55,7 +58,7 @@ type Destination struct {
 
 // NewDestination returns a service with no scripted state; Start serves it.
 func NewDestination() *Destination {
-	return &Destination{sets: map[string][]Endpoint{}, profiles: map[string]*destination.DestinationProfile{},
+	return &Destination{sets: map[string][]Endpoint{}, profiles: map[string]*destination.DestinationProfile{}, refused: map[string]codes.Code{},
 		changed: make(chan struct{}), gets: map[string]int{}, profs: map[string]int{}}
 }
 
@@ -162,6 +165,24 @@ func (d *Destination) Stop() {
 	}
 }
 
+// Refuse makes Get and GetProfile for path fail with code, as Linkerd's destination does
+// for what is not a Service (InvalidArgument, NotFound).
+func (d *Destination) Refuse(path string, code codes.Code) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.refused[path] = code
+}
+
+// refusal returns the status Get and GetProfile answer path with, nil when none.
+func (d *Destination) refusal(path string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if c, ok := d.refused[path]; ok {
+		return status.Errorf(c, "scripted refusal of %s", path)
+	}
+	return nil
+}
+
 // Get implements the Destination service.
 func (d *Destination) Get(req *destination.GetDestination, s grpc.ServerStreamingServer[destination.Update]) error {
 	path := req.GetPath()
@@ -175,6 +196,9 @@ func (d *Destination) Get(req *destination.GetDestination, s grpc.ServerStreamin
 	}()
 	if !d.waitHold(s.Context()) {
 		return nil
+	}
+	if err := d.refusal(path); err != nil {
+		return err
 	}
 	var sent map[netip.AddrPort]Endpoint
 	for {
@@ -272,6 +296,9 @@ func (d *Destination) GetProfile(req *destination.GetDestination, s grpc.ServerS
 	}()
 	if !d.waitHold(s.Context()) {
 		return nil
+	}
+	if err := d.refusal(path); err != nil {
+		return err
 	}
 	var last *destination.DestinationProfile
 	first := true

@@ -14,10 +14,18 @@
 release the chart was packaged with). */}}
 {{- define "l5d.version" -}}{{ default .Chart.AppVersion .Values.linkerdVersion }}{{- end -}}
 
+{{/* Image name without tag: pass (list $ "name"). A name with a "/" is a full reference
+(Linkerd's shape, e.g. cr.l5d.io/linkerd/proxy, and what linkerd-config's values record);
+any other is under imageRegistry. */}}
+{{- define "l5d.imageName" -}}
+{{- $ := index . 0 -}}
+{{- if contains "/" (index . 1) -}}{{ index . 1 }}{{- else -}}{{ $.Values.imageRegistry }}/{{ index . 1 }}{{- end -}}
+{{- end -}}
+
 {{/* Image reference: pass (list $ "name" "version-override"). */}}
 {{- define "l5d.image" -}}
 {{- $ := index . 0 -}}
-{{ $.Values.imageRegistry }}/{{ index . 1 }}:{{ default (include "l5d.version" $) (index . 2) }}
+{{ include "l5d.imageName" (list $ (index . 1)) }}:{{ default (include "l5d.version" $) (index . 2) }}
 {{- end -}}
 
 {{/* Labels every control-plane object carries. */}}
@@ -124,32 +132,53 @@ labels:
   env:
   - {name: _pod_name, valueFrom: {fieldRef: {fieldPath: metadata.name}}}
   - {name: _pod_ns, valueFrom: {fieldRef: {fieldPath: metadata.namespace}}}
+  - {name: _pod_uid, valueFrom: {fieldRef: {fieldPath: metadata.uid}}}
   - {name: _pod_nodeName, valueFrom: {fieldRef: {fieldPath: spec.nodeName}}}
+  - {name: _pod_containerName, value: linkerd-proxy}
   - {name: _pod_sa, valueFrom: {fieldRef: {fieldPath: spec.serviceAccountName}}}
   - {name: _l5d_ns, value: {{ $ns }}}
   - {name: _l5d_trustdomain, value: {{ include "l5d.trustDomain" $ }}}
+  {{- if index . 3 }}
+  {{- /* As Linkerd's identity pod: its clients (proxies without a certificate yet) reach
+  it over TLS only. */}}
+  - {name: LINKERD2_PROXY_INBOUND_PORTS_REQUIRE_TLS, value: "8080"}
+  {{- end }}
+  - {name: LINKERD2_PROXY_SHUTDOWN_ENDPOINT_ENABLED, value: "false"}
   - {name: LINKERD2_PROXY_LOG, value: {{ $.Values.proxy.logLevel | quote }}}
   - {name: LINKERD2_PROXY_LOG_FORMAT, value: {{ $.Values.proxy.logFormat | quote }}}
   - {name: LINKERD2_PROXY_DESTINATION_SVC_ADDR, value: "linkerd-dst-headless.{{ $suffix }}:8086"}
   - {name: LINKERD2_PROXY_DESTINATION_SVC_NAME, value: {{ include "l5d.identityName" (list $ "linkerd-destination") }}}
   - {name: LINKERD2_PROXY_DESTINATION_PROFILE_NETWORKS, value: {{ $.Values.clusterNetworks | quote }}}
   - {name: LINKERD2_PROXY_DESTINATION_PROFILE_SUFFIXES, value: "svc.{{ $.Values.clusterDomain }}."}
-  - {name: LINKERD2_PROXY_DESTINATION_CONTEXT, value: '{"ns":"$(_pod_ns)", "nodeName":"$(_pod_nodeName)"}'}
+  - {name: LINKERD2_PROXY_DESTINATION_CONTEXT, value: '{"ns":"$(_pod_ns)", "nodeName":"$(_pod_nodeName)", "pod":"$(_pod_name)"}'}
   - {name: LINKERD2_PROXY_POLICY_SVC_ADDR, value: "linkerd-policy.{{ $suffix }}:8090"}
   - {name: LINKERD2_PROXY_POLICY_SVC_NAME, value: {{ include "l5d.identityName" (list $ "linkerd-destination") }}}
-  - {name: LINKERD2_PROXY_POLICY_WORKLOAD, value: "$(_pod_ns):$(_pod_name)"}
+  - {name: LINKERD2_PROXY_POLICY_WORKLOAD, value: '{"ns":"$(_pod_ns)", "pod":"$(_pod_name)"}'}
   - {name: LINKERD2_PROXY_INBOUND_DEFAULT_POLICY, value: {{ $.Values.proxy.defaultInboundPolicy }}}
   - {name: LINKERD2_PROXY_POLICY_CLUSTER_NETWORKS, value: {{ $.Values.clusterNetworks | quote }}}
   - {name: LINKERD2_PROXY_INBOUND_CONNECT_TIMEOUT, value: {{ $.Values.proxy.inboundConnectTimeout }}}
   - {name: LINKERD2_PROXY_OUTBOUND_CONNECT_TIMEOUT, value: {{ $.Values.proxy.outboundConnectTimeout }}}
+  - {name: LINKERD2_PROXY_CONTROL_STREAM_INITIAL_TIMEOUT, value: 3s}
+  - {name: LINKERD2_PROXY_CONTROL_STREAM_IDLE_TIMEOUT, value: 5m}
+  - {name: LINKERD2_PROXY_CONTROL_STREAM_LIFETIME, value: 1h}
+  - {name: LINKERD2_PROXY_OUTBOUND_DISCOVERY_IDLE_TIMEOUT, value: 5s}
+  - {name: LINKERD2_PROXY_INBOUND_DISCOVERY_IDLE_TIMEOUT, value: 90s}
   - {name: LINKERD2_PROXY_CONTROL_LISTEN_ADDR, value: "0.0.0.0:{{ $.Values.proxy.ports.control }}"}
   - {name: LINKERD2_PROXY_ADMIN_LISTEN_ADDR, value: "0.0.0.0:{{ $.Values.proxy.ports.admin }}"}
   - {name: LINKERD2_PROXY_OUTBOUND_LISTEN_ADDR, value: "127.0.0.1:{{ $.Values.proxy.ports.outbound }}"}
+  - {name: LINKERD2_PROXY_OUTBOUND_LISTEN_ADDRS, value: "127.0.0.1:{{ $.Values.proxy.ports.outbound }}"}
   - {name: LINKERD2_PROXY_INBOUND_LISTEN_ADDR, value: "0.0.0.0:{{ $.Values.proxy.ports.inbound }}"}
   - {name: LINKERD2_PROXY_INBOUND_IPS, valueFrom: {fieldRef: {fieldPath: status.podIPs}}}
   - {name: LINKERD2_PROXY_INBOUND_PORTS, value: {{ index . 2 | quote }}}
   - {name: LINKERD2_PROXY_INBOUND_ACCEPT_KEEPALIVE, value: 10000ms}
   - {name: LINKERD2_PROXY_OUTBOUND_CONNECT_KEEPALIVE, value: 10000ms}
+  - {name: LINKERD2_PROXY_INBOUND_ACCEPT_USER_TIMEOUT, value: 30s}
+  - {name: LINKERD2_PROXY_OUTBOUND_CONNECT_USER_TIMEOUT, value: 30s}
+  - {name: LINKERD2_PROXY_INBOUND_SERVER_HTTP2_KEEP_ALIVE_INTERVAL, value: 10s}
+  - {name: LINKERD2_PROXY_INBOUND_SERVER_HTTP2_KEEP_ALIVE_TIMEOUT, value: 3s}
+  - {name: LINKERD2_PROXY_OUTBOUND_SERVER_HTTP2_KEEP_ALIVE_INTERVAL, value: 10s}
+  - {name: LINKERD2_PROXY_OUTBOUND_SERVER_HTTP2_KEEP_ALIVE_TIMEOUT, value: 3s}
+  - {name: LINKERD2_PROXY_OUTBOUND_METRICS_HOSTNAME_LABELS, value: "false"}
   - {name: LINKERD2_PROXY_INBOUND_PORTS_DISABLE_PROTOCOL_DETECTION, value: {{ $.Values.proxy.opaquePorts | quote }}}
   - {name: LINKERD2_PROXY_IDENTITY_DIR, value: /var/run/linkerd/identity/end-entity}
   - name: LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS
