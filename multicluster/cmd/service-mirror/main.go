@@ -10,57 +10,39 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/l5d-go/l5d/multicluster/gatewayprobe"
 	"github.com/l5d-go/l5d/multicluster/servicemirror"
-	"github.com/l5d-go/l5d/pkg/admin"
 	mc "github.com/l5d-go/l5d/pkg/apis/multicluster"
-	"github.com/l5d-go/l5d/pkg/k8s"
-	"github.com/l5d-go/l5d/pkg/logging"
+	"github.com/l5d-go/l5d/pkg/component"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:]); err != nil {
-		fmt.Fprintln(os.Stderr, "service-mirror:", err)
-		os.Exit(1)
-	}
-}
+func main() { component.Main("service-mirror", run) }
 
 func run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("service-mirror", flag.ContinueOnError)
 	linkName := fs.String("link-name", "", "name of the Link to serve (required)")
 	namespace := fs.String("namespace", mc.Namespace, "namespace of the Link and its credentials Secret")
-	adminAddr := fs.String("admin-addr", fmt.Sprintf(":%d", mc.AdminPort), "address of the admin server (/metrics, /ready, /live)")
-	kcfg := k8s.RegisterFlags(fs)
-	lcfg := logging.RegisterFlags(fs)
+	common := component.Register(fs, "linkerd-service-mirror", fmt.Sprintf(":%d", mc.AdminPort))
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *linkName == "" {
 		return errors.New("-link-name is required (the name of the Link in -namespace)")
 	}
-	log, err := lcfg.Logger()
+	comp, err := common.Start()
 	if err != nil {
 		return err
 	}
-	k8s.LogToSlog(log)
-	kcfg.UserAgent = "linkerd-service-mirror"
-	clients, err := kcfg.Clients()
+	log := comp.Log
+	clients, err := comp.Clients()
 	if err != nil {
-		return fmt.Errorf("kubernetes client: %w", err)
+		return err
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	adm := admin.New(admin.Options{Gatherer: reg, Logger: log})
+	reg := comp.Registry
+	adm := comp.Admin
 	r := &servicemirror.LinkRunner{
 		Name: *linkName, Namespace: *namespace, Local: clients.Kube, Dynamic: clients.Dynamic, Log: log,
 		Metrics: servicemirror.NewMetrics(reg), ProbeMetrics: gatewayprobe.NewMetrics(reg),
@@ -72,8 +54,8 @@ func run(ctx context.Context, args []string) error {
 		return nil
 	})
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return adm.Serve(gctx, *adminAddr) })
+	g.Go(func() error { return comp.ServeAdmin(gctx) })
 	g.Go(func() error { return r.Run(gctx) })
-	log.Info("service-mirror starting", "link", *namespace+"/"+*linkName, "admin", *adminAddr)
+	log.Info("service-mirror starting", "link", *namespace+"/"+*linkName, "admin", comp.AdminAddr)
 	return g.Wait()
 }
