@@ -127,11 +127,15 @@ type frameWriter struct {
 	out         []byte // pending frames, in order
 	spare       []byte // the previous write's buffer, reused for the next batch
 	writing     bool   // a goroutine is writing out to conn (outside mu)
-	fr          *http2.Framer
-	henc        *hpack.Encoder
-	hbuf        bytes.Buffer
-	enc         func(name, value string) // encodes one field into hbuf
-	err         error
+	// streams counts the connection's streams under way (requests sent and not finished
+	// on the client, handlers running on the server): a goroutine starting a write yields
+	// for others to add their frames only when another stream could have some.
+	streams atomic.Int32
+	fr      *http2.Framer
+	henc    *hpack.Encoder
+	hbuf    bytes.Buffer
+	enc     func(name, value string) // encodes one field into hbuf
+	err     error
 
 	// Send flow control (guarded by mu).
 	connSend      int64
@@ -195,10 +199,13 @@ func (w *frameWriter) flushLocked() {
 	// Let goroutines about to write (other streams of this connection, woken by the same
 	// burst of input) add their frames first: they find a write in progress and return at
 	// once, and all go out in one system call. Only the goroutine starting a write
-	// yields, once per batch.
-	w.mu.Unlock()
-	runtime.Gosched()
-	w.mu.Lock()
+	// yields, once per batch, and only when another stream is under way: a lone stream's
+	// frames go out at once, behind no other goroutine's work.
+	if w.streams.Load() > 1 {
+		w.mu.Unlock()
+		runtime.Gosched()
+		w.mu.Lock()
+	}
 	for len(w.out) > 0 && w.err == nil {
 		b := w.out
 		w.out = w.spare[:0]

@@ -556,6 +556,7 @@ func (sc *serverConn) onHeaders(f *headerBlock) error {
 	overflow := false
 	if start {
 		sc.handlers++
+		sc.w.streams.Add(1)
 	} else if overflow = len(sc.queue) >= queuedHandlersPerStream*int(sc.maxStreams); !overflow {
 		sc.queue = append(sc.queue, st)
 	}
@@ -574,6 +575,7 @@ func (sc *serverConn) onHeaders(f *headerBlock) error {
 // still open, if any. The caller holds sc.mu.
 func (sc *serverConn) handlerDoneLocked() {
 	sc.handlers--
+	sc.w.streams.Add(-1)
 	var next *serverStream
 	for len(sc.queue) > 0 && next == nil {
 		st := sc.queue[0]
@@ -582,6 +584,7 @@ func (sc *serverConn) handlerDoneLocked() {
 		if sc.streams[st.id] == st {
 			next = st
 			sc.handlers++
+			sc.w.streams.Add(1)
 		}
 	}
 	if len(sc.queue) == 0 {
