@@ -3,6 +3,8 @@ package app
 import (
 	"io"
 	"net/http"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -110,4 +112,42 @@ func startCPU(b *testing.B) cpuMeter { return cpuMeter(processCPU(b)) }
 func (m cpuMeter) report(b *testing.B) {
 	b.StopTimer()
 	b.ReportMetric(float64(processCPU(b)-time.Duration(m))/float64(b.N), "cpu-ns/op")
+}
+
+// BenchmarkMeshChainLargeBody is BenchmarkMeshChainHTTP1 with 1 MiB request bodies and
+// 1 MiB responses (the app reads the whole body before answering): the cost of carrying
+// bytes, per MB (SetBytes counts both directions).
+func BenchmarkMeshChainLargeBody(b *testing.B) {
+	const size = 1 << 20
+	payload := strings.Repeat("x", size)
+	app, _ := serveHTTP(b, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Length", strconv.Itoa(size))
+		io.WriteString(w, payload)
+	}))
+	m := startMeshCP(b)
+	client, _ := meshPair(b, m, app, tapEnv)
+	_, out, _ := client.Addrs()
+	c := clientTo(out, false)
+	b.ReportAllocs()
+	b.SetBytes(2 * size)
+	b.SetParallelism(2)
+	cpu := startCPU(b)
+	b.ResetTimer()
+	defer cpu.report(b)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			resp, err := c.Post("http://"+svc+"/", "application/octet-stream", strings.NewReader(payload))
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			n, _ := io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK || n != size {
+				b.Errorf("status %d, %d bytes", resp.StatusCode, n)
+				return
+			}
+		}
+	})
 }
