@@ -5,11 +5,10 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	pb "github.com/l5d-go/l5d/proto/gen/tap"
+	"github.com/l5d-go/l5d/proxy/internal/benchcpu"
 )
 
 // BenchmarkMeshChainHTTP1: client -> outbound proxy -> (discovery, mTLS 1.3, HTTP/2
@@ -50,9 +49,8 @@ func benchMeshChain(b *testing.B, client *Proxy) {
 	c := clientTo(out, false)
 	b.ReportAllocs()
 	b.SetParallelism(4)
-	cpu := startCPU(b)
+	defer benchcpu.Start(b)()
 	b.ResetTimer()
-	defer cpu.report(b)
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			resp, err := c.Get("http://" + svc + "/")
@@ -78,9 +76,8 @@ func BenchmarkMeshChainHTTP1Serial(b *testing.B) {
 	_, out, _ := client.Addrs()
 	c := clientTo(out, false)
 	b.ReportAllocs()
-	cpu := startCPU(b)
+	defer benchcpu.Start(b)()
 	b.ResetTimer()
-	defer cpu.report(b)
 	for range b.N {
 		resp, err := c.Get("http://" + svc + "/")
 		if err != nil {
@@ -92,26 +89,6 @@ func BenchmarkMeshChainHTTP1Serial(b *testing.B) {
 			b.Fatalf("status %d", resp.StatusCode)
 		}
 	}
-}
-
-// cpuMeter reports the process's CPU time per operation (user and system, every
-// goroutine: client, proxies and app) as cpu-ns/op, a figure a machine loaded by other
-// work changes far less than ns/op, which is wall time.
-type cpuMeter time.Duration
-
-func processCPU(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatalf("getrusage: %v", err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-func startCPU(b *testing.B) cpuMeter { return cpuMeter(processCPU(b)) }
-
-func (m cpuMeter) report(b *testing.B) {
-	b.StopTimer()
-	b.ReportMetric(float64(processCPU(b)-time.Duration(m))/float64(b.N), "cpu-ns/op")
 }
 
 // BenchmarkMeshChainLargeBody is BenchmarkMeshChainHTTP1 with 1 MiB request bodies and
@@ -132,9 +109,8 @@ func BenchmarkMeshChainLargeBody(b *testing.B) {
 	b.ReportAllocs()
 	b.SetBytes(2 * size)
 	b.SetParallelism(2)
-	cpu := startCPU(b)
+	defer benchcpu.Start(b)()
 	b.ResetTimer()
-	defer cpu.report(b)
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			resp, err := c.Post("http://"+svc+"/", "application/octet-stream", strings.NewReader(payload))

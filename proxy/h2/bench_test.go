@@ -4,9 +4,9 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
+
+	"github.com/l5d-go/l5d/proxy/internal/benchcpu"
 )
 
 // BenchmarkPostSmallBody: a 100-byte request body and its echo over one lean HTTP/2
@@ -15,7 +15,7 @@ func BenchmarkPostSmallBody(b *testing.B) {
 	tr, base := start(b, echo())
 	body := strings.Repeat("x", 100)
 	b.ReportAllocs()
-	defer reportCPU(b)()
+	defer benchcpu.Start(b)()
 	for b.Loop() {
 		req, _ := http.NewRequest("POST", base+"/p", strings.NewReader(body))
 		resp, err := tr.RoundTrip(req)
@@ -35,7 +35,7 @@ func BenchmarkPostSmallBodyConcurrent(b *testing.B) {
 	body := strings.Repeat("x", 100)
 	b.ReportAllocs()
 	b.SetParallelism(8)
-	defer reportCPU(b)()
+	defer benchcpu.Start(b)()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
@@ -49,22 +49,4 @@ func BenchmarkPostSmallBodyConcurrent(b *testing.B) {
 			resp.Body.Close()
 		}
 	})
-}
-
-// reportCPU starts measuring the process's CPU time (user and system) and returns the
-// function reporting it per operation as cpu-ns/op: a figure that other load on the
-// machine changes far less than ns/op, which is wall time.
-func reportCPU(b *testing.B) func() {
-	cpu := func() time.Duration {
-		var ru syscall.Rusage
-		if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-			b.Fatalf("getrusage: %v", err)
-		}
-		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	}
-	start := cpu()
-	return func() {
-		b.StopTimer()
-		b.ReportMetric(float64(cpu()-start)/float64(b.N), "cpu-ns/op")
-	}
 }
