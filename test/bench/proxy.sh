@@ -324,7 +324,9 @@ if [ -n "$fortio" ] && [ -n "$RATES" ]; then
 			IFS='|' read -r name ns url <<<"$p"
 			on "$name" || [ "$name" = nginx ] || continue
 			out=$(ip netns exec "$ns" "$fortio" load -quiet -c 16 -qps "$rate" -t "$RATE_DUR" -p "50,99,99.9" "$url" 2>&1)
-			pct() { awk -v q="$1" '$1=="#" && $2=="target" && $3==q"%" {printf "%.3f", $4*1000; exit}' <<<"$out"; }
+			# fortio interpolates its percentiles within histogram buckets; on an overloaded
+			# machine that gives negative figures, which are no measurement: "-" instead.
+			pct() { awk -v q="$1" '$1=="#" && $2=="target" && $3==q"%" {if ($4 < 0) print "-"; else printf "%.3f", $4*1000; exit}' <<<"$out"; }
 			for q in 50 99 99.9; do LAT[$name,$rate,$q]=$(pct $q); done
 			printf '%-8s %6s %8s %8s %8s %10s\n' "$name" "$rate" "${LAT[$name,$rate,50]}" "${LAT[$name,$rate,99]}" \
 				"${LAT[$name,$rate,99.9]}" "$(awk '/All done/{print $(NF-1)}' <<<"$out" | tail -1)"
