@@ -4,10 +4,13 @@ import (
 	"io"
 	"net/http"
 	"net/netip"
+	"strconv"
+	"strings"
 	"testing"
 
 	pb "github.com/l5d-go/l5d/proto/gen/tap"
 	"github.com/l5d-go/l5d/proxy/config"
+	"github.com/l5d-go/l5d/proxy/internal/benchcpu"
 	"github.com/l5d-go/l5d/proxy/internal/scriptedcp"
 )
 
@@ -49,6 +52,7 @@ func benchMeshChain(b *testing.B, client *Proxy) {
 	c := clientTo(out, false)
 	b.ReportAllocs()
 	b.SetParallelism(4)
+	defer benchcpu.Start(b)()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
@@ -75,6 +79,7 @@ func BenchmarkMeshChainHTTP1Serial(b *testing.B) {
 	_, out, _ := client.Addrs()
 	c := clientTo(out, false)
 	b.ReportAllocs()
+	defer benchcpu.Start(b)()
 	b.ResetTimer()
 	for range b.N {
 		resp, err := c.Get("http://" + svc + "/")
@@ -109,4 +114,41 @@ func BenchmarkMeshChainHTTP1AccessLog(b *testing.B) {
 	serverIn, _, _ := server.Addrs()
 	m.dst.Set(svc, scriptedcp.Endpoint{Addr: serverIn, Identity: serverIdentity, H2: true})
 	benchMeshChain(b, client)
+}
+
+// BenchmarkMeshChainLargeBody is BenchmarkMeshChainHTTP1 with 1 MiB request bodies and
+// 1 MiB responses (the app reads the whole body before answering): the cost of carrying
+// bytes, per MB (SetBytes counts both directions).
+func BenchmarkMeshChainLargeBody(b *testing.B) {
+	const size = 1 << 20
+	payload := strings.Repeat("x", size)
+	app, _ := serveHTTP(b, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Length", strconv.Itoa(size))
+		io.WriteString(w, payload)
+	}))
+	m := startMeshCP(b)
+	client, _ := meshPair(b, m, app, tapEnv)
+	_, out, _ := client.Addrs()
+	c := clientTo(out, false)
+	b.ReportAllocs()
+	b.SetBytes(2 * size)
+	b.SetParallelism(2)
+	defer benchcpu.Start(b)()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			resp, err := c.Post("http://"+svc+"/", "application/octet-stream", strings.NewReader(payload))
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			n, _ := io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK || n != size {
+				b.Errorf("status %d, %d bytes", resp.StatusCode, n)
+				return
+			}
+		}
+	})
 }

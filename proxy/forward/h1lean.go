@@ -210,12 +210,15 @@ func readLeanResponse(uc *upstreamConn, head bool) (*http.Response, error) {
 // for a request) into a header map with three allocations: the map, one string holding
 // every value and one slice holding every value slot.
 func fieldsHeader(head *h1.Head, withHost bool) http.Header {
-	keep := func(name []byte) bool {
-		return !head.IsHopByHop(name) && (withHost || !h1.EqualFold(name, "host"))
-	}
+	// Which fields to keep is decided once per field (hop-by-hop names and the
+	// Connection header's tokens are compared), not in each of the three passes.
+	var keepBuf [32]bool
+	keep := keepBuf[:0]
 	n, size := 0, 0
 	for _, f := range head.Fields {
-		if keep(f.Name) {
+		k := !head.IsHopByHop(f.Name) && (withHost || !h1.EqualFold(f.Name, "host"))
+		keep = append(keep, k)
+		if k {
 			n++
 			size += len(f.Value)
 		}
@@ -223,16 +226,16 @@ func fieldsHeader(head *h1.Head, withHost bool) http.Header {
 	header := make(http.Header, n+1)
 	var all strings.Builder
 	all.Grow(size)
-	for _, f := range head.Fields {
-		if keep(f.Name) {
+	for j, f := range head.Fields {
+		if keep[j] {
 			all.Write(f.Value)
 		}
 	}
 	values := all.String()
 	slots := make([]string, n)
 	i, off := 0, 0
-	for _, f := range head.Fields {
-		if !keep(f.Name) {
+	for j, f := range head.Fields {
+		if !keep[j] {
 			continue
 		}
 		k := canonicalName(f.Name)

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/l5d-go/l5d/proxy/internal/benchcpu"
 )
 
 // BenchmarkPostSmallBody: a 100-byte request body and its echo over one lean HTTP/2
@@ -13,6 +15,7 @@ func BenchmarkPostSmallBody(b *testing.B) {
 	tr, base := start(b, echo())
 	body := strings.Repeat("x", 100)
 	b.ReportAllocs()
+	defer benchcpu.Start(b)()
 	for b.Loop() {
 		req, _ := http.NewRequest("POST", base+"/p", strings.NewReader(body))
 		resp, err := tr.RoundTrip(req)
@@ -22,4 +25,28 @@ func BenchmarkPostSmallBody(b *testing.B) {
 		io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 	}
+}
+
+// BenchmarkPostSmallBodyConcurrent is BenchmarkPostSmallBody with 8 requests per
+// processor under way at once, sharing the connection: how a busy hop between proxies
+// is used.
+func BenchmarkPostSmallBodyConcurrent(b *testing.B) {
+	tr, base := start(b, echo())
+	body := strings.Repeat("x", 100)
+	b.ReportAllocs()
+	b.SetParallelism(8)
+	defer benchcpu.Start(b)()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			req, _ := http.NewRequest("POST", base+"/p", strings.NewReader(body))
+			resp, err := tr.RoundTrip(req)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+	})
 }

@@ -75,7 +75,7 @@ func (t *Transport) CloseIdleConnections() {
 	for key, list := range t.conns {
 		keep := list[:0]
 		for _, cc := range list {
-			if cc.active.Load() == 0 {
+			if cc.w.streams.Load() == 0 {
 				idle = append(idle, cc)
 			} else {
 				keep = append(keep, cc)
@@ -105,7 +105,7 @@ func (t *Transport) conn(ctx context.Context, addr string) (*clientConn, error) 
 	for _, cc := range list {
 		if cc.usable() {
 			live = append(live, cc)
-			if cc.hasCapacity() && (best == nil || cc.active.Load() < best.active.Load()) {
+			if cc.hasCapacity() && (best == nil || cc.w.streams.Load() < best.w.streams.Load()) {
 				best = cc
 			}
 		}
@@ -194,7 +194,6 @@ type clientConn struct {
 	w      *frameWriter
 	credit connCredit
 	inflow inflow // what the server may still send on the connection
-	active atomicInt
 
 	mu         sync.Mutex
 	streams    map[uint32]*clientStream
@@ -221,14 +220,6 @@ func (cc *clientConn) announce() {
 	}
 	cc.ready = cc.ready[:0]
 }
-
-type atomicInt struct {
-	mu sync.Mutex
-	n  int
-}
-
-func (a *atomicInt) Add(d int) { a.mu.Lock(); a.n += d; a.mu.Unlock() }
-func (a *atomicInt) Load() int { a.mu.Lock(); defer a.mu.Unlock(); return a.n }
 
 func (cc *clientConn) usable() bool {
 	cc.mu.Lock()
@@ -282,7 +273,7 @@ func (cc *clientConn) roundTrip(req *http.Request) (*http.Response, error) {
 	cc.nextID += 2
 	cc.streams[cs.id] = cs
 	cc.mu.Unlock()
-	cc.active.Add(1)
+	cc.w.streams.Add(1)
 	cs.send.window = int64(cc.w.initialWindow)
 	authority := req.Host
 	if authority == "" {
@@ -418,7 +409,7 @@ func (cs *clientStream) finish(err error) {
 	cs.gotResp = true
 	cc.mu.Unlock()
 	if live {
-		cc.active.Add(-1)
+		cc.w.streams.Add(-1)
 	}
 	cc.w.lock()
 	cs.send.reset = true
@@ -482,7 +473,7 @@ func (cc *clientConn) close(err error) {
 	cc.conn.Close()
 	cc.w.fail(errConnClosed)
 	for _, cs := range streams {
-		cc.active.Add(-1)
+		cc.w.streams.Add(-1)
 		cs.mu().Lock()
 		got := cs.gotResp
 		cs.gotResp = true
@@ -827,6 +818,6 @@ func (cs *clientStream) endResponse() {
 	delete(cc.streams, cs.id)
 	cc.mu.Unlock()
 	if live {
-		cc.active.Add(-1)
+		cc.w.streams.Add(-1)
 	}
 }

@@ -124,14 +124,18 @@ type frameWriter struct {
 	room        sync.Cond
 	roomWaiters int
 	conn        io.Writer
-	out         []byte // pending frames, in order
-	spare       []byte // the previous write's buffer, reused for the next batch
-	writing     bool   // a goroutine is writing out to conn (outside mu)
-	fr          *http2.Framer
-	henc        *hpack.Encoder
-	hbuf        bytes.Buffer
-	enc         func(name, value string) // encodes one field into hbuf
-	err         error
+	out         []byte      // pending frames, in order
+	outBuf      *pendingBuf // where out came from (nil while out is nil)
+	writing     bool        // a goroutine is writing out to conn (outside mu)
+	// streams counts the connection's streams under way (requests sent and not finished
+	// on the client, handlers running on the server): a goroutine starting a write yields
+	// for others to add their frames only when another stream could have some.
+	streams atomic.Int32
+	fr      *http2.Framer
+	henc    *hpack.Encoder
+	hbuf    bytes.Buffer
+	enc     func(name, value string) // encodes one field into hbuf
+	err     error
 
 	// Send flow control (guarded by mu).
 	connSend      int64
@@ -146,7 +150,29 @@ const (
 	// maxSendFrame bounds the DATA frames sent, whatever larger size the peer accepts: one
 	// TLS record holds 16 KiB, and the pending buffer stays small.
 	maxSendFrame = 16 << 10
+	// frameHeaderLen is the size of a frame header (RFC 9113 section 4.1).
+	frameHeaderLen = 9
+	// pendingCap is the capacity of a pending buffer: what writers may add before they
+	// wait (maxPending), plus the DATA frame that crosses it.
+	pendingCap = maxPending + frameHeaderLen + maxSendFrame
 )
+
+// pendingBuf is a pending buffer between batches, in pendingPool. Connections take one
+// when they have frames to write and give it back once those are written, so that a
+// busy connection does not grow a new buffer for every batch and an idle one holds none.
+type pendingBuf struct{ b []byte }
+
+var pendingPool = sync.Pool{New: func() any { return &pendingBuf{b: make([]byte, 0, pendingCap)} }}
+
+// pending returns the pending buffer, taking one from the pool when there is none. The
+// caller holds the lock.
+func (w *frameWriter) pending() []byte {
+	if w.outBuf == nil {
+		w.outBuf = pendingPool.Get().(*pendingBuf)
+		w.out = w.outBuf.b[:0]
+	}
+	return w.out
+}
 
 func newFrameWriter(c net.Conn) *frameWriter {
 	w := &frameWriter{conn: c, connSend: 65535, initialWindow: 65535, maxFrame: 16384}
@@ -163,7 +189,8 @@ func newFrameWriter(c net.Conn) *frameWriter {
 type pendingWriter frameWriter
 
 func (p *pendingWriter) Write(b []byte) (int, error) {
-	p.out = append(p.out, b...)
+	w := (*frameWriter)(p)
+	w.out = append(w.pending(), b...)
 	return len(b), nil
 }
 
@@ -195,20 +222,23 @@ func (w *frameWriter) flushLocked() {
 	// Let goroutines about to write (other streams of this connection, woken by the same
 	// burst of input) add their frames first: they find a write in progress and return at
 	// once, and all go out in one system call. Only the goroutine starting a write
-	// yields, once per batch.
-	w.mu.Unlock()
-	runtime.Gosched()
-	w.mu.Lock()
+	// yields, once per batch, and only when another stream is under way: a lone stream's
+	// frames go out at once, behind no other goroutine's work.
+	if w.streams.Load() > 1 {
+		w.mu.Unlock()
+		runtime.Gosched()
+		w.mu.Lock()
+	}
 	for len(w.out) > 0 && w.err == nil {
-		b := w.out
-		w.out = w.spare[:0]
-		w.spare = nil
+		b, buf := w.out, w.outBuf
+		w.out, w.outBuf = nil, nil
 		w.mu.Unlock()
 		_, err := w.conn.Write(b)
-		w.mu.Lock()
-		if cap(b) <= maxPending {
-			w.spare = b[:0]
+		if cap(b) <= pendingCap { // a huge header block's buffer goes to the collector
+			buf.b = b[:0]
+			pendingPool.Put(buf)
 		}
+		w.mu.Lock()
 		if err != nil && w.err == nil {
 			w.err = err
 			w.cond.Broadcast()
@@ -238,7 +268,21 @@ func (w *frameWriter) syncLocked() error {
 
 // raw appends bytes that are not a frame (the client's connection preface). The caller
 // holds the lock.
-func (w *frameWriter) raw(s string) { w.out = append(w.out, s...) }
+func (w *frameWriter) raw(s string) { w.out = append(w.pending(), s...) }
+
+// dataFrame appends a DATA frame carrying p to the pending frames, copying p once
+// (straight into the buffer, where the Framer would copy it twice). The caller holds the
+// lock and has checked the frame's size against the peer's limit.
+func (w *frameWriter) dataFrame(id uint32, endStream bool, p []byte) {
+	var flags byte
+	if endStream {
+		flags = byte(http2.FlagDataEndStream)
+	}
+	n := len(p)
+	w.out = append(w.pending(), byte(n>>16), byte(n>>8), byte(n), byte(http2.FrameData), flags,
+		byte(id>>24)&0x7f, byte(id>>16), byte(id>>8), byte(id))
+	w.out = append(w.out, p...)
+}
 
 // fail records a write error and wakes every stream waiting for window or room.
 func (w *frameWriter) fail(err error) {
@@ -299,7 +343,7 @@ func (w *frameWriter) data(id uint32, sw *sendWindow, p []byte, endStream bool) 
 		}
 		if len(p) == 0 {
 			if endStream {
-				w.err = w.fr.WriteData(id, true, nil)
+				w.dataFrame(id, true, nil)
 			}
 			return w.err
 		}
@@ -325,9 +369,7 @@ func (w *frameWriter) data(id uint32, sw *sendWindow, p []byte, endStream bool) 
 		w.connSend -= n
 		sw.window -= n
 		last := int(n) == len(p)
-		if w.err = w.fr.WriteData(id, endStream && last, p[:n]); w.err != nil {
-			return w.err
-		}
+		w.dataFrame(id, endStream && last, p[:n])
 		p = p[n:]
 		if last {
 			return nil
@@ -366,6 +408,33 @@ func (p *recvPipe) init(credit creditor) {
 	p.chunks = p.slot[:0]
 }
 
+// chunkSize is the size of the pooled buffers that hold received DATA of at least
+// minPooledChunk bytes (up to a frame as our peers send them); smaller data is copied
+// into buffers of its own size, larger frames into buffers of theirs.
+const (
+	chunkSize      = maxSendFrame
+	minPooledChunk = 4 << 10
+)
+
+var chunkPool = sync.Pool{New: func() any { return new([chunkSize]byte) }}
+
+// copyChunk returns a copy of b, in a pooled buffer when its size suits one.
+func copyChunk(b []byte) []byte {
+	if len(b) < minPooledChunk || len(b) > chunkSize {
+		return append([]byte(nil), b...)
+	}
+	c := chunkPool.Get().(*[chunkSize]byte)
+	return c[:copy(c[:], b)]
+}
+
+// releaseChunk gives a chunk made by copyChunk back to the pool once nothing refers to
+// it.
+func releaseChunk(c []byte) {
+	if cap(c) == chunkSize && len(c) >= minPooledChunk {
+		chunkPool.Put((*[chunkSize]byte)(c[:chunkSize]))
+	}
+}
+
 // push appends a copy of b; it returns false when the pipe is closed and b was dropped.
 func (p *recvPipe) push(b []byte) bool {
 	p.mu.Lock()
@@ -376,7 +445,7 @@ func (p *recvPipe) push(b []byte) bool {
 	if len(p.chunks) == 0 {
 		p.chunks = p.slot[:0]
 	}
-	p.chunks = append(p.chunks, append([]byte(nil), b...))
+	p.chunks = append(p.chunks, copyChunk(b))
 	p.unread += len(b)
 	p.cond.Signal()
 	return true
@@ -416,6 +485,7 @@ func (p *recvPipe) Read(b []byte) (int, error) {
 		k := copy(b[n:], c)
 		n += k
 		if k == len(c) {
+			releaseChunk(p.chunks[0])
 			p.chunks[0] = nil
 			p.chunks = p.chunks[1:]
 			p.off = 0
@@ -445,6 +515,10 @@ func (p *recvPipe) discard(err error) int {
 	}
 	n := p.unread
 	p.unread = 0
+	for i, c := range p.chunks {
+		releaseChunk(c)
+		p.chunks[i] = nil
+	}
 	p.chunks = p.slot[:0]
 	p.slot[0] = nil
 	p.cond.Broadcast()

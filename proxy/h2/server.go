@@ -20,7 +20,9 @@ import (
 )
 
 // Server serves HTTP/2 (prior knowledge) connections, calling Handler for each request
-// stream on a goroutine of its own.
+// stream on a goroutine of its own. Those goroutines are kept for later streams (of any
+// connection) for a few seconds once their handler returned, so that a busy server does
+// not start, grow the stack of and end a goroutine per request.
 //
 // It keeps the protections of golang.org/x/net/http2's server against hostile clients:
 // receive windows are enforced (FLOW_CONTROL_ERROR), streams beyond the announced
@@ -41,6 +43,42 @@ type Server struct {
 	IdleTimeout time.Duration
 	// Log receives connection errors at debug level; nil discards them.
 	Log *slog.Logger
+
+	workOnce sync.Once
+	// work hands streams to idle handler goroutines (see spawn).
+	work chan *serverStream
+}
+
+// handlerIdle is how long a handler goroutine waits for another stream before it ends.
+const handlerIdle = 5 * time.Second
+
+// spawn runs st on an idle handler goroutine, or on a new one when none is waiting.
+func (s *Server) spawn(st *serverStream) {
+	s.workOnce.Do(func() { s.work = make(chan *serverStream) })
+	select {
+	case s.work <- st:
+	default:
+		go s.handle(st)
+	}
+}
+
+// handle runs st, then the streams spawn hands it, until none came for handlerIdle.
+func (s *Server) handle(st *serverStream) {
+	var idle *time.Timer
+	for {
+		st.run()
+		st = nil // nothing of the finished stream stays reachable from a waiting goroutine
+		if idle == nil {
+			idle = time.NewTimer(handlerIdle)
+		} else {
+			idle.Reset(handlerIdle)
+		}
+		select {
+		case st = <-s.work:
+		case <-idle.C:
+			return
+		}
+	}
 }
 
 const (
@@ -556,6 +594,7 @@ func (sc *serverConn) onHeaders(f *headerBlock) error {
 	overflow := false
 	if start {
 		sc.handlers++
+		sc.w.streams.Add(1)
 	} else if overflow = len(sc.queue) >= queuedHandlersPerStream*int(sc.maxStreams); !overflow {
 		sc.queue = append(sc.queue, st)
 	}
@@ -565,7 +604,7 @@ func (sc *serverConn) onHeaders(f *headerBlock) error {
 	}
 	if start {
 		sc.wg.Add(1)
-		go st.run()
+		sc.srv.spawn(st)
 	}
 	return nil
 }
@@ -574,6 +613,7 @@ func (sc *serverConn) onHeaders(f *headerBlock) error {
 // still open, if any. The caller holds sc.mu.
 func (sc *serverConn) handlerDoneLocked() {
 	sc.handlers--
+	sc.w.streams.Add(-1)
 	var next *serverStream
 	for len(sc.queue) > 0 && next == nil {
 		st := sc.queue[0]
@@ -582,6 +622,7 @@ func (sc *serverConn) handlerDoneLocked() {
 		if sc.streams[st.id] == st {
 			next = st
 			sc.handlers++
+			sc.w.streams.Add(1)
 		}
 	}
 	if len(sc.queue) == 0 {
@@ -589,7 +630,7 @@ func (sc *serverConn) handlerDoneLocked() {
 	}
 	if next != nil {
 		sc.wg.Add(1)
-		go next.run()
+		sc.srv.spawn(next)
 	}
 }
 

@@ -20,9 +20,16 @@
 # fixed rates (fortio, when available) and gRPC unary throughput and CPU (ghz, when
 # available; the grpcapp on 9090 in the server pods, and on 9091 for direct). The gRPC
 # requests of l5d-mesh must also show at the server proxy with tls="true" and the client's
-# identity before they are measured. Ratios are printed against direct and against nginx,
-# and a last table gathers every l5d-mesh/nginx ratio (throughput, CPU per request, max RSS,
-# latency percentiles at each rate, gRPC throughput and CPU).
+# identity before they are measured. Many connections (IDLE, default 1,000 and 10,000):
+# test/bench/idleconns opens that many keep-alive client connections through nginx and
+# l5d-mesh, one request each, then holds them idle while the RSS growth of the pair is
+# read (bytes per connection; nginx's are a second chain, 9004 -> 9003 -> app, whose
+# worker_connections fit them, so that the first chain's RSS stays comparable). Large
+# bodies (BIG=1): wrk POSTs 1 MiB to test/bench/bodyapp (8082 in the server pods), which
+# reads it all and answers 1 MiB (the nginx hops stream both ways, as the proxies do); CPU
+# of the pair per MiB carried. Ratios are printed against direct and against nginx, and a last
+# table gathers every l5d-mesh/nginx ratio (throughput, CPU per request, max RSS, latency
+# percentiles at each rate, gRPC throughput and CPU, RSS per idle connection, CPU per MiB).
 # Needs root, nginx, wrk, iproute2, iptables (Debian packages).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -35,6 +42,11 @@ RATE_DUR=${RATE_DUR:-10s}
 PATHS=${PATHS:-"direct nginx l5d l5d-mesh"}
 # GRPC=0 skips the gRPC rows (ghz).
 GRPC=${GRPC:-1}
+# IDLE: the numbers of idle client connections of the many-connections rows ("" skips them).
+IDLE=${IDLE-"1000 10000"}
+# BIG=0 skips the large-body rows; BIG_CONNS: wrk connections for them.
+BIG=${BIG:-1}
+BIG_CONNS=${BIG_CONNS:-8}
 # PROFILE=dir: CPU profiles of the two l5d-mesh proxies during the last throughput round
 # (dir/client.prof, dir/server.prof, with dir/proxy to read them: go tool pprof dir/proxy dir/client.prof).
 PROFILE=${PROFILE:-}
@@ -68,6 +80,8 @@ echo "== building proxy and proxy-init"
 if [ -n "$PROXY_BIN" ]; then cp "$PROXY_BIN" "$work/proxy"; fi
 (cd "$root" && { [ -n "$PROXY_BIN" ] || CGO_ENABLED=0 go build -trimpath -tags grpcnotrace -o "$work/proxy" ./proxy/cmd/proxy; } && CGO_ENABLED=0 go build -trimpath -o "$work/proxy-init" ./proxy-init/cmd/proxy-init &&
 	CGO_ENABLED=0 go build -trimpath -o "$work/grpcapp" ./test/bench/grpcapp &&
+	CGO_ENABLED=0 go build -trimpath -o "$work/idleconns" ./test/bench/idleconns &&
+	CGO_ENABLED=0 go build -trimpath -o "$work/bodyapp" ./test/bench/bodyapp &&
 	CGO_ENABLED=0 go build -trimpath -o "$work/benchcp" ./proxy/internal/benchcp)
 
 # Network: bridge in the node namespace, one veth per pod.
@@ -92,24 +106,43 @@ cid=client.bench.serviceaccount.identity.linkerd.cluster.local
 sid=server.bench.serviceaccount.identity.linkerd.cluster.local
 mkdir -m 755 "$work/cp"
 ip netns exec "$node" "$work/benchcp" -ip 10.245.0.1 -dir "$work/cp" \
-	-endpoint "$mserver:8080=$sid" -endpoint "$mserver:9090=$sid" 2>"$work/benchcp.log" &
+	-endpoint "$mserver:8080=$sid" -endpoint "$mserver:9090=$sid" -endpoint "$mserver:8082=$sid" 2>"$work/benchcp.log" &
 pids+=($!)
 
 body=$(printf 'x%.0s' $(seq 100))
+# The large-body app, 8082 in both server pods.
+for ns in $srv $msrv; do
+	ip netns exec "$ns" "$work/bodyapp" -addr :8082 & pids+=($!)
+done
+# The nginx hops stream /big both ways (no request or response buffering, no temporary
+# files), as the proxies do; the last hop sends it to the body app.
+bighop() { echo "location = /big { client_max_body_size 2m; proxy_request_buffering off; proxy_buffering off; proxy_pass http://$1; proxy_http_version 1.1; proxy_set_header Connection \"\"; }"; }
+NGINX_CONNS=4096
 nginx_in() { # netns name conf-body
 	cat >"$work/$2.conf" <<CONF
-worker_processes 1; daemon off; pid $work/$2.pid; error_log $work/$2.err;
-events { worker_connections 4096; }
+worker_processes 1; daemon off; pid $work/$2.pid; error_log $work/$2.err; worker_rlimit_nofile $((NGINX_CONNS + 100));
+events { worker_connections $NGINX_CONNS; }
 http { access_log off; $3 }
 CONF
 	ip netns exec "$1" nginx -c "$work/$2.conf" &
 	pids+=($!)
 }
-upstream() { echo "upstream up { server $1; keepalive 64; } server { listen $2; location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }"; }
+upstream() { # upstream listen [upstream of /big]
+	echo "upstream up { server $1; keepalive 64; } upstream big { server ${3:-$1}; keepalive 16; }"
+	echo "server { listen $2; location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection \"\"; } $(bighop big) }"
+}
 nginx_in "$srv" app "server { listen 8080; listen 8081; location / { return 200 \"$body\"; } }"
 nginx_in "$msrv" mapp "server { listen 8080; location / { return 200 \"$body\"; } }"
-nginx_in "$srv" p2 "$(upstream 127.0.0.1:8080 9002)"
+nginx_in "$srv" p2 "$(upstream 127.0.0.1:8080 9002 127.0.0.1:8082)"
 nginx_in "$cli" p1 "$(upstream $server:9002 127.0.0.1:9001)"
+# The chain of the many-connections rows: as p1 -> p2, with room for the connections.
+if [ -n "$IDLE" ]; then
+	max=0; for n in $IDLE; do [ "$n" -gt "$max" ] && max=$n; done
+	NGINX_CONNS=$((max + 1000))
+	nginx_in "$srv" i2 "$(upstream 127.0.0.1:8080 9003)"
+	nginx_in "$cli" i1 "$(upstream $server:9003 127.0.0.1:9004)"
+	NGINX_CONNS=4096
+fi
 # gRPC: the app on 9090 (through the proxies) and 9091 (direct); nginx grpc_pass chain
 # 9011 -> 9012 -> app. The mesh server pod runs it on 9090 too (benchcp's profile for
 # $mserver:9090 names the server identity and the HTTP/2 hint, like 8080's).
@@ -123,7 +156,7 @@ nginx_in "$cli" g1 "$(grpc_hop $server:9012 127.0.0.1:9011)"
 
 for ns in $cli $srv; do
 	ip netns exec "$ns" "$work/proxy-init" --iptables-mode nft --proxy-uid 2102 \
-		--inbound-ports-to-ignore 4190,4191,8081,9002,9091,9012 --outbound-ports-to-ignore 8081,9002,9091,9012 --log-level warn
+		--inbound-ports-to-ignore 4190,4191,8081,8082,9002,9003,9091,9012 --outbound-ports-to-ignore 8081,8082,9002,9003,9091,9012 --log-level warn
 	ip netns exec "$ns" setpriv --reuid 2102 --regid 2102 --clear-groups env -i \
 		LINKERD2_PROXY_LOG=warn LINKERD2_PROXY_ADMIN_LISTEN_ADDR=0.0.0.0:4191 $PROXY_ENV \
 		"$work/proxy" 2>"$work/proxy-$ns.log" &
@@ -291,7 +324,9 @@ if [ -n "$fortio" ] && [ -n "$RATES" ]; then
 			IFS='|' read -r name ns url <<<"$p"
 			on "$name" || [ "$name" = nginx ] || continue
 			out=$(ip netns exec "$ns" "$fortio" load -quiet -c 16 -qps "$rate" -t "$RATE_DUR" -p "50,99,99.9" "$url" 2>&1)
-			pct() { awk -v q="$1" '$1=="#" && $2=="target" && $3==q"%" {printf "%.3f", $4*1000; exit}' <<<"$out"; }
+			# fortio interpolates its percentiles within histogram buckets; on an overloaded
+			# machine that gives negative figures, which are no measurement: "-" instead.
+			pct() { awk -v q="$1" '$1=="#" && $2=="target" && $3==q"%" {if ($4 < 0) print "-"; else printf "%.3f", $4*1000; exit}' <<<"$out"; }
 			for q in 50 99 99.9; do LAT[$name,$rate,$q]=$(pct $q); done
 			printf '%-8s %6s %8s %8s %8s %10s\n' "$name" "$rate" "${LAT[$name,$rate,50]}" "${LAT[$name,$rate,99]}" \
 				"${LAT[$name,$rate,99.9]}" "$(awk '/All done/{print $(NF-1)}' <<<"$out" | tail -1)"
@@ -360,6 +395,72 @@ else
 	echo "== gRPC: ghz not found (make bench-tools builds it into bin/tools)"
 fi
 
+declare -A IDLEB # [path,n] = RSS growth of the pair per idle connection, bytes
+if [ -n "$IDLE" ]; then
+	echo "== many connections: idleconns -n N (one request each, then idle), RSS growth of the pair per connection"
+	mkfifo "$work/hold"
+	idle_row() { # name ns addr pidA pidB n
+		local before after ipid
+		before=$(($(rss "$4") + $(rss "$5")))
+		ip netns exec "$2" "$work/idleconns" -addr "$3" -n "$6" <"$work/hold" >"$work/idle.out" 2>&1 &
+		ipid=$!
+		exec 7>"$work/hold" # the tool's standard input, closed below to let the connections go
+		for _ in $(seq 1200); do
+			grep -q '^ready' "$work/idle.out" && break
+			kill -0 "$ipid" 2>/dev/null || break
+			sleep 0.1
+		done
+		if ! grep -q '^ready' "$work/idle.out"; then
+			echo "bench-proxy: $6 idle connections through $1 did not open:"; cat "$work/idle.out"; exit 1
+		fi
+		after=$(($(rss "$4") + $(rss "$5")))
+		exec 7>&-
+		wait "$ipid" || { echo "bench-proxy: idleconns through $1 failed:"; cat "$work/idle.out"; exit 1; }
+		IDLEB[$1,$6]=$(((after - before) * 1024 / $6))
+		printf '%-9s %8s %14s %14s %18s\n' "$1" "$6" "$before" "$after" "${IDLEB[$1,$6]}"
+	}
+	printf '%-9s %8s %14s %14s %18s\n' path conns "RSS before KB" "RSS after KB" "bytes/connection"
+	for n in $IDLE; do
+		idle_row nginx "$cli" 127.0.0.1:9004 "$(nginx_worker i1)" "$(nginx_worker i2)" "$n"
+		if on l5d-mesh; then idle_row l5d-mesh "$mcli" "$mserver:8080" "$mcli_proxy" "$msrv_proxy" "$n"; fi
+	done
+else
+	echo "== many connections: skipped (IDLE=\"\")"
+fi
+
+declare -A BIGCPU BIGMIB # [path] = CPU-ms of the pair per MiB carried, MiB/s carried
+if [ "$BIG" != 0 ]; then
+	echo "== large bodies: wrk -c$BIG_CONNS -d$DUR, POST 1 MiB, 1 MiB response, $REPEATS rounds, medians"
+	cat >"$work/big.lua" <<'LUA'
+wrk.method = "POST"
+wrk.body = string.rep("x", 1048576)
+wrk.headers["Content-Type"] = "application/octet-stream"
+LUA
+	big_row() { # name ns url pidA pidB
+		local a b out reqs cpus=() mibs=()
+		for _ in $(seq "$REPEATS"); do
+			a=$(($(cpu "$4") + $(cpu "$5")))
+			out=$(ip netns exec "$2" wrk -t1 -c"$BIG_CONNS" -d"$DUR" -s "$work/big.lua" "$3")
+			b=$(($(cpu "$4") + $(cpu "$5")))
+			reqs=$(awk '/requests in/{print $1}' <<<"$out")
+			if grep -q 'Non-2xx' <<<"$out" || [ -z "$reqs" ] || [ "$reqs" = 0 ]; then
+				echo "bench-proxy: large bodies through $1 failed:"; echo "$out"; exit 1
+			fi
+			# Each request carries 2 MiB (1 MiB each way); CPU ticks are 1/100 s.
+			cpus+=("$(echo "scale=4; ($b-$a)*10/($reqs*2)" | bc)")
+			mibs+=("$(echo "scale=2; $reqs*2/${DUR%s}" | bc)")
+		done
+		BIGCPU[$1]=$(printf '%s\n' "${cpus[@]}" | median)
+		BIGMIB[$1]=$(printf '%s\n' "${mibs[@]}" | median)
+		printf '%-9s %14s %22s\n' "$1" "${BIGMIB[$1]}" "${BIGCPU[$1]}"
+	}
+	printf '%-9s %14s %22s\n' path "MiB/s carried" "CPU-ms per MiB (pair)"
+	big_row nginx "$cli" "http://127.0.0.1:9001/big" "$p1" "$p2"
+	if on l5d-mesh; then big_row l5d-mesh "$mcli" "http://$mserver:8082/big" "$mcli_proxy" "$msrv_proxy"; fi
+else
+	echo "== large bodies: skipped (BIG=0)"
+fi
+
 # One table of every l5d-mesh/nginx ratio measured above (below 1 is better than nginx for
 # CPU, RSS and latency; above 1 is better for throughput). "-" when the figure was not measured.
 ratio() { # a b: a/b to two places, or - when either is missing or b is zero
@@ -379,3 +480,8 @@ for rate in $RATES; do
 done
 printf '%-40s %10s\n' "gRPC throughput (ghz)" "$(ratio "${GRPS[l5d-mesh]:-}" "${GRPS[nginx]:-}")"
 printf '%-40s %10s\n' "gRPC CPU per request (ghz)" "$(ratio "${GCPU[l5d-mesh]:-}" "${GCPU[nginx]:-}")"
+for n in $IDLE; do
+	printf '%-40s %10s\n' "RSS per idle connection, $n conns" "$(ratio "${IDLEB[l5d-mesh,$n]:-}" "${IDLEB[nginx,$n]:-}")"
+done
+printf '%-40s %10s\n' "large bodies: CPU per MiB" "$(ratio "${BIGCPU[l5d-mesh]:-}" "${BIGCPU[nginx]:-}")"
+printf '%-40s %10s\n' "large bodies: MiB/s" "$(ratio "${BIGMIB[l5d-mesh]:-}" "${BIGMIB[nginx]:-}")"
