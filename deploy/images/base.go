@@ -177,6 +177,9 @@ const (
 	capNetRaw   = 13
 )
 
+// netAdminRaw are the capabilities proxy-init and the iptables programs need.
+var netAdminRaw = []uint{capNetAdmin, capNetRaw}
+
 // fileCaps is the security.capability extended attribute (VFS_CAP_REVISION_2) granting caps
 // as permitted and effective: what `setcap <caps>+ep` writes.
 func fileCaps(caps ...uint) []byte {
@@ -198,18 +201,20 @@ func fileCaps(caps ...uint) []byte {
 	return b
 }
 
-// iptablesSetup does what Linkerd's proxy-init image does after installing iptables: the
-// xtables programs (every iptables-legacy* and iptables-nft* name links to one of them) get
-// the file capabilities NET_ADMIN and NET_RAW, so that proxy-init, running as uid 65534 with
-// those capabilities granted by the pod, can run them; and the lock file iptables-legacy
-// takes is writable by that user.
+// iptablesSetup gives the xtables programs (every iptables-legacy* and iptables-nft* name
+// links to one of them) the file capabilities NET_ADMIN and NET_RAW, and makes the lock file
+// iptables-legacy takes writable by anyone. proxy-init runs as uid 65534 with those
+// capabilities granted by the pod and no_new_privs set (allowPrivilegeEscalation: false): a
+// non-root process loses its capabilities at exec unless the program has them as file
+// capabilities, and under no_new_privs it can only keep, never gain, them; so both
+// proxy-init (its File.Caps) and the programs it runs carry them.
 func iptablesSetup(t *tree) error {
 	for _, p := range []string{"usr/sbin/xtables-legacy-multi", "usr/sbin/xtables-nft-multi"} {
 		e, ok := t.entries[p]
 		if !ok || e.Type != tar.TypeReg {
 			return fmt.Errorf("iptables has no program /%s", p)
 		}
-		e.Xattrs = map[string][]byte{"security.capability": fileCaps(capNetAdmin, capNetRaw)}
+		e.Xattrs = map[string][]byte{"security.capability": fileCaps(netAdminRaw...)}
 	}
 	return t.file("run/xtables.lock", 0o666, nil)
 }

@@ -1,6 +1,7 @@
 package images
 
 import (
+	"archive/tar"
 	"context"
 	"fmt"
 	"log/slog"
@@ -160,7 +161,11 @@ func buildOne(ctx context.Context, spec Image, baseLayer v1.Layer, cache debCach
 		if err != nil {
 			return nil, fmt.Errorf("binary %s (run make build): %w", f.Bin, err)
 		}
-		if err := own.file(f.Path, 0o755, data); err != nil {
+		e := entry{Path: f.Path, Type: tar.TypeReg, Mode: 0o755, Data: data}
+		if len(f.Caps) > 0 {
+			e.Xattrs = map[string][]byte{"security.capability": fileCaps(f.Caps...)}
+		}
+		if err := own.add(e); err != nil {
 			return nil, err
 		}
 	}

@@ -40,21 +40,18 @@ func parseDockerfile(t *testing.T, path string) dockerfile {
 		built[m[1]] = strings.TrimPrefix(m[2], "./")
 	}
 	var d dockerfile
+	var purged []string
 	for _, line := range strings.Split(text, "\n") {
 		line = strings.TrimSpace(line)
 		switch {
 		case strings.HasPrefix(line, "FROM "):
 			d = dockerfile{from: strings.Fields(line)[1], copies: map[string]string{}}
-		case strings.HasPrefix(line, "RUN ") && strings.Contains(line, "apt-get install"):
-			var purged []string
+		case strings.HasPrefix(line, "RUN "):
 			if _, after, ok := strings.Cut(line, "apt-get purge"); ok {
-				purged = packageArgs(after)
+				purged = append(purged, packageArgs(after)...)
 			}
-			_, after, _ := strings.Cut(line, "apt-get install")
-			for _, p := range packageArgs(after) {
-				if !slices.Contains(purged, p) {
-					d.debs = append(d.debs, p)
-				}
+			if _, after, ok := strings.Cut(line, "apt-get install"); ok {
+				d.debs = append(d.debs, packageArgs(after)...)
 			}
 		case strings.HasPrefix(line, "COPY --from="):
 			m := copyRe.FindStringSubmatch(line)
@@ -74,6 +71,7 @@ func parseDockerfile(t *testing.T, path string) dockerfile {
 			}
 		}
 	}
+	d.debs = slices.DeleteFunc(d.debs, func(p string) bool { return slices.Contains(purged, p) })
 	return d
 }
 

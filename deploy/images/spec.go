@@ -39,6 +39,10 @@ const (
 type File struct {
 	Bin  string // name in bin/ (the Makefile's BINARIES)
 	Path string // absolute path in the image
+	// Caps are file capabilities (permitted and effective, as `setcap <caps>+ep`): how a
+	// program running as a non-root user keeps capabilities the pod grants it across exec
+	// when no_new_privs is set (allowPrivilegeEscalation: false).
+	Caps []uint
 }
 
 // Image describes one image.
@@ -149,7 +153,7 @@ func All() []Image {
 		{
 			Name: "proxy-init", Repo: L5DRepo + "/proxy-init", Dockerfile: "Dockerfile.proxy-init", Base: Debian,
 			Debs: iptablesDebs, Setup: iptablesSetup,
-			Files: []File{{Bin: "proxy-init", Path: "/usr/lib/linkerd/proxy-init"}},
+			Files: []File{{Bin: "proxy-init", Path: "/usr/lib/linkerd/proxy-init", Caps: netAdminRaw}},
 			User:  "65534:65534", Entrypoint: []string{"/usr/lib/linkerd/proxy-init"},
 			Description: "l5d proxy-init: the pods' iptables redirect rules (iptables legacy and nft)",
 		},
