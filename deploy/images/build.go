@@ -2,7 +2,9 @@ package images
 
 import (
 	"archive/tar"
+	"bytes"
 	"context"
+	"debug/elf"
 	"fmt"
 	"log/slog"
 	"os"
@@ -161,6 +163,11 @@ func buildOne(ctx context.Context, spec Image, baseLayer v1.Layer, cache debCach
 		if err != nil {
 			return nil, fmt.Errorf("binary %s (run make build): %w", f.Bin, err)
 		}
+		if spec.Base == Static {
+			if err := checkStatic(src, data); err != nil {
+				return nil, err
+			}
+		}
 		e := entry{Path: f.Path, Type: tar.TypeReg, Mode: 0o755, Data: data}
 		if len(f.Caps) > 0 {
 			e.Xattrs = map[string][]byte{"security.capability": fileCaps(f.Caps...)}
@@ -225,6 +232,22 @@ func buildOne(ctx context.Context, spec Image, baseLayer v1.Layer, cache debCach
 		})
 	}
 	return mutate.Append(img, adds...)
+}
+
+// checkStatic fails when the ELF program data needs a dynamic loader, which an image on the
+// Static base does not have (the program would fail with "no such file or directory").
+func checkStatic(src string, data []byte) error {
+	f, err := elf.NewFile(bytes.NewReader(data))
+	if err != nil {
+		return fmt.Errorf("%s is not an ELF program: %w", src, err)
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			return fmt.Errorf("%s is dynamically linked; the image has no C library: build it with CGO_ENABLED=0 (make build)", src)
+		}
+	}
+	return nil
 }
 
 // layerNames says what each layer of spec holds, for the image history.
