@@ -45,16 +45,25 @@ func (b *body) field(k, v string) {
 
 // headers writes one RequestHeader line per value of h, keys sorted.
 func (b *body) headers(h http.Header) {
+	for _, kv := range headerValues(h) {
+		b.field(FieldRequestHeader, kv)
+	}
+}
+
+// headerValues returns "Name:value" for each value of h, names sorted.
+func headerValues(h http.Header) []string {
 	keys := make([]string, 0, len(h))
 	for k := range h {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
+	var out []string
 	for _, k := range keys {
 		for _, v := range h[k] {
-			b.field(FieldRequestHeader, k+":"+v)
+			out = append(out, k+":"+v)
 		}
 	}
+	return out
 }
 
 // writeResult prints one request's result in the client's output format: status, response
@@ -62,15 +71,8 @@ func (b *body) headers(h http.Header) {
 func writeResult(w io.Writer, i int, url string, status int, respHeaders http.Header, respBody string) {
 	fmt.Fprintf(w, "[%d] %s=%s\n", i, FieldURLOfRequest, url)
 	fmt.Fprintf(w, "[%d] %s=%d\n", i, FieldStatusCode, status)
-	keys := make([]string, 0, len(respHeaders))
-	for k := range respHeaders {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		for _, v := range respHeaders[k] {
-			fmt.Fprintf(w, "[%d] %s=%s:%s\n", i, FieldResponseHeader, k, v)
-		}
+	for _, kv := range headerValues(respHeaders) {
+		fmt.Fprintf(w, "[%d] %s=%s\n", i, FieldResponseHeader, kv)
 	}
 	for _, line := range strings.Split(strings.TrimRight(respBody, "\n"), "\n") {
 		if line != "" {

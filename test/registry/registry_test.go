@@ -165,20 +165,7 @@ func TestServesImagesUnderChartNames(t *testing.T) {
 // imageFiles returns the headers of the image's flattened file system by path.
 func imageFiles(t *testing.T, img v1.Image) map[string]*tar.Header {
 	t.Helper()
-	rc := mutate.Extract(img)
-	defer rc.Close()
-	tr := tar.NewReader(rc)
-	out := map[string]*tar.Header{}
-	for {
-		h, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			return out
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		out[strings.TrimSuffix(strings.TrimPrefix(h.Name, "./"), "/")] = h
-	}
+	return extract(t, img).hdr
 }
 
 // TestReproducible: building the same images again gives the same digests.
