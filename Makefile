@@ -25,7 +25,7 @@ STATICCHECK := $(TOOLS)/staticcheck
 .PHONY: helm cni-plugins charts images images-push images-tool all build test unit-test race fuzz-smoke lint proto proto-check bench bench-proxy bench-tools e2e demo ci kube-bins prometheus-bin tools clean test-deps bench-deps
 # Debian packages the tests and the proxy benchmark run (installed by tools/debian-deps.sh;
 # chromium is the headless browser test/e2e drives the dashboard with).
-TEST_DEBS := iptables iproute2 curl git chromium
+TEST_DEBS := iptables iproute2 curl git chromium containerd
 BENCH_DEBS := iptables iproute2 nginx-light wrk nghttp2-client util-linux bc
 # Packages whose tests also run under the race detector: the whole proxy.
 RACE_PKGS := ./proxy/...

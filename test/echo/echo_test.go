@@ -11,6 +11,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"math/big"
 	"net"
 	"net/http"
@@ -215,5 +216,26 @@ func TestParseClientArgs(t *testing.T) {
 	r, err := ParseClientArgs([]string{"http://echo/x", "--method=POST", "-H", "Host:foo", "--count=4"})
 	if err != nil || r.Method != "POST" || r.Count != 4 || r.Headers.Get("Host") != "foo" {
 		t.Fatalf("got %+v, %v", r, err)
+	}
+}
+
+// TestH2C: the plain HTTP ports also speak HTTP/2 with prior knowledge (h2c), as a proxy
+// forwarding HTTP/2 to the application does.
+func TestH2C(t *testing.T) {
+	httpPort, _, _, _ := startServer(t)
+	p := new(http.Protocols)
+	p.SetUnencryptedHTTP2(true)
+	c := &http.Client{Transport: &http.Transport{Protocols: p}}
+	resp, err := c.Get(fmt.Sprintf("http://127.0.0.1:%d/h2c", httpPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.ProtoMajor != 2 || !strings.Contains(string(b), "Proto=HTTP/2.0") {
+		t.Errorf("%s:\n%s", resp.Proto, b)
 	}
 }

@@ -13,9 +13,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
-	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/h2c"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
@@ -73,13 +72,15 @@ func (s Server) Run(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("echo: %w", err)
 		}
-		var h http.Handler = s.httpHandler(p)
+		srv := &http.Server{Handler: s.httpHandler(p), ReadHeaderTimeout: 10 * time.Second, Protocols: new(http.Protocols)}
+		srv.Protocols.SetHTTP1(true)
 		if slices.Contains(s.TLSPorts, p) {
+			srv.Protocols.SetHTTP2(true)
 			ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{*cert}, NextProtos: []string{"h2", "http/1.1"}})
 		} else {
-			h = h2c.NewHandler(h, &http2.Server{})
+			srv.Protocols.SetUnencryptedHTTP2(true) // h2c, prior knowledge
 		}
-		tasks = append(tasks, func(ctx context.Context) error { return serve.HTTP(ctx, ln, h) })
+		tasks = append(tasks, func(ctx context.Context) error { return serve.HTTPServer(ctx, ln, srv) })
 	}
 	for _, p := range s.GRPCPorts {
 		ln, err := serve.Listen("gRPC", ":"+strconv.Itoa(p))
