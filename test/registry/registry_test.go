@@ -363,3 +363,42 @@ func TestBadInput(t *testing.T) {
 		t.Errorf("Select of an unknown image: %v", err)
 	}
 }
+
+// TestPushUnderPrefix: make images-push's Push copies every image to a registry under a
+// path prefix, keeping repository paths and tags.
+func TestPushUnderPrefix(t *testing.T) {
+	lay, built := buildAll(t)
+	ctx := context.Background()
+	r, err := Start(ctx, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	pushed, err := images.Push(ctx, lay, r.Addr+"/team", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pushed) != len(built) {
+		t.Fatalf("pushed %d images, built %d", len(pushed), len(built))
+	}
+	for _, b := range built {
+		repo, err := images.Repository(b.Ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ref := r.Addr + "/team/" + repo + ":" + b.Ref[strings.LastIndex(b.Ref, ":")+1:]
+		d, err := remote.Head(mustTag(t, ref), remote.WithContext(ctx))
+		if err != nil || d.Digest != b.Digest {
+			t.Errorf("%s: %v %v, want digest %v", ref, d, err, b.Digest)
+		}
+	}
+}
+
+func mustTag(t *testing.T, ref string) name.Tag {
+	t.Helper()
+	tag, err := name.NewTag(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tag
+}
