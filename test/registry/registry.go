@@ -81,7 +81,15 @@ type Registry struct {
 	tempDir string
 }
 
-// Start runs a registry and loads opts.Layout into it. Close stops it.
+// Start runs a registry and loads opts.Layout into it. Close stops it. A local cluster whose
+// nodes reach this machine at 10.250.0.1, say:
+//
+//	r, err := registry.Start(ctx, registry.Options{
+//		Listen: "10.250.0.1:0", Layout: filepath.Join(root, "bin", "images", "oci")})
+//	// each node's containerd: config_path = r.HostsDir; images resolve to r.Advertised
+//
+// and `ctr -n k8s.io images pull --hosts-dir r.HostsDir ghcr.io/l5d-go/proxy:<version>` pulls
+// what the charts name.
 func Start(ctx context.Context, opts Options) (*Registry, error) {
 	lg := opts.Log
 	if lg == nil {
