@@ -58,8 +58,9 @@ type Built struct {
 	Digest v1.Hash
 }
 
-// Build builds imgs into a fresh OCI image layout at opts.Out, one manifest per image,
-// annotated with its reference, in the order of imgs.
+// Build builds imgs into a fresh OCI image layout at opts.Out, one index entry per reference
+// (an image with extra tags has several), annotated with it, in the order of imgs. It returns
+// one Built per reference.
 func Build(ctx context.Context, imgs []Image, opts Options) ([]Built, error) {
 	if opts.Version == "" {
 		return nil, fmt.Errorf("images: no version to tag the l5d images with")
@@ -103,28 +104,33 @@ func Build(ctx context.Context, imgs []Image, opts Options) ([]Built, error) {
 		if err != nil {
 			return nil, fmt.Errorf("images: %s: %w", spec.Name, err)
 		}
-		ref := spec.Ref(opts.Version)
-		if err := lp.AppendImage(img, layout.WithAnnotations(map[string]string{
-			RefNameAnnotation: ref, ContainerdNameAnnotation: ref,
-		})); err != nil {
-			return nil, fmt.Errorf("images: %s: writing %s: %w", spec.Name, opts.Out, err)
-		}
 		d, err := img.Digest()
 		if err != nil {
 			return nil, fmt.Errorf("images: %s: %w", spec.Name, err)
 		}
-		if opts.Tarballs {
+		refs := spec.Refs(opts.Version)
+		tags := map[name.Tag]v1.Image{}
+		for _, ref := range refs {
+			if err := lp.AppendImage(img, layout.WithAnnotations(map[string]string{
+				RefNameAnnotation: ref, ContainerdNameAnnotation: ref,
+			})); err != nil {
+				return nil, fmt.Errorf("images: %s: writing %s: %w", spec.Name, opts.Out, err)
+			}
 			tag, err := name.NewTag(ref)
 			if err != nil {
 				return nil, fmt.Errorf("images: %s: %w", spec.Name, err)
 			}
+			tags[tag] = img
+			built = append(built, Built{Image: spec, Ref: ref, Digest: d})
+		}
+		if opts.Tarballs {
 			p := filepath.Join(filepath.Dir(opts.Out), spec.Name+".tar")
-			if err := tarball.WriteToFile(p, tag, img); err != nil {
+			if err := tarball.MultiRefWriteToFile(p, toRefs(tags)); err != nil {
 				return nil, fmt.Errorf("images: %s: %w", spec.Name, err)
 			}
 		}
+		ref := refs[0]
 		log.Info("image built", "ref", ref, "digest", d.String())
-		built = append(built, Built{Image: spec, Ref: ref, Digest: d})
 	}
 	return built, nil
 }
@@ -232,6 +238,14 @@ func buildOne(ctx context.Context, spec Image, baseLayer v1.Layer, cache debCach
 		})
 	}
 	return mutate.Append(img, adds...)
+}
+
+func toRefs(tags map[name.Tag]v1.Image) map[name.Reference]v1.Image {
+	out := make(map[name.Reference]v1.Image, len(tags))
+	for t, img := range tags {
+		out[t] = img
+	}
+	return out
 }
 
 // checkStatic fails when the ELF program data needs a dynamic loader, which an image on the

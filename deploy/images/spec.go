@@ -53,6 +53,8 @@ type Image struct {
 	Repo string
 	// Tag is a fixed tag; empty means the release version given to Build.
 	Tag string
+	// ExtraTags are more tags of the same image.
+	ExtraTags []string
 	// Dockerfile is the file under deploy/docker describing the same image, if any.
 	Dockerfile string
 	Base       Base
@@ -81,6 +83,15 @@ func (i Image) Ref(version string) string {
 		tag = version
 	}
 	return i.Repo + ":" + tag
+}
+
+// Refs returns Ref and the references of the extra tags.
+func (i Image) Refs(version string) []string {
+	refs := []string{i.Ref(version)}
+	for _, t := range i.ExtraTags {
+		refs = append(refs, i.Repo+":"+t)
+	}
+	return refs
 }
 
 // defaultPath is the PATH of every image, as in Docker's default environment.
@@ -202,6 +213,15 @@ func All() []Image {
 			Entrypoint:   []string{"/usr/local/bin/server"},
 			ExposedPorts: []string{"7070/tcp", "8080/tcp", "8443/tcp", "9090/tcp"},
 			Description:  "l5d's echo server and client, compatible with the Gateway API conformance suite's echo-advanced (Istio's echo)",
+		},
+		{
+			Name: "pause", Repo: "registry.k8s.io/pause", Tag: "3.10.1", Base: Static,
+			// 3.10.1 is Kubernetes 1.34's sandbox image, 3.6 Debian containerd 1.6's default.
+			ExtraTags:   []string{"3.10", "3.6"},
+			Files:       []File{{Bin: "pause", Path: "/pause"}},
+			User:        "65535:65535",
+			Entrypoint:  []string{"/pause"},
+			Description: "the pod sandbox's process (test/cmd/pause), under Kubernetes' pause image name",
 		},
 		demo("demo-web", "l5d demo: web front end", "8080/tcp"),
 		demo("demo-catalog", "l5d demo: catalog gRPC service", "8080/tcp", "9990/tcp"),

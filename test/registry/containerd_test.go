@@ -144,8 +144,8 @@ func (c *ctrd) runDetached(t *testing.T, ctx context.Context, pod *netns.Pod, im
 	})
 }
 
-// TestContainerdPullsAndRunsImages: a private containerd pulls proxy-init, nginx and
-// echo-advanced by the names manifests use, through the registry's hosts.toml mirrors; the
+// TestContainerdPullsAndRunsImages: a private containerd pulls proxy-init, nginx,
+// echo-advanced and the pause image by the names manifests and containerd use, through the registry's hosts.toml mirrors; the
 // proxy-init image installs its rules with iptables legacy and nft as uid 65534 with only
 // NET_ADMIN and NET_RAW (and no_new_privs, as ctr and allowPrivilegeEscalation: false set),
 // and cannot start without them; Debian's nginx serves its default page; the echo server starts
@@ -164,11 +164,20 @@ func TestContainerdPullsAndRunsImages(t *testing.T) {
 	for _, b := range built {
 		refs[b.Image.Name] = b.Ref
 	}
-	for _, n := range []string{"proxy-init", "nginx", "echo-advanced"} {
+	// containerd 1.6's default sandbox image is pause:3.6, an extra tag of the pause image.
+	refs["pause"] = "registry.k8s.io/pause:3.6"
+	for _, n := range []string{"proxy-init", "nginx", "echo-advanced", "pause"} {
 		if _, err := c.ctr(ctx, "images", "pull", "--hosts-dir", r.HostsDir, refs[n]); err != nil {
 			t.Fatalf("pulling %s through the mirror: %v", refs[n], err)
 		}
 	}
+
+	t.Run("pause", func(t *testing.T) {
+		out, err := c.ctr(ctx, "run", "--rm", refs["pause"], "pause-version", "/pause", "-v")
+		if err != nil || !strings.Contains(out, "pause") {
+			t.Errorf("pause -v: %v\n%s", err, out)
+		}
+	})
 
 	t.Run("proxy-init", func(t *testing.T) {
 		// The pod's emptyDir at /run (the chart's linkerd-proxy-init-xtables-lock volume).
