@@ -15,6 +15,7 @@ BINARIES := identity=identity/cmd/identity destination=destination/cmd/destinati
 	demo-web=test/demo/cmd/demo-web demo-catalog=test/demo/cmd/demo-catalog \
 	demo-ratings=test/demo/cmd/demo-ratings demo-traffic=test/demo/cmd/demo-traffic \
 	l5d-demo-stat=test/cmd/l5d-demo-stat echo-advanced=test/cmd/echo-advanced pause=test/cmd/pause \
+	l5d-registry=test/cmd/l5d-registry \
 	l5d-cluster=test/cmd/l5d-cluster metrics-api=viz/cmd/metrics-api tap=viz/cmd/tap tap-injector=viz/cmd/tap-injector \
 	web=viz/cmd/web
 TEST_FLAGS ?= -count=1 -timeout 30m
