@@ -14,7 +14,8 @@ BINARIES := identity=identity/cmd/identity destination=destination/cmd/destinati
 	linkerd-network-validator=proxy-init/cmd/linkerd-network-validator \
 	demo-web=test/demo/cmd/demo-web demo-catalog=test/demo/cmd/demo-catalog \
 	demo-ratings=test/demo/cmd/demo-ratings demo-traffic=test/demo/cmd/demo-traffic \
-	l5d-demo-stat=test/cmd/l5d-demo-stat \
+	l5d-demo-stat=test/cmd/l5d-demo-stat echo-advanced=test/cmd/echo-advanced pause=test/cmd/pause \
+	l5d-registry=test/cmd/l5d-registry \
 	l5d-cluster=test/cmd/l5d-cluster metrics-api=viz/cmd/metrics-api tap=viz/cmd/tap tap-injector=viz/cmd/tap-injector \
 	web=viz/cmd/web service-mirror=multicluster/cmd/service-mirror
 TEST_FLAGS ?= -count=1 -timeout 30m
@@ -22,10 +23,10 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 TOOLS := $(BIN)/tools
 STATICCHECK := $(TOOLS)/staticcheck
 
-.PHONY: helm cni-plugins charts all build test unit-test race fuzz-smoke lint proto proto-check bench bench-proxy bench-tools e2e demo ci kube-bins prometheus-bin tools clean test-deps bench-deps
+.PHONY: helm cni-plugins charts images images-push images-tool all build test unit-test race fuzz-smoke lint proto proto-check bench bench-proxy bench-tools e2e demo ci kube-bins prometheus-bin tools clean test-deps bench-deps
 # Debian packages the tests and the proxy benchmark run (installed by tools/debian-deps.sh;
 # chromium is the headless browser test/e2e drives the dashboard with).
-TEST_DEBS := iptables iproute2 curl git chromium
+TEST_DEBS := iptables iproute2 curl git chromium containerd
 BENCH_DEBS := iptables iproute2 nginx-light wrk nghttp2-client util-linux bc
 # Packages whose tests also run under the race detector: the whole proxy.
 RACE_PKGS := ./proxy/...
@@ -103,6 +104,31 @@ CHARTS_URL ?=
 charts: helm
 	$(TOOLS)/l5d-charts -charts deploy/charts -out $(CHARTS_DIR) -version $(VERSION) -url "$(CHARTS_URL)" \
 		-epoch $$(git log -1 --format=%ct 2>/dev/null || echo 0)
+
+## images: every image (l5d's control plane, proxy, proxy-init, CNI plugin, viz, CLI, the demo
+## app, plus nginx:latest from Debian's nginx, echo-advanced for the Gateway API conformance
+## suite and prom/prometheus) as OCI images, without a container engine, from bin/ (and the
+## Debian packages they need, cached in ~/.cache/l5d/debs) into one OCI layout,
+## IMAGES_DIR/oci (default bin/images/oci), each image annotated with the reference the charts
+## and manifests use (ghcr.io/l5d-go/<name>:VERSION, ...). Time stamps are the commit's, so the
+## bytes are the same on every run. IMAGE_TARBALLS=1 also writes IMAGES_DIR/<name>.tar for
+## `ctr images import`. List them with `bin/tools/l5d-images list`.
+IMAGES_DIR ?= $(BIN)/images
+images: build prometheus-bin images-tool
+	$(TOOLS)/l5d-images build -bin $(BIN) -out $(IMAGES_DIR)/oci -version $(VERSION) \
+		-epoch $$(git log -1 --format=%ct 2>/dev/null || echo 0) \
+		-prometheus $$(tools/prometheus/build.sh 2>/dev/null) $(if $(IMAGE_TARBALLS),-tarballs)
+
+## images-push: push what make images built to REGISTRY (host:port[/prefix]), keeping each
+## image's repository path and tag (ghcr.io/l5d-go/proxy:v1 -> REGISTRY/l5d-go/proxy:v1);
+## credentials from ~/.docker/config.json; plain HTTP to localhost and private addresses
+images-push: images-tool
+	@test -n "$(REGISTRY)" || { echo "images-push: set REGISTRY=host:port"; exit 1; }
+	$(TOOLS)/l5d-images push -layout $(IMAGES_DIR)/oci -registry $(REGISTRY)
+
+images-tool:
+	@mkdir -p $(TOOLS)
+	$(GO) build -o $(TOOLS)/l5d-images ./deploy/cmd/l5d-images
 
 ## kube-bins: build etcd and the Kubernetes binaries into the cache (no-op when cached)
 kube-bins:

@@ -86,7 +86,11 @@ func GRPC(ctx context.Context, ln net.Listener, srv *grpc.Server) error {
 // HTTP serves h on ln until ctx ends, then shuts down gracefully. It returns nil after a
 // shutdown caused by ctx.
 func HTTP(ctx context.Context, ln net.Listener, h http.Handler) error {
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	return HTTPServer(ctx, ln, &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second})
+}
+
+// HTTPServer is HTTP for a server configured by the caller (its protocols, say).
+func HTTPServer(ctx context.Context, ln net.Listener, srv *http.Server) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {

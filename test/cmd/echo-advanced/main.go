@@ -1,0 +1,90 @@
+// Command echo-advanced is the echo server of the Gateway API conformance suite's mesh tests
+// (package test/echo), built into the image registry.k8s.io/gateway-api/echo-advanced as
+// /usr/local/bin/server with /usr/local/bin/client linking to it. Run as "client" (by that
+// name or with "client" as first argument) it is the echo client:
+//
+//	server --port=8080 --grpc=7070 --tcp=9090 --port=8443 --tls=8443 --crt=/cert.crt --key=/cert.key
+//	client http://echo/path --method=GET -H name:value --count=10
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/l5d-go/l5d/test/demo/serve"
+	"github.com/l5d-go/l5d/test/echo"
+)
+
+func main() {
+	args := os.Args[1:]
+	client := filepath.Base(os.Args[0]) == "client"
+	if !client && len(args) > 0 && args[0] == "client" {
+		client, args = true, args[1:]
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if client {
+		r, err := echo.ParseClientArgs(args)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+		if err := echo.Do(ctx, os.Stdout, r); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		return
+	}
+	if err := runServer(ctx, args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return
+		}
+		fmt.Fprintln(os.Stderr, "server:", err)
+		os.Exit(1)
+	}
+}
+
+// ports is a repeatable port flag.
+type ports []int
+
+func (p *ports) String() string { return fmt.Sprint([]int(*p)) }
+
+func (p *ports) Set(v string) error {
+	for _, s := range strings.Split(v, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("%q is not a TCP port", s)
+		}
+		*p = append(*p, n)
+	}
+	return nil
+}
+
+func runServer(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("server", flag.ContinueOnError)
+	var s echo.Server
+	fs.Var((*ports)(&s.HTTPPorts), "port", "HTTP port (repeatable; HTTPS when also given to --tls)")
+	fs.Var((*ports)(&s.GRPCPorts), "grpc", "gRPC port (repeatable)")
+	fs.Var((*ports)(&s.TCPPorts), "tcp", "TCP echo port (repeatable)")
+	fs.Var((*ports)(&s.TLSPorts), "tls", "port of --port or --grpc that serves TLS (repeatable)")
+	fs.StringVar(&s.Cert, "crt", "", "TLS certificate (PEM)")
+	fs.StringVar(&s.Key, "key", "", "TLS key (PEM)")
+	fs.StringVar(&s.Version, "version", "", "version reported as ServiceVersion")
+	fs.StringVar(&s.Cluster, "cluster", "", "cluster reported as Cluster")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	s.Log = serve.Logger("echo")
+	return s.Run(ctx)
+}
