@@ -29,11 +29,13 @@ func TestChartsNameTheseImages(t *testing.T) {
 		return r.Context().Name() + ":" + r.Identifier(), nil
 	}
 	for _, i := range All() {
-		c, err := canonical(i.Ref(version))
-		if err != nil {
-			t.Fatal(err)
+		for _, ref := range i.Refs(version) {
+			c, err := canonical(ref)
+			if err != nil {
+				t.Fatal(err)
+			}
+			built[c] = true
 		}
-		built[c] = true
 	}
 	var docs []string
 	goldens, err := filepath.Glob("../testdata/*.golden.yaml")
@@ -52,6 +54,12 @@ func TestChartsNameTheseImages(t *testing.T) {
 		t.Fatal(err)
 	}
 	docs = append(docs, string(cni))
+	mc, err := deploy.Render(deploy.MulticlusterChart, deploy.Options{Namespace: "linkerd-multicluster",
+		Values: map[string]any{"linkerdVersion": version, "controllers": []any{map[string]any{"link": map[string]any{"ref": map[string]any{"name": "east"}}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs = append(docs, string(mc))
 	seen := 0
 	for _, d := range docs {
 		for _, m := range imageLineRe.FindAllStringSubmatch(d, -1) {
@@ -68,6 +76,9 @@ func TestChartsNameTheseImages(t *testing.T) {
 	}
 	if seen == 0 {
 		t.Fatal("no image found in the charts")
+	}
+	if !strings.Contains(string(mc), "ghcr.io/l5d-go/service-mirror:") {
+		t.Error("the multicluster chart names no service-mirror image")
 	}
 	if !strings.Contains(string(cni), "ghcr.io/l5d-go/cni-plugin:") {
 		t.Error("the CNI chart names no cni-plugin image")

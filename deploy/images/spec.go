@@ -133,7 +133,7 @@ func demo(name, desc string, ports ...string) Image {
 
 func dockerfileIfAny(name string) string {
 	switch name {
-	case "destination", "identity", "policy", "injector":
+	case "destination", "identity", "policy", "injector", "service-mirror":
 		return "Dockerfile." + name
 	}
 	return ""
@@ -150,6 +150,7 @@ func All() []Image {
 		controller("tap", "l5d viz tap API server", "8089/tcp", "9998/tcp"),
 		controller("tap-injector", "l5d viz tap injector webhook", "8443/tcp", "9995/tcp"),
 		controller("web", "l5d viz dashboard", "8084/tcp", "9994/tcp"),
+		controller("service-mirror", "l5d multicluster service mirror (one per Link)", "9999/tcp"),
 		{
 			Name: "proxy", Repo: L5DRepo + "/proxy", Dockerfile: "Dockerfile.proxy", Base: Static,
 			Files: []File{
