@@ -387,6 +387,7 @@ var linkerdCRDs = []string{
 	"serviceprofiles.linkerd.io", "servers.policy.linkerd.io", "serverauthorizations.policy.linkerd.io",
 	"authorizationpolicies.policy.linkerd.io", "meshtlsauthentications.policy.linkerd.io",
 	"networkauthentications.policy.linkerd.io", "httproutes.policy.linkerd.io",
+	"httplocalratelimitpolicies.policy.linkerd.io", "egressnetworks.policy.linkerd.io",
 }
 
 // crdsExist checks every Linkerd CRD is installed (the linkerd-crd category and --crds).

@@ -222,9 +222,9 @@ func (c Config) explicit(x *Index, pod *corev1.Pod, port uint32, srv *api.Server
 	var protocol *pb.ProxyProtocol
 	switch srv.Spec.ProxyProtocol {
 	case "HTTP/1":
-		protocol = &pb.ProxyProtocol{Kind: &pb.ProxyProtocol_Http1_{Http1: &pb.ProxyProtocol_Http1{Routes: httpRoutes()}}}
+		protocol = &pb.ProxyProtocol{Kind: &pb.ProxyProtocol_Http1_{Http1: &pb.ProxyProtocol_Http1{Routes: httpRoutes(), LocalRateLimit: c.rateLimit(x, srv)}}}
 	case "HTTP/2":
-		protocol = &pb.ProxyProtocol{Kind: &pb.ProxyProtocol_Http2_{Http2: &pb.ProxyProtocol_Http2{Routes: httpRoutes()}}}
+		protocol = &pb.ProxyProtocol{Kind: &pb.ProxyProtocol_Http2_{Http2: &pb.ProxyProtocol_Http2{Routes: httpRoutes(), LocalRateLimit: c.rateLimit(x, srv)}}}
 	case "gRPC":
 		routes := c.attachedGRPCRoutes(x, srv)
 		if len(routes) == 0 {
@@ -237,6 +237,9 @@ func (c Config) explicit(x *Index, pod *corev1.Pod, port uint32, srv *api.Server
 		protocol = &pb.ProxyProtocol{Kind: &pb.ProxyProtocol_Tls_{Tls: &pb.ProxyProtocol_Tls{}}}
 	default:
 		protocol = c.detectOrOpaque(pod, port, httpRoutes())
+		if d := protocol.GetDetect(); d != nil {
+			d.HttpLocalRateLimit = c.rateLimit(x, srv)
+		}
 	}
 	return &pb.Server{
 		Protocol:       protocol,
