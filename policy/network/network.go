@@ -64,3 +64,17 @@ func ParseList(s string) ([]netip.Prefix, error) {
 	}
 	return out, nil
 }
+
+// Contains reports whether a is in the network and in none of its exceptions.
+func (n Network) Contains(a netip.Addr) bool {
+	a = a.Unmap()
+	if !n.Net.Contains(a) {
+		return false
+	}
+	for _, e := range n.Except {
+		if e.Contains(a) {
+			return false
+		}
+	}
+	return true
+}

@@ -78,13 +78,14 @@ func (x *Index) Start(ctx context.Context, timeout time.Duration) error {
 	return nil
 }
 
-// startRoutes starts informers over the route kinds the API server serves.
+// startRoutes starts informers over the route kinds and EgressNetworks the API server
+// serves.
 func (x *Index) startRoutes(ctx context.Context) error {
 	df := dynamicinformer.NewDynamicSharedInformerFactory(x.dyn, 0)
 	notify := cache.ResourceEventHandlerFuncs{
 		AddFunc: func(any) { x.notify() }, UpdateFunc: func(o, n any) { x.routeUpdated(o, n) }, DeleteFunc: func(any) { x.notify() },
 	}
-	for _, gvr := range RouteResources {
+	for _, gvr := range append(slices.Clone(RouteResources), api.EgressNetworks) {
 		rs, err := x.disc.ServerResourcesForGroupVersion(gvr.GroupVersion().String())
 		if err != nil && !apierrors.IsNotFound(err) {
 			return fmt.Errorf("discovering %s: %w", gvr.GroupVersion(), err)

@@ -26,6 +26,12 @@ type Config struct {
 	ClusterDomain      string        // e.g. "cluster.local"
 	DetectTimeout      time.Duration // announced in Detect; 10s when zero
 	DefaultOpaquePorts ports.List    // opaque unless a Service annotation says otherwise
+	// ClusterNetworks are the cluster's pod and Service networks: an address outside them
+	// is egress, governed by an EgressNetwork when one covers it.
+	ClusterNetworks []netip.Prefix
+	// GlobalEgressNamespace holds the EgressNetworks that apply to clients in every
+	// namespace (DefaultGlobalEgressNamespace when empty).
+	GlobalEgressNamespace string
 }
 
 func (c Config) detectTimeout() time.Duration {

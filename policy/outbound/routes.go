@@ -105,26 +105,32 @@ func attachesTo(m routes.Meta, svc *corev1.Service, port uint16) bool {
 // replace those in the Service's namespace (producer routes) for that client; routes in
 // any third namespace are ignored.
 func (x *Index) routesFor(svc *corev1.Service, port uint16, clientNS string, log *slog.Logger) attached {
+	return x.attachedIn(clientNS, svc.Namespace, func(m routes.Meta) bool { return attachesTo(m, svc, port) }, log)
+}
+
+// attachedIn returns the routes for which attaches holds: those in clientNS when there
+// are any, else those in parentNS; oldest first.
+func (x *Index) attachedIn(clientNS, parentNS string, attaches func(routes.Meta) bool, log *slog.Logger) attached {
 	pick := func(ns string) attached {
 		var a attached
 		for _, r := range x.HTTPRoutes(ns, log) {
-			if attachesTo(r.Meta, svc, port) {
+			if attaches(r.Meta) {
 				a.HTTP = append(a.HTTP, r)
 			}
 		}
 		for _, r := range x.GRPCRoutes(ns, log) {
-			if attachesTo(r.Meta, svc, port) {
+			if attaches(r.Meta) {
 				a.GRPC = append(a.GRPC, r)
 			}
 		}
 		return a
 	}
 	var a attached
-	if clientNS != "" && clientNS != svc.Namespace {
+	if clientNS != "" && clientNS != parentNS {
 		a = pick(clientNS)
 	}
 	if len(a.HTTP) == 0 && len(a.GRPC) == 0 {
-		a = pick(svc.Namespace)
+		a = pick(parentNS)
 	}
 	slices.SortFunc(a.HTTP, func(p, q *routes.HTTPRoute) int { return compareMeta(p.Meta, q.Meta) })
 	slices.SortFunc(a.GRPC, func(p, q *routes.GRPCRoute) int { return compareMeta(p.Meta, q.Meta) })

@@ -42,7 +42,7 @@ func installRouteCRDs(t *testing.T, c *kube.Cluster) {
 			}
 			c.Apply(t, "", string(data))
 		}
-		for _, n := range []string{"httproutes.policy.linkerd.io", "httproutes.gateway.networking.k8s.io", "grpcroutes.gateway.networking.k8s.io"} {
+		for _, n := range []string{"httproutes.policy.linkerd.io", "egressnetworks.policy.linkerd.io", "httproutes.gateway.networking.k8s.io", "grpcroutes.gateway.networking.k8s.io"} {
 			c.WaitCRD(t, n)
 		}
 	})
