@@ -176,3 +176,24 @@ func (x *Index) AllRoutes() []RouteObject {
 
 // Service returns the cached Service ns/name, or nil.
 func (x *Index) Service(ns, name string) *corev1.Service { return x.service(ns, name) }
+
+// EgressNetworks returns every EgressNetwork, nil when the API server does not serve them.
+func (x *Index) EgressNetworks() []*unstructured.Unstructured {
+	x.mu.Lock()
+	l := x.routes[api.EgressNetworks]
+	x.mu.Unlock()
+	if l == nil {
+		return nil
+	}
+	objs, err := l.List(labels.Everything())
+	if err != nil {
+		return nil
+	}
+	out := make([]*unstructured.Unstructured, 0, len(objs))
+	for _, o := range objs {
+		if u, ok := o.(*unstructured.Unstructured); ok {
+			out = append(out, u)
+		}
+	}
+	return out
+}

@@ -123,7 +123,7 @@ func run(ctx context.Context, args []string) error {
 			log.Warn("no -status-identity or POD_NAME: not writing route status")
 			return nil
 		}
-		return status.New(outIdx, clients.Kube, clients.Dynamic, status.Config{Namespace: *controllerNS, Identity: *identity}, log).Run(gctx)
+		return status.New(outIdx, clients.Kube, clients.Dynamic, status.Config{Namespace: *controllerNS, Identity: *identity, ClusterNetworks: nets}, log).Run(gctx)
 	})
 	g.Go(func() error { return srv.Serve(gctx, *addr) })
 	if *validatorAddr != "" {
