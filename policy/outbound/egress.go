@@ -128,7 +128,9 @@ const grpcPermissionDenied = 7
 // attached routes (to the address itself, or to the Services they name), then a default
 // route that forwards to the address (trafficPolicy Allow) or refuses (Deny: HTTP 403,
 // gRPC PERMISSION_DENIED, opaque and TLS connections closed), named like Linkerd's
-// (http-egress-allow, tcp-egress-deny...).
+// (http-egress-allow, tcp-egress-deny...). A backendRef naming the EgressNetwork itself
+// forwards to the address, as in Linkerd. GRPCRoutes make the protocol gRPC; else
+// HTTPRoutes, Detect; else TLSRoutes, TLS; else TCPRoutes, opaque; else Detect.
 func (c Config) egressPolicy(en *api.EgressNetwork, ap netip.AddrPort, att attached, lookup func(ns, name string) *corev1.Service) *pb.OutboundPolicy {
 	md := egressMeta(en, ap.Port())
 	fwd := &pb.Backend{Metadata: md, Queue: queue(), Kind: &pb.Backend_Forward{Forward: &destination.WeightedAddr{Addr: netconv.TCPAddress(ap), Weight: 1}}}
@@ -137,7 +139,8 @@ func (c Config) egressPolicy(en *api.EgressNetwork, ap netip.AddrPort, att attac
 	if deny {
 		verdict = "deny"
 	}
-	b := routeBuilder{cfg: c, parent: fwd, lookup: lookup}
+	b := routeBuilder{cfg: c, parent: fwd, lookup: lookup,
+		egress: &routes.Backend{Group: api.Group, Kind: routes.KindEgressNetwork, Name: en.Name, Namespace: en.Namespace}}
 	if len(att.GRPC) > 0 {
 		var rs []*pb.GrpcRoute
 		for _, r := range att.GRPC {
@@ -152,6 +155,25 @@ func (c Config) egressPolicy(en *api.EgressNetwork, ap netip.AddrPort, att attac
 				Code: grpcPermissionDenied, Message: egressDenied, Ratio: &httproute.Ratio{Numerator: 1, Denominator: 1}}}}}
 		}
 		return &pb.OutboundPolicy{Metadata: md, Protocol: &pb.ProxyProtocol{Kind: &pb.ProxyProtocol_Grpc_{Grpc: &pb.ProxyProtocol_Grpc{Routes: append(rs, def)}}}}
+	}
+	if len(att.HTTP) == 0 && len(att.TLS) > 0 {
+		var rs []*pb.TlsRoute
+		for _, r := range att.TLS {
+			rs = append(rs, b.tlsRoute(r))
+		}
+		def := &pb.TlsRoute{Metadata: &pbmeta.Metadata{Kind: &pbmeta.Metadata_Default{Default: "tls-egress-" + verdict}},
+			Rules: []*pb.TlsRoute_Rule{{Backends: &pb.TlsRoute_Distribution{Kind: &pb.TlsRoute_Distribution_FirstAvailable_{FirstAvailable: &pb.TlsRoute_Distribution_FirstAvailable{
+				Backends: []*pb.TlsRoute_RouteBackend{{Backend: fwd}}}}}}}}
+		if deny {
+			def.Rules[0].Filters = []*pb.TlsRoute_Filter{{Kind: &pb.TlsRoute_Filter_Forbidden{Forbidden: &opaqueroute.Forbidden{}}}}
+		}
+		return &pb.OutboundPolicy{Metadata: md, Protocol: &pb.ProxyProtocol{Kind: &pb.ProxyProtocol_Tls_{Tls: &pb.ProxyProtocol_Tls{Routes: append(rs, def)}}}}
+	}
+	var tcp []*pb.OpaqueRoute
+	if len(att.HTTP) == 0 {
+		for _, r := range att.TCP {
+			tcp = append(tcp, b.tcpRoute(r))
+		}
 	}
 	httpRoutes := func() []*pb.HttpRoute {
 		var rs []*pb.HttpRoute
@@ -174,6 +196,9 @@ func (c Config) egressPolicy(en *api.EgressNetwork, ap netip.AddrPort, att attac
 			Backends: []*pb.OpaqueRoute_RouteBackend{{Backend: fwd}}}}}}}}
 	if deny {
 		opaque.Rules[0].Filters = []*pb.OpaqueRoute_Filter{{Kind: &pb.OpaqueRoute_Filter_Forbidden{Forbidden: &opaqueroute.Forbidden{}}}}
+	}
+	if len(tcp) > 0 {
+		return &pb.OutboundPolicy{Metadata: md, Protocol: &pb.ProxyProtocol{Kind: &pb.ProxyProtocol_Opaque_{Opaque: &pb.ProxyProtocol_Opaque{Routes: append(tcp, opaque)}}}}
 	}
 	return &pb.OutboundPolicy{Metadata: md, Protocol: &pb.ProxyProtocol{Kind: &pb.ProxyProtocol_Detect_{Detect: &pb.ProxyProtocol_Detect{
 		Timeout: durationpb.New(c.detectTimeout()),

@@ -105,11 +105,28 @@ func (c Config) servicePolicy(s *corev1.Service, port uint16, att attached, look
 	md := serviceMeta(s, port)
 	backend := c.balancer(md, s.Name, s.Namespace, port)
 	opaque := opaqueRoute(backend)
+	sc := annotations(s, log)
+	b := routeBuilder{cfg: c, svc: s, port: port, parent: backend, lookup: lookup, sc: sc}
+	// As in Linkerd, GRPCRoutes come first, then HTTPRoutes, TLSRoutes and TCPRoutes.
+	if len(att.GRPC)+len(att.HTTP) == 0 {
+		if len(att.TLS) > 0 {
+			var rs []*pb.TlsRoute
+			for _, r := range att.TLS {
+				rs = append(rs, b.tlsRoute(r))
+			}
+			return &pb.OutboundPolicy{Metadata: md, Protocol: &pb.ProxyProtocol{Kind: &pb.ProxyProtocol_Tls_{Tls: &pb.ProxyProtocol_Tls{Routes: rs}}}}
+		}
+		if len(att.TCP) > 0 {
+			var rs []*pb.OpaqueRoute
+			for _, r := range att.TCP {
+				rs = append(rs, b.tcpRoute(r))
+			}
+			return &pb.OutboundPolicy{Metadata: md, Protocol: &pb.ProxyProtocol{Kind: &pb.ProxyProtocol_Opaque_{Opaque: &pb.ProxyProtocol_Opaque{Routes: rs}}}}
+		}
+	}
 	if c.opaque(s, port) {
 		return &pb.OutboundPolicy{Metadata: md, Protocol: &pb.ProxyProtocol{Kind: &pb.ProxyProtocol_Opaque_{Opaque: opaque}}}
 	}
-	sc := annotations(s, log)
-	b := routeBuilder{cfg: c, svc: s, port: port, parent: backend, lookup: lookup, sc: sc}
 	if len(att.GRPC) > 0 {
 		var rs []*pb.GrpcRoute
 		for _, r := range att.GRPC {

@@ -20,7 +20,11 @@ import (
 type attached struct {
 	HTTP []*routes.HTTPRoute
 	GRPC []*routes.GRPCRoute
+	TLS  []*routes.TLSRoute
+	TCP  []*routes.TCPRoute
 }
+
+func (a attached) empty() bool { return len(a.HTTP)+len(a.GRPC)+len(a.TLS)+len(a.TCP) == 0 }
 
 func decode[T any](o runtime.Object) *T {
 	u, ok := o.(*unstructured.Unstructured)
@@ -111,6 +115,9 @@ func (x *Index) routesFor(svc *corev1.Service, port uint16, clientNS string, log
 // attachedIn returns the routes for which attaches holds: those in clientNS when there
 // are any, else those in parentNS; oldest first.
 func (x *Index) attachedIn(clientNS, parentNS string, attaches func(routes.Meta) bool, log *slog.Logger) attached {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	pick := func(ns string) attached {
 		var a attached
 		for _, r := range x.HTTPRoutes(ns, log) {
@@ -123,15 +130,35 @@ func (x *Index) attachedIn(clientNS, parentNS string, attaches func(routes.Meta)
 				a.GRPC = append(a.GRPC, r)
 			}
 		}
+		for _, o := range x.listRoutes(TLSRoutes, ns) {
+			if r := decode[gatewayv1.TLSRoute](o); r != nil {
+				if tr, err := routes.FromGatewayTLS(r); err != nil {
+					log.Debug("skipping invalid TLSRoute", "namespace", r.Namespace, "name", r.Name, "error", err)
+				} else if attaches(tr.Meta) {
+					a.TLS = append(a.TLS, tr)
+				}
+			}
+		}
+		for _, o := range x.listRoutes(TCPRoutes, ns) {
+			if r := decode[gatewayv1.TCPRoute](o); r != nil {
+				if tr, err := routes.FromGatewayTCP(r); err != nil {
+					log.Debug("skipping invalid TCPRoute", "namespace", r.Namespace, "name", r.Name, "error", err)
+				} else if attaches(tr.Meta) {
+					a.TCP = append(a.TCP, tr)
+				}
+			}
+		}
 		return a
 	}
 	var a attached
 	if clientNS != "" && clientNS != parentNS {
 		a = pick(clientNS)
 	}
-	if len(a.HTTP) == 0 && len(a.GRPC) == 0 {
+	if a.empty() {
 		a = pick(parentNS)
 	}
+	slices.SortFunc(a.TLS, func(p, q *routes.TLSRoute) int { return compareMeta(p.Meta, q.Meta) })
+	slices.SortFunc(a.TCP, func(p, q *routes.TCPRoute) int { return compareMeta(p.Meta, q.Meta) })
 	slices.SortFunc(a.HTTP, func(p, q *routes.HTTPRoute) int { return compareMeta(p.Meta, q.Meta) })
 	slices.SortFunc(a.GRPC, func(p, q *routes.GRPCRoute) int { return compareMeta(p.Meta, q.Meta) })
 	return a

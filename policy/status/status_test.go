@@ -63,7 +63,7 @@ func startReplica(t *testing.T, c *kube.Cluster, leaseNS, name string) *replica 
 	}
 	w := status.New(idx, c.Client(), c.Dynamic(), status.Config{Namespace: leaseNS, Identity: name,
 		ClusterNetworks: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")},
-		LeaseDuration: 4 * time.Second, RenewDeadline: 3 * time.Second, RetryPeriod: 500 * time.Millisecond}, slog.New(slog.DiscardHandler))
+		LeaseDuration:   4 * time.Second, RenewDeadline: 3 * time.Second, RetryPeriod: 500 * time.Millisecond}, slog.New(slog.DiscardHandler))
 	r := &replica{w: w, cancel: cancel, done: make(chan struct{})}
 	go func() { defer close(r.done); _ = w.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-r.done })
