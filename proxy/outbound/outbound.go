@@ -58,7 +58,16 @@ type Options struct {
 	// ConnectOpaque, when set, replaces Connect for connections to discovered endpoints
 	// (it may use the opaque transport; see meshtls.Connector.ConnectOpaque).
 	ConnectOpaque forward.ConnectFunc
-	Log           *slog.Logger
+	// Egress, when set, applies the egress policy of destinations outside Networks to
+	// their HTTP requests (see outpolicy.Egress).
+	Egress EgressRouter
+	Log    *slog.Logger
+}
+
+// EgressRouter gives the backend forwarding to a destination outside the cluster's
+// networks the routing of its egress policy.
+type EgressRouter interface {
+	Route(ctx context.Context, dst netip.AddrPort, be *forward.Backend) *forward.Backend
 }
 
 // Router implements forward.Router for outbound traffic and serves opaque connections.
@@ -103,6 +112,9 @@ func (rt *Router) Route(r *http.Request, ci *forward.ConnInfo) (*forward.Backend
 		if ok {
 			return be, nil
 		}
+	}
+	if rt.opts.Egress != nil && !rt.inNetworks(dst.Addr()) {
+		return rt.opts.Egress.Route(r.Context(), dst, rt.forwardTo(dst, "")), nil
 	}
 	return rt.forwardTo(dst, ""), nil
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/l5d-go/l5d/proto/gen/httptypes"
 	"github.com/l5d-go/l5d/proto/gen/meta"
 	pb "github.com/l5d-go/l5d/proto/gen/outbound"
+	"github.com/l5d-go/l5d/proto/netconv"
 	"github.com/l5d-go/l5d/proxy/metrics"
 	"github.com/l5d-go/l5d/proxy/policy"
 	"github.com/l5d-go/l5d/proxy/routes"
@@ -443,6 +444,14 @@ func (r *Rule) setBackends(bs []rawBackend) error {
 				return fmt.Errorf("backend %d: destination path %q is not a host:port authority", i, path)
 			}
 			ref.authority = strings.ToLower(strings.TrimSuffix(path, "."))
+		} else if fwd := b.backend.GetForward(); fwd != nil {
+			// A forward to one address (the original destination of egress traffic),
+			// resolved by the router's ResolveFunc like a Service authority.
+			a, ok := netconv.AddrPort(fwd.GetAddr())
+			if !ok {
+				return fmt.Errorf("backend %d: forward address is not an IP address and port", i)
+			}
+			ref.authority = a.String()
 		}
 		r.totalWeight += uint64(b.weight)
 		r.backends = append(r.backends, ref)
