@@ -2,7 +2,6 @@ package inbound
 
 import (
 	"math"
-	"sort"
 	"strings"
 
 	api "github.com/l5d-go/l5d/pkg/apis/policy"
@@ -25,16 +24,10 @@ func (c Config) rateLimit(x *Index, srv *api.Server) *pb.HttpLocalRateLimit {
 			found = append(found, p)
 		}
 	}
-	if len(found) == 0 {
+	p := oldest(found)
+	if p == nil {
 		return nil
 	}
-	sort.Slice(found, func(i, j int) bool {
-		if !found[i].CreationTimestamp.Equal(&found[j].CreationTimestamp) {
-			return found[i].CreationTimestamp.Before(&found[j].CreationTimestamp)
-		}
-		return found[i].Name < found[j].Name
-	})
-	p := found[0]
 	out := &pb.HttpLocalRateLimit{
 		Metadata: &meta.Metadata{Kind: &meta.Metadata_Resource{Resource: &meta.Resource{
 			Group: api.Group, Kind: rateLimitKind, Name: p.Name, Namespace: p.Namespace}}},

@@ -19,17 +19,7 @@ import (
 // (authorization, metrics, backend lookup) under a default policy.
 func BenchmarkRouteDefaultPolicy(b *testing.B) {
 	p := policy.Default("all-unauthenticated", nil)
-	rt := NewRouter(Options{Policy: func(uint16) *policy.Port { return p }, Metrics: metrics.New()})
-	r := httptest.NewRequest("GET", "http://web.ns.svc.cluster.local/api/items?page=2", nil)
-	ci := &forward.ConnInfo{Direction: "inbound", OrigDst: netip.MustParseAddrPort("10.0.0.5:8080"),
-		Client: netip.MustParseAddrPort("10.0.0.9:40000"), TLS: true, ClientID: "client.ns.serviceaccount.identity.linkerd.cluster.local"}
-	if _, err := rt.Route(r, ci); err != nil {
-		b.Fatal(err)
-	}
-	b.ReportAllocs()
-	for b.Loop() {
-		rt.Route(r, ci)
-	}
+	benchRoute(b, p, "http://web.ns.svc.cluster.local/api/items?page=2")
 }
 
 // BenchmarkRouteManyRoutes: the same with a Server declaring ten prefix routes, each with
@@ -50,17 +40,7 @@ func BenchmarkRouteManyRoutes(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	rt := NewRouter(Options{Policy: func(uint16) *policy.Port { return p }, Metrics: metrics.New()})
-	r := httptest.NewRequest("GET", "http://web.ns.svc.cluster.local/api9/items?page=2", nil)
-	ci := &forward.ConnInfo{Direction: "inbound", OrigDst: netip.MustParseAddrPort("10.0.0.5:8080"),
-		Client: netip.MustParseAddrPort("10.0.0.9:40000"), TLS: true, ClientID: "client.ns.serviceaccount.identity.linkerd.cluster.local"}
-	if _, err := rt.Route(r, ci); err != nil {
-		b.Fatal(err)
-	}
-	b.ReportAllocs()
-	for b.Loop() {
-		rt.Route(r, ci)
-	}
+	benchRoute(b, p, "http://web.ns.svc.cluster.local/api9/items?page=2")
 }
 
 // BenchmarkRouteRateLimited is BenchmarkRouteDefaultPolicy on a Server with a total and a
@@ -77,8 +57,14 @@ func BenchmarkRouteRateLimited(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	benchRoute(b, p, "http://web.ns.svc.cluster.local/api/items?page=2")
+}
+
+// benchRoute measures routing a GET of url from a mesh client under policy p; every
+// request must be admitted.
+func benchRoute(b *testing.B, p *policy.Port, url string) {
 	rt := NewRouter(Options{Policy: func(uint16) *policy.Port { return p }, Metrics: metrics.New()})
-	r := httptest.NewRequest("GET", "http://web.ns.svc.cluster.local/api/items?page=2", nil)
+	r := httptest.NewRequest("GET", url, nil)
 	ci := &forward.ConnInfo{Direction: "inbound", OrigDst: netip.MustParseAddrPort("10.0.0.5:8080"),
 		Client: netip.MustParseAddrPort("10.0.0.9:40000"), TLS: true, ClientID: "client.ns.serviceaccount.identity.linkerd.cluster.local"}
 	if _, err := rt.Route(r, ci); err != nil {
