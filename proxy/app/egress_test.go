@@ -1,6 +1,8 @@
 package app
 
 import (
+	"io"
+	"net"
 	"net/http"
 	"net/netip"
 	"strconv"
@@ -12,6 +14,7 @@ import (
 	"github.com/l5d-go/l5d/proto/gen/destination"
 	"github.com/l5d-go/l5d/proto/gen/httproute"
 	pbmeta "github.com/l5d-go/l5d/proto/gen/meta"
+	"github.com/l5d-go/l5d/proto/gen/opaqueroute"
 	pb "github.com/l5d-go/l5d/proto/gen/outbound"
 	"github.com/l5d-go/l5d/proto/netconv"
 	"github.com/l5d-go/l5d/proxy/config"
@@ -94,4 +97,64 @@ func TestEgressNetworkDeny(t *testing.T) {
 	if resp, body := get(t, clientTo(out2, false), "http://other.example.com/"); resp.StatusCode != http.StatusOK || body != "external" {
 		t.Fatalf("without an egress policy: %d %q", resp.StatusCode, body)
 	}
+}
+
+// withOpaque adds the controller's default opaque egress route of ext to p: forwarding
+// to ext, forbidden when deny.
+func withOpaque(p *pb.OutboundPolicy, ext netip.AddrPort, deny bool) *pb.OutboundPolicy {
+	name := "tcp-egress-allow"
+	var filters []*pb.OpaqueRoute_Filter
+	if deny {
+		name = "tcp-egress-deny"
+		filters = []*pb.OpaqueRoute_Filter{{Kind: &pb.OpaqueRoute_Filter_Forbidden{Forbidden: &opaqueroute.Forbidden{}}}}
+	}
+	p.GetProtocol().GetDetect().Opaque = &pb.ProxyProtocol_Opaque{Routes: []*pb.OpaqueRoute{{
+		Metadata: &pbmeta.Metadata{Kind: &pbmeta.Metadata_Default{Default: name}},
+		Rules: []*pb.OpaqueRoute_Rule{{Filters: filters, Backends: &pb.OpaqueRoute_Distribution{Kind: &pb.OpaqueRoute_Distribution_FirstAvailable_{
+			FirstAvailable: &pb.OpaqueRoute_Distribution_FirstAvailable{Backends: []*pb.OpaqueRoute_RouteBackend{{Backend: &pb.Backend{
+				Kind: &pb.Backend_Forward{Forward: &destination.WeightedAddr{Addr: netconv.TCPAddress(ext), Weight: 1}}}}}}}}}},
+	}}}
+	return p
+}
+
+// TestEgressNetworkDenyOpaque: an opaque connection to an address outside the cluster
+// networks is closed before reaching it when its EgressNetwork denies it, and relayed
+// when the EgressNetwork allows it.
+func TestEgressNetworkDenyOpaque(t *testing.T) {
+	ext := greeterApp(t)
+	_, cp := startDestination(t)
+	op := scriptedcp.NewOutboundPolicies()
+	opAddr, err := op.Start("127.0.0.1:0", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(op.Stop)
+	op.Set(ext.String(), withOpaque(egressPolicy(ext), ext, true))
+	p := startProxy(t, ext, netip.AddrPort{}, map[string]string{
+		config.EnvDestinationAddr: cp,
+		config.EnvPolicyAddr:      opAddr,
+		config.EnvPolicyWorkload:  `{"ns":"ns","pod":"client-0"}`,
+	}, nil)
+	_, out, _ := p.Addrs()
+	// exchange sends non-HTTP bytes first (so detection ends at once) and returns what
+	// comes back before the connection closes.
+	exchange := func() string {
+		c, err := net.Dial("tcp", out.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.WriteString(c, "\x00ping\n"); err != nil {
+			return ""
+		}
+		buf := make([]byte, len("hello\n\x00ping\n"))
+		n, _ := io.ReadFull(c, buf)
+		return string(buf[:n])
+	}
+	if got := exchange(); got != "" {
+		t.Fatalf("denied: the destination answered %q", got)
+	}
+	op.Set(ext.String(), withOpaque(egressPolicy(ext), ext, false))
+	waitFor(t, "the connection to be relayed once allowed", func() bool { return exchange() == "hello\n\x00ping\n" })
 }

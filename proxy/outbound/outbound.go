@@ -68,6 +68,8 @@ type Options struct {
 // networks the routing of its egress policy.
 type EgressRouter interface {
 	Route(ctx context.Context, dst netip.AddrPort, be *forward.Backend) *forward.Backend
+	// RefuseTCP says why an opaque connection to dst is refused, "" when it is not.
+	RefuseTCP(ctx context.Context, dst netip.AddrPort) string
 }
 
 // Router implements forward.Router for outbound traffic and serves opaque connections.
@@ -237,6 +239,13 @@ func (rt *Router) ServeTCP(ctx context.Context, conn net.Conn, ci *forward.ConnI
 				return
 			}
 			bep, target = e, e.Addr
+		}
+	}
+	if rt.opts.Egress != nil && bep == nil && !rt.inNetworks(target.Addr()) {
+		if why := rt.opts.Egress.RefuseTCP(ctx, target); why != "" {
+			rt.opts.Log.Debug("refusing an opaque egress connection", "dst", target, "reason", why)
+			conn.Close()
+			return
 		}
 	}
 	start := time.Now()

@@ -52,6 +52,10 @@ type Policy struct {
 	accrual *routes.Accrual
 	// parent is the Service the policy is for (the parent_* metric labels).
 	parent metrics.Ref
+	// opaqueRefusal, when set, is why opaque connections to the target are refused: the
+	// first opaque route's rule carries a Forbidden or Invalid filter (an EgressNetwork
+	// with trafficPolicy Deny, say).
+	opaqueRefusal string
 }
 
 // Rule is one compiled rule of a route: which requests it takes and what happens to them.
@@ -212,10 +216,15 @@ func FromProto(m *pb.OutboundPolicy) (*Policy, error) {
 	var p *Policy
 	var fa *pb.FailureAccrual
 	var err error
+	var opaque []*pb.OpaqueRoute
 	switch {
 	case proto.GetDetect() != nil:
 		p, err = compileHTTP(proto.GetDetect().GetHttp1().GetRoutes())
 		fa = proto.GetDetect().GetHttp1().GetFailureAccrual()
+		opaque = proto.GetDetect().GetOpaque().GetRoutes()
+	case len(proto.GetOpaque().GetRoutes()) > 0:
+		// Opaque routes route no request; only a refusal of theirs matters here.
+		p, opaque = &Policy{trivial: true}, proto.GetOpaque().GetRoutes()
 	case proto.GetHttp1() != nil:
 		p, err = compileHTTP(proto.GetHttp1().GetRoutes())
 		fa = proto.GetHttp1().GetFailureAccrual()
@@ -235,10 +244,37 @@ func FromProto(m *pb.OutboundPolicy) (*Policy, error) {
 		return nil, err
 	}
 	p.parent = metaRef(m.GetMetadata())
+	p.opaqueRefusal = opaqueRefusal(opaque)
 	if p.accrual != nil {
 		p.trivial = false
 	}
 	return p, nil
+}
+
+// opaqueRefusal is why the first opaque route refuses connections ("" when it does not):
+// its first rule's Forbidden filter, or an Invalid one's message.
+func opaqueRefusal(routes []*pb.OpaqueRoute) string {
+	if len(routes) == 0 || len(routes[0].GetRules()) == 0 {
+		return ""
+	}
+	_, _, name := routeMeta(routes[0].GetMetadata())
+	for _, f := range routes[0].GetRules()[0].GetFilters() {
+		switch {
+		case f.GetForbidden() != nil:
+			return "connection forbidden by route " + name
+		case f.GetInvalid() != nil:
+			return "invalid route " + name + ": " + f.GetInvalid().GetMessage()
+		}
+	}
+	return ""
+}
+
+// OpaqueRefusal is why opaque connections to the target are refused, "" when they are not.
+func (p *Policy) OpaqueRefusal() string {
+	if p == nil {
+		return ""
+	}
+	return p.opaqueRefusal
 }
 
 // compileAccrual compiles consecutive-failure accrual (nil when there is none); the
