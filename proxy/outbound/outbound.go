@@ -64,6 +64,12 @@ type Options struct {
 	Log    *slog.Logger
 }
 
+// opaqueRouter is a target's outbound policy router that routes opaque connections by the
+// policy's opaque route (see outpolicy.Router.PickOpaque).
+type opaqueRouter interface {
+	PickOpaque(ctx context.Context) (be *forward.Backend, ok bool, err error)
+}
+
 // EgressRouter gives the backend forwarding to a destination outside the cluster's
 // networks the routing of its egress policy.
 type EgressRouter interface {
@@ -232,6 +238,18 @@ func (rt *Router) ServeTCP(ctx context.Context, conn net.Conn, ci *forward.ConnI
 			return
 		}
 		if ok {
+			// A TCPRoute of the target's policy may send the connection elsewhere.
+			if pr, isOpaqueRouter := be.Policy.(opaqueRouter); isOpaqueRouter {
+				routed, found, err := pr.PickOpaque(ctx)
+				if err != nil {
+					rt.opts.Log.Debug("closing an opaque connection: its route refuses it", "dst", target, "error", err)
+					conn.Close()
+					return
+				}
+				if found {
+					be = routed
+				}
+			}
 			e, err := be.Balancer.Pick(ctx)
 			if err != nil {
 				rt.opts.Log.Debug("no endpoint for opaque connection", "dst", target, "error", err)

@@ -56,6 +56,8 @@ type Policy struct {
 	// first opaque route's rule carries a Forbidden or Invalid filter (an EgressNetwork
 	// with trafficPolicy Deny, say).
 	opaqueRefusal string
+	// opaque is the opaque route's rule: where opaque connections go; nil without one.
+	opaque *Rule
 }
 
 // Rule is one compiled rule of a route: which requests it takes and what happens to them.
@@ -245,6 +247,9 @@ func FromProto(m *pb.OutboundPolicy) (*Policy, error) {
 	}
 	p.parent = metaRef(m.GetMetadata())
 	p.opaqueRefusal = opaqueRefusal(opaque)
+	if p.opaque, err = compileOpaque(opaque); err != nil {
+		return nil, err
+	}
 	if p.accrual != nil {
 		p.trivial = false
 	}

@@ -1,0 +1,116 @@
+package app
+
+import (
+	"io"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/l5d-go/l5d/proto/gen/destination"
+	pbmeta "github.com/l5d-go/l5d/proto/gen/meta"
+	pb "github.com/l5d-go/l5d/proto/gen/outbound"
+	"github.com/l5d-go/l5d/proxy/config"
+	"github.com/l5d-go/l5d/proxy/internal/scriptedcp"
+)
+
+// greeter greets each connection with its name (three letters), then echoes.
+func greeter(t *testing.T, name string) netip.AddrPort {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.WriteString(c, name+"\n"); io.Copy(c, c); c.Close() }()
+		}
+	}()
+	return ln.Addr().(*net.TCPAddr).AddrPort()
+}
+
+// tcpRoutePolicy is an opaque policy whose one TCPRoute splits connections between
+// Services by weight, as the policy controller renders a TCPRoute.
+func tcpRoutePolicy(backends ...weighted) *pb.OutboundPolicy {
+	var ws []*pb.OpaqueRoute_WeightedRouteBackend
+	for _, b := range backends {
+		ws = append(ws, &pb.OpaqueRoute_WeightedRouteBackend{Weight: b.weight, Backend: &pb.OpaqueRoute_RouteBackend{Backend: &pb.Backend{
+			Kind: &pb.Backend_Balancer{Balancer: &pb.Backend_BalanceP2C{Discovery: &pb.Backend_EndpointDiscovery{
+				Kind: &pb.Backend_EndpointDiscovery_Dst{Dst: &pb.Backend_EndpointDiscovery_DestinationGet{Path: b.authority}}}}}}}})
+	}
+	return &pb.OutboundPolicy{Protocol: &pb.ProxyProtocol{Kind: &pb.ProxyProtocol_Opaque_{Opaque: &pb.ProxyProtocol_Opaque{Routes: []*pb.OpaqueRoute{{
+		Metadata: &pbmeta.Metadata{Kind: &pbmeta.Metadata_Resource{Resource: &pbmeta.Resource{Group: "gateway.networking.k8s.io", Kind: "TCPRoute", Namespace: "ns", Name: "db-split"}}},
+		Rules: []*pb.OpaqueRoute_Rule{{Backends: &pb.OpaqueRoute_Distribution{Kind: &pb.OpaqueRoute_Distribution_RandomAvailable_{
+			RandomAvailable: &pb.OpaqueRoute_Distribution_RandomAvailable{Backends: ws}}}}},
+	}}}}}}
+}
+
+// TestTCPRouteSplitsOpaqueConnections: opaque connections to a Service follow its
+// TCPRoute's weights: 100/0 all to the Service, 0/100 all to the other, 50/50 to both.
+func TestTCPRouteSplitsOpaqueConnections(t *testing.T) {
+	d, cp := startDestination(t)
+	// The original destination is a "ClusterIP" whose profile names Service web, opaque
+	// (so the proxy does not wait for the client to speak).
+	d.SetProfile(unreachable.String(), &destination.DestinationProfile{FullyQualifiedName: "web.ns.svc.cluster.local.", OpaqueProtocol: true})
+	d.Set("web.ns.svc.cluster.local:1", scriptedcp.Endpoint{Addr: greeter(t, "web")})
+	d.Set("web-v2.ns.svc.cluster.local:1", scriptedcp.Endpoint{Addr: greeter(t, "new")})
+	op := scriptedcp.NewOutboundPolicies()
+	opAddr, err := op.Start("127.0.0.1:0", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(op.Stop)
+	const web, v2 = "web.ns.svc.cluster.local:1", "web-v2.ns.svc.cluster.local:1"
+	op.Set(unreachable.String(), tcpRoutePolicy(weighted{web, 100}, weighted{v2, 0}))
+	p := startProxy(t, unreachable, netip.AddrPort{}, map[string]string{
+		config.EnvDestinationAddr:            cp,
+		config.EnvPolicyAddr:                 opAddr,
+		config.EnvPolicyWorkload:             `{"ns":"ns","pod":"client-0"}`,
+		config.EnvDestinationProfileNetworks: "127.0.0.0/8",
+	}, nil)
+	_, out, _ := p.Addrs()
+	greeting := func() string {
+		c, err := net.Dial("tcp", out.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		buf := make([]byte, 3)
+		n, _ := io.ReadFull(c, buf)
+		return string(buf[:n])
+	}
+	count := func(n int) map[string]int {
+		seen := map[string]int{}
+		for range n {
+			seen[greeting()]++
+		}
+		return seen
+	}
+	if got := count(10); got["web"] != 10 {
+		t.Fatalf("weights 100/0: %v, want every connection to web", got)
+	}
+	op.Set(unreachable.String(), tcpRoutePolicy(weighted{web, 0}, weighted{v2, 100}))
+	waitFor(t, "web-v2 to greet", func() bool { return greeting() == "new" })
+	if got := count(10); got["new"] != 10 {
+		t.Fatalf("weights 0/100: %v, want every connection to web-v2", got)
+	}
+	op.Set(unreachable.String(), tcpRoutePolicy(weighted{web, 50}, weighted{v2, 50}))
+	seen := map[string]int{}
+	waitFor(t, "both Services to greet under 50/50", func() bool {
+		for k, v := range count(10) {
+			seen[k] += v
+		}
+		return seen["web"] > 0 && seen["new"] > 0
+	})
+	for k := range seen {
+		if k != "web" && k != "new" {
+			t.Fatalf("weights 50/50: unexpected greeting %q (all: %v)", k, seen)
+		}
+	}
+}
