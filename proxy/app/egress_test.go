@@ -47,13 +47,11 @@ func egressPolicy(ext netip.AddrPort) *pb.OutboundPolicy {
 	}}}}
 }
 
-// TestEgressNetworkDeny: requests from a meshed client to an address outside the
-// cluster's networks follow the EgressNetwork's policy the controller answers for it:
-// the host an attached HTTPRoute names reaches the address, any other gets 403 "traffic
-// not allowed", and the route metrics name the EgressNetwork and the external host.
-// Without a policy for the address, requests are forwarded as before.
-func TestEgressNetworkDeny(t *testing.T) {
-	ext := policyApp(t, "external")
+// egressControl starts a destination service and scripted outbound policies, and returns
+// the policies and a function starting a client proxy over them whose connections'
+// original destination is ext.
+func egressControl(t *testing.T) (*scriptedcp.OutboundPolicies, func(ext netip.AddrPort) *Proxy) {
+	t.Helper()
 	_, cp := startDestination(t)
 	op := scriptedcp.NewOutboundPolicies()
 	opAddr, err := op.Start("127.0.0.1:0", nil)
@@ -61,12 +59,25 @@ func TestEgressNetworkDeny(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(op.Stop)
+	return op, func(ext netip.AddrPort) *Proxy {
+		return startProxy(t, ext, netip.AddrPort{}, map[string]string{
+			config.EnvDestinationAddr: cp,
+			config.EnvPolicyAddr:      opAddr,
+			config.EnvPolicyWorkload:  `{"ns":"ns","pod":"client-0"}`,
+		}, nil)
+	}
+}
+
+// TestEgressNetworkDeny: requests from a meshed client to an address outside the
+// cluster's networks follow the EgressNetwork's policy the controller answers for it:
+// the host an attached HTTPRoute names reaches the address, any other gets 403 "traffic
+// not allowed", and the route metrics name the EgressNetwork and the external host.
+// Without a policy for the address, requests are forwarded as before.
+func TestEgressNetworkDeny(t *testing.T) {
+	ext := policyApp(t, "external")
+	op, startClient := egressControl(t)
 	op.Set(ext.String(), egressPolicy(ext))
-	p := startProxy(t, ext, netip.AddrPort{}, map[string]string{
-		config.EnvDestinationAddr: cp,
-		config.EnvPolicyAddr:      opAddr,
-		config.EnvPolicyWorkload:  `{"ns":"ns","pod":"client-0"}`,
-	}, nil)
+	p := startClient(ext)
 	_, out, _ := p.Addrs()
 	for _, h2 := range []bool{false, true} {
 		c := clientTo(out, h2)
@@ -88,11 +99,7 @@ func TestEgressNetworkDeny(t *testing.T) {
 
 	// The EgressNetwork removed: the controller has no policy, requests are forwarded.
 	op.Set(ext.String(), nil)
-	p2 := startProxy(t, ext, netip.AddrPort{}, map[string]string{
-		config.EnvDestinationAddr: cp,
-		config.EnvPolicyAddr:      opAddr,
-		config.EnvPolicyWorkload:  `{"ns":"ns","pod":"client-0"}`,
-	}, nil)
+	p2 := startClient(ext)
 	_, out2, _ := p2.Addrs()
 	if resp, body := get(t, clientTo(out2, false), "http://other.example.com/"); resp.StatusCode != http.StatusOK || body != "external" {
 		t.Fatalf("without an egress policy: %d %q", resp.StatusCode, body)
@@ -122,19 +129,9 @@ func withOpaque(p *pb.OutboundPolicy, ext netip.AddrPort, deny bool) *pb.Outboun
 // when the EgressNetwork allows it.
 func TestEgressNetworkDenyOpaque(t *testing.T) {
 	ext := greeterApp(t)
-	_, cp := startDestination(t)
-	op := scriptedcp.NewOutboundPolicies()
-	opAddr, err := op.Start("127.0.0.1:0", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(op.Stop)
+	op, startClient := egressControl(t)
 	op.Set(ext.String(), withOpaque(egressPolicy(ext), ext, true))
-	p := startProxy(t, ext, netip.AddrPort{}, map[string]string{
-		config.EnvDestinationAddr: cp,
-		config.EnvPolicyAddr:      opAddr,
-		config.EnvPolicyWorkload:  `{"ns":"ns","pod":"client-0"}`,
-	}, nil)
+	p := startClient(ext)
 	_, out, _ := p.Addrs()
 	// exchange sends non-HTTP bytes first (so detection ends at once) and returns what
 	// comes back before the connection closes.

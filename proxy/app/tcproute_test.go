@@ -14,7 +14,7 @@ import (
 	"github.com/l5d-go/l5d/proxy/internal/scriptedcp"
 )
 
-// greeter greets each connection with its name (three letters), then echoes.
+// greeter greets each connection with its name and a newline, then echoes it.
 func greeter(t *testing.T, name string) netip.AddrPort {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
