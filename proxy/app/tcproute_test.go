@@ -1,6 +1,8 @@
 package app
 
 import (
+	"bytes"
+	"crypto/tls"
 	"io"
 	"net"
 	"net/netip"
@@ -10,6 +12,7 @@ import (
 	"github.com/l5d-go/l5d/proto/gen/destination"
 	pbmeta "github.com/l5d-go/l5d/proto/gen/meta"
 	pb "github.com/l5d-go/l5d/proto/gen/outbound"
+	"github.com/l5d-go/l5d/proto/gen/tlsroute"
 	"github.com/l5d-go/l5d/proxy/config"
 	"github.com/l5d-go/l5d/proxy/internal/scriptedcp"
 )
@@ -112,5 +115,95 @@ func TestTCPRouteSplitsOpaqueConnections(t *testing.T) {
 		if k != "web" && k != "new" {
 			t.Fatalf("weights 50/50: unexpected greeting %q (all: %v)", k, seen)
 		}
+	}
+}
+
+// tlsRoutePolicy is a TLS policy with one TLSRoute per server name, each to one Service,
+// and a last route without names to fallback.
+func tlsRoutePolicy(byName map[string]string, fallback string) *pb.OutboundPolicy {
+	route := func(name, authority string) *pb.TlsRoute {
+		r := &pb.TlsRoute{
+			Metadata: &pbmeta.Metadata{Kind: &pbmeta.Metadata_Resource{Resource: &pbmeta.Resource{Group: "gateway.networking.k8s.io", Kind: "TLSRoute", Namespace: "ns", Name: "to-" + authority}}},
+			Rules: []*pb.TlsRoute_Rule{{Backends: &pb.TlsRoute_Distribution{Kind: &pb.TlsRoute_Distribution_FirstAvailable_{FirstAvailable: &pb.TlsRoute_Distribution_FirstAvailable{
+				Backends: []*pb.TlsRoute_RouteBackend{{Backend: &pb.Backend{Kind: &pb.Backend_Balancer{Balancer: &pb.Backend_BalanceP2C{Discovery: &pb.Backend_EndpointDiscovery{
+					Kind: &pb.Backend_EndpointDiscovery_Dst{Dst: &pb.Backend_EndpointDiscovery_DestinationGet{Path: authority}}}}}}}}}}}}},
+		}
+		if name != "" {
+			r.Snis = []*tlsroute.SniMatch{{Match: &tlsroute.SniMatch_Exact{Exact: name}}}
+		}
+		return r
+	}
+	var rs []*pb.TlsRoute
+	for name, authority := range byName {
+		rs = append(rs, route(name, authority))
+	}
+	rs = append(rs, route("", fallback))
+	return &pb.OutboundPolicy{Protocol: &pb.ProxyProtocol{Kind: &pb.ProxyProtocol_Tls_{Tls: &pb.ProxyProtocol_Tls{Routes: rs}}}}
+}
+
+// clientHello returns the first TLS record a crypto/tls client sends for server name.
+func clientHello(t *testing.T, name string) []byte {
+	t.Helper()
+	a, b := net.Pipe()
+	go func() {
+		tls.Client(a, &tls.Config{ServerName: name}).Handshake()
+		a.Close()
+	}()
+	defer b.Close()
+	hdr := make([]byte, 5)
+	if _, err := io.ReadFull(b, hdr); err != nil {
+		t.Fatal(err)
+	}
+	body := make([]byte, int(hdr[3])<<8|int(hdr[4]))
+	if _, err := io.ReadFull(b, body); err != nil {
+		t.Fatal(err)
+	}
+	return append(hdr, body...)
+}
+
+// TestTLSRouteRoutesByServerName: TLS connections to a Service whose policy has
+// TLSRoutes go to the Service the route of their ClientHello's server name names, and
+// the hello reaches it intact.
+func TestTLSRouteRoutesByServerName(t *testing.T) {
+	d, cp := startDestination(t)
+	d.SetProfile(unreachable.String(), &destination.DestinationProfile{FullyQualifiedName: "web.ns.svc.cluster.local.", OpaqueProtocol: true})
+	d.Set("web.ns.svc.cluster.local:1", scriptedcp.Endpoint{Addr: greeter(t, "web")})
+	d.Set("web-v2.ns.svc.cluster.local:1", scriptedcp.Endpoint{Addr: greeter(t, "new")})
+	op := scriptedcp.NewOutboundPolicies()
+	opAddr, err := op.Start("127.0.0.1:0", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(op.Stop)
+	op.Set(unreachable.String(), tlsRoutePolicy(map[string]string{"api.example.com": "web-v2.ns.svc.cluster.local:1"}, "web.ns.svc.cluster.local:1"))
+	p := startProxy(t, unreachable, netip.AddrPort{}, map[string]string{
+		config.EnvDestinationAddr:            cp,
+		config.EnvPolicyAddr:                 opAddr,
+		config.EnvPolicyWorkload:             `{"ns":"ns","pod":"client-0"}`,
+		config.EnvDestinationProfileNetworks: "127.0.0.0/8",
+	}, nil)
+	_, out, _ := p.Addrs()
+	// connect sends a ClientHello for name and returns the greeting and the echoed hello.
+	connect := func(name string) (string, bool) {
+		hello := clientHello(t, name)
+		c, err := net.Dial("tcp", out.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := c.Write(hello); err != nil {
+			return "", false
+		}
+		buf := make([]byte, 4+len(hello))
+		n, _ := io.ReadFull(c, buf)
+		return string(buf[:min(n, 3)]), n == len(buf) && bytes.Equal(buf[4:], hello)
+	}
+	waitFor(t, "api.example.com to reach web-v2", func() bool { g, _ := connect("api.example.com"); return g == "new" })
+	if g, intact := connect("api.example.com"); g != "new" || !intact {
+		t.Fatalf("api.example.com: greeting %q, hello intact %v", g, intact)
+	}
+	if g, intact := connect("other.example.com"); g != "web" || !intact {
+		t.Fatalf("other.example.com: greeting %q, hello intact %v, want web", g, intact)
 	}
 }

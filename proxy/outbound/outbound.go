@@ -21,6 +21,7 @@ import (
 	"github.com/l5d-go/l5d/proxy/forward"
 	"github.com/l5d-go/l5d/proxy/metrics"
 	"github.com/l5d-go/l5d/proxy/opaque"
+	"github.com/l5d-go/l5d/proxy/tlssni"
 )
 
 // HeaderDstOverride names the target explicitly (ingress mode and tests).
@@ -58,6 +59,9 @@ type Options struct {
 	// ConnectOpaque, when set, replaces Connect for connections to discovered endpoints
 	// (it may use the opaque transport; see meshtls.Connector.ConnectOpaque).
 	ConnectOpaque forward.ConnectFunc
+	// PeekTimeout bounds the wait for the TLS ClientHello of a connection routed by
+	// server name (10s when zero).
+	PeekTimeout time.Duration
 	// Egress, when set, applies the egress policy of destinations outside Networks to
 	// their HTTP requests (see outpolicy.Egress).
 	Egress EgressRouter
@@ -68,6 +72,9 @@ type Options struct {
 // policy's opaque route (see outpolicy.Router.PickOpaque).
 type opaqueRouter interface {
 	PickOpaque(ctx context.Context) (be *forward.Backend, ok bool, err error)
+	// RoutesTLS reports whether connections route by TLS server name, with PickTLS.
+	RoutesTLS() bool
+	PickTLS(ctx context.Context, sni string) (be *forward.Backend, ok bool, err error)
 }
 
 // EgressRouter gives the backend forwarding to a destination outside the cluster's
@@ -95,6 +102,9 @@ type forwardKey struct {
 func NewRouter(opts Options) *Router {
 	if opts.Log == nil {
 		opts.Log = slog.Default()
+	}
+	if opts.PeekTimeout <= 0 {
+		opts.PeekTimeout = 10 * time.Second
 	}
 	return &Router{opts: opts, forward: map[forwardKey]*forward.Backend{}}
 }
@@ -240,7 +250,16 @@ func (rt *Router) ServeTCP(ctx context.Context, conn net.Conn, ci *forward.ConnI
 		if ok {
 			// A TCPRoute of the target's policy may send the connection elsewhere.
 			if pr, isOpaqueRouter := be.Policy.(opaqueRouter); isOpaqueRouter {
-				routed, found, err := pr.PickOpaque(ctx)
+				var routed *forward.Backend
+				var found bool
+				if pr.RoutesTLS() {
+					var sni string
+					if sni, conn, err = tlssni.Peek(conn, rt.opts.PeekTimeout); err == nil {
+						routed, found, err = pr.PickTLS(ctx, sni)
+					}
+				} else {
+					routed, found, err = pr.PickOpaque(ctx)
+				}
 				if err != nil {
 					rt.opts.Log.Debug("closing an opaque connection: its route refuses it", "dst", target, "error", err)
 					conn.Close()

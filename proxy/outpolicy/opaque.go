@@ -59,16 +59,21 @@ func (rt *Router) PickOpaque(ctx context.Context) (*forward.Backend, bool, error
 	if p.opaqueRefusal != "" {
 		return nil, false, fmt.Errorf("%w: %s", errOpaqueRefused, p.opaqueRefusal)
 	}
-	b := p.opaque.pick()
+	return rt.pickFrom(ctx, p.opaque)
+}
+
+// pickFrom chooses a backend of a connection-level rule by weight and resolves it.
+func (rt *Router) pickFrom(ctx context.Context, r *Rule) (*forward.Backend, bool, error) {
+	b := r.pick()
 	if b == nil || b.authority == "" {
-		return nil, false, fmt.Errorf("%w %s: no backend to connect to", errOpaqueRefused, p.opaque.Name)
+		return nil, false, fmt.Errorf("%w %s: no backend to connect to", errOpaqueRefused, r.Name)
 	}
 	be, ok, err := rt.resolve(ctx, b.authority)
 	if err != nil {
-		return nil, false, fmt.Errorf("discovering opaque route backend %s: %w", b.authority, err)
+		return nil, false, fmt.Errorf("discovering route backend %s: %w", b.authority, err)
 	}
 	if !ok {
-		return nil, false, fmt.Errorf("%w %s: backend %s is not a service", errOpaqueRefused, p.opaque.Name, b.authority)
+		return nil, false, fmt.Errorf("%w %s: backend %s is not a service", errOpaqueRefused, r.Name, b.authority)
 	}
 	return be, true, nil
 }

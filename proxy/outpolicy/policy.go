@@ -58,6 +58,8 @@ type Policy struct {
 	opaqueRefusal string
 	// opaque is the opaque route's rule: where opaque connections go; nil without one.
 	opaque *Rule
+	// tls are the TLS routes of a TLS policy (TLSRoutes), matched by server name.
+	tls []*tlsRoute
 }
 
 // Rule is one compiled rule of a route: which requests it takes and what happens to them.
@@ -225,8 +227,11 @@ func FromProto(m *pb.OutboundPolicy) (*Policy, error) {
 		fa = proto.GetDetect().GetHttp1().GetFailureAccrual()
 		opaque = proto.GetDetect().GetOpaque().GetRoutes()
 	case len(proto.GetOpaque().GetRoutes()) > 0:
-		// Opaque routes route no request; only a refusal of theirs matters here.
+		// Opaque routes route no request, only connections.
 		p, opaque = &Policy{trivial: true}, proto.GetOpaque().GetRoutes()
+	case len(proto.GetTls().GetRoutes()) > 0:
+		p = &Policy{trivial: true}
+		p.tls, err = compileTLS(proto.GetTls().GetRoutes())
 	case proto.GetHttp1() != nil:
 		p, err = compileHTTP(proto.GetHttp1().GetRoutes())
 		fa = proto.GetHttp1().GetFailureAccrual()
