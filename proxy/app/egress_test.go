@@ -16,6 +16,7 @@ import (
 	pbmeta "github.com/l5d-go/l5d/proto/gen/meta"
 	"github.com/l5d-go/l5d/proto/gen/opaqueroute"
 	pb "github.com/l5d-go/l5d/proto/gen/outbound"
+	"github.com/l5d-go/l5d/proto/gen/tlsroute"
 	"github.com/l5d-go/l5d/proto/netconv"
 	"github.com/l5d-go/l5d/proxy/config"
 	"github.com/l5d-go/l5d/proxy/internal/scriptedcp"
@@ -154,4 +155,51 @@ func TestEgressNetworkDenyOpaque(t *testing.T) {
 	}
 	op.Set(ext.String(), withOpaque(egressPolicy(ext), ext, false))
 	waitFor(t, "the connection to be relayed once allowed", func() bool { return exchange() == "hello\n\x00ping\n" })
+}
+
+// TestEgressNetworkDenyTLS: under an EgressNetwork with trafficPolicy Deny and a TLSRoute
+// for api.example.com, a TLS connection to an address outside the cluster networks
+// reaches it only when its ClientHello asks for api.example.com.
+func TestEgressNetworkDenyTLS(t *testing.T) {
+	ext := greeter(t, "ext")
+	op, startClient := egressControl(t)
+	md := &pbmeta.Metadata{Kind: &pbmeta.Metadata_Resource{Resource: &pbmeta.Resource{
+		Group: "policy.linkerd.io", Kind: "EgressNetwork", Namespace: "ns", Name: "internet", Port: uint32(ext.Port())}}}
+	route := func(meta *pbmeta.Metadata, sni string, deny bool) *pb.TlsRoute {
+		r := &pb.TlsRoute{Metadata: meta, Rules: []*pb.TlsRoute_Rule{{Backends: &pb.TlsRoute_Distribution{Kind: &pb.TlsRoute_Distribution_FirstAvailable_{
+			FirstAvailable: &pb.TlsRoute_Distribution_FirstAvailable{Backends: []*pb.TlsRoute_RouteBackend{{Backend: &pb.Backend{Metadata: md,
+				Kind: &pb.Backend_Forward{Forward: &destination.WeightedAddr{Addr: netconv.TCPAddress(ext), Weight: 1}}}}}}}}}}}
+		if sni != "" {
+			r.Snis = []*tlsroute.SniMatch{{Match: &tlsroute.SniMatch_Exact{Exact: sni}}}
+		}
+		if deny {
+			r.Rules[0].Filters = []*pb.TlsRoute_Filter{{Kind: &pb.TlsRoute_Filter_Forbidden{Forbidden: &opaqueroute.Forbidden{}}}}
+		}
+		return r
+	}
+	op.Set(ext.String(), &pb.OutboundPolicy{Metadata: md, Protocol: &pb.ProxyProtocol{Kind: &pb.ProxyProtocol_Tls_{Tls: &pb.ProxyProtocol_Tls{Routes: []*pb.TlsRoute{
+		route(&pbmeta.Metadata{Kind: &pbmeta.Metadata_Resource{Resource: &pbmeta.Resource{Group: "gateway.networking.k8s.io", Kind: "TLSRoute", Namespace: "ns", Name: "api"}}}, "api.example.com", false),
+		route(&pbmeta.Metadata{Kind: &pbmeta.Metadata_Default{Default: "tls-egress-deny"}}, "", true),
+	}}}}})
+	_, out, _ := startClient(ext).Addrs()
+	greeting := func(name string) string {
+		c, err := net.Dial("tcp", out.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := c.Write(clientHello(t, name)); err != nil {
+			return ""
+		}
+		buf := make([]byte, 3)
+		n, _ := io.ReadFull(c, buf)
+		return string(buf[:n])
+	}
+	if g := greeting("api.example.com"); g != "ext" {
+		t.Fatalf("allowed server name: greeting %q", g)
+	}
+	if g := greeting("other.example.com"); g != "" {
+		t.Fatalf("denied server name reached the destination: %q", g)
+	}
 }

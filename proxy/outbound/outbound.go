@@ -63,9 +63,34 @@ type Options struct {
 	// server name (10s when zero).
 	PeekTimeout time.Duration
 	// Egress, when set, applies the egress policy of destinations outside Networks to
-	// their HTTP requests (see outpolicy.Egress).
+	// their HTTP requests and opaque and TLS connections (see outpolicy.Egress).
 	Egress EgressRouter
 	Log    *slog.Logger
+}
+
+// routeConn returns the backend of an opaque connection to be's target by the opaque or
+// TLS routes of its policy (be itself without them); a TLS route's server name is read
+// from the connection, which *conn then replays. An error means the route refuses it.
+func (rt *Router) routeConn(ctx context.Context, conn *net.Conn, be *forward.Backend) (*forward.Backend, error) {
+	pr, ok := be.Policy.(opaqueRouter)
+	if !ok {
+		return be, nil
+	}
+	var routed *forward.Backend
+	var found bool
+	var err error
+	if pr.RoutesTLS() {
+		var sni string
+		if sni, *conn, err = tlssni.Peek(*conn, rt.opts.PeekTimeout); err == nil {
+			routed, found, err = pr.PickTLS(ctx, sni)
+		}
+	} else {
+		routed, found, err = pr.PickOpaque(ctx)
+	}
+	if err != nil || !found {
+		return be, err
+	}
+	return routed, nil
 }
 
 // opaqueRouter is a target's outbound policy router that routes opaque connections by the
@@ -81,8 +106,6 @@ type opaqueRouter interface {
 // networks the routing of its egress policy.
 type EgressRouter interface {
 	Route(ctx context.Context, dst netip.AddrPort, be *forward.Backend) *forward.Backend
-	// RefuseTCP says why an opaque connection to dst is refused, "" when it is not.
-	RefuseTCP(ctx context.Context, dst netip.AddrPort) string
 }
 
 // Router implements forward.Router for outbound traffic and serves opaque connections.
@@ -248,26 +271,11 @@ func (rt *Router) ServeTCP(ctx context.Context, conn net.Conn, ci *forward.ConnI
 			return
 		}
 		if ok {
-			// A TCPRoute of the target's policy may send the connection elsewhere.
-			if pr, isOpaqueRouter := be.Policy.(opaqueRouter); isOpaqueRouter {
-				var routed *forward.Backend
-				var found bool
-				if pr.RoutesTLS() {
-					var sni string
-					if sni, conn, err = tlssni.Peek(conn, rt.opts.PeekTimeout); err == nil {
-						routed, found, err = pr.PickTLS(ctx, sni)
-					}
-				} else {
-					routed, found, err = pr.PickOpaque(ctx)
-				}
-				if err != nil {
-					rt.opts.Log.Debug("closing an opaque connection: its route refuses it", "dst", target, "error", err)
-					conn.Close()
-					return
-				}
-				if found {
-					be = routed
-				}
+			// A TCPRoute or TLSRoute of the target's policy may send it elsewhere.
+			if be, err = rt.routeConn(ctx, &conn, be); err != nil {
+				rt.opts.Log.Debug("closing an opaque connection: its route refuses it", "dst", target, "error", err)
+				conn.Close()
+				return
 			}
 			e, err := be.Balancer.Pick(ctx)
 			if err != nil {
@@ -277,12 +285,23 @@ func (rt *Router) ServeTCP(ctx context.Context, conn net.Conn, ci *forward.ConnI
 			}
 			bep, target = e, e.Addr
 		}
-	}
-	if rt.opts.Egress != nil && bep == nil && !rt.inNetworks(target.Addr()) {
-		if why := rt.opts.Egress.RefuseTCP(ctx, target); why != "" {
-			rt.opts.Log.Debug("refusing an opaque egress connection", "dst", target, "reason", why)
+	} else if rt.opts.Egress != nil && !rt.inNetworks(target.Addr()) {
+		// Outside the cluster's networks, the EgressNetwork's routes apply.
+		fwd := rt.forwardTo(target, "")
+		be, err := rt.routeConn(ctx, &conn, rt.opts.Egress.Route(ctx, target, fwd))
+		if err != nil {
+			rt.opts.Log.Debug("closing an opaque egress connection: its route refuses it", "dst", target, "error", err)
 			conn.Close()
 			return
+		}
+		if be != fwd { // a route sends it to a Service
+			e, err := be.Balancer.Pick(ctx)
+			if err != nil {
+				rt.opts.Log.Debug("no endpoint for opaque connection", "dst", target, "error", err)
+				conn.Close()
+				return
+			}
+			bep, target = e, e.Addr
 		}
 	}
 	start := time.Now()

@@ -78,20 +78,6 @@ func (e *Egress) Route(ctx context.Context, dst netip.AddrPort, be *forward.Back
 	return w
 }
 
-// RefuseTCP reports why an opaque connection to dst is refused under its egress policy
-// (an EgressNetwork whose opaque route forbids it), "" when it may go ahead.
-func (e *Egress) RefuseTCP(ctx context.Context, dst netip.AddrPort) string {
-	t := e.target(dst)
-	t.used.Store(time.Now().UnixNano())
-	if err := t.cur.WaitReady(ctx, e.wait); err != nil {
-		return ""
-	}
-	if p := t.cur.Load(); p != nil && p.parent.Kind == EgressKind {
-		return p.OpaqueRefusal()
-	}
-	return ""
-}
-
 // target returns the policy watch of dst, starting it on first use.
 func (e *Egress) target(dst netip.AddrPort) *egressTarget {
 	e.mu.RLock()
