@@ -27,7 +27,10 @@ type Egress struct {
 	wait    time.Duration
 	resolve ResolveFunc
 
-	mu      sync.RWMutex
+	// byAddr maps each followed destination to its *egressTarget, read without locks;
+	// mu serializes additions and evictions, which keep targets in step.
+	byAddr  sync.Map
+	mu      sync.Mutex
 	targets map[netip.AddrPort]*egressTarget
 }
 
@@ -80,11 +83,8 @@ func (e *Egress) Route(ctx context.Context, dst netip.AddrPort, be *forward.Back
 
 // target returns the policy watch of dst, starting it on first use.
 func (e *Egress) target(dst netip.AddrPort) *egressTarget {
-	e.mu.RLock()
-	t := e.targets[dst]
-	e.mu.RUnlock()
-	if t != nil {
-		return t
+	if t, ok := e.byAddr.Load(dst); ok {
+		return t.(*egressTarget)
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -101,9 +101,11 @@ func (e *Egress) target(dst netip.AddrPort) *egressTarget {
 		}
 		e.targets[oldest].cancel()
 		delete(e.targets, oldest)
+		e.byAddr.Delete(oldest)
 	}
 	ctx, cancel := context.WithCancel(e.ctx)
-	t = &egressTarget{cur: e.w.Watch(ctx, dst, ""), cancel: cancel}
+	t := &egressTarget{cur: e.w.Watch(ctx, dst, ""), cancel: cancel}
 	e.targets[dst] = t
+	e.byAddr.Store(dst, t)
 	return t
 }
