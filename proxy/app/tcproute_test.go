@@ -37,6 +37,33 @@ func greeter(t *testing.T, name string) netip.AddrPort {
 	return ln.Addr().(*net.TCPAddr).AddrPort()
 }
 
+// routedService starts Services web and web-v2 (greeting "web" and "new"), a policy
+// controller answering policy for web, and a client proxy whose connections' original
+// destination is a "ClusterIP" of web marked opaque (so the proxy does not wait for the
+// client to speak); it returns the policies and the proxy's outbound address.
+func routedService(t *testing.T, policy *pb.OutboundPolicy) (*scriptedcp.OutboundPolicies, netip.AddrPort) {
+	t.Helper()
+	d, cp := startDestination(t)
+	d.SetProfile(unreachable.String(), &destination.DestinationProfile{FullyQualifiedName: "web.ns.svc.cluster.local.", OpaqueProtocol: true})
+	d.Set("web.ns.svc.cluster.local:1", scriptedcp.Endpoint{Addr: greeter(t, "web")})
+	d.Set("web-v2.ns.svc.cluster.local:1", scriptedcp.Endpoint{Addr: greeter(t, "new")})
+	op := scriptedcp.NewOutboundPolicies()
+	opAddr, err := op.Start("127.0.0.1:0", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(op.Stop)
+	op.Set(unreachable.String(), policy)
+	p := startProxy(t, unreachable, netip.AddrPort{}, map[string]string{
+		config.EnvDestinationAddr:            cp,
+		config.EnvPolicyAddr:                 opAddr,
+		config.EnvPolicyWorkload:             `{"ns":"ns","pod":"client-0"}`,
+		config.EnvDestinationProfileNetworks: "127.0.0.0/8",
+	}, nil)
+	_, out, _ := p.Addrs()
+	return op, out
+}
+
 // tcpRoutePolicy is an opaque policy whose one TCPRoute splits connections between
 // Services by weight, as the policy controller renders a TCPRoute.
 func tcpRoutePolicy(backends ...weighted) *pb.OutboundPolicy {
@@ -56,27 +83,8 @@ func tcpRoutePolicy(backends ...weighted) *pb.OutboundPolicy {
 // TestTCPRouteSplitsOpaqueConnections: opaque connections to a Service follow its
 // TCPRoute's weights: 100/0 all to the Service, 0/100 all to the other, 50/50 to both.
 func TestTCPRouteSplitsOpaqueConnections(t *testing.T) {
-	d, cp := startDestination(t)
-	// The original destination is a "ClusterIP" whose profile names Service web, opaque
-	// (so the proxy does not wait for the client to speak).
-	d.SetProfile(unreachable.String(), &destination.DestinationProfile{FullyQualifiedName: "web.ns.svc.cluster.local.", OpaqueProtocol: true})
-	d.Set("web.ns.svc.cluster.local:1", scriptedcp.Endpoint{Addr: greeter(t, "web")})
-	d.Set("web-v2.ns.svc.cluster.local:1", scriptedcp.Endpoint{Addr: greeter(t, "new")})
-	op := scriptedcp.NewOutboundPolicies()
-	opAddr, err := op.Start("127.0.0.1:0", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(op.Stop)
 	const web, v2 = "web.ns.svc.cluster.local:1", "web-v2.ns.svc.cluster.local:1"
-	op.Set(unreachable.String(), tcpRoutePolicy(weighted{web, 100}, weighted{v2, 0}))
-	p := startProxy(t, unreachable, netip.AddrPort{}, map[string]string{
-		config.EnvDestinationAddr:            cp,
-		config.EnvPolicyAddr:                 opAddr,
-		config.EnvPolicyWorkload:             `{"ns":"ns","pod":"client-0"}`,
-		config.EnvDestinationProfileNetworks: "127.0.0.0/8",
-	}, nil)
-	_, out, _ := p.Addrs()
+	op, out := routedService(t, tcpRoutePolicy(weighted{web, 100}, weighted{v2, 0}))
 	greeting := func() string {
 		c, err := net.Dial("tcp", out.String())
 		if err != nil {
@@ -165,24 +173,7 @@ func clientHello(t *testing.T, name string) []byte {
 // TLSRoutes go to the Service the route of their ClientHello's server name names, and
 // the hello reaches it intact.
 func TestTLSRouteRoutesByServerName(t *testing.T) {
-	d, cp := startDestination(t)
-	d.SetProfile(unreachable.String(), &destination.DestinationProfile{FullyQualifiedName: "web.ns.svc.cluster.local.", OpaqueProtocol: true})
-	d.Set("web.ns.svc.cluster.local:1", scriptedcp.Endpoint{Addr: greeter(t, "web")})
-	d.Set("web-v2.ns.svc.cluster.local:1", scriptedcp.Endpoint{Addr: greeter(t, "new")})
-	op := scriptedcp.NewOutboundPolicies()
-	opAddr, err := op.Start("127.0.0.1:0", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(op.Stop)
-	op.Set(unreachable.String(), tlsRoutePolicy(map[string]string{"api.example.com": "web-v2.ns.svc.cluster.local:1"}, "web.ns.svc.cluster.local:1"))
-	p := startProxy(t, unreachable, netip.AddrPort{}, map[string]string{
-		config.EnvDestinationAddr:            cp,
-		config.EnvPolicyAddr:                 opAddr,
-		config.EnvPolicyWorkload:             `{"ns":"ns","pod":"client-0"}`,
-		config.EnvDestinationProfileNetworks: "127.0.0.0/8",
-	}, nil)
-	_, out, _ := p.Addrs()
+	_, out := routedService(t, tlsRoutePolicy(map[string]string{"api.example.com": "web-v2.ns.svc.cluster.local:1"}, "web.ns.svc.cluster.local:1"))
 	// connect sends a ClientHello for name and returns the greeting and the echoed hello.
 	connect := func(name string) (string, bool) {
 		hello := clientHello(t, name)
