@@ -388,6 +388,7 @@ var linkerdCRDs = []string{
 	"serviceprofiles.linkerd.io", "servers.policy.linkerd.io", "serverauthorizations.policy.linkerd.io",
 	"authorizationpolicies.policy.linkerd.io", "meshtlsauthentications.policy.linkerd.io",
 	"networkauthentications.policy.linkerd.io", "httproutes.policy.linkerd.io",
+	"httplocalratelimitpolicies.policy.linkerd.io", "egressnetworks.policy.linkerd.io",
 	"externalworkloads.workload.linkerd.io",
 }
 

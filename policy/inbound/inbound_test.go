@@ -41,7 +41,7 @@ func start(t *testing.T, defaultPolicy string) *env {
 		t.Fatal(err)
 	}
 	c.Apply(t, "", string(crds))
-	for _, n := range []string{"servers", "serverauthorizations", "authorizationpolicies", "meshtlsauthentications", "networkauthentications", "httproutes"} {
+	for _, n := range []string{"servers", "serverauthorizations", "authorizationpolicies", "meshtlsauthentications", "networkauthentications", "httproutes", "httplocalratelimitpolicies", "egressnetworks"} {
 		c.WaitCRD(t, n+".policy.linkerd.io")
 	}
 	// The Gateway API route CRDs, from the gateway-api module the controller builds with.
@@ -251,3 +251,7 @@ spec:
 func apiServers() schema.GroupVersionResource { return policyapi.Servers }
 
 func policyHTTPRoutes() schema.GroupVersionResource { return policyapi.HTTPRoutes }
+
+func rateLimits() schema.GroupVersionResource { return policyapi.HTTPLocalRateLimitPolicies }
+
+func deleteOptions() metav1.DeleteOptions { return metav1.DeleteOptions{} }

@@ -31,7 +31,7 @@ import (
 )
 
 // Index is the informer-backed view of pods, namespaces, policy resources and the
-// route kinds (RouteResources) the API server serves at Start.
+// optional kinds (OptionalResources) the API server serves at Start.
 type Index struct {
 	Pods       corelisters.PodLister
 	Namespaces corelisters.NamespaceLister
@@ -102,10 +102,14 @@ func NewIndex(client kubernetes.Interface, dyn dynamic.Interface) (*Index, error
 	return x, nil
 }
 
-// watchRoutes adds informers over the route kinds the API server serves; a kind whose
-// CRD is not installed is skipped (restart the controller to pick it up).
-func (x *Index) watchRoutes() error {
-	for _, gvr := range RouteResources {
+// OptionalResources are the kinds watched only when the API server serves them: the
+// route kinds and the HTTPLocalRateLimitPolicy of current Linkerd.
+var OptionalResources = append(append([]schema.GroupVersionResource{}, RouteResources...), api.HTTPLocalRateLimitPolicies)
+
+// watchOptional adds informers over the OptionalResources the API server serves; a kind
+// whose CRD is not installed is skipped (restart the controller to pick it up).
+func (x *Index) watchOptional() error {
+	for _, gvr := range OptionalResources {
 		rs, err := x.disc.ServerResourcesForGroupVersion(gvr.GroupVersion().String())
 		if err != nil && !apierrors.IsNotFound(err) {
 			return fmt.Errorf("discovering %s: %w", gvr.GroupVersion(), err)
@@ -130,7 +134,7 @@ func (x *Index) watchRoutes() error {
 
 // Start runs the informers until ctx ends and waits up to timeout for their caches.
 func (x *Index) Start(ctx context.Context, timeout time.Duration) error {
-	if err := x.watchRoutes(); err != nil {
+	if err := x.watchOptional(); err != nil {
 		return err
 	}
 	for _, s := range x.start {

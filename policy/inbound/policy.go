@@ -160,16 +160,24 @@ func (c Config) selectServer(x *Index, pod *corev1.Pod, port uint32) *api.Server
 		}
 		found = append(found, s)
 	}
-	if len(found) == 0 {
-		return nil
+	return oldest(found)
+}
+
+// oldest returns the object created first (the first by name among those created in the
+// same second), or nil for none.
+func oldest[T metav1.Object](objs []T) T {
+	var zero T
+	if len(objs) == 0 {
+		return zero
 	}
-	sort.Slice(found, func(i, j int) bool {
-		if !found[i].CreationTimestamp.Equal(&found[j].CreationTimestamp) {
-			return found[i].CreationTimestamp.Before(&found[j].CreationTimestamp)
+	sort.Slice(objs, func(i, j int) bool {
+		ci, cj := objs[i].GetCreationTimestamp(), objs[j].GetCreationTimestamp()
+		if !ci.Equal(&cj) {
+			return ci.Before(&cj)
 		}
-		return found[i].Name < found[j].Name
+		return objs[i].GetName() < objs[j].GetName()
 	})
-	return found[0]
+	return objs[0]
 }
 
 func serverPortMatches(p intstr.IntOrString, pod *corev1.Pod, port uint32) bool {
@@ -220,9 +228,9 @@ func (c Config) explicit(x *Index, pod *corev1.Pod, port uint32, srv *api.Server
 	var protocol *pb.ProxyProtocol
 	switch srv.Spec.ProxyProtocol {
 	case "HTTP/1":
-		protocol = &pb.ProxyProtocol{Kind: &pb.ProxyProtocol_Http1_{Http1: &pb.ProxyProtocol_Http1{Routes: httpRoutes()}}}
+		protocol = &pb.ProxyProtocol{Kind: &pb.ProxyProtocol_Http1_{Http1: &pb.ProxyProtocol_Http1{Routes: httpRoutes(), LocalRateLimit: c.rateLimit(x, srv)}}}
 	case "HTTP/2":
-		protocol = &pb.ProxyProtocol{Kind: &pb.ProxyProtocol_Http2_{Http2: &pb.ProxyProtocol_Http2{Routes: httpRoutes()}}}
+		protocol = &pb.ProxyProtocol{Kind: &pb.ProxyProtocol_Http2_{Http2: &pb.ProxyProtocol_Http2{Routes: httpRoutes(), LocalRateLimit: c.rateLimit(x, srv)}}}
 	case "gRPC":
 		routes := c.attachedGRPCRoutes(x, srv)
 		if len(routes) == 0 {
@@ -235,6 +243,9 @@ func (c Config) explicit(x *Index, pod *corev1.Pod, port uint32, srv *api.Server
 		protocol = &pb.ProxyProtocol{Kind: &pb.ProxyProtocol_Tls_{Tls: &pb.ProxyProtocol_Tls{}}}
 	default:
 		protocol = c.detectOrOpaque(pod, port, httpRoutes())
+		if d := protocol.GetDetect(); d != nil {
+			d.HttpLocalRateLimit = c.rateLimit(x, srv)
+		}
 	}
 	return &pb.Server{
 		Protocol:       protocol,

@@ -33,3 +33,17 @@ func Parse(cidr string, except []string) (Network, error) {
 	}
 	return n, nil
 }
+
+// Contains reports whether a is in the network and in none of its exceptions.
+func (n Network) Contains(a netip.Addr) bool {
+	a = a.Unmap()
+	if !n.Net.Contains(a) {
+		return false
+	}
+	for _, e := range n.Except {
+		if e.Contains(a) {
+			return false
+		}
+	}
+	return true
+}

@@ -9,6 +9,7 @@ import (
 	"github.com/l5d-go/l5d/proto/gen/grpcroute"
 	"github.com/l5d-go/l5d/proto/gen/httproute"
 	pbmeta "github.com/l5d-go/l5d/proto/gen/meta"
+	"github.com/l5d-go/l5d/proto/gen/opaqueroute"
 	pb "github.com/l5d-go/l5d/proto/gen/outbound"
 )
 
@@ -20,6 +21,9 @@ type routeBuilder struct {
 	parent *pb.Backend // the parent Service's balancer
 	lookup func(ns, name string) *corev1.Service
 	sc     serviceConfig
+	// egress, when the parent is an EgressNetwork, is what a backendRef naming it
+	// resolves to: the parent, forwarding to the original destination.
+	egress *routes.Backend
 }
 
 // retry is the route's retry configuration when it has any retry annotation, else the
@@ -52,6 +56,9 @@ func (b routeBuilder) defaultRoute() *pb.HttpRoute {
 func (b routeBuilder) resolve(ref routes.Backend) (backend *pb.Backend, failure string) {
 	md := &pbmeta.Metadata{Kind: &pbmeta.Metadata_Resource{Resource: &pbmeta.Resource{
 		Group: ref.Group, Kind: ref.Kind, Name: ref.Name, Namespace: ref.Namespace, Port: uint32(ref.Port)}}}
+	if e := b.egress; e != nil && ref.Group == e.Group && ref.Kind == e.Kind && ref.Name == e.Name && ref.Namespace == e.Namespace {
+		return b.parent, ""
+	}
 	if !ref.IsService() {
 		return &pb.Backend{Metadata: md, Queue: queue()}, fmt.Sprintf("backend %s/%s is a %s, not a Service", ref.Namespace, ref.Name, ref.Kind)
 	}
@@ -144,6 +151,64 @@ func (b routeBuilder) grpcRoute(r *routes.GRPCRoute) *pb.GrpcRoute {
 			pr.Backends = &pb.GrpcRoute_Distribution{Kind: &pb.GrpcRoute_Distribution_RandomAvailable_{RandomAvailable: &pb.GrpcRoute_Distribution_RandomAvailable{Backends: ws}}}
 		}
 		out.Rules = append(out.Rules, pr)
+	}
+	return out
+}
+
+// connBackends renders the weighted backends of a TCPRoute or TLSRoute rule (none: the
+// parent itself); a backend that does not resolve carries an Invalid filter, which fails
+// its share of connections.
+func (b routeBuilder) connBackends(refs []routes.Backend) []connBackend {
+	if len(refs) == 0 {
+		return []connBackend{{backend: b.parent, weight: 1}}
+	}
+	var out []connBackend
+	for _, ref := range refs {
+		be, failure := b.resolve(ref)
+		out = append(out, connBackend{backend: be, weight: ref.Weight, failure: failure})
+	}
+	return out
+}
+
+// connBackend is one weighted backend of a connection-level route.
+type connBackend struct {
+	backend *pb.Backend
+	weight  uint32
+	failure string // why the backend does not resolve, or ""
+}
+
+// tcpRoute renders a TCPRoute as an opaque route.
+func (b routeBuilder) tcpRoute(r *routes.TCPRoute) *pb.OpaqueRoute {
+	out := &pb.OpaqueRoute{Metadata: r.Metadata()}
+	for _, rule := range r.Rules {
+		var ws []*pb.OpaqueRoute_WeightedRouteBackend
+		for _, cb := range b.connBackends(rule) {
+			rb := &pb.OpaqueRoute_RouteBackend{Backend: cb.backend}
+			if cb.failure != "" {
+				rb.Filters = []*pb.OpaqueRoute_Filter{{Kind: &pb.OpaqueRoute_Filter_Invalid{Invalid: &opaqueroute.Invalid{Message: cb.failure}}}}
+			}
+			ws = append(ws, &pb.OpaqueRoute_WeightedRouteBackend{Backend: rb, Weight: cb.weight})
+		}
+		out.Rules = append(out.Rules, &pb.OpaqueRoute_Rule{Backends: &pb.OpaqueRoute_Distribution{Kind: &pb.OpaqueRoute_Distribution_RandomAvailable_{
+			RandomAvailable: &pb.OpaqueRoute_Distribution_RandomAvailable{Backends: ws}}}})
+	}
+	return out
+}
+
+// tlsRoute renders a TLSRoute: its SNI matches and weighted backends.
+func (b routeBuilder) tlsRoute(r *routes.TLSRoute) *pb.TlsRoute {
+	out := &pb.TlsRoute{Metadata: r.Metadata(), Snis: r.SNIs}
+	for _, rule := range r.Rules {
+		var ws []*pb.TlsRoute_WeightedRouteBackend
+		for _, cb := range b.connBackends(rule) {
+			rb := &pb.TlsRoute_RouteBackend{Backend: cb.backend}
+			if cb.failure != "" {
+				rb.Filters = []*pb.TlsRoute_Filter{{Kind: &pb.TlsRoute_Filter_Invalid{Invalid: &opaqueroute.Invalid{Message: cb.failure}}}}
+			}
+			ws = append(ws, &pb.TlsRoute_WeightedRouteBackend{Backend: rb, Weight: cb.weight})
+		}
+		out.Rules = append(out.Rules, &pb.TlsRoute_Rule{Backends: &pb.TlsRoute_Distribution{Kind: &pb.TlsRoute_Distribution_RandomAvailable_{
+			RandomAvailable: &pb.TlsRoute_Distribution_RandomAvailable{Backends: ws}}}})
 	}
 	return out
 }

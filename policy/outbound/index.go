@@ -78,32 +78,60 @@ func (x *Index) Start(ctx context.Context, timeout time.Duration) error {
 	return nil
 }
 
-// startRoutes starts informers over the route kinds the API server serves.
+// startRoutes starts informers over the route kinds and EgressNetworks the API server
+// serves.
 func (x *Index) startRoutes(ctx context.Context) error {
 	df := dynamicinformer.NewDynamicSharedInformerFactory(x.dyn, 0)
 	notify := cache.ResourceEventHandlerFuncs{
 		AddFunc: func(any) { x.notify() }, UpdateFunc: func(o, n any) { x.routeUpdated(o, n) }, DeleteFunc: func(any) { x.notify() },
 	}
+	// Each kind is read at the first of its versions the API server serves, and listed
+	// under the first (TCPRoute and TLSRoute: v1, else v1alpha2, the same fields).
+	kinds := [][]schema.GroupVersionResource{{api.EgressNetworks}, {TCPRoutes, tcpRoutesV1alpha2}, {TLSRoutes, tlsRoutesV1alpha2}}
 	for _, gvr := range RouteResources {
-		rs, err := x.disc.ServerResourcesForGroupVersion(gvr.GroupVersion().String())
-		if err != nil && !apierrors.IsNotFound(err) {
-			return fmt.Errorf("discovering %s: %w", gvr.GroupVersion(), err)
+		kinds = append(kinds, []schema.GroupVersionResource{gvr})
+	}
+	for _, versions := range kinds {
+		for _, gvr := range versions {
+			served, err := x.serves(gvr)
+			if err != nil {
+				return err
+			}
+			if !served {
+				continue
+			}
+			gi := df.ForResource(gvr)
+			if _, err := gi.Informer().AddEventHandler(notify); err != nil {
+				return fmt.Errorf("watching %s: %w", gvr, err)
+			}
+			x.mu.Lock()
+			x.routes[versions[0]] = gi.Lister()
+			x.mu.Unlock()
+			x.synced = append(x.synced, gi.Informer().HasSynced)
+			break
 		}
-		if rs == nil || !slices.ContainsFunc(rs.APIResources, func(r metav1.APIResource) bool { return r.Name == gvr.Resource }) {
-			continue
-		}
-		gi := df.ForResource(gvr)
-		if _, err := gi.Informer().AddEventHandler(notify); err != nil {
-			return fmt.Errorf("watching %s: %w", gvr, err)
-		}
-		x.mu.Lock()
-		x.routes[gvr] = gi.Lister()
-		x.mu.Unlock()
-		x.synced = append(x.synced, gi.Informer().HasSynced)
 	}
 	df.Start(ctx.Done())
 	return nil
 }
+
+// serves reports whether the API server serves gvr.
+func (x *Index) serves(gvr schema.GroupVersionResource) (bool, error) {
+	rs, err := x.disc.ServerResourcesForGroupVersion(gvr.GroupVersion().String())
+	if err != nil && !apierrors.IsNotFound(err) {
+		return false, fmt.Errorf("discovering %s: %w", gvr.GroupVersion(), err)
+	}
+	return rs != nil && slices.ContainsFunc(rs.APIResources, func(r metav1.APIResource) bool { return r.Name == gvr.Resource }), nil
+}
+
+// The Gateway API's connection-level route kinds, watched when served (at v1, else at
+// v1alpha2).
+var (
+	TCPRoutes         = schema.GroupVersionResource{Group: "gateway.networking.k8s.io", Version: "v1", Resource: "tcproutes"}
+	TLSRoutes         = schema.GroupVersionResource{Group: "gateway.networking.k8s.io", Version: "v1", Resource: "tlsroutes"}
+	tcpRoutesV1alpha2 = schema.GroupVersionResource{Group: "gateway.networking.k8s.io", Version: "v1alpha2", Resource: "tcproutes"}
+	tlsRoutesV1alpha2 = schema.GroupVersionResource{Group: "gateway.networking.k8s.io", Version: "v1alpha2", Resource: "tlsroutes"}
+)
 
 // routeUpdated signals a change unless only the route's status changed (the status
 // writer's own updates must not wake every watch).

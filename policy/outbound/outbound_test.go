@@ -33,6 +33,13 @@ type env struct {
 
 func start(t *testing.T) *env {
 	t.Helper()
+	opaque, _ := proxyconf.ParsePorts(proxyconf.DefaultOpaquePorts)
+	return startWith(t, outbound.Config{ClusterDomain: "cluster.local", DefaultOpaquePorts: opaque})
+}
+
+// startWith serves the outbound API with cfg.
+func startWith(t *testing.T, cfg outbound.Config) *env {
+	t.Helper()
 	c := kube.Shared(t)
 	installRouteCRDs(t, c)
 	idx, err := outbound.NewIndex(c.Client(), c.Dynamic())
@@ -44,8 +51,7 @@ func start(t *testing.T) *env {
 	if err := idx.Start(ctx, 30*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	opaque, _ := proxyconf.ParsePorts("25,587,3306,4444,5432,6379,9300,11211")
-	srv := outbound.New(idx, outbound.Config{ClusterDomain: "cluster.local", DefaultOpaquePorts: opaque}, slog.New(slog.DiscardHandler))
+	srv := outbound.New(idx, cfg, slog.New(slog.DiscardHandler))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -26,6 +26,12 @@ type Config struct {
 	ClusterDomain      string          // e.g. "cluster.local"
 	DetectTimeout      time.Duration   // announced in Detect; 10s when zero
 	DefaultOpaquePorts proxyconf.Ports // opaque unless a Service annotation says otherwise
+	// ClusterNetworks are the cluster's pod and Service networks: an address outside them
+	// is egress, governed by an EgressNetwork when one covers it.
+	ClusterNetworks []netip.Prefix
+	// GlobalEgressNamespace holds the EgressNetworks that apply to clients in every
+	// namespace (DefaultGlobalEgressNamespace when empty).
+	GlobalEgressNamespace string
 }
 
 func (c Config) detectTimeout() time.Duration {
@@ -92,11 +98,28 @@ func (c Config) servicePolicy(s *corev1.Service, port uint16, att attached, look
 	md := serviceMeta(s, port)
 	backend := c.balancer(md, s.Name, s.Namespace, port)
 	opaque := opaqueRoute(backend)
+	sc := annotations(s, log)
+	b := routeBuilder{cfg: c, svc: s, port: port, parent: backend, lookup: lookup, sc: sc}
+	// As in Linkerd, GRPCRoutes come first, then HTTPRoutes, TLSRoutes and TCPRoutes.
+	if len(att.GRPC)+len(att.HTTP) == 0 {
+		if len(att.TLS) > 0 {
+			var rs []*pb.TlsRoute
+			for _, r := range att.TLS {
+				rs = append(rs, b.tlsRoute(r))
+			}
+			return &pb.OutboundPolicy{Metadata: md, Protocol: &pb.ProxyProtocol{Kind: &pb.ProxyProtocol_Tls_{Tls: &pb.ProxyProtocol_Tls{Routes: rs}}}}
+		}
+		if len(att.TCP) > 0 {
+			var rs []*pb.OpaqueRoute
+			for _, r := range att.TCP {
+				rs = append(rs, b.tcpRoute(r))
+			}
+			return &pb.OutboundPolicy{Metadata: md, Protocol: &pb.ProxyProtocol{Kind: &pb.ProxyProtocol_Opaque_{Opaque: &pb.ProxyProtocol_Opaque{Routes: rs}}}}
+		}
+	}
 	if c.opaque(s, port) {
 		return &pb.OutboundPolicy{Metadata: md, Protocol: &pb.ProxyProtocol{Kind: &pb.ProxyProtocol_Opaque_{Opaque: opaque}}}
 	}
-	sc := annotations(s, log)
-	b := routeBuilder{cfg: c, svc: s, port: port, parent: backend, lookup: lookup, sc: sc}
 	if len(att.GRPC) > 0 {
 		var rs []*pb.GrpcRoute
 		for _, r := range att.GRPC {

@@ -20,7 +20,11 @@ import (
 type attached struct {
 	HTTP []*routes.HTTPRoute
 	GRPC []*routes.GRPCRoute
+	TLS  []*routes.TLSRoute
+	TCP  []*routes.TCPRoute
 }
+
+func (a attached) empty() bool { return len(a.HTTP)+len(a.GRPC)+len(a.TLS)+len(a.TCP) == 0 }
 
 func decode[T any](o runtime.Object) *T {
 	u, ok := o.(*unstructured.Unstructured)
@@ -105,27 +109,56 @@ func attachesTo(m routes.Meta, svc *corev1.Service, port uint16) bool {
 // replace those in the Service's namespace (producer routes) for that client; routes in
 // any third namespace are ignored.
 func (x *Index) routesFor(svc *corev1.Service, port uint16, clientNS string, log *slog.Logger) attached {
+	return x.attachedIn(clientNS, svc.Namespace, func(m routes.Meta) bool { return attachesTo(m, svc, port) }, log)
+}
+
+// attachedIn returns the routes for which attaches holds: those in clientNS when there
+// are any, else those in parentNS; oldest first.
+func (x *Index) attachedIn(clientNS, parentNS string, attaches func(routes.Meta) bool, log *slog.Logger) attached {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	pick := func(ns string) attached {
 		var a attached
 		for _, r := range x.HTTPRoutes(ns, log) {
-			if attachesTo(r.Meta, svc, port) {
+			if attaches(r.Meta) {
 				a.HTTP = append(a.HTTP, r)
 			}
 		}
 		for _, r := range x.GRPCRoutes(ns, log) {
-			if attachesTo(r.Meta, svc, port) {
+			if attaches(r.Meta) {
 				a.GRPC = append(a.GRPC, r)
+			}
+		}
+		for _, o := range x.listRoutes(TLSRoutes, ns) {
+			if r := decode[gatewayv1.TLSRoute](o); r != nil {
+				if tr, err := routes.FromGatewayTLS(r); err != nil {
+					log.Debug("skipping invalid TLSRoute", "namespace", r.Namespace, "name", r.Name, "error", err)
+				} else if attaches(tr.Meta) {
+					a.TLS = append(a.TLS, tr)
+				}
+			}
+		}
+		for _, o := range x.listRoutes(TCPRoutes, ns) {
+			if r := decode[gatewayv1.TCPRoute](o); r != nil {
+				if tr, err := routes.FromGatewayTCP(r); err != nil {
+					log.Debug("skipping invalid TCPRoute", "namespace", r.Namespace, "name", r.Name, "error", err)
+				} else if attaches(tr.Meta) {
+					a.TCP = append(a.TCP, tr)
+				}
 			}
 		}
 		return a
 	}
 	var a attached
-	if clientNS != "" && clientNS != svc.Namespace {
+	if clientNS != "" && clientNS != parentNS {
 		a = pick(clientNS)
 	}
-	if len(a.HTTP) == 0 && len(a.GRPC) == 0 {
-		a = pick(svc.Namespace)
+	if a.empty() {
+		a = pick(parentNS)
 	}
+	slices.SortFunc(a.TLS, func(p, q *routes.TLSRoute) int { return compareMeta(p.Meta, q.Meta) })
+	slices.SortFunc(a.TCP, func(p, q *routes.TCPRoute) int { return compareMeta(p.Meta, q.Meta) })
 	slices.SortFunc(a.HTTP, func(p, q *routes.HTTPRoute) int { return compareMeta(p.Meta, q.Meta) })
 	slices.SortFunc(a.GRPC, func(p, q *routes.GRPCRoute) int { return compareMeta(p.Meta, q.Meta) })
 	return a
@@ -170,3 +203,24 @@ func (x *Index) AllRoutes() []RouteObject {
 
 // Service returns the cached Service ns/name, or nil.
 func (x *Index) Service(ns, name string) *corev1.Service { return x.service(ns, name) }
+
+// EgressNetworks returns every EgressNetwork, nil when the API server does not serve them.
+func (x *Index) EgressNetworks() []*unstructured.Unstructured {
+	x.mu.Lock()
+	l := x.routes[api.EgressNetworks]
+	x.mu.Unlock()
+	if l == nil {
+		return nil
+	}
+	objs, err := l.List(labels.Everything())
+	if err != nil {
+		return nil
+	}
+	out := make([]*unstructured.Unstructured, 0, len(objs))
+	for _, o := range objs {
+		if u, ok := o.(*unstructured.Unstructured); ok {
+			out = append(out, u)
+		}
+	}
+	return out
+}

@@ -35,14 +35,16 @@ func installRouteCRDs(t *testing.T, c *kube.Cluster) {
 			t.Fatalf("locating sigs.k8s.io/gateway-api: %v", err)
 		}
 		dir := filepath.Join(strings.TrimSpace(string(out)), "config", "crd", "standard")
-		for _, f := range []string{"gateway.networking.k8s.io_httproutes.yaml", "gateway.networking.k8s.io_grpcroutes.yaml"} {
+		for _, f := range []string{"gateway.networking.k8s.io_httproutes.yaml", "gateway.networking.k8s.io_grpcroutes.yaml",
+			"gateway.networking.k8s.io_tcproutes.yaml", "gateway.networking.k8s.io_tlsroutes.yaml"} {
 			data, err := os.ReadFile(filepath.Join(dir, f))
 			if err != nil {
 				t.Fatal(err)
 			}
 			c.Apply(t, "", string(data))
 		}
-		for _, n := range []string{"httproutes.policy.linkerd.io", "httproutes.gateway.networking.k8s.io", "grpcroutes.gateway.networking.k8s.io"} {
+		for _, n := range []string{"httproutes.policy.linkerd.io", "egressnetworks.policy.linkerd.io", "httproutes.gateway.networking.k8s.io", "grpcroutes.gateway.networking.k8s.io",
+			"tcproutes.gateway.networking.k8s.io", "tlsroutes.gateway.networking.k8s.io"} {
 			c.WaitCRD(t, n)
 		}
 	})

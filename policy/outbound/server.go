@@ -36,7 +36,8 @@ func New(idx *Index, cfg Config, log *slog.Logger) *Server {
 }
 
 // answer computes the policy for spec. An unknown Service authority is NotFound; an
-// address that is no Service's cluster IP gets an opaque forward to that address.
+// address that is no Service's cluster IP gets the policy of the EgressNetwork covering
+// it (see Index.egressNetwork), else an opaque forward to that address.
 func (s *Server) answer(spec *pb.TrafficSpec) (*pb.OutboundPolicy, error) {
 	switch t := spec.GetTarget().(type) {
 	case *pb.TrafficSpec_Authority:
@@ -57,6 +58,10 @@ func (s *Server) answer(spec *pb.TrafficSpec) (*pb.OutboundPolicy, error) {
 		if svc := s.idx.byClusterIP(ap.Addr()); svc != nil {
 			return s.policy(svc, ap.Port(), spec), nil
 		}
+		clientNS := clientNamespace(spec)
+		if en := s.idx.egressNetwork(ap.Addr(), clientNS, s.cfg); en != nil {
+			return s.cfg.egressPolicy(en, ap, s.idx.egressRoutes(en, ap.Port(), clientNS, s.log), s.idx.service), nil
+		}
 		return forwardPolicy(ap), nil
 	default:
 		return nil, status.Error(codes.InvalidArgument, "traffic spec has neither an authority nor an address target")
@@ -65,12 +70,16 @@ func (s *Server) answer(spec *pb.TrafficSpec) (*pb.OutboundPolicy, error) {
 
 // policy is the answer for port of svc to the client named in spec.
 func (s *Server) policy(svc *corev1.Service, port uint16, spec *pb.TrafficSpec) *pb.OutboundPolicy {
-	var clientNS string
-	if w, err := workload.Parse(spec.GetSourceWorkload()); err == nil {
-		clientNS = w.Namespace
-	}
-	att := s.idx.routesFor(svc, port, clientNS, s.log)
+	att := s.idx.routesFor(svc, port, clientNamespace(spec), s.log)
 	return s.cfg.servicePolicy(svc, port, att, s.idx.service, s.log)
+}
+
+// clientNamespace is the namespace of the client spec names, "" when it names none.
+func clientNamespace(spec *pb.TrafficSpec) string {
+	if w, err := workload.Parse(spec.GetSourceWorkload()); err == nil {
+		return w.Namespace
+	}
+	return ""
 }
 
 // Get implements the service.

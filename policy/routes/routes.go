@@ -37,10 +37,11 @@ const (
 	PolicyGroup  = "policy.linkerd.io"
 	CoreGroup    = "core"
 
-	KindHTTPRoute = "HTTPRoute"
-	KindGRPCRoute = "GRPCRoute"
-	KindService   = "Service"
-	KindServer    = "Server"
+	KindHTTPRoute     = "HTTPRoute"
+	KindGRPCRoute     = "GRPCRoute"
+	KindService       = "Service"
+	KindServer        = "Server"
+	KindEgressNetwork = "EgressNetwork"
 )
 
 // Meta identifies a route resource and carries what every flavor shares.
@@ -113,6 +114,11 @@ func ParentIsService(p gatewayv1.ParentReference) bool {
 // ParentIsServer reports whether p names a policy.linkerd.io Server.
 func ParentIsServer(p gatewayv1.ParentReference) bool {
 	return groupOf(p.Group, "") == PolicyGroup && p.Kind != nil && string(*p.Kind) == KindServer
+}
+
+// ParentIsEgressNetwork reports whether p names a policy.linkerd.io EgressNetwork.
+func ParentIsEgressNetwork(p gatewayv1.ParentReference) bool {
+	return groupOf(p.Group, "") == PolicyGroup && p.Kind != nil && string(*p.Kind) == KindEgressNetwork
 }
 
 // ParentNamespace is p's namespace, defaulting to the route's.

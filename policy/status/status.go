@@ -3,14 +3,16 @@
 // with conditions Accepted (True; False with reason NoMatchingParent when the Service is
 // missing, or UnsupportedValue when the route is invalid) and ResolvedRefs (True; False with
 // reason BackendNotFound when a backend Service is missing). Entries of other controllers
-// are kept. A status is written only when it changes, and only by the replica holding the
-// coordination.k8s.io Lease (see Run), so replicas never fight over it.
+// are kept. It also writes the Accepted condition of EgressNetworks. A status is written
+// only when it changes, and only by the replica holding the coordination.k8s.io Lease
+// (see Run), so replicas never fight over it.
 package status
 
 import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"reflect"
 	"sync/atomic"
 	"time"
@@ -39,6 +41,8 @@ const LeaseName = "policy-controller-write"
 type Config struct {
 	Namespace string // the controller's namespace, where the Lease is
 	Identity  string // this replica's identity (its pod name)
+	// ClusterNetworks are the cluster's networks, which an EgressNetwork may not cover.
+	ClusterNetworks []netip.Prefix
 	// Lease timings; zero means 15s, 10s and 2s (client-go's usual values).
 	LeaseDuration, RenewDeadline, RetryPeriod time.Duration
 }
@@ -120,6 +124,14 @@ func (w *Writer) reconcileLoop(ctx context.Context) {
 			}
 			if err := w.reconcile(ctx, ro); err != nil {
 				w.log.Warn("writing route status", "namespace", ro.Object.GetNamespace(), "name", ro.Object.GetName(), "error", err)
+			}
+		}
+		for _, u := range w.idx.EgressNetworks() {
+			if ctx.Err() != nil {
+				return
+			}
+			if err := w.reconcileEgress(ctx, u); err != nil {
+				w.log.Warn("writing EgressNetwork status", "namespace", u.GetNamespace(), "name", u.GetName(), "error", err)
 			}
 		}
 		w.passes.Add(1)

@@ -3,6 +3,7 @@ package status_test
 import (
 	"context"
 	"log/slog"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -39,6 +40,7 @@ func installCRDs(t *testing.T, c *kube.Cluster) {
 	}
 	c.Apply(t, "", string(data))
 	c.WaitCRD(t, "httproutes.policy.linkerd.io")
+	c.WaitCRD(t, "egressnetworks.policy.linkerd.io")
 	c.WaitCRD(t, "httproutes.gateway.networking.k8s.io")
 }
 
@@ -61,7 +63,8 @@ func startReplica(t *testing.T, c *kube.Cluster, leaseNS, name string) *replica 
 		t.Fatal(err)
 	}
 	w := status.New(idx, c.Client(), c.Dynamic(), status.Config{Namespace: leaseNS, Identity: name,
-		LeaseDuration: 4 * time.Second, RenewDeadline: 3 * time.Second, RetryPeriod: 500 * time.Millisecond}, slog.New(slog.DiscardHandler))
+		ClusterNetworks: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")},
+		LeaseDuration:   4 * time.Second, RenewDeadline: 3 * time.Second, RetryPeriod: 500 * time.Millisecond}, slog.New(slog.DiscardHandler))
 	r := &replica{w: w, cancel: cancel, done: make(chan struct{})}
 	go func() { defer close(r.done); _ = w.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-r.done })

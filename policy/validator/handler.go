@@ -21,14 +21,16 @@ import (
 // validators maps each validated group and kind to a function decoding the object and
 // returning its problems.
 var validators = map[schema.GroupKind]func(raw []byte) (field.ErrorList, error){
-	{Group: api.Group, Kind: "NetworkAuthentication"}: check(NetworkAuthentication),
-	{Group: api.Group, Kind: "AuthorizationPolicy"}:   check(AuthorizationPolicy),
-	{Group: api.Group, Kind: "MeshTLSAuthentication"}: check(MeshTLSAuthentication),
-	{Group: api.Group, Kind: "Server"}:                check(Server),
-	{Group: api.Group, Kind: "ServerAuthorization"}:   check(ServerAuthorization),
-	{Group: api.Group, Kind: "HTTPRoute"}:             check(LinkerdHTTPRoute),
-	{Group: gatewayGroup, Kind: "HTTPRoute"}:          check(GatewayHTTPRoute),
-	{Group: gatewayGroup, Kind: "GRPCRoute"}:          check(GatewayGRPCRoute),
+	{Group: api.Group, Kind: "NetworkAuthentication"}:    check(NetworkAuthentication),
+	{Group: api.Group, Kind: "AuthorizationPolicy"}:      check(AuthorizationPolicy),
+	{Group: api.Group, Kind: "MeshTLSAuthentication"}:    check(MeshTLSAuthentication),
+	{Group: api.Group, Kind: "Server"}:                   check(Server),
+	{Group: api.Group, Kind: "ServerAuthorization"}:      check(ServerAuthorization),
+	{Group: api.Group, Kind: "HTTPRoute"}:                check(LinkerdHTTPRoute),
+	{Group: api.Group, Kind: "HTTPLocalRateLimitPolicy"}: check(HTTPLocalRateLimitPolicy),
+	{Group: api.Group, Kind: "EgressNetwork"}:            check(EgressNetwork),
+	{Group: gatewayGroup, Kind: "HTTPRoute"}:             check(GatewayHTTPRoute),
+	{Group: gatewayGroup, Kind: "GRPCRoute"}:             check(GatewayGRPCRoute),
 }
 
 func check[T any](validate func(*T) field.ErrorList) func([]byte) (field.ErrorList, error) {

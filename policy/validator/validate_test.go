@@ -65,6 +65,22 @@ func TestValidate(t *testing.T) {
 		{"Server", `{"spec":{"podSelector":{},"externalWorkloadSelector":{},"port":80}}`, "spec.externalWorkloadSelector"},
 		{"Server", `{"spec":{"externalWorkloadSelector":{"matchLabels":{"bad key!":"x"}},"port":80}}`, "spec.externalWorkloadSelector.matchLabels"},
 		{"Server", `{"spec":{"podSelector":{},"port":80,"accessPolicy":"allow"}}`, "spec.accessPolicy"},
+
+		{"HTTPLocalRateLimitPolicy", `{"spec":{"targetRef":{"group":"policy.linkerd.io","kind":"Server","name":"web"},"total":{"requestsPerSecond":100},"identity":{"requestsPerSecond":20},"overrides":[{"requestsPerSecond":25,"clientRefs":[{"kind":"ServiceAccount","namespace":"ns","name":"special"}]}]}}`, ""},
+		{"HTTPLocalRateLimitPolicy", `{"spec":{"targetRef":{"group":"policy.linkerd.io","kind":"Server","name":"web"},"identity":{"requestsPerSecond":20}}}`, ""},
+		{"HTTPLocalRateLimitPolicy", `{"spec":{"targetRef":{"group":"policy.linkerd.io","kind":"HTTPRoute","name":"web"},"total":{"requestsPerSecond":1}}}`, "spec.targetRef.kind"},
+		{"HTTPLocalRateLimitPolicy", `{"spec":{"targetRef":{"group":"policy.linkerd.io","kind":"Server"},"total":{"requestsPerSecond":1}}}`, "spec.targetRef.name"},
+		{"HTTPLocalRateLimitPolicy", `{"spec":{"targetRef":{"group":"policy.linkerd.io","kind":"Server","name":"web"},"total":{"requestsPerSecond":0}}}`, "spec.total.requestsPerSecond"},
+		{"HTTPLocalRateLimitPolicy", `{"spec":{"targetRef":{"group":"policy.linkerd.io","kind":"Server","name":"web"},"total":{"requestsPerSecond":5000000000}}}`, "spec.total.requestsPerSecond"},
+		{"HTTPLocalRateLimitPolicy", `{"spec":{"targetRef":{"group":"policy.linkerd.io","kind":"Server","name":"web"},"total":{"requestsPerSecond":10},"identity":{"requestsPerSecond":20}}}`, "spec.identity.requestsPerSecond"},
+		{"HTTPLocalRateLimitPolicy", `{"spec":{"targetRef":{"group":"policy.linkerd.io","kind":"Server","name":"web"},"total":{"requestsPerSecond":10},"overrides":[{"requestsPerSecond":11,"clientRefs":[{"kind":"ServiceAccount","name":"a"}]}]}}`, "spec.overrides[0].requestsPerSecond"},
+		{"HTTPLocalRateLimitPolicy", `{"spec":{"targetRef":{"group":"policy.linkerd.io","kind":"Server","name":"web"},"overrides":[{"requestsPerSecond":1,"clientRefs":[{"kind":"Pod","name":"a"}]}]}}`, "spec.overrides[0].clientRefs[0].kind"},
+		{"HTTPLocalRateLimitPolicy", `{"spec":{"targetRef":{"group":"policy.linkerd.io","kind":"Server","name":"web"},"overrides":[{"requestsPerSecond":1,"clientRefs":[]}]}}`, "spec.overrides[0].clientRefs"},
+
+		{"EgressNetwork", `{"spec":{"trafficPolicy":"Deny"}}`, ""},
+		{"EgressNetwork", `{"spec":{"trafficPolicy":"Allow","networks":[{"cidr":"0.0.0.0/0","except":["10.0.0.0/8"]}]}}`, ""},
+		{"EgressNetwork", `{"spec":{"trafficPolicy":"Maybe"}}`, "spec.trafficPolicy"},
+		{"EgressNetwork", `{"spec":{"trafficPolicy":"Deny","networks":[{"cidr":"nope"}]}}`, "spec.networks[0].cidr"},
 	} {
 		err := validator.Validate(gk(tc.kind), []byte(tc.obj))
 		switch {

@@ -23,12 +23,14 @@ import (
 	"github.com/l5d-go/l5d/proxy/admin"
 	"github.com/l5d-go/l5d/proxy/balance"
 	"github.com/l5d-go/l5d/proxy/config"
+	"github.com/l5d-go/l5d/proxy/discovery"
 	"github.com/l5d-go/l5d/proxy/forward"
 	"github.com/l5d-go/l5d/proxy/inbound"
 	"github.com/l5d-go/l5d/proxy/logstream"
 	"github.com/l5d-go/l5d/proxy/meshtls"
 	"github.com/l5d-go/l5d/proxy/metrics"
 	"github.com/l5d-go/l5d/proxy/outbound"
+	"github.com/l5d-go/l5d/proxy/outpolicy"
 	"github.com/l5d-go/l5d/proxy/policy"
 	"github.com/l5d-go/l5d/proxy/tap"
 )
@@ -171,6 +173,15 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Proxy, error
 		outConnect, outConnectOpaque = connector.Connect, connector.ConnectOpaque
 		terminator = meshtls.NewTerminator(ctl.id)
 	}
+	// Destinations outside the discovery networks follow their EgressNetwork's policy.
+	var egress outbound.EgressRouter
+	if ctl.policies != nil {
+		var names outpolicy.ResolveFunc
+		if disc != nil {
+			names = disc.Name
+		}
+		egress = ctl.policies.Egress(ctx, discovery.DefaultResolveTimeout, names)
+	}
 	outRouter := outbound.NewRouter(outbound.Options{
 		Suffixes:  cfg.ProfileSuffixes,
 		Networks:  cfg.ProfileNetworks,
@@ -182,6 +193,7 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Proxy, error
 		// Opaque connections to discovered endpoints may use the opaque transport.
 		ConnectOpaque: outConnectOpaque,
 		IngressMode:   cfg.IngressMode,
+		Egress:        egress,
 		Log:           opts.Log,
 	})
 	// Inbound authorization: the controller's answer per port (the configured default

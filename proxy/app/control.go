@@ -33,6 +33,7 @@ type control struct {
 	id       *identity.Identity // nil when identity is disabled
 	resolver *discovery.Resolver
 	policy   pbinbound.InboundServerPoliciesClient // nil without a policy controller
+	policies *outpolicy.Watcher                    // nil without a policy controller
 	conns    []*grpc.ClientConn
 }
 
@@ -124,6 +125,7 @@ func startControl(cfg *config.Config, reg *metrics.Registry, log *slog.Logger) (
 		c.policy = pbinbound.NewInboundServerPoliciesClient(cc)
 		policies = outpolicy.NewWatcher(outpolicy.Options{
 			Client: pboutbound.NewOutboundPoliciesClient(cc), Workload: cfg.PolicyWorkload, Metrics: reg, Log: log})
+		c.policies = policies
 	}
 	if dstClient != nil {
 		c.resolver = discovery.New(discovery.Options{

@@ -17,25 +17,8 @@ import (
 	"github.com/l5d-go/l5d/proxy/transportheader"
 )
 
-// greeterApp greets each connection, then echoes it.
-func greeterApp(t *testing.T) netip.AddrPort {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { io.WriteString(c, "hello\n"); io.Copy(c, c); c.Close() }()
-		}
-	}()
-	return ln.Addr().(*net.TCPAddr).AddrPort()
-}
+// greeterApp greets each connection with "hello", then echoes it.
+func greeterApp(t *testing.T) netip.AddrPort { t.Helper(); return tcpGreeter(t, "hello") }
 
 // expectGreetingAndEcho reads the greeting and checks one echo round trip on c.
 func expectGreetingAndEcho(t *testing.T, c net.Conn) {

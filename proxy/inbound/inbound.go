@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/l5d-go/l5d/proxy/balance"
 	"github.com/l5d-go/l5d/proxy/forward"
@@ -51,7 +52,7 @@ type Options struct {
 // Router implements forward.Router for inbound traffic and serves opaque connections.
 type Router struct {
 	opts  Options
-	authz sync.Map // authzKey -> *atomic.Uint64
+	authz sync.Map // authzKey or rateLimitKey -> *atomic.Uint64
 	// authzKeys counts authz entries; policy updates bring new keys, so the map is
 	// cleared when it grows large (the counters stay in the registry).
 	authzKeys atomic.Int64
@@ -217,7 +218,8 @@ func (rt *Router) authorize(ci *forward.ConnInfo) (*policy.Port, bool) {
 
 // authorizeRequest matches r to a route of its port's policy and checks the client
 // against that route's authorizations: no route is a 404, a refusal a 403 (gRPC:
-// PERMISSION_DENIED). It returns the Server and route that took the request.
+// PERMISSION_DENIED); then takes a token from the Server's rate limit: none left is a
+// 429 (gRPC: RESOURCE_EXHAUSTED). It returns the Server and route that took the request.
 func (rt *Router) authorizeRequest(r *http.Request, ci *forward.ConnInfo) (srvRoute, error) {
 	if rt.opts.Policy == nil {
 		return srvRoute{}, nil
@@ -230,22 +232,58 @@ func (rt *Router) authorizeRequest(r *http.Request, ci *forward.ConnInfo) (srvRo
 	sr := srvRoute{srvKind: p.ServerKind, srvName: p.Server, routeGroup: route.Group, routeKind: route.Kind, routeName: route.Name}
 	a, ok := route.Allow(ci.Client.Addr(), ci.ClientID)
 	rt.count(authzKey{http: true, allowed: ok, target: ci.OrigDst, srv: p, route: route, authz: a})
-	if ok {
-		return sr, nil
-	}
-	if p.Audit {
+	if !ok {
+		if !p.Audit {
+			return sr, &forward.RouteError{Status: http.StatusForbidden, GRPCCode: grpcPermissionDenied,
+				Reason: "unauthorized request on route " + route.Name + " of server " + p.Server}
+		}
 		rt.opts.Log.Info("audit: an unauthorized request was let through", "client", ci.Client, "client_id", ci.ClientID, "port", ci.OrigDst.Port(), "route", route.Name)
-		return sr, nil
 	}
-	return sr, &forward.RouteError{Status: http.StatusForbidden, GRPCCode: grpcPermissionDenied,
-		Reason: "unauthorized request on route " + route.Name + " of server " + p.Server}
+	if l := p.RateLimit; l != nil {
+		if scope, ok := l.Allow(ci.ClientID, time.Now()); !ok {
+			rt.countRateLimited(ci, p, scope)
+			return sr, &forward.RouteError{Status: http.StatusTooManyRequests, GRPCCode: grpcResourceExhausted,
+				Reason: l.Describe(scope, ci.ClientID)}
+		}
+	}
+	return sr, nil
 }
 
 // gRPC status codes of refused requests.
 const (
-	grpcNotFound         = 5
-	grpcPermissionDenied = 7
+	grpcNotFound          = 5
+	grpcPermissionDenied  = 7
+	grpcResourceExhausted = 8
 )
+
+// rateLimitKey identifies a counter of inbound_http_local_ratelimit_total.
+type rateLimitKey struct {
+	target   netip.AddrPort
+	srv      *policy.Port
+	scope    string
+	tls      bool
+	clientID string
+}
+
+// countRateLimited adds one to inbound_http_local_ratelimit_total, labelled as Linkerd's
+// proxy labels it: the target, the Server, the policy (ratelimit_group, _kind, _name),
+// the scope of the limit (total or identity) and the connection's tls labels.
+func (rt *Router) countRateLimited(ci *forward.ConnInfo, p *policy.Port, scope string) {
+	k := rateLimitKey{target: ci.OrigDst, srv: p, scope: scope, tls: ci.TLS, clientID: ci.ClientID}
+	c, found := rt.authz.Load(k)
+	if !found {
+		l := p.RateLimit
+		labels := metrics.Join(targetLabels(k.target), metrics.Labels("srv_kind", p.ServerKind, "srv_name", p.Server,
+			"ratelimit_group", l.Group, "ratelimit_kind", l.Kind, "ratelimit_name", l.Name, "ratelimit_scope", scope), rt.tlsLabels(ci))
+		if rt.authzKeys.Add(1) > maxAuthzKeys {
+			rt.authz.Clear()
+			rt.authzKeys.Store(1)
+		}
+		c, _ = rt.authz.LoadOrStore(k, rt.opts.Metrics.Counter("inbound_http_local_ratelimit_total",
+			"Inbound HTTP requests refused by the Server's local rate limit.", labels))
+	}
+	c.(*atomic.Uint64).Add(1)
+}
 
 // RoutesOnHeaders implements forward.HeaderRouter: the policy of the connection's port
 // matches routes on header fields or query parameters.
@@ -255,7 +293,9 @@ func (rt *Router) RoutesOnHeaders(ci *forward.ConnInfo) bool {
 
 // Route returns the backend for the request's original destination port, after checking
 // that the request has a route (404 otherwise) whose authorizations admit the client (403
-// otherwise; gRPC requests get grpc-status PERMISSION_DENIED). Its metrics carry the
+// otherwise; gRPC requests get grpc-status PERMISSION_DENIED) and that the Server's rate
+// limit, if any, has room for it (429 otherwise, gRPC RESOURCE_EXHAUSTED, counted in
+// inbound_http_local_ratelimit_total). Its metrics carry the
 // Server's and the route's labels (srv_kind, srv_name, route_group, route_kind,
 // route_name), as Linkerd's do, and target_port.
 func (rt *Router) Route(r *http.Request, ci *forward.ConnInfo) (*forward.Backend, error) {

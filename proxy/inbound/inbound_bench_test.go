@@ -19,17 +19,7 @@ import (
 // (authorization, metrics, backend lookup) under a default policy.
 func BenchmarkRouteDefaultPolicy(b *testing.B) {
 	p := policy.Default("all-unauthenticated", nil)
-	rt := NewRouter(Options{Policy: func(uint16) *policy.Port { return p }, Metrics: metrics.New()})
-	r := httptest.NewRequest("GET", "http://web.ns.svc.cluster.local/api/items?page=2", nil)
-	ci := &forward.ConnInfo{Direction: "inbound", OrigDst: netip.MustParseAddrPort("10.0.0.5:8080"),
-		Client: netip.MustParseAddrPort("10.0.0.9:40000"), TLS: true, ClientID: "client.ns.serviceaccount.identity.linkerd.cluster.local"}
-	if _, err := rt.Route(r, ci); err != nil {
-		b.Fatal(err)
-	}
-	b.ReportAllocs()
-	for b.Loop() {
-		rt.Route(r, ci)
-	}
+	benchRoute(b, p, "http://web.ns.svc.cluster.local/api/items?page=2")
 }
 
 // BenchmarkRouteManyRoutes: the same with a Server declaring ten prefix routes, each with
@@ -50,8 +40,31 @@ func BenchmarkRouteManyRoutes(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	benchRoute(b, p, "http://web.ns.svc.cluster.local/api9/items?page=2")
+}
+
+// BenchmarkRouteRateLimited is BenchmarkRouteDefaultPolicy on a Server with a total and a
+// per-identity rate limit too high to refuse: the cost of taking the tokens.
+func BenchmarkRouteRateLimited(b *testing.B) {
+	p, err := policy.FromProto(&pb.Server{Labels: map[string]string{"kind": "server", "name": "web"},
+		Authorizations: []*pb.Authz{{Labels: map[string]string{"name": "anyone"},
+			Networks:       []*pb.Network{{Net: netconv.IPNetwork(netip.MustParsePrefix("0.0.0.0/0"))}},
+			Authentication: &pb.Authn{Permit: &pb.Authn_Unauthenticated{Unauthenticated: &pb.Authn_PermitUnauthenticated{}}}}},
+		Protocol: &pb.ProxyProtocol{Kind: &pb.ProxyProtocol_Detect_{Detect: &pb.ProxyProtocol_Detect{
+			HttpLocalRateLimit: &pb.HttpLocalRateLimit{
+				Total:    &pb.HttpLocalRateLimit_Limit{RequestsPerSecond: 1 << 31},
+				Identity: &pb.HttpLocalRateLimit_Limit{RequestsPerSecond: 1 << 30}}}}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	benchRoute(b, p, "http://web.ns.svc.cluster.local/api/items?page=2")
+}
+
+// benchRoute measures routing a GET of url from a mesh client under policy p; every
+// request must be admitted.
+func benchRoute(b *testing.B, p *policy.Port, url string) {
 	rt := NewRouter(Options{Policy: func(uint16) *policy.Port { return p }, Metrics: metrics.New()})
-	r := httptest.NewRequest("GET", "http://web.ns.svc.cluster.local/api9/items?page=2", nil)
+	r := httptest.NewRequest("GET", url, nil)
 	ci := &forward.ConnInfo{Direction: "inbound", OrigDst: netip.MustParseAddrPort("10.0.0.5:8080"),
 		Client: netip.MustParseAddrPort("10.0.0.9:40000"), TLS: true, ClientID: "client.ns.serviceaccount.identity.linkerd.cluster.local"}
 	if _, err := rt.Route(r, ci); err != nil {
@@ -59,6 +72,8 @@ func BenchmarkRouteManyRoutes(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		rt.Route(r, ci)
+		if _, err := rt.Route(r, ci); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/l5d-go/l5d/proxy/forward"
 	"github.com/l5d-go/l5d/proxy/metrics"
 	"github.com/l5d-go/l5d/proxy/opaque"
+	"github.com/l5d-go/l5d/proxy/tlssni"
 )
 
 // HeaderDstOverride names the target explicitly; only honoured in ingress mode
@@ -67,7 +68,53 @@ type Options struct {
 	// header is ignored, so an application's clients cannot steer its proxy to any
 	// target by sending it.
 	IngressMode bool
-	Log         *slog.Logger
+	// PeekTimeout bounds the wait for the TLS ClientHello of a connection routed by
+	// server name (10s when zero).
+	PeekTimeout time.Duration
+	// Egress, when set, applies the egress policy of destinations outside Networks to
+	// their HTTP requests and opaque and TLS connections (see outpolicy.Egress).
+	Egress EgressRouter
+	Log    *slog.Logger
+}
+
+// routeConn returns the backend of an opaque connection to be's target by the opaque or
+// TLS routes of its policy (be itself without them); a TLS route's server name is read
+// from the connection, which *conn then replays. An error means the route refuses it.
+func (rt *Router) routeConn(ctx context.Context, conn *net.Conn, be *forward.Backend) (*forward.Backend, error) {
+	pr, ok := be.Policy.(opaqueRouter)
+	if !ok {
+		return be, nil
+	}
+	var routed *forward.Backend
+	var found bool
+	var err error
+	if pr.RoutesTLS() {
+		var sni string
+		if sni, *conn, err = tlssni.Peek(*conn, rt.opts.PeekTimeout); err == nil {
+			routed, found, err = pr.PickTLS(ctx, sni)
+		}
+	} else {
+		routed, found, err = pr.PickOpaque(ctx)
+	}
+	if err != nil || !found {
+		return be, err
+	}
+	return routed, nil
+}
+
+// opaqueRouter is a target's outbound policy router that routes opaque connections by the
+// policy's opaque route (see outpolicy.Router.PickOpaque).
+type opaqueRouter interface {
+	PickOpaque(ctx context.Context) (be *forward.Backend, ok bool, err error)
+	// RoutesTLS reports whether connections route by TLS server name, with PickTLS.
+	RoutesTLS() bool
+	PickTLS(ctx context.Context, sni string) (be *forward.Backend, ok bool, err error)
+}
+
+// EgressRouter gives the backend forwarding to a destination outside the cluster's
+// networks the routing of its egress policy.
+type EgressRouter interface {
+	Route(ctx context.Context, dst netip.AddrPort, be *forward.Backend) *forward.Backend
 }
 
 // Router implements forward.Router for outbound traffic and serves opaque connections.
@@ -87,6 +134,9 @@ type forwardKey struct {
 func NewRouter(opts Options) *Router {
 	if opts.Log == nil {
 		opts.Log = slog.Default()
+	}
+	if opts.PeekTimeout <= 0 {
+		opts.PeekTimeout = 10 * time.Second
 	}
 	return &Router{opts: opts, forward: map[forwardKey]*forward.Backend{}}
 }
@@ -115,6 +165,9 @@ func (rt *Router) Route(r *http.Request, ci *forward.ConnInfo) (*forward.Backend
 		if ok {
 			return be, nil
 		}
+	}
+	if rt.opts.Egress != nil && !rt.inNetworks(dst.Addr()) {
+		return rt.opts.Egress.Route(r.Context(), dst, rt.forwardTo(dst, "")), nil
 	}
 	return rt.forwardTo(dst, ""), nil
 }
@@ -230,6 +283,30 @@ func (rt *Router) ServeTCP(ctx context.Context, conn net.Conn, ci *forward.ConnI
 			return
 		}
 		if ok {
+			// A TCPRoute or TLSRoute of the target's policy may send it elsewhere.
+			if be, err = rt.routeConn(ctx, &conn, be); err != nil {
+				rt.opts.Log.Debug("closing an opaque connection: its route refuses it", "dst", target, "error", err)
+				conn.Close()
+				return
+			}
+			e, err := be.Balancer.Pick(ctx)
+			if err != nil {
+				rt.opts.Log.Debug("no endpoint for opaque connection", "dst", target, "error", err)
+				conn.Close()
+				return
+			}
+			bep, target = e, e.Addr
+		}
+	} else if rt.opts.Egress != nil && !rt.inNetworks(target.Addr()) {
+		// Outside the cluster's networks, the EgressNetwork's routes apply.
+		fwd := rt.forwardTo(target, "")
+		be, err := rt.routeConn(ctx, &conn, rt.opts.Egress.Route(ctx, target, fwd))
+		if err != nil {
+			rt.opts.Log.Debug("closing an opaque egress connection: its route refuses it", "dst", target, "error", err)
+			conn.Close()
+			return
+		}
+		if be != fwd { // a route sends it to a Service
 			e, err := be.Balancer.Pick(ctx)
 			if err != nil {
 				rt.opts.Log.Debug("no endpoint for opaque connection", "dst", target, "error", err)

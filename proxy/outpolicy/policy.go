@@ -22,6 +22,7 @@ import (
 	"github.com/l5d-go/l5d/proto/gen/httptypes"
 	"github.com/l5d-go/l5d/proto/gen/meta"
 	pb "github.com/l5d-go/l5d/proto/gen/outbound"
+	"github.com/l5d-go/l5d/proto/netconv"
 	"github.com/l5d-go/l5d/proxy/metrics"
 	"github.com/l5d-go/l5d/proxy/policy"
 	"github.com/l5d-go/l5d/proxy/routes"
@@ -51,6 +52,14 @@ type Policy struct {
 	accrual *routes.Accrual
 	// parent is the Service the policy is for (the parent_* metric labels).
 	parent metrics.Ref
+	// opaqueRefusal, when set, is why opaque connections to the target are refused: the
+	// first opaque route's rule carries a Forbidden or Invalid filter (an EgressNetwork
+	// with trafficPolicy Deny, say).
+	opaqueRefusal string
+	// opaque is the opaque route's rule: where opaque connections go; nil without one.
+	opaque *Rule
+	// tls are the TLS routes of a TLS policy (TLSRoutes), matched by server name.
+	tls []*tlsRoute
 }
 
 // Rule is one compiled rule of a route: which requests it takes and what happens to them.
@@ -211,10 +220,18 @@ func FromProto(m *pb.OutboundPolicy) (*Policy, error) {
 	var p *Policy
 	var fa *pb.FailureAccrual
 	var err error
+	var opaque []*pb.OpaqueRoute
 	switch {
 	case proto.GetDetect() != nil:
 		p, err = compileHTTP(proto.GetDetect().GetHttp1().GetRoutes())
 		fa = proto.GetDetect().GetHttp1().GetFailureAccrual()
+		opaque = proto.GetDetect().GetOpaque().GetRoutes()
+	case len(proto.GetOpaque().GetRoutes()) > 0:
+		// Opaque routes route no request, only connections.
+		p, opaque = &Policy{trivial: true}, proto.GetOpaque().GetRoutes()
+	case len(proto.GetTls().GetRoutes()) > 0:
+		p = &Policy{trivial: true}
+		p.tls, err = compileTLS(proto.GetTls().GetRoutes())
 	case proto.GetHttp1() != nil:
 		p, err = compileHTTP(proto.GetHttp1().GetRoutes())
 		fa = proto.GetHttp1().GetFailureAccrual()
@@ -234,10 +251,40 @@ func FromProto(m *pb.OutboundPolicy) (*Policy, error) {
 		return nil, err
 	}
 	p.parent = metaRef(m.GetMetadata())
+	p.opaqueRefusal = opaqueRefusal(opaque)
+	if p.opaque, err = compileOpaque(opaque); err != nil {
+		return nil, err
+	}
 	if p.accrual != nil {
 		p.trivial = false
 	}
 	return p, nil
+}
+
+// opaqueRefusal is why the first opaque route refuses connections ("" when it does not):
+// its first rule's Forbidden filter, or an Invalid one's message.
+func opaqueRefusal(routes []*pb.OpaqueRoute) string {
+	if len(routes) == 0 || len(routes[0].GetRules()) == 0 {
+		return ""
+	}
+	_, _, name := routeMeta(routes[0].GetMetadata())
+	for _, f := range routes[0].GetRules()[0].GetFilters() {
+		switch {
+		case f.GetForbidden() != nil:
+			return "connection forbidden by route " + name
+		case f.GetInvalid() != nil:
+			return "invalid route " + name + ": " + f.GetInvalid().GetMessage()
+		}
+	}
+	return ""
+}
+
+// OpaqueRefusal is why opaque connections to the target are refused, "" when they are not.
+func (p *Policy) OpaqueRefusal() string {
+	if p == nil {
+		return ""
+	}
+	return p.opaqueRefusal
 }
 
 // compileAccrual compiles consecutive-failure accrual (nil when there is none); the
@@ -443,6 +490,14 @@ func (r *Rule) setBackends(bs []rawBackend) error {
 				return fmt.Errorf("backend %d: destination path %q is not a host:port authority", i, path)
 			}
 			ref.authority = strings.ToLower(strings.TrimSuffix(path, "."))
+		} else if fwd := b.backend.GetForward(); fwd != nil {
+			// A forward to one address (the original destination of egress traffic),
+			// resolved by the router's ResolveFunc like a Service authority.
+			a, ok := netconv.AddrPort(fwd.GetAddr())
+			if !ok {
+				return fmt.Errorf("backend %d: forward address is not an IP address and port", i)
+			}
+			ref.authority = a.String()
 		}
 		r.totalWeight += uint64(b.weight)
 		r.backends = append(r.backends, ref)

@@ -18,7 +18,7 @@ import (
 
 const web = "web.ns.svc.cluster.local:80"
 
-func startWatcher(t *testing.T, addr string) *Watcher {
+func startWatcher(t testing.TB, addr string) *Watcher {
 	t.Helper()
 	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {

@@ -33,6 +33,8 @@ type Port struct {
 	// declared is set when the server declares an HTTP protocol (HTTP/1, HTTP/2, gRPC)
 	// rather than detecting it.
 	declared bool
+	// RateLimit is the server's HTTPLocalRateLimitPolicy; nil when it has none.
+	RateLimit *RateLimit
 }
 
 // OpaqueFallback reports whether a connection to the port that does not speak HTTP
@@ -171,12 +173,15 @@ func FromProto(s *pb.Server) (*Port, error) {
 	switch {
 	case proto.GetDetect() != nil:
 		httpRoutes = proto.GetDetect().GetHttpRoutes()
+		p.RateLimit = rateLimitFromProto(proto.GetDetect().GetHttpLocalRateLimit())
 	case proto.GetHttp1() != nil:
 		p.declared = true
 		httpRoutes = proto.GetHttp1().GetRoutes()
+		p.RateLimit = rateLimitFromProto(proto.GetHttp1().GetLocalRateLimit())
 	case proto.GetHttp2() != nil:
 		p.declared = true
 		httpRoutes = proto.GetHttp2().GetRoutes()
+		p.RateLimit = rateLimitFromProto(proto.GetHttp2().GetLocalRateLimit())
 	case proto.GetGrpc() != nil:
 		p.grpc, p.declared = true, true
 		grpcRoutes = proto.GetGrpc().GetRoutes()

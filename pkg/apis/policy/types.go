@@ -1,6 +1,7 @@
 // Package policy holds Go types of the policy.linkerd.io custom resources the policy
 // controller serves (Server, ServerAuthorization, AuthorizationPolicy,
-// MeshTLSAuthentication, NetworkAuthentication, HTTPRoute), with the CRDs' JSON field names. They are read from
+// MeshTLSAuthentication, NetworkAuthentication, HTTPRoute, HTTPLocalRateLimitPolicy,
+// EgressNetwork), with the CRDs' JSON field names. They are read from
 // unstructured objects with runtime.DefaultUnstructuredConverter.
 package policy
 
@@ -168,4 +169,71 @@ type FailureInjector struct {
 type Ratio struct {
 	Numerator   uint32 `json:"numerator"`
 	Denominator uint32 `json:"denominator"`
+}
+
+// Resources of current Linkerd's policy API that the controller reads.
+var (
+	HTTPLocalRateLimitPolicies = schema.GroupVersionResource{Group: Group, Version: "v1alpha1", Resource: "httplocalratelimitpolicies"}
+	EgressNetworks             = schema.GroupVersionResource{Group: Group, Version: "v1alpha1", Resource: "egressnetworks"}
+)
+
+// HTTPLocalRateLimitPolicy limits the HTTP requests per second a Server's proxies admit;
+// each proxy keeps its own token buckets.
+type HTTPLocalRateLimitPolicy struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+	Spec              HTTPLocalRateLimitPolicySpec `json:"spec"`
+}
+
+// HTTPLocalRateLimitPolicySpec is an HTTPLocalRateLimitPolicy's specification.
+type HTTPLocalRateLimitPolicySpec struct {
+	// TargetRef names the Server (group policy.linkerd.io) whose traffic is limited.
+	TargetRef TargetRef `json:"targetRef"`
+	// Total limits every client together; none when nil.
+	Total *Limit `json:"total,omitempty"`
+	// Identity limits each client identity (clients without one share one limit).
+	Identity *Limit `json:"identity,omitempty"`
+	// Overrides replace the identity limit for the clients they name.
+	Overrides []RateLimitOverride `json:"overrides,omitempty"`
+}
+
+// Limit is a rate in requests per second.
+type Limit struct {
+	RequestsPerSecond int64 `json:"requestsPerSecond"`
+}
+
+// RateLimitOverride is the limit of the clients (ServiceAccounts) it names.
+type RateLimitOverride struct {
+	RequestsPerSecond int64       `json:"requestsPerSecond"`
+	ClientRefs        []TargetRef `json:"clientRefs"`
+}
+
+// Egress traffic policies.
+const (
+	TrafficPolicyAllow = "Allow"
+	TrafficPolicyDeny  = "Deny"
+)
+
+// EgressNetwork governs traffic to addresses outside the cluster networks: an
+// EgressNetwork in the controller's global egress namespace applies to every client, one
+// elsewhere to clients in its namespace.
+type EgressNetwork struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+	Spec              EgressNetworkSpec   `json:"spec"`
+	Status            EgressNetworkStatus `json:"status,omitempty"`
+}
+
+// EgressNetworkSpec is an EgressNetwork's specification.
+type EgressNetworkSpec struct {
+	// TrafficPolicy is Allow or Deny: what happens to traffic no attached route matches.
+	TrafficPolicy string `json:"trafficPolicy"`
+	// Networks are the addresses it covers; empty means every address outside the
+	// cluster networks.
+	Networks []Network `json:"networks,omitempty"`
+}
+
+// EgressNetworkStatus holds the controller's conditions.
+type EgressNetworkStatus struct {
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
 }

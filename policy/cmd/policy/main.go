@@ -38,6 +38,7 @@ func run(ctx context.Context, args []string) error {
 	defaultPolicy := fs.String("default-policy", inbound.AllUnauthenticated, "cluster default inbound policy: all-unauthenticated, all-authenticated, cluster-unauthenticated, cluster-authenticated, deny or audit")
 	clusterNetworks := fs.String("cluster-networks", "10.0.0.0/8,100.64.0.0/10,172.16.0.0/12,192.168.0.0/16", "comma-separated CIDRs of the cluster's networks")
 	opaque := fs.String("default-opaque-ports", proxyconf.DefaultOpaquePorts, "ports treated as opaque unless annotated otherwise")
+	egressNS := fs.String("global-egress-network-namespace", outbound.DefaultGlobalEgressNamespace, "namespace whose EgressNetworks apply to clients in every namespace")
 	detect := fs.Duration("default-detect-timeout", 10*time.Second, "protocol detection timeout announced to proxies")
 	validatorAddr := fs.String("validator-addr", "", "serve the policy validating admission webhook (HTTPS) on this address, e.g. :9443; empty disables it")
 	validatorCert := fs.String("validator-cert", "/var/run/linkerd/tls/tls.crt", "the webhook's serving certificate (PEM), from the linkerd-policy-validator-k8s-tls Secret")
@@ -81,7 +82,8 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	outSvc := outbound.New(outIdx, outbound.Config{ClusterDomain: *clusterDomain, DetectTimeout: *detect, DefaultOpaquePorts: def}, log)
+	outSvc := outbound.New(outIdx, outbound.Config{ClusterDomain: *clusterDomain, DetectTimeout: *detect, DefaultOpaquePorts: def,
+		ClusterNetworks: nets, GlobalEgressNamespace: *egressNS}, log)
 	srv, err := rpc.NewServer(rpc.ServerOptions{Logger: log, Registerer: reg})
 	if err != nil {
 		return err
@@ -104,7 +106,7 @@ func run(ctx context.Context, args []string) error {
 			log.Warn("no -status-identity or POD_NAME: not writing route status")
 			return nil
 		}
-		return status.New(outIdx, clients.Kube, clients.Dynamic, status.Config{Namespace: *controllerNS, Identity: *identity}, log).Run(gctx)
+		return status.New(outIdx, clients.Kube, clients.Dynamic, status.Config{Namespace: *controllerNS, Identity: *identity, ClusterNetworks: nets}, log).Run(gctx)
 	})
 	g.Go(func() error { return srv.Serve(gctx, *addr) })
 	if *validatorAddr != "" {
