@@ -1,6 +1,7 @@
 package discovery
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -148,3 +149,35 @@ func (pr *profileRouter) DefaultMetrics(be *forward.Backend, host string) (route
 }
 
 var _ forward.PolicyRouter = (*profileRouter)(nil)
+
+// opaqueRouter is what an outbound policy router offers opaque connections
+// (outpolicy.Router: TCPRoutes and TLSRoutes).
+type opaqueRouter interface {
+	PickOpaque(ctx context.Context) (be *forward.Backend, ok bool, err error)
+	RoutesTLS() bool
+	PickTLS(ctx context.Context, sni string) (be *forward.Backend, ok bool, err error)
+}
+
+// PickOpaque routes an opaque connection by the target's outbound policy: dstOverrides
+// split HTTP requests only.
+func (pr *profileRouter) PickOpaque(ctx context.Context) (*forward.Backend, bool, error) {
+	if o, ok := pr.policy.(opaqueRouter); ok {
+		return o.PickOpaque(ctx)
+	}
+	return nil, false, nil
+}
+
+// RoutesTLS reports whether the target's outbound policy routes connections by TLS server
+// name.
+func (pr *profileRouter) RoutesTLS() bool {
+	o, ok := pr.policy.(opaqueRouter)
+	return ok && o.RoutesTLS()
+}
+
+// PickTLS routes a TLS connection with server name sni by the target's outbound policy.
+func (pr *profileRouter) PickTLS(ctx context.Context, sni string) (*forward.Backend, bool, error) {
+	if o, ok := pr.policy.(opaqueRouter); ok {
+		return o.PickTLS(ctx, sni)
+	}
+	return nil, false, nil
+}
