@@ -1,0 +1,66 @@
+// Command app is the program of test/kubelet's images. What it does depends on its first
+// argument:
+//
+//	app serve          prints "serving", answers every HTTP request on :8080 with
+//	                   "hello from <hostname>", and prints "tick N" every 100ms
+//	app crash-once DIR exits 1 after printing "first run" unless DIR/ran exists (which
+//	                   it creates); otherwise prints "second run" and serves
+//	app streams        writes "to stdout" to stdout and "to stderr" to stderr, exits 3
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: app serve|crash-once DIR|streams")
+		os.Exit(2)
+	}
+	switch os.Args[1] {
+	case "serve":
+		serve()
+	case "crash-once":
+		if len(os.Args) < 3 {
+			fmt.Fprintln(os.Stderr, "usage: app crash-once DIR")
+			os.Exit(2)
+		}
+		marker := filepath.Join(os.Args[2], "ran")
+		if _, err := os.Stat(marker); err != nil {
+			fmt.Println("first run")
+			if err := os.WriteFile(marker, nil, 0o644); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+			}
+			os.Exit(1)
+		}
+		fmt.Println("second run")
+		serve()
+	case "streams":
+		fmt.Fprintln(os.Stdout, "to stdout")
+		fmt.Fprintln(os.Stderr, "to stderr")
+		os.Exit(3)
+	default:
+		fmt.Fprintf(os.Stderr, "app: unknown mode %q\n", os.Args[1])
+		os.Exit(2)
+	}
+}
+
+func serve() {
+	host, _ := os.Hostname()
+	fmt.Println("serving")
+	go func() {
+		for i := 1; ; i++ {
+			time.Sleep(100 * time.Millisecond)
+			fmt.Printf("tick %d\n", i)
+		}
+	}()
+	err := http.ListenAndServe(":8080", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "hello from %s\n", host)
+	}))
+	fmt.Fprintln(os.Stderr, err)
+	os.Exit(1)
+}

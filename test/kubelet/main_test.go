@@ -1,0 +1,190 @@
+package kubelet
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/l5d-go/l5d/test/kube"
+	"github.com/l5d-go/l5d/test/localcluster"
+	"github.com/l5d-go/l5d/test/netns"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/wait"
+)
+
+// appImage is the test program's image as pods name it; the cluster's registry holds it as
+// l5d-test/app:v1 and containerd mirrors ghcr.io to that registry.
+const appImage = "ghcr.io/l5d-test/app:v1"
+
+// shared is the package's one cluster of real nodes, started by the first test needing it.
+var shared struct {
+	once sync.Once
+	c    *localcluster.Cluster
+	dir  string
+	err  error
+	// startup is how long Up took (control plane, registry, containerd, kubelet, Ready).
+	startup time.Duration
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if shared.c != nil {
+		if err := shared.c.Close(); err != nil {
+			fmt.Fprintln(os.Stderr, "kubelet: closing the cluster:", err)
+			code = 1
+		}
+		if left, err := netns.Leftovers(); err != nil || len(left) > 0 {
+			fmt.Fprintln(os.Stderr, "kubelet: namespaces left behind:", left, err)
+			code = 1
+		}
+		if os.Getenv("L5D_KUBE_KEEP") == "1" {
+			fmt.Fprintln(os.Stderr, "kubelet: L5D_KUBE_KEEP=1: kept", shared.dir)
+		} else {
+			os.RemoveAll(shared.dir)
+		}
+	}
+	os.Exit(code)
+}
+
+// cluster returns the shared cluster of real nodes, starting it (and pushing the test
+// program's image) on first use; it skips the test without root or with L5D_SKIP_KUBE=1.
+func cluster(t *testing.T) *localcluster.Cluster {
+	t.Helper()
+	if os.Getenv("L5D_SKIP_KUBE") == "1" {
+		t.Skip("L5D_SKIP_KUBE=1")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (network namespaces, containerd, kubelet)")
+	}
+	shared.once.Do(func() { shared.c, shared.dir, shared.err = start() })
+	if shared.err != nil {
+		t.Fatal(shared.err)
+	}
+	return shared.c
+}
+
+// start builds the test program and the CNI plugins, brings the cluster up and pushes the
+// program's image.
+func start() (*localcluster.Cluster, string, error) {
+	dir, err := os.MkdirTemp("", "l5d-kubelet-")
+	if err != nil {
+		return nil, "", err
+	}
+	plugins, err := exec.Command("../../tools/cni-plugins/build.sh").Output()
+	if err != nil {
+		return nil, dir, fmt.Errorf("tools/cni-plugins/build.sh: %w", err)
+	}
+	app := filepath.Join(dir, "app")
+	build := exec.Command("go", "build", "-o", app, "./internal/app")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		return nil, dir, fmt.Errorf("building the test program: %w\n%s", err, out)
+	}
+	began := time.Now()
+	c, err := localcluster.Up(context.Background(), localcluster.Options{
+		RunDir:     filepath.Join(dir, "run"),
+		CNIPlugins: strings.TrimSpace(string(plugins)),
+		Kubelet:    true,
+		Runtime:    os.Getenv("L5D_TEST_RUNTIME"),
+	})
+	if err != nil {
+		return nil, dir, err
+	}
+	shared.startup = time.Since(began)
+	img, err := localcluster.ProgramImage(app)
+	if err != nil {
+		return c, dir, err
+	}
+	if err := c.PushImage(context.Background(), strings.TrimPrefix(appImage, "ghcr.io/"), img); err != nil {
+		return c, dir, err
+	}
+	return c, dir, nil
+}
+
+// kubectl runs the real kubectl (kube.BinDir()) with the cluster's admin kubeconfig unless
+// args name another, and returns stdout, stderr and the error.
+func kubectl(ctx context.Context, c *localcluster.Cluster, args ...string) (string, string, error) {
+	if !hasKubeconfig(args) {
+		args = append([]string{"--kubeconfig", c.Kubeconfig()}, args...)
+	}
+	cmd := exec.CommandContext(ctx, filepath.Join(kube.BinDir(), "kubectl"), args...)
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	return stdout.String(), stderr.String(), err
+}
+
+func hasKubeconfig(args []string) bool {
+	for _, a := range args {
+		if a == "--kubeconfig" || strings.HasPrefix(a, "--kubeconfig=") {
+			return true
+		}
+	}
+	return false
+}
+
+// appPod is a pod running the test program with args, Ready once it serves on 8080 when
+// probe is set.
+func appPod(ns, name string, probe bool, args ...string) *corev1.Pod {
+	ctr := corev1.Container{
+		Name:  "app",
+		Image: appImage,
+		Args:  args,
+		Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}},
+	}
+	if probe {
+		ctr.ReadinessProbe = &corev1.Probe{
+			ProbeHandler:  corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(8080)}},
+			PeriodSeconds: 1,
+		}
+	}
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec: corev1.PodSpec{
+			Containers:                    []corev1.Container{ctr},
+			TerminationGracePeriodSeconds: ptr[int64](1),
+		},
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// waitPod polls pod ns/name until cond holds, failing with the pod's last status after the
+// deadline.
+func waitPod(t *testing.T, c *localcluster.Cluster, ns, name string, timeout time.Duration, what string, cond func(*corev1.Pod) bool) *corev1.Pod {
+	t.Helper()
+	var last *corev1.Pod
+	err := wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+		p, err := c.Client().CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return false, nil
+		}
+		last = p
+		return cond(p), nil
+	})
+	if err != nil {
+		if last != nil {
+			t.Fatalf("pod %s/%s: %s: not within %v; status: phase %s, conditions %+v, containers %+v", ns, name, what, timeout, last.Status.Phase, last.Status.Conditions, last.Status.ContainerStatuses)
+		}
+		t.Fatalf("pod %s/%s: %s: not within %v: %v", ns, name, what, timeout, err)
+	}
+	return last
+}
+
+// podReady reports the pod's Ready condition.
+func podReady(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
