@@ -20,6 +20,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 )
@@ -218,16 +219,13 @@ func TestExecRefusedWithoutRBAC(t *testing.T) {
 		t.Fatal(err)
 	}
 	// RBAC changes reach the authorizer's cache shortly after they are written.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	var lastErr string
+	if err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
 		_, stderr, err := kubectl(ctx, c, "--kubeconfig", path, "get", "pod", "web")
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the viewer cannot read the pod: %v: %s", err, stderr)
-		}
-		time.Sleep(200 * time.Millisecond)
+		lastErr = fmt.Sprintf("%v: %s", err, stderr)
+		return err == nil, nil
+	}); err != nil {
+		t.Fatalf("the viewer cannot read the pod: %s", lastErr)
 	}
 	stdout, stderr, err := kubectl(ctx, c, "--kubeconfig", path, "exec", "web", "--", "/app", "streams")
 	want := `cannot create resource "pods/exec"`

@@ -272,7 +272,9 @@ func Up(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		Scheduler:         true,
 		AdvertiseAddress:  NodeIP.String(),
 		ServingHosts:      []string{APIServiceIP.String()},
-		APIServerArgs:     []string{"--egress-selector-config-file=" + egressCfg},
+		// Kubelets are reached at their Node's InternalIP (the node address, through the
+		// egress proxy), not at the host name the default prefers.
+		APIServerArgs: []string{"--egress-selector-config-file=" + egressCfg, "--kubelet-preferred-address-types=InternalIP,Hostname"},
 		ControllerManagerArgs: []string{
 			"--cluster-cidr=" + ClusterCIDR.String(),
 			"--service-cluster-ip-range=" + ServiceCIDR.String(),

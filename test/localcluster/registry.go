@@ -79,19 +79,16 @@ func startRegistry(node *netns.Namespace, h http.Handler, logger *slog.Logger) (
 func (r *registryServer) Close() error { return r.srv.Close() }
 
 // writeRegistryHosts writes containerd's registry configuration directory (config_path):
-// for each of MirroredRegistries, <dir>/<registry>/hosts.toml sending pulls to the
-// cluster's registry at addr over plain HTTP, the public registry staying the named server.
+// for each of MirroredRegistries, <dir>/<registry>/hosts.toml whose server is the cluster's
+// registry at addr over plain HTTP, and nothing else: an image missing there fails to pull
+// naming it, and no pull ever leaves the machine.
 func writeRegistryHosts(dir string, addr netip.AddrPort) error {
 	for _, reg := range MirroredRegistries {
 		d := filepath.Join(dir, reg)
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return fmt.Errorf("localcluster: registry hosts directory: %w", err)
 		}
-		server := "https://" + reg
-		if reg == "docker.io" {
-			server = "https://registry-1.docker.io"
-		}
-		hosts := fmt.Sprintf("server = %q\n\n[host.%q]\n  capabilities = [\"pull\", \"resolve\"]\n", server, "http://"+addr.String())
+		hosts := fmt.Sprintf("server = %q\n\n[host.%q]\n  capabilities = [\"pull\", \"resolve\"]\n", "http://"+addr.String(), "http://"+addr.String())
 		if err := os.WriteFile(filepath.Join(d, "hosts.toml"), []byte(hosts), 0o644); err != nil {
 			return fmt.Errorf("localcluster: writing %s's hosts.toml: %w", reg, err)
 		}
