@@ -2,7 +2,9 @@ package kubelet
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -56,7 +58,7 @@ func TestMain(m *testing.M) {
 
 // cluster returns the shared cluster of real nodes, starting it (and pushing the test
 // program's image) on first use; it skips the test without root or with L5D_SKIP_KUBE=1.
-func cluster(t *testing.T) *localcluster.Cluster {
+func cluster(t testing.TB) *localcluster.Cluster {
 	t.Helper()
 	if os.Getenv("L5D_SKIP_KUBE") == "1" {
 		t.Skip("L5D_SKIP_KUBE=1")
@@ -71,42 +73,58 @@ func cluster(t *testing.T) *localcluster.Cluster {
 	return shared.c
 }
 
-// start builds the test program and the CNI plugins, brings the cluster up and pushes the
+// start builds the test program, brings a cluster of real nodes up and pushes the
 // program's image.
 func start() (*localcluster.Cluster, string, error) {
 	dir, err := os.MkdirTemp("", "l5d-kubelet-")
 	if err != nil {
 		return nil, "", err
 	}
-	plugins, err := exec.Command("../../tools/cni-plugins/build.sh").Output()
-	if err != nil {
-		return nil, dir, fmt.Errorf("tools/cni-plugins/build.sh: %w", err)
-	}
-	app := filepath.Join(dir, "app")
-	build := exec.Command("go", "build", "-o", app, "./internal/app")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		return nil, dir, fmt.Errorf("building the test program: %w\n%s", err, out)
-	}
 	began := time.Now()
-	c, err := localcluster.Up(context.Background(), localcluster.Options{
-		RunDir:     filepath.Join(dir, "run"),
-		CNIPlugins: strings.TrimSpace(string(plugins)),
-		Kubelet:    true,
-		Runtime:    os.Getenv("L5D_TEST_RUNTIME"),
-	})
+	c, err := upCluster(dir, true)
 	if err != nil {
 		return nil, dir, err
 	}
 	shared.startup = time.Since(began)
-	img, err := localcluster.ProgramImage(app)
-	if err != nil {
-		return c, dir, err
-	}
-	if err := c.PushImage(context.Background(), strings.TrimPrefix(appImage, "ghcr.io/"), img); err != nil {
-		return c, dir, err
-	}
 	return c, dir, nil
+}
+
+// upCluster starts a cluster under dir (run/, and the test program in bin/): real nodes
+// with the program's image pushed to the registry as appImage, or (kubelet false) the node
+// agent running the program for appImage from bin/.
+func upCluster(dir string, kubelet bool) (*localcluster.Cluster, error) {
+	plugins, err := exec.Command("../../tools/cni-plugins/build.sh").Output()
+	if err != nil {
+		return nil, fmt.Errorf("tools/cni-plugins/build.sh: %w", err)
+	}
+	bin := filepath.Join(dir, "bin")
+	app := filepath.Join(bin, "app")
+	if _, err := os.Stat(app); err != nil {
+		build := exec.Command("go", "build", "-o", app, "./internal/app")
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := build.CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("building the test program: %w\n%s", err, out)
+		}
+	}
+	c, err := localcluster.Up(context.Background(), localcluster.Options{
+		RunDir:     filepath.Join(dir, "run"),
+		BinDirs:    []string{bin},
+		CNIPlugins: strings.TrimSpace(string(plugins)),
+		Kubelet:    kubelet,
+		Runtime:    os.Getenv("L5D_TEST_RUNTIME"),
+		Logger:     slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	})
+	if err != nil || !kubelet {
+		return c, err
+	}
+	img, err := localcluster.ProgramImage(app)
+	if err == nil {
+		err = c.PushImage(context.Background(), strings.TrimPrefix(appImage, "ghcr.io/"), img)
+	}
+	if err != nil {
+		return nil, errors.Join(err, c.Close())
+	}
+	return c, nil
 }
 
 // kubectl runs the real kubectl (kube.BinDir()) with the cluster's admin kubeconfig unless
@@ -159,7 +177,7 @@ func ptr[T any](v T) *T { return &v }
 
 // waitPod polls pod ns/name until cond holds, failing with the pod's last status after the
 // deadline.
-func waitPod(t *testing.T, c *localcluster.Cluster, ns, name string, timeout time.Duration, what string, cond func(*corev1.Pod) bool) *corev1.Pod {
+func waitPod(t testing.TB, c *localcluster.Cluster, ns, name string, timeout time.Duration, what string, cond func(*corev1.Pod) bool) *corev1.Pod {
 	t.Helper()
 	var last *corev1.Pod
 	err := wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
