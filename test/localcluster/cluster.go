@@ -167,7 +167,8 @@ type Cluster struct {
 	kubeProxyLg string
 	cni         *node.CNI // nil: test/netns's own pod networks
 	registry    *registryServer
-	realNodes   []*realNode // with Options.Kubelet
+	realNodes   []*realNode       // with Options.Kubelet
+	sysctls     map[string]string // the host's kernel settings before the first kubelet started
 }
 
 // maxUnixSocketPath is the longest path a Unix socket address can hold.
@@ -588,6 +589,9 @@ func (c *Cluster) Close() error {
 		c.cancel()
 		for _, n := range c.realNodes {
 			errs = append(errs, n.close())
+		}
+		if c.sysctls != nil {
+			errs = append(errs, restoreSysctls(c.sysctls))
 		}
 		if c.registry != nil {
 			errs = append(errs, c.registry.Close())

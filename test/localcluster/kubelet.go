@@ -587,6 +587,7 @@ func (c *Cluster) startRealNodes(ctx context.Context) error {
 	if err := c.PushImage(ctx, strings.TrimPrefix(PauseImage, "registry.k8s.io/"), img); err != nil {
 		return err
 	}
+	c.sysctls = saveSysctls()
 	for i, name := range c.NodeNames() {
 		n, err := startRealNode(ctx, realNodeConfig{
 			name:      name,
@@ -637,4 +638,34 @@ func (c *Cluster) pauseProgram() (string, error) {
 		return "", fmt.Errorf("localcluster: building the pause program (or put one named pause in a BinDirs directory): %w\n%s", err, b)
 	}
 	return out, nil
+}
+
+// kubeletSysctls are the host kernel settings the kubelet sets when it starts
+// (protectKernelDefaults false, see the kubelet's container manager); the cluster puts back
+// the values it found when it closes.
+var kubeletSysctls = []string{
+	"vm/overcommit_memory", "vm/panic_on_oom", "kernel/panic", "kernel/panic_on_oops",
+	"kernel/keys/root_maxkeys", "kernel/keys/root_maxbytes",
+}
+
+// saveSysctls reads kubeletSysctls.
+func saveSysctls() map[string]string {
+	saved := map[string]string{}
+	for _, k := range kubeletSysctls {
+		if b, err := os.ReadFile(filepath.Join("/proc/sys", k)); err == nil {
+			saved[k] = strings.TrimSpace(string(b))
+		}
+	}
+	return saved
+}
+
+// restoreSysctls writes back what saveSysctls read.
+func restoreSysctls(saved map[string]string) error {
+	var errs []error
+	for k, v := range saved {
+		if err := os.WriteFile(filepath.Join("/proc/sys", k), []byte(v), 0o644); err != nil {
+			errs = append(errs, fmt.Errorf("localcluster: restoring %s to %s: %w", k, v, err))
+		}
+	}
+	return errors.Join(errs...)
 }
