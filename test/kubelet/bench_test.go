@@ -41,7 +41,7 @@ func BenchmarkClusterUp(b *testing.B) {
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				run := filepath.Join(dir, fmt.Sprint(i))
-				c, err := upCluster(run, mode.kubelet)
+				c, err := upCluster(run, mode.kubelet, 1)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -68,7 +68,7 @@ func BenchmarkPodReady(b *testing.B) {
 				c = cluster(b)
 			} else {
 				var err error
-				if c, err = upCluster(b.TempDir(), false); err != nil {
+				if c, err = upCluster(b.TempDir(), false, 1); err != nil {
 					b.Fatal(err)
 				}
 				b.Cleanup(func() {

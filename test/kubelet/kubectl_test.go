@@ -36,6 +36,29 @@ func readyPod(t *testing.T, c *localcluster.Cluster, name string) (ns string) {
 	return ns
 }
 
+// startKubectl starts the real kubectl with the admin kubeconfig, env added to this
+// process's environment, for as long as ctx lasts (the test waits for it to end when it
+// ends); it returns its stdout and a buffer collecting its stderr.
+func startKubectl(t *testing.T, ctx context.Context, c *localcluster.Cluster, env []string, args ...string) (io.Reader, *strings.Builder) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(ctx)
+	cmd := exec.CommandContext(ctx, filepath.Join(kube.BinDir(), "kubectl"), append([]string{"--kubeconfig", c.Kubeconfig()}, args...)...)
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	stderr := &strings.Builder{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cancel(); _ = cmd.Wait() })
+	return out, stderr
+}
+
 // TestKubectlLogsFollow: kubectl logs -f keeps streaming a running container's output
 // through the API server and the kubelet: ten more lines arrive after the first one read.
 func TestKubectlLogsFollow(t *testing.T) {
@@ -43,17 +66,7 @@ func TestKubectlLogsFollow(t *testing.T) {
 	ns := readyPod(t, c, "web")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, filepath.Join(kube.BinDir(), "kubectl"), "--kubeconfig", c.Kubeconfig(), "-n", ns, "logs", "-f", "web")
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { cancel(); _ = cmd.Wait() }()
+	out, stderr := startKubectl(t, ctx, c, nil, "-n", ns, "logs", "-f", "web")
 	sc := bufio.NewScanner(out)
 	first, last := -1, -1
 	for sc.Scan() {
@@ -150,18 +163,7 @@ func TestKubectlPortForward(t *testing.T) {
 		t.Run(proto.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
-			cmd := exec.CommandContext(ctx, filepath.Join(kube.BinDir(), "kubectl"), "--kubeconfig", c.Kubeconfig(), "-n", ns, "port-forward", "pod/web", "--address", "127.0.0.1", ":8080")
-			cmd.Env = append(os.Environ(), proto.env...)
-			out, err := cmd.StdoutPipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			var stderr strings.Builder
-			cmd.Stderr = &stderr
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			defer func() { cancel(); _ = cmd.Wait() }()
+			out, stderr := startKubectl(t, ctx, c, proto.env, "-n", ns, "port-forward", "pod/web", "--address", "127.0.0.1", ":8080")
 			sc := bufio.NewScanner(out)
 			var port string
 			for port == "" && sc.Scan() {
@@ -256,4 +258,36 @@ func TestMissingImageReportsErrImagePull(t *testing.T) {
 		return (w.Reason == "ErrImagePull" || w.Reason == "ImagePullBackOff") && strings.Contains(w.Message, missing)
 	})
 	t.Logf("waiting: %+v", p.Status.ContainerStatuses[0].State.Waiting)
+}
+
+// TestSecondNode: the second real node (its kubelet on KubeletPort+1 in the shared node
+// namespace) runs a pod, and the API server reaches that kubelet for exec and logs.
+func TestSecondNode(t *testing.T) {
+	c := cluster(t)
+	second := c.NodeNames()[1]
+	ns := c.Kube().Namespace(t)
+	pod := appPod(ns, "web", true, "serve")
+	pod.Spec.NodeName = second
+	if _, err := c.Client().CoreV1().Pods(ns).Create(context.Background(), pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitPod(t, c, ns, "web", podTimeout, "Ready", podReady)
+	node, err := c.Client().CoreV1().Nodes().Get(context.Background(), second, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if port := node.Status.DaemonEndpoints.KubeletEndpoint.Port; port != localcluster.KubeletPort+1 {
+		t.Errorf("node %s's kubelet port is %d, want %d", second, port, localcluster.KubeletPort+1)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	stdout, stderr, err := kubectl(ctx, c, "-n", ns, "exec", "web", "--", "/app", "streams")
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 3 || stdout != "to stdout\n" {
+		t.Fatalf("kubectl exec on %s: %v, stdout %q, stderr %q; want exit code 3 and %q", second, err, stdout, stderr, "to stdout\n")
+	}
+	logs, stderr, err := kubectl(ctx, c, "-n", ns, "logs", "web")
+	if err != nil || !strings.HasPrefix(logs, "serving\n") {
+		t.Fatalf("kubectl logs on %s: %q, %v (stderr %s)", second, logs, err, stderr)
+	}
 }

@@ -18,7 +18,7 @@ const podTimeout = 2 * time.Minute
 // a real kubelet's.
 func TestPodFromLocalImageGetsReady(t *testing.T) {
 	c := cluster(t)
-	t.Logf("cluster with a real node up in %v", shared.startup)
+	t.Logf("cluster with two real nodes up in %v", shared.startup)
 	ns := c.Kube().Namespace(t)
 	ctx := context.Background()
 	began := time.Now()

@@ -26,7 +26,7 @@ import (
 // l5d-test/app:v1 and containerd mirrors ghcr.io to that registry.
 const appImage = "ghcr.io/l5d-test/app:v1"
 
-// shared is the package's one cluster of real nodes, started by the first test needing it.
+// shared is the package's one cluster of two real nodes, started by the first test needing it.
 var shared struct {
 	once sync.Once
 	c    *localcluster.Cluster
@@ -81,7 +81,7 @@ func start() (*localcluster.Cluster, string, error) {
 		return nil, "", err
 	}
 	began := time.Now()
-	c, err := upCluster(dir, true)
+	c, err := upCluster(dir, true, 2)
 	if err != nil {
 		return nil, dir, err
 	}
@@ -89,10 +89,10 @@ func start() (*localcluster.Cluster, string, error) {
 	return c, dir, nil
 }
 
-// upCluster starts a cluster under dir (run/, and the test program in bin/): real nodes
-// with the program's image pushed to the registry as appImage, or (kubelet false) the node
-// agent running the program for appImage from bin/.
-func upCluster(dir string, kubelet bool) (*localcluster.Cluster, error) {
+// upCluster starts a cluster of nodes Nodes under dir (run/, and the test program in bin/):
+// real nodes with the program's image pushed to the registry as appImage, or (kubelet
+// false) the node agent running the program for appImage from bin/.
+func upCluster(dir string, kubelet bool, nodes int) (*localcluster.Cluster, error) {
 	plugins, err := exec.Command("../../tools/cni-plugins/build.sh").Output()
 	if err != nil {
 		return nil, fmt.Errorf("tools/cni-plugins/build.sh: %w", err)
@@ -111,6 +111,7 @@ func upCluster(dir string, kubelet bool) (*localcluster.Cluster, error) {
 		BinDirs:    []string{bin},
 		CNIPlugins: strings.TrimSpace(string(plugins)),
 		Kubelet:    kubelet,
+		Nodes:      nodes,
 		Runtime:    os.Getenv("L5D_TEST_RUNTIME"),
 		Logger:     slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
