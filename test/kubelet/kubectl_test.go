@@ -291,3 +291,25 @@ func TestSecondNode(t *testing.T) {
 		t.Fatalf("kubectl logs on %s: %q, %v (stderr %s)", second, logs, err, stderr)
 	}
 }
+
+// TestKubectlAttach: kubectl attach streams a running container's output as it is written,
+// over both protocols.
+func TestKubectlAttach(t *testing.T) {
+	c := cluster(t)
+	ns := readyPod(t, c, "web")
+	for _, proto := range protocols {
+		t.Run(proto.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			out, stderr := startKubectl(t, ctx, c, proto.env, "-n", ns, "attach", "web", "-c", "app")
+			sc := bufio.NewScanner(out)
+			for sc.Scan() {
+				var n int
+				if _, err := fmt.Sscanf(sc.Text(), "tick %d", &n); err == nil {
+					return
+				}
+			}
+			t.Fatalf("kubectl attach showed no tick: %v; stderr: %s", sc.Err(), stderr.String())
+		})
+	}
+}
