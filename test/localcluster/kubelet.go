@@ -55,6 +55,7 @@ type realNode struct {
 	containerd *netns.Process
 	kubelet    *netns.Process
 	log        *slog.Logger
+	recordDir  string // this node's record for reclaimDeadNodes, removed by close
 }
 
 // realNodeConfig is what startRealNode needs from the cluster.
@@ -105,6 +106,9 @@ func startRealNode(ctx context.Context, cfg realNodeConfig) (_ *realNode, err er
 	conf := filepath.Join(n.dir, "containerd", "config.toml")
 	if err := os.WriteFile(conf, []byte(n.containerdConfig(cfg)), 0o644); err != nil {
 		return nil, fmt.Errorf("localcluster: node %s: writing containerd's configuration: %w", cfg.name, err)
+	}
+	if n.recordDir, err = n.record(); err != nil {
+		return nil, err
 	}
 	if n.containerd, err = startLogged(cfg.node, filepath.Join(cfg.runDir, "logs", "containerd-"+cfg.name+".log"),
 		"containerd", "--config", conf); err != nil {
@@ -406,6 +410,9 @@ func (n *realNode) close() error {
 	if !strings.HasPrefix(n.sock, n.dir) {
 		errs = append(errs, os.RemoveAll(filepath.Dir(n.sock)))
 	}
+	if n.recordDir != "" {
+		errs = append(errs, os.RemoveAll(n.recordDir))
+	}
 	return errors.Join(errs...)
 }
 
@@ -573,6 +580,7 @@ func checkKubeletPrereqs(opts *Options) error {
 // for every name of NodeNames, returning once all are Ready.
 func (c *Cluster) startRealNodes(ctx context.Context) error {
 	var err error
+	reclaimDeadNodes(c.network.Node, c.log.With("component", "reclaim"))
 	if c.registry, err = startRegistry(c.network.Node, c.opts.Registry, c.log.With("component", "registry")); err != nil {
 		return err
 	}
