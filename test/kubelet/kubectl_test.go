@@ -132,20 +132,16 @@ func TestKubectlExec(t *testing.T) {
 		t.Run(proto.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
-			cmd := exec.CommandContext(ctx, filepath.Join(kube.BinDir(), "kubectl"), "--kubeconfig", c.Kubeconfig(), "-n", ns, "exec", "web", "--", "/app", "streams")
-			cmd.Env = append(os.Environ(), proto.env...)
-			var stdout, stderr strings.Builder
-			cmd.Stdout, cmd.Stderr = &stdout, &stderr
-			err := cmd.Run()
+			stdout, stderr, err := kubectlEnv(ctx, c, proto.env, "-n", ns, "exec", "web", "--", "/app", "streams")
 			var exit *exec.ExitError
 			if !errors.As(err, &exit) || exit.ExitCode() != 3 {
-				t.Fatalf("kubectl exec: %v (stdout %q, stderr %q); want exit code 3", err, stdout.String(), stderr.String())
+				t.Fatalf("kubectl exec: %v (stdout %q, stderr %q); want exit code 3", err, stdout, stderr)
 			}
-			if stdout.String() != "to stdout\n" {
-				t.Errorf("stdout = %q, want %q", stdout.String(), "to stdout\n")
+			if stdout != "to stdout\n" {
+				t.Errorf("stdout = %q, want %q", stdout, "to stdout\n")
 			}
-			if !strings.HasPrefix(stderr.String(), "to stderr\n") {
-				t.Errorf("stderr = %q, want it to start with %q", stderr.String(), "to stderr\n")
+			if !strings.HasPrefix(stderr, "to stderr\n") {
+				t.Errorf("stderr = %q, want it to start with %q", stderr, "to stderr\n")
 			}
 		})
 	}

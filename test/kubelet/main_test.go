@@ -131,10 +131,16 @@ func upCluster(dir string, kubelet bool, nodes int) (*localcluster.Cluster, erro
 // kubectl runs the real kubectl (kube.BinDir()) with the cluster's admin kubeconfig unless
 // args name another, and returns stdout, stderr and the error.
 func kubectl(ctx context.Context, c *localcluster.Cluster, args ...string) (string, string, error) {
+	return kubectlEnv(ctx, c, nil, args...)
+}
+
+// kubectlEnv is kubectl with env added to this process's environment.
+func kubectlEnv(ctx context.Context, c *localcluster.Cluster, env []string, args ...string) (string, string, error) {
 	if !hasKubeconfig(args) {
 		args = append([]string{"--kubeconfig", c.Kubeconfig()}, args...)
 	}
 	cmd := exec.CommandContext(ctx, filepath.Join(kube.BinDir(), "kubectl"), args...)
+	cmd.Env = append(os.Environ(), env...)
 	var stdout, stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
