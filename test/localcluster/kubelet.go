@@ -405,10 +405,15 @@ func (n *realNode) close() error {
 		}
 		errs = append(errs, ignoreKilled(n.containerd.Kill()))
 	}
-	errs = append(errs, unmountUnder(n.dir), unmountUnder(filepath.Dir(n.sock)))
+	if filepath.IsAbs(n.dir) && filepath.Base(filepath.Dir(n.dir)) == "nodes" {
+		errs = append(errs, unmountUnder(n.dir))
+	} else {
+		errs = append(errs, fmt.Errorf("localcluster: node %s: refusing to unmount under %q, not a node directory", n.name, n.dir))
+	}
 	errs = append(errs, n.removeCgroups())
-	if !strings.HasPrefix(n.sock, n.dir) {
-		errs = append(errs, os.RemoveAll(filepath.Dir(n.sock)))
+	// The socket's own directory under /tmp (see startRealNode), never anything else.
+	if sockDir := filepath.Dir(n.sock); n.sock != "" && !strings.HasPrefix(n.sock, n.dir+"/") && strings.HasPrefix(filepath.Base(sockDir), "l5dn-") {
+		errs = append(errs, os.RemoveAll(sockDir))
 	}
 	if n.recordDir != "" {
 		errs = append(errs, os.RemoveAll(n.recordDir))
@@ -509,6 +514,9 @@ func unescapeMountPath(s string) string {
 // removeCgroups kills whatever still runs in the node's cgroups and removes them, deepest
 // first, in every hierarchy.
 func (n *realNode) removeCgroups() error {
+	if !strings.HasPrefix(n.cgroupRoot, "/l5d-") || strings.Contains(n.cgroupRoot[1:], "/") {
+		return fmt.Errorf("localcluster: node %s: refusing to remove cgroup root %q, not one of ours", n.name, n.cgroupRoot)
+	}
 	hs, err := cgroupHierarchies()
 	if err != nil {
 		return err
