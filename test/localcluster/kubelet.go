@@ -410,7 +410,7 @@ func (n *realNode) close() error {
 	} else {
 		errs = append(errs, fmt.Errorf("localcluster: node %s: refusing to unmount under %q, not a node directory", n.name, n.dir))
 	}
-	errs = append(errs, n.removeCgroups())
+	errs = append(errs, n.removeCgroups(), n.removeLogLinks())
 	// The socket's own directory under /tmp (see startRealNode), never anything else.
 	if sockDir := filepath.Dir(n.sock); n.sock != "" && !strings.HasPrefix(n.sock, n.dir+"/") && strings.HasPrefix(filepath.Base(sockDir), "l5dn-") {
 		errs = append(errs, os.RemoveAll(sockDir))
@@ -509,6 +509,30 @@ func unescapeMountPath(s string) string {
 		b.WriteByte(s[i])
 	}
 	return b.String()
+}
+
+// containerLogLinks is where the kubelet links every container's log (a path it does not let
+// us choose).
+const containerLogLinks = "/var/log/containers"
+
+// removeLogLinks removes the kubelet's links in containerLogLinks to this node's pod logs,
+// which the kubelet removes only when it garbage-collects a container itself.
+func (n *realNode) removeLogLinks() error {
+	entries, err := os.ReadDir(containerLogLinks)
+	if err != nil {
+		return nil
+	}
+	prefix := filepath.Join(n.dir, "pod-logs") + "/"
+	var errs []error
+	for _, e := range entries {
+		p := filepath.Join(containerLogLinks, e.Name())
+		if target, err := os.Readlink(p); err == nil && strings.HasPrefix(target, prefix) {
+			if err := os.Remove(p); err != nil {
+				errs = append(errs, fmt.Errorf("localcluster: node %s: removing log link: %w", n.name, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // removeCgroups kills whatever still runs in the node's cgroups and removes them, deepest
