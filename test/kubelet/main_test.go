@@ -2,7 +2,6 @@ package kubelet
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -13,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/l5d-go/l5d/test/kube"
 	"github.com/l5d-go/l5d/test/localcluster"
 	"github.com/l5d-go/l5d/test/netns"
@@ -106,26 +107,42 @@ func upCluster(dir string, kubelet bool, nodes int) (*localcluster.Cluster, erro
 			return nil, fmt.Errorf("building the test program: %w\n%s", err, out)
 		}
 	}
-	c, err := localcluster.Up(context.Background(), localcluster.Options{
-		RunDir:     filepath.Join(dir, "run"),
-		BinDirs:    []string{bin},
-		CNIPlugins: strings.TrimSpace(string(plugins)),
-		Kubelet:    kubelet,
-		Nodes:      nodes,
-		Runtime:    os.Getenv("L5D_TEST_RUNTIME"),
-		Logger:     slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	var layouts []string
+	if kubelet {
+		// The program's image reaches the registry the way make images' output does: as
+		// an OCI layout naming it.
+		dir := filepath.Join(dir, "images")
+		if err := writeLayout(dir, app, appImage); err != nil {
+			return nil, err
+		}
+		layouts = append(layouts, dir)
+	}
+	return localcluster.Up(context.Background(), localcluster.Options{
+		RunDir:       filepath.Join(dir, "run"),
+		BinDirs:      []string{bin},
+		CNIPlugins:   strings.TrimSpace(string(plugins)),
+		Kubelet:      kubelet,
+		ImageLayouts: layouts,
+		Nodes:        nodes,
+		Runtime:      os.Getenv("L5D_TEST_RUNTIME"),
+		Logger:       slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
-	if err != nil || !kubelet {
-		return c, err
-	}
-	img, err := localcluster.ProgramImage(app)
-	if err == nil {
-		err = c.PushImage(context.Background(), strings.TrimPrefix(appImage, "ghcr.io/"), img)
-	}
+}
+
+// writeLayout writes an OCI image layout at dir holding ProgramImage(program) named ref.
+func writeLayout(dir, program, ref string) error {
+	img, err := localcluster.ProgramImage(program)
 	if err != nil {
-		return nil, errors.Join(err, c.Close())
+		return err
 	}
-	return c, nil
+	p, err := layout.Write(dir, empty.Index)
+	if err != nil {
+		return fmt.Errorf("writing the image layout: %w", err)
+	}
+	if err := p.AppendImage(img, layout.WithAnnotations(map[string]string{"io.containerd.image.name": ref})); err != nil {
+		return fmt.Errorf("writing the image layout: %w", err)
+	}
+	return nil
 }
 
 // kubectl runs the real kubectl (kube.BinDir()) with the cluster's admin kubeconfig unless

@@ -82,6 +82,10 @@ type Options struct {
 	// loopback port (RegistryHost); nil means a new empty in-memory registry. Up pushes
 	// the pause image (PauseImage) to it.
 	Registry http.Handler
+	// ImageLayouts, with Kubelet, are OCI image layout directories (such as make images'
+	// output) whose images Up pushes to the registry, each under the reference its
+	// index.json names (see PushLayout).
+	ImageLayouts []string
 	// Runtime, with Kubelet, is the OCI runtime binary containerd's runc shim runs; empty
 	// means runc from PATH.
 	Runtime string

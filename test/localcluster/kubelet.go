@@ -627,6 +627,11 @@ func (c *Cluster) startRealNodes(ctx context.Context) error {
 	if err := c.PushImage(ctx, strings.TrimPrefix(PauseImage, "registry.k8s.io/"), img); err != nil {
 		return err
 	}
+	for _, dir := range c.opts.ImageLayouts {
+		if err := c.PushLayout(ctx, dir); err != nil {
+			return err
+		}
+	}
 	c.sysctls = saveSysctls()
 	for i, name := range c.NodeNames() {
 		n, err := startRealNode(ctx, realNodeConfig{

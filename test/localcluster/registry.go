@@ -21,6 +21,7 @@ import (
 	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
@@ -110,15 +111,85 @@ func (c *Cluster) RegistryHost() string {
 // which pods then name as ghcr.io/l5d-test/hello:v1 (or through any other of
 // MirroredRegistries). It fails unless Options.Kubelet is set.
 func (c *Cluster) PushImage(ctx context.Context, repoTag string, img v1.Image) error {
-	if c.registry == nil {
-		return errors.New("localcluster: PushImage needs Options.Kubelet (the node agent has no registry)")
-	}
-	ref, err := name.NewTag(c.registry.hostAddr+"/"+strings.TrimPrefix(repoTag, "/"), name.Insecure)
+	ref, err := c.registryTag(repoTag)
 	if err != nil {
-		return fmt.Errorf("localcluster: image name %q: %w", repoTag, err)
+		return err
 	}
 	if err := remote.Write(ref, img, remote.WithContext(ctx)); err != nil {
 		return fmt.Errorf("localcluster: pushing %s: %w", ref, err)
+	}
+	return nil
+}
+
+// registryTag is repoTag in the cluster's registry.
+func (c *Cluster) registryTag(repoTag string) (name.Tag, error) {
+	if c.registry == nil {
+		return name.Tag{}, errors.New("localcluster: pushing images needs Options.Kubelet (the node agent has no registry)")
+	}
+	ref, err := name.NewTag(c.registry.hostAddr+"/"+strings.TrimPrefix(repoTag, "/"), name.Insecure)
+	if err != nil {
+		return name.Tag{}, fmt.Errorf("localcluster: image name %q: %w", repoTag, err)
+	}
+	return ref, nil
+}
+
+// Reference-name annotations of an OCI layout's index.json that PushLayout reads, in order.
+const (
+	containerdNameAnnotation = "io.containerd.image.name"
+	ociRefNameAnnotation     = "org.opencontainers.image.ref.name"
+)
+
+// PushLayout pushes every image (or image index) of the OCI image layout at dir to the
+// cluster's registry under the reference its index.json entry names, registry dropped:
+// the io.containerd.image.name annotation, else org.opencontainers.image.ref.name, holding
+// a whole reference such as ghcr.io/l5d-go/proxy:v1 (pushed as l5d-go/proxy:v1). An entry
+// without one, or with a bare tag, is an error naming it.
+func (c *Cluster) PushLayout(ctx context.Context, dir string) error {
+	p, err := layout.FromPath(dir)
+	if err != nil {
+		return fmt.Errorf("localcluster: OCI layout %s: %w", dir, err)
+	}
+	idx, err := p.ImageIndex()
+	if err != nil {
+		return fmt.Errorf("localcluster: OCI layout %s: %w", dir, err)
+	}
+	manifest, err := idx.IndexManifest()
+	if err != nil {
+		return fmt.Errorf("localcluster: OCI layout %s: %w", dir, err)
+	}
+	for _, d := range manifest.Manifests {
+		refName := d.Annotations[containerdNameAnnotation]
+		if refName == "" {
+			refName = d.Annotations[ociRefNameAnnotation]
+		}
+		if !strings.Contains(refName, "/") {
+			return fmt.Errorf("localcluster: OCI layout %s: manifest %s is named %q, not a whole reference (want %s or %s like ghcr.io/org/name:tag)", dir, d.Digest, refName, containerdNameAnnotation, ociRefNameAnnotation)
+		}
+		parsed, err := name.NewTag(refName)
+		if err != nil {
+			return fmt.Errorf("localcluster: OCI layout %s: manifest %s: %w", dir, d.Digest, err)
+		}
+		dst, err := c.registryTag(parsed.RepositoryStr() + ":" + parsed.TagStr())
+		if err != nil {
+			return err
+		}
+		if d.MediaType.IsIndex() {
+			ii, err := idx.ImageIndex(d.Digest)
+			if err == nil {
+				err = remote.WriteIndex(dst, ii, remote.WithContext(ctx))
+			}
+			if err != nil {
+				return fmt.Errorf("localcluster: pushing %s from %s: %w", refName, dir, err)
+			}
+			continue
+		}
+		img, err := idx.Image(d.Digest)
+		if err == nil {
+			err = remote.Write(dst, img, remote.WithContext(ctx))
+		}
+		if err != nil {
+			return fmt.Errorf("localcluster: pushing %s from %s: %w", refName, dir, err)
+		}
 	}
 	return nil
 }

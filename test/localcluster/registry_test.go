@@ -2,12 +2,16 @@ package localcluster
 
 import (
 	"archive/tar"
+	"context"
 	"io"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
 )
 
 func TestProgramImage(t *testing.T) {
@@ -99,5 +103,32 @@ func TestUnescapeMountPath(t *testing.T) {
 		if got := unescapeMountPath(in); got != want {
 			t.Errorf("unescapeMountPath(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+func TestPushLayoutNeedsWholeReferences(t *testing.T) {
+	prog := filepath.Join(t.TempDir(), "app")
+	if err := os.WriteFile(prog, []byte("#!program"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	img, err := ProgramImage(prog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	p, err := layout.Write(dir, empty.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.AppendImage(img, layout.WithAnnotations(map[string]string{ociRefNameAnnotation: "v1"})); err != nil {
+		t.Fatal(err)
+	}
+	var c Cluster
+	if err := c.PushLayout(context.Background(), dir); err == nil || !strings.Contains(err.Error(), `named "v1", not a whole reference`) {
+		t.Errorf("PushLayout of a layout naming a bare tag: %v; want an error naming it", err)
+	}
+	missing := filepath.Join(t.TempDir(), "nothing")
+	if err := c.PushLayout(context.Background(), missing); err == nil || !strings.Contains(err.Error(), missing) {
+		t.Errorf("PushLayout of a missing directory: %v; want an error naming it", err)
 	}
 }
