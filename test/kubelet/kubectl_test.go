@@ -20,6 +20,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
@@ -307,5 +308,49 @@ func TestKubectlAttach(t *testing.T) {
 			}
 			t.Fatalf("kubectl attach showed no tick: %v; stderr: %s", sc.Err(), stderr.String())
 		})
+	}
+}
+
+// TestServiceByNameFromAnotherPod: a pod on one real node reaches a pod on the other
+// through a Service named by its short name and its FQDN (the kubelet's resolv.conf names
+// the cluster DNS; kube-proxy's rules in the node namespace carry the cluster IP).
+func TestServiceByNameFromAnotherPod(t *testing.T) {
+	c := cluster(t)
+	names := c.NodeNames()
+	ns := c.Kube().Namespace(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	server := appPod(ns, "web", true, "serve")
+	server.Labels = map[string]string{"app": "web"}
+	server.Spec.NodeName = names[0]
+	client := appPod(ns, "client", true, "serve")
+	client.Spec.NodeName = names[1]
+	for _, p := range []*corev1.Pod{server, client} {
+		if _, err := c.Client().CoreV1().Pods(ns).Create(ctx, p, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.Client().CoreV1().Services(ns).Create(ctx, &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "web"},
+		Spec: corev1.ServiceSpec{
+			Selector: map[string]string{"app": "web"},
+			Ports:    []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromInt32(8080)}},
+		},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitPod(t, c, ns, "web", podTimeout, "Ready", podReady)
+	waitPod(t, c, ns, "client", podTimeout, "Ready", podReady)
+	for _, url := range []string{"http://web/", "http://web." + ns + ".svc.cluster.local/"} {
+		// kube-proxy programs the Service's rules shortly after its endpoints appear.
+		var stdout, stderr string
+		err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+			var err error
+			stdout, stderr, err = kubectl(ctx, c, "-n", ns, "exec", "client", "--", "/app", "get", url)
+			return err == nil, nil
+		})
+		if err != nil || stdout != "hello from web\n" {
+			t.Fatalf("GET %s from the client pod: %q, %v (stderr %q); want %q", url, stdout, err, stderr, "hello from web\n")
+		}
 	}
 }

@@ -6,10 +6,12 @@
 //	app crash-once DIR exits 1 after printing "first run" unless DIR/ran exists (which
 //	                   it creates); otherwise prints "second run" and serves
 //	app streams        writes "to stdout" to stdout and "to stderr" to stderr, exits 3
+//	app get URL        prints the body of an HTTP GET of URL; exits 1 if it fails
 package main
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -18,7 +20,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: app serve|crash-once DIR|streams")
+		fmt.Fprintln(os.Stderr, "usage: app serve|crash-once DIR|streams|get URL")
 		os.Exit(2)
 	}
 	switch os.Args[1] {
@@ -39,6 +41,21 @@ func main() {
 		}
 		fmt.Println("second run")
 		serve()
+	case "get":
+		if len(os.Args) < 3 {
+			fmt.Fprintln(os.Stderr, "usage: app get URL")
+			os.Exit(2)
+		}
+		resp, err := http.Get(os.Args[2])
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		defer resp.Body.Close()
+		if _, err := io.Copy(os.Stdout, resp.Body); err != nil || resp.StatusCode != http.StatusOK {
+			fmt.Fprintln(os.Stderr, resp.Status, err)
+			os.Exit(1)
+		}
 	case "streams":
 		fmt.Fprintln(os.Stdout, "to stdout")
 		fmt.Fprintln(os.Stderr, "to stderr")
