@@ -354,3 +354,57 @@ func TestServiceByNameFromAnotherPod(t *testing.T) {
 		}
 	}
 }
+
+// TestChartSecurityContexts runs the test program under the securityContexts l5d's charts
+// give controllers (non-root uid, all capabilities dropped, read-only root, RuntimeDefault
+// seccomp) and proxy-init (uid 65534 adding NET_ADMIN and NET_RAW): both start, and what
+// the process gets is what the kubelet and runc give on any cluster. A non-root process
+// gets added capabilities in its bounding set only, not its effective one, so an image
+// running iptables as 65534 needs file capabilities on the binaries, as Linkerd's
+// proxy-init image has.
+func TestChartSecurityContexts(t *testing.T) {
+	c := cluster(t)
+	ns := c.Kube().Namespace(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	controller := appPod(ns, "controller", true, "serve")
+	controller.Spec.Containers[0].SecurityContext = &corev1.SecurityContext{
+		AllowPrivilegeEscalation: ptr(false),
+		Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+		ReadOnlyRootFilesystem:   ptr(true),
+		RunAsNonRoot:             ptr(true),
+		RunAsUser:                ptr[int64](2103),
+		SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+	}
+	init := appPod(ns, "init", true, "serve")
+	init.Spec.Containers[0].SecurityContext = &corev1.SecurityContext{
+		AllowPrivilegeEscalation: ptr(false),
+		Capabilities:             &corev1.Capabilities{Add: []corev1.Capability{"NET_ADMIN", "NET_RAW"}},
+		Privileged:               ptr(false),
+		ReadOnlyRootFilesystem:   ptr(true),
+		RunAsNonRoot:             ptr(true),
+		RunAsUser:                ptr[int64](65534),
+	}
+	for _, p := range []*corev1.Pod{controller, init} {
+		if _, err := c.Client().CoreV1().Pods(ns).Create(ctx, p, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// CAP_NET_ADMIN is bit 12, CAP_NET_RAW bit 13: 0x3000.
+	for name, want := range map[string]string{
+		"controller": "uid=2103 capeff=0000000000000000 capbnd=0000000000000000 rootfs=ro\n",
+		"init":       "uid=65534 capeff=0000000000000000 capbnd=",
+	} {
+		waitPod(t, c, ns, name, podTimeout, "Ready", podReady)
+		stdout, stderr, err := kubectl(ctx, c, "-n", ns, "exec", name, "--", "/app", "whoami")
+		if err != nil || !strings.HasPrefix(stdout, want) {
+			t.Fatalf("pod %s: whoami = %q, %v (stderr %q); want it to start with %q", name, stdout, err, stderr, want)
+		}
+		if name == "init" {
+			var bnd uint64
+			if _, err := fmt.Sscanf(strings.TrimPrefix(stdout, want), "%x", &bnd); err != nil || bnd&0x3000 != 0x3000 || !strings.HasSuffix(stdout, " rootfs=ro\n") {
+				t.Errorf("pod init: %q: want NET_ADMIN and NET_RAW (0x3000) in the bounding set and a read-only root", stdout)
+			}
+		}
+	}
+}

@@ -7,6 +7,7 @@
 //	                   it creates); otherwise prints "second run" and serves
 //	app streams        writes "to stdout" to stdout and "to stderr" to stderr, exits 3
 //	app get URL        prints the body of an HTTP GET of URL; exits 1 if it fails
+//	app whoami         prints "uid=U capeff=HEX capbnd=HEX rootfs=rw|ro"
 package main
 
 import (
@@ -15,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -56,6 +58,8 @@ func main() {
 			fmt.Fprintln(os.Stderr, resp.Status, err)
 			os.Exit(1)
 		}
+	case "whoami":
+		whoami()
 	case "streams":
 		fmt.Fprintln(os.Stdout, "to stdout")
 		fmt.Fprintln(os.Stderr, "to stderr")
@@ -80,4 +84,29 @@ func serve() {
 	}))
 	fmt.Fprintln(os.Stderr, err)
 	os.Exit(1)
+}
+
+// whoami prints the process's user, effective and bounding capability sets and whether
+// the root file system takes a new file.
+func whoami() {
+	status, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	capsOf := func(field string) string {
+		for _, line := range strings.Split(string(status), "\n") {
+			if v, ok := strings.CutPrefix(line, field+":"); ok {
+				return strings.TrimSpace(v)
+			}
+		}
+		return "?"
+	}
+	rootfs := "ro"
+	if f, err := os.CreateTemp("/", "probe-"); err == nil {
+		rootfs = "rw"
+		f.Close()
+		os.Remove(f.Name())
+	}
+	fmt.Printf("uid=%d capeff=%s capbnd=%s rootfs=%s\n", os.Getuid(), capsOf("CapEff"), capsOf("CapBnd"), rootfs)
 }
