@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/l5d-go/l5d/test/kube"
 	"github.com/l5d-go/l5d/test/localcluster"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -85,7 +86,7 @@ func BenchmarkPodReady(b *testing.B) {
 				if _, err := c.Client().CoreV1().Pods(ns).Create(ctx, appPod(ns, name, true, "serve"), metav1.CreateOptions{}); err != nil {
 					b.Fatal(err)
 				}
-				waitPod(b, c, ns, name, podTimeout, "Ready", podReady)
+				waitPod(b, c, ns, name, podTimeout, "Ready", kube.PodReady)
 				b.StopTimer()
 				if err := c.Client().CoreV1().Pods(ns).Delete(ctx, name, metav1.DeleteOptions{}); err != nil {
 					b.Fatal(err)

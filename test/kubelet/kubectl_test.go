@@ -33,7 +33,7 @@ func readyPod(t *testing.T, c *localcluster.Cluster, name string) (ns string) {
 	if _, err := c.Client().CoreV1().Pods(ns).Create(context.Background(), appPod(ns, name, true, "serve"), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitPod(t, c, ns, name, podTimeout, "Ready", podReady)
+	waitPod(t, c, ns, name, podTimeout, "Ready", kube.PodReady)
 	return ns
 }
 
@@ -99,7 +99,7 @@ func TestKubectlLogsPrevious(t *testing.T) {
 	}
 	// The first restart waits out the kubelet's 10s crash back-off.
 	waitPod(t, c, ns, "crashy", podTimeout, "restarted and Ready", func(p *corev1.Pod) bool {
-		return podReady(p) && len(p.Status.ContainerStatuses) == 1 && p.Status.ContainerStatuses[0].RestartCount == 1
+		return kube.PodReady(p) && len(p.Status.ContainerStatuses) == 1 && p.Status.ContainerStatuses[0].RestartCount == 1
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -268,7 +268,7 @@ func TestSecondNode(t *testing.T) {
 	if _, err := c.Client().CoreV1().Pods(ns).Create(context.Background(), pod, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitPod(t, c, ns, "web", podTimeout, "Ready", podReady)
+	waitPod(t, c, ns, "web", podTimeout, "Ready", kube.PodReady)
 	node, err := c.Client().CoreV1().Nodes().Get(context.Background(), second, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -339,8 +339,8 @@ func TestServiceByNameFromAnotherPod(t *testing.T) {
 	}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitPod(t, c, ns, "web", podTimeout, "Ready", podReady)
-	waitPod(t, c, ns, "client", podTimeout, "Ready", podReady)
+	waitPod(t, c, ns, "web", podTimeout, "Ready", kube.PodReady)
+	waitPod(t, c, ns, "client", podTimeout, "Ready", kube.PodReady)
 	for _, url := range []string{"http://web/", "http://web." + ns + ".svc.cluster.local/"} {
 		// kube-proxy programs the Service's rules shortly after its endpoints appear.
 		var stdout, stderr string
@@ -395,7 +395,7 @@ func TestChartSecurityContexts(t *testing.T) {
 		"controller": "uid=2103 capeff=0000000000000000 capbnd=0000000000000000 rootfs=ro\n",
 		"init":       "uid=65534 capeff=0000000000000000 capbnd=",
 	} {
-		waitPod(t, c, ns, name, podTimeout, "Ready", podReady)
+		waitPod(t, c, ns, name, podTimeout, "Ready", kube.PodReady)
 		stdout, stderr, err := kubectl(ctx, c, "-n", ns, "exec", name, "--", "/app", "whoami")
 		if err != nil || !strings.HasPrefix(stdout, want) {
 			t.Fatalf("pod %s: whoami = %q, %v (stderr %q); want it to start with %q", name, stdout, err, stderr, want)

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
+	"github.com/l5d-go/l5d/test/kube"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -25,7 +25,7 @@ func TestPodFromLocalImageGetsReady(t *testing.T) {
 	if _, err := c.Client().CoreV1().Pods(ns).Create(ctx, appPod(ns, "web", true, "serve"), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	p := waitPod(t, c, ns, "web", podTimeout, "Ready", podReady)
+	p := waitPod(t, c, ns, "web", podTimeout, "Ready", kube.PodReady)
 	t.Logf("pod Ready %v after creation", time.Since(began))
 	if p.Status.PodIP == "" || p.Status.ContainerStatuses[0].ContainerID == "" {
 		t.Fatalf("pod has no IP or container ID: %+v", p.Status)
@@ -40,5 +40,4 @@ func TestPodFromLocalImageGetsReady(t *testing.T) {
 	if rt := node.Status.NodeInfo.ContainerRuntimeVersion; len(rt) < len("containerd://") || rt[:len("containerd://")] != "containerd://" {
 		t.Errorf("node %s's container runtime is %q, want containerd://...", node.Name, rt)
 	}
-	_ = corev1.PodRunning
 }

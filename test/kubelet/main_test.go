@@ -220,13 +220,3 @@ func waitPod(t testing.TB, c *localcluster.Cluster, ns, name string, timeout tim
 	}
 	return last
 }
-
-// podReady reports the pod's Ready condition.
-func podReady(p *corev1.Pod) bool {
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
-}

@@ -10,11 +10,14 @@ import (
 	"strings"
 	"testing"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 )
 
-func TestProgramImage(t *testing.T) {
+// programImage is ProgramImage of a file "app" holding "#!program", and that file's path.
+func programImage(t *testing.T) (v1.Image, string) {
+	t.Helper()
 	prog := filepath.Join(t.TempDir(), "app")
 	if err := os.WriteFile(prog, []byte("#!program"), 0o700); err != nil {
 		t.Fatal(err)
@@ -23,6 +26,11 @@ func TestProgramImage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return img, prog
+}
+
+func TestProgramImage(t *testing.T) {
+	img, prog := programImage(t)
 	cfg, err := img.ConfigFile()
 	if err != nil {
 		t.Fatal(err)
@@ -107,14 +115,7 @@ func TestUnescapeMountPath(t *testing.T) {
 }
 
 func TestPushLayoutNeedsWholeReferences(t *testing.T) {
-	prog := filepath.Join(t.TempDir(), "app")
-	if err := os.WriteFile(prog, []byte("#!program"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	img, err := ProgramImage(prog)
-	if err != nil {
-		t.Fatal(err)
-	}
+	img, _ := programImage(t)
 	dir := t.TempDir()
 	p, err := layout.Write(dir, empty.Index)
 	if err != nil {
