@@ -68,7 +68,8 @@ type realNodeConfig struct {
 	node      *netns.Namespace
 	cniConf   string
 	cniBin    string
-	runtime   string // the OCI runtime binary (runc)
+	runtime   string            // the OCI runtime binary (runc)
+	sysctls   map[string]string // the host's kernel settings before the first kubelet
 	log       *slog.Logger
 }
 
@@ -107,7 +108,7 @@ func startRealNode(ctx context.Context, cfg realNodeConfig) (_ *realNode, err er
 	if err := os.WriteFile(conf, []byte(n.containerdConfig(cfg)), 0o644); err != nil {
 		return nil, fmt.Errorf("localcluster: node %s: writing containerd's configuration: %w", cfg.name, err)
 	}
-	if n.recordDir, err = n.record(); err != nil {
+	if n.recordDir, err = n.record(cfg.sysctls); err != nil {
 		return nil, err
 	}
 	if n.containerd, err = startLogged(cfg.node, filepath.Join(cfg.runDir, "logs", "containerd-"+cfg.name+".log"),
@@ -644,6 +645,7 @@ func (c *Cluster) startRealNodes(ctx context.Context) error {
 			cniConf:   c.CNIConfDir(),
 			cniBin:    c.CNIBinDir(),
 			runtime:   c.opts.Runtime,
+			sysctls:   c.sysctls,
 			log:       c.log.With("component", "node", "node", name),
 		})
 		if err != nil {

@@ -28,10 +28,12 @@ type nodeRecord struct {
 	Dir        string `json:"dir"`
 	Sock       string `json:"sock"`
 	CgroupRoot string `json:"cgroupRoot"`
+	// Sysctls are the host's kernel settings before the cluster's first kubelet started.
+	Sysctls map[string]string `json:"sysctls,omitempty"`
 }
 
 // record writes n's record and returns its directory, which close removes.
-func (n *realNode) record() (string, error) {
+func (n *realNode) record(sysctls map[string]string) (string, error) {
 	dir := filepath.Join(realNodesRoot, filepath.Base(n.cgroupRoot))
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", fmt.Errorf("localcluster: recording node %s: %w", n.name, err)
@@ -39,7 +41,7 @@ func (n *realNode) record() (string, error) {
 	if err := kube.WriteOwnerFile(filepath.Join(dir, "owner")); err != nil {
 		return dir, fmt.Errorf("localcluster: recording node %s: %w", n.name, err)
 	}
-	b, err := json.Marshal(nodeRecord{Name: n.name, Dir: n.dir, Sock: n.sock, CgroupRoot: n.cgroupRoot})
+	b, err := json.Marshal(nodeRecord{Name: n.name, Dir: n.dir, Sock: n.sock, CgroupRoot: n.cgroupRoot, Sysctls: sysctls})
 	if err != nil {
 		return dir, fmt.Errorf("localcluster: recording node %s: %w", n.name, err)
 	}
@@ -54,7 +56,7 @@ func (n *realNode) record() (string, error) {
 // namespace (the pod namespaces are files of their own; CNI DEL touches only them and the
 // dead cluster's address files), so that the CRI stops and removes every
 // sandbox, which ends the shims and tears the pod networks down, then the mounts and
-// cgroups go as in Close. Best effort: failures are logged, not returned.
+// cgroups go as in Close, and the kernel settings the dead cluster found are put back. Best effort: failures are logged, not returned.
 func reclaimDeadNodes(node *netns.Namespace, log *slog.Logger) {
 	entries, err := os.ReadDir(realNodesRoot)
 	if err != nil {
@@ -82,6 +84,9 @@ func reclaimDeadNodes(node *netns.Namespace, log *slog.Logger) {
 			killShims(rec.Sock)
 		}
 		if err := n.close(); err != nil {
+			log.Warn("reclaiming a dead cluster's node", "node", rec.Name, "err", err)
+		}
+		if err := restoreSysctls(rec.Sysctls); err != nil {
 			log.Warn("reclaiming a dead cluster's node", "node", rec.Name, "err", err)
 		}
 		_ = os.RemoveAll(dir)
