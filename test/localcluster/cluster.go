@@ -75,7 +75,7 @@ type Options struct {
 	// containerd pulls from the cluster's registry (see Registry, MirroredRegistries) and
 	// networks with the node's CNI configuration, so CNIPlugins is required. The kubelet
 	// API serves logs, exec, attach and port-forward, authorized by the API server.
-	// BinDirs is not used for images then.
+	// BinDirs then only holds the sandbox program (pause), if one has it (see PauseImage).
 	Kubelet bool
 	// Registry, with Kubelet, is the OCI distribution handler (e.g. go-containerregistry's
 	// registry.New) served on NodeIP:RegistryPort in the node namespace and on a host
