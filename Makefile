@@ -23,10 +23,10 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 TOOLS := $(BIN)/tools
 STATICCHECK := $(TOOLS)/staticcheck
 
-.PHONY: helm cni-plugins charts images images-push images-tool all build test unit-test race fuzz-smoke lint proto proto-check bench bench-proxy bench-tools e2e demo ci kube-bins prometheus-bin tools clean test-deps bench-deps
+.PHONY: test-kubelet bench-kubelet helm cni-plugins charts images images-push images-tool all build test unit-test race fuzz-smoke lint proto proto-check bench bench-proxy bench-tools e2e demo ci kube-bins prometheus-bin tools clean test-deps bench-deps
 # Debian packages the tests and the proxy benchmark run (installed by tools/debian-deps.sh;
 # chromium is the headless browser test/e2e drives the dashboard with).
-TEST_DEBS := iptables iproute2 curl git chromium containerd
+TEST_DEBS := iptables iproute2 curl git chromium containerd runc
 BENCH_DEBS := iptables iproute2 nginx-light wrk nghttp2-client util-linux bc
 # Packages whose tests also run under the race detector: the whole proxy.
 RACE_PKGS := ./proxy/...
@@ -160,6 +160,17 @@ bench-proxy: bench-deps bench-tools
 ## Prometheus), test/mesh and test/cni (CNI mode on a one-node cluster)
 e2e: test-deps kube-bins prometheus-bin cni-plugins build
 	$(GO) test $(TEST_FLAGS) -v ./test/e2e/... ./test/mesh/... ./test/cni/...
+
+## test-kubelet: the local cluster's real nodes (containerd and the kubelet): a pod from an
+## image built in the test, kubectl logs -f/--previous, exec, port-forward, RBAC, ErrImagePull
+test-kubelet: test-deps kube-bins cni-plugins
+	$(GO) test $(TEST_FLAGS) -v ./test/kubelet/
+
+## bench-kubelet: how long a cluster takes to come up and a pod to get Ready, real nodes
+## against the node agent in the same run (BENCH_COUNT runs of each, default 5; benchstat
+## gives medians)
+bench-kubelet: test-deps kube-bins cni-plugins
+	$(GO) test -run '^$$' -bench . -benchtime 1x -count $${BENCH_COUNT:-5} -timeout 60m ./test/kubelet/
 
 ## demo: a whole mesh on this machine
 demo:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"errors"
 	"fmt"
 	"io"
@@ -292,6 +293,8 @@ func (c *Cluster) startAPIServer(bin string, port, etcdPort int) error {
 		"--requestheader-extra-headers-prefix=X-Remote-Extra-",
 		"--proxy-client-cert-file="+pki.frontProxyCertFile,
 		"--proxy-client-key-file="+pki.frontProxyKeyFile,
+		"--kubelet-client-certificate="+pki.kubeletClientCertFile,
+		"--kubelet-client-key="+pki.kubeletClientKeyFile,
 		"--enable-admission-plugins=NamespaceLifecycle,ServiceAccount,MutatingAdmissionWebhook,ValidatingAdmissionWebhook",
 		// Without a node lifecycle controller nothing would ever lift the not-ready taint.
 		"--disable-admission-plugins=TaintNodesByCondition",
@@ -513,6 +516,20 @@ func (c *Cluster) Host() string { return c.host }
 // CA returns the PEM of the CA that signed the API server's serving certificate; it is also
 // the content of the kube-root-ca.crt config maps.
 func (c *Cluster) CA() []byte { return append([]byte(nil), c.pki.ca.certPEM...) }
+
+// IssueClientCertificate signs a new client certificate for user in groups with the
+// cluster CA, so the API server authenticates its holder as that user; a kubelet gets
+// "system:node:<node>" in "system:nodes". It returns the certificate and its key, PEM.
+func (c *Cluster) IssueClientCertificate(user string, groups ...string) (certPEM, keyPEM []byte, err error) {
+	if user == "" {
+		return nil, nil, errors.New("kube: a client certificate needs a user name")
+	}
+	l, err := c.pki.ca.issue(pkix.Name{CommonName: user, Organization: groups}, nil, true)
+	if err != nil {
+		return nil, nil, fmt.Errorf("kube: %w", err)
+	}
+	return l.certPEM, l.keyPEM, nil
+}
 
 // Client returns an admin clientset.
 func (c *Cluster) Client() kubernetes.Interface { return c.client }

@@ -305,3 +305,13 @@ func (c *Cluster) Token(t testing.TB, ns, sa string, o TokenOptions) string {
 	}
 	return resp.Status.Token
 }
+
+// PodReady reports whether pod's Ready condition is True.
+func PodReady(pod *corev1.Pod) bool {
+	for _, c := range pod.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}

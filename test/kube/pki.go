@@ -147,7 +147,14 @@ type clusterPKI struct {
 	saPubFile        string
 
 	frontProxyCAFile, frontProxyCertFile, frontProxyKeyFile string
+
+	// The client certificate the API server presents to kubelets (logs, exec,
+	// port-forward), as kubeadm's apiserver-kubelet-client.
+	kubeletClientCertFile, kubeletClientKeyFile string
 }
+
+// kubeletClientUser is the common name of the API server's client certificate for kubelets.
+const kubeletClientUser = "kube-apiserver-kubelet-client"
 
 // adminUser is the user name of the admin client certificate.
 const adminUser = "l5d-test-admin"
@@ -185,6 +192,10 @@ func newClusterPKI(dir string, hosts []string) (*clusterPKI, error) {
 	if err != nil {
 		return nil, err
 	}
+	kubeletClient, err := ca.issue(pkix.Name{CommonName: kubeletClientUser, Organization: []string{"system:masters"}}, nil, true)
+	if err != nil {
+		return nil, err
+	}
 	// RSA like kubeadm's sa.key, so tokens are RS256 as in a real cluster.
 	saKey, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
@@ -215,6 +226,9 @@ func newClusterPKI(dir string, hosts []string) (*clusterPKI, error) {
 		frontProxyCAFile:   filepath.Join(dir, "front-proxy-ca.crt"),
 		frontProxyCertFile: filepath.Join(dir, "front-proxy-client.crt"),
 		frontProxyKeyFile:  filepath.Join(dir, "front-proxy-client.key"),
+
+		kubeletClientCertFile: filepath.Join(dir, "apiserver-kubelet-client.crt"),
+		kubeletClientKeyFile:  filepath.Join(dir, "apiserver-kubelet-client.key"),
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating PKI directory: %w", err)
@@ -223,7 +237,8 @@ func newClusterPKI(dir string, hosts []string) (*clusterPKI, error) {
 		p.caFile: ca.certPEM, p.certFile: serving.certPEM, p.keyFile: serving.keyPEM,
 		p.saKeyFile: p.saKeyPEM, p.saPubFile: p.saPubPEM,
 		p.frontProxyCAFile: frontProxyCA.certPEM, p.frontProxyCertFile: frontProxyClient.certPEM,
-		p.frontProxyKeyFile: frontProxyClient.keyPEM,
+		p.frontProxyKeyFile:     frontProxyClient.keyPEM,
+		p.kubeletClientCertFile: kubeletClient.certPEM, p.kubeletClientKeyFile: kubeletClient.keyPEM,
 	} {
 		if err := os.WriteFile(path, data, 0o600); err != nil {
 			return nil, fmt.Errorf("writing %s: %w", path, err)

@@ -200,3 +200,14 @@ func readPidFile(path string) (pidRecord, error) {
 	}
 	return r, nil
 }
+
+// WriteOwnerFile records this process (its pid and start time) in path, so that another
+// process can tell with OwnerGone whether it still runs, as run directories do here.
+func WriteOwnerFile(path string) error { return writePidFile(path, os.Getpid()) }
+
+// OwnerGone reports whether the process WriteOwnerFile recorded in path has ended (or the
+// file is missing or malformed); a reused pid does not count as the same process.
+func OwnerGone(path string) bool {
+	r, err := readPidFile(path)
+	return err != nil || !r.alive()
+}

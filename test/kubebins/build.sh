@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Builds etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kube-proxy and kubectl
+# Builds etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kube-proxy, kubectl and kubelet
 # from Go modules into a cache outside the repository. Does nothing when they are all there.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 version=v1.34.4
 dir=${L5D_KUBE_BIN_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/l5d/kube-$version}
-bins=(etcd kube-apiserver kube-controller-manager kube-scheduler kube-proxy kubectl)
+bins=(etcd kube-apiserver kube-controller-manager kube-scheduler kube-proxy kubectl kubelet)
 missing=()
 for b in "${bins[@]}"; do [ -x "$dir/$b" ] || missing+=("$b"); done
 if [ ${#missing[@]} -eq 0 ]; then

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -68,6 +69,26 @@ type Options struct {
 	// primary network is the bridge plugin on the node's bridge, as a container runtime
 	// does, so that chained plugins such as linkerd-cni run for real.
 	CNIPlugins string
+	// Kubelet makes every Node a real one: Debian's containerd (with runc) and the real
+	// kubelet (kube.BinDir()), both in the node namespace, registering with a client
+	// certificate for system:node:<name>; pods are containers from OCI images, which
+	// containerd pulls from the cluster's registry (see Registry, MirroredRegistries) and
+	// networks with the node's CNI configuration, so CNIPlugins is required. The kubelet
+	// API serves logs, exec, attach and port-forward, authorized by the API server.
+	// BinDirs then only holds the sandbox program (pause), if one has it (see PauseImage).
+	Kubelet bool
+	// Registry, with Kubelet, is the OCI distribution handler (e.g. go-containerregistry's
+	// registry.New) served on NodeIP:RegistryPort in the node namespace and on a host
+	// loopback port (RegistryHost); nil means a new empty in-memory registry. Up pushes
+	// the pause image (PauseImage) to it.
+	Registry http.Handler
+	// ImageLayouts, with Kubelet, are OCI image layout directories (such as make images'
+	// output) whose images Up pushes to the registry, each under the reference its
+	// index.json names (see PushLayout).
+	ImageLayouts []string
+	// Runtime, with Kubelet, is the OCI runtime binary containerd's runc shim runs; empty
+	// means runc from PATH.
+	Runtime string
 }
 
 // CNI directories under the run directory, used when Options.CNIPlugins is set.
@@ -149,6 +170,9 @@ type Cluster struct {
 	failErr     error
 	kubeProxyLg string
 	cni         *node.CNI // nil: test/netns's own pod networks
+	registry    *registryServer
+	realNodes   []*realNode       // with Options.Kubelet
+	sysctls     map[string]string // the host's kernel settings before the first kubelet started
 }
 
 // maxUnixSocketPath is the longest path a Unix socket address can hold.
@@ -181,6 +205,11 @@ func Up(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
+	}
+	if opts.Kubelet {
+		if err := checkKubeletPrereqs(&opts); err != nil {
+			return nil, err
+		}
 	}
 	runDir, err := filepath.Abs(opts.RunDir)
 	if err != nil {
@@ -248,7 +277,9 @@ func Up(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		Scheduler:         true,
 		AdvertiseAddress:  NodeIP.String(),
 		ServingHosts:      []string{APIServiceIP.String()},
-		APIServerArgs:     []string{"--egress-selector-config-file=" + egressCfg},
+		// Kubelets are reached at their Node's InternalIP (the node address, through the
+		// egress proxy), not at the host name the default prefers.
+		APIServerArgs: []string{"--egress-selector-config-file=" + egressCfg, "--kubelet-preferred-address-types=InternalIP,Hostname"},
 		ControllerManagerArgs: []string{
 			"--cluster-cidr=" + ClusterCIDR.String(),
 			"--service-cluster-ip-range=" + ServiceCIDR.String(),
@@ -316,11 +347,17 @@ func Up(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		hosts.run(ctx)
 	}()
 
-	for _, name := range c.NodeNames() {
-		if err := c.ensureNode(ctx, name); err != nil {
+	if opts.Kubelet {
+		if err := c.startRealNodes(ctx); err != nil {
 			return nil, err
 		}
-		c.startNode(ctx, name)
+	} else {
+		for _, name := range c.NodeNames() {
+			if err := c.ensureNode(ctx, name); err != nil {
+				return nil, err
+			}
+			c.startNode(ctx, name)
+		}
 	}
 	if err := c.startKubeProxy(); err != nil {
 		return nil, err
@@ -554,6 +591,15 @@ func (c *Cluster) Close() error {
 		var errs []error
 		c.closing.Store(true)
 		c.cancel()
+		for _, n := range c.realNodes {
+			errs = append(errs, n.close())
+		}
+		if c.sysctls != nil {
+			errs = append(errs, restoreSysctls(c.sysctls))
+		}
+		if c.registry != nil {
+			errs = append(errs, c.registry.Close())
+		}
 		if c.kubeProxy != nil {
 			errs = append(errs, c.kubeProxy.Kill())
 		}

@@ -688,6 +688,26 @@ func (c *ctr) backingOff() {
 	c.w.markDirty()
 }
 
+// pullBackingOff turns an ErrImagePull state into ImagePullBackOff while the start is
+// retried, keeping the failure in the message as the kubelet does (`Back-off pulling image
+// "nginx:latest": ErrImagePull: ...`); other start failures (CreateContainerConfigError)
+// keep their state.
+func (c *ctr) pullBackingOff() {
+	c.w.mu.Lock()
+	w := c.state.Waiting
+	changed := w != nil && w.Reason == "ErrImagePull"
+	if changed {
+		c.state = corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{
+			Reason:  "ImagePullBackOff",
+			Message: fmt.Sprintf("Back-off pulling image %q: ErrImagePull: %s", c.spec.Image, w.Message),
+		}}
+	}
+	c.w.mu.Unlock()
+	if changed {
+		c.w.markDirty()
+	}
+}
+
 // loop runs the container, restarting it as its restart policy says with a growing delay,
 // until it should not restart or ctx ends.
 func (c *ctr) loop(ctx context.Context) {
@@ -698,7 +718,11 @@ func (c *ctr) loop(ctx context.Context) {
 		if ctx.Err() != nil || (ran && !c.restarts(code)) {
 			return
 		}
-		c.backingOff()
+		if ran {
+			c.backingOff()
+		} else {
+			c.pullBackingOff()
+		}
 		select {
 		case <-ctx.Done():
 			return

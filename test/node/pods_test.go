@@ -498,3 +498,28 @@ func TestDeletingAPodStopsItsProcessesAndFreesItsNamespace(t *testing.T) {
 		t.Errorf("the pod's volumes are still on disk: %v", err)
 	}
 }
+
+// TestImageWithoutProgramReportsErrImagePull: an image no local program stands for (the
+// seed walkthrough's nginx:latest) leaves the container waiting with ErrImagePull, then
+// ImagePullBackOff while retried, both naming the image and why, never CrashLoopBackOff.
+func TestImageWithoutProgramReportsErrImagePull(t *testing.T) {
+	tn := startNode(t)
+	ctr := app("web", "serve:0.0.0.0:8080")
+	ctr.Image = "nginx:latest"
+	tn.createPod(t, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "nginx"}, Spec: corev1.PodSpec{Containers: []corev1.Container{ctr}}})
+	seen := map[string]bool{}
+	tn.eventually(t, "ErrImagePull, then ImagePullBackOff, naming the image", func() (bool, string) {
+		cs := tn.pod(t, "nginx").Status.ContainerStatuses
+		if len(cs) != 1 || cs[0].State.Waiting == nil {
+			return false, fmt.Sprintf("%+v", cs)
+		}
+		w := cs[0].State.Waiting
+		switch {
+		case w.Reason == "CrashLoopBackOff":
+			t.Fatalf("a container whose image has no program is in CrashLoopBackOff: %+v", w)
+		case (w.Reason == "ErrImagePull" || w.Reason == "ImagePullBackOff") && strings.Contains(w.Message, `"nginx:latest"`) && strings.Contains(w.Message, "no local binary"):
+			seen[w.Reason] = true
+		}
+		return seen["ImagePullBackOff"], fmt.Sprintf("%+v", w)
+	})
+}

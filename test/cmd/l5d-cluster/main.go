@@ -2,7 +2,10 @@
 // test/localcluster): a control plane on loopback and one node whose pods are processes
 // in network namespaces.
 //
-//	l5d-cluster up -run-dir DIR [-bin-dir DIR]... [-node NAME] [-v]
+//	l5d-cluster up -run-dir DIR [-bin-dir DIR]... [-node NAME] [-nodes N] [-cni-plugins DIR] [-kubelet] [-v]
+//
+// With -kubelet the nodes are real ones (containerd and the kubelet, see
+// localcluster.Options.Kubelet), pulling images from a registry on the printed address.
 //
 // It prints the kubeconfig path and an export line, then runs until SIGINT or SIGTERM and
 // removes everything it started (the run directory stays). Needs root.
@@ -37,7 +40,7 @@ type dirList []string
 func (d *dirList) String() string     { return strings.Join(*d, ",") }
 func (d *dirList) Set(s string) error { *d = append(*d, s); return nil }
 
-const usage = `usage: l5d-cluster up -run-dir DIR [-bin-dir DIR]... [-node NAME] [-nodes N] [-v]`
+const usage = `usage: l5d-cluster up -run-dir DIR [-bin-dir DIR]... [-node NAME] [-nodes N] [-cni-plugins DIR] [-kubelet] [-v]`
 
 func run(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] != "up" {
@@ -50,6 +53,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.Var(&binDirs, "bin-dir", "directory of executables that images map to by name (repeatable; default: bin/ next to this program)")
 	nodeName := fs.String("node", localcluster.DefaultNodeName, "name of the (first) node")
 	nodes := fs.Int("nodes", 1, "how many nodes to play (linkerd install --ha needs 3: its replicas must be on different hosts)")
+	cniPlugins := fs.String("cni-plugins", "", "directory of the standard CNI plugins (tools/cni-plugins/build.sh prints it): pods' networks come from CNI")
+	kubelet := fs.Bool("kubelet", false, "real nodes: containerd and the kubelet, images from the cluster's registry (needs -cni-plugins)")
 	verbose := fs.Bool("v", false, "log debug messages")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
@@ -76,6 +81,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	log.Info("starting the cluster", "runDir", *runDir, "binDirs", []string(binDirs))
 	c, err := localcluster.Up(ctx, localcluster.Options{
 		RunDir: *runDir, BinDirs: binDirs, NodeName: *nodeName, Nodes: *nodes, Logger: log,
+		CNIPlugins: *cniPlugins, Kubelet: *kubelet,
 	})
 	if err != nil {
 		return err
@@ -83,6 +89,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "kubeconfig: %s\nexport KUBECONFIG=%s\n", c.Kubeconfig(), c.Kubeconfig())
 	fmt.Fprintf(stdout, "# pods reach the API server at %s; hosts file %s; kube-proxy log %s\n",
 		c.APIServerAddr(), c.HostsFile(), c.KubeProxyLog())
+	if *kubelet {
+		fmt.Fprintf(stdout, "# image registry: push to %s; pods name the images ghcr.io/<repo>:<tag> (also docker.io, registry.k8s.io)\n", c.RegistryHost())
+	}
 	select {
 	case <-ctx.Done():
 		log.Info("stopping the cluster")
