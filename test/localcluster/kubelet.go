@@ -19,6 +19,7 @@ import (
 
 	"github.com/l5d-go/l5d/test/kube"
 	"github.com/l5d-go/l5d/test/netns"
+	"github.com/l5d-go/l5d/test/registry"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	corev1 "k8s.io/api/core/v1"
@@ -101,7 +102,7 @@ func startRealNode(ctx context.Context, cfg realNodeConfig) (_ *realNode, err er
 		}
 		n.sock = filepath.Join(d, "containerd.sock")
 	}
-	if err := writeRegistryHosts(filepath.Join(n.dir, "certs.d"), netip.AddrPortFrom(NodeIP, RegistryPort)); err != nil {
+	if err := registry.WriteHosts(filepath.Join(n.dir, "certs.d"), netip.AddrPortFrom(NodeIP, RegistryPort).String(), MirroredRegistries); err != nil {
 		return nil, err
 	}
 	conf := filepath.Join(n.dir, "containerd", "config.toml")

@@ -27,6 +27,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/l5d-go/l5d/test/netns"
+	"github.com/l5d-go/l5d/test/registry"
 )
 
 // RegistryPort is the port of the cluster's image registry on NodeIP, where the real nodes'
@@ -38,7 +39,7 @@ const RegistryPort = 5000
 // images as they would anywhere: ghcr.io/l5d-go/proxy:v1 is l5d-go/proxy:v1 in the local
 // registry, registry.k8s.io/pause:3.10 is pause:3.10, and docker.io/library/nginx is
 // library/nginx (what "nginx" means).
-var MirroredRegistries = []string{"docker.io", "ghcr.io", "registry.k8s.io"}
+var MirroredRegistries = registry.DefaultMirrors
 
 // registryServer serves an OCI distribution handler on NodeIP:RegistryPort inside the node
 // namespace (for containerd) and on a host loopback port (for pushes from the host).
@@ -78,24 +79,6 @@ func startRegistry(node *netns.Namespace, h http.Handler, logger *slog.Logger) (
 
 // Close stops serving.
 func (r *registryServer) Close() error { return r.srv.Close() }
-
-// writeRegistryHosts writes containerd's registry configuration directory (config_path):
-// for each of MirroredRegistries, <dir>/<registry>/hosts.toml whose server is the cluster's
-// registry at addr over plain HTTP, and nothing else: an image missing there fails to pull
-// naming it, and no pull ever leaves the machine.
-func writeRegistryHosts(dir string, addr netip.AddrPort) error {
-	for _, reg := range MirroredRegistries {
-		d := filepath.Join(dir, reg)
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return fmt.Errorf("localcluster: registry hosts directory: %w", err)
-		}
-		hosts := fmt.Sprintf("server = %q\n\n[host.%q]\n  capabilities = [\"pull\", \"resolve\"]\n", "http://"+addr.String(), "http://"+addr.String())
-		if err := os.WriteFile(filepath.Join(d, "hosts.toml"), []byte(hosts), 0o644); err != nil {
-			return fmt.Errorf("localcluster: writing %s's hosts.toml: %w", reg, err)
-		}
-	}
-	return nil
-}
 
 // RegistryHost is the host loopback address (host:port) of the cluster's registry, for
 // pushing images from the host (go-containerregistry, crane); "" unless Options.Kubelet.

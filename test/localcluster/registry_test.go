@@ -4,7 +4,6 @@ import (
 	"archive/tar"
 	"context"
 	"io"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -80,23 +79,6 @@ func TestProgramImage(t *testing.T) {
 	}
 	if _, err := ProgramImage(filepath.Join(t.TempDir(), "missing")); err == nil || !strings.Contains(err.Error(), "missing") {
 		t.Errorf("ProgramImage of a missing file: %v; want an error naming it", err)
-	}
-}
-
-func TestWriteRegistryHosts(t *testing.T) {
-	dir := t.TempDir()
-	if err := writeRegistryHosts(dir, netip.MustParseAddrPort("10.244.0.1:5000")); err != nil {
-		t.Fatal(err)
-	}
-	for _, reg := range MirroredRegistries {
-		b, err := os.ReadFile(filepath.Join(dir, reg, "hosts.toml"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		want := "server = \"http://10.244.0.1:5000\"\n\n[host.\"http://10.244.0.1:5000\"]\n  capabilities = [\"pull\", \"resolve\"]\n"
-		if string(b) != want {
-			t.Errorf("%s/hosts.toml:\n%s\nwant:\n%s", reg, b, want)
-		}
 	}
 }
 

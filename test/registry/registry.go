@@ -38,14 +38,6 @@ import (
 // Gateway API conformance manifests (registry.k8s.io).
 var DefaultMirrors = []string{"docker.io", "ghcr.io", "registry.k8s.io"}
 
-// upstream is the server a hosts.toml names for a registry when the mirror misses.
-func upstream(reg string) string {
-	if reg == "docker.io" {
-		return "https://registry-1.docker.io"
-	}
-	return "https://" + reg
-}
-
 // Options of Start.
 type Options struct {
 	// Listen is the address to listen on (default 127.0.0.1:0). Nodes in network namespaces
@@ -192,8 +184,10 @@ func (r *Registry) Ref(ref string) (string, error) {
 	return r.Advertised + "/" + p.Context().RepositoryStr() + sep + p.Identifier(), nil
 }
 
-// WriteHosts writes <dir>/<registry>/hosts.toml for each of registries, making mirror
-// (host:port, plain HTTP) the first host containerd pulls and resolves from.
+// WriteHosts writes containerd's registry configuration directory (config_path):
+// <dir>/<registry>/hosts.toml for each of registries, whose server is mirror (host:port,
+// plain HTTP), so that containerd pulls and resolves those names from the local registry
+// only and never tries the public registry (tests reach nothing outside the machine).
 func WriteHosts(dir, mirror string, registries []string) error {
 	if _, _, err := net.SplitHostPort(mirror); err != nil {
 		return fmt.Errorf("registry: mirror %q is not host:port: %w", mirror, err)
@@ -206,9 +200,9 @@ func WriteHosts(dir, mirror string, registries []string) error {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return fmt.Errorf("registry: %w", err)
 		}
-		content := fmt.Sprintf("# Written by l5d's test/registry: %s is served by the local registry.\n"+
+		content := fmt.Sprintf("# Written by l5d's test/registry: %s is served by the local registry only.\n"+
 			"server = %q\n\n[host.%q]\n  capabilities = [\"pull\", \"resolve\"]\n",
-			reg, upstream(reg), "http://"+mirror)
+			reg, "http://"+mirror, "http://"+mirror)
 		if err := os.WriteFile(filepath.Join(d, "hosts.toml"), []byte(content), 0o644); err != nil {
 			return fmt.Errorf("registry: %w", err)
 		}

@@ -156,8 +156,8 @@ func TestServesImagesUnderChartNames(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !strings.Contains(string(b), `[host."http://`+r.Advertised+`"]`) || !strings.Contains(string(b), `"pull", "resolve"`) {
-			t.Errorf("%s/hosts.toml does not mirror to %s:\n%s", reg, r.Advertised, b)
+		if !strings.Contains(string(b), `server = "http://`+r.Advertised+`"`) || !strings.Contains(string(b), `[host."http://`+r.Advertised+`"]`) || !strings.Contains(string(b), `"pull", "resolve"`) {
+			t.Errorf("%s/hosts.toml does not send every pull to %s only:\n%s", reg, r.Advertised, b)
 		}
 	}
 }
