@@ -15,6 +15,7 @@ import (
 	"github.com/l5d-go/l5d/proxy/policy"
 	"github.com/l5d-go/l5d/proxy/routes"
 	"github.com/l5d-go/l5d/proxy/tap"
+	"github.com/l5d-go/l5d/proxy/trace"
 )
 
 // Header names used between proxies and towards clients.
@@ -58,6 +59,8 @@ type Handler struct {
 	HeaderReadTimeout, BodyIdleTimeout time.Duration
 	// Tap, when set, is the proxy's tap sessions, which observe the requests they match.
 	Tap *tap.Hub
+	// Trace, when set, records a span for each request with sampled trace context.
+	Trace *trace.Tracer
 }
 
 func (h *Handler) headerReadTimeout() time.Duration {
@@ -96,6 +99,10 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 16<<10); return &b }
 
 // ServeHTTP forwards r and writes the response, or a proxy error, to w.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if span := h.Trace.Start(r); span != nil {
+		defer span.Finish()
+		w = span.Writer(w)
+	}
 	if h.Tap.Active() {
 		h.serveTapped(w, r)
 		return
