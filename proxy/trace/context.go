@@ -252,3 +252,9 @@ func equalFold(b []byte, s string) bool {
 	}
 	return true
 }
+
+// String is the id in lower-case hex, as the headers carry it.
+func (id SpanID) String() string { return hex.EncodeToString(id[:]) }
+
+// String is the id in lower-case hex, as the headers carry it.
+func (id TraceID) String() string { return hex.EncodeToString(id[:]) }
