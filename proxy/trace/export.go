@@ -9,7 +9,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	resourcepb "go.opentelemetry.io/proto/otlp/resource/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
@@ -48,7 +47,7 @@ type ExporterOptions struct {
 // Exporter sends spans to an OTLP collector in batches from its own goroutine (Run); Send
 // only queues.
 type Exporter struct {
-	client   coltracepb.TraceServiceClient
+	conn     grpc.ClientConnInterface
 	queue    chan *Span
 	batch    int
 	flush    time.Duration
@@ -60,7 +59,7 @@ type Exporter struct {
 
 // NewExporter returns an exporter; call Run to start sending.
 func NewExporter(o ExporterOptions) *Exporter {
-	e := &Exporter{client: coltracepb.NewTraceServiceClient(o.Conn), batch: o.Batch, flush: o.Flush,
+	e := &Exporter{conn: o.Conn, batch: o.Batch, flush: o.Flush,
 		exported: o.Exported, dropped: o.Dropped, log: o.Log}
 	q := o.Queue
 	if q <= 0 {
@@ -130,22 +129,22 @@ func (e *Exporter) Run(ctx context.Context) {
 }
 
 func (e *Exporter) export(ctx context.Context, spans []*Span) {
-	req := &coltracepb.ExportTraceServiceRequest{ResourceSpans: []*tracepb.ResourceSpans{{
+	rs := []*tracepb.ResourceSpans{{
 		Resource:   e.resource,
 		ScopeSpans: []*tracepb.ScopeSpans{{Scope: &commonpb.InstrumentationScope{Name: "linkerd-proxy"}, Spans: otlpSpans(spans)}},
-	}}}
+	}}
 	ctx, cancel := context.WithTimeout(ctx, exportTimeout)
 	defer cancel()
-	resp, err := e.client.Export(ctx, req)
+	res, err := export(ctx, e.conn, rs)
 	if err != nil {
 		e.dropped.Add(uint64(len(spans)))
 		e.log.Debug("trace collector did not take spans; dropped", "spans", len(spans), "error", err)
 		return
 	}
 	rejected := uint64(0)
-	if ps := resp.GetPartialSuccess(); ps != nil && ps.RejectedSpans > 0 {
-		rejected = min(uint64(ps.RejectedSpans), uint64(len(spans)))
-		e.log.Debug("trace collector rejected spans", "spans", rejected, "message", ps.ErrorMessage)
+	if res.rejected > 0 {
+		rejected = min(uint64(res.rejected), uint64(len(spans)))
+		e.log.Debug("trace collector rejected spans", "spans", rejected, "message", res.message)
 	}
 	e.dropped.Add(rejected)
 	e.exported.Add(uint64(len(spans)) - rejected)
