@@ -16,7 +16,7 @@ BINARIES := identity=identity/cmd/identity destination=destination/cmd/destinati
 	demo-ratings=test/demo/cmd/demo-ratings demo-traffic=test/demo/cmd/demo-traffic \
 	l5d-demo-stat=test/cmd/l5d-demo-stat \
 	l5d-cluster=test/cmd/l5d-cluster metrics-api=viz/cmd/metrics-api tap=viz/cmd/tap tap-injector=viz/cmd/tap-injector \
-	web=viz/cmd/web
+	web=viz/cmd/web jaeger-injector=jaeger/cmd/jaeger-injector
 TEST_FLAGS ?= -count=1 -timeout 30m
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 TOOLS := $(BIN)/tools
