@@ -28,12 +28,14 @@ const (
 	ControlPlaneChart = "linkerd-control-plane"
 	CNIChart          = "linkerd2-cni"
 	VizChart          = "linkerd-viz"
+	JaegerChart       = "linkerd-jaeger"
 )
 
 //go:embed all:charts
 var chartFiles embed.FS
 
-// Chart loads one of the embedded charts by name (CRDsChart, ControlPlaneChart, CNIChart or VizChart).
+// Chart loads one of the embedded charts by name (CRDsChart, ControlPlaneChart, CNIChart,
+// VizChart or JaegerChart).
 func Chart(name string) (*chart.Chart, error) {
 	root := path.Join("charts", name)
 	var files []*loader.BufferedFile
@@ -52,7 +54,7 @@ func Chart(name string) (*chart.Chart, error) {
 		return nil, fmt.Errorf("chart %q: %w", name, err)
 	}
 	if len(files) == 0 {
-		return nil, fmt.Errorf("no embedded chart named %q (have %s, %s, %s, %s)", name, CRDsChart, ControlPlaneChart, CNIChart, VizChart)
+		return nil, fmt.Errorf("no embedded chart named %q (have %s, %s, %s, %s, %s)", name, CRDsChart, ControlPlaneChart, CNIChart, VizChart, JaegerChart)
 	}
 	c, err := loader.LoadFiles(files)
 	if err != nil {
