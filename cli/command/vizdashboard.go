@@ -103,26 +103,33 @@ func vizDashboardCmd(g *globals) *cobra.Command {
 
 // waitWebReady waits up to wait for Deployment web in ns to have an available replica.
 func waitWebReady(ctx context.Context, kube kubernetes.Interface, ns string, wait time.Duration) error {
+	return waitAvailable(ctx, kube, ns, webService, "the viz dashboard", wait,
+		fmt.Errorf("the viz dashboard is not installed in namespace %s (deployment %s not found): run `linkerd viz install | kubectl apply -f -`", ns, webService))
+}
+
+// waitAvailable waits up to wait for Deployment name in ns (what, in errors) to have an
+// available replica; notInstalled is the error when there is no such Deployment.
+func waitAvailable(ctx context.Context, kube kubernetes.Interface, ns, name, what string, wait time.Duration, notInstalled error) error {
 	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	var last error
 	for {
-		d, err := kube.AppsV1().Deployments(ns).Get(ctx, webService, metav1.GetOptions{})
+		d, err := kube.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
 		switch {
 		case apierrors.IsNotFound(err):
-			return fmt.Errorf("the viz dashboard is not installed in namespace %s (deployment %s not found): run `linkerd viz install | kubectl apply -f -`", ns, webService)
+			return notInstalled
 		case err != nil:
 			last = err
 		case available(d):
 			return nil
 		default:
-			last = fmt.Errorf("deployment %s/%s has no available replica", ns, webService)
+			last = fmt.Errorf("deployment %s/%s has no available replica", ns, name)
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("waiting %v for the viz dashboard: %w", wait, last)
+			return fmt.Errorf("waiting %v for %s: %w", wait, what, last)
 		case <-tick.C:
 		}
 	}

@@ -132,7 +132,13 @@ func (r Ref) key() string { return r.Kind + "/" + r.Namespace + "/" + r.Name }
 // allow-scrapes`, which the user applied) are left out, except the tap API's RoleBinding
 // in kube-system.
 func Installed(ctx context.Context, dyn dynamic.Interface) ([]Ref, error) {
-	sel := metav1.ListOptions{LabelSelector: Selector}
+	return InstalledBy(ctx, dyn, Selector)
+}
+
+// InstalledBy is Installed for the extension whose objects carry selector (such as
+// linkerd.io/extension=jaeger): every extension labels its objects the same way.
+func InstalledBy(ctx context.Context, dyn dynamic.Interface, selector string) ([]Ref, error) {
+	sel := metav1.ListOptions{LabelSelector: selector}
 	nsList, err := dyn.Resource(namespaces).List(ctx, sel)
 	if err != nil {
 		return nil, fmt.Errorf("listing the extension's namespaces: %w", err)
