@@ -71,9 +71,9 @@ func TestJaegerInjector(t *testing.T) {
 	}
 	const defaultID = "collector.linkerd-jaeger.serviceaccount.identity.linkerd.cluster.local"
 	for _, tc := range []struct {
-		name       string
-		pod        *corev1.Pod
-		addr, id   string
+		name     string
+		pod      *corev1.Pod
+		addr, id string
 	}{
 		{"meshed", meshed(dflt, "web", nil, false), "collector.linkerd-jaeger:4317", defaultID},
 		{"native sidecar", meshed(dflt, "native", nil, true), "collector.linkerd-jaeger:4317", defaultID},
