@@ -22,7 +22,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 TOOLS := $(BIN)/tools
 STATICCHECK := $(TOOLS)/staticcheck
 
-.PHONY: helm cni-plugins charts all build test unit-test race fuzz-smoke lint proto proto-check bench bench-proxy bench-tools e2e demo ci kube-bins prometheus-bin tools clean test-deps bench-deps
+.PHONY: helm cni-plugins charts all build test unit-test race fuzz-smoke lint proto proto-check bench bench-proxy bench-tools e2e demo ci kube-bins prometheus-bin jaeger-bin tools clean test-deps bench-deps
 # Debian packages the tests and the proxy benchmark run (installed by tools/debian-deps.sh;
 # chromium is the headless browser test/e2e drives the dashboard with).
 TEST_DEBS := iptables iproute2 curl git chromium
@@ -108,6 +108,11 @@ charts: helm
 kube-bins:
 	test/kubebins/build.sh
 
+## jaeger-bin: build the real Jaeger all-in-one (tools/jaeger/go.mod) into the cache, for the
+## jaeger extension's e2e test
+jaeger-bin:
+	@tools/jaeger/build.sh >/dev/null
+
 ## prometheus-bin: build the real Prometheus server (tools/prometheus/go.mod) into the cache
 ## (no-op when cached; override the directory with L5D_PROMETHEUS_BIN_DIR)
 prometheus-bin:
@@ -132,7 +137,7 @@ bench-proxy: bench-deps bench-tools
 ## e2e: the end-to-end suite: test/e2e on a whole three-node local cluster (HA install with the CLI,
 ## policy, profiles, Jobs, replica kills, outage, issuer rotation, the viz extension with a real
 ## Prometheus), test/mesh and test/cni (CNI mode on a one-node cluster)
-e2e: test-deps kube-bins prometheus-bin cni-plugins build
+e2e: test-deps kube-bins prometheus-bin jaeger-bin cni-plugins build
 	$(GO) test $(TEST_FLAGS) -v ./test/e2e/... ./test/mesh/... ./test/cni/...
 
 ## demo: a whole mesh on this machine
