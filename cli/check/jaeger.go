@@ -3,10 +3,7 @@ package check
 import (
 	"context"
 	"errors"
-	"fmt"
-	"strings"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
@@ -28,7 +25,8 @@ func RunJaeger(ctx context.Context, kube kubernetes.Interface, dyn dynamic.Inter
 	return runGroups(ctx, []func() group{func() group { return jaegerGroup(v) }})
 }
 
-// jaegerGroup reuses the viz runner's pod listing (v.ns is the jaeger namespace).
+// jaegerGroup reuses the viz runner's checks of an extension's pods (v.ns is the jaeger
+// namespace).
 func jaegerGroup(v *vizRunner) group {
 	return group{"linkerd-jaeger", []check{
 		{name: "linkerd-jaeger extension Namespace exists", hint: "l5d-jaeger-ns-exists", fatal: true, run: func(ctx context.Context) error {
@@ -45,22 +43,7 @@ func jaegerGroup(v *vizRunner) group {
 			v.ns = l.Items[0].Name
 			return nil
 		}},
-		{name: "jaeger extension pods are injected", hint: "l5d-jaeger-pods-injection", run: func(ctx context.Context) error {
-			pods, err := v.pods(ctx)
-			if err != nil {
-				return err
-			}
-			var bare []string
-			for _, p := range pods {
-				if !Meshed(&p) {
-					bare = append(bare, p.Name)
-				}
-			}
-			if len(bare) > 0 {
-				return fmt.Errorf("could not find proxy container for %s pod(s)", strings.Join(bare, ", "))
-			}
-			return nil
-		}},
+		{name: "jaeger extension pods are injected", hint: "l5d-jaeger-pods-injection", run: v.podsInjected},
 		{name: "jaeger injector pods are running", hint: "l5d-jaeger-pods-running", run: func(ctx context.Context) error {
 			pods, err := v.pods(ctx)
 			if err != nil {
@@ -74,31 +57,8 @@ func jaegerGroup(v *vizRunner) group {
 			//lint:ignore ST1005 the wording is Linkerd's check output
 			return errors.New("No running pods for \"jaeger-injector\"")
 		}},
-		{name: "jaeger extension proxies are healthy", hint: "l5d-jaeger-proxy-healthy", run: func(ctx context.Context) error {
-			pods, err := v.pods(ctx)
-			if err != nil {
-				return err
-			}
-			for _, p := range pods {
-				if Meshed(&p) && (p.Status.Phase != corev1.PodRunning || !proxyReady(&p)) {
-					//lint:ignore ST1005 the wording is Linkerd's check output
-					return fmt.Errorf("The \"%s\" pod's proxy is not ready", p.Name)
-				}
-			}
-			return nil
-		}},
-		{name: "jaeger extension proxies and cli versions match", hint: "l5d-jaeger-proxy-cli-version", warning: true, run: func(ctx context.Context) error {
-			pods, err := v.pods(ctx)
-			if err != nil {
-				return err
-			}
-			for _, p := range pods {
-				if ver := p.Annotations["linkerd.io/proxy-version"]; Meshed(&p) && ver != v.vo.CLIVersion {
-					return fmt.Errorf("%s running %s but cli running %s", p.Name, ver, v.vo.CLIVersion)
-				}
-			}
-			return nil
-		}},
+		{name: "jaeger extension proxies are healthy", hint: "l5d-jaeger-proxy-healthy", run: v.proxiesHealthy},
+		{name: "jaeger extension proxies and cli versions match", hint: "l5d-jaeger-proxy-cli-version", warning: true, run: v.proxyVersions},
 		{name: "jaeger injector webhook is configured", hint: "l5d-jaeger-webhook", run: func(ctx context.Context) error {
 			l, err := v.kube.AdmissionregistrationV1().MutatingWebhookConfigurations().List(ctx, metav1.ListOptions{LabelSelector: jaegerSelector})
 			if err != nil {

@@ -2,11 +2,7 @@ package command
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net"
-	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -14,7 +10,6 @@ import (
 
 	"github.com/l5d-go/l5d/cli/check"
 	"github.com/l5d-go/l5d/cli/jaegerext"
-	"github.com/l5d-go/l5d/cli/svcrelay"
 	"github.com/l5d-go/l5d/cli/vizext"
 )
 
@@ -56,15 +51,9 @@ func jaegerInstallCmd(g *globals) *cobra.Command {
 		RunE: func(c *cobra.Command, _ []string) error {
 			o.LinkerdNamespace = g.namespace
 			o.Version = Version
-			var cluster map[string]any
-			if !ignoreCluster {
-				k, err := g.client()
-				if err != nil {
-					return fmt.Errorf("%w (use --ignore-cluster to render without the cluster)", err)
-				}
-				if cluster, err = vizext.ControlPlaneValues(contextOf(c), k, g.namespace); err != nil {
-					return err
-				}
+			cluster, err := clusterValues(c, g, ignoreCluster)
+			if err != nil {
+				return err
 			}
 			out, err := jaegerext.Render(o, cluster)
 			if err != nil {
@@ -119,9 +108,8 @@ func jaegerCheckCmd(g *globals) *cobra.Command {
 
 func jaegerDashboardCmd(g *globals) *cobra.Command {
 	var (
-		address, show, ns string
-		port              int
-		wait              time.Duration
+		f  relayFlags
+		ns string
 	)
 	c := &cobra.Command{
 		Use:   "dashboard [--port PORT] [--show linkerd|url]",
@@ -134,55 +122,14 @@ func jaegerDashboardCmd(g *globals) *cobra.Command {
 			"  linkerd jaeger dashboard --port 16686 --show url",
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			if show != "linkerd" && show != "url" {
-				return fmt.Errorf("--show %q: want linkerd (open the browser) or url (print the address only)", show)
-			}
-			if port < 0 || port > 65535 {
-				return fmt.Errorf("--port %d: want 0 (any free port) to 65535", port)
-			}
-			cfg, err := g.restConfig()
-			if err != nil {
-				return err
-			}
-			kube, err := kubernetes.NewForConfig(cfg)
-			if err != nil {
-				return err
-			}
-			ctx := c.Context()
-			if err := waitJaegerReady(ctx, kube, ns, wait); err != nil {
-				return err
-			}
-			relay, err := svcrelay.Handler(cfg, ns, jaegerService, jaegerPortName, nil)
-			if err != nil {
-				return err
-			}
-			ln, err := net.Listen("tcp", net.JoinHostPort(address, strconv.Itoa(port)))
-			if err != nil {
-				return fmt.Errorf("listening on %s:%d (choose another with --port): %w", address, port, err)
-			}
-			url := "http://" + ln.Addr().String() + jaegerBasePath
-			out := c.OutOrStdout()
-			fmt.Fprintf(out, "Jaeger extension dashboard available at:\n%s\n", url)
-			if show == "linkerd" {
-				if err := openBrowser(url); err != nil {
-					fmt.Fprintf(c.ErrOrStderr(), "Failed to open the dashboard automatically (%v)\nVisit %s in your browser to view the dashboard\n", err, url)
-				}
-			}
-			hs := &http.Server{Handler: relay, ReadHeaderTimeout: 10 * time.Second}
-			go func() {
-				<-ctx.Done()
-				_ = hs.Close()
-			}()
-			if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				return fmt.Errorf("serving %s: %w", url, err)
-			}
-			return nil
+			return f.serve(c, g, relayTarget{ns: ns, service: jaegerService, port: jaegerPortName, path: jaegerBasePath,
+				title: "Jaeger extension dashboard",
+				ready: func(ctx context.Context, kube kubernetes.Interface) error {
+					return waitJaegerReady(ctx, kube, ns, f.wait)
+				}})
 		},
 	}
-	c.Flags().StringVar(&address, "address", "localhost", "address the local relay listens on")
-	c.Flags().IntVarP(&port, "port", "p", 16686, "port the local relay listens on (0: any free port)")
-	c.Flags().StringVar(&show, "show", "linkerd", "linkerd: print the address and open it in the browser; url: only print it")
-	c.Flags().DurationVar(&wait, "wait", 5*time.Minute, "how long to wait for Jaeger to be available")
+	f.register(c, 16686, "Jaeger")
 	c.Flags().StringVar(&ns, "jaeger-namespace", jaegerext.DefaultNamespace, "namespace of the jaeger extension")
 	return c
 }

@@ -29,17 +29,24 @@ func vizValueFlags(c *cobra.Command, v *install.ValueOptions) {
 func vizRender(c *cobra.Command, g *globals, o vizext.Options, ignoreCluster bool) ([]byte, error) {
 	o.LinkerdNamespace = g.namespace
 	o.Version = Version
-	var cluster map[string]any
-	if !ignoreCluster {
-		k, err := g.client()
-		if err != nil {
-			return nil, fmt.Errorf("%w (use --ignore-cluster to render without the cluster)", err)
-		}
-		if cluster, err = vizext.ControlPlaneValues(contextOf(c), k, g.namespace); err != nil {
-			return nil, err
-		}
+	cluster, err := clusterValues(c, g, ignoreCluster)
+	if err != nil {
+		return nil, err
 	}
 	return vizext.Render(o, cluster)
+}
+
+// clusterValues returns the values the installed control plane was installed with, which
+// an extension's install follows, or nil with ignoreCluster.
+func clusterValues(c *cobra.Command, g *globals, ignoreCluster bool) (map[string]any, error) {
+	if ignoreCluster {
+		return nil, nil
+	}
+	k, err := g.client()
+	if err != nil {
+		return nil, fmt.Errorf("%w (use --ignore-cluster to render without the cluster)", err)
+	}
+	return vizext.ControlPlaneValues(contextOf(c), k, g.namespace)
 }
 
 func vizInstallCmd(g *globals) *cobra.Command {

@@ -4,6 +4,8 @@ import (
 	"encoding/hex"
 	"math/rand/v2"
 	"net/http"
+
+	"github.com/l5d-go/l5d/proxy/h1"
 )
 
 // TraceID and SpanID are the W3C/OpenTelemetry identifiers; zero is invalid.
@@ -213,7 +215,7 @@ func (c Context) b3TraceID() string {
 func SampledField(name, value []byte) bool {
 	switch len(name) {
 	case len("traceparent"):
-		if equalFold(name, "traceparent") {
+		if h1.EqualFold(name, "traceparent") {
 			if len(value) < 55 {
 				return false
 			}
@@ -221,36 +223,19 @@ func SampledField(name, value []byte) bool {
 			return ok && flags&1 == 1
 		}
 	case len("x-b3-sampled"):
-		if equalFold(name, "x-b3-sampled") {
+		if h1.EqualFold(name, "x-b3-sampled") {
 			return string(value) == "1" || string(value) == "true"
 		}
 	case len("x-b3-flags"):
-		if equalFold(name, "x-b3-flags") {
+		if h1.EqualFold(name, "x-b3-flags") {
 			return string(value) == "1"
 		}
 	case len("b3"):
-		if equalFold(name, "b3") {
+		if h1.EqualFold(name, "b3") {
 			return true // rare: let the handler parse it
 		}
 	}
 	return false
-}
-
-// equalFold compares b with the lower-case ASCII s, ignoring b's case.
-func equalFold(b []byte, s string) bool {
-	if len(b) != len(s) {
-		return false
-	}
-	for i := range b {
-		c := b[i]
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if c != s[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // String is the id in lower-case hex, as the headers carry it.
