@@ -10,7 +10,6 @@ import (
 
 	"github.com/l5d-go/l5d/cli/check"
 	"github.com/l5d-go/l5d/cli/jaegerext"
-	"github.com/l5d-go/l5d/cli/vizext"
 )
 
 // jaegerService is the Jaeger Service in the extension's namespace, its UI port's name and
@@ -69,25 +68,7 @@ func jaegerInstallCmd(g *globals) *cobra.Command {
 }
 
 func jaegerUninstallCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "uninstall",
-		Short: "Output Kubernetes resources to uninstall the linkerd-jaeger extension (pipe to kubectl delete -f -)",
-		Args:  cobra.NoArgs,
-		RunE: func(c *cobra.Command, _ []string) error {
-			dyn, err := g.dynamic()
-			if err != nil {
-				return err
-			}
-			refs, err := jaegerext.Installed(contextOf(c), dyn)
-			if err != nil {
-				return err
-			}
-			if len(refs) == 0 {
-				return fmt.Errorf("no linkerd-jaeger resources found (nothing labelled %s)", jaegerext.Selector)
-			}
-			return vizext.WriteRefs(c.OutOrStdout(), refs)
-		},
-	}
+	return extensionUninstallCmd(g, "linkerd-jaeger", jaegerext.Selector)
 }
 
 func jaegerCheckCmd(g *globals) *cobra.Command {

@@ -77,21 +77,27 @@ func vizInstallCmd(g *globals) *cobra.Command {
 }
 
 func vizUninstallCmd(g *globals) *cobra.Command {
+	return extensionUninstallCmd(g, "linkerd-viz", vizext.Selector)
+}
+
+// extensionUninstallCmd is the uninstall command of the extension named name, whose
+// objects carry selector: it prints them for kubectl delete -f -.
+func extensionUninstallCmd(g *globals, name, selector string) *cobra.Command {
 	return &cobra.Command{
 		Use:   "uninstall",
-		Short: "Output Kubernetes resources to uninstall the linkerd-viz extension (pipe to kubectl delete -f -)",
+		Short: "Output Kubernetes resources to uninstall the " + name + " extension (pipe to kubectl delete -f -)",
 		Args:  cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			dyn, err := g.dynamic()
 			if err != nil {
 				return err
 			}
-			refs, err := vizext.Installed(contextOf(c), dyn)
+			refs, err := vizext.InstalledBy(contextOf(c), dyn, selector)
 			if err != nil {
 				return err
 			}
 			if len(refs) == 0 {
-				return fmt.Errorf("no linkerd-viz resources found (nothing labelled %s)", vizext.Selector)
+				return fmt.Errorf("no %s resources found (nothing labelled %s)", name, selector)
 			}
 			return vizext.WriteRefs(c.OutOrStdout(), refs)
 		},

@@ -1,14 +1,10 @@
-// Package jaegerext renders and finds the jaeger extension's objects: the values `linkerd
-// jaeger install` renders the linkerd-jaeger chart with, and the objects `linkerd jaeger
-// uninstall` prints for `kubectl delete -f -`. Every object of the extension carries the
-// label linkerd.io/extension=jaeger, which is how they are found again.
+// Package jaegerext renders the jaeger extension: the values `linkerd
+// jaeger install` renders the linkerd-jaeger chart with. Every object of the extension
+// carries the label linkerd.io/extension=jaeger (Selector), which is how `linkerd jaeger
+// uninstall` finds them again (vizext.InstalledBy).
 package jaegerext
 
 import (
-	"context"
-
-	"k8s.io/client-go/dynamic"
-
 	"github.com/l5d-go/l5d/cli/install"
 	"github.com/l5d-go/l5d/cli/vizext"
 	"github.com/l5d-go/l5d/deploy"
@@ -65,12 +61,6 @@ func Values(o Options, cluster map[string]any) (map[string]any, error) {
 		vals["webhook"] = map[string]any{"collectorSvcAddr": "jaeger." + ns + ":4317"}
 	}
 	return o.Values.MergeInto(vals)
-}
-
-// Installed lists the extension's objects in the cluster, in an order `kubectl delete -f
-// -` can follow (cluster-scoped, namespaced, then the namespace).
-func Installed(ctx context.Context, dyn dynamic.Interface) ([]vizext.Ref, error) {
-	return vizext.InstalledBy(ctx, dyn, Selector)
 }
 
 func namespace(ns string) string {
