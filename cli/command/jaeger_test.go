@@ -21,6 +21,11 @@ func TestJaegerLifecycle(t *testing.T) {
 	c := kube.Shared(t)
 	kc := c.Kubeconfig()
 	const cp = "l5d-jaegercp"
+	crds, _, err := run(t, "", "install", "--crds") // the chart's Servers and policies
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Apply(t, "default", crds)
 	if _, _, err := run(t, "", "jaeger", "install", "-L", cp, "--kubeconfig", kc); err == nil || !strings.Contains(err.Error(), "--ignore-cluster") {
 		t.Fatalf("jaeger install without a control plane: err %v, want advice naming --ignore-cluster", err)
 	}
