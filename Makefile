@@ -17,13 +17,13 @@ BINARIES := identity=identity/cmd/identity destination=destination/cmd/destinati
 	l5d-demo-stat=test/cmd/l5d-demo-stat echo-advanced=test/cmd/echo-advanced pause=test/cmd/pause \
 	l5d-registry=test/cmd/l5d-registry \
 	l5d-cluster=test/cmd/l5d-cluster metrics-api=viz/cmd/metrics-api tap=viz/cmd/tap tap-injector=viz/cmd/tap-injector \
-	web=viz/cmd/web service-mirror=multicluster/cmd/service-mirror
+	web=viz/cmd/web service-mirror=multicluster/cmd/service-mirror jaeger-injector=jaeger/cmd/jaeger-injector
 TEST_FLAGS ?= -count=1 -timeout 30m
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 TOOLS := $(BIN)/tools
 STATICCHECK := $(TOOLS)/staticcheck
 
-.PHONY: test-kubelet bench-kubelet helm cni-plugins charts images images-push images-tool all build test unit-test race fuzz-smoke lint proto proto-check bench bench-proxy bench-tools e2e demo ci kube-bins prometheus-bin tools clean test-deps bench-deps
+.PHONY: test-kubelet bench-kubelet helm cni-plugins charts images images-push images-tool all build test unit-test race fuzz-smoke lint proto proto-check bench bench-proxy bench-tools e2e demo ci kube-bins prometheus-bin jaeger-bin tools clean test-deps bench-deps
 # Debian packages the tests and the proxy benchmark run (installed by tools/debian-deps.sh;
 # chromium is the headless browser test/e2e drives the dashboard with).
 TEST_DEBS := iptables iproute2 curl git chromium containerd runc
@@ -134,6 +134,11 @@ images-tool:
 kube-bins:
 	test/kubebins/build.sh
 
+## jaeger-bin: build the real Jaeger all-in-one (tools/jaeger/go.mod) into the cache, for the
+## jaeger extension's e2e test
+jaeger-bin:
+	@tools/jaeger/build.sh >/dev/null
+
 ## prometheus-bin: build the real Prometheus server (tools/prometheus/go.mod) into the cache
 ## (no-op when cached; override the directory with L5D_PROMETHEUS_BIN_DIR)
 prometheus-bin:
@@ -158,7 +163,7 @@ bench-proxy: bench-deps bench-tools
 ## e2e: the end-to-end suite: test/e2e on a whole three-node local cluster (HA install with the CLI,
 ## policy, profiles, Jobs, replica kills, outage, issuer rotation, the viz extension with a real
 ## Prometheus), test/mesh and test/cni (CNI mode on a one-node cluster)
-e2e: test-deps kube-bins prometheus-bin cni-plugins build
+e2e: test-deps kube-bins prometheus-bin jaeger-bin cni-plugins build
 	$(GO) test $(TEST_FLAGS) -v ./test/e2e/... ./test/mesh/... ./test/cni/...
 
 ## test-kubelet: the local cluster's real nodes (containerd and the kubelet): a pod from an

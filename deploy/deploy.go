@@ -30,13 +30,14 @@ const (
 	CNIChart          = "linkerd2-cni"
 	VizChart          = "linkerd-viz"
 	MulticlusterChart = "linkerd-multicluster"
+	JaegerChart       = "linkerd-jaeger"
 )
 
 //go:embed all:charts
 var chartFiles embed.FS
 
 // Chart loads one of the embedded charts by name (CRDsChart, ControlPlaneChart, CNIChart,
-// VizChart or MulticlusterChart).
+// VizChart, MulticlusterChart or JaegerChart).
 func Chart(name string) (*chart.Chart, error) {
 	root := path.Join("charts", name)
 	var files []*loader.BufferedFile
@@ -55,7 +56,7 @@ func Chart(name string) (*chart.Chart, error) {
 		return nil, fmt.Errorf("chart %q: %w", name, err)
 	}
 	if len(files) == 0 {
-		return nil, fmt.Errorf("no embedded chart named %q (have %s, %s, %s, %s, %s)", name, CRDsChart, ControlPlaneChart, CNIChart, VizChart, MulticlusterChart)
+		return nil, fmt.Errorf("no embedded chart named %q (have %s, %s, %s, %s, %s, %s)", name, CRDsChart, ControlPlaneChart, CNIChart, VizChart, MulticlusterChart, JaegerChart)
 	}
 	c, err := loader.LoadFiles(files)
 	if err != nil {

@@ -4,6 +4,7 @@ go 1.26.0
 
 require (
 	github.com/prometheus/common v0.72.0 // indirect
+	go.opentelemetry.io/proto/otlp v1.11.0 // indirect
 	golang.org/x/net v0.60.0 // indirect
 	golang.org/x/sys v0.48.0 // indirect
 	golang.org/x/text v0.42.0 // indirect

@@ -105,6 +105,53 @@ func (v *vizRunner) pods(ctx context.Context) ([]corev1.Pod, error) {
 	return out, nil
 }
 
+// podsInjected fails when a pod of the extension's namespace has no proxy.
+func (v *vizRunner) podsInjected(ctx context.Context) error {
+	pods, err := v.pods(ctx)
+	if err != nil {
+		return err
+	}
+	var bare []string
+	for _, p := range pods {
+		if !Meshed(&p) {
+			bare = append(bare, p.Name)
+		}
+	}
+	if len(bare) > 0 {
+		return fmt.Errorf("could not find proxy container for %s pod(s)", strings.Join(bare, ", "))
+	}
+	return nil
+}
+
+// proxiesHealthy fails when a proxy of the extension's namespace is not ready.
+func (v *vizRunner) proxiesHealthy(ctx context.Context) error {
+	pods, err := v.pods(ctx)
+	if err != nil {
+		return err
+	}
+	for _, p := range pods {
+		if Meshed(&p) && !proxyReady(&p) {
+			//lint:ignore ST1005 the wording is Linkerd's check output
+			return fmt.Errorf("The \"%s\" pod's proxy is not ready", p.Name)
+		}
+	}
+	return nil
+}
+
+// proxyVersions fails when a proxy of the extension's namespace is not the CLI's version.
+func (v *vizRunner) proxyVersions(ctx context.Context) error {
+	pods, err := v.pods(ctx)
+	if err != nil {
+		return err
+	}
+	for _, p := range pods {
+		if ver := p.Annotations["linkerd.io/proxy-version"]; Meshed(&p) && ver != v.vo.CLIVersion {
+			return fmt.Errorf("%s running %s but cli running %s", p.Name, ver, v.vo.CLIVersion)
+		}
+	}
+	return nil
+}
+
 func (v *vizRunner) viz() group {
 	rbac := func(res string) schema.GroupVersionResource {
 		return schema.GroupVersionResource{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: res}
@@ -154,22 +201,7 @@ func (v *vizRunner) viz() group {
 		}},
 		{name: "linkerd-viz ClusterRoles exist", hint: "l5d-viz-cr-exists", run: rbacExists("clusterroles")},
 		{name: "linkerd-viz ClusterRoleBindings exist", hint: "l5d-viz-crb-exists", run: rbacExists("clusterrolebindings")},
-		{name: "linkerd-viz pods are injected", hint: "l5d-viz-pods-injection", run: func(ctx context.Context) error {
-			pods, err := v.pods(ctx)
-			if err != nil {
-				return err
-			}
-			var bare []string
-			for _, p := range pods {
-				if !Meshed(&p) {
-					bare = append(bare, p.Name)
-				}
-			}
-			if len(bare) > 0 {
-				return fmt.Errorf("could not find proxy container for %s pod(s)", strings.Join(bare, ", "))
-			}
-			return nil
-		}},
+		{name: "linkerd-viz pods are injected", hint: "l5d-viz-pods-injection", run: v.podsInjected},
 		{name: "viz extension pods are running", hint: "l5d-viz-pods-running", run: func(ctx context.Context) error {
 			pods, err := v.pods(ctx)
 			if err != nil {
@@ -189,31 +221,8 @@ func (v *vizRunner) viz() group {
 			}
 			return nil
 		}},
-		{name: "viz extension proxies are healthy", hint: "l5d-viz-proxy-healthy", run: func(ctx context.Context) error {
-			pods, err := v.pods(ctx)
-			if err != nil {
-				return err
-			}
-			for _, p := range pods {
-				if Meshed(&p) && !proxyReady(&p) {
-					//lint:ignore ST1005 the wording is Linkerd's check output
-					return fmt.Errorf("The \"%s\" pod's proxy is not ready", p.Name)
-				}
-			}
-			return nil
-		}},
-		{name: "viz extension proxies and cli versions match", hint: "l5d-viz-proxy-cli-version", warning: true, run: func(ctx context.Context) error {
-			pods, err := v.pods(ctx)
-			if err != nil {
-				return err
-			}
-			for _, p := range pods {
-				if ver := p.Annotations["linkerd.io/proxy-version"]; Meshed(&p) && ver != v.vo.CLIVersion {
-					return fmt.Errorf("%s running %s but cli running %s", p.Name, ver, v.vo.CLIVersion)
-				}
-			}
-			return nil
-		}},
+		{name: "viz extension proxies are healthy", hint: "l5d-viz-proxy-healthy", run: v.proxiesHealthy},
+		{name: "viz extension proxies and cli versions match", hint: "l5d-viz-proxy-cli-version", warning: true, run: v.proxyVersions},
 		{name: "prometheus is installed and configured correctly", hint: "l5d-viz-prometheus", run: func(ctx context.Context) error {
 			if v.external != "" {
 				return nil // the user's own Prometheus, which the CLI does not reach

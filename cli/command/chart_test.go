@@ -156,6 +156,20 @@ var chartCases = map[string][]chartCase{
 			namespace: "linkerd-viz",
 		},
 	},
+	"linkerd-jaeger": {
+		{
+			name:      "helm-namespace",
+			cli:       []string{"jaeger", "install", "--ignore-cluster", "--set", "installNamespace=false"},
+			helm:      helmFlags{sets: []string{"linkerdVersion=" + testCLIVersion}},
+			namespace: "linkerd-jaeger",
+		},
+		{
+			name:      "same-values",
+			cli:       []string{"jaeger", "install", "--ignore-cluster", "--set", "webhook.failurePolicy=Fail"},
+			helm:      helmFlags{sets: []string{"installNamespace=true", "linkerdVersion=" + testCLIVersion, "webhook.failurePolicy=Fail"}},
+			namespace: "linkerd-jaeger",
+		},
+	},
 }
 
 // TestChartsMatchInstall checks every chart under deploy/charts with the pinned helm CLI

@@ -38,7 +38,7 @@ func Root(out, errOut io.Writer) *cobra.Command {
 	root.PersistentFlags().StringVar(&g.context, "context", "", "kubeconfig context")
 	root.PersistentFlags().StringVar(&g.as, "as", "", "username to impersonate for Kubernetes operations")
 	root.PersistentFlags().StringArrayVar(&g.asGroups, "as-group", nil, "group to impersonate for Kubernetes operations (repeatable)")
-	root.AddCommand(installCmd(g), installCNICmd(), versionCmd(g), checkCmd(g), injectCmd(g), uninjectCmd(), uninstallCmd(g), upgradeCmd(g), pruneCmd(g), profileCmd(), diagnosticsCmd(g), identityCmd(g), vizCmd(g), authzCmd(g), multiclusterCmd(g))
+	root.AddCommand(installCmd(g), installCNICmd(), versionCmd(g), checkCmd(g), injectCmd(g), uninjectCmd(), uninstallCmd(g), upgradeCmd(g), pruneCmd(g), profileCmd(), diagnosticsCmd(g), identityCmd(g), vizCmd(g), jaegerCmd(g), authzCmd(g), multiclusterCmd(g))
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &UsageError{Err: err} })
 	// cobra adds its completion command only when the tree runs: add it now so that it too
 	// refuses unknown subcommands.

@@ -29,17 +29,24 @@ func vizValueFlags(c *cobra.Command, v *install.ValueOptions) {
 func vizRender(c *cobra.Command, g *globals, o vizext.Options, ignoreCluster bool) ([]byte, error) {
 	o.LinkerdNamespace = g.namespace
 	o.Version = Version
-	var cluster map[string]any
-	if !ignoreCluster {
-		k, err := g.client()
-		if err != nil {
-			return nil, fmt.Errorf("%w (use --ignore-cluster to render without the cluster)", err)
-		}
-		if cluster, err = vizext.ControlPlaneValues(contextOf(c), k, g.namespace); err != nil {
-			return nil, err
-		}
+	cluster, err := clusterValues(c, g, ignoreCluster)
+	if err != nil {
+		return nil, err
 	}
 	return vizext.Render(o, cluster)
+}
+
+// clusterValues returns the values the installed control plane was installed with, which
+// an extension's install follows, or nil with ignoreCluster.
+func clusterValues(c *cobra.Command, g *globals, ignoreCluster bool) (map[string]any, error) {
+	if ignoreCluster {
+		return nil, nil
+	}
+	k, err := g.client()
+	if err != nil {
+		return nil, fmt.Errorf("%w (use --ignore-cluster to render without the cluster)", err)
+	}
+	return vizext.ControlPlaneValues(contextOf(c), k, g.namespace)
 }
 
 func vizInstallCmd(g *globals) *cobra.Command {
@@ -70,21 +77,27 @@ func vizInstallCmd(g *globals) *cobra.Command {
 }
 
 func vizUninstallCmd(g *globals) *cobra.Command {
+	return extensionUninstallCmd(g, "linkerd-viz", vizext.Selector)
+}
+
+// extensionUninstallCmd is the uninstall command of the extension named name, whose
+// objects carry selector: it prints them for kubectl delete -f -.
+func extensionUninstallCmd(g *globals, name, selector string) *cobra.Command {
 	return &cobra.Command{
 		Use:   "uninstall",
-		Short: "Output Kubernetes resources to uninstall the linkerd-viz extension (pipe to kubectl delete -f -)",
+		Short: "Output Kubernetes resources to uninstall the " + name + " extension (pipe to kubectl delete -f -)",
 		Args:  cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			dyn, err := g.dynamic()
 			if err != nil {
 				return err
 			}
-			refs, err := vizext.Installed(contextOf(c), dyn)
+			refs, err := vizext.InstalledBy(contextOf(c), dyn, selector)
 			if err != nil {
 				return err
 			}
 			if len(refs) == 0 {
-				return fmt.Errorf("no linkerd-viz resources found (nothing labelled %s)", vizext.Selector)
+				return fmt.Errorf("no %s resources found (nothing labelled %s)", name, selector)
 			}
 			return vizext.WriteRefs(c.OutOrStdout(), refs)
 		},

@@ -135,8 +135,8 @@ func Installed(ctx context.Context, dyn dynamic.Interface) ([]Ref, error) {
 	return InstalledBy(ctx, dyn, Selector)
 }
 
-// InstalledBy is Installed for the extension whose objects carry the label selector
-// (e.g. linkerd.io/extension=multicluster).
+// InstalledBy is Installed for the extension whose objects carry selector (such as
+// linkerd.io/extension=jaeger): every extension labels its objects the same way.
 func InstalledBy(ctx context.Context, dyn dynamic.Interface, selector string) ([]Ref, error) {
 	sel := metav1.ListOptions{LabelSelector: selector}
 	nsList, err := dyn.Resource(namespaces).List(ctx, sel)

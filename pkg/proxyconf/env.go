@@ -71,4 +71,15 @@ const (
 	EnvInboundHTTP2KeepAliveTimeout   = "LINKERD2_PROXY_INBOUND_SERVER_HTTP2_KEEP_ALIVE_TIMEOUT"
 	EnvOutboundHTTP2KeepAliveInterval = "LINKERD2_PROXY_OUTBOUND_SERVER_HTTP2_KEEP_ALIVE_INTERVAL"
 	EnvOutboundHTTP2KeepAliveTimeout  = "LINKERD2_PROXY_OUTBOUND_SERVER_HTTP2_KEEP_ALIVE_TIMEOUT"
+
+	// Distributed tracing: the collector the proxy exports its spans to (host:port and its
+	// mesh identity), the protocol, the service name and resource attributes of the spans
+	// (a file of key="value" lines, such as the pod's labels through the downward API, and
+	// more such lines inline). Linkerd's jaeger extension writes them.
+	EnvTraceCollectorAddr   = "LINKERD2_PROXY_TRACE_COLLECTOR_SVC_ADDR"
+	EnvTraceCollectorName   = "LINKERD2_PROXY_TRACE_COLLECTOR_SVC_NAME"
+	EnvTraceProtocol        = "LINKERD2_PROXY_TRACE_PROTOCOL"
+	EnvTraceServiceName     = "LINKERD2_PROXY_TRACE_SERVICE_NAME"
+	EnvTraceAttributesPath  = "LINKERD2_PROXY_TRACE_ATTRIBUTES_PATH"
+	EnvTraceExtraAttributes = "LINKERD2_PROXY_TRACE_EXTRA_ATTRIBUTES"
 )

@@ -26,6 +26,7 @@ import (
 	"github.com/l5d-go/l5d/proxy/identity"
 	"github.com/l5d-go/l5d/proxy/metrics"
 	"github.com/l5d-go/l5d/proxy/outpolicy"
+	"github.com/l5d-go/l5d/proxy/trace"
 )
 
 // control is the proxy's control-plane side: its identity and discovery clients.
@@ -35,6 +36,9 @@ type control struct {
 	policy   pbinbound.InboundServerPoliciesClient // nil without a policy controller
 	policies *outpolicy.Watcher                    // nil without a policy controller
 	conns    []*grpc.ClientConn
+	// exporter sends spans to the trace collector over traceConn; nil when tracing is off.
+	exporter  *trace.Exporter
+	traceConn *grpc.ClientConn
 }
 
 // identityEnabled reports whether cfg asks for a workload identity.
@@ -141,11 +145,18 @@ func startControl(cfg *config.Config, reg *metrics.Registry, log *slog.Logger) (
 			"Discovery streams disconnected from the control plane and serving their last known state",
 			"", func() float64 { return float64(r.Stale()) })
 	}
+	if err := startTracing(cfg, c, reg, log); err != nil {
+		c.close()
+		return nil, err
+	}
 	return c, nil
 }
 
 // run keeps the identity certificate fresh until ctx ends.
 func (c *control) run(ctx context.Context) {
+	if c.exporter != nil {
+		go c.exporter.Run(ctx)
+	}
 	if c.id != nil {
 		c.id.Run(ctx)
 	}

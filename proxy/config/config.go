@@ -86,6 +86,13 @@ const (
 	EnvAccessLog               = proxyconf.EnvAccessLog
 	EnvIngressMode             = proxyconf.EnvIngressMode
 
+	EnvTraceCollectorAddr   = proxyconf.EnvTraceCollectorAddr
+	EnvTraceCollectorName   = proxyconf.EnvTraceCollectorName
+	EnvTraceProtocol        = proxyconf.EnvTraceProtocol
+	EnvTraceServiceName     = proxyconf.EnvTraceServiceName
+	EnvTraceAttributesPath  = proxyconf.EnvTraceAttributesPath
+	EnvTraceExtraAttributes = proxyconf.EnvTraceExtraAttributes
+
 	// EnvOutboundFallbackDst and EnvInboundFallbackDst give the original destination to
 	// use when SO_ORIGINAL_DST cannot provide one (no iptables redirect: tests, benchmarks,
 	// hand-run proxies). Unset means such connections are refused.
@@ -106,6 +113,7 @@ const (
 	DefaultProfileSuffixes    = "svc.cluster.local."
 	DefaultPrivateNetworks    = "10.0.0.0/8,100.64.0.0/10,172.16.0.0/12,192.168.0.0/16"
 	DefaultMemoryLimit        = 16 << 20
+	DefaultTraceServiceName   = "linkerd-proxy"
 )
 
 // LogFormat is plain or json.
@@ -207,6 +215,24 @@ type Config struct {
 	// IngressMode routes outbound requests by their l5d-dst-override header
 	// (LINKERD2_PROXY_INGRESS_MODE, set for linkerd.io/inject: ingress).
 	IngressMode bool
+
+	// Trace configures distributed tracing; its CollectorAddr is empty when it is off.
+	Trace Trace
+}
+
+// Trace is where and as what the proxy exports the spans of sampled requests.
+type Trace struct {
+	// CollectorAddr is the OTLP collector's host:port; empty disables tracing.
+	CollectorAddr string
+	// CollectorName is the collector's mesh identity, verified over mutual TLS.
+	CollectorName string
+	// ServiceName is the spans' service.name (DefaultTraceServiceName).
+	ServiceName string
+	// AttributesPath is a file of key="value" lines (the pod's labels through the
+	// downward API) added to the spans' resource, read once at start.
+	AttributesPath string
+	// ExtraAttributes are further resource attributes; they win over the file's.
+	ExtraAttributes map[string]string
 }
 
 // FromEnviron reads the configuration from the process environment.
@@ -353,6 +379,24 @@ func Load(lookup func(string) (string, bool)) (*Config, error) {
 	})
 
 	r.parse(EnvIngressMode, "false", func(s string) (err error) { c.IngressMode, err = ParseBool(s); return })
+
+	r.hostPort(EnvTraceCollectorAddr, &c.Trace.CollectorAddr)
+	c.Trace.CollectorName = strings.TrimSpace(r.str(EnvTraceCollectorName, ""))
+	r.parse(EnvTraceProtocol, proxyconf.TraceProtocolOpenTelemetry, func(s string) error {
+		switch s = strings.TrimSpace(s); s {
+		case proxyconf.TraceProtocolOpenTelemetry:
+			return nil
+		case "opencensus":
+			return fmt.Errorf("OpenCensus is not supported: this proxy exports OTLP over gRPC; set %s", proxyconf.TraceProtocolOpenTelemetry)
+		}
+		return fmt.Errorf("unknown trace protocol %q: want %s", s, proxyconf.TraceProtocolOpenTelemetry)
+	})
+	c.Trace.ServiceName = r.str(EnvTraceServiceName, DefaultTraceServiceName)
+	c.Trace.AttributesPath = r.str(EnvTraceAttributesPath, "")
+	r.parse(EnvTraceExtraAttributes, "", func(s string) (err error) {
+		c.Trace.ExtraAttributes, err = ParseAttributes(s)
+		return
+	})
 
 	r.optAddr(EnvOutboundFallbackDst, &c.Outbound.FallbackDst)
 	r.optAddr(EnvInboundFallbackDst, &c.Inbound.FallbackDst)

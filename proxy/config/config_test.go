@@ -114,6 +114,11 @@ func TestLoadRejectsInvalidNamingTheVariable(t *testing.T) {
 		{EnvCores, "two"},
 		{EnvOutboundFallbackDst, "nowhere"},
 		{EnvMemoryLimit, "lots"},
+		{EnvTraceCollectorAddr, "collector.linkerd-jaeger"},
+		{EnvTraceProtocol, "zipkin"},
+		{EnvTraceProtocol, "opencensus"},
+		{EnvTraceExtraAttributes, "k8s.pod.uid=1\nno-equals-sign"},
+		{EnvTraceExtraAttributes, "=value"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name+"="+tc.value, func(t *testing.T) {
@@ -287,5 +292,39 @@ func TestNamesAndUnsupported(t *testing.T) {
 	got := SetUnsupported(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	if len(got) != 1 || got[0] != proxyconf.EnvMetricsHostnameLabels {
 		t.Errorf("SetUnsupported = %v, want [%s]", got, proxyconf.EnvMetricsHostnameLabels)
+	}
+}
+
+func TestLoadTrace(t *testing.T) {
+	c, err := Load(env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Trace.CollectorAddr != "" || c.Trace.ServiceName != "linkerd-proxy" {
+		t.Errorf("defaults: %+v", c.Trace)
+	}
+	c, err = Load(env(map[string]string{
+		EnvTraceCollectorAddr:   "collector.linkerd-jaeger:4317",
+		EnvTraceCollectorName:   "collector.linkerd-jaeger.serviceaccount.identity.linkerd.cluster.local",
+		EnvTraceProtocol:        "opentelemetry",
+		EnvTraceServiceName:     "web-proxy",
+		EnvTraceAttributesPath:  "/var/run/linkerd/podinfo/labels",
+		EnvTraceExtraAttributes: "k8s.pod.uid=\"abc\"\n\nk8s.container.name=linkerd-proxy\nempty=\nkey==v",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"k8s.pod.uid": "abc", "k8s.container.name": "linkerd-proxy", "empty": "", "key": "=v"}
+	if len(c.Trace.ExtraAttributes) != len(want) {
+		t.Errorf("extra attributes %v, want %v", c.Trace.ExtraAttributes, want)
+	}
+	for k, v := range want {
+		if c.Trace.ExtraAttributes[k] != v {
+			t.Errorf("attribute %s = %q, want %q", k, c.Trace.ExtraAttributes[k], v)
+		}
+	}
+	if c.Trace.CollectorAddr != "collector.linkerd-jaeger:4317" || c.Trace.ServiceName != "web-proxy" ||
+		c.Trace.AttributesPath != "/var/run/linkerd/podinfo/labels" || c.Trace.CollectorName == "" {
+		t.Errorf("trace config %+v", c.Trace)
 	}
 }

@@ -199,3 +199,22 @@ func ParseBool(s string) (bool, error) {
 	}
 	return false, fmt.Errorf("boolean %q: want true or false", s)
 }
+
+// ParseAttributes parses trace attributes as Linkerd writes them: one key=value per line,
+// the value optionally in double quotes (the downward API's format for labels). Blank
+// lines are skipped; a line without "=" or with an empty key is an error.
+func ParseAttributes(s string) (map[string]string, error) {
+	attrs := map[string]string{}
+	for i, line := range strings.Split(s, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		if k = strings.TrimSpace(k); !ok || k == "" {
+			return nil, fmt.Errorf("line %d %q: want key=value", i+1, line)
+		}
+		attrs[k] = strings.Trim(strings.TrimSpace(v), `"`)
+	}
+	return attrs, nil
+}

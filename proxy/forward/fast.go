@@ -19,6 +19,7 @@ import (
 	"github.com/l5d-go/l5d/proxy/metrics"
 	"github.com/l5d-go/l5d/proxy/policy"
 	"github.com/l5d-go/l5d/proxy/routes"
+	"github.com/l5d-go/l5d/proxy/trace"
 )
 
 // clientIdleTimeout closes a client connection that sends no new request for this long,
@@ -171,9 +172,9 @@ func (s *fastConn) serve() (pending []byte) {
 			}
 			return nil
 		}
-		// Tapped and access-logged requests take the general handler, where tap observes
-		// them and the access log records them.
-		if s.req.Upgrade || s.req.Expect || s.req.Unusual || s.req.Minor == 0 || string(s.req.Method) == "CONNECT" || s.h.Tap.Active() || s.h.AccessLog != nil {
+		// Tapped, access-logged and traced requests take the general handler, where tap
+		// observes them, the access log records them and their span is recorded.
+		if s.req.Upgrade || s.req.Expect || s.req.Unusual || s.req.Minor == 0 || string(s.req.Method) == "CONNECT" || s.h.Tap.Active() || s.h.AccessLog != nil || s.traced() {
 			return s.handOff()
 		}
 		if s.req.Chunked || s.req.ContentLength > 0 {
@@ -720,4 +721,18 @@ func writeFields(w *h1.Writer, head *h1.Head, inbound bool) {
 		w.Write(f.Value)
 		w.WriteString("\r\n")
 	}
+}
+
+// traced reports whether the request in s.req carries sampled trace context the handler
+// traces (never when tracing is off).
+func (s *fastConn) traced() bool {
+	if !s.h.Trace.Enabled() {
+		return false
+	}
+	for _, f := range s.req.Fields {
+		if trace.SampledField(f.Name, f.Value) {
+			return true
+		}
+	}
+	return false
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/l5d-go/l5d/proxy/policy"
 	"github.com/l5d-go/l5d/proxy/routes"
 	"github.com/l5d-go/l5d/proxy/tap"
+	"github.com/l5d-go/l5d/proxy/trace"
 )
 
 // Header names used between proxies and towards clients.
@@ -68,6 +69,8 @@ type Handler struct {
 	// meshed clients, and its outbound proxy tells nobody in ingress mode, whose clients
 	// are outside the cluster.
 	ErrorHeaders func(ci *ConnInfo) bool
+	// Trace, when set, records a span for each request with sampled trace context.
+	Trace *trace.Tracer
 }
 
 // errorHeaders reports whether error responses on ci say why; see ErrorHeaders.
@@ -111,6 +114,10 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 16<<10); return &b }
 
 // ServeHTTP forwards r and writes the response, or a proxy error, to w.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if span := h.Trace.Start(r); span != nil {
+		defer span.Finish()
+		w = span.Writer(w)
+	}
 	if h.AccessLog != nil {
 		h.serveLogged(w, r)
 		return

@@ -2,8 +2,9 @@
 # make demo: a whole mesh on this machine. Builds what is missing, starts a local cluster
 # (test/localcluster: etcd, kube-apiserver, controller-manager, scheduler, kube-proxy and a
 # node agent whose pods are processes in network namespaces), installs l5d the way the
-# Linkerd docs tell a user to (control plane, then the viz extension with its Prometheus),
-# deploys the demo application meshed, and prints its golden metrics until Ctrl-C; then
+# Linkerd docs tell a user to (control plane, then the viz extension with its Prometheus,
+# and the jaeger extension unless L5D_DEMO_JAEGER=0), deploys the demo application meshed
+# (its traffic starts a sampled trace per request), and prints its golden metrics until Ctrl-C; then
 # removes everything it started. Needs root.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -13,6 +14,8 @@ run_dir=${L5D_DEMO_DIR:-/var/lib/l5d-demo}
 interval=${L5D_DEMO_INTERVAL:-10s}
 # L5D_DEMO_ROUNDS: stop after this many metric tables (0: until Ctrl-C), for scripted runs.
 rounds=${L5D_DEMO_ROUNDS:-0}
+# L5D_DEMO_JAEGER=0 leaves the jaeger extension (and the build of Jaeger) out.
+jaeger=${L5D_DEMO_JAEGER:-1}
 
 say() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 die() { printf '\033[31mdemo: %s\033[0m\n' "$*" >&2; exit 1; }
@@ -29,6 +32,7 @@ fi
 
 say "building l5d, the demo application and the Kubernetes binaries"
 make --no-print-directory kube-bins prometheus-bin build
+[ "$jaeger" = 0 ] || make --no-print-directory jaeger-bin
 kube_bin=${L5D_KUBE_BIN_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/l5d/kube-v1.34.4}
 # The viz extension's Prometheus (image prom/prometheus) is the real server, built and
 # cached by tools/prometheus/build.sh.
@@ -42,6 +46,9 @@ mkdir -p "$pod_bin"
 chmod 755 "$run_dir"
 cp "$root"/bin/* "$pod_bin"/ 2>/dev/null || true
 cp "$prometheus" "$pod_bin"/
+# The jaeger extension's Jaeger (image jaegertracing/all-in-one), built and cached by
+# tools/jaeger/build.sh.
+[ "$jaeger" = 0 ] || cp "$(tools/jaeger/build.sh 2>/dev/null | tail -1)" "$pod_bin"/
 chmod 755 "$pod_bin" "$pod_bin"/*
 export PATH=$root/bin:$kube_bin:$PATH
 
@@ -79,6 +86,12 @@ say "linkerd viz install | kubectl apply -f -"
 linkerd viz install | kubectl apply -f -
 say "linkerd viz check"
 linkerd viz check --wait 5m
+if [ "$jaeger" != 0 ]; then
+  say "linkerd jaeger install | kubectl apply -f -"
+  linkerd jaeger install | kubectl apply -f -
+  say "linkerd jaeger check"
+  linkerd jaeger check --wait 5m
+fi
 
 say "deploying the demo application (namespace l5d-demo, annotated linkerd.io/inject: enabled)"
 kubectl apply -f test/demo/app.yaml
@@ -100,6 +113,8 @@ The mesh is running. In another shell:
   linkerd diagnostics proxy-metrics -n l5d-demo deploy/web | grep ^request_total
   linkerd identity -n l5d-demo deploy/web | grep Subject:
   linkerd authz -n l5d-demo deploy/web
+  linkerd jaeger dashboard                           # traces: web -> catalog/ratings, every proxy's span
+  kubectl get --raw '/api/v1/namespaces/linkerd-jaeger/services/jaeger:ui/proxy/jaeger/api/traces?service=linkerd-proxy&limit=1'
 Pod logs: $run_dir/pods/<namespace>_<pod>/logs/. Ctrl-C here stops and removes it all.
 EOF
 

@@ -364,8 +364,9 @@ func (s *Suite) TrafficStats(ns, pod string) (traffic.Stats, error) {
 	return st, nil
 }
 
-// podBinaries copies bin/ and the Prometheus server the viz extension runs (image
-// "prometheus", built and cached by tools/prometheus/build.sh, as `make e2e` does) into a
+// podBinaries copies bin/, the Prometheus server the viz extension runs (image
+// "prometheus", built and cached by tools/prometheus/build.sh, as `make e2e` does) and
+// Jaeger's all-in-one the jaeger extension runs (tools/jaeger/build.sh) into a
 // fresh directory every container user can read and execute (the proxy runs as uid 2102,
 // Prometheus as 65534) and returns it.
 func podBinaries(root string) (string, error) {
@@ -380,12 +381,17 @@ func podBinaries(root string) (string, error) {
 			files = append(files, filepath.Join(bin, e.Name()))
 		}
 	}
-	out, err := exec.Command(filepath.Join(root, "tools", "prometheus", "build.sh")).Output()
-	if err != nil {
-		return "", fmt.Errorf("e2e needs the Prometheus server (make prometheus-bin): %w", err)
+	for _, tool := range []struct{ script, make string }{
+		{"prometheus", "prometheus-bin"}, // image "prometheus" of the viz extension
+		{"jaeger", "jaeger-bin"},         // image "all-in-one" of the jaeger extension
+	} {
+		out, err := exec.Command(filepath.Join(root, "tools", tool.script, "build.sh")).Output()
+		if err != nil {
+			return "", fmt.Errorf("e2e needs the %s server (make %s): %w", tool.script, tool.make, err)
+		}
+		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+		files = append(files, lines[len(lines)-1])
 	}
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	files = append(files, lines[len(lines)-1])
 	dir, err := os.MkdirTemp("", "l5d-e2e-bin-")
 	if err != nil {
 		return "", err

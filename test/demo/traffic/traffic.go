@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/l5d-go/l5d/test/demo/catalog"
+	"github.com/l5d-go/l5d/test/demo/tracectx"
 )
 
 // Options configure a Generator.
@@ -38,6 +39,9 @@ type Options struct {
 	// Path, when set, makes every request a GET of that path (for example "/ready")
 	// instead of the rotation over the front end's pages.
 	Path string
+	// TraceSampleRatio is the share of requests, from 0 to 1, that start a sampled W3C
+	// trace (a traceparent header); the others start an unsampled one.
+	TraceSampleRatio float64
 	// Client sends the requests (nil: a client with a 10s timeout).
 	Client *http.Client
 	Log    *slog.Logger
@@ -88,6 +92,9 @@ func New(opts Options) (*Generator, error) {
 	if opts.LogEvery < 0 || opts.Count < 0 || opts.MaxInFlight < 0 {
 		return nil, fmt.Errorf("traffic: log-every %d, count %d and max-in-flight %d must not be negative",
 			opts.LogEvery, opts.Count, opts.MaxInFlight)
+	}
+	if !(opts.TraceSampleRatio >= 0 && opts.TraceSampleRatio <= 1) {
+		return nil, fmt.Errorf("traffic: trace sample ratio %v must be from 0 to 1", opts.TraceSampleRatio)
 	}
 	if opts.LogEvery == 0 {
 		opts.LogEvery = 100
@@ -178,6 +185,7 @@ func (g *Generator) one(ctx context.Context) {
 		if body != nil {
 			req.Header.Set("Content-Type", "application/json")
 		}
+		req.Header.Set("Traceparent", tracectx.NewTraceparent(rand.Float64() < g.opts.TraceSampleRatio))
 		var resp *http.Response
 		resp, err = g.opts.Client.Do(req)
 		if err == nil {

@@ -43,6 +43,7 @@ func TestInvalidOptions(t *testing.T) {
 		{Target: "http://web:8080", Rate: 1, Count: -1},
 		{Target: "ftp://web", Rate: 1},
 		{Target: "http://web:8080", Rate: 1, Path: "ready"},
+		{Target: "http://web:8080", Rate: 1, TraceSampleRatio: 1.5},
 	} {
 		if _, err := traffic.New(o); err == nil {
 			t.Errorf("New(%+v) succeeded, want an error", o)

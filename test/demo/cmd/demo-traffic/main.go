@@ -29,7 +29,12 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	ratio, err := serve.EnvFloat("TRACE_SAMPLE_RATIO", 1)
+	if err != nil {
+		return err
+	}
 	opts := traffic.Options{Log: serve.Logger("demo-traffic")}
+	flag.Float64Var(&opts.TraceSampleRatio, "trace-sample-ratio", ratio, "share of requests starting a sampled trace, 0 to 1 (env TRACE_SAMPLE_RATIO)")
 	flag.StringVar(&opts.Target, "target", serve.Env("TARGET", "http://web.l5d-demo.svc.cluster.local:8080"), "base URL of the front end (env TARGET)")
 	flag.Float64Var(&opts.Rate, "rate", rate, "requests started per second (env RATE)")
 	flag.IntVar(&opts.LogEvery, "log-every", 100, "log a summary line every this many requests")

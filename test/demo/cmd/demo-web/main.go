@@ -1,5 +1,6 @@
 // Command demo-web serves the demo's HTTP/1.1 front end on -addr (see package web for the
-// routes), calling the Catalog service at -catalog-addr and Ratings at -ratings-addr.
+// routes), calling the Catalog service at -catalog-addr and Ratings at -ratings-addr, with
+// the trace context of each request (package tracectx).
 package main
 
 import (
@@ -15,6 +16,7 @@ import (
 
 	demov1 "github.com/l5d-go/l5d/test/demo/gen/demov1"
 	"github.com/l5d-go/l5d/test/demo/serve"
+	"github.com/l5d-go/l5d/test/demo/tracectx"
 	"github.com/l5d-go/l5d/test/demo/web"
 )
 
@@ -34,12 +36,16 @@ func run() error {
 	flag.Parse()
 	log := serve.Logger("demo-web")
 
-	catalogConn, err := grpc.NewClient(*catalogAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	// Trace context (traceparent, B3) goes on from each request to its backend calls, so the
+	// proxies' spans of a request's hops join one trace.
+	dial := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithUnaryInterceptor(tracectx.UnaryClientInterceptor())}
+	catalogConn, err := grpc.NewClient(*catalogAddr, dial...)
 	if err != nil {
 		return fmt.Errorf("catalog address %q: %w", *catalogAddr, err)
 	}
 	defer catalogConn.Close()
-	ratingsConn, err := grpc.NewClient(*ratingsAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	ratingsConn, err := grpc.NewClient(*ratingsAddr, dial...)
 	if err != nil {
 		return fmt.Errorf("ratings address %q: %w", *ratingsAddr, err)
 	}
@@ -53,5 +59,5 @@ func run() error {
 	}
 	log.Info("serving", "addr", ln.Addr().String(), "catalog", *catalogAddr, "ratings", *ratingsAddr)
 	h := web.New(demov1.NewCatalogClient(catalogConn), demov1.NewRatingsClient(ratingsConn), log)
-	return serve.HTTP(ctx, ln, h)
+	return serve.HTTP(ctx, ln, tracectx.Middleware(h))
 }
