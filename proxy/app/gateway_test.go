@@ -1,6 +1,7 @@
 package app
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"fmt"
@@ -127,6 +128,24 @@ func TestGatewayForwardsHTTPByAuthority(t *testing.T) {
 		}
 	}
 
+	// As Linkerd's clients do: a transport header naming the Service with the HTTP/1
+	// session protocol, then requests.
+	tc := transportDialTo(t, m, gwIn, gatewayIdentity, clientIdentity, transportheader.Header{Port: 80, Name: "web.ns.svc.cluster.local", Protocol: transportheader.HTTP1})
+	tc.SetDeadline(time.Now().Add(20 * time.Second))
+	if _, err := io.WriteString(tc, "GET /x HTTP/1.1\r\nHost: web.ns.svc.cluster.local:80\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(tc), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<10))
+	resp.Body.Close()
+	tc.Close()
+	if resp.StatusCode != 200 || string(b) != fmt.Sprintf("host=%s client=%q", svc, []string{gatewayIdentity}) {
+		t.Errorf("a transport header naming %s with HTTP/1: %d %q", svc, resp.StatusCode, b)
+	}
+
 	// Without a mesh identity nothing is served: TLS without a client certificate, or
 	// plaintext.
 	if resp, err := meshClient(t, m, gwIn, "").Get("https://gateway/"); err == nil {
@@ -206,24 +225,12 @@ func TestGatewayForwardsOpaqueByTransportHeader(t *testing.T) {
 	})
 
 	dial := func(to netip.AddrPort, name string, port uint16) net.Conn {
+		t.Helper()
 		serverName := gatewayIdentity
 		if to == serverIn {
 			serverName = serverIdentity
 		}
-		t.Helper()
-		cfg, err := m.pki.ServerTLS(clientIdentity)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg.ServerName, cfg.InsecureSkipVerify, cfg.NextProtos, cfg.MinVersion = serverName, true, []string{transportheader.ALPN}, tls.VersionTLS13
-		tc, err := tls.Dial("tcp", to.String(), cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tc.Write(transportheader.Header{Port: port, Name: name}.Append(nil)); err != nil {
-			t.Fatal(err)
-		}
-		return tc
+		return transportDialTo(t, m, to, serverName, clientIdentity, transportheader.Header{Port: port, Name: name})
 	}
 	good := dial(gwIn, "web.ns.svc.cluster.local", app.Port())
 	expectGreetingAndEcho(t, good)

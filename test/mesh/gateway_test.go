@@ -1,0 +1,97 @@
+package mesh
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	mc "github.com/l5d-go/l5d/pkg/apis/multicluster"
+	"github.com/l5d-go/l5d/pkg/eventually"
+	"github.com/l5d-go/l5d/test/netns"
+)
+
+// TestMulticlusterGatewayBetweenPods: a client pod calls a Service's mirror, as a service
+// mirror makes it (selector-less, labelled as a gateway mirror, its EndpointSlice holding
+// the gateway pod's address on the proxy's inbound port and the gateway's identity). The
+// real destination service resolves it to the gateway with the Service's name as the
+// authority override; the gateway pod's proxy, in gateway mode, forwards the request
+// over mesh TLS to the Service's pod, whose application sees the gateway's identity.
+// When the gateway's proxy dies, the client's requests fail with a proxy error saying
+// why. (One cluster stands for both sides: the mirror names a Service of the same API
+// server.)
+func TestMulticlusterGatewayBetweenPods(t *testing.T) {
+	w := newWorld(t, 24*time.Hour)
+	web := w.pod(t, "web", "web", true, nil)
+	ln, err := web.Listen("tcp", ":8080")
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := &http.Server{Handler: http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(rw, "%s %q", r.Host, r.Header.Values("L5d-Client-Id"))
+	})}
+	go app.Serve(ln)
+	t.Cleanup(func() { app.Close() })
+	remote := w.service(t, "web")
+
+	gwID := "linkerd-gateway." + w.appNS + ".serviceaccount.identity." + w.cp.ns + "." + trustDomain
+	gw := w.podWithEnv(t, "linkerd-gateway", "linkerd-gateway", true, nil,
+		[]string{"LINKERD2_PROXY_INBOUND_GATEWAY_SUFFIXES=svc.cluster.local."})
+	cs := w.c.Client()
+	labels := map[string]string{mc.LabelMirroredService: "true", mc.LabelClusterName: "east"}
+	if _, err := cs.CoreV1().Services(w.appNS).Create(t.Context(), &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "web-east", Labels: labels, Annotations: map[string]string{
+			mc.AnnRemoteSvcFQName: "web." + w.appNS + ".svc.cluster.local", mc.AnnRemoteGatewayIdentity: gwID}},
+		Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 8080}}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	sliceLabels := map[string]string{discoveryv1.LabelServiceName: "web-east", mc.LabelMirroredService: "true"}
+	ready, port, name := true, int32(4143), "http"
+	if _, err := cs.DiscoveryV1().EndpointSlices(w.appNS).Create(t.Context(), &discoveryv1.EndpointSlice{
+		ObjectMeta:  metav1.ObjectMeta{Name: "web-east-gateway", Labels: sliceLabels, Annotations: map[string]string{mc.AnnRemoteGatewayIdentity: gwID}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{gw.IPv4.String()}, Conditions: discoveryv1.EndpointConditions{Ready: &ready}}},
+		Ports:       []discoveryv1.EndpointPort{{Name: &name, Port: &port}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	client := w.pod(t, "client", "client", true, nil)
+	mirror := "web-east." + w.appNS + ".svc.cluster.local:8080"
+	target := "http://" + netip.AddrPortFrom(web.IPv4, 8080).String() + "/"
+	want := fmt.Sprintf("%s %q", remote, []string{gwID})
+	eventually.True(t, "the client to reach web through the gateway", func() bool {
+		code, body := podRequest(client, target, mirror, nil)
+		return code == 200 && body == want
+	})
+
+	// Without its gateway the mirror fails fast, and the client proxy says why.
+	w.proxies["linkerd-gateway"].Kill()
+	eventually.True(t, "requests to the mirror to fail with l5d-proxy-error", func() bool {
+		code, why := proxyError(client, target, mirror)
+		return code >= 500 && why != ""
+	})
+}
+
+// proxyError makes a GET from inside p and returns the status and l5d-proxy-error (0
+// when the request failed).
+func proxyError(p *netns.Pod, url, host string) (int, string) {
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) { return p.Dial(ctx, network, addr) }}}
+	req, _ := http.NewRequest("GET", url, nil)
+	req.Host = host
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, ""
+	}
+	resp.Body.Close()
+	return resp.StatusCode, resp.Header.Get("L5d-Proxy-Error")
+}
