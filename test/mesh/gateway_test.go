@@ -23,8 +23,9 @@ import (
 // the gateway pod's address on the proxy's inbound port and the gateway's identity). The
 // real destination service resolves it to the gateway with the Service's name as the
 // authority override; the gateway pod's proxy, in gateway mode, forwards the request
-// over mesh TLS to the Service's pod, whose application sees the gateway's identity.
-// When the gateway's proxy dies, the client's requests fail with a proxy error saying
+// over mesh TLS to the Service's pod, whose application sees the gateway's identity. An
+// HTTPRoute splitting the Service 50/50 between itself and its mirror sends half the
+// requests through the gateway. When the gateway's proxy dies, the client's requests fail with a proxy error saying
 // why. (One cluster stands for both sides: the mirror names a Service of the same API
 // server.)
 func TestMulticlusterGatewayBetweenPods(t *testing.T) {
@@ -72,6 +73,37 @@ func TestMulticlusterGatewayBetweenPods(t *testing.T) {
 		code, body := podRequest(client, target, mirror, nil)
 		return code == 200 && body == want
 	})
+
+	// An HTTPRoute splitting web between itself and its mirror: about half the requests
+	// go through the gateway (the application sees the gateway's identity), the others
+	// straight to web (it sees the client's).
+	w.c.Apply(t, w.appNS, `apiVersion: policy.linkerd.io/v1beta3
+kind: HTTPRoute
+metadata: {name: web-split}
+spec:
+  parentRefs: [{group: core, kind: Service, name: web, port: 8080}]
+  rules:
+    - backendRefs:
+        - {name: web, port: 8080, weight: 50}
+        - {name: web-east, port: 8080, weight: 50}
+`)
+	direct := fmt.Sprintf("%s %q", remote, []string{"client." + w.appNS + ".serviceaccount.identity." + w.cp.ns + "." + trustDomain})
+	eventually.True(t, "the HTTPRoute to send requests for web through the gateway", func() bool {
+		code, body := podRequest(client, target, remote, nil)
+		return code == 200 && body == want
+	})
+	seen := map[string]int{}
+	for range 40 {
+		code, body := podRequest(client, target, remote, nil)
+		if code != 200 || body != want && body != direct {
+			t.Fatalf("a request split by the HTTPRoute: %d %q", code, body)
+		}
+		seen[body]++
+	}
+	t.Logf("of 40 requests split 50/50, %d went through the gateway and %d straight to web", seen[want], seen[direct])
+	if seen[want] == 0 || seen[direct] == 0 {
+		t.Fatalf("the split sent %d through the gateway and %d straight to web, want both", seen[want], seen[direct])
+	}
 
 	// Without its gateway the mirror fails fast, and the client proxy says why.
 	w.proxies["linkerd-gateway"].Kill()
