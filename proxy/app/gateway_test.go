@@ -30,7 +30,7 @@ const (
 
 // startGateway starts a proxy in gateway mode for the cluster-local suffix, with no
 // fallback destination: it serves nothing but what clients address to it.
-func startGateway(t *testing.T, m *meshCP) (*Proxy, netip.AddrPort) {
+func startGateway(t testing.TB, m *meshCP) (*Proxy, netip.AddrPort) {
 	t.Helper()
 	env := m.env(gatewayIdentity)
 	env[config.EnvInboundGatewaySuffixes] = "svc.cluster.local."
