@@ -197,11 +197,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, tw *tapWriter) {
 		r.Header["Connection"] = []string{"Upgrade"}
 		r.Header["Upgrade"] = []string{upgrade}
 	case r.ProtoMajor == 2:
-		if _, ok := r.Header[HeaderOrigProto]; ok && !ep.H2 {
+		if _, ok := r.Header[HeaderOrigProto]; ok {
 			delete(r.Header, HeaderOrigProto) // restore HTTP/1 for the application
 		} else {
-			// An HTTP/1 request carried as HTTP/2 to a proxy (a gateway forwarding)
-			// stays so.
 			tr = h.Clients.h2
 		}
 	case ep.H2:
