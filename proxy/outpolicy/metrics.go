@@ -80,6 +80,9 @@ func hostname(host string) string {
 // labelled by the parent Service, the route and the hostname; the route-backend and
 // balancer families labelled by the parent, the route and the backend.
 func (w *Watcher) bindMetrics(p *Policy) {
+	if p == nil { // an opaque target: no routes
+		return
+	}
 	reg := w.opts.Metrics
 	parent := p.parent.ParentLabels()
 	for _, r := range p.rules {
