@@ -3,6 +3,7 @@ package mesh
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/netip"
@@ -15,6 +16,7 @@ import (
 
 	mc "github.com/l5d-go/l5d/pkg/apis/multicluster"
 	"github.com/l5d-go/l5d/pkg/eventually"
+	"github.com/l5d-go/l5d/pkg/proxyconf"
 	"github.com/l5d-go/l5d/test/netns"
 )
 
@@ -24,7 +26,8 @@ import (
 // real destination service resolves it to the gateway with the Service's name as the
 // authority override; the gateway pod's proxy, in gateway mode, forwards the request
 // over mesh TLS to the Service's pod, whose application sees the gateway's identity. An
-// HTTPRoute splitting the Service 50/50 between itself and its mirror sends half the
+// opaque Service's mirror takes the same way with a transport header naming the Service.
+// An HTTPRoute splitting the Service 50/50 between itself and its mirror sends half the
 // requests through the gateway. When the gateway's proxy dies, the client's requests fail with a proxy error saying
 // why. (One cluster stands for both sides: the mirror names a Service of the same API
 // server.)
@@ -74,6 +77,53 @@ func TestMulticlusterGatewayBetweenPods(t *testing.T) {
 		return code == 200 && body == want
 	})
 
+	// An opaque port (Service db on the same pod, port 9000, opaque): its mirror's
+	// connections go to the gateway with a transport header naming db, and on to the pod
+	// over the opaque transport.
+	dbLn, err := web.Listen("tcp", ":9000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dbLn.Close() })
+	go func() {
+		for {
+			c, err := dbLn.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.WriteString(c, "hello\n"); io.Copy(c, c); c.Close() }()
+		}
+	}()
+	opaque := map[string]string{proxyconf.AnnOpaquePorts: "9000"}
+	if _, err := cs.CoreV1().Services(w.appNS).Create(t.Context(), &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "db", Annotations: opaque},
+		Spec:       corev1.ServiceSpec{Selector: map[string]string{"app": "web"}, Ports: []corev1.ServicePort{{Name: "tcp", Port: 9000}}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	dbMirror, err := cs.CoreV1().Services(w.appNS).Create(t.Context(), &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "db-east", Labels: labels, Annotations: map[string]string{proxyconf.AnnOpaquePorts: "9000",
+			mc.AnnRemoteSvcFQName: "db." + w.appNS + ".svc.cluster.local", mc.AnnRemoteGatewayIdentity: gwID}},
+		Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "tcp", Port: 9000}}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tcpName := "tcp"
+	if _, err := cs.DiscoveryV1().EndpointSlices(w.appNS).Create(t.Context(), &discoveryv1.EndpointSlice{
+		ObjectMeta: metav1.ObjectMeta{Name: "db-east-gateway", Annotations: map[string]string{mc.AnnRemoteGatewayIdentity: gwID},
+			Labels: map[string]string{discoveryv1.LabelServiceName: "db-east", mc.LabelMirroredService: "true"}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{gw.IPv4.String()}, Conditions: discoveryv1.EndpointConditions{Ready: &ready}}},
+		Ports:       []discoveryv1.EndpointPort{{Name: &tcpName, Port: &port}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	dbAddr := net.JoinHostPort(dbMirror.Spec.ClusterIP, "9000")
+	eventually.True(t, "an opaque connection to db's mirror to reach db through the gateway", func() bool {
+		return greetedAndEchoed(client, dbAddr)
+	})
+
 	// An HTTPRoute splitting web between itself and its mirror: about half the requests
 	// go through the gateway (the application sees the gateway's identity), the others
 	// straight to web (it sees the client's).
@@ -111,6 +161,28 @@ spec:
 		code, why := proxyError(client, target, mirror)
 		return code >= 500 && why != ""
 	})
+}
+
+// greetedAndEchoed reports whether a connection from p to addr gets the greeting and one
+// echo.
+func greetedAndEchoed(p *netns.Pod, addr string) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := p.Dial(ctx, "tcp", addr)
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, len("hello\nping\n"))
+	if _, err := io.ReadFull(c, buf[:6]); err != nil || string(buf[:6]) != "hello\n" {
+		return false
+	}
+	if _, err := io.WriteString(c, "ping\n"); err != nil {
+		return false
+	}
+	_, err = io.ReadFull(c, buf[6:])
+	return err == nil && string(buf[6:]) == "ping\n"
 }
 
 // proxyError makes a GET from inside p and returns the status and l5d-proxy-error (0

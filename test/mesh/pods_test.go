@@ -113,7 +113,7 @@ func (w *world) podWithEnv(t *testing.T, name, sa string, meshed bool, annotatio
 	gw := "10.244.0.1"
 	cmd := netns.AsUser(exec.Command(w.proxy), 2102, 2102)
 	cmd.Env = []string{
-		"LINKERD2_PROXY_LOG=warn",
+		"LINKERD2_PROXY_LOG=" + proxyLogLevel(),
 		"LINKERD2_PROXY_INBOUND_LISTEN_ADDR=0.0.0.0:4143",
 		"LINKERD2_PROXY_OUTBOUND_LISTEN_ADDR=127.0.0.1:4140",
 		"LINKERD2_PROXY_ADMIN_LISTEN_ADDR=0.0.0.0:4191",
@@ -202,4 +202,12 @@ func podBody(t *testing.T, p *netns.Pod, url string) string {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
+}
+
+// proxyLogLevel is the meshed pods' proxy log level: warn, or L5D_TEST_PROXY_LOG.
+func proxyLogLevel() string {
+	if l := os.Getenv("L5D_TEST_PROXY_LOG"); l != "" {
+		return l
+	}
+	return "warn"
 }
