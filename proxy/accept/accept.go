@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -83,6 +84,14 @@ type Server struct {
 	// HTTP, and others are refused, including TLS passed through and opaque transport
 	// connections. Ports configured opaque (Opaque) are not asked.
 	OpaqueFallback func(dst netip.AddrPort) bool
+	// Gateway, when set, makes the listener a multicluster gateway's: a mesh TLS
+	// connection with a verified client identity that is addressed to the proxy itself (not
+	// redirected, or redirected to one of its own ports), or whose transport header names
+	// a Service by name, is served by Gateway's handlers rather than delivered to the
+	// application, with ci.Gateway set, ci.OrigDst the listener's own address (its port's
+	// policy applies) and ci.GatewayTarget the header's "name:port". Without Gateway a
+	// transport header naming a Service is refused.
+	Gateway *Handlers
 	// Keepalive is the accepted connections' TCP keepalive period (0: off).
 	Keepalive time.Duration
 	// Log receives connection errors at debug level and serving errors.
@@ -91,6 +100,28 @@ type Server struct {
 	srcMu      sync.RWMutex
 	srcMetrics map[srcKey]*metrics.TCP
 	open       atomic.Int64
+}
+
+// Handlers serve the connections of one kind: HTTP (which may implement FastHTTP1 and
+// FastHTTP2) and opaque TCP.
+type Handlers struct {
+	HTTP http.Handler
+	TCP  TCPHandler
+}
+
+// httpHandler is the general HTTP server's handler: the gateway's for gateway
+// connections, HTTP otherwise.
+func (s *Server) httpHandler() http.Handler {
+	if s.Gateway == nil {
+		return s.HTTP
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if ci := forward.ConnInfoFrom(r.Context()); ci != nil && ci.Gateway {
+			s.Gateway.HTTP.ServeHTTP(w, r)
+			return
+		}
+		s.HTTP.ServeHTTP(w, r)
+	})
 }
 
 // Serve accepts on ln until ctx ends, then stops accepting, lets HTTP connections finish
@@ -103,7 +134,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, grace time.Duration
 	s.srcMetrics = map[srcKey]*metrics.TCP{}
 	httpLn := newChanListener(ln.Addr())
 	hs := &http.Server{
-		Handler:           s.HTTP,
+		Handler:           s.httpHandler(),
 		ReadHeaderTimeout: forward.HeaderReadTimeout,
 		// The general server takes the same head bound as the fast path, so a head handed
 		// over (an Expect request, HTTP/1.0) cannot be larger than one the fast path refuses.
@@ -205,6 +236,18 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn, httpLn *chanListener
 					return
 				}
 				h, err := s.readTransportHeader(conn)
+				if err == nil && h.Name != "" {
+					// A Service named rather than a port: only a gateway forwards it.
+					if s.Gateway == nil {
+						s.Log.Warn("refusing a transport header naming a Service: the proxy is not a gateway", "client", c.RemoteAddr(), "client_id", res.ClientID, "name", h.Name)
+						c.Close()
+						return
+					}
+					ci.Gateway, ci.GatewayTarget = true, net.JoinHostPort(h.Name, strconv.Itoa(int(h.Port)))
+					dst, dstErr = addrPort(c.LocalAddr()), nil
+					transported = h.Protocol == transportheader.Opaque
+					break
+				}
 				if err == nil && (h.Port == addrPort(c.LocalAddr()).Port() || s.OwnPort != nil && s.OwnPort(h.Port)) {
 					err = fmt.Errorf("the header names the proxy's own port %d", h.Port)
 				}
@@ -215,13 +258,18 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn, httpLn *chanListener
 				}
 				dst, dstErr = netip.AddrPortFrom(addrPort(c.LocalAddr()).Addr().Unmap(), h.Port), nil
 				transported = h.Protocol == transportheader.Opaque
+			} else if s.Gateway != nil && res.ClientID != "" && (dstErr != nil || s.OwnPort != nil && s.OwnPort(dst.Port())) {
+				// A client proxy's connection to the gateway itself: each request names
+				// the Service it is for.
+				ci.Gateway = true
+				dst, dstErr = addrPort(c.LocalAddr()), nil
 			}
 		case meshtls.Passthrough:
 			passthrough = true
 			labels = metrics.Labels("tls", "passthru", "sni", res.SNI)
 		}
 	}
-	if dstErr == nil && s.OwnPort != nil && s.OwnPort(dst.Port()) {
+	if dstErr == nil && !ci.Gateway && s.OwnPort != nil && s.OwnPort(dst.Port()) {
 		dstErr = fmt.Errorf("the original destination %s is one of the proxy's own ports", dst)
 	}
 	if dstErr != nil {
@@ -280,17 +328,21 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn, httpLn *chanListener
 		done()
 		return
 	}
+	handlers := Handlers{HTTP: s.HTTP, TCP: s.TCP}
+	if ci.Gateway {
+		handlers = *s.Gateway
+	}
 	if proto == detect.Opaque {
-		s.TCP(ctx, conn, ci, src)
+		handlers.TCP(ctx, conn, ci, src)
 		done()
 		return
 	}
 	cc := &countedConn{Conn: conn, info: ci, m: src, open: &s.open, release: release}
-	if fast, ok := s.HTTP.(FastHTTP2); ok && proto == detect.HTTP2 {
+	if fast, ok := handlers.HTTP.(FastHTTP2); ok && proto == detect.HTTP2 {
 		fast.ServeHTTP2(ctx, cc, ci)
 		return
 	}
-	if fast, ok := s.HTTP.(FastHTTP1); ok && proto == detect.HTTP1 {
+	if fast, ok := handlers.HTTP.(FastHTTP1); ok && proto == detect.HTTP1 {
 		fast.ServeHTTP1(ctx, cc, ci, func(pending []byte) {
 			cc.pending = pending
 			if !httpLn.push(ctx, cc) {

@@ -25,6 +25,7 @@ import (
 	"github.com/l5d-go/l5d/proxy/config"
 	"github.com/l5d-go/l5d/proxy/discovery"
 	"github.com/l5d-go/l5d/proxy/forward"
+	"github.com/l5d-go/l5d/proxy/gateway"
 	"github.com/l5d-go/l5d/proxy/inbound"
 	"github.com/l5d-go/l5d/proxy/logstream"
 	"github.com/l5d-go/l5d/proxy/meshtls"
@@ -95,6 +96,11 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Proxy, error
 		cancel()
 		return nil, err
 	}
+	if len(cfg.GatewaySuffixes) > 0 && ctl.id == nil {
+		ctl.close()
+		cancel()
+		return nil, fmt.Errorf("%s needs a mesh identity: a gateway only serves mesh TLS clients, and identity is disabled", config.EnvInboundGatewaySuffixes)
+	}
 	listen := func(name string, a netip.AddrPort) net.Listener {
 		if err != nil {
 			return nil
@@ -147,7 +153,7 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Proxy, error
 	outConnect := forward.TCPConnector(cfg.Outbound.ConnectTimeout, cfg.Outbound.ConnectKeepalive)
 	inConnect := forward.TCPConnector(cfg.Inbound.ConnectTimeout, cfg.Inbound.ConnectKeepalive)
 	var terminator *meshtls.Terminator
-	var outConnectOpaque forward.ConnectFunc
+	var outConnectOpaque outbound.ConnectOpaqueFunc
 	var outTag func(string) string
 	if ctl.id != nil {
 		// Endpoints discovery gave a TLS identity are reached over mesh TLS; opaque
@@ -170,7 +176,7 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Proxy, error
 		if ot, ok := disc.(interface{ OpaqueTransport(netip.AddrPort) uint16 }); ok {
 			connector.SetOpaqueTransport(ot.OpaqueTransport)
 		}
-		outConnect, outConnectOpaque = connector.Connect, connector.ConnectOpaque
+		outConnect, outConnectOpaque = connector.Connect, connector.ConnectOpaqueNamed
 		terminator = meshtls.NewTerminator(ctl.id)
 	}
 	// Destinations outside the discovery networks follow their EgressNetwork's policy.
@@ -237,6 +243,15 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Proxy, error
 		Keepalive: cfg.Outbound.AcceptKeepalive,
 		Log:       opts.Log,
 	}
+	var gw *accept.Handlers
+	if len(cfg.GatewaySuffixes) > 0 {
+		// Multicluster gateway: connections addressed to the proxy itself are forwarded,
+		// by the outbound side, to the Service they name.
+		g := gateway.New(gateway.Options{Suffixes: cfg.GatewaySuffixes, Inbound: inRouter, Outbound: outRouter, Log: opts.Log})
+		gw = &accept.Handlers{TCP: g.ServeTCP, HTTP: &forward.Handler{Router: g, Clients: outClients, Log: opts.Log, Tap: hub,
+			ErrorMetrics: p.Metrics.HTTP(metrics.Join(metrics.Labels("direction", "inbound"), inboundTLSLabels)),
+			ErrorHeaders: meshedClient}}
+	}
 	inSrv := &accept.Server{
 		Direction:     "inbound",
 		OrigDst:       opts.OrigDst,
@@ -250,6 +265,7 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Proxy, error
 		Metrics:   p.Metrics,
 		TCPLabels: inboundTLSLabels,
 		TLS:       terminator,
+		Gateway:   gw,
 		OwnPort:   ownPorts(cfg, p).Has,
 		Admit:     inRouter.Admit,
 		// A port with HTTP routes is never reachable as opaque TCP.

@@ -47,7 +47,22 @@ func BenchmarkMeshChainHTTP1Tapped(b *testing.B) {
 	benchMeshChain(b, client)
 }
 
-func benchMeshChain(b *testing.B, client *Proxy) {
+func benchMeshChain(b *testing.B, client *Proxy) { benchMeshChainTo(b, client, svc) }
+
+// BenchmarkGatewayChainHTTP1 is BenchmarkMeshChainHTTP1 through a multicluster gateway:
+// client proxy -> gateway proxy -> server proxy -> app, the client asking for the
+// Service's mirror. Compare with BenchmarkMeshChainHTTP1 in the same run for the cost of
+// the gateway's hop.
+func BenchmarkGatewayChainHTTP1(b *testing.B) {
+	m := startMeshCP(b)
+	client, _ := meshPair(b, m, benchApp(b), tapEnv)
+	_, gwIn := startGateway(b, m)
+	m.dst.Set(mirrorSvc, scriptedcp.Endpoint{Addr: gwIn, Identity: gatewayIdentity, H2: true, AuthorityOverride: svc})
+	benchMeshChainTo(b, client, mirrorSvc)
+}
+
+// benchMeshChainTo sends parallel requests for authority through the client proxy.
+func benchMeshChainTo(b *testing.B, client *Proxy, authority string) {
 	_, out, _ := client.Addrs()
 	c := clientTo(out, false)
 	b.ReportAllocs()
@@ -56,7 +71,7 @@ func benchMeshChain(b *testing.B, client *Proxy) {
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			resp, err := c.Get("http://" + svc + "/")
+			resp, err := c.Get("http://" + authority + "/")
 			if err != nil {
 				b.Error(err)
 				return

@@ -77,6 +77,12 @@ func allowAll() *inbound.Server {
 // transport's ALPN, presenting the certificate of identity id ("" for none), and sends h.
 func transportDial(t *testing.T, m *meshCP, addr netip.AddrPort, id string, h transportheader.Header) net.Conn {
 	t.Helper()
+	return transportDialTo(t, m, addr, serverIdentity, id, h)
+}
+
+// transportDialTo is transportDial to a proxy whose identity is serverName.
+func transportDialTo(t *testing.T, m *meshCP, addr netip.AddrPort, serverName, id string, h transportheader.Header) net.Conn {
+	t.Helper()
 	cfg := &tls.Config{}
 	if id != "" {
 		var err error
@@ -84,7 +90,7 @@ func transportDial(t *testing.T, m *meshCP, addr netip.AddrPort, id string, h tr
 			t.Fatal(err)
 		}
 	}
-	cfg.ServerName, cfg.InsecureSkipVerify, cfg.NextProtos, cfg.MinVersion = serverIdentity, true, []string{transportheader.ALPN}, tls.VersionTLS13
+	cfg.ServerName, cfg.InsecureSkipVerify, cfg.NextProtos, cfg.MinVersion = serverName, true, []string{transportheader.ALPN}, tls.VersionTLS13
 	tc, err := tls.Dial("tcp", addr.String(), cfg)
 	if err != nil {
 		t.Fatal(err)

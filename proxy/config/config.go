@@ -63,6 +63,7 @@ const (
 	EnvDestinationContext         = proxyconf.EnvDestinationContext
 	EnvDestinationProfileSuffixes = proxyconf.EnvDestinationProfileSuffixes
 	EnvDestinationProfileNetworks = proxyconf.EnvDestinationProfileNetworks
+	EnvInboundGatewaySuffixes     = proxyconf.EnvInboundGatewaySuffixes
 
 	EnvPolicyAddr            = proxyconf.EnvPolicyAddr
 	EnvPolicyName            = proxyconf.EnvPolicyName
@@ -181,6 +182,12 @@ type Config struct {
 	// ProfileNetworks the IP networks for which addresses are.
 	ProfileSuffixes []string
 	ProfileNetworks []netip.Prefix
+	// GatewaySuffixes (LINKERD2_PROXY_INBOUND_GATEWAY_SUFFIXES, which the injector sets
+	// for config.linkerd.io/enable-gateway) turn on the multicluster gateway mode: mesh
+	// TLS connections addressed to the inbound proxy itself are forwarded to the Service
+	// they name when the name ends in one of these suffixes (see package gateway). Empty:
+	// not a gateway.
+	GatewaySuffixes []string
 
 	PolicyAddr           string
 	PolicyName           string
@@ -316,6 +323,10 @@ func Load(lookup func(string) (string, bool)) (*Config, error) {
 		c.ProfileSuffixes, err = ParseSuffixes(s)
 		return
 	})
+	r.parse(EnvInboundGatewaySuffixes, "", func(s string) (err error) {
+		c.GatewaySuffixes, err = ParseSuffixes(s)
+		return
+	})
 	r.parse(EnvDestinationProfileNetworks, DefaultPrivateNetworks, func(s string) (err error) {
 		c.ProfileNetworks, err = ParseNetworks(s)
 		return
@@ -438,9 +449,6 @@ func Names() []string {
 var Unsupported = map[string]string{
 	proxyconf.EnvMetricsHostnameLabels: "outbound metrics carry no hostname label " +
 		"(config.linkerd.io/proxy-metrics-hostname-labels); their label sets are fixed",
-	proxyconf.EnvInboundGatewaySuffixes: "multicluster gateway mode (config.linkerd.io/enable-gateway) " +
-		"is not implemented: inbound connections naming the proxy's own port are still refused, " +
-		"so a gateway forwards nothing (it fails closed)",
 }
 
 // Environ returns the proxy's configuration variables that lookup finds set: those Load reads

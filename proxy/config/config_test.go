@@ -3,6 +3,7 @@ package config
 import (
 	"log/slog"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -283,12 +284,12 @@ func TestNamesAndUnsupported(t *testing.T) {
 	for _, n := range Names() {
 		names[n] = true
 	}
-	for _, want := range []string{EnvLog, EnvCores, EnvCoresMaxRatio, EnvShutdownGracePeriod, EnvInboundDiscoveryIdle, EnvMemoryLimit, EnvAccessLog, EnvIngressMode, EnvInboundPortsRequireID, EnvInboundPortsRequireTLS} {
+	for _, want := range []string{EnvLog, EnvCores, EnvCoresMaxRatio, EnvShutdownGracePeriod, EnvInboundDiscoveryIdle, EnvMemoryLimit, EnvAccessLog, EnvIngressMode, EnvInboundPortsRequireID, EnvInboundPortsRequireTLS, EnvInboundGatewaySuffixes} {
 		if !names[want] {
 			t.Errorf("Names() lacks %s", want)
 		}
 	}
-	env := map[string]string{proxyconf.EnvMetricsHostnameLabels: "true", EnvAccessLog: "json", EnvLog: "info"}
+	env := map[string]string{proxyconf.EnvMetricsHostnameLabels: "true", EnvAccessLog: "json", EnvLog: "info", EnvInboundGatewaySuffixes: "svc.cluster.local."}
 	got := SetUnsupported(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	if len(got) != 1 || got[0] != proxyconf.EnvMetricsHostnameLabels {
 		t.Errorf("SetUnsupported = %v, want [%s]", got, proxyconf.EnvMetricsHostnameLabels)
@@ -326,5 +327,22 @@ func TestLoadTrace(t *testing.T) {
 	if c.Trace.CollectorAddr != "collector.linkerd-jaeger:4317" || c.Trace.ServiceName != "web-proxy" ||
 		c.Trace.AttributesPath != "/var/run/linkerd/podinfo/labels" || c.Trace.CollectorName == "" {
 		t.Errorf("trace config %+v", c.Trace)
+	}
+}
+
+// TestGatewaySuffixes: LINKERD2_PROXY_INBOUND_GATEWAY_SUFFIXES (what the injector writes
+// for config.linkerd.io/enable-gateway) is read as DNS suffixes; unset is not a gateway,
+// and a malformed list stops the proxy naming the variable.
+func TestGatewaySuffixes(t *testing.T) {
+	c, err := Load(env(nil))
+	if err != nil || c.GatewaySuffixes != nil {
+		t.Fatalf("unset: %v %v", c.GatewaySuffixes, err)
+	}
+	c, err = Load(env(map[string]string{EnvInboundGatewaySuffixes: "svc.Cluster.local., svc.east.example"}))
+	if err != nil || !slices.Equal(c.GatewaySuffixes, []string{"svc.cluster.local.", "svc.east.example."}) {
+		t.Fatalf("got %q %v", c.GatewaySuffixes, err)
+	}
+	if _, err := Load(env(map[string]string{EnvInboundGatewaySuffixes: "svc..local"})); err == nil || !strings.Contains(err.Error(), EnvInboundGatewaySuffixes) {
+		t.Fatalf("a malformed suffix: %v", err)
 	}
 }

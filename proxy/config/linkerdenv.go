@@ -27,8 +27,6 @@ var linkerdInjectorOnly = map[string]string{
 		"keep-alive PINGs",
 	proxyconf.EnvOutboundHTTP2KeepAliveTimeout: "the proxy's HTTP/2 servers send no " +
 		"keep-alive PINGs",
-	proxyconf.EnvInboundGatewaySuffixes: "multicluster gateway mode (inbound traffic for " +
-		"local services through the gateway) is not implemented",
 }
 
 func init() {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"slices"
 	"testing"
@@ -336,4 +337,36 @@ func TestRefusalsAreNotServices(t *testing.T) {
 	if _, ok, err := r.Addr(context.Background(), ap("192.0.2.7:8080")); ok || err != nil {
 		t.Errorf("GetProfile of an address refused: ok=%v err=%v, want ok=false and no error", ok, err)
 	}
+}
+
+// TestAuthorityOverride: an endpoint's authority_override (a multicluster gateway's)
+// reaches its forwarding state, lower-cased; one that is not name:port, or on an endpoint
+// without a mesh identity, is ignored; a change of override replaces the endpoint.
+func TestAuthorityOverride(t *testing.T) {
+	d, _, r, _ := setup(t, time.Minute)
+	const name = "web-east.ns.svc.cluster.local:8080"
+	const gwID = "linkerd-gateway.linkerd-multicluster.serviceaccount.identity.linkerd.cluster.local"
+	override := func() map[string]string {
+		be, _, err := r.Name(context.Background(), name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]string{}
+		for _, e := range be.Balancer.Endpoints() {
+			got[e.Addr.String()] = e.Value.AuthorityOverride
+		}
+		return got
+	}
+	d.Set(name,
+		scriptedcp.Endpoint{Addr: ap("10.1.0.1:4143"), Identity: gwID, H2: true, AuthorityOverride: "Web.NS.svc.cluster.local:8080"},
+		scriptedcp.Endpoint{Addr: ap("10.1.0.2:4143"), AuthorityOverride: "web.ns.svc.cluster.local:8080"},
+		scriptedcp.Endpoint{Addr: ap("10.1.0.3:4143"), Identity: gwID, AuthorityOverride: "web.ns.svc.cluster.local"})
+	want := map[string]string{"10.1.0.1:4143": "web.ns.svc.cluster.local:8080", "10.1.0.2:4143": "", "10.1.0.3:4143": ""}
+	if got := override(); !maps.Equal(got, want) {
+		t.Fatalf("overrides %v, want %v", got, want)
+	}
+	d.Set(name, scriptedcp.Endpoint{Addr: ap("10.1.0.1:4143"), Identity: gwID, H2: true, AuthorityOverride: "web.other.svc.cluster.local:8080"})
+	eventually.True(t, "the new override", func() bool {
+		return maps.Equal(override(), map[string]string{"10.1.0.1:4143": "web.other.svc.cluster.local:8080"})
+	})
 }

@@ -4,7 +4,10 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"net"
 	"net/netip"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -187,6 +190,9 @@ type endpoint struct {
 	labels string
 	// transport is the opaque transport's inbound port, 0 for none.
 	transport uint16
+	// override is the authority requests and opaque connections name at this endpoint
+	// (a multicluster gateway's), "" for none.
+	override string
 }
 
 func newTarget(r *Resolver, authority string) *target {
@@ -306,7 +312,7 @@ func (t *target) apply(u *destination.Update, replace bool) {
 }
 
 func (e *endpoint) same(o *endpoint) bool {
-	return e.id == o.id && e.h2 == o.h2 && e.labels == o.labels && e.transport == o.transport
+	return e.id == o.id && e.h2 == o.h2 && e.labels == o.labels && e.transport == o.transport && e.override == o.override
 }
 
 // endpointFor builds the forwarding state of a discovered address: its metric labels
@@ -334,7 +340,14 @@ func (r *Resolver) endpointFor(authority string, addr netip.AddrPort, setLabels 
 	if p := wa.GetProtocolHint().GetOpaqueTransport().GetInboundPort(); p > 0 && p <= 65535 {
 		transport = uint16(p)
 	}
-	return &endpoint{bep: balance.NewEndpoint(addr, fe), id: id, h2: h2, labels: labels, transport: transport}
+	override := authorityOverride(wa)
+	if override != "" && id == "" {
+		// Only a gateway reached over mesh TLS may be told which Service to forward to.
+		r.opts.Log.Warn("discovery gave an authority override to an endpoint without identity; ignored", "target", authority, "addr", addr)
+		override = ""
+	}
+	fe.AuthorityOverride = override
+	return &endpoint{bep: balance.NewEndpoint(addr, fe), id: id, h2: h2, labels: labels, transport: transport, override: override}
 }
 
 // tapLabels are the labels tap clients see of an endpoint: its dst labels from
@@ -350,6 +363,21 @@ func tapLabels(dst map[string]string, id string) map[string]string {
 		l["tls"] = "not_provided_by_service_discovery"
 	}
 	return l
+}
+
+// authorityOverride returns the "name:port" the endpoint's requests must name (Linkerd's
+// WeightedAddr.authority_override, set for multicluster gateways), or "" when there is
+// none or it is not a name with a port.
+func authorityOverride(wa *destination.WeightedAddr) string {
+	a := wa.GetAuthorityOverride().GetAuthorityOverride()
+	host, port, err := net.SplitHostPort(a)
+	if err != nil || host == "" {
+		return ""
+	}
+	if p, err := strconv.ParseUint(port, 10, 16); err != nil || p == 0 {
+		return ""
+	}
+	return strings.ToLower(a)
 }
 
 // identityOf returns the DNS-like TLS identity of a discovered address, or "".

@@ -20,6 +20,10 @@ type Endpoint struct {
 	// TapLabels describe the endpoint to tap clients (its dst labels from discovery,
 	// tls and server_id); nil when there are none.
 	TapLabels map[string]string
+	// AuthorityOverride, when set, replaces the authority of every request sent to the
+	// endpoint ("name:port"): discovery gives it for a multicluster gateway, which routes
+	// each request by the name of the remote Service it carries.
+	AuthorityOverride string
 
 	hostPort string
 	metrics  *metrics.HTTP

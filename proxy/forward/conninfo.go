@@ -22,6 +22,11 @@ type ConnInfo struct {
 	TLS bool
 	// ClientID is the client's verified mesh identity on a TLS connection, "" otherwise.
 	ClientID string
+	// Gateway marks a connection a client proxy addressed to this proxy itself as a
+	// multicluster gateway (inbound side, see package gateway); GatewayTarget is then the
+	// "name:port" its transport header named, "" when each HTTP request names its own.
+	Gateway       bool
+	GatewayTarget string
 
 	// clientIDValues is the l5d-client-id field value of the connection's requests,
 	// made once (see setClientID).

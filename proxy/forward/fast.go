@@ -232,7 +232,7 @@ func (s *fastConn) forward() (pending []byte, done bool) {
 		return nil, s.writeError(h.errorMetrics(s.ci), start, err, false)
 	}
 	ep := bep.Value
-	if ep.H2 {
+	if ep.H2 || ep.AuthorityOverride != "" { // a request head to rewrite takes the general exchange
 		if s.req.Chunked || s.req.ContentLength > maxBufferedBody {
 			return s.handOff(), false
 		}

@@ -193,6 +193,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, tw *tapWriter) {
 	removeHopHeaders(r.Header)
 	r.URL.Scheme = "http"
 	r.URL.Host = ep.hostPort
+	if ep.AuthorityOverride != "" {
+		r.Host = ep.AuthorityOverride
+	}
 	r.RequestURI = ""
 	r.Close = false
 	var tr http.RoundTripper = h.Clients.h1

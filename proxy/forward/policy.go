@@ -41,6 +41,7 @@ func (h *Handler) exchange(r *http.Request, be *Backend, first *balance.Endpoint
 	if body == nil {
 		r.Body = http.NoBody
 	}
+	host := r.Host
 	for attempt := 0; ; attempt++ {
 		bep := first
 		first = nil
@@ -63,6 +64,10 @@ func (h *Handler) exchange(r *http.Request, be *Backend, first *balance.Endpoint
 			rt.Actual.Request()
 		}
 		r.URL.Host = ep.hostPort
+		r.Host = host
+		if ep.AuthorityOverride != "" {
+			r.Host = ep.AuthorityOverride
+		}
 		h2 := false
 		switch {
 		case restoreH1:

@@ -368,3 +368,20 @@ func (rt *Router) ServeTCP(ctx context.Context, conn net.Conn, ci *forward.ConnI
 	defer dst.Close()
 	opaque.Relay(conn, server, src, dst)
 }
+
+// AuthorizeRequest checks r, arriving on ci, against the policy of ci's port as Route
+// does (a *forward.RouteError: 404 without a route, 403 when refused) and counts the
+// decision, without choosing a backend: the multicluster gateway authorizes the requests
+// it forwards with it.
+func (rt *Router) AuthorizeRequest(r *http.Request, ci *forward.ConnInfo) error {
+	_, err := rt.authorizeRequest(r, ci)
+	return err
+}
+
+// AuthorizeConn checks the opaque connection ci against its port's policy as ServeTCP
+// does and counts the decision: the multicluster gateway authorizes the connections it
+// forwards with it.
+func (rt *Router) AuthorizeConn(ci *forward.ConnInfo) bool {
+	_, ok := rt.authorize(ci)
+	return ok
+}

@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strconv"
 	"sync"
 
 	"github.com/l5d-go/l5d/proxy/forward"
@@ -104,11 +105,31 @@ func (c *Connector) SetOpaqueTransport(port func(netip.AddrPort) uint16) { c.tra
 // ALPN protocol transportheader.ALPN, and the transport header naming addr's port is sent
 // first; any other endpoint is reached as Connect would.
 func (c *Connector) ConnectOpaque(ctx context.Context, addr string) (net.Conn, error) {
+	return c.ConnectOpaqueNamed(ctx, addr, "")
+}
+
+// ConnectOpaqueNamed is ConnectOpaque for an endpoint that must be told which Service the
+// connection is for: with authority ("name:port", a multicluster gateway's authority
+// override) the transport header names that port and name instead of addr's port. Such
+// an endpoint must be meshed with an opaque transport port; otherwise it fails.
+func (c *Connector) ConnectOpaqueNamed(ctx context.Context, addr, authority string) (net.Conn, error) {
 	ap, err := netip.ParseAddrPort(addr)
 	if err != nil || c.transport == nil {
+		if authority != "" {
+			return nil, &forward.ConnectError{Addr: addr, Err: fmt.Errorf("no opaque transport to carry a connection for %s", authority)}
+		}
 		return c.Connect(ctx, addr)
 	}
 	id, port := c.lookup(ap), c.transport(ap)
+	header := transportheader.Header{Port: ap.Port()}
+	if authority != "" {
+		if id == "" || port == 0 {
+			return nil, &forward.ConnectError{Addr: addr, Err: fmt.Errorf("the endpoint has no mesh identity and opaque transport port to carry a connection for %s", authority)}
+		}
+		if header, err = namedHeader(authority); err != nil {
+			return nil, &forward.ConnectError{Addr: addr, Err: err}
+		}
+	}
 	if id == "" || port == 0 {
 		return c.Connect(ctx, addr)
 	}
@@ -117,11 +138,24 @@ func (c *Connector) ConnectOpaque(ctx context.Context, addr string) (net.Conn, e
 	if err != nil {
 		return nil, err
 	}
-	if _, err := conn.Write(transportheader.Header{Port: ap.Port()}.Append(nil)); err != nil {
+	if _, err := conn.Write(header.Append(nil)); err != nil {
 		conn.Close()
 		return nil, &forward.ConnectError{Addr: via, Err: fmt.Errorf("sending the transport header: %w", err)}
 	}
 	return conn, nil
+}
+
+// namedHeader returns the transport header naming authority ("name:port").
+func namedHeader(authority string) (transportheader.Header, error) {
+	host, p, err := net.SplitHostPort(authority)
+	if err != nil {
+		return transportheader.Header{}, fmt.Errorf("authority override %q: %w", authority, err)
+	}
+	port, err := strconv.ParseUint(p, 10, 16)
+	if err != nil || port == 0 || host == "" {
+		return transportheader.Header{}, fmt.Errorf("authority override %q is not name:port", authority)
+	}
+	return transportheader.Header{Port: uint16(port), Name: host}, nil
 }
 
 // Connect implements forward.ConnectFunc.

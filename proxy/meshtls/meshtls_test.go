@@ -254,3 +254,51 @@ func TestOpaqueTransportALPN(t *testing.T) {
 		t.Fatalf("accepted %+v, client negotiated %q; want h2 selected (gRPC clients require it)", res, tc.ConnectionState().NegotiatedProtocol)
 	}
 }
+
+// TestOpaqueTransportNamed: ConnectOpaqueNamed sends the header naming the authority
+// override's port and name (a gateway forwards by it), and refuses an override it cannot
+// carry: an endpoint without an opaque transport port or identity, an authority that is
+// not name:port.
+func TestOpaqueTransportNamed(t *testing.T) {
+	pki, err := scriptedcp.NewPKI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, cli := newCreds(t, pki, serverID), newCreds(t, pki, clientID)
+	addr, accepted := serve(t, NewTerminator(srv), "")
+	gateway := netip.MustParseAddrPort(addr)
+	plain := netip.AddrPortFrom(gateway.Addr(), 7001) // no opaque transport port
+	var d net.Dialer
+	conn := NewConnector(cli, func(ctx context.Context, a string) (net.Conn, error) { return d.DialContext(ctx, "tcp", a) },
+		func(netip.AddrPort) string { return serverID })
+	conn.SetOpaqueTransport(func(a netip.AddrPort) uint16 {
+		if a == gateway {
+			return gateway.Port()
+		}
+		return 0
+	})
+	c, err := conn.ConnectOpaqueNamed(context.Background(), gateway.String(), "web.ns.svc.cluster.local:8080")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if res := <-accepted; res.Kind != Terminated || res.ALPN != transportheader.ALPN {
+		t.Fatalf("accepted %+v", res)
+	}
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	h, err := transportheader.Read(c)
+	if err != nil || h != (transportheader.Header{Port: 8080, Name: "web.ns.svc.cluster.local"}) {
+		t.Fatalf("header %+v %v", h, err)
+	}
+	for _, bad := range []struct{ addr, authority string }{
+		{plain.String(), "web.ns.svc.cluster.local:8080"},
+		{gateway.String(), "web.ns.svc.cluster.local"},
+		{gateway.String(), "web.ns.svc.cluster.local:0"},
+		{gateway.String(), ":8080"},
+	} {
+		if c, err := conn.ConnectOpaqueNamed(context.Background(), bad.addr, bad.authority); err == nil {
+			c.Close()
+			t.Errorf("ConnectOpaqueNamed(%s, %q) connected", bad.addr, bad.authority)
+		}
+	}
+}

@@ -42,6 +42,11 @@ type Discovery interface {
 	Addr(ctx context.Context, dst netip.AddrPort) (be *forward.Backend, ok bool, err error)
 }
 
+// ConnectOpaqueFunc opens an opaque connection to a discovered endpoint address; a
+// non-empty authority ("name:port") is the Service the endpoint must be told the
+// connection is for (a multicluster gateway's authority override).
+type ConnectOpaqueFunc func(ctx context.Context, addr, authority string) (net.Conn, error)
+
 // Options configures a Router.
 type Options struct {
 	// Suffixes are the DNS suffixes (with trailing dots) resolved through discovery.
@@ -59,8 +64,9 @@ type Options struct {
 	// Connect opens opaque connections to endpoints.
 	Connect forward.ConnectFunc
 	// ConnectOpaque, when set, replaces Connect for connections to discovered endpoints
-	// (it may use the opaque transport; see meshtls.Connector.ConnectOpaque).
-	ConnectOpaque forward.ConnectFunc
+	// (it may use the opaque transport; see meshtls.Connector.ConnectOpaqueNamed). It is
+	// given the endpoint's authority override, "" for none.
+	ConnectOpaque ConnectOpaqueFunc
 	// IngressMode (LINKERD2_PROXY_INGRESS_MODE, linkerd.io/inject: ingress) routes a
 	// request carrying l5d-dst-override to the target it names ("name[:port]", port 80
 	// when it has none), whatever its original destination: an ingress controller names
@@ -274,7 +280,6 @@ func (rt *Router) forwardTo(dst netip.AddrPort, authority string) *forward.Backe
 // and closed when discovery has no answer for it.
 func (rt *Router) ServeTCP(ctx context.Context, conn net.Conn, ci *forward.ConnInfo, src *metrics.TCP) {
 	target := ci.OrigDst
-	var bep *balance.Endpoint[*forward.Endpoint]
 	if rt.opts.Discovery != nil && rt.inNetworks(target.Addr()) {
 		be, ok, err := rt.opts.Discovery.Addr(ctx, target)
 		if err != nil {
@@ -289,13 +294,8 @@ func (rt *Router) ServeTCP(ctx context.Context, conn net.Conn, ci *forward.ConnI
 				conn.Close()
 				return
 			}
-			e, err := be.Balancer.Pick(ctx)
-			if err != nil {
-				rt.opts.Log.Debug("no endpoint for opaque connection", "dst", target, "error", err)
-				conn.Close()
-				return
-			}
-			bep, target = e, e.Addr
+			rt.ServeTCPBackend(ctx, conn, be, target.String(), src)
+			return
 		}
 	} else if rt.opts.Egress != nil && !rt.inNetworks(target.Addr()) {
 		// Outside the cluster's networks, the EgressNetwork's routes apply.
@@ -307,24 +307,55 @@ func (rt *Router) ServeTCP(ctx context.Context, conn net.Conn, ci *forward.ConnI
 			return
 		}
 		if be != fwd { // a route sends it to a Service
-			e, err := be.Balancer.Pick(ctx)
-			if err != nil {
-				rt.opts.Log.Debug("no endpoint for opaque connection", "dst", target, "error", err)
-				conn.Close()
-				return
-			}
-			bep, target = e, e.Addr
+			rt.ServeTCPBackend(ctx, conn, be, target.String(), src)
+			return
 		}
 	}
+	rt.relay(ctx, conn, nil, target, src)
+}
+
+// RouteName returns the backend of the Service named by authority ("name:port"); ok is
+// false when discovery does not know it. A multicluster gateway routes the requests
+// addressed to it with it.
+func (rt *Router) RouteName(ctx context.Context, authority string) (be *forward.Backend, ok bool, err error) {
+	if rt.opts.Discovery == nil {
+		return nil, false, nil
+	}
+	authority = normalize(authority)
+	be, ok, err = rt.opts.Discovery.Name(ctx, authority)
+	if err != nil {
+		return nil, false, fmt.Errorf("discovering %s: %w", authority, err)
+	}
+	return be, ok, nil
+}
+
+// ServeTCPBackend relays the opaque connection conn to an endpoint be's balancer picks
+// (with its authority override, if any); name is for logs. A multicluster gateway serves
+// the connections a transport header names a Service for with it.
+func (rt *Router) ServeTCPBackend(ctx context.Context, conn net.Conn, be *forward.Backend, name string, src *metrics.TCP) {
+	e, err := be.Balancer.Pick(ctx)
+	if err != nil {
+		rt.opts.Log.Debug("no endpoint for opaque connection", "dst", name, "error", err)
+		conn.Close()
+		return
+	}
+	rt.relay(ctx, conn, e, e.Addr, src)
+}
+
+// relay connects to target (the endpoint bep, nil for an original destination) and
+// relays conn to it.
+func (rt *Router) relay(ctx context.Context, conn net.Conn, bep *balance.Endpoint[*forward.Endpoint], target netip.AddrPort, src *metrics.TCP) {
 	start := time.Now()
 	if bep != nil {
 		bep.Start()
 	}
-	connect := rt.opts.Connect
+	var server net.Conn
+	var err error
 	if bep != nil && rt.opts.ConnectOpaque != nil {
-		connect = rt.opts.ConnectOpaque
+		server, err = rt.opts.ConnectOpaque(ctx, target.String(), bep.Value.AuthorityOverride)
+	} else {
+		server, err = rt.opts.Connect(ctx, target.String())
 	}
-	server, err := connect(ctx, target.String())
 	connectRTT := time.Since(start)
 	if bep != nil {
 		bep.Done(time.Now(), connectRTT, balance.DefaultDecay)

@@ -95,3 +95,21 @@ func TestWaitReadyGivesUpOnce(t *testing.T) {
 		t.Fatal("WaitReady waited again after giving up once")
 	}
 }
+
+// TestOpaqueTargetHasNoPolicy: the controller's answer for an opaque Service (no HTTP or
+// gRPC protocol) leaves the target ready without routes; it once crashed the proxy.
+func TestOpaqueTargetHasNoPolicy(t *testing.T) {
+	op := scriptedcp.NewOutboundPolicies()
+	addr, err := op.Start("127.0.0.1:0", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(op.Stop)
+	op.Set(web, &pb.OutboundPolicy{Metadata: resourceMeta("web"),
+		Protocol: &pb.ProxyProtocol{Kind: &pb.ProxyProtocol_Opaque_{Opaque: &pb.ProxyProtocol_Opaque{}}}})
+	w := startWatcher(t, addr)
+	cur := w.Watch(t.Context(), netip.AddrPort{}, web)
+	if err := cur.WaitReady(t.Context(), 10*time.Second); err != nil || cur.Load() != nil {
+		t.Fatalf("opaque target: %v %v", cur.Load(), err)
+	}
+}

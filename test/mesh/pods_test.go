@@ -39,6 +39,8 @@ type world struct {
 	appNS string
 	dir   string // readable by the proxies' uid
 	proxy string
+	// proxies are the meshed pods' proxy processes, by pod name.
+	proxies map[string]*netns.Process
 }
 
 func newWorld(t *testing.T, lifetime time.Duration) *world {
@@ -70,7 +72,7 @@ func newWorld(t *testing.T, lifetime time.Duration) *world {
 		t.Fatalf("building the proxy: %v\n%s", err, out)
 	}
 	n := netns.New(t)
-	w := &world{c: c, n: n, dir: dir, proxy: bin}
+	w := &world{c: c, n: n, dir: dir, proxy: bin, proxies: map[string]*netns.Process{}}
 	w.cp = startControlPlane(t, c, n, lifetime)
 	w.appNS = c.Namespace(t)
 	c.CreateNode(t, kube.Node{Name: "node-1"})
@@ -80,6 +82,11 @@ func newWorld(t *testing.T, lifetime time.Duration) *world {
 // pod makes a pod in the API (ServiceAccount sa, label app=name) and in the network; when
 // meshed it gets proxy-init's rules and a proxy with an identity token for that pod.
 func (w *world) pod(t *testing.T, name, sa string, meshed bool, annotations map[string]string) *netns.Pod {
+	return w.podWithEnv(t, name, sa, meshed, annotations, nil)
+}
+
+// podWithEnv is pod whose proxy gets the variables env ("NAME=value") besides its own.
+func (w *world) podWithEnv(t *testing.T, name, sa string, meshed bool, annotations map[string]string, env []string) *netns.Pod {
 	p := w.n.Pod(t, name)
 	w.c.CreateServiceAccount(t, w.appNS, sa)
 	containers := []corev1.Container{{Name: "app", Image: "app", Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}}}}
@@ -106,7 +113,7 @@ func (w *world) pod(t *testing.T, name, sa string, meshed bool, annotations map[
 	gw := "10.244.0.1"
 	cmd := netns.AsUser(exec.Command(w.proxy), 2102, 2102)
 	cmd.Env = []string{
-		"LINKERD2_PROXY_LOG=warn",
+		"LINKERD2_PROXY_LOG=" + proxyLogLevel(),
 		"LINKERD2_PROXY_INBOUND_LISTEN_ADDR=0.0.0.0:4143",
 		"LINKERD2_PROXY_OUTBOUND_LISTEN_ADDR=127.0.0.1:4140",
 		"LINKERD2_PROXY_ADMIN_LISTEN_ADDR=0.0.0.0:4191",
@@ -124,12 +131,14 @@ func (w *world) pod(t *testing.T, name, sa string, meshed bool, annotations map[
 		"LINKERD2_PROXY_POLICY_WORKLOAD=" + w.appNS + ":" + name,
 		"LINKERD2_PROXY_INBOUND_DEFAULT_POLICY=all-unauthenticated",
 	}
+	cmd.Env = append(cmd.Env, env...)
 	var logs strings.Builder
 	cmd.Stderr = &logs
 	proc, err := p.Start(cmd)
 	if err != nil {
 		t.Fatal(err)
 	}
+	w.proxies[name] = proc
 	t.Cleanup(func() {
 		proc.Kill()
 		if t.Failed() {
@@ -193,4 +202,12 @@ func podBody(t *testing.T, p *netns.Pod, url string) string {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
+}
+
+// proxyLogLevel is the meshed pods' proxy log level: warn, or L5D_TEST_PROXY_LOG.
+func proxyLogLevel() string {
+	if l := os.Getenv("L5D_TEST_PROXY_LOG"); l != "" {
+		return l
+	}
+	return "warn"
 }

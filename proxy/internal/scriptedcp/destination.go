@@ -32,6 +32,9 @@ type Endpoint struct {
 	Labels   map[string]string
 	// OpaqueTransport is the inbound port of the opaque transport hint (0: none).
 	OpaqueTransport uint16
+	// AuthorityOverride is the authority_override ("name:port") of a multicluster
+	// gateway endpoint ("": none).
+	AuthorityOverride string
 }
 
 // Destination serves Destination.Get and GetProfile from scripted state. Names without a
@@ -231,7 +234,7 @@ func sendDiff(s grpc.ServerStreamingServer[destination.Update], sent *map[netip.
 	var add []*destination.WeightedAddr
 	for _, e := range eps {
 		next[e.Addr] = e
-		if old, ok := (*sent)[e.Addr]; ok && old.Identity == e.Identity && old.H2 == e.H2 && old.OpaqueTransport == e.OpaqueTransport && maps.Equal(old.Labels, e.Labels) {
+		if old, ok := (*sent)[e.Addr]; ok && old.Identity == e.Identity && old.H2 == e.H2 && old.OpaqueTransport == e.OpaqueTransport && old.AuthorityOverride == e.AuthorityOverride && maps.Equal(old.Labels, e.Labels) {
 			continue
 		}
 		add = append(add, weightedAddr(e))
@@ -273,6 +276,9 @@ func weightedAddr(e Endpoint) *destination.WeightedAddr {
 			wa.ProtocolHint = &destination.ProtocolHint{}
 		}
 		wa.ProtocolHint.OpaqueTransport = &destination.ProtocolHint_OpaqueTransport{InboundPort: uint32(e.OpaqueTransport)}
+	}
+	if e.AuthorityOverride != "" {
+		wa.AuthorityOverride = &destination.AuthorityOverride{AuthorityOverride: e.AuthorityOverride}
 	}
 	return wa
 }
