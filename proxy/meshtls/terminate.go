@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/l5d-go/l5d/proxy/tlssni"
 	"github.com/l5d-go/l5d/proxy/transportheader"
 )
 
@@ -84,7 +85,7 @@ func (t *Terminator) Accept(conn net.Conn, timeout time.Duration) (Accepted, err
 	}
 	// 0x16 is a TLS handshake record.
 	if first[0] != 0x16 {
-		return Accepted{Kind: Plain, Conn: &replayConn{Conn: conn, pending: []byte{first[0]}}}, nil
+		return Accepted{Kind: Plain, Conn: tlssni.Replay(conn, []byte{first[0]})}, nil
 	}
 	sc := &sniffConn{Conn: conn, pending: []byte{first[0]}, recorded: []byte{first[0]}}
 	var sni string
@@ -112,7 +113,7 @@ func (t *Terminator) Accept(conn net.Conn, timeout time.Duration) (Accepted, err
 	err = tc.Handshake()
 	if !mine {
 		if sc.drop {
-			return Accepted{Kind: Passthrough, SNI: sni, Conn: &replayConn{Conn: conn, pending: sc.recorded}}, nil
+			return Accepted{Kind: Passthrough, SNI: sni, Conn: tlssni.Replay(conn, sc.recorded)}, nil
 		}
 		return Accepted{}, fmt.Errorf("reading a TLS ClientHello: %w", err)
 	}
@@ -162,29 +163,6 @@ func (c *sniffConn) Write(p []byte) (int, error) {
 		return len(p), nil
 	}
 	return c.Conn.Write(p)
-}
-
-// replayConn returns pending bytes before reading from Conn.
-type replayConn struct {
-	net.Conn
-	pending []byte
-}
-
-func (c *replayConn) Read(p []byte) (int, error) {
-	if len(c.pending) > 0 {
-		n := copy(p, c.pending)
-		c.pending = c.pending[n:]
-		return n, nil
-	}
-	return c.Conn.Read(p)
-}
-
-// CloseWrite passes half-closes on for opaque relays.
-func (c *replayConn) CloseWrite() error {
-	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
-		return cw.CloseWrite()
-	}
-	return nil
 }
 
 // CloseWrite sends a TLS close_notify so that opaque relays can half-close.

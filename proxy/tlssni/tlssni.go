@@ -28,7 +28,7 @@ func Peek(conn net.Conn, timeout time.Duration) (sni string, replay net.Conn, er
 	conn.SetReadDeadline(time.Now().Add(timeout))
 	herr := tls.Server(rec, cfg).Handshake()
 	conn.SetReadDeadline(time.Time{})
-	replay = &replayConn{Conn: conn, pending: rec.recorded}
+	replay = Replay(conn, rec.recorded)
 	if !errors.Is(herr, errGotHello) {
 		return "", replay, fmt.Errorf("reading a TLS ClientHello: %w", herr)
 	}
@@ -49,7 +49,11 @@ func (r *recorder) Read(p []byte) (int, error) {
 
 func (r *recorder) Write(p []byte) (int, error) { return len(p), nil }
 
-// replayConn returns the recorded bytes before reading from Conn.
+// Replay returns conn reading pending first: the bytes a peek consumed from it. Half-closes
+// (CloseWrite) pass through to conn for opaque relays.
+func Replay(conn net.Conn, pending []byte) net.Conn { return &replayConn{Conn: conn, pending: pending} }
+
+// replayConn returns pending bytes before reading from Conn.
 type replayConn struct {
 	net.Conn
 	pending []byte
@@ -62,4 +66,12 @@ func (c *replayConn) Read(p []byte) (int, error) {
 		return n, nil
 	}
 	return c.Conn.Read(p)
+}
+
+// CloseWrite passes half-closes on for opaque relays.
+func (c *replayConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
 }
