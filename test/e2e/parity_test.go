@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -127,6 +128,7 @@ spec:
 		if n := ext.hits.Load() - hits; n != 0 {
 			t.Errorf("under an EgressNetwork denying traffic, %d requests reached %s", n, ext.addr)
 		}
+		s.wantEgressRouteStatuses(t, ns, egress, ext, "http-egress-deny", "403", d.ByStatus["403"])
 
 		// Linkerd's own HTTPRoute: `linkerd install --crds` installs it, not the Gateway
 		// API's.
@@ -147,7 +149,27 @@ spec:
 			t.Errorf("with an HTTPRoute attached to the EgressNetwork, requests to %s got %v (%d reached it), want only 200s, all reaching it",
 				ext.addr, d.ByStatus, ext.hits.Load()-hits)
 		}
+		s.wantEgressRouteStatuses(t, ns, egress, ext, "allow-outside", "200", d.ByStatus["200"])
 	})
+}
+
+// wantEgressRouteStatuses checks that the client pod's proxy counts at least n requests
+// with the given status on route routeName of the EgressNetwork "internet" for ext, in
+// outbound_http_route_request_statuses_total, labelled with the EgressNetwork as the
+// parent and ext's address as the host.
+func (s *Suite) wantEgressRouteStatuses(t *testing.T, ns, pod string, ext *externalServer, routeName, status string, n int64) {
+	t.Helper()
+	m, err := s.ProxyMetrics(ns, pod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	labels := []string{`parent_group="policy.linkerd.io",parent_kind="EgressNetwork",parent_namespace="` + ns +
+		`",parent_name="internet",parent_port="` + strconv.Itoa(ext.port) + `"`,
+		`route_name="` + routeName + `"`, `hostname="` + externalIP + `"`, `http_status="` + status + `"`}
+	if got := metricSum(m, "outbound_http_route_request_statuses_total", labels...); got < float64(n) {
+		t.Errorf("%s's proxy counts %v requests with status %s on route %s of the EgressNetwork, want at least %d:\n%s",
+			pod, got, status, routeName, n, grepLines(m, "outbound_http_route_request_statuses_total"))
+	}
 }
 
 // externalServer is an HTTP server at an address outside the cluster networks.
