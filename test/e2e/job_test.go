@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"strconv"
 	"testing"
 	"time"
 
@@ -22,45 +23,11 @@ func TestJobWithNativeSidecarCompletes(t *testing.T) {
 	s.Apply(t, demoWorkload{NS: ns, Name: "web", Image: "demo-web"}.YAML())
 	web := s.podOf(t, ns, "web")
 
-	s.Apply(t, fmt.Sprintf(`apiVersion: v1
-kind: ServiceAccount
-metadata: {name: %[2]s, namespace: %[1]s}
----
-apiVersion: batch/v1
-kind: Job
-metadata: {name: %[2]s, namespace: %[1]s}
-spec:
-  backoffLimit: 0
-  template:
-    metadata:
-      annotations:
-        config.beta.linkerd.io/proxy-enable-native-sidecar: "true"
-    spec:
-      serviceAccountName: %[2]s
-      restartPolicy: Never
-      containers:
-      - name: traffic
-        image: ghcr.io/l5d-go/demo-traffic:v1
-        args: ["-count", "%[3]d"]
-%[4]s`, ns, job, requests, containerEnvAndPorts(map[string]string{
-		"TARGET": "http://web." + ns + ".svc.cluster.local:8080", "REQUEST_PATH": "/ready", "RATE": "10"}, nil, "        ")))
+	s.Apply(t, meshedJob{NS: ns, Name: job, Container: "traffic", Image: "ghcr.io/l5d-go/demo-traffic:v1",
+		Args: []string{"-count", strconv.Itoa(requests)}, Env: map[string]string{
+			"TARGET": "http://web." + ns + ".svc.cluster.local:8080", "REQUEST_PATH": "/ready", "RATE": "10"}}.YAML())
 
-	var j *batchv1.Job
-	s.Eventually(t, 4*time.Minute, "job "+job+" completes", func() string {
-		var err error
-		if j, err = s.Cluster.Client().BatchV1().Jobs(ns).Get(s.Ctx, job, metav1.GetOptions{}); err != nil {
-			return err.Error()
-		}
-		for _, c := range j.Status.Conditions {
-			if c.Type == batchv1.JobFailed && c.Status == corev1.ConditionTrue {
-				t.Fatalf("job %s failed: %s: %s", job, c.Reason, c.Message)
-			}
-			if c.Type == batchv1.JobComplete && c.Status == corev1.ConditionTrue {
-				return ""
-			}
-		}
-		return fmt.Sprintf("active %d, succeeded %d, failed %d", j.Status.Active, j.Status.Succeeded, j.Status.Failed)
-	})
+	j := s.waitJobComplete(t, ns, job)
 	if j.Status.Succeeded != 1 {
 		t.Errorf("job %s: %d pods succeeded, want 1", job, j.Status.Succeeded)
 	}
@@ -97,4 +64,64 @@ func containerNames(cs []corev1.Container) []string {
 		names = append(names, c.Name)
 	}
 	return names
+}
+
+// waitJobComplete waits for Job job to complete and returns it; it fails t at once when
+// the Job fails.
+func (s *Suite) waitJobComplete(t *testing.T, ns, job string) *batchv1.Job {
+	t.Helper()
+	var j *batchv1.Job
+	s.Eventually(t, 4*time.Minute, "job "+job+" completes", func() string {
+		var err error
+		if j, err = s.Cluster.Client().BatchV1().Jobs(ns).Get(s.Ctx, job, metav1.GetOptions{}); err != nil {
+			return err.Error()
+		}
+		for _, c := range j.Status.Conditions {
+			if c.Type == batchv1.JobFailed && c.Status == corev1.ConditionTrue {
+				t.Fatalf("job %s failed: %s: %s", job, c.Reason, c.Message)
+			}
+			if c.Type == batchv1.JobComplete && c.Status == corev1.ConditionTrue {
+				return ""
+			}
+		}
+		return fmt.Sprintf("active %d, succeeded %d, failed %d", j.Status.Active, j.Status.Succeeded, j.Status.Failed)
+	})
+	return j
+}
+
+// meshedJob is a Job of one pod (never restarted) under a ServiceAccount of the Job's
+// name, its proxy injected as a native sidecar so that the Job completes.
+type meshedJob struct {
+	NS, Name string
+	// Container is the name of the one container, Image its image reference.
+	Container, Image string
+	Args             []string
+	Env              map[string]string
+	// BackoffLimit is the number of pods that may fail before the Job does.
+	BackoffLimit int
+}
+
+// YAML renders the ServiceAccount and the Job.
+func (j meshedJob) YAML() string {
+	return fmt.Sprintf(`apiVersion: v1
+kind: ServiceAccount
+metadata: {name: %[2]s, namespace: %[1]s}
+---
+apiVersion: batch/v1
+kind: Job
+metadata: {name: %[2]s, namespace: %[1]s}
+spec:
+  backoffLimit: %[3]d
+  template:
+    metadata:
+      annotations:
+        config.beta.linkerd.io/proxy-enable-native-sidecar: "true"
+    spec:
+      serviceAccountName: %[2]s
+      restartPolicy: Never
+      containers:
+      - name: %[4]s
+        image: %[5]s
+%[6]s%[7]s`, j.NS, j.Name, j.BackoffLimit, j.Container, j.Image,
+		containerArgs(j.Args, "        "), containerEnvAndPorts(j.Env, nil, "        "))
 }

@@ -16,8 +16,11 @@ import (
 // Deployment of one demo image, all named Name and labelled app=Name.
 type demoWorkload struct {
 	NS, Name string
-	// Image is the demo binary: demo-web, demo-catalog, demo-ratings or demo-traffic.
+	// Image is the demo binary: demo-web, demo-catalog, demo-ratings or demo-traffic, or
+	// echo-advanced (test/echo's server; its ports come from Args).
 	Image string
+	// Args are the container's arguments.
+	Args []string
 	// ServiceAccount defaults to Name.
 	ServiceAccount string
 	Env            map[string]string
@@ -35,7 +38,13 @@ var demoPorts = map[string]struct {
 	"demo-catalog": {map[string]int{"grpc": 8080, "admin": 9990}, "admin"},
 	"demo-ratings": {map[string]int{"grpc": 8080, "admin": 9990}, "admin"},
 	"demo-traffic": {map[string]int{"admin": 9990}, "admin"},
+	// echo-advanced answers any path on every port its --port flags name; run with
+	// echoArgs.
+	"echo-advanced": {map[string]int{"http": 8080, "probe": 8081}, "probe"},
 }
+
+// echoArgs serve the echo-advanced ports of demoPorts.
+var echoArgs = []string{"--port=8080", "--port=8081"}
 
 // YAML renders the workload's manifests.
 func (w demoWorkload) YAML() string {
@@ -86,11 +95,25 @@ spec:
       - name: %s
         image: ghcr.io/l5d-go/%s:v1
 `, sa, w.Name, w.Image)
+	b.WriteString(containerArgs(w.Args, "        "))
 	b.WriteString(containerEnvAndPorts(w.Env, ports.ports, "        "))
 	fmt.Fprintf(&b, `        readinessProbe:
           httpGet: {path: /ready, port: %s}
           periodSeconds: 2
 `, ports.probe)
+	return b.String()
+}
+
+// containerArgs renders a container's args at the given indent ("" without args).
+func containerArgs(args []string, indent string) string {
+	if len(args) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString(indent + "args:\n")
+	for _, a := range args {
+		fmt.Fprintf(&b, "%s- %q\n", indent, a)
+	}
 	return b.String()
 }
 
