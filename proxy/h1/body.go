@@ -158,6 +158,7 @@ func (r *Reader) line() ([]byte, error) {
 				// The buffer is full of a partial line that is still short: grow it.
 				nb := make([]byte, 2*len(r.buf))
 				copy(nb, r.buf[r.r:r.w])
+				putBuf(r.buf)
 				r.buf, r.w, r.r = nb, r.w-r.r, 0
 				continue
 			}

@@ -101,7 +101,13 @@ func (r *Reader) readHead(h *Head) error {
 			return nil
 		}
 		scanned = len(b)
-		if err := r.fill(MaxHeadBytes); err != nil {
+		var err error
+		if r.r == r.w && r.idle != nil {
+			err = r.fillIdle() // called directly: one frame less while a connection idles
+		} else {
+			err = r.fill(MaxHeadBytes)
+		}
+		if err != nil {
 			if err == ErrHeadTooLarge {
 				return err
 			}
