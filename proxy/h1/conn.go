@@ -1,7 +1,8 @@
 // Package h1 is the proxy's lean HTTP/1.1 codec: a buffered reader and writer pair per
-// connection (lent from a shared pool: a connection waiting for its next message holds
-// none, see IdleReader), message-head parsing that points into the read buffer instead of copying,
-// and body framing (Content-Length, chunked, read-until-close) that relays bytes verbatim.
+// connection (their buffers lent by a shared pool: a connection waiting for its next
+// message holds none, see IdleReader), message-head parsing that points into the read
+// buffer instead of copying, and body framing (Content-Length, chunked,
+// read-until-close) that relays bytes verbatim.
 //
 // It handles the messages a proxy forwards on its fast path and reports everything else
 // (obsolete line folding, conflicting framing, upgrades) so that the caller can hand the
