@@ -227,9 +227,9 @@ func (w *Writer) Flush() error {
 	return err
 }
 
-// room makes room for n more bytes in the buffer, writing out what it holds when they
-// do not fit; false means that n bytes are too many for an empty buffer and go straight
-// through.
+// room makes room for n more bytes that do not fit in the buffer as it is: it writes
+// out what the buffer holds, or borrows one; false means that n bytes are too many for
+// an empty buffer and go straight through.
 func (w *Writer) room(n int) (bool, error) {
 	if len(w.buf)+n <= cap(w.buf) {
 		return true, nil
@@ -252,12 +252,14 @@ func (w *Writer) room(n int) (bool, error) {
 
 // Write buffers p, flushing when the buffer is full; large writes go straight through.
 func (w *Writer) Write(p []byte) (int, error) {
-	ok, err := w.room(len(p))
-	switch {
-	case err != nil:
-		return 0, err
-	case !ok:
-		return w.dst.Write(p)
+	if len(w.buf)+len(p) > cap(w.buf) {
+		ok, err := w.room(len(p))
+		switch {
+		case err != nil:
+			return 0, err
+		case !ok:
+			return w.dst.Write(p)
+		}
 	}
 	w.buf = append(w.buf, p...)
 	return len(p), nil
@@ -265,12 +267,14 @@ func (w *Writer) Write(p []byte) (int, error) {
 
 // WriteString is Write for a string.
 func (w *Writer) WriteString(s string) (int, error) {
-	ok, err := w.room(len(s))
-	switch {
-	case err != nil:
-		return 0, err
-	case !ok:
-		return w.dst.Write([]byte(s))
+	if len(w.buf)+len(s) > cap(w.buf) {
+		ok, err := w.room(len(s))
+		switch {
+		case err != nil:
+			return 0, err
+		case !ok:
+			return w.dst.Write([]byte(s))
+		}
 	}
 	w.buf = append(w.buf, s...)
 	return len(s), nil
