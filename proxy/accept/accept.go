@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -167,8 +168,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, grace time.Duration
 			}
 			wg.Add(1)
 			go func() {
-				defer wg.Done()
+				// No defer: its record would stay on the stack of every connection.
 				s.serveConn(connCtx, c, httpLn)
+				wg.Done()
 			}()
 		}
 	}()
@@ -198,6 +200,45 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, grace time.Duration
 func (s *Server) OpenConnections() int { return int(s.open.Load()) }
 
 func (s *Server) serveConn(ctx context.Context, c net.Conn, httpLn *chanListener) {
+	// What admit needs (TLS, detection) stays in its frame, which has returned by the
+	// time the connection is served: a connection waiting for its next request keeps a
+	// goroutine stack small enough for the runtime to shrink.
+	cc, proto := s.admit(c)
+	if cc == nil {
+		return
+	}
+	handlers := Handlers{HTTP: s.HTTP, TCP: s.TCP}
+	if cc.info.Gateway {
+		handlers = *s.Gateway
+	}
+	if proto == detect.Opaque {
+		handlers.TCP(ctx, cc.Conn, cc.info, cc.m)
+		cc.done()
+		return
+	}
+	if fast, ok := handlers.HTTP.(FastHTTP2); ok && proto == detect.HTTP2 {
+		fast.ServeHTTP2(ctx, cc, cc.info)
+		return
+	}
+	if fast, ok := handlers.HTTP.(FastHTTP1); ok && proto == detect.HTTP1 {
+		fast.ServeHTTP1(ctx, cc, cc.info, func(pending []byte) {
+			cc.pending = pending
+			if !httpLn.push(ctx, cc) {
+				cc.Close()
+			}
+		})
+		return
+	}
+	if !httpLn.push(ctx, cc) {
+		cc.Close()
+	}
+}
+
+// admit finds the original destination of c, terminates mesh TLS, admits the
+// connection and detects its protocol. It returns the connection with its metrics open
+// and its protocol (Opaque: to be relayed as TCP), or nil when it was refused (and
+// closed).
+func (s *Server) admit(c net.Conn) (*countedConn, detect.Protocol) {
 	tc, _ := c.(*net.TCPConn)
 	if tc != nil && s.Keepalive > 0 {
 		tc.SetKeepAliveConfig(net.KeepAliveConfig{Enable: true, Idle: s.Keepalive, Interval: s.Keepalive})
@@ -207,7 +248,7 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn, httpLn *chanListener
 	if dstErr != nil && s.TLS == nil {
 		s.Log.Debug("refusing connection", "direction", s.Direction, "client", c.RemoteAddr(), "error", dstErr)
 		c.Close()
-		return
+		return nil, detect.Opaque
 	}
 	ci := &forward.ConnInfo{Direction: s.Direction, Client: addrPort(c.RemoteAddr())}
 	var conn net.Conn = c
@@ -218,7 +259,7 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn, httpLn *chanListener
 		if err != nil {
 			s.Log.Debug("refusing connection", "direction", s.Direction, "client", c.RemoteAddr(), "error", err)
 			c.Close()
-			return
+			return nil, detect.Opaque
 		}
 		conn = res.Conn
 		switch res.Kind {
@@ -233,7 +274,7 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn, httpLn *chanListener
 				if res.ClientID == "" {
 					s.Log.Warn("refusing an opaque transport connection without a client identity", "client", c.RemoteAddr())
 					c.Close()
-					return
+					return nil, detect.Opaque
 				}
 				h, err := s.readTransportHeader(conn)
 				if err == nil && h.Name != "" {
@@ -241,7 +282,7 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn, httpLn *chanListener
 					if s.Gateway == nil {
 						s.Log.Warn("refusing a transport header naming a Service: the proxy is not a gateway", "client", c.RemoteAddr(), "client_id", res.ClientID, "name", h.Name)
 						c.Close()
-						return
+						return nil, detect.Opaque
 					}
 					ci.Gateway, ci.GatewayTarget = true, net.JoinHostPort(h.Name, strconv.Itoa(int(h.Port)))
 					dst, dstErr = addrPort(c.LocalAddr()), nil
@@ -254,7 +295,7 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn, httpLn *chanListener
 				if err != nil {
 					s.Log.Warn("closing a connection with a malformed transport header", "client", c.RemoteAddr(), "client_id", res.ClientID, "error", err)
 					c.Close()
-					return
+					return nil, detect.Opaque
 				}
 				dst, dstErr = netip.AddrPortFrom(addrPort(c.LocalAddr()).Addr().Unmap(), h.Port), nil
 				transported = h.Protocol == transportheader.Opaque
@@ -275,13 +316,13 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn, httpLn *chanListener
 	if dstErr != nil {
 		s.Log.Debug("refusing connection", "direction", s.Direction, "client", c.RemoteAddr(), "error", dstErr)
 		c.Close()
-		return
+		return nil, detect.Opaque
 	}
 	ci.OrigDst = dst
 	if s.Admit != nil && !s.Admit(ci) {
 		s.Log.Debug("refusing connection", "direction", s.Direction, "client", c.RemoteAddr(), "dst", dst, "error", "not admitted")
 		c.Close()
-		return
+		return nil, detect.Opaque
 	}
 	src := s.srcTCP(dst, labels)
 	src.Open()
@@ -290,15 +331,7 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn, httpLn *chanListener
 	if s.Hold != nil {
 		release = s.Hold(dst)
 	}
-
-	// done ends a connection not handed to the HTTP side.
-	done := func() {
-		src.Close()
-		s.open.Add(-1)
-		if release != nil {
-			release()
-		}
-	}
+	cc := &countedConn{Conn: conn, info: ci, m: src, open: &s.open, release: release}
 	proto := detect.Opaque
 	configuredOpaque := s.Opaque != nil && s.Opaque(dst)
 	// Unless the port is configured opaque, OpaqueFallback decides whether what is not
@@ -308,8 +341,8 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn, httpLn *chanListener
 		if err != nil {
 			s.Log.Debug("protocol detection failed", "direction", s.Direction, "client", c.RemoteAddr(), "error", err)
 			c.Close()
-			done()
-			return
+			cc.done()
+			return nil, detect.Opaque
 		}
 		proto, conn = p, dc
 		if proto == detect.Opaque && s.OpaqueFallback != nil && !s.OpaqueFallback(dst) {
@@ -318,42 +351,23 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn, httpLn *chanListener
 			if proto = detect.Partial(dc.Buffered()); proto == detect.Opaque {
 				s.Log.Debug("refusing a connection that is not HTTP to a port only served as HTTP", "direction", s.Direction, "client", c.RemoteAddr(), "dst", dst)
 				conn.Close()
-				done()
-				return
+				cc.done()
+				return nil, detect.Opaque
 			}
 		}
 	} else if !configuredOpaque && s.OpaqueFallback != nil && !s.OpaqueFallback(dst) {
 		s.Log.Debug("refusing an opaque connection to a port only served as HTTP", "direction", s.Direction, "client", c.RemoteAddr(), "dst", dst)
 		conn.Close()
-		done()
-		return
+		cc.done()
+		return nil, detect.Opaque
 	}
-	handlers := Handlers{HTTP: s.HTTP, TCP: s.TCP}
-	if ci.Gateway {
-		handlers = *s.Gateway
+	cc.Conn = conn
+	if dc, ok := conn.(*detect.Conn); ok {
+		if ir, ok := dc.NetConn().(h1.IdleReader); ok {
+			cc.detected, cc.idle = dc, ir
+		}
 	}
-	if proto == detect.Opaque {
-		handlers.TCP(ctx, conn, ci, src)
-		done()
-		return
-	}
-	cc := &countedConn{Conn: conn, info: ci, m: src, open: &s.open, release: release}
-	if fast, ok := handlers.HTTP.(FastHTTP2); ok && proto == detect.HTTP2 {
-		fast.ServeHTTP2(ctx, cc, ci)
-		return
-	}
-	if fast, ok := handlers.HTTP.(FastHTTP1); ok && proto == detect.HTTP1 {
-		fast.ServeHTTP1(ctx, cc, ci, func(pending []byte) {
-			cc.pending = pending
-			if !httpLn.push(ctx, cc) {
-				cc.Close()
-			}
-		})
-		return
-	}
-	if !httpLn.push(ctx, cc) {
-		cc.Close()
-	}
+	return cc, proto
 }
 
 // readTransportHeader reads the opaque transport header at the start of conn within the
@@ -449,6 +463,36 @@ type countedConn struct {
 	release func()
 	// pending are bytes to return before reading from Conn again.
 	pending []byte
+	// idle is the connection under detected when it reads without holding a buffer
+	// while it waits (see ReadWith).
+	detected *detect.Conn
+	idle     h1.IdleReader
+}
+
+// ReadWith implements h1.IdleReader: once the bytes read during detection and before a
+// hand-over are consumed, a connection over a socket that can wait without a buffer
+// (rawsock) holds none while it waits; other connections read into the buffer get lends.
+func (c *countedConn) ReadWith(get func() []byte, put func([]byte)) ([]byte, int, error) {
+	if len(c.pending) == 0 && c.idle != nil && len(c.detected.Buffered()) == 0 {
+		buf, n, err := c.idle.ReadWith(get, put)
+		c.m.Read(n)
+		return buf, n, err
+	}
+	return c.readInto(get, put)
+}
+
+// readInto is ReadWith holding a buffer while it waits.
+func (c *countedConn) readInto(get func() []byte, put func([]byte)) ([]byte, int, error) {
+	buf := get()
+	n, err := c.Read(buf)
+	if n == 0 {
+		put(buf)
+		buf = nil
+		if err == nil {
+			err = io.ErrNoProgress
+		}
+	}
+	return buf, n, err
 }
 
 func (c *countedConn) Read(p []byte) (int, error) {
@@ -470,6 +514,12 @@ func (c *countedConn) Write(p []byte) (int, error) {
 }
 
 func (c *countedConn) Close() error {
+	c.done()
+	return c.Conn.Close()
+}
+
+// done closes the connection's metrics and its hold, once, leaving Conn to its owner.
+func (c *countedConn) done() {
 	if c.closed.CompareAndSwap(false, true) {
 		c.m.Close()
 		c.open.Add(-1)
@@ -477,7 +527,6 @@ func (c *countedConn) Close() error {
 			c.release()
 		}
 	}
-	return c.Conn.Close()
 }
 
 // chanListener feeds connections that passed detection to the HTTP server.

@@ -10,7 +10,7 @@ import (
 
 var body100 = strings.Repeat("x", 100)
 
-func benchApp(b *testing.B) netip.AddrPort {
+func benchApp(b testing.TB) netip.AddrPort {
 	addr, _ := serveHTTP(b, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
 		w.Header().Set("Content-Length", "100")

@@ -1,9 +1,12 @@
 package app
 
 import (
+	"bufio"
 	"io"
+	"net"
 	"net/http"
 	"net/netip"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -166,4 +169,65 @@ func BenchmarkMeshChainLargeBody(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkMeshChainIdleConns: each operation opens a client connection to the outbound
+// proxy of a meshed pair (as BenchmarkMeshChainHTTP1), sends one request on it and
+// reads the response, then leaves it open and idle. The metrics are the growth of the
+// process's heap and goroutine stacks in use per idle connection (B/conn, after
+// collections that hand back what only pools hold; the clients' sockets included), its
+// stacks' part (stack-B/conn) and goroutines per connection. Memory, not speed: run it
+// with a fixed count (-benchtime 2000x).
+func BenchmarkMeshChainIdleConns(b *testing.B) {
+	m := startMeshCP(b)
+	client, _ := meshPair(b, m, benchApp(b), tapEnv)
+	_, out, _ := client.Addrs()
+	idleConn(b, out) // the first connection sets up what all share (HTTP/2 to the server proxy)
+	before := memInUse()
+	b.ResetTimer()
+	for range b.N {
+		idleConn(b, out)
+	}
+	b.StopTimer()
+	after := memInUse()
+	b.ReportMetric(float64(after.heap-before.heap+after.stack-before.stack)/float64(b.N), "B/conn")
+	b.ReportMetric(float64(after.stack-before.stack)/float64(b.N), "stack-B/conn")
+	b.ReportMetric(float64(after.goroutines-before.goroutines)/float64(b.N), "goroutines/conn")
+}
+
+// idleConn opens a connection to the proxy listening on addr, sends one request for svc
+// and reads its response, and leaves the connection open until the test ends.
+func idleConn(t testing.TB, addr netip.AddrPort) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: "+svc+"\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReaderSize(c, 512), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+}
+
+// memUse is what the process has in use: heap and goroutine stack bytes, goroutines.
+type memUse struct{ heap, stack, goroutines int64 }
+
+// memInUse returns the process's memory in use after collections that shrink idle
+// goroutines' stacks and empty the pools.
+func memInUse() memUse {
+	for range 4 {
+		runtime.GC()
+	}
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return memUse{heap: int64(ms.HeapInuse), stack: int64(ms.StackInuse), goroutines: int64(runtime.NumGoroutine())}
 }

@@ -49,12 +49,7 @@ const idleDeadlineSlack = time.Second
 // the rest of the connection (through ServeHTTP). Otherwise ServeHTTP1 closes conn when
 // the client is done or ctx ends.
 func (h *Handler) ServeHTTP1(ctx context.Context, conn net.Conn, ci *ConnInfo, fallback func(pending []byte)) {
-	s := fastConn{h: h, ctx: ctx, conn: conn, ci: ci, inbound: ci.inbound()}
-	s.cr = h1.NewReader(conn)
-	s.cw = h1.NewWriter(conn)
-	s.cr.FlushBefore(s.cw, nil)
-	s.cr.BeforeRead = s.beforeRead
-	s.hr = (&http.Request{Header: http.Header{}, URL: &url.URL{}, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1}).WithContext(ctx)
+	s := h.newFastConn(ctx, conn, ci)
 	// When ctx ends, a connection waiting for its next request is closed at once and a
 	// busy one after its current response.
 	stop := context.AfterFunc(ctx, func() {
@@ -78,6 +73,21 @@ func (h *Handler) ServeHTTP2(ctx context.Context, conn net.Conn, ci *ConnInfo) {
 	if err := srv.ServeConn(WithConnInfo(ctx, ci), conn); err != nil && h.Log != nil {
 		h.Log.Debug("HTTP/2 connection ended", "client", ci.Client, "error", err)
 	}
+}
+
+// newFastConn returns the fast-path state of a new client connection. It is not inlined:
+// the temporaries it builds stay out of ServeHTTP1's frame, which stays on the stack of
+// a connection waiting for its next request (a small one lets the runtime shrink it).
+//
+//go:noinline
+func (h *Handler) newFastConn(ctx context.Context, conn net.Conn, ci *ConnInfo) *fastConn {
+	s := &fastConn{h: h, ctx: ctx, conn: conn, ci: ci, inbound: ci.inbound()}
+	s.cr = h1.NewReader(conn)
+	s.cw = h1.NewWriter(conn)
+	s.cr.FlushBefore(s.cw, nil)
+	s.cr.BeforeRead = s.beforeRead
+	s.hr = (&http.Request{Header: http.Header{}, URL: &url.URL{}, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1}).WithContext(ctx)
+	return s
 }
 
 // fastConn is the state of one client connection on the fast path.

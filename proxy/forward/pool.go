@@ -56,6 +56,7 @@ func (p *connPool) get(ctx context.Context, c *Clients, addr string) (uc *upstre
 func (p *connPool) put(c *Clients, uc *upstreamConn, now time.Time) {
 	uc.lastUsed = now
 	uc.r.FlushBefore(nil, nil)
+	uc.r.Release()
 	p.mu.Lock()
 	if len(p.idle) >= c.maxIdle {
 		p.mu.Unlock()

@@ -127,7 +127,7 @@ func trailerLine(line []byte, n int) (name, value []byte, last bool, err error) 
 			return nil, nil, false, malformed("trailer field name %q", trunc(name))
 		}
 	}
-	value = bytes.Trim(value, " \t")
+	value = trimOWS(value)
 	for _, c := range value {
 		if (c < ' ' && c != '\t') || c == 0x7f {
 			return nil, nil, false, malformed("trailer field %q has a control character in its value", trunc(name))
@@ -158,6 +158,7 @@ func (r *Reader) line() ([]byte, error) {
 				// The buffer is full of a partial line that is still short: grow it.
 				nb := make([]byte, 2*len(r.buf))
 				copy(nb, r.buf[r.r:r.w])
+				putBuf(r.buf)
 				r.buf, r.w, r.r = nb, r.w-r.r, 0
 				continue
 			}

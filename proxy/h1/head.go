@@ -101,7 +101,13 @@ func (r *Reader) readHead(h *Head) error {
 			return nil
 		}
 		scanned = len(b)
-		if err := r.fill(MaxHeadBytes); err != nil {
+		var err error
+		if r.r == r.w && r.idle != nil {
+			err = r.fillIdle() // called directly: one frame less while a connection idles
+		} else {
+			err = r.fill(MaxHeadBytes)
+		}
+		if err != nil {
 			if err == ErrHeadTooLarge {
 				return err
 			}
@@ -269,7 +275,7 @@ func parseFields(b []byte, h *Head) error {
 				return malformed("field name %q is not a token", trunc(name))
 			}
 		}
-		value := bytes.TrimRight(bytes.TrimLeft(line[colon+1:], " \t"), " \t")
+		value := trimOWS(line[colon+1:])
 		for _, c := range value {
 			if (c < ' ' && c != '\t') || c == 0x7f {
 				return malformed("field %q has a control character in its value", trunc(name))
@@ -298,7 +304,7 @@ func parseFields(b []byte, h *Head) error {
 		case 10:
 			if EqualFold(name, "connection") {
 				for tok := range bytes.SplitSeq(value, []byte{','}) {
-					tok = bytes.Trim(tok, " \t")
+					tok = trimOWS(tok)
 					if len(tok) == 0 {
 						continue
 					}
@@ -353,7 +359,7 @@ func parseFields(b []byte, h *Head) error {
 func parseTransferEncoding(value []byte, h *Head) error {
 	n := 0
 	for c := range bytes.SplitSeq(value, []byte{','}) {
-		c = bytes.Trim(c, " \t")
+		c = trimOWS(c)
 		if len(c) == 0 {
 			continue
 		}
@@ -457,6 +463,18 @@ func EqualFold(b []byte, s string) bool {
 		}
 	}
 	return true
+}
+
+// trimOWS returns b without the spaces and tabs (optional whitespace, RFC 9110 section
+// 5.6.3) at either end. Unlike bytes.Trim with a cutset, it builds nothing per call.
+func trimOWS(b []byte) []byte {
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
+		b = b[1:]
+	}
+	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
+		b = b[:len(b)-1]
+	}
+	return b
 }
 
 func isTokenChar(c byte) bool {

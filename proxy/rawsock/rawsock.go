@@ -41,6 +41,9 @@ type ioState struct {
 	buf   []byte
 	n     int
 	errno syscall.Errno
+	// get and put lend the buffer of a ReadWith: buf is nil while it waits.
+	get func() []byte
+	put func([]byte)
 }
 
 // Wrap returns c as a *Conn when it is a *net.TCPConn, and c itself otherwise.
@@ -90,8 +93,45 @@ func (c *Conn) Read(b []byte) (int, error) {
 	return n, nil
 }
 
-// read is the RawConn callback of Read: false asks the netpoller to wait for readiness.
+// ReadWith reads like Read into a buffer it asks of get only when it attempts a read:
+// when the socket has no input yet, the buffer goes back through put while the
+// connection waits, so that a connection waiting for input holds no buffer. It returns
+// the buffer read into with the count (n > 0), or a nil buffer with io.EOF or the error,
+// the buffer then handed back through put.
+func (c *Conn) ReadWith(get func() []byte, put func([]byte)) (buf []byte, n int, err error) {
+	c.rmu.Lock()
+	c.r.get, c.r.put = get, put
+	err = c.rc.Read(c.readFn)
+	buf, n, errno := c.r.buf, c.r.n, c.r.errno
+	c.r.buf, c.r.n, c.r.errno, c.r.get, c.r.put = nil, 0, 0, nil, nil
+	c.rmu.Unlock()
+	if n > 0 && err == nil && errno == 0 {
+		return buf, n, nil
+	}
+	return nil, 0, c.readWithError(buf, put, err, errno)
+}
+
+// readWithError hands back the buffer of a ReadWith that read nothing and returns its
+// error (kept out of ReadWith, whose frame stays on the stack of a waiting connection).
+func (c *Conn) readWithError(buf []byte, put func([]byte), err error, errno syscall.Errno) error {
+	if buf != nil {
+		put(buf)
+	}
+	switch {
+	case err != nil:
+		return c.opError("read", err)
+	case errno != 0:
+		return c.opError("read", os.NewSyscallError("read", errno))
+	}
+	return io.EOF
+}
+
+// read is the RawConn callback of Read and ReadWith: false asks the netpoller to wait
+// for readiness.
 func (c *Conn) read(fd uintptr) bool {
+	if c.r.buf == nil {
+		c.r.buf = c.r.get()
+	}
 	b := c.r.buf
 	for {
 		n, _, errno := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
@@ -99,6 +139,10 @@ func (c *Conn) read(fd uintptr) bool {
 		case syscall.EINTR:
 			continue
 		case syscall.EAGAIN:
+			if c.r.put != nil {
+				c.r.put(c.r.buf)
+				c.r.buf = nil
+			}
 			return false
 		}
 		c.r.n, c.r.errno = int(n), errno
