@@ -99,13 +99,6 @@ func (s *Server) AddCheck(name string, check func() error) {
 	s.checks[name] = check
 }
 
-// RemoveCheck unregisters the readiness check called name, if any.
-func (s *Server) RemoveCheck(name string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.checks, name)
-}
-
 // ReadyFlag is a readiness check whose state is set by the component, such as "caches
 // synced". It starts not ready.
 type ReadyFlag struct {
@@ -122,9 +115,6 @@ func (s *Server) NewReadyFlag(name string) *ReadyFlag {
 
 // Set marks the flag ready or not ready.
 func (f *ReadyFlag) Set(ready bool) { f.ready.Store(ready) }
-
-// Ready reports the flag's current state.
-func (f *ReadyFlag) Ready() bool { return f.ready.Load() }
 
 func (f *ReadyFlag) check() error {
 	if !f.ready.Load() {
