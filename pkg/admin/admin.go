@@ -164,9 +164,6 @@ func (s *Server) serveReady(w http.ResponseWriter, _ *http.Request) {
 // endpoints. It panics, as ServeMux does, if pattern conflicts with an existing one.
 func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
 
-// Handler returns the server's HTTP handler, for tests and for embedding.
-func (s *Server) Handler() http.Handler { return s.mux }
-
 // Serve listens on addr (for example ":9990") and serves until ctx is cancelled, then
 // shuts down gracefully (see ServeListener).
 func (s *Server) Serve(ctx context.Context, addr string) error {
