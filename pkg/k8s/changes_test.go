@@ -149,11 +149,11 @@ func TestInformersWithChanges(t *testing.T) {
 	}
 	missing := schema.GroupVersionResource{Group: "example.l5d.test", Version: "v1", Resource: "widgets"}
 	secrets := schema.GroupVersionResource{Version: "v1", Resource: "secrets"}
-	inf, gvr, ok, err := set.Optional(missing, secrets)
-	if err != nil || !ok || gvr != secrets {
-		t.Fatalf("Optional(widgets, secrets) = %v, %t, %v; want secrets", gvr, ok, err)
+	inf, ok, err := set.Optional(missing, secrets)
+	if err != nil || !ok || inf.Informer() != set.Dynamic.ForResource(secrets).Informer() {
+		t.Fatalf("Optional(widgets, secrets) = %t, %v; want the secrets informer", ok, err)
 	}
-	if _, _, ok, err := set.Optional(missing); ok || err != nil {
+	if _, ok, err := set.Optional(missing); ok || err != nil {
 		t.Errorf("Optional(widgets) = %t, %v; want not served", ok, err)
 	}
 	if err := set.Start(ctx, time.Minute); err != nil {

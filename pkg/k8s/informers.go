@@ -109,23 +109,23 @@ func (s *Informers) Served(gvr schema.GroupVersionResource) (bool, error) {
 }
 
 // Optional returns the dynamic informer of the first of versions (one kind at several
-// versions, preferred first) that the API server serves, and that version; ok is false
-// when it serves none of them, or the set has no dynamic client. A kind installed later
-// is not picked up: the component has to restart.
-func (s *Informers) Optional(versions ...schema.GroupVersionResource) (inf informers.GenericInformer, gvr schema.GroupVersionResource, ok bool, err error) {
+// versions, preferred first) that the API server serves; ok is false when it serves none
+// of them, or the set has no dynamic client. A kind installed later is not picked up:
+// the component has to restart.
+func (s *Informers) Optional(versions ...schema.GroupVersionResource) (inf informers.GenericInformer, ok bool, err error) {
 	if s.Dynamic == nil {
-		return nil, gvr, false, nil
+		return nil, false, nil
 	}
 	for _, v := range versions {
 		served, err := s.Served(v)
 		if err != nil {
-			return nil, v, false, err
+			return nil, false, err
 		}
 		if served {
-			return s.Dynamic.ForResource(v), v, true, nil
+			return s.Dynamic.ForResource(v), true, nil
 		}
 	}
-	return nil, gvr, false, nil
+	return nil, false, nil
 }
 
 // Start starts every informer requested so far from both factories and waits until

@@ -112,7 +112,7 @@ var OptionalResources = append(append([]schema.GroupVersionResource{}, RouteReso
 // whose CRD is not installed is skipped (restart the controller to pick it up).
 func (x *Index) watchOptional() error {
 	for _, gvr := range OptionalResources {
-		gi, _, ok, err := x.informers.Optional(gvr)
+		gi, ok, err := x.informers.Optional(gvr)
 		if err != nil {
 			return err
 		}

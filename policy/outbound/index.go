@@ -76,7 +76,7 @@ func (x *Index) watchRoutes() error {
 		kinds = append(kinds, []schema.GroupVersionResource{gvr})
 	}
 	for _, versions := range kinds {
-		gi, _, ok, err := x.informers.Optional(versions...)
+		gi, ok, err := x.informers.Optional(versions...)
 		if err != nil {
 			return err
 		}
