@@ -10,7 +10,6 @@ import (
 	"maps"
 	"net/netip"
 	"strings"
-	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -20,14 +19,13 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/dynamic/dynamicinformer"
-	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	discoverylisters "k8s.io/client-go/listers/discovery/v1"
 	"k8s.io/client-go/tools/cache"
 
 	sp "github.com/l5d-go/l5d/pkg/apis/serviceprofile"
+	"github.com/l5d-go/l5d/pkg/k8s"
 )
 
 // ServiceProfiles is the ServiceProfile resource.
@@ -46,14 +44,10 @@ type Index struct {
 	podIdx   cache.Indexer
 	sliceIdx cache.Indexer
 
-	synced []cache.InformerSynced
-	start  []func(<-chan struct{})
-
-	mu sync.Mutex
-	// keyed are the channels streams wait on (see the Key functions), each closed and
-	// forgotten at the next change of what its key names, or at a change the index
-	// cannot attribute (then every channel is closed).
-	keyed map[string]chan struct{}
+	informers *k8s.Informers
+	// changes wakes the streams waiting on a key (see the Key functions) at the next
+	// change of what it names, or at a change the index cannot attribute.
+	changes *k8s.Changes
 }
 
 // Change keys: what a stream's answer depends on. A change closes the channels of the
@@ -61,15 +55,15 @@ type Index struct {
 
 // EndpointsKey names what the endpoints of Service ns/name depend on: the Service, its
 // EndpointSlices and the pods they point to.
-func EndpointsKey(ns, name string) string { return "endpoints/" + ns + "/" + name }
+func EndpointsKey(ns, name string) k8s.Key { return k8s.Key{Scope: "endpoints/" + ns, Name: name} }
 
 // ProfileKey names what the profile of Service ns/name depends on: the Service and the
 // ServiceProfiles named after it (in any namespace: clients' own take precedence).
-func ProfileKey(ns, name string) string { return "profile/" + ns + "/" + name }
+func ProfileKey(ns, name string) k8s.Key { return k8s.Key{Scope: "profile/" + ns, Name: name} }
 
 // AddrKey names what the profile of an IP address depends on: the Services with that
 // cluster IP and the pods with that pod IP.
-func AddrKey(ip netip.Addr) string { return "addr/" + ip.Unmap().String() }
+func AddrKey(ip netip.Addr) k8s.Key { return k8s.Key{Scope: "addr", Name: ip.Unmap().String()} }
 
 // Index names: pods by IP, EndpointSlices by "<ns>/<service>".
 const (
@@ -81,38 +75,38 @@ const (
 // New builds the index; call Start before use. dyn may be nil to run without
 // ServiceProfiles (profiles then have no routes).
 func New(client kubernetes.Interface, dyn dynamic.Interface) (*Index, error) {
-	x := &Index{keyed: map[string]chan struct{}{}}
-	f := informers.NewSharedInformerFactory(client, 0)
-	svcNotify := x.handler(func(obj any) ([]string, bool) {
+	x := &Index{informers: k8s.NewInformers(client, dyn), changes: k8s.NewChanges()}
+	f := x.informers.Kube
+	svcNotify := x.changes.Handler(func(obj any) ([]k8s.Key, bool) {
 		s, ok := obj.(*corev1.Service)
 		if !ok {
 			return nil, false
 		}
-		keys := []string{EndpointsKey(s.Namespace, s.Name), ProfileKey(s.Namespace, s.Name)}
+		keys := []k8s.Key{EndpointsKey(s.Namespace, s.Name), ProfileKey(s.Namespace, s.Name)}
 		for _, ip := range append([]string{s.Spec.ClusterIP}, s.Spec.ClusterIPs...) {
 			if a, err := netip.ParseAddr(ip); err == nil {
 				keys = append(keys, AddrKey(a))
 			}
 		}
 		return keys, true
-	}, nil)
+	})
 	// EndpointSlice changes wake only the streams of their Service.
-	sliceNotify := x.handler(func(obj any) ([]string, bool) {
+	sliceNotify := x.changes.Handler(func(obj any) ([]k8s.Key, bool) {
 		s, ok := obj.(*discoveryv1.EndpointSlice)
 		if !ok || s.Labels[discoveryv1.LabelServiceName] == "" {
 			return nil, false
 		}
-		return []string{EndpointsKey(s.Namespace, s.Labels[discoveryv1.LabelServiceName])}, true
-	}, nil)
+		return []k8s.Key{EndpointsKey(s.Namespace, s.Labels[discoveryv1.LabelServiceName])}, true
+	})
 	// A pod change wakes the streams of the Services whose EndpointSlices point to it and
 	// those of its addresses. Pod status churn that does not change an answer (readiness
 	// reaches streams through EndpointSlices) wakes nobody.
-	podNotify := x.handler(func(obj any) ([]string, bool) {
+	podNotify := x.changes.Handler(func(obj any) ([]k8s.Key, bool) {
 		p, ok := obj.(*corev1.Pod)
 		if !ok {
 			return nil, false
 		}
-		var keys []string
+		var keys []k8s.Key
 		for _, ip := range p.Status.PodIPs {
 			if a, err := netip.ParseAddr(ip.IP); err == nil {
 				keys = append(keys, AddrKey(a))
@@ -127,14 +121,14 @@ func New(client kubernetes.Interface, dyn dynamic.Interface) (*Index, error) {
 			}
 		}
 		return keys, true
-	}, func(old, cur any) bool {
+	}, k8s.IfChanged(func(old, cur any) bool {
 		o, ok1 := old.(*corev1.Pod)
 		c, ok2 := cur.(*corev1.Pod)
 		return !ok1 || !ok2 || podChanged(o, c)
-	})
+	}))
 	// A ServiceProfile is named after the Service it describes: <svc>.<ns>.svc.<domain>.
 	// One whose name is not of that form is looked up by no stream.
-	profileNotify := x.handler(func(obj any) ([]string, bool) {
+	profileNotify := x.changes.Handler(func(obj any) ([]k8s.Key, bool) {
 		u, ok := obj.(*unstructured.Unstructured)
 		if !ok {
 			return nil, false
@@ -143,8 +137,8 @@ func New(client kubernetes.Interface, dyn dynamic.Interface) (*Index, error) {
 		if len(parts) < 4 || parts[2] != "svc" {
 			return nil, true
 		}
-		return []string{ProfileKey(parts[1], parts[0])}, true
-	}, nil)
+		return []k8s.Key{ProfileKey(parts[1], parts[0])}, true
+	}, k8s.KeysByName())
 	svc := f.Core().V1().Services()
 	sl := f.Discovery().V1().EndpointSlices()
 	pods := f.Core().V1().Pods()
@@ -193,38 +187,29 @@ func New(client kubernetes.Interface, dyn dynamic.Interface) (*Index, error) {
 		if _, err := inf.AddEventHandler(h); err != nil {
 			return nil, err
 		}
-		x.synced = append(x.synced, inf.HasSynced)
 	}
 	// No answer depends on Namespaces; their cache only has to be synced. Nodes are read
 	// when a stream starts or recomputes (the client's zone).
 	nodes := f.Core().V1().Nodes()
-	x.synced = append(x.synced, nss.Informer().HasSynced, nodes.Informer().HasSynced)
+	nss.Informer()
+	nodes.Informer()
 	x.Services, x.Slices, x.Pods, x.Namespaces, x.Nodes = svc.Lister(), sl.Lister(), pods.Lister(), nss.Lister(), nodes.Lister()
 	x.podIdx = pods.Informer().GetIndexer()
 	x.sliceIdx = sl.Informer().GetIndexer()
-	x.start = append(x.start, f.Start)
-	if dyn != nil {
-		df := dynamicinformer.NewDynamicSharedInformerFactory(dyn, 0)
+	if df := x.informers.Dynamic; df != nil {
 		pi := df.ForResource(ServiceProfiles)
 		if _, err := pi.Informer().AddEventHandler(profileNotify); err != nil {
 			return nil, err
 		}
 		x.profiles = pi.Lister()
-		x.synced = append(x.synced, pi.Informer().HasSynced)
-		x.start = append(x.start, df.Start)
 	}
 	return x, nil
 }
 
 // Start runs the informers until ctx ends and waits up to timeout for their caches.
 func (x *Index) Start(ctx context.Context, timeout time.Duration) error {
-	for _, s := range x.start {
-		s(ctx.Done())
-	}
-	sctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	if !cache.WaitForCacheSync(sctx.Done(), x.synced...) {
-		return fmt.Errorf("informer caches did not sync within %s (check RBAC and that the ServiceProfile CRD is installed)", timeout)
+	if err := x.informers.Start(ctx, timeout); err != nil {
+		return fmt.Errorf("destination caches (check RBAC and that the ServiceProfile CRD is installed): %w", err)
 	}
 	return nil
 }
@@ -232,67 +217,7 @@ func (x *Index) Start(ctx context.Context, timeout time.Duration) error {
 // ChangedFor returns a channel closed at the next change that may affect key (one of
 // EndpointsKey, ProfileKey, AddrKey). Take it before reading, then wait on it after
 // answering.
-func (x *Index) ChangedFor(key string) <-chan struct{} {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	ch := x.keyed[key]
-	if ch == nil {
-		ch = make(chan struct{})
-		x.keyed[key] = ch
-	}
-	return ch
-}
-
-// handler returns event handlers that close the channels of the keys of the old and new
-// objects. keys reports false for an object it does not know; then every channel is
-// closed, so that no stream misses a change. changed, when set, filters updates that
-// affect no answer.
-func (x *Index) handler(keys func(obj any) ([]string, bool), changed func(old, cur any) bool) cache.ResourceEventHandler {
-	notify := func(objs ...any) {
-		var all []string
-		for _, obj := range objs {
-			if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-				obj = t.Obj
-			}
-			k, ok := keys(obj)
-			if !ok {
-				x.notifyAll()
-				return
-			}
-			all = append(all, k...)
-		}
-		x.notifyKeys(all)
-	}
-	return cache.ResourceEventHandlerFuncs{
-		AddFunc: func(obj any) { notify(obj) },
-		UpdateFunc: func(old, cur any) {
-			if changed == nil || changed(old, cur) {
-				notify(old, cur)
-			}
-		},
-		DeleteFunc: func(obj any) { notify(obj) },
-	}
-}
-
-func (x *Index) notifyAll() {
-	x.mu.Lock()
-	for k, ch := range x.keyed {
-		close(ch)
-		delete(x.keyed, k)
-	}
-	x.mu.Unlock()
-}
-
-func (x *Index) notifyKeys(keys []string) {
-	x.mu.Lock()
-	for _, k := range keys {
-		if ch := x.keyed[k]; ch != nil {
-			close(ch)
-			delete(x.keyed, k)
-		}
-	}
-	x.mu.Unlock()
-}
+func (x *Index) ChangedFor(key k8s.Key) <-chan struct{} { return x.changes.For(key) }
 
 // podChanged reports whether an update touched what answers depend on.
 func podChanged(o, c *corev1.Pod) bool {

@@ -24,6 +24,7 @@ import (
 
 	"github.com/l5d-go/l5d/destination/cluster"
 	mc "github.com/l5d-go/l5d/pkg/apis/multicluster"
+	"github.com/l5d-go/l5d/pkg/k8s"
 )
 
 // Cluster is one linked cluster.
@@ -51,15 +52,16 @@ type Store struct {
 
 	mu       sync.Mutex
 	clusters map[string]*Cluster
-	changed  chan struct{}
-	size     prometheus.Gauge
+	// changes wakes the watchers of Changed.
+	changes *k8s.Changes
+	size    prometheus.Gauge
 }
 
 // New returns a store of the clusters whose Secrets are in namespace (the control
 // plane's), registering cluster_store_size with reg (when not nil).
 func New(kube kubernetes.Interface, namespace string, log *slog.Logger, reg prometheus.Registerer) *Store {
 	s := &Store{kube: kube, namespace: namespace, log: log, SyncTimeout: time.Minute,
-		clusters: map[string]*Cluster{}, changed: make(chan struct{}),
+		clusters: map[string]*Cluster{}, changes: k8s.NewChanges(),
 		size: prometheus.NewGauge(prometheus.GaugeOpts{Name: "cluster_store_size", Help: "Linked clusters the destination controller reads for pod-to-pod multicluster."})}
 	if reg != nil {
 		reg.MustRegister(s.size)
@@ -77,15 +79,12 @@ func (s *Store) Get(name string) (*Cluster, bool) {
 
 // Changed returns a channel closed at the next change of the set of clusters or of a
 // cluster's readiness. Take it before reading, wait on it after.
-func (s *Store) Changed() <-chan struct{} {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.changed
-}
+func (s *Store) Changed() <-chan struct{} { return s.changes.Any() }
 
+// notifyLocked wakes the watchers of Changed; it is called with s.mu held, so that a
+// watcher that takes the channel and then reads sees the change or is woken by it.
 func (s *Store) notifyLocked() {
-	close(s.changed)
-	s.changed = make(chan struct{})
+	s.changes.Notify()
 	s.size.Set(float64(len(s.clusters)))
 }
 

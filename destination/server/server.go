@@ -7,7 +7,6 @@ package server
 
 import (
 	"log/slog"
-	"net/netip"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
@@ -103,56 +102,20 @@ func (s *Server) Get(req *pb.GetDestination, stream grpc.ServerStreamingServer[p
 	s.m.streams.WithLabelValues("Get").Inc()
 	defer s.m.streams.WithLabelValues("Get").Dec()
 	ctx := stream.Context()
-	sent := map[netip.AddrPort]*pb.WeightedAddr{}
-	first, lastExists := true, false
+	var sent sentState
 	recomputes := s.m.recomputes.WithLabelValues("Get")
 	for {
 		changed := s.idx.ChangedFor(cluster.EndpointsKey(t.Namespace, t.Service))
 		remoteClusters, remoteEndpoints := s.remoteChanged(t)
 		recomputes.Inc()
-		set := s.endpoints(t, s.nodeZone(cctx.NodeName))
 		var updates []*pb.Update
-		if !set.exists {
-			if len(sent) > 0 {
-				updates = append(updates, removeUpdate(keys(sent)))
-				sent = map[netip.AddrPort]*pb.WeightedAddr{}
-			}
-			if first || lastExists {
-				updates = append(updates, &pb.Update{Update: &pb.Update_NoEndpoints{NoEndpoints: &pb.NoEndpoints{Exists: false}}})
-			}
-		} else {
-			var gone []netip.AddrPort
-			for ap := range sent {
-				if _, ok := set.addrs[ap]; !ok {
-					gone = append(gone, ap)
-				}
-			}
-			if len(gone) > 0 {
-				updates = append(updates, removeUpdate(gone))
-				for _, ap := range gone {
-					delete(sent, ap)
-				}
-			}
-			add := &pb.WeightedAddrSet{MetricLabels: set.labels}
-			for ap, wa := range set.addrs {
-				if old, ok := sent[ap]; !ok || !proto.Equal(old, wa) {
-					add.Addrs = append(add.Addrs, wa)
-					sent[ap] = wa
-				}
-			}
-			if len(add.Addrs) > 0 {
-				updates = append(updates, &pb.Update{Update: &pb.Update_Add{Add: add}})
-			} else if len(set.addrs) == 0 && (first || !lastExists || len(gone) > 0) {
-				updates = append(updates, &pb.Update{Update: &pb.Update_NoEndpoints{NoEndpoints: &pb.NoEndpoints{Exists: true}}})
-			}
-		}
+		updates, sent = endpointUpdates(sent, s.endpoints(t, s.nodeZone(cctx.NodeName)))
 		for _, u := range updates {
 			if err := stream.Send(u); err != nil {
 				return err
 			}
 			s.m.updates.WithLabelValues("Get").Inc()
 		}
-		first, lastExists = false, set.exists
 		select {
 		case <-changed:
 		case <-remoteClusters:
@@ -161,22 +124,6 @@ func (s *Server) Get(req *pb.GetDestination, stream grpc.ServerStreamingServer[p
 			return nil
 		}
 	}
-}
-
-func keys(m map[netip.AddrPort]*pb.WeightedAddr) []netip.AddrPort {
-	out := make([]netip.AddrPort, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	return out
-}
-
-func removeUpdate(aps []netip.AddrPort) *pb.Update {
-	set := &pb.AddrSet{}
-	for _, ap := range aps {
-		set.Addrs = append(set.Addrs, tcpAddr(ap))
-	}
-	return &pb.Update{Update: &pb.Update_Remove{Remove: set}}
 }
 
 // GetProfile implements the Destination service.

@@ -1,13 +1,12 @@
 package inject
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
 
+	"github.com/l5d-go/l5d/pkg/certs"
 	"github.com/l5d-go/l5d/pkg/proxyconf"
 	corev1 "k8s.io/api/core/v1"
 )
@@ -189,11 +188,10 @@ func (v *Values) Validate() error {
 	return errors.Join(errs...)
 }
 
-// TrustRootSHA256 is the value of linkerd.io/trust-root-sha256: the hex SHA-256 of the
-// anchors' PEM text exactly as given.
+// TrustRootSHA256 is the value of linkerd.io/trust-root-sha256 for the anchors (see
+// certs.TrustRootSHA256).
 func (v *Values) TrustRootSHA256() string {
-	sum := sha256.Sum256([]byte(v.IdentityTrustAnchorsPEM))
-	return hex.EncodeToString(sum[:])
+	return certs.TrustRootSHA256([]byte(v.IdentityTrustAnchorsPEM))
 }
 
 var validPolicies = []string{"all-unauthenticated", "all-authenticated", "cluster-unauthenticated", "cluster-authenticated", "deny"}

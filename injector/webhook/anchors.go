@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/l5d-go/l5d/injector/inject"
+	"github.com/l5d-go/l5d/pkg/k8s"
 )
 
 // ValuesStore holds the current injection values and swaps in new trust anchors when the
@@ -83,11 +84,8 @@ func (s *ValuesStore) WatchAnchors(ctx context.Context, client kubernetes.Interf
 	}); err != nil {
 		return fmt.Errorf("trust anchors watch: %w", err)
 	}
-	factory.Start(ctx.Done())
-	sctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	if !cache.WaitForCacheSync(sctx.Done(), inf.HasSynced) {
-		return fmt.Errorf("trust anchors ConfigMap %s/%s: watch did not sync within %s", ns, name, timeout)
+	if err := k8s.StartAndSync(ctx, factory, timeout); err != nil {
+		return fmt.Errorf("trust anchors ConfigMap %s/%s: %w", ns, name, err)
 	}
 	return nil
 }

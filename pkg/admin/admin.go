@@ -99,13 +99,6 @@ func (s *Server) AddCheck(name string, check func() error) {
 	s.checks[name] = check
 }
 
-// RemoveCheck unregisters the readiness check called name, if any.
-func (s *Server) RemoveCheck(name string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.checks, name)
-}
-
 // ReadyFlag is a readiness check whose state is set by the component, such as "caches
 // synced". It starts not ready.
 type ReadyFlag struct {
@@ -122,9 +115,6 @@ func (s *Server) NewReadyFlag(name string) *ReadyFlag {
 
 // Set marks the flag ready or not ready.
 func (f *ReadyFlag) Set(ready bool) { f.ready.Store(ready) }
-
-// Ready reports the flag's current state.
-func (f *ReadyFlag) Ready() bool { return f.ready.Load() }
 
 func (f *ReadyFlag) check() error {
 	if !f.ready.Load() {
@@ -173,9 +163,6 @@ func (s *Server) serveReady(w http.ResponseWriter, _ *http.Request) {
 // Handle mounts h on pattern (net/http.ServeMux syntax), for component-specific admin
 // endpoints. It panics, as ServeMux does, if pattern conflicts with an existing one.
 func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
-
-// Handler returns the server's HTTP handler, for tests and for embedding.
-func (s *Server) Handler() http.Handler { return s.mux }
 
 // Serve listens on addr (for example ":9990") and serves until ctx is cancelled, then
 // shuts down gracefully (see ServeListener).

@@ -81,7 +81,6 @@ func TestLiveAndReady(t *testing.T) {
 		{"caches synced", func() { caches.Set(true) }, 503, "not ready: issuer: issuer certificate expired\n"},
 		{"issuer fixed", func() { issuerErr.Store(new(error)) }, 200, "ready\n"},
 		{"caches lost", func() { caches.Set(false) }, 503, "not ready: caches: not ready yet\n"},
-		{"check removed", func() { r.srv.RemoveCheck("caches") }, 200, "ready\n"},
 	}
 	for _, st := range steps {
 		st.change()

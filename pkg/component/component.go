@@ -107,10 +107,6 @@ func (f *Flags) Start() (*Component, error) {
 	}, nil
 }
 
-// Logging returns the logging flags' configuration (for components that change the level at
-// run time).
-func (f *Flags) Logging() *logging.Config { return f.logging }
-
 // Kube returns the Kubernetes client configuration the flags describe, with the component's
 // user agent.
 func (c *Component) Kube() *k8s.Config {

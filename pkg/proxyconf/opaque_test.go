@@ -47,7 +47,7 @@ func TestParseOpaquePorts(t *testing.T) {
 	if got, _ := ParseOpaquePorts("mysql", nil); len(got) != 0 {
 		t.Errorf("a name without a resolver = %v, want nothing", got)
 	}
-	if MustParsePorts(DefaultOpaquePorts).String() != DefaultOpaquePorts {
-		t.Errorf("DefaultOpaquePorts is not in normal form")
+	if def, err := ParsePorts(DefaultOpaquePorts); err != nil || def.String() != DefaultOpaquePorts {
+		t.Errorf("DefaultOpaquePorts is not in normal form (%v)", err)
 	}
 }

@@ -73,15 +73,6 @@ func ParsePorts(s string) (Ports, error) {
 	return normalisePorts(l), nil
 }
 
-// MustParsePorts is ParsePorts for constants; it panics on an error.
-func MustParsePorts(s string) Ports {
-	l, err := ParsePorts(s)
-	if err != nil {
-		panic(err)
-	}
-	return l
-}
-
 // JoinPorts merges several lists into one normalised list.
 func JoinPorts(lists ...Ports) Ports {
 	var all Ports

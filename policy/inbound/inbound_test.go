@@ -20,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	policyapi "github.com/l5d-go/l5d/pkg/apis/policy"
+	"github.com/l5d-go/l5d/pkg/k8s"
 	"github.com/l5d-go/l5d/pkg/proxyconf"
 	"github.com/l5d-go/l5d/policy/inbound"
 	pb "github.com/l5d-go/l5d/proto/gen/inbound"
@@ -57,7 +58,7 @@ func start(t *testing.T, defaultPolicy string) *env {
 		c.Apply(t, "", string(crd))
 		c.WaitCRD(t, n+".gateway.networking.k8s.io")
 	}
-	idx, err := inbound.NewIndex(c.Client(), c.Dynamic())
+	idx, err := inbound.NewIndex(k8s.NewInformers(c.Client(), c.Dynamic()))
 	if err != nil {
 		t.Fatal(err)
 	}

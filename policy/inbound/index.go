@@ -6,6 +6,7 @@ package inbound
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -13,21 +14,17 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/client-go/discovery"
-	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/client-go/informers"
-	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 
 	api "github.com/l5d-go/l5d/pkg/apis/policy"
+	"github.com/l5d-go/l5d/pkg/k8s"
 )
 
 // Index is the informer-backed view of pods, namespaces, policy resources and the
@@ -36,17 +33,11 @@ type Index struct {
 	Pods       corelisters.PodLister
 	Namespaces corelisters.NamespaceLister
 	listers    map[schema.GroupVersionResource]cache.GenericLister
-	synced     []cache.InformerSynced
-	start      []func(<-chan struct{})
-	disc       discovery.DiscoveryInterface
-	dyn        dynamicinformer.DynamicSharedInformerFactory
-	notifier   cache.ResourceEventHandler
-
-	mu      sync.Mutex
-	changed chan struct{}
-	// waiters holds, by namespace and pod name, the channels ChangedFor handed out that
-	// no change has closed yet.
-	waiters map[string]map[string]chan struct{}
+	informers  *k8s.Informers
+	// namespaced wakes the watches of the pods in a changed object's namespace.
+	namespaced cache.ResourceEventHandler
+	// changes wakes watches by pod: Key{Scope: namespace, Name: pod}.
+	changes *k8s.Changes
 
 	// decoded holds the typed form of each policy object by UID and resourceVersion, so
 	// that the answers every watch recomputes on a change do not convert the same
@@ -54,52 +45,63 @@ type Index struct {
 	decoded sync.Map
 }
 
-// NewIndex builds the index; call Start before use.
-func NewIndex(client kubernetes.Interface, dyn dynamic.Interface) (*Index, error) {
-	x := &Index{changed: make(chan struct{}), waiters: map[string]map[string]chan struct{}{},
-		listers: map[schema.GroupVersionResource]cache.GenericLister{}, disc: client.Discovery()}
+// NewIndex builds the index over the informer set inf, which it shares with the rest of
+// the component (the outbound index reads the same route informers); inf must have a
+// dynamic client. Call Start before use.
+func NewIndex(inf *k8s.Informers) (*Index, error) {
+	if inf.Dynamic == nil {
+		return nil, errors.New("the inbound policy index needs a dynamic client for the policy resources")
+	}
+	x := &Index{informers: inf, changes: k8s.NewChanges(), listers: map[schema.GroupVersionResource]cache.GenericLister{}}
 	// Each kind of change wakes only the watches whose answer it can affect: a pod's own
 	// watches, its namespace's (policy objects and the namespace's default), or those of
-	// the pods an authentication reaches through AuthorizationPolicies.
-	handler := func(wake func(obj any)) cache.ResourceEventHandler {
-		return cache.ResourceEventHandlerFuncs{
-			AddFunc: wake, UpdateFunc: func(_, obj any) { wake(obj) }, DeleteFunc: wake,
-		}
-	}
-	namespaced := handler(func(obj any) { x.notify(wakeNamespace(objectKey(obj))) })
-	f := informers.NewSharedInformerFactory(client, 0)
-	pods, nss := f.Core().V1().Pods(), f.Core().V1().Namespaces()
-	for inf, h := range map[cache.SharedIndexInformer]cache.ResourceEventHandler{
-		pods.Informer(): handler(func(obj any) { x.notify(wakePod(objectKey(obj))) }),
-		nss.Informer():  handler(func(obj any) { _, name := objectKey(obj); x.notify(wakeNamespace(name, "")) }),
+	// the pods an authentication reaches through AuthorizationPolicies. Every key
+	// depends only on the object's namespace and name.
+	x.namespaced = x.changes.Handler(func(obj any) ([]k8s.Key, bool) {
+		ns, name := objectKey(obj)
+		return []k8s.Key{{Scope: ns}}, name != ""
+	}, k8s.KeysByName())
+	pods, nss := inf.Kube.Core().V1().Pods(), inf.Kube.Core().V1().Namespaces()
+	for i, h := range map[cache.SharedIndexInformer]cache.ResourceEventHandler{
+		pods.Informer(): x.changes.Handler(func(obj any) ([]k8s.Key, bool) {
+			ns, name := objectKey(obj)
+			return []k8s.Key{{Scope: ns, Name: name}}, name != ""
+		}, k8s.KeysByName()),
+		nss.Informer(): x.changes.Handler(func(obj any) ([]k8s.Key, bool) {
+			_, name := objectKey(obj)
+			return []k8s.Key{{Scope: name}}, name != ""
+		}, k8s.KeysByName()),
 	} {
-		if _, err := inf.AddEventHandler(h); err != nil {
+		if _, err := i.AddEventHandler(h); err != nil {
 			return nil, err
 		}
-		x.synced = append(x.synced, inf.HasSynced)
 	}
 	x.Pods, x.Namespaces = pods.Lister(), nss.Lister()
-	df := dynamicinformer.NewDynamicSharedInformerFactory(dyn, 0)
 	for _, gvr := range []schema.GroupVersionResource{api.Servers, api.ServerAuthorizations, api.AuthorizationPolicies, api.MeshTLSAuthentications, api.NetworkAuthentications} {
-		gi := df.ForResource(gvr)
-		h := namespaced
+		h := x.namespaced
 		if gvr == api.MeshTLSAuthentications || gvr == api.NetworkAuthentications {
-			h = handler(func(obj any) { x.notify(x.wakeAuthnUsers(gvr, obj)...) })
+			h = x.changes.Handler(func(obj any) ([]k8s.Key, bool) { return x.authnUsers(gvr, obj) }, k8s.KeysByName())
 		}
-		if _, err := gi.Informer().AddEventHandler(h); err != nil {
+		if err := x.watch(gvr, inf.Dynamic.ForResource(gvr), h); err != nil {
 			return nil, err
 		}
-		if _, err := gi.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-			UpdateFunc: func(old, _ any) { x.forget(old) }, DeleteFunc: x.forget,
-		}); err != nil {
-			return nil, err
-		}
-		x.listers[gvr] = gi.Lister()
-		x.synced = append(x.synced, gi.Informer().HasSynced)
 	}
-	x.start = []func(<-chan struct{}){f.Start, df.Start}
-	x.dyn, x.notifier = df, namespaced
 	return x, nil
+}
+
+// watch wakes watches through h at changes of gvr, forgets the decoded form of its
+// objects that change, and lists gvr.
+func (x *Index) watch(gvr schema.GroupVersionResource, gi informers.GenericInformer, h cache.ResourceEventHandler) error {
+	if _, err := gi.Informer().AddEventHandler(h); err != nil {
+		return fmt.Errorf("watching %s: %w", gvr, err)
+	}
+	if _, err := gi.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		UpdateFunc: func(old, _ any) { x.forget(old) }, DeleteFunc: x.forget,
+	}); err != nil {
+		return fmt.Errorf("watching %s: %w", gvr, err)
+	}
+	x.listers[gvr] = gi.Lister()
+	return nil
 }
 
 // OptionalResources are the kinds watched only when the API server serves them: the
@@ -110,24 +112,16 @@ var OptionalResources = append(append([]schema.GroupVersionResource{}, RouteReso
 // whose CRD is not installed is skipped (restart the controller to pick it up).
 func (x *Index) watchOptional() error {
 	for _, gvr := range OptionalResources {
-		rs, err := x.disc.ServerResourcesForGroupVersion(gvr.GroupVersion().String())
-		if err != nil && !apierrors.IsNotFound(err) {
-			return fmt.Errorf("discovering %s: %w", gvr.GroupVersion(), err)
+		gi, ok, err := x.informers.Optional(gvr)
+		if err != nil {
+			return err
 		}
-		if rs == nil || !slices.ContainsFunc(rs.APIResources, func(r metav1.APIResource) bool { return r.Name == gvr.Resource }) {
+		if !ok {
 			continue
 		}
-		gi := x.dyn.ForResource(gvr)
-		if _, err := gi.Informer().AddEventHandler(x.notifier); err != nil {
-			return fmt.Errorf("watching %s: %w", gvr, err)
+		if err := x.watch(gvr, gi, x.namespaced); err != nil {
+			return err
 		}
-		if _, err := gi.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-			UpdateFunc: func(old, _ any) { x.forget(old) }, DeleteFunc: x.forget,
-		}); err != nil {
-			return fmt.Errorf("watching %s: %w", gvr, err)
-		}
-		x.listers[gvr] = gi.Lister()
-		x.synced = append(x.synced, gi.Informer().HasSynced)
 	}
 	return nil
 }
@@ -137,100 +131,35 @@ func (x *Index) Start(ctx context.Context, timeout time.Duration) error {
 	if err := x.watchOptional(); err != nil {
 		return err
 	}
-	for _, s := range x.start {
-		s(ctx.Done())
-	}
-	sctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	if !cache.WaitForCacheSync(sctx.Done(), x.synced...) {
-		return fmt.Errorf("informer caches did not sync within %s (check RBAC and that the policy CRDs are installed)", timeout)
+	if err := x.informers.Start(ctx, timeout); err != nil {
+		return fmt.Errorf("inbound policy caches (check RBAC and that the policy CRDs are installed): %w", err)
 	}
 	return nil
-}
-
-// Changed returns a channel closed at the next change of any watched object.
-func (x *Index) Changed() <-chan struct{} {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	return x.changed
 }
 
 // ChangedFor returns a channel closed at the next change that can affect the policy of
 // pod ns/name: a change to the pod, to its namespace or to a policy object or route in
 // it, or to an authentication an AuthorizationPolicy applying to the pod may require.
 func (x *Index) ChangedFor(ns, name string) <-chan struct{} {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	pods := x.waiters[ns]
-	if pods == nil {
-		pods = map[string]chan struct{}{}
-		x.waiters[ns] = pods
-	}
-	ch := pods[name]
-	if ch == nil {
-		ch = make(chan struct{})
-		pods[name] = ch
-	}
-	return ch
-}
-
-// wake selects the ChangedFor channels a change closes; it is called with x.mu held.
-type wake func(waiters map[string]map[string]chan struct{})
-
-func wakePod(ns, name string) wake {
-	return func(w map[string]map[string]chan struct{}) {
-		if ch, ok := w[ns][name]; ok {
-			close(ch)
-			delete(w[ns], name)
-		}
-	}
-}
-
-// wakeNamespace wakes every watch of a pod in ns (the name of a namespaced object is
-// ignored).
-func wakeNamespace(ns, _ string) wake {
-	return func(w map[string]map[string]chan struct{}) {
-		for _, ch := range w[ns] {
-			close(ch)
-		}
-		delete(w, ns)
-	}
-}
-
-func wakeAll(w map[string]map[string]chan struct{}) {
-	for ns := range w {
-		wakeNamespace(ns, "")(w)
-	}
-}
-
-func (x *Index) notify(wakes ...wake) {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	close(x.changed)
-	x.changed = make(chan struct{})
-	for _, w := range wakes {
-		w(x.waiters)
-	}
+	return x.changes.For(k8s.Key{Scope: ns, Name: name})
 }
 
 // objectKey returns the namespace and name of an informer event's object.
 func objectKey(obj any) (ns, name string) {
-	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-		obj = d.Obj
-	}
 	if o, ok := obj.(metav1.Object); ok {
 		return o.GetNamespace(), o.GetName()
 	}
 	return "", ""
 }
 
-// wakeAuthnUsers finds the pods whose policy may use the authentication obj of kind gvr:
+// authnUsers finds the pods whose policy may use the authentication obj of kind gvr:
 // those selected by a Server that an AuthorizationPolicy requiring it targets, and every
-// pod of the namespace of one that targets anything else (a namespace or a route).
-func (x *Index) wakeAuthnUsers(gvr schema.GroupVersionResource, obj any) []wake {
+// pod of the namespace of one that targets anything else (a namespace or a route). It
+// reports false when it cannot tell.
+func (x *Index) authnUsers(gvr schema.GroupVersionResource, obj any) ([]k8s.Key, bool) {
 	ns, name := objectKey(obj)
 	if name == "" {
-		return []wake{wakeAll}
+		return nil, false
 	}
 	kind := "meshtlsauthentication"
 	if gvr == api.NetworkAuthentications {
@@ -238,9 +167,9 @@ func (x *Index) wakeAuthnUsers(gvr schema.GroupVersionResource, obj any) []wake 
 	}
 	aps, err := x.listers[api.AuthorizationPolicies].List(labels.Everything())
 	if err != nil {
-		return []wake{wakeAll}
+		return nil, false
 	}
-	var wakes []wake
+	var keys []k8s.Key
 	for _, o := range aps {
 		u, ok := o.(*unstructured.Unstructured)
 		if !ok {
@@ -257,7 +186,7 @@ func (x *Index) wakeAuthnUsers(gvr schema.GroupVersionResource, obj any) []wake 
 			continue
 		}
 		if strings.ToLower(ap.Spec.TargetRef.Kind) != "server" {
-			wakes = append(wakes, wakeNamespace(ap.Namespace, ""))
+			keys = append(keys, k8s.Key{Scope: ap.Namespace})
 			continue
 		}
 		srv := get[api.Server](x, api.Servers, ap.Namespace, ap.Spec.TargetRef.Name)
@@ -270,14 +199,14 @@ func (x *Index) wakeAuthnUsers(gvr schema.GroupVersionResource, obj any) []wake 
 		}
 		pods, err := x.Pods.Pods(ap.Namespace).List(sel)
 		if err != nil {
-			wakes = append(wakes, wakeNamespace(ap.Namespace, ""))
+			keys = append(keys, k8s.Key{Scope: ap.Namespace})
 			continue
 		}
 		for _, p := range pods {
-			wakes = append(wakes, wakePod(p.Namespace, p.Name))
+			keys = append(keys, k8s.Key{Scope: p.Namespace, Name: p.Name})
 		}
 	}
-	return wakes
+	return keys, true
 }
 
 // list decodes every object of gvr in ns into a new T.

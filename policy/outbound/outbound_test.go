@@ -17,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/l5d-go/l5d/pkg/k8s"
 	"github.com/l5d-go/l5d/pkg/proxyconf"
 	"github.com/l5d-go/l5d/policy/outbound"
 	pb "github.com/l5d-go/l5d/proto/gen/outbound"
@@ -42,7 +43,7 @@ func startWith(t *testing.T, cfg outbound.Config) *env {
 	t.Helper()
 	c := kube.Shared(t)
 	installRouteCRDs(t, c)
-	idx, err := outbound.NewIndex(c.Client(), c.Dynamic())
+	idx, err := outbound.NewIndex(k8s.NewInformers(c.Client(), c.Dynamic()))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/l5d-go/l5d/pkg/eventually"
+	"github.com/l5d-go/l5d/pkg/k8s"
 	"github.com/l5d-go/l5d/policy/outbound"
 	"github.com/l5d-go/l5d/policy/status"
 	"github.com/l5d-go/l5d/test/kube"
@@ -53,7 +54,7 @@ type replica struct {
 
 func startReplica(t *testing.T, c *kube.Cluster, leaseNS, name string) *replica {
 	t.Helper()
-	idx, err := outbound.NewIndex(c.Client(), c.Dynamic())
+	idx, err := outbound.NewIndex(k8s.NewInformers(c.Client(), c.Dynamic()))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/l5d-go/l5d/identity/certify"
 	"github.com/l5d-go/l5d/identity/issuer"
 	"github.com/l5d-go/l5d/pkg/certs"
+	"github.com/l5d-go/l5d/pkg/k8s"
 	"github.com/l5d-go/l5d/pkg/proxyconf"
 	"github.com/l5d-go/l5d/policy/inbound"
 	"github.com/l5d-go/l5d/policy/outbound"
@@ -133,7 +134,9 @@ func startControlPlane(t *testing.T, c *kube.Cluster, n *netns.Network, lifetime
 	dstCreds := serverTLS(cp.dstName)
 
 	// Policy.
-	pidx, err := inbound.NewIndex(c.Client(), c.Dynamic())
+	// One informer set for both policy indexes, as the policy controller has.
+	pinf := k8s.NewInformers(c.Client(), c.Dynamic())
+	pidx, err := inbound.NewIndex(pinf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +146,7 @@ func startControlPlane(t *testing.T, c *kube.Cluster, n *netns.Network, lifetime
 	polSvc := inbound.New(pidx, inbound.Config{DefaultPolicy: inbound.AllUnauthenticated,
 		ControllerNS: cp.ns, TrustDomain: trustDomain, DefaultOpaquePorts: opaque,
 		ClusterNetworks: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}, quiet)
-	outIdx, err := outbound.NewIndex(c.Client(), c.Dynamic())
+	outIdx, err := outbound.NewIndex(pinf)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/l5d-go/l5d/cli/install"
 	"github.com/l5d-go/l5d/destination/cluster"
 	"github.com/l5d-go/l5d/destination/server"
+	"github.com/l5d-go/l5d/pkg/k8s"
 	"github.com/l5d-go/l5d/policy/inbound"
 	"github.com/l5d-go/l5d/policy/outbound"
 	pb "github.com/l5d-go/l5d/proto/gen/destination"
@@ -85,14 +86,16 @@ func Policy(t testing.TB, c *kube.Cluster) string {
 	ApplyCRDs(t, c)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	idx, err := inbound.NewIndex(c.Client(), c.Dynamic())
+	// One informer set for both indexes, as the policy controller has.
+	inf := k8s.NewInformers(c.Client(), c.Dynamic())
+	idx, err := inbound.NewIndex(inf)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := idx.Start(ctx, time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	outIdx, err := outbound.NewIndex(c.Client(), c.Dynamic())
+	outIdx, err := outbound.NewIndex(inf)
 	if err != nil {
 		t.Fatal(err)
 	}

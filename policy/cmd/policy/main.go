@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/l5d-go/l5d/pkg/component"
+	"github.com/l5d-go/l5d/pkg/k8s"
 	"github.com/l5d-go/l5d/pkg/proxyconf"
 	"github.com/l5d-go/l5d/pkg/rpc"
 	"github.com/l5d-go/l5d/pkg/servingcert"
@@ -72,16 +73,12 @@ func run(ctx context.Context, args []string) error {
 	reg := comp.Registry
 	adm := comp.Admin
 	ready := adm.NewReadyFlag("informers")
-	idx, err := inbound.NewIndex(clients.Kube, clients.Dynamic)
+	idx, outIdx, err := newIndexes(clients)
 	if err != nil {
 		return err
 	}
 	svc := inbound.New(idx, inbound.Config{DefaultPolicy: *defaultPolicy, ClusterNetworks: nets, ControllerNS: *controllerNS,
 		TrustDomain: *trustDomain, DetectTimeout: *detect, DefaultOpaquePorts: def}, log)
-	outIdx, err := outbound.NewIndex(clients.Kube, clients.Dynamic)
-	if err != nil {
-		return err
-	}
 	outSvc := outbound.New(outIdx, outbound.Config{ClusterDomain: *clusterDomain, DetectTimeout: *detect, DefaultOpaquePorts: def,
 		ClusterNetworks: nets, GlobalEgressNamespace: *egressNS}, log)
 	srv, err := rpc.NewServer(rpc.ServerOptions{Logger: log, Registerer: reg})
@@ -94,10 +91,7 @@ func run(ctx context.Context, args []string) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return comp.ServeAdmin(gctx) })
 	g.Go(func() error {
-		if err := idx.Start(gctx, *syncTimeout); err != nil {
-			return err
-		}
-		if err := outIdx.Start(gctx, *syncTimeout); err != nil {
+		if err := startIndexes(gctx, idx, outIdx, *syncTimeout); err != nil {
 			return err
 		}
 		ready.Set(true)
@@ -124,4 +118,28 @@ func run(ctx context.Context, args []string) error {
 	}
 	log.Info("policy controller starting", "addr", *addr, "validator_addr", *validatorAddr, "default_policy", *defaultPolicy)
 	return g.Wait()
+}
+
+// newIndexes builds the inbound and outbound indexes over one informer set, so that the
+// kinds both read (the route kinds) are watched once.
+func newIndexes(clients *k8s.Clients) (*inbound.Index, *outbound.Index, error) {
+	inf := k8s.NewInformers(clients.Kube, clients.Dynamic)
+	in, err := inbound.NewIndex(inf)
+	if err != nil {
+		return nil, nil, fmt.Errorf("inbound index: %w", err)
+	}
+	out, err := outbound.NewIndex(inf)
+	if err != nil {
+		return nil, nil, fmt.Errorf("outbound index: %w", err)
+	}
+	return in, out, nil
+}
+
+// startIndexes starts the indexes' shared informers and waits for their caches, at most
+// timeout each.
+func startIndexes(ctx context.Context, in *inbound.Index, out *outbound.Index, timeout time.Duration) error {
+	if err := in.Start(ctx, timeout); err != nil {
+		return err
+	}
+	return out.Start(ctx, timeout)
 }
