@@ -17,7 +17,9 @@ import (
 	pb "github.com/l5d-go/l5d/proto/gen/destination"
 	pbnet "github.com/l5d-go/l5d/proto/gen/net"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 )
 
 // Endpoint is one address the Destination API returned for an authority.
@@ -45,6 +47,10 @@ func Endpoints(ctx context.Context, addr, authority string) ([]Endpoint, error) 
 		return nil, fmt.Errorf("destination API at %s: %w", addr, err)
 	}
 	up, err := stream.Recv()
+	if status.Code(err) == codes.NotFound || status.Code(err) == codes.InvalidArgument {
+		// As Linkerd's destination: no such Service, or a name that is not a Service's.
+		return nil, fmt.Errorf("%s is not a known service: %s", authority, status.Convert(err).Message())
+	}
 	if err != nil {
 		return nil, fmt.Errorf("destination API at %s: %w", addr, err)
 	}
