@@ -39,6 +39,7 @@ type proxyConfig struct {
 	gid                                               int64 // -1: unset
 	adminPort, controlPort, inboundPort, outboundPort int32
 	podInboundPorts                                   string // "": the container ports
+	requireIdentityPorts                              string // inbound ports refusing clients without a mesh identity
 	closeWaitSecs                                     int64
 	cpuRatio                                          string // "": unset
 	inboundDiscovery, outboundDiscovery               time.Duration
@@ -212,6 +213,7 @@ func (v *Values) resolve(l lookup, containerPorts map[string]int32) (*proxyConfi
 		errs = append(errs, fmt.Errorf("proxy ports must differ: admin %d, control %d, inbound %d, outbound %d", ps[0], ps[1], ps[2], ps[3]))
 	}
 	portList(proxyconf.AnnPodInboundPorts, &c.podInboundPorts)
+	portList(proxyconf.AnnRequireIdentityInboundPorts, &c.requireIdentityPorts)
 	if val, ok := l.get(proxyconf.AnnCloseWaitTimeout); ok {
 		d, err := time.ParseDuration(val)
 		if err != nil || d < time.Second || d%time.Second != 0 {

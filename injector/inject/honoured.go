@@ -77,4 +77,5 @@ var ConfigAnnotations = []ConfigAnnotation{
 	{Key: proxyconf.AnnProxyAdditionalEnv, Example: `[{"name":"LINKERD2_PROXY_OUTBOUND_HTTP_QUEUE_CAPACITY","value":"1000"}]`, Spec: "the listed proxy env vars, after (and replacing) the injector's"},
 	{Key: proxyconf.AnnProxyMetricsHostnameLabels, Example: "true", Env: []string{proxyconf.EnvMetricsHostnameLabels}},
 	{Key: proxyconf.AnnEnableGateway, Example: "true", Env: []string{proxyconf.EnvInboundGatewaySuffixes}},
+	{Key: proxyconf.AnnRequireIdentityInboundPorts, Example: "8080,9000-9100", Env: []string{proxyconf.EnvInboundPortsRequireID}},
 }

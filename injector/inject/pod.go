@@ -268,6 +268,9 @@ func (v *Values) proxyContainer(c *proxyConfig, mode Mode, inbound []int) corev1
 		val(proxyconf.EnvInboundListenAddr, fmt.Sprintf("0.0.0.0:%d", c.inboundPort)),
 		fieldEnv(proxyconf.EnvInboundIPs, "status.podIPs"),
 	}
+	if c.requireIdentityPorts != "" {
+		env = append(env, val(proxyconf.EnvInboundPortsRequireID, c.requireIdentityPorts))
+	}
 	if c.podInboundPorts != "" {
 		env = append(env, val(proxyconf.EnvInboundPorts, c.podInboundPorts))
 	} else if len(inbound) > 0 {

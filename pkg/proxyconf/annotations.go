@@ -35,6 +35,7 @@ const (
 	AnnInboundPort                   = Prefix + "inbound-port"
 	AnnOutboundPort                  = Prefix + "outbound-port"
 	AnnPodInboundPorts               = Prefix + "pod-inbound-ports"
+	AnnRequireIdentityInboundPorts   = Prefix + "proxy-require-identity-inbound-ports"
 	AnnSkipInboundPorts              = Prefix + "skip-inbound-ports"
 	AnnSkipOutboundPorts             = Prefix + "skip-outbound-ports"
 	AnnSkipSubnets                   = Prefix + "skip-subnets"
