@@ -19,6 +19,7 @@ targets=(
 	"./proxy/meshtls FuzzTerminatorAccept"
 	"./proxy/discovery FuzzApplyUpdate"
 	"./proxy/outpolicy FuzzFromProto"
+	"./proxy/trace FuzzExtract"
 	"./identity/certify FuzzValidate"
 	"./injector/webhook FuzzDecodeReview"
 	"./policy/validator FuzzHandler"
