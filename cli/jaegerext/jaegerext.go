@@ -5,7 +5,6 @@
 package jaegerext
 
 import (
-	"github.com/l5d-go/l5d/cli/install"
 	"github.com/l5d-go/l5d/cli/vizext"
 	"github.com/l5d-go/l5d/deploy"
 )
@@ -18,17 +17,9 @@ const (
 	DefaultNamespace = "linkerd-jaeger"
 )
 
-// Options say how to render the extension.
-type Options struct {
-	// Namespace is the extension's namespace (default linkerd-jaeger).
-	Namespace string
-	// LinkerdNamespace is the control plane's namespace.
-	LinkerdNamespace string
-	// Version, when set, is the chart's linkerdVersion (the jaeger-injector image tag).
-	Version string
-	// Values are the user's -f/--set/--set-string values, applied last.
-	Values install.ValueOptions
-}
+// Options say how to render the extension: the Namespace defaults to linkerd-jaeger and
+// Version is the jaeger-injector image tag.
+type Options = vizext.Options
 
 // Render renders the linkerd-jaeger chart for o. cluster, when non-nil, holds the values
 // of the installed control plane (vizext.ControlPlaneValues): its clusterDomain and
@@ -45,18 +36,7 @@ func Render(o Options, cluster map[string]any) ([]byte, error) {
 // linkerd-jaeger, the proxies export to that namespace's Jaeger unless the values say
 // otherwise.
 func Values(o Options, cluster map[string]any) (map[string]any, error) {
-	vals := map[string]any{"installNamespace": true}
-	if o.LinkerdNamespace != "" {
-		vals["linkerdNamespace"] = o.LinkerdNamespace
-	}
-	for _, k := range []string{"clusterDomain", "identityTrustDomain"} {
-		if d, ok := cluster[k].(string); ok && d != "" {
-			vals[k] = d
-		}
-	}
-	if o.Version != "" {
-		vals["linkerdVersion"] = o.Version
-	}
+	vals := vizext.BaseValues(o, cluster, "clusterDomain", "identityTrustDomain")
 	if ns := namespace(o.Namespace); ns != DefaultNamespace {
 		vals["webhook"] = map[string]any{"collectorSvcAddr": "jaeger." + ns + ":4317"}
 	}

@@ -55,17 +55,27 @@ func Render(o Options, cluster map[string]any) ([]byte, error) {
 
 // Values returns the chart values for o (see Render).
 func Values(o Options, cluster map[string]any) (map[string]any, error) {
+	return o.Values.MergeInto(BaseValues(o, cluster, "clusterDomain"))
+}
+
+// BaseValues are the values every extension chart takes from o and from the installed
+// control plane's values (cluster, which may be nil): installNamespace, linkerdNamespace,
+// linkerdVersion, and the keys of cluster named by keep (such as clusterDomain), so that
+// the extension matches the mesh it joins. The user's values are merged over them last.
+func BaseValues(o Options, cluster map[string]any, keep ...string) map[string]any {
 	vals := map[string]any{"installNamespace": true}
 	if o.LinkerdNamespace != "" {
 		vals["linkerdNamespace"] = o.LinkerdNamespace
 	}
-	if d, ok := cluster["clusterDomain"].(string); ok && d != "" {
-		vals["clusterDomain"] = d
+	for _, k := range keep {
+		if d, ok := cluster[k].(string); ok && d != "" {
+			vals[k] = d
+		}
 	}
 	if o.Version != "" {
 		vals["linkerdVersion"] = o.Version
 	}
-	return o.Values.MergeInto(vals)
+	return vals
 }
 
 // ControlPlaneValues reads the values the control plane in namespace ns was installed with,
