@@ -17,7 +17,7 @@ import (
 	"github.com/l5d-go/l5d/proxy/h1"
 	"github.com/l5d-go/l5d/proxy/h2"
 	"github.com/l5d-go/l5d/proxy/metrics"
-	"github.com/l5d-go/l5d/proxy/policy"
+	"github.com/l5d-go/l5d/proxy/routematch"
 	"github.com/l5d-go/l5d/proxy/routes"
 	"github.com/l5d-go/l5d/proxy/trace"
 )
@@ -113,7 +113,7 @@ type fastConn struct {
 	// pm are the outbound policy series the current request is recorded on (its target's
 	// default route, see PolicyRouter.DefaultMetrics); zero when there are none.
 	pm policyMetrics
-	// path is hr's path as route matching compares it (policy.NormalizePath).
+	// path is hr's path as route matching compares it (routematch.NormalizePath).
 	path string
 	// inbound is set on connections to the inbound side (see ConnInfo.setClientID).
 	inbound bool
@@ -586,7 +586,7 @@ func (s *fastConn) prepareRouteRequest() {
 			}
 		}
 		r.URL.RawQuery = string(query)
-		s.path, _ = policy.NormalizePath(r.URL.EscapedPath())
+		s.path, _ = routematch.NormalizePath(r.URL.EscapedPath())
 	}
 	clear(r.Header)
 	if hr, ok := s.h.Router.(HeaderRouter); ok && hr.RoutesOnHeaders(s.ci) {

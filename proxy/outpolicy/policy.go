@@ -1,7 +1,8 @@
 // Package outpolicy is the proxy's client side of the OutboundPolicies API: for each
 // outbound Service target it follows the policy controller's Watch stream and turns the
 // answer into a route table (HTTPRoute and GRPCRoute rules with their matches, filters,
-// weighted backends and timeouts), and routes each request by it.
+// weighted backends and timeouts), and routes each request by it. Requests are matched
+// to rules by routematch, as inbound routes are (inpolicy).
 //
 // The policy controller's answers are not trusted: a policy that cannot be compiled is
 // reported and the previous one stays in force.
@@ -24,7 +25,7 @@ import (
 	pb "github.com/l5d-go/l5d/proto/gen/outbound"
 	"github.com/l5d-go/l5d/proto/netconv"
 	"github.com/l5d-go/l5d/proxy/metrics"
-	"github.com/l5d-go/l5d/proxy/policy"
+	"github.com/l5d-go/l5d/proxy/routematch"
 	"github.com/l5d-go/l5d/proxy/routes"
 )
 
@@ -67,7 +68,7 @@ type Rule struct {
 	// Group, Kind and Name identify the route the rule belongs to (kind "default" for
 	// the controller's generated route).
 	Group, Kind, Name string
-	matcher           *policy.Matcher
+	matcher           routematch.Matcher
 	filters           filters
 	backends          []backendRef
 	totalWeight       uint64
@@ -343,7 +344,7 @@ func compileHTTP(routes []*pb.HttpRoute) (*Policy, error) {
 			if len(p.rules) >= maxRules {
 				return nil, fmt.Errorf("more than %d route rules", maxRules)
 			}
-			m, err := policy.CompileHTTPMatcher(r.GetHosts(), rule.GetMatches())
+			m, err := routematch.HTTP(r.GetHosts(), rule.GetMatches())
 			if err != nil {
 				return nil, fmt.Errorf("route %s rule %d: %w", name, i, err)
 			}
@@ -382,7 +383,7 @@ func compileGRPC(routes []*pb.GrpcRoute) (*Policy, error) {
 			if len(p.rules) >= maxRules {
 				return nil, fmt.Errorf("more than %d route rules", maxRules)
 			}
-			m, err := policy.CompileGRPCMatcher(r.GetHosts(), rule.GetMatches())
+			m, err := routematch.GRPC(r.GetHosts(), rule.GetMatches())
 			if err != nil {
 				return nil, fmt.Errorf("route %s rule %d: %w", name, i, err)
 			}
@@ -691,12 +692,13 @@ func (p *Policy) Match(r *http.Request) (*Rule, bool) {
 	}
 	var query url.Values
 	if p.needsQuery {
-		query = policy.ParseQuery(r)
+		query = routematch.ParseQuery(r)
 	}
+	path, _ := routematch.RequestPath(r) // outbound routing is not authorization: best effort
 	var best *Rule
-	var bestRank policy.Rank
+	var bestRank routematch.Rank
 	for _, rule := range p.rules {
-		rk, ok := rule.matcher.Match(r, query)
+		rk, ok := rule.matcher.Match(r, path, query)
 		if ok && (best == nil || rk.Better(bestRank)) {
 			best, bestRank = rule, rk
 		}

@@ -1,10 +1,11 @@
-// Package policy is the proxy's inbound authorization: the policy of each inbound port,
-// from the policy controller's InboundServerPolicies.WatchPort stream (nothing is served
-// on a port until the first answer, and the last answer stays in force while the
-// controller is unreachable; without a controller, the default policy of
-// LINKERD2_PROXY_INBOUND_DEFAULT_POLICY applies everywhere), and the check of a client's
-// address and mesh identity against it.
-package policy
+// Package inpolicy is the proxy's inbound policy (outpolicy is the outbound one): the
+// policy of each inbound port, from the policy controller's
+// InboundServerPolicies.WatchPort stream (nothing is served on a port until the first
+// answer, and the last answer stays in force while the controller is unreachable;
+// without a controller, the default policy of LINKERD2_PROXY_INBOUND_DEFAULT_POLICY
+// applies everywhere), the check of a client's address and mesh identity against it,
+// and the route of each request (matched by routematch, as outbound routes are).
+package inpolicy
 
 import (
 	"fmt"
@@ -205,11 +206,7 @@ func FromProto(s *pb.Server) (*Port, error) {
 		p.routes = []Route{defaultRoute(p.authz, p.grpc)}
 	}
 	for i := range p.routes {
-		for _, m := range p.routes[i].matches {
-			if len(m.headers) > 0 || len(m.query) > 0 {
-				p.needsHeaders = true
-			}
-		}
+		p.needsHeaders = p.needsHeaders || p.routes[i].match.NeedsHeaders()
 	}
 	return p, nil
 }
