@@ -15,6 +15,7 @@ import (
 	pb "github.com/l5d-go/l5d/proto/gen/inbound"
 	pbnet "github.com/l5d-go/l5d/proto/gen/net"
 	"github.com/l5d-go/l5d/proto/netconv"
+	"github.com/l5d-go/l5d/proxy/routematch"
 )
 
 // Port is the policy of one inbound port.
@@ -28,7 +29,9 @@ type Port struct {
 	authz []Authz
 	// routes are the HTTP (or, when grpc, gRPC) routes requests are matched to; a server
 	// that declares none has one default route admitting what its authorizations admit.
+	// match[i] is what chooses routes[i].
 	routes       []Route
+	match        routematch.Table
 	grpc         bool
 	needsHeaders bool
 	// declared is set when the server declares an HTTP protocol (HTTP/1, HTTP/2, gRPC)
@@ -144,7 +147,7 @@ func Default(name string, cluster []netip.Prefix) *Port {
 		a.nets, a.unauthenticated = everywhere, true
 	case "audit":
 		p.Audit = true
-		p.routes = []Route{defaultRoute(nil, false)}
+		p.setDefaultRoute(nil)
 		return p
 	case "cluster-unauthenticated":
 		a.nets, a.unauthenticated = clusterNets, true
@@ -153,11 +156,11 @@ func Default(name string, cluster []netip.Prefix) *Port {
 	case "cluster-authenticated":
 		a.nets, a.anyIdentity = clusterNets, true
 	default: // deny
-		p.routes = []Route{defaultRoute(nil, false)}
+		p.setDefaultRoute(nil)
 		return p
 	}
 	p.authz = []Authz{a}
-	p.routes = []Route{defaultRoute(p.authz, false)}
+	p.setDefaultRoute(p.authz)
 	return p
 }
 
@@ -188,26 +191,24 @@ func FromProto(s *pb.Server) (*Port, error) {
 		grpcRoutes = proto.GetGrpc().GetRoutes()
 	}
 	for _, r := range httpRoutes {
-		rt, err := compileHTTPRoute(r, p.authz)
+		rt, m, err := compileHTTPRoute(r, p.authz)
 		if err != nil {
 			return nil, fmt.Errorf("server %s: %w", p.Server, err)
 		}
-		p.routes = append(p.routes, rt)
+		p.routes, p.match = append(p.routes, rt), append(p.match, m)
 	}
 	for _, r := range grpcRoutes {
-		rt, err := compileGRPCRoute(r, p.authz)
+		rt, m, err := compileGRPCRoute(r, p.authz)
 		if err != nil {
 			return nil, fmt.Errorf("server %s: %w", p.Server, err)
 		}
-		p.routes = append(p.routes, rt)
+		p.routes, p.match = append(p.routes, rt), append(p.match, m)
 	}
 	if len(p.routes) == 0 {
 		// An older controller, or an opaque server that sees HTTP anyway.
-		p.routes = []Route{defaultRoute(p.authz, p.grpc)}
+		p.setDefaultRoute(p.authz)
 	}
-	for i := range p.routes {
-		p.needsHeaders = p.needsHeaders || p.routes[i].match.NeedsHeaders()
-	}
+	p.needsHeaders = p.match.NeedsHeaders()
 	return p, nil
 }
 

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
-	"net/url"
 	"strings"
 
 	"github.com/l5d-go/l5d/proto/gen/grpcroute"
@@ -20,7 +19,6 @@ type Route struct {
 	// Group, Kind and Name identify the route for metrics (kind "default" for routes the
 	// controller or the proxy generated).
 	Group, Kind, Name string
-	match             routematch.Matcher
 	authz             []Authz
 }
 
@@ -37,38 +35,18 @@ func (r *Route) Allow(addr netip.Addr, id string) (*Authz, bool) { return allow(
 // (any path match other than the prefix "/", any gRPC service or method): the
 // application might read it as a path of another route than the one it would match.
 func (p *Port) Match(r *http.Request) (*Route, bool) {
-	if len(p.routes) == 1 && p.routes[0].match.CatchAll() {
+	if len(p.routes) == 1 && p.match[0].CatchAll() {
 		return &p.routes[0], true // the common case: one route for every request
 	}
 	path, safe := routematch.RequestPath(r)
-	if !safe && p.routesOnPath() {
+	if !safe && p.match.OnPath() {
 		return nil, false
 	}
-	var best *Route
-	var bestRank routematch.Rank
-	var query url.Values
-	queried := false
-	for i := range p.routes {
-		rt := &p.routes[i]
-		if !queried && rt.match.NeedsQuery() {
-			query, queried = routematch.ParseQuery(r), true
-		}
-		rk, ok := rt.match.Match(r, path, query)
-		if ok && (best == nil || rk.Better(bestRank)) {
-			best, bestRank = rt, rk
-		}
+	i, ok := p.match.Best(r, path)
+	if !ok {
+		return nil, false
 	}
-	return best, best != nil
-}
-
-// routesOnPath reports whether the route a request matches on p may depend on its path.
-func (p *Port) routesOnPath() bool {
-	for i := range p.routes {
-		if p.routes[i].match.OnPath() {
-			return true
-		}
-	}
-	return false
+	return &p.routes[i], true
 }
 
 // NeedsHeaders reports whether routing a request on this port looks at header fields
@@ -78,10 +56,11 @@ func (p *Port) NeedsHeaders() bool { return p.needsHeaders }
 // GRPC reports whether the port's routes are gRPC routes (the server's protocol is gRPC).
 func (p *Port) GRPC() bool { return p.grpc }
 
-// defaultRoute is the route of a server that declares none: every request, admitted by
-// the server's authorizations.
-func defaultRoute(authz []Authz, grpc bool) Route {
-	return Route{Kind: "default", Name: "default", authz: authz, match: routematch.Any(grpc)}
+// setDefaultRoute gives p the route of a server that declares none: every request (HTTP,
+// or gRPC when p.grpc), admitted by authz (the server's authorizations).
+func (p *Port) setDefaultRoute(authz []Authz) {
+	p.routes = []Route{{Kind: "default", Name: "default", authz: authz}}
+	p.match = routematch.Table{routematch.Any(p.grpc)}
 }
 
 // routeMeta returns the metric identity of a route.
@@ -95,33 +74,33 @@ func routeMeta(md *meta.Metadata) (group, kind, name string) {
 
 // compileHTTPRoute translates an inbound HttpRoute; server are the server's
 // authorizations, which apply to every route after the route's own.
-func compileHTTPRoute(pr *pb.HttpRoute, server []Authz) (Route, error) {
+func compileHTTPRoute(pr *pb.HttpRoute, server []Authz) (Route, routematch.Matcher, error) {
 	rt := Route{}
 	rt.Group, rt.Kind, rt.Name = routeMeta(pr.GetMetadata())
 	rules := make([][]*httproute.HttpRouteMatch, 0, len(pr.GetRules()))
 	for _, rule := range pr.GetRules() {
 		rules = append(rules, rule.GetMatches())
 	}
-	var err error
-	if rt.match, err = routematch.HTTP(pr.GetHosts(), rules...); err != nil {
-		return rt, fmt.Errorf("route %s: %w", rt.Name, err)
+	m, err := routematch.HTTP(pr.GetHosts(), rules...)
+	if err != nil {
+		return rt, m, fmt.Errorf("route %s: %w", rt.Name, err)
 	}
 	rt.authz = append(authorizations(pr.GetAuthorizations()), server...)
-	return rt, nil
+	return rt, m, nil
 }
 
 // compileGRPCRoute translates an inbound GrpcRoute, like compileHTTPRoute.
-func compileGRPCRoute(pr *pb.GrpcRoute, server []Authz) (Route, error) {
+func compileGRPCRoute(pr *pb.GrpcRoute, server []Authz) (Route, routematch.Matcher, error) {
 	rt := Route{}
 	rt.Group, rt.Kind, rt.Name = routeMeta(pr.GetMetadata())
 	rules := make([][]*grpcroute.GrpcRouteMatch, 0, len(pr.GetRules()))
 	for _, rule := range pr.GetRules() {
 		rules = append(rules, rule.GetMatches())
 	}
-	var err error
-	if rt.match, err = routematch.GRPC(pr.GetHosts(), rules...); err != nil {
-		return rt, fmt.Errorf("route %s: %w", rt.Name, err)
+	m, err := routematch.GRPC(pr.GetHosts(), rules...)
+	if err != nil {
+		return rt, m, fmt.Errorf("route %s: %w", rt.Name, err)
 	}
 	rt.authz = append(authorizations(pr.GetAuthorizations()), server...)
-	return rt, nil
+	return rt, m, nil
 }

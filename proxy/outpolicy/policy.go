@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
@@ -43,12 +42,13 @@ const grpcNotFound = 5
 // routes nothing (the target's own balancer and profile apply).
 type Policy struct {
 	rules []*Rule
+	// match[i] is what chooses rules[i].
+	match routematch.Table
 	grpc  bool
 	// trivial means the policy only forwards every request to the target itself: the
 	// controller's default route without filters, timeouts or retries. Such a target
 	// keeps the proxy's plain forwarding path.
-	trivial    bool
-	needsQuery bool
+	trivial bool
 	// accrual is the failure accrual of the target's backends; nil for none.
 	accrual *routes.Accrual
 	// parent is the Service the policy is for (the parent_* metric labels).
@@ -68,7 +68,6 @@ type Rule struct {
 	// Group, Kind and Name identify the route the rule belongs to (kind "default" for
 	// the controller's generated route).
 	Group, Kind, Name string
-	matcher           routematch.Matcher
 	filters           filters
 	backends          []backendRef
 	totalWeight       uint64
@@ -348,7 +347,7 @@ func compileHTTP(routes []*pb.HttpRoute) (*Policy, error) {
 			if err != nil {
 				return nil, fmt.Errorf("route %s rule %d: %w", name, i, err)
 			}
-			cr := &Rule{Group: group, Kind: kind, Name: name, matcher: m, ref: metaRef(r.GetMetadata())}
+			cr := &Rule{Group: group, Kind: kind, Name: name, ref: metaRef(r.GetMetadata())}
 			if cr.filters, err = httpFilters(rule.GetFilters()); err != nil {
 				return nil, fmt.Errorf("route %s rule %d: %w", name, i, err)
 			}
@@ -367,9 +366,8 @@ func compileHTTP(routes []*pb.HttpRoute) (*Policy, error) {
 			if err := cr.httpRetry(rule.GetRetry()); err != nil {
 				return nil, fmt.Errorf("route %s rule %d: %w", name, i, err)
 			}
-			p.needsQuery = p.needsQuery || m.NeedsQuery()
 			p.trivial = p.trivial && kind == "default" && cr.plain() && rule.GetRetry() == nil && len(r.GetHosts()) == 0
-			p.rules = append(p.rules, cr)
+			p.rules, p.match = append(p.rules, cr), append(p.match, m)
 		}
 	}
 	return p, nil
@@ -387,7 +385,7 @@ func compileGRPC(routes []*pb.GrpcRoute) (*Policy, error) {
 			if err != nil {
 				return nil, fmt.Errorf("route %s rule %d: %w", name, i, err)
 			}
-			cr := &Rule{Group: group, Kind: kind, Name: name, matcher: m, ref: metaRef(r.GetMetadata())}
+			cr := &Rule{Group: group, Kind: kind, Name: name, ref: metaRef(r.GetMetadata())}
 			if cr.filters, err = grpcFilters(rule.GetFilters()); err != nil {
 				return nil, fmt.Errorf("route %s rule %d: %w", name, i, err)
 			}
@@ -398,7 +396,7 @@ func compileGRPC(routes []*pb.GrpcRoute) (*Policy, error) {
 			}
 			cr.grpcRetry(rule.GetRetry())
 			p.trivial = p.trivial && kind == "default" && cr.plain() && rule.GetRetry() == nil && len(r.GetHosts()) == 0
-			p.rules = append(p.rules, cr)
+			p.rules, p.match = append(p.rules, cr), append(p.match, m)
 		}
 	}
 	return p, nil
@@ -690,20 +688,12 @@ func (p *Policy) Match(r *http.Request) (*Rule, bool) {
 	if p == nil {
 		return nil, false
 	}
-	var query url.Values
-	if p.needsQuery {
-		query = routematch.ParseQuery(r)
-	}
 	path, _ := routematch.RequestPath(r) // outbound routing is not authorization: best effort
-	var best *Rule
-	var bestRank routematch.Rank
-	for _, rule := range p.rules {
-		rk, ok := rule.matcher.Match(r, path, query)
-		if ok && (best == nil || rk.Better(bestRank)) {
-			best, bestRank = rule, rk
-		}
+	i, ok := p.match.Best(r, path)
+	if !ok {
+		return nil, false
 	}
-	return best, best != nil
+	return p.rules[i], true
 }
 
 // pick chooses a backend at random by weight; nil when the rule has no backend with a

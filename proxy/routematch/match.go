@@ -6,8 +6,8 @@
 // paths (NormalizePath) so every matcher of the proxy compares the same path.
 //
 // It knows nothing of what a match selects (authorizations, backends, filters): a
-// router compiles one Matcher per route or rule, asks each for the request's Rank and
-// keeps the best, the first declared between equal ones.
+// router compiles one Matcher per route or rule into a Table, in declaration order, and
+// Table.Best names the one a request takes.
 package routematch
 
 import (
@@ -24,12 +24,11 @@ import (
 
 // Matcher is the compiled hosts and request matches of a route (or of one rule of it).
 // A request matches when its host is one of the hosts (any host when there are none)
-// and it matches one of the matches. The zero Matcher matches nothing; Any matches
-// every request.
+// and it matches one of the matches; a Table of them chooses the best match. The zero
+// Matcher matches nothing; Any matches every request.
 type Matcher struct {
-	hosts      []hostMatch
-	matches    []match
-	needsQuery bool
+	hosts   []hostMatch
+	matches []match
 }
 
 type hostMatch struct {
@@ -66,8 +65,8 @@ type valueMatch struct {
 	re    *regexp.Regexp
 }
 
-// Rank is how specifically a Matcher matched a request; compare ranks with Better.
-type Rank struct {
+// rank is how specifically a match matched a request; compare ranks with better.
+type rank struct {
 	host    int
 	kind    pathKind
 	pathLen int
@@ -76,11 +75,11 @@ type Rank struct {
 	query   int
 }
 
-// Better reports whether a is more specific than b, as the Gateway API precedence rules
+// better reports whether a is more specific than b, as the Gateway API precedence rules
 // say: the more specific host (an exact name, then the longest suffix); then an exact
 // path, a regex, the longest prefix; then a method; then more headers; then more query
 // parameters.
-func (a Rank) Better(b Rank) bool {
+func (a rank) better(b rank) bool {
 	switch {
 	case a.host != b.host:
 		return a.host > b.host
@@ -118,7 +117,6 @@ func HTTP(hosts []*httproute.HostMatch, rules ...[]*httproute.HttpRouteMatch) (M
 			if err != nil {
 				return Matcher{}, err
 			}
-			m.needsQuery = m.needsQuery || len(cm.query) > 0
 			m.matches = append(m.matches, cm)
 		}
 	}
@@ -147,32 +145,65 @@ func GRPC(hosts []*httproute.HostMatch, rules ...[]*grpcroute.GrpcRouteMatch) (M
 	return m, nil
 }
 
-// Match reports whether r matches one of the matches under one of the hosts, and the
-// best rank among those that match. path is r's path as RequestPath gives it; query is
-// r's parsed query (ParseQuery), and may be nil when NeedsQuery is false.
-func (m *Matcher) Match(r *http.Request, path string, query url.Values) (Rank, bool) {
-	host, ok := m.hostRank(r.Host)
-	if !ok {
-		return Rank{}, false
-	}
-	var best Rank
-	found := false
-	for i := range m.matches {
-		cm := &m.matches[i]
-		if !cm.matches(r, path, query) {
+// Table is the matchers of a router's routes (or rules), in the order they were
+// declared.
+type Table []Matcher
+
+// Best returns the index of the matcher that matches r most specifically, as the Gateway
+// API precedence rules say (host, then path kind and length, method, headers, query
+// parameters), the first declared between equally specific ones; ok=false when none
+// matches. path is r's path as RequestPath gives it; r's query is parsed only when a
+// match that r reaches looks at it.
+func (t Table) Best(r *http.Request, path string) (i int, ok bool) {
+	best := -1
+	var bestRank rank
+	var query url.Values
+	queried := false
+	for i := range t {
+		m := &t[i]
+		host, ok := m.hostRank(r.Host)
+		if !ok {
 			continue
 		}
-		if rk := cm.rank(host); !found || rk.Better(best) {
-			best, found = rk, true
+		for j := range m.matches {
+			cm := &m.matches[j]
+			if len(cm.query) > 0 && !queried {
+				query, queried = parseQuery(r), true
+			}
+			if !cm.matches(r, path, query) {
+				continue
+			}
+			if rk := cm.rank(host); best < 0 || rk.better(bestRank) {
+				best, bestRank = i, rk
+			}
 		}
 	}
-	return best, found
+	return best, best >= 0
 }
 
-// NeedsQuery reports whether Match needs the request's parsed query.
-func (m *Matcher) NeedsQuery() bool { return m.needsQuery }
+// OnPath reports whether the result of Best may depend on the request's path (see
+// Matcher.OnPath).
+func (t Table) OnPath() bool {
+	for i := range t {
+		if t[i].OnPath() {
+			return true
+		}
+	}
+	return false
+}
 
-// NeedsHeaders reports whether Match looks at header fields other than Host, or at the
+// NeedsHeaders reports whether Best looks at header fields other than Host, or at the
+// query string.
+func (t Table) NeedsHeaders() bool {
+	for i := range t {
+		if t[i].NeedsHeaders() {
+			return true
+		}
+	}
+	return false
+}
+
+// NeedsHeaders reports whether m looks at header fields other than Host, or at the
 // query string.
 func (m *Matcher) NeedsHeaders() bool {
 	for i := range m.matches {
@@ -202,8 +233,8 @@ func (m *Matcher) CatchAll() bool {
 	return false
 }
 
-// OnPath reports whether the result of Match may depend on the request's path (any path
-// match other than the prefix "/", any gRPC service or method).
+// OnPath reports whether m's verdict on a request may depend on the request's path (any
+// path match other than the prefix "/", any gRPC service or method).
 func (m *Matcher) OnPath() bool {
 	for i := range m.matches {
 		if m.matches[i].onPath() {
@@ -222,8 +253,8 @@ func RequestPath(r *http.Request) (string, bool) {
 	return NormalizePath(r.URL.EscapedPath())
 }
 
-// ParseQuery parses r's query string for Match (malformed pairs are dropped).
-func ParseQuery(r *http.Request) url.Values {
+// parseQuery parses r's query string (malformed pairs are dropped).
+func parseQuery(r *http.Request) url.Values {
 	if r.URL == nil {
 		return nil
 	}
@@ -263,8 +294,8 @@ func (m *Matcher) hostRank(authority string) (int, bool) {
 	return best, found
 }
 
-func (cm *match) rank(host int) Rank {
-	rk := Rank{host: host, kind: cm.kind, pathLen: len(cm.path), method: cm.method != "", headers: len(cm.headers), query: len(cm.query)}
+func (cm *match) rank(host int) rank {
+	rk := rank{host: host, kind: cm.kind, pathLen: len(cm.path), method: cm.method != "", headers: len(cm.headers), query: len(cm.query)}
 	if cm.grpc {
 		// Service and method together beat a service alone, which beats a method alone.
 		rk.kind = pathAny

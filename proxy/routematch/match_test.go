@@ -24,21 +24,20 @@ func mustHTTP(t *testing.T, hosts []*httproute.HostMatch, rules ...[]*httproute.
 }
 
 // best returns the index of the matcher that wins r, or -1.
-func best(ms []Matcher, method, url, host string) int {
+func best(t Table, method, url, host, canary string) int {
 	r := httptest.NewRequest(method, url, nil)
 	if host != "" {
 		r.Host = host
 	}
-	path, _ := RequestPath(r)
-	query := ParseQuery(r)
-	win := -1
-	var winRank Rank
-	for i := range ms {
-		if rk, ok := ms[i].Match(r, path, query); ok && (win < 0 || rk.Better(winRank)) {
-			win, winRank = i, rk
-		}
+	if canary != "" {
+		r.Header.Set("X-Canary", canary)
 	}
-	return win
+	path, _ := RequestPath(r)
+	i, ok := t.Best(r, path)
+	if !ok {
+		return -1
+	}
+	return i
 }
 
 // TestPrecedence: the Gateway API order, host first, then path kind and length, method,
@@ -47,7 +46,7 @@ func TestPrecedence(t *testing.T) {
 	get := &httptypes.HttpMethod{Type: &httptypes.HttpMethod_Registered_{Registered: httptypes.HttpMethod_GET}}
 	suffix := []*httproute.HostMatch{{Match: &httproute.HostMatch_Suffix_{Suffix: &httproute.HostMatch_Suffix{ReverseLabels: []string{"com", "example"}}}}}
 	exact := []*httproute.HostMatch{{Match: &httproute.HostMatch_Exact{Exact: "api.example.com"}}}
-	ms := []Matcher{
+	ms := Table{
 		0: mustHTTP(t, nil, []*httproute.HttpRouteMatch{prefix("/")}),
 		1: mustHTTP(t, nil, []*httproute.HttpRouteMatch{prefix("/api")}),
 		2: mustHTTP(t, nil, []*httproute.HttpRouteMatch{{Path: &httproute.PathMatch{Kind: &httproute.PathMatch_Exact{Exact: "/api/ready"}}}}),
@@ -62,32 +61,28 @@ func TestPrecedence(t *testing.T) {
 		8: mustHTTP(t, nil, []*httproute.HttpRouteMatch{prefix("/")}),
 	}
 	for _, c := range []struct {
-		method, url, host string
-		want              int
+		method, url, host, canary string
+		want                      int
 	}{
-		{"POST", "/", "", 0}, // the first declared wins ties
-		{"POST", "/apix", "", 0},
-		{"POST", "/api/x", "", 1},
-		{"POST", "/api/ready", "", 2},
-		{"GET", "/api/x", "", 3},
-		{"GET", "/api/x?debug=true", "", 3},
-		{"GET", "/api/%61?debug=true", "www.example.com", 6},
-		{"GET", "/api/x", "API.example.com.:8080", 7},
+		{"POST", "/", "", "", 0}, // the first declared wins ties
+		{"POST", "/apix", "", "", 0},
+		{"POST", "/api/x", "", "", 1},
+		{"POST", "/api/ready", "", "", 2},
+		{"GET", "/api/x", "", "", 3},
+		{"GET", "/api/x?debug=true", "", "", 3},
+		{"GET", "/api/x", "", "1", 4},
+		{"GET", "/api/x?debug=true", "", "1", 5},
+		{"GET", "/api/x?debug=false", "", "1", 4},
+		{"GET", "/api/x?debug=true", "", "7", 5},
+		{"GET", "/api/%61?debug=true", "www.example.com", "", 6},
+		{"GET", "/api/x", "API.example.com.:8080", "", 7},
 	} {
-		if got := best(ms, c.method, c.url, c.host); got != c.want {
-			t.Errorf("%s %s (host %q): matcher %d, want %d", c.method, c.url, c.host, got, c.want)
+		if got := best(ms, c.method, c.url, c.host, c.canary); got != c.want {
+			t.Errorf("%s %s (host %q, x-canary %q): matcher %d, want %d", c.method, c.url, c.host, c.canary, got, c.want)
 		}
 	}
-	r := httptest.NewRequest("GET", "/api/x?debug=true", nil)
-	r.Header.Set("X-Canary", "1")
-	path, _ := RequestPath(r)
-	if rk4, ok := ms[4].Match(r, path, nil); !ok {
-		t.Fatal("header match failed")
-	} else if rk5, ok := ms[5].Match(r, path, ParseQuery(r)); !ok || !rk5.Better(rk4) {
-		t.Errorf("a query match does not beat the same match without it: %v", ok)
-	}
-	if !ms[5].NeedsQuery() || ms[4].NeedsQuery() || !ms[4].NeedsHeaders() || ms[3].NeedsHeaders() {
-		t.Error("NeedsQuery/NeedsHeaders wrong")
+	if !ms.NeedsHeaders() || !ms[5].NeedsHeaders() || ms[3].NeedsHeaders() || ms[:4].NeedsHeaders() {
+		t.Error("NeedsHeaders wrong")
 	}
 }
 
@@ -95,7 +90,7 @@ func TestGRPC(t *testing.T) {
 	rpc := func(svc, method string) []*grpcroute.GrpcRouteMatch {
 		return []*grpcroute.GrpcRouteMatch{{Rpc: &grpcroute.GrpcRpcMatch{Service: svc, Method: method}}}
 	}
-	var ms []Matcher
+	var ms Table
 	for _, rule := range [][]*grpcroute.GrpcRouteMatch{rpc("", "Get"), rpc("pkg.Svc", ""), rpc("pkg.Svc", "Get")} {
 		m, err := GRPC(nil, rule)
 		if err != nil {
@@ -104,7 +99,7 @@ func TestGRPC(t *testing.T) {
 		ms = append(ms, m)
 	}
 	for url, want := range map[string]int{"/pkg.Svc/Get": 2, "/pkg.Svc/List": 1, "/other.Svc/Get": 0, "/other.Svc/List": -1, "/nomethod": -1} {
-		if got := best(ms, "POST", url, ""); got != want {
+		if got := best(ms, "POST", url, "", ""); got != want {
 			t.Errorf("%s: matcher %d, want %d", url, got, want)
 		}
 	}
@@ -124,9 +119,11 @@ func TestCatchAllAndOnPath(t *testing.T) {
 	if root.OnPath() || !api.OnPath() || all.OnPath() {
 		t.Error("OnPath wrong")
 	}
-	var zero Matcher
-	if _, ok := zero.Match(httptest.NewRequest("GET", "/", nil), "/", nil); ok {
+	if got := best(Table{{}}, "GET", "/", "", ""); got != -1 {
 		t.Error("the zero Matcher matched")
+	}
+	if (Table{root, all}).OnPath() || !(Table{root, api}).OnPath() {
+		t.Error("Table.OnPath wrong")
 	}
 }
 
