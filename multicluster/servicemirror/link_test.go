@@ -126,7 +126,9 @@ spec:
 		if _, err := lc.remote.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: missing}}, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { _ = lc.remote.CoreV1().Namespaces().Delete(context.Background(), missing, metav1.DeleteOptions{}) })
+		t.Cleanup(func() {
+			_ = lc.remote.CoreV1().Namespaces().Delete(context.Background(), missing, metav1.DeleteOptions{})
+		})
 		if _, err := lc.remote.CoreV1().Services(missing).Create(ctx, service(missing, "ratings", "true", 8080), metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}

@@ -56,8 +56,8 @@ type Suite struct {
 	// NodeKubeconfig the same contexts at the API servers' node addresses, for commands
 	// run in west's node namespace (RunOnNode), which reaches both.
 	Kubeconfig, NodeKubeconfig string
-	Anchor     *certs.Authority
-	Ctx        context.Context
+	Anchor                     *certs.Authority
+	Ctx                        context.Context
 }
 
 var (
