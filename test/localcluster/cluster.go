@@ -104,6 +104,12 @@ func nthAddr(p netip.Prefix, n int) netip.Addr {
 	return a
 }
 
+// APIServerNodePort is the second port the API server is reached at on the node address
+// (besides its own, random, loopback port): kubeadm's 6443, which Linkerd's control plane
+// proxies skip (config.linkerd.io/skip-outbound-ports 443,6443), so that a linked
+// cluster's controllers reach this API server directly, as on a real cluster.
+const APIServerNodePort = 6443
+
 // DefaultNodeName is the name of the cluster's one Node unless Options says otherwise.
 const DefaultNodeName = "l5d-node"
 
@@ -217,7 +223,7 @@ type Cluster struct {
 	log         *slog.Logger
 	kube        *kube.Cluster
 	network     *netns.Network
-	relay       *relay
+	relays      []*relay // the API server on NodeIP, at its own port and APIServerNodePort
 	egress      *connectProxy
 	dns         *clusterdns.Server
 	kubeProxy   *netns.Process
@@ -373,17 +379,23 @@ func Up(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		return nil, err
 	}
 
-	// Pods -> API server: a listener in the node namespace on the advertised address,
-	// relayed to the loopback port.
-	ln, err := c.network.Node.Listen("tcp", c.APIServerAddr().String())
-	if err != nil {
-		return nil, fmt.Errorf("localcluster: listening for pods on the node address: %w", err)
-	}
+	// Pods -> API server: listeners in the node namespace on the advertised address, at
+	// the API server's port and at APIServerNodePort, relayed to the loopback port.
 	upstream := "127.0.0.1:" + strconv.Itoa(c.apiPort)
-	c.relay = newRelay(ln, func(ctx context.Context) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, "tcp", upstream)
-	}, c.log.With("component", "apiserver-relay"))
+	ports := []int{c.apiPort}
+	if c.apiPort != APIServerNodePort {
+		ports = append(ports, APIServerNodePort)
+	}
+	for _, port := range ports {
+		ln, err := c.network.Node.Listen("tcp", netip.AddrPortFrom(c.NodeIP(), uint16(port)).String())
+		if err != nil {
+			return nil, fmt.Errorf("localcluster: listening for pods on the node address, port %d: %w", port, err)
+		}
+		c.relays = append(c.relays, newRelay(ln, func(ctx context.Context) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "tcp", upstream)
+		}, c.log.With("component", "apiserver-relay", "port", port)))
+	}
 
 	if err := c.kube.WriteKubeconfig(c.kubeconfig, c.kube.Host()); err != nil {
 		return nil, fmt.Errorf("localcluster: %w", err)
@@ -665,7 +677,8 @@ func (c *Cluster) DNSAddr() netip.AddrPort { return netip.AddrPortFrom(c.NodeIP(
 // only inside them), over which each routes the other's pod network and load-balancer
 // range. Pods of one then reach the other's pods by their addresses (a flat network, for
 // pod-to-pod multicluster), its LoadBalancer Services by their ingress addresses (through
-// the other's kube-proxy) and its API server at its APIServerAddr; cluster IPs stay local.
+// the other's kube-proxy) and its API server at its APIServerAddr or on its NodeIP at
+// APIServerNodePort; cluster IPs stay local.
 // The pod and load-balancer ranges of a and b must not overlap. The link goes when either
 // cluster closes.
 func Connect(a, b *Cluster) error {
@@ -723,8 +736,8 @@ func (c *Cluster) Close() error {
 		if c.kubeProxy != nil {
 			errs = append(errs, c.kubeProxy.Kill())
 		}
-		if c.relay != nil {
-			errs = append(errs, c.relay.Close())
+		for _, r := range c.relays {
+			errs = append(errs, r.Close())
 		}
 		if c.egress != nil {
 			errs = append(errs, c.egress.Close())

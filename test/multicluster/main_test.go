@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -220,9 +221,11 @@ func setUp(ctx context.Context) (s *Suite, cleanup func(), err error) {
 		return s, cleanup, err
 	}
 
-	// The link, as the documentation shows it; east's API server as west's pods reach it.
+	// The link, as the documentation shows it; east's API server as west's pods reach it,
+	// at kubeadm's port, which the control plane's proxies skip.
+	apiServer := netip.AddrPortFrom(s.East.NodeIP(), localcluster.APIServerNodePort)
 	link, err := s.Run(nil, s.Linkerd(), "--context=east", "multicluster", "link", "--cluster-name", "east",
-		"--api-server-address", "https://"+s.East.APIServerAddr().String())
+		"--api-server-address", "https://"+apiServer.String())
 	if err != nil {
 		return s, cleanup, err
 	}
