@@ -323,6 +323,9 @@ func Up(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	if c.network, err = netns.NewNetworkIn(c.addrs.ranges()); err != nil {
 		return nil, fmt.Errorf("localcluster: %w", err)
 	}
+	if err := c.writeNodeNetwork(); err != nil {
+		return nil, err
+	}
 	// The node namespace routes between pods, and has a route for cluster IPs so that its
 	// own connections to them (the egress proxy's) get as far as kube-proxy's OUTPUT rules,
 	// as a real node's default route lets them.
@@ -671,25 +674,6 @@ func (c *Cluster) DNSServiceIP() netip.Addr { return nthAddr(c.addrs.ServiceCIDR
 
 // DNSAddr is where the cluster DNS server listens in the node namespace: NodeIP, port 53.
 func (c *Cluster) DNSAddr() netip.AddrPort { return netip.AddrPortFrom(c.NodeIP(), 53) }
-
-// Connect routes between the node networks of two clusters that run side by side, as the
-// network between two clusters' nodes would: a link between their node namespaces (made
-// only inside them), over which each routes the other's pod network and load-balancer
-// range. Pods of one then reach the other's pods by their addresses (a flat network, for
-// pod-to-pod multicluster), its LoadBalancer Services by their ingress addresses (through
-// the other's kube-proxy) and its API server at its APIServerAddr or on its NodeIP at
-// APIServerNodePort; cluster IPs stay local.
-// The pod and load-balancer ranges of a and b must not overlap. The link goes when either
-// cluster closes.
-func Connect(a, b *Cluster) error {
-	if a.addrs.LoadBalancerCIDR.Overlaps(b.addrs.LoadBalancerCIDR) {
-		return fmt.Errorf("localcluster: cannot connect clusters whose load-balancer ranges overlap (%v, %v)", a.addrs.LoadBalancerCIDR, b.addrs.LoadBalancerCIDR)
-	}
-	if err := netns.Connect(a.network, b.network, []netip.Prefix{b.addrs.LoadBalancerCIDR}, []netip.Prefix{a.addrs.LoadBalancerCIDR}); err != nil {
-		return fmt.Errorf("localcluster: connecting the clusters: %w", err)
-	}
-	return nil
-}
 
 // KubeProxyLog is the path of kube-proxy's log.
 func (c *Cluster) KubeProxyLog() string { return c.kubeProxyLg }

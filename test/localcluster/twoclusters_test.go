@@ -63,7 +63,8 @@ func TestTwoClustersSideBySide(t *testing.T) {
 		t.Errorf("east's kube-dns Service at %s, want %s (10.97.0.10)", dnsSvc.Spec.ClusterIP, east.DNSServiceIP())
 	}
 
-	if err := Connect(west, east); err != nil {
+	// As two l5d-cluster processes would be connected: by their run directories.
+	if err := ConnectRunDirs(west.RunDir(), east.RunDir()); err != nil {
 		t.Fatal(err)
 	}
 

@@ -461,13 +461,23 @@ var linkSeq atomic.Int64
 // two namespaces changes; the link goes when either Network is closed. IPv6 is not routed.
 // The Networks' IPv4 pod networks must not overlap.
 func Connect(a, b *Network, toB, toA []netip.Prefix) error {
-	ra, rb := a.Ranges(), b.Ranges()
+	return ConnectNodes(a.Node.Name(), a.Ranges(), b.Node.Name(), b.Ranges(), toB, toA)
+}
+
+// ConnectNodes is Connect for Networks known by their node namespaces' names (as `ip
+// netns list` shows them; a Network of another process, say) and pod networks.
+func ConnectNodes(aNode string, ra Ranges, bNode string, rb Ranges, toB, toA []netip.Prefix) error {
 	if ra.V4.Overlaps(rb.V4) {
 		return fmt.Errorf("netns: cannot route between pod networks %v and %v: they overlap", ra.V4, rb.V4)
 	}
-	link := "l5dx" + strconv.FormatInt(linkSeq.Add(1), 10)
-	if _, err := ipBatch(a.Node.name,
-		"link add "+link+" type veth peer name "+link+" netns "+b.Node.name,
+	for _, ns := range []string{aNode, bNode} {
+		if _, err := os.Stat(filepath.Join(netnsDir, ns)); err != nil {
+			return fmt.Errorf("netns: node namespace %s: %w", ns, err)
+		}
+	}
+	link := "l5dx" + strconv.FormatInt(linkSeq.Add(1), 10) + "-" + strconv.Itoa(os.Getpid()%100000)
+	if _, err := ipBatch(aNode,
+		"link add "+link+" type veth peer name "+link+" netns "+bNode,
 		"link set "+link+" up",
 	); err != nil {
 		return err
@@ -480,8 +490,8 @@ func Connect(a, b *Network, toB, toA []netip.Prefix) error {
 		_, err := ipBatch(ns, lines...)
 		return err
 	}
-	if err := routes(a.Node.name, rb.GatewayV4(), append([]netip.Prefix{rb.V4}, toB...)); err != nil {
+	if err := routes(aNode, rb.GatewayV4(), append([]netip.Prefix{rb.V4}, toB...)); err != nil {
 		return err
 	}
-	return routes(b.Node.name, ra.GatewayV4(), append([]netip.Prefix{ra.V4}, toA...))
+	return routes(bNode, ra.GatewayV4(), append([]netip.Prefix{ra.V4}, toA...))
 }

@@ -6,7 +6,12 @@
 //	               [-pod-cidr CIDR] [-pod-cidr-v6 CIDR] [-service-cidr CIDR] [-lb-cidr CIDR] [-v]
 //
 // The -*-cidr flags set the cluster's address plan (localcluster.Addresses), so that a
-// second cluster can run beside the first with ranges of its own.
+// second cluster can run beside the first with ranges of its own;
+//
+//	l5d-cluster connect -run-dir DIR -run-dir DIR
+//
+// then routes between two running clusters' node namespaces (localcluster.ConnectRunDirs):
+// pods of one reach the other's pods, LoadBalancer addresses and API server (NodeIP:6443).
 //
 // With -kubelet the nodes are real ones (containerd and the kubelet, see
 // localcluster.Options.Kubelet), pulling images from a registry on the printed address.
@@ -46,7 +51,27 @@ func (d *dirList) String() string     { return strings.Join(*d, ",") }
 func (d *dirList) Set(s string) error { *d = append(*d, s); return nil }
 
 const usage = `usage: l5d-cluster up -run-dir DIR [-bin-dir DIR]... [-node NAME] [-nodes N] [-cni-plugins DIR] [-kubelet]
-                      [-pod-cidr CIDR] [-pod-cidr-v6 CIDR] [-service-cidr CIDR] [-lb-cidr CIDR] [-v]`
+                      [-pod-cidr CIDR] [-pod-cidr-v6 CIDR] [-service-cidr CIDR] [-lb-cidr CIDR] [-v]
+       l5d-cluster connect -run-dir DIR -run-dir DIR`
+
+// connect routes between the two running clusters whose run directories args name.
+func connect(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("l5d-cluster connect", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var dirs dirList
+	fs.Var(&dirs, "run-dir", "run directory of a running cluster (twice)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if len(dirs) != 2 || fs.NArg() > 0 {
+		return fmt.Errorf("connect takes two -run-dir flags and no arguments\n%s", usage)
+	}
+	if err := localcluster.ConnectRunDirs(dirs[0], dirs[1]); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "connected %s and %s\n", dirs[0], dirs[1])
+	return nil
+}
 
 // prefixFlag is a CIDR flag; unset leaves the zero Prefix (the default range).
 type prefixFlag struct{ p *netip.Prefix }
@@ -68,6 +93,9 @@ func (f prefixFlag) Set(s string) error {
 }
 
 func run(args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "connect" {
+		return connect(args[1:], stdout, stderr)
+	}
 	if len(args) == 0 || args[0] != "up" {
 		return errors.New(usage)
 	}
