@@ -159,3 +159,62 @@ func curlGets(t *testing.T, p *netns.Pod, url, want string) {
 		return nil
 	})
 }
+
+// TestLoadBalancerAddresses checks the load-balancer controller's choices on the shared
+// cluster: a free spec.loadBalancerIP of the range is honoured, one outside the range is
+// not, a Service of another loadBalancerClass is left alone, and no two Services share an
+// address.
+func TestLoadBalancerAddresses(t *testing.T) {
+	c := cluster(t)
+	ns := c.Kube().Namespace(t)
+	svcs := c.Client().CoreV1().Services(ns)
+	mk := func(name, ip string, class *string) {
+		t.Helper()
+		_, err := svcs.Create(context.Background(), &corev1.Service{
+			ObjectMeta: metav1.ObjectMeta{Name: name},
+			Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, LoadBalancerIP: ip, LoadBalancerClass: class,
+				Ports: []corev1.ServicePort{{Name: "http", Port: 80}}},
+		}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	mk("asked", "10.250.0.77", nil)
+	mk("outside", "192.0.2.1", nil)
+	mk("plain", "", nil)
+	mk("other-class", "", ptr("example.com/other"))
+	got := map[string]string{}
+	eventually.NoError(t, "load-balancer addresses", func() error {
+		for _, name := range []string{"asked", "outside", "plain"} {
+			s, err := svcs.Get(context.Background(), name, metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			if len(s.Status.LoadBalancer.Ingress) != 1 {
+				return fmt.Errorf("%s: status.loadBalancer %+v", name, s.Status.LoadBalancer)
+			}
+			got[name] = s.Status.LoadBalancer.Ingress[0].IP
+		}
+		return nil
+	})
+	if got["asked"] != "10.250.0.77" {
+		t.Errorf("asked for 10.250.0.77, got %s", got["asked"])
+	}
+	seen := map[string]string{}
+	for name, ip := range got {
+		if a := netip.MustParseAddr(ip); !LoadBalancerCIDR.Contains(a) {
+			t.Errorf("%s got %s, outside %s", name, ip, LoadBalancerCIDR)
+		}
+		if other, dup := seen[ip]; dup {
+			t.Errorf("%s and %s share %s", name, other, ip)
+		}
+		seen[ip] = name
+	}
+	s, err := svcs.Get(context.Background(), "other-class", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Status.LoadBalancer.Ingress) != 0 {
+		t.Errorf("a Service of another class got %+v", s.Status.LoadBalancer)
+	}
+}
