@@ -151,8 +151,9 @@ spec:
 		start := time.Now()
 		res := s.runClient(t, "down-client", "http://catalog-east."+ns+".svc.cluster.local:8080/", 3)
 		t.Logf("3 requests to catalog-east with its gateway down: %v (job included)", time.Since(start).Round(time.Millisecond))
-		// Each request got an answer from the client's own proxy within the client's 5s
-		// timeout (else the client exits 1 and the Job fails): an error status naming why.
+		// Each request got an answer from the client's own proxy (no request is left
+		// hanging: the client would give up after 30s and fail the Job), an error status
+		// naming why: the first after the proxy's failfast timeout, the next at once.
 		for i := range 3 {
 			st, perr := res.status[i], res.proxyError[i]
 			if st < 500 || perr == "" {
@@ -332,8 +333,8 @@ func (r clientResult) count(status int, cluster string) int {
 var jobSeq atomic.Int64
 
 // runClient runs test/echo's client as a meshed Job in west under ServiceAccount sa (the
-// Job's name), sending count GETs of url, waits for it to complete and returns what it
-// printed.
+// Job's name), sending count GETs of url (each given up after 30s, which fails the Job),
+// waits for it to complete and returns what it printed.
 func (s *Suite) runClient(t *testing.T, sa, url string, count int) clientResult {
 	t.Helper()
 	job := fmt.Sprintf("%s-%d", sa, jobSeq.Add(1))
@@ -356,7 +357,7 @@ spec:
       containers:
       - name: client
         image: ghcr.io/l5d-go/echo-advanced:v1
-        args: ["client", %[4]q, "--count=%[5]d"]
+        args: ["client", %[4]q, "--count=%[5]d", "--timeout=30s"]
 `, ns, sa, job, url, count))
 	var done *batchv1.Job
 	s.Eventually(t, 4*time.Minute, "job "+job+" ends", func() string {
