@@ -23,7 +23,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 TOOLS := $(BIN)/tools
 STATICCHECK := $(TOOLS)/staticcheck
 
-.PHONY: test-kubelet bench-kubelet helm cni-plugins charts images images-push images-tool all build test unit-test race fuzz-smoke lint proto proto-check bench bench-proxy bench-tools e2e demo ci kube-bins prometheus-bin jaeger-bin tools clean test-deps bench-deps
+.PHONY: test-kubelet bench-kubelet helm cni-plugins charts images images-push images-tool all build test unit-test race fuzz-smoke lint proto proto-check bench bench-proxy bench-tools e2e e2e-multicluster demo ci kube-bins prometheus-bin jaeger-bin tools clean test-deps bench-deps
 # Debian packages the tests and the proxy benchmark run (installed by tools/debian-deps.sh;
 # chromium is the headless browser test/e2e drives the dashboard with).
 TEST_DEBS := iptables iproute2 curl git chromium containerd runc
@@ -165,6 +165,13 @@ bench-proxy: bench-deps bench-tools
 ## Prometheus), test/mesh and test/cni (CNI mode on a one-node cluster)
 e2e: test-deps kube-bins prometheus-bin jaeger-bin cni-plugins build
 	$(GO) test $(TEST_FLAGS) -v ./test/e2e/... ./test/mesh/... ./test/cni/...
+
+## e2e-multicluster: test/multicluster: two local clusters side by side (their own pod, Service
+## and load-balancer ranges, routed to each other inside their node namespaces), linked with
+## the CLI: traffic through the gateway over mTLS, check, gateways, a 50/50 split, the gateway
+## down, pod to pod with the gateway at zero, unexporting (also part of make test)
+e2e-multicluster: test-deps kube-bins build
+	$(GO) test $(TEST_FLAGS) -v ./test/multicluster/
 
 ## test-kubelet: the local cluster's real nodes (containerd and the kubelet): a pod from an
 ## image built in the test, kubectl logs -f/--previous, exec, port-forward, RBAC, ErrImagePull

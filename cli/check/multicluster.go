@@ -44,6 +44,7 @@ func (m *mcRunner) group() group {
 		{name: "remote cluster access credentials are valid", hint: "l5d-smc-target-clusters-access", run: m.remoteAccess},
 		{name: "service mirror controllers are running", hint: "l5d-multicluster-links-have-controllers", run: m.controllers},
 		{name: "all gateway mirrors are healthy", hint: "l5d-multicluster-gateways-endpoints", run: m.gateways},
+		{name: "all mirror services are in step (Link status)", hint: "l5d-multicluster-link-status", run: m.linkStatus},
 	}}
 }
 
@@ -152,4 +153,27 @@ func (m *mcRunner) gateways(ctx context.Context) error {
 		return fmt.Errorf("%s", strings.Join(bad, "\n    "))
 	}
 	return nil
+}
+
+// linkStatus reads each Link's status, as its service mirror writes it: a mirror whose
+// Mirrored condition is not True fails the check, naming the remote Service and why. A
+// Link without a status yet passes.
+func (m *mcRunner) linkStatus(context.Context) error {
+	return m.each(func(l *mc.Link) error {
+		if l.Status == nil {
+			return nil
+		}
+		var bad []string
+		for _, s := range l.Status.MirrorServices {
+			for _, c := range s.Conditions {
+				if c.Type == mc.ConditionMirrored && c.Status != metav1.ConditionTrue {
+					bad = append(bad, fmt.Sprintf("%s/%s is not mirrored (%s): %s", s.RemoteRef.Namespace, s.RemoteRef.Name, c.Reason, c.Message))
+				}
+			}
+		}
+		if len(bad) > 0 {
+			return fmt.Errorf("%s", strings.Join(bad, "; "))
+		}
+		return nil
+	})
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/l5d-go/l5d/test/kube"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // TestMulticlusterCheck runs `linkerd multicluster check`'s checks against a control plane
@@ -74,12 +75,13 @@ spec: {targetClusterName: `+name+`, clusterCredentialsSecret: cluster-credential
 	rep = RunMulticluster(ctx, c.Client(), c.Dynamic(), MulticlusterOptions{})
 	got := results(rep)
 	for name, want := range map[string]string{
-		"Link CRD exists":                             "success",
-		"the multicluster namespace exists":           "success",
-		"Link resources are valid":                    "success",
-		"remote cluster access credentials are valid": "success",
-		"service mirror controllers are running":      "error",
-		"all gateway mirrors are healthy":             "error",
+		"Link CRD exists":                               "success",
+		"the multicluster namespace exists":             "success",
+		"Link resources are valid":                      "success",
+		"remote cluster access credentials are valid":   "success",
+		"service mirror controllers are running":        "error",
+		"all gateway mirrors are healthy":               "error",
+		"all mirror services are in step (Link status)": "success",
 	} {
 		if got["linkerd-multicluster/"+name] != want {
 			t.Errorf("%q: %s, want %s\n%s", name, got["linkerd-multicluster/"+name], want, table(rep))
@@ -87,6 +89,18 @@ spec: {targetClusterName: `+name+`, clusterCredentialsSecret: cluster-credential
 	}
 	if s := table(rep); !strings.Contains(s, "controller-east") || !strings.Contains(s, "no running service mirror pod") {
 		t.Errorf("the failures do not name the missing service mirror:\n%s", s)
+	}
+
+	// The service mirror reports a Service it could not mirror in the Link's status.
+	status := `{"status":{"mirrorServices":[{"controllerName":"linkerd.io/service-mirror","remoteRef":{"kind":"Service","name":"books","namespace":"shop"},` +
+		`"conditions":[{"type":"Mirrored","status":"False","reason":"MissingNamespace","message":"the namespace does not exist in this cluster","localRef":{"kind":"Service","name":"books-east","namespace":"shop"}}]}]}}`
+	if _, err := c.Dynamic().Resource(mc.Links).Namespace(mc.Namespace).Patch(ctx, "east", types.MergePatchType, []byte(status), metav1.PatchOptions{}, "status"); err != nil {
+		t.Fatal(err)
+	}
+	rep = RunMulticluster(ctx, c.Client(), c.Dynamic(), MulticlusterOptions{})
+	if got := results(rep)["linkerd-multicluster/all mirror services are in step (Link status)"]; got != "error" ||
+		!strings.Contains(table(rep), "shop/books is not mirrored (MissingNamespace)") {
+		t.Errorf("a Link status with a failed mirror: %s\n%s", got, table(rep))
 	}
 
 	link("north", []byte("not a kubeconfig"))

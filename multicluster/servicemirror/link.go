@@ -168,6 +168,7 @@ func (r *LinkRunner) serve(ctx context.Context, link *mc.Link) error {
 		}
 		go p.Run(ctx)
 	}
+	go writeStatus(ctx, r.Dynamic, link.Namespace, link.Name, c)
 	go func() {
 		for !c.Synced() {
 			select {

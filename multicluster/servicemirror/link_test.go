@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -15,6 +16,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 
 	mc "github.com/l5d-go/l5d/pkg/apis/multicluster"
 	"github.com/l5d-go/l5d/test/kube"
@@ -118,6 +120,32 @@ spec:
 		return nil
 	})
 
+	t.Run("status", func(t *testing.T) {
+		// A Service exported from a namespace this cluster lacks cannot be mirrored.
+		missing := "missing-" + lc.ns[len(lc.ns)-5:]
+		if _, err := lc.remote.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: missing}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			_ = lc.remote.CoreV1().Namespaces().Delete(context.Background(), missing, metav1.DeleteOptions{})
+		})
+		if _, err := lc.remote.CoreV1().Services(missing).Create(ctx, service(missing, "ratings", "true", 8080), metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]string{lc.ns + "/catalog": "True/Mirrored", missing + "/ratings": "False/MissingNamespace"}
+		eventually(t, "the Link's status", func() error {
+			return linkStatusIs(ctx, local, linkNS, name, want)
+		})
+		// Unexported: its entry goes.
+		if err := lc.remote.CoreV1().Services(missing).Delete(ctx, "ratings", metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		delete(want, missing+"/ratings")
+		eventually(t, "the Link's status without the deleted Service", func() error {
+			return linkStatusIs(ctx, local, linkNS, name, want)
+		})
+	})
+
 	t.Run("spec change", func(t *testing.T) {
 		res := local.Dynamic().Resource(mc.Links).Namespace(linkNS)
 		u, err := res.Get(ctx, name, metav1.GetOptions{})
@@ -148,4 +176,35 @@ spec:
 		}
 		eventually(t, "mirror deleted", lc.gone(mirror))
 	})
+}
+
+// linkStatusIs checks that Link ns/name's status.mirrorServices holds exactly the remote
+// Services of want ("ns/name"), each with a Mirrored condition "Status/Reason".
+func linkStatusIs(ctx context.Context, local *kube.Cluster, ns, name string, want map[string]string) error {
+	u, err := local.Dynamic().Resource(mc.Links).Namespace(ns).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	var l mc.Link
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &l); err != nil {
+		return err
+	}
+	if l.Status == nil {
+		return fmt.Errorf("no status yet")
+	}
+	got := map[string]string{}
+	for _, s := range l.Status.MirrorServices {
+		if s.ControllerName != mc.StatusControllerName || s.RemoteRef.Kind != "Service" || len(s.Conditions) != 1 {
+			return fmt.Errorf("malformed entry %+v", s)
+		}
+		c := s.Conditions[0]
+		if c.Type != mc.ConditionMirrored || c.LocalRef.Name != s.RemoteRef.Name+"-"+l.Spec.TargetClusterName || c.LastTransitionTime.IsZero() {
+			return fmt.Errorf("malformed condition %+v", c)
+		}
+		got[s.RemoteRef.Namespace+"/"+s.RemoteRef.Name] = string(c.Status) + "/" + c.Reason
+	}
+	if !maps.Equal(got, want) {
+		return fmt.Errorf("status.mirrorServices %v, want %v", got, want)
+	}
+	return nil
 }

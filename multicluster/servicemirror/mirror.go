@@ -99,6 +99,7 @@ type Controller struct {
 	SyncTimeout time.Duration
 
 	once         sync.Once
+	status       statusSet
 	gatewayAlive atomic.Bool
 	aliveChanged chan struct{} // cap 1: a gateway state change not yet applied
 	queue        workqueue.TypedRateLimitingInterface[string]
@@ -110,6 +111,7 @@ type Controller struct {
 func (c *Controller) init() {
 	c.once.Do(func() {
 		c.aliveChanged = make(chan struct{}, 1)
+		c.status.init()
 		c.queue = workqueue.NewTypedRateLimitingQueueWithConfig(
 			workqueue.NewTypedItemExponentialFailureRateLimiter[string](100*time.Millisecond, 30*time.Second),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "service-mirror-" + c.Link.Name})
@@ -183,6 +185,7 @@ func (c *Controller) Run(ctx context.Context) error {
 		return nil // ctx ended
 	}
 	c.remoteSynced.Store(true)
+	c.status.signal() // the first write replaces what an earlier run left
 	c.Log.Info("linked cluster's services listed; mirroring")
 	// Mirrors left by an earlier run whose remote Service is gone get a look too.
 	for _, s := range c.listLocal() {
@@ -315,10 +318,18 @@ func (c *Controller) reconcile(ctx context.Context, key string) error {
 	if err != nil {
 		return nil
 	}
+	mode, err := c.reconcileMirror(ctx, ns, name)
+	c.setStatus(ns, name, mode, err)
+	return err
+}
+
+// reconcileMirror puts the mirror of remote Service ns/name in step and says how it is
+// mirrored (ModeNone: not, or no longer).
+func (c *Controller) reconcileMirror(ctx context.Context, ns, name string) (Mode, error) {
 	mirror := mc.MirrorName(name, c.Link.ClusterName)
 	remote, err := c.remoteSvcs.Services(ns).Get(name)
 	if err != nil && !apierrors.IsNotFound(err) {
-		return err
+		return ModeNone, err
 	}
 	mode := ModeNone
 	if remote != nil {
@@ -329,15 +340,15 @@ func (c *Controller) reconcile(ctx context.Context, key string) error {
 		}
 	}
 	if mode == ModeNone {
-		return c.deleteMirror(ctx, ns, mirror)
+		return mode, c.deleteMirror(ctx, ns, mirror)
 	}
 	if err := c.applyService(ctx, remote, mirror, mode); err != nil {
-		return err
+		return mode, err
 	}
 	if mode == ModeGateway {
-		return c.applyEndpoints(ctx, remote, mirror)
+		return mode, c.applyEndpoints(ctx, remote, mirror)
 	}
-	return c.deleteEndpoints(ctx, ns, mirror)
+	return mode, c.deleteEndpoints(ctx, ns, mirror)
 }
 
 // ours reports whether a local object was made by this controller for this Link.
@@ -410,7 +421,7 @@ func (c *Controller) applyService(ctx context.Context, remote *corev1.Service, n
 	case apierrors.IsNotFound(err):
 		if _, err := svcs.Create(ctx, want, metav1.CreateOptions{}); err != nil {
 			if apierrors.IsNotFound(err) {
-				return fmt.Errorf("creating mirror %s/%s: the namespace %s does not exist in this cluster: %w", remote.Namespace, name, remote.Namespace, err)
+				return fmt.Errorf("creating mirror %s/%s: %w: %w", remote.Namespace, name, errMissingNamespace, err)
 			}
 			return fmt.Errorf("creating mirror %s/%s: %w", remote.Namespace, name, err)
 		}

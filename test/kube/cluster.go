@@ -57,6 +57,10 @@ type Options struct {
 	// ControllerManagerArgs are extra kube-controller-manager flags, appended after the
 	// package's own, e.g. --cluster-cidr=10.244.0.0/16.
 	ControllerManagerArgs []string
+	// ServiceCIDR is the Service cluster IP range (the API server's
+	// --service-cluster-ip-range); empty means the package's ServiceCIDR. Its first address
+	// is the "kubernetes" Service's: give it in ServingHosts when it is not 10.96.0.1.
+	ServiceCIDR string
 }
 
 // ServiceAccountIssuer is the issuer of service-account tokens and one of the API audiences.
@@ -65,6 +69,14 @@ const ServiceAccountIssuer = "https://kubernetes.default.svc.cluster.local"
 // ServiceCIDR is the service cluster IP range. Nothing routes to it unless a kube-proxy
 // runs somewhere (test/localcluster runs one in its node namespace).
 const ServiceCIDR = "10.96.0.0/16"
+
+// serviceCIDR is the cluster's Service range: Options.ServiceCIDR or ServiceCIDR.
+func (c *Cluster) serviceCIDR() string {
+	if c.opts.ServiceCIDR != "" {
+		return c.opts.ServiceCIDR
+	}
+	return ServiceCIDR
+}
 
 // startTimeout bounds the wait for each component to become ready on a loaded machine.
 const startTimeout = 2 * time.Minute
@@ -284,7 +296,7 @@ func (c *Cluster) startAPIServer(bin string, port, etcdPort int) error {
 		"--service-account-key-file="+pki.saPubFile,
 		"--service-account-signing-key-file="+pki.saKeyFile,
 		"--api-audiences="+ServiceAccountIssuer,
-		"--service-cluster-ip-range="+ServiceCIDR,
+		"--service-cluster-ip-range="+c.serviceCIDR(),
 		"--authorization-mode=Node,RBAC",
 		"--requestheader-client-ca-file="+pki.frontProxyCAFile,
 		"--requestheader-allowed-names="+frontProxyUser,

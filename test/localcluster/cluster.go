@@ -28,7 +28,8 @@ import (
 	"k8s.io/client-go/rest"
 )
 
-// The cluster's address plan.
+// The address plan of a cluster with the default Addresses (Cluster's methods of the
+// same names give any cluster's).
 var (
 	// NodeIP is the node's address: the bridge in the node namespace (test/netns's
 	// gateway). Pods reach the API server on it (the "kubernetes" Service's endpoint).
@@ -39,7 +40,75 @@ var (
 	ServiceCIDR = netip.MustParsePrefix(kube.ServiceCIDR)
 	// APIServiceIP is the cluster IP of the default "kubernetes" Service.
 	APIServiceIP = netip.MustParseAddr("10.96.0.1")
+	// LoadBalancerCIDR is the range LoadBalancer Services get their addresses from.
+	LoadBalancerCIDR = netip.MustParsePrefix("10.250.0.0/24")
 )
+
+// Addresses is a cluster's address plan. Two clusters that run side by side and are
+// joined by Connect need disjoint PodCIDR and LoadBalancerCIDR; their Service ranges may
+// overlap (cluster IPs never leave a cluster) but are best kept apart too, so that an
+// address says which cluster it belongs to.
+type Addresses struct {
+	// PodCIDR is the IPv4 pod network (/16 or wider): the node's bridge holds its first
+	// address (the node address, NodeIP), pods get the following ones. Default
+	// ClusterCIDR, 10.244.0.0/16.
+	PodCIDR netip.Prefix
+	// PodCIDRv6 is the IPv6 pod network (/112 or wider). Default fd00:244::/64.
+	PodCIDRv6 netip.Prefix
+	// ServiceCIDR is the range of Service cluster IPs: the "kubernetes" Service gets its
+	// first address, kube-dns its tenth. Default ServiceCIDR, 10.96.0.0/16.
+	ServiceCIDR netip.Prefix
+	// LoadBalancerCIDR is where the cluster's load-balancer controller takes the
+	// addresses of LoadBalancer Services from (see README.md). Default LoadBalancerCIDR,
+	// 10.250.0.0/24.
+	LoadBalancerCIDR netip.Prefix
+}
+
+// withDefaults fills a's zero fields with the defaults and checks the result.
+func (a Addresses) withDefaults() (Addresses, error) {
+	def := func(p *netip.Prefix, d netip.Prefix) {
+		if !p.IsValid() {
+			*p = d
+		}
+	}
+	def(&a.PodCIDR, ClusterCIDR)
+	def(&a.PodCIDRv6, netns.PodNetworkV6)
+	def(&a.ServiceCIDR, ServiceCIDR)
+	def(&a.LoadBalancerCIDR, LoadBalancerCIDR)
+	if err := a.ranges().Check(); err != nil {
+		return a, fmt.Errorf("localcluster: Options.Addresses: %w", err)
+	}
+	for _, f := range []struct {
+		name string
+		p    netip.Prefix
+	}{{"ServiceCIDR", a.ServiceCIDR}, {"LoadBalancerCIDR", a.LoadBalancerCIDR}} {
+		if !f.p.Addr().Is4() || f.p.Masked() != f.p || f.p.Bits() > 28 {
+			return a, fmt.Errorf("localcluster: Options.Addresses.%s %v: want an IPv4 prefix of /28 or wider with zero host bits", f.name, f.p)
+		}
+	}
+	if a.PodCIDR.Overlaps(a.ServiceCIDR) || a.PodCIDR.Overlaps(a.LoadBalancerCIDR) || a.ServiceCIDR.Overlaps(a.LoadBalancerCIDR) {
+		return a, fmt.Errorf("localcluster: Options.Addresses: the pod (%v), Service (%v) and load-balancer (%v) ranges overlap", a.PodCIDR, a.ServiceCIDR, a.LoadBalancerCIDR)
+	}
+	return a, nil
+}
+
+// ranges are the node network's pod ranges.
+func (a Addresses) ranges() netns.Ranges { return netns.Ranges{V4: a.PodCIDR, V6: a.PodCIDRv6} }
+
+// nthAddr is the n-th address after p's first.
+func nthAddr(p netip.Prefix, n int) netip.Addr {
+	a := p.Addr()
+	for range n {
+		a = a.Next()
+	}
+	return a
+}
+
+// APIServerNodePort is the second port the API server is reached at on the node address
+// (besides its own, random, loopback port): kubeadm's 6443, which Linkerd's control plane
+// proxies skip (config.linkerd.io/skip-outbound-ports 443,6443), so that a linked
+// cluster's controllers reach this API server directly, as on a real cluster.
+const APIServerNodePort = 6443
 
 // DefaultNodeName is the name of the cluster's one Node unless Options says otherwise.
 const DefaultNodeName = "l5d-node"
@@ -89,6 +158,9 @@ type Options struct {
 	// Runtime, with Kubelet, is the OCI runtime binary containerd's runc shim runs; empty
 	// means runc from PATH.
 	Runtime string
+	// Addresses is the cluster's address plan; zero fields mean the defaults. Other than
+	// the default pod and Service ranges need the node agent (not Kubelet).
+	Addresses Addresses
 }
 
 // CNI directories under the run directory, used when Options.CNIPlugins is set.
@@ -136,7 +208,7 @@ func setUpCNI(opts Options) (*node.CNI, error) {
 			return nil, fmt.Errorf("localcluster: installing the %s CNI plugin: %w", p, err)
 		}
 	}
-	network := node.BridgeNetwork(filepath.Join(opts.RunDir, "cni", "ipam"))
+	network := node.BridgeNetwork(filepath.Join(opts.RunDir, "cni", "ipam"), opts.Addresses.ranges())
 	if err := os.WriteFile(filepath.Join(conf, "10-"+node.BridgeNetworkName+".conflist"), []byte(network), 0o644); err != nil {
 		return nil, fmt.Errorf("localcluster: writing the CNI network: %w", err)
 	}
@@ -151,7 +223,7 @@ type Cluster struct {
 	log         *slog.Logger
 	kube        *kube.Cluster
 	network     *netns.Network
-	relay       *relay
+	relays      []*relay // the API server on NodeIP, at its own port and APIServerNodePort
 	egress      *connectProxy
 	dns         *clusterdns.Server
 	kubeProxy   *netns.Process
@@ -173,6 +245,7 @@ type Cluster struct {
 	registry    *registryServer
 	realNodes   []*realNode       // with Options.Kubelet
 	sysctls     map[string]string // the host's kernel settings before the first kubelet started
+	addrs       Addresses         // Options.Addresses with the defaults filled in
 }
 
 // maxUnixSocketPath is the longest path a Unix socket address can hold.
@@ -206,6 +279,12 @@ func Up(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
+	if opts.Addresses, err = opts.Addresses.withDefaults(); err != nil {
+		return nil, err
+	}
+	if opts.Kubelet && (opts.Addresses.PodCIDR != ClusterCIDR || opts.Addresses.ServiceCIDR != ServiceCIDR) {
+		return nil, fmt.Errorf("localcluster: Options.Addresses: real nodes (Kubelet) use the default pod and Service ranges (%v, %v) only", ClusterCIDR, ServiceCIDR)
+	}
 	if opts.Kubelet {
 		if err := checkKubeletPrereqs(&opts); err != nil {
 			return nil, err
@@ -233,6 +312,7 @@ func Up(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		nodeConfig: filepath.Join(runDir, "node-kubeconfig"),
 		hostsPath:  filepath.Join(runDir, "hosts"),
 		failed:     make(chan struct{}),
+		addrs:      opts.Addresses,
 	}
 	defer func() {
 		if err != nil {
@@ -240,8 +320,11 @@ func Up(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		}
 	}()
 
-	if c.network, err = netns.NewNetwork(); err != nil {
+	if c.network, err = netns.NewNetworkIn(c.addrs.ranges()); err != nil {
 		return nil, fmt.Errorf("localcluster: %w", err)
+	}
+	if err := c.writeNodeNetwork(); err != nil {
+		return nil, err
 	}
 	// The node namespace routes between pods, and has a route for cluster IPs so that its
 	// own connections to them (the egress proxy's) get as far as kube-proxy's OUTPUT rules,
@@ -249,8 +332,10 @@ func Up(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	if err := c.network.Node.Run(exec.Command("sysctl", "-q", "-w", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1")); err != nil {
 		return nil, fmt.Errorf("localcluster: enabling forwarding in the node namespace: %w", err)
 	}
-	if err := c.network.Node.Run(exec.Command("ip", "route", "add", ServiceCIDR.String(), "dev", "br0", "src", NodeIP.String())); err != nil {
-		return nil, fmt.Errorf("localcluster: routing the service range in the node namespace: %w", err)
+	for _, r := range []netip.Prefix{c.addrs.ServiceCIDR, c.addrs.LoadBalancerCIDR} {
+		if err := c.network.Node.Run(exec.Command("ip", "route", "add", r.String(), "dev", "br0", "src", c.NodeIP().String())); err != nil {
+			return nil, fmt.Errorf("localcluster: routing the service range %v in the node namespace: %w", r, err)
+		}
 	}
 
 	// The egress proxy's socket must exist before the API server reads its configuration;
@@ -275,14 +360,15 @@ func Up(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	c.kube, err = kube.Start(kube.Options{
 		ControllerManager: true,
 		Scheduler:         true,
-		AdvertiseAddress:  NodeIP.String(),
-		ServingHosts:      []string{APIServiceIP.String()},
+		AdvertiseAddress:  c.NodeIP().String(),
+		ServingHosts:      []string{c.APIServiceIP().String()},
+		ServiceCIDR:       c.addrs.ServiceCIDR.String(),
 		// Kubelets are reached at their Node's InternalIP (the node address, through the
 		// egress proxy), not at the host name the default prefers.
 		APIServerArgs: []string{"--egress-selector-config-file=" + egressCfg, "--kubelet-preferred-address-types=InternalIP,Hostname"},
 		ControllerManagerArgs: []string{
-			"--cluster-cidr=" + ClusterCIDR.String(),
-			"--service-cluster-ip-range=" + ServiceCIDR.String(),
+			"--cluster-cidr=" + c.addrs.PodCIDR.String(),
+			"--service-cluster-ip-range=" + c.addrs.ServiceCIDR.String(),
 		},
 	})
 	if err != nil {
@@ -292,21 +378,27 @@ func Up(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		return nil, err
 	}
 	// First, before any other Service can be given its conventional address.
-	if err := ensureKubeDNSService(ctx, c.kube.Client()); err != nil {
+	if err := ensureKubeDNSService(ctx, c.kube.Client(), c.DNSServiceIP(), c.DNSAddr()); err != nil {
 		return nil, err
 	}
 
-	// Pods -> API server: a listener in the node namespace on the advertised address,
-	// relayed to the loopback port.
-	ln, err := c.network.Node.Listen("tcp", netip.AddrPortFrom(NodeIP, uint16(c.apiPort)).String())
-	if err != nil {
-		return nil, fmt.Errorf("localcluster: listening for pods on the node address: %w", err)
-	}
+	// Pods -> API server: listeners in the node namespace on the advertised address, at
+	// the API server's port and at APIServerNodePort, relayed to the loopback port.
 	upstream := "127.0.0.1:" + strconv.Itoa(c.apiPort)
-	c.relay = newRelay(ln, func(ctx context.Context) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, "tcp", upstream)
-	}, c.log.With("component", "apiserver-relay"))
+	ports := []int{c.apiPort}
+	if c.apiPort != APIServerNodePort {
+		ports = append(ports, APIServerNodePort)
+	}
+	for _, port := range ports {
+		ln, err := c.network.Node.Listen("tcp", netip.AddrPortFrom(c.NodeIP(), uint16(port)).String())
+		if err != nil {
+			return nil, fmt.Errorf("localcluster: listening for pods on the node address, port %d: %w", port, err)
+		}
+		c.relays = append(c.relays, newRelay(ln, func(ctx context.Context) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "tcp", upstream)
+		}, c.log.With("component", "apiserver-relay", "port", port)))
+	}
 
 	if err := c.kube.WriteKubeconfig(c.kubeconfig, c.kube.Host()); err != nil {
 		return nil, fmt.Errorf("localcluster: %w", err)
@@ -329,6 +421,10 @@ func Up(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	if _, err := sliceInformer.Informer().AddEventHandler(hosts.handler()); err != nil {
 		return nil, fmt.Errorf("localcluster: watching endpoint slices: %w", err)
 	}
+	lbs := newLoadBalancers(c.kube.Client(), svcInformer.Lister(), c.addrs.LoadBalancerCIDR, c.log.With("component", "load-balancers"))
+	if _, err := svcInformer.Informer().AddEventHandler(lbs.handler()); err != nil {
+		return nil, fmt.Errorf("localcluster: watching services: %w", err)
+	}
 	factory.Start(ctx.Done())
 	for typ, ok := range factory.WaitForCacheSync(ctx.Done()) {
 		if !ok {
@@ -337,9 +433,14 @@ func Up(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	}
 	c.resolver.Store(&resolver{services: svcInformer.Lister()})
 	records := informerRecords{services: svcInformer.Lister(), slices: sliceInformer.Lister(), namespaces: nsLister}
-	if c.dns, err = startDNS(c.network.Node, records, c.log.With("component", "dns")); err != nil {
+	if c.dns, err = startDNS(c.network.Node, c.DNSAddr(), records, c.log.With("component", "dns")); err != nil {
 		return nil, err
 	}
+	c.background.Add(1)
+	go func() {
+		defer c.background.Done()
+		lbs.run(ctx)
+	}()
 	c.background.Add(1)
 	go func() {
 		defer c.background.Done()
@@ -373,7 +474,7 @@ func (c *Cluster) startNode(ctx context.Context, name string) {
 		Network:       c.network,
 		Images:        Images(c.opts.BinDirs...),
 		HostsFile:     c.hostsPath,
-		ClusterDNS:    DNSAddr.Addr(),
+		ClusterDNS:    c.DNSAddr().Addr(),
 		ClusterDomain: ClusterDomain,
 		RunDir:        c.opts.RunDir,
 		Logger:        c.log.With("component", "node", "node", name),
@@ -428,7 +529,7 @@ func (c *Cluster) ensureNode(ctx context.Context, name string) error {
 		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{
 			"kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
 		}},
-		Spec: corev1.NodeSpec{PodCIDR: ClusterCIDR.String(), PodCIDRs: []string{ClusterCIDR.String()}},
+		Spec: corev1.NodeSpec{PodCIDR: c.addrs.PodCIDR.String(), PodCIDRs: []string{c.addrs.PodCIDR.String()}},
 	}
 	nodes := c.kube.Client().CoreV1().Nodes()
 	created, err := nodes.Create(ctx, node, metav1.CreateOptions{})
@@ -439,7 +540,7 @@ func (c *Cluster) ensureNode(ctx context.Context, name string) error {
 		return fmt.Errorf("localcluster: registering node %s: %w", name, err)
 	}
 	created.Status.Addresses = []corev1.NodeAddress{
-		{Type: corev1.NodeInternalIP, Address: NodeIP.String()},
+		{Type: corev1.NodeInternalIP, Address: c.NodeIP().String()},
 		{Type: corev1.NodeHostName, Address: name},
 	}
 	if _, err := nodes.UpdateStatus(ctx, created, metav1.UpdateOptions{}); err != nil {
@@ -464,10 +565,10 @@ func (c *Cluster) startKubeProxy() error {
 		"--kubeconfig="+c.nodeConfig,
 		"--proxy-mode=iptables",
 		"--hostname-override="+c.opts.NodeName,
-		"--cluster-cidr="+ClusterCIDR.String(),
-		"--bind-address="+NodeIP.String(),
-		"--healthz-bind-address="+NodeIP.String()+":10256",
-		"--metrics-bind-address="+NodeIP.String()+":10249",
+		"--cluster-cidr="+c.addrs.PodCIDR.String(),
+		"--bind-address="+c.NodeIP().String(),
+		"--healthz-bind-address="+c.NodeIP().String()+":10256",
+		"--metrics-bind-address="+c.NodeIP().String()+":10249",
 		"--masquerade-all",
 		"--conntrack-max-per-core=0",
 		"--conntrack-min=0",
@@ -553,10 +654,26 @@ func (c *Cluster) NodeNames() []string {
 }
 
 // APIServerAddr is where pods reach the API server directly: the node address and the
-// API server's port, the endpoint of the "kubernetes" Service.
+// API server's port, the endpoint of the "kubernetes" Service. Another cluster joined by
+// Connect reaches it there too (its serving certificate is valid for the node address).
 func (c *Cluster) APIServerAddr() netip.AddrPort {
-	return netip.AddrPortFrom(NodeIP, uint16(c.apiPort))
+	return netip.AddrPortFrom(c.NodeIP(), uint16(c.apiPort))
 }
+
+// Addresses is the cluster's address plan, defaults filled in.
+func (c *Cluster) Addresses() Addresses { return c.addrs }
+
+// NodeIP is the node's address: the first of the pod network, on the node namespace's bridge.
+func (c *Cluster) NodeIP() netip.Addr { return c.addrs.ranges().GatewayV4() }
+
+// APIServiceIP is the cluster IP of the "kubernetes" Service: the Service range's first.
+func (c *Cluster) APIServiceIP() netip.Addr { return nthAddr(c.addrs.ServiceCIDR, 1) }
+
+// DNSServiceIP is the cluster IP of the kube-dns Service: the Service range's tenth.
+func (c *Cluster) DNSServiceIP() netip.Addr { return nthAddr(c.addrs.ServiceCIDR, 10) }
+
+// DNSAddr is where the cluster DNS server listens in the node namespace: NodeIP, port 53.
+func (c *Cluster) DNSAddr() netip.AddrPort { return netip.AddrPortFrom(c.NodeIP(), 53) }
 
 // KubeProxyLog is the path of kube-proxy's log.
 func (c *Cluster) KubeProxyLog() string { return c.kubeProxyLg }
@@ -603,8 +720,8 @@ func (c *Cluster) Close() error {
 		if c.kubeProxy != nil {
 			errs = append(errs, c.kubeProxy.Kill())
 		}
-		if c.relay != nil {
-			errs = append(errs, c.relay.Close())
+		for _, r := range c.relays {
+			errs = append(errs, r.Close())
 		}
 		if c.egress != nil {
 			errs = append(errs, c.egress.Close())

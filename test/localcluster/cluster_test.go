@@ -161,8 +161,6 @@ func exposePod(t *testing.T, c *Cluster, ns, name string, pod *netns.Pod, port, 
 	return s.Spec.ClusterIP
 }
 
-func ptr[T any](v T) *T { return &v }
-
 // run runs argv in pod and returns its standard output, or an error with its stderr.
 func run(pod *netns.Pod, argv ...string) (string, error) {
 	cmd := exec.Command(argv[0], argv[1:]...)

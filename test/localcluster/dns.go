@@ -19,7 +19,8 @@ import (
 	discoverylisters "k8s.io/client-go/listers/discovery/v1"
 )
 
-// The cluster DNS server's addresses.
+// The cluster DNS server's addresses in a cluster with the default Addresses (see
+// Cluster.DNSAddr and Cluster.DNSServiceIP for any cluster's).
 var (
 	// DNSAddr is where the cluster DNS server listens (UDP and TCP), in the node namespace:
 	// the node address, port 53. Pods' resolv.conf names NodeIP, as with NodeLocal
@@ -93,31 +94,31 @@ func (r informerRecords) Namespace(ns string) bool {
 	return err == nil
 }
 
-// startDNS serves records on DNSAddr (UDP and TCP) inside the node namespace.
-func startDNS(node *netns.Namespace, records clusterdns.Records, log *slog.Logger) (*clusterdns.Server, error) {
+// startDNS serves records on addr (UDP and TCP) inside the node namespace.
+func startDNS(node *netns.Namespace, addr netip.AddrPort, records clusterdns.Records, log *slog.Logger) (*clusterdns.Server, error) {
 	var pc net.PacketConn
 	var ln net.Listener
 	err := node.Do(func() (err error) {
-		if pc, err = net.ListenPacket("udp", DNSAddr.String()); err != nil {
+		if pc, err = net.ListenPacket("udp", addr.String()); err != nil {
 			return err
 		}
-		if ln, err = net.Listen("tcp", DNSAddr.String()); err != nil {
+		if ln, err = net.Listen("tcp", addr.String()); err != nil {
 			pc.Close()
 			return err
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("localcluster: listening for DNS queries on %s in the node namespace: %w", DNSAddr, err)
+		return nil, fmt.Errorf("localcluster: listening for DNS queries on %s in the node namespace: %w", addr, err)
 	}
 	return clusterdns.Serve(&clusterdns.Responder{Domain: ClusterDomain, Records: records}, pc, ln, log), nil
 }
 
 // ensureKubeDNSService makes the kube-dns Service in kube-system with cluster IP
-// DNSServiceIP (ports 53/UDP "dns" and 53/TCP "dns-tcp") and, the Service having no
-// selector, its EndpointSlice pointing at DNSAddr, as a cluster running CoreDNS has. It
+// serviceIP (ports 53/UDP "dns" and 53/TCP "dns-tcp") and, the Service having no
+// selector, its EndpointSlice pointing at addr, as a cluster running CoreDNS has. It
 // runs before anything else can be given that address.
-func ensureKubeDNSService(ctx context.Context, client kubernetes.Interface) error {
+func ensureKubeDNSService(ctx context.Context, client kubernetes.Interface, serviceIP netip.Addr, addr netip.AddrPort) error {
 	const ns, name = "kube-system", "kube-dns"
 	_, err := client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
 	if err != nil && !apierrors.IsAlreadyExists(err) {
@@ -127,7 +128,7 @@ func ensureKubeDNSService(ctx context.Context, client kubernetes.Interface) erro
 	_, err = client.CoreV1().Services(ns).Create(ctx, &corev1.Service{
 		ObjectMeta: meta,
 		Spec: corev1.ServiceSpec{
-			ClusterIP: DNSServiceIP.String(),
+			ClusterIP: serviceIP.String(),
 			Ports: []corev1.ServicePort{
 				{Name: "dns", Port: 53, Protocol: corev1.ProtocolUDP},
 				{Name: "dns-tcp", Port: 53, Protocol: corev1.ProtocolTCP},
@@ -139,7 +140,7 @@ func ensureKubeDNSService(ctx context.Context, client kubernetes.Interface) erro
 	}
 	dnsName, tcpName := "dns", "dns-tcp"
 	udp, tcp := corev1.ProtocolUDP, corev1.ProtocolTCP
-	port := int32(DNSAddr.Port())
+	port := int32(addr.Port())
 	ready := true
 	_, err = client.DiscoveryV1().EndpointSlices(ns).Create(ctx, &discoveryv1.EndpointSlice{
 		ObjectMeta: metav1.ObjectMeta{Name: name + "-node", Namespace: ns, Labels: map[string]string{
@@ -148,7 +149,7 @@ func ensureKubeDNSService(ctx context.Context, client kubernetes.Interface) erro
 		}},
 		AddressType: discoveryv1.AddressTypeIPv4,
 		Endpoints: []discoveryv1.Endpoint{{
-			Addresses:  []string{DNSAddr.Addr().String()},
+			Addresses:  []string{addr.Addr().String()},
 			Conditions: discoveryv1.EndpointConditions{Ready: &ready},
 		}},
 		Ports: []discoveryv1.EndpointPort{

@@ -66,3 +66,36 @@ func Images(dirs ...string) func(image string) (string, error) {
 		return "", fmt.Errorf("localcluster: image %q: %w %q in %s", image, ErrNoImage, name, strings.Join(abs, ", "))
 	}
 }
+
+// PodBinaries copies the regular files of the directories dirs (such as bin/) into a new
+// directory under the system's temporary one that every container user can read and
+// execute (the proxy runs as uid 2102; a checkout under /root is not reachable to it), for
+// Options.BinDirs, and returns it. The caller removes it.
+func PodBinaries(dirs ...string) (string, error) {
+	out, err := os.MkdirTemp("", "l5d-pod-bin-")
+	if err != nil {
+		return "", fmt.Errorf("localcluster: %w", err)
+	}
+	if err := os.Chmod(out, 0o755); err != nil {
+		return out, fmt.Errorf("localcluster: %w", err)
+	}
+	for _, dir := range dirs {
+		entries, err := os.ReadDir(dir)
+		if err != nil || len(entries) == 0 {
+			return out, fmt.Errorf("localcluster: no binaries in %s (make build): %v", dir, err)
+		}
+		for _, e := range entries {
+			if !e.Type().IsRegular() {
+				continue
+			}
+			b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+			if err != nil {
+				return out, fmt.Errorf("localcluster: copying a pod binary: %w", err)
+			}
+			if err := os.WriteFile(filepath.Join(out, e.Name()), b, 0o755); err != nil {
+				return out, fmt.Errorf("localcluster: copying a pod binary: %w", err)
+			}
+		}
+	}
+	return out, nil
+}

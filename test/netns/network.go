@@ -20,7 +20,8 @@ import (
 // Prefix starts the name of every namespace this package makes.
 const Prefix = "l5dt-"
 
-// The pod networks and the bridge's (gateway) addresses.
+// The default pod networks and the bridge's (gateway) addresses in them: those of
+// NewNetwork, and DefaultRanges.
 var (
 	PodNetworkV4 = netip.MustParsePrefix("10.244.0.0/16")
 	PodNetworkV6 = netip.MustParsePrefix("fd00:244::/64")
@@ -28,13 +29,43 @@ var (
 	GatewayV6    = netip.MustParseAddr("fd00:244::1")
 )
 
+// Ranges are a Network's pod networks. The bridge holds the first address of each (the
+// pods' gateway); pods get the following ones.
+type Ranges struct {
+	// V4 is an IPv4 prefix of /16 or wider whose host bits are zero.
+	V4 netip.Prefix
+	// V6 is an IPv6 prefix of /112 or wider whose host bits are zero.
+	V6 netip.Prefix
+}
+
+// DefaultRanges are NewNetwork's: PodNetworkV4 and PodNetworkV6.
+var DefaultRanges = Ranges{V4: PodNetworkV4, V6: PodNetworkV6}
+
+// Check says what is wrong with r, or nil.
+func (r Ranges) Check() error {
+	switch {
+	case !r.V4.IsValid() || !r.V4.Addr().Is4() || r.V4.Bits() > 16 || r.V4.Masked() != r.V4:
+		return fmt.Errorf("netns: IPv4 pod network %v: want an IPv4 prefix of /16 or wider with zero host bits, such as 10.244.0.0/16", r.V4)
+	case !r.V6.IsValid() || !r.V6.Addr().Is6() || r.V6.Addr().Is4In6() || r.V6.Bits() > 112 || r.V6.Masked() != r.V6:
+		return fmt.Errorf("netns: IPv6 pod network %v: want an IPv6 prefix of /112 or wider with zero host bits, such as fd00:244::/64", r.V6)
+	}
+	return nil
+}
+
+// GatewayV4 is the bridge's IPv4 address: the first one of V4.
+func (r Ranges) GatewayV4() netip.Addr { return r.V4.Addr().Next() }
+
+// GatewayV6 is the bridge's IPv6 address: the first one of V6.
+func (r Ranges) GatewayV6() netip.Addr { return r.V6.Addr().Next() }
+
 // Network is a bridge in a namespace of its own (the "node") and the pods attached to it.
 // Its methods are safe for concurrent use.
 type Network struct {
 	// Node is the bridge's namespace, which plays the node's network namespace.
 	Node *Namespace
 
-	id string // "<pid>-<start>-<n>", shared by the names of all its namespaces
+	id     string // "<pid>-<start>-<n>", shared by the names of all its namespaces
+	ranges Ranges
 
 	mu     sync.Mutex
 	closed bool
@@ -48,7 +79,7 @@ type Pod struct {
 	*Namespace
 	// PodName is the name the pod was added with.
 	PodName string
-	// IPv4 and IPv6 are eth0's addresses, in PodNetworkV4 and PodNetworkV6.
+	// IPv4 and IPv6 are eth0's addresses, in the Network's Ranges.
 	IPv4, IPv6 netip.Addr
 	// Interface is the pod's link to the bridge: "eth0".
 	Interface string
@@ -82,9 +113,17 @@ func New(tb testing.TB) *Network {
 }
 
 // NewNetwork makes a Network: a namespace holding bridge br0 with 10.244.0.1/16 and
-// fd00:244::1/64. The caller must Close it. The first call in a process also removes the
+// fd00:244::1/64 (DefaultRanges). The caller must Close it. The first call in a process also removes the
 // namespaces of earlier test processes that have ended (see Reclaim).
-func NewNetwork() (*Network, error) {
+func NewNetwork() (*Network, error) { return NewNetworkIn(DefaultRanges) }
+
+// NewNetworkIn is NewNetwork with pod networks r: the bridge holds r's gateway addresses
+// and pods get addresses from r, so that Networks with disjoint Ranges can be routed to
+// each other (see Connect).
+func NewNetworkIn(r Ranges) (*Network, error) {
+	if err := r.Check(); err != nil {
+		return nil, err
+	}
 	if _, err := exec.LookPath("ip"); err != nil {
 		return nil, fmt.Errorf("netns: the ip command (Debian package iproute2) is needed: %w", err)
 	}
@@ -97,9 +136,10 @@ func NewNetwork() (*Network, error) {
 		return nil, err
 	}
 	n := &Network{
-		id:   fmt.Sprintf("%s-%d", owner, networkSeq.Add(1)),
-		pods: map[string]*Pod{},
-		next: 2,
+		id:     fmt.Sprintf("%s-%d", owner, networkSeq.Add(1)),
+		ranges: r,
+		pods:   map[string]*Pod{},
+		next:   2,
 	}
 	node, err := createNamespace(Prefix + n.id + "-node")
 	if err != nil {
@@ -109,8 +149,8 @@ func NewNetwork() (*Network, error) {
 	if _, err := ipBatch(node.name,
 		"link set lo up",
 		"link add br0 type bridge stp_state 0 forward_delay 0",
-		"addr add "+netip.PrefixFrom(GatewayV4, PodNetworkV4.Bits()).String()+" dev br0",
-		"addr add "+netip.PrefixFrom(GatewayV6, PodNetworkV6.Bits()).String()+" dev br0 nodad",
+		"addr add "+netip.PrefixFrom(r.GatewayV4(), r.V4.Bits()).String()+" dev br0",
+		"addr add "+netip.PrefixFrom(r.GatewayV6(), r.V6.Bits()).String()+" dev br0 nodad",
 		"link set br0 up",
 	); err != nil {
 		return nil, errors.Join(err, node.close())
@@ -146,7 +186,7 @@ func (n *Network) AddPod(name string) (*Pod, error) {
 		return nil, errors.New("netns: no addresses left for another pod")
 	}
 	n.next++
-	v4, v6 := hostAddrs(host)
+	v4, v6 := n.hostAddrs(host)
 	ns, err := createNamespace(Prefix + n.id + "-" + name)
 	if err != nil {
 		return nil, err
@@ -161,10 +201,10 @@ func (n *Network) AddPod(name string) (*Pod, error) {
 	if _, err := ipBatch(ns.name,
 		"link set lo up",
 		"link set eth0 up",
-		"addr add "+netip.PrefixFrom(v4, PodNetworkV4.Bits()).String()+" dev eth0",
-		"addr add "+netip.PrefixFrom(v6, PodNetworkV6.Bits()).String()+" dev eth0 nodad",
-		"route add default via "+GatewayV4.String()+" dev eth0",
-		"route add default via "+GatewayV6.String()+" dev eth0",
+		"addr add "+netip.PrefixFrom(v4, n.ranges.V4.Bits()).String()+" dev eth0",
+		"addr add "+netip.PrefixFrom(v6, n.ranges.V6.Bits()).String()+" dev eth0 nodad",
+		"route add default via "+n.ranges.GatewayV4().String()+" dev eth0",
+		"route add default via "+n.ranges.GatewayV6().String()+" dev eth0",
 	); err != nil {
 		return nil, errors.Join(err, ns.close())
 	}
@@ -209,14 +249,17 @@ func (n *Network) checkNewPod(name string) error {
 }
 
 // hostAddrs returns the addresses of host number h (2 and up): 10.244.x.y and
-// fd00:244::xy with x.y = h.
-func hostAddrs(h int) (v4, v6 netip.Addr) {
-	b4 := PodNetworkV4.Addr().As4()
+// fd00:244::xy with x.y = h, in the default ranges.
+func (n *Network) hostAddrs(h int) (v4, v6 netip.Addr) {
+	b4 := n.ranges.V4.Addr().As4()
 	b4[2], b4[3] = byte(h>>8), byte(h)
-	b6 := PodNetworkV6.Addr().As16()
+	b6 := n.ranges.V6.Addr().As16()
 	b6[14], b6[15] = byte(h>>8), byte(h)
 	return netip.AddrFrom4(b4), netip.AddrFrom16(b6)
 }
+
+// Ranges are the Network's pod networks.
+func (n *Network) Ranges() Ranges { return n.ranges }
 
 // RemovePod kills the processes of the pod named name and deletes its namespace, so the
 // name can be added again; its addresses are not handed out again. It fails if the Network
@@ -405,4 +448,50 @@ func ipBatch(netns string, lines ...string) ([]byte, error) {
 		return nil, fmt.Errorf("netns: ip -n %s -batch (%s): %w: %s", netns, strings.Join(lines, "; "), err, strings.TrimSpace(stderr.String()))
 	}
 	return stdout.Bytes(), nil
+}
+
+// linkSeq numbers the links Connect makes.
+var linkSeq atomic.Int64
+
+// Connect routes between two Networks, as the routers between two clusters' nodes would:
+// a veth pair joins a's node namespace to b's, and each node namespace routes the other's
+// IPv4 pod network, plus the extra prefixes toB (in a, towards b) and toA (in b), through
+// it, the next hop being the other bridge's gateway address. Both node namespaces must
+// forward (sysctl net.ipv4.ip_forward=1) for pods to reach each other. Nothing outside the
+// two namespaces changes; the link goes when either Network is closed. IPv6 is not routed.
+// The Networks' IPv4 pod networks must not overlap.
+func Connect(a, b *Network, toB, toA []netip.Prefix) error {
+	return ConnectNodes(a.Node.Name(), a.Ranges(), b.Node.Name(), b.Ranges(), toB, toA)
+}
+
+// ConnectNodes is Connect for Networks known by their node namespaces' names (as `ip
+// netns list` shows them; a Network of another process, say) and pod networks.
+func ConnectNodes(aNode string, ra Ranges, bNode string, rb Ranges, toB, toA []netip.Prefix) error {
+	if ra.V4.Overlaps(rb.V4) {
+		return fmt.Errorf("netns: cannot route between pod networks %v and %v: they overlap", ra.V4, rb.V4)
+	}
+	for _, ns := range []string{aNode, bNode} {
+		if _, err := os.Stat(filepath.Join(netnsDir, ns)); err != nil {
+			return fmt.Errorf("netns: node namespace %s: %w", ns, err)
+		}
+	}
+	link := "l5dx" + strconv.FormatInt(linkSeq.Add(1), 10) + "-" + strconv.Itoa(os.Getpid()%100000)
+	if _, err := ipBatch(aNode,
+		"link add "+link+" type veth peer name "+link+" netns "+bNode,
+		"link set "+link+" up",
+	); err != nil {
+		return err
+	}
+	routes := func(ns string, via netip.Addr, prefixes []netip.Prefix) error {
+		lines := []string{"link set " + link + " up"}
+		for _, p := range prefixes {
+			lines = append(lines, "route add "+p.String()+" via "+via.String()+" dev "+link+" onlink")
+		}
+		_, err := ipBatch(ns, lines...)
+		return err
+	}
+	if err := routes(aNode, rb.GatewayV4(), append([]netip.Prefix{rb.V4}, toB...)); err != nil {
+		return err
+	}
+	return routes(bNode, ra.GatewayV4(), append([]netip.Prefix{ra.V4}, toA...))
 }

@@ -57,7 +57,8 @@ type Config struct {
 	CNI *CNI
 }
 
-// NodeIP is the node's InternalIP and every pod's hostIP: the bridge's address.
+// NodeIP is the node's InternalIP and every pod's hostIP on a Network with netns's default
+// ranges: the bridge's address. On other Networks it is their bridge's (GatewayV4).
 var NodeIP = netns.GatewayV4
 
 // Capacity is the node's capacity and allocatable.
@@ -234,9 +235,13 @@ func (a *agent) confirmDeletion(ctx context.Context, pod *corev1.Pod) {
 func (a *agent) allocatable() corev1.ResourceList { return Capacity }
 
 // podCIDRs are the Network's pod ranges.
-func podCIDRs() []string {
-	return []string{netns.PodNetworkV4.String(), netns.PodNetworkV6.String()}
+func (a *agent) podCIDRs() []string {
+	r := a.cfg.Network.Ranges()
+	return []string{r.V4.String(), r.V6.String()}
 }
+
+// nodeIP is the node's InternalIP and every pod's hostIP: the Network's bridge address.
+func (a *agent) nodeIP() netip.Addr { return a.cfg.Network.Ranges().GatewayV4() }
 
 // registerNode creates (or takes over) the Node and sets it Ready.
 func (a *agent) registerNode(ctx context.Context) error {
@@ -245,7 +250,7 @@ func (a *agent) registerNode(ctx context.Context) error {
 		ObjectMeta: metav1.ObjectMeta{Name: a.cfg.NodeName, Labels: map[string]string{
 			"kubernetes.io/hostname": a.cfg.NodeName, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
 		}},
-		Spec: corev1.NodeSpec{PodCIDR: podCIDRs()[0], PodCIDRs: podCIDRs()},
+		Spec: corev1.NodeSpec{PodCIDR: a.podCIDRs()[0], PodCIDRs: a.podCIDRs()},
 	}
 	created, err := nodes.Create(ctx, node, metav1.CreateOptions{})
 	if apierrors.IsAlreadyExists(err) {
@@ -279,7 +284,7 @@ func (a *agent) updateNodeStatus(ctx context.Context, node *corev1.Node) error {
 		Phase:       corev1.NodeRunning,
 		Conditions:  []corev1.NodeCondition{ready},
 		Addresses: []corev1.NodeAddress{
-			{Type: corev1.NodeInternalIP, Address: NodeIP.String()},
+			{Type: corev1.NodeInternalIP, Address: a.nodeIP().String()},
 			{Type: corev1.NodeHostName, Address: a.cfg.NodeName},
 		},
 		DaemonEndpoints: corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: 10250}},

@@ -44,10 +44,15 @@ type CNI struct {
 const BridgeNetworkName = "l5d-pods"
 
 // BridgeNetwork returns a node's primary CNI network (a .conflist) on the test/netns
-// bridge: the standard bridge plugin attaches pods to br0, which already holds the gateway
-// address, and host-local hands out 10.244.128.2-10.244.191.254, a part of the pod network
+// bridge of a Network with pod ranges r: the standard bridge plugin attaches pods to br0,
+// which already holds the gateway address, and host-local hands out x.y.128.2-x.y.191.254
+// of r.V4 (10.244.128.2-10.244.191.254 with netns.DefaultRanges), a part of the pod network
 // test/netns's own pods never reach, keeping its leases in ipamDir.
-func BridgeNetwork(ipamDir string) string {
+func BridgeNetwork(ipamDir string, r netns.Ranges) string {
+	base := r.V4.Addr().As4()
+	start, end := base, base
+	start[2], start[3] = 128, 2
+	end[2], end[3] = 191, 254
 	return fmt.Sprintf(`{
   "cniVersion": "1.0.0",
   "name": %q,
@@ -58,12 +63,12 @@ func BridgeNetwork(ipamDir string) string {
     "ipam": {
       "type": "host-local",
       "dataDir": %q,
-      "ranges": [[{"subnet": %q, "rangeStart": "10.244.128.2", "rangeEnd": "10.244.191.254", "gateway": %q}]],
+      "ranges": [[{"subnet": %q, "rangeStart": %q, "rangeEnd": %q, "gateway": %q}]],
       "routes": [{"dst": "0.0.0.0/0"}]
     }
   }]
 }
-`, BridgeNetworkName, ipamDir, netns.PodNetworkV4.String(), netns.GatewayV4.String())
+`, BridgeNetworkName, ipamDir, r.V4.String(), netip.AddrFrom4(start).String(), netip.AddrFrom4(end).String(), r.GatewayV4().String())
 }
 
 // podIfName is the pod's interface, as the kubelet names it.

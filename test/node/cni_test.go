@@ -14,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
+	"github.com/l5d-go/l5d/test/netns"
 	"github.com/l5d-go/l5d/test/node"
 )
 
@@ -37,7 +38,7 @@ func TestCNIModeRunsTheNodesCNIConfiguration(t *testing.T) {
 		if err := os.MkdirAll(confDir, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(filepath.Join(confDir, "10-"+node.BridgeNetworkName+".conflist"), []byte(node.BridgeNetwork(ipamDir)), 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(confDir, "10-"+node.BridgeNetworkName+".conflist"), []byte(node.BridgeNetwork(ipamDir, netns.DefaultRanges)), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		return &node.CNI{ConfDir: confDir, BinDirs: []string{plugins}, CacheDir: filepath.Join(runDir, "cni", "cache")}

@@ -241,8 +241,8 @@ func (w *podWorker) podWithIPs() *corev1.Pod {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	pod := w.pod.DeepCopy()
-	pod.Status.HostIP = NodeIP.String()
-	pod.Status.HostIPs = []corev1.HostIP{{IP: NodeIP.String()}}
+	pod.Status.HostIP = w.a.nodeIP().String()
+	pod.Status.HostIPs = []corev1.HostIP{{IP: w.a.nodeIP().String()}}
 	if len(w.ips) > 0 {
 		pod.Status.PodIP = w.ips[0].String()
 		pod.Status.PodIPs = nil
@@ -503,8 +503,8 @@ func (w *podWorker) statusLocked() corev1.PodStatus {
 	pod := w.pod
 	st := corev1.PodStatus{
 		Phase:     w.phase,
-		HostIP:    NodeIP.String(),
-		HostIPs:   []corev1.HostIP{{IP: NodeIP.String()}},
+		HostIP:    w.a.nodeIP().String(),
+		HostIPs:   []corev1.HostIP{{IP: w.a.nodeIP().String()}},
 		StartTime: &w.startTime,
 	}
 	for _, ip := range w.ips {

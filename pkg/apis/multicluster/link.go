@@ -110,7 +110,61 @@ type Link struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 	Spec              LinkSpec `json:"spec"`
+	// Status is what the Link's service mirror reports (the status subresource).
+	Status *LinkStatus `json:"status,omitempty"`
 }
+
+// LinkStatus is the state of the Services a Link mirrors, as current Linkerd's service
+// mirror writes it: one entry per remote Service it mirrors or failed to mirror.
+type LinkStatus struct {
+	MirrorServices    []ServiceStatus `json:"mirrorServices,omitempty"`
+	FederatedServices []ServiceStatus `json:"federatedServices,omitempty"`
+}
+
+// ServiceStatus is the state of one remote Service's mirror.
+type ServiceStatus struct {
+	// Conditions holds one condition, of type ConditionMirrored.
+	Conditions []LinkCondition `json:"conditions,omitempty"`
+	// ControllerName is StatusControllerName.
+	ControllerName string `json:"controllerName,omitempty"`
+	// RemoteRef is the remote Service.
+	RemoteRef ObjectRef `json:"remoteRef,omitempty"`
+}
+
+// LinkCondition is a condition of a mirrored Service.
+type LinkCondition struct {
+	Type string `json:"type"`
+	// Status is True, False or Unknown.
+	Status             metav1.ConditionStatus `json:"status"`
+	LastProbeTime      metav1.Time            `json:"lastProbeTime,omitempty"`
+	LastTransitionTime metav1.Time            `json:"lastTransitionTime,omitempty"`
+	// Reason is one of the Reason* values.
+	Reason  string `json:"reason,omitempty"`
+	Message string `json:"message"`
+	// LocalRef is the local mirror.
+	LocalRef ObjectRef `json:"localRef,omitempty"`
+}
+
+// ObjectRef names an object of a cluster.
+type ObjectRef struct {
+	Group     string `json:"group,omitempty"`
+	Kind      string `json:"kind,omitempty"`
+	Name      string `json:"name,omitempty"`
+	Namespace string `json:"namespace,omitempty"`
+}
+
+// The Link status vocabulary of current Linkerd's service mirror.
+const (
+	// StatusControllerName is ServiceStatus.ControllerName.
+	StatusControllerName = "linkerd.io/service-mirror"
+	// ConditionMirrored is the condition type: True when the mirror is in step with
+	// the remote Service.
+	ConditionMirrored = "Mirrored"
+	// Reasons of ConditionMirrored.
+	ReasonMirrored         = "Mirrored"
+	ReasonError            = "Error"
+	ReasonMissingNamespace = "MissingNamespace"
+)
 
 // LinkSpec is a Link's specification. Numbers are strings, as in the CRD.
 type LinkSpec struct {

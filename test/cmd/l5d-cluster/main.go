@@ -2,7 +2,16 @@
 // test/localcluster): a control plane on loopback and one node whose pods are processes
 // in network namespaces.
 //
-//	l5d-cluster up -run-dir DIR [-bin-dir DIR]... [-node NAME] [-nodes N] [-cni-plugins DIR] [-kubelet] [-v]
+//	l5d-cluster up -run-dir DIR [-bin-dir DIR]... [-node NAME] [-nodes N] [-cni-plugins DIR] [-kubelet]
+//	               [-pod-cidr CIDR] [-pod-cidr-v6 CIDR] [-service-cidr CIDR] [-lb-cidr CIDR] [-v]
+//
+// The -*-cidr flags set the cluster's address plan (localcluster.Addresses), so that a
+// second cluster can run beside the first with ranges of its own;
+//
+//	l5d-cluster connect -run-dir DIR -run-dir DIR
+//
+// then routes between two running clusters' node namespaces (localcluster.ConnectRunDirs):
+// pods of one reach the other's pods, LoadBalancer addresses and API server (NodeIP:6443).
 //
 // With -kubelet the nodes are real ones (containerd and the kubelet, see
 // localcluster.Options.Kubelet), pulling images from a registry on the printed address.
@@ -18,6 +27,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -40,9 +50,52 @@ type dirList []string
 func (d *dirList) String() string     { return strings.Join(*d, ",") }
 func (d *dirList) Set(s string) error { *d = append(*d, s); return nil }
 
-const usage = `usage: l5d-cluster up -run-dir DIR [-bin-dir DIR]... [-node NAME] [-nodes N] [-cni-plugins DIR] [-kubelet] [-v]`
+const usage = `usage: l5d-cluster up -run-dir DIR [-bin-dir DIR]... [-node NAME] [-nodes N] [-cni-plugins DIR] [-kubelet]
+                      [-pod-cidr CIDR] [-pod-cidr-v6 CIDR] [-service-cidr CIDR] [-lb-cidr CIDR] [-v]
+       l5d-cluster connect -run-dir DIR -run-dir DIR`
+
+// connect routes between the two running clusters whose run directories args name.
+func connect(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("l5d-cluster connect", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var dirs dirList
+	fs.Var(&dirs, "run-dir", "run directory of a running cluster (twice)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if len(dirs) != 2 || fs.NArg() > 0 {
+		return fmt.Errorf("connect takes two -run-dir flags and no arguments\n%s", usage)
+	}
+	if err := localcluster.ConnectRunDirs(dirs[0], dirs[1]); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "connected %s and %s\n", dirs[0], dirs[1])
+	return nil
+}
+
+// prefixFlag is a CIDR flag; unset leaves the zero Prefix (the default range).
+type prefixFlag struct{ p *netip.Prefix }
+
+func (f prefixFlag) String() string {
+	if f.p == nil || !f.p.IsValid() {
+		return ""
+	}
+	return f.p.String()
+}
+
+func (f prefixFlag) Set(s string) error {
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		return fmt.Errorf("%q is not a CIDR range such as 10.245.0.0/16", s)
+	}
+	*f.p = p
+	return nil
+}
 
 func run(args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "connect" {
+		return connect(args[1:], stdout, stderr)
+	}
 	if len(args) == 0 || args[0] != "up" {
 		return errors.New(usage)
 	}
@@ -55,6 +108,11 @@ func run(args []string, stdout, stderr io.Writer) error {
 	nodes := fs.Int("nodes", 1, "how many nodes to play (linkerd install --ha needs 3: its replicas must be on different hosts)")
 	cniPlugins := fs.String("cni-plugins", "", "directory of the standard CNI plugins (tools/cni-plugins/build.sh prints it): pods' networks come from CNI")
 	kubelet := fs.Bool("kubelet", false, "real nodes: containerd and the kubelet, images from the cluster's registry (needs -cni-plugins)")
+	var addrs localcluster.Addresses
+	fs.Var(prefixFlag{&addrs.PodCIDR}, "pod-cidr", "IPv4 pod network, /16 or wider; the node address is its first (default "+localcluster.ClusterCIDR.String()+")")
+	fs.Var(prefixFlag{&addrs.PodCIDRv6}, "pod-cidr-v6", "IPv6 pod network (default fd00:244::/64)")
+	fs.Var(prefixFlag{&addrs.ServiceCIDR}, "service-cidr", "Service cluster IP range (default "+localcluster.ServiceCIDR.String()+")")
+	fs.Var(prefixFlag{&addrs.LoadBalancerCIDR}, "lb-cidr", "range LoadBalancer Services get their address from (default "+localcluster.LoadBalancerCIDR.String()+")")
 	verbose := fs.Bool("v", false, "log debug messages")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
@@ -81,7 +139,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	log.Info("starting the cluster", "runDir", *runDir, "binDirs", []string(binDirs))
 	c, err := localcluster.Up(ctx, localcluster.Options{
 		RunDir: *runDir, BinDirs: binDirs, NodeName: *nodeName, Nodes: *nodes, Logger: log,
-		CNIPlugins: *cniPlugins, Kubelet: *kubelet,
+		CNIPlugins: *cniPlugins, Kubelet: *kubelet, Addresses: addrs,
 	})
 	if err != nil {
 		return err
