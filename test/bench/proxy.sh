@@ -50,6 +50,9 @@ BIG_CONNS=${BIG_CONNS:-8}
 # PROFILE=dir: CPU profiles of the two l5d-mesh proxies during the last throughput round
 # (dir/client.prof, dir/server.prof, with dir/proxy to read them: go tool pprof dir/proxy dir/client.prof).
 PROFILE=${PROFILE:-}
+# TRACE=dir: Go runtime traces of the two l5d-mesh proxies during its first latency run at
+# each rate (dir/client-RATE.trace, dir/server-RATE.trace: go tool trace dir/client-1000.trace).
+TRACE=${TRACE:-}
 # PROXY_BIN=file: run this proxy binary instead of building one (to compare builds in turn).
 PROXY_BIN=${PROXY_BIN:-}
 # PROXY_ENV="NAME=value ...": more environment for every proxy (e.g. LINKERD2_PROXY_CORES=2).
@@ -58,6 +61,9 @@ PROXY_ENV=${PROXY_ENV:-}
 # binary, measured in turn with l5d-mesh in every throughput and latency round, so that two
 # builds are compared under the same load; the summary then gives l5d-mesh/l5d-base too.
 BASE_BIN=${BASE_BIN:-}
+# BASE_ENV="NAME=value ...": more environment for the l5d-base pair only (BASE_BIN may then
+# be the same build, to compare settings: BASE_ENV=GOGC=200).
+BASE_ENV=${BASE_ENV:-}
 # LAT_REPEATS: latency rounds (each rate, the paths in turn), medians of the rounds.
 LAT_REPEATS=${LAT_REPEATS:-1}
 [ "$(id -u)" = 0 ] || { echo "bench-proxy: needs root (network namespaces)"; exit 1; }
@@ -179,6 +185,8 @@ mpods="$mcli:$cid:proxy $msrv:$sid:proxy"
 [ -n "$BASE_BIN" ] && mpods+=" $bcli:$cid:proxy-base $bsrv:$sid:proxy-base"
 for pod in $mpods; do
 	IFS=: read -r ns id bin <<<"$pod"
+	env=$PROXY_ENV
+	[ "$bin" = proxy-base ] && env+=" $BASE_ENV"
 	ip netns exec "$ns" "$work/proxy-init" --iptables-mode nft --proxy-uid 2102 \
 		--inbound-ports-to-ignore 4190,4191 --log-level warn
 	# The environment the injector gives a meshed proxy.
@@ -193,7 +201,7 @@ for pod in $mpods; do
 		LINKERD2_PROXY_DESTINATION_SVC_ADDR=10.245.0.1:8086 \
 		LINKERD2_PROXY_DESTINATION_SVC_NAME=destination.linkerd.serviceaccount.identity.linkerd.cluster.local \
 		LINKERD2_PROXY_DESTINATION_PROFILE_NETWORKS=10.245.0.0/16 \
-		L5D_PROXY_PPROF=$([ -n "$PROFILE" ] && echo true || echo false) $PROXY_ENV \
+		L5D_PROXY_PPROF=$([ -n "$PROFILE$TRACE" ] && echo true || echo false) $env \
 		"$work/$bin" 2>"$work/proxy-$ns.log" &
 	pids+=($!)
 done
@@ -368,10 +376,20 @@ if [ -n "$fortio" ] && [ -n "$RATES" ]; then
 			for p in $(paths "$round"); do
 				IFS='|' read -r name ns url <<<"$p"
 				on "$name" || [ "$name" = nginx ] || continue
+				tracing=()
+				if [ -n "$TRACE" ] && [ "$name" = l5d-mesh ] && [ "$round" = 1 ]; then
+					mkdir -p "$TRACE"
+					for t in "$mcli:client" "$msrv:server"; do
+						ip netns exec "${t%%:*}" curl -s -o "$TRACE/${t#*:}-$rate.trace" \
+							"http://127.0.0.1:4191/debug/pprof/trace?seconds=$((${RATE_DUR%s} - 1))" &
+						tracing+=($!)
+					done
+				fi
 				out=$(ip netns exec "$ns" "$fortio" load -quiet -c 16 -qps "$rate" -t "$RATE_DUR" -p "50,99,99.9" "$url" 2>&1)
 				# fortio interpolates its percentiles within histogram buckets; on an overloaded
 				# machine that gives negative figures, which are no measurement: "-" instead.
 				pct() { awk -v q="$1" '$1=="#" && $2=="target" && $3==q"%" {if ($4 < 0) print "-"; else printf "%.3f", $4*1000; exit}' <<<"$out"; }
+				for t in "${tracing[@]}"; do wait "$t"; done
 				for q in 50 99 99.9; do
 					this[$name,$q]=$(pct $q)
 					[ "${this[$name,$q]}" != - ] && [ -n "${this[$name,$q]}" ] && LATS[$name,$rate,$q]+=" ${this[$name,$q]}"
