@@ -188,3 +188,31 @@ func TestLargeBodiesReuseBuffers(t *testing.T) {
 		t.Errorf("receiving 1 MiB in %d-byte frames made %.0f allocations, want at most 2", len(frame), n)
 	}
 }
+
+// TestYieldsOnlyWithFramesToWrite: with several streams under way, the goroutine starting
+// a write yields once for the others to add their frames; taking and releasing the lock
+// without adding any (to read a window, mark a stream reset) writes and yields nothing.
+func TestYieldsOnlyWithFramesToWrite(t *testing.T) {
+	var yields atomic.Int32
+	conn := &countingConn{Conn: &frameSink{}}
+	w := newFrameWriter(conn)
+	w.yield = func() { yields.Add(1); runtime.Gosched() }
+	w.streams.Store(2)
+	for range 3 {
+		w.lock()
+		w.cond.Broadcast()
+		w.unlock()
+	}
+	if n, m := yields.Load(), conn.writes.Load(); n != 0 || m != 0 {
+		t.Fatalf("lock and unlock with nothing to write: %d yields, %d writes; want none", n, m)
+	}
+	ping(w, 1)
+	if n, m := yields.Load(), conn.writes.Load(); n != 1 || m != 1 {
+		t.Fatalf("one frame with two streams under way: %d yields, %d writes; want 1 and 1", n, m)
+	}
+	w.streams.Store(1)
+	ping(w, 2)
+	if n, m := yields.Load(), conn.writes.Load(); n != 1 || m != 2 {
+		t.Fatalf("one frame of a lone stream: %d yields in all, %d writes; want no further yield, 2 writes", n, m)
+	}
+}
