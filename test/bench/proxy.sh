@@ -249,7 +249,7 @@ verify_mesh() { # name client-ns server-ns server-ip
 	# And HTTP/2 between the proxies: $CONNS client connections share the client proxy's few
 	# connections to the server proxy (HTTP/1 would need one per concurrent request).
 	ip netns exec "$2" wrk -t1 -c"$CONNS" -d1s "http://$4:8080/" >/dev/null
-	conns=$(metrics "$3" | grep '^tcp_open_total{' | grep 'direction="inbound"' | grep 'tls="true"' | grep "client_id=\"$cid\"" | awk '{s+=$NF} END {print s+0}')
+	conns=$(metrics "$3" | grep '^tcp_open_total{' | grep 'direction="inbound"' | grep 'peer="src"' | grep 'tls="true"' | grep "client_id=\"$cid\"" | awk '{s+=$NF} END {print s+0}')
 	if [ "$conns" -ge "$CONNS" ]; then
 		echo "bench-proxy: the $1 path is not multiplexed: $conns mesh TLS connections for $CONNS client connections"; exit 1
 	fi
