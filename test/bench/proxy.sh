@@ -51,7 +51,8 @@ BIG_CONNS=${BIG_CONNS:-8}
 # (dir/client.prof, dir/server.prof, with dir/proxy to read them: go tool pprof dir/proxy dir/client.prof).
 PROFILE=${PROFILE:-}
 # TRACE=dir: Go runtime traces of the two l5d-mesh proxies during its first latency run at
-# each rate (dir/client-RATE.trace, dir/server-RATE.trace: go tool trace dir/client-1000.trace).
+# each rate (dir/client-RATE.trace, dir/server-RATE.trace: go tool trace dir/client-1000.trace),
+# and of the l5d-base pair's (dir/base-client-RATE.trace, ...).
 TRACE=${TRACE:-}
 # PROXY_BIN=file: run this proxy binary instead of building one (to compare builds in turn).
 PROXY_BIN=${PROXY_BIN:-}
@@ -377,9 +378,11 @@ if [ -n "$fortio" ] && [ -n "$RATES" ]; then
 				IFS='|' read -r name ns url <<<"$p"
 				on "$name" || [ "$name" = nginx ] || continue
 				tracing=()
-				if [ -n "$TRACE" ] && [ "$name" = l5d-mesh ] && [ "$round" = 1 ]; then
+				if [ -n "$TRACE" ] && [[ "$name" == l5d-mesh || "$name" == l5d-base ]] && [ "$round" = 1 ]; then
 					mkdir -p "$TRACE"
-					for t in "$mcli:client" "$msrv:server"; do
+					tpods="$mcli:client $msrv:server"
+					[ "$name" = l5d-base ] && tpods="$bcli:base-client $bsrv:base-server"
+					for t in $tpods; do
 						ip netns exec "${t%%:*}" curl -s -o "$TRACE/${t#*:}-$rate.trace" \
 							"http://127.0.0.1:4191/debug/pprof/trace?seconds=$((${RATE_DUR%s} - 1))" &
 						tracing+=($!)
