@@ -123,7 +123,7 @@ sid=server.bench.serviceaccount.identity.linkerd.cluster.local
 mkdir -m 755 "$work/cp"
 ip netns exec "$node" "$work/benchcp" -ip 10.245.0.1 -dir "$work/cp" \
 	-endpoint "$mserver:8080=$sid" -endpoint "$mserver:9090=$sid" -endpoint "$mserver:8082=$sid" \
-	-endpoint "$bserver:8080=$sid" 2>"$work/benchcp.log" &
+	-endpoint "$bserver:8080=$sid" -endpoint "$bserver:9090=$sid" 2>"$work/benchcp.log" &
 pids+=($!)
 
 body=$(printf 'x%.0s' $(seq 100))
@@ -168,6 +168,7 @@ for port in 9090 9091; do
 	ip netns exec "$srv" "$work/grpcapp" -addr ":$port" & pids+=($!)
 done
 ip netns exec "$msrv" "$work/grpcapp" -addr ":9090" & pids+=($!)
+if [ -n "$BASE_BIN" ]; then ip netns exec "$bsrv" "$work/grpcapp" -addr ":9090" & pids+=($!); fi
 grpc_hop() { echo "upstream g { server $1; keepalive 64; } server { listen $2 http2; location / { grpc_pass grpc://g; } }"; }
 nginx_in "$srv" g2 "$(grpc_hop 127.0.0.1:9090 9012)"
 nginx_in "$cli" g1 "$(grpc_hop $server:9012 127.0.0.1:9011)"
@@ -469,8 +470,11 @@ if [ -n "$ghz" ] && [ "$GRPC" != 0 ]; then
 	fi
 	echo "== l5d-mesh gRPC verified: $(metrics "$msrv" | grep '^request_total{' | grep 'direction="inbound"' | grep "target_addr=\"$mserver:9090\"" | grep 'tls="true"' | head -1)"
 	grpc_path l5d-mesh "$mserver:9090" "$mcli_proxy" "$msrv_proxy" "$mcli"
+	# The base build right after (not in turn: compare with care on a loaded machine).
+	if on l5d-base; then grpc_path l5d-base "$bserver:9090" "$bcli_proxy" "$bsrv_proxy" "$bcli"; fi
 	printf '%-8s %12s %10s %10s %24s %10s\n' path "requests/s" "x direct" "x nginx" "CPU-s/10k req (pair)" "p99"
-	for p in direct nginx l5d l5d-mesh; do
+	for p in direct nginx l5d l5d-mesh l5d-base; do
+		on "$p" || [ "$p" != l5d-base ] || continue
 		printf '%-8s %12.0f %10.2f %10.2f %24s %10s\n' "$p" "${GRPS[$p]}" \
 			"$(echo "scale=3; ${GRPS[$p]}/${GRPS[direct]}" | bc)" "$(echo "scale=3; ${GRPS[$p]}/${GRPS[nginx]}" | bc)" \
 			"${GCPU[$p]}" "${GP99[$p]}"
