@@ -59,8 +59,9 @@ PROXY_BIN=${PROXY_BIN:-}
 # PROXY_ENV="NAME=value ...": more environment for every proxy (e.g. LINKERD2_PROXY_CORES=2).
 PROXY_ENV=${PROXY_ENV:-}
 # BASE_BIN=file: a second meshed pair (pods of their own, path l5d-base) runs this proxy
-# binary, measured in turn with l5d-mesh in every throughput and latency round, so that two
-# builds are compared under the same load; the summary then gives l5d-mesh/l5d-base too.
+# binary, measured in turn with l5d-mesh in every throughput and latency round (its gRPC
+# rows right after l5d-mesh's), so that two builds are compared under the same load; the
+# summary then gives l5d-mesh/l5d-base too.
 BASE_BIN=${BASE_BIN:-}
 # BASE_ENV="NAME=value ...": more environment for the l5d-base pair only (BASE_BIN may then
 # be the same build, to compare settings: BASE_ENV=GOGC=200).
