@@ -50,3 +50,25 @@ func BenchmarkPostSmallBodyConcurrent(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkGet8KiB: a GET answered with 8 KiB written in 1 KiB pieces (a relayed body),
+// over one lean HTTP/2 connection.
+func BenchmarkGet8KiB(b *testing.B) {
+	body := strings.Repeat("y", 8<<10)
+	tr, base := start(b, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for i := 0; i < len(body); i += 1 << 10 {
+			io.WriteString(w, body[i:i+1<<10])
+		}
+	}))
+	b.ReportAllocs()
+	defer benchcpu.Start(b)()
+	for b.Loop() {
+		req, _ := http.NewRequest("GET", base+"/", nil)
+		resp, err := tr.RoundTrip(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+}

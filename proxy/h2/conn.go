@@ -131,6 +131,7 @@ type frameWriter struct {
 	// on the client, handlers running on the server): a goroutine starting a write yields
 	// for others to add their frames only when another stream could have some.
 	streams atomic.Int32
+	yield   func() // runtime.Gosched (tests count the calls)
 	fr      *http2.Framer
 	henc    *hpack.Encoder
 	hbuf    bytes.Buffer
@@ -175,7 +176,7 @@ func (w *frameWriter) pending() []byte {
 }
 
 func newFrameWriter(c net.Conn) *frameWriter {
-	w := &frameWriter{conn: c, connSend: 65535, initialWindow: 65535, maxFrame: 16384}
+	w := &frameWriter{conn: c, connSend: 65535, initialWindow: 65535, maxFrame: 16384, yield: runtime.Gosched}
 	w.cond.L = &w.mu
 	w.room.L = &w.mu
 	w.fr = http2.NewFramer((*pendingWriter)(w), nil)
@@ -215,7 +216,11 @@ func (w *frameWriter) unlock() {
 // is left, unless another goroutine is already doing so. The caller holds the lock, which
 // is released during each write system call and held again on return.
 func (w *frameWriter) flushLocked() {
-	if w.writing {
+	if w.writing || len(w.out) == 0 {
+		// A lock taken to read or update state (a send window, a stream's reset) writes
+		// nothing, and must not yield below: that only delayed its goroutine (the read loop
+		// decoding the next request, a response on its way to the client) behind every
+		// other runnable one.
 		return
 	}
 	w.writing = true
@@ -226,7 +231,7 @@ func (w *frameWriter) flushLocked() {
 	// frames go out at once, behind no other goroutine's work.
 	if w.streams.Load() > 1 {
 		w.mu.Unlock()
-		runtime.Gosched()
+		w.yield()
 		w.mu.Lock()
 	}
 	for len(w.out) > 0 && w.err == nil {

@@ -886,6 +886,7 @@ func (st *serverStream) run() {
 		sc.srv.Handler.ServeHTTP(rw, st.req)
 	}()
 	if aborted {
+		rw.release()
 		sc.resetStream(st.id, http2.ErrCodeInternal)
 		sc.mu.Lock()
 		sc.handlerDoneLocked()
@@ -894,6 +895,7 @@ func (st *serverStream) run() {
 		return
 	}
 	rw.finish()
+	rw.release()
 	sc.mu.Lock()
 	live := sc.streams[st.id] == st // the response did not complete (write error, reset)
 	if live {
@@ -921,14 +923,26 @@ func (st *serverStream) run() {
 
 // responseWriter writes a stream's response. Body bytes are buffered until the handler
 // flushes, fills the buffer or returns, so that small responses go out as one HEADERS and
-// one DATA frame in a single write.
+// one DATA frame in a single write. The buffer is a pooled chunk (chunkPool), taken at the
+// first body byte and given back once the handler has returned: a response body costs no
+// allocation of its size (nor the growth of a slice up to it).
 type responseWriter struct {
 	st          *serverStream
 	header      http.Header
 	status      int
 	headersSent bool
 	buf         []byte
+	pooled      *[chunkSize]byte // backs buf once body bytes were written
 	err         error
+}
+
+// release gives the body buffer back to the pool. The handler has returned: nothing
+// writes to the response any more.
+func (rw *responseWriter) release() {
+	if rw.pooled != nil {
+		chunkPool.Put(rw.pooled)
+		rw.pooled, rw.buf = nil, nil
+	}
 }
 
 // Header returns the response's header map, made on first use.
@@ -965,7 +979,11 @@ func (rw *responseWriter) Write(p []byte) (int, error) {
 	if rw.err != nil {
 		return 0, rw.err
 	}
-	if len(rw.buf)+len(p) <= 16<<10 {
+	if len(rw.buf)+len(p) <= chunkSize {
+		if rw.pooled == nil && len(p) > 0 {
+			rw.pooled = chunkPool.Get().(*[chunkSize]byte)
+			rw.buf = rw.pooled[:0]
+		}
 		rw.buf = append(rw.buf, p...)
 		return len(p), nil
 	}

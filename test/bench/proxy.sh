@@ -50,24 +50,40 @@ BIG_CONNS=${BIG_CONNS:-8}
 # PROFILE=dir: CPU profiles of the two l5d-mesh proxies during the last throughput round
 # (dir/client.prof, dir/server.prof, with dir/proxy to read them: go tool pprof dir/proxy dir/client.prof).
 PROFILE=${PROFILE:-}
+# TRACE=dir: Go runtime traces of the two l5d-mesh proxies during its first latency run at
+# each rate (dir/client-RATE.trace, dir/server-RATE.trace: go tool trace dir/client-1000.trace),
+# and of the l5d-base pair's (dir/base-client-RATE.trace, ...).
+TRACE=${TRACE:-}
 # PROXY_BIN=file: run this proxy binary instead of building one (to compare builds in turn).
 PROXY_BIN=${PROXY_BIN:-}
 # PROXY_ENV="NAME=value ...": more environment for every proxy (e.g. LINKERD2_PROXY_CORES=2).
 PROXY_ENV=${PROXY_ENV:-}
+# BASE_BIN=file: a second meshed pair (pods of their own, path l5d-base) runs this proxy
+# binary, measured in turn with l5d-mesh in every throughput and latency round (its gRPC
+# rows right after l5d-mesh's), so that two builds are compared under the same load; the
+# summary then gives l5d-mesh/l5d-base too.
+BASE_BIN=${BASE_BIN:-}
+# BASE_ENV="NAME=value ...": more environment for the l5d-base pair only (BASE_BIN may then
+# be the same build, to compare settings: BASE_ENV=GOGC=200).
+BASE_ENV=${BASE_ENV:-}
+# LAT_REPEATS: latency rounds (each rate, the paths in turn), medians of the rounds.
+LAT_REPEATS=${LAT_REPEATS:-1}
 [ "$(id -u)" = 0 ] || { echo "bench-proxy: needs root (network namespaces)"; exit 1; }
 for c in nginx wrk ip iptables-legacy-restore setpriv bc; do
 	command -v "$c" >/dev/null || { echo "bench-proxy: $c is missing (apt-get install nginx-light wrk iproute2 iptables util-linux bc)"; exit 1; }
 done
 
 tag=l5db$$
-node=$tag-node cli=$tag-client srv=$tag-server mcli=$tag-mclient msrv=$tag-mserver
+node=$tag-node cli=$tag-client srv=$tag-server mcli=$tag-mclient msrv=$tag-mserver bcli=$tag-bclient bsrv=$tag-bserver
+pods="$cli $srv $mcli $msrv"
+[ -n "$BASE_BIN" ] && pods+=" $bcli $bsrv"
 work=$(mktemp -d)
 chmod 755 "$work"
 pids=()
 cleanup() {
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 	wait 2>/dev/null || true
-	for ns in $cli $srv $mcli $msrv $node; do
+	for ns in $pods $node; do
 		for p in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$p" 2>/dev/null || true; done
 		ip netns del "$ns" 2>/dev/null || true
 	done
@@ -78,6 +94,7 @@ trap cleanup EXIT
 echo "== building proxy and proxy-init"
 # grpcnotrace: the proxy ships without grpc-go's x/net/trace and the templates it links (see proxy/cmd/proxy).
 if [ -n "$PROXY_BIN" ]; then cp "$PROXY_BIN" "$work/proxy"; fi
+if [ -n "$BASE_BIN" ]; then cp "$BASE_BIN" "$work/proxy-base"; fi
 (cd "$root" && { [ -n "$PROXY_BIN" ] || CGO_ENABLED=0 go build -trimpath -tags grpcnotrace -o "$work/proxy" ./proxy/cmd/proxy; } && CGO_ENABLED=0 go build -trimpath -o "$work/proxy-init" ./proxy-init/cmd/proxy-init &&
 	CGO_ENABLED=0 go build -trimpath -o "$work/grpcapp" ./test/bench/grpcapp &&
 	CGO_ENABLED=0 go build -trimpath -o "$work/idleconns" ./test/bench/idleconns &&
@@ -91,7 +108,7 @@ ip -n "$node" link add br0 type bridge
 ip -n "$node" addr add 10.245.0.1/16 dev br0
 ip -n "$node" link set br0 up
 n=2
-for ns in $cli $srv $mcli $msrv; do
+for ns in $pods; do
 	ip netns add "$ns"
 	ip -n "$ns" link set lo up
 	ip -n "$node" link add "veth$n" type veth peer name eth0 netns "$ns"
@@ -101,12 +118,13 @@ for ns in $cli $srv $mcli $msrv; do
 	ip -n "$ns" route add default via 10.245.0.1
 	n=$((n + 1))
 done
-server=10.245.0.3 mserver=10.245.0.5
+server=10.245.0.3 mserver=10.245.0.5 bserver=10.245.0.7
 cid=client.bench.serviceaccount.identity.linkerd.cluster.local
 sid=server.bench.serviceaccount.identity.linkerd.cluster.local
 mkdir -m 755 "$work/cp"
 ip netns exec "$node" "$work/benchcp" -ip 10.245.0.1 -dir "$work/cp" \
-	-endpoint "$mserver:8080=$sid" -endpoint "$mserver:9090=$sid" -endpoint "$mserver:8082=$sid" 2>"$work/benchcp.log" &
+	-endpoint "$mserver:8080=$sid" -endpoint "$mserver:9090=$sid" -endpoint "$mserver:8082=$sid" \
+	-endpoint "$bserver:8080=$sid" -endpoint "$bserver:9090=$sid" 2>"$work/benchcp.log" &
 pids+=($!)
 
 body=$(printf 'x%.0s' $(seq 100))
@@ -133,6 +151,7 @@ upstream() { # upstream listen [upstream of /big]
 }
 nginx_in "$srv" app "server { listen 8080; listen 8081; location / { return 200 \"$body\"; } }"
 nginx_in "$msrv" mapp "server { listen 8080; location / { return 200 \"$body\"; } }"
+[ -n "$BASE_BIN" ] && nginx_in "$bsrv" bapp "server { listen 8080; location / { return 200 \"$body\"; } }"
 nginx_in "$srv" p2 "$(upstream 127.0.0.1:8080 9002 127.0.0.1:8082)"
 nginx_in "$cli" p1 "$(upstream $server:9002 127.0.0.1:9001)"
 # The chain of the many-connections rows: as p1 -> p2, with room for the connections.
@@ -150,6 +169,7 @@ for port in 9090 9091; do
 	ip netns exec "$srv" "$work/grpcapp" -addr ":$port" & pids+=($!)
 done
 ip netns exec "$msrv" "$work/grpcapp" -addr ":9090" & pids+=($!)
+if [ -n "$BASE_BIN" ]; then ip netns exec "$bsrv" "$work/grpcapp" -addr ":9090" & pids+=($!); fi
 grpc_hop() { echo "upstream g { server $1; keepalive 64; } server { listen $2 http2; location / { grpc_pass grpc://g; } }"; }
 nginx_in "$srv" g2 "$(grpc_hop 127.0.0.1:9090 9012)"
 nginx_in "$cli" g1 "$(grpc_hop $server:9012 127.0.0.1:9011)"
@@ -164,8 +184,12 @@ for ns in $cli $srv; do
 done
 for _ in $(seq 200); do [ -e "$work/cp/anchors.pem" ] && break; sleep 0.05; done
 [ -e "$work/cp/anchors.pem" ] || { echo "bench-proxy: benchcp never started:"; cat "$work/benchcp.log"; exit 1; }
-for pod in "$mcli:$cid" "$msrv:$sid"; do
-	ns=${pod%%:*}
+mpods="$mcli:$cid:proxy $msrv:$sid:proxy"
+[ -n "$BASE_BIN" ] && mpods+=" $bcli:$cid:proxy-base $bsrv:$sid:proxy-base"
+for pod in $mpods; do
+	IFS=: read -r ns id bin <<<"$pod"
+	env=$PROXY_ENV
+	[ "$bin" = proxy-base ] && env+=" $BASE_ENV"
 	ip netns exec "$ns" "$work/proxy-init" --iptables-mode nft --proxy-uid 2102 \
 		--inbound-ports-to-ignore 4190,4191 --log-level warn
 	# The environment the injector gives a meshed proxy.
@@ -174,23 +198,25 @@ for pod in "$mcli:$cid" "$msrv:$sid"; do
 		LINKERD2_PROXY_IDENTITY_DIR="$work/cp" \
 		LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS="$(cat "$work/cp/anchors.pem")" \
 		LINKERD2_PROXY_IDENTITY_TOKEN_FILE="$work/cp/token" \
-		LINKERD2_PROXY_IDENTITY_LOCAL_NAME="${pod#*:}" \
+		LINKERD2_PROXY_IDENTITY_LOCAL_NAME="$id" \
 		LINKERD2_PROXY_IDENTITY_SVC_ADDR=10.245.0.1:8080 \
 		LINKERD2_PROXY_IDENTITY_SVC_NAME=identity.linkerd.serviceaccount.identity.linkerd.cluster.local \
 		LINKERD2_PROXY_DESTINATION_SVC_ADDR=10.245.0.1:8086 \
 		LINKERD2_PROXY_DESTINATION_SVC_NAME=destination.linkerd.serviceaccount.identity.linkerd.cluster.local \
 		LINKERD2_PROXY_DESTINATION_PROFILE_NETWORKS=10.245.0.0/16 \
-		L5D_PROXY_PPROF=$([ -n "$PROFILE" ] && echo true || echo false) $PROXY_ENV \
-		"$work/proxy" 2>"$work/proxy-$ns.log" &
+		L5D_PROXY_PPROF=$([ -n "$PROFILE$TRACE" ] && echo true || echo false) $env \
+		"$work/$bin" 2>"$work/proxy-$ns.log" &
 	pids+=($!)
 done
 proxy_in() { # ns: the pid of the proxy running in it
-	for p in $(pgrep -f "^$work/proxy\$"); do
+	for p in $(pgrep -f "^$work/proxy(-base)?\$"); do
 		if [ "$(ip netns identify "$p")" = "$1" ]; then echo "$p"; fi
 	done
 }
 cli_proxy=$(proxy_in "$cli") srv_proxy=$(proxy_in "$srv")
 mcli_proxy=$(proxy_in "$mcli") msrv_proxy=$(proxy_in "$msrv")
+bcli_proxy="" bsrv_proxy=""
+[ -n "$BASE_BIN" ] && bcli_proxy=$(proxy_in "$bcli") bsrv_proxy=$(proxy_in "$bsrv")
 
 wait_ok() { # ns host port: polls until GET / answers 200
 	for _ in $(seq 200); do
@@ -204,33 +230,37 @@ wait_ok() { # ns host port: polls until GET / answers 200
 wait_ok "$cli" "$server" 8081
 wait_ok "$cli" 127.0.0.1 9001
 wait_ok "$cli" "$server" 8080
-wait_ok "$mcli" "$mserver" 8080
 # The meshed path must really be meshed: inbound requests at the server proxy over TLS from
 # the client's identity.
 metrics() { ip netns exec "$1" timeout 5 bash -c 'exec 3<>/dev/tcp/127.0.0.1/4191 && printf "GET /metrics HTTP/1.0\r\n\r\n" >&3 && cat <&3'; }
-meshed=""
-for _ in $(seq 100); do
-	wait_ok "$mcli" "$mserver" 8080
-	if metrics "$msrv" | grep '^request_total{' | grep 'direction="inbound"' | grep 'tls="true"' | grep -q "client_id=\"$cid\""; then
-		meshed=yes; break
+verify_mesh() { # name client-ns server-ns server-ip
+	local meshed="" conns
+	wait_ok "$2" "$4" 8080
+	for _ in $(seq 100); do
+		wait_ok "$2" "$4" 8080
+		if metrics "$3" | grep '^request_total{' | grep 'direction="inbound"' | grep 'tls="true"' | grep -q "client_id=\"$cid\""; then
+			meshed=yes; break
+		fi
+		sleep 0.1
+	done
+	if [ -z "$meshed" ]; then
+		echo "bench-proxy: the $1 path is NOT meshed: the server proxy saw no inbound request with tls=\"true\" from $cid"
+		metrics "$3" | grep -E '^(request_total|tcp_open_total)' || true
+		echo "-- client proxy log:"; cat "$work/proxy-$2.log"; echo "-- server proxy log:"; cat "$work/proxy-$3.log"
+		exit 1
 	fi
-	sleep 0.1
-done
-if [ -z "$meshed" ]; then
-	echo "bench-proxy: the l5d-mesh path is NOT meshed: the server proxy saw no inbound request with tls=\"true\" from $cid"
-	metrics "$msrv" | grep -E '^(request_total|tcp_open_total)' || true
-	echo "-- client proxy log:"; cat "$work/proxy-$mcli.log"; echo "-- server proxy log:"; cat "$work/proxy-$msrv.log"
-	exit 1
-fi
-# And HTTP/2 between the proxies: $CONNS client connections share the client proxy's few
-# connections to the server proxy (HTTP/1 would need one per concurrent request).
-ip netns exec "$mcli" wrk -t1 -c"$CONNS" -d1s "http://$mserver:8080/" >/dev/null
-conns=$(metrics "$msrv" | grep '^tcp_open_total{' | grep 'direction="inbound"' | grep 'tls="true"' | grep "client_id=\"$cid\"" | awk '{s+=$NF} END {print s+0}')
-if [ "$conns" -ge "$CONNS" ]; then
-	echo "bench-proxy: the l5d-mesh path is not multiplexed: $conns mesh TLS connections for $CONNS client connections"; exit 1
-fi
-echo "== l5d-mesh verified: $(metrics "$msrv" | grep '^request_total{' | grep 'direction="inbound"' | grep 'tls="true"' | head -1)"
-echo "   $CONNS concurrent client connections rode $conns mesh TLS connection(s) (HTTP/2)"
+	# And HTTP/2 between the proxies: $CONNS client connections share the client proxy's few
+	# connections to the server proxy (HTTP/1 would need one per concurrent request).
+	ip netns exec "$2" wrk -t1 -c"$CONNS" -d1s "http://$4:8080/" >/dev/null
+	conns=$(metrics "$3" | grep '^tcp_open_total{' | grep 'direction="inbound"' | grep 'peer="src"' | grep 'tls="true"' | grep "client_id=\"$cid\"" | awk '{s+=$NF} END {print s+0}')
+	if [ "$conns" -ge "$CONNS" ]; then
+		echo "bench-proxy: the $1 path is not multiplexed: $conns mesh TLS connections for $CONNS client connections"; exit 1
+	fi
+	echo "== $1 verified: $(metrics "$3" | grep '^request_total{' | grep 'direction="inbound"' | grep 'tls="true"' | head -1)"
+	echo "   $CONNS concurrent client connections rode $conns mesh TLS connection(s) (HTTP/2)"
+}
+verify_mesh l5d-mesh "$mcli" "$msrv" "$mserver"
+[ -n "$BASE_BIN" ] && verify_mesh l5d-base "$bcli" "$bsrv" "$bserver"
 nginx_worker() { pgrep -P "$(cat "$work/$1.pid")" | head -1; }
 p1=$(nginx_worker p1) p2=$(nginx_worker p2)
 cpu() { awk '{print $14+$15}' "/proc/$1/stat"; }
@@ -267,7 +297,7 @@ med() { tr ' ' '\n' <<<"$1" | grep . | median; }
 # falls on all of them alike; the ratios to nginx are medians of the per-round ratios.
 echo "== throughput: wrk -t1 -c$CONNS -d$DUR, $REPEATS rounds (direct, nginx, l5d, l5d-mesh in turn), medians"
 declare -A ratio_rps ratio_cpu ratio_rss
-on() { [[ " $PATHS " == *" $1 "* ]]; }
+on() { [[ " $PATHS " == *" $1 "* ]] || { [ "$1" = l5d-base ] && [ -n "$BASE_BIN" ]; }; }
 profile() { # ns file: a CPU profile of the proxy in ns for DUR less a second, in the background
 	local secs=$((${DUR%s} - 1))
 	ip netns exec "$1" curl -s -o "$PROFILE/$2" "http://127.0.0.1:4191/debug/pprof/profile?seconds=$secs" &
@@ -281,21 +311,31 @@ for round in $(seq "$REPEATS"); do
 	if on l5d; then run_once l5d "http://$server:8080/" "$cli_proxy" "$srv_proxy"; else LAST_RPS[l5d]=- LAST_CPU[l5d]=- LAST_SYS[l5d]=-; fi
 	if on l5d-mesh; then
 		if [ -n "$PROFILE" ] && [ "$round" = "$REPEATS" ]; then profile "$mcli" client.prof; profile "$msrv" server.prof; fi
+		# The base build, when there is one, runs before l5d-mesh in odd rounds and after it
+		# in even ones.
+		if on l5d-base && [ $((round % 2)) = 1 ]; then run_once l5d-base "http://$bserver:8080/" "$bcli_proxy" "$bsrv_proxy" "$bcli"; fi
 		run_once l5d-mesh "http://$mserver:8080/" "$mcli_proxy" "$msrv_proxy" "$mcli"
+		if on l5d-base && [ $((round % 2)) = 0 ]; then run_once l5d-base "http://$bserver:8080/" "$bcli_proxy" "$bsrv_proxy" "$bcli"; fi
 	else LAST_RPS[l5d-mesh]=- LAST_CPU[l5d-mesh]=- LAST_SYS[l5d-mesh]=-; fi
-	for p in l5d l5d-mesh; do
+	for p in l5d l5d-mesh l5d-base; do
 		on "$p" || continue
 		ratio_rps[$p]+=" $(echo "scale=4; ${LAST_RPS[$p]}/${LAST_RPS[nginx]}" | bc)"
 		ratio_cpu[$p]+=" $(echo "scale=4; ${LAST_CPU[$p]}/${LAST_CPU[nginx]}" | bc)"
 		ratio_rss[$p]+=" $(echo "scale=4; ${LAST_RSS[$p]}/${LAST_RSS[nginx]}" | bc)"
 	done
+	base=""
+	if on l5d-base && on l5d-mesh; then
+		base=" l5d-base ${LAST_RPS[l5d-base]}/${LAST_CPU[l5d-base]}"
+		ratio_rps[base]+=" $(echo "scale=4; ${LAST_RPS[l5d-mesh]}/${LAST_RPS[l5d-base]}" | bc)"
+		ratio_cpu[base]+=" $(echo "scale=4; ${LAST_CPU[l5d-mesh]}/${LAST_CPU[l5d-base]}" | bc)"
+	fi
 	echo "round $round: req/s direct ${LAST_RPS[direct]} nginx ${LAST_RPS[nginx]} l5d ${LAST_RPS[l5d]} l5d-mesh ${LAST_RPS[l5d-mesh]};" \
 		"CPU-s/10k nginx ${LAST_CPU[nginx]} l5d ${LAST_CPU[l5d]} l5d-mesh ${LAST_CPU[l5d-mesh]};" \
-		"read+write syscalls/req (pair) nginx ${LAST_SYS[nginx]} l5d ${LAST_SYS[l5d]} l5d-mesh ${LAST_SYS[l5d-mesh]}"
+		"read+write syscalls/req (pair) nginx ${LAST_SYS[nginx]} l5d ${LAST_SYS[l5d]} l5d-mesh ${LAST_SYS[l5d-mesh]}${base:+; req/s/CPU-s$base}"
 done
 for p in "${profiling[@]}"; do wait "$p"; done
 printf '%-9s %12s %10s %10s %24s %16s\n' path "requests/s" "x direct" "x nginx" "CPU-s/10k req (pair)" "max RSS KB"
-for p in direct nginx l5d l5d-mesh; do
+for p in direct nginx l5d l5d-mesh l5d-base; do
 	on "$p" || [ "$p" = nginx ] || continue
 	r=$(med "${RPS[$p]}") n=$(med "${RPS[nginx]}") xd=-
 	if on direct; then xd=$(printf '%.2f' "$(echo "scale=3; $r/$(med "${RPS[direct]}")" | bc)"); fi
@@ -304,34 +344,82 @@ for p in direct nginx l5d l5d-mesh; do
 	printf '%-9s %12.0f %10s %10.2f %24s %16s\n' "$p" "$r" \
 		"$xd" "$(echo "scale=3; $r/$n" | bc)" "$c" "${RSSMAX[$p]:-0}"
 done
-for p in l5d l5d-mesh; do
+for p in l5d l5d-mesh l5d-base; do
 	on "$p" || continue
 	printf '%s vs nginx, median of per-round ratios: throughput x%.2f, CPU per request x%.2f, max RSS per process x%.2f\n' \
 		"$p" "$(med "${ratio_rps[$p]}")" "$(med "${ratio_cpu[$p]}")" "$(med "${ratio_rss[$p]}")"
 done
+if on l5d-base && on l5d-mesh; then
+	printf 'l5d-mesh vs l5d-base, median of per-round ratios: throughput x%.2f, CPU per request x%.2f\n' \
+		"$(med "${ratio_rps[base]}")" "$(med "${ratio_cpu[base]}")"
+fi
 echo "l5d proxy RSS idle: client ${idle_cli} KB, server ${idle_srv} KB; l5d-mesh: client ${idle_mcli} KB, server ${idle_msrv} KB"
 
+ratio() { # a b: a/b to two places, or - when either is missing or b is zero
+	if [ -z "$1" ] || [ -z "$2" ] || [ "$1" = - ] || [ "$2" = - ] || [ "$(echo "$2 == 0" | bc)" = 1 ]; then echo -; return; fi
+	printf 'x%.2f' "$(echo "scale=4; $1/$2" | bc)"
+}
 fortio=$(command -v fortio || true)
 [ -z "$fortio" ] && [ -x "$root/bin/tools/fortio" ] && fortio=$root/bin/tools/fortio
-declare -A LAT # [path,rate,percentile] = ms
+declare -A LAT LATS LATR # [path,rate,percentile] = ms (median of the rounds), the rounds' figures; [rate,percentile] = l5d-mesh/l5d-base per round
 if [ -n "$fortio" ] && [ -n "$RATES" ]; then
-	echo "== latency at fixed rates: fortio -c 16 -t $RATE_DUR (ms)"
+	echo "== latency at fixed rates: fortio -c 16 -t $RATE_DUR (ms), $LAT_REPEATS round(s), the paths in turn"
 	printf '%-8s %6s %8s %8s %8s %10s\n' path qps p50 p99 p99.9 "achieved"
-	for rate in $RATES; do
-		# name|client-ns|url: l5d-mesh from the mesh client pod, as for throughput.
-		for p in "direct|$cli|http://$server:8081/" "nginx|$cli|http://127.0.0.1:9001/" "l5d|$cli|http://$server:8080/" \
-			"l5d-mesh|$mcli|http://$mserver:8080/"; do
-			IFS='|' read -r name ns url <<<"$p"
-			on "$name" || [ "$name" = nginx ] || continue
-			out=$(ip netns exec "$ns" "$fortio" load -quiet -c 16 -qps "$rate" -t "$RATE_DUR" -p "50,99,99.9" "$url" 2>&1)
-			# fortio interpolates its percentiles within histogram buckets; on an overloaded
-			# machine that gives negative figures, which are no measurement: "-" instead.
-			pct() { awk -v q="$1" '$1=="#" && $2=="target" && $3==q"%" {if ($4 < 0) print "-"; else printf "%.3f", $4*1000; exit}' <<<"$out"; }
-			for q in 50 99 99.9; do LAT[$name,$rate,$q]=$(pct $q); done
-			printf '%-8s %6s %8s %8s %8s %10s\n' "$name" "$rate" "${LAT[$name,$rate,50]}" "${LAT[$name,$rate,99]}" \
-				"${LAT[$name,$rate,99.9]}" "$(awk '/All done/{print $(NF-1)}' <<<"$out" | tail -1)"
+	# name|client-ns|url: l5d-mesh from the mesh client pod, as for throughput; the base
+	# build before l5d-mesh in odd rounds, after it in even ones.
+	paths() {
+		echo "direct|$cli|http://$server:8081/" "nginx|$cli|http://127.0.0.1:9001/" "l5d|$cli|http://$server:8080/"
+		if [ $(($1 % 2)) = 1 ]; then echo "l5d-base|$bcli|http://$bserver:8080/"; fi
+		echo "l5d-mesh|$mcli|http://$mserver:8080/"
+		if [ $(($1 % 2)) = 0 ]; then echo "l5d-base|$bcli|http://$bserver:8080/"; fi
+	}
+	for round in $(seq "$LAT_REPEATS"); do
+		for rate in $RATES; do
+			declare -A this=()
+			for p in $(paths "$round"); do
+				IFS='|' read -r name ns url <<<"$p"
+				on "$name" || [ "$name" = nginx ] || continue
+				tracing=()
+				if [ -n "$TRACE" ] && [[ "$name" == l5d-mesh || "$name" == l5d-base ]] && [ "$round" = 1 ]; then
+					mkdir -p "$TRACE"
+					tpods="$mcli:client $msrv:server"
+					[ "$name" = l5d-base ] && tpods="$bcli:base-client $bsrv:base-server"
+					for t in $tpods; do
+						ip netns exec "${t%%:*}" curl -s -o "$TRACE/${t#*:}-$rate.trace" \
+							"http://127.0.0.1:4191/debug/pprof/trace?seconds=$((${RATE_DUR%s} - 1))" &
+						tracing+=($!)
+					done
+				fi
+				out=$(ip netns exec "$ns" "$fortio" load -quiet -c 16 -qps "$rate" -t "$RATE_DUR" -p "50,99,99.9" "$url" 2>&1)
+				# fortio interpolates its percentiles within histogram buckets; on an overloaded
+				# machine that gives negative figures, which are no measurement: "-" instead.
+				pct() { awk -v q="$1" '$1=="#" && $2=="target" && $3==q"%" {if ($4 < 0) print "-"; else printf "%.3f", $4*1000; exit}' <<<"$out"; }
+				for t in "${tracing[@]}"; do wait "$t"; done
+				for q in 50 99 99.9; do
+					this[$name,$q]=$(pct $q)
+					[ "${this[$name,$q]}" != - ] && [ -n "${this[$name,$q]}" ] && LATS[$name,$rate,$q]+=" ${this[$name,$q]}"
+				done
+				printf '%-8s %6s %8s %8s %8s %10s\n' "$name" "$rate" "${this[$name,50]}" "${this[$name,99]}" \
+					"${this[$name,99.9]}" "$(awk '/All done/{print $(NF-1)}' <<<"$out" | tail -1)"
+			done
+			if on l5d-base && on l5d-mesh; then
+				for q in 50 99 99.9; do
+					r=$(ratio "${this[l5d-mesh,$q]}" "${this[l5d-base,$q]}")
+					[ "$r" != - ] && LATR[$rate,$q]+=" ${r#x}"
+				done
+			fi
 		done
 	done
+	for k in "${!LATS[@]}"; do LAT[$k]=$(med "${LATS[$k]}"); done
+	if [ "$LAT_REPEATS" -gt 1 ]; then
+		echo "medians of $LAT_REPEATS rounds:"
+		for rate in $RATES; do
+			for name in direct nginx l5d l5d-mesh l5d-base; do
+				on "$name" || [ "$name" = nginx ] || continue
+				printf '%-8s %6s %8s %8s %8s\n' "$name" "$rate" "${LAT[$name,$rate,50]:--}" "${LAT[$name,$rate,99]:--}" "${LAT[$name,$rate,99.9]:--}"
+			done
+		done
+	fi
 elif [ -z "$RATES" ]; then
 	echo "== latency: skipped (RATES=\"\")"
 else
@@ -383,8 +471,11 @@ if [ -n "$ghz" ] && [ "$GRPC" != 0 ]; then
 	fi
 	echo "== l5d-mesh gRPC verified: $(metrics "$msrv" | grep '^request_total{' | grep 'direction="inbound"' | grep "target_addr=\"$mserver:9090\"" | grep 'tls="true"' | head -1)"
 	grpc_path l5d-mesh "$mserver:9090" "$mcli_proxy" "$msrv_proxy" "$mcli"
+	# The base build right after (not in turn: compare with care on a loaded machine).
+	if on l5d-base; then grpc_path l5d-base "$bserver:9090" "$bcli_proxy" "$bsrv_proxy" "$bcli"; fi
 	printf '%-8s %12s %10s %10s %24s %10s\n' path "requests/s" "x direct" "x nginx" "CPU-s/10k req (pair)" "p99"
-	for p in direct nginx l5d l5d-mesh; do
+	for p in direct nginx l5d l5d-mesh l5d-base; do
+		on "$p" || [ "$p" != l5d-base ] || continue
 		printf '%-8s %12.0f %10.2f %10.2f %24s %10s\n' "$p" "${GRPS[$p]}" \
 			"$(echo "scale=3; ${GRPS[$p]}/${GRPS[direct]}" | bc)" "$(echo "scale=3; ${GRPS[$p]}/${GRPS[nginx]}" | bc)" \
 			"${GCPU[$p]}" "${GP99[$p]}"
@@ -463,10 +554,6 @@ fi
 
 # One table of every l5d-mesh/nginx ratio measured above (below 1 is better than nginx for
 # CPU, RSS and latency; above 1 is better for throughput). "-" when the figure was not measured.
-ratio() { # a b: a/b to two places, or - when either is missing or b is zero
-	if [ -z "$1" ] || [ -z "$2" ] || [ "$1" = - ] || [ "$2" = - ] || [ "$(echo "$2 == 0" | bc)" = 1 ]; then echo -; return; fi
-	printf 'x%.2f' "$(echo "scale=4; $1/$2" | bc)"
-}
 echo "== summary: l5d-mesh / nginx"
 printf '%-40s %10s\n' figure ratio
 medx() { if [ -n "${1// /}" ]; then printf 'x%.2f' "$(med "$1")"; else echo -; fi; } # - when not measured
@@ -485,3 +572,14 @@ for n in $IDLE; do
 done
 printf '%-40s %10s\n' "large bodies: CPU per MiB" "$(ratio "${BIGCPU[l5d-mesh]:-}" "${BIGCPU[nginx]:-}")"
 printf '%-40s %10s\n' "large bodies: MiB/s" "$(ratio "${BIGMIB[l5d-mesh]:-}" "${BIGMIB[nginx]:-}")"
+if on l5d-base && on l5d-mesh; then
+	echo "== summary: l5d-mesh / l5d-base (BASE_BIN), medians of per-round ratios"
+	printf '%-40s %10s\n' figure ratio
+	printf '%-40s %10s\n' "throughput (wrk)" "$(medx "${ratio_rps[base]:-}")"
+	printf '%-40s %10s\n' "CPU per request (wrk)" "$(medx "${ratio_cpu[base]:-}")"
+	for rate in $RATES; do
+		for q in 50 99 99.9; do
+			printf '%-40s %10s\n' "latency p$q at $rate req/s" "$(medx "${LATR[$rate,$q]:-}")"
+		done
+	done
+fi
