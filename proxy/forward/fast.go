@@ -46,7 +46,9 @@ const idleDeadlineSlack = time.Second
 // Requests the fast path leaves to the general handler (upgrades, Expect, HTTP/1.0,
 // unusual framing, malformed heads, endpoints reached over HTTP/2) make it call fallback
 // with the bytes read from conn but not yet handled and return; fallback must then serve
-// the rest of the connection (through ServeHTTP). Otherwise ServeHTTP1 closes conn when
+// the rest of the connection (through ServeHTTP). A request handed over after it was
+// routed (outbound policy, a large body for an HTTP/2 endpoint) keeps that route: the
+// general handler does not ask the Router again. Otherwise ServeHTTP1 closes conn when
 // the client is done or ctx ends.
 func (h *Handler) ServeHTTP1(ctx context.Context, conn net.Conn, ci *ConnInfo, fallback func(pending []byte)) {
 	s := h.newFastConn(ctx, conn, ci)
@@ -199,6 +201,13 @@ func (s *fastConn) serve() (pending []byte) {
 	}
 }
 
+// handOffRouted hands the connection to the general handler with the current request
+// routed to be (see Handler.route).
+func (s *fastConn) handOffRouted(be *Backend) []byte {
+	s.ci.routed = be
+	return s.handOff()
+}
+
 func (s *fastConn) handOff() []byte {
 	s.cr.BeforeRead = nil
 	s.conn.SetReadDeadline(time.Time{})
@@ -222,7 +231,7 @@ func (s *fastConn) forward() (pending []byte, done bool) {
 	}
 	if be.Policy != nil {
 		if be.Policy.Active() {
-			return s.handOff(), false // policy routing (filters, splits) takes the general handler
+			return s.handOffRouted(be), false // policy routing (filters, splits) takes the general handler
 		}
 		s.pm.route, s.pm.backend = be.Policy.DefaultMetrics(be, s.hr.Host)
 	}
@@ -230,7 +239,7 @@ func (s *fastConn) forward() (pending []byte, done bool) {
 		if rt := be.Routes.Load().Match(s.hr.Method, s.path); rt != nil {
 			if rt.NeedsPolicy() {
 				if s.req.Chunked || s.req.ContentLength > maxBufferedBody {
-					return s.handOff(), false
+					return s.handOffRouted(be), false
 				}
 				return nil, s.forwardHTTP(be, nil, rt, start)
 			}
@@ -244,7 +253,7 @@ func (s *fastConn) forward() (pending []byte, done bool) {
 	ep := bep.Value
 	if ep.H2 || ep.AuthorityOverride != "" { // a request head to rewrite takes the general exchange
 		if s.req.Chunked || s.req.ContentLength > maxBufferedBody {
-			return s.handOff(), false
+			return s.handOffRouted(be), false
 		}
 		return nil, s.forwardHTTP(be, bep, s.rt, start)
 	}

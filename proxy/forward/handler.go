@@ -140,7 +140,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, tw *tapWriter) {
 	if r.ProtoMajor == 1 && r.Body != nil && r.Body != http.NoBody {
 		h.timeBody(w, r)
 	}
-	be, err := h.Router.Route(r, ci)
+	be, err := h.route(r, ci)
 	if err != nil {
 		h.fail(w, r, h.errorMetrics(ci), start, err)
 		return
@@ -264,6 +264,18 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, tw *tapWriter) {
 		// Abort the client's stream so that it sees the failure rather than a short body.
 		panic(http.ErrAbortHandler)
 	}
+}
+
+// route returns the backend of r: the one the fast path chose when r is the request it
+// handed over on ci, else the Router's. A request is routed once: the Router's decision
+// may count (inbound authorization, rate limits) or ask discovery.
+func (h *Handler) route(r *http.Request, ci *ConnInfo) (*Backend, error) {
+	if ci != nil && ci.routed != nil {
+		be := ci.routed
+		ci.routed = nil
+		return be, nil
+	}
+	return h.Router.Route(r, ci)
 }
 
 // timeBody makes the HTTP/1 request body of r fail once it makes no progress for
