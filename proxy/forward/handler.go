@@ -221,10 +221,8 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, tw *tapWriter) {
 	bep.Start()
 	var resp *http.Response
 	switch {
-	case tr == http.RoundTripper(h.Clients.h1) && upgrade == "" && leanH1(r):
-		resp, err = h.roundTripLean(ctx, ep, r, false)
 	case tr == http.RoundTripper(h.Clients.h1) && upgrade == "":
-		resp, err = h.roundTripH1(ctx, ep, r, false)
+		resp, err = h.roundTripLean(ctx, ep, r, false)
 	default:
 		resp, err = tr.RoundTrip(r)
 	}
