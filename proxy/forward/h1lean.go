@@ -35,6 +35,7 @@ func (h *Handler) roundTripLean(ctx context.Context, ep *Endpoint, r *http.Reque
 		return nil, &RouteError{Status: http.StatusBadRequest, Reason: "invalid request authority"}
 	}
 	target := r.URL.RequestURI()
+	upgrade := upgradeType(r.Header) != ""
 	hasBody := r.Body != nil && r.Body != http.NoBody
 	chunked := hasBody && (r.ContentLength < 0 || len(r.Trailer) > 0)
 	hasBody = hasBody && (chunked || r.ContentLength > 0)
@@ -51,7 +52,7 @@ func (h *Handler) roundTripLean(ctx context.Context, ep *Endpoint, r *http.Reque
 		}
 		uc.w.Reset(uc.conn)
 		uc.r.FlushBefore(uc.w, nil)
-		writeLeanRequest(uc.w, r, host, target, chunked)
+		writeLeanRequest(uc.w, r, host, target, chunked, upgrade)
 		var bodyErr error
 		switch {
 		case !hasBody || attempt > 0: // only a request without a body is sent again
@@ -61,7 +62,7 @@ func (h *Handler) roundTripLean(ctx context.Context, ep *Endpoint, r *http.Reque
 			bodyErr = copyRequestBody(uc.w, r.Body, r.ContentLength)
 		}
 		if bodyErr == nil {
-			resp, err = readLeanResponse(uc, r.Method == http.MethodHead)
+			resp, err = readLeanResponse(uc, r.Method == http.MethodHead, upgrade)
 		}
 		if stop != nil && !stop() {
 			// ctx ended during the exchange: the connection is unusable.
@@ -80,6 +81,10 @@ func (h *Handler) roundTripLean(ctx context.Context, ep *Endpoint, r *http.Reque
 			}
 			return nil, err
 		}
+		if resp.StatusCode == http.StatusSwitchingProtocols {
+			resp.Body = &upgradedBody{uc: uc} // the connection is the upgraded protocol's now
+			return resp, nil
+		}
 		lb := resp.Body.(*leanBody)
 		lb.uc, lb.ep, lb.c = uc, ep, h.Clients
 		if lb.left == 0 && lb.chunked == nil && !lb.untilEOF {
@@ -92,8 +97,9 @@ func (h *Handler) roundTripLean(ctx context.Context, ep *Endpoint, r *http.Reque
 
 // writeLeanRequest writes the request head: end-to-end fields of r (Host and framing
 // fields replaced by their proper values) and Content-Length when there is a body, or
-// chunked framing and the declared trailers' names.
-func writeLeanRequest(w *h1.Writer, r *http.Request, host, target string, chunked bool) {
+// chunked framing and the declared trailers' names; Connection: Upgrade for an upgrade
+// (r's Upgrade field names the protocol).
+func writeLeanRequest(w *h1.Writer, r *http.Request, host, target string, chunked, upgrade bool) {
 	w.WriteString(r.Method)
 	w.WriteString(" ")
 	w.WriteString(target)
@@ -111,6 +117,9 @@ func writeLeanRequest(w *h1.Writer, r *http.Request, host, target string, chunke
 			w.WriteString(v)
 			w.WriteString("\r\n")
 		}
+	}
+	if upgrade {
+		w.WriteString("Connection: Upgrade\r\n")
 	}
 	switch {
 	case chunked:
@@ -213,8 +222,9 @@ func copyChunkedRequestBody(w *h1.Writer, body io.Reader, trailer http.Header) e
 var errEndpointResponse = &RouteError{Status: http.StatusBadGateway, Reason: "endpoint sent a response with conflicting framing or an unexpected protocol switch"}
 
 // readLeanResponse reads the final response head from uc (interim responses are not
-// relayed) and returns it with a *leanBody not yet tied to its pool.
-func readLeanResponse(uc *upstreamConn, head bool) (*http.Response, error) {
+// relayed) and returns it with a *leanBody not yet tied to its pool; with upgrade, a 101
+// is final and returned without a body.
+func readLeanResponse(uc *upstreamConn, head, upgrade bool) (*http.Response, error) {
 	rh := &uc.head
 	for {
 		if err := uc.r.ReadResponse(rh); err != nil {
@@ -224,7 +234,18 @@ func readLeanResponse(uc *upstreamConn, head bool) (*http.Response, error) {
 			break
 		}
 		if rh.Status == http.StatusSwitchingProtocols {
-			return nil, errEndpointResponse
+			if !upgrade {
+				return nil, errEndpointResponse
+			}
+			resp := &http.Response{StatusCode: rh.Status, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+				Header: fieldsHeader(rh, true)}
+			// The switch itself is relayed to the client.
+			resp.Header["Connection"] = []string{"Upgrade"}
+			if v := rh.Get("upgrade"); v != nil {
+				resp.Header["Upgrade"] = []string{string(v)}
+			}
+			uc.r.Consume(rh)
+			return resp, nil
 		}
 		uc.r.Consume(rh)
 	}
@@ -374,6 +395,24 @@ func validMethod(m string) bool {
 	}
 	return true
 }
+
+// upgradedBody is the connection of a response that switched protocols, as its body:
+// it reads what the codec holds past the response head, then the connection, and writes
+// to the connection (serveUpgrade relays both ways). The connection is never pooled.
+type upgradedBody struct{ uc *upstreamConn }
+
+func (b *upgradedBody) Read(p []byte) (int, error) {
+	if buf := b.uc.r.Buffered(); len(buf) > 0 {
+		n := copy(p, buf)
+		b.uc.r.Discard(n)
+		return n, nil
+	}
+	return b.uc.conn.Read(p)
+}
+
+func (b *upgradedBody) Write(p []byte) (int, error) { return b.uc.conn.Write(p) }
+
+func (b *upgradedBody) Close() error { return b.uc.conn.Close() }
 
 // leanResponse is a response and its body in one allocation.
 type leanResponse struct {

@@ -198,7 +198,10 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, tw *tapWriter) {
 	}
 	r.RequestURI = ""
 	r.Close = false
-	var tr http.RoundTripper = h.Clients.h1
+	// HTTP/2 to an endpoint that takes it (another proxy, or an HTTP/2 request's own
+	// endpoint); HTTP/1 otherwise, upgrades always (see README: which request takes which
+	// path).
+	sendH2 := false
 	switch {
 	case upgrade != "":
 		r.Header["Connection"] = []string{"Upgrade"}
@@ -207,11 +210,11 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, tw *tapWriter) {
 		if _, ok := r.Header[HeaderOrigProto]; ok {
 			delete(r.Header, HeaderOrigProto) // restore HTTP/1 for the application
 		} else {
-			tr = h.Clients.h2
+			sendH2 = true
 		}
 	case ep.H2:
 		r.Header[HeaderOrigProto] = origProtoHTTP11
-		tr = h.Clients.h2
+		sendH2 = true
 	}
 
 	var sent time.Time
@@ -220,11 +223,10 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, tw *tapWriter) {
 	}
 	bep.Start()
 	var resp *http.Response
-	switch {
-	case tr == http.RoundTripper(h.Clients.h1) && upgrade == "":
+	if sendH2 {
+		resp, err = h.Clients.h2.RoundTrip(r)
+	} else {
 		resp, err = h.roundTripLean(ctx, ep, r, false)
-	default:
-		resp, err = tr.RoundTrip(r)
 	}
 	now := time.Now()
 	if h.AccessLog != nil {
