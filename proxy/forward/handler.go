@@ -232,16 +232,8 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, tw *tapWriter) {
 	if h.AccessLog != nil {
 		addUpstreamWait(ctx, now.Sub(sent))
 	}
-	bep.Done(now, now.Sub(start), be.Balancer.Decay())
+	h.attemptEnded(be, bep, start, now, err)
 	if err != nil {
-		var ce *ConnectError
-		if errors.As(err, &ce) {
-			backoff := h.FailureBackoff
-			if backoff <= 0 {
-				backoff = time.Second
-			}
-			bep.Failed(now.Add(backoff))
-		}
 		status := h.fail(w, r, m, start, err)
 		recordRoute(rt, status, true, start)
 		pm.endErr(err, start)
