@@ -20,7 +20,7 @@ import (
 
 // startInboundH2 serves HTTP/2 (as from another proxy) on loopback, forwarding every
 // request to target over HTTP/1, and returns a client for it.
-func startInboundH2(t *testing.T, target netip.AddrPort) (addr string, client *h2.Transport) {
+func startInboundH2(t testing.TB, target netip.AddrPort) (addr string, client *h2.Transport) {
 	t.Helper()
 	reg := metrics.New()
 	ep := NewEndpoint(target, false, reg.HTTP(metrics.Labels("direction", "inbound")))
