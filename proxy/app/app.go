@@ -27,12 +27,12 @@ import (
 	"github.com/l5d-go/l5d/proxy/forward"
 	"github.com/l5d-go/l5d/proxy/gateway"
 	"github.com/l5d-go/l5d/proxy/inbound"
+	"github.com/l5d-go/l5d/proxy/inpolicy"
 	"github.com/l5d-go/l5d/proxy/logstream"
 	"github.com/l5d-go/l5d/proxy/meshtls"
 	"github.com/l5d-go/l5d/proxy/metrics"
 	"github.com/l5d-go/l5d/proxy/outbound"
 	"github.com/l5d-go/l5d/proxy/outpolicy"
-	"github.com/l5d-go/l5d/proxy/policy"
 	"github.com/l5d-go/l5d/proxy/tap"
 )
 
@@ -206,8 +206,8 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Proxy, error
 	// policy everywhere without a controller). Until the controller has answered about a
 	// port, its connections wait (up to the inbound detection timeout) and are refused
 	// without an answer: the proxy fails closed, except in the control plane's own pods.
-	watcher := policy.NewWatcher(ctx, ctl.policy, cfg.PolicyWorkload,
-		policy.Default(cfg.InboundDefaultPolicy, cfg.ClusterNetworks), opts.Log)
+	watcher := inpolicy.NewWatcher(ctx, ctl.policy, cfg.PolicyWorkload,
+		inpolicy.Default(cfg.InboundDefaultPolicy, cfg.ClusterNetworks), opts.Log)
 	watcher.Wait = cfg.Inbound.DetectTimeout
 	watcher.DefaultUntilKnown = servesControlPlane(cfg)
 	inRouter := inbound.NewRouter(inbound.Options{
@@ -327,7 +327,7 @@ func servesControlPlane(cfg *config.Config) bool {
 
 // becomeReady marks the proxy ready once it has its identity certificate (with identity
 // enabled) and the controller's policies of ports, unless ctx ends first.
-func (p *Proxy) becomeReady(ctx context.Context, ctl *control, watcher *policy.Watcher, ports []uint16) {
+func (p *Proxy) becomeReady(ctx context.Context, ctl *control, watcher *inpolicy.Watcher, ports []uint16) {
 	if ctl.id != nil {
 		select {
 		case <-ctl.id.Ready():

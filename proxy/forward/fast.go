@@ -18,7 +18,7 @@ import (
 	"github.com/l5d-go/l5d/proxy/h1"
 	"github.com/l5d-go/l5d/proxy/h2"
 	"github.com/l5d-go/l5d/proxy/metrics"
-	"github.com/l5d-go/l5d/proxy/policy"
+	"github.com/l5d-go/l5d/proxy/routematch"
 	"github.com/l5d-go/l5d/proxy/routes"
 	"github.com/l5d-go/l5d/proxy/trace"
 )
@@ -117,7 +117,7 @@ type fastConn struct {
 	// pm are the outbound policy series the current request is recorded on (its target's
 	// default route, see PolicyRouter.DefaultMetrics); zero when there are none.
 	pm policyMetrics
-	// path is hr's path as route matching compares it (policy.NormalizePath).
+	// path is hr's path as route matching compares it (routematch.NormalizePath).
 	path string
 	// h2head is the request forwardH2 sends, kept across requests.
 	h2head h2.RequestHead
@@ -697,7 +697,7 @@ func (s *fastConn) prepareRouteRequest() {
 			}
 		}
 		r.URL.RawQuery = string(query)
-		s.path, _ = policy.NormalizePath(r.URL.EscapedPath())
+		s.path, _ = routematch.NormalizePath(r.URL.EscapedPath())
 	}
 	clear(r.Header)
 	if hr, ok := s.h.Router.(HeaderRouter); ok && hr.RoutesOnHeaders(s.ci) {

@@ -13,7 +13,7 @@ import (
 	"github.com/l5d-go/l5d/proxy/accesslog"
 	"github.com/l5d-go/l5d/proxy/balance"
 	"github.com/l5d-go/l5d/proxy/metrics"
-	"github.com/l5d-go/l5d/proxy/policy"
+	"github.com/l5d-go/l5d/proxy/routematch"
 	"github.com/l5d-go/l5d/proxy/routes"
 	"github.com/l5d-go/l5d/proxy/tap"
 	"github.com/l5d-go/l5d/proxy/trace"
@@ -309,9 +309,9 @@ func (b *idleBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// routePath is r's path as route matching compares it (policy.NormalizePath).
+// routePath is r's path as route matching compares it (routematch.NormalizePath).
 func routePath(r *http.Request) string {
-	p, _ := policy.NormalizePath(r.URL.EscapedPath())
+	p, _ := routematch.NormalizePath(r.URL.EscapedPath())
 	return p
 }
 

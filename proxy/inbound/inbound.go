@@ -16,9 +16,9 @@ import (
 
 	"github.com/l5d-go/l5d/proxy/balance"
 	"github.com/l5d-go/l5d/proxy/forward"
+	"github.com/l5d-go/l5d/proxy/inpolicy"
 	"github.com/l5d-go/l5d/proxy/metrics"
 	"github.com/l5d-go/l5d/proxy/opaque"
-	"github.com/l5d-go/l5d/proxy/policy"
 )
 
 // Options configures a Router.
@@ -38,7 +38,7 @@ type Options struct {
 	// MaxAuthorities bounds distinct authority label values per port (default 100).
 	MaxAuthorities int
 	// Policy returns the authorization policy of an inbound port; nil admits everything.
-	Policy func(port uint16) *policy.Port
+	Policy func(port uint16) *inpolicy.Port
 	// PolicyKnown, when set, waits (for a bounded time) until the policy of a port is
 	// known and reports whether it is; see Admit.
 	PolicyKnown func(port uint16) bool
@@ -153,7 +153,7 @@ func (rt *Router) requirement(ci *forward.ConnInfo, port uint16) string {
 }
 
 // OpaqueFallback reports whether a connection to dst that does not speak HTTP may be
-// served as opaque TCP: the policy of its port allows it (see policy.Port.OpaqueFallback).
+// served as opaque TCP: the policy of its port allows it (see inpolicy.Port.OpaqueFallback).
 // It is meant for accept.Server.OpaqueFallback.
 func (rt *Router) OpaqueFallback(dst netip.AddrPort) bool {
 	return rt.opts.Policy == nil || rt.opts.Policy(dst.Port()).OpaqueFallback()
@@ -163,9 +163,9 @@ func (rt *Router) OpaqueFallback(dst netip.AddrPort) bool {
 type authzKey struct {
 	http, allowed bool
 	target        netip.AddrPort
-	srv           *policy.Port
-	route         *policy.Route
-	authz         *policy.Authz
+	srv           *inpolicy.Port
+	route         *inpolicy.Route
+	authz         *inpolicy.Authz
 }
 
 // maxAuthzKeys bounds the cached authorization counters.
@@ -202,7 +202,7 @@ func (rt *Router) count(k authzKey) {
 
 // authorize checks the opaque connection ci against its port's policy and counts the
 // decision.
-func (rt *Router) authorize(ci *forward.ConnInfo) (*policy.Port, bool) {
+func (rt *Router) authorize(ci *forward.ConnInfo) (*inpolicy.Port, bool) {
 	if rt.opts.Policy == nil {
 		return nil, true
 	}
@@ -259,7 +259,7 @@ const (
 // rateLimitKey identifies a counter of inbound_http_local_ratelimit_total.
 type rateLimitKey struct {
 	target   netip.AddrPort
-	srv      *policy.Port
+	srv      *inpolicy.Port
 	scope    string
 	tls      bool
 	clientID string
@@ -268,7 +268,7 @@ type rateLimitKey struct {
 // countRateLimited adds one to inbound_http_local_ratelimit_total, labelled as Linkerd's
 // proxy labels it: the target, the Server, the policy (ratelimit_group, _kind, _name),
 // the scope of the limit (total or identity) and the connection's tls labels.
-func (rt *Router) countRateLimited(ci *forward.ConnInfo, p *policy.Port, scope string) {
+func (rt *Router) countRateLimited(ci *forward.ConnInfo, p *inpolicy.Port, scope string) {
 	k := rateLimitKey{target: ci.OrigDst, srv: p, scope: scope, tls: ci.TLS, clientID: ci.ClientID}
 	c, found := rt.authz.Load(k)
 	if !found {

@@ -11,14 +11,14 @@ import (
 	"github.com/l5d-go/l5d/proto/gen/meta"
 	"github.com/l5d-go/l5d/proto/netconv"
 	"github.com/l5d-go/l5d/proxy/forward"
+	"github.com/l5d-go/l5d/proxy/inpolicy"
 	"github.com/l5d-go/l5d/proxy/metrics"
-	"github.com/l5d-go/l5d/proxy/policy"
 )
 
 // BenchmarkRouteDefaultPolicy is the per-request cost of the inbound routing decision
 // (authorization, metrics, backend lookup) under a default policy.
 func BenchmarkRouteDefaultPolicy(b *testing.B) {
-	p := policy.Default("all-unauthenticated", nil)
+	p := inpolicy.Default("all-unauthenticated", nil)
 	benchRoute(b, p, "http://web.ns.svc.cluster.local/api/items?page=2")
 }
 
@@ -36,7 +36,7 @@ func BenchmarkRouteManyRoutes(b *testing.B) {
 				Path: &httproute.PathMatch{Kind: &httproute.PathMatch_Prefix{Prefix: fmt.Sprint("/api", i)}}}}}},
 		})
 	}
-	p, err := policy.FromProto(&pb.Server{Protocol: &pb.ProxyProtocol{Kind: &pb.ProxyProtocol_Detect_{Detect: &pb.ProxyProtocol_Detect{HttpRoutes: routes}}}})
+	p, err := inpolicy.FromProto(&pb.Server{Protocol: &pb.ProxyProtocol{Kind: &pb.ProxyProtocol_Detect_{Detect: &pb.ProxyProtocol_Detect{HttpRoutes: routes}}}})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -46,7 +46,7 @@ func BenchmarkRouteManyRoutes(b *testing.B) {
 // BenchmarkRouteRateLimited is BenchmarkRouteDefaultPolicy on a Server with a total and a
 // per-identity rate limit too high to refuse: the cost of taking the tokens.
 func BenchmarkRouteRateLimited(b *testing.B) {
-	p, err := policy.FromProto(&pb.Server{Labels: map[string]string{"kind": "server", "name": "web"},
+	p, err := inpolicy.FromProto(&pb.Server{Labels: map[string]string{"kind": "server", "name": "web"},
 		Authorizations: []*pb.Authz{{Labels: map[string]string{"name": "anyone"},
 			Networks:       []*pb.Network{{Net: netconv.IPNetwork(netip.MustParsePrefix("0.0.0.0/0"))}},
 			Authentication: &pb.Authn{Permit: &pb.Authn_Unauthenticated{Unauthenticated: &pb.Authn_PermitUnauthenticated{}}}}},
@@ -62,8 +62,8 @@ func BenchmarkRouteRateLimited(b *testing.B) {
 
 // benchRoute measures routing a GET of url from a mesh client under policy p; every
 // request must be admitted.
-func benchRoute(b *testing.B, p *policy.Port, url string) {
-	rt := NewRouter(Options{Policy: func(uint16) *policy.Port { return p }, Metrics: metrics.New()})
+func benchRoute(b *testing.B, p *inpolicy.Port, url string) {
+	rt := NewRouter(Options{Policy: func(uint16) *inpolicy.Port { return p }, Metrics: metrics.New()})
 	r := httptest.NewRequest("GET", url, nil)
 	ci := &forward.ConnInfo{Direction: "inbound", OrigDst: netip.MustParseAddrPort("10.0.0.5:8080"),
 		Client: netip.MustParseAddrPort("10.0.0.9:40000"), TLS: true, ClientID: "client.ns.serviceaccount.identity.linkerd.cluster.local"}

@@ -1,7 +1,8 @@
 // Package outpolicy is the proxy's client side of the OutboundPolicies API: for each
 // outbound Service target it follows the policy controller's Watch stream and turns the
 // answer into a route table (HTTPRoute and GRPCRoute rules with their matches, filters,
-// weighted backends and timeouts), and routes each request by it.
+// weighted backends and timeouts), and routes each request by it. Requests are matched
+// to rules by routematch, as inbound routes are (inpolicy).
 //
 // The policy controller's answers are not trusted: a policy that cannot be compiled is
 // reported and the previous one stays in force.
@@ -12,7 +13,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
@@ -24,7 +24,7 @@ import (
 	pb "github.com/l5d-go/l5d/proto/gen/outbound"
 	"github.com/l5d-go/l5d/proto/netconv"
 	"github.com/l5d-go/l5d/proxy/metrics"
-	"github.com/l5d-go/l5d/proxy/policy"
+	"github.com/l5d-go/l5d/proxy/routematch"
 	"github.com/l5d-go/l5d/proxy/routes"
 )
 
@@ -42,12 +42,13 @@ const grpcNotFound = 5
 // routes nothing (the target's own balancer and profile apply).
 type Policy struct {
 	rules []*Rule
+	// match[i] is what chooses rules[i].
+	match routematch.Table
 	grpc  bool
 	// trivial means the policy only forwards every request to the target itself: the
 	// controller's default route without filters, timeouts or retries. Such a target
 	// keeps the proxy's plain forwarding path.
-	trivial    bool
-	needsQuery bool
+	trivial bool
 	// accrual is the failure accrual of the target's backends; nil for none.
 	accrual *routes.Accrual
 	// parent is the Service the policy is for (the parent_* metric labels).
@@ -67,7 +68,6 @@ type Rule struct {
 	// Group, Kind and Name identify the route the rule belongs to (kind "default" for
 	// the controller's generated route).
 	Group, Kind, Name string
-	matcher           *policy.Matcher
 	filters           filters
 	backends          []backendRef
 	totalWeight       uint64
@@ -343,11 +343,11 @@ func compileHTTP(routes []*pb.HttpRoute) (*Policy, error) {
 			if len(p.rules) >= maxRules {
 				return nil, fmt.Errorf("more than %d route rules", maxRules)
 			}
-			m, err := policy.CompileHTTPMatcher(r.GetHosts(), rule.GetMatches())
+			m, err := routematch.HTTP(r.GetHosts(), rule.GetMatches())
 			if err != nil {
 				return nil, fmt.Errorf("route %s rule %d: %w", name, i, err)
 			}
-			cr := &Rule{Group: group, Kind: kind, Name: name, matcher: m, ref: metaRef(r.GetMetadata())}
+			cr := &Rule{Group: group, Kind: kind, Name: name, ref: metaRef(r.GetMetadata())}
 			if cr.filters, err = httpFilters(rule.GetFilters()); err != nil {
 				return nil, fmt.Errorf("route %s rule %d: %w", name, i, err)
 			}
@@ -366,9 +366,8 @@ func compileHTTP(routes []*pb.HttpRoute) (*Policy, error) {
 			if err := cr.httpRetry(rule.GetRetry()); err != nil {
 				return nil, fmt.Errorf("route %s rule %d: %w", name, i, err)
 			}
-			p.needsQuery = p.needsQuery || m.NeedsQuery()
 			p.trivial = p.trivial && kind == "default" && cr.plain() && rule.GetRetry() == nil && len(r.GetHosts()) == 0
-			p.rules = append(p.rules, cr)
+			p.rules, p.match = append(p.rules, cr), append(p.match, m)
 		}
 	}
 	return p, nil
@@ -382,11 +381,11 @@ func compileGRPC(routes []*pb.GrpcRoute) (*Policy, error) {
 			if len(p.rules) >= maxRules {
 				return nil, fmt.Errorf("more than %d route rules", maxRules)
 			}
-			m, err := policy.CompileGRPCMatcher(r.GetHosts(), rule.GetMatches())
+			m, err := routematch.GRPC(r.GetHosts(), rule.GetMatches())
 			if err != nil {
 				return nil, fmt.Errorf("route %s rule %d: %w", name, i, err)
 			}
-			cr := &Rule{Group: group, Kind: kind, Name: name, matcher: m, ref: metaRef(r.GetMetadata())}
+			cr := &Rule{Group: group, Kind: kind, Name: name, ref: metaRef(r.GetMetadata())}
 			if cr.filters, err = grpcFilters(rule.GetFilters()); err != nil {
 				return nil, fmt.Errorf("route %s rule %d: %w", name, i, err)
 			}
@@ -397,7 +396,7 @@ func compileGRPC(routes []*pb.GrpcRoute) (*Policy, error) {
 			}
 			cr.grpcRetry(rule.GetRetry())
 			p.trivial = p.trivial && kind == "default" && cr.plain() && rule.GetRetry() == nil && len(r.GetHosts()) == 0
-			p.rules = append(p.rules, cr)
+			p.rules, p.match = append(p.rules, cr), append(p.match, m)
 		}
 	}
 	return p, nil
@@ -689,19 +688,12 @@ func (p *Policy) Match(r *http.Request) (*Rule, bool) {
 	if p == nil {
 		return nil, false
 	}
-	var query url.Values
-	if p.needsQuery {
-		query = policy.ParseQuery(r)
+	path, _ := routematch.RequestPath(r) // outbound routing is not authorization: best effort
+	i, ok := p.match.Best(r, path)
+	if !ok {
+		return nil, false
 	}
-	var best *Rule
-	var bestRank policy.Rank
-	for _, rule := range p.rules {
-		rk, ok := rule.matcher.Match(r, query)
-		if ok && (best == nil || rk.Better(bestRank)) {
-			best, bestRank = rule, rk
-		}
-	}
-	return best, best != nil
+	return p.rules[i], true
 }
 
 // pick chooses a backend at random by weight; nil when the rule has no backend with a

@@ -1,4 +1,4 @@
-package policy
+package inpolicy
 
 import (
 	"context"
@@ -18,7 +18,11 @@ const DefaultWait = 10 * time.Second
 // Unavailable is the policy of a port whose policy the controller has not given in time:
 // it authorizes nobody (the proxy fails closed), and is counted as srv_kind="default",
 // srv_name="unavailable".
-var Unavailable = &Port{Server: "unavailable", ServerKind: "default", routes: []Route{defaultRoute(nil, false)}}
+var Unavailable = func() *Port {
+	p := &Port{Server: "unavailable", ServerKind: "default"}
+	p.setDefaultRoute(nil)
+	return p
+}()
 
 // Watcher keeps the policy of each inbound port the proxy has seen traffic on.
 //

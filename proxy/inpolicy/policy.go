@@ -1,10 +1,11 @@
-// Package policy is the proxy's inbound authorization: the policy of each inbound port,
-// from the policy controller's InboundServerPolicies.WatchPort stream (nothing is served
-// on a port until the first answer, and the last answer stays in force while the
-// controller is unreachable; without a controller, the default policy of
-// LINKERD2_PROXY_INBOUND_DEFAULT_POLICY applies everywhere), and the check of a client's
-// address and mesh identity against it.
-package policy
+// Package inpolicy is the proxy's inbound policy (outpolicy is the outbound one): the
+// policy of each inbound port, from the policy controller's
+// InboundServerPolicies.WatchPort stream (nothing is served on a port until the first
+// answer, and the last answer stays in force while the controller is unreachable;
+// without a controller, the default policy of LINKERD2_PROXY_INBOUND_DEFAULT_POLICY
+// applies everywhere), the check of a client's address and mesh identity against it,
+// and the route of each request (matched by routematch, as outbound routes are).
+package inpolicy
 
 import (
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	pb "github.com/l5d-go/l5d/proto/gen/inbound"
 	pbnet "github.com/l5d-go/l5d/proto/gen/net"
 	"github.com/l5d-go/l5d/proto/netconv"
+	"github.com/l5d-go/l5d/proxy/routematch"
 )
 
 // Port is the policy of one inbound port.
@@ -27,7 +29,9 @@ type Port struct {
 	authz []Authz
 	// routes are the HTTP (or, when grpc, gRPC) routes requests are matched to; a server
 	// that declares none has one default route admitting what its authorizations admit.
+	// match[i] is what chooses routes[i].
 	routes       []Route
+	match        routematch.Table
 	grpc         bool
 	needsHeaders bool
 	// declared is set when the server declares an HTTP protocol (HTTP/1, HTTP/2, gRPC)
@@ -143,7 +147,7 @@ func Default(name string, cluster []netip.Prefix) *Port {
 		a.nets, a.unauthenticated = everywhere, true
 	case "audit":
 		p.Audit = true
-		p.routes = []Route{defaultRoute(nil, false)}
+		p.setDefaultRoute(nil)
 		return p
 	case "cluster-unauthenticated":
 		a.nets, a.unauthenticated = clusterNets, true
@@ -152,11 +156,11 @@ func Default(name string, cluster []netip.Prefix) *Port {
 	case "cluster-authenticated":
 		a.nets, a.anyIdentity = clusterNets, true
 	default: // deny
-		p.routes = []Route{defaultRoute(nil, false)}
+		p.setDefaultRoute(nil)
 		return p
 	}
 	p.authz = []Authz{a}
-	p.routes = []Route{defaultRoute(p.authz, false)}
+	p.setDefaultRoute(p.authz)
 	return p
 }
 
@@ -187,30 +191,24 @@ func FromProto(s *pb.Server) (*Port, error) {
 		grpcRoutes = proto.GetGrpc().GetRoutes()
 	}
 	for _, r := range httpRoutes {
-		rt, err := compileHTTPRoute(r, p.authz)
+		rt, m, err := compileHTTPRoute(r, p.authz)
 		if err != nil {
 			return nil, fmt.Errorf("server %s: %w", p.Server, err)
 		}
-		p.routes = append(p.routes, rt)
+		p.routes, p.match = append(p.routes, rt), append(p.match, m)
 	}
 	for _, r := range grpcRoutes {
-		rt, err := compileGRPCRoute(r, p.authz)
+		rt, m, err := compileGRPCRoute(r, p.authz)
 		if err != nil {
 			return nil, fmt.Errorf("server %s: %w", p.Server, err)
 		}
-		p.routes = append(p.routes, rt)
+		p.routes, p.match = append(p.routes, rt), append(p.match, m)
 	}
 	if len(p.routes) == 0 {
 		// An older controller, or an opaque server that sees HTTP anyway.
-		p.routes = []Route{defaultRoute(p.authz, p.grpc)}
+		p.setDefaultRoute(p.authz)
 	}
-	for i := range p.routes {
-		for _, m := range p.routes[i].matches {
-			if len(m.headers) > 0 || len(m.query) > 0 {
-				p.needsHeaders = true
-			}
-		}
-	}
+	p.needsHeaders = p.match.NeedsHeaders()
 	return p, nil
 }
 

@@ -1,4 +1,4 @@
-package policy
+package inpolicy
 
 import (
 	"net/netip"
