@@ -5,13 +5,10 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/netip"
 	"strings"
 	"testing"
 
-	"github.com/l5d-go/l5d/proxy/balance"
 	"github.com/l5d-go/l5d/proxy/internal/benchcpu"
-	"github.com/l5d-go/l5d/proxy/metrics"
 )
 
 // BenchmarkFastPathToProxyEndpoint: HTTP/1 requests without a body through the fast path
@@ -31,12 +28,7 @@ func BenchmarkFastPathToProxyEndpoint(b *testing.B) {
 			io.WriteString(c, "HTTP/1.1 200 OK\r\nServer: app\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n\r\n"+body)
 		}
 	})
-	peer, _ := startInboundH2(b, app)
-	peerAddr := netip.MustParseAddrPort(peer)
-	reg := metrics.New()
-	bal := balance.New[*Endpoint](balance.Options{})
-	bal.Set([]*balance.Endpoint[*Endpoint]{balance.NewEndpoint(peerAddr, NewEndpoint(peerAddr, true, reg.HTTP(metrics.Labels("direction", "outbound"))))})
-	p := startFastProxy(b, peerAddr, func(h *Handler) { h.Router = fixedRouter{&Backend{Name: "app.example", Balancer: bal}} })
+	p := startFastProxyToPeer(b, app)
 	c, br := dial(b, p.addr)
 	const req = "GET /books?page=2 HTTP/1.1\r\nHost: app.example\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n"
 	b.ReportAllocs()

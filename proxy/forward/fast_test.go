@@ -267,6 +267,23 @@ func TestFastPathConnectFailureIs502(t *testing.T) {
 	}
 }
 
+// startFastProxyToPeer serves the fast path forwarding to a proxy endpoint (HTTP/2 with
+// l5d-orig-proto): an inbound handler in front of app.
+func startFastProxyToPeer(t testing.TB, app netip.AddrPort) *fastProxy {
+	t.Helper()
+	peer, _ := startInboundH2(t, app)
+	return startFastProxyToProxy(t, netip.MustParseAddrPort(peer))
+}
+
+// startFastProxyToProxy serves the fast path forwarding to peer as to a proxy endpoint.
+func startFastProxyToProxy(t testing.TB, peer netip.AddrPort) *fastProxy {
+	t.Helper()
+	reg := metrics.New()
+	bal := balance.New[*Endpoint](balance.Options{})
+	bal.Set([]*balance.Endpoint[*Endpoint]{balance.NewEndpoint(peer, NewEndpoint(peer, true, reg.HTTP(metrics.Labels("direction", "outbound"))))})
+	return startFastProxy(t, peer, func(h *Handler) { h.Router = fixedRouter{&Backend{Name: "app.example", Balancer: bal}} })
+}
+
 // TestFastPathToProxyEndpoint: a request without a body for an endpoint that is a proxy
 // goes over HTTP/2 straight from its HTTP/1 head: the application behind the far proxy
 // gets the request target, the authority as Host, the end-to-end fields (repeated ones in
@@ -291,12 +308,7 @@ func TestFastPathToProxyEndpoint(t *testing.T) {
 			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: "+itoa(int64(len(seen)))+"\r\nX-App: yes\r\n\r\n"+seen)
 		}
 	})
-	peer, _ := startInboundH2(t, app)
-	reg := metrics.New()
-	peerAddr := netip.MustParseAddrPort(peer)
-	bal := balance.New[*Endpoint](balance.Options{})
-	bal.Set([]*balance.Endpoint[*Endpoint]{balance.NewEndpoint(peerAddr, NewEndpoint(peerAddr, true, reg.HTTP(metrics.Labels("direction", "outbound"))))})
-	p := startFastProxy(t, peerAddr, func(h *Handler) { h.Router = fixedRouter{&Backend{Name: "app.example", Balancer: bal}} })
+	p := startFastProxyToPeer(t, app)
 	c, br := dial(t, p.addr)
 	resp, body := roundTrip(t, c, br, "GET /p?q=1 HTTP/1.1\r\nHost: app.example\r\nx-MIXED-case: a\r\nConnection: X-Private\r\n"+
 		"X-Private: dropped\r\nX-Multi: 1\r\nx-multi: 2\r\n\r\n")
@@ -322,9 +334,7 @@ func TestFastPathToProxyEndpoint(t *testing.T) {
 	}
 	dead := ln.Addr().(*net.TCPAddr).AddrPort()
 	ln.Close()
-	deadBal := balance.New[*Endpoint](balance.Options{})
-	deadBal.Set([]*balance.Endpoint[*Endpoint]{balance.NewEndpoint(dead, NewEndpoint(dead, true, reg.HTTP(metrics.Labels("direction", "outbound"))))})
-	p = startFastProxy(t, dead, func(h *Handler) { h.Router = fixedRouter{&Backend{Name: "dead.example", Balancer: deadBal}} })
+	p = startFastProxyToProxy(t, dead)
 	c, br = dial(t, p.addr)
 	for range 2 {
 		resp, _ := roundTrip(t, c, br, "GET / HTTP/1.1\r\nHost: dead.example\r\n\r\n")
