@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/l5d-go/l5d/pkg/eventually"
 	"github.com/l5d-go/l5d/proxy/config"
@@ -178,6 +179,56 @@ func upgradeApp(t testing.TB) netip.AddrPort {
 func TestWebSocketUpgrade(t *testing.T) {
 	ch := newChain(t, upgradeApp(t), nil)
 	switchProtocols(t, ch.entry).Close()
+}
+
+// TestUpgradeAppSpeaksFirst: bytes the application sends in the same write as its 101
+// reach the client after the switch; an upgrade the application refuses is an ordinary
+// response on a connection that serves the next request.
+func TestUpgradeAppSpeaksFirst(t *testing.T) {
+	app, _ := serveHTTP(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Upgrade") != "greeting" {
+			http.Error(w, "no upgrade for "+r.Header.Get("Upgrade"), 400)
+			return
+		}
+		conn, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: greeting\r\nConnection: Upgrade\r\n\r\nwelcome\n")
+		brw.Flush()
+		line, _ := brw.ReadString('\n')
+		brw.WriteString("bye " + line)
+		brw.Flush()
+	}))
+	ch := newChain(t, app, nil)
+	conn, err := net.Dial("tcp", ch.entry.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(20 * time.Second))
+	br := bufio.NewReader(conn)
+	fmt.Fprint(conn, "GET /up HTTP/1.1\r\nHost: up.example\r\nConnection: Upgrade\r\nUpgrade: other\r\n\r\n")
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 400 || !strings.HasPrefix(string(body), "no upgrade for other") {
+		t.Fatalf("refused upgrade: %d %q", resp.StatusCode, body)
+	}
+	fmt.Fprint(conn, "GET /up HTTP/1.1\r\nHost: up.example\r\nConnection: Upgrade\r\nUpgrade: greeting\r\n\r\n")
+	if resp, err = http.ReadResponse(br, nil); err != nil || resp.StatusCode != 101 || resp.Header.Get("Upgrade") != "greeting" {
+		t.Fatalf("upgrade on the same connection: %v %v", resp, err)
+	}
+	if got, err := br.ReadString('\n'); got != "welcome\n" {
+		t.Fatalf("the application's first bytes: %q %v", got, err)
+	}
+	fmt.Fprint(conn, "see you\n")
+	if got, err := br.ReadString('\n'); got != "bye see you\n" {
+		t.Fatalf("after the switch: %q %v", got, err)
+	}
 }
 
 // switchProtocols sends an upgrade request to addr and checks that the connection then

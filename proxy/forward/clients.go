@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"net/http"
 	"time"
 
 	"github.com/l5d-go/l5d/proxy/h2"
@@ -56,12 +55,11 @@ type ClientOptions struct {
 	Tag func(addr string) string
 }
 
-// Clients holds the connection pools to endpoints: an HTTP/1 keep-alive pool and an
-// HTTP/2 (prior knowledge) pool per endpoint address. Safe for concurrent use.
+// Clients holds the connection pools to endpoints: HTTP/1 keep-alive pools (one per
+// Endpoint, see connPool) share its settings, and HTTP/2 (prior knowledge) connections
+// are shared per endpoint address. Safe for concurrent use.
 type Clients struct {
-	h1 *http.Transport
-	h2 *h2.Transport
-	// Lean HTTP/1 pools (see ServeHTTP1) share these settings.
+	h2          *h2.Transport
 	connect     ConnectFunc
 	idleTimeout time.Duration
 	maxIdle     int
@@ -77,26 +75,14 @@ func NewClients(opts ClientOptions) *Clients {
 	if perHost <= 0 {
 		perHost = 128
 	}
-	dial := func(ctx context.Context, _, addr string) (net.Conn, error) { return opts.Connect(ctx, addr) }
-	h1 := &http.Transport{
-		Proxy:               nil,
-		DialContext:         dial,
-		MaxIdleConnsPerHost: perHost,
-		IdleConnTimeout:     idle,
-		DisableCompression:  true,
-		WriteBufferSize:     16 << 10,
-		ReadBufferSize:      16 << 10,
-	}
-	h1.Protocols = new(http.Protocols)
-	h1.Protocols.SetHTTP1(true)
 	// Between proxies every request shares one HTTP/2 connection per endpoint; the lean
 	// transport batches their frames into shared writes.
 	h2t := &h2.Transport{Connect: opts.Connect, Tag: opts.Tag}
-	return &Clients{h1: h1, h2: h2t, connect: opts.Connect, idleTimeout: idle, maxIdle: perHost}
+	return &Clients{h2: h2t, connect: opts.Connect, idleTimeout: idle, maxIdle: perHost}
 }
 
-// Close closes idle pooled connections; in-flight requests finish.
+// Close closes idle HTTP/2 connections; in-flight requests finish. Idle HTTP/1
+// connections close after the idle timeout.
 func (c *Clients) Close() {
-	c.h1.CloseIdleConnections()
 	c.h2.CloseIdleConnections()
 }

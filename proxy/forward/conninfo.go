@@ -31,6 +31,10 @@ type ConnInfo struct {
 	// clientIDValues is the l5d-client-id field value of the connection's requests,
 	// made once (see setClientID).
 	clientIDValues atomic.Pointer[[]string]
+	// routed is the backend the HTTP/1 fast path chose for the request it handed to the
+	// general handler, which takes it instead of routing that request again (see
+	// Handler.route). Only the connection's own goroutines touch it, one after the other.
+	routed *Backend
 }
 
 // Header fields the inbound side owns: l5d-client-id is set from the connection's

@@ -11,4 +11,8 @@
 // Per request, the handler reuses the server's *http.Request as the outgoing request (no
 // clone), copies the body through a pooled buffer, and records metrics on handles resolved
 // before the request (see package metrics).
+//
+// A request leaves by one of three senders: the HTTP/1 fast path's inline relay
+// (fast.go), roundTripLean (h1lean.go, every other HTTP/1 request, upgrades included) or
+// the h2 transport; proxy/README.md ("Which request takes which path") draws which.
 package forward

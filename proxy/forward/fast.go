@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -46,7 +47,9 @@ const idleDeadlineSlack = time.Second
 // Requests the fast path leaves to the general handler (upgrades, Expect, HTTP/1.0,
 // unusual framing, malformed heads, endpoints reached over HTTP/2) make it call fallback
 // with the bytes read from conn but not yet handled and return; fallback must then serve
-// the rest of the connection (through ServeHTTP). Otherwise ServeHTTP1 closes conn when
+// the rest of the connection (through ServeHTTP). A request handed over after it was
+// routed (outbound policy, a large body for an HTTP/2 endpoint) keeps that route: the
+// general handler does not ask the Router again. Otherwise ServeHTTP1 closes conn when
 // the client is done or ctx ends.
 func (h *Handler) ServeHTTP1(ctx context.Context, conn net.Conn, ci *ConnInfo, fallback func(pending []byte)) {
 	s := h.newFastConn(ctx, conn, ci)
@@ -87,6 +90,7 @@ func (h *Handler) newFastConn(ctx context.Context, conn net.Conn, ci *ConnInfo) 
 	s.cr.FlushBefore(s.cw, nil)
 	s.cr.BeforeRead = s.beforeRead
 	s.hr = (&http.Request{Header: http.Header{}, URL: &url.URL{}, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1}).WithContext(ctx)
+	s.h2head.Fields = s.h2Fields
 	return s
 }
 
@@ -115,6 +119,8 @@ type fastConn struct {
 	pm policyMetrics
 	// path is hr's path as route matching compares it (routematch.NormalizePath).
 	path string
+	// h2head is the request forwardH2 sends, kept across requests.
+	h2head h2.RequestHead
 	// inbound is set on connections to the inbound side (see ConnInfo.setClientID).
 	inbound bool
 	// reading is what the client connection is being read for (readingHead,
@@ -199,6 +205,13 @@ func (s *fastConn) serve() (pending []byte) {
 	}
 }
 
+// handOffRouted hands the connection to the general handler with the current request
+// routed to be (see Handler.route).
+func (s *fastConn) handOffRouted(be *Backend) []byte {
+	s.ci.routed = be
+	return s.handOff()
+}
+
 func (s *fastConn) handOff() []byte {
 	s.cr.BeforeRead = nil
 	s.conn.SetReadDeadline(time.Time{})
@@ -222,7 +235,7 @@ func (s *fastConn) forward() (pending []byte, done bool) {
 	}
 	if be.Policy != nil {
 		if be.Policy.Active() {
-			return s.handOff(), false // policy routing (filters, splits) takes the general handler
+			return s.handOffRouted(be), false // policy routing (filters, splits) takes the general handler
 		}
 		s.pm.route, s.pm.backend = be.Policy.DefaultMetrics(be, s.hr.Host)
 	}
@@ -230,7 +243,7 @@ func (s *fastConn) forward() (pending []byte, done bool) {
 		if rt := be.Routes.Load().Match(s.hr.Method, s.path); rt != nil {
 			if rt.NeedsPolicy() {
 				if s.req.Chunked || s.req.ContentLength > maxBufferedBody {
-					return s.handOff(), false
+					return s.handOffRouted(be), false
 				}
 				return nil, s.forwardHTTP(be, nil, rt, start)
 			}
@@ -244,7 +257,10 @@ func (s *fastConn) forward() (pending []byte, done bool) {
 	ep := bep.Value
 	if ep.H2 || ep.AuthorityOverride != "" { // a request head to rewrite takes the general exchange
 		if s.req.Chunked || s.req.ContentLength > maxBufferedBody {
-			return s.handOff(), false
+			return s.handOffRouted(be), false
+		}
+		if ep.H2 && !s.inbound && !s.req.Chunked && s.req.ContentLength <= 0 && len(s.req.Target) > 0 && s.req.Target[0] == '/' {
+			return nil, s.forwardH2(be, bep, start)
 		}
 		return nil, s.forwardHTTP(be, bep, s.rt, start)
 	}
@@ -462,6 +478,122 @@ func (s *fastConn) forwardHTTP(be *Backend, first *balance.Endpoint[*Endpoint], 
 		return s.writeError(m, start, err, false)
 	}
 	defer resp.Body.Close()
+	status := resp.StatusCode
+	failure := status >= 500
+	if s.relayResponse(resp, head, clientClose) {
+		m.Response(status, true, time.Since(start))
+		routeFailed(status)
+		pm.endResp(resp, true, start)
+		return true // the client sees a truncated response
+	}
+	lat := time.Since(start)
+	m.Response(status, failure, lat)
+	pm.endResp(resp, false, start)
+	if policy {
+		rf := rt.IsFailure(status, grpcStatus(resp))
+		rt.Actual.Response(status, rf, lat)
+		rt.Metrics.Response(status, rf, lat)
+	} else if rt != nil {
+		recordRoute(rt, status, rt.IsFailure(status, grpcStatus(resp)), start)
+	}
+	if clientClose {
+		s.cw.Flush()
+		return true
+	}
+	return false
+}
+
+// forwardH2 sends the request in s.req, an outbound request without a body in origin
+// form, to bep, a proxy, over HTTP/2 with l5d-orig-proto, straight from its HTTP/1 head
+// (h2.Transport.RoundTripHead: no *http.Request or header map), as forwardHTTP would
+// without a route policy. It relays the response as HTTP/1.1 and reports whether the
+// client connection must end.
+func (s *fastConn) forwardH2(be *Backend, bep *balance.Endpoint[*Endpoint], start time.Time) bool {
+	h := s.h
+	ep := bep.Value
+	rt, pm := s.rt, s.pm
+	s.rt, s.pm = nil, policyMetrics{} // recorded here, not by writeError
+	m := ep.metricsForHost(s.hr.Host)
+	m.Request()
+	authority := s.hr.Host
+	if ep.AuthorityOverride != "" {
+		authority = ep.AuthorityOverride
+	} else if authority == "" {
+		authority = ep.hostPort
+	}
+	req := &s.req
+	s.h2head.Method, s.h2head.Authority, s.h2head.Path = s.hr.Method, authority, s.hr.RequestURI
+	head := string(req.Method) == "HEAD"
+	clientClose := req.Close
+	bep.Start()
+	resp, err := h.Clients.h2.RoundTripHead(s.ctx, ep.hostPort, &s.h2head)
+	now := time.Now()
+	h.attemptEnded(be, bep, start, now, err)
+	s.cr.Consume(req)
+	if err != nil {
+		status, _ := StatusFor(err)
+		m.Response(status, true, now.Sub(start))
+		recordRoute(rt, status, true, start)
+		pm.endErr(err, start)
+		return s.writeError(nil, start, err, false)
+	}
+	bep.Recovered()
+	defer resp.Body.Close()
+	status := resp.StatusCode
+	if s.relayResponse(resp, head, clientClose) {
+		m.Response(status, true, time.Since(start))
+		recordRoute(rt, status, true, start)
+		pm.endResp(resp, true, start)
+		return true // the client sees a truncated response
+	}
+	m.Response(status, status >= 500, time.Since(start))
+	pm.endResp(resp, false, start)
+	recordRoute(rt, status, rt != nil && rt.IsFailure(status, grpcStatus(resp)), start)
+	if clientClose {
+		s.cw.Flush()
+		return true
+	}
+	return false
+}
+
+// h2Fields writes the end-to-end fields of s.req for HTTP/2 (lower-case names, without
+// Host, which is the authority, and hop-by-hop fields) and l5d-orig-proto. Their names
+// and values are copied into one string: the HPACK encoder may keep them.
+func (s *fastConn) h2Fields(enc func(name, value string)) {
+	req := &s.req
+	size := 0
+	for _, f := range req.Fields {
+		size += len(f.Name) + len(f.Value)
+	}
+	var b strings.Builder
+	b.Grow(size)
+	for _, f := range req.Fields {
+		for _, c := range f.Name {
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			b.WriteByte(c)
+		}
+		b.Write(f.Value)
+	}
+	all, off := b.String(), 0
+	for _, f := range req.Fields {
+		name := all[off : off+len(f.Name)]
+		off += len(f.Name)
+		value := all[off : off+len(f.Value)]
+		off += len(f.Value)
+		if name == "host" || req.IsHopByHop(f.Name) {
+			continue
+		}
+		enc(name, value)
+	}
+	enc("l5d-orig-proto", "HTTP/1.1")
+}
+
+// relayResponse writes resp to the client as HTTP/1.1 (chunked when its length is
+// unknown, each chunk flushed as it comes; trailers after the last one). It reports
+// whether the response body broke off, leaving the client a truncated response.
+func (s *fastConn) relayResponse(resp *http.Response, head, clientClose bool) (broken bool) {
 	w := s.cw
 	status := resp.StatusCode
 	w.WriteString("HTTP/1.1 ")
@@ -494,64 +626,43 @@ func (s *fastConn) forwardHTTP(be *Backend, first *balance.Endpoint[*Endpoint], 
 		w.WriteString("Connection: close\r\n")
 	}
 	w.WriteString("\r\n")
-	failure := status >= 500
-	if !bodyless {
-		bp := bufPool.Get().(*[]byte)
-		buf := *bp
-		var bodyErr error
-		for {
-			n, rerr := resp.Body.Read(buf)
-			if n > 0 {
-				if chunked {
-					w.WriteString(strconv.FormatInt(int64(n), 16))
-					w.WriteString("\r\n")
-				}
-				w.Write(buf[:n])
-				if chunked {
-					w.WriteString("\r\n")
-					w.Flush() // a streamed response reaches the client as it comes
-				}
+	if bodyless {
+		return false
+	}
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	buf := *bp
+	for {
+		n, rerr := resp.Body.Read(buf)
+		if n > 0 {
+			if chunked {
+				w.WriteString(strconv.FormatInt(int64(n), 16))
+				w.WriteString("\r\n")
 			}
-			if rerr != nil {
-				if rerr != io.EOF {
-					bodyErr = rerr
-				}
-				break
+			w.Write(buf[:n])
+			if chunked {
+				w.WriteString("\r\n")
+				w.Flush() // a streamed response reaches the client as it comes
 			}
 		}
-		bufPool.Put(bp)
-		if bodyErr != nil {
-			m.Response(status, true, time.Since(start))
-			routeFailed(status)
-			pm.endResp(resp, true, start)
-			return true // the client sees a truncated response
+		if rerr == io.EOF {
+			break
 		}
-		if chunked {
-			w.WriteString("0\r\n")
-			for k, vv := range resp.Trailer {
-				for _, v := range vv {
-					w.WriteString(k)
-					w.WriteString(": ")
-					w.WriteString(v)
-					w.WriteString("\r\n")
-				}
-			}
-			w.WriteString("\r\n")
+		if rerr != nil {
+			return true
 		}
 	}
-	lat := time.Since(start)
-	m.Response(status, failure, lat)
-	pm.endResp(resp, false, start)
-	if policy {
-		rf := rt.IsFailure(status, grpcStatus(resp))
-		rt.Actual.Response(status, rf, lat)
-		rt.Metrics.Response(status, rf, lat)
-	} else if rt != nil {
-		recordRoute(rt, status, rt.IsFailure(status, grpcStatus(resp)), start)
-	}
-	if clientClose {
-		w.Flush()
-		return true
+	if chunked {
+		w.WriteString("0\r\n")
+		for k, vv := range resp.Trailer {
+			for _, v := range vv {
+				w.WriteString(k)
+				w.WriteString(": ")
+				w.WriteString(v)
+				w.WriteString("\r\n")
+			}
+		}
+		w.WriteString("\r\n")
 	}
 	return false
 }
@@ -653,6 +764,16 @@ func (s *fastConn) writeError(m *metrics.HTTP, start time.Time, err error, bodyU
 		w.Flush()
 	}
 	return closeAfter
+}
+
+// attemptEnded records on bep the end, at now, of an attempt begun at start: its
+// latency for the balancer and, when err is a failure to connect, the endpoint's backoff.
+func (h *Handler) attemptEnded(be *Backend, bep *balance.Endpoint[*Endpoint], start, now time.Time, err error) {
+	bep.Done(now, now.Sub(start), be.Balancer.Decay())
+	var ce *ConnectError
+	if err != nil && errors.As(err, &ce) {
+		bep.Failed(now.Add(h.failureBackoff()))
+	}
 }
 
 func (h *Handler) failureBackoff() time.Duration {

@@ -266,3 +266,80 @@ func TestFastPathConnectFailureIs502(t *testing.T) {
 		t.Fatalf("502 not recorded in metrics:\n%s", sb.String())
 	}
 }
+
+// startFastProxyToPeer serves the fast path forwarding to a proxy endpoint (HTTP/2 with
+// l5d-orig-proto): an inbound handler in front of app.
+func startFastProxyToPeer(t testing.TB, app netip.AddrPort) *fastProxy {
+	t.Helper()
+	peer, _ := startInboundH2(t, app)
+	return startFastProxyToProxy(t, netip.MustParseAddrPort(peer))
+}
+
+// startFastProxyToProxy serves the fast path forwarding to peer as to a proxy endpoint.
+func startFastProxyToProxy(t testing.TB, peer netip.AddrPort) *fastProxy {
+	t.Helper()
+	reg := metrics.New()
+	bal := balance.New[*Endpoint](balance.Options{})
+	bal.Set([]*balance.Endpoint[*Endpoint]{balance.NewEndpoint(peer, NewEndpoint(peer, true, reg.HTTP(metrics.Labels("direction", "outbound"))))})
+	return startFastProxy(t, peer, func(h *Handler) { h.Router = fixedRouter{&Backend{Name: "app.example", Balancer: bal}} })
+}
+
+// TestFastPathToProxyEndpoint: a request without a body for an endpoint that is a proxy
+// goes over HTTP/2 straight from its HTTP/1 head: the application behind the far proxy
+// gets the request target, the authority as Host, the end-to-end fields (repeated ones in
+// order) and none of the connection's own; the response, chunked with a trailer, comes
+// back to the HTTP/1 client as it was sent.
+func TestFastPathToProxyEndpoint(t *testing.T) {
+	app, _ := rawServer(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		for {
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			seen := req.Method + " " + req.RequestURI + " host=" + req.Host +
+				" multi=" + strings.Join(req.Header.Values("X-Multi"), ",") + " mixed=" + req.Header.Get("X-Mixed-Case") +
+				" private=" + req.Header.Get("X-Private") + " orig-proto=" + req.Header.Get(HeaderOrigProto)
+			if req.URL.Path == "/chunked" {
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Sum\r\n\r\n"+
+					fmt.Sprintf("%x", len(seen))+"\r\n"+seen+"\r\n0\r\nX-Sum: 42\r\n\r\n")
+				continue
+			}
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: "+itoa(int64(len(seen)))+"\r\nX-App: yes\r\n\r\n"+seen)
+		}
+	})
+	p := startFastProxyToPeer(t, app)
+	c, br := dial(t, p.addr)
+	resp, body := roundTrip(t, c, br, "GET /p?q=1 HTTP/1.1\r\nHost: app.example\r\nx-MIXED-case: a\r\nConnection: X-Private\r\n"+
+		"X-Private: dropped\r\nX-Multi: 1\r\nx-multi: 2\r\n\r\n")
+	want := "GET /p?q=1 host=app.example multi=1,2 mixed=a private= orig-proto="
+	if resp.StatusCode != 200 || body != want || resp.Header.Get("X-App") != "yes" {
+		t.Fatalf("got %d %q (X-App %q), want 200 %q", resp.StatusCode, body, resp.Header.Get("X-App"), want)
+	}
+	resp, body = roundTrip(t, c, br, "GET /chunked HTTP/1.1\r\nHost: app.example\r\n\r\n")
+	if want := "GET /chunked host=app.example multi= mixed= private= orig-proto="; resp.StatusCode != 200 || body != want ||
+		len(resp.TransferEncoding) == 0 || resp.Trailer.Get("X-Sum") != "42" {
+		t.Fatalf("chunked: %d %q %v trailer %v, want %q chunked with X-Sum 42", resp.StatusCode, body, resp.TransferEncoding, resp.Trailer, want)
+	}
+	select {
+	case b := <-p.handoffs:
+		t.Fatalf("handed off %q, want both requests on the fast path", b)
+	default:
+	}
+
+	// A proxy endpoint that cannot be reached: 502, and the client connection stays usable.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := ln.Addr().(*net.TCPAddr).AddrPort()
+	ln.Close()
+	p = startFastProxyToProxy(t, dead)
+	c, br = dial(t, p.addr)
+	for range 2 {
+		resp, _ := roundTrip(t, c, br, "GET / HTTP/1.1\r\nHost: dead.example\r\n\r\n")
+		if resp.StatusCode != http.StatusBadGateway || !strings.Contains(resp.Header.Get(HeaderProxyError), "connection refused") {
+			t.Fatalf("unreachable proxy: %d %q, want 502 saying connection refused", resp.StatusCode, resp.Header.Get(HeaderProxyError))
+		}
+	}
+}

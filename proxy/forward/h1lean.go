@@ -14,21 +14,15 @@ import (
 	"github.com/l5d-go/l5d/proxy/h1"
 )
 
-// leanH1 reports whether roundTripLean can send r: its body, if any, has a known length
-// and it declares no trailers (those take net/http's message writer).
-func leanH1(r *http.Request) bool {
-	if len(r.Trailer) > 0 {
-		return false
-	}
-	return r.Body == nil || r.Body == http.NoBody || r.ContentLength >= 0
-}
-
 // roundTripLean sends r to ep over a pooled HTTP/1.1 connection with the lean codec and
 // returns the response with its header fields copied out of the read buffer; the body
 // reads straight from the connection, which returns to the pool when the body has been
 // read to its end. It replaces net/http's message writer and parser (and their per-field
-// allocations) for requests arriving as HTTP/2 from another proxy. With watch, ctx ending
-// before the response headers arrive aborts the exchange (route timeouts).
+// allocations) for every request of the general handler sent over HTTP/1 but upgrades:
+// those arriving as HTTP/2 from another proxy, and those the fast path hands over. A body
+// of unknown length, or one with declared trailers, is sent chunked (each chunk flushed as
+// it comes, as net/http does), the trailers after it. With watch, ctx ending before the
+// response headers arrive aborts the exchange (route timeouts).
 func (h *Handler) roundTripLean(ctx context.Context, ep *Endpoint, r *http.Request, watch bool) (*http.Response, error) {
 	if !validMethod(r.Method) {
 		return nil, &RouteError{Status: http.StatusBadRequest, Reason: "invalid request method"}
@@ -41,7 +35,10 @@ func (h *Handler) roundTripLean(ctx context.Context, ep *Endpoint, r *http.Reque
 		return nil, &RouteError{Status: http.StatusBadRequest, Reason: "invalid request authority"}
 	}
 	target := r.URL.RequestURI()
-	hasBody := r.Body != nil && r.Body != http.NoBody && r.ContentLength > 0
+	upgrade := upgradeType(r.Header) != ""
+	hasBody := r.Body != nil && r.Body != http.NoBody
+	chunked := hasBody && (r.ContentLength < 0 || len(r.Trailer) > 0)
+	hasBody = hasBody && (chunked || r.ContentLength > 0)
 	var resp *http.Response
 	for attempt := 0; ; attempt++ {
 		uc, reused, err := ep.pool.get(ctx, h.Clients, ep.hostPort)
@@ -55,13 +52,17 @@ func (h *Handler) roundTripLean(ctx context.Context, ep *Endpoint, r *http.Reque
 		}
 		uc.w.Reset(uc.conn)
 		uc.r.FlushBefore(uc.w, nil)
-		writeLeanRequest(uc.w, r, host, target)
+		writeLeanRequest(uc.w, r, host, target, chunked, upgrade)
 		var bodyErr error
-		if hasBody && attempt == 0 {
+		switch {
+		case !hasBody || attempt > 0: // only a request without a body is sent again
+		case chunked:
+			bodyErr = copyChunkedRequestBody(uc.w, r.Body, r.Trailer)
+		default:
 			bodyErr = copyRequestBody(uc.w, r.Body, r.ContentLength)
 		}
 		if bodyErr == nil {
-			resp, err = readLeanResponse(uc, r.Method == http.MethodHead)
+			resp, err = readLeanResponse(uc, r.Method == http.MethodHead, upgrade)
 		}
 		if stop != nil && !stop() {
 			// ctx ended during the exchange: the connection is unusable.
@@ -80,6 +81,10 @@ func (h *Handler) roundTripLean(ctx context.Context, ep *Endpoint, r *http.Reque
 			}
 			return nil, err
 		}
+		if resp.StatusCode == http.StatusSwitchingProtocols {
+			resp.Body = &upgradedBody{uc: uc} // the connection is the upgraded protocol's now
+			return resp, nil
+		}
 		lb := resp.Body.(*leanBody)
 		lb.uc, lb.ep, lb.c = uc, ep, h.Clients
 		if lb.left == 0 && lb.chunked == nil && !lb.untilEOF {
@@ -91,8 +96,10 @@ func (h *Handler) roundTripLean(ctx context.Context, ep *Endpoint, r *http.Reque
 }
 
 // writeLeanRequest writes the request head: end-to-end fields of r (Host and framing
-// fields replaced by their proper values) and Content-Length when there is a body.
-func writeLeanRequest(w *h1.Writer, r *http.Request, host, target string) {
+// fields replaced by their proper values) and Content-Length when there is a body, or
+// chunked framing and the declared trailers' names; Connection: Upgrade for an upgrade
+// (r's Upgrade field names the protocol).
+func writeLeanRequest(w *h1.Writer, r *http.Request, host, target string, chunked, upgrade bool) {
 	w.WriteString(r.Method)
 	w.WriteString(" ")
 	w.WriteString(target)
@@ -111,7 +118,22 @@ func writeLeanRequest(w *h1.Writer, r *http.Request, host, target string) {
 			w.WriteString("\r\n")
 		}
 	}
+	if upgrade {
+		w.WriteString("Connection: Upgrade\r\n")
+	}
 	switch {
+	case chunked:
+		w.WriteString("Transfer-Encoding: chunked\r\n")
+		if len(r.Trailer) > 0 {
+			w.WriteString("Trailer: ")
+			sep := ""
+			for k := range r.Trailer {
+				w.WriteString(sep)
+				w.WriteString(k)
+				sep = ", "
+			}
+			w.WriteString("\r\n")
+		}
 	case r.ContentLength > 0 && r.Body != nil && r.Body != http.NoBody:
 		w.WriteString("Content-Length: ")
 		w.WriteString(strconv.FormatInt(r.ContentLength, 10))
@@ -150,12 +172,59 @@ func copyRequestBody(w *h1.Writer, body io.Reader, n int64) error {
 	return nil
 }
 
+// copyChunkedRequestBody relays body to w in chunks, each flushed as it comes (a client
+// may stream its request), then the last chunk with trailer's fields, which the body
+// fills by its end.
+func copyChunkedRequestBody(w *h1.Writer, body io.Reader, trailer http.Header) error {
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	buf := *bp
+	for {
+		k, err := body.Read(buf)
+		if k > 0 {
+			w.WriteString(strconv.FormatInt(int64(k), 16))
+			w.WriteString("\r\n")
+			w.Write(buf[:k])
+			if _, werr := w.WriteString("\r\n"); werr != nil {
+				return werr
+			}
+			if werr := w.Flush(); werr != nil {
+				return werr
+			}
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+	}
+	w.WriteString("0\r\n")
+	for k, vv := range trailer {
+		if !httpguts.ValidHeaderFieldName(k) {
+			continue
+		}
+		for _, v := range vv {
+			if !httpguts.ValidHeaderFieldValue(v) {
+				continue
+			}
+			w.WriteString(k)
+			w.WriteString(": ")
+			w.WriteString(v)
+			w.WriteString("\r\n")
+		}
+	}
+	_, err := w.WriteString("\r\n")
+	return err
+}
+
 // errEndpointResponse reports a response the lean codec does not relay.
 var errEndpointResponse = &RouteError{Status: http.StatusBadGateway, Reason: "endpoint sent a response with conflicting framing or an unexpected protocol switch"}
 
 // readLeanResponse reads the final response head from uc (interim responses are not
-// relayed) and returns it with a *leanBody not yet tied to its pool.
-func readLeanResponse(uc *upstreamConn, head bool) (*http.Response, error) {
+// relayed) and returns it with a *leanBody not yet tied to its pool; with upgrade, a 101
+// is final and returned without a body.
+func readLeanResponse(uc *upstreamConn, head, upgrade bool) (*http.Response, error) {
 	rh := &uc.head
 	for {
 		if err := uc.r.ReadResponse(rh); err != nil {
@@ -165,7 +234,18 @@ func readLeanResponse(uc *upstreamConn, head bool) (*http.Response, error) {
 			break
 		}
 		if rh.Status == http.StatusSwitchingProtocols {
-			return nil, errEndpointResponse
+			if !upgrade {
+				return nil, errEndpointResponse
+			}
+			resp := &http.Response{StatusCode: rh.Status, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+				Header: fieldsHeader(rh, true)}
+			// The switch itself is relayed to the client.
+			resp.Header["Connection"] = []string{"Upgrade"}
+			if v := rh.Get("upgrade"); v != nil {
+				resp.Header["Upgrade"] = []string{string(v)}
+			}
+			uc.r.Consume(rh)
+			return resp, nil
 		}
 		uc.r.Consume(rh)
 	}
@@ -315,6 +395,24 @@ func validMethod(m string) bool {
 	}
 	return true
 }
+
+// upgradedBody is the connection of a response that switched protocols, as its body:
+// it reads what the codec holds past the response head, then the connection, and writes
+// to the connection (serveUpgrade relays both ways). The connection is never pooled.
+type upgradedBody struct{ uc *upstreamConn }
+
+func (b *upgradedBody) Read(p []byte) (int, error) {
+	if buf := b.uc.r.Buffered(); len(buf) > 0 {
+		n := copy(p, buf)
+		b.uc.r.Discard(n)
+		return n, nil
+	}
+	return b.uc.conn.Read(p)
+}
+
+func (b *upgradedBody) Write(p []byte) (int, error) { return b.uc.conn.Write(p) }
+
+func (b *upgradedBody) Close() error { return b.uc.conn.Close() }
 
 // leanResponse is a response and its body in one allocation.
 type leanResponse struct {

@@ -20,7 +20,7 @@ import (
 
 // startInboundH2 serves HTTP/2 (as from another proxy) on loopback, forwarding every
 // request to target over HTTP/1, and returns a client for it.
-func startInboundH2(t *testing.T, target netip.AddrPort) (addr string, client *h2.Transport) {
+func startInboundH2(t testing.TB, target netip.AddrPort) (addr string, client *h2.Transport) {
 	t.Helper()
 	reg := metrics.New()
 	ep := NewEndpoint(target, false, reg.HTTP(metrics.Labels("direction", "inbound")))
@@ -133,6 +133,56 @@ func TestMeshedRequestsReachHTTP1App(t *testing.T) {
 	resp, body = meshedRequest(t, tr, addr, "GET", "/again", "")
 	if resp.StatusCode != 200 || !strings.HasPrefix(body, "GET /again ") {
 		t.Fatalf("after close: %d %q", resp.StatusCode, body)
+	}
+}
+
+// TestMeshedStreamedRequestReachesHTTP1App: a meshed request whose body has no declared
+// length and ends with trailers reaches an HTTP/1 application chunked, its trailers after
+// the body, each part of the body as it is sent.
+func TestMeshedStreamedRequestReachesHTTP1App(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := make(chan string, 1)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		buf := make([]byte, 5)
+		n, _ := io.ReadFull(r.Body, buf)
+		first <- string(buf[:n]) // the first part arrived before the client sent the rest
+		rest, _ := io.ReadAll(r.Body)
+		io.WriteString(w, strings.Join(r.TransferEncoding, ",")+" "+string(buf[:n])+string(rest)+" sum="+r.Trailer.Get("X-Sum"))
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	addr, tr := startInboundH2(t, netip.MustParseAddrPort(ln.Addr().String()))
+
+	pr, pw := io.Pipe()
+	req, err := http.NewRequest("POST", "http://"+addr+"/upload", pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Host = "app.example"
+	req.ContentLength = -1
+	req.Header.Set(HeaderOrigProto, "HTTP/1.1")
+	req.Trailer = http.Header{"X-Sum": nil}
+	go func() {
+		io.WriteString(pw, "hello")
+		select {
+		case <-first:
+		case <-time.After(20 * time.Second): // fails the test below
+		}
+		req.Trailer.Set("X-Sum", "42")
+		io.WriteString(pw, " world")
+		pw.Close()
+	}()
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if want := "chunked hello world sum=42"; resp.StatusCode != 200 || string(body) != want {
+		t.Fatalf("got %d %q, want 200 %q", resp.StatusCode, body, want)
 	}
 }
 

@@ -140,7 +140,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, tw *tapWriter) {
 	if r.ProtoMajor == 1 && r.Body != nil && r.Body != http.NoBody {
 		h.timeBody(w, r)
 	}
-	be, err := h.Router.Route(r, ci)
+	be, err := h.route(r, ci)
 	if err != nil {
 		h.fail(w, r, h.errorMetrics(ci), start, err)
 		return
@@ -198,7 +198,10 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, tw *tapWriter) {
 	}
 	r.RequestURI = ""
 	r.Close = false
-	var tr http.RoundTripper = h.Clients.h1
+	// HTTP/2 to an endpoint that takes it (another proxy, or an HTTP/2 request's own
+	// endpoint); HTTP/1 otherwise, upgrades always (see README: which request takes which
+	// path).
+	sendH2 := false
 	switch {
 	case upgrade != "":
 		r.Header["Connection"] = []string{"Upgrade"}
@@ -207,11 +210,11 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, tw *tapWriter) {
 		if _, ok := r.Header[HeaderOrigProto]; ok {
 			delete(r.Header, HeaderOrigProto) // restore HTTP/1 for the application
 		} else {
-			tr = h.Clients.h2
+			sendH2 = true
 		}
 	case ep.H2:
 		r.Header[HeaderOrigProto] = origProtoHTTP11
-		tr = h.Clients.h2
+		sendH2 = true
 	}
 
 	var sent time.Time
@@ -220,28 +223,17 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, tw *tapWriter) {
 	}
 	bep.Start()
 	var resp *http.Response
-	switch {
-	case tr == http.RoundTripper(h.Clients.h1) && upgrade == "" && leanH1(r):
+	if sendH2 {
+		resp, err = h.Clients.h2.RoundTrip(r)
+	} else {
 		resp, err = h.roundTripLean(ctx, ep, r, false)
-	case tr == http.RoundTripper(h.Clients.h1) && upgrade == "":
-		resp, err = h.roundTripH1(ctx, ep, r, false)
-	default:
-		resp, err = tr.RoundTrip(r)
 	}
 	now := time.Now()
 	if h.AccessLog != nil {
 		addUpstreamWait(ctx, now.Sub(sent))
 	}
-	bep.Done(now, now.Sub(start), be.Balancer.Decay())
+	h.attemptEnded(be, bep, start, now, err)
 	if err != nil {
-		var ce *ConnectError
-		if errors.As(err, &ce) {
-			backoff := h.FailureBackoff
-			if backoff <= 0 {
-				backoff = time.Second
-			}
-			bep.Failed(now.Add(backoff))
-		}
 		status := h.fail(w, r, m, start, err)
 		recordRoute(rt, status, true, start)
 		pm.endErr(err, start)
@@ -264,6 +256,18 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, tw *tapWriter) {
 		// Abort the client's stream so that it sees the failure rather than a short body.
 		panic(http.ErrAbortHandler)
 	}
+}
+
+// route returns the backend of r: the one the fast path chose when r is the request it
+// handed over on ci, else the Router's. A request is routed once: the Router's decision
+// may count (inbound authorization, rate limits) or ask discovery.
+func (h *Handler) route(r *http.Request, ci *ConnInfo) (*Backend, error) {
+	if ci != nil && ci.routed != nil {
+		be := ci.routed
+		ci.routed = nil
+		return be, nil
+	}
+	return h.Router.Route(r, ci)
 }
 
 // timeBody makes the HTTP/1 request body of r fail once it makes no progress for

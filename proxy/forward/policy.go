@@ -99,10 +99,8 @@ func (h *Handler) exchange(r *http.Request, be *Backend, first *balance.Endpoint
 		switch {
 		case h2:
 			resp, err = h.Clients.h2.RoundTrip(req)
-		case leanH1(req):
-			resp, err = h.roundTripLean(req.Context(), ep, req, timer != nil)
 		default:
-			resp, err = h.roundTripH1(req.Context(), ep, req, timer != nil)
+			resp, err = h.roundTripLean(req.Context(), ep, req, timer != nil)
 		}
 		if h.AccessLog != nil {
 			addUpstreamWait(ctx, time.Since(sent))

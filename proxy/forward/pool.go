@@ -1,7 +1,6 @@
 package forward
 
 import (
-	"bufio"
 	"context"
 	"net"
 	"sync"
@@ -16,10 +15,6 @@ type upstreamConn struct {
 	r        *h1.Reader
 	w        *h1.Writer
 	lastUsed time.Time
-	// br and bw serve roundTripH1 (net/http's message parsing); made on first use.
-	// Between requests both this pair and r/w hold no buffered bytes.
-	br *bufio.Reader
-	bw *bufio.Writer
 	// head is the response head being read (readLeanResponse), kept so that its field
 	// list is reused from one response to the next.
 	head h1.Head

@@ -234,13 +234,15 @@ func (cc *clientConn) hasCapacity() bool {
 }
 
 type clientStream struct {
-	cc     *clientConn
-	id     uint32
-	req    *http.Request
-	send   sendWindow // guarded by cc.w.mu
-	body   recvPipe
-	inflow inflow // what the server may still send on the stream
-	resp   *http.Response
+	cc  *clientConn
+	id  uint32
+	req *http.Request // nil for a RoundTripHead request
+	// hasBody: the request has a body, which sendBody sends.
+	hasBody bool
+	send    sendWindow // guarded by cc.w.mu
+	body    recvPipe
+	inflow  inflow // what the server may still send on the stream
+	resp    *http.Response
 	// respVal and bodyVal back resp and its Body, made with the stream.
 	respVal http.Response
 	bodyVal responseBody
@@ -252,9 +254,68 @@ type clientStream struct {
 	trailer http.Header
 }
 
+// RequestHead is a request without a body, as RoundTripHead sends it: its pseudo-header
+// values and its regular fields, which Fields passes to enc with lower-case names and
+// without connection-specific fields (RFC 9113 section 8.2.2). Fields is called once,
+// under the connection's writer lock.
+type RequestHead struct {
+	Method, Authority, Path string
+	Fields                  func(enc func(name, value string))
+}
+
+// RoundTripHead sends the request h, which has no body, to addr as RoundTrip does, and
+// returns the response once its headers arrive (its Request field is nil). It spares a
+// caller holding the request in another form (an HTTP/1 head) the *http.Request and
+// header map RoundTrip takes; ctx ending before the response headers cancels the stream.
+func (t *Transport) RoundTripHead(ctx context.Context, addr string, h *RequestHead) (*http.Response, error) {
+	for attempt := 0; ; attempt++ {
+		cc, err := t.conn(ctx, addr)
+		if err != nil {
+			return nil, err
+		}
+		resp, err := cc.send(ctx, nil, func(enc func(string, string)) {
+			enc(":method", h.Method)
+			enc(":scheme", "http")
+			enc(":authority", h.Authority)
+			enc(":path", h.Path)
+			h.Fields(enc)
+		})
+		if errors.Is(err, errRetryable) && attempt < 2 {
+			continue
+		}
+		if errors.Is(err, errConnFull) && attempt < 10 {
+			continue
+		}
+		return resp, err
+	}
+}
+
 func (cc *clientConn) roundTrip(req *http.Request) (*http.Response, error) {
-	hasBody := req.Body != nil && req.Body != http.NoBody // ContentLength 0 with a Body means unknown
-	cs := &clientStream{cc: cc, req: req, respCh: make(chan struct{}, 1)}
+	authority := req.Host
+	if authority == "" {
+		authority = req.URL.Host
+	}
+	return cc.send(req.Context(), req, func(enc func(string, string)) {
+		enc(":method", req.Method)
+		enc(":scheme", "http")
+		enc(":authority", authority)
+		enc(":path", req.URL.RequestURI())
+		writeHeaderFields(enc, req.Header)
+		if len(req.Trailer) > 0 {
+			enc("trailer", trailerNames(req.Trailer)) // declared; values may come at the end
+		}
+		if req.ContentLength > 0 && req.Header.Get("Content-Length") == "" {
+			enc("content-length", strconv.FormatInt(req.ContentLength, 10))
+		}
+	})
+}
+
+// send opens a stream whose HEADERS carry the fields head writes, sends req's body if it
+// has one (req is nil for a request without a body), and waits for the response headers
+// or for ctx to end.
+func (cc *clientConn) send(ctx context.Context, req *http.Request, head func(enc func(string, string))) (*http.Response, error) {
+	hasBody := req != nil && req.Body != nil && req.Body != http.NoBody // ContentLength 0 with a Body means unknown
+	cs := &clientStream{cc: cc, req: req, hasBody: hasBody, respCh: make(chan struct{}, 1)}
 	cs.body.init(cs)
 	cs.inflow.give(streamWindow)
 	cc.w.lock()
@@ -275,35 +336,19 @@ func (cc *clientConn) roundTrip(req *http.Request) (*http.Response, error) {
 	cc.mu.Unlock()
 	cc.w.streams.Add(1)
 	cs.send.window = int64(cc.w.initialWindow)
-	authority := req.Host
-	if authority == "" {
-		authority = req.URL.Host
-	}
-	cc.w.headers(cs.id, !hasBody, func(enc func(string, string)) {
-		enc(":method", req.Method)
-		enc(":scheme", "http")
-		enc(":authority", authority)
-		enc(":path", req.URL.RequestURI())
-		writeHeaderFields(enc, req.Header)
-		if len(req.Trailer) > 0 {
-			enc("trailer", trailerNames(req.Trailer)) // declared; values may come at the end
-		}
-		if req.ContentLength > 0 && req.Header.Get("Content-Length") == "" {
-			enc("content-length", strconv.FormatInt(req.ContentLength, 10))
-		}
-	})
+	cc.w.headers(cs.id, !hasBody, head)
 	err := cc.w.err
 	cc.w.unlock()
 	if err != nil {
 		cs.finish(err)
-		if req.Body != nil {
+		if req != nil && req.Body != nil {
 			req.Body.Close()
 		}
 		return nil, fmt.Errorf("h2: sending request: %w", err)
 	}
 	if hasBody {
 		go cs.sendBody()
-	} else if req.Body != nil {
+	} else if req != nil && req.Body != nil {
 		req.Body.Close()
 	}
 	select {
@@ -312,9 +357,9 @@ func (cc *clientConn) roundTrip(req *http.Request) (*http.Response, error) {
 			return nil, cs.respErr
 		}
 		return cs.resp, nil
-	case <-req.Context().Done():
-		cs.cancel(http2.ErrCodeCancel, req.Context().Err())
-		return nil, req.Context().Err()
+	case <-ctx.Done():
+		cs.cancel(http2.ErrCodeCancel, ctx.Err())
+		return nil, ctx.Err()
 	}
 }
 
@@ -556,7 +601,7 @@ func (cc *clientConn) readLoop() {
 		case *http2.RSTStreamFrame:
 			if cs := cc.stream(f.StreamID); cs != nil {
 				err := fmt.Errorf("h2: stream reset by the server: %v", f.ErrCode)
-				if f.ErrCode == http2.ErrCodeRefusedStream && (cs.req.Body == nil || cs.req.Body == http.NoBody) {
+				if f.ErrCode == http2.ErrCodeRefusedStream && !cs.hasBody {
 					err = errRetryable // not processed (RFC 9113 section 8.7), and nothing to resend
 				}
 				cs.finish(err)

@@ -184,7 +184,8 @@ func (c *Connector) connect(ctx context.Context, addr, id string, transport bool
 	if err != nil {
 		return nil, err
 	}
-	tc := tls.Client(raw, c.clientConfig(id, transport))
+	out := &coalescer{Conn: raw}
+	tc := tls.Client(out, c.clientConfig(id, transport))
 	if err := tc.HandshakeContext(ctx); err != nil {
 		raw.Close()
 		return nil, &forward.ConnectError{Addr: addr, Err: fmt.Errorf("mesh TLS handshake with %s: %w", id, err)}
@@ -193,12 +194,8 @@ func (c *Connector) connect(ctx context.Context, addr, id string, transport bool
 		raw.Close()
 		return nil, &forward.ConnectError{Addr: addr, Err: fmt.Errorf("%s does not accept the opaque transport (ALPN %s)", id, transportheader.ALPN)}
 	}
-	// Hide the *tls.Conn type: HTTP transports must treat it as a plain transport.
-	return &meshConn{Conn: tc}, nil
+	return newMeshConn(tc, out), nil
 }
-
-// meshConn is an established mesh TLS connection.
-type meshConn struct{ net.Conn }
 
 func (c *Connector) clientConfig(id string, transport bool) *tls.Config {
 	key := configKey{id, transport}

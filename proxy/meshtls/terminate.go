@@ -109,7 +109,8 @@ func (t *Terminator) Accept(conn net.Conn, timeout time.Duration) (Accepted, err
 		sc.drop = true
 		return nil, errPassthrough
 	}
-	tc := tls.Server(sc, cfg)
+	out := &coalescer{Conn: sc}
+	tc := tls.Server(out, cfg)
 	err = tc.Handshake()
 	if !mine {
 		if sc.drop {
@@ -125,7 +126,7 @@ func (t *Terminator) Accept(conn net.Conn, timeout time.Duration) (Accepted, err
 	if len(cs.PeerCertificates) > 0 {
 		client = PeerIdentity(cs.PeerCertificates[0])
 	}
-	return Accepted{Kind: Terminated, Conn: &meshConn{Conn: tc}, ClientID: client, SNI: sni, ALPN: cs.NegotiatedProtocol}, nil
+	return Accepted{Kind: Terminated, Conn: newMeshConn(tc, out), ClientID: client, SNI: sni, ALPN: cs.NegotiatedProtocol}, nil
 }
 
 var errPassthrough = errors.New("TLS for another server name")
