@@ -21,9 +21,9 @@ import (
 	"k8s.io/client-go/metadata/metadatainformer"
 	"k8s.io/client-go/tools/record"
 
-	"github.com/l5d-go/l5d/injector/inject"
 	"github.com/l5d-go/l5d/injector/webhook"
 	"github.com/l5d-go/l5d/pkg/component"
+	"github.com/l5d-go/l5d/pkg/inject"
 	"github.com/l5d-go/l5d/pkg/k8s"
 	"github.com/l5d-go/l5d/pkg/servingcert"
 	pkgwebhook "github.com/l5d-go/l5d/pkg/webhook"
