@@ -62,11 +62,13 @@ test-deps:
 bench-deps:
 	@tools/debian-deps.sh $(BENCH_DEBS)
 
-## lint: gofmt, go vet and staticcheck over every module
+## lint: gofmt, go vet and staticcheck over every module; no component imports another's
+## packages (tools/import-graph.sh)
 lint: tools
 	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(MODULE_PATTERNS)
 	$(STATICCHECK) $(MODULE_PATTERNS)
+	@if ! out=$$(tools/import-graph.sh); then echo "a component imports another's packages (tools/import-graph.sh):"; echo "$$out" | grep '^!'; exit 1; fi
 
 ## proto: regenerate the Go code for proto/ and the demo's test/demo/api with the pinned toolchain
 proto:

@@ -11,8 +11,8 @@ import (
 	"io"
 	"time"
 
-	"github.com/l5d-go/l5d/injector/inject"
 	"github.com/l5d-go/l5d/pkg/certs"
+	"github.com/l5d-go/l5d/pkg/inject"
 	authv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"

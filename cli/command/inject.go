@@ -13,7 +13,7 @@ import (
 	"github.com/l5d-go/l5d/cli/install"
 	"github.com/l5d-go/l5d/cli/manifest"
 	"github.com/l5d-go/l5d/deploy"
-	"github.com/l5d-go/l5d/injector/inject"
+	"github.com/l5d-go/l5d/pkg/inject"
 	"github.com/l5d-go/l5d/pkg/proxyconf"
 	"github.com/spf13/cobra"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"

@@ -11,7 +11,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/l5d-go/l5d/cli/viztable"
-	"github.com/l5d-go/l5d/viz/api"
+	"github.com/l5d-go/l5d/pkg/vizapi"
 )
 
 func vizCmd(g *globals) *cobra.Command {
@@ -68,7 +68,7 @@ func statCmd(g *globals) *cobra.Command {
 				return err
 			}
 			if installed {
-				if _, err := api.ParseWindow(f.window); err != nil {
+				if _, err := vizapi.ParseWindow(f.window); err != nil {
 					return fmt.Errorf("--time-window: %w", err)
 				}
 				return statViaAPI(c, v, &f, args, from, fromNS, to, toNS)
@@ -85,7 +85,7 @@ func statCmd(g *globals) *cobra.Command {
 			return statByScraping(c, v.kube, f.namespace, window, args)
 		},
 	}
-	f.register(c, api.DefaultTimeWindow)
+	f.register(c, vizapi.DefaultTimeWindow)
 	c.Flags().StringVar(&from, "from", "", "only the requests from this resource (e.g. deploy/web)")
 	c.Flags().StringVar(&fromNS, "from-namespace", "", "namespace of --from (default: --namespace)")
 	c.Flags().StringVar(&to, "to", "", "only the requests to this resource (e.g. svc/emoji-svc)")

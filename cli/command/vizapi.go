@@ -15,7 +15,7 @@ import (
 
 	"github.com/l5d-go/l5d/cli/vizext"
 	"github.com/l5d-go/l5d/cli/viztable"
-	"github.com/l5d-go/l5d/viz/api"
+	"github.com/l5d-go/l5d/pkg/vizapi"
 )
 
 // DefaultVizNamespace is where `linkerd viz install` puts the extension.
@@ -28,7 +28,7 @@ const metricsAPIService = "metrics-api"
 // proxy to Service metrics-api (port "http") in the viz namespace.
 type vizAPI struct {
 	kube   kubernetes.Interface
-	client *api.Client
+	client *vizapi.Client
 	ns     string
 }
 
@@ -52,7 +52,7 @@ func (g *globals) vizAPI(vizNS string) (*vizAPI, error) {
 	if cfg.APIPath != "" && cfg.APIPath != "/api" {
 		host += strings.TrimSuffix(cfg.APIPath, "/")
 	}
-	return &vizAPI{kube: kube, ns: vizNS, client: &api.Client{HTTP: hc, BaseURL: host + api.ServiceProxyPath(vizNS)}}, nil
+	return &vizAPI{kube: kube, ns: vizNS, client: &vizapi.Client{HTTP: hc, BaseURL: host + vizapi.ServiceProxyPath(vizNS)}}, nil
 }
 
 // installed reports whether the viz extension's metrics-api Service exists.
@@ -69,7 +69,7 @@ func (v *vizAPI) installed(ctx context.Context) (bool, error) {
 
 // explain turns a metrics-api failure into an error saying what to check.
 func (v *vizAPI) explain(err error) error {
-	if errors.Is(err, api.ErrNotFound) || strings.Contains(err.Error(), fmt.Sprintf("HTTP %d", http.StatusServiceUnavailable)) {
+	if errors.Is(err, vizapi.ErrNotFound) || strings.Contains(err.Error(), fmt.Sprintf("HTTP %d", http.StatusServiceUnavailable)) {
 		return fmt.Errorf("%w\nis the viz extension running? Check with `linkerd viz check`", err)
 	}
 	return err
@@ -89,36 +89,36 @@ func (v *vizAPI) need(ctx context.Context) error {
 
 // parseResourceArgs parses "TYPE", "TYPE/NAME" or "TYPE NAME" into a resource of
 // namespace ns.
-func parseResourceArgs(args []string, ns string) (api.Resource, error) {
+func parseResourceArgs(args []string, ns string) (vizapi.Resource, error) {
 	t, name, hasName := strings.Cut(args[0], "/")
-	ct, err := api.CanonicalType(t)
+	ct, err := vizapi.CanonicalType(t)
 	if err != nil {
-		return api.Resource{}, err
+		return vizapi.Resource{}, err
 	}
 	if len(args) == 2 {
 		if hasName {
-			return api.Resource{}, fmt.Errorf("name given twice: %q and %q", args[0], args[1])
+			return vizapi.Resource{}, fmt.Errorf("name given twice: %q and %q", args[0], args[1])
 		}
 		name, hasName = args[1], true
 	}
 	if len(args) > 2 {
-		return api.Resource{}, fmt.Errorf("too many arguments: want TYPE, TYPE/NAME or TYPE NAME")
+		return vizapi.Resource{}, fmt.Errorf("too many arguments: want TYPE, TYPE/NAME or TYPE NAME")
 	}
 	if hasName && name == "" {
-		return api.Resource{}, fmt.Errorf("resource %q: empty name", args[0])
+		return vizapi.Resource{}, fmt.Errorf("resource %q: empty name", args[0])
 	}
-	if ct == api.All && name != "" {
-		return api.Resource{}, fmt.Errorf("resource %q: \"all\" takes no name", args[0])
+	if ct == vizapi.All && name != "" {
+		return vizapi.Resource{}, fmt.Errorf("resource %q: \"all\" takes no name", args[0])
 	}
-	r := api.Resource{Type: ct, Name: name, Namespace: ns}
-	if ct == api.Namespace {
+	r := vizapi.Resource{Type: ct, Name: name, Namespace: ns}
+	if ct == vizapi.Namespace {
 		r.Namespace = ""
 	}
 	return r, nil
 }
 
 // parseRef parses a --to/--from value "TYPE/NAME" (or "TYPE") in namespace ns.
-func parseRef(flag, s, ns string) (*api.Resource, error) {
+func parseRef(flag, s, ns string) (*vizapi.Resource, error) {
 	if s == "" {
 		return nil, nil
 	}
@@ -126,7 +126,7 @@ func parseRef(flag, s, ns string) (*api.Resource, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--%s: %w", flag, err)
 	}
-	if r.Type == api.All {
+	if r.Type == vizapi.All {
 		return nil, fmt.Errorf("--%s: \"all\" is not a resource; name one, e.g. deploy/web", flag)
 	}
 	return &r, nil
@@ -158,7 +158,7 @@ func (f *vizFlags) check() error {
 	if err := viztable.CheckFormat(f.output); err != nil {
 		return err
 	}
-	if _, err := api.ParseWindow(f.window); err != nil {
+	if _, err := vizapi.ParseWindow(f.window); err != nil {
 		return fmt.Errorf("--time-window: %w", err)
 	}
 	return nil
@@ -183,7 +183,7 @@ func edgesCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if r.Name != "" || r.Type == api.All {
+			if r.Name != "" || r.Type == vizapi.All {
 				return fmt.Errorf("edges takes a resource type (e.g. deploy), not %q", args[0])
 			}
 			v, err := g.vizAPI(f.vizNS)
@@ -194,7 +194,7 @@ func edgesCmd(g *globals) *cobra.Command {
 			if err := v.need(ctx); err != nil {
 				return err
 			}
-			rsp, err := v.client.Edges(ctx, &api.EdgesRequest{Selector: api.ResourceSelection{Resource: r, LabelSelector: f.selector}, TimeWindow: f.window})
+			rsp, err := v.client.Edges(ctx, &vizapi.EdgesRequest{Selector: vizapi.ResourceSelection{Resource: r, LabelSelector: f.selector}, TimeWindow: f.window})
 			if err != nil {
 				return v.explain(err)
 			}
@@ -204,7 +204,7 @@ func edgesCmd(g *globals) *cobra.Command {
 			return viztable.WriteEdges(c.OutOrStdout(), rsp.Ok, f.output)
 		},
 	}
-	f.register(c, api.DefaultTimeWindow)
+	f.register(c, vizapi.DefaultTimeWindow)
 	return c
 }
 
@@ -234,7 +234,7 @@ func routesCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if r.Type == api.All || r.Type == api.Authority {
+			if r.Type == vizapi.All || r.Type == vizapi.Authority {
 				return fmt.Errorf("routes takes a service or workload, not %q", args[0])
 			}
 			if toNS == "" {
@@ -252,7 +252,7 @@ func routesCmd(g *globals) *cobra.Command {
 			if err := v.need(ctx); err != nil {
 				return err
 			}
-			rsp, err := v.client.TopRoutes(ctx, &api.TopRoutesRequest{Selector: api.ResourceSelection{Resource: r, LabelSelector: f.selector},
+			rsp, err := v.client.TopRoutes(ctx, &vizapi.TopRoutesRequest{Selector: vizapi.ResourceSelection{Resource: r, LabelSelector: f.selector},
 				TimeWindow: f.window, ToResource: toRef})
 			if err != nil {
 				return v.explain(err)
@@ -263,7 +263,7 @@ func routesCmd(g *globals) *cobra.Command {
 			return viztable.WriteRoutes(c.OutOrStdout(), rsp.Ok, f.output)
 		},
 	}
-	f.register(c, api.DefaultTimeWindow)
+	f.register(c, vizapi.DefaultTimeWindow)
 	c.Flags().StringVar(&to, "to", "", "only the requests to this resource (e.g. svc/authors)")
 	c.Flags().StringVar(&toNS, "to-namespace", "", "namespace of --to (default: --namespace)")
 	return c
@@ -292,8 +292,8 @@ func statViaAPI(c *cobra.Command, v *vizAPI, f *vizFlags, args []string, from, f
 	if err != nil {
 		return err
 	}
-	rsp, err := v.client.StatSummary(contextOf(c), &api.StatSummaryRequest{
-		Selector:   api.ResourceSelection{Resource: r, LabelSelector: f.selector},
+	rsp, err := v.client.StatSummary(contextOf(c), &vizapi.StatSummaryRequest{
+		Selector:   vizapi.ResourceSelection{Resource: r, LabelSelector: f.selector},
 		TimeWindow: f.window, ToResource: toRef, FromResource: fromRef, TCPStats: true,
 	})
 	if err != nil {
@@ -302,7 +302,7 @@ func statViaAPI(c *cobra.Command, v *vizAPI, f *vizFlags, args []string, from, f
 	if rsp.Error != nil {
 		return errors.New(rsp.Error.Error)
 	}
-	return viztable.WriteStat(c.OutOrStdout(), rsp.Ok, viztable.StatOptions{Format: f.output, AllNamespaces: f.allNamespaces, Prefix: r.Type == api.All})
+	return viztable.WriteStat(c.OutOrStdout(), rsp.Ok, viztable.StatOptions{Format: f.output, AllNamespaces: f.allNamespaces, Prefix: r.Type == vizapi.All})
 }
 
 // routeStatsCmd is stat-inbound or stat-outbound.
@@ -340,7 +340,7 @@ func routeStatsCmd(g *globals, outbound bool) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if r.Type == api.All || r.Type == api.Authority || r.Type == api.Service {
+			if r.Type == vizapi.All || r.Type == vizapi.Authority || r.Type == vizapi.Service {
 				return fmt.Errorf("%s takes a workload, pod or namespace, not %q", use, args[0])
 			}
 			v, err := g.vizAPI(f.vizNS)
@@ -351,7 +351,7 @@ func routeStatsCmd(g *globals, outbound bool) *cobra.Command {
 			if err := v.need(ctx); err != nil {
 				return err
 			}
-			req := &api.RouteStatsRequest{Resource: r, TimeWindow: f.window}
+			req := &vizapi.RouteStatsRequest{Resource: r, TimeWindow: f.window}
 			if outbound {
 				rsp, err := v.client.StatOutbound(ctx, req)
 				if err != nil {
@@ -366,7 +366,7 @@ func routeStatsCmd(g *globals, outbound bool) *cobra.Command {
 			return viztable.WriteStatInbound(c.OutOrStdout(), rsp, f.output)
 		},
 	}
-	f.register(c, api.DefaultTimeWindow)
+	f.register(c, vizapi.DefaultTimeWindow)
 	c.Flags().Lookup("all-namespaces").Hidden = true
 	c.Flags().Lookup("selector").Hidden = true
 	return c

@@ -11,7 +11,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/l5d-go/l5d/cli/viztap"
-	"github.com/l5d-go/l5d/viz/api"
+	"github.com/l5d-go/l5d/pkg/vizapi"
 )
 
 // tapFlags are `viz tap`'s flags.
@@ -78,20 +78,20 @@ func (f *tapFlags) register(c *cobra.Command) {
 	c.Flags().StringVar(&f.path, "path", "", "only requests whose path starts with this prefix")
 	c.Flags().StringVar(&f.authority, "authority", "", "only requests to this authority")
 	c.Flags().StringVar(&f.scheme, "scheme", "", "only requests with this scheme (http or https)")
-	c.Flags().Float64Var(&f.maxRps, "max-rps", api.DefaultMaxRps, "the most requests per second to show")
+	c.Flags().Float64Var(&f.maxRps, "max-rps", vizapi.DefaultMaxRps, "the most requests per second to show")
 }
 
 // request validates the resource arguments and flags into a tap request.
-func (f *tapFlags) request(args []string) (api.TapByResourceRequest, error) {
+func (f *tapFlags) request(args []string) (vizapi.TapByResourceRequest, error) {
 	r, err := parseResourceArgs(args, f.namespace)
 	if err != nil {
-		return api.TapByResourceRequest{}, err
+		return vizapi.TapByResourceRequest{}, err
 	}
-	if _, ok := api.TapResources[r.Type]; !ok || r.Name == "" {
-		return api.TapByResourceRequest{}, fmt.Errorf("tap takes a named workload, pod, service or namespace (e.g. deploy/web), not %q", args[0])
+	if _, ok := vizapi.TapResources[r.Type]; !ok || r.Name == "" {
+		return vizapi.TapByResourceRequest{}, fmt.Errorf("tap takes a named workload, pod, service or namespace (e.g. deploy/web), not %q", args[0])
 	}
 	if f.maxRps < 0 {
-		return api.TapByResourceRequest{}, fmt.Errorf("--max-rps %v: must be positive", f.maxRps)
+		return vizapi.TapByResourceRequest{}, fmt.Errorf("--max-rps %v: must be positive", f.maxRps)
 	}
 	toNS := f.toNS
 	if toNS == "" {
@@ -99,20 +99,20 @@ func (f *tapFlags) request(args []string) (api.TapByResourceRequest, error) {
 	}
 	to, err := parseRef("to", f.to, toNS)
 	if err != nil {
-		return api.TapByResourceRequest{}, err
+		return vizapi.TapByResourceRequest{}, err
 	}
 	if to != nil && to.Name == "" {
-		return api.TapByResourceRequest{}, fmt.Errorf("--to %s: name a resource, e.g. deploy/catalog", f.to)
+		return vizapi.TapByResourceRequest{}, fmt.Errorf("--to %s: name a resource, e.g. deploy/catalog", f.to)
 	}
-	return api.TapByResourceRequest{
-		Target: api.ResourceSelection{Resource: r},
-		Match:  api.TapMatch{To: to, Method: f.method, Path: f.path, Authority: f.authority, Scheme: f.scheme},
+	return vizapi.TapByResourceRequest{
+		Target: vizapi.ResourceSelection{Resource: r},
+		Match:  vizapi.TapMatch{To: to, Method: f.method, Path: f.path, Authority: f.authority, Scheme: f.scheme},
 		MaxRps: f.maxRps,
 	}, nil
 }
 
 // startTap opens a tap through the API server as the CLI's user.
-func (g *globals) startTap(c *cobra.Command, req api.TapByResourceRequest) (*api.TapStream, error) {
+func (g *globals) startTap(c *cobra.Command, req vizapi.TapByResourceRequest) (*vizapi.TapStream, error) {
 	cfg, err := g.restConfig()
 	if err != nil {
 		return nil, err
@@ -121,7 +121,7 @@ func (g *globals) startTap(c *cobra.Command, req api.TapByResourceRequest) (*api
 	if err != nil {
 		return nil, err
 	}
-	st, err := api.Tap(contextOf(c), kube.Discovery().RESTClient(), req)
+	st, err := vizapi.Tap(contextOf(c), kube.Discovery().RESTClient(), req)
 	if err != nil {
 		return nil, explainTap(err)
 	}

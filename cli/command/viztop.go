@@ -13,8 +13,8 @@ import (
 
 	"github.com/l5d-go/l5d/cli/profile"
 	"github.com/l5d-go/l5d/cli/viztap"
+	"github.com/l5d-go/l5d/pkg/vizapi"
 	pbtap "github.com/l5d-go/l5d/proto/gen/tap"
-	"github.com/l5d-go/l5d/viz/api"
 )
 
 // clearScreen moves the cursor home and clears a terminal (ANSI), for top's redraws.
@@ -131,7 +131,7 @@ func profileFromTap(c *cobra.Command, g *globals, service, namespace, clusterDom
 	if d <= 0 {
 		return fmt.Errorf("--tap-duration %s: must be positive", d)
 	}
-	f := tapFlags{namespace: namespace, to: api.Service + "/" + service, maxRps: api.DefaultMaxRps}
+	f := tapFlags{namespace: namespace, to: vizapi.Service + "/" + service, maxRps: vizapi.DefaultMaxRps}
 	req, err := f.request([]string{tapRes})
 	if err != nil {
 		return fmt.Errorf("--tap: %w", err)
@@ -168,7 +168,7 @@ func profileFromTap(c *cobra.Command, g *globals, service, namespace, clusterDom
 
 // readEvents hands st's events to each in a goroutine until the stream fails or ends; the
 // channel then receives the error (io.EOF at the end).
-func readEvents(st *api.TapStream, each func(*pbtap.TapEvent)) <-chan error {
+func readEvents(st *vizapi.TapStream, each func(*pbtap.TapEvent)) <-chan error {
 	done := make(chan error, 1)
 	go func() {
 		for {

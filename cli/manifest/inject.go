@@ -3,7 +3,7 @@ package manifest
 import (
 	"fmt"
 
-	"github.com/l5d-go/l5d/injector/inject"
+	"github.com/l5d-go/l5d/pkg/inject"
 	"k8s.io/apimachinery/pkg/runtime"
 )
 

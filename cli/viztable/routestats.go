@@ -5,7 +5,7 @@ import (
 	"io"
 	"time"
 
-	"github.com/l5d-go/l5d/viz/api"
+	"github.com/l5d-go/l5d/pkg/vizapi"
 )
 
 func latency(p *float64) string {
@@ -44,7 +44,7 @@ type jsonInbound struct {
 
 // WriteStatInbound prints a StatInbound answer: NAME SERVER ROUTE TYPE SUCCESS RPS
 // LATENCY_P50 LATENCY_P95 LATENCY_P99, or JSON.
-func WriteStatInbound(w io.Writer, rsp *api.StatInboundResponse, format string) error {
+func WriteStatInbound(w io.Writer, rsp *vizapi.StatInboundResponse, format string) error {
 	d := window(rsp.TimeWindow)
 	if format == JSON {
 		out := make([]jsonInbound, 0, len(rsp.Rows))
@@ -94,7 +94,7 @@ type jsonOutbound struct {
 // SUCCESS RPS LATENCY_P50 LATENCY_P95 LATENCY_P99 TIMEOUTS RETRIES, a route's row
 // followed by one row per backend joined to it by an arrow; or JSON (a route's object,
 // then one per backend).
-func WriteStatOutbound(w io.Writer, rsp *api.StatOutboundResponse, format string) error {
+func WriteStatOutbound(w io.Writer, rsp *vizapi.StatOutboundResponse, format string) error {
 	d := window(rsp.TimeWindow)
 	if format == JSON {
 		out := []jsonOutbound{}

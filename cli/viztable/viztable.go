@@ -12,7 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/l5d-go/l5d/viz/api"
+	"github.com/l5d-go/l5d/pkg/vizapi"
 )
 
 // Output formats.
@@ -90,7 +90,7 @@ func ms(v uint64) string { return fmt.Sprintf("%dms", v) }
 func ptr[T any](v T) *T { return &v }
 
 func window(w string) time.Duration {
-	d, err := api.ParseWindow(w)
+	d, err := vizapi.ParseWindow(w)
 	if err != nil {
 		return 0
 	}
@@ -100,23 +100,23 @@ func window(w string) time.Duration {
 // ShortType is how Linkerd's CLI prefixes names of a type ("deploy/web" in `stat all`).
 func ShortType(t string) string {
 	switch t {
-	case api.Deployment:
+	case vizapi.Deployment:
 		return "deploy"
-	case api.StatefulSet:
+	case vizapi.StatefulSet:
 		return "sts"
-	case api.DaemonSet:
+	case vizapi.DaemonSet:
 		return "ds"
-	case api.ReplicaSet:
+	case vizapi.ReplicaSet:
 		return "rs"
-	case api.ReplicationController:
+	case vizapi.ReplicationController:
 		return "rc"
-	case api.Service:
+	case vizapi.Service:
 		return "svc"
-	case api.Namespace:
+	case vizapi.Namespace:
 		return "ns"
-	case api.CronJob:
+	case vizapi.CronJob:
 		return "cronjob"
-	case api.Authority:
+	case vizapi.Authority:
 		return "au"
 	}
 	return t
@@ -146,8 +146,8 @@ type jsonStat struct {
 }
 
 // WriteStat prints a StatSummary answer.
-func WriteStat(w io.Writer, ok *api.StatSummaryOk, o StatOptions) error {
-	var rows []api.StatRow
+func WriteStat(w io.Writer, ok *vizapi.StatSummaryOk, o StatOptions) error {
+	var rows []vizapi.StatRow
 	for _, t := range ok.StatTables {
 		rows = append(rows, t.PodGroup.Rows...)
 	}
@@ -155,7 +155,7 @@ func WriteStat(w io.Writer, ok *api.StatSummaryOk, o StatOptions) error {
 		out := make([]jsonStat, 0, len(rows))
 		for _, r := range rows {
 			j := jsonStat{Namespace: r.Resource.Namespace, Kind: r.Resource.Type, Name: r.Resource.Name}
-			if r.Resource.Type != api.Authority {
+			if r.Resource.Type != vizapi.Authority {
 				j.Meshed = fmt.Sprintf("%d/%d", r.MeshedPodCount, r.RunningPodCount)
 			}
 			if st := r.Stats; st != nil {
@@ -193,11 +193,11 @@ func WriteStat(w io.Writer, ok *api.StatSummaryOk, o StatOptions) error {
 	return nil
 }
 
-func writeStatTable(w io.Writer, rows []api.StatRow, o StatOptions) error {
+func writeStatTable(w io.Writer, rows []vizapi.StatRow, o StatOptions) error {
 	if len(rows) == 0 {
 		return nil
 	}
-	name := func(r api.StatRow) string {
+	name := func(r vizapi.StatRow) string {
 		if o.Prefix {
 			return ShortType(r.Resource.Type) + "/" + r.Resource.Name
 		}
@@ -219,7 +219,7 @@ func writeStatTable(w io.Writer, rows []api.StatRow, o StatOptions) error {
 	}
 	widths = append(widths, n)
 	head = append(head, "NAME")
-	pods := rows[0].Resource.Type == api.Pod
+	pods := rows[0].Resource.Type == vizapi.Pod
 	if pods {
 		head = append(head, "STATUS")
 	}
@@ -239,7 +239,7 @@ func writeStatTable(w io.Writer, rows []api.StatRow, o StatOptions) error {
 			cells = append(cells, r.Status)
 		}
 		meshed := "-"
-		if r.Resource.Type != api.Authority {
+		if r.Resource.Type != vizapi.Authority {
 			meshed = fmt.Sprintf("%d/%d", r.MeshedPodCount, r.RunningPodCount)
 		}
 		cells = append(cells, meshed)
@@ -300,7 +300,7 @@ type jsonEdge struct {
 
 // WriteEdges prints an Edges answer: SRC DST SRC_NS DST_NS SECURED, or with wide
 // CLIENT_ID SERVER_ID MSG instead of SECURED.
-func WriteEdges(w io.Writer, ok *api.EdgesOk, format string) error {
+func WriteEdges(w io.Writer, ok *vizapi.EdgesOk, format string) error {
 	if format == JSON {
 		out := make([]jsonEdge, 0, len(ok.Edges))
 		for _, e := range ok.Edges {
@@ -360,7 +360,7 @@ type jsonRoute struct {
 // LATENCY_P95 LATENCY_P99, or with wide EFFECTIVE_SUCCESS EFFECTIVE_RPS ACTUAL_SUCCESS
 // ACTUAL_RPS instead of SUCCESS RPS; a "==> resource <==" line above each table when
 // there are several.
-func WriteRoutes(w io.Writer, ok *api.TopRoutesOk, format string) error {
+func WriteRoutes(w io.Writer, ok *vizapi.TopRoutesOk, format string) error {
 	if format == JSON {
 		out := map[string][]jsonRoute{}
 		for _, t := range ok.Routes {
@@ -431,7 +431,7 @@ func serviceName(authority string) string {
 	return name
 }
 
-func writeRouteTable(w io.Writer, rows []api.RouteRow, format string) error {
+func writeRouteTable(w io.Writer, rows []vizapi.RouteRow, format string) error {
 	widths := []int{len("ROUTE")}
 	for _, r := range rows {
 		widths[0] = max(widths[0], len(r.Route))

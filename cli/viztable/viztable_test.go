@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/l5d-go/l5d/viz/api"
+	"github.com/l5d-go/l5d/pkg/vizapi"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
@@ -29,14 +29,14 @@ func golden(t *testing.T, name string, got []byte) {
 	}
 }
 
-var stats = &api.StatSummaryOk{StatTables: []api.StatTable{{PodGroup: api.PodGroup{Rows: []api.StatRow{
-	{Resource: api.Resource{Type: api.Deployment, Namespace: "emojivoto", Name: "emoji"}, TimeWindow: "1m", MeshedPodCount: 1, RunningPodCount: 1,
-		Stats:    &api.BasicStats{SuccessCount: 114, FailureCount: 0, LatencyMsP50: 1, LatencyMsP95: 2, LatencyMsP99: 3},
-		TCPStats: &api.TCPStats{OpenConnections: 3, ReadBytesTotal: 6000, WriteBytesTotal: 12060}},
-	{Resource: api.Resource{Type: api.Deployment, Namespace: "emojivoto", Name: "vote-bot"}, TimeWindow: "1m", MeshedPodCount: 0, RunningPodCount: 1},
-	{Resource: api.Resource{Type: api.Deployment, Namespace: "emojivoto", Name: "web"}, TimeWindow: "1m", MeshedPodCount: 2, RunningPodCount: 2,
-		Stats:    &api.BasicStats{SuccessCount: 105, FailureCount: 15, LatencyMsP50: 4, LatencyMsP95: 18, LatencyMsP99: 37},
-		TCPStats: &api.TCPStats{OpenConnections: 2}},
+var stats = &vizapi.StatSummaryOk{StatTables: []vizapi.StatTable{{PodGroup: vizapi.PodGroup{Rows: []vizapi.StatRow{
+	{Resource: vizapi.Resource{Type: vizapi.Deployment, Namespace: "emojivoto", Name: "emoji"}, TimeWindow: "1m", MeshedPodCount: 1, RunningPodCount: 1,
+		Stats:    &vizapi.BasicStats{SuccessCount: 114, FailureCount: 0, LatencyMsP50: 1, LatencyMsP95: 2, LatencyMsP99: 3},
+		TCPStats: &vizapi.TCPStats{OpenConnections: 3, ReadBytesTotal: 6000, WriteBytesTotal: 12060}},
+	{Resource: vizapi.Resource{Type: vizapi.Deployment, Namespace: "emojivoto", Name: "vote-bot"}, TimeWindow: "1m", MeshedPodCount: 0, RunningPodCount: 1},
+	{Resource: vizapi.Resource{Type: vizapi.Deployment, Namespace: "emojivoto", Name: "web"}, TimeWindow: "1m", MeshedPodCount: 2, RunningPodCount: 2,
+		Stats:    &vizapi.BasicStats{SuccessCount: 105, FailureCount: 15, LatencyMsP50: 4, LatencyMsP95: 18, LatencyMsP99: 37},
+		TCPStats: &vizapi.TCPStats{OpenConnections: 2}},
 }}}}}
 
 // TestStat: NAME left-aligned, figures right-aligned, "-" without traffic; -A adds
@@ -58,7 +58,7 @@ func TestStat(t *testing.T) {
 		golden(t, tc.file, b.Bytes())
 	}
 	var b bytes.Buffer
-	if err := WriteStat(&b, &api.StatSummaryOk{}, StatOptions{Format: Table}); err != nil || b.String() != "No traffic found.\n" {
+	if err := WriteStat(&b, &vizapi.StatSummaryOk{}, StatOptions{Format: Table}); err != nil || b.String() != "No traffic found.\n" {
 		t.Errorf("no rows: %q %v", b.String(), err)
 	}
 }
@@ -66,9 +66,9 @@ func TestStat(t *testing.T) {
 // TestStatAllAndPods: several tables (stat all) prefix names with their type; pods have
 // STATUS.
 func TestStatAllAndPods(t *testing.T) {
-	ok := &api.StatSummaryOk{StatTables: []api.StatTable{
-		{PodGroup: api.PodGroup{Rows: stats.StatTables[0].PodGroup.Rows[:1]}},
-		{PodGroup: api.PodGroup{Rows: []api.StatRow{{Resource: api.Resource{Type: api.Pod, Namespace: "emojivoto", Name: "emoji-6d66d87995-tvbqz"},
+	ok := &vizapi.StatSummaryOk{StatTables: []vizapi.StatTable{
+		{PodGroup: vizapi.PodGroup{Rows: stats.StatTables[0].PodGroup.Rows[:1]}},
+		{PodGroup: vizapi.PodGroup{Rows: []vizapi.StatRow{{Resource: vizapi.Resource{Type: vizapi.Pod, Namespace: "emojivoto", Name: "emoji-6d66d87995-tvbqz"},
 			TimeWindow: "1m", Status: "Running", MeshedPodCount: 1, RunningPodCount: 1}}}},
 	}}
 	var b bytes.Buffer
@@ -78,12 +78,12 @@ func TestStatAllAndPods(t *testing.T) {
 	golden(t, "stat-all.txt", b.Bytes())
 }
 
-var edges = &api.EdgesOk{Edges: []api.Edge{
-	{Src: api.Resource{Namespace: "linkerd-viz", Name: "prometheus"}, Dst: api.Resource{Namespace: "emojivoto", Name: "web"},
+var edges = &vizapi.EdgesOk{Edges: []vizapi.Edge{
+	{Src: vizapi.Resource{Namespace: "linkerd-viz", Name: "prometheus"}, Dst: vizapi.Resource{Namespace: "emojivoto", Name: "web"},
 		ClientID: "prometheus.linkerd-viz.serviceaccount.identity.linkerd.cluster.local"},
-	{Src: api.Resource{Namespace: "emojivoto", Name: "web"}, Dst: api.Resource{Namespace: "emojivoto", Name: "emoji"},
+	{Src: vizapi.Resource{Namespace: "emojivoto", Name: "web"}, Dst: vizapi.Resource{Namespace: "emojivoto", Name: "emoji"},
 		ClientID: "web.emojivoto.serviceaccount.identity.linkerd.cluster.local", ServerID: "emoji.emojivoto.serviceaccount.identity.linkerd.cluster.local"},
-	{Src: api.Resource{Namespace: "emojivoto", Name: "vote-bot"}, Dst: api.Resource{Namespace: "emojivoto", Name: "web"},
+	{Src: vizapi.Resource{Namespace: "emojivoto", Name: "vote-bot"}, Dst: vizapi.Resource{Namespace: "emojivoto", Name: "web"},
 		NoIdentityMsg: "no_tls_from_remote"},
 }}
 
@@ -97,10 +97,10 @@ func TestEdges(t *testing.T) {
 	}
 }
 
-var routes = &api.TopRoutesOk{Routes: []api.RouteTable{
-	{Resource: "deployment/books", Rows: []api.RouteRow{
+var routes = &vizapi.TopRoutesOk{Routes: []vizapi.RouteTable{
+	{Resource: "deployment/books", Rows: []vizapi.RouteRow{
 		{Route: "GET /authors/{id}.json", Authority: "authors.booksapp.svc.cluster.local", TimeWindow: "1m",
-			Stats: &api.BasicStats{SuccessCount: 60, FailureCount: 0, ActualSuccessCount: 60, ActualFailureCount: 58, LatencyMsP50: 9, LatencyMsP95: 29, LatencyMsP99: 38}},
+			Stats: &vizapi.BasicStats{SuccessCount: 60, FailureCount: 0, ActualSuccessCount: 60, ActualFailureCount: 58, LatencyMsP50: 9, LatencyMsP95: 29, LatencyMsP99: 38}},
 		{Route: "DELETE /authors/{id}.json", Authority: "authors.booksapp.svc.cluster.local", TimeWindow: "1m"},
 		{Route: "[DEFAULT]", Authority: "authors.booksapp.svc.cluster.local", TimeWindow: "1m"},
 	}},
@@ -114,7 +114,7 @@ func TestRoutes(t *testing.T) {
 		}
 		golden(t, tc.file, b.Bytes())
 	}
-	two := &api.TopRoutesOk{Routes: append([]api.RouteTable{{Resource: "deployment/authors", Rows: routes.Routes[0].Rows[2:]}}, routes.Routes...)}
+	two := &vizapi.TopRoutesOk{Routes: append([]vizapi.RouteTable{{Resource: "deployment/authors", Rows: routes.Routes[0].Rows[2:]}}, routes.Routes...)}
 	var b bytes.Buffer
 	if err := WriteRoutes(&b, two, Table); err != nil {
 		t.Fatal(err)
@@ -131,19 +131,19 @@ func TestCheckFormat(t *testing.T) {
 func f64(v float64) *float64 { return &v }
 
 func TestStatInboundOutbound(t *testing.T) {
-	in := &api.StatInboundResponse{TimeWindow: "1m", Rows: []api.InboundRow{
+	in := &vizapi.StatInboundResponse{TimeWindow: "1m", Rows: []vizapi.InboundRow{
 		{Name: "web", Server: "[default]", Port: "4191", Route: "[default]", SuccessCount: 12},
 		{Name: "web", Server: "web-http", Port: "8080", Route: "items", RouteType: "HTTPRoute", SuccessCount: 36, FailureCount: 4,
-			Latencies: api.Latencies{P50: f64(10), P95: f64(75), P99: f64(95)}},
+			Latencies: vizapi.Latencies{P50: f64(10), P95: f64(75), P99: f64(95)}},
 	}}
-	out := &api.StatOutboundResponse{TimeWindow: "1m", Rows: []api.OutboundRow{
+	out := &vizapi.StatOutboundResponse{TimeWindow: "1m", Rows: []vizapi.OutboundRow{
 		{Name: "web", Service: "catalog", Port: "8080", Route: "catalog-route", RouteType: "HTTPRoute", SuccessCount: 24, FailureCount: 8, Timeouts: 8, Retries: 4,
-			Latencies: api.Latencies{P50: f64(5), P95: f64(9.5), P99: f64(9.9)},
-			Backends: []api.OutboundBackend{
-				{Name: "catalog", Port: "8080", SuccessCount: 20, Latencies: api.Latencies{P50: f64(1), P95: f64(1.9), P99: f64(1.98)}},
+			Latencies: vizapi.Latencies{P50: f64(5), P95: f64(9.5), P99: f64(9.9)},
+			Backends: []vizapi.OutboundBackend{
+				{Name: "catalog", Port: "8080", SuccessCount: 20, Latencies: vizapi.Latencies{P50: f64(1), P95: f64(1.9), P99: f64(1.98)}},
 				{Name: "catalog-v2", Port: "8080", FailureCount: 4},
 			}},
-		{Name: "web", Service: "ratings", Port: "9090", Route: "[default]", SuccessCount: 16, Backends: []api.OutboundBackend{{Name: "ratings", Port: "9090", SuccessCount: 16}}},
+		{Name: "web", Service: "ratings", Port: "9090", Route: "[default]", SuccessCount: 16, Backends: []vizapi.OutboundBackend{{Name: "ratings", Port: "9090", SuccessCount: 16}}},
 	}}
 	for _, format := range []string{Table, JSON} {
 		var b bytes.Buffer

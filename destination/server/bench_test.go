@@ -62,15 +62,11 @@ func benchFanout(b *testing.B, streams int) {
 		time.Sleep(20 * time.Millisecond) // polling for the informer to see the Services
 	}
 	// Open the streams and wait for each to see its 10 endpoints.
-	type sub struct {
-		svc int
-		got chan time.Time
-	}
 	var wg sync.WaitGroup
-	subs := make([]sub, streams)
+	subs := make([]fanoutSub, streams)
 	for s := range streams {
 		svc := s % services
-		subs[s] = sub{svc: svc, got: make(chan time.Time, 64)}
+		subs[s] = fanoutSub{svc: svc, got: make(chan time.Time, 64)}
 		stream, err := e.pb.Get(b.Context(), &pb.GetDestination{Path: fmt.Sprintf("svc-%d.%s.svc.cluster.local:80", svc, ns)})
 		if err != nil {
 			b.Fatal(err)
@@ -108,24 +104,10 @@ func benchFanout(b *testing.B, streams int) {
 		if _, err := e.c.Client().DiscoveryV1().EndpointSlices(ns).Update(b.Context(), slice(name, svc, 11+i/services, ready), metav1.UpdateOptions{}); err != nil {
 			b.Fatal(err)
 		}
-		for _, s := range subs {
-			if s.svc != svc {
-				continue
-			}
-			select {
-			case at := <-s.got:
-				lat = append(lat, at.Sub(start))
-			case <-time.After(30 * time.Second):
-				b.Fatalf("a stream of %s never saw the change", name)
-			}
-		}
+		lat = awaitFanout(b, subs, svc, name, start, lat)
 	}
 	b.StopTimer()
-	slices.Sort(lat)
-	if len(lat) > 0 {
-		b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
-		b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
-	}
+	reportLatencies(b, lat)
 	b.ReportMetric(float64(ms.HeapInuse)/(1<<20), "heap-MB")
 	b.ReportMetric(rssMB(), "rss-MB")
 }
@@ -179,15 +161,11 @@ func benchProfileFanout(b *testing.B, streams int) {
 			b.Fatal(err)
 		}
 	}
-	type sub struct {
-		svc int
-		got chan time.Time
-	}
 	var wg sync.WaitGroup
-	subs := make([]sub, streams)
+	subs := make([]fanoutSub, streams)
 	for s := range streams {
 		svc := s % services
-		subs[s] = sub{svc: svc, got: make(chan time.Time, 64)}
+		subs[s] = fanoutSub{svc: svc, got: make(chan time.Time, 64)}
 		stream, err := e.pb.GetProfile(b.Context(), &pb.GetDestination{Path: fmt.Sprintf("svc-%d.%s.svc.cluster.local:80", svc, ns)})
 		if err != nil {
 			b.Fatal(err)
@@ -248,23 +226,43 @@ func benchProfileFanout(b *testing.B, streams int) {
 		if _, err := svcs.Update(b.Context(), s, metav1.UpdateOptions{}); err != nil {
 			b.Fatal(err)
 		}
-		for _, s := range subs {
-			if s.svc != svc {
-				continue
-			}
-			select {
-			case at := <-s.got:
-				lat = append(lat, at.Sub(start))
-			case <-time.After(30 * time.Second):
-				b.Fatalf("a stream of %s never saw the change", name)
-			}
-		}
+		lat = awaitFanout(b, subs, svc, name, start, lat)
 	}
 	b.StopTimer()
+	reportLatencies(b, lat)
+	b.ReportMetric((recomputes()-before)/float64(b.N), "recomputes/op")
+}
+
+// fanoutSub is one stream of a fan-out benchmark: the Service it watches and when it saw
+// each change.
+type fanoutSub struct {
+	svc int
+	got chan time.Time
+}
+
+// awaitFanout waits until every stream of Service svc (named name) saw the change made at
+// start, and returns lat with their latencies added.
+func awaitFanout(b *testing.B, subs []fanoutSub, svc int, name string, start time.Time, lat []time.Duration) []time.Duration {
+	b.Helper()
+	for _, s := range subs {
+		if s.svc != svc {
+			continue
+		}
+		select {
+		case at := <-s.got:
+			lat = append(lat, at.Sub(start))
+		case <-time.After(30 * time.Second):
+			b.Fatalf("a stream of %s never saw the change", name)
+		}
+	}
+	return lat
+}
+
+// reportLatencies reports the median and 99th percentile of lat in milliseconds.
+func reportLatencies(b *testing.B, lat []time.Duration) {
 	slices.Sort(lat)
 	if len(lat) > 0 {
 		b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
 		b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
 	}
-	b.ReportMetric((recomputes()-before)/float64(b.N), "recomputes/op")
 }

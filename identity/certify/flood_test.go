@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/netip"
@@ -20,6 +21,8 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/l5d-go/l5d/identity/certify"
+	"github.com/l5d-go/l5d/pkg/eventually"
+	pb "github.com/l5d-go/l5d/proto/gen/identity"
 	"github.com/l5d-go/l5d/test/kube"
 )
 
@@ -53,52 +56,47 @@ func (h holdJunk) RoundTrip(r *http.Request) (*http.Response, error) {
 	return h.next.RoundTrip(r)
 }
 
-// TestJunkTokenFloodDoesNotStarveOtherPeers: one peer (127.0.0.2) floods Certify with junk
-// tokens (well-formed JWTs signed by nobody, so that they pass CheckTokenClaims) whose
-// TokenReviews the API server is slow to answer. The flood holds at most its
-// share of the review slots, a bounded number of its calls wait, the rest get
-// ResourceExhausted at once (counted); meanwhile a proxy on another peer (127.0.0.3) gets
-// its certificate, and once the API server answers, the waiting junk gets Unauthenticated.
-func TestJunkTokenFloodDoesNotStarveOtherPeers(t *testing.T) {
-	t.Parallel()
-	c := kube.Shared(t)
-	gate := make(chan struct{})
-	var held atomic.Int64
-	const junkSig = "junk-signature-from-a-hostile-peer"
-	marker := base64.RawURLEncoding.EncodeToString([]byte(junkSig))
+// heldReviews is a Kubernetes client whose TokenReviews of tokens signed with sig the API
+// server is slow to answer: they are held until release, counted in held.
+type heldReviews struct {
+	client kubernetes.Interface
+	gate   chan struct{}
+	held   atomic.Int64
+}
+
+func holdReviews(t *testing.T, c *kube.Cluster, sig string) *heldReviews {
+	t.Helper()
+	h := &heldReviews{gate: make(chan struct{})}
+	marker := base64.RawURLEncoding.EncodeToString([]byte(sig))
 	cfg := rest.CopyConfig(c.RESTConfig())
 	cfg.QPS, cfg.Burst = 1000, 1000
 	cfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
-		return holdJunk{next: rt, marker: []byte(marker), gate: gate, held: &held}
+		return holdJunk{next: rt, marker: []byte(marker), gate: h.gate, held: &h.held}
 	}
 	client, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	const slots, perPeer, waitPerPeer, flood = 4, 2, 8, 100
-	// 127.0.0.2 and 127.0.0.3 stand for callers on other hosts: only 127.0.0.1 is a local
-	// proxy here.
-	e := startEnv(t, envOptions{reviewClient: client, maxReviews: slots, maxPerPeer: perPeer, maxWaitPerPeer: waitPerPeer,
-		localProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}})
-	ns := e.c.Namespace(t)
-	e.c.CreateServiceAccount(t, ns, "web")
-	id := e.svc.Identity(ns, "web")
-	junk := jwt(t, map[string]any{"alg": "RS256"}, saClaims(ns, "web", time.Now().Add(time.Hour)), junkSig)
-	csrDER := csr(t, p256(t), id)
+	h.client = client
+	return h
+}
 
-	hostile := e.clientFrom(t, "127.0.0.2")
-	errs := make(chan error, flood)
-	floodCtx, stopFlood := context.WithCancel(t.Context())
-	defer stopFlood()
-	for range flood {
+// floodShed sends n concurrent calls of req through client while h holds their reviews:
+// all but perPeer+waitPerPeer must be refused at once with ResourceExhausted, and then
+// perPeer reviews be held at the API server and waitPerPeer calls wait. It returns how
+// many were shed and where the others' errors arrive.
+func floodShed(t *testing.T, e *env, h *heldReviews, client pb.IdentityClient, req *pb.CertifyRequest, n, perPeer, waitPerPeer int) (int, <-chan error) {
+	t.Helper()
+	errs := make(chan error, n)
+	ctx, stop := context.WithCancel(t.Context())
+	t.Cleanup(stop)
+	for range n {
 		go func() {
-			_, err := hostile.Certify(floodCtx, certifyReq(id, junk, csrDER))
+			_, err := client.Certify(ctx, req)
 			errs <- err
 		}()
 	}
-	// Everything beyond the peer's slots and queue is refused at once, while the API server
-	// still holds the flood's reviews.
-	shed := flood - perPeer - waitPerPeer
+	shed := n - perPeer - waitPerPeer
 	for i := range shed {
 		select {
 		case err := <-errs:
@@ -109,18 +107,52 @@ func TestJunkTokenFloodDoesNotStarveOtherPeers(t *testing.T) {
 			t.Fatalf("only %d of the %d flood calls beyond the bounds were refused; the rest wait", i, shed)
 		}
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for held.Load() != perPeer || testutil.ToFloat64(e.metrics.Waiting()) != waitPerPeer {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d flood reviews at the API server (want %d), %v waiting (want %d)", held.Load(), perPeer, testutil.ToFloat64(e.metrics.Waiting()), waitPerPeer)
-		}
-		time.Sleep(10 * time.Millisecond) // polling interval, not synchronisation
-	}
-	if got := testutil.ToFloat64(e.metrics.Shed(certify.ShedPeerQueueFull)); got != float64(shed) {
-		t.Errorf("identity_tokenreviews_shed_total{reason=peer_queue_full} = %v, want %d", got, shed)
-	}
+	eventually.TrueWithin(t, 30*time.Second, fmt.Sprintf("%d flood reviews at the API server and %d waiting", perPeer, waitPerPeer), func() bool {
+		return h.held.Load() == int64(perPeer) && testutil.ToFloat64(e.metrics.Waiting()) == float64(waitPerPeer)
+	})
 	if got := testutil.ToFloat64(e.metrics.Refused(certify.ReasonOverloaded)); got != float64(shed) {
 		t.Errorf("identity_certify_refused_total{reason=overloaded} = %v, want %d", got, shed)
+	}
+	return shed, errs
+}
+
+// release lets the API server answer the held reviews: the waiting calls, whose tokens
+// it does not know, must be refused as Unauthenticated.
+func (h *heldReviews) release(t *testing.T, errs <-chan error, waiting int) {
+	t.Helper()
+	close(h.gate)
+	for i := range waiting {
+		if err := <-errs; status.Code(err) != codes.Unauthenticated {
+			t.Fatalf("queued flood call %d: %v, want Unauthenticated", i, err)
+		}
+	}
+}
+
+// TestJunkTokenFloodDoesNotStarveOtherPeers: one peer (127.0.0.2) floods Certify with junk
+// tokens (well-formed JWTs signed by nobody, so that they pass CheckTokenClaims) whose
+// TokenReviews the API server is slow to answer. The flood holds at most its
+// share of the review slots, a bounded number of its calls wait, the rest get
+// ResourceExhausted at once (counted); meanwhile a proxy on another peer (127.0.0.3) gets
+// its certificate, and once the API server answers, the waiting junk gets Unauthenticated.
+func TestJunkTokenFloodDoesNotStarveOtherPeers(t *testing.T) {
+	t.Parallel()
+	const junkSig = "junk-signature-from-a-hostile-peer"
+	h := holdReviews(t, kube.Shared(t), junkSig)
+	const slots, perPeer, waitPerPeer, flood = 4, 2, 8, 100
+	// 127.0.0.2 and 127.0.0.3 stand for callers on other hosts: only 127.0.0.1 is a local
+	// proxy here.
+	e := startEnv(t, envOptions{reviewClient: h.client, maxReviews: slots, maxPerPeer: perPeer, maxWaitPerPeer: waitPerPeer,
+		localProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}})
+	ns := e.c.Namespace(t)
+	e.c.CreateServiceAccount(t, ns, "web")
+	id := e.svc.Identity(ns, "web")
+	junk := jwt(t, map[string]any{"alg": "RS256"}, saClaims(ns, "web", time.Now().Add(time.Hour)), junkSig)
+
+	// Everything beyond the peer's slots and queue is refused at once, while the API server
+	// still holds the flood's reviews.
+	shed, errs := floodShed(t, e, h, e.clientFrom(t, "127.0.0.2"), certifyReq(id, junk, csr(t, p256(t), id)), flood, perPeer, waitPerPeer)
+	if got := testutil.ToFloat64(e.metrics.Shed(certify.ShedPeerQueueFull)); got != float64(shed) {
+		t.Errorf("identity_tokenreviews_shed_total{reason=peer_queue_full} = %v, want %d", got, shed)
 	}
 
 	// A proxy on another address gets its certificate while the flood is stuck.
@@ -132,17 +164,12 @@ func TestJunkTokenFloodDoesNotStarveOtherPeers(t *testing.T) {
 		t.Fatalf("Certify from another peer during the flood: %v", err)
 	}
 	verify(t, resp, id, e.anchor)
-	if held.Load() != perPeer {
+	if h.held.Load() != perPeer {
 		t.Fatalf("the flood's reviews were answered before the other peer's call: the test proves nothing")
 	}
 
 	// The API server answers the flood's reviews: the waiting junk is refused as such.
-	close(gate)
-	for i := range perPeer + waitPerPeer {
-		if err := <-errs; status.Code(err) != codes.Unauthenticated {
-			t.Fatalf("queued flood call %d: %v, want Unauthenticated", i, err)
-		}
-	}
+	h.release(t, errs, perPeer+waitPerPeer)
 }
 
 // countReviews counts the TokenReviews sent through it.
@@ -191,60 +218,18 @@ func saClaims(ns, sa string, exp time.Time) map[string]any {
 // are Unauthenticated.
 func TestForgedTokenFloodThroughPodProxyDoesNotStarveOthers(t *testing.T) {
 	t.Parallel()
-	c := kube.Shared(t)
-	gate := make(chan struct{})
-	var held atomic.Int64
 	const forgedSig = "forged-signature-from-behind-the-pod-proxy"
-	marker := base64.RawURLEncoding.EncodeToString([]byte(forgedSig))
-	cfg := rest.CopyConfig(c.RESTConfig())
-	cfg.QPS, cfg.Burst = 1000, 1000
-	cfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
-		return holdJunk{next: rt, marker: []byte(marker), gate: gate, held: &held}
-	}
-	client, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := holdReviews(t, kube.Shared(t), forgedSig)
 	const slots, perPeer, waitPerPeer, flood = 4, 2, 8, 100
-	e := startEnv(t, envOptions{reviewClient: client, maxReviews: slots, maxPerPeer: perPeer, maxWaitPerPeer: waitPerPeer})
+	e := startEnv(t, envOptions{reviewClient: h.client, maxReviews: slots, maxPerPeer: perPeer, maxWaitPerPeer: waitPerPeer})
 	ns := e.c.Namespace(t)
 	e.c.CreateServiceAccount(t, ns, "web")
 	e.c.CreateServiceAccount(t, ns, "api")
 	victim := e.svc.Identity(ns, "web")
 	forged := jwt(t, map[string]any{"alg": "RS256", "kid": "forged"}, saClaims(ns, "web", time.Now().Add(time.Hour)), forgedSig)
-	csrDER := csr(t, p256(t), victim)
 
 	podProxy := e.clientFrom(t, "127.0.0.1") // the identity pod's own proxy
-	errs := make(chan error, flood)
-	floodCtx, stopFlood := context.WithCancel(t.Context())
-	defer stopFlood()
-	for range flood {
-		go func() {
-			_, err := podProxy.Certify(floodCtx, certifyReq(victim, forged, csrDER))
-			errs <- err
-		}()
-	}
-	shed := flood - perPeer - waitPerPeer
-	for i := range shed {
-		select {
-		case err := <-errs:
-			if status.Code(err) != codes.ResourceExhausted || !strings.Contains(err.Error(), "waiting for a TokenReview") {
-				t.Fatalf("flood call %d: %v, want ResourceExhausted saying too many are waiting for a TokenReview", i, err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Fatalf("only %d of the %d flood calls beyond the bounds were refused; the rest wait", i, shed)
-		}
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for held.Load() != perPeer || testutil.ToFloat64(e.metrics.Waiting()) != waitPerPeer {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d flood reviews at the API server (want %d), %v waiting (want %d)", held.Load(), perPeer, testutil.ToFloat64(e.metrics.Waiting()), waitPerPeer)
-		}
-		time.Sleep(10 * time.Millisecond) // polling interval, not synchronisation
-	}
-	if got := testutil.ToFloat64(e.metrics.Refused(certify.ReasonOverloaded)); got != float64(shed) {
-		t.Errorf("identity_certify_refused_total{reason=overloaded} = %v, want %d", got, shed)
-	}
+	_, errs := floodShed(t, e, h, podProxy, certifyReq(victim, forged, csr(t, p256(t), victim)), flood, perPeer, waitPerPeer)
 
 	// A proxy of another ServiceAccount, through the same pod proxy, is not starved.
 	id := e.svc.Identity(ns, "api")
@@ -256,14 +241,9 @@ func TestForgedTokenFloodThroughPodProxyDoesNotStarveOthers(t *testing.T) {
 		t.Fatalf("Certify of another ServiceAccount through the pod proxy during the flood: %v", err)
 	}
 	verify(t, resp, id, e.anchor)
-	if held.Load() != perPeer {
+	if h.held.Load() != perPeer {
 		t.Fatalf("the flood's reviews were answered before the other call: the test proves nothing")
 	}
 
-	close(gate)
-	for i := range perPeer + waitPerPeer {
-		if err := <-errs; status.Code(err) != codes.Unauthenticated {
-			t.Fatalf("queued flood call %d: %v, want Unauthenticated", i, err)
-		}
-	}
+	h.release(t, errs, perPeer+waitPerPeer)
 }

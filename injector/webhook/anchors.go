@@ -15,7 +15,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 
-	"github.com/l5d-go/l5d/injector/inject"
+	"github.com/l5d-go/l5d/pkg/inject"
 	"github.com/l5d-go/l5d/pkg/k8s"
 )
 

@@ -21,7 +21,7 @@ import (
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/metadata/metadatainformer"
 
-	"github.com/l5d-go/l5d/injector/inject"
+	"github.com/l5d-go/l5d/pkg/inject"
 	"github.com/l5d-go/l5d/pkg/k8s"
 	pkgwebhook "github.com/l5d-go/l5d/pkg/webhook"
 	"github.com/l5d-go/l5d/test/bench/cpucost"

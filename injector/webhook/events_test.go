@@ -14,8 +14,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 
-	"github.com/l5d-go/l5d/injector/inject"
 	"github.com/l5d-go/l5d/pkg/eventually"
+	"github.com/l5d-go/l5d/pkg/inject"
 	"github.com/l5d-go/l5d/test/kube"
 )
 

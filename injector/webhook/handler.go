@@ -13,7 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/tools/record"
 
-	"github.com/l5d-go/l5d/injector/inject"
+	"github.com/l5d-go/l5d/pkg/inject"
 	pkgwebhook "github.com/l5d-go/l5d/pkg/webhook"
 )
 
@@ -111,7 +111,7 @@ func (h *Handler) Review(ctx context.Context, req *admissionv1.AdmissionRequest)
 		h.event(owner, dryRun, corev1.EventTypeWarning, "InjectionRefused", "Linkerd proxy injection refused: "+err.Error())
 		return pkgwebhook.Denied(http.StatusUnprocessableEntity, "linkerd proxy injector: "+err.Error())
 	}
-	patch, err := inject.JSONPatch(&pod, injected)
+	patch, err := pkgwebhook.JSONPatch(&pod, injected)
 	if err != nil {
 		h.count(ResultError, "patch")
 		log.Error("building patch", "err", err)

@@ -21,8 +21,8 @@ import (
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/record"
 
-	"github.com/l5d-go/l5d/injector/inject"
 	"github.com/l5d-go/l5d/pkg/eventually"
+	"github.com/l5d-go/l5d/pkg/inject"
 	"github.com/l5d-go/l5d/test/kube"
 )
 
@@ -30,7 +30,7 @@ func TestMain(m *testing.M) { kube.Main(m, kube.Options{ControllerManager: true}
 
 func testValues(t testing.TB) *inject.Values {
 	t.Helper()
-	pem, err := os.ReadFile("../inject/testdata/seed-anchors.pem")
+	pem, err := os.ReadFile("../../pkg/inject/testdata/seed-anchors.pem")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,8 +24,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/l5d-go/l5d/injector/inject"
 	"github.com/l5d-go/l5d/pkg/certs"
+	"github.com/l5d-go/l5d/pkg/inject"
 	"github.com/l5d-go/l5d/pkg/proxyconf"
 	"github.com/l5d-go/l5d/pkg/webhook"
 )
@@ -125,7 +125,7 @@ func (i *Injector) Review(ctx context.Context, req *admissionv1.AdmissionRequest
 	after.Spec.Volumes = append(after.Spec.Volumes, corev1.Volume{Name: PodinfoVolume, VolumeSource: corev1.VolumeSource{
 		DownwardAPI: &corev1.DownwardAPIVolumeSource{Items: []corev1.DownwardAPIVolumeFile{
 			{Path: "labels", FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.labels"}}}}}})
-	patch, err := inject.JSONPatch(&pod, after)
+	patch, err := webhook.JSONPatch(&pod, after)
 	if err != nil {
 		return failed(http.StatusInternalServerError, fmt.Sprintf("building the patch: %v", err))
 	}

@@ -183,22 +183,6 @@ func (a *Authority) IssueLeaf(pub crypto.PublicKey, name string, v Validity) (*x
 	return cert, nil
 }
 
-// IssueFromCSR parses a DER certificate signing request, checks its signature and that it
-// names exactly one DNS SAN, and issues a leaf for that name and the request's public key
-// (see IssueLeaf). Callers that know the requester's identity must compare it with
-// CSRName first.
-func (a *Authority) IssueFromCSR(csrDER []byte, v Validity) (*x509.Certificate, error) {
-	csr, err := ParseCSR(csrDER)
-	if err != nil {
-		return nil, err
-	}
-	name, err := CSRName(csr)
-	if err != nil {
-		return nil, err
-	}
-	return a.IssueLeaf(csr.PublicKey, name, v)
-}
-
 // ChainFor returns the intermediates a peer needs to verify a leaf issued by a: the
 // authority's certificate followed by its Chain. A self-signed authority (an anchor
 // signing leaves directly) contributes nothing.

@@ -39,13 +39,21 @@ func newHierarchyAt(t testing.TB, now time.Time) hierarchy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	csr, err := NewCSR(key, workload)
+	der, err := NewCSR(key, workload)
 	if err != nil {
 		t.Fatalf("NewCSR: %v", err)
 	}
-	leaf, err := issuer.IssueFromCSR(csr, ValidFor(now, DefaultLeafLifetime))
+	csr, err := ParseCSR(der)
 	if err != nil {
-		t.Fatalf("IssueFromCSR: %v", err)
+		t.Fatalf("ParseCSR: %v", err)
+	}
+	name, err := CSRName(csr)
+	if err != nil || name != workload {
+		t.Fatalf("CSRName = %q, %v; want %q", name, err, workload)
+	}
+	leaf, err := issuer.IssueLeaf(csr.PublicKey, name, ValidFor(now, DefaultLeafLifetime))
+	if err != nil {
+		t.Fatalf("IssueLeaf: %v", err)
 	}
 	return hierarchy{anchor: anchor, issuer: issuer, leafKey: key, leaf: leaf}
 }
@@ -160,8 +168,14 @@ func TestCreationRejectsBadInput(t *testing.T) {
 		{"issuer without name", func() error { _, err := h.anchor.NewIssuer("", ValidFor(now, time.Hour)); return err }, "common name"},
 		{"leaf without name", func() error { _, err := h.issuer.IssueLeaf(key.Public(), "", ValidFor(now, time.Hour)); return err }, "needs a name"},
 		{"leaf without key", func() error { _, err := h.issuer.IssueLeaf(nil, workload, ValidFor(now, time.Hour)); return err }, "public key is missing"},
-		{"leaf from garbage CSR", func() error { _, err := h.issuer.IssueFromCSR([]byte("junk"), ValidFor(now, time.Hour)); return err }, "parsing certificate request"},
-		{"leaf from two-name CSR", func() error { _, err := h.issuer.IssueFromCSR(multi, ValidFor(now, time.Hour)); return err }, "2 DNS SANs"},
+		{"garbage CSR", func() error { _, err := ParseCSR([]byte("junk")); return err }, "parsing certificate request"},
+		{"two-name CSR", func() error {
+			csr, err := ParseCSR(multi)
+			if err == nil {
+				_, err = CSRName(csr)
+			}
+			return err
+		}, "2 DNS SANs"},
 		{"authority from leaf", func() error { _, err := NewAuthority(h.leaf, h.leafKey); return err }, "is not a CA"},
 		{"authority with wrong key", func() error { _, err := NewAuthority(h.issuer.Cert, otherKey); return err }, "does not match"},
 		{"authority without key", func() error { _, err := NewAuthority(h.issuer.Cert, nil); return err }, "missing"},

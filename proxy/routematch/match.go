@@ -103,28 +103,17 @@ func Any(grpc bool) Matcher { return Matcher{matches: []match{{grpc: grpc}}} }
 // without matches matches every request. An invalid regular expression, an empty host
 // match or a header match without a name is an error naming it.
 func HTTP(hosts []*httproute.HostMatch, rules ...[]*httproute.HttpRouteMatch) (Matcher, error) {
-	var m Matcher
-	var err error
-	if m.hosts, err = compileHosts(hosts); err != nil {
-		return Matcher{}, err
-	}
-	for _, ms := range rules {
-		if len(ms) == 0 {
-			m.matches = append(m.matches, match{})
-		}
-		for _, pm := range ms {
-			cm, err := compileHTTPMatch(pm)
-			if err != nil {
-				return Matcher{}, err
-			}
-			m.matches = append(m.matches, cm)
-		}
-	}
-	return m, nil
+	return compile(hosts, rules, match{}, compileHTTPMatch)
 }
 
 // GRPC compiles the hosts of a gRPC route and the matches of the given rules, like HTTP.
 func GRPC(hosts []*httproute.HostMatch, rules ...[]*grpcroute.GrpcRouteMatch) (Matcher, error) {
+	return compile(hosts, rules, match{grpc: true}, compileGRPCMatch)
+}
+
+// compile is HTTP and GRPC: every match of rules compiled by one, a rule without matches
+// standing for every request (all).
+func compile[M any](hosts []*httproute.HostMatch, rules [][]M, all match, one func(M) (match, error)) (Matcher, error) {
 	var m Matcher
 	var err error
 	if m.hosts, err = compileHosts(hosts); err != nil {
@@ -132,10 +121,10 @@ func GRPC(hosts []*httproute.HostMatch, rules ...[]*grpcroute.GrpcRouteMatch) (M
 	}
 	for _, ms := range rules {
 		if len(ms) == 0 {
-			m.matches = append(m.matches, match{grpc: true})
+			m.matches = append(m.matches, all)
 		}
 		for _, pm := range ms {
-			cm, err := compileGRPCMatch(pm)
+			cm, err := one(pm)
 			if err != nil {
 				return Matcher{}, err
 			}

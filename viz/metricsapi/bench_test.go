@@ -11,8 +11,8 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/l5d-go/l5d/pkg/vizapi"
 	"github.com/l5d-go/l5d/test/kube"
-	"github.com/l5d-go/l5d/viz/api"
 	"github.com/l5d-go/l5d/viz/internal/promtest"
 	"github.com/l5d-go/l5d/viz/metricsapi"
 	"github.com/l5d-go/l5d/viz/metricsapi/cluster"
@@ -60,7 +60,7 @@ func syntheticProxy(ns string, w, n, fanout, k int) string {
 
 // loadNamespace makes a namespace of n meshed deployments (one running pod each) and a
 // Prometheus holding scrapes of their synthetic proxies; it returns a metrics-api client.
-func loadNamespace(b *testing.B, n, fanout, scrapes int) (string, *api.Client, *promtest.Prometheus) {
+func loadNamespace(b *testing.B, n, fanout, scrapes int) (string, *vizapi.Client, *promtest.Prometheus) {
 	c := kube.Shared(b)
 	ns := c.Namespace(b)
 	ctx := context.Background()
@@ -101,7 +101,7 @@ func loadNamespace(b *testing.B, n, fanout, scrapes int) (string, *api.Client, *
 		b.Fatal(err)
 	}
 	for {
-		objs, err := cache.List(api.Resource{Type: api.Deployment, Namespace: ns}, "")
+		objs, err := cache.List(vizapi.Resource{Type: vizapi.Deployment, Namespace: ns}, "")
 		running := 0
 		for _, o := range objs {
 			running += int(o.Running)
@@ -117,7 +117,7 @@ func loadNamespace(b *testing.B, n, fanout, scrapes int) (string, *api.Client, *
 	srv := &metricsapi.Server{Prom: prom.API, Cache: cache, Now: func() time.Time { return prom.End }}
 	hs := httptest.NewServer(srv.Handler())
 	b.Cleanup(hs.Close)
-	return ns, &api.Client{BaseURL: hs.URL}, prom
+	return ns, &vizapi.Client{BaseURL: hs.URL}, prom
 }
 
 // BenchmarkStatSummary100Workloads: `linkerd viz stat deploy` of a namespace of 100
@@ -125,7 +125,7 @@ func loadNamespace(b *testing.B, n, fanout, scrapes int) (string, *api.Client, *
 // Prometheus; reports the median and p99 latency of the calls.
 func BenchmarkStatSummary100Workloads(b *testing.B) {
 	ns, client, _ := loadNamespace(b, 100, 1, 9)
-	req := &api.StatSummaryRequest{Selector: api.ResourceSelection{Resource: api.Resource{Type: api.Deployment, Namespace: ns}}, TCPStats: true}
+	req := &vizapi.StatSummaryRequest{Selector: vizapi.ResourceSelection{Resource: vizapi.Resource{Type: vizapi.Deployment, Namespace: ns}}, TCPStats: true}
 	ctx := context.Background()
 	// Check once that every row has its figures.
 	rsp, err := client.StatSummary(ctx, req)
@@ -155,7 +155,7 @@ func BenchmarkStatSummary100Workloads(b *testing.B) {
 // 240 scrapes), then answering a stat query over them. Reports RSS in MB.
 func BenchmarkPrometheusRSSDemoHour(b *testing.B) {
 	ns, client, prom := loadNamespace(b, 10, 2, 240)
-	req := &api.StatSummaryRequest{Selector: api.ResourceSelection{Resource: api.Resource{Type: api.Deployment, Namespace: ns}}, TimeWindow: "1h"}
+	req := &vizapi.StatSummaryRequest{Selector: vizapi.ResourceSelection{Resource: vizapi.Resource{Type: vizapi.Deployment, Namespace: ns}}, TimeWindow: "1h"}
 	for b.Loop() {
 		if _, err := client.StatSummary(context.Background(), req); err != nil {
 			b.Fatal(err)

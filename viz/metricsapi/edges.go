@@ -8,7 +8,7 @@ import (
 
 	"github.com/prometheus/common/model"
 
-	"github.com/l5d-go/l5d/viz/api"
+	"github.com/l5d-go/l5d/pkg/vizapi"
 	"github.com/l5d-go/l5d/viz/metricsapi/promql"
 )
 
@@ -20,12 +20,12 @@ import (
 // Inbound traffic from clients whose proxies are not scraped (another namespace's, or
 // unlisted workloads) gives an edge whose source is named after the client identity's
 // service account and namespace.
-func (s *Server) Edges(ctx context.Context, req *api.EdgesRequest) (*api.EdgesResponse, error) {
+func (s *Server) Edges(ctx context.Context, req *vizapi.EdgesRequest) (*vizapi.EdgesResponse, error) {
 	sel := req.Selector.Resource
 	if err := validResource("selector", &sel, false); err != nil {
 		return nil, err
 	}
-	if sel.Type == api.Authority || sel.Type == api.Service || sel.Type == api.Namespace {
+	if sel.Type == vizapi.Authority || sel.Type == vizapi.Service || sel.Type == vizapi.Namespace {
 		return nil, badRequest("edges of %ss are not supported: use a workload type or pod", sel.Type)
 	}
 	kl, err := promql.KindLabel(sel.Type)
@@ -47,7 +47,7 @@ func (s *Server) Edges(ctx context.Context, req *api.EdgesRequest) (*api.EdgesRe
 	}
 	// Service accounts of the listed sources, to tell which inbound client_id is theirs.
 	sas := map[key][]string{}
-	if objs, err := s.Cache.List(api.Resource{Type: sel.Type, Namespace: sel.Namespace}, req.Selector.LabelSelector); err == nil {
+	if objs, err := s.Cache.List(vizapi.Resource{Type: sel.Type, Namespace: sel.Namespace}, req.Selector.LabelSelector); err == nil {
 		for _, o := range objs {
 			sas[key{o.Resource.Namespace, o.Resource.Name}] = o.ServiceAccounts
 		}
@@ -59,7 +59,7 @@ func (s *Server) Edges(ctx context.Context, req *api.EdgesRequest) (*api.EdgesRe
 	}
 	seen := map[[2]key]bool{}
 	claimed := map[string]bool{} // "server/client_id" pairs explained by an outbound edge
-	var edges []api.Edge
+	var edges []vizapi.Edge
 	for _, smp := range out {
 		src := key{string(smp.Metric[promql.LabelNamespace]), string(smp.Metric[model.LabelName(kl)])}
 		dst := key{string(smp.Metric["dst_namespace"]), string(smp.Metric[model.LabelName(dkl)])}
@@ -67,9 +67,9 @@ func (s *Server) Edges(ctx context.Context, req *api.EdgesRequest) (*api.EdgesRe
 			continue
 		}
 		seen[[2]key{src, dst}] = true
-		e := api.Edge{
-			Src:           api.Resource{Type: sel.Type, Namespace: src.ns, Name: src.name},
-			Dst:           api.Resource{Type: sel.Type, Namespace: dst.ns, Name: dst.name},
+		e := vizapi.Edge{
+			Src:           vizapi.Resource{Type: sel.Type, Namespace: src.ns, Name: src.name},
+			Dst:           vizapi.Resource{Type: sel.Type, Namespace: dst.ns, Name: dst.name},
 			ServerID:      string(smp.Metric[promql.LabelServerID]),
 			NoIdentityMsg: string(smp.Metric[promql.LabelNoTLSReason]),
 		}
@@ -93,18 +93,18 @@ func (s *Server) Edges(ctx context.Context, req *api.EdgesRequest) (*api.EdgesRe
 				continue
 			}
 			seen[[2]key{{ns, sa}, dst}] = true
-			edges = append(edges, api.Edge{
-				Src:      api.Resource{Type: sel.Type, Namespace: ns, Name: sa},
-				Dst:      api.Resource{Type: sel.Type, Namespace: dst.ns, Name: dst.name},
+			edges = append(edges, vizapi.Edge{
+				Src:      vizapi.Resource{Type: sel.Type, Namespace: ns, Name: sa},
+				Dst:      vizapi.Resource{Type: sel.Type, Namespace: dst.ns, Name: dst.name},
 				ClientID: id,
 			})
 		}
 	}
-	slices.SortFunc(edges, func(a, b api.Edge) int {
+	slices.SortFunc(edges, func(a, b vizapi.Edge) int {
 		return strings.Compare(a.Src.Namespace+"/"+a.Src.Name+"/"+a.Dst.Namespace+"/"+a.Dst.Name,
 			b.Src.Namespace+"/"+b.Src.Name+"/"+b.Dst.Namespace+"/"+b.Dst.Name)
 	})
-	return &api.EdgesResponse{Ok: &api.EdgesOk{Edges: edges}}, nil
+	return &vizapi.EdgesResponse{Ok: &vizapi.EdgesOk{Edges: edges}}, nil
 }
 
 // ParseIdentity splits a workload identity "<sa>.<ns>.serviceaccount.identity.<cp-ns>.<trust
@@ -117,8 +117,8 @@ func ParseIdentity(id string) (sa, ns string, ok bool) {
 	return parts[0], parts[1], true
 }
 
-func sortRows(rows []api.StatRow) {
-	slices.SortFunc(rows, func(a, b api.StatRow) int {
+func sortRows(rows []vizapi.StatRow) {
+	slices.SortFunc(rows, func(a, b vizapi.StatRow) int {
 		return strings.Compare(a.Resource.Namespace+"/"+a.Resource.Name, b.Resource.Namespace+"/"+b.Resource.Name)
 	})
 }

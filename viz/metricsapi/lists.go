@@ -5,14 +5,14 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
-	"github.com/l5d-go/l5d/injector/inject"
-	"github.com/l5d-go/l5d/viz/api"
+	"github.com/l5d-go/l5d/pkg/inject"
+	"github.com/l5d-go/l5d/pkg/vizapi"
 )
 
 // ListPods answers a ListPodsRequest: the cached pods of the selected namespace (every
 // namespace without one), narrowed by its label selector, with whether each is meshed
 // (Added) and its proxy ready, and the workload that owns it.
-func (s *Server) ListPods(_ context.Context, req *api.ListPodsRequest) (*api.ListPodsResponse, error) {
+func (s *Server) ListPods(_ context.Context, req *vizapi.ListPodsRequest) (*vizapi.ListPodsResponse, error) {
 	ns, selector := "", ""
 	if req.Selector != nil {
 		ns, selector = req.Selector.Resource.Namespace, req.Selector.LabelSelector
@@ -21,15 +21,15 @@ func (s *Server) ListPods(_ context.Context, req *api.ListPodsRequest) (*api.Lis
 	if err != nil {
 		return nil, badRequest("%v", err)
 	}
-	rsp := &api.ListPodsResponse{Pods: []api.PodInfo{}}
+	rsp := &vizapi.ListPodsResponse{Pods: []vizapi.PodInfo{}}
 	for _, p := range pods {
 		kind, name := s.Cache.Owner(p)
-		info := api.PodInfo{
+		info := vizapi.PodInfo{
 			Name: p.Namespace + "/" + p.Name, PodIP: p.Status.PodIP, Status: string(p.Status.Phase),
 			Added: inject.HasProxy(&p.Spec), ControllerNamespace: p.Labels[inject.LabelControlPlaneNS],
 			ResourceVersion: p.ResourceVersion, ServiceAccount: p.Spec.ServiceAccountName,
 		}
-		if kind != api.Pod {
+		if kind != vizapi.Pod {
 			info.OwnerKind, info.OwnerName = kind, name
 		}
 		for _, cs := range append(append([]corev1.ContainerStatus{}, p.Status.ContainerStatuses...), p.Status.InitContainerStatuses...) {
@@ -44,14 +44,14 @@ func (s *Server) ListPods(_ context.Context, req *api.ListPodsRequest) (*api.Lis
 
 // ListServices answers a ListServicesRequest: the services of a namespace (every
 // namespace without one).
-func (s *Server) ListServices(_ context.Context, req *api.ListServicesRequest) (*api.ListServicesResponse, error) {
+func (s *Server) ListServices(_ context.Context, req *vizapi.ListServicesRequest) (*vizapi.ListServicesResponse, error) {
 	svcs, err := s.Cache.Services(req.Namespace)
 	if err != nil {
 		return nil, err
 	}
-	rsp := &api.ListServicesResponse{Services: []api.ServiceInfo{}}
+	rsp := &vizapi.ListServicesResponse{Services: []vizapi.ServiceInfo{}}
 	for _, svc := range svcs {
-		rsp.Services = append(rsp.Services, api.ServiceInfo{Name: svc.Name, Namespace: svc.Namespace})
+		rsp.Services = append(rsp.Services, vizapi.ServiceInfo{Name: svc.Name, Namespace: svc.Namespace})
 	}
 	return rsp, nil
 }

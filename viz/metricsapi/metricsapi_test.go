@@ -17,9 +17,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/l5d-go/l5d/injector/inject"
+	"github.com/l5d-go/l5d/pkg/inject"
+	"github.com/l5d-go/l5d/pkg/vizapi"
 	"github.com/l5d-go/l5d/test/kube"
-	"github.com/l5d-go/l5d/viz/api"
 	"github.com/l5d-go/l5d/viz/internal/promtest"
 	"github.com/l5d-go/l5d/viz/metricsapi"
 	"github.com/l5d-go/l5d/viz/metricsapi/cluster"
@@ -32,7 +32,7 @@ func TestMain(m *testing.M) { kube.Main(m, kube.Options{ControllerManager: true}
 // Prometheus holding proxy series for their pods.
 type fixture struct {
 	ns     string
-	client *api.Client
+	client *vizapi.Client
 	pods   map[string]string // deployment -> its pod
 	// metrics is the server's registry.
 	metrics *prometheus.Registry
@@ -179,7 +179,7 @@ func newFixture(t *testing.T) *fixture {
 	// The cache may not have seen the pods' Running status yet: wait for it.
 	deadline = time.Now().Add(time.Minute)
 	for {
-		objs, err := cache.List(api.Resource{Type: api.Deployment, Namespace: ns}, "")
+		objs, err := cache.List(vizapi.Resource{Type: vizapi.Deployment, Namespace: ns}, "")
 		running := 0
 		for _, o := range objs {
 			running += int(o.Running)
@@ -194,14 +194,14 @@ func newFixture(t *testing.T) *fixture {
 	}
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(hs.Close)
-	return &fixture{ns: ns, client: &api.Client{BaseURL: hs.URL}, pods: pods, metrics: reg}
+	return &fixture{ns: ns, client: &vizapi.Client{BaseURL: hs.URL}, pods: pods, metrics: reg}
 }
 
 // The outbound latency buckets hold 4 observations per scrape, all <= 5ms: the median
 // interpolates to 2.5ms (3 rounded), p95 and p99 to 4.75 and 4.95ms (5).
 
 // lat renders latencies as p50/p95/p99 (ms, up to 2 decimals), "-" without any.
-func lat(l api.Latencies) string {
+func lat(l vizapi.Latencies) string {
 	if l.P50 == nil {
 		return "-"
 	}
@@ -211,7 +211,7 @@ func lat(l api.Latencies) string {
 
 // statRows renders a StatSummary answer's rows as "ns/name meshed/running success
 // failure p50 p95 p99 [conns read write]", "-" for rows without traffic.
-func statRows(rsp *api.StatSummaryResponse) []string {
+func statRows(rsp *vizapi.StatSummaryResponse) []string {
 	var out []string
 	for _, t := range rsp.Ok.StatTables {
 		for _, r := range t.PodGroup.Rows {
@@ -237,17 +237,17 @@ func TestAgainstPrometheus(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
 	ns := f.ns
-	res := func(typ, name string) api.Resource { return api.Resource{Type: typ, Namespace: ns, Name: name} }
-	ptr := func(r api.Resource) *api.Resource { return &r }
+	res := func(typ, name string) vizapi.Resource { return vizapi.Resource{Type: typ, Namespace: ns, Name: name} }
+	ptr := func(r vizapi.Resource) *vizapi.Resource { return &r }
 
 	t.Run("StatSummary", func(t *testing.T) {
 		for _, tc := range []struct {
 			name string
-			req  api.StatSummaryRequest
+			req  vizapi.StatSummaryRequest
 			want []string
 		}{{
 			name: "deployments: inbound traffic, meshed counts",
-			req:  api.StatSummaryRequest{Selector: api.ResourceSelection{Resource: res(api.Deployment, "")}, TCPStats: true},
+			req:  vizapi.StatSummaryRequest{Selector: vizapi.ResourceSelection{Resource: res(vizapi.Deployment, "")}, TCPStats: true},
 			want: []string{
 				fmt.Sprintf("deployment/%s/catalog 1/1 16 0 0 0 0", ns),
 				fmt.Sprintf("deployment/%s/legacy 0/1 -", ns),
@@ -256,43 +256,43 @@ func TestAgainstPrometheus(t *testing.T) {
 			},
 		}, {
 			name: "one deployment",
-			req:  api.StatSummaryRequest{Selector: api.ResourceSelection{Resource: res(api.Deployment, "web")}},
+			req:  vizapi.StatSummaryRequest{Selector: vizapi.ResourceSelection{Resource: res(vizapi.Deployment, "web")}},
 			want: []string{fmt.Sprintf("deployment/%s/web 1/1 36 4 10 75 95", ns)},
 		}, {
 			name: "label selector",
-			req:  api.StatSummaryRequest{Selector: api.ResourceSelection{Resource: res(api.Deployment, ""), LabelSelector: "nothing=here"}},
+			req:  vizapi.StatSummaryRequest{Selector: vizapi.ResourceSelection{Resource: res(vizapi.Deployment, ""), LabelSelector: "nothing=here"}},
 			want: nil,
 		}, {
 			name: "services: seen from their clients",
-			req:  api.StatSummaryRequest{Selector: api.ResourceSelection{Resource: res(api.Service, "")}},
+			req:  vizapi.StatSummaryRequest{Selector: vizapi.ResourceSelection{Resource: res(vizapi.Service, "")}},
 			want: []string{fmt.Sprintf("service/%s/catalog 1/1 16 0 3 5 5", ns), fmt.Sprintf("service/%s/web 1/1 -", ns)},
 		}, {
 			name: "--to: web's requests to catalog",
-			req:  api.StatSummaryRequest{Selector: api.ResourceSelection{Resource: res(api.Deployment, "web")}, ToResource: ptr(res(api.Deployment, "catalog"))},
+			req:  vizapi.StatSummaryRequest{Selector: vizapi.ResourceSelection{Resource: res(vizapi.Deployment, "web")}, ToResource: ptr(res(vizapi.Deployment, "catalog"))},
 			want: []string{fmt.Sprintf("deployment/%s/web 1/1 16 0 3 5 5", ns)},
 		}, {
 			name: "--to narrows: web sent nothing to legacy",
-			req:  api.StatSummaryRequest{Selector: api.ResourceSelection{Resource: res(api.Deployment, "web")}, ToResource: ptr(res(api.Deployment, "legacy"))},
+			req:  vizapi.StatSummaryRequest{Selector: vizapi.ResourceSelection{Resource: res(vizapi.Deployment, "web")}, ToResource: ptr(res(vizapi.Deployment, "legacy"))},
 			want: []string{fmt.Sprintf("deployment/%s/web 1/1 -", ns)},
 		}, {
 			name: "--from: requests of web to each deployment",
-			req:  api.StatSummaryRequest{Selector: api.ResourceSelection{Resource: res(api.Deployment, "")}, FromResource: ptr(res(api.Deployment, "web"))},
+			req:  vizapi.StatSummaryRequest{Selector: vizapi.ResourceSelection{Resource: res(vizapi.Deployment, "")}, FromResource: ptr(res(vizapi.Deployment, "web"))},
 			want: []string{fmt.Sprintf("deployment/%s/catalog 1/1 16 0 3 5 5", ns), fmt.Sprintf("deployment/%s/legacy 0/1 -", ns), fmt.Sprintf("deployment/%s/web 1/1 -", ns)},
 		}, {
 			name: "namespace",
-			req:  api.StatSummaryRequest{Selector: api.ResourceSelection{Resource: api.Resource{Type: api.Namespace, Name: ns}}},
+			req:  vizapi.StatSummaryRequest{Selector: vizapi.ResourceSelection{Resource: vizapi.Resource{Type: vizapi.Namespace, Name: ns}}},
 			want: []string{fmt.Sprintf("namespace//%s 2/3 52 4 10 75 95", ns)},
 		}, {
 			name: "pods",
-			req:  api.StatSummaryRequest{Selector: api.ResourceSelection{Resource: res(api.Pod, f.pods["catalog"])}},
+			req:  vizapi.StatSummaryRequest{Selector: vizapi.ResourceSelection{Resource: res(vizapi.Pod, f.pods["catalog"])}},
 			want: []string{fmt.Sprintf("pod/%s/%s 1/1 16 0 0 0 0", ns, f.pods["catalog"])},
 		}, {
 			name: "authorities: those with traffic",
-			req:  api.StatSummaryRequest{Selector: api.ResourceSelection{Resource: res(api.Authority, "")}},
+			req:  vizapi.StatSummaryRequest{Selector: vizapi.ResourceSelection{Resource: res(vizapi.Authority, "")}},
 			want: []string{fmt.Sprintf("authority/%s/catalog.%s.svc.cluster.local:8080 0/0 16 0 0 0 0", ns, ns)},
 		}, {
 			name: "skip stats",
-			req:  api.StatSummaryRequest{Selector: api.ResourceSelection{Resource: res(api.Deployment, "web")}, SkipStats: true},
+			req:  vizapi.StatSummaryRequest{Selector: vizapi.ResourceSelection{Resource: res(vizapi.Deployment, "web")}, SkipStats: true},
 			want: []string{fmt.Sprintf("deployment/%s/web 1/1 -", ns)},
 		}} {
 			t.Run(tc.name, func(t *testing.T) {
@@ -308,7 +308,7 @@ func TestAgainstPrometheus(t *testing.T) {
 	})
 
 	t.Run("StatSummary all", func(t *testing.T) {
-		rsp, err := f.client.StatSummary(ctx, &api.StatSummaryRequest{Selector: api.ResourceSelection{Resource: res(api.All, "")}})
+		rsp, err := f.client.StatSummary(ctx, &vizapi.StatSummaryRequest{Selector: vizapi.ResourceSelection{Resource: res(vizapi.All, "")}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -322,7 +322,7 @@ func TestAgainstPrometheus(t *testing.T) {
 	})
 
 	t.Run("Edges", func(t *testing.T) {
-		rsp, err := f.client.Edges(ctx, &api.EdgesRequest{Selector: api.ResourceSelection{Resource: res(api.Deployment, "")}})
+		rsp, err := f.client.Edges(ctx, &vizapi.EdgesRequest{Selector: vizapi.ResourceSelection{Resource: res(vizapi.Deployment, "")}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -340,7 +340,7 @@ func TestAgainstPrometheus(t *testing.T) {
 	})
 
 	t.Run("TopRoutes", func(t *testing.T) {
-		routes := func(req api.TopRoutesRequest) string {
+		routes := func(req vizapi.TopRoutesRequest) string {
 			t.Helper()
 			rsp, err := f.client.TopRoutes(ctx, &req)
 			if err != nil {
@@ -367,7 +367,7 @@ func TestAgainstPrometheus(t *testing.T) {
 			"deployment/web catalog-route " + auth + " 24 8 actual 20 4 p50 5",
 			"deployment/web [DEFAULT] " + auth + " -",
 		}, "\n")
-		if got := routes(api.TopRoutesRequest{Selector: api.ResourceSelection{Resource: res(api.Deployment, "web")}, ToResource: ptr(res(api.Service, "catalog"))}); got != want {
+		if got := routes(vizapi.TopRoutesRequest{Selector: vizapi.ResourceSelection{Resource: res(vizapi.Deployment, "web")}, ToResource: ptr(res(vizapi.Service, "catalog"))}); got != want {
 			t.Errorf("web --to svc/catalog: got\n%s\nwant\n%s", got, want)
 		}
 		// Without --to: catalog's routes as its clients saw them (the proxies export no
@@ -379,13 +379,13 @@ func TestAgainstPrometheus(t *testing.T) {
 			"deployment/catalog catalog-route " + auth + " 24 8 actual 20 4 p50 5",
 			"deployment/catalog [DEFAULT] " + auth + " -",
 		}, "\n")
-		if got := routes(api.TopRoutesRequest{Selector: api.ResourceSelection{Resource: res(api.Deployment, "catalog")}}); got != want {
+		if got := routes(vizapi.TopRoutesRequest{Selector: vizapi.ResourceSelection{Resource: res(vizapi.Deployment, "catalog")}}); got != want {
 			t.Errorf("catalog: got\n%s\nwant\n%s", got, want)
 		}
 	})
 
 	t.Run("StatInbound", func(t *testing.T) {
-		rsp, err := f.client.StatInbound(ctx, &api.RouteStatsRequest{Resource: res(api.Deployment, "web")})
+		rsp, err := f.client.StatInbound(ctx, &vizapi.RouteStatsRequest{Resource: res(vizapi.Deployment, "web")})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -400,7 +400,7 @@ func TestAgainstPrometheus(t *testing.T) {
 	})
 
 	t.Run("StatOutbound", func(t *testing.T) {
-		rsp, err := f.client.StatOutbound(ctx, &api.RouteStatsRequest{Resource: res(api.Deployment, "web")})
+		rsp, err := f.client.StatOutbound(ctx, &vizapi.RouteStatsRequest{Resource: res(vizapi.Deployment, "web")})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -424,7 +424,7 @@ func TestAgainstPrometheus(t *testing.T) {
 	})
 
 	t.Run("ListPods and ListServices", func(t *testing.T) {
-		pods, err := f.client.ListPods(ctx, &api.ListPodsRequest{Selector: &api.ResourceSelection{Resource: api.Resource{Namespace: ns}}})
+		pods, err := f.client.ListPods(ctx, &vizapi.ListPodsRequest{Selector: &vizapi.ResourceSelection{Resource: vizapi.Resource{Namespace: ns}}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -435,7 +435,7 @@ func TestAgainstPrometheus(t *testing.T) {
 		if g := strings.Join(got, ","); strings.Count(g, "Running deployment/") != 3 || strings.Count(g, "added=true") != 2 {
 			t.Errorf("ListPods: %s", g)
 		}
-		svcs, err := f.client.ListServices(ctx, &api.ListServicesRequest{Namespace: ns})
+		svcs, err := f.client.ListServices(ctx, &vizapi.ListServicesRequest{Namespace: ns})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -453,13 +453,13 @@ func TestAgainstPrometheus(t *testing.T) {
 
 	t.Run("bad requests", func(t *testing.T) {
 		for _, tc := range []struct {
-			req  api.StatSummaryRequest
+			req  vizapi.StatSummaryRequest
 			want string
 		}{
-			{api.StatSummaryRequest{Selector: api.ResourceSelection{Resource: res("gadget", "")}}, `unknown resource type "gadget"`},
-			{api.StatSummaryRequest{Selector: api.ResourceSelection{Resource: res(api.Deployment, "")}, TimeWindow: "soon"}, `time window "soon"`},
-			{api.StatSummaryRequest{Selector: api.ResourceSelection{Resource: res(api.Deployment, "nope")}}, `deployment ` + ns + `/nope`},
-			{api.StatSummaryRequest{Selector: api.ResourceSelection{Resource: res(api.Deployment, "")}, ToResource: ptr(res(api.Pod, "a")), FromResource: ptr(res(api.Pod, "b"))}, "at most one"},
+			{vizapi.StatSummaryRequest{Selector: vizapi.ResourceSelection{Resource: res("gadget", "")}}, `unknown resource type "gadget"`},
+			{vizapi.StatSummaryRequest{Selector: vizapi.ResourceSelection{Resource: res(vizapi.Deployment, "")}, TimeWindow: "soon"}, `time window "soon"`},
+			{vizapi.StatSummaryRequest{Selector: vizapi.ResourceSelection{Resource: res(vizapi.Deployment, "nope")}}, `deployment ` + ns + `/nope`},
+			{vizapi.StatSummaryRequest{Selector: vizapi.ResourceSelection{Resource: res(vizapi.Deployment, "")}, ToResource: ptr(res(vizapi.Pod, "a")), FromResource: ptr(res(vizapi.Pod, "b"))}, "at most one"},
 		} {
 			_, err := f.client.StatSummary(ctx, &tc.req)
 			if err == nil || !strings.Contains(err.Error(), "HTTP 400") || !strings.Contains(err.Error(), tc.want) {

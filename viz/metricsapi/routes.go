@@ -11,7 +11,7 @@ import (
 	"github.com/prometheus/common/model"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/l5d-go/l5d/viz/api"
+	"github.com/l5d-go/l5d/pkg/vizapi"
 	"github.com/l5d-go/l5d/viz/metricsapi/promql"
 )
 
@@ -26,34 +26,34 @@ import (
 // requests to those services. With ToResource (a service, or a workload whose services
 // are taken) the figures are those of the resource's own requests to it, with the
 // actual counts (every attempt, retries included) beside the effective ones.
-func (s *Server) TopRoutes(ctx context.Context, req *api.TopRoutesRequest) (*api.TopRoutesResponse, error) {
+func (s *Server) TopRoutes(ctx context.Context, req *vizapi.TopRoutesRequest) (*vizapi.TopRoutesResponse, error) {
 	sel := req.Selector.Resource
 	if err := validResource("selector", &sel, false); err != nil {
 		return nil, err
 	}
-	if sel.Type == api.Authority {
+	if sel.Type == vizapi.Authority {
 		return nil, badRequest("routes of authorities are not supported: use a service or workload")
 	}
 	if req.ToResource != nil {
 		if err := validResource("to resource", req.ToResource, false); err != nil {
 			return nil, err
 		}
-		if req.ToResource.Type == api.Authority || req.ToResource.Type == api.Namespace {
+		if req.ToResource.Type == vizapi.Authority || req.ToResource.Type == vizapi.Namespace {
 			return nil, badRequest("--to must name a service or workload, not a %s", req.ToResource.Type)
 		}
 	}
 	window := req.TimeWindow
 	if window == "" {
-		window = api.DefaultTimeWindow
+		window = vizapi.DefaultTimeWindow
 	}
-	if _, err := api.ParseWindow(window); err != nil {
+	if _, err := vizapi.ParseWindow(window); err != nil {
 		return nil, badRequest("%v", err)
 	}
 	objs, err := s.Cache.List(sel, req.Selector.LabelSelector)
 	if err != nil {
 		return nil, badRequest("%v", err)
 	}
-	ok := &api.TopRoutesOk{}
+	ok := &vizapi.TopRoutesOk{}
 	for _, o := range objs {
 		t, err := s.routeTable(ctx, o.Resource, req.ToResource, window)
 		if err != nil {
@@ -61,14 +61,14 @@ func (s *Server) TopRoutes(ctx context.Context, req *api.TopRoutesRequest) (*api
 		}
 		ok.Routes = append(ok.Routes, t)
 	}
-	return &api.TopRoutesResponse{Ok: ok}, nil
+	return &vizapi.TopRoutesResponse{Ok: ok}, nil
 }
 
 // routeKey is one route of one authority (without port).
 type routeKey struct{ route, authority string }
 
-func (s *Server) routeTable(ctx context.Context, r api.Resource, to *api.Resource, window string) (api.RouteTable, error) {
-	table := api.RouteTable{Resource: r.Type + "/" + r.Name, Rows: []api.RouteRow{}}
+func (s *Server) routeTable(ctx context.Context, r vizapi.Resource, to *vizapi.Resource, window string) (vizapi.RouteTable, error) {
+	table := vizapi.RouteTable{Resource: r.Type + "/" + r.Name, Rows: []vizapi.RouteRow{}}
 	svcOf := r
 	if to != nil {
 		svcOf = *to
@@ -91,7 +91,7 @@ func (s *Server) routeTable(ctx context.Context, r api.Resource, to *api.Resourc
 	var effective, actual model.LabelSet
 	if to == nil {
 		effective = model.LabelSet{promql.LabelDirection: "inbound", promql.LabelNamespace: model.LabelValue(r.Namespace)}
-		if r.Type != api.Namespace {
+		if r.Type != vizapi.Namespace {
 			kl, err := promql.KindLabel(r.Type)
 			if err != nil {
 				return table, badRequest("%v", err)
@@ -100,7 +100,7 @@ func (s *Server) routeTable(ctx context.Context, r api.Resource, to *api.Resourc
 		}
 	} else {
 		effective = model.LabelSet{promql.LabelDirection: "outbound", promql.LabelNamespace: model.LabelValue(r.Namespace)}
-		if r.Type != api.Namespace {
+		if r.Type != vizapi.Namespace {
 			kl, err := promql.KindLabel(r.Type)
 			if err != nil {
 				return table, badRequest("%v", err)
@@ -149,7 +149,7 @@ func (s *Server) routeTable(ctx context.Context, r api.Resource, to *api.Resourc
 		for _, n := range names {
 			keys[routeKey{n, a}] = true
 		}
-		keys[routeKey{api.DefaultRoute, a}] = true
+		keys[routeKey{vizapi.DefaultRoute, a}] = true
 	}
 	for k := range stats {
 		keys[k] = true
@@ -163,8 +163,8 @@ func (s *Server) routeTable(ctx context.Context, r api.Resource, to *api.Resourc
 			return c
 		}
 		// [DEFAULT] last, as Linkerd prints it.
-		if (a.route == api.DefaultRoute) != (b.route == api.DefaultRoute) {
-			if a.route == api.DefaultRoute {
+		if (a.route == vizapi.DefaultRoute) != (b.route == vizapi.DefaultRoute) {
+			if a.route == vizapi.DefaultRoute {
 				return 1
 			}
 			return -1
@@ -172,7 +172,7 @@ func (s *Server) routeTable(ctx context.Context, r api.Resource, to *api.Resourc
 		return strings.Compare(a.route, b.route)
 	})
 	for _, k := range sorted {
-		table.Rows = append(table.Rows, api.RouteRow{Route: k.route, Authority: k.authority, Stats: stats[k], TimeWindow: window})
+		table.Rows = append(table.Rows, vizapi.RouteRow{Route: k.route, Authority: k.authority, Stats: stats[k], TimeWindow: window})
 	}
 	return table, nil
 }
@@ -198,7 +198,7 @@ func authorityRegexp(authorities []string) string {
 
 // routeStats queries the route series matching match and dst=~dstRe, keyed by route and
 // authority; with actual, the route_actual_* counts too.
-func (s *Server) routeStats(ctx context.Context, match model.LabelSet, dstRe model.LabelValue, actual bool, window string) (map[routeKey]*api.BasicStats, error) {
+func (s *Server) routeStats(ctx context.Context, match model.LabelSet, dstRe model.LabelValue, actual bool, window string) (map[routeKey]*vizapi.BasicStats, error) {
 	sel := match.String()
 	sel = sel[:len(sel)-1]
 	if len(match) > 0 {
@@ -229,16 +229,16 @@ func (s *Server) routeStats(ctx context.Context, match model.LabelSet, dstRe mod
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	stats := map[routeKey]*api.BasicStats{}
-	get := func(m model.Metric, create bool) *api.BasicStats {
+	stats := map[routeKey]*vizapi.BasicStats{}
+	get := func(m model.Metric, create bool) *vizapi.BasicStats {
 		route := string(m[promql.LabelRoute])
 		if route == "" {
-			route = api.DefaultRoute
+			route = vizapi.DefaultRoute
 		}
 		authority, _, _ := strings.Cut(string(m[promql.LabelRouteDst]), ":")
 		k := routeKey{route, authority}
 		if stats[k] == nil && create {
-			stats[k] = &api.BasicStats{}
+			stats[k] = &vizapi.BasicStats{}
 		}
 		return stats[k]
 	}
@@ -275,7 +275,7 @@ func (s *Server) routeStats(ctx context.Context, match model.LabelSet, dstRe mod
 // route name ("[DEFAULT]" for the default route) and service authority: effective
 // counts from the route's request statuses, actual ones from its backends' responses
 // (every attempt, retries included), latency from its request durations.
-func (s *Server) gatewayRouteStats(ctx context.Context, src model.LabelSet, ns string, services []string, window string) (map[routeKey]*api.BasicStats, error) {
+func (s *Server) gatewayRouteStats(ctx context.Context, src model.LabelSet, ns string, services []string, window string) (map[routeKey]*vizapi.BasicStats, error) {
 	quoted := make([]string, len(services))
 	for i, n := range services {
 		quoted[i] = regexp.QuoteMeta(n)
@@ -286,15 +286,15 @@ func (s *Server) gatewayRouteStats(ctx context.Context, src model.LabelSet, ns s
 	}
 	sel += fmt.Sprintf("parent_namespace=%q, parent_name=~%q}", ns, strings.Join(quoted, "|"))
 	route := "parent_name, route_name, route_kind"
-	stats := map[routeKey]*api.BasicStats{}
-	get := func(m model.Metric) *api.BasicStats {
+	stats := map[routeKey]*vizapi.BasicStats{}
+	get := func(m model.Metric) *vizapi.BasicStats {
 		name, kind := routeName(m)
 		if kind == "" || name == defaultName {
-			name = api.DefaultRoute
+			name = vizapi.DefaultRoute
 		}
 		k := routeKey{name, fmt.Sprintf("%s.%s.svc.%s", m["parent_name"], ns, s.clusterDomain())}
 		if stats[k] == nil {
-			stats[k] = &api.BasicStats{}
+			stats[k] = &vizapi.BasicStats{}
 		}
 		return stats[k]
 	}

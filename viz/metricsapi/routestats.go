@@ -9,7 +9,7 @@ import (
 	"github.com/prometheus/common/model"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/l5d-go/l5d/viz/api"
+	"github.com/l5d-go/l5d/pkg/vizapi"
 	"github.com/l5d-go/l5d/viz/metricsapi/promql"
 )
 
@@ -17,19 +17,19 @@ import (
 const defaultName = "[default]"
 
 // routeStatsRequest validates a RouteStatsRequest, returning its selection and window.
-func routeStatsRequest(req *api.RouteStatsRequest) (promql.Selection, string, error) {
+func routeStatsRequest(req *vizapi.RouteStatsRequest) (promql.Selection, string, error) {
 	r := req.Resource
 	if err := validResource("resource", &r, false); err != nil {
 		return promql.Selection{}, "", err
 	}
-	if r.Type == api.Authority || r.Type == api.Service {
+	if r.Type == vizapi.Authority || r.Type == vizapi.Service {
 		return promql.Selection{}, "", badRequest("resource type %s is not supported: name a workload, pod or namespace", r.Type)
 	}
 	window := req.TimeWindow
 	if window == "" {
-		window = api.DefaultTimeWindow
+		window = vizapi.DefaultTimeWindow
 	}
-	if _, err := api.ParseWindow(window); err != nil {
+	if _, err := vizapi.ParseWindow(window); err != nil {
 		return promql.Selection{}, "", badRequest("%v", err)
 	}
 	sel, err := promql.ResourceSelection(r)
@@ -64,7 +64,7 @@ func routeName(m model.Metric) (route, kind string) {
 	return route, kind
 }
 
-func setLatency(l *api.Latencies, q int, v model.SampleValue, scale float64) {
+func setLatency(l *vizapi.Latencies, q int, v model.SampleValue, scale float64) {
 	f := float64(v)
 	if math.IsNaN(f) {
 		return
@@ -83,7 +83,7 @@ func setLatency(l *api.Latencies, q int, v model.SampleValue, scale float64) {
 // StatInbound answers the per-server, per-route figures of a resource's inbound HTTP
 // traffic, from response_total and response_latency_ms with the proxies' srv_* and
 // route_* labels.
-func (s *Server) StatInbound(ctx context.Context, req *api.RouteStatsRequest) (*api.StatInboundResponse, error) {
+func (s *Server) StatInbound(ctx context.Context, req *vizapi.RouteStatsRequest) (*vizapi.StatInboundResponse, error) {
 	sel, window, err := routeStatsRequest(req)
 	if err != nil {
 		return nil, err
@@ -99,8 +99,8 @@ func (s *Server) StatInbound(ctx context.Context, req *api.RouteStatsRequest) (*
 		return nil, err
 	}
 	type key struct{ name, server, port, route, kind string }
-	rows := map[key]*api.InboundRow{}
-	get := func(m model.Metric) *api.InboundRow {
+	rows := map[key]*vizapi.InboundRow{}
+	get := func(m model.Metric) *vizapi.InboundRow {
 		server := string(m["srv_name"])
 		if m["srv_kind"] == "default" {
 			server = defaultName
@@ -108,7 +108,7 @@ func (s *Server) StatInbound(ctx context.Context, req *api.RouteStatsRequest) (*
 		route, kind := routeName(m)
 		k := key{name(m, sel.GroupBy), server, string(m["target_port"]), route, kind}
 		if rows[k] == nil {
-			rows[k] = &api.InboundRow{Name: k.name, Server: k.server, Port: k.port, Route: k.route, RouteType: k.kind}
+			rows[k] = &vizapi.InboundRow{Name: k.name, Server: k.server, Port: k.port, Route: k.route, RouteType: k.kind}
 		}
 		return rows[k]
 	}
@@ -125,13 +125,13 @@ func (s *Server) StatInbound(ctx context.Context, req *api.RouteStatsRequest) (*
 			setLatency(&get(smp.Metric).Latencies, q, smp.Value, 1)
 		}
 	}
-	rsp := &api.StatInboundResponse{TimeWindow: window, Rows: []api.InboundRow{}}
+	rsp := &vizapi.StatInboundResponse{TimeWindow: window, Rows: []vizapi.InboundRow{}}
 	for _, r := range rows {
 		if r.SuccessCount+r.FailureCount > 0 {
 			rsp.Rows = append(rsp.Rows, *r)
 		}
 	}
-	slices.SortFunc(rsp.Rows, func(a, b api.InboundRow) int {
+	slices.SortFunc(rsp.Rows, func(a, b vizapi.InboundRow) int {
 		return strings.Compare(a.Name+"\x00"+a.Server+"\x00"+a.Port+"\x00"+a.Route, b.Name+"\x00"+b.Server+"\x00"+b.Port+"\x00"+b.Route)
 	})
 	return rsp, nil
@@ -156,7 +156,7 @@ func failed(m model.Metric) bool {
 // HTTP and gRPC traffic, from the proxies' outbound_{http,grpc}_route_* families:
 // request statuses and durations of each route as the application saw them, its
 // retries, and the responses of each backend.
-func (s *Server) StatOutbound(ctx context.Context, req *api.RouteStatsRequest) (*api.StatOutboundResponse, error) {
+func (s *Server) StatOutbound(ctx context.Context, req *vizapi.RouteStatsRequest) (*vizapi.StatOutboundResponse, error) {
 	sel, window, err := routeStatsRequest(req)
 	if err != nil {
 		return nil, err
@@ -164,16 +164,16 @@ func (s *Server) StatOutbound(ctx context.Context, req *api.RouteStatsRequest) (
 	route := model.LabelNames{"parent_name", "parent_port", "route_name", "route_kind"}
 	backend := model.LabelNames{"backend_name", "backend_port"}
 	type key struct{ name, service, port, route, kind string }
-	rows := map[key]*api.OutboundRow{}
-	get := func(m model.Metric) *api.OutboundRow {
+	rows := map[key]*vizapi.OutboundRow{}
+	get := func(m model.Metric) *vizapi.OutboundRow {
 		rt, kind := routeName(m)
 		k := key{name(m, sel.GroupBy), string(m["parent_name"]), string(m["parent_port"]), rt, kind}
 		if rows[k] == nil {
-			rows[k] = &api.OutboundRow{Name: k.name, Service: k.service, Port: k.port, Route: k.route, RouteType: k.kind, Backends: []api.OutboundBackend{}}
+			rows[k] = &vizapi.OutboundRow{Name: k.name, Service: k.service, Port: k.port, Route: k.route, RouteType: k.kind, Backends: []vizapi.OutboundBackend{}}
 		}
 		return rows[k]
 	}
-	getBackend := func(m model.Metric) *api.OutboundBackend {
+	getBackend := func(m model.Metric) *vizapi.OutboundBackend {
 		r := get(m)
 		n, p := string(m["backend_name"]), string(m["backend_port"])
 		for i := range r.Backends {
@@ -181,7 +181,7 @@ func (s *Server) StatOutbound(ctx context.Context, req *api.RouteStatsRequest) (
 				return &r.Backends[i]
 			}
 		}
-		r.Backends = append(r.Backends, api.OutboundBackend{Name: n, Port: p})
+		r.Backends = append(r.Backends, vizapi.OutboundBackend{Name: n, Port: p})
 		return &r.Backends[len(r.Backends)-1]
 	}
 	for _, proto := range []string{"http", "grpc"} {
@@ -241,15 +241,17 @@ func (s *Server) StatOutbound(ctx context.Context, req *api.RouteStatsRequest) (
 			}
 		}
 	}
-	rsp := &api.StatOutboundResponse{TimeWindow: window, Rows: []api.OutboundRow{}}
+	rsp := &vizapi.StatOutboundResponse{TimeWindow: window, Rows: []vizapi.OutboundRow{}}
 	for _, r := range rows {
 		if r.SuccessCount+r.FailureCount == 0 {
 			continue
 		}
-		slices.SortFunc(r.Backends, func(a, b api.OutboundBackend) int { return strings.Compare(a.Name+"\x00"+a.Port, b.Name+"\x00"+b.Port) })
+		slices.SortFunc(r.Backends, func(a, b vizapi.OutboundBackend) int {
+			return strings.Compare(a.Name+"\x00"+a.Port, b.Name+"\x00"+b.Port)
+		})
 		rsp.Rows = append(rsp.Rows, *r)
 	}
-	slices.SortFunc(rsp.Rows, func(a, b api.OutboundRow) int {
+	slices.SortFunc(rsp.Rows, func(a, b vizapi.OutboundRow) int {
 		return strings.Compare(a.Name+"\x00"+a.Service+"\x00"+a.Port+"\x00"+a.Route, b.Name+"\x00"+b.Service+"\x00"+b.Port+"\x00"+b.Route)
 	})
 	return rsp, nil

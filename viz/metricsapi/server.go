@@ -20,7 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/common/model"
 
-	"github.com/l5d-go/l5d/viz/api"
+	"github.com/l5d-go/l5d/pkg/vizapi"
 	"github.com/l5d-go/l5d/viz/metricsapi/cluster"
 )
 
@@ -68,13 +68,13 @@ func (s *Server) Handler() http.Handler {
 		}
 		mux.Handle("POST "+path, hh)
 	}
-	add(api.PathStatSummary, handle(s, s.StatSummary))
-	add(api.PathEdges, handle(s, s.Edges))
-	add(api.PathTopRoutes, handle(s, s.TopRoutes))
-	add(api.PathListPods, handle(s, s.ListPods))
-	add(api.PathListServices, handle(s, s.ListServices))
-	add(api.PathStatInbound, handle(s, s.StatInbound))
-	add(api.PathStatOutbound, handle(s, s.StatOutbound))
+	add(vizapi.PathStatSummary, handle(s, s.StatSummary))
+	add(vizapi.PathEdges, handle(s, s.Edges))
+	add(vizapi.PathTopRoutes, handle(s, s.TopRoutes))
+	add(vizapi.PathListPods, handle(s, s.ListPods))
+	add(vizapi.PathListServices, handle(s, s.ListServices))
+	add(vizapi.PathStatInbound, handle(s, s.StatInbound))
+	add(vizapi.PathStatOutbound, handle(s, s.StatOutbound))
 	return mux
 }
 
@@ -153,15 +153,15 @@ func count(v model.SampleValue) uint64 {
 }
 
 // validResource checks a resource of a request; what names it in errors.
-func validResource(what string, r *api.Resource, allowAll bool) error {
-	t, err := api.CanonicalType(r.Type)
+func validResource(what string, r *vizapi.Resource, allowAll bool) error {
+	t, err := vizapi.CanonicalType(r.Type)
 	if err != nil {
 		return badRequest("%s: %v", what, err)
 	}
-	if t == api.All && !allowAll {
+	if t == vizapi.All && !allowAll {
 		return badRequest("%s: type \"all\" is only valid for the selected resource", what)
 	}
-	if t == api.All && r.Name != "" {
+	if t == vizapi.All && r.Name != "" {
 		return badRequest("%s: type \"all\" takes no name", what)
 	}
 	r.Type = t

@@ -7,7 +7,7 @@ import (
 	"github.com/prometheus/common/model"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/l5d-go/l5d/viz/api"
+	"github.com/l5d-go/l5d/pkg/vizapi"
 	"github.com/l5d-go/l5d/viz/metricsapi/cluster"
 	"github.com/l5d-go/l5d/viz/metricsapi/promql"
 )
@@ -30,12 +30,12 @@ func keyOf(m model.Metric, groupBy model.LabelNames) key {
 // StatSummary answers a StatSummaryRequest: one table per resource type (every
 // meshable type for "all"), a row per resource with its pod counts and, when it had
 // traffic in the window, its figures.
-func (s *Server) StatSummary(ctx context.Context, req *api.StatSummaryRequest) (*api.StatSummaryResponse, error) {
+func (s *Server) StatSummary(ctx context.Context, req *vizapi.StatSummaryRequest) (*vizapi.StatSummaryResponse, error) {
 	sel := req.Selector.Resource
 	if err := validResource("selector", &sel, true); err != nil {
 		return nil, err
 	}
-	for _, r := range []*api.Resource{req.ToResource, req.FromResource} {
+	for _, r := range []*vizapi.Resource{req.ToResource, req.FromResource} {
 		if r != nil {
 			if err := validResource("to/from resource", r, false); err != nil {
 				return nil, err
@@ -47,16 +47,16 @@ func (s *Server) StatSummary(ctx context.Context, req *api.StatSummaryRequest) (
 	}
 	window := req.TimeWindow
 	if window == "" {
-		window = api.DefaultTimeWindow
+		window = vizapi.DefaultTimeWindow
 	}
-	if _, err := api.ParseWindow(window); err != nil {
+	if _, err := vizapi.ParseWindow(window); err != nil {
 		return nil, badRequest("%v", err)
 	}
 	types := []string{sel.Type}
-	if sel.Type == api.All {
-		types = api.StatAllTypes
+	if sel.Type == vizapi.All {
+		types = vizapi.StatAllTypes
 	}
-	ok := &api.StatSummaryOk{}
+	ok := &vizapi.StatSummaryOk{}
 	for _, t := range types {
 		r := sel
 		r.Type = t
@@ -64,15 +64,15 @@ func (s *Server) StatSummary(ctx context.Context, req *api.StatSummaryRequest) (
 		if err != nil {
 			return nil, err
 		}
-		if sel.Type == api.All && len(rows) == 0 {
+		if sel.Type == vizapi.All && len(rows) == 0 {
 			continue
 		}
-		ok.StatTables = append(ok.StatTables, api.StatTable{PodGroup: api.PodGroup{Rows: rows}})
+		ok.StatTables = append(ok.StatTables, vizapi.StatTable{PodGroup: vizapi.PodGroup{Rows: rows}})
 	}
-	return &api.StatSummaryResponse{Ok: ok}, nil
+	return &vizapi.StatSummaryResponse{Ok: ok}, nil
 }
 
-func (s *Server) statTable(ctx context.Context, r api.Resource, req *api.StatSummaryRequest, window string) ([]api.StatRow, error) {
+func (s *Server) statTable(ctx context.Context, r vizapi.Resource, req *vizapi.StatSummaryRequest, window string) ([]vizapi.StatRow, error) {
 	objs, err := s.Cache.List(r, req.Selector.LabelSelector)
 	if err != nil {
 		if r.Name != "" {
@@ -80,8 +80,8 @@ func (s *Server) statTable(ctx context.Context, r api.Resource, req *api.StatSum
 		}
 		return nil, err
 	}
-	var stats map[key]*api.BasicStats
-	var tcp map[key]*api.TCPStats
+	var stats map[key]*vizapi.BasicStats
+	var tcp map[key]*vizapi.TCPStats
 	if !req.SkipStats {
 		sel, err := promql.StatSelection(r, req.ToResource, req.FromResource)
 		if err != nil {
@@ -91,17 +91,17 @@ func (s *Server) statTable(ctx context.Context, r api.Resource, req *api.StatSum
 			return nil, err
 		}
 	}
-	row := func(res api.Resource, o cluster.Object) api.StatRow {
+	row := func(res vizapi.Resource, o cluster.Object) vizapi.StatRow {
 		k := key{ns: res.Namespace, name: res.Name}
-		return api.StatRow{Resource: res, TimeWindow: window, Status: o.Status, MeshedPodCount: o.Meshed,
+		return vizapi.StatRow{Resource: res, TimeWindow: window, Status: o.Status, MeshedPodCount: o.Meshed,
 			RunningPodCount: o.Running, FailedPodCount: o.Failed, Stats: stats[k], TCPStats: tcp[k]}
 	}
-	var rows []api.StatRow
-	if r.Type == api.Authority {
+	var rows []vizapi.StatRow
+	if r.Type == vizapi.Authority {
 		// Authorities are not Kubernetes objects: the rows are those with traffic.
 		for k := range stats {
 			if k.name != "" && (r.Name == "" || k.name == r.Name) {
-				rows = append(rows, row(api.Resource{Type: api.Authority, Namespace: k.ns, Name: k.name}, cluster.Object{}))
+				rows = append(rows, row(vizapi.Resource{Type: vizapi.Authority, Namespace: k.ns, Name: k.name}, cluster.Object{}))
 			}
 		}
 		sortRows(rows)
@@ -115,7 +115,7 @@ func (s *Server) statTable(ctx context.Context, r api.Resource, req *api.StatSum
 
 // stats queries responses, latency quantiles and, with tcpStats, connection figures of
 // a selection, keyed by resource.
-func (s *Server) stats(ctx context.Context, sel promql.Selection, window string, tcpStats bool) (map[key]*api.BasicStats, map[key]*api.TCPStats, error) {
+func (s *Server) stats(ctx context.Context, sel promql.Selection, window string, tcpStats bool) (map[key]*vizapi.BasicStats, map[key]*vizapi.TCPStats, error) {
 	var (
 		responses model.Vector
 		latencies = make([]model.Vector, len(promql.Quantiles))
@@ -134,12 +134,12 @@ func (s *Server) stats(ctx context.Context, sel promql.Selection, window string,
 	if err := g.Wait(); err != nil {
 		return nil, nil, err
 	}
-	stats := map[key]*api.BasicStats{}
+	stats := map[key]*vizapi.BasicStats{}
 	for _, smp := range responses {
 		k := keyOf(smp.Metric, sel.GroupBy)
 		st := stats[k]
 		if st == nil {
-			st = &api.BasicStats{}
+			st = &vizapi.BasicStats{}
 			stats[k] = st
 		}
 		n := count(smp.Value)
@@ -158,15 +158,15 @@ func (s *Server) stats(ctx context.Context, sel promql.Selection, window string,
 			setQuantile(st, i, latencyMs(smp.Value))
 		}
 	}
-	var tcp map[key]*api.TCPStats
+	var tcp map[key]*vizapi.TCPStats
 	if tcpStats {
-		tcp = map[key]*api.TCPStats{}
+		tcp = map[key]*vizapi.TCPStats{}
 		for i, vec := range tcpVecs {
 			for _, smp := range vec {
 				k := keyOf(smp.Metric, sel.GroupBy)
 				t := tcp[k]
 				if t == nil {
-					t = &api.TCPStats{}
+					t = &vizapi.TCPStats{}
 					tcp[k] = t
 				}
 				switch i {
@@ -197,7 +197,7 @@ func latencyMs(v model.SampleValue) uint64 {
 }
 
 // setQuantile sets the i-th of promql.Quantiles (p50, p95, p99) of st.
-func setQuantile(st *api.BasicStats, i int, ms uint64) {
+func setQuantile(st *vizapi.BasicStats, i int, ms uint64) {
 	switch i {
 	case 0:
 		st.LatencyMsP50 = ms

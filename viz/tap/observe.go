@@ -20,14 +20,14 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	corev1 "k8s.io/api/core/v1"
 
-	"github.com/l5d-go/l5d/injector/inject"
 	"github.com/l5d-go/l5d/pkg/certs"
+	"github.com/l5d-go/l5d/pkg/inject"
 	"github.com/l5d-go/l5d/pkg/rpc"
+	"github.com/l5d-go/l5d/pkg/vizapi"
 	"github.com/l5d-go/l5d/proto/gen/httptypes"
 	pbnet "github.com/l5d-go/l5d/proto/gen/net"
 	pbtap "github.com/l5d-go/l5d/proto/gen/tap"
 	"github.com/l5d-go/l5d/proto/netconv"
-	"github.com/l5d-go/l5d/viz/api"
 	"github.com/l5d-go/l5d/viz/metricsapi/cluster"
 )
 
@@ -88,7 +88,7 @@ type observation struct {
 }
 
 // plan resolves req's pods and builds the proxies' ObserveRequest.
-func (s *Server) plan(req api.TapByResourceRequest) (*observation, error) {
+func (s *Server) plan(req vizapi.TapByResourceRequest) (*observation, error) {
 	all, err := s.Cache.Pods(req.Target.Resource)
 	if err != nil {
 		return nil, err
@@ -105,7 +105,7 @@ func (s *Server) plan(req api.TapByResourceRequest) (*observation, error) {
 	}
 	maxRps := req.MaxRps
 	if maxRps == 0 {
-		maxRps = api.DefaultMaxRps
+		maxRps = vizapi.DefaultMaxRps
 	}
 	if maxRps < 0 || math.IsNaN(maxRps) || math.IsInf(maxRps, 0) {
 		return nil, fmt.Errorf("maxRps %v: must be a positive number", req.MaxRps)
@@ -124,15 +124,15 @@ func (s *Server) plan(req api.TapByResourceRequest) (*observation, error) {
 
 // match translates the request's match into the proxies' expression: every set field
 // must match; --to becomes "destination is one of the resource's pod addresses".
-func (s *Server) match(req api.TapByResourceRequest) (*pbtap.ObserveRequest_Match, error) {
+func (s *Server) match(req vizapi.TapByResourceRequest) (*pbtap.ObserveRequest_Match, error) {
 	var all []*pbtap.ObserveRequest_Match
 	m := req.Match
 	if m.To != nil {
 		to := *m.To
-		if to.Namespace == "" && to.Type != api.Namespace {
+		if to.Namespace == "" && to.Type != vizapi.Namespace {
 			to.Namespace = req.Target.Resource.Namespace
 		}
-		if _, ok := api.TapResources[to.Type]; !ok {
+		if _, ok := vizapi.TapResources[to.Type]; !ok {
 			return nil, fmt.Errorf("--to: cannot select resources of type %q", to.Type)
 		}
 		pods, err := s.Cache.Pods(to)
@@ -335,7 +335,7 @@ func (x *podIndex) annotate(ev *pbtap.TapEvent) {
 		}
 		set("namespace", p.Namespace)
 		set("pod", p.Name)
-		if kind, owner := x.cache.Owner(p); kind != api.Pod {
+		if kind, owner := x.cache.Owner(p); kind != vizapi.Pod {
 			set(kind, owner)
 		}
 		sa := p.Spec.ServiceAccountName

@@ -23,8 +23,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/l5d-go/l5d/injector/inject"
-	"github.com/l5d-go/l5d/viz/api"
+	"github.com/l5d-go/l5d/pkg/inject"
+	"github.com/l5d-go/l5d/pkg/vizapi"
 	"github.com/l5d-go/l5d/viz/metricsapi/cluster"
 )
 
@@ -47,8 +47,8 @@ type Server struct {
 // streams.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	base := "/apis/" + api.TapGroup + "/" + api.TapVersion
-	mux.HandleFunc("GET /apis/"+api.TapGroup, s.group)
+	base := "/apis/" + vizapi.TapGroup + "/" + vizapi.TapVersion
+	mux.HandleFunc("GET /apis/"+vizapi.TapGroup, s.group)
 	mux.HandleFunc("GET "+base, s.resources)
 	mux.HandleFunc("POST "+base+"/watch/namespaces/{ns}/tap", s.tap)
 	mux.HandleFunc("POST "+base+"/watch/namespaces/{ns}/{resource}/{name}/tap", s.tap)
@@ -56,24 +56,24 @@ func (s *Server) Handler() http.Handler {
 }
 
 func (s *Server) group(w http.ResponseWriter, _ *http.Request) {
-	gv := metav1.GroupVersionForDiscovery{GroupVersion: api.TapGroup + "/" + api.TapVersion, Version: api.TapVersion}
+	gv := metav1.GroupVersionForDiscovery{GroupVersion: vizapi.TapGroup + "/" + vizapi.TapVersion, Version: vizapi.TapVersion}
 	writeJSON(w, http.StatusOK, &metav1.APIGroup{
 		TypeMeta: metav1.TypeMeta{Kind: "APIGroup", APIVersion: "v1"},
-		Name:     api.TapGroup, Versions: []metav1.GroupVersionForDiscovery{gv}, PreferredVersion: gv,
+		Name:     vizapi.TapGroup, Versions: []metav1.GroupVersionForDiscovery{gv}, PreferredVersion: gv,
 	})
 }
 
 func (s *Server) resources(w http.ResponseWriter, _ *http.Request) {
 	list := &metav1.APIResourceList{
 		TypeMeta:     metav1.TypeMeta{Kind: "APIResourceList", APIVersion: "v1"},
-		GroupVersion: api.TapGroup + "/" + api.TapVersion,
+		GroupVersion: vizapi.TapGroup + "/" + vizapi.TapVersion,
 	}
 	for _, t := range sortedTypes() {
-		plural := api.TapResources[t]
-		namespaced := t != api.Namespace
+		plural := vizapi.TapResources[t]
+		namespaced := t != vizapi.Namespace
 		list.APIResources = append(list.APIResources,
 			metav1.APIResource{Name: plural, Namespaced: namespaced, Kind: t, Verbs: metav1.Verbs{"list"}},
-			metav1.APIResource{Name: plural + "/" + api.TapSubresource, Namespaced: namespaced, Kind: "Tap", Verbs: metav1.Verbs{"watch"}})
+			metav1.APIResource{Name: plural + "/" + vizapi.TapSubresource, Namespaced: namespaced, Kind: "Tap", Verbs: metav1.Verbs{"watch"}})
 	}
 	writeJSON(w, http.StatusOK, list)
 }
@@ -87,23 +87,23 @@ func (s *Server) tap(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ns, name, plural := r.PathValue("ns"), r.PathValue("name"), r.PathValue("resource")
-	typ := api.Namespace
+	typ := vizapi.Namespace
 	if plural == "" {
-		plural, name = api.TapResources[api.Namespace], ns
-	} else if typ = typeOf(plural); typ == "" || typ == api.Namespace {
+		plural, name = vizapi.TapResources[vizapi.Namespace], ns
+	} else if typ = typeOf(plural); typ == "" || typ == vizapi.Namespace {
 		writeStatus(w, http.StatusNotFound, metav1.StatusReasonNotFound, fmt.Sprintf("the tap API serves no resource %q", plural))
 		return
 	}
-	var req api.TapByResourceRequest
+	var req vizapi.TapByResourceRequest
 	if err := json.NewDecoder(io.LimitReader(r.Body, maxRequestBytes)).Decode(&req); err != nil {
 		writeStatus(w, http.StatusBadRequest, metav1.StatusReasonBadRequest, fmt.Sprintf("decoding the TapByResourceRequest: %v", err))
 		return
 	}
-	req.Target.Resource = api.Resource{Namespace: ns, Type: typ, Name: name}
-	if typ == api.Namespace {
+	req.Target.Resource = vizapi.Resource{Namespace: ns, Type: typ, Name: name}
+	if typ == vizapi.Namespace {
 		req.Target.Resource.Namespace = ""
 	}
-	allowed, reason, err := Authorize(ctx, s.Kube, user, api.TapGroup, api.TapVersion, plural, api.TapSubresource, ns, name)
+	allowed, reason, err := Authorize(ctx, s.Kube, user, vizapi.TapGroup, vizapi.TapVersion, plural, vizapi.TapSubresource, ns, name)
 	if err != nil {
 		s.Log.Error("tap authorization failed", "user", user.Name, "err", err)
 		writeStatus(w, http.StatusInternalServerError, metav1.StatusReasonInternalError, err.Error())
@@ -111,7 +111,7 @@ func (s *Server) tap(w http.ResponseWriter, r *http.Request) {
 	}
 	if !allowed {
 		msg := fmt.Sprintf("%s.%s %q is forbidden: User %q cannot watch resource %q in API group %q in the namespace %q",
-			plural, api.TapGroup, name, user.Name, plural+"/"+api.TapSubresource, api.TapGroup, ns)
+			plural, vizapi.TapGroup, name, user.Name, plural+"/"+vizapi.TapSubresource, vizapi.TapGroup, ns)
 		if reason != "" {
 			msg += ": " + reason
 		}
@@ -157,7 +157,7 @@ func tappable(p *corev1.Pod) bool {
 }
 
 func typeOf(plural string) string {
-	for t, p := range api.TapResources {
+	for t, p := range vizapi.TapResources {
 		if p == plural {
 			return t
 		}
@@ -166,9 +166,9 @@ func typeOf(plural string) string {
 }
 
 func sortedTypes() []string {
-	out := make([]string, 0, len(api.TapResources))
-	for _, t := range []string{api.CronJob, api.DaemonSet, api.Deployment, api.Job, api.Namespace, api.Pod, api.ReplicaSet, api.ReplicationController, api.Service, api.StatefulSet} {
-		if _, ok := api.TapResources[t]; ok {
+	out := make([]string, 0, len(vizapi.TapResources))
+	for _, t := range []string{vizapi.CronJob, vizapi.DaemonSet, vizapi.Deployment, vizapi.Job, vizapi.Namespace, vizapi.Pod, vizapi.ReplicaSet, vizapi.ReplicationController, vizapi.Service, vizapi.StatefulSet} {
+		if _, ok := vizapi.TapResources[t]; ok {
 			out = append(out, t)
 		}
 	}

@@ -33,14 +33,14 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
-	"github.com/l5d-go/l5d/injector/inject"
 	"github.com/l5d-go/l5d/pkg/certs"
+	"github.com/l5d-go/l5d/pkg/inject"
+	"github.com/l5d-go/l5d/pkg/vizapi"
 	"github.com/l5d-go/l5d/proto/gen/httptypes"
 	pbnet "github.com/l5d-go/l5d/proto/gen/net"
 	pbtap "github.com/l5d-go/l5d/proto/gen/tap"
 	"github.com/l5d-go/l5d/proto/netconv"
 	"github.com/l5d-go/l5d/test/kube"
-	"github.com/l5d-go/l5d/viz/api"
 	"github.com/l5d-go/l5d/viz/metricsapi/cluster"
 	"github.com/l5d-go/l5d/viz/tap"
 )
@@ -225,7 +225,7 @@ func newFixture(t *testing.T) *fixture {
 	// alice may tap deployments and pods in ns; bob may not.
 	if _, err := client.RbacV1().Roles(ns).Create(ctx, &rbacv1.Role{
 		ObjectMeta: metav1.ObjectMeta{Name: "tap"},
-		Rules:      []rbacv1.PolicyRule{{APIGroups: []string{api.TapGroup}, Resources: []string{"deployments/tap", "pods/tap"}, Verbs: []string{"watch"}}},
+		Rules:      []rbacv1.PolicyRule{{APIGroups: []string{vizapi.TapGroup}, Resources: []string{"deployments/tap", "pods/tap"}, Verbs: []string{"watch"}}},
 	}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -240,7 +240,7 @@ func newFixture(t *testing.T) *fixture {
 	// allows alice what the tap API will ask.
 	deadline := time.Now().Add(time.Minute)
 	for {
-		ok, _, err := tap.Authorize(ctx, client, tap.User{Name: "alice"}, api.TapGroup, api.TapVersion, "deployments", api.TapSubresource, ns, "web")
+		ok, _, err := tap.Authorize(ctx, client, tap.User{Name: "alice"}, vizapi.TapGroup, vizapi.TapVersion, "deployments", vizapi.TapSubresource, ns, "web")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -272,7 +272,7 @@ func registerAPIService(t *testing.T, c *kube.Cluster, ns string, ts *httptest.S
 	}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	name := api.TapVersion + "." + api.TapGroup
+	name := vizapi.TapVersion + "." + vizapi.TapGroup
 	c.Apply(t, "", fmt.Sprintf(`apiVersion: apiregistration.k8s.io/v1
 kind: APIService
 metadata:
@@ -284,7 +284,7 @@ spec:
   versionPriority: 100
   service: {namespace: %s, name: tap, port: %d}
   caBundle: %s
-`, name, api.TapGroup, api.TapVersion, ns, port, base64.StdEncoding.EncodeToString(certs.EncodeCertificatesPEM(ca))))
+`, name, vizapi.TapGroup, vizapi.TapVersion, ns, port, base64.StdEncoding.EncodeToString(certs.EncodeCertificatesPEM(ca))))
 	apis := c.Dynamic().Resource(schema.GroupVersionResource{Group: "apiregistration.k8s.io", Version: "v1", Resource: "apiservices"})
 	t.Cleanup(func() { _ = apis.Delete(context.Background(), name, metav1.DeleteOptions{}) })
 	deadline := time.Now().Add(time.Minute)
@@ -326,12 +326,12 @@ func TestTapThroughAggregatedAPI(t *testing.T) {
 	f := newFixture(t)
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
-	req := api.TapByResourceRequest{
-		Target: api.ResourceSelection{Resource: api.Resource{Namespace: f.ns, Type: api.Deployment, Name: "web"}},
-		Match:  api.TapMatch{To: &api.Resource{Type: api.Pod, Name: "catalog"}, Method: "get", Path: "/books"},
+	req := vizapi.TapByResourceRequest{
+		Target: vizapi.ResourceSelection{Resource: vizapi.Resource{Namespace: f.ns, Type: vizapi.Deployment, Name: "web"}},
+		Match:  vizapi.TapMatch{To: &vizapi.Resource{Type: vizapi.Pod, Name: "catalog"}, Method: "get", Path: "/books"},
 		MaxRps: 2,
 	}
-	st, err := api.Tap(ctx, f.as(t, "alice"), req)
+	st, err := vizapi.Tap(ctx, f.as(t, "alice"), req)
 	if err != nil {
 		t.Fatalf("tap as alice: %v", err)
 	}
@@ -383,12 +383,12 @@ func TestTapThroughAggregatedAPI(t *testing.T) {
 func TestTapForbiddenWithoutRBAC(t *testing.T) {
 	f := newFixture(t)
 	for _, tc := range []struct{ user, typ, name string }{
-		{"bob", api.Deployment, "web"},    // no binding at all
-		{"alice", api.Namespace, f.ns},    // alice may tap deployments and pods, not the namespace
-		{"alice", api.StatefulSet, "web"}, // nor statefulsets
+		{"bob", vizapi.Deployment, "web"},    // no binding at all
+		{"alice", vizapi.Namespace, f.ns},    // alice may tap deployments and pods, not the namespace
+		{"alice", vizapi.StatefulSet, "web"}, // nor statefulsets
 	} {
-		req := api.TapByResourceRequest{Target: api.ResourceSelection{Resource: api.Resource{Namespace: f.ns, Type: tc.typ, Name: tc.name}}}
-		st, err := api.Tap(t.Context(), f.as(t, tc.user), req)
+		req := vizapi.TapByResourceRequest{Target: vizapi.ResourceSelection{Resource: vizapi.Resource{Namespace: f.ns, Type: tc.typ, Name: tc.name}}}
+		st, err := vizapi.Tap(t.Context(), f.as(t, tc.user), req)
 		if err == nil {
 			st.Close()
 			t.Errorf("%s tapping %s/%s: no error, want Forbidden", tc.user, tc.typ, tc.name)
@@ -402,7 +402,7 @@ func TestTapForbiddenWithoutRBAC(t *testing.T) {
 
 func TestTapRefusesCallersOtherThanTheAPIServer(t *testing.T) {
 	f := newFixture(t)
-	path, _ := api.TapPath(api.Resource{Namespace: f.ns, Type: api.Deployment, Name: "web"})
+	path, _ := vizapi.TapPath(vizapi.Resource{Namespace: f.ns, Type: vizapi.Deployment, Name: "web"})
 	url := fmt.Sprintf("https://127.0.0.1:%d%s", f.port, path)
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} // #nosec: the test checks the server refuses it
 	req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, url, strings.NewReader("{}"))

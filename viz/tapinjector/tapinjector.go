@@ -20,7 +20,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/l5d-go/l5d/injector/inject"
+	"github.com/l5d-go/l5d/pkg/inject"
 	"github.com/l5d-go/l5d/pkg/webhook"
 )
 
@@ -76,7 +76,7 @@ func (i *Injector) Review(ctx context.Context, req *admissionv1.AdmissionRequest
 			}
 		}
 	}
-	patch, err := inject.JSONPatch(&pod, after)
+	patch, err := webhook.JSONPatch(&pod, after)
 	if err != nil {
 		return failed(http.StatusInternalServerError, fmt.Sprintf("building the patch: %v", err))
 	}

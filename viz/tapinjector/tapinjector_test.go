@@ -8,7 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/l5d-go/l5d/injector/inject"
+	"github.com/l5d-go/l5d/pkg/inject"
 	"github.com/l5d-go/l5d/test/kube"
 	"github.com/l5d-go/l5d/viz/tapinjector"
 )

@@ -26,7 +26,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/l5d-go/l5d/pkg/proxyconf"
-	"github.com/l5d-go/l5d/viz/api"
+	"github.com/l5d-go/l5d/pkg/vizapi"
 )
 
 //go:embed static
@@ -104,21 +104,21 @@ func (s *Server) enforceHost(next http.Handler) http.Handler {
 	})
 }
 
-// tap starts a tap with the JSON api.TapByResourceRequest of the body and streams its
+// tap starts a tap with the JSON vizapi.TapByResourceRequest of the body and streams its
 // events, one protobuf-JSON TapEvent per line, until the tap ends or the caller leaves.
 func (s *Server) tap(w http.ResponseWriter, r *http.Request) {
-	var req api.TapByResourceRequest
+	var req vizapi.TapByResourceRequest
 	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&req); err != nil {
 		http.Error(w, "bad tap request: "+err.Error(), http.StatusBadRequest)
 		return
 	}
-	if _, err := api.TapPath(req.Target.Resource); err != nil {
+	if _, err := vizapi.TapPath(req.Target.Resource); err != nil {
 		http.Error(w, "bad tap request: "+err.Error(), http.StatusBadRequest)
 		return
 	}
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
-	stream, err := api.Tap(ctx, s.Tap, req)
+	stream, err := vizapi.Tap(ctx, s.Tap, req)
 	if err != nil {
 		s.Log.Info("tap refused", "target", req.Target.Resource, "err", err)
 		http.Error(w, err.Error(), http.StatusBadGateway)

@@ -19,8 +19,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/l5d-go/l5d/pkg/proxyconf"
+	"github.com/l5d-go/l5d/pkg/vizapi"
 	"github.com/l5d-go/l5d/test/kube"
-	"github.com/l5d-go/l5d/viz/api"
 	"github.com/l5d-go/l5d/viz/internal/promtest"
 	"github.com/l5d-go/l5d/viz/metricsapi"
 	"github.com/l5d-go/l5d/viz/metricsapi/cluster"
@@ -144,14 +144,14 @@ func TestAgainstMetricsAPI(t *testing.T) {
 		EnforcedHost: regexp.MustCompile(web.DefaultEnforcedHost)}
 	h := s.Handler()
 
-	req, _ := json.Marshal(api.StatSummaryRequest{Selector: api.ResourceSelection{Resource: api.Resource{Type: api.Deployment, Namespace: ns}}, TimeWindow: "1m"})
-	var row *api.StatRow
+	req, _ := json.Marshal(vizapi.StatSummaryRequest{Selector: vizapi.ResourceSelection{Resource: vizapi.Resource{Type: vizapi.Deployment, Namespace: ns}}, TimeWindow: "1m"})
+	var row *vizapi.StatRow
 	for deadline := time.Now().Add(time.Minute); ; time.Sleep(100 * time.Millisecond) {
 		code, body := do(t, h, http.MethodPost, "localhost:50750", "/api/v1/StatSummary", string(req))
 		if code != http.StatusOK {
 			t.Fatalf("StatSummary through web: HTTP %d: %s", code, body)
 		}
-		var rsp api.StatSummaryResponse
+		var rsp vizapi.StatSummaryResponse
 		if err := json.Unmarshal([]byte(body), &rsp); err != nil {
 			t.Fatalf("StatSummary through web: %v: %s", err, body)
 		}
@@ -197,7 +197,7 @@ func TestAgainstMetricsAPI(t *testing.T) {
 		}
 	}
 	// The tap API is not installed on this API server: its refusal comes back.
-	tapReq, _ := json.Marshal(api.TapByResourceRequest{Target: api.ResourceSelection{Resource: api.Resource{Type: api.Deployment, Namespace: ns, Name: "ratings"}}})
+	tapReq, _ := json.Marshal(vizapi.TapByResourceRequest{Target: vizapi.ResourceSelection{Resource: vizapi.Resource{Type: vizapi.Deployment, Namespace: ns, Name: "ratings"}}})
 	rec := httptest.NewRecorder()
 	hreq := httptest.NewRequest(http.MethodPost, "http://localhost/api/tap", bytes.NewReader(tapReq))
 	h.ServeHTTP(rec, hreq)

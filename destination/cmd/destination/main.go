@@ -19,7 +19,6 @@ import (
 	"github.com/l5d-go/l5d/pkg/component"
 	"github.com/l5d-go/l5d/pkg/proxyconf"
 	"github.com/l5d-go/l5d/pkg/rpc"
-	"github.com/l5d-go/l5d/pkg/servingcert"
 	"github.com/l5d-go/l5d/pkg/webhook"
 	pb "github.com/l5d-go/l5d/proto/gen/destination"
 )
@@ -107,7 +106,7 @@ func run(ctx context.Context, args []string) error {
 	})
 	if *spAddr != "" {
 		// The certificate is reloaded when the mounted Secret changes, as the injector's is.
-		certs, err := servingcert.New(*spCert, *spKey)
+		vsrv, err := webhook.NewServer(*spAddr, *spCert, *spKey)
 		if err != nil {
 			return fmt.Errorf("sp-validator: %w", err)
 		}
@@ -116,7 +115,7 @@ func run(ctx context.Context, args []string) error {
 			return err
 		}
 		h := &spvalidator.Handler{ClusterDomain: *clusterDomain, Log: log, Metrics: metrics}
-		g.Go(func() error { return webhook.ServeTLS(gctx, *spAddr, h, certs.GetCertificate, log) })
+		g.Go(func() error { return vsrv.Serve(gctx, h, log) })
 	}
 	log.Info("destination service starting", "addr", *addr, "admin", comp.AdminAddr, "cluster_domain", *clusterDomain)
 	return g.Wait()

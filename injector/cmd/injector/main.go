@@ -21,11 +21,10 @@ import (
 	"k8s.io/client-go/metadata/metadatainformer"
 	"k8s.io/client-go/tools/record"
 
-	"github.com/l5d-go/l5d/injector/inject"
 	"github.com/l5d-go/l5d/injector/webhook"
 	"github.com/l5d-go/l5d/pkg/component"
+	"github.com/l5d-go/l5d/pkg/inject"
 	"github.com/l5d-go/l5d/pkg/k8s"
-	"github.com/l5d-go/l5d/pkg/servingcert"
 	pkgwebhook "github.com/l5d-go/l5d/pkg/webhook"
 )
 
@@ -76,7 +75,7 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	certs, err := servingcert.New(*certFile, *keyFile)
+	srv, err := pkgwebhook.NewServer(*addr, *certFile, *keyFile)
 	if err != nil {
 		return err
 	}
@@ -121,7 +120,7 @@ func run(ctx context.Context, args []string) error {
 	}
 	adm := comp.Admin
 	ready := adm.NewReadyFlag("informer-caches")
-	adm.AddCheck("serving-certificate", certs.Err)
+	adm.AddCheck("serving-certificate", srv.Err)
 
 	factory := k8s.NewInformerFactory(clients.Kube, 0)
 	nsLister := factory.Core().V1().Namespaces().Lister()
@@ -162,7 +161,7 @@ func run(ctx context.Context, args []string) error {
 		ready.Set(true)
 		return nil
 	})
-	g.Go(func() error { return pkgwebhook.ServeTLS(gctx, *addr, mux, certs.GetCertificate, log) })
+	g.Go(func() error { return srv.Serve(gctx, mux, log) })
 	log.Info("proxy injector starting", "addr", *addr, "admin", comp.AdminAddr, "namespace", d.ControlPlaneNamespace,
 		"native_sidecar", d.NativeSidecar, "proxy_image", d.ProxyImage+":"+d.ProxyVersion)
 	if err := g.Wait(); err != nil && !errors.Is(err, context.Canceled) {

@@ -22,7 +22,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/l5d-go/l5d/injector/inject"
+	"github.com/l5d-go/l5d/pkg/inject"
 	"github.com/l5d-go/l5d/test/kube"
 )
 
@@ -84,7 +84,7 @@ func get(url string) (int, string) {
 func TestCommand(t *testing.T) {
 	c := kube.Shared(t)
 	cp := c.Namespace(t)
-	anchors, err := os.ReadFile("../../inject/testdata/seed-anchors.pem")
+	anchors, err := os.ReadFile("../../../pkg/inject/testdata/seed-anchors.pem")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,8 +168,8 @@ func TestBadFlags(t *testing.T) {
 		{[]string{"-tls-cert-file", "/nonexistent/tls.crt"}, "/nonexistent/tls.crt"},
 		{[]string{"-identity-trust-anchors-file", "/nonexistent/ca.pem"}, "/nonexistent/ca.pem"},
 		{[]string{"-controller-namespace", "no-such-namespace"}, "linkerd-identity-trust-roots"},
-		{[]string{"-identity-trust-anchors-file", "../../inject/testdata/seed-anchors.pem", "-default-inbound-policy", "open"}, "default inbound policy"},
-		{[]string{"-proxy-log-format", "xml", "-identity-trust-anchors-file", "../../inject/testdata/seed-anchors.pem"}, "proxy log format"},
+		{[]string{"-identity-trust-anchors-file", "../../../pkg/inject/testdata/seed-anchors.pem", "-default-inbound-policy", "open"}, "default inbound policy"},
+		{[]string{"-proxy-log-format", "xml", "-identity-trust-anchors-file", "../../../pkg/inject/testdata/seed-anchors.pem"}, "proxy log format"},
 	} {
 		err := run(context.Background(), append(append([]string{}, base...), tc.args...))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

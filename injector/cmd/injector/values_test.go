@@ -11,8 +11,8 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/l5d-go/l5d/deploy"
-	"github.com/l5d-go/l5d/injector/inject"
 	"github.com/l5d-go/l5d/pkg/certs"
+	"github.com/l5d-go/l5d/pkg/inject"
 )
 
 // chartInjectorArgs renders the control-plane chart with values and returns the arguments

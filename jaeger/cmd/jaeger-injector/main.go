@@ -5,7 +5,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"net"
@@ -14,7 +13,6 @@ import (
 
 	"github.com/l5d-go/l5d/jaeger/injector"
 	"github.com/l5d-go/l5d/pkg/component"
-	"github.com/l5d-go/l5d/pkg/servingcert"
 	"github.com/l5d-go/l5d/pkg/webhook"
 )
 
@@ -22,9 +20,7 @@ func main() { component.Main("jaeger-injector", run) }
 
 func run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("jaeger-injector", flag.ContinueOnError)
-	addr := fs.String("addr", ":8443", "address to serve the webhook on (HTTPS)")
-	certFile := fs.String("tls-cert", "", "serving certificate (PEM) for jaeger-injector.<namespace>.svc (required)")
-	keyFile := fs.String("tls-key", "", "serving certificate's key (PEM) (required)")
+	serveFlags := webhook.RegisterFlags(fs, "jaeger-injector")
 	collectorAddr := fs.String("collector-svc-addr", "jaeger.linkerd-jaeger:4317", "the trace collector's host:port the proxies export spans to")
 	collectorSA := fs.String("collector-svc-account", "jaeger", "the collector's service account (its mesh identity)")
 	serviceName := fs.String("collector-trace-svc-name", "linkerd-proxy", "the service name of the proxies' spans")
@@ -39,15 +35,12 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	log := comp.Log
-	if *certFile == "" || *keyFile == "" {
-		return errors.New("-tls-cert and -tls-key are required (the API server calls webhooks over HTTPS)")
+	srv, err := serveFlags.Server()
+	if err != nil {
+		return err
 	}
 	if _, _, err := net.SplitHostPort(*collectorAddr); err != nil {
 		return fmt.Errorf("-collector-svc-addr %q: want host:port", *collectorAddr)
-	}
-	serving, err := servingcert.New(*certFile, *keyFile)
-	if err != nil {
-		return fmt.Errorf("serving certificate: %w", err)
 	}
 	clients, err := comp.Clients()
 	if err != nil {
@@ -64,7 +57,7 @@ func run(ctx context.Context, args []string) error {
 	adm.NewReadyFlag("serving").Set(true)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return comp.ServeAdmin(gctx) })
-	g.Go(func() error { return webhook.ServeTLS(gctx, *addr, inj, serving.GetCertificate, log) })
-	log.Info("jaeger-injector starting", "addr", *addr, "admin", comp.AdminAddr, "collector", *collectorAddr)
+	g.Go(func() error { return srv.Serve(gctx, inj, log) })
+	log.Info("jaeger-injector starting", "addr", srv.Addr, "admin", comp.AdminAddr, "collector", *collectorAddr)
 	return g.Wait()
 }

@@ -18,7 +18,6 @@ import (
 	"github.com/l5d-go/l5d/pkg/k8s"
 	"github.com/l5d-go/l5d/pkg/proxyconf"
 	"github.com/l5d-go/l5d/pkg/rpc"
-	"github.com/l5d-go/l5d/pkg/servingcert"
 	"github.com/l5d-go/l5d/pkg/webhook"
 	"github.com/l5d-go/l5d/policy/inbound"
 	"github.com/l5d-go/l5d/policy/outbound"
@@ -105,7 +104,7 @@ func run(ctx context.Context, args []string) error {
 	g.Go(func() error { return srv.Serve(gctx, *addr) })
 	if *validatorAddr != "" {
 		// The certificate is reloaded when the mounted Secret changes, as the injector's is.
-		certs, err := servingcert.New(*validatorCert, *validatorKey)
+		vsrv, err := webhook.NewServer(*validatorAddr, *validatorCert, *validatorKey)
 		if err != nil {
 			return fmt.Errorf("policy validator: %w", err)
 		}
@@ -114,7 +113,7 @@ func run(ctx context.Context, args []string) error {
 			return err
 		}
 		h := &validator.Handler{Log: log, Metrics: metrics}
-		g.Go(func() error { return webhook.ServeTLS(gctx, *validatorAddr, h, certs.GetCertificate, log) })
+		g.Go(func() error { return vsrv.Serve(gctx, h, log) })
 	}
 	log.Info("policy controller starting", "addr", *addr, "validator_addr", *validatorAddr, "default_policy", *defaultPolicy)
 	return g.Wait()

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/l5d-go/l5d/injector/inject"
+	"github.com/l5d-go/l5d/pkg/inject"
 	"github.com/l5d-go/l5d/test/netns"
 	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"

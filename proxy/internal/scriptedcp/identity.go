@@ -94,7 +94,8 @@ func (s *Identity) Certify(_ context.Context, req *pbidentity.CertifyRequest) (*
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
-	if name, err := certs.CSRName(csr); err != nil || name != req.GetIdentity() {
+	name, err := certs.CSRName(csr)
+	if err != nil || name != req.GetIdentity() {
 		return nil, status.Errorf(codes.InvalidArgument, "CSR names %q, request %q (%v)", name, req.GetIdentity(), err)
 	}
 	life := s.Lifetime
@@ -102,7 +103,7 @@ func (s *Identity) Certify(_ context.Context, req *pbidentity.CertifyRequest) (*
 		life = time.Hour
 	}
 	now := time.Now()
-	leaf, err := s.PKI.Issuer.IssueFromCSR(req.GetCertificateSigningRequest(), certs.Validity{NotBefore: now.Add(-time.Second), NotAfter: now.Add(life)})
+	leaf, err := s.PKI.Issuer.IssueLeaf(csr.PublicKey, name, certs.Validity{NotBefore: now.Add(-time.Second), NotAfter: now.Add(life)})
 	if err != nil {
 		return nil, status.Error(codes.Internal, err.Error())
 	}

@@ -5,15 +5,12 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
-	"fmt"
 
 	"golang.org/x/sync/errgroup"
 
 	"github.com/l5d-go/l5d/pkg/certs"
 	"github.com/l5d-go/l5d/pkg/component"
-	"github.com/l5d-go/l5d/pkg/servingcert"
 	"github.com/l5d-go/l5d/pkg/webhook"
 	"github.com/l5d-go/l5d/viz/tapinjector"
 )
@@ -22,9 +19,7 @@ func main() { component.Main("tap-injector", run) }
 
 func run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("tap-injector", flag.ContinueOnError)
-	addr := fs.String("addr", ":8443", "address to serve the webhook on (HTTPS)")
-	certFile := fs.String("tls-cert", "", "serving certificate (PEM) for tap-injector.<namespace>.svc (required)")
-	keyFile := fs.String("tls-key", "", "serving certificate's key (PEM) (required)")
+	serveFlags := webhook.RegisterFlags(fs, "tap-injector")
 	vizNS := fs.String("viz-namespace", "linkerd-viz", "namespace of the tap API (its ServiceAccount tap names the identity)")
 	controllerNS := fs.String("controller-namespace", "linkerd", "namespace of the Linkerd control plane")
 	trustDomain := fs.String("trust-domain", "cluster.local", "the mesh's trust domain")
@@ -37,12 +32,9 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	log := comp.Log
-	if *certFile == "" || *keyFile == "" {
-		return errors.New("-tls-cert and -tls-key are required (the API server calls webhooks over HTTPS)")
-	}
-	serving, err := servingcert.New(*certFile, *keyFile)
+	srv, err := serveFlags.Server()
 	if err != nil {
-		return fmt.Errorf("serving certificate: %w", err)
+		return err
 	}
 	clients, err := comp.Clients()
 	if err != nil {
@@ -54,7 +46,7 @@ func run(ctx context.Context, args []string) error {
 	adm.NewReadyFlag("serving").Set(true)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return comp.ServeAdmin(gctx) })
-	g.Go(func() error { return webhook.ServeTLS(gctx, *addr, inj, serving.GetCertificate, log) })
-	log.Info("tap-injector starting", "addr", *addr, "admin", comp.AdminAddr, "tap_identity", id)
+	g.Go(func() error { return srv.Serve(gctx, inj, log) })
+	log.Info("tap-injector starting", "addr", srv.Addr, "admin", comp.AdminAddr, "tap_identity", id)
 	return g.Wait()
 }

@@ -22,10 +22,10 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 
-	"github.com/l5d-go/l5d/injector/inject"
 	"github.com/l5d-go/l5d/pkg/apis/serviceprofile"
+	"github.com/l5d-go/l5d/pkg/inject"
 	"github.com/l5d-go/l5d/pkg/k8s"
-	"github.com/l5d-go/l5d/viz/api"
+	"github.com/l5d-go/l5d/pkg/vizapi"
 )
 
 // Cache answers from informer caches. Create it with New, then Start it.
@@ -60,16 +60,16 @@ func New(client kubernetes.Interface, dyn dynamic.Interface) *Cache {
 	batch := func(r string) schema.GroupVersionResource {
 		return schema.GroupVersionResource{Group: "batch", Version: "v1", Resource: r}
 	}
-	c.listers[api.Deployment] = gen(apps("deployments"))
-	c.listers[api.StatefulSet] = gen(apps("statefulsets"))
-	c.listers[api.DaemonSet] = gen(apps("daemonsets"))
-	c.listers[api.ReplicaSet] = gen(apps("replicasets"))
-	c.listers[api.Job] = gen(batch("jobs"))
-	c.listers[api.CronJob] = gen(batch("cronjobs"))
-	c.listers[api.ReplicationController] = gen(core("replicationcontrollers"))
-	c.listers[api.Service] = gen(core("services"))
-	c.listers[api.Namespace] = gen(core("namespaces"))
-	c.listers[api.Pod] = gen(core("pods"))
+	c.listers[vizapi.Deployment] = gen(apps("deployments"))
+	c.listers[vizapi.StatefulSet] = gen(apps("statefulsets"))
+	c.listers[vizapi.DaemonSet] = gen(apps("daemonsets"))
+	c.listers[vizapi.ReplicaSet] = gen(apps("replicasets"))
+	c.listers[vizapi.Job] = gen(batch("jobs"))
+	c.listers[vizapi.CronJob] = gen(batch("cronjobs"))
+	c.listers[vizapi.ReplicationController] = gen(core("replicationcontrollers"))
+	c.listers[vizapi.Service] = gen(core("services"))
+	c.listers[vizapi.Namespace] = gen(core("namespaces"))
+	c.listers[vizapi.Pod] = gen(core("pods"))
 	c.pods = f.Core().V1().Pods().Informer().GetIndexer()
 	if dyn != nil {
 		c.dfactory = dynamicinformer.NewDynamicSharedInformerFactory(dyn, 10*time.Minute)
@@ -93,7 +93,7 @@ func (c *Cache) Start(ctx context.Context, timeout time.Duration) error {
 
 // Object is a listed resource with its pods' counts.
 type Object struct {
-	Resource api.Resource
+	Resource vizapi.Resource
 	// Meshed, Running and Failed count its pods: running ones with a proxy, running
 	// ones, failed ones.
 	Meshed, Running, Failed uint64
@@ -107,8 +107,8 @@ type Object struct {
 // namespace when empty, without a name), narrowed by a label selector, sorted by
 // namespace and name. Authorities are not Kubernetes objects: it returns none for them.
 // A named object that does not exist is an error.
-func (c *Cache) List(r api.Resource, selector string) ([]Object, error) {
-	if r.Type == api.Authority {
+func (c *Cache) List(r vizapi.Resource, selector string) ([]Object, error) {
+	if r.Type == vizapi.Authority {
 		return nil, nil
 	}
 	lister, ok := c.listers[r.Type]
@@ -124,7 +124,7 @@ func (c *Cache) List(r api.Resource, selector string) ([]Object, error) {
 	}
 	var objs []runtime.Object
 	switch {
-	case r.Name != "" && r.Type == api.Namespace:
+	case r.Name != "" && r.Type == vizapi.Namespace:
 		o, err := lister.Get(r.Name)
 		if err != nil {
 			return nil, fmt.Errorf("namespace %s: %w", r.Name, err)
@@ -136,7 +136,7 @@ func (c *Cache) List(r api.Resource, selector string) ([]Object, error) {
 			return nil, fmt.Errorf("%s %s/%s: %w", r.Type, r.Namespace, r.Name, err)
 		}
 		objs = []runtime.Object{o}
-	case r.Namespace != "" && r.Type != api.Namespace:
+	case r.Namespace != "" && r.Type != vizapi.Namespace:
 		var err error
 		if objs, err = lister.ByNamespace(r.Namespace).List(sel); err != nil {
 			return nil, err
@@ -153,8 +153,8 @@ func (c *Cache) List(r api.Resource, selector string) ([]Object, error) {
 		if err != nil {
 			return nil, err
 		}
-		res := api.Resource{Type: r.Type, Namespace: m.GetNamespace(), Name: m.GetName()}
-		if r.Type == api.Namespace {
+		res := vizapi.Resource{Type: r.Type, Namespace: m.GetNamespace(), Name: m.GetName()}
+		if r.Type == vizapi.Namespace {
 			res.Namespace = ""
 		}
 		obj := Object{Resource: res}
@@ -208,21 +208,21 @@ func serviceAccount(p *corev1.Pod) string {
 // Pods returns the pods of a resource: the pod itself, a workload's (through owner
 // references: deployment -> replicaset -> pod, cronjob -> job -> pod), a service's (its
 // selector) or a namespace's.
-func (c *Cache) Pods(r api.Resource) ([]*corev1.Pod, error) {
+func (c *Cache) Pods(r vizapi.Resource) ([]*corev1.Pod, error) {
 	var all []any
-	if r.Type == api.Namespace {
+	if r.Type == vizapi.Namespace {
 		all, _ = c.pods.ByIndex(cache.NamespaceIndex, r.Name)
 	} else {
 		all, _ = c.pods.ByIndex(cache.NamespaceIndex, r.Namespace)
 	}
 	var match func(*corev1.Pod) bool
 	switch r.Type {
-	case api.Namespace:
+	case vizapi.Namespace:
 		match = func(*corev1.Pod) bool { return true }
-	case api.Pod:
+	case vizapi.Pod:
 		match = func(p *corev1.Pod) bool { return p.Name == r.Name }
-	case api.Service:
-		o, err := c.listers[api.Service].ByNamespace(r.Namespace).Get(r.Name)
+	case vizapi.Service:
+		o, err := c.listers[vizapi.Service].ByNamespace(r.Namespace).Get(r.Name)
 		if err != nil {
 			return nil, fmt.Errorf("service %s/%s: %w", r.Namespace, r.Name, err)
 		}
@@ -255,7 +255,7 @@ func (c *Cache) ownedBy(ns string, refs []metav1.OwnerReference, kind, name stri
 		if k == kind && ref.Name == name {
 			return true
 		}
-		if depth > 0 || (k != api.ReplicaSet && k != api.Job) {
+		if depth > 0 || (k != vizapi.ReplicaSet && k != vizapi.Job) {
 			continue
 		}
 		lister := c.listers[k]
@@ -273,7 +273,7 @@ func (c *Cache) ownedBy(ns string, refs []metav1.OwnerReference, kind, name stri
 // Owner returns the workload that owns a pod, following replicaset -> deployment and
 // job -> cronjob, or ("pod", its name) when it has none.
 func (c *Cache) Owner(p *corev1.Pod) (kind, name string) {
-	kind, name = api.Pod, p.Name
+	kind, name = vizapi.Pod, p.Name
 	refs := p.OwnerReferences
 	for depth := 0; depth < 2; depth++ {
 		var next []metav1.OwnerReference
@@ -282,7 +282,7 @@ func (c *Cache) Owner(p *corev1.Pod) (kind, name string) {
 				continue
 			}
 			kind, name = strings.ToLower(ref.Kind), ref.Name
-			if l, ok := c.listers[kind]; ok && (kind == api.ReplicaSet || kind == api.Job) {
+			if l, ok := c.listers[kind]; ok && (kind == vizapi.ReplicaSet || kind == vizapi.Job) {
 				if o, err := l.ByNamespace(p.Namespace).Get(ref.Name); err == nil {
 					if m, err := meta(o); err == nil {
 						next = m.GetOwnerReferences()
@@ -326,13 +326,13 @@ func (c *Cache) AllPods(ns, selector string) ([]*corev1.Pod, error) {
 
 // Services returns the services of namespace ns (every namespace when empty), sorted.
 func (c *Cache) Services(ns string) ([]*corev1.Service, error) {
-	objs, err := c.List(api.Resource{Type: api.Service, Namespace: ns}, "")
+	objs, err := c.List(vizapi.Resource{Type: vizapi.Service, Namespace: ns}, "")
 	if err != nil {
 		return nil, err
 	}
 	out := make([]*corev1.Service, 0, len(objs))
 	for _, o := range objs {
-		s, err := c.listers[api.Service].ByNamespace(o.Resource.Namespace).Get(o.Resource.Name)
+		s, err := c.listers[vizapi.Service].ByNamespace(o.Resource.Namespace).Get(o.Resource.Name)
 		if err == nil {
 			out = append(out, s.(*corev1.Service))
 		}
@@ -342,9 +342,9 @@ func (c *Cache) Services(ns string) ([]*corev1.Service, error) {
 
 // ServicesOf returns the services in the resource's namespace whose selectors select
 // one of its pods, sorted by name.
-func (c *Cache) ServicesOf(r api.Resource) ([]*corev1.Service, error) {
-	if r.Type == api.Service {
-		o, err := c.listers[api.Service].ByNamespace(r.Namespace).Get(r.Name)
+func (c *Cache) ServicesOf(r vizapi.Resource) ([]*corev1.Service, error) {
+	if r.Type == vizapi.Service {
+		o, err := c.listers[vizapi.Service].ByNamespace(r.Namespace).Get(r.Name)
 		if err != nil {
 			return nil, fmt.Errorf("service %s/%s: %w", r.Namespace, r.Name, err)
 		}

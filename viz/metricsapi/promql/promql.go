@@ -11,7 +11,7 @@ import (
 
 	"github.com/prometheus/common/model"
 
-	"github.com/l5d-go/l5d/viz/api"
+	"github.com/l5d-go/l5d/pkg/vizapi"
 )
 
 // Label names of the scrape configuration and the proxy.
@@ -33,10 +33,10 @@ const (
 // "k8s_job" for jobs (the scrape configuration renames it; "job" is Prometheus's), ...
 func KindLabel(t string) (model.LabelName, error) {
 	switch t {
-	case api.Job:
+	case vizapi.Job:
 		return "k8s_job", nil
-	case api.Deployment, api.StatefulSet, api.DaemonSet, api.ReplicaSet, api.CronJob,
-		api.ReplicationController, api.Pod, api.Namespace, api.Authority, api.Service:
+	case vizapi.Deployment, vizapi.StatefulSet, vizapi.DaemonSet, vizapi.ReplicaSet, vizapi.CronJob,
+		vizapi.ReplicationController, vizapi.Pod, vizapi.Namespace, vizapi.Authority, vizapi.Service:
 		return model.LabelName(t), nil
 	}
 	return "", fmt.Errorf("resource type %q has no metrics label", t)
@@ -50,9 +50,9 @@ type Selection struct {
 }
 
 // srcLabels matches series scraped from the pods of r.
-func srcLabels(r api.Resource) (model.LabelSet, error) {
+func srcLabels(r vizapi.Resource) (model.LabelSet, error) {
 	l := model.LabelSet{}
-	if r.Namespace != "" && r.Type != api.Namespace {
+	if r.Namespace != "" && r.Type != vizapi.Namespace {
 		l[LabelNamespace] = model.LabelValue(r.Namespace)
 	}
 	if r.Name != "" {
@@ -66,15 +66,15 @@ func srcLabels(r api.Resource) (model.LabelSet, error) {
 }
 
 // dstLabels matches outbound series whose destination endpoints belong to r.
-func dstLabels(r api.Resource) (model.LabelSet, error) {
+func dstLabels(r vizapi.Resource) (model.LabelSet, error) {
 	l := model.LabelSet{}
-	if r.Type == api.Authority {
+	if r.Type == vizapi.Authority {
 		if r.Name != "" {
 			l[LabelAuthority] = model.LabelValue(r.Name)
 		}
 		return l, nil
 	}
-	if r.Namespace != "" && r.Type != api.Namespace {
+	if r.Namespace != "" && r.Type != vizapi.Namespace {
 		l[dstPrefix+LabelNamespace] = model.LabelValue(r.Namespace)
 	}
 	if r.Name != "" {
@@ -88,7 +88,7 @@ func dstLabels(r api.Resource) (model.LabelSet, error) {
 }
 
 func srcGroupBy(t string) (model.LabelNames, error) {
-	if t == api.Namespace {
+	if t == vizapi.Namespace {
 		return model.LabelNames{LabelNamespace}, nil
 	}
 	k, err := KindLabel(t)
@@ -99,10 +99,10 @@ func srcGroupBy(t string) (model.LabelNames, error) {
 }
 
 func dstGroupBy(t string) (model.LabelNames, error) {
-	if t == api.Authority {
+	if t == vizapi.Authority {
 		return model.LabelNames{LabelAuthority}, nil
 	}
-	if t == api.Namespace {
+	if t == vizapi.Namespace {
 		return model.LabelNames{dstPrefix + LabelNamespace}, nil
 	}
 	k, err := KindLabel(t)
@@ -117,7 +117,7 @@ func dstGroupBy(t string) (model.LabelNames, error) {
 // outbound traffic to sel's endpoints. Services (and, with from, every selection) are
 // seen from the client side, as Linkerd does: a service has no proxy of its own, its
 // traffic is the outbound traffic whose endpoints are its (dst_service).
-func StatSelection(sel api.Resource, to, from *api.Resource) (Selection, error) {
+func StatSelection(sel vizapi.Resource, to, from *vizapi.Resource) (Selection, error) {
 	if to != nil && from != nil {
 		return Selection{}, fmt.Errorf("at most one of to and from may be set")
 	}
@@ -140,7 +140,7 @@ func StatSelection(sel api.Resource, to, from *api.Resource) (Selection, error) 
 		merge(dstLabels(sel))
 		s.Match[LabelDirection] = "outbound"
 		s.GroupBy, err = groupByOr(err, dstGroupBy, sel.Type)
-	case sel.Type == api.Service:
+	case sel.Type == vizapi.Service:
 		merge(dstLabels(sel))
 		if to != nil {
 			return Selection{}, fmt.Errorf("a service has no outbound traffic: --to needs a workload, pod or namespace")
@@ -225,7 +225,7 @@ func TCPWriteBytes(s Selection, window string) string {
 
 // ResourceSelection selects the series scraped from r's pods, grouped by r's kind label
 // (by namespace for namespaces).
-func ResourceSelection(r api.Resource) (Selection, error) {
+func ResourceSelection(r vizapi.Resource) (Selection, error) {
 	m, err := srcLabels(r)
 	if err != nil {
 		return Selection{}, err

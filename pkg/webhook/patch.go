@@ -1,4 +1,4 @@
-package inject
+package webhook
 
 import (
 	"bytes"

@@ -1,11 +1,14 @@
-package inject
+package webhook
 
 import (
 	"encoding/json"
+	"os"
 	"reflect"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/l5d-go/l5d/pkg/inject"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -79,12 +82,17 @@ func applyAt(t *testing.T, node any, path []string, op PatchOp) any {
 // TestJSONPatchRoundTrip applies the generated patch to the original pod and gets exactly the
 // injected pod, for pods with and without existing metadata, init containers and volumes.
 func TestJSONPatchRoundTrip(t *testing.T) {
-	v := testValues(t)
+	pem, err := os.ReadFile("../inject/testdata/seed-anchors.pem")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := inject.DefaultValues()
+	v.IdentityTrustAnchorsPEM = string(pem)
 	pods := map[string]*corev1.Pod{
 		"bare": {Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app"}}}},
 		"full": {
 			ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "n", Labels: map[string]string{"a/b": "c"},
-				Annotations: map[string]string{"x~y": "z", AnnotationInject: "enabled", AnnotationNativeSidecarBeta: "false"}},
+				Annotations: map[string]string{"x~y": "z", inject.AnnotationInject: "enabled", inject.AnnotationNativeSidecarBeta: "false"}},
 			Spec: corev1.PodSpec{
 				InitContainers: []corev1.Container{{Name: "migrate"}},
 				Containers:     []corev1.Container{{Name: "app", Ports: []corev1.ContainerPort{{ContainerPort: 80}}}, {Name: "side"}},
@@ -95,9 +103,9 @@ func TestJSONPatchRoundTrip(t *testing.T) {
 	for name, pod := range pods {
 		t.Run(name, func(t *testing.T) {
 			if pod.Annotations == nil {
-				pod.Annotations = map[string]string{AnnotationInject: "enabled"}
+				pod.Annotations = map[string]string{inject.AnnotationInject: "enabled"}
 			}
-			injected, _, err := v.InjectPod(Namespace{Name: "n"}, Owner{}, pod)
+			injected, _, err := v.InjectPod(inject.Namespace{Name: "n"}, inject.Owner{}, pod)
 			if err != nil || injected == nil {
 				t.Fatalf("inject: %v", err)
 			}

@@ -1,12 +1,14 @@
-// Package api is the viz metrics API: the requests and responses of metrics-api's
+// Package vizapi is the viz metrics API: the requests and responses of metrics-api's
 // StatSummary, Edges, TopRoutes, ListPods and ListServices, shaped after Linkerd viz's
-// public API (viz.proto: the same message and field names), and a client for it.
+// public API (viz.proto: the same message and field names), and a client for it; and the
+// tap API's. It lives in pkg/ because two components speak it: viz serves it, the CLI
+// calls it.
 //
 // The wire format is JSON over HTTP: a POST of the request to /api/v1/<Method> answered
 // with the response, fields named as protobuf's JSON mapping names Linkerd's fields
 // (lowerCamelCase). metrics-api serves it on its API port (8085); the CLI reaches it
 // through the Kubernetes API server's service proxy.
-package api
+package vizapi
 
 import (
 	"fmt"

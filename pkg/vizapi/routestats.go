@@ -1,4 +1,4 @@
-package api
+package vizapi
 
 // Paths of l5d's two additions to the API: Linkerd's CLI computes stat-inbound and
 // stat-outbound itself from Prometheus; here metrics-api does, so that every query

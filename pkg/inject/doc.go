@@ -3,14 +3,16 @@
 // container, the default, so Jobs complete), with the LINKERD2_PROXY_* environment, probes,
 // volumes, annotations and labels of a Linkerd-injected pod.
 //
-// It is pure: no HTTP, no Kubernetes client. The admission webhook (package webhook) and
-// `linkerd inject --manual` both call it, so both produce identical pods:
+// It is pure: no HTTP, no Kubernetes client, and lives in pkg/ because several components
+// use it: the injector's admission webhook (injector/webhook) and `linkerd inject --manual`
+// both call it, so both produce identical pods, and viz, jaeger and the CLI tell meshed pods
+// by it (HasProxy, the container names):
 //
 //	v := inject.DefaultValues()
 //	v.IdentityTrustAnchorsPEM = anchors
 //	res, err := v.InjectObject(inject.Namespace{}, deployment, true) // CLI: force = inject unless disabled
 //	pod, decision, err := v.InjectPod(ns, owner, pod)                // webhook
-//	patch, err := inject.JSONPatch(pod, injected)                    // RFC 6902 for the AdmissionResponse
+//	patch, err := webhook.JSONPatch(pod, injected)                   // pkg/webhook: RFC 6902 for the AdmissionResponse
 //
 // Decide applies the linkerd.io/inject rules; config.linkerd.io/* (and the alpha/beta native
 // sidecar) annotations on the namespace are defaults that the pod's own annotations override.
