@@ -16,6 +16,8 @@ import (
 	"github.com/l5d-go/l5d/pkg/proxyconf"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	clientset "k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -38,6 +40,7 @@ var (
 	binFlag    = flag.String("l5d.bin", "", "directory of the linkerd CLI and the pause program (make build; default ../bin)")
 	meshFlag   = flag.Bool("l5d.mesh", true, "install l5d and inject the suite's namespaces; false runs the suite against plain pods (its mechanics only: most mesh tests fail)")
 	keepFlag   = flag.Bool("l5d.keep", false, "keep the run directory (cluster, containerd and kubelet logs) after the test")
+	kubeFlag   = flag.String("l5d.kubeconfig", "", "run against the cluster of this kubeconfig instead of starting one (it must have real nodes, the images, the Gateway API CRDs and, with -l5d.mesh, l5d installed)")
 )
 
 // SupportedFeatures are the features l5d claims for the mesh profiles: the profiles' core
@@ -107,13 +110,21 @@ func TestMeshConformance(t *testing.T) {
 		os.RemoveAll(runDir)
 	})
 
-	c := startCluster(t, root, runDir, images)
-	if *meshFlag {
-		installL5d(t, c, bin)
+	var rc *rest.Config
+	if *kubeFlag != "" {
+		if rc, err = clientcmd.BuildConfigFromFlags("", *kubeFlag); err != nil {
+			t.Fatalf("-l5d.kubeconfig: %v", err)
+		}
+	} else {
+		c := startCluster(t, root, runDir, images)
+		if *meshFlag {
+			installL5d(t, c, bin)
+		}
+		rc = c.RESTConfig()
 	}
 
 	log.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.UseDevMode(true)))
-	cl, err := client.New(c.RESTConfig(), client.Options{})
+	cl, err := client.New(rc, client.Options{})
 	if err != nil {
 		t.Fatalf("controller-runtime client: %v", err)
 	}
@@ -128,7 +139,7 @@ func TestMeshConformance(t *testing.T) {
 			t.Fatalf("client scheme: %v", err)
 		}
 	}
-	cs, err := clientset.NewForConfig(c.RESTConfig())
+	cs, err := clientset.NewForConfig(rc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,7 +170,7 @@ func TestMeshConformance(t *testing.T) {
 		ConfigurableOptions: opts,
 		Client:              cl,
 		Clientset:           cs,
-		RestConfig:          c.RESTConfig(),
+		RestConfig:          rc,
 	})
 }
 
