@@ -107,17 +107,17 @@ charts: helm
 
 ## images: every image (l5d's control plane, proxy, proxy-init, CNI plugin, viz, CLI, the demo
 ## app, plus nginx:latest from Debian's nginx, echo-advanced for the Gateway API conformance
-## suite and prom/prometheus) as OCI images, without a container engine, from bin/ (and the
+## suite, prom/prometheus and jaegertracing/all-in-one) as OCI images, without a container engine, from bin/ (and the
 ## Debian packages they need, cached in ~/.cache/l5d/debs) into one OCI layout,
 ## IMAGES_DIR/oci (default bin/images/oci), each image annotated with the reference the charts
 ## and manifests use (ghcr.io/l5d-go/<name>:VERSION, ...). Time stamps are the commit's, so the
 ## bytes are the same on every run. IMAGE_TARBALLS=1 also writes IMAGES_DIR/<name>.tar for
 ## `ctr images import`. List them with `bin/tools/l5d-images list`.
 IMAGES_DIR ?= $(BIN)/images
-images: build prometheus-bin images-tool
+images: build prometheus-bin jaeger-bin images-tool
 	$(TOOLS)/l5d-images build -bin $(BIN) -out $(IMAGES_DIR)/oci -version $(VERSION) \
 		-epoch $$(git log -1 --format=%ct 2>/dev/null || echo 0) \
-		-prometheus $$(tools/prometheus/build.sh 2>/dev/null) $(if $(IMAGE_TARBALLS),-tarballs)
+		-prometheus $$(tools/prometheus/build.sh 2>/dev/null) -jaeger $$(tools/jaeger/build.sh 2>/dev/null) $(if $(IMAGE_TARBALLS),-tarballs)
 
 ## images-push: push what make images built to REGISTRY (host:port[/prefix]), keeping each
 ## image's repository path and tag (ghcr.io/l5d-go/proxy:v1 -> REGISTRY/l5d-go/proxy:v1);

@@ -2,7 +2,7 @@
 // test/localcluster): a control plane on loopback and one node whose pods are processes
 // in network namespaces.
 //
-//	l5d-cluster up -run-dir DIR [-bin-dir DIR]... [-node NAME] [-nodes N] [-cni-plugins DIR] [-kubelet] [-v]
+//	l5d-cluster up -run-dir DIR [-bin-dir DIR]... [-node NAME] [-nodes N] [-cni-plugins DIR] [-kubelet [-image-layout DIR]... [-l5d-images ROOT]] [-v]
 //
 // With -kubelet the nodes are real ones (containerd and the kubelet, see
 // localcluster.Options.Kubelet), pulling images from a registry on the printed address.
@@ -40,7 +40,7 @@ type dirList []string
 func (d *dirList) String() string     { return strings.Join(*d, ",") }
 func (d *dirList) Set(s string) error { *d = append(*d, s); return nil }
 
-const usage = `usage: l5d-cluster up -run-dir DIR [-bin-dir DIR]... [-node NAME] [-nodes N] [-cni-plugins DIR] [-kubelet] [-v]`
+const usage = `usage: l5d-cluster up -run-dir DIR [-bin-dir DIR]... [-node NAME] [-nodes N] [-cni-plugins DIR] [-kubelet [-image-layout DIR]... [-l5d-images ROOT]] [-v]`
 
 func run(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] != "up" {
@@ -55,6 +55,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 	nodes := fs.Int("nodes", 1, "how many nodes to play (linkerd install --ha needs 3: its replicas must be on different hosts)")
 	cniPlugins := fs.String("cni-plugins", "", "directory of the standard CNI plugins (tools/cni-plugins/build.sh prints it): pods' networks come from CNI")
 	kubelet := fs.Bool("kubelet", false, "real nodes: containerd and the kubelet, images from the cluster's registry (needs -cni-plugins)")
+	var layouts dirList
+	fs.Var(&layouts, "image-layout", "with -kubelet, an OCI image layout (make images: bin/images/oci) whose images are pushed to the cluster's registry (repeatable)")
+	l5dImages := fs.String("l5d-images", "", "with -kubelet, the repository root: build every l5d image from its bin/ (tagged as its bin/linkerd's version) and push them")
 	verbose := fs.Bool("v", false, "log debug messages")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
@@ -81,7 +84,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	log.Info("starting the cluster", "runDir", *runDir, "binDirs", []string(binDirs))
 	c, err := localcluster.Up(ctx, localcluster.Options{
 		RunDir: *runDir, BinDirs: binDirs, NodeName: *nodeName, Nodes: *nodes, Logger: log,
-		CNIPlugins: *cniPlugins, Kubelet: *kubelet,
+		CNIPlugins: *cniPlugins, Kubelet: *kubelet, ImageLayouts: layouts, L5DImages: *l5dImages,
 	})
 	if err != nil {
 		return err
