@@ -25,14 +25,11 @@ var gatewayAPICRDs = []string{
 }
 
 // startCluster brings up a local cluster of real nodes (containerd and the kubelet, so the
-// suite can exec its client in the echo pods) with every image of the layout at images in
-// its registry, and the Gateway API CRDs applied. The cluster is closed when t ends; its
-// logs stay under runDir.
-func startCluster(t *testing.T, root, runDir, images string) *localcluster.Cluster {
+// suite can exec its client in the echo pods) with every image of root's bin/ (l5d's,
+// echo-advanced, pause) in its registry, and the Gateway API CRDs applied. The cluster is
+// closed when t ends; its logs stay under runDir.
+func startCluster(t *testing.T, root, runDir string) *localcluster.Cluster {
 	t.Helper()
-	if _, err := os.Stat(filepath.Join(images, "index.json")); err != nil {
-		t.Fatalf("no OCI image layout at %s (run make images, or pass -l5d.images): %v", images, err)
-	}
 	plugins, err := exec.Command(filepath.Join(root, "tools/cni-plugins/build.sh")).Output()
 	if err != nil {
 		t.Fatalf("tools/cni-plugins/build.sh: %v", err)
@@ -42,17 +39,17 @@ func startCluster(t *testing.T, root, runDir, images string) *localcluster.Clust
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { logFile.Close() })
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	began := time.Now()
 	c, err := localcluster.Up(ctx, localcluster.Options{
-		RunDir:       filepath.Join(runDir, "run"),
-		BinDirs:      []string{filepath.Join(root, "bin")},
-		CNIPlugins:   strings.TrimSpace(string(plugins)),
-		Kubelet:      true,
-		ImageLayouts: []string{images},
-		Runtime:      os.Getenv("L5D_TEST_RUNTIME"),
-		Logger:       slog.New(slog.NewTextHandler(logFile, nil)),
+		RunDir:     filepath.Join(runDir, "run"),
+		BinDirs:    []string{filepath.Join(root, "bin")},
+		CNIPlugins: strings.TrimSpace(string(plugins)),
+		Kubelet:    true,
+		L5DImages:  root,
+		Runtime:    os.Getenv("L5D_TEST_RUNTIME"),
+		Logger:     slog.New(slog.NewTextHandler(logFile, nil)),
 	})
 	if err != nil {
 		t.Fatalf("starting the local cluster (logs in %s): %v", runDir, err)

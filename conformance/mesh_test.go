@@ -36,11 +36,9 @@ import (
 // l5d's own flags; the suite's (-run-test, -report-output, -version, -debug, -skip-tests,
 // ...) are registered by the suite and override the options below when given.
 var (
-	imagesFlag = flag.String("l5d.images", "", "OCI image layout holding l5d's images and echo-advanced (make images; default ../bin/images/oci)")
-	binFlag    = flag.String("l5d.bin", "", "directory of the linkerd CLI and the pause program (make build; default ../bin)")
-	meshFlag   = flag.Bool("l5d.mesh", true, "install l5d and inject the suite's namespaces; false runs the suite against plain pods (its mechanics only: most mesh tests fail)")
-	keepFlag   = flag.Bool("l5d.keep", false, "keep the run directory (cluster, containerd and kubelet logs) after the test")
-	kubeFlag   = flag.String("l5d.kubeconfig", "", "run against the cluster of this kubeconfig instead of starting one (it must have real nodes, the images, the Gateway API CRDs and, with -l5d.mesh, l5d installed)")
+	meshFlag = flag.Bool("l5d.mesh", true, "install l5d and inject the suite's namespaces; false runs the suite against plain pods (its mechanics only: most mesh tests fail)")
+	keepFlag = flag.Bool("l5d.keep", false, "keep the run directory (cluster, containerd and kubelet logs) after the test")
+	kubeFlag = flag.String("l5d.kubeconfig", "", "run against the cluster of this kubeconfig instead of starting one (it must have real nodes, the images, the Gateway API CRDs and, with -l5d.mesh, l5d installed)")
 )
 
 // SupportedFeatures are the features l5d claims for the mesh profiles: the profiles' core
@@ -91,13 +89,6 @@ func TestMeshConformance(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	images, bin := *imagesFlag, *binFlag
-	if images == "" {
-		images = filepath.Join(root, "bin", "images", "oci")
-	}
-	if bin == "" {
-		bin = filepath.Join(root, "bin")
-	}
 	runDir, err := os.MkdirTemp("", "l5d-conformance-")
 	if err != nil {
 		t.Fatal(err)
@@ -116,9 +107,9 @@ func TestMeshConformance(t *testing.T) {
 			t.Fatalf("-l5d.kubeconfig: %v", err)
 		}
 	} else {
-		c := startCluster(t, root, runDir, images)
+		c := startCluster(t, root, runDir)
 		if *meshFlag {
-			installL5d(t, c, bin)
+			installL5d(t, c, filepath.Join(root, "bin"))
 		}
 		rc = c.RESTConfig()
 	}
