@@ -655,7 +655,7 @@ func (x *RequestRedirect) GetStatus() uint32 {
 // alone.
 type UrlRewrite struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Replaces the request's host (its authority's host; the port is kept).
+	// Replaces the request's Host (the whole authority).
 	Host string `protobuf:"bytes,1,opt,name=host,proto3" json:"host,omitempty"`
 	// Replaces the whole path, or the prefix the rule's path match matched.
 	Path          *PathModifier `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"`
