@@ -39,8 +39,10 @@ func startCluster(t *testing.T, root, runDir string) *localcluster.Cluster {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { logFile.Close() })
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
-	defer cancel()
+	// The cluster's informers (cluster DNS, the hosts file) live as long as ctx: until
+	// the test ends, after Close (cleanups run last-registered first).
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
 	began := time.Now()
 	c, err := localcluster.Up(ctx, localcluster.Options{
 		RunDir:     filepath.Join(runDir, "run"),
