@@ -23,7 +23,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 TOOLS := $(BIN)/tools
 STATICCHECK := $(TOOLS)/staticcheck
 
-.PHONY: test-kubelet bench-kubelet helm cni-plugins charts images images-push images-tool all build test unit-test race fuzz-smoke lint proto proto-check bench bench-proxy bench-tools e2e demo ci kube-bins prometheus-bin jaeger-bin tools clean test-deps bench-deps
+.PHONY: conformance test-kubelet bench-kubelet helm cni-plugins charts images images-push images-tool all build test unit-test race fuzz-smoke lint proto proto-check bench bench-proxy bench-tools e2e demo ci kube-bins prometheus-bin jaeger-bin tools clean test-deps bench-deps
 # Debian packages the tests and the proxy benchmark run (installed by tools/debian-deps.sh;
 # chromium is the headless browser test/e2e drives the dashboard with).
 TEST_DEBS := iptables iproute2 curl git chromium containerd runc
@@ -176,6 +176,17 @@ test-kubelet: test-deps kube-bins cni-plugins
 ## gives medians)
 bench-kubelet: test-deps kube-bins cni-plugins
 	$(GO) test -run '^$$' -bench . -benchtime 1x -count $${BENCH_COUNT:-5} -timeout 60m ./test/kubelet/
+
+## conformance: the Gateway API conformance suite (sigs.k8s.io/gateway-api/conformance at the
+## version the workspace requires, unedited), profiles MESH-HTTP and MESH-GRPC, on a local
+## cluster of real nodes with l5d installed by the CLI; writes the suite's ConformanceReport to
+## conformance/reports/<gateway-api version>/l5d-<VERSION>-mesh-report.yaml
+GATEWAY_API_VERSION = $(shell cd conformance && $(GO) list -m -f '{{.Version}}' sigs.k8s.io/gateway-api/conformance)
+CONFORMANCE_REPORT = conformance/reports/$(GATEWAY_API_VERSION)/l5d-$(VERSION)-mesh-report.yaml
+conformance: test-deps kube-bins prometheus-bin jaeger-bin cni-plugins build
+	cd conformance && $(GO) test -count=1 -timeout 60m -run TestMeshConformance . -args \
+		-version $(VERSION) -report-output $(CURDIR)/$(CONFORMANCE_REPORT)
+	@echo "conformance report: $(CONFORMANCE_REPORT)"
 
 ## demo: a whole mesh on this machine
 demo:
