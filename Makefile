@@ -184,7 +184,7 @@ bench-kubelet: test-deps kube-bins cni-plugins
 GATEWAY_API_VERSION = $(shell cd conformance && $(GO) list -m -f '{{.Version}}' sigs.k8s.io/gateway-api/conformance)
 CONFORMANCE_REPORT = conformance/reports/$(GATEWAY_API_VERSION)/l5d-$(VERSION)-mesh-report.yaml
 conformance: test-deps kube-bins prometheus-bin jaeger-bin cni-plugins build
-	cd conformance && $(GO) test -count=1 -timeout 60m -run TestMeshConformance . -args \
+	cd conformance && L5D_CONFORMANCE=1 $(GO) test -count=1 -timeout 60m -run TestMeshConformance . -args \
 		-version $(VERSION) -report-output $(CURDIR)/$(CONFORMANCE_REPORT)
 	@echo "conformance report: $(CONFORMANCE_REPORT)"
 

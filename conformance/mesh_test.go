@@ -77,9 +77,12 @@ var Implementation = confv1.Implementation{
 	Contact:      []string{"https://github.com/l5d-go/l5d/issues"},
 }
 
-// TestMeshConformance runs the suite's MESH-HTTP and MESH-GRPC profiles.
+// TestMeshConformance runs the suite's MESH-HTTP and MESH-GRPC profiles. It needs root,
+// bin/ (make build) and L5D_CONFORMANCE=1, which make conformance sets.
 func TestMeshConformance(t *testing.T) {
 	switch {
+	case os.Getenv("L5D_CONFORMANCE") != "1":
+		t.Skip("the conformance run (a cluster of real nodes, all of l5d's images, the whole suite) runs with L5D_CONFORMANCE=1: make conformance")
 	case os.Getenv("L5D_SKIP_KUBE") == "1":
 		t.Skip("L5D_SKIP_KUBE=1")
 	case os.Geteuid() != 0:
