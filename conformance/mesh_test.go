@@ -9,9 +9,11 @@ package conformance
 
 import (
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/l5d-go/l5d/pkg/proxyconf"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
@@ -160,12 +162,25 @@ func TestMeshConformance(t *testing.T) {
 	for name, why := range SkippedTests {
 		t.Logf("skipped: %s: %s", name, why)
 	}
+	began := time.Now()
 	suiteconformance.RunConformanceWithOptions(t, suite.ConformanceOptions{
 		ConfigurableOptions: opts,
 		Client:              cl,
 		Clientset:           cs,
 		RestConfig:          rc,
+		// One line per test on stdout, shown without -v too.
+		Hook: func(t *testing.T, test suite.ConformanceTest, _ *suite.ConformanceTestSuite) {
+			result := "PASS"
+			switch {
+			case t.Failed():
+				result = "FAIL"
+			case t.Skipped():
+				result = "SKIP"
+			}
+			fmt.Printf("conformance: %-45s %s\n", test.ShortName, result)
+		},
 	})
+	fmt.Printf("conformance: the suite took %v\n", time.Since(began).Round(time.Second))
 }
 
 // skipped lists SkippedTests' names.
