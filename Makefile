@@ -180,11 +180,11 @@ bench-kubelet: test-deps kube-bins cni-plugins
 ## conformance: the Gateway API conformance suite (sigs.k8s.io/gateway-api/conformance at the
 ## version the workspace requires, unedited), profiles MESH-HTTP and MESH-GRPC, on a local
 ## cluster of real nodes with l5d installed by the CLI; writes the suite's ConformanceReport to
-## conformance/reports/<gateway-api version>/l5d-<VERSION>-mesh-report.yaml
+## conformance/reports/<gateway-api version>/l5d-<VERSION>-mesh-report.yaml and a line per suite test
 GATEWAY_API_VERSION = $(shell cd conformance && $(GO) list -m -f '{{.Version}}' sigs.k8s.io/gateway-api/conformance)
 CONFORMANCE_REPORT = conformance/reports/$(GATEWAY_API_VERSION)/l5d-$(VERSION)-mesh-report.yaml
 conformance: test-deps kube-bins prometheus-bin jaeger-bin cni-plugins build
-	cd conformance && L5D_CONFORMANCE=1 $(GO) test -count=1 -timeout 60m -run TestMeshConformance . -args \
+	cd conformance && L5D_CONFORMANCE=1 $(GO) test -count=1 -timeout 60m -run TestMeshConformance -args \
 		-version $(VERSION) -report-output $(CURDIR)/$(CONFORMANCE_REPORT)
 	@echo "conformance report: $(CONFORMANCE_REPORT)"
 
