@@ -40,13 +40,14 @@ build:
 		echo "go build -o bin/$$name ./$$pkg"; \
 		CGO_ENABLED=0 $(GO) build -trimpath -tags grpcnotrace -ldflags "-X github.com/l5d-go/l5d/cli/command.Version=$(VERSION) -X main.version=$(VERSION)" -o $(BIN)/$$name ./$$pkg; done
 
-## test: lint, then every module's tests, the proxy's tests under the race detector and a
-## short run of each trust-boundary fuzz target (needs root for network namespaces; installs
-## the Debian packages it needs and builds the Kubernetes binaries into the cache)
-test: test-deps lint kube-bins prometheus-bin helm cni-plugins build unit-test race fuzz-smoke
+## test: lint, then every module's tests (the Gateway API mesh conformance run among them,
+## without writing its report), the proxy's tests under the race detector and a short run of
+## each trust-boundary fuzz target (needs root for network namespaces; installs the Debian
+## packages it needs and builds the Kubernetes binaries into the cache)
+test: test-deps lint kube-bins prometheus-bin jaeger-bin helm cni-plugins build unit-test race fuzz-smoke
 
 unit-test:
-	$(GO) test $(TEST_FLAGS) $(MODULE_PATTERNS)
+	L5D_CONFORMANCE=1 $(GO) test $(TEST_FLAGS) $(MODULE_PATTERNS)
 
 ## race: the proxy's tests under the race detector
 race:
