@@ -23,7 +23,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 TOOLS := $(BIN)/tools
 STATICCHECK := $(TOOLS)/staticcheck
 
-.PHONY: test-kubelet bench-kubelet helm cni-plugins charts images images-push images-tool all build test unit-test race fuzz-smoke lint proto proto-check bench bench-proxy bench-tools e2e e2e-multicluster demo ci kube-bins prometheus-bin jaeger-bin tools clean test-deps bench-deps
+.PHONY: conformance test-kubelet bench-kubelet helm cni-plugins charts images images-push images-tool all build test unit-test race fuzz-smoke lint proto proto-check bench bench-proxy bench-tools e2e e2e-multicluster demo ci kube-bins prometheus-bin jaeger-bin tools clean test-deps bench-deps
 # Debian packages the tests and the proxy benchmark run (installed by tools/debian-deps.sh;
 # chromium is the headless browser test/e2e drives the dashboard with).
 TEST_DEBS := iptables iproute2 curl git chromium containerd runc
@@ -40,13 +40,14 @@ build:
 		echo "go build -o bin/$$name ./$$pkg"; \
 		CGO_ENABLED=0 $(GO) build -trimpath -tags grpcnotrace -ldflags "-X github.com/l5d-go/l5d/cli/command.Version=$(VERSION) -X main.version=$(VERSION)" -o $(BIN)/$$name ./$$pkg; done
 
-## test: lint, then every module's tests, the proxy's tests under the race detector and a
-## short run of each trust-boundary fuzz target (needs root for network namespaces; installs
-## the Debian packages it needs and builds the Kubernetes binaries into the cache)
-test: test-deps lint kube-bins prometheus-bin helm cni-plugins build unit-test race fuzz-smoke
+## test: lint, then every module's tests (the Gateway API mesh conformance run among them,
+## without writing its report), the proxy's tests under the race detector and a short run of
+## each trust-boundary fuzz target (needs root for network namespaces; installs the Debian
+## packages it needs and builds the Kubernetes binaries into the cache)
+test: test-deps lint kube-bins prometheus-bin jaeger-bin helm cni-plugins build unit-test race fuzz-smoke
 
 unit-test:
-	$(GO) test $(TEST_FLAGS) $(MODULE_PATTERNS)
+	L5D_CONFORMANCE=1 $(GO) test $(TEST_FLAGS) $(MODULE_PATTERNS)
 
 ## race: the proxy's tests under the race detector
 race:
@@ -109,17 +110,17 @@ charts: helm
 
 ## images: every image (l5d's control plane, proxy, proxy-init, CNI plugin, viz, CLI, the demo
 ## app, plus nginx:latest from Debian's nginx, echo-advanced for the Gateway API conformance
-## suite and prom/prometheus) as OCI images, without a container engine, from bin/ (and the
+## suite, prom/prometheus and jaegertracing/all-in-one) as OCI images, without a container engine, from bin/ (and the
 ## Debian packages they need, cached in ~/.cache/l5d/debs) into one OCI layout,
 ## IMAGES_DIR/oci (default bin/images/oci), each image annotated with the reference the charts
 ## and manifests use (ghcr.io/l5d-go/<name>:VERSION, ...). Time stamps are the commit's, so the
 ## bytes are the same on every run. IMAGE_TARBALLS=1 also writes IMAGES_DIR/<name>.tar for
 ## `ctr images import`. List them with `bin/tools/l5d-images list`.
 IMAGES_DIR ?= $(BIN)/images
-images: build prometheus-bin images-tool
+images: build prometheus-bin jaeger-bin images-tool
 	$(TOOLS)/l5d-images build -bin $(BIN) -out $(IMAGES_DIR)/oci -version $(VERSION) \
 		-epoch $$(git log -1 --format=%ct 2>/dev/null || echo 0) \
-		-prometheus $$(tools/prometheus/build.sh 2>/dev/null) $(if $(IMAGE_TARBALLS),-tarballs)
+		-prometheus $$(tools/prometheus/build.sh 2>/dev/null) -jaeger $$(tools/jaeger/build.sh 2>/dev/null) $(if $(IMAGE_TARBALLS),-tarballs)
 
 ## images-push: push what make images built to REGISTRY (host:port[/prefix]), keeping each
 ## image's repository path and tag (ghcr.io/l5d-go/proxy:v1 -> REGISTRY/l5d-go/proxy:v1);
@@ -185,6 +186,17 @@ test-kubelet: test-deps kube-bins cni-plugins
 ## gives medians)
 bench-kubelet: test-deps kube-bins cni-plugins
 	$(GO) test -run '^$$' -bench . -benchtime 1x -count $${BENCH_COUNT:-5} -timeout 60m ./test/kubelet/
+
+## conformance: the Gateway API conformance suite (sigs.k8s.io/gateway-api/conformance at the
+## version the workspace requires, unedited), profiles MESH-HTTP and MESH-GRPC, on a local
+## cluster of real nodes with l5d installed by the CLI; writes the suite's ConformanceReport to
+## conformance/reports/<gateway-api version>/l5d-<VERSION>-mesh-report.yaml and a line per suite test
+GATEWAY_API_VERSION = $(shell cd conformance && $(GO) list -m -f '{{.Version}}' sigs.k8s.io/gateway-api/conformance)
+CONFORMANCE_REPORT = conformance/reports/$(GATEWAY_API_VERSION)/l5d-$(VERSION)-mesh-report.yaml
+conformance: test-deps kube-bins prometheus-bin jaeger-bin cni-plugins build
+	cd conformance && L5D_CONFORMANCE=1 $(GO) test -count=1 -timeout 60m -run TestMeshConformance -args \
+		-version $(VERSION) -report-output $(CURDIR)/$(CONFORMANCE_REPORT)
+	@echo "conformance report: $(CONFORMANCE_REPORT)"
 
 ## demo: a whole mesh on this machine
 demo:

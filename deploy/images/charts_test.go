@@ -60,6 +60,11 @@ func TestChartsNameTheseImages(t *testing.T) {
 		t.Fatal(err)
 	}
 	docs = append(docs, string(mc))
+	jaeger, err := deploy.Render(deploy.JaegerChart, deploy.Options{Namespace: "linkerd-jaeger", Values: map[string]any{"linkerdVersion": version}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs = append(docs, string(jaeger))
 	seen := 0
 	for _, d := range docs {
 		for _, m := range imageLineRe.FindAllStringSubmatch(d, -1) {
@@ -79,6 +84,9 @@ func TestChartsNameTheseImages(t *testing.T) {
 	}
 	if !strings.Contains(string(mc), "ghcr.io/l5d-go/service-mirror:") {
 		t.Error("the multicluster chart names no service-mirror image")
+	}
+	if !strings.Contains(string(jaeger), "jaegertracing/all-in-one:") {
+		t.Error("the jaeger chart names no all-in-one image")
 	}
 	if !strings.Contains(string(cni), "ghcr.io/l5d-go/cni-plugin:") {
 		t.Error("the CNI chart names no cni-plugin image")

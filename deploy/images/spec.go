@@ -151,6 +151,7 @@ func All() []Image {
 		controller("tap-injector", "l5d viz tap injector webhook", "8443/tcp", "9995/tcp"),
 		controller("web", "l5d viz dashboard", "8084/tcp", "9994/tcp"),
 		controller("service-mirror", "l5d multicluster service mirror (one per Link)", "9999/tcp"),
+		controller("jaeger-injector", "l5d jaeger extension's injector webhook (trace collector settings for the proxies)", "8443/tcp", "9995/tcp"),
 		{
 			Name: "proxy", Repo: L5DRepo + "/proxy", Dockerfile: "Dockerfile.proxy", Base: Static,
 			Files: []File{
@@ -197,6 +198,14 @@ func All() []Image {
 			Description:  "the Prometheus server (tools/prometheus/build.sh) under the upstream image's name",
 		},
 		{
+			Name: "all-in-one", Repo: DockerHub + "/jaegertracing/all-in-one", Tag: JaegerTag, Base: Static,
+			Files:        []File{{Bin: "all-in-one", Path: "/go/bin/all-in-one-linux"}},
+			User:         "10001", // as the upstream image
+			Entrypoint:   []string{"/go/bin/all-in-one-linux"},
+			ExposedPorts: []string{"4317/tcp", "4318/tcp", "14269/tcp", "16686/tcp"},
+			Description:  "Jaeger's all-in-one (tools/jaeger/build.sh) under the upstream image's name",
+		},
+		{
 			Name: "nginx", Repo: DockerHub + "/library/nginx", Tag: "latest", Base: Debian,
 			Debs:         nginxDebs,
 			Setup:        nginxSetup,
@@ -237,6 +246,8 @@ func All() []Image {
 const (
 	// PrometheusTag is the tag deploy/charts/linkerd-viz's values give prom/prometheus.
 	PrometheusTag = "v3.16.0"
+	// JaegerTag is the tag deploy/charts/linkerd-jaeger's values give jaegertracing/all-in-one.
+	JaegerTag = "1.75.0"
 	// EchoAdvancedTag is the tag the Gateway API conformance mesh manifests
 	// (sigs.k8s.io/gateway-api/conformance v1.6.3) give echo-advanced.
 	EchoAdvancedTag = "v1.5.1"

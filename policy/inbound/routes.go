@@ -49,8 +49,8 @@ func (c Config) attachedHTTPRoutes(x *Index, srv *api.Server) []*pb.HttpRoute {
 				case f.FailureInjector != nil:
 					pbRule.Filters = append(pbRule.Filters, &pb.HttpRoute_Filter{Kind: &pb.HttpRoute_Filter_FailureInjector{FailureInjector: f.FailureInjector}})
 				}
-				// Response header modifiers have no inbound form; as in Linkerd they are
-				// not applied.
+				// Response header modifiers and URL rewrites have no inbound form; as in
+				// Linkerd they are not applied.
 			}
 			pr.Rules = append(pr.Rules, pbRule)
 		}

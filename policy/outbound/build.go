@@ -80,6 +80,8 @@ func httpFilters(fs []routes.HTTPFilter) []*pb.HttpRoute_Filter {
 			out = append(out, &pb.HttpRoute_Filter{Kind: &pb.HttpRoute_Filter_Redirect{Redirect: f.Redirect}})
 		case f.FailureInjector != nil:
 			out = append(out, &pb.HttpRoute_Filter{Kind: &pb.HttpRoute_Filter_FailureInjector{FailureInjector: f.FailureInjector}})
+		case f.Rewrite != nil:
+			out = append(out, &pb.HttpRoute_Filter{Kind: &pb.HttpRoute_Filter_UrlRewrite{UrlRewrite: f.Rewrite}})
 		}
 	}
 	return out

@@ -19,6 +19,9 @@ type HTTPFilter struct {
 	ResponseHeaders *httproute.ResponseHeaderModifier
 	Redirect        *httproute.RequestRedirect
 	FailureInjector *httproute.HttpFailureInjector
+	// Rewrite is the Gateway API's URLRewrite filter, which only outbound policy carries
+	// (an l5d extension of the proxy API).
+	Rewrite *httproute.UrlRewrite
 }
 
 // GRPCFilter is one translated gRPC filter: exactly one field is set.
@@ -28,7 +31,7 @@ type GRPCFilter struct {
 }
 
 // GatewayHTTPFilters translates Gateway API HTTPRoute filters. Filters the proxy cannot
-// apply (URLRewrite, RequestMirror, CORS, ExternalAuth, ExtensionRef) are errors.
+// apply (RequestMirror, CORS, ExternalAuth, ExtensionRef) are errors.
 func GatewayHTTPFilters(fs []gatewayv1.HTTPRouteFilter) ([]HTTPFilter, error) {
 	out := make([]HTTPFilter, 0, len(fs))
 	for i, f := range fs {
@@ -40,8 +43,15 @@ func GatewayHTTPFilters(fs []gatewayv1.HTTPRouteFilter) ([]HTTPFilter, error) {
 			lf = api.HTTPRouteFilter{Type: api.FilterResponseHeaderModifier, ResponseHeaderModifier: f.ResponseHeaderModifier}
 		case gatewayv1.HTTPRouteFilterRequestRedirect:
 			lf = api.HTTPRouteFilter{Type: api.FilterRequestRedirect, RequestRedirect: f.RequestRedirect}
+		case gatewayv1.HTTPRouteFilterURLRewrite:
+			rw, err := urlRewrite(f.URLRewrite)
+			if err != nil {
+				return nil, fmt.Errorf("filters[%d]: urlRewrite: %w", i, err)
+			}
+			out = append(out, HTTPFilter{Rewrite: rw})
+			continue
 		default:
-			return nil, fmt.Errorf("filters[%d]: filter type %q is not supported (want RequestHeaderModifier, ResponseHeaderModifier or RequestRedirect)", i, f.Type)
+			return nil, fmt.Errorf("filters[%d]: filter type %q is not supported (want RequestHeaderModifier, ResponseHeaderModifier, RequestRedirect or URLRewrite)", i, f.Type)
 		}
 		hf, err := httpFilter(lf)
 		if err != nil {
@@ -178,26 +188,19 @@ func redirect(r *gatewayv1.HTTPRequestRedirectFilter) (*httproute.RequestRedirec
 		out.Port = uint32(*r.Port)
 	}
 	if r.StatusCode != nil {
-		if *r.StatusCode != 301 && *r.StatusCode != 302 {
-			return nil, fmt.Errorf("statusCode %d is not 301 or 302", *r.StatusCode)
+		switch *r.StatusCode {
+		case 301, 302, 303, 307, 308:
+		default:
+			return nil, fmt.Errorf("statusCode %d is not 301, 302, 303, 307 or 308", *r.StatusCode)
 		}
 		out.Status = uint32(*r.StatusCode)
 	}
-	if p := r.Path; p != nil {
-		switch p.Type {
-		case gatewayv1.FullPathHTTPPathModifier:
-			if p.ReplaceFullPath == nil {
-				return nil, fmt.Errorf("path: ReplaceFullPath without replaceFullPath")
-			}
-			out.Path = &httproute.PathModifier{Replace: &httproute.PathModifier_Full{Full: *p.ReplaceFullPath}}
-		case gatewayv1.PrefixMatchHTTPPathModifier:
-			if p.ReplacePrefixMatch == nil {
-				return nil, fmt.Errorf("path: ReplacePrefixMatch without replacePrefixMatch")
-			}
-			out.Path = &httproute.PathModifier{Replace: &httproute.PathModifier_Prefix{Prefix: *p.ReplacePrefixMatch}}
-		default:
-			return nil, fmt.Errorf("path: unknown modifier type %q (want ReplaceFullPath or ReplacePrefixMatch)", p.Type)
+	if r.Path != nil {
+		p, err := pathModifier(r.Path)
+		if err != nil {
+			return nil, fmt.Errorf("path: %w", err)
 		}
+		out.Path = p
 	}
 	return out, nil
 }
@@ -217,6 +220,42 @@ func GRPCFilters(fs []gatewayv1.GRPCRouteFilter) ([]GRPCFilter, error) {
 			return nil, fmt.Errorf("filters[%d]: requestHeaderModifier: %w", i, err)
 		}
 		out = append(out, GRPCFilter{RequestHeaders: &httproute.RequestHeaderModifier{Add: add, Set: set, Remove: remove}})
+	}
+	return out, nil
+}
+
+// pathModifier translates a redirect's or rewrite's path modifier.
+func pathModifier(p *gatewayv1.HTTPPathModifier) (*httproute.PathModifier, error) {
+	switch p.Type {
+	case gatewayv1.FullPathHTTPPathModifier:
+		if p.ReplaceFullPath == nil {
+			return nil, fmt.Errorf("ReplaceFullPath without replaceFullPath")
+		}
+		return &httproute.PathModifier{Replace: &httproute.PathModifier_Full{Full: *p.ReplaceFullPath}}, nil
+	case gatewayv1.PrefixMatchHTTPPathModifier:
+		if p.ReplacePrefixMatch == nil {
+			return nil, fmt.Errorf("ReplacePrefixMatch without replacePrefixMatch")
+		}
+		return &httproute.PathModifier{Replace: &httproute.PathModifier_Prefix{Prefix: *p.ReplacePrefixMatch}}, nil
+	}
+	return nil, fmt.Errorf("unknown modifier type %q (want ReplaceFullPath or ReplacePrefixMatch)", p.Type)
+}
+
+// urlRewrite translates a URLRewrite filter: a new host name and/or path.
+func urlRewrite(r *gatewayv1.HTTPURLRewriteFilter) (*httproute.UrlRewrite, error) {
+	if r == nil {
+		return nil, fmt.Errorf("URLRewrite filter without urlRewrite")
+	}
+	out := &httproute.UrlRewrite{}
+	if r.Hostname != nil {
+		out.Host = strings.ToLower(string(*r.Hostname))
+	}
+	if r.Path != nil {
+		p, err := pathModifier(r.Path)
+		if err != nil {
+			return nil, fmt.Errorf("path: %w", err)
+		}
+		out.Path = p
 	}
 	return out, nil
 }

@@ -294,3 +294,40 @@ func FuzzFailureAccrual(f *testing.F) {
 		}
 	})
 }
+
+func TestGatewayRewriteAndRedirectStatuses(t *testing.T) {
+	fs, err := GatewayHTTPFilters([]gatewayv1.HTTPRouteFilter{
+		{Type: gatewayv1.HTTPRouteFilterURLRewrite, URLRewrite: &gatewayv1.HTTPURLRewriteFilter{Hostname: ptr(gatewayv1.PreciseHostname("Web.Example")),
+			Path: &gatewayv1.HTTPPathModifier{Type: gatewayv1.PrefixMatchHTTPPathModifier, ReplacePrefixMatch: ptr("/one")}}},
+		{Type: gatewayv1.HTTPRouteFilterURLRewrite, URLRewrite: &gatewayv1.HTTPURLRewriteFilter{
+			Path: &gatewayv1.HTTPPathModifier{Type: gatewayv1.FullPathHTTPPathModifier, ReplaceFullPath: ptr("/test")}}},
+		{Type: gatewayv1.HTTPRouteFilterRequestRedirect, RequestRedirect: &gatewayv1.HTTPRequestRedirectFilter{StatusCode: ptr(308)}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &httproute.UrlRewrite{Host: "web.example", Path: &httproute.PathModifier{Replace: &httproute.PathModifier_Prefix{Prefix: "/one"}}}
+	if !proto.Equal(fs[0].Rewrite, want) {
+		t.Errorf("rewrite = %v, want %v", fs[0].Rewrite, want)
+	}
+	if fs[1].Rewrite.GetHost() != "" || fs[1].Rewrite.GetPath().GetFull() != "/test" {
+		t.Errorf("full-path rewrite = %v", fs[1].Rewrite)
+	}
+	if fs[2].Redirect.GetStatus() != 308 {
+		t.Errorf("redirect status = %d, want 308", fs[2].Redirect.GetStatus())
+	}
+	for _, code := range []int{303, 307} {
+		if _, err := GatewayHTTPFilters([]gatewayv1.HTTPRouteFilter{{Type: gatewayv1.HTTPRouteFilterRequestRedirect, RequestRedirect: &gatewayv1.HTTPRequestRedirectFilter{StatusCode: ptr(code)}}}); err != nil {
+			t.Errorf("status %d: %v", code, err)
+		}
+	}
+	for name, f := range map[string]gatewayv1.HTTPRouteFilter{
+		"rewrite without body": {Type: gatewayv1.HTTPRouteFilterURLRewrite},
+		"rewrite bad path":     {Type: gatewayv1.HTTPRouteFilterURLRewrite, URLRewrite: &gatewayv1.HTTPURLRewriteFilter{Path: &gatewayv1.HTTPPathModifier{Type: gatewayv1.FullPathHTTPPathModifier}}},
+		"redirect status 300":  {Type: gatewayv1.HTTPRouteFilterRequestRedirect, RequestRedirect: &gatewayv1.HTTPRequestRedirectFilter{StatusCode: ptr(300)}},
+	} {
+		if _, err := GatewayHTTPFilters([]gatewayv1.HTTPRouteFilter{f}); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}

@@ -13,6 +13,7 @@ const (
 	CommentRedirectInboundPorts = "proxy-init/redirect-inbound-ports-to-proxy-port"
 	CommentRedirectAllIncoming  = "proxy-init/redirect-all-incoming-to-proxy-port"
 	CommentInstallPrerouting    = "proxy-init/install-proxy-init-prerouting"
+	CommentRedirectLocal        = "proxy-init/redirect-non-loopback-local-traffic"
 	CommentIgnoreProxyUser      = "proxy-init/ignore-proxy-user-id"
 	CommentIgnoreProxyGroup     = "proxy-init/ignore-proxy-group-id"
 	CommentIgnoreLoopback       = "proxy-init/ignore-loopback"
@@ -107,6 +108,24 @@ func (c Config) redirectRules(f Family) []Rule {
 func (c Config) outputRules(f Family) []Rule {
 	var rs []Rule
 	ret := []string{"-j", "RETURN"}
+	// The proxy's own connections to a local address that is not loopback (the pod's
+	// IP: a request to a Service the pod itself backs) go to its inbound side, as any
+	// other meshed client's do, instead of straight to the application.
+	loopback := "127.0.0.1/32"
+	if f == IPv6 {
+		loopback = "::1/128"
+	}
+	toInbound := []string{"-j", RedirectChain}
+	if c.ProxyUID != NoID {
+		rs = append(rs, rule(OutputChain, cat(
+			[]string{"!", "-d", loopback, "-o", "lo", "-m", "owner", "--uid-owner", strconv.FormatInt(c.ProxyUID, 10)},
+			comment(CommentRedirectLocal), toInbound)...))
+	}
+	if c.ProxyGID != NoID {
+		rs = append(rs, rule(OutputChain, cat(
+			[]string{"!", "-d", loopback, "-o", "lo", "-m", "owner", "--gid-owner", strconv.FormatInt(c.ProxyGID, 10)},
+			comment(CommentRedirectLocal), toInbound)...))
+	}
 	if c.ProxyUID != NoID {
 		rs = append(rs, rule(OutputChain, cat(
 			[]string{"-m", "owner", "--uid-owner", strconv.FormatInt(c.ProxyUID, 10)},

@@ -34,6 +34,8 @@ func TestRestoreInputPerFamily(t *testing.T) {
 -A PROXY_INIT_REDIRECT -s 10.0.0.0/8 -m comment --comment "proxy-init/ignore-inbound-subnet" -j RETURN
 -A PROXY_INIT_REDIRECT -p tcp -m comment --comment "proxy-init/redirect-all-incoming-to-proxy-port" -j REDIRECT --to-ports 4143
 -A PREROUTING -m comment --comment "proxy-init/install-proxy-init-prerouting" -j PROXY_INIT_REDIRECT
+-A PROXY_INIT_OUTPUT ! -d 127.0.0.1/32 -o lo -m owner --uid-owner 2102 -m comment --comment "proxy-init/redirect-non-loopback-local-traffic" -j PROXY_INIT_REDIRECT
+-A PROXY_INIT_OUTPUT ! -d 127.0.0.1/32 -o lo -m owner --gid-owner 2103 -m comment --comment "proxy-init/redirect-non-loopback-local-traffic" -j PROXY_INIT_REDIRECT
 -A PROXY_INIT_OUTPUT -m owner --uid-owner 2102 -m comment --comment "proxy-init/ignore-proxy-user-id" -j RETURN
 -A PROXY_INIT_OUTPUT -m owner --gid-owner 2103 -m comment --comment "proxy-init/ignore-proxy-group-id" -j RETURN
 -A PROXY_INIT_OUTPUT -o lo -m comment --comment "proxy-init/ignore-loopback" -j RETURN
@@ -50,6 +52,8 @@ COMMIT
 -A PROXY_INIT_REDIRECT -s fd00::/8 -m comment --comment "proxy-init/ignore-inbound-subnet" -j RETURN
 -A PROXY_INIT_REDIRECT -p tcp -m comment --comment "proxy-init/redirect-all-incoming-to-proxy-port" -j REDIRECT --to-ports 4143
 -A PREROUTING -m comment --comment "proxy-init/install-proxy-init-prerouting" -j PROXY_INIT_REDIRECT
+-A PROXY_INIT_OUTPUT ! -d ::1/128 -o lo -m owner --uid-owner 2102 -m comment --comment "proxy-init/redirect-non-loopback-local-traffic" -j PROXY_INIT_REDIRECT
+-A PROXY_INIT_OUTPUT ! -d ::1/128 -o lo -m owner --gid-owner 2103 -m comment --comment "proxy-init/redirect-non-loopback-local-traffic" -j PROXY_INIT_REDIRECT
 -A PROXY_INIT_OUTPUT -m owner --uid-owner 2102 -m comment --comment "proxy-init/ignore-proxy-user-id" -j RETURN
 -A PROXY_INIT_OUTPUT -m owner --gid-owner 2103 -m comment --comment "proxy-init/ignore-proxy-group-id" -j RETURN
 -A PROXY_INIT_OUTPUT -o lo -m comment --comment "proxy-init/ignore-loopback" -j RETURN

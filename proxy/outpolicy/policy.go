@@ -166,6 +166,7 @@ type filters struct {
 	remove   []string
 	fail     *failure
 	redirect *redirect
+	rewrite  *rewrite
 	// respMod applies the response header modifiers; nil when there are none.
 	respMod func(http.Header)
 }
@@ -351,18 +352,12 @@ func compileHTTP(routes []*pb.HttpRoute) (*Policy, error) {
 			if cr.filters, err = httpFilters(rule.GetFilters()); err != nil {
 				return nil, fmt.Errorf("route %s rule %d: %w", name, i, err)
 			}
-			if rd := cr.filters.redirect; rd != nil {
-				for _, m := range rule.GetMatches() {
-					if pfx := m.GetPath().GetPrefix(); pfx != "" {
-						rd.prefixes = append(rd.prefixes, pfx)
-					}
-				}
-			}
 			//lint:ignore SA1019 controllers before Timeouts send only the deprecated field
 			cr.Timeout = timeout(rule.GetTimeouts(), rule.GetRequestTimeout())
 			if err := cr.setBackends(httpBackends(rule.GetBackends())); err != nil {
 				return nil, fmt.Errorf("route %s rule %d: %w", name, i, err)
 			}
+			cr.setMatchedPrefixes(rule.GetMatches())
 			if err := cr.httpRetry(rule.GetRetry()); err != nil {
 				return nil, fmt.Errorf("route %s rule %d: %w", name, i, err)
 			}
@@ -403,6 +398,29 @@ func compileGRPC(routes []*pb.GrpcRoute) (*Policy, error) {
 }
 
 // plain reports whether the rule only forwards to one backend, unchanged.
+// setMatchedPrefixes gives the redirects and rewrites of the rule and its backends that
+// replace a matched prefix the prefixes of the rule's path matches.
+func (r *Rule) setMatchedPrefixes(ms []*httproute.HttpRouteMatch) {
+	var prefixes []string
+	for _, m := range ms {
+		if pfx := m.GetPath().GetPrefix(); pfx != "" {
+			prefixes = append(prefixes, pfx)
+		}
+	}
+	set := func(f *filters) {
+		if f.redirect != nil {
+			f.redirect.prefixes = prefixes
+		}
+		if f.rewrite != nil {
+			f.rewrite.prefixes = prefixes
+		}
+	}
+	set(&r.filters)
+	for i := range r.backends {
+		set(&r.backends[i].filters)
+	}
+}
+
 func (r *Rule) plain() bool {
 	return r.filters.empty() && r.Timeout == 0 && r.Retries == 0 && len(r.backends) == 1 && r.backends[0].filters.empty() && r.backends[0].authority != ""
 }
@@ -549,6 +567,12 @@ func httpFilters(fs []*pb.HttpRoute_Filter) (filters, error) {
 				return out, err
 			}
 			out.redirect = rd
+		case f.GetUrlRewrite() != nil:
+			rw, err := compileRewrite(f.GetUrlRewrite())
+			if err != nil {
+				return out, err
+			}
+			out.rewrite = rw
 		case f.GetResponseHeaderModifier() != nil:
 			m := f.GetResponseHeaderModifier()
 			var e filters
@@ -661,7 +685,7 @@ func validHeaderName(s string) bool {
 }
 
 func (f *filters) empty() bool {
-	return len(f.set) == 0 && len(f.add) == 0 && len(f.remove) == 0 && f.fail == nil && f.redirect == nil && f.respMod == nil
+	return len(f.set) == 0 && len(f.add) == 0 && len(f.remove) == 0 && f.fail == nil && f.redirect == nil && f.rewrite == nil && f.respMod == nil
 }
 
 // apply modifies h by the header filters and returns the injected failure, if this

@@ -39,7 +39,8 @@ func (rt *Router) Active() bool {
 }
 
 // RouteRequest picks the rule of r (404 "no route found for request" when none matches;
-// gRPC NOT_FOUND), applies its request filters and then a backend's, chosen at random
+// gRPC NOT_FOUND), applies its request filters (header edits, then a URL rewrite) and
+// then a backend's, chosen at random
 // by weight, and resolves that backend's Service. A backend that does not resolve, and
 // a rule whose backends all have weight 0, fail the request with 500.
 func (rt *Router) RouteRequest(r *http.Request) (forward.PolicyDecision, error) {
@@ -60,12 +61,18 @@ func (rt *Router) RouteRequest(r *http.Request) (forward.PolicyDecision, error) 
 	if rd := rule.filters.redirect; rd != nil {
 		return refused, &forward.RouteError{Status: rd.status, Reason: "redirected by route " + rule.Name, Location: rd.location(r)}
 	}
+	if rw := rule.filters.rewrite; rw != nil {
+		rw.apply(r)
+	}
 	b := rule.pick()
 	if b == nil {
 		return refused, &forward.RouteError{Status: http.StatusInternalServerError, Reason: "no backend with a weight for the route " + rule.Name}
 	}
 	if f := b.filters.apply(r.Header); f != nil {
 		return refused, f.err()
+	}
+	if rw := b.filters.rewrite; rw != nil {
+		rw.apply(r)
 	}
 	if b.authority == "" {
 		return refused, &forward.RouteError{Status: http.StatusInternalServerError, Reason: "route backend unavailable"}

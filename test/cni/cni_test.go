@@ -1,6 +1,7 @@
-// Package cni runs l5d's CNI mode end to end on a one-node local cluster whose node agent
-// sets up pod networks with the node's CNI configuration (the standard bridge, host-local
-// and loopback plugins): linkerd install-cni, linkerd install --linkerd-cni-enabled, linkerd
+// Package cni runs l5d's CNI mode end to end on a local cluster of one real node (kubelet
+// and containerd, l5d's images built from bin/) whose containerd sets up pod networks with
+// the node's CNI configuration (the standard bridge, host-local and loopback plugins):
+// linkerd install-cni, linkerd install --linkerd-cni-enabled, linkerd
 // check --linkerd-cni-enabled, the demo application meshed without any NET_ADMIN container
 // and talking mTLS, and the network validator failing a pod clearly once the plugin has
 // left the node's configuration.
@@ -34,7 +35,6 @@ type env struct {
 	t       *testing.T
 	ctx     context.Context
 	c       *localcluster.Cluster
-	bins    string
 	runDir  string
 	linkerd string
 }
@@ -95,7 +95,7 @@ func (e *env) chained() string {
 
 func setUp(t *testing.T) *env {
 	if os.Geteuid() != 0 {
-		t.Skip("needs root: pods are network namespaces")
+		t.Skip("needs root: network namespaces, containerd and the kubelet")
 	}
 	if os.Getenv("L5D_SKIP_KUBE") != "" {
 		t.Skip("L5D_SKIP_KUBE is set")
@@ -106,7 +106,6 @@ func setUp(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bins := podBinaries(t, filepath.Join(root, "bin"))
 	out, err := exec.Command(filepath.Join(root, "tools", "cni-plugins", "build.sh")).Output()
 	if err != nil {
 		t.Fatalf("tools/cni-plugins/build.sh: %v", err)
@@ -121,18 +120,14 @@ func setUp(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The node agent makes the install-cni container's mount points (/host/etc/cni/net.d,
-	// /host/opt/cni/bin) on this machine's file system; only empty directories that were
-	// not there before are removed at the end.
-	t.Cleanup(removeNewEmptyDirs("/host/etc/cni/net.d", "/host/opt/cni/bin"))
 	c, err := localcluster.Up(ctx, localcluster.Options{
-		RunDir: runDir, BinDirs: []string{bins}, CNIPlugins: plugins,
+		RunDir: runDir, CNIPlugins: plugins, Kubelet: true, L5DImages: root,
 		Logger: slog.New(slog.NewTextHandler(logFile, nil)),
 	})
 	if err != nil {
 		t.Fatalf("starting the local cluster: %v", err)
 	}
-	e := &env{t: t, ctx: ctx, c: c, bins: bins, runDir: runDir, linkerd: filepath.Join(bins, "linkerd")}
+	e := &env{t: t, ctx: ctx, c: c, runDir: runDir, linkerd: filepath.Join(root, "bin", "linkerd")}
 	t.Cleanup(func() {
 		if t.Failed() {
 			e.dumpLogs()
@@ -146,40 +141,9 @@ func setUp(t *testing.T) *env {
 	return e
 }
 
-// podBinaries copies bin/ into a directory every container user can read and execute.
-func podBinaries(t *testing.T, bin string) string {
-	t.Helper()
-	entries, err := os.ReadDir(bin)
-	if err != nil || len(entries) == 0 {
-		t.Fatalf("the test needs the built binaries in %s (make build): %v", bin, err)
-	}
-	dir, err := os.MkdirTemp("", "l5d-cni-e2e-bin-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range entries {
-		if e.IsDir() {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join(bin, e.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, e.Name()), b, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dir
-}
-
 // dumpLogs prints the tail of every container log of the run.
 func (e *env) dumpLogs() {
-	logs, _ := filepath.Glob(filepath.Join(e.runDir, "pods", "*", "logs", "*.log"))
-	logs = append(logs, filepath.Join(e.runDir, "cluster.log"))
+	logs := append(localcluster.PodLogFiles(e.runDir, "*"), filepath.Join(e.runDir, "cluster.log"))
 	for _, l := range logs {
 		b, _ := os.ReadFile(l)
 		if len(b) > 3000 {
@@ -281,7 +245,7 @@ func TestCNIModeMeshesWithoutNetAdminAndTheValidatorCatchesAMissingPlugin(t *tes
 	if _, err := client.CoreV1().Pods(demoNS).Create(e.ctx, &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "unprotected"},
 		Spec: corev1.PodSpec{Containers: []corev1.Container{{
-			Name: "app", Image: "ghcr.io/l5d-go/demo-catalog:dev",
+			Name: "app", Image: "ghcr.io/l5d-go/demo-catalog:v1",
 		}}},
 	}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
@@ -296,9 +260,9 @@ func TestCNIModeMeshesWithoutNetAdminAndTheValidatorCatchesAMissingPlugin(t *tes
 			if cs.Name != proxyconf.NetworkValidatorContainer {
 				continue
 			}
-			for _, st := range []corev1.ContainerState{cs.State, cs.LastTerminationState} {
+			for i, st := range []corev1.ContainerState{cs.State, cs.LastTerminationState} {
 				if term := st.Terminated; term != nil && term.ExitCode == 1 {
-					logText, _ := os.ReadFile(node.LogPath(e.runDir, demoNS, "unprotected", cs.Name))
+					logText, _ := client.CoreV1().Pods(demoNS).GetLogs("unprotected", &corev1.PodLogOptions{Container: cs.Name, Previous: i == 1}).DoRaw(e.ctx)
 					if strings.Contains(term.Message, want) || strings.Contains(string(logText), want) {
 						if podReady(p) {
 							return "the pod is ready although its validator failed"
@@ -338,22 +302,4 @@ func podReady(p *corev1.Pod) bool {
 		}
 	}
 	return false
-}
-
-// removeNewEmptyDirs returns a function that removes those of paths, and of their parents,
-// that do not exist now and are empty directories then.
-func removeNewEmptyDirs(paths ...string) func() {
-	var fresh []string
-	for _, p := range paths {
-		for d := p; d != "/" && d != "."; d = filepath.Dir(d) {
-			if _, err := os.Stat(d); os.IsNotExist(err) {
-				fresh = append(fresh, d) // deepest first
-			}
-		}
-	}
-	return func() {
-		for _, d := range fresh {
-			os.Remove(d) // fails, leaving it, unless it is an empty directory
-		}
-	}
 }

@@ -1,5 +1,6 @@
 // Package e2e runs l5d the way a user meets it, on a whole local cluster
-// (test/localcluster) of three nodes: install with the linkerd CLI (--ha, with a trust
+// (test/localcluster) of three real nodes (the kubelet on containerd, pods from l5d's own
+// images built from bin/ into the cluster's registry): install with the linkerd CLI (--ha, with a trust
 // anchor and issuer of the suite's own so it can rotate the issuer), check, and mesh
 // workloads. One cluster and one control plane serve every test of the package, in order;
 // each test uses namespaces of its own and leaves the control plane as it found it.
@@ -16,7 +17,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -39,9 +39,9 @@ const issuanceLifetime = 2 * time.Minute
 
 // Suite is the one cluster every test shares.
 type Suite struct {
-	// Root is the repository root; Bins the world-readable copy of bin/ pods run from.
-	Root, Bins string
-	Cluster    *localcluster.Cluster
+	// Root is the repository root.
+	Root    string
+	Cluster *localcluster.Cluster
 	// Anchor is the trust anchor the control plane was installed with (its key lets a
 	// test sign a new issuer); Issuer the issuer it was installed with.
 	Anchor, Issuer *certs.Authority
@@ -80,6 +80,7 @@ func runSuite(m *testing.M) int {
 	var cleanup func()
 	suite, cleanup, setupErr = setUp(ctx)
 	setupTime = time.Since(start)
+	fmt.Printf("e2e: cluster of real nodes up, images pushed, control plane installed and checked in %v (err: %v)\n", setupTime.Round(time.Second), setupErr)
 	code := m.Run()
 	if suite != nil && code != 0 {
 		suite.dumpLogs(os.Stdout)
@@ -121,12 +122,9 @@ func setUp(ctx context.Context) (s *Suite, cleanup func(), err error) {
 	if err != nil {
 		return nil, cleanup, err
 	}
-	bins, err := podBinaries(root)
-	if bins != "" {
-		undo = append(undo, func() { os.RemoveAll(bins) })
-	}
+	plugins, err := exec.CommandContext(ctx, filepath.Join(root, "tools", "cni-plugins", "build.sh")).Output()
 	if err != nil {
-		return nil, cleanup, err
+		return nil, cleanup, fmt.Errorf("e2e needs the standard CNI plugins (make cni-plugins): %w", err)
 	}
 	runDir, err := os.MkdirTemp("", "l5d-e2e-")
 	if err != nil {
@@ -139,14 +137,15 @@ func setUp(ctx context.Context) (s *Suite, cleanup func(), err error) {
 	}
 	undo = append(undo, func() { logFile.Close() })
 	c, err := localcluster.Up(ctx, localcluster.Options{
-		RunDir: runDir, BinDirs: []string{bins}, Nodes: 3,
-		Logger: slog.New(slog.NewTextHandler(logFile, nil)),
+		RunDir: runDir, Nodes: 3, Kubelet: true, L5DImages: root,
+		CNIPlugins: strings.TrimSpace(string(plugins)),
+		Logger:     slog.New(slog.NewTextHandler(logFile, nil)),
 	})
 	if err != nil {
 		return nil, cleanup, fmt.Errorf("starting the local cluster: %w", err)
 	}
 	undo = append(undo, func() { c.Close() })
-	s = &Suite{Root: root, Bins: bins, Cluster: c, Ctx: ctx}
+	s = &Suite{Root: root, Cluster: c, Ctx: ctx}
 
 	v := certs.ValidFor(time.Now(), 24*time.Hour)
 	if s.Anchor, err = certs.NewTrustAnchor(certs.DefaultAnchorCommonName, v); err != nil {
@@ -364,53 +363,6 @@ func (s *Suite) TrafficStats(ns, pod string) (traffic.Stats, error) {
 	return st, nil
 }
 
-// podBinaries copies bin/, the Prometheus server the viz extension runs (image
-// "prometheus", built and cached by tools/prometheus/build.sh, as `make e2e` does) and
-// Jaeger's all-in-one the jaeger extension runs (tools/jaeger/build.sh) into a
-// fresh directory every container user can read and execute (the proxy runs as uid 2102,
-// Prometheus as 65534) and returns it.
-func podBinaries(root string) (string, error) {
-	bin := filepath.Join(root, "bin")
-	entries, err := os.ReadDir(bin)
-	if err != nil || len(entries) == 0 {
-		return "", fmt.Errorf("e2e needs the built binaries in %s (make build): %v", bin, err)
-	}
-	var files []string
-	for _, e := range entries {
-		if !e.IsDir() {
-			files = append(files, filepath.Join(bin, e.Name()))
-		}
-	}
-	for _, tool := range []struct{ script, make string }{
-		{"prometheus", "prometheus-bin"}, // image "prometheus" of the viz extension
-		{"jaeger", "jaeger-bin"},         // image "all-in-one" of the jaeger extension
-	} {
-		out, err := exec.Command(filepath.Join(root, "tools", tool.script, "build.sh")).Output()
-		if err != nil {
-			return "", fmt.Errorf("e2e needs the %s server (make %s): %w", tool.script, tool.make, err)
-		}
-		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-		files = append(files, lines[len(lines)-1])
-	}
-	dir, err := os.MkdirTemp("", "l5d-e2e-bin-")
-	if err != nil {
-		return "", err
-	}
-	if err := os.Chmod(dir, 0o755); err != nil {
-		return dir, err
-	}
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			return dir, err
-		}
-		if err := os.WriteFile(filepath.Join(dir, filepath.Base(f)), b, 0o755); err != nil {
-			return dir, err
-		}
-	}
-	return dir, nil
-}
-
 // dumpLogs writes the tail of every container log and of the cluster's own log.
 func (s *Suite) dumpLogs(w io.Writer) {
 	s.dumpNamespaceLogs(w, "*")
@@ -418,14 +370,13 @@ func (s *Suite) dumpLogs(w io.Writer) {
 }
 
 // dumpNamespaceLogs writes the tail of every container log of the pods in namespace ns
-// (a glob pattern).
+// (a glob pattern), a restarted container's earlier runs too.
 func (s *Suite) dumpNamespaceLogs(w io.Writer, ns string) {
-	logs, _ := filepath.Glob(filepath.Join(s.Cluster.RunDir(), "pods", ns+"_*", "logs", "*.log"))
-	s.dumpFiles(w, logs)
+	s.dumpFiles(w, localcluster.PodLogFiles(s.Cluster.RunDir(), ns))
 }
 
+// dumpFiles writes the tail of each file.
 func (s *Suite) dumpFiles(w io.Writer, logs []string) {
-	sort.Strings(logs)
 	for _, l := range logs {
 		b, err := os.ReadFile(l)
 		if err != nil {

@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/l5d-go/l5d/test/node"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -246,7 +245,7 @@ func (s *Suite) waitNoStatus(t *testing.T, ns, pod, status string, n int64) {
 // ServiceAccount too) and returns the client's output.
 func (s *Suite) runEchoClient(t *testing.T, ns, job string, args ...string) string {
 	t.Helper()
-	s.Apply(t, meshedJob{NS: ns, Name: job, Container: "client", Image: "registry.k8s.io/gateway-api/echo-advanced:v1",
+	s.Apply(t, meshedJob{NS: ns, Name: job, Container: "client", Image: echoImage,
 		Args: append([]string{"client"}, args...), BackoffLimit: 2}.YAML())
 	s.waitJobComplete(t, ns, job)
 	pods, err := s.Cluster.Client().CoreV1().Pods(ns).List(s.Ctx, metav1.ListOptions{LabelSelector: "job-name=" + job})
@@ -255,7 +254,7 @@ func (s *Suite) runEchoClient(t *testing.T, ns, job string, args ...string) stri
 	}
 	for _, p := range pods.Items {
 		if p.Status.Phase == corev1.PodSucceeded {
-			b, err := os.ReadFile(node.LogPath(s.Cluster.RunDir(), ns, p.Name, "client"))
+			b, err := s.Cluster.Client().CoreV1().Pods(ns).GetLogs(p.Name, &corev1.PodLogOptions{Container: "client"}).DoRaw(s.Ctx)
 			if err != nil {
 				t.Fatalf("output of job %s: %v", job, err)
 			}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/l5d-go/l5d/deploy/images"
 	"github.com/l5d-go/l5d/test/demo/traffic"
 	corev1 "k8s.io/api/core/v1"
 )
@@ -42,6 +43,18 @@ var demoPorts = map[string]struct {
 	// echoArgs.
 	"echo-advanced": {map[string]int{"http": 8080, "probe": 8081}, "probe"},
 }
+
+// imageRef is the reference of a demoPorts image as make images names it: the demo's
+// ghcr.io/l5d-go/<name>:v1, and echo-advanced under the Gateway API conformance suite's name.
+func imageRef(name string) string {
+	if name == "echo-advanced" {
+		return echoImage
+	}
+	return "ghcr.io/l5d-go/" + name + ":v1"
+}
+
+// echoImage is the echo-advanced image (test/cmd/echo-advanced).
+const echoImage = "registry.k8s.io/gateway-api/echo-advanced:" + images.EchoAdvancedTag
 
 // echoArgs serve the echo-advanced ports of demoPorts.
 var echoArgs = []string{"--port=8080", "--port=8081"}
@@ -93,8 +106,8 @@ spec:
       serviceAccountName: %s
       containers:
       - name: %s
-        image: ghcr.io/l5d-go/%s:v1
-`, sa, w.Name, w.Image)
+        image: %s
+`, sa, w.Name, imageRef(w.Image))
 	b.WriteString(containerArgs(w.Args, "        "))
 	b.WriteString(containerEnvAndPorts(w.Env, ports.ports, "        "))
 	fmt.Fprintf(&b, `        readinessProbe:

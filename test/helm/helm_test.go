@@ -1,7 +1,8 @@
 // Package helm installs l5d the way a Helm user does, with the real helm CLI (make helm) and
 // the charts make charts packages: TestChartPackages checks the packages themselves (same
 // bytes on every run, a Helm repository index, OCI layouts of what helm push pushes);
-// TestHelmLifecycle, on a three-node local cluster (test/localcluster), installs
+// TestHelmLifecycle, on a local cluster of three real nodes (test/localcluster: kubelet
+// and containerd, l5d's images built from bin/), installs
 // linkerd-crds and linkerd-control-plane with a trust anchor and issuer of its own, runs
 // linkerd check, upgrades to values-ha.yaml, checks again and uninstalls both releases,
 // leaving nothing behind.
@@ -285,7 +286,7 @@ func TestHelmLifecycle(t *testing.T) {
 	case testing.Short():
 		t.Skip("-short")
 	case os.Geteuid() != 0:
-		t.Skip("needs root (pods are network namespaces)")
+		t.Skip("needs root (network namespaces, containerd and the kubelet)")
 	case os.Getenv("L5D_SKIP_KUBE") != "":
 		t.Skip("L5D_SKIP_KUBE is set")
 	}
@@ -380,33 +381,18 @@ func TestHelmLifecycle(t *testing.T) {
 	t.Logf("whole lifecycle (cluster start included): %v", time.Since(start).Round(time.Second))
 }
 
-// startCluster starts a three-node local cluster running the pods from a world-readable
-// copy of bin/ and returns it and its run directory; all go when t ends.
+// startCluster starts a local cluster of three real nodes (kubelet and containerd) whose
+// registry holds l5d's images built from bin/ (tagged as bin/linkerd's version, the
+// charts' appVersion here) and returns it and its run directory; all go when t ends.
 func startCluster(t *testing.T, ctx context.Context) (*localcluster.Cluster, string) {
 	t.Helper()
-	bins, err := os.MkdirTemp("", "l5d-helm-bin-")
+	repo, err := filepath.Abs(root)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { os.RemoveAll(bins) })
-	if err := os.Chmod(bins, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	entries, err := os.ReadDir(filepath.Join(root, "bin"))
+	plugins, err := exec.CommandContext(ctx, filepath.Join(repo, "tools", "cni-plugins", "build.sh")).Output()
 	if err != nil {
-		t.Fatalf("the built binaries (make build): %v", err)
-	}
-	for _, e := range entries {
-		if e.IsDir() {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join(root, "bin", e.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(bins, e.Name()), b, 0o755); err != nil {
-			t.Fatal(err)
-		}
+		t.Fatalf("the standard CNI plugins (make cni-plugins): %v", err)
 	}
 	runDir, err := os.MkdirTemp("", "l5d-helm-")
 	if err != nil {
@@ -423,8 +409,9 @@ func startCluster(t *testing.T, ctx context.Context) (*localcluster.Cluster, str
 	}
 	t.Cleanup(func() { logFile.Close() })
 	c, err := localcluster.Up(ctx, localcluster.Options{
-		RunDir: runDir, BinDirs: []string{bins}, Nodes: 3,
-		Logger: slog.New(slog.NewTextHandler(logFile, nil)),
+		RunDir: runDir, Nodes: 3, Kubelet: true, L5DImages: repo,
+		CNIPlugins: strings.TrimSpace(string(plugins)),
+		Logger:     slog.New(slog.NewTextHandler(logFile, nil)),
 	})
 	if err != nil {
 		t.Fatalf("starting the local cluster: %v", err)
@@ -563,8 +550,7 @@ func nothingLeft(t *testing.T, ctx context.Context, c *localcluster.Cluster) {
 
 // dumpLogs prints the tail of the control plane's container logs and the cluster's log.
 func dumpLogs(t *testing.T, runDir string) {
-	logs, _ := filepath.Glob(filepath.Join(runDir, "pods", "linkerd_*", "logs", "*.log"))
-	sort.Strings(logs)
+	logs := localcluster.PodLogFiles(runDir, "linkerd")
 	for _, l := range append(logs, filepath.Join(runDir, "cluster.log")) {
 		b, err := os.ReadFile(l)
 		if err != nil {

@@ -155,6 +155,11 @@ type Options struct {
 	// output) whose images Up pushes to the registry, each under the reference its
 	// index.json names (see PushLayout).
 	ImageLayouts []string
+	// L5DImages, with Kubelet, is the repository root: Up builds every l5d image from its
+	// bin/ (BuildL5DImages, into RunDir/images) and pushes them, tagged with the version
+	// bin/linkerd reports, so that that CLI's install, viz install and jaeger install run on
+	// the real nodes from l5d's own images.
+	L5DImages string
 	// Runtime, with Kubelet, is the OCI runtime binary containerd's runc shim runs; empty
 	// means runc from PATH.
 	Runtime string
@@ -284,6 +289,9 @@ func Up(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	}
 	if opts.Kubelet && (opts.Addresses.PodCIDR != ClusterCIDR || opts.Addresses.ServiceCIDR != ServiceCIDR) {
 		return nil, fmt.Errorf("localcluster: Options.Addresses: real nodes (Kubelet) use the default pod and Service ranges (%v, %v) only", ClusterCIDR, ServiceCIDR)
+	}
+	if !opts.Kubelet && (opts.L5DImages != "" || len(opts.ImageLayouts) > 0) {
+		return nil, errors.New("localcluster: Options.L5DImages and Options.ImageLayouts need Options.Kubelet (the node agent runs programs, not images)")
 	}
 	if opts.Kubelet {
 		if err := checkKubeletPrereqs(&opts); err != nil {

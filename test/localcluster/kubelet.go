@@ -629,7 +629,15 @@ func (c *Cluster) startRealNodes(ctx context.Context) error {
 	if err := c.PushImage(ctx, strings.TrimPrefix(PauseImage, "registry.k8s.io/"), img); err != nil {
 		return err
 	}
-	for _, dir := range c.opts.ImageLayouts {
+	layouts := c.opts.ImageLayouts
+	if c.opts.L5DImages != "" {
+		dir, err := BuildL5DImages(ctx, c.opts.L5DImages, filepath.Join(c.opts.RunDir, "images"), c.log.With("component", "images"))
+		if err != nil {
+			return err
+		}
+		layouts = append(layouts, dir)
+	}
+	for _, dir := range layouts {
 		if err := c.PushLayout(ctx, dir); err != nil {
 			return err
 		}

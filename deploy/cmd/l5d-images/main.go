@@ -1,7 +1,7 @@
 // Command l5d-images builds l5d's container images as OCI images without a container engine
 // (make images) and pushes them to a registry (make images-push):
 //
-//	l5d-images build -bin bin -out bin/images/oci -version v1.2.3 [-epoch 1700000000] [-tarballs] [name...]
+//	l5d-images build -bin bin -out bin/images/oci -version v1.2.3 [-epoch 1700000000] [-prometheus PATH] [-jaeger PATH] [-tarballs] [name...]
 //	l5d-images push -layout bin/images/oci -registry host:port
 //	l5d-images list
 package main
@@ -42,6 +42,7 @@ func run(ctx context.Context, args []string) error {
 		version := fs.String("version", "", "tag of the l5d images (make's VERSION)")
 		epoch := fs.Int64("epoch", 0, "time stamp of every file and image, in seconds since 1970 (e.g. the commit's)")
 		prometheus := fs.String("prometheus", "", "the Prometheus binary of image prom/prometheus (tools/prometheus/build.sh); without it that image is skipped")
+		jaeger := fs.String("jaeger", "", "the Jaeger all-in-one binary of image jaegertracing/all-in-one (tools/jaeger/build.sh); without it that image is skipped")
 		tarballs := fs.Bool("tarballs", false, "also write <name>.tar next to the layout for `ctr images import`")
 		debs := fs.String("deb-cache", "", "cache of the Debian packages (default ~/.cache/l5d/debs)")
 		if err := fs.Parse(args[1:]); err != nil {
@@ -52,11 +53,16 @@ func run(ctx context.Context, args []string) error {
 			return err
 		}
 		extra := map[string]string{}
-		if *prometheus != "" {
-			extra["prometheus"] = *prometheus
-		} else if len(fs.Args()) == 0 {
-			imgs = without(imgs, "prometheus")
-			log.Warn("no -prometheus binary: image prom/prometheus not built")
+		for _, x := range []struct{ image, path, flag string }{
+			{"prometheus", *prometheus, "-prometheus"},
+			{"all-in-one", *jaeger, "-jaeger"},
+		} {
+			if x.path != "" {
+				extra[x.image] = x.path
+			} else if len(fs.Args()) == 0 {
+				imgs = without(imgs, x.image)
+				log.Warn("no "+x.flag+" binary: image not built", "image", x.image)
+			}
 		}
 		built, err := images.Build(ctx, imgs, images.Options{
 			BinDir: *bin, ExtraBins: extra, Out: *out, Version: *version,

@@ -650,6 +650,63 @@ func (x *RequestRedirect) GetStatus() uint32 {
 	return 0
 }
 
+// UrlRewrite rewrites a request before it is forwarded (the Gateway API's URLRewrite
+// filter; an l5d extension, not in linkerd2-proxy-api v0.20.0). Unset fields are left
+// alone.
+type UrlRewrite struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Replaces the request's Host (the whole authority).
+	Host string `protobuf:"bytes,1,opt,name=host,proto3" json:"host,omitempty"`
+	// Replaces the whole path, or the prefix the rule's path match matched.
+	Path          *PathModifier `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UrlRewrite) Reset() {
+	*x = UrlRewrite{}
+	mi := &file_io_linkerd_proxy_http_route_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UrlRewrite) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UrlRewrite) ProtoMessage() {}
+
+func (x *UrlRewrite) ProtoReflect() protoreflect.Message {
+	mi := &file_io_linkerd_proxy_http_route_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UrlRewrite.ProtoReflect.Descriptor instead.
+func (*UrlRewrite) Descriptor() ([]byte, []int) {
+	return file_io_linkerd_proxy_http_route_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *UrlRewrite) GetHost() string {
+	if x != nil {
+		return x.Host
+	}
+	return ""
+}
+
+func (x *UrlRewrite) GetPath() *PathModifier {
+	if x != nil {
+		return x.Path
+	}
+	return nil
+}
+
 type PathModifier struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Replace:
@@ -663,7 +720,7 @@ type PathModifier struct {
 
 func (x *PathModifier) Reset() {
 	*x = PathModifier{}
-	mi := &file_io_linkerd_proxy_http_route_proto_msgTypes[8]
+	mi := &file_io_linkerd_proxy_http_route_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -675,7 +732,7 @@ func (x *PathModifier) String() string {
 func (*PathModifier) ProtoMessage() {}
 
 func (x *PathModifier) ProtoReflect() protoreflect.Message {
-	mi := &file_io_linkerd_proxy_http_route_proto_msgTypes[8]
+	mi := &file_io_linkerd_proxy_http_route_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -688,7 +745,7 @@ func (x *PathModifier) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PathModifier.ProtoReflect.Descriptor instead.
 func (*PathModifier) Descriptor() ([]byte, []int) {
-	return file_io_linkerd_proxy_http_route_proto_rawDescGZIP(), []int{8}
+	return file_io_linkerd_proxy_http_route_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *PathModifier) GetReplace() isPathModifier_Replace {
@@ -743,7 +800,7 @@ type HttpFailureInjector struct {
 
 func (x *HttpFailureInjector) Reset() {
 	*x = HttpFailureInjector{}
-	mi := &file_io_linkerd_proxy_http_route_proto_msgTypes[9]
+	mi := &file_io_linkerd_proxy_http_route_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -755,7 +812,7 @@ func (x *HttpFailureInjector) String() string {
 func (*HttpFailureInjector) ProtoMessage() {}
 
 func (x *HttpFailureInjector) ProtoReflect() protoreflect.Message {
-	mi := &file_io_linkerd_proxy_http_route_proto_msgTypes[9]
+	mi := &file_io_linkerd_proxy_http_route_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -768,7 +825,7 @@ func (x *HttpFailureInjector) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HttpFailureInjector.ProtoReflect.Descriptor instead.
 func (*HttpFailureInjector) Descriptor() ([]byte, []int) {
-	return file_io_linkerd_proxy_http_route_proto_rawDescGZIP(), []int{9}
+	return file_io_linkerd_proxy_http_route_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *HttpFailureInjector) GetStatus() uint32 {
@@ -802,7 +859,7 @@ type Ratio struct {
 
 func (x *Ratio) Reset() {
 	*x = Ratio{}
-	mi := &file_io_linkerd_proxy_http_route_proto_msgTypes[10]
+	mi := &file_io_linkerd_proxy_http_route_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -814,7 +871,7 @@ func (x *Ratio) String() string {
 func (*Ratio) ProtoMessage() {}
 
 func (x *Ratio) ProtoReflect() protoreflect.Message {
-	mi := &file_io_linkerd_proxy_http_route_proto_msgTypes[10]
+	mi := &file_io_linkerd_proxy_http_route_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -827,7 +884,7 @@ func (x *Ratio) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ratio.ProtoReflect.Descriptor instead.
 func (*Ratio) Descriptor() ([]byte, []int) {
-	return file_io_linkerd_proxy_http_route_proto_rawDescGZIP(), []int{10}
+	return file_io_linkerd_proxy_http_route_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Ratio) GetNumerator() uint32 {
@@ -855,7 +912,7 @@ type Timeouts struct {
 
 func (x *Timeouts) Reset() {
 	*x = Timeouts{}
-	mi := &file_io_linkerd_proxy_http_route_proto_msgTypes[11]
+	mi := &file_io_linkerd_proxy_http_route_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -867,7 +924,7 @@ func (x *Timeouts) String() string {
 func (*Timeouts) ProtoMessage() {}
 
 func (x *Timeouts) ProtoReflect() protoreflect.Message {
-	mi := &file_io_linkerd_proxy_http_route_proto_msgTypes[11]
+	mi := &file_io_linkerd_proxy_http_route_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -880,7 +937,7 @@ func (x *Timeouts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Timeouts.ProtoReflect.Descriptor instead.
 func (*Timeouts) Descriptor() ([]byte, []int) {
-	return file_io_linkerd_proxy_http_route_proto_rawDescGZIP(), []int{11}
+	return file_io_linkerd_proxy_http_route_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Timeouts) GetResponse() *durationpb.Duration {
@@ -913,7 +970,7 @@ type HostMatch_Suffix struct {
 
 func (x *HostMatch_Suffix) Reset() {
 	*x = HostMatch_Suffix{}
-	mi := &file_io_linkerd_proxy_http_route_proto_msgTypes[12]
+	mi := &file_io_linkerd_proxy_http_route_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -925,7 +982,7 @@ func (x *HostMatch_Suffix) String() string {
 func (*HostMatch_Suffix) ProtoMessage() {}
 
 func (x *HostMatch_Suffix) ProtoReflect() protoreflect.Message {
-	mi := &file_io_linkerd_proxy_http_route_proto_msgTypes[12]
+	mi := &file_io_linkerd_proxy_http_route_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -992,7 +1049,11 @@ const file_io_linkerd_proxy_http_route_proto_rawDesc = "" +
 	"\x04host\x18\x02 \x01(\tR\x04host\x12=\n" +
 	"\x04path\x18\x03 \x01(\v2).io.linkerd.proxy.http_route.PathModifierR\x04path\x12\x12\n" +
 	"\x04port\x18\x04 \x01(\rR\x04port\x12\x16\n" +
-	"\x06status\x18\x05 \x01(\rR\x06status\"I\n" +
+	"\x06status\x18\x05 \x01(\rR\x06status\"_\n" +
+	"\n" +
+	"UrlRewrite\x12\x12\n" +
+	"\x04host\x18\x01 \x01(\tR\x04host\x12=\n" +
+	"\x04path\x18\x02 \x01(\v2).io.linkerd.proxy.http_route.PathModifierR\x04path\"I\n" +
 	"\fPathModifier\x12\x14\n" +
 	"\x04full\x18\x01 \x01(\tH\x00R\x04full\x12\x18\n" +
 	"\x06prefix\x18\x02 \x01(\tH\x00R\x06prefixB\t\n" +
@@ -1021,7 +1082,7 @@ func file_io_linkerd_proxy_http_route_proto_rawDescGZIP() []byte {
 	return file_io_linkerd_proxy_http_route_proto_rawDescData
 }
 
-var file_io_linkerd_proxy_http_route_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_io_linkerd_proxy_http_route_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_io_linkerd_proxy_http_route_proto_goTypes = []any{
 	(*HostMatch)(nil),              // 0: io.linkerd.proxy.http_route.HostMatch
 	(*HttpRouteMatch)(nil),         // 1: io.linkerd.proxy.http_route.HttpRouteMatch
@@ -1031,37 +1092,39 @@ var file_io_linkerd_proxy_http_route_proto_goTypes = []any{
 	(*RequestHeaderModifier)(nil),  // 5: io.linkerd.proxy.http_route.RequestHeaderModifier
 	(*ResponseHeaderModifier)(nil), // 6: io.linkerd.proxy.http_route.ResponseHeaderModifier
 	(*RequestRedirect)(nil),        // 7: io.linkerd.proxy.http_route.RequestRedirect
-	(*PathModifier)(nil),           // 8: io.linkerd.proxy.http_route.PathModifier
-	(*HttpFailureInjector)(nil),    // 9: io.linkerd.proxy.http_route.HttpFailureInjector
-	(*Ratio)(nil),                  // 10: io.linkerd.proxy.http_route.Ratio
-	(*Timeouts)(nil),               // 11: io.linkerd.proxy.http_route.Timeouts
-	(*HostMatch_Suffix)(nil),       // 12: io.linkerd.proxy.http_route.HostMatch.Suffix
-	(*httptypes.HttpMethod)(nil),   // 13: io.linkerd.proxy.http_types.HttpMethod
-	(*httptypes.Headers)(nil),      // 14: io.linkerd.proxy.http_types.Headers
-	(*httptypes.Scheme)(nil),       // 15: io.linkerd.proxy.http_types.Scheme
-	(*durationpb.Duration)(nil),    // 16: google.protobuf.Duration
+	(*UrlRewrite)(nil),             // 8: io.linkerd.proxy.http_route.UrlRewrite
+	(*PathModifier)(nil),           // 9: io.linkerd.proxy.http_route.PathModifier
+	(*HttpFailureInjector)(nil),    // 10: io.linkerd.proxy.http_route.HttpFailureInjector
+	(*Ratio)(nil),                  // 11: io.linkerd.proxy.http_route.Ratio
+	(*Timeouts)(nil),               // 12: io.linkerd.proxy.http_route.Timeouts
+	(*HostMatch_Suffix)(nil),       // 13: io.linkerd.proxy.http_route.HostMatch.Suffix
+	(*httptypes.HttpMethod)(nil),   // 14: io.linkerd.proxy.http_types.HttpMethod
+	(*httptypes.Headers)(nil),      // 15: io.linkerd.proxy.http_types.Headers
+	(*httptypes.Scheme)(nil),       // 16: io.linkerd.proxy.http_types.Scheme
+	(*durationpb.Duration)(nil),    // 17: google.protobuf.Duration
 }
 var file_io_linkerd_proxy_http_route_proto_depIdxs = []int32{
-	12, // 0: io.linkerd.proxy.http_route.HostMatch.suffix:type_name -> io.linkerd.proxy.http_route.HostMatch.Suffix
+	13, // 0: io.linkerd.proxy.http_route.HostMatch.suffix:type_name -> io.linkerd.proxy.http_route.HostMatch.Suffix
 	2,  // 1: io.linkerd.proxy.http_route.HttpRouteMatch.path:type_name -> io.linkerd.proxy.http_route.PathMatch
 	3,  // 2: io.linkerd.proxy.http_route.HttpRouteMatch.headers:type_name -> io.linkerd.proxy.http_route.HeaderMatch
 	4,  // 3: io.linkerd.proxy.http_route.HttpRouteMatch.query_params:type_name -> io.linkerd.proxy.http_route.QueryParamMatch
-	13, // 4: io.linkerd.proxy.http_route.HttpRouteMatch.method:type_name -> io.linkerd.proxy.http_types.HttpMethod
-	14, // 5: io.linkerd.proxy.http_route.RequestHeaderModifier.add:type_name -> io.linkerd.proxy.http_types.Headers
-	14, // 6: io.linkerd.proxy.http_route.RequestHeaderModifier.set:type_name -> io.linkerd.proxy.http_types.Headers
-	14, // 7: io.linkerd.proxy.http_route.ResponseHeaderModifier.add:type_name -> io.linkerd.proxy.http_types.Headers
-	14, // 8: io.linkerd.proxy.http_route.ResponseHeaderModifier.set:type_name -> io.linkerd.proxy.http_types.Headers
-	15, // 9: io.linkerd.proxy.http_route.RequestRedirect.scheme:type_name -> io.linkerd.proxy.http_types.Scheme
-	8,  // 10: io.linkerd.proxy.http_route.RequestRedirect.path:type_name -> io.linkerd.proxy.http_route.PathModifier
-	10, // 11: io.linkerd.proxy.http_route.HttpFailureInjector.ratio:type_name -> io.linkerd.proxy.http_route.Ratio
-	16, // 12: io.linkerd.proxy.http_route.Timeouts.response:type_name -> google.protobuf.Duration
-	16, // 13: io.linkerd.proxy.http_route.Timeouts.request:type_name -> google.protobuf.Duration
-	16, // 14: io.linkerd.proxy.http_route.Timeouts.idle:type_name -> google.protobuf.Duration
-	15, // [15:15] is the sub-list for method output_type
-	15, // [15:15] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	14, // 4: io.linkerd.proxy.http_route.HttpRouteMatch.method:type_name -> io.linkerd.proxy.http_types.HttpMethod
+	15, // 5: io.linkerd.proxy.http_route.RequestHeaderModifier.add:type_name -> io.linkerd.proxy.http_types.Headers
+	15, // 6: io.linkerd.proxy.http_route.RequestHeaderModifier.set:type_name -> io.linkerd.proxy.http_types.Headers
+	15, // 7: io.linkerd.proxy.http_route.ResponseHeaderModifier.add:type_name -> io.linkerd.proxy.http_types.Headers
+	15, // 8: io.linkerd.proxy.http_route.ResponseHeaderModifier.set:type_name -> io.linkerd.proxy.http_types.Headers
+	16, // 9: io.linkerd.proxy.http_route.RequestRedirect.scheme:type_name -> io.linkerd.proxy.http_types.Scheme
+	9,  // 10: io.linkerd.proxy.http_route.RequestRedirect.path:type_name -> io.linkerd.proxy.http_route.PathModifier
+	9,  // 11: io.linkerd.proxy.http_route.UrlRewrite.path:type_name -> io.linkerd.proxy.http_route.PathModifier
+	11, // 12: io.linkerd.proxy.http_route.HttpFailureInjector.ratio:type_name -> io.linkerd.proxy.http_route.Ratio
+	17, // 13: io.linkerd.proxy.http_route.Timeouts.response:type_name -> google.protobuf.Duration
+	17, // 14: io.linkerd.proxy.http_route.Timeouts.request:type_name -> google.protobuf.Duration
+	17, // 15: io.linkerd.proxy.http_route.Timeouts.idle:type_name -> google.protobuf.Duration
+	16, // [16:16] is the sub-list for method output_type
+	16, // [16:16] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_io_linkerd_proxy_http_route_proto_init() }
@@ -1086,7 +1149,7 @@ func file_io_linkerd_proxy_http_route_proto_init() {
 		(*QueryParamMatch_Exact)(nil),
 		(*QueryParamMatch_Regex)(nil),
 	}
-	file_io_linkerd_proxy_http_route_proto_msgTypes[8].OneofWrappers = []any{
+	file_io_linkerd_proxy_http_route_proto_msgTypes[9].OneofWrappers = []any{
 		(*PathModifier_Full)(nil),
 		(*PathModifier_Prefix)(nil),
 	}
@@ -1096,7 +1159,7 @@ func file_io_linkerd_proxy_http_route_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_io_linkerd_proxy_http_route_proto_rawDesc), len(file_io_linkerd_proxy_http_route_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   13,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

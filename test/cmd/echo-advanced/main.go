@@ -5,6 +5,9 @@
 //
 //	server --port=8080 --grpc=7070 --tcp=9090 --port=8443 --tls=8443 --crt=/cert.crt --key=/cert.key
 //	client http://echo/path --method=GET -H name:value --count=10
+//
+// Without a port flag the server serves Istio echo's defaults: HTTP on 8080, gRPC on 7070
+// and TCP on 9090.
 package main
 
 import (
@@ -84,6 +87,11 @@ func runServer(ctx context.Context, args []string) error {
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if len(s.HTTPPorts)+len(s.GRPCPorts)+len(s.TCPPorts) == 0 {
+		// Istio's echo serves its default ports when given none, as the conformance
+		// suite's consumer namespace expects (its echo-v1 has no arguments).
+		s.HTTPPorts, s.GRPCPorts, s.TCPPorts = []int{8080}, []int{7070}, []int{9090}
 	}
 	s.Log = serve.Logger("echo")
 	return s.Run(ctx)

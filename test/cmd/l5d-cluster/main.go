@@ -2,7 +2,7 @@
 // test/localcluster): a control plane on loopback and one node whose pods are processes
 // in network namespaces.
 //
-//	l5d-cluster up -run-dir DIR [-bin-dir DIR]... [-node NAME] [-nodes N] [-cni-plugins DIR] [-kubelet]
+//	l5d-cluster up -run-dir DIR [-bin-dir DIR]... [-node NAME] [-nodes N] [-cni-plugins DIR] [-kubelet [-image-layout DIR]... [-l5d-images ROOT]]
 //	               [-pod-cidr CIDR] [-pod-cidr-v6 CIDR] [-service-cidr CIDR] [-lb-cidr CIDR] [-v]
 //
 // The -*-cidr flags set the cluster's address plan (localcluster.Addresses), so that a
@@ -50,7 +50,7 @@ type dirList []string
 func (d *dirList) String() string     { return strings.Join(*d, ",") }
 func (d *dirList) Set(s string) error { *d = append(*d, s); return nil }
 
-const usage = `usage: l5d-cluster up -run-dir DIR [-bin-dir DIR]... [-node NAME] [-nodes N] [-cni-plugins DIR] [-kubelet]
+const usage = `usage: l5d-cluster up -run-dir DIR [-bin-dir DIR]... [-node NAME] [-nodes N] [-cni-plugins DIR] [-kubelet [-image-layout DIR]... [-l5d-images ROOT]]
                       [-pod-cidr CIDR] [-pod-cidr-v6 CIDR] [-service-cidr CIDR] [-lb-cidr CIDR] [-v]
        l5d-cluster connect -run-dir DIR -run-dir DIR`
 
@@ -113,6 +113,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.Var(prefixFlag{&addrs.PodCIDRv6}, "pod-cidr-v6", "IPv6 pod network (default fd00:244::/64)")
 	fs.Var(prefixFlag{&addrs.ServiceCIDR}, "service-cidr", "Service cluster IP range (default "+localcluster.ServiceCIDR.String()+")")
 	fs.Var(prefixFlag{&addrs.LoadBalancerCIDR}, "lb-cidr", "range LoadBalancer Services get their address from (default "+localcluster.LoadBalancerCIDR.String()+")")
+	var layouts dirList
+	fs.Var(&layouts, "image-layout", "with -kubelet, an OCI image layout (make images: bin/images/oci) whose images are pushed to the cluster's registry (repeatable)")
+	l5dImages := fs.String("l5d-images", "", "with -kubelet, the repository root: build every l5d image from its bin/ (tagged as its bin/linkerd's version) and push them")
 	verbose := fs.Bool("v", false, "log debug messages")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
@@ -139,7 +142,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	log.Info("starting the cluster", "runDir", *runDir, "binDirs", []string(binDirs))
 	c, err := localcluster.Up(ctx, localcluster.Options{
 		RunDir: *runDir, BinDirs: binDirs, NodeName: *nodeName, Nodes: *nodes, Logger: log,
-		CNIPlugins: *cniPlugins, Kubelet: *kubelet, Addresses: addrs,
+		CNIPlugins: *cniPlugins, Kubelet: *kubelet, Addresses: addrs, ImageLayouts: layouts, L5DImages: *l5dImages,
 	})
 	if err != nil {
 		return err
