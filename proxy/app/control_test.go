@@ -527,3 +527,34 @@ func TestLocalhostControlAddressesArePlaintext(t *testing.T) {
 		}
 	}
 }
+
+// TestOwnPodControllerOverLocalhost: the destination pod's proxy, given
+// LINKERD2_PROXY_DESTINATION_SVC_ADDR=localhost.:8086 as the chart gives it, reaches the
+// controller beside it in plaintext while it has a mesh identity (the controller serves
+// no TLS behind its proxy), and its application's requests are discovered through it and
+// sent over mesh TLS to the server proxy.
+func TestOwnPodControllerOverLocalhost(t *testing.T) {
+	m := startMeshCP(t)
+	local := scriptedcp.NewDestination()
+	localAddr, err := local.Start("127.0.0.1:0", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(local.Stop)
+	_, port, _ := net.SplitHostPort(localAddr)
+	server := startProxy(t, netip.AddrPort{}, namedApp(t, "app"), m.env(serverIdentity), nil)
+	env := m.env(clientIdentity)
+	env[config.EnvDestinationAddr] = "localhost.:" + port
+	client := startProxy(t, unreachable, netip.AddrPort{}, env, nil)
+	waitReady(t, server)
+	waitReady(t, client)
+	serverIn, _, _ := server.Addrs()
+	local.Set(svc, scriptedcp.Endpoint{Addr: serverIn, Identity: serverIdentity})
+	_, out, _ := client.Addrs()
+	if body, err := fetch(clientTo(out, false), "http://"+svc+"/"); err != nil || body != "app" {
+		t.Fatalf("through the plaintext local controller: %q %v", body, err)
+	}
+	if m := scrape(t, server); !strings.Contains(m, `tls="true",client_id="`+clientIdentity+`"`) {
+		t.Errorf("the server proxy did not see the client's identity:\n%s", grepLines(m, "request_total"))
+	}
+}
