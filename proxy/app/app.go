@@ -36,10 +36,14 @@ import (
 	"github.com/l5d-go/l5d/proxy/tap"
 )
 
-// TLS labels of traffic that is not mesh TLS.
+// TLS labels of traffic that is not mesh TLS: outbound to a destination discovery gave no
+// identity, inbound from a client without mesh TLS, and the application's own
+// connections to the outbound proxy, which never leave the pod (as Linkerd's proxy
+// labels them).
 var (
 	outboundTLSLabels = metrics.Labels("tls", "no_identity", "no_tls_reason", "not_provided_by_service_discovery")
 	inboundTLSLabels  = metrics.Labels("tls", "no_identity", "no_tls_reason", "no_tls_from_remote")
+	loopbackTLSLabels = metrics.Labels("tls", "no_identity", "no_tls_reason", "loopback")
 )
 
 // Options are the parts of a proxy that do not come from the environment.
@@ -239,7 +243,7 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Proxy, error
 			ErrorHeaders: outboundErrorHeaders(cfg)},
 		TCP:       outRouter.ServeTCP,
 		Metrics:   p.Metrics,
-		TCPLabels: outboundTLSLabels,
+		TCPLabels: loopbackTLSLabels,
 		Keepalive: cfg.Outbound.AcceptKeepalive,
 		Log:       opts.Log,
 	}

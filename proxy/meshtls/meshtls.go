@@ -194,11 +194,23 @@ func (c *Connector) connect(ctx context.Context, addr, id string, transport bool
 		return nil, &forward.ConnectError{Addr: addr, Err: fmt.Errorf("%s does not accept the opaque transport (ALPN %s)", id, transportheader.ALPN)}
 	}
 	// Hide the *tls.Conn type: HTTP transports must treat it as a plain transport.
-	return &meshConn{Conn: tc}, nil
+	return &meshConn{Conn: tc, id: id}, nil
 }
 
-// meshConn is an established mesh TLS connection.
-type meshConn struct{ net.Conn }
+// meshConn is an established mesh TLS connection to the server identity id.
+type meshConn struct {
+	net.Conn
+	id string
+}
+
+// ServerID returns the identity the server of c proved when c is a mesh TLS connection
+// the Connector opened, and "" for any other connection (plaintext).
+func ServerID(c net.Conn) string {
+	if mc, ok := c.(*meshConn); ok {
+		return mc.id
+	}
+	return ""
+}
 
 func (c *Connector) clientConfig(id string, transport bool) *tls.Config {
 	key := configKey{id, transport}

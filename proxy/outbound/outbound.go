@@ -20,6 +20,7 @@ import (
 	"github.com/l5d-go/l5d/proxy/accept"
 	"github.com/l5d-go/l5d/proxy/balance"
 	"github.com/l5d-go/l5d/proxy/forward"
+	"github.com/l5d-go/l5d/proxy/meshtls"
 	"github.com/l5d-go/l5d/proxy/metrics"
 	"github.com/l5d-go/l5d/proxy/opaque"
 	"github.com/l5d-go/l5d/proxy/tlssni"
@@ -59,7 +60,9 @@ type Options struct {
 	Metrics *metrics.Registry
 	// Balancer configures the per-backend queues of forwarded targets.
 	Balancer balance.Options
-	// TLSLabels renders the tls labels of outgoing traffic.
+	// TLSLabels renders the tls labels of outgoing traffic that is not mesh TLS; opaque
+	// connections made over mesh TLS are labelled tls="true" with the server_id the
+	// server proved (see meshtls.ServerID).
 	TLSLabels string
 	// Connect opens opaque connections to endpoints.
 	Connect forward.ConnectFunc
@@ -365,8 +368,12 @@ func (rt *Router) relay(ctx context.Context, conn net.Conn, bep *balance.Endpoin
 		conn.Close()
 		return
 	}
+	tls := rt.opts.TLSLabels
+	if id := meshtls.ServerID(server); id != "" {
+		tls = metrics.Labels("tls", "true", "server_id", id)
+	}
 	dst := rt.opts.Metrics.TCP(metrics.Join(metrics.Labels("direction", "outbound", "peer", "dst",
-		"target_addr", target.String(), "target_ip", target.Addr().String()), rt.opts.TLSLabels))
+		"target_addr", target.String(), "target_ip", target.Addr().String()), tls))
 	dst.Open()
 	defer dst.Close()
 	if bep != nil {
