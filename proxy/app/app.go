@@ -252,9 +252,9 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Proxy, error
 		// Multicluster gateway: connections addressed to the proxy itself are forwarded,
 		// by the outbound side, to the Service they name.
 		g := gateway.New(gateway.Options{Suffixes: cfg.GatewaySuffixes, Inbound: inRouter, Outbound: outRouter, Log: opts.Log})
-		gw = &accept.Handlers{TCP: g.ServeTCP, HTTP: &forward.Handler{Router: g, Clients: outClients, Log: opts.Log, Tap: hub,
-			ErrorMetrics: p.Metrics.HTTP(metrics.Join(metrics.Labels("direction", "inbound"), inboundTLSLabels)),
-			ErrorHeaders: meshedClient}}
+		// Its requests are counted inbound, once each, by the gateway's handler.
+		gw = &accept.Handlers{TCP: g.ServeTCP, HTTP: g.Handler(&forward.Handler{Router: g, Clients: outClients, Log: opts.Log, Tap: hub,
+			ErrorHeaders: meshedClient})}
 	}
 	inSrv := &accept.Server{
 		Direction:     "inbound",
