@@ -228,7 +228,10 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Proxy, error
 	})
 	hub := p.tapHub()
 	accessLog := startAccessLog(cfg, opts, p.Metrics)
-	outClients := forward.NewClients(forward.ClientOptions{Connect: outConnect, Tag: outTag})
+	// The connections HTTP requests go out on are counted as Linkerd's proxy counts them
+	// (peer="dst", with the server_id of mesh TLS).
+	outClients := forward.NewClients(forward.ClientOptions{
+		Connect: outbound.CountConnections(outConnect, p.Metrics, outboundTLSLabels), Tag: outTag})
 	inClients := forward.NewClients(forward.ClientOptions{Connect: inConnect})
 
 	outSrv := &accept.Server{

@@ -187,3 +187,34 @@ func TestOutboundTransportMetricsLabelTheTLSUsed(t *testing.T) {
 		}
 	}
 }
+
+// TestOutboundHTTPConnectionsLabelTheTLSUsed: the connections the client proxy forwards
+// HTTP requests on are counted as Linkerd's proxy counts them (peer="dst"): tls="true"
+// with the server's identity to a meshed endpoint, over HTTP/1 and HTTP/2 alike, and
+// not_provided_by_service_discovery to an endpoint without identity.
+func TestOutboundHTTPConnectionsLabelTheTLSUsed(t *testing.T) {
+	m := startMeshCP(t)
+	app := namedApp(t, "app")
+	client, server := meshPair(t, m, app, nil)
+	const plainSvc = "plain.ns.svc.cluster.local:80"
+	m.dst.Set(plainSvc, scriptedcp.Endpoint{Addr: app})
+	_, out, _ := client.Addrs()
+	for _, h2 := range []bool{false, true} {
+		for _, target := range []string{svc, plainSvc} {
+			if body, err := fetch(clientTo(out, h2), "http://"+target+"/"); err != nil || body != "app" {
+				t.Fatalf("%s (h2=%v): %q %v", target, h2, body, err)
+			}
+		}
+	}
+	serverIn, _, _ := server.Addrs()
+	for target, tls := range map[netip.AddrPort]string{
+		serverIn: `tls="true",server_id="` + serverIdentity + `"`,
+		app:      `tls="no_identity",no_tls_reason="not_provided_by_service_discovery"`,
+	} {
+		eventually.True(t, "the connection to "+target.String()+" counted with "+tls, func() bool {
+			m := scrape(t, client)
+			return hasLine(m, `tcp_open_total{direction="outbound",peer="dst",target_addr="`+target.String()+`",`, tls+"} ") &&
+				hasLine(m, `tcp_read_bytes_total{direction="outbound",peer="dst",target_addr="`+target.String()+`",`, tls+"} ")
+		})
+	}
+}

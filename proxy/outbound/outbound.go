@@ -20,7 +20,6 @@ import (
 	"github.com/l5d-go/l5d/proxy/accept"
 	"github.com/l5d-go/l5d/proxy/balance"
 	"github.com/l5d-go/l5d/proxy/forward"
-	"github.com/l5d-go/l5d/proxy/meshtls"
 	"github.com/l5d-go/l5d/proxy/metrics"
 	"github.com/l5d-go/l5d/proxy/opaque"
 	"github.com/l5d-go/l5d/proxy/tlssni"
@@ -368,12 +367,7 @@ func (rt *Router) relay(ctx context.Context, conn net.Conn, bep *balance.Endpoin
 		conn.Close()
 		return
 	}
-	tls := rt.opts.TLSLabels
-	if id := meshtls.ServerID(server); id != "" {
-		tls = metrics.Labels("tls", "true", "server_id", id)
-	}
-	dst := rt.opts.Metrics.TCP(metrics.Join(metrics.Labels("direction", "outbound", "peer", "dst",
-		"target_addr", target.String(), "target_ip", target.Addr().String()), tls))
+	dst := rt.opts.Metrics.TCP(dstLabels(target, server, rt.opts.TLSLabels))
 	dst.Open()
 	defer dst.Close()
 	if bep != nil {
