@@ -84,7 +84,7 @@ func quote(s string) string {
 }
 
 // Route implements forward.Router: the request must be authorized by the gateway port's
-// policy (404 or 403 otherwise, see inbound.Router.AuthorizeRequest) and name, in its
+// policy (404 or 403 otherwise, see inbound.Router.RequestMetrics) and name, in its
 // authority (or the connection's transport header, when it had one), a Service the gateway forwards to (403 outside the suffixes, 400 without a
 // port, 404 when discovery does not know it, 403 when it resolves to another gateway).
 func (g *Gateway) Route(r *http.Request, ci *forward.ConnInfo) (*forward.Backend, error) {

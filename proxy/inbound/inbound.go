@@ -306,10 +306,11 @@ func (rt *Router) Route(r *http.Request, ci *forward.ConnInfo) (*forward.Backend
 	return pr.be, nil
 }
 
-// RequestMetrics authorizes r as Route does and returns the series Route's backend
-// records r on (its authority, target, Server and route, and the client's tls labels):
-// the multicluster gateway, which forwards the requests elsewhere, counts the requests
-// it serves inbound with it.
+// RequestMetrics checks r, arriving on ci, against the policy of ci's port as Route does
+// (a *forward.RouteError: 404 without a route, 403 when refused), counts the decision,
+// and returns the series Route's backend records r on (its authority, target, Server and
+// route, and the client's tls labels): the multicluster gateway, which forwards the
+// requests elsewhere, authorizes them and counts them inbound with it.
 func (rt *Router) RequestMetrics(r *http.Request, ci *forward.ConnInfo) (*metrics.HTTP, error) {
 	pr, err := rt.route(r, ci)
 	if err != nil {
@@ -393,15 +394,6 @@ func (rt *Router) ServeTCP(ctx context.Context, conn net.Conn, ci *forward.ConnI
 	dst.Open()
 	defer dst.Close()
 	opaque.Relay(conn, server, src, dst)
-}
-
-// AuthorizeRequest checks r, arriving on ci, against the policy of ci's port as Route
-// does (a *forward.RouteError: 404 without a route, 403 when refused) and counts the
-// decision, without choosing a backend: the multicluster gateway authorizes the requests
-// it forwards with it.
-func (rt *Router) AuthorizeRequest(r *http.Request, ci *forward.ConnInfo) error {
-	_, err := rt.authorizeRequest(r, ci)
-	return err
 }
 
 // AuthorizeConn checks the opaque connection ci against its port's policy as ServeTCP
