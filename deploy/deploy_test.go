@@ -355,3 +355,68 @@ func TestRejectsValuesInjectedPodsCannotHonour(t *testing.T) {
 		t.Errorf("nft: %v", err)
 	}
 }
+
+// TestControlPlaneProxiesCallTheirOwnControllersOverLocalhost: as in Linkerd, the proxy
+// of the pod that runs a controller calls it over localhost (in plaintext, never leaving
+// the pod): the destination pod's proxy its destination and policy controllers, the
+// identity pod's proxy its identity controller. Through the headless Services it would
+// dial its own pod's address, which its own connections reach without the inbound proxy,
+// so the controllers (plaintext behind their proxy) would get mesh TLS. Other pods'
+// proxies use the Services.
+func TestControlPlaneProxiesCallTheirOwnControllersOverLocalhost(t *testing.T) {
+	out, err := Render(ControlPlaneChart, Options{Values: testValues(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs := kinds(t, out)
+	const (
+		dst      = "linkerd-dst-headless.linkerd.svc.cluster.local.:8086"
+		policy   = "linkerd-policy.linkerd.svc.cluster.local.:8090"
+		identity = "linkerd-identity-headless.linkerd.svc.cluster.local.:8080"
+	)
+	for _, tc := range []struct {
+		deploy                string
+		dst, policy, identity string
+	}{
+		{"linkerd-destination", "localhost.:8086", "localhost.:8090", identity},
+		{"linkerd-identity", dst, policy, "localhost.:8080"},
+		{"linkerd-proxy-injector", dst, policy, identity},
+	} {
+		env := proxyEnv(t, objs["Deployment/"+tc.deploy])
+		for name, want := range map[string]string{
+			"LINKERD2_PROXY_DESTINATION_SVC_ADDR": tc.dst,
+			"LINKERD2_PROXY_POLICY_SVC_ADDR":      tc.policy,
+			"LINKERD2_PROXY_IDENTITY_SVC_ADDR":    tc.identity,
+		} {
+			if env[name] != want {
+				t.Errorf("%s: %s=%q, want %q", tc.deploy, name, env[name], want)
+			}
+		}
+	}
+}
+
+// proxyEnv returns the literal environment values of the linkerd-proxy container of the
+// rendered Deployment d.
+func proxyEnv(t *testing.T, d map[string]any) map[string]string {
+	t.Helper()
+	if d == nil {
+		t.Fatal("the Deployment is not rendered")
+	}
+	spec := d["spec"].(map[string]any)["template"].(map[string]any)["spec"].(map[string]any)
+	for _, c := range spec["containers"].([]any) {
+		c := c.(map[string]any)
+		if c["name"] != "linkerd-proxy" {
+			continue
+		}
+		env := map[string]string{}
+		for _, e := range c["env"].([]any) {
+			e := e.(map[string]any)
+			if v, ok := e["value"].(string); ok {
+				env[e["name"].(string)] = v
+			}
+		}
+		return env
+	}
+	t.Fatal("no linkerd-proxy container")
+	return nil
+}

@@ -36,10 +36,14 @@ import (
 	"github.com/l5d-go/l5d/proxy/tap"
 )
 
-// TLS labels of traffic that is not mesh TLS.
+// TLS labels of traffic that is not mesh TLS: outbound to a destination discovery gave no
+// identity, inbound from a client without mesh TLS, and the application's own
+// connections to the outbound proxy, which never leave the pod (as Linkerd's proxy
+// labels them).
 var (
 	outboundTLSLabels = metrics.Labels("tls", "no_identity", "no_tls_reason", "not_provided_by_service_discovery")
 	inboundTLSLabels  = metrics.Labels("tls", "no_identity", "no_tls_reason", "no_tls_from_remote")
+	loopbackTLSLabels = metrics.Labels("tls", "no_identity", "no_tls_reason", "loopback")
 )
 
 // Options are the parts of a proxy that do not come from the environment.
@@ -224,7 +228,10 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Proxy, error
 	})
 	hub := p.tapHub()
 	accessLog := startAccessLog(cfg, opts, p.Metrics)
-	outClients := forward.NewClients(forward.ClientOptions{Connect: outConnect, Tag: outTag})
+	// The connections HTTP requests go out on are counted as Linkerd's proxy counts them
+	// (peer="dst", with the server_id of mesh TLS).
+	outClients := forward.NewClients(forward.ClientOptions{
+		Connect: outbound.CountConnections(outConnect, p.Metrics, outboundTLSLabels), Tag: outTag})
 	inClients := forward.NewClients(forward.ClientOptions{Connect: inConnect})
 
 	outSrv := &accept.Server{
@@ -239,7 +246,7 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Proxy, error
 			ErrorHeaders: outboundErrorHeaders(cfg)},
 		TCP:       outRouter.ServeTCP,
 		Metrics:   p.Metrics,
-		TCPLabels: outboundTLSLabels,
+		TCPLabels: loopbackTLSLabels,
 		Keepalive: cfg.Outbound.AcceptKeepalive,
 		Log:       opts.Log,
 	}
@@ -248,9 +255,9 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Proxy, error
 		// Multicluster gateway: connections addressed to the proxy itself are forwarded,
 		// by the outbound side, to the Service they name.
 		g := gateway.New(gateway.Options{Suffixes: cfg.GatewaySuffixes, Inbound: inRouter, Outbound: outRouter, Log: opts.Log})
-		gw = &accept.Handlers{TCP: g.ServeTCP, HTTP: &forward.Handler{Router: g, Clients: outClients, Log: opts.Log, Tap: hub,
-			ErrorMetrics: p.Metrics.HTTP(metrics.Join(metrics.Labels("direction", "inbound"), inboundTLSLabels)),
-			ErrorHeaders: meshedClient}}
+		// Its requests are counted inbound, once each, by the gateway's handler.
+		gw = &accept.Handlers{TCP: g.ServeTCP, HTTP: g.Handler(&forward.Handler{Router: g, Clients: outClients, Log: opts.Log, Tap: hub,
+			ErrorHeaders: meshedClient})}
 	}
 	inSrv := &accept.Server{
 		Direction:     "inbound",

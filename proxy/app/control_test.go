@@ -527,3 +527,51 @@ func TestLocalhostControlAddressesArePlaintext(t *testing.T) {
 		}
 	}
 }
+
+// TestOwnPodControllerOverLocalhost: the destination pod's proxy, given
+// LINKERD2_PROXY_DESTINATION_SVC_ADDR=localhost.:8086 and
+// LINKERD2_PROXY_POLICY_SVC_ADDR=localhost.:8090 as the chart gives it, reaches the
+// controllers beside it in plaintext while it has a mesh identity (they serve no TLS
+// behind their proxy): its application's requests are discovered through the one and
+// routed by the other's policy, and sent over mesh TLS to a meshed endpoint.
+func TestOwnPodControllerOverLocalhost(t *testing.T) {
+	m := startMeshCP(t)
+	local := scriptedcp.NewDestination()
+	localAddr, err := local.Start("127.0.0.1:0", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(local.Stop)
+	op := scriptedcp.NewOutboundPolicies()
+	opAddr, err := op.Start("127.0.0.1:0", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(op.Stop)
+	localhost := func(addr string) string { _, port, _ := net.SplitHostPort(addr); return "localhost.:" + port }
+	server := startProxy(t, netip.AddrPort{}, namedApp(t, "app"), m.env(serverIdentity), nil)
+	env := m.env(clientIdentity)
+	env[config.EnvDestinationAddr] = localhost(localAddr)
+	env[config.EnvPolicyAddr] = localhost(opAddr)
+	env[config.EnvPolicyName] = dstSvcName
+	env[config.EnvPolicyWorkload] = `{"ns":"ns","pod":"client-0"}`
+	client := startProxy(t, unreachable, netip.AddrPort{}, env, nil)
+	waitReady(t, server)
+	waitReady(t, client)
+	serverIn, _, _ := server.Addrs()
+	local.Set(svc, scriptedcp.Endpoint{Addr: serverIn, Identity: serverIdentity})
+	local.Set(svcV2, scriptedcp.Endpoint{Addr: namedApp(t, "v2")})
+	_, out, _ := client.Addrs()
+	c := clientTo(out, false)
+	if body, err := fetch(c, "http://"+svc+"/"); err != nil || body != "app" {
+		t.Fatalf("through the plaintext local destination controller: %q %v", body, err)
+	}
+	if m := scrape(t, server); !strings.Contains(m, `tls="true",client_id="`+clientIdentity+`"`) {
+		t.Errorf("the server proxy did not see the client's identity:\n%s", grepLines(m, "request_total"))
+	}
+	op.Set(svc, httpRoutePolicy(routeRule("/", 0, nil, weighted{svc, 0}, weighted{svcV2, 100})))
+	eventually.True(t, "the local policy controller's split to apply", func() bool {
+		b, _ := fetch(c, "http://"+svc+"/")
+		return b == "v2"
+	})
+}

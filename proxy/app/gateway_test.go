@@ -94,6 +94,15 @@ func TestGatewayForwardsHTTPByAuthority(t *testing.T) {
 	eventually.True(t, "the gateway counts the forwarded requests under the Service's name", func() bool {
 		return strings.Contains(scrape(t, gw), `response_total{direction="outbound",authority="`+svc+`"`)
 	})
+	// As Linkerd's gateway, it counts the requests it serves inbound too, under the
+	// client's identity (linkerd viz stat and multicluster gateways read them).
+	inboundServed := func(n int) bool {
+		m := scrape(t, gw)
+		return hasLine(m, `request_total{direction="inbound",authority="`+svc+`",`, `tls="true",client_id="`+clientIdentity+`"} `+fmt.Sprint(n)) &&
+			hasLine(m, `response_total{direction="inbound",authority="`+svc+`",`,
+				`tls="true",client_id="`+clientIdentity+`",status_code="200",classification="success"} `+fmt.Sprint(n))
+	}
+	eventually.True(t, "the gateway counts the requests it serves inbound under the client's identity", func() bool { return inboundServed(2) })
 
 	// A client proxy talking to the gateway directly.
 	direct := meshClient(t, m, gwIn, clientIdentity)
@@ -144,6 +153,13 @@ func TestGatewayForwardsHTTPByAuthority(t *testing.T) {
 	tc.Close()
 	if resp.StatusCode != 200 || string(b) != fmt.Sprintf("host=%s client=%q", svc, []string{gatewayIdentity}) {
 		t.Errorf("a transport header naming %s with HTTP/1: %d %q", svc, resp.StatusCode, b)
+	}
+	// Each request counted once: the two through the client proxy, the direct one and
+	// the transported HTTP/1 one; a refusal is counted with its status.
+	eventually.True(t, "every request served counted inbound once", func() bool { return inboundServed(4) })
+	if m := scrape(t, gw); !hasLine(m, `response_total{direction="inbound",authority="nothing.ns.svc.cluster.local:80",`,
+		`client_id="`+clientIdentity+`",status_code="404",`) {
+		t.Errorf("the gateway did not count its 404 inbound:\n%s", grepLines(m, `response_total{direction="inbound"`))
 	}
 
 	// Without a mesh identity nothing is served: TLS without a client certificate, or

@@ -131,3 +131,90 @@ func TestOpaqueTransportBetweenProxies(t *testing.T) {
 		return hasLine(scrape(t, strict), "inbound_tcp_authz_deny_total{", `target_port="`, `,srv_kind="default",srv_name="deny"} 1`)
 	})
 }
+
+// TestOutboundTransportMetricsLabelTheTLSUsed: the client proxy's transport metrics say
+// what each connection was, as Linkerd's proxy labels them: the application's connection
+// to it (peer="src") is loopback; its connection to a meshed endpoint (peer="dst") is
+// tls="true" with the server_id the server proved; to an endpoint discovery gave no
+// identity, not_provided_by_service_discovery.
+func TestOutboundTransportMetricsLabelTheTLSUsed(t *testing.T) {
+	m := startMeshCP(t)
+	meshed, plain := greeterApp(t), greeterApp(t)
+	server := startProxy(t, netip.AddrPort{}, netip.AddrPort{}, m.env(serverIdentity), nil)
+	clientEnv := m.env(clientIdentity)
+	clientEnv[config.EnvDestinationProfileNetworks] = "127.0.0.0/8"
+	clientEnv[config.EnvOutboundDetectTimeout] = "20s"
+	// Two clients: each one's original destination is one of the apps.
+	meshedClient := startProxy(t, meshed, netip.AddrPort{}, clientEnv, nil)
+	plainClient := startProxy(t, plain, netip.AddrPort{}, clientEnv, nil)
+	waitReady(t, server)
+	waitReady(t, meshedClient)
+	waitReady(t, plainClient)
+	serverIn, _, _ := server.Addrs()
+	for app, ep := range map[netip.AddrPort]scriptedcp.Endpoint{
+		meshed: {Addr: meshed, Identity: serverIdentity, OpaqueTransport: serverIn.Port()},
+		plain:  {Addr: plain},
+	} {
+		name := fmt.Sprintf("app-%d.ns.svc.cluster.local", app.Port())
+		m.dst.SetProfile(app.String(), &destination.DestinationProfile{FullyQualifiedName: name + ".", OpaqueProtocol: true})
+		m.dst.Set(fmt.Sprintf("%s:%d", name, app.Port()), ep)
+	}
+	for _, p := range []*Proxy{meshedClient, plainClient} {
+		_, out, _ := p.Addrs()
+		c, err := net.Dial("tcp", out.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		expectGreetingAndEcho(t, c)
+		c.Close()
+	}
+	for _, tc := range []struct {
+		p       *Proxy
+		app     netip.AddrPort
+		dstTLS  string
+		context string
+	}{
+		{meshedClient, meshed, `tls="true",server_id="` + serverIdentity + `"`, "meshed"},
+		{plainClient, plain, `tls="no_identity",no_tls_reason="not_provided_by_service_discovery"`, "without identity"},
+	} {
+		eventually.True(t, "the "+tc.context+" client's transport metrics", func() bool {
+			m := scrape(t, tc.p)
+			return hasLine(m, `tcp_open_total{direction="outbound",peer="src",`, `tls="no_identity",no_tls_reason="loopback"} 1`) &&
+				hasLine(m, `tcp_open_total{direction="outbound",peer="dst",`, tc.dstTLS+"} 1")
+		})
+		if m := scrape(t, tc.p); hasLine(m, `tcp_open_total{direction="outbound"`, `not_provided_by_service_discovery`) != (tc.context != "meshed") {
+			t.Errorf("%s client: not_provided_by_service_discovery where it was not the case:\n%s", tc.context, grepLines(m, "tcp_open_total"))
+		}
+	}
+}
+
+// TestOutboundHTTPConnectionsLabelTheTLSUsed: the connections the client proxy forwards
+// HTTP requests on are counted as Linkerd's proxy counts them (peer="dst"): tls="true"
+// with the server's identity to a meshed endpoint, over HTTP/1 and HTTP/2 alike, and
+// not_provided_by_service_discovery to an endpoint without identity.
+func TestOutboundHTTPConnectionsLabelTheTLSUsed(t *testing.T) {
+	m := startMeshCP(t)
+	app := namedApp(t, "app")
+	client, server := meshPair(t, m, app, nil)
+	const plainSvc = "plain.ns.svc.cluster.local:80"
+	m.dst.Set(plainSvc, scriptedcp.Endpoint{Addr: app})
+	_, out, _ := client.Addrs()
+	for _, h2 := range []bool{false, true} {
+		for _, target := range []string{svc, plainSvc} {
+			if body, err := fetch(clientTo(out, h2), "http://"+target+"/"); err != nil || body != "app" {
+				t.Fatalf("%s (h2=%v): %q %v", target, h2, body, err)
+			}
+		}
+	}
+	serverIn, _, _ := server.Addrs()
+	for target, tls := range map[netip.AddrPort]string{
+		serverIn: `tls="true",server_id="` + serverIdentity + `"`,
+		app:      `tls="no_identity",no_tls_reason="not_provided_by_service_discovery"`,
+	} {
+		eventually.True(t, "the connection to "+target.String()+" counted with "+tls, func() bool {
+			m := scrape(t, client)
+			return hasLine(m, `tcp_open_total{direction="outbound",peer="dst",target_addr="`+target.String()+`",`, tls+"} ") &&
+				hasLine(m, `tcp_read_bytes_total{direction="outbound",peer="dst",target_addr="`+target.String()+`",`, tls+"} ")
+		})
+	}
+}

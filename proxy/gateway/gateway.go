@@ -84,13 +84,15 @@ func quote(s string) string {
 }
 
 // Route implements forward.Router: the request must be authorized by the gateway port's
-// policy (404 or 403 otherwise, see inbound.Router.AuthorizeRequest) and name, in its
+// policy (404 or 403 otherwise, see inbound.Router.RequestMetrics) and name, in its
 // authority (or the connection's transport header, when it had one), a Service the gateway forwards to (403 outside the suffixes, 400 without a
 // port, 404 when discovery does not know it, 403 when it resolves to another gateway).
 func (g *Gateway) Route(r *http.Request, ci *forward.ConnInfo) (*forward.Backend, error) {
-	if err := g.opts.Inbound.AuthorizeRequest(r, ci); err != nil {
+	m, err := g.opts.Inbound.RequestMetrics(r, ci)
+	if err != nil {
 		return nil, err
 	}
+	setRequestMetrics(r, m) // Handler counts the request inbound on the authorized series
 	name := r.Host
 	if ci.GatewayTarget != "" {
 		name = ci.GatewayTarget // a transport header with an HTTP session protocol named it
@@ -119,12 +121,6 @@ func (g *Gateway) resolve(ctx context.Context, target string) (*forward.Backend,
 		}
 	}
 	return be, nil
-}
-
-// ErrorMetrics implements forward.ErrorMetricsRouter: refusals are counted as the inbound
-// side counts them, under the client's identity.
-func (g *Gateway) ErrorMetrics(ci *forward.ConnInfo) *metrics.HTTP {
-	return g.opts.Inbound.ErrorMetrics(ci)
 }
 
 // ServeTCP serves an opaque gateway connection: authorized by the gateway port's policy,

@@ -58,7 +58,7 @@ type Router struct {
 	authzKeys atomic.Int64
 
 	mu     sync.RWMutex
-	byPort map[routeKey]*forward.Backend
+	byPort map[routeKey]*portRoute
 }
 
 // routeKey is what an inbound backend (and its metric labels) depends on: the port,
@@ -102,7 +102,7 @@ func NewRouter(opts Options) *Router {
 	if opts.Log == nil {
 		opts.Log = slog.Default()
 	}
-	return &Router{opts: opts, byPort: map[routeKey]*forward.Backend{}}
+	return &Router{opts: opts, byPort: map[routeKey]*portRoute{}}
 }
 
 // Target returns where a connection originally sent to dst is delivered.
@@ -299,21 +299,48 @@ func (rt *Router) RoutesOnHeaders(ci *forward.ConnInfo) bool {
 // Server's and the route's labels (srv_kind, srv_name, route_group, route_kind,
 // route_name), as Linkerd's do, and target_port.
 func (rt *Router) Route(r *http.Request, ci *forward.ConnInfo) (*forward.Backend, error) {
+	pr, err := rt.route(r, ci)
+	if err != nil {
+		return nil, err
+	}
+	return pr.be, nil
+}
+
+// RequestMetrics checks r, arriving on ci, against the policy of ci's port as Route does
+// (a *forward.RouteError: 404 without a route, 403 when refused), counts the decision,
+// and returns the series Route's backend records r on (its authority, target, Server and
+// route, and the client's tls labels): the multicluster gateway, which forwards the
+// requests elsewhere, authorizes them and counts them inbound with it.
+func (rt *Router) RequestMetrics(r *http.Request, ci *forward.ConnInfo) (*metrics.HTTP, error) {
+	pr, err := rt.route(r, ci)
+	if err != nil {
+		return nil, err
+	}
+	return pr.am.For(r.Host), nil
+}
+
+// portRoute is the backend of a routeKey and the metrics its endpoint records on.
+type portRoute struct {
+	be *forward.Backend
+	am *forward.AuthorityMetrics
+}
+
+func (rt *Router) route(r *http.Request, ci *forward.ConnInfo) (*portRoute, error) {
 	sr, err := rt.authorizeRequest(r, ci)
 	if err != nil {
 		return nil, err
 	}
 	key := routeKey{port: ci.OrigDst.Port(), tls: ci.TLS, clientID: ci.ClientID, srv: sr}
 	rt.mu.RLock()
-	be := rt.byPort[key]
+	pr := rt.byPort[key]
 	rt.mu.RUnlock()
-	if be != nil {
-		return be, nil
+	if pr != nil {
+		return pr, nil
 	}
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
-	if be = rt.byPort[key]; be != nil {
-		return be, nil
+	if pr = rt.byPort[key]; pr != nil {
+		return pr, nil
 	}
 	if len(rt.byPort) >= 10000 {
 		clear(rt.byPort) // bound memory when very many client identities connect
@@ -328,9 +355,9 @@ func (rt *Router) Route(r *http.Request, ci *forward.ConnInfo) (*forward.Backend
 	})
 	bal := balance.New[*forward.Endpoint](rt.opts.Balancer)
 	bal.Set([]*balance.Endpoint[*forward.Endpoint]{balance.NewEndpoint(target, forward.NewEndpointByAuthority(target, am))})
-	be = &forward.Backend{Name: target.String(), Balancer: bal}
-	rt.byPort[key] = be
-	return be, nil
+	pr = &portRoute{be: &forward.Backend{Name: target.String(), Balancer: bal}, am: am}
+	rt.byPort[key] = pr
+	return pr, nil
 }
 
 // ErrorMetrics implements forward.ErrorMetricsRouter: the responses the proxy answers
@@ -367,15 +394,6 @@ func (rt *Router) ServeTCP(ctx context.Context, conn net.Conn, ci *forward.ConnI
 	dst.Open()
 	defer dst.Close()
 	opaque.Relay(conn, server, src, dst)
-}
-
-// AuthorizeRequest checks r, arriving on ci, against the policy of ci's port as Route
-// does (a *forward.RouteError: 404 without a route, 403 when refused) and counts the
-// decision, without choosing a backend: the multicluster gateway authorizes the requests
-// it forwards with it.
-func (rt *Router) AuthorizeRequest(r *http.Request, ci *forward.ConnInfo) error {
-	_, err := rt.authorizeRequest(r, ci)
-	return err
 }
 
 // AuthorizeConn checks the opaque connection ci against its port's policy as ServeTCP

@@ -68,6 +68,7 @@ func (c *coalescer) release() error {
 type meshConn struct {
 	net.Conn // the *tls.Conn
 	out      *coalescer
+	id       string // the server identity it proved (Connector's connections only)
 }
 
 // newMeshConn returns tc, whose transport is out, as a meshConn.

@@ -194,7 +194,18 @@ func (c *Connector) connect(ctx context.Context, addr, id string, transport bool
 		raw.Close()
 		return nil, &forward.ConnectError{Addr: addr, Err: fmt.Errorf("%s does not accept the opaque transport (ALPN %s)", id, transportheader.ALPN)}
 	}
-	return newMeshConn(tc, out), nil
+	mc := newMeshConn(tc, out)
+	mc.id = id
+	return mc, nil
+}
+
+// ServerID returns the identity the server of c proved when c is a mesh TLS connection
+// the Connector opened, and "" for any other connection (plaintext).
+func ServerID(c net.Conn) string {
+	if mc, ok := c.(*meshConn); ok {
+		return mc.id
+	}
+	return ""
 }
 
 func (c *Connector) clientConfig(id string, transport bool) *tls.Config {

@@ -59,7 +59,9 @@ type Options struct {
 	Metrics *metrics.Registry
 	// Balancer configures the per-backend queues of forwarded targets.
 	Balancer balance.Options
-	// TLSLabels renders the tls labels of outgoing traffic.
+	// TLSLabels renders the tls labels of outgoing traffic that is not mesh TLS; opaque
+	// connections made over mesh TLS are labelled tls="true" with the server_id the
+	// server proved (see meshtls.ServerID).
 	TLSLabels string
 	// Connect opens opaque connections to endpoints.
 	Connect forward.ConnectFunc
@@ -365,8 +367,7 @@ func (rt *Router) relay(ctx context.Context, conn net.Conn, bep *balance.Endpoin
 		conn.Close()
 		return
 	}
-	dst := rt.opts.Metrics.TCP(metrics.Join(metrics.Labels("direction", "outbound", "peer", "dst",
-		"target_addr", target.String(), "target_ip", target.Addr().String()), rt.opts.TLSLabels))
+	dst := rt.opts.Metrics.TCP(dstLabels(target, server, rt.opts.TLSLabels))
 	dst.Open()
 	defer dst.Close()
 	if bep != nil {

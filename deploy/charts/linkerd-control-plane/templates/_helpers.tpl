@@ -146,12 +146,17 @@ labels:
   - {name: LINKERD2_PROXY_SHUTDOWN_ENDPOINT_ENABLED, value: "false"}
   - {name: LINKERD2_PROXY_LOG, value: {{ $.Values.proxy.logLevel | quote }}}
   - {name: LINKERD2_PROXY_LOG_FORMAT, value: {{ $.Values.proxy.logFormat | quote }}}
-  - {name: LINKERD2_PROXY_DESTINATION_SVC_ADDR, value: "linkerd-dst-headless.{{ $suffix }}:8086"}
+  {{- /* As Linkerd's destination pod: its proxy calls the controllers beside it over
+  localhost, in plaintext. Through the Services it would reach its own pod's address,
+  which the pod's own connections reach without its inbound proxy, so its mesh TLS would
+  meet the controllers' plaintext. */}}
+  {{- $local := eq (index . 1) "destination" }}
+  - {name: LINKERD2_PROXY_DESTINATION_SVC_ADDR, value: {{ ternary "localhost.:8086" (printf "linkerd-dst-headless.%s:8086" $suffix) $local | quote }}}
   - {name: LINKERD2_PROXY_DESTINATION_SVC_NAME, value: {{ include "l5d.identityName" (list $ "linkerd-destination") }}}
   - {name: LINKERD2_PROXY_DESTINATION_PROFILE_NETWORKS, value: {{ $.Values.clusterNetworks | quote }}}
   - {name: LINKERD2_PROXY_DESTINATION_PROFILE_SUFFIXES, value: "svc.{{ $.Values.clusterDomain }}."}
   - {name: LINKERD2_PROXY_DESTINATION_CONTEXT, value: '{"ns":"$(_pod_ns)", "nodeName":"$(_pod_nodeName)", "pod":"$(_pod_name)"}'}
-  - {name: LINKERD2_PROXY_POLICY_SVC_ADDR, value: "linkerd-policy.{{ $suffix }}:8090"}
+  - {name: LINKERD2_PROXY_POLICY_SVC_ADDR, value: {{ ternary "localhost.:8090" (printf "linkerd-policy.%s:8090" $suffix) $local | quote }}}
   - {name: LINKERD2_PROXY_POLICY_SVC_NAME, value: {{ include "l5d.identityName" (list $ "linkerd-destination") }}}
   - {name: LINKERD2_PROXY_POLICY_WORKLOAD, value: '{"ns":"$(_pod_ns)", "pod":"$(_pod_name)"}'}
   - {name: LINKERD2_PROXY_INBOUND_DEFAULT_POLICY, value: {{ $.Values.proxy.defaultInboundPolicy }}}
