@@ -50,7 +50,7 @@ func syntheticProxy(ns string, w, n, fanout, k int) string {
 		fmt.Fprintf(&b, "route_response_total{%s,classification=\"success\"} %d\n", rt, 5*k)
 		fmt.Fprintf(&b, "route_actual_response_total{%s,classification=\"success\"} %d\n", rt, 5*k)
 		hist("route_response_latency_ms", rt, 5)
-		for _, dir := range []string{in, out} {
+		for _, dir := range []string{in + `,peer="src"`, out + `,peer="dst"`} {
 			fmt.Fprintf(&b, "tcp_open_total{%s} %d\ntcp_open_connections{%s} 1\ntcp_read_bytes_total{%s} %d\ntcp_write_bytes_total{%s} %d\n",
 				dir, k, dir, dir, 900*k, dir, 4000*k)
 		}

@@ -143,9 +143,14 @@ func newFixture(t *testing.T) *fixture {
 			fmt.Sprintf(`outbound_http_route_backend_response_duration_seconds_bucket{%s,backend_name="catalog",backend_port="8080",le="0.002"} %d`, catalogRoute, 5*n),
 			fmt.Sprintf(`outbound_http_route_backend_response_duration_seconds_bucket{%s,backend_name="catalog",backend_port="8080",le="+Inf"} %d`, catalogRoute, 5*n),
 			fmt.Sprintf(`outbound_grpc_route_request_statuses_total{parent_kind="Service",parent_name="ratings",parent_namespace=%q,parent_port="9090",route_kind="default",route_name="default",grpc_status="OK",error=""} %d`, ns, 4*n),
-			`tcp_open_connections{direction="inbound"} 2`,
-			fmt.Sprintf(`tcp_read_bytes_total{direction="inbound"} %d`, 1500*n),
-			fmt.Sprintf(`tcp_write_bytes_total{direction="inbound"} %d`, 3000*n),
+			// Inbound connections from clients (peer="src"), and the proxy's own on to the
+			// application (peer="dst"), which the stats must not count a second time.
+			`tcp_open_connections{direction="inbound",peer="src"} 2`,
+			fmt.Sprintf(`tcp_read_bytes_total{direction="inbound",peer="src"} %d`, 1500*n),
+			fmt.Sprintf(`tcp_write_bytes_total{direction="inbound",peer="src"} %d`, 3000*n),
+			`tcp_open_connections{direction="inbound",peer="dst"} 2`,
+			fmt.Sprintf(`tcp_read_bytes_total{direction="inbound",peer="dst"} %d`, 3000*n),
+			fmt.Sprintf(`tcp_write_bytes_total{direction="inbound",peer="dst"} %d`, 1500*n),
 			// Outbound to catalog: 4 per 15s, secured.
 			fmt.Sprintf(`response_total{direction="outbound",dst_namespace=%q,dst_deployment="catalog",dst_service="catalog",dst_pod=%q,dst_serviceaccount="default",tls="true",server_id=%q,status_code="200",classification="success"} %d`, ns, pods["catalog"], id("default", ns), 4*n),
 			fmt.Sprintf(`response_latency_ms_bucket{direction="outbound",dst_namespace=%q,dst_deployment="catalog",dst_service="catalog",le="5"} %d`, ns, 4*n),

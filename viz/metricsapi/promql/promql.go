@@ -18,6 +18,7 @@ import (
 const (
 	LabelNamespace      = "namespace"
 	LabelDirection      = "direction"
+	LabelPeer           = "peer"
 	LabelClassification = "classification"
 	LabelTLS            = "tls"
 	LabelClientID       = "client_id"
@@ -210,17 +211,30 @@ func LatencyQuantile(q string, s Selection, window string) string {
 
 // TCPOpenConnections is the number of open connections by the group.
 func TCPOpenConnections(s Selection) string {
-	return Gauge("tcp_open_connections", s.Match, s.GroupBy)
+	return Gauge("tcp_open_connections", tcpMatch(s), s.GroupBy)
 }
 
 // TCPReadBytes and TCPWriteBytes are the bytes read and written over window by the group.
 func TCPReadBytes(s Selection, window string) string {
-	return Increase("tcp_read_bytes_total", s.Match, window, s.GroupBy)
+	return Increase("tcp_read_bytes_total", tcpMatch(s), window, s.GroupBy)
 }
 
 // TCPWriteBytes: see TCPReadBytes.
 func TCPWriteBytes(s Selection, window string) string {
-	return Increase("tcp_write_bytes_total", s.Match, window, s.GroupBy)
+	return Increase("tcp_write_bytes_total", tcpMatch(s), window, s.GroupBy)
+}
+
+// tcpMatch narrows s to one side of each proxied connection, as Linkerd viz does: inbound,
+// the connections clients opened to the proxy (peer="src"; the proxy's own connection on to
+// the application would count each one twice); outbound, the proxy's connections to
+// endpoints (peer="dst"), the only ones that carry the destination's labels.
+func tcpMatch(s Selection) model.LabelSet {
+	m := s.Match.Clone()
+	m[LabelPeer] = "dst"
+	if s.Match[LabelDirection] == "inbound" {
+		m[LabelPeer] = "src"
+	}
+	return m
 }
 
 // ResourceSelection selects the series scraped from r's pods, grouped by r's kind label
