@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -46,13 +45,9 @@ func BuildL5DImages(ctx context.Context, root, out string, log *slog.Logger) (st
 	if err != nil {
 		return "", err
 	}
-	extra := map[string]string{}
-	for image, script := range map[string]string{"prometheus": "prometheus", "all-in-one": "jaeger"} {
-		p, err := toolPath(ctx, root, script)
-		if err != nil {
-			return "", err
-		}
-		extra[image] = p
+	extra, err := images.ToolBins(ctx, root)
+	if err != nil {
+		return "", err
 	}
 	began := time.Now()
 	if _, err := images.Build(ctx, images.All(), images.Options{
@@ -62,23 +57,4 @@ func BuildL5DImages(ctx context.Context, root, out string, log *slog.Logger) (st
 	}
 	log.Info("l5d images built", "version", version, "layout", out, "took", time.Since(began).Round(time.Millisecond))
 	return out, nil
-}
-
-// toolPath runs root's tools/<name>/build.sh and returns the path it prints on its last
-// line.
-func toolPath(ctx context.Context, root, name string) (string, error) {
-	script := filepath.Join(root, "tools", name, "build.sh")
-	cmd := exec.CommandContext(ctx, script)
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return "", fmt.Errorf("localcluster: %s: %w\n%s", script, err, stderr.String())
-	}
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	p := strings.TrimSpace(lines[len(lines)-1])
-	if st, err := os.Stat(p); err != nil || st.IsDir() {
-		return "", fmt.Errorf("localcluster: %s printed %q, not a program", script, p)
-	}
-	return p, nil
 }

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"io"
 	"os"
-	"os/exec"
 	"path"
 	"path/filepath"
 	"slices"
@@ -29,13 +28,12 @@ import (
 const testVersion = "v0.0.0-registry-test"
 
 var (
-	buildOnce  sync.Once
-	buildDir   string
-	built      []images.Built
-	buildErr   error
-	testEpoch  = time.Unix(1700000000, 0)
-	repoRoot   = func() string { r, _ := filepath.Abs("../.."); return r }()
-	promBinary string
+	buildOnce sync.Once
+	buildDir  string
+	built     []images.Built
+	buildErr  error
+	testEpoch = time.Unix(1700000000, 0)
+	repoRoot  = func() string { r, _ := filepath.Abs("../.."); return r }()
 )
 
 func TestMain(m *testing.M) {
@@ -46,27 +44,12 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// prometheus returns the cached Prometheus binary (tools/prometheus/build.sh, which builds
-// it when missing).
-func prometheus(t *testing.T) string {
-	t.Helper()
-	out, err := exec.Command(filepath.Join(repoRoot, "tools", "prometheus", "build.sh")).Output()
-	if err != nil {
-		t.Fatalf("tools/prometheus/build.sh: %v", err)
-	}
-	s := strings.TrimSpace(string(out))
-	return s[strings.LastIndex(s, "\n")+1:]
-}
-
 // buildAll builds every image from the repository's bin/ (make build) once per test binary
 // and returns the layout and what was built.
 func buildAll(t *testing.T) (string, []images.Built) {
 	t.Helper()
 	if _, err := os.Stat(filepath.Join(repoRoot, "bin", "proxy")); err != nil {
 		t.Fatalf("the test needs the built binaries in %s/bin (make build): %v", repoRoot, err)
-	}
-	if promBinary == "" {
-		promBinary = prometheus(t)
 	}
 	buildOnce.Do(func() {
 		buildDir, buildErr = os.MkdirTemp("", "l5d-images-test-")
@@ -75,8 +58,12 @@ func buildAll(t *testing.T) (string, []images.Built) {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 		defer cancel()
+		var extra map[string]string // Prometheus and Jaeger (tools/*/build.sh)
+		if extra, buildErr = images.ToolBins(ctx, repoRoot); buildErr != nil {
+			return
+		}
 		built, buildErr = images.Build(ctx, images.All(), images.Options{
-			BinDir: filepath.Join(repoRoot, "bin"), ExtraBins: map[string]string{"prometheus": promBinary},
+			BinDir: filepath.Join(repoRoot, "bin"), ExtraBins: extra,
 			Out: filepath.Join(buildDir, "oci"), Version: testVersion, Epoch: testEpoch,
 		})
 	})
