@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"sync"
@@ -91,7 +92,8 @@ func benchHandler(b *testing.B) *Handler {
 // create (2: the API server calls it again, reinvocationPolicy IfNeeded, after the
 // ServiceAccount admission plugin mounts the token into the injected containers), creates
 // per second, and the CPU time per create of this process (webhook and client;
-// cpu-µs/op) and of the API server (apiserver-cpu-µs/op).
+// cpu-µs/op) and of the API server (apiserver-cpu-µs/op). The process runs with the
+// command's garbage collector target (SetGCPercent).
 func BenchmarkAdmission(b *testing.B) { benchAdmission(b, "enabled") }
 
 // BenchmarkAdmissionUnmutated is the baseline of BenchmarkAdmission: the same creates in a
@@ -100,6 +102,11 @@ func BenchmarkAdmission(b *testing.B) { benchAdmission(b, "enabled") }
 func BenchmarkAdmissionUnmutated(b *testing.B) { benchAdmission(b, "disabled") }
 
 func benchAdmission(b *testing.B, mode string) {
+	// The whole process runs with the injector command's collector target, as the
+	// command's does.
+	if SetGCPercent() {
+		b.Cleanup(func() { debug.SetGCPercent(100) })
+	}
 	c := kube.Shared(b)
 	ns := c.Namespace(b, kube.WithAnnotations(map[string]string{inject.AnnotationInject: mode}))
 	factory := k8s.NewInformerFactory(c.Client(), 0)

@@ -72,6 +72,9 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	log := comp.Log
+	if webhook.SetGCPercent() {
+		log.Debug("garbage collector target set (GOGC in the environment overrides it)", "gogc", webhook.GCPercent)
+	}
 	clients, err := comp.Clients()
 	if err != nil {
 		return err
