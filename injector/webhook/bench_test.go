@@ -102,8 +102,8 @@ func BenchmarkAdmission(b *testing.B) { benchAdmission(b, "enabled") }
 func BenchmarkAdmissionUnmutated(b *testing.B) { benchAdmission(b, "disabled") }
 
 func benchAdmission(b *testing.B, mode string) {
-	// The whole process runs with the injector command's collector target, as the
-	// command's does.
+	// The process runs at the injector command's garbage collector target, as the
+	// command does.
 	if SetGCPercent() {
 		b.Cleanup(func() { debug.SetGCPercent(100) })
 	}
