@@ -24,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -37,6 +38,7 @@ import (
 	"github.com/l5d-go/l5d/identity/certify"
 	"github.com/l5d-go/l5d/identity/issuer"
 	"github.com/l5d-go/l5d/pkg/certs"
+	"github.com/l5d-go/l5d/pkg/rpc"
 	pb "github.com/l5d-go/l5d/proto/gen/identity"
 	"github.com/l5d-go/l5d/test/kube"
 )
@@ -185,7 +187,12 @@ func startEnv(t testing.TB, o envOptions) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gs := grpc.NewServer()
+	// The gRPC server the identity command runs (interceptors, limits), as it builds it.
+	srv, err := rpc.NewServer(rpc.ServerOptions{Logger: quiet, Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs := srv.GRPC
 	pb.RegisterIdentityServer(gs, e.svc)
 	go gs.Serve(ln)
 	t.Cleanup(gs.Stop)

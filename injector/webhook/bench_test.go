@@ -3,10 +3,15 @@ package webhook
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"io"
+	"log/slog"
+	"net"
 	"net/http"
+	"runtime/debug"
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -21,6 +26,7 @@ import (
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/metadata/metadatainformer"
 
+	"github.com/l5d-go/l5d/pkg/certs"
 	"github.com/l5d-go/l5d/pkg/inject"
 	"github.com/l5d-go/l5d/pkg/k8s"
 	pkgwebhook "github.com/l5d-go/l5d/pkg/webhook"
@@ -78,15 +84,16 @@ func benchHandler(b *testing.B) *Handler {
 // BenchmarkAdmission measures the proxy injector as the API server uses it: dry-run creates
 // of a typical Deployment pod (typicalPod, its ReplicaSet real) through the test API server,
 // which calls the webhook over TLS (keeping the connection), gets the JSON patch and
-// applies it. Creates are sequential; reported are the create latency as the client sees
-// it (p50-µs, p99-µs), the webhook's own serving time per review as measured around its
-// handler (hook-p50-µs, hook-p99-µs), webhook calls per create (2: the API server calls it
-// again, reinvocationPolicy IfNeeded, after the ServiceAccount admission plugin mounts the
-// token into the injected containers), creates per second, and the CPU time per create of
-// this process (webhook and client; cpu-µs/op) and of the API server (apiserver-cpu-µs/op).
-// The webhook is set up as
-// the injector command sets it up: namespaces and owners from informer caches, read through the
-// API server unless cached (OwnerCache).
+// applies it. The webhook is served and set up as the injector command does it
+// (pkg/webhook.Serve, HTTP/1.1; namespaces and owners from informer caches, read through
+// the API server unless cached: OwnerCache). Creates are sequential; reported are the
+// create latency as the client sees it (p50-µs, p99-µs), the webhook's own serving time
+// per review as measured around its handler (hook-p50-µs, hook-p99-µs), webhook calls per
+// create (2: the API server calls it again, reinvocationPolicy IfNeeded, after the
+// ServiceAccount admission plugin mounts the token into the injected containers), creates
+// per second, and the CPU time per create of this process (webhook and client;
+// cpu-µs/op) and of the API server (apiserver-cpu-µs/op). The process runs with the
+// command's garbage collector target (SetGCPercent).
 func BenchmarkAdmission(b *testing.B) { benchAdmission(b, "enabled") }
 
 // BenchmarkAdmissionUnmutated is the baseline of BenchmarkAdmission: the same creates in a
@@ -95,6 +102,11 @@ func BenchmarkAdmission(b *testing.B) { benchAdmission(b, "enabled") }
 func BenchmarkAdmissionUnmutated(b *testing.B) { benchAdmission(b, "disabled") }
 
 func benchAdmission(b *testing.B, mode string) {
+	// The process runs at the injector command's garbage collector target, as the
+	// command does.
+	if SetGCPercent() {
+		b.Cleanup(func() { debug.SetGCPercent(100) })
+	}
 	c := kube.Shared(b)
 	ns := c.Namespace(b, kube.WithAnnotations(map[string]string{inject.AnnotationInject: mode}))
 	factory := k8s.NewInformerFactory(c.Client(), 0)
@@ -123,8 +135,8 @@ func benchAdmission(b *testing.B, mode string) {
 		hook = append(hook, d)
 		mu.Unlock()
 	})
-	srv := kube.ServeHTTPS(b, timed)
-	c.RegisterMutatingWebhook(b, kube.Webhook{Name: "linkerd-proxy-injector.linkerd.io", URL: srv.URL, CABundle: srv.CABundle,
+	url, caBundle := serveWebhook(b, timed)
+	c.RegisterMutatingWebhook(b, kube.Webhook{Name: "linkerd-proxy-injector.linkerd.io", URL: url, CABundle: caBundle,
 		Namespaces: []string{ns}, ReinvocationPolicy: admissionregistrationv1.IfNeededReinvocationPolicy})
 	rs := &appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Name: "web-7d9c8b6f5", Namespace: ns},
 		Spec: appsv1.ReplicaSetSpec{Replicas: new(int32), Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}},
@@ -183,6 +195,41 @@ func benchAdmission(b *testing.B, mode string) {
 	report(b, "hook-", hook)
 	b.ReportMetric(float64(len(hook))/float64(len(lat)), "calls/op")
 	b.ReportMetric(float64(len(lat))/elapsed.Seconds(), "req/s")
+}
+
+// serveWebhook serves h as the injector command does (pkg/webhook.Serve) with a
+// certificate for localhost from a new CA, until the benchmark ends; it returns the URL
+// and the CA bundle for the webhook configuration.
+func serveWebhook(b *testing.B, h http.Handler) (url string, caBundle []byte) {
+	ca, err := certs.NewTrustAnchor("injector-bench-ca", certs.ValidFor(time.Now(), time.Hour))
+	if err != nil {
+		b.Fatal(err)
+	}
+	key, err := certs.GenerateKey()
+	if err != nil {
+		b.Fatal(err)
+	}
+	leaf, err := ca.IssueLeaf(key.Public(), "localhost", certs.ValidFor(time.Now(), time.Hour))
+	if err != nil {
+		b.Fatal(err)
+	}
+	cert := &tls.Certificate{Certificate: [][]byte{leaf.Raw}, PrivateKey: key, Leaf: leaf}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() {
+		served <- pkgwebhook.Serve(ctx, ln, h, func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return cert, nil }, slog.New(slog.DiscardHandler))
+	}()
+	b.Cleanup(func() {
+		cancel()
+		if err := <-served; err != nil {
+			b.Error(err)
+		}
+	})
+	return "https://localhost:" + strconv.Itoa(ln.Addr().(*net.TCPAddr).Port), certs.EncodeCertificatesPEM(ca.Cert)
 }
 
 // report reports the p50 and p99 of lat in microseconds, as <prefix>p50-µs and <prefix>p99-µs.

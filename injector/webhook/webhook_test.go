@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -414,5 +415,25 @@ func TestTrustAnchorRotation(t *testing.T) {
 	}
 	if err := store.SetAnchors("not a certificate"); err == nil || store.Current().TrustRootSHA256() != want {
 		t.Errorf("broken anchors accepted (err %v)", err)
+	}
+}
+
+// TestSetGCPercent: the injector's collector target applies unless GOGC is set.
+func TestSetGCPercent(t *testing.T) {
+	prev := debug.SetGCPercent(100)
+	defer debug.SetGCPercent(prev)
+	t.Setenv("GOGC", "100")
+	if SetGCPercent() {
+		t.Error("SetGCPercent applied its target although GOGC is set")
+	}
+	if got := debug.SetGCPercent(100); got != 100 {
+		t.Errorf("GOGC set: collector target %d, want 100 (untouched)", got)
+	}
+	os.Unsetenv("GOGC") // t.Setenv restores it at the end
+	if !SetGCPercent() {
+		t.Error("SetGCPercent did not apply its target without GOGC")
+	}
+	if got := debug.SetGCPercent(100); got != GCPercent {
+		t.Errorf("collector target %d, want %d", got, GCPercent)
 	}
 }

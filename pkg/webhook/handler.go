@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"time"
 
 	admissionv1 "k8s.io/api/admission/v1"
@@ -87,7 +88,9 @@ func (h *Handler) answer(w http.ResponseWriter, r *http.Request, rev *admissionv
 		http.Error(w, "encoding response", http.StatusInternalServerError)
 		return
 	}
+	// With its length known, the response goes out as one body rather than in chunks.
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(raw)))
 	_, _ = w.Write(raw)
 }
 

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // PatchOp is one RFC 6902 JSON patch operation.
@@ -27,15 +28,22 @@ type PatchOp struct {
 // time, map keys sorted) and is not decoded further, so only what injection changed
 // (metadata, containers, volumes) is taken apart; values in the patch are the encoded JSON
 // of after, verbatim.
+//
+// The two encodings live in pooled buffers, released before it returns: a review then
+// allocates only the patch, not two copies of the pod (less garbage, fewer collections
+// in an admission's tail).
 func JSONPatch(before, after any) ([]byte, error) {
-	a, err := json.Marshal(before)
+	ab, err := encodePooled(before)
 	if err != nil {
-		return nil, fmt.Errorf("encode for patch: %w", err)
+		return nil, err
 	}
-	b, err := json.Marshal(after)
+	defer releasePooled(ab)
+	bb, err := encodePooled(after)
 	if err != nil {
-		return nil, fmt.Errorf("encode for patch: %w", err)
+		return nil, err
 	}
+	defer releasePooled(bb)
+	a, b := ab.Bytes(), bb.Bytes()
 	ops := []PatchOp{}
 	if err := diff(&ops, "", a, b); err != nil {
 		return nil, fmt.Errorf("decode for patch: %w", err)
@@ -62,6 +70,32 @@ func JSONPatch(before, after any) ([]byte, error) {
 		out = append(out, '}')
 	}
 	return append(out, ']'), nil
+}
+
+// encodeBuffers holds the buffers JSONPatch encodes into.
+var encodeBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// maxPooledBuffer is the largest buffer put back in encodeBuffers: a rare huge pod's
+// buffer is left to the garbage collector rather than kept.
+const maxPooledBuffer = 256 << 10
+
+// encodePooled encodes v as json.Marshal does (HTML characters escaped, no indentation)
+// into a pooled buffer, without the newline json.Encoder ends with.
+func encodePooled(v any) (*bytes.Buffer, error) {
+	buf := encodeBuffers.Get().(*bytes.Buffer)
+	buf.Reset()
+	if err := json.NewEncoder(buf).Encode(v); err != nil {
+		releasePooled(buf)
+		return nil, fmt.Errorf("encode for patch: %w", err)
+	}
+	buf.Truncate(buf.Len() - 1)
+	return buf, nil
+}
+
+func releasePooled(buf *bytes.Buffer) {
+	if buf.Cap() <= maxPooledBuffer {
+		encodeBuffers.Put(buf)
+	}
 }
 
 func escape(key string) string {

@@ -14,20 +14,32 @@ import (
 // ServeTLS serves h over HTTPS on addr until ctx ends, then shuts down gracefully (bounded
 // by five seconds). The certificate comes from getCert on every handshake, so a
 // servingcert.Reloader's GetCertificate makes a rotated Secret take effect without a
-// restart.
+// restart. It speaks HTTP/1.1 only (see Serve).
 func ServeTLS(ctx context.Context, addr string, h http.Handler, getCert func(*tls.ClientHelloInfo) (*tls.Certificate, error), log *slog.Logger) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("webhook listen %s: %w", addr, err)
 	}
-	return serveTLS(ctx, ln, h, getCert, log)
+	return Serve(ctx, ln, h, getCert, log)
 }
 
-func serveTLS(ctx context.Context, ln net.Listener, h http.Handler, getCert func(*tls.ClientHelloInfo) (*tls.Certificate, error), log *slog.Logger) error {
+// Serve is ServeTLS on a listener the caller made. It serves HTTP/1.1 only: the API
+// server keeps a connection per concurrent review, each read and answered by one
+// goroutine (see below).
+func Serve(ctx context.Context, ln net.Listener, h http.Handler, getCert func(*tls.ClientHelloInfo) (*tls.Certificate, error), log *slog.Logger) error {
 	if log == nil {
 		log = slog.Default()
 	}
+	// HTTP/1.1 only: the API server then sends each review on a kept-alive connection
+	// that one goroutine reads and answers, where HTTP/2 hands every request and its
+	// body between three goroutines (reader, connection loop, handler), each hand-off a
+	// wake-up that a loaded node delays, and spends about a tenth more CPU per review
+	// (BenchmarkAdmission in injector/webhook). Concurrent reviews get a connection each,
+	// kept alive for the next.
+	protocols := new(http.Protocols)
+	protocols.SetHTTP1(true)
 	srv := &http.Server{
+		Protocols:         protocols,
 		Handler:           h,
 		TLSConfig:         &tls.Config{GetCertificate: getCert, MinVersion: tls.VersionTLS12},
 		ReadHeaderTimeout: 10 * time.Second,

@@ -163,11 +163,11 @@ func TestAPIServerFollowsRotatedCertificate(t *testing.T) {
 	url := "https://localhost:" + strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
-	go func() { served <- serveTLS(ctx, ln, h, reloader.GetCertificate, nil) }()
+	go func() { served <- Serve(ctx, ln, h, reloader.GetCertificate, nil) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-served; err != nil {
-			t.Errorf("serveTLS: %v", err)
+			t.Errorf("Serve: %v", err)
 		}
 	})
 	name := c.RegisterValidatingWebhook(t, kube.Webhook{Name: "rotation.webhook.l5d.test", URL: url,
@@ -198,7 +198,8 @@ func TestAPIServerFollowsRotatedCertificate(t *testing.T) {
 	writeLeaf(t, ca2, dir)
 	// The running server presents the new certificate: a client trusting only the new CA
 	// gets through (the reloader checks the files at most once a second).
-	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: certs.NewPool(ca2.Cert), MinVersion: tls.VersionTLS12}}}
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: certs.NewPool(ca2.Cert), MinVersion: tls.VersionTLS12},
+		ForceAttemptHTTP2: true}}
 	var answer string
 	err = wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, time.Minute, true, func(context.Context) (bool, error) {
 		resp, err := client.Post(url, "application/json", strings.NewReader(""))
@@ -208,8 +209,9 @@ func TestAPIServerFollowsRotatedCertificate(t *testing.T) {
 		}
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		answer = fmt.Sprintf("%d %q", resp.StatusCode, body)
-		return resp.StatusCode == http.StatusBadRequest && strings.Contains(string(body), "empty body"), nil
+		answer = fmt.Sprintf("%s %d %q", resp.Proto, resp.StatusCode, body)
+		// HTTP/1.1 although the client offers HTTP/2: Serve speaks HTTP/1.1 only.
+		return resp.StatusCode == http.StatusBadRequest && strings.Contains(string(body), "empty body") && resp.Proto == "HTTP/1.1", nil
 	})
 	if err != nil {
 		t.Fatalf("the server did not pick up the rotated certificate: %v (last answer: %s)", err, answer)

@@ -71,6 +71,9 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	log := comp.Log
+	if webhook.SetGCPercent() {
+		log.Debug("garbage collector target set (GOGC in the environment overrides it)", "gogc", webhook.GCPercent)
+	}
 	clients, err := comp.Clients()
 	if err != nil {
 		return err
@@ -130,6 +133,11 @@ func run(ctx context.Context, args []string) error {
 	}
 	metaFactory := metadatainformer.NewSharedInformerFactory(meta, 0)
 	owners := webhook.NewOwnerCache(metaFactory)
+	// The informers stop with gctx (cancelled once g.Wait returns); run returns only
+	// after they have, so nothing of this run still reads process-wide state (klog's
+	// logger) that another run in the same process sets.
+	defer factory.Shutdown()
+	defer metaFactory.Shutdown()
 	broadcaster := record.NewBroadcaster()
 	defer broadcaster.Shutdown()
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: clients.Kube.CoreV1().Events("")})
