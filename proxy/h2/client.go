@@ -237,6 +237,8 @@ type clientStream struct {
 	cc  *clientConn
 	id  uint32
 	req *http.Request // nil for a RoundTripHead request
+	// slots hold the values of the response's header when it has at most as many fields.
+	slots [headerSlots]string
 	// hasBody: the request has a body, which sendBody sends.
 	hasBody bool
 	send    sendWindow // guarded by cc.w.mu
@@ -777,7 +779,7 @@ func (cc *clientConn) onHeaders(f *headerBlock) {
 			cs.cancel(http2.ErrCodeProtocol, errors.New("h2: malformed response trailers"))
 			return
 		}
-		t := fieldsHeader(f.RegularFields())
+		t := fieldsHeader(f.RegularFields(), nil)
 		cc.mu.Lock()
 		cs.trailer = t
 		cc.mu.Unlock()
@@ -797,7 +799,7 @@ func (cc *clientConn) onHeaders(f *headerBlock) {
 		cs.cancel(http2.ErrCodeProtocol, errors.New("h2: response without a valid :status"))
 		return
 	}
-	header := fieldsHeader(f.RegularFields())
+	header := fieldsHeader(f.RegularFields(), cs.slots[:])
 	cl := int64(-1)
 	if v := header.Get("Content-Length"); v != "" {
 		if n, err := strconv.ParseInt(v, 10, 64); err == nil {

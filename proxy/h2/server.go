@@ -206,6 +206,8 @@ type serverStream struct {
 	cancel context.CancelFunc
 	req    *http.Request
 	url    url.URL // req.URL
+	// slots hold the values of req.Header when it has at most as many fields.
+	slots [headerSlots]string
 	// reqBody is the request's Body when the request has one.
 	reqBody requestBody
 	done    bool // guarded by sc.mu: the response is complete
@@ -562,7 +564,7 @@ func (sc *serverConn) onHeaders(f *headerBlock) error {
 	var base http.Request
 	req := &base
 	st := &serverStream{sc: sc, id: id}
-	reject, err := sc.newRequest(f, req, &st.url)
+	reject, err := sc.newRequest(f, req, &st.url, st.slots[:])
 	if err != nil {
 		sc.resetStream(id, http2.ErrCodeProtocol)
 		return nil
@@ -766,12 +768,13 @@ func (sc *serverConn) onData(f *http2.DataFrame) error {
 	return nil
 }
 
-// newRequest builds the http.Request of a HEADERS frame in req. A request that cannot be built
+// newRequest builds the http.Request of a HEADERS frame in req, its URL in u and its
+// header's values in slots when they fit (see fieldsHeader). A request that cannot be built
 // (bad pseudo-header fields or Content-Length) is an error, for a PROTOCOL_ERROR reset;
 // reject is the status to answer one that is malformed in HTTP/2 terms instead of calling
 // the handler, as x/net/http2 does: 431 when the header list was truncated at the
 // announced SETTINGS_MAX_HEADER_LIST_SIZE, 400 for connection-specific fields.
-func (sc *serverConn) newRequest(f *headerBlock, req *http.Request, u *url.URL) (reject int, err error) {
+func (sc *serverConn) newRequest(f *headerBlock, req *http.Request, u *url.URL, slots []string) (reject int, err error) {
 	var method, scheme, authority, path string
 	for _, hf := range f.PseudoFields() {
 		switch hf.Name {
@@ -799,7 +802,7 @@ func (sc *serverConn) newRequest(f *headerBlock, req *http.Request, u *url.URL) 
 	if f.Truncated {
 		reject = http.StatusRequestHeaderFieldsTooLarge
 	}
-	header := fieldsHeader(fields)
+	header := fieldsHeader(fields, slots)
 	if authority == "" {
 		authority = header.Get("Host")
 	}
