@@ -431,7 +431,7 @@ func (s *fastConn) forwardHTTP(be *Backend, first *balance.Endpoint[*Endpoint], 
 	}
 	head := string(s.req.Method) == "HEAD"
 	clientClose := s.req.Close
-	header := fieldsHeader(&s.req, false)
+	header := fieldsHeader(&s.req, false, nil)
 	if s.inbound {
 		s.ci.setClientID(header)
 	}
