@@ -322,8 +322,7 @@ func (s *fastConn) forward() (pending []byte, done bool) {
 	now := time.Now()
 	bep.Done(now, now.Sub(start), be.Balancer.Decay())
 	if err != nil {
-		var ce *ConnectError
-		if errors.As(err, &ce) {
+		if isConnectError(err) {
 			bep.Failed(now.Add(h.failureBackoff()))
 		} else if uc != nil {
 			uc.conn.Close()
@@ -432,7 +431,7 @@ func (s *fastConn) forwardHTTP(be *Backend, first *balance.Endpoint[*Endpoint], 
 	}
 	head := string(s.req.Method) == "HEAD"
 	clientClose := s.req.Close
-	header := fieldsHeader(&s.req, false)
+	header := fieldsHeader(&s.req, false, nil)
 	if s.inbound {
 		s.ci.setClientID(header)
 	}
@@ -770,10 +769,17 @@ func (s *fastConn) writeError(m *metrics.HTTP, start time.Time, err error, bodyU
 // latency for the balancer and, when err is a failure to connect, the endpoint's backoff.
 func (h *Handler) attemptEnded(be *Backend, bep *balance.Endpoint[*Endpoint], start, now time.Time, err error) {
 	bep.Done(now, now.Sub(start), be.Balancer.Decay())
-	var ce *ConnectError
-	if err != nil && errors.As(err, &ce) {
+	if err != nil && isConnectError(err) {
 		bep.Failed(now.Add(h.failureBackoff()))
 	}
+}
+
+// isConnectError reports whether err is (or wraps) a *ConnectError. Its target lives
+// here, not in the callers: errors.As makes its target escape, and a target declared on
+// the request path cost a heap allocation per request even when err was nil.
+func isConnectError(err error) bool {
+	var ce *ConnectError
+	return errors.As(err, &ce)
 }
 
 func (h *Handler) failureBackoff() time.Duration {
@@ -794,8 +800,7 @@ func staleConn(err error, uc *upstreamConn) bool {
 
 // upstreamError maps a failure to read the response to the error the client sees.
 func upstreamError(err error) error {
-	var ce *ConnectError
-	if errors.As(err, &ce) {
+	if isConnectError(err) {
 		return err
 	}
 	return &RouteError{Status: http.StatusBadGateway, Reason: "endpoint closed the connection or sent an invalid response"}

@@ -238,7 +238,7 @@ func readLeanResponse(uc *upstreamConn, head, upgrade bool) (*http.Response, err
 				return nil, errEndpointResponse
 			}
 			resp := &http.Response{StatusCode: rh.Status, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-				Header: fieldsHeader(rh, true)}
+				Header: fieldsHeader(rh, true, nil)}
 			// The switch itself is relayed to the client.
 			resp.Header["Connection"] = []string{"Upgrade"}
 			if v := rh.Get("upgrade"); v != nil {
@@ -253,7 +253,7 @@ func readLeanResponse(uc *upstreamConn, head, upgrade bool) (*http.Response, err
 		return nil, errEndpointResponse
 	}
 	lr := &leanResponse{}
-	header := fieldsHeader(rh, true)
+	header := fieldsHeader(rh, true, lr.slots[:])
 	resp := &lr.resp
 	*resp = http.Response{
 		StatusCode: rh.Status, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
@@ -288,8 +288,9 @@ func readLeanResponse(uc *upstreamConn, head, upgrade bool) (*http.Response, err
 
 // fieldsHeader copies the end-to-end fields of head (and Host unless withHost is false
 // for a request) into a header map with three allocations: the map, one string holding
-// every value and one slice holding every value slot.
-func fieldsHeader(head *h1.Head, withHost bool) http.Header {
+// every value and one slice holding every value slot; two when buf (an array living as
+// long as the map's values) has room for the slots.
+func fieldsHeader(head *h1.Head, withHost bool, buf []string) http.Header {
 	// Which fields to keep is decided once per field (hop-by-hop names and the
 	// Connection header's tokens are compared), not in each of the three passes.
 	var keepBuf [32]bool
@@ -312,7 +313,12 @@ func fieldsHeader(head *h1.Head, withHost bool) http.Header {
 		}
 	}
 	values := all.String()
-	slots := make([]string, n)
+	var slots []string
+	if n <= cap(buf) {
+		slots = buf[:n]
+	} else {
+		slots = make([]string, n)
+	}
 	i, off := 0, 0
 	for j, f := range head.Fields {
 		if !keep[j] {
@@ -418,6 +424,8 @@ func (b *upgradedBody) Close() error { return b.uc.conn.Close() }
 type leanResponse struct {
 	resp http.Response
 	body leanBody
+	// slots hold the values of resp.Header when it has at most as many fields.
+	slots [8]string
 }
 
 // leanBody is a response body read through the lean codec; the connection returns to

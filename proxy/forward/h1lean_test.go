@@ -212,7 +212,7 @@ func BenchmarkFieldsHeader(b *testing.B) {
 	b.ReportAllocs()
 	defer benchcpu.Start(b)()
 	for b.Loop() {
-		if hdr := fieldsHeader(&h, false); len(hdr) != 5 {
+		if hdr := fieldsHeader(&h, false, nil); len(hdr) != 5 {
 			b.Fatalf("%d fields kept, want 5: %v", len(hdr), hdr)
 		}
 	}

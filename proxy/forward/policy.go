@@ -121,8 +121,7 @@ func (h *Handler) exchange(r *http.Request, be *Backend, first *balance.Endpoint
 			accrue(rt.Accrual, bep, err != nil || rt.IsFailure(resp.StatusCode, headerGRPCStatus(resp)), now)
 		}
 		if err != nil {
-			var ce *ConnectError
-			if errors.As(err, &ce) {
+			if isConnectError(err) {
 				bep.Failed(now.Add(h.failureBackoff()))
 			}
 			status, _ := StatusFor(err)
@@ -186,8 +185,7 @@ func mayRetry(rt *routes.Route, body *replay, attempt int) bool {
 // retryableError reports whether a failed attempt may be retried: timeouts and
 // connection failures may succeed on another try; fail-fast and load shedding would not.
 func retryableError(err error) bool {
-	var ce *ConnectError
-	return errors.Is(err, ErrRouteTimeout) || errors.As(err, &ce)
+	return errors.Is(err, ErrRouteTimeout) || isConnectError(err)
 }
 
 // discard drops a response that will be retried, reading a short body to its end so

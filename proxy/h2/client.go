@@ -237,6 +237,8 @@ type clientStream struct {
 	cc  *clientConn
 	id  uint32
 	req *http.Request // nil for a RoundTripHead request
+	// slots hold the values of the response's header when it has at most as many fields.
+	slots [headerSlots]string
 	// hasBody: the request has a body, which sendBody sends.
 	hasBody bool
 	send    sendWindow // guarded by cc.w.mu
@@ -347,7 +349,7 @@ func (cc *clientConn) send(ctx context.Context, req *http.Request, head func(enc
 		return nil, fmt.Errorf("h2: sending request: %w", err)
 	}
 	if hasBody {
-		go cs.sendBody()
+		go cs.sendBody(req.Body)
 	} else if req != nil && req.Body != nil {
 		req.Body.Close()
 	}
@@ -384,15 +386,17 @@ func (cs *clientStream) credit(conn, stream int) {
 // buffer is free again when sendBody returns.
 var sendBufPool = sync.Pool{New: func() any { b := make([]byte, 16<<10); return &b }}
 
-// sendBody copies the request body into DATA frames.
-func (cs *clientStream) sendBody() {
+// sendBody copies the request body into DATA frames. body is the request's Body when the
+// stream was sent: the caller may set another on the request once RoundTrip returns (a
+// retry's replay of it) while this one is still being sent.
+func (cs *clientStream) sendBody(body io.ReadCloser) {
 	cc := cs.cc
-	defer cs.req.Body.Close()
+	defer body.Close()
 	bp := sendBufPool.Get().(*[]byte)
 	defer sendBufPool.Put(bp)
 	buf := *bp
 	for {
-		n, rerr := cs.req.Body.Read(buf)
+		n, rerr := body.Read(buf)
 		end := rerr == io.EOF
 		if n > 0 || end {
 			cc.w.lock()
@@ -777,7 +781,7 @@ func (cc *clientConn) onHeaders(f *headerBlock) {
 			cs.cancel(http2.ErrCodeProtocol, errors.New("h2: malformed response trailers"))
 			return
 		}
-		t := fieldsHeader(f.RegularFields())
+		t := fieldsHeader(f.RegularFields(), nil)
 		cc.mu.Lock()
 		cs.trailer = t
 		cc.mu.Unlock()
@@ -797,7 +801,7 @@ func (cc *clientConn) onHeaders(f *headerBlock) {
 		cs.cancel(http2.ErrCodeProtocol, errors.New("h2: response without a valid :status"))
 		return
 	}
-	header := fieldsHeader(f.RegularFields())
+	header := fieldsHeader(f.RegularFields(), cs.slots[:])
 	cl := int64(-1)
 	if v := header.Get("Content-Length"); v != "" {
 		if n, err := strconv.ParseInt(v, 10, 64); err == nil {

@@ -573,11 +573,21 @@ func writeHeaderFields(enc func(name, value string), h http.Header) {
 
 var _ io.Reader = (*recvPipe)(nil)
 
+// headerSlots is how many header values a stream holds without an allocation of their
+// own: the fields of common requests and responses between proxies.
+const headerSlots = 8
+
 // fieldsHeader builds a header map from decoded fields with two allocations: the map and
-// one slice holding every value slot.
-func fieldsHeader(fields []hpack.HeaderField) http.Header {
+// one slice holding every value slot, or only the map when buf (a stream's own array,
+// which lives as long as the map's values) has room for the slots.
+func fieldsHeader(fields []hpack.HeaderField, buf []string) http.Header {
 	header := make(http.Header, len(fields))
-	slots := make([]string, len(fields))
+	var slots []string
+	if len(fields) <= cap(buf) {
+		slots = buf[:len(fields)]
+	} else {
+		slots = make([]string, len(fields))
+	}
 	for i, hf := range fields {
 		k := canonicalKey(hf.Name)
 		slots[i] = hf.Value

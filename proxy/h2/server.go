@@ -205,6 +205,9 @@ type serverStream struct {
 	send   sendWindow // guarded by sc.w.mu
 	cancel context.CancelFunc
 	req    *http.Request
+	url    url.URL // req.URL
+	// slots hold the values of req.Header when it has at most as many fields.
+	slots [headerSlots]string
 	// reqBody is the request's Body when the request has one.
 	reqBody requestBody
 	done    bool // guarded by sc.mu: the response is complete
@@ -556,16 +559,18 @@ func (sc *serverConn) onHeaders(f *headerBlock) error {
 		sc.resetStream(id, http2.ErrCodeRefusedStream)
 		return nil
 	}
-	// The request is built here and copied once into the one WithContext makes.
+	// The request is built here and copied once into the one WithContext makes; its URL
+	// is the stream's.
 	var base http.Request
 	req := &base
-	reject, err := sc.newRequest(f, req)
+	st := &serverStream{sc: sc, id: id}
+	reject, err := sc.newRequest(f, req, &st.url, st.slots[:])
 	if err != nil {
 		sc.resetStream(id, http2.ErrCodeProtocol)
 		return nil
 	}
 	ctx, cancel := context.WithCancel(sc.ctx)
-	st := &serverStream{sc: sc, id: id, cancel: cancel, reject: reject, declared: req.ContentLength, hasBody: !f.StreamEnded()}
+	st.cancel, st.reject, st.declared, st.hasBody = cancel, reject, req.ContentLength, !f.StreamEnded()
 	st.body.init(st)
 	st.inflow.give(streamWindow)
 	sc.w.lock()
@@ -763,12 +768,13 @@ func (sc *serverConn) onData(f *http2.DataFrame) error {
 	return nil
 }
 
-// newRequest builds the http.Request of a HEADERS frame in req. A request that cannot be built
+// newRequest builds the http.Request of a HEADERS frame in req, its URL in u and its
+// header's values in slots when they fit (see fieldsHeader). A request that cannot be built
 // (bad pseudo-header fields or Content-Length) is an error, for a PROTOCOL_ERROR reset;
 // reject is the status to answer one that is malformed in HTTP/2 terms instead of calling
 // the handler, as x/net/http2 does: 431 when the header list was truncated at the
 // announced SETTINGS_MAX_HEADER_LIST_SIZE, 400 for connection-specific fields.
-func (sc *serverConn) newRequest(f *headerBlock, req *http.Request) (reject int, err error) {
+func (sc *serverConn) newRequest(f *headerBlock, req *http.Request, u *url.URL, slots []string) (reject int, err error) {
 	var method, scheme, authority, path string
 	for _, hf := range f.PseudoFields() {
 		switch hf.Name {
@@ -796,16 +802,12 @@ func (sc *serverConn) newRequest(f *headerBlock, req *http.Request) (reject int,
 	if f.Truncated {
 		reject = http.StatusRequestHeaderFieldsTooLarge
 	}
-	header := fieldsHeader(fields)
+	header := fieldsHeader(fields, slots)
 	if authority == "" {
 		authority = header.Get("Host")
 	}
-	u, err := url.ParseRequestURI(path)
-	if err != nil && method != "CONNECT" {
+	if err := parseRequestPath(path, u); err != nil && method != "CONNECT" {
 		return 0, fmt.Errorf("bad :path: %w", err)
-	}
-	if u == nil {
-		u = &url.URL{}
 	}
 	u.Scheme, u.Host = scheme, authority
 	cl := int64(-1)
