@@ -333,14 +333,14 @@ for round in $(seq "$REPEATS"); do
 	done
 	base=""
 	if on l5d-base && on l5d-mesh; then
-		base=" l5d-base ${LAST_RPS[l5d-base]}/${LAST_CPU[l5d-base]}/${LAST_GC[l5d-base]}"
+		base=" l5d-base ${LAST_RPS[l5d-base]}/${LAST_CPU[l5d-base]}/${LAST_SYS[l5d-base]}/${LAST_GC[l5d-base]}"
 		ratio_rps[base]+=" $(echo "scale=4; ${LAST_RPS[l5d-mesh]}/${LAST_RPS[l5d-base]}" | bc)"
 		ratio_cpu[base]+=" $(echo "scale=4; ${LAST_CPU[l5d-mesh]}/${LAST_CPU[l5d-base]}" | bc)"
 	fi
 	echo "round $round: req/s direct ${LAST_RPS[direct]} nginx ${LAST_RPS[nginx]} l5d ${LAST_RPS[l5d]} l5d-mesh ${LAST_RPS[l5d-mesh]};" \
 		"CPU-s/10k nginx ${LAST_CPU[nginx]} l5d ${LAST_CPU[l5d]} l5d-mesh ${LAST_CPU[l5d-mesh]};" \
 		"read+write syscalls/req (pair) nginx ${LAST_SYS[nginx]} l5d ${LAST_SYS[l5d]} l5d-mesh ${LAST_SYS[l5d-mesh]};" \
-		"GCs/10k req (pair) l5d ${LAST_GC[l5d]} l5d-mesh ${LAST_GC[l5d-mesh]}${base:+; req/s/CPU-s/GCs$base}"
+		"GCs/10k req (pair) l5d ${LAST_GC[l5d]} l5d-mesh ${LAST_GC[l5d-mesh]}${base:+; req/s/CPU-s/syscalls/GCs$base}"
 done
 for p in "${profiling[@]}"; do wait "$p"; done
 printf '%-9s %12s %10s %10s %24s %16s\n' path "requests/s" "x direct" "x nginx" "CPU-s/10k req (pair)" "max RSS KB"
