@@ -178,7 +178,7 @@ for ns in $cli $srv; do
 	ip netns exec "$ns" "$work/proxy-init" --iptables-mode nft --proxy-uid 2102 \
 		--inbound-ports-to-ignore 4190,4191,8081,8082,9002,9003,9091,9012 --outbound-ports-to-ignore 8081,8082,9002,9003,9091,9012 --log-level warn
 	ip netns exec "$ns" setpriv --reuid 2102 --regid 2102 --clear-groups env -i \
-		LINKERD2_PROXY_LOG=warn LINKERD2_PROXY_ADMIN_LISTEN_ADDR=0.0.0.0:4191 $PROXY_ENV \
+		LINKERD2_PROXY_LOG=warn LINKERD2_PROXY_ADMIN_LISTEN_ADDR=0.0.0.0:4191 GODEBUG=gctrace=1 $PROXY_ENV \
 		"$work/proxy" 2>"$work/proxy-$ns.log" &
 	pids+=($!)
 done
@@ -192,7 +192,8 @@ for pod in $mpods; do
 	[ "$bin" = proxy-base ] && env+=" $BASE_ENV"
 	ip netns exec "$ns" "$work/proxy-init" --iptables-mode nft --proxy-uid 2102 \
 		--inbound-ports-to-ignore 4190,4191 --log-level warn
-	# The environment the injector gives a meshed proxy.
+	# The environment the injector gives a meshed proxy (and gctrace, a line on stderr per
+	# garbage collection, which run_once counts).
 	ip netns exec "$ns" setpriv --reuid 2102 --regid 2102 --clear-groups env -i \
 		LINKERD2_PROXY_LOG=warn LINKERD2_PROXY_ADMIN_LISTEN_ADDR=0.0.0.0:4191 \
 		LINKERD2_PROXY_IDENTITY_DIR="$work/cp" \
@@ -203,7 +204,7 @@ for pod in $mpods; do
 		LINKERD2_PROXY_IDENTITY_SVC_NAME=identity.linkerd.serviceaccount.identity.linkerd.cluster.local \
 		LINKERD2_PROXY_DESTINATION_SVC_ADDR=10.245.0.1:8086 \
 		LINKERD2_PROXY_DESTINATION_SVC_NAME=destination.linkerd.serviceaccount.identity.linkerd.cluster.local \
-		LINKERD2_PROXY_DESTINATION_PROFILE_NETWORKS=10.245.0.0/16 \
+		LINKERD2_PROXY_DESTINATION_PROFILE_NETWORKS=10.245.0.0/16 GODEBUG=gctrace=1 \
 		L5D_PROXY_PPROF=$([ -n "$PROFILE$TRACE" ] && echo true || echo false) $env \
 		"$work/$bin" 2>"$work/proxy-$ns.log" &
 	pids+=($!)
@@ -266,23 +267,30 @@ p1=$(nginx_worker p1) p2=$(nginx_worker p2)
 cpu() { awk '{print $14+$15}' "/proc/$1/stat"; }
 sysrw() { awk '/^sysc[rw]:/{s+=$2} END {print s}' "/proc/$1/io"; } # read and write system calls so far
 rss() { awk '/VmRSS/{print $2}' "/proc/$1/status"; }
+gcs() { # pid: garbage collections so far of the proxy with that pid (its gctrace lines)
+	grep -c '^gc ' "$work/proxy-$(ip netns identify "$1").log" || true
+}
 median() { sort -g | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
 
 idle_cli=$(rss "$cli_proxy") idle_srv=$(rss "$srv_proxy")
 idle_mcli=$(rss "$mcli_proxy") idle_msrv=$(rss "$msrv_proxy")
-declare -A RPS CPU RSSMAX LAST_RPS LAST_CPU LAST_RSS LAST_SYS
+declare -A RPS CPU RSSMAX LAST_RPS LAST_CPU LAST_RSS LAST_SYS LAST_GC
 run_once() { # name url pidA pidB [client-ns]: one wrk run, appended to the path's samples
-	local a1=0 a2=0 b1=0 b2=0 s1=0 s2=0
+	local a1=0 a2=0 b1=0 b2=0 s1=0 s2=0 g1=0 g2=0 gc=
+	[[ $1 == l5d* ]] && gc=1 # a pair of proxies, which log their collections
 	[ -n "$3" ] && a1=$(cpu "$3") && a2=$(cpu "$4") && s1=$(($(sysrw "$3") + $(sysrw "$4")))
+	[ -n "$gc" ] && g1=$(($(gcs "$3") + $(gcs "$4")))
 	out=$(ip netns exec "${5:-$cli}" wrk -t1 -c"$CONNS" -d"$DUR" "$2")
 	[ -n "$3" ] && b1=$(cpu "$3") && b2=$(cpu "$4") && s2=$(($(sysrw "$3") + $(sysrw "$4")))
+	[ -n "$gc" ] && g2=$(($(gcs "$3") + $(gcs "$4")))
 	reqs=$(awk '/requests in/{print $1}' <<<"$out")
 	LAST_RPS[$1]=$(awk '/Requests\/sec/{print $2}' <<<"$out")
 	RPS[$1]+=" ${LAST_RPS[$1]}"
-	LAST_CPU[$1]=- LAST_SYS[$1]=-
+	LAST_CPU[$1]=- LAST_SYS[$1]=- LAST_GC[$1]=-
 	if [ -n "$3" ]; then
 		LAST_CPU[$1]=$(echo "scale=4; ($b1-$a1+$b2-$a2)/100*10000/$reqs" | bc)
 		LAST_SYS[$1]=$(echo "scale=2; ($s2-$s1)/$reqs" | bc)
+		[ -n "$gc" ] && LAST_GC[$1]=$(echo "scale=2; ($g2-$g1)*10000/$reqs" | bc)
 		CPU[$1]+=" ${LAST_CPU[$1]}"
 		LAST_RSS[$1]=0
 		for p in "$3" "$4"; do
@@ -308,7 +316,7 @@ if [ -n "$PROFILE" ]; then mkdir -p "$PROFILE" && cp "$work/proxy" "$PROFILE/pro
 for round in $(seq "$REPEATS"); do
 	if on direct; then run_once direct "http://$server:8081/" "" ""; else LAST_RPS[direct]=-; fi
 	run_once nginx "http://127.0.0.1:9001/" "$p1" "$p2"
-	if on l5d; then run_once l5d "http://$server:8080/" "$cli_proxy" "$srv_proxy"; else LAST_RPS[l5d]=- LAST_CPU[l5d]=- LAST_SYS[l5d]=-; fi
+	if on l5d; then run_once l5d "http://$server:8080/" "$cli_proxy" "$srv_proxy"; else LAST_RPS[l5d]=- LAST_CPU[l5d]=- LAST_SYS[l5d]=- LAST_GC[l5d]=-; fi
 	if on l5d-mesh; then
 		if [ -n "$PROFILE" ] && [ "$round" = "$REPEATS" ]; then profile "$mcli" client.prof; profile "$msrv" server.prof; fi
 		# The base build, when there is one, runs before l5d-mesh in odd rounds and after it
@@ -316,7 +324,7 @@ for round in $(seq "$REPEATS"); do
 		if on l5d-base && [ $((round % 2)) = 1 ]; then run_once l5d-base "http://$bserver:8080/" "$bcli_proxy" "$bsrv_proxy" "$bcli"; fi
 		run_once l5d-mesh "http://$mserver:8080/" "$mcli_proxy" "$msrv_proxy" "$mcli"
 		if on l5d-base && [ $((round % 2)) = 0 ]; then run_once l5d-base "http://$bserver:8080/" "$bcli_proxy" "$bsrv_proxy" "$bcli"; fi
-	else LAST_RPS[l5d-mesh]=- LAST_CPU[l5d-mesh]=- LAST_SYS[l5d-mesh]=-; fi
+	else LAST_RPS[l5d-mesh]=- LAST_CPU[l5d-mesh]=- LAST_SYS[l5d-mesh]=- LAST_GC[l5d-mesh]=-; fi
 	for p in l5d l5d-mesh l5d-base; do
 		on "$p" || continue
 		ratio_rps[$p]+=" $(echo "scale=4; ${LAST_RPS[$p]}/${LAST_RPS[nginx]}" | bc)"
@@ -325,13 +333,14 @@ for round in $(seq "$REPEATS"); do
 	done
 	base=""
 	if on l5d-base && on l5d-mesh; then
-		base=" l5d-base ${LAST_RPS[l5d-base]}/${LAST_CPU[l5d-base]}"
+		base=" l5d-base ${LAST_RPS[l5d-base]}/${LAST_CPU[l5d-base]}/${LAST_SYS[l5d-base]}/${LAST_GC[l5d-base]}"
 		ratio_rps[base]+=" $(echo "scale=4; ${LAST_RPS[l5d-mesh]}/${LAST_RPS[l5d-base]}" | bc)"
 		ratio_cpu[base]+=" $(echo "scale=4; ${LAST_CPU[l5d-mesh]}/${LAST_CPU[l5d-base]}" | bc)"
 	fi
 	echo "round $round: req/s direct ${LAST_RPS[direct]} nginx ${LAST_RPS[nginx]} l5d ${LAST_RPS[l5d]} l5d-mesh ${LAST_RPS[l5d-mesh]};" \
 		"CPU-s/10k nginx ${LAST_CPU[nginx]} l5d ${LAST_CPU[l5d]} l5d-mesh ${LAST_CPU[l5d-mesh]};" \
-		"read+write syscalls/req (pair) nginx ${LAST_SYS[nginx]} l5d ${LAST_SYS[l5d]} l5d-mesh ${LAST_SYS[l5d-mesh]}${base:+; req/s/CPU-s$base}"
+		"read+write syscalls/req (pair) nginx ${LAST_SYS[nginx]} l5d ${LAST_SYS[l5d]} l5d-mesh ${LAST_SYS[l5d-mesh]};" \
+		"GCs/10k req (pair) l5d ${LAST_GC[l5d]} l5d-mesh ${LAST_GC[l5d-mesh]}${base:+; req/s/CPU-s/syscalls/GCs$base}"
 done
 for p in "${profiling[@]}"; do wait "$p"; done
 printf '%-9s %12s %10s %10s %24s %16s\n' path "requests/s" "x direct" "x nginx" "CPU-s/10k req (pair)" "max RSS KB"
