@@ -10,7 +10,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -25,6 +24,7 @@ import (
 	"github.com/l5d-go/l5d/test/demo/traffic"
 	"github.com/l5d-go/l5d/test/kube"
 	"github.com/l5d-go/l5d/test/localcluster"
+	"github.com/l5d-go/l5d/test/suite"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -49,75 +49,25 @@ type Suite struct {
 	Ctx context.Context
 }
 
-var (
-	suite     *Suite
-	skipWhy   string // set when the suite cannot run here
-	setupErr  error
-	setupTime time.Duration
-)
-
-func TestMain(m *testing.M) {
-	flag.Parse()
-	os.Exit(runSuite(m))
+// shared is the one set-up every test of the package uses.
+var shared = suite.Shared[*Suite]{
+	Name:     "e2e",
+	Timeout:  suiteTimeout,
+	SetUp:    setUp,
+	DumpLogs: (*Suite).dumpLogs,
 }
 
-func runSuite(m *testing.M) int {
-	switch {
-	case os.Geteuid() != 0:
-		skipWhy = "e2e: needs root (pods are network namespaces)"
-	case os.Getenv("L5D_SKIP_KUBE") != "":
-		skipWhy = "e2e: L5D_SKIP_KUBE is set"
-	}
-	if skipWhy != "" || testing.Short() {
-		if skipWhy == "" {
-			skipWhy = "e2e: -short"
-		}
-		return m.Run()
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), suiteTimeout)
-	defer cancel()
-	start := time.Now()
-	var cleanup func()
-	suite, cleanup, setupErr = setUp(ctx)
-	setupTime = time.Since(start)
-	fmt.Printf("e2e: cluster of real nodes up, images pushed, control plane installed and checked in %v (err: %v)\n", setupTime.Round(time.Second), setupErr)
-	code := m.Run()
-	if suite != nil && code != 0 {
-		suite.dumpLogs(os.Stdout)
-	}
-	if cleanup != nil {
-		cleanup()
-	}
-	return code
-}
+func TestMain(m *testing.M) { os.Exit(shared.Main(m)) }
 
 // need returns the suite, skipping t when it cannot run here and failing it when the
-// setup failed.
-func need(t *testing.T) *Suite {
-	t.Helper()
-	if skipWhy != "" {
-		t.Skip(skipWhy)
-	}
-	if setupErr != nil {
-		t.Fatalf("e2e setup (after %v): %v", setupTime.Round(time.Second), setupErr)
-	}
-	return suite
-}
+// set-up failed.
+func need(t *testing.T) *Suite { return shared.Need(t) }
 
 // setUp starts the cluster and installs the control plane with the CLI, as a user
 // would: check --pre, install --crds | kubectl apply, install --ha | kubectl apply, check.
 func setUp(ctx context.Context) (s *Suite, cleanup func(), err error) {
-	var undo []func()
-	cleanup = func() {
-		for i := len(undo) - 1; i >= 0; i-- {
-			undo[i]()
-		}
-	}
-	defer func() {
-		if err != nil && s != nil {
-			s.dumpLogs(os.Stdout)
-		}
-	}()
+	var undo suite.Undo
+	cleanup = undo.Run
 	root, err := filepath.Abs("../..")
 	if err != nil {
 		return nil, cleanup, err
@@ -130,12 +80,12 @@ func setUp(ctx context.Context) (s *Suite, cleanup func(), err error) {
 	if err != nil {
 		return nil, cleanup, err
 	}
-	undo = append(undo, func() { os.RemoveAll(runDir) })
+	undo.Add(func() { os.RemoveAll(runDir) })
 	logFile, err := os.Create(filepath.Join(runDir, "cluster.log"))
 	if err != nil {
 		return nil, cleanup, err
 	}
-	undo = append(undo, func() { logFile.Close() })
+	undo.Add(func() { logFile.Close() })
 	c, err := localcluster.Up(ctx, localcluster.Options{
 		RunDir: runDir, Nodes: 3, Kubelet: true, L5DImages: root,
 		CNIPlugins: strings.TrimSpace(string(plugins)),
@@ -144,7 +94,7 @@ func setUp(ctx context.Context) (s *Suite, cleanup func(), err error) {
 	if err != nil {
 		return nil, cleanup, fmt.Errorf("starting the local cluster: %w", err)
 	}
-	undo = append(undo, func() { c.Close() })
+	undo.Add(func() { c.Close() })
 	s = &Suite{Root: root, Cluster: c, Ctx: ctx}
 
 	v := certs.ValidFor(time.Now(), 24*time.Hour)

@@ -12,7 +12,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -30,6 +29,7 @@ import (
 	"github.com/l5d-go/l5d/test/kube"
 	"github.com/l5d-go/l5d/test/localcluster"
 	"github.com/l5d-go/l5d/test/netns"
+	"github.com/l5d-go/l5d/test/suite"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -61,76 +61,32 @@ type Suite struct {
 	Ctx                        context.Context
 }
 
-var (
-	suite     *Suite
-	skipWhy   string
-	setupErr  error
-	setupTime time.Duration
-)
-
-func TestMain(m *testing.M) {
-	flag.Parse()
-	os.Exit(runSuite(m))
+// shared is the one set-up every test of the package uses.
+var shared = suite.Shared[*Suite]{
+	Name:     "multicluster",
+	Timeout:  suiteTimeout,
+	SetUp:    setUp,
+	DumpLogs: (*Suite).dumpLogs,
 }
 
-func runSuite(m *testing.M) int {
-	switch {
-	case os.Geteuid() != 0:
-		skipWhy = "multicluster: needs root (pods are network namespaces)"
-	case os.Getenv("L5D_SKIP_KUBE") != "":
-		skipWhy = "multicluster: L5D_SKIP_KUBE is set"
-	case testing.Short():
-		skipWhy = "multicluster: -short"
-	}
-	if skipWhy != "" {
-		return m.Run()
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), suiteTimeout)
-	defer cancel()
-	start := time.Now()
-	var cleanup func()
-	suite, cleanup, setupErr = setUp(ctx)
-	setupTime = time.Since(start)
-	fmt.Printf("multicluster: setup took %v\n", setupTime.Round(time.Second))
-	code := m.Run()
-	if suite != nil && (code != 0 || setupErr != nil) {
-		suite.dumpLogs(os.Stdout)
-	}
-	if cleanup != nil {
-		cleanup()
-	}
-	return code
-}
+func TestMain(m *testing.M) { os.Exit(shared.Main(m)) }
 
 // need returns the suite, skipping t when it cannot run here and failing it when the
-// setup failed.
-func need(t *testing.T) *Suite {
-	t.Helper()
-	if skipWhy != "" {
-		t.Skip(skipWhy)
-	}
-	if setupErr != nil {
-		t.Fatalf("multicluster setup (after %v): %v", setupTime.Round(time.Second), setupErr)
-	}
-	return suite
-}
+// set-up failed.
+func need(t *testing.T) *Suite { return shared.Need(t) }
 
 // setUp starts both clusters, connects them, installs the control plane and the
 // multicluster extension in each and links east into west.
 func setUp(ctx context.Context) (s *Suite, cleanup func(), err error) {
-	var undo []func()
-	cleanup = func() {
-		for i := len(undo) - 1; i >= 0; i-- {
-			undo[i]()
-		}
-	}
+	var undo suite.Undo
+	cleanup = undo.Run
 	root, err := filepath.Abs("../..")
 	if err != nil {
 		return nil, cleanup, err
 	}
 	bins, err := localcluster.PodBinaries(filepath.Join(root, "bin"))
 	if bins != "" {
-		undo = append(undo, func() { os.RemoveAll(bins) })
+		undo.Add(func() { os.RemoveAll(bins) })
 	}
 	if err != nil {
 		return nil, cleanup, err
@@ -140,7 +96,7 @@ func setUp(ctx context.Context) (s *Suite, cleanup func(), err error) {
 		return nil, cleanup, err
 	}
 	if os.Getenv("L5D_KUBE_KEEP") == "" {
-		undo = append(undo, func() { os.RemoveAll(runDir) })
+		undo.Add(func() { os.RemoveAll(runDir) })
 	}
 	s = &Suite{Root: root, Bins: bins, Ctx: ctx}
 	for _, c := range []struct {
@@ -156,7 +112,7 @@ func setUp(ctx context.Context) (s *Suite, cleanup func(), err error) {
 		if err != nil {
 			return s, cleanup, err
 		}
-		undo = append(undo, func() { logFile.Close() })
+		undo.Add(func() { logFile.Close() })
 		cl, err := localcluster.Up(ctx, localcluster.Options{
 			RunDir: dir, BinDirs: []string{bins}, Addresses: c.addrs,
 			NodeName: c.name + "-node", Logger: slog.New(slog.NewTextHandler(logFile, nil)),
@@ -164,7 +120,7 @@ func setUp(ctx context.Context) (s *Suite, cleanup func(), err error) {
 		if err != nil {
 			return s, cleanup, fmt.Errorf("starting cluster %s: %w", c.name, err)
 		}
-		undo = append(undo, func() { cl.Close() })
+		undo.Add(func() { cl.Close() })
 		*c.dst = cl
 	}
 	if err := localcluster.Connect(s.West, s.East); err != nil {
