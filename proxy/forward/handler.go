@@ -352,6 +352,7 @@ type headerAdopter interface {
 func (h *Handler) copyResponse(w http.ResponseWriter, resp *http.Response) (failure, aborted bool) {
 	defer resp.Body.Close()
 	removeHopHeaders(resp.Header)
+	delete(resp.Header, "Te") // a request field (removeHopHeaders keeps "TE: trailers" for requests)
 	var dst http.Header
 	if a, ok := w.(headerAdopter); ok && a.AdoptHeader(resp.Header) {
 		dst = resp.Header // the response's map, which nothing else uses, becomes w's

@@ -205,37 +205,10 @@ func writeFieldsHead(w *h1.Writer, method, target, host string, fields []hpack.H
 func (h *Handler) relayHead(hw h2.HeadWriter, w http.ResponseWriter, uc *upstreamConn, ep *Endpoint, head bool) (status int, failure, aborted bool) {
 	rh := &uc.head
 	status = rh.Status
-	failure = status >= 500
 	bodyless := head || rh.Bodyless(nil)
-	length := rh.ContentLength
-	switch {
-	case bodyless:
-		length = bodylessLength(rh, head)
-	case rh.Chunked:
-		length = -1
-	}
 	rf := &uc.h2Head
-	rf.head = rh
-	keep := rf.keep[:len(rh.Fields)]
-	declared := false // a Content-Length field is relayed
-	for i, f := range rh.Fields {
-		keep[i] = !rh.IsHopByHop(f.Name)
-		if !keep[i] {
-			continue
-		}
-		switch {
-		case h1.EqualFold(f.Name, "content-length"):
-			declared = true
-		case h1.EqualFold(f.Name, "grpc-status"):
-			if len(f.Value) > 0 && string(f.Value) != "0" {
-				failure = true
-			}
-		}
-	}
-	rf.all, rf.length = lowerFields(rh, keep), ""
-	if length >= 0 && !declared && status != http.StatusNoContent && status != http.StatusNotModified {
-		rf.length = itoa(length)
-	}
+	length, grpcFailure := rf.set(rh, head)
+	failure = status >= 500 || grpcFailure
 	fields := rf
 	reusable := !rh.Close
 	var err error
@@ -300,6 +273,42 @@ type h2Head struct {
 	keep [h1.MaxFields]bool
 	// length is the content-length added to a response that declares none, or "".
 	length string
+}
+
+// set makes f the head rh (of a response to a HEAD request when head) as the general
+// handler relays it (copyResponse, then the HTTP/2 server's encoding of its header
+// map): the end-to-end fields but Host, and a content-length when the response declares
+// none and its length is known. It returns that length as the general handler's response
+// has it (-1: unknown) and whether the first grpc-status field names a failure.
+func (f *h2Head) set(rh *h1.Head, head bool) (length int64, grpcFailure bool) {
+	length = rh.ContentLength
+	switch {
+	case head || rh.Bodyless(nil):
+		length = bodylessLength(rh, head)
+	case rh.Chunked:
+		length = -1
+	}
+	f.head = rh
+	keep := f.keep[:len(rh.Fields)]
+	declared, grpc := false, false // a Content-Length field is relayed; a grpc-status was seen
+	for i, fl := range rh.Fields {
+		keep[i] = !rh.IsHopByHop(fl.Name) && !h1.EqualFold(fl.Name, "host")
+		if !keep[i] {
+			continue
+		}
+		switch {
+		case h1.EqualFold(fl.Name, "content-length"):
+			declared = true
+		case !grpc && h1.EqualFold(fl.Name, "grpc-status"):
+			grpc = true
+			grpcFailure = len(fl.Value) > 0 && string(fl.Value) != "0"
+		}
+	}
+	f.all, f.length = lowerFields(rh, keep), ""
+	if length >= 0 && !declared && rh.Status != http.StatusNoContent && rh.Status != http.StatusNotModified {
+		f.length = itoa(length)
+	}
+	return length, grpcFailure
 }
 
 // EncodeFields implements h2.FieldSource.

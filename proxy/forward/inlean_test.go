@@ -376,3 +376,55 @@ func validH2Field(name, value string) bool {
 	}
 	return true
 }
+
+// FuzzLeanInboundResponseHead: for any response head an application sends, to a HEAD
+// request or another, the fields the lean sender relays over HTTP/2 (h2Head) are those
+// the general handler relays (leanResponseOf, copyResponse's rules, the HTTP/2 server's
+// encoding of the header map): the same values for each name, in the same order.
+func FuzzLeanInboundResponseHead(f *testing.F) {
+	for _, s := range []string{
+		"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\nX-Empty: \r\nContent-Length: 5\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Sum\r\n\r\n",
+		"HTTP/1.1 103 Early Hints\r\nLink: </s.css>\r\n\r\nHTTP/1.1 204 No Content\r\nX-A: 1\r\n\r\n",
+		"HTTP/1.1 304 Not Modified\r\nEtag: \"x\"\r\nContent-Length: 10\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nConnection: X-Hop, keep-alive\r\nX-Hop: secret\r\nKeep-Alive: timeout=5\r\nTe: trailers\r\nHost: h\r\n\r\n",
+		"HTTP/1.1 503 Service Unavailable\r\nGrpc-Status: 14\r\nGrpc-Status: 0\r\n\r\n",
+		"HTTP/1.0 200 OK\r\nX-A: 1\r\n\r\n",
+	} {
+		f.Add(s, false)
+		f.Add(s, true)
+	}
+	f.Fuzz(func(t *testing.T, raw string, head bool) {
+		uc := &upstreamConn{r: h1.NewReader(strings.NewReader(raw))}
+		if readFinalHead(uc, false) != nil {
+			return
+		}
+		rh := &uc.head
+		lean := http.Header{}
+		length, grpcFailure := uc.h2Head.set(rh, head)
+		uc.h2Head.EncodeFields(func(name, value string) { lean[name] = append(lean[name], value) })
+
+		resp := leanResponseOf(uc, head)
+		removeHopHeaders(resp.Header)
+		delete(resp.Header, "Te")
+		if resp.ContentLength >= 0 && len(resp.Header["Content-Length"]) == 0 && resp.StatusCode != http.StatusNoContent && resp.StatusCode != http.StatusNotModified {
+			resp.Header.Set("Content-Length", itoa(resp.ContentLength))
+		}
+		general := http.Header{}
+		for k, vv := range resp.Header {
+			if k == "Host" || k == "Trailer" {
+				continue // never sent in an HTTP/2 head (see h2's writeHeaderFields)
+			}
+			general[strings.ToLower(k)] = vv
+		}
+		if !reflect.DeepEqual(lean, general) {
+			t.Errorf("the lean sender relays %v, the general handler %v", lean, general)
+		}
+		if length != resp.ContentLength {
+			t.Errorf("the lean sender's length %d, the general handler's %d", length, resp.ContentLength)
+		}
+		if g := grpcStatus(resp); grpcFailure != (g != "" && g != "0") {
+			t.Errorf("gRPC failure %v, the general handler's grpc-status %q", grpcFailure, g)
+		}
+	})
+}
