@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -560,32 +559,12 @@ func (s *fastConn) forwardH2(be *Backend, bep *balance.Endpoint[*Endpoint], star
 // and values are copied into one string: the HPACK encoder may keep them.
 func (s *fastConn) h2Fields(enc func(name, value string)) {
 	req := &s.req
-	size := 0
-	for _, f := range req.Fields {
-		size += len(f.Name) + len(f.Value)
+	var keepBuf [h1.MaxFields]bool
+	keep := keepBuf[:len(req.Fields)]
+	for i, f := range req.Fields {
+		keep[i] = !h1.EqualFold(f.Name, "host") && !req.IsHopByHop(f.Name)
 	}
-	var b strings.Builder
-	b.Grow(size)
-	for _, f := range req.Fields {
-		for _, c := range f.Name {
-			if 'A' <= c && c <= 'Z' {
-				c += 'a' - 'A'
-			}
-			b.WriteByte(c)
-		}
-		b.Write(f.Value)
-	}
-	all, off := b.String(), 0
-	for _, f := range req.Fields {
-		name := all[off : off+len(f.Name)]
-		off += len(f.Name)
-		value := all[off : off+len(f.Value)]
-		off += len(f.Value)
-		if name == "host" || req.IsHopByHop(f.Name) {
-			continue
-		}
-		enc(name, value)
-	}
+	encodeLowerFields(lowerFields(req, keep), req, keep, enc)
 	enc("l5d-orig-proto", "HTTP/1.1")
 }
 

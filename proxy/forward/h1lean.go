@@ -25,21 +25,66 @@ import (
 // response headers arrive aborts the exchange (route timeouts).
 func (h *Handler) roundTripLean(ctx context.Context, ep *Endpoint, r *http.Request, watch bool) (*http.Response, error) {
 	if !validMethod(r.Method) {
-		return nil, &RouteError{Status: http.StatusBadRequest, Reason: "invalid request method"}
+		return nil, errInvalidMethod
 	}
 	host := r.Host
 	if host == "" {
 		host = r.URL.Host
 	}
 	if !httpguts.ValidHostHeader(host) {
-		return nil, &RouteError{Status: http.StatusBadRequest, Reason: "invalid request authority"}
+		return nil, errInvalidAuthority
 	}
 	target := r.URL.RequestURI()
 	upgrade := upgradeType(r.Header) != ""
 	hasBody := r.Body != nil && r.Body != http.NoBody
 	chunked := hasBody && (r.ContentLength < 0 || len(r.Trailer) > 0)
 	hasBody = hasBody && (chunked || r.ContentLength > 0)
-	var resp *http.Response
+	lr := leanRequest{body: r.Body, length: r.ContentLength, trailer: r.Trailer, hasBody: hasBody, chunked: chunked, upgrade: upgrade}
+	uc, err := h.sendLean(ctx, ep, &lr, watch, func(w *h1.Writer) {
+		writeLeanRequest(w, r, host, target, chunked, upgrade)
+	})
+	if err != nil {
+		return nil, err
+	}
+	resp := leanResponseOf(uc, r.Method == http.MethodHead)
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		resp.Body = &upgradedBody{uc: uc} // the connection is the upgraded protocol's now
+		return resp, nil
+	}
+	lb := resp.Body.(*leanBody)
+	lb.uc, lb.ep, lb.c = uc, ep, h.Clients
+	if lb.left == 0 && lb.chunked == nil && !lb.untilEOF {
+		lb.release()
+		resp.Body = http.NoBody
+	}
+	return resp, nil
+}
+
+// The requests roundTripLean and the inbound lean sender refuse to send.
+var (
+	errInvalidMethod    = &RouteError{Status: http.StatusBadRequest, Reason: "invalid request method"}
+	errInvalidAuthority = &RouteError{Status: http.StatusBadRequest, Reason: "invalid request authority"}
+)
+
+// leanRequest is what sendLean sends after the request head: the body (of length bytes,
+// or chunked with trailer's fields after it) when hasBody, and whether the request asks
+// for an upgrade (a 101 is then a final response).
+type leanRequest struct {
+	body                      io.Reader
+	length                    int64
+	trailer                   http.Header
+	hasBody, chunked, upgrade bool
+}
+
+// sendLean sends a request over a pooled HTTP/1.1 connection to ep: its head, which
+// writeHead writes (again on a fresh connection when a reused one turns out closed by the
+// endpoint and the request has no body), then lr's body. It returns the connection with
+// the final response head read into uc.head and not consumed (interim responses are
+// skipped; with lr.upgrade a 101 is final); the caller owns the connection. A response
+// whose framing the lean codec does not relay (conflicting framing, an unrequested
+// protocol switch) is an error. With watch, ctx ending before the response head arrives
+// aborts the exchange (route timeouts).
+func (h *Handler) sendLean(ctx context.Context, ep *Endpoint, lr *leanRequest, watch bool, writeHead func(w *h1.Writer)) (*upstreamConn, error) {
 	for attempt := 0; ; attempt++ {
 		uc, reused, err := ep.pool.get(ctx, h.Clients, ep.hostPort)
 		if err != nil {
@@ -52,17 +97,17 @@ func (h *Handler) roundTripLean(ctx context.Context, ep *Endpoint, r *http.Reque
 		}
 		uc.w.Reset(uc.conn)
 		uc.r.FlushBefore(uc.w, nil)
-		writeLeanRequest(uc.w, r, host, target, chunked, upgrade)
+		writeHead(uc.w)
 		var bodyErr error
 		switch {
-		case !hasBody || attempt > 0: // only a request without a body is sent again
-		case chunked:
-			bodyErr = copyChunkedRequestBody(uc.w, r.Body, r.Trailer)
+		case !lr.hasBody || attempt > 0: // only a request without a body is sent again
+		case lr.chunked:
+			bodyErr = copyChunkedRequestBody(uc.w, lr.body, lr.trailer)
 		default:
-			bodyErr = copyRequestBody(uc.w, r.Body, r.ContentLength)
+			bodyErr = copyRequestBody(uc.w, lr.body, lr.length)
 		}
 		if bodyErr == nil {
-			resp, err = readLeanResponse(uc, r.Method == http.MethodHead, upgrade)
+			err = readFinalHead(uc, lr.upgrade)
 		}
 		if stop != nil && !stop() {
 			// ctx ended during the exchange: the connection is unusable.
@@ -74,24 +119,14 @@ func (h *Handler) roundTripLean(ctx context.Context, ep *Endpoint, r *http.Reque
 			return nil, bodyErr
 		}
 		if err != nil {
-			stale := reused && !hasBody && attempt == 0 && staleConn(err, uc)
+			stale := reused && !lr.hasBody && attempt == 0 && staleConn(err, uc)
 			uc.conn.Close()
 			if stale {
 				continue // the endpoint closed the idle connection; nothing reached it
 			}
 			return nil, err
 		}
-		if resp.StatusCode == http.StatusSwitchingProtocols {
-			resp.Body = &upgradedBody{uc: uc} // the connection is the upgraded protocol's now
-			return resp, nil
-		}
-		lb := resp.Body.(*leanBody)
-		lb.uc, lb.ep, lb.c = uc, ep, h.Clients
-		if lb.left == 0 && lb.chunked == nil && !lb.untilEOF {
-			lb.release()
-			resp.Body = http.NoBody
-		}
-		return resp, nil
+		return uc, nil
 	}
 }
 
@@ -221,36 +256,46 @@ func copyChunkedRequestBody(w *h1.Writer, body io.Reader, trailer http.Header) e
 // errEndpointResponse reports a response the lean codec does not relay.
 var errEndpointResponse = &RouteError{Status: http.StatusBadGateway, Reason: "endpoint sent a response with conflicting framing or an unexpected protocol switch"}
 
-// readLeanResponse reads the final response head from uc (interim responses are not
-// relayed) and returns it with a *leanBody not yet tied to its pool; with upgrade, a 101
-// is final and returned without a body.
-func readLeanResponse(uc *upstreamConn, head, upgrade bool) (*http.Response, error) {
+// readFinalHead reads the final response head into uc.head, not consumed: interim
+// responses are skipped (not relayed); with upgrade, a 101 is final.
+func readFinalHead(uc *upstreamConn, upgrade bool) error {
 	rh := &uc.head
 	for {
 		if err := uc.r.ReadResponse(rh); err != nil {
-			return nil, err
+			return err
 		}
 		if rh.Status >= 200 {
 			break
 		}
 		if rh.Status == http.StatusSwitchingProtocols {
 			if !upgrade {
-				return nil, errEndpointResponse
+				return errEndpointResponse
 			}
-			resp := &http.Response{StatusCode: rh.Status, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-				Header: fieldsHeader(rh, true, nil)}
-			// The switch itself is relayed to the client.
-			resp.Header["Connection"] = []string{"Upgrade"}
-			if v := rh.Get("upgrade"); v != nil {
-				resp.Header["Upgrade"] = []string{string(v)}
-			}
-			uc.r.Consume(rh)
-			return resp, nil
+			return nil
 		}
 		uc.r.Consume(rh)
 	}
 	if rh.Unusual {
-		return nil, errEndpointResponse
+		return errEndpointResponse
+	}
+	return nil
+}
+
+// leanResponseOf consumes the final response head in uc.head (see readFinalHead) and
+// returns it as a response (with its header fields copied out) with a *leanBody not yet
+// tied to its pool; a 101 is returned without a body.
+func leanResponseOf(uc *upstreamConn, head bool) *http.Response {
+	rh := &uc.head
+	if rh.Status == http.StatusSwitchingProtocols {
+		resp := &http.Response{StatusCode: rh.Status, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+			Header: fieldsHeader(rh, true, nil)}
+		// The switch itself is relayed to the client.
+		resp.Header["Connection"] = []string{"Upgrade"}
+		if v := rh.Get("upgrade"); v != nil {
+			resp.Header["Upgrade"] = []string{string(v)}
+		}
+		uc.r.Consume(rh)
+		return resp
 	}
 	lr := &leanResponse{}
 	header := fieldsHeader(rh, true, lr.slots[:])
@@ -263,11 +308,7 @@ func readLeanResponse(uc *upstreamConn, head, upgrade bool) (*http.Response, err
 	lb.reusable = !rh.Close
 	switch {
 	case head || rh.Bodyless(nil):
-		if head {
-			resp.ContentLength = max(rh.ContentLength, 0)
-		} else {
-			resp.ContentLength = 0
-		}
+		resp.ContentLength = bodylessLength(rh, head)
 	case rh.Chunked:
 		resp.ContentLength = -1
 		resp.Trailer = http.Header{}
@@ -283,7 +324,17 @@ func readLeanResponse(uc *upstreamConn, head, upgrade bool) (*http.Response, err
 	}
 	uc.r.Consume(rh)
 	resp.Body = lb
-	return resp, nil
+	return resp
+}
+
+// bodylessLength is the length a response without a body (to a HEAD request when head,
+// or a 204 or 304) declares to its client: a HEAD response's Content-Length (-1, unknown,
+// when it has none: the client is not told 0), 0 otherwise.
+func bodylessLength(rh *h1.Head, head bool) int64 {
+	if head {
+		return rh.ContentLength
+	}
+	return 0
 }
 
 // fieldsHeader copies the end-to-end fields of head (and Host unless withHost is false

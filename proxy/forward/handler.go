@@ -145,6 +145,12 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, tw *tapWriter) {
 		h.fail(w, r, h.errorMetrics(ci), start, err)
 		return
 	}
+	h.serveRouted(w, r, tw, ci, be, start)
+}
+
+// serveRouted forwards r, arriving at start on ci and routed to be: through be's route
+// policy, if any, else to an endpoint be's balancer picks.
+func (h *Handler) serveRouted(w http.ResponseWriter, r *http.Request, tw *tapWriter, ci *ConnInfo, be *Backend, start time.Time) {
 	var pm policyMetrics
 	if be.Policy != nil && be.Policy.Active() {
 		d, err := be.Policy.RouteRequest(r)
@@ -175,13 +181,20 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, tw *tapWriter) {
 			return
 		}
 	}
-	bep, err := be.Balancer.Pick(ctx)
+	bep, err := be.Balancer.Pick(r.Context())
 	if err != nil {
 		status := h.fail(w, r, h.errorMetrics(ci), start, err)
 		recordRoute(rt, status, true, start)
 		pm.endErr(err, start)
 		return
 	}
+	h.servePicked(w, r, tw, be, bep, rt, pm, start)
+}
+
+// servePicked forwards r to bep, the endpoint picked from be, and relays the response: rt
+// is r's profile route and pm its policy series, if any, on which it is recorded.
+func (h *Handler) servePicked(w http.ResponseWriter, r *http.Request, tw *tapWriter, be *Backend, bep *balance.Endpoint[*Endpoint], rt *routes.Route, pm policyMetrics, start time.Time) {
+	ctx := r.Context()
 	ep := bep.Value
 	if tw != nil {
 		tw.picked(ep)
@@ -223,6 +236,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, tw *tapWriter) {
 	}
 	bep.Start()
 	var resp *http.Response
+	var err error
 	if sendH2 {
 		resp, err = h.Clients.h2.RoundTrip(r)
 	} else {
@@ -338,6 +352,7 @@ type headerAdopter interface {
 func (h *Handler) copyResponse(w http.ResponseWriter, resp *http.Response) (failure, aborted bool) {
 	defer resp.Body.Close()
 	removeHopHeaders(resp.Header)
+	delete(resp.Header, "Te") // a request field (removeHopHeaders keeps "TE: trailers" for requests)
 	var dst http.Header
 	if a, ok := w.(headerAdopter); ok && a.AdoptHeader(resp.Header) {
 		dst = resp.Header // the response's map, which nothing else uses, becomes w's

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/textproto"
 	"sync"
 )
 
@@ -278,6 +279,35 @@ func (w *Writer) WriteString(s string) (int, error) {
 	}
 	w.buf = append(w.buf, s...)
 	return len(s), nil
+}
+
+// WriteFieldName writes name, a field name (a token), in the canonical form of
+// http.CanonicalHeaderKey (textproto.CanonicalMIMEHeaderKey): upper-case letters first and after each '-', lower-case
+// letters elsewhere. A proxy writes with it, without building a string, the names of
+// fields it received in another form (HTTP/2's lower-case ones).
+func (w *Writer) WriteFieldName(name string) (int, error) {
+	if len(w.buf)+len(name) > cap(w.buf) {
+		ok, err := w.room(len(name))
+		switch {
+		case err != nil:
+			return 0, err
+		case !ok:
+			return w.dst.Write([]byte(textproto.CanonicalMIMEHeaderKey(name)))
+		}
+	}
+	upper := true
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case upper && 'a' <= c && c <= 'z':
+			c -= 'a' - 'A'
+		case !upper && 'A' <= c && c <= 'Z':
+			c += 'a' - 'A'
+		}
+		w.buf = append(w.buf, c)
+		upper = c == '-'
+	}
+	return len(name), nil
 }
 
 // Reset discards buffered output and points the writer at dst.

@@ -61,3 +61,11 @@ var pathByte = func() (t [256]bool) {
 	}
 	return t
 }()
+
+// PlainPath reports whether the request URI of the URL a request with this :path gets
+// (url.URL.RequestURI) is path itself: a plain path (see plainPath), which a proxy may
+// send on as it came.
+func PlainPath(path string) bool {
+	_, _, ok := plainPath(path)
+	return ok
+}

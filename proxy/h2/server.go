@@ -17,6 +17,7 @@ import (
 
 	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 )
 
 // Server serves HTTP/2 (prior knowledge) connections, calling Handler for each request
@@ -208,6 +209,10 @@ type serverStream struct {
 	url    url.URL // req.URL
 	// slots hold the values of req.Header when it has at most as many fields.
 	slots [headerSlots]string
+	// fields are the request's regular header fields as decoded, in fieldBuf when they
+	// fit; the handler's goroutine builds req.Header from them (see run).
+	fields   []hpack.HeaderField
+	fieldBuf [headerSlots]hpack.HeaderField
 	// reqBody is the request's Body when the request has one.
 	reqBody requestBody
 	done    bool // guarded by sc.mu: the response is complete
@@ -564,7 +569,12 @@ func (sc *serverConn) onHeaders(f *headerBlock) error {
 	var base http.Request
 	req := &base
 	st := &serverStream{sc: sc, id: id}
-	reject, err := sc.newRequest(f, req, &st.url, st.slots[:])
+	if regular := f.RegularFields(); len(regular) <= len(st.fieldBuf) {
+		st.fields = st.fieldBuf[:copy(st.fieldBuf[:], regular)]
+	} else {
+		st.fields = append([]hpack.HeaderField(nil), regular...)
+	}
+	reject, err := sc.newRequest(f, req, &st.url)
 	if err != nil {
 		sc.resetStream(id, http2.ErrCodeProtocol)
 		return nil
@@ -768,13 +778,13 @@ func (sc *serverConn) onData(f *http2.DataFrame) error {
 	return nil
 }
 
-// newRequest builds the http.Request of a HEADERS frame in req, its URL in u and its
-// header's values in slots when they fit (see fieldsHeader). A request that cannot be built
-// (bad pseudo-header fields or Content-Length) is an error, for a PROTOCOL_ERROR reset;
-// reject is the status to answer one that is malformed in HTTP/2 terms instead of calling
-// the handler, as x/net/http2 does: 431 when the header list was truncated at the
-// announced SETTINGS_MAX_HEADER_LIST_SIZE, 400 for connection-specific fields.
-func (sc *serverConn) newRequest(f *headerBlock, req *http.Request, u *url.URL, slots []string) (reject int, err error) {
+// newRequest builds the http.Request of a HEADERS frame in req and its URL in u, without
+// its Header (see requestHeader). A request that cannot be built (bad pseudo-header fields
+// or Content-Length) is an error, for a PROTOCOL_ERROR reset; reject is the status to
+// answer one that is malformed in HTTP/2 terms instead of calling the handler, as
+// x/net/http2 does: 431 when the header list was truncated at the announced
+// SETTINGS_MAX_HEADER_LIST_SIZE, 400 for connection-specific fields.
+func (sc *serverConn) newRequest(f *headerBlock, req *http.Request, u *url.URL) (reject int, err error) {
 	var method, scheme, authority, path string
 	for _, hf := range f.PseudoFields() {
 		switch hf.Name {
@@ -793,42 +803,48 @@ func (sc *serverConn) newRequest(f *headerBlock, req *http.Request, u *url.URL, 
 	if method == "" || (method != "CONNECT" && path == "") {
 		return 0, errors.New("missing :method or :path")
 	}
-	fields := f.RegularFields()
-	for _, hf := range fields {
+	cl := int64(-1)
+	host := ""
+	var declared []string
+	for _, hf := range f.RegularFields() {
 		if connectionSpecific(hf.Name, hf.Value) {
 			reject = http.StatusBadRequest
+		}
+		switch hf.Name {
+		case "host":
+			if host == "" {
+				host = hf.Value
+			}
+		case "content-length":
+			n, err := strconv.ParseInt(hf.Value, 10, 64)
+			if err != nil || n < 0 || (cl >= 0 && n != cl) {
+				return 0, fmt.Errorf("bad content-length %q", hf.Value)
+			}
+			cl = n
+		case "trailer":
+			declared = append(declared, hf.Value)
 		}
 	}
 	if f.Truncated {
 		reject = http.StatusRequestHeaderFieldsTooLarge
 	}
-	header := fieldsHeader(fields, slots)
 	if authority == "" {
-		authority = header.Get("Host")
+		authority = host
 	}
 	if err := parseRequestPath(path, u); err != nil && method != "CONNECT" {
 		return 0, fmt.Errorf("bad :path: %w", err)
 	}
 	u.Scheme, u.Host = scheme, authority
-	cl := int64(-1)
-	for _, v := range header["Content-Length"] {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n < 0 || (cl >= 0 && n != cl) {
-			return 0, fmt.Errorf("bad content-length %q", v)
-		}
-		cl = n
-	}
 	// Declared trailers are known before the body, as net/http presents them.
 	var trailer http.Header // made when trailers are declared or arrive
-	for _, k := range declaredTrailers(header["Trailer"]) {
+	for _, k := range declaredTrailers(declared) {
 		if trailer == nil {
 			trailer = http.Header{}
 		}
 		trailer[k] = nil
 	}
-	delete(header, "Trailer")
 	*req = http.Request{
-		Method: method, URL: u, Proto: "HTTP/2.0", ProtoMajor: 2, Header: header,
+		Method: method, URL: u, Proto: "HTTP/2.0", ProtoMajor: 2,
 		Host: authority, RequestURI: path, RemoteAddr: sc.remote,
 		ContentLength: cl, Trailer: trailer,
 	}
@@ -885,6 +901,10 @@ func (st *serverStream) run() {
 			http.Error(rw, http.StatusText(st.reject), st.reject)
 			return
 		}
+		if fh, ok := sc.srv.Handler.(FieldsHandler); ok && fh.ServeFields(rw, st.req, st.fields) {
+			return
+		}
+		st.req.Header = requestHeader(st.fields, st.slots[:])
 		sc.srv.Handler.ServeHTTP(rw, st.req)
 	}()
 	if aborted {
@@ -936,6 +956,8 @@ type responseWriter struct {
 	buf         []byte
 	pooled      *[chunkSize]byte // backs buf once body bytes were written
 	err         error
+	// ended is set once the stream's last frame was sent (WriteHead with end).
+	ended bool
 }
 
 // release gives the body buffer back to the pool. The handler has returned: nothing
@@ -1005,7 +1027,7 @@ func (rw *responseWriter) Flush() {
 
 // send writes headers (once), buffered data and p; endStream ends the stream after them.
 func (rw *responseWriter) send(p []byte, endStream bool) error {
-	if rw.err != nil {
+	if rw.err != nil || rw.ended {
 		return rw.err
 	}
 	st := rw.st
@@ -1021,7 +1043,7 @@ func (rw *responseWriter) send(p []byte, endStream bool) error {
 		rw.headersSent = true
 		declared := rw.header["Trailer"]
 		w.headers(st.id, endStream && noBody, func(enc func(string, string)) {
-			enc(":status", strconv.Itoa(rw.status))
+			enc(":status", statusString(rw.status))
 			if len(declared) == 0 {
 				writeHeaderFields(enc, rw.header)
 				return
@@ -1063,6 +1085,9 @@ func (rw *responseWriter) send(p []byte, endStream bool) error {
 // finish completes the response: headers, remaining body, and trailers if the handler set
 // any (keys prefixed with http.TrailerPrefix or declared in a Trailer field).
 func (rw *responseWriter) finish() {
+	if rw.ended {
+		return
+	}
 	if rw.status == 0 {
 		rw.WriteHeader(http.StatusOK)
 	}
