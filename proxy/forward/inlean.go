@@ -152,11 +152,16 @@ func writeFieldsHead(w *h1.Writer, method, target, host string, fields []hpack.H
 	w.WriteString(" HTTP/1.1\r\nHost: ")
 	w.WriteString(host)
 	w.WriteString("\r\n")
-	cookies := false
+	cookies, te := false, false
 	for i, f := range fields {
 		switch f.Name {
 		case "host", "content-length", "trailer", "l5d-orig-proto", "l5d-client-id", "l5d-dst-override":
 			continue
+		case "te": // "trailers", the one value the h2 server accepts: written once, as the general handler does
+			if te {
+				continue
+			}
+			te = true
 		case "cookie":
 			if cookies {
 				continue

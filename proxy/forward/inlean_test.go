@@ -343,6 +343,7 @@ func FuzzLeanInboundHead(f *testing.F) {
 		writeLeanRequest(w, &http.Request{Method: "GET", URL: u, Host: "app", Header: header}, "app", "/p", false, false)
 		w.Flush()
 
+		leanHead, generalHead := lean.String(), general.String()
 		a, err := http.ReadRequest(bufio.NewReader(&lean))
 		if err != nil {
 			t.Fatalf("the lean head does not parse: %v\n%s", err, lean.String())
@@ -352,7 +353,7 @@ func FuzzLeanInboundHead(f *testing.F) {
 			t.Fatalf("the general head does not parse: %v\n%s", err, general.String())
 		}
 		if !reflect.DeepEqual(a.Header, b.Header) || a.Host != b.Host || a.RequestURI != b.RequestURI {
-			t.Errorf("the lean head\n%s\nis not the general one\n%s", lean.String(), general.String())
+			t.Errorf("the lean head\n%s\nis not the general one\n%s", leanHead, generalHead)
 		}
 	})
 }
