@@ -66,6 +66,10 @@ BASE_BIN=${BASE_BIN:-}
 # BASE_ENV="NAME=value ...": more environment for the l5d-base pair only (BASE_BIN may then
 # be the same build, to compare settings: BASE_ENV=GOGC=200).
 BASE_ENV=${BASE_ENV:-}
+# SWAP=1 (with BASE_BIN): the two builds trade pods. The same build in both pairs gave
+# l5d-mesh/l5d-base ratios of x0.84-0.93 throughput and x0.99-1.08 CPU per request on a
+# loaded machine; comparing builds, run once without SWAP and once with it.
+SWAP=${SWAP:-0}
 # LAT_REPEATS: latency rounds (each rate, the paths in turn), medians of the rounds.
 LAT_REPEATS=${LAT_REPEATS:-1}
 [ "$(id -u)" = 0 ] || { echo "bench-proxy: needs root (network namespaces)"; exit 1; }
@@ -119,6 +123,12 @@ for ns in $pods; do
 	n=$((n + 1))
 done
 server=10.245.0.3 mserver=10.245.0.5 bserver=10.245.0.7
+if [ "$SWAP" = 1 ]; then
+	# The l5d-mesh build runs in the pods (and addresses) of l5d-base, and the other way
+	# round: a run with SWAP=1 beside one without cancels what the pods themselves add.
+	[ -n "$BASE_BIN" ] || { echo "bench-proxy: SWAP=1 needs BASE_BIN"; exit 1; }
+	read -r mcli msrv mserver bcli bsrv bserver <<<"$bcli $bsrv $bserver $mcli $msrv $mserver"
+fi
 cid=client.bench.serviceaccount.identity.linkerd.cluster.local
 sid=server.bench.serviceaccount.identity.linkerd.cluster.local
 mkdir -m 755 "$work/cp"
