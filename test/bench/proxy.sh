@@ -289,6 +289,7 @@ p1=$(nginx_worker p1) p2=$(nginx_worker p2)
 cpu() { awk '{print $14+$15}' "/proc/$1/stat"; }
 sysrw() { awk '/^sysc[rw]:/{s+=$2} END {print s}' "/proc/$1/io"; } # read and write system calls so far
 rss() { awk '/VmRSS/{print $2}' "/proc/$1/status"; }
+sleeps() { awk '/^voluntary_ctxt_switches/{print $2}' "/proc/$1/status"; } # times it slept (waited for input) so far
 gcs() { # pid: garbage collections so far of the proxy with that pid (its gctrace lines)
 	grep -c '^gc ' "$work/proxy-$(ip netns identify "$1").log" || true
 }
@@ -312,13 +313,13 @@ idle_cli=$(rss "$cli_proxy") idle_srv=$(rss "$srv_proxy")
 idle_mcli=$(rss "$mcli_proxy") idle_msrv=$(rss "$msrv_proxy")
 declare -A RPS CPU RSSMAX LAST_RPS LAST_CPU LAST_RSS LAST_SYS LAST_GC LAST_MACH
 run_once() { # name url pidA pidB [client-ns]: one wrk run, appended to the path's samples
-	local a1=0 a2=0 b1=0 b2=0 s1=0 s2=0 g1=0 g2=0 gc= m1 m2 w1 w2 c1 c2 q1 q2 app=${APP[$1]}
+	local a1=0 a2=0 b1=0 b2=0 s1=0 s2=0 g1=0 g2=0 gc= m1 m2 w1 w2 c1 c2 q1 q2 z1 z2 app=${APP[$1]}
 	[[ $1 == l5d* ]] && gc=1 # a pair of proxies, which log their collections
 	[ -n "$3" ] && a1=$(cpu "$3") && a2=$(cpu "$4") && s1=$(($(sysrw "$3") + $(sysrw "$4")))
 	[ -n "$gc" ] && g1=$(($(gcs "$3") + $(gcs "$4")))
-	c1=$(cpu "$app") q1=$(sysrw "$app") m1=$(machine) w1=$(children)
+	c1=$(cpu "$app") q1=$(sysrw "$app") z1=$(sleeps "$app") m1=$(machine) w1=$(children)
 	out=$(ip netns exec "${5:-$cli}" wrk -t1 -c"$CONNS" -d"$DUR" "$2")
-	w2=$(children) m2=$(machine) c2=$(cpu "$app") q2=$(sysrw "$app")
+	w2=$(children) m2=$(machine) c2=$(cpu "$app") q2=$(sysrw "$app") z2=$(sleeps "$app")
 	[ -n "$3" ] && b1=$(cpu "$3") && b2=$(cpu "$4") && s2=$(($(sysrw "$3") + $(sysrw "$4")))
 	[ -n "$gc" ] && g2=$(($(gcs "$3") + $(gcs "$4")))
 	reqs=$(awk '/requests in/{print $1}' <<<"$out")
@@ -327,8 +328,8 @@ run_once() { # name url pidA pidB [client-ns]: one wrk run, appended to the path
 	# else running), and the idle share.
 	local busy=$((${m2% *} - ${m1% *})) idle=$((${m2#* } - ${m1#* }))
 	local wrk=$((w2 - w1)) appc=$((c2 - c1))
-	LAST_MACH[$1]=$(awk -v w="$wrk" -v a="$appc" -v c="$((b1 - a1))" -v d="$((b2 - a2))" -v b="$busy" -v i="$idle" -v n="$reqs" -v s="$((q2 - q1))" \
-		'BEGIN {k = 100 * n / 10000; printf "%.3f/%.3f/%.3f+%.3f/%.3f %.1f%% %.2f", w/k, a/k, c/k, d/k, (b-w-a-c-d)/k, 100*i/(b+i), s/n}')
+	LAST_MACH[$1]=$(awk -v w="$wrk" -v a="$appc" -v c="$((b1 - a1))" -v d="$((b2 - a2))" -v b="$busy" -v i="$idle" -v n="$reqs" -v s="$((q2 - q1))" -v z="$((z2 - z1))" \
+		'BEGIN {k = 100 * n / 10000; printf "%.3f/%.3f/%.3f+%.3f/%.3f %.1f%% %.2f %.1f", w/k, a/k, c/k, d/k, (b-w-a-c-d)/k, 100*i/(b+i), s/n, n/z}')
 	LAST_RPS[$1]=$(awk '/Requests\/sec/{print $2}' <<<"$out")
 	RPS[$1]+=" ${LAST_RPS[$1]}"
 	LAST_CPU[$1]=- LAST_SYS[$1]=- LAST_GC[$1]=-
@@ -390,7 +391,7 @@ for round in $(seq "$REPEATS"); do
 	for p in direct nginx l5d l5d-mesh l5d-base; do
 		[ -n "${LAST_MACH[$p]:-}" ] && mach+=" $p ${LAST_MACH[$p]}"
 	done
-	echo "  machine (CPU-s/10k req wrk/app/client+server hop/rest, idle share, app read+write syscalls/req):$mach"
+	echo "  machine (CPU-s/10k req wrk/app/client+server hop/rest, idle share, app read+write syscalls/req, app requests per sleep):$mach"
 	LAST_MACH=()
 done
 for p in "${profiling[@]}"; do wait "$p"; done
