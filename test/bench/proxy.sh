@@ -66,6 +66,10 @@ BASE_BIN=${BASE_BIN:-}
 # BASE_ENV="NAME=value ...": more environment for the l5d-base pair only (BASE_BIN may then
 # be the same build, to compare settings: BASE_ENV=GOGC=200).
 BASE_ENV=${BASE_ENV:-}
+# SWAP=1 (with BASE_BIN): the two builds trade pods. The same build in both pairs gave
+# l5d-mesh/l5d-base ratios of x0.84-0.93 throughput and x0.99-1.08 CPU per request on a
+# loaded machine; comparing builds, run once without SWAP and once with it.
+SWAP=${SWAP:-0}
 # LAT_REPEATS: latency rounds (each rate, the paths in turn), medians of the rounds.
 LAT_REPEATS=${LAT_REPEATS:-1}
 [ "$(id -u)" = 0 ] || { echo "bench-proxy: needs root (network namespaces)"; exit 1; }
@@ -119,6 +123,12 @@ for ns in $pods; do
 	n=$((n + 1))
 done
 server=10.245.0.3 mserver=10.245.0.5 bserver=10.245.0.7
+if [ "$SWAP" = 1 ]; then
+	# The l5d-mesh build runs in the pods (and addresses) of l5d-base, and the other way
+	# round: a run with SWAP=1 beside one without cancels what the pods themselves add.
+	[ -n "$BASE_BIN" ] || { echo "bench-proxy: SWAP=1 needs BASE_BIN"; exit 1; }
+	read -r mcli msrv mserver bcli bsrv bserver <<<"$bcli $bsrv $bserver $mcli $msrv $mserver"
+fi
 cid=client.bench.serviceaccount.identity.linkerd.cluster.local
 sid=server.bench.serviceaccount.identity.linkerd.cluster.local
 mkdir -m 755 "$work/cp"
@@ -209,15 +219,27 @@ for pod in $mpods; do
 		"$work/$bin" 2>"$work/proxy-$ns.log" &
 	pids+=($!)
 done
-proxy_in() { # ns: the pid of the proxy running in it
-	for p in $(pgrep -f "^$work/proxy(-base)?\$"); do
-		if [ "$(ip netns identify "$p")" = "$1" ]; then echo "$p"; fi
+proxy_in() { # ns: the pid of the proxy running in it, once there is exactly one
+	# (a proxy just started may still be setpriv or env, which exec it: an empty pid then
+	# made every later CPU and system-call sum fail with "operand expected").
+	local found
+	for _ in $(seq 200); do
+		found=()
+		for p in $(pgrep -f "^$work/proxy(-base)?\$"); do
+			if [ "$(ip netns identify "$p")" = "$1" ]; then found+=("$p"); fi
+		done
+		if [ "${#found[@]}" = 1 ]; then echo "${found[0]}"; return; fi
+		sleep 0.05
 	done
+	echo "bench-proxy: ${#found[@]} proxies (${found[*]:-none}) in $1, not one" >&2; exit 1
 }
 cli_proxy=$(proxy_in "$cli") srv_proxy=$(proxy_in "$srv")
 mcli_proxy=$(proxy_in "$mcli") msrv_proxy=$(proxy_in "$msrv")
 bcli_proxy="" bsrv_proxy=""
 [ -n "$BASE_BIN" ] && bcli_proxy=$(proxy_in "$bcli") bsrv_proxy=$(proxy_in "$bsrv")
+for p in "$cli_proxy" "$srv_proxy" "$mcli_proxy" "$msrv_proxy" ${BASE_BIN:+"$bcli_proxy" "$bsrv_proxy"}; do
+	[ -n "$p" ] || exit 1 # proxy_in said which
+done
 
 wait_ok() { # ns host port: polls until GET / answers 200
 	for _ in $(seq 200); do
@@ -267,23 +289,47 @@ p1=$(nginx_worker p1) p2=$(nginx_worker p2)
 cpu() { awk '{print $14+$15}' "/proc/$1/stat"; }
 sysrw() { awk '/^sysc[rw]:/{s+=$2} END {print s}' "/proc/$1/io"; } # read and write system calls so far
 rss() { awk '/VmRSS/{print $2}' "/proc/$1/status"; }
+sleeps() { awk '/^voluntary_ctxt_switches/{print $2}' "/proc/$1/status"; } # times it slept (waited for input) so far
 gcs() { # pid: garbage collections so far of the proxy with that pid (its gctrace lines)
 	grep -c '^gc ' "$work/proxy-$(ip netns identify "$1").log" || true
 }
+machine() { # CPU ticks of the whole machine so far: busy idle (the first line of /proc/stat)
+	local _ user nice sys idle iowait irq softirq steal
+	read -r _ user nice sys idle iowait irq softirq steal _ </proc/stat
+	echo "$((user + nice + sys + irq + softirq + steal)) $((idle + iowait))"
+}
+children() { # CPU ticks of this shell's children that have ended (cutime + cstime): wrk's, once waited for
+	local f
+	read -r -a f <"/proc/$$/stat"
+	echo $((f[15] + f[16]))
+}
+app_w=$(nginx_worker app) mapp_w=$(nginx_worker mapp) bapp_w=-
+[ -n "$BASE_BIN" ] && bapp_w=$(nginx_worker bapp)
+# The app's nginx worker behind each path.
+declare -A APP=([direct]=$app_w [nginx]=$app_w [l5d]=$app_w [l5d-mesh]=$mapp_w [l5d-base]=$bapp_w)
 median() { sort -g | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
 
 idle_cli=$(rss "$cli_proxy") idle_srv=$(rss "$srv_proxy")
 idle_mcli=$(rss "$mcli_proxy") idle_msrv=$(rss "$msrv_proxy")
-declare -A RPS CPU RSSMAX LAST_RPS LAST_CPU LAST_RSS LAST_SYS LAST_GC
+declare -A RPS CPU RSSMAX LAST_RPS LAST_CPU LAST_RSS LAST_SYS LAST_GC LAST_MACH
 run_once() { # name url pidA pidB [client-ns]: one wrk run, appended to the path's samples
-	local a1=0 a2=0 b1=0 b2=0 s1=0 s2=0 g1=0 g2=0 gc=
+	local a1=0 a2=0 b1=0 b2=0 s1=0 s2=0 g1=0 g2=0 gc= m1 m2 w1 w2 c1 c2 q1 q2 z1 z2 app=${APP[$1]}
 	[[ $1 == l5d* ]] && gc=1 # a pair of proxies, which log their collections
 	[ -n "$3" ] && a1=$(cpu "$3") && a2=$(cpu "$4") && s1=$(($(sysrw "$3") + $(sysrw "$4")))
 	[ -n "$gc" ] && g1=$(($(gcs "$3") + $(gcs "$4")))
+	c1=$(cpu "$app") q1=$(sysrw "$app") z1=$(sleeps "$app") m1=$(machine) w1=$(children)
 	out=$(ip netns exec "${5:-$cli}" wrk -t1 -c"$CONNS" -d"$DUR" "$2")
+	w2=$(children) m2=$(machine) c2=$(cpu "$app") q2=$(sysrw "$app") z2=$(sleeps "$app")
 	[ -n "$3" ] && b1=$(cpu "$3") && b2=$(cpu "$4") && s2=$(($(sysrw "$3") + $(sysrw "$4")))
 	[ -n "$gc" ] && g2=$(($(gcs "$3") + $(gcs "$4")))
 	reqs=$(awk '/requests in/{print $1}' <<<"$out")
+	# The whole machine during the run, CPU-s per 10k requests: wrk, the app, each hop of
+	# the pair (client side, server side) and the rest (the kernel's softirq work, anything
+	# else running), and the idle share.
+	local busy=$((${m2% *} - ${m1% *})) idle=$((${m2#* } - ${m1#* }))
+	local wrk=$((w2 - w1)) appc=$((c2 - c1))
+	LAST_MACH[$1]=$(awk -v w="$wrk" -v a="$appc" -v c="$((b1 - a1))" -v d="$((b2 - a2))" -v b="$busy" -v i="$idle" -v n="$reqs" -v s="$((q2 - q1))" -v z="$((z2 - z1))" \
+		'BEGIN {k = 100 * n / 10000; printf "%.3f/%.3f/%.3f+%.3f/%.3f %.1f%% %.2f %.1f", w/k, a/k, c/k, d/k, (b-w-a-c-d)/k, 100*i/(b+i), s/n, n/z}')
 	LAST_RPS[$1]=$(awk '/Requests\/sec/{print $2}' <<<"$out")
 	RPS[$1]+=" ${LAST_RPS[$1]}"
 	LAST_CPU[$1]=- LAST_SYS[$1]=- LAST_GC[$1]=-
@@ -341,6 +387,12 @@ for round in $(seq "$REPEATS"); do
 		"CPU-s/10k nginx ${LAST_CPU[nginx]} l5d ${LAST_CPU[l5d]} l5d-mesh ${LAST_CPU[l5d-mesh]};" \
 		"read+write syscalls/req (pair) nginx ${LAST_SYS[nginx]} l5d ${LAST_SYS[l5d]} l5d-mesh ${LAST_SYS[l5d-mesh]};" \
 		"GCs/10k req (pair) l5d ${LAST_GC[l5d]} l5d-mesh ${LAST_GC[l5d-mesh]}${base:+; req/s/CPU-s/syscalls/GCs$base}"
+	mach=""
+	for p in direct nginx l5d l5d-mesh l5d-base; do
+		[ -n "${LAST_MACH[$p]:-}" ] && mach+=" $p ${LAST_MACH[$p]}"
+	done
+	echo "  machine (CPU-s/10k req wrk/app/client+server hop/rest, idle share, app read+write syscalls/req, app requests per sleep):$mach"
+	LAST_MACH=()
 done
 for p in "${profiling[@]}"; do wait "$p"; done
 printf '%-9s %12s %10s %10s %24s %16s\n' path "requests/s" "x direct" "x nginx" "CPU-s/10k req (pair)" "max RSS KB"
