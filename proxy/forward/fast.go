@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -37,7 +38,8 @@ const HeaderReadTimeout = 30 * time.Second
 const BodyIdleTimeout = 60 * time.Second
 
 // idleDeadlineSlack is how stale the idle deadline may get before it is renewed: a
-// connection idles between clientIdleTimeout-idleDeadlineSlack and clientIdleTimeout.
+// connection idles between clientIdleTimeout-idleDeadlineSlack and clientIdleTimeout
+// (parked or not: see parkAfter).
 const idleDeadlineSlack = time.Second
 
 // ServeHTTP1 serves an HTTP/1 client connection on the fast path: one goroutine reads each
@@ -52,22 +54,93 @@ const idleDeadlineSlack = time.Second
 // general handler does not ask the Router again. Otherwise ServeHTTP1 closes conn when
 // the client is done or ctx ends.
 func (h *Handler) ServeHTTP1(ctx context.Context, conn net.Conn, ci *ConnInfo, fallback func(pending []byte)) {
-	s := h.newFastConn(ctx, conn, ci)
-	// When ctx ends, a connection waiting for its next request is closed at once and a
-	// busy one after its current response.
-	stop := context.AfterFunc(ctx, func() {
-		s.stopping.Store(true)
-		if s.idle.Load() {
-			conn.SetReadDeadline(time.Now())
-		}
-	})
-	defer stop()
-	if pending := s.serve(); pending != nil {
-		fallback(pending)
-		return
-	}
-	conn.Close()
+	parker, _ := conn.(Parker)
+	h.newFastConn(ctx, conn, ci, fallback, parker).run()
 }
+
+// Parker is a client connection that can wait for its next request without a goroutine
+// (see package accept). Park hands the connection, waiting for input with nothing
+// unread, to a poller: ready runs on a new goroutine once input arrives or the peer
+// hangs up, and expire, which must close the connection, once deadline passes or the
+// listener shuts down; exactly one of them runs. False means the connection cannot be
+// parked (now or ever): its goroutine keeps waiting for it.
+type Parker interface {
+	Park(deadline time.Time, ready, expire func()) bool
+}
+
+// parkAfter is how long a connection with a Parker waits for its next request on its
+// goroutine before it is parked: one busy with requests never is. Its read deadline is
+// renewed when it is parkSlack old, so that it is never in the past when a wait begins
+// (and is renewed at most ten times a second); the wait lasts between parkAfter-parkSlack
+// and parkAfter.
+const (
+	parkAfter = 250 * time.Millisecond
+	parkSlack = 100 * time.Millisecond
+)
+
+// run serves the connection on the calling goroutine until it ends (closed), goes to
+// the general handler (fallback) or is parked.
+func (s *fastConn) run() {
+	for {
+		// When ctx ends, a connection waiting for its next request is closed at once and
+		// a busy one after its current response; a parked one is closed by its poller.
+		stop := context.AfterFunc(s.ctx, s.stop)
+		pending, idle := s.serve()
+		stop()
+		switch {
+		case idle:
+			// From here on the connection is the poller's until ready or expire runs.
+			idleEnd := s.idleSince.Add(s.h.idleTimeout())
+			if !time.Now().Before(idleEnd) {
+				s.conn.Close() // idle for the whole idle timeout (shorter than parkAfter)
+				return
+			}
+			pc := &parkedConn{h: s.h, ctx: s.ctx, conn: s.conn, ci: s.ci, fallback: s.fallback, parker: s.parker}
+			if s.parker.Park(idleEnd, pc.resume, pc.expire) {
+				return // s is garbage: a parked connection keeps only pc
+			}
+			// Not parked: the wait goes on here until the idle timeout (idleSince is
+			// the wait's start for serve, which then keeps the deadline).
+			s.parker = nil
+			s.conn.SetReadDeadline(idleEnd)
+			s.idleSince = time.Now()
+		case pending != nil:
+			s.fallback(pending)
+			return
+		default:
+			s.conn.Close()
+			return
+		}
+	}
+}
+
+// stop is run when the connection's context ends.
+func (s *fastConn) stop() {
+	s.stopping.Store(true)
+	if s.idle.Load() {
+		s.conn.SetReadDeadline(time.Now())
+	}
+}
+
+// parkedConn is what a parked connection keeps: its fast-path state (buffers, request
+// heads, the routing request) is made again when it resumes, so that an idle connection
+// holds as little as possible.
+type parkedConn struct {
+	h        *Handler
+	ctx      context.Context
+	conn     net.Conn
+	ci       *ConnInfo
+	fallback func(pending []byte)
+	parker   Parker
+}
+
+// resume serves a parked connection again once it has input (or was hung up).
+func (p *parkedConn) resume() {
+	p.h.newFastConn(p.ctx, p.conn, p.ci, p.fallback, p.parker).run()
+}
+
+// expire ends a parked connection whose idle timeout passed or whose listener shut down.
+func (p *parkedConn) expire() { p.conn.Close() }
 
 // ServeHTTP2 serves an HTTP/2 (prior knowledge) connection with the lean HTTP/2 server,
 // each stream through ServeHTTP, and closes conn when done.
@@ -83,8 +156,8 @@ func (h *Handler) ServeHTTP2(ctx context.Context, conn net.Conn, ci *ConnInfo) {
 // a connection waiting for its next request (a small one lets the runtime shrink it).
 //
 //go:noinline
-func (h *Handler) newFastConn(ctx context.Context, conn net.Conn, ci *ConnInfo) *fastConn {
-	s := &fastConn{h: h, ctx: ctx, conn: conn, ci: ci, inbound: ci.inbound()}
+func (h *Handler) newFastConn(ctx context.Context, conn net.Conn, ci *ConnInfo, fallback func(pending []byte), parker Parker) *fastConn {
+	s := &fastConn{h: h, ctx: ctx, conn: conn, ci: ci, inbound: ci.inbound(), fallback: fallback, parker: parker}
 	s.cr = h1.NewReader(conn)
 	s.cw = h1.NewWriter(conn)
 	s.cr.FlushBefore(s.cw, nil)
@@ -123,6 +196,11 @@ type fastConn struct {
 	h2head h2.RequestHead
 	// inbound is set on connections to the inbound side (see ConnInfo.setClientID).
 	inbound bool
+	// fallback hands the connection to the general handler (see ServeHTTP1).
+	fallback func(pending []byte)
+	// parker, when set, takes the connection off its goroutine once it has waited
+	// parkAfter for its next request; nil once a parking was refused.
+	parker Parker
 	// reading is what the client connection is being read for (readingHead,
 	// readingBody); headTimed is set once the head being read has its deadline;
 	// bodySince is when the body deadline in force was set.
@@ -160,20 +238,27 @@ func (s *fastConn) beforeRead(buffered int) {
 }
 
 // serve runs the request loop. It returns the unhandled bytes when the connection must
-// continue on the general handler, or nil when it is finished.
-func (s *fastConn) serve() (pending []byte) {
+// continue on the general handler, idle when a connection with a Parker waited parkAfter
+// for its next request without a byte of it arriving, or neither when it is finished.
+func (s *fastConn) serve() (pending []byte, idle bool) {
 	for {
 		if len(s.cr.Buffered()) == 0 {
 			s.idle.Store(true)
 			// The idle deadline stays set across body-less requests (nothing is read
-			// from the client while they are relayed) and is renewed once it is a
-			// second old, so that most requests cost no timer update.
-			if now := time.Now(); now.Sub(s.idleSince) > idleDeadlineSlack {
-				s.conn.SetReadDeadline(now.Add(clientIdleTimeout))
+			// from the client while they are relayed) and is renewed once it is
+			// idleDeadlineSlack old, so that most requests cost no timer update. With a
+			// Parker it is the time to park (renewed once parkSlack old), and the idle
+			// timeout is the parked connection's.
+			wait, slack := s.h.idleTimeout(), idleDeadlineSlack
+			if s.parker != nil {
+				wait, slack = min(parkAfter, wait), parkSlack
+			}
+			if now := time.Now(); now.Sub(s.idleSince) > slack {
+				s.conn.SetReadDeadline(now.Add(wait))
 				s.idleSince = now
 			}
-			if s.stopping.Load() { // checked after the deadline is set: see ServeHTTP1
-				return nil
+			if s.stopping.Load() { // checked after the deadline is set: see run
+				return nil, false
 			}
 		}
 		s.reading, s.headTimed = readingHead, false
@@ -181,17 +266,19 @@ func (s *fastConn) serve() (pending []byte) {
 		s.idle.Store(false)
 		if err != nil {
 			switch {
+			case s.parker != nil && !s.headTimed && len(s.cr.Buffered()) == 0 && !s.stopping.Load() && errors.Is(err, os.ErrDeadlineExceeded):
+				return nil, true
 			case errors.Is(err, h1.ErrMalformed):
-				return s.handOff() // the general server answers 400 with the details
+				return s.handOff(), false // the general server answers 400 with the details
 			case errors.Is(err, h1.ErrHeadTooLarge):
 				s.writeError(nil, time.Now(), &RouteError{Status: http.StatusRequestHeaderFieldsTooLarge, Reason: "request head too large"}, true)
 			}
-			return nil
+			return nil, false
 		}
 		// Tapped, access-logged and traced requests take the general handler, where tap
 		// observes them, the access log records them and their span is recorded.
 		if s.req.Upgrade || s.req.Expect || s.req.Unusual || s.req.Minor == 0 || string(s.req.Method) == "CONNECT" || s.h.Tap.Active() || s.h.AccessLog != nil || s.traced() {
-			return s.handOff()
+			return s.handOff(), false
 		}
 		if s.req.Chunked || s.req.ContentLength > 0 {
 			// The body must make progress (see beforeRead).
@@ -200,7 +287,7 @@ func (s *fastConn) serve() (pending []byte) {
 		}
 		pending, done := s.forward()
 		if pending != nil || done {
-			return pending
+			return pending, false
 		}
 	}
 }
