@@ -8,7 +8,9 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"runtime"
+	"strconv"
 	"testing"
 	"time"
 
@@ -168,5 +170,147 @@ func TestIdleConnectionsHoldLittle(t *testing.T) {
 	}
 	for _, c := range cs[:20] {
 		get(t, c, bufio.NewReader(c))
+	}
+}
+
+// waitParked waits until the server has n parked connections.
+func waitParked(t *testing.T, s *Server, n int) {
+	t.Helper()
+	eventually.True(t, "the idle connections to be parked", func() bool { return s.ParkedConnections() == n })
+}
+
+// TestParkedConnectionsKeepTheirProtections: a parked connection is served again when
+// its next request comes, as often as it parks; it is closed by the idle timeout, and
+// one that sends the start of a request head and stops by the header read timeout
+// (slowloris); a peer resetting it frees it; shutting the listener down closes the
+// parked connections.
+func TestParkedConnectionsKeepTheirProtections(t *testing.T) {
+	t.Run("keep-alive", func(t *testing.T) {
+		s, addr, _ := parkingProxy(t)
+		c, br := dialProxy(t, addr)
+		for range 3 {
+			get(t, c, br)
+			waitParked(t, s, 1)
+		}
+		get(t, c, br)
+	})
+	t.Run("idle timeout", func(t *testing.T) {
+		// Long enough for the connection to be seen parked first on a loaded machine.
+		s, addr, _ := parkingProxy(t, func(h *forward.Handler) { h.IdleTimeout = 3 * time.Second })
+		c, br := dialProxy(t, addr)
+		get(t, c, br)
+		waitParked(t, s, 1)
+		if !closedByProxy(c) {
+			t.Fatal("the parked connection outlived the idle timeout")
+		}
+		eventually.True(t, "the connection to be closed", func() bool { return s.OpenConnections() == 0 && s.ParkedConnections() == 0 })
+	})
+	t.Run("header read timeout", func(t *testing.T) {
+		s, addr, _ := parkingProxy(t, func(h *forward.Handler) { h.HeaderReadTimeout = 100 * time.Millisecond })
+		c, br := dialProxy(t, addr)
+		get(t, c, br)
+		waitParked(t, s, 1)
+		io.WriteString(c, "GET / HTTP/1.1\r\nHo")
+		// The idle timeout is 90 s and the client's deadline 30 s: only the header read
+		// timeout ends the connection before it.
+		if !closedByProxy(c) {
+			t.Fatal("a partial request head kept the connection open")
+		}
+	})
+	t.Run("peer reset", func(t *testing.T) {
+		s, addr, _ := parkingProxy(t)
+		c, br := dialProxy(t, addr)
+		get(t, c, br)
+		waitParked(t, s, 1)
+		c.(*net.TCPConn).SetLinger(0)
+		c.Close()
+		eventually.True(t, "the reset connection to be closed", func() bool { return s.OpenConnections() == 0 && s.ParkedConnections() == 0 })
+	})
+	t.Run("shutdown", func(t *testing.T) {
+		s, addr, stop := parkingProxy(t)
+		var cs []net.Conn
+		for range 5 {
+			c, br := dialProxy(t, addr)
+			get(t, c, br)
+			cs = append(cs, c)
+		}
+		waitParked(t, s, 5)
+		if err := stop(); err != nil {
+			t.Fatalf("Serve: %v", err)
+		}
+		for i, c := range cs {
+			if !closedByProxy(c) {
+				t.Fatalf("connection %d stayed open after the shutdown", i)
+			}
+		}
+		if s.OpenConnections() != 0 {
+			t.Fatalf("%d connections open after Serve returned", s.OpenConnections())
+		}
+	})
+}
+
+// openFDs counts the process's open file descriptors.
+func openFDs(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
+}
+
+// TestParkingLeaksNoDescriptors: rounds of connections that are parked and then closed
+// by the client, reset by it, resumed and closed, or left to the proxy's shutdown end
+// with as many file descriptors open as before them.
+func TestParkingLeaksNoDescriptors(t *testing.T) {
+	s, addr, stop := parkingProxy(t)
+	warm, br := dialProxy(t, addr)
+	get(t, warm, br) // the proxy's pooled connection to the app
+	warm.Close()
+	eventually.True(t, "the first connection to be closed", func() bool { return s.OpenConnections() == 0 })
+	before := openFDs(t)
+	const perRound = 40
+	for round := range 3 {
+		var cs []net.Conn
+		var brs []*bufio.Reader
+		for range perRound {
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.SetDeadline(time.Now().Add(30 * time.Second))
+			br := bufio.NewReader(c)
+			get(t, c, br)
+			cs, brs = append(cs, c), append(brs, br)
+		}
+		waitParked(t, s, perRound)
+		for i, c := range cs {
+			switch i % 3 {
+			case 0:
+				c.Close()
+			case 1:
+				c.(*net.TCPConn).SetLinger(0)
+				c.Close()
+			case 2:
+				get(t, c, brs[i])
+				c.Close()
+			}
+		}
+		eventually.True(t, "round "+strconv.Itoa(round)+"'s connections to be closed", func() bool {
+			return s.OpenConnections() == 0 && s.ParkedConnections() == 0
+		})
+	}
+	eventually.True(t, "the descriptors to be closed", func() bool { return openFDs(t) <= before })
+	for range 5 {
+		c, br := dialProxy(t, addr)
+		get(t, c, br)
+	}
+	waitParked(t, s, 5)
+	if err := stop(); err != nil {
+		t.Fatalf("Serve: %v", err)
+	}
+	// The clients' ends of the shut-down connections stay open until the test ends.
+	if n := openFDs(t); n > before+5 {
+		t.Fatalf("%d descriptors open after the shutdown, want at most %d (before, and the 5 clients' ends)", n, before+5)
 	}
 }
