@@ -490,24 +490,44 @@ type countedConn struct {
 	detected *detect.Conn
 	idle     h1.IdleReader
 	srv      *Server
+	// parked is the owner of the connection while it is parked (see Park).
+	parked forward.Parked
 }
 
 // Park implements forward.Parker: a connection over a socket the server's poller can
 // watch (rawsock), with no replayed or handed-over bytes left, is parked there; the
 // server waits for it at shutdown as for a connection being served.
-func (c *countedConn) Park(deadline time.Time, ready, expire func()) bool {
+func (c *countedConn) Park(deadline time.Time, owner forward.Parked) bool {
 	raw, ok := c.idle.(*rawsock.Conn)
 	p := c.srv.idle.Load()
 	if !ok || p == nil || len(c.pending) > 0 || len(c.detected.Buffered()) > 0 {
 		return false
 	}
-	wg := &c.srv.conns
-	wg.Add(1)
-	if !p.Park(raw, deadline, func() { ready(); wg.Done() }, func() { expire(); wg.Done() }) {
-		wg.Done()
+	c.parked = owner
+	c.srv.conns.Add(1)
+	if !p.Park(raw, deadline, c) {
+		c.parked = nil
+		c.srv.conns.Done()
 		return false
 	}
 	return true
+}
+
+// Ready implements rawsock.Parked: the parked connection has input.
+func (c *countedConn) Ready() {
+	owner := c.parked
+	c.parked = nil
+	owner.Ready()
+	c.srv.conns.Done()
+}
+
+// Expire implements rawsock.Parked: the parked connection's idle timeout passed, or the
+// listener is shutting down.
+func (c *countedConn) Expire() {
+	owner := c.parked
+	c.parked = nil
+	owner.Expire()
+	c.srv.conns.Done()
 }
 
 // ReadWith implements h1.IdleReader: once the bytes read during detection and before a

@@ -54,18 +54,24 @@ const idleDeadlineSlack = time.Second
 // general handler does not ask the Router again. Otherwise ServeHTTP1 closes conn when
 // the client is done or ctx ends.
 func (h *Handler) ServeHTTP1(ctx context.Context, conn net.Conn, ci *ConnInfo, fallback func(pending []byte)) {
-	parker, _ := conn.(Parker)
-	h.newFastConn(ctx, conn, ci, fallback, parker).run()
+	h.newFastConn(ctx, conn, ci, fallback).run()
 }
 
 // Parker is a client connection that can wait for its next request without a goroutine
 // (see package accept). Park hands the connection, waiting for input with nothing
-// unread, to a poller: ready runs on a new goroutine once input arrives or the peer
-// hangs up, and expire, which must close the connection, once deadline passes or the
-// listener shuts down; exactly one of them runs. False means the connection cannot be
-// parked (now or ever): its goroutine keeps waiting for it.
+// unread, to a poller until exactly one of owner's methods runs. False means the
+// connection cannot be parked (now or ever): its goroutine keeps waiting for it.
 type Parker interface {
-	Park(deadline time.Time, ready, expire func()) bool
+	Park(deadline time.Time, owner Parked) bool
+}
+
+// Parked is what a parked connection keeps of its fast path.
+type Parked interface {
+	// Ready runs on a new goroutine once input arrives or the peer hangs up.
+	Ready()
+	// Expire runs once the deadline passes or the listener shuts down, and closes the
+	// connection.
+	Expire()
 }
 
 // parkAfter is how long a connection with a Parker waits for its next request on its
@@ -79,7 +85,8 @@ const (
 )
 
 // run serves the connection on the calling goroutine until it ends (closed), goes to
-// the general handler (fallback) or is parked.
+// the general handler (fallback) or is parked. Its frame is kept small (see
+// newFastConn): it is on the stack of a connection waiting for its next request.
 func (s *fastConn) run() {
 	for {
 		// When ctx ends, a connection waiting for its next request is closed at once and
@@ -89,21 +96,9 @@ func (s *fastConn) run() {
 		stop()
 		switch {
 		case idle:
-			// From here on the connection is the poller's until ready or expire runs.
-			idleEnd := s.idleSince.Add(s.h.idleTimeout())
-			if !time.Now().Before(idleEnd) {
-				s.conn.Close() // idle for the whole idle timeout (shorter than parkAfter)
+			if s.park() {
 				return
 			}
-			pc := &parkedConn{h: s.h, ctx: s.ctx, conn: s.conn, ci: s.ci, fallback: s.fallback, parker: s.parker}
-			if s.parker.Park(idleEnd, pc.resume, pc.expire) {
-				return // s is garbage: a parked connection keeps only pc
-			}
-			// Not parked: the wait goes on here until the idle timeout (idleSince is
-			// the wait's start for serve, which then keeps the deadline).
-			s.parker = nil
-			s.conn.SetReadDeadline(idleEnd)
-			s.idleSince = time.Now()
 		case pending != nil:
 			s.fallback(pending)
 			return
@@ -112,6 +107,28 @@ func (s *fastConn) run() {
 			return
 		}
 	}
+}
+
+// park parks the connection once it has waited parkAfter for its next request, and
+// reports whether it did (or closed it, idle for its whole idle timeout already); from
+// then on the connection is the poller's, and s is garbage. Otherwise the wait goes on
+// on the goroutine until the idle timeout.
+//
+//go:noinline
+func (s *fastConn) park() bool {
+	idleEnd := s.idleSince.Add(s.h.idleTimeout())
+	if !time.Now().Before(idleEnd) {
+		s.conn.Close() // the idle timeout is shorter than parkAfter
+		return true
+	}
+	if s.parker.Park(idleEnd, &parkedConn{h: s.h, ctx: s.ctx, conn: s.conn, ci: s.ci, fallback: s.fallback}) {
+		return true
+	}
+	// serve keeps this deadline: idleSince is the wait's start.
+	s.parker = nil
+	s.conn.SetReadDeadline(idleEnd)
+	s.idleSince = time.Now()
+	return false
 }
 
 // stop is run when the connection's context ends.
@@ -131,16 +148,15 @@ type parkedConn struct {
 	conn     net.Conn
 	ci       *ConnInfo
 	fallback func(pending []byte)
-	parker   Parker
 }
 
-// resume serves a parked connection again once it has input (or was hung up).
-func (p *parkedConn) resume() {
-	p.h.newFastConn(p.ctx, p.conn, p.ci, p.fallback, p.parker).run()
+// Ready serves a parked connection again once it has input (or was hung up).
+func (p *parkedConn) Ready() {
+	p.h.newFastConn(p.ctx, p.conn, p.ci, p.fallback).run()
 }
 
-// expire ends a parked connection whose idle timeout passed or whose listener shut down.
-func (p *parkedConn) expire() { p.conn.Close() }
+// Expire ends a parked connection whose idle timeout passed or whose listener shut down.
+func (p *parkedConn) Expire() { p.conn.Close() }
 
 // ServeHTTP2 serves an HTTP/2 (prior knowledge) connection with the lean HTTP/2 server,
 // each stream through ServeHTTP, and closes conn when done.
@@ -156,8 +172,9 @@ func (h *Handler) ServeHTTP2(ctx context.Context, conn net.Conn, ci *ConnInfo) {
 // a connection waiting for its next request (a small one lets the runtime shrink it).
 //
 //go:noinline
-func (h *Handler) newFastConn(ctx context.Context, conn net.Conn, ci *ConnInfo, fallback func(pending []byte), parker Parker) *fastConn {
-	s := &fastConn{h: h, ctx: ctx, conn: conn, ci: ci, inbound: ci.inbound(), fallback: fallback, parker: parker}
+func (h *Handler) newFastConn(ctx context.Context, conn net.Conn, ci *ConnInfo, fallback func(pending []byte)) *fastConn {
+	s := &fastConn{h: h, ctx: ctx, conn: conn, ci: ci, inbound: ci.inbound(), fallback: fallback}
+	s.parker, _ = conn.(Parker)
 	s.cr = h1.NewReader(conn)
 	s.cw = h1.NewWriter(conn)
 	s.cr.FlushBefore(s.cw, nil)

@@ -16,8 +16,8 @@ import (
 // reads and writes as before once it is resumed.
 //
 // A parked connection belongs to the Poller until it is handed back: its owner neither
-// reads, writes nor closes it. Each parking ends in exactly one call of either ready or
-// expire.
+// reads, writes nor closes it. Each parking ends in exactly one call of either Ready or
+// Expire of its Parked.
 type Poller struct {
 	epfd int
 	// wakeR and wakeW are a pipe whose read end is in the epoll set: a byte written to
@@ -26,24 +26,40 @@ type Poller struct {
 	done         chan struct{}
 	closeFDs     sync.Once
 
+	// epoch is the origin of the parkings' deadlines.
+	epoch time.Time
+
 	mu     sync.Mutex
 	closed bool
-	nextID uint64
-	parked map[uint64]*parking
-	// next is the earliest deadline of the parked connections the loop is waiting for.
-	next time.Time
+	// byFD are the parkings, indexed by socket descriptor (a small number, reused once
+	// closed); gen numbers them, so that a report for an earlier parking of a reused
+	// descriptor is told apart. parked counts them.
+	byFD   []parking
+	gen    uint32
+	parked int
+	// next is the earliest deadline of the parked connections (0: none).
+	next int64
 }
 
-// parking is one parked connection.
+// Parked is the owner of a parked connection, told how the parking ends.
+type Parked interface {
+	// Ready runs on a new goroutine once input arrives or the peer closes or resets the
+	// connection: the connection is the owner's again.
+	Ready()
+	// Expire runs when the parking's deadline passes first, or the Poller is closed (on
+	// the poller's goroutine, or Close's: it must not block). It must close the
+	// connection.
+	Expire()
+}
+
+// parking is one parked connection (kept small: there may be many); owner is nil for
+// a descriptor not parked.
 type parking struct {
-	fd       int
-	deadline time.Time
-	ready    func()
-	expire   func()
+	gen uint32
+	// deadline is in nanoseconds since the poller's epoch.
+	deadline int64
+	owner    Parked
 }
-
-// pipeID is the epoll data of the wake pipe; connections are numbered from 1.
-const pipeID = 0
 
 // NewPoller starts a Poller; Close stops it.
 func NewPoller() (*Poller, error) {
@@ -56,47 +72,50 @@ func NewPoller() (*Poller, error) {
 		syscall.Close(epfd)
 		return nil, fmt.Errorf("creating the idle connections' wake pipe: %w", err)
 	}
-	ev := syscall.EpollEvent{Events: syscall.EPOLLIN}
+	ev := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(pipe[0])}
 	if err := syscall.EpollCtl(epfd, syscall.EPOLL_CTL_ADD, pipe[0], &ev); err != nil {
 		syscall.Close(epfd)
 		syscall.Close(pipe[0])
 		syscall.Close(pipe[1])
 		return nil, fmt.Errorf("watching the idle connections' wake pipe: %w", err)
 	}
-	p := &Poller{epfd: epfd, wakeR: pipe[0], wakeW: pipe[1], done: make(chan struct{}), parked: map[uint64]*parking{}}
+	p := &Poller{epfd: epfd, wakeR: pipe[0], wakeW: pipe[1], done: make(chan struct{}), epoch: time.Now()}
 	go p.loop()
 	return p, nil
 }
 
-// Park hands c, waiting for input with nothing unread, to the poller. When input
-// arrives or the peer closes or resets the connection, ready runs on a new goroutine:
-// the connection is its owner's again. When deadline passes first, or the Poller is
-// closed, expire runs instead (on the poller's goroutine, or Close's: it must not block)
-// and must close c. Park reports false, and calls neither, when the Poller is closed or
-// the socket cannot be watched; the caller then keeps c.
-func (p *Poller) Park(c *Conn, deadline time.Time, ready, expire func()) bool {
+// Park hands c, waiting for input with nothing unread, to the poller until owner's
+// Ready or Expire runs (see Parked). Park reports false, and calls neither, when the
+// Poller is closed or the socket cannot be watched; the caller then keeps c.
+func (p *Poller) Park(c *Conn, deadline time.Time, owner Parked) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
 		return false
 	}
-	p.nextID++
-	id := p.nextID
-	pk := &parking{fd: -1, deadline: deadline, ready: ready, expire: expire}
+	if p.gen++; p.gen == 0 {
+		p.gen = 1
+	}
+	pk := parking{gen: p.gen, deadline: max(int64(deadline.Sub(p.epoch)), 1), owner: owner}
+	fd := -1
 	var ctlErr error
-	err := c.rc.Control(func(fd uintptr) {
-		pk.fd = int(fd)
+	err := c.rc.Control(func(sysfd uintptr) {
+		fd = int(sysfd)
 		// Level-triggered and one-shot: input already there when it is added is
 		// reported at once, and nothing more after the first report.
-		ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT, Fd: int32(id), Pad: int32(id >> 32)}
-		ctlErr = syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_ADD, pk.fd, &ev)
+		ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT, Fd: int32(fd), Pad: int32(pk.gen)}
+		ctlErr = syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_ADD, fd, &ev)
 	})
 	if err != nil || ctlErr != nil {
 		return false
 	}
-	p.parked[id] = pk
-	if p.next.IsZero() || deadline.Before(p.next) {
-		p.next = deadline
+	if fd >= len(p.byFD) {
+		p.byFD = append(p.byFD, make([]parking, max(fd+1-len(p.byFD), len(p.byFD)))...)
+	}
+	p.byFD[fd] = pk
+	p.parked++
+	if p.next == 0 || pk.deadline < p.next {
+		p.next = pk.deadline
 		p.poke()
 	}
 	return true
@@ -106,7 +125,7 @@ func (p *Poller) Park(c *Conn, deadline time.Time, ready, expire func()) bool {
 func (p *Poller) Parked() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return len(p.parked)
+	return p.parked
 }
 
 // Close stops the poller: every parked connection expires (see Park) before it returns,
@@ -129,17 +148,7 @@ func (p *Poller) Close() {
 
 // expireAll ends every parking; the loop has ended, or is ending with p.closed set.
 func (p *Poller) expireAll() {
-	p.mu.Lock()
-	all := make([]*parking, 0, len(p.parked))
-	for _, pk := range p.parked {
-		all = append(all, pk)
-	}
-	clear(p.parked)
-	p.mu.Unlock()
-	for _, pk := range all {
-		syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_DEL, pk.fd, nil)
-		pk.expire()
-	}
+	p.expireDue(math.MaxInt64)
 }
 
 // poke interrupts the loop's wait; p.mu is held.
@@ -164,8 +173,8 @@ func (p *Poller) loop() {
 			return
 		}
 		for _, ev := range events[:max(n, 0)] {
-			id := uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32
-			if id == pipeID {
+			fd := int(ev.Fd)
+			if fd == p.wakeR {
 				for {
 					if m, _ := syscall.Read(p.wakeR, drain[:]); m <= 0 {
 						break
@@ -174,14 +183,18 @@ func (p *Poller) loop() {
 				continue
 			}
 			p.mu.Lock()
-			pk := p.parked[id]
-			delete(p.parked, id)
+			var pk parking
+			if fd >= 0 && fd < len(p.byFD) && p.byFD[fd].owner != nil && p.byFD[fd].gen == uint32(ev.Pad) {
+				pk = p.byFD[fd]
+				p.byFD[fd] = parking{}
+				p.parked--
+			}
 			p.mu.Unlock()
-			if pk == nil {
+			if pk.owner == nil {
 				continue
 			}
-			syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_DEL, pk.fd, nil)
-			go pk.ready()
+			syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_DEL, fd, nil)
+			go pk.owner.Ready()
 		}
 		p.mu.Lock()
 		closed := p.closed
@@ -189,7 +202,7 @@ func (p *Poller) loop() {
 		if closed {
 			return
 		}
-		p.expireDue(time.Now())
+		p.expireDue(int64(time.Since(p.epoch)))
 	}
 }
 
@@ -198,36 +211,45 @@ func (p *Poller) loop() {
 func (p *Poller) waitMillis() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.next.IsZero() {
+	if p.next == 0 {
 		return -1
 	}
-	d := time.Until(p.next)
+	d := time.Duration(p.next) - time.Since(p.epoch)
 	if d <= 0 {
 		return 0
 	}
 	return int(min(d.Milliseconds()+1, math.MaxInt32))
 }
 
-// expireDue ends the parkings whose deadline is before now and sets the next deadline.
-func (p *Poller) expireDue(now time.Time) {
+// expireDue ends the parkings whose deadline is at or before now (nanoseconds since the
+// epoch) and sets the next deadline.
+func (p *Poller) expireDue(now int64) {
 	p.mu.Lock()
-	if p.next.IsZero() || now.Before(p.next) {
+	if p.next == 0 || now < p.next {
 		p.mu.Unlock()
 		return
 	}
-	var due []*parking
-	p.next = time.Time{}
-	for id, pk := range p.parked {
-		if !pk.deadline.After(now) {
-			due = append(due, pk)
-			delete(p.parked, id)
-		} else if p.next.IsZero() || pk.deadline.Before(p.next) {
+	type due struct {
+		fd    int
+		owner Parked
+	}
+	var ended []due
+	p.next = 0
+	for fd := range p.byFD {
+		pk := &p.byFD[fd]
+		switch {
+		case pk.owner == nil:
+		case pk.deadline <= now:
+			ended = append(ended, due{fd, pk.owner})
+			*pk = parking{}
+			p.parked--
+		case p.next == 0 || pk.deadline < p.next:
 			p.next = pk.deadline
 		}
 	}
 	p.mu.Unlock()
-	for _, pk := range due {
-		syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_DEL, pk.fd, nil)
-		pk.expire()
+	for _, e := range ended {
+		syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_DEL, e.fd, nil)
+		e.owner.Expire()
 	}
 }

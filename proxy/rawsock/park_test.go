@@ -8,16 +8,23 @@ import (
 	"time"
 )
 
-// outcome records how a parking ended.
+// outcome records how the parkings of a connection ended.
 type outcome struct{ ready, expired atomic.Int32 }
+
+// owner is one parking of a connection.
+type owner struct {
+	o     *outcome
+	c     *Conn
+	ended chan string
+}
+
+func (w *owner) Ready()  { w.o.ready.Add(1); w.ended <- "ready" }
+func (w *owner) Expire() { w.o.expired.Add(1); w.c.Close(); w.ended <- "expired" }
 
 func (o *outcome) park(t *testing.T, p *Poller, c *Conn, deadline time.Time) (<-chan string, bool) {
 	t.Helper()
-	ended := make(chan string, 2)
-	ok := p.Park(c, deadline,
-		func() { o.ready.Add(1); ended <- "ready" },
-		func() { o.expired.Add(1); c.Close(); ended <- "expired" })
-	return ended, ok
+	w := &owner{o: o, c: c, ended: make(chan string, 2)}
+	return w.ended, p.Park(c, deadline, w)
 }
 
 func wait(t *testing.T, ended <-chan string, want string) {
