@@ -57,24 +57,8 @@ func parkingProxy(t *testing.T, opts ...func(*forward.Handler)) (*Server, string
 		TCP:           func(_ context.Context, conn net.Conn, _ *forward.ConnInfo, _ *metrics.TCP) { conn.Close() },
 		Metrics:       reg,
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx, ln, time.Second) }()
-	stopped := false
-	stop := func() error {
-		if stopped {
-			return nil
-		}
-		stopped = true
-		cancel()
-		return <-done
-	}
-	t.Cleanup(func() { stop() })
-	return s, ln.Addr().String(), stop
+	addr, stop := serveStoppable(t, s)
+	return s, addr.String(), stop
 }
 
 // get sends a keep-alive GET on c and checks the app's answer.
