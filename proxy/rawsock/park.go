@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
 	"sync"
 	"syscall"
 	"time"
@@ -13,18 +14,22 @@ import (
 // by one epoll instance shared by all of them (one-shot: each parking reports once), and
 // given back to its owner on a new goroutine when input arrives or the peer hangs up.
 // Go's own netpoller keeps its registration of the socket meanwhile, so the connection
-// reads and writes as before once it is resumed.
+// reads and writes as before once it is resumed. The poller's goroutine waits for its
+// epoll instance in the netpoller too, as for a socket: it holds no thread or processor
+// while it waits (a blocking epoll_wait would hold a processor until the runtime's
+// monitor took it back, stalling the proxy's other goroutines meanwhile).
 //
 // A parked connection belongs to the Poller until it is handed back: its owner neither
 // reads, writes nor closes it. Each parking ends in exactly one call of either Ready or
 // Expire of its Parked.
 type Poller struct {
-	epfd int
-	// wakeR and wakeW are a pipe whose read end is in the epoll set: a byte written to
-	// it interrupts the wait (an earlier deadline, Close).
-	wakeR, wakeW int
-	done         chan struct{}
-	closeFDs     sync.Once
+	// ep is the epoll instance (epfd), waited on through rc; its read deadline is the
+	// earliest parking's, or in the past once the Poller is closed.
+	ep      *os.File
+	epfd    int
+	rc      syscall.RawConn
+	done    chan struct{}
+	closeEp sync.Once
 
 	// epoch is the origin of the parkings' deadlines.
 	epoch time.Time
@@ -67,19 +72,22 @@ func NewPoller() (*Poller, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating the idle connections' epoll instance: %w", err)
 	}
-	var pipe [2]int
-	if err := syscall.Pipe2(pipe[:], syscall.O_NONBLOCK|syscall.O_CLOEXEC); err != nil {
+	if err := syscall.SetNonblock(epfd, true); err != nil {
 		syscall.Close(epfd)
-		return nil, fmt.Errorf("creating the idle connections' wake pipe: %w", err)
+		return nil, fmt.Errorf("making the idle connections' epoll instance non-blocking: %w", err)
 	}
-	ev := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(pipe[0])}
-	if err := syscall.EpollCtl(epfd, syscall.EPOLL_CTL_ADD, pipe[0], &ev); err != nil {
-		syscall.Close(epfd)
-		syscall.Close(pipe[0])
-		syscall.Close(pipe[1])
-		return nil, fmt.Errorf("watching the idle connections' wake pipe: %w", err)
+	// A non-blocking descriptor is registered with the netpoller, which then tells when
+	// the epoll instance has events, as for any other file.
+	ep := os.NewFile(uintptr(epfd), "idle-connections-epoll")
+	rc, err := ep.SyscallConn()
+	if err == nil {
+		err = ep.SetReadDeadline(time.Time{}) // fails unless the netpoller watches it
 	}
-	p := &Poller{epfd: epfd, wakeR: pipe[0], wakeW: pipe[1], done: make(chan struct{}), epoch: time.Now()}
+	if err != nil {
+		ep.Close()
+		return nil, fmt.Errorf("watching the idle connections' epoll instance: %w", err)
+	}
+	p := &Poller{ep: ep, epfd: epfd, rc: rc, done: make(chan struct{}), epoch: time.Now()}
 	go p.loop()
 	return p, nil
 }
@@ -116,7 +124,7 @@ func (p *Poller) Park(c *Conn, deadline time.Time, owner Parked) bool {
 	p.parked++
 	if p.next == 0 || pk.deadline < p.next {
 		p.next = pk.deadline
-		p.poke()
+		p.ep.SetReadDeadline(p.epoch.Add(time.Duration(p.next)))
 	}
 	return true
 }
@@ -134,16 +142,12 @@ func (p *Poller) Close() {
 	p.mu.Lock()
 	if !p.closed {
 		p.closed = true
-		p.poke()
+		p.ep.SetReadDeadline(time.Unix(1, 0)) // ends the loop's wait
 	}
 	p.mu.Unlock()
 	<-p.done
 	p.expireAll()
-	p.closeFDs.Do(func() {
-		syscall.Close(p.epfd)
-		syscall.Close(p.wakeR)
-		syscall.Close(p.wakeW)
-	})
+	p.closeEp.Do(func() { p.ep.Close() })
 }
 
 // expireAll ends every parking; the loop has ended, or is ending with p.closed set.
@@ -151,19 +155,39 @@ func (p *Poller) expireAll() {
 	p.expireDue(math.MaxInt64)
 }
 
-// poke interrupts the loop's wait; p.mu is held.
-func (p *Poller) poke() {
-	syscall.Write(p.wakeW, []byte{0}) // a full pipe already wakes it
-}
-
 // loop waits for parked connections' input and deadlines until Close.
 func (p *Poller) loop() {
 	defer close(p.done)
 	events := make([]syscall.EpollEvent, 128)
-	var drain [64]byte
+	var n int
+	var waitErr error
+	// wait takes the events there are without blocking; with none, the netpoller waits
+	// for more (or for the deadline).
+	wait := func(fd uintptr) bool {
+		n, waitErr = syscall.EpollWait(int(fd), events, 0)
+		if waitErr == syscall.EINTR {
+			n, waitErr = 0, nil
+		}
+		return n > 0 || waitErr != nil
+	}
 	for {
-		n, err := syscall.EpollWait(p.epfd, events, p.waitMillis())
-		if err != nil && !errors.Is(err, syscall.EINTR) {
+		p.mu.Lock()
+		if p.closed {
+			p.mu.Unlock()
+			return
+		}
+		var deadline time.Time
+		if p.next != 0 {
+			deadline = p.epoch.Add(time.Duration(p.next))
+		}
+		p.ep.SetReadDeadline(deadline)
+		p.mu.Unlock()
+		n, waitErr = 0, nil
+		err := p.rc.Read(wait)
+		if err == nil {
+			err = waitErr
+		}
+		if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
 			// Not expected of a valid epoll instance; parked connections would never be
 			// resumed, so they all end now, as on Close.
 			p.mu.Lock()
@@ -174,14 +198,6 @@ func (p *Poller) loop() {
 		}
 		for _, ev := range events[:max(n, 0)] {
 			fd := int(ev.Fd)
-			if fd == p.wakeR {
-				for {
-					if m, _ := syscall.Read(p.wakeR, drain[:]); m <= 0 {
-						break
-					}
-				}
-				continue
-			}
 			p.mu.Lock()
 			var pk parking
 			if fd >= 0 && fd < len(p.byFD) && p.byFD[fd].owner != nil && p.byFD[fd].gen == uint32(ev.Pad) {
@@ -196,29 +212,8 @@ func (p *Poller) loop() {
 			syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_DEL, fd, nil)
 			go pk.owner.Ready()
 		}
-		p.mu.Lock()
-		closed := p.closed
-		p.mu.Unlock()
-		if closed {
-			return
-		}
 		p.expireDue(int64(time.Since(p.epoch)))
 	}
-}
-
-// waitMillis is how long the loop may wait for events: until the earliest deadline, or
-// for ever when nothing is parked.
-func (p *Poller) waitMillis() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.next == 0 {
-		return -1
-	}
-	d := time.Duration(p.next) - time.Since(p.epoch)
-	if d <= 0 {
-		return 0
-	}
-	return int(min(d.Milliseconds()+1, math.MaxInt32))
 }
 
 // expireDue ends the parkings whose deadline is at or before now (nanoseconds since the
