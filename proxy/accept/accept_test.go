@@ -41,7 +41,7 @@ func serve(t *testing.T, s *Server) netip.AddrPort {
 
 // serveStoppable is serve that can also be stopped before the test ends: stop shuts the
 // listener down and returns what Serve returned (nil when called again).
-func serveStoppable(t *testing.T, s *Server) (addr netip.AddrPort, stop func() error) {
+func serveStoppable(t testing.TB, s *Server) (addr netip.AddrPort, stop func() error) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -30,7 +30,7 @@ func (r oneBackend) Route(*http.Request, *forward.ConnInfo) (*forward.Backend, e
 // parkingProxy is an outbound listener whose HTTP/1 connections take the fast path to
 // an app on loopback answering "ok", as the proxy's outbound side serves an application's
 // connections. The handler's timeouts may be set by opts.
-func parkingProxy(t *testing.T, opts ...func(*forward.Handler)) (*Server, string, func() error) {
+func parkingProxy(t testing.TB, opts ...func(*forward.Handler)) (*Server, string, func() error) {
 	t.Helper()
 	app, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -297,5 +297,47 @@ func TestParkingLeaksNoDescriptors(t *testing.T) {
 	// The clients' ends of the shut-down connections stay open until the test ends.
 	if n := openFDs(t); n > before+5 {
 		t.Fatalf("%d descriptors open after the shutdown, want at most %d (before, and the 5 clients' ends)", n, before+5)
+	}
+}
+
+// BenchmarkParkedRequest: a request on a busy keep-alive connection, and one on a
+// connection parked since its previous request (the wait for the parking is not timed).
+// The allocations in excess are what resuming costs (a goroutine, the fast-path state
+// made again); the time in excess is mostly that of waking a process that was idle,
+// which a connection idle as long but not parked pays too.
+func BenchmarkParkedRequest(b *testing.B) {
+	for _, parked := range []bool{false, true} {
+		name := map[bool]string{false: "busy", true: "parked"}[parked]
+		b.Run(name, func(b *testing.B) {
+			s, addr, _ := parkingProxy(b)
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close()
+			br := bufio.NewReader(c)
+			exchange := func() {
+				if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: app\r\n\r\n"); err != nil {
+					b.Fatal(err)
+				}
+				resp, err := http.ReadResponse(br, nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+			exchange()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				if parked {
+					b.StopTimer()
+					eventually.True(b, "the connection to be parked", func() bool { return s.ParkedConnections() == 1 })
+					b.StartTimer()
+				}
+				exchange()
+			}
+		})
 	}
 }
