@@ -101,6 +101,11 @@ type Server struct {
 	srcMu      sync.RWMutex
 	srcMetrics map[srcKey]*metrics.TCP
 	open       atomic.Int64
+	// idle holds HTTP/1 connections waiting for their next request without a goroutine
+	// (forward.Parker); nil when the poller could not start. conns counts the
+	// connections being served or parked, which Serve waits for.
+	idle  atomic.Pointer[rawsock.Poller]
+	conns sync.WaitGroup
 }
 
 // Handlers serve the connections of one kind: HTTP (which may implement FastHTTP1 and
@@ -154,8 +159,13 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, grace time.Duration
 	hs.Protocols.SetUnencryptedHTTP2(true)
 	httpDone := make(chan error, 1)
 	go func() { httpDone <- hs.Serve(httpLn) }()
+	if p, err := rawsock.NewPoller(); err != nil {
+		s.Log.Warn("idle connections will each keep a goroutine", "direction", s.Direction, "error", err)
+	} else {
+		s.idle.Store(p)
+	}
 
-	var wg sync.WaitGroup
+	wg := &s.conns
 	connCtx, cancelConns := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelConns()
 	acceptDone := make(chan error, 1)
@@ -189,6 +199,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, grace time.Duration
 	}
 	<-httpDone
 	cancelConns()
+	if p := s.idle.Load(); p != nil {
+		p.Close() // parked connections are closed
+	}
 	wg.Wait()
 	if serveErr != nil && ctx.Err() == nil {
 		return serveErr
@@ -198,6 +211,15 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, grace time.Duration
 
 // OpenConnections returns the number of accepted connections not yet closed.
 func (s *Server) OpenConnections() int { return int(s.open.Load()) }
+
+// ParkedConnections returns the number of open connections waiting for their next
+// request without a goroutine (see forward.Parker).
+func (s *Server) ParkedConnections() int {
+	if p := s.idle.Load(); p != nil {
+		return p.Parked()
+	}
+	return 0
+}
 
 func (s *Server) serveConn(ctx context.Context, c net.Conn, httpLn *chanListener) {
 	// What admit needs (TLS, detection) stays in its frame, which has returned by the
@@ -331,7 +353,7 @@ func (s *Server) admit(c net.Conn) (*countedConn, detect.Protocol) {
 	if s.Hold != nil {
 		release = s.Hold(dst)
 	}
-	cc := &countedConn{Conn: conn, info: ci, m: src, open: &s.open, release: release}
+	cc := &countedConn{Conn: conn, info: ci, m: src, open: &s.open, release: release, srv: s}
 	proto := detect.Opaque
 	configuredOpaque := s.Opaque != nil && s.Opaque(dst)
 	// Unless the port is configured opaque, OpaqueFallback decides whether what is not
@@ -467,6 +489,45 @@ type countedConn struct {
 	// while it waits (see ReadWith).
 	detected *detect.Conn
 	idle     h1.IdleReader
+	srv      *Server
+	// parked is the owner of the connection while it is parked (see Park).
+	parked forward.Parked
+}
+
+// Park implements forward.Parker: a connection over a socket the server's poller can
+// watch (rawsock), with no replayed or handed-over bytes left, is parked there; the
+// server waits for it at shutdown as for a connection being served.
+func (c *countedConn) Park(deadline time.Time, owner forward.Parked) bool {
+	raw, ok := c.idle.(*rawsock.Conn)
+	p := c.srv.idle.Load()
+	if !ok || p == nil || len(c.pending) > 0 || len(c.detected.Buffered()) > 0 {
+		return false
+	}
+	c.parked = owner
+	c.srv.conns.Add(1)
+	if !p.Park(raw, deadline, c) {
+		c.parked = nil
+		c.srv.conns.Done()
+		return false
+	}
+	return true
+}
+
+// Ready implements rawsock.Parked: the parked connection has input.
+func (c *countedConn) Ready() {
+	owner := c.parked
+	c.parked = nil
+	owner.Ready()
+	c.srv.conns.Done()
+}
+
+// Expire implements rawsock.Parked: the parked connection's idle timeout passed, or the
+// listener is shutting down.
+func (c *countedConn) Expire() {
+	owner := c.parked
+	c.parked = nil
+	owner.Expire()
+	c.srv.conns.Done()
 }
 
 // ReadWith implements h1.IdleReader: once the bytes read during detection and before a

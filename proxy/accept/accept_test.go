@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -34,6 +35,14 @@ func (h *holdCounter) hold(dst netip.AddrPort) func() {
 // serve runs s on a loopback listener until the test ends and returns its address.
 func serve(t *testing.T, s *Server) netip.AddrPort {
 	t.Helper()
+	addr, _ := serveStoppable(t, s)
+	return addr
+}
+
+// serveStoppable is serve that can also be stopped before the test ends: stop shuts the
+// listener down and returns what Serve returned (nil when called again).
+func serveStoppable(t testing.TB, s *Server) (addr netip.AddrPort, stop func() error) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -41,13 +50,20 @@ func serve(t *testing.T, s *Server) netip.AddrPort {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(ctx, ln, time.Second) }()
+	var once sync.Once
+	stop = func() (err error) {
+		once.Do(func() {
+			cancel()
+			err = <-done
+		})
+		return err
+	}
 	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
+		if err := stop(); err != nil {
 			t.Errorf("serve: %v", err)
 		}
 	})
-	return ln.Addr().(*net.TCPAddr).AddrPort()
+	return ln.Addr().(*net.TCPAddr).AddrPort(), stop
 }
 
 // TestConnectionHoldsItsDestinationWhileOpen: an HTTP keep-alive connection and an opaque

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"sync/atomic"
 	"syscall"
@@ -36,7 +37,8 @@ const HeaderReadTimeout = 30 * time.Second
 const BodyIdleTimeout = 60 * time.Second
 
 // idleDeadlineSlack is how stale the idle deadline may get before it is renewed: a
-// connection idles between clientIdleTimeout-idleDeadlineSlack and clientIdleTimeout.
+// connection idles between clientIdleTimeout-idleDeadlineSlack and clientIdleTimeout
+// (parked or not: see parkAfter).
 const idleDeadlineSlack = time.Second
 
 // ServeHTTP1 serves an HTTP/1 client connection on the fast path: one goroutine reads each
@@ -51,22 +53,113 @@ const idleDeadlineSlack = time.Second
 // general handler does not ask the Router again. Otherwise ServeHTTP1 closes conn when
 // the client is done or ctx ends.
 func (h *Handler) ServeHTTP1(ctx context.Context, conn net.Conn, ci *ConnInfo, fallback func(pending []byte)) {
-	s := h.newFastConn(ctx, conn, ci)
-	// When ctx ends, a connection waiting for its next request is closed at once and a
-	// busy one after its current response.
-	stop := context.AfterFunc(ctx, func() {
-		s.stopping.Store(true)
-		if s.idle.Load() {
-			conn.SetReadDeadline(time.Now())
-		}
-	})
-	defer stop()
-	if pending := s.serve(); pending != nil {
-		fallback(pending)
-		return
-	}
-	conn.Close()
+	h.newFastConn(ctx, conn, ci, fallback).run()
 }
+
+// Parker is a client connection that can wait for its next request without a goroutine
+// (see package accept). Park hands the connection, waiting for input with nothing
+// unread, to a poller until exactly one of owner's methods runs. False means the
+// connection cannot be parked (now or ever): its goroutine keeps waiting for it.
+type Parker interface {
+	Park(deadline time.Time, owner Parked) bool
+}
+
+// Parked is what a parked connection keeps of its fast path.
+type Parked interface {
+	// Ready runs on a new goroutine once input arrives or the peer hangs up.
+	Ready()
+	// Expire runs once the deadline passes or the listener shuts down, and closes the
+	// connection.
+	Expire()
+}
+
+// parkAfter is how long a connection with a Parker waits for its next request on its
+// goroutine before it is parked: one busy with requests never is, and one opened in a
+// burst of many gives its goroutine's stack back soon (the stacks of those still
+// waiting are the peak of the memory they take). Its read deadline is renewed when it
+// is parkSlack old, so that it is never in the past when a wait begins (and is renewed
+// at most 50 times a second, a timer update, not one per request); the wait lasts
+// between parkAfter-parkSlack and parkAfter. Resuming a parked connection costs a
+// goroutine, its fast-path state made again and two epoll_ctl calls
+// (BenchmarkParkedRequest in package accept).
+const (
+	parkAfter = 60 * time.Millisecond
+	parkSlack = 20 * time.Millisecond
+)
+
+// run serves the connection on the calling goroutine until it ends (closed), goes to
+// the general handler (fallback) or is parked. Its frame is kept small (see
+// newFastConn): it is on the stack of a connection waiting for its next request.
+func (s *fastConn) run() {
+	for {
+		// When ctx ends, a connection waiting for its next request is closed at once and
+		// a busy one after its current response; a parked one is closed by its poller.
+		stop := context.AfterFunc(s.ctx, s.stop)
+		pending, idle := s.serve()
+		stop()
+		switch {
+		case idle:
+			if s.park() {
+				return
+			}
+		case pending != nil:
+			s.fallback(pending)
+			return
+		default:
+			s.conn.Close()
+			return
+		}
+	}
+}
+
+// park parks the connection once it has waited parkAfter for its next request, and
+// reports whether it did (or closed it, idle for its whole idle timeout already); from
+// then on the connection is the poller's, and s is garbage. Otherwise the wait goes on
+// on the goroutine until the idle timeout.
+//
+//go:noinline
+func (s *fastConn) park() bool {
+	idleEnd := s.idleSince.Add(s.h.idleTimeout())
+	if !time.Now().Before(idleEnd) {
+		s.conn.Close() // the idle timeout is shorter than parkAfter
+		return true
+	}
+	if s.parker.Park(idleEnd, &parkedConn{h: s.h, ctx: s.ctx, conn: s.conn, ci: s.ci, fallback: s.fallback}) {
+		return true
+	}
+	// serve keeps this deadline: idleSince is the wait's start.
+	s.parker = nil
+	s.conn.SetReadDeadline(idleEnd)
+	s.idleSince = time.Now()
+	return false
+}
+
+// stop is run when the connection's context ends.
+func (s *fastConn) stop() {
+	s.stopping.Store(true)
+	if s.idle.Load() {
+		s.conn.SetReadDeadline(time.Now())
+	}
+}
+
+// parkedConn is what a parked connection keeps: its fast-path state (buffers, request
+// heads, the routing request) is made again when it resumes, so that an idle connection
+// holds as little as possible.
+type parkedConn struct {
+	h        *Handler
+	ctx      context.Context
+	conn     net.Conn
+	ci       *ConnInfo
+	fallback func(pending []byte)
+}
+
+// Ready serves a parked connection again once it has input (or was hung up).
+func (p *parkedConn) Ready() {
+	p.h.newFastConn(p.ctx, p.conn, p.ci, p.fallback).run()
+}
+
+// Expire ends a parked connection whose idle timeout passed or whose listener shut down.
+func (p *parkedConn) Expire() { p.conn.Close() }
 
 // ServeHTTP2 serves an HTTP/2 (prior knowledge) connection with the lean HTTP/2 server,
 // each stream through ServeHTTP, and closes conn when done.
@@ -82,8 +175,9 @@ func (h *Handler) ServeHTTP2(ctx context.Context, conn net.Conn, ci *ConnInfo) {
 // a connection waiting for its next request (a small one lets the runtime shrink it).
 //
 //go:noinline
-func (h *Handler) newFastConn(ctx context.Context, conn net.Conn, ci *ConnInfo) *fastConn {
-	s := &fastConn{h: h, ctx: ctx, conn: conn, ci: ci, inbound: ci.inbound()}
+func (h *Handler) newFastConn(ctx context.Context, conn net.Conn, ci *ConnInfo, fallback func(pending []byte)) *fastConn {
+	s := &fastConn{h: h, ctx: ctx, conn: conn, ci: ci, inbound: ci.inbound(), fallback: fallback}
+	s.parker, _ = conn.(Parker)
 	s.cr = h1.NewReader(conn)
 	s.cw = h1.NewWriter(conn)
 	s.cr.FlushBefore(s.cw, nil)
@@ -122,6 +216,11 @@ type fastConn struct {
 	h2head h2.RequestHead
 	// inbound is set on connections to the inbound side (see ConnInfo.setClientID).
 	inbound bool
+	// fallback hands the connection to the general handler (see ServeHTTP1).
+	fallback func(pending []byte)
+	// parker, when set, takes the connection off its goroutine once it has waited
+	// parkAfter for its next request; nil once a parking was refused.
+	parker Parker
 	// reading is what the client connection is being read for (readingHead,
 	// readingBody); headTimed is set once the head being read has its deadline;
 	// bodySince is when the body deadline in force was set.
@@ -159,20 +258,27 @@ func (s *fastConn) beforeRead(buffered int) {
 }
 
 // serve runs the request loop. It returns the unhandled bytes when the connection must
-// continue on the general handler, or nil when it is finished.
-func (s *fastConn) serve() (pending []byte) {
+// continue on the general handler, idle when a connection with a Parker waited parkAfter
+// for its next request without a byte of it arriving, or neither when it is finished.
+func (s *fastConn) serve() (pending []byte, idle bool) {
 	for {
 		if len(s.cr.Buffered()) == 0 {
 			s.idle.Store(true)
 			// The idle deadline stays set across body-less requests (nothing is read
-			// from the client while they are relayed) and is renewed once it is a
-			// second old, so that most requests cost no timer update.
-			if now := time.Now(); now.Sub(s.idleSince) > idleDeadlineSlack {
-				s.conn.SetReadDeadline(now.Add(clientIdleTimeout))
+			// from the client while they are relayed) and is renewed once it is
+			// idleDeadlineSlack old, so that most requests cost no timer update. With a
+			// Parker it is the time to park (renewed once parkSlack old), and the idle
+			// timeout is the parked connection's.
+			wait, slack := s.h.idleTimeout(), idleDeadlineSlack
+			if s.parker != nil {
+				wait, slack = min(parkAfter, wait), parkSlack
+			}
+			if now := time.Now(); now.Sub(s.idleSince) > slack {
+				s.conn.SetReadDeadline(now.Add(wait))
 				s.idleSince = now
 			}
-			if s.stopping.Load() { // checked after the deadline is set: see ServeHTTP1
-				return nil
+			if s.stopping.Load() { // checked after the deadline is set: see run
+				return nil, false
 			}
 		}
 		s.reading, s.headTimed = readingHead, false
@@ -180,17 +286,19 @@ func (s *fastConn) serve() (pending []byte) {
 		s.idle.Store(false)
 		if err != nil {
 			switch {
+			case s.parker != nil && !s.headTimed && len(s.cr.Buffered()) == 0 && !s.stopping.Load() && errors.Is(err, os.ErrDeadlineExceeded):
+				return nil, true
 			case errors.Is(err, h1.ErrMalformed):
-				return s.handOff() // the general server answers 400 with the details
+				return s.handOff(), false // the general server answers 400 with the details
 			case errors.Is(err, h1.ErrHeadTooLarge):
 				s.writeError(nil, time.Now(), &RouteError{Status: http.StatusRequestHeaderFieldsTooLarge, Reason: "request head too large"}, true)
 			}
-			return nil
+			return nil, false
 		}
 		// Tapped, access-logged and traced requests take the general handler, where tap
 		// observes them, the access log records them and their span is recorded.
 		if s.req.Upgrade || s.req.Expect || s.req.Unusual || s.req.Minor == 0 || string(s.req.Method) == "CONNECT" || s.h.Tap.Active() || s.h.AccessLog != nil || s.traced() {
-			return s.handOff()
+			return s.handOff(), false
 		}
 		if s.req.Chunked || s.req.ContentLength > 0 {
 			// The body must make progress (see beforeRead).
@@ -199,7 +307,7 @@ func (s *fastConn) serve() (pending []byte) {
 		}
 		pending, done := s.forward()
 		if pending != nil || done {
-			return pending
+			return pending, false
 		}
 	}
 }

@@ -56,8 +56,8 @@ type Handler struct {
 	// balancer (default 1s).
 	FailureBackoff time.Duration
 	// HeaderReadTimeout and BodyIdleTimeout override the constants of the same names on
-	// the fast path when positive (tests).
-	HeaderReadTimeout, BodyIdleTimeout time.Duration
+	// the fast path when positive (tests), and IdleTimeout its idle timeout (90s).
+	HeaderReadTimeout, BodyIdleTimeout, IdleTimeout time.Duration
 	// Tap, when set, is the proxy's tap sessions, which observe the requests they match.
 	Tap *tap.Hub
 	// AccessLog, when set, records every request (see serveLogged); HTTP/1 connections
@@ -83,6 +83,13 @@ func (h *Handler) headerReadTimeout() time.Duration {
 		return h.HeaderReadTimeout
 	}
 	return HeaderReadTimeout
+}
+
+func (h *Handler) idleTimeout() time.Duration {
+	if h.IdleTimeout > 0 {
+		return h.IdleTimeout
+	}
+	return clientIdleTimeout
 }
 
 func (h *Handler) bodyIdleTimeout() time.Duration {

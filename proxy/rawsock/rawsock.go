@@ -31,7 +31,8 @@ type Conn struct {
 	// The state of the read and of the write in progress, used by the callbacks made
 	// once in Wrap so that a call allocates nothing.
 	rmu, wmu sync.Mutex
-	r, w     ioState
+	r        readState
+	w        ioState
 	readFn   func(fd uintptr) bool
 	writeFn  func(fd uintptr) bool
 }
@@ -41,7 +42,12 @@ type ioState struct {
 	buf   []byte
 	n     int
 	errno syscall.Errno
-	// get and put lend the buffer of a ReadWith: buf is nil while it waits.
+}
+
+// readState is the read in progress: get and put lend the buffer of a ReadWith (buf is
+// nil while it waits). The write has none, so that a Conn stays small.
+type readState struct {
+	ioState
 	get func() []byte
 	put func([]byte)
 }
@@ -76,7 +82,7 @@ func (c *Conn) Read(b []byte) (int, error) {
 		b = b[:maxRW]
 	}
 	c.rmu.Lock()
-	c.r = ioState{buf: b}
+	c.r = readState{ioState: ioState{buf: b}}
 	err := c.rc.Read(c.readFn)
 	n, errno := c.r.n, c.r.errno
 	c.r.buf = nil

@@ -33,7 +33,7 @@
 # Needs root, nginx, wrk, iproute2, iptables (Debian packages).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
-REPEATS=${REPEATS:-5}
+REPEATS=${REPEATS:-5} # REPEATS=0 skips the throughput rows (wrk)
 DUR=${DUR:-10s}
 CONNS=${CONNS:-32}
 RATES=${RATES-"1000 5000"} # RATES="" skips the latency rows
@@ -44,6 +44,8 @@ PATHS=${PATHS:-"direct nginx l5d l5d-mesh"}
 GRPC=${GRPC:-1}
 # IDLE: the numbers of idle client connections of the many-connections rows ("" skips them).
 IDLE=${IDLE-"1000 10000"}
+# IDLE_HOLD: seconds the idle connections are held, once all are open, before the RSS is read.
+IDLE_HOLD=${IDLE_HOLD:-5}
 # BIG=0 skips the large-body rows; BIG_CONNS: wrk connections for them.
 BIG=${BIG:-1}
 BIG_CONNS=${BIG_CONNS:-8}
@@ -349,7 +351,7 @@ run_once() { # name url pidA pidB [client-ns]: one wrk run, appended to the path
 med() { tr ' ' '\n' <<<"$1" | grep . | median; }
 # The paths take turns within each round, so that load from elsewhere on the machine
 # falls on all of them alike; the ratios to nginx are medians of the per-round ratios.
-echo "== throughput: wrk -t1 -c$CONNS -d$DUR, $REPEATS rounds (direct, nginx, l5d, l5d-mesh in turn), medians"
+[ "$REPEATS" = 0 ] || echo "== throughput: wrk -t1 -c$CONNS -d$DUR, $REPEATS rounds (direct, nginx, l5d, l5d-mesh in turn), medians"
 declare -A ratio_rps ratio_cpu ratio_rss
 on() { [[ " $PATHS " == *" $1 "* ]] || { [ "$1" = l5d-base ] && [ -n "$BASE_BIN" ]; }; }
 profile() { # ns file: a CPU profile of the proxy in ns for DUR less a second, in the background
@@ -359,60 +361,64 @@ profile() { # ns file: a CPU profile of the proxy in ns for DUR less a second, i
 }
 profiling=()
 if [ -n "$PROFILE" ]; then mkdir -p "$PROFILE" && cp "$work/proxy" "$PROFILE/proxy"; fi
-for round in $(seq "$REPEATS"); do
-	if on direct; then run_once direct "http://$server:8081/" "" ""; else LAST_RPS[direct]=-; fi
-	run_once nginx "http://127.0.0.1:9001/" "$p1" "$p2"
-	if on l5d; then run_once l5d "http://$server:8080/" "$cli_proxy" "$srv_proxy"; else LAST_RPS[l5d]=- LAST_CPU[l5d]=- LAST_SYS[l5d]=- LAST_GC[l5d]=-; fi
-	if on l5d-mesh; then
-		if [ -n "$PROFILE" ] && [ "$round" = "$REPEATS" ]; then profile "$mcli" client.prof; profile "$msrv" server.prof; fi
-		# The base build, when there is one, runs before l5d-mesh in odd rounds and after it
-		# in even ones.
-		if on l5d-base && [ $((round % 2)) = 1 ]; then run_once l5d-base "http://$bserver:8080/" "$bcli_proxy" "$bsrv_proxy" "$bcli"; fi
-		run_once l5d-mesh "http://$mserver:8080/" "$mcli_proxy" "$msrv_proxy" "$mcli"
-		if on l5d-base && [ $((round % 2)) = 0 ]; then run_once l5d-base "http://$bserver:8080/" "$bcli_proxy" "$bsrv_proxy" "$bcli"; fi
-	else LAST_RPS[l5d-mesh]=- LAST_CPU[l5d-mesh]=- LAST_SYS[l5d-mesh]=- LAST_GC[l5d-mesh]=-; fi
+if [ "$REPEATS" != 0 ]; then
+	for round in $(seq "$REPEATS"); do
+		if on direct; then run_once direct "http://$server:8081/" "" ""; else LAST_RPS[direct]=-; fi
+		run_once nginx "http://127.0.0.1:9001/" "$p1" "$p2"
+		if on l5d; then run_once l5d "http://$server:8080/" "$cli_proxy" "$srv_proxy"; else LAST_RPS[l5d]=- LAST_CPU[l5d]=- LAST_SYS[l5d]=- LAST_GC[l5d]=-; fi
+		if on l5d-mesh; then
+			if [ -n "$PROFILE" ] && [ "$round" = "$REPEATS" ]; then profile "$mcli" client.prof; profile "$msrv" server.prof; fi
+			# The base build, when there is one, runs before l5d-mesh in odd rounds and after it
+			# in even ones.
+			if on l5d-base && [ $((round % 2)) = 1 ]; then run_once l5d-base "http://$bserver:8080/" "$bcli_proxy" "$bsrv_proxy" "$bcli"; fi
+			run_once l5d-mesh "http://$mserver:8080/" "$mcli_proxy" "$msrv_proxy" "$mcli"
+			if on l5d-base && [ $((round % 2)) = 0 ]; then run_once l5d-base "http://$bserver:8080/" "$bcli_proxy" "$bsrv_proxy" "$bcli"; fi
+		else LAST_RPS[l5d-mesh]=- LAST_CPU[l5d-mesh]=- LAST_SYS[l5d-mesh]=- LAST_GC[l5d-mesh]=-; fi
+		for p in l5d l5d-mesh l5d-base; do
+			on "$p" || continue
+			ratio_rps[$p]+=" $(echo "scale=4; ${LAST_RPS[$p]}/${LAST_RPS[nginx]}" | bc)"
+			ratio_cpu[$p]+=" $(echo "scale=4; ${LAST_CPU[$p]}/${LAST_CPU[nginx]}" | bc)"
+			ratio_rss[$p]+=" $(echo "scale=4; ${LAST_RSS[$p]}/${LAST_RSS[nginx]}" | bc)"
+		done
+		base=""
+		if on l5d-base && on l5d-mesh; then
+			base=" l5d-base ${LAST_RPS[l5d-base]}/${LAST_CPU[l5d-base]}/${LAST_SYS[l5d-base]}/${LAST_GC[l5d-base]}"
+			ratio_rps[base]+=" $(echo "scale=4; ${LAST_RPS[l5d-mesh]}/${LAST_RPS[l5d-base]}" | bc)"
+			ratio_cpu[base]+=" $(echo "scale=4; ${LAST_CPU[l5d-mesh]}/${LAST_CPU[l5d-base]}" | bc)"
+		fi
+		echo "round $round: req/s direct ${LAST_RPS[direct]} nginx ${LAST_RPS[nginx]} l5d ${LAST_RPS[l5d]} l5d-mesh ${LAST_RPS[l5d-mesh]};" \
+			"CPU-s/10k nginx ${LAST_CPU[nginx]} l5d ${LAST_CPU[l5d]} l5d-mesh ${LAST_CPU[l5d-mesh]};" \
+			"read+write syscalls/req (pair) nginx ${LAST_SYS[nginx]} l5d ${LAST_SYS[l5d]} l5d-mesh ${LAST_SYS[l5d-mesh]};" \
+			"GCs/10k req (pair) l5d ${LAST_GC[l5d]} l5d-mesh ${LAST_GC[l5d-mesh]}${base:+; req/s/CPU-s/syscalls/GCs$base}"
+		mach=""
+		for p in direct nginx l5d l5d-mesh l5d-base; do
+			[ -n "${LAST_MACH[$p]:-}" ] && mach+=" $p ${LAST_MACH[$p]}"
+		done
+		echo "  machine (CPU-s/10k req wrk/app/client+server hop/rest, idle share, app read+write syscalls/req, app requests per sleep):$mach"
+		LAST_MACH=()
+	done
+	for p in "${profiling[@]}"; do wait "$p"; done
+	printf '%-9s %12s %10s %10s %24s %16s\n' path "requests/s" "x direct" "x nginx" "CPU-s/10k req (pair)" "max RSS KB"
+	for p in direct nginx l5d l5d-mesh l5d-base; do
+		on "$p" || [ "$p" = nginx ] || continue
+		r=$(med "${RPS[$p]}") n=$(med "${RPS[nginx]}") xd=-
+		if on direct; then xd=$(printf '%.2f' "$(echo "scale=3; $r/$(med "${RPS[direct]}")" | bc)"); fi
+		c=-
+		if [ -n "${CPU[$p]:-}" ]; then c=$(printf '%.4f' "$(med "${CPU[$p]}")"); fi
+		printf '%-9s %12.0f %10s %10.2f %24s %16s\n' "$p" "$r" \
+			"$xd" "$(echo "scale=3; $r/$n" | bc)" "$c" "${RSSMAX[$p]:-0}"
+	done
 	for p in l5d l5d-mesh l5d-base; do
 		on "$p" || continue
-		ratio_rps[$p]+=" $(echo "scale=4; ${LAST_RPS[$p]}/${LAST_RPS[nginx]}" | bc)"
-		ratio_cpu[$p]+=" $(echo "scale=4; ${LAST_CPU[$p]}/${LAST_CPU[nginx]}" | bc)"
-		ratio_rss[$p]+=" $(echo "scale=4; ${LAST_RSS[$p]}/${LAST_RSS[nginx]}" | bc)"
+		printf '%s vs nginx, median of per-round ratios: throughput x%.2f, CPU per request x%.2f, max RSS per process x%.2f\n' \
+			"$p" "$(med "${ratio_rps[$p]}")" "$(med "${ratio_cpu[$p]}")" "$(med "${ratio_rss[$p]}")"
 	done
-	base=""
 	if on l5d-base && on l5d-mesh; then
-		base=" l5d-base ${LAST_RPS[l5d-base]}/${LAST_CPU[l5d-base]}/${LAST_SYS[l5d-base]}/${LAST_GC[l5d-base]}"
-		ratio_rps[base]+=" $(echo "scale=4; ${LAST_RPS[l5d-mesh]}/${LAST_RPS[l5d-base]}" | bc)"
-		ratio_cpu[base]+=" $(echo "scale=4; ${LAST_CPU[l5d-mesh]}/${LAST_CPU[l5d-base]}" | bc)"
+		printf 'l5d-mesh vs l5d-base, median of per-round ratios: throughput x%.2f, CPU per request x%.2f\n' \
+			"$(med "${ratio_rps[base]}")" "$(med "${ratio_cpu[base]}")"
 	fi
-	echo "round $round: req/s direct ${LAST_RPS[direct]} nginx ${LAST_RPS[nginx]} l5d ${LAST_RPS[l5d]} l5d-mesh ${LAST_RPS[l5d-mesh]};" \
-		"CPU-s/10k nginx ${LAST_CPU[nginx]} l5d ${LAST_CPU[l5d]} l5d-mesh ${LAST_CPU[l5d-mesh]};" \
-		"read+write syscalls/req (pair) nginx ${LAST_SYS[nginx]} l5d ${LAST_SYS[l5d]} l5d-mesh ${LAST_SYS[l5d-mesh]};" \
-		"GCs/10k req (pair) l5d ${LAST_GC[l5d]} l5d-mesh ${LAST_GC[l5d-mesh]}${base:+; req/s/CPU-s/syscalls/GCs$base}"
-	mach=""
-	for p in direct nginx l5d l5d-mesh l5d-base; do
-		[ -n "${LAST_MACH[$p]:-}" ] && mach+=" $p ${LAST_MACH[$p]}"
-	done
-	echo "  machine (CPU-s/10k req wrk/app/client+server hop/rest, idle share, app read+write syscalls/req, app requests per sleep):$mach"
-	LAST_MACH=()
-done
-for p in "${profiling[@]}"; do wait "$p"; done
-printf '%-9s %12s %10s %10s %24s %16s\n' path "requests/s" "x direct" "x nginx" "CPU-s/10k req (pair)" "max RSS KB"
-for p in direct nginx l5d l5d-mesh l5d-base; do
-	on "$p" || [ "$p" = nginx ] || continue
-	r=$(med "${RPS[$p]}") n=$(med "${RPS[nginx]}") xd=-
-	if on direct; then xd=$(printf '%.2f' "$(echo "scale=3; $r/$(med "${RPS[direct]}")" | bc)"); fi
-	c=-
-	if [ -n "${CPU[$p]:-}" ]; then c=$(printf '%.4f' "$(med "${CPU[$p]}")"); fi
-	printf '%-9s %12.0f %10s %10.2f %24s %16s\n' "$p" "$r" \
-		"$xd" "$(echo "scale=3; $r/$n" | bc)" "$c" "${RSSMAX[$p]:-0}"
-done
-for p in l5d l5d-mesh l5d-base; do
-	on "$p" || continue
-	printf '%s vs nginx, median of per-round ratios: throughput x%.2f, CPU per request x%.2f, max RSS per process x%.2f\n' \
-		"$p" "$(med "${ratio_rps[$p]}")" "$(med "${ratio_cpu[$p]}")" "$(med "${ratio_rss[$p]}")"
-done
-if on l5d-base && on l5d-mesh; then
-	printf 'l5d-mesh vs l5d-base, median of per-round ratios: throughput x%.2f, CPU per request x%.2f\n' \
-		"$(med "${ratio_rps[base]}")" "$(med "${ratio_cpu[base]}")"
+else
+	echo "== throughput: skipped (REPEATS=0)"
 fi
 echo "l5d proxy RSS idle: client ${idle_cli} KB, server ${idle_srv} KB; l5d-mesh: client ${idle_mcli} KB, server ${idle_msrv} KB"
 
@@ -549,7 +555,7 @@ fi
 
 declare -A IDLEB # [path,n] = RSS growth of the pair per idle connection, bytes
 if [ -n "$IDLE" ]; then
-	echo "== many connections: idleconns -n N (one request each, then idle), RSS growth of the pair per connection"
+	echo "== many connections: idleconns -n N (one request each, then held idle ${IDLE_HOLD}s), RSS growth of the pair per connection"
 	mkfifo "$work/hold"
 	idle_row() { # name ns addr pidA pidB n
 		local before after ipid
@@ -565,6 +571,7 @@ if [ -n "$IDLE" ]; then
 		if ! grep -q '^ready' "$work/idle.out"; then
 			echo "bench-proxy: $6 idle connections through $1 did not open:"; cat "$work/idle.out"; exit 1
 		fi
+		sleep "$IDLE_HOLD" # held idle, as the connections of a real client mostly are
 		after=$(($(rss "$4") + $(rss "$5")))
 		exec 7>&-
 		wait "$ipid" || { echo "bench-proxy: idleconns through $1 failed:"; cat "$work/idle.out"; exit 1; }
@@ -574,6 +581,7 @@ if [ -n "$IDLE" ]; then
 	printf '%-9s %8s %14s %14s %18s\n' path conns "RSS before KB" "RSS after KB" "bytes/connection"
 	for n in $IDLE; do
 		idle_row nginx "$cli" 127.0.0.1:9004 "$(nginx_worker i1)" "$(nginx_worker i2)" "$n"
+		if on l5d-base; then idle_row l5d-base "$bcli" "$bserver:8080" "$bcli_proxy" "$bsrv_proxy" "$n"; fi
 		if on l5d-mesh; then idle_row l5d-mesh "$mcli" "$mserver:8080" "$mcli_proxy" "$msrv_proxy" "$n"; fi
 	done
 else
@@ -620,7 +628,7 @@ printf '%-40s %10s\n' figure ratio
 medx() { if [ -n "${1// /}" ]; then printf 'x%.2f' "$(med "$1")"; else echo -; fi; } # - when not measured
 printf '%-40s %10s\n' "throughput (wrk, median per-round)" "$(medx "${ratio_rps[l5d-mesh]:-}")"
 printf '%-40s %10s\n' "CPU per request (wrk, median per-round)" "$(medx "${ratio_cpu[l5d-mesh]:-}")"
-printf '%-40s %10s\n' "max RSS per process (wrk)" "$(ratio "${RSSMAX[l5d-mesh]:-}" "${RSSMAX[nginx]}")"
+printf '%-40s %10s\n' "max RSS per process (wrk)" "$(ratio "${RSSMAX[l5d-mesh]:-}" "${RSSMAX[nginx]:-}")"
 for rate in $RATES; do
 	for q in 50 99 99.9; do
 		printf '%-40s %10s\n' "latency p$q at $rate req/s" "$(ratio "${LAT[l5d-mesh,$rate,$q]:-}" "${LAT[nginx,$rate,$q]:-}")"
@@ -638,6 +646,9 @@ if on l5d-base && on l5d-mesh; then
 	printf '%-40s %10s\n' figure ratio
 	printf '%-40s %10s\n' "throughput (wrk)" "$(medx "${ratio_rps[base]:-}")"
 	printf '%-40s %10s\n' "CPU per request (wrk)" "$(medx "${ratio_cpu[base]:-}")"
+	for n in $IDLE; do
+		printf '%-40s %10s\n' "RSS per idle connection, $n conns" "$(ratio "${IDLEB[l5d-mesh,$n]:-}" "${IDLEB[l5d-base,$n]:-}")"
+	done
 	for rate in $RATES; do
 		for q in 50 99 99.9; do
 			printf '%-40s %10s\n' "latency p$q at $rate req/s" "$(medx "${LATR[$rate,$q]:-}")"

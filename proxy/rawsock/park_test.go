@@ -1,0 +1,155 @@
+package rawsock
+
+import (
+	"io"
+	"net"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// outcome records how the parkings of a connection ended.
+type outcome struct{ ready, expired atomic.Int32 }
+
+// owner is one parking of a connection.
+type owner struct {
+	o     *outcome
+	c     *Conn
+	ended chan string
+}
+
+func (w *owner) Ready()  { w.o.ready.Add(1); w.ended <- "ready" }
+func (w *owner) Expire() { w.o.expired.Add(1); w.c.Close(); w.ended <- "expired" }
+
+func (o *outcome) park(t *testing.T, p *Poller, c *Conn, deadline time.Time) (<-chan string, bool) {
+	t.Helper()
+	w := &owner{o: o, c: c, ended: make(chan string, 2)}
+	return w.ended, p.Park(c, deadline, w)
+}
+
+func wait(t *testing.T, ended <-chan string, want string) {
+	t.Helper()
+	select {
+	case got := <-ended:
+		if got != want {
+			t.Fatalf("the parking ended %s, want %s", got, want)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the parking never ended (want %s)", want)
+	}
+}
+
+func newPoller(t *testing.T) *Poller {
+	t.Helper()
+	p, err := NewPoller()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	return p
+}
+
+// TestParkedConnectionResumesOnInput: a parked connection is handed back once when input
+// arrives, even input sent before it was parked, and reads it; parked again, it is handed
+// back when the peer closes (the read then sees the end) or resets the connection.
+func TestParkedConnectionResumesOnInput(t *testing.T) {
+	p := newPoller(t)
+	far := time.Now().Add(time.Hour)
+
+	c, srv := pair(t)
+	var o outcome
+	ended, ok := o.park(t, p, c, far)
+	if !ok {
+		t.Fatal("Park refused a connection")
+	}
+	if p.Parked() != 1 {
+		t.Fatalf("Parked() = %d, want 1", p.Parked())
+	}
+	srv.Write([]byte("next"))
+	wait(t, ended, "ready")
+	buf := make([]byte, 4)
+	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "next" {
+		t.Fatalf("read after resuming: %q %v", buf, err)
+	}
+
+	// Input already there when it is parked.
+	srv.Write([]byte("more"))
+	ended, _ = o.park(t, p, c, far)
+	wait(t, ended, "ready")
+	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "more" {
+		t.Fatalf("read after resuming: %q %v", buf, err)
+	}
+
+	// The peer closes.
+	ended, _ = o.park(t, p, c, far)
+	srv.Close()
+	wait(t, ended, "ready")
+	if n, err := c.Read(buf); err != io.EOF {
+		t.Fatalf("read after the peer closed: %d %v, want EOF", n, err)
+	}
+
+	// The peer resets.
+	c2, srv2 := pair(t)
+	ended, _ = o.park(t, p, c2, far)
+	srv2.(*net.TCPConn).SetLinger(0)
+	srv2.Close()
+	wait(t, ended, "ready")
+	if _, err := c2.Read(buf); err == nil {
+		t.Fatal("read after the peer reset: no error")
+	}
+	if o.ready.Load() != 4 || o.expired.Load() != 0 || p.Parked() != 0 {
+		t.Fatalf("ready %d, expired %d, still parked %d; want 4, 0, 0", o.ready.Load(), o.expired.Load(), p.Parked())
+	}
+}
+
+// TestParkedConnectionExpires: a parked connection that gets no input expires once its
+// deadline passes, before another parked later with a later deadline; Close expires
+// what is still parked, and Park after Close refuses.
+func TestParkedConnectionExpires(t *testing.T) {
+	p := newPoller(t)
+	c1, _ := pair(t)
+	c2, _ := pair(t)
+	var o1, o2 outcome
+	late, _ := o2.park(t, p, c2, time.Now().Add(time.Hour))
+	soon, _ := o1.park(t, p, c1, time.Now().Add(50*time.Millisecond))
+	wait(t, soon, "expired")
+	if o2.ready.Load()+o2.expired.Load() != 0 {
+		t.Fatal("the connection with the later deadline ended too")
+	}
+	p.Close()
+	wait(t, late, "expired")
+	c3, _ := pair(t)
+	var o3 outcome
+	if _, ok := o3.park(t, p, c3, time.Now().Add(time.Hour)); ok {
+		t.Fatal("Park after Close accepted a connection")
+	}
+	if o1.ready.Load() != 0 || o1.expired.Load() != 1 || o2.expired.Load() != 1 || o3.ready.Load()+o3.expired.Load() != 0 {
+		t.Fatal("a parking ended more than once, or one refused ended")
+	}
+}
+
+// TestParkingDeadlinesShareTicks: deadlines are rounded up to the expiry tick, so that
+// connections parking at any moments share the poller's expiry scans (at most one a tick).
+func TestParkingDeadlinesShareTicks(t *testing.T) {
+	p := newPoller(t)
+	var o outcome
+	for i := range 20 {
+		c, _ := pair(t)
+		o.park(t, p, c, time.Now().Add(time.Hour+time.Duration(i)*time.Millisecond))
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	ticks := map[int64]bool{}
+	for _, pk := range p.byFD {
+		if pk.owner == nil {
+			continue
+		}
+		if pk.deadline%expiryTick != 0 {
+			t.Fatalf("deadline %d is not on a tick of %d", pk.deadline, expiryTick)
+		}
+		ticks[pk.deadline] = true
+	}
+	if len(ticks) > 2 {
+		t.Fatalf("20 parkings within 20 ms have %d distinct deadlines, want at most 2", len(ticks))
+	}
+}
