@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/net/http/httpguts"
@@ -211,15 +212,29 @@ func (h *Handler) relayHead(hw h2.HeadWriter, w http.ResponseWriter, uc *upstrea
 	rh := &uc.head
 	status = rh.Status
 	bodyless := head || rh.Bodyless(nil)
-	rf := &uc.h2Head
+	rf := h2HeadPool.Get().(*h2Head)
+	defer func() { rf.release(); h2HeadPool.Put(rf) }()
 	length, grpcFailure := rf.set(rh, head)
 	failure = status >= 500 || grpcFailure
 	fields := rf
 	reusable := !rh.Close
+	// done gives the connection back (or closes it) once the response has been read
+	// from it whole: before the response's last frame goes to the client, so that the
+	// client's next request finds it in the pool.
+	released := false
+	done := func() {
+		released = true
+		if reusable && len(uc.r.Buffered()) == 0 {
+			ep.pool.put(h.Clients, uc, time.Now())
+		} else {
+			uc.conn.Close()
+		}
+	}
 	var err error
 	switch {
 	case bodyless || length == 0:
 		uc.r.Consume(rh)
+		done()
 		err = hw.WriteHead(status, fields, nil, true)
 	case length > 0:
 		uc.r.Consume(rh)
@@ -229,7 +244,11 @@ func (h *Handler) relayHead(hw h2.HeadWriter, w http.ResponseWriter, uc *upstrea
 		bp := bufPool.Get().(*[]byte)
 		first := (*bp)[:min(int64(len(*bp)), length)]
 		if err = uc.r.ReadFull(first); err == nil {
-			err = hw.WriteHead(status, fields, first, int64(len(first)) == length)
+			whole := int64(len(first)) == length
+			if whole {
+				done()
+			}
+			err = hw.WriteHead(status, fields, first, whole)
 		}
 		bufPool.Put(bp)
 		if left := length - int64(len(first)); err == nil && left > 0 {
@@ -252,33 +271,36 @@ func (h *Handler) relayHead(hw h2.HeadWriter, w http.ResponseWriter, uc *upstrea
 			}
 		}
 	}
-	rf.release() // before the connection may go back to the pool
 	if err != nil {
-		uc.conn.Close()
+		if !released {
+			uc.conn.Close()
+		}
 		if h.Log != nil {
 			h.Log.Debug("response body interrupted", "error", err)
 		}
 		return status, true, true
 	}
-	if reusable && len(uc.r.Buffered()) == 0 {
-		ep.pool.put(h.Clients, uc, time.Now())
-	} else {
-		uc.conn.Close()
+	if !released {
+		done()
 	}
 	return status, failure, false
 }
 
 // h2Head is the head of a response from an HTTP/1 endpoint as relayed over HTTP/2 (see
-// relayHead): an h2.FieldSource. A connection holds its own, used by one response at a
-// time.
+// relayHead): an h2.FieldSource, from h2HeadPool. It holds copies of what it relays, not
+// references to the connection's head, so that the connection can go back to its pool
+// before the response's last frame is written.
 type h2Head struct {
-	head *h1.Head
-	// all holds the relayed fields (see lowerFields), those of head that keep selects.
+	// all holds the relayed fields (see lowerFields); lens[i] are the lengths of the
+	// name and value of the i-th of them, n their number.
 	all  string
-	keep [h1.MaxFields]bool
+	lens [h1.MaxFields][2]uint32
+	n    int
 	// length is the content-length added to a response that declares none, or "".
 	length string
 }
+
+var h2HeadPool = sync.Pool{New: func() any { return new(h2Head) }}
 
 // set makes f the head rh (of a response to a HEAD request when head) as the general
 // handler relays it (copyResponse, then the HTTP/2 server's encoding of its header
@@ -293,8 +315,8 @@ func (f *h2Head) set(rh *h1.Head, head bool) (length int64, grpcFailure bool) {
 	case rh.Chunked:
 		length = -1
 	}
-	f.head = rh
-	keep := f.keep[:len(rh.Fields)]
+	var keepAll [h1.MaxFields]bool
+	keep := keepAll[:len(rh.Fields)]
 	declared, grpc := false, false // a Content-Length field is relayed; a grpc-status was seen
 	for i, fl := range rh.Fields {
 		keep[i] = !rh.IsHopByHop(fl.Name) && !h1.EqualFold(fl.Name, "host")
@@ -309,7 +331,13 @@ func (f *h2Head) set(rh *h1.Head, head bool) (length int64, grpcFailure bool) {
 			grpcFailure = len(fl.Value) > 0 && string(fl.Value) != "0"
 		}
 	}
-	f.all, f.length = lowerFields(rh, keep), ""
+	f.all, f.length, f.n = lowerFields(rh, keep), "", 0
+	for i, fl := range rh.Fields {
+		if keep[i] {
+			f.lens[f.n] = [2]uint32{uint32(len(fl.Name)), uint32(len(fl.Value))}
+			f.n++
+		}
+	}
 	if length >= 0 && !declared && rh.Status != http.StatusNoContent && rh.Status != http.StatusNotModified {
 		f.length = itoa(length)
 	}
@@ -318,14 +346,20 @@ func (f *h2Head) set(rh *h1.Head, head bool) (length int64, grpcFailure bool) {
 
 // EncodeFields implements h2.FieldSource.
 func (f *h2Head) EncodeFields(enc func(name, value string)) {
-	encodeLowerFields(f.all, f.head, f.keep[:len(f.head.Fields)], enc)
+	off := 0
+	for _, l := range f.lens[:f.n] {
+		name := f.all[off : off+int(l[0])]
+		off += int(l[0])
+		enc(name, f.all[off:off+int(l[1])])
+		off += int(l[1])
+	}
 	if f.length != "" {
 		enc("content-length", f.length)
 	}
 }
 
 // release drops the references to the response once relayed.
-func (f *h2Head) release() { f.head, f.all, f.length = nil, "", "" }
+func (f *h2Head) release() { f.all, f.length, f.n = "", "", 0 }
 
 // copyFixedTo relays the n bytes of body left in r to w through a pooled buffer.
 func copyFixedTo(w io.Writer, r *h1.Reader, n int64) error {

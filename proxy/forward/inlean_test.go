@@ -402,8 +402,9 @@ func FuzzLeanInboundResponseHead(f *testing.F) {
 		}
 		rh := &uc.head
 		lean := http.Header{}
-		length, grpcFailure := uc.h2Head.set(rh, head)
-		uc.h2Head.EncodeFields(func(name, value string) { lean[name] = append(lean[name], value) })
+		var rf h2Head
+		length, grpcFailure := rf.set(rh, head)
+		rf.EncodeFields(func(name, value string) { lean[name] = append(lean[name], value) })
 
 		resp := leanResponseOf(uc, head)
 		removeHopHeaders(resp.Header)

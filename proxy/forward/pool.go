@@ -18,8 +18,6 @@ type upstreamConn struct {
 	// head is the response head being read (readFinalHead), kept so that its field
 	// list is reused from one response to the next.
 	head h1.Head
-	// h2Head is head as the inbound lean sender relays it over HTTP/2 (relayHead).
-	h2Head h2Head
 }
 
 // connPool keeps idle HTTP/1 connections to one endpoint for reuse, most recently used
