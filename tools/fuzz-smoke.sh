@@ -16,6 +16,7 @@ targets=(
 	"./proxy/h2 FuzzParseRequestPath"
 	"./proxy/forward FuzzLeanInboundHead"
 	"./proxy/forward FuzzLeanInboundResponseHead"
+	"./proxy/forward FuzzLeanOutboundResponseHead"
 	"./proxy/detect FuzzDetect"
 	"./proxy/transportheader FuzzDecode"
 	"./proxy/detect FuzzVerdict"

@@ -632,7 +632,7 @@ func (s *fastConn) forwardH2(be *Backend, bep *balance.Endpoint[*Endpoint], star
 	head := string(req.Method) == "HEAD"
 	clientClose := req.Close
 	bep.Start()
-	resp, err := h.Clients.h2.RoundTripHead(s.ctx, ep.hostPort, &s.h2head)
+	resp, err := h.Clients.h2.RoundTripFields(s.ctx, ep.hostPort, &s.h2head)
 	now := time.Now()
 	h.attemptEnded(be, bep, start, now, err)
 	s.cr.Consume(req)
@@ -644,17 +644,21 @@ func (s *fastConn) forwardH2(be *Backend, bep *balance.Endpoint[*Endpoint], star
 		return s.writeError(nil, start, err, false)
 	}
 	bep.Recovered()
-	defer resp.Body.Close()
-	status := resp.StatusCode
-	if s.relayResponse(resp, head, clientClose) {
+	defer resp.Close()
+	status := resp.Status
+	if s.relayFields(resp, head, clientClose) {
 		m.Response(status, true, time.Since(start))
 		recordRoute(rt, status, true, start)
-		pm.endResp(resp, true, start)
+		if !pm.none() {
+			pm.endCode(status, fieldsGRPCStatus(resp), true, start)
+		}
 		return true // the client sees a truncated response
 	}
 	m.Response(status, status >= 500, time.Since(start))
-	pm.endResp(resp, false, start)
-	recordRoute(rt, status, rt != nil && rt.IsFailure(status, grpcStatus(resp)), start)
+	if !pm.none() {
+		pm.endCode(status, fieldsGRPCStatus(resp), false, start)
+	}
+	recordRoute(rt, status, rt != nil && rt.IsFailure(status, fieldsGRPCStatus(resp)), start)
 	if clientClose {
 		s.cw.Flush()
 		return true
@@ -679,14 +683,11 @@ func (s *fastConn) h2Fields(enc func(name, value string)) {
 // relayResponse writes resp to the client as HTTP/1.1 (chunked when its length is
 // unknown, each chunk flushed as it comes; trailers after the last one). It reports
 // whether the response body broke off, leaving the client a truncated response.
+// relayFields is its twin for a response held as HTTP/2 fields.
 func (s *fastConn) relayResponse(resp *http.Response, head, clientClose bool) (broken bool) {
 	w := s.cw
 	status := resp.StatusCode
-	w.WriteString("HTTP/1.1 ")
-	w.WriteString(strconv.Itoa(status))
-	w.WriteString(" ")
-	w.WriteString(http.StatusText(status))
-	w.WriteString("\r\n")
+	writeStatusLine(w, status)
 	for k, vv := range resp.Header {
 		if isHopHeader(k) {
 			continue
@@ -698,28 +699,68 @@ func (s *fastConn) relayResponse(resp *http.Response, head, clientClose bool) (b
 			w.WriteString("\r\n")
 		}
 	}
-	bodyless := head || status == http.StatusNoContent || status == http.StatusNotModified
-	chunked := !bodyless && resp.ContentLength < 0
+	bodyless, chunked := writeRelayFraming(w, status, resp.ContentLength, resp.Header.Get("Content-Length") != "", head, clientClose)
+	if bodyless {
+		return false
+	}
+	if relayBody(w, resp.Body, chunked) {
+		return true
+	}
+	if chunked {
+		for k, vv := range resp.Trailer {
+			for _, v := range vv {
+				w.WriteString(k)
+				w.WriteString(": ")
+				w.WriteString(v)
+				w.WriteString("\r\n")
+			}
+		}
+		w.WriteString("\r\n")
+	}
+	return false
+}
+
+// writeStatusLine writes the status line of a response relayed as HTTP/1.1.
+func writeStatusLine(w *h1.Writer, status int) {
+	w.WriteString("HTTP/1.1 ")
+	w.WriteString(strconv.Itoa(status))
+	w.WriteString(" ")
+	w.WriteString(http.StatusText(status))
+	w.WriteString("\r\n")
+}
+
+// writeRelayFraming ends the head of a response relayed as HTTP/1.1 whose end-to-end
+// fields were written: a response to HEAD, a 204 and a 304 have no body (bodyless), one
+// of unknown length (cl < 0) goes chunked, and one of known length without a
+// Content-Length field (hasCL false) gets one; Connection: close when the client asked
+// for it.
+func writeRelayFraming(w *h1.Writer, status int, cl int64, hasCL, head, clientClose bool) (bodyless, chunked bool) {
+	bodyless = head || status == http.StatusNoContent || status == http.StatusNotModified
+	chunked = !bodyless && cl < 0
 	switch {
 	case chunked:
 		w.WriteString("Transfer-Encoding: chunked\r\n")
-	case !bodyless && resp.Header.Get("Content-Length") == "":
+	case !bodyless && !hasCL:
 		w.WriteString("Content-Length: ")
-		w.WriteString(strconv.FormatInt(resp.ContentLength, 10))
+		w.WriteString(strconv.FormatInt(cl, 10))
 		w.WriteString("\r\n")
 	}
 	if clientClose {
 		w.WriteString("Connection: close\r\n")
 	}
 	w.WriteString("\r\n")
-	if bodyless {
-		return false
-	}
+	return bodyless, chunked
+}
+
+// relayBody copies body to w through a pooled buffer, as chunks (each flushed, then the
+// last chunk, which the caller follows with the trailer section) when chunked. It
+// reports whether body broke off.
+func relayBody(w *h1.Writer, body io.Reader, chunked bool) (broken bool) {
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	buf := *bp
 	for {
-		n, rerr := resp.Body.Read(buf)
+		n, rerr := body.Read(buf)
 		if n > 0 {
 			if chunked {
 				w.WriteString(strconv.FormatInt(int64(n), 16))
@@ -740,15 +781,6 @@ func (s *fastConn) relayResponse(resp *http.Response, head, clientClose bool) (b
 	}
 	if chunked {
 		w.WriteString("0\r\n")
-		for k, vv := range resp.Trailer {
-			for _, v := range vv {
-				w.WriteString(k)
-				w.WriteString(": ")
-				w.WriteString(v)
-				w.WriteString("\r\n")
-			}
-		}
-		w.WriteString("\r\n")
 	}
 	return false
 }

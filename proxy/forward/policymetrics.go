@@ -24,10 +24,18 @@ func (p policyMetrics) endResp(resp *http.Response, broken bool, start time.Time
 	if p.none() {
 		return
 	}
+	p.endCode(resp.StatusCode, grpcStatus(resp), broken, start)
+}
+
+// endCode is endResp for a response's status and grpc-status ("" without one).
+func (p policyMetrics) endCode(status int, grpc string, broken bool, start time.Time) {
+	if p.none() {
+		return
+	}
 	p.backend.Request()
-	d, grpc := time.Since(start), grpcStatus(resp)
-	recordStatus(p.route, resp.StatusCode, grpc, broken, d)
-	recordStatus(p.backend, resp.StatusCode, grpc, broken, d)
+	d := time.Since(start)
+	recordStatus(p.route, status, grpc, broken, d)
+	recordStatus(p.backend, status, grpc, broken, d)
 }
 
 // endErr records on both series a request that failed with err.

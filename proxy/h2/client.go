@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 )
 
 // Transport is an http.RoundTripper speaking HTTP/2 with prior knowledge over
@@ -248,6 +249,13 @@ type clientStream struct {
 	// respVal and bodyVal back resp and its Body, made with the stream.
 	respVal http.Response
 	bodyVal responseBody
+	// fields is set for a RoundTripFields request, whose response is fieldsResp: the
+	// response's regular fields as decoded, kept in fieldBuf when they fit, and its
+	// trailers (guarded by cc.mu) instead of resp's header maps.
+	fields      bool
+	fieldsResp  Response
+	fieldBuf    [headerSlots]hpack.HeaderField
+	trailFields []hpack.HeaderField
 	// respCh receives once resp is set (respErr nil) or the stream failed (respErr, set
 	// before the send).
 	respCh  chan struct{}
@@ -270,12 +278,34 @@ type RequestHead struct {
 // caller holding the request in another form (an HTTP/1 head) the *http.Request and
 // header map RoundTrip takes; ctx ending before the response headers cancels the stream.
 func (t *Transport) RoundTripHead(ctx context.Context, addr string, h *RequestHead) (*http.Response, error) {
+	cs, err := t.sendHead(ctx, addr, h, false)
+	if err != nil {
+		return nil, err
+	}
+	return cs.resp, nil
+}
+
+// RoundTripFields is RoundTripHead for a caller that relays the response in another form
+// (an HTTP/1 head): the response comes as its decoded fields, without the header map
+// and http.Response RoundTripHead builds. Interim (1xx) responses are skipped, as
+// RoundTrip skips them.
+func (t *Transport) RoundTripFields(ctx context.Context, addr string, h *RequestHead) (*Response, error) {
+	cs, err := t.sendHead(ctx, addr, h, true)
+	if err != nil {
+		return nil, err
+	}
+	return &cs.fieldsResp, nil
+}
+
+// sendHead sends h on a connection to addr, on another one when the first was going away
+// or full, and returns its stream once the response headers arrived.
+func (t *Transport) sendHead(ctx context.Context, addr string, h *RequestHead, fields bool) (*clientStream, error) {
 	for attempt := 0; ; attempt++ {
 		cc, err := t.conn(ctx, addr)
 		if err != nil {
 			return nil, err
 		}
-		resp, err := cc.send(ctx, nil, func(enc func(string, string)) {
+		cs, err := cc.send(ctx, nil, fields, func(enc func(string, string)) {
 			enc(":method", h.Method)
 			enc(":scheme", "http")
 			enc(":authority", h.Authority)
@@ -288,8 +318,57 @@ func (t *Transport) RoundTripHead(ctx context.Context, addr string, h *RequestHe
 		if errors.Is(err, errConnFull) && attempt < 10 {
 			continue
 		}
-		return resp, err
+		return cs, err
 	}
+}
+
+// Response is a response as RoundTripFields returns it: its head as decoded and its body.
+// Read and Close are those of an http.Response's Body: reading to io.EOF ends the
+// exchange, closing before that resets the stream, and the caller closes it in any case.
+type Response struct {
+	// Status is the :status of the final response (200 to 599... as the server sent it,
+	// at least 200).
+	Status int
+	// Fields are the response's regular header fields in the order received: lower-case
+	// token names and valid values (the header reader refuses others), any
+	// connection-specific ones included, as http.Response's Header would have them.
+	// They are the caller's to keep.
+	Fields []hpack.HeaderField
+	// ContentLength is the first content-length field's value as RoundTrip's
+	// http.Response has it: -1 when there is none or it is not a number, 0 for a
+	// response that ended with its headers.
+	ContentLength int64
+
+	cs  *clientStream
+	eof bool // Read returned io.EOF
+}
+
+// Read reads the response body.
+func (r *Response) Read(p []byte) (int, error) {
+	n, err := r.cs.body.Read(p)
+	if err == io.EOF {
+		r.eof = true
+	}
+	return n, err
+}
+
+// Close ends the response, resetting the stream if its body was not read to the end.
+func (r *Response) Close() error {
+	r.cs.cancel(http2.ErrCodeCancel, errBodyClosed)
+	return nil
+}
+
+// Trailers returns the fields of the response's trailer section (lower-case names, in the
+// order received), nil when it had none or before Read returned io.EOF (as the Trailer
+// of RoundTrip's http.Response).
+func (r *Response) Trailers() []hpack.HeaderField {
+	if !r.eof {
+		return nil
+	}
+	cc := r.cs.cc
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	return r.cs.trailFields
 }
 
 func (cc *clientConn) roundTrip(req *http.Request) (*http.Response, error) {
@@ -297,7 +376,7 @@ func (cc *clientConn) roundTrip(req *http.Request) (*http.Response, error) {
 	if authority == "" {
 		authority = req.URL.Host
 	}
-	return cc.send(req.Context(), req, func(enc func(string, string)) {
+	cs, err := cc.send(req.Context(), req, false, func(enc func(string, string)) {
 		enc(":method", req.Method)
 		enc(":scheme", "http")
 		enc(":authority", authority)
@@ -310,14 +389,19 @@ func (cc *clientConn) roundTrip(req *http.Request) (*http.Response, error) {
 			enc("content-length", strconv.FormatInt(req.ContentLength, 10))
 		}
 	})
+	if err != nil {
+		return nil, err
+	}
+	return cs.resp, nil
 }
 
 // send opens a stream whose HEADERS carry the fields head writes, sends req's body if it
 // has one (req is nil for a request without a body), and waits for the response headers
-// or for ctx to end.
-func (cc *clientConn) send(ctx context.Context, req *http.Request, head func(enc func(string, string))) (*http.Response, error) {
+// or for ctx to end. The stream's response is its resp, or its fieldsResp when fields
+// is set.
+func (cc *clientConn) send(ctx context.Context, req *http.Request, fields bool, head func(enc func(string, string))) (*clientStream, error) {
 	hasBody := req != nil && req.Body != nil && req.Body != http.NoBody // ContentLength 0 with a Body means unknown
-	cs := &clientStream{cc: cc, req: req, hasBody: hasBody, respCh: make(chan struct{}, 1)}
+	cs := &clientStream{cc: cc, req: req, hasBody: hasBody, fields: fields, respCh: make(chan struct{}, 1)}
 	cs.body.init(cs)
 	cs.inflow.give(streamWindow)
 	cc.w.lock()
@@ -358,7 +442,7 @@ func (cc *clientConn) send(ctx context.Context, req *http.Request, head func(enc
 		if cs.respErr != nil {
 			return nil, cs.respErr
 		}
-		return cs.resp, nil
+		return cs, nil
 	case <-ctx.Done():
 		cs.cancel(http2.ErrCodeCancel, ctx.Err())
 		return nil, ctx.Err()
@@ -781,10 +865,17 @@ func (cc *clientConn) onHeaders(f *headerBlock) {
 			cs.cancel(http2.ErrCodeProtocol, errors.New("h2: malformed response trailers"))
 			return
 		}
-		t := fieldsHeader(f.RegularFields(), nil)
-		cc.mu.Lock()
-		cs.trailer = t
-		cc.mu.Unlock()
+		if cs.fields {
+			t := append([]hpack.HeaderField(nil), f.RegularFields()...)
+			cc.mu.Lock()
+			cs.trailFields = t
+			cc.mu.Unlock()
+		} else {
+			t := fieldsHeader(f.RegularFields(), nil)
+			cc.mu.Lock()
+			cs.trailer = t
+			cc.mu.Unlock()
+		}
 		cs.endResponse()
 		return
 	}
@@ -799,6 +890,10 @@ func (cc *clientConn) onHeaders(f *headerBlock) {
 			return // interim response
 		}
 		cs.cancel(http2.ErrCodeProtocol, errors.New("h2: response without a valid :status"))
+		return
+	}
+	if cs.fields {
+		cs.fieldsHead(f, status)
 		return
 	}
 	header := fieldsHeader(f.RegularFields(), cs.slots[:])
@@ -830,6 +925,41 @@ func (cc *clientConn) onHeaders(f *headerBlock) {
 	}
 	cs.resp = &cs.respVal
 	if f.StreamEnded() {
+		cs.body.close(io.EOF)
+	}
+	cc.mu.Lock()
+	cs.gotResp = true
+	cc.mu.Unlock()
+	cc.ready = append(cc.ready, cs)
+	if f.StreamEnded() {
+		cs.endResponse()
+	}
+}
+
+// fieldsHead takes the final response head f, with its status, of a RoundTripFields
+// stream (see onHeaders).
+func (cs *clientStream) fieldsHead(f *headerBlock, status int) {
+	regular := f.RegularFields()
+	r := &cs.fieldsResp
+	if len(regular) <= len(cs.fieldBuf) {
+		r.Fields = cs.fieldBuf[:copy(cs.fieldBuf[:], regular)]
+	} else {
+		r.Fields = append([]hpack.HeaderField(nil), regular...)
+	}
+	r.Status, r.ContentLength, r.cs = status, -1, cs
+	for _, hf := range regular {
+		if hf.Name == "content-length" {
+			if n, err := strconv.ParseInt(hf.Value, 10, 64); err == nil {
+				r.ContentLength = n
+			}
+			break
+		}
+	}
+	cc := cs.cc
+	if f.StreamEnded() {
+		if r.ContentLength < 0 {
+			r.ContentLength = 0
+		}
 		cs.body.close(io.EOF)
 	}
 	cc.mu.Lock()
