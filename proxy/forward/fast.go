@@ -723,9 +723,7 @@ func (s *fastConn) relayResponse(resp *http.Response, head, clientClose bool) (b
 // writeStatusLine writes the status line of a response relayed as HTTP/1.1.
 func writeStatusLine(w *h1.Writer, status int) {
 	w.WriteString("HTTP/1.1 ")
-	w.WriteString(strconv.Itoa(status))
-	w.WriteString(" ")
-	w.WriteString(http.StatusText(status))
+	w.WriteString(h2.StatusLine(status))
 	w.WriteString("\r\n")
 }
 
@@ -851,18 +849,15 @@ func (s *fastConn) writeError(m *metrics.HTTP, start time.Time, err error, bodyU
 		s.cr.Consume(&s.req)
 	}
 	w := s.cw
-	w.WriteString("HTTP/1.1 ")
-	w.WriteString(strconv.Itoa(status))
-	w.WriteString(" ")
-	w.WriteString(http.StatusText(status))
+	writeStatusLine(w, status)
 	emit := s.h.errorHeaders(s.ci)
 	if emit {
-		w.WriteString("\r\nL5d-Proxy-Error: ")
+		w.WriteString("L5d-Proxy-Error: ")
 		w.WriteString(reason)
 		w.WriteString("\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ")
 		w.WriteString(strconv.Itoa(len(reason) + 1))
 	} else {
-		w.WriteString("\r\nContent-Length: 0")
+		w.WriteString("Content-Length: 0")
 	}
 	if closeAfter {
 		w.WriteString("\r\nConnection: close")

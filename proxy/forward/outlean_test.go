@@ -193,9 +193,10 @@ func relayBoth(t testing.TB, tr *h2.Transport, addr, method, path string, client
 		lean.err = streamID.ReplaceAllString(err.Error(), "stream ID n")
 	} else {
 		lean.broken = s.relayFields(resp, head, clientClose)
+		lean.grpc = fieldsGRPCStatus(resp)
 		resp.Close()
 		s.cw.Flush()
-		lean.out, lean.grpc = relayed(t, buf.String()), fieldsGRPCStatus(resp)
+		lean.out = relayed(t, buf.String())
 	}
 	return general, lean
 }

@@ -256,6 +256,11 @@ type clientStream struct {
 	fieldsResp  Response
 	fieldBuf    [headerSlots]hpack.HeaderField
 	trailFields []hpack.HeaderField
+	// loopDone is set, under cc.mu, when the read loop ended a RoundTripFields stream
+	// (endResponse) and forgot it: the stream goes back to streamPool when its caller
+	// closes the response. One the caller, a reset or a connection failure removed first
+	// is left to the garbage collector, as the read loop may still hold it.
+	loopDone bool
 	// respCh receives once resp is set (respErr nil) or the stream failed (respErr, set
 	// before the send).
 	respCh  chan struct{}
@@ -332,7 +337,7 @@ type Response struct {
 	// Fields are the response's regular header fields in the order received: lower-case
 	// token names and valid values (the header reader refuses others), any
 	// connection-specific ones included, as http.Response's Header would have them.
-	// They are the caller's to keep.
+	// The slice is valid until Close.
 	Fields []hpack.HeaderField
 	// ContentLength is the first content-length field's value as RoundTrip's
 	// http.Response has it: -1 when there is none or it is not a number, 0 for a
@@ -341,6 +346,19 @@ type Response struct {
 
 	cs  *clientStream
 	eof bool // Read returned io.EOF
+}
+
+// streamPool holds the streams of RoundTripFields requests (see clientStream.loopDone):
+// their response (head, fields and pipe) is the stream's, so that a request costs no
+// allocation for them.
+var streamPool = sync.Pool{New: func() any { return &clientStream{respCh: make(chan struct{}, 1)} }}
+
+// recycle clears a RoundTripFields stream nothing refers to any longer and pools it; its
+// respCh, which delivered exactly one value and was drained, is kept.
+func (cs *clientStream) recycle() {
+	ch := cs.respCh
+	*cs = clientStream{respCh: ch}
+	streamPool.Put(cs)
 }
 
 // Read reads the response body.
@@ -352,9 +370,18 @@ func (r *Response) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// Close ends the response, resetting the stream if its body was not read to the end.
+// Close ends the response, resetting the stream if its body was not read to the end. It
+// is called once, after which neither the response nor its fields may be used.
 func (r *Response) Close() error {
-	r.cs.cancel(http2.ErrCodeCancel, errBodyClosed)
+	cs := r.cs
+	cs.cancel(http2.ErrCodeCancel, errBodyClosed)
+	cc := cs.cc
+	cc.mu.Lock()
+	recycle := cs.loopDone
+	cc.mu.Unlock()
+	if recycle {
+		cs.recycle()
+	}
 	return nil
 }
 
@@ -401,7 +428,13 @@ func (cc *clientConn) roundTrip(req *http.Request) (*http.Response, error) {
 // is set.
 func (cc *clientConn) send(ctx context.Context, req *http.Request, fields bool, head func(enc func(string, string))) (*clientStream, error) {
 	hasBody := req != nil && req.Body != nil && req.Body != http.NoBody // ContentLength 0 with a Body means unknown
-	cs := &clientStream{cc: cc, req: req, hasBody: hasBody, fields: fields, respCh: make(chan struct{}, 1)}
+	var cs *clientStream
+	if fields {
+		cs = streamPool.Get().(*clientStream)
+		cs.cc, cs.fields = cc, true
+	} else {
+		cs = &clientStream{cc: cc, req: req, hasBody: hasBody, respCh: make(chan struct{}, 1)}
+	}
 	cs.body.init(cs)
 	cs.inflow.give(streamWindow)
 	cc.w.lock()
@@ -919,7 +952,7 @@ func (cc *clientConn) onHeaders(f *headerBlock) {
 	}
 	cs.bodyVal.cs = cs
 	cs.respVal = http.Response{
-		Status: statusLine(status), StatusCode: status,
+		Status: StatusLine(status), StatusCode: status,
 		Proto: "HTTP/2.0", ProtoMajor: 2, Header: header, ContentLength: cl,
 		Body: &cs.bodyVal, Trailer: trailer, Request: cs.req,
 	}
@@ -979,8 +1012,10 @@ var statusLines = func() (lines [600]string) {
 	return lines
 }()
 
-// statusLine returns the Status text of an http.Response for code.
-func statusLine(code int) string {
+// StatusLine returns the status of a response with code as http.Response's Status has it
+// and an HTTP/1.1 status line ends: "200 OK", "599 " for a code without a text. It
+// allocates only for codes outside 100-599.
+func StatusLine(code int) string {
 	if code >= 100 && code < len(statusLines) {
 		return statusLines[code]
 	}
@@ -995,6 +1030,9 @@ func (cs *clientStream) endResponse() {
 	cc.mu.Lock()
 	_, live := cc.streams[cs.id]
 	delete(cc.streams, cs.id)
+	if live && cs.fields {
+		cs.loopDone = true // the read loop, which alone calls endResponse, is done with it
+	}
 	cc.mu.Unlock()
 	if live {
 		cc.w.streams.Add(-1)
