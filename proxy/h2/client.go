@@ -261,6 +261,8 @@ type clientStream struct {
 	// closes the response. One the caller, a reset or a connection failure removed first
 	// is left to the garbage collector, as the read loop may still hold it.
 	loopDone bool
+	// inlineBuf backs the body pipe's inline chunk (set for pooled streams only).
+	inlineBuf *[minPooledChunk]byte
 	// respCh receives once resp is set (respErr nil) or the stream failed (respErr, set
 	// before the send).
 	respCh  chan struct{}
@@ -351,13 +353,18 @@ type Response struct {
 // streamPool holds the streams of RoundTripFields requests (see clientStream.loopDone):
 // their response (head, fields and pipe) is the stream's, so that a request costs no
 // allocation for them.
-var streamPool = sync.Pool{New: func() any { return &clientStream{respCh: make(chan struct{}, 1)} }}
+// Each has a buffer of its own for the response body's first small DATA frame
+// (recvPipe.inline), kept across uses.
+var streamPool = sync.Pool{New: func() any {
+	return &clientStream{respCh: make(chan struct{}, 1), inlineBuf: new([minPooledChunk]byte)}
+}}
 
 // recycle clears a RoundTripFields stream nothing refers to any longer and pools it; its
-// respCh, which delivered exactly one value and was drained, is kept.
+// respCh, which delivered exactly one value and was drained, and its inlineBuf, which
+// its pipe released, are kept.
 func (cs *clientStream) recycle() {
-	ch := cs.respCh
-	*cs = clientStream{respCh: ch}
+	ch, buf := cs.respCh, cs.inlineBuf
+	*cs = clientStream{respCh: ch, inlineBuf: buf}
 	streamPool.Put(cs)
 }
 
@@ -436,6 +443,9 @@ func (cc *clientConn) send(ctx context.Context, req *http.Request, fields bool, 
 		cs = &clientStream{cc: cc, req: req, hasBody: hasBody, respCh: make(chan struct{}, 1)}
 	}
 	cs.body.init(cs)
+	if cs.inlineBuf != nil {
+		cs.body.inline = cs.inlineBuf[:0]
+	}
 	cs.inflow.give(streamWindow)
 	cc.w.lock()
 	cc.mu.Lock()

@@ -399,6 +399,10 @@ type recvPipe struct {
 	owed   int
 	// slot backs chunks while a single chunk is queued (the common small body).
 	slot [1][]byte
+	// inline, when the pipe's owner sets it, holds one queued chunk of up to its
+	// capacity at a time (inlineBusy), in place of a buffer of the chunk's own.
+	inline     []byte
+	inlineBusy bool
 }
 
 // creditor acknowledges consumed bytes to the peer (see recvPipe.credit).
@@ -440,6 +444,16 @@ func releaseChunk(c []byte) {
 	}
 }
 
+// release gives back the buffer of c, a chunk push queued, once it was read or dropped.
+// Caller holds mu.
+func (p *recvPipe) release(c []byte) {
+	if p.inlineBusy && cap(c) == cap(p.inline) && cap(c) > 0 && &c[:1][0] == &p.inline[:1][0] {
+		p.inlineBusy = false
+		return
+	}
+	releaseChunk(c)
+}
+
 // push appends a copy of b; it returns false when the pipe is closed and b was dropped.
 func (p *recvPipe) push(b []byte) bool {
 	p.mu.Lock()
@@ -450,7 +464,13 @@ func (p *recvPipe) push(b []byte) bool {
 	if len(p.chunks) == 0 {
 		p.chunks = p.slot[:0]
 	}
-	p.chunks = append(p.chunks, copyChunk(b))
+	var c []byte
+	if !p.inlineBusy && len(b) <= cap(p.inline) {
+		c, p.inlineBusy = p.inline[:copy(p.inline[:cap(p.inline)], b)], true
+	} else {
+		c = copyChunk(b)
+	}
+	p.chunks = append(p.chunks, c)
 	p.unread += len(b)
 	p.cond.Signal()
 	return true
@@ -490,7 +510,7 @@ func (p *recvPipe) Read(b []byte) (int, error) {
 		k := copy(b[n:], c)
 		n += k
 		if k == len(c) {
-			releaseChunk(p.chunks[0])
+			p.release(p.chunks[0])
 			p.chunks[0] = nil
 			p.chunks = p.chunks[1:]
 			p.off = 0
@@ -521,7 +541,7 @@ func (p *recvPipe) discard(err error) int {
 	n := p.unread
 	p.unread = 0
 	for i, c := range p.chunks {
-		releaseChunk(c)
+		p.release(c)
 		p.chunks[i] = nil
 	}
 	p.chunks = p.slot[:0]
