@@ -212,8 +212,11 @@ type fastConn struct {
 	pm policyMetrics
 	// path is hr's path as route matching compares it (routematch.NormalizePath).
 	path string
-	// h2head is the request forwardH2 sends, kept across requests.
-	h2head h2.RequestHead
+	// h2head is the request forwardH2 sends, kept across requests; h2all the string of
+	// its fields (see h2Fields), h2scratch where they are assembled.
+	h2head    h2.RequestHead
+	h2all     string
+	h2scratch []byte
 	// inbound is set on connections to the inbound side (see ConnInfo.setClientID).
 	inbound bool
 	// fallback hands the connection to the general handler (see ServeHTTP1).
@@ -666,9 +669,14 @@ func (s *fastConn) forwardH2(be *Backend, bep *balance.Endpoint[*Endpoint], star
 	return false
 }
 
+// maxKeptScratch bounds the buffer a connection keeps for its next request's fields.
+const maxKeptScratch = 4 << 10
+
 // h2Fields writes the end-to-end fields of s.req for HTTP/2 (lower-case names, without
 // Host, which is the authority, and hop-by-hop fields) and l5d-orig-proto. Their names
-// and values are copied into one string: the HPACK encoder may keep them.
+// and values are copied into one string, as lowerFields does (the HPACK encoder may keep
+// them), made only when it differs from the previous request's: a client repeating its
+// fields costs no allocation for them.
 func (s *fastConn) h2Fields(enc func(name, value string)) {
 	req := &s.req
 	var keepBuf [h1.MaxFields]bool
@@ -676,7 +684,14 @@ func (s *fastConn) h2Fields(enc func(name, value string)) {
 	for i, f := range req.Fields {
 		keep[i] = !h1.EqualFold(f.Name, "host") && !req.IsHopByHop(f.Name)
 	}
-	encodeLowerFields(lowerFields(req, keep), req, keep, enc)
+	s.h2scratch = appendLowerFields(s.h2scratch[:0], req, keep)
+	if string(s.h2scratch) != s.h2all {
+		s.h2all = string(s.h2scratch)
+	}
+	if cap(s.h2scratch) > maxKeptScratch {
+		s.h2scratch = nil // an unusually large head's buffer is not kept
+	}
+	encodeLowerFields(s.h2all, req, keep, enc)
 	enc("l5d-orig-proto", "HTTP/1.1")
 }
 

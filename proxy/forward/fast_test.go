@@ -287,8 +287,9 @@ func startFastProxyToProxy(t testing.TB, peer netip.AddrPort) *fastProxy {
 // TestFastPathToProxyEndpoint: a request without a body for an endpoint that is a proxy
 // goes over HTTP/2 straight from its HTTP/1 head: the application behind the far proxy
 // gets the request target, the authority as Host, the end-to-end fields (repeated ones in
-// order) and none of the connection's own; the response, chunked with a trailer, comes
-// back to the HTTP/1 client as it was sent.
+// order, whether or not they repeat the previous request's) and none of the
+// connection's own; the response, chunked with a trailer, comes back to the HTTP/1
+// client as it was sent.
 func TestFastPathToProxyEndpoint(t *testing.T) {
 	app, _ := rawServer(t, func(c net.Conn) {
 		br := bufio.NewReader(c)
@@ -320,6 +321,13 @@ func TestFastPathToProxyEndpoint(t *testing.T) {
 	if want := "GET /chunked host=app.example multi= mixed= private= orig-proto="; resp.StatusCode != 200 || body != want ||
 		len(resp.TransferEncoding) == 0 || resp.Trailer.Get("X-Sum") != "42" {
 		t.Fatalf("chunked: %d %q %v trailer %v, want %q chunked with X-Sum 42", resp.StatusCode, body, resp.TransferEncoding, resp.Trailer, want)
+	}
+	// The same fields twice in a row (their copy for HPACK is reused), then others.
+	for _, v := range []string{"3", "3", "4"} {
+		resp, body = roundTrip(t, c, br, "GET /p HTTP/1.1\r\nHost: app.example\r\nX-Multi: "+v+"\r\n\r\n")
+		if want := "GET /p host=app.example multi=" + v + " mixed= private= orig-proto="; resp.StatusCode != 200 || body != want {
+			t.Fatalf("got %d %q, want 200 %q", resp.StatusCode, body, want)
+		}
 	}
 	select {
 	case b := <-p.handoffs:

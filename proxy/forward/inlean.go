@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/http2/hpack"
@@ -435,8 +436,12 @@ func lowerFields(head *h1.Head, keep []bool) string {
 			size += len(f.Name) + len(f.Value)
 		}
 	}
-	var b strings.Builder
-	b.Grow(size)
+	b := appendLowerFields(make([]byte, 0, size), head, keep)
+	return unsafe.String(unsafe.SliceData(b), len(b)) // b is not used again
+}
+
+// appendLowerFields appends to dst what lowerFields copies.
+func appendLowerFields(dst []byte, head *h1.Head, keep []bool) []byte {
 	for i, f := range head.Fields {
 		if !keep[i] {
 			continue
@@ -445,11 +450,11 @@ func lowerFields(head *h1.Head, keep []bool) string {
 			if 'A' <= c && c <= 'Z' {
 				c += 'a' - 'A'
 			}
-			b.WriteByte(c)
+			dst = append(dst, c)
 		}
-		b.Write(f.Value)
+		dst = append(dst, f.Value...)
 	}
-	return b.String()
+	return dst
 }
 
 // encodeLowerFields passes enc each field lowerFields copied into all from head.
