@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"regexp"
 	"slices"
 	"strconv"
@@ -18,8 +19,12 @@ import (
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 
+	pb "github.com/l5d-go/l5d/proto/gen/destination"
+	"github.com/l5d-go/l5d/proxy/balance"
 	"github.com/l5d-go/l5d/proxy/h1"
 	"github.com/l5d-go/l5d/proxy/h2"
+	"github.com/l5d-go/l5d/proxy/metrics"
+	"github.com/l5d-go/l5d/proxy/routes"
 )
 
 // h2Reply is what scriptedH2Peer answers on a stream: header blocks (interim ones, the
@@ -338,4 +343,66 @@ func FuzzLeanOutboundResponseHead(f *testing.F) {
 			t.Errorf("the lean relay gave\n%+v\nthe general one\n%+v", lean, general)
 		}
 	})
+}
+
+// TestFastPathH2RoutesClassifyLeanResponses: on the fast path's HTTP/2 sender, a profile
+// route's response classes and the default classification see the relayed response's
+// status and its grpc-status (in the trailers, or in a head that ends the stream) as the
+// general relay's http.Response would show them.
+func TestFastPathH2RoutesClassifyLeanResponses(t *testing.T) {
+	replies := map[string]h2Reply{
+		"/ok":       {heads: []h2Block{{fields: hf(":status", "200", "content-length", "2")}}, data: []string{"ok"}},
+		"/limited":  {heads: []h2Block{{fields: hf(":status", "429", "content-length", "0"), end: true}}},
+		"/grpcfail": {heads: []h2Block{{fields: hf(":status", "200")}}, data: []string{"x"}, trailers: hf("grpc-status", "14")},
+		"/grpcok":   {heads: []h2Block{{fields: hf(":status", "200")}}, data: []string{"x"}, trailers: hf("grpc-status", "0")},
+		"/headgrpc": {heads: []h2Block{{fields: hf(":status", "200", "grpc-status", "13"), end: true}}},
+	}
+	peer := netip.MustParseAddrPort(scriptedH2Peer(t, func(path string) h2Reply { return replies[path] }))
+	reg := metrics.New()
+	var profile pb.DestinationProfile
+	for path := range replies {
+		r := &pb.Route{Condition: &pb.RequestMatch{Match: &pb.RequestMatch_Path{Path: &pb.PathMatch{Regex: path}}},
+			MetricsLabels: map[string]string{"route": path}}
+		r.ResponseClasses = []*pb.ResponseClass{{Condition: &pb.ResponseMatch{Match: &pb.ResponseMatch_Status{
+			Status: &pb.HttpStatusRange{Min: 429, Max: 429}}}, IsFailure: true}}
+		profile.Routes = append(profile.Routes, r)
+	}
+	tbl, err := routes.Compile(&profile, routes.Options{Metrics: reg, Labels: metrics.Labels("direction", "outbound")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var current routes.Current
+	current.Store(tbl)
+	bal := balance.New[*Endpoint](balance.Options{})
+	bal.Set([]*balance.Endpoint[*Endpoint]{balance.NewEndpoint(peer, NewEndpoint(peer, true, reg.HTTP(metrics.Labels("direction", "outbound"))))})
+	p := startFastProxy(t, peer, func(h *Handler) {
+		h.Router = fixedRouter{&Backend{Name: "app.example", Balancer: bal, Routes: &current}}
+	})
+	c, br := dial(t, p.addr)
+	for path := range replies {
+		if resp, _ := roundTrip(t, c, br, "GET "+path+" HTTP/1.1\r\nHost: app.example\r\n\r\n"); resp.StatusCode != 200 && resp.StatusCode != 429 {
+			t.Fatalf("%s: status %d", path, resp.StatusCode)
+		}
+	}
+	select {
+	case b := <-p.handoffs:
+		t.Fatalf("handed off %q, want every request on the fast path", b)
+	default:
+	}
+	var sb strings.Builder
+	reg.WriteTo(&sb)
+	for path, want := range map[string]string{"/ok": "success", "/limited": "failure", "/grpcfail": "failure", "/grpcok": "success", "/headgrpc": "failure"} {
+		found := false
+		for line := range strings.SplitSeq(sb.String(), "\n") {
+			if strings.HasPrefix(line, "route_response_total{") && strings.Contains(line, `route="`+path+`"`) {
+				found = true
+				if !strings.Contains(line, `classification="`+want+`"} 1`) {
+					t.Errorf("%s: %s, want one %s", path, line, want)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("%s: no route_response_total in\n%s", path, sb.String())
+		}
+	}
 }
