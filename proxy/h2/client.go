@@ -333,8 +333,7 @@ func (t *Transport) sendHead(ctx context.Context, addr string, h *RequestHead, f
 // Read and Close are those of an http.Response's Body: reading to io.EOF ends the
 // exchange, closing before that resets the stream, and the caller closes it in any case.
 type Response struct {
-	// Status is the :status of the final response (200 to 599... as the server sent it,
-	// at least 200).
+	// Status is the final response's :status as the server sent it (200 or more).
 	Status int
 	// Fields are the response's regular header fields in the order received: lower-case
 	// token names and valid values (the header reader refuses others), any
@@ -351,10 +350,9 @@ type Response struct {
 }
 
 // streamPool holds the streams of RoundTripFields requests (see clientStream.loopDone):
-// their response (head, fields and pipe) is the stream's, so that a request costs no
-// allocation for them.
-// Each has a buffer of its own for the response body's first small DATA frame
-// (recvPipe.inline), kept across uses.
+// their response (head, fields and body pipe) is the stream's, so that a request costs no
+// allocation for them. Each has a buffer of its own for the response body's first small
+// DATA frame (recvPipe.inline), kept across uses.
 var streamPool = sync.Pool{New: func() any {
 	return &clientStream{respCh: make(chan struct{}, 1), inlineBuf: new([minPooledChunk]byte)}
 }}
