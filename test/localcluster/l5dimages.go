@@ -17,7 +17,6 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/l5d-go/l5d/deploy/images"
 )
 
@@ -127,38 +126,6 @@ func checkL5DLayout(dir, version, binDir string) error {
 		return errors.New(msg + "; rebuild it with make images (whose VERSION must be the CLI's: make build images)")
 	}
 	return l.checkPrograms(version, binDir)
-}
-
-// ociLayout is an OCI image layout's index and the reference of each entry.
-type ociLayout struct {
-	dir  string
-	idx  v1.ImageIndex
-	refs map[string]v1.Hash // io.containerd.image.name, else org.opencontainers.image.ref.name
-}
-
-// readLayout reads the index of the OCI layout at dir, naming its entries as PushLayout does.
-func readLayout(dir string) (*ociLayout, error) {
-	p, err := layout.FromPath(dir)
-	if err != nil {
-		return nil, fmt.Errorf("localcluster: %s is not an OCI image layout (make images writes bin/images/oci): %w", dir, err)
-	}
-	idx, err := p.ImageIndex()
-	if err != nil {
-		return nil, fmt.Errorf("localcluster: OCI layout %s: %w", dir, err)
-	}
-	m, err := idx.IndexManifest()
-	if err != nil {
-		return nil, fmt.Errorf("localcluster: OCI layout %s: %w", dir, err)
-	}
-	l := &ociLayout{dir: dir, idx: idx, refs: map[string]v1.Hash{}}
-	for _, d := range m.Manifests {
-		ref := d.Annotations[containerdNameAnnotation]
-		if ref == "" {
-			ref = d.Annotations[ociRefNameAnnotation]
-		}
-		l.refs[ref] = d.Digest
-	}
-	return l, nil
 }
 
 // checkPrograms fails when a program of binDir that an image of l carries was written after
