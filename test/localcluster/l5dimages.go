@@ -103,9 +103,10 @@ func checkL5DLayout(dir, version, binDir string) error {
 			continue
 		}
 		extra = append(extra, ref)
-		if repo, tag, ok := strings.Cut(strings.TrimPrefix(ref, images.L5DRepo+"/"), ":"); ok && !strings.Contains(repo, "/") &&
-			strings.HasPrefix(ref, images.L5DRepo+"/") && !slices.Contains(tags, tag) {
-			tags = append(tags, tag)
+		if rest, ok := strings.CutPrefix(ref, images.L5DRepo+"/"); ok {
+			if _, tag, ok := strings.Cut(rest, ":"); ok && !slices.Contains(tags, tag) {
+				tags = append(tags, tag)
+			}
 		}
 	}
 	slices.Sort(missing)
@@ -123,7 +124,7 @@ func checkL5DLayout(dir, version, binDir string) error {
 		if len(extra) > 0 {
 			msg += "; it has images no build makes: " + strings.Join(extra, ", ")
 		}
-		return errors.New(msg + "; rebuild it with make images (whose VERSION must be the CLI's: make build images)")
+		return errors.New(msg + "; rebuild it with make images (which also runs make build, so that the CLI and the tags agree)")
 	}
 	return l.checkPrograms(version, binDir)
 }
