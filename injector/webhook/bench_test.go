@@ -51,8 +51,11 @@ func typicalPod() *corev1.Pod {
 }
 
 // typicalReview is an AdmissionReview of typicalPod's creation.
-func typicalReview(b *testing.B) []byte {
-	raw, err := json.Marshal(typicalPod())
+func typicalReview(b *testing.B) []byte { return reviewOf(b, typicalPod()) }
+
+// reviewOf is an AdmissionReview of pod's creation in namespace shop.
+func reviewOf(b *testing.B, pod *corev1.Pod) []byte {
+	raw, err := json.Marshal(pod)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -281,6 +284,28 @@ func BenchmarkInjectOnly(b *testing.B) {
 		resp := h.Review(context.Background(), review.Request)
 		if _, err := json.Marshal(resp); err != nil || resp.Patch == nil {
 			b.Fatal("no patch", err)
+		}
+	}
+}
+
+// BenchmarkReviewInjected is the API server's second call for a pod (reinvocationPolicy
+// IfNeeded): the review of typicalPod as injected, answered in-process without a patch.
+func BenchmarkReviewInjected(b *testing.B) {
+	h := benchHandler(b)
+	injected, _, err := h.Values().InjectPod(inject.Namespace{Name: "shop", Annotations: map[string]string{inject.AnnotationInject: "enabled"}},
+		inject.Owner{Kind: "Deployment", Name: "web"}, typicalPod())
+	if err != nil {
+		b.Fatal(err)
+	}
+	body := reviewOf(b, injected)
+	b.ReportAllocs()
+	for b.Loop() {
+		review, err := pkgwebhook.DecodeReview(body)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if resp := h.Review(context.Background(), review.Request); !resp.Allowed || resp.Patch != nil {
+			b.Fatalf("answer %+v, want allowed unchanged", resp)
 		}
 	}
 }
