@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"runtime/debug"
+	"runtime/metrics"
 	"slices"
 	"strconv"
 	"sync"
@@ -94,9 +95,10 @@ func benchHandler(b *testing.B) *Handler {
 // per review as measured around its handler (hook-p50-µs, hook-p99-µs), webhook calls per
 // create (2: the API server calls it again, reinvocationPolicy IfNeeded, after the
 // ServiceAccount admission plugin mounts the token into the injected containers), creates
-// per second, and the CPU time per create of this process (webhook and client;
-// cpu-µs/op) and of the API server (apiserver-cpu-µs/op). The process runs with the
-// command's garbage collector target (SetGCPercent).
+// per second, the CPU time per create of this process (webhook and client;
+// cpu-µs/op) and of the API server (apiserver-cpu-µs/op), and this process's allocations
+// (B/op, allocs/op) and garbage collections (gcs/1k-op, per thousand creates). The process
+// runs with the command's garbage collector target (SetGCPercent).
 func BenchmarkAdmission(b *testing.B) { benchAdmission(b, "enabled") }
 
 // BenchmarkAdmissionUnmutated is the baseline of BenchmarkAdmission: the same creates in a
@@ -184,6 +186,10 @@ func benchAdmission(b *testing.B, mode string) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	gcs := []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}}
+	metrics.Read(gcs)
+	gcBefore := gcs[0].Value.Uint64()
+	b.ReportAllocs()
 	start := time.Now()
 	for b.Loop() {
 		t0 := time.Now()
@@ -191,6 +197,8 @@ func benchAdmission(b *testing.B, mode string) {
 		lat = append(lat, time.Since(t0))
 	}
 	elapsed := time.Since(start)
+	metrics.Read(gcs)
+	b.ReportMetric(float64(gcs[0].Value.Uint64()-gcBefore)*1000/float64(len(lat)), "gcs/1k-op")
 	cpu.Report(b, len(lat))
 	mu.Lock()
 	defer mu.Unlock()
