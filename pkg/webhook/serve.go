@@ -25,7 +25,8 @@ func ServeTLS(ctx context.Context, addr string, h http.Handler, getCert func(*tl
 
 // Serve is ServeTLS on a listener the caller made. It serves HTTP/1.1 only: the API
 // server keeps a connection per concurrent review, each read and answered by one
-// goroutine (see below).
+// goroutine (see below). An answer larger than a connection's write buffer goes out
+// corked, in one piece (cork.go).
 func Serve(ctx context.Context, ln net.Listener, h http.Handler, getCert func(*tls.ClientHelloInfo) (*tls.Certificate, error), log *slog.Logger) error {
 	if log == nil {
 		log = slog.Default()
@@ -46,6 +47,7 @@ func Serve(ctx context.Context, ln net.Listener, h http.Handler, getCert func(*t
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		ConnContext:       withConn,
 	}
 	done := make(chan struct{})
 	go func() {
