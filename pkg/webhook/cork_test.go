@@ -24,15 +24,7 @@ import (
 // connection, each arrive whole with their request's UID.
 func TestServeLargeAnswers(t *testing.T) {
 	ca := newCA(t, "answers-ca")
-	key, err := certs.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := ca.IssueLeaf(key.Public(), "localhost", certs.ValidFor(time.Now(), time.Hour))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert := &tls.Certificate{Certificate: [][]byte{leaf.Raw}, PrivateKey: key, Leaf: leaf}
+	cert := issueLeaf(t, ca)
 	patchOf := func(name string) []byte {
 		n, _ := strconv.Atoi(name)
 		return fmt.Appendf(nil, `[{"op":"add","path":"/metadata/annotations","value":{"a":"%s"}}]`, bytes.Repeat([]byte{'x'}, n))
