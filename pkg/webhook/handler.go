@@ -99,9 +99,6 @@ func (h *Handler) answer(w http.ResponseWriter, r *http.Request, rev *admissionv
 	// With its length known, the response goes out as one body rather than in chunks.
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Content-Length", strconv.Itoa(out.Len()))
-	if out.Len() > corkAbove {
-		defer cork(r.Context())()
-	}
 	_, _ = w.Write(out.Bytes())
 }
 

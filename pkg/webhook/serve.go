@@ -25,8 +25,7 @@ func ServeTLS(ctx context.Context, addr string, h http.Handler, getCert func(*tl
 
 // Serve is ServeTLS on a listener the caller made. It serves HTTP/1.1 only: the API
 // server keeps a connection per concurrent review, each read and answered by one
-// goroutine (see below). An answer larger than a connection's write buffer goes out
-// corked, in one piece (cork.go).
+// goroutine (see below).
 func Serve(ctx context.Context, ln net.Listener, h http.Handler, getCert func(*tls.ClientHelloInfo) (*tls.Certificate, error), log *slog.Logger) error {
 	if log == nil {
 		log = slog.Default()
@@ -47,7 +46,6 @@ func Serve(ctx context.Context, ln net.Listener, h http.Handler, getCert func(*t
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-		ConnContext:       withConn,
 	}
 	done := make(chan struct{})
 	go func() {

@@ -20,8 +20,8 @@ import (
 )
 
 // TestServeLargeAnswers: answers larger than the connection's write buffer (written by the
-// handler itself, corked where the system allows) and small ones, in turn on one kept-alive
-// connection, each arrive whole with their request's UID.
+// handler itself) and small ones, in turn on one kept-alive connection, each arrive whole
+// with their request's UID.
 func TestServeLargeAnswers(t *testing.T) {
 	ca := newCA(t, "answers-ca")
 	cert := issueLeaf(t, ca)
