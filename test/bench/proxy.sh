@@ -549,7 +549,12 @@ LUA
 		b=$(($(cpu "$4") + $(cpu "$5"))) s2=$(($(sysrw "$4") + $(sysrw "$5")))
 		reqs=$(awk '/requests in/{print $1}' <<<"$out")
 		if grep -q 'Non-2xx' <<<"$out" || [ -z "$reqs" ] || [ "$reqs" = 0 ]; then
-			echo "bench-proxy: large bodies through $1 failed:"; echo "$out"; exit 1
+			echo "bench-proxy: large bodies through $1 failed:"; echo "$out"
+			for p in "$4" "$5"; do # the proxies' logs (not nginx's, whose workers log elsewhere)
+				l=$work/proxy-$(ip netns identify "$p").log
+				if [ -e "$l" ]; then echo "-- $l:"; grep -v '^gc ' "$l" | tail -20; fi
+			done
+			exit 1
 		fi
 		# Each request carries 2 MiB (1 MiB each way); CPU ticks are 1/100 s.
 		BIG_LAST_CPU[$1]=$(echo "scale=4; ($b-$a)*10/($reqs*2)" | bc)
