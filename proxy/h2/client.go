@@ -384,7 +384,7 @@ func (cs *clientStream) credit(conn, stream int) {
 
 // sendBufPool holds sendBody's read buffers: the frame writer copies what it sends, so a
 // buffer is free again when sendBody returns.
-var sendBufPool = sync.Pool{New: func() any { b := make([]byte, 16<<10); return &b }}
+var sendBufPool = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
 
 // sendBody copies the request body into DATA frames. body is the request's Body when the
 // stream was sent: the caller may set another on the request once RoundTrip returns (a
