@@ -9,7 +9,9 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"golang.org/x/net/http2"
 )
@@ -111,5 +113,53 @@ func TestResponseBodyOfEveryFrameSize(t *testing.T) {
 	}
 	if want := <-sent; !bytes.Equal(got, want) {
 		t.Fatalf("read %d bytes, not the %d sent", len(got), len(want))
+	}
+}
+
+// TestUnreadResponseHoldsOneStreamWindow: a response the client does not read yet is held
+// in the client up to the stream window it announced and no further (the server's writes
+// wait for credit); once read, the whole body arrives intact.
+func TestUnreadResponseHoldsOneStreamWindow(t *testing.T) {
+	const size = 4 << 20
+	var written atomic.Int64
+	body := framePattern(1, size)
+	tr, base := start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for p := body; len(p) > 0; {
+			n := min(len(p), 16<<10)
+			if _, err := w.Write(p[:n]); err != nil {
+				return
+			}
+			written.Add(int64(n))
+			p = p[n:]
+		}
+	}))
+	req, _ := http.NewRequest("GET", base+"/", nil)
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	pipe := &resp.Body.(*responseBody).cs.body
+	unread := func() int {
+		pipe.mu.Lock()
+		defer pipe.mu.Unlock()
+		return pipe.unread
+	}
+	for deadline := time.Now().Add(30 * time.Second); unread() < streamWindow; {
+		if time.Now().After(deadline) {
+			t.Fatalf("the client holds %d bytes, want the stream window (%d) filled", unread(), streamWindow)
+		}
+		time.Sleep(time.Millisecond) // polling
+	}
+	// The server may have one more write buffered (a chunk), none sent.
+	if n, w := unread(), written.Load(); n != streamWindow || w > streamWindow+chunkSize {
+		t.Fatalf("unread %d bytes, %d written by the handler; want %d unread and at most %d written", n, w, streamWindow, streamWindow+chunkSize)
+	}
+	got, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, body) {
+		t.Fatalf("read %d bytes, not the %d written", len(got), size)
 	}
 }
