@@ -29,15 +29,9 @@ import (
 	"golang.org/x/net/http2/hpack"
 )
 
-// Window sizes this package announces: a stream may have 256 KiB unread, a connection 32
-// MiB. What a stream's window allows is what its body may hold in memory when its reader
-// is slower than the peer (a response relayed to a slow client): 256 KiB is four credit
-// batches, so that a reader keeping up never leaves the peer waiting for credit, and
-// bounds the buffers of many concurrent large bodies (8 x 1 MiB responses held 8 MiB at
-// 4 MiB windows, allocated chunk by chunk). The connection's window stays large, so that
-// streams whose readers stall do not hold up the others.
+// Window sizes this package announces: a stream may have 4 MiB unread, a connection 32 MiB.
 const (
-	streamWindow  = 256 << 10
+	streamWindow  = 4 << 20
 	connWindow    = 32 << 20
 	maxFrameRead  = 1 << 20
 	maxHeaderList = 1 << 20

@@ -120,7 +120,7 @@ func TestResponseBodyOfEveryFrameSize(t *testing.T) {
 // in the client up to the stream window it announced and no further (the server's writes
 // wait for credit); once read, the whole body arrives intact.
 func TestUnreadResponseHoldsOneStreamWindow(t *testing.T) {
-	const size = 4 << 20
+	const size = 2 * streamWindow
 	var written atomic.Int64
 	body := framePattern(1, size)
 	tr, base := start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
