@@ -20,6 +20,8 @@ BINARIES := identity=identity/cmd/identity destination=destination/cmd/destinati
 	web=viz/cmd/web service-mirror=multicluster/cmd/service-mirror jaeger-injector=jaeger/cmd/jaeger-injector
 TEST_FLAGS ?= -count=1 -timeout 30m
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+# Expanded once, so that every binary and image of one make run carries the same version.
+VERSION := $(VERSION)
 TOOLS := $(BIN)/tools
 STATICCHECK := $(TOOLS)/staticcheck
 
@@ -43,11 +45,15 @@ build:
 ## test: lint, then every module's tests (the Gateway API mesh conformance run among them,
 ## without writing its report), the proxy's tests under the race detector and a short run of
 ## each trust-boundary fuzz target (needs root for network namespaces; installs the Debian
-## packages it needs and builds the Kubernetes binaries into the cache)
-test: test-deps lint kube-bins prometheus-bin jaeger-bin helm cni-plugins build unit-test race fuzz-smoke
+## packages it needs and builds the Kubernetes binaries into the cache); the images are built
+## once (make images) for every suite that runs real nodes
+test: test-deps lint kube-bins prometheus-bin jaeger-bin helm cni-plugins build images unit-test race fuzz-smoke
 
-unit-test:
-	L5D_CONFORMANCE=1 $(GO) test $(TEST_FLAGS) $(MODULE_PATTERNS)
+## unit-test: every module's tests; the real-node suites (test/e2e, test/helm, test/cni,
+## conformance) push the images make images built once (L5D_IMAGE_LAYOUT) instead of each
+## building its own
+unit-test: images
+	L5D_CONFORMANCE=1 $(L5D_IMAGE_ENV) $(GO) test $(TEST_FLAGS) $(MODULE_PATTERNS)
 
 ## race: the proxy's tests under the race detector
 race:
@@ -117,6 +123,8 @@ charts: helm
 ## bytes are the same on every run. IMAGE_TARBALLS=1 also writes IMAGES_DIR/<name>.tar for
 ## `ctr images import`. List them with `bin/tools/l5d-images list`.
 IMAGES_DIR ?= $(BIN)/images
+# What the tests that start real nodes read instead of building the images (test/localcluster).
+L5D_IMAGE_ENV = L5D_IMAGE_LAYOUT=$(abspath $(IMAGES_DIR))/oci
 images: build prometheus-bin jaeger-bin images-tool
 	$(TOOLS)/l5d-images build -bin $(BIN) -out $(IMAGES_DIR)/oci -version $(VERSION) \
 		-epoch $$(git log -1 --format=%ct 2>/dev/null || echo 0) \
@@ -165,9 +173,10 @@ bench-proxy: bench-deps bench-tools
 
 ## e2e: the end-to-end suite: test/e2e on a whole three-node local cluster (HA install with the CLI,
 ## policy, profiles, Jobs, replica kills, outage, issuer rotation, the viz extension with a real
-## Prometheus), test/mesh and test/cni (CNI mode on a one-node cluster)
-e2e: test-deps kube-bins prometheus-bin jaeger-bin cni-plugins build
-	$(GO) test $(TEST_FLAGS) -v ./test/e2e/... ./test/mesh/... ./test/cni/...
+## Prometheus), test/mesh and test/cni (CNI mode on a one-node cluster); both clusters push the
+## images make images built
+e2e: test-deps kube-bins prometheus-bin jaeger-bin cni-plugins build images
+	$(L5D_IMAGE_ENV) $(GO) test $(TEST_FLAGS) -v ./test/e2e/... ./test/mesh/... ./test/cni/...
 
 ## e2e-multicluster: test/multicluster: two local clusters side by side (their own pod, Service
 ## and load-balancer ranges, routed to each other inside their node namespaces), linked with

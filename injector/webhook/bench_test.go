@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"runtime/debug"
+	"runtime/metrics"
 	"slices"
 	"strconv"
 	"sync"
@@ -51,8 +52,11 @@ func typicalPod() *corev1.Pod {
 }
 
 // typicalReview is an AdmissionReview of typicalPod's creation.
-func typicalReview(b *testing.B) []byte {
-	raw, err := json.Marshal(typicalPod())
+func typicalReview(b *testing.B) []byte { return reviewOf(b, typicalPod()) }
+
+// reviewOf is an AdmissionReview of pod's creation in namespace shop.
+func reviewOf(b *testing.B, pod *corev1.Pod) []byte {
+	raw, err := json.Marshal(pod)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -91,9 +95,10 @@ func benchHandler(b *testing.B) *Handler {
 // per review as measured around its handler (hook-p50-µs, hook-p99-µs), webhook calls per
 // create (2: the API server calls it again, reinvocationPolicy IfNeeded, after the
 // ServiceAccount admission plugin mounts the token into the injected containers), creates
-// per second, and the CPU time per create of this process (webhook and client;
-// cpu-µs/op) and of the API server (apiserver-cpu-µs/op). The process runs with the
-// command's garbage collector target (SetGCPercent).
+// per second, the CPU time per create of this process (webhook and client;
+// cpu-µs/op) and of the API server (apiserver-cpu-µs/op), and this process's allocations
+// (B/op, allocs/op) and garbage collections (gcs/1k-op, per thousand creates). The process
+// runs with the command's garbage collector target (SetGCPercent).
 func BenchmarkAdmission(b *testing.B) { benchAdmission(b, "enabled") }
 
 // BenchmarkAdmissionUnmutated is the baseline of BenchmarkAdmission: the same creates in a
@@ -181,6 +186,10 @@ func benchAdmission(b *testing.B, mode string) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	gcs := []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}}
+	metrics.Read(gcs)
+	gcBefore := gcs[0].Value.Uint64()
+	b.ReportAllocs()
 	start := time.Now()
 	for b.Loop() {
 		t0 := time.Now()
@@ -188,6 +197,8 @@ func benchAdmission(b *testing.B, mode string) {
 		lat = append(lat, time.Since(t0))
 	}
 	elapsed := time.Since(start)
+	metrics.Read(gcs)
+	b.ReportMetric(float64(gcs[0].Value.Uint64()-gcBefore)*1000/float64(len(lat)), "gcs/1k-op")
 	cpu.Report(b, len(lat))
 	mu.Lock()
 	defer mu.Unlock()
@@ -281,6 +292,28 @@ func BenchmarkInjectOnly(b *testing.B) {
 		resp := h.Review(context.Background(), review.Request)
 		if _, err := json.Marshal(resp); err != nil || resp.Patch == nil {
 			b.Fatal("no patch", err)
+		}
+	}
+}
+
+// BenchmarkReviewInjected is the API server's second call for a pod (reinvocationPolicy
+// IfNeeded): the review of typicalPod as injected, answered in-process without a patch.
+func BenchmarkReviewInjected(b *testing.B) {
+	h := benchHandler(b)
+	injected, _, err := h.Values().InjectPod(inject.Namespace{Name: "shop", Annotations: map[string]string{inject.AnnotationInject: "enabled"}},
+		inject.Owner{Kind: "Deployment", Name: "web"}, typicalPod())
+	if err != nil {
+		b.Fatal(err)
+	}
+	body := reviewOf(b, injected)
+	b.ReportAllocs()
+	for b.Loop() {
+		review, err := pkgwebhook.DecodeReview(body)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if resp := h.Review(context.Background(), review.Request); !resp.Allowed || resp.Patch != nil {
+			b.Fatalf("answer %+v, want allowed unchanged", resp)
 		}
 	}
 }

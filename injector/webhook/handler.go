@@ -11,6 +11,7 @@ import (
 
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/record"
 
 	"github.com/l5d-go/l5d/pkg/inject"
@@ -74,15 +75,16 @@ func (h *Handler) Review(ctx context.Context, req *admissionv1.AdmissionRequest)
 		h.count(ResultSkipped, "not_pod_create")
 		return pkgwebhook.Allowed()
 	}
-	var pod corev1.Pod
-	if err := json.Unmarshal(req.Object.Raw, &pod); err != nil {
-		h.count(ResultError, "decode_pod")
-		log.Warn("cannot decode pod", "err", err)
-		return pkgwebhook.Denied(http.StatusBadRequest, fmt.Sprintf("linkerd proxy injector: cannot decode the pod: %v", err))
+	// The decision needs a few fields of the pod: it is made on them (podView), and only a
+	// pod to inject is decoded whole. The API server's second call, after the token volume
+	// is mounted into the injected containers, brings the injected pod: it is not decoded.
+	var view podView
+	if err := json.Unmarshal(req.Object.Raw, &view); err != nil {
+		return h.undecodable(log, err)
 	}
 	nsName := req.Namespace
 	if nsName == "" {
-		nsName = pod.Namespace
+		nsName = view.Metadata.Namespace
 	}
 	ns, err := h.Cluster.Namespace(ctx, nsName)
 	if err != nil {
@@ -91,11 +93,16 @@ func (h *Handler) Review(ctx context.Context, req *admissionv1.AdmissionRequest)
 		return pkgwebhook.Denied(http.StatusInternalServerError, fmt.Sprintf("linkerd proxy injector: reading namespace %s: %v", nsName, err))
 	}
 	values := h.Values()
-	d := inject.Decide(ns, &pod.ObjectMeta, &pod.Spec, false)
+	meta, spec := view.decisionInput()
+	d := inject.Decide(ns, meta, spec, false)
 	if !d.Inject {
 		h.count(ResultSkipped, string(d.Reason))
-		log.Debug("pod not injected", "pod", podName(&pod), "reason", d.Reason)
+		log.Debug("pod not injected", "pod", podName(meta), "reason", d.Reason)
 		return pkgwebhook.Allowed()
+	}
+	var pod corev1.Pod
+	if err := json.Unmarshal(req.Object.Raw, &pod); err != nil {
+		return h.undecodable(log, err)
 	}
 	owner := h.Cluster.Owner(ctx, nsName, &pod)
 	dryRun := req.DryRun != nil && *req.DryRun
@@ -107,7 +114,7 @@ func (h *Handler) Review(ctx context.Context, req *admissionv1.AdmissionRequest)
 			reason = "annotation"
 		}
 		h.count(ResultRefused, reason)
-		log.Warn("refusing pod", "pod", podName(&pod), "err", err)
+		log.Warn("refusing pod", "pod", podName(&pod.ObjectMeta), "err", err)
 		h.event(owner, dryRun, corev1.EventTypeWarning, "InjectionRefused", "Linkerd proxy injection refused: "+err.Error())
 		return pkgwebhook.Denied(http.StatusUnprocessableEntity, "linkerd proxy injector: "+err.Error())
 	}
@@ -118,9 +125,16 @@ func (h *Handler) Review(ctx context.Context, req *admissionv1.AdmissionRequest)
 		return pkgwebhook.Denied(http.StatusInternalServerError, "linkerd proxy injector: "+err.Error())
 	}
 	h.count(ResultInjected, string(d.Reason))
-	log.Info("injected pod", "pod", podName(&pod), "owner_kind", owner.Kind, "owner", owner.Name, "mode", d.Mode)
+	log.Info("injected pod", "pod", podName(&pod.ObjectMeta), "owner_kind", owner.Kind, "owner", owner.Name, "mode", d.Mode)
 	h.event(owner, dryRun, corev1.EventTypeNormal, "Injected", "Linkerd sidecar proxy injected")
 	return pkgwebhook.Patched(patch)
+}
+
+// undecodable answers a pod that does not decode.
+func (h *Handler) undecodable(log *slog.Logger, err error) *admissionv1.AdmissionResponse {
+	h.count(ResultError, "decode_pod")
+	log.Warn("cannot decode pod", "err", err)
+	return pkgwebhook.Denied(http.StatusBadRequest, fmt.Sprintf("linkerd proxy injector: cannot decode the pod: %v", err))
 }
 
 func (h *Handler) count(result, reason string) {
@@ -135,9 +149,45 @@ func (h *Handler) event(owner ResolvedOwner, dryRun bool, kind, reason, msg stri
 	h.Events.Event(owner.Verified, kind, reason, msg)
 }
 
-func podName(p *corev1.Pod) string {
+func podName(p *metav1.ObjectMeta) string {
 	if p.Name != "" {
 		return p.Name
 	}
 	return p.GenerateName + "*"
+}
+
+// podView is what inject.Decide reads of a pod: its annotations, hostNetwork and the names
+// of its containers (with its name and namespace for logs). Decoding it skips the rest of
+// the pod (env, probes, volumes, managedFields).
+type podView struct {
+	Metadata struct {
+		Name         string            `json:"name"`
+		GenerateName string            `json:"generateName"`
+		Namespace    string            `json:"namespace"`
+		Annotations  map[string]string `json:"annotations"`
+	} `json:"metadata"`
+	Spec struct {
+		HostNetwork    bool            `json:"hostNetwork"`
+		Containers     []containerName `json:"containers"`
+		InitContainers []containerName `json:"initContainers"`
+	} `json:"spec"`
+}
+
+type containerName struct {
+	Name string `json:"name"`
+}
+
+// decisionInput returns the view as the metadata and spec inject.Decide takes, holding the
+// fields it reads.
+func (v *podView) decisionInput() (*metav1.ObjectMeta, *corev1.PodSpec) {
+	names := func(list []containerName) []corev1.Container {
+		out := make([]corev1.Container, len(list))
+		for i, c := range list {
+			out[i].Name = c.Name
+		}
+		return out
+	}
+	m := &v.Metadata
+	return &metav1.ObjectMeta{Name: m.Name, GenerateName: m.GenerateName, Namespace: m.Namespace, Annotations: m.Annotations},
+		&corev1.PodSpec{HostNetwork: v.Spec.HostNetwork, Containers: names(v.Spec.Containers), InitContainers: names(v.Spec.InitContainers)}
 }

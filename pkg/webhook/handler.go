@@ -1,8 +1,8 @@
 package webhook
 
 import (
+	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -43,10 +43,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "AdmissionReviews are POSTed", http.StatusMethodNotAllowed)
 		return
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, MaxBodyBytes+1))
+	body := getBuffer()
+	if n := r.ContentLength; n > 0 && n <= MaxBodyBytes {
+		body.Grow(int(n) + bytes.MinRead) // read at once, EOF included
+	}
+	_, err := body.ReadFrom(io.LimitReader(r.Body, MaxBodyBytes+1))
 	if err == nil {
 		var rev *admissionv1.AdmissionReview
-		if rev, err = DecodeReview(body); err == nil {
+		rev, err = DecodeReview(body.Bytes()) // what it keeps it copies
+		releaseBuffer(body)
+		if err == nil {
 			h.answer(w, r, rev, log)
 			if m != nil {
 				m.Latency.Observe(time.Since(start).Seconds())
@@ -54,6 +60,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	} else {
+		releaseBuffer(body)
 		err = errors.Join(ErrBadReview, err)
 	}
 	if m != nil {
@@ -82,16 +89,17 @@ func (h *Handler) answer(w http.ResponseWriter, r *http.Request, rev *admissionv
 		resp = Denied(http.StatusInternalServerError, "the webhook gave no answer")
 	}
 	resp.UID = rev.Request.UID
-	raw, err := json.Marshal(&admissionv1.AdmissionReview{TypeMeta: rev.TypeMeta, Response: resp})
+	out, err := encodePooled(&admissionv1.AdmissionReview{TypeMeta: rev.TypeMeta, Response: resp})
 	if err != nil {
 		log.Error("encoding admission response", "err", err)
 		http.Error(w, "encoding response", http.StatusInternalServerError)
 		return
 	}
+	defer releaseBuffer(out)
 	// With its length known, the response goes out as one body rather than in chunks.
 	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", strconv.Itoa(len(raw)))
-	_, _ = w.Write(raw)
+	w.Header().Set("Content-Length", strconv.Itoa(out.Len()))
+	_, _ = w.Write(out.Bytes())
 }
 
 // Allowed admits the object unchanged.

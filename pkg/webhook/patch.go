@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -29,73 +28,95 @@ type PatchOp struct {
 // (metadata, containers, volumes) is taken apart; values in the patch are the encoded JSON
 // of after, verbatim.
 //
-// The two encodings live in pooled buffers, released before it returns: a review then
-// allocates only the patch, not two copies of the pod (less garbage, fewer collections
-// in an admission's tail).
+// The two encodings live in pooled buffers (encodePooled), released before it returns, and
+// so does the diff's bookkeeping (differ): a review then allocates little more than the
+// patch, not two copies of the pod (less garbage, fewer collections in an admission's
+// tail).
 func JSONPatch(before, after any) ([]byte, error) {
 	ab, err := encodePooled(before)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("encode for patch: %w", err)
 	}
-	defer releasePooled(ab)
+	defer releaseBuffer(ab)
 	bb, err := encodePooled(after)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("encode for patch: %w", err)
 	}
-	defer releasePooled(bb)
-	a, b := ab.Bytes(), bb.Bytes()
-	ops := []PatchOp{}
-	if err := diff(&ops, "", a, b); err != nil {
+	defer releaseBuffer(bb)
+	d := differs.Get().(*differ)
+	defer d.release()
+	if err := d.diff("", ab.Bytes(), bb.Bytes()); err != nil {
 		return nil, fmt.Errorf("decode for patch: %w", err)
 	}
-	// Written by hand: json.Marshal would validate and copy every value again.
-	out := make([]byte, 0, 64*len(ops)+len(b))
+	ops := d.ops
+	// Written by hand, into a buffer of the exact size: json.Marshal would validate and
+	// copy every value again.
+	size := 2 + len(ops)
+	for _, op := range ops {
+		size += len(`{"op":"","path":""}`) + len(op.op) + len(op.path) + 2
+		if op.value != nil {
+			size += len(`,"value":`) + len(op.value)
+		}
+	}
+	out := make([]byte, 0, size)
 	out = append(out, '[')
 	for i, op := range ops {
 		if i > 0 {
 			out = append(out, ',')
 		}
-		path, err := json.Marshal(op.Path)
-		if err != nil {
+		out = append(out, `{"op":"`...)
+		out = append(out, op.op...)
+		out = append(out, `","path":`...)
+		if out, err = appendString(out, op.path); err != nil {
 			return nil, err
 		}
-		out = append(out, `{"op":"`...)
-		out = append(out, op.Op...)
-		out = append(out, `","path":`...)
-		out = append(out, path...)
-		if v, ok := op.Value.(json.RawMessage); ok {
+		if op.value != nil {
 			out = append(out, `,"value":`...)
-			out = append(out, v...)
+			out = append(out, op.value...)
 		}
 		out = append(out, '}')
 	}
 	return append(out, ']'), nil
 }
 
-// encodeBuffers holds the buffers JSONPatch encodes into.
-var encodeBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
-
-// maxPooledBuffer is the largest buffer put back in encodeBuffers: a rare huge pod's
-// buffer is left to the garbage collector rather than kept.
-const maxPooledBuffer = 256 << 10
-
-// encodePooled encodes v as json.Marshal does (HTML characters escaped, no indentation)
-// into a pooled buffer, without the newline json.Encoder ends with.
-func encodePooled(v any) (*bytes.Buffer, error) {
-	buf := encodeBuffers.Get().(*bytes.Buffer)
-	buf.Reset()
-	if err := json.NewEncoder(buf).Encode(v); err != nil {
-		releasePooled(buf)
-		return nil, fmt.Errorf("encode for patch: %w", err)
-	}
-	buf.Truncate(buf.Len() - 1)
-	return buf, nil
+// differ finds the operations of a patch (diff), keeping the members of the objects it is
+// inside in scratch, a stack: a pooled differ allocates nothing for them.
+type differ struct {
+	ops     []patchOp
+	scratch []member
 }
 
-func releasePooled(buf *bytes.Buffer) {
-	if buf.Cap() <= maxPooledBuffer {
-		encodeBuffers.Put(buf)
+var differs = sync.Pool{New: func() any { return new(differ) }}
+
+// release returns d to the pool, dropping its references into the encoded JSON.
+func (d *differ) release() {
+	clear(d.ops)
+	clear(d.scratch[:cap(d.scratch)])
+	d.ops, d.scratch = d.ops[:0], d.scratch[:0]
+	differs.Put(d)
+}
+
+// patchOp is an operation as diff finds it: value is encoded JSON (nil for "remove").
+type patchOp struct {
+	op, path string
+	value    []byte
+}
+
+// appendString appends s as json.Marshal encodes a string: verbatim between quotes when it
+// holds only printable ASCII that needs no escape, else through json.Marshal.
+func appendString(out []byte, s string) ([]byte, error) {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, err := json.Marshal(s)
+			if err != nil {
+				return nil, err
+			}
+			return append(out, q...), nil
+		}
 	}
+	out = append(out, '"')
+	out = append(out, s...)
+	return append(out, '"'), nil
 }
 
 func escape(key string) string {
@@ -103,52 +124,70 @@ func escape(key string) string {
 }
 
 // kind returns the first byte of an encoded JSON value: '{', '[' or another.
-func kind(v json.RawMessage) byte {
+func kind(v []byte) byte {
 	if len(v) == 0 {
 		return 0
 	}
 	return v[0]
 }
 
-// diff appends the operations turning the encoded value a into b at path.
-func diff(ops *[]PatchOp, path string, a, b json.RawMessage) error {
+// diff appends the operations turning the encoded value a into b at path to d.ops. Both
+// come from the same encoder, so equal values are equal bytes (keys included, escaped
+// alike).
+func (d *differ) diff(path string, a, b []byte) error {
 	if bytes.Equal(a, b) {
 		return nil
 	}
 	switch {
 	case kind(a) == '{' && kind(b) == '{':
-		av, err := objectMembers(a)
-		if err != nil {
+		base := len(d.scratch)
+		defer func() { d.scratch = d.scratch[:base] }()
+		var err error
+		if d.scratch, err = objectMembers(d.scratch, a); err != nil {
 			return err
 		}
-		bv, err := objectMembers(b)
-		if err != nil {
+		mid := len(d.scratch)
+		if d.scratch, err = objectMembers(d.scratch, b); err != nil {
 			return err
 		}
-		keys := make([]string, 0, len(av)+len(bv))
-		for k := range av {
-			keys = append(keys, k)
-		}
-		for k := range bv {
-			if _, ok := av[k]; !ok {
-				keys = append(keys, k)
-			}
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			p := path + "/" + escape(k)
-			x, inA := av[k]
-			y, inB := bv[k]
-			switch {
-			case inA && !inB:
-				*ops = append(*ops, PatchOp{Op: "remove", Path: p})
-			case !inA:
-				*ops = append(*ops, PatchOp{Op: "add", Path: p, Value: y})
-			default:
-				if err := diff(ops, p, x, y); err != nil {
+		// The slices stay valid when deeper calls append to scratch (and may move it):
+		// they keep the array they were cut from, which is only appended to.
+		av, bv := d.scratch[base:mid], d.scratch[mid:]
+		// Keys are looked for in order: the encoder writes a struct's fields in one order
+		// and a map's keys sorted, so the next key of a is usually where the search starts.
+		// A member of a that b has is marked by clearing its key.
+		next := 0
+		for _, m := range bv {
+			j := find(av, m.key, next)
+			if j < 0 {
+				k, err := decodeKey(m.key)
+				if err != nil {
 					return err
 				}
+				d.ops = append(d.ops, patchOp{op: "add", path: path + "/" + escape(k), value: m.val})
+				continue
 			}
+			av[j].key, next = nil, j+1
+			if bytes.Equal(av[j].val, m.val) {
+				continue
+			}
+			k, err := decodeKey(m.key)
+			if err != nil {
+				return err
+			}
+			if err := d.diff(path+"/"+escape(k), av[j].val, m.val); err != nil {
+				return err
+			}
+		}
+		for _, m := range av {
+			if m.key == nil {
+				continue
+			}
+			k, err := decodeKey(m.key)
+			if err != nil {
+				return err
+			}
+			d.ops = append(d.ops, patchOp{op: "remove", path: path + "/" + escape(k)})
 		}
 		return nil
 	case kind(a) == '[' && kind(b) == '[':
@@ -164,24 +203,40 @@ func diff(ops *[]PatchOp, path string, a, b json.RawMessage) error {
 			grown := len(bv) - len(av)
 			if equalItems(av, bv[grown:]) { // new items in front, in order
 				for i := range grown {
-					*ops = append(*ops, PatchOp{Op: "add", Path: path + "/" + strconv.Itoa(i), Value: bv[i]})
+					d.ops = append(d.ops, patchOp{op: "add", path: path + "/" + strconv.Itoa(i), value: bv[i]})
 				}
 				return nil
 			}
 			if equalItems(av, bv[:len(av)]) { // new items at the end
 				for _, item := range bv[len(av):] {
-					*ops = append(*ops, PatchOp{Op: "add", Path: path + "/-", Value: item})
+					d.ops = append(d.ops, patchOp{op: "add", path: path + "/-", value: item})
 				}
 				return nil
 			}
 		}
 	}
-	*ops = append(*ops, PatchOp{Op: "replace", Path: path, Value: b})
+	d.ops = append(d.ops, patchOp{op: "replace", path: path, value: b})
 	return nil
 }
 
+// find returns the index of the member with the encoded key in ms, searching from
+// ms[from] on and then before it; -1 when there is none.
+func find(ms []member, key []byte, from int) int {
+	for j := from; j < len(ms); j++ {
+		if bytes.Equal(ms[j].key, key) {
+			return j
+		}
+	}
+	for j := 0; j < from && j < len(ms); j++ {
+		if bytes.Equal(ms[j].key, key) {
+			return j
+		}
+	}
+	return -1
+}
+
 // equalItems compares two lists of encoded JSON values.
-func equalItems(a, b []json.RawMessage) bool {
+func equalItems(a, b [][]byte) bool {
 	if len(a) != len(b) {
 		return false
 	}
@@ -199,23 +254,28 @@ func equalItems(a, b []json.RawMessage) bool {
 
 var errMalformed = errors.New("malformed encoded JSON")
 
-// objectMembers returns the members of an encoded JSON object, by key.
-func objectMembers(v []byte) (map[string]json.RawMessage, error) {
-	out := map[string]json.RawMessage{}
+// member is one member of an encoded JSON object: its encoded key (with the quotes) and
+// its encoded value.
+type member struct{ key, val []byte }
+
+// objectMembers appends the members of an encoded JSON object to out, in order. A key with
+// an escape is checked here (decodeKey); the others are plain.
+func objectMembers(out []member, v []byte) ([]member, error) {
 	err := members(v, '{', '}', func(key, val []byte) error {
-		k, err := decodeKey(key)
-		if err != nil {
-			return err
+		if bytes.IndexByte(key, '\\') >= 0 {
+			if _, err := decodeKey(key); err != nil {
+				return err
+			}
 		}
-		out[k] = val
+		out = append(out, member{key, val})
 		return nil
 	})
 	return out, err
 }
 
 // arrayItems returns the items of an encoded JSON array.
-func arrayItems(v []byte) ([]json.RawMessage, error) {
-	var out []json.RawMessage
+func arrayItems(v []byte) ([][]byte, error) {
+	var out [][]byte
 	err := members(v, '[', ']', func(_, val []byte) error {
 		out = append(out, val)
 		return nil
@@ -302,15 +362,24 @@ func valueEnd(v []byte, i int) (int, error) {
 	return j, nil
 }
 
-// stringEnd returns the index just past the encoded string starting at v[i].
+// stringEnd returns the index just past the encoded string starting at v[i]. It jumps from
+// quote to quote (bytes.IndexByte): a quote ends the string unless an odd number of
+// backslashes precedes it.
 func stringEnd(v []byte, i int) (int, error) {
-	for j := i + 1; j < len(v); j++ {
-		switch v[j] {
-		case '\\':
-			j++
-		case '"':
-			return j + 1, nil
+	for j := i + 1; j < len(v); {
+		q := bytes.IndexByte(v[j:], '"')
+		if q < 0 {
+			break
 		}
+		q += j
+		bs := 0
+		for k := q - 1; k > i && v[k] == '\\'; k-- {
+			bs++
+		}
+		if bs%2 == 0 {
+			return q + 1, nil
+		}
+		j = q + 1
 	}
 	return 0, errMalformed
 }

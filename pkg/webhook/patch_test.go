@@ -79,15 +79,22 @@ func applyAt(t *testing.T, node any, path []string, op PatchOp) any {
 	return nil
 }
 
-// TestJSONPatchRoundTrip applies the generated patch to the original pod and gets exactly the
-// injected pod, for pods with and without existing metadata, init containers and volumes.
-func TestJSONPatchRoundTrip(t *testing.T) {
+// testValues are Linkerd's default values with the seed's trust anchors.
+func testValues(tb testing.TB) inject.Values {
+	tb.Helper()
 	pem, err := os.ReadFile("../inject/testdata/seed-anchors.pem")
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	v := inject.DefaultValues()
 	v.IdentityTrustAnchorsPEM = string(pem)
+	return v
+}
+
+// TestJSONPatchRoundTrip applies the generated patch to the original pod and gets exactly the
+// injected pod, for pods with and without existing metadata, init containers and volumes.
+func TestJSONPatchRoundTrip(t *testing.T) {
+	v := testValues(t)
 	pods := map[string]*corev1.Pod{
 		"bare": {Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app"}}}},
 		"full": {
@@ -180,10 +187,35 @@ func TestJSONPatchMalformed(t *testing.T) {
 		if strings.HasPrefix(v, "[") {
 			_, err = arrayItems([]byte(v))
 		} else {
-			_, err = objectMembers([]byte(v))
+			_, err = objectMembers(nil, []byte(v))
 		}
 		if err == nil {
 			t.Errorf("%q: no error", v)
+		}
+	}
+}
+
+// BenchmarkJSONPatch is the patch of a typical injected pod: two containers with ports and
+// env, native sidecars (the proxy and linkerd-init become init containers).
+func BenchmarkJSONPatch(b *testing.B) {
+	v := testValues(b)
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{GenerateName: "web-7d9c8b6f5-", Namespace: "shop",
+			Labels: map[string]string{"app": "web", "pod-template-hash": "7d9c8b6f5"}},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{
+			{Name: "web", Image: "example/web:1", Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}},
+				Env: []corev1.EnvVar{{Name: "MODE", Value: "prod"}}},
+			{Name: "exporter", Image: "example/exporter:1", Ports: []corev1.ContainerPort{{Name: "metrics", ContainerPort: 9100}}},
+		}},
+	}
+	injected, _, err := v.InjectPod(inject.Namespace{Name: "shop", Annotations: map[string]string{inject.AnnotationInject: "enabled"}}, inject.Owner{Kind: "Deployment", Name: "web"}, pod)
+	if err != nil || injected == nil {
+		b.Fatalf("inject: %v", err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := JSONPatch(pod, injected); err != nil {
+			b.Fatal(err)
 		}
 	}
 }

@@ -3,6 +3,7 @@ package webhook
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
@@ -108,9 +109,8 @@ func newCA(t *testing.T, cn string) *certs.Authority {
 	return ca
 }
 
-// writeLeaf writes a serving certificate for localhost signed by ca to dir/tls.crt and
-// dir/tls.key, each through a rename as a kubelet updates a mounted Secret.
-func writeLeaf(t *testing.T, ca *certs.Authority, dir string) {
+// issueLeaf returns a serving certificate for localhost signed by ca, with its key.
+func issueLeaf(t *testing.T, ca *certs.Authority) *tls.Certificate {
 	t.Helper()
 	key, err := certs.GenerateKey()
 	if err != nil {
@@ -120,7 +120,16 @@ func writeLeaf(t *testing.T, ca *certs.Authority, dir string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	keyPEM, err := certs.EncodePrivateKeyPEM(key)
+	return &tls.Certificate{Certificate: [][]byte{leaf.Raw}, PrivateKey: key, Leaf: leaf}
+}
+
+// writeLeaf writes a serving certificate for localhost signed by ca to dir/tls.crt and
+// dir/tls.key, each through a rename as a kubelet updates a mounted Secret.
+func writeLeaf(t *testing.T, ca *certs.Authority, dir string) {
+	t.Helper()
+	cert := issueLeaf(t, ca)
+	leaf := cert.Leaf
+	keyPEM, err := certs.EncodePrivateKeyPEM(cert.PrivateKey.(crypto.Signer))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -117,7 +117,7 @@ func (h *Handler) errorMetrics(ci *ConnInfo) *metrics.HTTP {
 	return h.ErrorMetrics
 }
 
-var bufPool = sync.Pool{New: func() any { b := make([]byte, 16<<10); return &b }}
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
 
 // ServeHTTP forwards r and writes the response, or a proxy error, to w.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {

@@ -235,10 +235,15 @@ func truncated(err error) error {
 
 // Read reads unconsumed bytes: those buffered first, then from the connection. It
 // serves bodies the caller delimits itself (a known length, or the end of the
-// connection).
+// connection). With nothing buffered, a p of at least a buffer's size is read into
+// straight from the connection: a large body is read in the caller's units, without a
+// copy.
 func (r *Reader) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
+	}
+	if r.r == r.w && len(p) >= defaultBufSize {
+		return r.readDirect(p)
 	}
 	if err := r.readSome(); err != nil {
 		return 0, err

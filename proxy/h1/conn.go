@@ -164,6 +164,28 @@ func (r *Reader) beforeRead() error {
 	return nil
 }
 
+// readDirect reads from the source into p, with nothing unread in the buffer (which goes
+// back to the pool when the source is an IdleReader, as fillIdle's does). It returns an
+// error only when no byte was read.
+func (r *Reader) readDirect(p []byte) (int, error) {
+	if r.buf != nil && r.idle != nil {
+		putBuf(r.buf)
+		r.buf = nil
+	}
+	r.r, r.w = 0, 0
+	if err := r.beforeRead(); err != nil {
+		return 0, err
+	}
+	n, err := r.src.Read(p)
+	if n > 0 {
+		return n, nil
+	}
+	if err == nil {
+		err = io.ErrNoProgress
+	}
+	return 0, err
+}
+
 // fillIdle is fill with nothing unread and an IdleReader source: the buffer goes back
 // to the pool, and one is lent again only when input arrives.
 func (r *Reader) fillIdle() error {

@@ -214,6 +214,61 @@ func TestWriterFlushedBeforeBlockingRead(t *testing.T) {
 	}
 }
 
+// TestLargeReadsGoStraightToTheCaller: a body read in units of at least a buffer's size
+// returns what the head's read had buffered first, then reads from the connection into
+// the caller's slice in the caller's units (not a buffer's), flushing the writers first;
+// the bytes come out in order.
+func TestLargeReadsGoStraightToTheCaller(t *testing.T) {
+	head := "HTTP/1.1 200 OK\r\nContent-Length: 40000\r\n\r\n"
+	body := bytes.Repeat([]byte("0123456789abcdefghijklmnopqrstuvwxyz"), 40000/36+1)[:40000]
+	src := &countingReader{r: strings.NewReader(head + string(body))}
+	r := NewReader(src)
+	var out bytes.Buffer
+	w := NewWriter(&out)
+	r.FlushBefore(w, nil)
+	var h Head
+	if err := r.ReadResponse(&h); err != nil {
+		t.Fatal(err)
+	}
+	r.Consume(&h)
+	buffered := len(r.Buffered())
+	reads := src.reads
+	var got []byte
+	p := make([]byte, 32<<10)
+	w.WriteString("pending")
+	for len(got) < len(body) {
+		n, err := r.Read(p)
+		if err != nil {
+			t.Fatalf("after %d bytes: %v", len(got), err)
+		}
+		got = append(got, p[:n]...)
+	}
+	if !bytes.Equal(got, body) {
+		t.Fatalf("read %d bytes, not the body sent", len(got))
+	}
+	if out.String() != "pending" {
+		t.Fatalf("output not flushed before reading: %q", out.String())
+	}
+	// The buffered part, then the rest in reads of up to 32 KiB.
+	if want := reads + (len(body)-buffered+len(p)-1)/len(p); src.reads != want {
+		t.Fatalf("%d reads from the connection for the body, want %d", src.reads-reads, want-reads)
+	}
+	if _, err := r.Read(p); err != io.EOF {
+		t.Fatalf("read past the end: %v, want io.EOF", err)
+	}
+}
+
+// countingReader counts the reads made from r.
+type countingReader struct {
+	r     io.Reader
+	reads int
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	c.reads++
+	return c.r.Read(p)
+}
+
 // FuzzReadRequest feeds arbitrary bytes to the request parser and body framing: they must
 // never panic and never report a head larger than the input.
 func FuzzReadRequest(f *testing.F) {

@@ -509,7 +509,7 @@ func (cs *clientStream) credit(conn, stream int) {
 
 // sendBufPool holds sendBody's read buffers: the frame writer copies what it sends, so a
 // buffer is free again when sendBody returns.
-var sendBufPool = sync.Pool{New: func() any { b := make([]byte, 16<<10); return &b }}
+var sendBufPool = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
 
 // sendBody copies the request body into DATA frames. body is the request's Body when the
 // stream was sent: the caller may set another on the request once RoundTrip returns (a
@@ -667,6 +667,7 @@ func (cc *clientConn) readLoop() {
 	fr := http2.NewFramer(nil, br)
 	fr.SetMaxReadFrameSize(maxFrameRead)
 	fr.SetReuseFrames() // frames are handled before the next read (DATA is copied)
+	in := &frameIn{fr: fr, br: br}
 	hr := newHeaderReader(fr)
 	var err error
 	settled := false
@@ -683,7 +684,16 @@ func (cc *clientConn) readLoop() {
 			cc.announce()
 		}
 		var f http2.Frame
-		f, err = fr.ReadFrame()
+		var d *dataIn
+		f, d, err = in.next()
+		if d != nil {
+			err = cc.onData(d)
+			d.release()
+			if err != nil {
+				break
+			}
+			continue
+		}
 		if hf, ok := f.(*http2.HeadersFrame); ok && err == nil {
 			var hb *headerBlock
 			if hb, err = hr.read(hf); err == nil {
@@ -709,8 +719,6 @@ func (cc *clientConn) readLoop() {
 			break
 		}
 		switch f := f.(type) {
-		case *http2.DataFrame:
-			err = cc.onData(f)
 		case *http2.SettingsFrame:
 			err = cc.onSettings(f)
 			if !settled {
@@ -786,8 +794,8 @@ func (cc *clientConn) creditConn(n int) {
 
 // onData takes a DATA frame's length from the receive windows (a server exceeding the
 // connection's loses the connection with FLOW_CONTROL_ERROR, a stream's the stream) and
-// queues its data for the response body.
-func (cc *clientConn) onData(f *http2.DataFrame) error {
+// queues its data for the response body (taking f's chunk).
+func (cc *clientConn) onData(f *dataIn) error {
 	if !cc.inflow.take(f.Length) {
 		return cc.goAwayErr(http2.ErrCodeFlowControl, "server exceeded the connection receive window")
 	}
@@ -801,15 +809,15 @@ func (cc *clientConn) onData(f *http2.DataFrame) error {
 		cs.cancel(http2.ErrCodeFlowControl, errors.New("h2: server exceeded the stream receive window"))
 		return nil
 	}
-	data := f.Data()
+	data := f.data
 	if pad := int(f.Length) - len(data); pad > 0 {
 		cc.creditConn(pad)
 		cs.body.forgive(pad)
 	}
-	if len(data) > 0 && !cs.body.push(data) {
+	if len(data) > 0 && !cs.body.push(f) {
 		cs.credit(len(data), 0)
 	}
-	if f.StreamEnded() {
+	if f.Flags.Has(http2.FlagDataEndStream) {
 		cs.endResponse()
 	}
 	return nil

@@ -104,6 +104,60 @@ func frameBuffered(br *bufio.Reader) bool {
 	return n >= 9+(int(h[0])<<16|int(h[1])<<8|int(h[2]))
 }
 
+// frameIn reads a connection's frames as fr.ReadFrame does (fr reads from br), except
+// that the payload of a DATA frame that fills a pooled chunk (minPooledChunk to chunkSize
+// bytes, without padding) is read from br straight into the chunk, which the stream's body
+// then keeps: one copy of each received byte fewer than through the Framer's buffer.
+type frameIn struct {
+	fr   *http2.Framer
+	br   *bufio.Reader
+	data dataIn // the DATA frame last returned
+}
+
+// dataIn is a received DATA frame: its header and its data, without padding.
+type dataIn struct {
+	http2.FrameHeader
+	data []byte
+	// chunk: data is a pooled chunk (see copyChunk) that whoever keeps it takes over
+	// (recvPipe.push); release gives it back otherwise.
+	chunk bool
+}
+
+// release gives back the frame's chunk, unless a body took it.
+func (d *dataIn) release() {
+	if d.chunk {
+		d.chunk = false
+		releaseChunk(d.data)
+	}
+	d.data = nil
+}
+
+// next returns the next frame: a DATA frame as d (valid until the next call, its chunk
+// released by the caller), any other as f (valid until the next call, as ReadFrame's).
+// Its errors are ReadFrame's.
+func (r *frameIn) next() (f http2.Frame, d *dataIn, err error) {
+	fh, err := r.fr.ReadFrameHeader()
+	if err != nil {
+		return nil, nil, err
+	}
+	if fh.Type == http2.FrameData && fh.StreamID != 0 && !fh.Flags.Has(http2.FlagDataPadded) &&
+		fh.Length >= minPooledChunk && fh.Length <= chunkSize {
+		c := chunkPool.Get().(*[chunkSize]byte)
+		if _, err := io.ReadFull(r.br, c[:fh.Length]); err != nil {
+			chunkPool.Put(c)
+			return nil, nil, err
+		}
+		r.data = dataIn{FrameHeader: fh, data: c[:fh.Length], chunk: true}
+		return nil, &r.data, nil
+	}
+	f, err = r.fr.ReadFrameForHeader(fh)
+	if df, ok := f.(*http2.DataFrame); ok && err == nil {
+		r.data = dataIn{FrameHeader: df.FrameHeader, data: df.Data()}
+		return nil, &r.data, nil
+	}
+	return f, nil, err
+}
+
 // errConnClosed is returned for streams of a connection that went away.
 var errConnClosed = errors.New("h2: connection closed")
 
@@ -454,8 +508,10 @@ func (p *recvPipe) release(c []byte) {
 	releaseChunk(c)
 }
 
-// push appends a copy of b; it returns false when the pipe is closed and b was dropped.
-func (p *recvPipe) push(b []byte) bool {
+// push appends d's data: its chunk, which the pipe takes over, a copy in the pipe's
+// inline buffer when it is free and large enough, or a copy of its own. It returns false
+// when the pipe is closed and the data was dropped (d's chunk is then still d's).
+func (p *recvPipe) push(d *dataIn) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.err != nil {
@@ -464,14 +520,17 @@ func (p *recvPipe) push(b []byte) bool {
 	if len(p.chunks) == 0 {
 		p.chunks = p.slot[:0]
 	}
-	var c []byte
-	if !p.inlineBusy && len(b) <= cap(p.inline) {
-		c, p.inlineBusy = p.inline[:copy(p.inline[:cap(p.inline)], b)], true
-	} else {
-		c = copyChunk(b)
+	switch {
+	case d.chunk:
+		p.chunks = append(p.chunks, d.data)
+		d.chunk = false
+	case !p.inlineBusy && len(d.data) <= cap(p.inline):
+		p.chunks = append(p.chunks, p.inline[:copy(p.inline[:cap(p.inline)], d.data)])
+		p.inlineBusy = true
+	default:
+		p.chunks = append(p.chunks, copyChunk(d.data))
 	}
-	p.chunks = append(p.chunks, c)
-	p.unread += len(b)
+	p.unread += len(d.data)
 	p.cond.Signal()
 	return true
 }

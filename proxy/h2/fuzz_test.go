@@ -122,6 +122,7 @@ func FuzzServerFrames(f *testing.F) {
 	f.Add([]byte{6, 0, 0, 0x7f, 0xff, 0xff, 0xff, 6, 0, 0, 0x7f, 0xff, 0xff, 0xff}) // window overflow
 	f.Add([]byte{0, 1, 2, 9, 1, 0, 9, 1, 1})                                        // CONTINUATION sequence
 	f.Add([]byte{0, 1, 0, 2, 1, 0xe0, 255, 2, 1, 0xe1, 255})                        // DATA beyond the window
+	f.Add([]byte{0, 1, 0, 2, 1, 0xa0, 255, 2, 1, 0xa1, 200})                        // DATA read straight into chunks (8,160 and 6,400 bytes)
 	f.Add([]byte{11, 1, 1, 0, 4, 1, 2, 3, 4, 7, 0, 0, 5, 0, 0})                     // raw frames, PING, SETTINGS ACK
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if len(data) > 2048 {

@@ -313,7 +313,7 @@ func (rc *rawClient) flood(n int, ids ...uint32) {
 }
 
 // TestReceiveWindowEnforcedOnStream: a client sending far beyond the stream window the
-// server announced (4 MiB) to a handler that does not read gets FLOW_CONTROL_ERROR on the
+// server announced (streamWindow) to a handler that does not read gets FLOW_CONTROL_ERROR on the
 // stream, and the server keeps no more than the window (issue 27: 128 MiB on one stream
 // grew the heap by 128 MiB).
 func TestReceiveWindowEnforcedOnStream(t *testing.T) {
@@ -326,15 +326,15 @@ func TestReceiveWindowEnforcedOnStream(t *testing.T) {
 	go rc.flood(64<<20, 1)
 	o := rc.read(func(o *outcome) bool { return o.pings > 0 })
 	if o.closed() || o.resets[1] != http2.ErrCodeFlowControl {
-		t.Fatalf("64 MiB on a 4 MiB stream window: %+v, want the stream reset with FLOW_CONTROL_ERROR and the connection kept", o)
+		t.Fatalf("64 MiB on a %d KiB stream window: %+v, want the stream reset with FLOW_CONTROL_ERROR and the connection kept", streamWindow>>10, o)
 	}
 	if grew := heapAlloc() - before; grew > 24<<20 {
-		t.Fatalf("the heap grew by %d MiB for a 4 MiB stream window", grew>>20)
+		t.Fatalf("the heap grew by %d MiB for a %d KiB stream window", grew>>20, streamWindow>>10)
 	}
 }
 
 // TestReceiveWindowEnforcedOnConnection: streams each within their window but together
-// beyond the connection window (32 MiB) close the connection with FLOW_CONTROL_ERROR.
+// beyond the connection window (connWindow) close the connection with FLOW_CONTROL_ERROR.
 func TestReceiveWindowEnforcedOnConnection(t *testing.T) {
 	var started atomic.Int64
 	release := make(chan struct{})
@@ -342,15 +342,16 @@ func TestReceiveWindowEnforcedOnConnection(t *testing.T) {
 	rc := dialRaw(t, serve(t, &Server{Handler: blockingHandler(&started, release, false)}))
 	before := heapAlloc()
 	var ids []uint32
-	for i := range 12 {
+	for i := range connWindow/streamWindow + 4 {
 		id := uint32(2*i + 1)
 		rc.request(id, "POST", "/", false)
 		ids = append(ids, id)
 	}
-	go rc.flood(4<<20, ids...)
+	go rc.flood(streamWindow, ids...)
 	o := rc.read(func(o *outcome) bool { return o.pings > 0 || o.goAway != nil })
 	if o.goAway == nil || o.goAway.ErrCode != http2.ErrCodeFlowControl {
-		t.Fatalf("48 MiB on a 32 MiB connection window: %+v, want GOAWAY FLOW_CONTROL_ERROR", o)
+		t.Fatalf("%d streams of a full stream window on a %d MiB connection window: %+v, want GOAWAY FLOW_CONTROL_ERROR",
+			len(ids), connWindow>>20, o)
 	}
 	if grew := heapAlloc() - before; grew > 48<<20 {
 		t.Fatalf("the heap grew by %d MiB for a 32 MiB connection window", grew>>20)
@@ -620,7 +621,7 @@ func TestClientRefusesHostileServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	// The body is not read until the server has written its 64 MiB, far beyond the 4 MiB
+	// The body is not read until the server has written its 64 MiB, far beyond the
 	// stream window; reading then ends in an error, not 64 MiB.
 	<-sent
 	n, err := io.Copy(io.Discard, resp.Body)
@@ -628,7 +629,7 @@ func TestClientRefusesHostileServer(t *testing.T) {
 		t.Fatalf("read %d bytes, error %v; want the stream reset within its window", n, err)
 	}
 	if grew := heapAlloc() - before; grew > 24<<20 {
-		t.Fatalf("the heap grew by %d MiB for a 4 MiB stream window", grew>>20)
+		t.Fatalf("the heap grew by %d MiB for a %d KiB stream window", grew>>20, streamWindow>>10)
 	}
 }
 

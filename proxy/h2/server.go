@@ -311,13 +311,27 @@ func (sc *serverConn) closeWhenIdle(idle time.Duration) *time.Timer {
 }
 
 func (sc *serverConn) readLoop() error {
-	fr := http2.NewFramer(nil, bufio.NewReaderSize(sc.conn, readBufSize))
+	br := bufio.NewReaderSize(sc.conn, readBufSize)
+	fr := http2.NewFramer(nil, br)
 	fr.SetMaxReadFrameSize(maxFrameRead)
 	fr.SetReuseFrames() // frames are handled before the next read (DATA is copied)
+	in := &frameIn{fr: fr, br: br}
 	hr := newHeaderReader(fr)
 	first := true
 	for {
-		f, err := fr.ReadFrame()
+		f, d, err := in.next()
+		if d != nil {
+			if first {
+				d.release()
+				return sc.goAway(http2.ErrCodeProtocol, "first frame is not SETTINGS")
+			}
+			err := sc.onData(d)
+			d.release()
+			if err != nil {
+				return err
+			}
+			continue
+		}
 		var hb *headerBlock
 		if hf, ok := f.(*http2.HeadersFrame); ok && err == nil {
 			hb, err = hr.read(hf)
@@ -359,10 +373,6 @@ func (sc *serverConn) readLoop() error {
 			continue
 		}
 		switch f := f.(type) {
-		case *http2.DataFrame:
-			if err := sc.onData(f); err != nil {
-				return err
-			}
 		case *http2.SettingsFrame:
 			if err := sc.onSettings(f); err != nil {
 				return err
@@ -728,8 +738,8 @@ func (sc *serverConn) responded(st *serverStream) {
 
 // onData takes a DATA frame's length from the receive windows (a client exceeding the
 // connection's gets FLOW_CONTROL_ERROR on the connection, a stream's on the stream) and
-// queues its data for the stream's body.
-func (sc *serverConn) onData(f *http2.DataFrame) error {
+// queues its data for the stream's body (taking f's chunk).
+func (sc *serverConn) onData(f *dataIn) error {
 	id := f.StreamID
 	if sc.idle(id) {
 		return sc.goAway(http2.ErrCodeProtocol, "DATA on an idle stream")
@@ -755,9 +765,10 @@ func (sc *serverConn) onData(f *http2.DataFrame) error {
 		}
 		return nil
 	}
-	data := f.Data()
+	data := f.data
+	end := f.Flags.Has(http2.FlagDataEndStream)
 	st.received += int64(len(data))
-	if st.declared >= 0 && (st.received > st.declared || f.StreamEnded() && st.received != st.declared) {
+	if st.declared >= 0 && (st.received > st.declared || end && st.received != st.declared) {
 		// The body does not match its Content-Length: malformed (RFC 9113 section 8.1.1).
 		sc.creditConn(int(f.Length))
 		if !sc.refuse(id, http2.ErrCodeProtocol) {
@@ -769,10 +780,10 @@ func (sc *serverConn) onData(f *http2.DataFrame) error {
 		sc.creditConn(padding)
 		st.body.forgive(padding)
 	}
-	if len(data) > 0 && !st.body.push(data) {
+	if len(data) > 0 && !st.body.push(f) {
 		sc.creditConn(len(data))
 	}
-	if f.StreamEnded() {
+	if end {
 		sc.endClientSide(st)
 	}
 	return nil

@@ -180,7 +180,7 @@ func TestLargeBodiesReuseBuffers(t *testing.T) {
 	out := make([]byte, 32<<10)
 	if n := testing.AllocsPerRun(20, func() {
 		for range 64 {
-			p.push(frame)
+			p.push(&dataIn{data: frame})
 			if _, err := io.ReadFull(&p, out[:len(frame)]); err != nil {
 				t.Fatal(err)
 			}

@@ -33,7 +33,7 @@
 # Needs root, nginx, wrk, iproute2, iptables (Debian packages).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
-REPEATS=${REPEATS:-5} # REPEATS=0 skips the throughput rows (wrk)
+REPEATS=${REPEATS:-5} # REPEATS=0 skips the throughput rows (wrk) and every row measured in rounds
 DUR=${DUR:-10s}
 CONNS=${CONNS:-32}
 RATES=${RATES-"1000 5000"} # RATES="" skips the latency rows
@@ -48,9 +48,12 @@ IDLE=${IDLE-"1000 10000"}
 IDLE_HOLD=${IDLE_HOLD:-5}
 # BIG=0 skips the large-body rows; BIG_CONNS: wrk connections for them.
 BIG=${BIG:-1}
+# SMALL=0 skips the 100-byte throughput rounds (to measure only other rows, e.g. BIG=1).
+SMALL=${SMALL:-1}
 BIG_CONNS=${BIG_CONNS:-8}
 # PROFILE=dir: CPU profiles of the two l5d-mesh proxies during the last throughput round
-# (dir/client.prof, dir/server.prof, with dir/proxy to read them: go tool pprof dir/proxy dir/client.prof).
+# (dir/client.prof, dir/server.prof, with dir/proxy to read them: go tool pprof dir/proxy dir/client.prof)
+# and during the last large-body round (dir/big-client.prof, dir/big-server.prof).
 PROFILE=${PROFILE:-}
 # TRACE=dir: Go runtime traces of the two l5d-mesh proxies during its first latency run at
 # each rate (dir/client-RATE.trace, dir/server-RATE.trace: go tool trace dir/client-1000.trace),
@@ -136,12 +139,12 @@ sid=server.bench.serviceaccount.identity.linkerd.cluster.local
 mkdir -m 755 "$work/cp"
 ip netns exec "$node" "$work/benchcp" -ip 10.245.0.1 -dir "$work/cp" \
 	-endpoint "$mserver:8080=$sid" -endpoint "$mserver:9090=$sid" -endpoint "$mserver:8082=$sid" \
-	-endpoint "$bserver:8080=$sid" -endpoint "$bserver:9090=$sid" 2>"$work/benchcp.log" &
+	-endpoint "$bserver:8080=$sid" -endpoint "$bserver:9090=$sid" -endpoint "$bserver:8082=$sid" 2>"$work/benchcp.log" &
 pids+=($!)
 
 body=$(printf 'x%.0s' $(seq 100))
 # The large-body app, 8082 in both server pods.
-for ns in $srv $msrv; do
+for ns in $srv $msrv $([ -n "$BASE_BIN" ] && echo "$bsrv"); do
 	ip netns exec "$ns" "$work/bodyapp" -addr :8082 & pids+=($!)
 done
 # The nginx hops stream /big both ways (no request or response buffering, no temporary
@@ -351,7 +354,7 @@ run_once() { # name url pidA pidB [client-ns]: one wrk run, appended to the path
 med() { tr ' ' '\n' <<<"$1" | grep . | median; }
 # The paths take turns within each round, so that load from elsewhere on the machine
 # falls on all of them alike; the ratios to nginx are medians of the per-round ratios.
-[ "$REPEATS" = 0 ] || echo "== throughput: wrk -t1 -c$CONNS -d$DUR, $REPEATS rounds (direct, nginx, l5d, l5d-mesh in turn), medians"
+[ "$REPEATS" = 0 ] || [ "$SMALL" = 0 ] || echo "== throughput: wrk -t1 -c$CONNS -d$DUR, $REPEATS rounds (direct, nginx, l5d, l5d-mesh in turn), medians"
 declare -A ratio_rps ratio_cpu ratio_rss
 on() { [[ " $PATHS " == *" $1 "* ]] || { [ "$1" = l5d-base ] && [ -n "$BASE_BIN" ]; }; }
 profile() { # ns file: a CPU profile of the proxy in ns for DUR less a second, in the background
@@ -361,7 +364,7 @@ profile() { # ns file: a CPU profile of the proxy in ns for DUR less a second, i
 }
 profiling=()
 if [ -n "$PROFILE" ]; then mkdir -p "$PROFILE" && cp "$work/proxy" "$PROFILE/proxy"; fi
-if [ "$REPEATS" != 0 ]; then
+if [ "$REPEATS" != 0 ] && [ "$SMALL" != 0 ]; then
 	for round in $(seq "$REPEATS"); do
 		if on direct; then run_once direct "http://$server:8081/" "" ""; else LAST_RPS[direct]=-; fi
 		run_once nginx "http://127.0.0.1:9001/" "$p1" "$p2"
@@ -418,7 +421,7 @@ if [ "$REPEATS" != 0 ]; then
 			"$(med "${ratio_rps[base]}")" "$(med "${ratio_cpu[base]}")"
 	fi
 else
-	echo "== throughput: skipped (REPEATS=0)"
+	echo "== throughput (100-byte bodies): skipped (REPEATS=0 or SMALL=0)"
 fi
 echo "l5d proxy RSS idle: client ${idle_cli} KB, server ${idle_srv} KB; l5d-mesh: client ${idle_mcli} KB, server ${idle_msrv} KB"
 
@@ -588,7 +591,7 @@ else
 	echo "== many connections: skipped (IDLE=\"\")"
 fi
 
-declare -A BIGCPU BIGMIB # [path] = CPU-ms of the pair per MiB carried, MiB/s carried
+declare -A BIGCPU BIGMIB big_ratio # [path] = CPU-ms of the pair per MiB carried, MiB/s carried; per-round ratios
 if [ "$BIG" != 0 ]; then
 	echo "== large bodies: wrk -c$BIG_CONNS -d$DUR, POST 1 MiB, 1 MiB response, $REPEATS rounds, medians"
 	cat >"$work/big.lua" <<'LUA'
@@ -596,27 +599,68 @@ wrk.method = "POST"
 wrk.body = string.rep("x", 1048576)
 wrk.headers["Content-Type"] = "application/octet-stream"
 LUA
-	big_row() { # name ns url pidA pidB
-		local a b out reqs cpus=() mibs=()
-		for _ in $(seq "$REPEATS"); do
-			a=$(($(cpu "$4") + $(cpu "$5")))
-			out=$(ip netns exec "$2" wrk -t1 -c"$BIG_CONNS" -d"$DUR" -s "$work/big.lua" "$3")
-			b=$(($(cpu "$4") + $(cpu "$5")))
-			reqs=$(awk '/requests in/{print $1}' <<<"$out")
-			if grep -q 'Non-2xx' <<<"$out" || [ -z "$reqs" ] || [ "$reqs" = 0 ]; then
-				echo "bench-proxy: large bodies through $1 failed:"; echo "$out"; exit 1
-			fi
-			# Each request carries 2 MiB (1 MiB each way); CPU ticks are 1/100 s.
-			cpus+=("$(echo "scale=4; ($b-$a)*10/($reqs*2)" | bc)")
-			mibs+=("$(echo "scale=2; $reqs*2/${DUR%s}" | bc)")
+	big_once() { # name ns url pidA pidB: one wrk run; sets BIG_LAST_CPU, BIG_LAST_MIB, BIG_LAST_SYS
+		local a b s1 s2 out reqs r
+		a=$(($(cpu "$4") + $(cpu "$5"))) s1=$(($(sysrw "$4") + $(sysrw "$5")))
+		out=$(ip netns exec "$2" wrk -t1 -c"$BIG_CONNS" -d"$DUR" -s "$work/big.lua" "$3")
+		b=$(($(cpu "$4") + $(cpu "$5"))) s2=$(($(sysrw "$4") + $(sysrw "$5")))
+		reqs=$(awk '/requests in/{print $1}' <<<"$out")
+		if grep -q 'Non-2xx' <<<"$out" || [ -z "$reqs" ] || [ "$reqs" = 0 ]; then
+			echo "bench-proxy: large bodies through $1 failed:"; echo "$out"
+			for p in "$4" "$5"; do # the proxies' logs (not nginx's, whose workers log elsewhere)
+				l=$work/proxy-$(ip netns identify "$p").log
+				if [ -e "$l" ]; then echo "-- $l:"; grep -v '^gc ' "$l" | tail -20; fi
+			done
+			exit 1
+		fi
+		# Each request carries 2 MiB (1 MiB each way); CPU ticks are 1/100 s.
+		BIG_LAST_CPU[$1]=$(echo "scale=4; ($b-$a)*10/($reqs*2)" | bc)
+		BIG_LAST_MIB[$1]=$(echo "scale=2; $reqs*2/${DUR%s}" | bc)
+		BIG_LAST_SYS[$1]=$(echo "scale=1; ($s2-$s1)/($reqs*2)" | bc)
+		BIGCPUS[$1]+=" ${BIG_LAST_CPU[$1]}" BIGMIBS[$1]+=" ${BIG_LAST_MIB[$1]}" BIGSYSS[$1]+=" ${BIG_LAST_SYS[$1]}"
+		for p in "$4" "$5"; do
+			r=$(rss "$p")
+			if [ "$r" -gt "${BIGRSS[$1]:-0}" ]; then BIGRSS[$1]=$r; fi
 		done
-		BIGCPU[$1]=$(printf '%s\n' "${cpus[@]}" | median)
-		BIGMIB[$1]=$(printf '%s\n' "${mibs[@]}" | median)
-		printf '%-9s %14s %22s\n' "$1" "${BIGMIB[$1]}" "${BIGCPU[$1]}"
 	}
-	printf '%-9s %14s %22s\n' path "MiB/s carried" "CPU-ms per MiB (pair)"
-	big_row nginx "$cli" "http://127.0.0.1:9001/big" "$p1" "$p2"
-	if on l5d-mesh; then big_row l5d-mesh "$mcli" "http://$mserver:8082/big" "$mcli_proxy" "$msrv_proxy"; fi
+	# The paths take turns within each round (the base build before l5d-mesh in odd rounds,
+	# after it in even ones); ratios are medians of the per-round ratios.
+	declare -A BIGCPUS BIGMIBS BIGSYSS BIGRSS BIG_LAST_CPU BIG_LAST_MIB BIG_LAST_SYS
+	profiling=()
+	for round in $(seq "$REPEATS"); do
+		big_once nginx "$cli" "http://127.0.0.1:9001/big" "$p1" "$p2"
+		if on l5d-mesh; then
+			if on l5d-base && [ $((round % 2)) = 1 ]; then big_once l5d-base "$bcli" "http://$bserver:8082/big" "$bcli_proxy" "$bsrv_proxy"; fi
+			if [ -n "$PROFILE" ] && [ "$round" = "$REPEATS" ]; then profile "$mcli" big-client.prof; profile "$msrv" big-server.prof; fi
+			big_once l5d-mesh "$mcli" "http://$mserver:8082/big" "$mcli_proxy" "$msrv_proxy"
+			for p in "${profiling[@]}"; do wait "$p"; done
+			profiling=()
+			if on l5d-base && [ $((round % 2)) = 0 ]; then big_once l5d-base "$bcli" "http://$bserver:8082/big" "$bcli_proxy" "$bsrv_proxy"; fi
+			big_ratio[cpu]+=" $(echo "scale=4; ${BIG_LAST_CPU[l5d-mesh]}/${BIG_LAST_CPU[nginx]}" | bc)"
+			big_ratio[mib]+=" $(echo "scale=4; ${BIG_LAST_MIB[l5d-mesh]}/${BIG_LAST_MIB[nginx]}" | bc)"
+			if on l5d-base; then
+				big_ratio[bcpu]+=" $(echo "scale=4; ${BIG_LAST_CPU[l5d-mesh]}/${BIG_LAST_CPU[l5d-base]}" | bc)"
+				big_ratio[bmib]+=" $(echo "scale=4; ${BIG_LAST_MIB[l5d-mesh]}/${BIG_LAST_MIB[l5d-base]}" | bc)"
+			fi
+		fi
+		line="round $round: MiB/s, CPU-ms/MiB, read+write syscalls/MiB (pair):"
+		for p in nginx l5d-mesh l5d-base; do
+			[ -n "${BIG_LAST_CPU[$p]:-}" ] && line+=" $p ${BIG_LAST_MIB[$p]}/${BIG_LAST_CPU[$p]}/${BIG_LAST_SYS[$p]}"
+		done
+		echo "$line"
+	done
+	printf '%-9s %14s %22s %26s %12s\n' path "MiB/s carried" "CPU-ms per MiB (pair)" "read+write syscalls/MiB" "max RSS KB"
+	for p in nginx l5d-mesh l5d-base; do
+		[ -n "${BIGCPUS[$p]:-}" ] || continue
+		BIGCPU[$p]=$(med "${BIGCPUS[$p]}") BIGMIB[$p]=$(med "${BIGMIBS[$p]}")
+		printf '%-9s %14s %22s %26s %12s\n' "$p" "${BIGMIB[$p]}" "${BIGCPU[$p]}" "$(med "${BIGSYSS[$p]}")" "${BIGRSS[$p]}"
+	done
+	if on l5d-mesh; then
+		printf 'l5d-mesh vs nginx, median of per-round ratios: CPU per MiB x%.2f, MiB/s x%.2f\n' "$(med "${big_ratio[cpu]}")" "$(med "${big_ratio[mib]}")"
+	fi
+	if on l5d-mesh && on l5d-base; then
+		printf 'l5d-mesh vs l5d-base, median of per-round ratios: CPU per MiB x%.2f, MiB/s x%.2f\n' "$(med "${big_ratio[bcpu]}")" "$(med "${big_ratio[bmib]}")"
+	fi
 else
 	echo "== large bodies: skipped (BIG=0)"
 fi
@@ -639,8 +683,8 @@ printf '%-40s %10s\n' "gRPC CPU per request (ghz)" "$(ratio "${GCPU[l5d-mesh]:-}
 for n in $IDLE; do
 	printf '%-40s %10s\n' "RSS per idle connection, $n conns" "$(ratio "${IDLEB[l5d-mesh,$n]:-}" "${IDLEB[nginx,$n]:-}")"
 done
-printf '%-40s %10s\n' "large bodies: CPU per MiB" "$(ratio "${BIGCPU[l5d-mesh]:-}" "${BIGCPU[nginx]:-}")"
-printf '%-40s %10s\n' "large bodies: MiB/s" "$(ratio "${BIGMIB[l5d-mesh]:-}" "${BIGMIB[nginx]:-}")"
+printf '%-40s %10s\n' "large bodies: CPU per MiB (median per-round)" "$(medx "${big_ratio[cpu]:-}")"
+printf '%-40s %10s\n' "large bodies: MiB/s (median per-round)" "$(medx "${big_ratio[mib]:-}")"
 if on l5d-base && on l5d-mesh; then
 	echo "== summary: l5d-mesh / l5d-base (BASE_BIN), medians of per-round ratios"
 	printf '%-40s %10s\n' figure ratio
@@ -654,4 +698,6 @@ if on l5d-base && on l5d-mesh; then
 			printf '%-40s %10s\n' "latency p$q at $rate req/s" "$(medx "${LATR[$rate,$q]:-}")"
 		done
 	done
+	printf '%-40s %10s\n' "large bodies: CPU per MiB" "$(medx "${big_ratio[bcpu]:-}")"
+	printf '%-40s %10s\n' "large bodies: MiB/s" "$(medx "${big_ratio[bmib]:-}")"
 fi

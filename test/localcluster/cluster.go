@@ -158,7 +158,9 @@ type Options struct {
 	// L5DImages, with Kubelet, is the repository root: Up builds every l5d image from its
 	// bin/ (BuildL5DImages, into RunDir/images) and pushes them, tagged with the version
 	// bin/linkerd reports, so that that CLI's install, viz install and jaeger install run on
-	// the real nodes from l5d's own images.
+	// the real nodes from l5d's own images. When $L5D_IMAGE_LAYOUT names a layout (make
+	// test sets it to make images' output), Up pushes that one instead of building, once
+	// CheckL5DLayout finds it is what the build would make (see L5DImageLayout).
 	L5DImages string
 	// Runtime, with Kubelet, is the OCI runtime binary containerd's runc shim runs; empty
 	// means runc from PATH.

@@ -631,7 +631,7 @@ func (c *Cluster) startRealNodes(ctx context.Context) error {
 	}
 	layouts := c.opts.ImageLayouts
 	if c.opts.L5DImages != "" {
-		dir, err := BuildL5DImages(ctx, c.opts.L5DImages, filepath.Join(c.opts.RunDir, "images"), c.log.With("component", "images"))
+		dir, err := L5DImageLayout(ctx, c.opts.L5DImages, filepath.Join(c.opts.RunDir, "images"), c.log.With("component", "images"))
 		if err != nil {
 			return err
 		}

@@ -128,27 +128,16 @@ const (
 // a whole reference such as ghcr.io/l5d-go/proxy:v1 (pushed as l5d-go/proxy:v1). An entry
 // without one, or with a bare tag, is an error naming it.
 func (c *Cluster) PushLayout(ctx context.Context, dir string) error {
-	p, err := layout.FromPath(dir)
+	l, err := readLayout(dir)
 	if err != nil {
-		return fmt.Errorf("localcluster: OCI layout %s: %w", dir, err)
+		return err
 	}
-	idx, err := p.ImageIndex()
-	if err != nil {
-		return fmt.Errorf("localcluster: OCI layout %s: %w", dir, err)
-	}
-	manifest, err := idx.IndexManifest()
-	if err != nil {
-		return fmt.Errorf("localcluster: OCI layout %s: %w", dir, err)
-	}
-	for _, d := range manifest.Manifests {
-		refName := d.Annotations[containerdNameAnnotation]
-		if refName == "" {
-			refName = d.Annotations[ociRefNameAnnotation]
+	for _, d := range l.entries {
+		ref := refName(d)
+		if !strings.Contains(ref, "/") {
+			return fmt.Errorf("localcluster: OCI layout %s: manifest %s is named %q, not a whole reference (want %s or %s like ghcr.io/org/name:tag)", dir, d.Digest, ref, containerdNameAnnotation, ociRefNameAnnotation)
 		}
-		if !strings.Contains(refName, "/") {
-			return fmt.Errorf("localcluster: OCI layout %s: manifest %s is named %q, not a whole reference (want %s or %s like ghcr.io/org/name:tag)", dir, d.Digest, refName, containerdNameAnnotation, ociRefNameAnnotation)
-		}
-		parsed, err := name.NewTag(refName)
+		parsed, err := name.NewTag(ref)
 		if err != nil {
 			return fmt.Errorf("localcluster: OCI layout %s: manifest %s: %w", dir, d.Digest, err)
 		}
@@ -157,24 +146,62 @@ func (c *Cluster) PushLayout(ctx context.Context, dir string) error {
 			return err
 		}
 		if d.MediaType.IsIndex() {
-			ii, err := idx.ImageIndex(d.Digest)
+			ii, err := l.idx.ImageIndex(d.Digest)
 			if err == nil {
 				err = remote.WriteIndex(dst, ii, remote.WithContext(ctx))
 			}
 			if err != nil {
-				return fmt.Errorf("localcluster: pushing %s from %s: %w", refName, dir, err)
+				return fmt.Errorf("localcluster: pushing %s from %s: %w", ref, dir, err)
 			}
 			continue
 		}
-		img, err := idx.Image(d.Digest)
+		img, err := l.idx.Image(d.Digest)
 		if err == nil {
 			err = remote.Write(dst, img, remote.WithContext(ctx))
 		}
 		if err != nil {
-			return fmt.Errorf("localcluster: pushing %s from %s: %w", refName, dir, err)
+			return fmt.Errorf("localcluster: pushing %s from %s: %w", ref, dir, err)
 		}
 	}
 	return nil
+}
+
+// ociLayout is an OCI image layout's index: its entries and the reference each names.
+type ociLayout struct {
+	dir     string
+	idx     v1.ImageIndex
+	entries []v1.Descriptor
+	refs    map[string]v1.Hash // refName of each entry
+}
+
+// readLayout reads the index of the OCI layout at dir.
+func readLayout(dir string) (*ociLayout, error) {
+	p, err := layout.FromPath(dir)
+	if err != nil {
+		return nil, fmt.Errorf("localcluster: %s is not an OCI image layout (make images writes bin/images/oci): %w", dir, err)
+	}
+	idx, err := p.ImageIndex()
+	if err != nil {
+		return nil, fmt.Errorf("localcluster: OCI layout %s: %w", dir, err)
+	}
+	m, err := idx.IndexManifest()
+	if err != nil {
+		return nil, fmt.Errorf("localcluster: OCI layout %s: %w", dir, err)
+	}
+	l := &ociLayout{dir: dir, idx: idx, entries: m.Manifests, refs: map[string]v1.Hash{}}
+	for _, d := range m.Manifests {
+		l.refs[refName(d)] = d.Digest
+	}
+	return l, nil
+}
+
+// refName is the reference an index entry names: its io.containerd.image.name annotation,
+// else its org.opencontainers.image.ref.name.
+func refName(d v1.Descriptor) string {
+	if ref := d.Annotations[containerdNameAnnotation]; ref != "" {
+		return ref
+	}
+	return d.Annotations[ociRefNameAnnotation]
 }
 
 // ProgramImage is a linux/amd64 OCI image holding only the executable at path, as
