@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -44,6 +46,10 @@ type Poller struct {
 	parked int
 	// next is the earliest deadline of the parked connections (0: none).
 	next int64
+	// burst counts the parkings since the poller last had freed memory returned to the
+	// system (see returnAfterBurst); lastPark is the latest one's time since the epoch.
+	burst    int
+	lastPark int64
 }
 
 // Parked is the owner of a parked connection, told how the parking ends.
@@ -69,6 +75,69 @@ type parking struct {
 // expiryTick is the granularity of parking deadlines, in nanoseconds: a parked
 // connection expires up to this much after its deadline.
 const expiryTick = int64(100 * time.Millisecond)
+
+// burstParkings is how many parkings make a burst: once that many connections have
+// parked and none for burstSettle, the goroutines that served them have ended, and the
+// memory they held (their stacks, the buffers of their requests) is free but kept by the
+// runtime, which gives back on its own only what exceeds its heap goal, slowly. The
+// poller then has it returned at once (debug.FreeOSMemory: a full collection and a
+// release of every free page), at most once every minReturnInterval in the process
+// (however many pollers): the memory of idle connections is then what they hold, not
+// the peak of their arrival.
+const (
+	burstParkings     = 256
+	burstSettle       = time.Second
+	minReturnInterval = 10 * time.Second
+)
+
+// returns bounds how often the pollers of the process have freed memory returned.
+var returns = returnLimiter{run: debug.FreeOSMemory}
+
+// returnLimiter runs run at most once every minReturnInterval, on a goroutine of its
+// own; count is how many times it was started.
+type returnLimiter struct {
+	mu    sync.Mutex
+	last  time.Time
+	run   func()
+	count atomic.Int64
+}
+
+// next is the earliest time the limiter runs again.
+func (r *returnLimiter) next() time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.last.IsZero() {
+		return time.Time{}
+	}
+	return r.last.Add(minReturnInterval)
+}
+
+// try starts run unless it was started less than minReturnInterval ago, and reports
+// whether it did.
+func (r *returnLimiter) try(now time.Time) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.last.IsZero() && now.Sub(r.last) < minReturnInterval {
+		return false
+	}
+	r.last = now
+	r.count.Add(1)
+	go r.run()
+	return true
+}
+
+// returnAfterBurst has freed memory returned once a burst of parkings has settled (see
+// burstParkings); now is in nanoseconds since the epoch.
+func (p *Poller) returnAfterBurst(now int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.burst < burstParkings || now < p.lastPark+int64(burstSettle) {
+		return
+	}
+	if returns.try(p.epoch.Add(time.Duration(now))) {
+		p.burst = 0
+	}
+}
 
 // NewPoller starts a Poller; Close stops it.
 func NewPoller() (*Poller, error) {
@@ -130,9 +199,15 @@ func (p *Poller) Park(c *Conn, deadline time.Time, owner Parked) bool {
 	}
 	p.byFD[fd] = pk
 	p.parked++
-	if p.next == 0 || pk.deadline < p.next {
+	p.burst++
+	p.lastPark = int64(time.Since(p.epoch))
+	// The loop's wait ends at the earliest deadline, and once a burst settles.
+	earlier := p.next == 0 || pk.deadline < p.next
+	if earlier {
 		p.next = pk.deadline
-		p.ep.SetReadDeadline(p.epoch.Add(time.Duration(p.next)))
+	}
+	if earlier || p.burst == burstParkings {
+		p.ep.SetReadDeadline(p.epoch.Add(time.Duration(p.wakeAt())))
 	}
 	return true
 }
@@ -185,8 +260,8 @@ func (p *Poller) loop() {
 			return
 		}
 		var deadline time.Time
-		if p.next != 0 {
-			deadline = p.epoch.Add(time.Duration(p.next))
+		if wake := p.wakeAt(); wake != 0 {
+			deadline = p.epoch.Add(time.Duration(wake))
 		}
 		p.ep.SetReadDeadline(deadline)
 		p.mu.Unlock()
@@ -220,8 +295,23 @@ func (p *Poller) loop() {
 			syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_DEL, fd, nil)
 			go pk.owner.Ready()
 		}
-		p.expireDue(int64(time.Since(p.epoch)))
+		now := int64(time.Since(p.epoch))
+		p.expireDue(now)
+		p.returnAfterBurst(now)
 	}
+}
+
+// wakeAt is when the loop's wait must end (nanoseconds since the epoch, 0: never): the
+// earliest parking's deadline, or the end of a burst's settling. p.mu is held.
+func (p *Poller) wakeAt() int64 {
+	wake := p.next
+	if p.burst >= burstParkings {
+		settled := max(p.lastPark+int64(burstSettle), int64(returns.next().Sub(p.epoch)))
+		if wake == 0 || settled < wake {
+			wake = settled
+		}
+	}
+	return wake
 }
 
 // expireDue ends the parkings whose deadline is at or before now (nanoseconds since the

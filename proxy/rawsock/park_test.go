@@ -6,6 +6,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/l5d-go/l5d/pkg/eventually"
 )
 
 // outcome records how the parkings of a connection ended.
@@ -151,5 +153,34 @@ func TestParkingDeadlinesShareTicks(t *testing.T) {
 	}
 	if len(ticks) > 2 {
 		t.Fatalf("20 parkings within 20 ms have %d distinct deadlines, want at most 2", len(ticks))
+	}
+}
+
+// TestBurstOfParkingsReturnsFreedMemory: once a burst of connections has parked and
+// no more park for a while, the poller has the memory freed meanwhile returned to the
+// system, once (not again while nothing more parks), and the parked connections stay
+// parked.
+func TestBurstOfParkingsReturnsFreedMemory(t *testing.T) {
+	p := newPoller(t)
+	before := returns.count.Load()
+	var o outcome
+	far := time.Now().Add(time.Hour)
+	for range burstParkings {
+		c, _ := pair(t)
+		if _, ok := o.park(t, p, c, far); !ok {
+			t.Fatal("Park refused a connection")
+		}
+	}
+	eventually.True(t, "the poller to have freed memory returned after the burst", func() bool {
+		return returns.count.Load() > before
+	})
+	p.mu.Lock()
+	burst := p.burst
+	p.mu.Unlock()
+	if burst != 0 || returns.count.Load() != before+1 {
+		t.Fatalf("after the return: %d parkings counted in the burst, %d returns; want 0 and 1", burst, returns.count.Load()-before)
+	}
+	if p.Parked() != burstParkings || o.ready.Load()+o.expired.Load() != 0 {
+		t.Fatalf("%d parked, %d ended; want %d and 0", p.Parked(), o.ready.Load()+o.expired.Load(), burstParkings)
 	}
 }
