@@ -500,10 +500,13 @@ type countedConn struct {
 	// pending are bytes to return before reading from Conn again.
 	pending []byte
 	// idle is the connection under detected when it reads without holding a buffer
-	// while it waits (see ReadWith).
+	// while it waits (see ReadWith); detected is nil once dropped by Park.
 	detected *detect.Conn
 	idle     h1.IdleReader
 	srv      *Server
+	// dst is the original destination while the connection is parked without its
+	// ConnInfo (info nil; see Park).
+	dst netip.AddrPort
 }
 
 // Park implements forward.Parker: a connection over a socket the server's poller can
@@ -513,20 +516,37 @@ type countedConn struct {
 func (c *countedConn) Park(deadline time.Time) bool {
 	raw, ok := c.idle.(*rawsock.Conn)
 	p := c.srv.idle.Load()
-	if !ok || p == nil || len(c.pending) > 0 || len(c.detected.Buffered()) > 0 {
+	if !ok || p == nil || len(c.pending) > 0 || c.detected != nil && len(c.detected.Buffered()) > 0 {
 		return false
+	}
+	// While it is parked the connection keeps its socket and little else: the
+	// detection's replay, all read, is dropped, and so is the ConnInfo of a plain
+	// connection (no TLS identity, no gateway target), which Ready makes again from
+	// the socket and the original destination.
+	c.Conn, c.detected = raw, nil
+	if ci := c.info; !ci.TLS && ci.ClientID == "" && !ci.Gateway && ci.GatewayTarget == "" {
+		c.dst, c.info = ci.OrigDst, nil
 	}
 	c.srv.conns.Add(1)
 	if !p.Park(raw, deadline, c) {
+		c.unparked()
 		c.srv.conns.Done()
 		return false
 	}
 	return true
 }
 
+// unparked makes again the ConnInfo Park dropped, if it did.
+func (c *countedConn) unparked() {
+	if c.info == nil {
+		c.info = &forward.ConnInfo{Direction: c.srv.Direction, OrigDst: c.dst, Client: addrPort(c.RemoteAddr())}
+	}
+}
+
 // Ready implements rawsock.Parked: the parked connection has input, and is served on
 // the fast path again (the handler that parked it).
 func (c *countedConn) Ready() {
+	c.unparked()
 	fast := c.srv.handlers(c.info).HTTP.(FastHTTP1)
 	fast.ServeHTTP1(c.srv.connCtx, c, c.info, c.handOver)
 	c.srv.conns.Done()
@@ -543,7 +563,7 @@ func (c *countedConn) Expire() {
 // hand-over are consumed, a connection over a socket that can wait without a buffer
 // (rawsock) holds none while it waits; other connections read into the buffer get lends.
 func (c *countedConn) ReadWith(get func() []byte, put func([]byte)) ([]byte, int, error) {
-	if len(c.pending) == 0 && c.idle != nil && len(c.detected.Buffered()) == 0 {
+	if len(c.pending) == 0 && c.idle != nil && (c.detected == nil || len(c.detected.Buffered()) == 0) {
 		buf, n, err := c.idle.ReadWith(get, put)
 		c.m.Read(n)
 		return buf, n, err
