@@ -276,9 +276,7 @@ func (c *countedConn) handOver(pending []byte) {
 // closed).
 func (s *Server) admit(c net.Conn) (*countedConn, detect.Protocol) {
 	tc, _ := c.(*net.TCPConn)
-	if tc != nil && s.Keepalive > 0 {
-		tc.SetKeepAliveConfig(net.KeepAliveConfig{Enable: true, Idle: s.Keepalive, Interval: s.Keepalive})
-	}
+	s.keepAlive(tc)
 	dst, dstErr := s.origDst(tc)
 	c = rawsock.Wrap(c)
 	if dstErr != nil && s.TLS == nil {
@@ -406,6 +404,13 @@ func (s *Server) admit(c net.Conn) (*countedConn, detect.Protocol) {
 	return cc, proto
 }
 
+// keepAlive sets the server's keepalive period on an accepted connection (nil: none).
+func (s *Server) keepAlive(tc *net.TCPConn) {
+	if tc != nil && s.Keepalive > 0 {
+		tc.SetKeepAliveConfig(net.KeepAliveConfig{Enable: true, Idle: s.Keepalive, Interval: s.Keepalive})
+	}
+}
+
 // readTransportHeader reads the opaque transport header at the start of conn within the
 // detection timeout.
 func (s *Server) readTransportHeader(conn net.Conn) (transportheader.Header, error) {
@@ -480,7 +485,12 @@ func (s *Server) srcTCP(dst netip.AddrPort, labels string) *metrics.TCP {
 	return m
 }
 
+// addrPort returns a connection's address as an AddrPort; none for a nil one (the peer
+// address of a socket made a connection again after a reset).
 func addrPort(a net.Addr) netip.AddrPort {
+	if a == nil {
+		return netip.AddrPort{}
+	}
 	if ta, ok := a.(*net.TCPAddr); ok {
 		return ta.AddrPort()
 	}
@@ -519,16 +529,18 @@ func (c *countedConn) Park(deadline time.Time) bool {
 	if !ok || p == nil || len(c.pending) > 0 || c.detected != nil && len(c.detected.Buffered()) > 0 {
 		return false
 	}
-	// While it is parked the connection keeps its socket and little else: the
+	// While it is parked the connection keeps its socket and little else: the poller
+	// keeps the socket without its net.TCPConn (Ready brings a new one), the
 	// detection's replay, all read, is dropped, and so is the ConnInfo of a plain
 	// connection (no TLS identity, no gateway target), which Ready makes again from
 	// the socket and the original destination.
-	c.Conn, c.detected = raw, nil
+	c.Conn, c.idle, c.detected = nil, nil, nil
 	if ci := c.info; !ci.TLS && ci.ClientID == "" && !ci.Gateway && ci.GatewayTarget == "" {
 		c.dst, c.info = ci.OrigDst, nil
 	}
 	c.srv.conns.Add(1)
 	if !p.Park(raw, deadline, c) {
+		c.Conn, c.idle = raw, raw
 		c.unparked()
 		c.srv.conns.Done()
 		return false
@@ -545,17 +557,20 @@ func (c *countedConn) unparked() {
 
 // Ready implements rawsock.Parked: the parked connection has input, and is served on
 // the fast path again (the handler that parked it).
-func (c *countedConn) Ready() {
+func (c *countedConn) Ready(raw *rawsock.Conn) {
+	c.Conn, c.idle = raw, raw
+	c.srv.keepAlive(raw.TCPConn) // made again from its socket, it has package net's
 	c.unparked()
 	fast := c.srv.handlers(c.info).HTTP.(FastHTTP1)
 	fast.ServeHTTP1(c.srv.connCtx, c, c.info, c.handOver)
 	c.srv.conns.Done()
 }
 
-// Expire implements rawsock.Parked: the parked connection's idle timeout passed, or the
-// listener is shutting down.
+// Expire implements rawsock.Parked: the parked connection's idle timeout passed, the
+// listener is shutting down or its socket could not be made a connection again; the
+// poller has closed the socket.
 func (c *countedConn) Expire() {
-	c.Close()
+	c.done()
 	c.srv.conns.Done()
 }
 

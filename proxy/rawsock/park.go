@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net"
 	"os"
 	"runtime/debug"
 	"sync"
@@ -21,9 +22,11 @@ import (
 // while it waits (a blocking epoll_wait would hold a processor until the runtime's
 // monitor took it back, stalling the proxy's other goroutines meanwhile).
 //
-// A parked connection belongs to the Poller until it is handed back: its owner neither
-// reads, writes nor closes it. Each parking ends in exactly one call of either Ready or
-// Expire of its Parked.
+// A parked connection keeps only its socket: Park closes the Conn, its descriptor
+// duplicated first, so that neither its net.TCPConn (addresses, netpoller record) nor
+// the Conn stays while it waits, and Ready gives the owner a new Conn over the same
+// socket (its options kept, except keepalive: package net's default again). Each
+// parking ends in exactly one call of either Ready or Expire of its Parked.
 type Poller struct {
 	// ep is the epoll instance (epfd), waited on through rc; its read deadline is the
 	// earliest parking's, or in the past once the Poller is closed.
@@ -55,11 +58,11 @@ type Poller struct {
 // Parked is the owner of a parked connection, told how the parking ends.
 type Parked interface {
 	// Ready runs on a new goroutine once input arrives or the peer closes or resets the
-	// connection: the connection is the owner's again.
-	Ready()
-	// Expire runs when the parking's deadline passes first, or the Poller is closed (on
-	// the poller's goroutine, or Close's: it must not block). It must close the
-	// connection.
+	// connection, with a new Conn over its socket: the owner's from then on.
+	Ready(c *Conn)
+	// Expire runs, the socket closed, when the parking's deadline passes first or the
+	// Poller is closed (on the poller's goroutine, or Close's: it must not block), or
+	// when the socket could not be made a connection again (on Ready's goroutine).
 	Expire()
 }
 
@@ -165,9 +168,10 @@ func NewPoller() (*Poller, error) {
 	return p, nil
 }
 
-// Park hands c, waiting for input with nothing unread, to the poller until owner's
-// Ready or Expire runs (see Parked). Park reports false, and calls neither, when the
-// Poller is closed or the socket cannot be watched; the caller then keeps c.
+// Park hands c's socket, waiting for input with nothing unread, to the poller until
+// owner's Ready or Expire runs (see Parked), and closes c. Park reports false, and calls
+// neither, when the Poller is closed or the socket cannot be kept or watched; the caller
+// then keeps c as it was.
 func (p *Poller) Park(c *Conn, deadline time.Time, owner Parked) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -185,15 +189,24 @@ func (p *Poller) Park(c *Conn, deadline time.Time, owner Parked) bool {
 	fd := -1
 	var ctlErr error
 	err := c.rc.Control(func(sysfd uintptr) {
-		fd = int(sysfd)
+		// The duplicate keeps the socket open once c is closed.
+		r, _, errno := syscall.Syscall(syscall.SYS_FCNTL, sysfd, syscall.F_DUPFD_CLOEXEC, 0)
+		if errno != 0 {
+			ctlErr = errno
+			return
+		}
+		fd = int(r)
 		// Level-triggered and one-shot: input already there when it is added is
 		// reported at once, and nothing more after the first report.
 		ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT, Fd: int32(fd), Pad: int32(pk.gen)}
-		ctlErr = syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_ADD, fd, &ev)
+		if ctlErr = syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_ADD, fd, &ev); ctlErr != nil {
+			syscall.Close(fd)
+		}
 	})
 	if err != nil || ctlErr != nil {
 		return false
 	}
+	c.Close()
 	if fd >= len(p.byFD) {
 		p.byFD = append(p.byFD, make([]parking, max(fd+1-len(p.byFD), len(p.byFD)))...)
 	}
@@ -293,7 +306,7 @@ func (p *Poller) loop() {
 				continue
 			}
 			syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_DEL, fd, nil)
-			go pk.owner.Ready()
+			go resume(fd, pk.owner)
 		}
 		now := int64(time.Since(p.epoch))
 		p.expireDue(now)
@@ -343,6 +356,30 @@ func (p *Poller) expireDue(now int64) {
 	p.mu.Unlock()
 	for _, e := range ended {
 		syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_DEL, e.fd, nil)
+		syscall.Close(e.fd)
 		e.owner.Expire()
 	}
+}
+
+// resume gives the owner of a parked socket (fd, the poller's) a new Conn over it, or
+// ends the parking when it cannot.
+func resume(fd int, owner Parked) {
+	f := os.NewFile(uintptr(fd), "parked-connection")
+	nc, err := net.FileConn(f) // over a duplicate of fd
+	f.Close()
+	c, ok := nc.(*net.TCPConn)
+	if err != nil || !ok {
+		if nc != nil {
+			nc.Close()
+		}
+		owner.Expire()
+		return
+	}
+	rc, ok := Wrap(c).(*Conn)
+	if !ok {
+		c.Close()
+		owner.Expire()
+		return
+	}
+	owner.Ready(rc)
 }
