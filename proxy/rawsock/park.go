@@ -16,8 +16,7 @@ import (
 // Poller holds idle connections without a goroutine each: a parked connection is watched
 // by one epoll instance shared by all of them (one-shot: each parking reports once), and
 // given back to its owner on a new goroutine when input arrives or the peer hangs up.
-// Go's own netpoller keeps its registration of the socket meanwhile, so the connection
-// reads and writes as before once it is resumed. The poller's goroutine waits for its
+// The poller's goroutine waits for its
 // epoll instance in the netpoller too, as for a socket: it holds no thread or processor
 // while it waits (a blocking epoll_wait would hold a processor until the runtime's
 // monitor took it back, stalling the proxy's other goroutines meanwhile).
