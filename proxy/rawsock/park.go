@@ -16,10 +16,10 @@ import (
 // Poller holds idle connections without a goroutine each: a parked connection is watched
 // by one epoll instance shared by all of them (one-shot: each parking reports once), and
 // given back to its owner on a new goroutine when input arrives or the peer hangs up.
-// The poller's goroutine waits for its
-// epoll instance in the netpoller too, as for a socket: it holds no thread or processor
-// while it waits (a blocking epoll_wait would hold a processor until the runtime's
-// monitor took it back, stalling the proxy's other goroutines meanwhile).
+// The poller's goroutine waits for its epoll instance in the netpoller, as for a
+// socket: it holds no thread or processor while it waits (a blocking epoll_wait would
+// hold a processor until the runtime's monitor took it back, stalling the proxy's other
+// goroutines meanwhile).
 //
 // A parked connection keeps only its socket: Park closes the Conn, its descriptor
 // duplicated first, so that neither its net.TCPConn (addresses, netpoller record) nor
