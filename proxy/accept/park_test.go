@@ -11,6 +11,7 @@ import (
 	"os"
 	"runtime"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -298,6 +299,54 @@ func TestParkingLeaksNoDescriptors(t *testing.T) {
 	// The clients' ends of the shut-down connections stay open until the test ends.
 	if n := openFDs(t); n > before+5 {
 		t.Fatalf("%d descriptors open after the shutdown, want at most %d (before, and the 5 clients' ends)", n, before+5)
+	}
+}
+
+// infoRecorder routes as next does, keeping what each request's connection was known as.
+type infoRecorder struct {
+	next forward.Router
+	mu   sync.Mutex
+	seen []routedAs
+}
+
+// routedAs is what a request's connection was known as.
+type routedAs struct {
+	direction       string
+	origDst, client netip.AddrPort
+	tls             bool
+	clientID        string
+}
+
+func (r *infoRecorder) Route(req *http.Request, ci *forward.ConnInfo) (*forward.Backend, error) {
+	r.mu.Lock()
+	r.seen = append(r.seen, routedAs{ci.Direction, ci.OrigDst, ci.Client, ci.TLS, ci.ClientID})
+	r.mu.Unlock()
+	return r.next.Route(req, ci)
+}
+
+// TestResumedConnectionKeepsItsInfo: a parked connection, whose ConnInfo is dropped
+// while it waits, is routed after it resumes as the same connection: direction, original
+// destination and client address as for its first request.
+func TestResumedConnectionKeepsItsInfo(t *testing.T) {
+	rec := &infoRecorder{}
+	s, addr, _ := parkingProxy(t, func(h *forward.Handler) { rec.next, h.Router = h.Router, rec })
+	c, br := dialProxy(t, addr)
+	for range 3 {
+		get(t, c, br)
+		waitParked(t, s, 1)
+	}
+	get(t, c, br)
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	client := c.LocalAddr().(*net.TCPAddr).AddrPort()
+	want := routedAs{direction: "outbound", origDst: netip.MustParseAddrPort("10.96.0.10:80"), client: client}
+	if len(rec.seen) != 4 {
+		t.Fatalf("%d requests routed, want 4", len(rec.seen))
+	}
+	for i, got := range rec.seen {
+		if got != want {
+			t.Errorf("request %d (after %d parkings): routed as %+v, want %+v", i+1, i, got, want)
+		}
 	}
 }
 
