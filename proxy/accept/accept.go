@@ -106,6 +106,10 @@ type Server struct {
 	// connections being served or parked, which Serve waits for.
 	idle  atomic.Pointer[rawsock.Poller]
 	conns sync.WaitGroup
+	// connCtx is the context the connections are served with, httpLn the general HTTP
+	// server's listener (both set by Serve before it accepts).
+	connCtx context.Context
+	httpLn  *chanListener
 }
 
 // Handlers serve the connections of one kind: HTTP (which may implement FastHTTP1 and
@@ -139,6 +143,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, grace time.Duration
 	}
 	s.srcMetrics = map[srcKey]*metrics.TCP{}
 	httpLn := newChanListener(ln.Addr())
+	s.httpLn = httpLn
 	hs := &http.Server{
 		Handler:           s.httpHandler(),
 		ReadHeaderTimeout: forward.HeaderReadTimeout,
@@ -168,6 +173,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, grace time.Duration
 	wg := &s.conns
 	connCtx, cancelConns := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelConns()
+	s.connCtx = connCtx
 	acceptDone := make(chan error, 1)
 	go func() {
 		for {
@@ -179,7 +185,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, grace time.Duration
 			wg.Add(1)
 			go func() {
 				// No defer: its record would stay on the stack of every connection.
-				s.serveConn(connCtx, c, httpLn)
+				s.serveConn(c)
 				wg.Done()
 			}()
 		}
@@ -221,7 +227,8 @@ func (s *Server) ParkedConnections() int {
 	return 0
 }
 
-func (s *Server) serveConn(ctx context.Context, c net.Conn, httpLn *chanListener) {
+func (s *Server) serveConn(c net.Conn) {
+	ctx := s.connCtx
 	// What admit needs (TLS, detection) stays in its frame, which has returned by the
 	// time the connection is served: a connection waiting for its next request keeps a
 	// goroutine stack small enough for the runtime to shrink.
@@ -229,10 +236,7 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn, httpLn *chanListener
 	if cc == nil {
 		return
 	}
-	handlers := Handlers{HTTP: s.HTTP, TCP: s.TCP}
-	if cc.info.Gateway {
-		handlers = *s.Gateway
-	}
+	handlers := s.handlers(cc.info)
 	if proto == detect.Opaque {
 		handlers.TCP(ctx, cc.Conn, cc.info, cc.m)
 		cc.done()
@@ -243,16 +247,26 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn, httpLn *chanListener
 		return
 	}
 	if fast, ok := handlers.HTTP.(FastHTTP1); ok && proto == detect.HTTP1 {
-		fast.ServeHTTP1(ctx, cc, cc.info, func(pending []byte) {
-			cc.pending = pending
-			if !httpLn.push(ctx, cc) {
-				cc.Close()
-			}
-		})
+		fast.ServeHTTP1(ctx, cc, cc.info, cc.handOver)
 		return
 	}
-	if !httpLn.push(ctx, cc) {
-		cc.Close()
+	cc.handOver(nil)
+}
+
+// handlers are those serving the connections of ci: the gateway's or the listener's.
+func (s *Server) handlers(ci *forward.ConnInfo) Handlers {
+	if ci.Gateway {
+		return *s.Gateway
+	}
+	return Handlers{HTTP: s.HTTP, TCP: s.TCP}
+}
+
+// handOver is the fast path's fallback: the connection, with pending replayed first,
+// goes to the general HTTP server.
+func (c *countedConn) handOver(pending []byte) {
+	c.pending = pending
+	if !c.srv.httpLn.push(c.srv.connCtx, c) {
+		c.Close()
 	}
 }
 
@@ -262,9 +276,7 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn, httpLn *chanListener
 // closed).
 func (s *Server) admit(c net.Conn) (*countedConn, detect.Protocol) {
 	tc, _ := c.(*net.TCPConn)
-	if tc != nil && s.Keepalive > 0 {
-		tc.SetKeepAliveConfig(net.KeepAliveConfig{Enable: true, Idle: s.Keepalive, Interval: s.Keepalive})
-	}
+	s.keepAlive(tc)
 	dst, dstErr := s.origDst(tc)
 	c = rawsock.Wrap(c)
 	if dstErr != nil && s.TLS == nil {
@@ -392,6 +404,13 @@ func (s *Server) admit(c net.Conn) (*countedConn, detect.Protocol) {
 	return cc, proto
 }
 
+// keepAlive sets the server's keepalive period on an accepted connection (nil: none).
+func (s *Server) keepAlive(tc *net.TCPConn) {
+	if tc != nil && s.Keepalive > 0 {
+		tc.SetKeepAliveConfig(net.KeepAliveConfig{Enable: true, Idle: s.Keepalive, Interval: s.Keepalive})
+	}
+}
+
 // readTransportHeader reads the opaque transport header at the start of conn within the
 // detection timeout.
 func (s *Server) readTransportHeader(conn net.Conn) (transportheader.Header, error) {
@@ -466,7 +485,12 @@ func (s *Server) srcTCP(dst netip.AddrPort, labels string) *metrics.TCP {
 	return m
 }
 
+// addrPort returns a connection's address as an AddrPort; none for a nil one (the peer
+// address of a socket made a connection again after a reset).
 func addrPort(a net.Addr) netip.AddrPort {
+	if a == nil {
+		return netip.AddrPort{}
+	}
 	if ta, ok := a.(*net.TCPAddr); ok {
 		return ta.AddrPort()
 	}
@@ -486,47 +510,67 @@ type countedConn struct {
 	// pending are bytes to return before reading from Conn again.
 	pending []byte
 	// idle is the connection under detected when it reads without holding a buffer
-	// while it waits (see ReadWith).
+	// while it waits (see ReadWith); detected is nil once dropped by Park.
 	detected *detect.Conn
 	idle     h1.IdleReader
 	srv      *Server
-	// parked is the owner of the connection while it is parked (see Park).
-	parked forward.Parked
+	// dst is the original destination while the connection is parked without its
+	// ConnInfo (info nil; see Park).
+	dst netip.AddrPort
 }
 
 // Park implements forward.Parker: a connection over a socket the server's poller can
-// watch (rawsock), with no replayed or handed-over bytes left, is parked there; the
-// server waits for it at shutdown as for a connection being served.
-func (c *countedConn) Park(deadline time.Time, owner forward.Parked) bool {
+// watch (rawsock), with no replayed or handed-over bytes left, is parked there, the
+// connection itself its owner (nothing of the fast path is kept: Ready serves it
+// again); the server waits for it at shutdown as for a connection being served.
+func (c *countedConn) Park(deadline time.Time) bool {
 	raw, ok := c.idle.(*rawsock.Conn)
 	p := c.srv.idle.Load()
-	if !ok || p == nil || len(c.pending) > 0 || len(c.detected.Buffered()) > 0 {
+	if !ok || p == nil || len(c.pending) > 0 || c.detected != nil && len(c.detected.Buffered()) > 0 {
 		return false
 	}
-	c.parked = owner
+	// While it is parked the connection keeps its socket and little else: the poller
+	// keeps the socket without its net.TCPConn (Ready brings a new one), the
+	// detection's replay, all read, is dropped, and so is the ConnInfo of a plain
+	// connection (no TLS identity, no gateway target), which Ready makes again from
+	// the socket and the original destination.
+	c.Conn, c.idle, c.detected = nil, nil, nil
+	if ci := c.info; !ci.TLS && ci.ClientID == "" && !ci.Gateway && ci.GatewayTarget == "" {
+		c.dst, c.info = ci.OrigDst, nil
+	}
 	c.srv.conns.Add(1)
 	if !p.Park(raw, deadline, c) {
-		c.parked = nil
+		c.Conn, c.idle = raw, raw
+		c.unparked()
 		c.srv.conns.Done()
 		return false
 	}
 	return true
 }
 
-// Ready implements rawsock.Parked: the parked connection has input.
-func (c *countedConn) Ready() {
-	owner := c.parked
-	c.parked = nil
-	owner.Ready()
+// unparked makes again the ConnInfo Park dropped, if it did.
+func (c *countedConn) unparked() {
+	if c.info == nil {
+		c.info = &forward.ConnInfo{Direction: c.srv.Direction, OrigDst: c.dst, Client: addrPort(c.RemoteAddr())}
+	}
+}
+
+// Ready implements rawsock.Parked: the parked connection has input, and is served on
+// the fast path again (the handler that parked it).
+func (c *countedConn) Ready(raw *rawsock.Conn) {
+	c.Conn, c.idle = raw, raw
+	c.srv.keepAlive(raw.TCPConn) // made again from its socket, it has package net's
+	c.unparked()
+	fast := c.srv.handlers(c.info).HTTP.(FastHTTP1)
+	fast.ServeHTTP1(c.srv.connCtx, c, c.info, c.handOver)
 	c.srv.conns.Done()
 }
 
-// Expire implements rawsock.Parked: the parked connection's idle timeout passed, or the
-// listener is shutting down.
+// Expire implements rawsock.Parked: the parked connection's idle timeout passed, the
+// listener is shutting down or its socket could not be made a connection again; the
+// poller has closed the socket.
 func (c *countedConn) Expire() {
-	owner := c.parked
-	c.parked = nil
-	owner.Expire()
+	c.done()
 	c.srv.conns.Done()
 }
 
@@ -534,7 +578,7 @@ func (c *countedConn) Expire() {
 // hand-over are consumed, a connection over a socket that can wait without a buffer
 // (rawsock) holds none while it waits; other connections read into the buffer get lends.
 func (c *countedConn) ReadWith(get func() []byte, put func([]byte)) ([]byte, int, error) {
-	if len(c.pending) == 0 && c.idle != nil && len(c.detected.Buffered()) == 0 {
+	if len(c.pending) == 0 && c.idle != nil && (c.detected == nil || len(c.detected.Buffered()) == 0) {
 		buf, n, err := c.idle.ReadWith(get, put)
 		c.m.Read(n)
 		return buf, n, err

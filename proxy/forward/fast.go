@@ -58,19 +58,13 @@ func (h *Handler) ServeHTTP1(ctx context.Context, conn net.Conn, ci *ConnInfo, f
 
 // Parker is a client connection that can wait for its next request without a goroutine
 // (see package accept). Park hands the connection, waiting for input with nothing
-// unread, to a poller until exactly one of owner's methods runs. False means the
-// connection cannot be parked (now or ever): its goroutine keeps waiting for it.
+// unread, to a poller: ServeHTTP1 then returns, and the connection's server calls it
+// again once input arrives or the peer hangs up, or closes the connection once the
+// deadline passes or the listener shuts down. Nothing of the fast path is kept
+// meanwhile. False means the connection cannot be parked (now or ever): its goroutine
+// keeps waiting for it.
 type Parker interface {
-	Park(deadline time.Time, owner Parked) bool
-}
-
-// Parked is what a parked connection keeps of its fast path.
-type Parked interface {
-	// Ready runs on a new goroutine once input arrives or the peer hangs up.
-	Ready()
-	// Expire runs once the deadline passes or the listener shuts down, and closes the
-	// connection.
-	Expire()
+	Park(deadline time.Time) bool
 }
 
 // parkAfter is how long a connection with a Parker waits for its next request on its
@@ -124,7 +118,7 @@ func (s *fastConn) park() bool {
 		s.conn.Close() // the idle timeout is shorter than parkAfter
 		return true
 	}
-	if s.parker.Park(idleEnd, &parkedConn{h: s.h, ctx: s.ctx, conn: s.conn, ci: s.ci, fallback: s.fallback}) {
+	if s.parker.Park(idleEnd) {
 		return true
 	}
 	// serve keeps this deadline: idleSince is the wait's start.
@@ -141,25 +135,6 @@ func (s *fastConn) stop() {
 		s.conn.SetReadDeadline(time.Now())
 	}
 }
-
-// parkedConn is what a parked connection keeps: its fast-path state (buffers, request
-// heads, the routing request) is made again when it resumes, so that an idle connection
-// holds as little as possible.
-type parkedConn struct {
-	h        *Handler
-	ctx      context.Context
-	conn     net.Conn
-	ci       *ConnInfo
-	fallback func(pending []byte)
-}
-
-// Ready serves a parked connection again once it has input (or was hung up).
-func (p *parkedConn) Ready() {
-	p.h.newFastConn(p.ctx, p.conn, p.ci, p.fallback).run()
-}
-
-// Expire ends a parked connection whose idle timeout passed or whose listener shut down.
-func (p *parkedConn) Expire() { p.conn.Close() }
 
 // ServeHTTP2 serves an HTTP/2 (prior knowledge) connection with the lean HTTP/2 server,
 // each stream through ServeHTTP, and closes conn when done.

@@ -4,8 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net"
 	"os"
+	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -13,15 +16,16 @@ import (
 // Poller holds idle connections without a goroutine each: a parked connection is watched
 // by one epoll instance shared by all of them (one-shot: each parking reports once), and
 // given back to its owner on a new goroutine when input arrives or the peer hangs up.
-// Go's own netpoller keeps its registration of the socket meanwhile, so the connection
-// reads and writes as before once it is resumed. The poller's goroutine waits for its
-// epoll instance in the netpoller too, as for a socket: it holds no thread or processor
-// while it waits (a blocking epoll_wait would hold a processor until the runtime's
-// monitor took it back, stalling the proxy's other goroutines meanwhile).
+// The poller's goroutine waits for its epoll instance in the netpoller, as for a
+// socket: it holds no thread or processor while it waits (a blocking epoll_wait would
+// hold a processor until the runtime's monitor took it back, stalling the proxy's other
+// goroutines meanwhile).
 //
-// A parked connection belongs to the Poller until it is handed back: its owner neither
-// reads, writes nor closes it. Each parking ends in exactly one call of either Ready or
-// Expire of its Parked.
+// A parked connection keeps only its socket: Park closes the Conn, its descriptor
+// duplicated first, so that neither its net.TCPConn (addresses, netpoller record) nor
+// the Conn stays while it waits, and Ready gives the owner a new Conn over the same
+// socket (its options kept, except keepalive: package net's default again). Each
+// parking ends in exactly one call of either Ready or Expire of its Parked.
 type Poller struct {
 	// ep is the epoll instance (epfd), waited on through rc; its read deadline is the
 	// earliest parking's, or in the past once the Poller is closed.
@@ -44,16 +48,20 @@ type Poller struct {
 	parked int
 	// next is the earliest deadline of the parked connections (0: none).
 	next int64
+	// burst counts the parkings since the poller last had freed memory returned to the
+	// system (see returnAfterBurst); lastPark is the latest one's time since the epoch.
+	burst    int
+	lastPark int64
 }
 
 // Parked is the owner of a parked connection, told how the parking ends.
 type Parked interface {
 	// Ready runs on a new goroutine once input arrives or the peer closes or resets the
-	// connection: the connection is the owner's again.
-	Ready()
-	// Expire runs when the parking's deadline passes first, or the Poller is closed (on
-	// the poller's goroutine, or Close's: it must not block). It must close the
-	// connection.
+	// connection, with a new Conn over its socket: the owner's from then on.
+	Ready(c *Conn)
+	// Expire runs, the socket closed, when the parking's deadline passes first or the
+	// Poller is closed (on the poller's goroutine, or Close's: it must not block), or
+	// when the socket could not be made a connection again (on Ready's goroutine).
 	Expire()
 }
 
@@ -69,6 +77,69 @@ type parking struct {
 // expiryTick is the granularity of parking deadlines, in nanoseconds: a parked
 // connection expires up to this much after its deadline.
 const expiryTick = int64(100 * time.Millisecond)
+
+// burstParkings is how many parkings make a burst: once that many connections have
+// parked and none for burstSettle, the goroutines that served them have ended, and the
+// memory they held (their stacks, the buffers of their requests) is free but kept by the
+// runtime, which gives back on its own only what exceeds its heap goal, slowly. The
+// poller then has it returned at once (debug.FreeOSMemory: a full collection and a
+// release of every free page), at most once every minReturnInterval in the process
+// (however many pollers): the memory of idle connections is then what they hold, not
+// the peak of their arrival.
+const (
+	burstParkings     = 256
+	burstSettle       = time.Second
+	minReturnInterval = 10 * time.Second
+)
+
+// returns bounds how often the pollers of the process have freed memory returned.
+var returns = returnLimiter{run: debug.FreeOSMemory}
+
+// returnLimiter runs run at most once every minReturnInterval, on a goroutine of its
+// own; count is how many times it was started.
+type returnLimiter struct {
+	mu    sync.Mutex
+	last  time.Time
+	run   func()
+	count atomic.Int64
+}
+
+// next is the earliest time the limiter runs again.
+func (r *returnLimiter) next() time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.last.IsZero() {
+		return time.Time{}
+	}
+	return r.last.Add(minReturnInterval)
+}
+
+// try starts run unless it was started less than minReturnInterval ago, and reports
+// whether it did.
+func (r *returnLimiter) try(now time.Time) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.last.IsZero() && now.Sub(r.last) < minReturnInterval {
+		return false
+	}
+	r.last = now
+	r.count.Add(1)
+	go r.run()
+	return true
+}
+
+// returnAfterBurst has freed memory returned once a burst of parkings has settled (see
+// burstParkings); now is in nanoseconds since the epoch.
+func (p *Poller) returnAfterBurst(now int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.burst < burstParkings || now < p.lastPark+int64(burstSettle) {
+		return
+	}
+	if returns.try(p.epoch.Add(time.Duration(now))) {
+		p.burst = 0
+	}
+}
 
 // NewPoller starts a Poller; Close stops it.
 func NewPoller() (*Poller, error) {
@@ -96,9 +167,10 @@ func NewPoller() (*Poller, error) {
 	return p, nil
 }
 
-// Park hands c, waiting for input with nothing unread, to the poller until owner's
-// Ready or Expire runs (see Parked). Park reports false, and calls neither, when the
-// Poller is closed or the socket cannot be watched; the caller then keeps c.
+// Park hands c's socket, waiting for input with nothing unread, to the poller until
+// owner's Ready or Expire runs (see Parked), and closes c. Park reports false, and calls
+// neither, when the Poller is closed or the socket cannot be kept or watched; the caller
+// then keeps c as it was.
 func (p *Poller) Park(c *Conn, deadline time.Time, owner Parked) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -116,23 +188,38 @@ func (p *Poller) Park(c *Conn, deadline time.Time, owner Parked) bool {
 	fd := -1
 	var ctlErr error
 	err := c.rc.Control(func(sysfd uintptr) {
-		fd = int(sysfd)
+		// The duplicate keeps the socket open once c is closed.
+		r, _, errno := syscall.Syscall(syscall.SYS_FCNTL, sysfd, syscall.F_DUPFD_CLOEXEC, 0)
+		if errno != 0 {
+			ctlErr = errno
+			return
+		}
+		fd = int(r)
 		// Level-triggered and one-shot: input already there when it is added is
 		// reported at once, and nothing more after the first report.
 		ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT, Fd: int32(fd), Pad: int32(pk.gen)}
-		ctlErr = syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_ADD, fd, &ev)
+		if ctlErr = syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_ADD, fd, &ev); ctlErr != nil {
+			syscall.Close(fd)
+		}
 	})
 	if err != nil || ctlErr != nil {
 		return false
 	}
+	c.Close()
 	if fd >= len(p.byFD) {
 		p.byFD = append(p.byFD, make([]parking, max(fd+1-len(p.byFD), len(p.byFD)))...)
 	}
 	p.byFD[fd] = pk
 	p.parked++
-	if p.next == 0 || pk.deadline < p.next {
+	p.burst++
+	p.lastPark = int64(time.Since(p.epoch))
+	// The loop's wait ends at the earliest deadline, and once a burst settles.
+	earlier := p.next == 0 || pk.deadline < p.next
+	if earlier {
 		p.next = pk.deadline
-		p.ep.SetReadDeadline(p.epoch.Add(time.Duration(p.next)))
+	}
+	if earlier || p.burst == burstParkings {
+		p.ep.SetReadDeadline(p.epoch.Add(time.Duration(p.wakeAt())))
 	}
 	return true
 }
@@ -185,8 +272,8 @@ func (p *Poller) loop() {
 			return
 		}
 		var deadline time.Time
-		if p.next != 0 {
-			deadline = p.epoch.Add(time.Duration(p.next))
+		if wake := p.wakeAt(); wake != 0 {
+			deadline = p.epoch.Add(time.Duration(wake))
 		}
 		p.ep.SetReadDeadline(deadline)
 		p.mu.Unlock()
@@ -218,10 +305,25 @@ func (p *Poller) loop() {
 				continue
 			}
 			syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_DEL, fd, nil)
-			go pk.owner.Ready()
+			go resume(fd, pk.owner)
 		}
-		p.expireDue(int64(time.Since(p.epoch)))
+		now := int64(time.Since(p.epoch))
+		p.expireDue(now)
+		p.returnAfterBurst(now)
 	}
+}
+
+// wakeAt is when the loop's wait must end (nanoseconds since the epoch, 0: never): the
+// earliest parking's deadline, or the end of a burst's settling. p.mu is held.
+func (p *Poller) wakeAt() int64 {
+	wake := p.next
+	if p.burst >= burstParkings {
+		settled := max(p.lastPark+int64(burstSettle), int64(returns.next().Sub(p.epoch)))
+		if wake == 0 || settled < wake {
+			wake = settled
+		}
+	}
+	return wake
 }
 
 // expireDue ends the parkings whose deadline is at or before now (nanoseconds since the
@@ -253,6 +355,30 @@ func (p *Poller) expireDue(now int64) {
 	p.mu.Unlock()
 	for _, e := range ended {
 		syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_DEL, e.fd, nil)
+		syscall.Close(e.fd)
 		e.owner.Expire()
 	}
+}
+
+// resume gives the owner of a parked socket (fd, the poller's) a new Conn over it, or
+// ends the parking when it cannot.
+func resume(fd int, owner Parked) {
+	f := os.NewFile(uintptr(fd), "parked-connection")
+	nc, err := net.FileConn(f) // over a duplicate of fd
+	f.Close()
+	c, ok := nc.(*net.TCPConn)
+	if err != nil || !ok {
+		if nc != nil {
+			nc.Close()
+		}
+		owner.Expire()
+		return
+	}
+	rc, ok := Wrap(c).(*Conn)
+	if !ok {
+		c.Close()
+		owner.Expire()
+		return
+	}
+	owner.Ready(rc)
 }

@@ -1,42 +1,51 @@
 package rawsock
 
 import (
+	"errors"
 	"io"
 	"net"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/l5d-go/l5d/pkg/eventually"
 )
 
 // outcome records how the parkings of a connection ended.
 type outcome struct{ ready, expired atomic.Int32 }
 
-// owner is one parking of a connection.
+// owner is one parking of a connection; resumed is the Conn Ready gave it.
 type owner struct {
-	o     *outcome
-	c     *Conn
-	ended chan string
+	o       *outcome
+	ended   chan string
+	resumed *Conn
 }
 
-func (w *owner) Ready()  { w.o.ready.Add(1); w.ended <- "ready" }
-func (w *owner) Expire() { w.o.expired.Add(1); w.c.Close(); w.ended <- "expired" }
+func (w *owner) Ready(c *Conn) { w.o.ready.Add(1); w.resumed = c; w.ended <- "ready" }
+func (w *owner) Expire()       { w.o.expired.Add(1); w.ended <- "expired" }
 
-func (o *outcome) park(t *testing.T, p *Poller, c *Conn, deadline time.Time) (<-chan string, bool) {
+func (o *outcome) park(t *testing.T, p *Poller, c *Conn, deadline time.Time) (*owner, bool) {
 	t.Helper()
-	w := &owner{o: o, c: c, ended: make(chan string, 2)}
-	return w.ended, p.Park(c, deadline, w)
+	w := &owner{o: o, ended: make(chan string, 2)}
+	return w, p.Park(c, deadline, w)
 }
 
-func wait(t *testing.T, ended <-chan string, want string) {
+// wait waits for the parking to end as want, and returns the Conn it resumed with
+// (closed at the test's end), nil when it expired.
+func wait(t *testing.T, w *owner, want string) *Conn {
 	t.Helper()
 	select {
-	case got := <-ended:
+	case got := <-w.ended:
 		if got != want {
 			t.Fatalf("the parking ended %s, want %s", got, want)
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatalf("the parking never ended (want %s)", want)
 	}
+	if w.resumed != nil {
+		t.Cleanup(func() { w.resumed.Close() })
+	}
+	return w.resumed
 }
 
 func newPoller(t *testing.T) *Poller {
@@ -49,8 +58,9 @@ func newPoller(t *testing.T) *Poller {
 	return p
 }
 
-// TestParkedConnectionResumesOnInput: a parked connection is handed back once when input
-// arrives, even input sent before it was parked, and reads it; parked again, it is handed
+// TestParkedConnectionResumesOnInput: a parked connection is handed back once, as a new
+// Conn over its socket (the one parked is closed), when input arrives, even input sent
+// before it was parked, and reads it; parked again, it is handed
 // back when the peer closes (the read then sees the end) or resets the connection.
 func TestParkedConnectionResumesOnInput(t *testing.T) {
 	p := newPoller(t)
@@ -65,8 +75,11 @@ func TestParkedConnectionResumesOnInput(t *testing.T) {
 	if p.Parked() != 1 {
 		t.Fatalf("Parked() = %d, want 1", p.Parked())
 	}
+	if _, err := c.Write([]byte("x")); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("write on a parked Conn: %v, want it closed (only its socket kept)", err)
+	}
 	srv.Write([]byte("next"))
-	wait(t, ended, "ready")
+	c = wait(t, ended, "ready")
 	buf := make([]byte, 4)
 	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "next" {
 		t.Fatalf("read after resuming: %q %v", buf, err)
@@ -75,7 +88,7 @@ func TestParkedConnectionResumesOnInput(t *testing.T) {
 	// Input already there when it is parked.
 	srv.Write([]byte("more"))
 	ended, _ = o.park(t, p, c, far)
-	wait(t, ended, "ready")
+	c = wait(t, ended, "ready")
 	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "more" {
 		t.Fatalf("read after resuming: %q %v", buf, err)
 	}
@@ -83,7 +96,7 @@ func TestParkedConnectionResumesOnInput(t *testing.T) {
 	// The peer closes.
 	ended, _ = o.park(t, p, c, far)
 	srv.Close()
-	wait(t, ended, "ready")
+	c = wait(t, ended, "ready")
 	if n, err := c.Read(buf); err != io.EOF {
 		t.Fatalf("read after the peer closed: %d %v, want EOF", n, err)
 	}
@@ -93,7 +106,7 @@ func TestParkedConnectionResumesOnInput(t *testing.T) {
 	ended, _ = o.park(t, p, c2, far)
 	srv2.(*net.TCPConn).SetLinger(0)
 	srv2.Close()
-	wait(t, ended, "ready")
+	c2 = wait(t, ended, "ready")
 	if _, err := c2.Read(buf); err == nil {
 		t.Fatal("read after the peer reset: no error")
 	}
@@ -151,5 +164,34 @@ func TestParkingDeadlinesShareTicks(t *testing.T) {
 	}
 	if len(ticks) > 2 {
 		t.Fatalf("20 parkings within 20 ms have %d distinct deadlines, want at most 2", len(ticks))
+	}
+}
+
+// TestBurstOfParkingsReturnsFreedMemory: once a burst of connections has parked and
+// no more park for a while, the poller has the memory freed meanwhile returned to the
+// system, once (not again while nothing more parks), and the parked connections stay
+// parked.
+func TestBurstOfParkingsReturnsFreedMemory(t *testing.T) {
+	p := newPoller(t)
+	before := returns.count.Load()
+	var o outcome
+	far := time.Now().Add(time.Hour)
+	for range burstParkings {
+		c, _ := pair(t)
+		if _, ok := o.park(t, p, c, far); !ok {
+			t.Fatal("Park refused a connection")
+		}
+	}
+	eventually.True(t, "the poller to have freed memory returned after the burst", func() bool {
+		return returns.count.Load() > before
+	})
+	p.mu.Lock()
+	burst := p.burst
+	p.mu.Unlock()
+	if burst != 0 || returns.count.Load() != before+1 {
+		t.Fatalf("after the return: %d parkings counted in the burst, %d returns; want 0 and 1", burst, returns.count.Load()-before)
+	}
+	if p.Parked() != burstParkings || o.ready.Load()+o.expired.Load() != 0 {
+		t.Fatalf("%d parked, %d ended; want %d and 0", p.Parked(), o.ready.Load()+o.expired.Load(), burstParkings)
 	}
 }
