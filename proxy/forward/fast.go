@@ -17,6 +17,7 @@ import (
 	"github.com/l5d-go/l5d/proxy/balance"
 	"github.com/l5d-go/l5d/proxy/h1"
 	"github.com/l5d-go/l5d/proxy/h2"
+	"github.com/l5d-go/l5d/proxy/internal/relaybuf"
 	"github.com/l5d-go/l5d/proxy/metrics"
 	"github.com/l5d-go/l5d/proxy/routematch"
 	"github.com/l5d-go/l5d/proxy/routes"
@@ -744,10 +745,10 @@ func writeRelayFraming(w *h1.Writer, status int, cl int64, hasCL, head, clientCl
 // last chunk, which the caller follows with the trailer section) when chunked. It
 // reports whether body broke off.
 func relayBody(w *h1.Writer, body io.Reader, chunked bool) (broken bool) {
-	bp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bp)
-	buf := *bp
+	var lease relaybuf.Lease
+	defer lease.Release()
 	for {
+		buf := lease.Bytes()
 		n, rerr := body.Read(buf)
 		if n > 0 {
 			if chunked {
@@ -760,6 +761,7 @@ func relayBody(w *h1.Writer, body io.Reader, chunked bool) (broken bool) {
 				w.Flush() // a streamed response reaches the client as it comes
 			}
 		}
+		lease.Read(n)
 		if rerr == io.EOF {
 			break
 		}

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/net/http/httpguts"
 
 	"github.com/l5d-go/l5d/proxy/h1"
+	"github.com/l5d-go/l5d/proxy/internal/relaybuf"
 )
 
 // roundTripLean sends r to ep over a pooled HTTP/1.1 connection with the lean codec and
@@ -183,10 +184,10 @@ var errShortRequestBody = errors.New("request body shorter than its Content-Leng
 
 // copyRequestBody relays exactly n bytes of body to w.
 func copyRequestBody(w *h1.Writer, body io.Reader, n int64) error {
-	bp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bp)
-	buf := *bp
+	var lease relaybuf.Lease
+	defer lease.Release()
 	for n > 0 {
+		buf := lease.Bytes()
 		k, err := body.Read(buf[:min(int64(len(buf)), n)])
 		if k > 0 {
 			if _, werr := w.Write(buf[:k]); werr != nil {
@@ -194,6 +195,7 @@ func copyRequestBody(w *h1.Writer, body io.Reader, n int64) error {
 			}
 			n -= int64(k)
 		}
+		lease.Read(k)
 		if err != nil {
 			if err == io.EOF && n == 0 {
 				break
@@ -211,10 +213,10 @@ func copyRequestBody(w *h1.Writer, body io.Reader, n int64) error {
 // may stream its request), then the last chunk with trailer's fields, which the body
 // fills by its end.
 func copyChunkedRequestBody(w *h1.Writer, body io.Reader, trailer http.Header) error {
-	bp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bp)
-	buf := *bp
+	var lease relaybuf.Lease
+	defer lease.Release()
 	for {
+		buf := lease.Bytes()
 		k, err := body.Read(buf)
 		if k > 0 {
 			w.WriteString(strconv.FormatInt(int64(k), 16))
@@ -227,6 +229,7 @@ func copyChunkedRequestBody(w *h1.Writer, body io.Reader, trailer http.Header) e
 				return werr
 			}
 		}
+		lease.Read(k)
 		if err == io.EOF {
 			break
 		}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/l5d-go/l5d/proxy/accesslog"
 	"github.com/l5d-go/l5d/proxy/balance"
+	"github.com/l5d-go/l5d/proxy/internal/relaybuf"
 	"github.com/l5d-go/l5d/proxy/metrics"
 	"github.com/l5d-go/l5d/proxy/routematch"
 	"github.com/l5d-go/l5d/proxy/routes"
@@ -117,7 +118,9 @@ func (h *Handler) errorMetrics(ci *ConnInfo) *metrics.HTTP {
 	return h.ErrorMetrics
 }
 
-var bufPool = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
+// bufPool lends the buffers of a response's first bytes and of upgraded connections; bodies
+// are relayed through relaybuf leases.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 16<<10); return &b }}
 
 // ServeHTTP forwards r and writes the response, or a proxy error, to w.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -380,10 +383,10 @@ func (h *Handler) copyResponse(w http.ResponseWriter, resp *http.Response) (fail
 	if stream {
 		flusher.Flush() // streaming clients (gRPC, SSE) need the headers now
 	}
-	bp := bufPool.Get().(*[]byte)
-	buf := *bp
+	var lease relaybuf.Lease
 	var bodyErr error
 	for {
+		buf := lease.Bytes()
 		n, err := resp.Body.Read(buf)
 		if n > 0 {
 			if _, werr := w.Write(buf[:n]); werr != nil {
@@ -394,6 +397,7 @@ func (h *Handler) copyResponse(w http.ResponseWriter, resp *http.Response) (fail
 				flusher.Flush()
 			}
 		}
+		lease.Read(n)
 		if err != nil {
 			if err != io.EOF {
 				bodyErr = err
@@ -401,7 +405,7 @@ func (h *Handler) copyResponse(w http.ResponseWriter, resp *http.Response) (fail
 			break
 		}
 	}
-	bufPool.Put(bp)
+	lease.Release()
 	if bodyErr != nil {
 		if h.Log != nil {
 			h.Log.Debug("response body interrupted", "error", bodyErr)

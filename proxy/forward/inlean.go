@@ -15,6 +15,7 @@ import (
 
 	"github.com/l5d-go/l5d/proxy/h1"
 	"github.com/l5d-go/l5d/proxy/h2"
+	"github.com/l5d-go/l5d/proxy/internal/relaybuf"
 	"github.com/l5d-go/l5d/proxy/trace"
 )
 
@@ -364,10 +365,10 @@ func (f *h2Head) release() { f.all, f.length, f.n = "", "", 0 }
 
 // copyFixedTo relays the n bytes of body left in r to w through a pooled buffer.
 func copyFixedTo(w io.Writer, r *h1.Reader, n int64) error {
-	bp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bp)
-	buf := *bp
+	var lease relaybuf.Lease
+	defer lease.Release()
 	for n > 0 {
+		buf := lease.Bytes()
 		k, err := r.Read(buf[:min(int64(len(buf)), n)])
 		if k > 0 {
 			if _, werr := w.Write(buf[:k]); werr != nil {
@@ -375,6 +376,7 @@ func copyFixedTo(w io.Writer, r *h1.Reader, n int64) error {
 			}
 			n -= int64(k)
 		}
+		lease.Read(k)
 		if err != nil && n > 0 {
 			return h1.ErrBodyTruncated
 		}
@@ -387,10 +389,10 @@ func copyFixedTo(w io.Writer, r *h1.Reader, n int64) error {
 // another error.
 func copyStreamTo(w http.ResponseWriter, body io.Reader) error {
 	flusher, _ := w.(http.Flusher)
-	bp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bp)
-	buf := *bp
+	var lease relaybuf.Lease
+	defer lease.Release()
 	for {
+		buf := lease.Bytes()
 		n, err := body.Read(buf)
 		if n > 0 {
 			if _, werr := w.Write(buf[:n]); werr != nil {
@@ -400,6 +402,7 @@ func copyStreamTo(w http.ResponseWriter, body io.Reader) error {
 				flusher.Flush()
 			}
 		}
+		lease.Read(n)
 		if err == io.EOF {
 			return nil
 		}

@@ -16,6 +16,8 @@ import (
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+
+	"github.com/l5d-go/l5d/proxy/internal/relaybuf"
 )
 
 // Transport is an http.RoundTripper speaking HTTP/2 with prior knowledge over
@@ -507,20 +509,16 @@ func (cs *clientStream) credit(conn, stream int) {
 	}
 }
 
-// sendBufPool holds sendBody's read buffers: the frame writer copies what it sends, so a
-// buffer is free again when sendBody returns.
-var sendBufPool = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
-
 // sendBody copies the request body into DATA frames. body is the request's Body when the
 // stream was sent: the caller may set another on the request once RoundTrip returns (a
 // retry's replay of it) while this one is still being sent.
 func (cs *clientStream) sendBody(body io.ReadCloser) {
 	cc := cs.cc
 	defer body.Close()
-	bp := sendBufPool.Get().(*[]byte)
-	defer sendBufPool.Put(bp)
-	buf := *bp
+	var lease relaybuf.Lease
+	defer lease.Release()
 	for {
+		buf := lease.Bytes()
 		n, rerr := body.Read(buf)
 		end := rerr == io.EOF
 		if n > 0 || end {
@@ -536,6 +534,7 @@ func (cs *clientStream) sendBody(body io.ReadCloser) {
 				return
 			}
 		}
+		lease.Read(n)
 		if end {
 			return
 		}
