@@ -2,7 +2,6 @@ package forward
 
 import (
 	"bufio"
-	"context"
 	"io"
 	"net"
 	"net/http"
@@ -30,24 +29,10 @@ func startInboundH2(t testing.TB, target netip.AddrPort) (addr string, client *h
 		Router:  fixedRouter{&Backend{Name: target.String(), Balancer: bal}},
 		Clients: NewClients(ClientOptions{Connect: TCPConnector(time.Second, 0)}),
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(func() { cancel(); ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go h.ServeHTTP2(ctx, c, &ConnInfo{Direction: "inbound", OrigDst: target})
-		}
-	}()
+	addr = serveH2(t, h, func() *ConnInfo { return &ConnInfo{Direction: "inbound", OrigDst: target} })
 	tr := &h2.Transport{Connect: TCPConnector(time.Second, 0)}
 	t.Cleanup(tr.CloseIdleConnections)
-	return ln.Addr().String(), tr
+	return addr, tr
 }
 
 func meshedRequest(t *testing.T, tr *h2.Transport, addr, method, path, body string) (*http.Response, string) {

@@ -278,7 +278,7 @@ func TestLeanInboundEqualsGeneral(t *testing.T) {
 
 // serveH2 serves HTTP/2 connections with handler on a loopback listener, each with the
 // ConnInfo ci gives, and returns its address.
-func serveH2(t *testing.T, handler http.Handler, ci func() *ConnInfo) string {
+func serveH2(t testing.TB, handler http.Handler, ci func() *ConnInfo) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
