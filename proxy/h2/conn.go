@@ -419,10 +419,15 @@ func (w *frameWriter) data(id uint32, sw *sendWindow, p []byte, endStream bool) 
 		n := int64(len(p))
 		n = min(n, w.connSend, sw.window, int64(w.maxFrame), maxSendFrame)
 		if n <= 0 {
-			w.flushLocked()
-			if w.err == nil {
-				w.cond.Wait()
+			if len(w.out) > 0 && !w.writing {
+				// Our frames go out first. The lock is released during the write: a
+				// WINDOW_UPDATE handled meanwhile broadcast to nobody, so the windows are
+				// looked at again before waiting (waiting at once lost that credit, and
+				// with it the stream, when it was the peer's last).
+				w.flushLocked()
+				continue
 			}
+			w.cond.Wait()
 			continue
 		}
 		w.connSend -= n
