@@ -259,6 +259,16 @@ func (w *frameWriter) lock() {
 	}
 }
 
+// lockState takes the writer's lock to read or update state only (a send window),
+// without waiting for room in the pending buffer as lock does; unlockState releases it.
+// The read loop takes WINDOW_UPDATEs with it: had it waited for its own side's write in
+// progress, blocked by a peer whose read loop waited in the same way, both connections'
+// read loops would stop for good (bodies both ways over full socket buffers did).
+func (w *frameWriter) lockState() { w.mu.Lock() }
+
+// unlockState releases the lock taken by lockState; nothing was added to write.
+func (w *frameWriter) unlockState() { w.mu.Unlock() }
+
 // unlock writes the pending frames (unless a write is in progress, which will) and
 // releases the lock.
 func (w *frameWriter) unlock() {

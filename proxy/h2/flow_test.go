@@ -170,3 +170,51 @@ func rounds() int {
 	}
 	return 5
 }
+
+// smallBuffers shrinks c's socket buffers, so that a peer that stops reading soon
+// blocks the other side's writes.
+func smallBuffers(c net.Conn) net.Conn {
+	tc := c.(*net.TCPConn)
+	tc.SetReadBuffer(32 << 10)
+	tc.SetWriteBuffer(32 << 10)
+	return c
+}
+
+// TestBothWaysWithFullSocketBuffers: bodies flowing both ways on many streams at once,
+// over a connection whose socket buffers hold little, all arrive. Each side's writes
+// block until the other reads; a read loop that waited for its own side's writes (to
+// take a WINDOW_UPDATE, say) while the other's did the same would stop both for good.
+func TestBothWaysWithFullSocketBuffers(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	t.Cleanup(func() { cancel(); ln.Close(); wg.Wait() })
+	srv := &Server{Handler: streamingEcho()}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() { defer wg.Done(); srv.ServeConn(ctx, smallBuffers(c)) }()
+		}
+	}()
+	d := net.Dialer{}
+	tr := &Transport{Connect: func(ctx context.Context, addr string) (net.Conn, error) {
+		c, err := d.DialContext(ctx, "tcp", addr)
+		if err != nil {
+			return nil, err
+		}
+		return smallBuffers(c), nil
+	}}
+	t.Cleanup(tr.CloseIdleConnections)
+	for range rounds() {
+		echoMany(t, tr, "http://"+ln.Addr().String(), 16, 1<<20)
+	}
+}
