@@ -871,7 +871,7 @@ func (cc *clientConn) onSettings(f *http2.SettingsFrame) error {
 // onWindowUpdate adds to a send window; a window above 2^31-1 is a flow-control error
 // (RFC 9113 section 6.9.1) of the connection or of the stream.
 func (cc *clientConn) onWindowUpdate(f *http2.WindowUpdateFrame) error {
-	cc.w.lock()
+	cc.w.lockState()
 	var cs *clientStream
 	overflow := false
 	if f.StreamID == 0 {
@@ -884,7 +884,7 @@ func (cc *clientConn) onWindowUpdate(f *http2.WindowUpdateFrame) error {
 		}
 	}
 	cc.w.cond.Broadcast()
-	cc.w.unlock()
+	cc.w.unlockState()
 	switch {
 	case !overflow:
 	case cs == nil:

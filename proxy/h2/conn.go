@@ -259,6 +259,16 @@ func (w *frameWriter) lock() {
 	}
 }
 
+// lockState takes the writer's lock to read or update state only (a send window),
+// without waiting for room in the pending buffer as lock does; unlockState releases it.
+// The read loop takes WINDOW_UPDATEs with it: had it waited for its own side's write in
+// progress, blocked by a peer whose read loop waited in the same way, both connections'
+// read loops would stop for good (bodies both ways over full socket buffers did).
+func (w *frameWriter) lockState() { w.mu.Lock() }
+
+// unlockState releases the lock taken by lockState; nothing was added to write.
+func (w *frameWriter) unlockState() { w.mu.Unlock() }
+
 // unlock writes the pending frames (unless a write is in progress, which will) and
 // releases the lock.
 func (w *frameWriter) unlock() {
@@ -419,10 +429,15 @@ func (w *frameWriter) data(id uint32, sw *sendWindow, p []byte, endStream bool) 
 		n := int64(len(p))
 		n = min(n, w.connSend, sw.window, int64(w.maxFrame), maxSendFrame)
 		if n <= 0 {
-			w.flushLocked()
-			if w.err == nil {
-				w.cond.Wait()
+			if len(w.out) > 0 && !w.writing {
+				// Our frames go out first. The lock is released during the write: a
+				// WINDOW_UPDATE handled meanwhile broadcast to nobody, so the windows are
+				// looked at again before waiting (waiting at once lost that credit, and
+				// with it the stream, when it was the peer's last).
+				w.flushLocked()
+				continue
 			}
+			w.cond.Wait()
 			continue
 		}
 		w.connSend -= n

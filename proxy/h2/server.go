@@ -436,13 +436,13 @@ func (sc *serverConn) earlyReset(st *serverStream) bool {
 
 func (sc *serverConn) onWindowUpdate(f *http2.WindowUpdateFrame) error {
 	if f.StreamID == 0 {
-		sc.w.lock()
+		sc.w.lockState()
 		overflow := sc.w.connSend+int64(f.Increment) > maxWindow
 		if !overflow {
 			sc.w.connSend += int64(f.Increment)
 			sc.w.cond.Broadcast()
 		}
-		sc.w.unlock()
+		sc.w.unlockState()
 		if overflow {
 			return sc.goAway(http2.ErrCodeFlowControl, "connection send window above 2^31-1")
 		}
@@ -455,13 +455,13 @@ func (sc *serverConn) onWindowUpdate(f *http2.WindowUpdateFrame) error {
 	if st == nil {
 		return nil // a closed stream: allowed
 	}
-	sc.w.lock()
+	sc.w.lockState()
 	overflow := st.send.window+int64(f.Increment) > maxWindow
 	if !overflow {
 		st.send.window += int64(f.Increment)
 		sc.w.cond.Broadcast()
 	}
-	sc.w.unlock()
+	sc.w.unlockState()
 	if overflow && !sc.refuse(f.StreamID, http2.ErrCodeFlowControl) {
 		return sc.goAway(http2.ErrCodeEnhanceYourCalm, errCalm.Error())
 	}
