@@ -498,7 +498,7 @@ func (cs *clientStream) credit(conn, stream int) {
 	if v := cc.credit.add(conn); v > 0 || stream > 0 {
 		cc.inflow.give(v)
 		cs.inflow.give(int64(stream))
-		cc.w.lock()
+		cc.w.lockControl()
 		if cc.w.err == nil && v > 0 {
 			cc.w.err = cc.w.fr.WriteWindowUpdate(0, uint32(v))
 		}
@@ -563,7 +563,7 @@ func (cs *clientStream) cancel(code http2.ErrCode, err error) {
 	_, live := cc.streams[cs.id]
 	cc.mu.Unlock()
 	if live {
-		cc.w.lock()
+		cc.w.lockControl()
 		if cc.w.err == nil {
 			cc.w.err = cc.w.fr.WriteRSTStream(cs.id, code)
 		}
@@ -584,10 +584,10 @@ func (cs *clientStream) finish(err error) {
 	if live {
 		cc.w.streams.Add(-1)
 	}
-	cc.w.lock()
+	cc.w.lockState()
 	cs.send.reset = true
 	cc.w.cond.Broadcast()
-	cc.w.unlock()
+	cc.w.unlockState()
 	if !got {
 		cs.respErr = err
 		cs.respCh <- struct{}{}
@@ -726,7 +726,7 @@ func (cc *clientConn) readLoop() {
 			}
 		case *http2.PingFrame:
 			if !f.IsAck() {
-				cc.w.lock()
+				cc.w.lockControl()
 				if cc.w.err == nil {
 					cc.w.err = cc.w.fr.WritePing(true, f.Data)
 				}
@@ -783,7 +783,7 @@ func (cc *clientConn) goAwayErr(code http2.ErrCode, why string) error {
 func (cc *clientConn) creditConn(n int) {
 	if v := cc.credit.add(n); v > 0 {
 		cc.inflow.give(v)
-		cc.w.lock()
+		cc.w.lockControl()
 		if cc.w.err == nil {
 			cc.w.err = cc.w.fr.WriteWindowUpdate(0, uint32(v))
 		}
@@ -830,7 +830,7 @@ func (cc *clientConn) onSettings(f *http2.SettingsFrame) error {
 	if code, err := checkSettings(f); err != nil {
 		return cc.goAwayErr(code, err.Error())
 	}
-	cc.w.lock()
+	cc.w.lockControl()
 	err := f.ForeachSetting(func(s http2.Setting) error {
 		switch s.ID {
 		case http2.SettingInitialWindowSize:

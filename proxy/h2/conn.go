@@ -269,6 +269,25 @@ func (w *frameWriter) lockState() { w.mu.Lock() }
 // unlockState releases the lock taken by lockState; nothing was added to write.
 func (w *frameWriter) unlockState() { w.mu.Unlock() }
 
+// controlHeadroom is how far past maxPending the connection's own small control frames
+// (acknowledgements of SETTINGS and PING, WINDOW_UPDATE, RST_STREAM) may fill the
+// pending buffer before their writer waits (lockControl).
+const controlHeadroom = 16 << 10
+
+// lockControl takes the writer's lock to add a control frame, waiting for room only past
+// maxPending+controlHeadroom: a read loop answering its peer does not wait behind its own
+// side's DATA (which may wait for a peer whose read loop waits in the same way), while a
+// peer that floods frames to be answered and reads none still stalls its own connection.
+// unlock releases it.
+func (w *frameWriter) lockControl() {
+	w.mu.Lock()
+	for w.writing && len(w.out) >= maxPending+controlHeadroom && w.err == nil {
+		w.roomWaiters++
+		w.room.Wait()
+		w.roomWaiters--
+	}
+}
+
 // unlock writes the pending frames (unless a write is in progress, which will) and
 // releases the lock.
 func (w *frameWriter) unlock() {

@@ -245,7 +245,7 @@ func (st *serverStream) credit(conn, stream int) {
 	sc.creditConn(conn)
 	if stream > 0 {
 		st.inflow.give(int64(stream))
-		sc.w.lock()
+		sc.w.lockControl()
 		if sc.w.err == nil {
 			sc.w.err = sc.w.fr.WriteWindowUpdate(st.id, uint32(stream))
 		}
@@ -256,17 +256,17 @@ func (st *serverStream) credit(conn, stream int) {
 func (st *serverStream) abort(err error) {
 	n := st.body.discard(err)
 	st.cancel()
-	st.sc.w.lock()
+	st.sc.w.lockState()
 	st.send.reset = true
 	st.sc.w.cond.Broadcast()
-	st.sc.w.unlock()
+	st.sc.w.unlockState()
 	st.sc.creditConn(n)
 }
 
 func (sc *serverConn) creditConn(n int) {
 	if v := sc.credit.add(n); v > 0 {
 		sc.inflow.give(v)
-		sc.w.lock()
+		sc.w.lockControl()
 		if sc.w.err == nil {
 			sc.w.err = sc.w.fr.WriteWindowUpdate(0, uint32(v))
 		}
@@ -382,7 +382,7 @@ func (sc *serverConn) readLoop() error {
 			// stalls its own connection's read loop rather than queueing them (x/net
 			// closes the connection past 10,000 queued control frames).
 			if !f.IsAck() {
-				sc.w.lock()
+				sc.w.lockControl()
 				if sc.w.err == nil {
 					sc.w.err = sc.w.fr.WritePing(true, f.Data)
 				}
@@ -488,7 +488,7 @@ func (sc *serverConn) resetStream(id uint32, code http2.ErrCode) *serverStream {
 	if st != nil {
 		st.abort(errStreamReset)
 	}
-	sc.w.lock()
+	sc.w.lockControl()
 	if sc.w.err == nil {
 		sc.w.err = sc.w.fr.WriteRSTStream(id, code)
 	}
@@ -516,7 +516,7 @@ func (sc *serverConn) onSettings(f *http2.SettingsFrame) error {
 	if code, err := checkSettings(f); err != nil {
 		return sc.goAway(code, err.Error())
 	}
-	sc.w.lock()
+	sc.w.lockControl()
 	err := f.ForeachSetting(func(s http2.Setting) error {
 		switch s.ID {
 		case http2.SettingInitialWindowSize:
@@ -593,9 +593,9 @@ func (sc *serverConn) onHeaders(f *headerBlock) error {
 	st.cancel, st.reject, st.declared, st.hasBody = cancel, reject, req.ContentLength, !f.StreamEnded()
 	st.body.init(st)
 	st.inflow.give(streamWindow)
-	sc.w.lock()
+	sc.w.lockState()
 	st.send.window = int64(sc.w.initialWindow)
-	sc.w.unlock()
+	sc.w.unlockState()
 	if f.StreamEnded() {
 		req.Body = http.NoBody
 		req.ContentLength = 0

@@ -257,3 +257,62 @@ func TestResponseBodyBufferPooled(t *testing.T) {
 		t.Errorf("%d bytes allocated per request with an 8 KiB response, want less than 8 KiB", per)
 	}
 }
+
+// TestControlFramesHaveHeadroom: with the pending buffer full of frames waiting for a peer
+// that does not read, a control frame (lockControl: a read loop's acknowledgement) is
+// still added, up to controlHeadroom more bytes, and no further.
+func TestControlFramesHaveHeadroom(t *testing.T) {
+	near, far := net.Pipe()
+	defer near.Close()
+	defer far.Close()
+	w := newFrameWriter(near)
+	go ping(w, 0) // its write blocks: nobody reads beyond the first byte
+	if _, err := io.ReadFull(far, make([]byte, 1)); err != nil {
+		t.Fatal(err)
+	}
+	// Data writers (lock) fill the pending buffer and then wait.
+	go func() {
+		for i := range 2 * maxPending / (9 + 8) {
+			ping(w, byte(i))
+		}
+	}()
+	pending := func() (int, bool) {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		return len(w.out), w.writing
+	}
+	for {
+		n, writing := pending()
+		if writing && n >= maxPending {
+			break
+		}
+		runtime.Gosched()
+	}
+	// A read loop's acknowledgements still go in, up to the headroom.
+	const acks = 2 * controlHeadroom / (9 + 8)
+	var added atomic.Int32
+	go func() {
+		for range acks {
+			w.lockControl()
+			w.fr.WritePing(true, [8]byte{1})
+			w.unlock()
+			added.Add(1)
+		}
+	}()
+	for {
+		n, _ := pending()
+		if n > maxPending+controlHeadroom+9+8 {
+			t.Fatalf("%d bytes pending, bound %d", n, maxPending+controlHeadroom)
+		}
+		if n >= maxPending+controlHeadroom {
+			break
+		}
+		if added.Load() == acks {
+			t.Fatal("every acknowledgement was taken although nobody reads")
+		}
+		runtime.Gosched()
+	}
+	if a := added.Load(); a == 0 {
+		t.Fatal("no acknowledgement was added past a pending buffer full of data")
+	}
+}
