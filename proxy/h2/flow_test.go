@@ -185,26 +185,7 @@ func smallBuffers(c net.Conn) net.Conn {
 // block until the other reads; a read loop that waited for its own side's writes (to
 // take a WINDOW_UPDATE, say) while the other's did the same would stop both for good.
 func TestBothWaysWithFullSocketBuffers(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	t.Cleanup(func() { cancel(); ln.Close(); wg.Wait() })
-	srv := &Server{Handler: streamingEcho()}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() { defer wg.Done(); srv.ServeConn(ctx, smallBuffers(c)) }()
-		}
-	}()
+	addr := serveWrapped(t, &Server{Handler: streamingEcho()}, smallBuffers)
 	d := net.Dialer{}
 	tr := &Transport{Connect: func(ctx context.Context, addr string) (net.Conn, error) {
 		c, err := d.DialContext(ctx, "tcp", addr)
@@ -215,6 +196,6 @@ func TestBothWaysWithFullSocketBuffers(t *testing.T) {
 	}}
 	t.Cleanup(tr.CloseIdleConnections)
 	for range rounds() {
-		echoMany(t, tr, "http://"+ln.Addr().String(), 16, 1<<20)
+		echoMany(t, tr, "http://"+addr, 16, 1<<20)
 	}
 }

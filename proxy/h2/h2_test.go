@@ -18,30 +18,11 @@ import (
 // start serves h on a loopback listener with Server and returns a Transport to it.
 func start(t testing.TB, h http.Handler) (*Transport, string) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	t.Cleanup(func() { cancel(); ln.Close(); wg.Wait() })
-	srv := &Server{Handler: h}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() { defer wg.Done(); srv.ServeConn(ctx, c) }()
-		}
-	}()
+	addr := serve(t, &Server{Handler: h})
 	d := net.Dialer{}
 	tr := &Transport{Connect: func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }}
 	t.Cleanup(tr.CloseIdleConnections)
-	return tr, "http://" + ln.Addr().String()
+	return tr, "http://" + addr
 }
 
 func echo() http.Handler {

@@ -19,7 +19,11 @@ import (
 )
 
 // serve runs srv on a loopback listener and returns its address.
-func serve(t testing.TB, srv *Server) string {
+func serve(t testing.TB, srv *Server) string { return serveWrapped(t, srv, nil) }
+
+// serveWrapped is serve with each accepted connection passed through wrap (when not nil)
+// before srv serves it.
+func serveWrapped(t testing.TB, srv *Server, wrap func(net.Conn) net.Conn) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -35,6 +39,9 @@ func serve(t testing.TB, srv *Server) string {
 			c, err := ln.Accept()
 			if err != nil {
 				return
+			}
+			if wrap != nil {
+				c = wrap(c)
 			}
 			wg.Add(1)
 			go func() { defer wg.Done(); srv.ServeConn(ctx, c) }()
