@@ -250,9 +250,13 @@ func (p *pendingWriter) Write(b []byte) (int, error) {
 }
 
 // lock takes the writer's lock, waiting while the pending buffer is full and being written.
-func (w *frameWriter) lock() {
+func (w *frameWriter) lock() { w.lockBelow(maxPending) }
+
+// lockBelow takes the writer's lock, waiting while a write is in progress and bound bytes
+// or more are pending.
+func (w *frameWriter) lockBelow(bound int) {
 	w.mu.Lock()
-	for w.writing && len(w.out) >= maxPending && w.err == nil {
+	for w.writing && len(w.out) >= bound && w.err == nil {
 		w.roomWaiters++
 		w.room.Wait()
 		w.roomWaiters--
@@ -279,14 +283,7 @@ const controlHeadroom = 16 << 10
 // side's DATA (which may wait for a peer whose read loop waits in the same way), while a
 // peer that floods frames to be answered and reads none still stalls its own connection.
 // unlock releases it.
-func (w *frameWriter) lockControl() {
-	w.mu.Lock()
-	for w.writing && len(w.out) >= maxPending+controlHeadroom && w.err == nil {
-		w.roomWaiters++
-		w.room.Wait()
-		w.roomWaiters--
-	}
-}
+func (w *frameWriter) lockControl() { w.lockBelow(maxPending + controlHeadroom) }
 
 // unlock writes the pending frames (unless a write is in progress, which will) and
 // releases the lock.
