@@ -6,15 +6,18 @@ import (
 	"log/slog"
 	"net/netip"
 	"slices"
+	"strconv"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
+	kptr "k8s.io/utils/ptr"
 )
 
 // loadBalancers plays a cloud's load-balancer controller for the cluster's Services of
@@ -26,17 +29,33 @@ import (
 // itself, its pods, or another cluster joined by Connect) reaches the Service. A Service
 // that stops being a LoadBalancer, or is deleted, gives its address back; the status of
 // Services with another class is left alone.
+//
+// The informer's cache lags the controller's own writes, so a pass may list a Service
+// without the address the previous pass gave it; the controller therefore remembers what
+// it wrote (by UID) until the cache shows that version, and a Service whose write failed
+// keeps its claim on the address for the rest of the pass: two Services never share an
+// address, even for a moment.
 type loadBalancers struct {
+	class   string // the spec.loadBalancerClass served; "" for Services of none
 	client  kubernetes.Interface
 	lister  corelisters.ServiceLister
 	pool    netip.Prefix
 	log     *slog.Logger
 	kick    chan struct{}
-	pending map[string]bool // Services whose address could not be written: retried
+	pending map[string]bool         // Services whose address could not be written: retried
+	written map[types.UID]writeMark // writes the cache may not show yet
+}
+
+// writeMark is a status this controller wrote: the address (invalid for none) and the
+// resourceVersion the API server gave the write.
+type writeMark struct {
+	ip              netip.Addr
+	resourceVersion string
 }
 
 func newLoadBalancers(client kubernetes.Interface, lister corelisters.ServiceLister, pool netip.Prefix, log *slog.Logger) *loadBalancers {
-	return &loadBalancers{client: client, lister: lister, pool: pool, log: log, kick: make(chan struct{}, 1)}
+	return &loadBalancers{client: client, lister: lister, pool: pool, log: log, kick: make(chan struct{}, 1),
+		written: map[types.UID]writeMark{}}
 }
 
 // handler asks for a pass over the Services on every Service change.
@@ -88,16 +107,26 @@ func (l *loadBalancers) pass(ctx context.Context) {
 	used := map[netip.Addr]string{}
 	var want []*corev1.Service
 	l.pending = map[string]bool{}
+	live := make(map[types.UID]bool, len(svcs))
+	for _, s := range svcs {
+		live[s.UID] = true
+	}
+	for uid := range l.written {
+		if !live[uid] {
+			delete(l.written, uid)
+		}
+	}
 	for _, s := range svcs {
 		key := s.Namespace + "/" + s.Name
-		ours := s.Spec.Type == corev1.ServiceTypeLoadBalancer && s.Spec.LoadBalancerClass == nil
+		served := kptr.Deref(s.Spec.LoadBalancerClass, "") == l.class
+		ours := s.Spec.Type == corev1.ServiceTypeLoadBalancer && served
 		ip, has := l.assigned(s)
 		switch {
 		case ours && has && used[ip] == "":
 			used[ip] = key
 		case ours:
 			want = append(want, s)
-		case has && s.Spec.LoadBalancerClass == nil:
+		case has && served:
 			// No longer a LoadBalancer: the address goes back to the pool.
 			l.write(ctx, s, nil)
 		}
@@ -108,14 +137,22 @@ func (l *loadBalancers) pass(ctx context.Context) {
 			l.log.Error("no load-balancer address left", "service", s.Namespace+"/"+s.Name, "pool", l.pool)
 			continue
 		}
-		if l.write(ctx, s, []corev1.LoadBalancerIngress{{IP: ip.String(), IPMode: ptr(corev1.LoadBalancerIPModeVIP)}}) {
-			used[ip] = s.Namespace + "/" + s.Name
-		}
+		// Claimed even when the write failed: the failure may be a conflict with a
+		// version of s that already holds ip, which the cache has not shown yet.
+		used[ip] = s.Namespace + "/" + s.Name
+		l.write(ctx, s, []corev1.LoadBalancerIngress{{IP: ip.String(), IPMode: ptr(corev1.LoadBalancerIPModeVIP)}})
 	}
 }
 
-// assigned is the pool address in s's status, if it has one.
+// assigned is the pool address s holds: the one this controller last wrote while the
+// cache has not caught up with that write, else the pool address in s's cached status.
 func (l *loadBalancers) assigned(s *corev1.Service) (netip.Addr, bool) {
+	if m, ok := l.written[s.UID]; ok {
+		if !caughtUp(s.ResourceVersion, m.resourceVersion) {
+			return m.ip, m.ip.IsValid()
+		}
+		delete(l.written, s.UID)
+	}
 	for _, in := range s.Status.LoadBalancer.Ingress {
 		if ip, err := netip.ParseAddr(in.IP); err == nil && l.pool.Contains(ip) {
 			return ip, true
@@ -139,20 +176,36 @@ func (l *loadBalancers) choose(s *corev1.Service, used map[netip.Addr]string) (n
 }
 
 // write sets s's load-balancer ingress; a failure is logged and the pass repeated.
-func (l *loadBalancers) write(ctx context.Context, s *corev1.Service, ingress []corev1.LoadBalancerIngress) bool {
+func (l *loadBalancers) write(ctx context.Context, s *corev1.Service, ingress []corev1.LoadBalancerIngress) {
 	s = s.DeepCopy()
 	s.Status.LoadBalancer.Ingress = ingress
-	_, err := l.client.CoreV1().Services(s.Namespace).UpdateStatus(ctx, s, metav1.UpdateOptions{})
+	got, err := l.client.CoreV1().Services(s.Namespace).UpdateStatus(ctx, s, metav1.UpdateOptions{})
 	if apierrors.IsNotFound(err) {
-		return false
+		return
 	}
 	if err != nil {
 		l.log.Warn("writing a load balancer's address", "service", s.Namespace+"/"+s.Name, "err", err)
 		l.pending[s.Namespace+"/"+s.Name] = true
-		return false
+		return
 	}
+	mark := writeMark{resourceVersion: got.ResourceVersion}
+	if len(ingress) > 0 {
+		mark.ip = netip.MustParseAddr(ingress[0].IP)
+	}
+	l.written[s.UID] = mark
 	l.log.Info("load balancer", "service", s.Namespace+"/"+s.Name, "ingress", fmt.Sprint(ingress))
-	return true
+}
+
+// caughtUp reports whether a cached object of resourceVersion cached shows the write
+// that produced written: the same version, or a later one where both read as the
+// API server's etcd revisions.
+func caughtUp(cached, written string) bool {
+	if cached == written {
+		return true
+	}
+	c, err1 := strconv.ParseUint(cached, 10, 64)
+	w, err2 := strconv.ParseUint(written, 10, 64)
+	return err1 == nil && err2 == nil && c > w
 }
 
 func ptr[T any](v T) *T { return &v }
