@@ -370,10 +370,10 @@ if [ "$REPEATS" != 0 ] && [ "$SMALL" != 0 ]; then
 		run_once nginx "http://127.0.0.1:9001/" "$p1" "$p2"
 		if on l5d; then run_once l5d "http://$server:8080/" "$cli_proxy" "$srv_proxy"; else LAST_RPS[l5d]=- LAST_CPU[l5d]=- LAST_SYS[l5d]=- LAST_GC[l5d]=-; fi
 		if on l5d-mesh; then
-			if [ -n "$PROFILE" ] && [ "$round" = "$REPEATS" ]; then profile "$mcli" client.prof; profile "$msrv" server.prof; fi
 			# The base build, when there is one, runs before l5d-mesh in odd rounds and after it
-			# in even ones.
+			# in even ones (the profiles start only then: they must cover l5d-mesh's run).
 			if on l5d-base && [ $((round % 2)) = 1 ]; then run_once l5d-base "http://$bserver:8080/" "$bcli_proxy" "$bsrv_proxy" "$bcli"; fi
+			if [ -n "$PROFILE" ] && [ "$round" = "$REPEATS" ]; then profile "$mcli" client.prof; profile "$msrv" server.prof; fi
 			run_once l5d-mesh "http://$mserver:8080/" "$mcli_proxy" "$msrv_proxy" "$mcli"
 			if on l5d-base && [ $((round % 2)) = 0 ]; then run_once l5d-base "http://$bserver:8080/" "$bcli_proxy" "$bsrv_proxy" "$bcli"; fi
 		else LAST_RPS[l5d-mesh]=- LAST_CPU[l5d-mesh]=- LAST_SYS[l5d-mesh]=- LAST_GC[l5d-mesh]=-; fi
