@@ -77,6 +77,12 @@ BASE_ENV=${BASE_ENV:-}
 SWAP=${SWAP:-0}
 # LAT_REPEATS: latency rounds (each rate, the paths in turn), medians of the rounds.
 LAT_REPEATS=${LAT_REPEATS:-1}
+# fortio's 16 connections send in step: at 1,000 req/s a burst of 16 requests every 16 ms,
+# so that the latency rows measure how fast each hop works through a burst (the last
+# request of one waits for the 15 before it at every hop). LAT_UNIFORM=1 spreads the
+# connections' requests evenly in time instead (fortio -uniform): one request at a time
+# reaches a mostly idle chain, whose wake-ups then show.
+LAT_UNIFORM=${LAT_UNIFORM:-0}
 [ "$(id -u)" = 0 ] || { echo "bench-proxy: needs root (network namespaces)"; exit 1; }
 for c in nginx wrk ip iptables-legacy-restore setpriv bc; do
 	command -v "$c" >/dev/null || { echo "bench-proxy: $c is missing (apt-get install nginx-light wrk iproute2 iptables util-linux bc)"; exit 1; }
@@ -440,7 +446,7 @@ fortio=$(command -v fortio || true)
 declare -A LAT LATS LATN LATR
 lat_mach=""
 if [ -n "$fortio" ] && [ -n "$RATES" ]; then
-	echo "== latency at fixed rates: fortio -c 16 -t $RATE_DUR (ms), $LAT_REPEATS round(s), the paths in turn"
+	echo "== latency at fixed rates: fortio$([ "$LAT_UNIFORM" = 1 ] && echo " -uniform") -c 16 -t $RATE_DUR (ms), $LAT_REPEATS round(s), the paths in turn"
 	printf '%-8s %6s %8s %8s %8s %10s\n' path qps p50 p99 p99.9 "achieved"
 	# name|client-ns|url: l5d-mesh from the mesh client pod, as for throughput; the base
 	# build before l5d-mesh in odd rounds, after it in even ones.
@@ -458,7 +464,9 @@ if [ -n "$fortio" ] && [ -n "$RATES" ]; then
 	# CPU-s per 10k requests of fortio, the app, each hop and the rest (the kernel's softirq
 	# work, anything else running), the idle share, the hops' sleeps per request (each a
 	# wake-up: the system call waits the scheduler and the netpoller end in) and, for the
-	# proxies, their garbage collections during the run.
+	# proxies, their garbage collections during the run. The rest is the machine's busy time
+	# (/proc/stat, sampled at each tick) less the processes' own (exact): on a mostly idle
+	# machine it may read a few tenths below zero.
 	lat_before() { # name
 		local p
 		LM_HOP=() LM_SLEEP=0 LM_GC=0
@@ -502,7 +510,7 @@ if [ -n "$fortio" ] && [ -n "$RATES" ]; then
 					done
 				fi
 				lat_before "$name"
-				out=$(ip netns exec "$ns" "$fortio" load -quiet -c 16 -qps "$rate" -t "$RATE_DUR" -p "50,99,99.9" "$url" 2>&1)
+				out=$(ip netns exec "$ns" "$fortio" load -quiet $([ "$LAT_UNIFORM" = 1 ] && echo -uniform) -c 16 -qps "$rate" -t "$RATE_DUR" -p "50,99,99.9" "$url" 2>&1)
 				lat_mach+=" $name $(lat_after "$name" "$(awk '/^All done/{print $3; exit}' <<<"$out")")"
 				# fortio interpolates its percentiles within histogram buckets; on an overloaded
 				# machine that gives negative figures, which are no measurement: "-" instead.
