@@ -53,7 +53,8 @@ SMALL=${SMALL:-1}
 BIG_CONNS=${BIG_CONNS:-8}
 # PROFILE=dir: CPU profiles of the two l5d-mesh proxies during the last throughput round
 # (dir/client.prof, dir/server.prof, with dir/proxy to read them: go tool pprof dir/proxy dir/client.prof)
-# and during the last large-body round (dir/big-client.prof, dir/big-server.prof).
+# and during the last large-body round (dir/big-client.prof, dir/big-server.prof), and
+# during l5d-mesh's first latency run at each rate (dir/client-lat-RATE.prof, ...).
 PROFILE=${PROFILE:-}
 # TRACE=dir: Go runtime traces of the two l5d-mesh proxies during its first latency run at
 # each rate (dir/client-RATE.trace, dir/server-RATE.trace: go tool trace dir/client-1000.trace),
@@ -506,6 +507,13 @@ if [ -n "$fortio" ] && [ -n "$RATES" ]; then
 					for t in $tpods; do
 						ip netns exec "${t%%:*}" curl -s -o "$TRACE/${t#*:}-$rate.trace" \
 							"http://127.0.0.1:4191/debug/pprof/trace?seconds=$((${RATE_DUR%s} - 1))" &
+						tracing+=($!)
+					done
+				fi
+				if [ -n "$PROFILE" ] && [ "$name" = l5d-mesh ] && [ "$round" = 1 ]; then
+					for t in "$mcli:client" "$msrv:server"; do
+						ip netns exec "${t%%:*}" curl -s -o "$PROFILE/${t#*:}-lat-$rate.prof" \
+							"http://127.0.0.1:4191/debug/pprof/profile?seconds=$((${RATE_DUR%s} - 1))" &
 						tracing+=($!)
 					done
 				fi
