@@ -451,15 +451,13 @@ if [ -n "$fortio" ] && [ -n "$RATES" ]; then
 	printf '%-8s %6s %8s %8s %8s %10s\n' path qps p50 p99 p99.9 "achieved"
 	# name|client-ns|url: l5d-mesh from the mesh client pod, as for throughput; the base
 	# build before l5d-mesh in odd rounds, after it in even ones.
-	# Odd rounds take the paths in this order, even rounds in the reverse one, so that a
-	# drift in the machine's load falls on nginx and l5d-mesh alike.
+	# Odd rounds take the paths in this order, even rounds in the reverse one (so the base
+	# build runs before l5d-mesh in odd rounds and after it in even ones), so that a drift in
+	# the machine's load falls on nginx, l5d-mesh and l5d-base alike.
 	paths() {
-		{
-			echo "direct|$cli|http://$server:8081/" "nginx|$cli|http://127.0.0.1:9001/" "l5d|$cli|http://$server:8080/"
-			if [ $(($1 % 2)) = 1 ]; then echo "l5d-base|$bcli|http://$bserver:8080/"; fi
-			echo "l5d-mesh|$mcli|http://$mserver:8080/"
-			if [ $(($1 % 2)) = 0 ]; then echo "l5d-base|$bcli|http://$bserver:8080/"; fi
-		} | tr ' ' '\n' | if [ $(($1 % 2)) = 1 ]; then cat; else tac; fi
+		printf '%s\n' "direct|$cli|http://$server:8081/" "nginx|$cli|http://127.0.0.1:9001/" "l5d|$cli|http://$server:8080/" \
+			"l5d-base|$bcli|http://$bserver:8080/" "l5d-mesh|$mcli|http://$mserver:8080/" |
+			if [ $(($1 % 2)) = 1 ]; then cat; else tac; fi
 	}
 	# What the machine did during one fortio run (lat_before, then lat_after name requests):
 	# CPU-s per 10k requests of fortio, the app, each hop and the rest (the kernel's softirq
