@@ -53,7 +53,8 @@ SMALL=${SMALL:-1}
 BIG_CONNS=${BIG_CONNS:-8}
 # PROFILE=dir: CPU profiles of the two l5d-mesh proxies during the last throughput round
 # (dir/client.prof, dir/server.prof, with dir/proxy to read them: go tool pprof dir/proxy dir/client.prof)
-# and during the last large-body round (dir/big-client.prof, dir/big-server.prof).
+# and during the last large-body round (dir/big-client.prof, dir/big-server.prof), and
+# during l5d-mesh's first latency run at each rate (dir/client-lat-RATE.prof, ...).
 PROFILE=${PROFILE:-}
 # TRACE=dir: Go runtime traces of the two l5d-mesh proxies during its first latency run at
 # each rate (dir/client-RATE.trace, dir/server-RATE.trace: go tool trace dir/client-1000.trace),
@@ -77,6 +78,12 @@ BASE_ENV=${BASE_ENV:-}
 SWAP=${SWAP:-0}
 # LAT_REPEATS: latency rounds (each rate, the paths in turn), medians of the rounds.
 LAT_REPEATS=${LAT_REPEATS:-1}
+# fortio's 16 connections send in step: at 1,000 req/s a burst of 16 requests every 16 ms,
+# so that the latency rows measure how fast each hop works through a burst (the last
+# request of one waits for the 15 before it at every hop). LAT_UNIFORM=1 spreads the
+# connections' requests evenly in time instead (fortio -uniform): one request at a time
+# reaches a mostly idle chain, whose wake-ups then show.
+LAT_UNIFORM=${LAT_UNIFORM:-0}
 [ "$(id -u)" = 0 ] || { echo "bench-proxy: needs root (network namespaces)"; exit 1; }
 for c in nginx wrk ip iptables-legacy-restore setpriv bc; do
 	command -v "$c" >/dev/null || { echo "bench-proxy: $c is missing (apt-get install nginx-light wrk iproute2 iptables util-linux bc)"; exit 1; }
@@ -300,7 +307,9 @@ cpu() { awk '{print $14+$15}' "/proc/$1/stat"; }
 # for the pair where these lines say 4.00; the proxies read with read, which is counted.
 sysrw() { awk '/^sysc[rw]:/{s+=$2} END {print s}' "/proc/$1/io"; }
 rss() { awk '/VmRSS/{print $2}' "/proc/$1/status"; }
-sleeps() { awk '/^voluntary_ctxt_switches/{print $2}' "/proc/$1/status"; } # times it slept (waited for input) so far
+sleeps() { # times it slept (waited for input) so far, all its threads
+	cat /proc/"$1"/task/*/status 2>/dev/null | awk '/^voluntary_ctxt_switches/{s+=$2} END {print s+0}'
+}
 gcs() { # pid: garbage collections so far of the proxy with that pid (its gctrace lines)
 	grep -c '^gc ' "$work/proxy-$(ip netns identify "$1").log" || true
 }
@@ -318,6 +327,8 @@ app_w=$(nginx_worker app) mapp_w=$(nginx_worker mapp) bapp_w=-
 [ -n "$BASE_BIN" ] && bapp_w=$(nginx_worker bapp)
 # The app's nginx worker behind each path.
 declare -A APP=([direct]=$app_w [nginx]=$app_w [l5d]=$app_w [l5d-mesh]=$mapp_w [l5d-base]=$bapp_w)
+# The two hops of each path (direct has none).
+declare -A PAIR=([direct]="" [nginx]="$p1 $p2" [l5d]="$cli_proxy $srv_proxy" [l5d-mesh]="$mcli_proxy $msrv_proxy" [l5d-base]="$bcli_proxy $bsrv_proxy")
 median() { sort -g | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
 
 idle_cli=$(rss "$cli_proxy") idle_srv=$(rss "$srv_proxy")
@@ -437,17 +448,54 @@ ratio() { # a b: a/b to two places, or - when either is missing or b is zero
 }
 fortio=$(command -v fortio || true)
 [ -z "$fortio" ] && [ -x "$root/bin/tools/fortio" ] && fortio=$root/bin/tools/fortio
-declare -A LAT LATS LATR # [path,rate,percentile] = ms (median of the rounds), the rounds' figures; [rate,percentile] = l5d-mesh/l5d-base per round
+# LAT, LATS: [path,rate,percentile] = ms (median of the rounds), the rounds' figures;
+# LATN, LATR: [rate,percentile] = l5d-mesh/nginx and l5d-mesh/l5d-base, one ratio per round.
+declare -A LAT LATS LATN LATR
+lat_mach=""
 if [ -n "$fortio" ] && [ -n "$RATES" ]; then
-	echo "== latency at fixed rates: fortio -c 16 -t $RATE_DUR (ms), $LAT_REPEATS round(s), the paths in turn"
+	echo "== latency at fixed rates: fortio$([ "$LAT_UNIFORM" = 1 ] && echo " -uniform") -c 16 -t $RATE_DUR (ms), $LAT_REPEATS round(s), the paths in turn"
 	printf '%-8s %6s %8s %8s %8s %10s\n' path qps p50 p99 p99.9 "achieved"
 	# name|client-ns|url: l5d-mesh from the mesh client pod, as for throughput; the base
 	# build before l5d-mesh in odd rounds, after it in even ones.
+	# Odd rounds take the paths in this order, even rounds in the reverse one (so the base
+	# build runs before l5d-mesh in odd rounds and after it in even ones), so that a drift in
+	# the machine's load falls on nginx, l5d-mesh and l5d-base alike.
 	paths() {
-		echo "direct|$cli|http://$server:8081/" "nginx|$cli|http://127.0.0.1:9001/" "l5d|$cli|http://$server:8080/"
-		if [ $(($1 % 2)) = 1 ]; then echo "l5d-base|$bcli|http://$bserver:8080/"; fi
-		echo "l5d-mesh|$mcli|http://$mserver:8080/"
-		if [ $(($1 % 2)) = 0 ]; then echo "l5d-base|$bcli|http://$bserver:8080/"; fi
+		printf '%s\n' "direct|$cli|http://$server:8081/" "nginx|$cli|http://127.0.0.1:9001/" "l5d|$cli|http://$server:8080/" \
+			"l5d-base|$bcli|http://$bserver:8080/" "l5d-mesh|$mcli|http://$mserver:8080/" |
+			if [ $(($1 % 2)) = 1 ]; then cat; else tac; fi
+	}
+	# What the machine did during one fortio run (lat_before, then lat_after name requests):
+	# CPU-s per 10k requests of fortio, the app, each hop and the rest (the kernel's softirq
+	# work, anything else running), the idle share, the hops' sleeps per request (each a
+	# wake-up: the system call waits the scheduler and the netpoller end in) and, for the
+	# proxies, their garbage collections during the run. The rest is the machine's busy time
+	# (/proc/stat, sampled at each tick) less the processes' own (exact): on a mostly idle
+	# machine it may read a few tenths below zero.
+	lat_before() { # name
+		local p
+		LM_HOP=() LM_SLEEP=0 LM_GC=0
+		for p in ${PAIR[$1]}; do
+			LM_HOP+=("$(cpu "$p")") LM_SLEEP=$((LM_SLEEP + $(sleeps "$p")))
+			[[ $1 == l5d* ]] && LM_GC=$((LM_GC + $(gcs "$p")))
+		done
+		LM_APP=$(cpu "${APP[$1]}") LM_MACH=$(machine) LM_KIDS=$(children)
+	}
+	lat_after() { # name requests: the machine line of the run
+		local kids mach app i=0 p hop=() sl=0 gc=0
+		kids=$(children) mach=$(machine) app=$(cpu "${APP[$1]}")
+		for p in ${PAIR[$1]}; do
+			hop+=($(($(cpu "$p") - LM_HOP[i]))) sl=$((sl + $(sleeps "$p")))
+			[[ $1 == l5d* ]] && gc=$((gc + $(gcs "$p")))
+			i=$((i + 1))
+		done
+		[ "${#hop[@]}" = 2 ] || hop=(0 0)
+		awk -v f="$((kids - LM_KIDS))" -v a="$((app - LM_APP))" -v c="${hop[0]}" -v d="${hop[1]}" \
+			-v b="$((${mach% *} - ${LM_MACH% *}))" -v i="$((${mach#* } - ${LM_MACH#* }))" -v n="$2" \
+			-v s="$((sl - LM_SLEEP))" -v g="$((gc - LM_GC))" -v proxies="$([[ $1 == l5d* ]] && echo 1)" \
+			'BEGIN {if (n <= 0) {print "-"; exit}; k = 100 * n / 10000
+			printf "%.3f/%.3f/%.3f+%.3f/%.3f %.1f%% %.2f", f/k, a/k, c/k, d/k, (b-f-a-c-d)/k, 100*i/(b+i), s/n
+			if (proxies) printf " %d", g; print ""}'
 	}
 	for round in $(seq "$LAT_REPEATS"); do
 		for rate in $RATES; do
@@ -466,7 +514,16 @@ if [ -n "$fortio" ] && [ -n "$RATES" ]; then
 						tracing+=($!)
 					done
 				fi
-				out=$(ip netns exec "$ns" "$fortio" load -quiet -c 16 -qps "$rate" -t "$RATE_DUR" -p "50,99,99.9" "$url" 2>&1)
+				if [ -n "$PROFILE" ] && [ "$name" = l5d-mesh ] && [ "$round" = 1 ]; then
+					for t in "$mcli:client" "$msrv:server"; do
+						ip netns exec "${t%%:*}" curl -s -o "$PROFILE/${t#*:}-lat-$rate.prof" \
+							"http://127.0.0.1:4191/debug/pprof/profile?seconds=$((${RATE_DUR%s} - 1))" &
+						tracing+=($!)
+					done
+				fi
+				lat_before "$name"
+				out=$(ip netns exec "$ns" "$fortio" load -quiet $([ "$LAT_UNIFORM" = 1 ] && echo -uniform) -c 16 -qps "$rate" -t "$RATE_DUR" -p "50,99,99.9" "$url" 2>&1)
+				lat_mach+=" $name $(lat_after "$name" "$(awk '/^All done/{print $3; exit}' <<<"$out")")"
 				# fortio interpolates its percentiles within histogram buckets; on an overloaded
 				# machine that gives negative figures, which are no measurement: "-" instead.
 				pct() { awk -v q="$1" '$1=="#" && $2=="target" && $3==q"%" {if ($4 < 0) print "-"; else printf "%.3f", $4*1000; exit}' <<<"$out"; }
@@ -478,12 +535,18 @@ if [ -n "$fortio" ] && [ -n "$RATES" ]; then
 				printf '%-8s %6s %8s %8s %8s %10s\n' "$name" "$rate" "${this[$name,50]}" "${this[$name,99]}" \
 					"${this[$name,99.9]}" "$(awk '/All done/{print $(NF-1)}' <<<"$out" | tail -1)"
 			done
-			if on l5d-base && on l5d-mesh; then
-				for q in 50 99 99.9; do
+			echo "  machine (CPU-s/10k req fortio/app/client+server hop/rest, idle share, hops' sleeps/req, GCs of the pair):$lat_mach"
+			lat_mach=""
+			for q in 50 99 99.9; do
+				if on l5d-mesh; then
+					r=$(ratio "${this[l5d-mesh,$q]}" "${this[nginx,$q]}")
+					[ "$r" != - ] && LATN[$rate,$q]+=" ${r#x}"
+				fi
+				if on l5d-base && on l5d-mesh; then
 					r=$(ratio "${this[l5d-mesh,$q]}" "${this[l5d-base,$q]}")
 					[ "$r" != - ] && LATR[$rate,$q]+=" ${r#x}"
-				done
-			fi
+				fi
+			done
 		done
 	done
 	for k in "${!LATS[@]}"; do LAT[$k]=$(med "${LATS[$k]}"); done
@@ -681,7 +744,7 @@ printf '%-40s %10s\n' "CPU per request (wrk, median per-round)" "$(medx "${ratio
 printf '%-40s %10s\n' "max RSS per process (wrk)" "$(ratio "${RSSMAX[l5d-mesh]:-}" "${RSSMAX[nginx]:-}")"
 for rate in $RATES; do
 	for q in 50 99 99.9; do
-		printf '%-40s %10s\n' "latency p$q at $rate req/s" "$(ratio "${LAT[l5d-mesh,$rate,$q]:-}" "${LAT[nginx,$rate,$q]:-}")"
+		printf '%-40s %10s\n' "latency p$q at $rate req/s (median per-round)" "$(medx "${LATN[$rate,$q]:-}")"
 	done
 done
 printf '%-40s %10s\n' "gRPC throughput (ghz)" "$(ratio "${GRPS[l5d-mesh]:-}" "${GRPS[nginx]:-}")"
