@@ -95,6 +95,10 @@ type Server struct {
 	Gateway *Handlers
 	// Keepalive is the accepted connections' TCP keepalive period (0: off).
 	Keepalive time.Duration
+	// AfterIdleBurst, when set, is called (on a goroutine of its own) each time a burst
+	// of HTTP/1 connections has gone idle and settled, their goroutines ended: the memory
+	// that served them is free (see rawsock.NewPoller).
+	AfterIdleBurst func()
 	// Log receives connection errors at debug level and serving errors.
 	Log *slog.Logger
 
@@ -164,7 +168,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, grace time.Duration
 	hs.Protocols.SetUnencryptedHTTP2(true)
 	httpDone := make(chan error, 1)
 	go func() { httpDone <- hs.Serve(httpLn) }()
-	if p, err := rawsock.NewPoller(); err != nil {
+	if p, err := rawsock.NewPoller(s.AfterIdleBurst); err != nil {
 		s.Log.Warn("idle connections will each keep a goroutine", "direction", s.Direction, "error", err)
 	} else {
 		s.idle.Store(p)

@@ -28,6 +28,7 @@ import (
 	"github.com/l5d-go/l5d/proxy/gateway"
 	"github.com/l5d-go/l5d/proxy/inbound"
 	"github.com/l5d-go/l5d/proxy/inpolicy"
+	"github.com/l5d-go/l5d/proxy/internal/memreturn"
 	"github.com/l5d-go/l5d/proxy/logstream"
 	"github.com/l5d-go/l5d/proxy/meshtls"
 	"github.com/l5d-go/l5d/proxy/metrics"
@@ -234,6 +235,8 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Proxy, error
 		Connect: outbound.CountConnections(outConnect, p.Metrics, outboundTLSLabels), Tag: outTag})
 	inClients := forward.NewClients(forward.ClientOptions{Connect: inConnect})
 
+	// One limit for the process: both listeners' idle bursts share it.
+	freeMemory := memreturn.FreeOSMemory()
 	outSrv := &accept.Server{
 		Direction:     "outbound",
 		OrigDst:       opts.OrigDst,
@@ -244,11 +247,12 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Proxy, error
 		HTTP: &forward.Handler{Router: outRouter, Clients: outClients, Log: opts.Log, Tap: hub, Trace: ctl.tracer("outbound"),
 			ErrorMetrics: p.Metrics.HTTP(metrics.Join(metrics.Labels("direction", "outbound"), outboundTLSLabels)),
 			ErrorHeaders: outboundErrorHeaders(cfg)},
-		TCP:       outRouter.ServeTCP,
-		Metrics:   p.Metrics,
-		TCPLabels: loopbackTLSLabels,
-		Keepalive: cfg.Outbound.AcceptKeepalive,
-		Log:       opts.Log,
+		TCP:            outRouter.ServeTCP,
+		Metrics:        p.Metrics,
+		TCPLabels:      loopbackTLSLabels,
+		Keepalive:      cfg.Outbound.AcceptKeepalive,
+		AfterIdleBurst: freeMemory.Request,
+		Log:            opts.Log,
 	}
 	var gw *accept.Handlers
 	if len(cfg.GatewaySuffixes) > 0 {
@@ -278,6 +282,7 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Proxy, error
 		// A port with HTTP routes is never reachable as opaque TCP.
 		OpaqueFallback: inRouter.OpaqueFallback,
 		Keepalive:      cfg.Inbound.AcceptKeepalive,
+		AfterIdleBurst: freeMemory.Request,
 		Log:            opts.Log,
 	}
 

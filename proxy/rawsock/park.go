@@ -6,9 +6,7 @@ import (
 	"math"
 	"net"
 	"os"
-	"runtime/debug"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -48,10 +46,12 @@ type Poller struct {
 	parked int
 	// next is the earliest deadline of the parked connections (0: none).
 	next int64
-	// burst counts the parkings since the poller last had freed memory returned to the
-	// system (see returnAfterBurst); lastPark is the latest one's time since the epoch.
+	// burst counts the parkings since the poller last reported a settled burst (see
+	// afterBurst); lastPark is the latest one's time since the epoch.
 	burst    int
 	lastPark int64
+	// afterBurst is called once a burst has settled (nil: not reported).
+	afterBurst func()
 }
 
 // Parked is the owner of a parked connection, told how the parking ends.
@@ -80,69 +80,31 @@ const expiryTick = int64(100 * time.Millisecond)
 
 // burstParkings is how many parkings make a burst: once that many connections have
 // parked and none for burstSettle, the goroutines that served them have ended, and the
-// memory they held (their stacks, the buffers of their requests) is free but kept by the
-// runtime, which gives back on its own only what exceeds its heap goal, slowly. The
-// poller then has it returned at once (debug.FreeOSMemory: a full collection and a
-// release of every free page), at most once every minReturnInterval in the process
-// (however many pollers): the memory of idle connections is then what they hold, not
-// the peak of their arrival.
+// memory they held (their stacks, the buffers of their requests) is free but still the
+// runtime's. The poller then reports the burst (NewPoller's afterBurst), so that the
+// process may give that memory back to the system; what to do, and how often, is the
+// caller's policy (the proxy's is in proxy/internal/memreturn).
 const (
-	burstParkings     = 256
-	burstSettle       = time.Second
-	minReturnInterval = 10 * time.Second
+	burstParkings = 256
+	burstSettle   = time.Second
 )
 
-// returns bounds how often the pollers of the process have freed memory returned.
-var returns = returnLimiter{run: debug.FreeOSMemory}
-
-// returnLimiter runs run at most once every minReturnInterval, on a goroutine of its
-// own; count is how many times it was started.
-type returnLimiter struct {
-	mu    sync.Mutex
-	last  time.Time
-	run   func()
-	count atomic.Int64
-}
-
-// next is the earliest time the limiter runs again.
-func (r *returnLimiter) next() time.Time {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.last.IsZero() {
-		return time.Time{}
-	}
-	return r.last.Add(minReturnInterval)
-}
-
-// try starts run unless it was started less than minReturnInterval ago, and reports
-// whether it did.
-func (r *returnLimiter) try(now time.Time) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if !r.last.IsZero() && now.Sub(r.last) < minReturnInterval {
-		return false
-	}
-	r.last = now
-	r.count.Add(1)
-	go r.run()
-	return true
-}
-
-// returnAfterBurst has freed memory returned once a burst of parkings has settled (see
-// burstParkings); now is in nanoseconds since the epoch.
-func (p *Poller) returnAfterBurst(now int64) {
+// reportSettledBurst calls afterBurst, on a goroutine of its own, once a burst of
+// parkings has settled (see burstParkings); now is in nanoseconds since the epoch.
+func (p *Poller) reportSettledBurst(now int64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.burst < burstParkings || now < p.lastPark+int64(burstSettle) {
+	if p.afterBurst == nil || p.burst < burstParkings || now < p.lastPark+int64(burstSettle) {
 		return
 	}
-	if returns.try(p.epoch.Add(time.Duration(now))) {
-		p.burst = 0
-	}
+	p.burst = 0
+	go p.afterBurst()
 }
 
-// NewPoller starts a Poller; Close stops it.
-func NewPoller() (*Poller, error) {
+// NewPoller starts a Poller; Close stops it. afterBurst, when not nil, is called (on a
+// goroutine of its own) each time a burst of connections has parked and settled: the
+// memory that served them is then free.
+func NewPoller(afterBurst func()) (*Poller, error) {
 	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, fmt.Errorf("creating the idle connections' epoll instance: %w", err)
@@ -162,7 +124,7 @@ func NewPoller() (*Poller, error) {
 		ep.Close()
 		return nil, fmt.Errorf("watching the idle connections' epoll instance: %w", err)
 	}
-	p := &Poller{ep: ep, epfd: epfd, rc: rc, done: make(chan struct{}), epoch: time.Now()}
+	p := &Poller{ep: ep, epfd: epfd, rc: rc, done: make(chan struct{}), epoch: time.Now(), afterBurst: afterBurst}
 	go p.loop()
 	return p, nil
 }
@@ -218,7 +180,7 @@ func (p *Poller) Park(c *Conn, deadline time.Time, owner Parked) bool {
 	if earlier {
 		p.next = pk.deadline
 	}
-	if earlier || p.burst == burstParkings {
+	if earlier || (p.afterBurst != nil && p.burst == burstParkings) {
 		p.ep.SetReadDeadline(p.epoch.Add(time.Duration(p.wakeAt())))
 	}
 	return true
@@ -309,7 +271,7 @@ func (p *Poller) loop() {
 		}
 		now := int64(time.Since(p.epoch))
 		p.expireDue(now)
-		p.returnAfterBurst(now)
+		p.reportSettledBurst(now)
 	}
 }
 
@@ -317,8 +279,8 @@ func (p *Poller) loop() {
 // earliest parking's deadline, or the end of a burst's settling. p.mu is held.
 func (p *Poller) wakeAt() int64 {
 	wake := p.next
-	if p.burst >= burstParkings {
-		settled := max(p.lastPark+int64(burstSettle), int64(returns.next().Sub(p.epoch)))
+	if p.afterBurst != nil && p.burst >= burstParkings {
+		settled := p.lastPark + int64(burstSettle)
 		if wake == 0 || settled < wake {
 			wake = settled
 		}
