@@ -565,60 +565,83 @@ else
 	echo "== latency: fortio not found (make bench-tools builds it into bin/tools)"
 fi
 
-declare -A GRPS GCPU GP99
+declare -A GRPS GCPU GP99 gratio # [path] = medians; gratio: per-round l5d-mesh ratios
 ghz=$(command -v ghz || true)
 [ -z "$ghz" ] && [ -x "$root/bin/tools/ghz" ] && ghz=$root/bin/tools/ghz
 if [ -n "$ghz" ] && [ "$GRPC" != 0 ]; then
-	echo "== gRPC unary (grpc.health.v1.Health/Check): ghz -c $CONNS -z $DUR, $REPEATS runs each, medians"
+	echo "== gRPC unary (grpc.health.v1.Health/Check): ghz -c $CONNS -z $DUR, $REPEATS rounds (the paths in turn), medians"
 	g1=$(nginx_worker g1) g2=$(nginx_worker g2)
-	grpc_path() { # name target pidA pidB [client-ns]
-		local rps=() cpus=() p99s=()
-		for _ in $(seq "$REPEATS"); do
-			local a=0 b=0
-			[ -n "$3" ] && a=$(( $(cpu "$3") + $(cpu "$4") ))
-			out=$(ip netns exec "${5:-$cli}" "$ghz" --insecure --call grpc.health.v1.Health/Check -c "$CONNS" -z "$DUR" "$2" 2>&1)
-			[ -n "$3" ] && b=$(( $(cpu "$3") + $(cpu "$4") ))
-			r=$(awk '/Requests\/sec:/{print $2}' <<<"$out")
-			n=$(awk '/Count:/{print $2; exit}' <<<"$out")
-			rps+=("$r")
-			p99s+=("$(awk '/99 % in/{print $4}' <<<"$out")")
-			[ -n "$3" ] && cpus+=("$(echo "scale=4; ($b-$a)/100*10000/$n" | bc)")
-		done
-		GRPS[$1]=$(printf '%s\n' "${rps[@]}" | median)
-		GP99[$1]=$(printf '%s\n' "${p99s[@]}" | median)
-		GCPU[$1]=$( ((${#cpus[@]})) && printf '%s\n' "${cpus[@]}" | median || echo -)
+	declare -A GRPSS GCPUS GP99S GLAST_RPS GLAST_CPU
+	grpc_once() { # name target pidA pidB [client-ns]: one ghz run, appended to the path's samples
+		local a=0 b=0 out r n c=-
+		[ -n "$3" ] && a=$(( $(cpu "$3") + $(cpu "$4") ))
+		out=$(ip netns exec "${5:-$cli}" "$ghz" --insecure --call grpc.health.v1.Health/Check -c "$CONNS" -z "$DUR" "$2" 2>&1)
+		[ -n "$3" ] && b=$(( $(cpu "$3") + $(cpu "$4") ))
+		r=$(awk '/Requests\/sec:/{print $2}' <<<"$out")
+		n=$(awk '/Count:/{print $2; exit}' <<<"$out")
+		[ -n "$3" ] && c=$(echo "scale=4; ($b-$a)/100*10000/$n" | bc)
+		GLAST_RPS[$1]=$r GLAST_CPU[$1]=$c
+		GRPSS[$1]+=" $r" GP99S[$1]+=" $(awk '/99 % in/{print $4}' <<<"$out")"
+		[ "$c" = - ] || GCPUS[$1]+=" $c"
 	}
-	grpc_path direct "$server:9091" "" ""
-	grpc_path nginx "127.0.0.1:9011" "$g1" "$g2"
-	grpc_path l5d "$server:9090" "$cli_proxy" "$srv_proxy"
-	# The meshed gRPC path must really be meshed: inbound requests to the gRPC port at the
-	# server proxy over TLS from the client's identity (a short ghz run to warm it up).
-	gmeshed=""
-	for _ in $(seq 20); do
-		ip netns exec "$mcli" "$ghz" --insecure --call grpc.health.v1.Health/Check -c 4 -n 100 "$mserver:9090" >/dev/null 2>&1 || true
-		if metrics "$msrv" | grep '^request_total{' | grep 'direction="inbound"' | grep "target_addr=\"$mserver:9090\"" |
-			grep 'tls="true"' | grep -q "client_id=\"$cid\""; then
-			gmeshed=yes; break
+	if on l5d-mesh; then
+		# The meshed gRPC path must really be meshed: inbound requests to the gRPC port at the
+		# server proxy over TLS from the client's identity (a short ghz run to warm it up).
+		gmeshed=""
+		for _ in $(seq 20); do
+			ip netns exec "$mcli" "$ghz" --insecure --call grpc.health.v1.Health/Check -c 4 -n 100 "$mserver:9090" >/dev/null 2>&1 || true
+			if metrics "$msrv" | grep '^request_total{' | grep 'direction="inbound"' | grep "target_addr=\"$mserver:9090\"" |
+				grep 'tls="true"' | grep -q "client_id=\"$cid\""; then
+				gmeshed=yes; break
+			fi
+			sleep 0.1
+		done
+		if [ -z "$gmeshed" ]; then
+			echo "bench-proxy: the l5d-mesh gRPC path is NOT meshed: the server proxy saw no inbound request to $mserver:9090 with tls=\"true\" from $cid"
+			metrics "$msrv" | grep -E '^(request_total|tcp_open_total)' || true
+			echo "-- client proxy log:"; cat "$work/proxy-$mcli.log"; echo "-- server proxy log:"; cat "$work/proxy-$msrv.log"
+			exit 1
 		fi
-		sleep 0.1
-	done
-	if [ -z "$gmeshed" ]; then
-		echo "bench-proxy: the l5d-mesh gRPC path is NOT meshed: the server proxy saw no inbound request to $mserver:9090 with tls=\"true\" from $cid"
-		metrics "$msrv" | grep -E '^(request_total|tcp_open_total)' || true
-		echo "-- client proxy log:"; cat "$work/proxy-$mcli.log"; echo "-- server proxy log:"; cat "$work/proxy-$msrv.log"
-		exit 1
+		echo "== l5d-mesh gRPC verified: $(metrics "$msrv" | grep '^request_total{' | grep 'direction="inbound"' | grep "target_addr=\"$mserver:9090\"" | grep 'tls="true"' | head -1)"
 	fi
-	echo "== l5d-mesh gRPC verified: $(metrics "$msrv" | grep '^request_total{' | grep 'direction="inbound"' | grep "target_addr=\"$mserver:9090\"" | grep 'tls="true"' | head -1)"
-	grpc_path l5d-mesh "$mserver:9090" "$mcli_proxy" "$msrv_proxy" "$mcli"
-	# The base build right after (not in turn: compare with care on a loaded machine).
-	if on l5d-base; then grpc_path l5d-base "$bserver:9090" "$bcli_proxy" "$bsrv_proxy" "$bcli"; fi
+	# The paths take turns within each round (the base build before l5d-mesh in odd rounds,
+	# after it in even ones), so that load from elsewhere falls on all of them alike; the
+	# l5d-mesh ratios are medians of the per-round ratios.
+	for round in $(seq "$REPEATS"); do
+		if on direct; then grpc_once direct "$server:9091" "" ""; fi
+		grpc_once nginx "127.0.0.1:9011" "$g1" "$g2"
+		if on l5d; then grpc_once l5d "$server:9090" "$cli_proxy" "$srv_proxy"; fi
+		if on l5d-mesh; then
+			if on l5d-base && [ $((round % 2)) = 1 ]; then grpc_once l5d-base "$bserver:9090" "$bcli_proxy" "$bsrv_proxy" "$bcli"; fi
+			grpc_once l5d-mesh "$mserver:9090" "$mcli_proxy" "$msrv_proxy" "$mcli"
+			if on l5d-base && [ $((round % 2)) = 0 ]; then grpc_once l5d-base "$bserver:9090" "$bcli_proxy" "$bsrv_proxy" "$bcli"; fi
+			gratio[rps]+=" $(echo "scale=4; ${GLAST_RPS[l5d-mesh]}/${GLAST_RPS[nginx]}" | bc)"
+			gratio[cpu]+=" $(echo "scale=4; ${GLAST_CPU[l5d-mesh]}/${GLAST_CPU[nginx]}" | bc)"
+			if on l5d-base; then
+				gratio[brps]+=" $(echo "scale=4; ${GLAST_RPS[l5d-mesh]}/${GLAST_RPS[l5d-base]}" | bc)"
+				gratio[bcpu]+=" $(echo "scale=4; ${GLAST_CPU[l5d-mesh]}/${GLAST_CPU[l5d-base]}" | bc)"
+			fi
+		fi
+		line="round $round: requests/s, CPU-s/10k (pair):"
+		for p in direct nginx l5d l5d-mesh l5d-base; do
+			[ -n "${GLAST_RPS[$p]:-}" ] && line+=" $p ${GLAST_RPS[$p]}/${GLAST_CPU[$p]}"
+		done
+		echo "$line"
+	done
 	printf '%-8s %12s %10s %10s %24s %10s\n' path "requests/s" "x direct" "x nginx" "CPU-s/10k req (pair)" "p99"
 	for p in direct nginx l5d l5d-mesh l5d-base; do
-		on "$p" || [ "$p" != l5d-base ] || continue
-		printf '%-8s %12.0f %10.2f %10.2f %24s %10s\n' "$p" "${GRPS[$p]}" \
-			"$(echo "scale=3; ${GRPS[$p]}/${GRPS[direct]}" | bc)" "$(echo "scale=3; ${GRPS[$p]}/${GRPS[nginx]}" | bc)" \
-			"${GCPU[$p]}" "${GP99[$p]}"
+		[ -n "${GRPSS[$p]:-}" ] || continue
+		GRPS[$p]=$(med "${GRPSS[$p]}") GP99[$p]=$(med "${GP99S[$p]}")
+		GCPU[$p]=$( [ -n "${GCPUS[$p]:-}" ] && med "${GCPUS[$p]}" || echo -)
+		printf '%-8s %12.0f %10s %10s %24s %10s\n' "$p" "${GRPS[$p]}" \
+			"$(ratio "${GRPS[$p]}" "${GRPS[direct]:-}")" "$(ratio "${GRPS[$p]}" "${GRPS[nginx]}")" "${GCPU[$p]}" "${GP99[$p]}"
 	done
+	if on l5d-mesh; then
+		printf 'l5d-mesh vs nginx, median of per-round ratios: throughput x%.2f, CPU per request x%.2f\n' "$(med "${gratio[rps]}")" "$(med "${gratio[cpu]}")"
+	fi
+	if on l5d-mesh && on l5d-base; then
+		printf 'l5d-mesh vs l5d-base, median of per-round ratios: throughput x%.2f, CPU per request x%.2f\n' "$(med "${gratio[brps]}")" "$(med "${gratio[bcpu]}")"
+	fi
 elif [ "$GRPC" = 0 ]; then
 	echo "== gRPC: skipped (GRPC=0)"
 else
@@ -747,8 +770,8 @@ for rate in $RATES; do
 		printf '%-40s %10s\n' "latency p$q at $rate req/s (median per-round)" "$(medx "${LATN[$rate,$q]:-}")"
 	done
 done
-printf '%-40s %10s\n' "gRPC throughput (ghz)" "$(ratio "${GRPS[l5d-mesh]:-}" "${GRPS[nginx]:-}")"
-printf '%-40s %10s\n' "gRPC CPU per request (ghz)" "$(ratio "${GCPU[l5d-mesh]:-}" "${GCPU[nginx]:-}")"
+printf '%-40s %10s\n' "gRPC throughput (ghz, median per-round)" "$(medx "${gratio[rps]:-}")"
+printf '%-40s %10s\n' "gRPC CPU per request (ghz, median per-round)" "$(medx "${gratio[cpu]:-}")"
 for n in $IDLE; do
 	printf '%-40s %10s\n' "RSS per idle connection, $n conns" "$(ratio "${IDLEB[l5d-mesh,$n]:-}" "${IDLEB[nginx,$n]:-}")"
 done
@@ -767,6 +790,8 @@ if on l5d-base && on l5d-mesh; then
 			printf '%-40s %10s\n' "latency p$q at $rate req/s" "$(medx "${LATR[$rate,$q]:-}")"
 		done
 	done
+	printf '%-40s %10s\n' "gRPC throughput (ghz)" "$(medx "${gratio[brps]:-}")"
+	printf '%-40s %10s\n' "gRPC CPU per request (ghz)" "$(medx "${gratio[bcpu]:-}")"
 	printf '%-40s %10s\n' "large bodies: CPU per MiB" "$(medx "${big_ratio[bcpu]:-}")"
 	printf '%-40s %10s\n' "large bodies: MiB/s" "$(medx "${big_ratio[bmib]:-}")"
 fi
