@@ -29,9 +29,11 @@ import (
 	"golang.org/x/net/http2/hpack"
 )
 
-// Window sizes this package announces: a stream may have 4 MiB unread, a connection 32 MiB.
+// Window sizes this package announces: a stream may have 256 KiB unread, a connection 32 MiB.
+// A stream's window of 256 KiB keeps four 64 KiB relay reads in flight between proxies while a
+// response for a slow reader holds at most that much in the proxy (4 MiB held whole bodies).
 const (
-	streamWindow  = 4 << 20
+	streamWindow  = 256 << 10
 	connWindow    = 32 << 20
 	maxFrameRead  = 1 << 20
 	maxHeaderList = 1 << 20
