@@ -620,6 +620,8 @@ if [ -n "$ghz" ] && [ "$GRPC" != 0 ]; then
 			if on l5d-base; then
 				gratio[brps]+=" $(echo "scale=4; ${GLAST_RPS[l5d-mesh]}/${GLAST_RPS[l5d-base]}" | bc)"
 				gratio[bcpu]+=" $(echo "scale=4; ${GLAST_CPU[l5d-mesh]}/${GLAST_CPU[l5d-base]}" | bc)"
+				o=$((round % 2)) # 1: the base build ran first in this round
+				gratio[brps$o]+=" ${gratio[brps]##* }" gratio[bcpu$o]+=" ${gratio[bcpu]##* }"
 			fi
 		fi
 		line="round $round: requests/s, CPU-s/10k (pair):"
@@ -641,6 +643,12 @@ if [ -n "$ghz" ] && [ "$GRPC" != 0 ]; then
 	fi
 	if on l5d-mesh && on l5d-base; then
 		printf 'l5d-mesh vs l5d-base, median of per-round ratios: throughput x%.2f, CPU per request x%.2f\n' "$(med "${gratio[brps]}")" "$(med "${gratio[bcpu]}")"
+		# The path right after nginx in a round tends to read higher throughput (README
+		# "Performance"): the medians by order show how far, and an odd REPEATS leans one way.
+		if [ -n "${gratio[brps0]:-}" ]; then
+			printf '  by order: base build first (odd rounds) throughput x%.2f, CPU x%.2f; l5d-mesh first (even rounds) throughput x%.2f, CPU x%.2f\n' \
+				"$(med "${gratio[brps1]}")" "$(med "${gratio[bcpu1]}")" "$(med "${gratio[brps0]}")" "$(med "${gratio[bcpu0]}")"
+		fi
 	fi
 elif [ "$GRPC" = 0 ]; then
 	echo "== gRPC: skipped (GRPC=0)"
