@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
+	"io"
 	"net"
 	"net/http"
 	"net/netip"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/l5d-go/l5d/pkg/eventually"
 	"github.com/l5d-go/l5d/proxy/config"
+	"github.com/l5d-go/l5d/proxy/forward"
 )
 
 const collectorIdentity = "collector.linkerd-jaeger.serviceaccount.identity.linkerd.cluster.local"
@@ -313,9 +315,11 @@ func TestTracingCollectorDown(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
 			if resp.StatusCode != http.StatusAccepted {
-				t.Fatalf("status %d with the collector down", resp.StatusCode)
+				t.Fatalf("status %d with the collector down (h2 %v): %s %q; body %q", resp.StatusCode, h2,
+					forward.HeaderProxyError, resp.Header.Get(forward.HeaderProxyError), body)
 			}
 		}
 	}
