@@ -107,7 +107,7 @@ func frameBuffered(br *bufio.Reader) bool {
 }
 
 // frameIn reads a connection's frames as fr.ReadFrame does (fr reads from br), except
-// that the payload of a DATA frame that fills a pooled chunk (minPooledChunk to chunkSize
+// that the payload of a DATA frame that fills a pooled chunk (minPooledChunk to largeChunkSize
 // bytes, without padding) is read from br straight into the chunk, which the stream's body
 // then keeps: one copy of each received byte fewer than through the Framer's buffer.
 type frameIn struct {
@@ -143,13 +143,13 @@ func (r *frameIn) next() (f http2.Frame, d *dataIn, err error) {
 		return nil, nil, err
 	}
 	if fh.Type == http2.FrameData && fh.StreamID != 0 && !fh.Flags.Has(http2.FlagDataPadded) &&
-		fh.Length >= minPooledChunk && fh.Length <= chunkSize {
-		c := chunkPool.Get().(*[chunkSize]byte)
-		if _, err := io.ReadFull(r.br, c[:fh.Length]); err != nil {
-			chunkPool.Put(c)
+		fh.Length >= minPooledChunk && fh.Length <= largeChunkSize {
+		c := getChunk(int(fh.Length))
+		if _, err := io.ReadFull(r.br, c); err != nil {
+			releaseChunk(c)
 			return nil, nil, err
 		}
-		r.data = dataIn{FrameHeader: fh, data: c[:fh.Length], chunk: true}
+		r.data = dataIn{FrameHeader: fh, data: c, chunk: true}
 		return nil, &r.data, nil
 	}
 	f, err = r.fr.ReadFrameForHeader(fh)
@@ -204,9 +204,10 @@ const (
 	// maxPending bounds the frames waiting for the write in progress; writers past it
 	// wait for that write to return.
 	maxPending = 64 << 10
-	// maxSendFrame bounds the DATA frames sent, whatever larger size the peer accepts: one
-	// TLS record holds 16 KiB, and the pending buffer stays small.
-	maxSendFrame = 16 << 10
+	// maxSendFrame bounds the DATA frames sent, whatever larger size the peer accepts (a
+	// peer announcing less gets frames within its SETTINGS_MAX_FRAME_SIZE): a relay read of
+	// 64 KiB goes out as one frame, and the pending buffer stays small.
+	maxSendFrame = 64 << 10
 	// frameHeaderLen is the size of a frame header (RFC 9113 section 4.1).
 	frameHeaderLen = 9
 	// pendingCap is the capacity of a pending buffer: what writers may add before they
@@ -506,30 +507,54 @@ func (p *recvPipe) init(credit creditor) {
 	p.chunks = p.slot[:0]
 }
 
-// chunkSize is the size of the pooled buffers that hold received DATA of at least
-// minPooledChunk bytes (up to a frame as our peers send them); smaller data is copied
-// into buffers of its own size, larger frames into buffers of theirs.
+// chunkSize and largeChunkSize are the sizes of the pooled buffers that hold received DATA
+// of at least minPooledChunk bytes: a frame of up to chunkSize bytes (the 16 KiB most peers
+// send) takes a chunk of chunkSize, a larger one of up to largeChunkSize (what our own
+// proxies send, maxSendFrame) a chunk of largeChunkSize, so that no chunk is more than four
+// times the data it holds. Smaller data is copied into buffers of its own size, larger
+// frames into buffers of theirs.
 const (
-	chunkSize      = maxSendFrame
+	chunkSize      = 16 << 10
+	largeChunkSize = maxSendFrame
 	minPooledChunk = 4 << 10
 )
 
-var chunkPool = sync.Pool{New: func() any { return new([chunkSize]byte) }}
+var (
+	chunkPool      = sync.Pool{New: func() any { return new([chunkSize]byte) }}
+	largeChunkPool = sync.Pool{New: func() any { return new([largeChunkSize]byte) }}
+)
+
+// getChunk returns a pooled chunk of length n, minPooledChunk <= n <= largeChunkSize.
+func getChunk(n int) []byte {
+	if n <= chunkSize {
+		return chunkPool.Get().(*[chunkSize]byte)[:n]
+	}
+	return largeChunkPool.Get().(*[largeChunkSize]byte)[:n]
+}
 
 // copyChunk returns a copy of b, in a pooled buffer when its size suits one.
 func copyChunk(b []byte) []byte {
-	if len(b) < minPooledChunk || len(b) > chunkSize {
+	if len(b) < minPooledChunk || len(b) > largeChunkSize {
 		return append([]byte(nil), b...)
 	}
-	c := chunkPool.Get().(*[chunkSize]byte)
-	return c[:copy(c[:], b)]
+	c := getChunk(len(b))
+	copy(c, b)
+	return c
 }
 
-// releaseChunk gives a chunk made by copyChunk back to the pool once nothing refers to
-// it.
+// releaseChunk gives a chunk made by getChunk or copyChunk back to the pool once nothing
+// refers to it.
 func releaseChunk(c []byte) {
-	if cap(c) == chunkSize && len(c) >= minPooledChunk {
+	if len(c) < minPooledChunk {
+		return
+	}
+	switch cap(c) {
+	case chunkSize:
 		chunkPool.Put((*[chunkSize]byte)(c[:chunkSize]))
+	case largeChunkSize:
+		if len(c) > chunkSize {
+			largeChunkPool.Put((*[largeChunkSize]byte)(c[:largeChunkSize]))
+		}
 	}
 }
 

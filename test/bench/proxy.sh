@@ -53,7 +53,9 @@ SMALL=${SMALL:-1}
 BIG_CONNS=${BIG_CONNS:-8}
 # PROFILE=dir: CPU profiles of the two l5d-mesh proxies during the last throughput round
 # (dir/client.prof, dir/server.prof, with dir/proxy to read them: go tool pprof dir/proxy dir/client.prof)
-# and during the last large-body round (dir/big-client.prof, dir/big-server.prof), and
+# and during the last large-body round (dir/big-client.prof, dir/big-server.prof, each
+# followed by the heap then, dir/big-client.heap, and the proxy's memory by kind from
+# /proc, dir/big-client.smaps: what the peak RSS of those rows is made of), and
 # during l5d-mesh's first latency run at each rate (dir/client-lat-RATE.prof, ...).
 PROFILE=${PROFILE:-}
 # TRACE=dir: Go runtime traces of the two l5d-mesh proxies during its first latency run at
@@ -377,6 +379,18 @@ on() { [[ " $PATHS " == *" $1 "* ]] || { [ "$1" = l5d-base ] && [ -n "$BASE_BIN"
 profile() { # ns file: a CPU profile of the proxy in ns for DUR less a second, in the background
 	local secs=$((${DUR%s} - 1))
 	ip netns exec "$1" curl -s -o "$PROFILE/$2" "http://127.0.0.1:4191/debug/pprof/profile?seconds=$secs" &
+	profiling+=($!)
+}
+# big_profile ns pid name: profile, then the proxy's heap and its memory by kind (anonymous,
+# file-backed: the mapped binary) a second before the round ends, in the background.
+big_profile() {
+	profile "$1" "$3.prof"
+	local cpu=${profiling[-1]}
+	{
+		while kill -0 "$cpu" 2>/dev/null; do sleep 0.1; done # the CPU profile, a sibling
+		ip netns exec "$1" curl -s -o "$PROFILE/$3.heap" "http://127.0.0.1:4191/debug/pprof/heap"
+		cat "/proc/$2/smaps_rollup" >"$PROFILE/$3.smaps"
+	} &
 	profiling+=($!)
 }
 profiling=()
@@ -731,7 +745,7 @@ LUA
 		big_once nginx "$cli" "http://127.0.0.1:9001/big" "$p1" "$p2"
 		if on l5d-mesh; then
 			if on l5d-base && [ $((round % 2)) = 1 ]; then big_once l5d-base "$bcli" "http://$bserver:8082/big" "$bcli_proxy" "$bsrv_proxy"; fi
-			if [ -n "$PROFILE" ] && [ "$round" = "$REPEATS" ]; then profile "$mcli" big-client.prof; profile "$msrv" big-server.prof; fi
+			if [ -n "$PROFILE" ] && [ "$round" = "$REPEATS" ]; then big_profile "$mcli" "$mcli_proxy" big-client; big_profile "$msrv" "$msrv_proxy" big-server; fi
 			big_once l5d-mesh "$mcli" "http://$mserver:8082/big" "$mcli_proxy" "$msrv_proxy"
 			for p in "${profiling[@]}"; do wait "$p"; done
 			profiling=()
