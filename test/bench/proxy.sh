@@ -270,22 +270,30 @@ wait_ok "$cli" "$server" 8080
 # The meshed path must really be meshed: inbound requests at the server proxy over TLS from
 # the client's identity.
 metrics() { ip netns exec "$1" timeout 5 bash -c 'exec 3<>/dev/tcp/127.0.0.1/4191 && printf "GET /metrics HTTP/1.0\r\n\r\n" >&3 && cat <&3'; }
-verify_mesh() { # name client-ns server-ns server-ip
-	local meshed="" conns
-	wait_ok "$2" "$4" 8080
+# meshed_inbound: the server proxy's inbound request counts (in server-ns) over mesh TLS
+# from the client's identity, to target (host:port) when given.
+meshed_inbound() { # server-ns [target]
+	metrics "$1" | grep '^request_total{' | grep 'direction="inbound"' | grep "target_addr=\"${2:-}" | grep 'tls="true"' | grep "client_id=\"$cid\""
+}
+# await_meshed polls, running warm (a command) before each look, until the server proxy
+# counts a meshed request (meshed_inbound); else it prints the proxies' state and exits.
+await_meshed() { # what client-ns server-ns target warm...
+	local what=$1 c=$2 s=$3 target=$4
+	shift 4
 	for _ in $(seq 100); do
-		wait_ok "$2" "$4" 8080
-		if metrics "$3" | grep '^request_total{' | grep 'direction="inbound"' | grep 'tls="true"' | grep -q "client_id=\"$cid\""; then
-			meshed=yes; break
-		fi
+		"$@"
+		if meshed_inbound "$s" "$target" >/dev/null; then return; fi
 		sleep 0.1
 	done
-	if [ -z "$meshed" ]; then
-		echo "bench-proxy: the $1 path is NOT meshed: the server proxy saw no inbound request with tls=\"true\" from $cid"
-		metrics "$3" | grep -E '^(request_total|tcp_open_total)' || true
-		echo "-- client proxy log:"; cat "$work/proxy-$2.log"; echo "-- server proxy log:"; cat "$work/proxy-$3.log"
-		exit 1
-	fi
+	echo "bench-proxy: the $what path is NOT meshed: the server proxy saw no inbound request${target:+ to $target} with tls=\"true\" from $cid"
+	metrics "$s" | grep -E '^(request_total|tcp_open_total)' || true
+	echo "-- client proxy log:"; cat "$work/proxy-$c.log"; echo "-- server proxy log:"; cat "$work/proxy-$s.log"
+	exit 1
+}
+verify_mesh() { # name client-ns server-ns server-ip
+	local conns
+	wait_ok "$2" "$4" 8080
+	await_meshed "$1" "$2" "$3" "" wait_ok "$2" "$4" 8080
 	# And HTTP/2 between the proxies: $CONNS client connections share the client proxy's few
 	# connections to the server proxy (HTTP/1 would need one per concurrent request).
 	ip netns exec "$2" wrk -t1 -c"$CONNS" -d1s "http://$4:8080/" >/dev/null
@@ -293,7 +301,7 @@ verify_mesh() { # name client-ns server-ns server-ip
 	if [ "$conns" -ge "$CONNS" ]; then
 		echo "bench-proxy: the $1 path is not multiplexed: $conns mesh TLS connections for $CONNS client connections"; exit 1
 	fi
-	echo "== $1 verified: $(metrics "$3" | grep '^request_total{' | grep 'direction="inbound"' | grep 'tls="true"' | head -1)"
+	echo "== $1 verified: $(meshed_inbound "$3" | head -1)"
 	echo "   $CONNS concurrent client connections rode $conns mesh TLS connection(s) (HTTP/2)"
 }
 verify_mesh l5d-mesh "$mcli" "$msrv" "$mserver"
@@ -600,23 +608,10 @@ if [ -n "$ghz" ] && [ "$GRPC" != 0 ]; then
 	}
 	if on l5d-mesh; then
 		# The meshed gRPC path must really be meshed: inbound requests to the gRPC port at the
-		# server proxy over TLS from the client's identity (a short ghz run to warm it up).
-		gmeshed=""
-		for _ in $(seq 20); do
-			ip netns exec "$mcli" "$ghz" --insecure --call grpc.health.v1.Health/Check -c 4 -n 100 "$mserver:9090" >/dev/null 2>&1 || true
-			if metrics "$msrv" | grep '^request_total{' | grep 'direction="inbound"' | grep "target_addr=\"$mserver:9090\"" |
-				grep 'tls="true"' | grep -q "client_id=\"$cid\""; then
-				gmeshed=yes; break
-			fi
-			sleep 0.1
-		done
-		if [ -z "$gmeshed" ]; then
-			echo "bench-proxy: the l5d-mesh gRPC path is NOT meshed: the server proxy saw no inbound request to $mserver:9090 with tls=\"true\" from $cid"
-			metrics "$msrv" | grep -E '^(request_total|tcp_open_total)' || true
-			echo "-- client proxy log:"; cat "$work/proxy-$mcli.log"; echo "-- server proxy log:"; cat "$work/proxy-$msrv.log"
-			exit 1
-		fi
-		echo "== l5d-mesh gRPC verified: $(metrics "$msrv" | grep '^request_total{' | grep 'direction="inbound"' | grep "target_addr=\"$mserver:9090\"" | grep 'tls="true"' | head -1)"
+		# server proxy over TLS from the client's identity (short ghz runs to warm it up).
+		ghz_warm() { ip netns exec "$mcli" "$ghz" --insecure --call grpc.health.v1.Health/Check -c 4 -n 100 "$mserver:9090" >/dev/null 2>&1 || true; }
+		await_meshed "l5d-mesh gRPC" "$mcli" "$msrv" "$mserver:9090" ghz_warm
+		echo "== l5d-mesh gRPC verified: $(meshed_inbound "$msrv" "$mserver:9090" | head -1)"
 	fi
 	# The paths take turns within each round (the base build before l5d-mesh in odd rounds,
 	# after it in even ones), so that load from elsewhere falls on all of them alike; the
