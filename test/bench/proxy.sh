@@ -640,12 +640,15 @@ if [ -n "$ghz" ] && [ "$GRPC" != 0 ]; then
 		echo "$line"
 	done
 	printf '%-8s %12s %10s %10s %24s %10s\n' path "requests/s" "x direct" "x nginx" "CPU-s/10k req (pair)" "p99"
-	for p in direct nginx l5d l5d-mesh l5d-base; do
+	for p in direct nginx l5d l5d-mesh l5d-base; do # the medians first: the rows divide by direct's and nginx's
 		[ -n "${GRPSS[$p]:-}" ] || continue
 		GRPS[$p]=$(med "${GRPSS[$p]}") GP99[$p]=$(med "${GP99S[$p]}")
 		GCPU[$p]=$( [ -n "${GCPUS[$p]:-}" ] && med "${GCPUS[$p]}" || echo -)
+	done
+	for p in direct nginx l5d l5d-mesh l5d-base; do
+		[ -n "${GRPS[$p]:-}" ] || continue
 		printf '%-8s %12.0f %10s %10s %24s %10s\n' "$p" "${GRPS[$p]}" \
-			"$(ratio "${GRPS[$p]}" "${GRPS[direct]:-}")" "$(ratio "${GRPS[$p]}" "${GRPS[nginx]}")" "${GCPU[$p]}" "${GP99[$p]}"
+			"$(ratio "${GRPS[$p]}" "${GRPS[direct]:-}")" "$(ratio "${GRPS[$p]}" "${GRPS[nginx]:-}")" "${GCPU[$p]}" "${GP99[$p]}"
 	done
 	if on l5d-mesh; then
 		printf 'l5d-mesh vs nginx, median of per-round ratios: throughput x%.2f, CPU per request x%.2f\n' "$(med "${gratio[rps]}")" "$(med "${gratio[cpu]}")"
