@@ -975,11 +975,18 @@ func (cc *clientConn) onHeaders(f *headerBlock) {
 	if f.StreamEnded() {
 		cs.body.close(io.EOF)
 	}
+	cs.headDelivered(f.StreamEnded())
+}
+
+// headDelivered marks cs's response head as delivered and queues cs for its caller;
+// ended: the head also ended the stream. Runs on the read loop.
+func (cs *clientStream) headDelivered(ended bool) {
+	cc := cs.cc
 	cc.mu.Lock()
 	cs.gotResp = true
 	cc.mu.Unlock()
 	cc.ready = append(cc.ready, cs)
-	if f.StreamEnded() {
+	if ended {
 		cs.endResponse()
 	}
 }
@@ -1003,20 +1010,13 @@ func (cs *clientStream) fieldsHead(f *headerBlock, status int) {
 			break
 		}
 	}
-	cc := cs.cc
 	if f.StreamEnded() {
 		if r.ContentLength < 0 {
 			r.ContentLength = 0
 		}
 		cs.body.close(io.EOF)
 	}
-	cc.mu.Lock()
-	cs.gotResp = true
-	cc.mu.Unlock()
-	cc.ready = append(cc.ready, cs)
-	if f.StreamEnded() {
-		cs.endResponse()
-	}
+	cs.headDelivered(f.StreamEnded())
 }
 
 // statusLines caches "200 OK" style status texts.
