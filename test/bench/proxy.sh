@@ -66,8 +66,9 @@ TRACE=${TRACE:-}
 # strace -c -f on each hop of the pair (dir/PATH-HOP-RATE.strace, HOP client or server) and
 # each hop's threads' sleeps, printed per request after the run: system calls by kind,
 # threads that slept, sleeps per request of each thread (a sleep ends in a wake-up). strace
-# stops each hop at every system call, so that run's percentiles are not comparable; its
-# counts are. SYSCALLS_STRACE=0 leaves strace out (the threads' sleeps alone, undisturbed);
+# stops each hop at every system call, so that run's percentiles are not comparable, nor its
+# sleeps (each stop counts as one); its system calls are. SYSCALLS_STRACE=0 leaves strace
+# out (the threads' sleeps alone, undisturbed);
 # SYSCALLS_PERF=1 also samples each hop with perf record -g at 4,999 Hz
 # (dir/PATH-HOP-RATE.perf: perf report -i FILE --no-children --sort dso,sym), enough
 # samples at 1,000 req/s where the proxies' own profiles have too few to rank.
@@ -102,6 +103,10 @@ LAT_UNIFORM=${LAT_UNIFORM:-0}
 for c in nginx wrk ip iptables-legacy-restore setpriv bc; do
 	command -v "$c" >/dev/null || { echo "bench-proxy: $c is missing (apt-get install nginx-light wrk iproute2 iptables util-linux bc)"; exit 1; }
 done
+if [ -n "$SYSCALLS" ]; then
+	[ "$SYSCALLS_STRACE" = 0 ] || command -v strace >/dev/null || { echo "bench-proxy: SYSCALLS needs strace (apt-get install strace; or SYSCALLS_STRACE=0)"; exit 1; }
+	[ "$SYSCALLS_PERF" = 0 ] || command -v perf >/dev/null || { echo "bench-proxy: SYSCALLS_PERF=1 needs perf (apt-get install linux-perf)"; exit 1; }
+fi
 
 tag=l5db$$
 node=$tag-node cli=$tag-client srv=$tag-server mcli=$tag-mclient msrv=$tag-mserver bcli=$tag-bclient bsrv=$tag-bserver
