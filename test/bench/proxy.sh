@@ -62,6 +62,19 @@ PROFILE=${PROFILE:-}
 # each rate (dir/client-RATE.trace, dir/server-RATE.trace: go tool trace dir/client-1000.trace),
 # and of the l5d-base pair's (dir/base-client-RATE.trace, ...).
 TRACE=${TRACE:-}
+# SYSCALLS=dir: during the first latency run at each rate of nginx, l5d-mesh and l5d-base,
+# strace -c -f on each hop of the pair (dir/PATH-HOP-RATE.strace, HOP client or server) and
+# each hop's threads' sleeps, printed per request after the run: system calls by kind,
+# threads that slept, sleeps per request of each thread (a sleep ends in a wake-up). strace
+# stops each hop at every system call, so that run's percentiles are not comparable, nor its
+# sleeps (each stop counts as one); its system calls are. SYSCALLS_STRACE=0 leaves strace
+# out (the threads' sleeps alone, undisturbed);
+# SYSCALLS_PERF=1 also samples each hop with perf record -g at 4,999 Hz
+# (dir/PATH-HOP-RATE.perf: perf report -i FILE --no-children --sort dso,sym), enough
+# samples at 1,000 req/s where the proxies' own profiles have too few to rank.
+SYSCALLS=${SYSCALLS:-}
+SYSCALLS_STRACE=${SYSCALLS_STRACE:-1}
+SYSCALLS_PERF=${SYSCALLS_PERF:-0}
 # PROXY_BIN=file: run this proxy binary instead of building one (to compare builds in turn).
 PROXY_BIN=${PROXY_BIN:-}
 # PROXY_ENV="NAME=value ...": more environment for every proxy (e.g. LINKERD2_PROXY_CORES=2).
@@ -90,6 +103,10 @@ LAT_UNIFORM=${LAT_UNIFORM:-0}
 for c in nginx wrk ip iptables-legacy-restore setpriv bc; do
 	command -v "$c" >/dev/null || { echo "bench-proxy: $c is missing (apt-get install nginx-light wrk iproute2 iptables util-linux bc)"; exit 1; }
 done
+if [ -n "$SYSCALLS" ]; then
+	[ "$SYSCALLS_STRACE" = 0 ] || command -v strace >/dev/null || { echo "bench-proxy: SYSCALLS needs strace (apt-get install strace; or SYSCALLS_STRACE=0)"; exit 1; }
+	[ "$SYSCALLS_PERF" = 0 ] || command -v perf >/dev/null || { echo "bench-proxy: SYSCALLS_PERF=1 needs perf (apt-get install linux-perf)"; exit 1; }
+fi
 
 tag=l5db$$
 node=$tag-node cli=$tag-client srv=$tag-server mcli=$tag-mclient msrv=$tag-mserver bcli=$tag-bclient bsrv=$tag-bserver
@@ -519,6 +536,50 @@ if [ -n "$fortio" ] && [ -n "$RATES" ]; then
 			printf "%.3f/%.3f/%.3f+%.3f/%.3f %.1f%% %.2f", f/k, a/k, c/k, d/k, (b-f-a-c-d)/k, 100*i/(b+i), s/n
 			if (proxies) printf " %d", g; print ""}'
 	}
+	# SYSCALLS: strace -c -f on each hop of the pair for one run, and each thread's sleeps
+	# (voluntary context switches) before and after it.
+	STRACING=()
+	thread_sleeps() { # pid: "tid sleeps" for each of its threads
+		local t
+		for t in /proc/"$1"/task/*; do
+			awk -v t="${t##*/}" '/^voluntary_ctxt_switches/{print t, $2}' "$t/status" 2>/dev/null || true
+		done
+	}
+	syscalls_start() { # name rate
+		local p hop i=0 hops=(client server)
+		mkdir -p "$SYSCALLS"
+		for p in ${PAIR[$1]}; do
+			hop=${hops[i]} i=$((i + 1))
+			thread_sleeps "$p" >"$SYSCALLS/$1-$hop-$2.sleeps0"
+			rm -f "$SYSCALLS/$1-$hop-$2.strace"
+			if [ "$SYSCALLS_STRACE" = 1 ]; then
+				strace -c -f -p "$p" -o "$SYSCALLS/$1-$hop-$2.strace" 2>/dev/null &
+				STRACING+=($!)
+			fi
+			if [ "$SYSCALLS_PERF" = 1 ]; then
+				perf record -q -F 4999 -g -p "$p" -o "$SYSCALLS/$1-$hop-$2.perf" >/dev/null 2>&1 &
+				STRACING+=($!)
+			fi
+		done
+	}
+	syscalls_end() { # name rate requests: stop the straces, print per request figures
+		local p hop i=0 hops=(client server) s
+		for s in "${STRACING[@]}"; do kill -INT "$s" 2>/dev/null || true; wait "$s" 2>/dev/null || true; done
+		STRACING=()
+		for p in ${PAIR[$1]}; do
+			hop=${hops[i]} i=$((i + 1))
+			thread_sleeps "$p" >"$SYSCALLS/$1-$hop-$2.sleeps1"
+			echo "  $1 $hop at $2 req/s, per request ($3 requests): system calls $([ -f "$SYSCALLS/$1-$hop-$2.strace" ] || echo -) $(awk -v n="$3" '
+				$NF ~ /^[a-z_0-9]+$/ && $NF != "total" && $NF != "syscall" && $(NF-1) ~ /^[0-9]+$/ {
+					c = NF == 6 ? $(NF-2) : $(NF-1); x[$NF] = c; e[$NF] = NF == 6 ? $(NF-1) : 0; t += c }
+				END {printf "%.2f:", t/n; for (k in x) if (x[k]/n >= 0.01) {
+					printf " %s %.2f", k, x[k]/n; if (e[k]/n >= 0.01) printf " (%.2f failed)", e[k]/n}}' \
+				"$SYSCALLS/$1-$hop-$2.strace" 2>/dev/null); threads $(awk -v n="$3" '
+				NR == FNR {a[$1] = $2; next} {d = $2 - a[$1]; if (d > 0) {k++; t += d; l = l sprintf(" %.2f", d/n)}}
+				END {printf "%d slept, sleeps %.2f (each:%s)", k, t/n, l}' \
+				"$SYSCALLS/$1-$hop-$2.sleeps0" "$SYSCALLS/$1-$hop-$2.sleeps1")"
+		done
+	}
 	for round in $(seq "$LAT_REPEATS"); do
 		for rate in $RATES; do
 			declare -A this=()
@@ -543,9 +604,13 @@ if [ -n "$fortio" ] && [ -n "$RATES" ]; then
 						tracing+=($!)
 					done
 				fi
+				if [ -n "$SYSCALLS" ] && [[ "$name" == nginx || "$name" == l5d-mesh || "$name" == l5d-base ]] && [ "$round" = 1 ]; then
+					syscalls_start "$name" "$rate"
+				fi
 				lat_before "$name"
 				out=$(ip netns exec "$ns" "$fortio" load -quiet $([ "$LAT_UNIFORM" = 1 ] && echo -uniform) -c 16 -qps "$rate" -t "$RATE_DUR" -p "50,99,99.9" "$url" 2>&1)
 				lat_mach+=" $name $(lat_after "$name" "$(awk '/^All done/{print $3; exit}' <<<"$out")")"
+				[ -n "$SYSCALLS" ] && [ -f "$SYSCALLS/$name-client-$rate.sleeps0" ] && [ "$round" = 1 ] && syscalls_end "$name" "$rate" "$(awk '/^All done/{print $3; exit}' <<<"$out")"
 				# fortio interpolates its percentiles within histogram buckets; on an overloaded
 				# machine that gives negative figures, which are no measurement: "-" instead.
 				pct() { awk -v q="$1" '$1=="#" && $2=="target" && $3==q"%" {if ($4 < 0) print "-"; else printf "%.3f", $4*1000; exit}' <<<"$out"; }
