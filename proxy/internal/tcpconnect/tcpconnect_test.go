@@ -25,8 +25,9 @@ func listen(t *testing.T) net.Listener {
 // TestConnectionEstablishedBeforeALateLookIsKept stands for a proxy whose threads were
 // off the CPU past the connect timeout: the timeout has passed (1ns) but the socket is
 // looked at only once the kernel has established the connection (the listener accepted
-// it). The connection is used. net.Dialer{Timeout: 1ns} fails here with "i/o timeout",
-// as the proxy's connector did for a loopback application under load.
+// it). The look finds it established and the connection is used. net.Dialer{Timeout:
+// 1ns} fails here with "i/o timeout", as the proxy's connector did for a loopback
+// application under load.
 func TestConnectionEstablishedBeforeALateLookIsKept(t *testing.T) {
 	ln := listen(t)
 	accepted := make(chan net.Conn, 1)
@@ -36,17 +37,37 @@ func TestConnectionEstablishedBeforeALateLookIsKept(t *testing.T) {
 		}
 	}()
 	var server net.Conn
-	d := &Dialer{Timeout: time.Nanosecond, atTimeout: func() {
-		select {
-		case server = <-accepted:
-		case <-time.After(30 * time.Second):
-		}
+	looks := make(chan socketState, 64)
+	d := &Dialer{Timeout: time.Nanosecond, hooks: testHooks{
+		look: func() {
+			if server != nil {
+				return
+			}
+			select {
+			case server = <-accepted:
+			case <-time.After(30 * time.Second):
+			}
+		},
+		looked: func(st socketState) {
+			select {
+			case looks <- st:
+			default:
+			}
+		},
 	}}
 	c, err := d.DialContext(context.Background(), ln.Addr().String())
 	if err != nil {
 		t.Fatalf("connection established before the timeout was looked at: %v", err)
 	}
 	defer c.Close()
+	select {
+	case st := <-looks:
+		if st != established {
+			t.Fatalf("the look after the listener accepted found %v, want established", st)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the timeout was never looked at")
+	}
 	if server == nil {
 		t.Fatal("the listener never accepted the connection")
 	}
@@ -58,6 +79,45 @@ func TestConnectionEstablishedBeforeALateLookIsKept(t *testing.T) {
 	if _, err := server.Read(b); err != nil || b[0] != 'x' {
 		t.Fatalf("the accepted side read %q, %v", b, err)
 	}
+}
+
+// TestConnectIssuedAfterTheTimeoutGetsTheTimeout stands for a proxy whose dialling
+// goroutine was off the CPU past the timeout before it issued the connect: the timeout
+// (1ns) is looked at while the connect is not issued yet, so the connect gets the timeout
+// again, and the loopback connection, established as soon as it is issued, is used.
+// net.Dialer's deadline, running from before the socket exists, fails it.
+func TestConnectIssuedAfterTheTimeoutGetsTheTimeout(t *testing.T) {
+	ln := listen(t)
+	go func() {
+		if c, err := ln.Accept(); err == nil {
+			t.Cleanup(func() { c.Close() })
+		}
+	}()
+	looks := make(chan socketState, 64)
+	d := &Dialer{Timeout: time.Nanosecond, hooks: testHooks{
+		looked: func(st socketState) {
+			select {
+			case looks <- st:
+			default:
+			}
+		},
+		clockStarted: func() {
+			// The connect is issued only once the timeout has been looked at.
+			select {
+			case st := <-looks:
+				if st != notIssued {
+					t.Errorf("the look before the connect found %v, want notIssued", st)
+				}
+			case <-time.After(30 * time.Second):
+				t.Error("the timeout was never looked at")
+			}
+		},
+	}}
+	c, err := d.DialContext(context.Background(), ln.Addr().String())
+	if err != nil {
+		t.Fatalf("a connect issued after its timeout was first looked at: %v", err)
+	}
+	c.Close()
 }
 
 // fullListener returns the address of a loopback listener with a backlog of 0 that never
@@ -144,7 +204,7 @@ func TestCallerCancellationIsNotATimeout(t *testing.T) {
 	// Fill the accept queue with connects the timeout lets through, then one the caller
 	// cancels while it is in progress (the hook runs while the connect waits).
 	for range 16 {
-		d := &Dialer{Timeout: 50 * time.Millisecond, atTimeout: cancel}
+		d := &Dialer{Timeout: 50 * time.Millisecond, hooks: testHooks{look: cancel}}
 		c, err := d.DialContext(ctx, addr)
 		if err == nil {
 			kept = append(kept, c)
