@@ -306,26 +306,33 @@ func TestTracingCollectorDown(t *testing.T) {
 	ln.Close() // nothing listens there any more
 	client, _ := meshPair(t, m, contextApp(t), traceEnv(t, down))
 	_, out, _ := client.Addrs()
-	for _, h2 := range []bool{false, true} {
-		c := clientTo(out, h2)
-		for range 20 {
-			req, _ := http.NewRequest("GET", "http://"+svc+"/", nil)
-			req.Header.Set("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
-			resp, err := c.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusAccepted {
-				t.Fatalf("status %d with the collector down (h2 %v): %s %q; body %q", resp.StatusCode, h2,
-					forward.HeaderProxyError, resp.Header.Get(forward.HeaderProxyError), body)
-			}
-		}
-	}
+	sendSampled(t, out, false, 20, "the collector down")
+	sendSampled(t, out, true, 20, "the collector down")
 	eventually.True(t, "dropped spans to be counted", func() bool {
 		return strings.Contains(scrape(t, client), "trace_spans_dropped_total 40\n")
 	})
+}
+
+// sendSampled sends n requests with sampled trace context to svc through the outbound
+// listener out (over HTTP/2 when h2) and fails t, saying the proxy error, its body and
+// while what, unless each is answered by the application (202).
+func sendSampled(t *testing.T, out netip.AddrPort, h2 bool, n int, while string) {
+	t.Helper()
+	c := clientTo(out, h2)
+	for range n {
+		req, _ := http.NewRequest("GET", "http://"+svc+"/", nil)
+		req.Header.Set("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusAccepted {
+			t.Fatalf("status %d with %s (h2 %v): %s %q; body %q", resp.StatusCode, while, h2,
+				forward.HeaderProxyError, resp.Header.Get(forward.HeaderProxyError), body)
+		}
+	}
 }
 
 // hangingCollector accepts connections and never answers on them (no TLS handshake, no
@@ -373,28 +380,10 @@ func TestTracingCollectorHangs(t *testing.T) {
 	addr, accepted := hangingCollector(t)
 	client, _ := meshPair(t, m, contextApp(t), traceEnv(t, addr))
 	_, out, _ := client.Addrs()
-	send := func(h2 bool, n int) {
-		t.Helper()
-		c := clientTo(out, h2)
-		for range n {
-			req, _ := http.NewRequest("GET", "http://"+svc+"/", nil)
-			req.Header.Set("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
-			resp, err := c.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusAccepted {
-				t.Fatalf("status %d with the collector hanging (h2 %v): %s %q; body %q", resp.StatusCode, h2,
-					forward.HeaderProxyError, resp.Header.Get(forward.HeaderProxyError), body)
-			}
-		}
-	}
-	send(false, 20)
+	sendSampled(t, out, false, 20, "the collector hanging")
 	// Both proxies' exporters are now connected to the collector and waiting on it.
 	eventually.True(t, "both proxies' exporters to connect to the collector", func() bool { return accepted() >= 2 })
-	send(true, 20)
+	sendSampled(t, out, true, 20, "the collector hanging")
 	eventually.True(t, "dropped spans to be counted", func() bool {
 		return strings.Contains(scrape(t, client), "trace_spans_dropped_total 40\n")
 	})

@@ -22,6 +22,30 @@ func listen(t *testing.T) net.Listener {
 	return ln
 }
 
+// looks records what a Dialer's looks at the socket found, in order (the first 64).
+type looks chan socketState
+
+func newLooks() looks { return make(looks, 64) }
+
+func (l looks) record(st socketState) {
+	select {
+	case l <- st:
+	default:
+	}
+}
+
+// first returns what the first look not yet returned found; without one in 30s it marks
+// t failed and returns false.
+func (l looks) first(t *testing.T) (socketState, bool) {
+	select {
+	case st := <-l:
+		return st, true
+	case <-time.After(30 * time.Second):
+		t.Error("the timeout was never looked at")
+		return 0, false
+	}
+}
+
 // TestConnectionEstablishedBeforeALateLookIsKept stands for a proxy whose threads were
 // off the CPU past the connect timeout: the timeout has passed (1ns) but the socket is
 // looked at only once the kernel has established the connection (the listener accepted
@@ -37,8 +61,9 @@ func TestConnectionEstablishedBeforeALateLookIsKept(t *testing.T) {
 		}
 	}()
 	var server net.Conn
-	looks := make(chan socketState, 64)
+	looks := newLooks()
 	d := &Dialer{Timeout: time.Nanosecond, hooks: testHooks{
+		looked: looks.record,
 		look: func() {
 			if server != nil {
 				return
@@ -48,25 +73,14 @@ func TestConnectionEstablishedBeforeALateLookIsKept(t *testing.T) {
 			case <-time.After(30 * time.Second):
 			}
 		},
-		looked: func(st socketState) {
-			select {
-			case looks <- st:
-			default:
-			}
-		},
 	}}
 	c, err := d.DialContext(context.Background(), ln.Addr().String())
 	if err != nil {
 		t.Fatalf("connection established before the timeout was looked at: %v", err)
 	}
 	defer c.Close()
-	select {
-	case st := <-looks:
-		if st != established {
-			t.Fatalf("the look after the listener accepted found %v, want established", st)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("the timeout was never looked at")
+	if st, ok := looks.first(t); ok && st != established {
+		t.Fatalf("the look after the listener accepted found %v, want established", st)
 	}
 	if server == nil {
 		t.Fatal("the listener never accepted the connection")
@@ -93,23 +107,13 @@ func TestConnectIssuedAfterTheTimeoutGetsTheTimeout(t *testing.T) {
 			t.Cleanup(func() { c.Close() })
 		}
 	}()
-	looks := make(chan socketState, 64)
+	looks := newLooks()
 	d := &Dialer{Timeout: time.Nanosecond, hooks: testHooks{
-		looked: func(st socketState) {
-			select {
-			case looks <- st:
-			default:
-			}
-		},
+		looked: looks.record,
 		clockStarted: func() {
 			// The connect is issued only once the timeout has been looked at.
-			select {
-			case st := <-looks:
-				if st != notIssued {
-					t.Errorf("the look before the connect found %v, want notIssued", st)
-				}
-			case <-time.After(30 * time.Second):
-				t.Error("the timeout was never looked at")
+			if st, ok := looks.first(t); ok && st != notIssued {
+				t.Errorf("the look before the connect found %v, want notIssued", st)
 			}
 		},
 	}}
