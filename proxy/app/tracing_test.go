@@ -304,20 +304,24 @@ func TestTracingCollectorDown(t *testing.T) {
 	}
 	down := ln.Addr().String()
 	ln.Close() // nothing listens there any more
-	client, _ := meshPair(t, m, contextApp(t), traceEnv(t, down))
-	_, out, _ := client.Addrs()
-	sendSampled(t, out, false, 20, "the collector down")
-	sendSampled(t, out, true, 20, "the collector down")
+	app := contextApp(t)
+	client, server := meshPair(t, m, app, traceEnv(t, down))
+	sendSampled(t, client, server, app, false, 20, "the collector down")
+	sendSampled(t, client, server, app, true, 20, "the collector down")
 	eventually.True(t, "dropped spans to be counted", func() bool {
 		return strings.Contains(scrape(t, client), "trace_spans_dropped_total 40\n")
 	})
 }
 
-// sendSampled sends n requests with sampled trace context to svc through the outbound
-// listener out (over HTTP/2 when h2) and fails t, saying the proxy error, its body and
-// while what, unless each is answered by the application (202).
-func sendSampled(t *testing.T, out netip.AddrPort, h2 bool, n int, while string) {
+// sendSampled sends n requests with sampled trace context to svc through client's
+// outbound listener (over HTTP/2 when h2), to server's inbound and app, and fails t
+// unless each is answered by the application (202), saying while what, the proxy error
+// and its body, and which address is the server proxy and which the application (a
+// failed connect names its address).
+func sendSampled(t *testing.T, client, server *Proxy, app netip.AddrPort, h2 bool, n int, while string) {
 	t.Helper()
+	_, out, _ := client.Addrs()
+	serverIn, _, _ := server.Addrs()
 	c := clientTo(out, h2)
 	for range n {
 		req, _ := http.NewRequest("GET", "http://"+svc+"/", nil)
@@ -329,8 +333,9 @@ func sendSampled(t *testing.T, out netip.AddrPort, h2 bool, n int, while string)
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusAccepted {
-			t.Fatalf("status %d with %s (h2 %v): %s %q; body %q", resp.StatusCode, while, h2,
-				forward.HeaderProxyError, resp.Header.Get(forward.HeaderProxyError), body)
+			t.Fatalf("status %d with %s (h2 %v): %s %q; body %q (server proxy inbound %s, application %s)",
+				resp.StatusCode, while, h2, forward.HeaderProxyError, resp.Header.Get(forward.HeaderProxyError), body,
+				serverIn, app)
 		}
 	}
 }
@@ -378,12 +383,12 @@ func hangingCollector(t testing.TB) (string, func() int) {
 func TestTracingCollectorHangs(t *testing.T) {
 	m := startMeshCP(t)
 	addr, accepted := hangingCollector(t)
-	client, _ := meshPair(t, m, contextApp(t), traceEnv(t, addr))
-	_, out, _ := client.Addrs()
-	sendSampled(t, out, false, 20, "the collector hanging")
+	app := contextApp(t)
+	client, server := meshPair(t, m, app, traceEnv(t, addr))
+	sendSampled(t, client, server, app, false, 20, "the collector hanging")
 	// Both proxies' exporters are now connected to the collector and waiting on it.
 	eventually.True(t, "both proxies' exporters to connect to the collector", func() bool { return accepted() >= 2 })
-	sendSampled(t, out, true, 20, "the collector hanging")
+	sendSampled(t, client, server, app, true, 20, "the collector hanging")
 	eventually.True(t, "dropped spans to be counted", func() bool {
 		return strings.Contains(scrape(t, client), "trace_spans_dropped_total 40\n")
 	})
