@@ -12,11 +12,7 @@ import (
 // per connect. Compare medians of several runs on the same machine:
 // go test -run XXX -bench Dial -benchtime=5000x -count=8 ./internal/tcpconnect
 func BenchmarkDial(b *testing.B) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ln.Close()
+	ln := listen(b)
 	go func() {
 		for {
 			c, err := ln.Accept()

@@ -12,7 +12,7 @@ import (
 )
 
 // listen returns a loopback listener closed when the test ends.
-func listen(t *testing.T) net.Listener {
+func listen(t testing.TB) net.Listener {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
