@@ -71,7 +71,8 @@ var errTimedOut = errors.New("connect timed out")
 
 // DialContext connects to addr ("ip:port" or "host:port") over TCP. It ends early when ctx
 // ends, with ctx's error. With a host name, each address tried has the timeout, and the
-// first one that runs out ends the dial.
+// first one that runs out ends the dial; resolving the name is bounded by ctx only (the
+// proxy dials addresses).
 func (d *Dialer) DialContext(ctx context.Context, addr string) (net.Conn, error) {
 	if d.Timeout <= 0 {
 		nd := net.Dialer{KeepAlive: d.KeepAlive}
