@@ -304,28 +304,97 @@ func TestTracingCollectorDown(t *testing.T) {
 	}
 	down := ln.Addr().String()
 	ln.Close() // nothing listens there any more
-	client, _ := meshPair(t, m, contextApp(t), traceEnv(t, down))
-	_, out, _ := client.Addrs()
-	for _, h2 := range []bool{false, true} {
-		c := clientTo(out, h2)
-		for range 20 {
-			req, _ := http.NewRequest("GET", "http://"+svc+"/", nil)
-			req.Header.Set("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
-			resp, err := c.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusAccepted {
-				t.Fatalf("status %d with the collector down (h2 %v): %s %q; body %q", resp.StatusCode, h2,
-					forward.HeaderProxyError, resp.Header.Get(forward.HeaderProxyError), body)
-			}
-		}
-	}
+	app := contextApp(t)
+	client, server := meshPair(t, m, app, traceEnv(t, down))
+	sendSampled(t, client, server, app, false, 20, "the collector down")
+	sendSampled(t, client, server, app, true, 20, "the collector down")
 	eventually.True(t, "dropped spans to be counted", func() bool {
 		return strings.Contains(scrape(t, client), "trace_spans_dropped_total 40\n")
 	})
+}
+
+// sendSampled sends n requests with sampled trace context to svc through client's
+// outbound listener (over HTTP/2 when h2), to server's inbound and app, and fails t
+// unless each is answered by the application (202), saying while what, the proxy error
+// and its body, and which address is the server proxy and which the application (a
+// failed connect names its address).
+func sendSampled(t *testing.T, client, server *Proxy, app netip.AddrPort, h2 bool, n int, while string) {
+	t.Helper()
+	_, out, _ := client.Addrs()
+	serverIn, _, _ := server.Addrs()
+	c := clientTo(out, h2)
+	for range n {
+		req, _ := http.NewRequest("GET", "http://"+svc+"/", nil)
+		req.Header.Set("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusAccepted {
+			t.Fatalf("status %d with %s (h2 %v): %s %q; body %q (server proxy inbound %s, application %s)",
+				resp.StatusCode, while, h2, forward.HeaderProxyError, resp.Header.Get(forward.HeaderProxyError), body,
+				serverIn, app)
+		}
+	}
+}
+
+// hangingCollector accepts connections and never answers on them (no TLS handshake, no
+// Export response), as a collector that is stuck; it returns its address and the number
+// of connections accepted so far.
+func hangingCollector(t testing.TB) (string, func() int) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return ln.Addr().String(), func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(conns)
+	}
+}
+
+// TestTracingCollectorHangs checks that sampled requests are served while the collector
+// accepts connections and never answers, before and while the exporter waits on it, and
+// that their spans are counted as dropped once its calls give up.
+func TestTracingCollectorHangs(t *testing.T) {
+	m := startMeshCP(t)
+	addr, accepted := hangingCollector(t)
+	app := contextApp(t)
+	client, server := meshPair(t, m, app, traceEnv(t, addr))
+	sendSampled(t, client, server, app, false, 20, "the collector hanging")
+	// Both proxies' exporters are now connected to the collector and waiting on it.
+	eventually.True(t, "both proxies' exporters to connect to the collector", func() bool { return accepted() >= 2 })
+	sendSampled(t, client, server, app, true, 20, "the collector hanging")
+	eventually.True(t, "dropped spans to be counted", func() bool {
+		return strings.Contains(scrape(t, client), "trace_spans_dropped_total 40\n")
+	})
+	if !strings.Contains(scrape(t, client), "trace_spans_exported_total 0\n") {
+		t.Error("spans counted exported by a collector that never answered")
+	}
 }
 
 // TestTracingConfigErrorsNameTheVariable checks bad tracing settings stop the proxy with

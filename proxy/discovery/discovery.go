@@ -23,6 +23,7 @@ package discovery
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"math/rand/v2"
 	"net/netip"
@@ -203,9 +204,8 @@ func (r *Resolver) Name(ctx context.Context, authority string) (*forward.Backend
 	if !ok || err != nil {
 		return nil, false, err
 	}
-	p := profileOf(r, nameKey(authority), func() *profile { return newNameProfile(r, authority, portOf(authority)) })
-	p.touch()
-	if err := p.waitReady(ctx, r.opts.ResolveTimeout); err != nil {
+	p, err := readyProfile(ctx, r, nameKey(authority), func() *profile { return newNameProfile(r, authority, portOf(authority)) })
+	if err != nil {
 		r.opts.Log.Debug("serving a name without its profile routes", "target", authority, "error", err)
 	}
 	p.waitPolicy(ctx)
@@ -227,24 +227,32 @@ func portOf(authority string) uint16 {
 
 // name resolves a logical authority to its target's backend, without profile routes.
 func (r *Resolver) name(ctx context.Context, authority string) (*forward.Backend, bool, error) {
-	if v, ok := r.names.Load(authority); ok {
-		t := v.(*target)
+	for {
+		var t *target
+		if v, ok := r.names.Load(authority); ok {
+			t = v.(*target)
+		} else {
+			t = newTarget(r, authority)
+			if v, loaded := r.names.LoadOrStore(authority, t); loaded {
+				t = v.(*target)
+			} else {
+				r.wg.Add(1)
+				go t.run()
+			}
+		}
 		t.touch()
 		if t.resolved() {
 			be, ok := t.backend()
 			return be, ok, nil
 		}
-		return t.wait(ctx, r.opts.ResolveTimeout)
+		be, ok, err := t.wait(ctx, r.opts.ResolveTimeout)
+		if errors.Is(err, errSwept) {
+			// Dropped between the lookup and the wait: start a new stream.
+			r.names.CompareAndDelete(authority, t)
+			continue
+		}
+		return be, ok, err
 	}
-	t := newTarget(r, authority)
-	if v, loaded := r.names.LoadOrStore(authority, t); loaded {
-		t = v.(*target)
-	} else {
-		r.wg.Add(1)
-		go t.run()
-	}
-	t.touch()
-	return t.wait(ctx, r.opts.ResolveTimeout)
 }
 
 // Addr resolves an original destination through GetProfile: a service address becomes
@@ -253,11 +261,13 @@ func (r *Resolver) name(ctx context.Context, authority string) (*forward.Backend
 // control plane says it does not know, so they are forwarded as they are, and an error
 // when the control plane has not answered (see Options.ResolveTimeout) or ctx ends first.
 func (r *Resolver) Addr(ctx context.Context, dst netip.AddrPort) (*forward.Backend, bool, error) {
-	p := r.profile(dst)
-	p.touch()
-	st, err := p.wait(ctx, r.opts.ResolveTimeout)
-	if st == nil || err != nil {
+	p, err := r.readyAddrProfile(ctx, dst)
+	if err != nil {
 		return nil, false, err
+	}
+	st := p.known()
+	if st == nil {
+		return nil, false, nil
 	}
 	if st.name != "" {
 		be, ok, err := r.name(ctx, st.name)
@@ -278,9 +288,8 @@ func (r *Resolver) Addr(ctx context.Context, dst netip.AddrPort) (*forward.Backe
 // needed and waits at most the resolve timeout for its first answer (false without one:
 // the connection's requests then fail in Addr); afterwards it is a map load.
 func (r *Resolver) Opaque(ctx context.Context, dst netip.AddrPort) bool {
-	p := r.profile(dst)
-	p.touch()
-	if err := p.waitReady(ctx, r.opts.ResolveTimeout); err != nil {
+	p, err := r.readyAddrProfile(ctx, dst)
+	if err != nil {
 		return false
 	}
 	st := p.latest.Load()
@@ -306,6 +315,26 @@ func (r *Resolver) Hold(dst netip.AddrPort) (release func()) {
 
 func (r *Resolver) profile(dst netip.AddrPort) *profile {
 	return profileOf(r, dst, func() *profile { return newProfile(r, dst) })
+}
+
+// readyAddrProfile is readyProfile for the address dst.
+func (r *Resolver) readyAddrProfile(ctx context.Context, dst netip.AddrPort) (*profile, error) {
+	return readyProfile(ctx, r, dst, func() *profile { return newProfile(r, dst) })
+}
+
+// readyProfile returns the profile stream of key (started with newP when there is none)
+// once the control plane has answered for it, or watch.waitReady's error. A stream the
+// sweeper dropped before the request could wait on it is replaced by a new one.
+func readyProfile[K nameKey | netip.AddrPort](ctx context.Context, r *Resolver, key K, newP func() *profile) (*profile, error) {
+	for {
+		p := profileOf(r, key, newP)
+		p.touch()
+		err := p.waitReady(ctx, r.opts.ResolveTimeout)
+		if !errors.Is(err, errSwept) {
+			return p, err
+		}
+		r.profiles.CompareAndDelete(key, p)
+	}
 }
 
 // nameKey is the key of a logical name's profile in Resolver.profiles, whose other keys

@@ -370,3 +370,52 @@ func TestAuthorityOverride(t *testing.T) {
 		return maps.Equal(override(), map[string]string{"10.1.0.1:4143": "web.other.svc.cluster.local:8080"})
 	})
 }
+
+// TestPendingTargetIsKeptWhileARequestWaits: a request waits for the first answer for a
+// name longer than the idle timeout (the control plane is slow): the sweeper must not
+// drop the name's stream meanwhile, or the answer never comes and the request fails at
+// the resolve timeout. Once the control plane answers, the request gets the endpoints.
+func TestPendingTargetIsKeptWhileARequestWaits(t *testing.T) {
+	d, _, r, _ := setupWith(t, Options{IdleTimeout: 20 * time.Millisecond, ResolveTimeout: eventually.Timeout})
+	const name = "web.ns.svc.cluster.local:80"
+	d.Set(name, scriptedcp.Endpoint{Addr: ap("10.0.0.1:80")})
+	d.Hold()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	type result struct {
+		addrs []string
+		err   error
+	}
+	done := make(chan result, 1)
+	go func() {
+		be, ok, err := r.Name(ctx, name)
+		res := result{err: err}
+		if ok {
+			for _, e := range be.Balancer.Endpoints() {
+				res.addrs = append(res.addrs, e.Addr.String())
+			}
+		}
+		done <- res
+	}()
+	eventually.True(t, "the request's stream at the control plane", func() bool { return d.Streams(name) == 1 })
+	// A stream started after the request's: once the sweeper has dropped it as idle, it
+	// has also looked at the request's target, idle at least as long.
+	sentinel := ap("10.9.9.9:80")
+	r.Hold(sentinel)()
+	eventually.True(t, "the sweeper to drop an idle stream", func() bool {
+		_, ok := r.profiles.Load(sentinel)
+		return !ok
+	})
+	if _, ok := r.names.Load(name); !ok {
+		t.Fatal("the sweeper dropped the stream a request is waiting on")
+	}
+	d.Release()
+	select {
+	case res := <-done:
+		if res.err != nil || !slices.Equal(res.addrs, []string{"10.0.0.1:80"}) {
+			t.Fatalf("the waiting request got %v %v, want the endpoint", res.addrs, res.err)
+		}
+	case <-time.After(eventually.Timeout):
+		t.Fatal("the waiting request never returned")
+	}
+}

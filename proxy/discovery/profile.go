@@ -8,7 +8,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/l5d-go/l5d/proto/gen/destination"
 	"github.com/l5d-go/l5d/proxy/balance"
@@ -122,16 +121,13 @@ func (p *profile) waitPolicy(ctx context.Context) {
 	}
 }
 
-// wait returns the latest profile once the control plane has answered, nil when it
-// said the address is not a service; see watch.waitReady for the error.
-func (p *profile) wait(ctx context.Context, timeout time.Duration) (*profileState, error) {
-	if err := p.waitReady(ctx, timeout); err != nil {
-		return nil, err
-	}
+// known returns the latest profile of an answered stream, nil when the control plane
+// said the address is not a service.
+func (p *profile) known() *profileState {
 	if p.state.Load() != stateKnown {
-		return nil, nil
+		return nil
 	}
-	return p.latest.Load(), nil
+	return p.latest.Load()
 }
 
 func (p *profile) run() {

@@ -2,6 +2,7 @@ package discovery
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"net"
@@ -19,6 +20,10 @@ import (
 	"github.com/l5d-go/l5d/proxy/forward"
 	"github.com/l5d-go/l5d/proxy/metrics"
 )
+
+// errSwept is waitReady's error for a watch the sweeper dropped as idle before a request
+// could wait on it.
+var errSwept = errors.New("discovery stream dropped as idle")
 
 // Resolution states of a watch.
 const (
@@ -71,6 +76,11 @@ func (w *watch) setState(s int32) {
 // balance.ErrUnavailable at once. A target the control plane has not answered for is
 // never treated as unknown: forwarding it in plaintext could bypass mesh TLS for a
 // service that is meshed.
+//
+// A waiting request holds the watch, so the sweeper does not drop it (stopping the stream
+// whose answer the request waits for) however long the answer takes; it returns errSwept
+// when the sweeper dropped the watch before the request got hold of it: the caller then
+// starts a new one.
 func (w *watch) waitReady(ctx context.Context, timeout time.Duration) error {
 	if w.resolved() {
 		return nil
@@ -78,6 +88,10 @@ func (w *watch) waitReady(ctx context.Context, timeout time.Duration) error {
 	if w.failfast.Load() {
 		return w.noAnswer(balance.ErrUnavailable)
 	}
+	if !w.hold() {
+		return errSwept
+	}
+	defer w.release()
 	t := time.NewTimer(timeout)
 	defer t.Stop()
 	select {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/l5d-go/l5d/proxy/h2"
+	"github.com/l5d-go/l5d/proxy/internal/tcpconnect"
 	"github.com/l5d-go/l5d/proxy/rawsock"
 )
 
@@ -24,14 +25,16 @@ func (e *ConnectError) Error() string { return fmt.Sprintf("connecting to %s: %v
 func (e *ConnectError) Unwrap() error { return e.Err }
 
 // TCPConnector returns a ConnectFunc dialling plain TCP with a connect timeout and a TCP
-// keepalive period (0 disables keepalive probes).
+// keepalive period (0 disables keepalive probes). The timeout fails only connections the
+// kernel has not established when it passes (tcpconnect), not those the proxy, slowed
+// down, looks at late.
 func TCPConnector(timeout, keepalive time.Duration) ConnectFunc {
-	d := &net.Dialer{Timeout: timeout, KeepAlive: keepalive}
+	d := &tcpconnect.Dialer{Timeout: timeout, KeepAlive: keepalive}
 	if keepalive == 0 {
 		d.KeepAlive = -1
 	}
 	return func(ctx context.Context, addr string) (net.Conn, error) {
-		c, err := d.DialContext(ctx, "tcp", addr)
+		c, err := d.DialContext(ctx, addr)
 		if err != nil {
 			return nil, &ConnectError{Addr: addr, Err: err}
 		}
