@@ -56,7 +56,7 @@ type Handler struct {
 // ServeHTTP answers AdmissionReviews through pkg/webhook's Handler: a body that is not an
 // AdmissionReview gets HTTP 400 with the reason, and a log line.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	(&pkgwebhook.Handler{Review: h.Review, Metrics: h.Metrics, Timeout: h.Timeout, Log: h.logger()}).ServeHTTP(w, r)
+	(&pkgwebhook.Handler{NewObject: newPodView, ObjectReview: h.review, Metrics: h.Metrics, Timeout: h.Timeout, Log: h.logger()}).ServeHTTP(w, r)
 }
 
 func (h *Handler) logger() *slog.Logger {
@@ -70,6 +70,12 @@ func (h *Handler) logger() *slog.Logger {
 // everything else is admitted unchanged. A pod whose annotations cannot be used is refused
 // with a message naming the annotation.
 func (h *Handler) Review(ctx context.Context, req *admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse {
+	return h.review(ctx, req, nil)
+}
+
+// review is Review with the pod's view as pkg/webhook's Handler decoded it along with the
+// review (NewObject: newPodView), or nil to decode it from req.Object.Raw.
+func (h *Handler) review(ctx context.Context, req *admissionv1.AdmissionRequest, object any) *admissionv1.AdmissionResponse {
 	if req.Kind.Group != "" || req.Kind.Kind != "Pod" || req.Operation != admissionv1.Create {
 		h.count(ResultSkipped, "not_pod_create")
 		return pkgwebhook.Allowed()
@@ -79,9 +85,12 @@ func (h *Handler) Review(ctx context.Context, req *admissionv1.AdmissionRequest)
 	// the additions, without decoding, copying or encoding the rest of the pod. The API
 	// server's second call, after the token volume is mounted into the injected
 	// containers, brings the injected pod, which the view finds already injected.
-	var view podView
-	if err := json.Unmarshal(req.Object.Raw, &view); err != nil {
-		return h.undecodable(req, err)
+	view, _ := object.(*podView)
+	if view == nil {
+		view = new(podView)
+		if err := json.Unmarshal(req.Object.Raw, view); err != nil {
+			return h.undecodable(req, err)
+		}
 	}
 	pod := view.pod()
 	nsName := req.Namespace
@@ -190,6 +199,8 @@ type podView struct {
 		Containers     []containerView `json:"containers"`
 	} `json:"spec"`
 }
+
+func newPodView() any { return new(podView) }
 
 type containerView struct {
 	Name  string                 `json:"name"`
