@@ -16,6 +16,8 @@ import (
 	"fmt"
 	"reflect"
 
+	jsonv2 "github.com/go-json-experiment/json"
+	jsonv1 "github.com/go-json-experiment/json/v1"
 	admissionv1 "k8s.io/api/admission/v1"
 	admissionv1beta1 "k8s.io/api/admission/v1beta1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -51,7 +53,11 @@ func DecodeReview(body []byte) (*admissionv1.AdmissionReview, error) {
 // DecodeReviewInto is DecodeReview for a webhook that reads the request's object as a Go
 // value: the object is decoded into object (a non-nil pointer, such as a view of the
 // fields the webhook reads) in the same pass over the body, rather than copied as raw JSON
-// and decoded again, so the request's Object.Raw is empty. It reports whether the object
+// and decoded again, so the request's Object.Raw is empty. It decodes with the JSON v2
+// prototype (github.com/go-json-experiment/json) set to encoding/json's semantics
+// (v1Semantics): one pass that validates as it goes, where encoding/json validates the
+// whole body before it decodes, and skips what the value does not hold without
+// allocating. It reports whether the object
 // was decoded (false when it is null or absent). An object that does not fit object gets
 // an error wrapping ErrBadReview, as a malformed review does, and so does a request with
 // nothing but its object ("no request").
@@ -72,7 +78,7 @@ func DecodeReviewInto(body []byte, object any) (*admissionv1.AdmissionReview, bo
 	}
 	req := &requestInto{Object: object}
 	review.Request = req
-	if err := json.Unmarshal(body, &review); err != nil {
+	if err := jsonv2.Unmarshal(body, &review, v1Semantics); err != nil {
 		return nil, false, fmt.Errorf("%w: %v", ErrBadReview, err)
 	}
 	// An absent request leaves req as it was: empty, as no request the API server sends is.
@@ -85,6 +91,10 @@ func DecodeReviewInto(body []byte, object any) (*admissionv1.AdmissionReview, bo
 	}
 	return &admissionv1.AdmissionReview{TypeMeta: review.TypeMeta, Request: request}, req.Object != nil, nil
 }
+
+// v1Semantics makes the JSON v2 prototype decode as encoding/json does: names matched
+// case-insensitively, duplicate names merged, invalid UTF-8 replaced, and the like.
+var v1Semantics = jsonv1.DefaultOptionsV1()
 
 func checkSize(body []byte) error {
 	if len(body) == 0 {
