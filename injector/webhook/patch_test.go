@@ -12,6 +12,7 @@ import (
 	jsonpatch "gopkg.in/evanphx/json-patch.v4"
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/scheme"
@@ -43,39 +44,18 @@ func parityPods(t *testing.T) map[string]*corev1.Pod {
 		if err != nil {
 			t.Fatalf("decode %s: %v", f, err)
 		}
-		pod := &corev1.Pod{}
-		switch o := obj.(type) {
-		case *corev1.Pod:
-			pod = o
-		default:
-			// The template, as the pod its controller creates.
-			b, err := json.Marshal(o)
+		// A workload's template, as the pod its controller creates.
+		meta, spec := inject.PodTemplate(obj)
+		if meta == nil {
+			t.Fatalf("%s: no pod template", f)
+		}
+		pod := &corev1.Pod{ObjectMeta: *meta, Spec: *spec}
+		if _, isPod := obj.(*corev1.Pod); !isPod {
+			acc, err := apimeta.Accessor(obj)
 			if err != nil {
 				t.Fatal(err)
 			}
-			var w struct {
-				Metadata metav1.ObjectMeta `json:"metadata"`
-				Spec     struct {
-					Template    *corev1.PodTemplateSpec `json:"template"`
-					JobTemplate *struct {
-						Spec struct {
-							Template corev1.PodTemplateSpec `json:"template"`
-						} `json:"spec"`
-					} `json:"jobTemplate"`
-				} `json:"spec"`
-			}
-			if err := json.Unmarshal(b, &w); err != nil {
-				t.Fatal(err)
-			}
-			tmpl := w.Spec.Template
-			if tmpl == nil && w.Spec.JobTemplate != nil {
-				tmpl = &w.Spec.JobTemplate.Spec.Template
-			}
-			if tmpl == nil {
-				t.Fatalf("%s: no pod template", f)
-			}
-			pod.ObjectMeta, pod.Spec = tmpl.ObjectMeta, tmpl.Spec
-			pod.GenerateName, pod.Namespace = w.Metadata.Name+"-", w.Metadata.Namespace
+			pod.GenerateName, pod.Namespace = acc.GetName()+"-", acc.GetNamespace()
 		}
 		pods[filepath.Base(f)] = pod
 	}
