@@ -92,9 +92,13 @@ func DecodeReviewInto(body []byte, object any) (*admissionv1.AdmissionReview, bo
 	return &admissionv1.AdmissionReview{TypeMeta: review.TypeMeta, Request: request}, req.Object != nil, nil
 }
 
-// v1Semantics makes the JSON v2 prototype decode as encoding/json does: names matched
-// case-insensitively, duplicate names merged, invalid UTF-8 replaced, and the like.
-var v1Semantics = jsonv1.DefaultOptionsV1()
+// v1Semantics makes the JSON v2 prototype decode as encoding/json does (names matched
+// case-insensitively, duplicate names merged, invalid UTF-8 replaced, and the like), but
+// for its errors: a body is not validated whole before it is decoded, and decoding stops
+// at the first error. DecodeReviewInto's errors then say less than DecodeReview's, but it
+// refuses the same bodies (FuzzDecodeReviewInto), and Handler decodes a body it refuses
+// again with DecodeReview, whose error it answers.
+var v1Semantics = jsonv2.JoinOptions(jsonv1.DefaultOptionsV1(), jsonv1.ReportErrorsWithLegacySemantics(false))
 
 func checkSize(body []byte) error {
 	if len(body) == 0 {
