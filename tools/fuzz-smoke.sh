@@ -26,6 +26,7 @@ targets=(
 	"./proxy/trace FuzzExtract"
 	"./identity/certify FuzzValidate"
 	"./injector/webhook FuzzDecodeReview"
+	"./pkg/webhook FuzzDecodeReviewInto"
 	"./policy/validator FuzzHandler"
 	"./destination/spvalidator FuzzHandler"
 	"./pkg/proxyconf FuzzParsePorts"

@@ -1,11 +1,15 @@
 package webhook
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/l5d-go/l5d/pkg/inject"
@@ -41,15 +45,7 @@ func FuzzDecodeReview(f *testing.F) {
 		Cluster: staticCluster{ns: inject.Namespace{Name: "a", Annotations: map[string]string{inject.AnnotationInject: "enabled"}}},
 		Metrics: metrics,
 	}
-	f.Fuzz(func(t *testing.T, body []byte) {
-		review, err := pkgwebhook.DecodeReview(body)
-		if err != nil {
-			if review != nil {
-				t.Fatal("review returned with an error")
-			}
-			return
-		}
-		resp := h.Review(context.Background(), review.Request)
+	check := func(t *testing.T, resp *admissionv1.AdmissionResponse) {
 		switch {
 		case resp == nil:
 			t.Fatal("nil response")
@@ -58,5 +54,27 @@ func FuzzDecodeReview(f *testing.F) {
 		case resp.Patch != nil && !json.Valid(resp.Patch):
 			t.Fatalf("patch is not JSON: %q", resp.Patch)
 		}
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		// As served: the review and the pod's view decoded in one pass (or again, raw,
+		// when the pod does not fit the view).
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body)))
+		review, err := pkgwebhook.DecodeReview(body)
+		if err != nil {
+			if review != nil {
+				t.Fatal("review returned with an error")
+			}
+			if rec.Code != http.StatusBadRequest && rec.Code != http.StatusRequestEntityTooLarge || rec.Body.Len() == 0 {
+				t.Fatalf("malformed review answered %d %q", rec.Code, rec.Body)
+			}
+			return
+		}
+		var served admissionv1.AdmissionReview
+		if rec.Code != http.StatusOK || json.Unmarshal(rec.Body.Bytes(), &served) != nil || served.Response == nil {
+			t.Fatalf("review answered %d %q", rec.Code, rec.Body)
+		}
+		check(t, served.Response)
+		check(t, h.Review(context.Background(), review.Request))
 	})
 }

@@ -6,8 +6,8 @@ import (
 )
 
 // GCPercent is the garbage collector target (GOGC) the injector runs with. Every review
-// allocates the pod twice over (decoded, injected copy, both encodings for the patch), and
-// the injector's live heap is small (its namespace and owner caches), so at Go's default
+// allocates tens of kilobytes (the review's decoding, the proxy container, the patch and
+// the answer), and the injector's live heap is small (its namespace and owner caches), so at Go's default
 // of 100 a stream of pod creations starts a collection every few dozen reviews, and the
 // reviews that overlap one are the slow ones (BenchmarkAdmission: webhook serving time
 // p99 about 45% lower at a higher target, CPU per create about 13% lower). The cost is

@@ -56,7 +56,7 @@ type Handler struct {
 // ServeHTTP answers AdmissionReviews through pkg/webhook's Handler: a body that is not an
 // AdmissionReview gets HTTP 400 with the reason, and a log line.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	(&pkgwebhook.Handler{Review: h.Review, Metrics: h.Metrics, Timeout: h.Timeout, Log: h.logger()}).ServeHTTP(w, r)
+	(&pkgwebhook.Handler{NewObject: newPodView, ObjectReview: h.review, Metrics: h.Metrics, Timeout: h.Timeout, Log: h.logger()}).ServeHTTP(w, r)
 }
 
 func (h *Handler) logger() *slog.Logger {
@@ -70,43 +70,52 @@ func (h *Handler) logger() *slog.Logger {
 // everything else is admitted unchanged. A pod whose annotations cannot be used is refused
 // with a message naming the annotation.
 func (h *Handler) Review(ctx context.Context, req *admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse {
-	log := h.logger().With("namespace", req.Namespace, "uid", req.UID)
+	return h.review(ctx, req, nil)
+}
+
+// review is Review with the pod's view as pkg/webhook's Handler decoded it along with the
+// review (NewObject: newPodView), or nil to decode it from req.Object.Raw.
+func (h *Handler) review(ctx context.Context, req *admissionv1.AdmissionRequest, object any) *admissionv1.AdmissionResponse {
 	if req.Kind.Group != "" || req.Kind.Kind != "Pod" || req.Operation != admissionv1.Create {
 		h.count(ResultSkipped, "not_pod_create")
 		return pkgwebhook.Allowed()
 	}
-	// The decision needs a few fields of the pod: it is made on them (podView), and only a
-	// pod to inject is decoded whole. The API server's second call, after the token volume
-	// is mounted into the injected containers, brings the injected pod: it is not decoded.
-	var view podView
-	if err := json.Unmarshal(req.Object.Raw, &view); err != nil {
-		return h.undecodable(log, err)
+	// Injection reads a few fields of the pod and only adds to it (inject.Additions): the
+	// pod is decoded into a view of those fields (podView), and the patch is written from
+	// the additions, without decoding, copying or encoding the rest of the pod. The API
+	// server's second call, after the token volume is mounted into the injected
+	// containers, brings the injected pod, which the view finds already injected.
+	view, _ := object.(*podView)
+	if view == nil {
+		view = new(podView)
+		if err := json.Unmarshal(req.Object.Raw, view); err != nil {
+			return h.undecodable(req, err)
+		}
 	}
+	pod := view.pod()
 	nsName := req.Namespace
 	if nsName == "" {
-		nsName = view.Metadata.Namespace
+		nsName = pod.Namespace
 	}
 	ns, err := h.Cluster.Namespace(ctx, nsName)
 	if err != nil {
 		h.count(ResultError, "namespace_lookup")
-		log.Error("namespace lookup failed", "err", err)
+		h.logger().Error("namespace lookup failed", "namespace", req.Namespace, "uid", req.UID, "err", err)
 		return pkgwebhook.Denied(http.StatusInternalServerError, fmt.Sprintf("linkerd proxy injector: reading namespace %s: %v", nsName, err))
 	}
 	values := h.Values()
-	meta, spec := view.decisionInput()
-	d := inject.Decide(ns, meta, spec, false)
+	d := inject.Decide(ns, &pod.ObjectMeta, &pod.Spec, false)
 	if !d.Inject {
 		h.count(ResultSkipped, string(d.Reason))
-		log.Debug("pod not injected", "pod", podName(meta), "reason", d.Reason)
+		h.logger().Debug("pod not injected", "namespace", req.Namespace, "uid", req.UID, "pod", podName(&pod.ObjectMeta), "reason", d.Reason)
 		return pkgwebhook.Allowed()
 	}
-	var pod corev1.Pod
-	if err := json.Unmarshal(req.Object.Raw, &pod); err != nil {
-		return h.undecodable(log, err)
-	}
-	owner := h.Cluster.Owner(ctx, nsName, &pod)
+	owner := h.Cluster.Owner(ctx, nsName, pod)
 	dryRun := req.DryRun != nil && *req.DryRun
-	injected, _, err := values.InjectPod(ns, owner.Owner, &pod)
+	if ns.Name == "" {
+		ns.Name = pod.Namespace
+	}
+	add, err := values.Additions(ns, owner.Owner, d.Mode, &pod.ObjectMeta, &pod.Spec)
 	if err != nil {
 		var ae *inject.AnnotationError
 		reason := "values"
@@ -114,26 +123,40 @@ func (h *Handler) Review(ctx context.Context, req *admissionv1.AdmissionRequest)
 			reason = "annotation"
 		}
 		h.count(ResultRefused, reason)
-		log.Warn("refusing pod", "pod", podName(&pod.ObjectMeta), "err", err)
+		h.logger().Warn("refusing pod", "namespace", req.Namespace, "uid", req.UID, "pod", podName(&pod.ObjectMeta), "err", err)
 		h.event(owner, dryRun, corev1.EventTypeWarning, "InjectionRefused", "Linkerd proxy injection refused: "+err.Error())
 		return pkgwebhook.Denied(http.StatusUnprocessableEntity, "linkerd proxy injector: "+err.Error())
 	}
-	patch, err := pkgwebhook.JSONPatch(&pod, injected)
+	patch, err := podPatch(pod, len(view.Spec.Volumes), add)
 	if err != nil {
 		h.count(ResultError, "patch")
-		log.Error("building patch", "err", err)
+		h.logger().Error("building patch", "namespace", req.Namespace, "uid", req.UID, "err", err)
 		return pkgwebhook.Denied(http.StatusInternalServerError, "linkerd proxy injector: "+err.Error())
 	}
 	h.count(ResultInjected, string(d.Reason))
-	log.Info("injected pod", "pod", podName(&pod.ObjectMeta), "owner_kind", owner.Kind, "owner", owner.Name, "mode", d.Mode)
+	h.logger().Info("injected pod", "namespace", req.Namespace, "uid", req.UID, "pod", podName(&pod.ObjectMeta),
+		"owner_kind", owner.Kind, "owner", owner.Name, "mode", d.Mode)
 	h.event(owner, dryRun, corev1.EventTypeNormal, "Injected", "Linkerd sidecar proxy injected")
 	return pkgwebhook.Patched(patch)
 }
 
+// podPatch is the JSON patch adding add to pod (as the view has it, with volumes volumes),
+// its operations in the order of the pod's fields, as pkg/webhook.JSONPatch would write
+// them for pod and its injected copy.
+func podPatch(pod *corev1.Pod, volumes int, add *inject.Additions) ([]byte, error) {
+	w := pkgwebhook.NewPatchWriter()
+	w.SetMembers("/metadata/labels", pod.Labels, add.Labels)
+	w.SetMembers("/metadata/annotations", pod.Annotations, add.Annotations)
+	pkgwebhook.AddItems(w, "/spec/volumes", volumes, nil, add.Volumes)
+	pkgwebhook.AddItems(w, "/spec/initContainers", len(pod.Spec.InitContainers), add.InitContainers, nil)
+	pkgwebhook.AddItems(w, "/spec/containers", len(pod.Spec.Containers), add.Containers, add.AppendContainers)
+	return w.Bytes()
+}
+
 // undecodable answers a pod that does not decode.
-func (h *Handler) undecodable(log *slog.Logger, err error) *admissionv1.AdmissionResponse {
+func (h *Handler) undecodable(req *admissionv1.AdmissionRequest, err error) *admissionv1.AdmissionResponse {
 	h.count(ResultError, "decode_pod")
-	log.Warn("cannot decode pod", "err", err)
+	h.logger().Warn("cannot decode pod", "namespace", req.Namespace, "uid", req.UID, "err", err)
 	return pkgwebhook.Denied(http.StatusBadRequest, fmt.Sprintf("linkerd proxy injector: cannot decode the pod: %v", err))
 }
 
@@ -156,38 +179,51 @@ func podName(p *metav1.ObjectMeta) string {
 	return p.GenerateName + "*"
 }
 
-// podView is what inject.Decide reads of a pod: its annotations, hostNetwork and the names
-// of its containers (with its name and namespace for logs). Decoding it skips the rest of
-// the pod (env, probes, volumes, managedFields).
+// podView is what injection reads of a pod (inject.Decide and inject.Values.Additions):
+// its name, namespace, labels, annotations and controller, hostNetwork, the names and
+// ports of its containers and how many volumes it has. Decoding it skips the rest of the
+// pod (env, probes, volumes' sources, managedFields).
 type podView struct {
 	Metadata struct {
-		Name         string            `json:"name"`
-		GenerateName string            `json:"generateName"`
-		Namespace    string            `json:"namespace"`
-		Annotations  map[string]string `json:"annotations"`
+		Name            string                  `json:"name"`
+		GenerateName    string                  `json:"generateName"`
+		Namespace       string                  `json:"namespace"`
+		Labels          map[string]string       `json:"labels"`
+		Annotations     map[string]string       `json:"annotations"`
+		OwnerReferences []metav1.OwnerReference `json:"ownerReferences"`
 	} `json:"metadata"`
 	Spec struct {
 		HostNetwork    bool            `json:"hostNetwork"`
-		Containers     []containerName `json:"containers"`
-		InitContainers []containerName `json:"initContainers"`
+		Volumes        []struct{}      `json:"volumes"` // counted: an item takes no memory
+		InitContainers []containerView `json:"initContainers"`
+		Containers     []containerView `json:"containers"`
 	} `json:"spec"`
 }
 
-type containerName struct {
-	Name string `json:"name"`
+func newPodView() any { return new(podView) }
+
+type containerView struct {
+	Name  string                 `json:"name"`
+	Ports []corev1.ContainerPort `json:"ports"`
 }
 
-// decisionInput returns the view as the metadata and spec inject.Decide takes, holding the
-// fields it reads.
-func (v *podView) decisionInput() (*metav1.ObjectMeta, *corev1.PodSpec) {
-	names := func(list []containerName) []corev1.Container {
+// pod returns the view as a Pod holding the fields it has (the volumes counted only).
+func (v *podView) pod() *corev1.Pod {
+	containers := func(list []containerView) []corev1.Container {
+		if list == nil {
+			return nil
+		}
 		out := make([]corev1.Container, len(list))
 		for i, c := range list {
-			out[i].Name = c.Name
+			out[i].Name, out[i].Ports = c.Name, c.Ports
 		}
 		return out
 	}
 	m := &v.Metadata
-	return &metav1.ObjectMeta{Name: m.Name, GenerateName: m.GenerateName, Namespace: m.Namespace, Annotations: m.Annotations},
-		&corev1.PodSpec{HostNetwork: v.Spec.HostNetwork, Containers: names(v.Spec.Containers), InitContainers: names(v.Spec.InitContainers)}
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: m.Name, GenerateName: m.GenerateName, Namespace: m.Namespace,
+			Labels: m.Labels, Annotations: m.Annotations, OwnerReferences: m.OwnerReferences},
+		Spec: corev1.PodSpec{HostNetwork: v.Spec.HostNetwork,
+			Containers: containers(v.Spec.Containers), InitContainers: containers(v.Spec.InitContainers)},
+	}
 }

@@ -11,8 +11,8 @@
 //	v := inject.DefaultValues()
 //	v.IdentityTrustAnchorsPEM = anchors
 //	res, err := v.InjectObject(inject.Namespace{}, deployment, true) // CLI: force = inject unless disabled
-//	pod, decision, err := v.InjectPod(ns, owner, pod)                // webhook
-//	patch, err := webhook.JSONPatch(pod, injected)                   // pkg/webhook: RFC 6902 for the AdmissionResponse
+//	pod, decision, err := v.InjectPod(ns, owner, pod)                // a pod, on a copy
+//	add, err := v.Additions(ns, owner, decision.Mode, &pod.ObjectMeta, &pod.Spec) // webhook: what injection adds, written as the JSON patch
 //
 // Decide applies the linkerd.io/inject rules; config.linkerd.io/* (and the alpha/beta native
 // sidecar) annotations on the namespace are defaults that the pod's own annotations override.

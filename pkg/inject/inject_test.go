@@ -52,29 +52,11 @@ func decodeFile(t *testing.T, name string) runtime.Object {
 // podParts returns the pod (template) metadata and spec of any injectable object.
 func podParts(t *testing.T, obj runtime.Object) (*metav1.ObjectMeta, *corev1.PodSpec) {
 	t.Helper()
-	switch o := obj.(type) {
-	case *corev1.Pod:
-		return &o.ObjectMeta, &o.Spec
-	default:
-		raw, _ := yaml.Marshal(obj)
-		var w struct {
-			Spec struct {
-				Template    *corev1.PodTemplateSpec `json:"template"`
-				JobTemplate *struct {
-					Spec struct {
-						Template corev1.PodTemplateSpec `json:"template"`
-					} `json:"spec"`
-				} `json:"jobTemplate"`
-			} `json:"spec"`
-		}
-		if err := yaml.Unmarshal(raw, &w); err != nil {
-			t.Fatal(err)
-		}
-		if w.Spec.JobTemplate != nil {
-			return &w.Spec.JobTemplate.Spec.Template.ObjectMeta, &w.Spec.JobTemplate.Spec.Template.Spec
-		}
-		return &w.Spec.Template.ObjectMeta, &w.Spec.Template.Spec
+	meta, spec := PodTemplate(obj)
+	if meta == nil {
+		t.Fatalf("%T: no pod template", obj)
 	}
+	return meta, spec
 }
 
 func TestGolden(t *testing.T) {

@@ -2,6 +2,7 @@ package inject
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strconv"
@@ -37,10 +38,59 @@ const (
 // place. mode is ModeEnabled or ModeIngress (see Decide, which callers run first); ns supplies
 // namespace-level config annotations and the workload namespace label; owner the
 // linkerd.io/proxy-<kind> label. On error (an annotation that cannot be used, named in the
-// error as an *AnnotationError) meta and spec are left unchanged.
+// error as an *AnnotationError) meta and spec are left unchanged. It applies what Additions
+// returns.
 func (v *Values) InjectPodSpec(ns Namespace, owner Owner, mode Mode, meta *metav1.ObjectMeta, spec *corev1.PodSpec) error {
+	a, err := v.Additions(ns, owner, mode, meta, spec)
+	if err != nil {
+		return err
+	}
+	a.Apply(meta, spec)
+	return nil
+}
+
+// Additions is what injection adds to a pod; nothing else of the pod changes. The
+// admission webhook writes it as a JSON patch without encoding the pod, InjectPodSpec
+// applies it (Apply).
+type Additions struct {
+	// InitContainers go in front of the pod's init containers (linkerd-init or the
+	// network validator, then the proxy when it runs as a native sidecar).
+	InitContainers []corev1.Container
+	// Containers go in front of the pod's containers (the proxy, as a classic sidecar);
+	// AppendContainers after them (the debug sidecar).
+	Containers, AppendContainers []corev1.Container
+	// Volumes go after the pod's volumes.
+	Volumes []corev1.Volume
+	// Annotations and Labels are set on the pod, replacing the values it has for them.
+	Annotations, Labels map[string]string
+}
+
+// Apply adds a to meta and spec.
+func (a *Additions) Apply(meta *metav1.ObjectMeta, spec *corev1.PodSpec) {
+	if len(a.InitContainers) > 0 {
+		spec.InitContainers = append(slices.Clip(a.InitContainers), spec.InitContainers...)
+	}
+	if len(a.Containers) > 0 {
+		spec.Containers = append(slices.Clip(a.Containers), spec.Containers...)
+	}
+	spec.Containers = append(spec.Containers, a.AppendContainers...)
+	spec.Volumes = append(spec.Volumes, a.Volumes...)
+	if meta.Annotations == nil {
+		meta.Annotations = make(map[string]string, len(a.Annotations))
+	}
+	maps.Copy(meta.Annotations, a.Annotations)
+	if meta.Labels == nil {
+		meta.Labels = make(map[string]string, len(a.Labels))
+	}
+	maps.Copy(meta.Labels, a.Labels)
+}
+
+// Additions returns what InjectPodSpec adds to a pod with meta and spec (which it reads
+// and does not change: the annotations, the namespace, and the ports of the containers and
+// init containers are all it reads of them), with the same arguments and errors.
+func (v *Values) Additions(ns Namespace, owner Owner, mode Mode, meta *metav1.ObjectMeta, spec *corev1.PodSpec) (*Additions, error) {
 	if err := v.Validate(); err != nil {
-		return fmt.Errorf("injector values: %w", err)
+		return nil, fmt.Errorf("injector values: %w", err)
 	}
 	named := map[string]int32{}
 	var inbound []int
@@ -62,7 +112,7 @@ func (v *Values) InjectPodSpec(ns Namespace, owner Owner, mode Mode, meta *metav
 	sort.Ints(inbound)
 	cfg, err := v.resolve(lookup{pod: meta.Annotations, ns: ns.Annotations}, named)
 	if err != nil {
-		return err
+		return nil, err
 	}
 
 	if !cfg.nativeSidecar && (owner.Kind == "Job" || owner.Kind == "CronJob") {
@@ -70,6 +120,7 @@ func (v *Values) InjectPodSpec(ns Namespace, owner Owner, mode Mode, meta *metav
 		// on the admin port once its work is done.
 		cfg.shutdownEndpoint = true
 	}
+	a := &Additions{}
 	proxy := v.proxyContainer(cfg, mode, inbound)
 	initC := v.initContainer(cfg)
 	if cfg.nativeSidecar {
@@ -84,7 +135,7 @@ func (v *Values) InjectPodSpec(ns Namespace, owner Owner, mode Mode, meta *metav
 			SuccessThreshold: 1,
 			FailureThreshold: 120,
 		}
-		spec.InitContainers = append([]corev1.Container{initC, proxy}, spec.InitContainers...)
+		a.InitContainers = []corev1.Container{initC, proxy}
 	} else {
 		if cfg.await {
 			await := []string{awaitBinary, awaitTimeout}
@@ -99,23 +150,24 @@ func (v *Values) InjectPodSpec(ns Namespace, owner Owner, mode Mode, meta *metav
 			}
 			proxy.Lifecycle.PreStop = &corev1.LifecycleHandler{Sleep: &corev1.SleepAction{Seconds: cfg.waitBeforeExit}}
 		}
-		spec.InitContainers = append([]corev1.Container{initC}, spec.InitContainers...)
-		spec.Containers = append([]corev1.Container{proxy}, spec.Containers...)
+		a.InitContainers = []corev1.Container{initC}
+		a.Containers = []corev1.Container{proxy}
 	}
 	if cfg.debugSidecar {
-		spec.Containers = append(spec.Containers, corev1.Container{
+		a.AppendContainers = []corev1.Container{{
 			Name:                     DebugContainerName,
 			Image:                    cfg.debugImage,
 			ImagePullPolicy:          cfg.debugPullPolicy,
 			TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
-		})
+		}}
 	}
 	mode420 := int32(volumeDefaultMode)
 	expiry := int64(tokenExpiry)
+	a.Volumes = make([]corev1.Volume, 0, 3)
 	if !v.CNIEnabled { // linkerd-init's lock directory
-		spec.Volumes = append(spec.Volumes, corev1.Volume{Name: VolumeXtablesLock, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}})
+		a.Volumes = append(a.Volumes, corev1.Volume{Name: VolumeXtablesLock, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}})
 	}
-	spec.Volumes = append(spec.Volumes,
+	a.Volumes = append(a.Volumes,
 		corev1.Volume{Name: VolumeIdentityEndEntity, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory}}},
 		corev1.Volume{Name: VolumeIdentityToken, VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{
 			DefaultMode: &mode420,
@@ -125,38 +177,34 @@ func (v *Values) InjectPodSpec(ns Namespace, owner Owner, mode Mode, meta *metav
 		}}},
 	)
 
-	if meta.Annotations == nil {
-		meta.Annotations = map[string]string{}
+	a.Annotations = map[string]string{
+		AnnotationCreatedBy:       v.CreatedBy,
+		AnnotationProxyVersion:    proxyVersionOf(cfg.proxyImage),
+		AnnotationTrustRootSHA256: v.TrustRootSHA256(),
+		AnnotationIdentityMode:    "default",
 	}
-	meta.Annotations[AnnotationCreatedBy] = v.CreatedBy
-	meta.Annotations[AnnotationProxyVersion] = proxyVersionOf(cfg.proxyImage)
-	meta.Annotations[AnnotationTrustRootSHA256] = v.TrustRootSHA256()
-	meta.Annotations[AnnotationIdentityMode] = "default"
 	if _, ok := meta.Annotations[AnnotationOpaquePorts]; !ok {
 		// The destination controller reads the pod's annotation only: give it the ports the
 		// proxy treats as opaque, as Linkerd's injector does.
 		if _, fromNS := ns.Annotations[AnnotationOpaquePorts]; fromNS {
-			meta.Annotations[AnnotationOpaquePorts] = cfg.opaquePorts
+			a.Annotations[AnnotationOpaquePorts] = cfg.opaquePorts
 		} else if exposed := exposedOpaquePorts(v.OpaquePorts, inbound); exposed != "" {
-			meta.Annotations[AnnotationOpaquePorts] = exposed
+			a.Annotations[AnnotationOpaquePorts] = exposed
 		}
 	}
 	if _, ok := meta.Annotations[AnnotationInject]; !ok {
-		meta.Annotations[AnnotationInject] = string(mode)
+		a.Annotations[AnnotationInject] = string(mode)
 	}
-	if meta.Labels == nil {
-		meta.Labels = map[string]string{}
-	}
-	meta.Labels[LabelControlPlaneNS] = v.ControlPlaneNamespace
+	a.Labels = map[string]string{LabelControlPlaneNS: v.ControlPlaneNamespace}
 	if owner.Kind != "" && owner.Name != "" {
-		meta.Labels[LabelProxyOwnerPrefix+strings.ToLower(owner.Kind)] = owner.Name
+		a.Labels[LabelProxyOwnerPrefix+strings.ToLower(owner.Kind)] = owner.Name
 	}
 	if nsName := ns.Name; nsName != "" {
-		meta.Labels[LabelWorkloadNS] = nsName
+		a.Labels[LabelWorkloadNS] = nsName
 	} else if meta.Namespace != "" {
-		meta.Labels[LabelWorkloadNS] = meta.Namespace
+		a.Labels[LabelWorkloadNS] = meta.Namespace
 	}
-	return nil
+	return a, nil
 }
 
 // exposedOpaquePorts lists, comma-separated, the container ports (sorted) that the port

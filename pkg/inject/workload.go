@@ -3,11 +3,13 @@ package inject
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 )
@@ -28,36 +30,20 @@ type Result struct {
 // pod template are returned unchanged with ReasonNotEnabled and ErrNoPodTemplate.
 func (v *Values) InjectObject(ns Namespace, obj runtime.Object, force bool) (Result, error) {
 	out := obj.DeepCopyObject()
-	var (
-		meta  *metav1.ObjectMeta
-		spec  *corev1.PodSpec
-		owner Owner
-		podNS string
-		isPod bool
-	)
-	switch o := out.(type) {
-	case *corev1.Pod:
-		meta, spec, owner, podNS, isPod = &o.ObjectMeta, &o.Spec, OwnerOf(o), o.Namespace, true
-	case *appsv1.Deployment:
-		meta, spec, owner, podNS = &o.Spec.Template.ObjectMeta, &o.Spec.Template.Spec, Owner{"Deployment", o.Name}, o.Namespace
-	case *appsv1.StatefulSet:
-		meta, spec, owner, podNS = &o.Spec.Template.ObjectMeta, &o.Spec.Template.Spec, Owner{"StatefulSet", o.Name}, o.Namespace
-	case *appsv1.DaemonSet:
-		meta, spec, owner, podNS = &o.Spec.Template.ObjectMeta, &o.Spec.Template.Spec, Owner{"DaemonSet", o.Name}, o.Namespace
-	case *appsv1.ReplicaSet:
-		meta, spec, owner, podNS = &o.Spec.Template.ObjectMeta, &o.Spec.Template.Spec, Owner{"ReplicaSet", o.Name}, o.Namespace
-	case *corev1.ReplicationController:
-		if o.Spec.Template == nil {
-			return Result{Object: obj, Decision: Decision{Reason: ReasonNotEnabled}}, ErrNoPodTemplate
-		}
-		meta, spec, owner, podNS = &o.Spec.Template.ObjectMeta, &o.Spec.Template.Spec, Owner{"ReplicationController", o.Name}, o.Namespace
-	case *batchv1.Job:
-		meta, spec, owner, podNS = &o.Spec.Template.ObjectMeta, &o.Spec.Template.Spec, Owner{"Job", o.Name}, o.Namespace
-	case *batchv1.CronJob:
-		t := &o.Spec.JobTemplate.Spec.Template
-		meta, spec, owner, podNS = &t.ObjectMeta, &t.Spec, Owner{"CronJob", o.Name}, o.Namespace
-	default:
+	meta, spec := PodTemplate(out)
+	if meta == nil {
 		return Result{Object: obj, Decision: Decision{Reason: ReasonNotEnabled}}, fmt.Errorf("%T: %w", obj, ErrNoPodTemplate)
+	}
+	var owner Owner
+	var podNS string
+	pod, isPod := out.(*corev1.Pod)
+	if acc, err := apimeta.Accessor(out); err == nil {
+		podNS = acc.GetNamespace()
+		// The workload itself: its Go type's name is its kind.
+		owner = Owner{Kind: reflect.TypeOf(out).Elem().Name(), Name: acc.GetName()}
+	}
+	if isPod {
+		owner = OwnerOf(pod)
 	}
 	if ns.Name == "" {
 		ns.Name = podNS
@@ -78,6 +64,36 @@ func (v *Values) InjectObject(ns Namespace, obj runtime.Object, force bool) (Res
 
 // ErrNoPodTemplate is returned by InjectObject for kinds that hold no pod template.
 var ErrNoPodTemplate = errors.New("object has no pod template")
+
+// PodTemplate returns the pod metadata and spec inside obj, pointers into it: a Pod's own,
+// or the pod template of a Deployment, StatefulSet, DaemonSet, ReplicaSet,
+// ReplicationController, Job or CronJob; nil for other kinds and a ReplicationController
+// without a template.
+func PodTemplate(obj runtime.Object) (*metav1.ObjectMeta, *corev1.PodSpec) {
+	var t *corev1.PodTemplateSpec
+	switch o := obj.(type) {
+	case *corev1.Pod:
+		return &o.ObjectMeta, &o.Spec
+	case *appsv1.Deployment:
+		t = &o.Spec.Template
+	case *appsv1.StatefulSet:
+		t = &o.Spec.Template
+	case *appsv1.DaemonSet:
+		t = &o.Spec.Template
+	case *appsv1.ReplicaSet:
+		t = &o.Spec.Template
+	case *corev1.ReplicationController:
+		t = o.Spec.Template
+	case *batchv1.Job:
+		t = &o.Spec.Template
+	case *batchv1.CronJob:
+		t = &o.Spec.JobTemplate.Spec.Template
+	}
+	if t == nil {
+		return nil, nil
+	}
+	return &t.ObjectMeta, &t.Spec
+}
 
 // InjectPod decides and injects a pod as the admission webhook sees it: ns is its namespace,
 // owner its workload (OwnerOf, or the webhook's resolution through the API). It returns the

@@ -7,8 +7,9 @@ import (
 )
 
 // buffers holds the buffers a review is read into, its object and patched copy encoded into
-// (JSONPatch) and its answer encoded into: a review allocates none of them, so there is less
-// garbage and fewer collections in the tail of admissions.
+// (JSONPatch), its patch written into (PatchWriter) and its answer encoded into: a review
+// allocates none of them, so there is less garbage and fewer collections in the tail of
+// admissions.
 var buffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // maxPooledBuffer is the largest buffer put back in buffers: a rare huge review's buffer is

@@ -18,15 +18,28 @@ import (
 // mutating webhook returns a patch, a validating one Allowed or Denied.
 type Review func(ctx context.Context, req *admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse
 
+// ObjectReview is a Review that also gets the request's object as the Handler decoded it
+// (NewObject's value), or nil when the object is null or does not fit that value: the
+// request's Object.Raw then holds it, as for a Review (and is empty otherwise).
+type ObjectReview func(ctx context.Context, req *admissionv1.AdmissionRequest, object any) *admissionv1.AdmissionResponse
+
 // Handler is the HTTP side of a webhook: it decodes the AdmissionReview POSTed to it, calls
 // Review with a context bounded by Timeout (5s when zero) and writes the answer. Review is
-// required; Metrics, when set, counts requests, bad requests and latency; Log defaults to
-// slog.Default.
+// required unless ObjectReview is set; Metrics, when set, counts requests, bad requests and
+// latency; Log defaults to slog.Default.
+//
+// A webhook that decodes the request's object sets NewObject and ObjectReview instead of
+// Review: NewObject returns, for each review, a pointer the object is decoded into in the
+// same pass over the body as the review (DecodeReviewInto), rather than copied as raw JSON
+// and decoded again by the webhook. A review whose object does not fit is decoded again
+// as for Review, so that the webhook answers it as it answers an object it cannot decode.
 type Handler struct {
-	Review  Review
-	Metrics *Metrics
-	Timeout time.Duration
-	Log     *slog.Logger
+	Review       Review
+	NewObject    func() any
+	ObjectReview ObjectReview
+	Metrics      *Metrics
+	Timeout      time.Duration
+	Log          *slog.Logger
 }
 
 // ServeHTTP answers one AdmissionReview, or a malformed body with 400 (413 when too large,
@@ -50,10 +63,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, err := body.ReadFrom(io.LimitReader(r.Body, MaxBodyBytes+1))
 	if err == nil {
 		var rev *admissionv1.AdmissionReview
-		rev, err = DecodeReview(body.Bytes()) // what it keeps it copies
+		var object any
+		rev, object, err = h.decode(body.Bytes()) // what they keep they copy
 		releaseBuffer(body)
 		if err == nil {
-			h.answer(w, r, rev, log)
+			h.answer(w, r, rev, object, log)
 			if m != nil {
 				m.Latency.Observe(time.Since(start).Seconds())
 			}
@@ -74,7 +88,26 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	http.Error(w, err.Error(), code)
 }
 
-func (h *Handler) answer(w http.ResponseWriter, r *http.Request, rev *admissionv1.AdmissionReview, log *slog.Logger) {
+// decode decodes a review, with its object when the webhook reads it as a Go value
+// (NewObject); object is nil otherwise.
+func (h *Handler) decode(body []byte) (rev *admissionv1.AdmissionReview, object any, err error) {
+	if h.NewObject == nil || h.ObjectReview == nil {
+		rev, err = DecodeReview(body)
+		return rev, nil, err
+	}
+	object = h.NewObject()
+	rev, decoded, err := DecodeReviewInto(body, object)
+	if err == nil && decoded {
+		return rev, object, nil
+	}
+	// A null object, or a malformed review or object: decoded again with the object as
+	// raw JSON, the review is refused as DecodeReview refuses it, or the webhook gets the
+	// object to refuse.
+	rev, err = DecodeReview(body)
+	return rev, nil, err
+}
+
+func (h *Handler) answer(w http.ResponseWriter, r *http.Request, rev *admissionv1.AdmissionReview, object any, log *slog.Logger) {
 	if h.Metrics != nil {
 		h.Metrics.Requests.Inc()
 	}
@@ -84,7 +117,12 @@ func (h *Handler) answer(w http.ResponseWriter, r *http.Request, rev *admissionv
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), timeout)
 	defer cancel()
-	resp := h.Review(ctx, rev.Request)
+	var resp *admissionv1.AdmissionResponse
+	if h.ObjectReview != nil {
+		resp = h.ObjectReview(ctx, rev.Request, object)
+	} else {
+		resp = h.Review(ctx, rev.Request)
+	}
 	if resp == nil {
 		resp = Denied(http.StatusInternalServerError, "the webhook gave no answer")
 	}

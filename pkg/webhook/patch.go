@@ -64,10 +64,7 @@ func JSONPatch(before, after any) ([]byte, error) {
 		if i > 0 {
 			out = append(out, ',')
 		}
-		out = append(out, `{"op":"`...)
-		out = append(out, op.op...)
-		out = append(out, `","path":`...)
-		if out, err = appendString(out, op.path); err != nil {
+		if out, err = appendOpHead(out, op.op, op.path); err != nil {
 			return nil, err
 		}
 		if op.value != nil {
@@ -77,6 +74,15 @@ func JSONPatch(before, after any) ([]byte, error) {
 		out = append(out, '}')
 	}
 	return append(out, ']'), nil
+}
+
+// appendOpHead appends the start of an operation, `{"op":"<op>","path":"<path>"`; the
+// caller appends the value, if any, and the closing brace.
+func appendOpHead(out []byte, op, path string) ([]byte, error) {
+	out = append(out, `{"op":"`...)
+	out = append(out, op...)
+	out = append(out, `","path":`...)
+	return appendString(out, path)
 }
 
 // differ finds the operations of a patch (diff), keeping the members of the objects it is

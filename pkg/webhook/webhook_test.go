@@ -14,6 +14,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -49,8 +50,15 @@ func TestDecodeReview(t *testing.T) {
 		if !errors.Is(err, ErrBadReview) || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: error %v, want ErrBadReview mentioning %q", tc.name, err, tc.want)
 		}
+		_, _, err = DecodeReviewInto([]byte(tc.body), new(struct{}))
+		if !errors.Is(err, ErrBadReview) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: DecodeReviewInto error %v, want ErrBadReview mentioning %q", tc.name, err, tc.want)
+		}
 	}
 	if _, err := DecodeReview(bytes.Repeat([]byte{' '}, MaxBodyBytes+1)); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("oversized body: %v, want ErrTooLarge", err)
+	}
+	if _, _, err := DecodeReviewInto(bytes.Repeat([]byte{' '}, MaxBodyBytes+1), new(struct{})); !errors.Is(err, ErrTooLarge) {
 		t.Errorf("oversized body: %v, want ErrTooLarge", err)
 	}
 	for _, v := range []string{"admission.k8s.io/v1", "admission.k8s.io/v1beta1"} {
@@ -58,6 +66,39 @@ func TestDecodeReview(t *testing.T) {
 		if err != nil || rev.APIVersion != v || rev.Request.UID != "u" {
 			t.Errorf("%s: %v %+v", v, err, rev)
 		}
+	}
+}
+
+// TestDecodeReviewInto: the request's object lands in the value given, the rest of the
+// request as DecodeReview has it; a null object is reported, one that does not fit is an
+// error.
+func TestDecodeReviewInto(t *testing.T) {
+	type view struct {
+		Metadata struct {
+			Name string `json:"name"`
+		} `json:"metadata"`
+	}
+	body := `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u","kind":{"kind":"Pod"},"namespace":"n",` +
+		`"operation":"CREATE","dryRun":true,"object":{"metadata":{"name":"p","labels":{"a":"b"}},"spec":{}},"oldObject":null}}`
+	var v view
+	rev, decoded, err := DecodeReviewInto([]byte(body), &v)
+	if err != nil || !decoded || v.Metadata.Name != "p" {
+		t.Fatalf("decoded %v, %v: %+v", decoded, err, v)
+	}
+	want, err := DecodeReview([]byte(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want.Request.Object.Raw = nil
+	if !reflect.DeepEqual(rev, want) {
+		t.Errorf("review %+v, want %+v", rev, want)
+	}
+	v = view{}
+	if _, decoded, err := DecodeReviewInto([]byte(strings.Replace(body, `{"metadata":{"name":"p","labels":{"a":"b"}},"spec":{}}`, "null", 1)), &v); err != nil || decoded {
+		t.Errorf("null object: decoded %v, %v", decoded, err)
+	}
+	if _, _, err := DecodeReviewInto([]byte(strings.Replace(body, `"name":"p"`, `"name":7`, 1)), &v); !errors.Is(err, ErrBadReview) {
+		t.Errorf("object that does not fit: %v, want ErrBadReview", err)
 	}
 }
 
@@ -96,6 +137,46 @@ func TestHandler(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(m.Requests); got != 1 {
 		t.Errorf("requests = %v, want 1", got)
+	}
+}
+
+// TestHandlerObjectReview: a webhook with NewObject gets the object decoded into its value,
+// or nil and the raw object when the object does not fit (or is null).
+func TestHandlerObjectReview(t *testing.T) {
+	type view struct {
+		Spec struct {
+			Replicas int `json:"replicas"`
+		} `json:"spec"`
+	}
+	var gotObject any
+	var gotRaw string
+	h := &Handler{NewObject: func() any { return new(view) }, ObjectReview: func(_ context.Context, req *admissionv1.AdmissionRequest, object any) *admissionv1.AdmissionResponse {
+		gotObject, gotRaw = object, string(req.Object.Raw)
+		return Allowed()
+	}}
+	for _, tc := range []struct {
+		object string
+		want   any
+	}{
+		{`{"spec":{"replicas":3}}`, &view{Spec: struct {
+			Replicas int `json:"replicas"`
+		}{3}}},
+		{`{"spec":{"replicas":"three"}}`, nil},
+		{`null`, nil},
+	} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/", strings.NewReader(
+			`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u","kind":{"kind":"Thing"},"object":`+tc.object+`}}`)))
+		if rec.Code != http.StatusOK {
+			t.Fatalf("%s: %d %s", tc.object, rec.Code, rec.Body)
+		}
+		wantRaw := ""
+		if tc.want == nil && tc.object != "null" {
+			wantRaw = tc.object
+		}
+		if !reflect.DeepEqual(gotObject, tc.want) || gotRaw != wantRaw {
+			t.Errorf("%s: object %#v raw %q, want %#v raw %q", tc.object, gotObject, gotRaw, tc.want, wantRaw)
+		}
 	}
 }
 
