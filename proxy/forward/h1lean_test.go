@@ -202,3 +202,29 @@ func BenchmarkFieldsHeader(b *testing.B) {
 		}
 	}
 }
+
+// TestRequestBodyThatWritesItselfKeepsItsLength: a request body that writes itself
+// (io.WriterTo, as an HTTP/2 stream's does) relays exactly its declared length to the
+// application: bytes past it are never written (they would be read as the next request),
+// and a body ending early is a short body, as with the Read loop.
+func TestRequestBodyThatWritesItselfKeepsItsLength(t *testing.T) {
+	for _, tc := range []struct {
+		body string
+		n    int64
+		want string
+		err  error
+	}{
+		{"exact", 5, "exact", nil},
+		{"longer than declared", 6, "longer", nil},
+		{strings.Repeat("x", 100<<10) + "GET / HTTP/1.1\r\n\r\n", 100 << 10, strings.Repeat("x", 100<<10), nil},
+		{"short", 9, "short", errShortRequestBody},
+	} {
+		var out strings.Builder
+		w := h1.NewWriter(&out)
+		err := copyRequestBody(w, strings.NewReader(tc.body), tc.n) // *strings.Reader is an io.WriterTo
+		w.Flush()
+		if err != tc.err || out.String() != tc.want {
+			t.Errorf("%d-byte body declared %d: wrote %d bytes (%.20q...), error %v; want %d bytes, error %v", len(tc.body), tc.n, out.Len(), out.String(), err, len(tc.want), tc.err)
+		}
+	}
+}

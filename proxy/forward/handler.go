@@ -383,29 +383,13 @@ func (h *Handler) copyResponse(w http.ResponseWriter, resp *http.Response) (fail
 	if stream {
 		flusher.Flush() // streaming clients (gRPC, SSE) need the headers now
 	}
-	var lease relaybuf.Lease
 	var bodyErr error
-	for {
-		buf := lease.Bytes()
-		n, err := resp.Body.Read(buf)
-		if n > 0 {
-			if _, werr := w.Write(buf[:n]); werr != nil {
-				bodyErr = werr
-				break
-			}
-			if stream {
-				flusher.Flush()
-			}
-		}
-		lease.Read(n)
-		if err != nil {
-			if err != io.EOF {
-				bodyErr = err
-			}
-			break
-		}
+	if wt, ok := resp.Body.(io.WriterTo); ok && !stream {
+		// An HTTP/2 response's body writes its large DATA from the buffers it arrived in.
+		_, bodyErr = wt.WriteTo(w)
+	} else {
+		bodyErr = streamBody(w, resp.Body, flusher, stream)
 	}
-	lease.Release()
 	if bodyErr != nil {
 		if h.Log != nil {
 			h.Log.Debug("response body interrupted", "error", bodyErr)
@@ -419,6 +403,32 @@ func (h *Handler) copyResponse(w http.ResponseWriter, resp *http.Response) (fail
 		failure = true
 	}
 	return failure, false
+}
+
+// streamBody copies body to w through a pooled buffer, flushing after each write when
+// stream is set; it returns the first read or write error (nil at io.EOF).
+func streamBody(w io.Writer, body io.Reader, flusher http.Flusher, stream bool) error {
+	var lease relaybuf.Lease
+	defer lease.Release()
+	for {
+		buf := lease.Bytes()
+		n, err := body.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return werr
+			}
+			if stream {
+				flusher.Flush()
+			}
+		}
+		lease.Read(n)
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
 }
 
 func grpcStatus(resp *http.Response) string {

@@ -377,6 +377,17 @@ func (r *Response) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// WriteTo writes the response body to w until its end (a nil error) or an error, large
+// DATA straight from the buffers it arrived in (see recvPipe.writeTo); it is Read's
+// alternative for a relay, and the trailers are then ready as after Read's io.EOF.
+func (r *Response) WriteTo(w io.Writer) (int64, error) {
+	n, err := r.cs.body.writeTo(w)
+	if err == nil {
+		r.eof = true
+	}
+	return n, err
+}
+
 // Close ends the response, resetting the stream if its body was not read to the end. It
 // is called once, after which neither the response nor its fields may be used.
 func (r *Response) Close() error {
@@ -603,6 +614,15 @@ type responseBody struct{ cs *clientStream }
 func (b *responseBody) Read(p []byte) (int, error) {
 	n, err := b.cs.body.Read(p)
 	if err == io.EOF {
+		b.cs.copyTrailers()
+	}
+	return n, err
+}
+
+// WriteTo writes the body to w until its end or an error, as Response.WriteTo does.
+func (b *responseBody) WriteTo(w io.Writer) (int64, error) {
+	n, err := b.cs.body.writeTo(w)
+	if err == nil {
 		b.cs.copyTrailers()
 	}
 	return n, err

@@ -27,6 +27,8 @@ import (
 	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+
+	"github.com/l5d-go/l5d/proxy/internal/relaybuf"
 )
 
 // Window sizes this package announces: a stream may have 256 KiB unread, a connection 32 MiB.
@@ -613,7 +615,11 @@ func (p *recvPipe) close(err error) {
 }
 
 // Read implements io.Reader.
-func (p *recvPipe) Read(b []byte) (int, error) {
+func (p *recvPipe) Read(b []byte) (int, error) { return p.read(b, 0) }
+
+// read is Read; with stopAt above 0 it copies no chunk of stopAt bytes or more but the
+// first, leaving it at the head of the queue (for writeTo to write on its own).
+func (p *recvPipe) read(b []byte, stopAt int) (int, error) {
 	p.mu.Lock()
 	for len(p.chunks) == 0 && p.err == nil {
 		p.cond.Wait()
@@ -625,6 +631,9 @@ func (p *recvPipe) Read(b []byte) (int, error) {
 	}
 	n := 0
 	for n < len(b) && len(p.chunks) > 0 {
+		if n > 0 && stopAt > 0 && len(p.chunks[0]) >= stopAt {
+			break
+		}
 		c := p.chunks[0][p.off:]
 		k := copy(b[n:], c)
 		n += k
@@ -638,6 +647,14 @@ func (p *recvPipe) Read(b []byte) (int, error) {
 		}
 	}
 	p.unread -= n
+	p.consumed(n)
+	return n, nil
+}
+
+// consumed counts n bytes taken from the queue as read, releases mu and acknowledges
+// them: to the connection at once, to the stream once a batch is owed. Caller holds mu
+// and has taken the bytes off unread.
+func (p *recvPipe) consumed(n int) {
 	p.owed += n
 	owed := 0
 	if p.owed >= creditBatch && p.err == nil {
@@ -647,7 +664,74 @@ func (p *recvPipe) Read(b []byte) (int, error) {
 	if p.credit != nil {
 		p.credit.credit(n, owed)
 	}
-	return n, nil
+}
+
+// directWrite is the least a queued chunk holds for writeTo to write it from its own
+// buffer: half a relay buffer or more makes as large a write as gathering would, while
+// smaller chunks (the 16 KiB frames most peers send) are gathered, several to a write.
+const directWrite = relaybuf.Large / 2
+
+// writeTo writes the body to w until its end or an error; a clean end returns a nil
+// error, as io.WriterTo does. A chunk of directWrite bytes or more at the head of the
+// queue is written from the buffer it arrived in (no copy into a relay buffer, as a Read
+// makes); smaller data is read into a relay buffer first, several chunks to a write (up
+// to the next large one).
+// Bytes are acknowledged to the peer once written to w, so that the pipe holds no more
+// than the window it announced, the chunk being written included.
+func (p *recvPipe) writeTo(w io.Writer) (written int64, err error) {
+	var lease relaybuf.Lease
+	defer lease.Release()
+	for {
+		if c, whole := p.takeLarge(); c != nil {
+			k, werr := w.Write(c)
+			written += int64(k)
+			p.mu.Lock()
+			p.release(whole)
+			p.consumed(len(c))
+			if werr != nil {
+				return written, werr
+			}
+			continue
+		}
+		buf := lease.Bytes()
+		n, rerr := p.read(buf, directWrite)
+		if n > 0 {
+			k, werr := w.Write(buf[:n])
+			written += int64(k)
+			if werr != nil {
+				return written, werr
+			}
+		}
+		lease.Read(n)
+		if rerr == io.EOF {
+			return written, nil
+		}
+		if rerr != nil {
+			return written, rerr
+		}
+	}
+}
+
+// takeLarge waits for data or the pipe's end and, when the chunk at the head of the queue
+// has directWrite bytes or more left, takes it off the queue: c is its unread data, whole
+// the chunk to release once c is used (see consumed). Otherwise it returns nil, and read
+// finds the queue as it was left (only the reader takes from it, and an end stays).
+func (p *recvPipe) takeLarge() (c, whole []byte) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for len(p.chunks) == 0 && p.err == nil {
+		p.cond.Wait()
+	}
+	if len(p.chunks) == 0 || len(p.chunks[0])-p.off < directWrite {
+		return nil, nil
+	}
+	whole = p.chunks[0]
+	c = whole[p.off:]
+	p.chunks[0] = nil
+	p.chunks = p.chunks[1:]
+	p.off = 0
+	p.unread -= len(c)
+	return c, whole
 }
 
 // discard ends the pipe with err and returns how many received bytes were never read,

@@ -875,6 +875,17 @@ func (b *requestBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// WriteTo writes the body to w until its end (a nil error, the declared trailers then
+// set as after Read's io.EOF) or an error, large DATA straight from the buffers it
+// arrived in (see recvPipe.writeTo).
+func (b *requestBody) WriteTo(w io.Writer) (int64, error) {
+	n, err := b.st.body.writeTo(w)
+	if err == nil && b.st.trailer != nil {
+		b.st.publishTrailers()
+	}
+	return n, err
+}
+
 // Close stops reading; bytes still arriving are dropped and credited back.
 func (b *requestBody) Close() error {
 	b.st.sc.creditConn(b.st.body.discard(errBodyClosed))
