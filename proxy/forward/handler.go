@@ -12,7 +12,6 @@ import (
 
 	"github.com/l5d-go/l5d/proxy/accesslog"
 	"github.com/l5d-go/l5d/proxy/balance"
-	"github.com/l5d-go/l5d/proxy/internal/relaybuf"
 	"github.com/l5d-go/l5d/proxy/metrics"
 	"github.com/l5d-go/l5d/proxy/routematch"
 	"github.com/l5d-go/l5d/proxy/routes"
@@ -388,7 +387,11 @@ func (h *Handler) copyResponse(w http.ResponseWriter, resp *http.Response) (fail
 		// An HTTP/2 response's body writes its large DATA from the buffers it arrived in.
 		_, bodyErr = wt.WriteTo(w)
 	} else {
-		bodyErr = streamBody(w, resp.Body, flusher, stream)
+		var f http.Flusher // nil: no flush after each write
+		if stream {
+			f = flusher
+		}
+		bodyErr = copyStreamTo(w, resp.Body, f)
 	}
 	if bodyErr != nil {
 		if h.Log != nil {
@@ -403,32 +406,6 @@ func (h *Handler) copyResponse(w http.ResponseWriter, resp *http.Response) (fail
 		failure = true
 	}
 	return failure, false
-}
-
-// streamBody copies body to w through a pooled buffer, flushing after each write when
-// stream is set; it returns the first read or write error (nil at io.EOF).
-func streamBody(w io.Writer, body io.Reader, flusher http.Flusher, stream bool) error {
-	var lease relaybuf.Lease
-	defer lease.Release()
-	for {
-		buf := lease.Bytes()
-		n, err := body.Read(buf)
-		if n > 0 {
-			if _, werr := w.Write(buf[:n]); werr != nil {
-				return werr
-			}
-			if stream {
-				flusher.Flush()
-			}
-		}
-		lease.Read(n)
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-	}
 }
 
 func grpcStatus(resp *http.Response) string {

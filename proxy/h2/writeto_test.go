@@ -243,18 +243,8 @@ func TestResponseWrittenToHoldsOneStreamWindow(t *testing.T) {
 		}
 		w.Header().Set("x-t", "done")
 	}))
-	req, _ := http.NewRequest("GET", base+"/", nil)
-	resp, err := tr.RoundTrip(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp, unread := getHeld(t, tr, base)
 	defer resp.Body.Close()
-	pipe := &resp.Body.(*responseBody).cs.body
-	unread := func() int {
-		pipe.mu.Lock()
-		defer pipe.mu.Unlock()
-		return pipe.unread
-	}
 	bw := &blockingWriter{first: make(chan struct{}), release: make(chan struct{})}
 	done := make(chan error, 1)
 	go func() {
