@@ -182,18 +182,20 @@ func writeLeanRequest(w *h1.Writer, r *http.Request, host, target string, chunke
 
 var errShortRequestBody = errors.New("request body shorter than its Content-Length")
 
-// copyRequestBody relays exactly n bytes of body to w. A body that writes itself (an
-// io.WriterTo: an HTTP/2 stream's, whose large DATA then goes out from the buffers it
-// arrived in) is given w, of which it may use n bytes.
+// sizedWriterTo is a body that writes up to n bytes of itself to w and returns once it
+// has (an HTTP/2 stream's request body: its large DATA goes out from the buffers it
+// arrived in, without a copy into a relay buffer); fewer bytes and a nil error mean that
+// it ended early.
+type sizedWriterTo interface {
+	WriteNTo(w io.Writer, n int64) (int64, error)
+}
+
+// copyRequestBody relays exactly n bytes of body to w, and returns once they are sent.
 func copyRequestBody(w *h1.Writer, body io.Reader, n int64) error {
-	if wt, ok := body.(io.WriterTo); ok {
-		bw := boundedWriter{w: w, left: n}
-		_, err := wt.WriteTo(&bw)
-		switch {
-		case err == errPastLength || err == nil && bw.left == 0:
-			return nil
-		case err == nil:
-			return errShortRequestBody
+	if sb, ok := body.(sizedWriterTo); ok {
+		written, err := sb.WriteNTo(w, n)
+		if err == nil && written < n {
+			err = errShortRequestBody
 		}
 		return err
 	}
@@ -220,30 +222,6 @@ func copyRequestBody(w *h1.Writer, body io.Reader, n int64) error {
 		}
 	}
 	return nil
-}
-
-// errPastLength stops a body writing past the length its head declared (boundedWriter).
-var errPastLength = errors.New("body longer than its Content-Length")
-
-// boundedWriter passes the first left bytes written to w and refuses the rest with
-// errPastLength: the bytes of a body of declared length, as a Read loop taking no more
-// than that length would relay them.
-type boundedWriter struct {
-	w    io.Writer
-	left int64
-}
-
-func (b *boundedWriter) Write(p []byte) (int, error) {
-	over := int64(len(p)) > b.left
-	if over {
-		p = p[:b.left]
-	}
-	n, err := b.w.Write(p)
-	b.left -= int64(n)
-	if err == nil && over {
-		err = errPastLength
-	}
-	return n, err
 }
 
 // copyChunkedRequestBody relays body to w in chunks, each flushed as it comes (a client

@@ -381,9 +381,9 @@ func (r *Response) Read(p []byte) (int, error) {
 // DATA straight from the buffers it arrived in (see recvPipe.writeTo); it is Read's
 // alternative for a relay, and the trailers are then ready as after Read's io.EOF.
 func (r *Response) WriteTo(w io.Writer) (int64, error) {
-	n, err := r.cs.body.writeTo(w)
-	if err == nil {
-		r.eof = true
+	n, err := r.cs.body.writeTo(w, -1)
+	if err == io.EOF {
+		r.eof, err = true, nil
 	}
 	return n, err
 }
@@ -621,9 +621,10 @@ func (b *responseBody) Read(p []byte) (int, error) {
 
 // WriteTo writes the body to w until its end or an error, as Response.WriteTo does.
 func (b *responseBody) WriteTo(w io.Writer) (int64, error) {
-	n, err := b.cs.body.writeTo(w)
-	if err == nil {
+	n, err := b.cs.body.writeTo(w, -1)
+	if err == io.EOF {
 		b.cs.copyTrailers()
+		err = nil
 	}
 	return n, err
 }

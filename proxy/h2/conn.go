@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"runtime"
@@ -671,18 +672,22 @@ func (p *recvPipe) consumed(n int) {
 // smaller chunks (the 16 KiB frames most peers send) are gathered, several to a write.
 const directWrite = relaybuf.Large / 2
 
-// writeTo writes the body to w until its end or an error; a clean end returns a nil
-// error, as io.WriterTo does. A chunk of directWrite bytes or more at the head of the
-// queue is written from the buffer it arrived in (no copy into a relay buffer, as a Read
-// makes); smaller data is read into a relay buffer first, several chunks to a write (up
-// to the next large one).
-// Bytes are acknowledged to the peer once written to w, so that the pipe holds no more
-// than the window it announced, the chunk being written included.
-func (p *recvPipe) writeTo(w io.Writer) (written int64, err error) {
+// writeTo writes the body to w until its end (io.EOF, returned), an error, or, with limit
+// 0 or more, limit bytes written (a nil error: the end is not waited for). A chunk of
+// directWrite bytes or more at the head of the queue is written from the buffer it
+// arrived in (no copy into a relay buffer, as a Read makes); smaller data is read into a
+// relay buffer first, several chunks to a write (up to the next large one). Bytes are
+// acknowledged to the peer once written to w, so that the pipe holds no more than the
+// window it announced, the chunk being written included.
+func (p *recvPipe) writeTo(w io.Writer, limit int64) (written int64, err error) {
 	var lease relaybuf.Lease
 	defer lease.Release()
-	for {
-		if c, whole := p.takeLarge(); c != nil {
+	for limit < 0 || written < limit {
+		left := int64(math.MaxInt64)
+		if limit >= 0 {
+			left = limit - written
+		}
+		if c, whole := p.takeLarge(left); c != nil {
 			k, werr := w.Write(c)
 			written += int64(k)
 			p.mu.Lock()
@@ -694,6 +699,9 @@ func (p *recvPipe) writeTo(w io.Writer) (written int64, err error) {
 			continue
 		}
 		buf := lease.Bytes()
+		if int64(len(buf)) > left {
+			buf = buf[:left]
+		}
 		n, rerr := p.read(buf, directWrite)
 		if n > 0 {
 			k, werr := w.Write(buf[:n])
@@ -703,26 +711,27 @@ func (p *recvPipe) writeTo(w io.Writer) (written int64, err error) {
 			}
 		}
 		lease.Read(n)
-		if rerr == io.EOF {
-			return written, nil
-		}
 		if rerr != nil {
 			return written, rerr
 		}
 	}
+	return written, nil
 }
 
 // takeLarge waits for data or the pipe's end and, when the chunk at the head of the queue
-// has directWrite bytes or more left, takes it off the queue: c is its unread data, whole
-// the chunk to release once c is used (see consumed). Otherwise it returns nil, and read
-// finds the queue as it was left (only the reader takes from it, and an end stays).
-func (p *recvPipe) takeLarge() (c, whole []byte) {
+// has from directWrite to most bytes left, takes it off the queue: c is its unread data,
+// whole the chunk to release once c is used (see consumed). Otherwise it returns nil, and
+// read finds the queue as it was left (only the reader takes from it, and an end stays).
+func (p *recvPipe) takeLarge(most int64) (c, whole []byte) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for len(p.chunks) == 0 && p.err == nil {
 		p.cond.Wait()
 	}
-	if len(p.chunks) == 0 || len(p.chunks[0])-p.off < directWrite {
+	if len(p.chunks) == 0 {
+		return nil, nil
+	}
+	if n := len(p.chunks[0]) - p.off; n < directWrite || int64(n) > most {
 		return nil, nil
 	}
 	whole = p.chunks[0]

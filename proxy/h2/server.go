@@ -878,12 +878,21 @@ func (b *requestBody) Read(p []byte) (int, error) {
 // WriteTo writes the body to w until its end (a nil error, the declared trailers then
 // set as after Read's io.EOF) or an error, large DATA straight from the buffers it
 // arrived in (see recvPipe.writeTo).
-func (b *requestBody) WriteTo(w io.Writer) (int64, error) {
-	n, err := b.st.body.writeTo(w)
-	if err == nil && b.st.trailer != nil {
-		b.st.publishTrailers()
+func (b *requestBody) WriteTo(w io.Writer) (int64, error) { return b.WriteNTo(w, -1) }
+
+// WriteNTo is WriteTo that returns, with a nil error, once n bytes are written (n below 0:
+// no limit), without waiting for the end of the stream: a relay of a body of declared
+// length goes on to the response as soon as that length is sent, as a Read loop would.
+// Fewer bytes and a nil error mean that the body ended early.
+func (b *requestBody) WriteNTo(w io.Writer, n int64) (int64, error) {
+	written, err := b.st.body.writeTo(w, n)
+	if err == io.EOF {
+		if b.st.trailer != nil {
+			b.st.publishTrailers()
+		}
+		err = nil
 	}
-	return n, err
+	return written, err
 }
 
 // Close stops reading; bytes still arriving are dropped and credited back.

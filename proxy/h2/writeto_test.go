@@ -301,3 +301,35 @@ func TestFieldsResponseWrittenTo(t *testing.T) {
 		t.Fatalf("trailers %v, want x-t: done", tf)
 	}
 }
+
+// TestRequestBodyWrittenToUpToALimit: WriteNTo returns once n bytes are written, the
+// limit falling inside a 64 KiB frame, and the rest of the body reads on from there.
+func TestRequestBodyWrittenToUpToALimit(t *testing.T) {
+	body := framePattern(4, 300<<10)
+	const limit = 100_000
+	tr, base := start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var got bytes.Buffer
+		n, err := r.Body.(*requestBody).WriteNTo(&got, limit)
+		if err != nil || n != limit || got.Len() != limit {
+			http.Error(w, fmt.Sprintf("WriteNTo: %d bytes (%d), %v", n, got.Len(), err), http.StatusInternalServerError)
+			return
+		}
+		if _, err := io.Copy(&got, r.Body); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		if !bytes.Equal(got.Bytes(), body) {
+			http.Error(w, fmt.Sprintf("read %d bytes in all, not the body sent", got.Len()), http.StatusInternalServerError)
+		}
+	}))
+	req, _ := http.NewRequest("POST", base+"/", bytes.NewReader(body))
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d: %s", resp.StatusCode, msg)
+	}
+}
