@@ -676,9 +676,10 @@ const directWrite = relaybuf.Large / 2
 // 0 or more, limit bytes written (a nil error: the end is not waited for). A chunk of
 // directWrite bytes or more at the head of the queue is written from the buffer it
 // arrived in (no copy into a relay buffer, as a Read makes); smaller data is read into a
-// relay buffer first, several chunks to a write (up to the next large one). Bytes are
-// acknowledged to the peer once written to w, so that the pipe holds no more than the
-// window it announced, the chunk being written included.
+// relay buffer first, several chunks to a write (up to the next large one). A chunk is
+// acknowledged to the peer when it is taken, before the write, as a Read acknowledges
+// what it copies out: the stream holds its window and the chunk being written, as it
+// held its window and a relay buffer.
 func (p *recvPipe) writeTo(w io.Writer, limit int64) (written int64, err error) {
 	var lease relaybuf.Lease
 	defer lease.Release()
@@ -692,7 +693,7 @@ func (p *recvPipe) writeTo(w io.Writer, limit int64) (written int64, err error) 
 			written += int64(k)
 			p.mu.Lock()
 			p.release(whole)
-			p.consumed(len(c))
+			p.mu.Unlock()
 			if werr != nil {
 				return written, werr
 			}
@@ -719,19 +720,21 @@ func (p *recvPipe) writeTo(w io.Writer, limit int64) (written int64, err error) 
 }
 
 // takeLarge waits for data or the pipe's end and, when the chunk at the head of the queue
-// has from directWrite to most bytes left, takes it off the queue: c is its unread data,
-// whole the chunk to release once c is used (see consumed). Otherwise it returns nil, and
-// read finds the queue as it was left (only the reader takes from it, and an end stays).
+// has from directWrite to most bytes left, takes it off the queue and counts it read (see
+// consumed): c is its unread data, whole the chunk to release (under mu) once c is used.
+// Otherwise it returns nil, and read finds the queue as it was left (only the reader
+// takes from it, and an end stays).
 func (p *recvPipe) takeLarge(most int64) (c, whole []byte) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	for len(p.chunks) == 0 && p.err == nil {
 		p.cond.Wait()
 	}
 	if len(p.chunks) == 0 {
+		p.mu.Unlock()
 		return nil, nil
 	}
 	if n := len(p.chunks[0]) - p.off; n < directWrite || int64(n) > most {
+		p.mu.Unlock()
 		return nil, nil
 	}
 	whole = p.chunks[0]
@@ -740,6 +743,7 @@ func (p *recvPipe) takeLarge(most int64) (c, whole []byte) {
 	p.chunks = p.chunks[1:]
 	p.off = 0
 	p.unread -= len(c)
+	p.consumed(len(c)) // releases mu
 	return c, whole
 }
 
