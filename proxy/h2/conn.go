@@ -616,11 +616,17 @@ func (p *recvPipe) close(err error) {
 }
 
 // Read implements io.Reader.
-func (p *recvPipe) Read(b []byte) (int, error) { return p.read(b, 0) }
+func (p *recvPipe) Read(b []byte) (int, error) {
+	_, _, n, err := p.next(b, 0)
+	return n, err
+}
 
-// read is Read; with stopAt above 0 it copies no chunk of stopAt bytes or more but the
-// first, leaving it at the head of the queue (for writeTo to write on its own).
-func (p *recvPipe) read(b []byte, stopAt int) (int, error) {
+// next waits for data or the pipe's end. When the chunk at the head of the queue has from
+// directWrite to most bytes left, it takes that chunk off the queue: c is its unread
+// data, whole the chunk to release (under mu) once c is used. Otherwise it copies queued
+// data into b as Read does (n), stopping, when most allows taking chunks, before one it
+// could take. Either way the bytes count as read and are acknowledged (see consumed).
+func (p *recvPipe) next(b []byte, most int64) (c, whole []byte, n int, err error) {
 	p.mu.Lock()
 	for len(p.chunks) == 0 && p.err == nil {
 		p.cond.Wait()
@@ -628,17 +634,27 @@ func (p *recvPipe) read(b []byte, stopAt int) (int, error) {
 	if len(p.chunks) == 0 {
 		err := p.err
 		p.mu.Unlock()
-		return 0, err
+		return nil, nil, 0, err
 	}
-	n := 0
+	take := most >= directWrite
+	if k := len(p.chunks[0]) - p.off; take && k >= directWrite && int64(k) <= most {
+		whole = p.chunks[0]
+		c = whole[p.off:]
+		p.chunks[0] = nil
+		p.chunks = p.chunks[1:]
+		p.off = 0
+		p.unread -= len(c)
+		p.consumed(len(c))
+		return c, whole, 0, nil
+	}
 	for n < len(b) && len(p.chunks) > 0 {
-		if n > 0 && stopAt > 0 && len(p.chunks[0]) >= stopAt {
+		if n > 0 && take && len(p.chunks[0]) >= directWrite {
 			break
 		}
-		c := p.chunks[0][p.off:]
-		k := copy(b[n:], c)
+		q := p.chunks[0][p.off:]
+		k := copy(b[n:], q)
 		n += k
-		if k == len(c) {
+		if k == len(q) {
 			p.release(p.chunks[0])
 			p.chunks[0] = nil
 			p.chunks = p.chunks[1:]
@@ -649,7 +665,7 @@ func (p *recvPipe) read(b []byte, stopAt int) (int, error) {
 	}
 	p.unread -= n
 	p.consumed(n)
-	return n, nil
+	return nil, nil, n, nil
 }
 
 // consumed counts n bytes taken from the queue as read, releases mu and acknowledges
@@ -688,7 +704,12 @@ func (p *recvPipe) writeTo(w io.Writer, limit int64) (written int64, err error) 
 		if limit >= 0 {
 			left = limit - written
 		}
-		if c, whole := p.takeLarge(left); c != nil {
+		buf := lease.Bytes()
+		if int64(len(buf)) > left {
+			buf = buf[:left]
+		}
+		c, whole, n, rerr := p.next(buf, left)
+		if c != nil {
 			k, werr := w.Write(c)
 			written += int64(k)
 			p.mu.Lock()
@@ -699,11 +720,6 @@ func (p *recvPipe) writeTo(w io.Writer, limit int64) (written int64, err error) 
 			}
 			continue
 		}
-		buf := lease.Bytes()
-		if int64(len(buf)) > left {
-			buf = buf[:left]
-		}
-		n, rerr := p.read(buf, directWrite)
 		if n > 0 {
 			k, werr := w.Write(buf[:n])
 			written += int64(k)
@@ -717,34 +733,6 @@ func (p *recvPipe) writeTo(w io.Writer, limit int64) (written int64, err error) 
 		}
 	}
 	return written, nil
-}
-
-// takeLarge waits for data or the pipe's end and, when the chunk at the head of the queue
-// has from directWrite to most bytes left, takes it off the queue and counts it read (see
-// consumed): c is its unread data, whole the chunk to release (under mu) once c is used.
-// Otherwise it returns nil, and read finds the queue as it was left (only the reader
-// takes from it, and an end stays).
-func (p *recvPipe) takeLarge(most int64) (c, whole []byte) {
-	p.mu.Lock()
-	for len(p.chunks) == 0 && p.err == nil {
-		p.cond.Wait()
-	}
-	if len(p.chunks) == 0 {
-		p.mu.Unlock()
-		return nil, nil
-	}
-	if n := len(p.chunks[0]) - p.off; n < directWrite || int64(n) > most {
-		p.mu.Unlock()
-		return nil, nil
-	}
-	whole = p.chunks[0]
-	c = whole[p.off:]
-	p.chunks[0] = nil
-	p.chunks = p.chunks[1:]
-	p.off = 0
-	p.unread -= len(c)
-	p.consumed(len(c)) // releases mu
-	return c, whole
 }
 
 // discard ends the pipe with err and returns how many received bytes were never read,
