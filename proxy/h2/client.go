@@ -1,7 +1,6 @@
 package h2
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -683,11 +682,8 @@ func (cc *clientConn) close(err error) {
 func (cs *clientStream) mu() *sync.Mutex { return &cs.cc.mu }
 
 func (cc *clientConn) readLoop() {
-	br := bufio.NewReaderSize(cc.conn, readBufSize)
-	fr := http2.NewFramer(nil, br)
-	fr.SetMaxReadFrameSize(maxFrameRead)
-	fr.SetReuseFrames() // frames are handled before the next read (DATA is copied)
-	in := &frameIn{fr: fr, br: br}
+	in := newFrameIn(cc.conn)
+	br, fr := in.br, in.fr
 	hr := newHeaderReader(fr)
 	var err error
 	settled := false

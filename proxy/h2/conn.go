@@ -116,7 +116,41 @@ func frameBuffered(br *bufio.Reader) bool {
 type frameIn struct {
 	fr   *http2.Framer
 	br   *bufio.Reader
+	fill *headerFill // under br
+	// bulk: the last frame was a DATA frame read straight from the connection into its
+	// chunk (see headerFill).
+	bulk bool
 	data dataIn // the DATA frame last returned
+}
+
+// newFrameIn returns the frame reader of a connection read from conn.
+func newFrameIn(conn io.Reader) *frameIn {
+	fill := &headerFill{r: conn}
+	br := bufio.NewReaderSize(fill, readBufSize)
+	fr := http2.NewFramer(nil, br)
+	fr.SetMaxReadFrameSize(maxFrameRead)
+	fr.SetReuseFrames() // frames are handled before the next read (DATA is copied)
+	return &frameIn{fr: fr, br: br, fill: fill}
+}
+
+// headerFill is the reader under a connection's bufio.Reader. While on, a read asks the
+// connection for no more than a frame header: after a large DATA frame read straight into
+// its chunk, the next frame's header is read alone, so that when it is another large
+// DATA frame all of its payload is read straight into its chunk too, none of it (a TLS
+// record's worth, a quarter of a 64 KiB frame) copied into the buffer and out again. A
+// run of large DATA frames costs no more system calls (over TCP the header's read
+// replaces the buffer's fill; over TLS the extra Read takes the header from a record
+// already opened); a small frame after a large one takes one read more.
+type headerFill struct {
+	r  io.Reader
+	on bool
+}
+
+func (h *headerFill) Read(p []byte) (int, error) {
+	if h.on && len(p) > frameHeaderLen {
+		p = p[:frameHeaderLen]
+	}
+	return h.r.Read(p)
 }
 
 // dataIn is a received DATA frame: its header and its data, without padding.
@@ -141,7 +175,9 @@ func (d *dataIn) release() {
 // released by the caller), any other as f (valid until the next call, as ReadFrame's).
 // Its errors are ReadFrame's.
 func (r *frameIn) next() (f http2.Frame, d *dataIn, err error) {
+	r.fill.on = r.bulk && r.br.Buffered() == 0
 	fh, err := r.fr.ReadFrameHeader()
+	r.fill.on, r.bulk = false, false
 	if err != nil {
 		return nil, nil, err
 	}
@@ -152,6 +188,8 @@ func (r *frameIn) next() (f http2.Frame, d *dataIn, err error) {
 			releaseChunk(c)
 			return nil, nil, err
 		}
+		// bufio reads a frame of its buffer's size or more straight into the chunk.
+		r.bulk = fh.Length >= readBufSize
 		r.data = dataIn{FrameHeader: fh, data: c, chunk: true}
 		return nil, &r.data, nil
 	}

@@ -1,7 +1,6 @@
 package h2
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -311,11 +310,8 @@ func (sc *serverConn) closeWhenIdle(idle time.Duration) *time.Timer {
 }
 
 func (sc *serverConn) readLoop() error {
-	br := bufio.NewReaderSize(sc.conn, readBufSize)
-	fr := http2.NewFramer(nil, br)
-	fr.SetMaxReadFrameSize(maxFrameRead)
-	fr.SetReuseFrames() // frames are handled before the next read (DATA is copied)
-	in := &frameIn{fr: fr, br: br}
+	in := newFrameIn(sc.conn)
+	fr := in.fr
 	hr := newHeaderReader(fr)
 	first := true
 	for {
