@@ -743,8 +743,14 @@ func writeRelayFraming(w *h1.Writer, status int, cl int64, hasCL, head, clientCl
 
 // relayBody copies body to w through a pooled buffer, as chunks (each flushed, then the
 // last chunk, which the caller follows with the trailer section) when chunked. It
-// reports whether body broke off.
+// reports whether body broke off. A body of known length that writes itself (an
+// io.WriterTo: an HTTP/2 response's, whose large DATA then goes out from the buffers it
+// arrived in) is given w; a write to the client failing then stops it, broken too.
 func relayBody(w *h1.Writer, body io.Reader, chunked bool) (broken bool) {
+	if wt, ok := body.(io.WriterTo); ok && !chunked {
+		_, err := wt.WriteTo(w)
+		return err != nil
+	}
 	var lease relaybuf.Lease
 	defer lease.Release()
 	for {

@@ -182,8 +182,23 @@ func writeLeanRequest(w *h1.Writer, r *http.Request, host, target string, chunke
 
 var errShortRequestBody = errors.New("request body shorter than its Content-Length")
 
-// copyRequestBody relays exactly n bytes of body to w.
+// sizedWriterTo is a body that writes up to n bytes of itself to w and returns once it
+// has (an HTTP/2 stream's request body: its large DATA goes out from the buffers it
+// arrived in, without a copy into a relay buffer); fewer bytes and a nil error mean that
+// it ended early.
+type sizedWriterTo interface {
+	WriteNTo(w io.Writer, n int64) (int64, error)
+}
+
+// copyRequestBody relays exactly n bytes of body to w, and returns once they are sent.
 func copyRequestBody(w *h1.Writer, body io.Reader, n int64) error {
+	if sb, ok := body.(sizedWriterTo); ok {
+		written, err := sb.WriteNTo(w, n)
+		if err == nil && written < n {
+			err = errShortRequestBody
+		}
+		return err
+	}
 	var lease relaybuf.Lease
 	defer lease.Release()
 	for n > 0 {

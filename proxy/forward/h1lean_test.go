@@ -2,6 +2,7 @@ package forward
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -200,5 +201,64 @@ func BenchmarkFieldsHeader(b *testing.B) {
 		if hdr := fieldsHeader(&h, false, nil); len(hdr) != 5 {
 			b.Fatalf("%d fields kept, want 5: %v", len(hdr), hdr)
 		}
+	}
+}
+
+// heldBody is a request body of n bytes whose end (io.EOF) comes only once release is
+// closed: a client that sends all its declared bytes but ends the stream later.
+type heldBody struct {
+	data    *strings.Reader
+	release chan struct{}
+}
+
+func (b *heldBody) Read(p []byte) (int, error) {
+	if b.data.Len() == 0 {
+		<-b.release
+		return 0, io.EOF
+	}
+	return b.data.Read(p)
+}
+
+// TestMeshedBodyOfDeclaredLengthDoesNotWaitForTheStreamEnd: a meshed request whose body
+// has a Content-Length goes on to the application's response once that many bytes are
+// relayed, large DATA frames written from the buffers they arrived in, without waiting
+// for the stream's end (END_STREAM, which this client holds back), as the Read loop did;
+// the application gets the body byte for byte and nothing past it.
+func TestMeshedBodyOfDeclaredLengthDoesNotWaitForTheStreamEnd(t *testing.T) {
+	const size = 300 << 10 // several 64 KiB frames and a window's worth
+	body := strings.Repeat("0123456789abcdef", size/16)
+	app, _ := rawServer(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		for {
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			got, err := io.ReadAll(req.Body)
+			answer := "ok"
+			if err != nil || string(got) != body || req.ContentLength != size {
+				answer = fmt.Sprintf("got %d bytes (Content-Length %d, %v), not the body sent", len(got), req.ContentLength, err)
+			}
+			fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(answer), answer)
+		}
+	})
+	addr, tr := startInboundH2(t, app)
+	hb := &heldBody{data: strings.NewReader(body), release: make(chan struct{})}
+	defer close(hb.release)
+	req, err := http.NewRequest("POST", "http://"+addr+"/upload", hb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.ContentLength = size
+	req.Host = "app.example"
+	req.Header.Set(HeaderOrigProto, "HTTP/1.1")
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK || string(got) != "ok" {
+		t.Fatalf("status %d, body %q (%v); want 200 ok", resp.StatusCode, got, err)
 	}
 }

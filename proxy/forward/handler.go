@@ -12,7 +12,6 @@ import (
 
 	"github.com/l5d-go/l5d/proxy/accesslog"
 	"github.com/l5d-go/l5d/proxy/balance"
-	"github.com/l5d-go/l5d/proxy/internal/relaybuf"
 	"github.com/l5d-go/l5d/proxy/metrics"
 	"github.com/l5d-go/l5d/proxy/routematch"
 	"github.com/l5d-go/l5d/proxy/routes"
@@ -383,29 +382,17 @@ func (h *Handler) copyResponse(w http.ResponseWriter, resp *http.Response) (fail
 	if stream {
 		flusher.Flush() // streaming clients (gRPC, SSE) need the headers now
 	}
-	var lease relaybuf.Lease
 	var bodyErr error
-	for {
-		buf := lease.Bytes()
-		n, err := resp.Body.Read(buf)
-		if n > 0 {
-			if _, werr := w.Write(buf[:n]); werr != nil {
-				bodyErr = werr
-				break
-			}
-			if stream {
-				flusher.Flush()
-			}
+	if wt, ok := resp.Body.(io.WriterTo); ok && !stream {
+		// An HTTP/2 response's body writes its large DATA from the buffers it arrived in.
+		_, bodyErr = wt.WriteTo(w)
+	} else {
+		var f http.Flusher // nil: no flush after each write
+		if stream {
+			f = flusher
 		}
-		lease.Read(n)
-		if err != nil {
-			if err != io.EOF {
-				bodyErr = err
-			}
-			break
-		}
+		bodyErr = copyStreamTo(w, resp.Body, f)
 	}
-	lease.Release()
 	if bodyErr != nil {
 		if h.Log != nil {
 			h.Log.Debug("response body interrupted", "error", bodyErr)

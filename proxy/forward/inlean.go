@@ -262,11 +262,11 @@ func (h *Handler) relayHead(hw h2.HeadWriter, w http.ResponseWriter, uc *upstrea
 			var t trailerSink
 			if rh.Chunked {
 				t.w = w
-				err = copyStreamTo(w, &h1.ChunkedBody{R: uc.r, Trailer: t.add})
+				err = copyStreamTo(w, &h1.ChunkedBody{R: uc.r, Trailer: t.add}, flusherOf(w))
 				failure = failure || t.grpcFailure
 			} else {
 				reusable = false
-				err = copyStreamTo(w, uc.r)
+				err = copyStreamTo(w, uc.r, flusherOf(w))
 				if errors.Is(err, io.EOF) {
 					err = nil
 				}
@@ -384,11 +384,10 @@ func copyFixedTo(w io.Writer, r *h1.Reader, n int64) error {
 	return nil
 }
 
-// copyStreamTo relays body to w through a pooled buffer, flushing each read (a body of
-// unknown length may be a stream), until body's io.EOF, which it returns as nil, or
-// another error.
-func copyStreamTo(w http.ResponseWriter, body io.Reader) error {
-	flusher, _ := w.(http.Flusher)
+// copyStreamTo relays body to w through a pooled buffer, flushing after each write when
+// flusher is not nil (a body of unknown length may be a stream), until body's io.EOF,
+// which it returns as nil, or another error (of the read or the write).
+func copyStreamTo(w io.Writer, body io.Reader, flusher http.Flusher) error {
 	var lease relaybuf.Lease
 	defer lease.Release()
 	for {
@@ -410,6 +409,12 @@ func copyStreamTo(w http.ResponseWriter, body io.Reader) error {
 			return err
 		}
 	}
+}
+
+// flusherOf returns w's http.Flusher, nil when it has none.
+func flusherOf(w http.ResponseWriter) http.Flusher {
+	f, _ := w.(http.Flusher)
+	return f
 }
 
 // trailerSink takes the trailer fields of a chunked response into w's trailers, as the

@@ -1,7 +1,6 @@
 package h2
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -377,6 +376,17 @@ func (r *Response) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// WriteTo writes the response body to w until its end (a nil error) or an error, large
+// DATA straight from the buffers it arrived in (see recvPipe.writeTo); it is Read's
+// alternative for a relay, and the trailers are then ready as after Read's io.EOF.
+func (r *Response) WriteTo(w io.Writer) (int64, error) {
+	n, err := r.cs.body.writeTo(w, -1)
+	if err == io.EOF {
+		r.eof, err = true, nil
+	}
+	return n, err
+}
+
 // Close ends the response, resetting the stream if its body was not read to the end. It
 // is called once, after which neither the response nor its fields may be used.
 func (r *Response) Close() error {
@@ -608,6 +618,16 @@ func (b *responseBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// WriteTo writes the body to w until its end or an error, as Response.WriteTo does.
+func (b *responseBody) WriteTo(w io.Writer) (int64, error) {
+	n, err := b.cs.body.writeTo(w, -1)
+	if err == io.EOF {
+		b.cs.copyTrailers()
+		err = nil
+	}
+	return n, err
+}
+
 func (b *responseBody) Close() error {
 	b.cs.cancel(http2.ErrCodeCancel, errBodyClosed)
 	return nil
@@ -662,11 +682,8 @@ func (cc *clientConn) close(err error) {
 func (cs *clientStream) mu() *sync.Mutex { return &cs.cc.mu }
 
 func (cc *clientConn) readLoop() {
-	br := bufio.NewReaderSize(cc.conn, readBufSize)
-	fr := http2.NewFramer(nil, br)
-	fr.SetMaxReadFrameSize(maxFrameRead)
-	fr.SetReuseFrames() // frames are handled before the next read (DATA is copied)
-	in := &frameIn{fr: fr, br: br}
+	in := newFrameIn(cc.conn)
+	br, fr := in.br, in.fr
 	hr := newHeaderReader(fr)
 	var err error
 	settled := false

@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"runtime"
@@ -27,6 +28,8 @@ import (
 	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+
+	"github.com/l5d-go/l5d/proxy/internal/relaybuf"
 )
 
 // Window sizes this package announces: a stream may have 256 KiB unread, a connection 32 MiB.
@@ -113,7 +116,41 @@ func frameBuffered(br *bufio.Reader) bool {
 type frameIn struct {
 	fr   *http2.Framer
 	br   *bufio.Reader
+	fill *headerFill // under br
+	// bulk: the last frame was a DATA frame read straight from the connection into its
+	// chunk (see headerFill).
+	bulk bool
 	data dataIn // the DATA frame last returned
+}
+
+// newFrameIn returns the frame reader of a connection read from conn.
+func newFrameIn(conn io.Reader) *frameIn {
+	fill := &headerFill{r: conn}
+	br := bufio.NewReaderSize(fill, readBufSize)
+	fr := http2.NewFramer(nil, br)
+	fr.SetMaxReadFrameSize(maxFrameRead)
+	fr.SetReuseFrames() // frames are handled before the next read (DATA is copied)
+	return &frameIn{fr: fr, br: br, fill: fill}
+}
+
+// headerFill is the reader under a connection's bufio.Reader. While on, a read asks the
+// connection for no more than a frame header: after a large DATA frame read straight into
+// its chunk, the next frame's header is read alone, so that when it is another large
+// DATA frame all of its payload is read straight into its chunk too, none of it (a TLS
+// record's worth, a quarter of a 64 KiB frame) copied into the buffer and out again. A
+// run of large DATA frames costs no more system calls (over TCP the header's read
+// replaces the buffer's fill; over TLS the extra Read takes the header from a record
+// already opened); a small frame after a large one takes one read more.
+type headerFill struct {
+	r  io.Reader
+	on bool
+}
+
+func (h *headerFill) Read(p []byte) (int, error) {
+	if h.on && len(p) > frameHeaderLen {
+		p = p[:frameHeaderLen]
+	}
+	return h.r.Read(p)
 }
 
 // dataIn is a received DATA frame: its header and its data, without padding.
@@ -138,7 +175,9 @@ func (d *dataIn) release() {
 // released by the caller), any other as f (valid until the next call, as ReadFrame's).
 // Its errors are ReadFrame's.
 func (r *frameIn) next() (f http2.Frame, d *dataIn, err error) {
+	r.fill.on = r.bulk && r.br.Buffered() == 0
 	fh, err := r.fr.ReadFrameHeader()
+	r.fill.on, r.bulk = false, false
 	if err != nil {
 		return nil, nil, err
 	}
@@ -149,6 +188,8 @@ func (r *frameIn) next() (f http2.Frame, d *dataIn, err error) {
 			releaseChunk(c)
 			return nil, nil, err
 		}
+		// bufio reads a frame of its buffer's size or more straight into the chunk.
+		r.bulk = fh.Length >= readBufSize
 		r.data = dataIn{FrameHeader: fh, data: c, chunk: true}
 		return nil, &r.data, nil
 	}
@@ -614,6 +655,16 @@ func (p *recvPipe) close(err error) {
 
 // Read implements io.Reader.
 func (p *recvPipe) Read(b []byte) (int, error) {
+	_, _, n, err := p.next(b, 0)
+	return n, err
+}
+
+// next waits for data or the pipe's end. When the chunk at the head of the queue has from
+// directWrite to most bytes left, it takes that chunk off the queue: c is its unread
+// data, whole the chunk to release (under mu) once c is used. Otherwise it copies queued
+// data into b as Read does (n), stopping, when most allows taking chunks, before one it
+// could take. Either way the bytes count as read and are acknowledged (see consumed).
+func (p *recvPipe) next(b []byte, most int64) (c, whole []byte, n int, err error) {
 	p.mu.Lock()
 	for len(p.chunks) == 0 && p.err == nil {
 		p.cond.Wait()
@@ -621,14 +672,27 @@ func (p *recvPipe) Read(b []byte) (int, error) {
 	if len(p.chunks) == 0 {
 		err := p.err
 		p.mu.Unlock()
-		return 0, err
+		return nil, nil, 0, err
 	}
-	n := 0
+	take := most >= directWrite
+	if k := len(p.chunks[0]) - p.off; take && k >= directWrite && int64(k) <= most {
+		whole = p.chunks[0]
+		c = whole[p.off:]
+		p.chunks[0] = nil
+		p.chunks = p.chunks[1:]
+		p.off = 0
+		p.unread -= len(c)
+		p.consumed(len(c))
+		return c, whole, 0, nil
+	}
 	for n < len(b) && len(p.chunks) > 0 {
-		c := p.chunks[0][p.off:]
-		k := copy(b[n:], c)
+		if n > 0 && take && len(p.chunks[0]) >= directWrite {
+			break
+		}
+		q := p.chunks[0][p.off:]
+		k := copy(b[n:], q)
 		n += k
-		if k == len(c) {
+		if k == len(q) {
 			p.release(p.chunks[0])
 			p.chunks[0] = nil
 			p.chunks = p.chunks[1:]
@@ -638,6 +702,14 @@ func (p *recvPipe) Read(b []byte) (int, error) {
 		}
 	}
 	p.unread -= n
+	p.consumed(n)
+	return nil, nil, n, nil
+}
+
+// consumed counts n bytes taken from the queue as read, releases mu and acknowledges
+// them: to the connection at once, to the stream once a batch is owed. Caller holds mu
+// and has taken the bytes off unread.
+func (p *recvPipe) consumed(n int) {
 	p.owed += n
 	owed := 0
 	if p.owed >= creditBatch && p.err == nil {
@@ -647,7 +719,58 @@ func (p *recvPipe) Read(b []byte) (int, error) {
 	if p.credit != nil {
 		p.credit.credit(n, owed)
 	}
-	return n, nil
+}
+
+// directWrite is the least a queued chunk holds for writeTo to write it from its own
+// buffer: half a relay buffer or more makes as large a write as gathering would, while
+// smaller chunks (the 16 KiB frames most peers send) are gathered, several to a write.
+const directWrite = relaybuf.Large / 2
+
+// writeTo writes the body to w until its end (io.EOF, returned), an error, or, with limit
+// 0 or more, limit bytes written (a nil error: the end is not waited for). A chunk of
+// directWrite bytes or more at the head of the queue is written from the buffer it
+// arrived in (no copy into a relay buffer, as a Read makes); smaller data is read into a
+// relay buffer first, several chunks to a write (up to the next large one). A chunk is
+// acknowledged to the peer when it is taken, before the write, as a Read acknowledges
+// what it copies out: the stream holds its window and the chunk being written, as it
+// held its window and a relay buffer.
+func (p *recvPipe) writeTo(w io.Writer, limit int64) (written int64, err error) {
+	var lease relaybuf.Lease
+	defer lease.Release()
+	for limit < 0 || written < limit {
+		left := int64(math.MaxInt64)
+		if limit >= 0 {
+			left = limit - written
+		}
+		buf := lease.Bytes()
+		if int64(len(buf)) > left {
+			buf = buf[:left]
+		}
+		c, whole, n, rerr := p.next(buf, left)
+		if c != nil {
+			k, werr := w.Write(c)
+			written += int64(k)
+			p.mu.Lock()
+			p.release(whole)
+			p.mu.Unlock()
+			if werr != nil {
+				return written, werr
+			}
+			continue
+		}
+		if n > 0 {
+			k, werr := w.Write(buf[:n])
+			written += int64(k)
+			if werr != nil {
+				return written, werr
+			}
+		}
+		lease.Read(n)
+		if rerr != nil {
+			return written, rerr
+		}
+	}
+	return written, nil
 }
 
 // discard ends the pipe with err and returns how many received bytes were never read,

@@ -116,6 +116,23 @@ func TestResponseBodyOfEveryFrameSize(t *testing.T) {
 	}
 }
 
+// getHeld sends a GET to base with tr and returns the response (headers arrived) and a
+// function that reports how many of its body's bytes the client holds unread.
+func getHeld(t *testing.T, tr *Transport, base string) (*http.Response, func() int) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", base+"/", nil)
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pipe := &resp.Body.(*responseBody).cs.body
+	return resp, func() int {
+		pipe.mu.Lock()
+		defer pipe.mu.Unlock()
+		return pipe.unread
+	}
+}
+
 // TestUnreadResponseHoldsOneStreamWindow: a response the client does not read yet is held
 // in the client up to the stream window it announced and no further (the server's writes
 // wait for credit); once read, the whole body arrives intact.
@@ -133,18 +150,8 @@ func TestUnreadResponseHoldsOneStreamWindow(t *testing.T) {
 			p = p[n:]
 		}
 	}))
-	req, _ := http.NewRequest("GET", base+"/", nil)
-	resp, err := tr.RoundTrip(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp, unread := getHeld(t, tr, base)
 	defer resp.Body.Close()
-	pipe := &resp.Body.(*responseBody).cs.body
-	unread := func() int {
-		pipe.mu.Lock()
-		defer pipe.mu.Unlock()
-		return pipe.unread
-	}
 	for deadline := time.Now().Add(30 * time.Second); unread() < streamWindow; {
 		if time.Now().After(deadline) {
 			t.Fatalf("the client holds %d bytes, want the stream window (%d) filled", unread(), streamWindow)

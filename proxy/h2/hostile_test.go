@@ -90,13 +90,20 @@ func dialRaw(t testing.TB, addr string) *rawClient {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return rawClientOn(t, c, c)
+}
+
+// rawClientOn is dialRaw on an open connection c, its frames written to w (c, or a
+// writer over it).
+func rawClientOn(t testing.TB, c net.Conn, w io.Writer) *rawClient {
+	t.Helper()
 	t.Cleanup(func() { c.Close() })
 	c.SetDeadline(time.Now().Add(60 * time.Second))
-	rc := &rawClient{t: t, c: c, fr: http2.NewFramer(c, c)}
+	rc := &rawClient{t: t, c: c, fr: http2.NewFramer(w, c)}
 	rc.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	rc.fr.MaxHeaderListSize = 1 << 20
 	rc.henc = hpack.NewEncoder(&rc.hbuf)
-	if _, err := io.WriteString(c, http2.ClientPreface); err != nil {
+	if _, err := io.WriteString(w, http2.ClientPreface); err != nil {
 		t.Fatal(err)
 	}
 	if err := rc.fr.WriteSettings(); err != nil {

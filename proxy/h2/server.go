@@ -1,7 +1,6 @@
 package h2
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -311,11 +310,8 @@ func (sc *serverConn) closeWhenIdle(idle time.Duration) *time.Timer {
 }
 
 func (sc *serverConn) readLoop() error {
-	br := bufio.NewReaderSize(sc.conn, readBufSize)
-	fr := http2.NewFramer(nil, br)
-	fr.SetMaxReadFrameSize(maxFrameRead)
-	fr.SetReuseFrames() // frames are handled before the next read (DATA is copied)
-	in := &frameIn{fr: fr, br: br}
+	in := newFrameIn(sc.conn)
+	fr := in.fr
 	hr := newHeaderReader(fr)
 	first := true
 	for {
@@ -873,6 +869,26 @@ func (b *requestBody) Read(p []byte) (int, error) {
 		b.st.publishTrailers()
 	}
 	return n, err
+}
+
+// WriteTo writes the body to w until its end (a nil error, the declared trailers then
+// set as after Read's io.EOF) or an error, large DATA straight from the buffers it
+// arrived in (see recvPipe.writeTo).
+func (b *requestBody) WriteTo(w io.Writer) (int64, error) { return b.WriteNTo(w, -1) }
+
+// WriteNTo is WriteTo that returns, with a nil error, once n bytes are written (n below 0:
+// no limit), without waiting for the end of the stream: a relay of a body of declared
+// length goes on to the response as soon as that length is sent, as a Read loop would.
+// Fewer bytes and a nil error mean that the body ended early.
+func (b *requestBody) WriteNTo(w io.Writer, n int64) (int64, error) {
+	written, err := b.st.body.writeTo(w, n)
+	if err == io.EOF {
+		if b.st.trailer != nil {
+			b.st.publishTrailers()
+		}
+		err = nil
+	}
+	return written, err
 }
 
 // Close stops reading; bytes still arriving are dropped and credited back.

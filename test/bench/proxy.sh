@@ -51,6 +51,12 @@ BIG=${BIG:-1}
 # SMALL=0 skips the 100-byte throughput rounds (to measure only other rows, e.g. BIG=1).
 SMALL=${SMALL:-1}
 BIG_CONNS=${BIG_CONNS:-8}
+# BIG_TLS=0 skips the large-body rows' context chain, nginx-tls: the nginx chain with TLS
+# 1.3 (TLS_AES_128_GCM_SHA256, the suite the meshed pair's Go TLS picks on AES hardware)
+# between its two hops, 9006 -> 9005 -> body app. The meshed pair encrypts and decrypts
+# every byte between its hops and the nginx chain does not: l5d-mesh/nginx-tls says how
+# much of l5d-mesh/nginx is that. It is context only; the target stays l5d-mesh/nginx.
+BIG_TLS=${BIG_TLS:-1}
 # PROFILE=dir: CPU profiles of the two l5d-mesh proxies during the last throughput round
 # (dir/client.prof, dir/server.prof, with dir/proxy to read them: go tool pprof dir/proxy dir/client.prof)
 # and during the last large-body round (dir/big-client.prof, dir/big-server.prof, each
@@ -195,6 +201,19 @@ nginx_in "$msrv" mapp "server { listen 8080; location / { return 200 \"$body\"; 
 [ -n "$BASE_BIN" ] && nginx_in "$bsrv" bapp "server { listen 8080; location / { return 200 \"$body\"; } }"
 nginx_in "$srv" p2 "$(upstream 127.0.0.1:8080 9002 127.0.0.1:8082)"
 nginx_in "$cli" p1 "$(upstream $server:9002 127.0.0.1:9001)"
+if [ "$BIG" != 0 ] && [ "$BIG_TLS" != 0 ]; then
+	command -v openssl >/dev/null || { echo "bench-proxy: openssl is missing (apt-get install openssl), or BIG_TLS=0"; exit 1; }
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 -subj /CN=nginx-tls \
+		-keyout "$work/tls.key" -out "$work/tls.crt" 2>/dev/null
+	suite="TLS_AES_128_GCM_SHA256"
+	# t2 logs the protocol and suite of each TLS connection from t1 (the run prints them).
+	nginx_in "$srv" t2 "log_format tls '\$ssl_protocol \$ssl_cipher'; upstream big { server 127.0.0.1:8082; keepalive 16; }
+server { listen 9005 ssl; ssl_certificate $work/tls.crt; ssl_certificate_key $work/tls.key; ssl_protocols TLSv1.3; ssl_conf_command Ciphersuites $suite;
+  access_log $work/t2.access tls; $(bighop big) }"
+	nginx_in "$cli" t1 "upstream tbig { server $server:9005; keepalive 16; }
+server { listen 127.0.0.1:9006; location = /big { client_max_body_size 2m; proxy_request_buffering off; proxy_buffering off; proxy_pass https://tbig;
+  proxy_http_version 1.1; proxy_set_header Connection \"\"; proxy_ssl_protocols TLSv1.3; proxy_ssl_conf_command Ciphersuites $suite; proxy_ssl_session_reuse on; } }"
+fi
 # The chain of the many-connections rows: as p1 -> p2, with room for the connections.
 if [ -n "$IDLE" ]; then
 	max=0; for n in $IDLE; do [ "$n" -gt "$max" ] && max=$n; done
@@ -217,7 +236,7 @@ nginx_in "$cli" g1 "$(grpc_hop $server:9012 127.0.0.1:9011)"
 
 for ns in $cli $srv; do
 	ip netns exec "$ns" "$work/proxy-init" --iptables-mode nft --proxy-uid 2102 \
-		--inbound-ports-to-ignore 4190,4191,8081,8082,9002,9003,9091,9012 --outbound-ports-to-ignore 8081,8082,9002,9003,9091,9012 --log-level warn
+		--inbound-ports-to-ignore 4190,4191,8081,8082,9002,9003,9005,9091,9012 --outbound-ports-to-ignore 8081,8082,9002,9003,9005,9091,9012 --log-level warn
 	ip netns exec "$ns" setpriv --reuid 2102 --regid 2102 --clear-groups env -i \
 		LINKERD2_PROXY_LOG=warn LINKERD2_PROXY_ADMIN_LISTEN_ADDR=0.0.0.0:4191 GODEBUG=gctrace=1 $PROXY_ENV \
 		"$work/proxy" 2>"$work/proxy-$ns.log" &
@@ -804,8 +823,14 @@ LUA
 	# after it in even ones); ratios are medians of the per-round ratios.
 	declare -A BIGCPUS BIGMIBS BIGSYSS BIGRSS BIG_LAST_CPU BIG_LAST_MIB BIG_LAST_SYS
 	profiling=()
+	tls_hops=
+	if [ "$BIG_TLS" != 0 ]; then tls_hops="$(nginx_worker t1) $(nginx_worker t2)"; fi
 	for round in $(seq "$REPEATS"); do
 		big_once nginx "$cli" "http://127.0.0.1:9001/big" "$p1" "$p2"
+		if [ -n "$tls_hops" ]; then
+			big_once nginx-tls "$cli" "http://127.0.0.1:9006/big" $tls_hops
+			if [ "$round" = 1 ]; then echo "nginx-tls: its hops' TLS connections: $(sort "$work/t2.access" | uniq -c | xargs)"; fi
+		fi
 		if on l5d-mesh; then
 			if on l5d-base && [ $((round % 2)) = 1 ]; then big_once l5d-base "$bcli" "http://$bserver:8082/big" "$bcli_proxy" "$bsrv_proxy"; fi
 			if [ -n "$PROFILE" ] && [ "$round" = "$REPEATS" ]; then big_profile "$mcli" "$mcli_proxy" big-client; big_profile "$msrv" "$msrv_proxy" big-server; fi
@@ -815,25 +840,32 @@ LUA
 			if on l5d-base && [ $((round % 2)) = 0 ]; then big_once l5d-base "$bcli" "http://$bserver:8082/big" "$bcli_proxy" "$bsrv_proxy"; fi
 			big_ratio[cpu]+=" $(echo "scale=4; ${BIG_LAST_CPU[l5d-mesh]}/${BIG_LAST_CPU[nginx]}" | bc)"
 			big_ratio[mib]+=" $(echo "scale=4; ${BIG_LAST_MIB[l5d-mesh]}/${BIG_LAST_MIB[nginx]}" | bc)"
+			if [ -n "$tls_hops" ]; then
+				big_ratio[tcpu]+=" $(echo "scale=4; ${BIG_LAST_CPU[l5d-mesh]}/${BIG_LAST_CPU[nginx-tls]}" | bc)"
+				big_ratio[tmib]+=" $(echo "scale=4; ${BIG_LAST_MIB[l5d-mesh]}/${BIG_LAST_MIB[nginx-tls]}" | bc)"
+			fi
 			if on l5d-base; then
 				big_ratio[bcpu]+=" $(echo "scale=4; ${BIG_LAST_CPU[l5d-mesh]}/${BIG_LAST_CPU[l5d-base]}" | bc)"
 				big_ratio[bmib]+=" $(echo "scale=4; ${BIG_LAST_MIB[l5d-mesh]}/${BIG_LAST_MIB[l5d-base]}" | bc)"
 			fi
 		fi
 		line="round $round: MiB/s, CPU-ms/MiB, read+write syscalls/MiB (pair):"
-		for p in nginx l5d-mesh l5d-base; do
+		for p in nginx nginx-tls l5d-mesh l5d-base; do
 			[ -n "${BIG_LAST_CPU[$p]:-}" ] && line+=" $p ${BIG_LAST_MIB[$p]}/${BIG_LAST_CPU[$p]}/${BIG_LAST_SYS[$p]}"
 		done
 		echo "$line"
 	done
 	printf '%-9s %14s %22s %26s %12s\n' path "MiB/s carried" "CPU-ms per MiB (pair)" "read+write syscalls/MiB" "max RSS KB"
-	for p in nginx l5d-mesh l5d-base; do
+	for p in nginx nginx-tls l5d-mesh l5d-base; do
 		[ -n "${BIGCPUS[$p]:-}" ] || continue
 		BIGCPU[$p]=$(med "${BIGCPUS[$p]}") BIGMIB[$p]=$(med "${BIGMIBS[$p]}")
 		printf '%-9s %14s %22s %26s %12s\n' "$p" "${BIGMIB[$p]}" "${BIGCPU[$p]}" "$(med "${BIGSYSS[$p]}")" "${BIGRSS[$p]}"
 	done
 	if on l5d-mesh; then
 		printf 'l5d-mesh vs nginx, median of per-round ratios: CPU per MiB x%.2f, MiB/s x%.2f\n' "$(med "${big_ratio[cpu]}")" "$(med "${big_ratio[mib]}")"
+		if [ -n "$tls_hops" ]; then
+			printf 'context: l5d-mesh vs nginx-tls (TLS between its hops), median of per-round ratios: CPU per MiB x%.2f, MiB/s x%.2f\n' "$(med "${big_ratio[tcpu]}")" "$(med "${big_ratio[tmib]}")"
+		fi
 	fi
 	if on l5d-mesh && on l5d-base; then
 		printf 'l5d-mesh vs l5d-base, median of per-round ratios: CPU per MiB x%.2f, MiB/s x%.2f\n' "$(med "${big_ratio[bcpu]}")" "$(med "${big_ratio[bmib]}")"
@@ -862,6 +894,7 @@ for n in $IDLE; do
 done
 printf '%-40s %10s\n' "large bodies: CPU per MiB (median per-round)" "$(medx "${big_ratio[cpu]:-}")"
 printf '%-40s %10s\n' "large bodies: MiB/s (median per-round)" "$(medx "${big_ratio[mib]:-}")"
+printf '%-40s %10s\n' "context: CPU per MiB vs nginx-tls" "$(medx "${big_ratio[tcpu]:-}")"
 if on l5d-base && on l5d-mesh; then
 	echo "== summary: l5d-mesh / l5d-base (BASE_BIN), medians of per-round ratios"
 	printf '%-40s %10s\n' figure ratio
