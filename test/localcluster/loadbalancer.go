@@ -6,14 +6,13 @@ import (
 	"log/slog"
 	"net/netip"
 	"slices"
-	"strconv"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
@@ -30,11 +29,12 @@ import (
 // that stops being a LoadBalancer, or is deleted, gives its address back; the status of
 // Services with another class is left alone.
 //
-// The informer's cache lags the controller's own writes, so a pass may list a Service
-// without the address the previous pass gave it; the controller therefore remembers what
-// it wrote (by UID) until the cache shows that version, and a Service whose write failed
-// keeps its claim on the address for the rest of the pass: two Services never share an
-// address, even for a moment.
+// The informer's cache lags the API server (the controller's own writes, a restarted
+// controller's predecessor's), so a pass may list a Service without the address it
+// holds. The cache only says whether there is work: a pass that would hand out an
+// address first lists the Services from the API server itself (a consistent read), and
+// chooses from that; a Service whose write failed keeps its claim on the address for the
+// rest of the pass. Two Services never share an address, even for a moment.
 type loadBalancers struct {
 	class   string // the spec.loadBalancerClass served; "" for Services of none
 	client  kubernetes.Interface
@@ -42,20 +42,11 @@ type loadBalancers struct {
 	pool    netip.Prefix
 	log     *slog.Logger
 	kick    chan struct{}
-	pending map[string]bool         // Services whose address could not be written: retried
-	written map[types.UID]writeMark // writes the cache may not show yet
-}
-
-// writeMark is a status this controller wrote: the address (invalid for none) and the
-// resourceVersion the API server gave the write.
-type writeMark struct {
-	ip              netip.Addr
-	resourceVersion string
+	pending map[string]bool // Services whose address could not be written: retried
 }
 
 func newLoadBalancers(client kubernetes.Interface, lister corelisters.ServiceLister, pool netip.Prefix, log *slog.Logger) *loadBalancers {
-	return &loadBalancers{client: client, lister: lister, pool: pool, log: log, kick: make(chan struct{}, 1),
-		written: map[types.UID]writeMark{}}
+	return &loadBalancers{client: client, lister: lister, pool: pool, log: log, kick: make(chan struct{}, 1)}
 }
 
 // handler asks for a pass over the Services on every Service change.
@@ -98,24 +89,40 @@ func (l *loadBalancers) run(ctx context.Context) {
 // pass gives every LoadBalancer Service of no class an address and takes it back from
 // Services that are no longer LoadBalancers.
 func (l *loadBalancers) pass(ctx context.Context) {
-	svcs, err := l.lister.List(labels.Everything())
+	l.pending = map[string]bool{}
+	cached, err := l.lister.List(labels.Everything())
 	if err != nil {
 		l.log.Error("listing services for load balancers", "err", err)
 		return
 	}
-	slices.SortFunc(svcs, func(a, b *corev1.Service) int { return a.CreationTimestamp.Compare(b.CreationTimestamp.Time) })
+	if !l.sweep(ctx, cached, false) {
+		return
+	}
+	// Addresses to hand out: choose them from the API server's own view, not the cache's.
+	list, err := l.client.CoreV1().Services(metav1.NamespaceAll).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		l.log.Warn("listing services for load balancers", "err", err)
+		l.pending["list"] = true
+		return
+	}
+	live := make([]*corev1.Service, len(list.Items))
+	for i := range list.Items {
+		live[i] = &list.Items[i]
+	}
+	l.sweep(ctx, live, true)
+}
+
+// sweep takes the addresses back from svcs that are no longer LoadBalancers and reports
+// whether any of ours lacks one; with assign, it also gives each of those an address.
+func (l *loadBalancers) sweep(ctx context.Context, svcs []*corev1.Service, assign bool) (wanted bool) {
+	slices.SortFunc(svcs, func(a, b *corev1.Service) int {
+		if c := a.CreationTimestamp.Compare(b.CreationTimestamp.Time); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Namespace+"/"+a.Name, b.Namespace+"/"+b.Name)
+	})
 	used := map[netip.Addr]string{}
 	var want []*corev1.Service
-	l.pending = map[string]bool{}
-	live := make(map[types.UID]bool, len(svcs))
-	for _, s := range svcs {
-		live[s.UID] = true
-	}
-	for uid := range l.written {
-		if !live[uid] {
-			delete(l.written, uid)
-		}
-	}
 	for _, s := range svcs {
 		key := s.Namespace + "/" + s.Name
 		served := kptr.Deref(s.Spec.LoadBalancerClass, "") == l.class
@@ -126,10 +133,16 @@ func (l *loadBalancers) pass(ctx context.Context) {
 			used[ip] = key
 		case ours:
 			want = append(want, s)
+		case has && served && assign:
+			// Still holds it: the release in the cached sweep failed, or came after this list.
+			used[ip] = key
 		case has && served:
 			// No longer a LoadBalancer: the address goes back to the pool.
 			l.write(ctx, s, nil)
 		}
+	}
+	if !assign {
+		return len(want) > 0
 	}
 	for _, s := range want {
 		ip, ok := l.choose(s, used)
@@ -138,21 +151,15 @@ func (l *loadBalancers) pass(ctx context.Context) {
 			continue
 		}
 		// Claimed even when the write failed: the failure may be a conflict with a
-		// version of s that already holds ip, which the cache has not shown yet.
+		// version of s that already holds ip.
 		used[ip] = s.Namespace + "/" + s.Name
 		l.write(ctx, s, []corev1.LoadBalancerIngress{{IP: ip.String(), IPMode: ptr(corev1.LoadBalancerIPModeVIP)}})
 	}
+	return len(want) > 0
 }
 
-// assigned is the pool address s holds: the one this controller last wrote while the
-// cache has not caught up with that write, else the pool address in s's cached status.
+// assigned is the pool address in s's status.
 func (l *loadBalancers) assigned(s *corev1.Service) (netip.Addr, bool) {
-	if m, ok := l.written[s.UID]; ok {
-		if !caughtUp(s.ResourceVersion, m.resourceVersion) {
-			return m.ip, m.ip.IsValid()
-		}
-		delete(l.written, s.UID)
-	}
 	for _, in := range s.Status.LoadBalancer.Ingress {
 		if ip, err := netip.ParseAddr(in.IP); err == nil && l.pool.Contains(ip) {
 			return ip, true
@@ -179,7 +186,7 @@ func (l *loadBalancers) choose(s *corev1.Service, used map[netip.Addr]string) (n
 func (l *loadBalancers) write(ctx context.Context, s *corev1.Service, ingress []corev1.LoadBalancerIngress) {
 	s = s.DeepCopy()
 	s.Status.LoadBalancer.Ingress = ingress
-	got, err := l.client.CoreV1().Services(s.Namespace).UpdateStatus(ctx, s, metav1.UpdateOptions{})
+	_, err := l.client.CoreV1().Services(s.Namespace).UpdateStatus(ctx, s, metav1.UpdateOptions{})
 	if apierrors.IsNotFound(err) {
 		return
 	}
@@ -188,24 +195,7 @@ func (l *loadBalancers) write(ctx context.Context, s *corev1.Service, ingress []
 		l.pending[s.Namespace+"/"+s.Name] = true
 		return
 	}
-	mark := writeMark{resourceVersion: got.ResourceVersion}
-	if len(ingress) > 0 {
-		mark.ip = netip.MustParseAddr(ingress[0].IP)
-	}
-	l.written[s.UID] = mark
 	l.log.Info("load balancer", "service", s.Namespace+"/"+s.Name, "ingress", fmt.Sprint(ingress))
-}
-
-// caughtUp reports whether a cached object of resourceVersion cached shows the write
-// that produced written: the same version, or a later one where both read as the
-// API server's etcd revisions.
-func caughtUp(cached, written string) bool {
-	if cached == written {
-		return true
-	}
-	c, err1 := strconv.ParseUint(cached, 10, 64)
-	w, err2 := strconv.ParseUint(written, 10, 64)
-	return err1 == nil && err2 == nil && c > w
 }
 
 func ptr[T any](v T) *T { return &v }

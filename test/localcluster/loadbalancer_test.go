@@ -33,6 +33,10 @@ func TestLoadBalancersNeverShareAnAddressWithALaggingCache(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// Gone at the end, not with the namespace later: the pool is small and the
+		// controller reads the API server's Services, so a repeated run (-count) would
+		// find the addresses still held.
+		t.Cleanup(func() { _ = svcs.Delete(context.Background(), name, metav1.DeleteOptions{}) })
 		return s
 	}
 	addressOf := func(name string) string {
