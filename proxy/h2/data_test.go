@@ -2,11 +2,9 @@ package h2
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"io"
-	"net"
 	"net/http"
 	"strconv"
 	"sync/atomic"
@@ -98,8 +96,7 @@ func TestResponseBodyOfEveryFrameSize(t *testing.T) {
 		fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: henc(":status", "200"), EndHeaders: true})
 		sent <- writeFrames(t, fr, id)
 	})
-	var d net.Dialer
-	tr := &Transport{Connect: func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }}
+	tr := tcpTransport()
 	defer tr.CloseIdleConnections()
 	req, _ := http.NewRequest("GET", "http://"+addr+"/", nil)
 	resp, err := tr.RoundTrip(req)

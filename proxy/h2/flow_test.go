@@ -141,8 +141,7 @@ func TestTransportSendsWithinSmallWindows(t *testing.T) {
 	srv := &http.Server{Handler: streamingEcho(), Protocols: h2cProtocols(), HTTP2: smallWindows}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
-	d := net.Dialer{}
-	tr := &Transport{Connect: func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }}
+	tr := tcpTransport()
 	t.Cleanup(tr.CloseIdleConnections)
 	for range rounds() {
 		echoMany(t, tr, "http://"+ln.Addr().String(), 16, 1<<20)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"net"
 	"net/http"
 	"testing"
 	"time"
@@ -94,8 +93,7 @@ func TestTransportSendsFramesWithinPeerMaxFrameSize(t *testing.T) {
 				}
 			}
 		})
-		d := net.Dialer{}
-		tr := &Transport{Connect: func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }}
+		tr := tcpTransport()
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		req, _ := http.NewRequestWithContext(ctx, "POST", "http://"+addr+"/", bytes.NewReader(body))
 		resp, err := tr.RoundTrip(req)
@@ -147,8 +145,7 @@ func TestTransportRefusesFrameLargerThanAnnounced(t *testing.T) {
 			}
 		}
 	})
-	d := net.Dialer{}
-	tr := &Transport{Connect: func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }}
+	tr := tcpTransport()
 	defer tr.CloseIdleConnections()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()

@@ -65,8 +65,7 @@ func TestGRPCThroughServerAndTransport(t *testing.T) {
 	defer gs.Stop()
 	hs.SetServingStatus("svc", healthpb.HealthCheckResponse_SERVING)
 
-	d := net.Dialer{}
-	tr := &Transport{Connect: func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }}
+	tr := tcpTransport()
 	_, base := start(t, relay(tr, ln.Addr().String()))
 	conn, err := grpc.NewClient("passthrough:///"+base[len("http://"):], grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {

@@ -19,8 +19,7 @@ import (
 func start(t testing.TB, h http.Handler) (*Transport, string) {
 	t.Helper()
 	addr := serve(t, &Server{Handler: h})
-	d := net.Dialer{}
-	tr := &Transport{Connect: func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }}
+	tr := tcpTransport()
 	t.Cleanup(tr.CloseIdleConnections)
 	return tr, "http://" + addr
 }
@@ -262,8 +261,7 @@ func TestRequestContextEndsWithConnection(t *testing.T) {
 		}
 		srv.ServeConn(ctx, c)
 	}()
-	d := net.Dialer{}
-	tr := &Transport{Connect: func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }}
+	tr := tcpTransport()
 	defer tr.CloseIdleConnections()
 	go func() {
 		req, _ := http.NewRequest("GET", "http://"+ln.Addr().String()+"/", nil)
@@ -307,4 +305,10 @@ func TestAdoptHeader(t *testing.T) {
 			t.Errorf("%s: X-Adopted, X-Set = %q, want %q", path, got, want)
 		}
 	}
+}
+
+// tcpTransport is a Transport dialling plain TCP, as the tests' clients of a local server use.
+func tcpTransport() *Transport {
+	var d net.Dialer
+	return &Transport{Connect: func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }}
 }

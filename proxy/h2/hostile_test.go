@@ -603,8 +603,7 @@ func hostileServer(t *testing.T, settings []http2.Setting, act func(fr *http2.Fr
 // endless loop; a server ignoring the client's receive windows must not make it buffer
 // without bound.
 func TestClientRefusesHostileServer(t *testing.T) {
-	d := net.Dialer{}
-	tr := &Transport{Connect: func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }}
+	tr := tcpTransport()
 	defer tr.CloseIdleConnections()
 
 	addr := hostileServer(t, []http2.Setting{{ID: http2.SettingMaxFrameSize, Val: 0}}, func(*http2.Framer, func(...string) []byte, uint32) {})
@@ -733,8 +732,7 @@ func TestConnectionSpecificFieldsNeverSent(t *testing.T) {
 			}
 		}
 	}()
-	d := net.Dialer{}
-	tr := &Transport{Connect: func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }}
+	tr := tcpTransport()
 	defer tr.CloseIdleConnections()
 	req, _ := http.NewRequest("GET", "http://"+ln.Addr().String()+"/", nil)
 	for k, vv := range hop {
@@ -764,8 +762,7 @@ func TestClientRespectsServerStreamLimit(t *testing.T) {
 	var started atomic.Int64
 	release := make(chan struct{})
 	addr := serve(t, &Server{Handler: blockingHandler(&started, release, false), MaxConcurrentStreams: 5})
-	d := net.Dialer{}
-	tr := &Transport{Connect: func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }}
+	tr := tcpTransport()
 	defer tr.CloseIdleConnections()
 	// One request first, so that the connection has the server's SETTINGS.
 	go close(release)
